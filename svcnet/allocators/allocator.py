@@ -1,0 +1,235 @@
+"""Allocators whose truth lives in the store, so several API servers can share one store.
+
+Theory of operation
+-------------------
+Every allocated item (a ClusterIP, a NodePort, a LoadBalancer IP) is one key in the store,
+``/registry/allocations/<kind>/<item>``, whose value names the owner. Taking an item *is*
+creating its key: the store's create fails for everyone but one writer, so two processes can
+never hand out the same item, whatever their caches believe. Releasing is a delete guarded by the
+revision at which we read the owner, so we never release an item that meanwhile went to someone
+else.
+
+Each allocator keeps a :class:`~svcnet.allocators.bitmap.Bitmap` of what it believes is taken,
+filled by one list of its prefix and kept up to date by its own writes. The cache only decides
+which offset to *try*: a create that fails marks the bit and the next candidate is tried; a full
+cache is re-read from the store before "range is full" is declared, since another process may
+have released items. This is also why allocations are the only place where the store is asked
+to arbitrate, and why the registry follows Kubernetes' rule "leak rather than double-allocate":
+allocate before the owner is written, release only after the owner is gone (see operation.py),
+and let repair.py collect leaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from svcnet.allocators.bitmap import Bitmap
+from svcnet.allocators.ranges import Range
+from svcnet.storage.interface import Conflict, KeyExists, KeyNotFound, Store
+from svcnet.util.clock import Clock, RealClock, rfc3339
+
+ALLOCATIONS_PREFIX = "/registry/allocations/"
+
+
+class AllocationError(Exception):
+    """Base of allocation failures; ``str()`` is Kubernetes' message for it."""
+
+
+class NotInRange(AllocationError):
+    pass
+
+
+class AlreadyAllocated(AllocationError):
+    pass
+
+
+class RangeFull(AllocationError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Who holds an allocation: a Service, by namespace, name and uid."""
+
+    namespace: str
+    name: str
+    uid: str = ""
+
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"namespace": self.namespace, "name": self.name, "uid": self.uid}
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    item: str
+    owner: Owner
+    allocated_at: str
+    revision: int
+
+
+def _messages(kind: str) -> tuple[str, str]:
+    if kind == "nodeport":
+        return ("provided port is not in the valid range. The range of valid ports is {range}",
+                "provided port is already allocated")
+    return ("the provided IP ({item}) is not in the valid range. "
+            "The range of valid IPs is {range}",
+            "provided IP is already allocated")
+
+
+class StoreAllocator:
+    """Allocates items of one :class:`Range`, arbitrated by the store."""
+
+    def __init__(self, store: Store, space: Range, *, name: str | None = None,
+                 clock: Clock | None = None, rng: random.Random | None = None) -> None:
+        self.store = store
+        self.range = space
+        self.name = name or space.kind
+        self.prefix = f"{ALLOCATIONS_PREFIX}{space.kind}/"
+        self._clock = clock or RealClock()
+        self._rng = rng or random.Random()
+        self._bitmap: Bitmap | None = None
+        self._lock = asyncio.Lock()
+
+    # -- cache ------------------------------------------------------------------------------
+
+    async def _cache(self) -> Bitmap:
+        if self._bitmap is None:
+            await self.refresh()
+        assert self._bitmap is not None
+        return self._bitmap
+
+    async def refresh(self) -> None:
+        """Re-read which items are taken from the store."""
+        bitmap = Bitmap(self.range.size)
+        for kv in (await self.store.list(self.prefix)).items:
+            offset = self.range.offset_of(kv.key[len(self.prefix):])
+            if offset is not None:
+                bitmap.set(offset)
+        self._bitmap = bitmap
+
+    def _record(self, owner: Owner) -> bytes:
+        return json.dumps({"owner": owner.to_json(),
+                           "allocatedAt": rfc3339(self._clock.now())}).encode()
+
+    # -- operations -------------------------------------------------------------------------
+
+    def contains(self, item: str) -> bool:
+        return self.range.offset_of(item) is not None
+
+    async def allocate(self, item: str, owner: Owner) -> None:
+        """Take a specific item (a user-requested IP or port)."""
+        not_in_range, taken = _messages(self.range.kind)
+        offset = self.range.offset_of(item)
+        if offset is None:
+            raise NotInRange(not_in_range.format(item=item, range=self.range.describe()))
+        try:
+            await self.store.create(self.prefix + self.range.item_at(offset),
+                                    self._record(owner))
+        except KeyExists:
+            (await self._cache()).set(offset)
+            raise AlreadyAllocated(taken) from None
+        (await self._cache()).set(offset)
+
+    async def allocate_next(self, owner: Owner, *, allowed: range | None = None) -> str:
+        """Take a free item: random in the dynamic band, else the static band, else full."""
+        bitmap = await self._cache()
+        refreshed = False
+        while True:
+            offset = bitmap.next_free(self.range.static_size, self._rng,
+                                      lowest_first=self.range.lowest_first, allowed=allowed)
+            if offset is None:
+                if refreshed:
+                    raise RangeFull("range is full")
+                # Another process may have released items since our cache was filled.
+                async with self._lock:
+                    await self.refresh()
+                bitmap = await self._cache()
+                refreshed = True
+                continue
+            # Reserve locally before awaiting, so concurrent tasks here try other offsets.
+            bitmap.set(offset)
+            item = self.range.item_at(offset)
+            try:
+                await self.store.create(self.prefix + item, self._record(owner))
+            except KeyExists:
+                continue  # someone else holds it; the bit stays set
+            except BaseException:
+                bitmap.clear(offset)
+                raise
+            return item
+
+    async def release(self, item: str, owner: Owner | None = None) -> bool:
+        """Give an item back. With ``owner``, only if that owner still holds it."""
+        offset = self.range.offset_of(item)
+        # Out of range (the range was reconfigured) still releases the record by its name.
+        key = self.prefix + (item if offset is None else self.range.item_at(offset))
+        for _ in range(5):
+            kv = await self.store.get(key)
+            if kv is None:
+                if offset is not None:
+                    (await self._cache()).clear(offset)
+                return False
+            if owner is not None and not _same_owner(_decode(kv.value).owner, owner):
+                return False
+            try:
+                await self.store.delete(key, kv.mod_revision)
+            except KeyNotFound:
+                pass
+            except Conflict:
+                continue
+            if offset is not None:
+                (await self._cache()).clear(offset)
+            return True
+        return False
+
+    async def get(self, item: str) -> Allocation | None:
+        offset = self.range.offset_of(item)
+        if offset is None:
+            return None
+        kv = await self.store.get(self.prefix + self.range.item_at(offset))
+        if kv is None:
+            return None
+        rec = _decode(kv.value)
+        return Allocation(kv.key[len(self.prefix):], rec.owner, rec.allocated_at,
+                          kv.mod_revision)
+
+    async def list(self) -> list[Allocation]:
+        """Every allocation of this kind in the store (including items outside the range)."""
+        out = []
+        for kv in (await self.store.list(self.prefix)).items:
+            rec = _decode(kv.value)
+            out.append(Allocation(kv.key[len(self.prefix):], rec.owner, rec.allocated_at,
+                                  kv.mod_revision))
+        return out
+
+    async def free(self) -> int:
+        return (await self._cache()).free()
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    owner: Owner
+    allocated_at: str
+
+
+def _decode(value: bytes) -> _Record:
+    try:
+        raw: Any = json.loads(value)
+        o = raw.get("owner") or {}
+        return _Record(Owner(str(o.get("namespace", "")), str(o.get("name", "")),
+                             str(o.get("uid", ""))), str(raw.get("allocatedAt", "")))
+    except (ValueError, AttributeError):
+        return _Record(Owner("", ""), "")
+
+
+def _same_owner(a: Owner, b: Owner) -> bool:
+    if a.key() != b.key():
+        return False
+    return not a.uid or not b.uid or a.uid == b.uid

@@ -1,0 +1,304 @@
+"""Field errors and API status errors, shaped exactly as Kubernetes reports them.
+
+Validation never raises: it returns a list of :class:`FieldError`, each naming the field path
+(``spec.ports[0].port``), the error type, the offending value and a detail. The API server turns
+such a list into a 422 ``Status`` whose ``details.causes`` carry one entry per error, and whose
+message is what ``kubectl`` prints after ``The Service "x" is invalid:``.
+
+Error tree (everything the API layer raises is a :class:`StatusError`)::
+
+    StatusError                 a Kubernetes Status: code, reason, message, details
+    ├── invalid(kind, name, errs)   422 Invalid, causes from FieldErrors
+    ├── bad_request(msg)            400 BadRequest
+    ├── not_found(res, name)        404 NotFound
+    ├── already_exists(res, name)   409 AlreadyExists
+    ├── conflict(res, name, msg)    409 Conflict
+    └── internal(msg)               500 InternalError (never for bad input)
+
+Values in messages are rendered the way Go's ``%#v``/``%q`` print them, because clients and
+humans compare these strings with what a real cluster says.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final
+
+
+class ErrorType(StrEnum):
+    """The wire names of field.ErrorType (``causes[].reason``)."""
+
+    NOT_FOUND = "FieldValueNotFound"
+    REQUIRED = "FieldValueRequired"
+    DUPLICATE = "FieldValueDuplicate"
+    INVALID = "FieldValueInvalid"
+    NOT_SUPPORTED = "FieldValueNotSupported"
+    FORBIDDEN = "FieldValueForbidden"
+    TOO_LONG = "FieldValueTooLong"
+    TOO_MANY = "FieldValueTooMany"
+    INTERNAL = "InternalError"
+    TYPE_INVALID = "FieldValueTypeInvalid"
+
+
+_PREFIX: Final = {
+    ErrorType.NOT_FOUND: "Not found",
+    ErrorType.REQUIRED: "Required value",
+    ErrorType.DUPLICATE: "Duplicate value",
+    ErrorType.INVALID: "Invalid value",
+    ErrorType.NOT_SUPPORTED: "Unsupported value",
+    ErrorType.FORBIDDEN: "Forbidden",
+    ErrorType.TOO_LONG: "Too long",
+    ErrorType.TOO_MANY: "Too many",
+    ErrorType.INTERNAL: "Internal error",
+    ErrorType.TYPE_INVALID: "Invalid value",
+}
+
+
+class _Omit:
+    """Marker for 'no bad value to print' (Go's field.OmitValueType)."""
+
+    def __repr__(self) -> str:
+        return "OMIT"
+
+
+OMIT: Final = _Omit()
+
+
+def go_quote(s: str) -> str:
+    """Go's %q for a string: JSON escaping matches it for everything we print."""
+    return json.dumps(s, ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class GoRaw:
+    """A bad value already rendered the way Go prints it, emitted verbatim.
+
+    For values whose Go rendering depends on the Go type rather than the JSON shape, e.g. a nil
+    slice (``[]string(nil)``), a typed list (``[]core.IPFamily{"IPv4"}``) or a struct key
+    (``core.ServicePort{...}``).
+    """
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def go_value(value: object) -> str:
+    """Render a bad value as Kubernetes' field.Error does (``%#v`` for composites)."""
+    if isinstance(value, GoRaw):
+        return value.text
+    if value is None:
+        # field.Error.ErrorBody replaces a nil (or nil pointer) value by the *string* "null",
+        # which it then prints with %q: `Invalid value: "null": ...`.
+        return '"null"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return go_quote(value)
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+        return "[]string{" + ", ".join(go_quote(v) for v in value) + "}"
+    if isinstance(value, Mapping) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        return "map[string]string{" + ", ".join(
+            f"{go_quote(k)}:{go_quote(v)}" for k, v in sorted(value.items())
+        ) + "}"
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One validation failure at one field path."""
+
+    type: ErrorType
+    field: str
+    value: object = OMIT
+    detail: str = ""
+
+    def body(self) -> str:
+        """The message without the field path: what ``causes[].message`` carries."""
+        prefix = _PREFIX[self.type]
+        if self.type in (ErrorType.REQUIRED, ErrorType.FORBIDDEN, ErrorType.TOO_LONG,
+                         ErrorType.INTERNAL):
+            return f"{prefix}: {self.detail}" if self.detail else prefix
+        text = prefix if isinstance(self.value, _Omit) else f"{prefix}: {go_value(self.value)}"
+        return f"{text}: {self.detail}" if self.detail else text
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.body()}"
+
+
+class Path:
+    """An immutable field path builder: ``Path("spec").child("ports").index(0)``."""
+
+    __slots__ = ("_text",)
+
+    def __init__(self, *names: str) -> None:
+        self._text = ".".join(names)
+
+    @classmethod
+    def _raw(cls, text: str) -> Path:
+        p = cls()
+        p._text = text
+        return p
+
+    def child(self, name: str, *more: str) -> Path:
+        text = f"{self._text}.{name}" if self._text else name
+        for m in more:
+            text = f"{text}.{m}"
+        return Path._raw(text)
+
+    def index(self, i: int) -> Path:
+        return Path._raw(f"{self._text}[{i}]")
+
+    def key(self, k: str) -> Path:
+        return Path._raw(f"{self._text}[{k}]")
+
+    def __str__(self) -> str:
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"Path({self._text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Path) and other._text == self._text
+
+    def __hash__(self) -> int:
+        return hash(self._text)
+
+
+PathLike = Path | str
+
+
+def required(path: PathLike, detail: str = "") -> FieldError:
+    return FieldError(ErrorType.REQUIRED, str(path), OMIT, detail)
+
+
+def invalid(path: PathLike, value: object, detail: str = "") -> FieldError:
+    return FieldError(ErrorType.INVALID, str(path), value, detail)
+
+
+def duplicate(path: PathLike, value: object) -> FieldError:
+    return FieldError(ErrorType.DUPLICATE, str(path), value)
+
+
+def not_supported(path: PathLike, value: object, supported: Iterable[str]) -> FieldError:
+    choices = ", ".join(go_quote(s) for s in supported)
+    detail = f"supported values: {choices}" if choices else ""
+    return FieldError(ErrorType.NOT_SUPPORTED, str(path), value, detail)
+
+
+def forbidden(path: PathLike, detail: str) -> FieldError:
+    return FieldError(ErrorType.FORBIDDEN, str(path), OMIT, detail)
+
+
+def too_long(path: PathLike, value: object, max_length: int) -> FieldError:
+    detail = f"may not be more than {max_length} bytes" if max_length >= 0 else "value is too long"
+    return FieldError(ErrorType.TOO_LONG, str(path), value, detail)
+
+
+def too_many(path: PathLike, actual: int, max_items: int) -> FieldError:
+    return FieldError(ErrorType.TOO_MANY, str(path), actual,
+                      f"must have at most {max_items} items")
+
+
+def internal(path: PathLike, detail: str) -> FieldError:
+    return FieldError(ErrorType.INTERNAL, str(path), OMIT, detail)
+
+
+def type_invalid(path: PathLike, value: object, detail: str) -> FieldError:
+    return FieldError(ErrorType.TYPE_INVALID, str(path), value, detail)
+
+
+def aggregate_message(errors: Sequence[FieldError]) -> str:
+    """utilerrors.NewAggregate(...).Error(): one error bare, several in brackets, de-duplicated."""
+    seen: list[str] = []
+    for e in errors:
+        s = str(e)
+        if s not in seen:
+            seen.append(s)
+    if len(seen) == 1:
+        return seen[0]
+    return "[" + ", ".join(seen) + "]"
+
+
+@dataclass
+class StatusError(Exception):
+    """A failure the API answers with a Kubernetes ``Status`` object."""
+
+    code: int
+    reason: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_status(self) -> dict[str, Any]:
+        status: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        if self.details:
+            status["details"] = self.details
+        return status
+
+
+def invalid_error(kind: str, name: str, errors: Sequence[FieldError],
+                  group: str = "") -> StatusError:
+    """422 Invalid, as apierrors.NewInvalid builds it."""
+    causes = [{"reason": e.type.value, "message": e.body(), "field": e.field} for e in errors]
+    details: dict[str, Any] = {"name": name, "kind": kind, "causes": causes}
+    if group:
+        details["group"] = group
+    qualified = f"{kind}.{group}" if group else kind
+    return StatusError(422, "Invalid",
+                       f"{qualified} {go_quote(name)} is invalid: {aggregate_message(errors)}",
+                       details)
+
+
+def bad_request(message: str) -> StatusError:
+    return StatusError(400, "BadRequest", message)
+
+
+def not_found(resource: str, name: str, group: str = "") -> StatusError:
+    qualified = f"{resource}.{group}" if group else resource
+    details: dict[str, Any] = {"name": name, "kind": resource}
+    if group:
+        details["group"] = group
+    return StatusError(404, "NotFound", f"{qualified} {go_quote(name)} not found", details)
+
+
+def already_exists(resource: str, name: str, group: str = "") -> StatusError:
+    qualified = f"{resource}.{group}" if group else resource
+    details: dict[str, Any] = {"name": name, "kind": resource}
+    if group:
+        details["group"] = group
+    return StatusError(409, "AlreadyExists", f"{qualified} {go_quote(name)} already exists",
+                       details)
+
+
+def conflict(resource: str, name: str, reason: str, group: str = "") -> StatusError:
+    qualified = f"{resource}.{group}" if group else resource
+    details: dict[str, Any] = {"name": name, "kind": resource}
+    if group:
+        details["group"] = group
+    return StatusError(
+        409, "Conflict",
+        f"Operation cannot be fulfilled on {qualified} {go_quote(name)}: {reason}", details)
+
+
+def internal_error(message: str) -> StatusError:
+    return StatusError(500, "InternalError", f"Internal error occurred: {message}",
+                       {"causes": [{"message": message}]})

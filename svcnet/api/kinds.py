@@ -1,0 +1,69 @@
+"""The catalogue of kinds svcnet serves: names, scope, and their pure defaulting/validation.
+
+One table that the registry strategies, the offline ``svcnet validate`` command and (later) the
+API server's discovery read, so a kind is described once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from svcnet.api import errors, services
+from svcnet.api.errors import FieldError
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    api_version: str
+    kind: str
+    resource: str
+    namespaced: bool
+    default: Callable[[Obj], Obj]
+    validate_create: Callable[[Obj], list[FieldError]]
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+
+def _service_offline(svc: Obj) -> Obj:
+    """What the server does before validating a new Service, minus allocation."""
+    svc = services.prepare_for_create(services.set_defaults_service(svc))
+    svc = services.normalize_cluster_ips(svc, None)
+    svc, _ = services.init_ip_family_fields(svc, None)
+    return svc
+
+
+KINDS: dict[tuple[str, str], Kind] = {
+    ("v1", "Service"): Kind("v1", "Service", "services", True, _service_offline,
+                            services.validate_service_create),
+}
+
+
+def lookup(api_version: str, kind: str) -> Kind | None:
+    return KINDS.get((api_version, kind))
+
+
+def check_object(obj: Obj, namespace: str = "default") -> Obj:
+    """Default and validate a decoded object as the server would on create (no allocation).
+
+    Returns the defaulted object or raises a 422 StatusError.
+    """
+    k = lookup(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+    if k is None:
+        raise errors.bad_request(
+            f"no kind {obj.get('kind')!r} is registered for version {obj.get('apiVersion')!r}")
+    obj = dict(obj)
+    meta = dict(obj.get("metadata") or {})
+    if k.namespaced:
+        meta.setdefault("namespace", namespace)
+    obj["metadata"] = meta
+    obj = k.default(obj)
+    errs = k.validate_create(obj)
+    if errs:
+        raise errors.invalid_error(k.kind, str(meta.get("name", "")), errs, k.group)
+    return obj

@@ -1,0 +1,401 @@
+"""The generic registry: one resource's create/get/list/update/delete over the store.
+
+This mirrors k8s.io/apiserver's generic registry Store plus the rest.BeforeCreate/BeforeUpdate
+helpers. Per write the pipeline is fixed, and each resource plugs in a :class:`Strategy`:
+
+    create: namespace/name checks → generateName → strategy.default → begin_create (allocate)
+            → prepare_for_create + system fields (uid, creationTimestamp, generation)
+            → validate_create → store.create → finish allocation (commit or roll back)
+    update: read old → strategy.default → carry system fields → prepare_for_update
+            → begin_update (allocate the difference) → validate_update
+            → no-op? return old unchanged : store.update(expected revision) → finish allocation
+    delete: preconditions → store.delete(expected revision) → end_delete (release after commit)
+
+Objects are JSON dicts. The store holds them without ``metadata.resourceVersion``; reads set it
+from the key's mod revision, so resourceVersion always equals the store revision of the object's
+last write, as with etcd. Nothing is written when any step fails, and allocations taken for a
+failed write are released (see allocators/operation.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from svcnet.allocators.operation import Operation
+from svcnet.api import errors
+from svcnet.api.errors import FieldError, StatusError
+from svcnet.storage.interface import Conflict, KeyExists, KeyNotFound, KeyValue, Store
+from svcnet.util.clock import Clock, RealClock, rfc3339
+
+Obj = dict[str, Any]
+
+# generateName suffixes use Kubernetes' alphabet (no vowels, no confusable characters).
+_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_MAX_GENERATED_NAME_LENGTH = 63
+_RANDOM_LENGTH = 5
+
+
+def generate_name(base: str, rng: random.Random) -> str:
+    if len(base) > _MAX_GENERATED_NAME_LENGTH - _RANDOM_LENGTH:
+        base = base[:_MAX_GENERATED_NAME_LENGTH - _RANDOM_LENGTH]
+    return base + "".join(rng.choice(_SUFFIX_ALPHABET) for _ in range(_RANDOM_LENGTH))
+
+
+class Strategy(Protocol):
+    """What makes one resource different from another."""
+
+    kind: ClassVar[str]
+    resource: ClassVar[str]
+    group: ClassVar[str]
+    api_version: ClassVar[str]
+    namespaced: ClassVar[bool]
+    has_generation: ClassVar[bool]
+
+    def default(self, obj: Obj) -> Obj: ...
+
+    def prepare_for_create(self, obj: Obj) -> Obj: ...
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> Obj: ...
+
+    def validate_create(self, obj: Obj) -> list[FieldError]: ...
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]: ...
+
+    def generation_changed(self, new: Obj, old: Obj) -> bool:
+        """Whether the change bumps metadata.generation (a spec change)."""
+        ...
+
+    async def begin_create(self, op: Operation, obj: Obj) -> Obj:
+        """Allocate what a new object needs (inside ``op``); default: nothing."""
+        ...
+
+    async def begin_update(self, op: Operation, new: Obj, old: Obj) -> Obj: ...
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
+        """A status write: everything but status comes from the stored object."""
+        ...
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]: ...
+
+    async def begin_status_update(self, op: Operation, new: Obj, old: Obj) -> Obj: ...
+
+    def end_delete(self, op: Operation, obj: Obj) -> None:
+        """Schedule releases of what a deleted object held (run after the delete commits)."""
+        ...
+
+
+class BaseStrategy:
+    """Defaults for strategies: no defaulting, no allocation, spec changes bump generation."""
+
+    kind: ClassVar[str]
+    resource: ClassVar[str]
+    group: ClassVar[str] = ""
+    api_version: ClassVar[str] = "v1"
+    namespaced: ClassVar[bool] = True
+    has_generation: ClassVar[bool] = False
+
+    def default(self, obj: Obj) -> Obj:
+        return obj
+
+    def prepare_for_create(self, obj: Obj) -> Obj:
+        return obj
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> Obj:
+        return new
+
+    def validate_create(self, obj: Obj) -> list[FieldError]:
+        return []
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return []
+
+    def generation_changed(self, new: Obj, old: Obj) -> bool:
+        return new.get("spec") != old.get("spec")
+
+    async def begin_create(self, op: Operation, obj: Obj) -> Obj:
+        return obj
+
+    async def begin_update(self, op: Operation, new: Obj, old: Obj) -> Obj:
+        return new
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
+        merged = copy.deepcopy(old)
+        if "status" in new:
+            merged["status"] = copy.deepcopy(new["status"])
+        else:
+            merged.pop("status", None)
+        return merged
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return []
+
+    async def begin_status_update(self, op: Operation, new: Obj, old: Obj) -> Obj:
+        return new
+
+    def end_delete(self, op: Operation, obj: Obj) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Preconditions:
+    uid: str = ""
+    resource_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    items: list[Obj]
+    resource_version: str
+    continue_after: str = ""
+    """Non-empty when the list was cut at ``limit``: the last key returned."""
+
+
+def _meta(obj: Obj) -> Obj:
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
+        obj["metadata"] = meta
+    return meta
+
+
+class Registry:
+    """CRUD for one resource over the store, with the Kubernetes write pipeline."""
+
+    def __init__(self, store: Store, strategy: Strategy, *, clock: Clock | None = None,
+                 rng: random.Random | None = None,
+                 uid_factory: Callable[[], str] | None = None) -> None:
+        self.store = store
+        self.strategy = strategy
+        self.clock = clock or RealClock()
+        self.rng = rng or random.Random()
+        self.new_uid = uid_factory or (lambda: str(uuid.uuid4()))
+        group_part = f"{strategy.group}/" if strategy.group else ""
+        self.prefix = f"/registry/{group_part}{strategy.resource}/"
+
+    # -- keys and codec ---------------------------------------------------------------------
+
+    def key(self, namespace: str, name: str) -> str:
+        if self.strategy.namespaced:
+            return f"{self.prefix}{namespace}/{name}"
+        return f"{self.prefix}{name}"
+
+    def list_prefix(self, namespace: str = "") -> str:
+        if self.strategy.namespaced and namespace:
+            return f"{self.prefix}{namespace}/"
+        return self.prefix
+
+    @staticmethod
+    def encode(obj: Obj) -> bytes:
+        obj = dict(obj)
+        meta = dict(obj.get("metadata") or {})
+        meta.pop("resourceVersion", None)
+        obj["metadata"] = meta
+        return json.dumps(obj, separators=(",", ":"), sort_keys=False).encode()
+
+    @staticmethod
+    def decode(kv: KeyValue) -> Obj:
+        obj: Obj = json.loads(kv.value)
+        _meta(obj)["resourceVersion"] = str(kv.mod_revision)
+        return obj
+
+    def _name_of(self, obj: Obj) -> str:
+        return str(_meta(obj).get("name") or "")
+
+    def _not_found(self, name: str) -> StatusError:
+        return errors.not_found(self.strategy.resource, name, self.strategy.group)
+
+    def _invalid(self, obj: Obj, errs: list[FieldError]) -> StatusError:
+        return errors.invalid_error(self.strategy.kind, self._name_of(obj), errs,
+                                    self.strategy.group)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def get(self, namespace: str, name: str) -> Obj:
+        kv = await self.store.get(self.key(namespace, name))
+        if kv is None:
+            raise self._not_found(name)
+        return self.decode(kv)
+
+    async def list(self, namespace: str = "", *, limit: int = 0, start_after: str = "",
+                   revision: int = 0) -> ListPage:
+        result = await self.store.list(self.list_prefix(namespace), limit=limit,
+                                       start_after=start_after, revision=revision)
+        items = [self.decode(kv) for kv in result.items]
+        cont = result.items[-1].key if result.more and result.items else ""
+        return ListPage(items, str(result.revision), cont)
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def _check_namespace(self, namespace: str, obj: Obj) -> None:
+        meta = _meta(obj)
+        if not self.strategy.namespaced:
+            meta.pop("namespace", None)
+            return
+        given = meta.get("namespace") or ""
+        if given and given != namespace:
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on "
+                "the request")
+        meta["namespace"] = namespace
+
+    async def create(self, namespace: str, obj: Obj, *, dry_run: bool = False) -> Obj:
+        obj = copy.deepcopy(obj)
+        self._check_namespace(namespace, obj)
+        meta = _meta(obj)
+        if meta.get("resourceVersion"):
+            raise errors.bad_request(
+                "resourceVersion should not be set on objects to be created")
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = generate_name(str(meta["generateName"]), self.rng)
+        # System fields are the server's: a client cannot choose them on create.
+        meta["uid"] = self.new_uid()
+        meta["creationTimestamp"] = rfc3339(self.clock.now())
+        for system_field in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+            meta.pop(system_field, None)
+        if self.strategy.has_generation:
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
+        obj = self.strategy.default(obj)
+        op = Operation(dry_run=dry_run)
+        success = False
+        try:
+            obj = await self.strategy.begin_create(op, obj)
+            obj = self.strategy.prepare_for_create(obj)
+            errs = self.strategy.validate_create(obj)
+            if errs:
+                raise self._invalid(obj, errs)
+            name = self._name_of(obj)
+            if dry_run:
+                if await self.store.get(self.key(namespace, name)) is not None:
+                    raise errors.already_exists(self.strategy.resource, name,
+                                                self.strategy.group)
+                success = True
+                return obj
+            try:
+                kv = await self.store.create(self.key(namespace, name), self.encode(obj))
+            except KeyExists:
+                raise errors.already_exists(self.strategy.resource, name,
+                                            self.strategy.group) from None
+            success = True
+            return self.decode(kv)
+        finally:
+            await op.finish(success)
+
+    async def update(self, namespace: str, name: str, obj: Obj, *, dry_run: bool = False,
+                     status_only: bool = False) -> Obj:
+        """Replace an object. With ``metadata.resourceVersion`` set, it must be current (409)."""
+        new = copy.deepcopy(obj)
+        self._check_namespace(namespace, new)
+        meta = _meta(new)
+        if meta.get("name") and meta["name"] != name:
+            raise errors.bad_request(
+                "the name of the object "
+                f"({meta['name']}) does not match the name on the URL ({name})")
+        meta["name"] = name
+        wanted_rv = str(meta.get("resourceVersion") or "")
+        kv = await self.store.get(self.key(namespace, name))
+        if kv is None:
+            raise self._not_found(name)
+        old = self.decode(kv)
+        if wanted_rv and wanted_rv != str(kv.mod_revision):
+            raise errors.conflict(
+                self.strategy.resource, name,
+                "the object has been modified; please apply your changes to the latest "
+                "version and try again", self.strategy.group)
+        op = Operation(dry_run=dry_run)
+        success = False
+        try:
+            if status_only:
+                new = self.strategy.prepare_for_status_update(new, old)
+                new = await self.strategy.begin_status_update(op, new, old)
+                errs = self.strategy.validate_status_update(new, old)
+            else:
+                new = self.strategy.default(new)
+                self._carry_system_fields(new, old)
+                new = self.strategy.prepare_for_update(new, old)
+                if self.strategy.has_generation:
+                    old_gen = int(_meta(old).get("generation") or 1)
+                    _meta(new)["generation"] = (
+                        old_gen + 1 if self.strategy.generation_changed(new, old) else old_gen)
+                new = await self.strategy.begin_update(op, new, old)
+                errs = self.strategy.validate_update(new, old)
+            if errs:
+                raise self._invalid(new, errs)
+            _meta(new)["resourceVersion"] = old["metadata"]["resourceVersion"]
+            if new == old:
+                success = True  # a no-op keeps the resourceVersion and writes nothing
+                return old
+            if dry_run:
+                success = True
+                return new
+            try:
+                written = await self.store.update(kv.key, self.encode(new), kv.mod_revision)
+            except (Conflict, KeyNotFound):
+                raise errors.conflict(
+                    self.strategy.resource, name,
+                    "the object has been modified; please apply your changes to the latest "
+                    "version and try again", self.strategy.group) from None
+            success = True
+            return self.decode(written)
+        finally:
+            await op.finish(success)
+
+    @staticmethod
+    def _carry_system_fields(new: Obj, old: Obj) -> None:
+        meta, old_meta = _meta(new), _meta(old)
+        for f in ("uid", "creationTimestamp", "deletionTimestamp",
+                  "deletionGracePeriodSeconds", "generation"):
+            if f in old_meta:
+                meta.setdefault(f, old_meta[f])
+        if not meta.get("uid"):
+            meta["uid"] = old_meta.get("uid")
+        meta.pop("selfLink", None)
+
+    async def delete(self, namespace: str, name: str, *,
+                     preconditions: Preconditions | None = None,
+                     dry_run: bool = False) -> Obj:
+        key = self.key(namespace, name)
+        for _ in range(10):
+            kv = await self.store.get(key)
+            if kv is None:
+                raise self._not_found(name)
+            current = self.decode(kv)
+            if preconditions is not None:
+                self._check_preconditions(current, preconditions)
+            if dry_run:
+                return current
+            try:
+                await self.store.delete(key, kv.mod_revision)
+            except KeyNotFound:
+                raise self._not_found(name) from None
+            except Conflict:
+                continue  # changed under us: re-check preconditions against the new state
+            op = Operation()
+            self.strategy.end_delete(op, current)
+            await op.finish(True)
+            return current
+        raise errors.conflict(self.strategy.resource, name,
+                              "the object kept changing while being deleted",
+                              self.strategy.group)
+
+    def _check_preconditions(self, current: Obj, pre: Preconditions) -> None:
+        meta = _meta(current)
+        name = self._name_of(current)
+        if pre.uid and pre.uid != meta.get("uid"):
+            raise errors.conflict(
+                self.strategy.resource, name,
+                f"Precondition failed: UID in precondition: {pre.uid}, "
+                f"UID in object meta: {meta.get('uid')}", self.strategy.group)
+        if pre.resource_version and pre.resource_version != meta.get("resourceVersion"):
+            raise errors.conflict(
+                self.strategy.resource, name,
+                "Precondition failed: ResourceVersion in precondition: "
+                f"{pre.resource_version}, ResourceVersion in object meta: "
+                f"{meta.get('resourceVersion')}", self.strategy.group)

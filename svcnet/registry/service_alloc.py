@@ -1,0 +1,289 @@
+"""What a Service write allocates and releases (pkg/registry/core/service/storage/alloc.go).
+
+The registry calls :meth:`ServiceAllocators.allocate_create` / ``allocate_update`` inside an
+:class:`~svcnet.allocators.operation.Operation`, *before* the object is validated and written,
+exactly where Kubernetes' BeginCreate/BeginUpdate hooks run; the operation is then finished with
+the write's outcome. Failures come back the way kube-apiserver reports them: a requested IP or
+port that is out of range or taken is a 422 with a single cause on the field; an exhausted range
+(and, upstream's quirk, a bad requested healthCheckNodePort) is a 500.
+
+Rules reproduced here:
+* ClusterIPs: one per entry of ``spec.ipFamilies``; a requested ``clusterIPs[i]`` is honoured or
+  refused, an empty one is allocated (dynamic band first). Headless and ExternalName allocate none.
+* NodePorts: every port of a NodePort Service, every port of a LoadBalancer Service when
+  ``allocateLoadBalancerNodePorts`` (else only the ports that ask for one). Ports that share a
+  port *number* (53/TCP + 53/UDP) share one nodePort unless the user gave them different ones.
+* healthCheckNodePort: for LoadBalancer with ``externalTrafficPolicy: Local``, from the same pool.
+* On update only the difference is allocated; what the new object no longer holds is released
+  after the write commits.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from svcnet.allocators.allocator import (
+    AllocationError,
+    NotInRange,
+    Owner,
+    RangeFull,
+    StoreAllocator,
+)
+from svcnet.allocators.operation import Operation
+from svcnet.allocators.ranges import PortRange, ServiceCIDR
+from svcnet.api.errors import FieldError, StatusError, internal_error, invalid, invalid_error
+from svcnet.api.names import ip_family_of
+from svcnet.storage.interface import Store
+from svcnet.util.clock import Clock
+
+Obj = dict[str, Any]
+
+
+def owner_of(svc: Obj) -> Owner:
+    meta = svc.get("metadata") or {}
+    return Owner(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", ""))
+
+
+def _spec(svc: Obj) -> Obj:
+    spec: Obj = svc.setdefault("spec", {})
+    return spec
+
+
+def needs_cluster_ip(svc: Obj) -> bool:
+    return bool((svc.get("spec") or {}).get("type", "ClusterIP") != "ExternalName")
+
+
+def is_headless(svc: Obj) -> bool:
+    spec = svc.get("spec") or {}
+    return bool(spec.get("clusterIPs") == ["None"] or spec.get("clusterIP") == "None")
+
+
+def node_ports_wanted(svc: Obj) -> tuple[bool, bool]:
+    """(any port may hold a nodePort, every port must get one)."""
+    spec = svc.get("spec") or {}
+    t = spec.get("type", "ClusterIP")
+    if t == "NodePort":
+        return True, True
+    if t == "LoadBalancer":
+        return True, spec.get("allocateLoadBalancerNodePorts", True) is not False
+    return False, False
+
+
+def needs_health_check_node_port(svc: Obj) -> bool:
+    spec = svc.get("spec") or {}
+    return bool(spec.get("type") == "LoadBalancer"
+                and spec.get("externalTrafficPolicy") == "Local")
+
+
+def held_node_ports(svc: Obj) -> set[int]:
+    return {int(p["nodePort"]) for p in (svc.get("spec") or {}).get("ports") or []
+            if p.get("nodePort")}
+
+
+def held_cluster_ips(svc: Obj) -> list[str]:
+    spec = svc.get("spec") or {}
+    return [ip for ip in spec.get("clusterIPs") or [] if ip and ip != "None"]
+
+
+def _reject(svc: Obj, errors: Sequence[FieldError]) -> StatusError:
+    return invalid_error("Service", (svc.get("metadata") or {}).get("name", ""), errors)
+
+
+@dataclass
+class ServiceAllocators:
+    """The ClusterIP (per family, one or more CIDRs each) and NodePort allocators."""
+
+    cluster_ips: dict[str, list[StoreAllocator]]
+    node_ports: StoreAllocator
+    families: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.families = tuple(self.cluster_ips)
+
+    @classmethod
+    def build(cls, store: Store, service_cidrs: Sequence[str], node_port_range: str,
+              *, clock: Clock | None = None,
+              rng: random.Random | None = None) -> ServiceAllocators:
+        by_family: dict[str, list[StoreAllocator]] = {}
+        for text in service_cidrs:
+            cidr = ServiceCIDR.parse(text)
+            by_family.setdefault(cidr.family, []).append(
+                StoreAllocator(store, cidr, clock=clock, rng=rng))
+        if not by_family:
+            raise ValueError("at least one service CIDR is required")
+        ports = StoreAllocator(store, PortRange.parse(node_port_range), clock=clock, rng=rng)
+        return cls(by_family, ports)
+
+    def all(self) -> list[StoreAllocator]:
+        return [a for allocs in self.cluster_ips.values() for a in allocs] + [self.node_ports]
+
+    def ip_allocator_for(self, ip: str) -> StoreAllocator | None:
+        family = ip_family_of(ip)
+        for alloc in self.cluster_ips.get(family or "", []):
+            if alloc.contains(ip):
+                return alloc
+        return None
+
+    # -- ClusterIPs -------------------------------------------------------------------------
+
+    async def _allocate_ip(self, op: Operation, svc: Obj, family: str, requested: str,
+                           owner: Owner) -> str:
+        allocs = self.cluster_ips.get(family, [])
+        spec = _spec(svc)
+        if requested:
+            alloc = self.ip_allocator_for(requested)
+            if alloc is None:
+                ranges = ",".join(a.range.describe() for a in allocs) or "(none)"
+                err: AllocationError = NotInRange(
+                    f"the provided IP ({requested}) is not in the valid range. "
+                    f"The range of valid IPs is {ranges}")
+            else:
+                try:
+                    await op.allocate(alloc, requested, owner)
+                    return requested
+                except AllocationError as e:
+                    err = e
+            raise _reject(svc, [invalid("spec.clusterIPs", list(spec.get("clusterIPs") or []),
+                                        f"failed to allocate IP {requested}: {err}")])
+        for alloc in allocs:
+            try:
+                return await op.allocate_next(alloc, owner)
+            except RangeFull:
+                continue
+        raise internal_error("failed to allocate a serviceIP: range is full")
+
+    async def _allocate_cluster_ips(self, op: Operation, svc: Obj, owner: Owner,
+                                    old_ips: Sequence[str]) -> None:
+        spec = _spec(svc)
+        families = list(spec.get("ipFamilies") or self.families[:1])
+        requested = list(spec.get("clusterIPs") or [])
+        out: list[str] = []
+        for i, family in enumerate(families):
+            want = requested[i] if i < len(requested) else ""
+            if want and i < len(old_ips) and old_ips[i] == want:
+                out.append(want)  # already held by this Service
+                continue
+            out.append(await self._allocate_ip(op, svc, family, want, owner))
+        spec["clusterIPs"] = out
+        spec["clusterIP"] = out[0] if out else ""
+
+    # -- NodePorts --------------------------------------------------------------------------
+
+    async def _allocate_node_ports(self, op: Operation, svc: Obj, owner: Owner,
+                                   held: set[int]) -> None:
+        spec = _spec(svc)
+        any_port, every_port = node_ports_wanted(svc)
+        ports: list[Obj] = spec.get("ports") or []
+        if not any_port:
+            return
+        # Ports sharing a port number share a nodePort: the first explicit one wins.
+        by_number: dict[int, int] = {}
+        for p in ports:
+            if p.get("nodePort") and p.get("port") not in by_number:
+                by_number[int(p.get("port", 0))] = int(p["nodePort"])
+        taken_here: set[int] = set()
+        for i, p in enumerate(ports):
+            number = int(p.get("port", 0))
+            want = int(p.get("nodePort") or 0)
+            if not want and not every_port:
+                continue
+            if not want:
+                want = by_number.get(number, 0)
+            if want and (want in taken_here or want in held):
+                p["nodePort"] = want
+                continue
+            if want:
+                try:
+                    await op.allocate(self.node_ports, str(want), owner)
+                except AllocationError as e:
+                    raise _reject(svc, [invalid(f"spec.ports[{i}].nodePort", want, str(e))]
+                                  ) from None
+            else:
+                try:
+                    want = int(await op.allocate_next(self.node_ports, owner))
+                except RangeFull:
+                    raise internal_error("failed to allocate a nodePort: range is full"
+                                         ) from None
+                by_number[number] = want
+            p["nodePort"] = want
+            taken_here.add(want)
+
+    async def _allocate_health_check(self, op: Operation, svc: Obj, owner: Owner,
+                                     held: int) -> None:
+        spec = _spec(svc)
+        want = int(spec.get("healthCheckNodePort") or 0)
+        if want and want == held:
+            return
+        if want:
+            try:
+                await op.allocate(self.node_ports, str(want), owner)
+            except AllocationError as e:
+                raise internal_error(
+                    f"failed to allocate requested HealthCheck NodePort {want}: {e}") from None
+            return
+        try:
+            spec["healthCheckNodePort"] = int(
+                await op.allocate_next(self.node_ports, owner))
+        except RangeFull:
+            raise internal_error("failed to allocate a nodePort: range is full") from None
+
+    # -- entry points -----------------------------------------------------------------------
+
+    async def allocate_create(self, op: Operation, svc: Obj) -> Obj:
+        """Allocate everything a new Service needs; returns the Service with values filled."""
+        svc = copy.deepcopy(svc)
+        owner = owner_of(svc)
+        if needs_cluster_ip(svc) and not is_headless(svc):
+            await self._allocate_cluster_ips(op, svc, owner, [])
+        await self._allocate_node_ports(op, svc, owner, set())
+        if needs_health_check_node_port(svc):
+            await self._allocate_health_check(op, svc, owner, 0)
+        return svc
+
+    async def allocate_update(self, op: Operation, new: Obj, old: Obj) -> Obj:
+        """Allocate what ``new`` holds beyond ``old``; release what it gave up after commit.
+
+        ``new`` has already been through patch_allocated_values and dropTypeDependentFields,
+        so values it still carries over from ``old`` are recognised as already held.
+        """
+        new = copy.deepcopy(new)
+        owner = owner_of(old)
+        old_ips = held_cluster_ips(old)
+        if needs_cluster_ip(new) and not is_headless(new):
+            await self._allocate_cluster_ips(op, new, owner, old_ips)
+        new_ips = held_cluster_ips(new)
+        for ip in old_ips:
+            if ip not in new_ips:
+                alloc = self.ip_allocator_for(ip)
+                if alloc is not None:
+                    op.release_after_commit(alloc, ip, owner)
+
+        old_ports = held_node_ports(old)
+        old_hc = int((old.get("spec") or {}).get("healthCheckNodePort") or 0)
+        await self._allocate_node_ports(op, new, owner, old_ports | ({old_hc} - {0}))
+        new_hc = 0
+        if needs_health_check_node_port(new):
+            await self._allocate_health_check(op, new, owner, old_hc)
+            new_hc = int(_spec(new).get("healthCheckNodePort") or 0)
+        still_held = held_node_ports(new) | ({new_hc} - {0})
+        for port in sorted((old_ports | ({old_hc} - {0})) - still_held):
+            op.release_after_commit(self.node_ports, str(port), owner)
+        return new
+
+    def release_all(self, op: Operation, svc: Obj) -> None:
+        """Everything a deleted Service held, released once the delete has committed."""
+        owner = owner_of(svc)
+        for ip in held_cluster_ips(svc):
+            alloc = self.ip_allocator_for(ip)
+            if alloc is not None:
+                op.release_after_commit(alloc, ip, owner)
+        spec = svc.get("spec") or {}
+        ports = held_node_ports(svc)
+        if spec.get("healthCheckNodePort"):
+            ports.add(int(spec["healthCheckNodePort"]))
+        for port in sorted(ports):
+            op.release_after_commit(self.node_ports, str(port), owner)

@@ -1,0 +1,145 @@
+"""Ranges and bands. Test addresses: service CIDRs 10.96.0.0/12 (kubeadm's) and small ones."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from svcnet.allocators.bitmap import Bitmap
+from svcnet.allocators.ranges import (
+    AddressPool,
+    PortRange,
+    ServiceCIDR,
+    node_port_static_size,
+    parse_pools,
+    service_cidr_static_size,
+)
+
+
+@pytest.mark.parametrize(
+    ("cidr", "size", "static", "first", "last"),
+    [
+        pytest.param("10.96.0.0/12", 1048574, 256, "10.96.0.1", "10.111.255.254", id="kubeadm-/12"),
+        pytest.param("10.0.0.0/16", 65534, 256, "10.0.0.1", "10.0.255.254", id="/16"),
+        pytest.param("10.0.0.0/20", 4094, 256, "10.0.0.1", "10.0.15.254", id="/20"),
+        pytest.param("10.0.0.0/24", 254, 16, "10.0.0.1", "10.0.0.254", id="/24"),
+        pytest.param("10.0.0.0/25", 126, 16, "10.0.0.1", "10.0.0.126", id="/25"),
+        pytest.param("10.0.0.0/28", 14, 0, "10.0.0.1", "10.0.0.14", id="/28-no-static-band"),
+        pytest.param("fd00::/108", 65536, 256, "fd00::1", "fd00::1:0", id="ipv6-capped"),
+        pytest.param("fd00::/120", 255, 16, "fd00::1", "fd00::ff", id="ipv6-/120"),
+    ],
+)
+def test_service_cidr_sizes_and_bands(cidr: str, size: int, static: int, first: str,
+                                      last: str) -> None:
+    r = ServiceCIDR.parse(cidr)
+    assert (r.size, r.static_size) == (size, static)
+    assert r.item_at(0) == first
+    assert r.item_at(r.size - 1) == last
+    assert r.offset_of(first) == 0
+
+
+@pytest.mark.parametrize(
+    ("item", "offset"),
+    [
+        pytest.param("10.96.0.0", None, id="network-address"),
+        pytest.param("10.111.255.255", None, id="broadcast"),
+        pytest.param("10.96.0.1", 0, id="first"),
+        pytest.param("10.96.0.10", 9, id="dns"),
+        pytest.param("10.112.0.1", None, id="outside"),
+        pytest.param("fd00::1", None, id="other-family"),
+        pytest.param("not-an-ip", None, id="garbage"),
+    ],
+)
+def test_service_cidr_offsets(item: str, offset: int | None) -> None:
+    assert ServiceCIDR.parse("10.96.0.0/12").offset_of(item) == offset
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [(16, 0), (17, 16), (256, 16), (4096, 256), (1 << 20, 256)],
+)
+def test_kep3070_static_band(size: int, expected: int) -> None:
+    assert service_cidr_static_size(size) == expected
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [(16, 0), (17, 16), (2768, 86), (10000, 128)],
+)
+def test_kep3668_static_band(size: int, expected: int) -> None:
+    assert node_port_static_size(size) == expected
+
+
+def test_default_node_port_range() -> None:
+    r = PortRange.parse("30000-32767")
+    assert (r.size, r.static_size) == (2768, 86)
+    assert r.offset_of("30000") == 0 and r.offset_of("32767") == 2767
+    assert r.offset_of("29999") is None and r.offset_of("32768") is None
+    assert r.describe() == "30000-32767"
+
+
+@pytest.mark.parametrize("text", ["30000", "3-2", "0-10", "1-70000", "a-b"])
+def test_bad_port_ranges(text: str) -> None:
+    with pytest.raises(ValueError):
+        PortRange.parse(text)
+
+
+def test_address_pool_ranges_and_cidrs() -> None:
+    pool = AddressPool.parse("lan=172.20.0.200-172.20.0.202,192.168.9.0/31")
+    assert pool.name == "lan"
+    assert pool.size == 5
+    assert [pool.item_at(i) for i in range(5)] == [
+        "172.20.0.200", "172.20.0.201", "172.20.0.202", "192.168.9.0", "192.168.9.1"]
+    assert pool.offset_of("192.168.9.1") == 4
+    assert pool.offset_of("172.20.0.203") is None
+    assert list(pool.family_spans("IPv4")) == [range(0, 3), range(3, 5)]
+    assert list(pool.family_spans("IPv6")) == []
+
+
+@pytest.mark.parametrize(
+    "specs",
+    [
+        pytest.param(["a=10.0.0.1-10.0.0.9", "b=10.0.0.5-10.0.0.20"], id="overlap"),
+        pytest.param(["a=10.0.0.1-10.0.0.9", "a=10.0.1.1-10.0.1.9"], id="duplicate-name"),
+        pytest.param(["10.0.0.9-10.0.0.1"], id="reversed"),
+        pytest.param(["10.0.0.1-fd00::1"], id="mixed-family"),
+    ],
+)
+def test_bad_pools(specs: list[str]) -> None:
+    with pytest.raises(ValueError):
+        parse_pools(specs)
+
+
+def test_bitmap_prefers_dynamic_band_then_static() -> None:
+    rng = random.Random(1)
+    bm = Bitmap(32)
+    got = []
+    for _ in range(32):
+        off = bm.next_free(16, rng)
+        assert off is not None
+        bm.set(off)
+        got.append(off)
+    assert sorted(got[:16]) == list(range(16, 32)), "dynamic band first"
+    assert sorted(got[16:]) == list(range(16)), "static band only when dynamic is full"
+    assert bm.next_free(16, rng) is None
+    assert bm.free() == 0 and len(bm) == 32
+
+
+def test_bitmap_lowest_first_and_allowed_span() -> None:
+    bm = Bitmap(10)
+    bm.set(0)
+    assert bm.next_free(0, random.Random(), lowest_first=True) == 1
+    assert bm.next_free(0, random.Random(), allowed=range(5, 7)) == 5
+    bm.set(5)
+    bm.set(6)
+    assert bm.next_free(0, random.Random(), allowed=range(5, 7)) is None
+    assert sorted(bm) == [0, 5, 6]
+    assert bm.clear(5) and not bm.clear(5)
+
+
+def test_bitmap_random_start_spreads() -> None:
+    rng = random.Random(7)
+    firsts = {Bitmap(1000).next_free(16, rng) for _ in range(50)}
+    assert len(firsts) > 40, "random start inside the dynamic band"
+    assert all(f is not None and f >= 16 for f in firsts)
