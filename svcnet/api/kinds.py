@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from svcnet.api import errors, services
+from svcnet.api import endpointslices, errors, namespaces, nodes, pods, services
 from svcnet.api.errors import FieldError
 
 Obj = dict[str, Any]
@@ -38,9 +38,37 @@ def _service_offline(svc: Obj) -> Obj:
     return svc
 
 
+def _pod_offline(pod: Obj) -> Obj:
+    return pods.prepare_pod_for_create(pods.set_defaults_pod(pod))
+
+
+def _namespace_offline(ns: Obj) -> Obj:
+    return namespaces.prepare_namespace_for_create(namespaces.set_defaults_namespace(ns))
+
+
+def _node_offline(node: Obj) -> Obj:
+    return nodes.prepare_node_for_create(nodes.set_defaults_node(node))
+
+
+def _endpointslice_offline(eps: Obj) -> Obj:
+    return endpointslices.prepare_endpointslice_for_create(
+        endpointslices.set_defaults_endpointslice(eps))
+
+
+def _validate_pod(pod: Obj) -> list[FieldError]:
+    return pods.validate_pod(pod)
+
+
 KINDS: dict[tuple[str, str], Kind] = {
     ("v1", "Service"): Kind("v1", "Service", "services", True, _service_offline,
                             services.validate_service_create),
+    ("v1", "Pod"): Kind("v1", "Pod", "pods", True, _pod_offline, _validate_pod),
+    ("v1", "Namespace"): Kind("v1", "Namespace", "namespaces", False, _namespace_offline,
+                              namespaces.validate_namespace),
+    ("v1", "Node"): Kind("v1", "Node", "nodes", False, _node_offline, nodes.validate_node),
+    ("discovery.k8s.io/v1", "EndpointSlice"): Kind(
+        "discovery.k8s.io/v1", "EndpointSlice", "endpointslices", True, _endpointslice_offline,
+        endpointslices.validate_endpointslice),
 }
 
 
