@@ -1,0 +1,220 @@
+"""The catalogue of resources this API server serves, described once for every consumer.
+
+Discovery (legacy ``/api/v1`` and aggregated v2), the minimal OpenAPI v3 documents and the
+Table printers all read this module, so a resource's names, scope, verbs and subresources cannot
+drift apart between them. The facts are those of kube-apiserver 1.33 for the same resources
+(``kubectl get --raw /api/v1`` on a real cluster), trimmed to what svcnet serves: for example
+``pods/exec`` and ``services/proxy`` exist upstream but are not listed here, because
+advertising a subresource we cannot serve makes clients fail later and more confusingly.
+
+Ordering matters to clients in two places and is preserved by :data:`RESOURCES`:
+
+* group order is the order of ``/apis`` (upstream lists ``apps`` and ``events.k8s.io`` before
+  ``coordination.k8s.io`` and ``discovery.k8s.io``); kubectl resolves an ambiguous short name
+  (``ev`` is both ``events`` and ``events.events.k8s.io``) to the first group that has it, and
+  the core group always comes first;
+* within a group version, resources are listed by name, each followed by its subresources, the
+  way the upstream ``APIResourceList`` is sorted.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+__all__ = [
+    "ALL_VERBS",
+    "GROUP_ORDER",
+    "RESOURCES",
+    "Resource",
+    "Subresource",
+    "by_kind",
+    "by_resource",
+    "group_versions",
+    "resources_in",
+    "storage_version_hash",
+]
+
+#: The verbs of a fully served collection, in the (alphabetical) order upstream reports them.
+ALL_VERBS: tuple[str, ...] = (
+    "create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+#: Namespaces cannot be deleted as a collection upstream (that would be cluster-wide deletion).
+_NO_COLLECTION_DELETE: tuple[str, ...] = (
+    "create", "delete", "get", "list", "patch", "update", "watch")
+_STATUS_VERBS: tuple[str, ...] = ("get", "patch", "update")
+
+
+@dataclass(frozen=True, slots=True)
+class Subresource:
+    """One ``<resource>/<name>`` endpoint, e.g. ``services/status`` or ``deployments/scale``.
+
+    ``group``/``version``/``kind`` name what the subresource accepts and returns, which is not
+    always the parent's kind: ``pods/binding`` takes a ``Binding`` and ``*/scale`` an
+    ``autoscaling/v1 Scale``.
+    """
+
+    name: str
+    kind: str
+    verbs: tuple[str, ...]
+    #: None means "the parent's" (true of every subresource except ``*/scale``).
+    group: str | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """A served resource: one (group, version, resource) with its kind and discovery facts."""
+
+    group: str
+    version: str
+    kind: str
+    resource: str
+    singular: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ALL_VERBS
+    subresources: tuple[Subresource, ...] = ()
+    #: The group/version objects are stored in, when it is not this one. Upstream stores
+    #: ``events.k8s.io/v1`` Events as core ``v1`` Events, which shows in the storage hash.
+    storage_group_version: str | None = None
+
+    @property
+    def api_version(self) -> str:
+        """``v1`` for the core group, ``<group>/<version>`` otherwise (an object's apiVersion)."""
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_version(self) -> str:
+        return self.api_version
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+    @property
+    def scope(self) -> str:
+        """``Namespaced`` or ``Cluster``, as aggregated discovery spells it."""
+        return "Namespaced" if self.namespaced else "Cluster"
+
+    @property
+    def path_prefix(self) -> str:
+        """The URL prefix of the group version: ``/api/v1`` or ``/apis/<group>/<version>``."""
+        return f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+
+    @property
+    def qualified_name(self) -> str:
+        """``services`` or ``endpointslices.discovery.k8s.io`` (the name in error messages)."""
+        return f"{self.resource}.{self.group}" if self.group else self.resource
+
+    @property
+    def storage_version_hash(self) -> str:
+        if self.storage_group_version is not None:
+            group, _, version = self.storage_group_version.rpartition("/")
+        else:
+            group, version = self.group, self.version
+        return storage_version_hash(group, version, self.kind)
+
+    def subresource_gvk(self, sub: Subresource) -> tuple[str, str, str]:
+        """The (group, version, kind) a subresource of this resource accepts and returns."""
+        return (self.group if sub.group is None else sub.group,
+                self.version if sub.version is None else sub.version, sub.kind)
+
+    def subresource(self, name: str) -> Subresource | None:
+        for sub in self.subresources:
+            if sub.name == name:
+                return sub
+        return None
+
+
+def storage_version_hash(group: str, version: str, kind: str) -> str:
+    """Upstream's ``discovery.StorageVersionHash``: base64 of 8 bytes of SHA-256 of ``g/v/k``.
+
+    Clients (the storage version migrator) only compare it for equality; it is reproduced
+    exactly so the value matches what a real server would report.
+    """
+    digest = hashlib.sha256(f"{group}/{version}/{kind}".encode()).digest()
+    return base64.b64encode(digest[:8]).decode()
+
+
+def _status(kind: str) -> Subresource:
+    return Subresource("status", kind, _STATUS_VERBS)
+
+
+def _scale() -> Subresource:
+    return Subresource("scale", "Scale", _STATUS_VERBS, group="autoscaling", version="v1")
+
+
+#: Every served resource, in discovery order (see the module docstring).
+RESOURCES: tuple[Resource, ...] = (
+    # -- core/v1 ------------------------------------------------------------------------------
+    Resource("", "v1", "Endpoints", "endpoints", "endpoints", True, short_names=("ep",)),
+    Resource("", "v1", "Event", "events", "event", True, short_names=("ev",)),
+    Resource("", "v1", "Namespace", "namespaces", "namespace", False, short_names=("ns",),
+             verbs=_NO_COLLECTION_DELETE, subresources=(_status("Namespace"),)),
+    Resource("", "v1", "Node", "nodes", "node", False, short_names=("no",),
+             subresources=(_status("Node"),)),
+    Resource("", "v1", "Pod", "pods", "pod", True, short_names=("po",), categories=("all",),
+             subresources=(Subresource("binding", "Binding", ("create",)),
+                           Subresource("log", "Pod", ("get",)),
+                           _status("Pod"))),
+    Resource("", "v1", "Service", "services", "service", True, short_names=("svc",),
+             categories=("all",), subresources=(_status("Service"),)),
+    # -- apps/v1 ------------------------------------------------------------------------------
+    Resource("apps", "v1", "Deployment", "deployments", "deployment", True,
+             short_names=("deploy",), categories=("all",),
+             subresources=(_scale(), _status("Deployment"))),
+    Resource("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True,
+             short_names=("rs",), categories=("all",),
+             subresources=(_scale(), _status("ReplicaSet"))),
+    # -- events.k8s.io/v1 ---------------------------------------------------------------------
+    Resource("events.k8s.io", "v1", "Event", "events", "event", True, short_names=("ev",),
+             storage_group_version="v1"),
+    # -- coordination.k8s.io/v1 ---------------------------------------------------------------
+    Resource("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
+    # -- discovery.k8s.io/v1 ------------------------------------------------------------------
+    Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", True),
+)
+
+#: API groups in ``/apis`` order; the core group ("") is served under ``/api`` instead.
+GROUP_ORDER: tuple[str, ...] = tuple(dict.fromkeys(r.group for r in RESOURCES if r.group))
+
+_BY_RESOURCE: dict[tuple[str, str, str], Resource] = {
+    (r.group, r.version, r.resource): r for r in RESOURCES}
+_BY_KIND: dict[tuple[str, str], Resource] = {(r.api_version, r.kind): r for r in RESOURCES}
+
+
+def by_resource(group: str, version: str, resource: str) -> Resource | None:
+    """The resource served at ``(group, version, resource)``.
+
+    E.g. ``by_resource("apps", "v1", "deployments")``.
+
+    ``resource`` may carry a subresource (``services/status``); the parent is returned, and the
+    caller checks :meth:`Resource.subresource`.
+    """
+    return _BY_RESOURCE.get((group, version, resource.partition("/")[0]))
+
+
+def by_kind(api_version: str, kind: str) -> Resource | None:
+    """The resource whose objects have this ``apiVersion`` and ``kind``.
+
+    E.g. ``by_kind("apps/v1", "Deployment")``.
+    """
+    return _BY_KIND.get((api_version, kind))
+
+
+def group_versions() -> list[tuple[str, str]]:
+    """Every served (group, version), core first, then groups in ``/apis`` order."""
+    return list(dict.fromkeys((r.group, r.version) for r in
+                              sorted(RESOURCES, key=lambda r: _group_rank(r.group))))
+
+
+def resources_in(group: str, version: str) -> Iterator[Resource]:
+    """The resources of one group version, in discovery order."""
+    return (r for r in RESOURCES if r.group == group and r.version == version)
+
+
+def _group_rank(group: str) -> int:
+    return -1 if group == "" else GROUP_ORDER.index(group)

@@ -1,0 +1,886 @@
+"""Server-side printing: objects → ``meta.k8s.io/v1`` Table, with Kubernetes' own columns.
+
+kubectl (1.x) never formats built-in kinds itself: ``kubectl get`` asks for
+``application/json;as=Table;v=v1;g=meta.k8s.io`` and prints the cells the server computed. A
+server without Tables gets only ``NAME AGE``. So the columns and every cell here follow the
+upstream printers in ``pkg/printers/internalversion/printers.go`` (``printService``,
+``printPod``, ``printNode``, ...) and ``duration.HumanDuration`` for ages, rule for rule.
+
+Things a Table must get right for kubectl (see shared/reference/kubectl-api.md §5):
+
+* the name column has ``format: "name"`` (gives the ``service/`` prefix in ``get svc,ep``);
+* ``priority: 1`` columns are shown only with ``-o wide``. The server always fills them: the
+  apiserver prints with ``Wide: true`` and kubectl hides what it does not want;
+* ``rows[].object`` is a ``PartialObjectMetadata`` by default (kubectl reads namespace and
+  labels from it for ``-A``, ``--show-labels`` and ``-L``) or the full object with
+  ``includeObject=Object`` (``--sort-by``, which panics without it);
+* ``metadata.resourceVersion`` is set on list Tables, or ``get -w`` prints rows twice;
+* Age and the other durations are computed on the server, from the ``now`` passed in (the
+  builders are pure: no clock is read here).
+
+Objects are plain JSON dicts as stored (camelCase). Missing fields read as Go's zero values,
+except where the v1 defaulting that every stored object went through guarantees a value
+(``Service.spec.type`` → ``ClusterIP``, ``ports[].protocol`` → ``TCP``, ``replicas`` → 1);
+those defaults are applied here too so an undefaulted object still prints sensibly.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from svcnet.api.labels import SelectorError, selector_from_label_selector
+from svcnet.apiserver.discovery import parse_accept
+
+__all__ = [
+    "INCLUDE_OBJECT_VALUES",
+    "TABLE_VERSIONS",
+    "Column",
+    "columns_for",
+    "human_duration",
+    "negotiate_table",
+    "table_accepted",
+    "table_for",
+]
+
+Obj = dict[str, Any]
+Cell = str | int | bool | None
+
+#: Values of the ``includeObject`` query parameter (metav1.IncludeObjectPolicy).
+INCLUDE_OBJECT_VALUES = ("None", "Metadata", "Object")
+#: ``meta.k8s.io`` versions a Table may be requested in.
+TABLE_VERSIONS = ("v1", "v1beta1")
+
+# ------------------------------------------------------------------------------- durations
+
+_NS_PER_SECOND = 1_000_000_000
+
+
+def _trunc_div(a: int, b: int) -> int:
+    """Integer division truncating toward zero, as Go's ``/`` and ``int(float)`` do."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def human_duration(d: float | timedelta) -> str:
+    """``duration.HumanDuration``: a duration with about 2-3 significant figures.
+
+    ``d`` is seconds (a float) or a timedelta. Up to two seconds in the past counts as "now"
+    (``0s``) to tolerate clock skew between machines; anything earlier is ``<invalid>``.
+    Boundaries are exact: 119s stays ``119s``, 2m is ``2m``, 3h-1ms is ``179m``.
+    """
+    if isinstance(d, timedelta):
+        ns = (d.days * 86_400 + d.seconds) * _NS_PER_SECOND + d.microseconds * 1000
+    else:
+        ns = round(d * _NS_PER_SECOND)
+    seconds = _trunc_div(ns, _NS_PER_SECOND)
+    if seconds < -1:
+        return "<invalid>"
+    if seconds < 0:
+        return "0s"
+    if seconds < 60 * 2:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 10:
+        s = seconds % 60
+        return f"{minutes}m" if s == 0 else f"{minutes}m{s}s"
+    if minutes < 60 * 3:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 8:
+        m = minutes % 60
+        return f"{hours}h" if m == 0 else f"{hours}h{m}m"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        h = hours % 24
+        return f"{hours // 24}d" if h == 0 else f"{hours // 24}d{h}h"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        dy = (hours // 24) % 365
+        years = hours // 24 // 365
+        return f"{years}y" if dy == 0 else f"{years}y{dy}d"
+    return f"{hours // 24 // 365}y"
+
+
+def _parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 timestamp (metav1.Time or MicroTime) → aware datetime; None if absent/bad."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _since(value: Any, now: datetime) -> str:
+    """``translateTimestampSince``: the age of a timestamp, ``<unknown>`` when unset."""
+    then = _parse_time(value)
+    if then is None:
+        return "<unknown>"
+    return human_duration(now - then)
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def _get(obj: Mapping[str, Any] | None, *path: str) -> Any:
+    """Nested lookup that treats a missing or null step as absent."""
+    cur: Any = obj
+    for key in path:
+        if not isinstance(cur, Mapping):
+            return None
+        cur = cur.get(key)
+    return cur
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _int(value: Any, default: int = 0) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _format_labels(labels: Any) -> str:
+    """``labels.FormatLabels``: ``k=v`` pairs sorted by key, or ``<none>``."""
+    pairs = _dict(labels)
+    if not pairs:
+        return "<none>"
+    return ",".join(f"{k}={pairs[k]}" for k in sorted(pairs))
+
+
+def _label_selector_string(selector: Any) -> str | None:
+    """``LabelSelectorAsSelector(sel).String()``; None when the selector is invalid."""
+    try:
+        return str(selector_from_label_selector(selector if isinstance(selector, dict)
+                                                else None))
+    except SelectorError:
+        return None
+
+
+def _format_label_selector(selector: Any) -> str:
+    """``metav1.FormatLabelSelector``: ``<none>`` for empty, ``<error>`` for invalid."""
+    text = _label_selector_string(selector)
+    if text is None:
+        return "<error>"
+    return text or "<none>"
+
+
+def _join_host_port(host: str, port: int) -> str:
+    """``net.JoinHostPort``: IPv6 literals get brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _list_with_more(items: list[str], more: bool, count: int, limit: int) -> str:
+    """``listWithMoreString``: the first items, ``+ N more...``, or ``<unset>`` if empty."""
+    text = ",".join(items)
+    if more:
+        return f"{text} + {count - limit} more..."
+    return text or "<unset>"
+
+
+def _containers(obj: Obj) -> tuple[str, str]:
+    """``layoutContainerCells`` over ``spec.template.spec.containers``: names, images."""
+    containers = [_dict(c) for c in _list(_get(obj, "spec", "template", "spec", "containers"))]
+    return (",".join(_str(c.get("name")) for c in containers),
+            ",".join(_str(c.get("image")) for c in containers))
+
+
+# ---------------------------------------------------------------------------------- columns
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One ``TableColumnDefinition``."""
+
+    name: str
+    type: str = "string"
+    format: str = ""
+    priority: int = 0
+    description: str = ""
+
+    def definition(self) -> Obj:
+        # metav1 serialises all five fields, empty or not, in this order.
+        return {"name": self.name, "type": self.type, "format": self.format,
+                "description": self.description, "priority": self.priority}
+
+
+# Descriptions: the literal ones are upstream's; those upstream takes from API field docs are
+# abbreviated to the field doc's first sentence (kubectl never shows them).
+_NAME = Column("Name", format="name", description="Name must be unique within a namespace.")
+_AGE = Column("Age", description="CreationTimestamp is a timestamp representing the server "
+                                 "time when this object was created.")
+_CONTAINERS = Column("Containers", priority=1,
+                     description="Names of each container in the template.")
+_IMAGES = Column("Images", priority=1,
+                 description="Images referenced by each container in the template.")
+
+_SERVICE_COLUMNS = (
+    _NAME,
+    Column("Type", description="type determines how the Service is exposed."),
+    Column("Cluster-IP", description="clusterIP is the IP address of the service."),
+    Column("External-IP", description="externalIPs is a list of IP addresses for which nodes "
+                                      "in the cluster will also accept traffic for this "
+                                      "service."),
+    Column("Port(s)", description="The list of ports that are exposed by this service."),
+    _AGE,
+    Column("Selector", priority=1, description="Route service traffic to pods with label keys "
+                                               "and values matching this selector."),
+)
+_POD_COLUMNS = (
+    _NAME,
+    Column("Ready", description="The aggregate readiness state of this pod for accepting "
+                                "traffic."),
+    Column("Status", description="The aggregate status of the containers in this pod."),
+    Column("Restarts", description="The number of times the containers in this pod have been "
+                                   "restarted and when the last container in this pod has "
+                                   "restarted."),
+    _AGE,
+    Column("IP", priority=1, description="podIP address allocated to the pod."),
+    Column("Node", priority=1, description="NodeName indicates in which node this pod is "
+                                           "scheduled."),
+    Column("Nominated Node", priority=1, description="nominatedNodeName is set only when this "
+                                                     "pod preempts other pods on the node."),
+    Column("Readiness Gates", priority=1, description="If specified, all readiness gates will "
+                                                      "be evaluated for pod readiness."),
+)
+_NODE_COLUMNS = (
+    _NAME,
+    Column("Status", description="The status of the node"),
+    Column("Roles", description="The roles of the node"),
+    _AGE,
+    Column("Version", description="Kubelet Version reported by the node."),
+    Column("Internal-IP", priority=1, description="List of addresses reachable to the node."),
+    Column("External-IP", priority=1, description="List of addresses reachable to the node."),
+    Column("OS-Image", priority=1, description="OS Image reported by the node from "
+                                               "/etc/os-release."),
+    Column("Kernel-Version", priority=1, description="Kernel Version reported by the node "
+                                                     "from 'uname -r'."),
+    Column("Container-Runtime", priority=1, description="ContainerRuntime Version reported by "
+                                                        "the node through runtime remote "
+                                                        "API."),
+)
+_NAMESPACE_COLUMNS = (_NAME, Column("Status", description="The status of the namespace"), _AGE)
+_ENDPOINTS_COLUMNS = (
+    _NAME,
+    Column("Endpoints", description="The set of all endpoints is the union of all subsets."),
+    _AGE,
+)
+_ENDPOINT_SLICE_COLUMNS = (
+    _NAME,
+    Column("AddressType", description="addressType specifies the type of address carried by "
+                                      "this EndpointSlice."),
+    Column("Ports", description="ports specifies the list of network ports exposed by each "
+                                "endpoint in this slice."),
+    Column("Endpoints", description="endpoints is a list of unique endpoints in this slice."),
+    _AGE,
+)
+_DEPLOYMENT_COLUMNS = (
+    _NAME,
+    Column("Ready", description="Number of the pod with ready state"),
+    Column("Up-to-date", description="Total number of non-terminating pods targeted by this "
+                                     "deployment that have the desired template spec."),
+    Column("Available", description="Total number of available non-terminating pods (ready for "
+                                    "at least minReadySeconds) targeted by this deployment."),
+    _AGE,
+    _CONTAINERS,
+    _IMAGES,
+    Column("Selector", priority=1, description="Label selector for pods."),
+)
+_REPLICA_SET_COLUMNS = (
+    _NAME,
+    Column("Desired", type="integer", description="Replicas is the number of desired pods."),
+    Column("Current", type="integer", description="Replicas is the most recently observed "
+                                                  "number of non-terminating pods."),
+    Column("Ready", type="integer", description="The number of non-terminating pods targeted "
+                                                "by this ReplicaSet with a Ready Condition."),
+    _AGE,
+    _CONTAINERS,
+    _IMAGES,
+    Column("Selector", priority=1, description="Selector is a label query over pods that "
+                                               "should match the replica count."),
+)
+_EVENT_COLUMNS = (
+    Column("Last Seen", description="The time at which the most recent occurrence of this "
+                                    "event was recorded."),
+    Column("Type", description="Type of this event (Normal, Warning), new types could be "
+                               "added in the future"),
+    Column("Reason", description="This should be a short, machine understandable string that "
+                                 "gives the reason for the transition into the object's "
+                                 "current status."),
+    Column("Object", description="The object that this event is about."),
+    Column("Subobject", priority=1, description="If referring to a piece of an object instead "
+                                                "of an entire object, this string should "
+                                                "contain a valid JSON/Go field access "
+                                                "statement."),
+    Column("Source", priority=1, description="The component reporting this event."),
+    Column("Message", description="A human-readable description of the status of this "
+                                  "operation."),
+    Column("First Seen", priority=1, description="The time at which the event was first "
+                                                 "recorded."),
+    Column("Count", priority=1, description="The number of times this event has occurred."),
+    Column("Name", format="name", priority=1, description=_NAME.description),
+)
+_LEASE_COLUMNS = (
+    _NAME,
+    Column("Holder", description="holderIdentity contains the identity of the holder of a "
+                                 "current lease."),
+    _AGE,
+)
+#: ``rest.DefaultTableConvertor``: what the apiserver prints for kinds without a printer.
+_DEFAULT_COLUMNS = (
+    _NAME,
+    Column("Created At", type="date", description=_AGE.description),
+)
+
+
+# --------------------------------------------------------------------------------- printers
+
+
+def _service_external_ip(svc: Obj, svc_type: str, wide: bool) -> str:
+    """``getServiceExternalIP``."""
+    external_ips = [_str(ip) for ip in _list(_get(svc, "spec", "externalIPs"))]
+    if svc_type in ("ClusterIP", "NodePort"):
+        return ",".join(external_ips) if external_ips else "<none>"
+    if svc_type == "LoadBalancer":
+        lb = _load_balancer_status(_get(svc, "status", "loadBalancer"), wide)
+        if external_ips:
+            return ",".join([*(lb.split(",") if lb else []), *external_ips])
+        return lb or "<pending>"
+    if svc_type == "ExternalName":
+        return _str(_get(svc, "spec", "externalName"))
+    return "<unknown>"
+
+
+def _load_balancer_status(status: Any, wide: bool) -> str:
+    """``loadBalancerStatusStringer``: the sorted set of ingress IPs (or hostnames).
+
+    Clipped to 16 characters when not wide; the server always prints wide, so only direct
+    callers see the clipping.
+    """
+    seen: set[str] = set()
+    for ingress in _list(_get(status, "ingress")):
+        ip, hostname = _str(_get(ingress, "ip")), _str(_get(ingress, "hostname"))
+        if ip:
+            seen.add(ip)
+        elif hostname:
+            seen.add(hostname)
+    text = ",".join(sorted(seen))
+    if not wide and len(text) > 16:
+        text = text[:13] + "..."
+    return text
+
+
+def _port_string(ports: Iterable[Any]) -> str:
+    """``makePortString``: ``80/TCP`` or, with a node port, ``80:30080/TCP``."""
+    pieces = []
+    for port in ports:
+        number, protocol = _int(_get(port, "port")), _str(_get(port, "protocol")) or "TCP"
+        node_port = _int(_get(port, "nodePort"))
+        pieces.append(f"{number}:{node_port}/{protocol}" if node_port > 0
+                      else f"{number}/{protocol}")
+    return ",".join(pieces)
+
+
+def _print_service(svc: Obj, now: datetime) -> list[Cell]:
+    spec = _dict(svc.get("spec"))
+    svc_type = _str(spec.get("type")) or "ClusterIP"
+    # Upstream reads clusterIPs[0]; the v1→internal conversion fills clusterIPs from
+    # clusterIP, so an object carrying only clusterIP prints the same.
+    cluster_ips = [_str(ip) for ip in _list(spec.get("clusterIPs"))]
+    internal_ip = (cluster_ips[0] if cluster_ips else _str(spec.get("clusterIP"))) or "<none>"
+    ports = _port_string(_list(spec.get("ports"))) or "<none>"
+    return [_name(svc), svc_type, internal_ip, _service_external_ip(svc, svc_type, True), ports,
+            _age(svc, now), _format_labels(spec.get("selector"))]
+
+
+def _is_restartable_init(container: Mapping[str, Any] | None) -> bool:
+    """A sidecar: an init container with ``restartPolicy: Always``."""
+    return container is not None and container.get("restartPolicy") == "Always"
+
+
+def _condition_true(conditions: Iterable[Any], cond_type: str) -> bool:
+    for cond in conditions:
+        if _get(cond, "type") == cond_type:
+            return bool(_get(cond, "status") == "True")
+    return False
+
+
+class _LastRestart:
+    """The latest ``lastState.terminated.finishedAt`` seen, as Go's ``Before`` keeps it."""
+
+    def __init__(self) -> None:
+        self.when: datetime | None = None
+
+    def see(self, status: Any) -> None:
+        finished = _parse_time(_get(status, "lastState", "terminated", "finishedAt"))
+        if _get(status, "lastState", "terminated") is None:
+            return
+        if finished is not None and (self.when is None or self.when < finished):
+            self.when = finished
+
+
+def _terminated_reason(terminated: Mapping[str, Any], prefix: str) -> str:
+    reason = _str(terminated.get("reason"))
+    if reason:
+        return prefix + reason
+    signal = _int(terminated.get("signal"))
+    if signal != 0:
+        return f"{prefix}Signal:{signal}"
+    return f"{prefix}ExitCode:{_int(terminated.get('exitCode'))}"
+
+
+def _pod_status_and_counts(pod: Obj) -> tuple[str, int, int, int, datetime | None]:
+    """``printPod``'s core: (status reason, ready, total, restarts, last restart time)."""
+    spec, status = _dict(pod.get("spec")), _dict(pod.get("status"))
+    init_specs = [_dict(c) for c in _list(spec.get("initContainers"))]
+    by_name = {_str(c.get("name")): c for c in init_specs}
+    conditions = _list(status.get("conditions"))
+
+    total = len(_list(spec.get("containers"))) + sum(
+        1 for c in init_specs if _is_restartable_init(c))
+    ready = 0
+    restarts = 0
+    sidecar_restarts = 0
+    last_restart, last_sidecar_restart = _LastRestart(), _LastRestart()
+
+    phase = _str(status.get("phase"))
+    reason = _str(status.get("reason")) or phase
+    for cond in conditions:
+        if _get(cond, "type") == "PodScheduled" and _get(cond, "reason") == "SchedulingGated":
+            reason = "SchedulingGated"
+
+    initializing = False
+    for i, cs in enumerate(_dict(c) for c in _list(status.get("initContainerStatuses"))):
+        restarts += _int(cs.get("restartCount"))
+        last_restart.see(cs)
+        sidecar = _is_restartable_init(by_name.get(_str(cs.get("name"))))
+        if sidecar:
+            sidecar_restarts += _int(cs.get("restartCount"))
+            last_sidecar_restart.see(cs)
+        terminated = _get(cs, "state", "terminated")
+        waiting_reason = _str(_get(cs, "state", "waiting", "reason"))
+        if isinstance(terminated, Mapping) and _int(terminated.get("exitCode")) == 0:
+            continue
+        if sidecar and cs.get("started") is True:
+            if cs.get("ready") is True:
+                ready += 1
+            continue
+        if isinstance(terminated, Mapping):
+            reason = _terminated_reason(terminated, "Init:")
+        elif (_get(cs, "state", "waiting") is not None and waiting_reason
+              and waiting_reason != "PodInitializing"):
+            reason = "Init:" + waiting_reason
+        else:
+            reason = f"Init:{i}/{len(init_specs)}"
+        initializing = True
+        break
+
+    if not initializing or _condition_true(conditions, "Initialized"):
+        # Once initialised, only sidecar restarts count from the init containers.
+        restarts = sidecar_restarts
+        last_restart = last_sidecar_restart
+        has_running = False
+        for cs in reversed([_dict(c) for c in _list(status.get("containerStatuses"))]):
+            restarts += _int(cs.get("restartCount"))
+            last_restart.see(cs)
+            waiting_reason = _str(_get(cs, "state", "waiting", "reason"))
+            terminated = _get(cs, "state", "terminated")
+            if _get(cs, "state", "waiting") is not None and waiting_reason:
+                reason = waiting_reason
+            elif isinstance(terminated, Mapping):
+                reason = _terminated_reason(terminated, "")
+            elif cs.get("ready") is True and _get(cs, "state", "running") is not None:
+                has_running = True
+                ready += 1
+        # A pod whose last container completed but another still runs is not "Completed".
+        if reason == "Completed" and has_running:
+            reason = "Running" if _condition_true(conditions, "Ready") else "NotReady"
+
+    deleting = _get(pod, "metadata", "deletionTimestamp") is not None
+    if deleting and status.get("reason") == "NodeLost":
+        reason = "Unknown"
+    elif deleting and phase not in ("Succeeded", "Failed"):
+        reason = "Terminating"
+    return reason, ready, total, restarts, last_restart.when
+
+
+def _print_pod(pod: Obj, now: datetime) -> list[Cell]:
+    reason, ready, total, restarts, last_restart = _pod_status_and_counts(pod)
+    restarts_text = str(restarts)
+    if restarts != 0 and last_restart is not None:
+        restarts_text = f"{restarts} ({human_duration(now - last_restart)} ago)"
+
+    spec, status = _dict(pod.get("spec")), _dict(pod.get("status"))
+    pod_ips = _list(status.get("podIPs"))
+    # podIPs[0] upstream; conversion fills podIPs from podIP for objects that only have that.
+    pod_ip = (_str(_get(pod_ips[0], "ip")) if pod_ips else _str(status.get("podIP"))) or "<none>"
+    readiness_gates = "<none>"
+    gates = _list(spec.get("readinessGates"))
+    if gates:
+        conditions = _list(status.get("conditions"))
+        passed = 0
+        for gate in gates:
+            for cond in conditions:
+                if _get(cond, "type") == _get(gate, "conditionType"):
+                    if _get(cond, "status") == "True":
+                        passed += 1
+                    break
+        readiness_gates = f"{passed}/{len(gates)}"
+    return [_name(pod), f"{ready}/{total}", reason, restarts_text, _age(pod, now), pod_ip,
+            _str(spec.get("nodeName")) or "<none>",
+            _str(status.get("nominatedNodeName")) or "<none>", readiness_gates]
+
+
+_POD_SUCCEEDED = {"type": "Completed", "status": "True", "reason": "Succeeded",
+                  "message": "The pod has completed successfully."}
+_POD_FAILED = {"type": "Completed", "status": "True", "reason": "Failed",
+               "message": "The pod failed."}
+
+
+def _pod_conditions(pod: Obj) -> list[Obj]:
+    """Row conditions: upstream marks finished pods as ``Completed`` rows."""
+    phase = _get(pod, "status", "phase")
+    if phase == "Succeeded":
+        return [dict(_POD_SUCCEEDED)]
+    if phase == "Failed":
+        return [dict(_POD_FAILED)]
+    return []
+
+
+_NODE_ROLE_PREFIX = "node-role.kubernetes.io/"
+
+
+def _node_roles(node: Obj) -> list[str]:
+    """``findNodeRoles``: ``node-role.kubernetes.io/<role>`` keys and ``kubernetes.io/role``."""
+    roles: set[str] = set()
+    for key, value in _dict(_get(node, "metadata", "labels")).items():
+        if key.startswith(_NODE_ROLE_PREFIX):
+            role = key.removeprefix(_NODE_ROLE_PREFIX)
+            if role:
+                roles.add(role)
+        elif key == "kubernetes.io/role" and value:
+            roles.add(_str(value))
+    return sorted(roles)
+
+
+def _node_address(node: Obj, address_type: str) -> str:
+    for address in _list(_get(node, "status", "addresses")):
+        if _get(address, "type") == address_type:
+            return _str(_get(address, "address"))
+    return "<none>"
+
+
+def _print_node(node: Obj, now: datetime) -> list[Cell]:
+    states: list[str] = []
+    ready = None
+    for cond in _list(_get(node, "status", "conditions")):
+        if _get(cond, "type") == "Ready":
+            ready = cond  # the last one wins, like upstream's condition map
+    if ready is not None:
+        states.append("Ready" if _get(ready, "status") == "True" else "NotReady")
+    else:
+        states.append("Unknown")
+    if _get(node, "spec", "unschedulable") is True:
+        states.append("SchedulingDisabled")
+    info = _dict(_get(node, "status", "nodeInfo"))
+    return [_name(node), ",".join(states), ",".join(_node_roles(node)) or "<none>",
+            _age(node, now), _str(info.get("kubeletVersion")),
+            _node_address(node, "InternalIP"), _node_address(node, "ExternalIP"),
+            _str(info.get("osImage")) or "<unknown>",
+            _str(info.get("kernelVersion")) or "<unknown>",
+            _str(info.get("containerRuntimeVersion")) or "<unknown>"]
+
+
+def _print_namespace(ns: Obj, now: datetime) -> list[Cell]:
+    return [_name(ns), _str(_get(ns, "status", "phase")), _age(ns, now)]
+
+
+def _format_endpoints(endpoints: Obj) -> str:
+    """``formatEndpoints``: up to three ``ip:port`` (or bare IPs), then `` + N more...``."""
+    subsets = _list(endpoints.get("subsets"))
+    if not subsets:
+        return "<none>"
+    limit, count, more = 3, 0, False
+    shown: list[str] = []
+    for subset in subsets:
+        addresses = [_str(_get(a, "ip")) for a in _list(_get(subset, "addresses"))]
+        ports = _list(_get(subset, "ports"))
+        # Headless services may have no ports: then the addresses are listed bare.
+        targets: list[int | None] = [_int(_get(p, "port")) for p in ports] if ports else [None]
+        for port in targets:
+            count += len(addresses)
+            for ip in addresses:
+                if len(shown) == limit:
+                    more = True
+                    break
+                shown.append(ip if port is None else _join_host_port(ip, port))
+    text = ",".join(shown)
+    return f"{text} + {count - limit} more..." if more else text
+
+
+def _print_endpoints(endpoints: Obj, now: datetime) -> list[Cell]:
+    return [_name(endpoints), _format_endpoints(endpoints), _age(endpoints, now)]
+
+
+def _format_discovery_ports(ports: Sequence[Any]) -> str:
+    limit, count, more = 3, 0, False
+    shown: list[str] = []
+    for port in ports:
+        if len(shown) < limit:
+            number, name = _get(port, "port"), _get(port, "name")
+            shown.append(str(number) if isinstance(number, int)
+                         else name if isinstance(name, str) else "*")
+        elif len(shown) == limit:
+            more = True
+        count += 1
+    return _list_with_more(shown, more, count, limit)
+
+
+def _format_discovery_endpoints(endpoints: Sequence[Any]) -> str:
+    limit, count, more = 3, 0, False
+    shown: list[str] = []
+    for endpoint in endpoints:
+        for address in _list(_get(endpoint, "addresses")):
+            if len(shown) < limit:
+                shown.append(_str(address))
+            elif len(shown) == limit:
+                more = True
+            count += 1
+    return _list_with_more(shown, more, count, limit)
+
+
+def _print_endpoint_slice(eps: Obj, now: datetime) -> list[Cell]:
+    return [_name(eps), _str(eps.get("addressType")),
+            _format_discovery_ports(_list(eps.get("ports"))),
+            _format_discovery_endpoints(_list(eps.get("endpoints"))), _age(eps, now)]
+
+
+def _print_deployment(deploy: Obj, now: datetime) -> list[Cell]:
+    spec, status = _dict(deploy.get("spec")), _dict(deploy.get("status"))
+    names, images = _containers(deploy)
+    selector = _label_selector_string(spec.get("selector"))
+    return [_name(deploy),
+            f"{_int(status.get('readyReplicas'))}/{_int(spec.get('replicas'), 1)}",
+            _int(status.get("updatedReplicas")), _int(status.get("availableReplicas")),
+            _age(deploy, now), names, images, "<invalid>" if selector is None else selector]
+
+
+def _print_replica_set(rs: Obj, now: datetime) -> list[Cell]:
+    spec, status = _dict(rs.get("spec")), _dict(rs.get("status"))
+    names, images = _containers(rs)
+    return [_name(rs), _int(spec.get("replicas"), 1), _int(status.get("replicas")),
+            _int(status.get("readyReplicas")), _age(rs, now), names, images,
+            _format_label_selector(spec.get("selector"))]
+
+
+def _core_event(event: Obj) -> Obj:
+    """An ``events.k8s.io/v1`` Event in core ``v1`` field names (upstream converts, then prints
+    with the core printer)."""
+    return {
+        "metadata": event.get("metadata"),
+        "involvedObject": event.get("regarding"),
+        "reason": event.get("reason"),
+        "message": event.get("note"),
+        "type": event.get("type"),
+        "source": event.get("deprecatedSource"),
+        "firstTimestamp": event.get("deprecatedFirstTimestamp"),
+        "lastTimestamp": event.get("deprecatedLastTimestamp"),
+        "count": event.get("deprecatedCount"),
+        "eventTime": event.get("eventTime"),
+        "series": event.get("series"),
+        "reportingComponent": event.get("reportingController"),
+        "reportingInstance": event.get("reportingInstance"),
+    }
+
+
+def _print_event(event: Obj, now: datetime) -> list[Cell]:
+    first_seen = (_since(event.get("firstTimestamp"), now)
+                  if _parse_time(event.get("firstTimestamp")) is not None
+                  else _since(event.get("eventTime"), now))
+    last_seen = (_since(event.get("lastTimestamp"), now)
+                 if _parse_time(event.get("lastTimestamp")) is not None else first_seen)
+    count = _int(event.get("count"))
+    series = event.get("series")
+    if isinstance(series, Mapping):
+        last_seen = _since(series.get("lastObservedTime"), now)
+        count = _int(series.get("count"))
+    elif count == 0:
+        count = 1  # singleton events of the new API carry no count
+    involved = _dict(event.get("involvedObject"))
+    kind, name = _str(involved.get("kind")).lower(), _str(involved.get("name"))
+    target = f"{kind}/{name}" if name else kind
+    source = _dict(event.get("source"))
+    component = _str(source.get("component")) or _str(event.get("reportingComponent"))
+    instance = _str(source.get("host")) or _str(event.get("reportingInstance"))
+    return [last_seen, _str(event.get("type")), _str(event.get("reason")), target,
+            _str(involved.get("fieldPath")),
+            f"{component}, {instance}" if instance else component,
+            _str(event.get("message")).strip(), first_seen, count, _name(event)]
+
+
+def _print_events_k8s_io_event(event: Obj, now: datetime) -> list[Cell]:
+    return _print_event(_core_event(event), now)
+
+
+def _print_lease(lease: Obj, now: datetime) -> list[Cell]:
+    return [_name(lease), _str(_get(lease, "spec", "holderIdentity")), _age(lease, now)]
+
+
+def _print_default(obj: Obj, now: datetime) -> list[Cell]:
+    created = _parse_time(_get(obj, "metadata", "creationTimestamp"))
+    # Go formats the zero time when unset; seconds precision in UTC, RFC 3339.
+    stamp = (created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if created is not None
+             else "0001-01-01T00:00:00Z")
+    return [_name(obj), stamp]
+
+
+def _name(obj: Obj) -> str:
+    return _str(_get(obj, "metadata", "name"))
+
+
+def _age(obj: Obj, now: datetime) -> str:
+    return _since(_get(obj, "metadata", "creationTimestamp"), now)
+
+
+@dataclass(frozen=True, slots=True)
+class _Printer:
+    columns: tuple[Column, ...]
+    cells: Callable[[Obj, datetime], list[Cell]]
+    conditions: Callable[[Obj], list[Obj]] | None = None
+
+
+_PRINTERS: dict[tuple[str, str], _Printer] = {
+    ("", "Service"): _Printer(_SERVICE_COLUMNS, _print_service),
+    ("", "Pod"): _Printer(_POD_COLUMNS, _print_pod, _pod_conditions),
+    ("", "Node"): _Printer(_NODE_COLUMNS, _print_node),
+    ("", "Namespace"): _Printer(_NAMESPACE_COLUMNS, _print_namespace),
+    ("", "Endpoints"): _Printer(_ENDPOINTS_COLUMNS, _print_endpoints),
+    ("", "Event"): _Printer(_EVENT_COLUMNS, _print_event),
+    ("discovery.k8s.io", "EndpointSlice"): _Printer(_ENDPOINT_SLICE_COLUMNS,
+                                                    _print_endpoint_slice),
+    ("apps", "Deployment"): _Printer(_DEPLOYMENT_COLUMNS, _print_deployment),
+    ("apps", "ReplicaSet"): _Printer(_REPLICA_SET_COLUMNS, _print_replica_set),
+    ("events.k8s.io", "Event"): _Printer(_EVENT_COLUMNS, _print_events_k8s_io_event),
+    ("coordination.k8s.io", "Lease"): _Printer(_LEASE_COLUMNS, _print_lease),
+}
+_DEFAULT_PRINTER = _Printer(_DEFAULT_COLUMNS, _print_default)
+
+
+def _printer(api_version: str, kind: str) -> _Printer:
+    group = api_version.rpartition("/")[0]
+    return _PRINTERS.get((group, kind), _DEFAULT_PRINTER)
+
+
+def columns_for(api_version: str, kind: str) -> tuple[Column, ...]:
+    """The Table columns printed for objects of this apiVersion and kind."""
+    return _printer(api_version, kind).columns
+
+
+# ------------------------------------------------------------------------------------ table
+
+
+def _row_object(obj: Obj, api_version: str, kind: str, include_object: str,
+                table_api_version: str) -> Obj | None:
+    if include_object == "None":
+        return None
+    if include_object == "Object":
+        full = copy.deepcopy(obj)
+        full["apiVersion"] = api_version
+        full["kind"] = kind
+        return full
+    # meta.AsPartialObjectMetadata keeps the whole ObjectMeta (labels, annotations, ...).
+    return {"kind": "PartialObjectMetadata", "apiVersion": table_api_version,
+            "metadata": copy.deepcopy(_dict(obj.get("metadata")))}
+
+
+def table_for(objects: Sequence[Obj], *, api_version: str, kind: str,
+              include_object: str = "Metadata", now: datetime, resource_version: str,
+              with_column_definitions: bool = True, table_version: str = "v1",
+              continue_token: str | None = None,
+              remaining_item_count: int | None = None) -> Obj:
+    """Print ``objects`` (all of ``api_version``/``kind``) as a ``meta.k8s.io`` Table.
+
+    ``include_object`` is the request's ``includeObject``: ``Metadata`` (the default) puts a
+    ``PartialObjectMetadata`` in each row, ``Object`` the full object (with apiVersion and
+    kind set), ``None`` nothing. ``resource_version`` goes to the Table's metadata: the list's
+    resourceVersion for a list, the object's for a single object or a watch event.
+    ``with_column_definitions=False`` leaves the columns out (``TableOptions.noHeaders``;
+    later events of a watch). ``now`` is the reference time for ages.
+
+    Raises ValueError for an unknown ``include_object`` or ``table_version``.
+    """
+    if include_object not in INCLUDE_OBJECT_VALUES:
+        raise ValueError(f"includeObject must be one of {', '.join(INCLUDE_OBJECT_VALUES)}, "
+                         f"not {include_object!r}")
+    if table_version not in TABLE_VERSIONS:
+        raise ValueError(f"unknown Table version {table_version!r}")
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    table_api_version = f"meta.k8s.io/{table_version}"
+    printer = _printer(api_version, kind)
+    rows = []
+    for obj in objects:
+        row: Obj = {"cells": printer.cells(obj, now)}
+        if printer.conditions is not None:
+            conditions = printer.conditions(obj)
+            if conditions:
+                row["conditions"] = conditions
+        row["object"] = _row_object(obj, api_version, kind, include_object, table_api_version)
+        rows.append(row)
+    # ListMeta fields are omitempty upstream.
+    metadata: Obj = {"resourceVersion": resource_version} if resource_version else {}
+    if continue_token:
+        metadata["continue"] = continue_token
+    if remaining_item_count is not None:
+        metadata["remainingItemCount"] = remaining_item_count
+    table: Obj = {"kind": "Table", "apiVersion": table_api_version, "metadata": metadata}
+    if with_column_definitions:
+        table["columnDefinitions"] = [c.definition() for c in printer.columns]
+    table["rows"] = rows
+    return table
+
+
+# ------------------------------------------------------------------------------ negotiation
+
+
+def negotiate_table(accept: str | None) -> str | None:
+    """The ``meta.k8s.io`` version of Table the Accept header asks for, or None.
+
+    The first acceptable clause decides, as in the apiserver: kubectl sends
+    ``application/json;as=Table;v=v1;g=meta.k8s.io, ...;v=v1beta1..., application/json``
+    and gets a v1 Table; a client listing plain ``application/json`` first gets plain JSON.
+    Clauses for other ``as=`` kinds (e.g. ``PartialObjectMetadataList``) are skipped.
+    """
+    for clause in parse_accept(accept):
+        if not clause.matches("application", "json"):
+            continue
+        as_kind, group, version = clause.param("as"), clause.param("g"), clause.param("v")
+        if as_kind is None:
+            return None
+        if as_kind == "Table" and group == "meta.k8s.io" and version in TABLE_VERSIONS:
+            return version
+    return None
+
+
+def table_accepted(accept: str | None) -> bool:
+    """Whether the Accept header asks for a Table.
+
+    That is ``application/json;as=Table;v=v1;g=meta.k8s.io`` (or ``v=v1beta1``) as the first
+    acceptable clause.
+    """
+    return negotiate_table(accept) is not None
