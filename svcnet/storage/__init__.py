@@ -8,7 +8,7 @@ Backends: :class:`~svcnet.storage.memory.MemoryStore` (reference and unit-test f
 from __future__ import annotations
 
 from pathlib import PurePosixPath
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from svcnet.storage.interface import (
     Compacted,
@@ -62,7 +62,7 @@ def open_store(url: str) -> Store:
             raise ValueError(f"memory:// takes no path or parameters: {url!r}")
         return MemoryStore()
     if parts.scheme == "sqlite":
-        path = PurePosixPath(parts.path)
+        path = PurePosixPath(unquote(parts.path))
         if parts.netloc or not path.is_absolute() or path == PurePosixPath("/"):
             raise ValueError(f"expected sqlite:///ABSOLUTE/PATH/state.db, got {url!r}")
         unknown = set(params) - {"synchronous", "poll_interval"}
@@ -72,7 +72,7 @@ def open_store(url: str) -> Store:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL in {url!r}")
         poll_interval = float(params.get("poll_interval", "0.02"))
-        return SQLiteStore(parts.path, synchronous="FULL" if synchronous == "FULL" else "NORMAL",
+        return SQLiteStore(str(path), synchronous="FULL" if synchronous == "FULL" else "NORMAL",
                            poll_interval=poll_interval)
     if parts.scheme == "etcd":
         raise ValueError(f"the etcd backend is not implemented yet: {url!r}")

@@ -123,7 +123,10 @@ class Store(Protocol):
         """Keys under ``prefix`` in key order, as of ``revision`` (0 = now).
 
         ``start_after`` skips keys up to and including it (for paging); ``limit`` 0 = all.
-        Raises Compacted if ``revision`` is older than the compacted revision.
+        Raises Compacted if ``revision`` is older than the compacted revision. The result's
+        ``revision`` is the one asked for, or the current one for 0 (a revision newer than the
+        current one is served, and reported, as the current one). To page consistently, pass
+        the first page's ``revision`` to every later page.
         """
         ...
 
@@ -152,9 +155,12 @@ class Store(Protocol):
     def watch(self, prefix: str, after_revision: int) -> AsyncIterator[WatchEvent]:
         """Every event under ``prefix`` with revision > ``after_revision``, in order, then live.
 
-        ``after_revision`` 0 means "from now". Raises Compacted (on first iteration) if
-        ``after_revision`` is older than the compacted revision; raises WatchClosed when the
-        consumer falls too far behind. Closing the iterator (or cancelling) ends the watch.
+        ``after_revision`` 0 means "from now". The watch is registered by the ``watch()`` call
+        itself, so "now" is the moment of the call and nothing written after it is missed even
+        if iteration starts later. Raises Compacted (on first iteration) if ``after_revision``
+        is older than the compacted revision; raises WatchClosed when the consumer falls too
+        far behind or the store closes. Closing the iterator (``aclose()``; implementations
+        return an async generator) or cancelling the task iterating it ends the watch.
         """
         ...
 
@@ -167,7 +173,12 @@ class Store(Protocol):
         ...
 
     async def compact(self, revision: int) -> None:
-        """Forget history at or below ``revision`` (current values are always kept)."""
+        """Forget history at or below ``revision`` (current values are always kept).
+
+        What a read at any revision >= ``revision`` needs is kept, so such reads still work. A
+        revision beyond the current one compacts to the current one; one at or below the
+        compacted revision does nothing.
+        """
         ...
 
     async def close(self) -> None:
