@@ -147,8 +147,8 @@ def _scale() -> Subresource:
     return Subresource("scale", "Scale", _STATUS_VERBS, group="autoscaling", version="v1")
 
 
-#: Every served resource, in discovery order (see the module docstring).
-RESOURCES: tuple[Resource, ...] = (
+#: Every resource svcnet knows (printers, kinds), in discovery order (see the module docstring).
+CATALOGUE: tuple[Resource, ...] = (
     # -- core/v1 ------------------------------------------------------------------------------
     Resource("", "v1", "Endpoints", "endpoints", "endpoints", True, short_names=("ep",)),
     Resource("", "v1", "Event", "events", "event", True, short_names=("ev",)),
@@ -179,11 +179,21 @@ RESOURCES: tuple[Resource, ...] = (
 )
 
 #: API groups in ``/apis`` order; the core group ("") is served under ``/api`` instead.
+#: Resources whose API is not served yet: discovery must not advertise them, or clients such as
+#: ``kubectl get all`` fail on the 404. (apps/v1 arrives with the workload controllers;
+#: events.k8s.io/v1 needs conversion from core/v1 Events.)
+NOT_SERVED_YET: frozenset[tuple[str, str]] = frozenset({
+    ("apps", "deployments"), ("apps", "replicasets"), ("events.k8s.io", "events")})
+
+#: What discovery advertises and the server serves.
+RESOURCES: tuple[Resource, ...] = tuple(
+    r for r in CATALOGUE if (r.group, r.resource) not in NOT_SERVED_YET)
+
 GROUP_ORDER: tuple[str, ...] = tuple(dict.fromkeys(r.group for r in RESOURCES if r.group))
 
 _BY_RESOURCE: dict[tuple[str, str, str], Resource] = {
-    (r.group, r.version, r.resource): r for r in RESOURCES}
-_BY_KIND: dict[tuple[str, str], Resource] = {(r.api_version, r.kind): r for r in RESOURCES}
+    (r.group, r.version, r.resource): r for r in CATALOGUE}
+_BY_KIND: dict[tuple[str, str], Resource] = {(r.api_version, r.kind): r for r in CATALOGUE}
 
 
 def by_resource(group: str, version: str, resource: str) -> Resource | None:

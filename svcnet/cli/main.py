@@ -90,6 +90,50 @@ def validate(files: tuple[Path, ...], strict: bool) -> None:
         raise Failure(f"{failed} object(s) invalid")
 
 
+@cli.command()
+@click.option("--data-dir", required=True, type=click.Path(path_type=Path),
+              help="State directory: database, PKI, tokens, kubeconfig.")
+@click.option("--listen", default="127.0.0.1:6443", show_default=True,
+              help="HOST:PORT to serve HTTPS on (beyond loopback only when asked).")
+@click.option("--store", "store_url", default="",
+              help="sqlite:///PATH (default DATA_DIR/state.db), memory://, etcd://HOST:PORT.")
+@click.option("--service-cidr", "service_cidrs", multiple=True, default=("10.96.0.0/12",),
+              show_default=True, help="Service CIDR (repeat for dual-stack or extra ranges).")
+@click.option("--node-port-range", default="30000-32767", show_default=True)
+@click.option("--lb-pool", "lb_pools", multiple=True,
+              help="LoadBalancer pool: [NAME=]A-B or CIDR, comma-separated (repeatable).")
+@click.option("--advertise-address", default="",
+              help="Address the kubernetes Service's endpoints point at (default: listen host).")
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
+def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str, ...],
+           node_port_range: str, lb_pools: tuple[str, ...], advertise_address: str,
+           verbose: bool) -> None:
+    """Run the API server and controllers until SIGTERM/SIGINT.
+
+    Writes DATA_DIR/kubeconfig (https URL, CA, admin token) once it is ready to serve.
+    """
+    import asyncio
+    import logging
+
+    from svcnet.apiserver.server import ServerConfig, run_server
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url,
+                          service_cidrs=service_cidrs, node_port_range=node_port_range,
+                          lb_pools=lb_pools, advertise_address=advertise_address)
+    try:
+        config.host_port  # noqa: B018 - validates the address before anything starts
+    except ValueError:
+        raise Failure(f"--listen {listen!r} must be HOST:PORT") from None
+    try:
+        asyncio.run(run_server(config))
+    except OSError as e:
+        raise Failure(f"cannot serve on {listen}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise Failure(str(e)) from None
+
+
 def main() -> None:
     debug = "--debug" in sys.argv[1:]
     try:

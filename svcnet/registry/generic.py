@@ -23,14 +23,21 @@ import copy
 import json
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from svcnet.allocators.operation import Operation
 from svcnet.api import errors
 from svcnet.api.errors import FieldError, StatusError
-from svcnet.storage.interface import Conflict, KeyExists, KeyNotFound, KeyValue, Store
+from svcnet.storage.interface import (
+    Conflict,
+    EventType,
+    KeyExists,
+    KeyNotFound,
+    KeyValue,
+    Store,
+)
 from svcnet.util.clock import Clock, RealClock, rfc3339
 
 Obj = dict[str, Any]
@@ -156,6 +163,20 @@ class ListPage:
     """Non-empty when the list was cut at ``limit``: the last key returned."""
 
 
+BeforeWrite = Callable[[Obj | None, Obj], Obj]
+"""Last step before a write, given (old, new): e.g. recording managedFields."""
+
+
+def _same_ignoring_managed_fields(a: Obj, b: Obj) -> bool:
+    def strip(o: Obj) -> Obj:
+        o = dict(o)
+        meta = dict(o.get("metadata") or {})
+        meta.pop("managedFields", None)
+        o["metadata"] = meta
+        return o
+    return strip(a) == strip(b)
+
+
 def _meta(obj: Obj) -> Obj:
     meta = obj.get("metadata")
     if not isinstance(meta, dict):
@@ -230,6 +251,17 @@ class Registry:
         cont = result.items[-1].key if result.more and result.items else ""
         return ListPage(items, str(result.revision), cont)
 
+    async def watch(self, namespace: str, after_revision: int,
+                    ) -> AsyncIterator[tuple[EventType, Obj, Obj | None]]:
+        """(type, object, previous object) for every change after ``after_revision``."""
+        async for ev in self.store.watch(self.list_prefix(namespace), after_revision):
+            obj = json.loads(ev.kv.value)
+            _meta(obj)["resourceVersion"] = str(ev.kv.mod_revision)
+            prev = None
+            if ev.prev is not None:
+                prev = self.decode(ev.prev)
+            yield ev.type, obj, prev
+
     # -- writes -----------------------------------------------------------------------------
 
     def _check_namespace(self, namespace: str, obj: Obj) -> None:
@@ -244,7 +276,8 @@ class Registry:
                 "the request")
         meta["namespace"] = namespace
 
-    async def create(self, namespace: str, obj: Obj, *, dry_run: bool = False) -> Obj:
+    async def create(self, namespace: str, obj: Obj, *, dry_run: bool = False,
+                     before_write: BeforeWrite | None = None) -> Obj:
         obj = copy.deepcopy(obj)
         self._check_namespace(namespace, obj)
         meta = _meta(obj)
@@ -272,6 +305,8 @@ class Registry:
             if errs:
                 raise self._invalid(obj, errs)
             name = self._name_of(obj)
+            if before_write is not None:
+                obj = before_write(None, obj)
             if dry_run:
                 if await self.store.get(self.key(namespace, name)) is not None:
                     raise errors.already_exists(self.strategy.resource, name,
@@ -289,7 +324,7 @@ class Registry:
             await op.finish(success)
 
     async def update(self, namespace: str, name: str, obj: Obj, *, dry_run: bool = False,
-                     status_only: bool = False) -> Obj:
+                     status_only: bool = False, before_write: BeforeWrite | None = None) -> Obj:
         """Replace an object. With ``metadata.resourceVersion`` set, it must be current (409)."""
         new = copy.deepcopy(obj)
         self._check_namespace(namespace, new)
@@ -329,9 +364,11 @@ class Registry:
             if errs:
                 raise self._invalid(new, errs)
             _meta(new)["resourceVersion"] = old["metadata"]["resourceVersion"]
-            if new == old:
+            if _same_ignoring_managed_fields(new, old):
                 success = True  # a no-op keeps the resourceVersion and writes nothing
                 return old
+            if before_write is not None:
+                new = before_write(old, new)
             if dry_run:
                 success = True
                 return new

@@ -43,6 +43,29 @@ KUBECTL_NAMES = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _whole_catalogue(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The builders are generic over the catalogue; test them over all of it, including the
+    resources the server does not serve yet (see test_unserved_resources_are_not_advertised)."""
+    monkeypatch.setattr(resources, "RESOURCES", resources.CATALOGUE)
+    monkeypatch.setattr(resources, "GROUP_ORDER", tuple(dict.fromkeys(
+        r.group for r in resources.CATALOGUE if r.group)))
+    openapi.group_version_documents.cache_clear()
+    yield
+    openapi.group_version_documents.cache_clear()
+
+
+def test_unserved_resources_are_not_advertised(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.undo()
+    openapi.group_version_documents.cache_clear()
+    served = {(r.group, r.resource) for r in resources.RESOURCES}
+    assert not served & resources.NOT_SERVED_YET
+    assert ("", "services") in served and ("discovery.k8s.io", "endpointslices") in served
+    assert "apps" not in [g["name"] for g in discovery.api_group_list()["groups"]]
+    assert discovery.api_resource_list("apps", "v1") is None
+    assert "apis/apps/v1" not in openapi.root_document()["paths"]
+
+
 # =============================================================================== catalogue
 
 

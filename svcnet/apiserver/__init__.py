@@ -1,0 +1,1 @@
+"""The Kubernetes-compatible HTTPS API server."""

@@ -1,0 +1,133 @@
+"""Authentication (bearer tokens) and authorization (admin, node), as small pure rules.
+
+Tokens live in ``DATA_DIR/tokens.csv`` in kube-apiserver's ``--token-auth-file`` format:
+``token,user,uid,"group1,group2"``. The admin token is created on first start; node tokens are
+added by whoever provisions a node (``svcnet up`` does). The file is re-read when it changes, so
+adding a node needs no restart.
+
+Authorization mirrors the Node authorizer + NodeRestriction admission in spirit:
+
+* ``system:masters`` may do anything;
+* ``system:nodes`` members (user ``system:node:<name>``) may read everything, and write only
+  their own Node (and its status), the status of pods bound to them, pod deletion for pods
+  bound to them (finishing graceful deletion), their own Lease in ``kube-node-lease``, and
+  Events. Everything else is 403.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from svcnet.api.errors import StatusError, go_quote
+
+ADMIN_GROUP = "system:masters"
+NODES_GROUP = "system:nodes"
+NODE_USER_PREFIX = "system:node:"
+READ_VERBS = frozenset({"get", "list", "watch"})
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    uid: str = ""
+    groups: tuple[str, ...] = ()
+
+    @property
+    def node_name(self) -> str | None:
+        if NODES_GROUP in self.groups and self.name.startswith(NODE_USER_PREFIX):
+            return self.name[len(NODE_USER_PREFIX):]
+        return None
+
+
+def unauthorized() -> StatusError:
+    return StatusError(401, "Unauthorized", "Unauthorized")
+
+
+class TokenFile:
+    """Bearer tokens from a token-auth CSV file, re-read when its mtime changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._mtime = -1.0
+        self._users: dict[str, User] = {}
+
+    def _reload(self) -> None:
+        try:
+            mtime = os.stat(self.path).st_mtime
+        except FileNotFoundError:
+            self._users = {}
+            return
+        if mtime == self._mtime:
+            return
+        users: dict[str, User] = {}
+        for row in csv.reader(io.StringIO(self.path.read_text())):
+            if len(row) < 2 or row[0].startswith("#"):
+                continue
+            groups = tuple(g for g in (row[3] if len(row) > 3 else "").split(",") if g)
+            users[row[0].strip()] = User(row[1].strip(), row[2].strip() if len(row) > 2 else "",
+                                         groups)
+        self._users, self._mtime = users, mtime
+
+    def authenticate(self, authorization: str | None) -> User:
+        if not authorization or not authorization.startswith("Bearer "):
+            raise unauthorized()
+        self._reload()
+        user = self._users.get(authorization[len("Bearer "):].strip())
+        if user is None:
+            raise unauthorized()
+        return user
+
+    def add(self, token: str, user: User) -> None:
+        """Append a token (0600 file). Used when provisioning nodes."""
+        line = io.StringIO()
+        csv.writer(line).writerow([token, user.name, user.uid, ",".join(user.groups)])
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a") as f:
+            f.write(line.getvalue())
+
+
+def forbidden(user: User, verb: str, resource: str, group: str, namespace: str, name: str,
+              subresource: str = "") -> StatusError:
+    res = f"{resource}/{subresource}" if subresource else resource
+    where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
+    target = f"{resource} {go_quote(name)}" if name else resource
+    message = (f'{target} is forbidden: User "{user.name}" cannot {verb} resource '
+               f'"{res}" in API group "{group}"{where}')
+    details: dict[str, Any] = {"kind": resource}
+    if name:
+        details["name"] = name
+    if group:
+        details["group"] = group
+    return StatusError(403, "Forbidden", message, details)
+
+
+def authorize(user: User, verb: str, *, group: str, resource: str, namespace: str, name: str,
+              subresource: str, pod_node: str | None = None) -> bool:
+    """Whether ``user`` may do ``verb``. ``pod_node`` is the nodeName of the pod addressed
+    (for node users writing pod status or deleting a pod)."""
+    if ADMIN_GROUP in user.groups:
+        return True
+    node = user.node_name
+    if node is None:
+        return False
+    if verb in READ_VERBS:
+        return True
+    # For create, ``name`` is the name in the request body.
+    if group == "" and resource == "nodes":
+        return name == node
+    if group == "" and resource == "pods":
+        if subresource == "status" and verb in ("update", "patch"):
+            return pod_node == node
+        if subresource == "" and verb == "delete":
+            return pod_node == node
+        return False
+    if resource == "events" and group in ("", "events.k8s.io"):
+        return verb in ("create", "update", "patch")
+    if group == "coordination.k8s.io" and resource == "leases":
+        return namespace == "kube-node-lease" and name == node
+    return False

@@ -1,0 +1,128 @@
+"""TLS material and credentials for `svcnet server`, generated once into the data directory.
+
+On first start the server creates a CA, a serving certificate for its listen address (and
+localhost / 127.0.0.1 / the `kubernetes` Service names and 10.96.0.1), and an admin bearer
+token. Later starts reuse them, so kubeconfigs stay valid across restarts. Keys and tokens are
+written 0600 inside a 0700 directory.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+_VALIDITY = timedelta(days=3650)
+
+
+@dataclass(frozen=True, slots=True)
+class TLSFiles:
+    ca_cert: Path
+    cert: Path
+    key: Path
+
+    def ca_pem(self) -> bytes:
+        return self.ca_cert.read_bytes()
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o600)
+
+
+def ensure_private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def ensure_tls(data_dir: Path, hosts: list[str]) -> TLSFiles:
+    """The CA and serving certificate in ``data_dir/pki``, created if missing.
+
+    A serving certificate that does not cover every name in ``hosts`` is re-issued from the
+    same CA (so existing kubeconfigs, which pin the CA, keep working).
+    """
+    pki = data_dir / "pki"
+    ensure_private_dir(pki)
+    files = TLSFiles(pki / "ca.crt", pki / "apiserver.crt", pki / "apiserver.key")
+    ca_key_path = pki / "ca.key"
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    if not files.ca_cert.exists() or not ca_key_path.exists():
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "svcnet-ca")])
+        ca_cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now).not_valid_after(now + _VALIDITY)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .add_extension(x509.KeyUsage(
+                       digital_signature=True, key_cert_sign=True, crl_sign=True,
+                       content_commitment=False, key_encipherment=False,
+                       data_encipherment=False, key_agreement=False, encipher_only=False,
+                       decipher_only=False), critical=True)
+                   .sign(ca_key, hashes.SHA256()))
+        _write_private(ca_key_path, _key_pem(ca_key))
+        files.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+        for stale in (files.cert, files.key):
+            stale.unlink(missing_ok=True)
+    ca_key_loaded = serialization.load_pem_private_key(ca_key_path.read_bytes(), None)
+    assert isinstance(ca_key_loaded, ec.EllipticCurvePrivateKey)
+    ca_cert = x509.load_pem_x509_certificate(files.ca_cert.read_bytes())
+
+    wanted = sorted(set(hosts) | {"localhost", "127.0.0.1", "kubernetes",
+                                  "kubernetes.default", "kubernetes.default.svc",
+                                  "kubernetes.default.svc.cluster.local", "10.96.0.1"})
+    if files.cert.exists() and files.key.exists():
+        current = x509.load_pem_x509_certificate(files.cert.read_bytes())
+        try:
+            san = current.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            covered = {str(v) for v in san.get_values_for_type(x509.DNSName)} | {
+                str(v) for v in san.get_values_for_type(x509.IPAddress)}
+        except x509.ExtensionNotFound:
+            covered = set()
+        if set(wanted) <= covered:
+            return files
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = []
+    for h in wanted:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(h)))
+        except ValueError:
+            names.append(x509.DNSName(h))
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + _VALIDITY)
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .sign(ca_key_loaded, hashes.SHA256()))
+    _write_private(files.key, _key_pem(key))
+    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return files
+
+
+def ensure_token(path: Path) -> str:
+    """A random bearer token stored at ``path`` (0600), created on first use."""
+    if path.exists():
+        token = path.read_text().strip()
+        if token:
+            return token
+    token = secrets.token_urlsafe(32)
+    _write_private(path, (token + "\n").encode())
+    return token

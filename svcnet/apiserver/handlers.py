@@ -1,0 +1,663 @@
+"""REST verbs over the registries: decode, authorize, call the registry, encode.
+
+One :class:`Served` per resource binds its discovery facts to its registry. The request flow
+for every verb is the same and short:
+
+    parse path → authenticate → find Served → authorize → (namespace exists?) →
+    decode body (size limit, JSON/YAML, apiVersion/kind, schema, fieldValidation) →
+    registry call → encode (object, list, Table, or watch stream)
+
+Everything a client can get wrong becomes a Kubernetes Status with a 4xx code; an unexpected
+exception is logged and answered 500 without a traceback in the body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from svcnet.api import errors
+from svcnet.api.errors import StatusError, bad_request
+from svcnet.api.labels import (
+    FieldSelector,
+    Selector,
+    SelectorError,
+    normalize_field_selector,
+    parse_field_selector,
+    parse_selector,
+    validate_field_selector,
+)
+from svcnet.api.schema import decode, strict_error
+from svcnet.apiserver import patch as patching
+from svcnet.apiserver import tables
+from svcnet.apiserver.apply import server_side_apply, update_managed_fields
+from svcnet.apiserver.auth import TokenFile, User, authorize, forbidden
+from svcnet.apiserver.requestinfo import RequestInfo, parse_path
+from svcnet.registry.generic import Preconditions, Registry
+from svcnet.storage.interface import Compacted, EventType, WatchClosed
+from svcnet.util.clock import Clock, rfc3339
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's limit for a request body
+PATCH_RETRIES = 5
+_FIELD_SELECTOR_KINDS_WITH_FREE_PATHS = frozenset({"Event"})
+
+
+@dataclass
+class Served:
+    """A resource this server serves, bound to its registry."""
+
+    group: str
+    version: str
+    resource: str
+    kind: str
+    namespaced: bool
+    registry: Registry
+    subresources: frozenset[str] = frozenset()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+
+@dataclass
+class Context:
+    """Per-server state every handler needs."""
+
+    served: dict[tuple[str, str, str], Served]
+    tokens: TokenFile
+    clock: Clock
+    namespaces: Registry
+    on_request: Callable[[str, str, int, float], None] = lambda verb, res, code, secs: None
+    watch_bookmark_interval: float = 60.0
+    default_watch_timeout: float = 1800.0
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+def status_response(err: StatusError) -> web.Response:
+    return web.json_response(err.to_status(), status=err.code)
+
+
+def _query_bool(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("true", "1")
+
+
+def _dry_run(request: web.Request) -> bool:
+    values = request.query.getall("dryRun", [])
+    for v in values:
+        if v != "All":
+            raise bad_request(f'unsupported dryRun value "{v}": only "All" is supported')
+    return bool(values)
+
+
+def _selectors(request: web.Request, served: Served) -> tuple[Selector | None,
+                                                                FieldSelector | None]:
+    try:
+        labels = request.query.get("labelSelector", "")
+        label_sel = parse_selector(labels) if labels else None
+        fields = request.query.get("fieldSelector", "")
+        field_sel = None
+        if fields:
+            field_sel = normalize_field_selector(parse_field_selector(fields), served.kind)
+            if served.kind not in _FIELD_SELECTOR_KINDS_WITH_FREE_PATHS:
+                validate_field_selector(field_sel, served.kind)
+    except SelectorError as e:
+        raise bad_request(str(e)) from None
+    return label_sel, field_sel
+
+
+def _matches(obj: Obj, served: Served, label_sel: Selector | None,
+             field_sel: FieldSelector | None) -> bool:
+    if label_sel is not None and not label_sel.matches((obj.get("metadata") or {}).get(
+            "labels") or {}):
+        return False
+    if field_sel is not None:
+        kind = None if served.kind in _FIELD_SELECTOR_KINDS_WITH_FREE_PATHS else served.kind
+        return field_sel.matches_object(obj, kind)
+    return True
+
+
+def _with_type(obj: Obj, served: Served) -> Obj:
+    obj["apiVersion"] = served.api_version
+    obj["kind"] = served.kind
+    return obj
+
+
+async def read_body(request: web.Request) -> Any:
+    """The request body parsed as JSON (or YAML), with kube-apiserver's errors."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise StatusError(413, "RequestEntityTooLarge",
+                          "the server has received too large a request entity")
+    raw = await request.content.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise StatusError(413, "RequestEntityTooLarge",
+                          "the server has received too large a request entity")
+    ctype = request.content_type
+    if "protobuf" in ctype:
+        raise StatusError(415, "UnsupportedMediaType",
+                          f'the body of the request was in an unknown format - accepted media '
+                          f'types include: application/json, application/yaml (got "{ctype}")')
+    try:
+        if ctype in ("application/yaml", "application/apply-patch+yaml") and not raw.lstrip(
+                ).startswith((b"{", b"[")):
+            return yaml.safe_load(raw.decode())
+        return json.loads(raw)
+    except (ValueError, yaml.YAMLError) as e:
+        raise bad_request(f"the body of the request could not be decoded: {e}") from None
+
+
+def decode_object(body: Any, served: Served, request: web.Request,
+                  warnings: list[str]) -> Obj:
+    """apiVersion/kind checks, schema decoding, and fieldValidation."""
+    if not isinstance(body, dict):
+        raise bad_request(f"{served.kind} in version \"{served.version}\" cannot be handled as "
+                          f"a {served.kind}: the body must be a JSON object")
+    api_version = body.get("apiVersion") or served.api_version
+    kind = body.get("kind") or served.kind
+    if api_version != served.api_version:
+        raise bad_request(f"the API version in the data ({api_version}) does not match the "
+                          f"expected API version ({served.api_version})")
+    if kind != served.kind:
+        raise bad_request(f"the kind in the data ({kind}) does not match the expected kind "
+                          f"({served.kind})")
+    decoded = decode(body, api_version=served.api_version, kind=served.kind)
+    if decoded.unknown_fields:
+        mode = request.query.get("fieldValidation", "Warn")
+        if mode == "Strict":
+            err = strict_error(decoded.unknown_fields)
+            err.message = (f'{served.kind} in version "{served.version}" cannot be handled as '
+                           f"a {served.kind}: {err.message}")
+            raise err
+        if mode == "Warn":
+            warnings.extend(f'unknown field "{f}"' for f in decoded.unknown_fields)
+    return _with_type(decoded.obj, served)
+
+
+def _json(obj: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
+    resp = web.Response(body=json.dumps(obj, separators=(",", ":")).encode(), status=status,
+                        content_type="application/json")
+    for w in warnings or []:
+        resp.headers.add("Warning", f'299 - {json.dumps(w)}')
+    return resp
+
+
+def _include_object(request: web.Request) -> str:
+    value = request.query.get("includeObject", "Metadata")
+    return value if value in ("None", "Metadata", "Object") else "Metadata"
+
+
+def encode_continue(revision: str, key: str) -> str:
+    raw = json.dumps({"v": "meta.k8s.io/v1", "rv": int(revision), "start": key})
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def decode_continue(token: str) -> tuple[int, str]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return int(raw["rv"]), str(raw["start"])
+    except (ValueError, KeyError, TypeError):
+        raise bad_request("continue key is not valid: illegal base64 data") from None
+
+
+class Handlers:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        verb, resource, code = request.method.lower(), "", 500
+        try:
+            info = parse_path(request.path)
+            if info is None:
+                raise errors.StatusError(404, "NotFound",
+                                         "the server could not find the requested resource")
+            resource = info.resource
+            user = self.ctx.tokens.authenticate(request.headers.get("Authorization"))
+            served = self.ctx.served.get((info.group, info.version, info.resource))
+            if served is None or (info.subresource and info.subresource not in
+                                  served.subresources):
+                raise errors.StatusError(404, "NotFound",
+                                         "the server could not find the requested resource")
+            verb, response = await self._route(request, info, served, user)
+            code = response.status
+            return response
+        except StatusError as e:
+            code = e.code
+            return status_response(e)
+        except Exception:
+            log.exception("internal error serving %s %s", request.method, request.path)
+            code = 500
+            return status_response(errors.internal_error("an unexpected error occurred"))
+        finally:
+            self.ctx.on_request(verb, resource, code, time.perf_counter() - started)
+
+    async def _route(self, request: web.Request, info: RequestInfo, served: Served,
+                     user: User) -> tuple[str, web.StreamResponse]:
+        method = request.method
+        if method == "GET":
+            if info.name:
+                return "get", await self.get(request, info, served, user)
+            if _query_bool(request, "watch"):
+                return "watch", await self.watch(request, info, served, user)
+            return "list", await self.list_collection(request, info, served, user)
+        if method == "POST" and not info.name:
+            return "create", await self.create(request, info, served, user)
+        if method == "PUT" and info.name:
+            return "update", await self.update(request, info, served, user)
+        if method == "PATCH" and info.name:
+            return "patch", await self.patch(request, info, served, user)
+        if method == "DELETE" and info.name:
+            return "delete", await self.delete(request, info, served, user)
+        if method == "DELETE" and not info.subresource and served.resource != "namespaces":
+            return "deletecollection", await self.delete_collection(request, info, served,
+                                                                     user)
+        raise StatusError(405, "MethodNotAllowed",
+                          "the server does not allow this method on the requested resource")
+
+    async def _authorize(self, user: User, verb: str, info: RequestInfo, served: Served,
+                         name: str | None = None) -> None:
+        name = info.name if name is None else name
+        pod_node = None
+        if served.resource == "pods" and served.group == "" and name and verb in (
+                "update", "patch", "delete") and user.node_name is not None:
+            with contextlib.suppress(StatusError):
+                pod = await served.registry.get(info.namespace, name)
+                pod_node = (pod.get("spec") or {}).get("nodeName")
+        if not authorize(user, verb, group=served.group, resource=served.resource,
+                         namespace=info.namespace, name=name, subresource=info.subresource,
+                         pod_node=pod_node):
+            raise forbidden(user, verb, served.resource, served.group, info.namespace, name,
+                            info.subresource)
+
+    async def _require_namespace(self, info: RequestInfo, served: Served,
+                                 creating: bool) -> None:
+        if not served.namespaced:
+            return
+        if not info.namespace:
+            raise errors.StatusError(404, "NotFound",
+                                     "the server could not find the requested resource")
+        try:
+            ns = await self.ctx.namespaces.get("", info.namespace)
+        except StatusError:
+            raise errors.not_found("namespaces", info.namespace) from None
+        if creating and (ns.get("metadata") or {}).get("deletionTimestamp"):
+            raise StatusError(
+                403, "Forbidden",
+                f"unable to create new content in namespace {info.namespace} because it is "
+                "being terminated", {"name": info.namespace, "kind": "namespaces"})
+
+    def _respond(self, request: web.Request, obj: Obj, served: Served, status: int = 200,
+                 warnings: list[str] | None = None) -> web.Response:
+        if tables.table_accepted(request.headers.get("Accept", "")):
+            meta = obj.get("metadata") or {}
+            table = tables.table_for([obj], api_version=served.api_version, kind=served.kind,
+                                     include_object=_include_object(request),
+                                     now=self.ctx.clock.now(),
+                                     resource_version=str(meta.get("resourceVersion", "")))
+            return _json(table, status, warnings)
+        return _json(obj, status, warnings)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def get(self, request: web.Request, info: RequestInfo, served: Served,
+                  user: User) -> web.Response:
+        await self._authorize(user, "get", info, served)
+        obj = await served.registry.get(info.namespace, info.name)
+        return self._respond(request, obj, served)
+
+    async def list_collection(self, request: web.Request, info: RequestInfo, served: Served,
+                              user: User) -> web.Response:
+        await self._authorize(user, "list", info, served)
+        label_sel, field_sel = _selectors(request, served)
+        try:
+            limit = max(0, int(request.query.get("limit", "0") or 0))
+        except ValueError:
+            raise bad_request("limit must be an integer") from None
+        revision, start = 0, ""
+        token = request.query.get("continue", "")
+        if token:
+            revision, start = decode_continue(token)
+        items: list[Obj] = []
+        cont = ""
+        try:
+            page_rv = str(revision)
+            # Keep reading pages until ``limit`` matching items are found (selectors filter).
+            while True:
+                page = await served.registry.list(
+                    info.namespace, limit=limit * 2 if limit else 0, start_after=start,
+                    revision=revision)
+                revision = revision or int(page.resource_version)
+                page_rv = page.resource_version if not token else str(revision)
+                for obj in page.items:
+                    if _matches(obj, served, label_sel, field_sel):
+                        items.append(_with_type(obj, served))
+                if limit and len(items) > limit:
+                    last_meta = items[limit - 1]["metadata"]
+                    cont = encode_continue(str(revision), served.registry.key(
+                        last_meta.get("namespace", ""), last_meta["name"]))
+                    items = items[:limit]
+                    break
+                if not page.continue_after:
+                    break
+                start = page.continue_after
+        except Compacted:
+            raise StatusError(410, "Expired",
+                              "The provided continue parameter is too old to display a "
+                              "consistent list result. You can start a new list without the "
+                              "continue parameter.") from None
+        meta: Obj = {"resourceVersion": page_rv}
+        if cont:
+            meta["continue"] = cont
+        if tables.table_accepted(request.headers.get("Accept", "")):
+            table = tables.table_for(items, api_version=served.api_version, kind=served.kind,
+                                     include_object=_include_object(request),
+                                     now=self.ctx.clock.now(), resource_version=page_rv)
+            table["metadata"] = meta
+            return _json(table)
+        for obj in items:
+            obj.pop("apiVersion", None)
+            obj.pop("kind", None)
+        return _json({"kind": f"{served.kind}List", "apiVersion": served.api_version,
+                      "metadata": meta, "items": items})
+
+    async def watch(self, request: web.Request, info: RequestInfo, served: Served,
+                    user: User) -> web.StreamResponse:
+        await self._authorize(user, "watch", info, served)
+        label_sel, field_sel = _selectors(request, served)
+        as_table = tables.table_accepted(request.headers.get("Accept", ""))
+        include = _include_object(request)
+        bookmarks = _query_bool(request, "allowWatchBookmarks")
+        try:
+            timeout = float(request.query.get("timeoutSeconds", "") or
+                            self.ctx.default_watch_timeout)
+        except ValueError:
+            raise bad_request("timeoutSeconds must be a number") from None
+        rv_text = request.query.get("resourceVersion", "")
+        try:
+            rv = int(rv_text) if rv_text else 0
+        except ValueError:
+            raise bad_request(f"invalid resource version: {rv_text}") from None
+
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        first_table = True
+
+        async def send(event_type: str, obj: Obj) -> None:
+            nonlocal first_table
+            payload: Obj
+            if as_table and event_type not in {"BOOKMARK", "ERROR"}:
+                payload = tables.table_for(
+                    [obj], api_version=served.api_version, kind=served.kind,
+                    include_object=include, now=self.ctx.clock.now(),
+                    resource_version=str((obj.get("metadata") or {}).get("resourceVersion")),
+                    with_column_definitions=first_table)
+                first_table = False
+            else:
+                payload = obj
+            await response.write(json.dumps({"type": event_type, "object": payload},
+                                            separators=(",", ":")).encode() + b"\n")
+
+        deadline = time.monotonic() + timeout
+        last_rv = rv
+        try:
+            if rv == 0:
+                page = await served.registry.list(info.namespace)
+                for obj in page.items:
+                    if _matches(obj, served, label_sel, field_sel):
+                        await send("ADDED", _with_type(obj, served))
+                last_rv = int(page.resource_version)
+            events = served.registry.watch(info.namespace, last_rv)
+            async for ev in _with_deadline(events, deadline, self.ctx.watch_bookmark_interval):
+                if ev is None:
+                    if bookmarks:
+                        await send("BOOKMARK", {"kind": served.kind,
+                                                "apiVersion": served.api_version,
+                                                "metadata": {"resourceVersion": str(last_rv)}})
+                    continue
+                etype, obj, prev = ev
+                last_rv = int(obj["metadata"]["resourceVersion"])
+                now_match = _matches(obj, served, label_sel, field_sel)
+                was_match = prev is not None and _matches(prev, served, label_sel, field_sel)
+                if etype == EventType.DELETED:
+                    if now_match:
+                        await send("DELETED", _with_type(obj, served))
+                elif etype == EventType.ADDED or (now_match and not was_match):
+                    if now_match:
+                        await send("ADDED", _with_type(obj, served))
+                elif now_match:
+                    await send("MODIFIED", _with_type(obj, served))
+                elif was_match:
+                    # It left the selection: to this watcher it is gone.
+                    await send("DELETED", _with_type(obj, served))
+        except Compacted as e:
+            await send("ERROR", StatusError(
+                410, "Expired",
+                f"too old resource version: {rv} ({e.compact_revision})").to_status())
+        except WatchClosed:
+            pass  # this watcher fell behind: end the stream, the client re-watches
+        except ConnectionResetError:
+            return response  # the client went away: a normal end of a watch
+        with contextlib.suppress(ConnectionResetError):
+            await response.write_eof()
+        return response
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def create(self, request: web.Request, info: RequestInfo, served: Served,
+                     user: User) -> web.Response:
+        warnings: list[str] = []
+        body = await read_body(request)
+        obj = decode_object(body, served, request, warnings)
+        name = str((obj.get("metadata") or {}).get("name") or "")
+        await self._authorize(user, "create", info, served, name=name)
+        await self._require_namespace(info, served, creating=True)
+        manager = request.query.get("fieldManager", "") or _user_agent_manager(request)
+        created = await served.registry.create(
+            info.namespace, obj, dry_run=_dry_run(request),
+            before_write=self._managed(served, manager, "Update", info.subresource))
+        return self._respond(request, _with_type(created, served), served, 201, warnings)
+
+    def _managed(self, served: Served, manager: str, operation: str,
+                 subresource: str) -> Callable[[Obj | None, Obj], Obj]:
+        now = rfc3339(self.ctx.clock.now())
+
+        def record(old: Obj | None, new: Obj) -> Obj:
+            return update_managed_fields(old, new, manager, operation, served.api_version,
+                                         now, subresource=subresource)
+        return record
+
+    async def update(self, request: web.Request, info: RequestInfo, served: Served,
+                     user: User) -> web.Response:
+        await self._authorize(user, "update", info, served)
+        await self._require_namespace(info, served, creating=False)
+        warnings: list[str] = []
+        body = await read_body(request)
+        obj = decode_object(body, served, request, warnings)
+        manager = request.query.get("fieldManager", "") or _user_agent_manager(request)
+        updated = await served.registry.update(
+            info.namespace, info.name, obj, dry_run=_dry_run(request),
+            status_only=info.subresource == "status",
+            before_write=self._managed(served, manager, "Update", info.subresource))
+        return self._respond(request, _with_type(updated, served), served, 200, warnings)
+
+    async def patch(self, request: web.Request, info: RequestInfo, served: Served,
+                    user: User) -> web.Response:
+        await self._authorize(user, "patch", info, served)
+        await self._require_namespace(info, served, creating=False)
+        patch_type = patching.patch_type_of(request.content_type)
+        body = await read_body(request)
+        dry_run = _dry_run(request)
+        warnings: list[str] = []
+        manager = request.query.get("fieldManager", "")
+        if patch_type == "apply":
+            if not manager:
+                raise bad_request("PATCH, application/apply-patch+yaml requires fieldManager "
+                                  "to be specified")
+            return await self._apply(request, info, served, body, manager, dry_run, warnings)
+        manager = manager or _user_agent_manager(request)
+        for _ in range(PATCH_RETRIES):
+            current = await served.registry.get(info.namespace, info.name)
+            rv = current["metadata"]["resourceVersion"]
+            patched = patching.apply_patch(patch_type, current, body, served.api_version,
+                                           served.kind)
+            obj = decode_object(patched, served, request, warnings)
+            meta = obj.setdefault("metadata", {})
+            # A patch that names a resourceVersion is conditional; otherwise retry on races.
+            conditional = bool(meta.get("resourceVersion")) and meta["resourceVersion"] != rv
+            meta.setdefault("resourceVersion", rv)
+            if not meta["resourceVersion"]:
+                meta["resourceVersion"] = rv
+            try:
+                updated = await served.registry.update(
+                    info.namespace, info.name, obj, dry_run=dry_run,
+                    status_only=info.subresource == "status",
+                    before_write=self._managed(served, manager, "Update", info.subresource))
+            except StatusError as e:
+                if e.code == 409 and e.reason == "Conflict" and not conditional:
+                    continue
+                raise
+            return self._respond(request, _with_type(updated, served), served, 200, warnings)
+        raise errors.conflict(served.resource, info.name,
+                              "the object kept changing while the patch was applied",
+                              served.group)
+
+    async def _apply(self, request: web.Request, info: RequestInfo, served: Served, body: Any,
+                     manager: str, dry_run: bool, warnings: list[str]) -> web.Response:
+        applied = decode_object(body, served, request, warnings)
+        force = _query_bool(request, "force")
+        now = rfc3339(self.ctx.clock.now())
+        for _ in range(PATCH_RETRIES):
+            try:
+                live: Obj | None = await served.registry.get(info.namespace, info.name)
+            except StatusError as e:
+                if e.code != 404:
+                    raise
+                live = None
+            merged = server_side_apply(live, applied, manager, force, served.api_version,
+                                       served.kind, now)
+            merged = _with_type(merged, served)
+            try:
+                if live is None:
+                    if info.subresource:
+                        raise errors.not_found(served.resource, info.name, served.group)
+                    created = await served.registry.create(info.namespace, merged,
+                                                           dry_run=dry_run)
+                    return self._respond(request, _with_type(created, served), served, 201,
+                                         warnings)
+                merged.setdefault("metadata", {})["resourceVersion"] = live["metadata"][
+                    "resourceVersion"]
+                updated = await served.registry.update(
+                    info.namespace, info.name, merged, dry_run=dry_run,
+                    status_only=info.subresource == "status")
+                return self._respond(request, _with_type(updated, served), served, 200,
+                                     warnings)
+            except StatusError as e:
+                if e.code == 409 and e.reason in ("Conflict", "AlreadyExists") and (
+                        not e.details.get("causes")):
+                    continue
+                raise
+        raise errors.conflict(served.resource, info.name,
+                              "the object kept changing while the apply was made",
+                              served.group)
+
+    async def delete(self, request: web.Request, info: RequestInfo, served: Served,
+                     user: User) -> web.Response:
+        await self._authorize(user, "delete", info, served)
+        await self._require_namespace(info, served, creating=False)
+        pre = Preconditions()
+        dry_run = _dry_run(request)
+        if request.can_read_body:
+            body = await read_body(request)
+            if body:
+                if not isinstance(body, dict):
+                    raise bad_request("DeleteOptions must be a JSON object")
+                decode(body, api_version="v1", kind="DeleteOptions")
+                p = body.get("preconditions") or {}
+                pre = Preconditions(str(p.get("uid") or ""), str(p.get("resourceVersion") or ""))
+                dry_run = dry_run or "All" in (body.get("dryRun") or [])
+        deleted = await served.registry.delete(info.namespace, info.name, preconditions=pre,
+                                               dry_run=dry_run)
+        return self._respond(request, _with_type(deleted, served), served)
+
+
+    async def delete_collection(self, request: web.Request, info: RequestInfo, served: Served,
+                                user: User) -> web.Response:
+        """Delete every object the selectors match, one by one (as the generic registry)."""
+        await self._authorize(user, "deletecollection", info, served)
+        label_sel, field_sel = _selectors(request, served)
+        dry_run = _dry_run(request)
+        page = await served.registry.list(info.namespace)
+        deleted = []
+        for obj in page.items:
+            if not _matches(obj, served, label_sel, field_sel):
+                continue
+            meta = obj["metadata"]
+            try:
+                gone = await served.registry.delete(meta.get("namespace", ""), meta["name"],
+                                                    dry_run=dry_run)
+            except StatusError as e:
+                if e.code == 404:
+                    continue  # deleted meanwhile
+                raise
+            gone.pop("apiVersion", None)
+            gone.pop("kind", None)
+            deleted.append(gone)
+        return _json({"kind": f"{served.kind}List", "apiVersion": served.api_version,
+                      "metadata": {"resourceVersion": page.resource_version},
+                      "items": deleted})
+
+
+def _user_agent_manager(request: web.Request) -> str:
+    """Kubernetes names the manager after the user agent's first word when none is given."""
+    agent = request.headers.get("User-Agent", "unknown")
+    return agent.split("/")[0][:128] or "unknown"
+
+
+async def _with_deadline(events: AsyncIterator[tuple[EventType, Obj, Obj | None]],
+                         deadline: float, tick: float,
+                         ) -> AsyncIterator[tuple[EventType, Obj, Obj | None] | None]:
+    """Events until ``deadline``; ``None`` every ``tick`` seconds of silence (bookmarks)."""
+    iterator = aiter(events)
+    pending: asyncio.Task[tuple[EventType, Obj, Obj | None]] | None = None
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            if pending is None:
+                pending = asyncio.ensure_future(anext(iterator))
+            done, _ = await asyncio.wait({pending}, timeout=min(tick, remaining))
+            if not done:
+                yield None
+                continue
+            task, pending = pending, None
+            try:
+                yield task.result()
+            except StopAsyncIteration:
+                return
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        closer = getattr(iterator, "aclose", None)
+        if closer is not None:
+            await closer()
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

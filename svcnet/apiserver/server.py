@@ -1,0 +1,401 @@
+"""`svcnet server`: the API server process, from configuration to a served HTTPS socket.
+
+Start-up order matters and is fixed:
+
+1. open the store; generate (or reuse) the CA, serving certificate and admin token;
+2. build the allocators and one registry per resource;
+3. repair allocations against the stored Services (a crash may have leaked some), then seed what
+   every cluster has: the four system namespaces and ``default/kubernetes`` (10.96.0.1:443)
+   with endpoints pointing at this server;
+4. listen, and only then write ``DATA_DIR/kubeconfig``: its presence means "ready to serve";
+5. run controllers (LoadBalancer IPAM, periodic repair) until SIGTERM/SIGINT; then stop them,
+   stop serving, close the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import socket
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from svcnet.allocators.ranges import ServiceCIDR
+from svcnet.api.errors import StatusError
+from svcnet.apiserver import discovery, openapi, resources
+from svcnet.apiserver.auth import ADMIN_GROUP, TokenFile, User
+from svcnet.apiserver.certs import ensure_private_dir, ensure_tls, ensure_token
+from svcnet.apiserver.handlers import Context, Handlers, Served
+from svcnet.client.kubeconfig import load_kubeconfig
+from svcnet.client.rest import RESTClient
+from svcnet.controllers.lb_ipam import LoadBalancerIPController
+from svcnet.registry.generic import Registry
+from svcnet.registry.lb_ipam import LoadBalancerIPAM
+from svcnet.registry.repair import repair
+from svcnet.registry.service_alloc import ServiceAllocators
+from svcnet.registry.services import ServiceStrategy
+from svcnet.registry.strategies import (
+    EndpointSliceStrategy,
+    EndpointsStrategy,
+    EventStrategy,
+    LeaseStrategy,
+    NamespaceStrategy,
+    NodeStrategy,
+    PodStrategy,
+)
+from svcnet.storage import open_store
+from svcnet.storage.interface import Store
+from svcnet.util.clock import Clock, RealClock
+
+log = logging.getLogger(__name__)
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+@dataclass
+class ServerConfig:
+    data_dir: Path
+    listen: str = "127.0.0.1:6443"
+    store_url: str = ""
+    service_cidrs: Sequence[str] = ("10.96.0.0/12",)
+    node_port_range: str = "30000-32767"
+    lb_pools: Sequence[str] = ()
+    advertise_address: str = ""
+    extra_sans: Sequence[str] = ()
+    repair_interval: float = 180.0
+    leak_grace: timedelta = timedelta(seconds=60)
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]") or "127.0.0.1", int(port)
+
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{(self.data_dir / 'state.db').resolve()}"
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.requests = Counter("apiserver_request", "Requests by verb, resource and code.",
+                                ["verb", "resource", "code"], registry=self.registry)
+        self.latency = Histogram(
+            "apiserver_request_duration_seconds", "Request latency by verb and resource.",
+            ["verb", "resource"], registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60))
+
+    def observe(self, verb: str, resource: str, code: int, seconds: float) -> None:
+        self.requests.labels(verb, resource, str(code)).inc()
+        if verb != "watch":
+            self.latency.labels(verb, resource).observe(seconds)
+
+
+def kubeconfig(server_url: str, ca_pem: bytes, token: str, *, name: str = "svcnet",
+               user: str = "admin") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Config", "current-context": name,
+        "clusters": [{"name": name, "cluster": {
+            "server": server_url,
+            "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": user,
+                                                "namespace": "default"}}],
+        "preferences": {},
+    }
+
+
+def write_private_yaml(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(doc, f, sort_keys=False)
+    os.replace(tmp, path)
+
+
+class APIServer:
+    def __init__(self, config: ServerConfig, *, clock: Clock | None = None,
+                 store: Store | None = None) -> None:
+        self.config = config
+        self.clock = clock or RealClock()
+        self._store = store
+        self.metrics = Metrics()
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.url = ""
+        self.registries: dict[str, Registry] = {}
+        self._lb_client: RESTClient | None = None
+        self.lb_controller: LoadBalancerIPController | None = None
+
+    @property
+    def store(self) -> Store:
+        assert self._store is not None
+        return self._store
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        return self.config.data_dir / "kubeconfig"
+
+    async def start(self) -> None:
+        cfg = self.config
+        ensure_private_dir(cfg.data_dir)
+        if self._store is None:
+            self._store = open_store(cfg.resolved_store_url())
+        host, port = cfg.host_port
+        advertise = cfg.advertise_address or host
+        tls = ensure_tls(cfg.data_dir, [host, advertise, *cfg.extra_sans])
+        tokens_path = cfg.data_dir / "tokens.csv"
+        admin_token = ensure_token(cfg.data_dir / "admin.token")
+        tokens = TokenFile(tokens_path)
+        if not tokens_path.exists() or admin_token not in tokens_path.read_text():
+            tokens.add(admin_token, User("admin", "admin", (ADMIN_GROUP,)))
+
+        self.allocators = ServiceAllocators.build(self.store, cfg.service_cidrs,
+                                                  cfg.node_port_range, clock=self.clock)
+        self.lb = LoadBalancerIPAM(self.store, cfg.lb_pools, clock=self.clock)
+        served = self._serve_resources()
+        await repair(self.store, self.allocators, self.lb, clock=self.clock,
+                     leak_grace=cfg.leak_grace)
+        await self._seed(advertise, port)
+
+        ctx = Context(served={(s.group, s.version, s.resource): s for s in served},
+                      tokens=tokens, clock=self.clock, namespaces=self.registries["namespaces"],
+                      on_request=self.metrics.observe)
+        app = self._app(Handlers(ctx))
+        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        await self._runner.setup()
+        ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_ctx.load_cert_chain(tls.cert, tls.key)
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_ctx, reuse_address=True)
+        await site.start()
+        if port == 0:
+            port = int(self._runner.addresses[0][1])  # the port the kernel chose
+        url_host = f"[{host}]" if ":" in host else host
+        self.url = f"https://{url_host}:{port}"
+        write_private_yaml(self.kubeconfig_path, kubeconfig(self.url, tls.ca_pem(),
+                                                            admin_token))
+        self._lb_client = RESTClient.from_kubeconfig(load_kubeconfig(self.kubeconfig_path),
+                                                     user_agent="svcnet-lb-ipam/0.1.0")
+        self.lb_controller = LoadBalancerIPController.from_client(self._lb_client, self.lb,
+                                                                  clock=self.clock)
+        self.lb_controller.start()
+        self._tasks.append(asyncio.create_task(self._repair_loop()))
+        log.info("serving on %s", self.url)
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        if self.lb_controller is not None:
+            await self.lb_controller.stop()
+        if self._lb_client is not None:
+            await self._lb_client.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._store is not None:
+            await self._store.close()
+
+    # -- wiring -----------------------------------------------------------------------------
+
+    def _serve_resources(self) -> list[Served]:
+        strategies = {
+            ("", "services"): ServiceStrategy(self.allocators, self.lb),
+            ("", "pods"): PodStrategy(),
+            ("", "nodes"): NodeStrategy(),
+            ("", "namespaces"): NamespaceStrategy(),
+            ("", "endpoints"): EndpointsStrategy(),
+            ("", "events"): EventStrategy(),
+            ("discovery.k8s.io", "endpointslices"): EndpointSliceStrategy(),
+            ("coordination.k8s.io", "leases"): LeaseStrategy(),
+        }
+        served = []
+        for res in resources.RESOURCES:
+            strategy = strategies.get((res.group, res.resource))
+            if strategy is None:
+                continue
+            registry = Registry(self.store, strategy, clock=self.clock)
+            self.registries[res.resource if not res.group else
+                            f"{res.resource}.{res.group}"] = registry
+            served.append(Served(res.group, res.version, res.resource, res.kind,
+                                 res.namespaced, registry,
+                                 frozenset(s.name for s in res.subresources)))
+        return served
+
+    async def _seed(self, advertise: str, port: int) -> None:
+        ns_reg = self.registries["namespaces"]
+        for name in SYSTEM_NAMESPACES:
+            with contextlib.suppress(StatusError):
+                await ns_reg.create("", {"apiVersion": "v1", "kind": "Namespace",
+                                         "metadata": {"name": name}})
+        first_ip = ServiceCIDR.parse(self.config.service_cidrs[0]).item_at(0)
+        svc = {"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "kubernetes", "namespace": "default",
+                            "labels": {"component": "apiserver", "provider": "kubernetes"}},
+               "spec": {"type": "ClusterIP", "clusterIP": first_ip,
+                        "ports": [{"name": "https", "port": 443, "protocol": "TCP",
+                                   "targetPort": port}]}}
+        with contextlib.suppress(StatusError):
+            await self.registries["services"].create("default", svc)
+        address = advertise if advertise not in ("0.0.0.0", "::") else _primary_ip()
+        if ipaddress.ip_address(address).is_loopback:
+            # Endpoints may not be loopback addresses (pods could not reach them anyway): a
+            # server only on loopback leaves default/kubernetes without endpoints.
+            log.info("listening on loopback only: default/kubernetes gets no endpoints")
+            return
+        slice_obj: dict[str, Any] = {
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": "kubernetes"}},
+            "addressType": "IPv6" if ":" in address else "IPv4",
+            "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
+        endpoints: dict[str, Any] = {"apiVersion": "v1", "kind": "Endpoints",
+                     "metadata": {"name": "kubernetes", "namespace": "default"},
+                     "subsets": [{"addresses": [{"ip": address}],
+                                  "ports": [{"name": "https", "port": port,
+                                             "protocol": "TCP"}]}]}
+        for key, obj in (("endpointslices.discovery.k8s.io", slice_obj),
+                         ("endpoints", endpoints)):
+            reg = self.registries[key]
+            try:
+                current = await reg.get("default", "kubernetes")
+            except StatusError:
+                await reg.create("default", obj)
+                continue
+            obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            await reg.update("default", "kubernetes", obj)
+
+    async def _repair_loop(self) -> None:
+        while True:
+            await self.clock.sleep(self.config.repair_interval)
+            try:
+                result = await repair(self.store, self.allocators, self.lb, clock=self.clock,
+                                      leak_grace=self.config.leak_grace)
+                for ev in result.events:
+                    log.warning("repair: %s/%s %s: %s", ev.namespace, ev.name, ev.reason,
+                                ev.message)
+            except Exception:
+                log.exception("allocation repair failed; retrying next period")
+
+    def _app(self, handlers: Handlers) -> web.Application:
+        app = web.Application(client_max_size=4 * 1024 * 1024)
+
+        async def text(body: str) -> web.Response:
+            return web.Response(text=body, content_type="text/plain")
+
+        async def healthz(request: web.Request) -> web.Response:
+            return await text("ok")
+
+        async def version(request: web.Request) -> web.Response:
+            resp = web.json_response(discovery.version_info())
+            # kubectl's dispatcher caches /version for an hour unless told not to.
+            resp.headers["Cache-Control"] = "no-cache, private"
+            return resp
+
+        async def api_root(request: web.Request) -> web.Response:
+            return _discovery_response(request, "api",
+                                       discovery.api_versions(request.host or None))
+
+        async def apis_root(request: web.Request) -> web.Response:
+            return _discovery_response(request, "apis", discovery.api_group_list())
+
+        async def resource_list(request: web.Request) -> web.StreamResponse:
+            group, _, version = request.match_info.get("gv", "/v1").rpartition("/")
+            doc = discovery.api_resource_list(group, version)
+            if doc is None:
+                return await handlers.dispatch(request)
+            return web.json_response(doc)
+
+        async def group_doc(request: web.Request) -> web.StreamResponse:
+            doc = discovery.api_group(request.match_info["group"])
+            if doc is None:
+                return await handlers.dispatch(request)
+            return web.json_response(doc)
+
+        async def openapi_root(request: web.Request) -> web.Response:
+            return web.Response(body=openapi.root_document_bytes(),
+                                content_type="application/json",
+                                headers={"Cache-Control": "no-cache, private"})
+
+        async def openapi_gv(request: web.Request) -> web.StreamResponse:
+            doc = openapi.document_for(request.match_info["gvpath"])
+            if doc is None:
+                return await handlers.dispatch(request)
+            # A hashed URL names immutable content; the bare one must be revalidated.
+            cache = ("public, immutable" if request.query.get("hash") == doc.etag
+                     else "no-cache, private")
+            return web.Response(body=doc.body, content_type="application/json",
+                                headers={"Cache-Control": cache, "ETag": doc.etag_header})
+
+        async def metrics(request: web.Request) -> web.Response:
+            return web.Response(body=generate_latest(self.metrics.registry),
+                                headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        app.router.add_get("/version", version)
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/livez", healthz)
+        app.router.add_get("/readyz", healthz)
+        app.router.add_get("/metrics", metrics)
+        app.router.add_get("/api", api_root)
+        app.router.add_get("/api/", api_root)
+        app.router.add_get("/apis", apis_root)
+        app.router.add_get("/apis/", apis_root)
+        app.router.add_get("/api/v1", resource_list)
+        app.router.add_get(r"/apis/{gv:[^/]+/[^/]+}", resource_list)
+        app.router.add_get(r"/apis/{group:[^/]+}", group_doc)
+        app.router.add_get("/openapi/v3", openapi_root)
+        app.router.add_get(r"/openapi/v3/{gvpath:.+}", openapi_gv)
+        app.router.add_route("*", "/{tail:.*}", handlers.dispatch)
+        return app
+
+
+def _discovery_response(request: web.Request, root: str, legacy: dict[str, Any]
+                        ) -> web.Response:
+    fmt = discovery.negotiate_discovery(request.headers.get("Accept"))
+    if fmt.version is None:
+        return web.json_response(legacy)
+    # The exact aggregated Content-Type is required: kubectl reads anything else as legacy.
+    body = json.dumps(discovery.aggregated_discovery(root, fmt.version))
+    return web.Response(body=body.encode(), headers={"Content-Type": fmt.content_type})
+
+
+def _primary_ip() -> str:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 1))  # no packet is sent: this only picks a route
+            return str(s.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
+
+
+async def run_server(config: ServerConfig) -> None:
+    """Run until SIGTERM/SIGINT, then shut down cleanly."""
+    import signal
+
+    server = APIServer(config)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()

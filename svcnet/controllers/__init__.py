@@ -1,0 +1,1 @@
+"""Controllers: level-triggered reconcilers built on :mod:`svcnet.client` (informers, queues)."""

@@ -1,0 +1,158 @@
+"""Strategies for the kinds other than Service: wiring of pure api/ rules into the registry.
+
+Each class only names the kind and points at its defaulting, preparation and validation
+functions in :mod:`svcnet.api`. Kinds whose validation svcnet does not model in depth (Events,
+Leases, Endpoints) still get Kubernetes' ObjectMeta validation, so a bad name is a 422 as it is
+upstream.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from svcnet.api import endpointslices, namespaces, nodes, pods
+from svcnet.api.errors import FieldError, Path
+from svcnet.api.meta import validate_object_meta, validate_object_meta_update
+from svcnet.api.names import name_is_dns_subdomain
+from svcnet.registry.generic import BaseStrategy
+
+Obj = dict[str, Any]
+_META = Path("metadata")
+
+
+class PodStrategy(BaseStrategy):
+    kind: ClassVar[str] = "Pod"
+    resource: ClassVar[str] = "pods"
+    has_generation: ClassVar[bool] = True
+
+    def default(self, obj: Obj) -> Obj:
+        return pods.set_defaults_pod(obj)
+
+    def prepare_for_create(self, obj: Obj) -> Obj:
+        return pods.prepare_pod_for_create(obj)
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> Obj:
+        return pods.prepare_pod_for_update(new, old)
+
+    def validate_create(self, obj: Obj) -> list[FieldError]:
+        return pods.validate_pod(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return pods.validate_pod_update(new, old)
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
+        return pods.prepare_pod_for_status_update(new, old)
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return pods.validate_pod_status_update(new, old)
+
+
+class NodeStrategy(BaseStrategy):
+    kind: ClassVar[str] = "Node"
+    resource: ClassVar[str] = "nodes"
+    namespaced: ClassVar[bool] = False
+
+    def default(self, obj: Obj) -> Obj:
+        return nodes.set_defaults_node(obj)
+
+    def prepare_for_create(self, obj: Obj) -> Obj:
+        return nodes.prepare_node_for_create(obj)
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> Obj:
+        return nodes.prepare_node_for_update(new, old)
+
+    def validate_create(self, obj: Obj) -> list[FieldError]:
+        return nodes.validate_node(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return nodes.validate_node_update(new, old)
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
+        return nodes.prepare_node_for_status_update(new, old)
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return nodes.validate_node_status_update(new, old)
+
+
+class NamespaceStrategy(BaseStrategy):
+    kind: ClassVar[str] = "Namespace"
+    resource: ClassVar[str] = "namespaces"
+    namespaced: ClassVar[bool] = False
+
+    def default(self, obj: Obj) -> Obj:
+        return namespaces.set_defaults_namespace(obj)
+
+    def prepare_for_create(self, obj: Obj) -> Obj:
+        return namespaces.canonicalize_namespace(namespaces.prepare_namespace_for_create(obj))
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> Obj:
+        return namespaces.canonicalize_namespace(namespaces.prepare_namespace_for_update(new,
+                                                                                         old))
+
+    def validate_create(self, obj: Obj) -> list[FieldError]:
+        return namespaces.validate_namespace(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return namespaces.validate_namespace_update(new, old)
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
+        return namespaces.prepare_namespace_for_status_update(new, old)
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return namespaces.validate_namespace_status_update(new, old)
+
+
+class EndpointSliceStrategy(BaseStrategy):
+    kind: ClassVar[str] = "EndpointSlice"
+    resource: ClassVar[str] = "endpointslices"
+    group: ClassVar[str] = "discovery.k8s.io"
+    api_version: ClassVar[str] = "discovery.k8s.io/v1"
+    has_generation: ClassVar[bool] = True
+
+    def default(self, obj: Obj) -> Obj:
+        return endpointslices.set_defaults_endpointslice(obj)
+
+    def prepare_for_create(self, obj: Obj) -> Obj:
+        return endpointslices.prepare_endpointslice_for_create(obj)
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> Obj:
+        return endpointslices.prepare_endpointslice_for_update(new, old)
+
+    def generation_changed(self, new: Obj, old: Obj) -> bool:
+        # An EndpointSlice has no spec: any change of its content is a new generation.
+        return {k: v for k, v in new.items() if k != "metadata"} != {
+            k: v for k, v in old.items() if k != "metadata"}
+
+    def validate_create(self, obj: Obj) -> list[FieldError]:
+        return endpointslices.validate_endpointslice(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return endpointslices.validate_endpointslice_update(new, old)
+
+
+class MetaOnlyStrategy(BaseStrategy):
+    """Kinds validated for ObjectMeta only (names are DNS subdomains)."""
+
+    def validate_create(self, obj: Obj) -> list[FieldError]:
+        return validate_object_meta(obj.get("metadata"), requires_namespace=self.namespaced,
+                                    name_fn=name_is_dns_subdomain, path=_META)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return validate_object_meta_update(new.get("metadata"), old.get("metadata"), _META)
+
+
+class EndpointsStrategy(MetaOnlyStrategy):
+    kind: ClassVar[str] = "Endpoints"
+    resource: ClassVar[str] = "endpoints"
+
+
+class EventStrategy(MetaOnlyStrategy):
+    kind: ClassVar[str] = "Event"
+    resource: ClassVar[str] = "events"
+
+
+class LeaseStrategy(MetaOnlyStrategy):
+    kind: ClassVar[str] = "Lease"
+    resource: ClassVar[str] = "leases"
+    group: ClassVar[str] = "coordination.k8s.io"
+    api_version: ClassVar[str] = "coordination.k8s.io/v1"

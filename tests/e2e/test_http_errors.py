@@ -1,0 +1,122 @@
+"""Bad input over HTTP: always a Status with the right code, never a 500, nothing stored."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.e2e.conftest import Cluster
+
+
+def request(cluster: Cluster, method: str, path: str, body: bytes | None = None,
+            content_type: str = "application/json", token: str | None = None,
+            ) -> tuple[int, dict[str, Any]]:
+    ctx = ssl.create_default_context(cafile=str(cluster.data_dir / "pki" / "ca.crt"))
+    req = urllib.request.Request(cluster.url + path, data=body, method=method)
+    req.add_header("Content-Type", content_type)
+    req.add_header("Authorization", f"Bearer {cluster.token if token is None else token}")
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=20) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+SVC = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "h"},
+       "spec": {"ports": [{"port": 80}]}}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "ctype", "code", "reason"),
+    [
+        pytest.param("POST", "/api/v1/namespaces/default/services", b"{not json", None, 400,
+                     "BadRequest", id="malformed-json"),
+        pytest.param("POST", "/api/v1/namespaces/default/services", b"[1,2]", None, 400,
+                     "BadRequest", id="not-an-object"),
+        pytest.param("POST", "/api/v1/namespaces/default/services",
+                     json.dumps({**SVC, "apiVersion": "apps/v1"}).encode(), None, 400,
+                     "BadRequest", id="wrong-apiversion"),
+        pytest.param("POST", "/api/v1/namespaces/default/services",
+                     json.dumps({**SVC, "kind": "Pod"}).encode(), None, 400, "BadRequest",
+                     id="wrong-kind"),
+        pytest.param("POST", "/api/v1/namespaces/default/services?fieldValidation=Strict",
+                     json.dumps({**SVC, "spec": {"ports": [{"port": 80}], "bogus": 1}}).encode(),
+                     None, 400, "BadRequest", id="unknown-field-strict"),
+        pytest.param("POST", "/api/v1/namespaces/default/services",
+                     json.dumps({**SVC, "spec": {"ports": [{"port": "80"}]}}).encode(), None,
+                     400, "BadRequest", id="wrong-type"),
+        pytest.param("POST", "/api/v1/namespaces/default/services",
+                     b'{"a":"' + b"x" * (4 * 1024 * 1024) + b'"}', None, 413,
+                     "RequestEntityTooLarge", id="too-large"),
+        pytest.param("POST", "/api/v1/namespaces/nope/services", json.dumps(SVC).encode(),
+                     None, 404, "NotFound", id="missing-namespace"),
+        pytest.param("GET", "/api/v1/namespaces/default/widgets", None, None, 404, "NotFound",
+                     id="unknown-resource"),
+        pytest.param("POST", "/api/v1/namespaces/default/services", b"\x08\x01",
+                     "application/vnd.kubernetes.protobuf", 415, "UnsupportedMediaType",
+                     id="protobuf"),
+        pytest.param("GET", "/api/v1/namespaces/default/services?labelSelector=a%20in%20(",
+                     None, None, 400, "BadRequest", id="bad-label-selector"),
+        pytest.param("GET", "/api/v1/namespaces/default/services?fieldSelector=spec.nope%3D1",
+                     None, None, 400, "BadRequest", id="unsupported-field-selector"),
+    ],
+)
+def test_bad_requests(cluster: Cluster, method: str, path: str, body: bytes | None,
+                      ctype: str | None, code: int, reason: str) -> None:
+    got, status = request(cluster, method, path, body, ctype or "application/json")
+    assert (got, status["kind"], status["reason"], status["code"]) == (
+        code, "Status", reason, code), status
+    assert request(cluster, "GET", "/api/v1/namespaces/default/services/h")[0] == 404
+
+
+def test_wrong_token_is_401(cluster: Cluster) -> None:
+    code, status = request(cluster, "GET", "/api/v1/namespaces/default/services", token="x")
+    assert (code, status["reason"]) == (401, "Unauthorized")
+
+
+def test_node_token_cannot_write_services(cluster: Cluster) -> None:
+    from svcnet.apiserver.auth import NODES_GROUP, TokenFile, User
+
+    TokenFile(cluster.data_dir / "tokens.csv").add(
+        "node-token-1", User("system:node:n1", "", (NODES_GROUP,)))
+    code, _ = request(cluster, "GET", "/api/v1/namespaces/default/services",
+                      token="node-token-1")
+    assert code == 200
+    code, status = request(cluster, "POST", "/api/v1/namespaces/default/services",
+                           json.dumps(SVC).encode(), token="node-token-1")
+    assert (code, status["reason"]) == (403, "Forbidden")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=3),
+    max_leaves=12)
+resources = st.sampled_from(["services", "pods", "endpoints", "namespaces", "nodes",
+                             "events", "widgets"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[
+    HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(method=st.sampled_from(["POST", "PUT", "PATCH", "DELETE", "GET"]),
+       namespace=st.sampled_from(["default", "fuzz"]), resource=resources,
+       name=st.sampled_from(["", "x", "a/b", "%00", "UPPER"]), body=json_values,
+       ctype=st.sampled_from(["application/json", "application/merge-patch+json",
+                              "application/strategic-merge-patch+json",
+                              "application/json-patch+json", "text/plain"]))
+def test_fuzzed_requests_never_500(cluster: Cluster, method: str, namespace: str,
+                                   resource: str, name: str,
+                                   body: Any, ctype: str) -> None:
+    path = f"/api/v1/namespaces/{namespace}/{resource}" + (f"/{name}" if name else "")
+    raw = json.dumps(body).encode() if method in ("POST", "PUT", "PATCH", "DELETE") else None
+    code, status = request(cluster, method, path, raw, ctype)
+    assert code < 500, status
+    if code >= 400:
+        assert status.get("kind") == "Status" and status.get("code") == code
