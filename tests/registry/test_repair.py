@@ -1,0 +1,54 @@
+"""Repair: leaks released after a grace period, missing records restored, duplicates reported."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from svcnet.allocators.allocator import Owner
+from svcnet.registry.repair import repair
+from svcnet.registry.service_alloc import ServiceAllocators
+from svcnet.storage.memory import MemoryStore
+from svcnet.util.clock import FakeClock
+
+
+def stored_service(name: str, ip: str, node_port: int = 0) -> bytes:
+    port: dict[str, object] = {"name": "http", "port": 80, "protocol": "TCP"}
+    if node_port:
+        port["nodePort"] = node_port
+    return json.dumps({"metadata": {"name": name, "namespace": "default", "uid": f"u-{name}"},
+                       "spec": {"type": "NodePort" if node_port else "ClusterIP",
+                                "clusterIP": ip, "clusterIPs": [ip], "ports": [port]}}).encode()
+
+
+async def test_leak_released_only_after_grace() -> None:
+    clock = FakeClock()
+    store = MemoryStore()
+    allocs = ServiceAllocators.build(store, ["10.96.0.0/24"], "30000-30099", clock=clock)
+    await allocs.node_ports.allocate("30050", Owner("default", "never-written"))
+    result = await repair(store, allocs, clock=clock, leak_grace=timedelta(seconds=60))
+    assert result.released == [], "a young allocation may belong to a create in flight"
+    clock.advance(61)
+    result = await repair(store, allocs, clock=clock, leak_grace=timedelta(seconds=60))
+    assert result.released == ["nodeport/30050"]
+    assert await allocs.node_ports.list() == []
+
+
+async def test_missing_records_restored_and_duplicates_reported() -> None:
+    clock = FakeClock()
+    store = MemoryStore()
+    allocs = ServiceAllocators.build(store, ["10.96.0.0/24"], "30000-30099", clock=clock)
+    # Services written without allocation records (e.g. by an older version), two sharing an IP.
+    await store.create("/registry/services/default/a", stored_service("a", "10.96.0.20", 30020))
+    await store.create("/registry/services/default/b", stored_service("b", "10.96.0.20"))
+    await store.create("/registry/services/default/c", stored_service("c", "10.99.0.1"))
+    result = await repair(store, allocs, clock=clock, leak_grace=timedelta(0))
+    assert sorted(result.created) == ["clusterip/10.96.0.20", "nodeport/30020"]
+    reasons = sorted((e.name, e.reason) for e in result.events)
+    assert reasons == [("a", "ClusterIPNotAllocated"), ("a", "PortNotAllocated"),
+                       ("b", "ClusterIPAlreadyAllocated"), ("c", "ClusterIPOutOfRange")]
+    again = await repair(store, allocs, clock=clock, leak_grace=timedelta(0))
+    assert (again.created, again.released) == ([], [])
+    # The restored record protects the IP from being handed out again.
+    got = await allocs.cluster_ips["IPv4"][0].get("10.96.0.20")
+    assert got is not None and got.owner.name == "a"
