@@ -229,7 +229,7 @@ class Handlers:
             user = self.ctx.tokens.authenticate(request.headers.get("Authorization"))
             served = self.ctx.served.get((info.group, info.version, info.resource))
             if served is None or (info.subresource and info.subresource not in
-                                  served.subresources):
+                                  served.subresources) or _misaddressed(request, info, served):
                 raise errors.StatusError(404, "NotFound",
                                          "the server could not find the requested resource")
             verb, response = await self._route(request, info, served, user)
@@ -504,10 +504,13 @@ class Handlers:
         dry_run = _dry_run(request)
         warnings: list[str] = []
         manager = request.query.get("fieldManager", "")
+        force_param = request.query.get("force")
+        patching.validate_patch_options(
+            patch_type, manager,
+            force=None if force_param is None else force_param.lower() == "true",
+            dry_run=request.query.getall("dryRun", []),
+            field_validation=request.query.get("fieldValidation", ""))
         if patch_type == "apply":
-            if not manager:
-                raise bad_request("PATCH, application/apply-patch+yaml requires fieldManager "
-                                  "to be specified")
             return await self._apply(request, info, served, body, manager, dry_run, warnings)
         manager = manager or _user_agent_manager(request)
         for _ in range(PATCH_RETRIES):
@@ -549,7 +552,7 @@ class Handlers:
                     raise
                 live = None
             merged = server_side_apply(live, applied, manager, force, served.api_version,
-                                       served.kind, now)
+                                       served.kind, now, subresource=info.subresource)
             merged = _with_type(merged, served)
             try:
                 if live is None:
@@ -620,6 +623,16 @@ class Handlers:
         return _json({"kind": f"{served.kind}List", "apiVersion": served.api_version,
                       "metadata": {"resourceVersion": page.resource_version},
                       "items": deleted})
+
+
+def _misaddressed(request: web.Request, info: RequestInfo, served: Served) -> bool:
+    """A cluster-scoped resource under a namespace, or a namespaced object without one."""
+    if not served.namespaced:
+        return bool(info.namespace)
+    if info.namespace:
+        return False
+    # Only reads of whole collections may span namespaces (/api/v1/services, watch included).
+    return bool(info.name) or request.method != "GET"
 
 
 def _user_agent_manager(request: web.Request) -> str:

@@ -50,7 +50,9 @@ Strategic merge patch (:func:`strategic_merge_patch`)
 JSON merge patch (:func:`json_merge_patch`)
     RFC 7386, as ``evanphx/json-patch`` v4 ``MergePatch`` implements it for the apiserver:
     a value that replaces another has its ``null`` members pruned, also inside arrays.
-    :func:`merge_patch_value` is the plain RFC algorithm on any JSON values.
+    :func:`merge_patch_value` applies the same merge to any JSON values (the RFC's
+    non-object targets and patches included); :func:`json_merge_patch` adds the apiserver's
+    rules (400 for a null or scalar patch, 422 when the result is not an object).
 
 JSON patch (:func:`json_patch`)
     RFC 6902 with evanphx v4's semantics (the apiserver's): ``replace`` of a missing object

@@ -195,6 +195,7 @@ class APIServer:
                                                                   clock=self.clock)
         self.lb_controller.start()
         self._tasks.append(asyncio.create_task(self._repair_loop()))
+        self._tasks.append(asyncio.create_task(self._bootstrap_loop(advertise, port)))
         log.info("serving on %s", self.url)
 
     async def stop(self) -> None:
@@ -281,6 +282,16 @@ class APIServer:
                 continue
             obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             await reg.update("default", "kubernetes", obj)
+
+    async def _bootstrap_loop(self, advertise: str, port: int) -> None:
+        """Keep the system namespaces and default/kubernetes present, as kube-apiserver's
+        bootstrap controller does: a user who deletes them gets them back within seconds."""
+        while True:
+            await self.clock.sleep(10)
+            try:
+                await self._seed(advertise, port)
+            except Exception:
+                log.exception("re-seeding system objects failed; retrying")
 
     async def _repair_loop(self) -> None:
         while True:

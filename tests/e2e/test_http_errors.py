@@ -59,6 +59,10 @@ SVC = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "h"},
                      None, 404, "NotFound", id="missing-namespace"),
         pytest.param("GET", "/api/v1/namespaces/default/widgets", None, None, 404, "NotFound",
                      id="unknown-resource"),
+        pytest.param("DELETE", "/api/v1/namespaces/default/nodes", None, None, 404,
+                     "NotFound", id="cluster-scoped-under-namespace"),
+        pytest.param("POST", "/api/v1/services", json.dumps(SVC).encode(), None, 404,
+                     "NotFound", id="namespaced-create-without-namespace"),
         pytest.param("POST", "/api/v1/namespaces/default/services", b"\x08\x01",
                      "application/vnd.kubernetes.protobuf", 415, "UnsupportedMediaType",
                      id="protobuf"),
@@ -106,7 +110,7 @@ resources = st.sampled_from(["services", "pods", "endpoints", "namespaces", "nod
 @settings(max_examples=60, deadline=None, suppress_health_check=[
     HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(method=st.sampled_from(["POST", "PUT", "PATCH", "DELETE", "GET"]),
-       namespace=st.sampled_from(["default", "fuzz"]), resource=resources,
+       namespace=st.sampled_from(["fuzz", "fuzz-missing"]), resource=resources,
        name=st.sampled_from(["", "x", "a/b", "%00", "UPPER"]), body=json_values,
        ctype=st.sampled_from(["application/json", "application/merge-patch+json",
                               "application/strategic-merge-patch+json",
@@ -114,6 +118,10 @@ resources = st.sampled_from(["services", "pods", "endpoints", "namespaces", "nod
 def test_fuzzed_requests_never_500(cluster: Cluster, method: str, namespace: str,
                                    resource: str, name: str,
                                    body: Any, ctype: str) -> None:
+    # Fuzzing stays in namespaces of its own: an empty name is a deletecollection.
+    request(cluster, "POST", "/api/v1/namespaces",
+            json.dumps({"apiVersion": "v1", "kind": "Namespace",
+                        "metadata": {"name": "fuzz"}}).encode())
     path = f"/api/v1/namespaces/{namespace}/{resource}" + (f"/{name}" if name else "")
     raw = json.dumps(body).encode() if method in ("POST", "PUT", "PATCH", "DELETE") else None
     code, status = request(cluster, method, path, raw, ctype)
