@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,31 @@ class Served:
         return f"{self.group}/{self.version}" if self.group else self.version
 
 
+class EventLines:
+    """Serialised watch events, shared by every watcher that sends the same event.
+
+    Watchers of one resource receive the same decoded object for a change (the registry
+    decodes each event once), so the line is encoded once too, not once per watcher.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._lines: OrderedDict[tuple[str, str, str, str, int], bytes] = OrderedDict()
+        self._size = size
+
+    def line(self, event_type: str, served: Served, obj: Obj) -> bytes:
+        meta = obj.get("metadata") or {}
+        key = (event_type, served.resource, str(meta.get("namespace", "")),
+               str(meta.get("name", "")), int(meta.get("resourceVersion") or 0))
+        cached = self._lines.get(key)
+        if cached is None or key[4] == 0:
+            cached = json.dumps({"type": event_type, "object": obj},
+                                separators=(",", ":")).encode() + b"\n"
+            self._lines[key] = cached
+            if len(self._lines) > self._size:
+                self._lines.popitem(last=False)
+        return cached
+
+
 @dataclass
 class Context:
     """Per-server state every handler needs."""
@@ -84,6 +110,7 @@ class Context:
     watch_bookmark_interval: float = 60.0
     default_watch_timeout: float = 1800.0
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    event_lines: EventLines = field(default_factory=EventLines)
 
 
 def status_response(err: StatusError) -> web.Response:
@@ -331,6 +358,9 @@ class Handlers:
         token = request.query.get("continue", "")
         if token:
             revision, start = decode_continue(token)
+        as_table = tables.table_accepted(request.headers.get("Accept", ""))
+        if label_sel is None and field_sel is None and not as_table:
+            return await self._list_raw(served, info, limit, start, revision, bool(token))
         items: list[Obj] = []
         cont = ""
         try:
@@ -362,7 +392,7 @@ class Handlers:
         meta: Obj = {"resourceVersion": page_rv}
         if cont:
             meta["continue"] = cont
-        if tables.table_accepted(request.headers.get("Accept", "")):
+        if as_table:
             table = tables.table_for(items, api_version=served.api_version, kind=served.kind,
                                      include_object=_include_object(request),
                                      now=self.ctx.clock.now(), resource_version=page_rv)
@@ -373,6 +403,26 @@ class Handlers:
             obj.pop("kind", None)
         return _json({"kind": f"{served.kind}List", "apiVersion": served.api_version,
                       "metadata": meta, "items": items})
+
+    async def _list_raw(self, served: Served, info: RequestInfo, limit: int, start: str,
+                        revision: int, continuing: bool) -> web.Response:
+        """The common list (no selectors, JSON): stored bytes go out without re-encoding."""
+        try:
+            raw, rv, cont_key = await served.registry.list_raw(
+                info.namespace, limit=limit, start_after=start, revision=revision)
+        except Compacted:
+            raise StatusError(410, "Expired",
+                              "The provided continue parameter is too old to display a "
+                              "consistent list result. You can start a new list without the "
+                              "continue parameter.") from None
+        list_rv = str(revision) if continuing else rv
+        meta: Obj = {"resourceVersion": list_rv}
+        if cont_key:
+            meta["continue"] = encode_continue(list_rv, cont_key)
+        head = json.dumps({"kind": f"{served.kind}List", "apiVersion": served.api_version,
+                           "metadata": meta}, separators=(",", ":")).encode()
+        body = head[:-1] + b',"items":[' + b",".join(raw) + b"]}"
+        return web.Response(body=body, content_type="application/json")
 
     async def watch(self, request: web.Request, info: RequestInfo, served: Served,
                     user: User) -> web.StreamResponse:
@@ -407,10 +457,10 @@ class Handlers:
                     resource_version=str((obj.get("metadata") or {}).get("resourceVersion")),
                     with_column_definitions=first_table)
                 first_table = False
-            else:
-                payload = obj
-            await response.write(json.dumps({"type": event_type, "object": payload},
-                                            separators=(",", ":")).encode() + b"\n")
+                await response.write(json.dumps({"type": event_type, "object": payload},
+                                                separators=(",", ":")).encode() + b"\n")
+                return
+            await response.write(self.ctx.event_lines.line(event_type, served, obj))
 
         deadline = time.monotonic() + timeout
         last_rv = rv
