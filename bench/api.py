@@ -141,8 +141,8 @@ async def measure(c: Client, n: int, watchers: int) -> list[tuple[str, str, str,
         listed = await c.call("GET", SVC_PATH)
         lat.append(time.perf_counter() - t)
         assert len(listed["items"]) >= n
-    rows.append((f"list all {len(listed['items'])} Services (JSON, 5 runs)", f"{pct(lat, .5) * 1e3:.0f}",
-                 f"{max(lat) * 1e3:.0f} (max)", "-"))
+    rows.append((f"list all {len(listed['items'])} Services (JSON, 5 runs)",
+                 f"{pct(lat, .5) * 1e3:.0f}", f"{max(lat) * 1e3:.0f} (max)", "-"))
 
     rows.append(await watch_delivery(c, n, watchers))
 

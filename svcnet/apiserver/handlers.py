@@ -283,6 +283,8 @@ class Handlers:
             return "list", await self.list_collection(request, info, served, user)
         if method == "POST" and not info.name:
             return "create", await self.create(request, info, served, user)
+        if method == "POST" and info.subresource == "binding" and served.resource == "pods":
+            return "create", await self.bind(request, info, served, user)
         if method == "PUT" and info.name:
             return "update", await self.update(request, info, served, user)
         if method == "PATCH" and info.name:
@@ -521,6 +523,49 @@ class Handlers:
             info.namespace, obj, dry_run=_dry_run(request),
             before_write=self._managed(served, manager, "Update", info.subresource))
         return self._respond(request, _with_type(created, served), served, 201, warnings)
+
+    async def bind(self, request: web.Request, info: RequestInfo, served: Served,
+                   user: User) -> web.Response:
+        """``pods/binding``: assign a pod to a node, once (the scheduler's write)."""
+        await self._authorize(user, "create", info, served)
+        await self._require_namespace(info, served, creating=False)
+        body = await read_body(request)
+        if not isinstance(body, dict):
+            raise bad_request("Binding must be a JSON object")
+        binding = decode(body, api_version="v1", kind="Binding").obj
+        target = binding.get("target") or {}
+        node = str(target.get("name") or "")
+        if not node:
+            raise errors.invalid_error("Binding", info.name, [
+                errors.required("target.name")])
+        if target.get("kind", "Node") != "Node":
+            raise errors.invalid_error("Binding", info.name, [
+                errors.not_supported("target.kind", target.get("kind"), ["Node"])])
+        now = rfc3339(self.ctx.clock.now())
+
+        def assign(pod: Obj) -> Obj:
+            spec = pod.setdefault("spec", {})
+            if (pod.get("metadata") or {}).get("deletionTimestamp"):
+                raise errors.conflict("pods", info.name, "pod is being deleted")
+            if spec.get("nodeName"):
+                raise errors.conflict(
+                    "pods", info.name,
+                    f"pod {info.name} is already assigned to node {spec['nodeName']!r}")
+            spec["nodeName"] = node
+            status = pod.setdefault("status", {})
+            conditions = [c for c in status.get("conditions") or []
+                          if c.get("type") != "PodScheduled"]
+            conditions.append({"type": "PodScheduled", "status": "True",
+                               "lastTransitionTime": now})
+            status["conditions"] = conditions
+            return pod
+
+        if _dry_run(request):
+            assign(await served.registry.get(info.namespace, info.name))
+        else:
+            await served.registry.guaranteed_update(info.namespace, info.name, assign)
+        return _json({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                      "status": "Success", "code": 201}, 201)
 
     def _managed(self, served: Served, manager: str, operation: str,
                  subresource: str) -> Callable[[Obj | None, Obj], Obj]:

@@ -428,6 +428,29 @@ class Registry:
         finally:
             await op.finish(success)
 
+    async def guaranteed_update(self, namespace: str, name: str,
+                                mutate: Callable[[Obj], Obj]) -> Obj:
+        """Apply ``mutate`` to the current object and write it, retrying on races.
+
+        For the server's own narrow writes that Kubernetes performs outside the update
+        strategy (``pods/binding`` sets spec.nodeName, which a pod update may not change).
+        ``mutate`` gets a private copy; it may raise a StatusError to refuse.
+        """
+        key = self.key(namespace, name)
+        for _ in range(10):
+            kv = await self.store.get(key)
+            if kv is None:
+                raise self._not_found(name)
+            new = mutate(self.decode(kv))
+            try:
+                written = await self.store.update(key, self.encode(new), kv.mod_revision)
+            except (Conflict, KeyNotFound):
+                continue
+            return self.decode(written)
+        raise errors.conflict(self.strategy.resource, name,
+                              "the object kept changing during the update",
+                              self.strategy.group)
+
     @staticmethod
     def _carry_system_fields(new: Obj, old: Obj) -> None:
         meta, old_meta = _meta(new), _meta(old)
