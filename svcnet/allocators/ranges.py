@@ -247,3 +247,50 @@ def parse_pools(specs: Sequence[str]) -> list[AddressPool]:
         if a[2] == b[2] and b[0] < a[1]:
             raise ValueError(f"address pools {a[3]} and {b[3]} overlap")
     return pools
+
+
+@dataclass(frozen=True)
+class SubnetRange:
+    """Equal-sized subnets of a cluster CIDR: per-node pod CIDRs (10.244.0.0/16 → /24s).
+
+    Offset i is the i-th subnet. The first subnet (10.244.0.0/24) is never handed out: node
+    ``i`` of a local cluster owns ``10.244.<i>.0/24`` (DESIGN §3) and there is no node 0.
+    """
+
+    cluster_cidr: IPNetwork
+    prefix: int = 24
+    kind: str = "podcidr"
+    lowest_first: bool = True
+    static_size: int = 0
+
+    @classmethod
+    def parse(cls, cidr: str, prefix: int = 24) -> SubnetRange:
+        net = ipaddress.ip_network(cidr.strip(), strict=True)
+        if not net.prefixlen < prefix <= net.max_prefixlen:
+            raise ValueError(f"cannot cut {cidr} into /{prefix} subnets")
+        return cls(net, prefix)
+
+    @property
+    def size(self) -> int:
+        return min(1 << (self.prefix - self.cluster_cidr.prefixlen), 1 << 16)
+
+    def offset_of(self, item: str) -> int | None:
+        try:
+            net = ipaddress.ip_network(item, strict=True)
+        except ValueError:
+            return None
+        if net.version != self.cluster_cidr.version or net.prefixlen != self.prefix:
+            return None
+        if not net.subnet_of(self.cluster_cidr):  # type: ignore[arg-type]
+            return None
+        offset = (int(net.network_address) - int(self.cluster_cidr.network_address)) >> (
+            net.max_prefixlen - self.prefix)
+        return offset if 0 < offset < self.size else None
+
+    def item_at(self, offset: int) -> str:
+        step = 1 << (self.cluster_cidr.max_prefixlen - self.prefix)
+        first = self.cluster_cidr.network_address + offset * step
+        return f"{first}/{self.prefix}"
+
+    def describe(self) -> str:
+        return f"{self.cluster_cidr} in /{self.prefix} subnets"

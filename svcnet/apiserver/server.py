@@ -43,6 +43,8 @@ from svcnet.apiserver.handlers import Context, Handlers, Served
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import RESTClient
 from svcnet.controllers.lb_ipam import LoadBalancerIPController
+from svcnet.controllers.nodes import NodeIPAMController, NodeLifecycleController
+from svcnet.controllers.scheduler import Scheduler
 from svcnet.registry.generic import Registry
 from svcnet.registry.lb_ipam import LoadBalancerIPAM
 from svcnet.registry.repair import repair
@@ -76,6 +78,8 @@ class ServerConfig:
     lb_pools: Sequence[str] = ()
     advertise_address: str = ""
     extra_sans: Sequence[str] = ()
+    cluster_cidr: str = "10.244.0.0/16"
+    node_grace: timedelta = timedelta(seconds=40)
     repair_interval: float = 180.0
     leak_grace: timedelta = timedelta(seconds=60)
 
@@ -139,8 +143,8 @@ class APIServer:
         self._tasks: list[asyncio.Task[None]] = []
         self.url = ""
         self.registries: dict[str, Registry] = {}
-        self._lb_client: RESTClient | None = None
-        self.lb_controller: LoadBalancerIPController | None = None
+        self._controller_client: RESTClient | None = None
+        self.controllers: list[Any] = []
 
     @property
     def store(self) -> Store:
@@ -189,11 +193,7 @@ class APIServer:
         self.url = f"https://{url_host}:{port}"
         write_private_yaml(self.kubeconfig_path, kubeconfig(self.url, tls.ca_pem(),
                                                             admin_token))
-        self._lb_client = RESTClient.from_kubeconfig(load_kubeconfig(self.kubeconfig_path),
-                                                     user_agent="svcnet-lb-ipam/0.1.0")
-        self.lb_controller = LoadBalancerIPController.from_client(self._lb_client, self.lb,
-                                                                  clock=self.clock)
-        self.lb_controller.start()
+        self._start_controllers()
         self._tasks.append(asyncio.create_task(self._repair_loop()))
         self._tasks.append(asyncio.create_task(self._bootstrap_loop(advertise, port)))
         log.info("serving on %s", self.url)
@@ -204,10 +204,13 @@ class APIServer:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
-        if self.lb_controller is not None:
-            await self.lb_controller.stop()
-        if self._lb_client is not None:
-            await self._lb_client.close()
+        for controller in reversed(self.controllers):
+            try:
+                await controller.stop()
+            except Exception:
+                log.exception("stopping %s failed", type(controller).__name__)
+        if self._controller_client is not None:
+            await self._controller_client.close()
         if self._runner is not None:
             await self._runner.cleanup()
         if self._store is not None:
@@ -282,6 +285,21 @@ class APIServer:
                 continue
             obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             await reg.update("default", "kubernetes", obj)
+
+    def _start_controllers(self) -> None:
+        """Controllers talk to this server over HTTPS like any client (DESIGN §1)."""
+        client = RESTClient.from_kubeconfig(load_kubeconfig(self.kubeconfig_path),
+                                            user_agent="svcnet-controller-manager/0.1.0")
+        self._controller_client = client
+        self.controllers = [
+            LoadBalancerIPController.from_client(client, self.lb, clock=self.clock),
+            Scheduler.from_client(client, clock=self.clock),
+            NodeIPAMController(client, self.store, self.config.cluster_cidr,
+                               clock=self.clock),
+            NodeLifecycleController(client, grace=self.config.node_grace, clock=self.clock),
+        ]
+        for controller in self.controllers:
+            controller.start()
 
     async def _bootstrap_loop(self, advertise: str, port: int) -> None:
         """Keep the system namespaces and default/kubernetes present, as kube-apiserver's

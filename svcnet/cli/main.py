@@ -17,6 +17,7 @@ from svcnet import __version__
 from svcnet.api.errors import StatusError
 from svcnet.api.kinds import check_object
 from svcnet.api.schema import decode, strict_error
+from svcnet.cli.client_commands import apply, delete, describe, get
 
 
 class Failure(click.ClickException):
@@ -104,16 +105,21 @@ def validate(files: tuple[Path, ...], strict: bool) -> None:
               help="LoadBalancer pool: [NAME=]A-B or CIDR, comma-separated (repeatable).")
 @click.option("--advertise-address", default="",
               help="Address the kubernetes Service's endpoints point at (default: listen host).")
+@click.option("--cluster-cidr", default="10.244.0.0/16", show_default=True,
+              help="Pod network; each node gets a /24 of it.")
+@click.option("--node-monitor-grace-period", "node_grace", default=40.0, show_default=True,
+              type=float, help="Seconds without a heartbeat before a node is NotReady.")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str, ...],
            node_port_range: str, lb_pools: tuple[str, ...], advertise_address: str,
-           verbose: bool) -> None:
+           cluster_cidr: str, node_grace: float, verbose: bool) -> None:
     """Run the API server and controllers until SIGTERM/SIGINT.
 
     Writes DATA_DIR/kubeconfig (https URL, CA, admin token) once it is ready to serve.
     """
     import asyncio
     import logging
+    from datetime import timedelta
 
     from svcnet.apiserver.server import ServerConfig, run_server
 
@@ -121,7 +127,8 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url,
                           service_cidrs=service_cidrs, node_port_range=node_port_range,
-                          lb_pools=lb_pools, advertise_address=advertise_address)
+                          lb_pools=lb_pools, advertise_address=advertise_address,
+                          cluster_cidr=cluster_cidr, node_grace=timedelta(seconds=node_grace))
     try:
         config.host_port  # noqa: B018 - validates the address before anything starts
     except ValueError:
@@ -132,6 +139,12 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
         raise Failure(f"cannot serve on {listen}: {e.strerror or e}") from None
     except ValueError as e:
         raise Failure(str(e)) from None
+
+
+cli.add_command(apply)
+cli.add_command(get)
+cli.add_command(delete)
+cli.add_command(describe)
 
 
 def main() -> None:

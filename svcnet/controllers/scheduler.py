@@ -1,0 +1,176 @@
+"""The scheduler: binds pods without ``spec.nodeName`` to a Ready node.
+
+A deliberately small version of kube-scheduler's default profile, enough for Services to have
+somewhere to run: filter nodes (Ready, schedulable, ``nodeSelector`` labels match, no
+NoSchedule/NoExecute taint the pod does not tolerate), then pick the node running the fewest
+pods (ties by name, so placement is predictable). The decision is the pure
+:func:`choose_node`; :class:`Scheduler` feeds it from informers and writes the decision through
+the ``pods/binding`` subresource, as kube-scheduler does. A pod no node can take stays Pending
+with a ``FailedScheduling`` Warning event and is retried with back-off, and at once whenever a
+node changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from svcnet.api.errors import StatusError
+from svcnet.client.controller import Controller, RequeueError
+from svcnet.client.events import EventRecorder
+from svcnet.client.informer import EventHandler, Informer, object_key, split_key
+from svcnet.client.rest import NODES, PODS, RESTClient
+from svcnet.util.clock import Clock, RealClock
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+COMPONENT: Final = "default-scheduler"
+_TERMINAL_PHASES: Final = frozenset({"Succeeded", "Failed"})
+
+
+def node_ready(node: Mapping[str, Any]) -> bool:
+    for c in (node.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return bool(c.get("status") == "True")
+    return False
+
+
+def _tolerates(pod: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
+    for t in (pod.get("spec") or {}).get("tolerations") or []:
+        if t.get("effect") and t.get("effect") != taint.get("effect"):
+            continue
+        if t.get("operator") == "Exists" and (not t.get("key") or t.get("key") == taint.get(
+                "key")):
+            return True
+        if t.get("key") == taint.get("key") and t.get("value", "") == taint.get("value", ""):
+            return True
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    node: str | None
+    reason: str
+    """Why no node fits (kube-scheduler's "0/N nodes are available: ..."), or ""."""
+
+
+def needs_scheduling(pod: Mapping[str, Any]) -> bool:
+    spec = pod.get("spec") or {}
+    meta = pod.get("metadata") or {}
+    return (not spec.get("nodeName") and not meta.get("deletionTimestamp")
+            and (pod.get("status") or {}).get("phase", "Pending") not in _TERMINAL_PHASES
+            and spec.get("schedulerName", COMPONENT) == COMPONENT)
+
+
+def choose_node(pod: Mapping[str, Any], nodes: Iterable[Mapping[str, Any]],
+                pods_per_node: Mapping[str, int]) -> Decision:
+    """The node to bind ``pod`` to, or why there is none. Pure."""
+    selector: Mapping[str, str] = (pod.get("spec") or {}).get("nodeSelector") or {}
+    reasons: dict[str, int] = {}
+    candidates: list[tuple[int, str]] = []
+    all_nodes = list(nodes)
+    for node in all_nodes:
+        name = str((node.get("metadata") or {}).get("name", ""))
+        labels = (node.get("metadata") or {}).get("labels") or {}
+        spec = node.get("spec") or {}
+        if not node_ready(node):
+            why = "node(s) were not ready"
+        elif spec.get("unschedulable"):
+            why = "node(s) were unschedulable"
+        elif any(labels.get(k) != v for k, v in selector.items()):
+            why = "node(s) didn't match Pod's node affinity/selector"
+        elif any(t.get("effect") in ("NoSchedule", "NoExecute") and not _tolerates(pod, t)
+                 for t in spec.get("taints") or []):
+            why = "node(s) had untolerated taint"
+        else:
+            candidates.append((pods_per_node.get(name, 0), name))
+            continue
+        reasons[why] = reasons.get(why, 0) + 1
+    if candidates:
+        return Decision(min(candidates)[1], "")
+    detail = ", ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
+    text = f"0/{len(all_nodes)} nodes are available"
+    return Decision(None, f"{text}: {detail}." if detail else f"{text}.")
+
+
+class Scheduler:
+    def __init__(self, client: RESTClient, pods: Informer, nodes: Informer, *,
+                 clock: Clock | None = None) -> None:
+        self._client = client
+        self.pods = pods
+        self.nodes = nodes
+        self._clock: Clock = clock or RealClock()
+        self.recorder = EventRecorder(client, COMPONENT, clock=self._clock)
+        self.controller = Controller(COMPONENT, self.sync, informers=[pods, nodes],
+                                     clock=self._clock)
+        self._bound: dict[str, str] = {}
+        """pod key → node we bound it to, until the cache shows the binding."""
+        pods.add_handler(EventHandler(on_add=self._on_pod, on_update=lambda _o, n:
+                                      self._on_pod(n)))
+        nodes.add_handler(EventHandler(on_add=self._on_node, on_update=lambda _o, n:
+                                       self._on_node(n)))
+
+    @classmethod
+    def from_client(cls, client: RESTClient, *, clock: Clock | None = None) -> Scheduler:
+        return cls(client, Informer(client, PODS, clock=clock, name="pods"),
+                   Informer(client, NODES, clock=clock, name="nodes"), clock=clock)
+
+    def start(self) -> None:
+        self.pods.start()
+        self.nodes.start()
+        self.controller.start()
+
+    async def stop(self) -> None:
+        await self.controller.stop()
+        await self.pods.stop()
+        await self.nodes.stop()
+
+    def _on_pod(self, pod: Obj) -> None:
+        if needs_scheduling(pod):
+            self.controller.queue.add(object_key(pod))
+        else:
+            self._bound.pop(object_key(pod), None)  # the cache caught up with our binding
+
+    def _on_node(self, _node: Obj) -> None:
+        # A node appeared or changed: pending pods may fit now.
+        for pod in self.pods.list():
+            self._on_pod(pod)
+
+    def _pods_per_node(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for pod in self.pods.list():
+            node = (pod.get("spec") or {}).get("nodeName") or self._bound.get(object_key(pod))
+            if node and (pod.get("status") or {}).get("phase") not in _TERMINAL_PHASES:
+                counts[node] = counts.get(node, 0) + 1
+        return counts
+
+    async def sync(self, key: str) -> None:
+        pod = self.pods.get(key)
+        if pod is None or not needs_scheduling(pod):
+            self._bound.pop(key, None)
+            return
+        if key in self._bound:
+            raise RequeueError("waiting for the cache to show the binding")
+        decision = choose_node(pod, self.nodes.list(), self._pods_per_node())
+        if decision.node is None:
+            await self.recorder.warning(pod, "FailedScheduling", decision.reason)
+            raise RequeueError(decision.reason)
+        namespace, name = split_key(key)
+        binding = {"apiVersion": "v1", "kind": "Binding",
+                   "metadata": {"name": name, "namespace": namespace},
+                   "target": {"apiVersion": "v1", "kind": "Node", "name": decision.node}}
+        try:
+            await self._client.request("POST", PODS.path(namespace, name, "binding"),
+                                       body=binding)
+        except StatusError as e:
+            if e.code == 404:
+                return  # deleted meanwhile
+            if e.code == 409:
+                return  # bound by someone else (or being deleted): nothing left to do
+            raise
+        self._bound[key] = decision.node
+        await self.recorder.normal(
+            pod, "Scheduled", f"Successfully assigned {namespace}/{name} to {decision.node}")

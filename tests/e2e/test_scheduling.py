@@ -1,0 +1,83 @@
+"""Control-plane node controllers against a real server: scheduling, pod CIDRs, lifecycle.
+
+No node agent runs here: the test writes the Node and its Lease itself, as an agent would.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tests.e2e.conftest import Cluster
+
+
+def wait_for(fn: Callable[[], Any], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.1)
+
+
+def get(cluster: Cluster, *args: str) -> Any:
+    r = cluster.kubectl("get", *args, "-o", "json", check=False)
+    return json.loads(r.stdout) if r.returncode == 0 else None
+
+
+NODE = """apiVersion: v1
+kind: Node
+metadata:
+  name: {name}
+  labels: {{disk: {disk}}}
+status:
+  conditions:
+  - {{type: Ready, status: "True", reason: KubeletReady, lastHeartbeatTime: "{now}"}}
+"""
+
+POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  nodeSelector: {selector}
+  containers:
+  - name: c
+    image: none
+    command: [sleep, "3600"]
+"""
+
+
+def test_pods_are_scheduled_and_nodes_get_pod_cidrs(cluster: Cluster) -> None:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for name, disk in (("sched-a", "hdd"), ("sched-b", "ssd")):
+        cluster.kubectl("apply", "-f", "-", stdin=NODE.format(name=name, disk=disk, now=now))
+        # The node agent's Node status write; apply can't set status, the status endpoint can.
+        node = get(cluster, "node", name)
+        node["status"]["conditions"] = [{"type": "Ready", "status": "True",
+                                         "reason": "KubeletReady", "lastHeartbeatTime": now}]
+        cluster.kubectl("replace", "--subresource=status", "-f", "-", stdin=json.dumps(node))
+    cidrs = {wait_for(lambda n=n: (get(cluster, "node", n) or {}).get("spec", {}).get(
+        "podCIDR")) for n in ("sched-a", "sched-b")}
+    assert len(cidrs) == 2 and all(c.startswith("10.244.") and c.endswith("/24")
+                                   for c in cidrs)
+    assert "10.244.0.0/24" not in cidrs
+
+    cluster.kubectl("apply", "-f", "-", stdin=POD.format(name="on-ssd", selector="{disk: ssd}"))
+    pod = wait_for(lambda: (p := get(cluster, "pod", "on-ssd")) and p["spec"].get("nodeName")
+                   and p)
+    assert pod["spec"]["nodeName"] == "sched-b"
+    assert any(c["type"] == "PodScheduled" and c["status"] == "True"
+               for c in pod["status"]["conditions"])
+
+    cluster.kubectl("apply", "-f", "-",
+                    stdin=POD.format(name="nowhere", selector="{disk: tape}"))
+    events = wait_for(lambda: [e for e in (get(cluster, "events") or {"items": []})["items"]
+                               if e["involvedObject"]["name"] == "nowhere"
+                               and e["reason"] == "FailedScheduling"])
+    assert "didn't match Pod's node affinity/selector" in events[0]["message"]
+    assert not get(cluster, "pod", "nowhere")["spec"].get("nodeName"), "stays Pending"
