@@ -68,8 +68,12 @@ def test_pods_are_scheduled_and_nodes_get_pod_cidrs(cluster: Cluster) -> None:
     assert "10.244.0.0/24" not in cidrs
 
     cluster.kubectl("apply", "-f", "-", stdin=POD.format(name="on-ssd", selector="{disk: ssd}"))
-    pod = wait_for(lambda: (p := get(cluster, "pod", "on-ssd")) and p["spec"].get("nodeName")
-                   and p)
+
+    def bound_pod() -> Any:
+        p = get(cluster, "pod", "on-ssd")
+        return p if p and p["spec"].get("nodeName") else None
+
+    pod = wait_for(bound_pod)
     assert pod["spec"]["nodeName"] == "sched-b"
     assert any(c["type"] == "PodScheduled" and c["status"] == "True"
                for c in pod["status"]["conditions"])
