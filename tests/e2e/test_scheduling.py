@@ -61,8 +61,10 @@ def test_pods_are_scheduled_and_nodes_get_pod_cidrs(cluster: Cluster) -> None:
         node["status"]["conditions"] = [{"type": "Ready", "status": "True",
                                          "reason": "KubeletReady", "lastHeartbeatTime": now}]
         cluster.kubectl("replace", "--subresource=status", "-f", "-", stdin=json.dumps(node))
-    cidrs = {wait_for(lambda n=n: (get(cluster, "node", n) or {}).get("spec", {}).get(
-        "podCIDR")) for n in ("sched-a", "sched-b")}
+    def pod_cidr(name: str) -> Callable[[], Any]:
+        return lambda: (get(cluster, "node", name) or {}).get("spec", {}).get("podCIDR")
+
+    cidrs = {wait_for(pod_cidr(n)) for n in ("sched-a", "sched-b")}
     assert len(cidrs) == 2 and all(c.startswith("10.244.") and c.endswith("/24")
                                    for c in cidrs)
     assert "10.244.0.0/24" not in cidrs
