@@ -1,0 +1,1 @@
+"""Unit tests of the kubectl-like client commands (pure helpers only)."""
