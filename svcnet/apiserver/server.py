@@ -42,6 +42,8 @@ from svcnet.apiserver.certs import ensure_private_dir, ensure_tls, ensure_token
 from svcnet.apiserver.handlers import Context, Handlers, Served
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import RESTClient
+from svcnet.controllers.endpoints import EndpointsController
+from svcnet.controllers.endpointslice import EndpointSliceController
 from svcnet.controllers.lb_ipam import LoadBalancerIPController
 from svcnet.controllers.nodes import NodeIPAMController, NodeLifecycleController
 from svcnet.controllers.scheduler import Scheduler
@@ -297,6 +299,8 @@ class APIServer:
             NodeIPAMController(client, self.store, self.config.cluster_cidr,
                                clock=self.clock),
             NodeLifecycleController(client, grace=self.config.node_grace, clock=self.clock),
+            EndpointSliceController.from_client(client, clock=self.clock),
+            EndpointsController.from_client(client, clock=self.clock),
         ]
         for controller in self.controllers:
             controller.start()
