@@ -1,0 +1,7 @@
+"""The node side of svcnet: pods as processes in their own network namespaces.
+
+Modules, from the bottom up: :mod:`.names` (kernel-safe names), :mod:`.nsthread` (threads
+inside a netns), :mod:`.netns` (namespaces, bridges, veths), :mod:`.ipam` (pod IPs),
+:mod:`.runtime` (container processes), :mod:`.probes` (readiness/liveness/startup),
+:mod:`.pods` (pure pod planning and status) and :mod:`.runner` (the thin apply layer).
+"""

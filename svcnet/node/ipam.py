@@ -1,0 +1,175 @@
+"""Per-node pod IP allocation, persisted so a restarted agent keeps every pod's address.
+
+Theory of operation
+-------------------
+Each node owns one pod CIDR (``10.244.<i>.0/24``). The network address, the broadcast address
+and the gateway (the first host address, ``.1``, held by the node's pod bridge) are never
+handed out, which leaves ``.2``-``.254`` for pods.
+
+Allocation is **next-fit**, as CNI's host-local plugin does: the search starts after the last
+address handed out and wraps around, so an address just released (whose old owner may still
+sit in a peer's conntrack table or ARP cache, or in an EndpointSlice an informer has not
+updated yet) is reused as late as possible. Allocation is **idempotent per pod UID**: asking
+again for a pod that has an address returns the same address, which is what makes a sync
+after a crash safe to repeat.
+
+State lives in one small JSON file in the agent's state directory::
+
+    {"version": 1, "cidr": "10.244.1.0/24", "last": "10.244.1.7",
+     "allocations": {"10.244.1.5": "<pod uid>", "10.244.1.7": "<pod uid>"}}
+
+Every change is written **before** the method returns, atomically (temporary file, fsync,
+rename, fsync of the directory), so after a crash the file is either the old or the new
+state, never a torn mix; and an address is never in use without being on disk (the other
+order could hand one address to two pods after a crash). A file that cannot be read, or that
+belongs to a different CIDR, is an error rather than a fresh start: silently starting over
+would double-allocate the addresses of every running pod.
+
+The agent is the only writer; this class is not safe for two processes at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import Path
+from typing import Any, Final
+
+from svcnet.node.files import atomic_write
+
+__all__ = ["IPAMError", "IPAMExhausted", "IPAMStateError", "PodIPAM"]
+
+_VERSION: Final = 1
+
+
+class IPAMError(Exception):
+    pass
+
+
+class IPAMExhausted(IPAMError):
+    """Every pod address of the node is taken."""
+
+
+class IPAMStateError(IPAMError):
+    """The state file is unreadable or belongs to another CIDR."""
+
+
+class PodIPAM:
+    def __init__(self, cidr: IPv4Network | str, state_file: Path) -> None:
+        self.cidr = IPv4Network(cidr)
+        if self.cidr.prefixlen > 30:
+            raise ValueError(f"pod CIDR {self.cidr} leaves no addresses for pods")
+        self.gateway = IPv4Interface(f"{self.cidr.network_address + 1}/{self.cidr.prefixlen}")
+        self._file = state_file
+        self._by_ip: dict[IPv4Address, str] = {}
+        self._by_uid: dict[str, IPv4Address] = {}
+        self._last: IPv4Address | None = None
+        self._load()
+
+    # --- queries -------------------------------------------------------------------------
+
+    def get(self, uid: str) -> IPv4Interface | None:
+        ip = self._by_uid.get(uid)
+        return None if ip is None else self._iface(ip)
+
+    def allocations(self) -> Mapping[str, IPv4Interface]:
+        """Pod UID → address, a snapshot."""
+        return {uid: self._iface(ip) for uid, ip in self._by_uid.items()}
+
+    @property
+    def capacity(self) -> int:
+        return self.cidr.num_addresses - 3
+
+    # --- changes -------------------------------------------------------------------------
+
+    def allocate(self, uid: str) -> IPv4Interface:
+        """The pod's address: the one it already has, else the next free one (persisted)."""
+        if not uid:
+            raise ValueError("pod uid must not be empty")
+        if (ip := self._by_uid.get(uid)) is not None:
+            return self._iface(ip)
+        first = int(self.cidr.network_address) + 2
+        last = int(self.cidr.broadcast_address) - 1
+        size = last - first + 1
+        start = first if self._last is None else int(self._last) + 1
+        for step in range(size):
+            candidate = IPv4Address(first + (start - first + step) % size)
+            if candidate not in self._by_ip:
+                self._by_ip[candidate] = uid
+                self._by_uid[uid] = candidate
+                previous_last, self._last = self._last, candidate
+                try:
+                    self._save()
+                except BaseException:
+                    # Not on disk means not allocated: undo, so memory matches the file.
+                    del self._by_ip[candidate], self._by_uid[uid]
+                    self._last = previous_last
+                    raise
+                return self._iface(candidate)
+        raise IPAMExhausted(f"no free pod address in {self.cidr} ({self.capacity} in use)")
+
+    def release(self, uid: str) -> IPv4Interface | None:
+        """Free the pod's address (persisted); returns it, or None if it had none."""
+        ip = self._by_uid.pop(uid, None)
+        if ip is None:
+            return None
+        del self._by_ip[ip]
+        self._save()
+        return self._iface(ip)
+
+    def retain_only(self, uids: Iterable[str]) -> list[str]:
+        """Release every allocation whose pod is not in ``uids`` (garbage collection after a
+        restart); returns the released UIDs."""
+        keep = set(uids)
+        gone = sorted(uid for uid in self._by_uid if uid not in keep)
+        if gone:
+            for uid in gone:
+                del self._by_ip[self._by_uid.pop(uid)]
+            self._save()
+        return gone
+
+    # --- persistence ---------------------------------------------------------------------
+
+    def _iface(self, ip: IPv4Address) -> IPv4Interface:
+        return IPv4Interface(f"{ip}/{self.cidr.prefixlen}")
+
+    def _load(self) -> None:
+        try:
+            raw = self._file.read_text()
+        except FileNotFoundError:
+            return
+        try:
+            data: Any = json.loads(raw)
+            if data.get("version") != _VERSION:
+                raise IPAMStateError(f"{self._file}: unknown version {data.get('version')!r}")
+            if IPv4Network(data["cidr"]) != self.cidr:
+                raise IPAMStateError(
+                    f"{self._file} holds allocations from {data['cidr']}, not {self.cidr}; "
+                    "move it away only once no pod of the old range runs")
+            for ip_text, uid in data["allocations"].items():
+                ip = IPv4Address(ip_text)
+                if not isinstance(uid, str) or not self._allocatable(ip) or uid in self._by_uid:
+                    raise IPAMStateError(f"{self._file}: bad allocation {ip_text}: {uid!r}")
+                self._by_ip[ip] = uid
+                self._by_uid[uid] = ip
+            if data.get("last") is not None:
+                self._last = IPv4Address(data["last"])
+        except IPAMStateError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise IPAMStateError(f"{self._file} is not a valid IPAM state file: {exc}") from exc
+
+    def _allocatable(self, ip: IPv4Address) -> bool:
+        return (ip in self.cidr and ip not in (self.cidr.network_address, self.gateway.ip,
+                                               self.cidr.broadcast_address))
+
+    def _save(self) -> None:
+        data = {
+            "version": _VERSION,
+            "cidr": str(self.cidr),
+            "last": None if self._last is None else str(self._last),
+            "allocations": {str(ip): self._by_ip[ip] for ip in sorted(self._by_ip)},
+        }
+        atomic_write(self._file, json.dumps(data, indent=1, sort_keys=True) + "\n")
+

@@ -1,0 +1,483 @@
+"""The pod runner: applies :func:`~svcnet.node.pods.plan_pods` to a node, and nothing more.
+
+Theory of operation
+-------------------
+The node agent owns one :class:`PodRunner`. It calls :meth:`PodRunner.start` once (set up the
+node's pod bridge, adopt what a previous agent left running), then :meth:`PodRunner.sync`
+with the pods bound to the node whenever something may have changed: a watch event, a
+container exit or probe flip (``on_change(pod_uid)``), or the plan's ``next_wakeup`` (a
+crash-loop back-off ending). Each sync
+
+1. snapshots the actual state (:class:`~svcnet.node.pods.NodeState`) from the IPAM, the set
+   of pod namespaces it made, the runtime's records and the probe verdicts;
+2. asks the pure planner what to do;
+3. carries the plan out in a safe order: forget vanished pods; start stops (in the
+   background: a 30-second grace period must not hold up other pods); tear networks down;
+   set networks up; start containers.
+
+Ordering that matters:
+
+* **IP before namespace, namespace before IP release.** A pod's netns exists only while the
+  IPAM holds its address, so after a crash every pod netns of this node is found again
+  through the IPAM file (netns names are hashes of pod UIDs and cannot be listed per node:
+  all nodes of a cluster share the ``svcnet-<tag>-p`` prefix, and a node must never delete
+  another node's pods).
+* **A half-built pod network is removed at once** (its netns deleted), and the next sync
+  builds it again; the pod shows ``ContainerCreating`` meanwhile.
+* **Probes follow container runs.** A container started (or adopted) gets fresh probe
+  trackers keyed to its start time; when it exits they are dropped.
+
+Every failure that comes from a pod (its spec, its process, its network) is logged and shown
+in its status, never raised: one bad pod must not stop the agent. ``sync`` returns the plan
+and :attr:`SyncResult.retry_after` for the agent's scheduling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any
+
+from svcnet.node import pods as podlib
+from svcnet.node.files import atomic_write
+from svcnet.node.ipam import IPAMError, PodIPAM
+from svcnet.node.names import POD_BRIDGE, ClusterNames, PodNetworkNames
+from svcnet.node.netns import (
+    IPBatchNetwork,
+    LinkExists,
+    NetnsExists,
+    NetnsNotFound,
+    Network,
+    NetworkError,
+    mac_for,
+    pod_veth_spec,
+)
+from svcnet.node.pods import ActualPod, NodeState, PodPlan
+from svcnet.node.probes import (
+    NetnsProbeExecutor,
+    ProbeContext,
+    ProbeKind,
+    ProbeManager,
+    container_probes,
+)
+from svcnet.node.runtime import (
+    ContainerKey,
+    ContainerProcess,
+    NetnsProcessRuntime,
+    ProcessRuntime,
+    Running,
+)
+from svcnet.util.clock import Clock, RealClock
+
+__all__ = ["NodeConfig", "PodRunner", "SyncResult"]
+
+log = logging.getLogger(__name__)
+
+Pod = Mapping[str, Any]
+NETWORK_RETRY = 5.0
+"""Seconds before a failed pod network setup is tried again."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    cluster: str
+    node_name: str
+    node_index: int
+    pod_cidr: IPv4Network
+    host_ip: str
+    """The node's own address (``status.hostIP``; the pod IP of host-network pods)."""
+    state_dir: Path
+    cluster_dns: tuple[str, ...] = ()
+    cluster_domain: str = "cluster.local"
+
+    @property
+    def names(self) -> ClusterNames:
+        return ClusterNames.for_cluster(self.cluster)
+
+    @property
+    def node_netns(self) -> str:
+        return self.names.node_netns(self.node_index)
+
+    def pod_names(self, uid: str) -> PodNetworkNames:
+        return self.names.pod_network(self.node_index, uid)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    plan: PodPlan
+    retry_after: float | None = None
+    """Seconds until the agent should sync again even without events (back-off, retries)."""
+
+
+@dataclass
+class _PodMemo:
+    """What the runner remembers about a pod between syncs (in memory only)."""
+
+    config_errors: dict[str, str] = field(default_factory=dict)
+    network_error: str = ""
+
+
+class PodRunner:
+    def __init__(self, config: NodeConfig, *, network: Network, runtime: ProcessRuntime,
+                 probes: ProbeManager, ipam: PodIPAM, clock: Clock,
+                 on_change: Callable[[str], None] | None = None,
+                 service_env: Callable[[Pod], Mapping[str, str]] | None = None) -> None:
+        self.config = config
+        self.network = network
+        self.runtime = runtime
+        self.probes = probes
+        self.ipam = ipam
+        self.clock = clock
+        self.on_change = on_change
+        self._service_env = service_env
+        self._netns_ready: set[str] = set()
+        self._backoff: Mapping[ContainerKey, podlib.BackoffEntry] = {}
+        self._waiting: dict[str, dict[str, tuple[str, str]]] = {}
+        self._memo: dict[str, _PodMemo] = {}
+        self._stopping: dict[ContainerKey, asyncio.Task[None]] = {}
+        self._probed: dict[ContainerKey, int] = {}
+        """Container → pid of the run its probe trackers belong to."""
+        self._pods: dict[str, Pod] = {}
+        self._start_failed = False
+        runtime.on_exit = self._container_exited
+        probes.on_change = self._probe_changed
+
+    @classmethod
+    def create(cls, config: NodeConfig, *, clock: Clock | None = None,
+               on_change: Callable[[str], None] | None = None,
+               service_env: Callable[[Pod], Mapping[str, str]] | None = None) -> PodRunner:
+        """The real thing: iproute2, ``ip netns exec`` processes, probes from the node netns,
+        IPAM state in ``STATE/ipam.json``."""
+        clock = clock or RealClock()
+        return cls(
+            config, network=IPBatchNetwork(),
+            runtime=NetnsProcessRuntime(config.state_dir, clock=clock),
+            probes=ProbeManager(NetnsProbeExecutor(config.node_netns), clock),
+            ipam=PodIPAM(config.pod_cidr, config.state_dir / "ipam.json"),
+            clock=clock, on_change=on_change, service_env=service_env)
+
+    # --- lifecycle
+
+    async def start(self) -> None:
+        """Set up the node's pod network (idempotent) and adopt a previous agent's pods."""
+        await self.ensure_node_network()
+        await self.runtime.adopt()
+        existing = set(await self.network.list_netns(self.config.names.prefix))
+        for uid in self.ipam.allocations():
+            netns = self.config.pod_names(uid).pod_netns
+            if netns not in existing:
+                continue
+            if self._marker(uid).exists():
+                self._netns_ready.add(uid)
+            else:
+                log.info("pod %s: removing half-built network namespace %s", uid, netns)
+                with contextlib.suppress(NetnsNotFound):
+                    await self.network.delete_netns(netns)
+
+    async def ensure_node_network(self) -> None:
+        node = self.config.node_netns
+        with contextlib.suppress(NetnsExists):
+            await self.network.create_netns(node)
+        await self.network.loopback_up(node)
+        with contextlib.suppress(LinkExists):
+            await self.network.create_bridge(
+                node, POD_BRIDGE, self.ipam.gateway,
+                mac=mac_for(self.ipam.gateway.ip))
+        await self.network.set_sysctl(node, "net.ipv4.ip_forward", "1")
+
+    async def close(self) -> None:
+        """Stop probing and watching (closing the probe executor); containers keep running
+        for the next agent."""
+        for task in list(self._stopping.values()):
+            task.cancel()
+        await asyncio.gather(*self._stopping.values(), return_exceptions=True)
+        self._stopping.clear()
+        await self.probes.close()
+        await self.runtime.close()
+
+    # --- events
+
+    def _container_exited(self, key: ContainerKey) -> None:
+        self.probes.stop_container(key)
+        self._probed.pop(key, None)
+        self._notify(key.pod_uid)
+
+    def _probe_changed(self, key: ContainerKey, kind: ProbeKind) -> None:
+        self._notify(key.pod_uid)
+
+    def _notify(self, uid: str) -> None:
+        if self.on_change is not None:
+            self.on_change(uid)
+
+    # --- state
+
+    def actual_state(self) -> NodeState:
+        by_pod: dict[str, dict[str, ContainerProcess]] = {}
+        for proc in self.runtime.containers():
+            by_pod.setdefault(proc.key.pod_uid, {})[proc.key.container] = proc
+        uids = set(by_pod) | set(self.ipam.allocations())
+        pods = {}
+        for uid in uids:
+            containers = by_pod.get(uid, {})
+            network = self.ipam.get(uid) if uid in self._netns_ready else None
+            probes = {name: self.probes.status(ContainerKey(uid, name))
+                      for name, proc in containers.items() if proc.running}
+            pods[uid] = ActualPod(uid, network, containers, probes)
+        return NodeState(pods, self._backoff)
+
+    def actual_pod(self, uid: str) -> ActualPod | None:
+        return self.actual_state().pods.get(uid)
+
+    def pod_netns(self, pod: Pod) -> str | None:
+        """Where ``svcnet exec`` runs commands for this pod (None: it has no network yet)."""
+        uid = str(pod.get("metadata", {}).get("uid", ""))
+        if podlib.is_host_network(pod):
+            return self.config.node_netns
+        return self.config.pod_names(uid).pod_netns if uid in self._netns_ready else None
+
+    def errors(self, uid: str) -> dict[str, str]:
+        """The pod's current setup problems, for Events: ``network`` (the kubelet's
+        FailedCreatePodSandBox) and container names (CreateContainerConfigError)."""
+        memo = self._memo.get(uid)
+        if memo is None:
+            return {}
+        out = dict(memo.config_errors)
+        if memo.network_error:
+            out["network"] = memo.network_error
+        return out
+
+    def status(self, pod: Pod) -> dict[str, Any]:
+        uid = str(pod.get("metadata", {}).get("uid", ""))
+        waiting = dict(self._waiting.get(uid, {}))
+        memo = self._memo.get(uid)
+        if memo is not None:
+            for name, message in memo.config_errors.items():
+                waiting.setdefault(name, ("CreateContainerConfigError", message))
+        return podlib.pod_status(pod, self.actual_pod(uid), now=self.clock.now(),
+                                 host_ip=self.config.host_ip, waiting=waiting)
+
+    # --- sync
+
+    async def sync(self, desired: Sequence[Pod]) -> SyncResult:
+        self._pods = {str(p.get("metadata", {}).get("uid", "")): p for p in desired}
+        now = self.clock.now()
+        self._register_probes()
+        plan = podlib.plan_pods(desired, self.actual_state(), now)
+        self._backoff = plan.backoff
+        self._waiting = {}
+        for w in plan.waiting:
+            self._waiting.setdefault(w.pod_uid, {})[w.container] = (w.reason, w.message)
+        retry: list[float] = []
+        if (wake := plan.next_wakeup) is not None:
+            retry.append(max((wake - now).total_seconds(), 0.0))
+
+        for uid in plan.forget:
+            await self._forget(uid)
+        for stop in plan.stop:
+            self._stop_in_background(stop.key, stop.grace, stop.reason)
+        for uid in plan.teardown_network:
+            await self._teardown_network(uid)
+        for uid in plan.setup_network:
+            if not await self._setup_network(self._pods[uid]):
+                retry.append(NETWORK_RETRY)
+        self._start_failed = False
+        for start in plan.start:
+            pod = self._pods[start.pod_uid]
+            if start.pod_uid not in self._netns_ready and not podlib.is_host_network(pod):
+                continue  # its network failed above; the retry will start it
+            if not await self._start(pod, start):
+                retry.append(NETWORK_RETRY)
+        if self._start_failed:
+            retry.append(0.0)
+        self._register_probes()
+        return SyncResult(plan, min(retry) if retry else None)
+
+    # --- network
+
+    async def _setup_network(self, pod: Pod) -> bool:
+        uid = str(pod["metadata"]["uid"])
+        names = self.config.pod_names(uid)
+        memo = self._memo.setdefault(uid, _PodMemo())
+        try:
+            ip = self.ipam.allocate(uid)  # before the netns: see the module docstring
+        except IPAMError as exc:
+            memo.network_error = str(exc)
+            log.warning("pod %s: no IP: %s", uid, exc)
+            return False
+        try:
+            await self.network.create_netns(names.pod_netns)
+        except NetnsExists:
+            # Not ours: start() deleted our own half-built ones. Another pod's netns has
+            # this name (a 20-bit hash collision, maybe on another node): never touch it.
+            memo.network_error = (f"network namespace {names.pod_netns} already exists "
+                                  "(pod UID hash collision?)")
+            log.warning("pod %s: %s", uid, memo.network_error)
+            self.ipam.release(uid)
+            return False
+        except (NetworkError, OSError) as exc:
+            memo.network_error = str(exc)
+            log.warning("pod %s: network setup failed: %s", uid, exc)
+            return False
+        try:
+            await self.network.create_veth(pod_veth_spec(ip, self.ipam.gateway.ip, names))
+            resolv = podlib.resolv_conf(pod, nameservers=self.config.cluster_dns,
+                                        cluster_domain=self.config.cluster_domain)
+            if resolv is not None:
+                await self.network.write_etc_file(names.pod_netns, "resolv.conf", resolv)
+        except (NetworkError, OSError, ValueError) as exc:
+            memo.network_error = str(exc)
+            log.warning("pod %s: network setup failed: %s", uid, exc)
+            with contextlib.suppress(NetworkError):
+                await self.network.delete_netns(names.pod_netns)
+            return False
+        atomic_write(self._marker(uid), json.dumps({"netns": names.pod_netns,
+                                                    "ip": str(ip)}) + "\n")
+        memo.network_error = ""
+        self._netns_ready.add(uid)
+        return True
+
+    def _marker(self, uid: str) -> Path:
+        """Written once a pod's network is complete: after a crash, a pod netns without it
+        was half-built by us (we allocated its IP first) and is rebuilt."""
+        return self.config.state_dir / "pods" / uid / "network.json"
+
+    async def _teardown_network(self, uid: str) -> None:
+        names = self.config.pod_names(uid)
+        with contextlib.suppress(NetnsNotFound):
+            await self.network.delete_netns(names.pod_netns)
+        self._netns_ready.discard(uid)
+        self._marker(uid).unlink(missing_ok=True)
+        self.ipam.release(uid)  # only after the netns is gone: see the module docstring
+
+    # --- containers
+
+    def _container_spec(self, pod: Pod, name: str, init: bool) -> Mapping[str, Any]:
+        key = "initContainers" if init else "containers"
+        for c in pod.get("spec", {}).get(key) or []:
+            if c.get("name") == name:
+                return dict(c)
+        raise KeyError(name)
+
+    async def _start(self, pod: Pod, start: podlib.StartContainer) -> bool:
+        uid = start.pod_uid
+        container = self._container_spec(pod, start.container, start.init)
+        host_net = podlib.is_host_network(pod)
+        ip = self.ipam.get(uid)
+        pod_ip = self.config.host_ip if host_net else (str(ip.ip) if ip else "")
+        netns = self.config.node_netns if host_net else self.config.pod_names(uid).pod_netns
+        memo = self._memo.setdefault(uid, _PodMemo())
+        try:
+            spec = podlib.container_process_spec(
+                pod, container, netns=netns,
+                log_file=podlib.log_path(self.config.state_dir, uid, start.container,
+                                         start.attempt),
+                attempt=start.attempt, pod_ip=pod_ip, host_ip=self.config.host_ip,
+                node_name=self.config.node_name,
+                service_env=self._service_env(pod) if self._service_env else None)
+        except podlib.ConfigError as exc:
+            memo.config_errors[start.container] = str(exc)
+            return False
+        memo.config_errors.pop(start.container, None)
+        self._prune_logs(uid, start.container, start.attempt)
+        proc = await self.runtime.start(start.key, spec)
+        if isinstance(proc.state, Running):
+            self._start_probes(proc, container, ProbeContext(pod_ip, netns, dict(spec.env),
+                                                             spec.working_dir))
+            return True
+        # It could not start, and no process exit will ever announce that: ask for another
+        # sync straight away, which restarts it or puts it in back-off as the policy says.
+        self._start_failed = True
+        return True
+
+    def _prune_logs(self, uid: str, container: str, attempt: int) -> None:
+        """Keep the logs of this run and the previous one (``kubectl logs --previous``)."""
+        directory = podlib.log_path(self.config.state_dir, uid, container, 0).parent
+        if not directory.is_dir():
+            return
+        for path in directory.glob("*.log"):
+            if path.stem.isdigit() and int(path.stem) < attempt - 1:
+                path.unlink(missing_ok=True)
+
+    def _start_probes(self, proc: ContainerProcess, container: Mapping[str, Any],
+                      ctx: ProbeContext) -> None:
+        assert isinstance(proc.state, Running)
+        specs = container_probes(container)
+        if specs:
+            # The runtime stamps wall-clock start times; probes count on the monotonic clock.
+            age = (self.clock.now() - proc.state.started_at).total_seconds()
+            started = self.clock.monotonic() - max(age, 0.0)
+            self.probes.start_container(proc.key, specs, ctx, started)
+        self._probed[proc.key] = proc.state.pid
+
+    def _register_probes(self) -> None:
+        """Give probe trackers to running containers that have none for their current run
+        (adopted after a restart, or started before their pod spec was known)."""
+        for proc in self.runtime.containers():
+            state = proc.state
+            if not isinstance(state, Running) or self._probed.get(proc.key) == state.pid:
+                continue
+            pod = self._pods.get(proc.key.pod_uid)
+            if pod is None:
+                continue
+            try:
+                container = self._container_spec(pod, proc.key.container, False)
+            except KeyError:
+                continue
+            host_net = podlib.is_host_network(pod)
+            ip = self.ipam.get(proc.key.pod_uid)
+            pod_ip = self.config.host_ip if host_net else (str(ip.ip) if ip else "")
+            netns = (self.config.node_netns if host_net
+                     else self.config.pod_names(proc.key.pod_uid).pod_netns)
+            try:
+                spec = podlib.container_process_spec(
+                    pod, container, netns=netns, log_file=Path("/dev/null"), attempt=0,
+                    pod_ip=pod_ip, host_ip=self.config.host_ip,
+                    node_name=self.config.node_name,
+                    service_env=self._service_env(pod) if self._service_env else None)
+                ctx = ProbeContext(pod_ip, netns, dict(spec.env), spec.working_dir)
+            except podlib.ConfigError:
+                ctx = ProbeContext(pod_ip, netns)
+            self._start_probes(proc, container, ctx)
+
+    def _stop_in_background(self, key: ContainerKey, grace: float, reason: str) -> None:
+        if key in self._stopping:
+            return
+        log.info("stopping container %s (%s, grace %gs)", key, reason, grace)
+
+        async def stop() -> None:
+            try:
+                await self.runtime.stop(key, grace)
+            except Exception:
+                log.exception("stopping container %s failed", key)
+            finally:
+                self._stopping.pop(key, None)
+                self._notify(key.pod_uid)
+
+        self._stopping[key] = asyncio.create_task(stop(), name=f"stop {key}")
+
+    async def wait_stopped(self) -> None:
+        """Wait for every background stop (tests, shutdown)."""
+        while self._stopping:
+            await asyncio.gather(*self._stopping.values(), return_exceptions=True)
+
+    async def _forget(self, uid: str) -> None:
+        keys = [p.key for p in self.runtime.containers() if p.key.pod_uid == uid]
+        for key in keys:
+            self.probes.stop_container(key)
+            self._probed.pop(key, None)
+            if (task := self._stopping.get(key)) is not None:
+                await asyncio.gather(task, return_exceptions=True)
+            await self.runtime.stop(key, podlib.ORPHAN_GRACE)
+            await self.runtime.remove(key)
+        await self._teardown_network(uid)
+        self._memo.pop(uid, None)
+        self._waiting.pop(uid, None)
+        shutil.rmtree(self.config.state_dir / "pods" / uid, ignore_errors=True)
+

@@ -1,0 +1,111 @@
+"""Pod IP allocation: reserved addresses, next-fit, idempotence, persistence, bad state.
+
+Test address plan: a node's pod CIDR is 10.244.1.0/24 (gateway .1), or the tiny
+10.244.9.0/29 (.2-.6 usable) when exhaustion matters.
+"""
+
+from __future__ import annotations
+
+import json
+from ipaddress import IPv4Interface
+from pathlib import Path
+
+import pytest
+
+from svcnet.node.ipam import IPAMExhausted, IPAMStateError, PodIPAM
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    return tmp_path / "node" / "ipam.json"
+
+
+def test_first_address_skips_network_and_gateway(state: Path) -> None:
+    ipam = PodIPAM("10.244.1.0/24", state)
+    assert ipam.gateway == IPv4Interface("10.244.1.1/24")
+    assert ipam.allocate("a") == IPv4Interface("10.244.1.2/24")
+    assert ipam.capacity == 253
+
+
+def test_allocate_is_idempotent_per_uid(state: Path) -> None:
+    ipam = PodIPAM("10.244.1.0/24", state)
+    first = ipam.allocate("a")
+    assert ipam.allocate("a") == first
+    assert ipam.allocations() == {"a": first}
+
+
+def test_next_fit_delays_reuse_of_released_addresses(state: Path) -> None:
+    ipam = PodIPAM("10.244.9.0/29", state)
+    got = [ipam.allocate(u) for u in "abc"]
+    assert [str(i.ip) for i in got] == ["10.244.9.2", "10.244.9.3", "10.244.9.4"]
+    assert ipam.release("a") == IPv4Interface("10.244.9.2/29")
+    # .2 is free again, but the search continues after the last address handed out.
+    assert str(ipam.allocate("d").ip) == "10.244.9.5"
+    assert str(ipam.allocate("e").ip) == "10.244.9.6"
+    assert str(ipam.allocate("f").ip) == "10.244.9.2"  # wrapped around
+    with pytest.raises(IPAMExhausted):
+        ipam.allocate("g")
+
+
+def test_release_unknown_is_none(state: Path) -> None:
+    assert PodIPAM("10.244.1.0/24", state).release("nobody") is None
+
+
+def test_restart_keeps_addresses_and_cursor(state: Path) -> None:
+    ipam = PodIPAM("10.244.1.0/24", state)
+    a, b = ipam.allocate("a"), ipam.allocate("b")
+    ipam.release("a")
+    again = PodIPAM("10.244.1.0/24", state)
+    assert again.allocations() == {"b": b}
+    assert again.get("a") is None
+    assert again.allocate("a") != a  # the cursor survived too: no immediate reuse of .2
+    assert json.loads(state.read_text())["version"] == 1
+    assert oct(state.stat().st_mode & 0o777) == "0o600"
+    assert not list(state.parent.glob(".*.tmp"))
+
+
+def test_retain_only_releases_the_rest(state: Path) -> None:
+    ipam = PodIPAM("10.244.1.0/24", state)
+    for uid in "abc":
+        ipam.allocate(uid)
+    assert ipam.retain_only({"b", "z"}) == ["a", "c"]
+    assert set(PodIPAM("10.244.1.0/24", state).allocations()) == {"b"}
+
+
+@pytest.mark.parametrize(("content", "match"), [
+    pytest.param("{not json", "not a valid IPAM state", id="garbage"),
+    pytest.param('{"version": 2}', "unknown version", id="future-version"),
+    pytest.param('{"version": 1, "cidr": "10.244.2.0/24", "allocations": {}}',
+                 "not 10.244.1.0/24", id="other-cidr"),
+    pytest.param('{"version": 1, "cidr": "10.244.1.0/24", "allocations": {"10.244.1.1": "a"}}',
+                 "bad allocation", id="gateway-allocated"),
+    pytest.param('{"version": 1, "cidr": "10.244.1.0/24", '
+                 '"allocations": {"10.244.1.2": "a", "10.244.1.3": "a"}}',
+                 "bad allocation", id="uid-twice"),
+    pytest.param('{"version": 1, "cidr": "10.244.1.0/24", "allocations": {"x": "a"}}',
+                 "not a valid IPAM state", id="bad-address"),
+])
+def test_bad_state_is_an_error_not_a_fresh_start(state: Path, content: str, match: str) -> None:
+    state.parent.mkdir(parents=True)
+    state.write_text(content)
+    with pytest.raises(IPAMStateError, match=match):
+        PodIPAM("10.244.1.0/24", state)
+
+
+def test_failed_write_allocates_nothing(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ipam = PodIPAM("10.244.1.0/24", state)
+
+    def broken(path: Path, text: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("svcnet.node.ipam.atomic_write", broken)
+    with pytest.raises(OSError):
+        ipam.allocate("a")
+    assert ipam.allocations() == {}
+    monkeypatch.undo()
+    assert str(ipam.allocate("a").ip) == "10.244.1.2"
+
+
+def test_tiny_cidr_refused(state: Path) -> None:
+    with pytest.raises(ValueError):
+        PodIPAM("10.244.1.0/31", state)

@@ -1,0 +1,338 @@
+"""The pod runner over fakes: FakeNetwork, FakeRuntime, a scripted probe executor, a real
+IPAM in a temporary directory, and a FakeClock.
+
+Conventions as in test_pods: cluster ``t4``, node 1 (netns ``svcnet-t4-n1``, pod CIDR
+10.244.1.0/24, host IP 172.20.0.11); pods ``web`` and ``api`` in namespace ``default`` with
+UID ``uid-<name>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Interface, IPv4Network
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from svcnet.node.ipam import PodIPAM
+from svcnet.node.netns import CommandFailed, FakeNetwork
+from svcnet.node.probes import ProbeAction, ProbeContext, ProbeManager, ProbeOutcome
+from svcnet.node.runner import NodeConfig, PodRunner
+from svcnet.node.runtime import ContainerKey, Exited, FakeRuntime, Running
+from svcnet.util.clock import FakeClock
+
+Obj = dict[str, Any]
+NODE_NETNS = "svcnet-t4-n1"
+
+
+async def settle() -> None:
+    for _ in range(30):
+        await asyncio.sleep(0)
+
+
+class Prober:
+    """Every probe succeeds unless its port is in ``failing``."""
+
+    def __init__(self) -> None:
+        self.failing: set[int] = set()
+        self.calls: list[tuple[ProbeAction, ProbeContext]] = []
+
+    async def run(self, action: ProbeAction, ctx: ProbeContext) -> ProbeOutcome:
+        self.calls.append((action, ctx))
+        port = getattr(action, "port", 0)
+        return ProbeOutcome(port not in self.failing, "refused" if port in self.failing else "")
+
+    async def close(self) -> None:
+        pass
+
+
+@dataclass
+class Node:
+    tmp: Path
+    clock: FakeClock = field(default_factory=FakeClock)
+    network: FakeNetwork = field(default_factory=FakeNetwork)
+    prober: Prober = field(default_factory=Prober)
+    changes: list[str] = field(default_factory=list)
+    runtime: FakeRuntime | None = None
+    runner: PodRunner | None = None
+
+    @property
+    def config(self) -> NodeConfig:
+        return NodeConfig(cluster="t4", node_name="node-1", node_index=1,
+                          pod_cidr=IPv4Network("10.244.1.0/24"), host_ip="172.20.0.11",
+                          state_dir=self.tmp / "state", cluster_dns=("10.96.0.10",))
+
+    async def boot(self) -> PodRunner:
+        """Start an agent; a second call is an agent restart over the same machine."""
+        if self.runner is not None:
+            await self.runner.close()
+        self.runtime = (FakeRuntime(self.clock) if self.runtime is None
+                        else self.runtime.restarted())
+        self.runner = PodRunner(
+            self.config, network=self.network, runtime=self.runtime,
+            probes=ProbeManager(self.prober, self.clock),
+            ipam=PodIPAM(self.config.pod_cidr, self.config.state_dir / "ipam.json"),
+            clock=self.clock, on_change=self.changes.append)
+        await self.runner.start()
+        return self.runner
+
+    async def advance(self, seconds: float, step: float = 0.5) -> None:
+        await settle()
+        for _ in range(int(seconds / step)):
+            self.clock.advance(step)
+            await settle()
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[Node]:
+    n = Node(tmp_path)
+    await n.boot()
+    yield n
+    assert n.runner is not None
+    await n.runner.close()
+
+
+def make_pod(name: str = "web", fn: Callable[[Obj], None] | None = None) -> Obj:
+    pod: Obj = {
+        "metadata": {"name": name, "namespace": "default", "uid": f"uid-{name}"},
+        "spec": {"containers": [{
+            "name": "app", "image": "python:3",
+            "command": ["python3", "-m", "http.server", "8080"],
+            "env": [{"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+            "ports": [{"name": "http", "containerPort": 8080}],
+            "readinessProbe": {"httpGet": {"port": "http"}, "periodSeconds": 1},
+        }], "restartPolicy": "Always", "terminationGracePeriodSeconds": 30},
+        "status": {"phase": "Pending"},
+    }
+    if fn is not None:
+        fn(pod)
+    return pod
+
+
+def key(pod: str = "web", container: str = "app") -> ContainerKey:
+    return ContainerKey(f"uid-{pod}", container)
+
+
+def cstatus(node: Node, pod: Obj) -> Obj:
+    assert node.runner is not None
+    status: Obj = node.runner.status(pod)
+    return status["containerStatuses"][0]  # type: ignore[no-any-return]
+
+
+async def test_two_pods_get_network_process_and_readiness(node: Node) -> None:
+    runner, runtime = node.runner, node.runtime
+    assert runner is not None and runtime is not None
+    node_ns = node.network.ns(NODE_NETNS)
+    assert node_ns.links["svcnet0"].addresses == [IPv4Interface("10.244.1.1/24")]
+    assert node_ns.sysctls == {"net.ipv4.ip_forward": "1"}
+
+    web, api = make_pod("web"), make_pod("api")
+    result = await runner.sync([web, api])
+    assert result.retry_after is None
+    names = {uid: node.config.pod_names(uid) for uid in ("uid-web", "uid-api")}
+    eth0 = node.network.ns(names["uid-web"].pod_netns).links["eth0"]
+    assert eth0.addresses == [IPv4Interface("10.244.1.2/24")]
+    assert node.network.ns(names["uid-api"].pod_netns).links["eth0"].addresses == [
+        IPv4Interface("10.244.1.3/24")]
+    assert "nameserver 10.96.0.10" in node.network.ns(names["uid-web"].pod_netns).etc[
+        "resolv.conf"]
+    spec = runtime.specs[key("web")]
+    assert spec.argv == ("python3", "-m", "http.server", "8080")
+    assert spec.netns == names["uid-web"].pod_netns
+    assert spec.env["MY_IP"] == "10.244.1.2"
+    assert spec.log_path == node.config.state_dir / "pods/uid-web/app/0.log"
+
+    assert runner.status(web)["conditions"][2] | {"lastTransitionTime": ""} == {
+        "type": "Ready", "status": "False", "reason": "ContainersNotReady",
+        "message": "containers with unready status: [app]", "lastProbeTime": None,
+        "lastTransitionTime": ""}
+    await node.advance(0.5)
+    status = runner.status(web)
+    assert status["phase"] == "Running" and status["podIP"] == "10.244.1.2"
+    assert cstatus(node, web)["ready"] is True
+    assert "uid-web" in node.changes  # the readiness flip woke the agent
+    action, ctx = node.prober.calls[0]
+    assert (getattr(action, "port", None), ctx.pod_ip) == (8080, "10.244.1.2")
+    assert (await runner.sync([web, api])).plan.empty  # level-triggered: nothing more
+
+
+async def test_crash_loop_back_off(node: Node) -> None:
+    runner, runtime = node.runner, node.runtime
+    assert runner is not None and runtime is not None
+    web = make_pod()
+    await runner.sync([web])
+    runtime.exit(key(), 1)
+    assert node.changes[-1] == "uid-web"
+    await runner.sync([web])  # first restart: at once
+    proc = runtime.get(key())
+    assert proc is not None and proc.running and proc.attempt == 1
+    runtime.exit(key(), 1)
+    result = await runner.sync([web])
+    assert result.retry_after == 10
+    state = cstatus(node, web)
+    assert state["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    assert state["lastState"]["terminated"]["exitCode"] == 1
+    assert state["restartCount"] == 1
+    await node.advance(10)
+    await runner.sync([web])
+    proc = runtime.get(key())
+    assert proc is not None and proc.running and proc.attempt == 2
+    assert cstatus(node, web)["restartCount"] == 2
+
+
+async def test_liveness_failure_restarts_the_container(node: Node) -> None:
+    runner, runtime = node.runner, node.runtime
+    assert runner is not None and runtime is not None
+    web = make_pod(fn=lambda p: p["spec"]["containers"][0].update(
+        livenessProbe={"tcpSocket": {"port": 9999}, "periodSeconds": 1, "failureThreshold": 2}))
+    node.prober.failing.add(9999)
+    await runner.sync([web])
+    await node.advance(1.5)
+    result = await runner.sync([web])
+    assert [s.reason for s in result.plan.stop] == ["liveness probe failed"]
+    await runner.wait_stopped()
+    await runner.sync([web])
+    proc = runtime.get(key())
+    assert proc is not None and proc.running and proc.attempt == 1
+    assert proc.previous is not None and proc.previous.exit_code == 143
+
+
+async def test_deleted_pod_stops_then_finishes(node: Node) -> None:
+    runner, runtime = node.runner, node.runtime
+    assert runner is not None and runtime is not None
+    web = make_pod()
+    await runner.sync([web])
+    runtime.ignores_sigterm.add(key())
+    web["metadata"] |= {"deletionTimestamp": "2026-01-01T00:00:00Z",
+                        "deletionGracePeriodSeconds": 5}
+    result = await runner.sync([web])
+    assert result.plan.stop[0].grace == 5
+    await node.advance(5)
+    await runner.wait_stopped()
+    proc = runtime.get(key())
+    assert proc is not None and isinstance(proc.state, Exited) and proc.state.exit_code == 137
+    result = await runner.sync([web])
+    assert result.plan.finished == ("uid-web",)
+    assert node.config.pod_names("uid-web").pod_netns not in node.network.namespaces
+    assert runner.ipam.get("uid-web") is None
+    assert runner.status(web)["phase"] == "Failed"
+
+
+async def test_vanished_pod_is_forgotten(node: Node) -> None:
+    runner, runtime = node.runner, node.runtime
+    assert runner is not None and runtime is not None
+    await runner.sync([make_pod("web"), make_pod("api")])
+    assert (node.config.state_dir / "pods" / "uid-web").is_dir()
+    result = await runner.sync([make_pod("api")])
+    assert result.plan.forget == ("uid-web",)
+    assert runtime.get(key()) is None
+    assert runner.ipam.get("uid-web") is None
+    assert node.config.pod_names("uid-web").pod_netns not in node.network.namespaces
+    assert not (node.config.state_dir / "pods" / "uid-web").exists()
+    assert runtime.get(key("api")) is not None
+
+
+async def test_agent_restart_adopts_without_duplicates(node: Node) -> None:
+    runner, runtime = node.runner, node.runtime
+    assert runner is not None and runtime is not None
+    pods = [make_pod("web"), make_pod("api")]
+    await runner.sync(pods)
+    pids = {k: p.state.pid for p in runtime.containers()
+            for k in [p.key] if isinstance(p.state, Running)}
+    await node.advance(0.5)
+
+    again = await node.boot()
+    result = await again.sync(pods)
+    assert result.plan.empty
+    assert node.runtime is not None and node.runtime.calls == []  # nothing started
+    assert {p.key: p.state.pid for p in node.runtime.containers()
+            if isinstance(p.state, Running)} == pids
+    assert again.ipam.get("uid-web") == IPv4Interface("10.244.1.2/24")
+    await node.advance(0.5)
+    assert cstatus(node, pods[0])["ready"] is True  # probes re-attached to adopted runs
+
+
+async def test_network_failure_is_retried(node: Node) -> None:
+    runner, runtime = node.runner, node.runtime
+    assert runner is not None and runtime is not None
+    node.network.fail_next["create_veth"] = CommandFailed("RTNETLINK answers: boom")
+    web = make_pod()
+    result = await runner.sync([web])
+    assert result.retry_after == 5
+    assert runtime.calls == []
+    assert node.config.pod_names("uid-web").pod_netns not in node.network.namespaces
+    assert cstatus(node, web)["state"] == {"waiting": {"reason": "ContainerCreating"}}
+    await runner.sync([web])
+    assert runtime.get(key()) is not None
+
+
+async def test_netns_name_collision_never_touches_the_other(node: Node) -> None:
+    runner = node.runner
+    assert runner is not None
+    other = node.config.pod_names("uid-web").pod_netns
+    await node.network.create_netns(other)  # someone else's pod with the same hash
+    result = await runner.sync([make_pod()])
+    assert result.retry_after == 5
+    assert other in node.network.namespaces
+    assert runner.ipam.get("uid-web") is None
+    assert "already exists" in runner.errors("uid-web")["network"]
+
+
+async def test_config_error_waits(node: Node) -> None:
+    runner = node.runner
+    assert runner is not None
+    web = make_pod(fn=lambda p: p["spec"]["containers"][0].update(
+        env=[{"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]))
+    result = await runner.sync([web])
+    assert result.retry_after == 5
+    assert cstatus(node, web)["state"]["waiting"]["reason"] == "CreateContainerConfigError"
+    assert runner.errors("uid-web") == {"app": "secretKeyRef is not supported by svcnet (env S)"}
+
+
+async def test_half_built_network_is_rebuilt_after_a_crash(node: Node) -> None:
+    runner = node.runner
+    assert runner is not None
+    # A crash between "IP allocated, netns created" and "network complete".
+    runner.ipam.allocate("uid-web")
+    netns = node.config.pod_names("uid-web").pod_netns
+    await node.network.create_netns(netns)
+    again = await node.boot()
+    assert netns not in node.network.namespaces
+    await again.sync([make_pod()])
+    assert node.network.ns(netns).links["eth0"].addresses == [IPv4Interface("10.244.1.2/24")]
+
+
+async def test_start_error_is_retried_then_backs_off(node: Node) -> None:
+    runner, runtime = node.runner, node.runtime
+    assert runner is not None and runtime is not None
+    runtime.missing_executables.add("python3")
+    web = make_pod()
+    result = await runner.sync([web])
+    assert result.retry_after == 0  # no process exit will come to wake the agent
+    state = cstatus(node, web)["state"]
+    assert state["waiting"]["reason"] == "RunContainerError"
+    assert 'exec: "python3"' in state["waiting"]["message"]
+    result = await runner.sync([web])  # the first restart is immediate (and fails again)
+    assert result.retry_after == 0
+    result = await runner.sync([web])
+    assert result.retry_after == 10
+    cs = cstatus(node, web)
+    assert cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    assert cs["lastState"]["terminated"]["reason"] == "StartError"
+    assert cs["restartCount"] == 1
+
+
+async def test_missing_executable_shows_start_error(node: Node) -> None:
+    runner, runtime = node.runner, node.runtime
+    assert runner is not None and runtime is not None
+    runtime.missing_executables.add("python3")
+    web = make_pod(fn=lambda p: p["spec"].update(restartPolicy="Never"))
+    await runner.sync([web])
+    status = runner.status(web)
+    term = status["containerStatuses"][0]["state"]["terminated"]
+    assert (term["reason"], term["exitCode"]) == ("StartError", 128)
+    assert 'exec: "python3": executable file not found in $PATH' in term["message"]
+    assert status["phase"] == "Failed"
