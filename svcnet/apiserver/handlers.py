@@ -679,6 +679,12 @@ class Handlers:
         await self._require_namespace(info, served, creating=False)
         pre = Preconditions()
         dry_run = _dry_run(request)
+        grace: int | None = None
+        if "gracePeriodSeconds" in request.query:
+            try:
+                grace = int(request.query["gracePeriodSeconds"])
+            except ValueError:
+                raise bad_request("gracePeriodSeconds must be an integer") from None
         if request.can_read_body:
             body = await read_body(request)
             if body:
@@ -688,8 +694,10 @@ class Handlers:
                 p = body.get("preconditions") or {}
                 pre = Preconditions(str(p.get("uid") or ""), str(p.get("resourceVersion") or ""))
                 dry_run = dry_run or "All" in (body.get("dryRun") or [])
+                if body.get("gracePeriodSeconds") is not None:
+                    grace = int(body["gracePeriodSeconds"])
         deleted = await served.registry.delete(info.namespace, info.name, preconditions=pre,
-                                               dry_run=dry_run)
+                                               dry_run=dry_run, grace_period=grace)
         return self._respond(request, _with_type(deleted, served), served)
 
 

@@ -444,9 +444,12 @@ class RESTClient:
 
     async def delete(self, gvr: GVR, namespace: str, name: str, *,
                      preconditions: Preconditions | None = None,
-                     propagation_policy: str = "", dry_run: bool = False) -> Obj:
+                     propagation_policy: str = "", dry_run: bool = False,
+                     grace_period: int | None = None) -> Obj:
         """Delete; the answer is the deleted object (or a Status for some kinds)."""
         options: Obj = {}
+        if grace_period is not None:
+            options["gracePeriodSeconds"] = grace_period
         if preconditions is not None:
             pre = {k: v for k, v in (("uid", preconditions.uid),
                                      ("resourceVersion", preconditions.resource_version)) if v}

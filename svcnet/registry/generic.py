@@ -26,6 +26,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
 from svcnet.allocators.operation import Operation
@@ -97,6 +98,10 @@ class Strategy(Protocol):
         """Schedule releases of what a deleted object held (run after the delete commits)."""
         ...
 
+    def deletion_grace(self, obj: Obj, requested: int | None) -> int | None:
+        """Seconds of graceful deletion for this delete, or None to delete at once."""
+        ...
+
 
 class BaseStrategy:
     """Defaults for strategies: no defaulting, no allocation, spec changes bump generation."""
@@ -147,6 +152,9 @@ class BaseStrategy:
         return new
 
     def end_delete(self, op: Operation, obj: Obj) -> None:
+        return None
+
+    def deletion_grace(self, obj: Obj, requested: int | None) -> int | None:
         return None
 
 
@@ -464,7 +472,9 @@ class Registry:
 
     async def delete(self, namespace: str, name: str, *,
                      preconditions: Preconditions | None = None,
-                     dry_run: bool = False) -> Obj:
+                     dry_run: bool = False, grace_period: int | None = None) -> Obj:
+        """Delete an object; for kinds with graceful deletion (pods on a node) the first
+        delete only marks it (deletionTimestamp) and whoever runs it deletes it when done."""
         key = self.key(namespace, name)
         for _ in range(10):
             kv = await self.store.get(key)
@@ -473,6 +483,18 @@ class Registry:
             current = self.decode(kv)
             if preconditions is not None:
                 self._check_preconditions(current, preconditions)
+            grace = self.strategy.deletion_grace(current, grace_period)
+            if grace is not None and grace > 0:
+                marked = self._mark_for_deletion(current, grace)
+                if marked is None:
+                    return current  # already terminating at least as soon
+                if dry_run:
+                    return marked
+                try:
+                    written = await self.store.update(key, self.encode(marked), kv.mod_revision)
+                except (Conflict, KeyNotFound):
+                    continue
+                return self.decode(written)
             if dry_run:
                 return current
             try:
@@ -488,6 +510,26 @@ class Registry:
         raise errors.conflict(self.strategy.resource, name,
                               "the object kept changing while being deleted",
                               self.strategy.group)
+
+    def _mark_for_deletion(self, current: Obj, grace: int) -> Obj | None:
+        """Set deletionTimestamp = now + grace, or shorten an existing one; None if the
+        object is already due at least as soon."""
+        meta = _meta(current)
+        deadline = self.clock.now() + timedelta(seconds=grace)
+        existing = meta.get("deletionTimestamp")
+        if existing:
+            try:
+                due = datetime.fromisoformat(str(existing).replace("Z", "+00:00"))
+            except ValueError:
+                due = deadline
+            if due <= deadline:
+                return None
+        marked = copy.deepcopy(current)
+        _meta(marked)["deletionTimestamp"] = rfc3339(deadline)
+        _meta(marked)["deletionGracePeriodSeconds"] = grace
+        if self.strategy.has_generation:
+            _meta(marked)["generation"] = int(meta.get("generation") or 1) + 1
+        return marked
 
     def _check_preconditions(self, current: Obj, pre: Preconditions) -> None:
         meta = _meta(current)

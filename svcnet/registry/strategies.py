@@ -46,6 +46,19 @@ class PodStrategy(BaseStrategy):
     def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
         return pods.validate_pod_status_update(new, old)
 
+    def deletion_grace(self, obj: Obj, requested: int | None) -> int | None:
+        """podStrategy.CheckGracefulDelete: a pod bound to a node that has not finished is
+        deleted gracefully (its node stops it, then deletes it with grace 0); an unscheduled
+        or finished pod goes at once."""
+        spec = obj.get("spec") or {}
+        phase = (obj.get("status") or {}).get("phase")
+        if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
+            return None
+        if requested is not None:
+            return max(requested, 0)
+        grace = spec.get("terminationGracePeriodSeconds")
+        return 30 if grace is None else max(int(grace), 0)
+
 
 class NodeStrategy(BaseStrategy):
     kind: ClassVar[str] = "Node"

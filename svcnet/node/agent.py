@@ -1,0 +1,417 @@
+"""`svcnet node`: the node agent (our kubelet), from registration to pod status.
+
+Theory of operation
+-------------------
+The agent runs in the host's network namespace and works on named namespaces only (the node's
+``svcnet-<tag>-n<i>`` and one per pod), so nothing it does lands in the host's network stack.
+
+1. **Register**: create (or adopt) the Node object — labels, and the pod CIDR when one was
+   given (``svcnet up`` gives node ``i`` ``10.244.<i>.0/24``) — then write its status through
+   the status subresource: addresses, capacity, node info, ``Ready=True``. Without a given pod
+   CIDR it waits for the control plane's node IPAM to assign one.
+2. **Heartbeat**: renew the Lease ``kube-node-lease/<node>`` every ``lease_interval`` seconds
+   (the node lifecycle controller marks the node ``Unknown`` when it stops), and re-post
+   ``Ready=True`` when the control plane marked the node otherwise, or every
+   ``status_interval`` seconds.
+3. **Pods**: an informer on pods with ``spec.nodeName=<node>``; every event, container exit and
+   probe change wakes one level-triggered sync: the :class:`~svcnet.node.runner.PodRunner`
+   applies the pure plan, then each pod's computed status is written through ``pods/status``
+   when it differs from what the API shows, and pods that finished terminating (graceful
+   deletion) are deleted with grace 0. The first sync waits until the informer has synced: the
+   runner treats a pod missing from ``desired`` as gone.
+4. **Service environment variables** come from a Services informer (``BACKEND_SERVICE_HOST``
+   etc., as the kubelet computes them).
+5. **The service proxy** (nftables, in the node netns) is fed from the same Services informer
+   and an EndpointSlices informer, when enabled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import platform
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from svcnet.api.errors import StatusError
+from svcnet.client.informer import EventHandler, Informer
+from svcnet.client.kubeconfig import load_kubeconfig
+from svcnet.client.rest import (
+    ENDPOINTSLICES,
+    LEASES,
+    NODES,
+    PODS,
+    SERVICES,
+    PatchType,
+    Preconditions,
+    RESTClient,
+)
+from svcnet.node.runner import NodeConfig, PodRunner
+from svcnet.util.clock import Clock, RealClock, rfc3339
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+LEASE_NAMESPACE: Final = "kube-node-lease"
+KUBELET_VERSION: Final = "v1.33.0-svcnet"
+
+
+@dataclass
+class AgentConfig:
+    kubeconfig: Path
+    node_name: str
+    cluster: str = "svcnet"
+    node_index: int = 1
+    node_ip: str = "127.0.0.1"
+    pod_cidr: str = ""
+    state_dir: Path = field(default_factory=lambda: Path("/var/lib/svcnet/node"))
+    cluster_dns: tuple[str, ...] = ()
+    cluster_domain: str = "cluster.local"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    lease_interval: float = 10.0
+    status_interval: float = 60.0
+
+
+class ServiceProxy(Protocol):
+    """The node's service data plane, fed with the full desired state on every change."""
+
+    async def sync(self, services: list[Obj], endpoint_slices: list[Obj], node: Obj) -> None:
+        ...
+
+
+def _env_name(service_name: str) -> str:
+    return re.sub(r"[^A-Z0-9_]", "_", service_name.upper())
+
+
+def service_env(services: list[Obj], namespace: str) -> dict[str, str]:
+    """The Docker-links-style variables the kubelet injects for every Service in the pod's
+    namespace that has a ClusterIP (pkg/kubelet/envvars)."""
+    env: dict[str, str] = {}
+    for svc in sorted(services, key=lambda s: str(s["metadata"]["name"])):
+        if (svc.get("metadata") or {}).get("namespace") != namespace:
+            continue
+        spec = svc.get("spec") or {}
+        ip = spec.get("clusterIP") or ""
+        if not ip or ip == "None":
+            continue
+        ports = spec.get("ports") or []
+        if not ports:
+            continue
+        name = _env_name(str(svc["metadata"]["name"]))
+        env[f"{name}_SERVICE_HOST"] = ip
+        env[f"{name}_SERVICE_PORT"] = str(ports[0]["port"])
+        for p in ports:
+            if p.get("name"):
+                env[f"{name}_SERVICE_PORT_{_env_name(p['name'])}"] = str(p["port"])
+        first = ports[0]
+        proto = str(first.get("protocol", "TCP")).lower()
+        env[f"{name}_PORT"] = f"{proto}://{ip}:{first['port']}"
+        for p in ports:
+            proto = str(p.get("protocol", "TCP"))
+            prefix = f"{name}_PORT_{p['port']}_{proto}"
+            env[prefix] = f"{proto.lower()}://{ip}:{p['port']}"
+            env[f"{prefix}_PROTO"] = proto.lower()
+            env[f"{prefix}_PORT"] = str(p["port"])
+            env[f"{prefix}_ADDR"] = ip
+    return env
+
+
+def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
+    for c in status.get("conditions") or []:
+        if c.get("type") == kind:
+            return c  # type: ignore[no-any-return]
+    return {}
+
+
+def _comparable(status: Mapping[str, Any]) -> Obj:
+    """A pod status without the timestamps that change on every computation."""
+    out = dict(status)
+    out["conditions"] = sorted(
+        ({k: v for k, v in c.items() if k not in ("lastProbeTime", "lastTransitionTime")}
+         for c in status.get("conditions") or []), key=lambda c: str(c.get("type")))
+    return out
+
+
+class NodeAgent:
+    def __init__(self, config: AgentConfig, *, client: RESTClient | None = None,
+                 clock: Clock | None = None,
+                 proxy_factory: Callable[[NodeConfig], ServiceProxy] | None = None) -> None:
+        self.config = config
+        self.clock: Clock = clock or RealClock()
+        self.client = client or RESTClient.from_kubeconfig(
+            load_kubeconfig(config.kubeconfig), user_agent=f"svcnet-node/{config.node_name}")
+        name = config.node_name
+        self.pods = Informer(self.client, PODS, field_selector=f"spec.nodeName={name}",
+                             clock=clock, name="pods")
+        self.services = Informer(self.client, SERVICES, clock=clock, name="services")
+        self.slices = Informer(self.client, ENDPOINTSLICES, clock=clock, name="endpointslices")
+        self.runner: PodRunner | None = None
+        self._proxy_factory = proxy_factory
+        self.proxy: ServiceProxy | None = None
+        self._wake = asyncio.Event()
+        self._proxy_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._node: Obj = {}
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.register()
+        cidr = await self.wait_for_pod_cidr()
+        node_config = NodeConfig(
+            cluster=self.config.cluster, node_name=self.config.node_name,
+            node_index=self.config.node_index, pod_cidr=IPv4Network(cidr),
+            host_ip=self.config.node_ip, state_dir=self.config.state_dir,
+            cluster_dns=self.config.cluster_dns, cluster_domain=self.config.cluster_domain)
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.runner = PodRunner.create(node_config, clock=self.clock,
+                                       on_change=lambda _uid: self._wake.set(),
+                                       service_env=self._service_env)
+        await self.runner.start()
+        poke = EventHandler(on_add=lambda _o: self._wake.set(),
+                            on_update=lambda _o, _n: self._wake.set(),
+                            on_delete=lambda _o: self._wake.set())
+        self.pods.add_handler(poke)
+        for inf in (self.pods, self.services, self.slices):
+            inf.start()
+        if self._proxy_factory is not None:
+            self.proxy = self._proxy_factory(node_config)
+            if self.proxy is not None:
+                proxy_poke = EventHandler(on_add=lambda _o: self._proxy_wake.set(),
+                                          on_update=lambda _o, _n: self._proxy_wake.set(),
+                                          on_delete=lambda _o: self._proxy_wake.set())
+                self.services.add_handler(proxy_poke)
+                self.slices.add_handler(proxy_poke)
+                self._tasks.append(asyncio.create_task(self._proxy_loop()))
+        self._tasks.append(asyncio.create_task(self._pod_loop()))
+        self._tasks.append(asyncio.create_task(self._lease_loop()))
+        self._tasks.append(asyncio.create_task(self._status_loop()))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        for inf in (self.pods, self.services, self.slices):
+            await inf.stop()
+        if self.runner is not None:
+            await self.runner.close()
+        await self.client.close()
+
+    # -- registration and heartbeats -----------------------------------------------------
+
+    def _desired_node(self) -> Obj:
+        cfg = self.config
+        labels = {"kubernetes.io/hostname": cfg.node_name, "kubernetes.io/os": "linux",
+                  "kubernetes.io/arch": _arch(), **cfg.labels}
+        node: Obj = {"apiVersion": "v1", "kind": "Node",
+                     "metadata": {"name": cfg.node_name, "labels": labels}, "spec": {}}
+        if cfg.pod_cidr:
+            node["spec"] = {"podCIDR": cfg.pod_cidr, "podCIDRs": [cfg.pod_cidr]}
+        return node
+
+    def _status(self) -> Obj:
+        now = rfc3339(self.clock.now())
+        ready = _condition(self._node.get("status") or {}, "Ready")
+        transition = (ready.get("lastTransitionTime", now) if ready.get("status") == "True"
+                      else now)
+        capacity = {"cpu": str(os.cpu_count() or 1), "memory": f"{_memory_kib()}Ki",
+                    "pods": "110"}
+        return {
+            "addresses": [{"type": "InternalIP", "address": self.config.node_ip},
+                          {"type": "Hostname", "address": self.config.node_name}],
+            "capacity": capacity, "allocatable": capacity,
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                            "message": "kubelet is posting ready status",
+                            "lastHeartbeatTime": now, "lastTransitionTime": transition}],
+            "nodeInfo": {"kubeletVersion": KUBELET_VERSION, "kubeProxyVersion": KUBELET_VERSION,
+                         "operatingSystem": "linux", "architecture": _arch(),
+                         "osImage": _os_image(), "kernelVersion": platform.release(),
+                         "containerRuntimeVersion": "svcnet://0.1.0", "machineID": "",
+                         "systemUUID": "", "bootID": ""},
+        }
+
+    async def register(self) -> None:
+        desired = self._desired_node()
+        try:
+            self._node = await self.client.create(NODES, desired)
+        except StatusError as e:
+            if e.code != 409:
+                raise
+            self._node = await self.client.get(NODES, "", self.config.node_name)
+            labels = {**(self._node["metadata"].get("labels") or {}),
+                      **desired["metadata"]["labels"]}
+            patch: Obj = {"metadata": {"labels": labels}}
+            if self.config.pod_cidr and not (self._node.get("spec") or {}).get("podCIDR"):
+                patch["spec"] = desired["spec"]
+            self._node = await self.client.patch(NODES, "", self.config.node_name, patch,
+                                                 patch_type=PatchType.MERGE)
+        await self.post_status()
+
+    async def post_status(self) -> None:
+        self._node = await self.client.patch(NODES, "", self.config.node_name,
+                                             {"status": self._status()},
+                                             patch_type=PatchType.MERGE, subresource="status")
+
+    async def wait_for_pod_cidr(self) -> str:
+        while True:
+            cidr = str((self._node.get("spec") or {}).get("podCIDR") or "")
+            if cidr:
+                return cidr
+            await self.clock.sleep(0.2)
+            self._node = await self.client.get(NODES, "", self.config.node_name)
+
+    async def renew_lease(self) -> None:
+        name = self.config.node_name
+        spec = {"holderIdentity": name, "leaseDurationSeconds": 40,
+                "renewTime": self.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+        try:
+            await self.client.patch(LEASES, LEASE_NAMESPACE, name, {"spec": spec},
+                                    patch_type=PatchType.MERGE)
+        except StatusError as e:
+            if e.code != 404:
+                raise
+            await self.client.create(LEASES, {
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": name, "namespace": LEASE_NAMESPACE}, "spec": spec})
+
+    async def _lease_loop(self) -> None:
+        while True:
+            try:
+                await self.renew_lease()
+            except Exception as e:  # the API may be restarting: keep beating
+                log.warning("lease renewal failed: %s", e)
+            await self.clock.sleep(self.config.lease_interval)
+
+    async def _status_loop(self) -> None:
+        since = 0.0
+        while True:
+            await self.clock.sleep(min(self.config.lease_interval, self.config.status_interval))
+            since += min(self.config.lease_interval, self.config.status_interval)
+            try:
+                current = await self.client.get(NODES, "", self.config.node_name)
+                ready = _condition(current.get("status") or {}, "Ready")
+                if ready.get("status") != "True" or since >= self.config.status_interval:
+                    self._node = current
+                    await self.post_status()
+                    since = 0.0
+            except Exception as e:
+                log.warning("node status update failed: %s", e)
+
+    # -- pods -------------------------------------------------------------------------------
+
+    def _service_env(self, pod: Mapping[str, Any]) -> Mapping[str, str]:
+        if (pod.get("spec") or {}).get("enableServiceLinks") is False:
+            return {}
+        return service_env(self.services.list(),
+                           str((pod.get("metadata") or {}).get("namespace", "")))
+
+    async def _pod_loop(self) -> None:
+        while not self.pods.has_synced():
+            await self.clock.sleep(0.05)
+        while True:
+            self._wake.clear()
+            retry: float | None = None
+            try:
+                retry = await self.sync_pods()
+            except Exception:
+                log.exception("pod sync failed; retrying")
+                retry = 1.0
+            wait = 30.0 if retry is None else retry
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
+
+    async def sync_pods(self) -> float | None:
+        assert self.runner is not None
+        desired = self.pods.list()
+        result = await self.runner.sync(desired)
+        for pod in desired:
+            await self._write_status(pod)
+        finished = set(getattr(result.plan, "finished", ()) or ())
+        for pod in desired:
+            meta = pod.get("metadata") or {}
+            if meta.get("uid") in finished and meta.get("deletionTimestamp"):
+                with contextlib.suppress(StatusError):
+                    await self.client.delete(
+                        PODS, meta.get("namespace", ""), meta["name"],
+                        preconditions=Preconditions(uid=meta["uid"]), grace_period=0)
+        return result.retry_after
+
+    async def _write_status(self, pod: Obj) -> None:
+        assert self.runner is not None
+        status = self.runner.status(pod)
+        if _comparable(status) == _comparable(pod.get("status") or {}):
+            return
+        updated = dict(pod)
+        updated["status"] = status
+        try:
+            await self.client.update_status(PODS, updated)
+        except StatusError as e:
+            if e.code in (404, 409):
+                self._wake.set()  # gone, or changed meanwhile: the next sync sees the new one
+                return
+            raise
+
+    # -- proxy ------------------------------------------------------------------------------
+
+    async def _proxy_loop(self) -> None:
+        assert self.proxy is not None
+        while not (self.services.has_synced() and self.slices.has_synced()):
+            await self.clock.sleep(0.05)
+        while True:
+            self._proxy_wake.clear()
+            try:
+                node = await self.client.get(NODES, "", self.config.node_name)
+                await self.proxy.sync(self.services.list(), self.slices.list(), node)
+            except Exception:
+                log.exception("proxy sync failed; retrying")
+                await self.clock.sleep(1.0)
+                continue
+            await self._proxy_wake.wait()
+            # Coalesce bursts: kube-proxy's minSyncPeriod, kept short for local clusters.
+            await self.clock.sleep(0.05)
+
+
+def _arch() -> str:
+    machine = platform.machine().lower()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def _memory_kib() -> int:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _os_image() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    return "Linux"
+
+
+async def run_agent(config: AgentConfig, *,
+                    proxy_factory: Callable[[NodeConfig], ServiceProxy] | None = None) -> None:
+    import signal
+
+    agent = NodeAgent(config, proxy_factory=proxy_factory)
+    await agent.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await agent.stop()
