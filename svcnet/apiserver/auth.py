@@ -28,6 +28,8 @@ from svcnet.api.errors import StatusError, go_quote
 ADMIN_GROUP = "system:masters"
 NODES_GROUP = "system:nodes"
 NODE_USER_PREFIX = "system:node:"
+READERS_GROUP = "svcnet:readers"
+"""Read-only users (the cluster DNS pod): get, list and watch everything, write nothing."""
 READ_VERBS = frozenset({"get", "list", "watch"})
 
 
@@ -112,6 +114,8 @@ def authorize(user: User, verb: str, *, group: str, resource: str, namespace: st
     (for node users writing pod status or deleting a pod)."""
     if ADMIN_GROUP in user.groups:
         return True
+    if READERS_GROUP in user.groups:
+        return verb in READ_VERBS
     node = user.node_name
     if node is None:
         return False

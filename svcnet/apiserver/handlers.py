@@ -22,6 +22,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -38,6 +39,7 @@ from svcnet.api.labels import (
     parse_selector,
     validate_field_selector,
 )
+from svcnet.api.podlogs import ANNOTATION_STATE_DIR, log_files
 from svcnet.api.schema import decode, strict_error
 from svcnet.apiserver import patch as patching
 from svcnet.apiserver import tables
@@ -276,6 +278,8 @@ class Handlers:
                      user: User) -> tuple[str, web.StreamResponse]:
         method = request.method
         if method == "GET":
+            if info.subresource == "log" and served.resource == "pods":
+                return "get", await self.pod_log(request, info, served, user)
             if info.name:
                 return "get", await self.get(request, info, served, user)
             if _query_bool(request, "watch"):
@@ -347,6 +351,74 @@ class Handlers:
         await self._authorize(user, "get", info, served)
         obj = await served.registry.get(info.namespace, info.name)
         return self._respond(request, obj, served)
+
+    async def pod_log(self, request: web.Request, info: RequestInfo, served: Served,
+                      user: User) -> web.StreamResponse:
+        """``pods/log``: the container's log file, read from its node's state directory.
+
+        ``container`` (required when the pod has several), ``previous``, ``tailLines`` and
+        ``follow`` as kubectl sends them. Following ends when the pod is gone or restarts.
+        """
+        await self._authorize(user, "get", info, served)
+        pod = await served.registry.get(info.namespace, info.name)
+        names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+        container = request.query.get("container") or (names[0] if len(names) == 1 else "")
+        if not container:
+            raise bad_request(f"a container name must be specified for pod {info.name}, "
+                              f"choose one of: [{' '.join(names)}]")
+        if container not in names + [c["name"] for c in (pod.get("spec") or {}).get(
+                "initContainers") or []]:
+            raise bad_request(f"container {container} is not valid for pod {info.name}")
+        node_name = (pod.get("spec") or {}).get("nodeName") or ""
+        state_dir = ""
+        if node_name:
+            with contextlib.suppress(StatusError):
+                node = await self.ctx.served[("", "v1", "nodes")].registry.get("", node_name)
+                state_dir = ((node.get("metadata") or {}).get("annotations") or {}).get(
+                    ANNOTATION_STATE_DIR, "")
+        files = log_files(Path(state_dir), pod["metadata"]["uid"], container) if state_dir \
+            else []
+        previous = _query_bool(request, "previous")
+        if previous:
+            files = files[:-1]
+        if not files:
+            what = "previous terminated container" if previous else "container"
+            raise bad_request(f'{what} "{container}" in pod "{info.name}" is waiting to start: '
+                              "no logs yet")
+        path = files[-1]
+        data = await asyncio.to_thread(path.read_bytes)
+        tail = request.query.get("tailLines")
+        if tail and tail.isdigit():
+            lines = data.splitlines(keepends=True)
+            data = b"".join(lines[-int(tail):]) if int(tail) else b""
+        if not _query_bool(request, "follow"):
+            return web.Response(body=data, content_type="text/plain")
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(data)
+        offset = path.stat().st_size
+        try:
+            while True:
+                await asyncio.sleep(0.2)
+                try:
+                    size = path.stat().st_size
+                except FileNotFoundError:
+                    break
+                if size > offset:
+                    with open(path, "rb") as f:
+                        f.seek(offset)
+                        chunk = f.read(size - offset)
+                    offset = size
+                    await response.write(chunk)
+                newer = log_files(Path(state_dir), pod["metadata"]["uid"], container)
+                if newer and newer[-1] != path:
+                    break  # the container restarted: kubectl logs -f ends here too
+        except ConnectionResetError:
+            return response
+        with contextlib.suppress(ConnectionResetError):
+            await response.write_eof()
+        return response
 
     async def list_collection(self, request: web.Request, info: RequestInfo, served: Served,
                               user: User) -> web.Response:

@@ -1177,3 +1177,81 @@ async def _events_about(api: _Api, r: Resource, obj: Obj) -> list[Obj]:
     except StatusError:
         return []
     return found.items
+
+
+# -- exec and logs ----------------------------------------------------------------------------
+
+
+@click.command(name="exec", context_settings={"ignore_unknown_options": True})
+@click.argument("pod")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@_client_options
+@click.pass_context
+def exec_(ctx: click.Context, pod: str, command: tuple[str, ...], kubeconfig: Path | None,
+          namespace: str | None) -> None:
+    """Run COMMAND inside POD's network namespace: svcnet exec POD -- CMD [ARGS...].
+
+    The command runs on the host's filesystem (as the pod's containers do), in the pod's
+    network namespace, so it sees the pod's IP, routes and cluster DNS.
+    """
+    import os
+
+    from svcnet.api.podlogs import LABEL_CLUSTER, LABEL_NODE_INDEX
+    from svcnet.node.names import ClusterNames
+
+    found: dict[str, str] = {}
+
+    async def locate(api: _Api) -> bool:
+        obj = await api.client.get(GVR("", "v1", "pods", "Pod"), api.namespace, pod)
+        node_name = _str(_dict(obj.get("spec")).get("nodeName"))
+        if not node_name:
+            raise CommandError(f"error: pod {pod} is not scheduled to a node yet")
+        node = await api.client.get(GVR("", "v1", "nodes", "Node", False), "", node_name)
+        labels = _dict(_meta(node).get("labels"))
+        if LABEL_CLUSTER not in labels or LABEL_NODE_INDEX not in labels:
+            raise CommandError(f"error: node {node_name} is not a svcnet node")
+        names = ClusterNames.for_cluster(_str(labels[LABEL_CLUSTER]))
+        found["netns"] = names.pod_network(int(_str(labels[LABEL_NODE_INDEX])),
+                                           _str(_meta(obj).get("uid"))).pod_netns
+        return True
+
+    _run(ctx, kubeconfig, namespace, locate)
+    argv = list(command[1:] if command and command[0] == "--" else command)
+    if not argv:
+        _fail("error: you must specify a command to run")
+    if os.geteuid() != 0:
+        _fail("error: svcnet exec needs root (it enters a network namespace)")
+    # ip netns exec also bind-mounts /etc/netns/<pod>/resolv.conf: the pod's cluster DNS.
+    os.execvp("ip", ["ip", "netns", "exec", found["netns"], *argv])
+
+
+@click.command()
+@click.argument("pod")
+@click.option("-c", "--container", default="", help="Container (default: the only one).")
+@click.option("-f", "--follow", is_flag=True, help="Stream new output.")
+@click.option("-p", "--previous", is_flag=True, help="The previous run's log.")
+@click.option("--tail", "tail", default=-1, help="Only the last N lines.")
+@_client_options
+@click.pass_context
+def logs(ctx: click.Context, pod: str, container: str, follow: bool, previous: bool,
+         tail: int, kubeconfig: Path | None, namespace: str | None) -> None:
+    """Print a pod's container log (as kubectl logs does, through the API)."""
+    params = {k: v for k, v in (("container", container), ("follow", "true" if follow else ""),
+                                ("previous", "true" if previous else ""),
+                                ("tailLines", str(tail) if tail >= 0 else "")) if v}
+
+    async def stream(api: _Api) -> bool:
+        path = f"{GVR('', 'v1', 'pods', 'Pod').path(api.namespace, pod, 'log')}"
+        session = api.client._get_session()
+        async with session.get(api.client.server + path, params=params,
+                               headers=api.client._headers) as resp:
+            if resp.status >= 300:
+                from svcnet.client.rest import status_error_from
+
+                raise status_error_from(resp.status, await resp.read())
+            async for chunk in resp.content.iter_any():
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.flush()
+        return True
+
+    _run(ctx, kubeconfig, namespace, stream)

@@ -17,7 +17,7 @@ from svcnet import __version__
 from svcnet.api.errors import StatusError
 from svcnet.api.kinds import check_object
 from svcnet.api.schema import decode, strict_error
-from svcnet.cli.client_commands import apply, delete, describe, get
+from svcnet.cli.client_commands import apply, delete, describe, exec_, get, logs
 
 
 class Failure(click.ClickException):
@@ -145,6 +145,127 @@ cli.add_command(apply)
 cli.add_command(get)
 cli.add_command(delete)
 cli.add_command(describe)
+cli.add_command(exec_)
+cli.add_command(logs)
+
+
+@cli.command()
+@click.option("--kubeconfig", required=True, type=click.Path(path_type=Path, exists=True),
+              help="Kubeconfig with this node's credentials.")
+@click.option("--name", "node_name", required=True, help="Node name to register.")
+@click.option("--cluster", default="svcnet", show_default=True,
+              help="Cluster name (namespaces and links are named svcnet-<tag>-...).")
+@click.option("--node-index", default=1, show_default=True, type=click.IntRange(1, 250),
+              help="This node's number in the cluster (its netns is svcnet-<tag>-n<index>).")
+@click.option("--node-ip", required=True, help="The node's address (status.addresses).")
+@click.option("--pod-cidr", default="",
+              help="Ask for this pod CIDR (default: the control plane assigns one).")
+@click.option("--state-dir", required=True, type=click.Path(path_type=Path),
+              help="Where pod state, IPAM and container logs live.")
+@click.option("--cluster-dns", multiple=True, help="Nameserver IP for pods' resolv.conf.")
+@click.option("--no-proxy", is_flag=True, help="Do not program the service data plane.")
+@click.option("--announce-lb-ips", is_flag=True,
+              help="Answer ARP for LoadBalancer IPs on the uplink (eth0) when elected.")
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
+def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_ip: str,
+         pod_cidr: str, state_dir: Path, cluster_dns: tuple[str, ...], no_proxy: bool,
+         announce_lb_ips: bool, verbose: bool) -> None:
+    """Run the node agent: register the Node, run its pods, program its data plane."""
+    import asyncio
+    import logging
+    import os
+
+    from svcnet.node.agent import AgentConfig, run_agent
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if os.geteuid() != 0:
+        raise Failure("svcnet node needs root (it creates network namespaces)")
+    config = AgentConfig(kubeconfig=kubeconfig, node_name=node_name, cluster=cluster,
+                         node_index=node_index, node_ip=node_ip, pod_cidr=pod_cidr,
+                         state_dir=state_dir, cluster_dns=cluster_dns,
+                         announce_lb_ips=announce_lb_ips)
+    proxy_factory = None
+    if not no_proxy:
+        from svcnet.node.runner import NodeConfig
+        from svcnet.proxy.service import NodeProxy
+
+        def proxy_factory(nc: NodeConfig) -> NodeProxy:
+            return NodeProxy(nc.node_netns, node_ip=node_ip)
+
+    asyncio.run(run_agent(config, proxy_factory=proxy_factory))
+
+
+@cli.command()
+@click.option("-f", "--filename", "files", multiple=True,
+              type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Manifests to apply once the cluster is up (repeatable).")
+@click.option("--nodes", default=2, show_default=True, type=click.IntRange(1, 100))
+@click.option("--name", default="svcnet", show_default=True, help="Cluster name.")
+@click.option("--detach", is_flag=True,
+              help="Return once everything is ready; leave the cluster running.")
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for ready.")
+@click.option("--no-localhost-nodeports", is_flag=True,
+              help="Do not serve NodePorts on 127.0.0.1 of the host.")
+def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: float,
+       no_localhost_nodeports: bool) -> None:
+    """Bring up a whole local cluster: control plane, nodes, DNS; apply FILEs (needs root)."""
+    import asyncio
+    import signal
+
+    from svcnet.cluster.down import down as teardown
+    from svcnet.cluster.up import UpError, UpOptions
+    from svcnet.cluster.up import up as bring_up
+
+    opts = UpOptions(name=name, nodes=nodes, files=files, detach=detach, timeout=timeout,
+                     localhost_nodeports=not no_localhost_nodeports)
+    try:
+        text = asyncio.run(bring_up(opts, lambda line: click.echo(line, err=True)))
+    except UpError as e:
+        raise Failure(str(e)) from None
+    click.echo(text)
+    if detach:
+        return
+    click.echo("\nRunning in the foreground; Ctrl-C stops the cluster "
+               "(or use --detach next time).", err=True)
+    stop = {"now": False}
+
+    def handler(_sig: int, _frame: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    while not stop["now"]:
+        signal.pause()
+    teardown(name)
+    click.echo(f"cluster {name!r} stopped and removed", err=True)
+
+
+@cli.command()
+@click.option("--name", default="svcnet", show_default=True, help="Cluster name.")
+def down(name: str) -> None:
+    """Stop a local cluster and remove every namespace, link, route and file it made."""
+    import os
+
+    from svcnet.cluster.down import down as teardown
+
+    if os.geteuid() != 0:
+        raise Failure("svcnet down needs root (it deletes network namespaces)")
+    report = teardown(name)
+    click.echo(f"cluster {name!r} removed: {len(report.processes)} process(es), "
+               f"{len(report.namespaces)} namespace(s), {len(report.links)} link(s)")
+
+
+@cli.command(name="_forward-nodeports", hidden=True)
+@click.option("--kubeconfig", required=True)
+@click.option("--target", required=True, help="Node address to forward to.")
+def forward_nodeports(kubeconfig: str, target: str) -> None:
+    """Serve TCP NodePorts on 127.0.0.1 (run by svcnet up)."""
+    import asyncio
+
+    from svcnet.cluster.forwarder import run_forwarder
+
+    asyncio.run(run_forwarder(kubeconfig, target))
 
 
 def main() -> None:

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from svcnet.api.errors import StatusError
+from svcnet.api.podlogs import ANNOTATION_STATE_DIR, LABEL_CLUSTER, LABEL_NODE_INDEX
 from svcnet.client.informer import EventHandler, Informer
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import (
@@ -52,6 +53,7 @@ from svcnet.client.rest import (
     Preconditions,
     RESTClient,
 )
+from svcnet.node.announcer import Announcer
 from svcnet.node.runner import NodeConfig, PodRunner
 from svcnet.util.clock import Clock, RealClock, rfc3339
 
@@ -59,6 +61,7 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 LEASE_NAMESPACE: Final = "kube-node-lease"
+
 KUBELET_VERSION: Final = "v1.33.0-svcnet"
 
 
@@ -76,6 +79,8 @@ class AgentConfig:
     labels: Mapping[str, str] = field(default_factory=dict)
     lease_interval: float = 10.0
     status_interval: float = 60.0
+    announce_lb_ips: bool = False
+    """Announce LoadBalancer IPs of the node network on the uplink (local clusters)."""
 
 
 class ServiceProxy(Protocol):
@@ -151,11 +156,14 @@ class NodeAgent:
                              clock=clock, name="pods")
         self.services = Informer(self.client, SERVICES, clock=clock, name="services")
         self.slices = Informer(self.client, ENDPOINTSLICES, clock=clock, name="endpointslices")
+        self.nodes = Informer(self.client, NODES, clock=clock, name="nodes")
+        self.announcer: Announcer | None = None
         self.runner: PodRunner | None = None
         self._proxy_factory = proxy_factory
         self.proxy: ServiceProxy | None = None
         self._wake = asyncio.Event()
         self._proxy_wake = asyncio.Event()
+        self._announce_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._node: Obj = {}
 
@@ -178,8 +186,17 @@ class NodeAgent:
                             on_update=lambda _o, _n: self._wake.set(),
                             on_delete=lambda _o: self._wake.set())
         self.pods.add_handler(poke)
-        for inf in (self.pods, self.services, self.slices):
+        for inf in (self.pods, self.services, self.slices, self.nodes):
             inf.start()
+        if self.config.announce_lb_ips:
+            self.announcer = Announcer(node_config.node_netns, self.config.node_name,
+                                       self.config.node_ip)
+            poke_announcer = EventHandler(on_add=lambda _o: self._announce_wake.set(),
+                                          on_update=lambda _o, _n: self._announce_wake.set(),
+                                          on_delete=lambda _o: self._announce_wake.set())
+            for inf in (self.services, self.slices, self.nodes):
+                inf.add_handler(poke_announcer)
+            self._tasks.append(asyncio.create_task(self._announce_loop()))
         if self._proxy_factory is not None:
             self.proxy = self._proxy_factory(node_config)
             if self.proxy is not None:
@@ -199,8 +216,10 @@ class NodeAgent:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        for inf in (self.pods, self.services, self.slices):
+        for inf in (self.pods, self.services, self.slices, self.nodes):
             await inf.stop()
+        if self.announcer is not None:
+            self.announcer.close()
         if self.runner is not None:
             await self.runner.close()
         await self.client.close()
@@ -210,9 +229,14 @@ class NodeAgent:
     def _desired_node(self) -> Obj:
         cfg = self.config
         labels = {"kubernetes.io/hostname": cfg.node_name, "kubernetes.io/os": "linux",
-                  "kubernetes.io/arch": _arch(), **cfg.labels}
+                  "kubernetes.io/arch": _arch(), LABEL_CLUSTER: cfg.cluster,
+                  LABEL_NODE_INDEX: str(cfg.node_index), **cfg.labels}
+        # Where this node keeps pod logs: the API server serves pods/log from there (a local
+        # cluster shares one filesystem), and `svcnet exec` finds pod namespaces by the labels.
+        annotations = {ANNOTATION_STATE_DIR: str(cfg.state_dir.resolve())}
         node: Obj = {"apiVersion": "v1", "kind": "Node",
-                     "metadata": {"name": cfg.node_name, "labels": labels}, "spec": {}}
+                     "metadata": {"name": cfg.node_name, "labels": labels,
+                                  "annotations": annotations}, "spec": {}}
         if cfg.pod_cidr:
             node["spec"] = {"podCIDR": cfg.pod_cidr, "podCIDRs": [cfg.pod_cidr]}
         return node
@@ -248,7 +272,8 @@ class NodeAgent:
             self._node = await self.client.get(NODES, "", self.config.node_name)
             labels = {**(self._node["metadata"].get("labels") or {}),
                       **desired["metadata"]["labels"]}
-            patch: Obj = {"metadata": {"labels": labels}}
+            patch: Obj = {"metadata": {"labels": labels,
+                                       "annotations": desired["metadata"]["annotations"]}}
             if self.config.pod_cidr and not (self._node.get("spec") or {}).get("podCIDR"):
                 patch["spec"] = desired["spec"]
             self._node = await self.client.patch(NODES, "", self.config.node_name, patch,
@@ -378,6 +403,21 @@ class NodeAgent:
             await self._proxy_wake.wait()
             # Coalesce bursts: kube-proxy's minSyncPeriod, kept short for local clusters.
             await self.clock.sleep(0.05)
+
+
+    async def _announce_loop(self) -> None:
+        assert self.announcer is not None
+        while not all(i.has_synced() for i in (self.services, self.slices, self.nodes)):
+            await self.clock.sleep(0.05)
+        while True:
+            self._announce_wake.clear()
+            try:
+                await self.announcer.sync(self.services.list(), self.slices.list(),
+                                          self.nodes.list())
+            except Exception:
+                log.exception("LoadBalancer IP announcement failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._announce_wake.wait(), timeout=10.0)
 
 
 def _arch() -> str:

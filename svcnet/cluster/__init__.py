@@ -1,0 +1,1 @@
+"""Local clusters: `svcnet up` / `svcnet down`, topology, process supervision."""

@@ -1,0 +1,78 @@
+"""`svcnet down`: remove every trace of a local cluster, also after a crash or ``kill -9``.
+
+It does not trust that ``up`` finished or that anything is still running: it stops the recorded
+processes (by pid *and* start time), kills what still runs inside the cluster's own network
+namespaces (pods), deletes those namespaces (recognised by exact name patterns, so another
+cluster's are never touched) with their ``/etc/netns`` files, deletes the cluster's links in the
+root namespace (the bridge; the host routes go with it), and removes the state directory.
+Running it twice is harmless.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from svcnet.cluster.state import Paths, cluster_dir, stop_processes
+from svcnet.node.names import ClusterNames
+
+
+@dataclass
+class DownReport:
+    processes: list[str] = field(default_factory=list)
+    namespaces: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    state_removed: bool = False
+
+
+def _ip(*args: str) -> str:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=False).stdout
+
+
+def cluster_namespaces(names: ClusterNames) -> list[str]:
+    out = []
+    for line in _ip("netns", "list").splitlines():
+        if line.strip() and names.owns_netns(ns := line.split()[0]):
+            out.append(ns)
+    return sorted(out)
+
+
+def cluster_links(names: ClusterNames) -> list[str]:
+    links = []
+    for line in _ip("-o", "link", "show").splitlines():
+        parts = line.split(":")
+        if len(parts) < 2:
+            continue
+        link = parts[1].strip().split("@")[0]
+        if link == names.node_bridge or names.owns_netns(link):
+            links.append(link)
+    return sorted(links)
+
+
+def down(name: str) -> DownReport:
+    paths = Paths(cluster_dir(name))
+    names = ClusterNames.for_cluster(name)
+    report = DownReport()
+    report.processes = stop_processes(paths)
+    # Pods (processes the cluster's agents started) live in the cluster's namespaces.
+    namespaces = cluster_namespaces(names)
+    for ns in namespaces:
+        for pid in _ip("netns", "pids", ns).split():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+    for ns in namespaces:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+        shutil.rmtree(Path("/etc/netns") / ns, ignore_errors=True)
+    report.namespaces = namespaces
+    for link in cluster_links(names):
+        subprocess.run(["ip", "link", "del", link], capture_output=True, check=False)
+        report.links.append(link)
+    if paths.root.exists():
+        shutil.rmtree(paths.root, ignore_errors=True)
+        report.state_removed = True
+    return report

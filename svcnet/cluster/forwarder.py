@@ -1,0 +1,148 @@
+"""NodePorts at ``127.0.0.1:<nodePort>`` on the host, by a small userspace TCP forwarder.
+
+kube-proxy's nftables mode does not serve NodePorts on loopback (the kernel will not route a
+packet from 127.0.0.1 out of the host), so ``svcnet up`` runs this: it follows Services through
+an informer and, for every TCP NodePort, listens on 127.0.0.1 and relays each connection to the
+same port on a node's address, where the node's nftables rules take over. The relay is an
+asyncio Protocol pair with flow control (pause/resume reading), which deps.md §7 measured at
+haproxy's throughput on keep-alive traffic; it runs on vanilla asyncio (uvloop aborted under
+half-close churn there). UDP NodePorts are not forwarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from svcnet.client.informer import EventHandler, Informer
+from svcnet.client.kubeconfig import load_kubeconfig
+from svcnet.client.rest import SERVICES, RESTClient
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+_HIGH_WATER = 1 << 20
+
+
+class _Relay(asyncio.Protocol):
+    """One side of a connection pair; writes what it reads to its peer."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.peer: _Relay | None = None
+        self._pending: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=_HIGH_WATER)
+
+    def data_received(self, data: bytes) -> None:
+        peer = self.peer
+        if peer is None or peer.transport is None:
+            self._pending.append(data)
+            return
+        peer.transport.write(data)
+
+    def flush_to(self, peer: _Relay) -> None:
+        assert peer.transport is not None
+        for chunk in self._pending:
+            peer.transport.write(chunk)
+        self._pending.clear()
+
+    def eof_received(self) -> bool:
+        peer = self.peer
+        if peer is not None and peer.transport is not None and peer.transport.can_write_eof():
+            peer.transport.write_eof()
+        return True  # keep our side open for the reply
+
+    def pause_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.close()
+
+
+class NodePortForwarder:
+    def __init__(self, target: str, *, host: str = "127.0.0.1") -> None:
+        self.target = target
+        self.host = host
+        self.listeners: dict[int, asyncio.Server] = {}
+
+    async def _serve(self, port: int) -> asyncio.Server:
+        loop = asyncio.get_running_loop()
+        target = self.target
+
+        def factory() -> _Relay:
+            client = _Relay()
+
+            async def connect() -> None:
+                try:
+                    _, upstream = await loop.create_connection(_Relay, target, port)
+                except OSError:
+                    if client.transport is not None:
+                        client.transport.close()
+                    return
+                upstream.peer, client.peer = client, upstream
+                client.flush_to(upstream)
+
+            task = loop.create_task(connect())
+            task.add_done_callback(lambda _t: None)
+            return client
+
+        return await loop.create_server(factory, self.host, port, reuse_address=True)
+
+    async def set_ports(self, ports: set[int]) -> None:
+        for port in sorted(set(self.listeners) - ports):
+            server = self.listeners.pop(port)
+            server.close()
+        for port in sorted(ports - set(self.listeners)):
+            try:
+                self.listeners[port] = await self._serve(port)
+            except OSError as e:
+                log.warning("cannot listen on %s:%d: %s", self.host, port, e)
+
+    async def close(self) -> None:
+        await self.set_ports(set())
+
+
+def tcp_node_ports(services: list[Obj]) -> set[int]:
+    return {int(p["nodePort"]) for s in services for p in (s.get("spec") or {}).get("ports") or []
+            if p.get("nodePort") and p.get("protocol", "TCP") == "TCP"}
+
+
+async def run_forwarder(kubeconfig: str, target: str) -> None:
+    import signal
+
+    client = RESTClient.from_kubeconfig(load_kubeconfig(kubeconfig),
+                                        user_agent="svcnet-nodeport-forwarder")
+    forwarder = NodePortForwarder(target)
+    services = Informer(client, SERVICES, name="services")
+    changed = asyncio.Event()
+    services.add_handler(EventHandler(on_add=lambda _o: changed.set(),
+                                      on_update=lambda _o, _n: changed.set(),
+                                      on_delete=lambda _o: changed.set()))
+    services.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        while not stop.is_set():
+            if services.has_synced():
+                await forwarder.set_ports(tcp_node_ports(services.list()))
+            changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout=1.0)
+    finally:
+        await forwarder.close()
+        await services.stop()
+        await client.close()

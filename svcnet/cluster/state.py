@@ -1,0 +1,98 @@
+"""Where a local cluster keeps its state, and how its processes are recorded.
+
+``~/.svcnet/<cluster>/`` holds ``cluster.json`` (what ``up`` built), ``kubeconfig`` (admin),
+``server/`` (the API server's data dir), ``nodes/node-<i>/`` (agent state and pod logs),
+``logs/`` and ``pids/``. A pid file records the pid *and* the process's start time, so ``down``
+signals only the very process ``up`` started, never a later process that reused the pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+def cluster_dir(name: str) -> Path:
+    return Path(os.environ.get("SVCNET_HOME", Path.home() / ".svcnet")) / name
+
+
+@dataclass(frozen=True, slots=True)
+class Paths:
+    root: Path
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "cluster.json"
+
+    @property
+    def server(self) -> Path:
+        return self.root / "server"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def pids(self) -> Path:
+        return self.root / "pids"
+
+    def node(self, name: str) -> Path:
+        return self.root / "nodes" / name
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22 (starttime), counted after the parenthesised command name.
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def record_pid(paths: Paths, name: str, pid: int) -> None:
+    paths.pids.mkdir(parents=True, exist_ok=True)
+    (paths.pids / f"{name}.json").write_text(
+        json.dumps({"pid": pid, "start": _start_time(pid)}))
+
+
+def live_processes(paths: Paths) -> dict[str, int]:
+    """Recorded processes that still run (same pid *and* same start time)."""
+    out: dict[str, int] = {}
+    if not paths.pids.is_dir():
+        return out
+    for f in sorted(paths.pids.glob("*.json")):
+        try:
+            rec: dict[str, Any] = json.loads(f.read_text())
+            pid = int(rec["pid"])
+        except (OSError, ValueError, KeyError):
+            continue
+        if rec.get("start") and _start_time(pid) == rec["start"]:
+            out[f.stem] = pid
+    return out
+
+
+def stop_processes(paths: Paths, *, grace: float = 10.0) -> list[str]:
+    """SIGTERM every recorded live process, SIGKILL what is left after ``grace``."""
+    live = live_processes(paths)
+    for pid in live.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and live_processes(paths):
+        time.sleep(0.1)
+    for pid in live_processes(paths).values():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for f in paths.pids.glob("*.json") if paths.pids.is_dir() else []:
+        f.unlink(missing_ok=True)
+    return sorted(live)

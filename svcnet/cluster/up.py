@@ -1,0 +1,385 @@
+"""`svcnet up`: a whole local cluster in one command (DESIGN §2-§3).
+
+Steps, each shown with its duration:
+
+1. checks: root, ``ip`` and ``nft`` present, no cluster of that name running, no host route
+   colliding with the node or pod network; leftovers of a crashed cluster are removed first;
+2. network (topology.py): the node bridge, one netns per node with its uplink and routes;
+3. control plane: ``svcnet server`` on the bridge address (172.20.0.1:6443), detached;
+4. nodes: one ``svcnet node`` per node with its own token (nodes may only write their own
+   Node, their pods' status, their Lease);
+5. cluster DNS: the ``kube-system/kube-dns`` Service at 10.96.0.10 and a DNS pod behind it;
+6. the user's manifests, applied (server-side apply), then waiting until every node, pod and
+   Service endpoint is ready;
+7. the summary: nodes, Services and how to reach each one.
+
+Every process is recorded (state.py) so ``svcnet down`` can remove everything, even after a
+crash. Without ``--detach`` the command stays in the foreground and tears the cluster down on
+Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from svcnet.api.errors import StatusError
+from svcnet.client.kubeconfig import load_kubeconfig
+from svcnet.client.rest import GVR, NODES, PODS, SERVICES, RESTClient
+from svcnet.cluster import down as teardown
+from svcnet.cluster.state import Paths, cluster_dir, live_processes, record_pid
+from svcnet.cluster.topology import (
+    DNS_IP,
+    LB_POOL,
+    SERVICE_CIDR,
+    Topology,
+    host_batch,
+    node_batch,
+    overlapping_routes,
+    plan_topology,
+)
+
+Obj = dict[str, Any]
+Echo = Callable[[str], None]
+
+
+class UpError(Exception):
+    """A one-line reason why the cluster cannot come up."""
+
+
+@dataclass
+class UpOptions:
+    name: str = "svcnet"
+    nodes: int = 2
+    files: Sequence[Path] = ()
+    detach: bool = False
+    timeout: float = 120.0
+    localhost_nodeports: bool = True
+    manifests: list[Obj] = field(default_factory=list)
+
+
+class Progress:
+    def __init__(self, echo: Echo) -> None:
+        self.echo = echo
+        self.start = time.monotonic()
+
+    def step(self, text: str) -> _Step:
+        return _Step(self, text)
+
+
+class _Step:
+    def __init__(self, progress: Progress, text: str) -> None:
+        self.progress, self.text = progress, text
+
+    def __enter__(self) -> _Step:
+        self.t0 = time.monotonic()
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.progress.echo(f"  ✓ {self.text} ({time.monotonic() - self.t0:.1f}s)")
+
+
+def _run(argv: Sequence[str], stdin: str | None = None) -> None:
+    r = subprocess.run(list(argv), input=stdin, capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        raise UpError(f"{' '.join(argv[:3])} failed: {r.stderr.strip() or r.stdout.strip()}")
+
+
+def check_host(opts: UpOptions, topo: Topology) -> None:
+    if os.geteuid() != 0:
+        raise UpError("svcnet up needs root (it creates network namespaces); run it with sudo")
+    for tool in ("ip", "nft"):
+        if shutil.which(tool) is None:
+            raise UpError(f"`{tool}` is not installed (Debian: apt-get install "
+                          f"{'iproute2' if tool == 'ip' else 'nftables'})")
+    paths = Paths(cluster_dir(opts.name))
+    if live_processes(paths):
+        raise UpError(f"cluster {opts.name!r} is already up; run `svcnet down --name "
+                      f"{opts.name}` first")
+    routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True,
+                            check=False).stdout.splitlines()
+    clashes = overlapping_routes(routes, topo.bridge)
+    if clashes:
+        raise UpError(f"the node network 172.20.0.0/24 or pod network 10.244.0.0/16 collides "
+                      f"with an existing route: {clashes[0]}")
+
+
+def build_network(topo: Topology) -> None:
+    for node in topo.nodes:
+        _run(["ip", "netns", "add", node.netns])
+    _run(["ip", "-batch", "-"], "\n".join(host_batch(topo)) + "\n")
+    for node in topo.nodes:
+        _run(["ip", "-n", node.netns, "-batch", "-"], "\n".join(node_batch(topo, node)) + "\n")
+        _run(["ip", "netns", "exec", node.netns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+
+
+def spawn(paths: Paths, name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    with open(paths.logs / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen(list(argv), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    record_pid(paths, name, proc.pid)
+    return proc
+
+
+def _svcnet() -> list[str]:
+    return [sys.executable, "-m", "svcnet.cli.main"]
+
+
+def _add_token(server_dir: Path, token: str, user: str, groups: str) -> None:
+    line = f'{token},{user},{user},"{groups}"\n'
+    fd = os.open(server_dir / "tokens.csv", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a") as f:
+        f.write(line)
+
+
+def _kubeconfig_for(admin: Obj, token: str, user: str) -> Obj:
+    doc: Obj = json.loads(json.dumps(admin))
+    doc["users"] = [{"name": user, "user": {"token": token}}]
+    for ctx in doc["contexts"]:
+        ctx["context"]["user"] = user
+    return doc
+
+
+def _write_private(path: Path, doc: Obj) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(doc, f, sort_keys=False)
+
+
+def dns_manifests(kubeconfig: Path, resolv_conf: Path) -> list[Obj]:
+    return [
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                      "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"}},
+         "spec": {"clusterIP": DNS_IP, "selector": {"k8s-app": "kube-dns"},
+                  "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                            {"name": "dns-tcp", "port": 53, "protocol": "TCP",
+                             "targetPort": 53}]}},
+        {"apiVersion": "v1", "kind": "Pod",
+         "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                      "labels": {"k8s-app": "kube-dns"}},
+         "spec": {"dnsPolicy": "Default", "containers": [{
+             "name": "dns", "image": "svcnet/dns",
+             "command": [sys.executable, "-m", "svcnet.dns", "--kubeconfig", str(kubeconfig),
+                         "--listen", "0.0.0.0:53", "--resolv-conf", str(resolv_conf)],
+             "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
+                       {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"}],
+             "readinessProbe": {"tcpSocket": {"port": 53}, "periodSeconds": 1}}]}},
+    ]
+
+
+def load_files(files: Sequence[Path]) -> list[Obj]:
+    docs: list[Obj] = []
+    for f in files:
+        try:
+            loaded = [d for d in yaml.safe_load_all(f.read_text()) if d]
+        except OSError as e:
+            raise UpError(f"cannot read {f}: {e.strerror}") from None
+        except yaml.YAMLError as e:
+            raise UpError(f"{f}: invalid YAML: {e}".replace("\n", " ")) from None
+        for d in loaded:
+            if not isinstance(d, dict):
+                raise UpError(f"{f}: every document must be an object")
+            docs.extend(d.get("items") or [] if d.get("kind") == "List" else [d])
+    return docs
+
+
+_GVRS: dict[tuple[str, str], GVR] = {}
+
+
+def _gvr_for(obj: Obj) -> GVR:
+    from svcnet.apiserver.resources import by_kind
+
+    res = by_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+    if res is None:
+        raise UpError(f"{obj.get('kind')} ({obj.get('apiVersion')}) is not served by svcnet")
+    return GVR(res.group, res.version, res.resource, res.kind, res.namespaced)
+
+
+async def apply_all(client: RESTClient, docs: Sequence[Obj], echo: Echo) -> list[Obj]:
+    applied = []
+    for doc in docs:
+        gvr = _gvr_for(doc)
+        meta = doc.setdefault("metadata", {})
+        ns = meta.get("namespace") or ("default" if gvr.namespaced else "")
+        if gvr.namespaced:
+            meta["namespace"] = ns
+        try:
+            obj = await client.patch(gvr, ns, meta["name"], doc, patch_type=_apply_type(),
+                                     field_manager="svcnet-up", force=True)
+        except StatusError as e:
+            raise UpError(f"{doc.get('kind')} {meta.get('name')!r}: {e.message}") from None
+        applied.append(obj)
+        echo(f"    {gvr.kind.lower()}/{meta['name']} applied")
+    return applied
+
+
+def _apply_type() -> Any:
+    from svcnet.client.rest import PatchType
+
+    return PatchType.APPLY
+
+
+async def wait_ready(client: RESTClient, topo: Topology, applied: Sequence[Obj],
+                     timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    wanted_pods = {(o["metadata"].get("namespace", ""), o["metadata"]["name"])
+                   for o in applied if o.get("kind") == "Pod"}
+    wanted_pods.add(("kube-system", "kube-dns"))
+    while True:
+        nodes = (await client.list(NODES)).items
+        ready_nodes = {n["metadata"]["name"] for n in nodes if _ready(n)}
+        pods = (await client.list(PODS)).items
+        ready_pods = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in pods
+                      if _ready(p)}
+        missing = [f"node {n.name}" for n in topo.nodes if n.name not in ready_nodes]
+        missing += [f"pod {ns}/{name}" for ns, name in sorted(wanted_pods - ready_pods)]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise UpError("not ready after {:.0f}s: {}".format(timeout, ", ".join(missing[:5])))
+        await asyncio.sleep(0.2)
+
+
+def _ready(obj: Obj) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (obj.get("status") or {}).get("conditions") or [])
+
+
+async def summary(client: RESTClient, topo: Topology, paths: Paths) -> str:
+    lines = ["", "Nodes:"]
+    nodes = {n["metadata"]["name"]: n for n in (await client.list(NODES)).items}
+    for n in topo.nodes:
+        state = "Ready" if _ready(nodes.get(n.name, {})) else "NotReady"
+        lines.append(f"  {n.name:<8} {n.ip:<14} pods {n.pod_cidr:<15} {state}")
+    services = (await client.list(SERVICES)).items
+    from svcnet.client.rest import ENDPOINTSLICES
+
+    slices = (await client.list(ENDPOINTSLICES)).items
+    lines += ["", "Services:"]
+    reach: list[str] = []
+    first_node = topo.nodes[0].ip
+    for svc in sorted(services, key=lambda s: (s["metadata"]["namespace"],
+                                               s["metadata"]["name"])):
+        meta, spec = svc["metadata"], svc.get("spec") or {}
+        key = f"{meta['namespace']}/{meta['name']}"
+        ready = sum(1 for s in slices
+                    if (s["metadata"].get("labels") or {}).get("kubernetes.io/service-name")
+                    == meta["name"] and s["metadata"]["namespace"] == meta["namespace"]
+                    for e in s.get("endpoints") or []
+                    if (e.get("conditions") or {}).get("ready") is not False)
+        ports = ",".join(
+            f"{p['port']}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/"
+            f"{p.get('protocol', 'TCP')}" for p in spec.get("ports") or [])
+        lb = ",".join(i.get("ip", "") for i in ((svc.get("status") or {}).get("loadBalancer")
+                                                 or {}).get("ingress") or [])
+        lines.append(f"  {key:<28} {spec.get('type', 'ClusterIP'):<13} "
+                     f"{spec.get('clusterIP', ''):<14} {ports:<22} {lb or '-':<14} "
+                     f"endpoints {ready}")
+        if meta["namespace"] in ("kube-system",) or meta["name"] == "kubernetes":
+            continue
+        port = (spec.get("ports") or [{}])[0]
+        dns = f"{meta['name']}.{meta['namespace']}.svc.cluster.local"
+        reach.append(f"  # {key}")
+        reach.append(f"  from a pod:  svcnet exec <pod> -- curl -s http://{dns}:"
+                     f"{port.get('port')}/")
+        if port.get("nodePort"):
+            reach.append(f"  NodePort:    curl -s http://{first_node}:{port['nodePort']}/")
+            reach.append(f"  localhost:   curl -s http://127.0.0.1:{port['nodePort']}/")
+        if lb:
+            reach.append(f"  LB IP:       curl -s http://{lb.split(',')[0]}:{port.get('port')}/")
+    if reach:
+        lines += ["", "Reach them:", *reach]
+    lines += ["", f"export KUBECONFIG={paths.kubeconfig}"]
+    return "\n".join(lines)
+
+
+async def up(opts: UpOptions, echo: Echo) -> str:
+    topo = plan_topology(opts.name, opts.nodes)
+    check_host(opts, topo)
+    docs = load_files(opts.files)
+    paths = Paths(cluster_dir(opts.name))
+    progress = Progress(echo)
+    echo(f"Creating cluster {opts.name!r} with {opts.nodes} node(s)")
+    if paths.root.exists() or teardown.cluster_namespaces(topo.names) or \
+            teardown.cluster_links(topo.names):
+        with progress.step("removed leftovers of an earlier run"):
+            teardown.down(opts.name)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    os.chmod(paths.root, 0o700)
+    with progress.step(f"network: bridge {topo.bridge} ({topo.gateway}), "
+                       f"{len(topo.nodes)} node namespace(s)"):
+        build_network(topo)
+    with progress.step(f"control plane on https://{topo.api_server}"):
+        spawn(paths, "server", [*_svcnet(), "server", "--data-dir", str(paths.server),
+                                "--listen", topo.api_server, "--service-cidr", SERVICE_CIDR,
+                                "--lb-pool", LB_POOL, "--advertise-address", topo.gateway])
+        deadline = time.monotonic() + 30
+        while not (paths.server / "kubeconfig").exists():
+            if time.monotonic() > deadline:
+                raise UpError(f"the API server did not start; see {paths.logs}/server.log")
+            await asyncio.sleep(0.05)
+        shutil.copy(paths.server / "kubeconfig", paths.kubeconfig)
+        os.chmod(paths.kubeconfig, 0o600)
+    admin = yaml.safe_load(paths.kubeconfig.read_text())
+    with progress.step(f"{len(topo.nodes)} node agent(s)"):
+        for node in topo.nodes:
+            token = secrets.token_urlsafe(24)
+            _add_token(paths.server, token, f"system:node:{node.name}", "system:nodes")
+            state = paths.node(node.name)
+            state.mkdir(parents=True, exist_ok=True)
+            kcfg = state / "kubeconfig"
+            _write_private(kcfg, _kubeconfig_for(admin, token, f"system:node:{node.name}"))
+            spawn(paths, node.name, [
+                *_svcnet(), "node", "--kubeconfig", str(kcfg), "--name", node.name,
+                "--cluster", opts.name, "--node-index", str(node.index), "--node-ip", node.ip,
+                "--pod-cidr", node.pod_cidr, "--state-dir", str(state),
+                "--cluster-dns", DNS_IP, "--announce-lb-ips"])
+    client = RESTClient.from_kubeconfig(load_kubeconfig(paths.kubeconfig),
+                                        user_agent="svcnet-up")
+    try:
+        with progress.step(f"cluster DNS at {DNS_IP}"):
+            token = secrets.token_urlsafe(24)
+            _add_token(paths.server, token, "system:serviceaccount:kube-system:kube-dns",
+                       "svcnet:readers")
+            dns_cfg = paths.root / "dns.kubeconfig"
+            _write_private(dns_cfg, _kubeconfig_for(admin, token, "kube-dns"))
+            empty_resolv = paths.root / "dns-upstream.conf"
+            # Nodes have no route out of the machine, so names outside the cluster domain
+            # are answered SERVFAIL at once rather than forwarded into a black hole.
+            empty_resolv.write_text("# no upstream resolvers: the cluster has no way out\n")
+            await apply_all(client, dns_manifests(dns_cfg, empty_resolv), lambda _s: None)
+        if docs:
+            echo("  applying manifests:")
+            applied = await apply_all(client, docs, echo)
+        else:
+            applied = []
+        with progress.step("everything ready"):
+            await wait_ready(client, topo, applied, opts.timeout)
+        if opts.localhost_nodeports:
+            spawn(paths, "nodeport-forwarder", [
+                *_svcnet(), "_forward-nodeports", "--kubeconfig", str(paths.kubeconfig),
+                "--target", topo.nodes[0].ip])
+        (paths.config).write_text(json.dumps({
+            "name": opts.name, "nodes": [dataclasses.asdict(n) for n in topo.nodes],
+            "bridge": topo.bridge, "api": f"https://{topo.api_server}"}, indent=2))
+        text = await summary(client, topo, paths)
+    finally:
+        await client.close()
+    echo(f"Cluster {opts.name!r} is up in {time.monotonic() - progress.start:.1f}s.")
+    return text

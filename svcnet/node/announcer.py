@@ -1,0 +1,147 @@
+"""Layer-2 announcement of LoadBalancer IPs on the node network, the way MetalLB's L2 mode works.
+
+Every node agent computes the same answer from the same informer data, so no coordination is
+needed: for each LoadBalancer ingress IP that lies on this node's uplink subnet, the announcing
+node is, among the Ready nodes that may serve it (for ``externalTrafficPolicy: Local`` only
+nodes with a ready local endpoint), the one whose ``sha256(node + "#" + ip)`` is smallest. That
+spreads Services over nodes, and when a node goes away (NotReady) the next one in that order
+takes over on its next sync.
+
+The winner adds the IP as a /32 on its uplink, so its kernel answers ARP for it (and the
+Service's nftables rules see a local destination), and sends a gratuitous ARP so the host's
+neighbour cache moves to the new node at once after a failover. Losers remove it. The decision
+is the pure :func:`announcements`; :class:`Announcer` applies it with ``ip`` and a raw packet
+socket inside the node namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import ipaddress
+import logging
+import socket
+import struct
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from svcnet.node.nsthread import NetnsThread
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+
+def _ready(obj: Mapping[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (obj.get("status") or {}).get("conditions") or [])
+
+
+def announcements(node_name: str, subnet: ipaddress.IPv4Network, services: Iterable[Obj],
+                  slices: Iterable[Obj], nodes: Iterable[Obj]) -> set[str]:
+    """The LoadBalancer IPs this node should announce. Pure."""
+    ready_nodes = sorted(str(n["metadata"]["name"]) for n in nodes if _ready(n))
+    local_nodes: dict[tuple[str, str], set[str]] = {}
+    for s in slices:
+        meta = s.get("metadata") or {}
+        svc = (meta.get("labels") or {}).get("kubernetes.io/service-name")
+        if not svc:
+            continue
+        for e in s.get("endpoints") or []:
+            if (e.get("conditions") or {}).get("ready") is not False and e.get("nodeName"):
+                local_nodes.setdefault((str(meta.get("namespace")), svc), set()).add(
+                    str(e["nodeName"]))
+    mine: set[str] = set()
+    for svc in services:
+        spec = svc.get("spec") or {}
+        if spec.get("type") != "LoadBalancer":
+            continue
+        key = (str(svc["metadata"].get("namespace")), str(svc["metadata"]["name"]))
+        candidates = ready_nodes
+        if spec.get("externalTrafficPolicy") == "Local":
+            candidates = [n for n in ready_nodes if n in local_nodes.get(key, set())]
+        for ing in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
+            ip = ing.get("ip")
+            try:
+                if not ip or ipaddress.IPv4Address(ip) not in subnet:
+                    continue
+            except ValueError:
+                continue
+            if candidates and _winner(candidates, str(ip)) == node_name:
+                mine.add(str(ip))
+    return mine
+
+
+def _winner(candidates: list[str], ip: str) -> str:
+    return min(candidates, key=lambda n: hashlib.sha256(f"{n}#{ip}".encode()).digest())
+
+
+def _gratuitous_arp(ifname: str, ip: str) -> None:
+    """Broadcast "ip is at my MAC" on ``ifname`` (runs inside the node netns)."""
+    with open(f"/sys/class/net/{ifname}/address") as f:
+        mac = bytes.fromhex(f.read().strip().replace(":", ""))
+    addr = socket.inet_aton(ip)
+    frame = (b"\xff" * 6 + mac + struct.pack("!H", 0x0806)
+             + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 2)  # Ethernet/IPv4, reply
+             + mac + addr + b"\xff" * 6 + addr)
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
+        s.bind((ifname, 0))
+        s.send(frame)
+
+
+class Announcer:
+    def __init__(self, netns: str, node_name: str, node_ip: str, *, ifname: str = "eth0",
+                 prefix: int = 24) -> None:
+        self.netns = netns
+        self.node_name = node_name
+        self.ifname = ifname
+        self.subnet = ipaddress.IPv4Network(f"{node_ip}/{prefix}", strict=False)
+        self.announced: set[str] = set()
+        self._first = True
+        self._thread = NetnsThread(netns)
+
+    async def _ip(self, *args: str) -> bool:
+        proc = await asyncio.create_subprocess_exec(
+            "ip", "-n", self.netns, *args, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE)
+        _, err = await proc.communicate()
+        if proc.returncode != 0 and b"File exists" not in err and b"Cannot assign" not in err:
+            log.warning("ip -n %s %s: %s", self.netns, " ".join(args), err.decode().strip())
+        return proc.returncode == 0
+
+    async def _current(self) -> set[str]:
+        """/32s on the uplink now (a restarted agent must learn what it announced before)."""
+        proc = await asyncio.create_subprocess_exec(
+            "ip", "-n", self.netns, "-o", "-4", "addr", "show", "dev", self.ifname,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        out, _ = await proc.communicate()
+        found = set()
+        for line in out.decode().splitlines():
+            parts = line.split()
+            if "inet" in parts:
+                addr = parts[parts.index("inet") + 1]
+                if addr.endswith("/32"):
+                    found.add(addr[:-3])
+        return found
+
+    async def sync(self, services: Iterable[Obj], slices: Iterable[Obj],
+                   nodes: Iterable[Obj]) -> None:
+        if self._first:
+            self.announced = await self._current()
+            self._first = False
+        wanted = announcements(self.node_name, self.subnet, services, slices, nodes)
+        for ip in sorted(wanted - self.announced):
+            await self._ip("addr", "replace", f"{ip}/32", "dev", self.ifname)
+            try:
+                await self._thread.call(functools.partial(_gratuitous_arp, self.ifname, ip))
+            except OSError as e:
+                log.warning("gratuitous ARP for %s failed: %s", ip, e)
+            log.info("announcing %s", ip)
+        for ip in sorted(self.announced - wanted):
+            await self._ip("addr", "del", f"{ip}/32", "dev", self.ifname)
+            log.info("no longer announcing %s", ip)
+        self.announced = wanted
+
+    def close(self) -> None:
+        self._thread.close()

@@ -1,0 +1,252 @@
+"""Golden rulesets: the builder's rendering of named scenarios, checked in as .nft files.
+
+Each scenario's rendering is compared byte for byte with ``tests/golden/nftables/<name>.nft``.
+After an intended change, regenerate with::
+
+    SVCNET_UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/proxy/test_ruleset_golden.py
+
+and review the diff like code. Every scenario is also applied to FakeNft as a full-sync
+transaction, whose state must render to the same text (the transaction and the canonical
+rendering describe the same table), and is checked for dangling references. The golden texts
+are valid ``nft -f`` scripts; the kernel integration test loads one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from svcnet.proxy.model import NodeInfo
+from svcnet.proxy.nft.fake import FakeNft
+from svcnet.proxy.nft.objects import Ruleset
+from svcnet.proxy.nft.transaction import plan_sync
+from svcnet.proxy.ruleset import ProxyConfig, build_ruleset
+from tests.unit.proxy.builders import (
+    NODE,
+    Obj,
+    endpoint,
+    load_balancer,
+    make_service,
+    make_slice,
+    many_services,
+    node_port_service,
+    port,
+    slice_port,
+)
+
+GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "nftables"
+UPDATE = os.environ.get("SVCNET_UPDATE_GOLDEN") == "1"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    services: list[Obj]
+    slices: list[Obj]
+    node: NodeInfo = NODE
+    config: ProxyConfig = field(default_factory=ProxyConfig)
+
+    def build(self) -> Ruleset:
+        return build_ruleset(self.services, self.slices, self.node, self.config)
+
+
+def _set(path: str, value: object) -> Callable[[Obj], None]:
+    def mutate(svc: Obj) -> None:
+        target = svc
+        *parents, last = path.split(".")
+        for key in parents:
+            target = target.setdefault(key, {})
+        target[last] = value
+    return mutate
+
+
+def _two_eps(*, local_first: bool = True) -> list[Obj]:
+    return [endpoint("10.244.1.5", node="node-1" if local_first else "node-2"),
+            endpoint("10.244.2.7", node="node-2")]
+
+
+SCENARIOS: dict[str, Callable[[], Scenario]] = {}
+
+
+def scenario(func: Callable[[], Scenario]) -> Callable[[], Scenario]:
+    SCENARIOS[func.__name__.replace("_", "-")] = func
+    return func
+
+
+@scenario
+def clusterip_basic() -> Scenario:
+    return Scenario([make_service("default", "web", "10.96.0.10")],
+                    [make_slice("default", "web", _two_eps())])
+
+
+@scenario
+def named_target_port() -> Scenario:
+    # targetPort "http" resolves to 8080 on one pod and 9090 on another: the EndpointSlice
+    # controller puts them in two slices with different port numbers; both are merged.
+    svc = make_service("default", "web", "10.96.0.10", [port("http", 80, target="http")])
+    return Scenario([svc], [
+        make_slice("default", "web", [endpoint("10.244.1.5")], [slice_port("http", 8080)],
+                   suffix="aaaaa"),
+        make_slice("default", "web", [endpoint("10.244.2.7", node="node-2")],
+                   [slice_port("http", 9090)], suffix="bbbbb"),
+    ])
+
+
+@scenario
+def udp_and_tcp_same_port() -> Scenario:
+    svc = make_service("kube-system", "kube-dns", "10.96.0.10",
+                       [port("dns", 53, "UDP"), port("dns-tcp", 53, "TCP")])
+    return Scenario([svc], [make_slice(
+        "kube-system", "kube-dns", [endpoint("10.244.1.3"), endpoint("10.244.2.3", node="node-2")],
+        [slice_port("dns", 53, "UDP"), slice_port("dns-tcp", 53, "TCP")])])
+
+
+@scenario
+def sctp() -> Scenario:
+    svc = make_service("telco", "diameter", "10.96.0.20", [port("diameter", 3868, "SCTP")],
+                       mutate=node_port_service)
+    return Scenario([svc], [make_slice("telco", "diameter", _two_eps(),
+                                       [slice_port("diameter", 3868, "SCTP")])])
+
+
+@scenario
+def nodeport() -> Scenario:
+    svc = make_service("default", "web", "10.96.0.10", mutate=node_port_service)
+    return Scenario([svc], [make_slice("default", "web", _two_eps())])
+
+
+@scenario
+def loadbalancer_etp_local() -> Scenario:
+    svc = make_service("default", "shop", "10.96.1.1",
+                       mutate=load_balancer("172.20.0.200", local=True))
+    return Scenario([svc], [make_slice("default", "shop", _two_eps())])
+
+
+@scenario
+def loadbalancer_etp_local_no_local_endpoints() -> Scenario:
+    svc = make_service("default", "shop", "10.96.1.1",
+                       mutate=load_balancer("172.20.0.200", local=True))
+    return Scenario([svc], [make_slice("default", "shop", _two_eps(local_first=False))])
+
+
+@scenario
+def itp_local() -> Scenario:
+    local = make_service("default", "node-cache", "10.96.2.1",
+                         mutate=_set("spec.internalTrafficPolicy", "Local"))
+    remote_only = make_service("default", "remote-cache", "10.96.2.2",
+                               mutate=_set("spec.internalTrafficPolicy", "Local"))
+    return Scenario([local, remote_only], [
+        make_slice("default", "node-cache", _two_eps()),
+        make_slice("default", "remote-cache", _two_eps(local_first=False)),
+    ])
+
+
+@scenario
+def session_affinity() -> Scenario:
+    def sticky(svc: Obj) -> None:
+        svc["spec"]["sessionAffinity"] = "ClientIP"
+        svc["spec"]["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": 600}}
+        node_port_service(svc)
+    svc = make_service("default", "sticky", "10.96.3.1", mutate=sticky)
+    return Scenario([svc], [make_slice("default", "sticky", [
+        endpoint("10.244.1.5"), endpoint("10.244.1.6"), endpoint("10.244.2.7", node="node-2")])])
+
+
+@scenario
+def session_affinity_etp_local() -> Scenario:
+    def sticky(svc: Obj) -> None:
+        load_balancer("172.20.0.201", local=True)(svc)
+        svc["spec"]["sessionAffinity"] = "ClientIP"
+        svc["spec"]["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": 10800}}
+    svc = make_service("default", "sticky-lb", "10.96.3.2", mutate=sticky)
+    return Scenario([svc], [make_slice("default", "sticky-lb", _two_eps())])
+
+
+@scenario
+def no_endpoints() -> Scenario:
+    svc = make_service("default", "empty", "10.96.4.1",
+                       mutate=load_balancer("172.20.0.202"))
+    not_ready = make_service("default", "starting", "10.96.4.2")
+    return Scenario([svc, not_ready], [
+        make_slice("default", "empty", []),
+        make_slice("default", "starting", [endpoint("10.244.1.9", ready=False)]),
+    ])
+
+
+@scenario
+def terminating_fallback() -> Scenario:
+    draining = make_service("default", "draining", "10.96.5.1")
+    mixed = make_service("default", "mixed", "10.96.5.2")
+    return Scenario([draining, mixed], [
+        # No endpoint is ready: the serving, terminating ones are used; the non-serving
+        # terminating one never is.
+        make_slice("default", "draining", [
+            endpoint("10.244.1.5", ready=False, serving=True, terminating=True),
+            endpoint("10.244.2.7", node="node-2", ready=False, serving=True, terminating=True),
+            endpoint("10.244.2.8", node="node-2", ready=False, serving=False, terminating=True),
+        ]),
+        # One ready endpoint: terminating ones are not used at all.
+        make_slice("default", "mixed", [
+            endpoint("10.244.1.5", ready=False, serving=True, terminating=True),
+            endpoint("10.244.2.7", node="node-2"),
+        ]),
+    ])
+
+
+@scenario
+def external_ips() -> Scenario:
+    svc = make_service("default", "legacy", "10.96.6.1",
+                       mutate=_set("spec.externalIPs", ["172.20.0.150", "172.20.0.151"]))
+    return Scenario([svc], [make_slice("default", "legacy", _two_eps())])
+
+
+@scenario
+def source_ranges() -> Scenario:
+    # 172.20.0.0/24 contains the node's own address: the LB IP is allowed as a source too.
+    svc = make_service("default", "internal-lb", "10.96.7.1", mutate=load_balancer(
+        "172.20.0.203", ranges=["192.0.2.0/24", " 198.51.100.7/32 ", "172.20.0.0/24"]))
+    return Scenario([svc], [make_slice("default", "internal-lb", _two_eps())])
+
+
+@scenario
+def many_services_clusterip() -> Scenario:
+    services, slices = many_services(30, 3)
+    return Scenario(services, slices)
+
+
+@scenario
+def masquerade_all_and_no_cluster_cidr() -> Scenario:
+    web = make_service("default", "web", "10.96.0.10", mutate=load_balancer(
+        "172.20.0.204", local=True))
+    return Scenario([web], [make_slice("default", "web", _two_eps())],
+                    config=ProxyConfig(cluster_cidrs=(), masquerade_all=True))
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_golden(name: str) -> None:
+    ruleset = SCENARIOS[name]().build()
+    text = ruleset.render()
+    path = GOLDEN / f"{name}.nft"
+    if UPDATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert path.exists(), f"{path} missing: run with SVCNET_UPDATE_GOLDEN=1"
+    expected = path.read_text()
+    assert text == expected, f"{name}: rendering differs from {path} (SVCNET_UPDATE_GOLDEN=1)"
+    assert not ruleset.problems()
+    assert not ruleset.warnings
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_full_sync_transaction_builds_the_same_table(name: str) -> None:
+    ruleset = SCENARIOS[name]().build()
+    nft = FakeNft()
+    nft.apply(plan_sync(None, ruleset).render())
+    assert nft.dump() == ruleset.render()
+
+
+def test_every_golden_file_has_a_scenario() -> None:
+    assert {p.stem for p in GOLDEN.glob("*.nft")} == set(SCENARIOS)
