@@ -35,6 +35,10 @@ def _service_offline(svc: Obj) -> Obj:
     svc = services.prepare_for_create(services.set_defaults_service(svc))
     svc = services.normalize_cluster_ips(svc, None)
     svc, _ = services.init_ip_family_fields(svc, None)
+    if services.needs_health_check_node_port(svc) and not svc["spec"].get(
+            "healthCheckNodePort"):
+        # The server allocates it before validating; stand in for that allocation.
+        svc["spec"]["healthCheckNodePort"] = 30000
     return svc
 
 

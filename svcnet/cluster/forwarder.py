@@ -18,7 +18,7 @@ from typing import Any
 
 from svcnet.client.informer import EventHandler, Informer
 from svcnet.client.kubeconfig import load_kubeconfig
-from svcnet.client.rest import SERVICES, RESTClient
+from svcnet.client.rest import ENDPOINTSLICES, NODES, SERVICES, RESTClient
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +76,14 @@ class NodePortForwarder:
         self.target = target
         self.host = host
         self.listeners: dict[int, asyncio.Server] = {}
+        self.targets: dict[int, str] = {}
+        """Per-port node address (externalTrafficPolicy Local: a node with an endpoint)."""
 
     async def _serve(self, port: int) -> asyncio.Server:
         loop = asyncio.get_running_loop()
-        target = self.target
 
         def factory() -> _Relay:
+            target = self.targets.get(port, self.target)
             client = _Relay()
 
             async def connect() -> None:
@@ -119,6 +121,30 @@ def tcp_node_ports(services: list[Obj]) -> set[int]:
             if p.get("nodePort") and p.get("protocol", "TCP") == "TCP"}
 
 
+def local_targets(services: list[Obj], slices: list[Obj], nodes: list[Obj]) -> dict[int, str]:
+    """For externalTrafficPolicy Local NodePorts: the address of a node with a ready endpoint
+    (any other node drops the traffic, as Kubernetes does)."""
+    node_ip = {str(n["metadata"]["name"]): a["address"] for n in nodes
+               for a in (n.get("status") or {}).get("addresses") or []
+               if a.get("type") == "InternalIP"}
+    out: dict[int, str] = {}
+    for svc in services:
+        spec = svc.get("spec") or {}
+        if spec.get("externalTrafficPolicy") != "Local":
+            continue
+        meta = svc["metadata"]
+        hosts = sorted(node_ip[e["nodeName"]] for s in slices
+                       if (s["metadata"].get("labels") or {}).get("kubernetes.io/service-name")
+                       == meta["name"] and s["metadata"].get("namespace") == meta["namespace"]
+                       for e in s.get("endpoints") or []
+                       if (e.get("conditions") or {}).get("ready") is not False
+                       and e.get("nodeName") in node_ip)
+        for p in spec.get("ports") or []:
+            if p.get("nodePort") and hosts:
+                out[int(p["nodePort"])] = hosts[0]
+    return out
+
+
 async def run_forwarder(kubeconfig: str, target: str) -> None:
     import signal
 
@@ -126,23 +152,28 @@ async def run_forwarder(kubeconfig: str, target: str) -> None:
                                         user_agent="svcnet-nodeport-forwarder")
     forwarder = NodePortForwarder(target)
     services = Informer(client, SERVICES, name="services")
+    slices = Informer(client, ENDPOINTSLICES, name="endpointslices")
+    nodes = Informer(client, NODES, name="nodes")
     changed = asyncio.Event()
-    services.add_handler(EventHandler(on_add=lambda _o: changed.set(),
-                                      on_update=lambda _o, _n: changed.set(),
-                                      on_delete=lambda _o: changed.set()))
-    services.start()
+    for inf in (services, slices, nodes):
+        inf.add_handler(EventHandler(on_add=lambda _o: changed.set(),
+                                     on_update=lambda _o, _n: changed.set(),
+                                     on_delete=lambda _o: changed.set()))
+        inf.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
         while not stop.is_set():
-            if services.has_synced():
+            if all(i.has_synced() for i in (services, slices, nodes)):
+                forwarder.targets = local_targets(services.list(), slices.list(), nodes.list())
                 await forwarder.set_ports(tcp_node_ports(services.list()))
             changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), timeout=1.0)
     finally:
         await forwarder.close()
-        await services.stop()
+        for inf in (services, slices, nodes):
+            await inf.stop()
         await client.close()

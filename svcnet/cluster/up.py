@@ -256,6 +256,36 @@ async def wait_ready(client: RESTClient, topo: Topology, applied: Sequence[Obj],
         await asyncio.sleep(0.2)
 
 
+async def wait_node_ports(client: RESTClient, topo: Topology, opts: UpOptions) -> None:
+    """Ready pods are not the end: wait until every TCP NodePort accepts connections on each
+    node (rules programmed) and on 127.0.0.1 (the forwarder listening), so that the commands
+    the summary prints work the moment it is printed."""
+    from svcnet.cluster.forwarder import tcp_node_ports
+
+    services = (await client.list(SERVICES)).items
+    ports = tcp_node_ports(services)
+    # An externalTrafficPolicy: Local NodePort answers only on nodes with an endpoint.
+    local_only = tcp_node_ports([s for s in services
+                                 if (s.get("spec") or {}).get("externalTrafficPolicy")
+                                 == "Local"])
+    deadline = time.monotonic() + 30
+    for port in sorted(ports):
+        hosts = [] if port in local_only else [n.ip for n in topo.nodes]
+        hosts += ["127.0.0.1"] if opts.localhost_nodeports else []
+        for host in hosts:
+            while True:
+                try:
+                    _, writer = await asyncio.wait_for(
+                        asyncio.open_connection(host, port), timeout=1)
+                    writer.close()
+                    await writer.wait_closed()
+                    break
+                except (OSError, TimeoutError):
+                    if time.monotonic() > deadline:
+                        raise UpError(f"NodePort {port} does not answer on {host}") from None
+                    await asyncio.sleep(0.1)
+
+
 def _ready(obj: Obj) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in (obj.get("status") or {}).get("conditions") or [])
@@ -375,6 +405,8 @@ async def up(opts: UpOptions, echo: Echo) -> str:
             spawn(paths, "nodeport-forwarder", [
                 *_svcnet(), "_forward-nodeports", "--kubeconfig", str(paths.kubeconfig),
                 "--target", topo.nodes[0].ip])
+        with progress.step("NodePorts answering"):
+            await wait_node_ports(client, topo, opts)
         (paths.config).write_text(json.dumps({
             "name": opts.name, "nodes": [dataclasses.asdict(n) for n in topo.nodes],
             "bridge": topo.bridge, "api": f"https://{topo.api_server}"}, indent=2))

@@ -62,10 +62,20 @@ class FakeUpstream:
                 if out is not None:
                     self.transport.sendto(out, addr)
 
-        transport, _ = await loop.create_datagram_endpoint(UDP, local_addr=("127.0.0.1", 0))
-        self._udp = transport
-        port = transport.get_extra_info("sockname")[1]
-        self._tcp = await asyncio.start_server(self._serve_tcp, "127.0.0.1", port)
+        # The kernel's UDP port choice may be taken for TCP: close and try another one.
+        for attempt in range(20):
+            transport, _ = await loop.create_datagram_endpoint(UDP,
+                                                               local_addr=("127.0.0.1", 0))
+            port = transport.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await asyncio.start_server(self._serve_tcp, "127.0.0.1", port)
+            except OSError:
+                transport.close()
+                if attempt == 19:
+                    raise
+                continue
+            self._udp = transport
+            break
         self.address = ("127.0.0.1", port)
         return self.address
 
