@@ -702,7 +702,11 @@ def kubeconfig_path(explicit: Path | None, environ: Mapping[str, str] | None = N
     first = next((p for p in env.split(os.pathsep) if p), "")
     if first:
         return Path(first)
-    return (home if home is not None else Path.home()) / DEFAULT_KUBECONFIG
+    if home is None:
+        from svcnet.cluster.state import cluster_dir
+
+        return cluster_dir("svcnet") / "kubeconfig"  # honours SVCNET_HOME, like svcnet up
+    return home / DEFAULT_KUBECONFIG
 
 
 class _Client(RESTClient):

@@ -55,8 +55,11 @@ def _start_time(pid: int) -> str | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):
+        return None  # dead (a zombie nobody reaped yet counts as gone)
     # Field 22 (starttime), counted after the parenthesised command name.
-    return stat.rsplit(")", 1)[1].split()[19]
+    return fields[19]
 
 
 def record_pid(paths: Paths, name: str, pid: int) -> None:

@@ -1,0 +1,202 @@
+"""Whole clusters made by `svcnet up` and removed by `svcnet down`, driven like a user would.
+
+These tests need root (they create network namespaces and the node bridge) and take the node
+network 172.20.0.0/24 for the time they run, so they use their own cluster name and always end
+with `svcnet down`, which the last test checks leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from svcnet.cluster.down import cluster_links, cluster_namespaces
+from svcnet.node.names import ClusterNames
+from tests.conftest import require, require_root
+
+ROOT = Path(__file__).resolve().parents[2]
+NAME = "e7"
+SVCNET = [sys.executable, "-m", "svcnet.cli.main"]
+pytestmark = pytest.mark.root
+
+
+def svcnet(*args: str, env: dict[str, str] | None = None, check: bool = True,
+           timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run([*SVCNET, *args], capture_output=True, text=True, cwd=ROOT, env=env,
+                       timeout=timeout, check=False)
+    if check and r.returncode != 0:
+        raise AssertionError(f"svcnet {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def curl(url: str, timeout: float = 5) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return str(resp.read().decode())
+
+
+def pod_python(pod: str, code: str, home: Path) -> str:
+    """Run Python code inside a pod's network namespace (with this interpreter: dnspython)."""
+    env = dict(os.environ, SVCNET_HOME=str(home))
+    r = svcnet("exec", pod, "--kubeconfig", str(home / NAME / "kubeconfig"), "--",
+               sys.executable, "-c", code, env=env, timeout=60)
+    return r.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    require_root()
+    require(shutil.which("nft") is not None, "nft is not installed")
+    h = tmp_path_factory.mktemp("svcnet-home")
+    env = dict(os.environ, SVCNET_HOME=str(h))
+    started = time.monotonic()
+    r = svcnet("up", "--name", NAME, "--detach", "-f", "examples/frontend-backend.yaml",
+               "-f", "examples/loadbalancer-local.yaml", "-f", "examples/headless.yaml",
+               env=env, check=False)
+    try:
+        assert r.returncode == 0, r.stdout + r.stderr
+        (h / "up.stdout").write_text(r.stdout)
+        (h / "up.seconds").write_text(f"{time.monotonic() - started:.2f}")
+        yield h
+    finally:
+        svcnet("down", "--name", NAME, env=env, check=False)
+
+
+def kubectl(home: Path, *args: str) -> Any:
+    env = dict(os.environ, KUBECONFIG=str(home / NAME / "kubeconfig"),
+               KUBECACHEDIR=str(home / "kcache"))
+    r = subprocess.run(["kubectl", *args, "-o", "json"], capture_output=True, text=True,
+                       env=env, timeout=60, check=True)
+    return json.loads(r.stdout)
+
+
+def test_summary_and_nodes(home: Path) -> None:
+    out = (home / "up.stdout").read_text()
+    assert re.search(r"node-1\s+172\.20\.0\.11\s+pods 10\.244\.1\.0/24\s+Ready", out)
+    assert re.search(r"node-2\s+172\.20\.0\.12\s+pods 10\.244\.2\.0/24\s+Ready", out)
+    assert re.search(r"default/frontend\s+NodePort\s+\S+\s+80:30080/TCP", out)
+    assert "kube-system/kube-dns         ClusterIP     10.96.0.10" in out
+    assert f"export KUBECONFIG={home / NAME / 'kubeconfig'}" in out
+    nodes = kubectl(home, "get", "nodes")["items"]
+    assert sorted(n["metadata"]["name"] for n in nodes) == ["node-1", "node-2"]
+
+
+def test_nodeport_from_host_and_localhost(home: Path) -> None:
+    for host in ("127.0.0.1", "172.20.0.11", "172.20.0.12"):
+        answer = curl(f"http://{host}:30080/")
+        assert re.fullmatch(r'frontend frontend -> \{"backend": "backend-\d", "ip": '
+                            r'"10\.244\.\d\.\d+"\}\n', answer), answer
+
+
+def test_clusterip_spreads_over_all_backends(home: Path) -> None:
+    code = ("import urllib.request, json\n"
+            "seen = set()\n"
+            "for _ in range(60):\n"
+            "    seen.add(json.load(urllib.request.urlopen('http://backend/', timeout=5))"
+            "['backend'])\n"
+            "print(sorted(seen))")
+    assert pod_python("frontend", code, home) == "['backend-1', 'backend-2', 'backend-3']"
+
+
+def test_loadbalancer_ip_from_host_preserves_client_address(home: Path) -> None:
+    svc = kubectl(home, "get", "svc", "echo")
+    ip = svc["status"]["loadBalancer"]["ingress"][0]["ip"]
+    assert ip.startswith("172.20.0.2")
+    assert curl(f"http://{ip}/").endswith("sees client 172.20.0.1\n")
+
+
+def test_dns_records(home: Path) -> None:
+    code = r"""
+import dns.resolver, dns.reversename
+r = dns.resolver.Resolver(configure=False)
+r.nameservers = ["10.96.0.10"]
+def q(name, kind):
+    try:
+        return sorted(x.to_text() for x in r.resolve(name, kind))
+    except dns.resolver.NXDOMAIN:
+        return "NXDOMAIN"
+svc = "backend.default.svc.cluster.local"
+a = q(svc, "A")
+print(len(a), q("_http._tcp." + svc, "SRV"))
+print(q("db.default.svc.cluster.local", "A"))
+print(q("db-0.db.default.svc.cluster.local", "A"))
+print(q(dns.reversename.from_address(a[0]).to_text(), "PTR"))
+print(q("dns-version.cluster.local", "TXT"))
+print(q("nope.default.svc.cluster.local", "A"))
+"""
+    lines = pod_python("frontend", code, home).splitlines()
+    assert lines[0] == "1 ['0 100 80 backend.default.svc.cluster.local.']"
+    headless = json.loads(lines[1].replace("'", '"'))
+    pods = {p["metadata"]["name"]: p["status"]["podIP"]
+            for p in kubectl(home, "get", "pods")["items"]}
+    assert sorted(headless) == sorted([pods["db-0"], pods["db-1"]])
+    assert lines[2] == f"['{pods['db-0']}']"
+    assert lines[3] == "['backend.default.svc.cluster.local.']"
+    assert lines[4] == "['\"1.0.1\"']"
+    assert lines[5] == "NXDOMAIN"
+
+
+def test_pod_resolv_conf_search_path(home: Path) -> None:
+    out = pod_python("frontend", "print(open('/etc/resolv.conf').read())", home)
+    assert "nameserver 10.96.0.10" in out
+    assert "search default.svc.cluster.local svc.cluster.local cluster.local" in out
+    assert "options ndots:5" in out
+
+
+def test_down_removes_everything_and_up_after_a_crash_works(home: Path) -> None:
+    env = dict(os.environ, SVCNET_HOME=str(home))
+    names = ClusterNames.for_cluster(NAME)
+    pids = json.loads((home / NAME / "pids" / "server.json").read_text())
+    # A crash: every process of the cluster killed, nothing cleaned up.
+    for f in (home / NAME / "pids").glob("*.json"):
+        os.kill(json.loads(f.read_text())["pid"], signal.SIGKILL)
+    assert pids["pid"] > 0
+    time.sleep(0.5)
+    r = svcnet("up", "--name", NAME, "--detach", "--nodes", "1", env=env, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "removed leftovers of an earlier run" in r.stderr
+    r = svcnet("up", "--name", NAME, "--detach", env=env, check=False)
+    assert r.returncode == 1
+    assert r.stderr.strip() == (f"error: cluster {NAME!r} is already up; run `svcnet down "
+                                f"--name {NAME}` first")
+    svcnet("down", "--name", NAME, env=env)
+    assert cluster_namespaces(names) == []
+    assert cluster_links(names) == []
+    assert not (home / NAME).exists()
+    again = svcnet("down", "--name", NAME, env=env)
+    assert "0 process(es), 0 namespace(s), 0 link(s)" in again.stdout
+
+
+def test_readme_quick_start_word_for_word(tmp_path: Path) -> None:
+    """The README's quick start, run as written (the install steps are what CI just did)."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- quickstart:begin -->")[1].split("<!-- quickstart:end -->")[0]
+    commands = [line for line in block.splitlines()
+                if line and not line.startswith("```")]
+    assert commands[0].startswith("apt-get install") and "pip install" in commands[1]
+    env = dict(os.environ, SVCNET_HOME=str(tmp_path))
+    outputs = []
+    try:
+        for command in commands[2:]:
+            r = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
+                               cwd=ROOT, env=env, timeout=180, check=False)
+            assert r.returncode == 0, f"{command}\n{r.stdout}\n{r.stderr}"
+            outputs.append(r.stdout)
+    finally:
+        svcnet("down", env=env, check=False)
+    assert re.match(r'frontend frontend -> \{"backend": "backend-\d"', outputs[1])
+    assert re.match(r'frontend frontend -> \{"backend": "backend-\d"', outputs[2])
+    assert re.match(r'\{"backend": "backend-\d", "ip": "10\.244\.', outputs[3])
+    assert outputs[4].startswith("cluster 'svcnet' removed:")
