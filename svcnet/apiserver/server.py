@@ -183,7 +183,9 @@ class APIServer:
                       tokens=tokens, clock=self.clock, namespaces=self.registries["namespaces"],
                       on_request=self.metrics.observe)
         app = self._app(Handlers(ctx))
-        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        # Open watches (informers of pods that outlive us) must not hold up a shutdown.
+        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
+                                     shutdown_timeout=2.0)
         await self._runner.setup()
         ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_ctx.load_cert_chain(tls.cert, tls.key)

@@ -18,7 +18,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from svcnet.cluster.state import Paths, cluster_dir, stop_processes
+from svcnet.cluster.state import Paths, cluster_dir, live_processes, stop_processes
 from svcnet.node.names import ClusterNames
 
 
@@ -58,13 +58,18 @@ def down(name: str) -> DownReport:
     paths = Paths(cluster_dir(name))
     names = ClusterNames.for_cluster(name)
     report = DownReport()
-    report.processes = stop_processes(paths)
-    # Pods (processes the cluster's agents started) live in the cluster's namespaces.
+    # Agents first (so nobody restarts pods), then the pods (processes the agents started, in
+    # the cluster's namespaces), then the API server: no pod keeps a watch open on it then.
+    recorded = set(live_processes(paths))
+    report.processes = stop_processes(paths, names=recorded - {"server"})
     namespaces = cluster_namespaces(names)
     for ns in namespaces:
         for pid in _ip("netns", "pids", ns).split():
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid), signal.SIGKILL)
+    report.processes += stop_processes(paths)
+    for f in paths.pids.glob("*.json") if paths.pids.is_dir() else []:
+        f.unlink(missing_ok=True)
     for ns in namespaces:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
         shutil.rmtree(Path("/etc/netns") / ns, ignore_errors=True)

@@ -84,18 +84,23 @@ def live_processes(paths: Paths) -> dict[str, int]:
     return out
 
 
-def stop_processes(paths: Paths, *, grace: float = 10.0) -> list[str]:
-    """SIGTERM every recorded live process, SIGKILL what is left after ``grace``."""
-    live = live_processes(paths)
+def stop_processes(paths: Paths, *, grace: float = 10.0,
+                   names: set[str] | None = None) -> list[str]:
+    """SIGTERM the recorded live processes (all, or those in ``names``), SIGKILL what is left
+    after ``grace``."""
+    def mine() -> dict[str, int]:
+        return {k: v for k, v in live_processes(paths).items() if names is None or k in names}
+
+    live = mine()
     for pid in live.values():
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and live_processes(paths):
-        time.sleep(0.1)
-    for pid in live_processes(paths).values():
+    while time.monotonic() < deadline and mine():
+        time.sleep(0.05)
+    for pid in mine().values():
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    for f in paths.pids.glob("*.json") if paths.pids.is_dir() else []:
-        f.unlink(missing_ok=True)
+    for name in live:
+        (paths.pids / f"{name}.json").unlink(missing_ok=True)
     return sorted(live)
