@@ -1,0 +1,209 @@
+"""Pod figures on a real node agent: start latency, 100 pods to Ready, slice update latency.
+
+A `svcnet server` and one `svcnet node` (cluster "bp", no node bridge, no proxy) run as
+processes; pods run as real processes in their own network namespaces.
+
+* pod start latency: a pod with a trivial TCP server and no readiness probe (Ready = its
+  container runs), created one at a time: create sent -> Ready seen in a watch, p50/p99;
+* 100 pods created at once on one node: time until all are Ready, and the agent's memory;
+* EndpointSlice update latency: a pod's Ready condition flips (its exec readiness probe starts
+  passing) -> the Service's EndpointSlice shows the endpoint ready, both seen in watches.
+
+Needs root. Run: .venv/bin/python bench/pods.py [--single 20] [--burst 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from svcnet.client.kubeconfig import load_kubeconfig
+from svcnet.client.rest import ENDPOINTSLICES, NODES, PODS, SERVICES, RESTClient
+
+ROOT = Path(__file__).resolve().parent.parent
+SVCNET = [sys.executable, "-m", "svcnet.cli.main"]
+Obj = dict[str, Any]
+
+
+def pod(name: str, *, probe_file: str = "") -> Obj:
+    container: Obj = {"name": "c", "image": "bench",
+                      "command": [sys.executable, "-c",
+                                  "import socket,time\n"
+                                  "s=socket.socket(); s.bind(('',8080)); s.listen()\n"
+                                  "time.sleep(86400)"],
+                      "ports": [{"name": "tcp", "containerPort": 8080}]}
+    if probe_file:
+        container["readinessProbe"] = {"exec": {"command": ["test", "-f", probe_file]},
+                                       "periodSeconds": 1}
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "labels": {"app": "bench"}},
+            "spec": {"nodeName": "bp-node", "terminationGracePeriodSeconds": 1,
+                     "containers": [container]}}
+
+
+def ready(obj: Obj) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (obj.get("status") or {}).get("conditions") or [])
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(len(s) * p))]
+
+
+async def wait_ready(client: RESTClient, names: set[str], rv: str) -> dict[str, float]:
+    seen: dict[str, float] = {}
+    async with client.watch(PODS, "default", resource_version=rv) as events:
+        async for ev in events:
+            name = ev.object["metadata"]["name"]
+            if name in names and name not in seen and ready(ev.object):
+                seen[name] = time.perf_counter()
+                if len(seen) == len(names):
+                    return seen
+    return seen
+
+
+async def measure(client: RESTClient, agent_pid: int, single: int, burst: int,
+                  tmp: Path) -> list[str]:
+    rows = []
+    lat = []
+    for i in range(single):
+        name = f"single-{i}"
+        rv = (await client.list(PODS, "default", limit=1)).resource_version
+        waiter = asyncio.create_task(wait_ready(client, {name}, rv))
+        t0 = time.perf_counter()
+        await client.create(PODS, pod(name))
+        lat.append((await asyncio.wait_for(waiter, 30))[name] - t0)
+    rows.append(f"| pod start, create -> Ready ({single} pods, one at a time) | "
+                f"p50 {pct(lat, .5) * 1000:.0f} ms, p99 {pct(lat, .99) * 1000:.0f} ms |")
+    for i in range(single):
+        await client.delete(PODS, "default", f"single-{i}", grace_period=0)
+
+    names = {f"burst-{i}" for i in range(burst)}
+    rv = (await client.list(PODS, "default", limit=1)).resource_version
+    waiter = asyncio.create_task(wait_ready(client, names, rv))
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client.create(PODS, pod(n)) for n in sorted(names)))
+    seen = await asyncio.wait_for(waiter, 300)
+    rss = 0
+    for line in Path(f"/proc/{agent_pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) // 1024
+    rows.append(f"| {burst} pods created at once on one node -> all Ready | "
+                f"{max(seen.values()) - t0:.2f} s; agent RSS {rss} MiB |")
+    for n in sorted(names):
+        await client.delete(PODS, "default", n, grace_period=0)
+
+    await client.create(SERVICES, {"apiVersion": "v1", "kind": "Service",
+                                   "metadata": {"name": "bench", "namespace": "default"},
+                                   "spec": {"selector": {"app": "flip"},
+                                            "ports": [{"port": 80, "targetPort": 8080}]}})
+    flips = []
+    for i in range(10):
+        name, flag = f"flip-{i}", tmp / f"ready-{i}"
+        obj = pod(name, probe_file=str(flag))
+        obj["metadata"]["labels"] = {"app": "flip"}
+        await client.create(PODS, obj)
+        await asyncio.sleep(1.5)
+        rv = (await client.list(ENDPOINTSLICES, "default", limit=1)).resource_version
+        pod_ready = asyncio.create_task(wait_ready(client, {name}, rv))
+        slice_ready = asyncio.create_task(slice_shows(client, rv, name))
+        flag.write_text("")
+        t_pod = (await asyncio.wait_for(pod_ready, 30))[name]
+        t_slice = await asyncio.wait_for(slice_ready, 30)
+        flips.append(t_slice - t_pod)
+    rows.append(f"| EndpointSlice update after a readiness change (10 flips) | "
+                f"p50 {pct(flips, .5) * 1000:.0f} ms, p99 {pct(flips, .99) * 1000:.0f} ms |")
+    return rows
+
+
+async def slice_shows(client: RESTClient, rv: str, pod_name: str) -> float:
+    async with client.watch(ENDPOINTSLICES, "default", resource_version=rv) as events:
+        async for ev in events:
+            for e in ev.object.get("endpoints") or []:
+                ref = e.get("targetRef") or {}
+                if ref.get("name") == pod_name and (e.get("conditions") or {}).get("ready"):
+                    return time.perf_counter()
+    raise RuntimeError("watch ended")
+
+
+async def main_async(args: argparse.Namespace) -> list[str]:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        with open(tmp / "server.log", "wb") as log:
+            server = subprocess.Popen([*SVCNET, "server", "--data-dir", str(tmp / "server"),
+                                       "--listen", "127.0.0.1:0"], cwd=ROOT, stderr=log)
+        agent = None
+        try:
+            kcfg = tmp / "server" / "kubeconfig"
+            while not kcfg.exists():
+                await asyncio.sleep(0.05)
+            with open(tmp / "agent.log", "wb") as log:
+                agent = subprocess.Popen(
+                    [*SVCNET, "node", "--kubeconfig", str(kcfg), "--name", "bp-node",
+                     "--cluster", "bp", "--node-index", "1", "--node-ip", "172.20.0.11",
+                     "--pod-cidr", "10.244.1.0/24", "--state-dir", str(tmp / "node"),
+                     "--no-proxy"], cwd=ROOT, stderr=log)
+            client = RESTClient.from_kubeconfig(load_kubeconfig(kcfg))
+            try:
+                for _ in range(200):
+                    nodes = (await client.list(NODES)).items
+                    if any(ready(n) for n in nodes):
+                        break
+                    await asyncio.sleep(0.05)
+                return await measure(client, agent.pid, args.single, args.burst, tmp)
+            finally:
+                await client.close()
+        finally:
+            for proc in (agent, server):
+                if proc is not None:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(timeout=30)
+            cleanup_namespaces()
+
+
+def cleanup_namespaces() -> None:
+    from svcnet.node.names import ClusterNames
+
+    names = ClusterNames.for_cluster("bp")
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                         check=False).stdout
+    for line in out.splitlines():
+        ns = line.split()[0] if line.strip() else ""
+        if ns and names.owns_netns(ns):
+            for pid in subprocess.run(["ip", "netns", "pids", ns], capture_output=True,
+                                      text=True, check=False).stdout.split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+            subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--single", type=int, default=20)
+    ap.add_argument("--burst", type=int, default=100)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench/pods.py needs root")
+    rows = asyncio.run(main_async(args))
+    print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"{platform.system()} {platform.release()}")
+    print()
+    print("| figure | value |")
+    print("|---|---|")
+    for row in rows:
+        print(row)
+
+
+if __name__ == "__main__":
+    main()
