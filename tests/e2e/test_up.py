@@ -93,6 +93,17 @@ def test_summary_and_nodes(home: Path) -> None:
     assert sorted(n["metadata"]["name"] for n in nodes) == ["node-1", "node-2"]
 
 
+@pytest.mark.parametrize("example", ["frontend-backend.yaml", "loadbalancer-local.yaml",
+                                     "headless.yaml"])
+def test_examples_apply_with_kubectl(home: Path, example: str) -> None:
+    r = subprocess.run(["kubectl", "--kubeconfig", str(home / NAME / "kubeconfig"), "apply",
+                        "--dry-run=server", "-f", str(ROOT / "examples" / example)],
+                       capture_output=True, text=True, timeout=60, check=False,
+                       env=dict(os.environ, KUBECACHEDIR=str(home / "kcache")))
+    assert r.returncode == 0, r.stderr
+    assert "(server dry run)" in r.stdout
+
+
 def test_nodeport_from_host_and_localhost(home: Path) -> None:
     for host in ("127.0.0.1", "172.20.0.11", "172.20.0.12"):
         answer = curl(f"http://{host}:30080/")
@@ -108,6 +119,36 @@ def test_clusterip_spreads_over_all_backends(home: Path) -> None:
             "['backend'])\n"
             "print(sorted(seen))")
     assert pod_python("frontend", code, home) == "['backend-1', 'backend-2', 'backend-3']"
+
+
+def test_pod_to_pod_across_nodes(home: Path) -> None:
+    env = dict(os.environ, SVCNET_HOME=str(home))
+    pods_yaml = "\n---\n".join(json.dumps(
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"cross-{n}"},
+         "spec": {"nodeName": f"node-{n}", "containers": [{
+             "name": "web", "image": "python",
+             "command": ["python3", "-m", "http.server", "8080"],
+             "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}]}})
+        for n in (1, 2))
+    applied = subprocess.run(["kubectl", "--kubeconfig", str(home / NAME / "kubeconfig"),
+                              "apply", "-f", "-"], input=pods_yaml, text=True,
+                             env=dict(env, KUBECACHEDIR=str(home / "kcache")),
+                             capture_output=True, check=False)
+    assert applied.returncode == 0, applied.stderr
+    deadline = time.monotonic() + 30
+    while True:
+        pods = {p["metadata"]["name"]: p for p in kubectl(home, "get", "pods")["items"]}
+        if all(any(c["type"] == "Ready" and c["status"] == "True"
+                   for c in pods.get(f"cross-{n}", {}).get("status", {}).get("conditions", []))
+               for n in (1, 2)):
+            break
+        assert time.monotonic() < deadline, "cross-node pods not Ready"
+        time.sleep(0.2)
+    target = pods["cross-2"]["status"]["podIP"]
+    assert target.startswith("10.244.2.")
+    code = ("import urllib.request; "
+            f"print(urllib.request.urlopen('http://{target}:8080/', timeout=5).status)")
+    assert pod_python("cross-1", code, home) == "200"
 
 
 def test_loadbalancer_ip_from_host_preserves_client_address(home: Path) -> None:
