@@ -1259,3 +1259,41 @@ def logs(ctx: click.Context, pod: str, container: str, follow: bool, previous: b
         return True
 
     _run(ctx, kubeconfig, namespace, stream)
+
+
+@click.command()
+@click.argument("service")
+@click.option("--node", "node_name", default="", help="Node to explain for (default: the first).")
+@_client_options
+@click.pass_context
+def explain(ctx: click.Context, service: str, node_name: str, kubeconfig: Path | None,
+            namespace: str | None) -> None:
+    """Show how SERVICE's traffic is handled on a node: frontends, verdicts, backends."""
+    from svcnet.api.podlogs import LABEL_CLUSTER, LABEL_NODE_INDEX
+    from svcnet.node.names import ClusterNames
+    from svcnet.proxy.explain import explain as explain_service
+    from svcnet.proxy.service import node_info
+
+    async def work(api: _Api) -> bool:
+        svc_gvr = GVR("", "v1", "services", "Service")
+        svc = await api.client.get(svc_gvr, api.namespace, service)
+        services = (await api.client.list_all(svc_gvr)).items
+        slices = (await api.client.list_all(
+            GVR("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"))).items
+        nodes_gvr = GVR("", "v1", "nodes", "Node", False)
+        nodes = sorted((await api.client.list_all(nodes_gvr)).items,
+                       key=lambda n: _str(_meta(n).get("name")))
+        node = next((n for n in nodes if _meta(n).get("name") == node_name),
+                    None) if node_name else (nodes[0] if nodes else None)
+        if node is None:
+            raise CommandError(f"error: node {node_name or '(any)'} not found")
+        for line in explain_service(svc, services, slices, node_info(node)):
+            click.echo(line)
+        labels = _dict(_meta(node).get("labels"))
+        if LABEL_CLUSTER in labels and LABEL_NODE_INDEX in labels:
+            netns = ClusterNames.for_cluster(_str(labels[LABEL_CLUSTER])).node_netns(
+                int(_str(labels[LABEL_NODE_INDEX])))
+            click.echo(f"  live: ip netns exec {netns} nft list table ip svcnet")
+        return True
+
+    _run(ctx, kubeconfig, namespace, work)

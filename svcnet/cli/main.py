@@ -17,7 +17,7 @@ from svcnet import __version__
 from svcnet.api.errors import StatusError
 from svcnet.api.kinds import check_object
 from svcnet.api.schema import decode, strict_error
-from svcnet.cli.client_commands import apply, delete, describe, exec_, get, logs
+from svcnet.cli.client_commands import apply, delete, describe, exec_, explain, get, logs
 
 
 class Failure(click.ClickException):
@@ -147,6 +147,7 @@ cli.add_command(delete)
 cli.add_command(describe)
 cli.add_command(exec_)
 cli.add_command(logs)
+cli.add_command(explain)
 
 
 @cli.command()
@@ -166,10 +167,12 @@ cli.add_command(logs)
 @click.option("--no-proxy", is_flag=True, help="Do not program the service data plane.")
 @click.option("--announce-lb-ips", is_flag=True,
               help="Answer ARP for LoadBalancer IPs on the uplink (eth0) when elected.")
+@click.option("--health-port", default=0, show_default=True,
+              help="Serve /healthz and /metrics on 127.0.0.1:PORT (0: off).")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_ip: str,
          pod_cidr: str, state_dir: Path, cluster_dns: tuple[str, ...], no_proxy: bool,
-         announce_lb_ips: bool, verbose: bool) -> None:
+         announce_lb_ips: bool, health_port: int, verbose: bool) -> None:
     """Run the node agent: register the Node, run its pods, program its data plane."""
     import asyncio
     import logging
@@ -184,7 +187,7 @@ def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_i
     config = AgentConfig(kubeconfig=kubeconfig, node_name=node_name, cluster=cluster,
                          node_index=node_index, node_ip=node_ip, pod_cidr=pod_cidr,
                          state_dir=state_dir, cluster_dns=cluster_dns,
-                         announce_lb_ips=announce_lb_ips)
+                         announce_lb_ips=announce_lb_ips, health_port=health_port)
     proxy_factory = None
     if not no_proxy:
         from svcnet.node.runner import NodeConfig

@@ -379,7 +379,8 @@ async def up(opts: UpOptions, echo: Echo) -> str:
                 *_svcnet(), "node", "--kubeconfig", str(kcfg), "--name", node.name,
                 "--cluster", opts.name, "--node-index", str(node.index), "--node-ip", node.ip,
                 "--pod-cidr", node.pod_cidr, "--state-dir", str(state),
-                "--cluster-dns", DNS_IP, "--announce-lb-ips"])
+                "--cluster-dns", DNS_IP, "--announce-lb-ips",
+                "--health-port", str(10255 + node.index)])
     client = RESTClient.from_kubeconfig(load_kubeconfig(paths.kubeconfig),
                                         user_agent="svcnet-up")
     try:

@@ -81,12 +81,26 @@ class AgentConfig:
     status_interval: float = 60.0
     announce_lb_ips: bool = False
     """Announce LoadBalancer IPs of the node network on the uplink (local clusters)."""
+    health_port: int = 0
+    """Serve /healthz, /livez and /metrics on 127.0.0.1:<port> (kube-proxy's 10256); 0: off."""
 
 
 class ServiceProxy(Protocol):
     """The node's service data plane, fed with the full desired state on every change."""
 
     async def sync(self, services: list[Obj], endpoint_slices: list[Obj], node: Obj) -> None:
+        ...
+
+    def note_queued(self) -> None:
+        """A change is waiting for the next sync (for health and metrics)."""
+        ...
+
+    def healthy(self) -> bool:
+        """False when a queued change has waited too long without a successful sync."""
+        ...
+
+    def metrics_text(self) -> bytes:
+        """Prometheus text exposition of the proxy's metrics."""
         ...
 
 
@@ -166,6 +180,7 @@ class NodeAgent:
         self._announce_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._node: Obj = {}
+        self._health_runner: Any = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -200,12 +215,14 @@ class NodeAgent:
         if self._proxy_factory is not None:
             self.proxy = self._proxy_factory(node_config)
             if self.proxy is not None:
-                proxy_poke = EventHandler(on_add=lambda _o: self._proxy_wake.set(),
-                                          on_update=lambda _o, _n: self._proxy_wake.set(),
-                                          on_delete=lambda _o: self._proxy_wake.set())
+                proxy_poke = EventHandler(on_add=lambda _o: self._queue_proxy(),
+                                          on_update=lambda _o, _n: self._queue_proxy(),
+                                          on_delete=lambda _o: self._queue_proxy())
                 self.services.add_handler(proxy_poke)
                 self.slices.add_handler(proxy_poke)
                 self._tasks.append(asyncio.create_task(self._proxy_loop()))
+        if self.config.health_port:
+            await self._serve_health()
         self._tasks.append(asyncio.create_task(self._pod_loop()))
         self._tasks.append(asyncio.create_task(self._lease_loop()))
         self._tasks.append(asyncio.create_task(self._status_loop()))
@@ -220,6 +237,8 @@ class NodeAgent:
             await inf.stop()
         if self.announcer is not None:
             self.announcer.close()
+        if self._health_runner is not None:
+            await self._health_runner.cleanup()
         if self.runner is not None:
             await self.runner.close()
         await self.client.close()
@@ -386,6 +405,32 @@ class NodeAgent:
             raise
 
     # -- proxy ------------------------------------------------------------------------------
+
+    def _queue_proxy(self) -> None:
+        if self.proxy is not None:
+            self.proxy.note_queued()
+        self._proxy_wake.set()
+
+    async def _serve_health(self) -> None:
+        from aiohttp import web
+
+        async def healthz(_r: web.Request) -> web.Response:
+            ok = self.proxy is None or self.proxy.healthy()
+            return web.Response(text="ok" if ok else "proxy rules are stale",
+                                status=200 if ok else 503)
+
+        async def metrics(_r: web.Request) -> web.Response:
+            body = self.proxy.metrics_text() if self.proxy is not None else b""
+            return web.Response(body=body, content_type="text/plain")
+
+        app = web.Application()
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/livez", healthz)
+        app.router.add_get("/metrics", metrics)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", self.config.health_port).start()
+        self._health_runner = runner
 
     async def _proxy_loop(self) -> None:
         assert self.proxy is not None

@@ -104,6 +104,22 @@ def test_examples_apply_with_kubectl(home: Path, example: str) -> None:
     assert "(server dry run)" in r.stdout
 
 
+def test_proxy_health_metrics_and_explain(home: Path) -> None:
+    assert curl("http://127.0.0.1:10256/healthz") == "ok"
+    metrics = curl("http://127.0.0.1:10257/metrics")
+    for name in ("kubeproxy_sync_proxy_rules_duration_seconds_count",
+                 "kubeproxy_network_programming_duration_seconds_count",
+                 "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
+                 "kubeproxy_sync_proxy_rules_nftables_sync_failures_total 0.0"):
+        assert name in metrics
+    env = dict(os.environ, SVCNET_HOME=str(home))
+    out = svcnet("explain", "frontend", "--kubeconfig", str(home / NAME / "kubeconfig"),
+                 env=env).stdout
+    assert "tcp . 30080" in out and ": goto lb-1" in out
+    svc = kubectl(home, "get", "svc", "frontend")
+    assert f"{svc['spec']['clusterIP']} . tcp . 80 . 0 : 10.244." in out
+
+
 def test_nodeport_from_host_and_localhost(home: Path) -> None:
     for host in ("127.0.0.1", "172.20.0.11", "172.20.0.12"):
         answer = curl(f"http://{host}:30080/")

@@ -1,0 +1,64 @@
+"""`svcnet explain`: the path a Service's packets take through one node's ruleset (pure).
+
+Given the Service, the cluster's EndpointSlices and the Node, build the node's desired ruleset
+(the same function the proxy applies) and pick out everything that mentions the Service's
+frontends — ClusterIPs, external and LoadBalancer IPs with their ports, NodePorts — and the
+backends they resolve to. Because the ruleset is a pure function of those objects, this is what
+the node's kernel holds after its proxy synced; the CLI can also show the live map elements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from svcnet.proxy.model import NodeInfo
+from svcnet.proxy.nft.objects import Element, Ruleset
+from svcnet.proxy.ruleset import ProxyConfig, build_ruleset
+
+Obj = dict[str, Any]
+
+
+def frontends(svc: Mapping[str, Any]) -> tuple[set[str], set[str]]:
+    """(addresses, node ports) by which clients reach the Service."""
+    spec = svc.get("spec") or {}
+    ips = {ip for ip in spec.get("clusterIPs") or [spec.get("clusterIP")] if ip and ip != "None"}
+    ips |= set(spec.get("externalIPs") or [])
+    ips |= {i["ip"] for i in ((svc.get("status") or {}).get("loadBalancer") or {}).get(
+        "ingress") or [] if i.get("ip")}
+    node_ports = {str(p["nodePort"]) for p in spec.get("ports") or [] if p.get("nodePort")}
+    return ips, node_ports
+
+
+def _mentions(element: Element, ips: set[str], node_ports: set[str], map_name: str) -> bool:
+    if "nodeport" in map_name:
+        return len(element.key) >= 2 and element.key[1] in node_ports
+    return bool(element.key) and element.key[0] in ips
+
+
+def explain(svc: Obj, services: Iterable[Obj], slices: Iterable[Obj], node: NodeInfo,
+            config: ProxyConfig | None = None) -> list[str]:
+    """Lines describing the Service's frontends, verdicts and backends on ``node``."""
+    ruleset: Ruleset = build_ruleset(list(services), list(slices), node, config or ProxyConfig())
+    ips, node_ports = frontends(svc)
+    meta = svc.get("metadata") or {}
+    lines = [f"Service {meta.get('namespace')}/{meta.get('name')} on node {node.name} "
+             f"(table ip {ruleset.table.name}):",
+             f"  frontends: {', '.join(sorted(ips)) or '-'}"
+             + (f"; node ports {', '.join(sorted(node_ports))} on "
+                f"{', '.join(node.addresses) or 'the node'}" if node_ports else "")]
+    for m in (*ruleset.maps, *ruleset.sets):
+        hits = [e for e in m.elements if _mentions(e, ips, node_ports, m.name)]
+        if not hits:
+            continue
+        lines.append(f"  @{m.name}:")
+        lines += [f"    {e.render()}" for e in hits]
+    chains = {e.value[0].split()[-1] for m in ruleset.maps for e in m.elements
+              if _mentions(e, ips, node_ports, m.name) and e.value
+              and e.value[0].startswith(("goto ", "jump "))}
+    for name in sorted(chains):
+        chain = ruleset.chain_by_name.get(name)
+        if chain is not None:
+            lines.append(f"  chain {name}:")
+            lines += [f"    {r.render()}" for r in chain.rules]
+    return lines
