@@ -1087,7 +1087,7 @@ def _validate_dns_config(spec: Mapping[str, Any], path: Path) -> list[FieldError
     return errs
 
 
-def _validate_pod_spec(spec: Mapping[str, Any], path: Path,
+def validate_pod_spec(spec: Mapping[str, Any], path: Path,
                        opts: PodValidationOptions) -> list[FieldError]:
     """ValidatePodSpec (subset), in upstream's order."""
     errs: list[FieldError] = []
@@ -1193,7 +1193,7 @@ def _deletion_cost_valid(annotations: Mapping[str, Any]) -> bool:
     return -(2**31) <= int(value) <= MAX_INT32
 
 
-def _validate_pod_specific_annotations(annotations: Mapping[str, Any], spec: Mapping[str, Any],
+def validate_pod_specific_annotations(annotations: Mapping[str, Any], spec: Mapping[str, Any],
                                        path: Path,
                                        opts: PodValidationOptions) -> list[FieldError]:
     """ValidatePodSpecificAnnotations (mirror pod and deletion cost parts)."""
@@ -1216,9 +1216,9 @@ def _validate_pod_metadata_and_spec(pod: Mapping[str, Any],
     spec = _map(pod, "spec")
     errs = validate_object_meta(meta, requires_namespace=True, name_fn=name_is_dns_subdomain,
                                 path=meta_path)
-    errs.extend(_validate_pod_specific_annotations(_map(meta, "annotations"), spec,
+    errs.extend(validate_pod_specific_annotations(_map(meta, "annotations"), spec,
                                                    meta_path.child("annotations"), opts))
-    errs.extend(_validate_pod_spec(spec, spec_path, opts))
+    errs.extend(validate_pod_spec(spec, spec_path, opts))
     # validateContainersOnlyForPod: images may not carry surrounding whitespace.
     for key in ("containers", "initContainers"):
         for i, c in enumerate(_dicts(_list(spec, key))):
@@ -1368,7 +1368,7 @@ def _validate_pod_specific_annotation_updates(new: Mapping[str, Any], old: Mappi
                               "may not remove or update mirror pod annotation"))
     if MIRROR_POD_ANNOTATION in new_ann and MIRROR_POD_ANNOTATION not in old_ann:
         errs.append(forbidden(path.key(MIRROR_POD_ANNOTATION), "may not add mirror pod annotation"))
-    errs.extend(_validate_pod_specific_annotations(new_ann, _map(new, "spec"), path, opts))
+    errs.extend(validate_pod_specific_annotations(new_ann, _map(new, "spec"), path, opts))
     return errs
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from svcnet.api import errors
+from svcnet.api import errors, workloads
 from svcnet.api.errors import StatusError, bad_request
 from svcnet.api.labels import (
     FieldSelector,
@@ -46,7 +46,7 @@ from svcnet.apiserver import tables
 from svcnet.apiserver.apply import server_side_apply, update_managed_fields
 from svcnet.apiserver.auth import TokenFile, User, authorize, forbidden
 from svcnet.apiserver.requestinfo import RequestInfo, parse_path
-from svcnet.registry.generic import Preconditions, Registry
+from svcnet.registry.generic import PROPAGATION_POLICIES, Preconditions, Registry
 from svcnet.storage.interface import Compacted, EventType, WatchClosed
 from svcnet.util.clock import Clock, rfc3339
 
@@ -277,6 +277,8 @@ class Handlers:
     async def _route(self, request: web.Request, info: RequestInfo, served: Served,
                      user: User) -> tuple[str, web.StreamResponse]:
         method = request.method
+        if info.subresource == "scale":
+            return await self.scale(request, info, served, user)
         if method == "GET":
             if info.subresource == "log" and served.resource == "pods":
                 return "get", await self.pod_log(request, info, served, user)
@@ -745,6 +747,68 @@ class Handlers:
                               "the object kept changing while the apply was made",
                               served.group)
 
+    async def scale(self, request: web.Request, info: RequestInfo, served: Served,
+                    user: User) -> tuple[str, web.StreamResponse]:
+        """``<resource>/scale``: the object's ``spec.replicas`` as an ``autoscaling/v1`` Scale
+        (ScaleREST). GET reads it; PUT and PATCH change the replicas through an ordinary
+        update of the object (validation, generation). A Scale naming a resourceVersion makes
+        the write conditional on it; otherwise it is retried on conflicts."""
+        verb = {"GET": "get", "PUT": "update", "PATCH": "patch"}.get(request.method)
+        if verb is None or not info.name:
+            raise StatusError(405, "MethodNotAllowed",
+                              "the server does not allow this method on the requested resource")
+        await self._authorize(user, verb, info, served)
+        await self._require_namespace(info, served, creating=False)
+        if verb == "get":
+            current = await served.registry.get(info.namespace, info.name)
+            return verb, _json(workloads.scale_from_object(current))
+        body = await read_body(request)
+        dry_run = _dry_run(request)
+        patch_type = patching.patch_type_of(request.content_type) if verb == "patch" else None
+        if patch_type == "apply":
+            raise StatusError(415, "UnsupportedMediaType",
+                              "apply patches are not supported on the scale subresource")
+        manager = request.query.get("fieldManager", "") or _user_agent_manager(request)
+        for _ in range(PATCH_RETRIES):
+            current = await served.registry.get(info.namespace, info.name)
+            old_scale = workloads.scale_from_object(current)
+            rv = str(old_scale["metadata"].get("resourceVersion") or "")
+            if patch_type is not None:
+                wanted: Any = patching.apply_patch(patch_type, old_scale, body, "autoscaling/v1",
+                                                   "Scale")
+            else:
+                wanted = body
+            if not isinstance(wanted, dict):
+                raise bad_request("Scale must be a JSON object")
+            if wanted.get("apiVersion", "autoscaling/v1") != "autoscaling/v1" or wanted.get(
+                    "kind", "Scale") != "Scale":
+                raise bad_request(f"the body must be an autoscaling/v1 Scale, not "
+                                  f"{wanted.get('apiVersion')} {wanted.get('kind')}")
+            scale = decode(wanted, api_version="autoscaling/v1", kind="Scale").obj
+            meta = scale.setdefault("metadata", {})
+            if meta.get("name") and meta["name"] != info.name:
+                raise bad_request(f"the name of the object ({meta['name']}) does not match "
+                                  f"the name on the URL ({info.name})")
+            meta.setdefault("name", info.name)
+            meta.setdefault("namespace", info.namespace)
+            errs = workloads.validate_scale(scale)
+            if errs:
+                raise errors.invalid_error("Scale", info.name, errs, "autoscaling")
+            conditional = bool(meta.get("resourceVersion")) and meta["resourceVersion"] != rv \
+                if patch_type is not None else bool(meta.get("resourceVersion"))
+            try:
+                written = await served.registry.update(
+                    info.namespace, info.name, workloads.apply_scale(current, scale),
+                    dry_run=dry_run,
+                    before_write=self._managed(served, manager, "Update", "scale"))
+            except StatusError as e:
+                if e.code == 409 and e.reason == "Conflict" and not conditional:
+                    continue
+                raise
+            return verb, _json(workloads.scale_from_object(written))
+        raise errors.conflict(served.resource, info.name,
+                              "the object kept changing while it was scaled", served.group)
+
     async def delete(self, request: web.Request, info: RequestInfo, served: Served,
                      user: User) -> web.Response:
         await self._authorize(user, "delete", info, served)
@@ -757,6 +821,10 @@ class Handlers:
                 grace = int(request.query["gracePeriodSeconds"])
             except ValueError:
                 raise bad_request("gracePeriodSeconds must be an integer") from None
+        policy: str | None = request.query.get("propagationPolicy")
+        orphan: bool | None = None
+        if "orphanDependents" in request.query:
+            orphan = request.query["orphanDependents"].lower() == "true"
         if request.can_read_body:
             body = await read_body(request)
             if body:
@@ -768,8 +836,13 @@ class Handlers:
                 dry_run = dry_run or "All" in (body.get("dryRun") or [])
                 if body.get("gracePeriodSeconds") is not None:
                     grace = int(body["gracePeriodSeconds"])
+                if body.get("propagationPolicy") is not None:
+                    policy = str(body["propagationPolicy"])
+                if body.get("orphanDependents") is not None:
+                    orphan = bool(body["orphanDependents"])
         deleted = await served.registry.delete(info.namespace, info.name, preconditions=pre,
-                                               dry_run=dry_run, grace_period=grace)
+                                               dry_run=dry_run, grace_period=grace,
+                                               propagation_policy=_propagation(policy, orphan))
         return self._respond(request, _with_type(deleted, served), served)
 
 
@@ -798,6 +871,24 @@ class Handlers:
         return _json({"kind": f"{served.kind}List", "apiVersion": served.api_version,
                       "metadata": {"resourceVersion": page.resource_version},
                       "items": deleted})
+
+
+def _propagation(policy: str | None, orphan: bool | None) -> str:
+    """ValidateDeleteOptions, and the deprecated orphanDependents as a policy."""
+    errs = []
+    if policy is not None and orphan is not None:
+        errs.append(errors.invalid("propagationPolicy", policy,
+                                   "orphanDependents and deletionPropagation cannot be both set"))
+    if policy is not None and policy not in PROPAGATION_POLICIES:
+        errs.append(errors.not_supported("propagationPolicy", policy,
+                                         ["Foreground", "Background", "Orphan", "nil"]))
+    if errs:
+        raise errors.invalid_error("DeleteOptions", "", errs, "meta.k8s.io")
+    if policy is not None:
+        return policy
+    if orphan is not None:
+        return "Orphan" if orphan else "Background"
+    return ""
 
 
 def _misaddressed(request: web.Request, info: RequestInfo, served: Served) -> bool:

@@ -180,10 +180,9 @@ CATALOGUE: tuple[Resource, ...] = (
 
 #: API groups in ``/apis`` order; the core group ("") is served under ``/api`` instead.
 #: Resources whose API is not served yet: discovery must not advertise them, or clients such as
-#: ``kubectl get all`` fail on the 404. (apps/v1 arrives with the workload controllers;
-#: events.k8s.io/v1 needs conversion from core/v1 Events.)
-NOT_SERVED_YET: frozenset[tuple[str, str]] = frozenset({
-    ("apps", "deployments"), ("apps", "replicasets"), ("events.k8s.io", "events")})
+#: ``kubectl get all`` fail on the 404. (events.k8s.io/v1 needs conversion from core/v1
+#: Events.)
+NOT_SERVED_YET: frozenset[tuple[str, str]] = frozenset({("events.k8s.io", "events")})
 
 #: What discovery advertises and the server serves.
 RESOURCES: tuple[Resource, ...] = tuple(

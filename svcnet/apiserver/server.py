@@ -42,10 +42,13 @@ from svcnet.apiserver.certs import ensure_private_dir, ensure_tls, ensure_token
 from svcnet.apiserver.handlers import Context, Handlers, Served
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import RESTClient
+from svcnet.controllers.deployment import DeploymentController
 from svcnet.controllers.endpoints import EndpointsController
 from svcnet.controllers.endpointslice import EndpointSliceController
+from svcnet.controllers.gc import GarbageCollector
 from svcnet.controllers.lb_ipam import LoadBalancerIPController
 from svcnet.controllers.nodes import NodeIPAMController, NodeLifecycleController
+from svcnet.controllers.replicaset import ReplicaSetController
 from svcnet.controllers.scheduler import Scheduler
 from svcnet.registry.generic import Registry
 from svcnet.registry.lb_ipam import LoadBalancerIPAM
@@ -61,6 +64,7 @@ from svcnet.registry.strategies import (
     NodeStrategy,
     PodStrategy,
 )
+from svcnet.registry.workloads import DeploymentStrategy, ReplicaSetStrategy
 from svcnet.storage import open_store
 from svcnet.storage.interface import Store
 from svcnet.util.clock import Clock, RealClock
@@ -232,6 +236,8 @@ class APIServer:
             ("", "events"): EventStrategy(),
             ("discovery.k8s.io", "endpointslices"): EndpointSliceStrategy(),
             ("coordination.k8s.io", "leases"): LeaseStrategy(),
+            ("apps", "deployments"): DeploymentStrategy(),
+            ("apps", "replicasets"): ReplicaSetStrategy(),
         }
         served = []
         for res in resources.RESOURCES:
@@ -303,6 +309,9 @@ class APIServer:
             NodeLifecycleController(client, grace=self.config.node_grace, clock=self.clock),
             EndpointSliceController.from_client(client, clock=self.clock),
             EndpointsController.from_client(client, clock=self.clock),
+            ReplicaSetController.from_client(client, clock=self.clock),
+            DeploymentController.from_client(client, clock=self.clock),
+            GarbageCollector.from_client(client, clock=self.clock),
         ]
         for controller in self.controllers:
             controller.start()

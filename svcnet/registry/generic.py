@@ -213,6 +213,24 @@ def _meta(obj: Obj) -> Obj:
     return meta
 
 
+FINALIZER_ORPHAN = "orphan"
+FINALIZER_FOREGROUND = "foregroundDeletion"
+PROPAGATION_POLICIES = ("Orphan", "Background", "Foreground")
+
+
+def _gc_finalizers(existing: list[str], policy: str) -> list[str]:
+    """deletionFinalizersForGarbageCollection: the finalizers after a delete with ``policy``
+    (every kind here defaults to deleting dependents, in the background)."""
+    if not policy:
+        return existing
+    out = [f for f in existing if f not in (FINALIZER_ORPHAN, FINALIZER_FOREGROUND)]
+    if policy == "Orphan":
+        out.append(FINALIZER_ORPHAN)
+    elif policy == "Foreground":
+        out.append(FINALIZER_FOREGROUND)
+    return out
+
+
 class Registry:
     """CRUD for one resource over the store, with the Kubernetes write pipeline."""
 
@@ -432,7 +450,8 @@ class Registry:
                     "the object has been modified; please apply your changes to the latest "
                     "version and try again", self.strategy.group) from None
             success = True
-            return self.decode(written)
+            deleted = await self._delete_if_finalized(old, written)
+            return deleted if deleted is not None else self.decode(written)
         finally:
             await op.finish(success)
 
@@ -472,9 +491,18 @@ class Registry:
 
     async def delete(self, namespace: str, name: str, *,
                      preconditions: Preconditions | None = None,
-                     dry_run: bool = False, grace_period: int | None = None) -> Obj:
+                     dry_run: bool = False, grace_period: int | None = None,
+                     propagation_policy: str = "") -> Obj:
         """Delete an object; for kinds with graceful deletion (pods on a node) the first
-        delete only marks it (deletionTimestamp) and whoever runs it deletes it when done."""
+        delete only marks it (deletionTimestamp) and whoever runs it deletes it when done.
+
+        Finalizers (Store.Delete's updateForGracefulDeletionAndFinalizers): the propagation
+        policy sets the garbage collector's finalizer (``Orphan`` → ``orphan``, ``Foreground``
+        → ``foregroundDeletion``, ``Background`` → neither; no policy keeps what the object
+        has). An object left with finalizers is only marked (deletionTimestamp, and a grace
+        period of 0 unless it is deleted gracefully); the update that removes its last
+        finalizer deletes it.
+        """
         key = self.key(namespace, name)
         for _ in range(10):
             kv = await self.store.get(key)
@@ -483,11 +511,31 @@ class Registry:
             current = self.decode(kv)
             if preconditions is not None:
                 self._check_preconditions(current, preconditions)
+            meta = _meta(current)
+            if meta.get("deletionTimestamp") and meta.get("finalizers"):
+                # Already deleting; finalizers cannot change any more. A delete that may not
+                # wait (grace 0, say the kubelet's) makes the last finalizer's removal final.
+                if self.strategy.deletion_grace(current, grace_period) or meta.get(
+                        "deletionGracePeriodSeconds") == 0 or dry_run:
+                    return current
+                now_final = copy.deepcopy(current)
+                _meta(now_final)["deletionGracePeriodSeconds"] = 0
+                try:
+                    written = await self.store.update(key, self.encode(now_final),
+                                                      kv.mod_revision)
+                except (Conflict, KeyNotFound):
+                    continue
+                return self.decode(written)
+            finalizers = _gc_finalizers(list(meta.get("finalizers") or []), propagation_policy)
             grace = self.strategy.deletion_grace(current, grace_period)
-            if grace is not None and grace > 0:
-                marked = self._mark_for_deletion(current, grace)
+            graceful = grace is not None and grace > 0
+            if finalizers or graceful:
+                marked = (self._mark_for_deletion(current, grace) if graceful and grace
+                          else self._mark_deleting(current))
                 if marked is None:
                     return current  # already terminating at least as soon
+                if finalizers:
+                    _meta(marked)["finalizers"] = finalizers
                 if dry_run:
                     return marked
                 try:
@@ -510,6 +558,33 @@ class Registry:
         raise errors.conflict(self.strategy.resource, name,
                               "the object kept changing while being deleted",
                               self.strategy.group)
+
+    def _mark_deleting(self, current: Obj) -> Obj:
+        """markAsDeleting: deletionTimestamp now (if unset) and a grace period of 0 (unlike a
+        graceful deletion, this does not bump the generation)."""
+        marked = copy.deepcopy(current)
+        meta = _meta(marked)
+        if not meta.get("deletionTimestamp"):
+            meta["deletionTimestamp"] = rfc3339(self.clock.now())
+        meta["deletionGracePeriodSeconds"] = 0
+        return marked
+
+    async def _delete_if_finalized(self, old: Obj, written: KeyValue) -> Obj | None:
+        """shouldDeleteDuringUpdate: an update that removed the last finalizer of an object
+        marked for deletion (grace period 0) deletes it. Returns the deleted object."""
+        new = self.decode(written)
+        if _meta(new).get("finalizers") or not _meta(new).get("deletionTimestamp"):
+            return None
+        if _meta(old).get("deletionGracePeriodSeconds") != 0:
+            return None
+        try:
+            await self.store.delete(written.key, written.mod_revision)
+        except (Conflict, KeyNotFound):
+            return None  # changed again meanwhile: that write decides
+        op = Operation()
+        self.strategy.end_delete(op, new)
+        await op.finish(True)
+        return new
 
     def _mark_for_deletion(self, current: Obj, grace: int) -> Obj | None:
         """Set deletionTimestamp = now + grace, or shorten an existing one; None if the

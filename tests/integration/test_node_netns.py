@@ -100,7 +100,7 @@ class Node:
         return self.runner
 
     async def sync_until(self, pods: list[Obj], done: Callable[[], bool],
-                         timeout: float = 15.0) -> None:
+                         timeout: float = 30.0) -> None:
         """Sync on every change (and at least every 0.2 s) until ``done()``."""
         assert self.runner is not None
         async with asyncio.timeout(timeout):

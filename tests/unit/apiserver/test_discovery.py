@@ -61,9 +61,9 @@ def test_unserved_resources_are_not_advertised(monkeypatch: pytest.MonkeyPatch) 
     served = {(r.group, r.resource) for r in resources.RESOURCES}
     assert not served & resources.NOT_SERVED_YET
     assert ("", "services") in served and ("discovery.k8s.io", "endpointslices") in served
-    assert "apps" not in [g["name"] for g in discovery.api_group_list()["groups"]]
-    assert discovery.api_resource_list("apps", "v1") is None
-    assert "apis/apps/v1" not in openapi.root_document()["paths"]
+    assert "events.k8s.io" not in [g["name"] for g in discovery.api_group_list()["groups"]]
+    assert discovery.api_resource_list("events.k8s.io", "v1") is None
+    assert "apis/events.k8s.io/v1" not in openapi.root_document()["paths"]
 
 
 # =============================================================================== catalogue

@@ -56,7 +56,7 @@ def test_resolve_kind(arg: str, group: str, resource: str) -> None:
     "foo",
     "services.apps",  # right name, wrong group
     "endpointslices.v2.discovery.k8s.io",
-    "deployments",  # catalogued, but not served yet
+    "events.events.k8s.io",  # catalogued, but not served yet
     "",
 ])
 def test_resolve_unknown_kind(arg: str) -> None:
@@ -72,7 +72,8 @@ def test_resolve_unknown_kind(arg: str) -> None:
     ("coordination.k8s.io/v1", "Lease", "lease.coordination.k8s.io"),
     ("v1", "Foo", None),
     ("v2", "Service", None),
-    ("apps/v1", "Deployment", None),  # not served yet
+    ("apps/v1", "Deployment", "deployment.apps"),
+    ("events.k8s.io/v1", "Event", None),  # not served yet
 ])
 def test_resource_for_object_and_kind_ref(api_version: str, kind: str, ref: str | None) -> None:
     r = resource_for_object({"apiVersion": api_version, "kind": kind})

@@ -1,0 +1,87 @@
+"""Strategies for apps/v1 Deployments and ReplicaSets: wiring of :mod:`svcnet.api.workloads`
+into the generic registry.
+
+Both kinds have a generation (``metadata.generation``, bumped by the registry when
+:meth:`generation_changed` says so) that their controllers echo in ``status.observedGeneration``.
+For a Deployment an annotation change counts as a new generation too (upstream's
+deploymentStrategy does this because the Deployment controller copies annotations onto the
+ReplicaSet it runs). Deletion is immediate: dependents (ReplicaSets, pods) are removed by the
+garbage collector (:mod:`svcnet.controllers.gc`) in the background, which is upstream's default
+for apps/v1 (``DefaultGarbageCollectionPolicy`` = DeleteDependents).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from svcnet.api import workloads
+from svcnet.api.errors import FieldError
+from svcnet.registry.generic import BaseStrategy
+
+Obj = dict[str, Any]
+
+__all__ = ["DeploymentStrategy", "ReplicaSetStrategy"]
+
+
+class DeploymentStrategy(BaseStrategy):
+    kind: ClassVar[str] = "Deployment"
+    resource: ClassVar[str] = "deployments"
+    group: ClassVar[str] = "apps"
+    api_version: ClassVar[str] = "apps/v1"
+    has_generation: ClassVar[bool] = True
+
+    def default(self, obj: Obj) -> Obj:
+        return workloads.set_defaults_deployment(obj)
+
+    def prepare_for_create(self, obj: Obj) -> Obj:
+        return workloads.prepare_deployment_for_create(obj)
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> Obj:
+        return workloads.prepare_deployment_for_update(new, old)
+
+    def generation_changed(self, new: Obj, old: Obj) -> bool:
+        return workloads.deployment_generation_changed(new, old)
+
+    def validate_create(self, obj: Obj) -> list[FieldError]:
+        return workloads.validate_deployment(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return workloads.validate_deployment_update(new, old)
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
+        return workloads.prepare_deployment_for_status_update(new, old)
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return workloads.validate_deployment_status_update(new, old)
+
+
+class ReplicaSetStrategy(BaseStrategy):
+    kind: ClassVar[str] = "ReplicaSet"
+    resource: ClassVar[str] = "replicasets"
+    group: ClassVar[str] = "apps"
+    api_version: ClassVar[str] = "apps/v1"
+    has_generation: ClassVar[bool] = True
+
+    def default(self, obj: Obj) -> Obj:
+        return workloads.set_defaults_replicaset(obj)
+
+    def prepare_for_create(self, obj: Obj) -> Obj:
+        return workloads.prepare_replicaset_for_create(obj)
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> Obj:
+        return workloads.prepare_replicaset_for_update(new, old)
+
+    def generation_changed(self, new: Obj, old: Obj) -> bool:
+        return workloads.replicaset_generation_changed(new, old)
+
+    def validate_create(self, obj: Obj) -> list[FieldError]:
+        return workloads.validate_replicaset(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return workloads.validate_replicaset_update(new, old)
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
+        return workloads.prepare_replicaset_for_status_update(new, old)
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return workloads.validate_replicaset_status_update(new, old)
