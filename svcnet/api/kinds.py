@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from svcnet.api import endpointslices, errors, namespaces, nodes, pods, services
+from svcnet.api import endpointslices, errors, namespaces, nodes, pods, services, workloads
 from svcnet.api.errors import FieldError
 
 Obj = dict[str, Any]
@@ -63,7 +63,19 @@ def _validate_pod(pod: Obj) -> list[FieldError]:
     return pods.validate_pod(pod)
 
 
+def _deployment_offline(obj: Obj) -> Obj:
+    return workloads.prepare_deployment_for_create(workloads.set_defaults_deployment(obj))
+
+
+def _replicaset_offline(obj: Obj) -> Obj:
+    return workloads.prepare_replicaset_for_create(workloads.set_defaults_replicaset(obj))
+
+
 KINDS: dict[tuple[str, str], Kind] = {
+    ("apps/v1", "Deployment"): Kind("apps/v1", "Deployment", "deployments", True,
+                                    _deployment_offline, workloads.validate_deployment),
+    ("apps/v1", "ReplicaSet"): Kind("apps/v1", "ReplicaSet", "replicasets", True,
+                                    _replicaset_offline, workloads.validate_replicaset),
     ("v1", "Service"): Kind("v1", "Service", "services", True, _service_offline,
                             services.validate_service_create),
     ("v1", "Pod"): Kind("v1", "Pod", "pods", True, _pod_offline, _validate_pod),

@@ -54,6 +54,7 @@ from svcnet.cluster.topology import (
 
 Obj = dict[str, Any]
 Echo = Callable[[str], None]
+DEPLOYMENTS = GVR("apps", "v1", "deployments", "Deployment")
 
 
 class UpError(Exception):
@@ -249,6 +250,17 @@ async def wait_ready(client: RESTClient, topo: Topology, applied: Sequence[Obj],
                       if _ready(p)}
         missing = [f"node {n.name}" for n in topo.nodes if n.name not in ready_nodes]
         missing += [f"pod {ns}/{name}" for ns, name in sorted(wanted_pods - ready_pods)]
+        for d in applied:
+            if d.get("kind") != "Deployment":
+                continue
+            meta = d["metadata"]
+            current = await client.get(DEPLOYMENTS, meta["namespace"], meta["name"])
+            want = (current.get("spec") or {}).get("replicas", 1)
+            status = current.get("status") or {}
+            if status.get("availableReplicas", 0) < want or status.get(
+                    "updatedReplicas", 0) < want:
+                missing.append(f"deployment {meta['namespace']}/{meta['name']} "
+                               f"({status.get('availableReplicas', 0)}/{want} available)")
         if not missing:
             return
         if time.monotonic() > deadline:

@@ -123,8 +123,8 @@ def test_proxy_health_metrics_and_explain(home: Path) -> None:
 def test_nodeport_from_host_and_localhost(home: Path) -> None:
     for host in ("127.0.0.1", "172.20.0.11", "172.20.0.12"):
         answer = curl(f"http://{host}:30080/")
-        assert re.fullmatch(r'frontend frontend -> \{"backend": "backend-\d", "ip": '
-                            r'"10\.244\.\d\.\d+"\}\n', answer), answer
+        assert re.fullmatch(r'frontend frontend -> \{"backend": "backend-[a-z0-9]+-[a-z0-9]{5}", '
+                            r'"ip": "10\.244\.\d\.\d+"\}\n', answer), answer
 
 
 def test_clusterip_spreads_over_all_backends(home: Path) -> None:
@@ -134,7 +134,10 @@ def test_clusterip_spreads_over_all_backends(home: Path) -> None:
             "    seen.add(json.load(urllib.request.urlopen('http://backend/', timeout=5))"
             "['backend'])\n"
             "print(sorted(seen))")
-    assert pod_python("frontend", code, home) == "['backend-1', 'backend-2', 'backend-3']"
+    pods = sorted(p["metadata"]["name"] for p in kubectl(home, "get", "pods", "-l",
+                                                           "app=backend")["items"])
+    assert len(pods) == 3
+    assert pod_python("frontend", code, home) == str(pods)
 
 
 def test_pod_to_pod_across_nodes(home: Path) -> None:
@@ -212,6 +215,63 @@ def test_pod_resolv_conf_search_path(home: Path) -> None:
     assert "options ndots:5" in out
 
 
+CALLER = r"""
+import json, os, sys, time, urllib.request
+stop, ok, failed, seen = sys.argv[1], 0, [], set()
+while not os.path.exists(stop):
+    try:
+        seen.add(json.load(urllib.request.urlopen("http://backend/", timeout=5))["backend"])
+        ok += 1
+    except Exception as e:
+        failed.append(repr(e))
+    time.sleep(0.01)
+print(json.dumps({"ok": ok, "failed": failed, "seen": len(seen)}))
+"""
+
+
+def test_scaling_and_rolling_update_under_load_fail_no_request(home: Path,
+                                                               tmp_path: Path) -> None:
+    env = dict(os.environ, SVCNET_HOME=str(home), KUBECONFIG=str(home / NAME / "kubeconfig"),
+               KUBECACHEDIR=str(home / "kcache"))
+    stop = tmp_path / "stop"
+    caller = subprocess.Popen(
+        [*SVCNET, "exec", "frontend", "--", sys.executable, "-c", CALLER, str(stop)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+
+    def settle(replicas: int) -> None:
+        deadline = time.monotonic() + 60
+        while True:
+            d = kubectl(home, "get", "deployment", "backend")
+            pods = [p for p in kubectl(home, "get", "pods", "-l", "app=backend")["items"]
+                    if not p["metadata"].get("deletionTimestamp")]
+            st = d.get("status", {})
+            if (st.get("availableReplicas") == replicas == st.get("updatedReplicas")
+                    and st.get("replicas") == replicas and len(pods) == replicas):
+                return
+            assert time.monotonic() < deadline, f"deployment did not settle at {replicas}"
+            time.sleep(0.2)
+
+    try:
+        time.sleep(1)
+        for replicas in (6, 1, 3):
+            subprocess.run(["kubectl", "scale", "deployment/backend",
+                            f"--replicas={replicas}"], env=env, check=True,
+                           capture_output=True)
+            settle(replicas)
+            time.sleep(1)
+        subprocess.run(["kubectl", "set", "env", "deployment/backend", "ROLL=1"], env=env,
+                       check=True, capture_output=True)
+        time.sleep(1)
+        settle(3)
+        time.sleep(1)
+    finally:
+        stop.write_text("")
+        out, _ = caller.communicate(timeout=30)
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["failed"] == [], result
+    assert result["ok"] > 100 and result["seen"] >= 6
+
+
 def test_down_removes_everything_and_up_after_a_crash_works(home: Path) -> None:
     env = dict(os.environ, SVCNET_HOME=str(home))
     names = ClusterNames.for_cluster(NAME)
@@ -253,7 +313,8 @@ def test_readme_quick_start_word_for_word(tmp_path: Path) -> None:
             outputs.append(r.stdout)
     finally:
         svcnet("down", env=env, check=False)
-    assert re.match(r'frontend frontend -> \{"backend": "backend-\d"', outputs[1])
-    assert re.match(r'frontend frontend -> \{"backend": "backend-\d"', outputs[2])
-    assert re.match(r'\{"backend": "backend-\d", "ip": "10\.244\.', outputs[3])
+    assert re.match(r'frontend frontend -> \{"backend": "backend-', outputs[1])
+    assert re.match(r'frontend frontend -> \{"backend": "backend-', outputs[2])
+    assert re.match(r'\{"backend": "backend-[a-z0-9]+-[a-z0-9]{5}", "ip": "10\.244\.',
+                    outputs[3])
     assert outputs[4].startswith("cluster 'svcnet' removed:")
