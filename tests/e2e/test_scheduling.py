@@ -87,3 +87,14 @@ def test_pods_are_scheduled_and_nodes_get_pod_cidrs(cluster: Cluster) -> None:
                                and e["reason"] == "FailedScheduling"])
     assert "didn't match Pod's node affinity/selector" in events[0]["message"]
     assert not get(cluster, "pod", "nowhere")["spec"].get("nodeName"), "stays Pending"
+
+
+def test_pod_bound_to_a_missing_node_stays_pending(cluster: Cluster) -> None:
+    manifest = POD.format(name="ghost-bound", selector="{}").replace(
+        "spec:\n", "spec:\n  nodeName: no-such-node\n")
+    cluster.kubectl("apply", "-f", "-", stdin=manifest)
+    time.sleep(2)
+    pod = get(cluster, "pod", "ghost-bound")
+    assert pod["spec"]["nodeName"] == "no-such-node"
+    assert pod["status"]["phase"] == "Pending"
+    assert not pod["status"].get("containerStatuses")
