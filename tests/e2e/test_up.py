@@ -208,6 +208,32 @@ print(q("nope.default.svc.cluster.local", "A"))
     assert lines[5] == "NXDOMAIN"
 
 
+def test_externalname_is_a_cname(home: Path) -> None:
+    env = dict(os.environ, KUBECONFIG=str(home / NAME / "kubeconfig"),
+               KUBECACHEDIR=str(home / "kcache"))
+    manifest = json.dumps({"apiVersion": "v1", "kind": "Service",
+                           "metadata": {"name": "upstream"},
+                           "spec": {"type": "ExternalName",
+                                    "externalName": "backend.default.svc.cluster.local"}})
+    subprocess.run(["kubectl", "apply", "-f", "-"], input=manifest, text=True, env=env,
+                   check=True, capture_output=True)
+    code = r"""
+import dns.resolver, time
+r = dns.resolver.Resolver(configure=False)
+r.nameservers = ["10.96.0.10"]
+for _ in range(50):
+    try:
+        answer = r.resolve("upstream.default.svc.cluster.local", "A")
+        break
+    except dns.resolver.NXDOMAIN:
+        time.sleep(0.1)
+print([rr.to_text() for rrset in answer.response.answer for rr in rrset])
+"""
+    out = pod_python("frontend", code, home)
+    backend_ip = kubectl(home, "get", "svc", "backend")["spec"]["clusterIP"]
+    assert out == f"['backend.default.svc.cluster.local.', '{backend_ip}']"
+
+
 def test_pod_resolv_conf_search_path(home: Path) -> None:
     out = pod_python("frontend", "print(open('/etc/resolv.conf').read())", home)
     assert "nameserver 10.96.0.10" in out
