@@ -43,8 +43,9 @@ def wait_available(env: dict[str, str], replicas: int, timeout: float = 300) -> 
     deadline = time.monotonic() + timeout
     while True:
         st = kubectl(env, "get", "deployment", "backend", "-o", "json").get("status", {})
-        if (st.get("availableReplicas") == replicas == st.get("updatedReplicas")
-                and st.get("replicas") == replicas):
+        # Zero counts are omitted from the status, as Kubernetes omits them.
+        if (st.get("availableReplicas", 0) == replicas == st.get("updatedReplicas", 0)
+                and st.get("replicas", 0) == replicas):
             return
         if time.monotonic() > deadline:
             raise RuntimeError(f"not {replicas} available: {st}")
