@@ -298,6 +298,89 @@ def test_scaling_and_rolling_update_under_load_fail_no_request(home: Path,
     assert result["ok"] > 100 and result["seen"] >= 6
 
 
+def _available_pods(pods: dict[str, Any]) -> int:
+    return sum(1 for p in pods.values() if not p["metadata"].get("deletionTimestamp")
+               and any(c["type"] == "Ready" and c["status"] == "True"
+                       for c in p.get("status", {}).get("conditions", [])))
+
+
+def test_rolling_update_of_4_never_drops_below_max_unavailable(home: Path,
+                                                               tmp_path: Path) -> None:
+    env = dict(os.environ, SVCNET_HOME=str(home), KUBECONFIG=str(home / NAME / "kubeconfig"),
+               KUBECACHEDIR=str(home / "kcache"))
+    subprocess.run(["kubectl", "scale", "deployment/backend", "--replicas=4"], env=env,
+                   check=True, capture_output=True)
+    deadline = time.monotonic() + 60
+    while kubectl(home, "get", "deployment", "backend").get("status", {}).get(
+            "availableReplicas") != 4:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    watcher = subprocess.Popen(["kubectl", "get", "pods", "-l", "app=backend", "-w", "-o",
+                                "json"], env=env, stdout=subprocess.PIPE, text=True)
+    stop = tmp_path / "stop"
+    caller = subprocess.Popen(
+        [*SVCNET, "exec", "frontend", "--", sys.executable, "-c", CALLER, str(stop)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    time.sleep(1)
+    subprocess.run(["kubectl", "set", "env", "deployment/backend", "ROUND=4"], env=env,
+                   check=True, capture_output=True)
+    time.sleep(1)
+    deadline = time.monotonic() + 90
+    while True:
+        st = kubectl(home, "get", "deployment", "backend").get("status", {})
+        if st.get("updatedReplicas") == st.get("availableReplicas") == st.get("replicas") == 4:
+            break
+        assert time.monotonic() < deadline, st
+        time.sleep(0.2)
+    time.sleep(1)
+    watcher.terminate()
+    stream, _ = watcher.communicate(timeout=10)
+    stop.write_text("")
+    out, _ = caller.communicate(timeout=30)
+    # Replay the watched pod events: available pods (ready, not terminating) over time.
+    decoder, pos, pods, lowest, events = json.JSONDecoder(), 0, {}, 99, 0
+    while True:
+        while pos < len(stream) and stream[pos].isspace():
+            pos += 1
+        if pos >= len(stream):
+            break
+        try:
+            obj, pos = decoder.raw_decode(stream, pos)
+        except json.JSONDecodeError:
+            break  # the last object was cut short when the watch was stopped
+        pods[obj["metadata"]["name"]] = obj
+        events += 1
+        if events > 4:  # after the initial listing of the 4 available pods
+            lowest = min(lowest, _available_pods(pods))
+    assert events > 10, "the rollout produced pod events"
+    assert lowest >= 4, f"maxUnavailable 0 means 4 available at every moment, saw {lowest}"
+    assert json.loads(out.strip().splitlines()[-1])["failed"] == []
+
+
+def test_failing_template_stalls_with_progress_deadline(home: Path) -> None:
+    env = dict(os.environ, KUBECONFIG=str(home / NAME / "kubeconfig"),
+               KUBECACHEDIR=str(home / "kcache"))
+    patch = {"spec": {"progressDeadlineSeconds": 5, "template": {"spec": {"containers": [
+        {"name": "backend", "command": ["/nonexistent/server"]}]}}}}
+    subprocess.run(["kubectl", "patch", "deployment/backend", "-p", json.dumps(patch)],
+                   env=env, check=True, capture_output=True)
+    deadline = time.monotonic() + 60
+    while True:
+        conditions = {c["type"]: c for c in kubectl(home, "get", "deployment", "backend")
+                      .get("status", {}).get("conditions", [])}
+        progressing = conditions.get("Progressing", {})
+        if progressing.get("status") == "False":
+            break
+        assert time.monotonic() < deadline, conditions
+        time.sleep(0.5)
+    assert progressing["reason"] == "ProgressDeadlineExceeded"
+    # The old pods keep serving.
+    for _ in range(5):
+        assert curl("http://127.0.0.1:30080/").startswith("frontend frontend -> ")
+    subprocess.run(["kubectl", "rollout", "undo", "deployment/backend"], env=env, check=True,
+                   capture_output=True)
+
+
 def test_down_removes_everything_and_up_after_a_crash_works(home: Path) -> None:
     env = dict(os.environ, SVCNET_HOME=str(home))
     names = ClusterNames.for_cluster(NAME)
