@@ -54,6 +54,7 @@ from svcnet.client.rest import (
     RESTClient,
 )
 from svcnet.node.announcer import Announcer
+from svcnet.node.healthcheck import HealthCheckServers, health_checks
 from svcnet.node.runner import NodeConfig, PodRunner
 from svcnet.util.clock import Clock, RealClock, rfc3339
 
@@ -172,6 +173,7 @@ class NodeAgent:
         self.slices = Informer(self.client, ENDPOINTSLICES, clock=clock, name="endpointslices")
         self.nodes = Informer(self.client, NODES, clock=clock, name="nodes")
         self.announcer: Announcer | None = None
+        self.health_checks: HealthCheckServers | None = None
         self.runner: PodRunner | None = None
         self._proxy_factory = proxy_factory
         self.proxy: ServiceProxy | None = None
@@ -206,12 +208,14 @@ class NodeAgent:
         if self.config.announce_lb_ips:
             self.announcer = Announcer(node_config.node_netns, self.config.node_name,
                                        self.config.node_ip)
-            poke_announcer = EventHandler(on_add=lambda _o: self._announce_wake.set(),
-                                          on_update=lambda _o, _n: self._announce_wake.set(),
-                                          on_delete=lambda _o: self._announce_wake.set())
-            for inf in (self.services, self.slices, self.nodes):
-                inf.add_handler(poke_announcer)
-            self._tasks.append(asyncio.create_task(self._announce_loop()))
+        if self._proxy_factory is not None:
+            self.health_checks = HealthCheckServers(node_config.node_netns)
+        poke_announcer = EventHandler(on_add=lambda _o: self._announce_wake.set(),
+                                      on_update=lambda _o, _n: self._announce_wake.set(),
+                                      on_delete=lambda _o: self._announce_wake.set())
+        for inf in (self.services, self.slices, self.nodes):
+            inf.add_handler(poke_announcer)
+        self._tasks.append(asyncio.create_task(self._announce_loop()))
         if self._proxy_factory is not None:
             self.proxy = self._proxy_factory(node_config)
             if self.proxy is not None:
@@ -237,6 +241,8 @@ class NodeAgent:
             await inf.stop()
         if self.announcer is not None:
             self.announcer.close()
+        if self.health_checks is not None:
+            self.health_checks.close()
         if self._health_runner is not None:
             await self._health_runner.cleanup()
         if self.runner is not None:
@@ -451,16 +457,21 @@ class NodeAgent:
 
 
     async def _announce_loop(self) -> None:
-        assert self.announcer is not None
+        """LoadBalancer IP announcements and healthCheckNodePort servers: both follow
+        Services, EndpointSlices and Nodes."""
         while not all(i.has_synced() for i in (self.services, self.slices, self.nodes)):
             await self.clock.sleep(0.05)
         while True:
             self._announce_wake.clear()
             try:
-                await self.announcer.sync(self.services.list(), self.slices.list(),
-                                          self.nodes.list())
+                if self.announcer is not None:
+                    await self.announcer.sync(self.services.list(), self.slices.list(),
+                                              self.nodes.list())
+                if self.health_checks is not None:
+                    await self.health_checks.sync(health_checks(
+                        self.config.node_name, self.services.list(), self.slices.list()))
             except Exception:
-                log.exception("LoadBalancer IP announcement failed; retrying")
+                log.exception("LoadBalancer IP announcement / health checks failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._announce_wake.wait(), timeout=10.0)
 

@@ -175,6 +175,20 @@ def test_loadbalancer_ip_from_host_preserves_client_address(home: Path) -> None:
     ip = svc["status"]["loadBalancer"]["ingress"][0]["ip"]
     assert ip.startswith("172.20.0.2")
     assert curl(f"http://{ip}/").endswith("sees client 172.20.0.1\n")
+    # healthCheckNodePort: 200 on the node with the endpoint, 503 on the other.
+    import urllib.error
+
+    port = svc["spec"]["healthCheckNodePort"]
+    node = kubectl(home, "get", "pod", "echo")["spec"]["nodeName"]
+    for name, ip_ in (("node-1", "172.20.0.11"), ("node-2", "172.20.0.12")):
+        try:
+            status, body = 200, json.loads(curl(f"http://{ip_}:{port}/"))
+        except urllib.error.HTTPError as e:
+            status, body = e.code, json.loads(e.read())
+        assert status == (200 if name == node else 503)
+        assert body == {"service": {"namespace": "default", "name": "echo"},
+                        "localEndpoints": 1 if name == node else 0,
+                        "serviceProxyHealthy": True}
 
 
 def test_dns_records(home: Path) -> None:
