@@ -24,6 +24,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from svcnet.proxy.conntrack import Conntrack, Frontend, plan_cleanup, udp_frontends
 from svcnet.proxy.model import NodeInfo
 from svcnet.proxy.nft.nft import SubprocessNft
 from svcnet.proxy.proxier import Proxier, SyncResult
@@ -88,6 +89,8 @@ class NodeProxy:
         self.last: SyncResult | None = None
         self.metrics = ProxyMetrics()
         self.health_timeout = health_timeout
+        self.conntrack = Conntrack(netns)
+        self._udp: dict[Frontend, frozenset[str]] | None = None
         self._queued_at: float | None = None
         self._synced_at: float = 0.0
         self._seen_slices: dict[str, str] = {}
@@ -128,6 +131,14 @@ class NodeProxy:
         (self.metrics.full_sync_duration if result.full
          else self.metrics.partial_sync_duration).observe(result.duration)
         self._observe_programming(endpoint_slices, now)
+        # Only after the rules changed: a deleted entry must not be re-created to the old
+        # endpoint by a packet that still saw the old rules.
+        udp = udp_frontends(services, endpoint_slices, info.name)
+        if self._udp is not None:
+            cleared = await self.conntrack.apply(plan_cleanup(self._udp, udp))
+            if cleared:
+                log.info("cleared %d stale UDP conntrack entries", cleared)
+        self._udp = udp
         if result.changed:
             log.info("proxy sync (%s) in %.1f ms: %s", "full" if result.full else "partial",
                      result.duration * 1000, dict(result.counts))

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -310,6 +310,110 @@ def test_scaling_and_rolling_update_under_load_fail_no_request(home: Path,
     result = json.loads(out.strip().splitlines()[-1])
     assert result["failed"] == [], result
     assert result["ok"] > 100 and result["seen"] >= 6
+
+
+UDP_ECHO = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: udp-echo}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: udp-echo}}
+  template:
+    metadata: {labels: {app: udp-echo}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: echo
+        image: python
+        command:
+        - python3
+        - -c
+        - |
+          import os, socket
+          s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+          s.bind(("", 9000))
+          while True:
+              data, peer = s.recvfrom(512)
+              s.sendto(os.environ["POD_NAME"].encode(), peer)
+        env:
+        - name: POD_NAME
+          valueFrom: {fieldRef: {fieldPath: metadata.name}}
+        readinessProbe:
+          exec: {command: ["true"]}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: udp-echo}
+spec:
+  selector: {app: udp-echo}
+  ports: [{name: echo, port: 9000, protocol: UDP}]
+"""
+
+UDP_CLIENT = r"""
+import json, os, socket, sys, time
+stop, replies = sys.argv[1], []
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("", 40000))  # one source port: one conntrack entry for the whole run
+s.settimeout(0.2)
+while not os.path.exists(stop):
+    s.sendto(b"hi", ("udp-echo.default.svc.cluster.local", 9000))
+    try:
+        replies.append([time.time(), s.recvfrom(512)[0].decode()])
+    except TimeoutError:
+        replies.append([time.time(), None])
+    time.sleep(0.1)
+print(json.dumps(replies))
+"""
+
+
+def test_udp_flow_moves_off_a_deleted_endpoint(home: Path, tmp_path: Path) -> None:
+    env = dict(os.environ, SVCNET_HOME=str(home), KUBECONFIG=str(home / NAME / "kubeconfig"),
+               KUBECACHEDIR=str(home / "kcache"))
+    subprocess.run(["kubectl", "apply", "-f", "-"], input=UDP_ECHO, text=True, env=env,
+                   check=True, capture_output=True)
+    deadline = time.monotonic() + 60
+    while kubectl(home, "get", "deployment", "udp-echo").get("status", {}).get(
+            "availableReplicas") != 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+    def run_client(seconds: float, during: Callable[[], None] = lambda: None
+                   ) -> list[list[Any]]:
+        stop = tmp_path / "stop"
+        stop.unlink(missing_ok=True)
+        client = subprocess.Popen(
+            [*SVCNET, "exec", "frontend", "--", sys.executable, "-c", UDP_CLIENT, str(stop)],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        try:
+            time.sleep(1.5)
+            during()
+            time.sleep(seconds)
+        finally:
+            stop.write_text("")
+            out, _ = client.communicate(timeout=30)
+        result: list[list[Any]] = json.loads(out.strip())
+        return result
+
+    # One source port, so one conntrack entry: the flow is pinned to one endpoint.
+    first = run_client(1)
+    pinned = next(r[1] for r in first if r[1])
+    assert all(r[1] in (pinned, None) for r in first), "one flow, one endpoint"
+    deleted: list[float] = []
+
+    def delete_pinned() -> None:
+        subprocess.run(["kubectl", "delete", "pod", pinned, "--wait=false"], env=env,
+                       check=True, capture_output=True)
+        deleted.append(time.time())
+
+    replies = run_client(6, delete_pinned)
+    before = [r[1] for r in replies if r[0] < deleted[0]]
+    after = [r[1] for r in replies if r[0] > deleted[0] + 3]
+    assert pinned in before
+    # Without the cleanup the entry would keep DNATing to the dead pod for 30 s or more.
+    assert after and all(r is not None and r != pinned for r in after), replies[-20:]
+    subprocess.run(["kubectl", "delete", "-f", "-"], input=UDP_ECHO, text=True, env=env,
+                   check=True, capture_output=True)
 
 
 def _available_pods(pods: dict[str, Any]) -> int:
