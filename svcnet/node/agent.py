@@ -56,6 +56,7 @@ from svcnet.client.rest import (
 from svcnet.node.announcer import Announcer
 from svcnet.node.healthcheck import HealthCheckServers, health_checks
 from svcnet.node.runner import NodeConfig, PodRunner
+from svcnet.proxy.runner import BoundedFrequencyRunner
 from svcnet.util.clock import Clock, RealClock, rfc3339
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,10 @@ class AgentConfig:
     status_interval: float = 60.0
     announce_lb_ips: bool = False
     """Announce LoadBalancer IPs of the node network on the uplink (local clusters)."""
+    proxy_min_sync_period: float = 0.05
+    """Least time between two proxy syncs (kube-proxy's minSyncPeriod; bursts coalesce)."""
+    proxy_full_sync_period: float = 3600.0
+    """Longest time without a full proxy sync (the periodic safety net)."""
     health_port: int = 0
     """Serve /healthz, /livez and /metrics on 127.0.0.1:<port> (kube-proxy's 10256); 0: off."""
 
@@ -89,7 +94,8 @@ class AgentConfig:
 class ServiceProxy(Protocol):
     """The node's service data plane, fed with the full desired state on every change."""
 
-    async def sync(self, services: list[Obj], endpoint_slices: list[Obj], node: Obj) -> None:
+    async def sync(self, services: list[Obj], endpoint_slices: list[Obj], node: Obj,
+                   full: bool = False) -> None:
         ...
 
     def note_queued(self) -> None:
@@ -178,7 +184,7 @@ class NodeAgent:
         self._proxy_factory = proxy_factory
         self.proxy: ServiceProxy | None = None
         self._wake = asyncio.Event()
-        self._proxy_wake = asyncio.Event()
+        self._proxy_runner: BoundedFrequencyRunner | None = None
         self._announce_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._node: Obj = {}
@@ -415,7 +421,8 @@ class NodeAgent:
     def _queue_proxy(self) -> None:
         if self.proxy is not None:
             self.proxy.note_queued()
-        self._proxy_wake.set()
+        if self._proxy_runner is not None:
+            self._proxy_runner.request()
 
     async def _serve_health(self) -> None:
         from aiohttp import web
@@ -440,21 +447,18 @@ class NodeAgent:
 
     async def _proxy_loop(self) -> None:
         assert self.proxy is not None
+        proxy = self.proxy
         while not (self.services.has_synced() and self.slices.has_synced()):
             await self.clock.sleep(0.05)
-        while True:
-            self._proxy_wake.clear()
-            try:
-                node = await self.client.get(NODES, "", self.config.node_name)
-                await self.proxy.sync(self.services.list(), self.slices.list(), node)
-            except Exception:
-                log.exception("proxy sync failed; retrying")
-                await self.clock.sleep(1.0)
-                continue
-            await self._proxy_wake.wait()
-            # Coalesce bursts: kube-proxy's minSyncPeriod, kept short for local clusters.
-            await self.clock.sleep(0.05)
 
+        async def sync(full: bool) -> None:
+            node = await self.client.get(NODES, "", self.config.node_name)
+            await proxy.sync(self.services.list(), self.slices.list(), node, full)
+
+        self._proxy_runner = BoundedFrequencyRunner(
+            sync, min_interval=self.config.proxy_min_sync_period,
+            max_interval=self.config.proxy_full_sync_period, clock=self.clock)
+        await self._proxy_runner.run_forever()
 
     async def _announce_loop(self) -> None:
         """LoadBalancer IP announcements and healthCheckNodePort servers: both follow

@@ -111,8 +111,11 @@ class NodeProxy:
         return not (self._queued_at is not None and now - self._queued_at > self.health_timeout
                     and self._synced_at < self._queued_at)
 
-    async def sync(self, services: list[Obj], endpoint_slices: list[Obj], node: Obj) -> None:
+    async def sync(self, services: list[Obj], endpoint_slices: list[Obj], node: Obj,
+                   full: bool = False) -> None:
         info = node_info(node, self.node_ip)
+        if full:
+            self.proxier.applied = None  # rewrite the table from scratch (atomically)
         queued = self._queued_at
         try:
             result = await asyncio.to_thread(self.proxier.sync, services, endpoint_slices,
