@@ -210,8 +210,11 @@ def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_i
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for ready.")
 @click.option("--no-localhost-nodeports", is_flag=True,
               help="Do not serve NodePorts on 127.0.0.1 of the host.")
+@click.option("--node-grace-period", default=40.0, show_default=True,
+              type=click.FloatRange(15.0),
+              help="Seconds without a heartbeat before a node is NotReady (nodes renew every 10).")
 def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: float,
-       no_localhost_nodeports: bool) -> None:
+       no_localhost_nodeports: bool, node_grace_period: float) -> None:
     """Bring up a whole local cluster: control plane, nodes, DNS; apply FILEs (needs root)."""
     import asyncio
     import signal
@@ -221,7 +224,8 @@ def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: fl
     from svcnet.cluster.up import up as bring_up
 
     opts = UpOptions(name=name, nodes=nodes, files=files, detach=detach, timeout=timeout,
-                     localhost_nodeports=not no_localhost_nodeports)
+                     localhost_nodeports=not no_localhost_nodeports,
+                     node_grace=node_grace_period)
     try:
         text = asyncio.run(bring_up(opts, lambda line: click.echo(line, err=True)))
     except UpError as e:

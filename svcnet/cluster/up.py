@@ -69,6 +69,7 @@ class UpOptions:
     detach: bool = False
     timeout: float = 120.0
     localhost_nodeports: bool = True
+    node_grace: float = 40.0
     manifests: list[Obj] = field(default_factory=list)
 
 
@@ -370,7 +371,8 @@ async def up(opts: UpOptions, echo: Echo) -> str:
     with progress.step(f"control plane on https://{topo.api_server}"):
         spawn(paths, "server", [*_svcnet(), "server", "--data-dir", str(paths.server),
                                 "--listen", topo.api_server, "--service-cidr", SERVICE_CIDR,
-                                "--lb-pool", LB_POOL, "--advertise-address", topo.gateway])
+                                "--lb-pool", LB_POOL, "--advertise-address", topo.gateway,
+                                "--node-monitor-grace-period", str(opts.node_grace)])
         deadline = time.monotonic() + 30
         while not (paths.server / "kubeconfig").exists():
             if time.monotonic() > deadline:
