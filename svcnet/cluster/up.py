@@ -238,11 +238,12 @@ def _apply_type() -> Any:
 
 
 async def wait_ready(client: RESTClient, topo: Topology, applied: Sequence[Obj],
-                     timeout: float) -> None:
+                     timeout: float, *, with_dns: bool = True) -> None:
     deadline = time.monotonic() + timeout
     wanted_pods = {(o["metadata"].get("namespace", ""), o["metadata"]["name"])
                    for o in applied if o.get("kind") == "Pod"}
-    wanted_pods.add(("kube-system", "kube-dns"))
+    if with_dns:
+        wanted_pods.add(("kube-system", "kube-dns"))
     while True:
         nodes = (await client.list(NODES)).items
         ready_nodes = {n["metadata"]["name"] for n in nodes if _ready(n)}
@@ -398,6 +399,10 @@ async def up(opts: UpOptions, echo: Echo) -> str:
     client = RESTClient.from_kubeconfig(load_kubeconfig(paths.kubeconfig),
                                         user_agent="svcnet-up")
     try:
+        with progress.step("nodes Ready"):
+            # Before any pod exists: the scheduler spreads pods only over nodes that are Ready,
+            # so pods applied while one node is still registering would all land on the other.
+            await wait_ready(client, topo, [], opts.timeout, with_dns=False)
         with progress.step(f"cluster DNS at {DNS_IP}"):
             token = secrets.token_urlsafe(24)
             _add_token(paths.server, token, "system:serviceaccount:kube-system:kube-dns",
