@@ -41,8 +41,7 @@ from svcnet.api.labels import (
 )
 from svcnet.api.podlogs import ANNOTATION_STATE_DIR, log_files
 from svcnet.api.schema import decode, strict_error
-from svcnet.apiserver import patch as patching
-from svcnet.apiserver import tables
+from svcnet.apiserver import patch as patching, tables
 from svcnet.apiserver.apply import server_side_apply, update_managed_fields
 from svcnet.apiserver.auth import TokenFile, User, authorize, forbidden
 from svcnet.apiserver.requestinfo import RequestInfo, parse_path

@@ -220,8 +220,7 @@ def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: fl
     import signal
 
     from svcnet.cluster.down import down as teardown
-    from svcnet.cluster.up import UpError, UpOptions
-    from svcnet.cluster.up import up as bring_up
+    from svcnet.cluster.up import UpError, UpOptions, up as bring_up
 
     opts = UpOptions(name=name, nodes=nodes, files=files, detach=detach, timeout=timeout,
                      localhost_nodeports=not no_localhost_nodeports,

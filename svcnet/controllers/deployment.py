@@ -85,6 +85,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
+from svcnet.api.access import (
+    annotations_of as _annotations,
+    int_of as _int,
+    list_of as _list,
+    map_of as _map,
+    meta_of as _meta,
+    name_of as _name,
+    namespace_of as _namespace,
+    uid_of as _uid,
+)
 from svcnet.api.errors import StatusError
 from svcnet.api.labels import Selector
 from svcnet.api.workloads import (
@@ -195,41 +205,6 @@ ROLLBACK_DONE: Final = "DeploymentRollback"
 
 # =============================================================================================
 # small accessors
-
-
-def _map(d: ObjMap | None, key: str) -> dict[str, Any]:
-    v = d.get(key) if d else None
-    return v if isinstance(v, dict) else {}
-
-
-def _list(d: ObjMap | None, key: str) -> list[Any]:
-    v = d.get(key) if d else None
-    return v if isinstance(v, list) else []
-
-
-def _int(d: ObjMap | None, key: str) -> int:
-    v = d.get(key) if d else None
-    return v if isinstance(v, int) and not isinstance(v, bool) else 0
-
-
-def _meta(obj: ObjMap) -> dict[str, Any]:
-    return _map(obj, "metadata")
-
-
-def _name(obj: ObjMap) -> str:
-    return str(_meta(obj).get("name") or "")
-
-
-def _namespace(obj: ObjMap) -> str:
-    return str(_meta(obj).get("namespace") or "")
-
-
-def _uid(obj: ObjMap) -> str:
-    return str(_meta(obj).get("uid") or "")
-
-
-def _annotations(obj: ObjMap) -> dict[str, Any]:
-    return _map(_meta(obj), "annotations")
 
 
 def _set_annotation(obj: Obj, key: str, value: str) -> None:

@@ -64,6 +64,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Protocol
 
+from svcnet.api.access import (
+    int_of as _int,
+    labels_of as _labels,
+    list_of as _list,
+    map_of as _map,
+    meta_of as _meta,
+    name_of as _name,
+    namespace_of as _namespace,
+    uid_of as _uid,
+)
 from svcnet.api.errors import StatusError
 from svcnet.api.labels import Selector, SelectorError, selector_from_label_selector
 from svcnet.api.names import name_is_dns_subdomain
@@ -131,41 +141,6 @@ _PHASE_ORDINAL: Final = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 # =============================================================================================
 # small accessors
-
-
-def _map(d: ObjMap | None, key: str) -> dict[str, Any]:
-    v = d.get(key) if d else None
-    return v if isinstance(v, dict) else {}
-
-
-def _list(d: ObjMap | None, key: str) -> list[Any]:
-    v = d.get(key) if d else None
-    return v if isinstance(v, list) else []
-
-
-def _int(d: ObjMap | None, key: str) -> int:
-    v = d.get(key) if d else None
-    return v if isinstance(v, int) and not isinstance(v, bool) else 0
-
-
-def _meta(obj: ObjMap) -> dict[str, Any]:
-    return _map(obj, "metadata")
-
-
-def _uid(obj: ObjMap) -> str:
-    return str(_meta(obj).get("uid") or "")
-
-
-def _name(obj: ObjMap) -> str:
-    return str(_meta(obj).get("name") or "")
-
-
-def _namespace(obj: ObjMap) -> str:
-    return str(_meta(obj).get("namespace") or "")
-
-
-def _labels(obj: ObjMap) -> dict[str, Any]:
-    return _map(_meta(obj), "labels")
 
 
 def _terminating(obj: ObjMap) -> bool:

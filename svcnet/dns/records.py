@@ -70,8 +70,7 @@ rebuild of everything (see the comment above it).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
-from collections.abc import Set as AbstractSet
+from collections.abc import Iterable, Mapping, Set as AbstractSet
 from dataclasses import dataclass, field
 from enum import IntEnum
 from types import MappingProxyType

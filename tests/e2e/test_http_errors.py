@@ -9,8 +9,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.e2e.conftest import Cluster
 

@@ -33,8 +33,6 @@ from svcnet.controllers.endpointslice import EndpointSliceController
 from svcnet.storage.memory import MemoryStore
 from tests.unit.controllers.test_endpointslice_helpers import (
     NODES as NODE_OBJS,
-)
-from tests.unit.controllers.test_endpointslice_helpers import (
     Obj,
     describe,
     make_pod,

@@ -29,8 +29,6 @@ from svcnet.controllers.endpointslice.util import (
 from svcnet.util.clock import FakeClock
 from tests.unit.controllers.test_endpointslice_helpers import (
     NODES as NODE_OBJS,
-)
-from tests.unit.controllers.test_endpointslice_helpers import (
     SVC_CREATED,
     T0,
     FakeAPI,

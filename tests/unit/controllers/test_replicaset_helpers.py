@@ -44,8 +44,7 @@ from svcnet.client.rest import (
 )
 from svcnet.client.watchstream import WatchEvent
 from svcnet.controllers.replicaset import DEPLOYMENTS, REPLICASETS
-from svcnet.registry.generic import Preconditions as RegistryPreconditions
-from svcnet.registry.generic import Registry, Strategy
+from svcnet.registry.generic import Preconditions as RegistryPreconditions, Registry, Strategy
 from svcnet.registry.strategies import (
     EndpointSliceStrategy,
     EventStrategy,

@@ -7,8 +7,7 @@ import random
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from svcnet.proxy.nft.fake import FakeNft
 from svcnet.proxy.nft.objects import (

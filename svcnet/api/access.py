@@ -1,0 +1,51 @@
+"""Typed reads of JSON-shaped Kubernetes objects that tolerate absent or wrongly typed fields.
+
+Controllers read objects that the API validated, but optional fields are often absent; these
+return an empty value of the right type instead of raising.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+ObjMap = Mapping[str, Any]
+
+
+def map_of(d: ObjMap | None, key: str) -> dict[str, Any]:
+    v = d.get(key) if d else None
+    return v if isinstance(v, dict) else {}
+
+
+def list_of(d: ObjMap | None, key: str) -> list[Any]:
+    v = d.get(key) if d else None
+    return v if isinstance(v, list) else []
+
+
+def int_of(d: ObjMap | None, key: str) -> int:
+    v = d.get(key) if d else None
+    return v if isinstance(v, int) and not isinstance(v, bool) else 0
+
+
+def meta_of(obj: ObjMap) -> dict[str, Any]:
+    return map_of(obj, "metadata")
+
+
+def name_of(obj: ObjMap) -> str:
+    return str(meta_of(obj).get("name") or "")
+
+
+def namespace_of(obj: ObjMap) -> str:
+    return str(meta_of(obj).get("namespace") or "")
+
+
+def uid_of(obj: ObjMap) -> str:
+    return str(meta_of(obj).get("uid") or "")
+
+
+def labels_of(obj: ObjMap) -> dict[str, Any]:
+    return map_of(meta_of(obj), "labels")
+
+
+def annotations_of(obj: ObjMap) -> dict[str, Any]:
+    return map_of(meta_of(obj), "annotations")
