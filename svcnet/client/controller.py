@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from svcnet.api.errors import StatusError
+from svcnet.client.informer import Informer
 from svcnet.client.workqueue import QueueShutDown, RateLimitingQueue
 from svcnet.util.clock import Clock, RealClock
 
@@ -174,3 +175,33 @@ class Controller:
         log.warning("%s: dropping %s out of the queue after %d retries: %s", self.name, key,
                     retries, err)
         self.queue.forget(key)
+
+
+class InformerController:
+    """The lifecycle every informer-fed controller shares: start its informers and the runner,
+    stop them in the opposite order. Subclasses set ``self.controller`` and list their
+    ``informers``."""
+
+    controller: Controller
+
+    @property
+    def informers(self) -> tuple[Informer, ...]:
+        raise NotImplementedError
+
+    @property
+    def queue(self) -> RateLimitingQueue[str]:
+        return self.controller.queue
+
+    def start(self) -> None:
+        """Start the informers and the workers (which wait for every cache to sync)."""
+        for informer in self.informers:
+            informer.start()
+        self.controller.start()
+
+    async def stop(self) -> None:
+        await self.controller.stop()
+        for informer in self.informers:
+            await informer.stop()
+
+    def has_synced(self) -> bool:
+        return self.controller.has_synced()

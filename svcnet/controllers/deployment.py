@@ -104,7 +104,7 @@ from svcnet.api.workloads import (
     normalize,
     semantically_equal,
 )
-from svcnet.client.controller import Controller, RequeueError
+from svcnet.client.controller import Controller, InformerController, RequeueError
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import (
     NAMESPACE_INDEX,
@@ -113,7 +113,6 @@ from svcnet.client.informer import (
     object_key,
 )
 from svcnet.client.rest import PODS, Preconditions
-from svcnet.client.workqueue import RateLimitingQueue
 from svcnet.controllers.replicaset import (
     DEPLOYMENTS,
     REPLICASETS,
@@ -924,7 +923,7 @@ def _rollback_to(d: ObjMap) -> int | None:
 # the controller
 
 
-class DeploymentController:
+class DeploymentController(InformerController):
     """Runs Deployments (see the module doc).
 
     Informers are passed in (tests use never-started ones; a process may share them);
@@ -962,26 +961,11 @@ class DeploymentController:
         return cls(client, deployments=deployments, replicasets=replicasets, pods=pods,
                    clock=clock, workers=workers)
 
-    @property
-    def queue(self) -> RateLimitingQueue[str]:
-        return self.controller.queue
 
     @property
     def informers(self) -> tuple[Informer, ...]:
         return (self.deployments, self.replicasets, self.pods)
 
-    def start(self) -> None:
-        for informer in self.informers:
-            informer.start()
-        self.controller.start()
-
-    async def stop(self) -> None:
-        await self.controller.stop()
-        for informer in self.informers:
-            await informer.stop()
-
-    def has_synced(self) -> bool:
-        return self.controller.has_synced()
 
     # -- event handlers ---------------------------------------------------------------------
 

@@ -54,7 +54,7 @@ from datetime import datetime
 from typing import Any, Final, Protocol
 
 from svcnet.api.errors import StatusError
-from svcnet.client.controller import Controller, RequeueError
+from svcnet.client.controller import Controller, InformerController, RequeueError
 from svcnet.client.events import EventRecorder, EventSink
 from svcnet.client.informer import (
     NAMESPACE_INDEX,
@@ -65,7 +65,6 @@ from svcnet.client.informer import (
     split_key,
 )
 from svcnet.client.rest import ENDPOINTS, GVR, PODS, SERVICES, Preconditions
-from svcnet.client.workqueue import RateLimitingQueue
 from svcnet.controllers.endpointslice.util import (
     ANNOTATION_LAST_CHANGE_TRIGGER_TIME,
     ANNOTATION_OVER_CAPACITY,
@@ -452,7 +451,7 @@ def _namespace_terminating(e: StatusError) -> bool:
         "NamespaceTerminating") for c in causes)
 
 
-class EndpointsController:
+class EndpointsController(InformerController):
     """Maintains one Endpoints object per selector Service (see the module doc).
 
     As with :class:`~svcnet.controllers.endpointslice.EndpointSliceController`, the informers
@@ -498,26 +497,11 @@ class EndpointsController:
         return cls(client, services=services, pods=pods, endpoints=endpoints, clock=clock,
                    workers=workers, batch_period=batch_period)
 
-    @property
-    def queue(self) -> RateLimitingQueue[str]:
-        return self.controller.queue
 
     @property
     def informers(self) -> tuple[Informer, ...]:
         return (self.services, self.pods, self.endpoints)
 
-    def start(self) -> None:
-        for informer in self.informers:
-            informer.start()
-        self.controller.start()
-
-    async def stop(self) -> None:
-        await self.controller.stop()
-        for informer in self.informers:
-            await informer.stop()
-
-    def has_synced(self) -> bool:
-        return self.controller.has_synced()
 
     # -- event handlers: keys only ----------------------------------------------------------
 

@@ -77,7 +77,7 @@ from svcnet.api.access import (
 from svcnet.api.errors import StatusError
 from svcnet.api.labels import Selector, SelectorError, selector_from_label_selector
 from svcnet.api.names import name_is_dns_subdomain
-from svcnet.client.controller import Controller, RequeueError
+from svcnet.client.controller import Controller, InformerController, RequeueError
 from svcnet.client.events import EventRecorder, EventSink
 from svcnet.client.informer import (
     NAMESPACE_INDEX,
@@ -88,7 +88,6 @@ from svcnet.client.informer import (
     split_key,
 )
 from svcnet.client.rest import GVR, PODS, PatchType, Preconditions
-from svcnet.client.workqueue import RateLimitingQueue
 from svcnet.util.clock import Clock, RealClock, rfc3339
 
 __all__ = [
@@ -673,7 +672,7 @@ def namespace_terminating(e: StatusError) -> bool:
 # the controller
 
 
-class ReplicaSetController:
+class ReplicaSetController(InformerController):
     """Runs ReplicaSets (see the module doc).
 
     The informers are passed in so tests can use never-started ones (fill their caches, call
@@ -710,26 +709,11 @@ class ReplicaSetController:
         pods = Informer(client, PODS, clock=clock, name="pods")
         return cls(client, replicasets=replicasets, pods=pods, clock=clock, workers=workers)
 
-    @property
-    def queue(self) -> RateLimitingQueue[str]:
-        return self.controller.queue
 
     @property
     def informers(self) -> tuple[Informer, ...]:
         return (self.replicasets, self.pods)
 
-    def start(self) -> None:
-        for informer in self.informers:
-            informer.start()
-        self.controller.start()
-
-    async def stop(self) -> None:
-        await self.controller.stop()
-        for informer in self.informers:
-            await informer.stop()
-
-    def has_synced(self) -> bool:
-        return self.controller.has_synced()
 
     # -- event handlers ---------------------------------------------------------------------
 

@@ -50,7 +50,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Final, Protocol
 
 from svcnet.api.errors import StatusError
-from svcnet.client.controller import Controller, RequeueError
+from svcnet.client.controller import Controller, InformerController, RequeueError
 from svcnet.client.events import EventRecorder, EventSink
 from svcnet.client.informer import (
     NAMESPACE_INDEX,
@@ -179,7 +179,7 @@ class _CacheView(Mapping[str, Obj]):
         return len(self._informer.indexer)
 
 
-class EndpointSliceController:
+class EndpointSliceController(InformerController):
     """Maintains EndpointSlices for selector Services (see the module doc).
 
     The informers are passed in so tests can use ones that are never started (fill their
@@ -251,29 +251,11 @@ class EndpointSliceController:
                    clock=clock, workers=workers, max_endpoints_per_slice=max_endpoints_per_slice,
                    batch_period=batch_period)
 
-    @property
-    def queue(self) -> RateLimitingQueue[str]:
-        return self.controller.queue
 
     @property
     def informers(self) -> tuple[Informer, ...]:
         return (self.services, self.pods, self.nodes, self.slices)
 
-    # -- lifecycle --------------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Start the informers and the workers (which wait for every cache to sync)."""
-        for informer in self.informers:
-            informer.start()
-        self.controller.start()
-
-    async def stop(self) -> None:
-        await self.controller.stop()
-        for informer in self.informers:
-            await informer.stop()
-
-    def has_synced(self) -> bool:
-        return self.controller.has_synced()
 
     # -- event handlers: keys only ----------------------------------------------------------
 
