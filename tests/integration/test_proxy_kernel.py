@@ -18,19 +18,21 @@ Services use the 10.96.0.0/12 ClusterIP range and NodePorts on 172.20.0.11; the 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from svcnet.proxy.model import NodeInfo
+from svcnet.proxy import names
+from svcnet.proxy.model import EndpointInfo, NodeInfo, ServicePortName
 from svcnet.proxy.nft.nft import NftError, SubprocessNft
 from svcnet.proxy.nft.transaction import plan_sync
 from svcnet.proxy.proxier import Proxier
@@ -75,12 +77,16 @@ ThreadingHTTPServer(("0.0.0.0", tcp_port), Handler).serve_forever()
 CLIENT = r'''
 import json, socket, sys, time
 req = json.loads(sys.argv[1])
+sources = req["sources"] or [None]
 results = []
-for _ in range(req["count"]):
+for i in range(req["count"]):
+    source = sources[i % len(sources)]
+    bind = (source, 0) if source else None
     start = time.monotonic()
     try:
         if req["proto"] == "tcp":
-            with socket.create_connection((req["ip"], req["port"]), timeout=req["timeout"]) as s:
+            with socket.create_connection((req["ip"], req["port"]), timeout=req["timeout"],
+                                          source_address=bind) as s:
                 s.sendall(b"GET / HTTP/1.0\r\nHost: svc\r\n\r\n")
                 data = b""
                 while chunk := s.recv(4096):
@@ -89,6 +95,8 @@ for _ in range(req["count"]):
         else:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 s.settimeout(req["timeout"])
+                if bind:
+                    s.bind(bind)
                 s.connect((req["ip"], req["port"]))
                 s.send(b"ping")
                 results.append({"ok": json.loads(s.recv(2048))})
@@ -128,10 +136,15 @@ class Topology:
         return Proxier(self.nft, ProxyConfig(**config), stale_chain_delay=0.0)
 
     def send(self, ip: str, port: int, *, proto: str = "tcp", count: int = 1,
-             timeout: float = 2.0, netns: str | None = None) -> list[dict[str, Any]]:
-        """Connections from ``netns`` (default: the client); one result dict per attempt."""
+             timeout: float = 2.0, netns: str | None = None,
+             sources: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Connections from ``netns`` (default: the client); one result dict per attempt.
+
+        Attempt ``i`` is sent from ``sources[i % len(sources)]`` (addresses of ``netns``), or
+        from the address the kernel picks when ``sources`` is empty.
+        """
         request = json.dumps({"ip": ip, "port": port, "proto": proto, "count": count,
-                              "timeout": timeout})
+                              "timeout": timeout, "sources": list(sources)})
         done = sh("ip", "netns", "exec", netns or self.client, sys.executable,
                   str(self.workdir / "client.py"), request)
         results: list[dict[str, Any]] = json.loads(done.stdout)
@@ -424,6 +437,148 @@ def test_client_ip_affinity_sticks(topo: Topology) -> None:
     assert len(reached) == 1, reached
     # Another client (pod b) gets its own, equally sticky, choice.
     assert len(topo.pods_reached("10.96.0.10", 80, count=10, netns=topo.pods["b"])) == 1
+
+
+#: A small sessionAffinityConfig.clientIP.timeoutSeconds (Kubernetes allows 1..86400), so the
+#: test can watch it run out on the kernel's own clock.
+AFFINITY_TIMEOUT = 2
+#: The kernel keeps expiries in jiffies and nft lists them in whole milliseconds.
+CLOCK_SLACK = 0.05
+#: More clients (secondary addresses of the client's eth0, below VIP_RANGE): each picks its pod
+#: independently, which makes "every pick is fresh after the timeout" checkable in one round.
+EXTRA_CLIENTS = tuple(f"172.20.0.{host}" for host in range(32, 56))
+
+
+def nft_seconds(duration: str) -> float:
+    """nft's listing of a duration (``2s``, ``1s996ms``, ``996ms``, ``1h2m``) in seconds."""
+    parts = re.findall(r"(\d+)(ms|d|h|m|s)", duration)
+    assert "".join(number + unit for number, unit in parts) == duration, duration
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    return sum(int(number) * scale[unit] for number, unit in parts)
+
+
+@dataclass(frozen=True)
+class AffinitySet:
+    """One endpoint's affinity set as the kernel lists it."""
+
+    timeout: float
+    #: Client address -> seconds until its element lapses (unless traffic refreshes it).
+    expires: dict[str, float]
+
+
+def affinity_sets(topo: Topology, set_names: dict[str, str]) -> dict[str, AffinitySet]:
+    """Pod -> its affinity set, read back from the node's table (``nft list set``)."""
+    result: dict[str, AffinitySet] = {}
+    for pod, name in set_names.items():
+        listing = sh("ip", "netns", "exec", topo.node, "nft", "list", "set", "ip", "svcnet",
+                     name).stdout
+        timeout = re.search(r"^\s*timeout (\S+)$", listing, re.MULTILINE)
+        assert timeout, listing
+        expires: dict[str, float] = {}
+        if elements := re.search(r"elements = \{(.*?)\}", listing, re.DOTALL):
+            for entry in elements.group(1).split(","):
+                address, *words = entry.split()
+                fields = dict(zip(words[::2], words[1::2], strict=True))
+                # An element on the set's own timeout lists only `expires` (recent kernels).
+                assert fields.get("timeout", timeout.group(1)) == timeout.group(1), listing
+                expires[address] = nft_seconds(fields["expires"])
+        result[pod] = AffinitySet(nft_seconds(timeout.group(1)), expires)
+    return result
+
+
+def assert_affinity_recorded(held: dict[str, AffinitySet], picks: dict[str, str], *,
+                             since: float, listed: float) -> None:
+    """Each client of ``picks`` (address -> pod reached) is in its pod's set and no other,
+    with an element (re)started by a connection made no earlier than ``since``: with the
+    listing done by ``listed``, at most ``listed - since`` of its timeout has run."""
+    for client, pod in picks.items():
+        holders = sorted(p for p, aff in held.items() if client in aff.expires)
+        assert holders == [pod], (client, pod, held)
+        expires = held[pod].expires[client]
+        floor = AFFINITY_TIMEOUT - (listed - since) - CLOCK_SLACK
+        assert floor <= expires <= AFFINITY_TIMEOUT, (client, expires, floor)
+
+
+def test_client_ip_affinity_timeout_is_idle_time_on_the_kernel_clock(topo: Topology) -> None:
+    """timeoutSeconds is honoured with real time: a client sticks while it keeps talking (each
+    connection refreshes its element: the timeout is idle time, as in Kubernetes), and once it
+    has been idle for the timeout the kernel forgets it and its next pick is a fresh one."""
+    timeout = AFFINITY_TIMEOUT
+    topo.proxier().sync([service("web", "10.96.0.10", sessionAffinity="ClientIP",
+                                 sessionAffinityConfig={"clientIP": {"timeoutSeconds": timeout}})],
+                        [slice_for("web", ["a", "b"])], NODE)
+    spn = ServicePortName("default", "web", "p", "TCP")
+    set_names = {pod: names.affinity_set(spn, EndpointInfo(ip, HTTP_PORT))
+                 for pod, ip in POD_IPS.items()}
+
+    def connect(clients: Sequence[str]) -> tuple[dict[str, str], float]:
+        """One connection from each client: the pod each reached, and a time before all."""
+        start = time.monotonic()
+        results = topo.send("10.96.0.10", 80, count=len(clients), sources=clients)
+        assert all("ok" in r for r in results), results
+        return {c: r["ok"]["pod"] for c, r in zip(clients, results, strict=True)}, start
+
+    for address in EXTRA_CLIENTS:
+        sh("ip", "-n", topo.client, "addr", "add", f"{address}/24", "dev", "eth0")
+    try:
+        # 1. Within the timeout the client sticks to one pod, and the kernel records it: its
+        # address in that endpoint's set only, due to lapse after the configured timeout.
+        start = time.monotonic()
+        reached = topo.pods_reached("10.96.0.10", 80, count=10, sources=[CLIENT_IP])
+        assert len(reached) == 1, reached
+        [chosen] = reached
+        held = affinity_sets(topo, set_names)
+        assert {aff.timeout for aff in held.values()} == {timeout}, held
+        assert_affinity_recorded(held, {CLIENT_IP: chosen}, since=start,
+                                 listed=time.monotonic())
+
+        # 2. A client that keeps talking (every 0.5 s) stays for 3x the timeout: each
+        # connection restarts its element's timeout — checked against the clock, which an
+        # element counting from its creation would fail by the second round.
+        refresh_until = start + 3 * timeout
+        previous = start
+        while (start := time.monotonic()) < refresh_until:
+            reached = topo.pods_reached("10.96.0.10", 80, sources=[CLIENT_IP])
+            # The premise: never idle for the timeout (the previous connection came after
+            # `previous`); only a starved machine breaks it.
+            assert time.monotonic() - previous < timeout - 0.5, "client too slow to keep up"
+            assert reached == Counter({chosen: 1}), (reached, chosen)
+            assert_affinity_recorded(affinity_sets(topo, set_names), {CLIENT_IP: chosen},
+                                     since=start, listed=time.monotonic())
+            previous = start
+            time.sleep(max(0.0, start + 0.5 - time.monotonic()))
+
+        # 3. The last round, joined by the other clients, each recorded where it went...
+        everyone = [CLIENT_IP, *EXTRA_CLIENTS]
+        before, idle_from = connect(everyone)
+        assert before[CLIENT_IP] == chosen, before
+        assert_affinity_recorded(affinity_sets(topo, set_names), before, since=idle_from,
+                                 listed=time.monotonic())
+        idle_sent = time.monotonic()
+        # ... then silence: every element lapses, not before the timeout has run since the
+        # last connection and not much after (polled; a listing hides lapsed elements).
+        while True:
+            held = affinity_sets(topo, set_names)
+            listed = time.monotonic()
+            remembered = {c for aff in held.values() for c in aff.expires} & set(everyone)
+            if not remembered:
+                break
+            assert listed < idle_sent + timeout + 1.5, f"not forgotten: {held}"
+            time.sleep(0.1)
+        assert listed >= idle_from + timeout - CLOCK_SLACK, listed - idle_from
+
+        # 4. The next picks are fresh: recorded anew with a full timeout, and independent of
+        # the old ones — if the kernel still steered by them, no client would move; with
+        # fresh uniform picks the chance that none of 25 moves is 2**-25 (3e-8).
+        after, start = connect(everyone)
+        assert_affinity_recorded(affinity_sets(topo, set_names), after, since=start,
+                                 listed=time.monotonic())
+        moved = [c for c in everyone if after[c] != before[c]]
+        assert moved, (before, after)
+    finally:
+        for address in EXTRA_CLIENTS:
+            sh("ip", "-n", topo.client, "addr", "del", f"{address}/24", "dev", "eth0",
+               check=False)
 
 
 def test_load_balancer_source_ranges(topo: Topology) -> None:
