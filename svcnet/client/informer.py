@@ -144,6 +144,10 @@ class Indexer:
     def by_index(self, index: str, value: str) -> builtins.list[Obj]:
         return [self._items[k] for k in self.index_keys(index, value)]
 
+    def index_values(self, index: str) -> builtins.list[str]:
+        """Every value ``index`` currently holds (e.g. every namespace with an object)."""
+        return list(self._indexes[index])
+
     def add_index(self, name: str, func: IndexFunc) -> None:
         self._index_funcs[name] = func
         self._indexes[name] = {}

@@ -33,7 +33,7 @@ import logging
 import os
 import platform
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -56,7 +56,14 @@ from svcnet.client.rest import (
 from svcnet.node.announcer import Announcer
 from svcnet.node.healthcheck import HealthCheckServers, health_checks
 from svcnet.node.runner import NodeConfig, PodRunner
+from svcnet.proxy.changes import ProxySource
 from svcnet.proxy.runner import BoundedFrequencyRunner
+from svcnet.proxy.service import (
+    SERVICE_INDEX,
+    InformerSource,
+    changed_key,
+    slice_service_index,
+)
 from svcnet.util.clock import Clock, RealClock, rfc3339
 
 log = logging.getLogger(__name__)
@@ -94,8 +101,13 @@ class AgentConfig:
 class ServiceProxy(Protocol):
     """The node's service data plane, fed with the full desired state on every change."""
 
-    async def sync(self, services: list[Obj], endpoint_slices: list[Obj], node: Obj,
-                   full: bool = False) -> None:
+    async def sync(self, source: ProxySource, node: Obj,
+                   changed: Collection[str] | None = None, full: bool = False) -> None:
+        """Apply the Services ``changed`` (keys; None: any), or everything if ``full``."""
+        ...
+
+    def close(self) -> None:
+        """Release what the proxy holds (the table stays: a restarted agent adopts it)."""
         ...
 
     def note_queued(self) -> None:
@@ -176,7 +188,8 @@ class NodeAgent:
         self.pods = Informer(self.client, PODS, field_selector=f"spec.nodeName={name}",
                              clock=clock, name="pods")
         self.services = Informer(self.client, SERVICES, clock=clock, name="services")
-        self.slices = Informer(self.client, ENDPOINTSLICES, clock=clock, name="endpointslices")
+        self.slices = Informer(self.client, ENDPOINTSLICES, clock=clock, name="endpointslices",
+                               indexers={SERVICE_INDEX: slice_service_index})
         self.nodes = Informer(self.client, NODES, clock=clock, name="nodes")
         self.announcer: Announcer | None = None
         self.health_checks: HealthCheckServers | None = None
@@ -185,6 +198,7 @@ class NodeAgent:
         self.proxy: ServiceProxy | None = None
         self._wake = asyncio.Event()
         self._proxy_runner: BoundedFrequencyRunner | None = None
+        self._proxy_changed: set[str] = set()
         self._announce_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._node: Obj = {}
@@ -225,11 +239,15 @@ class NodeAgent:
         if self._proxy_factory is not None:
             self.proxy = self._proxy_factory(node_config)
             if self.proxy is not None:
-                proxy_poke = EventHandler(on_add=lambda _o: self._queue_proxy(),
-                                          on_update=lambda _o, _n: self._queue_proxy(),
-                                          on_delete=lambda _o: self._queue_proxy())
+                # kube-proxy's change trackers: the keys of the Services whose Service or
+                # EndpointSlices changed, for the next sync to recompute.
+                proxy_poke = EventHandler(on_add=self._queue_proxy,
+                                          on_update=self._queue_proxy_update,
+                                          on_delete=self._queue_proxy)
                 self.services.add_handler(proxy_poke)
                 self.slices.add_handler(proxy_poke)
+                own_node = EventHandler(on_update=self._node_changed)
+                self.nodes.add_handler(own_node)
                 self._tasks.append(asyncio.create_task(self._proxy_loop()))
         if self.config.health_port:
             await self._serve_health()
@@ -245,6 +263,8 @@ class NodeAgent:
                 await t
         for inf in (self.pods, self.services, self.slices, self.nodes):
             await inf.stop()
+        if self.proxy is not None:
+            self.proxy.close()
         if self.announcer is not None:
             self.announcer.close()
         if self.health_checks is not None:
@@ -418,11 +438,30 @@ class NodeAgent:
 
     # -- proxy ------------------------------------------------------------------------------
 
-    def _queue_proxy(self) -> None:
-        if self.proxy is not None:
-            self.proxy.note_queued()
+    def _queue_proxy(self, obj: Obj | None = None) -> None:
+        if self.proxy is None:
+            return
+        key = changed_key(obj) if obj is not None else None
+        if key is not None:
+            self._proxy_changed.add(key)
+        self.proxy.note_queued()
         if self._proxy_runner is not None:
             self._proxy_runner.request()
+
+    def _queue_proxy_update(self, old: Obj, new: Obj) -> None:
+        self._queue_proxy(old)  # an EndpointSlice can move from one Service to another
+        self._queue_proxy(new)
+
+    def _node_changed(self, old: Obj, new: Obj) -> None:
+        """Our Node's addresses and zone feed the data plane (the proxier rebuilds when they
+        change); heartbeats change neither."""
+        def view(node: Obj) -> tuple[object, object]:
+            return ((node.get("status") or {}).get("addresses"),
+                    (node.get("metadata") or {}).get("labels"))
+
+        if (new.get("metadata") or {}).get("name") == self.config.node_name and \
+                view(old) != view(new):
+            self._queue_proxy()
 
     async def _serve_health(self) -> None:
         from aiohttp import web
@@ -451,9 +490,18 @@ class NodeAgent:
         while not (self.services.has_synced() and self.slices.has_synced()):
             await self.clock.sleep(0.05)
 
+        source = InformerSource(self.services, self.slices)
+
         async def sync(full: bool) -> None:
-            node = await self.client.get(NODES, "", self.config.node_name)
-            await proxy.sync(self.services.list(), self.slices.list(), node, full)
+            node = self.nodes.get(self.config.node_name)
+            if node is None:  # not in the cache yet (just registered)
+                node = await self.client.get(NODES, "", self.config.node_name)
+            changed, self._proxy_changed = self._proxy_changed, set()
+            try:
+                await proxy.sync(source, node, None if full else changed, full)
+            except BaseException:
+                self._proxy_changed |= changed  # not applied: still to do
+                raise
 
         self._proxy_runner = BoundedFrequencyRunner(
             sync, min_interval=self.config.proxy_min_sync_period,

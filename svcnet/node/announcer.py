@@ -26,7 +26,7 @@ import struct
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from svcnet.node.nsthread import NetnsThread
+from svcnet.util.nsthread import NetnsThread
 
 log = logging.getLogger(__name__)
 

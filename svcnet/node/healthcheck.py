@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from svcnet.node.nsthread import NetnsThread
+from svcnet.util.nsthread import NetnsThread
 
 Obj = dict[str, Any]
 

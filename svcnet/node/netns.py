@@ -63,7 +63,7 @@ from typing import Final, Protocol
 
 from svcnet.node import names as _names
 from svcnet.node.names import PodNetworkNames, check_name
-from svcnet.node.nsthread import NETNS_RUN_DIR, run_in_netns
+from svcnet.util.nsthread import NETNS_RUN_DIR, run_in_netns
 
 __all__ = [
     "ETC_NETNS_DIR",

@@ -34,7 +34,7 @@ Timing and thresholds (the kubelet's ``prober/worker.go``):
 
 Where probes come from. The kubelet probes from the node to the pod IP, and so do we: HTTP
 and TCP probes connect from the **node's network namespace**, which routes to the pod over the
-node's pod bridge. A per-node :class:`~svcnet.node.nsthread.NetnsThread` creates the sockets
+node's pod bridge. A per-node :class:`~svcnet.util.nsthread.NetnsThread` creates the sockets
 (a socket lives in the netns it was created in), and the event loop does the connecting and
 reading. Cost: one thread hop (tens of microseconds) per probe, no process and no per-probe
 thread. The alternative, ``ip netns exec NODE python -c ...`` per probe, costs a Python start
@@ -63,9 +63,9 @@ from ipaddress import ip_address
 from typing import Any, Final, Protocol
 from urllib.parse import urljoin, urlsplit
 
-from svcnet.node.nsthread import NetnsThread
 from svcnet.node.runtime import ContainerKey
 from svcnet.util.clock import Clock
+from svcnet.util.nsthread import NetnsThread
 
 __all__ = [
     "USER_AGENT",

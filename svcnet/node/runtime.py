@@ -60,8 +60,8 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from svcnet.node.files import atomic_write
-from svcnet.node.nsthread import NETNS_RUN_DIR
 from svcnet.util.clock import Clock, RealClock
+from svcnet.util.nsthread import NETNS_RUN_DIR
 
 __all__ = [
     "REASON_COMPLETED",

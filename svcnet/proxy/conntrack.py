@@ -29,7 +29,7 @@ from svcnet.proxy.topology import categorize_endpoints
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
+Obj = Mapping[str, Any]
 Frontend = tuple[str, int]
 """(address, port) for IP frontends; ("", nodePort) for a NodePort."""
 

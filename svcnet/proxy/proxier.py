@@ -1,44 +1,48 @@
-"""The Proxier: build the desired ruleset, plan the difference, apply it, remember it.
+"""The Proxier: plan the difference to the wanted table, apply it, remember it.
 
 Theory of operation
 -------------------
-:meth:`Proxier.sync` is level-triggered: it takes the *complete* current Services,
-EndpointSlices and Node (the node agent's informer caches), and
+:meth:`Proxier.sync_source` takes the current Services and EndpointSlices (a
+:class:`~svcnet.proxy.changes.ProxySource`: the node agent's informer caches), the keys of the
+Services that changed since the last sync (None: any may have), and the Node, and
 
-1. builds the desired :class:`~svcnet.proxy.nft.objects.Ruleset` (pure, see
-   :mod:`svcnet.proxy.ruleset`);
-2. plans a transaction against the ruleset it applied last (:func:`plan_sync`): the first sync,
-   and any sync after a failure, is *full* (the table is recreated atomically); later syncs
-   write only the differences — element adds/deletes, flushed-and-refilled chains — and never
-   list the kernel's state;
-3. applies it as one ``nft -f`` transaction. On success the desired ruleset becomes the applied
-   one; on failure nothing changed in the kernel, but the proxier forgets what it applied so
-   the next sync is full (as kube-proxy's ``needFullSync``): whatever went wrong, a full sync
-   does not depend on it.
+1. recomputes the changed Services' pieces of the table (:mod:`svcnet.proxy.changes`; pure);
+2. plans a transaction against what it applied last: the first sync, and any sync after a
+   failure, is *full* (the table is recreated atomically); later syncs write only the
+   differences — element adds/deletes, flushed-and-refilled chains — and never list the
+   kernel's state. A change normally costs in proportion to the Services it touches; when only
+   the whole-cluster builder can decide (conflicting Services, a new ``lb-<k>`` chain), the
+   plan is computed from whole rulesets instead (:func:`plan_sync`), incremental all the same;
+3. applies it as one ``nft -f`` transaction. On success the new pieces are the applied ones;
+   on failure nothing changed in the kernel, but the proxier forgets what it applied so the
+   next sync is full (as kube-proxy's ``needFullSync``): whatever went wrong, a full sync does
+   not depend on it.
+
+:meth:`Proxier.sync` is the level-triggered form over plain lists (everything may have changed).
 
 Chains that are no longer needed are flushed at once but deleted in a later sync, at least
 ``stale_chain_delay`` seconds after (kernels before 6.2 release a verdict map's reference to a
 chain only shortly after the element is deleted; see :mod:`svcnet.proxy.nft.transaction`).
-Until then they stay in the applied ruleset as empty chains, so the planner knows they exist.
 
-A sync with nothing to change writes nothing. The node agent (a later step) drives ``sync``
-from informer events through a bounded-frequency runner, serves health checks, and clears UDP
-conntrack entries of removed endpoints; none of that is here.
+A sync with nothing to change writes nothing. The node agent drives syncs from informer events
+through a bounded-frequency runner (:mod:`svcnet.proxy.service`); health checks and conntrack
+cleanup are not here.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from svcnet.proxy.changes import ProxySource, StaticSource, TableIndex
 from svcnet.proxy.model import NodeInfo
 from svcnet.proxy.nft.nft import NftError, NftRunner
 from svcnet.proxy.nft.objects import Chain, Ruleset, Table
 from svcnet.proxy.nft.transaction import Transaction, plan_sync
-from svcnet.proxy.ruleset import ProxyConfig, build_ruleset
+from svcnet.proxy.ruleset import EMPTY_CONTRIBUTION, ProxyConfig
 
 __all__ = ["Proxier", "SyncResult"]
 
@@ -52,6 +56,8 @@ class SyncResult:
     duration: float = 0.0
     bytes: int = 0
     warnings: tuple[str, ...] = ()
+    #: The plan was computed from the changed Services alone (not from whole rulesets).
+    fast: bool = False
 
     @property
     def changed(self) -> bool:
@@ -68,7 +74,10 @@ class Proxier:
         self.config = config or ProxyConfig()
         self.clock = clock
         self.stale_chain_delay = stale_chain_delay
-        self.applied: Ruleset | None = None
+        #: What is applied, per Service; None: unknown (the next sync is full).
+        self.index: TableIndex | None = None
+        #: The whole applied table, when the last sync computed it (else rebuilt on demand).
+        self._applied: Ruleset | None = None
         self.stale_chains: dict[str, float] = {}
         self.syncs = 0
         self.failures = 0
@@ -76,49 +85,120 @@ class Proxier:
 
     @property
     def needs_full_sync(self) -> bool:
-        return self.applied is None
+        return self.index is None
+
+    def invalidate(self) -> None:
+        """Forget what was applied: the next sync rewrites the table (atomically)."""
+        self.index = None
+        self._applied = None
+        self.stale_chains.clear()
+
+    @property
+    def applied(self) -> Ruleset | None:
+        """The whole applied table (None before the first sync or after a failure)."""
+        if self.index is None:
+            return None
+        if self._applied is None:
+            self._applied = self.index.ruleset()  # clean: the fast path never leaves conflicts
+        return self._applied
 
     def sync(self, services: Iterable[Mapping[str, Any]],
              endpoint_slices: Iterable[Mapping[str, Any]], node: NodeInfo) -> SyncResult:
-        """Make the kernel match the given objects; raises the runner's error on failure."""
+        """Make the kernel match the given objects (all of them; anything may have changed)."""
+        return self.sync_source(StaticSource(services, endpoint_slices), node)
+
+    def sync_source(self, source: ProxySource, node: NodeInfo,
+                    changed: Collection[str] | None = None) -> SyncResult:
+        """Make the kernel match ``source``, where only the Services ``changed`` (keys) can
+        differ from the last sync (None: any); raises the runner's error on failure."""
         start = self.clock()
-        desired = build_ruleset(services, endpoint_slices, node, self.config)
-        self._delete_stale_chains(desired, start)
-        tx = plan_sync(self.applied, desired, defer_chain_deletion=True)
+        index = self.index
+        if index is None or index.node != node or index.config != self.config:
+            return self._rebuild(source, node, start)
+        keys = set(source.keys()) | set(index.pieces) if changed is None else set(changed)
+        updates = index.changed(index.compute(source, keys))
+        self._delete_stale_chains(start)
+        if not updates:
+            return SyncResult(False, duration=self.clock() - start)
+        delta = index.delta(updates)
+        tx: Transaction | None = None
+        if delta is not None:
+            tx = plan_sync(delta.before, delta.after, defer_chain_deletion=True)
+            if tx.full:
+                tx = None  # never a full sync of a partial table: take the slow path
+        if tx is not None and delta is not None:
+            index.commit(updates)
+            self._applied = None
+            warnings = delta.warnings
+        else:
+            before = self._with_stale(self.applied or index.ruleset())
+            index.commit(updates)
+            desired = index.ruleset(source)
+            tx = plan_sync(before, desired, defer_chain_deletion=True)
+            self._applied = desired
+            warnings = desired.warnings
+        return self._apply(tx, start, warnings, fast=delta is not None and not tx.full)
+
+    def _rebuild(self, source: ProxySource, node: NodeInfo, start: float) -> SyncResult:
+        """Recompute every piece: first sync, after a failure, or the Node/config changed."""
+        previous = self.applied
+        if previous is not None:
+            previous = self._with_stale(previous)
+        index = TableIndex(node, self.config)
+        index.commit({k: c for k, c in index.compute(source, source.keys()).items()
+                      if c != EMPTY_CONTRIBUTION})
+        desired = index.ruleset(source)
+        self.index, self._applied = index, desired
+        self._delete_stale_chains(start)
+        tx = plan_sync(previous, desired, defer_chain_deletion=True)
+        return self._apply(tx, start, desired.warnings, fast=False)
+
+    def _apply(self, tx: Transaction, start: float, warnings: tuple[str, ...], *,
+               fast: bool) -> SyncResult:
         self.last_transaction = tx
-        text = tx.render() if tx else ""
         try:
+            text = tx.render() if tx else ""
             if text:
                 self.runner.apply(text)
         except Exception:
             self.failures += 1
-            self.applied = None
-            self.stale_chains.clear()
+            self.invalidate()
             raise
         self.syncs += 1
         if tx.full:
             self.stale_chains.clear()
         for name in tx.stale_chains:
             self.stale_chains.setdefault(name, start)
-        self.applied = self._with_stale(desired)
-        return SyncResult(tx.full, tx.counts(), self.clock() - start, len(text),
-                          desired.warnings)
+        for name in [n for n in self.stale_chains if self._wanted(n)]:
+            del self.stale_chains[name]  # wanted again: the plan refilled it
+        return SyncResult(tx.full, tx.counts(), self.clock() - start, len(text), warnings,
+                          fast)
 
-    def _with_stale(self, desired: Ruleset) -> Ruleset:
-        extra = [Chain(name) for name in self.stale_chains if name not in desired.chain_by_name]
+    def _wanted(self, chain: str) -> bool:
+        if self._applied is not None:
+            return chain in self._applied.chain_by_name
+        # Only the fast path leaves no whole table behind, and it only runs on a clean index,
+        # whose sum of pieces is the table.
+        index = self.index
+        return index is not None and (chain in index.chain_owners
+                                      or chain in index.definitions().chain_by_name)
+
+    def _with_stale(self, ruleset: Ruleset) -> Ruleset:
+        """``ruleset`` plus the stale chains (empty, in the kernel until deleted)."""
+        extra = [Chain(name) for name in self.stale_chains if name not in ruleset.chain_by_name]
         if not extra:
-            return desired
-        return replace(desired, chains=(*desired.chains, *extra))
+            return ruleset
+        return replace(ruleset, chains=(*ruleset.chains, *extra))
 
-    def _delete_stale_chains(self, desired: Ruleset, now: float) -> None:
+    def _delete_stale_chains(self, now: float) -> None:
         """Delete chains flushed at least ``stale_chain_delay`` ago (own transaction)."""
-        for name in [n for n in self.stale_chains if n in desired.chain_by_name]:
-            del self.stale_chains[name]  # wanted again: the planner refills it
+        for name in [n for n in self.stale_chains if self._wanted(n)]:
+            del self.stale_chains[name]
         due = sorted(n for n, since in self.stale_chains.items()
                      if now - since >= self.stale_chain_delay)
-        if not due or self.applied is None:
+        if not due or self.index is None:
             return
-        tx = Transaction(self.applied.table)
+        tx = Transaction(Table("ip", self.config.table))
         for name in due:
             tx.delete_chain(name)
         try:
@@ -127,8 +207,6 @@ class Proxier:
             return  # harmless leftovers (empty, unreferenced); retried on the next sync
         for name in due:
             del self.stale_chains[name]
-        self.applied = replace(self.applied, chains=tuple(
-            c for c in self.applied.chains if c.name not in due))
 
     def cleanup(self) -> None:
         """Remove the table (if it exists) and forget it."""
@@ -136,5 +214,5 @@ class Proxier:
         tx.add_table()
         tx.delete_table()
         self.runner.apply(tx.render())
-        self.applied = None
-        self.stale_chains.clear()
+        self.invalidate()
+

@@ -101,6 +101,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any, Final
 
 from svcnet.proxy import names
@@ -108,13 +109,15 @@ from svcnet.proxy.model import (
     EndpointInfo,
     NodeInfo,
     ServicePortInfo,
+    ServicePortName,
     endpoints_by_port,
     service_ports,
 )
 from svcnet.proxy.nft.objects import Chain, Element, Map, Rule, Ruleset, Set, Table, ipv4_value
 from svcnet.proxy.topology import categorize_endpoints
 
-__all__ = ["ProxyConfig", "build_ruleset"]
+__all__ = ["Contribution", "ProxyConfig", "assemble_contributions", "build_ruleset",
+           "contribution", "skeleton"]
 
 TABLE_COMMENT: Final = "svcnet service proxy; generated, do not edit"
 
@@ -198,17 +201,65 @@ def lb_chain_count(largest: int) -> int:
     return count
 
 
+@dataclass(frozen=True)
+class _Context:
+    """What the node and the configuration fix for every service port (computed once)."""
+
+    node: NodeInfo
+    config: ProxyConfig
+    cluster_cidrs: tuple[str, ...]
+    nodeport_ips: tuple[str, ...]
+
+    def off_cluster(self) -> str:
+        """Match "source outside the cluster CIDRs" (empty text when there are none)."""
+        return f"ip saddr != @{CLUSTER_CIDRS} " if self.cluster_cidrs else ""
+
+    def cluster_prologue(self) -> list[Rule]:
+        """Masquerade for pickers reached through @service-ips/@service-nodeports."""
+        mark = f"jump {MARK_FOR_MASQ}"
+        if self.config.masquerade_all:
+            return [Rule(mark)]
+        if self.cluster_cidrs:
+            return [Rule(f"{self.off_cluster()}{mark}")]
+        # No local-traffic detector: only host-originated traffic (to ETP Local frontends;
+        # everything else external is marked in `services`) needs marking.
+        return [Rule(f"fib saddr type local {mark}")]
+
+    def local_prologue(self) -> list[Rule]:
+        """Masquerade for sticky-local chains, which serve ClusterIPs under ITP Local (mark
+        off-cluster sources) and outside traffic under ETP Local (never mark)."""
+        mark = f"jump {MARK_FOR_MASQ}"
+        if self.config.masquerade_all:
+            return [Rule(f"ip daddr @{CLUSTER_IPS} {mark}")]
+        if self.cluster_cidrs:
+            return [Rule(f"{self.off_cluster()}ip daddr @{CLUSTER_IPS} {mark}")]
+        return []
+
+
+@lru_cache(maxsize=8)
+def _context(node: NodeInfo, config: ProxyConfig) -> _Context:
+    # Only IPv4 addresses are this table's business (an IPv6 or malformed node address from a
+    # hand-made NodeInfo is ignored rather than fatal).
+    node = replace(node, addresses=tuple(
+        ip for ip in node.addresses if ipv4_value(ip) is not None))
+    nets = [ipaddress.IPv4Network(c) for c in config.nodeport_cidrs]
+    nodeport_ips = []
+    for ip in node.addresses:
+        addr = ipaddress.IPv4Address(ip)
+        if addr.is_loopback or (nets and not any(addr in n for n in nets)):
+            continue  # NodePorts are never served on 127.0.0.1 in nftables mode
+        nodeport_ips.append(ip)
+    return _Context(node, config, tuple(_collapse(config.cluster_cidrs)), tuple(nodeport_ips))
+
+
 class _Builder:
-    """Accumulates elements and chains for one ruleset; :meth:`ruleset` freezes them."""
+    """Accumulates elements and chains of service ports; :meth:`ruleset` freezes them."""
 
     def __init__(self, node: NodeInfo, config: ProxyConfig) -> None:
-        # Only IPv4 addresses are this table's business (an IPv6 or malformed node address
-        # from a hand-made NodeInfo is ignored rather than fatal).
-        self.node = replace(node, addresses=tuple(
-            ip for ip in node.addresses if ipv4_value(ip) is not None))
+        self.ctx = _context(node, config)
+        self.node = self.ctx.node
         self.config = config
-        self.cluster_cidrs = _collapse(config.cluster_cidrs)
-        self.nodeport_ips = self._nodeport_ips()
+        self.nodeport_ips = self.ctx.nodeport_ips
         self.elements: dict[str, dict[tuple[str, ...], Element]] = {}
         self.owners: dict[tuple[str, tuple[str, ...]], str] = {}
         self.lb_counts: set[int] = set()
@@ -216,16 +267,6 @@ class _Builder:
         self.sticky_chains: dict[str, Chain] = {}
         self.affinity_sets: dict[str, Set] = {}
         self.warnings: list[str] = []
-
-    def _nodeport_ips(self) -> list[str]:
-        nets = [ipaddress.IPv4Network(c) for c in self.config.nodeport_cidrs]
-        result = []
-        for ip in self.node.addresses:
-            addr = ipaddress.IPv4Address(ip)
-            if addr.is_loopback or (nets and not any(addr in n for n in nets)):
-                continue  # NodePorts are never served on 127.0.0.1 in nftables mode
-            result.append(ip)
-        return result
 
     # -- element bookkeeping --------------------------------------------------------------
 
@@ -245,33 +286,6 @@ class _Builder:
         self.owners[(target, element.key)] = owner
         return True
 
-    # -- masquerade prologues --------------------------------------------------------------
-
-    def _off_cluster(self) -> str:
-        """Match "source outside the cluster CIDRs" (empty text when there are none)."""
-        return f"ip saddr != @{CLUSTER_CIDRS} " if self.cluster_cidrs else ""
-
-    def _cluster_prologue(self) -> list[Rule]:
-        """Masquerade for pickers reached through @service-ips/@service-nodeports."""
-        mark = f"jump {MARK_FOR_MASQ}"
-        if self.config.masquerade_all:
-            return [Rule(mark)]
-        if self.cluster_cidrs:
-            return [Rule(f"{self._off_cluster()}{mark}")]
-        # No local-traffic detector: only host-originated traffic (to ETP Local frontends;
-        # everything else external is marked in `services`) needs marking.
-        return [Rule(f"fib saddr type local {mark}")]
-
-    def _local_prologue(self) -> list[Rule]:
-        """Masquerade for sticky-local chains, which serve ClusterIPs under ITP Local (mark
-        off-cluster sources) and outside traffic under ETP Local (never mark)."""
-        mark = f"jump {MARK_FOR_MASQ}"
-        if self.config.masquerade_all:
-            return [Rule(f"ip daddr @{CLUSTER_IPS} {mark}")]
-        if self.cluster_cidrs:
-            return [Rule(f"{self._off_cluster()}ip daddr @{CLUSTER_IPS} {mark}")]
-        return []
-
     # -- pickers -------------------------------------------------------------------------
 
     def _sticky(self, sp: ServicePortInfo, endpoints: Sequence[EndpointInfo], *,
@@ -279,7 +293,7 @@ class _Builder:
         name = (names.sticky_local_chain if local else names.sticky_chain)(sp.name)
         if name not in self.sticky_chains:
             proto = sp.protocol.lower()
-            rules = self._local_prologue() if local else self._cluster_prologue()
+            rules = self.ctx.local_prologue() if local else self.ctx.cluster_prologue()
             targets: list[tuple[str, str]] = []
             for ep in endpoints:
                 aff = names.affinity_set(sp.name, ep)
@@ -391,110 +405,179 @@ class _Builder:
 
     # -- the whole table -----------------------------------------------------------------
 
-    def _elements(self, name: str) -> tuple[Element, ...]:
-        return tuple(self.elements.get(name, {}).values())
+    def add_ports(self, ports: Iterable[ServicePortInfo],
+                  endpoints: Mapping[ServicePortName, Sequence[EndpointInfo]]) -> None:
+        """Add service ports in their canonical order (first claim of a key wins)."""
+        seen: set[ServicePortName] = set()
+        for sp in sorted(ports, key=lambda sp: sp.name):
+            if sp.name in seen:
+                self.warnings.append(f"{sp.name}: duplicate service port; ignored")
+                continue
+            seen.add(sp.name)
+            self.add(sp, endpoints.get(sp.name, ()))
 
     def ruleset(self) -> Ruleset:
-        mark = self.config.mark
-        off_cluster = self._off_cluster()
-        outside = f"{off_cluster}fib saddr type != local "
-        chains = [
-            Chain(NAT_PREROUTING, (Rule(f"jump {SERVICES}"),), "nat", "prerouting", DSTNAT,
-                  "accept"),
-            Chain(NAT_OUTPUT, (Rule(f"jump {SERVICES}"),), "nat", "output", DSTNAT, "accept"),
-            Chain(NAT_POSTROUTING, (Rule(f"jump {MASQUERADING}"),), "nat", "postrouting",
-                  SRCNAT, "accept"),
-            Chain(SERVICES, (
-                Rule(f"{FRONTEND} @{FIREWALL_IPS} {FRONTEND} . ip saddr != @{FIREWALL_ALLOW} "
-                     "drop", "loadBalancerSourceRanges"),
-                Rule(f"{outside}{FRONTEND} vmap @{EXTERNAL_LOCAL_IPS}",
-                     "externalTrafficPolicy Local, from outside"),
-                Rule(f"{outside}{NODEPORT_FRONTEND} vmap @{EXTERNAL_LOCAL_NODEPORTS}",
-                     "externalTrafficPolicy Local, from outside"),
-                Rule(f"{FRONTEND} @{MASQ_IPS} jump {MARK_FOR_MASQ}",
-                     "externalTrafficPolicy Cluster"),
-                Rule(f"{NODEPORT_FRONTEND} @{MASQ_NODEPORTS} jump {MARK_FOR_MASQ}",
-                     "externalTrafficPolicy Cluster"),
-                Rule(f"{FRONTEND} vmap @{SERVICE_IPS}"),
-                Rule(f"{NODEPORT_FRONTEND} vmap @{SERVICE_NODEPORTS}"),
-                Rule(f"ip daddr @{CLUSTER_IPS} reject", "ClusterIP, unknown port"),
-            )),
-            Chain(MARK_FOR_MASQ, (Rule(f"meta mark set meta mark | {mark}"),)),
-            Chain(MASQUERADING, (
-                Rule(f"ct status dnat ip saddr . ip daddr @{HAIRPIN} jump {MARK_FOR_MASQ}",
-                     "hairpin"),
-                Rule(f"meta mark & {mark} == 0x00000000 return"),
-                Rule(f"meta mark set meta mark ^ {mark}"),
-                Rule("masquerade fully-random"),
-            )),
-            Chain(REJECT_CHAIN, (Rule("reject"),), comment="services without endpoints"),
-        ]
-        cluster_prologue = self._cluster_prologue()
-        for k in range(1, lb_chain_count(max(self.lb_counts | self.lb_local_counts,
-                                             default=0)) + 1):
-            chains.append(Chain(names.lb_chain(k), (
-                *cluster_prologue,
-                Rule(f"dnat ip to {FRONTEND} . numgen random mod {k} map @{BACKENDS}"),
-            )))
-            chains.append(Chain(names.lb_local_chain(k), (
-                Rule(f"dnat ip to {FRONTEND} . numgen random mod {k} map @{LOCAL_BACKENDS}"),
-            )))
-        chains.extend(self.sticky_chains.values())
+        return assemble(self.ctx, self.elements, self.sticky_chains.values(),
+                        self.affinity_sets.values(),
+                        max(self.lb_counts | self.lb_local_counts, default=0), self.warnings)
 
-        sets = [
-            Set(CLUSTER_IPS, "ipv4_addr", comment="ClusterIPs of programmed services",
-                elements=self._elements(CLUSTER_IPS)),
-            Set(NODEPORT_IPS, "ipv4_addr", comment="node addresses serving NodePorts",
-                elements=tuple(Element((ip,)) for ip in self.nodeport_ips)),
-            Set(FIREWALL_IPS, IP_PORT_TYPE, comment="frontends with loadBalancerSourceRanges",
-                elements=self._elements(FIREWALL_IPS)),
-            Set(FIREWALL_ALLOW, f"{IP_PORT_TYPE} . ipv4_addr", flags=("interval",),
-                comment="frontend . allowed source range", elements=self._elements(FIREWALL_ALLOW)),
-            Set(MASQ_IPS, IP_PORT_TYPE, comment="external IPs of ETP=Cluster services",
-                elements=self._elements(MASQ_IPS)),
-            Set(MASQ_NODEPORTS, PORT_TYPE, comment="NodePorts of ETP=Cluster services",
-                elements=self._elements(MASQ_NODEPORTS)),
-            Set(HAIRPIN, "ipv4_addr . ipv4_addr", comment="local endpoint . itself",
-                elements=self._elements(HAIRPIN)),
-            *self.affinity_sets.values(),
-        ]
-        if self.cluster_cidrs:
-            sets.append(Set(CLUSTER_CIDRS, "ipv4_addr", flags=("interval",),
-                            comment="pod CIDRs (local traffic)",
-                            elements=tuple(Element((c,)) for c in self.cluster_cidrs)))
-        maps = [
-            Map(SERVICE_IPS, IP_PORT_TYPE, comment="ClusterIPs, external IPs, LB IPs",
-                elements=self._elements(SERVICE_IPS)),
-            Map(SERVICE_NODEPORTS, PORT_TYPE, comment="NodePorts",
-                elements=self._elements(SERVICE_NODEPORTS)),
-            Map(EXTERNAL_LOCAL_IPS, IP_PORT_TYPE, comment="ETP=Local, from outside",
-                elements=self._elements(EXTERNAL_LOCAL_IPS)),
-            Map(EXTERNAL_LOCAL_NODEPORTS, PORT_TYPE, comment="ETP=Local NodePorts, from outside",
-                elements=self._elements(EXTERNAL_LOCAL_NODEPORTS)),
-            Map(BACKENDS, BACKENDS_KEY, typeof=True, value=BACKENDS_VALUE,
-                comment="frontend . slot -> endpoint", elements=self._elements(BACKENDS)),
-            Map(LOCAL_BACKENDS, BACKENDS_KEY, typeof=True, value=BACKENDS_VALUE,
-                comment="frontend . slot -> node-local endpoint",
-                elements=self._elements(LOCAL_BACKENDS)),
-        ]
-        return Ruleset(Table("ip", self.config.table, TABLE_COMMENT), tuple(chains),
-                       tuple(sets), tuple(maps), tuple(self.warnings))
+
+def assemble(ctx: _Context, elements: Mapping[str, Mapping[tuple[str, ...], Element]],
+             sticky_chains: Iterable[Chain], affinity_sets: Iterable[Set], largest: int,
+             warnings: Iterable[str]) -> Ruleset:
+    """The table from the service ports' elements and chains (fixed chains, sets and maps
+    around them); ``largest`` is the largest endpoint count behind an ``lb-<k>`` chain."""
+    config = ctx.config
+    mark = config.mark
+    off_cluster = ctx.off_cluster()
+    outside = f"{off_cluster}fib saddr type != local "
+
+    def of(name: str) -> tuple[Element, ...]:
+        return tuple(elements.get(name, {}).values())
+
+    chains = [
+        Chain(NAT_PREROUTING, (Rule(f"jump {SERVICES}"),), "nat", "prerouting", DSTNAT,
+              "accept"),
+        Chain(NAT_OUTPUT, (Rule(f"jump {SERVICES}"),), "nat", "output", DSTNAT, "accept"),
+        Chain(NAT_POSTROUTING, (Rule(f"jump {MASQUERADING}"),), "nat", "postrouting",
+              SRCNAT, "accept"),
+        Chain(SERVICES, (
+            Rule(f"{FRONTEND} @{FIREWALL_IPS} {FRONTEND} . ip saddr != @{FIREWALL_ALLOW} "
+                 "drop", "loadBalancerSourceRanges"),
+            Rule(f"{outside}{FRONTEND} vmap @{EXTERNAL_LOCAL_IPS}",
+                 "externalTrafficPolicy Local, from outside"),
+            Rule(f"{outside}{NODEPORT_FRONTEND} vmap @{EXTERNAL_LOCAL_NODEPORTS}",
+                 "externalTrafficPolicy Local, from outside"),
+            Rule(f"{FRONTEND} @{MASQ_IPS} jump {MARK_FOR_MASQ}",
+                 "externalTrafficPolicy Cluster"),
+            Rule(f"{NODEPORT_FRONTEND} @{MASQ_NODEPORTS} jump {MARK_FOR_MASQ}",
+                 "externalTrafficPolicy Cluster"),
+            Rule(f"{FRONTEND} vmap @{SERVICE_IPS}"),
+            Rule(f"{NODEPORT_FRONTEND} vmap @{SERVICE_NODEPORTS}"),
+            Rule(f"ip daddr @{CLUSTER_IPS} reject", "ClusterIP, unknown port"),
+        )),
+        Chain(MARK_FOR_MASQ, (Rule(f"meta mark set meta mark | {mark}"),)),
+        Chain(MASQUERADING, (
+            Rule(f"ct status dnat ip saddr . ip daddr @{HAIRPIN} jump {MARK_FOR_MASQ}",
+                 "hairpin"),
+            Rule(f"meta mark & {mark} == 0x00000000 return"),
+            Rule(f"meta mark set meta mark ^ {mark}"),
+            Rule("masquerade fully-random"),
+        )),
+        Chain(REJECT_CHAIN, (Rule("reject"),), comment="services without endpoints"),
+    ]
+    cluster_prologue = ctx.cluster_prologue()
+    for k in range(1, lb_chain_count(largest) + 1):
+        chains.append(Chain(names.lb_chain(k), (
+            *cluster_prologue,
+            Rule(f"dnat ip to {FRONTEND} . numgen random mod {k} map @{BACKENDS}"),
+        )))
+        chains.append(Chain(names.lb_local_chain(k), (
+            Rule(f"dnat ip to {FRONTEND} . numgen random mod {k} map @{LOCAL_BACKENDS}"),
+        )))
+    chains.extend(sticky_chains)
+
+    sets = [
+        Set(CLUSTER_IPS, "ipv4_addr", comment="ClusterIPs of programmed services",
+            elements=of(CLUSTER_IPS)),
+        Set(NODEPORT_IPS, "ipv4_addr", comment="node addresses serving NodePorts",
+            elements=tuple(Element((ip,)) for ip in ctx.nodeport_ips)),
+        Set(FIREWALL_IPS, IP_PORT_TYPE, comment="frontends with loadBalancerSourceRanges",
+            elements=of(FIREWALL_IPS)),
+        Set(FIREWALL_ALLOW, f"{IP_PORT_TYPE} . ipv4_addr", flags=("interval",),
+            comment="frontend . allowed source range", elements=of(FIREWALL_ALLOW)),
+        Set(MASQ_IPS, IP_PORT_TYPE, comment="external IPs of ETP=Cluster services",
+            elements=of(MASQ_IPS)),
+        Set(MASQ_NODEPORTS, PORT_TYPE, comment="NodePorts of ETP=Cluster services",
+            elements=of(MASQ_NODEPORTS)),
+        Set(HAIRPIN, "ipv4_addr . ipv4_addr", comment="local endpoint . itself",
+            elements=of(HAIRPIN)),
+        *affinity_sets,
+    ]
+    if ctx.cluster_cidrs:
+        sets.append(Set(CLUSTER_CIDRS, "ipv4_addr", flags=("interval",),
+                        comment="pod CIDRs (local traffic)",
+                        elements=tuple(Element((c,)) for c in ctx.cluster_cidrs)))
+    maps = [
+        Map(SERVICE_IPS, IP_PORT_TYPE, comment="ClusterIPs, external IPs, LB IPs",
+            elements=of(SERVICE_IPS)),
+        Map(SERVICE_NODEPORTS, PORT_TYPE, comment="NodePorts",
+            elements=of(SERVICE_NODEPORTS)),
+        Map(EXTERNAL_LOCAL_IPS, IP_PORT_TYPE, comment="ETP=Local, from outside",
+            elements=of(EXTERNAL_LOCAL_IPS)),
+        Map(EXTERNAL_LOCAL_NODEPORTS, PORT_TYPE, comment="ETP=Local NodePorts, from outside",
+            elements=of(EXTERNAL_LOCAL_NODEPORTS)),
+        Map(BACKENDS, BACKENDS_KEY, typeof=True, value=BACKENDS_VALUE,
+            comment="frontend . slot -> endpoint", elements=of(BACKENDS)),
+        Map(LOCAL_BACKENDS, BACKENDS_KEY, typeof=True, value=BACKENDS_VALUE,
+            comment="frontend . slot -> node-local endpoint", elements=of(LOCAL_BACKENDS)),
+    ]
+    return Ruleset(Table("ip", config.table, TABLE_COMMENT), tuple(chains), tuple(sets),
+                   tuple(maps), tuple(warnings))
 
 
 def build_ruleset(services: Iterable[Mapping[str, Any]],
                   endpoint_slices: Iterable[Mapping[str, Any]],
                   node: NodeInfo, config: ProxyConfig | None = None) -> Ruleset:
     """The table the node's data plane should hold: pure and deterministic."""
-    config = config or ProxyConfig()
-    builder = _Builder(node, config)
-    seen: set[object] = set()
-    ports = sorted((sp for svc in services for sp in service_ports(svc)),
-                   key=lambda sp: sp.name)
-    endpoints = endpoints_by_port(endpoint_slices)
-    for sp in ports:
-        if sp.name in seen:
-            builder.warnings.append(f"{sp.name}: duplicate service port; ignored")
-            continue
-        seen.add(sp.name)
-        builder.add(sp, endpoints.get(sp.name, ()))
+    builder = _Builder(node, config or ProxyConfig())
+    builder.add_ports((sp for svc in services for sp in service_ports(svc)),
+                      endpoints_by_port(endpoint_slices))
     return builder.ruleset()
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """What one Service puts into the table, computed on its own (see
+    :mod:`svcnet.proxy.changes`): elements by set or map name, its sticky chains and affinity
+    sets, the endpoint counts its ``lb-<k>`` verdicts use, and its warnings."""
+
+    elements: Mapping[str, Mapping[tuple[str, ...], Element]]
+    chains: Mapping[str, Chain]
+    sets: Mapping[str, Set]
+    lb_counts: frozenset[int]
+    warnings: tuple[str, ...]
+
+
+EMPTY_CONTRIBUTION: Final = Contribution({}, {}, {}, frozenset(), ())
+
+
+def contribution(service: Mapping[str, Any] | None, endpoint_slices: Iterable[Mapping[str, Any]],
+                 node: NodeInfo, config: ProxyConfig) -> Contribution:
+    """One Service's part of :func:`build_ruleset`'s table (its EndpointSlices given)."""
+    if service is None:
+        return EMPTY_CONTRIBUTION
+    builder = _Builder(node, config)
+    builder.add_ports(service_ports(service), endpoints_by_port(endpoint_slices))
+    return Contribution(builder.elements, builder.sticky_chains, builder.affinity_sets,
+                        frozenset(builder.lb_counts | builder.lb_local_counts),
+                        tuple(builder.warnings))
+
+
+def assemble_contributions(contributions: Iterable[Contribution], node: NodeInfo,
+                           config: ProxyConfig) -> Ruleset:
+    """The table from Services' contributions, given in (namespace, name) order.
+
+    Equal to :func:`build_ruleset` when no two Services claim one key with different values
+    (a conflict: the first claim wins and the loser's dependent elements are skipped, which
+    only the whole-cluster builder can decide).
+    """
+    elements: dict[str, dict[tuple[str, ...], Element]] = {}
+    chains: list[Chain] = []
+    sets: list[Set] = []
+    counts: set[int] = set()
+    warnings: list[str] = []
+    for c in contributions:
+        for target, bucket in c.elements.items():
+            elements.setdefault(target, {}).update(bucket)
+        chains.extend(c.chains.values())
+        sets.extend(c.sets.values())
+        counts |= c.lb_counts
+        warnings.extend(c.warnings)
+    return assemble(_context(node, config), elements, chains, sets, max(counts, default=0),
+                    warnings)
+
+
+def skeleton(node: NodeInfo, config: ProxyConfig, largest: int) -> Ruleset:
+    """The table without any Service: the fixed chains, and every set and map's definition."""
+    return assemble(_context(node, config), {}, (), (), largest, ())

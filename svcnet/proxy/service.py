@@ -1,9 +1,12 @@
 """The service proxy as the node agent runs it: the Proxier, driven asynchronously, with
 kube-proxy's metrics and health.
 
-The agent hands over its informer caches on every change (level-triggered, coalesced by the
-agent); :meth:`NodeProxy.sync` builds and applies in a worker thread, because ``nft -f`` is a
-subprocess and the agent's event loop must keep serving pods and heartbeats meanwhile.
+The agent hands over its informer caches (an :class:`InformerSource`) and the keys of the
+Services whose Service or EndpointSlices changed since the last sync, collected from informer
+events as kube-proxy's change trackers do (:func:`changed_key`); :meth:`NodeProxy.sync` plans
+and applies in a worker thread, so that the agent's event loop keeps serving pods and
+heartbeats meanwhile. Small transactions go through libnftables in-process, big ones through
+an ``nft`` process (:class:`~svcnet.proxy.nft.libnft.NodeNft`).
 
 Health follows kube-proxy's ``ProxierHealthServer``: the proxy is unhealthy when a change has
 been queued for longer than ``health_timeout`` without a successful sync since. Metrics use
@@ -18,21 +21,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from svcnet.client.informer import Informer
+from svcnet.proxy.changes import ProxySource, service_key, slice_service_key
 from svcnet.proxy.conntrack import Conntrack, Frontend, plan_cleanup, udp_frontends
 from svcnet.proxy.model import NodeInfo
-from svcnet.proxy.nft.nft import SubprocessNft
+from svcnet.proxy.nft.libnft import NodeNft
+from svcnet.proxy.nft.nft import NftRunner
 from svcnet.proxy.proxier import Proxier, SyncResult
 from svcnet.proxy.ruleset import ProxyConfig
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
+SERVICE_INDEX = "service"
 TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time"
 _BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30)
 
@@ -46,6 +53,38 @@ def node_info(node: Obj, fallback_ip: str = "") -> NodeInfo:
         addresses = (fallback_ip,)
     zone = (meta.get("labels") or {}).get("topology.kubernetes.io/zone")
     return NodeInfo(str(meta.get("name", "")), addresses, zone)
+
+
+def slice_service_index(endpoint_slice: Obj) -> list[str]:
+    """Index function for an EndpointSlice informer: the key of its Service."""
+    key = slice_service_key(endpoint_slice)
+    return [key] if key is not None else []
+
+
+def changed_key(obj: Mapping[str, Any]) -> str | None:
+    """The Service key a Service or EndpointSlice event changes (None: neither)."""
+    if obj.get("kind") == "EndpointSlice" or "endpoints" in obj or "addressType" in obj:
+        return slice_service_key(obj)
+    return service_key(obj)
+
+
+class InformerSource:
+    """A :class:`~svcnet.proxy.changes.ProxySource` over the agent's informer caches; the
+    EndpointSlice informer needs the :data:`SERVICE_INDEX` index (:func:`slice_service_index`)."""
+
+    def __init__(self, services: Informer, slices: Informer) -> None:
+        self._services = services
+        self._slices = slices
+
+    def service(self, key: str) -> Obj | None:
+        return self._services.get(key)
+
+    def slices(self, key: str) -> Sequence[Obj]:
+        return self._slices.by_index(SERVICE_INDEX, key)
+
+    def keys(self) -> Iterable[str]:
+        return {*self._services.indexer.list_keys(),
+                *self._slices.indexer.index_values(SERVICE_INDEX)}
 
 
 class ProxyMetrics:
@@ -81,19 +120,26 @@ class ProxyMetrics:
 class NodeProxy:
     def __init__(self, netns: str, *, node_ip: str = "",
                  cluster_cidrs: Sequence[str] = ("10.244.0.0/16",),
-                 health_timeout: float = 60.0) -> None:
+                 health_timeout: float = 60.0, runner: NftRunner | None = None) -> None:
         self.netns = netns
         self.node_ip = node_ip
-        self.proxier = Proxier(SubprocessNft(netns),
-                               ProxyConfig(cluster_cidrs=tuple(cluster_cidrs)))
+        self.nft = runner if runner is not None else NodeNft(netns)
+        self.proxier = Proxier(self.nft, ProxyConfig(cluster_cidrs=tuple(cluster_cidrs)))
         self.last: SyncResult | None = None
         self.metrics = ProxyMetrics()
         self.health_timeout = health_timeout
         self.conntrack = Conntrack(netns)
-        self._udp: dict[Frontend, frozenset[str]] | None = None
+        #: UDP frontends -> endpoint addresses, per Service key (None before the first sync).
+        self._udp: dict[str, dict[Frontend, frozenset[str]]] | None = None
         self._queued_at: float | None = None
         self._synced_at: float = 0.0
-        self._seen_slices: dict[str, str] = {}
+        #: Service key -> its EndpointSlices' names -> resourceVersion (None: no sync yet).
+        self._seen_slices: dict[str, dict[str, str]] | None = None
+
+    def close(self) -> None:
+        close = getattr(self.nft, "close", None)
+        if close is not None:
+            close()
 
     def note_queued(self) -> None:
         """A change arrived that the next sync will apply."""
@@ -111,15 +157,17 @@ class NodeProxy:
         return not (self._queued_at is not None and now - self._queued_at > self.health_timeout
                     and self._synced_at < self._queued_at)
 
-    async def sync(self, services: list[Obj], endpoint_slices: list[Obj], node: Obj,
-                   full: bool = False) -> None:
+    async def sync(self, source: ProxySource, node: Obj,
+                   changed: Collection[str] | None = None, full: bool = False) -> None:
+        """Apply what changed: the Services ``changed`` (keys; None: any may have), or
+        rewrite the whole table if ``full``."""
         info = node_info(node, self.node_ip)
         if full:
-            self.proxier.applied = None  # rewrite the table from scratch (atomically)
+            self.proxier.invalidate()  # rewrite the table from scratch (atomically)
+            changed = None
         queued = self._queued_at
         try:
-            result = await asyncio.to_thread(self.proxier.sync, services, endpoint_slices,
-                                             info)
+            result = await asyncio.to_thread(self.proxier.sync_source, source, info, changed)
         except Exception:
             self.metrics.failures.inc()
             raise
@@ -133,33 +181,62 @@ class NodeProxy:
         self.metrics.sync_duration.observe(result.duration)
         (self.metrics.full_sync_duration if result.full
          else self.metrics.partial_sync_duration).observe(result.duration)
-        self._observe_programming(endpoint_slices, now)
+        everything = changed is None or self._udp is None
+        keys = list(source.keys()) if everything or changed is None else list(changed)
+        self._observe_programming(source, keys, full=everything, now=now)
         # Only after the rules changed: a deleted entry must not be re-created to the old
         # endpoint by a packet that still saw the old rules.
-        udp = udp_frontends(services, endpoint_slices, info.name)
-        if self._udp is not None:
-            cleared = await self.conntrack.apply(plan_cleanup(self._udp, udp))
-            if cleared:
-                log.info("cleared %d stale UDP conntrack entries", cleared)
-        self._udp = udp
+        await self._clean_conntrack(source, keys, info.name, full=everything)
         if result.changed:
-            log.info("proxy sync (%s) in %.1f ms: %s", "full" if result.full else "partial",
-                     result.duration * 1000, dict(result.counts))
+            log.info("proxy sync (%s%s) in %.1f ms: %s", "full" if result.full else "partial",
+                     ", fast" if result.fast else "", result.duration * 1000,
+                     dict(result.counts))
 
-    def _observe_programming(self, slices: list[Obj], now: float) -> None:
-        seen: dict[str, str] = {}
-        for s in slices:
-            meta = s.get("metadata") or {}
-            key = f"{meta.get('namespace')}/{meta.get('name')}"
-            rv = str(meta.get("resourceVersion", ""))
-            seen[key] = rv
-            if self._seen_slices.get(key) == rv or not self._seen_slices:
-                continue
-            trigger = (meta.get("annotations") or {}).get(TRIGGER_TIME)
-            if trigger:
-                try:
-                    at = datetime.fromisoformat(trigger.replace("Z", "+00:00")).timestamp()
-                except ValueError:
+    async def _clean_conntrack(self, source: ProxySource, keys: list[str], node_name: str, *,
+                               full: bool) -> None:
+        udp = {key: udp_frontends([svc] if (svc := source.service(key)) else [],
+                                  source.slices(key), node_name) for key in keys}
+        if self._udp is None:
+            self._udp = {k: v for k, v in udp.items() if v}
+            return
+        if full:
+            keys = sorted(set(keys) | set(self._udp))
+        before: dict[Frontend, frozenset[str]] = {}
+        after: dict[Frontend, frozenset[str]] = {}
+        for key in keys:
+            before.update(self._udp.pop(key, {}))
+            if udp.get(key):
+                self._udp[key] = udp[key]
+                after.update(udp[key])
+        cleared = await self.conntrack.apply(plan_cleanup(before, after))
+        if cleared:
+            log.info("cleared %d stale UDP conntrack entries", cleared)
+
+    def _observe_programming(self, source: ProxySource, keys: list[str], *, full: bool,
+                             now: float) -> None:
+        """Observe network programming latency for the EndpointSlices of ``keys`` that
+        changed since the last sync (none on the first: their trigger times are old)."""
+        first = self._seen_slices is None
+        seen = self._seen_slices or {}
+        fresh: dict[str, dict[str, str]] = {} if full else seen
+        for key in keys:
+            old = seen.get(key, {})
+            new: dict[str, str] = {}
+            for s in source.slices(key):
+                meta = s.get("metadata") or {}
+                name, rv = str(meta.get("name")), str(meta.get("resourceVersion", ""))
+                new[name] = rv
+                if first or old.get(name) == rv:
                     continue
-                self.metrics.programming.observe(max(now - at, 0.0))
-        self._seen_slices = seen
+                trigger = (meta.get("annotations") or {}).get(TRIGGER_TIME)
+                if trigger:
+                    try:
+                        at = datetime.fromisoformat(trigger.replace("Z", "+00:00")).timestamp()
+                    except ValueError:
+                        continue
+                    self.metrics.programming.observe(max(now - at, 0.0))
+            if new:
+                fresh[key] = new
+            else:
+                fresh.pop(key, None)
+        self._seen_slices = fresh

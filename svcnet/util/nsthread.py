@@ -78,6 +78,8 @@ class NetnsThread:
         self._entered: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._thread = threading.Thread(target=self._main, name=f"netns:{netns}", daemon=True)
         self._closed = False
+        self._started = False
+        self._start_lock = threading.Lock()
 
     def _main(self) -> None:
         try:
@@ -95,16 +97,32 @@ class NetnsThread:
             except BaseException as exc:
                 fut.set_exception(exc)
 
+    def _start(self) -> None:
+        with self._start_lock:
+            if not self._started:
+                self._started = True
+                self._thread.start()
+
     async def call(self, fn: Callable[[], T]) -> T:
         if self._closed:
             raise RuntimeError(f"netns thread for {self.netns} is closed")
-        if not self._thread.is_alive() and not self._entered.done():
-            self._thread.start()
+        self._start()
         await asyncio.wrap_future(self._entered)
         fut: concurrent.futures.Future[object] = concurrent.futures.Future()
         self._queue.put((fn, fut))
         result = await asyncio.wrap_future(fut)
         return result  # type: ignore[return-value]
+
+    def call_sync(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the thread and wait for it, from any thread *except* an event loop's
+        (it blocks)."""
+        if self._closed:
+            raise RuntimeError(f"netns thread for {self.netns} is closed")
+        self._start()
+        self._entered.result()
+        fut: concurrent.futures.Future[object] = concurrent.futures.Future()
+        self._queue.put((fn, fut))
+        return fut.result()  # type: ignore[return-value]
 
     def close(self) -> None:
         """Stop the thread (after the work already queued). Idempotent."""

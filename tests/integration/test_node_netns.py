@@ -32,10 +32,10 @@ from typing import Any
 import pytest
 
 from svcnet.node.names import ClusterNames
-from svcnet.node.nsthread import NETNS_RUN_DIR
 from svcnet.node.probes import ProbeKind
 from svcnet.node.runner import NodeConfig, PodRunner
 from svcnet.node.runtime import ContainerKey, Running, read_proc_stat
+from svcnet.util.nsthread import NETNS_RUN_DIR
 from tests.conftest import require_binary
 
 pytestmark = pytest.mark.root
