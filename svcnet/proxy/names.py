@@ -20,6 +20,7 @@ from typing import Final
 from svcnet.proxy.model import EndpointInfo, ServicePortName
 
 __all__ = [
+    "STICKY_PREFIXES",
     "affinity_set",
     "hash_name",
     "lb_chain",
@@ -53,6 +54,10 @@ def lb_chain(count: int) -> str:
 def lb_local_chain(count: int) -> str:
     """The shared chain picking one of ``count`` node-local endpoints (``@local-backends``)."""
     return f"lb-local-{count}"
+
+
+#: Every per-Service chain's name starts with one of these (the others are fixed).
+STICKY_PREFIXES: Final = ("sticky-",)
 
 
 def sticky_chain(spn: ServicePortName) -> str:

@@ -7,8 +7,11 @@ Theory of operation
 Services that changed since the last sync (None: any may have), and the Node, and
 
 1. recomputes the changed Services' pieces of the table (:mod:`svcnet.proxy.changes`; pure);
-2. plans a transaction against what it applied last: the first sync, and any sync after a
-   failure, is *full* (the table is recreated atomically); later syncs write only the
+2. plans a transaction against what it applied last. The first sync, and any sync after a
+   failure or a requested full resync, does not know the kernel's state: it reads the table
+   back once and plans from it (:mod:`svcnet.proxy.nft.adopt`: a restarted agent keeps the
+   table and its affinity state), or, if there is none or it cannot be adopted, is *full*
+   (the table is recreated atomically); later syncs write only the
    differences — element adds/deletes, flushed-and-refilled chains — and never list the
    kernel's state. A change normally costs in proportion to the Services it touches; when only
    the whole-cluster builder can decide (conflicting Services, a new ``lb-<k>`` chain), the
@@ -39,10 +42,12 @@ from typing import Any
 
 from svcnet.proxy.changes import ProxySource, StaticSource, TableIndex
 from svcnet.proxy.model import NodeInfo
+from svcnet.proxy.names import STICKY_PREFIXES
+from svcnet.proxy.nft.adopt import FINGERPRINT_PREFIX, adopt
 from svcnet.proxy.nft.nft import NftError, NftRunner
 from svcnet.proxy.nft.objects import Chain, Ruleset, Table
 from svcnet.proxy.nft.transaction import Transaction, plan_sync
-from svcnet.proxy.ruleset import EMPTY_CONTRIBUTION, ProxyConfig
+from svcnet.proxy.ruleset import EMPTY_CONTRIBUTION, NAT_PREROUTING, ProxyConfig
 
 __all__ = ["Proxier", "SyncResult"]
 
@@ -58,6 +63,8 @@ class SyncResult:
     warnings: tuple[str, ...] = ()
     #: The plan was computed from the changed Services alone (not from whole rulesets).
     fast: bool = False
+    #: The plan started from the table found in the kernel (after a restart, a resync).
+    adopted: bool = False
 
     @property
     def changed(self) -> bool:
@@ -69,8 +76,11 @@ class Proxier:
 
     def __init__(self, runner: NftRunner, config: ProxyConfig | None = None, *,
                  clock: Callable[[], float] = time.monotonic,
-                 stale_chain_delay: float = 1.0) -> None:
+                 stale_chain_delay: float = 1.0, adopt: bool = True) -> None:
         self.runner = runner
+        #: Plan the first sync (and full resyncs) from the table in the kernel, if any.
+        self.adopt = adopt
+        self._adoption_failed = False
         self.config = config or ProxyConfig()
         self.clock = clock
         self.stale_chain_delay = stale_chain_delay
@@ -150,11 +160,36 @@ class Proxier:
         desired = index.ruleset(source)
         self.index, self._applied = index, desired
         self._delete_stale_chains(start)
+        adopted = False
+        if previous is None:
+            previous = self._adopt(desired)
+            adopted = previous is not None
         tx = plan_sync(previous, desired, defer_chain_deletion=True)
-        return self._apply(tx, start, desired.warnings, fast=False)
+        try:
+            return self._apply(tx, start, desired.warnings, fast=False, adopted=adopted)
+        except Exception:
+            if adopted:
+                self._adoption_failed = True  # next time, recreate the table instead
+            raise
+
+    def _adopt(self, desired: Ruleset) -> Ruleset | None:
+        """The table as the kernel holds it, to plan from (see :mod:`svcnet.proxy.nft.adopt`);
+        None: recreate it (absent, another layout, unreadable, or adopting failed before)."""
+        list_json = getattr(self.runner, "list_table_json", None)
+        if not self.adopt or self._adoption_failed or list_json is None:
+            return None
+        try:
+            listing = list_json("ip", self.config.table)
+        except NftError:
+            return None
+        if listing is None:
+            return None
+        first = desired.chain_by_name[NAT_PREROUTING].rules[0].comment or ""
+        fixed = {c.name for c in desired.chains if not c.name.startswith(STICKY_PREFIXES)}
+        return adopt(listing, desired, fixed, first.removeprefix(FINGERPRINT_PREFIX))
 
     def _apply(self, tx: Transaction, start: float, warnings: tuple[str, ...], *,
-               fast: bool) -> SyncResult:
+               fast: bool, adopted: bool = False) -> SyncResult:
         self.last_transaction = tx
         try:
             text = tx.render() if tx else ""
@@ -165,6 +200,7 @@ class Proxier:
             self.invalidate()
             raise
         self.syncs += 1
+        self._adoption_failed = False
         if tx.full:
             self.stale_chains.clear()
         for name in tx.stale_chains:
@@ -172,7 +208,7 @@ class Proxier:
         for name in [n for n in self.stale_chains if self._wanted(n)]:
             del self.stale_chains[name]  # wanted again: the plan refilled it
         return SyncResult(tx.full, tx.counts(), self.clock() - start, len(text), warnings,
-                          fast)
+                          fast, adopted)
 
     def _wanted(self, chain: str) -> bool:
         if self._applied is not None:

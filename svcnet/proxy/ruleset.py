@@ -98,6 +98,7 @@ inputs give byte-identical renderings (the golden tests rely on it).
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -113,6 +114,7 @@ from svcnet.proxy.model import (
     endpoints_by_port,
     service_ports,
 )
+from svcnet.proxy.nft.adopt import FINGERPRINT_PREFIX
 from svcnet.proxy.nft.objects import Chain, Element, Map, Rule, Ruleset, Set, Table, ipv4_value
 from svcnet.proxy.topology import categorize_endpoints
 
@@ -475,8 +477,6 @@ def assemble(ctx: _Context, elements: Mapping[str, Mapping[tuple[str, ...], Elem
         chains.append(Chain(names.lb_local_chain(k), (
             Rule(f"dnat ip to {FRONTEND} . numgen random mod {k} map @{LOCAL_BACKENDS}"),
         )))
-    chains.extend(sticky_chains)
-
     sets = [
         Set(CLUSTER_IPS, "ipv4_addr", comment="ClusterIPs of programmed services",
             elements=of(CLUSTER_IPS)),
@@ -512,8 +512,23 @@ def assemble(ctx: _Context, elements: Mapping[str, Mapping[tuple[str, ...], Elem
         Map(LOCAL_BACKENDS, BACKENDS_KEY, typeof=True, value=BACKENDS_VALUE,
             comment="frontend . slot -> node-local endpoint", elements=of(LOCAL_BACKENDS)),
     ]
-    return Ruleset(Table("ip", config.table, TABLE_COMMENT), tuple(chains), tuple(sets),
-                   tuple(maps), tuple(warnings))
+    # The fixed part's fingerprint, readable from the kernel (see svcnet.proxy.nft.adopt).
+    fingerprint = layout_fingerprint(chains, (*sets, *maps))
+    chains[0] = replace(chains[0], rules=(
+        Rule(f"jump {SERVICES}", f"{FINGERPRINT_PREFIX}{fingerprint}"),))
+    return Ruleset(Table("ip", config.table, TABLE_COMMENT), (*chains, *sticky_chains),
+                   tuple(sets), tuple(maps), tuple(warnings))
+
+
+def layout_fingerprint(chains: Iterable[Chain], sets: Iterable[Set | Map]) -> str:
+    """A short hash of fixed chains and set definitions (not elements, not sticky chains)."""
+    digest = hashlib.sha256()
+    for chain in sorted(chains, key=lambda c: c.name):
+        digest.update("\n".join(chain.render_block()).encode())
+    for s in sorted(sets, key=lambda s: s.name):
+        if not s.dynamic:
+            digest.update(f"{s.kind} {s.name} {s.spec()}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def build_ruleset(services: Iterable[Mapping[str, Any]],

@@ -28,6 +28,7 @@ the kernel would hold after these transactions" with "what the builder wanted".
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -83,6 +84,32 @@ def _braced(text: str) -> str:
     if not (text.startswith("{") and text.endswith("}")):
         raise _Fail(f"syntax error: expected {{ ... }}, got {text!r}")
     return text[1:-1].strip()
+
+
+def _json_component(text: str) -> object:
+    if text.isdigit():
+        return int(text)
+    if "/" in text:
+        addr, _, length = text.partition("/")
+        return addr if length == "32" else {"prefix": {"addr": addr, "len": int(length)}}
+    return text
+
+
+def _json_value(components: tuple[str, ...]) -> object:
+    values = [_json_component(c) for c in components]
+    return values[0] if len(values) == 1 else {"concat": values}
+
+
+def _json_element(element: Element, definition: SetLike) -> object:
+    key = _json_value(element.key)
+    if element.comment is not None:
+        key = {"elem": {"val": key, "comment": element.comment}}
+    if not isinstance(definition, Map):
+        return key
+    if definition.is_vmap:
+        verb, _, target = element.value[0].partition(" ")
+        return [key, {verb: {"target": target} if target else None}]
+    return [key, _json_value(element.value)]
 
 
 @dataclass
@@ -164,6 +191,39 @@ class FakeNft:
     def dump(self) -> str:
         """Every table, in canonical block form (sorted; see :meth:`Ruleset.render`)."""
         return "".join(self.tables[key].ruleset().render() for key in sorted(self.tables))
+
+    def list_table_json(self, family: str, name: str) -> str | None:
+        """What ``nft -j list table`` prints for the parts :mod:`~svcnet.proxy.nft.adopt`
+        reads: set and map definitions and elements (ports as numbers, prefixes and
+        concatenations as objects, a host prefix as the bare address, element comments),
+        chains, and rules with their comments (expressions left empty). Like the kernel, it
+        lists neither the ``dynamic`` flag nor (here) the data path's elements."""
+        table = self.tables.get((family, name))
+        if table is None:
+            return None
+        out: list[dict[str, object]] = [{"table": {"family": family, "name": name}}]
+        where = {"family": family, "table": name}
+        for fake in table.sets.values():
+            d = fake.definition
+            body: dict[str, object] = {**where, "name": d.name, "type": list(d.key_types)}
+            flags = [f for f in d.flags if f != "dynamic"]
+            if flags:
+                body["flags"] = flags
+            if d.timeout is not None:
+                body["timeout"] = d.timeout
+            if d.comment is not None:
+                body["comment"] = d.comment
+            if fake.elements and not d.dynamic:
+                body["elem"] = [_json_element(e, d) for e in fake.elements.values()]
+            out.append({d.kind: body})
+        for chain in table.chains.values():
+            out.append({"chain": {**where, "name": chain.name}})
+            for rule in table.rules[chain.name]:
+                rule_body: dict[str, object] = {**where, "chain": chain.name, "expr": []}
+                if rule.comment is not None:
+                    rule_body["comment"] = rule.comment
+                out.append({"rule": rule_body})
+        return json.dumps({"nftables": out})
 
     @property
     def last_transaction(self) -> str | None:

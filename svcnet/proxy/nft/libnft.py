@@ -175,6 +175,9 @@ class NodeNft:
     def list_table(self, family: str, name: str) -> str:
         return self.process.list_table(family, name)
 
+    def list_table_json(self, family: str, name: str) -> str | None:
+        return self.process.list_table_json(family, name)
+
     def close(self) -> None:
         if self.library is not None:
             self.library.close()

@@ -78,5 +78,15 @@ class SubprocessNft:
         self._run(["-c", "-f", "-"], text)
 
     def list_table(self, family: str, name: str) -> str:
-        """``nft list table`` — for tests and debugging only; the proxy never reads back."""
+        """``nft list table`` — for tests and debugging."""
         return self._run(["list", "table", family, name], None)
+
+    def list_table_json(self, family: str, name: str) -> str | None:
+        """``nft -j list table``, or None if there is no such table. The proxy reads its
+        table back only to adopt it (:mod:`svcnet.proxy.nft.adopt`), never on a change."""
+        try:
+            return self._run(["-j", "list", "table", family, name], None)
+        except NftError as err:
+            if "No such file or directory" in err.stderr:
+                return None
+            raise

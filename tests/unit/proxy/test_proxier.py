@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -50,8 +52,84 @@ def test_failure_forces_the_next_sync_to_be_full() -> None:
     with pytest.raises(NftError, match="busy"):
         proxier.sync(services, slices[1:], NODE)
     assert proxier.needs_full_sync and proxier.failures == 1
-    assert proxier.sync(services, slices[1:], NODE).full
+    # The kernel state is unknown after a failure: it is read back and planned from.
+    result = proxier.sync(services, slices[1:], NODE)
+    assert result.adopted and not result.full
     assert nft.dump() == build_ruleset(services, slices[1:], NODE).render()
+
+
+def test_failed_adoption_recreates_the_table_next() -> None:
+    nft = FakeNft()
+    services, slices = many_services(5, 2)
+    Proxier(nft).sync(services, slices, NODE)
+    proxier = Proxier(nft)  # a restarted agent
+    nft.fail_next = "Error: Could not process rule: Invalid argument"
+    with pytest.raises(NftError):
+        proxier.sync(services, slices[1:], NODE)
+    result = proxier.sync(services, slices[1:], NODE)
+    assert result.full and not result.adopted
+    assert nft.dump() == build_ruleset(services, slices[1:], NODE).render()
+
+
+def sticky_service() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    svc = make_service("ns", "s", "10.96.0.1", mutate=lambda s: s["spec"].update(
+        sessionAffinity="ClientIP", sessionAffinityConfig={"clientIP": {"timeoutSeconds": 30}}))
+    return svc, [make_slice("ns", "s", [endpoint("10.244.1.5"), endpoint("10.244.1.6")])]
+
+
+def affinity_set_name(nft: FakeNft) -> str:
+    table = nft.ruleset()
+    assert table is not None
+    return next(s.name for s in table.sets if s.name.startswith("affinity-"))
+
+
+def test_a_restarted_proxier_adopts_the_table_and_keeps_affinity() -> None:
+    nft = FakeNft()
+    svc, slices = sticky_service()
+    services, more = many_services(10, 2)
+    Proxier(nft).sync([svc, *services], [*slices, *more], NODE)
+    # The data path remembered a client (the fake has no data path: written by hand).
+    affinity = affinity_set_name(nft)
+    nft.apply(f"add element ip svcnet {affinity} {{ 192.168.7.7 }}\n")
+    # Meanwhile one endpoint went away; then the agent restarts.
+    more[3]["endpoints"].pop()
+    restarted = Proxier(nft)
+    result = restarted.sync([svc, *services], [*slices, *more], NODE)
+    assert result.adopted and not result.full
+    text = nft.last_transaction or ""
+    assert "delete table" not in text and f"delete set ip svcnet {affinity}" not in text
+    # Only the changed endpoint's elements, and the sticky chain refilled (rules unknown).
+    assert result.counts["delete element"] == 2 and result.counts["add element"] == 1
+    assert result.counts["flush chain"] == 1
+    table = nft.ruleset()
+    assert table is not None
+    [remembered] = [s for s in table.sets if s.name == affinity]
+    assert [e.key for e in remembered.elements] == [("192.168.7.7",)]  # still sticky
+    without_state = replace(table, sets=tuple(s.with_elements(()) if s.dynamic else s
+                                              for s in table.sets))
+    assert without_state.render() == build_ruleset([svc, *services], [*slices, *more],
+                                                   NODE).render()
+
+
+def test_adoption_repairs_what_was_changed_behind_our_back() -> None:
+    nft = FakeNft()
+    services, slices = many_services(5, 2)
+    Proxier(nft).sync(services, slices, NODE)
+    nft.apply("delete element ip svcnet cluster-ips { 10.96.10.3 }\n"
+              "add element ip svcnet cluster-ips { 10.96.99.99 }\n")
+    result = Proxier(nft).sync(services, slices, NODE)
+    assert result.adopted and result.counts == {"delete element": 1, "add element": 1}
+    assert nft.dump() == build_ruleset(services, slices, NODE).render()
+
+
+def test_another_layout_is_recreated_not_adopted() -> None:
+    nft = FakeNft()
+    services, slices = many_services(5, 2)
+    Proxier(nft).sync(services, slices, NODE)
+    result = Proxier(nft, ProxyConfig(masquerade_all=True)).sync(services, slices, NODE)
+    assert result.full and not result.adopted
+    assert nft.dump() == build_ruleset(services, slices, NODE,
+                                       ProxyConfig(masquerade_all=True)).render()
 
 
 def test_stale_chains_are_deleted_later() -> None:
