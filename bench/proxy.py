@@ -1,31 +1,39 @@
-"""Data-plane figures: loading and updating the proxy's nftables ruleset in a real kernel.
+"""Control-path figures of the service proxy: loading and changing its nftables table in a
+real kernel (issue 5). The data path's figures (requests/s through a ClusterIP) are in
+``bench/dataplane.py``.
 
-For each size (default 1k and 10k Services × 5 endpoints, a NodePort on every tenth):
+For each size (default 1k, 5k, 10k and 30k Services × 5 endpoints, a NodePort on every tenth):
 
-* building the desired ruleset (pure Python) and rendering the full-sync transaction;
-* ``nft -f`` of that transaction into a fresh, empty network namespace: wall time and the
-  peak RSS of the ``nft`` process (from ``wait4``);
-* one-Service changes applied incrementally (an endpoint removed, then added back, several
-  rounds): planning time, transaction size, ``nft -f`` time and peak RSS. The median is shown.
+* full sync: building the desired table in Python (per-Service pieces, as the proxier does),
+  rendering the transaction, and ``nft -f`` of it into a fresh network namespace: wall time,
+  the peak RSS of the ``nft`` process (from ``wait4``) and the growth of this process's RSS;
+* an agent restart: a new proxier adopts the loaded table (one ``nft -j list table``);
+* one change until the rule is live: an endpoint removed or added back, and one Service added,
+  through the proxier's change tracking and libnftables (what the node agent runs); median and
+  maximum over ``--rounds``;
+* at ``--latency-size`` Services: network programming latency under ``--latency-rate``
+  changes/s through the agent's bounded-frequency runner (see :func:`programming_latency`).
 
-In the same run, a kube-proxy-style ruleset (per service: a chain with an anonymous
+In the same run, a kube-proxy-style table (per service: a chain with an anonymous
 ``numgen ... vmap``, a chain per endpoint; kube-proxy's nftables layout) is loaded for the
-kube-proxy sizes (default 1k) and compared with ours at the same size.
+``--kube-proxy-sizes`` (default 1k and 5k) and compared with ours at the same size.
 
 Everything happens in namespaces named ``svcnet-t5-b…``, created here and always deleted.
 Needs root.
 
-Run: .venv/bin/python bench/proxy.py [--sizes 1000,10000] [--endpoints 5]
-     [--kube-proxy-sizes 1000] [--rounds 5] [--json]
+Run: .venv/bin/python bench/proxy.py [--sizes 1000,5000,10000,30000] [--endpoints 5]
+     [--kube-proxy-sizes 1000,5000] [--rounds 10] [--latency-size 10000] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
+import asyncio
+import contextlib
 import json
 import os
 import platform
+import random
 import secrets
 import statistics
 import subprocess
@@ -36,20 +44,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from svcnet.proxy.changes import StaticSource, TableIndex, service_key, slice_service_key
 from svcnet.proxy.model import NodeInfo
+from svcnet.proxy.nft.libnft import NodeNft
 from svcnet.proxy.nft.objects import Chain, Element, Map, Rule, Ruleset, Table
 from svcnet.proxy.nft.transaction import plan_sync
-from svcnet.proxy.ruleset import ProxyConfig, build_ruleset
+from svcnet.proxy.proxier import Proxier
+from svcnet.proxy.ruleset import ProxyConfig
+from svcnet.proxy.runner import BoundedFrequencyRunner
 
 NODE = NodeInfo("node-1", ("172.20.0.11",))
 Obj = dict[str, Any]
 
 
-def cluster(n: int, endpoints: int) -> tuple[list[Obj], list[Obj]]:
-    """``n`` Services (every tenth a NodePort) with ``endpoints`` endpoints each."""
+def cluster(n: int, endpoints: int, *, first: int = 0) -> tuple[list[Obj], list[Obj]]:
+    """Services ``first``..``n-1`` (every tenth a NodePort), ``endpoints`` endpoints each."""
     services: list[Obj] = []
     slices: list[Obj] = []
-    for i in range(n):
+    for i in range(first, n):
         name = f"svc-{i}"
         ip = f"10.{96 + i // 65536}.{i // 256 % 256}.{i % 256}"
         port: Obj = {"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}
@@ -142,42 +154,144 @@ def nft_apply(netns: str, text: str) -> tuple[float, int]:
     return float(report["seconds"]), int(report["maxrss"])
 
 
-def measure(n: int, endpoints: int, rounds: int) -> dict[str, Any]:
+class EditableSource:
+    """A :class:`~svcnet.proxy.changes.ProxySource` over dicts the bench edits in place, as
+    the agent's informer caches are (a new source per change would cost O(n) by itself)."""
+
+    def __init__(self, services: list[Obj], slices: list[Obj]) -> None:
+        self.services = {service_key(s): s for s in services}
+        self.slice_map: dict[str, list[Obj]] = {}
+        for s in slices:
+            key = slice_service_key(s)
+            assert key is not None
+            self.slice_map.setdefault(key, []).append(s)
+
+    def service(self, key: str) -> Obj | None:
+        return self.services.get(key)
+
+    def slices(self, key: str) -> list[Obj]:
+        return self.slice_map.get(key, [])
+
+    def keys(self) -> set[str]:
+        return self.services.keys() | self.slice_map.keys()
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def measure(n: int, endpoints: int, rounds: int, *, latency_size: int = 0,
+            latency_rate: float = 20.0, latency_seconds: float = 15.0) -> dict[str, Any]:
     services, slices = cluster(n, endpoints)
     config = ProxyConfig()
+    rss_before = rss_mib()
     start = time.perf_counter()
-    desired = build_ruleset(services, slices, NODE, config)
+    index = TableIndex(NODE, config)
+    src = StaticSource(services, slices)
+    index.commit(index.compute(src, src.keys()))
+    desired = index.ruleset()
     build = time.perf_counter() - start
     start = time.perf_counter()
     text = plan_sync(None, desired).render()
     render = time.perf_counter() - start
     result: dict[str, Any] = {"services": n, "endpoints": endpoints, **desired.stats(),
-                              "build_s": build, "render_s": render, "bytes": len(text)}
+                              "build_s": build, "render_s": render, "bytes": len(text),
+                              "python_rss_mib": rss_mib() - rss_before}
+    del index, src
     with fresh_netns("o") as netns:
         result["load_s"], result["load_rss_kib"] = nft_apply(netns, text)
-        applied = desired
-        plans, applies, rss, sizes = [], [], [], []
-        victim = n // 2
+        del text
+        runner = NodeNft(netns)
+        proxier = Proxier(runner, config)
+        source = EditableSource(services, slices)
+        # The agent restarts: it adopts the loaded table (reads it back once).
+        start = time.perf_counter()
+        adopted = proxier.sync_source(source, NODE)
+        result["adopt_s"] = time.perf_counter() - start
+        assert adopted.adopted, "the loaded table must be adopted"
+        victim = f"bench/svc-{n // 2}"
+        endpoint_changes, adds = [], []
         for r in range(rounds * 2):
-            changed = copy.deepcopy(slices)
+            eps = source.slice_map[victim][0]["endpoints"]
             if r % 2 == 0:
-                changed[victim]["endpoints"].pop()
+                removed = eps.pop()
+            else:
+                eps.append(removed)
             start = time.perf_counter()
-            wanted = build_ruleset(services, changed, NODE, config)
-            tx = plan_sync(applied, wanted)
-            delta = tx.render()
-            plans.append(time.perf_counter() - start)
-            assert not tx.full, "a one-service change must be incremental"
-            seconds, peak = nft_apply(netns, delta)
-            applies.append(seconds)
-            rss.append(peak)
-            sizes.append(sum(tx.counts().values()))
-            applied = wanted
-        result.update(update_plan_s=statistics.median(plans),
-                      update_apply_s=statistics.median(applies),
-                      update_rss_kib=statistics.median(rss),
-                      update_ops=statistics.median(sizes))
+            done = proxier.sync_source(source, NODE, {victim})
+            endpoint_changes.append(time.perf_counter() - start)
+            assert done.fast and done.changed and not done.full
+        for _ in range(rounds):
+            extra_services, extra_slices = cluster(n + 1, endpoints, first=n)
+            key = service_key(extra_services[0])
+            source.services[key] = extra_services[0]
+            source.slice_map[key] = extra_slices
+            start = time.perf_counter()
+            done = proxier.sync_source(source, NODE, {key})
+            adds.append(time.perf_counter() - start)
+            assert done.fast and done.changed
+            del source.services[key], source.slice_map[key]
+            proxier.sync_source(source, NODE, {key})
+        result.update(endpoint_change_s=statistics.median(endpoint_changes),
+                      endpoint_change_max_s=max(endpoint_changes),
+                      service_add_s=statistics.median(adds),
+                      service_add_max_s=max(adds))
+        if n == latency_size:
+            result["programming"] = asyncio.run(programming_latency(
+                proxier, source, n, rate=latency_rate, seconds=latency_seconds))
+        runner.close()
     return result
+
+
+async def programming_latency(proxier: Proxier, source: EditableSource, n: int, *,
+                              rate: float, seconds: float) -> dict[str, Any]:
+    """API change -> rule live, as the node agent does it: each change (an endpoint of a
+    random Service removed or added back) is noted by key, as the agent's informer handlers
+    do; a :class:`BoundedFrequencyRunner` (the agent's 50 ms minimum interval) runs
+    ``sync_source`` in a worker thread with the keys collected since the last sync. The API
+    server and watch delivery are not in this path (issue 3's figures: watch p99 22 ms)."""
+    rng = random.Random(5)
+    pending: dict[str, float] = {}
+    latencies: list[float] = []
+    syncs = 0
+
+    async def sync(full: bool) -> None:
+        nonlocal syncs
+        batch = dict(pending)
+        pending.clear()
+        await asyncio.to_thread(proxier.sync_source, source, NODE, set(batch))
+        now = time.perf_counter()
+        latencies.extend(now - at for at in batch.values())
+        syncs += 1
+
+    runner = BoundedFrequencyRunner(sync, min_interval=0.05, retry_interval=0.05)
+    task = asyncio.create_task(runner.run_forever())
+    await asyncio.sleep(0.2)  # the runner's first (full) sync: nothing to write
+    removed: dict[str, Obj] = {}
+    start = time.perf_counter()
+    count = int(rate * seconds)
+    for i in range(count):
+        await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+        key = f"bench/svc-{rng.randrange(n)}"
+        eps = source.slice_map[key][0]["endpoints"]
+        if key in removed:
+            eps.append(removed.pop(key))
+        else:
+            removed[key] = eps.pop()
+        pending.setdefault(key, time.perf_counter())
+        runner.request()
+    while pending:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # the last sync finishes
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    latencies.sort()
+    return {"changes": count, "rate": rate, "syncs": syncs,
+            "p50_ms": statistics.median(latencies) * 1000,
+            "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+            "max_ms": latencies[-1] * 1000}
 
 
 def measure_kube_proxy(n: int, endpoints: int) -> dict[str, Any]:
@@ -192,15 +306,20 @@ def measure_kube_proxy(n: int, endpoints: int) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", default="1000,10000")
+    ap.add_argument("--sizes", default="1000,5000,10000,30000")
     ap.add_argument("--endpoints", type=int, default=5)
-    ap.add_argument("--kube-proxy-sizes", default="1000")
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--kube-proxy-sizes", default="1000,5000")
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--latency-size", type=int, default=10000)
+    ap.add_argument("--latency-rate", type=float, default=20.0)
+    ap.add_argument("--latency-seconds", type=float, default=15.0)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/proxy.py needs root (it creates network namespaces)")
-    ours = [measure(int(n), args.endpoints, args.rounds) for n in args.sizes.split(",") if n]
+    ours = [measure(int(n), args.endpoints, args.rounds, latency_size=args.latency_size,
+                    latency_rate=args.latency_rate, latency_seconds=args.latency_seconds)
+            for n in args.sizes.split(",") if n]
     theirs = [measure_kube_proxy(int(n), args.endpoints)
               for n in args.kube_proxy_sizes.split(",") if n]
     if args.json:
@@ -211,30 +330,40 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, kernel {platform.release()}, "
           f"{nft_version.strip()}, Python {platform.python_version()}")
     print()
-    print("| layout | Services × eps | chains | elements | script MB | build + render (s) "
-          "| `nft -f` load (s) | nft peak RSS (MiB) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| full sync | Services × eps | chains | elements | script MB | Python build + render "
+          "(s) | `nft -f` load (s) | total (s) | nft peak RSS (MiB) | Python RSS growth (MiB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in ours:
-        print(f"| svcnet grouped | {r['services']} × {r['endpoints']} | {r['chains']} "
+        total = r["build_s"] + r["render_s"] + r["load_s"]
+        print(f"| svcnet | {r['services']} × {r['endpoints']} | {r['chains']} "
               f"| {r['elements']} | {r['bytes'] / 1e6:.1f} | {r['build_s']:.2f} + "
-              f"{r['render_s']:.2f} | {r['load_s']:.2f} | {r['load_rss_kib'] / 1024:.0f} |")
+              f"{r['render_s']:.2f} | {r['load_s']:.2f} | {total:.2f} "
+              f"| {r['load_rss_kib'] / 1024:.0f} | {r['python_rss_mib']:.0f} |")
     for r in theirs:
         print(f"| kube-proxy style | {r['services']} × {r['endpoints']} | {r['chains']} "
-              f"| {r['elements']} | {r['bytes'] / 1e6:.1f} | – | {r['load_s']:.2f} "
-              f"| {r['load_rss_kib'] / 1024:.0f} |")
-    print()
-    print("| one-Service change | plan (ms) | element ops | `nft -f` apply (ms) "
-          "| nft peak RSS (MiB) |")
-    print("|---|---|---|---|---|")
-    for r in ours:
-        print(f"| {r['services']} Services | {r['update_plan_s'] * 1000:.0f} "
-              f"| {r['update_ops']:.0f} | {r['update_apply_s'] * 1000:.1f} "
-              f"| {r['update_rss_kib'] / 1024:.0f} |")
+              f"| {r['elements']} | {r['bytes'] / 1e6:.1f} | – | {r['load_s']:.2f} | – "
+              f"| {r['load_rss_kib'] / 1024:.0f} | – |")
     by_size = {r["services"]: r for r in ours}
     for r in theirs:
         if r["services"] in by_size:
             ratio = r["load_s"] / by_size[r["services"]]["load_s"]
             print(f"\nkube-proxy-style load at {r['services']} Services: {ratio:.1f}× ours")
+    print()
+    print("| one change, rule live (plan + libnftables apply) | median (ms) | max (ms) "
+          "| agent restart: adopt the table (s) |")
+    print("|---|---|---|---|")
+    for r in ours:
+        print(f"| {r['services']} Services: one endpoint removed/added "
+              f"| {r['endpoint_change_s'] * 1000:.2f} | {r['endpoint_change_max_s'] * 1000:.2f} "
+              f"| {r['adopt_s']:.2f} |")
+        print(f"| {r['services']} Services: one Service added "
+              f"| {r['service_add_s'] * 1000:.2f} | {r['service_add_max_s'] * 1000:.2f} | |")
+    for r in ours:
+        p = r.get("programming")
+        if p:
+            print(f"\nnetwork programming latency, {r['services']} Services, "
+                  f"{p['rate']:.0f} changes/s for {p['changes']} changes ({p['syncs']} syncs): "
+                  f"p50 {p['p50_ms']:.1f} ms, p99 {p['p99_ms']:.1f} ms, max {p['max_ms']:.1f} ms")
 
 
 if __name__ == "__main__":

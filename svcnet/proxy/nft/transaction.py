@@ -153,7 +153,7 @@ class Transaction:
             return
         self._record("add", s.kind, s.name, f"add {s.kind} {self.table.ref} {s.name} {s.spec()}")
         if with_elements and s.elements and not s.dynamic:
-            self.add_elements(s, s.elements)
+            self.add_elements(s, s.elements, checked=True)
 
     def delete_set(self, s: SetLike) -> None:
         if self._guard():
@@ -163,23 +163,27 @@ class Transaction:
         if self._guard():
             self._record("flush", s.kind, s.name, f"flush {s.kind} {self.table.ref} {s.name}")
 
-    def add_elements(self, s: SetLike, elements: Iterable[Element]) -> None:
-        self._elements("add", s, elements, keys_only=False)
+    def add_elements(self, s: SetLike, elements: Iterable[Element], *,
+                     checked: bool = False) -> None:
+        """``add element``; ``checked``: the elements come from ``s`` itself (a Set checks
+        its elements when it is made), so they are not checked again."""
+        self._elements("add", s, elements, keys_only=False, checked=checked)
 
     def create_elements(self, s: SetLike, elements: Iterable[Element]) -> None:
         """Like add, but the kernel fails if an element already exists."""
         self._elements("create", s, elements, keys_only=False)
 
-    def delete_elements(self, s: SetLike, elements: Iterable[Element]) -> None:
-        self._elements("delete", s, elements, keys_only=True)
+    def delete_elements(self, s: SetLike, elements: Iterable[Element], *,
+                        checked: bool = False) -> None:
+        self._elements("delete", s, elements, keys_only=True, checked=checked)
 
     def _elements(self, verb: str, s: SetLike, elements: Iterable[Element], *,
-                  keys_only: bool) -> None:
+                  keys_only: bool, checked: bool = False) -> None:
         if not self._guard():
             return
         items: list[Element] = list(elements)
         try:
-            for element in items:
+            for element in () if checked else items:
                 if keys_only:
                     # A delete names the key only; the value does not have to match.
                     s.check_element(Element(element.key, self._value_stub(s, element)))
@@ -237,7 +241,7 @@ def _full(desired: Ruleset) -> Transaction:
         tx.add_chain(chain)
     for s in all_sets:
         if s.elements and not s.dynamic:
-            tx.add_elements(s, s.elements)
+            tx.add_elements(s, s.elements, checked=True)
     for chain in desired.chains:
         for rule in chain.rules:
             tx.add_rule(chain.name, rule)
@@ -299,8 +303,8 @@ def plan_sync(previous: Ruleset | None, desired: Ruleset, *,
         old_elements = {e.key: e for e in old.elements}
         new_elements = {e.key: e for e in new.elements}
         gone = [e for key, e in old_elements.items() if new_elements.get(key) != e]
-        if gone:
-            tx.delete_elements(new, gone)
+        if gone:  # old's elements, checked when old was made; new has the same definition
+            tx.delete_elements(new, gone, checked=True)
         fresh = [e for key, e in new_elements.items() if old_elements.get(key) != e]
         if fresh:
             element_adds.append((new, fresh))
@@ -315,9 +319,9 @@ def plan_sync(previous: Ruleset | None, desired: Ruleset, *,
         tx.add_set(s)
     for s in added_sets:
         if s.elements and not s.dynamic:
-            tx.add_elements(s, s.elements)
+            tx.add_elements(s, s.elements, checked=True)
     for s, elements in element_adds:
-        tx.add_elements(s, elements)
+        tx.add_elements(s, elements, checked=True)
     for chain in (*added_chains, *changed_chains):
         for rule in chain.rules:
             tx.add_rule(chain.name, rule)
