@@ -169,4 +169,5 @@ def _read_set(kind: str, body: Mapping[str, Any], wanted: SetLike | None) -> Set
     for raw in body.get("elem", []):
         found = _element(raw, vmap=vmap, is_map=kind == "map")
         elements.append(by_canonical.get(_canonical(found), found))
-    return wanted.with_elements(elements)
+    # The kernel held them, so they fit; those we want are our own (checked) objects.
+    return wanted.with_checked_elements(elements)
