@@ -120,7 +120,8 @@ class ProxyMetrics:
 class NodeProxy:
     def __init__(self, netns: str, *, node_ip: str = "",
                  cluster_cidrs: Sequence[str] = ("10.244.0.0/16",),
-                 health_timeout: float = 60.0, runner: NftRunner | None = None) -> None:
+                 health_timeout: float = 60.0, runner: NftRunner | None = None,
+                 conntrack: Conntrack | None = None) -> None:
         self.netns = netns
         self.node_ip = node_ip
         self.nft = runner if runner is not None else NodeNft(netns)
@@ -128,7 +129,7 @@ class NodeProxy:
         self.last: SyncResult | None = None
         self.metrics = ProxyMetrics()
         self.health_timeout = health_timeout
-        self.conntrack = Conntrack(netns)
+        self.conntrack = conntrack if conntrack is not None else Conntrack(netns)
         #: UDP frontends -> endpoint addresses, per Service key (None before the first sync).
         self._udp: dict[str, dict[Frontend, frozenset[str]]] | None = None
         self._queued_at: float | None = None

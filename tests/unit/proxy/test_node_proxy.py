@@ -1,0 +1,101 @@
+"""NodeProxy: per-key syncs from a source, UDP conntrack cleanup and programming latency per
+changed Service, health; against the fake nft and a recording conntrack."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from svcnet.proxy.changes import StaticSource
+from svcnet.proxy.conntrack import Conntrack, Deletion
+from svcnet.proxy.nft.fake import FakeNft
+from svcnet.proxy.ruleset import build_ruleset
+from svcnet.proxy.service import TRIGGER_TIME, NodeProxy, changed_key
+from tests.unit.proxy.builders import NODE, endpoint, make_service, make_slice, port, slice_port
+
+NODE_OBJ: dict[str, Any] = {
+    "metadata": {"name": "node-1"},
+    "status": {"addresses": [{"type": "InternalIP", "address": "172.20.0.11"}]},
+}
+
+
+class RecordingConntrack(Conntrack):
+    def __init__(self) -> None:
+        self.netns = "test"
+        self.available = True
+        self.deleted: list[Deletion] = []
+
+    async def apply(self, deletions: Iterable[Deletion]) -> int:
+        batch = list(deletions)
+        self.deleted += batch
+        return len(batch)
+
+
+def dns(name: str, ip: str) -> dict[str, Any]:
+    return make_service("ns", name, ip, ports=[port("dns", 53, "UDP", 5353)])
+
+
+def dns_slice(name: str, ips: list[str], trigger: str | None = None, rv: str = "1"
+              ) -> dict[str, Any]:
+    s = make_slice("ns", name, [endpoint(ip) for ip in ips], [slice_port("dns", 5353, "UDP")])
+    s["metadata"]["resourceVersion"] = rv
+    if trigger is not None:
+        s["metadata"]["annotations"] = {TRIGGER_TIME: trigger}
+    return s
+
+
+def test_changes_by_key_clear_only_their_stale_udp_flows_and_observe_latency() -> None:
+    nft, conntrack = FakeNft(), RecordingConntrack()
+    proxy = NodeProxy("test", runner=nft, conntrack=conntrack)
+    services = [dns("a", "10.96.0.10"), dns("b", "10.96.0.11")]
+    slices = [dns_slice("a", ["10.244.1.1", "10.244.1.2"]),
+              dns_slice("b", ["10.244.1.3"])]
+    asyncio.run(proxy.sync(StaticSource(services, slices), NODE_OBJ))
+    assert proxy.last is not None and proxy.last.full and not conntrack.deleted
+
+    # a loses an endpoint; b's slice is changed too but only a's key is named (b waits).
+    just_now = datetime.fromtimestamp(time.time() - 0.25, UTC).isoformat()
+    slices = [dns_slice("a", ["10.244.1.1"], trigger=just_now, rv="2"),
+              dns_slice("b", [], rv="2")]
+    proxy.note_queued()
+    asyncio.run(proxy.sync(StaticSource(services, slices), NODE_OBJ, {"ns/a"}))
+    assert proxy.last.fast and not proxy.last.full
+    assert conntrack.deleted == [Deletion(("10.96.0.10", 53), "10.244.1.2")]
+    samples = proxy.metrics.programming.collect()[0].samples
+    count = next(s.value for s in samples if s.name.endswith("_count"))
+    total = next(s.value for s in samples if s.name.endswith("_sum"))
+    assert count == 1 and 0.25 <= total < 5
+    assert proxy.healthy()
+
+    # Now b's change is applied: its only endpoint's flows go.
+    asyncio.run(proxy.sync(StaticSource(services, slices), NODE_OBJ, {"ns/b"}))
+    assert conntrack.deleted[1:] == [Deletion(("10.96.0.11", 53), "10.244.1.3")]
+    assert nft.dump() == build_ruleset(services, slices, NODE).render()
+
+    # A deleted Service: every entry of its frontend goes.
+    asyncio.run(proxy.sync(StaticSource(services[1:], slices), NODE_OBJ, {"ns/a"}))
+    assert conntrack.deleted[2:] == [Deletion(("10.96.0.10", 53), None)]
+
+
+def test_a_full_resync_adopts_and_compares_every_key() -> None:
+    nft, conntrack = FakeNft(), RecordingConntrack()
+    proxy = NodeProxy("test", runner=nft, conntrack=conntrack)
+    services = [dns("a", "10.96.0.10")]
+    asyncio.run(proxy.sync(StaticSource(services, [dns_slice("a", ["10.244.1.1"])]), NODE_OBJ))
+    asyncio.run(proxy.sync(StaticSource(services, []), NODE_OBJ, full=True))
+    assert proxy.last is not None and proxy.last.adopted and not proxy.last.full
+    assert conntrack.deleted == [Deletion(("10.96.0.10", 53), "10.244.1.1")]
+
+
+def test_changed_key_of_services_and_slices() -> None:
+    assert changed_key(make_service("ns", "web", "10.96.0.1")) == "ns/web"
+    assert changed_key(make_slice("ns", "web", [])) == "ns/web"
+    orphan = make_slice("ns", "web", [])
+    del orphan["metadata"]["labels"]
+    assert changed_key(orphan) is None
+    listed = make_slice("ns", "web", [])  # list items carry no kind
+    del listed["kind"]
+    assert changed_key(listed) == "ns/web"
