@@ -188,9 +188,11 @@ class NodeProxy:
         # Only after the rules changed: a deleted entry must not be re-created to the old
         # endpoint by a packet that still saw the old rules.
         await self._clean_conntrack(source, keys, info.name, full=everything)
-        if result.changed:
-            log.info("proxy sync (%s%s) in %.1f ms: %s", "full" if result.full else "partial",
-                     ", fast" if result.fast else "", result.duration * 1000,
+        if result.changed or result.adopted:
+            kind = ("full" if result.full else "partial") + (
+                ", adopted the table in the kernel" if result.adopted else "") + (
+                ", fast" if result.fast else "")
+            log.info("proxy sync (%s) in %.1f ms: %s", kind, result.duration * 1000,
                      dict(result.counts))
 
     async def _clean_conntrack(self, source: ProxySource, keys: list[str], node_name: str, *,
