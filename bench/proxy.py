@@ -2,7 +2,8 @@
 real kernel (issue 5). The data path's figures (requests/s through a ClusterIP) are in
 ``bench/dataplane.py``.
 
-For each size (default 1k, 5k, 10k and 30k Services × 5 endpoints, a NodePort on every tenth):
+For each size (default 1k, 5k, 10k and 30k Services × 5 endpoints, a NodePort on every tenth
+of the first 27,680):
 
 * full sync: building the desired table in Python (per-Service pieces, as the proxier does),
   rendering the transaction, and ``nft -f`` of it into a fresh network namespace: wall time,
@@ -58,7 +59,8 @@ Obj = dict[str, Any]
 
 
 def cluster(n: int, endpoints: int, *, first: int = 0) -> tuple[list[Obj], list[Obj]]:
-    """Services ``first``..``n-1`` (every tenth a NodePort), ``endpoints`` endpoints each."""
+    """Services ``first``..``n-1`` with ``endpoints`` endpoints each; every tenth is a
+    NodePort, up to the 2768 ports of the NodePort range (no two Services conflict)."""
     services: list[Obj] = []
     slices: list[Obj] = []
     for i in range(first, n):
@@ -66,9 +68,9 @@ def cluster(n: int, endpoints: int, *, first: int = 0) -> tuple[list[Obj], list[
         ip = f"10.{96 + i // 65536}.{i // 256 % 256}.{i % 256}"
         port: Obj = {"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}
         svc_type = "ClusterIP"
-        if i % 10 == 0:
+        if i % 10 == 0 and i // 10 < 2768:  # (the NodePort range holds 2768 ports)
             svc_type = "NodePort"
-            port["nodePort"] = 30000 + i // 10 % 2768
+            port["nodePort"] = 30000 + i // 10
         services.append({"metadata": {"namespace": "bench", "name": name},
                          "spec": {"type": svc_type, "clusterIP": ip, "clusterIPs": [ip],
                                   "ports": [port]}})

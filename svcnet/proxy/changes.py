@@ -38,6 +38,7 @@ from typing import Any, Protocol
 from svcnet.proxy.model import LABEL_SERVICE_NAME, NodeInfo
 from svcnet.proxy.nft.objects import Chain, Element, Map, Ruleset, Set, SetLike
 from svcnet.proxy.ruleset import (
+    CLAIM,
     EMPTY_CONTRIBUTION,
     Contribution,
     ProxyConfig,
@@ -247,7 +248,8 @@ class TableIndex:
         elements), plus ``chains`` and ``sets``."""
         definitions = self.definitions()
         fixed: list[SetLike] = [definitions.set_by_name[name].with_elements(found)
-                                for name, found in elements.items()]
+                                for name, found in elements.items()
+                                if not name.startswith(CLAIM)]  # (claims: never rendered)
         return Ruleset(definitions.table, tuple(chains),
                        (*sets, *(s for s in fixed if isinstance(s, Set))),
                        tuple(s for s in fixed if isinstance(s, Map)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from svcnet.proxy import names
 from svcnet.proxy.model import NodeInfo
 from svcnet.proxy.nft.objects import Element, Ruleset
 from svcnet.proxy.ruleset import ProxyConfig, build_ruleset
@@ -30,10 +31,14 @@ def frontends(svc: Mapping[str, Any]) -> tuple[set[str], set[str]]:
     return ips, node_ports
 
 
-def _mentions(element: Element, ips: set[str], node_ports: set[str], map_name: str) -> bool:
+def _mentions(element: Element, ips: set[str], node_ports: set[str], map_name: str,
+              node_addresses: Iterable[str] = ()) -> bool:
+    key = element.key
     if "nodeport" in map_name:
-        return len(element.key) >= 2 and element.key[1] in node_ports
-    return bool(element.key) and element.key[0] in ips
+        return len(key) >= 2 and key[1] in node_ports
+    # (A NodePort's address . protocol . port, as in count sets and backends.)
+    return bool(key) and (key[0] in ips or (
+        len(key) >= 3 and key[0] in node_addresses and key[2] in node_ports))
 
 
 def explain(svc: Obj, services: Iterable[Obj], slices: Iterable[Obj], node: NodeInfo,
@@ -48,7 +53,8 @@ def explain(svc: Obj, services: Iterable[Obj], slices: Iterable[Obj], node: Node
              + (f"; node ports {', '.join(sorted(node_ports))} on "
                 f"{', '.join(node.addresses) or 'the node'}" if node_ports else "")]
     for m in (*ruleset.maps, *ruleset.sets):
-        hits = [e for e in m.elements if _mentions(e, ips, node_ports, m.name)]
+        hits = [e for e in m.elements
+                if _mentions(e, ips, node_ports, m.name, node.addresses)]
         if not hits:
             continue
         lines.append(f"  @{m.name}:")
@@ -56,6 +62,11 @@ def explain(svc: Obj, services: Iterable[Obj], slices: Iterable[Obj], node: Node
     chains = {e.value[0].split()[-1] for m in ruleset.maps for e in m.elements
               if _mentions(e, ips, node_ports, m.name) and e.value
               and e.value[0].startswith(("goto ", "jump "))}
+    # A count set's frontends go to its lb chain (by a rule, not a verdict element).
+    chains |= {target for s in ruleset.sets
+               if (target := names.chain_of_count_set(s.name)) is not None
+               and any(_mentions(e, ips, node_ports, s.name, node.addresses)
+                       for e in s.elements)}
     for name in sorted(chains):
         chain = ruleset.chain_by_name.get(name)
         if chain is not None:

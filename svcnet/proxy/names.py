@@ -22,9 +22,12 @@ from svcnet.proxy.model import EndpointInfo, ServicePortName
 __all__ = [
     "STICKY_PREFIXES",
     "affinity_set",
+    "chain_of_count_set",
     "hash_name",
     "lb_chain",
+    "lb_count_set",
     "lb_local_chain",
+    "lb_local_count_set",
     "service_port_id",
     "sticky_chain",
     "sticky_local_chain",
@@ -54,6 +57,26 @@ def lb_chain(count: int) -> str:
 def lb_local_chain(count: int) -> str:
     """The shared chain picking one of ``count`` node-local endpoints (``@local-backends``)."""
     return f"lb-local-{count}"
+
+
+def lb_count_set(count: int) -> str:
+    """The frontends (``daddr . proto . port``) whose service port has ``count`` endpoints:
+    sent to :func:`lb_chain` by a rule (a set, not verdict map elements, so that a change of
+    count writes no chain reference; see :mod:`svcnet.proxy.ruleset`)."""
+    return f"lb-count-{count}"
+
+
+def lb_local_count_set(count: int) -> str:
+    """Like :func:`lb_count_set` for :func:`lb_local_chain` (node-local endpoints)."""
+    return f"lb-local-count-{count}"
+
+
+def chain_of_count_set(name: str) -> str | None:
+    """The chain a count set's rule goes to (None: not a count set)."""
+    for prefix in ("lb-local-count-", "lb-count-"):
+        if name.startswith(prefix) and name[len(prefix):].isdigit():
+            return prefix.removesuffix("count-") + name[len(prefix):]
+    return None
 
 
 #: Every per-Service chain's name starts with one of these (the others are fixed).

@@ -34,9 +34,11 @@ cleanup are not here.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -50,6 +52,17 @@ from svcnet.proxy.nft.transaction import Transaction, plan_sync
 from svcnet.proxy.ruleset import EMPTY_CONTRIBUTION, NAT_PREROUTING, ProxyConfig
 
 __all__ = ["Proxier", "SyncResult"]
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True)
@@ -121,6 +134,14 @@ class Proxier:
                     changed: Collection[str] | None = None) -> SyncResult:
         """Make the kernel match ``source``, where only the Services ``changed`` (keys) can
         differ from the last sync (None: any); raises the runner's error on failure."""
+        # A sync allocates many small objects that all live on (the table's pieces); the
+        # cyclic collector would walk the growing heap again and again meanwhile (a third of
+        # a 10k-Service build, measured). Nothing here makes reference cycles worth chasing.
+        with _gc_paused():
+            return self._sync_source(source, node, changed)
+
+    def _sync_source(self, source: ProxySource, node: NodeInfo,
+                     changed: Collection[str] | None) -> SyncResult:
         start = self.clock()
         index = self.index
         if index is None or index.node != node or index.config != self.config:

@@ -115,7 +115,7 @@ def test_proxy_health_metrics_and_explain(home: Path) -> None:
     env = dict(os.environ, SVCNET_HOME=str(home))
     out = svcnet("explain", "frontend", "--kubeconfig", str(home / NAME / "kubeconfig"),
                  env=env).stdout
-    assert "tcp . 30080" in out and ": goto lb-1" in out
+    assert "tcp . 30080" in out and "@lb-count-1:" in out and "chain lb-1:" in out
     svc = kubectl(home, "get", "svc", "frontend")
     assert f"{svc['spec']['clusterIP']} . tcp . 80 . 0 : 10.244." in out
 

@@ -15,8 +15,10 @@ def test_explain_nodeport_service_shows_verdicts_backends_and_chain() -> None:
     text = "\n".join(lines)
     assert lines[0] == "Service default/web on node node-1 (table ip svcnet):"
     assert "frontends: 10.96.0.20; node ports 30080 on 172.20.0.11" in text
-    assert '10.96.0.20 . tcp . 80 comment "default/web/tcp/http" : goto lb-2' in text
-    assert "tcp . 30080" in text
+    # Two endpoints: the frontends are in @lb-count-2, whose rule goes to chain lb-2.
+    assert "@lb-count-2:" in text
+    assert '10.96.0.20 . tcp . 80 comment "default/web/tcp/http"' in text
+    assert '172.20.0.11 . tcp . 30080 comment "default/web/tcp/http"' in text
     assert "10.96.0.20 . tcp . 80 . 0 : 10.244.1.5 . 8080" in text
     assert "10.96.0.20 . tcp . 80 . 1 : 10.244.2.6 . 8080" in text
     assert "chain lb-2:" in text
@@ -26,7 +28,7 @@ def test_explain_nodeport_service_shows_verdicts_backends_and_chain() -> None:
 def test_explain_service_without_endpoints_rejects() -> None:
     svc = make_service("default", "empty", "10.96.0.40")
     text = "\n".join(explain(svc, [svc], [], NODE))
-    assert "goto reject-chain" in text
+    assert '@no-endpoints:\n    10.96.0.40 . tcp . 80 comment "default/empty/tcp/http"' in text
 
 
 def test_frontends_include_external_and_lb_ips() -> None:
