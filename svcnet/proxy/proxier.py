@@ -38,6 +38,7 @@ import gc
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -175,15 +176,20 @@ class Proxier:
         previous = self.applied
         if previous is not None:
             previous = self._with_stale(previous)
-        index = TableIndex(node, self.config)
-        index.commit({k: c for k, c in index.compute(source, source.keys()).items()
-                      if c != EMPTY_CONTRIBUTION})
-        desired = index.ruleset(source)
+        # Not knowing the kernel's state, read the table back — in parallel with building the
+        # desired one (the listing is an `nft` process: the other core does it meanwhile).
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            listing = pool.submit(self._listing) if previous is None else None
+            index = TableIndex(node, self.config)
+            index.commit({k: c for k, c in index.compute(source, source.keys()).items()
+                          if c != EMPTY_CONTRIBUTION})
+            desired = index.ruleset(source)
+            found = listing.result() if listing is not None else None
         self.index, self._applied = index, desired
         self._delete_stale_chains(start)
         adopted = False
-        if previous is None:
-            previous = self._adopt(desired)
+        if previous is None and found is not None:
+            previous = self._adopt(desired, found)
             adopted = previous is not None
         tx = plan_sync(previous, desired, defer_chain_deletion=True)
         try:
@@ -193,18 +199,20 @@ class Proxier:
                 self._adoption_failed = True  # next time, recreate the table instead
             raise
 
-    def _adopt(self, desired: Ruleset) -> Ruleset | None:
-        """The table as the kernel holds it, to plan from (see :mod:`svcnet.proxy.nft.adopt`);
-        None: recreate it (absent, another layout, unreadable, or adopting failed before)."""
+    def _listing(self) -> str | None:
+        """``nft -j list table`` of our table (None: none, or not to be adopted)."""
         list_json = getattr(self.runner, "list_table_json", None)
         if not self.adopt or self._adoption_failed or list_json is None:
             return None
         try:
-            listing = list_json("ip", self.config.table)
+            listing: str | None = list_json("ip", self.config.table)
         except NftError:
             return None
-        if listing is None:
-            return None
+        return listing
+
+    def _adopt(self, desired: Ruleset, listing: str) -> Ruleset | None:
+        """The table as the kernel holds it, to plan from (see :mod:`svcnet.proxy.nft.adopt`);
+        None: recreate it (another layout, or unreadable)."""
         first = desired.chain_by_name[NAT_PREROUTING].rules[0].comment or ""
         fixed = {c.name for c in desired.chains if not c.name.startswith(STICKY_PREFIXES)}
         return adopt(listing, desired, fixed, first.removeprefix(FINGERPRINT_PREFIX))
