@@ -53,6 +53,7 @@ from svcnet.proxy.nft.transaction import plan_sync
 from svcnet.proxy.proxier import Proxier
 from svcnet.proxy.ruleset import ProxyConfig
 from svcnet.proxy.runner import BoundedFrequencyRunner
+from svcnet.util.gcpause import gc_paused
 
 NODE = NodeInfo("node-1", ("172.20.0.11",))
 Obj = dict[str, Any]
@@ -188,15 +189,16 @@ def measure(n: int, endpoints: int, rounds: int, *, latency_size: int = 0,
     services, slices = cluster(n, endpoints)
     config = ProxyConfig()
     rss_before = rss_mib()
-    start = time.perf_counter()
-    index = TableIndex(NODE, config)
-    src = StaticSource(services, slices)
-    index.commit(index.compute(src, src.keys()))
-    desired = index.ruleset()
-    build = time.perf_counter() - start
-    start = time.perf_counter()
-    text = plan_sync(None, desired).render()
-    render = time.perf_counter() - start
+    with gc_paused():  # as the Proxier builds
+        start = time.perf_counter()
+        index = TableIndex(NODE, config)
+        src = StaticSource(services, slices)
+        index.commit(index.compute(src, src.keys()))
+        desired = index.ruleset()
+        build = time.perf_counter() - start
+        start = time.perf_counter()
+        text = plan_sync(None, desired).render()
+        render = time.perf_counter() - start
     result: dict[str, Any] = {"services": n, "endpoints": endpoints, **desired.stats(),
                               "build_s": build, "render_s": render, "bytes": len(text),
                               "python_rss_mib": rss_mib() - rss_before}
