@@ -584,7 +584,7 @@ def build_ruleset(services: Iterable[Mapping[str, Any]],
 class Contribution:
     """What one Service puts into the table, computed on its own (see
     :mod:`svcnet.proxy.changes`): elements by set or map name, its sticky chains and affinity
-    sets, the endpoint counts its ``lb-<k>`` verdicts use, and its warnings."""
+    sets, the endpoint counts behind its ``lb-<k>`` chains, and its warnings."""
 
     elements: Mapping[str, Mapping[tuple[str, ...], Element]]
     chains: Mapping[str, Chain]
