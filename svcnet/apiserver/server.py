@@ -39,7 +39,7 @@ from svcnet.api.errors import StatusError
 from svcnet.apiserver import discovery, openapi, resources
 from svcnet.apiserver.auth import ADMIN_GROUP, TokenFile, User
 from svcnet.apiserver.certs import ensure_private_dir, ensure_tls, ensure_token
-from svcnet.apiserver.handlers import Context, Handlers, Served
+from svcnet.apiserver.handlers import Context, Handlers, Served, status_response
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import RESTClient
 from svcnet.controllers.deployment import DeploymentController
@@ -389,6 +389,12 @@ class APIServer:
                                 headers={"Cache-Control": cache, "ETag": doc.etag_header})
 
         async def metrics(request: web.Request) -> web.Response:
+            # Request counts by resource and code say what the cluster does: for
+            # authenticated users only (Kubernetes serves /metrics only to those allowed it).
+            try:
+                handlers.ctx.tokens.authenticate(request.headers.get("Authorization"))
+            except StatusError as err:
+                return status_response(err)
             return web.Response(body=generate_latest(self.metrics.registry),
                                 headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import ssl
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.e2e.conftest import Cluster, start_server, stop_server
@@ -43,5 +45,10 @@ def test_restart_keeps_objects_allocations_and_kubeconfig(tmp_path: Path) -> Non
         assert "apiserver_request_duration_seconds_bucket" in metrics
         with urllib.request.urlopen(cluster.url + "/healthz", context=ctx, timeout=10) as resp:
             assert resp.read() == b"ok"
+        # Metrics need a token (health checks do not).
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(cluster.url + "/metrics", context=ctx, timeout=10)
+        assert denied.value.code == 401
+        assert json.loads(denied.value.read())["reason"] == "Unauthorized"
     finally:
         assert stop_server(proc) == 0
