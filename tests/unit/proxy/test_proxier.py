@@ -177,3 +177,22 @@ def test_cleanup_removes_the_table() -> None:
     proxier.cleanup()
     assert nft.ruleset("ip", "other") is None and proxier.needs_full_sync
     proxier.cleanup()  # idempotent
+
+
+def test_adoption_removes_what_a_deleted_sticky_service_left() -> None:
+    nft, clock = FakeNft(), Clock()
+    svc, slices = sticky_service()
+    others, more = many_services(3, 2)
+    Proxier(nft, clock=clock).sync([svc, *others], [*slices, *more], NODE)
+    affinity = affinity_set_name(nft)
+    # The sticky Service is deleted while the agent is down.
+    restarted = Proxier(nft, clock=clock, stale_chain_delay=1.0)
+    result = restarted.sync(others, more, NODE)
+    assert result.adopted and not result.full
+    table = nft.ruleset()
+    assert table is not None and affinity not in table.set_by_name
+    [sticky] = [c for c in table.chains if c.name.startswith("sticky-")]
+    assert not sticky.rules and sticky.name in restarted.stale_chains  # flushed, deleted later
+    clock.now += 2
+    restarted.sync(others, more, NODE)
+    assert nft.dump() == build_ruleset(others, more, NODE).render()
