@@ -22,6 +22,17 @@ def list_of(d: ObjMap | None, key: str) -> list[Any]:
     return v if isinstance(v, list) else []
 
 
+def mapping_of(d: ObjMap | None, key: str) -> ObjMap:
+    """Like :func:`map_of`, but any Mapping counts, and the result is read-only."""
+    v = d.get(key) if d else None
+    return v if isinstance(v, Mapping) else {}
+
+
+def str_of(d: ObjMap | None, key: str) -> str:
+    v = d.get(key) if d else None
+    return v if isinstance(v, str) else ""
+
+
 def int_of(d: ObjMap | None, key: str) -> int:
     v = d.get(key) if d else None
     return v if isinstance(v, int) and not isinstance(v, bool) else 0
@@ -37,6 +48,12 @@ def name_of(obj: ObjMap) -> str:
 
 def namespace_of(obj: ObjMap) -> str:
     return str(meta_of(obj).get("namespace") or "")
+
+
+def namespace_name_of(obj: ObjMap) -> tuple[str, str]:
+    """``(namespace_of(obj), name_of(obj))``, reading ``metadata`` once."""
+    meta = meta_of(obj)
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
 def uid_of(obj: ObjMap) -> str:

@@ -126,7 +126,7 @@ from svcnet.controllers.replicaset import (
     new_controller_ref,
     parse_time,
     recheck_deletion,
-    spec_replicas,
+    spec_replicas as _replicas,
 )
 from svcnet.util.clock import Clock, RealClock, rfc3339
 
@@ -218,12 +218,8 @@ def _strategy(d: ObjMap) -> dict[str, Any]:
     return _map(_map(d, "spec"), "strategy")
 
 
-def _replicas(obj: ObjMap) -> int:
-    return spec_replicas(obj)
-
-
 def _status_int(obj: ObjMap | None, key: str) -> int:
-    return _int(_map(obj, "status"), key) if obj is not None else 0
+    return _int(_map(obj, "status"), key)
 
 
 # =============================================================================================

@@ -53,6 +53,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
+from svcnet.api.access import (
+    list_of as _list,
+    mapping_of as _map,
+    str_of as _str,
+)
 from svcnet.api.errors import StatusError
 from svcnet.client.controller import Controller, InformerController, RequeueError
 from svcnet.client.events import EventRecorder, EventSink
@@ -117,21 +122,6 @@ TRUNCATED: Final = "truncated"
 LEADER_ANNOTATION: Final = "control-plane.alpha.kubernetes.io/leader"
 """Endpoints used as leader-election records carry this; they have no Service."""
 DEFAULT_RESYNC: Final = 300.0
-
-
-def _map(d: ObjMap | None, key: str) -> ObjMap:
-    v = d.get(key) if d else None
-    return v if isinstance(v, Mapping) else {}
-
-
-def _list(d: ObjMap | None, key: str) -> list[Any]:
-    v = d.get(key) if d else None
-    return v if isinstance(v, list) else []
-
-
-def _str(d: ObjMap | None, key: str) -> str:
-    v = d.get(key) if d else None
-    return v if isinstance(v, str) else ""
 
 
 def _dicts(items: Iterable[Any]) -> list[ObjMap]:

@@ -52,6 +52,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from svcnet.api.access import (
+    list_of as _list,
+    meta_of as _meta,
+    namespace_name_of as _namespace_name,
+    namespace_of as _namespace,
+    uid_of as _uid,
+)
 from svcnet.api.errors import StatusError
 from svcnet.client.controller import Controller, RequeueError
 from svcnet.client.informer import EventHandler, Informer, object_key
@@ -111,24 +118,6 @@ KNOWN_KINDS: Final = {(g.group, g.kind): g for g in (
 
 # =============================================================================================
 # accessors
-
-
-def _map(d: ObjMap | None, key: str) -> dict[str, Any]:
-    v = d.get(key) if d else None
-    return v if isinstance(v, dict) else {}
-
-
-def _list(d: ObjMap | None, key: str) -> list[Any]:
-    v = d.get(key) if d else None
-    return v if isinstance(v, list) else []
-
-
-def _meta(obj: ObjMap) -> dict[str, Any]:
-    return _map(obj, "metadata")
-
-
-def _uid(obj: ObjMap) -> str:
-    return str(_meta(obj).get("uid") or "")
 
 
 def owner_refs(obj: ObjMap) -> list[dict[str, Any]]:
@@ -366,8 +355,7 @@ class GarbageCollector:
             owners[str(ref.get("uid") or "")] = await self._resolve_owner(obj, ref)
         classes = classify_owners(refs, owners)
         decision = decide(obj, classes, bool(self._dependents(_uid(obj))))
-        meta = _meta(obj)
-        ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        ns, name = _namespace_name(obj)
         if decision.action == "unlink":
             try:
                 await self._client.patch(gvr, ns, name, unlink_patch(obj, decision.uids),
@@ -405,7 +393,7 @@ class GarbageCollector:
             log.debug("%s: cannot look up owner kind %s/%s", COMPONENT, ref.get("apiVersion"),
                       ref.get("kind"))
             return {"metadata": {"uid": uid}}
-        ns = str(_meta(obj).get("namespace") or "")
+        ns = _namespace(obj)
         if gvr.namespaced and not ns:
             self._remember_absent(uid)  # a cluster-scoped object cannot have one
             return None
@@ -435,10 +423,9 @@ class GarbageCollector:
         uid = _uid(owner)
         for dep_rid, dep in self._dependents(uid):
             dep_gvr = self.informers[dep_rid][0]
-            meta = _meta(dep)
+            ns, name = _namespace_name(dep)
             try:
-                await self._client.patch(dep_gvr, str(meta.get("namespace") or ""),
-                                         str(meta.get("name") or ""), unlink_patch(dep, [uid]),
+                await self._client.patch(dep_gvr, ns, name, unlink_patch(dep, [uid]),
                                          patch_type=PatchType.JSON)
             except StatusError as e:
                 if e.code == 404:
@@ -465,11 +452,9 @@ class GarbageCollector:
                 self.queue.add(self._key(rid, dep))
 
     async def _remove_finalizer(self, gvr: GVR, obj: ObjMap, finalizer: str) -> None:
-        meta = _meta(obj)
+        ns, name = _namespace_name(obj)
         try:
-            await self._client.patch(gvr, str(meta.get("namespace") or ""),
-                                     str(meta.get("name") or ""),
-                                     remove_finalizer_patch(obj, finalizer),
+            await self._client.patch(gvr, ns, name, remove_finalizer_patch(obj, finalizer),
                                      patch_type=PatchType.MERGE)
         except StatusError as e:
             if e.code == 404:

@@ -76,6 +76,8 @@ from enum import IntEnum
 from types import MappingProxyType
 from typing import Any, ClassVar, Final
 
+from svcnet.api.access import namespace_name_of as _namespace_name
+
 __all__ = [
     "AAAA",
     "CNAME",
@@ -441,13 +443,13 @@ class ZoneBuilder:
                     slices: Iterable[Mapping[str, Any]] = ()) -> None:
         """Replace the records of ``svc`` with those of this version of it and ``slices``
         (all of its EndpointSlices; others are ignored)."""
-        ns, name = _meta(svc)
+        ns, name = _namespace_name(svc)
         if not ns or not name:
             return
         key = f"{ns}/{name}"
         # Sorted by name, so record order does not depend on the order slices arrived in.
         mine = sorted((s for s in slices if _slice_service(s) == (ns, name)),
-                      key=lambda s: _meta(s)[1])
+                      key=lambda s: _namespace_name(s)[1])
         # Computed before the old records go: if this object breaks it, nothing changed.
         frag = _service_fragment(svc, mine, self._svc_zone, self._ns_target)
         self.remove_service(key)
@@ -534,11 +536,6 @@ class _Endpoint:
     """(name, protocol lower-cased, port) of the slice it came from, named ports only."""
 
 
-def _meta(obj: Mapping[str, Any]) -> tuple[str, str]:
-    meta = obj.get("metadata") or {}
-    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
-
-
 def _is_ready(endpoint: Mapping[str, Any]) -> bool:
     ready = (endpoint.get("conditions") or {}).get("ready")
     return ready is None or bool(ready)  # the API: "nil should be interpreted as true"
@@ -592,7 +589,7 @@ def _slice_service(s: Mapping[str, Any]) -> tuple[str, str] | None:
     """The (namespace, Service name) an EndpointSlice belongs to, if it serves addresses."""
     if s.get("addressType") not in ("IPv4", "IPv6"):
         return None  # FQDN slices name hosts, not addresses: nothing for DNS to serve
-    ns, _ = _meta(s)
+    ns, _ = _namespace_name(s)
     svc = ((s.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL)
     return (ns, str(svc)) if ns and svc else None
 
@@ -615,13 +612,13 @@ def build_zone(services: Iterable[Mapping[str, Any]],
         if key is not None:
             by_service.setdefault(key, []).append(s)
     for svc in services:
-        builder.set_service(svc, by_service.get(_meta(svc), ()))
+        builder.set_service(svc, by_service.get(_namespace_name(svc), ()))
     return builder.zone(serial)
 
 
 def _service_fragment(svc: Mapping[str, Any], slices: Iterable[Mapping[str, Any]],
                       svc_zone: str, ns_target: str) -> _Fragment:
-    ns, name = _meta(svc)
+    ns, name = _namespace_name(svc)
     spec = svc.get("spec") or {}
     owner = f"{name}.{ns}.{svc_zone}".lower()
     b = _Builder((svc_zone,))

@@ -63,6 +63,7 @@ from ipaddress import IPv4Interface
 from pathlib import Path
 from typing import Any, Final
 
+from svcnet.api.access import mapping_of
 from svcnet.node.probes import ContainerProbeStatus
 from svcnet.node.runtime import (
     REASON_START_ERROR,
@@ -202,24 +203,22 @@ class PodPlan:
 
 
 def _uid(pod: Pod) -> str:
+    # Not uid_of: that gives "" for a null uid, where this (and runner.py, which keys pods
+    # the same way) gives "None"; the two must agree.
     return str(pod.get("metadata", {}).get("uid", ""))
 
 
-def _spec(pod: Pod) -> Mapping[str, Any]:
-    spec = pod.get("spec")
-    return spec if isinstance(spec, Mapping) else {}
-
-
 def _containers(pod: Pod, key: str = "containers") -> list[Mapping[str, Any]]:
-    return [c for c in _spec(pod).get(key) or [] if isinstance(c, Mapping) and c.get("name")]
+    return [c for c in mapping_of(pod, "spec").get(key) or []
+            if isinstance(c, Mapping) and c.get("name")]
 
 
 def _policy(pod: Pod) -> str:
-    return str(_spec(pod).get("restartPolicy") or "Always")
+    return str(mapping_of(pod, "spec").get("restartPolicy") or "Always")
 
 
 def is_host_network(pod: Pod) -> bool:
-    return bool(_spec(pod).get("hostNetwork"))
+    return bool(mapping_of(pod, "spec").get("hostNetwork"))
 
 
 def is_terminal_phase(phase: str | None) -> bool:
@@ -230,7 +229,7 @@ def grace_period(pod: Pod) -> float:
     """Seconds between SIGTERM and SIGKILL when the pod's containers are stopped."""
     meta = pod.get("metadata", {})
     for value in (meta.get("deletionGracePeriodSeconds"),
-                  _spec(pod).get("terminationGracePeriodSeconds")):
+                  mapping_of(pod, "spec").get("terminationGracePeriodSeconds")):
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return float(value)
     return DEFAULT_GRACE
@@ -243,7 +242,7 @@ def _probe_grace(pod: Pod, container: Mapping[str, Any], probe_key: str) -> floa
         value = probe.get("terminationGracePeriodSeconds")
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return float(value)
-    spec_grace = _spec(pod).get("terminationGracePeriodSeconds")
+    spec_grace = mapping_of(pod, "spec").get("terminationGracePeriodSeconds")
     if isinstance(spec_grace, int) and not isinstance(spec_grace, bool) and spec_grace >= 0:
         return float(spec_grace)
     return DEFAULT_GRACE
@@ -565,7 +564,7 @@ def _ready(pod: Pod, containers_ready: Mapping[str, Any],
         return _condition("Ready", False, containers_ready.get("reason", ""),
                           containers_ready.get("message", ""))
     problems = []
-    for gate in _spec(pod).get("readinessGates") or []:
+    for gate in mapping_of(pod, "spec").get("readinessGates") or []:
         ctype = gate.get("conditionType", "") if isinstance(gate, Mapping) else ""
         cond = old_conditions.get(ctype)
         if cond is None:
@@ -702,7 +701,7 @@ def _field_ref(pod: Pod, path: str, pod_ip: str, host_ip: str, node_name: str) -
     simple = {
         "metadata.name": meta.get("name", ""), "metadata.namespace": meta.get("namespace", ""),
         "metadata.uid": meta.get("uid", ""), "spec.nodeName": node_name,
-        "spec.serviceAccountName": _spec(pod).get("serviceAccountName", ""),
+        "spec.serviceAccountName": mapping_of(pod, "spec").get("serviceAccountName", ""),
         "status.hostIP": host_ip, "status.hostIPs": host_ip,
         "status.podIP": pod_ip, "status.podIPs": pod_ip,
     }
@@ -729,7 +728,8 @@ def container_process_spec(pod: Pod, container: Mapping[str, Any], *, netns: str
     """
     meta = pod.get("metadata", {})
     env: dict[str, str] = {"PATH": path, "HOME": "/root",
-                           "HOSTNAME": str(_spec(pod).get("hostname") or meta.get("name", ""))}
+                           "HOSTNAME": str(mapping_of(pod, "spec").get("hostname")
+                                           or meta.get("name", ""))}
     env.update(service_env or {})
     if container.get("envFrom"):
         raise ConfigError("envFrom is not supported by svcnet")
@@ -775,7 +775,7 @@ def resolv_conf(pod: Pod, *, nameservers: Sequence[str],
     at the cluster DNS with Kubernetes' search path and ``ndots:5``; ``None`` uses only
     ``dnsConfig``; ``Default`` (and ``ClusterFirst`` without a cluster DNS) keeps the node's.
     """
-    spec = _spec(pod)
+    spec = mapping_of(pod, "spec")
     policy = spec.get("dnsPolicy") or "ClusterFirst"
     if policy == "ClusterFirst" and spec.get("hostNetwork"):
         policy = "Default"

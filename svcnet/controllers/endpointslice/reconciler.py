@@ -59,6 +59,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+from svcnet.api.access import (
+    list_of as _list,
+    mapping_of as _map,
+    str_of as _str,
+)
 from svcnet.api.names import name_is_dns_subdomain, parse_ip_sloppy
 from svcnet.controllers.endpointslice.util import (
     ANNOTATION_LAST_CHANGE_TRIGGER_TIME,
@@ -131,21 +136,6 @@ class SlicePlan:
 
 
 # -- small accessors -------------------------------------------------------------------------
-
-
-def _map(d: ObjMap | None, key: str) -> ObjMap:
-    v = d.get(key) if d else None
-    return v if isinstance(v, Mapping) else {}
-
-
-def _list(d: ObjMap | None, key: str) -> list[Any]:
-    v = d.get(key) if d else None
-    return v if isinstance(v, list) else []
-
-
-def _str(d: ObjMap | None, key: str) -> str:
-    v = d.get(key) if d else None
-    return v if isinstance(v, str) else ""
 
 
 def _name(obj: ObjMap) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from svcnet.api.access import int_of, mapping_of
 from svcnet.controllers.endpointslice.util import LABEL_SERVICE_NAME
 
 __all__ = ["EndpointSliceTracker", "service_key_for_slice"]
@@ -34,14 +35,9 @@ DELETION_EXPECTED: Final = -1
 ObjMap = Mapping[str, Any]
 
 
-def _meta(obj: ObjMap) -> ObjMap:
-    m = obj.get("metadata")
-    return m if isinstance(m, Mapping) else {}
-
-
 def service_key_for_slice(eps: ObjMap) -> str | None:
     """``namespace/service`` from the slice's ``kubernetes.io/service-name`` label."""
-    meta = _meta(eps)
+    meta = mapping_of(eps, "metadata")
     labels = meta.get("labels")
     name = labels.get(LABEL_SERVICE_NAME) if isinstance(labels, Mapping) else None
     if not isinstance(name, str) or not name:
@@ -50,12 +46,11 @@ def service_key_for_slice(eps: ObjMap) -> str | None:
 
 
 def _uid(eps: ObjMap) -> str:
-    return str(_meta(eps).get("uid") or "")
+    return str(mapping_of(eps, "metadata").get("uid") or "")
 
 
 def _generation(eps: ObjMap) -> int:
-    g = _meta(eps).get("generation")
-    return g if isinstance(g, int) and not isinstance(g, bool) else 0
+    return int_of(mapping_of(eps, "metadata"), "generation")
 
 
 class EndpointSliceTracker:
@@ -88,7 +83,7 @@ class EndpointSliceTracker:
         """True if ``slices`` (from the cache) predate our writes for ``svc``: a tracked slice
         is older than what we wrote, still present though we deleted it, or missing though we
         created it."""
-        meta = _meta(svc)
+        meta = mapping_of(svc, "metadata")
         key = f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
         uid = str(meta.get("uid") or "")
         tracked_uid = self._service_uids.get(key)

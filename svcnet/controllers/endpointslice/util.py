@@ -29,6 +29,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from svcnet.api.access import (
+    list_of as _list,
+    mapping_of as _map,
+    str_of as _str,
+)
 from svcnet.api.names import parse_ip_sloppy
 
 __all__ = [
@@ -67,21 +72,6 @@ LABEL_HEADLESS: Final = "service.kubernetes.io/headless"
 LABEL_ZONE: Final = "topology.kubernetes.io/zone"
 ANNOTATION_LAST_CHANGE_TRIGGER_TIME: Final = "endpoints.kubernetes.io/last-change-trigger-time"
 ANNOTATION_OVER_CAPACITY: Final = "endpoints.kubernetes.io/over-capacity"
-
-
-def _map(d: ObjMap | None, key: str) -> ObjMap:
-    v = d.get(key) if d else None
-    return v if isinstance(v, Mapping) else {}
-
-
-def _list(d: ObjMap | None, key: str) -> list[Any]:
-    v = d.get(key) if d else None
-    return v if isinstance(v, list) else []
-
-
-def _str(d: ObjMap | None, key: str) -> str:
-    v = d.get(key) if d else None
-    return v if isinstance(v, str) else ""
 
 
 # -- Services --------------------------------------------------------------------------------
