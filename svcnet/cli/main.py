@@ -97,7 +97,8 @@ def validate(files: tuple[Path, ...], strict: bool) -> None:
 @click.option("--listen", default="127.0.0.1:6443", show_default=True,
               help="HOST:PORT to serve HTTPS on (beyond loopback only when asked).")
 @click.option("--store", "store_url", default="",
-              help="sqlite:///PATH (default DATA_DIR/state.db), memory://, etcd://HOST:PORT.")
+              help="sqlite:///PATH (default DATA_DIR/state.db), memory://, "
+                   "etcd://HOST:PORT[,HOST:PORT...]/PREFIX.")
 @click.option("--service-cidr", "service_cidrs", multiple=True, default=("10.96.0.0/12",),
               show_default=True, help="Service CIDR (repeat for dual-stack or extra ranges).")
 @click.option("--node-port-range", default="30000-32767", show_default=True)

@@ -1,7 +1,9 @@
 """Storage: one revisioned, watchable key space (see :mod:`svcnet.storage.interface`).
 
 Backends: :class:`~svcnet.storage.memory.MemoryStore` (reference and unit-test fake) and
-:class:`~svcnet.storage.sqlite.SQLiteStore` (kine-style, several processes may share one file).
+:class:`~svcnet.storage.sqlite.SQLiteStore` (kine-style, several processes may share one file) and
+:class:`~svcnet.storage.etcd.EtcdStore` (an etcd v3 cluster over gRPC, under a key prefix; imported
+only when an ``etcd://`` URL is opened, since grpc is slow to import).
 :func:`open_store` picks one from a URL.
 """
 
@@ -51,9 +53,13 @@ def open_store(url: str) -> Store:
     * ``sqlite:///ABS/PATH/state.db`` - a :class:`SQLiteStore` on that file, created if missing.
       Optional query parameters: ``synchronous=FULL|NORMAL`` and ``poll_interval=SECONDS``,
       e.g. ``sqlite:///var/lib/svcnet/state.db?synchronous=NORMAL``.
+    * ``etcd://HOST:PORT[,HOST:PORT...]/PREFIX`` - an :class:`EtcdStore` on that etcd cluster
+      (plain gRPC, no TLS), every key stored under ``/PREFIX/``; the prefix is required so the
+      store never spans a whole cluster by accident. Several endpoints must be IP literals.
+      Optional query parameter: ``timeout=SECONDS`` per request (default 10),
+      e.g. ``etcd://10.0.0.1:2379,10.0.0.2:2379/svcnet?timeout=5``.
 
-    The caller must ``await store.close()``. Raises ValueError for anything else (``etcd://``
-    is not implemented yet).
+    The caller must ``await store.close()``. Raises ValueError for anything else.
     """
     parts = urlsplit(url)
     params = {k: v[-1] for k, v in parse_qs(parts.query, strict_parsing=bool(parts.query)).items()}
@@ -75,6 +81,23 @@ def open_store(url: str) -> Store:
         return SQLiteStore(str(path), synchronous="FULL" if synchronous == "FULL" else "NORMAL",
                            poll_interval=poll_interval)
     if parts.scheme == "etcd":
-        raise ValueError(f"the etcd backend is not implemented yet: {url!r}")
+        endpoints = [e.strip() for e in parts.netloc.split(",")]
+        prefix = unquote(parts.path).strip("/")
+        if not prefix or not all(_is_host_port(e) for e in endpoints):
+            raise ValueError(f"expected etcd://HOST:PORT[,HOST:PORT...]/PREFIX, got {url!r}")
+        unknown = set(params) - {"timeout"}
+        if unknown:
+            raise ValueError(f"unknown etcd:// parameters {sorted(unknown)} in {url!r}")
+        timeout = float(params.get("timeout", "10"))
+        if not timeout > 0:
+            raise ValueError(f"timeout must be positive in {url!r}")
+        from svcnet.storage.etcd import EtcdStore  # lazily: grpc is slow to import
+
+        return EtcdStore(endpoints, f"/{prefix}/", timeout=timeout)
     raise ValueError(f"unknown store URL scheme {parts.scheme!r} in {url!r} "
-                     "(expected memory:// or sqlite:///ABSOLUTE/PATH)")
+                     "(expected memory://, sqlite:///ABSOLUTE/PATH or etcd://HOST:PORT/PREFIX)")
+
+
+def _is_host_port(endpoint: str) -> bool:
+    host, sep, port = endpoint.rpartition(":")
+    return bool(sep and host.strip("[]") and port.isdigit() and 0 < int(port) < 65536)

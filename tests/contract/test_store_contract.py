@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from svcnet.storage.interface import (
 )
 from svcnet.storage.memory import MemoryStore
 from svcnet.storage.sqlite import SQLiteStore
+from tests.etcd_server import EtcdServer
 
 TIMEOUT = 5.0
 
@@ -50,7 +51,26 @@ def _sqlite(directory: Path, watch_buffer: int) -> Store:
     return SQLiteStore(directory / "state.db", watch_buffer=watch_buffer)
 
 
-BACKENDS: dict[str, Backend] = {"memory": _memory, "sqlite": _sqlite}
+ETCD = EtcdServer()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _etcd_server() -> Iterator[None]:
+    """Stops the shared test etcd (if a test started it) when this module is done."""
+    try:
+        yield
+    finally:
+        ETCD.stop()
+
+
+def _etcd(_dir: Path, watch_buffer: int) -> Store:
+    from svcnet.storage.etcd import EtcdStore
+
+    return EtcdStore([ETCD.start()], ETCD.new_prefix(), watch_buffer=watch_buffer,
+                     revision_base=None)
+
+
+BACKENDS: dict[str, Backend] = {"memory": _memory, "sqlite": _sqlite, "etcd": _etcd}
 
 MakeStore = Callable[..., Awaitable[Store]]
 
@@ -703,8 +723,49 @@ async def test_open_store(tmp_path: Path, url: str, kind: type) -> None:
         await store.close()
 
 
+async def test_open_store_etcd() -> None:
+    from svcnet.storage.etcd import EtcdStore
+
+    endpoint = ETCD.start()
+    prefix = ETCD.new_prefix().strip("/")
+    store = open_store(f"etcd://{endpoint}/{prefix}?timeout=5")
+    raw = EtcdStore([endpoint], "")  # the whole key space, with the default revision base
+    try:
+        assert isinstance(store, EtcdStore)
+        kv = await store.create("svc/a/1", b"x")
+        assert await store.get("svc/a/1") == kv
+        listed = await store.list("svc/")
+        assert listed.items == [kv]
+        assert listed.revision == await store.current_revision() == kv.mod_revision
+        # Stored under /PREFIX/; every store on the cluster reads the same revisions.
+        [raw_kv] = (await raw.list(f"/{prefix}/")).items
+        assert raw_kv == KeyValue(f"/{prefix}/svc/a/1", b"x", kv.mod_revision, kv.create_revision)
+    finally:
+        await store.close()
+        await raw.close()
+
+
+@pytest.mark.parametrize(("url", "target", "prefix"), [
+    ("etcd://127.0.0.1:2379/svcnet", "127.0.0.1:2379", "/svcnet/"),
+    ("etcd://etcd.kube-system:2379/a/b/", "etcd.kube-system:2379", "/a/b/"),
+    ("etcd://10.0.0.1:2379,10.0.0.2:2379/svcnet?timeout=2.5", "ipv4:10.0.0.1:2379,10.0.0.2:2379",
+     "/svcnet/"),
+    ("etcd://[fd00::1]:2379,[fd00::2]:2379/svcnet", "ipv6:[fd00::1]:2379,[fd00::2]:2379",
+     "/svcnet/"),
+])
+def test_open_store_parses_etcd_urls(url: str, target: str, prefix: str) -> None:
+    from svcnet.storage.etcd import EtcdStore
+
+    store = open_store(url)  # no I/O until the first operation
+    assert isinstance(store, EtcdStore)
+    assert (store._target, store._prefix) == (target, prefix.encode())
+
+
 @pytest.mark.parametrize("url", [
-    "etcd://127.0.0.1:2379", "postgres://db/x", "sqlite://relative/state.db", "sqlite:///",
+    "etcd://127.0.0.1:2379", "etcd://127.0.0.1:2379/", "etcd:///svcnet", "etcd://127.0.0.1/svcnet",
+    "etcd://127.0.0.1:0/svcnet", "etcd://127.0.0.1:2379/svcnet?tls=1",
+    "etcd://127.0.0.1:2379/svcnet?timeout=0", "etcd://a:2379,b:2379/svcnet",
+    "etcd://10.0.0.1:2379,[fd00::1]:2379/svcnet", "postgres://db/x", "sqlite://relative/state.db", "sqlite:///",
     "sqlite:///tmp/x.db?synchronous=OFF", "sqlite:///tmp/x.db?cache=big", "memory://x", "",
 ])
 def test_open_store_rejects_unknown_urls(url: str) -> None:

@@ -1,0 +1,595 @@
+"""EtcdStore: the storage contract on an etcd v3 cluster, over gRPC.
+
+Theory of operation
+-------------------
+etcd already *is* the model the contract describes (one store-wide revision, MVCC history,
+compaction, watch from a revision), so this backend is a thin translation layer. It talks to
+etcd's gRPC API directly through the generated stubs that ship with ``aetcd`` (``KVStub``,
+``WatchStub``) on one ``grpc.aio`` channel; aetcd's own ``Client`` wrapper is not used because
+the contract needs fields it hides (``prev_kv`` on watch events, the response header revision of
+every call, exact ``more`` on ranges).
+
+Keys
+    Every store key ``k`` is stored as etcd key ``PREFIX + k`` (UTF-8), and the prefix is
+    stripped on the way out. A prefix range ``p`` is ``[PREFIX+p, increment(PREFIX+p))``, so key
+    order is etcd's byte order, which for UTF-8 is the code-point order MemoryStore uses.
+
+Revisions
+    Store revision = etcd revision - ``revision_base``. etcd counts its empty state as revision
+    1, so the default base of 1 makes a fresh etcd read as the contract's empty store (revision
+    0, first write 1). The base must be the same for every process sharing a cluster (it is not
+    a URL parameter). ``revision_base=None`` takes the etcd revision at the moment the store
+    first connects: that lets a test suite share one etcd server between many stores, each on
+    its own prefix, and still see each store start at revision 0. Other writers on the same
+    cluster (under other prefixes) still advance the one revision counter, exactly as etcd does.
+
+Writes are single transactions (``Txn``), so each is atomic and takes exactly one revision:
+
+* ``create``: ``if create_revision(key) == 0 then put else range(key)`` -> KeyExists;
+* ``update``: ``if version(key) > 0 and mod_revision(key) == expected then put(prev_kv)
+  else range(key)`` -> KeyNotFound (range empty) or Conflict (carrying the range's value). The
+  ``version > 0`` guard matters: etcd compares a missing key's mod_revision as 0;
+* ``delete``: the same, with ``delete_range(prev_kv)``; ``expected_revision`` 0 omits the
+  mod_revision comparison. The returned KeyValue is the deleted value at the txn's revision.
+
+Reads are linearizable ranges. ``list(revision=R)`` is a range at etcd revision ``R + base``;
+etcd answers ``OUT_OF_RANGE`` "compacted" (-> Compacted) or "future revision" (then it is
+served at the current revision, as the contract says). ``limit`` maps to etcd's ``limit``,
+whose ``more`` flag is exact; ``start_after`` starts the range at ``PREFIX+start_after+"\\0"``.
+
+Compaction is etcd's ``Compact`` at ``revision + base`` (clamped to now; "already compacted" is
+a no-op). etcd does not report its compacted revision directly, so ``compact_revision()``
+binary-searches the oldest revision a range still accepts (a range at revision ``r`` fails iff
+``r`` is below etcd's compacted revision): about log2(current revision) tiny reads. This is
+only used for ``compact_revision()`` itself and to fill in :class:`Compacted`.
+
+Watches: each ``watch()`` is one gRPC watch stream with ``prev_kv``, from etcd revision
+``after + base + 1``. A PUT whose ``create_revision == mod_revision`` is ADDED, any other PUT
+MODIFIED, a DELETE is DELETED with the value (and create revision) taken from ``prev_kv``.
+etcd accepts a watch from its compacted revision ``E`` itself, but the contract must refuse
+``after = C - 1`` (whose first event needs history at ``C - 1``). So a watch that has history
+to replay first reads at ``after`` (refused iff ``after`` is below the compacted revision);
+etcd's own compacted answer on the stream is mapped to Compacted as well.
+
+``after_revision`` 0 ("now") is resolved when ``watch()`` is *called*, without I/O, to the
+newest revision this store has seen in any response header (every call updates it). Nothing
+written after the call is missed; events written by *other* clients between that revision
+and the call are delivered too (the store had not seen them yet). On a store that has done no
+I/O yet (not even ``open()``), "now" is the revision when the watch first reaches etcd; with
+``revision_base=None`` it is the store's origin, i.e. store revision 0.
+
+"Registered by the call": ``watch()`` starts the watch's pump task at once (when a loop is
+running; otherwise the first iteration does), and every later operation of this store waits
+until etcd has confirmed all watches made before it. So a compaction (or any write) issued
+after ``watch()`` can never reach etcd before the watch does.
+
+The pump reads the stream into an unbounded queue. Replayed history (revisions up to the
+newest the store had seen when the watch was made) is not limited; beyond it, a watcher with
+``watch_buffer`` undelivered events is dropped with :class:`WatchClosed`, like kine's
+broadcaster and etcd's own slow-watcher handling.
+
+Ending a watch never cancels an operation gRPC has in flight: etcd 3.4 never ends a watch
+stream by itself (not even on a client half-close), so the watch is cancelled *in etcd* with a
+cancel request on the stream; the pump's pending read then completes with etcd's "canceled"
+answer, and the pump cancels the RPC while no read is pending and waits for its status. (A read
+pending at cancel time completes later in gRPC core, on the event loop that started it, which
+with one loop per test may be closed by then.) ``close()`` ends every watch with WatchClosed,
+awaits every pump (cancelling, after ``timeout``, any stuck on an unreachable etcd), then
+closes the channel.
+
+Endpoints: one ``host:port`` is a plain gRPC target; several must be IP literals and become
+``ipv4:``/``ipv6:`` targets, where gRPC's pick-first policy fails over between members.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any
+
+import grpc
+from aetcd.rpc import kv_pb2, rpc_pb2, rpc_pb2_grpc
+
+from svcnet.storage.interface import (
+    Compacted,
+    Conflict,
+    EventType,
+    KeyExists,
+    KeyNotFound,
+    KeyValue,
+    ListResult,
+    StorageError,
+    WatchClosed,
+    WatchEvent,
+)
+
+DEFAULT_BUFFER = 1024
+"""Undelivered live events a watcher may have before it is dropped as too slow."""
+
+_COMPACTED = "compacted"
+_FUTURE = "future revision"
+
+
+def _span(key: bytes) -> tuple[bytes, bytes]:
+    """``(key, range_end)`` of every key starting with ``key`` (etcd refuses an empty key)."""
+    return (key or b"\0"), _range_end(key)
+
+
+def _range_end(key: bytes) -> bytes:
+    """The smallest key greater than every key starting with ``key`` (etcd's prefix end)."""
+    end = bytearray(key)
+    while end:
+        if end[-1] < 0xFF:
+            end[-1] += 1
+            return bytes(end)
+        end.pop()
+    return b"\0"  # empty prefix (or all 0xff): to the end of the key space
+
+
+def _target(endpoints: Sequence[str]) -> str:
+    """A gRPC target for ``host:port`` endpoints (several only as IP literals: pick-first)."""
+    if not endpoints:
+        raise ValueError("at least one etcd endpoint is needed")
+    if len(endpoints) == 1:
+        return endpoints[0]
+    families = set()
+    for endpoint in endpoints:
+        host = endpoint.rsplit(":", 1)[0].strip("[]")
+        try:
+            families.add(ipaddress.ip_address(host).version)
+        except ValueError:
+            raise ValueError(
+                f"several etcd endpoints must be IP literals (got {endpoint!r}); "
+                "use one DNS name that resolves to every member instead") from None
+    if len(families) != 1:
+        raise ValueError(f"etcd endpoints mix IPv4 and IPv6: {list(endpoints)}")
+    family = f"ipv{families.pop()}"
+    return f"{family}:{','.join(endpoints)}"
+
+
+class _Watch:
+    """One watch: its gRPC stream, the pump task and the queue the iterator reads."""
+
+    def __init__(self, store: EtcdStore, prefix: str, after: int | None,
+                 live_from: int) -> None:
+        self.store = store
+        self.prefix = prefix
+        self.after = after  # store revision; None = "now" (no revision seen yet)
+        self.live_from = live_from  # events up to here are history: no buffer limit
+        self.queue: asyncio.Queue[WatchEvent | BaseException] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+        self.call: Any = None  # the gRPC stream, once open
+        self.watch_id: int | None = None  # etcd's id for the watch, once created
+        self.created = asyncio.Event()
+        self.done = False
+        self.registered = asyncio.Event()  # etcd confirmed the watch (or it ended)
+
+    def start(self) -> None:
+        if self.task is not None or self.done:
+            return
+        if self.store._closed:
+            self.finish(WatchClosed("store is closed"))
+            return
+        self.task = asyncio.get_running_loop().create_task(self._pump())
+        self.store._tasks.add(self.task)
+        self.task.add_done_callback(self.store._tasks.discard)
+        self.store._watches.add(self)
+        self.store._registering.add(self)
+
+    def finish(self, error: BaseException) -> None:
+        """End the watch: the iterator raises ``error`` after the events already queued."""
+        if self.done:
+            return
+        self.done = True
+        self.queue.put_nowait(error)
+        self.stop()
+
+    def _registered(self) -> None:
+        self.registered.set()
+        self.store._registering.discard(self)
+
+    def stop(self) -> None:
+        """Make the pump end soon, without cancelling an operation gRPC has in flight.
+
+        A unary call in flight is left to complete (the pump checks ``done`` after it). An open
+        stream gets a cancel request, so the pending read completes with etcd's "canceled"
+        answer and the pump ends the RPC itself, with no read pending (see ``_end_stream``).
+        """
+        self.done = True
+        self._registered()
+        if self.call is not None and self.task is not asyncio.current_task():
+            task = asyncio.get_running_loop().create_task(self._request_cancel())
+            self.store._tasks.add(task)
+            task.add_done_callback(self.store._tasks.discard)
+        self.store._watches.discard(self)
+
+    async def _request_cancel(self) -> None:
+        call = self.call
+        try:
+            async with asyncio.timeout(self.store._timeout):
+                await self.created.wait()  # also set when the pump ends
+            if self.watch_id is not None and not call.done():
+                await call.write(rpc_pb2.WatchRequest(
+                    cancel_request=rpc_pb2.WatchCancelRequest(watch_id=self.watch_id)))
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
+        except Exception:
+            call.cancel()  # the fallback: etcd did not answer in time, or the RPC is over
+
+    async def _end_stream(self) -> None:
+        """Cancel the RPC while no read is pending, and wait until gRPC has finished it.
+
+        (etcd 3.4 never ends a watch stream itself, not even on a client half-close.) A read
+        pending at cancel time would complete later in gRPC core, and with one event loop per
+        test or per ``asyncio.run`` possibly on a loop that is closed by then.
+        """
+        call = self.call
+        if call is None:
+            return
+        call.cancel()
+        with contextlib.suppress(BaseException):
+            await call.code()
+
+    async def _pump(self) -> None:
+        store = self.store
+        try:
+            await store._connect()
+            base = store._base_revision()
+            if self.after is None and not self.done:
+                self.after = await store._current_etcd(wait=False) - base
+                self.live_from = max(self.live_from, self.after)
+            if self.done or self.after is None:
+                return
+            after_etcd = self.after + base
+            if store._last_seen is not None and after_etcd < store._last_seen:
+                # History to replay: is it still there? (A range at the start revision fails
+                # iff it is below etcd's compacted revision; see the module docstring.)
+                try:
+                    await store._range_at(store._probe, b"", after_etcd, count_only=True,
+                                          wait=False)
+                except grpc.aio.AioRpcError as e:
+                    if not store._is(e, _COMPACTED):
+                        raise
+                    self.finish(Compacted(self.after, await store._compact_revision(wait=False)))
+                    return
+            if self.done:
+                return
+            key, end = _span(store._full(self.prefix))
+            call = self.call = store._watch_stub.Watch()
+            await call.write(rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(
+                key=key, range_end=end, start_revision=after_etcd + 1,
+                prev_kv=True)))
+            while True:
+                response = await call.read()
+                if response is grpc.aio.EOF:
+                    self.finish(WatchClosed("etcd ended the watch stream"))
+                    return
+                self._registered()
+                if response.created:
+                    self.watch_id = int(response.watch_id)
+                    self.created.set()
+                if response.compact_revision:
+                    self.finish(Compacted(self.after, int(response.compact_revision) - base))
+                    return
+                if response.canceled:
+                    self.finish(WatchClosed(f"etcd cancelled the watch: {response.cancel_reason}"))
+                    return
+                store._seen(response.header.revision)
+                for ev in response.events:
+                    event = store._event(ev)
+                    if (event.revision > self.live_from
+                            and self.queue.qsize() >= store._watch_buffer):
+                        self.finish(WatchClosed("watcher fell too far behind"))
+                        return
+                    self.queue.put_nowait(event)
+        except asyncio.CancelledError:
+            raise
+        except grpc.aio.AioRpcError as e:
+            self.finish(WatchClosed(f"etcd watch failed: {e.code().name}: {e.details()}"))
+        except Exception as e:  # surfaced to the consumer, not lost in a task
+            self.finish(e)
+        finally:
+            self.created.set()  # nothing to wait for any more (see _request_cancel)
+            await self._end_stream()
+
+
+class EtcdStore:
+    """A :class:`~svcnet.storage.interface.Store` on etcd v3 (see the module docstring).
+
+    ``endpoints`` are ``host:port`` strings; ``prefix`` is prepended to every key (it should end
+    with '/'). No I/O happens until the first operation or ``await open()``.
+    """
+
+    def __init__(self, endpoints: Sequence[str], prefix: str, *,
+                 watch_buffer: int = DEFAULT_BUFFER, revision_base: int | None = 1,
+                 timeout: float = 10.0) -> None:
+        self._target = _target(endpoints)
+        self._prefix = prefix.encode()
+        self._probe = self._prefix or b"\0"  # a key for reads that only want a header
+        self._watch_buffer = watch_buffer
+        self._base = revision_base
+        self._timeout = timeout
+        self._channel: Any = None
+        self._kv: Any = None
+        self._watch_stub: Any = None
+        self._connect_lock = asyncio.Lock()
+        self._last_seen: int | None = None  # etcd revision
+        self._watches: set[_Watch] = set()
+        self._registering: set[_Watch] = set()  # watches etcd has not confirmed yet
+        self._tasks: set[asyncio.Task[None]] = set()  # pumps and cancel requests, until done
+        self._closed = False
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self._connect()
+
+    async def _connect(self) -> None:
+        if self._closed:
+            raise StorageError("store is closed")
+        if self._kv is not None:
+            return
+        async with self._connect_lock:
+            if self._kv is not None:
+                return
+            channel = grpc.aio.insecure_channel(self._target)
+            kv = rpc_pb2_grpc.KVStub(channel)
+            try:
+                response = await kv.Range(rpc_pb2.RangeRequest(key=self._probe, count_only=True),
+                                          timeout=self._timeout)
+            except grpc.aio.AioRpcError as e:
+                await channel.close()
+                raise StorageError(f"cannot reach etcd at {self._target}: {e.details()}") from e
+            if self._closed:
+                await channel.close()
+                raise StorageError("store is closed")
+            if self._base is None:
+                self._base = int(response.header.revision)
+            self._seen(response.header.revision)
+            self._channel = channel
+            self._watch_stub = rpc_pb2_grpc.WatchStub(channel)
+            self._kv = kv
+
+    def _base_revision(self) -> int:
+        assert self._base is not None, "connect first"
+        return self._base
+
+    def _seen(self, revision: int) -> None:
+        revision = int(revision)
+        if self._last_seen is None or revision > self._last_seen:
+            self._last_seen = revision
+
+    def _full(self, key: str) -> bytes:
+        return self._prefix + key.encode()
+
+    def _kv_of(self, kv: Any) -> KeyValue:
+        base = self._base_revision()
+        return KeyValue(key=bytes(kv.key)[len(self._prefix):].decode(), value=bytes(kv.value),
+                        mod_revision=int(kv.mod_revision) - base,
+                        create_revision=int(kv.create_revision) - base)
+
+    def _event(self, ev: Any) -> WatchEvent:
+        prev = self._kv_of(ev.prev_kv) if ev.HasField("prev_kv") else None
+        if ev.type == kv_pb2.Event.DELETE:
+            kv = KeyValue(key=bytes(ev.kv.key)[len(self._prefix):].decode(),
+                          value=prev.value if prev else b"",
+                          mod_revision=int(ev.kv.mod_revision) - self._base_revision(),
+                          create_revision=prev.create_revision if prev else 0)
+            return WatchEvent(EventType.DELETED, kv, prev)
+        kv = self._kv_of(ev.kv)
+        if ev.kv.create_revision == ev.kv.mod_revision:
+            return WatchEvent(EventType.ADDED, kv, None)
+        return WatchEvent(EventType.MODIFIED, kv, prev)
+
+    async def _call(self, method: str, request: Any, *, wait: bool = True) -> Any:
+        await self._connect()
+        if wait and self._registering:
+            # Watches made before this call must be in place before it runs (see watch()).
+            await asyncio.gather(*(w.registered.wait() for w in list(self._registering)))
+        try:
+            response = await getattr(self._kv, method)(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as e:
+            if self._closed:
+                raise StorageError("store is closed") from e
+            if e.code() == grpc.StatusCode.OUT_OF_RANGE:
+                raise  # compacted / future revision: the caller maps it
+            raise StorageError(f"etcd {method} failed: {e.code().name}: {e.details()}") from e
+        self._seen(response.header.revision)
+        return response
+
+    async def _range_at(self, key: bytes, range_end: bytes, etcd_revision: int, *,
+                        wait: bool = True, **kw: Any) -> Any:
+        """A range at an etcd revision; raises AioRpcError OUT_OF_RANGE if compacted/future."""
+        return await self._call("Range", rpc_pb2.RangeRequest(
+            key=key, range_end=range_end, revision=etcd_revision, **kw), wait=wait)
+
+    @staticmethod
+    def _is(error: grpc.aio.AioRpcError, what: str) -> bool:
+        return bool(error.code() == grpc.StatusCode.OUT_OF_RANGE and what in
+                    (error.details() or ""))
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def get(self, key: str) -> KeyValue | None:
+        response = await self._call("Range", rpc_pb2.RangeRequest(key=self._full(key)))
+        return self._kv_of(response.kvs[0]) if response.kvs else None
+
+    async def list(self, prefix: str, *, revision: int = 0, limit: int = 0,
+                   start_after: str = "") -> ListResult:
+        if revision < 0 or limit < 0:
+            raise ValueError("revision and limit must not be negative")
+        await self._connect()
+        base = self._base_revision()
+        key, end = _span(self._full(prefix))
+        start = self._full(start_after) + b"\0" if start_after >= prefix else key
+        at = revision + base if revision else 0
+        try:
+            response = await self._range_at(start, end, at, limit=limit)
+        except grpc.aio.AioRpcError as e:
+            if self._is(e, _COMPACTED):
+                raise Compacted(revision, await self.compact_revision()) from e
+            if not self._is(e, _FUTURE):
+                raise
+            # A revision in the future is served as "now", and reported as such.
+            at = 0
+            response = await self._range_at(start, end, 0, limit=limit)
+        served_at = revision if at else int(response.header.revision) - base
+        return ListResult(items=[self._kv_of(kv) for kv in response.kvs], revision=served_at,
+                          more=bool(response.more))
+
+    async def count(self, prefix: str) -> int:
+        key, end = _span(self._full(prefix))
+        response = await self._call("Range", rpc_pb2.RangeRequest(
+            key=key, range_end=end, count_only=True))
+        return int(response.count)
+
+    async def _current_etcd(self, *, wait: bool = True) -> int:
+        response = await self._call("Range", rpc_pb2.RangeRequest(key=self._probe,
+                                                                   count_only=True), wait=wait)
+        return int(response.header.revision)
+
+    async def current_revision(self) -> int:
+        return await self._current_etcd() - self._base_revision()
+
+    async def compact_revision(self) -> int:
+        return await self._compact_revision()
+
+    async def _compact_revision(self, *, wait: bool = True) -> int:
+        # The smallest etcd revision >= base that a range still accepts (see the docstring).
+        hi = await self._current_etcd(wait=wait)
+        lo = self._base_revision()
+        while lo < hi:
+            mid = (lo + hi) // 2
+            try:
+                await self._range_at(self._probe, b"", mid, count_only=True, wait=wait)
+            except grpc.aio.AioRpcError as e:
+                if not self._is(e, _COMPACTED):
+                    raise
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo - self._base_revision()
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def _compare(self, key: bytes, target: str, result: str, value: int) -> Any:
+        compare = rpc_pb2.Compare(key=key, target=getattr(rpc_pb2.Compare, target),
+                                  result=getattr(rpc_pb2.Compare, result))
+        setattr(compare, {"CREATE": "create_revision", "MOD": "mod_revision",
+                          "VERSION": "version"}[target], value)
+        return compare
+
+    async def _txn(self, compare: Sequence[Any], success: Any, failure: Any) -> Any:
+        return await self._call("Txn", rpc_pb2.TxnRequest(compare=compare, success=[success],
+                                                          failure=[failure]))
+
+    async def create(self, key: str, value: bytes) -> KeyValue:
+        full = self._full(key)
+        response = await self._txn(
+            [self._compare(full, "CREATE", "EQUAL", 0)],
+            rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=full, value=value)),
+            rpc_pb2.RequestOp(request_range=rpc_pb2.RangeRequest(key=full, count_only=True)))
+        if not response.succeeded:
+            raise KeyExists(key)
+        rev = int(response.header.revision) - self._base_revision()
+        return KeyValue(key=key, value=value, mod_revision=rev, create_revision=rev)
+
+    async def _conditional(self, key: str, expected_revision: int,
+                           op: Any) -> tuple[int, KeyValue]:
+        """Run ``op`` if ``key`` exists (at ``expected_revision``, unless 0): (revision, prev)."""
+        await self._connect()
+        full = self._full(key)
+        compare = [self._compare(full, "VERSION", "GREATER", 0)]
+        if expected_revision:
+            compare.append(self._compare(full, "MOD", "EQUAL",
+                                         expected_revision + self._base_revision()))
+        response = await self._txn(
+            compare, op, rpc_pb2.RequestOp(request_range=rpc_pb2.RangeRequest(key=full)))
+        if not response.succeeded:
+            kvs = response.responses[0].response_range.kvs
+            if not kvs:
+                raise KeyNotFound(key)
+            raise Conflict(key, self._kv_of(kvs[0]))
+        first = response.responses[0]
+        prev = (first.response_put.prev_kv if first.HasField("response_put")
+                else first.response_delete_range.prev_kvs[0])
+        return int(response.header.revision) - self._base_revision(), self._kv_of(prev)
+
+    async def update(self, key: str, value: bytes, expected_revision: int) -> KeyValue:
+        if expected_revision <= 0:
+            # No key has revision 0; keep "0 = unconditional" out of update (it is a Conflict).
+            current = await self.get(key)
+            if current is None:
+                raise KeyNotFound(key)
+            raise Conflict(key, current)
+        full = self._full(key)
+        rev, prev = await self._conditional(key, expected_revision, rpc_pb2.RequestOp(
+            request_put=rpc_pb2.PutRequest(key=full, value=value, prev_kv=True)))
+        return KeyValue(key=key, value=value, mod_revision=rev,
+                        create_revision=prev.create_revision)
+
+    async def delete(self, key: str, expected_revision: int = 0) -> KeyValue:
+        full = self._full(key)
+        rev, prev = await self._conditional(key, expected_revision, rpc_pb2.RequestOp(
+            request_delete_range=rpc_pb2.DeleteRangeRequest(key=full, prev_kv=True)))
+        return KeyValue(key=key, value=prev.value, mod_revision=rev,
+                        create_revision=prev.create_revision)
+
+    async def compact(self, revision: int) -> None:
+        current = await self._current_etcd()
+        target = min(revision + self._base_revision(), current)
+        if target <= self._base_revision():
+            return
+        try:
+            await self._call("Compact", rpc_pb2.CompactionRequest(revision=target))
+        except grpc.aio.AioRpcError as e:
+            if not self._is(e, _COMPACTED):
+                raise
+
+    # -- watch --------------------------------------------------------------------------------
+
+    def watch(self, prefix: str, after_revision: int) -> AsyncGenerator[WatchEvent, None]:
+        if after_revision < 0:
+            raise ValueError("after_revision must not be negative")
+        seen: int | None = None  # the newest store revision seen so far
+        if self._last_seen is not None and self._base is not None:
+            seen = self._last_seen - self._base
+        elif self._base is None:
+            seen = 0  # origin not fixed yet: "now" is the origin itself
+        after = after_revision or seen
+        w = _Watch(self, prefix, after, max(after_revision, seen or 0))
+        with contextlib.suppress(RuntimeError):  # no running loop: start on first iteration
+            asyncio.get_running_loop()
+            w.start()
+        return self._iterate(w)
+
+    async def _iterate(self, w: _Watch) -> AsyncGenerator[WatchEvent, None]:
+        w.start()
+        try:
+            while True:
+                item = await w.queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            w.done = True
+            w.stop()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for w in list(self._watches):
+            w.finish(WatchClosed("store closed"))
+        # Also the pumps of watches that ended earlier but may still be winding down, so that
+        # no gRPC operation outlives the store (and the event loop it runs on).
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=self._timeout)
+            for task in late:  # stuck on an unreachable etcd
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        if self._channel is not None:
+            await self._channel.close()

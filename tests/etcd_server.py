@@ -1,0 +1,95 @@
+"""A throwaway single-member etcd for tests (the contract suite, the server on etcd)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_binary
+
+__all__ = ["EtcdServer"]
+
+
+class EtcdServer:
+    """One throwaway single-member ``etcd`` on 127.0.0.1, started on first use.
+
+    Random free client and peer ports, a data dir under /dev/shm when there is one (etcd
+    fsyncs every write), and short raft timers so that it is up in well under a second. It is
+    shared by the whole session: every store gets its own key prefix and counts revisions from
+    the etcd revision at which it connected (``revision_base=None``), so each test sees a fresh
+    store starting at revision 0. :meth:`stop` kills exactly the process it started.
+    """
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.dir: Path | None = None
+        self.endpoint = ""
+        self._prefixes = itertools.count()
+
+    @staticmethod
+    def _free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+            return port
+
+    def start(self) -> str:
+        if self.proc is not None:
+            assert self.proc.poll() is None, "the test etcd died"
+            return self.endpoint
+        binary = require_binary("etcd")
+        shm = Path("/dev/shm")
+        self.dir = Path(tempfile.mkdtemp(prefix="svcnet-etcd-",
+                                         dir=shm if shm.is_dir() else None))
+        client, peer = f"http://127.0.0.1:{self._free_port()}", f"http://127.0.0.1:{self._free_port()}"
+        log = (self.dir / "etcd.log").open("wb")
+        self.proc = subprocess.Popen(
+            [binary, "--name", "svcnet-test", "--data-dir", str(self.dir / "data"),
+             "--listen-client-urls", client, "--advertise-client-urls", client,
+             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+             "--initial-cluster", f"svcnet-test={peer}", "--heartbeat-interval", "10",
+             "--election-timeout", "100", "--logger", "zap", "--log-level", "warn"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with urllib.request.urlopen(f"{client}/health", timeout=1) as response:
+                    if json.load(response).get("health") == "true":
+                        break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                output = (self.dir / "etcd.log").read_text(errors="replace")
+                self.stop()
+                pytest.fail(f"the test etcd did not become healthy:\n{output[-3000:]}")
+            time.sleep(0.02)
+        self.endpoint = client.removeprefix("http://")
+        return self.endpoint
+
+    def new_prefix(self) -> str:
+        return f"/svcnet-test/{next(self._prefixes)}/"
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
