@@ -45,7 +45,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from svcnet.proxy.changes import StaticSource, TableIndex, service_key, slice_service_key
+from svcnet.proxy.changes import StaticSource, TableIndex, service_key
 from svcnet.proxy.model import NodeInfo
 from svcnet.proxy.nft.libnft import NodeNft
 from svcnet.proxy.nft.objects import Chain, Element, Map, Rule, Ruleset, Table
@@ -157,28 +157,6 @@ def nft_apply(netns: str, text: str) -> tuple[float, int]:
     return float(report["seconds"]), int(report["maxrss"])
 
 
-class EditableSource:
-    """A :class:`~svcnet.proxy.changes.ProxySource` over dicts the bench edits in place, as
-    the agent's informer caches are (a new source per change would cost O(n) by itself)."""
-
-    def __init__(self, services: list[Obj], slices: list[Obj]) -> None:
-        self.services = {service_key(s): s for s in services}
-        self.slice_map: dict[str, list[Obj]] = {}
-        for s in slices:
-            key = slice_service_key(s)
-            assert key is not None
-            self.slice_map.setdefault(key, []).append(s)
-
-    def service(self, key: str) -> Obj | None:
-        return self.services.get(key)
-
-    def slices(self, key: str) -> list[Obj]:
-        return self.slice_map.get(key, [])
-
-    def keys(self) -> set[str]:
-        return self.services.keys() | self.slice_map.keys()
-
-
 def rss_mib() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -208,7 +186,7 @@ def measure(n: int, endpoints: int, rounds: int, *, latency_size: int = 0,
         del text
         runner = NodeNft(netns)
         proxier = Proxier(runner, config)
-        source = EditableSource(services, slices)
+        source = StaticSource(services, slices)
         # The agent restarts: it adopts the loaded table (reads it back once).
         start = time.perf_counter()
         adopted = proxier.sync_source(source, NODE)
@@ -217,7 +195,7 @@ def measure(n: int, endpoints: int, rounds: int, *, latency_size: int = 0,
         victim = f"bench/svc-{n // 2}"
         endpoint_changes, adds = [], []
         for r in range(rounds * 2):
-            eps = source.slice_map[victim][0]["endpoints"]
+            eps = source.slices_by_key[victim][0]["endpoints"]
             if r % 2 == 0:
                 removed = eps.pop()
             else:
@@ -229,13 +207,13 @@ def measure(n: int, endpoints: int, rounds: int, *, latency_size: int = 0,
         for _ in range(rounds):
             extra_services, extra_slices = cluster(n + 1, endpoints, first=n)
             key = service_key(extra_services[0])
-            source.services[key] = extra_services[0]
-            source.slice_map[key] = extra_slices
+            source.services_by_key[key] = extra_services[0]
+            source.slices_by_key[key] = [*extra_slices]
             start = time.perf_counter()
             done = proxier.sync_source(source, NODE, {key})
             adds.append(time.perf_counter() - start)
             assert done.fast and done.changed
-            del source.services[key], source.slice_map[key]
+            del source.services_by_key[key], source.slices_by_key[key]
             proxier.sync_source(source, NODE, {key})
         result.update(endpoint_change_s=statistics.median(endpoint_changes),
                       endpoint_change_max_s=max(endpoint_changes),
@@ -248,7 +226,7 @@ def measure(n: int, endpoints: int, rounds: int, *, latency_size: int = 0,
     return result
 
 
-async def programming_latency(proxier: Proxier, source: EditableSource, n: int, *,
+async def programming_latency(proxier: Proxier, source: StaticSource, n: int, *,
                               rate: float, seconds: float) -> dict[str, Any]:
     """API change -> rule live, as the node agent does it: each change (an endpoint of a
     random Service removed or added back) is noted by key, as the agent's informer handlers
@@ -278,7 +256,7 @@ async def programming_latency(proxier: Proxier, source: EditableSource, n: int, 
     for i in range(count):
         await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
         key = f"bench/svc-{rng.randrange(n)}"
-        eps = source.slice_map[key][0]["endpoints"]
+        eps = source.slices_by_key[key][0]["endpoints"]
         if key in removed:
             eps.append(removed.pop(key))
         else:

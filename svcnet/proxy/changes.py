@@ -87,37 +87,30 @@ class ProxySource(Protocol):
 
 
 class StaticSource:
-    """A :class:`ProxySource` over plain lists (tests, benchmarks, level-triggered syncs)."""
+    """A :class:`ProxySource` over plain lists (tests, benchmarks, level-triggered syncs).
+
+    ``services_by_key`` and ``slices_by_key`` may be edited in place (as informer caches are),
+    so that a benchmark can change one Service without rebuilding the source.
+    """
 
     def __init__(self, services: Iterable[Obj], endpoint_slices: Iterable[Obj]) -> None:
-        self._services: dict[str, Obj] = {}
-        self._slices: dict[str, list[Obj]] = {}
-        self._all_services: list[Obj] = []
+        self.services_by_key: dict[str, Obj] = {}
+        self.slices_by_key: dict[str, list[Obj]] = {}
         for svc in services:
-            self._services.setdefault(service_key(svc), svc)
-            self._all_services.append(svc)
-        self._all_slices = list(endpoint_slices)
-        for s in self._all_slices:
+            self.services_by_key.setdefault(service_key(svc), svc)
+        for s in endpoint_slices:
             key = slice_service_key(s)
             if key is not None:
-                self._slices.setdefault(key, []).append(s)
+                self.slices_by_key.setdefault(key, []).append(s)
 
     def service(self, key: str) -> Obj | None:
-        return self._services.get(key)
+        return self.services_by_key.get(key)
 
     def slices(self, key: str) -> Sequence[Obj]:
-        return self._slices.get(key, ())
+        return self.slices_by_key.get(key, ())
 
     def keys(self) -> Iterable[str]:
-        return self._services.keys() | self._slices.keys()
-
-    @property
-    def all_services(self) -> list[Obj]:
-        return self._all_services
-
-    @property
-    def all_slices(self) -> list[Obj]:
-        return self._all_slices
+        return self.services_by_key.keys() | self.slices_by_key.keys()
 
 
 @dataclass(frozen=True)

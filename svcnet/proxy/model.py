@@ -30,8 +30,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypeGuard
+from typing import Any, Final
 
+from svcnet.api.access import is_mapping, mapping_of as _map
 from svcnet.api.names import parse_ip_sloppy
 from svcnet.proxy.nft.objects import ipv4_value
 
@@ -60,17 +61,6 @@ DEFAULT_STICKY_MAX_AGE_SECONDS: Final = 10800
 SUPPORTED_PROTOCOLS: Final = ("TCP", "UDP", "SCTP")
 
 Obj = Mapping[str, Any]
-
-
-def _is_map(value: object) -> TypeGuard[Obj]:
-    # Objects come from JSON: a dict check first (isinstance against the Mapping ABC is
-    # several times slower, and this runs for every field of every object on a full sync).
-    return type(value) is dict or isinstance(value, Mapping)
-
-
-def _map(obj: Obj | None, key: str) -> Obj:
-    value = obj.get(key) if obj is not None else None
-    return value if _is_map(value) else {}
 
 
 def _list(obj: Obj | None, key: str) -> list[Any]:
@@ -239,7 +229,7 @@ def service_ports(svc: Obj, family: str = "IPv4") -> tuple[ServicePortInfo, ...]
     lb_ips = _dedupe(
         _canonical_ip(ing.get("ip"), family)
         for ing in _list(_map(_map(svc, "status"), "loadBalancer"), "ingress")
-        if _is_map(ing) and ing.get("ipMode") != "Proxy")
+        if is_mapping(ing) and ing.get("ipMode") != "Proxy")
     external_ok = svc_type in ("NodePort", "LoadBalancer") or bool(_list(spec, "externalIPs"))
     etp_local = external_ok and spec.get("externalTrafficPolicy") == "Local"
     itp_local = spec.get("internalTrafficPolicy") == "Local"
@@ -255,7 +245,7 @@ def service_ports(svc: Obj, family: str = "IPv4") -> tuple[ServicePortInfo, ...]
     ranges = _source_ranges(svc, family)
     result: list[ServicePortInfo] = []
     for port in _list(spec, "ports"):
-        if not _is_map(port):
+        if not is_mapping(port):
             continue
         protocol = str(port.get("protocol") or "TCP")
         number = port.get("port")
@@ -303,9 +293,9 @@ def endpoints_by_port(slices: Iterable[Obj], family: str = "IPv4"
         if not service or eps.get("addressType") != address_type:
             continue
         namespace = str(meta.get("namespace") or "default")
-        endpoints = [e for e in _list(eps, "endpoints") if _is_map(e)]
+        endpoints = [e for e in _list(eps, "endpoints") if is_mapping(e)]
         for port in _list(eps, "ports"):
-            if not _is_map(port):
+            if not is_mapping(port):
                 continue
             number = port.get("port")
             if not isinstance(number, int) or not 0 < number < 65536:

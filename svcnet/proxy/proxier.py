@@ -226,10 +226,14 @@ class Proxier:
             self.stale_chains.clear()
         for name in tx.stale_chains:
             self.stale_chains.setdefault(name, start)
-        for name in [n for n in self.stale_chains if self._wanted(n)]:
-            del self.stale_chains[name]  # wanted again: the plan refilled it
+        self._keep_wanted_chains()
         return SyncResult(tx.full, tx.counts(), self.clock() - start, len(text), warnings,
                           fast, adopted)
+
+    def _keep_wanted_chains(self) -> None:
+        """Stale chains wanted again are no longer stale (the plan refilled them)."""
+        for name in [n for n in self.stale_chains if self._wanted(n)]:
+            del self.stale_chains[name]
 
     def _wanted(self, chain: str) -> bool:
         if self._applied is not None:
@@ -249,8 +253,7 @@ class Proxier:
 
     def _delete_stale_chains(self, now: float) -> None:
         """Delete chains flushed at least ``stale_chain_delay`` ago (own transaction)."""
-        for name in [n for n in self.stale_chains if self._wanted(n)]:
-            del self.stale_chains[name]
+        self._keep_wanted_chains()
         due = sorted(n for n, since in self.stale_chains.items()
                      if now - since >= self.stale_chain_delay)
         if not due or self.index is None:

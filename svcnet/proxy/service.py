@@ -183,7 +183,7 @@ class NodeProxy:
         (self.metrics.full_sync_duration if result.full
          else self.metrics.partial_sync_duration).observe(result.duration)
         everything = changed is None or self._udp is None
-        keys = list(source.keys()) if everything or changed is None else list(changed)
+        keys = list(source.keys()) if changed is None or everything else list(changed)
         self._observe_programming(source, keys, full=everything, now=now)
         # Only after the rules changed: a deleted entry must not be re-created to the old
         # endpoint by a packet that still saw the old rules.
