@@ -74,6 +74,17 @@ class WatchClosed(StorageError):
     """The watch ended without the caller asking (too slow a consumer, or store shut down)."""
 
 
+class Unavailable(StorageError):
+    """The store cannot serve right now (etcd unreachable, a database that cannot be written:
+    disk full, I/O error). Nothing was changed; the caller may retry later (HTTP 503).
+    ``timeout`` marks a request that ran out of time rather than one refused outright
+    (HTTP 504: the write may or may not have been applied, as with etcd's own timeouts)."""
+
+    def __init__(self, message: str, *, timeout: bool = False) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+
+
 @dataclass(frozen=True, slots=True)
 class KeyValue:
     key: str
