@@ -76,9 +76,9 @@ class WatchClosed(StorageError):
 
 class Unavailable(StorageError):
     """The store cannot serve right now (etcd unreachable, a database that cannot be written:
-    disk full, I/O error). Nothing was changed; the caller may retry later (HTTP 503).
-    ``timeout`` marks a request that ran out of time rather than one refused outright
-    (HTTP 504: the write may or may not have been applied, as with etcd's own timeouts)."""
+    disk full, I/O error); the caller may retry later. A refused request changed nothing
+    (HTTP 503). ``timeout`` marks one that ran out of time instead (HTTP 504): a write may or
+    may not have been applied, as with etcd's own request timeouts."""
 
     def __init__(self, message: str, *, timeout: bool = False) -> None:
         super().__init__(message)
