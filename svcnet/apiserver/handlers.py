@@ -14,18 +14,16 @@ exception is logged and answered 500 without a traceback in the body.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from aiohttp import web
 
 from svcnet.api import errors, workloads
@@ -44,6 +42,8 @@ from svcnet.api.schema import decode, strict_error
 from svcnet.apiserver import patch as patching, tables
 from svcnet.apiserver.apply import server_side_apply, update_managed_fields
 from svcnet.apiserver.auth import TokenFile, User, authorize, forbidden
+from svcnet.apiserver.body import read_body
+from svcnet.apiserver.query import decode_continue, encode_continue, int64_param
 from svcnet.apiserver.requestinfo import RequestInfo, parse_path
 from svcnet.registry.generic import PROPAGATION_POLICIES, Preconditions, Registry
 from svcnet.storage.interface import Compacted, EventType, WatchClosed
@@ -52,7 +52,6 @@ from svcnet.util.clock import Clock, rfc3339
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's limit for a request body
 PATCH_RETRIES = 5
 _FIELD_SELECTOR_KINDS_WITH_FREE_PATHS = frozenset({"Event"})
 
@@ -67,7 +66,8 @@ class Served:
     kind: str
     namespaced: bool
     registry: Registry
-    subresources: frozenset[str] = frozenset()
+    subresources: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """The verbs each subresource answers (discovery's, from :mod:`resources`)."""
 
     @property
     def api_version(self) -> str:
@@ -112,6 +112,15 @@ class Context:
     default_watch_timeout: float = 1800.0
     background: set[asyncio.Task[None]] = field(default_factory=set)
     event_lines: EventLines = field(default_factory=EventLines)
+
+
+_METHOD_VERBS = {"GET": "get", "PUT": "update", "PATCH": "patch", "POST": "create",
+                 "DELETE": "delete"}
+
+
+def method_not_allowed() -> StatusError:
+    return StatusError(405, "MethodNotAllowed",
+                       "the server does not allow this method on the requested resource")
 
 
 def status_response(err: StatusError) -> web.Response:
@@ -163,29 +172,6 @@ def _with_type(obj: Obj, served: Served) -> Obj:
     return obj
 
 
-async def read_body(request: web.Request) -> Any:
-    """The request body parsed as JSON (or YAML), with kube-apiserver's errors."""
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise StatusError(413, "RequestEntityTooLarge",
-                          "the server has received too large a request entity")
-    raw = await request.content.read(MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
-        raise StatusError(413, "RequestEntityTooLarge",
-                          "the server has received too large a request entity")
-    ctype = request.content_type
-    if "protobuf" in ctype:
-        raise StatusError(415, "UnsupportedMediaType",
-                          f'the body of the request was in an unknown format - accepted media '
-                          f'types include: application/json, application/yaml (got "{ctype}")')
-    try:
-        if ctype in ("application/yaml", "application/apply-patch+yaml") and not raw.lstrip(
-                ).startswith((b"{", b"[")):
-            return yaml.safe_load(raw.decode())
-        return json.loads(raw)
-    except (ValueError, yaml.YAMLError) as e:
-        raise bad_request(f"the body of the request could not be decoded: {e}") from None
-
-
 def decode_object(body: Any, served: Served, request: web.Request,
                   warnings: list[str]) -> Obj:
     """apiVersion/kind checks, schema decoding, and fieldValidation."""
@@ -226,19 +212,6 @@ def _include_object(request: web.Request) -> str:
     return value if value in ("None", "Metadata", "Object") else "Metadata"
 
 
-def encode_continue(revision: str, key: str) -> str:
-    raw = json.dumps({"v": "meta.k8s.io/v1", "rv": int(revision), "start": key})
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def decode_continue(token: str) -> tuple[int, str]:
-    try:
-        raw = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return int(raw["rv"]), str(raw["start"])
-    except (ValueError, KeyError, TypeError):
-        raise bad_request("continue key is not valid: illegal base64 data") from None
-
-
 class Handlers:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -276,11 +249,18 @@ class Handlers:
     async def _route(self, request: web.Request, info: RequestInfo, served: Served,
                      user: User) -> tuple[str, web.StreamResponse]:
         method = request.method
-        if info.subresource == "scale":
-            return await self.scale(request, info, served, user)
-        if method == "GET":
-            if info.subresource == "log" and served.resource == "pods":
+        if info.subresource:
+            # A subresource answers only the verbs its REST storage implements (a DELETE of
+            # services/x/status is not a delete of the Service): 405 for the rest.
+            if _METHOD_VERBS.get(method) not in served.subresources[info.subresource]:
+                raise method_not_allowed()
+            if info.subresource == "scale":
+                return await self.scale(request, info, served, user)
+            if info.subresource == "log":
                 return "get", await self.pod_log(request, info, served, user)
+            if info.subresource == "binding":
+                return "create", await self.bind(request, info, served, user)
+        if method == "GET":
             if info.name:
                 return "get", await self.get(request, info, served, user)
             if _query_bool(request, "watch"):
@@ -288,19 +268,16 @@ class Handlers:
             return "list", await self.list_collection(request, info, served, user)
         if method == "POST" and not info.name:
             return "create", await self.create(request, info, served, user)
-        if method == "POST" and info.subresource == "binding" and served.resource == "pods":
-            return "create", await self.bind(request, info, served, user)
         if method == "PUT" and info.name:
             return "update", await self.update(request, info, served, user)
         if method == "PATCH" and info.name:
             return "patch", await self.patch(request, info, served, user)
-        if method == "DELETE" and info.name:
+        if method == "DELETE" and info.name and not info.subresource:
             return "delete", await self.delete(request, info, served, user)
-        if method == "DELETE" and not info.subresource and served.resource != "namespaces":
+        if method == "DELETE" and not info.name and served.resource != "namespaces":
             return "deletecollection", await self.delete_collection(request, info, served,
                                                                      user)
-        raise StatusError(405, "MethodNotAllowed",
-                          "the server does not allow this method on the requested resource")
+        raise method_not_allowed()
 
     async def _authorize(self, user: User, verb: str, info: RequestInfo, served: Served,
                          name: str | None = None) -> None:
@@ -425,14 +402,12 @@ class Handlers:
                               user: User) -> web.Response:
         await self._authorize(user, "list", info, served)
         label_sel, field_sel = _selectors(request, served)
-        try:
-            limit = max(0, int(request.query.get("limit", "0") or 0))
-        except ValueError:
-            raise bad_request("limit must be an integer") from None
+        limit = max(0, int64_param(request.query, "limit", 0) or 0)
         revision, start = 0, ""
+        prefix = served.registry.list_prefix(info.namespace)
         token = request.query.get("continue", "")
         if token:
-            revision, start = decode_continue(token)
+            revision, start = decode_continue(token, prefix)
         as_table = tables.table_accepted(request.headers.get("Accept", ""))
         if label_sel is None and field_sel is None and not as_table:
             return await self._list_raw(served, info, limit, start, revision, bool(token))
@@ -452,8 +427,8 @@ class Handlers:
                         items.append(_with_type(obj, served))
                 if limit and len(items) > limit:
                     last_meta = items[limit - 1]["metadata"]
-                    cont = encode_continue(str(revision), served.registry.key(
-                        last_meta.get("namespace", ""), last_meta["name"]))
+                    cont = encode_continue(revision, served.registry.key(
+                        last_meta.get("namespace", ""), last_meta["name"]), prefix)
                     items = items[:limit]
                     break
                 if not page.continue_after:
@@ -493,7 +468,8 @@ class Handlers:
         list_rv = str(revision) if continuing else rv
         meta: Obj = {"resourceVersion": list_rv}
         if cont_key:
-            meta["continue"] = encode_continue(list_rv, cont_key)
+            meta["continue"] = encode_continue(int(list_rv), cont_key,
+                                               served.registry.list_prefix(info.namespace))
         head = json.dumps({"kind": f"{served.kind}List", "apiVersion": served.api_version,
                            "metadata": meta}, separators=(",", ":")).encode()
         body = head[:-1] + b',"items":[' + b",".join(raw) + b"]}"
@@ -754,8 +730,7 @@ class Handlers:
         the write conditional on it; otherwise it is retried on conflicts."""
         verb = {"GET": "get", "PUT": "update", "PATCH": "patch"}.get(request.method)
         if verb is None or not info.name:
-            raise StatusError(405, "MethodNotAllowed",
-                              "the server does not allow this method on the requested resource")
+            raise method_not_allowed()
         await self._authorize(user, verb, info, served)
         await self._require_namespace(info, served, creating=False)
         if verb == "get":
@@ -814,12 +789,7 @@ class Handlers:
         await self._require_namespace(info, served, creating=False)
         pre = Preconditions()
         dry_run = _dry_run(request)
-        grace: int | None = None
-        if "gracePeriodSeconds" in request.query:
-            try:
-                grace = int(request.query["gracePeriodSeconds"])
-            except ValueError:
-                raise bad_request("gracePeriodSeconds must be an integer") from None
+        grace = int64_param(request.query, "gracePeriodSeconds")
         policy: str | None = request.query.get("propagationPolicy")
         orphan: bool | None = None
         if "orphanDependents" in request.query:
@@ -829,16 +799,17 @@ class Handlers:
             if body:
                 if not isinstance(body, dict):
                     raise bad_request("DeleteOptions must be a JSON object")
-                decode(body, api_version="v1", kind="DeleteOptions")
-                p = body.get("preconditions") or {}
+                # Decoding checks every field's type and range (gracePeriodSeconds: int64).
+                opts = decode(body, api_version="v1", kind="DeleteOptions").obj
+                p = opts.get("preconditions") or {}
                 pre = Preconditions(str(p.get("uid") or ""), str(p.get("resourceVersion") or ""))
-                dry_run = dry_run or "All" in (body.get("dryRun") or [])
-                if body.get("gracePeriodSeconds") is not None:
-                    grace = int(body["gracePeriodSeconds"])
-                if body.get("propagationPolicy") is not None:
-                    policy = str(body["propagationPolicy"])
-                if body.get("orphanDependents") is not None:
-                    orphan = bool(body["orphanDependents"])
+                dry_run = dry_run or "All" in (opts.get("dryRun") or [])
+                if opts.get("gracePeriodSeconds") is not None:
+                    grace = int(opts["gracePeriodSeconds"])
+                if opts.get("propagationPolicy") is not None:
+                    policy = str(opts["propagationPolicy"])
+                if opts.get("orphanDependents") is not None:
+                    orphan = bool(opts["orphanDependents"])
         deleted = await served.registry.delete(info.namespace, info.name, preconditions=pre,
                                                dry_run=dry_run, grace_period=grace,
                                                propagation_policy=_propagation(policy, orphan))

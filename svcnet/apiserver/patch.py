@@ -97,7 +97,6 @@ __all__ = [
     "PatchType",
     "apply_patch",
     "apply_patch_type",
-    "decode_patch_body",
     "go_float",
     "go_json",
     "json_merge_patch",
@@ -451,43 +450,6 @@ def validate_patch_options(patch_type: PatchType | str, field_manager: str, *,
                                   ["", "Ignore", "Strict", "Warn"]))
     if errs:
         raise invalid_error("PatchOptions", "", errs, group="meta.k8s.io")
-
-
-def decode_patch_body(patch_type: PatchType | str, body: bytes) -> JSON:
-    """Parse a PATCH body the way the handler does before patching (400 on bad input).
-
-    JSON for the three JSON types; YAML (of which JSON is a subset) for apply, without
-    YAML's timestamp typing, since Kubernetes converts YAML to JSON first. Go's decoder
-    messages are not reproduced word for word.
-    """
-    text = body.decode("utf-8", errors="replace")
-    if patch_type == PatchType.APPLY:
-        try:
-            return _yaml_load(text) if text.strip() else None
-        except ValueError as e:
-            raise bad_request(f"error decoding YAML: {e}") from None
-    try:
-        return json.loads(text)
-    except ValueError as e:
-        if patch_type == PatchType.MERGE:
-            raise bad_request("Invalid JSON Patch") from None
-        raise bad_request(str(e)) from None
-
-
-def _yaml_load(text: str) -> JSON:
-    import yaml
-
-    class _Loader(yaml.SafeLoader):
-        pass
-
-    # sigs.k8s.io/yaml turns YAML into JSON, so a timestamp stays a string.
-    _Loader.yaml_implicit_resolvers = {
-        k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
-        for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-    try:
-        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: safe
-    except yaml.YAMLError as e:
-        raise ValueError(str(e).replace("\n", " ")) from None
 
 
 def apply_patch(patch_type: PatchType | str, original: Obj, patch: JSON, api_version: str,

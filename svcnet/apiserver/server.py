@@ -249,7 +249,7 @@ class APIServer:
                             f"{res.resource}.{res.group}"] = registry
             served.append(Served(res.group, res.version, res.resource, res.kind,
                                  res.namespaced, registry,
-                                 frozenset(s.name for s in res.subresources)))
+                                 {s.name: frozenset(s.verbs) for s in res.subresources}))
         return served
 
     async def _seed(self, advertise: str, port: int) -> None:

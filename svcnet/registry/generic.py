@@ -231,6 +231,9 @@ def _gc_finalizers(existing: list[str], policy: str) -> list[str]:
     return out
 
 
+_MAX_GRACE_SECONDS = 10**10
+
+
 class Registry:
     """CRUD for one resource over the store, with the Kubernetes write pipeline."""
 
@@ -590,7 +593,9 @@ class Registry:
         """Set deletionTimestamp = now + grace, or shorten an existing one; None if the
         object is already due at least as soon."""
         meta = _meta(current)
-        deadline = self.clock.now() + timedelta(seconds=grace)
+        # Any int64 is a valid grace period; a date can only be so far away (Go's Duration
+        # would overflow past ~292 years), so the deadline stops at ~317 years from now.
+        deadline = self.clock.now() + timedelta(seconds=min(grace, _MAX_GRACE_SECONDS))
         existing = meta.get("deletionTimestamp")
         if existing:
             try:

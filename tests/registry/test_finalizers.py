@@ -107,3 +107,15 @@ def test_delete_options_validation() -> None:
         '"Sideways": supported values: "Foreground", "Background", "Orphan", "nil"')
     with pytest.raises(StatusError):
         _propagation("Orphan", False)
+
+
+async def test_any_int64_grace_period_marks_a_pod() -> None:
+    """Go's Duration would overflow; the deadline stops centuries away instead of failing."""
+    pods = Registry(MemoryStore(), PodStrategy(), clock=FakeClock(), rng=random.Random(1))
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ns"},
+           "spec": {"nodeName": "node-a",
+                    "containers": [{"name": "app", "image": "app:1"}]}}
+    await pods.create("ns", pod)
+    marked = await pods.delete("ns", "p", grace_period=2**63 - 1)
+    assert marked["metadata"]["deletionGracePeriodSeconds"] == 2**63 - 1
+    assert marked["metadata"]["deletionTimestamp"] > "2300"

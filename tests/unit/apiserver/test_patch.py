@@ -27,7 +27,6 @@ from svcnet.apiserver.patch import (
     PatchType,
     apply_patch,
     apply_patch_type,
-    decode_patch_body,
     go_json,
     json_merge_patch,
     json_patch,
@@ -1090,28 +1089,6 @@ def test_validate_patch_options_accepts_good_requests() -> None:
     validate_patch_options(PatchType.MERGE, "")
 
 
-@pytest.mark.parametrize(("patch_type", "body", "expected"), [
-    pytest.param("merge", b'{"a":1}', {"a": 1}, id="json"),
-    pytest.param("apply", b"apiVersion: v1\nkind: Service\nmetadata:\n  name: x\n"
-                 b"  annotations:\n    when: 2024-01-01T00:00:00Z\n",
-                 {"apiVersion": "v1", "kind": "Service",
-                  "metadata": {"name": "x", "annotations": {"when": "2024-01-01T00:00:00Z"}}},
-                 id="apply yaml keeps timestamps as strings"),
-    pytest.param("apply", b'{"apiVersion":"v1"}', {"apiVersion": "v1"}, id="apply json"),
-])
-def test_decode_patch_body(patch_type: str, body: bytes, expected: Any) -> None:
-    assert decode_patch_body(patch_type, body) == expected
-
-
-@pytest.mark.parametrize(("patch_type", "body", "message"), [
-    pytest.param("merge", b"{", "Invalid JSON Patch", id="merge"),
-    pytest.param("apply", b"a: [", "error decoding YAML", id="apply"),
-])
-def test_decode_patch_body_errors(patch_type: str, body: bytes, message: str) -> None:
-    with pytest.raises(StatusError) as ei:
-        decode_patch_body(patch_type, body)
-    assert ei.value.code == 400
-    assert message in ei.value.message
 
 
 def test_apply_patch_dispatch() -> None:
