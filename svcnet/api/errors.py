@@ -299,6 +299,38 @@ def conflict(resource: str, name: str, reason: str, group: str = "") -> StatusEr
         f"Operation cannot be fulfilled on {qualified} {go_quote(name)}: {reason}", details)
 
 
+NAMESPACE_TERMINATING_CAUSE = "NamespaceTerminating"
+"""``v1.NamespaceTerminatingCause``: the cause type (``reason`` in JSON) of the 403 below."""
+
+
+def namespace_terminating_error(resource: str, name: str, namespace: str,
+                                group: str = "") -> StatusError:
+    """The NamespaceLifecycle admission plugin's answer to a create in a namespace being
+    deleted (``plugin/pkg/admission/namespace/lifecycle/admission.go``): an
+    ``admission.NewForbidden`` carrying a ``NamespaceTerminating`` cause."""
+    qualified = f"{resource}.{group}" if group else resource
+    target = f"{qualified} {go_quote(name)}" if name else qualified
+    details: dict[str, Any] = {"kind": resource}
+    if name:
+        details["name"] = name
+    if group:
+        details["group"] = group
+    details["causes"] = [{"reason": NAMESPACE_TERMINATING_CAUSE,
+                          "message": f"namespace {namespace} is being terminated",
+                          "field": "metadata.namespace"}]
+    return StatusError(403, "Forbidden",
+                       f"{target} is forbidden: unable to create new content in namespace "
+                       f"{namespace} because it is being terminated", details)
+
+
+def is_namespace_terminating(e: StatusError) -> bool:
+    """Whether ``e`` is :func:`namespace_terminating_error`'s answer (controllers stop writing
+    into such a namespace instead of retrying)."""
+    causes = (e.details or {}).get("causes") or []
+    return e.code == 403 and any(
+        isinstance(c, dict) and c.get("reason") == NAMESPACE_TERMINATING_CAUSE for c in causes)
+
+
 def internal_error(message: str) -> StatusError:
     return StatusError(500, "InternalError", f"Internal error occurred: {message}",
                        {"causes": [{"message": message}]})

@@ -295,7 +295,7 @@ class Handlers:
                             info.subresource)
 
     async def _require_namespace(self, info: RequestInfo, served: Served,
-                                 creating: bool) -> None:
+                                 creating: bool, name: str = "") -> None:
         if not served.namespaced:
             return
         if not info.namespace:
@@ -306,10 +306,8 @@ class Handlers:
         except StatusError:
             raise errors.not_found("namespaces", info.namespace) from None
         if creating and (ns.get("metadata") or {}).get("deletionTimestamp"):
-            raise StatusError(
-                403, "Forbidden",
-                f"unable to create new content in namespace {info.namespace} because it is "
-                "being terminated", {"name": info.namespace, "kind": "namespaces"})
+            raise errors.namespace_terminating_error(served.resource, name, info.namespace,
+                                                     served.group)
 
     def _respond(self, request: web.Request, obj: Obj, served: Served, status: int = 200,
                  warnings: list[str] | None = None) -> web.Response:
@@ -566,7 +564,7 @@ class Handlers:
         obj = decode_object(body, served, request, warnings)
         name = str((obj.get("metadata") or {}).get("name") or "")
         await self._authorize(user, "create", info, served, name=name)
-        await self._require_namespace(info, served, creating=True)
+        await self._require_namespace(info, served, creating=True, name=name)
         manager = request.query.get("fieldManager", "") or _user_agent_manager(request)
         created = await served.registry.create(
             info.namespace, obj, dry_run=_dry_run(request),

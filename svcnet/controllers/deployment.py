@@ -95,7 +95,7 @@ from svcnet.api.access import (
     namespace_of as _namespace,
     uid_of as _uid,
 )
-from svcnet.api.errors import StatusError
+from svcnet.api.errors import StatusError, is_namespace_terminating
 from svcnet.api.labels import Selector
 from svcnet.api.workloads import (
     DEFAULT_DEPLOYMENT_UNIQUE_LABEL_KEY,
@@ -122,7 +122,6 @@ from svcnet.controllers.replicaset import (
     controller_ref,
     is_controlled_by,
     label_selector,
-    namespace_terminating,
     new_controller_ref,
     parse_time,
     recheck_deletion,
@@ -1213,7 +1212,7 @@ class DeploymentController(InformerController):
                     except StatusError:
                         pass
                     raise RequeueError(f"hash collision for ReplicaSet {_name(rs)}") from e
-            elif namespace_terminating(e):
+            elif is_namespace_terminating(e):
                 raise
             else:
                 msg = f'Failed to create new replica set "{_name(rs)}": {e}'

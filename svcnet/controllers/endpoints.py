@@ -58,7 +58,7 @@ from svcnet.api.access import (
     mapping_of as _map,
     str_of as _str,
 )
-from svcnet.api.errors import StatusError
+from svcnet.api.errors import StatusError, is_namespace_terminating
 from svcnet.client.controller import Controller, InformerController, RequeueError
 from svcnet.client.events import EventRecorder, EventSink
 from svcnet.client.informer import (
@@ -435,12 +435,6 @@ class APIClient(EndpointsClient, ListerWatcher, Protocol):
     fits)."""
 
 
-def _namespace_terminating(e: StatusError) -> bool:
-    causes = (e.details or {}).get("causes") or []
-    return e.code == 403 and any(isinstance(c, Mapping) and c.get("reason") == (
-        "NamespaceTerminating") for c in causes)
-
-
 class EndpointsController(InformerController):
     """Maintains one Endpoints object per selector Service (see the module doc).
 
@@ -563,7 +557,7 @@ class EndpointsController(InformerController):
         try:
             await self._client.create(ENDPOINTS, obj, namespace=obj["metadata"]["namespace"])
         except StatusError as e:
-            if _namespace_terminating(e):
+            if is_namespace_terminating(e):
                 return  # creates keep failing until the namespace is gone: drop the key
             await self.recorder.warning(obj, "FailedToCreateEndpoint",
                                         f"Failed to create endpoint for service {key}: {e}")

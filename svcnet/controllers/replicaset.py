@@ -74,7 +74,7 @@ from svcnet.api.access import (
     namespace_of as _namespace,
     uid_of as _uid,
 )
-from svcnet.api.errors import StatusError
+from svcnet.api.errors import StatusError, is_namespace_terminating
 from svcnet.api.labels import Selector, SelectorError, selector_from_label_selector
 from svcnet.api.names import name_is_dns_subdomain
 from svcnet.client.controller import Controller, InformerController, RequeueError
@@ -659,15 +659,6 @@ def status_needs_update(rs: ObjMap, new_status: ObjMap) -> bool:
         _list(old, "conditions") != _list(new_status, "conditions"))
 
 
-def namespace_terminating(e: StatusError) -> bool:
-    """The 403 a create gets in a namespace being deleted (NamespaceTerminatingCause)."""
-    if e.code != 403:
-        return False
-    causes = (e.details or {}).get("causes") or []
-    return "because it is being terminated" in e.message or any(
-        isinstance(c, Mapping) and c.get("reason") == "NamespaceTerminating" for c in causes)
-
-
 # =============================================================================================
 # the controller
 
@@ -881,7 +872,7 @@ class ReplicaSetController(InformerController):
         try:
             created = await self._client.create(PODS, pod, namespace=_namespace(rs))
         except StatusError as e:
-            if namespace_terminating(e):
+            if is_namespace_terminating(e):
                 return  # every creation will fail until the namespace is gone
             await self.recorder.warning(rs, "FailedCreate", f"Error creating: {e}")
             raise

@@ -77,6 +77,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Final
 
 from svcnet.api.access import namespace_name_of as _namespace_name
+from svcnet.api.services import is_headless
 
 __all__ = [
     "AAAA",
@@ -578,13 +579,6 @@ def _service_ips(spec: Mapping[str, Any]) -> list[tuple[str, bool]]:
     return [p for p in (_canonical_ip(ip) for ip in ips) if p is not None]
 
 
-def _is_headless(spec: Mapping[str, Any]) -> bool:
-    ip = spec.get("clusterIP")
-    ips = spec.get("clusterIPs") or []
-    # The EndpointSlice controller's test: "None", or no address at all.
-    return ip == "None" or (not ip and not ips) or (bool(ips) and ips[0] == "None")
-
-
 def _slice_service(s: Mapping[str, Any]) -> tuple[str, str] | None:
     """The (namespace, Service name) an EndpointSlice belongs to, if it serves addresses."""
     if s.get("addressType") not in ("IPv4", "IPv6"):
@@ -630,7 +624,7 @@ def _service_fragment(svc: Mapping[str, Any], slices: Iterable[Mapping[str, Any]
         target = str(spec.get("externalName") or "").strip().rstrip(".")
         if target:
             b.add(owner, CNAME(canonical_name(target)))
-    elif _is_headless(spec):
+    elif is_headless(svc):
         _add_headless(b, shared, owner, slices, bool(spec.get("publishNotReadyAddresses")))
     else:
         for address, is_v6 in _service_ips(spec):

@@ -37,6 +37,7 @@ from svcnet.allocators.operation import Operation
 from svcnet.allocators.ranges import PortRange, ServiceCIDR
 from svcnet.api.errors import FieldError, StatusError, internal_error, invalid, invalid_error
 from svcnet.api.names import ip_family_of
+from svcnet.api.services import is_headless
 from svcnet.storage.interface import Store
 from svcnet.util.clock import Clock
 
@@ -55,11 +56,6 @@ def _spec(svc: Obj) -> Obj:
 
 def needs_cluster_ip(svc: Obj) -> bool:
     return bool((svc.get("spec") or {}).get("type", "ClusterIP") != "ExternalName")
-
-
-def is_headless(svc: Obj) -> bool:
-    spec = svc.get("spec") or {}
-    return bool(spec.get("clusterIPs") == ["None"] or spec.get("clusterIP") == "None")
 
 
 def node_ports_wanted(svc: Obj) -> tuple[bool, bool]:

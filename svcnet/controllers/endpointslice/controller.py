@@ -49,7 +49,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any, Final, Protocol
 
-from svcnet.api.errors import StatusError
+from svcnet.api.errors import StatusError, is_namespace_terminating
 from svcnet.client.controller import Controller, InformerController, RequeueError
 from svcnet.client.events import EventRecorder, EventSink
 from svcnet.client.informer import (
@@ -136,12 +136,6 @@ def _labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _managed_by_us(eps: Mapping[str, Any]) -> bool:
     return _labels(eps).get(LABEL_MANAGED_BY) == CONTROLLER_NAME
-
-
-def _namespace_terminating(e: StatusError) -> bool:
-    causes = (e.details or {}).get("causes") or []
-    return e.code == 403 and any(isinstance(c, Mapping) and c.get("reason") == (
-        "NamespaceTerminating") for c in causes)
 
 
 class SliceClient(EventSink, Protocol):
@@ -357,7 +351,7 @@ class EndpointSliceController(InformerController):
             try:
                 created = await self._client.create(ENDPOINTSLICES, obj, namespace=ns)
             except StatusError as e:
-                if _namespace_terminating(e):
+                if is_namespace_terminating(e):
                     return  # every create will fail until the namespace is gone: drop it
                 raise
             self.tracker.update(created)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from svcnet.api.errors import StatusError
+from svcnet.api.errors import StatusError, namespace_terminating_error
 from svcnet.api.labels import parse_selector
 from svcnet.client.controller import RequeueError
 from svcnet.client.informer import EventHandler, Informer, object_key
@@ -272,9 +272,9 @@ async def test_conflicting_update_is_retried(env: Env) -> None:
 
 async def test_creates_in_a_terminating_namespace_are_dropped(env: Env) -> None:
     env.put(SERVICES, make_service())
-    env.api.fail["create"] = [StatusError(
-        403, "Forbidden", "unable to create new content in namespace ns because it is being "
-        "terminated", {"causes": [{"reason": "NamespaceTerminating", "field": "metadata"}]})]
+    # The very error the API server answers (tests/e2e checks the server's bytes against it).
+    env.api.fail["create"] = [namespace_terminating_error(
+        "endpointslices", "", "ns", "discovery.k8s.io")]
     await env.ctrl.sync("ns/web")
     assert env.slices() == []
 
