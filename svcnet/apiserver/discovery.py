@@ -17,7 +17,7 @@ Two discovery protocols exist, and kubectl 1.32/1.33 speaks both:
 :func:`negotiate_discovery` picks between them from the Accept header, the way the apiserver's
 negotiation does (clauses ordered by quality, then specificity, first acceptable one wins).
 
-What kubectl needs from either form (found by experiment, see shared/reference/kubectl-api.md):
+What kubectl needs from either form (found by experiment: docs/KUBECTL.md):
 ``shortNames`` (``kubectl get svc``), ``categories: ["all"]`` (``kubectl get all``) and
 ``verbs``; subresources are listed as ``services/status`` entries (legacy) or nested
 ``subresources`` (aggregated).

@@ -6,7 +6,7 @@ server without Tables gets only ``NAME AGE``. So the columns and every cell here
 upstream printers in ``pkg/printers/internalversion/printers.go`` (``printService``,
 ``printPod``, ``printNode``, ...) and ``duration.HumanDuration`` for ages, rule for rule.
 
-Things a Table must get right for kubectl (see shared/reference/kubectl-api.md §5):
+Things a Table must get right for kubectl (docs/KUBECTL.md §4):
 
 * the name column has ``format: "name"`` (gives the ``service/`` prefix in ``get svc,ep``);
 * ``priority: 1`` columns are shown only with ``-o wide``. The server always fills them: the

@@ -4,9 +4,9 @@ kube-proxy's nftables mode does not serve NodePorts on loopback (the kernel will
 packet from 127.0.0.1 out of the host), so ``svcnet up`` runs this: it follows Services through
 an informer and, for every TCP NodePort, listens on 127.0.0.1 and relays each connection to the
 same port on a node's address, where the node's nftables rules take over. The relay is an
-asyncio Protocol pair with flow control (pause/resume reading), which deps.md §7 measured at
-haproxy's throughput on keep-alive traffic; it runs on vanilla asyncio (uvloop aborted under
-half-close churn there). UDP NodePorts are not forwarded.
+asyncio Protocol pair with flow control (pause/resume reading), measured at haproxy's
+throughput on keep-alive traffic (docs/MEASURED.md §5); it runs on vanilla asyncio (uvloop
+aborted under half-close churn there). UDP NodePorts are not forwarded.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ level-triggered :meth:`LoadBalancerIPController.sync`, which
 
 1. reads the Service from the informer cache (gone → nothing to do: the registry released its
    addresses when it deleted it);
-2. refuses to act on a cache older than its own last status write for that key (principle 8:
+2. refuses to act on a cache older than its own last status write for that key (else
    it would assign a second address to a Service whose first one it cannot see yet);
 3. asks the pure :func:`plan` what to do, and applies the answer:
 

@@ -10,7 +10,7 @@ of the reply, ``None`` (drop it), or a request for upstream help (:class:`Forwar
 1. **Wire cache.** The reply to a query is a function of the zone and the query's bytes after
    the 2-byte ID (flags, question, EDNS options), so replies for the zone are cached under
    ``query[2:]`` and sent as ``query[:2] + cached``, without parsing anything: measured 31k qps
-   against 5k for a parse-and-build per query (deps.md §6). The cache holds only answers
+   against 5k for a parse-and-build per query (docs/MEASURED.md §4). The cache holds only answers
    computed from the zone, is emptied whenever the zone changes (:meth:`DNSCore.set_zone`), and
    is emptied when full (cheap, and keeps a flood of random names from growing it forever).
 2. **Malformed input.** Fewer than 12 bytes: drop (there is no ID to answer to). A packet with QR

@@ -15,7 +15,7 @@ Planners (:func:`plan_node_network`, :func:`plan_pod_network`, :func:`plan_veth`
 :func:`plan_bridge`) are pure: they turn names and addresses into :class:`Batch` es, lists of
 iproute2 batch lines for one namespace each, and are golden-tested. An applier runs each batch
 as one ``ip -n NS -batch -`` process: measured at 4-5 ms per pod against 20-30 ms for pyroute2,
-which forks a helper per namespace anyway (``reference/deps.md`` §1). ``ip -batch`` cannot
+which forks a helper per namespace anyway (docs/MEASURED.md §1). ``ip -batch`` cannot
 switch namespace per line, and a veth's bridge port can only be configured from the bridge's
 namespace, so a pod costs three processes: ``ip netns add``, the node-side batch (create the
 pair with the pod end already in the pod netns, enslave, hairpin, up), the pod-side batch (lo,

@@ -20,7 +20,7 @@ What a netns thread is good for:
   (:mod:`svcnet.node.probes`) at the cost of one thread hop (tens of microseconds) per probe
   rather than a ``python -c`` process (tens of milliseconds) per probe.
 * **sysctls.** ``/proc/sys/net/*`` resolves against the netns of the thread that opens it
-  (measured, see ``reference/deps.md`` §1), so writing ``ip_forward`` from a node-netns thread
+  (measured: docs/MEASURED.md §1), so writing ``ip_forward`` from a node-netns thread
   sets the node's, not the host's.
 
 A thread inside a namespace keeps that namespace alive after ``ip netns del`` (like any

@@ -22,8 +22,9 @@ but decide *which* Services an event concerns:
 :meth:`EndpointSliceController.sync` is level-triggered:
 
 1. read the Service from the cache. Gone → delete the slices this controller manages for it
-   (we have no garbage collector yet; the slices also carry a controller ownerReference, so a
-   future GC would do the same) and forget what we tracked. ``ExternalName`` or selectorless →
+   (they also carry a controller ownerReference, so svcnet's garbage collector removes them
+   too; deleting them here keeps this controller complete on its own) and forget what we
+   tracked. ``ExternalName`` or selectorless →
    nothing (their slices are someone else's);
 2. list its pods (namespace + selector) and its managed slices from the caches, dropping slices
    already being deleted;
@@ -389,7 +390,8 @@ class EndpointSliceController(InformerController):
         """The Service is gone: remove the slices we manage for it.
 
         Upstream leaves this to the garbage collector (the slices carry a controller
-        ownerReference); svcnet has no garbage collector yet, so the controller does it.
+        ownerReference). svcnet's garbage collector (:mod:`svcnet.controllers.gc`) does it
+        too; whichever comes first wins and the other finds nothing (404s are ignored).
         """
         ns, name = split_key(key)
         self.trigger_times.delete_service(ns, name)

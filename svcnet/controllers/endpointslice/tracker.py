@@ -1,4 +1,4 @@
-"""EndpointSliceTracker: the controller's defence against its own stale cache (principle 8).
+"""EndpointSliceTracker: the controller's defence against its own stale cache.
 
 Why it exists
 -------------

@@ -1,5 +1,5 @@
 """Discovery (legacy and aggregated), Accept negotiation, /version, the resource catalogue and
-the OpenAPI v3 documents: checked for what kubectl needs (kubectl-api.md §2 and §4) and for
+the OpenAPI v3 documents: checked for what kubectl needs (docs/KUBECTL.md §2 and §5) and for
 the exact values a real 1.33 apiserver reports where they are known (storage version hashes).
 """
 

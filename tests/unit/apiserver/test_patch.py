@@ -4,8 +4,8 @@ Strategic merge patch cases are ported from ``strategicpatch/patch_test.go`` (th
 upstream version): they run against upstream's ``MergeItem`` test type, rebuilt below as a
 :class:`PatchSchema`. Each raw upstream case yields up to two applications, the two-way one
 (``original`` + ``twoWay`` → ``modified``) and the three-way one (``current`` + ``threeWay``
-→ ``result``); ids say which. After them come the exact bodies kubectl sends (kubectl-api.md
-§3), the Kubernetes kinds' merge keys, and the error mapping of ``handlers/patch.go``.
+→ ``result``); ids say which. After them come the exact bodies kubectl sends (docs/KUBECTL.md
+§6), the Kubernetes kinds' merge keys, and the error mapping of ``handlers/patch.go``.
 JSON merge patch and JSON patch are checked against the RFC appendices.
 """
 
@@ -641,7 +641,7 @@ def test_strategic_merge_patch_null_is_a_no_op() -> None:
 
 
 # ============================================================================================
-# What kubectl sends (kubectl-api.md §3) against a real Service
+# What kubectl sends (docs/KUBECTL.md §6) against a real Service
 # ============================================================================================
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
