@@ -1,0 +1,89 @@
+"""Pure parts of the server's hardening: the connection gate, health rendering, metric labels."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import generate_latest
+
+from svcnet.apiserver.connections import ConnectionGate
+from svcnet.apiserver.health import Result, render
+from svcnet.apiserver.server import Metrics
+
+
+class Conn:
+    def __init__(self, waiting: bool) -> None:
+        self.waiting = waiting
+        self.closed = False
+
+    def waiting_for_request(self) -> bool:
+        return self.waiting
+
+    def force_close(self) -> None:
+        self.closed = True
+
+
+def test_gate_admits_up_to_its_limit() -> None:
+    gate = ConnectionGate(2)
+    a, b = Conn(True), Conn(True)
+    assert gate.admit(a) and gate.admit(b)
+    assert len(gate) == 2 and not a.closed and not b.closed
+
+
+def test_gate_over_the_limit_evicts_the_oldest_waiting_connection() -> None:
+    gate = ConnectionGate(3)
+    busy, old_idle, young_idle = Conn(False), Conn(True), Conn(True)
+    for c in (busy, old_idle, young_idle):
+        assert gate.admit(c)
+    new = Conn(True)
+    assert gate.admit(new)
+    assert old_idle.closed and not busy.closed and not young_idle.closed
+    assert (len(gate), gate.evicted, gate.refused) == (3, 1, 0)
+
+
+def test_gate_refuses_when_every_connection_is_busy() -> None:
+    gate = ConnectionGate(2)
+    busy = [Conn(False), Conn(False)]
+    for c in busy:
+        gate.admit(c)
+    assert not gate.admit(Conn(True))
+    assert not any(c.closed for c in busy)
+    assert (len(gate), gate.refused) == (2, 1)
+    gate.closed(busy[0])
+    assert gate.admit(Conn(True))
+
+
+def test_gate_rejects_a_zero_limit() -> None:
+    with pytest.raises(ValueError):
+        ConnectionGate(0)
+
+
+@pytest.mark.parametrize(
+    ("results", "verbose", "expected"),
+    [
+        pytest.param([Result("ping", None), Result("etcd", None)], False, (200, "ok"),
+                     id="ok"),
+        pytest.param([Result("ping", None), Result("etcd", None)], True,
+                     (200, "[+]ping ok\n[+]etcd ok\nreadyz check passed\n"), id="verbose"),
+        pytest.param([Result("ping", None), Result("etcd", "connection refused")], False,
+                     (500, "[+]ping ok\n[-]etcd failed: reason withheld\nreadyz check failed\n"),
+                     id="failed-lists-checks-withholding-reasons"),
+        pytest.param([Result("ping", None), Result("etcd", None, excluded=True)], True,
+                     (200, "[+]ping ok\n[+]etcd excluded: ok\nreadyz check passed\n"),
+                     id="excluded"),
+    ],
+)
+def test_health_render(results: list[Result], verbose: bool, expected: tuple[int, str]
+                       ) -> None:
+    assert render("readyz", results, verbose=verbose) == expected
+
+
+def test_metric_labels_come_from_bounded_sets() -> None:
+    metrics = Metrics(resources=frozenset({"services"}))
+    metrics.observe("list", "services", 200, 0.01)
+    metrics.observe("get", "x12345", 401, 0.01)
+    metrics.observe("brew", "", 400, 0.01)
+    text = generate_latest(metrics.registry).decode()
+    assert 'resource="services",verb="list"' in text
+    assert 'resource="other",verb="get"' in text
+    assert 'resource="",verb="other"' in text
+    assert "x12345" not in text and "brew" not in text
