@@ -3,7 +3,9 @@
 Tokens live in ``DATA_DIR/tokens.csv`` in kube-apiserver's ``--token-auth-file`` format:
 ``token,user,uid,"group1,group2"``. The admin token is created on first start; node tokens are
 added by whoever provisions a node (``svcnet up`` does). The file is re-read when it changes, so
-adding a node needs no restart.
+adding a node needs no restart. Tokens are held and looked up by their SHA-256 digest, never
+compared as strings: a lookup's time then depends on the digest of what the client sent, which
+tells it nothing about any valid token (kube-apiserver compares tokens in constant time).
 
 Authorization mirrors the Node authorizer + NodeRestriction admission in spirit:
 
@@ -17,6 +19,7 @@ Authorization mirrors the Node authorizer + NodeRestriction admission in spirit:
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 from dataclasses import dataclass
@@ -50,13 +53,17 @@ def unauthorized() -> StatusError:
     return StatusError(401, "Unauthorized", "Unauthorized")
 
 
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
+
+
 class TokenFile:
     """Bearer tokens from a token-auth CSV file, re-read when its mtime changes."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._mtime = -1.0
-        self._users: dict[str, User] = {}
+        self._users: dict[bytes, User] = {}  # by the token's SHA-256 digest
 
     def _reload(self) -> None:
         try:
@@ -66,20 +73,20 @@ class TokenFile:
             return
         if mtime == self._mtime:
             return
-        users: dict[str, User] = {}
+        users: dict[bytes, User] = {}
         for row in csv.reader(io.StringIO(self.path.read_text())):
             if len(row) < 2 or row[0].startswith("#"):
                 continue
             groups = tuple(g for g in (row[3] if len(row) > 3 else "").split(",") if g)
-            users[row[0].strip()] = User(row[1].strip(), row[2].strip() if len(row) > 2 else "",
-                                         groups)
+            uid = row[2].strip() if len(row) > 2 else ""
+            users[_digest(row[0].strip())] = User(row[1].strip(), uid, groups)
         self._users, self._mtime = users, mtime
 
     def authenticate(self, authorization: str | None) -> User:
         if not authorization or not authorization.startswith("Bearer "):
             raise unauthorized()
         self._reload()
-        user = self._users.get(authorization[len("Bearer "):].strip())
+        user = self._users.get(_digest(authorization[len("Bearer "):].strip()))
         if user is None:
             raise unauthorized()
         return user

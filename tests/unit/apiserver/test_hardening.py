@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from prometheus_client import generate_latest
 
+from svcnet.api.errors import StatusError
+from svcnet.apiserver.auth import TokenFile, User
 from svcnet.apiserver.connections import ConnectionGate
 from svcnet.apiserver.health import Result, render
 from svcnet.apiserver.server import Metrics
@@ -87,3 +91,18 @@ def test_metric_labels_come_from_bounded_sets() -> None:
     assert 'resource="other",verb="get"' in text
     assert 'resource="",verb="other"' in text
     assert "x12345" not in text and "brew" not in text
+
+
+def test_tokens_are_held_and_looked_up_by_digest_only(tmp_path: Path) -> None:
+    tokens = TokenFile(tmp_path / "tokens.csv")
+    tokens.add("s3cret-admin-token", User("admin", "admin", ("system:masters",)))
+    tokens.add("s3cret-node-token", User("system:node:n1", "n1", ("system:nodes",)))
+    assert tokens.authenticate("Bearer s3cret-admin-token").name == "admin"
+    assert tokens.authenticate("Bearer s3cret-node-token").name == "system:node:n1"
+    for wrong in ("Bearer s3cret-admin-tokem", "Bearer s3cret", "Bearer ", "Basic x", None):
+        with pytest.raises(StatusError) as err:
+            tokens.authenticate(wrong)
+        assert err.value.code == 401
+    # Nothing held in memory is a token, or a prefix a timing attack could probe for.
+    held = repr(vars(tokens))
+    assert "s3cret" not in held
