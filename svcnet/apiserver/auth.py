@@ -7,7 +7,8 @@ adding a node needs no restart. Tokens are held and looked up by their SHA-256 d
 compared as strings: a lookup's time then depends on the digest of what the client sent, which
 tells it nothing about any valid token (kube-apiserver compares tokens in constant time).
 
-Authorization mirrors the Node authorizer + NodeRestriction admission in spirit:
+Authorization mirrors the Node authorizer (NodeRestriction admission, which limits what a node
+writes into those objects, is in admission.py; :func:`current_user` tells it who asks):
 
 * ``system:masters`` may do anything;
 * ``system:nodes`` members (user ``system:node:<name>``) may read everything, and write only
@@ -22,6 +23,7 @@ import csv
 import hashlib
 import io
 import os
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,15 @@ class User:
         if NODES_GROUP in self.groups and self.name.startswith(NODE_USER_PREFIX):
             return self.name[len(NODE_USER_PREFIX):]
         return None
+
+
+_current_user: ContextVar[User | None] = ContextVar("svcnet_request_user", default=None)
+
+
+def current_user() -> User | None:
+    """Who the request being served authenticated as (None outside a request: the server's
+    own writes). Each request runs in its own task, so this is per request."""
+    return _current_user.get()
 
 
 def unauthorized() -> StatusError:
@@ -89,6 +100,7 @@ class TokenFile:
         user = self._users.get(_digest(authorization[len("Bearer "):].strip()))
         if user is None:
             raise unauthorized()
+        _current_user.set(user)  # for admission, later in the same request
         return user
 
     def add(self, token: str, user: User) -> None:

@@ -45,7 +45,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from svcnet.allocators.ranges import ServiceCIDR
 from svcnet.api.errors import StatusError
-from svcnet.apiserver import discovery, health, openapi, resources
+from svcnet.apiserver import admission, discovery, health, openapi, resources
 from svcnet.apiserver.auth import ADMIN_GROUP, TokenFile, User
 from svcnet.apiserver.certs import (
     ensure_private_dir,
@@ -297,7 +297,8 @@ class APIServer:
             strategy = strategies.get((res.group, res.resource))
             if strategy is None:
                 continue
-            registry = Registry(self.store, strategy, clock=self.clock)
+            registry = Registry(self.store, strategy, clock=self.clock,
+                                admit=admission.admit)
             self.registries[res.resource if not res.group else
                             f"{res.resource}.{res.group}"] = registry
             served.append(Served(res.group, res.version, res.resource, res.kind,

@@ -47,6 +47,19 @@ class Server:
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
 
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None, *,
+             token: str = "", content_type: str = "application/json"
+             ) -> tuple[int, dict[str, Any]]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Authorization", f"Bearer {token or self.token}")
+        req.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(req, context=self.ctx, timeout=20) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
     def connect(self) -> ssl.SSLSocket:
         raw = socket.create_connection((self.host, self.port), timeout=20)
         return self.ctx.wrap_socket(raw, server_hostname=self.host)
@@ -174,6 +187,53 @@ def test_connection_cap_makes_room_for_real_clients(server_factory: Any) -> None
         for s in loris:
             s.close()
     assert "Traceback" not in server.log()
+
+
+MERGE = "application/merge-patch+json"
+
+
+def test_a_node_cannot_give_itself_roles_or_relabel_its_pods(server_factory: Any) -> None:
+    server = server_factory()
+    node_token = uuid.uuid4().hex
+    with (server.data_dir / "tokens.csv").open("a") as f:
+        f.write(f"{node_token},system:node:n1,n1,system:nodes\n")
+    code, body = server.call("POST", "/api/v1/nodes", {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}}},
+        token=node_token)
+    assert code == 201, body
+    code, body = server.call(
+        "PATCH", "/api/v1/nodes/n1",
+        {"metadata": {"labels": {"node-role.kubernetes.io/control-plane": ""}}},
+        token=node_token, content_type=MERGE)
+    assert (code, body["reason"], body["message"]) == (
+        403, "Forbidden", 'nodes "n1" is forbidden: is not allowed to modify labels: '
+                          "node-role.kubernetes.io/control-plane"), body
+    code, body = server.call("PATCH", "/api/v1/nodes/n1",
+                             {"metadata": {"labels": {"kubernetes.io/arch": "amd64"}}},
+                             token=node_token, content_type=MERGE)
+    assert code == 200, body
+
+    code, body = server.call("POST", "/api/v1/namespaces/default/pods", {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "x"}]}})
+    assert code == 201, body
+    status_path = "/api/v1/namespaces/default/pods/web/status"
+    code, body = server.call("PATCH", status_path, {"metadata": {"labels": {"app": "db"}}},
+                             token=node_token, content_type=MERGE)
+    assert (code, body["message"]) == (
+        403, 'pods "web" is forbidden: node "n1" cannot update labels through pod status'), body
+    code, body = server.call("PATCH", status_path, {"status": {"phase": "Running"}},
+                             token=node_token, content_type=MERGE)
+    assert code == 200, body
+    code, pod = server.call("GET", "/api/v1/namespaces/default/pods/web")
+    assert pod["metadata"]["labels"] == {"app": "web"}
+    assert pod["status"]["phase"] == "Running"
+    # The administrator is not a node: the same label change goes through.
+    code, body = server.call("PATCH", status_path, {"metadata": {"labels": {"app": "db"}}},
+                             content_type=MERGE)
+    assert code == 200, body
 
 
 # -- health ---------------------------------------------------------------------------------

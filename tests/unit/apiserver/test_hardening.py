@@ -8,10 +8,12 @@ import pytest
 from prometheus_client import generate_latest
 
 from svcnet.api.errors import StatusError
+from svcnet.apiserver.admission import node_restriction
 from svcnet.apiserver.auth import TokenFile, User
 from svcnet.apiserver.connections import ConnectionGate
 from svcnet.apiserver.health import Result, render
 from svcnet.apiserver.server import Metrics
+from svcnet.registry.generic import AdmissionAttributes
 
 
 class Conn:
@@ -106,3 +108,83 @@ def test_tokens_are_held_and_looked_up_by_digest_only(tmp_path: Path) -> None:
     # Nothing held in memory is a token, or a prefix a timing attack could probe for.
     held = repr(vars(tokens))
     assert "s3cret" not in held
+
+
+# -- NodeRestriction ------------------------------------------------------------------------
+
+def _node(labels: dict[str, str], taints: list[dict[str, str]] | None = None
+          ) -> dict[str, object]:
+    spec = {"taints": taints} if taints else {}
+    return {"metadata": {"name": "n1", "labels": labels}, "spec": spec}
+
+
+def _pod(labels: dict[str, str], node: str = "n1") -> dict[str, object]:
+    return {"metadata": {"name": "p", "labels": labels}, "spec": {"nodeName": node}}
+
+
+@pytest.mark.parametrize(
+    ("attrs", "message"),
+    [
+        pytest.param(AdmissionAttributes("create", "", "nodes", "", "", "n1", None,
+                                         _node({"kubernetes.io/hostname": "n1",
+                                                "kubernetes.io/os": "linux",
+                                                "node.kubernetes.io/exclude-from-external"
+                                                "-load-balancers": "",
+                                                "svcnet.io/cluster": "c"})),
+                     None, id="create-with-kubelet-labels"),
+        pytest.param(AdmissionAttributes("create", "", "nodes", "", "", "n1", None,
+                                         _node({"node-role.kubernetes.io/control-plane": "",
+                                                "kubernetes.io/os": "linux"})),
+                     'nodes "n1" is forbidden: node "n1" is not allowed to set the following '
+                     "labels: node-role.kubernetes.io/control-plane", id="create-with-role"),
+        pytest.param(AdmissionAttributes("create", "", "nodes", "", "", "n2", None,
+                                         _node({})),
+                     'nodes "n2" is forbidden: node "n1" is not allowed to modify node "n2"',
+                     id="other-node"),
+        pytest.param(AdmissionAttributes("update", "", "nodes", "", "", "n1", _node({}),
+                                         _node({"node-role.kubernetes.io/master": "",
+                                                "node-restriction.kubernetes.io/x": "y",
+                                                "example.com/mine": "ok"})),
+                     'nodes "n1" is forbidden: is not allowed to modify labels: '
+                     "node-restriction.kubernetes.io/x, node-role.kubernetes.io/master",
+                     id="update-adds-role"),
+        pytest.param(AdmissionAttributes("update", "", "nodes", "status", "", "n1",
+                                         _node({"node-role.kubernetes.io/master": ""}),
+                                         _node({})),
+                     'nodes "n1" is forbidden: is not allowed to modify labels: '
+                     "node-role.kubernetes.io/master", id="status-update-removes-role"),
+        pytest.param(AdmissionAttributes("update", "", "nodes", "", "", "n1",
+                                         _node({"node-role.kubernetes.io/master": ""}),
+                                         _node({"node-role.kubernetes.io/master": "",
+                                                "kubernetes.io/arch": "amd64"})),
+                     None, id="update-keeps-an-admins-role-label"),
+        pytest.param(AdmissionAttributes("update", "", "nodes", "", "", "n1",
+                                         _node({}, [{"key": "k", "effect": "NoSchedule"}]),
+                                         _node({})),
+                     'nodes "n1" is forbidden: node "n1" is not allowed to modify taints',
+                     id="update-drops-taints"),
+        pytest.param(AdmissionAttributes("update", "", "pods", "status", "default", "p",
+                                         _pod({"app": "a"}), _pod({"app": "b"})),
+                     'pods "p" is forbidden: node "n1" cannot update labels through pod '
+                     "status", id="pod-status-relabels"),
+        pytest.param(AdmissionAttributes("update", "", "pods", "status", "default", "p",
+                                         _pod({"app": "a"}), _pod({})),
+                     'pods "p" is forbidden: node "n1" cannot update labels through pod '
+                     "status", id="pod-status-unlabels"),
+        pytest.param(AdmissionAttributes("update", "", "pods", "status", "default", "p",
+                                         _pod({}, "n2"), _pod({}, "n2")),
+                     'pods "p" is forbidden: node "n1" can only update pod status for pods '
+                     "with spec.nodeName set to itself", id="pod-of-another-node"),
+        pytest.param(AdmissionAttributes("update", "", "pods", "status", "default", "p",
+                                         _pod({"app": "a"}),
+                                         {**_pod({"app": "a"}), "status": {"phase": "Running"}}),
+                     None, id="pod-status-without-labels"),
+    ],
+)
+def test_node_restriction(attrs: AdmissionAttributes, message: str | None) -> None:
+    if message is None:
+        node_restriction("n1", attrs)
+        return
+    with pytest.raises(StatusError) as err:
+        node_restriction("n1", attrs)
+    assert (err.value.code, err.value.reason, err.value.message) == (403, "Forbidden", message)
