@@ -4,7 +4,8 @@ Start-up order matters and is fixed:
 
 1. open the store; generate (or reuse) the CA, serving certificate and admin token;
 2. build the allocators and one registry per resource;
-3. repair allocations against the stored Services (a crash may have leaked some), then seed what
+3. repair allocations against the stored Services (a crash may have leaked some: those this
+   data directory's server made in an earlier start are freed at once), then seed what
    every cluster has: the four system namespaces and ``default/kubernetes`` (10.96.0.1:443)
    with endpoints pointing at this server;
 4. listen, and only then write ``DATA_DIR/kubeconfig``: its presence means "ready to serve";
@@ -32,6 +33,7 @@ import logging
 import os
 import socket
 import ssl
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -43,6 +45,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from svcnet.allocators.allocator import Holder
 from svcnet.allocators.ranges import ServiceCIDR
 from svcnet.api.errors import StatusError
 from svcnet.apiserver import admission, discovery, health, openapi, resources
@@ -218,13 +221,18 @@ class APIServer:
         if not tokens_path.exists() or admin_token not in tokens_path.read_text():
             tokens.add(admin_token, User("admin", "admin", (ADMIN_GROUP,)))
 
+        # Who makes allocations: this data directory's server (a random identity kept there)
+        # and this start of it, so that repair can free the leaks of a previous, dead start.
+        self.holder = Holder(ensure_token(cfg.data_dir / "server-id"), uuid.uuid4().hex)
         self.allocators = ServiceAllocators.build(self.store, cfg.service_cidrs,
-                                                  cfg.node_port_range, clock=self.clock)
-        self.lb = LoadBalancerIPAM(self.store, cfg.lb_pools, clock=self.clock)
+                                                  cfg.node_port_range, clock=self.clock,
+                                                  holder=self.holder)
+        self.lb = LoadBalancerIPAM(self.store, cfg.lb_pools, clock=self.clock,
+                                   holder=self.holder)
         served = self._serve_resources()
         self.metrics.resources = frozenset(s.resource for s in served)
         await repair(self.store, self.allocators, self.lb, clock=self.clock,
-                     leak_grace=cfg.leak_grace)
+                     leak_grace=cfg.leak_grace, holder=self.holder)
         await self._seed(advertise, port)
 
         ctx = Context(served={(s.group, s.version, s.resource): s for s in served},
@@ -385,7 +393,7 @@ class APIServer:
             await self.clock.sleep(self.config.repair_interval)
             try:
                 result = await repair(self.store, self.allocators, self.lb, clock=self.clock,
-                                      leak_grace=self.config.leak_grace)
+                                      leak_grace=self.config.leak_grace, holder=self.holder)
                 for ev in result.events:
                     log.warning("repair: %s/%s %s: %s", ev.namespace, ev.name, ev.reason,
                                 ev.message)

@@ -3,6 +3,7 @@ over-long requests, and health checks that follow the store (issue 14, findings 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -14,12 +15,15 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from svcnet.storage.sqlite import SQLiteStore
+from svcnet.util.clock import rfc3339
 from tests.e2e.conftest import start_server, stop_server
 from tests.etcd_server import EtcdServer
 
@@ -187,6 +191,41 @@ def test_connection_cap_makes_room_for_real_clients(server_factory: Any) -> None
         for s in loris:
             s.close()
     assert "Traceback" not in server.log()
+
+
+def _record(server: str, instance: str) -> bytes:
+    return json.dumps({"owner": {"namespace": "default", "name": "never-written", "uid": ""},
+                       "allocatedAt": rfc3339(datetime.now(UTC)),
+                       "holder": {"server": server, "instance": instance}}).encode()
+
+
+async def _allocations(db: Path, *put: tuple[str, bytes]) -> list[str]:
+    async with SQLiteStore(db) as store:
+        for key, value in put:
+            await store.create(key, value)
+        return [kv.key for kv in (await store.list("/registry/allocations/nodeport/")).items]
+
+
+def test_a_restarted_server_frees_at_once_what_its_killed_predecessor_leaked(
+        tmp_path: Path) -> None:
+    data_dir = tmp_path / "server"
+    data_dir.mkdir()
+    proc = start_server(data_dir)
+    proc.kill()  # a crash
+    proc.wait()
+    server_id = (data_dir / "server-id").read_text().strip()
+    # What a create interrupted by the crash leaves behind: an allocation and no Service.
+    # Beside it, one that another server sharing the store has just made.
+    prefix = "/registry/allocations/nodeport/"
+    asyncio.run(_allocations(data_dir / "state.db",
+                             (prefix + "30005", _record(server_id, "the-killed-one")),
+                             (prefix + "30006", _record("another-server", "alive"))))
+    proc = start_server(data_dir)
+    try:
+        left = asyncio.run(_allocations(data_dir / "state.db"))
+        assert left == [prefix + "30006"], (data_dir / "server.log").read_text()[-2000:]
+    finally:
+        assert stop_server(proc) == 0
 
 
 MERGE = "application/merge-patch+json"
