@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,9 +23,11 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
 
 from svcnet.storage.sqlite import SQLiteStore
 from svcnet.util.clock import rfc3339
+from tests.conftest import require_root
 from tests.e2e.conftest import start_server, stop_server
 from tests.etcd_server import EtcdServer
 
@@ -224,6 +228,74 @@ def test_a_restarted_server_frees_at_once_what_its_killed_predecessor_leaked(
     try:
         left = asyncio.run(_allocations(data_dir / "state.db"))
         assert left == [prefix + "30006"], (data_dir / "server.log").read_text()[-2000:]
+    finally:
+        assert stop_server(proc) == 0
+
+
+# -- listening beyond loopback -------------------------------------------------------------
+
+WILDCARD_ADDRESS = "198.51.100.7"  # TEST-NET-2, on a link in our own namespace
+
+
+def _ip(*args: str) -> None:
+    r = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, f"ip {' '.join(args)} failed: {r.stderr}"
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    """A namespace of our own (``svcnet-hc-*``) with loopback and one address on a veth link
+    that carries its default route: the host a wildcard listener is tested on."""
+    require_root()
+    name = f"svcnet-hc-w{secrets.token_hex(3)}"
+    _ip("netns", "add", name)
+    try:
+        _ip("-n", name, "link", "set", "lo", "up")
+        # Both ends of the pair stay in the namespace.
+        _ip("-n", name, "link", "add", "hc0", "type", "veth", "peer", "name", "hc1")
+        _ip("-n", name, "addr", "add", f"{WILDCARD_ADDRESS}/24", "dev", "hc0")
+        _ip("-n", name, "link", "set", "hc1", "up")
+        _ip("-n", name, "link", "set", "hc0", "up")
+        _ip("-n", name, "route", "add", "default", "dev", "hc0")
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+CLIENT = """
+import ssl, sys, urllib.request, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+url = doc["clusters"][0]["cluster"]["server"]
+ctx = ssl.create_default_context(cafile=sys.argv[2])  # verifies the name in the URL
+for u in (url, url.replace(sys.argv[3], "127.0.0.1")):
+    req = urllib.request.Request(u + "/version")
+    req.add_header("Authorization", "Bearer " + doc["users"][0]["user"]["token"])
+    print(u, urllib.request.urlopen(req, context=ctx, timeout=10).status)
+"""
+
+
+@pytest.mark.root
+def test_wildcard_listen_certifies_every_address_and_advertises_a_real_one(
+        tmp_path: Path, netns: str) -> None:
+    data_dir = tmp_path / "server"
+    data_dir.mkdir()
+    wrapper = ("ip", "netns", "exec", netns)
+    proc = start_server(data_dir, listen="0.0.0.0:0", wrapper=wrapper)
+    try:
+        server = Server(data_dir)
+        assert server.host == WILDCARD_ADDRESS, server.url
+        cert = x509.load_pem_x509_certificate((data_dir / "pki" / "apiserver.crt").read_bytes())
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        ips = {str(ip) for ip in san.get_values_for_type(x509.IPAddress)}
+        assert {WILDCARD_ADDRESS, "127.0.0.1"} <= ips and "0.0.0.0" not in ips
+        r = subprocess.run([*wrapper, sys.executable, "-c", CLIENT,
+                            str(data_dir / "kubeconfig"), str(data_dir / "pki" / "ca.crt"),
+                            WILDCARD_ADDRESS],
+                           capture_output=True, text=True, check=False, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == [server.url, "200",
+                                    server.url.replace(WILDCARD_ADDRESS, "127.0.0.1"), "200"]
+        assert "serving beyond loopback" in server.log()
     finally:
         assert stop_server(proc) == 0
 
