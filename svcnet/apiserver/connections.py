@@ -19,18 +19,20 @@ serves through aiohttp and uses its knobs rather than protocol code of its own:
   fields ``431 Request Header Fields Too Large``, other unparsable input 400 — each a real HTTP
   response carrying a Kubernetes ``Status``, then the connection is closed (as Go does);
 * **a cap on connections** (:class:`ConnectionGate`): at most ``limit`` established connections.
-  A new one over the cap evicts the oldest connection that is waiting for a request (idle or
-  still trickling its head: what a slow-loris client looks like), so real clients are never
-  starved by connections that do nothing; if every connection is busy serving a request (a
-  watch, say), the new one is closed at once, which costs nothing but the accept.
+  A new one over the cap evicts, of the connections waiting for a request (idle, or still
+  trickling its head: what a slow-loris client looks like), the one that has waited longest.
+  A real client between two requests has waited microseconds, a slow-loris one since it
+  connected, so real clients are not starved by connections that do nothing; if every
+  connection is busy serving a request (a watch, say), the new one is closed at once, which
+  costs nothing but the accept.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import ssl
-from collections import OrderedDict
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -53,7 +55,10 @@ MAX_CONNECTIONS = 1024
 class Connection(Protocol):
     """What the gate needs of a connection."""
 
-    def waiting_for_request(self) -> bool: ...
+    def idle_deadline(self) -> float | None:
+        """When the header/idle timer closes this connection if no request head arrives;
+        ``None`` while it is serving a request."""
+        ...
 
     def force_close(self) -> None: ...
 
@@ -65,7 +70,7 @@ class ConnectionGate:
         if limit < 1:
             raise ValueError(f"the connection limit must be at least 1, not {limit}")
         self.limit = limit
-        self._open: OrderedDict[Connection, None] = OrderedDict()
+        self._open: dict[Connection, None] = {}
         self.evicted = 0
         self.refused = 0
 
@@ -73,8 +78,15 @@ class ConnectionGate:
         return len(self._open)
 
     def victim(self) -> Connection | None:
-        """Pure choice: the oldest open connection waiting for a request, if any."""
-        return next((c for c in self._open if c.waiting_for_request()), None)
+        """Pure choice: of the connections waiting for a request, the one that has waited
+        longest (its timer is due first), if any."""
+        best: Connection | None = None
+        best_deadline = math.inf
+        for conn in self._open:
+            deadline = conn.idle_deadline()
+            if deadline is not None and deadline < best_deadline:
+                best, best_deadline = conn, deadline
+        return best
 
     def admit(self, conn: Connection) -> bool:
         """Record a new connection; ``False`` means it must be closed (all others busy)."""
@@ -117,9 +129,12 @@ class GatedRequestHandler(RequestHandler):
         super().__init__(manager, loop=asyncio.get_running_loop(), **kwargs)
         self._gate = gate
 
-    def waiting_for_request(self) -> bool:
-        # The same test aiohttp's keep-alive timer makes: no request head complete yet.
-        return self._waiter is not None and not self._waiter.done()
+    def idle_deadline(self) -> float | None:
+        # The same test and the same deadline aiohttp's keep-alive timer uses: waiting for a
+        # request head since the connection was made or its last response was sent.
+        if self._waiter is None or self._waiter.done():
+            return None
+        return self._next_keepalive_close_time
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from prometheus_client import generate_latest
 
 from svcnet.api.errors import StatusError
 from svcnet.apiserver.admission import node_restriction
 from svcnet.apiserver.auth import TokenFile, User
+from svcnet.apiserver.certs import ensure_tls
 from svcnet.apiserver.connections import ConnectionGate
 from svcnet.apiserver.health import Result, render
 from svcnet.apiserver.server import Metrics
@@ -17,12 +19,12 @@ from svcnet.registry.generic import AdmissionAttributes
 
 
 class Conn:
-    def __init__(self, waiting: bool) -> None:
-        self.waiting = waiting
+    def __init__(self, deadline: float | None) -> None:
+        self.deadline = deadline  # None: serving a request
         self.closed = False
 
-    def waiting_for_request(self) -> bool:
-        return self.waiting
+    def idle_deadline(self) -> float | None:
+        return self.deadline
 
     def force_close(self) -> None:
         self.closed = True
@@ -30,32 +32,33 @@ class Conn:
 
 def test_gate_admits_up_to_its_limit() -> None:
     gate = ConnectionGate(2)
-    a, b = Conn(True), Conn(True)
+    a, b = Conn(1.0), Conn(2.0)
     assert gate.admit(a) and gate.admit(b)
     assert len(gate) == 2 and not a.closed and not b.closed
 
 
-def test_gate_over_the_limit_evicts_the_oldest_waiting_connection() -> None:
+def test_gate_over_the_limit_evicts_the_connection_waiting_longest() -> None:
     gate = ConnectionGate(3)
-    busy, old_idle, young_idle = Conn(False), Conn(True), Conn(True)
-    for c in (busy, old_idle, young_idle):
+    # Admitted first, but between two requests: it has hardly waited (deadline far away).
+    client, busy, loris = Conn(100.0), Conn(None), Conn(40.0)
+    for c in (client, busy, loris):
         assert gate.admit(c)
-    new = Conn(True)
+    new = Conn(101.0)
     assert gate.admit(new)
-    assert old_idle.closed and not busy.closed and not young_idle.closed
+    assert loris.closed and not busy.closed and not client.closed
     assert (len(gate), gate.evicted, gate.refused) == (3, 1, 0)
 
 
 def test_gate_refuses_when_every_connection_is_busy() -> None:
     gate = ConnectionGate(2)
-    busy = [Conn(False), Conn(False)]
+    busy = [Conn(None), Conn(None)]
     for c in busy:
         gate.admit(c)
-    assert not gate.admit(Conn(True))
+    assert not gate.admit(Conn(5.0))
     assert not any(c.closed for c in busy)
     assert (len(gate), gate.refused) == (2, 1)
     gate.closed(busy[0])
-    assert gate.admit(Conn(True))
+    assert gate.admit(Conn(5.0))
 
 
 def test_gate_rejects_a_zero_limit() -> None:
@@ -188,3 +191,20 @@ def test_node_restriction(attrs: AdmissionAttributes, message: str | None) -> No
     with pytest.raises(StatusError) as err:
         node_restriction("n1", attrs)
     assert (err.value.code, err.value.reason, err.value.message) == (403, "Forbidden", message)
+
+
+def test_a_certificate_lacking_an_address_is_reissued_from_the_same_ca(tmp_path: Path
+                                                                       ) -> None:
+    first = ensure_tls(tmp_path, ["127.0.0.1"])
+    ca_before = first.ca_pem()
+    cert_before = first.cert.read_bytes()
+    again = ensure_tls(tmp_path, ["127.0.0.1"])
+    assert again.cert.read_bytes() == cert_before  # nothing new: reused
+    wider = ensure_tls(tmp_path, ["127.0.0.1", "198.51.100.7", "2001:db8::7"])
+    assert wider.ca_pem() == ca_before
+    cert = x509.load_pem_x509_certificate(wider.cert.read_bytes())
+    ca = x509.load_pem_x509_certificate(ca_before)
+    cert.verify_directly_issued_by(ca)
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {"198.51.100.7", "2001:db8::7", "127.0.0.1"} <= {
+        str(ip) for ip in san.get_values_for_type(x509.IPAddress)}
