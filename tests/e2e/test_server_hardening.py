@@ -397,3 +397,8 @@ def test_readyz_follows_the_store_and_livez_does_not(server_factory: Any,
         _signal_etcd(etcd, signal.SIGCONT)  # and comes back
     assert _wait_for(server, "/readyz", 200) == (200, "ok")
     assert server.get("/healthz", token=None) == (200, "ok")
+
+    etcd.stop()  # and now gone for good: connections refused rather than hanging
+    code, body = _wait_for(server, "/readyz", 500)
+    assert (code, body.splitlines()[1]) == (500, "[-]etcd failed: reason withheld"), body
+    assert server.get("/livez", token=None) == (200, "ok")
