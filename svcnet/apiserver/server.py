@@ -245,7 +245,6 @@ class APIServer:
         await self._runner.setup()
         ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_ctx.load_cert_chain(tls.cert, tls.key)
-        self.connections = ConnectionGate(cfg.max_connections)
         site = GatedSite(self._runner, host, port, ssl_context=ssl_ctx,
                          gate=self.connections, header_timeout=cfg.read_header_timeout)
         await site.start()
@@ -329,7 +328,7 @@ class APIServer:
                                    "targetPort": port}]}}
         with contextlib.suppress(StatusError):
             await self.registries["services"].create("default", svc)
-        address = advertise
+        address = advertise  # never a wildcard: start() resolved that
         if ipaddress.ip_address(address).is_loopback:
             # Endpoints may not be loopback addresses (pods could not reach them anyway): a
             # server only on loopback leaves default/kubernetes without endpoints.

@@ -9,10 +9,10 @@ helpers. Per write the pipeline is fixed, and each resource plugs in a :class:`S
     update: read old → strategy.default → carry system fields → prepare_for_update
             → begin_update (allocate the difference) → validate_update → admit
             → no-op? return old unchanged : store.update(expected revision) → finish allocation
+    delete: preconditions → store.delete(expected revision) → end_delete (release after commit)
 
 ``admit`` is the server's validating admission (given by the API server; the registry knows no
 users): it sees the finished object and may refuse the write with a StatusError.
-    delete: preconditions → store.delete(expected revision) → end_delete (release after commit)
 
 Objects are JSON dicts. The store holds them without ``metadata.resourceVersion``; reads set it
 from the key's mod revision, so resourceVersion always equals the store revision of the object's
