@@ -185,3 +185,5 @@ class GatedSite(web.TCPSite):
             self._protocol, self._host, self._port, ssl=self._ssl_context,
             ssl_handshake_timeout=self._header_timeout if self._ssl_context else None,
             backlog=self._backlog, reuse_address=self._reuse_address)
+        sockets = self._server.sockets
+        self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
