@@ -17,6 +17,13 @@ have released items. This is also why allocations are the only place where the s
 to arbitrate, and why the registry follows Kubernetes' rule "leak rather than double-allocate":
 allocate before the owner is written, release only after the owner is gone (see operation.py),
 and let repair.py collect leaks.
+
+A record also names its **holder**, the API server that made it: a ``server`` identity that
+survives restarts (kept in the server's data directory) and the ``instance`` (one per process
+start). A leak whose server is this one but whose instance is not was made by this server's
+previous, dead, process: no create of it can still be in flight, so repair frees it at once
+instead of waiting out the grace that protects other servers' creates. (So one data directory
+serves one live server at a time, which its kubeconfig and port already require.)
 """
 
 from __future__ import annotations
@@ -67,11 +74,24 @@ class Owner:
 
 
 @dataclass(frozen=True, slots=True)
+class Holder:
+    """Which API server (``server``, stable across restarts) and which of its process starts
+    (``instance``) made an allocation."""
+
+    server: str
+    instance: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"server": self.server, "instance": self.instance}
+
+
+@dataclass(frozen=True, slots=True)
 class Allocation:
     item: str
     owner: Owner
     allocated_at: str
     revision: int
+    holder: Holder | None = None
 
 
 def _messages(kind: str) -> tuple[str, str]:
@@ -87,9 +107,11 @@ class StoreAllocator:
     """Allocates items of one :class:`Range`, arbitrated by the store."""
 
     def __init__(self, store: Store, space: Range, *, name: str | None = None,
-                 clock: Clock | None = None, rng: random.Random | None = None) -> None:
+                 clock: Clock | None = None, rng: random.Random | None = None,
+                 holder: Holder | None = None) -> None:
         self.store = store
         self.range = space
+        self.holder = holder
         self.name = name or space.kind
         self.prefix = f"{ALLOCATIONS_PREFIX}{space.kind}/"
         self._clock = clock or RealClock()
@@ -115,8 +137,11 @@ class StoreAllocator:
         self._bitmap = bitmap
 
     def _record(self, owner: Owner) -> bytes:
-        return json.dumps({"owner": owner.to_json(),
-                           "allocatedAt": rfc3339(self._clock.now())}).encode()
+        record: dict[str, Any] = {"owner": owner.to_json(),
+                                  "allocatedAt": rfc3339(self._clock.now())}
+        if self.holder is not None:
+            record["holder"] = self.holder.to_json()
+        return json.dumps(record).encode()
 
     # -- operations -------------------------------------------------------------------------
 
@@ -196,17 +221,13 @@ class StoreAllocator:
         kv = await self.store.get(self.prefix + self.range.item_at(offset))
         if kv is None:
             return None
-        rec = _decode(kv.value)
-        return Allocation(kv.key[len(self.prefix):], rec.owner, rec.allocated_at,
-                          kv.mod_revision)
+        return _allocation(kv.key[len(self.prefix):], kv.value, kv.mod_revision)
 
     async def list(self) -> list[Allocation]:
         """Every allocation of this kind in the store (including items outside the range)."""
         out = []
         for kv in (await self.store.list(self.prefix)).items:
-            rec = _decode(kv.value)
-            out.append(Allocation(kv.key[len(self.prefix):], rec.owner, rec.allocated_at,
-                                  kv.mod_revision))
+            out.append(_allocation(kv.key[len(self.prefix):], kv.value, kv.mod_revision))
         return out
 
     async def free(self) -> int:
@@ -217,16 +238,25 @@ class StoreAllocator:
 class _Record:
     owner: Owner
     allocated_at: str
+    holder: Holder | None = None
 
 
 def _decode(value: bytes) -> _Record:
     try:
         raw: Any = json.loads(value)
         o = raw.get("owner") or {}
+        h = raw.get("holder")
+        holder = (Holder(str(h.get("server", "")), str(h.get("instance", "")))
+                  if isinstance(h, dict) else None)
         return _Record(Owner(str(o.get("namespace", "")), str(o.get("name", "")),
-                             str(o.get("uid", ""))), str(raw.get("allocatedAt", "")))
+                             str(o.get("uid", ""))), str(raw.get("allocatedAt", "")), holder)
     except (ValueError, AttributeError):
         return _Record(Owner("", ""), "")
+
+
+def _allocation(item: str, value: bytes, revision: int) -> Allocation:
+    rec = _decode(value)
+    return Allocation(item, rec.owner, rec.allocated_at, revision, rec.holder)
 
 
 def _same_owner(a: Owner, b: Owner) -> bool:

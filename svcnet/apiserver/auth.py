@@ -3,9 +3,12 @@
 Tokens live in ``DATA_DIR/tokens.csv`` in kube-apiserver's ``--token-auth-file`` format:
 ``token,user,uid,"group1,group2"``. The admin token is created on first start; node tokens are
 added by whoever provisions a node (``svcnet up`` does). The file is re-read when it changes, so
-adding a node needs no restart.
+adding a node needs no restart. Tokens are held and looked up by their SHA-256 digest, never
+compared as strings: a lookup's time then depends on the digest of what the client sent, which
+tells it nothing about any valid token (kube-apiserver compares tokens in constant time).
 
-Authorization mirrors the Node authorizer + NodeRestriction admission in spirit:
+Authorization mirrors the Node authorizer (NodeRestriction admission, which limits what a node
+writes into those objects, is in admission.py; :func:`current_user` tells it who asks):
 
 * ``system:masters`` may do anything;
 * ``system:nodes`` members (user ``system:node:<name>``) may read everything, and write only
@@ -17,8 +20,10 @@ Authorization mirrors the Node authorizer + NodeRestriction admission in spirit:
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,8 +51,21 @@ class User:
         return None
 
 
+_current_user: ContextVar[User | None] = ContextVar("svcnet_request_user", default=None)
+
+
+def current_user() -> User | None:
+    """Who the request being served authenticated as (None outside a request: the server's
+    own writes). Each request runs in its own task, so this is per request."""
+    return _current_user.get()
+
+
 def unauthorized() -> StatusError:
     return StatusError(401, "Unauthorized", "Unauthorized")
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
 
 
 class TokenFile:
@@ -56,7 +74,7 @@ class TokenFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._mtime = -1.0
-        self._users: dict[str, User] = {}
+        self._users: dict[bytes, User] = {}  # by the token's SHA-256 digest
 
     def _reload(self) -> None:
         try:
@@ -66,22 +84,23 @@ class TokenFile:
             return
         if mtime == self._mtime:
             return
-        users: dict[str, User] = {}
+        users: dict[bytes, User] = {}
         for row in csv.reader(io.StringIO(self.path.read_text())):
             if len(row) < 2 or row[0].startswith("#"):
                 continue
             groups = tuple(g for g in (row[3] if len(row) > 3 else "").split(",") if g)
-            users[row[0].strip()] = User(row[1].strip(), row[2].strip() if len(row) > 2 else "",
-                                         groups)
+            uid = row[2].strip() if len(row) > 2 else ""
+            users[_digest(row[0].strip())] = User(row[1].strip(), uid, groups)
         self._users, self._mtime = users, mtime
 
     def authenticate(self, authorization: str | None) -> User:
         if not authorization or not authorization.startswith("Bearer "):
             raise unauthorized()
         self._reload()
-        user = self._users.get(authorization[len("Bearer "):].strip())
+        user = self._users.get(_digest(authorization[len("Bearer "):].strip()))
         if user is None:
             raise unauthorized()
+        _current_user.set(user)  # for admission, later in the same request
         return user
 
     def add(self, token: str, user: User) -> None:

@@ -1,16 +1,21 @@
 """TLS material and credentials for `svcnet server`, generated once into the data directory.
 
-On first start the server creates a CA, a serving certificate for its listen address (and
-localhost / 127.0.0.1 / the `kubernetes` Service names and 10.96.0.1), and an admin bearer
-token. Later starts reuse them, so kubeconfigs stay valid across restarts. Keys and tokens are
-written 0600 inside a 0700 directory.
+On first start the server creates a CA, a serving certificate for every address it answers on
+(its listen address; when that is a wildcard, each address of the host's interfaces, see
+:func:`interface_addresses`; its advertise address; and localhost / 127.0.0.1 / the
+`kubernetes` Service names and 10.96.0.1), and an admin bearer token. Later starts reuse
+them, so kubeconfigs stay valid across restarts. Keys and tokens are written 0600 inside a
+0700 directory.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import secrets
+import shutil
+import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -115,6 +120,30 @@ def ensure_tls(data_dir: Path, hosts: list[str]) -> TLSFiles:
     _write_private(files.key, _key_pem(key))
     files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return files
+
+
+def interface_addresses(*, ipv6: bool) -> list[str]:
+    """The addresses of this host's interfaces (IPv4; also IPv6 when ``ipv6``): what a server
+    listening on a wildcard answers on. IPv6 link-local addresses are left out (a URL needs
+    their zone, which a certificate cannot name). Read with ``ip -j address``; without
+    iproute2 the list is empty and the caller's other names remain."""
+    ip = shutil.which("ip")
+    if ip is None:
+        return []
+    r = subprocess.run([ip, "-j", "address", "show"], capture_output=True, text=True,
+                       check=False, timeout=10)
+    if r.returncode != 0:
+        return []
+    out = []
+    for link in json.loads(r.stdout or "[]"):
+        for a in link.get("addr_info") or []:
+            family, local = a.get("family"), a.get("local")
+            if not local or (family == "inet6" and not ipv6) or family not in ("inet", "inet6"):
+                continue
+            if ipaddress.ip_address(local).is_link_local and family == "inet6":
+                continue
+            out.append(str(local))
+    return out
 
 
 def ensure_token(path: Path) -> str:

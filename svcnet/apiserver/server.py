@@ -4,12 +4,22 @@ Start-up order matters and is fixed:
 
 1. open the store; generate (or reuse) the CA, serving certificate and admin token;
 2. build the allocators and one registry per resource;
-3. repair allocations against the stored Services (a crash may have leaked some), then seed what
+3. repair allocations against the stored Services (a crash may have leaked some: those this
+   data directory's server made in an earlier start are freed at once), then seed what
    every cluster has: the four system namespaces and ``default/kubernetes`` (10.96.0.1:443)
    with endpoints pointing at this server;
 4. listen, and only then write ``DATA_DIR/kubeconfig``: its presence means "ready to serve";
-5. run controllers (LoadBalancer IPAM, periodic repair) until SIGTERM/SIGINT; then stop them,
-   stop serving, close the store.
+5. run controllers (LoadBalancer IPAM, periodic repair) until SIGTERM/SIGINT; then fail
+   ``/readyz`` (its ``shutdown`` check), stop the controllers, stop serving, close the store.
+
+A server told to listen on a wildcard (``0.0.0.0``, ``::``) answers on every address of the
+host: its certificate names all of them, its kubeconfig points at the advertise address (given,
+else the address of the default route), and it says in its log that it serves beyond loopback.
+Connections are bounded as connections.py explains; health checks as health.py does.
+
+Metrics labels come from bounded sets only (:class:`Metrics`): a label value taken from the URL
+or the method of an unauthenticated request would let anyone grow the server's memory, and
+``/metrics`` with it, without bound.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import logging
 import os
 import socket
 import ssl
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -34,11 +45,23 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from svcnet.allocators.allocator import Holder
 from svcnet.allocators.ranges import ServiceCIDR
 from svcnet.api.errors import StatusError
-from svcnet.apiserver import discovery, openapi, resources
+from svcnet.apiserver import admission, discovery, health, openapi, resources
 from svcnet.apiserver.auth import ADMIN_GROUP, TokenFile, User
-from svcnet.apiserver.certs import ensure_private_dir, ensure_tls, ensure_token
+from svcnet.apiserver.certs import (
+    ensure_private_dir,
+    ensure_tls,
+    ensure_token,
+    interface_addresses,
+)
+from svcnet.apiserver.connections import (
+    MAX_CONNECTIONS,
+    READ_HEADER_TIMEOUT,
+    ConnectionGate,
+    GatedSite,
+)
 from svcnet.apiserver.handlers import Context, Handlers, Served, status_response
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import RESTClient
@@ -88,6 +111,8 @@ class ServerConfig:
     node_grace: timedelta = timedelta(seconds=40)
     repair_interval: float = 180.0
     leak_grace: timedelta = timedelta(seconds=60)
+    read_header_timeout: float = READ_HEADER_TIMEOUT
+    max_connections: int = MAX_CONNECTIONS
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -98,9 +123,21 @@ class ServerConfig:
         return self.store_url or f"sqlite:///{(self.data_dir / 'state.db').resolve()}"
 
 
+WILDCARDS = ("0.0.0.0", "::")
+
+METRIC_VERBS = frozenset({"apply", "connect", "create", "delete", "deletecollection", "get",
+                          "list", "patch", "post", "proxy", "put", "update", "watch",
+                          "watchlist"})
+"""Verb label values (kube-apiserver's valid request verbs, lower case); the rest is "other"."""
+
+
 @dataclass
 class Metrics:
+    """Request metrics whose label values come from bounded sets: the verbs above and the
+    served ``resources`` (else "other"), as kube-apiserver's metrics clean theirs."""
+
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    resources: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         self.requests = Counter("apiserver_request", "Requests by verb, resource and code.",
@@ -111,6 +148,8 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60))
 
     def observe(self, verb: str, resource: str, code: int, seconds: float) -> None:
+        verb = verb if verb in METRIC_VERBS else "other"
+        resource = resource if resource in self.resources or not resource else "other"
         self.requests.labels(verb, resource, str(code)).inc()
         if verb != "watch":
             self.latency.labels(verb, resource).observe(seconds)
@@ -151,6 +190,8 @@ class APIServer:
         self.registries: dict[str, Registry] = {}
         self._controller_client: RESTClient | None = None
         self.controllers: list[Any] = []
+        self.connections = ConnectionGate(config.max_connections)
+        self._stopping = False
 
     @property
     def store(self) -> Store:
@@ -167,20 +208,31 @@ class APIServer:
         if self._store is None:
             self._store = open_store(cfg.resolved_store_url())
         host, port = cfg.host_port
-        advertise = cfg.advertise_address or host
-        tls = ensure_tls(cfg.data_dir, [host, advertise, *cfg.extra_sans])
+        wildcard = host in WILDCARDS
+        advertise = cfg.advertise_address or (_primary_ip() if wildcard else host)
+        sans = [host, advertise, *cfg.extra_sans]
+        if wildcard:
+            sans = [a for a in sans if a not in WILDCARDS]
+            sans += interface_addresses(ipv6=host == "::")
+        tls = ensure_tls(cfg.data_dir, sans)
         tokens_path = cfg.data_dir / "tokens.csv"
         admin_token = ensure_token(cfg.data_dir / "admin.token")
         tokens = TokenFile(tokens_path)
         if not tokens_path.exists() or admin_token not in tokens_path.read_text():
             tokens.add(admin_token, User("admin", "admin", (ADMIN_GROUP,)))
 
+        # Who makes allocations: this data directory's server (a random identity kept there)
+        # and this start of it, so that repair can free the leaks of a previous, dead start.
+        self.holder = Holder(ensure_token(cfg.data_dir / "server-id"), uuid.uuid4().hex)
         self.allocators = ServiceAllocators.build(self.store, cfg.service_cidrs,
-                                                  cfg.node_port_range, clock=self.clock)
-        self.lb = LoadBalancerIPAM(self.store, cfg.lb_pools, clock=self.clock)
+                                                  cfg.node_port_range, clock=self.clock,
+                                                  holder=self.holder)
+        self.lb = LoadBalancerIPAM(self.store, cfg.lb_pools, clock=self.clock,
+                                   holder=self.holder)
         served = self._serve_resources()
+        self.metrics.resources = frozenset(s.resource for s in served)
         await repair(self.store, self.allocators, self.lb, clock=self.clock,
-                     leak_grace=cfg.leak_grace)
+                     leak_grace=cfg.leak_grace, holder=self.holder)
         await self._seed(advertise, port)
 
         ctx = Context(served={(s.group, s.version, s.resource): s for s in served},
@@ -193,20 +245,28 @@ class APIServer:
         await self._runner.setup()
         ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_ctx.load_cert_chain(tls.cert, tls.key)
-        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_ctx, reuse_address=True)
+        site = GatedSite(self._runner, host, port, ssl_context=ssl_ctx,
+                         gate=self.connections, header_timeout=cfg.read_header_timeout)
         await site.start()
         if port == 0:
             port = int(self._runner.addresses[0][1])  # the port the kernel chose
-        url_host = f"[{host}]" if ":" in host else host
+        url_host = advertise if wildcard else host
+        url_host = f"[{url_host}]" if ":" in url_host else url_host
         self.url = f"https://{url_host}:{port}"
         write_private_yaml(self.kubeconfig_path, kubeconfig(self.url, tls.ca_pem(),
                                                             admin_token))
         self._start_controllers()
         self._tasks.append(asyncio.create_task(self._repair_loop()))
         self._tasks.append(asyncio.create_task(self._bootstrap_loop(advertise, port)))
+        if not _is_loopback(host):
+            log.warning("serving beyond loopback: listening on %s port %d (%s); the kubeconfig "
+                        "points at %s", host, port,
+                        "every address of this host" if wildcard else "not only 127.0.0.1",
+                        self.url)
         log.info("serving on %s", self.url)
 
     async def stop(self) -> None:
+        self._stopping = True  # /readyz fails from now on
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -244,7 +304,8 @@ class APIServer:
             strategy = strategies.get((res.group, res.resource))
             if strategy is None:
                 continue
-            registry = Registry(self.store, strategy, clock=self.clock)
+            registry = Registry(self.store, strategy, clock=self.clock,
+                                admit=admission.admit)
             self.registries[res.resource if not res.group else
                             f"{res.resource}.{res.group}"] = registry
             served.append(Served(res.group, res.version, res.resource, res.kind,
@@ -267,7 +328,7 @@ class APIServer:
                                    "targetPort": port}]}}
         with contextlib.suppress(StatusError):
             await self.registries["services"].create("default", svc)
-        address = advertise if advertise not in ("0.0.0.0", "::") else _primary_ip()
+        address = advertise  # never a wildcard: start() resolved that
         if ipaddress.ip_address(address).is_loopback:
             # Endpoints may not be loopback addresses (pods could not reach them anyway): a
             # server only on loopback leaves default/kubernetes without endpoints.
@@ -331,21 +392,19 @@ class APIServer:
             await self.clock.sleep(self.config.repair_interval)
             try:
                 result = await repair(self.store, self.allocators, self.lb, clock=self.clock,
-                                      leak_grace=self.config.leak_grace)
+                                      leak_grace=self.config.leak_grace, holder=self.holder)
                 for ev in result.events:
                     log.warning("repair: %s/%s %s: %s", ev.namespace, ev.name, ev.reason,
                                 ev.message)
             except Exception:
                 log.exception("allocation repair failed; retrying next period")
 
+    async def _check_shutdown(self) -> None:
+        if self._stopping:
+            raise RuntimeError("the server is shutting down")
+
     def _app(self, handlers: Handlers) -> web.Application:
         app = web.Application(client_max_size=4 * 1024 * 1024)
-
-        async def text(body: str) -> web.Response:
-            return web.Response(text=body, content_type="text/plain")
-
-        async def healthz(request: web.Request) -> web.Response:
-            return await text("ok")
 
         async def version(request: web.Request) -> web.Response:
             resp = web.json_response(discovery.version_info())
@@ -399,9 +458,12 @@ class APIServer:
                                 headers={"Content-Type": CONTENT_TYPE_LATEST})
 
         app.router.add_get("/version", version)
-        app.router.add_get("/healthz", healthz)
-        app.router.add_get("/livez", healthz)
-        app.router.add_get("/readyz", healthz)
+        ping = health.NamedCheck("ping", health.ping)
+        store = health.NamedCheck("etcd", health.store_check(lambda: self.store))
+        shutdown = health.NamedCheck("shutdown", self._check_shutdown)
+        health.add_routes(app.router, "livez", [ping])
+        health.add_routes(app.router, "readyz", [ping, store, shutdown])
+        health.add_routes(app.router, "healthz", [ping, store])
         app.router.add_get("/metrics", metrics)
         app.router.add_get("/api", api_root)
         app.router.add_get("/api/", api_root)
@@ -424,6 +486,15 @@ def _discovery_response(request: web.Request, root: str, legacy: dict[str, Any]
     # The exact aggregated Content-Type is required: kubectl reads anything else as legacy.
     body = json.dumps(discovery.aggregated_discovery(root, fmt.version))
     return web.Response(body=body.encode(), headers={"Content-Type": fmt.content_type})
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: whatever it resolves to, it is not only loopback
 
 
 def _primary_ip() -> str:

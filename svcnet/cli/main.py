@@ -110,10 +110,17 @@ def validate(files: tuple[Path, ...], strict: bool) -> None:
               help="Pod network; each node gets a /24 of it.")
 @click.option("--node-monitor-grace-period", "node_grace", default=40.0, show_default=True,
               type=float, help="Seconds without a heartbeat before a node is NotReady.")
+@click.option("--read-header-timeout", default=32.0, show_default=True,
+              type=click.FloatRange(min=0.1),
+              help="Seconds a connection may take to send a request head, or stay idle.")
+@click.option("--max-connections", default=1024, show_default=True,
+              type=click.IntRange(min=1),
+              help="Open connections; over it the longest-waiting idle one is closed.")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str, ...],
            node_port_range: str, lb_pools: tuple[str, ...], advertise_address: str,
-           cluster_cidr: str, node_grace: float, verbose: bool) -> None:
+           cluster_cidr: str, node_grace: float, read_header_timeout: float,
+           max_connections: int, verbose: bool) -> None:
     """Run the API server and controllers until SIGTERM/SIGINT.
 
     Writes DATA_DIR/kubeconfig (https URL, CA, admin token) once it is ready to serve.
@@ -129,7 +136,9 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
     config = ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url,
                           service_cidrs=service_cidrs, node_port_range=node_port_range,
                           lb_pools=lb_pools, advertise_address=advertise_address,
-                          cluster_cidr=cluster_cidr, node_grace=timedelta(seconds=node_grace))
+                          cluster_cidr=cluster_cidr, node_grace=timedelta(seconds=node_grace),
+                          read_header_timeout=read_header_timeout,
+                          max_connections=max_connections)
     try:
         config.host_port  # noqa: B018 - validates the address before anything starts
     except ValueError:

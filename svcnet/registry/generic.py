@@ -5,11 +5,14 @@ helpers. Per write the pipeline is fixed, and each resource plugs in a :class:`S
 
     create: namespace/name checks → generateName → strategy.default → begin_create (allocate)
             → prepare_for_create + system fields (uid, creationTimestamp, generation)
-            → validate_create → store.create → finish allocation (commit or roll back)
+            → validate_create → admit → store.create → finish allocation (commit or roll back)
     update: read old → strategy.default → carry system fields → prepare_for_update
-            → begin_update (allocate the difference) → validate_update
+            → begin_update (allocate the difference) → validate_update → admit
             → no-op? return old unchanged : store.update(expected revision) → finish allocation
     delete: preconditions → store.delete(expected revision) → end_delete (release after commit)
+
+``admit`` is the server's validating admission (given by the API server; the registry knows no
+users): it sees the finished object and may refuse the write with a StatusError.
 
 Objects are JSON dicts. The store holds them without ``metadata.resourceVersion``; reads set it
 from the key's mod revision, so resourceVersion always equals the store revision of the object's
@@ -195,6 +198,24 @@ BeforeWrite = Callable[[Obj | None, Obj], Obj]
 """Last step before a write, given (old, new): e.g. recording managedFields."""
 
 
+@dataclass(frozen=True, slots=True)
+class AdmissionAttributes:
+    """One write, as validating admission sees it (k8s.io/apiserver admission.Attributes)."""
+
+    operation: str  # "create" | "update"
+    group: str
+    resource: str
+    subresource: str  # "status" for status updates, else ""
+    namespace: str
+    name: str
+    old: Obj | None
+    new: Obj
+
+
+Admit = Callable[[AdmissionAttributes], None]
+"""Validating admission: raises a StatusError to refuse a write."""
+
+
 def _same_ignoring_managed_fields(a: Obj, b: Obj) -> bool:
     def strip(o: Obj) -> Obj:
         o = dict(o)
@@ -239,9 +260,11 @@ class Registry:
 
     def __init__(self, store: Store, strategy: Strategy, *, clock: Clock | None = None,
                  rng: random.Random | None = None,
-                 uid_factory: Callable[[], str] | None = None) -> None:
+                 uid_factory: Callable[[], str] | None = None,
+                 admit: Admit | None = None) -> None:
         self.store = store
         self.strategy = strategy
+        self.admit = admit
         self.clock = clock or RealClock()
         self.rng = rng or random.Random()
         self.new_uid = uid_factory or (lambda: str(uuid.uuid4()))
@@ -378,6 +401,7 @@ class Registry:
             if errs:
                 raise self._invalid(obj, errs)
             name = self._name_of(obj)
+            self._admit("create", "", namespace, name, None, obj)
             if before_write is not None:
                 obj = before_write(None, obj)
             if dry_run:
@@ -395,6 +419,13 @@ class Registry:
             return self.decode(kv)
         finally:
             await op.finish(success)
+
+    def _admit(self, operation: str, subresource: str, namespace: str, name: str,
+               old: Obj | None, new: Obj) -> None:
+        if self.admit is not None:
+            self.admit(AdmissionAttributes(operation, self.strategy.group,
+                                           self.strategy.resource, subresource, namespace,
+                                           name, old, new))
 
     async def update(self, namespace: str, name: str, obj: Obj, *, dry_run: bool = False,
                      status_only: bool = False, before_write: BeforeWrite | None = None) -> Obj:
@@ -436,6 +467,7 @@ class Registry:
                 errs = self.strategy.validate_update(new, old)
             if errs:
                 raise self._invalid(new, errs)
+            self._admit("update", "status" if status_only else "", namespace, name, old, new)
             _meta(new)["resourceVersion"] = old["metadata"]["resourceVersion"]
             if _same_ignoring_managed_fields(new, old):
                 success = True  # a no-op keeps the resourceVersion and writes nothing

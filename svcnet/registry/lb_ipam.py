@@ -22,7 +22,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from svcnet.allocators.allocator import AlreadyAllocated, Owner, RangeFull, StoreAllocator
+from svcnet.allocators.allocator import (
+    AlreadyAllocated,
+    Holder,
+    Owner,
+    RangeFull,
+    StoreAllocator,
+)
 from svcnet.allocators.ranges import AddressPool, parse_pools
 from svcnet.api.names import ip_family_of
 from svcnet.registry.service_alloc import owner_of
@@ -70,11 +76,13 @@ def ingress_ips(svc: Obj) -> list[str]:
 
 class LoadBalancerIPAM:
     def __init__(self, store: Store, pools: Sequence[AddressPool | str], *,
-                 clock: Clock | None = None, rng: random.Random | None = None) -> None:
+                 clock: Clock | None = None, rng: random.Random | None = None,
+                 holder: Holder | None = None) -> None:
         parsed = parse_pools([p for p in pools if isinstance(p, str)]) + [
             p for p in pools if isinstance(p, AddressPool)]
         self.pools = [PoolAllocator(p, StoreAllocator(store, p, name=p.name, clock=clock,
-                                                       rng=rng)) for p in parsed]
+                                                       rng=rng, holder=holder))
+                      for p in parsed]
 
     def pool_of(self, ip: str) -> PoolAllocator | None:
         for pa in self.pools:

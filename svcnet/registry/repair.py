@@ -6,7 +6,10 @@ are separate store writes, so a crash between them can leave
 
 * a **leak**: an allocation whose owner was never written (or has since been deleted). It is
   released once it is older than ``leak_grace``: a younger one may belong to a create that is
-  still in flight in another API server on the same store;
+  still in flight in another API server on the same store. A leak made by this server's own
+  previous process (same holder server, another instance: see allocators/allocator.py) is
+  released at once: that process is gone, so nothing of it is in flight (a server killed
+  mid-create gets its items back at restart, not minutes later);
 * a **missing record**: a stored Service holds an item that has no allocation key (for example
   state written before allocation keys existed). The record is re-created (event
   ``ClusterIPNotAllocated`` / ``PortNotAllocated``);
@@ -28,7 +31,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from svcnet.allocators.allocator import Allocation, AllocationError, Owner, StoreAllocator
+from svcnet.allocators.allocator import (
+    Allocation,
+    AllocationError,
+    Holder,
+    Owner,
+    StoreAllocator,
+)
 from svcnet.registry.lb_ipam import LoadBalancerIPAM, ingress_ips
 from svcnet.registry.service_alloc import ServiceAllocators, held_cluster_ips, owner_of
 from svcnet.storage.interface import Store
@@ -92,12 +101,20 @@ def _parse_time(text: str) -> datetime | None:
         return None
 
 
+def made_by_previous_instance(record: Allocation, holder: Holder | None) -> bool:
+    """Whether ``record`` was made by an earlier process of the server ``holder`` is."""
+    return (holder is not None and record.holder is not None
+            and record.holder.server == holder.server
+            and record.holder.instance != holder.instance)
+
+
 def plan_repair(services: Iterable[Obj], allocators: Sequence[StoreAllocator],
                 allocations: dict[str, list[Allocation]], *, now: datetime,
-                leak_grace: timedelta) -> RepairPlan:
+                leak_grace: timedelta, holder: Holder | None = None) -> RepairPlan:
     """Pure: what to create, release and report, given Services and allocation records.
 
-    ``allocations`` maps an allocator kind ("clusterip", "nodeport", "lbip") to its records.
+    ``allocations`` maps an allocator kind ("clusterip", "nodeport", "lbip") to its records;
+    ``holder`` is the server running the repair (its previous instance's leaks skip the grace).
     """
     plan = RepairPlan()
     by_kind: dict[str, list[StoreAllocator]] = {}
@@ -143,7 +160,8 @@ def plan_repair(services: Iterable[Obj], allocators: Sequence[StoreAllocator],
         if (kind, item) in held:
             continue
         allocated_at = _parse_time(record.allocated_at)
-        if allocated_at is not None and now - allocated_at < leak_grace:
+        young = allocated_at is not None and now - allocated_at < leak_grace
+        if young and not made_by_previous_instance(record, holder):
             continue  # maybe a create still in flight
         kind_allocs = by_kind.get(kind, [])
         # Any allocator of the kind can delete the record, even one out of every range now.
@@ -163,8 +181,10 @@ class RepairResult:
 
 async def repair(store: Store, service_allocators: ServiceAllocators,
                  lb: LoadBalancerIPAM | None = None, *, clock: Clock | None = None,
-                 leak_grace: timedelta = timedelta(seconds=60)) -> RepairResult:
-    """Bring the allocation records in line with the stored Services (one pass)."""
+                 leak_grace: timedelta = timedelta(seconds=60),
+                 holder: Holder | None = None) -> RepairResult:
+    """Bring the allocation records in line with the stored Services (one pass), as
+    ``holder`` (the server running it, if known)."""
     clock = clock or RealClock()
     allocators = service_allocators.all() + (lb.allocators() if lb else [])
     allocations: dict[str, list[Allocation]] = {}
@@ -176,7 +196,7 @@ async def repair(store: Store, service_allocators: ServiceAllocators,
         allocations[a.range.kind] = await a.list()
     services = [json.loads(kv.value) for kv in (await store.list(SERVICES_PREFIX)).items]
     plan = plan_repair(services, allocators, allocations, now=clock.now(),
-                       leak_grace=leak_grace)
+                       leak_grace=leak_grace, holder=holder)
     released = []
     for alloc, record in plan.release:
         if await alloc.release(record.item, record.owner):

@@ -28,6 +28,7 @@ from typing import Any
 
 from svcnet.allocators.allocator import (
     AllocationError,
+    Holder,
     NotInRange,
     Owner,
     RangeFull,
@@ -102,16 +103,17 @@ class ServiceAllocators:
 
     @classmethod
     def build(cls, store: Store, service_cidrs: Sequence[str], node_port_range: str,
-              *, clock: Clock | None = None,
-              rng: random.Random | None = None) -> ServiceAllocators:
+              *, clock: Clock | None = None, rng: random.Random | None = None,
+              holder: Holder | None = None) -> ServiceAllocators:
         by_family: dict[str, list[StoreAllocator]] = {}
         for text in service_cidrs:
             cidr = ServiceCIDR.parse(text)
             by_family.setdefault(cidr.family, []).append(
-                StoreAllocator(store, cidr, clock=clock, rng=rng))
+                StoreAllocator(store, cidr, clock=clock, rng=rng, holder=holder))
         if not by_family:
             raise ValueError("at least one service CIDR is required")
-        ports = StoreAllocator(store, PortRange.parse(node_port_range), clock=clock, rng=rng)
+        ports = StoreAllocator(store, PortRange.parse(node_port_range), clock=clock, rng=rng,
+                               holder=holder)
         return cls(by_family, ports)
 
     def all(self) -> list[StoreAllocator]:

@@ -68,7 +68,9 @@ below it; ``compact_rev`` advances in the same transaction as each batch.
 Opening and closing: the constructor does no I/O. The database is opened lazily by the first
 operation, or explicitly (to surface errors early) with ``await store.open()``; ``async with
 SQLiteStore(path) as store:`` opens and closes. ``await store.close()`` is required: it ends
-watches, stops the poll loop, closes the connection and joins the worker thread.
+watches, stops the poll loop, closes the connection and joins the worker thread. A database file
+the store creates is 0600, and so are its -wal and -shm files (SQLite gives them the database
+file's mode), wherever it lives: it holds the whole cluster state.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 import time
 from collections import deque
@@ -403,7 +406,16 @@ class SQLiteStore:
 
     # == worker thread only below this line ===================================================
 
+    def _create_private(self) -> None:
+        """Create the database file 0600 if it is missing: SQLite gives its -wal and -shm
+        files the database file's mode, and would otherwise create all three 0644 (umask
+        permitting), readable by every local user wherever the file lives."""
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
     def _open_db(self) -> int:
+        if str(self.path) != ":memory:":
+            self._create_private()
         conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
         try:
             self._set_wal(conn)

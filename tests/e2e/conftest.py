@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,13 +58,16 @@ class Cluster:
         return r
 
 
-def start_server(data_dir: Path, *extra: str) -> subprocess.Popen[bytes]:
+def start_server(data_dir: Path, *extra: str, listen: str = "127.0.0.1:0",
+                 wrapper: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+    """Start `svcnet server` (under ``wrapper``, e.g. ``ip netns exec NS``) and wait until
+    it is ready."""
     kubeconfig = data_dir / "kubeconfig"
     kubeconfig.unlink(missing_ok=True)
     with open(data_dir / "server.log", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "svcnet.cli.main", "server", "--data-dir", str(data_dir),
-             "--listen", "127.0.0.1:0", *extra],
+            [*wrapper, sys.executable, "-m", "svcnet.cli.main", "server", "--data-dir",
+             str(data_dir), "--listen", listen, *extra],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 30
     while not kubeconfig.exists():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from svcnet.allocators.allocator import Owner
+from svcnet.allocators.allocator import Holder, Owner
 from svcnet.registry.repair import repair
 from svcnet.registry.service_alloc import ServiceAllocators
 from svcnet.storage.memory import MemoryStore
@@ -52,3 +52,42 @@ async def test_missing_records_restored_and_duplicates_reported() -> None:
     # The restored record protects the IP from being handed out again.
     got = await allocs.cluster_ips["IPv4"][0].get("10.96.0.20")
     assert got is not None and got.owner.name == "a"
+
+
+async def test_leaks_of_this_servers_previous_instance_are_freed_at_once() -> None:
+    clock = FakeClock()
+    store = MemoryStore()
+    before_crash = Holder("server-a", "instance-1")
+    old = ServiceAllocators.build(store, ["10.96.0.0/24"], "30000-30099", clock=clock,
+                                  holder=before_crash)
+    other = ServiceAllocators.build(store, ["10.96.0.0/24"], "30000-30099", clock=clock,
+                                    holder=Holder("server-b", "instance-9"))
+    legacy = ServiceAllocators.build(store, ["10.96.0.0/24"], "30000-30099", clock=clock)
+    await old.node_ports.allocate("30001", Owner("default", "never-written"))
+    await old.cluster_ips["IPv4"][0].allocate("10.96.0.7", Owner("default", "never-written"))
+    await other.node_ports.allocate("30002", Owner("default", "in-flight-elsewhere"))
+    await legacy.node_ports.allocate("30003", Owner("default", "unknown-maker"))
+    record = await old.node_ports.get("30001")
+    assert record is not None and record.holder == before_crash
+
+    # The same server starts again (a new instance), moments after the crash.
+    clock.advance(1)
+    restarted = ServiceAllocators.build(store, ["10.96.0.0/24"], "30000-30099", clock=clock,
+                                        holder=Holder("server-a", "instance-2"))
+    result = await repair(store, restarted, clock=clock, leak_grace=timedelta(minutes=3),
+                          holder=Holder("server-a", "instance-2"))
+    assert sorted(result.released) == ["clusterip/10.96.0.7", "nodeport/30001"]
+    # Another server's young allocation, and one that names no maker, keep their grace.
+    assert sorted(a.item for a in await restarted.node_ports.list()) == ["30002", "30003"]
+
+
+async def test_young_allocations_of_the_running_instance_keep_their_grace() -> None:
+    clock = FakeClock()
+    store = MemoryStore()
+    me = Holder("server-a", "instance-1")
+    allocs = ServiceAllocators.build(store, ["10.96.0.0/24"], "30000-30099", clock=clock,
+                                     holder=me)
+    await allocs.node_ports.allocate("30001", Owner("default", "being-created"))
+    result = await repair(store, allocs, clock=clock, leak_grace=timedelta(minutes=3),
+                          holder=me)
+    assert result.released == []
