@@ -46,7 +46,7 @@ from svcnet.apiserver.apply import server_side_apply, update_managed_fields
 from svcnet.apiserver.auth import TokenFile, User, authorize, forbidden
 from svcnet.apiserver.requestinfo import RequestInfo, parse_path
 from svcnet.registry.generic import PROPAGATION_POLICIES, Preconditions, Registry
-from svcnet.storage.interface import Compacted, EventType, WatchClosed
+from svcnet.storage.interface import Compacted, EventType, Unavailable, WatchClosed
 from svcnet.util.clock import Clock, rfc3339
 
 log = logging.getLogger(__name__)
@@ -266,6 +266,12 @@ class Handlers:
         except StatusError as e:
             code = e.code
             return status_response(e)
+        except Unavailable as e:
+            err = errors.store_unavailable(str(e), timeout=e.timeout)
+            code = err.code
+            response = status_response(err)
+            response.headers["Retry-After"] = str(err.details["retryAfterSeconds"])
+            return response
         except Exception:
             log.exception("internal error serving %s %s", request.method, request.path)
             code = 500
