@@ -118,6 +118,22 @@ def status_response(err: StatusError) -> web.Response:
     return web.json_response(err.to_status(), status=err.code)
 
 
+def _failure(request: web.Request, err: StatusError) -> web.Response:
+    """The Status answer for a failed request (with ``Retry-After`` when it says when to retry).
+
+    If the request's own answer had already started (a stream that failed midway), a second
+    HTTP response cannot follow it: the connection is cut instead, so the client sees a broken
+    stream at once rather than a 200 with another response written into its body.
+    """
+    if request.writer.output_size and request.transport is not None:
+        request.transport.abort()
+    response = status_response(err)
+    retry_after = err.details.get("retryAfterSeconds")
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
 def _query_bool(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in ("true", "1")
 
@@ -265,17 +281,15 @@ class Handlers:
             return response
         except StatusError as e:
             code = e.code
-            return status_response(e)
+            return _failure(request, e)
         except Unavailable as e:
             err = errors.store_unavailable(str(e), timeout=e.timeout)
             code = err.code
-            response = status_response(err)
-            response.headers["Retry-After"] = str(err.details["retryAfterSeconds"])
-            return response
+            return _failure(request, err)
         except Exception:
             log.exception("internal error serving %s %s", request.method, request.path)
             code = 500
-            return status_response(errors.internal_error("an unexpected error occurred"))
+            return _failure(request, errors.internal_error("an unexpected error occurred"))
         finally:
             self.ctx.on_request(verb, resource, code, time.perf_counter() - started)
 
