@@ -40,6 +40,17 @@ Theory of operation (the reflector)
    event, sleep with exponential back-off on the injected clock (0.8 s doubling to 30 s, plus up
    to 50% jitter; reset by any progress) and resume at 2 from the last resourceVersion (or at 1
    if the list itself failed or the error was unexpected).
+
+Store outages and dead watches (after client-go's ``Reflector.watch`` in
+``tools/cache/reflector.go``): an ``ERROR`` event ends the watch. A 410 goes back to 1 (4
+above); any other Status (503 while the server's store is unavailable, 500, 429) backs off and
+re-watches from the last resourceVersion (5). (client-go re-watches after 429 and 500 and
+relists after the rest; here history is kept by the store, so a re-watch misses nothing, and a
+relist would only add load to a server that is recovering.) A watch that stays silent, not
+even a bookmark, for longer than the server's bookmark interval plus a margin (the client's
+``watch_idle_timeout``) is dead (a hung server-side watch, a peer gone without FIN) and is
+treated as a broken connection (5). So every informer recovers by itself after any outage:
+nothing waits forever.
 """
 
 from __future__ import annotations
