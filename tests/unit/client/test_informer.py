@@ -289,6 +289,26 @@ async def test_error_event_ends_the_watch_and_backs_off_before_rewatching() -> N
         assert informer.relists == 1
 
 
+async def test_retry_after_of_an_unavailable_server_replaces_the_backoff() -> None:
+    """A 503 with Retry-After (details.retryAfterSeconds) during a store outage: the informer
+    comes back after that delay (plus jitter), not after a back-off grown during the outage."""
+    fake = FakeAPI()
+    fake.put("ns", "a")  # 101
+    clock = SleepWatchingClock()
+    async with running(fake, clock, backoff=Backoff(initial=8.0, cap=30.0)) as (informer, rec, _):
+        await fake.wait_for_watchers(after=101)
+        fake.fail_next(503, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                             "code": 503, "reason": "ServiceUnavailable",
+                             "message": "etcd is down", "details": {"retryAfterSeconds": 1}})
+        fake.end_watches()  # the next watch request gets the 503
+        await clock.wait_for_sleeps(1)
+        assert 1.0 <= clock.sleeps[0] <= 1.5
+        fake.put("ns", "b")  # 102
+        clock.advance(1.5)
+        assert (await rec.wait_for(2))[1] == ("add", "ns/b", "102")
+        assert informer.relists == 1
+
+
 async def test_watch_closed_at_once_without_events_backs_off() -> None:
     fake = FakeAPI()
     fake.initial_bookmark = False
