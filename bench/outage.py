@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -106,6 +107,7 @@ async def main(runs: int, outage: float) -> None:
         await client.close()
         stop_server(proc)
         etcd.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
