@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -165,6 +166,30 @@ async def test_etcd_killed_under_writes_503_then_everything_converges(
             # Nothing half-written: every Service that exists is whole (it has its ClusterIP).
             for svc in (await client.list(SERVICES, "default")).items:
                 assert svc["spec"].get("clusterIP"), svc
+    finally:
+        assert stop_server(proc) == 0, log.read_text(errors="replace")[-4000:]
+
+
+async def test_etcd_frozen_write_is_504_timeout_then_works(tmp_path: Path,
+                                                           etcd: EtcdServer) -> None:
+    """etcd that accepts connections but never answers (SIGSTOP): the write's deadline passes
+    and the answer is 504 Timeout (its outcome is unknown), not a hang and not a 500."""
+    proc = start_server(tmp_path, "--store", f"etcd://{etcd.endpoint}/svcnet-ho/?timeout=1")
+    log = tmp_path / "server.log"
+    assert etcd.proc is not None
+    try:
+        os.kill(etcd.proc.pid, signal.SIGSTOP)
+        try:
+            code, headers, status = await asyncio.wait_for(
+                raw_create(tmp_path, service("frozen")), 30)
+        finally:
+            os.kill(etcd.proc.pid, signal.SIGCONT)
+        assert (code, status["reason"], headers.get("Retry-After")) == (504, "Timeout", "1"), \
+            status
+        assert status["message"].startswith("Timeout: ")
+        async with api(tmp_path) as client:
+            await create_with_retry(client, "thawed", CONVERGE_SECONDS)
+            await wait_for_slices(client, ["thawed"], CONVERGE_SECONDS, log)
     finally:
         assert stop_server(proc) == 0, log.read_text(errors="replace")[-4000:]
 
