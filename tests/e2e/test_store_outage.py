@@ -4,7 +4,8 @@ the store is back (a Service created right after the outage, or acknowledged dur
 EndpointSlice within seconds).
 
 * etcd: the etcd process is SIGKILLed by its pid for ~8 s while a client keeps writing, then
-  restarted on the same ports and data.
+  restarted on the same ports and data; and frozen (SIGSTOP) so that a write runs out of time
+  (504 Timeout).
 * SQLite: the database lives on a tiny tmpfs (root only: mounting needs it) that the test fills
   with a ballast file, then frees.
 """
