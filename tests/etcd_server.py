@@ -29,6 +29,9 @@ class EtcdServer:
     shared by the whole session: every store gets its own key prefix and counts revisions from
     the etcd revision at which it connected (``revision_base=None``), so each test sees a fresh
     store starting at revision 0. :meth:`stop` kills exactly the process it started.
+
+    For outage tests, :meth:`kill` SIGKILLs the process (by its pid) and keeps its data, and
+    :meth:`restart` starts it again on the same ports and data.
     """
 
     def __init__(self) -> None:
@@ -36,6 +39,7 @@ class EtcdServer:
         self.dir: Path | None = None
         self.endpoint = ""
         self._prefixes = itertools.count()
+        self._urls: tuple[str, str] | None = None  # (client, peer), fixed once chosen
 
     @staticmethod
     def _free_port() -> int:
@@ -49,11 +53,15 @@ class EtcdServer:
             assert self.proc.poll() is None, "the test etcd died"
             return self.endpoint
         binary = require_binary("etcd")
-        shm = Path("/dev/shm")
-        self.dir = Path(tempfile.mkdtemp(prefix="svcnet-etcd-",
-                                         dir=shm if shm.is_dir() else None))
-        client, peer = f"http://127.0.0.1:{self._free_port()}", f"http://127.0.0.1:{self._free_port()}"
-        log = (self.dir / "etcd.log").open("wb")
+        if self.dir is None:
+            shm = Path("/dev/shm")
+            self.dir = Path(tempfile.mkdtemp(prefix="svcnet-etcd-",
+                                             dir=shm if shm.is_dir() else None))
+        if self._urls is None:
+            self._urls = (f"http://127.0.0.1:{self._free_port()}",
+                          f"http://127.0.0.1:{self._free_port()}")
+        client, peer = self._urls
+        log = (self.dir / "etcd.log").open("ab")
         self.proc = subprocess.Popen(
             [binary, "--name", "svcnet-test", "--data-dir", str(self.dir / "data"),
              "--listen-client-urls", client, "--advertise-client-urls", client,
@@ -81,6 +89,18 @@ class EtcdServer:
     def new_prefix(self) -> str:
         return f"/svcnet-test/{next(self._prefixes)}/"
 
+    def kill(self) -> None:
+        """SIGKILL the etcd process (an outage); its data and ports stay for :meth:`restart`."""
+        proc, self.proc = self.proc, None
+        assert proc is not None, "etcd is not running"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def restart(self) -> str:
+        """Start etcd again after :meth:`kill`, on the same ports and data."""
+        assert self.proc is None and self._urls is not None, "kill() first"
+        return self.start()
+
     def stop(self) -> None:
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
@@ -93,3 +113,4 @@ class EtcdServer:
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
+        self._urls = None

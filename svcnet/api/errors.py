@@ -13,6 +13,7 @@ Error tree (everything the API layer raises is a :class:`StatusError`)::
     ├── not_found(res, name)        404 NotFound
     ├── already_exists(res, name)   409 AlreadyExists
     ├── conflict(res, name, msg)    409 Conflict
+    ├── store_unavailable(msg)      503 ServiceUnavailable / 504 Timeout (store outage)
     └── internal(msg)               500 InternalError (never for bad input)
 
 Values in messages are rendered the way Go's ``%#v``/``%q`` print them, because clients and
@@ -334,3 +335,18 @@ def is_namespace_terminating(e: StatusError) -> bool:
 def internal_error(message: str) -> StatusError:
     return StatusError(500, "InternalError", f"Internal error occurred: {message}",
                        {"causes": [{"message": message}]})
+
+
+RETRY_AFTER_SECONDS: Final = 1
+"""What a 503/504 for a store outage asks clients to wait (``Retry-After``)."""
+
+
+def store_unavailable(message: str, *, timeout: bool = False) -> StatusError:
+    """503 ServiceUnavailable (apierrors.NewServiceUnavailable) when the store refused the
+    request, or 504 Timeout (apierrors.NewTimeoutError: a write may have been applied) when it
+    ran out of time; both carry ``details.retryAfterSeconds``, which the server also sends as
+    the ``Retry-After`` header, as kube-apiserver's responsewriters do."""
+    details = {"retryAfterSeconds": RETRY_AFTER_SECONDS}
+    if timeout:
+        return StatusError(504, "Timeout", f"Timeout: {message}", details)
+    return StatusError(503, "ServiceUnavailable", message, details)

@@ -46,7 +46,7 @@ from svcnet.apiserver.body import read_body
 from svcnet.apiserver.query import decode_continue, encode_continue, int64_param
 from svcnet.apiserver.requestinfo import RequestInfo, parse_path
 from svcnet.registry.generic import PROPAGATION_POLICIES, Preconditions, Registry
-from svcnet.storage.interface import Compacted, EventType, WatchClosed
+from svcnet.storage.interface import Compacted, EventType, Unavailable, WatchClosed
 from svcnet.util.clock import Clock, rfc3339
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,22 @@ def method_not_allowed() -> StatusError:
 
 def status_response(err: StatusError) -> web.Response:
     return web.json_response(err.to_status(), status=err.code)
+
+
+def _failure(request: web.Request, err: StatusError) -> web.Response:
+    """The Status answer for a failed request (with ``Retry-After`` when it says when to retry).
+
+    If the request's own answer had already started (a stream that failed midway), a second
+    HTTP response cannot follow it: the connection is cut instead, so the client sees a broken
+    stream at once rather than a 200 with another response written into its body.
+    """
+    if request.writer.output_size and request.transport is not None:
+        request.transport.abort()
+    response = status_response(err)
+    retry_after = err.details.get("retryAfterSeconds")
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def _query_bool(request: web.Request, name: str) -> bool:
@@ -238,11 +254,15 @@ class Handlers:
             return response
         except StatusError as e:
             code = e.code
-            return status_response(e)
+            return _failure(request, e)
+        except Unavailable as e:
+            err = errors.store_unavailable(str(e), timeout=e.timeout)
+            code = err.code
+            return _failure(request, err)
         except Exception:
             log.exception("internal error serving %s %s", request.method, request.path)
             code = 500
-            return status_response(errors.internal_error("an unexpected error occurred"))
+            return _failure(request, errors.internal_error("an unexpected error occurred"))
         finally:
             self.ctx.on_request(verb, resource, code, time.perf_counter() - started)
 

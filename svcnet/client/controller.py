@@ -17,6 +17,14 @@ listed yet"), then runs ``workers`` tasks, each looping:
 by raising :class:`RequeueError`: it is retried the same way but logged in one line, without a
 traceback. Any other exception is logged with its traceback.
 
+Server outages: a sync that failed because the API server could not serve (no answer at all,
+429, 502, or the 503/504 of a store outage; see :func:`server_unavailable`) says
+nothing about the key, so it is retried with its back-off capped at
+``UNAVAILABLE_RETRY_CAP`` and is never dropped after ``max_retries``: once the server is back,
+every such key is reconciled within that cap, however long the outage lasted. (client-go
+drops it after ``maxRetries`` and waits for a resync; a Service created just before an outage
+would then wait for the next resync for its EndpointSlice.)
+
 Shutdown (:meth:`stop`): the queue is shut down, each worker finishes the key it holds and exits
 (keys still queued are dropped; the next start relists and re-queues everything), and ``run``
 returns; if the caches never synced, the wait for them is cancelled. Cancelling the ``run`` task
@@ -34,10 +42,12 @@ from typing import Protocol
 
 from svcnet.api.errors import StatusError
 from svcnet.client.informer import Informer
+from svcnet.client.rest import TransportError
 from svcnet.client.workqueue import QueueShutDown, RateLimitingQueue
 from svcnet.util.clock import Clock, RealClock
 
-__all__ = ["DEFAULT_MAX_RETRIES", "Controller", "ControllerStats", "RequeueError", "Syncable"]
+__all__ = ["DEFAULT_MAX_RETRIES", "UNAVAILABLE_RETRY_CAP", "Controller", "ControllerStats",
+           "RequeueError", "Syncable", "server_unavailable"]
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +56,24 @@ DEFAULT_MAX_RETRIES = 15
 as the EndpointSlice controller does; resync re-queues the key later."""
 
 
+UNAVAILABLE_RETRY_CAP = 5.0
+"""Longest back-off, in seconds, for a key whose sync failed because the server could not serve."""
+
+
 class RequeueError(Exception):
     """``sync`` could not finish for an expected, temporary reason: retry with back-off."""
+
+
+_UNAVAILABLE_CODES = frozenset({429, 502, 503, 504})
+
+
+def server_unavailable(err: BaseException) -> bool:
+    """True if ``err`` says the API server could not serve, not that the key is at fault: no
+    usable answer, 429 TooManyRequests, 502, 503 ServiceUnavailable or 504 Timeout (a store
+    outage). A 500 is a bug somewhere and takes the ordinary retry ladder."""
+    if isinstance(err, TransportError):
+        return True
+    return isinstance(err, StatusError) and err.code in _UNAVAILABLE_CODES
 
 
 class Syncable(Protocol):
@@ -162,6 +188,13 @@ class Controller:
 
     def _handle_error(self, key: str, err: Exception) -> None:
         retries = self.queue.num_requeues(key)
+        if server_unavailable(err):
+            # Not the key's fault: keep it, and retry soon once the server is back.
+            log.info("%s: %s: server unavailable: %s (retry %d)", self.name, key, err,
+                     retries + 1)
+            delay = min(self.queue.rate_limiter.when(key), UNAVAILABLE_RETRY_CAP)
+            self.queue.add_after(key, delay)
+            return
         if retries < self.max_retries:
             if isinstance(err, RequeueError) or (isinstance(err, StatusError)
                                                  and err.code == 409):

@@ -40,6 +40,20 @@ Theory of operation (the reflector)
    event, sleep with exponential back-off on the injected clock (0.8 s doubling to 30 s, plus up
    to 50% jitter; reset by any progress) and resume at 2 from the last resourceVersion (or at 1
    if the list itself failed or the error was unexpected).
+
+Store outages and dead watches (after client-go's ``Reflector.watch`` in
+``tools/cache/reflector.go``): an ``ERROR`` event ends the watch. A 410 goes back to 1 (4
+above); any other Status (503 while the server's store is unavailable, 500, 429) backs off and
+re-watches from the last resourceVersion (5). When the Status says when to retry
+(``details.retryAfterSeconds``, the ``Retry-After`` of a 503 during a store outage), that
+delay plus up to 50% jitter replaces the back-off, as client-go's rest client honours
+Retry-After, so an informer is back within about a second of its server. (client-go re-watches
+after 429 and 500 and relists after the rest; here history is kept by the store, so a re-watch
+misses nothing, and a relist would only add load to a server that is recovering.) A watch
+that stays silent, not even a bookmark, for longer than the server's bookmark interval plus a
+margin (the client's ``watch_idle_timeout``) is dead (a hung server-side watch, a peer gone
+without FIN) and is treated as a broken connection (5). So every informer recovers by itself
+after any outage: nothing waits forever.
 """
 
 from __future__ import annotations
@@ -79,6 +93,17 @@ IndexFunc = Callable[[Obj], Iterable[str]]
 NAMESPACE_INDEX: Final = "namespace"
 MIN_WATCH_SECONDS: Final = 1.0
 """A watch that ends sooner than this without any event counts as a failure."""
+
+
+def _retry_after(err: Exception) -> float | None:
+    """The delay a failure Status asks for (``details.retryAfterSeconds``, which the server
+    also sends as ``Retry-After``), if any."""
+    if not isinstance(err, StatusError):
+        return None
+    value = err.details.get("retryAfterSeconds")
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 600:
+        return float(value)
+    return None
 
 
 # -- keys and the indexed cache -------------------------------------------------------------
@@ -372,6 +397,11 @@ class Informer:
                 continue
             except (TransportError, StatusError) as e:
                 delay = self._backoff.next_delay()
+                retry_after = _retry_after(e)
+                if retry_after is not None:
+                    # The server said when to come back (a 503/504/429 with Retry-After): do
+                    # so, with jitter, rather than sit out a back-off grown during an outage.
+                    delay = retry_after * (1 + self._rng.random() * 0.5)
                 log.warning("%s: %s; retrying in %.1fs", self.name, e, delay)
                 await self._clock.sleep(delay)
                 continue

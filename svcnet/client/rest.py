@@ -27,7 +27,9 @@ Answers:
 ``watch`` opens a streaming GET (``?watch=true&resourceVersion=RV&allowWatchBookmarks=true&
 timeoutSeconds=N``) and yields :class:`~svcnet.client.watchstream.WatchEvent` values decoded by
 the sans-IO :class:`~svcnet.client.watchstream.WatchDecoder`. An ``ERROR`` event ends the
-watch by raising its Status as an exception.
+watch by raising its Status as an exception. A watch that receives nothing, not even a
+bookmark, for ``watch_idle_timeout`` seconds (with bookmarks; otherwise its timeoutSeconds plus
+a slack) fails with TransportError: a silent stream is a dead one.
 
 Error tree::
 
@@ -87,6 +89,11 @@ DEFAULT_TIMEOUT: Final = 30.0
 DEFAULT_PAGE_SIZE: Final = 500
 WATCH_READ_SLACK: Final = 30.0
 """Seconds a watch may stay silent beyond its timeoutSeconds before we call the peer dead."""
+WATCH_IDLE_TIMEOUT: Final = 90.0
+"""Seconds a watch with bookmarks may stay silent before we call it dead: the server sends a
+bookmark after every 60 s without events (svcnet's default, and kube-apiserver's pace), plus a
+margin. A dead peer, a connection lost without FIN or a server-side watch that hung are all
+noticed this way; the caller (an informer) then re-watches from its last resourceVersion."""
 
 
 # -- addressing -----------------------------------------------------------------------------
@@ -262,8 +269,11 @@ class RESTClient:
     def __init__(self, server: str, *, token: str | None = None,
                  ssl_context: ssl.SSLContext | None = None, server_hostname: str = "",
                  user_agent: str = DEFAULT_USER_AGENT, timeout: float = DEFAULT_TIMEOUT,
-                 session: aiohttp.ClientSession | None = None) -> None:
+                 session: aiohttp.ClientSession | None = None,
+                 watch_idle_timeout: float = WATCH_IDLE_TIMEOUT) -> None:
         self.server = server.rstrip("/")
+        self.watch_idle_timeout = watch_idle_timeout
+        """Seconds of silence after which a watch with bookmarks counts as dead."""
         self._ssl = ssl_context
         self._server_hostname = server_hostname or None
         self._timeout = timeout
@@ -471,7 +481,8 @@ class RESTClient:
 
         Use as ``async with client.watch(...) as w: async for etype, obj in w: ...``; the
         stream ends cleanly after ``timeout_seconds`` (the server closes it) and raises
-        :class:`Expired` if ``resource_version`` is too old.
+        :class:`Expired` if ``resource_version`` is too old, :class:`TransportError` if the
+        stream stays silent too long (see the module docstring).
         """
         params = {"watch": "true", "timeoutSeconds": str(int(timeout_seconds))}
         if resource_version:
@@ -482,8 +493,10 @@ class RESTClient:
             params["labelSelector"] = label_selector
         if field_selector:
             params["fieldSelector"] = field_selector
-        return Watch(self, gvr, gvr.path(namespace), params,
-                     read_timeout=timeout_seconds + WATCH_READ_SLACK)
+        read_timeout = timeout_seconds + WATCH_READ_SLACK
+        if allow_bookmarks:
+            read_timeout = min(read_timeout, self.watch_idle_timeout)
+        return Watch(self, gvr, gvr.path(namespace), params, read_timeout=read_timeout)
 
     async def _open_stream(self, path: str, params: Mapping[str, str],
                            read_timeout: float) -> aiohttp.ClientResponse:

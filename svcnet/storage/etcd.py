@@ -77,6 +77,16 @@ with one loop per test may be closed by then.) ``close()`` ends every watch with
 awaits every pump (cancelling, after ``timeout``, any stuck on an unreachable etcd), then
 closes the channel.
 
+Outages: every unary call carries a deadline (``timeout``), and so does the wait for watches to
+be confirmed, so nothing waits forever on an etcd that is gone. A call etcd could not serve
+(UNAVAILABLE, the NOSPACE alarm's RESOURCE_EXHAUSTED, a connection lost under the call) raises
+:class:`Unavailable`; DEADLINE_EXCEEDED and etcd's own "request timed out" raise it with
+``timeout=True`` (the write may have been applied). gRPC fails calls at once while the channel
+is down (no wait-for-ready) and reconnects with a back-off capped at one second, and keepalive
+pings find a peer that vanished without closing its connections. A watch whose stream fails
+ends with Unavailable (the storage contract: no silent resumption); the consumer re-watches
+from its last revision.
+
 Endpoints: one ``host:port`` is a plain gRPC target; several must be IP literals and become
 ``ipv4:``/``ipv6:`` targets, where gRPC's pick-first policy fails over between members.
 """
@@ -101,6 +111,7 @@ from svcnet.storage.interface import (
     KeyValue,
     ListResult,
     StorageError,
+    Unavailable,
     WatchClosed,
     WatchEvent,
 )
@@ -110,6 +121,40 @@ DEFAULT_BUFFER = 1024
 
 _COMPACTED = "compacted"
 _FUTURE = "future revision"
+
+_UNAVAILABLE_CODES = frozenset({
+    grpc.StatusCode.UNAVAILABLE,  # unreachable, no leader, leader changed, "request timed out"
+    grpc.StatusCode.RESOURCE_EXHAUSTED,  # the NOSPACE alarm: "database space exceeded"
+    grpc.StatusCode.CANCELLED,  # the connection went away under the call
+    grpc.StatusCode.UNKNOWN,  # a broken transport reported without a code
+})
+
+CHANNEL_OPTIONS = (
+    # A silent peer (a dead host, a cut cable: no FIN) is noticed within ~20 s instead of
+    # never; etcd's server accepts pings every 5 s (--grpc-keepalive-min-time).
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    # Reconnect within a second or so of etcd coming back (gRPC's default backs off to 120 s).
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1_000),
+)
+"""Options of the one gRPC channel a store uses."""
+
+
+def unavailable(what: str, error: grpc.aio.AioRpcError) -> StorageError:
+    """The StorageError for a failed etcd call: :class:`Unavailable` (timeout=True for a
+    deadline) when etcd could not be reached or could not serve, a plain StorageError for
+    anything else (a bug: a request etcd refuses as malformed)."""
+    code = error.code()
+    text = f"{what}: {code.name}: {error.details()}"
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED or "timed out" in (error.details() or ""):
+        return Unavailable(text, timeout=True)
+    if code in _UNAVAILABLE_CODES:
+        return Unavailable(text)
+    return StorageError(text)
 
 
 def _span(key: bytes) -> tuple[bytes, bytes]:
@@ -265,7 +310,7 @@ class _Watch:
             while True:
                 response = await call.read()
                 if response is grpc.aio.EOF:
-                    self.finish(WatchClosed("etcd ended the watch stream"))
+                    self.finish(Unavailable("etcd ended the watch stream"))
                     return
                 self._registered()
                 if response.created:
@@ -288,7 +333,7 @@ class _Watch:
         except asyncio.CancelledError:
             raise
         except grpc.aio.AioRpcError as e:
-            self.finish(WatchClosed(f"etcd watch failed: {e.code().name}: {e.details()}"))
+            self.finish(unavailable("etcd watch failed", e))
         except Exception as e:  # surfaced to the consumer, not lost in a task
             self.finish(e)
         finally:
@@ -335,14 +380,14 @@ class EtcdStore:
         async with self._connect_lock:
             if self._kv is not None:
                 return
-            channel = grpc.aio.insecure_channel(self._target)
+            channel = grpc.aio.insecure_channel(self._target, options=CHANNEL_OPTIONS)
             kv = rpc_pb2_grpc.KVStub(channel)
             try:
                 response = await kv.Range(rpc_pb2.RangeRequest(key=self._probe, count_only=True),
                                           timeout=self._timeout)
             except grpc.aio.AioRpcError as e:
                 await channel.close()
-                raise StorageError(f"cannot reach etcd at {self._target}: {e.details()}") from e
+                raise unavailable(f"cannot reach etcd at {self._target}", e) from e
             if self._closed:
                 await channel.close()
                 raise StorageError("store is closed")
@@ -387,8 +432,14 @@ class EtcdStore:
     async def _call(self, method: str, request: Any, *, wait: bool = True) -> Any:
         await self._connect()
         if wait and self._registering:
-            # Watches made before this call must be in place before it runs (see watch()).
-            await asyncio.gather(*(w.registered.wait() for w in list(self._registering)))
+            # Watches made before this call must be in place before it runs (see watch()); a
+            # watch etcd does not confirm in time ends (the pump fails), but never wait forever.
+            try:
+                async with asyncio.timeout(self._timeout):
+                    await asyncio.gather(*(w.registered.wait() for w in list(self._registering)))
+            except TimeoutError:
+                raise Unavailable(f"etcd did not confirm a watch in {self._timeout:g} s",
+                                  timeout=True) from None
         try:
             response = await getattr(self._kv, method)(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as e:
@@ -396,7 +447,7 @@ class EtcdStore:
                 raise StorageError("store is closed") from e
             if e.code() == grpc.StatusCode.OUT_OF_RANGE:
                 raise  # compacted / future revision: the caller maps it
-            raise StorageError(f"etcd {method} failed: {e.code().name}: {e.details()}") from e
+            raise unavailable(f"etcd {method} failed", e) from e
         self._seen(response.header.revision)
         return response
 

@@ -24,7 +24,17 @@ Error tree::
     ├── KeyNotFound     update/delete of a key that does not exist
     ├── Conflict        update/delete with a stale expected revision (carries the current value)
     ├── Compacted       watch/list from a revision older than the compacted one
-    └── WatchClosed     the watch fell too far behind (or the store closed); re-watch
+    ├── WatchClosed     the watch fell too far behind (or the store closed); re-watch
+    └── Unavailable     the store cannot be reached or written now (503; 504 if timeout)
+
+Outages: every call either finishes or raises within a bounded time (a backend puts a deadline
+on every request it sends), and a failure to reach, read or write the store is
+:class:`Unavailable`; a refused write changed nothing. A watch is *not* resumed behind the
+consumer's back: when the store goes away under it, the watch ends with :class:`Unavailable`
+after the events already delivered. The consumer (the API server's watch handler) reports that
+and ends its stream; its client re-watches from the last revision it saw, and since history is
+kept, nothing is missed once the store is back. (Resuming silently would leave a watcher
+waiting with no sign of trouble for as long as the outage lasts.)
 """
 
 from __future__ import annotations
@@ -170,8 +180,9 @@ class Store(Protocol):
         itself, so "now" is the moment of the call and nothing written after it is missed even
         if iteration starts later. Raises Compacted (on first iteration) if ``after_revision``
         is older than the compacted revision; raises WatchClosed when the consumer falls too
-        far behind or the store closes. Closing the iterator (``aclose()``; implementations
-        return an async generator) or cancelling the task iterating it ends the watch.
+        far behind or the store closes, Unavailable when the store cannot be reached.
+        Closing the iterator (``aclose()``; implementations return an async generator) or
+        cancelling the task iterating it ends the watch.
         """
         ...
 

@@ -65,6 +65,12 @@ Compaction keeps whatever a read at a revision ``>= target`` needs: it deletes, 
 batches of revisions, each row superseded by a row at or below the target, plus tombstones at or
 below it; ``compact_rev`` advances in the same transaction as each batch.
 
+Failures: an SQLite error that means "cannot serve now" (disk full, I/O error, a read-only
+file, the lock held by another process beyond ``busy_timeout``) raises :class:`Unavailable`,
+anything else a plain StorageError. A write is all or nothing: a failed write's SAVEPOINT is
+rolled back, and a failed BEGIN or COMMIT (or SQLite rolling the transaction back itself, as it
+may on a full disk) fails every write of the batch with nothing stored and nothing published.
+
 Opening and closing: the constructor does no I/O. The database is opened lazily by the first
 operation, or explicitly (to surface errors early) with ``await store.open()``; ``async with
 SQLiteStore(path) as store:`` opens and closes. ``await store.close()`` is required: it ends
@@ -98,6 +104,7 @@ from svcnet.storage.interface import (
     KeyValue,
     ListResult,
     StorageError,
+    Unavailable,
     WatchClosed,
     WatchEvent,
 )
@@ -148,11 +155,31 @@ _WriteOp = Callable[[sqlite3.Connection, int], tuple[KeyValue, WatchEvent]]
 """One write, run on the worker under the write lock at the given revision."""
 
 
-def _storage_error(e: Exception) -> Exception:
-    """StorageErrors as they are; SQLite's own errors wrapped (one instance per caller)."""
+_UNAVAILABLE_CODES = frozenset({
+    sqlite3.SQLITE_BUSY,  # another process held the lock beyond the busy timeout
+    sqlite3.SQLITE_LOCKED,
+    sqlite3.SQLITE_NOMEM,
+    sqlite3.SQLITE_READONLY,  # a read-only file or file system
+    sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_FULL,  # disk full
+    sqlite3.SQLITE_CANTOPEN,
+    sqlite3.SQLITE_PROTOCOL,
+})
+"""Primary result codes (the low byte of an extended code) that mean "cannot serve now"."""
+
+
+def _storage_error(e: Exception, what: str = "sqlite") -> Exception:
+    """StorageErrors as they are; SQLite's own errors wrapped (one instance per caller):
+    :class:`Unavailable` for a database that cannot be read or written right now (disk full,
+    I/O error, locked beyond the busy timeout), a plain StorageError otherwise."""
     if isinstance(e, StorageError):
         return e
-    wrapped = StorageError(f"sqlite: {e}")
+    code = getattr(e, "sqlite_errorcode", None)
+    wrapped: StorageError
+    if isinstance(code, int) and code & 0xFF in _UNAVAILABLE_CODES:
+        wrapped = Unavailable(f"{what}: {e}")
+    else:
+        wrapped = StorageError(f"{what}: {e}")
     wrapped.__cause__ = e
     return wrapped
 
@@ -201,7 +228,7 @@ class SQLiteStore:
     ``synchronous``: "FULL" (default, no acknowledged write lost on power loss) or "NORMAL".
     ``poll_interval``: seconds between checks for other processes' writes (watch latency for
     those). ``busy_timeout``: seconds a write waits for another process's lock before failing
-    with StorageError. ``watch_buffer``: events a watcher may lag before it is dropped.
+    with :class:`Unavailable`. ``watch_buffer``: events a watcher may lag before it is dropped.
     """
 
     def __init__(self, path: str | Path, *, synchronous: Synchronous = "FULL",
@@ -257,7 +284,7 @@ class SQLiteStore:
         try:
             rev = await self._loop.run_in_executor(self._executor, self._open_db)
         except sqlite3.Error as e:
-            raise StorageError(f"cannot open {self.path}: {e}") from e
+            raise _storage_error(e, f"cannot open {self.path}") from e
         self._open_rev = self._published_rev = rev
         self._opened = True
         if not self._closed:  # close() may have been called while this open was under way
@@ -300,7 +327,7 @@ class SQLiteStore:
         try:
             return await self._loop.run_in_executor(self._executor, fn, *args)
         except sqlite3.Error as e:
-            raise StorageError(f"sqlite: {e}") from e
+            raise _storage_error(e) from e
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -571,6 +598,10 @@ class SQLiteStore:
                     try:
                         kv, event = op(conn, rev + 1)
                     except Exception as e:
+                        if not conn.in_transaction:
+                            # SQLite rolled the whole transaction back itself (it may, on a
+                            # full disk or an I/O error): every write in the batch failed.
+                            raise
                         conn.execute("ROLLBACK TO write")
                         conn.execute("RELEASE write")
                         outcomes.append(_storage_error(e))

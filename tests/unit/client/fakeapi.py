@@ -8,6 +8,8 @@ in-memory dict and an event log, the way kube-apiserver does, and lets a test mi
   ``expire_with_http``;
 * :meth:`FakeAPI.drop_watches` aborts every open watch connection mid-stream;
 * :meth:`FakeAPI.end_watches` ends them cleanly (as timeoutSeconds does);
+* :meth:`FakeAPI.error_watches` sends every open watch an ``ERROR`` event with a Status (as
+  the server does when its store fails under a watch), which ends it;
 * :meth:`FakeAPI.fail_next` answers the next request with a canned status and body.
 
 Writes are made in Python (:meth:`put`, :meth:`remove`); each takes the next revision. Tests wait
@@ -101,6 +103,13 @@ class FakeAPI:
 
     def end_watches(self) -> None:
         for w in self.watchers:
+            w.queue.put_nowait("end")
+
+    def error_watches(self, code: int, reason: str, message: str) -> None:
+        status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code,
+                  "reason": reason, "message": message}
+        for w in self.watchers:
+            w.queue.put_nowait(("ERROR", status))
             w.queue.put_nowait("end")
 
     def fail_next(self, status: int, body: Any, content_type: str = "application/json") -> None:
@@ -259,11 +268,12 @@ def _status(code: int, reason: str, message: str) -> web.Response:
 
 
 @asynccontextmanager
-async def serve(fake: FakeAPI, *, token: str | None = "t0ken") -> AsyncIterator[RESTClient]:
+async def serve(fake: FakeAPI, *, token: str | None = "t0ken",
+                **client_options: Any) -> AsyncIterator[RESTClient]:
     """Run ``fake`` on a loopback TestServer; yield a RESTClient for it; tear both down."""
     server = TestServer(fake.app())
     await server.start_server()
-    client = RESTClient(str(server.make_url("")), token=token)
+    client = RESTClient(str(server.make_url("")), token=token, **client_options)
     try:
         yield client
     finally:

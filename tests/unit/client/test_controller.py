@@ -12,7 +12,13 @@ import logging
 import pytest
 
 from svcnet.api.errors import StatusError
-from svcnet.client.controller import Controller, RequeueError
+from svcnet.client.controller import (
+    UNAVAILABLE_RETRY_CAP,
+    Controller,
+    RequeueError,
+    server_unavailable,
+)
+from svcnet.client.rest import TransportError
 from svcnet.client.workqueue import ExponentialFailureRateLimiter, RateLimitingQueue
 from svcnet.util.clock import FakeClock
 
@@ -100,6 +106,38 @@ async def test_gives_up_after_max_retries(caplog: pytest.LogCaptureFixture) -> N
     assert c.queue.num_requeues("ns/a") == 0, "and forgotten"
     assert c.stats.dropped == 1
     assert "dropping ns/a out of the queue after 3 retries: pool full" in caplog.text
+
+
+@pytest.mark.parametrize("error", [
+    pytest.param(StatusError(503, "ServiceUnavailable", "etcd is down"), id="503"),
+    pytest.param(StatusError(504, "Timeout", "Timeout: etcd did not answer"), id="504"),
+    pytest.param(StatusError(429, "TooManyRequests", "slow down"), id="429"),
+    pytest.param(TransportError("connection refused"), id="no-answer"),
+])
+async def test_server_unavailable_retries_capped_and_never_drops(error: Exception) -> None:
+    """A key that fails because the server cannot serve is kept however long the outage
+    lasts, with its back-off capped, and is synced within the cap once the server is back."""
+    clock = FakeClock()
+    script = Script({"ns/a": [error] * 30 + [None]})
+    c = make(script, clock, max_retries=3)
+    c.queue.add("ns/a")
+    await c.process_next_work_item()
+    for _ in range(29):
+        clock.advance(UNAVAILABLE_RETRY_CAP)
+        assert len(c.queue) == 1, "retried within the cap, not dropped"
+        await c.process_next_work_item()
+    assert c.stats.dropped == 0
+    clock.advance(UNAVAILABLE_RETRY_CAP)
+    await c.process_next_work_item()  # the server is back
+    assert len(script.calls) == 31
+    assert c.queue.num_requeues("ns/a") == 0 and c.queue.waiting == 0
+
+
+def test_server_unavailable_is_only_the_servers_failures() -> None:
+    assert not server_unavailable(StatusError(409, "Conflict", "modified"))
+    assert not server_unavailable(StatusError(422, "Invalid", "bad"))
+    assert not server_unavailable(RequeueError("pool full"))
+    assert not server_unavailable(StatusError(500, "InternalError", "bug"))
 
 
 @pytest.mark.parametrize(

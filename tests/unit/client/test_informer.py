@@ -123,9 +123,10 @@ class Recorder:
 
 
 @asynccontextmanager
-async def running(fake: FakeAPI, clock: SleepWatchingClock, **kw: Any
+async def running(fake: FakeAPI, clock: SleepWatchingClock, *,
+                  client_options: dict[str, Any] | None = None, **kw: Any
                   ) -> AsyncIterator[tuple[Informer, Recorder, RESTClient]]:
-    async with serve(fake) as client:
+    async with serve(fake, **(client_options or {})) as client:
         informer = Informer(client, SERVICES, clock=clock, **kw)
         rec = Recorder()
         informer.add_handler(rec.handler())
@@ -243,6 +244,69 @@ async def test_dropped_connection_rewatches_after_backoff_without_relisting() ->
         clock.advance(2.0)
         await fake.wait_for_opened(3)
         assert fake.requests_of("watch")[-1]["resourceVersion"] == "102"
+
+
+async def test_silent_watch_is_abandoned_and_rewatched_from_the_last_revision() -> None:
+    """A stream that delivers nothing, not even a bookmark, for longer than the idle timeout
+    (a hung server-side watch, a peer gone without FIN) is dead: the informer drops it, backs
+    off on its clock and re-watches from its last resourceVersion, missing nothing."""
+    fake = FakeAPI()
+    fake.put("ns", "a")  # 101
+    clock = SleepWatchingClock()
+    # A tiny real idle timeout stands in for the 90 s default (the server's bookmark interval
+    # plus a margin); the back-off after it runs on the fake clock.
+    async with running(fake, clock, backoff=Backoff(initial=2.0, cap=8.0),
+                       client_options={"watch_idle_timeout": 0.2}) as (informer, rec, _):
+        await fake.wait_for_watchers(after=101)
+        fake.mute()  # the stream goes silent; the change below is never sent on it
+        fake.put("ns", "b")  # 102
+        await clock.wait_for_sleeps(1)
+        assert clock.sleeps == [2.0]
+        clock.advance(2.0)
+        await fake.wait_for_opened(2)
+        assert fake.requests_of("watch")[-1]["resourceVersion"] == "101"
+        assert (await rec.wait_for(2))[1] == ("add", "ns/b", "102"), "replayed from the backlog"
+        assert informer.relists == 1
+
+
+async def test_error_event_ends_the_watch_and_backs_off_before_rewatching() -> None:
+    """An ERROR event that is not 410 (the store was unavailable under the watch) ends the
+    watch; the informer backs off and re-watches from its last resourceVersion without a
+    relist, as client-go's reflector does for a retriable watch error."""
+    fake = FakeAPI()
+    fake.put("ns", "a")  # 101
+    clock = SleepWatchingClock()
+    async with running(fake, clock, backoff=Backoff(initial=2.0, cap=8.0)) as (informer, rec, _):
+        await fake.wait_for_watchers(after=101)
+        fake.error_watches(503, "ServiceUnavailable", "etcd watch failed: UNAVAILABLE")
+        await clock.wait_for_sleeps(1)
+        assert clock.sleeps == [2.0]
+        fake.put("ns", "b")  # 102, while the informer waits
+        clock.advance(2.0)
+        await fake.wait_for_opened(2)
+        assert fake.requests_of("watch")[-1]["resourceVersion"] == "101"
+        assert (await rec.wait_for(2))[1] == ("add", "ns/b", "102")
+        assert informer.relists == 1
+
+
+async def test_retry_after_of_an_unavailable_server_replaces_the_backoff() -> None:
+    """A 503 with Retry-After (details.retryAfterSeconds) during a store outage: the informer
+    comes back after that delay (plus jitter), not after a back-off grown during the outage."""
+    fake = FakeAPI()
+    fake.put("ns", "a")  # 101
+    clock = SleepWatchingClock()
+    async with running(fake, clock, backoff=Backoff(initial=8.0, cap=30.0)) as (informer, rec, _):
+        await fake.wait_for_watchers(after=101)
+        fake.fail_next(503, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                             "code": 503, "reason": "ServiceUnavailable",
+                             "message": "etcd is down", "details": {"retryAfterSeconds": 1}})
+        fake.end_watches()  # the next watch request gets the 503
+        await clock.wait_for_sleeps(1)
+        assert 1.0 <= clock.sleeps[0] <= 1.5
+        fake.put("ns", "b")  # 102
+        clock.advance(1.5)
+        assert (await rec.wait_for(2))[1] == ("add", "ns/b", "102")
+        assert informer.relists == 1
 
 
 async def test_watch_closed_at_once_without_events_backs_off() -> None:
