@@ -4,7 +4,9 @@ Kubernetes' rule (portallocator/operation.go): it is better to leak than to doub
 New items are taken *before* the owner is written, so a crash in between leaks them (repair
 collects leaks) but never lets two owners hold one item. Items the write gives up are released
 only *after* the write succeeded, so a failed write leaves the old owner holding everything it
-had. A dry run allocates to check, then rolls back.
+had. A dry run allocates to check, then rolls back. A write whose outcome is unknown (the store
+timed out: it may or may not have applied it) is *abandoned*: nothing is released either way,
+and repair settles the records against what the store holds.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ class Operation:
     @property
     def taken(self) -> list[str]:
         return [item for _, item, _ in self._taken]
+
+    def abandon(self) -> None:
+        """The write may or may not have happened: keep every record (leak, never double)."""
+        self._done = True
 
     async def finish(self, success: bool) -> None:
         """Commit (release what the write gave up) or roll back (release what we took)."""

@@ -42,6 +42,7 @@ from svcnet.storage.interface import (
     KeyNotFound,
     KeyValue,
     Store,
+    Unavailable,
 )
 from svcnet.util.clock import Clock, RealClock, rfc3339
 
@@ -415,6 +416,10 @@ class Registry:
             except KeyExists:
                 raise errors.already_exists(self.strategy.resource, name,
                                             self.strategy.group) from None
+            except Unavailable as e:
+                if e.timeout:
+                    op.abandon()  # it may be stored: releasing could hand its IPs out twice
+                raise
             success = True
             return self.decode(kv)
         finally:
@@ -484,6 +489,10 @@ class Registry:
                     self.strategy.resource, name,
                     "the object has been modified; please apply your changes to the latest "
                     "version and try again", self.strategy.group) from None
+            except Unavailable as e:
+                if e.timeout:
+                    op.abandon()  # old or new may be stored: keep both sides' allocations
+                raise
             success = True
             deleted = await self._delete_if_finalized(old, written)
             return deleted if deleted is not None else self.decode(written)

@@ -17,6 +17,7 @@ from svcnet.registry.generic import Registry
 from svcnet.registry.lb_ipam import LoadBalancerIPAM
 from svcnet.registry.service_alloc import ServiceAllocators
 from svcnet.registry.services import service_registry
+from svcnet.storage.interface import Unavailable
 from svcnet.storage.memory import MemoryStore
 
 Obj = dict[str, Any]
@@ -258,3 +259,51 @@ async def test_lb_pool_exhaustion_names_the_pool(env: Env) -> None:
         await env.lb.assign(svc)
     assert e.value.reason == "AllocationFailed"
     assert str(e.value) == "no available IPv4 address in pool(s) lan"
+
+
+class TimingOutStore(MemoryStore):
+    """Applies the next Service write, then answers as etcd does when its deadline passed."""
+
+    armed = False
+
+    async def create(self, key: str, value: bytes) -> Any:
+        result = await super().create(key, value)
+        if self.armed and key.startswith("/registry/services/"):
+            self.armed = False
+            raise Unavailable("etcdserver: request timed out", timeout=True)
+        return result
+
+    async def update(self, key: str, value: bytes, expected_revision: int) -> Any:
+        result = await super().update(key, value, expected_revision)
+        if self.armed and key.startswith("/registry/services/"):
+            self.armed = False
+            raise Unavailable("etcdserver: request timed out", timeout=True)
+        return result
+
+
+async def test_a_write_that_timed_out_keeps_every_allocation() -> None:
+    """Stored or not, nobody knows: releasing its addresses could hand them out twice."""
+    env = Env()
+    store = TimingOutStore()
+    env.store = store
+    env.allocators = ServiceAllocators.build(store, ["10.96.0.0/24"], "30000-30099")
+    env.registry = service_registry(store, env.allocators, env.lb)
+    store.armed = True
+    with pytest.raises(Unavailable):
+        await env.registry.create("default", make_service("web", type="NodePort"))
+    stored = await env.registry.get("default", "web")
+    held = await env.allocations()
+    assert held[f"clusterip/{stored['spec']['clusterIP']}"] == "web"
+    assert held[f"nodeport/{stored['spec']['ports'][0]['nodePort']}"] == "web"
+    # An update that drops the NodePort and times out keeps the old port reserved too.
+    update = copy.deepcopy(stored)
+    update["spec"]["type"] = "ClusterIP"
+    update["spec"]["ports"][0].pop("nodePort")
+    store.armed = True
+    with pytest.raises(Unavailable):
+        await env.registry.update("default", "web", update)
+    assert f"nodeport/{stored['spec']['ports'][0]['nodePort']}" in await env.allocations()
+    # A second Service never gets the first one's addresses.
+    other = await env.registry.create("default", make_service("other", type="NodePort"))
+    assert other["spec"]["clusterIP"] != stored["spec"]["clusterIP"]
+    assert other["spec"]["ports"][0]["nodePort"] != stored["spec"]["ports"][0]["nodePort"]
