@@ -2,8 +2,9 @@
 
 ``~/.svcnet/<cluster>/`` holds ``cluster.json`` (what ``up`` built), ``kubeconfig`` (admin),
 ``server/`` (the API server's data dir), ``nodes/node-<i>/`` (agent state and pod logs),
-``logs/`` and ``pids/``. A pid file records the pid *and* the process's start time, so ``down``
-signals only the very process ``up`` started, never a later process that reused the pid.
+``logs/``, ``pids/``, and the supervisor's ``units/`` and ``supervisor.json``. A pid file
+records the pid *and* the process's start time, so ``down`` signals only the very process
+``up`` (or the supervisor) started, never a later process that reused the pid.
 """
 
 from __future__ import annotations
@@ -45,6 +46,15 @@ class Paths:
     @property
     def pids(self) -> Path:
         return self.root / "pids"
+
+    @property
+    def units(self) -> Path:
+        """What the supervisor runs (supervise.py)."""
+        return self.root / "units"
+
+    @property
+    def supervisor_status(self) -> Path:
+        return self.root / "supervisor.json"
 
     def node(self, name: str) -> Path:
         return self.root / "nodes" / name
