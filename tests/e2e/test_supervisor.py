@@ -9,7 +9,8 @@ the cluster's processes; the node agent restarts the DNS container (as the kubel
 
 Afterwards the restarted agents must still program the data plane (a scale-up reaches every
 new backend), no client may have seen a failure window longer than ``MAX_WINDOW`` seconds, and
-``svcnet down`` must remove everything even after the supervisor itself was killed.
+``svcnet down`` must remove everything even after the supervisor itself was killed. Last, a
+cluster in the foreground (no ``--detach``) is supervised the same way, and Ctrl-C removes it.
 
 These tests need root and take the node network 172.20.0.0/24 while they run; the cluster name
 is ``hs`` plus random hex, and when another cluster holds the node network the fixture waits
@@ -302,3 +303,33 @@ def test_down_after_the_supervisor_was_killed_removes_everything(cluster: Cluste
     for pid in [*live.values(), *pods]:
         stat = Path(f"/proc/{pid}/stat")
         assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z", pid
+
+
+def test_foreground_mode_supervises_and_ctrl_c_removes_everything(tmp_path: Path) -> None:
+    """Runs after the module's cluster is gone (the node network is one per machine)."""
+    require_root()
+    c = Cluster(f"hs{secrets.token_hex(3)}", tmp_path)
+    up = subprocess.Popen([*SVCNET, "up", "--name", c.name], cwd=ROOT, env=c.env(),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for("the foreground cluster up", lambda: (read_status(c.paths) or {}).get(
+            "components", {}).get("nodeport-forwarder", {}).get("state") == "running"
+            or up.poll() is not None, timeout=120)
+        assert up.poll() is None, up.communicate()
+        pid = c.components()["node-1"]["pid"]
+        os.kill(pid, signal.SIGKILL)
+        wait_for("node-1 restarted", lambda: c.components()["node-1"].get("pid")
+                 not in (None, pid) and c.components()["node-1"]["state"] == "running",
+                 timeout=30, detail=lambda: str(c.components()))
+        up.send_signal(signal.SIGINT)
+        out, err = up.communicate(timeout=60)
+        assert up.returncode == 0, out + err
+        assert f"cluster {c.name!r} stopped and removed" in err
+        names = ClusterNames.for_cluster(c.name)
+        assert cluster_namespaces(names) == [] and cluster_links(names) == []
+        assert not c.paths.root.exists()
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        c.svcnet("down", "--name", c.name, check=False)

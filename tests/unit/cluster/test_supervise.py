@@ -299,3 +299,12 @@ def test_down_leaves_nothing_running(cluster: Cluster, monkeypatch: pytest.Monke
     time.sleep(0.5)
     assert cluster.marked_pids() == []
     assert cluster.supervisor.wait(timeout=5) is not None
+
+
+def test_status_of_a_cluster_that_is_not_there(tmp_path: Path) -> None:
+    name = f"hs{secrets.token_hex(4)}"
+    r = subprocess.run([*SVCNET, "status", "--name", name], capture_output=True, text=True,
+                       env=dict(os.environ, SVCNET_HOME=str(tmp_path)), timeout=60,
+                       check=False)
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == f"error: cluster {name!r} is not running\n"
