@@ -265,6 +265,9 @@ def test_each_process_killed_in_turn_comes_back_under_traffic(cluster: Cluster,
         worst = by_kill.setdefault(cause, {})
         worst[target] = round(max(worst.get(target, 0.0), end - start), 2)
     print(f"\nlongest failure window (s) per kill and target: {by_kill}")
+    for e in log:
+        if e[2] is not None:
+            print(f"  {time.strftime('%T', time.localtime(e[0]))} {e[1]}: {e[2]}")
     longest = max((end - start for _, start, end in windows), default=0.0)
     failures = [e for e in log if e[2] is not None]
     assert longest < MAX_WINDOW, (by_kill, failures[:20])
