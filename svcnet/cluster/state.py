@@ -60,7 +60,8 @@ class Paths:
         return self.root / "nodes" / name
 
 
-def _start_time(pid: int) -> str | None:
+def start_time(pid: int) -> str | None:
+    """A process's start time (clock ticks since boot), or None when it is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -75,7 +76,7 @@ def _start_time(pid: int) -> str | None:
 def record_pid(paths: Paths, name: str, pid: int) -> None:
     paths.pids.mkdir(parents=True, exist_ok=True)
     (paths.pids / f"{name}.json").write_text(
-        json.dumps({"pid": pid, "start": _start_time(pid)}))
+        json.dumps({"pid": pid, "start": start_time(pid)}))
 
 
 def live_processes(paths: Paths) -> dict[str, int]:
@@ -89,7 +90,7 @@ def live_processes(paths: Paths) -> dict[str, int]:
             pid = int(rec["pid"])
         except (OSError, ValueError, KeyError):
             continue
-        if rec.get("start") and _start_time(pid) == rec["start"]:
+        if rec.get("start") and start_time(pid) == rec["start"]:
             out[f.stem] = pid
     return out
 

@@ -33,7 +33,9 @@ what ``svcnet status`` reads.
 On SIGTERM or SIGINT the supervisor stops *supervising* and exits; the components keep
 running. ``svcnet down`` stops the supervisor first, so it does not restart what ``down``
 then stops in its own order (agents, pods, server). Pods (the cluster DNS among them) are
-not supervised here: their node agent restarts their containers, as the kubelet does.
+not supervised here: their node agent restarts their containers, as the kubelet does;
+``svcnet status`` shows the cluster DNS pod's container beside the supervised processes, from
+the API (restarts, last termination) and its agent's container record (the pid).
 """
 
 from __future__ import annotations
@@ -48,11 +50,15 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from svcnet.api.errors import StatusError
 from svcnet.apiserver.tables import human_duration
-from svcnet.cluster.state import Paths, cluster_dir, live_processes, record_pid
+from svcnet.client.kubeconfig import load_kubeconfig
+from svcnet.client.rest import PODS, RESTClient, TransportError
+from svcnet.cluster.state import Paths, cluster_dir, live_processes, record_pid, start_time
 
 log = logging.getLogger(__name__)
 
@@ -308,12 +314,13 @@ class Supervisor:
 # --- `svcnet status`
 
 
-def describe(name: str, status: dict[str, Any] | None, live: dict[str, int],
-             now: float) -> tuple[list[str], str | None]:
+def describe(name: str, status: dict[str, Any] | None, live: dict[str, int], now: float,
+             pods: dict[str, dict[str, Any]] | None = None) -> tuple[list[str], str | None]:
     """``svcnet status``'s lines for a cluster, and why it is not (fully) running, if so.
 
     ``status`` is ``supervisor.json``, ``live`` the recorded processes that still run (what is
-    said about a pid is checked against them: a dead supervisor updates nothing).
+    said about a pid is checked against them: a dead supervisor updates nothing). ``pods`` are
+    rows for pod containers (see :func:`pod_row`), shown after the supervised processes.
     """
     if status is None and not live:
         return [], f"cluster {name!r} is not running"
@@ -330,11 +337,11 @@ def describe(name: str, status: dict[str, Any] | None, live: dict[str, int],
         up = f", up {human_duration(now - since)}" if since else ""
         head = f"cluster {name!r}: supervisor pid {sup_pid}{up}"
     rows = [("COMPONENT", "STATE", "PID", "RESTARTS", "UPTIME", "LAST EXIT")]
-    for comp, st in sorted(comps.items()):
+    for comp, st in [*sorted(comps.items()), *sorted((pods or {}).items())]:
         state, pid = str(st.get("state", "?")), st.get("pid")
-        if pid is not None and live.get(comp) != pid:
+        if comp in comps and pid is not None and live.get(comp) != pid:
             state, pid = "dead", None  # exited while nobody was watching
-        elif state == "running" and sup_pid is None:
+        elif comp in comps and state == "running" and sup_pid is None:
             state = "unsupervised"
         if state not in ("running", "unsupervised"):
             problems.append(f"{comp} {state}")
@@ -343,7 +350,8 @@ def describe(name: str, status: dict[str, Any] | None, live: dict[str, int],
         if last and st.get("last_exit_at"):
             last = f"{last}, {human_duration(now - st['last_exit_at'])} ago"
         rows.append((comp, state, str(pid or "-"), str(st.get("restarts", 0)),
-                     human_duration(now - started) if pid and started else "-", last or "-"))
+                     human_duration(now - started) if state == "running" and started else "-",
+                     last or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = [head] + ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  "
                       + r[-1] for r in rows]
@@ -351,9 +359,89 @@ def describe(name: str, status: dict[str, Any] | None, live: dict[str, int],
                    else None)
 
 
+def _epoch(timestamp: Any) -> float | None:
+    if not isinstance(timestamp, str):
+        return None
+    try:
+        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def pod_row(pod: dict[str, Any] | None, pid: int | None) -> dict[str, Any]:
+    """A status row for a single-container pod, from its API status (``pid`` found locally).
+
+    running (started and Ready), starting (running, not Ready yet), restarting (waiting, e.g.
+    in CrashLoopBackOff), exited, or missing; restarts and the last exit as the node agent
+    reported them (``lastState.terminated``).
+    """
+    if pod is None:
+        return {"state": "missing"}
+    status = pod.get("status") or {}
+    cs = (status.get("containerStatuses") or [{}])[0]
+    state, last = cs.get("state") or {}, (cs.get("lastState") or {}).get("terminated")
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                for c in status.get("conditions") or [])
+    if "running" in state:
+        phase = "running" if ready else "starting"
+    else:
+        phase = "restarting" if "waiting" in state else "exited"
+    row: dict[str, Any] = {
+        "state": phase, "pid": pid if "running" in state else None,
+        "restarts": cs.get("restartCount", 0),
+        "started_at": _epoch((state.get("running") or {}).get("startedAt"))}
+    if last:
+        cause = (str(ExitCause(signal=last["signal"])) if last.get("signal")
+                 else f"exited with code {last.get('exitCode')}")
+        reason = last.get("reason")
+        # Error and Completed repeat what the code says; StartError, OOMKilled and
+        # ContainerStatusUnknown (code unknown: the agent had adopted it) add to it.
+        row["last_exit"] = cause if reason in (None, "Error", "Completed") else \
+            f"{cause}, {reason}"
+        row["last_exit_at"] = _epoch(last.get("finishedAt"))
+    return row
+
+
+def container_pid(paths: Paths, pod: dict[str, Any]) -> int | None:
+    """The pid of a pod's (first) container from its node agent's record (``containers/<pod
+    uid>/<name>.json``: pid and start ticks), if that process still runs."""
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    containers = spec.get("containers") or [{}]
+    record = paths.node(str(spec.get("nodeName"))) / "containers" / str(meta.get("uid")) / \
+        f"{containers[0].get('name')}.json"
+    try:
+        doc = json.loads(record.read_text())
+        pid = int(doc["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pid if start_time(pid) == str(doc.get("start_ticks")) else None
+
+
+async def _dns_pod(paths: Paths) -> dict[str, Any] | None:
+    client = RESTClient.from_kubeconfig(load_kubeconfig(paths.kubeconfig),
+                                        user_agent="svcnet-status", timeout=3.0)
+    try:
+        return await client.get(PODS, "kube-system", "kube-dns")
+    finally:
+        await client.close()
+
+
 def cluster_status(name: str) -> tuple[list[str], str | None]:
+    """``svcnet status``: the supervised processes, and the DNS pod when the API answers."""
     paths = Paths(cluster_dir(name))
-    return describe(name, read_status(paths), live_processes(paths), time.time())
+    live = live_processes(paths)
+    pods: dict[str, dict[str, Any]] = {}
+    if "server" in live and paths.kubeconfig.exists():
+        try:
+            pod = asyncio.run(_dns_pod(paths))
+        except StatusError as e:
+            pods["dns"] = (pod_row(None, None) if e.code == 404
+                           else {"state": "unknown", "last_exit": e.message})
+        except (TransportError, OSError, ValueError) as e:
+            pods["dns"] = {"state": "unknown", "last_exit": f"no answer from the API: {e}"}
+        else:
+            pods["dns"] = pod_row(pod, container_pid(paths, pod) if pod else None)
+    return describe(name, read_status(paths), live, time.time(), pods)
 
 
 def run_supervisor(state_dir: Path) -> None:

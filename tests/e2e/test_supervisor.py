@@ -281,6 +281,8 @@ def test_each_process_killed_in_turn_comes_back_under_traffic(cluster: Cluster,
     for comp in ("server", "node-1", "node-2", "nodeport-forwarder"):
         assert rows[comp][1:2] + rows[comp][3:4] == ["running", "1"], r.stdout
         assert " ".join(rows[comp][5:]).startswith("killed by signal 9 (SIGKILL), ")
+    # The DNS pod's row: its node agent restarted it; the pid is the new process.
+    assert rows["dns"][1:4] == ["running", str(cluster.dns_pid()), "1"], r.stdout
 
 
 def test_down_after_the_supervisor_was_killed_removes_everything(cluster: Cluster) -> None:

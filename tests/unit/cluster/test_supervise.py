@@ -28,6 +28,7 @@ from svcnet.cluster.supervise import (
     RestartPolicy,
     describe,
     plan_restart,
+    pod_row,
     read_status,
     reload_supervisor,
     write_unit,
@@ -116,6 +117,38 @@ def test_describe_trusts_only_live_pids() -> None:
     assert problem == ("cluster 'c' is degraded: the supervisor is not running (nothing is "
                        "restarted); node-1 dead")
     assert describe("c", None, {}, 1100.0) == ([], "cluster 'c' is not running")
+
+
+def dns_pod(state: dict[str, Any], *, ready: bool = True,
+            last: dict[str, Any] | None = None, restarts: int = 0) -> dict[str, Any]:
+    cs: dict[str, Any] = {"name": "dns", "state": state, "restartCount": restarts,
+                          "lastState": {"terminated": last} if last else {}}
+    return {"metadata": {"name": "kube-dns", "uid": "u1"}, "spec": {"nodeName": "node-1"},
+            "status": {"conditions": [{"type": "Ready", "status": str(ready)}],
+                       "containerStatuses": [cs]}}
+
+
+def test_pod_rows_come_from_the_pod_status() -> None:
+    running = {"running": {"startedAt": "2026-12-06T10:00:00Z"}}
+    row = pod_row(dns_pod(running, restarts=1, last={
+        "exitCode": 137, "signal": 9, "reason": "Error",
+        "finishedAt": "2026-12-06T09:59:59Z"}), 4242)
+    assert row == {"state": "running", "pid": 4242, "restarts": 1,
+                   "started_at": 1796551200.0,
+                   "last_exit": "killed by signal 9 (SIGKILL)",
+                   "last_exit_at": 1796551199.0}
+    # Killed while adopted after an agent restart: the code is unknown, the API says so.
+    row = pod_row(dns_pod(running, ready=False, last={
+        "exitCode": 137, "reason": "ContainerStatusUnknown"}), 4242)
+    assert (row["state"], row["last_exit"]) == (
+        "starting", "exited with code 137, ContainerStatusUnknown")
+    row = pod_row(dns_pod({"waiting": {"reason": "CrashLoopBackOff"}}, ready=False), 4242)
+    assert (row["state"], row["pid"]) == ("restarting", None)
+    assert pod_row(None, None) == {"state": "missing"}
+    lines, problem = describe("c", {"pid": 10, "components": {}}, {"supervisor": 10},
+                              1796551210.0, {"dns": row})
+    assert lines[2].split() == ["dns", "restarting", "-", "0", "-", "-"]
+    assert problem == "cluster 'c' is degraded: dns restarting"
 
 
 # --- the real supervisor process
