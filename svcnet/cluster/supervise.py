@@ -306,8 +306,8 @@ class Supervisor:
         _write_atomic(self.paths.supervisor_status, {
             "pid": os.getpid() if running else None,
             "started_at": self._started_at,
-            "components": {name: asdict(c.status)
-                           for name, c in sorted(self._components.items())},
+            "components": {name: asdict(c.status)  # in start order
+                           for name, c in self._components.items()},
         })
 
 
@@ -337,7 +337,7 @@ def describe(name: str, status: dict[str, Any] | None, live: dict[str, int], now
         up = f", up {human_duration(now - since)}" if since else ""
         head = f"cluster {name!r}: supervisor pid {sup_pid}{up}"
     rows = [("COMPONENT", "STATE", "PID", "RESTARTS", "UPTIME", "LAST EXIT")]
-    for comp, st in [*sorted(comps.items()), *sorted((pods or {}).items())]:
+    for comp, st in [*comps.items(), *sorted((pods or {}).items())]:
         state, pid = str(st.get("state", "?")), st.get("pid")
         if comp in comps and pid is not None and live.get(comp) != pid:
             state, pid = "dead", None  # exited while nobody was watching

@@ -106,14 +106,14 @@ def test_describe_trusts_only_live_pids() -> None:
     assert lines[0] == "cluster 'c': supervisor pid 10, up 100s"
     assert lines[1].split() == ["COMPONENT", "STATE", "PID", "RESTARTS", "UPTIME", "LAST",
                                 "EXIT"]
-    assert lines[2].split() == ["node-1", "running", "12", "2", "10s", "killed", "by",
+    assert lines[2].split() == ["server", "running", "11", "0", "100s", "-"]
+    assert lines[3].split() == ["node-1", "running", "12", "2", "10s", "killed", "by",
                                 "signal", "9", "(SIGKILL),", "10s", "ago"]
-    assert lines[3].split() == ["server", "running", "11", "0", "100s", "-"]
     # The supervisor and node-1 died: nobody updated the file, the pids tell.
     lines, problem = describe("c", status, {"server": 11}, 1100.0)
     assert lines[0] == "cluster 'c': supervisor not running"
-    assert lines[2].split()[:3] == ["node-1", "dead", "-"]
-    assert lines[3].split()[:2] == ["server", "unsupervised"]
+    assert lines[2].split()[:2] == ["server", "unsupervised"]
+    assert lines[3].split()[:3] == ["node-1", "dead", "-"]
     assert problem == ("cluster 'c' is degraded: the supervisor is not running (nothing is "
                        "restarted); node-1 dead")
     assert describe("c", None, {}, 1100.0) == ([], "cluster 'c' is not running")
