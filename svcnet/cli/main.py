@@ -268,7 +268,9 @@ def down(name: str) -> None:
 def status(name: str) -> None:
     """Show each process of a local cluster: state, pid, restarts, uptime, last exit.
 
-    Exit code 0 when the supervisor and every component run, 1 otherwise.
+    The API server, node agents and NodePort forwarder (restarted by the cluster's
+    supervisor), then the cluster DNS pod (restarted by its node agent). Exit code 0 when the
+    supervisor and all of them run, 1 otherwise.
     """
     from svcnet.cluster.supervise import cluster_status
 

@@ -139,13 +139,16 @@ def reload_supervisor(paths: Paths, *, wait: float = 30.0) -> None:
     """Have the running supervisor start the units written since it last read them."""
     deadline = time.monotonic() + wait
     while True:
-        status = read_status(paths)
-        if status is not None and status.get("pid"):
-            break  # the supervisor has its signal handlers: SIGHUP will not kill it
+        # The recorded supervisor (pid and start time: never a stranger that reused the pid),
+        # once it has written its status: then its handlers are in place and SIGHUP, whose
+        # default action is to terminate, reloads it instead.
+        pid = live_processes(paths).get("supervisor")
+        if pid is not None and (read_status(paths) or {}).get("pid") == pid:
+            break
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the supervisor did not start; see {paths.logs}/supervisor.log")
+            raise RuntimeError(f"the supervisor is not running; see {paths.logs}/supervisor.log")
         time.sleep(0.02)
-    os.kill(int(status["pid"]), signal.SIGHUP)
+    os.kill(pid, signal.SIGHUP)
 
 
 def write_unit(paths: Paths, name: str, argv: Sequence[str]) -> None:
