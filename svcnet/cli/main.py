@@ -272,6 +272,33 @@ def down(name: str) -> None:
                f"{len(report.namespaces)} namespace(s), {len(report.links)} link(s)")
 
 
+@cli.command()
+@click.option("--name", default="svcnet", show_default=True, help="Cluster name.")
+def status(name: str) -> None:
+    """Show each process of a local cluster: state, pid, restarts, uptime, last exit.
+
+    The API server, node agents and NodePort forwarder (restarted by the cluster's
+    supervisor), then the cluster DNS pod (restarted by its node agent). Exit code 0 when the
+    supervisor and all of them run, 1 otherwise.
+    """
+    from svcnet.cluster.supervise import cluster_status
+
+    lines, problem = cluster_status(name)
+    for line in lines:
+        click.echo(line)
+    if problem:
+        raise Failure(problem)
+
+
+@cli.command(name="_supervise", hidden=True)
+@click.option("--state-dir", required=True, type=click.Path(path_type=Path, file_okay=False))
+def supervise(state_dir: Path) -> None:
+    """Run and restart a local cluster's processes (started by svcnet up)."""
+    from svcnet.cluster.supervise import run_supervisor
+
+    run_supervisor(state_dir)
+
+
 @cli.command(name="_forward-nodeports", hidden=True)
 @click.option("--kubeconfig", required=True)
 @click.option("--target", required=True, help="Node address to forward to.")

@@ -1,11 +1,12 @@
 """`svcnet down`: remove every trace of a local cluster, also after a crash or ``kill -9``.
 
-It does not trust that ``up`` finished or that anything is still running: it stops the recorded
-processes (by pid *and* start time), kills what still runs inside the cluster's own network
-namespaces (pods), deletes those namespaces (recognised by exact name patterns, so another
-cluster's are never touched) with their ``/etc/netns`` files, deletes the cluster's links in the
-root namespace (the bridge; the host routes go with it), and removes the state directory.
-Running it twice is harmless.
+It does not trust that ``up`` finished or that anything is still running: it stops the
+supervisor, then the recorded processes (by pid *and* start time; the supervisor records each
+start, so this holds after the supervisor crashed too), kills what still runs inside the
+cluster's own network namespaces (pods), deletes those namespaces (recognised by exact name
+patterns, so another cluster's are never touched) with their ``/etc/netns`` files, deletes the
+cluster's links in the root namespace (the bridge; the host routes go with it), and removes the
+state directory. Running it twice is harmless.
 """
 
 from __future__ import annotations
@@ -58,10 +59,12 @@ def down(name: str) -> DownReport:
     paths = Paths(cluster_dir(name))
     names = ClusterNames.for_cluster(name)
     report = DownReport()
-    # Agents first (so nobody restarts pods), then the pods (processes the agents started, in
-    # the cluster's namespaces), then the API server: no pod keeps a watch open on it then.
+    # The supervisor first (so nobody restarts what follows), then the agents (so nobody
+    # restarts pods), then the pods (processes the agents started, in the cluster's
+    # namespaces), then the API server: no pod keeps a watch open on it then.
+    report.processes = stop_processes(paths, names={"supervisor"})
     recorded = set(live_processes(paths))
-    report.processes = stop_processes(paths, names=recorded - {"server"})
+    report.processes += stop_processes(paths, names=recorded - {"server"})
     namespaces = cluster_namespaces(names)
     for ns in namespaces:
         for pid in _ip("netns", "pids", ns).split():

@@ -2,8 +2,9 @@
 
 ``~/.svcnet/<cluster>/`` holds ``cluster.json`` (what ``up`` built), ``kubeconfig`` (admin),
 ``server/`` (the API server's data dir), ``nodes/node-<i>/`` (agent state and pod logs),
-``logs/`` and ``pids/``. A pid file records the pid *and* the process's start time, so ``down``
-signals only the very process ``up`` started, never a later process that reused the pid.
+``logs/``, ``pids/``, and the supervisor's ``units/`` and ``supervisor.json``. A pid file
+records the pid *and* the process's start time, so ``down`` signals only the very process
+``up`` (or the supervisor) started, never a later process that reused the pid.
 """
 
 from __future__ import annotations
@@ -46,11 +47,21 @@ class Paths:
     def pids(self) -> Path:
         return self.root / "pids"
 
+    @property
+    def units(self) -> Path:
+        """What the supervisor runs (supervise.py)."""
+        return self.root / "units"
+
+    @property
+    def supervisor_status(self) -> Path:
+        return self.root / "supervisor.json"
+
     def node(self, name: str) -> Path:
         return self.root / "nodes" / name
 
 
-def _start_time(pid: int) -> str | None:
+def start_time(pid: int) -> str | None:
+    """A process's start time (clock ticks since boot), or None when it is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -65,7 +76,7 @@ def _start_time(pid: int) -> str | None:
 def record_pid(paths: Paths, name: str, pid: int) -> None:
     paths.pids.mkdir(parents=True, exist_ok=True)
     (paths.pids / f"{name}.json").write_text(
-        json.dumps({"pid": pid, "start": _start_time(pid)}))
+        json.dumps({"pid": pid, "start": start_time(pid)}))
 
 
 def live_processes(paths: Paths) -> dict[str, int]:
@@ -79,7 +90,7 @@ def live_processes(paths: Paths) -> dict[str, int]:
             pid = int(rec["pid"])
         except (OSError, ValueError, KeyError):
             continue
-        if rec.get("start") and _start_time(pid) == rec["start"]:
+        if rec.get("start") and start_time(pid) == rec["start"]:
             out[f.stem] = pid
     return out
 

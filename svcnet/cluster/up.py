@@ -13,9 +13,10 @@ Steps, each shown with its duration:
    Service endpoint is ready;
 7. the summary: nodes, Services and how to reach each one.
 
-Every process is recorded (state.py) so ``svcnet down`` can remove everything, even after a
-crash. Without ``--detach`` the command stays in the foreground and tears the cluster down on
-Ctrl-C.
+The server, the node agents and the NodePort forwarder run under the cluster's supervisor
+(supervise.py), which restarts any of them that crashes; ``svcnet status`` shows them. Every
+process is recorded (state.py) so ``svcnet down`` can remove everything, even after a crash.
+Without ``--detach`` the command stays in the foreground and tears the cluster down on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import GVR, NODES, PODS, SERVICES, RESTClient
 from svcnet.cluster import down as teardown
 from svcnet.cluster.state import Paths, cluster_dir, live_processes, record_pid
+from svcnet.cluster.supervise import reload_supervisor, write_unit
 from svcnet.cluster.topology import (
     DNS_IP,
     LB_POOL,
@@ -110,8 +112,8 @@ def check_host(opts: UpOptions, topo: Topology) -> None:
                           f"{'iproute2' if tool == 'ip' else 'nftables'})")
     paths = Paths(cluster_dir(opts.name))
     if live_processes(paths):
-        raise UpError(f"cluster {opts.name!r} is already up; run `svcnet down --name "
-                      f"{opts.name}` first")
+        raise UpError(f"cluster {opts.name!r} is already up (`svcnet status --name "
+                      f"{opts.name}` shows it); run `svcnet down --name {opts.name}` first")
     routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True,
                             check=False).stdout.splitlines()
     clashes = overlapping_routes(routes, topo.bridge)
@@ -370,10 +372,13 @@ async def up(opts: UpOptions, echo: Echo) -> str:
                        f"{len(topo.nodes)} node namespace(s)"):
         build_network(topo)
     with progress.step(f"control plane on https://{topo.api_server}"):
-        spawn(paths, "server", [*_svcnet(), "server", "--data-dir", str(paths.server),
-                                "--listen", topo.api_server, "--service-cidr", SERVICE_CIDR,
-                                "--lb-pool", LB_POOL, "--advertise-address", topo.gateway,
-                                "--node-monitor-grace-period", str(opts.node_grace)])
+        # The supervisor starts the units it finds, then those added later on SIGHUP.
+        write_unit(paths, "server", [
+            *_svcnet(), "server", "--data-dir", str(paths.server), "--listen",
+            topo.api_server, "--service-cidr", SERVICE_CIDR, "--lb-pool", LB_POOL,
+            "--advertise-address", topo.gateway, "--node-monitor-grace-period",
+            str(opts.node_grace)])
+        spawn(paths, "supervisor", [*_svcnet(), "_supervise", "--state-dir", str(paths.root)])
         deadline = time.monotonic() + 30
         while not (paths.server / "kubeconfig").exists():
             if time.monotonic() > deadline:
@@ -390,12 +395,13 @@ async def up(opts: UpOptions, echo: Echo) -> str:
             state.mkdir(parents=True, exist_ok=True)
             kcfg = state / "kubeconfig"
             _write_private(kcfg, _kubeconfig_for(admin, token, f"system:node:{node.name}"))
-            spawn(paths, node.name, [
+            write_unit(paths, node.name, [
                 *_svcnet(), "node", "--kubeconfig", str(kcfg), "--name", node.name,
                 "--cluster", opts.name, "--node-index", str(node.index), "--node-ip", node.ip,
                 "--pod-cidr", node.pod_cidr, "--state-dir", str(state),
                 "--cluster-dns", DNS_IP, "--announce-lb-ips",
                 "--health-port", str(10255 + node.index)])
+        reload_supervisor(paths)
     client = RESTClient.from_kubeconfig(load_kubeconfig(paths.kubeconfig),
                                         user_agent="svcnet-up")
     try:
@@ -422,9 +428,10 @@ async def up(opts: UpOptions, echo: Echo) -> str:
         with progress.step("everything ready"):
             await wait_ready(client, topo, applied, opts.timeout)
         if opts.localhost_nodeports:
-            spawn(paths, "nodeport-forwarder", [
+            write_unit(paths, "nodeport-forwarder", [
                 *_svcnet(), "_forward-nodeports", "--kubeconfig", str(paths.kubeconfig),
                 "--target", topo.nodes[0].ip])
+            reload_supervisor(paths)
         with progress.step("NodePorts answering"):
             await wait_node_ports(client, topo, opts)
         (paths.config).write_text(json.dumps({
