@@ -1,11 +1,15 @@
 """Node controllers of the control plane: pod CIDR assignment and node lifecycle.
 
-**Node IPAM** (kube-controller-manager's ``nodeipam``, range allocator): every Node gets a
-``spec.podCIDR`` (and ``podCIDRs``), a /24 out of the cluster CIDR (10.244.0.0/16 by default).
-A node agent may ask for a specific one when it registers (``svcnet up`` gives node ``i``
-``10.244.<i>.0/24``); that subnet is then recorded as taken. Subnets are allocation keys in the
-store like ClusterIPs (see svcnet/allocators/allocator.py), so two control planes never give one
-subnet to two nodes. A deleted Node's subnet is released.
+**Node IPAM** (kube-controller-manager's ``nodeipam`` range allocator,
+``pkg/controller/nodeipam/ipam/range_allocator.go`` and ``cidrset/cidr_set.go``): every Node gets
+a ``spec.podCIDR`` (and ``podCIDRs``), a /24 out of the cluster CIDR (10.244.0.0/16 by default).
+As upstream, the set of subnets in use is kept in memory (:class:`CIDRSet`) and rebuilt from the
+Nodes themselves: the informer's first list marks every Node's subnet used before any is handed
+out, so the API is the only record and the controller talks to nothing else. A node agent may
+ask for a specific subnet when it registers (``svcnet up`` gives node ``i`` ``10.244.<i>.0/24``);
+it is then marked used (a warning Event if another Node already has it). A deleted Node's subnet
+is freed. One controller instance hands subnets out at a time (the controller manager is one
+process; with several servers it is the leader-elected one).
 
 **Node lifecycle** (``nodelifecycle``): node agents renew a Lease in ``kube-node-lease`` every
 few seconds. A node whose lease (or, lacking one, whose Ready condition heartbeat) is older than
@@ -20,19 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from svcnet.allocators.allocator import AllocationError, Owner, RangeFull, StoreAllocator
-from svcnet.allocators.ranges import SubnetRange
 from svcnet.api.errors import StatusError
 from svcnet.client.controller import Controller, RequeueError
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import EventHandler, Informer, object_key
 from svcnet.client.rest import LEASES, NODES, PODS, PatchType, RESTClient
-from svcnet.storage.interface import Store
 from svcnet.util.clock import Clock, RealClock, rfc3339
 
 log = logging.getLogger(__name__)
@@ -44,28 +46,90 @@ DEFAULT_GRACE: Final = timedelta(seconds=40)
 LEASE_NAMESPACE: Final = "kube-node-lease"
 
 
-def _owner(node: Mapping[str, Any]) -> Owner:
-    meta = node.get("metadata") or {}
-    return Owner("", str(meta.get("name", "")), str(meta.get("uid", "")))
+class CIDRSet:
+    """The subnets of size ``/prefix`` of ``cluster_cidr``, and which are in use (pure).
+
+    Subnet ``i`` is the ``i``-th one; subnet 0 (10.244.0.0/24) is never handed out: node ``i``
+    of a local cluster owns ``10.244.<i>.0/24`` and there is no node 0. The next free subnet is
+    searched from after the last one handed out, wrapping around, as cidr_set.go does.
+    """
+
+    def __init__(self, cluster_cidr: str, prefix: int = 24) -> None:
+        net = ipaddress.ip_network(cluster_cidr.strip(), strict=True)
+        if not net.prefixlen < prefix <= net.max_prefixlen:
+            raise ValueError(f"cannot cut {cluster_cidr} into /{prefix} subnets")
+        self.network = net
+        self.prefix = prefix
+        self.size = min(1 << (prefix - net.prefixlen), 1 << 16)
+        self._used: set[int] = set()
+        self._next = 1
+
+    def describe(self) -> str:
+        return f"{self.network} in /{self.prefix} subnets"
+
+    def index_of(self, cidr: str) -> int | None:
+        """The subnet's index, or None if it is not one of this set's subnets."""
+        try:
+            net = ipaddress.ip_network(cidr, strict=True)
+        except ValueError:
+            return None
+        if net.version != self.network.version or net.prefixlen != self.prefix:
+            return None
+        offset = (int(net.network_address) - int(self.network.network_address)) >> (
+            net.max_prefixlen - self.prefix)
+        return offset if 0 < offset < self.size else None
+
+    def subnet(self, index: int) -> str:
+        step = 1 << (self.network.max_prefixlen - self.prefix)
+        return f"{self.network.network_address + index * step}/{self.prefix}"
+
+    def occupy(self, cidr: str) -> bool:
+        """Mark ``cidr`` used; False if it is outside the set."""
+        index = self.index_of(cidr)
+        if index is None:
+            return False
+        self._used.add(index)
+        return True
+
+    def release(self, cidr: str) -> None:
+        index = self.index_of(cidr)
+        if index is not None:
+            self._used.discard(index)
+
+    def allocate_next(self) -> str | None:
+        """The next free subnet, now used; None when every one is."""
+        for step in range(self.size - 1):
+            index = (self._next - 1 + step) % (self.size - 1) + 1
+            if index not in self._used:
+                self._used.add(index)
+                self._next = index % (self.size - 1) + 1
+                return self.subnet(index)
+        return None
+
+
+def _pod_cidrs(node: Mapping[str, Any]) -> list[str]:
+    spec = node.get("spec") or {}
+    cidrs = [str(c) for c in spec.get("podCIDRs") or []]
+    return cidrs or ([str(spec["podCIDR"])] if spec.get("podCIDR") else [])
 
 
 class NodeIPAMController:
-    def __init__(self, client: RESTClient, store: Store, cluster_cidr: str = "10.244.0.0/16",
+    def __init__(self, client: RESTClient, cluster_cidr: str = "10.244.0.0/16",
                  *, node_prefix: int = 24, clock: Clock | None = None,
                  nodes: Informer | None = None) -> None:
         self._client = client
         self._clock: Clock = clock or RealClock()
-        self.range = SubnetRange.parse(cluster_cidr, node_prefix)
-        self.allocator = StoreAllocator(store, self.range, clock=self._clock)
+        self.cidrs = CIDRSet(cluster_cidr, node_prefix)
+        # node name -> the subnet this controller (or the node) holds for it
+        self._holders: dict[str, str] = {}
         self.nodes = nodes or Informer(client, NODES, clock=clock, name="nodes")
         self.recorder = EventRecorder(client, IPAM_COMPONENT, clock=self._clock)
         self.controller = Controller(IPAM_COMPONENT, self.sync, informers=[self.nodes],
                                      clock=self._clock)
         self.nodes.add_handler(EventHandler(
-            on_add=lambda n: self.controller.queue.add(object_key(n)),
-            on_update=lambda _o, n: self.controller.queue.add(object_key(n)),
+            on_add=self._on_add,
+            on_update=lambda _o, n: self._on_add(n),
             on_delete=self._on_delete))
-        self._deleted: list[Obj] = []
 
     def start(self) -> None:
         self.nodes.start()
@@ -75,48 +139,54 @@ class NodeIPAMController:
         await self.controller.stop()
         await self.nodes.stop()
 
-    def _on_delete(self, node: Obj) -> None:
-        self._deleted.append(node)
+    def _on_add(self, node: Obj) -> None:
+        # Every Node's subnet is marked used as the cache learns of it, so the first list
+        # has marked all of them before the controller (which waits for the sync) hands any out.
+        name = str((node.get("metadata") or {}).get("name", ""))
+        for cidr in _pod_cidrs(node)[:1]:
+            if self._holders.get(name) != cidr and cidr not in self._holders.values():
+                self.cidrs.occupy(cidr)
+                self._holders[name] = cidr
         self.controller.queue.add(object_key(node))
+
+    def _on_delete(self, node: Obj) -> None:
+        name = str((node.get("metadata") or {}).get("name", ""))
+        held = self._holders.pop(name, None)
+        if held is not None and held not in self._holders.values():
+            self.cidrs.release(held)
 
     async def sync(self, key: str) -> None:
         node = self.nodes.get(key)
         if node is None:
-            for gone in [n for n in self._deleted if object_key(n) == key]:
-                for cidr in (gone.get("spec") or {}).get("podCIDRs") or []:
-                    await self.allocator.release(cidr, _owner(gone))
-                self._deleted.remove(gone)
             return
-        spec = node.get("spec") or {}
-        owner = _owner(node)
-        cidr = spec.get("podCIDR") or ""
+        cidr = next(iter(_pod_cidrs(node)), "")
         if cidr:
-            # Registered with a subnet of its own choosing: make sure it is recorded as ours.
-            current = await self.allocator.get(cidr)
-            if current is None and self.allocator.contains(cidr):
-                try:
-                    await self.allocator.allocate(cidr, owner)
-                except AllocationError as e:
-                    await self.recorder.warning(node, "CIDRNotAvailable",
-                                                f"pod CIDR {cidr} of node {key}: {e}")
-            elif current is not None and current.owner.name != owner.name:
+            holder = next((n for n, c in self._holders.items() if c == cidr and n != key), None)
+            if holder is not None:
                 await self.recorder.warning(node, "CIDRNotAvailable",
-                                            f"pod CIDR {cidr} is already used by node "
-                                            f"{current.owner.name}")
+                                            f"pod CIDR {cidr} is already used by node {holder}")
+            elif self.cidrs.index_of(cidr) is None:
+                await self.recorder.warning(node, "CIDRNotAvailable",
+                                            f"pod CIDR {cidr} of node {key} is not in "
+                                            + self.cidrs.describe())
             return
-        try:
-            cidr = await self.allocator.allocate_next(owner, allowed=range(1, self.range.size))
-        except RangeFull:
-            await self.recorder.warning(node, "CIDRNotAvailable",
-                                        "no pod CIDR is left in " + self.range.describe())
-            raise RequeueError("pod CIDR range is full") from None
+        if key in self._holders:
+            cidr = self._holders[key]  # handed out, the Node's update not seen yet
+        else:
+            picked = self.cidrs.allocate_next()
+            if picked is None:
+                await self.recorder.warning(node, "CIDRNotAvailable",
+                                            "no pod CIDR is left in " + self.cidrs.describe())
+                raise RequeueError("pod CIDR range is full")
+            cidr = self._holders[key] = picked
         try:
             await self._client.patch(NODES, "", key, {"spec": {"podCIDR": cidr,
                                                                "podCIDRs": [cidr]}},
                                      patch_type=PatchType.MERGE)
         except StatusError as e:
-            await self.allocator.release(cidr, owner)
             if e.code == 404:
+                self._holders.pop(key, None)
+                self.cidrs.release(cidr)
                 return
             raise
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from tests.e2e.conftest import Cluster
+from tests.e2e.conftest import Cluster, start_server, stop_server
 
 
 def wait_for(fn: Callable[[], Any], timeout: float = 15.0) -> Any:
@@ -98,3 +99,38 @@ def test_pod_bound_to_a_missing_node_stays_pending(cluster: Cluster) -> None:
     assert pod["spec"]["nodeName"] == "no-such-node"
     assert pod["status"]["phase"] == "Pending"
     assert not pod["status"].get("containerStatuses")
+
+
+def pod_cidr_of(cluster: Cluster, name: str) -> Callable[[], Any]:
+    return lambda: (get(cluster, "node", name) or {}).get("spec", {}).get("podCIDR")
+
+
+def test_pod_cidrs_survive_a_restart_and_a_claimed_one_is_refused(tmp_path: Path) -> None:
+    """The CIDR set lives in the controller's memory, rebuilt from the Nodes: after a restart
+    a new Node never gets a subnet an existing Node has, and a Node that registers claiming
+    another's subnet gets a CIDRNotAvailable warning."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    proc = start_server(tmp_path)
+    try:
+        cluster = Cluster(tmp_path, tmp_path / "kubeconfig", proc, tmp_path / "kcache")
+        for name in ("keep-1", "keep-2"):
+            cluster.kubectl("apply", "-f", "-", stdin=NODE.format(name=name, disk="x", now=now))
+        before = {n: wait_for(pod_cidr_of(cluster, n)) for n in ("keep-1", "keep-2")}
+    finally:
+        assert stop_server(proc) == 0
+    proc = start_server(tmp_path)
+    try:
+        cluster = Cluster(tmp_path, tmp_path / "kubeconfig", proc, tmp_path / "kcache")
+        cluster.kubectl("apply", "-f", "-", stdin=NODE.format(name="new", disk="x", now=now))
+        fresh = wait_for(pod_cidr_of(cluster, "new"))
+        assert fresh not in before.values()
+        claimed = NODE.format(name="thief", disk="x", now=now).replace(
+            "\nstatus:\n", f"\nspec:\n  podCIDR: {before['keep-1']}\n  podCIDRs: "
+                         f"[{before['keep-1']}]\nstatus:\n", 1)
+        cluster.kubectl("apply", "-f", "-", stdin=claimed)
+        events = wait_for(lambda: [e for e in (get(cluster, "events", "-A") or {"items": []})[
+            "items"] if e["involvedObject"]["name"] == "thief"
+            and e["reason"] == "CIDRNotAvailable"])
+        assert "already used by node keep-1" in events[0]["message"]
+    finally:
+        assert stop_server(proc) == 0

@@ -1,4 +1,4 @@
-"""Pure decisions of the scheduler and the node lifecycle controller; SubnetRange."""
+"""Pure decisions of the scheduler and the node controllers (lifecycle, pod CIDR set)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from svcnet.allocators.ranges import SubnetRange
-from svcnet.controllers.nodes import stale_nodes
+from svcnet.controllers.nodes import CIDRSet, stale_nodes
 from svcnet.controllers.scheduler import choose_node, needs_scheduling
 
 Obj = dict[str, Any]
@@ -104,13 +103,24 @@ def test_stale_nodes(nodes: list[Obj], leases: dict[str, Obj], expected: list[st
     assert stale_nodes(nodes, leases, NOW, timedelta(seconds=40)) == expected
 
 
-def test_subnet_range() -> None:
-    r = SubnetRange.parse("10.244.0.0/16")
+def test_cidr_set_indexes() -> None:
+    r = CIDRSet("10.244.0.0/16")
     assert r.size == 256
-    assert r.item_at(1) == "10.244.1.0/24" and r.item_at(255) == "10.244.255.0/24"
-    assert r.offset_of("10.244.7.0/24") == 7
-    assert r.offset_of("10.244.0.0/24") is None, "node i owns 10.244.i.0/24; no node 0"
+    assert r.subnet(1) == "10.244.1.0/24" and r.subnet(255) == "10.244.255.0/24"
+    assert r.index_of("10.244.7.0/24") == 7
+    assert r.index_of("10.244.0.0/24") is None, "node i owns 10.244.i.0/24; no node 0"
     for outside in ("10.245.0.0/24", "10.244.1.0/25", "10.244.1.1/24", "junk"):
-        assert r.offset_of(outside) is None
+        assert r.index_of(outside) is None
     with pytest.raises(ValueError):
-        SubnetRange.parse("10.244.0.0/24", 16)
+        CIDRSet("10.244.0.0/24", 16)
+
+
+def test_cidr_set_hands_out_each_subnet_once_and_wraps() -> None:
+    r = CIDRSet("10.244.0.0/22")  # subnets 1..3 can be handed out
+    assert r.occupy("10.244.2.0/24")
+    assert not r.occupy("10.245.0.0/24")
+    assert [r.allocate_next(), r.allocate_next()] == ["10.244.1.0/24", "10.244.3.0/24"]
+    assert r.allocate_next() is None
+    r.release("10.244.1.0/24")
+    assert r.allocate_next() == "10.244.1.0/24"
+    assert r.allocate_next() is None
