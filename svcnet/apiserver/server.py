@@ -65,14 +65,7 @@ from svcnet.apiserver.connections import (
 from svcnet.apiserver.handlers import Context, Handlers, Served, status_response
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import RESTClient
-from svcnet.controllers.deployment import DeploymentController
-from svcnet.controllers.endpoints import EndpointsController
-from svcnet.controllers.endpointslice import EndpointSliceController
-from svcnet.controllers.gc import GarbageCollector
-from svcnet.controllers.lb_ipam import LoadBalancerIPController
-from svcnet.controllers.nodes import NodeIPAMController, NodeLifecycleController
-from svcnet.controllers.replicaset import ReplicaSetController
-from svcnet.controllers.scheduler import Scheduler
+from svcnet.controllers.manager import USER_AGENT, ControllerConfig, ControllerManager
 from svcnet.registry.generic import Registry
 from svcnet.registry.lb_ipam import LoadBalancerIPAM
 from svcnet.registry.repair import repair
@@ -189,7 +182,7 @@ class APIServer:
         self.url = ""
         self.registries: dict[str, Registry] = {}
         self._controller_client: RESTClient | None = None
-        self.controllers: list[Any] = []
+        self.controller_manager: ControllerManager | None = None
         self.connections = ConnectionGate(config.max_connections)
         self._stopping = False
 
@@ -272,11 +265,8 @@ class APIServer:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
-        for controller in reversed(self.controllers):
-            try:
-                await controller.stop()
-            except Exception:
-                log.exception("stopping %s failed", type(controller).__name__)
+        if self.controller_manager is not None:
+            await self.controller_manager.stop()
         if self._controller_client is not None:
             await self._controller_client.close()
         if self._runner is not None:
@@ -360,22 +350,12 @@ class APIServer:
     def _start_controllers(self) -> None:
         """Controllers talk to this server over HTTPS like any client (DESIGN §1)."""
         client = RESTClient.from_kubeconfig(load_kubeconfig(self.kubeconfig_path),
-                                            user_agent="svcnet-controller-manager/0.1.0")
+                                            user_agent=USER_AGENT)
         self._controller_client = client
-        self.controllers = [
-            LoadBalancerIPController.from_client(client, self.lb, clock=self.clock),
-            Scheduler.from_client(client, clock=self.clock),
-            NodeIPAMController(client, self.store, self.config.cluster_cidr,
-                               clock=self.clock),
-            NodeLifecycleController(client, grace=self.config.node_grace, clock=self.clock),
-            EndpointSliceController.from_client(client, clock=self.clock),
-            EndpointsController.from_client(client, clock=self.clock),
-            ReplicaSetController.from_client(client, clock=self.clock),
-            DeploymentController.from_client(client, clock=self.clock),
-            GarbageCollector.from_client(client, clock=self.clock),
-        ]
-        for controller in self.controllers:
-            controller.start()
+        self.controller_manager = ControllerManager(
+            client, self.lb, ControllerConfig(self.config.cluster_cidr, self.config.node_grace),
+            clock=self.clock)
+        self.controller_manager.start()
 
     async def _bootstrap_loop(self, advertise: str, port: int) -> None:
         """Keep the system namespaces and default/kubernetes present, as kube-apiserver's

@@ -20,7 +20,7 @@ level-triggered :meth:`LoadBalancerIPController.sync`, which
      On an uncertain outcome (5xx, connection lost) nothing is released: the write may have
      committed, and leaking an address until the repair loop reclaims it is better than handing
      it out twice (allocation principle 9). A Normal ``IPAllocated`` Event reports success.
-     If ``assign`` refuses (:class:`~svcnet.registry.lb_ipam.AssignmentError`, e.g. the pools are
+     If ``assign`` refuses (:class:`~svcnet.api.lbips.AssignmentError`, e.g. the pools are
      exhausted) a Warning Event with the error's reason (``AllocationFailed``) is recorded on the
      Service and the key is retried with back-off; the Service stays pending meanwhile.
    * :class:`Clear`: the Service no longer wants our addresses (its type changed, it has a
@@ -44,19 +44,18 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from svcnet.api.errors import StatusError
+from svcnet.api.lbips import (
+    ANNOTATION_POOL,
+    AssignmentError,
+    ingress_ips,
+    requested_ips,
+    wants_load_balancer_ips,
+)
 from svcnet.client.controller import Controller, RequeueError
 from svcnet.client.events import EventRecorder, EventSink
 from svcnet.client.informer import EventHandler, Informer, object_key
 from svcnet.client.rest import GVR, SERVICES, RESTClient
 from svcnet.client.workqueue import RateLimitingQueue
-from svcnet.registry.lb_ipam import (
-    ANNOTATION_POOL,
-    AssignmentError,
-    LoadBalancerIPAM,
-    ingress_ips,
-    requested_ips,
-    wants_load_balancer_ips,
-)
 from svcnet.util.clock import Clock, RealClock
 
 __all__ = [
@@ -185,6 +184,21 @@ class ServiceStatusClient(EventSink, Protocol):
                             field_manager: str = "") -> Obj: ...
 
 
+class AddressManager(Protocol):
+    """The pools' bookkeeping this controller drives (the API server's
+    :class:`svcnet.registry.lb_ipam.LoadBalancerIPAM` fits): it decides which addresses a
+    Service gets and records them store-arbitrated, so two control planes never hand out one
+    address twice; this controller decides *when*, and writes Service status over the API."""
+
+    def pool_name_of(self, ip: str) -> str | None: ...
+
+    async def assign(self, svc: Obj) -> list[str]:
+        """The addresses ``svc`` should have, now held for it; AssignmentError if none."""
+        ...
+
+    async def release(self, svc: Obj, ips: Sequence[str]) -> None: ...
+
+
 class LoadBalancerIPController:
     """Assigns LoadBalancer IPs from ``ipam`` into Service status (see the module doc).
 
@@ -193,7 +207,7 @@ class LoadBalancerIPController:
     Use :meth:`from_client` to build the usual one.
     """
 
-    def __init__(self, client: ServiceStatusClient, ipam: LoadBalancerIPAM,
+    def __init__(self, client: ServiceStatusClient, ipam: AddressManager,
                  services: Informer, *, clock: Clock | None = None, workers: int = 1,
                  recorder: EventRecorder | None = None) -> None:
         self._client = client
@@ -211,7 +225,7 @@ class LoadBalancerIPController:
         services.add_handler(self.handler)
 
     @classmethod
-    def from_client(cls, client: RESTClient, ipam: LoadBalancerIPAM, *,
+    def from_client(cls, client: RESTClient, ipam: AddressManager, *,
                     clock: Clock | None = None, resync_period: float = DEFAULT_RESYNC,
                     workers: int = 1) -> LoadBalancerIPController:
         """The usual wiring: a Service informer over ``client``, which also does the writes."""
@@ -262,8 +276,7 @@ class LoadBalancerIPController:
     # -- sync -------------------------------------------------------------------------------
 
     def _pool_of(self, ip: str) -> str | None:
-        pa = self.ipam.pool_of(ip)
-        return pa.pool.name if pa is not None else None
+        return self.ipam.pool_name_of(ip)
 
     async def sync(self, key: str) -> None:
         svc = self.services.get(key)

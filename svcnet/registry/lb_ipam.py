@@ -30,6 +30,12 @@ from svcnet.allocators.allocator import (
     StoreAllocator,
 )
 from svcnet.allocators.ranges import AddressPool, parse_pools
+from svcnet.api.lbips import (
+    ANNOTATION_POOL,
+    AssignmentError,
+    ingress_ips,
+    requested_ips,
+)
 from svcnet.api.names import ip_family_of
 from svcnet.registry.service_alloc import owner_of
 from svcnet.storage.interface import Store
@@ -37,41 +43,10 @@ from svcnet.util.clock import Clock
 
 Obj = dict[str, Any]
 
-ANNOTATION_IPS = "metallb.io/loadBalancerIPs"
-ANNOTATION_POOL = "metallb.io/address-pool"
-
-
-class AssignmentError(Exception):
-    """Why a Service cannot get its addresses now; ``reason`` becomes the Event reason."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
 @dataclass(frozen=True, slots=True)
 class PoolAllocator:
     pool: AddressPool
     allocator: StoreAllocator
-
-
-def wants_load_balancer_ips(svc: Obj) -> bool:
-    spec = svc.get("spec") or {}
-    return spec.get("type") == "LoadBalancer" and not spec.get("loadBalancerClass")
-
-
-def requested_ips(svc: Obj) -> list[str]:
-    meta = svc.get("metadata") or {}
-    annotation = (meta.get("annotations") or {}).get(ANNOTATION_IPS, "")
-    if annotation.strip():
-        return [ip.strip() for ip in annotation.split(",") if ip.strip()]
-    legacy = (svc.get("spec") or {}).get("loadBalancerIP", "")
-    return [legacy.strip()] if legacy and legacy.strip() else []
-
-
-def ingress_ips(svc: Obj) -> list[str]:
-    lb = (svc.get("status") or {}).get("loadBalancer") or {}
-    return [i["ip"] for i in lb.get("ingress") or [] if i.get("ip")]
 
 
 class LoadBalancerIPAM:
@@ -83,6 +58,11 @@ class LoadBalancerIPAM:
         self.pools = [PoolAllocator(p, StoreAllocator(store, p, name=p.name, clock=clock,
                                                        rng=rng, holder=holder))
                       for p in parsed]
+
+    def pool_name_of(self, ip: str) -> str | None:
+        """The name of the pool ``ip`` belongs to, if any."""
+        pa = self.pool_of(ip)
+        return pa.pool.name if pa is not None else None
 
     def pool_of(self, ip: str) -> PoolAllocator | None:
         for pa in self.pools:

@@ -38,7 +38,8 @@ from svcnet.allocators.allocator import (
     Owner,
     StoreAllocator,
 )
-from svcnet.registry.lb_ipam import LoadBalancerIPAM, ingress_ips
+from svcnet.api.lbips import ingress_ips
+from svcnet.registry.lb_ipam import LoadBalancerIPAM
 from svcnet.registry.service_alloc import ServiceAllocators, held_cluster_ips, owner_of
 from svcnet.storage.interface import Store
 from svcnet.util.clock import Clock, RealClock

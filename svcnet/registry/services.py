@@ -19,8 +19,9 @@ from typing import Any, ClassVar
 from svcnet.allocators.operation import Operation
 from svcnet.api import services as api
 from svcnet.api.errors import FieldError, invalid_error
+from svcnet.api.lbips import ingress_ips
 from svcnet.registry.generic import BaseStrategy, Registry
-from svcnet.registry.lb_ipam import LoadBalancerIPAM, ingress_ips
+from svcnet.registry.lb_ipam import LoadBalancerIPAM
 from svcnet.registry.service_alloc import ServiceAllocators, owner_of
 from svcnet.storage.interface import Store
 from svcnet.util.clock import Clock

@@ -242,14 +242,14 @@ async def test_lb_requests(env: Env, annotations: dict[str, str], spec: Obj,
     if error is None:
         assert await env.lb.assign(created) == expected
     else:
-        from svcnet.registry.lb_ipam import AssignmentError
+        from svcnet.api.lbips import AssignmentError
 
         with pytest.raises(AssignmentError, match=error):
             await env.lb.assign(created)
 
 
 async def test_lb_pool_exhaustion_names_the_pool(env: Env) -> None:
-    from svcnet.registry.lb_ipam import AssignmentError
+    from svcnet.api.lbips import AssignmentError
 
     for i in range(3):
         svc = await env.registry.create("default", make_service(f"s{i}", type="LoadBalancer"))

@@ -69,7 +69,8 @@ async def client(tmp_path: Path) -> AsyncIterator[RESTClient]:
                        store=MemoryStore())
     await server.start()
     rest = RESTClient.from_kubeconfig(load_kubeconfig(server.kubeconfig_path))
-    running = {type(c) for c in server.controllers}
+    assert server.controller_manager is not None
+    running = {type(c) for c in server.controller_manager.controllers}
     ours: list[EndpointSliceController | EndpointsController] = []
     if EndpointSliceController not in running:
         ours.append(EndpointSliceController.from_client(rest))

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from svcnet.api.errors import StatusError
+from svcnet.api.lbips import ANNOTATION_IPS, ANNOTATION_POOL
 from svcnet.client.controller import RequeueError
 from svcnet.client.informer import EventHandler, Informer, object_key
 from svcnet.client.rest import GVR, SERVICES, ObjectList, PatchType, TransportError
@@ -36,7 +37,7 @@ from svcnet.controllers.lb_ipam import (
     plan,
     with_ingress,
 )
-from svcnet.registry.lb_ipam import ANNOTATION_IPS, ANNOTATION_POOL, LoadBalancerIPAM
+from svcnet.registry.lb_ipam import LoadBalancerIPAM
 from svcnet.storage.memory import MemoryStore
 from svcnet.util.clock import FakeClock
 

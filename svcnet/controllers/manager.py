@@ -1,0 +1,75 @@
+"""The controller manager: every control-plane controller, built over one API client.
+
+As kube-controller-manager, it is a client of the API server like any other (DESIGN §1): the
+controllers read through informers and write over HTTPS. The one thing it is handed besides a
+client is the LoadBalancer address bookkeeping (:class:`~.lb_ipam.AddressManager`), whose
+allocations are store-arbitrated by the API server's registry so that no address is handed out
+twice, whichever server's controllers run. Keeping the wiring here, apart from the API server,
+is what lets one process run the controllers only while it holds a leadership lease.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from svcnet.client.rest import RESTClient
+from svcnet.controllers.deployment import DeploymentController
+from svcnet.controllers.endpoints import EndpointsController
+from svcnet.controllers.endpointslice import EndpointSliceController
+from svcnet.controllers.gc import GarbageCollector
+from svcnet.controllers.lb_ipam import AddressManager, LoadBalancerIPController
+from svcnet.controllers.nodes import DEFAULT_GRACE, NodeIPAMController, NodeLifecycleController
+from svcnet.controllers.replicaset import ReplicaSetController
+from svcnet.controllers.scheduler import Scheduler
+from svcnet.util.clock import Clock, RealClock
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "svcnet-controller-manager/0.1.0"
+
+
+class Runnable(Protocol):
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    cluster_cidr: str = "10.244.0.0/16"
+    node_grace: timedelta = DEFAULT_GRACE
+
+
+class ControllerManager:
+    """Builds, starts and stops the controllers, in that order (stopped in reverse)."""
+
+    def __init__(self, client: RESTClient, lb_addresses: AddressManager,
+                 config: ControllerConfig | None = None, *, clock: Clock | None = None) -> None:
+        config = config or ControllerConfig()
+        clock = clock or RealClock()
+        self.client = client
+        self.controllers: list[Runnable] = [
+            LoadBalancerIPController.from_client(client, lb_addresses, clock=clock),
+            Scheduler.from_client(client, clock=clock),
+            NodeIPAMController(client, config.cluster_cidr, clock=clock),
+            NodeLifecycleController(client, grace=config.node_grace, clock=clock),
+            EndpointSliceController.from_client(client, clock=clock),
+            EndpointsController.from_client(client, clock=clock),
+            ReplicaSetController.from_client(client, clock=clock),
+            DeploymentController.from_client(client, clock=clock),
+            GarbageCollector.from_client(client, clock=clock),
+        ]
+
+    def start(self) -> None:
+        for controller in self.controllers:
+            controller.start()
+
+    async def stop(self) -> None:
+        for controller in reversed(self.controllers):
+            try:
+                await controller.stop()
+            except Exception:
+                log.exception("stopping %s failed", type(controller).__name__)
