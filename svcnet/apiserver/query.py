@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping
 
 from svcnet.api.errors import bad_request
-from svcnet.apiserver.body import valid_text
+from svcnet.api.yamljson import valid_text
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1

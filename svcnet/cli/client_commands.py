@@ -44,6 +44,7 @@ import yaml
 from svcnet.api.errors import StatusError, go_quote
 from svcnet.apiserver.resources import RESOURCES, Resource
 from svcnet.apiserver.tables import human_duration
+from svcnet.cli.manifests import load_manifests
 from svcnet.client.kubeconfig import KubeConfig, KubeconfigError, load_kubeconfig
 from svcnet.client.rest import GVR, RESTClient, TransportError, status_error_from
 
@@ -789,9 +790,7 @@ def _run(ctx: click.Context, kubeconfig: Path | None, namespace: str | None,
          work: _Work) -> None:
     """Run ``work`` against the API and exit: 0 if it returns True, else 1.
 
-    Failures are printed here, once, in kubectl's words. This exits through SystemExit rather
-    than raising ``Failure``: under ``python -m svcnet.cli.main`` that class exists twice (the
-    ``__main__`` copy and the imported one) and the wrong copy would exit with status 2.
+    Failures are printed here, once, in kubectl's words, and exit through SystemExit.
     """
     server = ""
     try:
@@ -859,9 +858,6 @@ def _source_name(path: Path) -> str:
 
 def _manifests(files: Sequence[Path]) -> list[tuple[Path, Obj]]:
     """Every object of every file; the first unreadable file fails the command."""
-    # Imported here: the command module imports this one to register the commands.
-    from svcnet.cli.main import load_manifests
-
     out: list[tuple[Path, Obj]] = []
     for path in files:
         try:

@@ -8,43 +8,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
-import yaml
 
 from svcnet import __version__
 from svcnet.api.errors import StatusError
 from svcnet.api.kinds import check_object
 from svcnet.api.schema import decode, strict_error
 from svcnet.cli.client_commands import apply, delete, describe, exec_, explain, get, logs
-
-
-class Failure(click.ClickException):
-    """A one-line failure: printed as ``error: <message>``, exit code 1."""
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
-
-
-def load_manifests(path: Path) -> list[dict[str, Any]]:
-    """Every object in a YAML/JSON file (multi-document; ``kind: List`` expanded)."""
-    try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text()
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except OSError as e:
-        raise Failure(f"cannot read {path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise Failure(f"{path}: invalid YAML: {e}".replace("\n", " ")) from None
-    out: list[dict[str, Any]] = []
-    for doc in docs:
-        if isinstance(doc, dict) and doc.get("kind") == "List":
-            out.extend(i for i in doc.get("items") or [] if isinstance(i, dict))
-        elif isinstance(doc, dict):
-            out.append(doc)
-        else:
-            raise Failure(f"{path}: every document must be an object, got {type(doc).__name__}")
-    return out
+from svcnet.cli.manifests import Failure, load_manifests
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

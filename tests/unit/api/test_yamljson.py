@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from svcnet.api.errors import StatusError
-from svcnet.apiserver.body import MAX_DEPTH, decode_bytes
+from svcnet.api.yamljson import MAX_DEPTH, decode_bytes
 from svcnet.apiserver.query import decode_continue, encode_continue, parse_int64
 
 
