@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import SERVICES, PatchType, RESTClient
 from tests.conftest import require_binary
 from tests.e2e.conftest import ROOT, Cluster
+from tests.waiting import wait_for
 
 Obj = dict[str, Any]
 
@@ -164,14 +164,6 @@ def test_get_missing_object_is_an_error(cluster: Cluster) -> None:
 
 
 # ============================================================================== describe
-
-
-def wait_for(predicate: Any, what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def stamp(when: datetime) -> str:

@@ -21,6 +21,7 @@ import pytest
 
 from svcnet.node.names import ClusterNames
 from tests.conftest import require_root
+from tests.waiting import run
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "e8"
@@ -79,8 +80,7 @@ def test_lb_ip_fails_over_when_its_node_goes_away(home: Path) -> None:
     names = ClusterNames.for_cluster(NAME)
     env = dict(os.environ, KUBECONFIG=str(home / NAME / "kubeconfig"),
                KUBECACHEDIR=str(home / "kcache"))
-    svc = json.loads(subprocess.run(["kubectl", "get", "svc", "web", "-o", "json"], env=env,
-                                    capture_output=True, text=True, check=True).stdout)
+    svc = json.loads(run(["kubectl", "get", "svc", "web", "-o", "json"], env=env).stdout)
     ip = svc["status"]["loadBalancer"]["ingress"][0]["ip"]
     deadline = time.monotonic() + 20
     while (first := announcer(names, ip)) is None or not reachable(ip):
@@ -89,8 +89,7 @@ def test_lb_ip_fails_over_when_its_node_goes_away(home: Path) -> None:
     # The announcing node "crashes": its agent is killed and its uplink goes down.
     pid = json.loads((home / NAME / "pids" / f"node-{first}.json").read_text())["pid"]
     os.kill(pid, signal.SIGKILL)
-    subprocess.run(["ip", "-n", names.node_netns(first), "link", "set", "eth0", "down"],
-                   check=True)
+    run(["ip", "-n", names.node_netns(first), "link", "set", "eth0", "down"])
     down_at = time.monotonic()
     other = 3 - first
     deadline = down_at + 60

@@ -9,11 +9,11 @@ import re
 import ssl
 import time
 import urllib.request
-from typing import Any
 
 from svcnet.api.errors import StatusError, is_namespace_terminating, namespace_terminating_error
 from tests.e2e.conftest import Cluster
 from tests.e2e.test_http_errors import request
+from tests.waiting import wait_for
 
 NS = "term-e2e"
 
@@ -33,16 +33,6 @@ def metric(cluster: Cluster, resource: str, code: int) -> float:
     return total
 
 
-def wait_for(what: str, check: Any, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 def test_controllers_stop_writing_into_a_terminating_namespace(cluster: Cluster) -> None:
     code, _ = request(cluster, "POST", "/api/v1/namespaces", json.dumps(
         {"apiVersion": "v1", "kind": "Namespace",
@@ -53,10 +43,10 @@ def test_controllers_stop_writing_into_a_terminating_namespace(cluster: Cluster)
     assert request(cluster, "POST", f"/api/v1/namespaces/{NS}/services",
                    json.dumps(svc).encode())[0] == 201
     slices = f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices"
-    (slice_obj,) = wait_for("the Service's EndpointSlice",
-                            lambda: request(cluster, "GET", slices)[1]["items"])
-    wait_for("the Service's Endpoints", lambda: request(
-        cluster, "GET", f"/api/v1/namespaces/{NS}/endpoints/web")[0] == 200)
+    (slice_obj,) = wait_for(lambda: request(cluster, "GET", slices)[1]["items"],
+                            "the Service's EndpointSlice", timeout=20)
+    wait_for(lambda: request(cluster, "GET", f"/api/v1/namespaces/{NS}/endpoints/web")[0]
+             == 200, "the Service's Endpoints", timeout=20)
 
     code, ns = request(cluster, "DELETE", f"/api/v1/namespaces/{NS}")
     assert code == 200 and ns["metadata"].get("deletionTimestamp"), ns
@@ -73,9 +63,9 @@ def test_controllers_stop_writing_into_a_terminating_namespace(cluster: Cluster)
               metric(cluster, "endpoints", 403))
     assert request(cluster, "DELETE", f"{slices}/{slice_obj['metadata']['name']}")[0] == 200
     assert request(cluster, "DELETE", f"/api/v1/namespaces/{NS}/endpoints/web")[0] == 200
-    wait_for("both controllers to try once", lambda: (
-        metric(cluster, "endpointslices", 403) > before[0]
-        and metric(cluster, "endpoints", 403) > before[1]))
+    wait_for(lambda: metric(cluster, "endpointslices", 403) > before[0]
+             and metric(cluster, "endpoints", 403) > before[1], "both controllers to try once",
+             timeout=20)
     time.sleep(1)
     settled = (metric(cluster, "endpointslices", 403),
                metric(cluster, "endpoints", 403))

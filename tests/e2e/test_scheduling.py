@@ -12,17 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.conftest import Cluster, start_server, stop_server
-
-
-def wait_for(fn: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
+from tests.waiting import wait_for
 
 
 def get(cluster: Cluster, *args: str) -> Any:

@@ -37,7 +37,9 @@ from svcnet.cluster.down import cluster_links, cluster_namespaces
 from svcnet.cluster.state import Paths, live_processes
 from svcnet.cluster.supervise import read_status
 from svcnet.node.names import ClusterNames
+from tests import waiting
 from tests.conftest import require, require_root
+from tests.waiting import run
 
 ROOT = Path(__file__).resolve().parents[2]
 SVCNET = [sys.executable, "-m", "svcnet.cli.main"]
@@ -136,10 +138,7 @@ def _ready(obj: Any) -> bool:
 
 def wait_for(what: str, cond: Callable[[], bool], timeout: float = 60,
              detail: Callable[[], str] = lambda: "") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"{what} within {timeout:g}s; {detail()}"
-        time.sleep(0.1)
+    waiting.wait_for(cond, what, timeout=timeout, detail=detail)
 
 
 @pytest.fixture(scope="module")
@@ -234,8 +233,7 @@ def test_each_process_killed_in_turn_comes_back_under_traffic(cluster: Cluster,
                          detail=lambda: str(cluster.components()))
             settle()
         # The restarted agents still program the data plane: a scale-up reaches every pod.
-        subprocess.run(["kubectl", "scale", "deployment/backend", "--replicas=4"],
-                       env=cluster.env(), check=True, capture_output=True)
+        run(["kubectl", "scale", "deployment/backend", "--replicas=4"], env=cluster.env())
         wait_for("4 backends available", lambda: cluster.kubectl(
             "get", "deployment", "backend").get("status", {}).get("availableReplicas") == 4)
         names = {p["metadata"]["name"] for p in cluster.kubectl(

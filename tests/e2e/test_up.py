@@ -24,6 +24,7 @@ import pytest
 from svcnet.cluster.down import cluster_links, cluster_namespaces
 from svcnet.node.names import ClusterNames
 from tests.conftest import require, require_root
+from tests.waiting import run
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "e7"
@@ -77,8 +78,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def kubectl(home: Path, *args: str) -> Any:
     env = dict(os.environ, KUBECONFIG=str(home / NAME / "kubeconfig"),
                KUBECACHEDIR=str(home / "kcache"))
-    r = subprocess.run(["kubectl", *args, "-o", "json"], capture_output=True, text=True,
-                       env=env, timeout=60, check=True)
+    r = run(["kubectl", *args, "-o", "json"], env=env, timeout=60)
     return json.loads(r.stdout)
 
 
@@ -229,8 +229,7 @@ def test_externalname_is_a_cname(home: Path) -> None:
                            "metadata": {"name": "upstream"},
                            "spec": {"type": "ExternalName",
                                     "externalName": "backend.default.svc.cluster.local"}})
-    subprocess.run(["kubectl", "apply", "-f", "-"], input=manifest, text=True, env=env,
-                   check=True, capture_output=True)
+    run(["kubectl", "apply", "-f", "-"], input=manifest, env=env)
     code = r"""
 import dns.resolver, time
 r = dns.resolver.Resolver(configure=False)
@@ -294,13 +293,10 @@ def test_scaling_and_rolling_update_under_load_fail_no_request(home: Path,
     try:
         time.sleep(1)
         for replicas in (6, 1, 3):
-            subprocess.run(["kubectl", "scale", "deployment/backend",
-                            f"--replicas={replicas}"], env=env, check=True,
-                           capture_output=True)
+            run(["kubectl", "scale", "deployment/backend", f"--replicas={replicas}"], env=env)
             settle(replicas)
             time.sleep(1)
-        subprocess.run(["kubectl", "set", "env", "deployment/backend", "ROLL=1"], env=env,
-                       check=True, capture_output=True)
+        run(["kubectl", "set", "env", "deployment/backend", "ROLL=1"], env=env)
         time.sleep(1)
         settle(3)
         time.sleep(1)
@@ -370,8 +366,7 @@ print(json.dumps(replies))
 def test_udp_flow_moves_off_a_deleted_endpoint(home: Path, tmp_path: Path) -> None:
     env = dict(os.environ, SVCNET_HOME=str(home), KUBECONFIG=str(home / NAME / "kubeconfig"),
                KUBECACHEDIR=str(home / "kcache"))
-    subprocess.run(["kubectl", "apply", "-f", "-"], input=UDP_ECHO, text=True, env=env,
-                   check=True, capture_output=True)
+    run(["kubectl", "apply", "-f", "-"], input=UDP_ECHO, env=env)
     deadline = time.monotonic() + 60
     while kubectl(home, "get", "deployment", "udp-echo").get("status", {}).get(
             "availableReplicas") != 2:
@@ -402,8 +397,7 @@ def test_udp_flow_moves_off_a_deleted_endpoint(home: Path, tmp_path: Path) -> No
     deleted: list[float] = []
 
     def delete_pinned() -> None:
-        subprocess.run(["kubectl", "delete", "pod", pinned, "--wait=false"], env=env,
-                       check=True, capture_output=True)
+        run(["kubectl", "delete", "pod", pinned, "--wait=false"], env=env)
         deleted.append(time.time())
 
     replies = run_client(6, delete_pinned)
@@ -412,8 +406,7 @@ def test_udp_flow_moves_off_a_deleted_endpoint(home: Path, tmp_path: Path) -> No
     assert pinned in before
     # Without the cleanup the entry would keep DNATing to the dead pod for 30 s or more.
     assert after and all(r is not None and r != pinned for r in after), replies[-20:]
-    subprocess.run(["kubectl", "delete", "-f", "-"], input=UDP_ECHO, text=True, env=env,
-                   check=True, capture_output=True)
+    run(["kubectl", "delete", "-f", "-"], input=UDP_ECHO, env=env)
 
 
 def _available_pods(pods: dict[str, Any]) -> int:
@@ -426,8 +419,7 @@ def test_rolling_update_of_4_never_drops_below_max_unavailable(home: Path,
                                                                tmp_path: Path) -> None:
     env = dict(os.environ, SVCNET_HOME=str(home), KUBECONFIG=str(home / NAME / "kubeconfig"),
                KUBECACHEDIR=str(home / "kcache"))
-    subprocess.run(["kubectl", "scale", "deployment/backend", "--replicas=4"], env=env,
-                   check=True, capture_output=True)
+    run(["kubectl", "scale", "deployment/backend", "--replicas=4"], env=env)
     deadline = time.monotonic() + 60
     while kubectl(home, "get", "deployment", "backend").get("status", {}).get(
             "availableReplicas") != 4:
@@ -440,8 +432,7 @@ def test_rolling_update_of_4_never_drops_below_max_unavailable(home: Path,
         [*SVCNET, "exec", "frontend", "--", sys.executable, "-c", CALLER, str(stop)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     time.sleep(1)
-    subprocess.run(["kubectl", "set", "env", "deployment/backend", "ROUND=4"], env=env,
-                   check=True, capture_output=True)
+    run(["kubectl", "set", "env", "deployment/backend", "ROUND=4"], env=env)
     time.sleep(1)
     deadline = time.monotonic() + 90
     while True:
@@ -480,8 +471,7 @@ def test_failing_template_stalls_with_progress_deadline(home: Path) -> None:
                KUBECACHEDIR=str(home / "kcache"))
     patch = {"spec": {"progressDeadlineSeconds": 5, "template": {"spec": {"containers": [
         {"name": "backend", "command": ["/nonexistent/server"]}]}}}}
-    subprocess.run(["kubectl", "patch", "deployment/backend", "-p", json.dumps(patch)],
-                   env=env, check=True, capture_output=True)
+    run(["kubectl", "patch", "deployment/backend", "-p", json.dumps(patch)], env=env)
     deadline = time.monotonic() + 60
     while True:
         conditions = {c["type"]: c for c in kubectl(home, "get", "deployment", "backend")
@@ -495,8 +485,7 @@ def test_failing_template_stalls_with_progress_deadline(home: Path) -> None:
     # The old pods keep serving.
     for _ in range(5):
         assert curl("http://127.0.0.1:30080/").startswith("frontend frontend -> ")
-    subprocess.run(["kubectl", "rollout", "undo", "deployment/backend"], env=env, check=True,
-                   capture_output=True)
+    run(["kubectl", "rollout", "undo", "deployment/backend"], env=env)
 
 
 def test_down_removes_everything_and_up_after_a_crash_works(home: Path) -> None:

@@ -9,11 +9,11 @@ other tests registered, and are deleted at once rather than gracefully.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
 from tests.e2e.conftest import Cluster
+from tests.waiting import wait_for
 
 NAME = "wl"
 DEPLOYMENT = f"""apiVersion: apps/v1
@@ -34,17 +34,6 @@ spec:
         image: app:1
 """
 REVISION = "deployment.kubernetes.io/revision"
-
-
-def wait_for(fn: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def items(cluster: Cluster, kind: str, app: str = NAME) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from svcnet.client.rest import ENDPOINTSLICES, SERVICES, RESTClient
 from svcnet.dns.server import Address
 from svcnet.dns.service import ClusterDNS, kube_dns_endpoint_slice, kube_dns_service, run_dns
 from tests.unit.dns.fakeupstream import FakeUpstream
+from tests.waiting import eventually
 
 HOST = "127.0.0.1"
 
@@ -90,16 +91,15 @@ async def resolve(port: int, name: str, rdtype: str = "A") -> list[str]:
     return sorted(rd.to_text() for rd in answer)
 
 
-async def eventually(fn: Callable[[], Any], want: Any, timeout: float = 10.0) -> float:
-    """Poll the async ``fn`` until it returns ``want``; the seconds it took."""
+async def resolves(port: int, name: str, want: list[str], timeout: float = 10.0) -> float:
+    """Until ``name`` resolves to ``want``; the seconds it took."""
     started = time.monotonic()
-    got = None
-    while time.monotonic() - started < timeout:
-        got = await fn()
-        if got == want:
-            return time.monotonic() - started
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"still {got!r} after {timeout}s, wanted {want!r}")
+
+    async def matches() -> bool:
+        return await resolve(port, name) == want
+
+    await eventually(matches, f"{name} to resolve to {want}", timeout=timeout, interval=0.01)
+    return time.monotonic() - started
 
 
 def service(name: str, **spec: Any) -> dict[str, Any]:
@@ -117,7 +117,7 @@ async def test_services_and_endpoints_from_the_api(client: RESTClient,
     web = await client.create(SERVICES, service(
         "web", ports=[{"name": "http", "port": 80, "protocol": "TCP"}]))
     ip = web["spec"]["clusterIP"]
-    took = await eventually(lambda: resolve(port, "web"), [ip])
+    took = await resolves(port, "web", [ip])
     assert took < 5
     assert await resolve(port, "_http._tcp.web", "SRV") == [
         "0 100 80 web.default.svc.cluster.local."]
@@ -138,17 +138,17 @@ async def test_services_and_endpoints_from_the_api(client: RESTClient,
                        "conditions": {"ready": True}},
                       {"addresses": ["10.244.1.6"], "conditions": {"ready": False}}],
         "ports": [{"name": "pg", "port": 5432, "protocol": "TCP"}]})
-    await eventually(lambda: resolve(port, "db"), ["10.244.1.5"])
+    await resolves(port, "db", ["10.244.1.5"])
     assert await resolve(port, "db-0.db") == ["10.244.1.5"]
     assert await resolve(port, "_pg._tcp.db", "SRV") == [
         "0 100 5432 db-0.db.default.svc.cluster.local."]
 
     await client.create(SERVICES, service("ext", type="ExternalName",
                                           externalName="example.com"))
-    await eventually(lambda: resolve(port, "ext"), ["192.0.2.1"])
+    await resolves(port, "ext", ["192.0.2.1"])
 
     await client.delete(SERVICES, "default", "web")
-    await eventually(lambda: resolve(port, "web"), [])
+    await resolves(port, "web", [])
 
 
 async def test_run_dns_serves_until_cancelled(api: APIServer, client: RESTClient,
@@ -161,7 +161,7 @@ async def test_run_dns_serves_until_cancelled(api: APIServer, client: RESTClient
                                        ready=ready.set_result))
     try:
         _, port = await asyncio.wait_for(ready, 10)
-        await eventually(lambda: resolve(port, "kubernetes"), ["10.96.0.1"])
+        await resolves(port, "kubernetes", ["10.96.0.1"])
         with pytest.raises(dns.resolver.NoNameservers):
             await stub(port).resolve("example.com.", "A")
     finally:
@@ -179,7 +179,7 @@ async def test_python_m_svcnet_dns_runs_and_stops_on_sigterm(api: APIServer) -> 
         "--listen", f"{HOST}:{port}", "--resolv-conf", "",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     try:
-        await eventually(lambda: resolve(port, "kubernetes"), ["10.96.0.1"], timeout=20)
+        await resolves(port, "kubernetes", ["10.96.0.1"], timeout=20)
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
@@ -194,7 +194,7 @@ async def test_kube_dns_objects_are_accepted_by_the_api(client: RESTClient,
     assert svc["spec"]["clusterIP"] == "10.96.0.10"
     await client.create(ENDPOINTSLICES, kube_dns_endpoint_slice("192.0.2.53",
                                                                 node_name="node-1"))
-    await eventually(lambda: resolve(port, "kube-dns.kube-system"), ["10.96.0.10"])
+    await resolves(port, "kube-dns.kube-system", ["10.96.0.10"])
     assert await resolve(port, "ns.dns.cluster.local.") == ["10.96.0.10"]
     assert await resolve(port, "_dns._udp.kube-dns.kube-system", "SRV") == [
         "0 100 53 kube-dns.kube-system.svc.cluster.local."]

@@ -12,6 +12,7 @@ import pytest
 from svcnet.proxy.nft.libnft import LibNft, NodeNft
 from svcnet.proxy.nft.nft import NftError, SubprocessNft
 from tests.conftest import require_binary, require_root
+from tests.waiting import run
 
 pytestmark = pytest.mark.root
 
@@ -23,7 +24,7 @@ def netns() -> Iterator[str]:
     require_root()
     require_binary("nft")
     name = f"svcnet-t5-l{secrets.token_hex(2)}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
+    run(["ip", "netns", "add", name])
     try:
         yield name
     finally:

@@ -25,6 +25,7 @@ from svcnet.apiserver.auth import NODES_GROUP, TokenFile, User
 from svcnet.node.names import POD_BRIDGE, ClusterNames
 from tests.conftest import require_binary, require_root
 from tests.e2e.conftest import ROOT, Cluster
+from tests.waiting import run, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -32,21 +33,9 @@ NAMES = ClusterNames.for_cluster("e4")
 NODE = "e4-node-1"
 
 
-def wait_for(fn: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met in {timeout} s")
-        time.sleep(0.1)
-
-
 def netns_list() -> list[str]:
     """This test cluster's namespaces (other tests may be running their own meanwhile)."""
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
-                         check=True).stdout
+    out = run(["ip", "netns", "list"]).stdout
     return [ns for line in out.splitlines() if line.strip()
             if NAMES.owns_netns(ns := line.split()[0])]
 
@@ -244,8 +233,8 @@ def test_missing_command_waits_with_a_reason(cluster: Cluster, agent: Agent) -> 
 
 def table_handle() -> str:
     """The kernel's handle of the node's service table: a recreated table gets a new one."""
-    r = subprocess.run(["ip", "netns", "exec", NAMES.node_netns(1), "nft", "-a", "list",
-                        "table", "ip", "svcnet"], capture_output=True, text=True, check=True)
+    r = run(["ip", "netns", "exec", NAMES.node_netns(1), "nft", "-a", "list",
+             "table", "ip", "svcnet"])
     first = r.stdout.splitlines()[0]
     assert "# handle" in first, first
     return first.rsplit("# handle", 1)[1].strip()
@@ -264,8 +253,8 @@ def test_agent_restart_keeps_and_adopts_the_service_table(cluster: Cluster,
     # A node made by a bare agent has no route towards the service CIDR (in `svcnet up` the
     # pods are the clients); this test's own node namespace gets one, so that the node
     # itself can be the client. Output-hook DNAT then re-routes to the pod.
-    subprocess.run(["ip", "-n", NAMES.node_netns(1), "route", "replace", "10.96.0.0/12",
-                    "dev", POD_BRIDGE], check=True)
+    run(["ip", "-n", NAMES.node_netns(1), "route", "replace", "10.96.0.0/12",
+         "dev", POD_BRIDGE])
     wait_for(lambda: http_from_node(cluster_ip, 80) == 200, what="ClusterIP answering")
     handle = table_handle()
     proxy_agent.kill9()

@@ -6,15 +6,13 @@ Same conventions as ``test_endpointslice_controller``: never-started informers f
 
 from __future__ import annotations
 
-import asyncio
 import copy
-from collections.abc import Callable
 
 import pytest
 
 from svcnet.api.errors import StatusError
 from svcnet.client.controller import RequeueError
-from svcnet.client.informer import EventHandler, Informer
+from svcnet.client.informer import Informer
 from svcnet.client.rest import ENDPOINTS, EVENTS, GVR, PODS, SERVICES
 from svcnet.controllers.endpoints import LEADER_ANNOTATION, EndpointsController
 from svcnet.controllers.endpointslice.util import ANNOTATION_LAST_CHANGE_TRIGGER_TIME
@@ -31,6 +29,7 @@ from tests.unit.controllers.test_endpointslice_helpers import (
     spec,
     sync_cache,
 )
+from tests.waiting import cache_settles
 
 
 class Env:
@@ -192,20 +191,6 @@ async def test_handlers(env: Env) -> None:
     assert await env.drain() == ["ns/web"], "deleted from under its Service: recreate"
 
 
-def _when(cond: Callable[[], bool], event: asyncio.Event) -> EventHandler:
-    def check(*_: Obj) -> None:
-        if cond():
-            event.set()
-    return EventHandler(on_add=check, on_update=check, on_delete=check)
-
-
-async def _wait_for(informer: Informer, cond: Callable[[], bool]) -> None:
-    done = asyncio.Event()
-    informer.add_handler(_when(cond, done))
-    if not cond():
-        await asyncio.wait_for(done.wait(), timeout=10)
-
-
 async def test_full_loop_through_informers_queue_and_worker() -> None:
     clock = FakeClock(T0)
     api = FakeAPI()
@@ -221,12 +206,12 @@ async def test_full_loop_through_informers_queue_and_worker() -> None:
 
     ctrl.start()
     try:
-        await _wait_for(cache, lambda: ready_ips() == ["10.1.0.1"]
+        await cache_settles(cache, lambda: ready_ips() == ["10.1.0.1"]
                         and cache.get("ns/left-behind") is None)
         api.seed(PODS, make_pod("p2"))
-        await _wait_for(cache, lambda: ready_ips() == ["10.1.0.1", "10.1.0.2"])
+        await cache_settles(cache, lambda: ready_ips() == ["10.1.0.1", "10.1.0.2"])
         api.remove(SERVICES, "ns/web")
-        await _wait_for(cache, lambda: cache.get("ns/web") is None)
+        await cache_settles(cache, lambda: cache.get("ns/web") is None)
     finally:
         await ctrl.stop()
     assert sorted(api.writes("endpoints")) == [("create", "ns/web"), ("delete", "ns/left-behind"),

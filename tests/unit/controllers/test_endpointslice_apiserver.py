@@ -9,11 +9,9 @@ EndpointSlice controllers with separate trackers would fight.
 
 from __future__ import annotations
 
-import asyncio
 import copy
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -39,18 +37,7 @@ from tests.unit.controllers.test_endpointslice_helpers import (
     make_service,
     not_ready,
 )
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 10.0) -> Any:
-    """Poll ``check`` until it returns something truthy (or fail after ``timeout`` s)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
-        await asyncio.sleep(0.02)
+from tests.waiting import eventually
 
 
 def fresh(obj: Obj, *drop: str) -> Obj:

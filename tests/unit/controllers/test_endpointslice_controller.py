@@ -9,7 +9,6 @@ informers listing and watching the FakeAPI, the work queue and a worker.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from collections.abc import Callable
 
@@ -18,7 +17,7 @@ import pytest
 from svcnet.api.errors import StatusError, namespace_terminating_error
 from svcnet.api.labels import parse_selector
 from svcnet.client.controller import RequeueError
-from svcnet.client.informer import EventHandler, Informer, object_key
+from svcnet.client.informer import Informer, object_key
 from svcnet.client.rest import ENDPOINTSLICES, EVENTS, GVR, NODES, PODS, SERVICES
 from svcnet.controllers.endpointslice import CONTROLLER_NAME, EndpointSliceController
 from svcnet.controllers.endpointslice.util import (
@@ -43,6 +42,7 @@ from tests.unit.controllers.test_endpointslice_helpers import (
     spec,
     sync_cache,
 )
+from tests.waiting import cache_settles
 
 SELECTOR = f"{LABEL_MANAGED_BY}={CONTROLLER_NAME}"
 READY_A = "ready,serving zone=zone-a"
@@ -407,20 +407,6 @@ async def test_relabelled_slice_queues_both_services(env: Env) -> None:
 # -- the whole loop -------------------------------------------------------------------------
 
 
-def _when(cond: Callable[[], bool], event: asyncio.Event) -> EventHandler:
-    def check(*_: Obj) -> None:
-        if cond():
-            event.set()
-    return EventHandler(on_add=check, on_update=check, on_delete=check)
-
-
-async def _wait_for(informer: Informer, cond: Callable[[], bool]) -> None:
-    done = asyncio.Event()
-    informer.add_handler(_when(cond, done))
-    if not cond():
-        await asyncio.wait_for(done.wait(), timeout=10)
-
-
 async def test_full_loop_through_informers_queue_and_worker() -> None:
     clock = FakeClock(T0)
     api = FakeAPI()
@@ -437,18 +423,18 @@ async def test_full_loop_through_informers_queue_and_worker() -> None:
 
     ctrl.start()
     try:
-        await _wait_for(slices, lambda: len(endpoints()) == 2)
+        await cache_settles(slices, lambda: len(endpoints()) == 2)
         assert ctrl.has_synced()
         assert endpoints() == [f"10.1.0.1 p1 {READY_A}", "10.1.0.2 p2 - zone=zone-a"]
 
         api.seed(PODS, make_pod("p2", meta(resourceVersion="x")))  # p2 turns Ready
-        await _wait_for(slices, lambda: endpoints() == [f"10.1.0.1 p1 {READY_A}",
+        await cache_settles(slices, lambda: endpoints() == [f"10.1.0.1 p1 {READY_A}",
                                                         f"10.1.0.2 p2 {READY_A}"])
         api.remove(PODS, "ns/p1")
-        await _wait_for(slices, lambda: endpoints() == [f"10.1.0.2 p2 {READY_A}"])
+        await cache_settles(slices, lambda: endpoints() == [f"10.1.0.2 p2 {READY_A}"])
 
         api.remove(SERVICES, "ns/web")
-        await _wait_for(slices, lambda: not slices.list())
+        await cache_settles(slices, lambda: not slices.list())
     finally:
         await ctrl.stop()
     assert [verb for verb, _ in api.writes()] == ["create", "update", "update", "delete"]

@@ -30,6 +30,7 @@ from svcnet.node.runtime import (
     read_proc_stat,
 )
 from svcnet.util.clock import FakeClock
+from tests.waiting import eventually
 
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 KEY = ContainerKey("uid-1", "app")
@@ -70,13 +71,6 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-async def wait_for(predicate: object, timeout: float = 5.0) -> None:
-    assert callable(predicate)
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-
 def pid_of(rt: NetnsProcessRuntime, key: ContainerKey, reaper: Reaper) -> int:
     proc = rt.get(key)
     assert proc is not None and isinstance(proc.state, Running)
@@ -91,7 +85,7 @@ async def test_exit_code_and_log(tmp_path: Path, reaper: Reaper) -> None:
                                         attempt=2))
         assert isinstance(proc.state, Running)
         reaper.add(proc.state.pid)
-        await wait_for(lambda: exits)
+        await eventually(lambda: exits)
         done = rt.get(KEY)
         assert done is not None and isinstance(done.state, Exited)
         assert (done.state.exit_code, done.state.reason, done.attempt) == (3, "Error", 2)
@@ -113,7 +107,7 @@ async def test_clean_environment_and_working_dir(tmp_path: Path, reaper: Reaper)
             working_dir=str(tmp_path)))
         assert isinstance(proc.state, Running)
         reaper.add(proc.state.pid)
-        await wait_for(lambda: exits)
+        await eventually(lambda: exits)
         assert (tmp_path / "0.log").read_text() == f"{tmp_path}\nnone hi\n"
     finally:
         del os.environ["SVCNET_TEST_SECRET"]
@@ -181,14 +175,14 @@ async def test_stop_escalates_to_sigkill_and_kills_the_session(tmp_path: Path,
         await rt.start(KEY, ProcessSpec(("sh", "-c", script), ENV, tmp_path / "0.log",
                                         working_dir=str(tmp_path)))
         pid_of(rt, KEY, reaper)
-        await wait_for(lambda: (tmp_path / "child").exists()
+        await eventually(lambda: (tmp_path / "child").exists()
                        and (tmp_path / "child").read_text().strip() != "")
         child = reaper.add(int((tmp_path / "child").read_text()))
         stopped = await rt.stop(KEY, 0.3)
         assert stopped is not None and isinstance(stopped.state, Exited)
         assert stopped.state.exit_code == 137
         # The leader's background child went with it, as with the end of a pod's PID 1.
-        await wait_for(lambda: (s := read_proc_stat(child)) is None or s.state == "Z")
+        await eventually(lambda: (s := read_proc_stat(child)) is None or s.state == "Z")
     finally:
         await rt.close()
 
@@ -200,7 +194,7 @@ async def test_restart_keeps_previous_termination(tmp_path: Path, reaper: Reaper
         first = await rt.start(KEY, spec(tmp_path, "sh", "-c", "exit 1"))
         assert isinstance(first.state, Running)
         reaper.add(first.state.pid)
-        await wait_for(lambda: exits)
+        await eventually(lambda: exits)
         second = await rt.start(KEY, spec(tmp_path, "sleep", "60", attempt=1))
         reaper.add(pid_of(rt, KEY, reaper))
         assert second.previous is not None and second.previous.exit_code == 1
@@ -217,7 +211,7 @@ async def test_adopt_after_restart(tmp_path: Path, reaper: Reaper) -> None:
     done = ContainerKey("uid-1", "done")
     await rt.start(done, spec(tmp_path, "sh", "-c", "exit 0"))
     pid_of(rt, done, reaper)
-    await wait_for(lambda: not rt.get(done).running)  # type: ignore[union-attr]
+    await eventually(lambda: not rt.get(done).running)  # type: ignore[union-attr]
     await rt.close()
 
     exits: list[ContainerKey] = []
@@ -232,7 +226,7 @@ async def test_adopt_after_restart(tmp_path: Path, reaper: Reaper) -> None:
         assert again.live_pids() == {KEY: pid}
         # Not our child any more (in a real restart): its exit code cannot be read...
         os.kill(pid, signal.SIGUSR1)
-        await wait_for(lambda: exits)
+        await eventually(lambda: exits)
         gone = again.get(KEY)
         assert gone is not None and isinstance(gone.state, Exited)
         assert (gone.state.exit_code, gone.state.reason) == (None, "Unknown")
