@@ -213,10 +213,6 @@ def internal(path: PathLike, detail: str) -> FieldError:
     return FieldError(ErrorType.INTERNAL, str(path), OMIT, detail)
 
 
-def type_invalid(path: PathLike, value: object, detail: str) -> FieldError:
-    return FieldError(ErrorType.TYPE_INVALID, str(path), value, detail)
-
-
 def aggregate_message(errors: Sequence[FieldError]) -> str:
     """utilerrors.NewAggregate(...).Error(): one error bare, several in brackets, de-duplicated."""
     seen: list[str] = []

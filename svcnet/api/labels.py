@@ -165,7 +165,7 @@ def _label_key_error(key: str, path: Path | str) -> FieldError | None:
     return invalid(path, key, "; ".join(msgs)) if msgs else None
 
 
-def new_requirement(key: str, operator: Operator | str, values: Iterable[str] = (),
+def new_requirement(key: str, operator: Operator | str, values: Iterable[str] = (),  # noqa: C901
                     path: Path | None = None) -> Requirement:
     """NewRequirement: build a requirement, raising :class:`SelectorError` if it is invalid.
 

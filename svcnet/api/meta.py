@@ -112,12 +112,6 @@ def validate_labels(labels: Mapping[str, str] | None, path: PathLike) -> list[Fi
     return errs
 
 
-def validate_label_selector_map(selector: Mapping[str, str] | None,
-                                path: PathLike) -> list[FieldError]:
-    """A Service-style equality selector (``spec.selector``): validated exactly like labels."""
-    return validate_labels(selector, path)
-
-
 def annotations_size(annotations: Mapping[str, str] | None) -> int:
     """ValidateAnnotationsSize's measure: bytes of every key plus every value."""
     if not annotations:

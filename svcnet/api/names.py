@@ -212,13 +212,6 @@ def is_valid_port_num(port: int) -> list[str]:
     return [inclusive_range_error(1, 65535)]
 
 
-def is_in_range(value: int, lo: int, hi: int) -> list[str]:
-    """IsInRange."""
-    if lo <= value <= hi:
-        return []
-    return [inclusive_range_error(lo, hi)]
-
-
 def is_valid_port_name(port: str) -> list[str]:
     """IsValidPortName (IANA_SVC_NAME, RFC 6335), lower case only.
 
@@ -403,4 +396,3 @@ def name_is_dns1035_label(name: str, prefix: bool) -> list[str]:
 
 
 validate_namespace_name: Final[NameValidator] = name_is_dns_label
-validate_service_name: Final[NameValidator] = name_is_dns1035_label

@@ -487,7 +487,7 @@ def _reconcile_ips(status: dict[str, Any], single: str, plural: str) -> None:
         status[single] = _str(many[0], "ip")
 
 
-def set_defaults_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
+def set_defaults_pod(pod: Mapping[str, Any]) -> dict[str, Any]:  # noqa: C901
     """v1 defaulting of a Pod (what the API server applies right after decoding).
 
     Returns a new dict: ``restartPolicy: Always``, ``dnsPolicy: ClusterFirst``,
@@ -1087,7 +1087,7 @@ def _validate_dns_config(spec: Mapping[str, Any], path: Path) -> list[FieldError
     return errs
 
 
-def validate_pod_spec(spec: Mapping[str, Any], path: Path,
+def validate_pod_spec(spec: Mapping[str, Any], path: Path,  # noqa: C901 (mirrors ValidatePodSpec)
                        opts: PodValidationOptions) -> list[FieldError]:
     """ValidatePodSpec (subset), in upstream's order."""
     errs: list[FieldError] = []
@@ -1372,7 +1372,7 @@ def _validate_pod_specific_annotation_updates(new: Mapping[str, Any], old: Mappi
     return errs
 
 
-def validate_pod_update(new: Mapping[str, Any], old: Mapping[str, Any],
+def validate_pod_update(new: Mapping[str, Any], old: Mapping[str, Any],  # noqa: C901
                         opts: PodValidationOptions | None = None) -> list[FieldError]:
     """ValidatePodUpdate: metadata rules, the full pod validation of ``new``, then the spec
     immutability rule.

@@ -97,7 +97,7 @@ class _Decoder:
         self.types = types
         self.unknown: list[str] = []
 
-    def value(self, value: Any, t: Any, struct: str, go_path: str, path: str) -> Any:
+    def value(self, value: Any, t: Any, struct: str, go_path: str, path: str) -> Any:  # noqa: C901
         if isinstance(t, dict):
             if "list" in t:
                 if not isinstance(value, list):

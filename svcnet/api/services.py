@@ -275,7 +275,7 @@ def is_externally_accessible(svc: Mapping[str, Any]) -> bool:
 # v1 defaulting
 
 
-def set_defaults_service(svc: Mapping[str, Any]) -> dict[str, Any]:
+def set_defaults_service(svc: Mapping[str, Any]) -> dict[str, Any]:  # noqa: C901
     """SetDefaults_Service (v1), applied in upstream's order.
 
     1. sessionAffinity "" → None; 2. None ⇒ sessionAffinityConfig dropped (silently);
@@ -513,7 +513,7 @@ def _is_matching_prefer_dual_stack(new: Mapping[str, Any], old: Mapping[str, Any
             and _strs(ospec, "ipFamilies") == _strs(spec, "ipFamilies"))
 
 
-def init_ip_family_fields(
+def init_ip_family_fields(  # noqa: C901 (mirrors initIPFamilyFields)
     svc: Mapping[str, Any],
     old: Mapping[str, Any] | None = None,
     *,
@@ -745,7 +745,7 @@ def _validate_client_ip_affinity_config(cfg: object, path: Path) -> list[FieldEr
     return []
 
 
-def validate_service_cluster_ips_related_fields(
+def validate_service_cluster_ips_related_fields(  # noqa: C901 (mirrors upstream)
         svc: Mapping[str, Any], old: Mapping[str, Any] | None = None) -> list[FieldError]:
     """ValidateServiceClusterIPsRelatedFields (skipped entirely for ExternalName).
 
@@ -876,7 +876,7 @@ def _validate_load_balancer_class_field(old: Mapping[str, Any] | None,
 # ValidateService
 
 
-def validate_service(svc: Mapping[str, Any], *,
+def validate_service(svc: Mapping[str, Any], *,  # noqa: C901 (mirrors ValidateService)
                      old: Mapping[str, Any] | None = None) -> list[FieldError]:
     """ValidateService: every rule, in upstream's evaluation order; all errors accumulate.
 

@@ -313,10 +313,6 @@ class FieldSet:
                  if p[i - 1].kind == _FIELD}
         return FieldSet(self._paths | extra)
 
-    def with_prefix(self, pe: PathElement) -> FieldSet:
-        """The paths strictly below ``pe``, with ``pe`` removed."""
-        return FieldSet(p[1:] for p in self._paths if len(p) > 1 and p[0] == pe)
-
     def __contains__(self, path: object) -> bool:
         return path in self._paths
 

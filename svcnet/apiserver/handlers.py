@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,7 +110,6 @@ class Context:
     on_request: Callable[[str, str, int, float], None] = lambda verb, res, code, secs: None
     watch_bookmark_interval: float = 60.0
     default_watch_timeout: float = 1800.0
-    background: set[asyncio.Task[None]] = field(default_factory=set)
     event_lines: EventLines = field(default_factory=EventLines)
 
 
@@ -493,8 +492,8 @@ class Handlers:
         body = head[:-1] + b',"items":[' + b",".join(raw) + b"]}"
         return web.Response(body=body, content_type="application/json")
 
-    async def watch(self, request: web.Request, info: RequestInfo, served: Served,
-                    user: User) -> web.StreamResponse:
+    async def watch(self, request: web.Request, info: RequestInfo,  # noqa: C901
+                    served: Served, user: User) -> web.StreamResponse:
         await self._authorize(user, "watch", info, served)
         label_sel, field_sel = _selectors(request, served)
         as_table = tables.table_accepted(request.headers.get("Accept", ""))
@@ -925,6 +924,3 @@ async def _with_deadline(events: AsyncIterator[tuple[EventType, Obj, Obj | None]
         closer = getattr(iterator, "aclose", None)
         if closer is not None:
             await closer()
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

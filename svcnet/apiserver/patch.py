@@ -1364,7 +1364,7 @@ def _json_equal(a: JSON, b: JSON) -> bool:
     return json.dumps(a) == json.dumps(b)
 
 
-def _apply_json_op(doc: JSON, op: Obj) -> JSON:
+def _apply_json_op(doc: JSON, op: Obj) -> JSON:  # noqa: C901 (one branch per RFC 6902 op)
     kind = op.get("op")
     if not isinstance(kind, str):
         kind = "unknown"

@@ -25,10 +25,6 @@ class RequestInfo:
     name: str = ""
     subresource: str = ""
 
-    @property
-    def group_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
 
 def parse_path(path: str) -> RequestInfo | None:
     """None when the path is not a resource path (discovery, /version, unknown...)."""

@@ -444,7 +444,7 @@ def _terminated_reason(terminated: Mapping[str, Any], prefix: str) -> str:
     return f"{prefix}ExitCode:{_int(terminated.get('exitCode'))}"
 
 
-def _pod_status_and_counts(pod: Obj) -> tuple[str, int, int, int, datetime | None]:
+def _pod_status_and_counts(pod: Obj) -> tuple[str, int, int, int, datetime | None]:  # noqa: C901
     """``printPod``'s core: (status reason, ready, total, restarts, last restart time)."""
     spec, status = _dict(pod.get("spec")), _dict(pod.get("status"))
     init_specs = [_dict(c) for c in _list(spec.get("initContainers"))]

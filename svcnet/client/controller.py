@@ -91,7 +91,6 @@ class ControllerStats:
     syncs: int = 0
     failures: int = 0
     dropped: int = 0
-    last_duration: float = 0.0
     last_success: float | None = None
     """Clock monotonic time of the last successful sync."""
 
@@ -171,7 +170,6 @@ class Controller:
             key = await self.queue.get()
         except QueueShutDown:
             return False
-        started = self._clock.monotonic()
         try:
             await self._sync(key)
         except Exception as e:
@@ -182,7 +180,6 @@ class Controller:
             self.queue.forget(key)
         finally:
             self.stats.syncs += 1
-            self.stats.last_duration = self._clock.monotonic() - started
             self.queue.done(key)
         return True
 

@@ -336,12 +336,6 @@ def max_unavailable(d: ObjMap) -> int:
     return min(_fenceposts(d)[1], _replicas(d))
 
 
-def min_available(d: ObjMap) -> int:
-    if not is_rolling_update(d):
-        return 0
-    return _replicas(d) - max_unavailable(d)
-
-
 # =============================================================================================
 # ReplicaSet bookkeeping
 
@@ -1151,7 +1145,7 @@ class DeploymentController(InformerController):
         new_rs = await self._new_replica_set(d, rss, all_old, create)
         return new_rs, all_old
 
-    async def _new_replica_set(self, d: Obj, rss: list[Obj], old_rss: list[Obj],
+    async def _new_replica_set(self, d: Obj, rss: list[Obj], old_rss: list[Obj],  # noqa: C901
                                create: bool) -> Obj | None:
         """getNewReplicaSet: find (and re-annotate) or create the new ReplicaSet."""
         existing = find_new_replica_set(d, rss)

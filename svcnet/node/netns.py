@@ -266,10 +266,6 @@ class Network(Protocol):
 
     async def create_veth(self, spec: VethSpec) -> None: ...
 
-    async def delete_link(self, netns: str, name: str) -> None:
-        """Delete a link (for a veth: both ends). Raises :class:`LinkNotFound`."""
-        ...
-
     async def set_sysctl(self, netns: str, key: str, value: str) -> None:
         """Set a per-netns ``net.*`` sysctl, e.g. ``net.ipv4.ip_forward``."""
         ...
@@ -360,9 +356,6 @@ class IPBatchNetwork:
     async def create_veth(self, spec: VethSpec) -> None:
         self._require(spec.peer_netns)
         await self.apply(plan_veth(spec))
-
-    async def delete_link(self, netns: str, name: str) -> None:
-        await self.apply([Batch(netns, (f"link del {_check(name)}",))])
 
     async def set_sysctl(self, netns: str, key: str, value: str) -> None:
         path = _sysctl_path(key)
@@ -530,13 +523,6 @@ class FakeNetwork:
             if route.destination != "default":
                 IPv4Network(route.destination)
             peer_ns.routes.append(route)
-
-    async def delete_link(self, netns: str, name: str) -> None:
-        self._enter("delete_link", netns, name)
-        link = self._link(netns, name)
-        del self.namespaces[netns].links[name]
-        if link.peer is not None and link.peer[0] in self.namespaces:
-            self.namespaces[link.peer[0]].links.pop(link.peer[1], None)
 
     async def set_sysctl(self, netns: str, key: str, value: str) -> None:
         self._enter("set_sysctl", netns, key, value)

@@ -329,7 +329,7 @@ def plan_pods(desired: Sequence[Pod], actual: NodeState, now: datetime) -> PodPl
                    tuple(b.waiting), backoff)
 
 
-def _plan_pod(pod: Pod, ap: ActualPod | None, b: _PlanBuilder) -> None:
+def _plan_pod(pod: Pod, ap: ActualPod | None, b: _PlanBuilder) -> None:  # noqa: C901
     uid = _uid(pod)
     procs: Mapping[str, ContainerProcess] = ap.containers if ap is not None else {}
     has_network = ap is not None and ap.network is not None

@@ -173,7 +173,7 @@ class TableIndex:
 
     # -- the fast path --------------------------------------------------------------------
 
-    def delta(self, updates: Mapping[str, Contribution]) -> Delta | None:
+    def delta(self, updates: Mapping[str, Contribution]) -> Delta | None:  # noqa: C901
         """The touched part of the table before and after ``updates``; None when only the
         reference builder can tell (a conflict now or after, a skeleton change)."""
         if not self.clean:

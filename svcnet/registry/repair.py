@@ -109,7 +109,7 @@ def made_by_previous_instance(record: Allocation, holder: Holder | None) -> bool
             and record.holder.instance != holder.instance)
 
 
-def plan_repair(services: Iterable[Obj], allocators: Sequence[StoreAllocator],
+def plan_repair(services: Iterable[Obj], allocators: Sequence[StoreAllocator],  # noqa: C901
                 allocations: dict[str, list[Allocation]], *, now: datetime,
                 leak_grace: timedelta, holder: Holder | None = None) -> RepairPlan:
     """Pure: what to create, release and report, given Services and allocation records.

@@ -278,7 +278,7 @@ class _Watch:
         with contextlib.suppress(BaseException):
             await call.code()
 
-    async def _pump(self) -> None:
+    async def _pump(self) -> None:  # noqa: C901 (one branch per response kind)
         store = self.store
         try:
             await store._connect()

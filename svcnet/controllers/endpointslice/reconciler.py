@@ -130,10 +130,6 @@ class SlicePlan:
     errors: tuple[str, ...] = ()
     """Why the plan leaves something out (pods on unknown Nodes): apply it, then retry."""
 
-    @property
-    def is_empty(self) -> bool:
-        return not (self.create or self.update or self.delete)
-
 
 # -- small accessors -------------------------------------------------------------------------
 
@@ -450,7 +446,7 @@ def _plan_address_type(svc: ObjMap, pods: Sequence[ObjMap], nodes: Mapping[str, 
     return _TypePlan(create, update, kept)
 
 
-def _plan_port_group(svc: ObjMap, existing: Sequence[ObjMap], desired: dict[EndpointKey, Obj],
+def _plan_port_group(svc: ObjMap, existing: Sequence[ObjMap], desired: dict[EndpointKey, Obj],  # noqa: C901
                      ports: Sequence[ObjMap], address_type: str, max_per_slice: int,
                      controller_name: str) -> tuple[list[Obj], list[Obj], list[ObjMap]]:
     """Upstream ``reconcileByPortMapping``: keep, update in place, fill, then create."""

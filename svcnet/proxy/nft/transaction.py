@@ -159,10 +159,6 @@ class Transaction:
         if self._guard():
             self._record("delete", s.kind, s.name, f"delete {s.kind} {self.table.ref} {s.name}")
 
-    def flush_set(self, s: SetLike) -> None:
-        if self._guard():
-            self._record("flush", s.kind, s.name, f"flush {s.kind} {self.table.ref} {s.name}")
-
     def add_elements(self, s: SetLike, elements: Iterable[Element], *,
                      checked: bool = False) -> None:
         """``add element``; ``checked``: the elements come from ``s`` itself (a Set checks
@@ -248,7 +244,7 @@ def _full(desired: Ruleset) -> Transaction:
     return tx
 
 
-def plan_sync(previous: Ruleset | None, desired: Ruleset, *,
+def plan_sync(previous: Ruleset | None, desired: Ruleset, *,  # noqa: C901
               defer_chain_deletion: bool = False) -> Transaction:
     """The transaction that turns ``previous`` (as applied) into ``desired``.
 
