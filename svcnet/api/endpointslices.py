@@ -29,6 +29,7 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from svcnet.api.access import list_of as _list, map_of as _map, str_of as _str
 from svcnet.api.errors import (
     FieldError,
     Path,
@@ -73,21 +74,6 @@ MAX_PORTS: Final = 20000
 MAX_ENDPOINTS: Final = 1000
 MAX_ZONE_HINTS: Final = 8
 LABEL_TOPOLOGY_ZONE: Final = "topology.kubernetes.io/zone"
-
-
-def _map(d: Mapping[str, Any] | None, key: str) -> dict[str, Any]:
-    v = d.get(key) if d else None
-    return v if isinstance(v, dict) else {}
-
-
-def _list(d: Mapping[str, Any] | None, key: str) -> list[Any]:
-    v = d.get(key) if d else None
-    return v if isinstance(v, list) else []
-
-
-def _str(d: Mapping[str, Any] | None, key: str) -> str:
-    v = d.get(key) if d else None
-    return v if isinstance(v, str) else ""
 
 
 def _dicts(items: Sequence[Any]) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any, Final
 
+from svcnet.api.access import map_of as _map
 from svcnet.api.errors import FieldError, Path, PathLike, invalid
 from svcnet.api.meta import (
     STANDARD_FINALIZERS,
@@ -44,11 +45,6 @@ __all__ = [
 
 LABEL_METADATA_NAME: Final = "kubernetes.io/metadata.name"
 FINALIZER_KUBERNETES: Final = "kubernetes"
-
-
-def _map(d: Mapping[str, Any] | None, key: str) -> dict[str, Any]:
-    v = d.get(key) if d else None
-    return v if isinstance(v, dict) else {}
 
 
 def _ensure_map(d: dict[str, Any], key: str) -> dict[str, Any]:

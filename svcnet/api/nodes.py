@@ -21,6 +21,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from svcnet.api.access import list_of as _list, map_of as _map, str_of as _str
 from svcnet.api.errors import (
     ErrorType,
     FieldError,
@@ -60,21 +61,6 @@ _INTEGER_RESOURCES: Final = frozenset({
     "pods", "resourcequotas", "services", "replicationcontrollers", "secrets", "configmaps",
     "persistentvolumeclaims", "services.nodeports", "services.loadbalancers",
 })
-
-
-def _map(d: Mapping[str, Any] | None, key: str) -> dict[str, Any]:
-    v = d.get(key) if d else None
-    return v if isinstance(v, dict) else {}
-
-
-def _list(d: Mapping[str, Any] | None, key: str) -> list[Any]:
-    v = d.get(key) if d else None
-    return v if isinstance(v, list) else []
-
-
-def _str(d: Mapping[str, Any] | None, key: str) -> str:
-    v = d.get(key) if d else None
-    return v if isinstance(v, str) else ""
 
 
 def _strs(values: Sequence[Any]) -> list[str]:

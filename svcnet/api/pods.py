@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Final
 
+from svcnet.api.access import int_of as _int, list_of as _list, map_of as _map, str_of as _str
 from svcnet.api.errors import (
     ErrorType,
     FieldError,
@@ -173,27 +174,7 @@ class PodValidationOptions:
 
 
 # =============================================================================================
-# small accessors: absent or null reads as Go's zero value
-
-
-def _map(d: Mapping[str, Any] | None, key: str) -> dict[str, Any]:
-    v = d.get(key) if d else None
-    return v if isinstance(v, dict) else {}
-
-
-def _list(d: Mapping[str, Any] | None, key: str) -> list[Any]:
-    v = d.get(key) if d else None
-    return v if isinstance(v, list) else []
-
-
-def _str(d: Mapping[str, Any] | None, key: str) -> str:
-    v = d.get(key) if d else None
-    return v if isinstance(v, str) else ""
-
-
-def _int(d: Mapping[str, Any] | None, key: str) -> int:
-    v = d.get(key) if d else None
-    return v if isinstance(v, int) and not isinstance(v, bool) else 0
+# small accessors (the typed reads are svcnet.api.access's): absent or null reads as Go's zero value
 
 
 def _present(d: Mapping[str, Any] | None, key: str) -> bool:

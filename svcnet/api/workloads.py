@@ -38,6 +38,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+from svcnet.api.access import int_of as _int, map_of as _map
 from svcnet.api.errors import (
     FieldError,
     GoRaw,
@@ -117,16 +118,6 @@ _STATUS: Final = Path("status")
 
 # =============================================================================================
 # small accessors: absent or null reads as Go's zero value
-
-
-def _map(d: ObjMap | None, key: str) -> dict[str, Any]:
-    v = d.get(key) if d else None
-    return v if isinstance(v, dict) else {}
-
-
-def _int(d: ObjMap | None, key: str) -> int:
-    v = d.get(key) if d else None
-    return v if isinstance(v, int) and not isinstance(v, bool) else 0
 
 
 def _opt_int(d: ObjMap | None, key: str) -> int | None:
