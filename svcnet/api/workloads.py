@@ -589,6 +589,8 @@ def _validate_collision_count(new: ObjMap, old: ObjMap) -> list[FieldError]:
     return errs
 
 
+# The two status validators below are alike in shape, as upstream's are
+# (ValidateDeploymentStatus / ValidateReplicaSetStatus): kept apart to compare them one to one.
 def validate_deployment_status_update(new: ObjMap, old: ObjMap) -> list[FieldError]:
     """ValidateDeploymentStatusUpdate."""
     errs = validate_object_meta_update(_map(new, "metadata"), _map(old, "metadata"), _META)
