@@ -1,0 +1,89 @@
+"""Per-kind facts of apply outside the patch table (reset fields, system metadata)."""
+
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Final
+
+from svcnet.apiserver.apply.fieldset import FieldSet, _fp
+from svcnet.apiserver.apply.managers import _encode_managed_fields, _Managed
+from svcnet.apiserver.apply.values import Obj
+
+# Per-kind facts outside the patch table
+# ============================================================================================
+
+# GetResetFields of each strategy: fields a write through this (sub)resource never owns.
+_RESET_FIELDS: Final[dict[tuple[str, str, str], tuple[str, ...]]] = {
+    ("v1", "Service", ""): ("status",),
+    ("v1", "Service", "status"): ("spec",),
+    ("v1", "Pod", ""): ("status",),
+    ("v1", "Pod", "status"): ("spec", "metadata.deletionTimestamp",
+                              "metadata.ownerReferences"),
+    ("v1", "Node", ""): ("status",),
+    ("v1", "Node", "status"): ("spec",),
+    ("v1", "Namespace", ""): ("status",),
+    ("v1", "Namespace", "status"): ("spec",),
+    ("v1", "Namespace", "finalize"): ("status",),
+    ("apps/v1", "Deployment", ""): ("status",),
+    ("apps/v1", "Deployment", "status"): ("spec", "metadata.labels"),
+    ("apps/v1", "ReplicaSet", ""): ("status",),
+    ("apps/v1", "ReplicaSet", "status"): ("spec",),
+}
+
+# Top-level structs a zero-valued Go object of the kind carries (``creater.New``).
+_ZERO_STRUCTS: Final[dict[tuple[str, str], tuple[str, ...]]] = {
+    ("v1", "Service"): ("spec", "status"),
+    ("v1", "Pod"): ("spec", "status"),
+    ("v1", "Node"): ("spec", "status"),
+    ("v1", "Namespace"): ("spec", "status"),
+    ("apps/v1", "Deployment"): ("spec", "status"),
+    ("apps/v1", "ReplicaSet"): ("spec", "status"),
+}
+
+# stripMeta: paths no manager ever owns.
+_STRIP: Final = FieldSet([_fp("apiVersion"), _fp("kind"), _fp("metadata")] + [
+    _fp(f"metadata.{f}") for f in ("name", "namespace", "creationTimestamp", "selfLink",
+                                    "uid", "clusterName", "generation", "managedFields",
+                                    "resourceVersion")])
+
+_CURRENT_OPERATION: Final = "current-operation"
+_BEFORE_FIRST_APPLY: Final = "before-first-apply"
+_ANCIENT_CHANGES: Final = "ancient-changes"
+
+
+def _rfc3339(now: str | datetime) -> str:
+    if isinstance(now, datetime):
+        return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return now
+
+
+def _meta(obj: Obj) -> Obj:
+    m = obj.get("metadata")
+    return m if isinstance(m, dict) else {}
+
+
+def _without_managed_fields(obj: Obj) -> Obj:
+    out = copy.deepcopy(obj)
+    meta = out.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+    return out
+
+
+def _with_managed_fields(obj: Obj, managed: _Managed) -> Obj:
+    out = copy.deepcopy(obj)
+    entries = _encode_managed_fields(managed)
+    meta = out.get("metadata")
+    if entries is None:
+        if isinstance(meta, dict):
+            meta.pop("managedFields", None)
+        return out
+    if not isinstance(meta, dict):
+        meta = out["metadata"] = {}
+    meta["managedFields"] = entries
+    return out
+
+
+# ============================================================================================
