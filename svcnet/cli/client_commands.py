@@ -46,7 +46,7 @@ from svcnet.apiserver.resources import RESOURCES, Resource
 from svcnet.apiserver.tables import human_duration
 from svcnet.cli.manifests import load_manifests
 from svcnet.client.kubeconfig import KubeConfig, KubeconfigError, load_kubeconfig
-from svcnet.client.rest import GVR, RESTClient, TransportError, status_error_from
+from svcnet.client.rest import GVR, RESTClient, TransportError
 
 __all__ = [
     "CommandError",
@@ -717,30 +717,13 @@ class _Client(RESTClient):
     async def send(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
                    body: Any = None, content_type: str = "application/json",
                    accept: str = "application/json") -> tuple[int, Obj]:
-        session = self._get_session()
-        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
-        headers = {**self._headers, "Accept": accept}
-        if data is not None:
-            headers["Content-Type"] = content_type
-        try:
-            async with session.request(
-                    method, self.server + path, params=params, data=data, headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=self._timeout),
-                    server_hostname=self._server_hostname) as resp:
-                raw, status = await resp.read(), resp.status
-                for warning in resp.headers.getall("Warning", []):
-                    click.echo(f"Warning: {format_warning(warning)}", err=True)
-        except (aiohttp.ClientError, OSError, TimeoutError) as e:
-            raise TransportError(f"{method} {path}: {e}") from e
-        if not 200 <= status < 300:
-            raise status_error_from(status, raw)
-        try:
-            doc = json.loads(raw) if raw else {}
-        except ValueError as e:
-            raise TransportError(f"{method} {path}: answer is not JSON: {e}") from None
-        if not isinstance(doc, dict):
+        answer = await self.exchange(method, path, params=params, body=body,
+                                     content_type=content_type, accept=accept)
+        for warning in answer.warnings:
+            click.echo(f"Warning: {format_warning(warning)}", err=True)
+        if not isinstance(answer.body, dict):
             raise TransportError(f"{method} {path}: answer is not a JSON object")
-        return status, doc
+        return answer.status, answer.body
 
     async def table(self, gvr: GVR, namespace: str, name: str = "", *,
                     label_selector: str = "") -> Obj:

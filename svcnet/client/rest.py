@@ -257,6 +257,15 @@ def keepalive_socket(addr_info: tuple[Any, ...]) -> socket.socket:
     return sock
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A successful answer: its status (201 says "created"), decoded body, Warning headers."""
+
+    status: int
+    body: Any
+    warnings: tuple[str, ...] = ()
+
+
 class RESTClient:
     """Kubernetes verbs over one aiohttp session. Close it (or use ``async with``).
 
@@ -322,14 +331,17 @@ class RESTClient:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    async def request(self, method: str, path: str, *,
-                      params: Mapping[str, str] | None = None, body: Any = None,
-                      content_type: str = "application/json") -> Any:
-        """One request; the decoded JSON answer, or an exception from the error tree."""
+    async def exchange(self, method: str, path: str, *,
+                       params: Mapping[str, str] | None = None, body: Any = None,
+                       content_type: str = "application/json",
+                       accept: str = "application/json") -> Answer:
+        """One request, as the server answered it: a 2xx's status, decoded JSON and Warning
+        headers; a failure raises an exception from the error tree."""
         session = self._get_session()
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
-        headers = self._headers if data is None else {**self._headers,
-                                                       "Content-Type": content_type}
+        headers = {**self._headers, "Accept": accept}
+        if data is not None:
+            headers["Content-Type"] = content_type
         try:
             async with session.request(
                     method, self.server + path, params=params, data=data, headers=headers,
@@ -337,14 +349,24 @@ class RESTClient:
                     server_hostname=self._server_hostname) as resp:
                 raw = await resp.read()
                 status = resp.status
+                warnings = tuple(resp.headers.getall("Warning", []))
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
             raise TransportError(f"{method} {path}: {_describe(e)}") from e
         if not 200 <= status < 300:
             raise status_error_from(status, raw)
         try:
-            return json.loads(raw) if raw else {}
+            doc = json.loads(raw) if raw else {}
         except ValueError as e:
             raise TransportError(f"{method} {path}: answer is not JSON: {e}") from None
+        return Answer(status, doc, warnings)
+
+    async def request(self, method: str, path: str, *,
+                      params: Mapping[str, str] | None = None, body: Any = None,
+                      content_type: str = "application/json") -> Any:
+        """One request; the decoded JSON answer, or an exception from the error tree."""
+        answer = await self.exchange(method, path, params=params, body=body,
+                                     content_type=content_type)
+        return answer.body
 
     async def _object(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
                       body: Any = None, content_type: str = "application/json") -> Obj:

@@ -138,7 +138,6 @@ def etcd() -> Iterator[EtcdServer]:
         server.stop()
 
 
-@pytest.mark.slow
 async def test_etcd_killed_under_writes_503_then_everything_converges(
         tmp_path: Path, etcd: EtcdServer) -> None:
     proc = start_server(tmp_path, "--store", f"etcd://{etcd.endpoint}/svcnet-ho/?timeout=3", "-v")
@@ -232,7 +231,6 @@ def fill(directory: Path) -> Path:
 
 
 @pytest.mark.root
-@pytest.mark.slow
 async def test_sqlite_disk_full_503_nothing_half_written_then_converges(
         tmp_path: Path, tiny_fs: Path) -> None:
     data_dir = tmp_path / "data"
