@@ -50,6 +50,7 @@ from svcnet.apiserver.handlers import (
 from svcnet.apiserver.requestinfo import RequestInfo
 from svcnet.registry.watchcache import CachedEvent, Watcher
 from svcnet.storage.interface import Compacted, EventType, Unavailable, WatchClosed
+from svcnet.util.memory import release_soon
 
 if TYPE_CHECKING:
     from svcnet.apiserver.auth import User
@@ -222,4 +223,7 @@ async def serve_watch(handlers: Handlers, request: web.Request, info: RequestInf
     finally:
         if watcher is not None:
             watcher.close()
+        # A watch holds its connection's buffers for long; when watches end (often many at
+        # once), give the memory back rather than keep RSS at the peak.
+        release_soon()
     return response
