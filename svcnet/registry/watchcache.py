@@ -244,6 +244,11 @@ class WatchCache:
         ``after_revision`` 0 means "from now". Errors reaching the store before the watch
         exists (Unavailable) are raised here; later ones arrive through the watcher.
         """
+        if self._pump is not None and (self._pump.done() or self._pump.get_loop()
+                                       is not asyncio.get_running_loop()):
+            # A pump of an event loop that is gone (a registry used again under a new loop).
+            self._pump = None
+            self._watchers = set()
         if self._pump is None:
             async with self._starting:
                 if self._pump is None:

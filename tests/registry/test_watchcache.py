@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -201,3 +202,22 @@ def test_cached_event_decodes_lazily_and_once() -> None:
     assert calls == []  # serializing needs no decode
     assert event.obj is event.obj
     assert calls == [7]
+
+
+def test_a_cache_used_again_under_a_new_event_loop_starts_a_new_store_watch() -> None:
+    store = MemoryStore()
+    cache = cache_of(store)
+
+    async def first() -> None:
+        await cache.watch(PREFIX, 0)  # never closed: its loop ends under it
+
+    async def second() -> int:
+        watcher = await cache.watch(PREFIX, 0)
+        (written,) = await write(store, 1)
+        (event,) = await collect(watcher, 1)
+        watcher.close()
+        assert event.revision == written.mod_revision
+        return cache.watcher_count
+
+    asyncio.run(first())
+    assert asyncio.run(second()) == 0
