@@ -18,8 +18,7 @@ import contextlib
 import json
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ from svcnet.apiserver.body import read_body
 from svcnet.apiserver.query import decode_continue, encode_continue, int64_param
 from svcnet.apiserver.requestinfo import RequestInfo, parse_path
 from svcnet.registry.generic import PROPAGATION_POLICIES, Preconditions, Registry
-from svcnet.storage.interface import Compacted, EventType, Unavailable, WatchClosed
+from svcnet.storage.interface import Compacted, Unavailable
 from svcnet.util.clock import Clock, rfc3339
 
 log = logging.getLogger(__name__)
@@ -74,31 +73,6 @@ class Served:
         return f"{self.group}/{self.version}" if self.group else self.version
 
 
-class EventLines:
-    """Serialised watch events, shared by every watcher that sends the same event.
-
-    Watchers of one resource receive the same decoded object for a change (the registry
-    decodes each event once), so the line is encoded once too, not once per watcher.
-    """
-
-    def __init__(self, size: int = 4096) -> None:
-        self._lines: OrderedDict[tuple[str, str, str, str, int], bytes] = OrderedDict()
-        self._size = size
-
-    def line(self, event_type: str, served: Served, obj: Obj) -> bytes:
-        meta = obj.get("metadata") or {}
-        key = (event_type, served.resource, str(meta.get("namespace", "")),
-               str(meta.get("name", "")), int(meta.get("resourceVersion") or 0))
-        cached = self._lines.get(key)
-        if cached is None or key[4] == 0:
-            cached = json.dumps({"type": event_type, "object": obj},
-                                separators=(",", ":")).encode() + b"\n"
-            self._lines[key] = cached
-            if len(self._lines) > self._size:
-                self._lines.popitem(last=False)
-        return cached
-
-
 @dataclass
 class Context:
     """Per-server state every handler needs."""
@@ -110,7 +84,6 @@ class Context:
     on_request: Callable[[str, str, int, float], None] = lambda verb, res, code, secs: None
     watch_bookmark_interval: float = 60.0
     default_watch_timeout: float = 1800.0
-    event_lines: EventLines = field(default_factory=EventLines)
 
 
 _METHOD_VERBS = {"GET": "get", "PUT": "update", "PATCH": "patch", "POST": "create",
@@ -492,87 +465,11 @@ class Handlers:
         body = head[:-1] + b',"items":[' + b",".join(raw) + b"]}"
         return web.Response(body=body, content_type="application/json")
 
-    async def watch(self, request: web.Request, info: RequestInfo,  # noqa: C901
-                    served: Served, user: User) -> web.StreamResponse:
-        await self._authorize(user, "watch", info, served)
-        label_sel, field_sel = _selectors(request, served)
-        as_table = tables.table_accepted(request.headers.get("Accept", ""))
-        include = _include_object(request)
-        bookmarks = _query_bool(request, "allowWatchBookmarks")
-        try:
-            timeout = float(request.query.get("timeoutSeconds", "") or
-                            self.ctx.default_watch_timeout)
-        except ValueError:
-            raise bad_request("timeoutSeconds must be a number") from None
-        rv_text = request.query.get("resourceVersion", "")
-        try:
-            rv = int(rv_text) if rv_text else 0
-        except ValueError:
-            raise bad_request(f"invalid resource version: {rv_text}") from None
+    async def watch(self, request: web.Request, info: RequestInfo, served: Served,
+                    user: User) -> web.StreamResponse:
+        from svcnet.apiserver.watch import serve_watch  # watch.py builds on this module
 
-        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        first_table = True
-
-        async def send(event_type: str, obj: Obj) -> None:
-            nonlocal first_table
-            payload: Obj
-            if as_table and event_type not in {"BOOKMARK", "ERROR"}:
-                payload = tables.table_for(
-                    [obj], api_version=served.api_version, kind=served.kind,
-                    include_object=include, now=self.ctx.clock.now(),
-                    resource_version=str((obj.get("metadata") or {}).get("resourceVersion")),
-                    with_column_definitions=first_table)
-                first_table = False
-                await response.write(json.dumps({"type": event_type, "object": payload},
-                                                separators=(",", ":")).encode() + b"\n")
-                return
-            await response.write(self.ctx.event_lines.line(event_type, served, obj))
-
-        deadline = time.monotonic() + timeout
-        last_rv = rv
-        try:
-            if rv == 0:
-                page = await served.registry.list(info.namespace)
-                for obj in page.items:
-                    if _matches(obj, served, label_sel, field_sel):
-                        await send("ADDED", _with_type(obj, served))
-                last_rv = int(page.resource_version)
-            events = served.registry.watch(info.namespace, last_rv)
-            async for ev in _with_deadline(events, deadline, self.ctx.watch_bookmark_interval):
-                if ev is None:
-                    if bookmarks:
-                        await send("BOOKMARK", {"kind": served.kind,
-                                                "apiVersion": served.api_version,
-                                                "metadata": {"resourceVersion": str(last_rv)}})
-                    continue
-                etype, obj, prev = ev
-                last_rv = int(obj["metadata"]["resourceVersion"])
-                now_match = _matches(obj, served, label_sel, field_sel)
-                was_match = prev is not None and _matches(prev, served, label_sel, field_sel)
-                if etype == EventType.DELETED:
-                    if now_match:
-                        await send("DELETED", _with_type(obj, served))
-                elif etype == EventType.ADDED or (now_match and not was_match):
-                    if now_match:
-                        await send("ADDED", _with_type(obj, served))
-                elif now_match:
-                    await send("MODIFIED", _with_type(obj, served))
-                elif was_match:
-                    # It left the selection: to this watcher it is gone.
-                    await send("DELETED", _with_type(obj, served))
-        except Compacted as e:
-            await send("ERROR", StatusError(
-                410, "Expired",
-                f"too old resource version: {rv} ({e.compact_revision})").to_status())
-        except WatchClosed:
-            pass  # this watcher fell behind: end the stream, the client re-watches
-        except ConnectionResetError:
-            return response  # the client went away: a normal end of a watch
-        with contextlib.suppress(ConnectionResetError):
-            await response.write_eof()
-        return response
+        return await serve_watch(self, request, info, served, user)
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -892,35 +789,3 @@ def _user_agent_manager(request: web.Request) -> str:
     """Kubernetes names the manager after the user agent's first word when none is given."""
     agent = request.headers.get("User-Agent", "unknown")
     return agent.split("/")[0][:128] or "unknown"
-
-
-async def _with_deadline(events: AsyncIterator[tuple[EventType, Obj, Obj | None]],
-                         deadline: float, tick: float,
-                         ) -> AsyncIterator[tuple[EventType, Obj, Obj | None] | None]:
-    """Events until ``deadline``; ``None`` every ``tick`` seconds of silence (bookmarks)."""
-    iterator = aiter(events)
-    pending: asyncio.Task[tuple[EventType, Obj, Obj | None]] | None = None
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            if pending is None:
-                pending = asyncio.ensure_future(anext(iterator))
-            done, _ = await asyncio.wait({pending}, timeout=min(tick, remaining))
-            if not done:
-                yield None
-                continue
-            task, pending = pending, None
-            try:
-                yield task.result()
-            except StopAsyncIteration:
-                return
-    finally:
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
-        closer = getattr(iterator, "aclose", None)
-        if closer is not None:
-            await closer()

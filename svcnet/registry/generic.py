@@ -26,7 +26,6 @@ import copy
 import json
 import random
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,6 +34,7 @@ from typing import Any, ClassVar, Protocol
 from svcnet.allocators.operation import Operation
 from svcnet.api import errors
 from svcnet.api.errors import FieldError, StatusError
+from svcnet.registry.watchcache import WatchCache, Watcher, with_resource_version
 from svcnet.storage.interface import (
     Conflict,
     EventType,
@@ -176,24 +176,8 @@ class ListPage:
     """Non-empty when the list was cut at ``limit``: the last key returned."""
 
 
-_WATCH_CACHE_SIZE = 2048
-_METADATA_OPEN = b'"metadata":{'
-
-
-def _with_resource_version(raw: bytes, revision: int) -> bytes:
-    """Splice ``metadata.resourceVersion`` into stored JSON without parsing it.
-
-    Stored objects are written by :meth:`Registry.encode` with ``apiVersion`` and ``kind``
-    (validated, so free of this byte sequence) before ``metadata``, so the first
-    ``"metadata":{`` is the object's own.
-    """
-    at = raw.find(_METADATA_OPEN)
-    if at < 0:
-        return raw
-    cut = at + len(_METADATA_OPEN)
-    sep = b"" if raw[cut:cut + 1] == b"}" else b","
-    return raw[:cut] + b'"resourceVersion":"%d"' % revision + sep + raw[cut:]
-
+_IDLE_WAIT = 3600.0
+"""How long :meth:`Registry.watch` waits between batches before looking again."""
 
 BeforeWrite = Callable[[Obj | None, Obj], Obj]
 """Last step before a write, given (old, new): e.g. recording managedFields."""
@@ -269,9 +253,9 @@ class Registry:
         self.clock = clock or RealClock()
         self.rng = rng or random.Random()
         self.new_uid = uid_factory or (lambda: str(uuid.uuid4()))
-        self._watch_cache: OrderedDict[tuple[str, int], Obj] = OrderedDict()
         group_part = f"{strategy.group}/" if strategy.group else ""
         self.prefix = f"/registry/{group_part}{strategy.resource}/"
+        self.watch_cache = WatchCache(store, self.prefix, self.decode)
 
     # -- keys and codec ---------------------------------------------------------------------
 
@@ -287,7 +271,7 @@ class Registry:
 
     @staticmethod
     def encode(obj: Obj) -> bytes:
-        # apiVersion and kind first, then metadata: _with_resource_version relies on it.
+        # apiVersion and kind first, then metadata: with_resource_version relies on it.
         meta = dict(obj.get("metadata") or {})
         meta.pop("resourceVersion", None)
         ordered: Obj = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
@@ -333,31 +317,27 @@ class Registry:
         spliced in: no decode/encode round trip, which dominates listing 10k objects."""
         result = await self.store.list(self.list_prefix(namespace), limit=limit,
                                        start_after=start_after, revision=revision)
-        items = [_with_resource_version(kv.value, kv.mod_revision) for kv in result.items]
+        items = [with_resource_version(kv.value, kv.mod_revision) for kv in result.items]
         cont = result.items[-1].key if result.more and result.items else ""
         return items, str(result.revision), cont
 
+    async def open_watch(self, namespace: str, after_revision: int) -> Watcher:
+        """A watcher of this resource's changes after ``after_revision`` (0: from now), served
+        by the shared watch cache (see :mod:`svcnet.registry.watchcache`). Its events' objects
+        are shared between all watchers: treat them as read-only."""
+        return await self.watch_cache.watch(self.list_prefix(namespace), after_revision)
+
     async def watch(self, namespace: str, after_revision: int,
                     ) -> AsyncIterator[tuple[EventType, Obj, Obj | None]]:
-        """(type, object, previous object) for every change after ``after_revision``.
-
-        The objects are shared between all watchers of this registry (each event is decoded
-        once, not once per watcher): treat them as read-only.
-        """
-        async for ev in self.store.watch(self.list_prefix(namespace), after_revision):
-            obj = self._decoded(ev.kv)
-            prev = self._decoded(ev.prev) if ev.prev is not None else None
-            yield ev.type, obj, prev
-
-    def _decoded(self, kv: KeyValue) -> Obj:
-        cache_key = (kv.key, kv.mod_revision)
-        obj = self._watch_cache.get(cache_key)
-        if obj is None:
-            obj = self.decode(kv)
-            self._watch_cache[cache_key] = obj
-            if len(self._watch_cache) > _WATCH_CACHE_SIZE:
-                self._watch_cache.popitem(last=False)
-        return obj
+        """(type, object, previous object) for every change after ``after_revision``, one at
+        a time (:meth:`open_watch` for batches); ends by raising what ended the watch."""
+        watcher = await self.open_watch(namespace, after_revision)
+        try:
+            while True:
+                for ev in await watcher.next_batch(_IDLE_WAIT):
+                    yield ev.type, ev.obj, ev.prev
+        finally:
+            watcher.close()
 
     # -- writes -----------------------------------------------------------------------------
 
