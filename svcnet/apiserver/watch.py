@@ -51,6 +51,7 @@ from svcnet.apiserver.handlers import (
     _selectors,
     _with_type,
 )
+from svcnet.apiserver.query import parse_int64
 from svcnet.apiserver.requestinfo import RequestInfo
 from svcnet.registry.watchcache import CachedEvent, Watcher
 from svcnet.storage.interface import Compacted, EventType, Unavailable, WatchClosed
@@ -64,9 +65,7 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
-_INT64_MAX = 2**63 - 1
 _UINT64_MAX = 2**64 - 1
-_GO_INT = re.compile(r"[+-]?[0-9]+")
 _GO_UINT = re.compile(r"[0-9]+")
 _NANOS_PER_SECOND = 1_000_000_000
 
@@ -89,13 +88,10 @@ def parse_timeout(request: web.Request, default: float) -> float:
     values = request.query.getall("timeoutSeconds", [])
     if not values:
         return default
-    text = values[0]
-    if not _GO_INT.fullmatch(text):
-        raise bad_request(f"strconv.ParseInt: parsing {errors.go_quote(text)}: invalid syntax")
-    seconds = int(text)
-    if not -_INT64_MAX - 1 <= seconds <= _INT64_MAX:
-        raise bad_request(f"strconv.ParseInt: parsing {errors.go_quote(text)}: "
-                          "value out of range")
+    try:
+        seconds = parse_int64(values[0])
+    except ValueError as e:
+        raise bad_request(str(e)) from None
     nanos = (seconds * _NANOS_PER_SECOND + 2**63) % 2**64 - 2**63
     return default if nanos == 0 else nanos / _NANOS_PER_SECOND
 
@@ -132,26 +128,77 @@ def error_status(error: Exception, rv: int) -> StatusError | None:
         return StatusError(410, "Expired",
                            f"too old resource version: {rv} ({error.compact_revision})")
     if isinstance(error, Unavailable):
-        if error.timeout:
-            return StatusError(504, "Timeout", str(error))
-        return StatusError(503, "ServiceUnavailable", str(error))
+        return errors.store_unavailable(str(error), timeout=error.timeout)
     if isinstance(error, WatchClosed):
         return None
     return errors.internal_error("an unexpected error occurred")
+
+
+class _Lines:
+    """What one watcher is sent: its selectors, Table rendering, and the shared lines."""
+
+    def __init__(self, handlers: Handlers, request: web.Request, served: Served) -> None:
+        self.served = served
+        self.clock = handlers.ctx.clock
+        self.label_sel, self.field_sel = _selectors(request, served)
+        self.selective = self.label_sel is not None or self.field_sel is not None
+        self.as_table = tables.table_accepted(request.headers.get("Accept", ""))
+        self.include = _include_object(request)
+        self.first_table = True
+
+    def matches(self, obj: Obj) -> bool:
+        return _matches(obj, self.served, self.label_sel, self.field_sel)
+
+    def line(self, event_type: str, obj: Obj, cached: CachedEvent | None = None) -> bytes:
+        if self.as_table and event_type not in {"BOOKMARK", "ERROR"}:
+            obj = tables.table_for(
+                [obj], api_version=self.served.api_version, kind=self.served.kind,
+                include_object=self.include, now=self.clock.now(),
+                resource_version=str((obj.get("metadata") or {}).get("resourceVersion")),
+                with_column_definitions=self.first_table)
+            self.first_table = False
+        elif cached is not None:
+            return cached.line(event_type)
+        return json.dumps({"type": event_type, "object": obj},
+                          separators=(",", ":")).encode() + b"\n"
+
+    def event_line(self, ev: CachedEvent) -> bytes | None:
+        """What this watcher is sent for ``ev``, if anything."""
+        # A Table row is rendered from a copy: the decoded object is shared by all watchers.
+        typed = _with_type(dict(ev.obj), self.served) if self.as_table else {}
+        if not self.selective:
+            return self.line(ev.type.value, typed, ev)
+        etype = selected_event(ev.type, self.matches(ev.obj),
+                               ev.prev is not None and self.matches(ev.prev))
+        return self.line(etype, typed, ev) if etype else None
+
+    def bookmark(self, rv: int) -> bytes:
+        return self.line("BOOKMARK", {"kind": self.served.kind,
+                                      "apiVersion": self.served.api_version,
+                                      "metadata": {"resourceVersion": str(rv)}})
+
+
+def selected_event(event: EventType, now_match: bool, was_match: bool) -> str:
+    """The event a selective watcher sees ("" for none): an object that starts matching is
+    ADDED for it, one that stops matching is DELETED (the watch cache's filtering)."""
+    if event == EventType.DELETED:
+        return "DELETED" if now_match else ""
+    if event == EventType.ADDED or (now_match and not was_match):
+        return "ADDED" if now_match else ""
+    if now_match:
+        return "MODIFIED"
+    return "DELETED" if was_match else ""
 
 
 async def serve_watch(handlers: Handlers, request: web.Request, info: RequestInfo,
                       served: Served, user: User) -> web.StreamResponse:
     ctx = handlers.ctx
     await handlers._authorize(user, "watch", info, served)
-    label_sel, field_sel = _selectors(request, served)
+    lines = _Lines(handlers, request, served)
     timeout = parse_timeout(request, ctx.default_watch_timeout)
     validate_watch_options(request)
     rv = parse_resource_version(request)
-    as_table = tables.table_accepted(request.headers.get("Accept", ""))
-    include = _include_object(request)
     bookmarks = _query_bool(request, "allowWatchBookmarks")
-    selective = label_sel is not None or field_sel is not None
     deadline = time.monotonic() + timeout
 
     # Before the 200: what fails here is an ordinary error response.
@@ -161,57 +208,16 @@ async def serve_watch(handlers: Handlers, request: web.Request, info: RequestInf
     if timeout > 0:
         if rv == 0:
             page = await served.registry.list(info.namespace)
-            initial = [obj for obj in page.items if _matches(obj, served, label_sel, field_sel)]
+            initial = [obj for obj in page.items if lines.matches(obj)]
             last_rv = int(page.resource_version)
         watcher = await served.registry.open_watch(info.namespace, last_rv)
 
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     response.enable_chunked_encoding()
-    first_table = True
-
-    def line(event_type: str, obj: Obj, cached: CachedEvent | None = None) -> bytes:
-        nonlocal first_table
-        if as_table and event_type not in {"BOOKMARK", "ERROR"}:
-            payload = tables.table_for(
-                [obj], api_version=served.api_version, kind=served.kind,
-                include_object=include, now=ctx.clock.now(),
-                resource_version=str((obj.get("metadata") or {}).get("resourceVersion")),
-                with_column_definitions=first_table)
-            first_table = False
-            obj = payload
-        elif cached is not None:
-            return cached.line(event_type)
-        return json.dumps({"type": event_type, "object": obj},
-                          separators=(",", ":")).encode() + b"\n"
-
-    def typed(ev: CachedEvent) -> Obj:
-        """The event's object for a Table row (a copy: the decoded object is shared)."""
-        return _with_type(dict(ev.obj), served) if as_table else {}
-
-    def event_line(ev: CachedEvent) -> bytes | None:
-        """What this watcher is sent for ``ev``, if anything."""
-        if not selective:
-            return line(ev.type.value, typed(ev), ev)
-        now_match = _matches(ev.obj, served, label_sel, field_sel)
-        prev = ev.prev
-        was_match = prev is not None and _matches(prev, served, label_sel, field_sel)
-        if ev.type == EventType.DELETED:
-            etype = "DELETED" if now_match else ""
-        elif ev.type == EventType.ADDED or (now_match and not was_match):
-            etype = "ADDED" if now_match else ""
-        elif now_match:
-            etype = "MODIFIED"
-        else:
-            # It left the selection: to this watcher it is gone.
-            etype = "DELETED" if was_match else ""
-        if not etype:
-            return None
-        return line(etype, typed(ev), ev)
-
     try:
         await response.prepare(request)
         if initial:
-            await response.write(b"".join(line("ADDED", _with_type(obj, served))
+            await response.write(b"".join(lines.line("ADDED", _with_type(obj, served))
                                           for obj in initial))
         while watcher is not None:
             remaining = deadline - time.monotonic()
@@ -224,16 +230,14 @@ async def serve_watch(handlers: Handlers, request: web.Request, info: RequestInf
                 if status is not None and status.code == 500:
                     log.error("watch %s failed", request.path_qs, exc_info=e)
                 if status is not None:
-                    await response.write(line("ERROR", status.to_status()))
+                    await response.write(lines.line("ERROR", status.to_status()))
                 break
             if not batch:
                 if bookmarks and time.monotonic() < deadline:
-                    await response.write(line("BOOKMARK", {
-                        "kind": served.kind, "apiVersion": served.api_version,
-                        "metadata": {"resourceVersion": str(last_rv)}}))
+                    await response.write(lines.bookmark(last_rv))
                 continue
             last_rv = batch[-1].revision
-            chunk = b"".join(out for out in map(event_line, batch) if out is not None)
+            chunk = b"".join(out for out in map(lines.event_line, batch) if out is not None)
             if chunk:
                 await response.write(chunk)
                 # Let the next events gather (see FLUSH_INTERVAL); the buffer is bounded.

@@ -100,6 +100,10 @@ class Broadcaster:
         self._subscribers: set[Subscription] = set()
         self._closed = False
 
+    @property
+    def subscriber_count(self) -> int:
+        return sum(1 for sub in self._subscribers if not sub.is_closed)
+
     def subscribe(self, prefix: str) -> Subscription:
         """A new subscription; after :meth:`close` it is born closed (reads raise WatchClosed)."""
         sub = Subscription(prefix, self._buffer)
