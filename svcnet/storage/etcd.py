@@ -87,6 +87,13 @@ pings find a peer that vanished without closing its connections. A watch whose s
 ends with Unavailable (the storage contract: no silent resumption); the consumer re-watches
 from its last revision.
 
+Watch streams are read on a thread of their own (:class:`_StreamThread`, over a synchronous
+gRPC channel): ``grpc.aio`` hands a stream over one message per event-loop iteration, and an
+API server under load (hundreds of watchers, a write finishing every few milliseconds) would
+then take events in slower than etcd commits them, falling further behind the longer the load
+lasts. The thread hands each response to the loop as it arrives, so a busy loop takes every
+response that arrived meanwhile in one iteration; unary calls stay on ``grpc.aio``.
+
 Endpoints: one ``host:port`` is a plain gRPC target; several must be IP literals and become
 ``ipv4:``/``ipv6:`` targets, where gRPC's pick-first policy fails over between members.
 """
@@ -96,7 +103,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-from collections.abc import AsyncGenerator, Sequence
+import queue
+import threading
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from typing import Any
 
 import grpc
@@ -192,6 +201,70 @@ def _target(endpoints: Sequence[str]) -> str:
         raise ValueError(f"etcd endpoints mix IPv4 and IPv6: {list(endpoints)}")
     family = f"ipv{families.pop()}"
     return f"{family}:{','.join(endpoints)}"
+
+
+_EOF: Any = object()
+"""What :meth:`_StreamThread.read` returns once etcd ended the stream (grpc.aio's EOF)."""
+
+
+class _StreamThread:
+    """A Watch stream read on a thread: ``write``/``read``/``cancel``/``done``/``code`` as a
+    ``grpc.aio`` stream call offers them (see the module docstring for why)."""
+
+    def __init__(self, stub: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._inbox: asyncio.Queue[Any] = asyncio.Queue()
+        self._finished = asyncio.Event()
+        self._call = stub.Watch(self._request_iterator())
+        self._thread = threading.Thread(target=self._read, name="svcnet-etcd-watch",
+                                        daemon=True)
+        self._thread.start()
+
+    def _request_iterator(self) -> Iterator[Any]:
+        while True:
+            request = self._requests.get()
+            if request is None:
+                return
+            yield request
+
+    def _read(self) -> None:
+        end: Any = _EOF
+        try:
+            for response in self._call:
+                self._deliver(response)
+        except grpc.RpcError as e:
+            end = e
+        except BaseException as e:  # surfaced to the pump, not lost on a thread
+            end = e
+        self._deliver(end)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            self._loop.call_soon_threadsafe(self._finished.set)
+
+    def _deliver(self, item: Any) -> None:
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._inbox.put_nowait, item)
+
+    async def write(self, request: Any) -> None:
+        self._requests.put(request)
+
+    async def read(self) -> Any:
+        """The next response; ``_EOF`` when the stream ended; raises the stream's error."""
+        item = await self._inbox.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def cancel(self) -> None:
+        self._requests.put(None)
+        self._call.cancel()
+
+    def done(self) -> bool:
+        return self._finished.is_set() or bool(self._call.done())
+
+    async def code(self) -> None:
+        """Until the stream and its reader thread have ended."""
+        await self._finished.wait()
 
 
 class _Watch:
@@ -303,13 +376,13 @@ class _Watch:
             if self.done:
                 return
             key, end = _span(store._full(self.prefix))
-            call = self.call = store._watch_stub.Watch()
+            call = self.call = _StreamThread(store._watch_stub, asyncio.get_running_loop())
             await call.write(rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(
                 key=key, range_end=end, start_revision=after_etcd + 1,
                 prev_kv=True)))
             while True:
                 response = await call.read()
-                if response is grpc.aio.EOF:
+                if response is _EOF:
                     self.finish(Unavailable("etcd ended the watch stream"))
                     return
                 self._registered()
@@ -332,7 +405,7 @@ class _Watch:
                     self.queue.put_nowait(event)
         except asyncio.CancelledError:
             raise
-        except grpc.aio.AioRpcError as e:
+        except (grpc.aio.AioRpcError, grpc.RpcError) as e:
             self.finish(unavailable("etcd watch failed", e))
         except Exception as e:  # surfaced to the consumer, not lost in a task
             self.finish(e)
@@ -360,6 +433,7 @@ class EtcdStore:
         self._channel: Any = None
         self._kv: Any = None
         self._watch_stub: Any = None
+        self._watch_channel: Any = None
         self._connect_lock = asyncio.Lock()
         self._last_seen: int | None = None  # etcd revision
         self._watches: set[_Watch] = set()
@@ -395,7 +469,9 @@ class EtcdStore:
                 self._base = int(response.header.revision)
             self._seen(response.header.revision)
             self._channel = channel
-            self._watch_stub = rpc_pb2_grpc.WatchStub(channel)
+            # Watch streams run on threads, over a synchronous channel (module docstring).
+            self._watch_channel = grpc.insecure_channel(self._target, options=CHANNEL_OPTIONS)
+            self._watch_stub = rpc_pb2_grpc.WatchStub(self._watch_channel)
             self._kv = kv
 
     def _base_revision(self) -> int:
@@ -642,5 +718,7 @@ class EtcdStore:
             for task in late:  # stuck on an unreachable etcd
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        if self._watch_channel is not None:
+            self._watch_channel.close()
         if self._channel is not None:
             await self._channel.close()
