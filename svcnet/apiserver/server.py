@@ -56,13 +56,14 @@ from svcnet.apiserver.certs import (
     ensure_token,
     interface_addresses,
 )
+from svcnet.apiserver.common import Context, Served, status_response
 from svcnet.apiserver.connections import (
     MAX_CONNECTIONS,
     READ_HEADER_TIMEOUT,
     ConnectionGate,
     GatedSite,
 )
-from svcnet.apiserver.handlers import Context, Handlers, Served, status_response
+from svcnet.apiserver.handlers import Handlers
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import RESTClient
 from svcnet.controllers.manager import USER_AGENT, ControllerConfig, ControllerManager

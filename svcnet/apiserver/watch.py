@@ -43,13 +43,13 @@ from aiohttp import web
 from svcnet.api import errors
 from svcnet.api.errors import StatusError, bad_request
 from svcnet.apiserver import tables
-from svcnet.apiserver.handlers import (
+from svcnet.apiserver.common import (
     Served,
-    _include_object,
-    _matches,
-    _query_bool,
-    _selectors,
-    _with_type,
+    include_object,
+    matches,
+    query_bool,
+    selectors_of,
+    with_type,
 )
 from svcnet.apiserver.query import parse_int64
 from svcnet.apiserver.requestinfo import RequestInfo
@@ -140,14 +140,14 @@ class _Lines:
     def __init__(self, handlers: Handlers, request: web.Request, served: Served) -> None:
         self.served = served
         self.clock = handlers.ctx.clock
-        self.label_sel, self.field_sel = _selectors(request, served)
+        self.label_sel, self.field_sel = selectors_of(request, served)
         self.selective = self.label_sel is not None or self.field_sel is not None
         self.as_table = tables.table_accepted(request.headers.get("Accept", ""))
-        self.include = _include_object(request)
+        self.include = include_object(request)
         self.first_table = True
 
     def matches(self, obj: Obj) -> bool:
-        return _matches(obj, self.served, self.label_sel, self.field_sel)
+        return matches(obj, self.served, self.label_sel, self.field_sel)
 
     def line(self, event_type: str, obj: Obj, cached: CachedEvent | None = None) -> bytes:
         if self.as_table and event_type not in {"BOOKMARK", "ERROR"}:
@@ -165,7 +165,7 @@ class _Lines:
     def event_line(self, ev: CachedEvent) -> bytes | None:
         """What this watcher is sent for ``ev``, if anything."""
         # A Table row is rendered from a copy: the decoded object is shared by all watchers.
-        typed = _with_type(dict(ev.obj), self.served) if self.as_table else {}
+        typed = with_type(dict(ev.obj), self.served) if self.as_table else {}
         if not self.selective:
             return self.line(ev.type.value, typed, ev)
         etype = selected_event(ev.type, self.matches(ev.obj),
@@ -193,12 +193,12 @@ def selected_event(event: EventType, now_match: bool, was_match: bool) -> str:
 async def serve_watch(handlers: Handlers, request: web.Request, info: RequestInfo,
                       served: Served, user: User) -> web.StreamResponse:
     ctx = handlers.ctx
-    await handlers._authorize(user, "watch", info, served)
+    await handlers.authorize(user, "watch", info, served)
     lines = _Lines(handlers, request, served)
     timeout = parse_timeout(request, ctx.default_watch_timeout)
     validate_watch_options(request)
     rv = parse_resource_version(request)
-    bookmarks = _query_bool(request, "allowWatchBookmarks")
+    bookmarks = query_bool(request, "allowWatchBookmarks")
     deadline = time.monotonic() + timeout
 
     # Before the 200: what fails here is an ordinary error response.
@@ -217,7 +217,7 @@ async def serve_watch(handlers: Handlers, request: web.Request, info: RequestInf
     try:
         await response.prepare(request)
         if initial:
-            await response.write(b"".join(lines.line("ADDED", _with_type(obj, served))
+            await response.write(b"".join(lines.line("ADDED", with_type(obj, served))
                                           for obj in initial))
         while watcher is not None:
             remaining = deadline - time.monotonic()

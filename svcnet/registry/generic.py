@@ -238,6 +238,7 @@ def _gc_finalizers(existing: list[str], policy: str) -> list[str]:
 
 
 _MAX_GRACE_SECONDS = 10**10
+_UPDATE_RETRIES = 5
 
 
 class Registry:
@@ -479,12 +480,51 @@ class Registry:
         finally:
             await op.finish(success)
 
+    async def update_from(self, namespace: str, name: str,
+                          transform: Callable[[Obj | None], Obj], *, dry_run: bool = False,
+                          status_only: bool = False, before_write: BeforeWrite | None = None,
+                          allow_create: bool = False) -> tuple[Obj, bool]:
+        """The update of a write computed from the object it replaces, retried on races:
+        Kubernetes' ``rest.Update`` with an ``UpdatedObjectInfo`` (patch, apply, scale).
+
+        ``transform`` gets a private copy of the current object (None when there is none) and
+        returns the object to write, which goes through the whole update strategy
+        (:meth:`update`), or :meth:`create` when there was none and ``allow_create`` (apply's
+        ``forceAllowCreate``). When someone else wrote first, the write is recomputed from the
+        newer object, unless the new object names a resourceVersion other than the one it was
+        computed from: that is a precondition, and the 409 stands. Returns (object, created).
+        """
+        for _ in range(_UPDATE_RETRIES):
+            kv = await self.store.get(self.key(namespace, name))
+            if kv is None and not allow_create:
+                raise self._not_found(name)
+            current = self.decode(kv) if kv is not None else None
+            new = transform(copy.deepcopy(current) if current is not None else None)
+            try:
+                if current is None:
+                    return await self.create(namespace, new, dry_run=dry_run,
+                                             before_write=before_write), True
+                rv = str(current["metadata"]["resourceVersion"])
+                meta = _meta(new)
+                conditional = bool(meta.get("resourceVersion")) and meta["resourceVersion"] != rv
+                meta["resourceVersion"] = meta.get("resourceVersion") or rv
+                return await self.update(namespace, name, new, dry_run=dry_run,
+                                         status_only=status_only,
+                                         before_write=before_write), False
+            except StatusError as e:
+                retry = e.code == 409 and e.reason in ("Conflict", "AlreadyExists") and not (
+                    e.details or {}).get("causes")
+                if not retry or (current is not None and conditional):
+                    raise
+        raise errors.conflict(self.strategy.resource, name,
+                              "the object kept changing while the update was made",
+                              self.strategy.group)
+
     async def guaranteed_update(self, namespace: str, name: str,
                                 mutate: Callable[[Obj], Obj]) -> Obj:
-        """Apply ``mutate`` to the current object and write it, retrying on races.
-
-        For the server's own narrow writes that Kubernetes performs outside the update
-        strategy (``pods/binding`` sets spec.nodeName, which a pod update may not change).
+        """Apply ``mutate`` to the current object and write it, retrying on races, *without*
+        the update strategy: for the writes Kubernetes makes straight to storage
+        (``pods/binding``'s assignPod sets spec.nodeName, which a pod update may not change).
         ``mutate`` gets a private copy; it may raise a StatusError to refuse.
         """
         key = self.key(namespace, name)

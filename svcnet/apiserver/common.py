@@ -1,0 +1,181 @@
+"""What every request handler shares: the served resources, the per-server context, and the
+helpers that read a request (query flags, selectors, the body as an object) and write an
+answer (JSON, Status). Handlers, watch serving and the subresources build on this module."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from svcnet.api.errors import StatusError, bad_request
+from svcnet.api.labels import (
+    FieldSelector,
+    Selector,
+    SelectorError,
+    normalize_field_selector,
+    parse_field_selector,
+    parse_selector,
+    validate_field_selector,
+)
+from svcnet.api.schema import decode, strict_error
+from svcnet.apiserver.auth import TokenFile
+from svcnet.registry.generic import Registry
+from svcnet.util.clock import Clock
+
+Obj = dict[str, Any]
+_FREE_FIELD_SELECTOR_KINDS = frozenset({"Event"})
+
+
+@dataclass
+class Served:
+    """A resource this server serves, bound to its registry."""
+
+    group: str
+    version: str
+    resource: str
+    kind: str
+    namespaced: bool
+    registry: Registry
+    subresources: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """The verbs each subresource answers (discovery's, from :mod:`resources`)."""
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+
+@dataclass
+class Context:
+    """Per-server state every handler needs."""
+
+    served: dict[tuple[str, str, str], Served]
+    tokens: TokenFile
+    clock: Clock
+    namespaces: Registry
+    on_request: Callable[[str, str, int, float], None] = lambda verb, res, code, secs: None
+    watch_bookmark_interval: float = 60.0
+    default_watch_timeout: float = 1800.0
+
+
+METHOD_VERBS = {"GET": "get", "PUT": "update", "PATCH": "patch", "POST": "create",
+                 "DELETE": "delete"}
+
+
+def method_not_allowed() -> StatusError:
+    return StatusError(405, "MethodNotAllowed",
+                       "the server does not allow this method on the requested resource")
+
+
+def status_response(err: StatusError) -> web.Response:
+    return web.json_response(err.to_status(), status=err.code)
+
+
+def failure_response(request: web.Request, err: StatusError) -> web.Response:
+    """The Status answer for a failed request (with ``Retry-After`` when it says when to retry).
+
+    If the request's own answer had already started (a stream that failed midway), a second
+    HTTP response cannot follow it: the connection is cut instead, so the client sees a broken
+    stream at once rather than a 200 with another response written into its body.
+    """
+    if request.writer.output_size and request.transport is not None:
+        request.transport.abort()
+    response = status_response(err)
+    retry_after = err.details.get("retryAfterSeconds")
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def query_bool(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("true", "1")
+
+
+def dry_run_of(request: web.Request) -> bool:
+    values = request.query.getall("dryRun", [])
+    for v in values:
+        if v != "All":
+            raise bad_request(f'unsupported dryRun value "{v}": only "All" is supported')
+    return bool(values)
+
+
+def selectors_of(request: web.Request, served: Served) -> tuple[Selector | None,
+                                                                FieldSelector | None]:
+    try:
+        labels = request.query.get("labelSelector", "")
+        label_sel = parse_selector(labels) if labels else None
+        fields = request.query.get("fieldSelector", "")
+        field_sel = None
+        if fields:
+            field_sel = normalize_field_selector(parse_field_selector(fields), served.kind)
+            if served.kind not in _FREE_FIELD_SELECTOR_KINDS:
+                validate_field_selector(field_sel, served.kind)
+    except SelectorError as e:
+        raise bad_request(str(e)) from None
+    return label_sel, field_sel
+
+
+def matches(obj: Obj, served: Served, label_sel: Selector | None,
+             field_sel: FieldSelector | None) -> bool:
+    if label_sel is not None and not label_sel.matches((obj.get("metadata") or {}).get(
+            "labels") or {}):
+        return False
+    if field_sel is not None:
+        kind = None if served.kind in _FREE_FIELD_SELECTOR_KINDS else served.kind
+        return field_sel.matches_object(obj, kind)
+    return True
+
+
+def with_type(obj: Obj, served: Served) -> Obj:
+    obj["apiVersion"] = served.api_version
+    obj["kind"] = served.kind
+    return obj
+
+
+def decode_object(body: Any, served: Served, request: web.Request,
+                  warnings: list[str]) -> Obj:
+    """apiVersion/kind checks, schema decoding, and fieldValidation."""
+    if not isinstance(body, dict):
+        raise bad_request(f"{served.kind} in version \"{served.version}\" cannot be handled as "
+                          f"a {served.kind}: the body must be a JSON object")
+    api_version = body.get("apiVersion") or served.api_version
+    kind = body.get("kind") or served.kind
+    if api_version != served.api_version:
+        raise bad_request(f"the API version in the data ({api_version}) does not match the "
+                          f"expected API version ({served.api_version})")
+    if kind != served.kind:
+        raise bad_request(f"the kind in the data ({kind}) does not match the expected kind "
+                          f"({served.kind})")
+    decoded = decode(body, api_version=served.api_version, kind=served.kind)
+    if decoded.unknown_fields:
+        mode = request.query.get("fieldValidation", "Warn")
+        if mode == "Strict":
+            err = strict_error(decoded.unknown_fields)
+            err.message = (f'{served.kind} in version "{served.version}" cannot be handled as '
+                           f"a {served.kind}: {err.message}")
+            raise err
+        if mode == "Warn":
+            warnings.extend(f'unknown field "{f}"' for f in decoded.unknown_fields)
+    return with_type(decoded.obj, served)
+
+
+def json_response(obj: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
+    resp = web.Response(body=json.dumps(obj, separators=(",", ":")).encode(), status=status,
+                        content_type="application/json")
+    for w in warnings or []:
+        resp.headers.add("Warning", f'299 - {json.dumps(w)}')
+    return resp
+
+
+def include_object(request: web.Request) -> str:
+    value = request.query.get("includeObject", "Metadata")
+    return value if value in ("None", "Metadata", "Object") else "Metadata"
+
+
+def user_agent_manager(request: web.Request) -> str:
+    """Kubernetes names the manager after the user agent's first word when none is given."""
+    agent = request.headers.get("User-Agent", "unknown")
+    return agent.split("/")[0][:128] or "unknown"
