@@ -134,8 +134,10 @@ def _key(key: Any) -> str:
 
 
 def valid_text(text: str) -> str:
-    """Lone surrogates (which a JSON ``\\uXXXX`` escape can make: the decoder already joins
-    valid pairs) become U+FFFD, as Go's decoder makes them."""
+    """Text as Go's decoder leaves it: a surrogate pair (which YAML's ``\\u`` escapes give as two
+    code points, where JSON's decoder already joins them) becomes its character, and a lone
+    surrogate becomes U+FFFD."""
     if not any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
         return text
-    return "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
+    joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in joined)

@@ -24,6 +24,8 @@ from svcnet.apiserver.query import decode_continue, encode_continue, parse_int64
     pytest.param(b'{"a":"x\\ud800","\\udc00":"\\ud83d\\ude00"}', False,
                  {"a": "x\ufffd", "\ufffd": "\U0001F600"}, id="lone surrogates"),
     pytest.param(b'{"a":"\xff"}', False, {"a": "\ufffd"}, id="invalid utf-8"),
+    pytest.param(b'# yaml\n{"a": "\\ud800\\udc00", "b": "\\ud800"}', True,
+                 {"a": "\U00010000", "b": "\ufffd"}, id="yaml surrogate pair and lone one"),
     pytest.param(b"2: a\ntrue: b\n~: c\n1.5: d\n", True,
                  {"2": "a", "true": "b", "null": "c", "1.5": "d"}, id="yaml scalar keys"),
     pytest.param(b"a: &x {b: [1]}\nc: *x\n", True, {"a": {"b": [1]}, "c": {"b": [1]}},
