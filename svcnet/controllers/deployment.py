@@ -113,7 +113,7 @@ from svcnet.client.informer import (
     object_key,
 )
 from svcnet.client.rest import PODS, Preconditions
-from svcnet.controllers.replicaset import (
+from svcnet.controllers.ownership import (
     DEPLOYMENTS,
     REPLICASETS,
     APIClient,

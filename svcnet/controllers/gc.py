@@ -76,7 +76,7 @@ from svcnet.client.rest import (
     Preconditions,
 )
 from svcnet.client.workqueue import RateLimitingQueue
-from svcnet.controllers.replicaset import (
+from svcnet.controllers.ownership import (
     DEPLOYMENTS,
     REPLICASETS,
     APIClient,

@@ -59,10 +59,10 @@ import copy
 import functools
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from svcnet.api.access import (
     int_of as _int,
@@ -75,47 +75,50 @@ from svcnet.api.access import (
     uid_of as _uid,
 )
 from svcnet.api.errors import StatusError, is_namespace_terminating
-from svcnet.api.labels import Selector, SelectorError, selector_from_label_selector
 from svcnet.api.names import name_is_dns_subdomain
-from svcnet.client.controller import Controller, InformerController, RequeueError
-from svcnet.client.events import EventRecorder, EventSink
+from svcnet.client.controller import Controller, InformerController
+from svcnet.client.events import EventRecorder
 from svcnet.client.informer import (
     NAMESPACE_INDEX,
     EventHandler,
     Informer,
-    ListerWatcher,
     object_key,
     split_key,
 )
-from svcnet.client.rest import GVR, PODS, PatchType, Preconditions
+from svcnet.client.rest import GVR, PODS, Preconditions
+from svcnet.controllers.ownership import (
+    REPLICASETS,
+    APIClient,
+    WorkloadClient,
+    claim,
+    controller_ref,
+    controller_uid_index,
+    ensure_index,
+    label_selector,
+    new_controller_ref,
+    parse_time,
+    recheck_deletion,
+    spec_replicas,
+    terminating as _terminating,
+)
 from svcnet.util.clock import Clock, RealClock, rfc3339
 
 __all__ = [
     "BURST_REPLICAS",
     "COMPONENT",
     "CONTROLLER_UID_INDEX",
-    "DEPLOYMENTS",
     "EXPECTATIONS_TIMEOUT",
-    "REPLICASETS",
-    "APIClient",
-    "ClaimPlan",
     "ControllerExpectations",
     "ReplicaSetController",
-    "WorkloadClient",
     "calculate_status",
-    "controller_ref",
-    "controller_uid_index",
     "filter_active_pods",
     "is_pod_active",
     "is_pod_available",
     "is_pod_ready",
-    "new_controller_ref",
-    "plan_claims",
     "pod_from_template",
     "pods_to_delete",
     "rank_pods_for_deletion",
     "slow_start_batches",
-    "spec_replicas",
 ]
 
 log = logging.getLogger(__name__)
@@ -123,8 +126,6 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 ObjMap = Mapping[str, Any]
 
-REPLICASETS: Final = GVR("apps", "v1", "replicasets", "ReplicaSet")
-DEPLOYMENTS: Final = GVR("apps", "v1", "deployments", "Deployment")
 COMPONENT: Final = "replicaset-controller"
 BURST_REPLICAS: Final = 500
 """At most this many creations or deletions per sync (upstream's BurstReplicas)."""
@@ -136,75 +137,6 @@ CONTROLLER_UID_INDEX: Final = "controllerUID"
 DEFAULT_RESYNC: Final = 300.0
 POD_DELETION_COST: Final = "controller.kubernetes.io/pod-deletion-cost"
 _PHASE_ORDINAL: Final = {"Pending": 0, "Unknown": 1, "Running": 2}
-
-
-# =============================================================================================
-# small accessors
-
-
-def _terminating(obj: ObjMap) -> bool:
-    return bool(_meta(obj).get("deletionTimestamp"))
-
-
-def spec_replicas(obj: ObjMap) -> int:
-    """``spec.replicas`` (defaulted to 1 by the API server; 1 here too if absent)."""
-    v = _map(obj, "spec").get("replicas")
-    return v if isinstance(v, int) and not isinstance(v, bool) else 1
-
-
-def parse_time(value: object) -> datetime | None:
-    """An RFC 3339 timestamp as an aware datetime; None when absent or unparseable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def label_selector(obj: ObjMap) -> Selector | None:
-    """The object's ``spec.selector`` as a Selector; None if it does not parse."""
-    try:
-        return selector_from_label_selector(_map(obj, "spec").get("selector"))
-    except SelectorError:
-        return None
-
-
-# =============================================================================================
-# controller references (metav1.GetControllerOf, NewControllerRef)
-
-
-def controller_ref(obj: ObjMap) -> dict[str, Any] | None:
-    """GetControllerOf: the ownerReference with ``controller: true``, if any."""
-    for ref in _list(_meta(obj), "ownerReferences"):
-        if isinstance(ref, dict) and ref.get("controller") is True:
-            return ref
-    return None
-
-
-def new_controller_ref(owner: ObjMap, gvr: GVR) -> Obj:
-    """NewControllerRef: a controller ownerReference to ``owner`` that blocks its deletion in
-    the foreground until this dependent is gone."""
-    return {"apiVersion": gvr.api_version, "kind": gvr.kind, "name": _name(owner),
-            "uid": _uid(owner), "controller": True, "blockOwnerDeletion": True}
-
-
-def is_controlled_by(obj: ObjMap, owner: ObjMap) -> bool:
-    ref = controller_ref(obj)
-    return ref is not None and ref.get("uid") == _uid(owner)
-
-
-def controller_uid_index(obj: Obj) -> list[str]:
-    ref = controller_ref(obj)
-    return [str(ref["uid"])] if ref is not None and ref.get("uid") else []
-
-
-def ensure_index(informer: Informer, name: str, func: Callable[[Obj], list[str]]) -> None:
-    """Add an index unless an informer shared with another controller already has it."""
-    try:
-        informer.indexer.index_keys(name, "")
-    except KeyError:
-        informer.indexer.add_index(name, func)
 
 
 # =============================================================================================
@@ -303,153 +235,6 @@ class ControllerExpectations:
 
     def delete(self, key: str) -> None:
         self._items.pop(key, None)
-
-
-# =============================================================================================
-# claiming (BaseControllerRefManager.ClaimObject)
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimPlan:
-    """What claiming decides for a set of candidate dependents."""
-
-    owned: list[Obj]
-    """Ours and matching: claimed as they are."""
-    adopt: list[Obj]
-    """Orphans that match: claimed once adopted."""
-    release: list[Obj]
-    """Ours but no longer matching: to be released."""
-
-
-def plan_claims(owner: ObjMap, selector: Selector, candidates: Iterable[ObjMap]) -> ClaimPlan:
-    """ClaimObject's decision for each candidate, in order. Pure."""
-    owned: list[Obj] = []
-    adopt: list[Obj] = []
-    release: list[Obj] = []
-    owner_uid = _uid(owner)
-    owner_deleting = _terminating(owner)
-    for obj in candidates:
-        ref = controller_ref(obj)
-        matches = selector.matches(_labels(obj))
-        if ref is not None:
-            if ref.get("uid") != owner_uid:
-                continue  # someone else's
-            if matches:
-                owned.append(dict(obj))
-            elif not owner_deleting:
-                release.append(dict(obj))
-            continue
-        if owner_deleting or not matches or _terminating(obj):
-            continue
-        if _namespace(owner) and _namespace(owner) != _namespace(obj):
-            continue
-        adopt.append(dict(obj))
-    return ClaimPlan(owned, adopt, release)
-
-
-def adopt_patch(obj: ObjMap, ref: Obj) -> list[Obj]:
-    """A JSON patch adding controller ``ref`` to ``obj`` if, and only if, the object is still
-    the one we saw (uid) with the ownerReferences we saw (``test`` of an absent member against
-    ``null`` passes)."""
-    current = _list(_meta(obj), "ownerReferences")
-    refs = [r for r in current if not (isinstance(r, dict) and r.get("uid") == ref["uid"])]
-    return [{"op": "test", "path": "/metadata/uid", "value": _uid(obj)},
-            {"op": "test", "path": "/metadata/ownerReferences",
-             "value": current if "ownerReferences" in _meta(obj) else None},
-            {"op": "add", "path": "/metadata/ownerReferences", "value": [*refs, ref]}]
-
-
-def release_patch(obj: ObjMap, owner_uid: str) -> list[Obj]:
-    """A JSON patch removing every ownerReference to ``owner_uid`` (guarded like
-    :func:`adopt_patch`)."""
-    current = _list(_meta(obj), "ownerReferences")
-    rest = [r for r in current if not (isinstance(r, dict) and r.get("uid") == owner_uid)]
-    ops: list[Obj] = [{"op": "test", "path": "/metadata/uid", "value": _uid(obj)},
-                      {"op": "test", "path": "/metadata/ownerReferences", "value": current}]
-    if rest:
-        ops.append({"op": "replace", "path": "/metadata/ownerReferences", "value": rest})
-    else:
-        ops.append({"op": "remove", "path": "/metadata/ownerReferences"})
-    return ops
-
-
-class WorkloadClient(EventSink, Protocol):
-    """The calls the workload controllers make (RESTClient fits)."""
-
-    async def get(self, gvr: GVR, namespace: str, name: str, *,
-                  subresource: str = "") -> Obj: ...
-
-    async def update(self, gvr: GVR, obj: Obj, *, subresource: str = "",
-                     dry_run: bool = False, field_manager: str = "") -> Obj: ...
-
-    async def delete(self, gvr: GVR, namespace: str, name: str, *,
-                     preconditions: Preconditions | None = None,
-                     propagation_policy: str = "", dry_run: bool = False) -> Obj: ...
-
-
-class APIClient(WorkloadClient, ListerWatcher, Protocol):
-    """Reads, watches and writes (RESTClient fits)."""
-
-
-async def claim(client: WorkloadClient, gvr: GVR, owner: ObjMap, owner_gvr: GVR,
-                selector: Selector, candidates: Iterable[ObjMap],
-                can_adopt: Callable[[], Awaitable[None]]) -> list[Obj]:
-    """Claim ``candidates`` for ``owner`` (ClaimPods / ClaimReplicaSets): returns what is ours
-    afterwards; raises the first adoption/release failure after trying them all."""
-    plan = plan_claims(owner, selector, candidates)
-    claimed = list(plan.owned)
-    errors: list[Exception] = []
-    for obj in plan.release:
-        try:
-            await client.patch(gvr, _namespace(obj), _name(obj), release_patch(obj, _uid(owner)),
-                               patch_type=PatchType.JSON)
-        except StatusError as e:
-            # Gone, or changed so that our guarded patch no longer applies: nothing to release.
-            if e.code not in (404, 422):
-                errors.append(e)
-    ref = new_controller_ref(owner, owner_gvr)
-    for obj in plan.adopt:
-        try:
-            await can_adopt()
-            await client.patch(gvr, _namespace(obj), _name(obj), adopt_patch(obj, ref),
-                               patch_type=PatchType.JSON)
-        except StatusError as e:
-            if e.code == 404:
-                continue
-            errors.append(e)
-            continue
-        except RequeueError as e:
-            errors.append(e)
-            continue
-        claimed.append(obj)
-    if errors:
-        raise RequeueError(f"claiming for {owner_gvr.kind} {object_key(owner)}: {errors[0]}")
-    return claimed
-
-
-def recheck_deletion(client: WorkloadClient, gvr: GVR, owner: ObjMap
-                     ) -> Callable[[], Awaitable[None]]:
-    """RecheckDeletionTimestamp: before the first adoption, read the owner from the server
-    (not the cache) and refuse if it is gone, replaced or being deleted."""
-    checked: list[bool] = []
-
-    async def can_adopt() -> None:
-        if checked:
-            return
-        ns, name, uid = _namespace(owner), _name(owner), _uid(owner)
-        try:
-            fresh = await client.get(gvr, ns, name)
-        except StatusError as e:
-            raise RequeueError(f"can't adopt: {gvr.kind} {ns}/{name}: {e}") from e
-        if _uid(fresh) != uid:
-            raise RequeueError(f"original {gvr.kind} {ns}/{name} is gone: got uid "
-                               f"{_uid(fresh)}, wanted {uid}")
-        if _terminating(fresh):
-            raise RequeueError(f"{ns}/{name} has just been deleted at "
-                               f"{_meta(fresh).get('deletionTimestamp')}")
-        checked.append(True)
-
-    return can_adopt
 
 
 # =============================================================================================

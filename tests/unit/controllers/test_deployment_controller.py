@@ -27,7 +27,8 @@ from svcnet.controllers.deployment import (
     DeploymentController,
     compute_hash,
 )
-from svcnet.controllers.replicaset import DEPLOYMENTS, REPLICASETS, ReplicaSetController
+from svcnet.controllers.ownership import DEPLOYMENTS, REPLICASETS
+from svcnet.controllers.replicaset import ReplicaSetController
 from tests.unit.controllers.test_replicaset_helpers import (
     Obj,
     World,

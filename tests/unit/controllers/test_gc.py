@@ -22,7 +22,7 @@ from svcnet.controllers.gc import (
     remove_finalizer_patch,
     unlink_patch,
 )
-from svcnet.controllers.replicaset import DEPLOYMENTS, REPLICASETS
+from svcnet.controllers.ownership import DEPLOYMENTS, REPLICASETS
 from tests.unit.controllers.test_replicaset_helpers import (
     Obj,
     World,

@@ -18,7 +18,8 @@ from svcnet.api.errors import StatusError
 from svcnet.client.controller import RequeueError
 from svcnet.client.informer import Informer
 from svcnet.client.rest import EVENTS, PODS
-from svcnet.controllers.replicaset import REPLICASETS, ReplicaSetController
+from svcnet.controllers.ownership import REPLICASETS
+from svcnet.controllers.replicaset import ReplicaSetController
 from tests.unit.controllers.test_replicaset_helpers import (
     Obj,
     World,

@@ -43,7 +43,7 @@ from svcnet.client.rest import (
     Preconditions,
 )
 from svcnet.client.watchstream import WatchEvent
-from svcnet.controllers.replicaset import DEPLOYMENTS, REPLICASETS
+from svcnet.controllers.ownership import DEPLOYMENTS, REPLICASETS
 from svcnet.registry.generic import Preconditions as RegistryPreconditions, Registry, Strategy
 from svcnet.registry.strategies import (
     EndpointSliceStrategy,

@@ -8,19 +8,16 @@ from typing import Any
 import pytest
 
 from svcnet.api.labels import parse_selector
+from svcnet.controllers.ownership import REPLICASETS, adopt_patch, plan_claims, release_patch
 from svcnet.controllers.replicaset import (
-    REPLICASETS,
     ControllerExpectations,
-    adopt_patch,
     calculate_status,
     filter_active_pods,
     is_pod_available,
-    plan_claims,
     pod_deletion_less,
     pod_from_template,
     pods_to_delete,
     rank_pods_for_deletion,
-    release_patch,
     slow_start_batches,
 )
 from svcnet.util.clock import FakeClock
