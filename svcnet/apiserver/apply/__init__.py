@@ -53,7 +53,6 @@ longer exist. Go's typed decoding after a merge (nulls become absent) is done by
 nulls from the result; defaulting is left to the registry, as it runs after apply upstream.
 """
 
-
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,6 +1,5 @@
 """The field manager pipeline (k8s.io/apiserver/pkg/endpoints/handlers/fieldmanager)."""
 
-
 from __future__ import annotations
 
 import copy

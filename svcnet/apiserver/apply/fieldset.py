@@ -1,6 +1,5 @@
 """Field paths and field sets, and the managedFields ``FieldsV1`` trie codec (smd's fieldpath)."""
 
-
 from __future__ import annotations
 
 import json

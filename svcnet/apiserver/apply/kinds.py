@@ -1,6 +1,5 @@
 """Per-kind facts of apply outside the patch table (reset fields, system metadata)."""
 
-
 from __future__ import annotations
 
 import copy

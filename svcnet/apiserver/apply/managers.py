@@ -1,6 +1,5 @@
 """Managers: the ``metadata.managedFields`` entries and their bookkeeping."""
 
-
 from __future__ import annotations
 
 import json

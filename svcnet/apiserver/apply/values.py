@@ -1,6 +1,5 @@
 """structured-merge-diff's value equality and total order (as smd's value package)."""
 
-
 from __future__ import annotations
 
 from typing import Any, Final

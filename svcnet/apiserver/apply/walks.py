@@ -1,6 +1,5 @@
 """The typed walks over plain JSON objects: to field set, compare, merge (smd's typed package)."""
 
-
 from __future__ import annotations
 
 from dataclasses import dataclass, field

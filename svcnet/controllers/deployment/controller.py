@@ -1,7 +1,6 @@
 """The Deployment controller's loop, as ``deployment_controller.go`` with ``sync.go``,
 ``rolling.go``, ``recreate.go`` and ``rollback.go`` (see the package docstring)."""
 
-
 from __future__ import annotations
 
 import contextlib

@@ -1,6 +1,5 @@
 """A Deployment's status and conditions, as ``sync.go``'s calculateStatus and ``progress.go``."""
 
-
 from __future__ import annotations
 
 import copy

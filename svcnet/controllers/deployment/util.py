@@ -1,7 +1,6 @@
 """Deployment utilities, as ``pkg/controller/deployment/util/deployment_util.go``: the template
 hash, maxSurge/maxUnavailable, and the bookkeeping of a Deployment's ReplicaSets."""
 
-
 from __future__ import annotations
 
 import copy
