@@ -34,6 +34,7 @@ from typing import Any
 
 from svcnet.api.labels import SelectorError, selector_from_label_selector
 from svcnet.apiserver.discovery import parse_accept
+from svcnet.util.clock import parse_time
 
 __all__ = [
     "INCLUDE_OBJECT_VALUES",
@@ -107,20 +108,9 @@ def human_duration(d: float | timedelta) -> str:
     return f"{hours // 24 // 365}y"
 
 
-def _parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 timestamp (metav1.Time or MicroTime) → aware datetime; None if absent/bad."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
 def _since(value: Any, now: datetime) -> str:
     """``translateTimestampSince``: the age of a timestamp, ``<unknown>`` when unset."""
-    then = _parse_time(value)
+    then = parse_time(value)
     if then is None:
         return "<unknown>"
     return human_duration(now - then)
@@ -427,7 +417,7 @@ class _LastRestart:
         self.when: datetime | None = None
 
     def see(self, status: Any) -> None:
-        finished = _parse_time(_get(status, "lastState", "terminated", "finishedAt"))
+        finished = parse_time(_get(status, "lastState", "terminated", "finishedAt"))
         if _get(status, "lastState", "terminated") is None:
             return
         if finished is not None and (self.when is None or self.when < finished):
@@ -710,10 +700,10 @@ def _core_event(event: Obj) -> Obj:
 
 def _print_event(event: Obj, now: datetime) -> list[Cell]:
     first_seen = (_since(event.get("firstTimestamp"), now)
-                  if _parse_time(event.get("firstTimestamp")) is not None
+                  if parse_time(event.get("firstTimestamp")) is not None
                   else _since(event.get("eventTime"), now))
     last_seen = (_since(event.get("lastTimestamp"), now)
-                 if _parse_time(event.get("lastTimestamp")) is not None else first_seen)
+                 if parse_time(event.get("lastTimestamp")) is not None else first_seen)
     count = _int(event.get("count"))
     series = event.get("series")
     if isinstance(series, Mapping):
@@ -742,7 +732,7 @@ def _print_lease(lease: Obj, now: datetime) -> list[Cell]:
 
 
 def _print_default(obj: Obj, now: datetime) -> list[Cell]:
-    created = _parse_time(_get(obj, "metadata", "creationTimestamp"))
+    created = parse_time(_get(obj, "metadata", "creationTimestamp"))
     # Go formats the zero time when unset; seconds precision in UTC, RFC 3339.
     stamp = (created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if created is not None
              else "0001-01-01T00:00:00Z")

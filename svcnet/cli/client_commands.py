@@ -47,6 +47,7 @@ from svcnet.apiserver.tables import human_duration
 from svcnet.cli.manifests import load_manifests
 from svcnet.client.kubeconfig import KubeConfig, KubeconfigError, load_kubeconfig
 from svcnet.client.rest import GVR, RESTClient, TransportError
+from svcnet.util.clock import parse_time
 
 __all__ = [
     "CommandError",
@@ -377,10 +378,10 @@ class _Describer:
             return
         self.write(0, "Events:\n  Type\tReason\tAge\tFrom\tMessage\n")
         self.write(1, "----\t------\t----\t----\t-------\n")
-        ordered = sorted(events, key=lambda e: _time(e.get("lastTimestamp"))
+        ordered = sorted(events, key=lambda e: parse_time(e.get("lastTimestamp"))
                          or datetime.min.replace(tzinfo=UTC))
         for e in ordered:
-            first = (_since(e.get("eventTime"), now) if _time(e.get("eventTime")) is not None
+            first = (_since(e.get("eventTime"), now) if parse_time(e.get("eventTime")) is not None
                      else _since(e.get("firstTimestamp"), now))
             series, count = e.get("series"), _int(e.get("count"))
             if isinstance(series, Mapping):
@@ -671,19 +672,9 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
 def _since(value: Any, now: datetime) -> str:
     """translateTimestampSince: the age of a timestamp, ``<unknown>`` when unset."""
-    when = _time(value)
+    when = parse_time(value)
     return "<unknown>" if when is None else human_duration(now - when)
 
 

@@ -35,7 +35,7 @@ from svcnet.client.controller import Controller, RequeueError
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import EventHandler, Informer, object_key
 from svcnet.client.rest import LEASES, NODES, PODS, PatchType, RESTClient
-from svcnet.util.clock import Clock, RealClock, rfc3339
+from svcnet.util.clock import Clock, RealClock, parse_time, rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -198,14 +198,6 @@ def _ready_condition(node: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
-def _parse(ts: str | None) -> datetime | None:
-    if not ts:
-        return None
-    with contextlib.suppress(ValueError):
-        return datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    return None
-
-
 def stale_nodes(nodes: Iterable[Mapping[str, Any]], leases: Mapping[str, Mapping[str, Any]],
                 now: datetime, grace: timedelta) -> list[str]:
     """Names of nodes whose heartbeat is older than ``grace`` and not yet marked Unknown."""
@@ -216,11 +208,11 @@ def stale_nodes(nodes: Iterable[Mapping[str, Any]], leases: Mapping[str, Mapping
         if ready is not None and ready.get("status") == "Unknown":
             continue
         lease = leases.get(name)
-        beat = _parse(((lease or {}).get("spec") or {}).get("renewTime"))
+        beat = parse_time(((lease or {}).get("spec") or {}).get("renewTime"))
         if beat is None and ready is not None:
-            beat = _parse(ready.get("lastHeartbeatTime"))
+            beat = parse_time(ready.get("lastHeartbeatTime"))
         if beat is None:
-            beat = _parse((node.get("metadata") or {}).get("creationTimestamp"))
+            beat = parse_time((node.get("metadata") or {}).get("creationTimestamp"))
         if beat is not None and now - beat > grace:
             out.append(name)
     return sorted(out)

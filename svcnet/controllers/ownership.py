@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Final, Protocol
 
 from svcnet.api.access import (
@@ -31,6 +30,7 @@ from svcnet.client.informer import (
     object_key,
 )
 from svcnet.client.rest import GVR, PatchType, Preconditions
+from svcnet.util.clock import parse_time
 
 __all__ = [
     "DEPLOYMENTS",
@@ -75,16 +75,6 @@ def spec_replicas(obj: ObjMap) -> int:
     """``spec.replicas`` (defaulted to 1 by the API server; 1 here too if absent)."""
     v = _map(obj, "spec").get("replicas")
     return v if isinstance(v, int) and not isinstance(v, bool) else 1
-
-
-def parse_time(value: object) -> datetime | None:
-    """An RFC 3339 timestamp as an aware datetime; None when absent or unparseable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def label_selector(obj: ObjMap) -> Selector | None:

@@ -42,7 +42,7 @@ from svcnet.api.lbips import ingress_ips
 from svcnet.registry.lb_ipam import LoadBalancerIPAM
 from svcnet.registry.service_alloc import ServiceAllocators, held_cluster_ips, owner_of
 from svcnet.storage.interface import Store
-from svcnet.util.clock import Clock, RealClock
+from svcnet.util.clock import Clock, RealClock, parse_time
 
 Obj = dict[str, Any]
 SERVICES_PREFIX = "/registry/services/"
@@ -93,13 +93,6 @@ _EVENT_NAMES = {
     "lbip": ("LoadBalancerIPOutOfRange", "LoadBalancerIPAlreadyAllocated",
              "LoadBalancerIPNotAllocated", "LoadBalancer IP"),
 }
-
-
-def _parse_time(text: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def made_by_previous_instance(record: Allocation, holder: Holder | None) -> bool:
@@ -160,7 +153,7 @@ def plan_repair(services: Iterable[Obj], allocators: Sequence[StoreAllocator],  
     for (kind, item), record in sorted(records.items()):
         if (kind, item) in held:
             continue
-        allocated_at = _parse_time(record.allocated_at)
+        allocated_at = parse_time(record.allocated_at)
         young = allocated_at is not None and now - allocated_at < leak_grace
         if young and not made_by_previous_instance(record, holder):
             continue  # maybe a create still in flight

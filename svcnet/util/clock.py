@@ -68,3 +68,15 @@ class FakeClock:
 def rfc3339(dt: datetime) -> str:
     """Kubernetes' metav1.Time wire form: second precision, 'Z' suffix."""
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: object) -> datetime | None:
+    """A metav1.Time / MicroTime string as an aware datetime (None if absent or malformed;
+    a time without an offset is UTC)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)

@@ -35,6 +35,7 @@ from svcnet.api.access import (
     str_of as _str,
 )
 from svcnet.api.names import parse_ip_sloppy
+from svcnet.util.clock import parse_time
 
 __all__ = [
     "ANNOTATION_LAST_CHANGE_TRIGGER_TIME",
@@ -282,17 +283,6 @@ def services_to_update_on_pod_change(services: Iterable[ObjMap], old: ObjMap,
 
 
 # -- trigger times ---------------------------------------------------------------------------
-
-
-def parse_time(value: object) -> datetime | None:
-    """A metav1.Time / MicroTime string as an aware datetime (None if absent or malformed)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
 def format_rfc3339_nano(dt: datetime) -> str:
