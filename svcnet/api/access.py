@@ -12,6 +12,27 @@ from typing import Any, TypeGuard
 ObjMap = Mapping[str, Any]
 
 
+def as_dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_int(value: object, default: int = 0) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def as_str(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def as_text(value: object) -> str:
+    """A value as text to print: a string as is, None as empty, anything else as str()."""
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
 def map_of(d: ObjMap | None, key: str) -> dict[str, Any]:
     v = d.get(key) if d else None
     return v if isinstance(v, dict) else {}

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from svcnet.api.access import as_dict as _dict, as_int as _int, as_list as _list, as_str as _str
 from svcnet.api.labels import SelectorError, selector_from_label_selector
 from svcnet.apiserver.discovery import parse_accept
 from svcnet.util.clock import parse_time
@@ -108,7 +109,7 @@ def human_duration(d: float | timedelta) -> str:
     return f"{hours // 24 // 365}y"
 
 
-def _since(value: Any, now: datetime) -> str:
+def since(value: Any, now: datetime) -> str:
     """``translateTimestampSince``: the age of a timestamp, ``<unknown>`` when unset."""
     then = parse_time(value)
     if then is None:
@@ -127,22 +128,6 @@ def _get(obj: Mapping[str, Any] | None, *path: str) -> Any:
             return None
         cur = cur.get(key)
     return cur
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _int(value: Any, default: int = 0) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _format_labels(labels: Any) -> str:
@@ -699,15 +684,15 @@ def _core_event(event: Obj) -> Obj:
 
 
 def _print_event(event: Obj, now: datetime) -> list[Cell]:
-    first_seen = (_since(event.get("firstTimestamp"), now)
+    first_seen = (since(event.get("firstTimestamp"), now)
                   if parse_time(event.get("firstTimestamp")) is not None
-                  else _since(event.get("eventTime"), now))
-    last_seen = (_since(event.get("lastTimestamp"), now)
+                  else since(event.get("eventTime"), now))
+    last_seen = (since(event.get("lastTimestamp"), now)
                  if parse_time(event.get("lastTimestamp")) is not None else first_seen)
     count = _int(event.get("count"))
     series = event.get("series")
     if isinstance(series, Mapping):
-        last_seen = _since(series.get("lastObservedTime"), now)
+        last_seen = since(series.get("lastObservedTime"), now)
         count = _int(series.get("count"))
     elif count == 0:
         count = 1  # singleton events of the new API carry no count
@@ -744,7 +729,7 @@ def _name(obj: Obj) -> str:
 
 
 def _age(obj: Obj, now: datetime) -> str:
-    return _since(_get(obj, "metadata", "creationTimestamp"), now)
+    return since(_get(obj, "metadata", "creationTimestamp"), now)
 
 
 @dataclass(frozen=True, slots=True)

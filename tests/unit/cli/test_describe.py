@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from svcnet.cli.client_commands import (
+from svcnet.cli.describe import (
     describe_endpoint_slice,
     describe_generic,
     describe_namespace,

@@ -10,16 +10,9 @@ import aiohttp
 import pytest
 
 from svcnet.api.errors import StatusError
-from svcnet.cli.client_commands import (
-    CommandError,
-    format_status_error,
-    format_transport_error,
-    format_warning,
-    kind_ref,
-    kubeconfig_path,
-    resolve_kind,
-    resource_for_object,
-)
+from svcnet.cli.kinds import CommandError, kind_ref, resolve_kind, resource_for_object
+from svcnet.cli.printing import format_status_error, format_transport_error
+from svcnet.cli.session import format_warning, kubeconfig_path
 from svcnet.client.rest import TransportError
 
 # ================================================================================= kinds

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from svcnet.apiserver.tables import table_for
-from svcnet.cli.client_commands import dump_json, dump_yaml, render_table, tabwrite
+from svcnet.cli.printing import dump_json, dump_yaml, render_table, tabwrite
 
 Obj = dict[str, Any]
 NOW = datetime(2025, 11, 27, 17, 0, 0, tzinfo=UTC)
