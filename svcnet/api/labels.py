@@ -18,6 +18,9 @@ Mirrors:
 
 Parse failures raise :class:`SelectorError` (a ``ValueError``) whose message is the text the
 Kubernetes API server puts in its 400 response, so clients that match on it keep working.
+
+Why this module is long: A port of labels/selector.go and fields/selector.go, kept whole so it
+can be compared with them.
 """
 
 from __future__ import annotations

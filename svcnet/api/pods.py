@@ -24,6 +24,9 @@ because clients and people compare them with what a real cluster says.
 Left out (accepted as-is, not validated): volume sources' own fields, resources
 (requests/limits), security contexts, affinity, topology spread constraints, ephemeral
 containers' contents, OS-specific rules.
+
+Why this module is long: Pod defaulting and validation mirror upstream's SetDefaults_Pod and
+ValidatePod* one to one, in upstream's order, so they are compared side by side.
 """
 
 from __future__ import annotations

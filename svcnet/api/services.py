@@ -36,6 +36,9 @@ IP addresses and CIDRs are checked the "strict" way (``StrictIPCIDRValidation``:
 zeros, no IPv4-mapped IPv6, no host bits in CIDRs), but — like upstream — values that were
 already present in the old object are tolerated on update, so stored objects never become
 un-updatable.
+
+Why this module is long: Service defaulting and validation mirror upstream's validation.go for
+Services one to one, in upstream's order, so they are compared side by side.
 """
 
 from __future__ import annotations

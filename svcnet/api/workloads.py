@@ -29,6 +29,9 @@ ReplicaSet with an empty selector is told it is "invalid for deployment".
 Equality where upstream uses ``apiequality.Semantic.DeepEqual`` on Go structs is
 :func:`semantically_equal`: absent, ``null`` and zero values compare equal, because Go's
 ``omitempty`` makes them indistinguishable on the wire.
+
+Why this module is long: Deployment and ReplicaSet defaulting and validation mirror upstream's
+apps validation one to one.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ Objects are plain JSON dicts as stored (camelCase). Missing fields read as Go's 
 except where the v1 defaulting that every stored object went through guarantees a value
 (``Service.spec.type`` → ``ClusterIP``, ``ports[].protocol`` → ``TCP``, ``replicas`` → 1);
 those defaults are applied here too so an undefaulted object still prints sensibly.
+
+Why this module is long: One printer per kind, as upstream's printers.go keeps them together;
+they share the column and age helpers.
 """
 
 from __future__ import annotations

@@ -40,6 +40,9 @@ Error tree::
                                           timeout, truncated or undecodable body
 
 A ``TransportError`` on a write means the outcome is unknown: the write may have committed.
+
+Why this module is long: The REST client: one method per verb and the error tree, as client-go's
+rest client.
 """
 
 from __future__ import annotations

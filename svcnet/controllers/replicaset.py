@@ -50,6 +50,9 @@ the ReplicaSet with upstream's source ``replicaset-controller``.
 
 The helpers for controller references, claiming and expectations are shared with the
 Deployment controller (which claims ReplicaSets the same way).
+
+Why this module is long: Mirrors upstream's replica_set.go and its pod ranking
+(controller_utils.go) one to one.
 """
 
 from __future__ import annotations

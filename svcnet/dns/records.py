@@ -65,6 +65,9 @@ from the old one stay consistent. :class:`ZoneBuilder` is the incremental form o
 :func:`build_zone` (which is built on it): it keeps each Service's records separately, so a
 change to one Service costs that Service's records plus a copy of the merged maps, not a
 rebuild of everything (see the comment above it).
+
+Why this module is long: The Kubernetes DNS specification's records, one builder; kept whole so
+it reads against the specification.
 """
 
 from __future__ import annotations

@@ -43,6 +43,9 @@ never holds up cluster names queued behind it on the same connection. The
 :class:`Upstream` client forwards over UDP with a fresh random ID from a fresh socket (random
 source port), tries each resolver in turn within a short overall deadline, and repeats over TCP
 when the answer comes back truncated to a TCP client.
+
+Why this module is long: The sans-IO DNS core and its asyncio transports share the wire cache
+and the counters.
 """
 
 from __future__ import annotations

@@ -50,6 +50,9 @@ log paths, and the pod's ``resolv.conf``.
 Not supported (documented refusals, not silent ones): native sidecars (init containers with
 ``restartPolicy: Always``) run as ordinary init containers; ``envFrom`` and ``configMapKeyRef``
 / ``secretKeyRef`` values make the container wait with ``CreateContainerConfigError``.
+
+Why this module is long: The pod lifecycle as one pure planner (kubelet's computePodActions) and
+its applier; splitting them would hide the state machine.
 """
 
 from __future__ import annotations

@@ -46,6 +46,9 @@ HTTP probes follow the kubelet: ``GET`` with ``User-Agent: kube-probe/<version>`
 ``Accept: */*``, success for status 200-399, redirects followed (up to 10) only when they stay on
 the same host and port; a redirect elsewhere counts as success, as the kubelet's does.
 HTTPS does not verify certificates (the kubelet does not either).
+
+Why this module is long: Probes as kubelet's prober: the three probe kinds, the worker timing
+and the results share one state.
 """
 
 from __future__ import annotations

@@ -40,6 +40,9 @@ out of :meth:`start`.
 Records also remember the attempt number (the restart count, as CRI's ``attempt`` does) and
 the previous termination, which is what the pod status needs for ``restartCount`` and
 ``lastState`` across agent restarts.
+
+Why this module is long: The process runtime: starting, adopting and reaping container processes
+share the record format and the reaper.
 """
 
 from __future__ import annotations

@@ -107,6 +107,9 @@ Conflicts (two services claiming the same IP, protocol and port, e.g. a duplicat
 are resolved deterministically — the first service port in (namespace, name, port, protocol)
 order wins — and reported in :attr:`Ruleset.warnings`. Output is sorted throughout, so equal
 inputs give byte-identical renderings (the golden tests rely on it).
+
+Why this module is long: The pure nftables ruleset builder: every chain and map of the layout,
+in the order the golden rulesets show them.
 """
 
 from __future__ import annotations

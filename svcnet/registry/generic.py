@@ -18,6 +18,9 @@ Objects are JSON dicts. The store holds them without ``metadata.resourceVersion`
 from the key's mod revision, so resourceVersion always equals the store revision of the object's
 last write, as with etcd. Nothing is written when any step fails, and allocations taken for a
 failed write are released (see allocators/operation.py).
+
+Why this module is long: Upstream's generic registry Store (create, update, delete with
+finalizers, graceful deletion) in one place, as store.go has it.
 """
 
 from __future__ import annotations

@@ -96,6 +96,9 @@ response that arrived meanwhile in one iteration; unary calls stay on ``grpc.aio
 
 Endpoints: one ``host:port`` is a plain gRPC target; several must be IP literals and become
 ``ipv4:``/``ipv6:`` targets, where gRPC's pick-first policy fails over between members.
+
+Why this module is long: One backend of the store contract: unary calls, the watch pump and its
+stream thread share the revision bookkeeping.
 """
 
 from __future__ import annotations

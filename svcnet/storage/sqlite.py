@@ -77,6 +77,9 @@ SQLiteStore(path) as store:`` opens and closes. ``await store.close()`` is requi
 watches, stops the poll loop, closes the connection and joins the worker thread. A database file
 the store creates is 0600, and so are its -wal and -shm files (SQLite gives them the database
 file's mode), wherever it lives: it holds the whole cluster state.
+
+Why this module is long: One backend of the store contract: the log table, its writer thread,
+watch and compaction share one connection's invariants.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """Strategic merge patch: a port of k8s.io/apimachinery/pkg/util/strategicpatch
-(see the package docstring)."""
+(see the package docstring).
+
+Why this module is long: A literal port of strategicpatch's patch.go, kept whole so it reads
+against upstream.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """The Deployment controller's loop, as ``deployment_controller.go`` with ``sync.go``,
-``rolling.go``, ``recreate.go`` and ``rollback.go`` (see the package docstring)."""
+``rolling.go``, ``recreate.go`` and ``rollback.go`` (see the package docstring).
+
+Why this module is long: The controller loop with sync, rolling, recreate and rollback, which
+upstream splits over files that share one controller type.
+"""
 
 from __future__ import annotations
 

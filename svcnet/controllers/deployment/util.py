@@ -1,5 +1,8 @@
 """Deployment utilities, as ``pkg/controller/deployment/util/deployment_util.go``: the template
-hash, maxSurge/maxUnavailable, and the bookkeeping of a Deployment's ReplicaSets."""
+hash, maxSurge/maxUnavailable, and the bookkeeping of a Deployment's ReplicaSets.
+
+Why this module is long: Mirrors util/deployment_util.go one to one.
+"""
 
 from __future__ import annotations
 

@@ -32,6 +32,9 @@ Two ``nft`` text quirks shape the renderer: named priorities (``dstnat``) are on
 some hooks in nft 1.0.6 (``priority dstnat`` on the *output* hook is a syntax error), so
 priorities are always numbers; and a rule inside a one-line ``chain x { ... }`` block needs a
 ``;`` before the ``}``, so chain headers are always rendered with explicit ``;`` separators.
+
+Why this module is long: One class per nftables object kind, each validating itself, as
+knftables' objects.go.
 """
 
 from __future__ import annotations
