@@ -491,13 +491,15 @@ async def run_server(config: ServerConfig) -> None:
     """Run until SIGTERM/SIGINT, then shut down cleanly."""
     import signal
 
-    server = APIServer(config)
-    await server.start()
+    # The handlers go in before start(): the kubeconfig written there tells the world the
+    # server is up, and a SIGTERM sent on seeing it must already be a clean shutdown.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    server = APIServer(config)
     try:
+        await server.start()
         await stop.wait()
     finally:
         await server.stop()

@@ -375,9 +375,7 @@ async def run_dns(kubeconfig: str | Path | None = None, listen: str = "0.0.0.0:5
     async with RESTClient.from_kubeconfig(config, user_agent="svcnet-dns/0.1.0") as client:
         dns = ClusterDNS(client, listen=listen, zone=zone, upstreams=servers, ttl=ttl,
                          pods=pods)
-        address = await dns.start()
-        if ready is not None:
-            ready(address)
+        # Handlers before ``ready``: whoever is told we are up may stop us at once.
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         installed = []
@@ -386,6 +384,9 @@ async def run_dns(kubeconfig: str | Path | None = None, listen: str = "0.0.0.0:5
                 loop.add_signal_handler(sig, stop.set)
                 installed.append(sig)
         try:
+            address = await dns.start()
+            if ready is not None:
+                ready(address)
             await stop.wait()
         finally:
             for sig in installed:

@@ -553,13 +553,14 @@ async def run_agent(config: AgentConfig, *,
                     proxy_factory: Callable[[NodeConfig], ServiceProxy] | None = None) -> None:
     import signal
 
-    agent = NodeAgent(config, proxy_factory=proxy_factory)
-    await agent.start()
+    # Handlers first: a SIGTERM that arrives while the agent starts is a clean stop too.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    agent = NodeAgent(config, proxy_factory=proxy_factory)
     try:
+        await agent.start()
         await stop.wait()
     finally:
         await agent.stop()
