@@ -48,6 +48,7 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from svcnet.api.access import mapping_of, str_of as _s
 from svcnet.api.errors import (
     FieldError,
     GoRaw,
@@ -153,18 +154,11 @@ _META: Final = Path("metadata")
 
 
 def _spec(svc: Mapping[str, Any]) -> Mapping[str, Any]:
-    spec = svc.get("spec")
-    return spec if isinstance(spec, Mapping) else {}
+    return mapping_of(svc, "spec")
 
 
 def _meta(svc: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = svc.get("metadata")
-    return meta if isinstance(meta, Mapping) else {}
-
-
-def _s(d: Mapping[str, Any], key: str) -> str:
-    v = d.get(key)
-    return v if isinstance(v, str) else ""
+    return mapping_of(svc, "metadata")
 
 
 def _i(d: Mapping[str, Any], key: str) -> int:

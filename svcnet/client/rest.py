@@ -59,6 +59,7 @@ from typing import Any, Final
 
 import aiohttp
 
+from svcnet.api.access import meta_of as _meta
 from svcnet.api.errors import StatusError
 from svcnet.client.kubeconfig import KubeConfig
 from svcnet.client.watchstream import WatchDecodeError, WatchDecoder, WatchEvent
@@ -626,9 +627,6 @@ class Watch:
             self._response = None
 
 
-def _meta(obj: Obj) -> dict[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
 
 
 def _describe(e: BaseException) -> str:

@@ -6,6 +6,7 @@ import copy
 import json
 from datetime import datetime
 
+from svcnet.api.access import meta_of as _meta
 from svcnet.api.errors import StatusError, bad_request
 from svcnet.apiserver.apply.fieldset import FieldSet, _fp
 from svcnet.apiserver.apply.kinds import (
@@ -15,7 +16,6 @@ from svcnet.apiserver.apply.kinds import (
     _RESET_FIELDS,
     _STRIP,
     _ZERO_STRUCTS,
-    _meta,
     _rfc3339,
     _with_managed_fields,
     _without_managed_fields,

@@ -58,11 +58,6 @@ def _rfc3339(now: str | datetime) -> str:
     return now
 
 
-def _meta(obj: Obj) -> Obj:
-    m = obj.get("metadata")
-    return m if isinstance(m, dict) else {}
-
-
 def _without_managed_fields(obj: Obj) -> Obj:
     out = copy.deepcopy(obj)
     meta = out.get("metadata")
