@@ -238,18 +238,37 @@ class StatusError(Exception):
         return self.message
 
     def to_status(self) -> dict[str, Any]:
+        """The ``metav1.Status``, its fields in the Go struct's order (what clients that compare
+        bodies see from Kubernetes): kind, apiVersion, metadata, status, message, reason,
+        details (name, group, kind, uid, causes, retryAfterSeconds), code."""
         status: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
         }
+        if self.reason:
+            status["reason"] = self.reason
         if self.details:
-            status["details"] = self.details
+            status["details"] = _ordered(self.details, _DETAIL_FIELDS)
+            if "causes" in status["details"]:
+                status["details"]["causes"] = [
+                    _ordered(c, _CAUSE_FIELDS) if isinstance(c, dict) else c
+                    for c in status["details"]["causes"]]
+        status["code"] = self.code
         return status
+
+
+_DETAIL_FIELDS: Final = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")
+_CAUSE_FIELDS: Final = ("reason", "message", "field")
+
+
+def _ordered(d: dict[str, Any], order: Sequence[str]) -> dict[str, Any]:
+    """``d`` with the keys of ``order`` first, in that order (then any others as they were)."""
+    out = {k: d[k] for k in order if k in d}
+    out.update((k, v) for k, v in d.items() if k not in out)
+    return out
 
 
 def invalid_error(kind: str, name: str, errors: Sequence[FieldError],

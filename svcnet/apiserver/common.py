@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from svcnet.api.errors import StatusError, bad_request
+from svcnet.api.gojson import go_dumps
 from svcnet.api.labels import (
     FieldSelector,
     Selector,
@@ -71,7 +72,10 @@ def method_not_allowed() -> StatusError:
 
 
 def status_response(err: StatusError) -> web.Response:
-    return web.json_response(err.to_status(), status=err.code)
+    """A failure's Status, byte for byte as kube-apiserver writes it (Go's encoder: compact,
+    struct order, a trailing newline)."""
+    return web.Response(body=(go_dumps(err.to_status()) + "\n").encode(), status=err.code,
+                        content_type="application/json")
 
 
 def failure_response(request: web.Request, err: StatusError) -> web.Response:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any
 
 import aiohttp
 import yaml
 
 from svcnet.api.access import as_dict as _dict
 from svcnet.api.errors import StatusError, go_quote
+from svcnet.api.gojson import go_dumps
 from svcnet.client.rest import TransportError
 
 Obj = dict[str, Any]
@@ -170,18 +171,9 @@ def _as_list(items: Iterable[Obj]) -> Obj:
             "metadata": {"resourceVersion": ""}}
 
 
-# Go's encoding/json escapes these even inside an indented document (HTML safety); they only
-# ever occur inside strings, so replacing them in the text is exact.
-_GO_JSON_ESCAPES: Final = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
-                           "\u2028": "\\u2028", "\u2029": "\\u2029"}
-
-
 def dump_json(obj: Any) -> str:
     """``-o json``: 4-space indent, sorted keys, Go's escaping; ends with a newline."""
-    text = json.dumps(obj, indent=4, sort_keys=True, ensure_ascii=False)
-    for char, escaped in _GO_JSON_ESCAPES.items():
-        text = text.replace(char, escaped)
-    return text + "\n"
+    return go_dumps(obj, sort_keys=True, indent=4) + "\n"
 
 
 class _KubectlDumper(yaml.SafeDumper):

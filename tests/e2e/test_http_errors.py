@@ -127,3 +127,52 @@ def test_fuzzed_requests_never_500(cluster: Cluster, method: str, namespace: str
     assert code < 500, status
     if code >= 400:
         assert status.get("kind") == "Status" and status.get("code") == code
+
+
+def raw_request(cluster: Cluster, method: str, path: str, body: bytes | None = None,
+                content_type: str = "application/json") -> tuple[int, bytes]:
+    ctx = ssl.create_default_context(cafile=str(cluster.data_dir / "pki" / "ca.crt"))
+    req = urllib.request.Request(cluster.url + path, data=body, method=method)
+    req.add_header("Content-Type", content_type)
+    req.add_header("Authorization", f"Bearer {cluster.token}")
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=20) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+@pytest.mark.parametrize(("method", "path", "body", "expected"), [
+    pytest.param("GET", "/api/v1/namespaces/default/services/nope", None,
+                 b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+                 b'"message":"services \\"nope\\" not found","reason":"NotFound",'
+                 b'"details":{"name":"nope","kind":"services"},"code":404}\n', id="not-found"),
+    pytest.param("GET", "/apis/apps/v1/namespaces/default/deployments/nope", None,
+                 b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+                 b'"message":"deployments.apps \\"nope\\" not found","reason":"NotFound",'
+                 b'"details":{"name":"nope","group":"apps","kind":"deployments"},"code":404}\n',
+                 id="not-found-in-a-group"),
+    pytest.param("POST", "/api/v1/namespaces/default/services",
+                 b'{"apiVersion":"v1","kind":"Service","metadata":{"name":"bad<&>"},'
+                 b'"spec":{"ports":[{"port":80}]}}',
+                 b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+                 b'"message":"Service \\"bad\\u003c\\u0026\\u003e\\" is invalid: metadata.name: '
+                 b'Invalid value: \\"bad\\u003c\\u0026\\u003e\\": a DNS-1035 label must consist of '
+                 b"lower case alphanumeric characters or '-', start with an alphabetic character, "
+                 b"and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex "
+                 b"used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')\",\"reason\":\"Invalid\","
+                 b'"details":{"name":"bad\\u003c\\u0026\\u003e","kind":"Service","causes":[{'
+                 b'"reason":"FieldValueInvalid","message":"Invalid value: \\"bad\\u003c\\u0026'
+                 b"\\u003e\\\": a DNS-1035 label must consist of lower case alphanumeric "
+                 b"characters or '-', start with an alphabetic character, and end with an "
+                 b"alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for "
+                 b"validation is '[a-z]([-a-z0-9]*[a-z0-9])?')\",\"field\":\"metadata.name\"}]},"
+                 b'"code":422}\n', id="invalid"),
+])
+def test_error_bodies_are_kubernetes_bytes(cluster: Cluster, method: str, path: str,
+                                           body: bytes | None, expected: bytes) -> None:
+    """Compact JSON in metav1.Status's field order, Go's escaping, a trailing newline: what
+    kube-apiserver writes, for clients that compare bodies."""
+    code, raw = raw_request(cluster, method, path, body)
+    assert code == json.loads(expected)["code"]
+    assert raw == expected

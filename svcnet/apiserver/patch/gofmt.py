@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 from decimal import Decimal
 from typing import Any
+
+from svcnet.api.gojson import go_dumps
 
 JSON = Any
 Obj = dict[str, Any]
@@ -76,9 +77,7 @@ def go_fmt_s(v: JSON) -> str:
 
 def go_json(v: JSON) -> str:
     """Compact JSON as Go's ``encoding/json`` writes it: sorted keys, HTML-safe escapes."""
-    s = json.dumps(_go_numbers(v), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-    return (s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return go_dumps(_go_numbers(v), sort_keys=True)
 
 
 def _go_numbers(v: JSON) -> JSON:
