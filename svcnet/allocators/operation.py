@@ -5,8 +5,9 @@ New items are taken *before* the owner is written, so a crash in between leaks t
 collects leaks) but never lets two owners hold one item. Items the write gives up are released
 only *after* the write succeeded, so a failed write leaves the old owner holding everything it
 had. A dry run allocates to check, then rolls back. A write whose outcome is unknown (the store
-timed out: it may or may not have applied it) is *abandoned*: nothing is released either way,
-and repair settles the records against what the store holds.
+timed out or the connection went away after the request was sent: it may or may not have
+applied it) is *abandoned*: nothing is released either way, and repair settles the records
+against what the store holds.
 """
 
 from __future__ import annotations

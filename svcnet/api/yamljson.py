@@ -47,7 +47,12 @@ def load_yaml_documents(text: str) -> Iterator[Any]:
 def decode_bytes(raw: bytes, *, yaml_ok: bool = False) -> Any:
     """JSON (or YAML when ``yaml_ok`` and the text is not JSON); ValueError when it is bad."""
     text = raw.decode("utf-8", errors="replace")
-    if yaml_ok and not text.lstrip().startswith(("{", "[")):
+    if yaml_ok and text.lstrip().startswith(("{", "[")):
+        try:
+            return _json(text)
+        except ValueError:
+            pass  # not JSON: YAML's flow style (``{a: 1}``) reads the same brackets
+    if yaml_ok:
         try:
             doc = yaml.load(text, Loader=_YAMLLoader)  # a SafeLoader subclass: safe
         except RecursionError:
@@ -56,6 +61,10 @@ def decode_bytes(raw: bytes, *, yaml_ok: bool = False) -> Any:
             raise ValueError("error converting YAML to JSON: " +
                              str(e).replace("\n", " ")) from None
         return clean(doc, budget=len(raw) + _ALIAS_SLACK)
+    return _json(text)
+
+
+def _json(text: str) -> Any:
     try:
         doc = json.loads(text, parse_constant=_no_constant)
     except RecursionError:

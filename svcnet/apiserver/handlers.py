@@ -250,7 +250,8 @@ class Handlers:
                               "The provided continue parameter is too old to display a "
                               "consistent list result. You can start a new list without the "
                               "continue parameter.") from None
-        list_rv = str(revision) if continuing else rv
+        # A token asking for the latest (a negative revision) continues at the store's now.
+        list_rv = str(revision) if continuing and revision else rv
         meta: Obj = {"resourceVersion": list_rv}
         if cont_key:
             meta["continue"] = encode_continue(int(list_rv), cont_key,
@@ -321,6 +322,7 @@ class Handlers:
 
         def patched(current: Obj | None) -> Obj:
             assert current is not None  # no create through a non-apply patch
+            warnings.clear()  # a retry decodes again: its warnings, not twice
             return decode_object(patching.apply_patch(patch_type, current, body,
                                                       served.api_version, served.kind),
                                  served, request, warnings)
@@ -336,6 +338,15 @@ class Handlers:
         applied = decode_object(body, served, request, warnings)
         force = query_bool(request, "force")
         now = rfc3339(self.ctx.clock.now())
+        if not info.subresource:
+            try:
+                await served.registry.get(info.namespace, info.name)
+            except StatusError as e:
+                if e.code != 404:
+                    raise
+                # Apply is about to create: NamespaceLifecycle refuses that in a namespace
+                # being deleted, as it refuses any create.
+                await self.require_namespace(info, served, creating=True, name=info.name)
 
         def merged(live: Obj | None) -> Obj:
             out = with_type(server_side_apply(live, applied, manager, force,

@@ -89,6 +89,8 @@ def _decode(token: str) -> tuple[int, str]:
         doc = json.loads(data.decode("utf-8", errors="replace"))
     except ValueError as e:
         raise ValueError(f"json: {e}") from None
+    except RecursionError:
+        raise ValueError("json: exceeded max depth") from None
     if not isinstance(doc, dict):
         raise ValueError("json: cannot unmarshal into Go value of type storage.continueToken")
     version, rv, start = doc.get("v", ""), doc.get("rv", 0), doc.get("start", "")

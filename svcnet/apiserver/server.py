@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import fcntl
 import ipaddress
 import json
 import logging
@@ -38,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 from aiohttp import web
@@ -184,6 +185,7 @@ class APIServer:
         self.registries: dict[str, Registry] = {}
         self._controller_client: RESTClient | None = None
         self.controller_manager: ControllerManager | None = None
+        self._lock: IO[bytes] | None = None
         self.connections = ConnectionGate(config.max_connections)
         self._stopping = False
 
@@ -199,6 +201,9 @@ class APIServer:
     async def start(self) -> None:
         cfg = self.config
         ensure_private_dir(cfg.data_dir)
+        # One live server per data directory: its certificates, tokens and allocation
+        # identity are this process's until it stops.
+        self._lock = _lock_data_dir(cfg.data_dir)
         if self._store is None:
             self._store = open_store(cfg.resolved_store_url())
         host, port = cfg.host_port
@@ -217,6 +222,7 @@ class APIServer:
 
         # Who makes allocations: this data directory's server (a random identity kept there)
         # and this start of it, so that repair can free the leaks of a previous, dead start.
+        # (Safe while one process uses the directory: the lock taken first makes sure.)
         self.holder = Holder(ensure_token(cfg.data_dir / "server-id"), uuid.uuid4().hex)
         self.allocators = ServiceAllocators.build(self.store, cfg.service_cidrs,
                                                   cfg.node_port_range, clock=self.clock,
@@ -274,6 +280,9 @@ class APIServer:
             await self._runner.cleanup()
         if self._store is not None:
             await self._store.close()
+        if self._lock is not None:
+            self._lock.close()  # releases the lock
+            self._lock = None
 
     # -- wiring -----------------------------------------------------------------------------
 
@@ -467,6 +476,22 @@ def _discovery_response(request: web.Request, root: str, legacy: dict[str, Any]
     # The exact aggregated Content-Type is required: kubectl reads anything else as legacy.
     body = json.dumps(discovery.aggregated_discovery(root, fmt.version))
     return web.Response(body=body.encode(), headers={"Content-Type": fmt.content_type})
+
+
+class DataDirInUse(Exception):
+    """Another live server holds the data directory."""
+
+
+def _lock_data_dir(data_dir: Path) -> IO[bytes]:
+    """An exclusive lock on ``DATA_DIR/server.lock`` for this process's lifetime (released
+    when the file is closed, or by the kernel when the process dies)."""
+    lock = open(data_dir / "server.lock", "ab")  # noqa: SIM115 (held until stop())
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise DataDirInUse(f"another svcnet server is running on {data_dir}") from None
+    return lock
 
 
 def _is_loopback(host: str) -> bool:

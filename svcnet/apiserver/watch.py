@@ -219,12 +219,18 @@ async def serve_watch(handlers: Handlers, request: web.Request, info: RequestInf
         if initial:
             await response.write(b"".join(lines.line("ADDED", with_type(obj, served))
                                           for obj in initial))
+        # A bookmark goes out after every quiet bookmark interval *of this watcher*: one whose
+        # selector filters out every event still hears that its resourceVersion moved on.
+        last_write = time.monotonic()
         while watcher is not None:
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 break
+            until_bookmark = max(0.0, last_write + ctx.watch_bookmark_interval - now)
             try:
-                batch = await watcher.next_batch(min(ctx.watch_bookmark_interval, remaining))
+                batch = await watcher.next_batch(min(until_bookmark or
+                                                     ctx.watch_bookmark_interval, remaining))
             except Exception as e:
                 status = error_status(e, rv)
                 if status is not None and status.code == 500:
@@ -232,16 +238,20 @@ async def serve_watch(handlers: Handlers, request: web.Request, info: RequestInf
                 if status is not None:
                     await response.write(lines.line("ERROR", status.to_status()))
                 break
-            if not batch:
-                if bookmarks and time.monotonic() < deadline:
+            if batch:
+                last_rv = batch[-1].revision
+                chunk = b"".join(out for out in map(lines.event_line, batch) if out is not None)
+                if chunk:
+                    await response.write(chunk)
+                    last_write = time.monotonic()
+                    # Let the next events gather (see FLUSH_INTERVAL); the buffer is bounded.
+                    await asyncio.sleep(FLUSH_INTERVAL)
+                    continue
+            now = time.monotonic()
+            if now - last_write >= ctx.watch_bookmark_interval:
+                if bookmarks and now < deadline:
                     await response.write(lines.bookmark(last_rv))
-                continue
-            last_rv = batch[-1].revision
-            chunk = b"".join(out for out in map(lines.event_line, batch) if out is not None)
-            if chunk:
-                await response.write(chunk)
-                # Let the next events gather (see FLUSH_INTERVAL); the buffer is bounded.
-                await asyncio.sleep(FLUSH_INTERVAL)
+                last_write = now
         with contextlib.suppress(ConnectionResetError):
             await response.write_eof()
     except ConnectionResetError:

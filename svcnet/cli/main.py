@@ -101,7 +101,7 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
     import logging
     from datetime import timedelta
 
-    from svcnet.apiserver.server import ServerConfig, run_server
+    from svcnet.apiserver.server import DataDirInUse, ServerConfig, run_server
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -119,7 +119,7 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
         asyncio.run(run_server(config))
     except OSError as e:
         raise Failure(f"cannot serve on {listen}: {e.strerror or e}") from None
-    except ValueError as e:
+    except (ValueError, DataDirInUse) as e:
         raise Failure(str(e)) from None
 
 

@@ -45,7 +45,6 @@ from svcnet.storage.interface import (
     KeyNotFound,
     KeyValue,
     Store,
-    Unavailable,
 )
 from svcnet.util.clock import Clock, RealClock, rfc3339
 
@@ -400,9 +399,11 @@ class Registry:
             except KeyExists:
                 raise errors.already_exists(self.strategy.resource, name,
                                             self.strategy.group) from None
-            except Unavailable as e:
-                if e.timeout:
-                    op.abandon()  # it may be stored: releasing could hand its IPs out twice
+            except BaseException:
+                # Anything else (a timeout, a connection lost after the request went out, a
+                # cancelled request) leaves the write's outcome unknown: it may be stored, and
+                # releasing its allocations could hand them out twice. Repair settles them.
+                op.abandon()
                 raise
             success = True
             return self.decode(kv)
@@ -473,9 +474,8 @@ class Registry:
                     self.strategy.resource, name,
                     "the object has been modified; please apply your changes to the latest "
                     "version and try again", self.strategy.group) from None
-            except Unavailable as e:
-                if e.timeout:
-                    op.abandon()  # old or new may be stored: keep both sides' allocations
+            except BaseException:
+                op.abandon()  # old or new may be stored: keep both sides' allocations
                 raise
             success = True
             deleted = await self._delete_if_finalized(old, written)

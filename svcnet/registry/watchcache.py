@@ -41,7 +41,14 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from svcnet.storage.interface import EventType, KeyValue, Store, WatchClosed, WatchEvent
+from svcnet.storage.interface import (
+    Compacted,
+    EventType,
+    KeyValue,
+    Store,
+    WatchClosed,
+    WatchEvent,
+)
 
 Obj = dict[str, Any]
 
@@ -125,8 +132,8 @@ class CachedEvent:
 class Watcher:
     """One watch's bounded buffer of events under ``prefix`` with revision above its floor."""
 
-    __slots__ = ("_buffer", "_closed", "_error", "_on_close", "_pending", "_space", "_waiter",
-                 "floor", "prefix")
+    __slots__ = ("_buffer", "_closed", "_error", "_on_close", "_pending", "_replayed", "_space",
+                 "_waiter", "floor", "prefix")
 
     def __init__(self, prefix: str, floor: int, buffer: int,
                  on_close: Callable[[Watcher], None]) -> None:
@@ -134,6 +141,8 @@ class Watcher:
         self.floor = floor
         self._buffer = buffer
         self._pending: list[CachedEvent] = []
+        self._replayed = 0
+        """Events replayed from the ring on joining: they do not count against the buffer."""
         self._error: BaseException | None = None
         self._closed = False
         self._waiter: asyncio.Future[None] | None = None
@@ -149,7 +158,7 @@ class Watcher:
         if self._error is not None or event.revision <= self.floor \
                 or not event.key.startswith(self.prefix):
             return
-        if len(self._pending) >= self._buffer:
+        if len(self._pending) - self._replayed >= self._buffer:
             # Too slow: waiting would stall every other watcher, so cut this one loose.
             self._pending = []
             self.fail(WatchClosed(f"watch on {self.prefix!r} fell more than "
@@ -192,6 +201,7 @@ class Watcher:
                 self._waiter = None
         if self._pending:
             batch, self._pending = self._pending, []
+            self._replayed = 0
             if self._space is not None:
                 _set_result(self._space)
             return batch
@@ -233,6 +243,10 @@ class WatchCache:
         self._known_from = -1  # every event above this revision is in the ring or coming
         self._pump: asyncio.Task[None] | None = None
         self._starting: asyncio.Lock = asyncio.Lock()
+        self._resume_at: int | None = None
+        """Where a store watch that failed stopped (its events are still in the ring): the next
+        one resumes there, so watchers re-watching after a store blip are served by the cache
+        instead of each getting a store watch of its own."""
 
     @property
     def watcher_count(self) -> int:
@@ -252,9 +266,13 @@ class WatchCache:
         if self._pump is None:
             async with self._starting:
                 if self._pump is None:
-                    revision = await self.store.current_revision()
-                    self._known_from = revision
-                    self._history.clear()
+                    if self._resume_at is not None:
+                        revision = self._resume_at
+                    else:
+                        revision = await self.store.current_revision()
+                        self._known_from = revision
+                        self._history.clear()
+                    self._resume_at = None
                     self._pump = asyncio.get_running_loop().create_task(
                         self._run(self.store.watch(self.prefix, revision)),
                         name=f"watch cache {self.prefix}")
@@ -266,6 +284,7 @@ class WatchCache:
         watcher = Watcher(prefix, after_revision, self._buffer, self._forget)
         for event in self._history:
             watcher.offer(event)
+        watcher._replayed = len(watcher._pending)
         self._watchers.add(watcher)
         return watcher
 
@@ -322,10 +341,15 @@ class WatchCache:
             if closer is not None:
                 with contextlib.suppress(Exception):
                     await closer()
-        # The store watch failed: hand the error to everyone and start afresh next time.
+        # The store watch failed: hand the error to everyone; the next store watch resumes
+        # where this one stopped, unless the store no longer has that history.
         watchers, self._watchers = self._watchers, set()
         self._pump = None
-        self._history.clear()
+        if isinstance(error, Compacted):
+            self._history.clear()
+            self._resume_at = None
+        else:
+            self._resume_at = self._history[-1].revision if self._history else self._known_from
         for watcher in watchers:
             watcher.fail(error)
 
@@ -335,6 +359,7 @@ class WatchCache:
             self._pump.cancel()
             self._pump = None
             self._history.clear()
+            self._resume_at = None
 
     async def close(self) -> None:
         """Stop the pump and end every watcher (for shutdown and tests)."""

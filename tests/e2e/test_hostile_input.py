@@ -261,6 +261,12 @@ def test_a_negative_continue_revision_lists_the_latest(cluster: Cluster) -> None
         {"v": "meta.k8s.io/v1", "rv": -1, "start": "a"}))
     assert code == 200, page
     assert "neg-a" in [i["metadata"]["name"] for i in page["items"]]
+    # The token it hands out continues at the revision it listed (not a revision of 0).
+    assert int(page["metadata"]["resourceVersion"]) > 0
+    if page["metadata"].get("continue"):
+        code, rest = request(cluster, "GET", f"{SERVICES}?limit=1&continue="
+                             + page["metadata"]["continue"])
+        assert code == 200, rest
 
 
 def test_lone_surrogates_are_stored_as_replacement_characters(cluster: Cluster) -> None:

@@ -56,6 +56,13 @@ def test_controllers_stop_writing_into_a_terminating_namespace(cluster: Cluster)
     assert code == 403
     err = StatusError(code, status["reason"], status["message"], status["details"])
     assert is_namespace_terminating(err)
+    # Server-side apply that would create is refused the same way.
+    code, status = request(cluster, "PATCH", f"/api/v1/namespaces/{NS}/services/applied?"
+                           "fieldManager=test", json.dumps(
+                               {**svc, "metadata": {"name": "applied"}}).encode(),
+                           "application/apply-patch+yaml")
+    assert (code, status["reason"]) == (403, "Forbidden"), status
+    assert request(cluster, "GET", f"/api/v1/namespaces/{NS}/services/applied")[0] == 404
 
     # Take their objects away: each controller tries to put its object back once, is told
     # the namespace is terminating, and stops.

@@ -262,34 +262,42 @@ async def test_lb_pool_exhaustion_names_the_pool(env: Env) -> None:
 
 
 class TimingOutStore(MemoryStore):
-    """Applies the next Service write, then answers as etcd does when its deadline passed."""
+    """Applies the next Service write, then fails as etcd does when its deadline passed (or,
+    with ``error`` set, as when the connection went away after the request was sent)."""
 
     armed = False
+    error: Exception = Unavailable("etcdserver: request timed out", timeout=True)
 
     async def create(self, key: str, value: bytes) -> Any:
         result = await super().create(key, value)
         if self.armed and key.startswith("/registry/services/"):
             self.armed = False
-            raise Unavailable("etcdserver: request timed out", timeout=True)
+            raise self.error
         return result
 
     async def update(self, key: str, value: bytes, expected_revision: int) -> Any:
         result = await super().update(key, value, expected_revision)
         if self.armed and key.startswith("/registry/services/"):
             self.armed = False
-            raise Unavailable("etcdserver: request timed out", timeout=True)
+            raise self.error
         return result
 
 
-async def test_a_write_that_timed_out_keeps_every_allocation() -> None:
+@pytest.mark.parametrize("error", [
+    Unavailable("etcdserver: request timed out", timeout=True),
+    Unavailable("etcd watch failed: CANCELLED: the connection went away"),
+    ConnectionResetError("reset by peer"),
+], ids=["timeout", "unavailable-after-sending", "connection-reset"])
+async def test_a_write_that_timed_out_keeps_every_allocation(error: Exception) -> None:
     """Stored or not, nobody knows: releasing its addresses could hand them out twice."""
     env = Env()
     store = TimingOutStore()
+    store.error = error
     env.store = store
     env.allocators = ServiceAllocators.build(store, ["10.96.0.0/24"], "30000-30099")
     env.registry = service_registry(store, env.allocators, env.lb)
     store.armed = True
-    with pytest.raises(Unavailable):
+    with pytest.raises(type(error)):
         await env.registry.create("default", make_service("web", type="NodePort"))
     stored = await env.registry.get("default", "web")
     held = await env.allocations()
@@ -300,7 +308,7 @@ async def test_a_write_that_timed_out_keeps_every_allocation() -> None:
     update["spec"]["type"] = "ClusterIP"
     update["spec"]["ports"][0].pop("nodePort")
     store.armed = True
-    with pytest.raises(Unavailable):
+    with pytest.raises(type(error)):
         await env.registry.update("default", "web", update)
     assert f"nodeport/{stored['spec']['ports'][0]['nodePort']}" in await env.allocations()
     # A second Service never gets the first one's addresses.

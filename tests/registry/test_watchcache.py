@@ -171,9 +171,12 @@ async def test_a_store_failure_reaches_every_watcher_after_the_events_before_it(
         with pytest.raises(Unavailable):
             await w.next_batch(5)
     store.fail = None
-    again = await cache.watch(PREFIX, 0)  # a fresh store watch
+    # The next store watch resumes where the failed one stopped: "now" for the cache is the
+    # last event it had, so the event written during the outage comes first.
+    again = await cache.watch(PREFIX, 0)
     (written,) = await write(store, 1)
-    assert [e.revision for e in await collect(again, 1)] == [written.mod_revision]
+    assert [e.revision for e in await collect(again, 2)] == [written.mod_revision - 1,
+                                                            written.mod_revision]
     again.close()
     await store.close()
 
@@ -221,3 +224,44 @@ def test_a_cache_used_again_under_a_new_event_loop_starts_a_new_store_watch() ->
 
     asyncio.run(first())
     assert asyncio.run(second()) == 0
+
+
+async def test_events_replayed_on_joining_do_not_count_against_the_buffer(
+        store: MemoryStore) -> None:
+    """A watcher resuming from the oldest event in the ring gets the whole ring, and the next
+    event must not cut it loose for "falling behind" before it could read anything (it would
+    re-watch from the same revision and be cut loose again, over and over)."""
+    cache = cache_of(store, history=8, buffer=8)
+    keeper = await cache.watch(PREFIX, 0)
+    written = await write(store, 9)
+    await collect(keeper, 9)
+    resumed = await cache.watch(PREFIX, written[0].mod_revision)  # 8 events to replay
+    (last,) = await write(store, 1, name="b")
+    await asyncio.sleep(0.05)  # the pump offers it before the watcher reads anything
+    events = await collect(resumed, 9)
+    assert events[-1].revision == last.mod_revision
+    keeper.close()
+    resumed.close()
+
+
+async def test_after_a_store_failure_the_cache_resumes_where_it_stopped() -> None:
+    """Clients re-watch from the last revision they saw: the cache's next store watch resumes
+    where the failed one stopped, so they are served from the ring rather than each getting a
+    store watch of its own."""
+    store = FailingStore()
+    cache = WatchCache(store, PREFIX, Registry.decode)
+    watcher = await cache.watch(PREFIX, 0)
+    (seen,) = await write(store, 1)
+    await collect(watcher, 1)
+    store.fail = Unavailable("etcd is unreachable")
+    await write(store, 1)
+    with pytest.raises(Unavailable):
+        await watcher.next_batch(5)
+    store.fail = None
+    missed = await store.list(PREFIX)
+    again = await cache.watch(PREFIX, seen.mod_revision)
+    assert cache.watcher_count == 1, "served by the cache, not by a store watch of its own"
+    events = await collect(again, 1)
+    assert [e.revision for e in events] == [missed.revision]
+    again.close()
+    await store.close()

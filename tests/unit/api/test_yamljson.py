@@ -30,6 +30,8 @@ from svcnet.apiserver.query import decode_continue, encode_continue, parse_int64
                  {"2": "a", "true": "b", "null": "c", "1.5": "d"}, id="yaml scalar keys"),
     pytest.param(b"a: &x {b: [1]}\nc: *x\n", True, {"a": {"b": [1]}, "c": {"b": [1]}},
                  id="yaml alias"),
+    pytest.param(b"{a: 1, b: [x, y]}", True, {"a": 1, "b": ["x", "y"]},
+                 id="yaml flow style that is not JSON"),
 ])
 def test_decode(raw: bytes, yaml_ok: bool, expected: Any) -> None:
     assert decode_bytes(raw, yaml_ok=yaml_ok) == expected

@@ -208,3 +208,23 @@ def test_a_certificate_lacking_an_address_is_reissued_from_the_same_ca(tmp_path:
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert {"198.51.100.7", "2001:db8::7", "127.0.0.1"} <= {
         str(ip) for ip in san.get_values_for_type(x509.IPAddress)}
+
+
+async def test_one_live_server_per_data_directory(tmp_path: Path) -> None:
+    """Its identity frees a dead predecessor's allocations at start-up: a second live server
+    on the same directory would free the first's, so it is refused before it touches anything."""
+    from svcnet.apiserver.server import APIServer, DataDirInUse, ServerConfig
+    from svcnet.storage.memory import MemoryStore
+
+    first = APIServer(ServerConfig(data_dir=tmp_path, listen="127.0.0.1:0"), store=MemoryStore())
+    await first.start()
+    try:
+        second = APIServer(ServerConfig(data_dir=tmp_path, listen="127.0.0.1:0"),
+                           store=MemoryStore())
+        with pytest.raises(DataDirInUse):
+            await second.start()
+    finally:
+        await first.stop()
+    again = APIServer(ServerConfig(data_dir=tmp_path, listen="127.0.0.1:0"), store=MemoryStore())
+    await again.start()  # the lock went with the first server
+    await again.stop()

@@ -201,6 +201,31 @@ async def test_bookmarks_after_a_quiet_interval_carry_the_last_resource_version(
     assert event["object"]["metadata"]["resourceVersion"] == rv
 
 
+async def test_a_watch_whose_selector_filters_out_every_event_still_gets_bookmarks(
+        api: Api) -> None:
+    """Other objects keep changing, none matches: the watcher still hears, once per quiet
+    bookmark interval of its own, that its resourceVersion moved on (else its client takes
+    the silent watch for dead and re-watches from a revision that never advances)."""
+    api.handlers.ctx.watch_bookmark_interval = 0.3
+    created = await api.create("other")
+    rv = int(created["metadata"]["resourceVersion"])
+
+    async def churn() -> None:
+        for n in range(30):
+            await api.label("other", {"n": str(n)})
+            await asyncio.sleep(0.05)
+
+    writer = asyncio.create_task(churn())
+    try:
+        async with await open_watch(api, f"resourceVersion={rv}&allowWatchBookmarks=true"
+                                         "&labelSelector=app%3Dnone&timeoutSeconds=30") as resp:
+            event = await Stream(resp).next(timeout=1.5)
+    finally:
+        await writer
+    assert event is not None and event["type"] == "BOOKMARK"
+    assert int(event["object"]["metadata"]["resourceVersion"]) > rv
+
+
 async def test_a_compacted_resource_version_is_an_expired_error_event(api: Api) -> None:
     # 410 is for a revision older than the watch cache holds (as with Kubernetes' cacher) and
     # compacted in the store: keep a small window so three writes leave the first behind.
