@@ -15,6 +15,10 @@ import pytest
 REQUIRE = os.environ.get("SVCNET_REQUIRE_ROOT_TESTS") == "1"
 
 
+# Fixtures shared by several test packages.
+pytest_plugins = ["tests.etcd_server"]
+
+
 def require(condition: bool, reason: str) -> None:
     """Skip (laptop) or fail (CI) when a capability a test needs is missing."""
     if condition:

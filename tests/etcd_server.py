@@ -12,13 +12,14 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import require_binary
 
-__all__ = ["EtcdServer"]
+__all__ = ["EtcdServer", "etcd"]
 
 
 class EtcdServer:
@@ -104,6 +105,7 @@ class EtcdServer:
     def stop(self) -> None:
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)  # a test may have frozen it (SIGSTOP)
             os.kill(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(10)
@@ -114,3 +116,15 @@ class EtcdServer:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
         self._urls = None
+
+
+@pytest.fixture
+def etcd() -> Iterator[EtcdServer]:
+    """An etcd of the test's own (tests may kill, freeze and restart it), stopped after it.
+    Registered for every test by ``pytest_plugins`` in tests/conftest.py."""
+    server = EtcdServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -14,7 +14,7 @@ import asyncio
 import os
 import signal
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -34,19 +34,6 @@ async def take(watch: AsyncIterator[WatchEvent], n: int) -> list[WatchEvent]:
 
 
 # -- etcd -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def etcd() -> Iterator[EtcdServer]:
-    """An etcd of this test's own: the tests kill and freeze it."""
-    server = EtcdServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.proc is not None:
-            os.kill(server.proc.pid, signal.SIGCONT)  # in case a test froze it and failed
-        server.stop()
 
 
 @pytest.fixture

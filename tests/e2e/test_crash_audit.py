@@ -4,23 +4,10 @@ and no ClusterIP or NodePort is held twice (the long run is bench/crash.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.e2e import crash_audit
 from tests.etcd_server import EtcdServer
-
-
-@pytest.fixture
-def etcd() -> Iterator[EtcdServer]:
-    server = EtcdServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def check(audits: list[crash_audit.Audit]) -> None:

@@ -4,24 +4,12 @@ allocations across a restart, and the next server on that etcd allocates around 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.e2e.conftest import Cluster, start_server, stop_server
 from tests.etcd_server import EtcdServer
-
-
-@pytest.fixture
-def etcd() -> Iterator[EtcdServer]:
-    server = EtcdServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def service(name: str) -> str:

@@ -128,16 +128,6 @@ async def create_with_retry(client: RESTClient, name: str, timeout: float) -> No
 # -- etcd -----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def etcd() -> Iterator[EtcdServer]:
-    server = EtcdServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 async def test_etcd_killed_under_writes_503_then_everything_converges(
         tmp_path: Path, etcd: EtcdServer) -> None:
     proc = start_server(tmp_path, "--store", f"etcd://{etcd.endpoint}/svcnet-ho/?timeout=3", "-v")

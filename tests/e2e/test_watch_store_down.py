@@ -8,28 +8,16 @@ import http.client
 import json
 import ssl
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
 import yaml
 
 from tests.e2e.conftest import Cluster, start_server, stop_server
 from tests.etcd_server import EtcdServer
 
 SVC = "/api/v1/namespaces/default/services"
-
-
-@pytest.fixture
-def etcd() -> Iterator[EtcdServer]:
-    server = EtcdServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def connect(data_dir: Path, timeout: float) -> tuple[http.client.HTTPSConnection,
