@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from stats import pct  # bench/stats.py
+
 from svcnet.allocators.allocator import Owner, RangeFull, StoreAllocator
 from svcnet.allocators.ranges import PortRange, ServiceCIDR
 from svcnet.registry.service_alloc import ServiceAllocators
@@ -37,11 +39,6 @@ async def open_store(kind: str, tmp: Path, name: str) -> Store:
     store = SQLiteStore(tmp / f"{name}.db")
     await store.open()
     return store
-
-
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(len(s) * p))]
 
 
 async def timed_allocations(alloc: StoreAllocator, n: int) -> tuple[float, list[float]]:

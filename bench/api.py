@@ -29,14 +29,10 @@ from typing import Any
 
 import aiohttp
 import yaml
+from stats import pct  # bench/stats.py
 
 ROOT = Path(__file__).resolve().parent.parent
 SVC_PATH = "/api/v1/namespaces/default/services"
-
-
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(len(s) * p))] if s else float("nan")
 
 
 def service(i: int) -> dict[str, Any]:

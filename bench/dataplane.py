@@ -97,6 +97,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy import NODE, Obj, cluster  # bench/proxy.py (this directory is first on sys.path)
+from stats import pct  # bench/stats.py
 
 from svcnet.proxy.nft.nft import SubprocessNft
 from svcnet.proxy.proxier import Proxier
@@ -517,11 +518,6 @@ class Programmer:
 QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
 
 
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def latency_phase(topo: Topology, prog: Programmer, rounds: int, connects: int,
                   chunks: int = 4) -> dict[str, Any]:
     """Visits the sets in ABBA order; in each visit, ``connects`` connections per path in
@@ -562,7 +558,7 @@ def latency_phase(topo: Topology, prog: Programmer, rounds: int, connects: int,
                            "foreign_cores_max": max(foreign)}
     for (size, path), samples in pooled.items():
         out[f"{path}_{size}"] = {
-            f"{key[:-3]}_{name}_us": percentile(values, q)
+            f"{key[:-3]}_{name}_us": pct(values, q)
             for key, values in samples.items() for name, q in QUANTILES
         } | {"samples": len(samples["connect_us"])}
     for size in ("small", "large"):

@@ -37,6 +37,7 @@ import time
 from typing import Any, cast
 
 import dnslib
+from stats import pct  # bench/stats.py
 
 from svcnet.dns.records import ZoneBuilder, build_zone
 from svcnet.dns.server import DNSServer
@@ -45,11 +46,6 @@ from svcnet.dns.service import DNSService, StaticSource
 Obj = dict[str, Any]
 HOST = "127.0.0.1"
 ZONE = "cluster.local"
-
-
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(len(s) * p))] if s else float("nan")
 
 
 # -- the synthetic world --------------------------------------------------------------------

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from stats import pct  # bench/stats.py
+
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import ENDPOINTSLICES, NODES, PODS, SERVICES, RESTClient
 
@@ -54,11 +56,6 @@ def pod(name: str, *, probe_file: str = "") -> Obj:
 def ready(obj: Obj) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in (obj.get("status") or {}).get("conditions") or [])
-
-
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(len(s) * p))]
 
 
 async def wait_ready(client: RESTClient, names: set[str], rv: str) -> dict[str, float]:

@@ -41,22 +41,11 @@ from typing import Any
 
 import aiohttp
 import yaml
+from stats import pct, rss_mib  # bench/stats.py
 
 ROOT = Path(__file__).resolve().parent.parent
 SVC_PATH = "/api/v1/namespaces/default/services"
 RV_MARK = b'"resourceVersion":"'
-
-
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(len(s) * p))] if s else float("nan")
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def cpu_seconds(pid: int) -> float:
