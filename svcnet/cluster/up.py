@@ -355,6 +355,57 @@ async def summary(client: RESTClient, topo: Topology, paths: Paths) -> str:
     return "\n".join(lines)
 
 
+async def _start_control_plane(paths: Paths, topo: Topology, opts: UpOptions) -> None:
+    """The API server as the supervisor's first unit; back once it serves (its kubeconfig)."""
+    # The supervisor starts the units it finds, then those added later on SIGHUP.
+    write_unit(paths, "server", [
+        *_svcnet(), "server", "--data-dir", str(paths.server), "--listen",
+        topo.api_server, "--service-cidr", SERVICE_CIDR, "--lb-pool", LB_POOL,
+        "--advertise-address", topo.gateway, "--node-monitor-grace-period",
+        str(opts.node_grace)])
+    spawn(paths, "supervisor", [*_svcnet(), "_supervise", "--state-dir", str(paths.root)])
+    deadline = time.monotonic() + 30
+    while not (paths.server / "kubeconfig").exists():
+        if time.monotonic() > deadline:
+            raise UpError(f"the API server did not start; see {paths.logs}/server.log")
+        await asyncio.sleep(0.05)
+    shutil.copy(paths.server / "kubeconfig", paths.kubeconfig)
+    os.chmod(paths.kubeconfig, 0o600)
+
+
+def _start_node_agents(paths: Paths, topo: Topology, opts: UpOptions,
+                       admin: dict[str, Any]) -> None:
+    """One agent unit per node, each with a token of its own (nodes write only their own)."""
+    for node in topo.nodes:
+        token = secrets.token_urlsafe(24)
+        _add_token(paths.server, token, f"system:node:{node.name}", "system:nodes")
+        state = paths.node(node.name)
+        state.mkdir(parents=True, exist_ok=True)
+        kcfg = state / "kubeconfig"
+        _write_private(kcfg, _kubeconfig_for(admin, token, f"system:node:{node.name}"))
+        write_unit(paths, node.name, [
+            *_svcnet(), "node", "--kubeconfig", str(kcfg), "--name", node.name,
+            "--cluster", opts.name, "--node-index", str(node.index), "--node-ip", node.ip,
+            "--pod-cidr", node.pod_cidr, "--state-dir", str(state),
+            "--cluster-dns", DNS_IP, "--announce-lb-ips",
+            "--health-port", str(10255 + node.index)])
+    reload_supervisor(paths)
+
+
+async def _start_dns(client: RESTClient, paths: Paths, admin: dict[str, Any]) -> None:
+    """Cluster DNS as a pod behind kube-system/kube-dns, reading the API with its own token."""
+    token = secrets.token_urlsafe(24)
+    _add_token(paths.server, token, "system:serviceaccount:kube-system:kube-dns",
+               "svcnet:readers")
+    dns_cfg = paths.root / "dns.kubeconfig"
+    _write_private(dns_cfg, _kubeconfig_for(admin, token, "kube-dns"))
+    empty_resolv = paths.root / "dns-upstream.conf"
+    # Nodes have no route out of the machine, so names outside the cluster domain are
+    # answered SERVFAIL at once rather than forwarded into a black hole.
+    empty_resolv.write_text("# no upstream resolvers: the cluster has no way out\n")
+    await apply_all(client, dns_manifests(dns_cfg, empty_resolv), lambda _s: None)
+
+
 async def up(opts: UpOptions, echo: Echo) -> str:
     topo = plan_topology(opts.name, opts.nodes)
     check_host(opts, topo)
@@ -372,36 +423,10 @@ async def up(opts: UpOptions, echo: Echo) -> str:
                        f"{len(topo.nodes)} node namespace(s)"):
         build_network(topo)
     with progress.step(f"control plane on https://{topo.api_server}"):
-        # The supervisor starts the units it finds, then those added later on SIGHUP.
-        write_unit(paths, "server", [
-            *_svcnet(), "server", "--data-dir", str(paths.server), "--listen",
-            topo.api_server, "--service-cidr", SERVICE_CIDR, "--lb-pool", LB_POOL,
-            "--advertise-address", topo.gateway, "--node-monitor-grace-period",
-            str(opts.node_grace)])
-        spawn(paths, "supervisor", [*_svcnet(), "_supervise", "--state-dir", str(paths.root)])
-        deadline = time.monotonic() + 30
-        while not (paths.server / "kubeconfig").exists():
-            if time.monotonic() > deadline:
-                raise UpError(f"the API server did not start; see {paths.logs}/server.log")
-            await asyncio.sleep(0.05)
-        shutil.copy(paths.server / "kubeconfig", paths.kubeconfig)
-        os.chmod(paths.kubeconfig, 0o600)
+        await _start_control_plane(paths, topo, opts)
     admin = yaml.safe_load(paths.kubeconfig.read_text())
     with progress.step(f"{len(topo.nodes)} node agent(s)"):
-        for node in topo.nodes:
-            token = secrets.token_urlsafe(24)
-            _add_token(paths.server, token, f"system:node:{node.name}", "system:nodes")
-            state = paths.node(node.name)
-            state.mkdir(parents=True, exist_ok=True)
-            kcfg = state / "kubeconfig"
-            _write_private(kcfg, _kubeconfig_for(admin, token, f"system:node:{node.name}"))
-            write_unit(paths, node.name, [
-                *_svcnet(), "node", "--kubeconfig", str(kcfg), "--name", node.name,
-                "--cluster", opts.name, "--node-index", str(node.index), "--node-ip", node.ip,
-                "--pod-cidr", node.pod_cidr, "--state-dir", str(state),
-                "--cluster-dns", DNS_IP, "--announce-lb-ips",
-                "--health-port", str(10255 + node.index)])
-        reload_supervisor(paths)
+        _start_node_agents(paths, topo, opts, admin)
     client = RESTClient.from_kubeconfig(load_kubeconfig(paths.kubeconfig),
                                         user_agent="svcnet-up")
     try:
@@ -410,16 +435,7 @@ async def up(opts: UpOptions, echo: Echo) -> str:
             # so pods applied while one node is still registering would all land on the other.
             await wait_ready(client, topo, [], opts.timeout, with_dns=False)
         with progress.step(f"cluster DNS at {DNS_IP}"):
-            token = secrets.token_urlsafe(24)
-            _add_token(paths.server, token, "system:serviceaccount:kube-system:kube-dns",
-                       "svcnet:readers")
-            dns_cfg = paths.root / "dns.kubeconfig"
-            _write_private(dns_cfg, _kubeconfig_for(admin, token, "kube-dns"))
-            empty_resolv = paths.root / "dns-upstream.conf"
-            # Nodes have no route out of the machine, so names outside the cluster domain
-            # are answered SERVFAIL at once rather than forwarded into a black hole.
-            empty_resolv.write_text("# no upstream resolvers: the cluster has no way out\n")
-            await apply_all(client, dns_manifests(dns_cfg, empty_resolv), lambda _s: None)
+            await _start_dns(client, paths, admin)
         if docs:
             echo("  applying manifests:")
             applied = await apply_all(client, docs, echo)
