@@ -116,7 +116,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Final
@@ -457,16 +457,27 @@ def assemble(ctx: _Context, elements: Mapping[str, Mapping[tuple[str, ...], Elem
              warnings: Iterable[str]) -> Ruleset:
     """The table from the service ports' elements and chains (fixed chains, sets and maps
     around them); ``largest`` is the largest endpoint count behind an ``lb-<k>`` chain."""
-    config = ctx.config
-    mark = config.mark
-    off_cluster = ctx.off_cluster()
-    outside = f"{off_cluster}fib saddr type != local "
 
     def of(name: str) -> tuple[Element, ...]:
         return tuple(elements.get(name, {}).values())
 
     counts = range(1, lb_chain_count(largest) + 1)
+    chains = _fixed_chains(ctx, counts)
+    sets = _sets(ctx, of, counts, affinity_sets)
+    maps = _maps(of)
+    # The fixed part's fingerprint, readable from the kernel (see svcnet.proxy.nft.adopt).
+    fingerprint = layout_fingerprint(chains, (*sets, *maps))
+    chains[0] = replace(chains[0], rules=(
+        Rule(f"jump {SERVICES}", f"{FINGERPRINT_PREFIX}{fingerprint}"),))
+    return Ruleset(Table("ip", ctx.config.table, TABLE_COMMENT), (*chains, *sticky_chains),
+                   tuple(sets), tuple(maps), tuple(warnings))
 
+
+def _fixed_chains(ctx: _Context, counts: range) -> list[Chain]:
+    """The base chains, the dispatch and masquerading chains, and one ``lb-<k>`` (and
+    ``lb-local-<k>``) chain per endpoint count in use."""
+    mark = ctx.config.mark
+    outside = f"{ctx.off_cluster()}fib saddr type != local "
     chains = [
         Chain(NAT_PREROUTING, (Rule(f"jump {SERVICES}"),), "nat", "prerouting", DSTNAT,
               "accept"),
@@ -512,6 +523,11 @@ def assemble(ctx: _Context, elements: Mapping[str, Mapping[tuple[str, ...], Elem
         chains.append(Chain(names.lb_local_chain(k), (
             Rule(f"dnat ip to {FRONTEND} . numgen random mod {k} map @{LOCAL_BACKENDS}"),
         )))
+    return chains
+
+
+def _sets(ctx: _Context, of: Callable[[str], tuple[Element, ...]], counts: range,
+          affinity_sets: Iterable[Set]) -> list[Set]:
     sets = [
         Set(CLUSTER_IPS, "ipv4_addr", comment="ClusterIPs of programmed services",
             elements=of(CLUSTER_IPS)),
@@ -540,6 +556,10 @@ def assemble(ctx: _Context, elements: Mapping[str, Mapping[tuple[str, ...], Elem
         sets.append(Set(CLUSTER_CIDRS, "ipv4_addr", flags=("interval",),
                         comment="pod CIDRs (local traffic)",
                         elements=tuple(Element((c,)) for c in ctx.cluster_cidrs)))
+    return sets
+
+
+def _maps(of: Callable[[str], tuple[Element, ...]]) -> list[Map]:
     maps = [
         Map(SERVICE_IPS, IP_PORT_TYPE, comment="ClusterIPs, external IPs, LB IPs",
             elements=of(SERVICE_IPS)),
@@ -554,12 +574,7 @@ def assemble(ctx: _Context, elements: Mapping[str, Mapping[tuple[str, ...], Elem
         Map(LOCAL_BACKENDS, BACKENDS_KEY, typeof=True, value=BACKENDS_VALUE,
             comment="frontend . slot -> node-local endpoint", elements=of(LOCAL_BACKENDS)),
     ]
-    # The fixed part's fingerprint, readable from the kernel (see svcnet.proxy.nft.adopt).
-    fingerprint = layout_fingerprint(chains, (*sets, *maps))
-    chains[0] = replace(chains[0], rules=(
-        Rule(f"jump {SERVICES}", f"{FINGERPRINT_PREFIX}{fingerprint}"),))
-    return Ruleset(Table("ip", config.table, TABLE_COMMENT), (*chains, *sticky_chains),
-                   tuple(sets), tuple(maps), tuple(warnings))
+    return maps
 
 
 def layout_fingerprint(chains: Iterable[Chain], sets: Iterable[Set | Map]) -> str:
