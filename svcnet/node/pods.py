@@ -581,6 +581,43 @@ def _ready(pod: Pod, containers_ready: Mapping[str, Any],
     return _condition("Ready", True)
 
 
+def _pod_conditions(pod: Pod, old: Mapping[str, Any], init_statuses: list[dict[str, Any]],
+                    statuses: list[dict[str, Any]], phase: str, has_network: bool,
+                    now: datetime) -> list[dict[str, Any]]:
+    """The kubelet's conditions, their transition times kept while their status is, and the
+    conditions it does not own carried over."""
+    old_conditions = {c.get("type", ""): c for c in old.get("conditions") or []
+                      if isinstance(c, Mapping)}
+    containers_ready = _containers_ready(pod, statuses, phase)
+    conditions = [
+        _condition("PodReadyToStartContainers", has_network and not is_terminal_phase(phase)),
+        _initialized(pod, init_statuses, statuses, phase),
+        _ready(pod, containers_ready, old_conditions),
+        containers_ready,
+        _condition("PodScheduled", True),
+    ]
+    for cond in conditions:
+        prev = old_conditions.get(cond["type"])
+        same = prev is not None and prev.get("status") == cond["status"]
+        cond["lastProbeTime"] = None
+        cond["lastTransitionTime"] = (prev.get("lastTransitionTime") if same and prev
+                                      else rfc3339(now))
+    # Conditions the kubelet does not own (readiness gates' targets, DisruptionTarget, ...)
+    # are someone else's to write; keep them.
+    owned = {c["type"] for c in conditions}
+    conditions += [dict(c) for t, c in old_conditions.items() if t not in owned]
+    return conditions
+
+
+def _pod_ip(pod: Pod, ap: ActualPod | None, old: Mapping[str, Any], host_ip: str) -> str | None:
+    """The node's address for host-network pods, the pod's own, else the last one reported."""
+    if is_host_network(pod):
+        return host_ip
+    if ap is not None and ap.network is not None:
+        return str(ap.network.ip)
+    return old.get("podIP") or None
+
+
 def pod_status(pod: Pod, ap: ActualPod | None, *, now: datetime, host_ip: str,
                waiting: Mapping[str, tuple[str, str]] | None = None) -> dict[str, Any]:
     """The pod's ``status`` as the kubelet would write it.
@@ -633,35 +670,8 @@ def pod_status(pod: Pod, ap: ActualPod | None, *, now: datetime, host_ip: str,
     if is_terminal_phase(old.get("phase")):
         phase = str(old["phase"])
 
-    old_conditions = {c.get("type", ""): c for c in old.get("conditions") or []
-                      if isinstance(c, Mapping)}
-    containers_ready = _containers_ready(pod, statuses, phase)
-    conditions = [
-        _condition("PodReadyToStartContainers", has_network and not is_terminal_phase(phase)),
-        _initialized(pod, init_statuses, statuses, phase),
-        _ready(pod, containers_ready, old_conditions),
-        containers_ready,
-        _condition("PodScheduled", True),
-    ]
-    for cond in conditions:
-        prev = old_conditions.get(cond["type"])
-        same = prev is not None and prev.get("status") == cond["status"]
-        cond["lastProbeTime"] = None
-        cond["lastTransitionTime"] = (prev.get("lastTransitionTime") if same and prev
-                                      else rfc3339(now))
-    # Conditions the kubelet does not own (readiness gates' targets, DisruptionTarget, ...)
-    # are someone else's to write; keep them.
-    owned = {c["type"] for c in conditions}
-    conditions += [dict(c) for t, c in old_conditions.items() if t not in owned]
-
-    pod_ip: str | None
-    if is_host_network(pod):
-        pod_ip = host_ip
-    elif ap is not None and ap.network is not None:
-        pod_ip = str(ap.network.ip)
-    else:
-        pod_ip = old.get("podIP") or None
-
+    conditions = _pod_conditions(pod, old, init_statuses, statuses, phase, has_network, now)
+    pod_ip = _pod_ip(pod, ap, old, host_ip)
     status: dict[str, Any] = {"conditions": conditions, "containerStatuses": statuses}
     status["hostIP"] = host_ip
     status["hostIPs"] = [{"ip": host_ip}]
