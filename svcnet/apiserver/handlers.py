@@ -338,15 +338,10 @@ class Handlers:
         applied = decode_object(body, served, request, warnings)
         force = query_bool(request, "force")
         now = rfc3339(self.ctx.clock.now())
-        if not info.subresource:
-            try:
-                await served.registry.get(info.namespace, info.name)
-            except StatusError as e:
-                if e.code != 404:
-                    raise
-                # Apply is about to create: NamespaceLifecycle refuses that in a namespace
-                # being deleted, as it refuses any create.
-                await self.require_namespace(info, served, creating=True, name=info.name)
+
+        async def before_create() -> None:
+            # NamespaceLifecycle refuses a create in a namespace being deleted, apply's too.
+            await self.require_namespace(info, served, creating=True, name=info.name)
 
         def merged(live: Obj | None) -> Obj:
             out = with_type(server_side_apply(live, applied, manager, force,
@@ -359,7 +354,8 @@ class Handlers:
 
         written, created = await served.registry.update_from(
             info.namespace, info.name, merged, dry_run=dry_run,
-            status_only=info.subresource == "status", allow_create=not info.subresource)
+            status_only=info.subresource == "status", allow_create=not info.subresource,
+            before_create=before_create)
         return self._respond(request, with_type(written, served), served,
                              201 if created else 200, warnings)
 

@@ -19,7 +19,8 @@ level-triggered :meth:`LoadBalancerIPController.sync`, which
      gone, ...) the addresses allocated *for this write* are released and the key is retried.
      On an uncertain outcome (5xx, connection lost) nothing is released: the write may have
      committed, and leaking an address until the repair loop reclaims it is better than handing
-     it out twice (allocation principle 9). A Normal ``IPAllocated`` Event reports success.
+     it out twice (svcnet/allocators/operation.py). A Normal ``IPAllocated`` Event reports
+     success.
      If ``assign`` refuses (:class:`~svcnet.api.lbips.AssignmentError`, e.g. the pools are
      exhausted) a Warning Event with the error's reason (``AllocationFailed``) is recorded on the
      Service and the key is retried with back-off; the Service stays pending meanwhile.

@@ -118,7 +118,7 @@ class ObjectSource(Protocol):
 
 
 class StaticSource:
-    """An in-memory :class:`ObjectSource`: the fake beside the informer (principle 6).
+    """An in-memory :class:`ObjectSource`: the fake beside the informer, behaving like it.
 
     Objects go in with :meth:`put`/:meth:`delete`, which update the indexer and notify
     handlers as an informer would; it counts as synced once :meth:`start` ran.

@@ -29,7 +29,7 @@ import copy
 import json
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
@@ -486,7 +486,9 @@ class Registry:
     async def update_from(self, namespace: str, name: str,
                           transform: Callable[[Obj | None], Obj], *, dry_run: bool = False,
                           status_only: bool = False, before_write: BeforeWrite | None = None,
-                          allow_create: bool = False) -> tuple[Obj, bool]:
+                          allow_create: bool = False,
+                          before_create: Callable[[], Awaitable[None]] | None = None,
+                          ) -> tuple[Obj, bool]:
         """The update of a write computed from the object it replaces, retried on races:
         Kubernetes' ``rest.Update`` with an ``UpdatedObjectInfo`` (patch, apply, scale).
 
@@ -495,7 +497,9 @@ class Registry:
         (:meth:`update`), or :meth:`create` when there was none and ``allow_create`` (apply's
         ``forceAllowCreate``). When someone else wrote first, the write is recomputed from the
         newer object, unless the new object names a resourceVersion other than the one it was
-        computed from: that is a precondition, and the 409 stands. Returns (object, created).
+        computed from: that is a precondition, and the 409 stands. ``before_create`` runs
+        before a create and may refuse it (admission that only applies to creates). Returns
+        (object, created).
         """
         for _ in range(_UPDATE_RETRIES):
             kv = await self.store.get(self.key(namespace, name))
@@ -505,6 +509,8 @@ class Registry:
             new = transform(copy.deepcopy(current) if current is not None else None)
             try:
                 if current is None:
+                    if before_create is not None:
+                        await before_create()
                     return await self.create(namespace, new, dry_run=dry_run,
                                              before_write=before_write), True
                 rv = str(current["metadata"]["resourceVersion"])
