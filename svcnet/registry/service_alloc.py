@@ -220,8 +220,11 @@ class ServiceAllocators:
             try:
                 await op.allocate(self.node_ports, str(want), owner)
             except AllocationError as e:
-                raise internal_error(
-                    f"failed to allocate requested HealthCheck NodePort {want}: {e}") from None
+                # Kubernetes answers this 500 InternalError (alloc.go); it is the client's
+                # value, so a 422 on the field, as for an unavailable nodePort.
+                raise _reject(svc, [invalid(
+                    "spec.healthCheckNodePort", want,
+                    f"failed to allocate requested HealthCheck NodePort {want}: {e}")]) from None
             return
         try:
             spec["healthCheckNodePort"] = int(

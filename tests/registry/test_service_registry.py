@@ -315,3 +315,20 @@ async def test_a_write_that_timed_out_keeps_every_allocation(error: Exception) -
     other = await env.registry.create("default", make_service("other", type="NodePort"))
     assert other["spec"]["clusterIP"] != stored["spec"]["clusterIP"]
     assert other["spec"]["ports"][0]["nodePort"] != stored["spec"]["ports"][0]["nodePort"]
+
+
+@pytest.mark.parametrize("port", [80, 30005])
+async def test_an_unavailable_health_check_node_port_is_a_422_on_its_field(
+        env: Env, port: int) -> None:
+    """Out of range, or already held: the client's value, so 422 (Kubernetes says 500)."""
+    if port == 30005:
+        await env.registry.create("default", make_service(
+            "holder", type="NodePort",
+            ports=[{"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30005}]))
+    with pytest.raises(StatusError) as ei:
+        await env.registry.create("default", make_service(
+            "lb", type="LoadBalancer", externalTrafficPolicy="Local",
+            loadBalancerClass="example.com/lb", healthCheckNodePort=port))
+    assert (ei.value.code, ei.value.reason) == (422, "Invalid")
+    assert ei.value.details["causes"][0]["field"] == "spec.healthCheckNodePort"
+    assert "lb" not in [s["metadata"]["name"] for s in (await env.registry.list("default")).items]
