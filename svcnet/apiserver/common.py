@@ -166,12 +166,34 @@ def decode_object(body: Any, served: Served, request: web.Request,
     return with_type(decoded.obj, served)
 
 
+def warning_header(text: str) -> str:
+    """An RFC 7234 ``Warning`` value as apiserver writes it: code 299, agent ``-``."""
+    return f"299 - {json.dumps(text)}"
+
+
 def json_response(obj: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
     resp = web.Response(body=json.dumps(obj, separators=(",", ":")).encode(), status=status,
                         content_type="application/json")
     for w in warnings or []:
-        resp.headers.add("Warning", f'299 - {json.dumps(w)}')
+        resp.headers.add("Warning", warning_header(w))
     return resp
+
+
+#: Where the dispatcher leaves a deprecated resource's warning for :func:`add_deprecation_warning`.
+DEPRECATION_WARNING = "svcnet.deprecation_warning"
+
+
+async def add_deprecation_warning(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: every answer about a deprecated resource (errors and watch
+    streams included) carries its deprecation warning, ahead of the request's own warnings,
+    as apiserver's installer wraps each verb's handler."""
+    text = request.get(DEPRECATION_WARNING)
+    if text is None:
+        return
+    others = response.headers.getall("Warning", [])
+    response.headers.popall("Warning", None)
+    for value in (warning_header(text), *others):
+        response.headers.add("Warning", value)
 
 
 def include_object(request: web.Request) -> str:

@@ -30,11 +30,12 @@ from aiohttp import web
 from svcnet.api import errors
 from svcnet.api.errors import StatusError, bad_request
 from svcnet.api.schema import decode
-from svcnet.apiserver import patch as patching, tables
+from svcnet.apiserver import patch as patching, resources, tables
 from svcnet.apiserver.apply import server_side_apply, update_managed_fields
 from svcnet.apiserver.auth import User, authorize, forbidden
 from svcnet.apiserver.body import read_body
 from svcnet.apiserver.common import (
+    DEPRECATION_WARNING,
     METHOD_VERBS,
     Context,
     Obj,
@@ -80,6 +81,9 @@ class Handlers:
             resource = info.resource
             user = self.ctx.tokens.authenticate(request.headers.get("Authorization"))
             served = self.ctx.served.get((info.group, info.version, info.resource))
+            described = resources.by_resource(info.group, info.version, info.resource)
+            if served is not None and described is not None and described.deprecation_warning:
+                request[DEPRECATION_WARNING] = described.deprecation_warning
             if served is None or (info.subresource and info.subresource not in
                                   served.subresources) or _misaddressed(request, info, served):
                 raise errors.StatusError(404, "NotFound",

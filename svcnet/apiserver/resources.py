@@ -80,6 +80,23 @@ class Resource:
     #: The group/version objects are stored in, when it is not this one. Upstream stores
     #: ``events.k8s.io/v1`` Events as core ``v1`` Events, which shows in the storage hash.
     storage_group_version: str | None = None
+    #: Release the kind was deprecated in and what replaces it (``prerelease-lifecycle-gen``'s
+    #: ``deprecated`` and ``replacement`` tags on the type), e.g. ``("1.33",
+    #: "discovery.k8s.io/v1 EndpointSlice")`` for v1 Endpoints.
+    deprecated: tuple[str, str] | None = None
+
+    @property
+    def deprecation_warning(self) -> str | None:
+        """The text of the ``Warning`` header on every request for a deprecated resource.
+
+        apiserver's ``deprecation.WarningMessage``: ``<gv> <Kind> is deprecated in v<X.Y>+``
+        then ``; use <replacement>``. kube-apiserver's installer adds it to every verb's
+        handler, errors included.
+        """
+        if self.deprecated is None:
+            return None
+        release, replacement = self.deprecated
+        return f"{self.api_version} {self.kind} is deprecated in v{release}+; use {replacement}"
 
     @property
     def api_version(self) -> str:
@@ -146,7 +163,8 @@ def _scale() -> Subresource:
 #: Every resource svcnet knows (printers, kinds), in discovery order (see the module docstring).
 CATALOGUE: tuple[Resource, ...] = (
     # -- core/v1 ------------------------------------------------------------------------------
-    Resource("", "v1", "Endpoints", "endpoints", "endpoints", True, short_names=("ep",)),
+    Resource("", "v1", "Endpoints", "endpoints", "endpoints", True, short_names=("ep",),
+             deprecated=("1.33", "discovery.k8s.io/v1 EndpointSlice")),
     Resource("", "v1", "Event", "events", "event", True, short_names=("ev",)),
     Resource("", "v1", "Namespace", "namespaces", "namespace", False, short_names=("ns",),
              verbs=_NO_COLLECTION_DELETE, subresources=(_status("Namespace"),)),

@@ -57,7 +57,7 @@ from svcnet.apiserver.certs import (
     ensure_token,
     interface_addresses,
 )
-from svcnet.apiserver.common import Context, Served, status_response
+from svcnet.apiserver.common import Context, Served, add_deprecation_warning, status_response
 from svcnet.apiserver.connections import (
     MAX_CONNECTIONS,
     READ_HEADER_TIMEOUT,
@@ -395,6 +395,7 @@ class APIServer:
 
     def _app(self, handlers: Handlers) -> web.Application:
         app = web.Application(client_max_size=4 * 1024 * 1024)
+        app.on_response_prepare.append(add_deprecation_warning)
 
         async def version(request: web.Request) -> web.Response:
             resp = web.json_response(discovery.version_info())

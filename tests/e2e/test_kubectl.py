@@ -179,6 +179,22 @@ def test_get_all_and_other_kinds(cluster: Cluster) -> None:
     assert cluster.kubectl("get", "endpointslices").returncode == 0
 
 
+ENDPOINTS_DEPRECATED = ("Warning: v1 Endpoints is deprecated in v1.33+; "
+                        "use discovery.k8s.io/v1 EndpointSlice")
+
+
+def test_endpoints_are_deprecated_as_in_kubernetes_1_33(cluster: Cluster) -> None:
+    """Every request for v1 Endpoints carries the deprecation warning, errors included, and
+    kubectl prints it as it does against a 1.33 cluster; other resources carry none."""
+    got = cluster.kubectl("get", "endpoints", "-A")
+    assert ENDPOINTS_DEPRECATED in got.stderr
+    missing = cluster.kubectl("get", "endpoints", "absent", check=False)
+    assert missing.returncode != 0
+    assert ENDPOINTS_DEPRECATED in missing.stderr
+    assert "Warning" not in cluster.kubectl("get", "endpointslices", "-A").stderr
+    assert "Warning" not in cluster.kubectl("get", "svc", "kubernetes").stderr
+
+
 def test_watch_prints_changes(cluster: Cluster) -> None:
     cluster.kubectl("create", "-f", "-", stdin=manifest("watched"))
     proc = subprocess.Popen(
