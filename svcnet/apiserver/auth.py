@@ -10,6 +10,8 @@ tells it nothing about any valid token (kube-apiserver compares tokens in consta
 Authorization mirrors the Node authorizer (NodeRestriction admission, which limits what a node
 writes into those objects, is in admission.py; :func:`current_user` tells it who asks):
 
+* every authenticated user may review its own access (``kubectl auth can-i``, ``whoami``) and
+  get the discovery, health and version URLs (:data:`BASIC_USER_RULES`, :data:`PUBLIC_URLS`);
 * ``system:masters`` may do anything;
 * ``system:nodes`` members (user ``system:node:<name>``) may read everything, and write only
   their own Node (and its status), the status of pods bound to them, pod deletion for pods
@@ -93,11 +95,15 @@ class TokenFile:
             users[_digest(row[0].strip())] = User(row[1].strip(), uid, groups)
         self._users, self._mtime = users, mtime
 
+    def lookup(self, token: str) -> User | None:
+        """Who ``token`` is, or None (TokenReview asks this about someone else's token)."""
+        self._reload()
+        return self._users.get(_digest(token))
+
     def authenticate(self, authorization: str | None) -> User:
         if not authorization or not authorization.startswith("Bearer "):
             raise unauthorized()
-        self._reload()
-        user = self._users.get(_digest(authorization[len("Bearer "):].strip()))
+        user = self.lookup(authorization[len("Bearer "):].strip())
         if user is None:
             raise unauthorized()
         _current_user.set(user)  # for admission, later in the same request
@@ -127,11 +133,73 @@ def forbidden(user: User, verb: str, resource: str, group: str, namespace: str, 
     return StatusError(403, "Forbidden", message, details)
 
 
+#: What every authenticated user may do (upstream's ``system:basic-user`` ClusterRole, and
+#: ``selfsubjectreviews`` for ``kubectl auth whoami``), in SelfSubjectRulesReview's shape.
+BASIC_USER_RULES: tuple[dict[str, list[str]], ...] = (
+    {"verbs": ["create"], "apiGroups": ["authorization.k8s.io"],
+     "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]},
+    {"verbs": ["create"], "apiGroups": ["authentication.k8s.io"],
+     "resources": ["selfsubjectreviews"]},
+)
+#: The URLs outside the resource API that every authenticated user may get: upstream's
+#: ``system:discovery`` and ``system:public-info-viewer``, and ``/metrics``, which svcnet
+#: serves to any authenticated user (the server module says why).
+PUBLIC_URLS: tuple[str, ...] = (
+    "/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/metrics", "/openapi",
+    "/openapi/*", "/readyz", "/version", "/version/")
+_ALL_RESOURCES = {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}
+_READ_ALL = {"verbs": sorted(READ_VERBS), "apiGroups": ["*"], "resources": ["*"]}
+#: The Node authorizer's answer to a rules review (it decides per object, so cannot list).
+NODE_RULES_INCOMPLETE = "node authorizer does not support user rule resolution"
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """What a user may do in a namespace, as SelfSubjectRulesReview reports it."""
+
+    resource_rules: list[dict[str, list[str]]]
+    non_resource_rules: list[dict[str, list[str]]]
+    incomplete: bool = False
+    evaluation_error: str = ""
+
+
+def rules_for(user: User) -> Rules:
+    """The rules :func:`authorize` applies to ``user``, listed (the same in every namespace).
+
+    A node's writes depend on the object (its own Node, pods bound to it), which a rule list
+    cannot say: like the Node authorizer, the answer is marked incomplete.
+    """
+    public = {"verbs": ["get"], "nonResourceURLs": list(PUBLIC_URLS)}
+    basic = [dict(r) for r in BASIC_USER_RULES]
+    if ADMIN_GROUP in user.groups:
+        return Rules([dict(_ALL_RESOURCES), *basic],
+                     [{"verbs": ["*"], "nonResourceURLs": ["*"]}, public])
+    if READERS_GROUP in user.groups:
+        return Rules([dict(_READ_ALL), *basic], [public])
+    if user.node_name is not None:
+        return Rules([dict(_READ_ALL), *basic], [public], incomplete=True,
+                     evaluation_error=NODE_RULES_INCOMPLETE)
+    return Rules(basic, [public])
+
+
+def authorize_url(user: User, verb: str, path: str) -> bool:
+    """Whether ``user`` may ``verb`` a non-resource URL (``/healthz``, ``/apis/...``)."""
+    if ADMIN_GROUP in user.groups:
+        return True
+    return verb == "get" and any(
+        path == url or (url.endswith("*") and path.startswith(url[:-1])) for url in PUBLIC_URLS)
+
+
+def _basic_user(verb: str, group: str, resource: str) -> bool:
+    return verb == "create" and any(
+        group in r["apiGroups"] and resource in r["resources"] for r in BASIC_USER_RULES)
+
+
 def authorize(user: User, verb: str, *, group: str, resource: str, namespace: str, name: str,
               subresource: str, pod_node: str | None = None) -> bool:
     """Whether ``user`` may do ``verb``. ``pod_node`` is the nodeName of the pod addressed
     (for node users writing pod status or deleting a pod)."""
-    if ADMIN_GROUP in user.groups:
+    if ADMIN_GROUP in user.groups or _basic_user(verb, group, resource):
         return True
     if READERS_GROUP in user.groups:
         return verb in READ_VERBS

@@ -201,7 +201,8 @@ def _legacy_entries(res: Resource) -> list[Obj]:
         entry["shortNames"] = list(res.short_names)
     if res.categories:
         entry["categories"] = list(res.categories)
-    entry["storageVersionHash"] = res.storage_version_hash
+    if res.persisted:
+        entry["storageVersionHash"] = res.storage_version_hash
     entries = [entry]
     for sub in res.subresources:
         sub_entry: Obj = {"name": f"{res.resource}/{sub.name}", "singularName": "",

@@ -54,6 +54,7 @@ from svcnet.apiserver.common import (
 )
 from svcnet.apiserver.query import decode_continue, encode_continue, int64_param
 from svcnet.apiserver.requestinfo import RequestInfo, parse_path
+from svcnet.apiserver.reviews import REVIEWS, serve_review
 from svcnet.apiserver.subresources.binding import serve_binding
 from svcnet.apiserver.subresources.log import serve_log
 from svcnet.apiserver.subresources.scale import serve_scale
@@ -80,6 +81,11 @@ class Handlers:
                                          "the server could not find the requested resource")
             resource = info.resource
             user = self.ctx.tokens.authenticate(request.headers.get("Authorization"))
+            if (info.group, info.resource) in REVIEWS:
+                verb = "create"
+                answer = await serve_review(self, request, info, user)
+                code = answer.status
+                return answer
             served = self.ctx.served.get((info.group, info.version, info.resource))
             described = resources.by_resource(info.group, info.version, info.resource)
             if served is not None and described is not None and described.deprecation_warning:

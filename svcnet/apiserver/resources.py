@@ -84,6 +84,9 @@ class Resource:
     #: ``deprecated`` and ``replacement`` tags on the type), e.g. ``("1.33",
     #: "discovery.k8s.io/v1 EndpointSlice")`` for v1 Endpoints.
     deprecated: tuple[str, str] | None = None
+    #: False for the reviews (TokenReview, SelfSubjectAccessReview...): created, answered and
+    #: never stored, so discovery gives them no storage version hash.
+    persisted: bool = True
 
     @property
     def deprecation_warning(self) -> str | None:
@@ -186,6 +189,21 @@ CATALOGUE: tuple[Resource, ...] = (
     # -- events.k8s.io/v1 ---------------------------------------------------------------------
     Resource("events.k8s.io", "v1", "Event", "events", "event", True, short_names=("ev",),
              storage_group_version="v1"),
+    # -- authentication.k8s.io/v1 and authorization.k8s.io/v1 (answered, never stored) --------
+    Resource("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews",
+             "selfsubjectreview", False, verbs=("create",), persisted=False),
+    Resource("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", "tokenreview",
+             False, verbs=("create",), persisted=False),
+    Resource("authorization.k8s.io", "v1", "LocalSubjectAccessReview",
+             "localsubjectaccessreviews", "localsubjectaccessreview", True, verbs=("create",),
+             persisted=False),
+    Resource("authorization.k8s.io", "v1", "SelfSubjectAccessReview",
+             "selfsubjectaccessreviews", "selfsubjectaccessreview", False, verbs=("create",),
+             persisted=False),
+    Resource("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews",
+             "selfsubjectrulesreview", False, verbs=("create",), persisted=False),
+    Resource("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews",
+             "subjectaccessreview", False, verbs=("create",), persisted=False),
     # -- coordination.k8s.io/v1 ---------------------------------------------------------------
     Resource("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
     # -- discovery.k8s.io/v1 ------------------------------------------------------------------

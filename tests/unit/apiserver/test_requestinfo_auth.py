@@ -7,7 +7,17 @@ from pathlib import Path
 import pytest
 
 from svcnet.api.errors import StatusError
-from svcnet.apiserver.auth import ADMIN_GROUP, NODES_GROUP, TokenFile, User, authorize, forbidden
+from svcnet.apiserver.auth import (
+    ADMIN_GROUP,
+    NODES_GROUP,
+    READERS_GROUP,
+    TokenFile,
+    User,
+    authorize,
+    authorize_url,
+    forbidden,
+    rules_for,
+)
 from svcnet.apiserver.requestinfo import RequestInfo, parse_path
 
 
@@ -105,3 +115,43 @@ def test_token_file(tmp_path: Path) -> None:
     for header in (None, "", "Basic dXNlcg==", "Bearer "):
         with pytest.raises(StatusError):
             tokens.authenticate(header)
+
+
+_IDENTITIES = [User("admin", groups=(ADMIN_GROUP,)), User("dns", groups=(READERS_GROUP,)),
+               User("system:node:n1", groups=(NODES_GROUP,)), User("nobody")]
+
+
+@pytest.mark.parametrize("user", _IDENTITIES, ids=lambda u: u.name)
+def test_listed_rules_are_what_authorize_allows(user: User) -> None:
+    """SelfSubjectRulesReview must not promise more, or less, than the authorizer grants."""
+    rules = rules_for(user)
+    for rule in rules.resource_rules:
+        for verb in rule["verbs"]:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    assert authorize(user, "delete" if verb == "*" else verb,
+                                     group="apps" if group == "*" else group,
+                                     resource="pods" if resource == "*" else resource,
+                                     namespace="default", name="x", subresource="")
+    listed_create = any("create" in r["verbs"] or "*" in r["verbs"]
+                        for r in rules.resource_rules if "*" in r["resources"])
+    assert authorize(user, "create", group="", resource="services", namespace="default",
+                     name="x", subresource="") is listed_create
+    for rule in rules.non_resource_rules:
+        for url in rule["nonResourceURLs"]:
+            assert authorize_url(user, "get", url.replace("*", "x"))
+    assert authorize_url(user, "get", "/secret-place") is (ADMIN_GROUP in user.groups)
+    assert authorize_url(user, "post", "/healthz") is (ADMIN_GROUP in user.groups)
+    assert rules.incomplete is (user.node_name is not None)
+
+
+@pytest.mark.parametrize("user", _IDENTITIES, ids=lambda u: u.name)
+def test_everyone_may_review_their_own_access(user: User) -> None:
+    for group, resource in (("authorization.k8s.io", "selfsubjectaccessreviews"),
+                            ("authorization.k8s.io", "selfsubjectrulesreviews"),
+                            ("authentication.k8s.io", "selfsubjectreviews")):
+        assert authorize(user, "create", group=group, resource=resource, namespace="",
+                         name="", subresource="")
+    assert authorize(user, "create", group="authorization.k8s.io",
+                     resource="subjectaccessreviews", namespace="", name="",
+                     subresource="") is (ADMIN_GROUP in user.groups)
