@@ -35,6 +35,10 @@ KINDS = {
     "autoscaling/v1/Scale": "V1Scale",
     "coordination.k8s.io/v1/Lease": "V1Lease",
     "events.k8s.io/v1/Event": "EventsV1Event",
+    "rbac.authorization.k8s.io/v1/Role": "V1Role",
+    "rbac.authorization.k8s.io/v1/ClusterRole": "V1ClusterRole",
+    "rbac.authorization.k8s.io/v1/RoleBinding": "V1RoleBinding",
+    "rbac.authorization.k8s.io/v1/ClusterRoleBinding": "V1ClusterRoleBinding",
 }
 
 # Fields the client types as a bare 'object' that Kubernetes declares as IntOrString.

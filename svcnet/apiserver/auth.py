@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from svcnet.api.errors import StatusError, go_quote
+from svcnet.api.rbac import Attributes
 
 ADMIN_GROUP = "system:masters"
 NODES_GROUP = "system:nodes"
@@ -222,3 +223,11 @@ def authorize(user: User, verb: str, *, group: str, resource: str, namespace: st
     if group == "coordination.k8s.io" and resource == "leases":
         return namespace == "kube-node-lease" and name == node
     return False
+
+
+def fixed_allows(user: User, attrs: Attributes) -> bool:
+    """:func:`authorize` or :func:`authorize_url` for one request's attributes."""
+    if not attrs.is_resource:
+        return authorize_url(user, attrs.verb, attrs.path)
+    return authorize(user, attrs.verb, group=attrs.group, resource=attrs.resource,
+                     namespace=attrs.namespace, name=attrs.name, subresource=attrs.subresource)

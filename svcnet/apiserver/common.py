@@ -24,6 +24,7 @@ from svcnet.api.labels import (
 )
 from svcnet.api.schema import decode, strict_error
 from svcnet.apiserver.auth import TokenFile
+from svcnet.apiserver.rbac import RBAC
 from svcnet.registry.generic import Registry
 from svcnet.util.clock import Clock
 
@@ -57,6 +58,7 @@ class Context:
     tokens: TokenFile
     clock: Clock
     namespaces: Registry
+    rbac: RBAC
     on_request: Callable[[str, str, int, float], None] = lambda verb, res, code, secs: None
     watch_bookmark_interval: float = 60.0
     default_watch_timeout: float = 1800.0

@@ -29,6 +29,7 @@ from aiohttp import web
 
 from svcnet.api import errors
 from svcnet.api.errors import StatusError, bad_request
+from svcnet.api.rbac import Attributes
 from svcnet.api.schema import decode
 from svcnet.apiserver import patch as patching, resources, tables
 from svcnet.apiserver.apply import server_side_apply, update_managed_fields
@@ -155,7 +156,9 @@ class Handlers:
                 pod_node = (pod.get("spec") or {}).get("nodeName")
         if not authorize(user, verb, group=served.group, resource=served.resource,
                          namespace=info.namespace, name=name, subresource=info.subresource,
-                         pod_node=pod_node):
+                         pod_node=pod_node) and not await self.ctx.rbac.rbac_allows(
+                user, Attributes(verb, served.group, served.resource, info.subresource,
+                                 info.namespace, name)):
             raise forbidden(user, verb, served.resource, served.group, info.namespace, name,
                             info.subresource)
 

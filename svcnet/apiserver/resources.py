@@ -204,6 +204,14 @@ CATALOGUE: tuple[Resource, ...] = (
              "selfsubjectrulesreview", False, verbs=("create",), persisted=False),
     Resource("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews",
              "subjectaccessreview", False, verbs=("create",), persisted=False),
+    # -- rbac.authorization.k8s.io/v1 ---------------------------------------------------------
+    Resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings",
+             "clusterrolebinding", False),
+    Resource("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole",
+             False),
+    Resource("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding",
+             True),
+    Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", True),
     # -- coordination.k8s.io/v1 ---------------------------------------------------------------
     Resource("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
     # -- discovery.k8s.io/v1 ------------------------------------------------------------------

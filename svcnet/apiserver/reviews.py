@@ -24,7 +24,7 @@ as Go serialises an empty ObjectMeta.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -32,24 +32,18 @@ from aiohttp import web
 from svcnet.api import errors
 from svcnet.api.access import as_dict, as_str
 from svcnet.api.errors import FieldError, bad_request, invalid
-from svcnet.apiserver.auth import (
-    User,
-    authorize,
-    authorize_url,
-    forbidden,
-    rules_for,
-)
+from svcnet.api.rbac import Attributes
+from svcnet.apiserver.auth import User, forbidden, rules_for
 from svcnet.apiserver.body import read_body
 from svcnet.apiserver.common import Obj, json_response
+from svcnet.apiserver.rbac import effective_groups
 from svcnet.apiserver.requestinfo import RequestInfo
 
 if TYPE_CHECKING:
     from svcnet.apiserver.handlers import Handlers
 
-__all__ = ["AUTHENTICATED_GROUP", "REVIEWS", "serve_review", "user_info"]
+__all__ = ["REVIEWS", "serve_review", "user_info"]
 
-#: Added to every authenticated user's groups, as apiserver's authentication does.
-AUTHENTICATED_GROUP = "system:authenticated"
 #: The audiences a token is valid for when the review names none (kube-apiserver's default
 #: ``--api-audiences``, its service-account issuer).
 DEFAULT_AUDIENCES = ("https://kubernetes.default.svc.cluster.local",)
@@ -60,7 +54,7 @@ def user_info(user: User) -> Obj:
     info: Obj = {"username": user.name}
     if user.uid:
         info["uid"] = user.uid
-    info["groups"] = [*user.groups, AUTHENTICATED_GROUP]
+    info["groups"] = list(effective_groups(user))
     return info
 
 
@@ -81,18 +75,17 @@ def _spec_errors(spec: Mapping[str, Any], *, self_review: bool) -> list[FieldErr
     return errs
 
 
-def _decide(user: User, spec: Mapping[str, Any]) -> Obj:
+async def _decide(handlers: Handlers, user: User, spec: Mapping[str, Any]) -> Obj:
     """SubjectAccessReviewStatus for ``user`` and the attributes in ``spec``."""
     if "resourceAttributes" in spec:
-        attrs = as_dict(spec["resourceAttributes"])
-        allowed = authorize(
-            user, as_str(attrs.get("verb")), group=as_str(attrs.get("group")),
-            resource=as_str(attrs.get("resource")), namespace=as_str(attrs.get("namespace")),
-            name=as_str(attrs.get("name")), subresource=as_str(attrs.get("subresource")))
+        a = as_dict(spec["resourceAttributes"])
+        attrs = Attributes(as_str(a.get("verb")), as_str(a.get("group")),
+                           as_str(a.get("resource")), as_str(a.get("subresource")),
+                           as_str(a.get("namespace")), as_str(a.get("name")))
     else:
-        attrs = as_dict(spec.get("nonResourceAttributes"))
-        allowed = authorize_url(user, as_str(attrs.get("verb")), as_str(attrs.get("path")))
-    return {"allowed": allowed}
+        a = as_dict(spec.get("nonResourceAttributes"))
+        attrs = Attributes(as_str(a.get("verb")), path=as_str(a.get("path")) or "/")
+    return {"allowed": await handlers.ctx.rbac.allowed(user, attrs)}
 
 
 def _echo(kind: str, group: str, body: Obj, status: Obj, namespace: str = "") -> Obj:
@@ -114,12 +107,13 @@ def _check_metadata(body: Obj, kind: str, group: str, namespace: str | None) -> 
         raise errors.invalid_error(kind, "", [invalid("metadata", meta, detail)], group)
 
 
-def _self_access(handlers: Handlers, user: User, body: Obj, info: RequestInfo) -> Obj:
+async def _self_access(handlers: Handlers, user: User, body: Obj, info: RequestInfo) -> Obj:
     spec = as_dict(body.get("spec"))
     errs = _spec_errors(spec, self_review=True)
     if errs:
         raise errors.invalid_error("SelfSubjectAccessReview", "", errs, "authorization.k8s.io")
-    return _echo("SelfSubjectAccessReview", "authorization.k8s.io", body, _decide(user, spec))
+    return _echo("SelfSubjectAccessReview", "authorization.k8s.io", body,
+                 await _decide(handlers, user, spec))
 
 
 def _subject(spec: Mapping[str, Any]) -> User:
@@ -127,16 +121,16 @@ def _subject(spec: Mapping[str, Any]) -> User:
     return User(as_str(spec.get("user")), as_str(spec.get("uid")), groups)
 
 
-def _access(handlers: Handlers, user: User, body: Obj, info: RequestInfo) -> Obj:
+async def _access(handlers: Handlers, user: User, body: Obj, info: RequestInfo) -> Obj:
     spec = as_dict(body.get("spec"))
     errs = _spec_errors(spec, self_review=False)
     if errs:
         raise errors.invalid_error("SubjectAccessReview", "", errs, "authorization.k8s.io")
     return _echo("SubjectAccessReview", "authorization.k8s.io", body,
-                 _decide(_subject(spec), spec))
+                 await _decide(handlers, _subject(spec), spec))
 
 
-def _local_access(handlers: Handlers, user: User, body: Obj, info: RequestInfo) -> Obj:
+async def _local_access(handlers: Handlers, user: User, body: Obj, info: RequestInfo) -> Obj:
     spec = as_dict(body.get("spec"))
     errs = _spec_errors(spec, self_review=False)
     res_ns = as_dict(spec.get("resourceAttributes")).get("namespace", "")
@@ -150,16 +144,19 @@ def _local_access(handlers: Handlers, user: User, body: Obj, info: RequestInfo) 
         raise errors.invalid_error("LocalSubjectAccessReview", "", errs,
                                    "authorization.k8s.io")
     return _echo("LocalSubjectAccessReview", "authorization.k8s.io", body,
-                 _decide(_subject(spec), spec), info.namespace)
+                 await _decide(handlers, _subject(spec), spec), info.namespace)
 
 
-def _self_rules(handlers: Handlers, user: User, body: Obj, info: RequestInfo) -> Obj:
+async def _self_rules(handlers: Handlers, user: User, body: Obj, info: RequestInfo) -> Obj:
     namespace = as_str(as_dict(body.get("spec")).get("namespace"))
     if not namespace:
         raise bad_request("no namespace on request")
     rules = rules_for(user)
-    status: Obj = {"resourceRules": rules.resource_rules,
-                   "nonResourceRules": rules.non_resource_rules,
+    granted = [dict(r) for r in await handlers.ctx.rbac.rules_for(user, namespace)]
+    status: Obj = {"resourceRules": rules.resource_rules + [
+                       r for r in granted if not r.get("nonResourceURLs")],
+                   "nonResourceRules": rules.non_resource_rules + [
+                       r for r in granted if r.get("nonResourceURLs")],
                    "incomplete": rules.incomplete}
     if rules.evaluation_error:
         status["evaluationError"] = rules.evaluation_error
@@ -167,13 +164,13 @@ def _self_rules(handlers: Handlers, user: User, body: Obj, info: RequestInfo) ->
             "metadata": {"creationTimestamp": None}, "spec": {}, "status": status}
 
 
-def _whoami(handlers: Handlers, user: User, body: Obj, info: RequestInfo) -> Obj:
+async def _whoami(handlers: Handlers, user: User, body: Obj, info: RequestInfo) -> Obj:
     return {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
             "metadata": {"creationTimestamp": None},
             "status": {"userInfo": user_info(user)}}
 
 
-def _token(handlers: Handlers, user: User, body: Obj, info: RequestInfo) -> Obj:
+async def _token(handlers: Handlers, user: User, body: Obj, info: RequestInfo) -> Obj:
     spec = as_dict(body.get("spec"))
     token = as_str(spec.get("token"))
     if not token:
@@ -188,7 +185,7 @@ def _token(handlers: Handlers, user: User, body: Obj, info: RequestInfo) -> Obj:
             "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}
 
 
-_Answer = Callable[["Handlers", User, Obj, RequestInfo], Obj]
+_Answer = Callable[["Handlers", User, Obj, RequestInfo], Awaitable[Obj]]
 
 #: (group, resource) → (kind, answer, whether its metadata may carry a namespace).
 REVIEWS: dict[tuple[str, str], tuple[str, _Answer, bool]] = {
@@ -215,8 +212,8 @@ async def serve_review(handlers: Handlers, request: web.Request, info: RequestIn
     if namespaced != bool(info.namespace):
         raise errors.StatusError(404, "NotFound",
                                  "the server could not find the requested resource")
-    if not authorize(user, "create", group=info.group, resource=info.resource,
-                     namespace=info.namespace, name="", subresource=""):
+    if not await handlers.ctx.rbac.allowed(user, Attributes(
+            "create", info.group, info.resource, namespace=info.namespace)):
         raise forbidden(user, "create", info.resource, info.group, info.namespace, "")
     body = await read_body(request)
     if not isinstance(body, dict):
@@ -225,5 +222,5 @@ async def serve_review(handlers: Handlers, request: web.Request, info: RequestIn
     if body.get("apiVersion", api_version) != api_version or body.get("kind", kind) != kind:
         raise bad_request(f"not a {kind}: got {body.get('apiVersion')}/{body.get('kind')}")
     _check_metadata(body, kind, info.group, info.namespace if namespaced else None)
-    return json_response(answer(handlers, user, body, info), 201)
+    return json_response(await answer(handlers, user, body, info), 201)
 

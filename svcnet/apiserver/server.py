@@ -35,7 +35,7 @@ import os
 import socket
 import ssl
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -48,9 +48,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from svcnet.allocators.allocator import Holder
 from svcnet.allocators.ranges import ServiceCIDR
+from svcnet.api import rbac
 from svcnet.api.errors import StatusError
 from svcnet.apiserver import admission, discovery, health, openapi, resources
-from svcnet.apiserver.auth import ADMIN_GROUP, TokenFile, User
+from svcnet.apiserver.auth import ADMIN_GROUP, TokenFile, User, fixed_allows
+from svcnet.apiserver.bootstrap_policy import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES
 from svcnet.apiserver.certs import (
     ensure_private_dir,
     ensure_tls,
@@ -65,11 +67,18 @@ from svcnet.apiserver.connections import (
     GatedSite,
 )
 from svcnet.apiserver.handlers import Handlers
+from svcnet.apiserver.rbac import RBAC
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import RESTClient
 from svcnet.controllers.manager import USER_AGENT, ControllerConfig, ControllerManager
 from svcnet.registry.generic import Registry
 from svcnet.registry.lb_ipam import LoadBalancerIPAM
+from svcnet.registry.rbac import (
+    ClusterRoleBindingStrategy,
+    ClusterRoleStrategy,
+    RoleBindingStrategy,
+    RoleStrategy,
+)
 from svcnet.registry.repair import repair
 from svcnet.registry.service_alloc import ServiceAllocators
 from svcnet.registry.services import ServiceStrategy
@@ -230,6 +239,7 @@ class APIServer:
         self.lb = LoadBalancerIPAM(self.store, cfg.lb_pools, clock=self.clock,
                                    holder=self.holder)
         served = self._serve_resources()
+        self.rbac = RBAC(self.registries, fixed_allows)
         self.metrics.resources = frozenset(s.resource for s in served)
         await repair(self.store, self.allocators, self.lb, clock=self.clock,
                      leak_grace=cfg.leak_grace, holder=self.holder)
@@ -237,7 +247,7 @@ class APIServer:
 
         ctx = Context(served={(s.group, s.version, s.resource): s for s in served},
                       tokens=tokens, clock=self.clock, namespaces=self.registries["namespaces"],
-                      on_request=self.metrics.observe)
+                      rbac=self.rbac, on_request=self.metrics.observe)
         app = self._app(Handlers(ctx))
         # Open watches (informers of pods that outlive us) must not hold up a shutdown.
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
@@ -298,6 +308,11 @@ class APIServer:
             ("coordination.k8s.io", "leases"): LeaseStrategy(),
             ("apps", "deployments"): DeploymentStrategy(),
             ("apps", "replicasets"): ReplicaSetStrategy(),
+            (rbac.GROUP, "roles"): RoleStrategy(self._check_escalation),
+            (rbac.GROUP, "clusterroles"): ClusterRoleStrategy(self._check_escalation),
+            (rbac.GROUP, "rolebindings"): RoleBindingStrategy(self._check_escalation),
+            (rbac.GROUP, "clusterrolebindings"): ClusterRoleBindingStrategy(
+                self._check_escalation),
         }
         served = []
         for res in resources.RESOURCES:
@@ -313,12 +328,29 @@ class APIServer:
                                  {s.name: frozenset(s.verbs) for s in res.subresources}))
         return served
 
+    async def _check_escalation(self, resource: str, namespace: str,
+                                obj: Mapping[str, Any]) -> None:
+        await self.rbac.check_escalation(resource, namespace, obj)
+
+    async def _seed_policy(self) -> None:
+        """The default ClusterRoles and bindings that are missing (bootstrap_policy.py)."""
+        for key, objs in ((f"clusterroles.{rbac.GROUP}", CLUSTER_ROLES),
+                          (f"clusterrolebindings.{rbac.GROUP}", CLUSTER_ROLE_BINDINGS)):
+            registry = self.registries[key]
+            for obj in objs:
+                try:
+                    await registry.get("", obj["metadata"]["name"])
+                except StatusError:
+                    with contextlib.suppress(StatusError):  # created meanwhile
+                        await registry.create("", obj)
+
     async def _seed(self, advertise: str, port: int) -> None:
         ns_reg = self.registries["namespaces"]
         for name in SYSTEM_NAMESPACES:
             with contextlib.suppress(StatusError):
                 await ns_reg.create("", {"apiVersion": "v1", "kind": "Namespace",
                                          "metadata": {"name": name}})
+        await self._seed_policy()
         first_ip = ServiceCIDR.parse(self.config.service_cidrs[0]).item_at(0)
         svc = {"apiVersion": "v1", "kind": "Service",
                "metadata": {"name": "kubernetes", "namespace": "default",

@@ -319,6 +319,17 @@ _LEASE_COLUMNS = (
                                  "current lease."),
     _AGE,
 )
+_BINDING_COLUMNS = (
+    _NAME,
+    Column("Role", description="RoleRef can reference a Role in the current namespace or a "
+                               "ClusterRole in the global namespace. If the RoleRef cannot be "
+                               "resolved, the Authorizer must return an error. This field is "
+                               "immutable."),
+    _AGE,
+    Column("Users", priority=1, description="Users in the roleBinding"),
+    Column("Groups", priority=1, description="Groups in the roleBinding"),
+    Column("ServiceAccounts", priority=1, description="ServiceAccounts in the roleBinding"),
+)
 #: ``rest.DefaultTableConvertor``: what the apiserver prints for kinds without a printer.
 _DEFAULT_COLUMNS = (
     _NAME,
@@ -719,6 +730,20 @@ def _print_lease(lease: Obj, now: datetime) -> list[Cell]:
     return [_name(lease), _str(_get(lease, "spec", "holderIdentity")), _age(lease, now)]
 
 
+def _print_binding(binding: Obj, now: datetime) -> list[Cell]:
+    """printRoleBinding / printClusterRoleBinding: subjects split by kind."""
+    ref = _get(binding, "roleRef") or {}
+    by_kind: dict[str, list[str]] = {"User": [], "Group": [], "ServiceAccount": []}
+    for subject in _get(binding, "subjects") or []:
+        name = _str(subject.get("name"))
+        if subject.get("kind") == "ServiceAccount":
+            name = f"{_str(subject.get('namespace'))}/{name}"
+        by_kind.setdefault(_str(subject.get("kind")), []).append(name)
+    return [_name(binding), f"{_str(ref.get('kind'))}/{_str(ref.get('name'))}",
+            _age(binding, now), ", ".join(by_kind["User"]), ", ".join(by_kind["Group"]),
+            ", ".join(by_kind["ServiceAccount"])]
+
+
 def _print_default(obj: Obj, now: datetime) -> list[Cell]:
     created = parse_time(_get(obj, "metadata", "creationTimestamp"))
     # Go formats the zero time when unset; seconds precision in UTC, RFC 3339.
@@ -755,6 +780,9 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
     ("apps", "ReplicaSet"): _Printer(_REPLICA_SET_COLUMNS, _print_replica_set),
     ("events.k8s.io", "Event"): _Printer(_EVENT_COLUMNS, _print_events_k8s_io_event),
     ("coordination.k8s.io", "Lease"): _Printer(_LEASE_COLUMNS, _print_lease),
+    ("rbac.authorization.k8s.io", "RoleBinding"): _Printer(_BINDING_COLUMNS, _print_binding),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): _Printer(_BINDING_COLUMNS,
+                                                                   _print_binding),
 }
 _DEFAULT_PRINTER = _Printer(_DEFAULT_COLUMNS, _print_default)
 

@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from svcnet.client.rest import RESTClient
+from svcnet.controllers.clusterroleaggregation import ClusterRoleAggregationController
 from svcnet.controllers.deployment import DeploymentController
 from svcnet.controllers.endpoints import EndpointsController
 from svcnet.controllers.endpointslice import EndpointSliceController
@@ -61,6 +62,7 @@ class ControllerManager:
             ReplicaSetController.from_client(client, clock=clock),
             DeploymentController.from_client(client, clock=clock),
             GarbageCollector.from_client(client, clock=clock),
+            ClusterRoleAggregationController.from_client(client, clock=clock),
         ]
 
     def start(self) -> None:

@@ -1,0 +1,140 @@
+"""The default ClusterRoles and ClusterRoleBindings every cluster starts with.
+
+Theory of operation
+-------------------
+plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go, reduced to the roles a user meets:
+``cluster-admin`` (bound to ``system:masters``), the user-facing ``admin``, ``edit`` and
+``view`` (empty shells filled by aggregation from the ``system:aggregate-to-*`` roles and any
+ClusterRole a user labels ``rbac.authorization.k8s.io/aggregate-to-<role>: "true"``), and the
+roles every authenticated user holds (``system:basic-user``, ``system:discovery``,
+``system:public-info-viewer``). The rules are upstream's for the resources they name, including
+resources svcnet does not serve (a role is only data; this keeps the roles identical to a real
+cluster's).
+
+The server creates what is missing at start and in its bootstrap loop, as kube-apiserver's
+``rbac/bootstrap-roles`` post-start hook does; a role a user changed is left alone (upstream
+reconciles roles annotated ``rbac.authorization.kubernetes.io/autoupdate: "true"`` by adding
+missing rules, which svcnet does not yet do).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from svcnet.api.rbac import GROUP
+
+__all__ = ["CLUSTER_ROLES", "CLUSTER_ROLE_BINDINGS"]
+
+Obj = dict[str, Any]
+READ = ["get", "list", "watch"]
+WRITE = ["create", "delete", "deletecollection", "patch", "update"]
+READ_WRITE = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
+AGGREGATE = f"{GROUP}/aggregate-to-"
+
+
+def _rule(verbs: list[str], groups: list[str], resources: list[str]) -> Obj:
+    return {"verbs": list(verbs), "apiGroups": list(groups), "resources": list(resources)}
+
+
+def _meta(name: str, labels: dict[str, str] | None = None) -> Obj:
+    return {"name": name,
+            "labels": {"kubernetes.io/bootstrapping": "rbac-defaults", **(labels or {})},
+            "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}}
+
+
+def _cluster_role(name: str, rules: list[Obj], labels: dict[str, str] | None = None) -> Obj:
+    return {"apiVersion": f"{GROUP}/v1", "kind": "ClusterRole",
+            "metadata": _meta(name, labels), "rules": rules}
+
+
+def _aggregated(name: str, into: str | None) -> Obj:
+    role = _cluster_role(name, [], {f"{AGGREGATE}{into}": "true"} if into else None)
+    role["aggregationRule"] = {"clusterRoleSelectors": [
+        {"matchLabels": {f"{AGGREGATE}{name}": "true"}}]}
+    return role
+
+
+_VIEW = [
+    _rule(READ, [""], ["pods", "replicationcontrollers", "replicationcontrollers/scale",
+                       "serviceaccounts", "services", "services/status", "endpoints",
+                       "persistentvolumeclaims", "persistentvolumeclaims/status",
+                       "configmaps"]),
+    _rule(READ, [""], ["limitranges", "resourcequotas", "bindings", "events", "pods/status",
+                       "resourcequotas/status", "namespaces/status",
+                       "replicationcontrollers/status", "pods/log"]),
+    _rule(READ, [""], ["namespaces"]),
+    _rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
+    _rule(READ, ["apps"], ["controllerrevisions", "statefulsets", "statefulsets/status",
+                           "statefulsets/scale", "daemonsets", "daemonsets/status",
+                           "deployments", "deployments/status", "deployments/scale",
+                           "replicasets", "replicasets/status", "replicasets/scale"]),
+    _rule(READ, ["autoscaling"], ["horizontalpodautoscalers",
+                                  "horizontalpodautoscalers/status"]),
+    _rule(READ, ["batch"], ["jobs", "jobs/status", "cronjobs", "cronjobs/status"]),
+    _rule(READ, ["policy"], ["poddisruptionbudgets", "poddisruptionbudgets/status"]),
+    _rule(READ, ["networking.k8s.io"], ["ingresses", "ingresses/status", "networkpolicies"]),
+]
+
+_EDIT = [
+    _rule(READ, [""], ["pods/attach", "pods/proxy", "pods/exec", "pods/portforward", "secrets",
+                       "services/proxy"]),
+    _rule(["impersonate"], [""], ["serviceaccounts"]),
+    _rule(WRITE, [""], ["pods", "pods/attach", "pods/proxy", "pods/exec", "pods/portforward"]),
+    _rule(["create"], [""], ["pods/eviction"]),
+    _rule(WRITE, [""], ["replicationcontrollers", "replicationcontrollers/scale",
+                        "serviceaccounts", "services", "services/proxy",
+                        "persistentvolumeclaims", "configmaps", "secrets", "events"]),
+    _rule(["create"], [""], ["serviceaccounts/token"]),
+    _rule(WRITE, ["apps"], ["statefulsets", "statefulsets/scale", "daemonsets", "deployments",
+                            "deployments/scale", "deployments/rollback", "replicasets",
+                            "replicasets/scale"]),
+    _rule(WRITE, ["autoscaling"], ["horizontalpodautoscalers"]),
+    _rule(WRITE, ["batch"], ["jobs", "cronjobs"]),
+    _rule(WRITE, ["policy"], ["poddisruptionbudgets"]),
+    _rule(WRITE, ["networking.k8s.io"], ["ingresses", "networkpolicies"]),
+    _rule(READ_WRITE, ["coordination.k8s.io"], ["leases"]),
+]
+
+_ADMIN = [
+    _rule(["create"], ["authorization.k8s.io"], ["localsubjectaccessreviews"]),
+    _rule(READ_WRITE, [GROUP], ["roles", "rolebindings"]),
+]
+
+BASIC_USER = [
+    _rule(["create"], ["authorization.k8s.io"],
+          ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]),
+    _rule(["create"], ["authentication.k8s.io"], ["selfsubjectreviews"]),
+]
+
+CLUSTER_ROLES: tuple[Obj, ...] = (
+    _cluster_role("cluster-admin", [_rule(["*"], ["*"], ["*"]),
+                                    {"verbs": ["*"], "nonResourceURLs": ["*"]}]),
+    _aggregated("admin", None),
+    _aggregated("edit", "admin"),
+    _aggregated("view", "edit"),
+    _cluster_role("system:aggregate-to-admin", _ADMIN, {f"{AGGREGATE}admin": "true"}),
+    _cluster_role("system:aggregate-to-edit", _EDIT, {f"{AGGREGATE}edit": "true"}),
+    _cluster_role("system:aggregate-to-view", _VIEW, {f"{AGGREGATE}view": "true"}),
+    _cluster_role("system:basic-user", BASIC_USER),
+    _cluster_role("system:discovery", [{"verbs": ["get"], "nonResourceURLs": [
+        "/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*",
+        "/readyz", "/version", "/version/"]}]),
+    _cluster_role("system:public-info-viewer", [{"verbs": ["get"], "nonResourceURLs": [
+        "/healthz", "/livez", "/readyz", "/version", "/version/"]}]),
+)
+
+
+def _binding(name: str, role: str, groups: list[str]) -> Obj:
+    return {"apiVersion": f"{GROUP}/v1", "kind": "ClusterRoleBinding",
+            "metadata": _meta(name),
+            "roleRef": {"apiGroup": GROUP, "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": GROUP, "kind": "Group", "name": g} for g in groups]}
+
+
+CLUSTER_ROLE_BINDINGS: tuple[Obj, ...] = (
+    _binding("cluster-admin", "cluster-admin", ["system:masters"]),
+    _binding("system:basic-user", "system:basic-user", ["system:authenticated"]),
+    _binding("system:discovery", "system:discovery", ["system:authenticated"]),
+    _binding("system:public-info-viewer", "system:public-info-viewer",
+             ["system:authenticated", "system:unauthenticated"]),
+)
