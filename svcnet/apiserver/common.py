@@ -23,7 +23,7 @@ from svcnet.api.labels import (
     validate_field_selector,
 )
 from svcnet.api.schema import decode, strict_error
-from svcnet.apiserver.auth import TokenFile
+from svcnet.apiserver.authn import Authenticator
 from svcnet.apiserver.rbac import RBAC
 from svcnet.registry.generic import Registry
 from svcnet.util.clock import Clock
@@ -55,7 +55,7 @@ class Context:
     """Per-server state every handler needs."""
 
     served: dict[tuple[str, str, str], Served]
-    tokens: TokenFile
+    authn: Authenticator
     clock: Clock
     namespaces: Registry
     rbac: RBAC

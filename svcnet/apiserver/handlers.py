@@ -81,7 +81,7 @@ class Handlers:
                 raise errors.StatusError(404, "NotFound",
                                          "the server could not find the requested resource")
             resource = info.resource
-            user = self.ctx.tokens.authenticate(request.headers.get("Authorization"))
+            user = await self.ctx.authn.authenticate(request.headers.get("Authorization"))
             if (info.group, info.resource) in REVIEWS:
                 verb = "create"
                 answer = await serve_review(self, request, info, user)

@@ -177,7 +177,7 @@ async def _token(handlers: Handlers, user: User, body: Obj, info: RequestInfo) -
         raise errors.invalid_error("TokenReview", "", [errors.required("spec.token")],
                                    "authentication.k8s.io")
     status: Obj = {"user": {}}
-    subject = handlers.ctx.tokens.lookup(token)
+    subject = await handlers.ctx.authn.lookup(token)
     if subject is not None:
         audiences = [as_str(a) for a in spec.get("audiences") or []] or list(DEFAULT_AUDIENCES)
         status = {"authenticated": True, "user": user_info(subject), "audiences": audiences}

@@ -52,6 +52,7 @@ from svcnet.api import rbac
 from svcnet.api.errors import StatusError
 from svcnet.apiserver import admission, discovery, health, openapi, resources
 from svcnet.apiserver.auth import ADMIN_GROUP, TokenFile, User, fixed_allows
+from svcnet.apiserver.authn import Authenticator
 from svcnet.apiserver.bootstrap_policy import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES
 from svcnet.apiserver.certs import (
     ensure_private_dir,
@@ -68,6 +69,7 @@ from svcnet.apiserver.connections import (
 )
 from svcnet.apiserver.handlers import Handlers
 from svcnet.apiserver.rbac import RBAC
+from svcnet.apiserver.satokens import TokenIssuer
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import RESTClient
 from svcnet.controllers.manager import USER_AGENT, ControllerConfig, ControllerManager
@@ -245,8 +247,11 @@ class APIServer:
                      leak_grace=cfg.leak_grace, holder=self.holder)
         await self._seed(advertise, port)
 
+        issuer = TokenIssuer(cfg.data_dir / "pki" / "sa.key")
+        authn = Authenticator(tokens, issuer, self.registries.get,
+                              self.clock.now)
         ctx = Context(served={(s.group, s.version, s.resource): s for s in served},
-                      tokens=tokens, clock=self.clock, namespaces=self.registries["namespaces"],
+                      authn=authn, clock=self.clock, namespaces=self.registries["namespaces"],
                       rbac=self.rbac, on_request=self.metrics.observe)
         app = self._app(Handlers(ctx))
         # Open watches (informers of pods that outlive us) must not hold up a shutdown.
@@ -474,7 +479,7 @@ class APIServer:
             # Request counts by resource and code say what the cluster does: for
             # authenticated users only (Kubernetes serves /metrics only to those allowed it).
             try:
-                handlers.ctx.tokens.authenticate(request.headers.get("Authorization"))
+                await handlers.ctx.authn.authenticate(request.headers.get("Authorization"))
             except StatusError as err:
                 return status_response(err)
             return web.Response(body=generate_latest(self.metrics.registry),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,9 @@ from svcnet.apiserver.auth import (
     forbidden,
     rules_for,
 )
+from svcnet.apiserver.authn import Authenticator
 from svcnet.apiserver.requestinfo import RequestInfo, parse_path
+from svcnet.apiserver.satokens import TokenIssuer
 
 
 @pytest.mark.parametrize(
@@ -103,18 +106,25 @@ def test_forbidden_message() -> None:
                            'resource "services" in API group "" in the namespace "default"')
 
 
-def test_token_file(tmp_path: Path) -> None:
+def authenticator(tokens: TokenFile, tmp_path: Path) -> Authenticator:
+    """The request path's authenticator over ``tokens``, with no ServiceAccounts served."""
+    return Authenticator(tokens, TokenIssuer(tmp_path / "sa.key"), lambda _resource: None,
+                         lambda: datetime.now(UTC))
+
+
+async def test_token_file(tmp_path: Path) -> None:
     tokens = TokenFile(tmp_path / "tokens.csv")
+    authn = authenticator(tokens, tmp_path)
     with pytest.raises(StatusError) as e:
-        tokens.authenticate("Bearer nope")
+        await authn.authenticate("Bearer nope")
     assert e.value.code == 401
     tokens.add("t1", ADMIN)
-    assert tokens.authenticate("Bearer t1") == User("admin", "", (ADMIN_GROUP,))
+    assert await authn.authenticate("Bearer t1") == User("admin", "", (ADMIN_GROUP,))
     tokens.add("t2", NODE)
-    assert tokens.authenticate("Bearer t2").node_name == "n1"
-    for header in (None, "", "Basic dXNlcg==", "Bearer "):
+    assert (await authn.authenticate("Bearer t2")).node_name == "n1"
+    for header in (None, "", "Basic dXNlcg==", "Bearer ", "Bearer a.b.c"):
         with pytest.raises(StatusError):
-            tokens.authenticate(header)
+            await authn.authenticate(header)
 
 
 _IDENTITIES = [User("admin", groups=(ADMIN_GROUP,)), User("dns", groups=(READERS_GROUP,)),

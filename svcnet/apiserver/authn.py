@@ -1,0 +1,92 @@
+"""Authentication: who a bearer token is, from the token file or as a ServiceAccount.
+
+Theory of operation
+-------------------
+kube-apiserver's authenticator union (staging/src/k8s.io/apiserver/pkg/authentication/request/
+union): each authenticator is tried in turn and the first that recognises the token wins.
+Here: the static token file (:class:`svcnet.apiserver.auth.TokenFile`: admin, nodes, the DNS
+reader), then bound ServiceAccount tokens (:mod:`svcnet.apiserver.satokens`).
+
+A ServiceAccount token authenticates only while what it names is live, as upstream's
+validator (pkg/serviceaccount/claims.go ``Validate``) checks: the ServiceAccount exists with
+the uid in the token, and a pod-bound token's pod exists with its uid and was not deleted
+more than 60 s ago. The user is ``system:serviceaccount:<ns>:<name>`` in the groups
+``system:serviceaccounts`` and ``system:serviceaccounts:<ns>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from svcnet.api.errors import StatusError
+from svcnet.apiserver.auth import TokenFile, User, set_current_user, unauthorized
+from svcnet.apiserver.satokens import Claims, TokenIssuer, looks_like_jwt, service_account_groups
+from svcnet.registry.generic import Registry
+from svcnet.util.clock import parse_time
+
+__all__ = ["Authenticator", "bearer_token"]
+
+#: How long a deleted pod's tokens keep working (upstream's grace for graceful deletion).
+_POD_DELETION_GRACE = timedelta(seconds=60)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization or not authorization.startswith("Bearer "):
+        return None
+    return authorization[len("Bearer "):].strip()
+
+
+class Authenticator:
+    """The token file, then ServiceAccount tokens."""
+
+    def __init__(self, tokens: TokenFile, issuer: TokenIssuer,
+                 registry: Callable[[str], Registry | None],
+                 now: Callable[[], datetime]) -> None:
+        self.tokens = tokens
+        self.issuer = issuer
+        self._registry = registry
+        self._now = now
+
+    async def lookup(self, token: str) -> User | None:
+        """Who ``token`` is, or None."""
+        user = self.tokens.lookup(token)
+        if user is not None or not looks_like_jwt(token):
+            return user
+        claims = self.issuer.verify(token)
+        if claims is None or not await self._live(claims):
+            return None
+        return User(claims.username, claims.uid, service_account_groups(claims.namespace))
+
+    async def authenticate(self, authorization: str | None) -> User:
+        """The request's user (401 when there is none), remembered for admission."""
+        token = bearer_token(authorization)
+        user = await self.lookup(token) if token else None
+        if user is None:
+            raise unauthorized()
+        set_current_user(user)
+        return user
+
+    async def _live(self, claims: Claims) -> bool:
+        accounts, pods = self._registry("serviceaccounts"), self._registry("pods")
+        if accounts is None:
+            return False
+        try:
+            account = await accounts.get(claims.namespace, claims.name)
+        except StatusError:
+            return False
+        if (account.get("metadata") or {}).get("uid") != claims.uid:
+            return False
+        if claims.pod is None:
+            return True
+        if pods is None:
+            return False
+        try:
+            pod = await pods.get(claims.namespace, claims.pod.name)
+        except StatusError:
+            return False
+        meta = pod.get("metadata") or {}
+        if meta.get("uid") != claims.pod.uid:
+            return False
+        deleted = parse_time(meta.get("deletionTimestamp"))
+        return deleted is None or self._now() < deleted + _POD_DELETION_GRACE
