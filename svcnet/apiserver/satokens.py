@@ -68,7 +68,6 @@ class Claims:
     uid: str
     audiences: tuple[str, ...]
     expires: int
-    token_id: str
     pod: Bound | None = None
     node_name: str = ""
     secret: Bound | None = None
@@ -153,7 +152,7 @@ class TokenIssuer:
         return Claims(namespace=namespace, name=str(sa.get("name") or ""),
                       uid=str(sa.get("uid") or ""),
                       audiences=tuple(aud if isinstance(aud, list) else [aud]),
-                      expires=int(claims["exp"]), token_id=str(claims.get("jti") or ""),
+                      expires=int(claims["exp"]),
                       pod=_bound("Pod", private.get("pod")),
                       node_name=str((private.get("node") or {}).get("name") or ""),
                       secret=_bound("Secret", private.get("secret")))
