@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from svcnet.api import configs, serviceaccounts
-from svcnet.api.errors import aggregate_message
+from svcnet.api.errors import StatusError, aggregate_message
 from svcnet.api.gobase64 import Base64Error, canonical_base64, decoded_length
 from svcnet.api.gojsonscan import unmarshal_object_error
+from svcnet.api.kinds import check_object
 
 Obj = dict[str, Any]
 
@@ -314,3 +315,19 @@ def test_decoded_length() -> None:
 ])
 def test_go_json_unmarshal_errors(data: bytes, message: str | None) -> None:
     assert unmarshal_object_error(data) == message
+
+
+# ------------------------------------------------------------- offline (svcnet validate)
+
+
+def test_offline_check_of_the_three_kinds() -> None:
+    out = check_object({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+                        "stringData": {"a": "b"}})
+    assert out["type"] == "Opaque" and out["data"] == {"a": "Yg=="}
+    assert check_object({"apiVersion": "v1", "kind": "ServiceAccount",
+                         "metadata": {"name": "sa"}})["metadata"]["namespace"] == "default"
+    with pytest.raises(StatusError) as e:
+        check_object({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+                      "data": {"..": "x"}})
+    assert e.value.message == ('ConfigMap "c" is invalid: data[..]: Invalid value: "..": '
+                               "must not be '..'")
