@@ -6,11 +6,12 @@ TestValidateServiceAccount...) and Go's base64 and JSON decoding errors."""
 from __future__ import annotations
 
 import base64
+import random
 from typing import Any
 
 import pytest
 
-from svcnet.api import configs, serviceaccounts
+from svcnet.api import configs, gobase64, serviceaccounts
 from svcnet.api.errors import StatusError, aggregate_message
 from svcnet.api.gobase64 import Base64Error, canonical_base64, decoded_length
 from svcnet.api.gojsonscan import unmarshal_object_error
@@ -336,10 +337,6 @@ def test_offline_check_of_the_three_kinds() -> None:
 def test_go_base64_shortcut_agrees_with_a_full_replay() -> None:
     """The fast paths (strip line breaks; jump to the first odd byte) give the answer of
     replaying Go's decodeQuantum over the whole input, on many small random inputs."""
-    import random
-
-    from svcnet.api import gobase64
-
     def replay(src: bytes) -> int | None:
         si = 0
         try:
