@@ -21,6 +21,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from tests.e2e.conftest import Cluster
+from tests.e2e.test_cli import ok
 from tests.waiting import wait_for
 
 IMMUTABLE = "field is immutable when `immutable` is set"
@@ -383,3 +384,23 @@ def test_python_client_service_account(cluster: Cluster, core: client.CoreV1Api)
     with pytest.raises(ApiException) as e:
         core.read_namespaced_service_account("py", ns)
     assert e.value.status == 404
+
+
+# ------------------------------------------------------------------ svcnet's own CLI
+
+
+def test_svcnet_get_and_describe_match_kubectl(cluster: Cluster) -> None:
+    ns = _namespace(cluster)
+    cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: one}\ndata: {only: value}\n"
+        "binaryData: {blob: AAEC}\n---\n"
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: one}\nstringData: {only: value}\n---\n"
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: one}\n"
+        "secrets: [{name: one}, {name: missing}]\n"))
+    for kind in ("cm", "secret", "sa"):
+        # One key each: kubectl orders map keys at random, svcnet sorts them.
+        assert ok(cluster, "describe", kind, "one", "-n", ns) == cluster.kubectl(
+            "describe", kind, "one", "-n", ns).stdout
+        # All but the age, which may tick between the two commands.
+        assert ok(cluster, "get", kind, "one", "-n", ns).split()[:-1] == cluster.kubectl(
+            "get", kind, "one", "-n", ns).stdout.split()[:-1]
