@@ -59,6 +59,7 @@ from svcnet.apiserver.reviews import REVIEWS, serve_review
 from svcnet.apiserver.subresources.binding import serve_binding
 from svcnet.apiserver.subresources.log import serve_log
 from svcnet.apiserver.subresources.scale import serve_scale
+from svcnet.apiserver.subresources.token import serve_token
 from svcnet.apiserver.watch import serve_watch
 from svcnet.registry.generic import PROPAGATION_POLICIES, Preconditions
 from svcnet.storage.interface import Compacted, Unavailable
@@ -126,6 +127,8 @@ class Handlers:
                 return "get", await serve_log(self, request, info, served, user)
             if info.subresource == "binding":
                 return "create", await serve_binding(self, request, info, served, user)
+            if info.subresource == "token":
+                return "create", await serve_token(self, request, info, served, user)
         if method == "GET":
             if info.name:
                 return "get", await self.get(request, info, served, user)

@@ -166,6 +166,7 @@ def _scale() -> Subresource:
 #: Every resource svcnet knows (printers, kinds), in discovery order (see the module docstring).
 CATALOGUE: tuple[Resource, ...] = (
     # -- core/v1 ------------------------------------------------------------------------------
+    Resource("", "v1", "ConfigMap", "configmaps", "configmap", True, short_names=("cm",)),
     Resource("", "v1", "Endpoints", "endpoints", "endpoints", True, short_names=("ep",),
              deprecated=("1.33", "discovery.k8s.io/v1 EndpointSlice")),
     Resource("", "v1", "Event", "events", "event", True, short_names=("ev",)),
@@ -177,6 +178,11 @@ CATALOGUE: tuple[Resource, ...] = (
              subresources=(Subresource("binding", "Binding", ("create",)),
                            Subresource("log", "Pod", ("get",)),
                            _status("Pod"))),
+    Resource("", "v1", "Secret", "secrets", "secret", True),
+    Resource("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True,
+             short_names=("sa",),
+             subresources=(Subresource("token", "TokenRequest", ("create",),
+                                       group="authentication.k8s.io", version="v1"),)),
     Resource("", "v1", "Service", "services", "service", True, short_names=("svc",),
              categories=("all",), subresources=(_status("Service"),)),
     # -- apps/v1 ------------------------------------------------------------------------------

@@ -65,6 +65,7 @@ from svcnet.client.kubeconfig import KubeConfig
 from svcnet.client.watchstream import WatchDecodeError, WatchDecoder, WatchEvent
 
 __all__ = [
+    "CONFIGMAPS",
     "ENDPOINTS",
     "ENDPOINTSLICES",
     "EVENTS",
@@ -73,6 +74,8 @@ __all__ = [
     "NAMESPACES",
     "NODES",
     "PODS",
+    "SECRETS",
+    "SERVICEACCOUNTS",
     "SERVICES",
     "Expired",
     "Gone",
@@ -145,6 +148,9 @@ ENDPOINTS: Final = GVR("", "v1", "endpoints", "Endpoints")
 EVENTS: Final = GVR("", "v1", "events", "Event")
 ENDPOINTSLICES: Final = GVR("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
 LEASES: Final = GVR("coordination.k8s.io", "v1", "leases", "Lease")
+CONFIGMAPS: Final = GVR("", "v1", "configmaps", "ConfigMap")
+SECRETS: Final = GVR("", "v1", "secrets", "Secret")
+SERVICEACCOUNTS: Final = GVR("", "v1", "serviceaccounts", "ServiceAccount")
 
 
 @dataclass(frozen=True, slots=True)
