@@ -54,6 +54,7 @@ from svcnet.apiserver.common import (
 from svcnet.apiserver.query import decode_continue, encode_continue, int64_param
 from svcnet.apiserver.requestinfo import RequestInfo, parse_path
 from svcnet.apiserver.subresources.binding import serve_binding
+from svcnet.apiserver.subresources.finalize import serve_finalize
 from svcnet.apiserver.subresources.log import serve_log
 from svcnet.apiserver.subresources.scale import serve_scale
 from svcnet.apiserver.watch import serve_watch
@@ -115,6 +116,8 @@ class Handlers:
                 return "get", await serve_log(self, request, info, served, user)
             if info.subresource == "binding":
                 return "create", await serve_binding(self, request, info, served, user)
+            if info.subresource == "finalize":
+                return "update", await serve_finalize(self, request, info, served, user)
         if method == "GET":
             if info.name:
                 return "get", await self.get(request, info, served, user)
@@ -361,8 +364,8 @@ class Handlers:
 
     async def delete(self, request: web.Request, info: RequestInfo, served: Served,
                      user: User) -> web.Response:
+        # NamespaceLifecycle always allows deletes: no namespace check (the object's own 404).
         await self.authorize(user, "delete", info, served)
-        await self.require_namespace(info, served, creating=False)
         pre = Preconditions()
         dry_run = dry_run_of(request)
         grace = int64_param(request.query, "gracePeriodSeconds")

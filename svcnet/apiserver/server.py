@@ -70,6 +70,7 @@ from svcnet.client.rest import RESTClient
 from svcnet.controllers.manager import USER_AGENT, ControllerConfig, ControllerManager
 from svcnet.registry.generic import Registry
 from svcnet.registry.lb_ipam import LoadBalancerIPAM
+from svcnet.registry.namespaces import NamespaceRegistry
 from svcnet.registry.repair import repair
 from svcnet.registry.service_alloc import ServiceAllocators
 from svcnet.registry.services import ServiceStrategy
@@ -304,8 +305,9 @@ class APIServer:
             strategy = strategies.get((res.group, res.resource))
             if strategy is None:
                 continue
-            registry = Registry(self.store, strategy, clock=self.clock,
-                                admit=admission.admit)
+            registry = (NamespaceRegistry(self.store, clock=self.clock, admit=admission.admit)
+                        if isinstance(strategy, NamespaceStrategy) else
+                        Registry(self.store, strategy, clock=self.clock, admit=admission.admit))
             self.registries[res.resource if not res.group else
                             f"{res.resource}.{res.group}"] = registry
             served.append(Served(res.group, res.version, res.resource, res.kind,
