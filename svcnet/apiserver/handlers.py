@@ -23,6 +23,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -366,32 +367,11 @@ class Handlers:
                      user: User) -> web.Response:
         # NamespaceLifecycle always allows deletes: no namespace check (the object's own 404).
         await self.authorize(user, "delete", info, served)
-        pre = Preconditions()
-        dry_run = dry_run_of(request)
-        grace = int64_param(request.query, "gracePeriodSeconds")
-        policy: str | None = request.query.get("propagationPolicy")
-        orphan: bool | None = None
-        if "orphanDependents" in request.query:
-            orphan = request.query["orphanDependents"].lower() == "true"
-        if request.can_read_body:
-            body = await read_body(request)
-            if body:
-                if not isinstance(body, dict):
-                    raise bad_request("DeleteOptions must be a JSON object")
-                # Decoding checks every field's type and range (gracePeriodSeconds: int64).
-                opts = decode(body, api_version="v1", kind="DeleteOptions").obj
-                p = opts.get("preconditions") or {}
-                pre = Preconditions(str(p.get("uid") or ""), str(p.get("resourceVersion") or ""))
-                dry_run = dry_run or "All" in (opts.get("dryRun") or [])
-                if opts.get("gracePeriodSeconds") is not None:
-                    grace = int(opts["gracePeriodSeconds"])
-                if opts.get("propagationPolicy") is not None:
-                    policy = str(opts["propagationPolicy"])
-                if opts.get("orphanDependents") is not None:
-                    orphan = bool(opts["orphanDependents"])
-        deleted = await served.registry.delete(info.namespace, info.name, preconditions=pre,
-                                               dry_run=dry_run, grace_period=grace,
-                                               propagation_policy=_propagation(policy, orphan))
+        opts = await _delete_options(request)
+        deleted = await served.registry.delete(info.namespace, info.name,
+                                               preconditions=opts.preconditions,
+                                               dry_run=opts.dry_run, grace_period=opts.grace,
+                                               propagation_policy=opts.policy)
         return self._respond(request, with_type(deleted, served), served)
 
 
@@ -400,7 +380,7 @@ class Handlers:
         """Delete every object the selectors match, one by one (as the generic registry)."""
         await self.authorize(user, "deletecollection", info, served)
         label_sel, field_sel = selectors_of(request, served)
-        dry_run = dry_run_of(request)
+        opts = await _delete_options(request)
         page = await served.registry.list(info.namespace)
         deleted = []
         for obj in page.items:
@@ -409,7 +389,9 @@ class Handlers:
             meta = obj["metadata"]
             try:
                 gone = await served.registry.delete(meta.get("namespace", ""), meta["name"],
-                                                    dry_run=dry_run)
+                                                    dry_run=opts.dry_run,
+                                                    grace_period=opts.grace,
+                                                    propagation_policy=opts.policy)
             except StatusError as e:
                 if e.code == 404:
                     continue  # deleted meanwhile
@@ -420,6 +402,41 @@ class Handlers:
         return json_response({"kind": f"{served.kind}List", "apiVersion": served.api_version,
                       "metadata": {"resourceVersion": page.resource_version},
                       "items": deleted})
+
+
+@dataclass(frozen=True, slots=True)
+class _DeleteOptions:
+    preconditions: Preconditions
+    dry_run: bool
+    grace: int | None
+    policy: str
+
+
+async def _delete_options(request: web.Request) -> _DeleteOptions:
+    """A delete's options, from the query and the DeleteOptions body (the body wins)."""
+    pre = Preconditions()
+    dry_run = dry_run_of(request)
+    grace = int64_param(request.query, "gracePeriodSeconds")
+    policy: str | None = request.query.get("propagationPolicy")
+    orphan: bool | None = None
+    if "orphanDependents" in request.query:
+        orphan = request.query["orphanDependents"].lower() == "true"
+    body = await read_body(request) if request.can_read_body else None
+    if body:
+        if not isinstance(body, dict):
+            raise bad_request("DeleteOptions must be a JSON object")
+        # Decoding checks every field's type and range (gracePeriodSeconds: int64).
+        opts = decode(body, api_version="v1", kind="DeleteOptions").obj
+        p = opts.get("preconditions") or {}
+        pre = Preconditions(str(p.get("uid") or ""), str(p.get("resourceVersion") or ""))
+        dry_run = dry_run or "All" in (opts.get("dryRun") or [])
+        if opts.get("gracePeriodSeconds") is not None:
+            grace = int(opts["gracePeriodSeconds"])
+        if opts.get("propagationPolicy") is not None:
+            policy = str(opts["propagationPolicy"])
+        if opts.get("orphanDependents") is not None:
+            orphan = bool(opts["orphanDependents"])
+    return _DeleteOptions(pre, dry_run, grace, _propagation(policy, orphan))
 
 
 def _propagation(policy: str | None, orphan: bool | None) -> str:

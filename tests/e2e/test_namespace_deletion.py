@@ -21,6 +21,7 @@ from kubernetes.client.rest import ApiException
 
 from svcnet.api.errors import NAMESPACE_TERMINATING_CAUSE
 from tests.e2e.conftest import Cluster
+from tests.e2e.test_http_errors import request
 from tests.waiting import wait_for
 
 NS = "nsdel-e2e"
@@ -236,3 +237,17 @@ def test_a_namespace_that_does_not_exist(cluster: Cluster, api: client.ApiClient
     # Deleting in it is the object's own 404, as upstream (NamespaceLifecycle allows deletes).
     r = cluster.kubectl("delete", "service", "s", "-n", "nsdel-nowhere", check=False)
     assert r.stderr.strip() == 'Error from server (NotFound): services "s" not found'
+
+
+def test_orphan_cascade_still_deletes_the_namespace(cluster: Cluster) -> None:
+    """``propagationPolicy: Orphan`` (kubectl's ``--cascade=orphan``) gives the namespace the ``orphan`` finalizer, which the garbage
+    collector removes (after orphaning what names the namespace as its owner)."""
+    name = "nsdel-orphan"
+    cluster.kubectl("apply", "-f", "-", stdin=f"apiVersion: v1\nkind: Namespace\n"
+                                               f"metadata: {{name: {name}}}\n")
+    code, marked = request(cluster, "DELETE", f"/api/v1/namespaces/{name}", json.dumps(
+        {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Orphan"}).encode())
+    assert code == 200 and marked["metadata"]["finalizers"] == ["orphan"], marked
+    assert marked["status"]["phase"] == "Terminating"
+    r = cluster.kubectl("wait", "--for=delete", f"namespace/{name}", "--timeout=60s")
+    assert r.returncode == 0
