@@ -291,10 +291,15 @@ class NamespaceController(InformerController):
                     return
                 if e.code != 409:
                     raise
-            ns = await self._client.get(NAMESPACES, "", str(_meta(ns).get("name")))
+            try:
+                ns = await self._client.get(NAMESPACES, "", str(_meta(ns).get("name")))
+            except StatusError as e:
+                if e.code == 404:
+                    return
+                raise
             if _meta(ns).get("uid") != uid:
-                raise RuntimeError("namespace uid has changed across retries")
-        raise RuntimeError(f"namespace {_meta(ns).get('name')} kept changing while finalized")
+                raise RequeueError("namespace uid has changed across retries")
+        raise RequeueError(f"namespace {_meta(ns).get('name')} kept changing while finalized")
 
     # -- content ----------------------------------------------------------------------------
 
