@@ -251,3 +251,31 @@ def test_orphan_cascade_still_deletes_the_namespace(cluster: Cluster) -> None:
     assert marked["status"]["phase"] == "Terminating"
     r = cluster.kubectl("wait", "--for=delete", f"namespace/{name}", "--timeout=60s")
     assert r.returncode == 0
+
+
+def test_the_finalize_subresource(cluster: Cluster) -> None:
+    name = "nsdel-finalize"
+    path = f"/api/v1/namespaces/{name}"
+    assert request(cluster, "POST", "/api/v1/namespaces", json.dumps(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}).encode())[0] == 201
+    try:
+        code, ns = request(cluster, "GET", path)
+        ns["spec"]["finalizers"] = ["example.com/mine", "kubernetes"]
+        ns["status"] = {"phase": "Terminating"}  # not the finalize endpoint's to change
+        code, written = request(cluster, "PUT", f"{path}/finalize", json.dumps(ns).encode())
+        assert code == 200, written
+        assert written["spec"]["finalizers"] == ["example.com/mine", "kubernetes"]
+        assert written["status"]["phase"] == "Active"
+        code, status = request(cluster, "PATCH", f"{path}/finalize", b"{}",
+                               "application/merge-patch+json")
+        assert (code, status["reason"]) == (405, "MethodNotAllowed")
+        # The controller removes only its own finalizer: the namespace waits for the other.
+        assert request(cluster, "DELETE", path)[0] == 200
+        wait_for(lambda: request(cluster, "GET", path)[1]["spec"].get("finalizers") == [
+            "example.com/mine"], "the namespace controller's finalize", timeout=30)
+        code, ns = request(cluster, "GET", path)
+        ns["spec"]["finalizers"] = []
+        assert request(cluster, "PUT", f"{path}/finalize", json.dumps(ns).encode())[0] == 200
+        assert request(cluster, "GET", path)[0] == 404
+    finally:
+        cluster.kubectl("delete", "ns", name, "--ignore-not-found", "--wait=false", check=False)
