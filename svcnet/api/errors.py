@@ -315,6 +315,16 @@ def conflict(resource: str, name: str, reason: str, group: str = "") -> StatusEr
         f"Operation cannot be fulfilled on {qualified} {go_quote(name)}: {reason}", details)
 
 
+def forbidden_error(resource: str, name: str, reason: str, group: str = "") -> StatusError:
+    """apierrors.NewForbidden: ``<resource> "<name>" is forbidden: <reason>``, 403."""
+    qualified = f"{resource}.{group}" if group else resource
+    details: dict[str, Any] = {"name": name, "kind": resource}
+    if group:
+        details["group"] = group
+    return StatusError(403, "Forbidden", f"{qualified} {go_quote(name)} is forbidden: {reason}",
+                       details)
+
+
 NAMESPACE_TERMINATING_CAUSE = "NamespaceTerminating"
 """``v1.NamespaceTerminatingCause``: the cause type (``reason`` in JSON) of the 403 below."""
 

@@ -10,7 +10,12 @@ Mirrors:
   ``Canonicalize`` (the label is re-set after validation, for generateName'd namespaces);
 * ``pkg/apis/core/validation/validation.go`` — ``ValidateNamespace``,
   ``ValidateNamespaceUpdate``, ``ValidateNamespaceStatusUpdate``,
-  ``ValidateNamespaceFinalizeUpdate``, ``validateFinalizerName``.
+  ``ValidateNamespaceFinalizeUpdate``, ``validateFinalizerName``;
+* ``pkg/registry/core/namespace/storage/storage.go`` — what the first DELETE of a namespace
+  writes (:func:`mark_terminating`) and ``ShouldDeleteNamespaceDuringUpdate``
+  (:func:`finalized`);
+* ``staging/src/k8s.io/apiserver/pkg/admission/plugin/namespace/lifecycle/admission.go`` —
+  the namespaces that may not be deleted (:data:`IMMORTAL_NAMESPACES`).
 """
 
 from __future__ import annotations
@@ -30,13 +35,18 @@ from svcnet.api.names import is_qualified_name, validate_namespace_name
 
 __all__ = [
     "FINALIZER_KUBERNETES",
+    "IMMORTAL_NAMESPACES",
     "LABEL_METADATA_NAME",
+    "PHASE_TERMINATING",
     "canonicalize_namespace",
+    "finalized",
+    "mark_terminating",
     "prepare_namespace_for_create",
     "prepare_namespace_for_finalize_update",
     "prepare_namespace_for_status_update",
     "prepare_namespace_for_update",
     "set_defaults_namespace",
+    "spec_finalizers",
     "validate_namespace",
     "validate_namespace_finalize_update",
     "validate_namespace_status_update",
@@ -45,6 +55,11 @@ __all__ = [
 
 LABEL_METADATA_NAME: Final = "kubernetes.io/metadata.name"
 FINALIZER_KUBERNETES: Final = "kubernetes"
+PHASE_TERMINATING: Final = "Terminating"
+IMMORTAL_NAMESPACES: Final = frozenset({"default", "kube-system", "kube-public"})
+"""What kube-apiserver gives NamespaceLifecycle as immortal: deleting one is a 403 (``this
+namespace may not be deleted``). ``kube-node-lease`` is not among them: it may be deleted, and
+the server puts it back."""
 
 
 def _ensure_map(d: dict[str, Any], key: str) -> dict[str, Any]:
@@ -120,6 +135,34 @@ def prepare_namespace_for_finalize_update(new: Mapping[str, Any],
     """namespaceFinalizeStrategy.PrepareForUpdate: the status is taken from the old object."""
     out = copy.deepcopy(dict(new))
     out["status"] = copy.deepcopy(old.get("status") or {})
+    return out
+
+
+def spec_finalizers(ns: Mapping[str, Any]) -> list[str]:
+    """``spec.finalizers``: what must happen before a terminating namespace may go."""
+    return _finalizers(ns)
+
+
+def finalized(ns: Mapping[str, Any]) -> bool:
+    """Nothing is left in ``spec.finalizers`` (the namespace controller's ``finalized``)."""
+    return not _finalizers(ns)
+
+
+def mark_terminating(ns: Mapping[str, Any], now: str,
+                     finalizers: list[str] | None = None) -> dict[str, Any]:
+    """The first DELETE of a namespace (REST.Delete's update): ``deletionTimestamp`` now (if
+    unset), phase ``Terminating``, and the metadata finalizers the delete options ask for
+    (given by the caller, None to keep them). Returns a new dict."""
+    out = copy.deepcopy(dict(ns))
+    meta = _ensure_map(out, "metadata")
+    if not meta.get("deletionTimestamp"):
+        meta["deletionTimestamp"] = now
+    _ensure_map(out, "status")["phase"] = PHASE_TERMINATING
+    if finalizers is not None:
+        if finalizers:
+            meta["finalizers"] = finalizers
+        else:
+            meta.pop("finalizers", None)
     return out
 
 

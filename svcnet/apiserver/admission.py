@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from svcnet.api.errors import StatusError, go_quote
+from svcnet.api.errors import StatusError, forbidden_error, go_quote
 from svcnet.apiserver.auth import current_user
 from svcnet.registry.generic import AdmissionAttributes
 
@@ -80,8 +80,7 @@ def _labels(obj: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 def _forbidden(resource: str, name: str, reason: str) -> StatusError:
-    return StatusError(403, "Forbidden", f"{resource} {go_quote(name)} is forbidden: {reason}",
-                       {"name": name, "kind": resource})
+    return forbidden_error(resource, name, reason)
 
 
 def node_restriction(node: str, a: AdmissionAttributes) -> None:

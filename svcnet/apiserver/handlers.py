@@ -22,7 +22,8 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -57,6 +58,7 @@ from svcnet.apiserver.query import decode_continue, encode_continue, int64_param
 from svcnet.apiserver.requestinfo import RequestInfo, parse_path
 from svcnet.apiserver.reviews import REVIEWS, serve_review
 from svcnet.apiserver.subresources.binding import serve_binding
+from svcnet.apiserver.subresources.finalize import serve_finalize
 from svcnet.apiserver.subresources.log import serve_log
 from svcnet.apiserver.subresources.scale import serve_scale
 from svcnet.apiserver.subresources.token import serve_token
@@ -66,6 +68,18 @@ from svcnet.storage.interface import Compacted, Unavailable
 from svcnet.util.clock import rfc3339
 
 log = logging.getLogger(__name__)
+
+_Subresource = Callable[["Handlers", web.Request, RequestInfo, Served, User],
+                        Awaitable[web.StreamResponse]]
+#: Subresources with REST types of their own (subresources/), by name: (verb, handler).
+#: ``status`` goes through the ordinary verbs; ``scale`` reports its own verb.
+_SUBRESOURCES: dict[str, tuple[str, _Subresource]] = {
+    "log": ("get", serve_log),
+    "binding": ("create", serve_binding),
+    "token": ("create", serve_token),
+    "finalize": ("update", serve_finalize),
+}
+
 
 class Handlers:
     def __init__(self, ctx: Context) -> None:
@@ -123,12 +137,10 @@ class Handlers:
                 raise method_not_allowed()
             if info.subresource == "scale":
                 return await serve_scale(self, request, info, served, user)
-            if info.subresource == "log":
-                return "get", await serve_log(self, request, info, served, user)
-            if info.subresource == "binding":
-                return "create", await serve_binding(self, request, info, served, user)
-            if info.subresource == "token":
-                return "create", await serve_token(self, request, info, served, user)
+            special = _SUBRESOURCES.get(info.subresource)
+            if special is not None:
+                verb, serve = special
+                return verb, await serve(self, request, info, served, user)
         if method == "GET":
             if info.name:
                 return "get", await self.get(request, info, served, user)
@@ -377,34 +389,13 @@ class Handlers:
 
     async def delete(self, request: web.Request, info: RequestInfo, served: Served,
                      user: User) -> web.Response:
+        # NamespaceLifecycle always allows deletes: no namespace check (the object's own 404).
         await self.authorize(user, "delete", info, served)
-        await self.require_namespace(info, served, creating=False)
-        pre = Preconditions()
-        dry_run = dry_run_of(request)
-        grace = int64_param(request.query, "gracePeriodSeconds")
-        policy: str | None = request.query.get("propagationPolicy")
-        orphan: bool | None = None
-        if "orphanDependents" in request.query:
-            orphan = request.query["orphanDependents"].lower() == "true"
-        if request.can_read_body:
-            body = await read_body(request)
-            if body:
-                if not isinstance(body, dict):
-                    raise bad_request("DeleteOptions must be a JSON object")
-                # Decoding checks every field's type and range (gracePeriodSeconds: int64).
-                opts = decode(body, api_version="v1", kind="DeleteOptions").obj
-                p = opts.get("preconditions") or {}
-                pre = Preconditions(str(p.get("uid") or ""), str(p.get("resourceVersion") or ""))
-                dry_run = dry_run or "All" in (opts.get("dryRun") or [])
-                if opts.get("gracePeriodSeconds") is not None:
-                    grace = int(opts["gracePeriodSeconds"])
-                if opts.get("propagationPolicy") is not None:
-                    policy = str(opts["propagationPolicy"])
-                if opts.get("orphanDependents") is not None:
-                    orphan = bool(opts["orphanDependents"])
-        deleted = await served.registry.delete(info.namespace, info.name, preconditions=pre,
-                                               dry_run=dry_run, grace_period=grace,
-                                               propagation_policy=_propagation(policy, orphan))
+        opts = await _delete_options(request)
+        deleted = await served.registry.delete(info.namespace, info.name,
+                                               preconditions=opts.preconditions,
+                                               dry_run=opts.dry_run, grace_period=opts.grace,
+                                               propagation_policy=opts.policy)
         return self._respond(request, with_type(deleted, served), served)
 
 
@@ -413,7 +404,7 @@ class Handlers:
         """Delete every object the selectors match, one by one (as the generic registry)."""
         await self.authorize(user, "deletecollection", info, served)
         label_sel, field_sel = selectors_of(request, served)
-        dry_run = dry_run_of(request)
+        opts = await _delete_options(request)
         page = await served.registry.list(info.namespace)
         deleted = []
         for obj in page.items:
@@ -422,7 +413,9 @@ class Handlers:
             meta = obj["metadata"]
             try:
                 gone = await served.registry.delete(meta.get("namespace", ""), meta["name"],
-                                                    dry_run=dry_run)
+                                                    dry_run=opts.dry_run,
+                                                    grace_period=opts.grace,
+                                                    propagation_policy=opts.policy)
             except StatusError as e:
                 if e.code == 404:
                     continue  # deleted meanwhile
@@ -433,6 +426,41 @@ class Handlers:
         return json_response({"kind": f"{served.kind}List", "apiVersion": served.api_version,
                       "metadata": {"resourceVersion": page.resource_version},
                       "items": deleted})
+
+
+@dataclass(frozen=True, slots=True)
+class _DeleteOptions:
+    preconditions: Preconditions
+    dry_run: bool
+    grace: int | None
+    policy: str
+
+
+async def _delete_options(request: web.Request) -> _DeleteOptions:
+    """A delete's options, from the query and the DeleteOptions body (the body wins)."""
+    pre = Preconditions()
+    dry_run = dry_run_of(request)
+    grace = int64_param(request.query, "gracePeriodSeconds")
+    policy: str | None = request.query.get("propagationPolicy")
+    orphan: bool | None = None
+    if "orphanDependents" in request.query:
+        orphan = request.query["orphanDependents"].lower() == "true"
+    body = await read_body(request) if request.can_read_body else None
+    if body:
+        if not isinstance(body, dict):
+            raise bad_request("DeleteOptions must be a JSON object")
+        # Decoding checks every field's type and range (gracePeriodSeconds: int64).
+        opts = decode(body, api_version="v1", kind="DeleteOptions").obj
+        p = opts.get("preconditions") or {}
+        pre = Preconditions(str(p.get("uid") or ""), str(p.get("resourceVersion") or ""))
+        dry_run = dry_run or "All" in (opts.get("dryRun") or [])
+        if opts.get("gracePeriodSeconds") is not None:
+            grace = int(opts["gracePeriodSeconds"])
+        if opts.get("propagationPolicy") is not None:
+            policy = str(opts["propagationPolicy"])
+        if opts.get("orphanDependents") is not None:
+            orphan = bool(opts["orphanDependents"])
+    return _DeleteOptions(pre, dry_run, grace, _propagation(policy, orphan))
 
 
 def _propagation(policy: str | None, orphan: bool | None) -> str:

@@ -76,6 +76,7 @@ from svcnet.controllers.manager import USER_AGENT, ControllerConfig, ControllerM
 from svcnet.registry.configs import ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy
 from svcnet.registry.generic import Registry
 from svcnet.registry.lb_ipam import LoadBalancerIPAM
+from svcnet.registry.namespaces import NamespaceRegistry
 from svcnet.registry.rbac import (
     ClusterRoleBindingStrategy,
     ClusterRoleStrategy,
@@ -328,8 +329,9 @@ class APIServer:
             strategy = strategies.get((res.group, res.resource))
             if strategy is None:
                 continue
-            registry = Registry(self.store, strategy, clock=self.clock,
-                                admit=admission.admit)
+            registry = (NamespaceRegistry(self.store, clock=self.clock, admit=admission.admit)
+                        if isinstance(strategy, NamespaceStrategy) else
+                        Registry(self.store, strategy, clock=self.clock, admit=admission.admit))
             self.registries[res.resource if not res.group else
                             f"{res.resource}.{res.group}"] = registry
             served.append(Served(res.group, res.version, res.resource, res.kind,

@@ -214,8 +214,27 @@ def describe_namespace(ns: Obj) -> str:
     w.write(0, f"Name:\t{_str(meta.get('name'))}\n")
     w.labels("Labels", _dict(meta.get("labels")))
     w.annotations("Annotations", _dict(meta.get("annotations")))
-    w.write(0, f"Status:\t{_str(_dict(ns.get('status')).get('phase'))}\n")
+    status = _dict(ns.get("status"))
+    w.write(0, f"Status:\t{_str(status.get('phase'))}\n")
+    conditions = [_dict(c) for c in _list(status.get("conditions"))]
+    if conditions:
+        w.write(0, "Conditions:\n")
+        w.write(1, "Type\tStatus\tLastTransitionTime\tReason\tMessage\n")
+        w.write(1, "----\t------\t------------------\t------\t-------\n")
+        for c in conditions:
+            w.write(1, f"{_str(c.get('type'))}\t{_str(c.get('status'))}\t"
+                       f"{_rfc1123z(c.get('lastTransitionTime'))}\t{_str(c.get('reason'))}\t"
+                       f"{_str(c.get('message'))}\n")
     return w.text()
+
+
+def _rfc1123z(value: Any) -> str:
+    """Go's ``time.RFC1123Z`` of a metav1.Time (kubectl reads times into local time); Go's
+    zero time when unset."""
+    when = parse_time(value)
+    if when is None:
+        return "Mon, 01 Jan 0001 00:00:00 +0000"
+    return when.astimezone().strftime("%a, %d %b %Y %H:%M:%S %z")
 
 
 def describe_endpoint_slice(eps: Obj, events: Sequence[Obj] | None, now: datetime) -> str:

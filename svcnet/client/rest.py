@@ -504,6 +504,16 @@ class RESTClient:
         body = {"apiVersion": "v1", "kind": "DeleteOptions", **options} if options else None
         return await self._object("DELETE", gvr.path(namespace, name), body=body)
 
+    async def delete_collection(self, gvr: GVR, namespace: str = "", *,
+                                propagation_policy: str = "", label_selector: str = "",
+                                ) -> Obj:
+        """``DELETE`` on a collection (``deletecollection``); the answer is the list of what
+        was deleted (or marked for deletion)."""
+        params = {"labelSelector": label_selector} if label_selector else None
+        body = ({"apiVersion": "v1", "kind": "DeleteOptions",
+                 "propagationPolicy": propagation_policy} if propagation_policy else None)
+        return await self._object("DELETE", gvr.path(namespace), params=params, body=body)
+
     # -- watch ------------------------------------------------------------------------------
 
     def watch(self, gvr: GVR, namespace: str = "", *, resource_version: str = "",

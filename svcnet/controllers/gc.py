@@ -7,7 +7,8 @@ Theory of operation (after ``pkg/controller/garbagecollector``: ``garbagecollect
 An object names its owners in ``metadata.ownerReferences`` (apiVersion, kind, name, uid). When
 every owner is gone, the object is garbage. Upstream builds a graph of every resource the
 server has; we watch a fixed set of resources (by default pods, ReplicaSets, Deployments,
-EndpointSlices and Services: the kinds svcnet's controllers create owned objects of) with one
+EndpointSlices and Services: the kinds svcnet's controllers create owned objects of; and
+Namespaces, which a delete may give the ``orphan`` or ``foregroundDeletion`` finalizer) with one
 informer each, indexed by uid and by owner uid, and resolve owners of other kinds (a Node, a
 Namespace) with a GET.
 
@@ -108,8 +109,11 @@ UID_INDEX: Final = "uid"
 OWNER_UID_INDEX: Final = "ownerUID"
 ABSENT_OWNER_CACHE_SIZE: Final = 500
 
-DEFAULT_RESOURCES: Final = (PODS, REPLICASETS, DEPLOYMENTS, ENDPOINTSLICES, SERVICES)
-"""What the collector watches: the owned kinds svcnet creates, and their owners."""
+DEFAULT_RESOURCES: Final = (PODS, REPLICASETS, DEPLOYMENTS, ENDPOINTSLICES, SERVICES,
+                            NAMESPACES)
+"""What the collector watches: the owned kinds svcnet creates, and their owners; and
+Namespaces, whose deletion with ``propagationPolicy: Orphan`` (or ``Foreground``) carries the
+collector's finalizer."""
 KNOWN_KINDS: Final = {(g.group, g.kind): g for g in (
     PODS, SERVICES, NODES, NAMESPACES, ENDPOINTS, EVENTS, ENDPOINTSLICES, LEASES,
     REPLICASETS, DEPLOYMENTS)}

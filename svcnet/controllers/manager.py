@@ -22,6 +22,7 @@ from svcnet.controllers.endpoints import EndpointsController
 from svcnet.controllers.endpointslice import EndpointSliceController
 from svcnet.controllers.gc import GarbageCollector
 from svcnet.controllers.lb_ipam import AddressManager, LoadBalancerIPController
+from svcnet.controllers.namespace import NamespaceController
 from svcnet.controllers.nodes import DEFAULT_GRACE, NodeIPAMController, NodeLifecycleController
 from svcnet.controllers.replicaset import ReplicaSetController
 from svcnet.controllers.scheduler import Scheduler
@@ -65,6 +66,7 @@ class ControllerManager:
             GarbageCollector.from_client(client, clock=clock),
             ClusterRoleAggregationController.from_client(client, clock=clock),
             ServiceAccountsController.from_client(client, clock=clock),
+            NamespaceController.from_client(client, clock=clock),
         ]
 
     def start(self) -> None:

@@ -226,7 +226,7 @@ FINALIZER_FOREGROUND = "foregroundDeletion"
 PROPAGATION_POLICIES = ("Orphan", "Background", "Foreground")
 
 
-def _gc_finalizers(existing: list[str], policy: str) -> list[str]:
+def gc_finalizers(existing: list[str], policy: str) -> list[str]:
     """deletionFinalizersForGarbageCollection: the finalizers after a delete with ``policy``
     (every kind here defaults to deleting dependents, in the background)."""
     if not policy:
@@ -599,7 +599,7 @@ class Registry:
                 except (Conflict, KeyNotFound):
                     continue
                 return self.decode(written)
-            finalizers = _gc_finalizers(list(meta.get("finalizers") or []), propagation_policy)
+            finalizers = gc_finalizers(list(meta.get("finalizers") or []), propagation_policy)
             grace = self.strategy.deletion_grace(current, grace_period)
             graceful = grace is not None and grace > 0
             if finalizers or graceful:
@@ -642,13 +642,18 @@ class Registry:
         meta["deletionGracePeriodSeconds"] = 0
         return marked
 
+    def should_delete_during_update(self, old: Obj, new: Obj) -> bool:
+        """ShouldDeleteDuringUpdate: the update removed the last finalizer of an object
+        marked for deletion without a grace period (none, or 0)."""
+        if _meta(new).get("finalizers") or not _meta(old).get("deletionTimestamp"):
+            return False
+        return _meta(old).get("deletionGracePeriodSeconds") in (None, 0)
+
     async def _delete_if_finalized(self, old: Obj, written: KeyValue) -> Obj | None:
-        """shouldDeleteDuringUpdate: an update that removed the last finalizer of an object
-        marked for deletion (grace period 0) deletes it. Returns the deleted object."""
+        """An update after which :meth:`should_delete_during_update` holds deletes the object.
+        Returns the deleted object."""
         new = self.decode(written)
-        if _meta(new).get("finalizers") or not _meta(new).get("deletionTimestamp"):
-            return None
-        if _meta(old).get("deletionGracePeriodSeconds") != 0:
+        if not self.should_delete_during_update(old, new):
             return None
         try:
             await self.store.delete(written.key, written.mod_revision)

@@ -115,6 +115,18 @@ class NamespaceStrategy(BaseStrategy):
         return namespaces.validate_namespace_status_update(new, old)
 
 
+class NamespaceFinalizeStrategy(NamespaceStrategy):
+    """namespaceFinalizeStrategy (``namespaces/finalize``): the update keeps the stored status
+    and takes the rest, ``spec.finalizers`` included, from the request."""
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> Obj:
+        return namespaces.canonicalize_namespace(
+            namespaces.prepare_namespace_for_finalize_update(new, old))
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return namespaces.validate_namespace_finalize_update(new, old)
+
+
 class EndpointSliceStrategy(BaseStrategy):
     kind: ClassVar[str] = "EndpointSlice"
     resource: ClassVar[str] = "endpointslices"

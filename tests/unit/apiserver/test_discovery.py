@@ -190,9 +190,10 @@ def test_legacy_core_resource_list_shape() -> None:
     assert (doc["kind"], doc["apiVersion"], doc["groupVersion"]) == (
         "APIResourceList", "v1", "v1")
     assert [e["name"] for e in doc["resources"]] == [
-        "configmaps", "endpoints", "events", "namespaces", "namespaces/status", "nodes",
-        "nodes/status", "pods", "pods/binding", "pods/log", "pods/status", "secrets",
-        "serviceaccounts", "serviceaccounts/token", "services", "services/status"]
+        "configmaps", "endpoints", "events", "namespaces", "namespaces/finalize",
+        "namespaces/status", "nodes", "nodes/status", "pods", "pods/binding", "pods/log",
+        "pods/status", "secrets", "serviceaccounts", "serviceaccounts/token", "services",
+        "services/status"]
     assert _legacy_entry("", "v1", "services") == {
         "name": "services", "singularName": "service", "namespaced": True, "kind": "Service",
         "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update",

@@ -6,6 +6,7 @@ Expected texts were checked against kubectl 1.32's output for the same objects s
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -231,6 +232,34 @@ Name:         default
 Labels:       kubernetes.io/metadata.name=default
 Annotations:  <none>
 Status:       Active
+"""
+
+
+def test_describe_terminating_namespace_lists_its_conditions(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # kubectl prints each lastTransitionTime in local time, as RFC 1123 with a numeric zone.
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    ns = {"metadata": {"name": "d1", "labels": {"kubernetes.io/metadata.name": "d1"}},
+          "status": {"phase": "Terminating", "conditions": [
+              {"type": "NamespaceDeletionDiscoveryFailure", "status": "False",
+               "lastTransitionTime": "2026-12-06T18:31:43Z", "reason": "ResourcesDiscovered",
+               "message": "All resources successfully discovered"},
+              {"type": "NamespaceContentRemaining", "status": "True",
+               "lastTransitionTime": "2026-12-06T18:31:43Z", "reason": "SomeResourcesRemain",
+               "message": "Some resources are remaining: pods. has 1 resource instances"}]}}
+    # What kubectl 1.33 printed for this namespace (svcnet server, the other three
+    # conditions left out here).
+    assert describe_namespace(ns) == """\
+Name:         d1
+Labels:       kubernetes.io/metadata.name=d1
+Annotations:  <none>
+Status:       Terminating
+Conditions:
+  Type                               Status  LastTransitionTime               Reason               Message
+  ----                               ------  ------------------               ------               -------
+  NamespaceDeletionDiscoveryFailure  False   Sun, 06 Dec 2026 18:31:43 +0000  ResourcesDiscovered  All resources successfully discovered
+  NamespaceContentRemaining          True    Sun, 06 Dec 2026 18:31:43 +0000  SomeResourcesRemain  Some resources are remaining: pods. has 1 resource instances
 """
 
 
