@@ -65,6 +65,7 @@ from svcnet.client.kubeconfig import KubeConfig
 from svcnet.client.watchstream import WatchDecodeError, WatchDecoder, WatchEvent
 
 __all__ = [
+    "CONFIGMAPS",
     "ENDPOINTS",
     "ENDPOINTSLICES",
     "EVENTS",
@@ -73,6 +74,7 @@ __all__ = [
     "NAMESPACES",
     "NODES",
     "PODS",
+    "SECRETS",
     "SERVICES",
     "Expired",
     "Gone",
@@ -145,6 +147,8 @@ ENDPOINTS: Final = GVR("", "v1", "endpoints", "Endpoints")
 EVENTS: Final = GVR("", "v1", "events", "Event")
 ENDPOINTSLICES: Final = GVR("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
 LEASES: Final = GVR("coordination.k8s.io", "v1", "leases", "Lease")
+CONFIGMAPS: Final = GVR("", "v1", "configmaps", "ConfigMap")
+SECRETS: Final = GVR("", "v1", "secrets", "Secret")
 
 
 @dataclass(frozen=True, slots=True)
