@@ -35,12 +35,17 @@ KINDS = {
     "autoscaling/v1/Scale": "V1Scale",
     "coordination.k8s.io/v1/Lease": "V1Lease",
     "events.k8s.io/v1/Event": "EventsV1Event",
+    "v1/ConfigMap": "V1ConfigMap",
+    "v1/Secret": "V1Secret",
+    "v1/ServiceAccount": "V1ServiceAccount",
 }
 
 # Fields the client types as a bare 'object' that Kubernetes declares as IntOrString.
 INT_OR_STRING = {"targetPort", "port", "maxSurge", "maxUnavailable", "minAvailable"}
 # Resource lists: values are Quantities, which JSON may spell as a string or a number.
 QUANTITY_MAPS = {"limits", "requests", "capacity", "allocatable", "overhead"}
+# map[string][]byte fields, which JSON carries as base64 strings (the client types them str).
+BYTE_MAPS = {("V1Secret", "data"), ("V1ConfigMap", "binaryData")}
 # int64 fields (everything else that is an integer is int32 in the Go types we serve).
 INT64 = {"generation", "observedGeneration", "deletionGracePeriodSeconds",
          "terminationGracePeriodSeconds", "activeDeadlineSeconds", "runAsUser", "runAsGroup",
@@ -81,6 +86,9 @@ def walk(name: str, out: dict[str, Any]) -> None:
     fields: dict[str, Any] = {}
     for attr, t in cls.openapi_types.items():
         json_name = cls.attribute_map[attr]
+        if (name, json_name) in BYTE_MAPS:
+            fields[json_name] = {"map": "bytes"}
+            continue
         fields[json_name] = convert(t, json_name, out)
     out[name] = fields
 

@@ -859,10 +859,17 @@ FIELD_LABELS: Final[Mapping[str, frozenset[str]]] = {
     "Namespace": frozenset({"metadata.name", "status.phase"}),
     "Service": frozenset({"metadata.name", "metadata.namespace", "spec.clusterIP", "spec.type"}),
     "EndpointSlice": frozenset({"metadata.name", "metadata.namespace"}),
+    "Secret": frozenset({"metadata.name", "metadata.namespace", "type"}),
 }
 
 def _namespaced_meta_fields(obj: Mapping[str, Any]) -> dict[str, str]:
     return _meta_fields(obj, True)
+
+
+def _secret_fields(secret: Mapping[str, Any]) -> dict[str, str]:
+    fields = _meta_fields(secret, True)
+    fields["type"] = _go_string(secret.get("type"))
+    return fields
 
 
 _SELECTABLE: Final[Mapping[str, Callable[[Mapping[str, Any]], dict[str, str]]]] = {
@@ -871,6 +878,7 @@ _SELECTABLE: Final[Mapping[str, Callable[[Mapping[str, Any]], dict[str, str]]]] 
     "Namespace": _namespace_fields,
     "Service": _service_fields,
     "EndpointSlice": _namespaced_meta_fields,
+    "Secret": _secret_fields,
 }
 
 # Kinds without their own conversion function get DefaultMetaV1FieldSelectorConversion.

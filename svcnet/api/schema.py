@@ -6,6 +6,9 @@ problems surface there, before defaulting or validation, and both are answered 4
 * a value of the wrong JSON type (``"port": "80"``) →
   ``Service in version "v1" cannot be handled as a Service: json: cannot unmarshal string into
   Go struct field ServicePort.spec.ports.port of type int32``;
+* a ``[]byte`` value (``Secret.data``, ``ConfigMap.binaryData``) that is not Go's base64 →
+  ``... cannot be handled as a Secret: illegal base64 data at input byte 4``
+  (:mod:`svcnet.api.gobase64`; values are stored canonically re-encoded);
 * fields the type does not have. Depending on ``fieldValidation`` they are an error
   (``Strict``: ``strict decoding error: unknown field "spec.foo"``), a warning (``Warn``, the
   server default) or silently dropped (``Ignore``). Either way they are never stored.
@@ -25,11 +28,12 @@ from importlib import resources
 from typing import Any
 
 from svcnet.api.errors import StatusError, bad_request
+from svcnet.api.gobase64 import Base64Error, canonical_base64
 
 _INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 _GO_NAMES = {"string": "string", "int32": "int32", "int64": "int64", "boolean": "bool",
              "number": "float64", "time": "v1.Time", "intorstring": "intstr.IntOrString",
-             "quantity": "resource.Quantity", "any": "interface {}"}
+             "quantity": "resource.Quantity", "any": "interface {}", "bytes": "[]uint8"}
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 _QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i?|[numkMGTPE])?$")
@@ -57,7 +61,11 @@ class Decoded:
     """Paths of dropped unknown fields, e.g. ``spec.ports[0].foo`` (for warnings / Strict)."""
 
 
-class _TypeMismatch(Exception):
+class _BadValue(Exception):
+    """A value Go's decoder refuses; the message is the whole reason (after the kind)."""
+
+
+class _TypeMismatch(_BadValue):
     def __init__(self, json_type: str, struct: str, path: str, go_type: str) -> None:
         super().__init__(
             f"json: cannot unmarshal {json_type} into Go struct field {struct}.{path} "
@@ -111,7 +119,7 @@ class _Decoder:
                 if v is None:
                     # A null map value stays (Go keeps the key with a zero value); for
                     # string maps the zero value is "".
-                    out[k] = "" if t["map"] == "string" else None
+                    out[k] = "" if t["map"] in ("string", "bytes") else None
                     continue
                 out[k] = self.value(v, t["map"], struct, go_path, f"{path}[{k}]")
             return out
@@ -158,6 +166,13 @@ class _Decoder:
             return text
         if t == "any":
             return value
+        if t == "bytes":
+            if not isinstance(value, str):
+                raise _TypeMismatch(_json_type(value), struct, go_path, "[]uint8")
+            try:
+                return canonical_base64(value)
+            except Base64Error as e:
+                raise _BadValue(str(e)) from None
         if not isinstance(value, dict):
             raise _TypeMismatch(_json_type(value), struct, go_path, "v1." + _struct_name(t))
         return self.struct(value, t, go_path, path)
@@ -188,7 +203,7 @@ def decode_as(body: Any, type_name: str, *, kind: str, api_version: str) -> Deco
             f"type v1.{_struct_name(type_name)}")
     try:
         obj = dec.struct(body, type_name, "", "")
-    except _TypeMismatch as e:
+    except _BadValue as e:
         raise bad_request(
             f'{kind} in version "{api_version.rsplit("/", maxsplit=1)[-1]}" cannot be handled as a '
             f"{kind}: {e}") from None

@@ -146,6 +146,7 @@ def _scale() -> Subresource:
 #: Every resource svcnet knows (printers, kinds), in discovery order (see the module docstring).
 CATALOGUE: tuple[Resource, ...] = (
     # -- core/v1 ------------------------------------------------------------------------------
+    Resource("", "v1", "ConfigMap", "configmaps", "configmap", True, short_names=("cm",)),
     Resource("", "v1", "Endpoints", "endpoints", "endpoints", True, short_names=("ep",)),
     Resource("", "v1", "Event", "events", "event", True, short_names=("ev",)),
     Resource("", "v1", "Namespace", "namespaces", "namespace", False, short_names=("ns",),
@@ -156,6 +157,10 @@ CATALOGUE: tuple[Resource, ...] = (
              subresources=(Subresource("binding", "Binding", ("create",)),
                            Subresource("log", "Pod", ("get",)),
                            _status("Pod"))),
+    Resource("", "v1", "Secret", "secrets", "secret", True),
+    # serviceaccounts/token (TokenRequest) is not served, so not advertised.
+    Resource("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True,
+             short_names=("sa",)),
     Resource("", "v1", "Service", "services", "service", True, short_names=("svc",),
              categories=("all",), subresources=(_status("Service"),)),
     # -- apps/v1 ------------------------------------------------------------------------------

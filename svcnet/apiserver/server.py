@@ -68,6 +68,7 @@ from svcnet.apiserver.handlers import Handlers
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import RESTClient
 from svcnet.controllers.manager import USER_AGENT, ControllerConfig, ControllerManager
+from svcnet.registry.configs import ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy
 from svcnet.registry.generic import Registry
 from svcnet.registry.lb_ipam import LoadBalancerIPAM
 from svcnet.registry.repair import repair
@@ -294,6 +295,9 @@ class APIServer:
             ("", "namespaces"): NamespaceStrategy(),
             ("", "endpoints"): EndpointsStrategy(),
             ("", "events"): EventStrategy(),
+            ("", "configmaps"): ConfigMapStrategy(),
+            ("", "secrets"): SecretStrategy(),
+            ("", "serviceaccounts"): ServiceAccountStrategy(),
             ("discovery.k8s.io", "endpointslices"): EndpointSliceStrategy(),
             ("coordination.k8s.io", "leases"): LeaseStrategy(),
             ("apps", "deployments"): DeploymentStrategy(),

@@ -319,6 +319,23 @@ _LEASE_COLUMNS = (
                                  "current lease."),
     _AGE,
 )
+_CONFIG_MAP_COLUMNS = (
+    _NAME,
+    Column("Data", description="Data contains the configuration data."),
+    _AGE,
+)
+_SECRET_COLUMNS = (
+    _NAME,
+    Column("Type", description="Used to facilitate programmatic handling of secret data."),
+    Column("Data", description="Data contains the secret data."),
+    _AGE,
+)
+_SERVICE_ACCOUNT_COLUMNS = (
+    _NAME,
+    Column("Secrets", description="Secrets is a list of the secrets in the same namespace that "
+                                  "pods running using this ServiceAccount are allowed to use."),
+    _AGE,
+)
 #: ``rest.DefaultTableConvertor``: what the apiserver prints for kinds without a printer.
 _DEFAULT_COLUMNS = (
     _NAME,
@@ -719,6 +736,20 @@ def _print_lease(lease: Obj, now: datetime) -> list[Cell]:
     return [_name(lease), _str(_get(lease, "spec", "holderIdentity")), _age(lease, now)]
 
 
+def _print_config_map(cm: Obj, now: datetime) -> list[Cell]:
+    return [_name(cm), len(_dict(cm.get("data"))) + len(_dict(cm.get("binaryData"))),
+            _age(cm, now)]
+
+
+def _print_secret(secret: Obj, now: datetime) -> list[Cell]:
+    return [_name(secret), _str(secret.get("type")), len(_dict(secret.get("data"))),
+            _age(secret, now)]
+
+
+def _print_service_account(sa: Obj, now: datetime) -> list[Cell]:
+    return [_name(sa), len(_list(sa.get("secrets"))), _age(sa, now)]
+
+
 def _print_default(obj: Obj, now: datetime) -> list[Cell]:
     created = parse_time(_get(obj, "metadata", "creationTimestamp"))
     # Go formats the zero time when unset; seconds precision in UTC, RFC 3339.
@@ -749,6 +780,9 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
     ("", "Namespace"): _Printer(_NAMESPACE_COLUMNS, _print_namespace),
     ("", "Endpoints"): _Printer(_ENDPOINTS_COLUMNS, _print_endpoints),
     ("", "Event"): _Printer(_EVENT_COLUMNS, _print_event),
+    ("", "ConfigMap"): _Printer(_CONFIG_MAP_COLUMNS, _print_config_map),
+    ("", "Secret"): _Printer(_SECRET_COLUMNS, _print_secret),
+    ("", "ServiceAccount"): _Printer(_SERVICE_ACCOUNT_COLUMNS, _print_service_account),
     ("discovery.k8s.io", "EndpointSlice"): _Printer(_ENDPOINT_SLICE_COLUMNS,
                                                     _print_endpoint_slice),
     ("apps", "Deployment"): _Printer(_DEPLOYMENT_COLUMNS, _print_deployment),

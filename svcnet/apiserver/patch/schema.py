@@ -229,6 +229,10 @@ _KIND_FIELDS: Final[dict[tuple[str, str], dict[str, FieldMeta]]] = {
         "spec.finalizers": _ATOMIC,
         "status.conditions": _BY_TYPE,
     },
+    ("v1", "ServiceAccount"): {
+        "secrets": _merge_by("name", atomic_items=True),  # ObjectReference: structType=atomic
+        "imagePullSecrets": _ATOMIC,
+    },
     ("v1", "Endpoints"): {
         "subsets": _ATOMIC,
     },

@@ -89,7 +89,7 @@ def test_catalogue_lookups() -> None:
     assert status is not None
     assert deploy.subresource_gvk(status) == ("apps", "v1", "Deployment")
     assert resources.by_kind("events.k8s.io/v1", "Event") is not resources.by_kind("v1", "Event")
-    assert resources.by_resource("", "v1", "secrets") is None
+    assert resources.by_resource("", "v1", "limitranges") is None
     assert resources.by_kind("apps/v1", "StatefulSet") is None
 
 
@@ -187,8 +187,9 @@ def test_legacy_core_resource_list_shape() -> None:
     assert (doc["kind"], doc["apiVersion"], doc["groupVersion"]) == (
         "APIResourceList", "v1", "v1")
     assert [e["name"] for e in doc["resources"]] == [
-        "endpoints", "events", "namespaces", "namespaces/status", "nodes", "nodes/status",
-        "pods", "pods/binding", "pods/log", "pods/status", "services", "services/status"]
+        "configmaps", "endpoints", "events", "namespaces", "namespaces/status", "nodes",
+        "nodes/status", "pods", "pods/binding", "pods/log", "pods/status", "secrets",
+        "serviceaccounts", "services", "services/status"]
     assert _legacy_entry("", "v1", "services") == {
         "name": "services", "singularName": "service", "namespaced": True, "kind": "Service",
         "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update",
@@ -242,7 +243,8 @@ def test_aggregated_api_has_only_the_core_group_without_a_name() -> None:
     assert [v["version"] for v in core["versions"]] == ["v1"]
     assert core["versions"][0]["freshness"] == "Current"
     assert [r["resource"] for r in core["versions"][0]["resources"]] == [
-        "endpoints", "events", "namespaces", "nodes", "pods", "services"]
+        "configmaps", "endpoints", "events", "namespaces", "nodes", "pods", "secrets",
+        "serviceaccounts", "services"]
 
 
 def test_aggregated_apis_lists_named_groups_in_order() -> None:

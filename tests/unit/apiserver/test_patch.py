@@ -858,7 +858,7 @@ def test_kind_patch_metadata(api_version: str, kind: str, original: Obj, patch: 
 def test_patch_meta_table_is_keyed_by_group_version_kind() -> None:
     assert set(PATCH_META) == {
         ("v1", "Service"), ("v1", "Pod"), ("v1", "Node"), ("v1", "Namespace"),
-        ("v1", "Endpoints"), ("discovery.k8s.io/v1", "EndpointSlice"),
+        ("v1", "Endpoints"), ("v1", "ServiceAccount"), ("discovery.k8s.io/v1", "EndpointSlice"),
         ("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet")}
     ports = patch_schema("v1", "Service").list_meta(("spec", "ports"))
     assert (ports.merge_key, ports.map_keys, ports.key_defaults) == (
