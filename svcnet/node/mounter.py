@@ -15,7 +15,10 @@ Per mount (in the plan's order: shallow targets first, as runc does):
 
 1. The source is the volume directory under ``STATE/pods/<uid>/volumes/`` (or, with
    ``subPath``, a path inside it, resolved and checked to stay inside it; a missing one is
-   created as a directory, as the kubelet does).
+   created as a directory, as the kubelet does). All sources are opened (``O_PATH``) before
+   anything is mounted and bound from ``/proc/self/fd/N``: looked up later, through an
+   overlay made in step 3, a path would reach the overlay's cached view of the host's
+   directory, and the atomic writer's later ``..data`` swaps would not show.
 2. **The target exists** (a directory for a directory, a file for a file): bind-mount there.
 3. **The target does not exist**: nothing may be created on the host's filesystem, so the
    nearest existing ancestor ``A`` of the target is covered, in this namespace only, by an
@@ -190,11 +193,14 @@ def apply(plan: dict[str, Any]) -> None:
     _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     _mount(None, "/", None, MS_REC | MS_SLAVE)
     ns = _Namespace(str(plan["staging"]))
-    for mount in plan.get("mounts") or []:
-        source = _source(mount)
+    mounts = plan.get("mounts") or []
+    # Every source is opened before any overlay exists: a path looked up through an overlay
+    # would see the overlay's (cached) copy of the host's directory, not its later changes.
+    sources = [os.open(_source(m), os.O_PATH | os.O_CLOEXEC) for m in mounts]
+    for mount, fd in zip(mounts, sources, strict=True):
         target = str(mount["target"])
-        ns.ensure_target(target, os.path.isdir(source))
-        _mount(source, target, None, MS_BIND | MS_REC)
+        ns.ensure_target(target, os.path.isdir(f"/proc/self/fd/{fd}"))
+        _mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC)
         if mount.get("read_only"):
             _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
     ns.finish()
