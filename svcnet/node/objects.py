@@ -30,10 +30,10 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
+from svcnet.api.podrefs import CONFIG_MAP, SECRET, pod_config_references
 from svcnet.client.informer import EventHandler, Informer, ListerWatcher
 from svcnet.client.rest import CONFIGMAPS, GVR, SECRETS
-from svcnet.node.podenv import CONFIG_MAP, SECRET, ObjectUnavailable, referenced_env_objects
-from svcnet.node.volumes import referenced_volume_objects
+from svcnet.node.podenv import ObjectUnavailable
 from svcnet.util.clock import Clock
 
 __all__ = ["ObjectWatcher", "pod_references"]
@@ -51,15 +51,11 @@ SYNC_WAIT: Final = 5.0
 def pod_references(pod: Mapping[str, Any]) -> set[Ref]:
     """Every ConfigMap and Secret the pod's containers and volumes name."""
     meta = pod.get("metadata") or {}
-    spec = pod.get("spec") or {}
     if meta.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in (
             "Succeeded", "Failed"):
         return set()
     namespace = str(meta.get("namespace") or "default")
-    containers = [c for key in ("initContainers", "containers")
-                  for c in spec.get(key) or [] if isinstance(c, Mapping)]
-    refs = referenced_env_objects(containers) | referenced_volume_objects(pod)
-    return {(kind, namespace, name) for kind, name in refs}
+    return {(kind, namespace, name) for kind, name in pod_config_references(pod)}
 
 
 class ObjectWatcher:

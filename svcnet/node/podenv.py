@@ -34,13 +34,14 @@ import base64
 import binascii
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Final
 
 from svcnet.api.access import mapping_of
 from svcnet.api.errors import go_quote
+from svcnet.api.podrefs import CONFIG_MAP, SECRET
 from svcnet.api.pods import is_env_var_name, parse_quantity
 
 __all__ = [
@@ -60,8 +61,6 @@ Obj = Mapping[str, Any]
 Lookup = Callable[[str, str, str], "Obj | None"]
 """``lookup(kind, namespace, name)``: the object, or None if it does not exist."""
 
-CONFIG_MAP: Final = "ConfigMap"
-SECRET: Final = "Secret"
 _NOT_FOUND_NAME: Final = {CONFIG_MAP: "configmap", SECRET: "secret"}
 
 
@@ -336,22 +335,3 @@ def container_env(pod: Obj, container: Obj, lookup: Lookup, *, pod_ip: str, host
     for key, val in service.items():
         env.setdefault(key, val)
     return EnvResult(env, tuple(warnings))
-
-
-def referenced_env_objects(containers: Sequence[Obj]) -> set[tuple[str, str]]:
-    """(kind, name) of every ConfigMap and Secret the containers' environments name."""
-    out: set[tuple[str, str]] = set()
-    for c in containers:
-        for item in c.get("envFrom") or []:
-            if isinstance(item, Mapping):
-                for ref_key, kind in (("configMapRef", CONFIG_MAP), ("secretRef", SECRET)):
-                    if isinstance(ref := item.get(ref_key), Mapping) and ref.get("name"):
-                        out.add((kind, str(ref["name"])))
-        for item in c.get("env") or []:
-            source = item.get("valueFrom") if isinstance(item, Mapping) else None
-            if isinstance(source, Mapping):
-                for ref_key, kind in (("configMapKeyRef", CONFIG_MAP),
-                                      ("secretKeyRef", SECRET)):
-                    if isinstance(ref := source.get(ref_key), Mapping) and ref.get("name"):
-                        out.add((kind, str(ref["name"])))
-    return out

@@ -44,9 +44,8 @@ from typing import Any, Final
 
 from svcnet.api.access import mapping_of
 from svcnet.api.errors import go_quote
+from svcnet.api.podrefs import CONFIG_MAP, SECRET
 from svcnet.node.podenv import (
-    CONFIG_MAP,
-    SECRET,
     ConfigError,
     Lookup,
     NotFound,
@@ -61,7 +60,6 @@ __all__ = [
     "Mount",
     "VolumeError",
     "container_mounts",
-    "referenced_volume_objects",
     "volume_dir",
     "volume_kind",
     "volume_payload",
@@ -242,26 +240,6 @@ def volume_payload(pod: Obj, volume: Obj, lookup: Lookup,
         raise
     except ConfigError as exc:
         raise VolumeError(str(exc)) from exc
-
-
-def referenced_volume_objects(pod: Obj) -> set[tuple[str, str]]:
-    """(kind, name) of every ConfigMap and Secret the pod's volumes name."""
-    out: set[tuple[str, str]] = set()
-    for vol in mapping_of(pod, "spec").get("volumes") or []:
-        if not isinstance(vol, Mapping):
-            continue
-        if isinstance(cm := vol.get("configMap"), Mapping) and cm.get("name"):
-            out.add((CONFIG_MAP, str(cm["name"])))
-        if isinstance(sec := vol.get("secret"), Mapping) and sec.get("secretName"):
-            out.add((SECRET, str(sec["secretName"])))
-        if isinstance(proj := vol.get("projected"), Mapping):
-            for item in proj.get("sources") or []:
-                if not isinstance(item, Mapping):
-                    continue
-                for key, kind in (("configMap", CONFIG_MAP), ("secret", SECRET)):
-                    if isinstance(sub := item.get(key), Mapping) and sub.get("name"):
-                        out.add((kind, str(sub["name"])))
-    return out
 
 
 def container_mounts(pod: Obj, container: Obj, pod_dir: Path) -> list[Mount]:

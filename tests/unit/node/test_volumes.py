@@ -16,7 +16,6 @@ from svcnet.node.volumes import (
     Mount,
     VolumeError,
     container_mounts,
-    referenced_volume_objects,
     volume_dir,
     volume_payload,
 )
@@ -98,14 +97,8 @@ def test_downward_api_and_projected() -> None:
     ]}}) == {"x": (b"ns", 0o400), "user": (b"admin", 0o400)}  # later sources win
 
 
-def test_empty_dir_has_no_payload_and_references() -> None:
+def test_empty_dir_has_no_payload() -> None:
     assert files({"emptyDir": {}}) is None
-    pod = {**POD, "spec": {"volumes": [
-        {"name": "a", "configMap": {"name": "cm"}}, {"name": "b", "secret": {"secretName": "s"}},
-        {"name": "c", "projected": {"sources": [{"configMap": {"name": "cm2"}},
-                                                {"secret": {"name": "s2"}}]}}]}}
-    assert referenced_volume_objects(pod) == {("ConfigMap", "cm"), ("Secret", "s"),
-                                              ("ConfigMap", "cm2"), ("Secret", "s2")}
 
 
 def test_container_mounts_sorted_read_only_and_sub_paths() -> None:
