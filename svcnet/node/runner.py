@@ -419,8 +419,9 @@ class PodRunner:
         self._prune_logs(uid, start.container, start.attempt)
         proc = await self.runtime.start(start.key, spec)
         if isinstance(proc.state, Running):
+            pid = proc.state.pid if spec.mount_plan is not None else None
             self._start_probes(proc, container, ProbeContext(pod_ip, netns, dict(spec.env),
-                                                             spec.working_dir))
+                                                             spec.working_dir, pid))
             return True
         # It could not start, and no process exit will ever announce that: ask for another
         # sync straight away, which restarts it or puts it in back-off as the policy says.
@@ -531,7 +532,9 @@ class PodRunner:
                     node_name=self.config.node_name, lookup=self.objects,
                     allocatable=self.config.allocatable,
                     service_env=self._service_env(pod) if self._service_env else None)
-                ctx = ProbeContext(pod_ip, netns, dict(spec.env), spec.working_dir)
+                mounts = volumes.container_mounts(pod, container, self._pod_dir(proc.key.pod_uid))
+                pid = state.pid if mounts else None
+                ctx = ProbeContext(pod_ip, netns, dict(spec.env), spec.working_dir, pid)
             except podlib.ConfigError:
                 ctx = ProbeContext(pod_ip, netns)
             self._start_probes(proc, container, ctx)

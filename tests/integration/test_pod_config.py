@@ -84,6 +84,9 @@ def config_pod() -> dict[str, Any]:
         "name": "app", "image": "python", "workingDir": "/e4/podinfo",
         "command": [sys.executable, "-c", REPORTER, *FILES],
         "resources": {"limits": {"memory": "64Mi"}},
+        # Exec probes run where the container's volumes are.
+        "readinessProbe": {"exec": {"command": ["cat", "/e4/secret/password"]},
+                           "periodSeconds": 1},
         "envFrom": [{"configMapRef": {"name": "e4-cfg"}, "prefix": "CFG_"},
                     {"configMapRef": {"name": "e4-cfg"}}],
         "env": [
@@ -175,7 +178,8 @@ def test_env_and_volumes_from_config_maps_secrets_and_the_downward_api(
                        detail=lambda: str(report(cluster, "e4-cfg-pod")["files"]))
     assert updated["files"]["/etc/e4-greeting"] == "hello"
     assert updated["env"]["CFG_app.conf"] == "v1"
-    pod = get(cluster, "pod", "e4-cfg-pod")
+    pod = wait_for(lambda: (p := get(cluster, "pod", "e4-cfg-pod")) and ready(p) and p,
+                   what="the exec probe passing")
     assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
 
 
