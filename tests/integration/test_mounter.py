@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ def swap(vol: Path, content: str) -> None:
     os.rename(vol / "..tmp", vol / "..data")
 
 
-def mounter(plan: dict[str, object], script: str) -> subprocess.Popen[str]:
+def mounter(plan: Mapping[str, object], script: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-I", "-m", "svcnet.node.mounter", json.dumps(plan), "--",
          "sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
