@@ -19,7 +19,6 @@ returns what it stored as bytes, never the client's spelling.
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from typing import Final
 
@@ -28,6 +27,7 @@ __all__ = ["Base64Error", "canonical_base64", "decoded_length"]
 _ALPHABET: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 _CANONICAL: Final = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 _NEWLINES: Final = frozenset(b"\r\n")
+_OTHER: Final = re.compile(rb"[^A-Za-z0-9+/\r\n]")
 
 
 class Base64Error(ValueError):
@@ -75,23 +75,38 @@ def _quantum(src: bytes, si: int) -> int:
     return si
 
 
+def _error_offset(src: bytes) -> int:
+    """Go's offset for input that is not valid, found without walking the valid prefix: every
+    quantum before the first byte outside the alphabet and line breaks decodes, so Go's
+    ``decodeQuantum`` is replayed from the start of the quantum holding that byte."""
+    first_other = _OTHER.search(src)
+    end = first_other.start() if first_other else len(src)
+    alphabet = end - src.count(b"\n", 0, end) - src.count(b"\r", 0, end)
+    si, left = end, alphabet % 4
+    while left:
+        si -= 1
+        if src[si] in _ALPHABET:
+            left -= 1
+    try:
+        while si < len(src):
+            si = _quantum(src, si)
+    except Base64Error as e:
+        return e.offset
+    return 0  # unreachable for input the fast path refused
+
+
 def canonical_base64(text: str) -> str:
     """``text`` decoded as Go's ``base64.StdEncoding`` does, re-encoded canonically.
 
     Raises :class:`Base64Error` (Go's message and offset) when Go would refuse it.
     """
-    if _CANONICAL.fullmatch(text):
-        raw = base64.b64decode(text)
-    else:
-        src = text.encode("utf-8", "surrogatepass")
-        si = 0
-        while si < len(src):
-            si = _quantum(src, si)
-        try:
-            raw = base64.b64decode(bytes(c for c in src if c not in _NEWLINES))
-        except binascii.Error as e:  # not reachable when _quantum accepted it; be safe
-            raise Base64Error(0) from e
-    return base64.b64encode(raw).decode("ascii")
+    stripped = text.replace("\n", "").replace("\r", "") if "\n" in text or "\r" in text \
+        else text
+    if _CANONICAL.fullmatch(stripped):
+        # Line breaks are skipped wherever they are, padding included: without them the
+        # input is canonical, so Go accepts it.
+        return base64.b64encode(base64.b64decode(stripped)).decode("ascii")
+    raise Base64Error(_error_offset(text.encode("utf-8", "surrogatepass")))
 
 
 def decoded_length(canonical: str) -> int:

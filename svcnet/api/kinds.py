@@ -10,7 +10,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from svcnet.api import endpointslices, errors, namespaces, nodes, pods, services, workloads
+from svcnet.api import (
+    configs,
+    endpointslices,
+    errors,
+    namespaces,
+    nodes,
+    pods,
+    serviceaccounts,
+    services,
+    workloads,
+)
 from svcnet.api.errors import FieldError
 
 Obj = dict[str, Any]
@@ -59,6 +69,10 @@ def _endpointslice_offline(eps: Obj) -> Obj:
         endpointslices.set_defaults_endpointslice(eps))
 
 
+def _as_is(obj: Obj) -> Obj:
+    return obj
+
+
 def _validate_pod(pod: Obj) -> list[FieldError]:
     return pods.validate_pod(pod)
 
@@ -82,6 +96,13 @@ KINDS: dict[tuple[str, str], Kind] = {
     ("v1", "Namespace"): Kind("v1", "Namespace", "namespaces", False, _namespace_offline,
                               namespaces.validate_namespace),
     ("v1", "Node"): Kind("v1", "Node", "nodes", False, _node_offline, nodes.validate_node),
+    ("v1", "ConfigMap"): Kind("v1", "ConfigMap", "configmaps", True, _as_is,
+                              configs.validate_config_map),
+    ("v1", "Secret"): Kind("v1", "Secret", "secrets", True, configs.set_defaults_secret,
+                           configs.validate_secret),
+    ("v1", "ServiceAccount"): Kind("v1", "ServiceAccount", "serviceaccounts", True,
+                                   serviceaccounts.prepare_service_account,
+                                   serviceaccounts.validate_service_account),
     ("discovery.k8s.io/v1", "EndpointSlice"): Kind(
         "discovery.k8s.io/v1", "EndpointSlice", "endpointslices", True, _endpointslice_offline,
         endpointslices.validate_endpointslice),

@@ -43,6 +43,11 @@ from svcnet.cli.describe import (
     describe_namespace,
     describe_service,
 )
+from svcnet.cli.describe_configs import (
+    describe_config_map,
+    describe_secret,
+    describe_service_account,
+)
 from svcnet.cli.kinds import CommandError, gvr_of, kind_ref
 from svcnet.cli.printing import (
     _apply_conflict_message,
@@ -63,7 +68,7 @@ from svcnet.cli.session import (
     _run,
     _source_name,
 )
-from svcnet.client.rest import GVR
+from svcnet.client.rest import GVR, SECRETS
 
 __all__ = [
     "apply",
@@ -328,13 +333,27 @@ async def _describe_one(api: _Api, r: Resource, obj: Obj) -> str:
     name, ns = _str(meta.get("name")), _str(meta.get("namespace"))
     if (r.group, r.kind) == ("", "Namespace"):
         return describe_namespace(obj)
+    if (r.group, r.kind) == ("", "Secret"):
+        return describe_secret(obj)
     events = await _events_about(api, r, obj)
     if (r.group, r.kind) == ("", "Service"):
         slices = await _service_slices(api, ns, name)
         return describe_service(obj, slices, events, now)
     if (r.group, r.kind) == ("discovery.k8s.io", "EndpointSlice"):
         return describe_endpoint_slice(obj, events, now)
+    if (r.group, r.kind) == ("", "ConfigMap"):
+        return describe_config_map(obj, events, now)
+    if (r.group, r.kind) == ("", "ServiceAccount"):
+        return describe_service_account(obj, await _secrets_in(api, ns), events, now)
     return describe_generic(obj, events, now)
+
+
+async def _secrets_in(api: _Api, namespace: str) -> list[Obj] | None:
+    # As kubectl, Secrets that cannot be listed leave the ServiceAccount described without.
+    try:
+        return (await api.client.list_all(SECRETS, namespace)).items
+    except StatusError:
+        return None
 
 
 async def _service_slices(api: _Api, namespace: str, name: str) -> list[Obj]:

@@ -75,6 +75,7 @@ __all__ = [
     "NODES",
     "PODS",
     "SECRETS",
+    "SERVICEACCOUNTS",
     "SERVICES",
     "Expired",
     "Gone",
@@ -149,6 +150,7 @@ ENDPOINTSLICES: Final = GVR("discovery.k8s.io", "v1", "endpointslices", "Endpoin
 LEASES: Final = GVR("coordination.k8s.io", "v1", "leases", "Lease")
 CONFIGMAPS: Final = GVR("", "v1", "configmaps", "ConfigMap")
 SECRETS: Final = GVR("", "v1", "secrets", "Secret")
+SERVICEACCOUNTS: Final = GVR("", "v1", "serviceaccounts", "ServiceAccount")
 
 
 @dataclass(frozen=True, slots=True)

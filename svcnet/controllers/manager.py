@@ -24,6 +24,7 @@ from svcnet.controllers.lb_ipam import AddressManager, LoadBalancerIPController
 from svcnet.controllers.nodes import DEFAULT_GRACE, NodeIPAMController, NodeLifecycleController
 from svcnet.controllers.replicaset import ReplicaSetController
 from svcnet.controllers.scheduler import Scheduler
+from svcnet.controllers.serviceaccounts import ServiceAccountsController
 from svcnet.util.clock import Clock, RealClock
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class ControllerManager:
             ReplicaSetController.from_client(client, clock=clock),
             DeploymentController.from_client(client, clock=clock),
             GarbageCollector.from_client(client, clock=clock),
+            ServiceAccountsController.from_client(client, clock=clock),
         ]
 
     def start(self) -> None:

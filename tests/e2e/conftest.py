@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,10 +46,11 @@ class Cluster:
         return str(self.config["users"][0]["user"]["token"])
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True,
-                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+                timeout: float = 60, env: Mapping[str, str] | None = None,
+                ) -> subprocess.CompletedProcess[str]:
         kubectl = require_binary("kubectl")
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig),
-                   KUBECACHEDIR=str(self.cache_dir), HOME=str(self.cache_dir))
+                   KUBECACHEDIR=str(self.cache_dir), HOME=str(self.cache_dir), **(env or {}))
         r = subprocess.run([kubectl, *args], input=stdin, capture_output=True, text=True,
                            env=env, timeout=timeout, check=False)
         if check and r.returncode != 0:

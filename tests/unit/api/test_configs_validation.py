@@ -6,14 +6,16 @@ TestValidateServiceAccount...) and Go's base64 and JSON decoding errors."""
 from __future__ import annotations
 
 import base64
+import random
 from typing import Any
 
 import pytest
 
-from svcnet.api import configs, serviceaccounts
-from svcnet.api.errors import aggregate_message
+from svcnet.api import configs, gobase64, serviceaccounts
+from svcnet.api.errors import StatusError, aggregate_message
 from svcnet.api.gobase64 import Base64Error, canonical_base64, decoded_length
 from svcnet.api.gojsonscan import unmarshal_object_error
+from svcnet.api.kinds import check_object
 
 Obj = dict[str, Any]
 
@@ -314,3 +316,42 @@ def test_decoded_length() -> None:
 ])
 def test_go_json_unmarshal_errors(data: bytes, message: str | None) -> None:
     assert unmarshal_object_error(data) == message
+
+
+# ------------------------------------------------------------- offline (svcnet validate)
+
+
+def test_offline_check_of_the_three_kinds() -> None:
+    out = check_object({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+                        "stringData": {"a": "b"}})
+    assert out["type"] == "Opaque" and out["data"] == {"a": "Yg=="}
+    assert check_object({"apiVersion": "v1", "kind": "ServiceAccount",
+                         "metadata": {"name": "sa"}})["metadata"]["namespace"] == "default"
+    with pytest.raises(StatusError) as e:
+        check_object({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+                      "data": {"..": "x"}})
+    assert e.value.message == ('ConfigMap "c" is invalid: data[..]: Invalid value: "..": '
+                               "must not be '..'")
+
+
+def test_go_base64_shortcut_agrees_with_a_full_replay() -> None:
+    """The fast paths (strip line breaks; jump to the first odd byte) give the answer of
+    replaying Go's decodeQuantum over the whole input, on many small random inputs."""
+    def replay(src: bytes) -> int | None:
+        si = 0
+        try:
+            while si < len(src):
+                si = gobase64._quantum(src, si)
+        except Base64Error as e:
+            return e.offset
+        return None
+
+    rng = random.Random(7)
+    for _ in range(20000):
+        text = "".join(rng.choice("AB+/=\n\r!a") for _ in range(rng.randint(0, 14)))
+        try:
+            canonical_base64(text)
+            got = None
+        except Base64Error as e:
+            got = e.offset
+        assert got == replay(text.encode()), repr(text)

@@ -1,0 +1,36 @@
+"""Tables of ConfigMaps, Secrets and ServiceAccounts: kubectl 1.33's columns and cells
+(printConfigMap, printSecret, printServiceAccount in pkg/printers/internalversion)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.unit.apiserver.test_tables import cells, column_names, meta
+
+Obj = dict[str, Any]
+
+
+@pytest.mark.parametrize(("kind", "columns"), [
+    ("ConfigMap", ["Name", "Data", "Age"]),
+    ("Secret", ["Name", "Type", "Data", "Age"]),
+    ("ServiceAccount", ["Name", "Secrets", "Age"]),
+])
+def test_columns(kind: str, columns: list[str]) -> None:
+    assert column_names("v1", kind) == [(c, 0) for c in columns]
+
+
+@pytest.mark.parametrize(("kind", "obj", "want"), [
+    ("ConfigMap", {"metadata": meta("c")}, ["c", 0, "5m"]),
+    ("ConfigMap", {"metadata": meta("c"), "data": {"a": "1", "b": "2"},
+                   "binaryData": {"c": "AA=="}}, ["c", 3, "5m"]),
+    ("Secret", {"metadata": meta("s"), "type": "kubernetes.io/tls",
+                "data": {"tls.crt": "", "tls.key": ""}}, ["s", "kubernetes.io/tls", 2, "5m"]),
+    ("Secret", {"metadata": meta("s")}, ["s", "", 0, "5m"]),
+    ("ServiceAccount", {"metadata": meta("default")}, ["default", 0, "5m"]),
+    ("ServiceAccount", {"metadata": meta("sa"), "secrets": [{"name": "a"}, {"name": "b"}]},
+     ["sa", 2, "5m"]),
+])
+def test_rows(kind: str, obj: Obj, want: list[Any]) -> None:
+    assert cells("v1", kind, obj) == want
