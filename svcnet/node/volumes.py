@@ -254,11 +254,12 @@ def container_mounts(pod: Obj, container: Obj, pod_dir: Path) -> list[Mount]:
         name = str(vm.get("name") or "")
         volume = volumes.get(name)
         if volume is None:
-            raise VolumeError(f"cannot find volume {name!r} to mount into container "
-                              f"{container.get('name')!r}")
+            raise VolumeError(f"cannot find volume {go_quote(name)} to mount into container "
+                              f"{go_quote(str(container.get('name')))}")
         kind = volume_kind(volume)
         if kind not in PLUGINS:
-            raise VolumeError(f"volume {name!r}: {kind} volumes are not supported by svcnet")
+            raise VolumeError(f"volume {go_quote(name)}: {kind} volumes are not supported by "
+                              "svcnet")
         source = root = volume_dir(pod_dir, volume)
         sub = str(vm.get("subPath") or "")
         if sub:
