@@ -43,12 +43,15 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import json
 import os
 import sys
-from typing import Any
 
-__all__ = ["main"]
+TYPE_CHECKING = False  # no typing import at run time: this module's start-up is on every start
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
+__all__ = ["command_line", "main"]
 
 CLONE_NEWNS = 0x00020000
 MS_RDONLY = 1
@@ -178,7 +181,7 @@ class _Namespace:
             _unmount_all(self.staging)
 
 
-def _source(mount: dict[str, Any]) -> str:
+def _source(mount: Mapping[str, Any]) -> str:
     source = str(mount["source"])
     root = os.path.realpath(str(mount.get("volume") or source))
     if not os.path.lexists(source):
@@ -189,7 +192,7 @@ def _source(mount: dict[str, Any]) -> str:
     return real
 
 
-def apply(plan: dict[str, Any]) -> None:
+def apply(plan: Mapping[str, Any]) -> None:
     _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     _mount(None, "/", None, MS_REC | MS_SLAVE)
     ns = _Namespace(str(plan["staging"]))
@@ -207,16 +210,40 @@ def apply(plan: dict[str, Any]) -> None:
     os.chdir(str(plan.get("cwd") or "/"))
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) < 4 or argv[2] != "--":
-        print("usage: python -m svcnet.node.mounter PLAN -- COMMAND...", file=sys.stderr)
+def command_line(python: str, plan: Mapping[str, Any], argv: Sequence[str]) -> list[str]:
+    """``python -I -S mounter.py STAGING CWD [SOURCE TARGET ro|rw VOLUME]... -- argv``: the
+    plan as plain arguments (every path absolute, so none is ``--``), parsed without
+    importing json, and the file run without ``site``: a container start pays only for the
+    interpreter and ctypes."""
+    args = [python, "-I", "-S", __file__, str(plan["staging"]), str(plan.get("cwd") or "/")]
+    for m in plan.get("mounts") or ():
+        args += [str(m["source"]), str(m["target"]), "ro" if m.get("read_only") else "rw",
+                 str(m.get("volume") or m["source"])]
+    return [*args, "--", *argv]
+
+
+def _parse(args: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
+    end = list(args).index("--")
+    head, command = args[:end], list(args[end + 1:])
+    if len(head) < 2 or (len(head) - 2) % 4 or not command:
+        raise ValueError("usage: mounter.py STAGING CWD [SOURCE TARGET ro|rw VOLUME]... "
+                         "-- COMMAND...")
+    mounts = [{"source": head[i], "target": head[i + 1], "read_only": head[i + 2] == "ro",
+               "volume": head[i + 3]} for i in range(2, len(head), 4)]
+    return {"staging": head[0], "cwd": head[1], "mounts": mounts}, command
+
+
+def main(argv: Sequence[str]) -> int:
+    try:
+        plan, command = _parse(argv[1:])
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
         return 2
     try:
-        apply(json.loads(argv[1]))
+        apply(plan)
     except (OSError, ValueError, KeyError) as exc:
         print(f"svcnet: failed to set up the container's mounts: {exc}", file=sys.stderr)
         return EXIT_MOUNT_FAILED
-    command = argv[3:]
     try:
         os.execvp(command[0], command)
     except OSError as exc:

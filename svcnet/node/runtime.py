@@ -63,6 +63,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+from svcnet.node import mounter
 from svcnet.node.files import atomic_write
 from svcnet.util.clock import Clock, RealClock
 from svcnet.util.nsthread import NETNS_RUN_DIR
@@ -376,9 +377,7 @@ class NetnsProcessRuntime:
         cwd = spec.working_dir or "/"
         if spec.mount_plan is not None:
             # The mounter makes the mounts, enters the working directory, then execs argv.
-            plan = {**spec.mount_plan, "cwd": cwd}
-            argv = [sys.executable, "-I", "-m", "svcnet.node.mounter", json.dumps(plan),
-                    "--", *argv]
+            argv = mounter.command_line(sys.executable, {**spec.mount_plan, "cwd": cwd}, argv)
             cwd = "/"
         if spec.netns is not None:
             argv = [self._ip, "netns", "exec", spec.netns, *argv]

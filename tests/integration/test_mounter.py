@@ -5,7 +5,6 @@ volume is refused before the command runs."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from svcnet.node.mounter import command_line
 from tests.conftest import require_root
 
 pytestmark = pytest.mark.root
@@ -38,9 +38,8 @@ def swap(vol: Path, content: str) -> None:
 
 
 def mounter(plan: Mapping[str, object], script: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-I", "-m", "svcnet.node.mounter", json.dumps(plan), "--",
-         "sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(command_line(sys.executable, plan, ["sh", "-c", script]),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def test_mounts_exist_for_the_command_only_and_follow_updates(tmp_path: Path) -> None:
