@@ -409,9 +409,10 @@ class PodRunner:
                                          start.attempt),
                 attempt=start.attempt, pod_ip=pod_ip, host_ip=self.config.host_ip,
                 node_name=self.config.node_name, resolved=resolved,
-                mount_plan=self._mount_plan(pod, container))
+                mount_plan=self._mount_plan(pod, container, resolved.env))
         except podlib.ConfigError as exc:
             memo.config_errors[start.container] = str(exc)
+            self._warn(pod, memo, "Failed", f"Error: {exc}")
             return False
         memo.config_errors.pop(start.container, None)
         for reason, message in resolved.warnings:
@@ -439,9 +440,10 @@ class PodRunner:
     def _pod_dir(self, uid: str) -> Path:
         return self.config.state_dir / "pods" / uid
 
-    def _mount_plan(self, pod: Pod, container: Mapping[str, Any]) -> dict[str, Any] | None:
+    def _mount_plan(self, pod: Pod, container: Mapping[str, Any],
+                    env: Mapping[str, str]) -> dict[str, Any] | None:
         uid = str(pod["metadata"]["uid"])
-        mounts = volumes.container_mounts(pod, container, self._pod_dir(uid))
+        mounts = volumes.container_mounts(pod, container, self._pod_dir(uid), env)
         if not mounts:
             return None
         staging = self._pod_dir(uid) / "mounts" / str(container["name"])
@@ -532,7 +534,8 @@ class PodRunner:
                     node_name=self.config.node_name, lookup=self.objects,
                     allocatable=self.config.allocatable,
                     service_env=self._service_env(pod) if self._service_env else None)
-                mounts = volumes.container_mounts(pod, container, self._pod_dir(proc.key.pod_uid))
+                mounts = volumes.container_mounts(pod, container,
+                                                  self._pod_dir(proc.key.pod_uid), spec.env)
                 pid = state.pid if mounts else None
                 ctx = ProbeContext(pod_ip, netns, dict(spec.env), spec.working_dir, pid)
             except podlib.ConfigError:

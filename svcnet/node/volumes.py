@@ -51,6 +51,7 @@ from svcnet.node.podenv import (
     NotFound,
     container_resource_value,
     decoded_data,
+    expand_vars,
     extract_field_path,
 )
 
@@ -242,9 +243,11 @@ def volume_payload(pod: Obj, volume: Obj, lookup: Lookup,
         raise VolumeError(str(exc)) from exc
 
 
-def container_mounts(pod: Obj, container: Obj, pod_dir: Path) -> list[Mount]:
+def container_mounts(pod: Obj, container: Obj, pod_dir: Path,
+                     env: Mapping[str, str] | None = None) -> list[Mount]:
     """The container's ``volumeMounts`` as host source → container target, sorted by the
-    target's depth. Raises :class:`VolumeError` for what svcnet cannot mount."""
+    target's depth; ``subPathExpr`` is expanded against the container's ``env``. Raises
+    :class:`VolumeError` for what svcnet cannot mount."""
     volumes = {str(v.get("name")): v for v in mapping_of(pod, "spec").get("volumes") or []
                if isinstance(v, Mapping)}
     mounts: list[Mount] = []
@@ -262,6 +265,8 @@ def container_mounts(pod: Obj, container: Obj, pod_dir: Path) -> list[Mount]:
                               "svcnet")
         source = root = volume_dir(pod_dir, volume)
         sub = str(vm.get("subPath") or "")
+        if not sub and vm.get("subPathExpr"):
+            sub = expand_vars(str(vm["subPathExpr"]), env or {})
         if sub:
             rel = PurePosixPath(sub)
             if rel.is_absolute() or ".." in rel.parts:

@@ -294,6 +294,8 @@ async def test_config_error_waits_until_the_object_and_key_exist(node: Node) -> 
     assert cstatus(node, web)["state"]["waiting"] == {
         "reason": "CreateContainerConfigError", "message": 'secret "s" not found'}
     assert runner.errors("uid-web") == {"app": 'secret "s" not found'}
+    await runner.sync([web])
+    assert [(r, m) for _p, r, m in runner.events] == [("Failed", 'Error: secret "s" not found')]
 
     node.objects[("Secret", "default", "s")] = {"data": {"other": "eA=="}}
     await runner.sync([web])

@@ -112,6 +112,10 @@ def test_container_mounts_sorted_read_only_and_sub_paths() -> None:
     data = "/s/pods/u-1/volumes/kubernetes.io~empty-dir/data"
     assert mounts == [Mount(data, "/data", False, data), Mount(data, "/srv/ro", True, data),
                       Mount(f"{conf}/a.conf", "/etc/app/conf.d/a.conf", True, conf)]
+    by_env = container_mounts(pod, {"name": "app", "volumeMounts": [
+        {"name": "data", "mountPath": "/d", "subPathExpr": "$(POD_NAME)/logs"}]},
+        Path("/s/pods/u-1"), {"POD_NAME": "web-1"})
+    assert by_env[0].source == f"{data}/web-1/logs"
     assert volume_dir(Path("/p"), {"name": "x", "secret": {}}) == Path(
         "/p/volumes/kubernetes.io~secret/x")
     with pytest.raises(VolumeError, match=r"must not contain '\.\.'"):
