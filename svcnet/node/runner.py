@@ -47,7 +47,7 @@ from typing import Any
 
 from svcnet.api.errors import go_quote
 from svcnet.node import podenv, pods as podlib, volumes
-from svcnet.node.atomicwriter import write_payload
+from svcnet.node.atomicwriter import read_payload, write_payload
 from svcnet.node.files import atomic_write
 from svcnet.node.ipam import IPAMError, PodIPAM
 from svcnet.node.names import POD_BRIDGE, ClusterNames, PodNetworkNames
@@ -128,6 +128,8 @@ class _PodMemo:
     config_errors: dict[str, str] = field(default_factory=dict)
     network_error: str = ""
     volume_errors: dict[str, str] = field(default_factory=dict)
+    volumes_missing: set[str] = field(default_factory=set)
+    """Volumes never set up: the pod's containers wait for them."""
     volumes_written: dict[str, volumes.Payload] = field(default_factory=dict)
     """The payload last written per API-backed volume (to skip unchanged ones)."""
     warned: set[tuple[str, str]] = field(default_factory=set)
@@ -315,7 +317,7 @@ class PodRunner:
             pod = self._pods[start.pod_uid]
             if start.pod_uid not in self._netns_ready and not podlib.is_host_network(pod):
                 continue  # its network failed above; the retry will start it
-            if self._memo.get(start.pod_uid, _PodMemo()).volume_errors:
+            if self._memo.get(start.pod_uid, _PodMemo()).volumes_missing:
                 continue  # ContainerCreating until its volumes can be set up
             if not await self._start(pod, start):
                 retry.append(NETWORK_RETRY)
@@ -454,7 +456,9 @@ class PodRunner:
 
     def _sync_volumes(self, pod: Pod) -> bool:
         """Write the pod's API-backed volumes (again, if their content changed) and make its
-        emptyDirs; False if one failed (the pod's containers wait; see volumes.py)."""
+        emptyDirs; False if one failed. A volume that never could be set up keeps the pod's
+        containers waiting (``volumes_missing``); one that was, and fails later (its
+        ConfigMap deleted), keeps its last content, as a mounted kubelet volume does."""
         uid = str(pod.get("metadata", {}).get("uid", ""))
         if pod.get("metadata", {}).get("deletionTimestamp") or podlib.is_terminal_phase(
                 (pod.get("status") or {}).get("phase")):
@@ -484,8 +488,11 @@ class PodRunner:
                     log.warning("pod %s: %s", uid, message)
                     self._warn(pod, memo, "FailedMount", message)
                 memo.volume_errors[name] = message
+                if read_payload(target) is None and volumes.volume_kind(vol) != "emptyDir":
+                    memo.volumes_missing.add(name)
                 continue
             memo.volume_errors.pop(name, None)
+            memo.volumes_missing.discard(name)
         return not memo.volume_errors
 
     def _prune_logs(self, uid: str, container: str, attempt: int) -> None:

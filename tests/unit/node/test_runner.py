@@ -362,6 +362,15 @@ async def test_volumes_are_written_before_start_and_updated(node: Node) -> None:
     assert (conf / "a.conf").read_text() == "two"
     assert runtime.calls.count(("start", key())) == 1, "a volume update restarts nothing"
 
+    # The ConfigMap goes away: the volume keeps its last content, and a crashed container
+    # still restarts (its volume is set up), while the failure is reported.
+    del node.objects[("ConfigMap", "default", "cm")]
+    runtime.exit(key(), 1)
+    await runner.sync([web])
+    assert (conf / "a.conf").read_text() == "two"
+    assert runtime.calls.count(("start", key())) == 2
+    assert "volume conf" in runner.errors("uid-web")
+
 
 async def test_half_built_network_is_rebuilt_after_a_crash(node: Node) -> None:
     runner = node.runner
