@@ -13,10 +13,16 @@ writes into those objects, is in admission.py; :func:`current_user` tells it who
 * every authenticated user may review its own access (``kubectl auth can-i``, ``whoami``) and
   get the discovery, health and version URLs (:data:`BASIC_USER_RULES`, :data:`PUBLIC_URLS`);
 * ``system:masters`` may do anything;
-* ``system:nodes`` members (user ``system:node:<name>``) may read everything, and write only
-  their own Node (and its status), the status of pods bound to them, pod deletion for pods
-  bound to them (finishing graceful deletion), their own Lease in ``kube-node-lease``, and
-  Events. Everything else is 403.
+* ``system:nodes`` members (user ``system:node:<name>``) may read everything but ConfigMaps
+  and Secrets, and write only their own Node (and its status), the status of pods bound to
+  them, pod deletion for pods bound to them (finishing graceful deletion), their own Lease in
+  ``kube-node-lease``, and Events. Everything else is 403.
+* ConfigMaps and Secrets, as the Node authorizer's graph has it
+  (plugin/pkg/auth/authorizer/node/node_authorizer.go): a node may get, list and watch one
+  only when a pod bound to it names it (svcnet/api/podrefs.py), and list/watch only one
+  object at a time (``fieldSelector=metadata.name=<name>``); the handler works out that
+  relationship (``node_related``). Otherwise 403, with the authorizer's reason ``no
+  relationship found between node '<node>' and this object``.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ NODE_USER_PREFIX = "system:node:"
 READERS_GROUP = "svcnet:readers"
 """Read-only users (the cluster DNS pod): get, list and watch everything, write nothing."""
 READ_VERBS = frozenset({"get", "list", "watch"})
+NODE_GRAPH_RESOURCES = frozenset({"configmaps", "secrets"})
+"""Core resources a node reads only when a pod bound to it names the object."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +125,12 @@ class TokenFile:
 
 
 def forbidden(user: User, verb: str, resource: str, group: str, namespace: str, name: str,
-              subresource: str = "") -> StatusError:
+              subresource: str = "", reason: str = "") -> StatusError:
     res = f"{resource}/{subresource}" if subresource else resource
     where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
     target = f"{resource} {go_quote(name)}" if name else resource
     message = (f'{target} is forbidden: User "{user.name}" cannot {verb} resource '
-               f'"{res}" in API group "{group}"{where}')
+               f'"{res}" in API group "{group}"{where}' + (f": {reason}" if reason else ""))
     details: dict[str, Any] = {"kind": resource}
     if name:
         details["name"] = name
@@ -194,9 +202,11 @@ def _basic_user(verb: str, group: str, resource: str) -> bool:
 
 
 def authorize(user: User, verb: str, *, group: str, resource: str, namespace: str, name: str,
-              subresource: str, pod_node: str | None = None) -> bool:
+              subresource: str, pod_node: str | None = None, node_related: bool = False
+              ) -> bool:
     """Whether ``user`` may do ``verb``. ``pod_node`` is the nodeName of the pod addressed
-    (for node users writing pod status or deleting a pod)."""
+    (for node users writing pod status or deleting a pod); ``node_related`` whether a pod
+    bound to the node names the ConfigMap or Secret addressed (for node users reading one)."""
     if ADMIN_GROUP in user.groups or _basic_user(verb, group, resource):
         return True
     if READERS_GROUP in user.groups:
@@ -204,6 +214,8 @@ def authorize(user: User, verb: str, *, group: str, resource: str, namespace: st
     node = user.node_name
     if node is None:
         return False
+    if group == "" and resource in NODE_GRAPH_RESOURCES:
+        return verb in READ_VERBS and node_related
     if verb in READ_VERBS:
         return True
     # For create, ``name`` is the name in the request body.

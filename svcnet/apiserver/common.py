@@ -15,6 +15,7 @@ from svcnet.api.errors import StatusError, bad_request
 from svcnet.api.gojson import go_dumps
 from svcnet.api.labels import (
     FieldSelector,
+    Operator,
     Selector,
     SelectorError,
     normalize_field_selector,
@@ -122,6 +123,22 @@ def selectors_of(request: web.Request, served: Served) -> tuple[Selector | None,
     except SelectorError as e:
         raise bad_request(str(e)) from None
     return label_sel, field_sel
+
+
+def single_object_name(request: web.Request) -> str:
+    """The name a ``fieldSelector`` of ``metadata.name=<name>`` (alone) narrows a list or
+    watch to, as kube-apiserver's request-info resolver sets it for authorization; else ""."""
+    try:
+        selector = parse_field_selector(request.query.get("fieldSelector", ""))
+    except SelectorError:
+        return ""
+    if len(selector.requirements) != 1:
+        return ""
+    req = selector.requirements[0]
+    if req.field != "metadata.name" or req.operator not in (Operator.EQUALS,
+                                                            Operator.DOUBLE_EQUALS):
+        return ""
+    return req.value
 
 
 def matches(obj: Obj, served: Served, label_sel: Selector | None,

@@ -30,11 +30,12 @@ from aiohttp import web
 
 from svcnet.api import errors
 from svcnet.api.errors import StatusError, bad_request
+from svcnet.api.podrefs import pod_config_references
 from svcnet.api.rbac import Attributes
 from svcnet.api.schema import decode
 from svcnet.apiserver import patch as patching, resources, tables
 from svcnet.apiserver.apply import server_side_apply, update_managed_fields
-from svcnet.apiserver.auth import User, authorize, forbidden
+from svcnet.apiserver.auth import NODE_GRAPH_RESOURCES, READ_VERBS, User, authorize, forbidden
 from svcnet.apiserver.body import read_body
 from svcnet.apiserver.common import (
     DEPRECATION_WARNING,
@@ -51,6 +52,7 @@ from svcnet.apiserver.common import (
     method_not_allowed,
     query_bool,
     selectors_of,
+    single_object_name,
     user_agent_manager,
     with_type,
 )
@@ -161,9 +163,16 @@ class Handlers:
         raise method_not_allowed()
 
     async def authorize(self, user: User, verb: str, info: RequestInfo, served: Served,
-                         name: str | None = None) -> None:
+                         name: str | None = None, request: web.Request | None = None) -> None:
         name = info.name if name is None else name
         pod_node = None
+        related = False
+        if (user.node_name is not None and served.group == ""
+                and served.resource in NODE_GRAPH_RESOURCES and verb in READ_VERBS):
+            # list/watch: only of the one object a metadata.name field selector names.
+            name = name or (single_object_name(request) if request is not None else "")
+            related = bool(name) and await self._node_names_object(
+                user.node_name, info.namespace, served.kind, name)
         if served.resource == "pods" and served.group == "" and name and verb in (
                 "update", "patch", "delete") and user.node_name is not None:
             with contextlib.suppress(StatusError):
@@ -171,11 +180,25 @@ class Handlers:
                 pod_node = (pod.get("spec") or {}).get("nodeName")
         if not authorize(user, verb, group=served.group, resource=served.resource,
                          namespace=info.namespace, name=name, subresource=info.subresource,
-                         pod_node=pod_node) and not await self.ctx.rbac.rbac_allows(
-                user, Attributes(verb, served.group, served.resource, info.subresource,
-                                 info.namespace, name)):
+                         pod_node=pod_node, node_related=related) and \
+                not await self.ctx.rbac.rbac_allows(user, Attributes(
+                    verb, served.group, served.resource, info.subresource, info.namespace,
+                    name)):
+            reason = (f"no relationship found between node '{user.node_name}' and this object"
+                      if served.resource in NODE_GRAPH_RESOURCES and served.group == ""
+                      and user.node_name is not None and verb in READ_VERBS else "")
             raise forbidden(user, verb, served.resource, served.group, info.namespace, name,
-                            info.subresource)
+                            info.subresource, reason)
+
+    async def _node_names_object(self, node: str, namespace: str, kind: str,
+                                 name: str) -> bool:
+        """Whether a pod bound to ``node`` names ConfigMap/Secret ``namespace/name``."""
+        pods = self.ctx.served.get(("", "v1", "pods"))
+        if pods is None or not namespace:
+            return False
+        page = await pods.registry.list(namespace)
+        return any((p.get("spec") or {}).get("nodeName") == node
+                   and (kind, name) in pod_config_references(p) for p in page.items)
 
     async def require_namespace(self, info: RequestInfo, served: Served,
                                  creating: bool, name: str = "") -> None:
@@ -213,7 +236,7 @@ class Handlers:
 
     async def list_collection(self, request: web.Request, info: RequestInfo, served: Served,
                               user: User) -> web.Response:
-        await self.authorize(user, "list", info, served)
+        await self.authorize(user, "list", info, served, request=request)
         label_sel, field_sel = selectors_of(request, served)
         limit = max(0, int64_param(request.query, "limit", 0) or 0)
         revision, start = 0, ""

@@ -193,7 +193,7 @@ def selected_event(event: EventType, now_match: bool, was_match: bool) -> str:
 async def serve_watch(handlers: Handlers, request: web.Request, info: RequestInfo,
                       served: Served, user: User) -> web.StreamResponse:
     ctx = handlers.ctx
-    await handlers.authorize(user, "watch", info, served)
+    await handlers.authorize(user, "watch", info, served, request=request)
     lines = _Lines(handlers, request, served)
     timeout = parse_timeout(request, ctx.default_watch_timeout)
     validate_watch_options(request)

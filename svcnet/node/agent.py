@@ -19,9 +19,14 @@ The agent runs in the host's network namespace and works on named namespaces onl
    when it differs from what the API shows, and pods that finished terminating (graceful
    deletion) are deleted with grace 0. The first sync waits until the informer has synced: the
    runner treats a pod missing from ``desired`` as gone.
-4. **Service environment variables** come from a Services informer (``BACKEND_SERVICE_HOST``
+4. **ConfigMaps and Secrets** the pods name (``env``, ``envFrom``, volumes) are watched one
+   object at a time (:mod:`svcnet.node.objects`, the kubelet's watch-based managers); a
+   change wakes the pod sync, which starts containers waiting for them and rewrites volumes.
+   Warnings the runner reports (``InvalidEnvironmentVariableNames``, ``FailedMount``) are
+   recorded as Events on the pod.
+5. **Service environment variables** come from a Services informer (``BACKEND_SERVICE_HOST``
    etc., as the kubelet computes them).
-5. **The service proxy** (nftables, in the node netns) is fed from the same Services informer
+6. **The service proxy** (nftables, in the node netns) is fed from the same Services informer
    and an EndpointSlices informer, when enabled.
 """
 
@@ -41,6 +46,7 @@ from typing import Any, Final, Protocol
 
 from svcnet.api.errors import StatusError
 from svcnet.api.podlogs import ANNOTATION_STATE_DIR, LABEL_CLUSTER, LABEL_NODE_INDEX
+from svcnet.client.events import EventRecorder
 from svcnet.client.informer import EventHandler, Informer
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import (
@@ -55,6 +61,7 @@ from svcnet.client.rest import (
 )
 from svcnet.node.announcer import Announcer
 from svcnet.node.healthcheck import HealthCheckServers, health_checks
+from svcnet.node.objects import ObjectWatcher
 from svcnet.node.runner import NodeConfig, PodRunner
 from svcnet.proxy.changes import ProxySource
 from svcnet.proxy.runner import BoundedFrequencyRunner
@@ -197,6 +204,8 @@ class NodeAgent:
         self._proxy_factory = proxy_factory
         self.proxy: ServiceProxy | None = None
         self._wake = asyncio.Event()
+        self.objects = ObjectWatcher(self.client, clock=clock, on_change=self._wake.set)
+        self.recorder = EventRecorder(self.client, "kubelet", clock=clock, host=name)
         self._proxy_runner: BoundedFrequencyRunner | None = None
         self._proxy_changed: set[str] = set()
         self._announce_wake = asyncio.Event()
@@ -213,11 +222,13 @@ class NodeAgent:
             cluster=self.config.cluster, node_name=self.config.node_name,
             node_index=self.config.node_index, pod_cidr=IPv4Network(cidr),
             host_ip=self.config.node_ip, state_dir=self.config.state_dir,
-            cluster_dns=self.config.cluster_dns, cluster_domain=self.config.cluster_domain)
+            cluster_dns=self.config.cluster_dns, cluster_domain=self.config.cluster_domain,
+            allocatable=_capacity())
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         self.runner = PodRunner.create(node_config, clock=self.clock,
                                        on_change=lambda _uid: self._wake.set(),
-                                       service_env=self._service_env)
+                                       service_env=self._service_env,
+                                       objects=self.objects.lookup)
         await self.runner.start()
         poke = EventHandler(on_add=lambda _o: self._wake.set(),
                             on_update=lambda _o, _n: self._wake.set(),
@@ -263,6 +274,7 @@ class NodeAgent:
                 await t
         for inf in (self.pods, self.services, self.slices, self.nodes):
             await inf.stop()
+        await self.objects.stop()
         if self.proxy is not None:
             self.proxy.close()
         if self.announcer is not None:
@@ -297,8 +309,7 @@ class NodeAgent:
         ready = _condition(self._node.get("status") or {}, "Ready")
         transition = (ready.get("lastTransitionTime", now) if ready.get("status") == "True"
                       else now)
-        capacity = {"cpu": str(os.cpu_count() or 1), "memory": f"{_memory_kib()}Ki",
-                    "pods": "110"}
+        capacity = {**_capacity(), "pods": "110"}
         return {
             "addresses": [{"type": "InternalIP", "address": self.config.node_ip},
                           {"type": "Hostname", "address": self.config.node_name}],
@@ -408,7 +419,11 @@ class NodeAgent:
     async def sync_pods(self) -> float | None:
         assert self.runner is not None
         desired = self.pods.list()
+        await self.objects.track(desired)
         result = await self.runner.sync(desired)
+        events, self.runner.events = self.runner.events, []
+        for pod, reason, message in events:
+            await self.recorder.warning({"kind": "Pod", **pod}, reason, message)
         for pod in desired:
             await self._write_status(pod)
         finished = set(getattr(result.plan, "finished", ()) or ())
@@ -531,6 +546,11 @@ class NodeAgent:
 def _arch() -> str:
     machine = platform.machine().lower()
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def _capacity() -> dict[str, str]:
+    """What the node offers pods (capacity = allocatable: svcnet reserves nothing)."""
+    return {"cpu": str(os.cpu_count() or 1), "memory": f"{_memory_kib()}Ki"}
 
 
 def _memory_kib() -> int:

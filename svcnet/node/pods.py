@@ -44,12 +44,11 @@ ended while adopted after an agent restart) is shown the way the kubelet shows a
 lost: ``ContainerStatusUnknown``, exit code 137.
 
 Also here, because they are pure: the container's argv and environment
-(:func:`container_process_spec`: ``$(VAR)`` expansion, downward-API ``fieldRef`` values),
-log paths, and the pod's ``resolv.conf``.
+(:func:`container_process_spec`, over :mod:`.podenv`), log paths, and the pod's
+``resolv.conf``.
 
 Not supported (documented refusals, not silent ones): native sidecars (init containers with
-``restartPolicy: Always``) run as ordinary init containers; ``envFrom`` and ``configMapKeyRef``
-/ ``secretKeyRef`` values make the container wait with ``CreateContainerConfigError``.
+``restartPolicy: Always``) run as ordinary init containers.
 
 Why this module is long: The pod lifecycle as one pure planner (kubelet's computePodActions) and
 its applier; splitting them would hide the state machine.
@@ -58,7 +57,6 @@ its applier; splitting them would hide the state machine.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -67,6 +65,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from svcnet.api.access import mapping_of
+from svcnet.node.podenv import ConfigError, EnvResult, Lookup, container_env, expand_vars
 from svcnet.node.probes import ContainerProbeStatus
 from svcnet.node.runtime import (
     REASON_START_ERROR,
@@ -690,87 +689,41 @@ def pod_status(pod: Pod, ap: ActualPod | None, *, now: datetime, host_ip: str,
 # --- container process specs ----------------------------------------------------------------
 
 
-class ConfigError(Exception):
-    """The container cannot be configured (the kubelet's ``CreateContainerConfigError``)."""
-
-
-_VAR_RE: Final = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
-
-
-def expand_vars(text: str, env: Mapping[str, str]) -> str:
-    """Kubernetes' ``$(VAR)`` expansion: defined variables are replaced, undefined ones are
-    left as written, ``$$`` is a literal ``$``."""
-
-    def replace(m: re.Match[str]) -> str:
-        if m[0] == "$$":
-            return "$"
-        return env.get(m[1], m[0])
-
-    return _VAR_RE.sub(replace, text)
-
-
-def _field_ref(pod: Pod, path: str, pod_ip: str, host_ip: str, node_name: str) -> str:
-    meta = pod.get("metadata", {})
-    simple = {
-        "metadata.name": meta.get("name", ""), "metadata.namespace": meta.get("namespace", ""),
-        "metadata.uid": meta.get("uid", ""), "spec.nodeName": node_name,
-        "spec.serviceAccountName": mapping_of(pod, "spec").get("serviceAccountName", ""),
-        "status.hostIP": host_ip, "status.hostIPs": host_ip,
-        "status.podIP": pod_ip, "status.podIPs": pod_ip,
-    }
-    if path in simple:
-        return str(simple[path] or "")
-    if m := re.fullmatch(r"metadata\.(labels|annotations)\['([^']*)'\]", path):
-        return str((meta.get(m[1]) or {}).get(m[2], ""))
-    if path in ("metadata.labels", "metadata.annotations"):
-        items = sorted((meta.get(path.split(".")[1]) or {}).items())
-        return "\n".join(f'{k}="{v}"' for k, v in items)
-    raise ConfigError(f"unsupported fieldRef fieldPath {path!r}")
-
-
 def container_process_spec(pod: Pod, container: Mapping[str, Any], *, netns: str | None,
                            log_file: Path, attempt: int, pod_ip: str, host_ip: str,
                            node_name: str, service_env: Mapping[str, str] | None = None,
-                           path: str = DEFAULT_PATH) -> ProcessSpec:
+                           path: str = DEFAULT_PATH, lookup: Lookup | None = None,
+                           allocatable: Mapping[str, str] | None = None,
+                           resolved: EnvResult | None = None,
+                           mount_plan: Mapping[str, Any] | None = None) -> ProcessSpec:
     """argv and environment for one container run. Raises :class:`ConfigError`.
 
     There are no images: ``command`` is the whole argv (followed by ``args``); without a
     ``command``, ``args`` is. The environment is what an image would give (``PATH``,
-    ``HOME``) plus ``HOSTNAME``, the Service variables the agent passes, and the
-    container's ``env`` in order, each value expanded against the ones before it.
+    ``HOME``) plus ``HOSTNAME``, then the kubelet's variables (:mod:`.podenv`: ``envFrom``,
+    ``env``, the Service variables), computed here unless ``resolved`` already holds them.
+    ``argv`` is ``$(VAR)``-expanded against the latter.
     """
     meta = pod.get("metadata", {})
+    if resolved is None:
+        resolved = container_env(pod, container, lookup or _no_objects, pod_ip=pod_ip,
+                                 host_ip=host_ip, node_name=node_name,
+                                 service_env=service_env, allocatable=allocatable)
     env: dict[str, str] = {"PATH": path, "HOME": "/root",
                            "HOSTNAME": str(mapping_of(pod, "spec").get("hostname")
                                            or meta.get("name", ""))}
-    env.update(service_env or {})
-    if container.get("envFrom"):
-        raise ConfigError("envFrom is not supported by svcnet")
-    for item in container.get("env") or []:
-        name = item.get("name")
-        if not name:
-            continue
-        if "value" in item or "valueFrom" not in item:
-            env[name] = expand_vars(str(item.get("value", "")), env)
-            continue
-        source = item.get("valueFrom") or {}
-        if "fieldRef" in source:
-            env[name] = _field_ref(pod, str(source["fieldRef"].get("fieldPath", "")), pod_ip,
-                                   host_ip, node_name)
-        elif "resourceFieldRef" in source:
-            env[name] = "0"
-        else:
-            kind = next(iter(source), "valueFrom")
-            ref = source.get(kind) or {}
-            if ref.get("optional"):
-                continue
-            raise ConfigError(f"{kind} is not supported by svcnet (env {name})")
+    env.update(resolved.env)
     command = [str(x) for x in container.get("command") or []]
     args = [str(x) for x in container.get("args") or []]
-    argv = tuple(expand_vars(a, env) for a in command + args)
+    argv = tuple(expand_vars(a, resolved.env) for a in command + args)
     working_dir = container.get("workingDir") or None
     return ProcessSpec(argv=argv, env=env, log_path=log_file, netns=netns,
-                       working_dir=working_dir, attempt=attempt)
+                       working_dir=working_dir, attempt=attempt, mount_plan=mount_plan)
+
+
+def _no_objects(kind: str, namespace: str, name: str) -> None:
+    """The lookup of a caller that has no ConfigMaps or Secrets: none exists."""
+    return None
 
 
 def log_path(state_dir: Path, pod_uid: str, container: str, attempt: int) -> Path:

@@ -40,7 +40,9 @@ reading. Cost: one thread hop (tens of microseconds) per probe, no process and n
 thread. The alternative, ``ip netns exec NODE python -c ...`` per probe, costs a Python start
 (~30 ms of CPU) per probe: 100 pods with 10-second probes would burn a third of a core.
 ``exec`` probes run the command inside the *pod's* namespace with the container's environment,
-via ``ip netns exec`` (a process per probe, as in Kubernetes).
+via ``ip netns exec`` (a process per probe, as in Kubernetes); for a container with volume
+mounts, whose files exist only in its own mount namespace (svcnet/node/mounter.py), via
+``nsenter`` into that namespace, root and working directory of its main process.
 
 HTTP probes follow the kubelet: ``GET`` with ``User-Agent: kube-probe/<version>`` and
 ``Accept: */*``, success for status 200-399, redirects followed (up to 10) only when they stay on
@@ -58,6 +60,7 @@ import contextlib
 import enum
 import logging
 import os
+import shutil
 import socket
 import ssl
 from collections.abc import Callable, Mapping, Sequence
@@ -313,6 +316,9 @@ class ProbeContext:
     pod_netns: str | None
     env: Mapping[str, str] = field(default_factory=dict)
     working_dir: str | None = None
+    container_pid: int | None = None
+    """Set for a container with volume mounts: exec probes enter its mount namespace (and
+    root, and working directory) with ``nsenter``, since its volumes exist only there."""
 
 
 class ProbeError(Exception):
@@ -330,9 +336,11 @@ class ProbeExecutor(Protocol):
 class NetnsProbeExecutor:
     """Probes from a node's netns (HTTP/TCP) and inside the pod's netns (exec)."""
 
-    def __init__(self, node_netns: str | None, *, ip: str = "ip") -> None:
+    def __init__(self, node_netns: str | None, *, ip: str = "ip",
+                 nsenter: str = "nsenter") -> None:
         self._thread = NetnsThread(node_netns) if node_netns is not None else None
         self._ip = ip
+        self._nsenter = shutil.which(nsenter) or nsenter
 
     async def close(self) -> None:
         if self._thread is not None:
@@ -439,13 +447,18 @@ class NetnsProbeExecutor:
 
     async def _exec(self, action: ExecAction, ctx: ProbeContext) -> ProbeOutcome:
         argv = list(action.command)
-        if ctx.pod_netns is not None:
+        cwd = ctx.working_dir or "/"
+        if ctx.container_pid is not None:
+            argv = [self._nsenter, f"--target={ctx.container_pid}", "--mount", "--net",
+                    "--root", "--wd", "--", *argv]
+            cwd = "/"
+        elif ctx.pod_netns is not None:
             argv = [self._ip, "netns", "exec", ctx.pod_netns, *argv]
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT, env=dict(ctx.env), start_new_session=True,
-                cwd=ctx.working_dir or "/")
+                cwd=cwd)
         except FileNotFoundError as exc:
             if ctx.working_dir and exc.filename == ctx.working_dir:
                 return ProbeOutcome(False, f"chdir to cwd ({ctx.working_dir!r}) failed")

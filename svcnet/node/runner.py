@@ -45,7 +45,9 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
-from svcnet.node import pods as podlib
+from svcnet.api.errors import go_quote
+from svcnet.node import podenv, pods as podlib, volumes
+from svcnet.node.atomicwriter import read_payload, write_payload
 from svcnet.node.files import atomic_write
 from svcnet.node.ipam import IPAMError, PodIPAM
 from svcnet.node.names import POD_BRIDGE, ClusterNames, PodNetworkNames
@@ -59,6 +61,7 @@ from svcnet.node.netns import (
     mac_for,
     pod_veth_spec,
 )
+from svcnet.node.podenv import Lookup
 from svcnet.node.pods import ActualPod, NodeState, PodPlan
 from svcnet.node.probes import (
     NetnsProbeExecutor,
@@ -96,6 +99,8 @@ class NodeConfig:
     state_dir: Path
     cluster_dns: tuple[str, ...] = ()
     cluster_domain: str = "cluster.local"
+    allocatable: Mapping[str, str] = field(default_factory=dict)
+    """The node's allocatable resources: the downward API's default limits."""
 
     @property
     def names(self) -> ClusterNames:
@@ -122,14 +127,29 @@ class _PodMemo:
 
     config_errors: dict[str, str] = field(default_factory=dict)
     network_error: str = ""
+    volume_errors: dict[str, str] = field(default_factory=dict)
+    volumes_missing: set[str] = field(default_factory=set)
+    """Volumes never set up: the pod's containers wait for them."""
+    volumes_written: dict[str, volumes.Payload] = field(default_factory=dict)
+    """The payload last written per API-backed volume (to skip unchanged ones)."""
+    warned: set[tuple[str, str]] = field(default_factory=set)
+
+
+def _no_objects(kind: str, namespace: str, name: str) -> None:
+    """The lookup of a runner given none: no ConfigMap or Secret exists."""
+    return None
 
 
 class PodRunner:
     def __init__(self, config: NodeConfig, *, network: Network, runtime: ProcessRuntime,
                  probes: ProbeManager, ipam: PodIPAM, clock: Clock,
                  on_change: Callable[[str], None] | None = None,
-                 service_env: Callable[[Pod], Mapping[str, str]] | None = None) -> None:
+                 service_env: Callable[[Pod], Mapping[str, str]] | None = None,
+                 objects: Lookup | None = None) -> None:
         self.config = config
+        self.objects: Lookup = objects or _no_objects
+        self.events: list[tuple[Pod, str, str]] = []
+        """Warnings for the agent to record as Events: (pod, reason, message)."""
         self.network = network
         self.runtime = runtime
         self.probes = probes
@@ -152,7 +172,8 @@ class PodRunner:
     @classmethod
     def create(cls, config: NodeConfig, *, clock: Clock | None = None,
                on_change: Callable[[str], None] | None = None,
-               service_env: Callable[[Pod], Mapping[str, str]] | None = None) -> PodRunner:
+               service_env: Callable[[Pod], Mapping[str, str]] | None = None,
+               objects: Lookup | None = None) -> PodRunner:
         """The real thing: iproute2, ``ip netns exec`` processes, probes from the node netns,
         IPAM state in ``STATE/ipam.json``."""
         clock = clock or RealClock()
@@ -161,7 +182,7 @@ class PodRunner:
             runtime=NetnsProcessRuntime(config.state_dir, clock=clock),
             probes=ProbeManager(NetnsProbeExecutor(config.node_netns), clock),
             ipam=PodIPAM(config.pod_cidr, config.state_dir / "ipam.json"),
-            clock=clock, on_change=on_change, service_env=service_env)
+            clock=clock, on_change=on_change, service_env=service_env, objects=objects)
 
     # --- lifecycle
 
@@ -249,6 +270,7 @@ class PodRunner:
         if memo is None:
             return {}
         out = dict(memo.config_errors)
+        out.update({f"volume {name}": err for name, err in memo.volume_errors.items()})
         if memo.network_error:
             out["network"] = memo.network_error
         return out
@@ -287,11 +309,16 @@ class PodRunner:
         for uid in plan.setup_network:
             if not await self._setup_network(self._pods[uid]):
                 retry.append(NETWORK_RETRY)
+        for pod in desired:
+            if not self._sync_volumes(pod):
+                retry.append(NETWORK_RETRY)
         self._start_failed = False
         for start in plan.start:
             pod = self._pods[start.pod_uid]
             if start.pod_uid not in self._netns_ready and not podlib.is_host_network(pod):
                 continue  # its network failed above; the retry will start it
+            if self._memo.get(start.pod_uid, _PodMemo()).volumes_missing:
+                continue  # ContainerCreating until its volumes can be set up
             if not await self._start(pod, start):
                 retry.append(NETWORK_RETRY)
         if self._start_failed:
@@ -374,27 +401,99 @@ class PodRunner:
         netns = self.config.node_netns if host_net else self.config.pod_names(uid).pod_netns
         memo = self._memo.setdefault(uid, _PodMemo())
         try:
+            resolved = podenv.container_env(
+                pod, container, self.objects, pod_ip=pod_ip, host_ip=self.config.host_ip,
+                node_name=self.config.node_name, allocatable=self.config.allocatable,
+                service_env=self._service_env(pod) if self._service_env else None)
             spec = podlib.container_process_spec(
                 pod, container, netns=netns,
                 log_file=podlib.log_path(self.config.state_dir, uid, start.container,
                                          start.attempt),
                 attempt=start.attempt, pod_ip=pod_ip, host_ip=self.config.host_ip,
-                node_name=self.config.node_name,
-                service_env=self._service_env(pod) if self._service_env else None)
+                node_name=self.config.node_name, resolved=resolved,
+                mount_plan=self._mount_plan(pod, container, resolved.env))
         except podlib.ConfigError as exc:
             memo.config_errors[start.container] = str(exc)
+            self._warn(pod, memo, "Failed", f"Error: {exc}")
             return False
         memo.config_errors.pop(start.container, None)
+        for reason, message in resolved.warnings:
+            self._warn(pod, memo, reason, message)
         self._prune_logs(uid, start.container, start.attempt)
         proc = await self.runtime.start(start.key, spec)
         if isinstance(proc.state, Running):
+            pid = proc.state.pid if spec.mount_plan is not None else None
             self._start_probes(proc, container, ProbeContext(pod_ip, netns, dict(spec.env),
-                                                             spec.working_dir))
+                                                             spec.working_dir, pid))
             return True
         # It could not start, and no process exit will ever announce that: ask for another
         # sync straight away, which restarts it or puts it in back-off as the policy says.
         self._start_failed = True
         return True
+
+    def _warn(self, pod: Pod, memo: _PodMemo, reason: str, message: str) -> None:
+        """Queue a Warning Event, once per pod and message (the recorder counts repeats)."""
+        if (reason, message) not in memo.warned:
+            memo.warned.add((reason, message))
+            self.events.append((pod, reason, message))
+
+    # --- volumes
+
+    def _pod_dir(self, uid: str) -> Path:
+        return self.config.state_dir / "pods" / uid
+
+    def _mount_plan(self, pod: Pod, container: Mapping[str, Any],
+                    env: Mapping[str, str]) -> dict[str, Any] | None:
+        uid = str(pod["metadata"]["uid"])
+        mounts = volumes.container_mounts(pod, container, self._pod_dir(uid), env)
+        if not mounts:
+            return None
+        staging = self._pod_dir(uid) / "mounts" / str(container["name"])
+        staging.mkdir(parents=True, exist_ok=True)
+        return {"staging": str(staging),
+                "mounts": [{"source": m.source, "target": m.target, "read_only": m.read_only,
+                            "volume": m.volume} for m in mounts]}
+
+    def _sync_volumes(self, pod: Pod) -> bool:
+        """Write the pod's API-backed volumes (again, if their content changed) and make its
+        emptyDirs; False if one failed. A volume that never could be set up keeps the pod's
+        containers waiting (``volumes_missing``); one that was, and fails later (its
+        ConfigMap deleted), keeps its last content, as a mounted kubelet volume does."""
+        uid = str(pod.get("metadata", {}).get("uid", ""))
+        if pod.get("metadata", {}).get("deletionTimestamp") or podlib.is_terminal_phase(
+                (pod.get("status") or {}).get("phase")):
+            return True
+        specs = [v for v in (pod.get("spec") or {}).get("volumes") or []
+                 if isinstance(v, Mapping) and v.get("name")]
+        if not specs:
+            return True
+        memo = self._memo.setdefault(uid, _PodMemo())
+        for vol in specs:
+            name = str(vol["name"])
+            target = volumes.volume_dir(self._pod_dir(uid), vol)
+            try:
+                payload = volumes.volume_payload(pod, vol, self.objects,
+                                                 self.config.allocatable)
+                if payload is None:
+                    if volumes.volume_kind(vol) == "emptyDir" and not target.is_dir():
+                        target.mkdir(parents=True)
+                        target.chmod(0o777)
+                elif memo.volumes_written.get(name) != payload:
+                    if write_payload(target, payload):
+                        log.info("pod %s: volume %s written", uid, name)
+                    memo.volumes_written[name] = payload
+            except (podlib.ConfigError, OSError) as exc:
+                message = f"MountVolume.SetUp failed for volume {go_quote(name)} : {exc}"
+                if memo.volume_errors.get(name) != message:
+                    log.warning("pod %s: %s", uid, message)
+                    self._warn(pod, memo, "FailedMount", message)
+                memo.volume_errors[name] = message
+                if read_payload(target) is None and volumes.volume_kind(vol) != "emptyDir":
+                    memo.volumes_missing.add(name)
+                continue
+            memo.volume_errors.pop(name, None)
+            memo.volumes_missing.discard(name)
+        return not memo.volume_errors
 
     def _prune_logs(self, uid: str, container: str, attempt: int) -> None:
         """Keep the logs of this run and the previous one (``kubectl logs --previous``)."""
@@ -439,9 +538,13 @@ class PodRunner:
                 spec = podlib.container_process_spec(
                     pod, container, netns=netns, log_file=Path("/dev/null"), attempt=0,
                     pod_ip=pod_ip, host_ip=self.config.host_ip,
-                    node_name=self.config.node_name,
+                    node_name=self.config.node_name, lookup=self.objects,
+                    allocatable=self.config.allocatable,
                     service_env=self._service_env(pod) if self._service_env else None)
-                ctx = ProbeContext(pod_ip, netns, dict(spec.env), spec.working_dir)
+                mounts = volumes.container_mounts(pod, container,
+                                                  self._pod_dir(proc.key.pod_uid), spec.env)
+                pid = state.pid if mounts else None
+                ctx = ProbeContext(pod_ip, netns, dict(spec.env), spec.working_dir, pid)
             except podlib.ConfigError:
                 ctx = ProbeContext(pod_ip, netns)
             self._start_probes(proc, container, ctx)

@@ -56,12 +56,14 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+from svcnet.node import mounter
 from svcnet.node.files import atomic_write
 from svcnet.util.clock import Clock, RealClock
 from svcnet.util.nsthread import NETNS_RUN_DIR
@@ -124,6 +126,19 @@ class ProcessSpec:
     netns: str | None = None
     working_dir: str | None = None
     attempt: int = 0
+    mount_plan: Mapping[str, Any] | None = None
+    """Mounts to make in the container's mount namespace before argv runs (see
+    :mod:`svcnet.node.mounter`): ``{"staging": dir, "mounts": [{"source", "target",
+    "read_only", "volume"}...]}``."""
+
+    def under_mount(self, path: str) -> bool:
+        """Whether ``path`` (absolute) is at or below one of the mount targets: it exists
+        only inside the container's mount namespace."""
+        for m in (self.mount_plan or {}).get("mounts") or ():
+            target = str(m["target"]).rstrip("/") or "/"
+            if path == target or path.startswith(target + "/") or target == "/":
+                return True
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +257,8 @@ def _start_problem(spec: ProcessSpec, run_dir: Path) -> str | None:
     if spec.netns is not None and not (run_dir / spec.netns).exists():
         return f"network namespace {spec.netns!r} does not exist"
     cwd = spec.working_dir or "/"
+    if spec.under_mount(cwd):
+        return None  # the mounter checks it, once the mounts exist
     if not os.path.isdir(cwd):
         return f'chdir to cwd ("{cwd}") set in config.json failed: no such file or directory'
     exe = spec.argv[0]
@@ -251,6 +268,8 @@ def _start_problem(spec: ProcessSpec, run_dir: Path) -> str | None:
             return f'exec: "{exe}": executable file not found in $PATH'
         return None
     full = os.path.join(cwd, exe)
+    if spec.under_mount(full):
+        return None
     if not os.path.exists(full):
         return f'exec: "{exe}": stat {exe}: no such file or directory'
     if os.path.isdir(full) or not os.access(full, os.X_OK):
@@ -355,13 +374,18 @@ class NetnsProcessRuntime:
 
     def _spawn(self, spec: ProcessSpec) -> _Live:
         argv = list(spec.argv)
+        cwd = spec.working_dir or "/"
+        if spec.mount_plan is not None:
+            # The mounter makes the mounts, enters the working directory, then execs argv.
+            argv = mounter.command_line(sys.executable, {**spec.mount_plan, "cwd": cwd}, argv)
+            cwd = "/"
         if spec.netns is not None:
             argv = [self._ip, "netns", "exec", spec.netns, *argv]
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(spec.log_path, "ab") as log_file:
             popen = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                env=dict(spec.env), cwd=spec.working_dir or "/", start_new_session=True)
+                env=dict(spec.env), cwd=cwd, start_new_session=True)
         pid = popen.pid
         # We reap this child ourselves (waitid on its pidfd). Marking the Popen finished keeps
         # its __del__ from warning about a running child and from queueing it for

@@ -56,6 +56,8 @@ class Node:
     network: FakeNetwork = field(default_factory=FakeNetwork)
     prober: Prober = field(default_factory=Prober)
     changes: list[str] = field(default_factory=list)
+    objects: dict[tuple[str, str, str], Obj] = field(default_factory=dict)
+    """ConfigMaps and Secrets by (kind, namespace, name): what the runner's lookup sees."""
     runtime: FakeRuntime | None = None
     runner: PodRunner | None = None
 
@@ -75,7 +77,8 @@ class Node:
             self.config, network=self.network, runtime=self.runtime,
             probes=ProbeManager(self.prober, self.clock),
             ipam=PodIPAM(self.config.pod_cidr, self.config.state_dir / "ipam.json"),
-            clock=self.clock, on_change=self.changes.append)
+            clock=self.clock, on_change=self.changes.append,
+            objects=lambda kind, ns, name: self.objects.get((kind, ns, name)))
         await self.runner.start()
         return self.runner
 
@@ -281,15 +284,92 @@ async def test_netns_name_collision_never_touches_the_other(node: Node) -> None:
     assert "already exists" in runner.errors("uid-web")["network"]
 
 
-async def test_config_error_waits(node: Node) -> None:
-    runner = node.runner
-    assert runner is not None
+async def test_config_error_waits_until_the_object_and_key_exist(node: Node) -> None:
+    runner, runtime = node.runner, node.runtime
+    assert runner is not None and runtime is not None
     web = make_pod(fn=lambda p: p["spec"]["containers"][0].update(
         env=[{"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]))
     result = await runner.sync([web])
     assert result.retry_after == 5
-    assert cstatus(node, web)["state"]["waiting"]["reason"] == "CreateContainerConfigError"
-    assert runner.errors("uid-web") == {"app": "secretKeyRef is not supported by svcnet (env S)"}
+    assert cstatus(node, web)["state"]["waiting"] == {
+        "reason": "CreateContainerConfigError", "message": 'secret "s" not found'}
+    assert runner.errors("uid-web") == {"app": 'secret "s" not found'}
+    await runner.sync([web])
+    assert [(r, m) for _p, r, m in runner.events] == [("Failed", 'Error: secret "s" not found')]
+
+    node.objects[("Secret", "default", "s")] = {"data": {"other": "eA=="}}
+    await runner.sync([web])
+    assert runner.errors("uid-web") == {"app": "couldn't find key k in Secret default/s"}
+    assert runtime.get(key()) is None
+
+    node.objects[("Secret", "default", "s")] = {"data": {"k": "c2VjcmV0"}}
+    result = await runner.sync([web])
+    assert runner.errors("uid-web") == {}
+    assert runtime.specs[key()].env["S"] == "secret"
+    assert cstatus(node, web)["state"].keys() == {"running"}
+
+
+async def test_env_from_warns_once_about_invalid_names(node: Node) -> None:
+    runner, runtime = node.runner, node.runtime
+    assert runner is not None and runtime is not None
+    node.objects[("ConfigMap", "default", "cm")] = {"data": {"GOOD": "1", "1bad": "2"}}
+    web = make_pod(fn=lambda p: p["spec"]["containers"][0].update(
+        envFrom=[{"configMapRef": {"name": "cm"}}]))
+    await runner.sync([web])
+    assert runtime.specs[key()].env["GOOD"] == "1"
+    assert "1bad" not in runtime.specs[key()].env
+    assert [(reason, msg) for _pod, reason, msg in runner.events] == [(
+        "InvalidEnvironmentVariableNames",
+        "Keys [1bad] from the EnvFrom configMap default/cm were skipped since they are "
+        "considered invalid environment variable names.")]
+
+
+def _with_config_volume(p: Obj) -> None:
+    p["spec"]["volumes"] = [{"name": "conf", "configMap": {"name": "cm"}},
+                            {"name": "scratch", "emptyDir": {}}]
+    p["spec"]["containers"][0]["volumeMounts"] = [
+        {"name": "scratch", "mountPath": "/scratch"},
+        {"name": "conf", "mountPath": "/etc/app"}]
+
+
+async def test_volumes_are_written_before_start_and_updated(node: Node) -> None:
+    runner, runtime = node.runner, node.runtime
+    assert runner is not None and runtime is not None
+    web = make_pod(fn=_with_config_volume)
+    await runner.sync([web])
+    # No ConfigMap yet: the volume fails, the container waits in ContainerCreating.
+    assert runtime.get(key()) is None
+    assert cstatus(node, web)["state"]["waiting"]["reason"] == "ContainerCreating"
+    failed = ('MountVolume.SetUp failed for volume "conf" : configmap "cm" not found')
+    assert runner.errors("uid-web") == {"volume conf": failed}
+    assert [(r, m) for _p, r, m in runner.events] == [("FailedMount", failed)]
+
+    node.objects[("ConfigMap", "default", "cm")] = {"data": {"a.conf": "one"}}
+    await runner.sync([web])
+    pod_dir = node.config.state_dir / "pods" / "uid-web" / "volumes"
+    conf = pod_dir / "kubernetes.io~configmap" / "conf"
+    assert (conf / "a.conf").read_text() == "one"
+    assert (conf / "a.conf").is_symlink()
+    assert (pod_dir / "kubernetes.io~empty-dir" / "scratch").is_dir()
+    plan = runtime.specs[key()].mount_plan
+    assert plan is not None
+    assert [(m["target"], m["read_only"]) for m in plan["mounts"]] == [
+        ("/scratch", False), ("/etc/app", True)]
+    assert plan["mounts"][1]["source"] == str(conf)
+
+    node.objects[("ConfigMap", "default", "cm")] = {"data": {"a.conf": "two"}}
+    await runner.sync([web])
+    assert (conf / "a.conf").read_text() == "two"
+    assert runtime.calls.count(("start", key())) == 1, "a volume update restarts nothing"
+
+    # The ConfigMap goes away: the volume keeps its last content, and a crashed container
+    # still restarts (its volume is set up), while the failure is reported.
+    del node.objects[("ConfigMap", "default", "cm")]
+    runtime.exit(key(), 1)
+    await runner.sync([web])
+    assert (conf / "a.conf").read_text() == "two"
+    assert runtime.calls.count(("start", key())) == 2
+    assert "volume conf" in runner.errors("uid-web")
 
 
 async def test_half_built_network_is_rebuilt_after_a_crash(node: Node) -> None:

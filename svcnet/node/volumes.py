@@ -1,0 +1,282 @@
+"""What a pod's volumes hold and where its containers see them: pure functions only.
+
+Theory of operation
+-------------------
+A volume of a pod is a directory under the pod's state directory,
+``STATE/pods/<uid>/volumes/<plugin>/<volume>`` (the kubelet's
+``/var/lib/kubelet/pods/<uid>/volumes/kubernetes.io~configmap/<name>``). For the volumes whose
+content comes from the API, :func:`volume_payload` computes the files as data — relative path
+→ bytes and mode — from the pod and the objects a :data:`~svcnet.node.podenv.Lookup` gives,
+following the kubelet's volume plugins:
+
+* ``configMap`` (pkg/volume/configmap): every key of ``data`` and ``binaryData``, or only
+  ``items`` (``key`` → ``path``, ``mode``), with ``defaultMode`` (0644); a missing ConfigMap
+  is an error (``configmap "x" not found``) unless ``optional``, then the volume is empty; an
+  item naming a missing key is ``configmap references non-existent config key: k`` unless
+  ``optional``;
+* ``secret`` (pkg/volume/secret): the same over the Secret's decoded ``data``
+  (``references non-existent secret key: k``);
+* ``downwardAPI`` (pkg/volume/downwardapi): ``items`` with a ``fieldRef`` (metadata only) or a
+  ``resourceFieldRef`` (with ``containerName``);
+* ``projected`` (pkg/volume/projected): the files of its ``configMap``, ``secret`` and
+  ``downwardAPI`` sources, later sources winning, errors of all sources joined the way
+  ``utilerrors.NewAggregate`` prints them. ``serviceAccountToken`` sources are not served yet:
+  they make the volume fail with a message saying so.
+
+:mod:`.atomicwriter` writes a payload with the kubelet's atomic-writer layout, and writes it
+again (atomically) whenever a later sync computes a different one: that is how a ConfigMap
+update reaches a running container. ``emptyDir`` volumes are plain directories (mode 0777, on
+the state directory's filesystem even for ``medium: Memory``).
+
+:func:`container_mounts` turns a container's ``volumeMounts`` into :class:`Mount` s (host
+source, container target, read-only) for :mod:`.mounter`, which makes them in the container's
+private mount namespace. Mounts are sorted by target depth, as runc does, so a mount inside
+another lands on top of it. Volume kinds svcnet does not implement make the container wait
+with a message naming them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Final
+
+from svcnet.api.access import mapping_of
+from svcnet.api.errors import go_quote
+from svcnet.api.podrefs import CONFIG_MAP, SECRET
+from svcnet.node.podenv import (
+    ConfigError,
+    Lookup,
+    NotFound,
+    container_resource_value,
+    decoded_data,
+    expand_vars,
+    extract_field_path,
+)
+
+__all__ = [
+    "DEFAULT_MODE",
+    "FileProjection",
+    "Mount",
+    "VolumeError",
+    "container_mounts",
+    "volume_dir",
+    "volume_kind",
+    "volume_payload",
+]
+
+Obj = Mapping[str, Any]
+DEFAULT_MODE: Final = 0o644
+PLUGINS: Final = {
+    "configMap": "kubernetes.io~configmap", "secret": "kubernetes.io~secret",
+    "downwardAPI": "kubernetes.io~downward-api", "projected": "kubernetes.io~projected",
+    "emptyDir": "kubernetes.io~empty-dir",
+}
+API_VOLUMES: Final = frozenset({"configMap", "secret", "downwardAPI", "projected"})
+
+
+class VolumeError(ConfigError):
+    """A volume cannot be set up (the kubelet's ``FailedMount``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileProjection:
+    data: bytes
+    mode: int
+
+
+Payload = dict[str, FileProjection]
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    source: str
+    target: str
+    read_only: bool = False
+    volume: str = ""
+    """The volume's directory (a subPath source must stay inside it)."""
+
+
+def volume_kind(volume: Obj) -> str:
+    """The volume's source key (``configMap``, ``emptyDir``, ...)."""
+    for key in volume:
+        if key != "name":
+            return str(key)
+    return "emptyDir"
+
+
+def volume_dir(pod_dir: Path, volume: Obj) -> Path:
+    kind = volume_kind(volume)
+    return pod_dir / "volumes" / PLUGINS.get(kind, kind) / str(volume.get("name"))
+
+
+def _mode(item: Obj, default: int) -> int:
+    mode = item.get("mode")
+    return mode if isinstance(mode, int) and not isinstance(mode, bool) else default
+
+
+def _default_mode(source: Obj) -> int:
+    return _mode({"mode": source.get("defaultMode")}, DEFAULT_MODE)
+
+
+def _object_payload(source: Obj, kind: str, obj: Obj | None, default_mode: int) -> Payload:
+    """configmap.MakePayload / secret.MakePayload."""
+    optional = bool(source.get("optional"))
+    data: dict[str, bytes] = {}
+    if obj is not None:
+        data = decoded_data(obj, kind)
+        if kind == CONFIG_MAP:
+            data.update(decoded_data(obj, kind, "binaryData"))
+    items = [i for i in source.get("items") or [] if isinstance(i, Mapping)]
+    if not items:
+        return {k: FileProjection(v, default_mode) for k, v in data.items()}
+    payload: Payload = {}
+    for item in items:
+        key = str(item.get("key") or "")
+        if key not in data:
+            if optional:
+                continue
+            what = "configmap references non-existent config key" if kind == CONFIG_MAP \
+                else "references non-existent secret key"
+            raise VolumeError(f"{what}: {key}")
+        payload[str(item.get("path") or key)] = FileProjection(data[key],
+                                                               _mode(item, default_mode))
+    return payload
+
+
+def _get(lookup: Lookup, pod: Obj, kind: str, source: Obj) -> Obj | None:
+    namespace = str(mapping_of(pod, "metadata").get("namespace") or "default")
+    name = str(source.get("name") or "")
+    obj = lookup(kind, namespace, name)
+    if obj is None and not source.get("optional"):
+        raise NotFound(f"{'configmap' if kind == CONFIG_MAP else 'secret'} {go_quote(name)} "
+                       "not found")
+    return obj
+
+
+def _downward_payload(items: Sequence[Any], pod: Obj, default_mode: int,
+                      allocatable: Mapping[str, str] | None) -> Payload:
+    """downwardapi.CollectData (errors of all items joined)."""
+    payload: Payload = {}
+    errors: list[str] = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        try:
+            if isinstance(item.get("fieldRef"), Mapping):
+                value = extract_field_path(pod, str(item["fieldRef"].get("fieldPath") or ""))
+            elif isinstance(item.get("resourceFieldRef"), Mapping):
+                value = container_resource_value(item["resourceFieldRef"], pod, None,
+                                                 allocatable)
+            else:
+                continue
+        except ConfigError as exc:
+            errors.append(str(exc))
+            continue
+        payload[str(item.get("path") or "")] = FileProjection(value.encode(),
+                                                              _mode(item, default_mode))
+    if errors:
+        raise VolumeError(_aggregate(errors))
+    return payload
+
+
+def _aggregate(errors: Sequence[str]) -> str:
+    """utilerrors.NewAggregate's Error(): one message as is, several in brackets."""
+    return errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
+
+
+def _projected_payload(source: Obj, pod: Obj, lookup: Lookup,
+                       allocatable: Mapping[str, str] | None) -> Payload:
+    default_mode = _default_mode(source)
+    payload: Payload = {}
+    errors: list[str] = []
+    for item in source.get("sources") or []:
+        if not isinstance(item, Mapping):
+            continue
+        try:
+            if isinstance(sub := item.get("configMap"), Mapping):
+                payload.update(_object_payload(sub, CONFIG_MAP,
+                                               _get(lookup, pod, CONFIG_MAP, sub),
+                                               default_mode))
+            elif isinstance(sub := item.get("secret"), Mapping):
+                payload.update(_object_payload(sub, SECRET, _get(lookup, pod, SECRET, sub),
+                                               default_mode))
+            elif isinstance(sub := item.get("downwardAPI"), Mapping):
+                payload.update(_downward_payload(sub.get("items") or [], pod, default_mode,
+                                                 allocatable))
+            else:
+                kind = next(iter(item), "source")
+                errors.append(f"projected {kind} sources are not supported by svcnet")
+        except ConfigError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise VolumeError(_aggregate(errors))
+    return payload
+
+
+def volume_payload(pod: Obj, volume: Obj, lookup: Lookup,
+                   allocatable: Mapping[str, str] | None = None) -> Payload | None:
+    """The files of an API-backed volume (None: not one, e.g. ``emptyDir``). Raises
+    :class:`VolumeError` with the kubelet's message."""
+    kind = volume_kind(volume)
+    source = volume.get(kind)
+    if kind not in API_VOLUMES:
+        return None
+    if not isinstance(source, Mapping):
+        source = {}
+    try:
+        if kind == "configMap":
+            return _object_payload(source, CONFIG_MAP, _get(lookup, pod, CONFIG_MAP, source),
+                                   _default_mode(source))
+        if kind == "secret":
+            named = {**source, "name": source.get("secretName")}
+            return _object_payload(named, SECRET, _get(lookup, pod, SECRET, named),
+                                   _default_mode(source))
+        if kind == "downwardAPI":
+            return _downward_payload(source.get("items") or [], pod, _default_mode(source),
+                                     allocatable)
+        return _projected_payload(source, pod, lookup, allocatable)
+    except VolumeError:
+        raise
+    except ConfigError as exc:
+        raise VolumeError(str(exc)) from exc
+
+
+def container_mounts(pod: Obj, container: Obj, pod_dir: Path,
+                     env: Mapping[str, str] | None = None) -> list[Mount]:
+    """The container's ``volumeMounts`` as host source → container target, sorted by the
+    target's depth; ``subPathExpr`` is expanded against the container's ``env``. Raises
+    :class:`VolumeError` for what svcnet cannot mount."""
+    volumes = {str(v.get("name")): v for v in mapping_of(pod, "spec").get("volumes") or []
+               if isinstance(v, Mapping)}
+    mounts: list[Mount] = []
+    for vm in container.get("volumeMounts") or []:
+        if not isinstance(vm, Mapping):
+            continue
+        name = str(vm.get("name") or "")
+        volume = volumes.get(name)
+        if volume is None:
+            raise VolumeError(f"cannot find volume {go_quote(name)} to mount into container "
+                              f"{go_quote(str(container.get('name')))}")
+        kind = volume_kind(volume)
+        if kind not in PLUGINS:
+            raise VolumeError(f"volume {go_quote(name)}: {kind} volumes are not supported by "
+                              "svcnet")
+        source = root = volume_dir(pod_dir, volume)
+        sub = str(vm.get("subPath") or "")
+        if not sub and vm.get("subPathExpr"):
+            sub = expand_vars(str(vm["subPathExpr"]), env or {})
+        if sub:
+            rel = PurePosixPath(sub)
+            if rel.is_absolute() or ".." in rel.parts:
+                raise VolumeError(f"error SubPath `{sub}` must not be an absolute path"
+                                  if rel.is_absolute() else
+                                  f"unable to provision SubPath `{sub}`: must not contain "
+                                  "'..'")
+            source = source / rel
+        target = str(PurePosixPath("/") / str(vm.get("mountPath") or ""))
+        # API data volumes are always read-only in the container (ReadOnlyAPIDataVolumes).
+        read_only = bool(vm.get("readOnly")) or kind in API_VOLUMES
+        mounts.append(Mount(str(source), target, read_only, str(root)))
+    return sorted(mounts, key=lambda m: len(PurePosixPath(m.target).parts))
