@@ -227,6 +227,7 @@ class APIServer:
             sans = [a for a in sans if a not in WILDCARDS]
             sans += interface_addresses(ipv6=host == "::")
         tls = ensure_tls(cfg.data_dir, sans)
+        self._ca_pem = tls.ca_pem().decode()
         tokens_path = cfg.data_dir / "tokens.csv"
         admin_token = ensure_token(cfg.data_dir / "admin.token")
         tokens = TokenFile(tokens_path)
@@ -406,7 +407,8 @@ class APIServer:
                                             user_agent=USER_AGENT)
         self._controller_client = client
         self.controller_manager = ControllerManager(
-            client, self.lb, ControllerConfig(self.config.cluster_cidr, self.config.node_grace),
+            client, self.lb, ControllerConfig(self.config.cluster_cidr, self.config.node_grace,
+                                              self._ca_pem),
             clock=self.clock)
         self.controller_manager.start()
 

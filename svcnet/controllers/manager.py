@@ -25,6 +25,7 @@ from svcnet.controllers.lb_ipam import AddressManager, LoadBalancerIPController
 from svcnet.controllers.namespace import NamespaceController
 from svcnet.controllers.nodes import DEFAULT_GRACE, NodeIPAMController, NodeLifecycleController
 from svcnet.controllers.replicaset import ReplicaSetController
+from svcnet.controllers.rootcacert import RootCACertPublisher
 from svcnet.controllers.scheduler import Scheduler
 from svcnet.controllers.serviceaccounts import ServiceAccountsController
 from svcnet.util.clock import Clock, RealClock
@@ -44,6 +45,8 @@ class Runnable(Protocol):
 class ControllerConfig:
     cluster_cidr: str = "10.244.0.0/16"
     node_grace: timedelta = DEFAULT_GRACE
+    #: The cluster CA bundle published as ``kube-root-ca.crt`` (none: not published).
+    root_ca_pem: str = ""
 
 
 class ControllerManager:
@@ -65,6 +68,8 @@ class ControllerManager:
             DeploymentController.from_client(client, clock=clock),
             GarbageCollector.from_client(client, clock=clock),
             ClusterRoleAggregationController.from_client(client, clock=clock),
+            *([RootCACertPublisher(client, config.root_ca_pem, clock=clock)]
+              if config.root_ca_pem else []),
             ServiceAccountsController.from_client(client, clock=clock),
             NamespaceController.from_client(client, clock=clock),
         ]
