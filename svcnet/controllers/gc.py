@@ -64,6 +64,7 @@ from svcnet.api.errors import StatusError
 from svcnet.client.controller import Controller, RequeueError
 from svcnet.client.informer import EventHandler, Informer, object_key
 from svcnet.client.rest import (
+    CONFIGMAPS,
     ENDPOINTS,
     ENDPOINTSLICES,
     EVENTS,
@@ -72,6 +73,8 @@ from svcnet.client.rest import (
     NAMESPACES,
     NODES,
     PODS,
+    SECRETS,
+    SERVICEACCOUNTS,
     SERVICES,
     PatchType,
     Preconditions,
@@ -110,13 +113,14 @@ OWNER_UID_INDEX: Final = "ownerUID"
 ABSENT_OWNER_CACHE_SIZE: Final = 500
 
 DEFAULT_RESOURCES: Final = (PODS, REPLICASETS, DEPLOYMENTS, ENDPOINTSLICES, SERVICES,
-                            NAMESPACES)
-"""What the collector watches: the owned kinds svcnet creates, and their owners; and
+                            CONFIGMAPS, SECRETS, SERVICEACCOUNTS, NAMESPACES)
+"""What the collector watches: the owned kinds svcnet creates, their owners, and the kinds
+applications commonly give owners (a Deployment's ConfigMap, say); and
 Namespaces, whose deletion with ``propagationPolicy: Orphan`` (or ``Foreground``) carries the
 collector's finalizer."""
 KNOWN_KINDS: Final = {(g.group, g.kind): g for g in (
     PODS, SERVICES, NODES, NAMESPACES, ENDPOINTS, EVENTS, ENDPOINTSLICES, LEASES,
-    REPLICASETS, DEPLOYMENTS)}
+    REPLICASETS, DEPLOYMENTS, CONFIGMAPS, SECRETS, SERVICEACCOUNTS)}
 """Owner kinds the collector can look up by name, keyed by (group, kind)."""
 
 

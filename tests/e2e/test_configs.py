@@ -404,3 +404,26 @@ def test_svcnet_get_and_describe_match_kubectl(cluster: Cluster) -> None:
         # All but the age, which may tick between the two commands.
         assert ok(cluster, "get", kind, "one", "-n", ns).split()[:-1] == cluster.kubectl(
             "get", kind, "one", "-n", ns).stdout.split()[:-1]
+
+
+def test_owned_config_objects_are_garbage_collected(cluster: Cluster) -> None:
+    """A ConfigMap, Secret and ServiceAccount owned by a Deployment go with it."""
+    ns = _namespace(cluster)
+    cluster.kubectl("-n", ns, "create", "-f", "-", stdin=json.dumps({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "owner"},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "owner"}},
+                 "template": {"metadata": {"labels": {"app": "owner"}},
+                              "spec": {"containers": [{"name": "c", "image": "x"}]}}}}))
+    uid = _get(cluster, ns, "deployment", "owner")["metadata"]["uid"]
+    ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "owner", "uid": uid}
+    for kind in ("ConfigMap", "Secret", "ServiceAccount"):
+        cluster.kubectl("-n", ns, "create", "-f", "-", stdin=json.dumps({
+            "apiVersion": "v1", "kind": kind,
+            "metadata": {"name": "owned", "ownerReferences": [ref]}}))
+    cluster.kubectl("-n", ns, "delete", "deployment", "owner")
+
+    def gone() -> bool:
+        out = cluster.kubectl("-n", ns, "get", "configmap,secret,serviceaccount", "-o",
+                              "name").stdout
+        return "/owned" not in out
+    wait_for(gone, what="owned ConfigMap, Secret and ServiceAccount collected")

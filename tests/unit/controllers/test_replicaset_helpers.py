@@ -32,11 +32,14 @@ from svcnet.api.errors import StatusError
 from svcnet.apiserver import patch as patching
 from svcnet.client.informer import Informer, object_key
 from svcnet.client.rest import (
+    CONFIGMAPS,
     ENDPOINTSLICES,
     EVENTS,
     GVR,
     NAMESPACES,
     PODS,
+    SECRETS,
+    SERVICEACCOUNTS,
     SERVICES,
     ObjectList,
     PatchType,
@@ -44,6 +47,7 @@ from svcnet.client.rest import (
 )
 from svcnet.client.watchstream import WatchEvent
 from svcnet.controllers.ownership import DEPLOYMENTS, REPLICASETS
+from svcnet.registry.configs import ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy
 from svcnet.registry.generic import Preconditions as RegistryPreconditions, Registry, Strategy
 from svcnet.registry.strategies import (
     EndpointSliceStrategy,
@@ -79,7 +83,9 @@ _PATCH_TYPES = {PatchType.JSON: patching.PatchType.JSON,
 def _strategies() -> dict[GVR, Strategy]:
     return {PODS: PodStrategy(), REPLICASETS: ReplicaSetStrategy(),
             DEPLOYMENTS: DeploymentStrategy(), ENDPOINTSLICES: EndpointSliceStrategy(),
-            SERVICES: _ServiceLite(), NAMESPACES: NamespaceStrategy(), EVENTS: EventStrategy()}
+            SERVICES: _ServiceLite(), NAMESPACES: NamespaceStrategy(), EVENTS: EventStrategy(),
+            CONFIGMAPS: ConfigMapStrategy(), SECRETS: SecretStrategy(),
+            SERVICEACCOUNTS: ServiceAccountStrategy()}
 
 
 class RegistryAPI:
