@@ -67,7 +67,9 @@ def test_create_configmap_from_literal_and_file(cluster: Cluster, tmp_path: Path
     assert _get(cluster, ns, "cm", "files")["data"] == {"app.properties": "color=blue\nsize=2\n"}
     rows = _rows(cluster, ns, "cm")
     assert rows[0] == ["NAME", "DATA", "AGE"]
-    assert [r[:2] for r in rows[1:]] == [["files", "1"], ["lit", "2"]]
+    # Every namespace also holds the cluster CA (the root CA publisher's kube-root-ca.crt).
+    assert [r[:2] for r in rows[1:]] == [["files", "1"], ["kube-root-ca.crt", "1"],
+                                         ["lit", "2"]]
     desc = cluster.kubectl("describe", "configmap", "lit", "-n", ns).stdout
     # kubectl ranges over the data map in Go's random order: one block per key.
     assert "a:\n----\n1\n\n" in desc and "b:\n----\ntwo\n\n" in desc
