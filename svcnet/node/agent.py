@@ -23,7 +23,9 @@ The agent runs in the host's network namespace and works on named namespaces onl
    object at a time (:mod:`svcnet.node.objects`, the kubelet's watch-based managers); a
    change wakes the pod sync, which starts containers waiting for them and rewrites volumes.
    Warnings the runner reports (``InvalidEnvironmentVariableNames``, ``FailedMount``) are
-   recorded as Events on the pod.
+   recorded as Events on the pod. The ServiceAccount tokens of projected volumes are
+   requested through the TokenRequest API and renewed before they expire
+   (:mod:`svcnet.node.tokens`, the kubelet's token manager).
 5. **Service environment variables** come from a Services informer (``BACKEND_SERVICE_HOST``
    etc., as the kubelet computes them).
 6. **The service proxy** (nftables, in the node netns) is fed from the same Services informer
@@ -63,6 +65,7 @@ from svcnet.node.announcer import Announcer
 from svcnet.node.healthcheck import HealthCheckServers, health_checks
 from svcnet.node.objects import ObjectWatcher
 from svcnet.node.runner import NodeConfig, PodRunner
+from svcnet.node.tokens import TokenManager
 from svcnet.proxy.changes import ProxySource
 from svcnet.proxy.runner import BoundedFrequencyRunner
 from svcnet.proxy.service import (
@@ -205,6 +208,7 @@ class NodeAgent:
         self.proxy: ServiceProxy | None = None
         self._wake = asyncio.Event()
         self.objects = ObjectWatcher(self.client, clock=clock, on_change=self._wake.set)
+        self.tokens = TokenManager(self.client, clock=clock)
         self.recorder = EventRecorder(self.client, "kubelet", clock=clock, host=name)
         self._proxy_runner: BoundedFrequencyRunner | None = None
         self._proxy_changed: set[str] = set()
@@ -228,7 +232,8 @@ class NodeAgent:
         self.runner = PodRunner.create(node_config, clock=self.clock,
                                        on_change=lambda _uid: self._wake.set(),
                                        service_env=self._service_env,
-                                       objects=self.objects.lookup)
+                                       objects=self.objects.lookup,
+                                       tokens=self.tokens.lookup)
         await self.runner.start()
         poke = EventHandler(on_add=lambda _o: self._wake.set(),
                             on_update=lambda _o, _n: self._wake.set(),
@@ -420,6 +425,7 @@ class NodeAgent:
         assert self.runner is not None
         desired = self.pods.list()
         await self.objects.track(desired)
+        await self.tokens.track(desired)
         result = await self.runner.sync(desired)
         events, self.runner.events = self.runner.events, []
         for pod, reason, message in events:

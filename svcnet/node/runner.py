@@ -145,9 +145,11 @@ class PodRunner:
                  probes: ProbeManager, ipam: PodIPAM, clock: Clock,
                  on_change: Callable[[str], None] | None = None,
                  service_env: Callable[[Pod], Mapping[str, str]] | None = None,
-                 objects: Lookup | None = None) -> None:
+                 objects: Lookup | None = None,
+                 tokens: volumes.TokenLookup | None = None) -> None:
         self.config = config
         self.objects: Lookup = objects or _no_objects
+        self.tokens = tokens
         self.events: list[tuple[Pod, str, str]] = []
         """Warnings for the agent to record as Events: (pod, reason, message)."""
         self.network = network
@@ -173,7 +175,8 @@ class PodRunner:
     def create(cls, config: NodeConfig, *, clock: Clock | None = None,
                on_change: Callable[[str], None] | None = None,
                service_env: Callable[[Pod], Mapping[str, str]] | None = None,
-               objects: Lookup | None = None) -> PodRunner:
+               objects: Lookup | None = None,
+               tokens: volumes.TokenLookup | None = None) -> PodRunner:
         """The real thing: iproute2, ``ip netns exec`` processes, probes from the node netns,
         IPAM state in ``STATE/ipam.json``."""
         clock = clock or RealClock()
@@ -182,7 +185,8 @@ class PodRunner:
             runtime=NetnsProcessRuntime(config.state_dir, clock=clock),
             probes=ProbeManager(NetnsProbeExecutor(config.node_netns), clock),
             ipam=PodIPAM(config.pod_cidr, config.state_dir / "ipam.json"),
-            clock=clock, on_change=on_change, service_env=service_env, objects=objects)
+            clock=clock, on_change=on_change, service_env=service_env, objects=objects,
+            tokens=tokens)
 
     # --- lifecycle
 
@@ -473,7 +477,7 @@ class PodRunner:
             target = volumes.volume_dir(self._pod_dir(uid), vol)
             try:
                 payload = volumes.volume_payload(pod, vol, self.objects,
-                                                 self.config.allocatable)
+                                                 self.config.allocatable, self.tokens)
                 if payload is None:
                     if volumes.volume_kind(vol) == "emptyDir" and not target.is_dir():
                         target.mkdir(parents=True)
