@@ -12,7 +12,9 @@ plugin's ``serviceAccountToken`` source (pkg/volume/projected/projected.go):
   :func:`requires_refresh`, it asks the TokenRequest API —
   ``POST /api/v1/namespaces/NS/serviceaccounts/SA/token`` with the audience (none: the API
   server's), ``expirationSeconds`` and ``boundObjectRef`` naming the pod — all requests of
-  one sync at once, each bounded by :data:`REQUEST_TIMEOUT`. Tokens of pods that are gone
+  one sync at once, each bounded by :data:`REQUEST_TIMEOUT`; a token whose request failed is
+  asked for again after a back-off (0.5 s doubling up to 122 s, the kubelet's for volume
+  operations), so pod syncs do not hammer an API that is down. Tokens of pods that are gone
   (deleted, finished, or terminating) are dropped from the cache at once, as the kubelet's
   ``DeleteServiceAccountToken`` does on pod removal: the agent keeps no token of a dead pod.
 * :meth:`TokenManager.lookup` is the :data:`~svcnet.node.volumes.TokenLookup` the pure volume
@@ -54,6 +56,10 @@ MAX_TTL: Final = timedelta(hours=24)
 MAX_JITTER: Final = 10.0
 REQUEST_TIMEOUT: Final = 10.0
 """Longest wait for one TokenRequest answer (the pod sync waits for it)."""
+RETRY_INITIAL: Final = 0.5
+RETRY_MAX: Final = 122.0
+"""The back-off between failed requests of one token (the kubelet's volume operations':
+500 ms doubling up to 2 min 2 s)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +126,8 @@ class TokenManager:
         self._timeout = timeout
         self._tokens: dict[TokenKey, Token] = {}
         self._errors: dict[TokenKey, str] = {}
+        self._backoff: dict[TokenKey, tuple[float, float]] = {}
+        """Key → (last delay, monotonic time before which it is not asked for again)."""
 
     def cached(self) -> set[TokenKey]:
         return set(self._tokens)
@@ -145,9 +153,13 @@ class TokenManager:
             del self._tokens[key]
         for key in set(self._errors) - wanted:
             del self._errors[key]
-        now = self._clock.now()
-        due = sorted((k for k in wanted if k not in self._tokens
-                      or requires_refresh(self._tokens[k], now, self._jitter())),
+        for key in set(self._backoff) - wanted:
+            del self._backoff[key]
+        now, mono = self._clock.now(), self._clock.monotonic()
+        due = sorted((k for k in wanted
+                      if (k not in self._tokens
+                          or requires_refresh(self._tokens[k], now, self._jitter()))
+                      and self._backoff.get(k, (0.0, mono))[1] <= mono),
                      key=_describe)
         if due:
             await asyncio.gather(*(self._request(k) for k in due))
@@ -166,12 +178,16 @@ class TokenManager:
             return
         self._tokens[key] = token
         self._errors.pop(key, None)
+        self._backoff.pop(key, None)
         log.info("token for %s: renewed, expires %s", _describe(key), token.expires)
 
     def _failed(self, key: TokenKey, error: str) -> None:
         if self._errors.get(key) != error:
             log.warning("token for %s: %s", _describe(key), error)
         self._errors[key] = error
+        last = self._backoff.get(key, (0.0, 0.0))[0]
+        delay = min(last * 2, RETRY_MAX) if last else RETRY_INITIAL
+        self._backoff[key] = (delay, self._clock.monotonic() + delay)
 
 
 def _describe(key: TokenKey) -> str:

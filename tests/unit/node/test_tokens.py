@@ -135,17 +135,31 @@ async def test_a_failed_renewal_keeps_the_valid_token_until_it_expires(
         "POST /api/v1/namespaces/ns/serviceaccounts/robot/token: connection refused")
     api.down = False
     await manager.track([pod("web", "u1")])
+    assert len(api.requests) == 3, "asked again only after the back-off"
+    clock.advance(1)
+    await manager.track([pod("web", "u1")])
     assert manager.lookup(key("web", "u1")) == "jwt-2"
 
 
-async def test_a_missing_service_account_fails_until_it_exists(
-        manager: TokenManager, api: FakeTokenAPI) -> None:
-    await manager.track([pod("job", "u2", account="builder")])
+async def test_a_missing_service_account_fails_until_it_exists_with_back_off(
+        manager: TokenManager, api: FakeTokenAPI, clock: FakeClock) -> None:
+    job = pod("job", "u2", account="builder")
+    await manager.track([job])
     with pytest.raises(VolumeError) as err:
         manager.lookup(key("job", "u2", "builder"))
     assert str(err.value) == 'failed to fetch token: serviceaccounts "builder" not found'
+    # Failed requests are repeated after 0.5 s, 1 s, 2 s, ... however often pods sync.
+    asked_at = []
+    for _ in range(80):
+        before = len(api.requests)
+        await manager.track([job])
+        if len(api.requests) > before:
+            asked_at.append(clock.monotonic() - 1000.0)
+        clock.advance(0.1)
+    assert [round(t, 1) for t in asked_at] == [0.5, 1.5, 3.5, 7.5]
     api.accounts.add(("ns", "builder"))
-    await manager.track([pod("job", "u2", account="builder")])
+    clock.advance(8.0)
+    await manager.track([job])
     assert manager.lookup(key("job", "u2", "builder")) == "jwt-1"
 
 
