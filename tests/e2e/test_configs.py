@@ -278,6 +278,15 @@ def test_validation_errors_show_upstreams_messages(cluster: Cluster) -> None:
                                     "stringData: {username: u}\n")
     assert err == ('The Secret "o" is invalid: type: Invalid value: "kubernetes.io/basic-auth": '
                    "field is immutable\n")
+    err = _apply_error(cluster, ns, "apiVersion: v1\nkind: Pod\nmetadata: {name: tok}\n"
+                                    "spec:\n  containers: [{name: c, image: busybox}]\n"
+                                    "  volumes: [{name: t, projected: {sources: ["
+                                    "{serviceAccountToken: {expirationSeconds: 60}}]}}]\n")
+    assert err == (
+        'The Pod "tok" is invalid: \n'
+        "* spec.volumes[0].projected.sources[0].serviceAccountToken.expirationSeconds: Invalid "
+        "value: 60: may not specify a duration less than 10 minutes\n"
+        "* spec.volumes[0].projected.path: Required value\n")
 
 
 def test_immutable_config_map_refuses_updates(cluster: Cluster) -> None:
