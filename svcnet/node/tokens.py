@@ -45,6 +45,7 @@ from typing import Any, Final, Protocol
 
 from svcnet.api.errors import StatusError
 from svcnet.client.rest import SERVICEACCOUNTS, TransportError
+from svcnet.node.objects import needs_config
 from svcnet.node.volumes import TokenKey, VolumeError, pod_token_keys
 from svcnet.util.clock import Clock, RealClock, parse_time
 
@@ -110,12 +111,6 @@ class Requester(Protocol):
                       body: Any = None, content_type: str = "application/json") -> Any: ...
 
 
-def _live(pod: Mapping[str, Any]) -> bool:
-    meta = pod.get("metadata") or {}
-    return not meta.get("deletionTimestamp") and (pod.get("status") or {}).get(
-        "phase") not in ("Succeeded", "Failed")
-
-
 class TokenManager:
     def __init__(self, client: Requester, *, clock: Clock | None = None,
                  jitter: Callable[[], float] | None = None,
@@ -147,7 +142,7 @@ class TokenManager:
         tokens of every other pod."""
         wanted: set[TokenKey] = set()
         for pod in pods:
-            if _live(pod):
+            if needs_config(pod):
                 wanted |= pod_token_keys(pod)
         for key in set(self._tokens) - wanted:
             del self._tokens[key]
