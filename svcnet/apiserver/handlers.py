@@ -56,6 +56,7 @@ from svcnet.apiserver.requestinfo import RequestInfo, parse_path
 from svcnet.apiserver.subresources.binding import serve_binding
 from svcnet.apiserver.subresources.log import serve_log
 from svcnet.apiserver.subresources.scale import serve_scale
+from svcnet.apiserver.subresources.stream import STREAM_SUBRESOURCES, serve_stream
 from svcnet.apiserver.watch import serve_watch
 from svcnet.registry.generic import PROPAGATION_POLICIES, Preconditions
 from svcnet.storage.interface import Compacted, Unavailable
@@ -113,6 +114,8 @@ class Handlers:
                 return await serve_scale(self, request, info, served, user)
             if info.subresource == "log":
                 return "get", await serve_log(self, request, info, served, user)
+            if info.subresource in STREAM_SUBRESOURCES:
+                return "connect", await serve_stream(self, request, info, served, user)
             if info.subresource == "binding":
                 return "create", await serve_binding(self, request, info, served, user)
         if method == "GET":

@@ -52,6 +52,7 @@ from svcnet.api.errors import StatusError
 from svcnet.apiserver import admission, discovery, health, openapi, resources
 from svcnet.apiserver.auth import ADMIN_GROUP, TokenFile, User
 from svcnet.apiserver.certs import (
+    ensure_kubelet_client,
     ensure_private_dir,
     ensure_tls,
     ensure_token,
@@ -65,6 +66,7 @@ from svcnet.apiserver.connections import (
     GatedSite,
 )
 from svcnet.apiserver.handlers import Handlers
+from svcnet.apiserver.nodeclient import NodeClient
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import RESTClient
 from svcnet.controllers.manager import USER_AGENT, ControllerConfig, ControllerManager
@@ -188,6 +190,7 @@ class APIServer:
         self._lock: IO[bytes] | None = None
         self.connections = ConnectionGate(config.max_connections)
         self._stopping = False
+        self.node_client: NodeClient | None = None
 
     @property
     def store(self) -> Store:
@@ -235,9 +238,11 @@ class APIServer:
                      leak_grace=cfg.leak_grace, holder=self.holder)
         await self._seed(advertise, port)
 
+        # Node agents are reached as kube-apiserver reaches kubelets (nodeclient.py).
+        self.node_client = NodeClient(tls.ca_cert, *ensure_kubelet_client(cfg.data_dir))
         ctx = Context(served={(s.group, s.version, s.resource): s for s in served},
                       tokens=tokens, clock=self.clock, namespaces=self.registries["namespaces"],
-                      on_request=self.metrics.observe)
+                      on_request=self.metrics.observe, node_client=self.node_client)
         app = self._app(Handlers(ctx))
         # Open watches (informers of pods that outlive us) must not hold up a shutdown.
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
@@ -278,6 +283,8 @@ class APIServer:
             await self._controller_client.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.node_client is not None:
+            await self.node_client.close()
         if self._store is not None:
             await self._store.close()
         if self._lock is not None:

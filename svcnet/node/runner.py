@@ -430,21 +430,31 @@ class PodRunner:
                 container = self._container_spec(pod, proc.key.container, False)
             except KeyError:
                 continue
-            host_net = podlib.is_host_network(pod)
-            ip = self.ipam.get(proc.key.pod_uid)
-            pod_ip = self.config.host_ip if host_net else (str(ip.ip) if ip else "")
-            netns = (self.config.node_netns if host_net
-                     else self.config.pod_names(proc.key.pod_uid).pod_netns)
-            try:
-                spec = podlib.container_process_spec(
-                    pod, container, netns=netns, log_file=Path("/dev/null"), attempt=0,
-                    pod_ip=pod_ip, host_ip=self.config.host_ip,
-                    node_name=self.config.node_name,
-                    service_env=self._service_env(pod) if self._service_env else None)
-                ctx = ProbeContext(pod_ip, netns, dict(spec.env), spec.working_dir)
-            except podlib.ConfigError:
-                ctx = ProbeContext(pod_ip, netns)
-            self._start_probes(proc, container, ctx)
+            self._start_probes(proc, container, self.exec_context(pod, container))
+
+    def exec_context(self, pod: Pod, container: Mapping[str, Any]) -> ProbeContext:
+        """Where and how a command runs "in" a container (probes, ``kubectl exec``): the
+        pod's netns, the container's environment and working directory."""
+        uid = str(pod.get("metadata", {}).get("uid", ""))
+        host_net = podlib.is_host_network(pod)
+        ip = self.ipam.get(uid)
+        pod_ip = self.config.host_ip if host_net else (str(ip.ip) if ip else "")
+        netns = self.config.node_netns if host_net else self.config.pod_names(uid).pod_netns
+        try:
+            spec = podlib.container_process_spec(
+                pod, container, netns=netns, log_file=Path("/dev/null"), attempt=0,
+                pod_ip=pod_ip, host_ip=self.config.host_ip, node_name=self.config.node_name,
+                service_env=self._service_env(pod) if self._service_env else None)
+        except podlib.ConfigError:
+            return ProbeContext(pod_ip, netns)
+        return ProbeContext(pod_ip, netns, dict(spec.env), spec.working_dir)
+
+    def pod(self, uid: str) -> Pod | None:
+        """The pod spec the runner works from (None: not on this node)."""
+        return self._pods.get(uid)
+
+    def log_files(self, uid: str, container: str) -> list[Path]:
+        return podlib.log_files(self.config.state_dir, uid, container)
 
     def _stop_in_background(self, key: ContainerKey, grace: float, reason: str) -> None:
         if key in self._stopping:

@@ -1,0 +1,137 @@
+"""``portForward`` on the node: TCP connections to ``localhost:PORT`` inside the pod's network
+namespace, carried over a WebSocket.
+
+Theory of operation
+-------------------
+Followed: pkg/kubelet/cri/streaming/portforward/websocket.go (the WebSocket protocol) and
+portforward.go / the runtimes' PortForward (dial localhost:port in the pod's netns).
+
+The ``ports`` query names the ports (repeated, or comma-separated). Port number ``i`` gets
+channel ``2i`` for data and ``2i+1`` for errors; the server's first message on each is the
+port (two bytes, little-endian). The sockets are created on a thread inside the pod's network
+namespace (a socket belongs to the namespace it was created in: :mod:`svcnet.util.nsthread`),
+then connected and relayed by the event loop. A port nobody listens on gets its error on its
+error channel, as the kubelet words it; the others carry on. The WebSocket closes when every
+connection has ended or the client leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from typing import TYPE_CHECKING
+
+from aiohttp import WSMsgType, web
+
+from svcnet.api import remotecommand as rc
+from svcnet.api.errors import bad_request
+from svcnet.node.exec import Channels, accept
+from svcnet.util.nsthread import run_in_netns
+
+if TYPE_CHECKING:
+    from svcnet.node.server import NodeServer
+
+_READ = 64 * 1024
+
+
+def parse_ports(values: list[str]) -> list[int]:
+    """The ``ports`` query values as port numbers (400 for anything else)."""
+    ports: list[int] = []
+    for value in values:
+        for raw in value.split(","):
+            item = raw.strip()
+            try:
+                port = int(item)
+            except ValueError:
+                raise bad_request(f'unable to parse "{item}" as a port: invalid syntax'
+                                  ) from None
+            if not 0 < port < 65536:
+                raise bad_request(f"port {port} must be > 0 and < 65536")
+            ports.append(port)
+    if not ports:
+        raise bad_request("query parameter \"ports\" is required")
+    return ports
+
+
+def _sockets(count: int) -> list[socket.socket]:
+    socks = []
+    for _ in range(count):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        socks.append(s)
+    return socks
+
+
+async def serve_port_forward(server: NodeServer, request: web.Request) -> web.StreamResponse:
+    ports = parse_ports(request.query.getall("ports", []))
+    pod = server.pod(request.match_info["ns"], request.match_info["pod"])
+    containers = (pod.get("spec") or {}).get("containers") or [{}]
+    netns = server.runner.exec_context(pod, containers[0]).pod_netns
+    socks = await (run_in_netns(netns, lambda: _sockets(len(ports))) if netns
+                   else asyncio.to_thread(_sockets, len(ports)))
+    chans = await accept(request, rc.PORT_FORWARD_PROTOCOLS)
+    loop = asyncio.get_running_loop()
+    streams: dict[int, asyncio.StreamWriter] = {}
+    tasks = []
+    uid = pod["metadata"]["uid"]
+    try:
+        for i, (port, sock) in enumerate(zip(ports, socks, strict=True)):
+            await chans.send(rc.data_channel(i), rc.port_prefix(port))
+            await chans.send(rc.error_channel(i), rc.port_prefix(port))
+            try:
+                await loop.sock_connect(sock, ("127.0.0.1", port))
+            except OSError as e:
+                sock.close()
+                reason = os.strerror(e.errno).lower() if e.errno else str(e)
+                await chans.send(rc.error_channel(i), (
+                    f"error forwarding port {port} to pod {uid}, uid : failed to connect to "
+                    f"localhost:{port} inside namespace {netns or 'of the node'}, IPv4: dial "
+                    f"tcp4 127.0.0.1:{port}: connect: {reason}").encode())
+                continue
+            reader, writer = await asyncio.open_connection(sock=sock)
+            streams[rc.data_channel(i)] = writer
+            tasks.append(asyncio.create_task(_to_client(chans, rc.data_channel(i), reader)))
+        client = asyncio.create_task(_from_client(chans, streams))
+        if tasks:
+            relays = asyncio.create_task(_all(tasks))
+            await asyncio.wait([client, relays], return_when=asyncio.FIRST_COMPLETED)
+            relays.cancel()
+        client.cancel()
+    finally:
+        for t in tasks:
+            t.cancel()
+        for w in streams.values():
+            w.close()
+        for s in socks:
+            s.close()
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await chans.ws.close()
+    return chans.ws
+
+
+async def _all(tasks: list[asyncio.Task[None]]) -> None:
+    await asyncio.gather(*tasks)
+
+
+async def _to_client(chans: Channels, channel: int, reader: asyncio.StreamReader) -> None:
+    with contextlib.suppress(ConnectionError):
+        while data := await reader.read(_READ):
+            await chans.send(channel, data)
+
+
+async def _from_client(chans: Channels, streams: dict[int, asyncio.StreamWriter]) -> None:
+    async for msg in chans.ws:
+        if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
+            break
+        try:
+            channel, data = chans.protocol.decode(msg.data)
+        except rc.ProtocolError:
+            continue
+        writer = streams.get(channel)
+        if writer is None or not data:
+            continue
+        writer.write(data)
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
