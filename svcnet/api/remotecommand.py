@@ -53,7 +53,10 @@ V4_BASE64: Final = "v4.base64.channel.k8s.io"
 
 #: What a server offers, most preferred first.
 EXEC_PROTOCOLS: Final = (V5, V4, V3, V2, V1, V4_BASE64, BASE64)
-PORT_FORWARD_PROTOCOLS: Final = (V4, "portforward.k8s.io", V4_BASE64, BASE64)
+SPDY_PORT_FORWARD: Final = "SPDY/3.1+portforward.k8s.io"
+"""kubectl's port-forward: SPDY/3.1 (svcnet/api/spdy.py) tunnelled in the WebSocket's binary
+messages (client-go's tunneling_connection.go)."""
+PORT_FORWARD_PROTOCOLS: Final = (V4, V4_BASE64, BASE64, SPDY_PORT_FORWARD)
 
 
 class ProtocolError(ValueError):
@@ -71,7 +74,7 @@ class Protocol:
     @property
     def status_errors(self) -> bool:
         """Whether the error channel carries a metav1.Status (v4 and later)."""
-        return self.name in (V4, V5, V4_BASE64, "portforward.k8s.io")
+        return self.name in (V4, V5, V4_BASE64)
 
     @property
     def close_signal(self) -> bool:

@@ -28,7 +28,8 @@ from aiohttp import WSMsgType, web
 from svcnet.api import remotecommand as rc
 from svcnet.api.errors import bad_request
 from svcnet.node.exec import Channels, accept
-from svcnet.util.nsthread import run_in_netns
+from svcnet.node.spdyforward import serve_spdy
+from svcnet.util.nsthread import NetnsThread
 
 if TYPE_CHECKING:
     from svcnet.node.server import NodeServer
@@ -55,42 +56,72 @@ def parse_ports(values: list[str]) -> list[int]:
     return ports
 
 
-def _sockets(count: int) -> list[socket.socket]:
-    socks = []
-    for _ in range(count):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setblocking(False)
-        socks.append(s)
-    return socks
+class PodDialer:
+    """TCP connections to ``127.0.0.1:PORT`` inside a pod's network namespace: sockets are
+    created on a thread in that namespace, then connected by the event loop."""
+
+    def __init__(self, netns: str | None, uid: str) -> None:
+        self.netns, self.uid = netns, uid
+        self._thread = NetnsThread(netns) if netns else None
+
+    async def dial(self, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Connected streams, or OSError with the kubelet's message."""
+        sock = await (self._thread.call(_socket) if self._thread else
+                      asyncio.to_thread(_socket))
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        except OSError as e:
+            sock.close()
+            reason = os.strerror(e.errno).lower() if e.errno else str(e)
+            raise OSError(e.errno, (
+                f"error forwarding port {port} to pod {self.uid}, uid : failed to connect to "
+                f"localhost:{port} inside namespace {self.netns or 'of the node'}, IPv4: dial "
+                f"tcp4 127.0.0.1:{port}: connect: {reason}")) from None
+        return await asyncio.open_connection(sock=sock)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.close()
+
+
+def _socket() -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setblocking(False)
+    return s
 
 
 async def serve_port_forward(server: NodeServer, request: web.Request) -> web.StreamResponse:
-    ports = parse_ports(request.query.getall("ports", []))
     pod = server.pod(request.match_info["ns"], request.match_info["pod"])
     containers = (pod.get("spec") or {}).get("containers") or [{}]
-    netns = server.runner.exec_context(pod, containers[0]).pod_netns
-    socks = await (run_in_netns(netns, lambda: _sockets(len(ports))) if netns
-                   else asyncio.to_thread(_sockets, len(ports)))
-    chans = await accept(request, rc.PORT_FORWARD_PROTOCOLS)
-    loop = asyncio.get_running_loop()
+    dialer = PodDialer(server.runner.exec_context(pod, containers[0]).pod_netns,
+                       str(pod["metadata"]["uid"]))
+    offered = rc.offered_protocols(request.headers.get("Sec-WebSocket-Protocol", ""))
+    try:
+        if rc.negotiate(offered, rc.PORT_FORWARD_PROTOCOLS) == rc.SPDY_PORT_FORWARD:
+            chans = await accept(request, rc.PORT_FORWARD_PROTOCOLS)
+            await serve_spdy(chans.ws, dialer)
+            return chans.ws
+        ports = parse_ports(request.query.getall("ports", []))
+        chans = await accept(request, rc.PORT_FORWARD_PROTOCOLS)
+        await _serve_channels(chans, dialer, ports)
+        return chans.ws
+    finally:
+        dialer.close()
+
+
+async def _serve_channels(chans: Channels, dialer: PodDialer, ports: list[int]) -> None:
+    """The channel protocol: per port a data and an error channel."""
     streams: dict[int, asyncio.StreamWriter] = {}
     tasks = []
-    uid = pod["metadata"]["uid"]
     try:
-        for i, (port, sock) in enumerate(zip(ports, socks, strict=True)):
+        for i, port in enumerate(ports):
             await chans.send(rc.data_channel(i), rc.port_prefix(port))
             await chans.send(rc.error_channel(i), rc.port_prefix(port))
             try:
-                await loop.sock_connect(sock, ("127.0.0.1", port))
+                reader, writer = await dialer.dial(port)
             except OSError as e:
-                sock.close()
-                reason = os.strerror(e.errno).lower() if e.errno else str(e)
-                await chans.send(rc.error_channel(i), (
-                    f"error forwarding port {port} to pod {uid}, uid : failed to connect to "
-                    f"localhost:{port} inside namespace {netns or 'of the node'}, IPv4: dial "
-                    f"tcp4 127.0.0.1:{port}: connect: {reason}").encode())
+                await chans.send(rc.error_channel(i), str(e.strerror).encode())
                 continue
-            reader, writer = await asyncio.open_connection(sock=sock)
             streams[rc.data_channel(i)] = writer
             tasks.append(asyncio.create_task(_to_client(chans, rc.data_channel(i), reader)))
         client = asyncio.create_task(_from_client(chans, streams))
@@ -104,11 +135,8 @@ async def serve_port_forward(server: NodeServer, request: web.Request) -> web.St
             t.cancel()
         for w in streams.values():
             w.close()
-        for s in socks:
-            s.close()
         with contextlib.suppress(ConnectionError, RuntimeError):
             await chans.ws.close()
-    return chans.ws
 
 
 async def _all(tasks: list[asyncio.Task[None]]) -> None:

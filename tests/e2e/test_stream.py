@@ -323,6 +323,62 @@ def test_many_concurrent_port_forwards(api: Any) -> None:
     assert results == [f"connection {i}".encode() for i in range(32)]
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_get(port: int) -> bytes:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as resp:
+        return bytes(resp.read())
+
+
+@pytest.mark.parametrize("target", ["pod/talker-1", "pod/talker-2", "svc/talker"])
+def test_kubectl_port_forward(home: Path, target: str) -> None:
+    """kubectl 1.32: SPDY/3.1 tunnelled in a WebSocket; two ports, many connections."""
+    import concurrent.futures
+
+    web, echo = free_port(), free_port()
+    ports = [f"{web}:80"] if target.startswith("svc/") else [f"{web}:8080", f"{echo}:9000"]
+    with subprocess.Popen(["kubectl", "port-forward", target, *ports],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          env=env_for(home)) as proc:
+        try:
+            assert proc.stdout is not None
+            assert b"Forwarding from 127.0.0.1" in proc.stdout.readline()
+            with concurrent.futures.ThreadPoolExecutor(16) as pool:
+                bodies = list(pool.map(lambda _: http_get(web), range(64)))
+            assert set(bodies) == {b"hello through port-forward\n"}
+            if not target.startswith("svc/"):
+                payload = os.urandom(1_000_000)
+                with socket.create_connection(("127.0.0.1", echo), timeout=10) as s:
+                    s.sendall(payload)
+                    got = b""
+                    while len(got) < len(payload):
+                        got += s.recv(65536)
+                assert got == payload
+        finally:
+            proc.kill()
+
+
+def test_kubectl_port_forward_to_a_closed_port_says_why(home: Path) -> None:
+    port = free_port()
+    with subprocess.Popen(["kubectl", "port-forward", "pod/talker-2", f"{port}:9999"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          env=env_for(home)) as proc:
+        try:
+            assert proc.stdout is not None
+            assert b"Forwarding from 127.0.0.1" in proc.stdout.readline()
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.settimeout(10)
+                assert s.recv(10) == b""
+            out, _ = proc.communicate(timeout=20)
+        finally:
+            proc.kill()
+    assert b"error forwarding port 9999 to pod" in out and b"connection refused" in out
+
+
 def test_unsupported_spdy_upgrade_is_a_clear_400(home: Path) -> None:
     cfg = yaml.safe_load((home / NAME / "kubeconfig").read_text())
     server = cfg["clusters"][0]["cluster"]["server"]

@@ -39,7 +39,9 @@ def test_negotiation_follows_the_clients_order() -> None:
     offered = rc.offered_protocols("v5.channel.k8s.io, v4.channel.k8s.io")
     assert rc.negotiate(offered, rc.EXEC_PROTOCOLS) == rc.V5
     assert rc.negotiate(offered, rc.PORT_FORWARD_PROTOCOLS) == rc.V4
-    assert rc.negotiate(["SPDY/3.1+portforward.k8s.io"], rc.PORT_FORWARD_PROTOCOLS) is None
+    assert rc.negotiate(["SPDY/3.1+portforward.k8s.io"], rc.PORT_FORWARD_PROTOCOLS) == (
+        rc.SPDY_PORT_FORWARD)
+    assert rc.negotiate(["SPDY/3.1+portforward.k8s.io"], rc.EXEC_PROTOCOLS) is None
     assert rc.Protocol(rc.V5).close_signal and not rc.Protocol(rc.V4).close_signal
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from svcnet.api import remotecommand as rc
+from svcnet.api import remotecommand as rc, spdy
 from svcnet.api.errors import StatusError
 from svcnet.apiserver.certs import (
     ensure_kubelet_client,
@@ -228,3 +228,42 @@ async def test_a_websocket_that_cannot_be_served_is_told_why_on_the_error_channe
         status = json.loads(msg[1:])
         assert status["status"] == "Failure" and status["code"] == 400
         assert status["message"].startswith("stdin cannot be attached")
+
+
+async def test_port_forward_over_spdy_as_kubectl_speaks_it(node: Setup) -> None:
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(1024):
+            writer.write(data)
+        writer.close()
+
+    listener = await asyncio.start_server(echo, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    client = spdy.Codec()
+
+    def syn(sid: int, kind: str, request: str, to: int) -> bytes:
+        return client.encode(spdy.Frame(spdy.SYN_STREAM, sid, headers={
+            "streamtype": [kind], "port": [str(to)], "requestid": [request]}))
+
+    try:
+        async with node.client.session.ws_connect(f"{node.base}/portForward/default/web",
+                                                  protocols=[rc.SPDY_PORT_FORWARD]) as ws:
+            assert ws.protocol == rc.SPDY_PORT_FORWARD
+            # Two connections: one to the echo server, one to a port nobody listens on.
+            await ws.send_bytes(syn(1, "error", "0", port) + syn(3, "data", "0", port)
+                                + syn(5, "error", "1", 1) + syn(7, "data", "1", 1))
+            await ws.send_bytes(client.encode(spdy.Frame(spdy.DATA, 3, data=b"ping"))
+                                + client.encode(spdy.Frame(spdy.DATA, 3, spdy.FLAG_FIN))
+                                + client.encode(spdy.Frame(spdy.PING, value=7)))
+            server = spdy.Codec()
+            frames: list[spdy.Frame] = []
+            while sum(1 for f in frames if f.kind == spdy.DATA and f.fin) < 4:
+                frames += server.feed(await asyncio.wait_for(ws.receive_bytes(), 5))
+    finally:
+        listener.close()
+    assert sorted(f.stream_id for f in frames if f.kind == spdy.SYN_REPLY) == [1, 3, 5, 7]
+    assert any(f.kind == spdy.PING and f.value == 7 for f in frames)
+    data = b"".join(f.data for f in frames if f.kind == spdy.DATA and f.stream_id == 3)
+    assert data == b"ping"
+    error = b"".join(f.data for f in frames if f.kind == spdy.DATA and f.stream_id == 5)
+    assert error.startswith(b"error forwarding port 1 to pod uid-1")
+    assert {f.stream_id for f in frames if f.kind == spdy.DATA and f.fin} == {1, 3, 5, 7}
