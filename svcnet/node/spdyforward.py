@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_READ = 32 * 1024
+_READ = 64 * 1024
 
 
 @dataclass
