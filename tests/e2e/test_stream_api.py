@@ -1,0 +1,102 @@
+"""pods/log, exec, attach and portforward on the API server side, without nodes running:
+the checks made before a node agent is dialled, as kubectl and the raw API see them (the
+streams themselves: tests/e2e/test_stream.py on a whole cluster)."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import urllib.error
+import urllib.request
+
+import pytest
+import yaml
+
+from svcnet.apiserver.auth import NODES_GROUP, TokenFile, User
+from tests.e2e.conftest import Cluster
+
+
+def pod(name: str, **spec: object) -> str:
+    return yaml.safe_dump({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                           "spec": {"containers": [{"name": "app", "image": "x",
+                                                    "command": ["sleep", "1"]}], **spec}})
+
+
+def node(cluster: Cluster, name: str, status: dict[str, object]) -> None:
+    cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(
+        {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}))
+    cluster.kubectl("patch", "node", name, "--subresource=status", "--type=merge", "-p",
+                    json.dumps({"status": status}))
+
+
+def test_unscheduled_pods_have_no_logs_or_streams(cluster: Cluster) -> None:
+    cluster.kubectl("apply", "-f", "-", stdin=pod("st-waiting",
+                                                  nodeSelector={"nowhere": "true"}))
+    r = cluster.kubectl("logs", "st-waiting", check=False)
+    assert "pod st-waiting does not have a host assigned" in r.stderr
+    # kubectl tries a WebSocket, then SPDY: both get the same answer.
+    r = cluster.kubectl("exec", "st-waiting", "--", "true", check=False)
+    assert r.returncode != 0 and "pod st-waiting does not have a host assigned" in r.stderr
+    r = cluster.kubectl("exec", "st-waiting", "-c", "nope", "--", "true", check=False)
+    assert "container nope is not valid for pod st-waiting" in r.stderr
+
+
+def test_a_node_that_does_not_advertise_its_agent(cluster: Cluster) -> None:
+    node(cluster, "st-silent", {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]})
+    cluster.kubectl("apply", "-f", "-", stdin=pod("st-silent", nodeName="st-silent"))
+    r = cluster.kubectl("logs", "st-silent", check=False)
+    assert ("no preferred addresses found; node st-silent does not advertise its kubelet "
+            "endpoint") in r.stderr
+
+
+def test_a_node_agent_that_cannot_be_reached_is_a_502(cluster: Cluster) -> None:
+    node(cluster, "st-gone", {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                              "daemonEndpoints": {"kubeletEndpoint": {"Port": 1}}})
+    cluster.kubectl("apply", "-f", "-", stdin=pod("st-gone", nodeName="st-gone"))
+    r = cluster.kubectl("get", "--raw", "/api/v1/namespaces/default/pods/st-gone/log",
+                        check=False)
+    assert r.returncode != 0 and "error dialing backend: node st-gone" in r.stderr
+
+
+def test_log_options_are_validated_first(cluster: Cluster) -> None:
+    cluster.kubectl("apply", "-f", "-", stdin=pod("st-opts", nodeSelector={"no": "x"}))
+    base = "/api/v1/namespaces/default/pods/st-opts/log"
+    r = cluster.kubectl("get", "--raw", f"{base}?tailLines=-1&limitBytes=0", check=False)
+    assert r.stderr == ('The PodLogOptions "st-opts" is invalid: \n'
+                        "* tailLines: Invalid value: -1: must be greater than or equal to 0\n"
+                        "* limitBytes: Invalid value: 0: must be greater than 0\n")
+    r = cluster.kubectl("get", "--raw", f"{base}?tailLines=x", check=False)
+    assert 'parsing "x": invalid syntax' in r.stderr
+
+
+def test_streams_need_create_on_the_subresource(cluster: Cluster) -> None:
+    token = "st-node-token"
+    TokenFile(cluster.data_dir / "tokens.csv").add(
+        token, User("system:node:st-node", "", (NODES_GROUP,)))
+    cluster.kubectl("apply", "-f", "-", stdin=pod("st-auth", nodeSelector={"no": "x"}))
+    for args in (["exec", "st-auth", "--", "true"], ["attach", "st-auth"]):
+        r = cluster.kubectl("--token", token, *args, check=False, timeout=30)
+        assert r.returncode != 0
+        assert (f'User "system:node:st-node" cannot create resource "pods/{args[0]}"'
+                in r.stderr), r.stderr
+    # kubectl port-forward refuses a pod that is not Running by itself: ask the API.
+    ctx = ssl.create_default_context(cafile=str(cluster.data_dir / "pki" / "ca.crt"))
+    request = urllib.request.Request(
+        f"{cluster.url}/api/v1/namespaces/default/pods/st-auth/portforward?ports=80",
+        headers={"Authorization": f"Bearer {token}", "Connection": "Upgrade",
+                 "Upgrade": "websocket"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request, context=ctx, timeout=10)
+    body = json.loads(err.value.read())
+    err.value.close()
+    assert err.value.code == 403
+    assert 'cannot create resource "pods/portforward"' in body["message"]
+
+
+def test_discovery_lists_the_stream_subresources(cluster: Cluster) -> None:
+    r = cluster.kubectl("get", "--raw", "/api/v1")
+    entries = {e["name"]: e for e in json.loads(r.stdout)["resources"]}
+    for sub, kind in (("exec", "PodExecOptions"), ("attach", "PodAttachOptions"),
+                      ("portforward", "PodPortForwardOptions")):
+        assert entries[f"pods/{sub}"]["kind"] == kind
+        assert entries[f"pods/{sub}"]["verbs"] == ["create", "get"]
