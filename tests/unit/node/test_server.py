@@ -25,9 +25,10 @@ from svcnet.apiserver.certs import (
     issue_node_serving,
 )
 from svcnet.apiserver.nodeclient import NodeClient
+from svcnet.node.portforward import parse_ports
 from svcnet.node.probes import ProbeContext
 from svcnet.node.runtime import ContainerKey, FakeRuntime, ProcessSpec
-from svcnet.node.server import NodeServer, ServingConfig, check_caller
+from svcnet.node.server import LogOptions, NodeServer, ServingConfig, check_caller
 from svcnet.util.clock import FakeClock
 
 POD: dict[str, Any] = {"metadata": {"name": "web", "namespace": "default", "uid": "uid-1"},
@@ -267,3 +268,18 @@ async def test_port_forward_over_spdy_as_kubectl_speaks_it(node: Setup) -> None:
     error = b"".join(f.data for f in frames if f.kind == spdy.DATA and f.stream_id == 5)
     assert error.startswith(b"error forwarding port 1 to pod uid-1")
     assert {f.stream_id for f in frames if f.kind == spdy.DATA and f.fin} == {1, 3, 5, 7}
+
+
+def test_ports_and_log_options_parsing() -> None:
+    assert parse_ports(["80", "8080,9000"]) == [80, 8080, 9000]
+    for bad, message in ((["x"], 'unable to parse "x" as a port'),
+                         (["0"], "port 0 must be > 0 and < 65536"),
+                         ([], 'query parameter "ports" is required')):
+        with pytest.raises(StatusError) as err:
+            parse_ports(bad)
+        assert err.value.code == 400 and message in err.value.message
+    opts = LogOptions.from_query({"follow": "true", "tailLines": "2", "limitBytes": "4"})
+    assert opts == LogOptions(follow=True, tail_lines=2, limit_bytes=4)
+    assert opts.cut(b"a\nbb\nccc\n") == b"bb\nc"
+    with pytest.raises(StatusError):
+        LogOptions.from_query({"tailLines": "-1"})
