@@ -5,8 +5,9 @@
   stdin until they are back on stdout), p50/p99; `kubectl exec POD -- true` wall time
   (kubectl's own start-up included);
 * port-forward throughput: bytes echoed through `kubectl port-forward` (SPDY in a WebSocket,
-  two hops: kubectl -> API server -> node agent -> pod) against the same echo client run
-  inside the pod's network namespace (a direct connection).
+  two hops: kubectl -> API server -> node agent -> pod) and through the Python client's
+  port-forward (WebSocket channels), against the same echo client run inside the pod's
+  network namespace (a direct connection).
 
 Needs root. Run: .venv/bin/python bench/stream.py [--runs 100] [--mib 64]
 """
@@ -138,6 +139,43 @@ def port_forward_rate(env: dict[str, str], total: int) -> float:
             pf.kill()
 
 
+def python_client_rate(kubeconfig: Path, total: int) -> float:
+    """The same echo through the official Python client's port-forward (WebSocket channels)."""
+    import threading
+
+    from kubernetes import client, config
+    from kubernetes.stream import portforward
+
+    api_client = config.new_client_from_config(str(kubeconfig))
+    try:
+        api = client.CoreV1Api(api_client)
+        pf = portforward(api.connect_get_namespaced_pod_portforward, "talker-1", "default",
+                         ports="9000")
+        sock = pf.socket(9000)
+        chunk = b"x" * 65536
+
+        def send() -> None:
+            left = total
+            while left > 0:
+                sock.sendall(chunk[:min(left, len(chunk))])
+                left -= len(chunk)
+
+        start = time.perf_counter()
+        sender = threading.Thread(target=send)
+        sender.start()
+        got = 0
+        while got < total:
+            data = sock.recv(1 << 20)
+            assert data
+            got += len(data)
+        sender.join()
+        elapsed = time.perf_counter() - start
+        pf.close()
+        return total / elapsed / (1 << 20)
+    finally:
+        api_client.close()
+
+
 def ms(values: list[float]) -> str:
     return f"p50 {pct(values, 0.5) * 1000:.1f} ms, p99 {pct(values, 0.99) * 1000:.1f} ms"
 
@@ -166,6 +204,9 @@ def main() -> None:
         print(f"echo {args.mib} MiB inside the pod (direct): {direct:.0f} MiB/s")
         print(f"echo {args.mib} MiB through kubectl port-forward: {forwarded:.0f} MiB/s "
               f"({forwarded / direct:.0%} of direct)")
+        channels = python_client_rate(kubeconfig, total)
+        print(f"echo {args.mib} MiB through the Python client's port-forward: "
+              f"{channels:.0f} MiB/s ({channels / direct:.0%} of direct)")
     finally:
         subprocess.run([*SVCNET, "down", "--name", NAME], cwd=ROOT, env=env,
                        capture_output=True, timeout=120, check=False)
