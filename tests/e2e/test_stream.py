@@ -234,6 +234,24 @@ def test_python_client_exec(api: Any) -> None:
         release(resp)
 
 
+def test_an_idle_exec_session_stays_open(api: Any) -> None:
+    """Longer than the API server's idle-connection timeout (32 s): a stream being served is
+    not an idle connection (an idle `kubectl exec -it` shell must survive)."""
+    from kubernetes.stream import stream
+
+    resp = stream(api.connect_get_namespaced_pod_exec, "talker-2", "default",
+                  command=["sh", "-c", "read x; echo got $x"], stderr=True, stdin=True,
+                  stdout=True, tty=False, _preload_content=False)
+    try:
+        time.sleep(40)
+        assert resp.is_open()
+        resp.write_stdin("late\n")
+        resp.run_forever(timeout=20)
+        assert resp.read_stdout() == "got late\n" and resp.returncode == 0
+    finally:
+        release(resp)
+
+
 def test_exec_needs_create_on_pods_exec(home: Path) -> None:
     node_kubeconfig = home / NAME / "nodes" / "node-1" / "kubeconfig"
     r = subprocess.run(["kubectl", "--kubeconfig", str(node_kubeconfig), "exec", "talker-1",
