@@ -36,6 +36,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
+from svcnet.api.errors import bad_request
+
 STDIN: Final = 0
 STDOUT: Final = 1
 STDERR: Final = 2
@@ -158,6 +160,26 @@ def parse_resize(data: bytes) -> tuple[int, int] | None:
     if width <= 0 or height <= 0 or width > 0xFFFF or height > 0xFFFF:
         return None
     return width, height
+
+
+def parse_ports(values: list[str]) -> list[int]:
+    """The ``ports`` query values as port numbers (400 for anything else): checked by the
+    API server before it dials the node, and by the node."""
+    ports: list[int] = []
+    for value in values:
+        for raw in value.split(","):
+            item = raw.strip()
+            try:
+                port = int(item)
+            except ValueError:
+                raise bad_request(f'unable to parse "{item}" as a port: invalid syntax'
+                                  ) from None
+            if not 0 < port < 65536:
+                raise bad_request(f"port {port} must be > 0 and < 65536")
+            ports.append(port)
+    if not ports:
+        raise bad_request("query parameter \"ports\" is required")
+    return ports
 
 
 def port_prefix(port: int) -> bytes:

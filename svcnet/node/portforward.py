@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 from aiohttp import WSMsgType, web
 
 from svcnet.api import remotecommand as rc
-from svcnet.api.errors import bad_request
 from svcnet.node.exec import Channels, accept
 from svcnet.node.spdyforward import serve_spdy
 from svcnet.util.nsthread import NetnsThread
@@ -35,25 +34,6 @@ if TYPE_CHECKING:
     from svcnet.node.server import NodeServer
 
 _READ = 64 * 1024
-
-
-def parse_ports(values: list[str]) -> list[int]:
-    """The ``ports`` query values as port numbers (400 for anything else)."""
-    ports: list[int] = []
-    for value in values:
-        for raw in value.split(","):
-            item = raw.strip()
-            try:
-                port = int(item)
-            except ValueError:
-                raise bad_request(f'unable to parse "{item}" as a port: invalid syntax'
-                                  ) from None
-            if not 0 < port < 65536:
-                raise bad_request(f"port {port} must be > 0 and < 65536")
-            ports.append(port)
-    if not ports:
-        raise bad_request("query parameter \"ports\" is required")
-    return ports
 
 
 class PodDialer:
@@ -101,7 +81,7 @@ async def serve_port_forward(server: NodeServer, request: web.Request) -> web.St
             chans = await accept(request, rc.PORT_FORWARD_PROTOCOLS)
             await serve_spdy(chans.ws, dialer)
             return chans.ws
-        ports = parse_ports(request.query.getall("ports", []))
+        ports = rc.parse_ports(request.query.getall("ports", []))
         chans = await accept(request, rc.PORT_FORWARD_PROTOCOLS)
         await _serve_channels(chans, dialer, ports)
         return chans.ws

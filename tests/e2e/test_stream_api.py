@@ -100,3 +100,20 @@ def test_discovery_lists_the_stream_subresources(cluster: Cluster) -> None:
                       ("portforward", "PodPortForwardOptions")):
         assert entries[f"pods/{sub}"]["kind"] == kind
         assert entries[f"pods/{sub}"]["verbs"] == ["create", "get"]
+
+
+def test_port_forward_ports_are_checked_before_the_node_is_dialled(cluster: Cluster) -> None:
+    cluster.kubectl("apply", "-f", "-", stdin=pod("st-ports", nodeSelector={"no": "x"}))
+    ctx = ssl.create_default_context(cafile=str(cluster.data_dir / "pki" / "ca.crt"))
+    for query, message in (("ports=abc", 'unable to parse "abc" as a port: invalid syntax'),
+                           ("ports=70000", "port 70000 must be > 0 and < 65536"),
+                           ("", 'query parameter "ports" is required')):
+        request = urllib.request.Request(
+            f"{cluster.url}/api/v1/namespaces/default/pods/st-ports/portforward?{query}",
+            headers={"Authorization": f"Bearer {cluster.token}", "Connection": "Upgrade",
+                     "Upgrade": "websocket", "Sec-WebSocket-Protocol": "v4.channel.k8s.io"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, context=ctx, timeout=10)
+        body = json.loads(err.value.read())
+        err.value.close()
+        assert (err.value.code, body["message"]) == (400, message)

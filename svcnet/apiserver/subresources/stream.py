@@ -22,7 +22,13 @@ import aiohttp
 from aiohttp import WSMsgType, web
 
 from svcnet.api.errors import bad_request
-from svcnet.api.remotecommand import offered_protocols
+from svcnet.api.remotecommand import (
+    PORT_FORWARD_PROTOCOLS,
+    SPDY_PORT_FORWARD,
+    negotiate,
+    offered_protocols,
+    parse_ports,
+)
 from svcnet.apiserver.common import Served
 from svcnet.apiserver.nodeclient import unreachable, upstream_failure
 from svcnet.apiserver.requestinfo import RequestInfo
@@ -41,8 +47,11 @@ async def serve_stream(handlers: Handlers, request: web.Request, info: RequestIn
     await handlers.authorize(user, "create", info, served)
     pod = await served.registry.get(info.namespace, info.name)
     parts = [info.namespace, info.name]
+    offered = offered_protocols(request.headers.get("Sec-WebSocket-Protocol", ""))
     if info.subresource != "portforward":
         parts.append(pod_container(pod, request.query.get("container", ""), info.name))
+    elif negotiate(offered, PORT_FORWARD_PROTOCOLS) != SPDY_PORT_FORWARD:
+        parse_ports(request.query.getall("ports", []))  # SPDY names ports in its streams
     if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
         raise bad_request(f"cannot {info.subresource} into a container in a completed pod; "
                           f"current phase is {pod['status']['phase']}")
@@ -53,7 +62,6 @@ async def serve_stream(handlers: Handlers, request: web.Request, info: RequestIn
         raise bad_request("Upgrade request required: only WebSocket streams are served")
     client = node_client(handlers)
     url = client.url(node, STREAM_SUBRESOURCES[info.subresource], *parts)
-    offered = offered_protocols(request.headers.get("Sec-WebSocket-Protocol", ""))
     params = [(k, v) for k, v in request.query.items() if k != "container"]
     try:
         upstream = await client.session.ws_connect(url, params=params, protocols=offered,

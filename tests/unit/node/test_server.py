@@ -25,7 +25,6 @@ from svcnet.apiserver.certs import (
     issue_node_serving,
 )
 from svcnet.apiserver.nodeclient import NodeClient
-from svcnet.node.portforward import parse_ports
 from svcnet.node.probes import ProbeContext
 from svcnet.node.runtime import ContainerKey, FakeRuntime, ProcessSpec
 from svcnet.node.server import LogOptions, NodeServer, ServingConfig, check_caller
@@ -271,12 +270,12 @@ async def test_port_forward_over_spdy_as_kubectl_speaks_it(node: Setup) -> None:
 
 
 def test_ports_and_log_options_parsing() -> None:
-    assert parse_ports(["80", "8080,9000"]) == [80, 8080, 9000]
+    assert rc.parse_ports(["80", "8080,9000"]) == [80, 8080, 9000]
     for bad, message in ((["x"], 'unable to parse "x" as a port'),
                          (["0"], "port 0 must be > 0 and < 65536"),
                          ([], 'query parameter "ports" is required')):
         with pytest.raises(StatusError) as err:
-            parse_ports(bad)
+            rc.parse_ports(bad)
         assert err.value.code == 400 and message in err.value.message
     opts = LogOptions.from_query({"follow": "true", "tailLines": "2", "limitBytes": "4"})
     assert opts == LogOptions(follow=True, tail_lines=2, limit_bytes=4)
