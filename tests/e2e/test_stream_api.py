@@ -4,16 +4,24 @@ streams themselves: tests/e2e/test_stream.py on a whole cluster)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
+import threading
 import urllib.error
 import urllib.request
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from svcnet.apiserver.auth import NODES_GROUP, TokenFile, User
+from svcnet.apiserver.certs import issue_node_serving
+from svcnet.node.server import NodeServer, ServingConfig
 from tests.e2e.conftest import Cluster
+from tests.fakenode import FakeHost
 
 
 def pod(name: str, **spec: object) -> str:
@@ -117,3 +125,70 @@ def test_port_forward_ports_are_checked_before_the_node_is_dialled(cluster: Clus
         body = json.loads(err.value.read())
         err.value.close()
         assert (err.value.code, body["message"]) == (400, message)
+
+
+# -- through to a node server (a fake runtime; no root) ---------------------------------------
+
+
+@pytest.fixture
+def fake_node(cluster: Cluster, tmp_path: Path) -> Iterator[FakeHost]:
+    """Node ``st-fake`` with its agent's server on 127.0.0.1 (serving certificate from the
+    cluster CA, as `svcnet up` issues), running pod ``st-fake`` (container ``app``)."""
+    cluster.kubectl("apply", "-f", "-", stdin=pod("st-fake", nodeName="st-fake"))
+    obj = json.loads(cluster.kubectl("get", "pod", "st-fake", "-o", "json").stdout)
+    host = FakeHost()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = NodeServer(host, lambda ns, name: obj if (ns, name) == ("default", "st-fake")
+                        else None)
+    cert, key = issue_node_serving(cluster.data_dir, "st-fake", ["127.0.0.1"],
+                                   tmp_path / "node")
+    ca = (cluster.data_dir / "pki" / "ca.crt").read_text()
+
+    def call(coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=10)
+
+    call(host.run(obj["metadata"]["uid"], "app", tmp_path / "0.log", b"first\nsecond\n"))
+    port = call(server.start(ServingConfig(cert, key, ca, "127.0.0.1", 0)))
+    node(cluster, "st-fake", {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                              "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}})
+    try:
+        yield host
+    finally:
+        call(server.stop())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+
+def test_logs_and_exec_reach_the_node_server(cluster: Cluster, fake_node: FakeHost) -> None:
+    assert cluster.kubectl("logs", "st-fake").stdout == "first\nsecond\n"
+    assert cluster.kubectl("logs", "st-fake", "--tail=1").stdout == "second\n"
+    r = cluster.kubectl("exec", "st-fake", "--", "sh", "-c", "echo $GREETING; exit 4",
+                        check=False)
+    assert (r.returncode, r.stdout) == (4, "hello\n")
+    assert "command terminated with exit code 4" in r.stderr
+    r = cluster.kubectl("exec", "-i", "st-fake", "--", "tr", "a-z", "A-Z", stdin="quiet\n")
+    assert r.stdout == "QUIET\n"
+    r = cluster.kubectl("attach", "-i", "st-fake", check=False, stdin="", timeout=30)
+    assert "error: stdin cannot be attached" in r.stderr
+
+
+def test_a_node_that_refuses_the_upgrade_is_reported(cluster: Cluster,
+                                                     fake_node: FakeHost) -> None:
+    # The node does not know the pod (its informer lags, say): it answers 404 to the upgrade.
+    cluster.kubectl("apply", "-f", "-", stdin=pod("st-unknown", nodeName="st-fake"))
+    ctx = ssl.create_default_context(cafile=str(cluster.data_dir / "pki" / "ca.crt"))
+    request = urllib.request.Request(
+        f"{cluster.url}/api/v1/namespaces/default/pods/st-unknown/portforward?ports=80",
+        headers={"Authorization": f"Bearer {cluster.token}", "Connection": "Upgrade",
+                 "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                 "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                 "Sec-WebSocket-Protocol": "v4.channel.k8s.io"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request, context=ctx, timeout=10)
+    body = json.loads(err.value.read())
+    err.value.close()
+    assert err.value.code == 404
+    assert body["message"].startswith("unable to upgrade connection: node st-fake answered 404")

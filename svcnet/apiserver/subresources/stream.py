@@ -67,7 +67,10 @@ async def serve_stream(handlers: Handlers, request: web.Request, info: RequestIn
         upstream = await client.session.ws_connect(url, params=params, protocols=offered,
                                                    max_msg_size=0, autoping=True)
     except aiohttp.WSServerHandshakeError as e:
-        raise upstream_failure(e.status, e.message.encode()) from None
+        # The node refused the upgrade (its Status body is not readable from here).
+        raise upstream_failure(e.status, f"unable to upgrade connection: node "
+                               f"{node['metadata']['name']} answered {e.status} "
+                               f"({e.message})".encode()) from None
     except (aiohttp.ClientError, OSError) as e:
         raise unreachable(str(node["metadata"]["name"]), e) from None
     chosen = upstream.protocol

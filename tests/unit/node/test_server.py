@@ -25,26 +25,12 @@ from svcnet.apiserver.certs import (
     issue_node_serving,
 )
 from svcnet.apiserver.nodeclient import NodeClient
-from svcnet.node.probes import ProbeContext
-from svcnet.node.runtime import ContainerKey, FakeRuntime, ProcessSpec
+from svcnet.node.runtime import ContainerKey
 from svcnet.node.server import LogOptions, NodeServer, ServingConfig, check_caller
-from svcnet.util.clock import FakeClock
+from tests.fakenode import FakeHost
 
 POD: dict[str, Any] = {"metadata": {"name": "web", "namespace": "default", "uid": "uid-1"},
                        "spec": {"containers": [{"name": "app"}]}}
-
-
-@dataclass
-class Host:
-    runtime: FakeRuntime
-    log: Path
-
-    def log_files(self, uid: str, container: str) -> list[Path]:
-        return [self.log] if (uid, container) == ("uid-1", "app") else []
-
-    def exec_context(self, pod: Any, container: Any) -> ProbeContext:
-        return ProbeContext("127.0.0.1", None, {"PATH": "/usr/bin:/bin",
-                                                "GREETING": "hello"}, None)
 
 
 @dataclass
@@ -53,19 +39,15 @@ class Setup:
     client: NodeClient
     data: Path
     ca: Path
-    host: Host
+    host: FakeHost
 
 
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Setup]:
     tls = ensure_tls(tmp_path, ["127.0.0.1"])
     cert, key = issue_node_serving(tmp_path, "n1", ["127.0.0.1"], tmp_path / "node")
-    log = tmp_path / "0.log"
-    log.write_bytes(b"one\ntwo\nthree\n")
-    runtime = FakeRuntime(FakeClock())
-    await runtime.start(ContainerKey("uid-1", "app"),
-                        ProcessSpec(argv=("app",), env={}, log_path=log))
-    host = Host(runtime, log)
+    host = FakeHost()
+    await host.run("uid-1", "app", tmp_path / "0.log", b"one\ntwo\nthree\n")
     server = NodeServer(host, lambda ns, name: POD if (ns, name) == ("default", "web")
                         else None)
     port = await server.start(ServingConfig(cert, key, tls.ca_pem().decode(), "127.0.0.1", 0))
@@ -125,7 +107,7 @@ async def test_follow_streams_until_the_container_exits(node: Setup) -> None:
     url = f"{node.base}/containerLogs/default/web/app"
     async with node.client.session.get(url, params={"follow": "true"}) as r:
         assert await r.content.readexactly(14) == b"one\ntwo\nthree\n"
-        with open(node.host.log, "ab") as f:
+        with open(node.host.logs[("uid-1", "app")], "ab") as f:
             f.write(b"four\n")
         assert await r.content.readexactly(5) == b"four\n"
         node.host.runtime.exit(ContainerKey("uid-1", "app"), 0)
