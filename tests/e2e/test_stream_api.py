@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -165,6 +167,11 @@ def fake_node(cluster: Cluster, tmp_path: Path) -> Iterator[FakeHost]:
 def test_logs_and_exec_reach_the_node_server(cluster: Cluster, fake_node: FakeHost) -> None:
     assert cluster.kubectl("logs", "st-fake").stdout == "first\nsecond\n"
     assert cluster.kubectl("logs", "st-fake", "--tail=1").stdout == "second\n"
+    svcnet_logs = subprocess.run(
+        [sys.executable, "-m", "svcnet.cli.main", "logs", "st-fake", "--tail", "1",
+         "--kubeconfig", str(cluster.kubeconfig)], capture_output=True, text=True, timeout=60,
+        check=False)
+    assert svcnet_logs.stdout == "second\n", svcnet_logs.stderr
     r = cluster.kubectl("exec", "st-fake", "--", "sh", "-c", "echo $GREETING; exit 4",
                         check=False)
     assert (r.returncode, r.stdout) == (4, "hello\n")
