@@ -19,6 +19,7 @@ import asyncio
 import base64
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -210,6 +211,7 @@ def main() -> None:
     finally:
         subprocess.run([*SVCNET, "down", "--name", NAME], cwd=ROOT, env=env,
                        capture_output=True, timeout=120, check=False)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":
