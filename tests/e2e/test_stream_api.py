@@ -159,6 +159,7 @@ def fake_node(cluster: Cluster, tmp_path: Path) -> Iterator[FakeHost]:
         yield host
     finally:
         call(server.stop())
+        call(asyncio.sleep(0.5))  # closed transports finish closing their sockets
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.close()
