@@ -449,10 +449,6 @@ class PodRunner:
             return ProbeContext(pod_ip, netns)
         return ProbeContext(pod_ip, netns, dict(spec.env), spec.working_dir)
 
-    def pod(self, uid: str) -> Pod | None:
-        """The pod spec the runner works from (None: not on this node)."""
-        return self._pods.get(uid)
-
     def log_files(self, uid: str, container: str) -> list[Path]:
         return podlib.log_files(self.config.state_dir, uid, container)
 
