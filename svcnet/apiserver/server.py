@@ -315,7 +315,7 @@ class APIServer:
     def _serve_resources(self) -> list[Served]:
         strategies = {
             ("", "services"): ServiceStrategy(self.allocators, self.lb),
-            ("", "pods"): PodStrategy(),
+            ("", "pods"): PodStrategy(self._service_account),
             ("", "nodes"): NodeStrategy(),
             ("", "namespaces"): NamespaceStrategy(),
             ("", "endpoints"): EndpointsStrategy(),
@@ -347,6 +347,12 @@ class APIServer:
                                  res.namespaced, registry,
                                  {s.name: frozenset(s.verbs) for s in res.subresources}))
         return served
+
+    async def _service_account(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.registries["serviceaccounts"].get(namespace, name)
+        except StatusError:
+            return None
 
     async def _check_escalation(self, resource: str, namespace: str,
                                 obj: Mapping[str, Any]) -> None:
