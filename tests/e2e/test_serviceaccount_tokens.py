@@ -104,6 +104,12 @@ def test_a_pod_bound_token_dies_with_its_pod(cluster: Cluster, namespace: str) -
     code, created = request(cluster, "POST", f"/api/v1/namespaces/{namespace}/pods",
                             _body(pod))
     assert code == 201, created
+    assert created["spec"]["serviceAccountName"] == "default"
+    volume = created["spec"]["volumes"][0]
+    assert volume["name"].startswith("kube-api-access-"), "the ServiceAccount admission"
+    assert created["spec"]["containers"][0]["volumeMounts"] == [{
+        "name": volume["name"], "readOnly": True,
+        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]
     ref = {"kind": "Pod", "apiVersion": "v1", "name": "holder"}
     code, body = token_for(cluster, namespace, {"boundObjectRef": {**ref, "uid": "other"}})
     assert code == 409, body
