@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from svcnet.node.pods import log_files
 from tests.e2e.conftest import Cluster
 from tests.integration.test_node_agent import NODE, Agent, cleanup_namespaces, get, ready
 from tests.waiting import wait_for
@@ -73,9 +74,12 @@ def apply(cluster: Cluster, obj: dict[str, Any]) -> None:
     cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(obj))
 
 
-def report(cluster: Cluster, pod: str) -> Any:
-    r = cluster.kubectl("logs", pod, "--tail=1", check=False)
-    lines = r.stdout.strip().splitlines() if r.returncode == 0 else []
+def report(cluster: Cluster, pod: str, agent: Agent) -> Any:
+    """The last line the pod's container printed, read from the node's log file (this bare
+    agent has no address the API server could reach for ``kubectl logs``)."""
+    uid = (get(cluster, "pod", pod) or {}).get("metadata", {}).get("uid", "")
+    files = log_files(agent.state, uid, "app") if uid else []
+    lines = files[-1].read_text().strip().splitlines() if files else []
     return json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
 
 
@@ -140,7 +144,7 @@ def test_env_and_volumes_from_config_maps_secrets_and_the_downward_api(
                     "stringData": {"password": "s3cret"}})
     apply(cluster, config_pod())
 
-    seen = wait_for(lambda: report(cluster, "e4-cfg-pod"), what="the pod's report")
+    seen = wait_for(lambda: report(cluster, "e4-cfg-pod", agent), what="the pod's report")
     env, files = seen["env"], seen["files"]
     assert (env["GREETING"], env["PASSWORD"], env["POD_NAME"]) == ("hello", "s3cret",
                                                                     "e4-cfg-pod")
@@ -171,11 +175,11 @@ def test_env_and_volumes_from_config_maps_secrets_and_the_downward_api(
     # An update of the ConfigMap reaches the mounted file (not the environment).
     cluster.kubectl("patch", "configmap", "e4-cfg", "--type=merge", "-p",
                     json.dumps({"data": {"app.conf": "v2"}}))
-    updated = wait_for(lambda: (r := report(cluster, "e4-cfg-pod"))
+    updated = wait_for(lambda: (r := report(cluster, "e4-cfg-pod", agent))
                        and r["files"]["/etc/e4cfg/app.conf"] == "v2"
                        and r["files"]["/etc/e4cfg-proj/conf"] == "v2" and r,
                        what="the updated files in the container",
-                       detail=lambda: str(report(cluster, "e4-cfg-pod")["files"]))
+                       detail=lambda: str(report(cluster, "e4-cfg-pod", agent)["files"]))
     assert updated["files"]["/etc/e4-greeting"] == "hello"
     assert updated["env"]["CFG_app.conf"] == "v1"
     pod = wait_for(lambda: (p := get(cluster, "pod", "e4-cfg-pod")) and ready(p) and p,
@@ -208,6 +212,6 @@ def test_missing_key_waits_with_create_container_config_error_then_starts(
 
     cluster.kubectl("patch", "configmap", "e4-late", "--type=merge", "-p",
                     json.dumps({"data": {"k": "at last"}}))
-    seen = wait_for(lambda: report(cluster, "e4-late"), what="the pod running")
+    seen = wait_for(lambda: report(cluster, "e4-late", agent), what="the pod running")
     assert seen["env"]["K"] == "at last"
     assert ready(get(cluster, "pod", "e4-late"))

@@ -217,9 +217,9 @@ def test_pod_lists_services_with_its_projected_token_once_rbac_allows(
     # Once it exists, the token comes and the container starts; RBAC grants it nothing yet.
     apply(cluster, {"apiVersion": "v1", "kind": "ServiceAccount",
                     "metadata": {"name": ACCOUNT}})
-    seen = wait_for(lambda: (r := report(cluster, POD)) and "code" in r["list"] and r,
+    seen = wait_for(lambda: (r := report(cluster, POD, agent)) and "code" in r["list"] and r,
                     what="the pod's first API answer", timeout=60,
-                    detail=lambda: str(report(cluster, POD)))
+                    detail=lambda: str(report(cluster, POD, agent)))
     assert seen["list"] == {"code": 403}
     assert seen["env"] == {"KUBERNETES_SERVICE_HOST": CLUSTER_IP,
                            "KUBERNETES_SERVICE_PORT": "443"}
@@ -244,8 +244,8 @@ def test_pod_lists_services_with_its_projected_token_once_rbac_allows(
                                 "name": "view"},
                     "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT,
                                   "namespace": "default"}]})
-    allowed = wait_for(lambda: (r := report(cluster, POD)) and r["list"].get("code") == 200
+    allowed = wait_for(lambda: (r := report(cluster, POD, agent)) and r["list"].get("code") == 200
                        and r, what="the list allowed", timeout=30,
-                       detail=lambda: str(report(cluster, POD)))
+                       detail=lambda: str(report(cluster, POD, agent)))
     assert "kubernetes" in allowed["list"]["services"]
     assert allowed["files"]["token"] == files["token"], "a fresh token is not renewed"
