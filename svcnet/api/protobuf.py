@@ -8,9 +8,9 @@ stream framer (``.../serializer/protobuf/protobuf.go`` ``LengthDelimitedFramer``
 
 **Envelope.** An object travels as the 4 magic bytes ``k8s\\x00`` followed by a
 ``runtime.Unknown`` message: ``typeMeta`` (apiVersion 1, kind 2), ``raw`` (the object's own
-message), ``contentEncoding`` and ``contentType``. The envelope is fixed, so its two messages are
-described here (:func:`_envelope_file`); everything inside ``raw`` is described by the
-Kubernetes message descriptors the :class:`Codec` is given (a ``FileDescriptorSet``).
+message), ``contentEncoding`` and ``contentType``. The envelope and everything inside ``raw`` are
+described by the Kubernetes message descriptors the :class:`Codec` is given (a
+``FileDescriptorSet``, :mod:`svcnet.api.kubectl_descriptors`); none is written out here.
 
 **Which message.** ``(apiVersion, kind)`` names the message the way Kubernetes' generated
 protobuf packages are laid out: group ``""`` is ``k8s.io.api.core.<version>``, group ``apps``
@@ -73,8 +73,6 @@ _META_KINDS: Final = frozenset({"Status", "DeleteOptions", "WatchEvent", "ListOp
 _PACKAGES: Final = {"": "core", "rbac.authorization.k8s.io": "rbac",
                     "flowcontrol.apiserver.k8s.io": "flowcontrol",
                     "internal.apiserver.k8s.io": "apiserverinternal"}
-_ENVELOPE_FILE = "svcnet/envelope.proto"
-_ENVELOPE_PACKAGE = "svcnet.envelope"
 
 Obj = dict[str, Any]
 Shapes = Mapping[str, Mapping[str, str]]
@@ -86,26 +84,6 @@ class ProtobufError(ValueError):
 
 class NotRegistered(LookupError):
     """A kind with no protobuf form here (the caller answers 415, or falls back to JSON)."""
-
-
-def _envelope_file() -> descriptor_pb2.FileDescriptorProto:
-    """``runtime.Unknown`` and ``runtime.TypeMeta`` as fixed by the envelope's wire format."""
-    f = descriptor_pb2.FileDescriptorProto(name=_ENVELOPE_FILE, package=_ENVELOPE_PACKAGE,
-                                           syntax="proto2")
-    opt = descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL
-    string = descriptor_pb2.FieldDescriptorProto.TYPE_STRING
-    raw_bytes = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
-    type_meta = f.message_type.add(name="TypeMeta")
-    type_meta.field.add(name="apiVersion", number=1, label=opt, type=string)
-    type_meta.field.add(name="kind", number=2, label=opt, type=string)
-    unknown = f.message_type.add(name="Unknown")
-    unknown.field.add(name="typeMeta", number=1, label=opt,
-                      type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
-                      type_name=f".{_ENVELOPE_PACKAGE}.TypeMeta")
-    unknown.field.add(name="raw", number=2, label=opt, type=raw_bytes)
-    unknown.field.add(name="contentEncoding", number=3, label=opt, type=string)
-    unknown.field.add(name="contentType", number=4, label=opt, type=string)
-    return f
 
 
 def message_name(api_version: str, kind: str) -> str:
@@ -335,13 +313,12 @@ class Codec:
     def __init__(self, files: descriptor_pb2.FileDescriptorSet, shapes: Shapes | None = None,
                  ) -> None:
         self._pool = descriptor_pool.DescriptorPool()
-        self._pool.Add(_envelope_file())
         for f in files.file:
             self._pool.Add(f)
         self._shapes: Shapes = shapes or {}
         self._plans: dict[str, _Plan] = {}
         self._classes: dict[str, type[Message]] = {}
-        self._unknown = self._class(f"{_ENVELOPE_PACKAGE}.Unknown")
+        self._unknown = self._class(f"{_RUNTIME}.Unknown")
 
     # -- messages --------------------------------------------------------------------------
 
