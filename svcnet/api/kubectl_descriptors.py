@@ -40,6 +40,10 @@ those registers its ``generated.proto`` with gogo-protobuf's registry as a gzipp
      ``omitempty``: a zero scalar is left out, which every reader (svcnet's decoder
      included) reads back as that zero.
 
+   - *JSON name*: the proto field's name, but for the few fields whose JSON tag names them
+     otherwise (``BoundObjectReference.uID`` is ``json:"uid,omitempty"``): the tag's name,
+     else the client model's field of the same name but for case.
+
    tests/unit/api/test_kubectl_descriptors.py holds this to kubectl itself: what each
    ``create`` generator sends as protobuf decodes to the JSON kubectl writes for it.
 
@@ -286,6 +290,19 @@ def _inline(fd: descriptor_pb2.FieldDescriptorProto, fields: dict[str, Any],
     return sub is not None and any(f.name in fields for f in sub.field)
 
 
+def _json_name(name: str, tag: str | None, fields: dict[str, Any]) -> str:
+    """The JSON name of a protobuf field: go-to-protobuf names it after the JSON tag, but for
+    a few (``BoundObjectReference.uID`` is ``uid``), which the tag or the client's model tell."""
+    tagged = (tag or "").split(",")[0]
+    if tagged not in ("", "-"):
+        return tagged
+    if fields and name not in fields:
+        for json_name in fields:
+            if json_name.lower() == name.lower():
+                return json_name
+    return name
+
+
 def _tagged(tags: dict[str, list[str]], fd: descriptor_pb2.FieldDescriptorProto) -> str | None:
     """The Go JSON tag of ``fd`` when the binary's struct tags tell it unambiguously."""
     found = tags.get(f"{fd.number}/{fd.name}", [])
@@ -315,7 +332,8 @@ def shapes(found: Extracted) -> Shapes:
                 flags += "" if fd.name in needed else "o"
                 if not pointer and _inline(fd, fields, messages):
                     flags += "i"
-            shaped[fd.name] = flags
+            json_name = _json_name(fd.name, tag, fields)
+            shaped[fd.name] = flags + (f":{json_name}" if json_name != fd.name else "")
         out[name] = shaped
     return out
 

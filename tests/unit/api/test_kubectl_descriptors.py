@@ -112,10 +112,13 @@ def test_shapes_come_from_gogo_options_and_struct_tags(found: kd.Extracted) -> N
     assert "i" not in shapes[f"{core}.Pod"]["metadata"]
     assert shapes[f"{core}.ServiceList"]["items"] == ""
     assert shapes["k8s.io.api.authentication.v1.TokenRequestStatus"]["token"] == "o"
+    # A field whose JSON name is not its protobuf name (the tag says so).
+    assert shapes["k8s.io.api.authentication.v1.BoundObjectReference"]["uID"] == "o:uid"
     # Without the binary's tags, the client schema's reading gives the same shapes.
     by_client = kd.shapes(kd.Extracted(found.files))
     assert by_client[f"{core}.Volume"] == shapes[f"{core}.Volume"]
     assert by_client[f"{core}.ServicePort"] == port
+    assert by_client["k8s.io.api.authentication.v1.BoundObjectReference"]["uID"] == "o:uid"
 
 
 def _without_nulls(value: Any) -> Any:
@@ -238,6 +241,12 @@ def test_token_generator(codec: Codec, tmp_path: Path) -> None:
         "metadata": {"creationTimestamp": None},
         "spec": {"audiences": ["x"], "expirationSeconds": 3600, "boundObjectRef": None},
         "status": {"expirationTimestamp": None}}
+    with recorder(tmp_path) as rec:
+        rec.kubectl("create", "token", "sa", "--bound-object-kind=Pod",
+                    "--bound-object-name=p", "--bound-object-uid=u-1")
+        (sent,) = rec.writes()
+    assert codec.decode(sent.body)["spec"]["boundObjectRef"] == {
+        "kind": "Pod", "apiVersion": "v1", "name": "p", "uid": "u-1"}
 
 
 def test_tls_secret_generator(codec: Codec, tmp_path: Path) -> None:
