@@ -198,6 +198,14 @@ def test_tls_secret_and_token(pb: Cluster) -> None:
     pb.kubectl("create", "serviceaccount", "tok")
     token = pb.kubectl("create", "token", "tok", "--duration=10m").stdout.strip()
     assert token.count(".") == 2  # a JWT, from a protobuf TokenRequest
+    # Bound to the Secret: its uid travels in BoundObjectReference's renamed field (uID).
+    uid = get_json(pb, "secret", "gtls")["metadata"]["uid"]
+    bound = ("create", "token", "tok", "--bound-object-kind=Secret",
+             "--bound-object-name=gtls")
+    assert pb.kubectl(*bound, f"--bound-object-uid={uid}").stdout.count(".") == 2
+    wrong = pb.kubectl(*bound, "--bound-object-uid=not-its-uid", check=False)
+    assert wrong.returncode != 0
+    assert "the UID in the bound object reference (not-its-uid) does not match" in wrong.stderr
     whoami = pb.kubectl("auth", "whoami", "-o", "json", "--token", token)
     assert json.loads(whoami.stdout)["status"]["userInfo"]["username"] == \
         "system:serviceaccount:default:tok"
