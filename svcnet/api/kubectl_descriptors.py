@@ -82,6 +82,7 @@ _GZIP_HEADER: Final = b"\x1f\x8b\x08\x00\x00\x00\x00\x00"
 _STRUCT_TAG: Final = re.compile(rb'json:"([^"]*)"(?: [A-Za-z]+:"[^"]*")*? protobuf:"([^"]*)"')
 _GOGO_PROTO: Final = "github.com/gogo/protobuf/gogoproto/gogo.proto"
 _NULLABLE: Final = 65001  # gogoproto.nullable
+_CACHE_FORMAT: Final = 1  # bumped when what is extracted, or how, changes
 _MAX_FILE: Final = 4 << 20  # the largest generated.proto (core/v1) inflates to ~75 KiB
 
 
@@ -186,7 +187,7 @@ def load(binary: Path, cache_dir: Path | None) -> Extracted:
     binary = binary.resolve()
     if cache_dir is None:
         return extract(binary)
-    cached = cache_dir / f"kubectl-descriptors-{_fingerprint(binary)}.json"
+    cached = cache_dir / f"kubectl-descriptors-v{_CACHE_FORMAT}-{_fingerprint(binary)}.json"
     if cached.exists():
         try:
             doc = json.loads(cached.read_text())
@@ -343,13 +344,14 @@ def codec_from_kubectl(cache_dir: Path | None) -> Codec | None:
     binary = find_kubectl()
     if binary is None:
         log.warning("protobuf: no kubectl binary (PATH or $%s), so no message descriptors: "
-                 "protobuf bodies are answered 415", KUBECTL_ENV)
+                    "protobuf bodies are answered 415", KUBECTL_ENV)
         return None
     try:
-        files = load(binary, cache_dir)
-    except (OSError, NoDescriptors) as e:
+        found = load(binary, cache_dir)
+        codec = Codec(found.files, shapes(found))
+    except Exception as e:  # any binary at all may be named: never a failed start for it
         log.warning("protobuf: cannot read message descriptors from %s (%s): protobuf bodies "
                     "are answered 415", binary, e)
         return None
-    log.info("protobuf: %d message descriptor files from %s", len(files.files.file), binary)
-    return Codec(files.files, shapes(files))
+    log.info("protobuf: %d message descriptor files from %s", len(found.files.file), binary)
+    return codec

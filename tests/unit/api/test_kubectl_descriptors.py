@@ -72,7 +72,7 @@ def test_the_cache_is_keyed_by_the_binary(kubectl: Path, tmp_path: Path) -> None
     first = kd.load(kubectl, cache)
     (cached,) = cache.glob("kubectl-descriptors-*.json")
     size = kubectl.resolve().stat().st_size
-    assert cached.name.startswith(f"kubectl-descriptors-{size}-")
+    assert cached.name.startswith(f"kubectl-descriptors-v1-{size}-")
     assert kd.load(kubectl, cache) == first
     # Another binary (a copy with another mtime) is another key; the old entry goes.
     copy = tmp_path / "kubectl"
@@ -91,8 +91,16 @@ def test_a_binary_without_descriptors(tmp_path: Path, monkeypatch: pytest.Monkey
     fake.write_bytes(b"\x7fELF" + b"\x1f\x8b\x08\x00\x00\x00\x00\x00garbage" * 3)
     with pytest.raises(kd.NoDescriptors):
         kd.extract(fake)
+    missing = tmp_path / "missing"  # named, but not there
+    monkeypatch.setenv(kd.KUBECTL_ENV, str(missing))
+    assert kd.codec_from_kubectl(tmp_path / "cache") is None
     monkeypatch.setenv(kd.KUBECTL_ENV, str(fake))
     assert kd.codec_from_kubectl(tmp_path / "cache") is None
+    # Descriptors that do not make a pool (a dependency missing) are refused the same way.
+    broken = kd.Descriptors()
+    broken.file.add(name="k8s.io/x.proto", package="k8s.io.x", dependency=["k8s.io/gone.proto"])
+    monkeypatch.setattr(kd, "load", lambda binary, cache: kd.Extracted(broken))
+    assert kd.codec_from_kubectl(None) is None
     monkeypatch.setenv(kd.KUBECTL_ENV, "")
     assert kd.find_kubectl() is None
     assert kd.codec_from_kubectl(None) is None
