@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf import descriptor_pb2
 
 from svcnet.api import kubectl_descriptors as kd
 from svcnet.api.protobuf import MEDIA_TYPE, Codec
@@ -97,7 +98,7 @@ def test_a_binary_without_descriptors(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv(kd.KUBECTL_ENV, str(fake))
     assert kd.codec_from_kubectl(tmp_path / "cache") is None
     # Descriptors that do not make a pool (a dependency missing) are refused the same way.
-    broken = kd.Descriptors()
+    broken = descriptor_pb2.FileDescriptorSet()
     broken.file.add(name="k8s.io/x.proto", package="k8s.io.x", dependency=["k8s.io/gone.proto"])
     monkeypatch.setattr(kd, "load", lambda binary, cache: kd.Extracted(broken))
     assert kd.codec_from_kubectl(None) is None
