@@ -2,7 +2,10 @@
 
 Prints: create and update latency (p50/p99, 16 concurrent clients over HTTPS), list-all latency
 (JSON, 10k items), watch delivery latency with 50 concurrent watchers (write sent → event read
-by each watcher), and GET requests/s (32 concurrent clients, keep-alive).
+by each watcher), and GET requests/s (32 concurrent clients, keep-alive). Then protobuf against
+JSON side by side, as ratios: list of every Service, and create throughput (the server and this
+client read Kubernetes' message descriptors from the installed kubectl; without it the protobuf
+rows are left out).
 
 The load generator is Python (aiohttp) on the same 2 cores as the server, so the GET rate is a
 lower bound on what the server can do; latencies include the client's own overhead.
@@ -32,6 +35,11 @@ import yaml
 from stats import pct  # bench/stats.py
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from svcnet.api.protobuf import MEDIA_TYPE, Codec  # noqa: E402
+from tests.kubectl_codec import kubectl_codec  # noqa: E402
+
 SVC_PATH = "/api/v1/namespaces/default/services"
 
 
@@ -60,6 +68,16 @@ class Client:
             if resp.status >= 300:
                 raise RuntimeError(f"{method} {path}: {resp.status} {payload[:200]!r}")
             return json.loads(payload)
+
+    async def call_raw(self, method: str, path: str, body: bytes | None, ctype: str,
+                       accept: str) -> bytes:
+        headers = {"Content-Type": ctype, "Accept": accept}
+        async with self.session.request(method, self.url + path, data=body,
+                                        headers=headers) as resp:
+            payload = await resp.read()
+            if resp.status >= 300:
+                raise RuntimeError(f"{method} {path}: {resp.status} {payload[:200]!r}")
+            return payload
 
     async def close(self) -> None:
         await self.session.close()
@@ -99,6 +117,9 @@ async def run(n: int, watchers: int) -> list[tuple[str, str, str, str]]:
             client = Client(data / "kubeconfig")
             try:
                 rows += await measure(client, n, watchers)
+                codec = kubectl_codec()
+                if codec is not None:
+                    rows += await protobuf_vs_json(client, n, codec)
             finally:
                 await client.close()
         finally:
@@ -196,6 +217,54 @@ async def watch_delivery(c: Client, n: int, watchers: int) -> tuple[str, str, st
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
     return (f"watch delivery, {watchers} watchers x {changes} changes",
             f"{pct(delays, .5) * 1e3:.1f}", f"{pct(delays, .99) * 1e3:.1f}", "-")
+
+
+async def protobuf_vs_json(c: Client, n: int, codec: Codec) -> list[tuple[str, str, str, str]]:
+    """List every Service and create Services, in JSON and in protobuf, interleaved in pairs;
+    each ratio is the median of the pairs' ratios, so load that comes and goes on the machine
+    weighs on both formats alike."""
+    rows = []
+    lat: dict[str, list[float]] = {"json": [], "protobuf": []}
+    size: dict[str, int] = {}
+    for _ in range(7):
+        for name, accept in (("json", "application/json"), ("protobuf", MEDIA_TYPE)):
+            t = time.perf_counter()
+            body = await c.call_raw("GET", SVC_PATH, None, "application/json", accept)
+            lat[name].append(time.perf_counter() - t)
+            size[name] = len(body)
+    assert len(codec.decode(body)["items"]) >= n
+    for name in ("json", "protobuf"):
+        rows.append((f"list all Services, {name} ({size[name] / 1e6:.1f} MB, 7 runs, bytes read)",
+                     f"{pct(lat[name], .5) * 1e3:.0f}", f"{max(lat[name]) * 1e3:.0f} (max)",
+                     "-"))
+    ratios = [p / j for j, p in zip(lat["json"], lat["protobuf"], strict=True)]
+    rows.append(("list all: protobuf / JSON time (median of 7 pairs)", "-", "-",
+                 f"{pct(ratios, .5):.2f}x"))
+
+    spent: dict[str, list[float]] = {"json": [], "protobuf": []}
+    per_round, rounds = 125, 8
+    for r in range(rounds):
+        for name in ("json", "protobuf"):
+            first = 2 * n + (2 * r + (name == "protobuf")) * per_round
+
+            async def create(i: int, name: str = name, first: int = first) -> None:
+                svc = service(first + i)
+                if name == "json":
+                    await c.call_raw("POST", SVC_PATH, json.dumps(svc).encode(),
+                                     "application/json", "application/json")
+                else:
+                    await c.call_raw("POST", SVC_PATH, codec.encode(svc), MEDIA_TYPE,
+                                     f"{MEDIA_TYPE}, application/json")
+            total, _ = await timed_parallel(per_round, 16, create)
+            spent[name].append(total)
+    count = rounds * per_round
+    for name in ("json", "protobuf"):
+        rows.append((f"create {count} Services, {name} bodies and answers (16 clients)",
+                     "-", "-", f"{count / sum(spent[name]):.0f}/s"))
+    ratios = [j / p for j, p in zip(spent["json"], spent["protobuf"], strict=True)]
+    rows.append((f"create: protobuf / JSON throughput (median of {rounds} rounds)", "-", "-",
+                 f"{pct(ratios, .5):.2f}x"))
+    return rows
 
 
 def main() -> None:

@@ -9,12 +9,19 @@ types reachable from the kinds svcnet serves, in a compact form the decoder read
 
 Run after upgrading the client: `.venv/bin/python tools/gen_schema.py`. The output is committed so
 that the server does not depend on the client package at run time.
+
+It also writes svcnet/api/required.json: per type, the JSON names of the fields the client's
+model requires (``{"V1ServicePort": ["port"], ...}``). Kubernetes' OpenAPI marks a field required
+exactly when its Go JSON tag has no ``omitempty`` and it is not ``+optional``; the protobuf codec
+uses that as its reading of ``omitempty`` (svcnet/api/kubectl_descriptors.py).
+`--required-only` writes just that file from the committed schema.json's types.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +49,18 @@ KINDS = {
     "v1/ConfigMap": "V1ConfigMap",
     "v1/Secret": "V1Secret",
     "v1/ServiceAccount": "V1ServiceAccount",
+}
+
+# Kinds served outside the schema decoder (reviews, TokenRequest): required.json describes them
+# too, for the protobuf codec.
+OTHER_KINDS = {
+    "authentication.k8s.io/v1/TokenRequest": "AuthenticationV1TokenRequest",
+    "authentication.k8s.io/v1/TokenReview": "V1TokenReview",
+    "authentication.k8s.io/v1/SelfSubjectReview": "V1SelfSubjectReview",
+    "authorization.k8s.io/v1/SubjectAccessReview": "V1SubjectAccessReview",
+    "authorization.k8s.io/v1/SelfSubjectAccessReview": "V1SelfSubjectAccessReview",
+    "authorization.k8s.io/v1/LocalSubjectAccessReview": "V1LocalSubjectAccessReview",
+    "authorization.k8s.io/v1/SelfSubjectRulesReview": "V1SelfSubjectRulesReview",
 }
 
 # Fields the client types as a bare 'object' that Kubernetes declares as IntOrString.
@@ -97,14 +116,39 @@ def walk(name: str, out: dict[str, Any]) -> None:
     out[name] = fields
 
 
+def write_required(type_names: list[str], api_dir: Path) -> None:
+    """The client's required fields of each type, by JSON name, and the types of
+    :data:`OTHER_KINDS` as schema.json has its own (required.json)."""
+    others: dict[str, Any] = {}
+    for cls_name in OTHER_KINDS.values():
+        walk(cls_name, others)
+    others = {k: v for k, v in others.items() if k not in type_names}
+    out: dict[str, list[str]] = {}
+    for name in sorted([*type_names, *others]):
+        cls = getattr(models, name)
+        names = [cls.attribute_map[attr] for attr, f in cls.model_fields.items()
+                 if f.is_required()]
+        if names:
+            out[name] = sorted(names)
+    path = api_dir / "required.json"
+    doc = {"kinds": OTHER_KINDS, "types": dict(sorted(others.items())), "required": out}
+    path.write_text(json.dumps(doc, indent=0, sort_keys=True) + "\n")
+    print(f"wrote {path} ({len(out)} types with required fields)")
+
+
 def main() -> None:
+    api_dir = Path(__file__).resolve().parent.parent / "svcnet" / "api"
+    path = api_dir / "schema.json"
+    if "--required-only" in sys.argv:
+        write_required(list(json.loads(path.read_text())["types"]), api_dir)
+        return
     types: dict[str, Any] = {}
     for cls_name in KINDS.values():
         walk(cls_name, types)
     doc = {"kinds": KINDS, "types": dict(sorted(types.items()))}
-    path = Path(__file__).resolve().parent.parent / "svcnet" / "api" / "schema.json"
     path.write_text(json.dumps(doc, indent=0, sort_keys=True) + "\n")
     print(f"wrote {path} ({len(types)} types)")
+    write_required(list(types), api_dir)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from svcnet.api.labels import (
     parse_selector,
     validate_field_selector,
 )
+from svcnet.api.protobuf import MEDIA_TYPE as PROTOBUF, Codec, default_codec
 from svcnet.api.schema import decode, strict_error
 from svcnet.apiserver.authn import Authenticator
 from svcnet.apiserver.nodeclient import NodeClient
@@ -51,6 +52,10 @@ class Served:
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
 
 @dataclass
 class Context:
@@ -77,9 +82,40 @@ def method_not_allowed() -> StatusError:
                        "the server does not allow this method on the requested resource")
 
 
-def status_response(err: StatusError) -> web.Response:
+def protobuf_codec(request: web.Request, api_version: str, kind: str) -> Codec | None:
+    """The codec to answer in, when the client prefers protobuf and ``kind`` has that form.
+
+    As kube-apiserver's negotiation: the first media type of ``Accept`` that the server can
+    write wins, so ``application/vnd.kubernetes.protobuf, */*`` (Go clients) is answered in
+    protobuf and ``application/json, */*`` in JSON; a kind without a protobuf form (a Table)
+    falls back to JSON, which every client also accepts.
+    """
+    if not request.headers.get("Accept", "").lstrip().startswith(PROTOBUF):
+        return None
+    codec = default_codec()
+    return codec if codec is not None and codec.has(api_version, kind) else None
+
+
+def encoded_response(request: web.Request, obj: Obj, api_version: str, kind: str,
+                     status: int = 200, warnings: list[str] | None = None) -> web.Response:
+    """``obj`` as JSON, or as protobuf when the client asked for it first."""
+    codec = protobuf_codec(request, api_version, kind)
+    if codec is None:
+        return json_response(obj, status, warnings)
+    resp = web.Response(body=codec.encode(obj, api_version, kind), status=status,
+                        content_type=PROTOBUF)
+    for w in warnings or []:
+        resp.headers.add("Warning", f'299 - {json.dumps(w)}')
+    return resp
+
+
+def status_response(err: StatusError, request: web.Request | None = None) -> web.Response:
     """A failure's Status, byte for byte as kube-apiserver writes it (Go's encoder: compact,
-    struct order, a trailing newline)."""
+    struct order, a trailing newline); in protobuf to a client that prefers it."""
+    codec = None if request is None else protobuf_codec(request, "v1", "Status")
+    if codec is not None:
+        return web.Response(body=codec.encode(err.to_status(), "v1", "Status"),
+                            status=err.code, content_type=PROTOBUF)
     return web.Response(body=(go_dumps(err.to_status()) + "\n").encode(), status=err.code,
                         content_type="application/json")
 
@@ -93,7 +129,7 @@ def failure_response(request: web.Request, err: StatusError) -> web.Response:
     """
     if request.writer.output_size and request.transport is not None:
         request.transport.abort()
-    response = status_response(err)
+    response = status_response(err, request)
     retry_after = err.details.get("retryAfterSeconds")
     if retry_after:
         response.headers["Retry-After"] = str(retry_after)

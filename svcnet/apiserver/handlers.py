@@ -45,11 +45,13 @@ from svcnet.apiserver.common import (
     Served,
     decode_object,
     dry_run_of,
+    encoded_response,
     failure_response,
     include_object,
     json_response,
     matches,
     method_not_allowed,
+    protobuf_codec,
     query_bool,
     selectors_of,
     single_object_name,
@@ -226,7 +228,7 @@ class Handlers:
                                      now=self.ctx.clock.now(),
                                      resource_version=str(meta.get("resourceVersion", "")))
             return json_response(table, status, warnings)
-        return json_response(obj, status, warnings)
+        return encoded_response(request, obj, served.api_version, served.kind, status, warnings)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -247,7 +249,9 @@ class Handlers:
         if token:
             revision, start = decode_continue(token, prefix)
         as_table = tables.table_accepted(request.headers.get("Accept", ""))
-        if label_sel is None and field_sel is None and not as_table:
+        as_protobuf = not as_table and protobuf_codec(request, served.api_version,
+                                                      served.list_kind) is not None
+        if label_sel is None and field_sel is None and not as_table and not as_protobuf:
             return await self._list_raw(served, info, limit, start, revision, bool(token))
         items: list[Obj] = []
         cont = ""
@@ -289,8 +293,10 @@ class Handlers:
         for obj in items:
             obj.pop("apiVersion", None)
             obj.pop("kind", None)
-        return json_response({"kind": f"{served.kind}List", "apiVersion": served.api_version,
-                      "metadata": meta, "items": items})
+        return encoded_response(request, {"kind": served.list_kind,
+                                          "apiVersion": served.api_version,
+                                          "metadata": meta, "items": items},
+                                served.api_version, served.list_kind)
 
     async def _list_raw(self, served: Served, info: RequestInfo, limit: int, start: str,
                         revision: int, continuing: bool) -> web.Response:
@@ -320,7 +326,7 @@ class Handlers:
     async def create(self, request: web.Request, info: RequestInfo, served: Served,
                      user: User) -> web.Response:
         warnings: list[str] = []
-        body = await read_body(request)
+        body = await read_body(request, (served.version, served.kind))
         obj = decode_object(body, served, request, warnings)
         name = str((obj.get("metadata") or {}).get("name") or "")
         await self.authorize(user, "create", info, served, name=name)
@@ -345,7 +351,7 @@ class Handlers:
         await self.authorize(user, "update", info, served)
         await self.require_namespace(info, served, creating=False)
         warnings: list[str] = []
-        body = await read_body(request)
+        body = await read_body(request, (served.version, served.kind))
         obj = decode_object(body, served, request, warnings)
         manager = request.query.get("fieldManager", "") or user_agent_manager(request)
         updated = await served.registry.update(
@@ -448,9 +454,11 @@ class Handlers:
             gone.pop("apiVersion", None)
             gone.pop("kind", None)
             deleted.append(gone)
-        return json_response({"kind": f"{served.kind}List", "apiVersion": served.api_version,
-                      "metadata": {"resourceVersion": page.resource_version},
-                      "items": deleted})
+        return encoded_response(request, {"kind": served.list_kind,
+                                          "apiVersion": served.api_version,
+                                          "metadata": {"resourceVersion": page.resource_version},
+                                          "items": deleted},
+                                served.api_version, served.list_kind)
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from svcnet.allocators.allocator import Holder
 from svcnet.allocators.ranges import ServiceCIDR
-from svcnet.api import rbac
+from svcnet.api import kubectl_descriptors, protobuf, rbac
 from svcnet.api.errors import StatusError
 from svcnet.apiserver import admission, discovery, health, openapi, resources
 from svcnet.apiserver.auth import ADMIN_GROUP, TokenFile, User, fixed_allows
@@ -256,6 +256,8 @@ class APIServer:
         issuer = TokenIssuer(cfg.data_dir / "pki" / "sa.key")
         authn = Authenticator(tokens, issuer, self.registries.get,
                               self.clock.now)
+        # Protobuf speaks with the installed kubectl's descriptors (cached in the data dir).
+        protobuf.install(kubectl_descriptors.codec_from_kubectl(cfg.data_dir / "protobuf"))
         # Node agents are reached as kube-apiserver reaches kubelets (nodeclient.py).
         self.node_client = NodeClient(tls.ca_cert, *ensure_kubelet_client(cfg.data_dir))
         ctx = Context(served={(s.group, s.version, s.resource): s for s in served},

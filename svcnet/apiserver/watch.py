@@ -26,6 +26,8 @@ This follows ListResource and serveWatch in Kubernetes' apiserver
    next chunk.
    A BOOKMARK (with ``allowWatchBookmarks``) is sent after each quiet ``watch_bookmark_interval``.
    Table watches (``Accept: ...;as=Table``) render per watcher, the column definitions once.
+   A client that prefers protobuf gets upstream's framing instead of lines: each event a 4-byte
+   big-endian length and a ``WatchEvent`` (:meth:`svcnet.api.protobuf.Codec.watch_frame`).
 """
 
 from __future__ import annotations
@@ -42,11 +44,13 @@ from aiohttp import web
 
 from svcnet.api import errors
 from svcnet.api.errors import StatusError, bad_request
+from svcnet.api.protobuf import STREAM_MEDIA_TYPE
 from svcnet.apiserver import tables
 from svcnet.apiserver.common import (
     Served,
     include_object,
     matches,
+    protobuf_codec,
     query_bool,
     selectors_of,
     with_type,
@@ -145,6 +149,9 @@ class _Lines:
         self.as_table = tables.table_accepted(request.headers.get("Accept", ""))
         self.include = include_object(request)
         self.first_table = True
+        self.codec = None if self.as_table else protobuf_codec(request, served.api_version,
+                                                                served.kind)
+        self.content_type = "application/json" if self.codec is None else STREAM_MEDIA_TYPE
 
     def matches(self, obj: Obj) -> bool:
         return matches(obj, self.served, self.label_sel, self.field_sel)
@@ -157,6 +164,12 @@ class _Lines:
                 resource_version=str((obj.get("metadata") or {}).get("resourceVersion")),
                 with_column_definitions=self.first_table)
             self.first_table = False
+        elif self.codec is not None:
+            codec = self.codec
+            if cached is not None:
+                return cached.encoded(f"protobuf:{event_type}", lambda: codec.watch_frame(
+                    event_type, with_type(dict(cached.obj), self.served)))
+            return codec.watch_frame(event_type, obj)
         elif cached is not None:
             return cached.line(event_type)
         return json.dumps({"type": event_type, "object": obj},
@@ -212,7 +225,7 @@ async def serve_watch(handlers: Handlers, request: web.Request, info: RequestInf
             last_rv = int(page.resource_version)
         watcher = await served.registry.open_watch(info.namespace, last_rv)
 
-    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    response = web.StreamResponse(status=200, headers={"Content-Type": lines.content_type})
     response.enable_chunked_encoding()
     try:
         await response.prepare(request)

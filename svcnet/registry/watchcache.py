@@ -128,6 +128,14 @@ class CachedEvent:
             self._lines[event_type] = line
         return line
 
+    def encoded(self, key: str, encode: Callable[[], bytes]) -> bytes:
+        """Another serialization of this event (``key`` names it: a protobuf frame), built once
+        for all watchers, as upstream's cacher keeps one per encoder (``cachingObject``)."""
+        out = self._lines.get(key)
+        if out is None:
+            out = self._lines[key] = encode()
+        return out
+
 
 class Watcher:
     """One watch's bounded buffer of events under ``prefix`` with revision above its floor."""

@@ -150,6 +150,21 @@ def test_rules_review_lists_what_authorize_allows(
         "node authorizer does not support user rule resolution"
 
 
+def test_kubectl_auth(cluster: Cluster, identities: dict[str, str]) -> None:
+    """kubectl sends its reviews as protobuf: can-i, can-i --list and whoami."""
+    assert cluster.kubectl("auth", "can-i", "create", "services").stdout.strip() == "yes"
+    reader = ("--token", identities["reader"])
+    no = cluster.kubectl("auth", "can-i", "create", "services", *reader, check=False)
+    assert (no.returncode, no.stdout.strip()) == (1, "no")
+    assert cluster.kubectl("auth", "can-i", "list", "pods", *reader).stdout.strip() == "yes"
+    rows = [r.split() for r in cluster.kubectl("auth", "can-i", "--list", "-n", "default",
+                                               *reader).stdout.splitlines()]
+    assert rows[0][:2] == ["Resources", "Non-Resource"]
+    assert ["*.*", "[]", "[]", "[get", "list", "watch]"] in rows
+    who = cluster.kubectl("auth", "whoami", *reader).stdout
+    assert "svcnet:reviews-reader" in who
+
+
 def test_python_client_reviews(apis: client.ApiClient) -> None:
     authz = client.AuthorizationV1Api(apis)
     review = authz.create_self_subject_access_review(client.V1SelfSubjectAccessReview(

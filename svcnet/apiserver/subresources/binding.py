@@ -15,7 +15,7 @@ from svcnet.apiserver.common import (
     Obj,
     Served,
     dry_run_of,
-    json_response,
+    encoded_response,
 )
 from svcnet.apiserver.requestinfo import RequestInfo
 from svcnet.util.clock import rfc3339
@@ -65,5 +65,5 @@ async def serve_binding(handlers: Handlers, request: web.Request, info: RequestI
         assign(await served.registry.get(info.namespace, info.name))
     else:
         await served.registry.guaranteed_update(info.namespace, info.name, assign)
-    return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
-                  "status": "Success", "code": 201}, 201)
+    return encoded_response(request, {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                      "status": "Success", "code": 201}, "v1", "Status", 201)

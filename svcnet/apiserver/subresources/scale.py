@@ -15,7 +15,7 @@ from svcnet.apiserver.common import (
     Obj,
     Served,
     dry_run_of,
-    json_response,
+    encoded_response,
     method_not_allowed,
     user_agent_manager,
 )
@@ -39,7 +39,8 @@ async def serve_scale(handlers: Handlers, request: web.Request, info: RequestInf
     await handlers.require_namespace(info, served, creating=False)
     if verb == "get":
         current = await served.registry.get(info.namespace, info.name)
-        return verb, json_response(workloads.scale_from_object(current))
+        return verb, encoded_response(request, workloads.scale_from_object(current),
+                                      "autoscaling/v1", "Scale")
     body = await read_body(request)
     dry_run = dry_run_of(request)
     patch_type = patching.patch_type_of(request.content_type) if verb == "patch" else None
@@ -79,4 +80,5 @@ async def serve_scale(handlers: Handlers, request: web.Request, info: RequestInf
     written, _ = await served.registry.update_from(
         info.namespace, info.name, scaled, dry_run=dry_run,
         before_write=handlers.managed_fields(served, manager, "Update", "scale"))
-    return verb, json_response(workloads.scale_from_object(written))
+    return verb, encoded_response(request, workloads.scale_from_object(written),
+                                  "autoscaling/v1", "Scale")

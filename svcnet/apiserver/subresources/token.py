@@ -104,7 +104,8 @@ async def serve_token(handlers: Handlers, request: web.Request, info: RequestInf
         raise bad_request("the namespace of the provided object does not match the namespace "
                           "sent on the request")
     spec = as_dict(body.get("spec"))
-    spec.setdefault("expirationSeconds", DEFAULT_EXPIRATION)
+    if spec.get("expirationSeconds") is None:  # absent, or null as Go writes a nil *int64
+        spec["expirationSeconds"] = DEFAULT_EXPIRATION
     if not as_list(spec.get("audiences")):
         spec["audiences"] = list(API_AUDIENCES)
     _validate(spec)
