@@ -12,6 +12,8 @@ definitions named as upstream names them (``io.k8s.api.core.v1.ServiceSpec``):
 * integer widths, IntOrString, Quantity and bytes follow ``tools/gen_schema.py``'s heuristics
   (its ``INT64``, ``INT_OR_STRING``, ``QUANTITY_MAPS`` sets), ``datetime`` is ``Time`` (or
   ``MicroTime`` for the fields in :data:`MICRO_TIME`);
+* a field whose type is one object has no description in the client (``Service.spec``); it
+  gets its type's description instead, so ``kubectl explain`` never says "<no description>";
 * a type's Go package is that of the first kind (catalogue order, core first) that reaches it,
   except apimachinery's ``meta/v1`` types (:data:`META`), which the client cannot tell apart;
 * the merge keys, patch strategies, list types and atomic maps/structs
@@ -135,6 +137,11 @@ class Generator:
             prop = self.convert(type_name, json_name, group)
             if field.description:
                 prop["description"] = field.description
+            elif "$ref" in prop and prop["$ref"].removeprefix(_REF) in self.definitions:
+                # The client drops the description of a field whose type is one object
+                # (``spec``, ``metadata``); the type's own says what it holds.
+                prop["description"] = self.definitions[prop["$ref"].removeprefix(_REF)][
+                    "description"]
             props[json_name] = prop
             if field.is_required():
                 required.append(json_name)

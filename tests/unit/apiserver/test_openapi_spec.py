@@ -224,14 +224,15 @@ def test_patch_operations_take_the_four_patch_types_and_name_their_kind() -> Non
     assert ok == {"$ref": "#/components/schemas/io.k8s.api.core.v1.Service"}
     assert doc["info"] == {"title": "Kubernetes", "version": "v1.33.0"}
     # A $ref with its own description is wrapped in allOf, as builder3 does; the client keeps
-    # no description for a field whose type is a single object, so that one stays bare.
+    # no description for a field whose type is a single object, which gets its type's.
     schemas = doc["components"]["schemas"]
     time = schemas["io.k8s.api.core.v1.PodCondition"]["properties"]["lastTransitionTime"]
     assert time["allOf"] == [
         {"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Time"}]
     assert time["description"]
     spec = schemas["io.k8s.api.core.v1.Service"]["properties"]["spec"]
-    assert spec == {"$ref": "#/components/schemas/io.k8s.api.core.v1.ServiceSpec"}
+    assert spec["allOf"] == [{"$ref": "#/components/schemas/io.k8s.api.core.v1.ServiceSpec"}]
+    assert spec["description"] == schemas["io.k8s.api.core.v1.ServiceSpec"]["description"]
     port = doc["components"]["schemas"]["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]
     assert port["x-kubernetes-int-or-string"] is True
 
