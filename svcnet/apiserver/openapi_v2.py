@@ -62,13 +62,18 @@ def use_data_dir(path: Path) -> None:
 @functools.cache
 def _pool() -> Any:
     from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool
+    from google.protobuf.message import DecodeError
 
     raw = openapi_descriptor.descriptor_bytes(_data_dir[0] if _data_dir else None)
     if raw is None:
         return None
     pool = descriptor_pool.DescriptorPool()
     pool.Add(descriptor_pb2.FileDescriptorProto.FromString(any_pb2.DESCRIPTOR.serialized_pb))
-    pool.Add(descriptor_pb2.FileDescriptorProto.FromString(raw))
+    try:
+        pool.Add(descriptor_pb2.FileDescriptorProto.FromString(raw))
+        pool.FindMessageTypeByName(f"{_PACKAGE}.Document")
+    except (DecodeError, TypeError, KeyError):
+        return None  # not gnostic's descriptor (a damaged cache): no protobuf, as without it
     return pool
 
 

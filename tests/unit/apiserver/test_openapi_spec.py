@@ -285,6 +285,16 @@ def test_without_the_descriptor_protobuf_is_not_available(
         openapi_v2._pool.cache_clear()
 
 
+def test_a_damaged_descriptor_cache_means_no_protobuf(tmp_path: Path) -> None:
+    (tmp_path / openapi_descriptor.CACHE_NAME).write_bytes(openapi_descriptor.MARKER + b"\xff")
+    openapi_v2.use_data_dir(tmp_path)
+    try:
+        assert openapi_v2.document_class() is None
+    finally:
+        openapi_v2._data_dir.clear()
+        openapi_v2._pool.cache_clear()
+
+
 def test_v2_protobuf_decodes_as_gnostics_document() -> None:
     require_binary("kubectl")
     served = openapi.v2_document()
