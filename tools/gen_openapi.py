@@ -20,7 +20,10 @@ definitions named as upstream names them (``io.k8s.api.core.v1.ServiceSpec``):
   (``x-kubernetes-patch-merge-key``, ``x-kubernetes-patch-strategy``, ``x-kubernetes-list-type``,
   ``x-kubernetes-list-map-keys``, ``x-kubernetes-map-type``) are svcnet's own patch schema
   (:mod:`svcnet.apiserver.patch.schema`), the same facts strategic merge patch uses;
-* ``x-kubernetes-group-version-kind`` names the kind of each top-level type.
+* ``x-kubernetes-group-version-kind`` names the kind of each top-level type;
+* each served operation's description and its parameters' (``operations``, keyed by
+  ``operationId``) are the docstrings of the client's API methods (``CoreV1Api.
+  patch_namespaced_service`` for ``patchCoreV1NamespacedService``).
 
 The output is deterministic (sorted keys) and committed; the server reads it as package data and
 builds paths itself (:mod:`svcnet.apiserver.openapi_spec`). Run after upgrading the client or
@@ -32,15 +35,18 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from kubernetes import client
 from kubernetes.client import models
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gen_schema import INT64, INT_OR_STRING, QUANTITY_MAPS
 
-from svcnet.apiserver import resources
+from svcnet.apiserver import openapi_spec, resources
+from svcnet.apiserver.openapi_spec import definition_name
 from svcnet.apiserver.patch.schema import PATCH_META, ListMeta, MapMeta
 
 Obj = dict[str, Any]
@@ -86,11 +92,6 @@ def client_class(group: str, kind: str) -> str:
     raise KeyError(f"no client model for {group}/{kind}")
 
 
-def package(group: str) -> str:
-    """``io.k8s.api.<first label of the group, or core>.v1``."""
-    return f"io.k8s.api.{group.split('.', maxsplit=1)[0] or 'core'}.v1"
-
-
 def go_name(cls_name: str) -> str:
     """``V1ServiceSpec`` → ``ServiceSpec``; ``CoreV1EventSeries`` → ``EventSeries``."""
     return re.sub(r"^[A-Za-z]*?V1(?=[A-Z])", "", cls_name)
@@ -119,8 +120,8 @@ class Generator:
     def name(self, cls_name: str, group: str) -> str:
         if cls_name not in self.names:
             short = go_name(cls_name)
-            pkg = META_PACKAGE if short in META else package(group)
-            self.names[cls_name] = f"{pkg}.{short}"
+            self.names[cls_name] = (f"{META_PACKAGE}.{short}" if short in META
+                                    else definition_name(group, "v1", short))
             self.definitions[self.names[cls_name]] = self.definition(cls_name, group)
         return self.names[cls_name]
 
@@ -240,6 +241,52 @@ def apply_patch_meta(definitions: dict[str, Obj], kinds: dict[str, str]) -> None
                 prop["x-kubernetes-patch-strategy"] = "retainKeys"
 
 
+def _client_method(operation_id: str) -> Any:
+    """The client's API method for an operation: ``patchCoreV1NamespacedService`` is
+    ``CoreV1Api.patch_namespaced_service`` (the client is generated from the same ids)."""
+    match = re.fullmatch(r"([a-z]+)([A-Z]\w*?V1)(\w*)", operation_id)
+    assert match is not None, operation_id
+    verb, api, rest = match.groups()
+    name = re.sub(r"(?<!^)([A-Z])", r"_\1", verb + rest).lower()
+    return getattr(getattr(client, f"{api}Api"), name)
+
+
+def _camel(snake: str) -> str:
+    head, *tail = snake.lstrip("_").split("_")
+    return head + "".join(part.capitalize() for part in tail)
+
+
+def operations() -> Obj:
+    """Each served operation's description and parameter descriptions, from the client's API
+    methods' docstrings (``<name>`` line, the description paragraph, ``:param x: text``).
+
+    A parameter's most common text is kept once (``parameters``); an operation lists only the
+    texts that differ from it (``name of the Pod``)."""
+    ops: Obj = {}
+    texts: dict[tuple[str, str], str] = {}
+    for item in openapi_spec.paths().values():
+        shared = [p["name"] for p in item["parameters"]]
+        for key, op in item.items():
+            if key == "parameters":
+                continue
+            doc = _client_method(op["operationId"]).__doc__ or ""
+            paragraphs = [" ".join(p.split()) for p in doc.split("\n\n") if p.strip()]
+            ops[op["operationId"]] = {"description": paragraphs[1]}
+            found = {_camel(k): re.sub(r"\s*\(required\)$", "", v.strip())
+                     for k, v in re.findall(r":param (\w+): ([^\n]*)", doc)}
+            for name in [*shared, *(p["name"] for p in op["parameters"])]:
+                if found.get(name):
+                    texts[(op["operationId"], name)] = found[name]
+    by_name: dict[str, Counter[str]] = {}
+    for (_, name), text in texts.items():
+        by_name.setdefault(name, Counter())[text] += 1
+    common = {name: min(c, key=lambda t: (-c[t], t)) for name, c in sorted(by_name.items())}
+    for (op_id, name), text in sorted(texts.items()):
+        if text != common[name]:
+            ops[op_id].setdefault("parameters", {})[name] = text
+    return {"operations": dict(sorted(ops.items())), "parameters": common}
+
+
 def generate() -> Obj:
     gen = Generator()
     kinds: dict[str, str] = {}
@@ -258,8 +305,7 @@ def generate() -> Obj:
         else:
             gvks.append(gvk)
     apply_patch_meta(gen.definitions, kinds)
-    return {"definitions": dict(sorted(gen.definitions.items())),
-            "kinds": dict(sorted(kinds.items()))}
+    return {"definitions": dict(sorted(gen.definitions.items())), **operations()}
 
 
 def main() -> None:

@@ -13,7 +13,9 @@ definition only when some path reaches it. svcnet does the same from its own fac
   types on PATCH) and responses;
 * schemas are the package data ``openapi_schemas.json`` written by ``tools/gen_openapi.py`` from
   the official Python client's models (upstream's descriptions) and svcnet's patch schema
-  (merge keys and strategies); the documents hold the ``$ref`` closure of their paths.
+  (merge keys and strategies); the documents hold the ``$ref`` closure of their paths;
+* the operations' and parameters' descriptions are the client's API methods' (same data file,
+  keyed by ``operationId``), with svcnet's words for any the client lacks.
 
 The v2 document is built with ``#/definitions/`` references; v3 rewrites them to
 ``#/components/schemas/``, moves bodies to ``requestBody``/``content`` and wraps a ``$ref``
@@ -31,8 +33,8 @@ from typing import Any
 from svcnet.apiserver import resources
 from svcnet.apiserver.resources import Resource
 
-__all__ = ["DATA_FILE", "iter_refs", "paths", "ref_closure", "schema_data", "v2_document",
-           "v3_document"]
+__all__ = ["DATA_FILE", "definition_name", "iter_refs", "paths", "ref_closure", "schema_data",
+           "v2_document", "v3_document"]
 
 Obj = dict[str, Any]
 #: The package data written by ``tools/gen_openapi.py``, next to this module.
@@ -57,18 +59,8 @@ _TYPES = {"force": "boolean", "orphanDependents": "boolean", "allowWatchBookmark
           "sendInitialEvents": "boolean", "watch": "boolean",
           "ignoreStoreReadErrorWithClusterBreakingPotential": "boolean",
           "gracePeriodSeconds": "integer", "limit": "integer", "timeoutSeconds": "integer"}
-_DESCRIPTIONS = {
-    "fieldValidation": "fieldValidation instructs the server on how to handle objects in the "
-                       "request (POST/PUT/PATCH) containing unknown or duplicate fields. Valid "
-                       "values are: Ignore, Warn (the default) and Strict.",
-    "fieldManager": "fieldManager is a name associated with the actor or entity that is making "
-                    "these changes.",
-    "dryRun": "When present, indicates that modifications should not be persisted. The only "
-              "valid value is All.",
-    "force": "Force is going to \"force\" Apply requests. It must be unset for non-apply patch "
-             "requests.",
-}
-#: (method, operationId verb, description) of each ``x-kubernetes-action``.
+#: (method, operationId verb, description) of each ``x-kubernetes-action`` (the description
+#: stands in where the package data has none, e.g. a kind added before regenerating it).
 _ACTIONS: dict[str, tuple[str, str, str]] = {
     "get": ("get", "read", "read {sub}the specified {kind}"),
     "list": ("get", "list", "list or watch objects of kind {kind}"),
@@ -92,14 +84,42 @@ VERB_ACTIONS: dict[str, tuple[str, ...]] = {
 
 @functools.cache
 def schema_data() -> Obj:
-    """The generated definitions: ``{"definitions": {...}, "kinds": {"<g>/<v>/<Kind>": name}}``."""
+    """The generated data: ``{"definitions": {name: schema}, "operations": {operationId:
+    {"description", "parameters": {name: text}}}, "parameters": {name: text}}`` (an
+    operation's parameter texts are those that differ from the common ones)."""
     raw = package_files.files("svcnet.apiserver").joinpath(DATA_FILE).read_bytes()
     data: Obj = json.loads(raw)
     return data
 
 
-def _def(group: str, version: str, kind: str) -> str:
-    return str(schema_data()["kinds"][f"{group}/{version}/{kind}"])
+def definition_name(group: str, version: str, kind: str) -> str:
+    """Upstream's definition of a kind: ``io.k8s.api.<group's first label or core>.<v>.<Kind>``."""
+    return f"io.k8s.api.{group.split('.', 1)[0] or 'core'}.{version}.{kind}"
+
+
+def _describe(item: Obj) -> Obj:
+    """A path item with the client's texts (``operations`` in the package data) where known.
+
+    Each operation gets its description and its parameters' descriptions; the parameters
+    shared by the path item (``name``, ``namespace``, ``pretty``) take the first operation's.
+    """
+    texts = schema_data().get("operations", {})
+    out: Obj = {}
+    first: Obj = {}
+    for key, value in item.items():
+        if key == "parameters":
+            continue
+        known = texts.get(value["operationId"], {})
+        first = first or known
+        out[key] = {**value, "description": known.get("description", value["description"]),
+                    "parameters": [_described(p, known) for p in value["parameters"]]}
+    return {"parameters": [_described(p, first) for p in item["parameters"]], **out}
+
+
+def _described(param: Obj, known: Obj) -> Obj:
+    name = param["name"]
+    text = known.get("parameters", {}).get(name) or schema_data().get("parameters", {}).get(name)
+    return {**param, "description": text} if text else param
 
 
 def iter_refs(node: Any) -> Iterator[str]:
@@ -147,8 +167,6 @@ def ref_closure(roots: Any, doc: Obj, *, prefixes: tuple[str, ...] = ("#/compone
 def _param(name: str, location: str = "query") -> Obj:
     param: Obj = {"name": name, "in": location, "type": _TYPES.get(name, "string"),
                   "uniqueItems": True}
-    if name in _DESCRIPTIONS:
-        param["description"] = _DESCRIPTIONS[name]
     if location == "path":
         param["required"] = True
     return param
@@ -191,7 +209,7 @@ def _subresource_paths(res: Resource, item_path: str, params: list[Obj],
     out: dict[str, Obj] = {}
     for sub in res.subresources:
         gvk = res.subresource_gvk(sub)
-        name = _def(*gvk)
+        name = definition_name(*gvk)
         entry: Obj = {"parameters": params}
         suffix = sub.name.capitalize()
         for verb in sub.verbs:
@@ -215,9 +233,9 @@ def _resource_paths(res: Resource) -> dict[str, Obj]:
     common = [*([_param("namespace", "path")] if res.namespaced else []), _param("pretty")]
     named = [_param("name", "path"), *common]
     gvk = (res.group, res.version, res.kind)
-    kind = _def(*gvk)
+    kind = definition_name(*gvk)
     verbs = set(res.verbs)
-    list_kind = _def(res.group, res.version, res.list_kind) if "list" in verbs else None
+    list_kind = definition_name(res.group, res.version, res.list_kind) if "list" in verbs else None
 
     def op(action: str, body: str | None, response: str | None, **kw: Any) -> Obj:
         return _operation(action, res, gvk=gvk, body=body, response=response,
@@ -254,7 +272,7 @@ def paths(group: str | None = None, version: str | None = None) -> dict[str, Obj
     for res in resources.RESOURCES:
         if group is None or (res.group, res.version) == (group, version):
             out.update(_resource_paths(res))
-    return dict(sorted(out.items()))
+    return {path: _describe(item) for path, item in sorted(out.items())}
 
 
 # ================================================================================= documents

@@ -89,7 +89,6 @@ def test_committed_schemas_are_what_the_generator_writes() -> None:
 
 
 def test_every_catalogue_kind_has_a_definition_with_its_group_version_kind() -> None:
-    kinds = openapi_spec.schema_data()["kinds"]
     schemas = _schemas()
     for res in resources.CATALOGUE:
         gvks = [(res.group, res.version, res.kind)]
@@ -97,7 +96,7 @@ def test_every_catalogue_kind_has_a_definition_with_its_group_version_kind() -> 
             gvks.append((res.group, res.version, res.list_kind))
         gvks += [res.subresource_gvk(sub) for sub in res.subresources]
         for group, version, kind in gvks:
-            name = kinds[f"{group}/{version}/{kind}"]
+            name = openapi_spec.definition_name(group, version, kind)
             assert {"group": group, "version": version, "kind": kind} in schemas[name][
                 "x-kubernetes-group-version-kind"], name
 
@@ -181,6 +180,25 @@ def test_every_served_verb_has_an_operation(res: resources.Resource) -> None:
         found = _actions(doc, f"/{res.resource}/{{name}}/{sub.name}")
         for verb in sub.verbs:
             assert (openapi_spec.VERB_ACTIONS[verb][0], kind) in found, (sub.name, verb)
+
+
+def test_operation_texts_are_the_client_api_methods() -> None:
+    from kubernetes import client
+
+    doc = _v3_docs()["api/v1"]["paths"]
+    item = doc["/api/v1/namespaces/{namespace}/services/{name}"]
+    assert item["patch"]["description"] == "partially update the specified Service"
+    method_doc = str(client.CoreV1Api.patch_namespaced_service.__doc__)
+    params = {p["name"]: p["description"] for p in item["patch"]["parameters"]}
+    assert " ".join(method_doc.split()).count(params["fieldValidation"]) == 1
+    assert {p["name"]: p["description"] for p in item["parameters"]}["name"] == (
+        "name of the Service")
+    binding = doc["/api/v1/namespaces/{namespace}/pods/{name}/binding"]
+    assert binding["post"]["description"] == "create binding of a Pod"
+    assert binding["parameters"][0]["description"] == "name of the Binding"
+    # Every served operation has the client's text (operationIds are the client's methods).
+    assert set(openapi_spec.schema_data()["operations"]) == {
+        op["operationId"] for _, _, op in _operations(openapi_spec.paths())}
 
 
 def test_only_served_verbs_are_documented() -> None:
