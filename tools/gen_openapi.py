@@ -296,10 +296,10 @@ def generate() -> Obj:
     for key, name in kinds.items():
         group, version, kind = key.split("/")
         gvk = {"group": group, "version": version, "kind": kind}
-        gvks = gen.definitions[name].setdefault("x-kubernetes-group-version-kind", [])
         if kind == "PodTemplate":
             continue  # a tagging root only: not served
-        if kind in ("Status", "DeleteOptions"):
+        gvks = gen.definitions[name].setdefault("x-kubernetes-group-version-kind", [])
+        if kind == "DeleteOptions":  # registered in every group version (Status in core only)
             gvks += [{"group": g, "version": v, "kind": kind}
                      for g, v in dict.fromkeys((r.group, r.version) for r in resources.CATALOGUE)]
         else:

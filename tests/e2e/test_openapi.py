@@ -20,7 +20,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client import models
 
-from svcnet.apiserver import openapi_v2, resources
+from svcnet.apiserver import openapi_descriptor, openapi_v2, resources
 from tests.e2e.conftest import Cluster
 
 Schemas = dict[str, Any]
@@ -367,11 +367,14 @@ def test_client_side_apply_merges_containers_by_name(cluster: Cluster) -> None:
             for c in containers] == [("web", "img/web:2", [80])]
 
 
-def test_openapi_v2_protobuf_json_etag_and_304(api: client.ApiClient) -> None:
+def test_openapi_v2_protobuf_json_etag_and_304(cluster: Cluster, api: client.ApiClient) -> None:
     proto = get_raw(api, "/openapi/v2",
                     Accept="application/com.github.proto-openapi.spec.v2@v1.0+protobuf")
     assert proto.status == 200
     assert proto.getheader("Content-Type") == openapi_v2.CONTENT_TYPE_PROTOBUF
+    # The server read gnostic's descriptor from kubectl and keeps it in its data directory.
+    cached = (cluster.data_dir / openapi_descriptor.CACHE_NAME).read_bytes()
+    assert cached.startswith(openapi_descriptor.MARKER)
     doc = openapi_v2.document_class().FromString(proto.data)
     assert doc.swagger == "2.0"
     names = {d.name for d in doc.definitions.additional_properties}
