@@ -55,7 +55,10 @@ _QUERY: dict[str, tuple[str, ...]] = {
              "watch"),
 }
 _QUERY["deletecollection"] = (*_QUERY["list"][:5], *_QUERY["delete"], *_QUERY["list"][5:9])
-_TYPES = {"force": "boolean", "orphanDependents": "boolean", "allowWatchBookmarks": "boolean",
+#: What ``pods/log`` reads (svcnet/apiserver/subresources/log.py).
+_LOG_QUERY = ("container", "follow", "previous", "tailLines")
+_TYPES = {"follow": "boolean", "previous": "boolean", "tailLines": "integer",
+          "force": "boolean", "orphanDependents": "boolean", "allowWatchBookmarks": "boolean",
           "sendInitialEvents": "boolean", "watch": "boolean",
           "ignoreStoreReadErrorWithClusterBreakingPotential": "boolean",
           "gracePeriodSeconds": "integer", "limit": "integer", "timeoutSeconds": "integer"}
@@ -186,7 +189,8 @@ def _operation(action: str, res: Resource, *, gvk: tuple[str, str, str], body: s
         "consumes": list(_PATCH_TYPES) if action == "patch" else ["*/*"],
         "produces": ["text/plain"] if response is None else list(_PRODUCES),
         "schemes": ["https"],
-        "tags": [f"{_group_word(res.group).lower()}{res.version.capitalize()}"],
+        "tags": [f"{_group_word(res.group)[:1].lower()}{_group_word(res.group)[1:]}_"
+                 f"{res.version}"],
         "operationId": (f"{word}{_group_word(res.group)}{res.version.capitalize()}"
                         f"{'Collection' if action == 'deletecollection' else ''}{scope}"
                         f"{res.kind}{suffix}"),
@@ -218,6 +222,7 @@ def _subresource_paths(res: Resource, item_path: str, params: list[Obj],
             if sub.name == "log":
                 entry[method] = _operation(action, res, gvk=gvk, body=None, response=None,
                                            scope=scope, suffix="Log", sub="log")
+                entry[method]["parameters"] = [_param(p) for p in _LOG_QUERY]
                 continue
             entry[method] = _operation(
                 action, res, gvk=gvk, body=(_META + "Patch" if action == "patch" else
