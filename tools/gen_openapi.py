@@ -108,6 +108,8 @@ def roots() -> list[tuple[str, str]]:
         if res.group == "":
             out.append(("V1PodTemplate", ""))  # tags PodTemplateSpec core before apps
         for sub in res.subresources:
+            if sub.name in openapi_spec.CONNECT_QUERY:
+                continue  # its options kind is only a query: no definition
             group, _, kind = res.subresource_gvk(sub)
             out.append((client_class(group, kind), group))
     return out + [(f"V1{name}", "") for name in ("Status", "DeleteOptions")]

@@ -298,3 +298,25 @@ def validate_node_status_update(new: Mapping[str, Any],
                                 old: Mapping[str, Any]) -> list[FieldError]:
     """nodeStatusStrategy.ValidateUpdate: ValidateNodeUpdate only."""
     return _validate_node_update_only(new, old)
+
+
+# -- how the API server reaches a node's agent (kubelet) ------------------------------------
+
+KUBELET_CLIENT_CN: Final = "kube-apiserver-kubelet-client"
+"""The API server's client-certificate identity towards node agents (kubeadm's
+apiserver-kubelet-client), in group :data:`KUBELET_CLIENT_GROUP`."""
+KUBELET_CLIENT_GROUP: Final = "system:masters"
+
+
+def kubelet_endpoint(node: Mapping[str, Any]) -> tuple[str, int] | None:
+    """(InternalIP, kubelet port) the API server dials for ``node``, as kube-apiserver's
+    node connection info does (``status.daemonEndpoints.kubeletEndpoint.Port``); None when
+    the node advertises neither."""
+    status = _map(node, "status")
+    port = _map(_map(status, "daemonEndpoints"), "kubeletEndpoint").get("Port")
+    addresses = {str(a.get("type")): str(a.get("address"))
+                 for a in _list(status, "addresses") if isinstance(a, Mapping)}
+    address = addresses.get("InternalIP") or addresses.get("ExternalIP")
+    if not isinstance(port, int) or not 0 < port < 65536 or not address:
+        return None
+    return address, port

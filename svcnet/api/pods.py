@@ -521,6 +521,9 @@ def set_defaults_pod(pod: Mapping[str, Any]) -> dict[str, Any]:  # noqa: C901
             source = vol.get(src)
             if isinstance(source, dict) and source.get("defaultMode") is None:
                 source["defaultMode"] = 0o644
+        for token in _token_projections(vol):
+            if token.get("expirationSeconds") is None:
+                token["expirationSeconds"] = 3600  # SetDefaults_ServiceAccountTokenProjection
         host_path = vol.get("hostPath")
         if isinstance(host_path, dict) and host_path.get("type") is None:
             host_path["type"] = ""
@@ -1034,6 +1037,50 @@ def _validate_volumes(volumes: Sequence[Any], path: Path) -> tuple[set[str], lis
     return names, errs
 
 
+def _token_projections(volume: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``serviceAccountToken`` sources of a projected volume."""
+    return [t for src in _dicts(_list(_map(volume, "projected"), "sources"))
+            if isinstance(t := src.get("serviceAccountToken"), dict)]
+
+
+def _validate_token_projections(volumes: Sequence[Any], path: Path) -> list[FieldError]:
+    """validateProjectionSources' ``serviceAccountToken`` checks, with upstream's field paths
+    (a missing ``path`` is reported on the projected volume's own ``path``)."""
+    errs: list[FieldError] = []
+    for i, vol in enumerate(_dicts(volumes)):
+        projected = path.index(i).child("projected")
+        for j, src in enumerate(_dicts(_list(_map(vol, "projected"), "sources"))):
+            token = src.get("serviceAccountToken")
+            if not isinstance(token, dict):
+                continue
+            where = projected.child("sources").index(j).child("serviceAccountToken")
+            seconds = _int(token, "expirationSeconds")
+            if seconds < 600:
+                errs.append(invalid(where.child("expirationSeconds"), seconds,
+                                    "may not specify a duration less than 10 minutes"))
+            if seconds > 1 << 32:
+                errs.append(invalid(where.child("expirationSeconds"), seconds,
+                                    "may not specify a duration larger than 2^32 seconds"))
+            target = _str(token, "path")
+            if not target:
+                errs.append(required(projected.child("path")))
+            else:
+                errs.extend(_local_non_reserved_path(target, projected.child("path")))
+    return errs
+
+
+def _local_non_reserved_path(target: str, path: PathLike) -> list[FieldError]:
+    """ValidateLocalNonReservedPath."""
+    errs = []
+    if target.startswith("/"):
+        errs.append(invalid(path, target, "must be a relative path"))
+    if ".." in target.split("/"):
+        errs.append(invalid(path, target, "must not contain '..'"))
+    if target.startswith("..") and not target.startswith("../"):
+        errs.append(invalid(path, target, "must not start with '..'"))
+    return errs
+
+
 def _validate_dns_config(spec: Mapping[str, Any], path: Path) -> list[FieldError]:
     """validatePodDNSConfig."""
     policy = _str(spec, "dnsPolicy")
@@ -1082,6 +1129,7 @@ def validate_pod_spec(spec: Mapping[str, Any], path: Path,  # noqa: C901 (mirror
 
     volumes, vol_errs = _validate_volumes(_list(spec, "volumes"), path.child("volumes"))
     errs.extend(vol_errs)
+    errs.extend(_validate_token_projections(_list(spec, "volumes"), path.child("volumes")))
     containers = _dicts(_list(spec, "containers"))
     inits = _dicts(_list(spec, "initContainers"))
     errs.extend(_validate_containers(containers, path.child("containers"), volumes, grace, opts))

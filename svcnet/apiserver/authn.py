@@ -32,9 +32,13 @@ _POD_DELETION_GRACE = timedelta(seconds=60)
 
 
 def bearer_token(authorization: str | None) -> str | None:
-    if not authorization or not authorization.startswith("Bearer "):
+    """The token of an ``Authorization: Bearer <token>`` header, the scheme matched without
+    regard to case as upstream's bearertoken authenticator does (the official Python client's
+    in-cluster config sends ``bearer``)."""
+    parts = (authorization or "").strip().split(" ", 2)
+    if len(parts) < 2 or parts[0].lower() != "bearer" or not parts[1]:
         return None
-    return authorization[len("Bearer "):].strip()
+    return parts[1]
 
 
 class Authenticator:

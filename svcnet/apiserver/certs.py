@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from svcnet.api.nodes import KUBELET_CLIENT_CN, KUBELET_CLIENT_GROUP
+
 _VALIDITY = timedelta(days=3650)
 
 
@@ -83,9 +85,6 @@ def ensure_tls(data_dir: Path, hosts: list[str]) -> TLSFiles:
         files.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
         for stale in (files.cert, files.key):
             stale.unlink(missing_ok=True)
-    ca_key_loaded = serialization.load_pem_private_key(ca_key_path.read_bytes(), None)
-    assert isinstance(ca_key_loaded, ec.EllipticCurvePrivateKey)
-    ca_cert = x509.load_pem_x509_certificate(files.ca_cert.read_bytes())
 
     wanted = sorted(set(hosts) | {"localhost", "127.0.0.1", "kubernetes",
                                   "kubernetes.default", "kubernetes.default.svc",
@@ -101,25 +100,72 @@ def ensure_tls(data_dir: Path, hosts: list[str]) -> TLSFiles:
         if set(wanted) <= covered:
             return files
 
+    cert, key_pem = _issue(pki, "kube-apiserver", (), wanted, server=True)
+    _write_private(files.key, key_pem)
+    files.cert.write_bytes(cert)
+    return files
+
+
+def _issue(pki: Path, common_name: str, organizations: tuple[str, ...], hosts: list[str], *,
+           server: bool) -> tuple[bytes, bytes]:
+    """(certificate, key) PEM signed by the CA in ``pki``: a serving certificate for
+    ``hosts``, or a client certificate for ``common_name`` in groups ``organizations``."""
+    ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    ca_cert = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    now = datetime.now(UTC) - timedelta(minutes=5)
     key = ec.generate_private_key(ec.SECP256R1())
+    subject = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+    subject.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    builder = (x509.CertificateBuilder().subject_name(x509.Name(subject))
+               .issuer_name(ca_cert.subject).public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now).not_valid_after(now + _VALIDITY)
+               .add_extension(x509.ExtendedKeyUsage([
+                   ExtendedKeyUsageOID.SERVER_AUTH if server
+                   else ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))
     names: list[x509.GeneralName] = []
-    for h in wanted:
+    for h in hosts:
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(h)))
         except ValueError:
             names.append(x509.DNSName(h))
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + _VALIDITY)
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
-                           critical=False)
-            .sign(ca_key_loaded, hashes.SHA256()))
-    _write_private(files.key, _key_pem(key))
-    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return files
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
+
+def ensure_kubelet_client(data_dir: Path) -> tuple[Path, Path]:
+    """The API server's client certificate for node agents (``--kubelet-client-certificate``),
+    in ``DATA_DIR/pki``, created once from the CA :func:`ensure_tls` made."""
+    pki = data_dir / "pki"
+    cert, key = pki / "apiserver-kubelet-client.crt", pki / "apiserver-kubelet-client.key"
+    if not (cert.exists() and key.exists()):
+        cert_pem, key_pem = issue_client(data_dir, KUBELET_CLIENT_CN, (KUBELET_CLIENT_GROUP,))
+        _write_private(key, key_pem)
+        cert.write_bytes(cert_pem)
+    return cert, key
+
+
+def issue_client(data_dir: Path, common_name: str, groups: tuple[str, ...]
+                 ) -> tuple[bytes, bytes]:
+    """A client certificate (PEM, with its key) for user ``common_name`` in ``groups``."""
+    return _issue(data_dir / "pki", common_name, groups, [], server=False)
+
+
+def issue_node_serving(data_dir: Path, node_name: str, addresses: list[str],
+                       out_dir: Path) -> tuple[Path, Path]:
+    """A node agent's serving certificate (``system:node:<name>``, for its name and
+    addresses) from the cluster CA, written to ``out_dir`` (kubelet's ``--tls-cert-file``
+    and ``--tls-private-key-file``)."""
+    ensure_private_dir(out_dir)
+    cert_pem, key_pem = _issue(data_dir / "pki", f"system:node:{node_name}",
+                               ("system:nodes",), [node_name, *addresses], server=True)
+    cert, key = out_dir / "node.crt", out_dir / "node.key"
+    _write_private(key, key_pem)
+    cert.write_bytes(cert_pem)
+    return cert, key
 
 
 def interface_addresses(*, ipv6: bool) -> list[str]:

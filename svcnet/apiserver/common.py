@@ -25,6 +25,7 @@ from svcnet.api.labels import (
 )
 from svcnet.api.schema import decode, strict_error
 from svcnet.apiserver.authn import Authenticator
+from svcnet.apiserver.nodeclient import NodeClient
 from svcnet.apiserver.rbac import RBAC
 from svcnet.registry.generic import Registry
 from svcnet.util.clock import Clock
@@ -63,6 +64,8 @@ class Context:
     on_request: Callable[[str, str, int, float], None] = lambda verb, res, code, secs: None
     watch_bookmark_interval: float = 60.0
     default_watch_timeout: float = 1800.0
+    node_client: NodeClient | None = None
+    """How pods/log, exec, attach and portforward reach node agents."""
 
 
 METHOD_VERBS = {"GET": "get", "PUT": "update", "PATCH": "patch", "POST": "create",

@@ -63,6 +63,7 @@ from svcnet.apiserver.subresources.binding import serve_binding
 from svcnet.apiserver.subresources.finalize import serve_finalize
 from svcnet.apiserver.subresources.log import serve_log
 from svcnet.apiserver.subresources.scale import serve_scale
+from svcnet.apiserver.subresources.stream import STREAM_SUBRESOURCES, serve_stream
 from svcnet.apiserver.subresources.token import serve_token
 from svcnet.apiserver.watch import serve_watch
 from svcnet.registry.generic import PROPAGATION_POLICIES, Preconditions
@@ -80,6 +81,7 @@ _SUBRESOURCES: dict[str, tuple[str, _Subresource]] = {
     "binding": ("create", serve_binding),
     "token": ("create", serve_token),
     "finalize": ("update", serve_finalize),
+    **dict.fromkeys(STREAM_SUBRESOURCES, ("connect", serve_stream)),
 }
 
 

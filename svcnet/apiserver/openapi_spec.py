@@ -56,8 +56,18 @@ _QUERY: dict[str, tuple[str, ...]] = {
 }
 _QUERY["deletecollection"] = (*_QUERY["list"][:5], *_QUERY["delete"], *_QUERY["list"][5:9])
 #: What ``pods/log`` reads (svcnet/apiserver/subresources/log.py).
-_LOG_QUERY = ("container", "follow", "previous", "tailLines")
+_LOG_QUERY = ("container", "follow", "limitBytes", "previous", "sinceSeconds", "sinceTime",
+              "tailLines", "timestamps")
+#: The ``connect`` subresources (relayed to the node: subresources/stream.py) and their query.
+CONNECT_QUERY: dict[str, tuple[str, ...]] = {
+    "attach": ("container", "stderr", "stdin", "stdout", "tty"),
+    "exec": ("command", "container", "stderr", "stdin", "stdout", "tty"),
+    "portforward": ("ports",),
+}
 _TYPES = {"follow": "boolean", "previous": "boolean", "tailLines": "integer",
+          "timestamps": "boolean", "limitBytes": "integer", "sinceSeconds": "integer",
+          "stderr": "boolean", "stdin": "boolean", "stdout": "boolean", "tty": "boolean",
+          "ports": "integer",
           "force": "boolean", "orphanDependents": "boolean", "allowWatchBookmarks": "boolean",
           "sendInitialEvents": "boolean", "watch": "boolean",
           "ignoreStoreReadErrorWithClusterBreakingPotential": "boolean",
@@ -208,6 +218,25 @@ def _operation(action: str, res: Resource, *, gvk: tuple[str, str, str], body: s
     return op
 
 
+def _connect(res: Resource, sub: str, method: str, gvk: tuple[str, str, str], scope: str
+             ) -> Obj:
+    """A ``connect`` operation (exec, attach, portforward): options in the query, a stream."""
+    group_version = f"{_group_word(res.group)}{res.version.capitalize()}"
+    return {
+        "description": f"connect {method.upper()} requests to {sub} of {res.kind}",
+        "consumes": ["*/*"], "produces": ["*/*"], "schemes": ["https"],
+        "tags": [f"{_group_word(res.group)[:1].lower()}{_group_word(res.group)[1:]}_"
+                 f"{res.version}"],
+        "operationId": (f"connect{group_version}{method.capitalize()}{scope}{res.kind}"
+                        f"{sub.capitalize()}"),
+        "parameters": [_param(p) for p in CONNECT_QUERY[sub]],
+        "responses": {"200": {"description": "OK", "schema": {"type": "string"}}},
+        "x-kubernetes-action": "connect",
+        "x-kubernetes-group-version-kind": dict(zip(("group", "version", "kind"), gvk,
+                                                    strict=True)),
+    }
+
+
 def _subresource_paths(res: Resource, item_path: str, params: list[Obj],
                        scope: str) -> dict[str, Obj]:
     out: dict[str, Obj] = {}
@@ -216,6 +245,12 @@ def _subresource_paths(res: Resource, item_path: str, params: list[Obj],
         name = definition_name(*gvk)
         entry: Obj = {"parameters": params}
         suffix = sub.name.capitalize()
+        if sub.name in CONNECT_QUERY:
+            for verb in sub.verbs:
+                method = "post" if verb == "create" else "get"
+                entry[method] = _connect(res, sub.name, method, gvk, scope)
+            out[f"{item_path}/{sub.name}"] = entry
+            continue
         for verb in sub.verbs:
             action = VERB_ACTIONS[verb][0]
             method = _ACTIONS[action][0]

@@ -4,7 +4,7 @@ Discovery (legacy ``/api/v1`` and aggregated v2), the OpenAPI documents' filter 
 Table printers all read this module, so a resource's names, scope, verbs and subresources cannot
 drift apart between them. The facts are those of kube-apiserver 1.33 for the same resources
 (``kubectl get --raw /api/v1`` on a real cluster), trimmed to what svcnet serves: for example
-``pods/exec`` and ``services/proxy`` exist upstream but are not listed here, because
+``pods/proxy`` and ``services/proxy`` exist upstream but are not listed here, because
 advertising a subresource we cannot serve makes clients fail later and more confusingly.
 
 Ordering matters to clients in two places and is preserved by :data:`RESOURCES`:
@@ -177,8 +177,12 @@ CATALOGUE: tuple[Resource, ...] = (
     Resource("", "v1", "Node", "nodes", "node", False, short_names=("no",),
              subresources=(_status("Node"),)),
     Resource("", "v1", "Pod", "pods", "pod", True, short_names=("po",), categories=("all",),
-             subresources=(Subresource("binding", "Binding", ("create",)),
+             subresources=(Subresource("attach", "PodAttachOptions", ("create", "get")),
+                           Subresource("binding", "Binding", ("create",)),
+                           Subresource("exec", "PodExecOptions", ("create", "get")),
                            Subresource("log", "Pod", ("get",)),
+                           Subresource("portforward", "PodPortForwardOptions",
+                                       ("create", "get")),
                            _status("Pod"))),
     Resource("", "v1", "Secret", "secrets", "secret", True),
     Resource("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True,

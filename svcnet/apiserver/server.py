@@ -55,6 +55,7 @@ from svcnet.apiserver.auth import ADMIN_GROUP, TokenFile, User, fixed_allows
 from svcnet.apiserver.authn import Authenticator
 from svcnet.apiserver.bootstrap_policy import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES
 from svcnet.apiserver.certs import (
+    ensure_kubelet_client,
     ensure_private_dir,
     ensure_tls,
     ensure_token,
@@ -68,6 +69,7 @@ from svcnet.apiserver.connections import (
     GatedSite,
 )
 from svcnet.apiserver.handlers import Handlers
+from svcnet.apiserver.nodeclient import NodeClient
 from svcnet.apiserver.rbac import RBAC
 from svcnet.apiserver.satokens import TokenIssuer
 from svcnet.client.kubeconfig import load_kubeconfig
@@ -201,6 +203,7 @@ class APIServer:
         self._lock: IO[bytes] | None = None
         self.connections = ConnectionGate(config.max_connections)
         self._stopping = False
+        self.node_client: NodeClient | None = None
 
     @property
     def store(self) -> Store:
@@ -253,9 +256,12 @@ class APIServer:
         issuer = TokenIssuer(cfg.data_dir / "pki" / "sa.key")
         authn = Authenticator(tokens, issuer, self.registries.get,
                               self.clock.now)
+        # Node agents are reached as kube-apiserver reaches kubelets (nodeclient.py).
+        self.node_client = NodeClient(tls.ca_cert, *ensure_kubelet_client(cfg.data_dir))
         ctx = Context(served={(s.group, s.version, s.resource): s for s in served},
                       authn=authn, clock=self.clock, namespaces=self.registries["namespaces"],
-                      rbac=self.rbac, on_request=self.metrics.observe)
+                      rbac=self.rbac, on_request=self.metrics.observe,
+                      node_client=self.node_client)
         app = self._app(Handlers(ctx))
         # Open watches (informers of pods that outlive us) must not hold up a shutdown.
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
@@ -297,6 +303,8 @@ class APIServer:
             await self._controller_client.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.node_client is not None:
+            await self.node_client.close()
         if self._store is not None:
             await self._store.close()
         if self._lock is not None:
@@ -308,7 +316,7 @@ class APIServer:
     def _serve_resources(self) -> list[Served]:
         strategies = {
             ("", "services"): ServiceStrategy(self.allocators, self.lb),
-            ("", "pods"): PodStrategy(),
+            ("", "pods"): PodStrategy(self._service_account),
             ("", "nodes"): NodeStrategy(),
             ("", "namespaces"): NamespaceStrategy(),
             ("", "endpoints"): EndpointsStrategy(),
@@ -340,6 +348,12 @@ class APIServer:
                                  res.namespaced, registry,
                                  {s.name: frozenset(s.verbs) for s in res.subresources}))
         return served
+
+    async def _service_account(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.registries["serviceaccounts"].get(namespace, name)
+        except StatusError:
+            return None
 
     async def _check_escalation(self, resource: str, namespace: str,
                                 obj: Mapping[str, Any]) -> None:

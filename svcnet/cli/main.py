@@ -151,10 +151,19 @@ cli.add_command(explain)
               help="Answer ARP for LoadBalancer IPs on the uplink (eth0) when elected.")
 @click.option("--health-port", default=0, show_default=True,
               help="Serve /healthz and /metrics on 127.0.0.1:PORT (0: off).")
+@click.option("--tls-cert-file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Serving certificate of the node server (logs, exec, port-forward), "
+                   "signed by the cluster CA; without it there is no node server.")
+@click.option("--tls-private-key-file",
+              type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="The key of --tls-cert-file.")
+@click.option("--port", "server_port", default=10250, show_default=True,
+              type=click.IntRange(0, 65535), help="The node server's port on --node-ip.")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_ip: str,
          pod_cidr: str, state_dir: Path, cluster_dns: tuple[str, ...], no_proxy: bool,
-         announce_lb_ips: bool, health_port: int, verbose: bool) -> None:
+         announce_lb_ips: bool, health_port: int, tls_cert_file: Path | None,
+         tls_private_key_file: Path | None, server_port: int, verbose: bool) -> None:
     """Run the node agent: register the Node, run its pods, program its data plane."""
     import asyncio
     import logging
@@ -169,7 +178,9 @@ def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_i
     config = AgentConfig(kubeconfig=kubeconfig, node_name=node_name, cluster=cluster,
                          node_index=node_index, node_ip=node_ip, pod_cidr=pod_cidr,
                          state_dir=state_dir, cluster_dns=cluster_dns,
-                         announce_lb_ips=announce_lb_ips, health_port=health_port)
+                         announce_lb_ips=announce_lb_ips, health_port=health_port,
+                         tls_cert_file=tls_cert_file, tls_key_file=tls_private_key_file,
+                         server_port=server_port)
     proxy_factory = None
     if not no_proxy:
         from svcnet.node.runner import NodeConfig

@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from svcnet.api.errors import StatusError
+from svcnet.apiserver.certs import issue_node_serving
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import GVR, NODES, PODS, SERVICES, RESTClient
 from svcnet.cluster import down as teardown
@@ -383,12 +384,16 @@ def _start_node_agents(paths: Paths, topo: Topology, opts: UpOptions,
         state.mkdir(parents=True, exist_ok=True)
         kcfg = state / "kubeconfig"
         _write_private(kcfg, _kubeconfig_for(admin, token, f"system:node:{node.name}"))
+        # The node server's certificate for the node's address, from the cluster CA (the
+        # API server verifies it when it proxies logs, exec and port-forward).
+        cert, key = issue_node_serving(paths.server, node.name, [node.ip], state / "pki")
         write_unit(paths, node.name, [
             *_svcnet(), "node", "--kubeconfig", str(kcfg), "--name", node.name,
             "--cluster", opts.name, "--node-index", str(node.index), "--node-ip", node.ip,
             "--pod-cidr", node.pod_cidr, "--state-dir", str(state),
             "--cluster-dns", DNS_IP, "--announce-lb-ips",
-            "--health-port", str(10255 + node.index)])
+            "--health-port", str(10255 + node.index),
+            "--tls-cert-file", str(cert), "--tls-private-key-file", str(key)])
     reload_supervisor(paths)
 
 

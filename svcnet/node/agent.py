@@ -23,7 +23,9 @@ The agent runs in the host's network namespace and works on named namespaces onl
    object at a time (:mod:`svcnet.node.objects`, the kubelet's watch-based managers); a
    change wakes the pod sync, which starts containers waiting for them and rewrites volumes.
    Warnings the runner reports (``InvalidEnvironmentVariableNames``, ``FailedMount``) are
-   recorded as Events on the pod.
+   recorded as Events on the pod. The ServiceAccount tokens of projected volumes are
+   requested through the TokenRequest API and renewed before they expire
+   (:mod:`svcnet.node.tokens`, the kubelet's token manager).
 5. **Service environment variables** come from a Services informer (``BACKEND_SERVICE_HOST``
    etc., as the kubelet computes them).
 6. **The service proxy** (nftables, in the node netns) is fed from the same Services informer
@@ -45,7 +47,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from svcnet.api.errors import StatusError
-from svcnet.api.podlogs import ANNOTATION_STATE_DIR, LABEL_CLUSTER, LABEL_NODE_INDEX
+from svcnet.api.podlogs import LABEL_CLUSTER, LABEL_NODE_INDEX
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import EventHandler, Informer
 from svcnet.client.kubeconfig import load_kubeconfig
@@ -63,6 +65,8 @@ from svcnet.node.announcer import Announcer
 from svcnet.node.healthcheck import HealthCheckServers, health_checks
 from svcnet.node.objects import ObjectWatcher
 from svcnet.node.runner import NodeConfig, PodRunner
+from svcnet.node.server import DEFAULT_PORT, NodeServer, ServingConfig
+from svcnet.node.tokens import TokenManager
 from svcnet.proxy.changes import ProxySource
 from svcnet.proxy.runner import BoundedFrequencyRunner
 from svcnet.proxy.service import (
@@ -103,6 +107,12 @@ class AgentConfig:
     """Longest time without a full proxy sync (the periodic safety net)."""
     health_port: int = 0
     """Serve /healthz, /livez and /metrics on 127.0.0.1:<port> (kube-proxy's 10256); 0: off."""
+    tls_cert_file: Path | None = None
+    """The node server's certificate (kubelet's ``--tls-cert-file``); None: no node server
+    (no logs, exec, attach or port-forward for this node's pods)."""
+    tls_key_file: Path | None = None
+    server_port: int = DEFAULT_PORT
+    """The node server's port on ``node_ip`` (kubelet's 10250; 0: the kernel picks)."""
 
 
 class ServiceProxy(Protocol):
@@ -205,6 +215,7 @@ class NodeAgent:
         self.proxy: ServiceProxy | None = None
         self._wake = asyncio.Event()
         self.objects = ObjectWatcher(self.client, clock=clock, on_change=self._wake.set)
+        self.tokens = TokenManager(self.client, clock=clock)
         self.recorder = EventRecorder(self.client, "kubelet", clock=clock, host=name)
         self._proxy_runner: BoundedFrequencyRunner | None = None
         self._proxy_changed: set[str] = set()
@@ -212,6 +223,8 @@ class NodeAgent:
         self._tasks: list[asyncio.Task[None]] = []
         self._node: Obj = {}
         self._health_runner: Any = None
+        self.server: NodeServer | None = None
+        self._server_port = 0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -228,8 +241,10 @@ class NodeAgent:
         self.runner = PodRunner.create(node_config, clock=self.clock,
                                        on_change=lambda _uid: self._wake.set(),
                                        service_env=self._service_env,
-                                       objects=self.objects.lookup)
+                                       objects=self.objects.lookup,
+                                       tokens=self.tokens.lookup)
         await self.runner.start()
+        await self._serve_node_api(node_config)
         poke = EventHandler(on_add=lambda _o: self._wake.set(),
                             on_update=lambda _o, _n: self._wake.set(),
                             on_delete=lambda _o: self._wake.set())
@@ -283,6 +298,8 @@ class NodeAgent:
             self.health_checks.close()
         if self._health_runner is not None:
             await self._health_runner.cleanup()
+        if self.server is not None:
+            await self.server.stop()
         if self.runner is not None:
             await self.runner.close()
         await self.client.close()
@@ -294,12 +311,9 @@ class NodeAgent:
         labels = {"kubernetes.io/hostname": cfg.node_name, "kubernetes.io/os": "linux",
                   "kubernetes.io/arch": _arch(), LABEL_CLUSTER: cfg.cluster,
                   LABEL_NODE_INDEX: str(cfg.node_index), **cfg.labels}
-        # Where this node keeps pod logs: the API server serves pods/log from there (a local
-        # cluster shares one filesystem), and `svcnet exec` finds pod namespaces by the labels.
-        annotations = {ANNOTATION_STATE_DIR: str(cfg.state_dir.resolve())}
+        # `svcnet exec` finds pod namespaces by the labels.
         node: Obj = {"apiVersion": "v1", "kind": "Node",
-                     "metadata": {"name": cfg.node_name, "labels": labels,
-                                  "annotations": annotations}, "spec": {}}
+                     "metadata": {"name": cfg.node_name, "labels": labels}, "spec": {}}
         if cfg.pod_cidr:
             node["spec"] = {"podCIDR": cfg.pod_cidr, "podCIDRs": [cfg.pod_cidr]}
         return node
@@ -311,6 +325,8 @@ class NodeAgent:
                       else now)
         capacity = {**_capacity(), "pods": "110"}
         return {
+            # Where the API server reaches this agent's server (server.py), as kubelet says.
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self._server_port}},
             "addresses": [{"type": "InternalIP", "address": self.config.node_ip},
                           {"type": "Hostname", "address": self.config.node_name}],
             "capacity": capacity, "allocatable": capacity,
@@ -334,8 +350,7 @@ class NodeAgent:
             self._node = await self.client.get(NODES, "", self.config.node_name)
             labels = {**(self._node["metadata"].get("labels") or {}),
                       **desired["metadata"]["labels"]}
-            patch: Obj = {"metadata": {"labels": labels,
-                                       "annotations": desired["metadata"]["annotations"]}}
+            patch: Obj = {"metadata": {"labels": labels}}
             if self.config.pod_cidr and not (self._node.get("spec") or {}).get("podCIDR"):
                 patch["spec"] = desired["spec"]
             self._node = await self.client.patch(NODES, "", self.config.node_name, patch,
@@ -420,6 +435,7 @@ class NodeAgent:
         assert self.runner is not None
         desired = self.pods.list()
         await self.objects.track(desired)
+        await self.tokens.track(desired)
         result = await self.runner.sync(desired)
         events, self.runner.events = self.runner.events, []
         for pod, reason, message in events:
@@ -498,6 +514,25 @@ class NodeAgent:
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", self.config.health_port).start()
         self._health_runner = runner
+
+    async def _serve_node_api(self, node_config: NodeConfig) -> None:
+        """Logs, exec, attach and port-forward for the API server (server.py), on the node's
+        address (in the node's netns unless that is loopback), then advertise the port."""
+        cfg = self.config
+        if cfg.tls_cert_file is None or cfg.tls_key_file is None:
+            log.warning("no --tls-cert-file: not serving logs, exec or port-forward")
+            return
+        ca = load_kubeconfig(cfg.kubeconfig).ca_pem
+        if ca is None:
+            raise ValueError("the kubeconfig names no certificate authority: the node server "
+                             "cannot verify the API server")
+        assert self.runner is not None
+        self.server = NodeServer(self.runner, lambda ns, name: self.pods.get(f"{ns}/{name}"))
+        loopback = cfg.node_ip.startswith("127.")
+        self._server_port = await self.server.start(ServingConfig(
+            cfg.tls_cert_file, cfg.tls_key_file, ca.decode("ascii"), cfg.node_ip,
+            cfg.server_port, None if loopback else node_config.node_netns))
+        await self.post_status()
 
     async def _proxy_loop(self) -> None:
         assert self.proxy is not None

@@ -34,9 +34,10 @@ from svcnet.api.podrefs import CONFIG_MAP, SECRET, pod_config_references
 from svcnet.client.informer import EventHandler, Informer, ListerWatcher
 from svcnet.client.rest import CONFIGMAPS, GVR, SECRETS
 from svcnet.node.podenv import ObjectUnavailable
+from svcnet.node.pods import is_terminal_phase
 from svcnet.util.clock import Clock
 
-__all__ = ["ObjectWatcher", "pod_references"]
+__all__ = ["ObjectWatcher", "needs_config", "pod_references"]
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +49,19 @@ SYNC_WAIT: Final = 5.0
 """Longest wait, per pod sync, for the informers of newly referenced objects."""
 
 
+def needs_config(pod: Mapping[str, Any]) -> bool:
+    """Whether the pod may still start containers (not terminating, not finished): only those
+    keep objects watched and tokens cached."""
+    meta = pod.get("metadata") or {}
+    return not meta.get("deletionTimestamp") and not is_terminal_phase(
+        (pod.get("status") or {}).get("phase"))
+
+
 def pod_references(pod: Mapping[str, Any]) -> set[Ref]:
     """Every ConfigMap and Secret the pod's containers and volumes name."""
-    meta = pod.get("metadata") or {}
-    if meta.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in (
-            "Succeeded", "Failed"):
+    if not needs_config(pod):
         return set()
-    namespace = str(meta.get("namespace") or "default")
+    namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
     return {(kind, namespace, name) for kind, name in pod_config_references(pod)}
 
 

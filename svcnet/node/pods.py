@@ -733,6 +733,14 @@ def log_path(state_dir: Path, pod_uid: str, container: str, attempt: int) -> Pat
     return state_dir / "pods" / pod_uid / container / f"{attempt}.log"
 
 
+def log_files(state_dir: Path, pod_uid: str, container: str) -> list[Path]:
+    """The container's log files, oldest attempt first (what :func:`log_path` named)."""
+    d = log_path(state_dir, pod_uid, container, 0).parent
+    if not d.is_dir():
+        return []
+    return sorted((p for p in d.glob("*.log") if p.stem.isdigit()), key=lambda p: int(p.stem))
+
+
 def resolv_conf(pod: Pod, *, nameservers: Sequence[str],
                 cluster_domain: str = "cluster.local") -> str | None:
     """The pod's ``/etc/resolv.conf`` per ``dnsPolicy``/``dnsConfig``; None: the node's own.

@@ -145,9 +145,11 @@ class PodRunner:
                  probes: ProbeManager, ipam: PodIPAM, clock: Clock,
                  on_change: Callable[[str], None] | None = None,
                  service_env: Callable[[Pod], Mapping[str, str]] | None = None,
-                 objects: Lookup | None = None) -> None:
+                 objects: Lookup | None = None,
+                 tokens: volumes.TokenLookup | None = None) -> None:
         self.config = config
         self.objects: Lookup = objects or _no_objects
+        self.tokens = tokens
         self.events: list[tuple[Pod, str, str]] = []
         """Warnings for the agent to record as Events: (pod, reason, message)."""
         self.network = network
@@ -173,7 +175,8 @@ class PodRunner:
     def create(cls, config: NodeConfig, *, clock: Clock | None = None,
                on_change: Callable[[str], None] | None = None,
                service_env: Callable[[Pod], Mapping[str, str]] | None = None,
-               objects: Lookup | None = None) -> PodRunner:
+               objects: Lookup | None = None,
+               tokens: volumes.TokenLookup | None = None) -> PodRunner:
         """The real thing: iproute2, ``ip netns exec`` processes, probes from the node netns,
         IPAM state in ``STATE/ipam.json``."""
         clock = clock or RealClock()
@@ -182,7 +185,8 @@ class PodRunner:
             runtime=NetnsProcessRuntime(config.state_dir, clock=clock),
             probes=ProbeManager(NetnsProbeExecutor(config.node_netns), clock),
             ipam=PodIPAM(config.pod_cidr, config.state_dir / "ipam.json"),
-            clock=clock, on_change=on_change, service_env=service_env, objects=objects)
+            clock=clock, on_change=on_change, service_env=service_env, objects=objects,
+            tokens=tokens)
 
     # --- lifecycle
 
@@ -473,7 +477,7 @@ class PodRunner:
             target = volumes.volume_dir(self._pod_dir(uid), vol)
             try:
                 payload = volumes.volume_payload(pod, vol, self.objects,
-                                                 self.config.allocatable)
+                                                 self.config.allocatable, self.tokens)
                 if payload is None:
                     if volumes.volume_kind(vol) == "emptyDir" and not target.is_dir():
                         target.mkdir(parents=True)
@@ -529,25 +533,38 @@ class PodRunner:
                 container = self._container_spec(pod, proc.key.container, False)
             except KeyError:
                 continue
-            host_net = podlib.is_host_network(pod)
-            ip = self.ipam.get(proc.key.pod_uid)
-            pod_ip = self.config.host_ip if host_net else (str(ip.ip) if ip else "")
-            netns = (self.config.node_netns if host_net
-                     else self.config.pod_names(proc.key.pod_uid).pod_netns)
-            try:
-                spec = podlib.container_process_spec(
-                    pod, container, netns=netns, log_file=Path("/dev/null"), attempt=0,
-                    pod_ip=pod_ip, host_ip=self.config.host_ip,
-                    node_name=self.config.node_name, lookup=self.objects,
-                    allocatable=self.config.allocatable,
-                    service_env=self._service_env(pod) if self._service_env else None)
-                mounts = volumes.container_mounts(pod, container,
-                                                  self._pod_dir(proc.key.pod_uid), spec.env)
-                pid = state.pid if mounts else None
-                ctx = ProbeContext(pod_ip, netns, dict(spec.env), spec.working_dir, pid)
-            except podlib.ConfigError:
-                ctx = ProbeContext(pod_ip, netns)
-            self._start_probes(proc, container, ctx)
+            self._start_probes(proc, container, self.exec_context(pod, container))
+
+    def exec_context(self, pod: Pod, container: Mapping[str, Any]) -> ProbeContext:
+        """Where and how a command runs "in" a container (probes, ``kubectl exec``): the
+        pod's netns, the container's environment and working directory, and, when the
+        container has volumes, its main process (whose mount namespace shows them)."""
+        uid = str(pod.get("metadata", {}).get("uid", ""))
+        host_net = podlib.is_host_network(pod)
+        ip = self.ipam.get(uid)
+        pod_ip = self.config.host_ip if host_net else (str(ip.ip) if ip else "")
+        netns = self.config.node_netns if host_net else self.config.pod_names(uid).pod_netns
+        try:
+            spec = podlib.container_process_spec(
+                pod, container, netns=netns, log_file=Path("/dev/null"), attempt=0,
+                pod_ip=pod_ip, host_ip=self.config.host_ip, node_name=self.config.node_name,
+                lookup=self.objects, allocatable=self.config.allocatable,
+                service_env=self._service_env(pod) if self._service_env else None)
+            mounts = volumes.container_mounts(pod, container, self._pod_dir(uid), spec.env)
+        except podlib.ConfigError:
+            return ProbeContext(pod_ip, netns)
+        pid = self._running_pid(uid, str(container.get("name", ""))) if mounts else None
+        return ProbeContext(pod_ip, netns, dict(spec.env), spec.working_dir, pid)
+
+    def _running_pid(self, uid: str, container: str) -> int | None:
+        for proc in self.runtime.containers():
+            if proc.key.pod_uid == uid and proc.key.container == container and \
+                    isinstance(proc.state, Running):
+                return proc.state.pid
+        return None
+
+    def log_files(self, uid: str, container: str) -> list[Path]:
+        return podlib.log_files(self.config.state_dir, uid, container)
 
     def _stop_in_background(self, key: ContainerKey, grace: float, reason: str) -> None:
         if key in self._stopping:

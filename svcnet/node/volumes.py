@@ -18,10 +18,16 @@ following the kubelet's volume plugins:
   (``references non-existent secret key: k``);
 * ``downwardAPI`` (pkg/volume/downwardapi): ``items`` with a ``fieldRef`` (metadata only) or a
   ``resourceFieldRef`` (with ``containerName``);
-* ``projected`` (pkg/volume/projected): the files of its ``configMap``, ``secret`` and
-  ``downwardAPI`` sources, later sources winning, errors of all sources joined the way
-  ``utilerrors.NewAggregate`` prints them. ``serviceAccountToken`` sources are not served yet:
-  they make the volume fail with a message saying so.
+* ``projected`` (pkg/volume/projected): the files of its ``configMap``, ``secret``,
+  ``downwardAPI`` and ``serviceAccountToken`` sources, later sources winning, errors of all
+  sources joined the way ``utilerrors.NewAggregate`` prints them. A token source's file
+  (``path``) holds the token a :data:`TokenLookup` gives for its :class:`TokenKey` (the pod's
+  ServiceAccount, ``spec.serviceAccountName`` or ``default``; the source's ``audience``, none
+  meaning the API's; ``expirationSeconds``, default 3600; bound to the pod's name and uid),
+  with the volume's ``defaultMode``, or 0600 when the pod has an ``fsGroup`` or one
+  ``runAsUser`` for all its containers (collectData's rule: the kubelet then relies on
+  SetVolumeOwnership; svcnet applies neither, but keeps the mode). The lookup, not this module,
+  talks to the API: :mod:`.tokens` requests, caches and refreshes the tokens.
 
 :mod:`.atomicwriter` writes a payload with the kubelet's atomic-writer layout, and writes it
 again (atomically) whenever a later sync computes a different one: that is how a ConfigMap
@@ -37,7 +43,7 @@ with a message naming them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
@@ -57,10 +63,14 @@ from svcnet.node.podenv import (
 
 __all__ = [
     "DEFAULT_MODE",
+    "DEFAULT_TOKEN_EXPIRATION",
     "FileProjection",
     "Mount",
+    "TokenKey",
+    "TokenLookup",
     "VolumeError",
     "container_mounts",
+    "pod_token_keys",
     "volume_dir",
     "volume_kind",
     "volume_payload",
@@ -74,6 +84,9 @@ PLUGINS: Final = {
     "emptyDir": "kubernetes.io~empty-dir",
 }
 API_VOLUMES: Final = frozenset({"configMap", "secret", "downwardAPI", "projected"})
+DEFAULT_TOKEN_EXPIRATION: Final = 3600
+"""A ``serviceAccountToken`` source's ``expirationSeconds`` when none is given (the API
+default)."""
 
 
 class VolumeError(ConfigError):
@@ -96,6 +109,78 @@ class Mount:
     read_only: bool = False
     volume: str = ""
     """The volume's directory (a subPath source must stay inside it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenKey:
+    """One token a pod needs: what the TokenRequest asks for (upstream's cache key)."""
+
+    namespace: str
+    service_account: str
+    pod_name: str
+    pod_uid: str
+    audience: str
+    """Empty: the API server's own audiences."""
+    expiration_seconds: int
+
+
+TokenLookup = Callable[[TokenKey], str]
+"""``tokens(key)``: the token, or :class:`VolumeError` with the kubelet's message."""
+
+
+def _no_tokens(key: TokenKey) -> str:
+    raise VolumeError(f"cannot setup projected volume because kube client is not configured "
+                      f"(token for serviceaccount {key.namespace}/{key.service_account})")
+
+
+def token_key(pod: Obj, source: Obj) -> TokenKey:
+    """The token a ``serviceAccountToken`` projection of ``pod`` asks for."""
+    meta = mapping_of(pod, "metadata")
+    seconds = source.get("expirationSeconds")
+    return TokenKey(
+        namespace=str(meta.get("namespace") or "default"),
+        service_account=str(mapping_of(pod, "spec").get("serviceAccountName") or "default"),
+        pod_name=str(meta.get("name") or ""), pod_uid=str(meta.get("uid") or ""),
+        audience=str(source.get("audience") or ""),
+        expiration_seconds=seconds if isinstance(seconds, int) and not isinstance(
+            seconds, bool) else DEFAULT_TOKEN_EXPIRATION)
+
+
+def pod_token_keys(pod: Obj) -> set[TokenKey]:
+    """Every token the pod's projected volumes hold."""
+    keys: set[TokenKey] = set()
+    for volume in mapping_of(pod, "spec").get("volumes") or []:
+        projected = volume.get("projected") if isinstance(volume, Mapping) else None
+        if not isinstance(projected, Mapping):
+            continue
+        for item in projected.get("sources") or []:
+            if isinstance(item, Mapping) and isinstance(
+                    sub := item.get("serviceAccountToken"), Mapping):
+                keys.add(token_key(pod, sub))
+    return keys
+
+
+def _fs_user(spec: Obj) -> object:
+    """volume.FsUserFrom: the ``runAsUser`` every container runs with, if they agree."""
+    pod_user = mapping_of(spec, "securityContext").get("runAsUser")
+    users = set()
+    for key in ("initContainers", "containers", "ephemeralContainers"):
+        for c in spec.get(key) or []:
+            if not isinstance(c, Mapping):
+                continue
+            user = mapping_of(c, "securityContext").get("runAsUser", pod_user)
+            if user is None:
+                return None
+            users.add(user)
+    return users.pop() if len(users) == 1 else None
+
+
+def _token_mode(pod: Obj, default_mode: int) -> int:
+    spec = mapping_of(pod, "spec")
+    if mapping_of(spec, "securityContext").get("fsGroup") is not None or \
+            _fs_user(spec) is not None:
+        return 0o600
+    return default_mode
 
 
 def volume_kind(volume: Obj) -> str:
@@ -187,7 +272,7 @@ def _aggregate(errors: Sequence[str]) -> str:
 
 
 def _projected_payload(source: Obj, pod: Obj, lookup: Lookup,
-                       allocatable: Mapping[str, str] | None) -> Payload:
+                       allocatable: Mapping[str, str] | None, tokens: TokenLookup) -> Payload:
     default_mode = _default_mode(source)
     payload: Payload = {}
     errors: list[str] = []
@@ -205,6 +290,10 @@ def _projected_payload(source: Obj, pod: Obj, lookup: Lookup,
             elif isinstance(sub := item.get("downwardAPI"), Mapping):
                 payload.update(_downward_payload(sub.get("items") or [], pod, default_mode,
                                                  allocatable))
+            elif isinstance(sub := item.get("serviceAccountToken"), Mapping):
+                token = tokens(token_key(pod, sub))
+                payload[str(sub.get("path") or "")] = FileProjection(
+                    token.encode(), _token_mode(pod, default_mode))
             else:
                 kind = next(iter(item), "source")
                 errors.append(f"projected {kind} sources are not supported by svcnet")
@@ -216,9 +305,10 @@ def _projected_payload(source: Obj, pod: Obj, lookup: Lookup,
 
 
 def volume_payload(pod: Obj, volume: Obj, lookup: Lookup,
-                   allocatable: Mapping[str, str] | None = None) -> Payload | None:
-    """The files of an API-backed volume (None: not one, e.g. ``emptyDir``). Raises
-    :class:`VolumeError` with the kubelet's message."""
+                   allocatable: Mapping[str, str] | None = None,
+                   tokens: TokenLookup | None = None) -> Payload | None:
+    """The files of an API-backed volume (None: not one, e.g. ``emptyDir``), ServiceAccount
+    tokens from ``tokens``. Raises :class:`VolumeError` with the kubelet's message."""
     kind = volume_kind(volume)
     source = volume.get(kind)
     if kind not in API_VOLUMES:
@@ -236,7 +326,7 @@ def volume_payload(pod: Obj, volume: Obj, lookup: Lookup,
         if kind == "downwardAPI":
             return _downward_payload(source.get("items") or [], pod, _default_mode(source),
                                      allocatable)
-        return _projected_payload(source, pod, lookup, allocatable)
+        return _projected_payload(source, pod, lookup, allocatable, tokens or _no_tokens)
     except VolumeError:
         raise
     except ConfigError as exc:

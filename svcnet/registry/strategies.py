@@ -8,13 +8,19 @@ upstream.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
+from svcnet.allocators.operation import Operation
 from svcnet.api import endpointslices, namespaces, nodes, pods
 from svcnet.api.errors import FieldError, Path
 from svcnet.api.meta import validate_object_meta, validate_object_meta_update
 from svcnet.api.names import name_is_dns_subdomain
+from svcnet.api.podaccount import admit_pod_service_account
 from svcnet.registry.generic import BaseStrategy
+
+#: A ServiceAccount by namespace and name, or None when there is none.
+AccountLookup = Callable[[str, str], Awaitable[dict[str, Any] | None]]
 
 Obj = dict[str, Any]
 _META = Path("metadata")
@@ -25,8 +31,21 @@ class PodStrategy(BaseStrategy):
     resource: ClassVar[str] = "pods"
     has_generation: ClassVar[bool] = True
 
+    def __init__(self, service_account: AccountLookup | None = None) -> None:
+        #: How the ServiceAccount admission finds a pod's account (None: no admission).
+        self._service_account = service_account
+
     def default(self, obj: Obj) -> Obj:
         return pods.set_defaults_pod(obj)
+
+    async def begin_create(self, op: Operation, obj: Obj) -> Obj:
+        """The ServiceAccount admission (mutating, so before validation)."""
+        if self._service_account is None:
+            return obj
+        meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+        name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+        account = await self._service_account(str(meta.get("namespace") or ""), str(name))
+        return admit_pod_service_account(obj, account)
 
     def prepare_for_create(self, obj: Obj) -> Obj:
         return pods.prepare_pod_for_create(obj)

@@ -67,7 +67,9 @@ def test_create_configmap_from_literal_and_file(cluster: Cluster, tmp_path: Path
     assert _get(cluster, ns, "cm", "files")["data"] == {"app.properties": "color=blue\nsize=2\n"}
     rows = _rows(cluster, ns, "cm")
     assert rows[0] == ["NAME", "DATA", "AGE"]
-    assert [r[:2] for r in rows[1:]] == [["files", "1"], ["lit", "2"]]
+    # Every namespace also holds the cluster CA (the root CA publisher's kube-root-ca.crt).
+    assert [r[:2] for r in rows[1:]] == [["files", "1"], ["kube-root-ca.crt", "1"],
+                                         ["lit", "2"]]
     desc = cluster.kubectl("describe", "configmap", "lit", "-n", ns).stdout
     # kubectl ranges over the data map in Go's random order: one block per key.
     assert "a:\n----\n1\n\n" in desc and "b:\n----\ntwo\n\n" in desc
@@ -200,6 +202,12 @@ def test_multi_document_manifest(cluster: Cluster, server_side: bool) -> None:
     assert _get(cluster, ns, "sa", "app")["metadata"]["labels"] == {"app": "x"}
 
 
+def _left(cluster: Cluster, ns: str) -> list[str]:
+    """What prune may have left (the root CA publisher's ConfigMap is no one's to prune)."""
+    names = cluster.kubectl("get", "cm,secret,svc,deploy", "-n", ns, "-o", "name").stdout
+    return [n for n in names.split() if n != "configmap/kube-root-ca.crt"]
+
+
 def test_apply_prune_by_label(cluster: Cluster) -> None:
     ns = _namespace(cluster)
     cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=_APP.replace("PASSWORD", "p"))
@@ -210,8 +218,7 @@ def test_apply_prune_by_label(cluster: Cluster) -> None:
                           stdin="---\n".join(only)).stdout.splitlines()
     assert out == ["serviceaccount/app unchanged", "configmap/app-config unchanged",
                    "secret/app-secret pruned", "service/app pruned", "deployment.apps/app pruned"]
-    left = cluster.kubectl("get", "cm,secret,svc,deploy", "-n", ns, "-o", "name").stdout.split()
-    assert left == ["configmap/app-config"]
+    assert _left(cluster, ns) == ["configmap/app-config"]
 
 
 def test_apply_prune_with_an_applyset(cluster: Cluster) -> None:
@@ -225,8 +232,7 @@ def test_apply_prune_with_an_applyset(cluster: Cluster) -> None:
     out = cluster.kubectl("apply", "-n", ns, "--prune", "--applyset=app-set", "-f", "-",
                           stdin="---\n".join(_APP.split("---\n")[:2]), env=env).stdout
     assert "secret/app-secret pruned" in out and "service/app pruned" in out
-    left = cluster.kubectl("get", "cm,secret,svc,deploy", "-n", ns, "-o", "name").stdout.split()
-    assert left == ["configmap/app-config", "secret/app-set"]
+    assert _left(cluster, ns) == ["configmap/app-config", "secret/app-set"]
 
 
 # -------------------------------------------------------------------------- validation
@@ -276,6 +282,15 @@ def test_validation_errors_show_upstreams_messages(cluster: Cluster) -> None:
                                     "stringData: {username: u}\n")
     assert err == ('The Secret "o" is invalid: type: Invalid value: "kubernetes.io/basic-auth": '
                    "field is immutable\n")
+    err = _apply_error(cluster, ns, "apiVersion: v1\nkind: Pod\nmetadata: {name: tok}\n"
+                                    "spec:\n  containers: [{name: c, image: busybox}]\n"
+                                    "  volumes: [{name: t, projected: {sources: ["
+                                    "{serviceAccountToken: {expirationSeconds: 60}}]}}]\n")
+    assert err == (
+        'The Pod "tok" is invalid: \n'
+        "* spec.volumes[0].projected.sources[0].serviceAccountToken.expirationSeconds: Invalid "
+        "value: 60: may not specify a duration less than 10 minutes\n"
+        "* spec.volumes[0].projected.path: Required value\n")
 
 
 def test_immutable_config_map_refuses_updates(cluster: Cluster) -> None:

@@ -104,6 +104,12 @@ def test_a_pod_bound_token_dies_with_its_pod(cluster: Cluster, namespace: str) -
     code, created = request(cluster, "POST", f"/api/v1/namespaces/{namespace}/pods",
                             _body(pod))
     assert code == 201, created
+    assert created["spec"]["serviceAccountName"] == "default"
+    volume = created["spec"]["volumes"][0]
+    assert volume["name"].startswith("kube-api-access-"), "the ServiceAccount admission"
+    assert created["spec"]["containers"][0]["volumeMounts"] == [{
+        "name": volume["name"], "readOnly": True,
+        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]
     ref = {"kind": "Pod", "apiVersion": "v1", "name": "holder"}
     code, body = token_for(cluster, namespace, {"boundObjectRef": {**ref, "uid": "other"}})
     assert code == 409, body
@@ -112,7 +118,10 @@ def test_a_pod_bound_token_dies_with_its_pod(cluster: Cluster, namespace: str) -
     token = answer["status"]["token"]
     whoami = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
     assert request(cluster, "POST", whoami, _body({}), token=token)[0] == 201
-    assert request(cluster, "DELETE", f"/api/v1/namespaces/{namespace}/pods/holder")[0] == 200
+    # Grace 0: gone at once even if the scheduler bound it to a node meanwhile (a pod being
+    # deleted gracefully keeps its tokens for 60 s, as upstream's do).
+    assert request(cluster, "DELETE",
+                   f"/api/v1/namespaces/{namespace}/pods/holder?gracePeriodSeconds=0")[0] == 200
     wait_for(lambda: request(cluster, "POST", whoami, _body({}), token=token)[0] == 401,
              what="the pod's token to stop authenticating")
 

@@ -330,7 +330,25 @@ CREATE_CASES: list[tuple[str, Mutator, set[tuple[str, ErrorType]]]] = [
                 _c(p).update(volumeMounts=[{"name": "a", "mountPath": "/x"},
                                            {"name": "b", "mountPath": "/x"}])),
      {("spec.containers[0].volumeMounts[1].mountPath", I)}),
+    ("valid-service-account-token",
+     lambda p: p["spec"].update(volumes=[_token_volume({"path": "token",
+                                                        "expirationSeconds": 3607})]),
+     set()),
+    ("service-account-token-too-short-no-path",
+     lambda p: p["spec"].update(volumes=[_token_volume({"expirationSeconds": 599})]),
+     {("spec.volumes[0].projected.sources[0].serviceAccountToken.expirationSeconds", I),
+      ("spec.volumes[0].projected.path", R)}),
+    ("service-account-token-too-long-bad-path",
+     lambda p: p["spec"].update(volumes=[_token_volume({"path": "/abs/../t",
+                                                        "expirationSeconds": (1 << 32) + 1})]),
+     {("spec.volumes[0].projected.sources[0].serviceAccountToken.expirationSeconds", I),
+      ("spec.volumes[0].projected.path", I)}),
 ]
+
+
+def _token_volume(token: dict[str, Any]) -> dict[str, Any]:
+    return {"name": "kube-api-access-x", "projected": {"defaultMode": 0o644,
+                                                       "sources": [{"serviceAccountToken": token}]}}
 
 
 @pytest.mark.parametrize(("mutate", "expected"), [(m, e) for _, m, e in CREATE_CASES],
@@ -352,6 +370,21 @@ def test_validate_pod_messages() -> None:
         'spec.restartPolicy: Unsupported value: "Sometimes": supported values: "Always", '
         '"OnFailure", "Never"',
     ]
+
+
+def test_service_account_token_messages_and_default() -> None:
+    pod = _pod()
+    pod["spec"]["volumes"] = [_token_volume({"path": "..t", "expirationSeconds": 60})]
+    assert [str(e) for e in validate_pod(pod)] == [
+        "spec.volumes[0].projected.sources[0].serviceAccountToken.expirationSeconds: Invalid "
+        "value: 60: may not specify a duration less than 10 minutes",
+        "spec.volumes[0].projected.path: Invalid value: \"..t\": must not start with '..'"]
+    raw = _raw_pod()
+    raw["spec"]["volumes"] = [{"name": "v", "projected": {"sources": [
+        {"serviceAccountToken": {"path": "token"}}]}}]
+    defaulted = set_defaults_pod(raw)["spec"]["volumes"][0]["projected"]
+    assert defaulted == {"defaultMode": 0o644, "sources": [
+        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}}]}
 
 
 def test_env_var_name_message_and_relaxed_option() -> None:

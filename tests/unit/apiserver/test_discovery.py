@@ -191,9 +191,9 @@ def test_legacy_core_resource_list_shape() -> None:
         "APIResourceList", "v1", "v1")
     assert [e["name"] for e in doc["resources"]] == [
         "configmaps", "endpoints", "events", "namespaces", "namespaces/finalize",
-        "namespaces/status", "nodes", "nodes/status", "pods", "pods/binding", "pods/log",
-        "pods/status", "secrets", "serviceaccounts", "serviceaccounts/token", "services",
-        "services/status"]
+        "namespaces/status", "nodes", "nodes/status", "pods", "pods/attach", "pods/binding",
+        "pods/exec", "pods/log", "pods/portforward", "pods/status", "secrets",
+        "serviceaccounts", "serviceaccounts/token", "services", "services/status"]
     assert _legacy_entry("", "v1", "services") == {
         "name": "services", "singularName": "service", "namespaced": True, "kind": "Service",
         "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update",
@@ -204,6 +204,11 @@ def test_legacy_core_resource_list_shape() -> None:
         "verbs": ["get", "patch", "update"]}
     assert _legacy_entry("", "v1", "pods/binding")["kind"] == "Binding"
     assert _legacy_entry("", "v1", "pods/log")["verbs"] == ["get"]
+    for sub, kind in (("exec", "PodExecOptions"), ("attach", "PodAttachOptions"),
+                      ("portforward", "PodPortForwardOptions")):
+        assert _legacy_entry("", "v1", f"pods/{sub}") == {
+            "name": f"pods/{sub}", "singularName": "", "namespaced": True, "kind": kind,
+            "verbs": ["create", "get"]}
     assert "deletecollection" not in _legacy_entry("", "v1", "namespaces")["verbs"]
 
 

@@ -19,7 +19,7 @@ from svcnet.apiserver.auth import (
     forbidden,
     rules_for,
 )
-from svcnet.apiserver.authn import Authenticator
+from svcnet.apiserver.authn import Authenticator, bearer_token
 from svcnet.apiserver.requestinfo import RequestInfo, parse_path
 from svcnet.apiserver.satokens import TokenIssuer
 
@@ -178,3 +178,18 @@ def test_everyone_may_review_their_own_access(user: User) -> None:
     assert authorize(user, "create", group="authorization.k8s.io",
                      resource="subjectaccessreviews", namespace="", name="",
                      subresource="") is (ADMIN_GROUP in user.groups)
+
+
+@pytest.mark.parametrize(("header", "token"), [
+    ("Bearer abc", "abc"),
+    ("bearer abc", "abc"),  # the official Python client's in-cluster config
+    ("BEARER abc", "abc"),
+    ("  Bearer abc  ", "abc"),
+    ("Bearer  abc", None),  # an empty token (upstream: invalid)
+    ("Bearer", None),
+    ("Basic YWI6Yw==", None),
+    ("", None),
+    (None, None),
+])
+def test_bearer_token_scheme_is_case_insensitive(header: str | None, token: str | None) -> None:
+    assert bearer_token(header) == token

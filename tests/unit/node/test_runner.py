@@ -22,6 +22,7 @@ from svcnet.node.netns import CommandFailed, FakeNetwork
 from svcnet.node.probes import ProbeAction, ProbeContext, ProbeManager, ProbeOutcome
 from svcnet.node.runner import NodeConfig, PodRunner
 from svcnet.node.runtime import ContainerKey, Exited, FakeRuntime, Running
+from svcnet.node.volumes import TokenKey, VolumeError
 from svcnet.util.clock import FakeClock
 
 Obj = dict[str, Any]
@@ -58,8 +59,16 @@ class Node:
     changes: list[str] = field(default_factory=list)
     objects: dict[tuple[str, str, str], Obj] = field(default_factory=dict)
     """ConfigMaps and Secrets by (kind, namespace, name): what the runner's lookup sees."""
+    tokens: dict[TokenKey, str] = field(default_factory=dict)
+    """ServiceAccount tokens: what the runner's token lookup sees."""
     runtime: FakeRuntime | None = None
     runner: PodRunner | None = None
+
+    def token(self, key: TokenKey) -> str:
+        if key not in self.tokens:
+            raise VolumeError(f'failed to fetch token: serviceaccounts "{key.service_account}" '
+                              "not found")
+        return self.tokens[key]
 
     @property
     def config(self) -> NodeConfig:
@@ -78,7 +87,8 @@ class Node:
             probes=ProbeManager(self.prober, self.clock),
             ipam=PodIPAM(self.config.pod_cidr, self.config.state_dir / "ipam.json"),
             clock=self.clock, on_change=self.changes.append,
-            objects=lambda kind, ns, name: self.objects.get((kind, ns, name)))
+            objects=lambda kind, ns, name: self.objects.get((kind, ns, name)),
+            tokens=self.token)
         await self.runner.start()
         return self.runner
 
@@ -370,6 +380,41 @@ async def test_volumes_are_written_before_start_and_updated(node: Node) -> None:
     assert (conf / "a.conf").read_text() == "two"
     assert runtime.calls.count(("start", key())) == 2
     assert "volume conf" in runner.errors("uid-web")
+
+
+async def test_token_volume_waits_for_the_token_and_follows_its_renewals(node: Node) -> None:
+    runner, runtime = node.runner, node.runtime
+    assert runner is not None and runtime is not None
+
+    def with_token(p: Obj) -> None:
+        p["spec"]["volumes"] = [{"name": "kube-api-access-abcde", "projected": {
+            "defaultMode": 0o644, "sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}}]}}]
+        p["spec"]["containers"][0]["volumeMounts"] = [{
+            "name": "kube-api-access-abcde", "readOnly": True,
+            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]
+
+    web = make_pod(fn=with_token)
+    await runner.sync([web])
+    assert runtime.get(key()) is None
+    assert cstatus(node, web)["state"]["waiting"]["reason"] == "ContainerCreating"
+    failed = ('MountVolume.SetUp failed for volume "kube-api-access-abcde" : failed to fetch '
+              'token: serviceaccounts "default" not found')
+    assert [(r, m) for _p, r, m in runner.events] == [("FailedMount", failed)]
+
+    token_key = TokenKey("default", "default", web["metadata"]["name"], "uid-web", "", 3607)
+    node.tokens[token_key] = "jwt-1"
+    await runner.sync([web])
+    token = (node.config.state_dir / "pods" / "uid-web" / "volumes" /
+             "kubernetes.io~projected" / "kube-api-access-abcde" / "token")
+    assert token.read_text() == "jwt-1"
+    assert token.stat().st_mode & 0o777 == 0o644
+    assert runtime.calls.count(("start", key())) == 1
+
+    node.tokens[token_key] = "jwt-2"  # renewed by the token manager
+    await runner.sync([web])
+    assert token.read_text() == "jwt-2"
+    assert runtime.calls.count(("start", key())) == 1, "a renewed token restarts nothing"
 
 
 async def test_half_built_network_is_rebuilt_after_a_crash(node: Node) -> None:

@@ -14,8 +14,10 @@ from svcnet.node.atomicwriter import DATA_DIR, read_payload, write_payload
 from svcnet.node.volumes import (
     FileProjection,
     Mount,
+    TokenKey,
     VolumeError,
     container_mounts,
+    pod_token_keys,
     volume_dir,
     volume_payload,
 )
@@ -67,8 +69,8 @@ def test_config_map_items_paths_and_modes() -> None:
     ({"projected": {"sources": [{"configMap": {"name": "nope"}},
                                 {"secret": {"name": "gone"}}]}},
      '[configmap "nope" not found, secret "gone" not found]'),
-    ({"projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}},
-     "projected serviceAccountToken sources are not supported by svcnet"),
+    ({"projected": {"sources": [{"clusterTrustBundle": {"path": "ca.crt"}}]}},
+     "projected clusterTrustBundle sources are not supported by svcnet"),
 ])
 def test_volume_errors(volume: Obj, message: str) -> None:
     with pytest.raises(VolumeError) as err:
@@ -95,6 +97,73 @@ def test_downward_api_and_projected() -> None:
         {"downwardAPI": {"items": [{"path": "x", "fieldRef": {
             "fieldPath": "metadata.namespace"}}]}},
     ]}}) == {"x": (b"ns", 0o400), "user": (b"admin", 0o400)}  # later sources win
+
+
+KUBE_API_ACCESS: Obj = {"name": "kube-api-access-x7k2p", "projected": {
+    "defaultMode": 0o644, "sources": [
+        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt",
+                                                              "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {
+            "apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}}
+SA_POD: Obj = {**POD, "spec": {**POD["spec"], "serviceAccountName": "robot",
+                               "volumes": [KUBE_API_ACCESS]}}
+
+
+def test_service_account_token_projection_with_the_token_the_lookup_gives() -> None:
+    asked: list[TokenKey] = []
+
+    def tokens(key: TokenKey) -> str:
+        asked.append(key)
+        return f"jwt-for-{key.service_account}"
+
+    OBJECTS[("ConfigMap", "ns", "kube-root-ca.crt")] = {"data": {"ca.crt": "PEM"}}
+    try:
+        payload = volume_payload(SA_POD, KUBE_API_ACCESS, lookup, tokens=tokens)
+    finally:
+        del OBJECTS[("ConfigMap", "ns", "kube-root-ca.crt")]
+    assert payload == {"token": FileProjection(b"jwt-for-robot", 0o644),
+                       "ca.crt": FileProjection(b"PEM", 0o644),
+                       "namespace": FileProjection(b"ns", 0o644)}
+    key = TokenKey("ns", "robot", "web-1", "u-1", "", 3607)
+    assert asked == [key]
+    assert pod_token_keys(SA_POD) == {key}
+
+
+def test_service_account_token_defaults_and_mode() -> None:
+    source = {"serviceAccountToken": {"path": "t", "audience": "vault"}}
+    pod: Obj = {**POD, "spec": {**POD["spec"], "volumes": [
+        {"name": "v", "projected": {"defaultMode": 0o440, "sources": [source]}}]}}
+    # No serviceAccountName: "default"; no expirationSeconds: 3600.
+    assert pod_token_keys(pod) == {TokenKey("ns", "default", "web-1", "u-1", "vault", 3600)}
+    payload = volume_payload(pod, pod["spec"]["volumes"][0], lookup, tokens=lambda _k: "x")
+    assert payload == {"t": FileProjection(b"x", 0o440)}
+    # With an fsGroup, or one runAsUser for every container, the token file is 0600.
+    for spec in ({"securityContext": {"fsGroup": 2000}},
+                 {"securityContext": {"runAsUser": 1000}},
+                 {"containers": [{"name": "a", "securityContext": {"runAsUser": 7}}]}):
+        owned = {**pod, "spec": {**pod["spec"], **spec}}
+        assert volume_payload(owned, pod["spec"]["volumes"][0], lookup,
+                              tokens=lambda _k: "x") == {"t": FileProjection(b"x", 0o600)}
+    # Containers that disagree (or one without a user) give no fsUser.
+    mixed = {**pod, "spec": {**pod["spec"], "containers": [
+        {"name": "a", "securityContext": {"runAsUser": 7}}, {"name": "b"}]}}
+    assert volume_payload(mixed, pod["spec"]["volumes"][0], lookup,
+                          tokens=lambda _k: "x") == {"t": FileProjection(b"x", 0o440)}
+
+
+def test_service_account_token_failure_joins_the_other_sources_errors() -> None:
+    def tokens(_key: TokenKey) -> str:
+        raise VolumeError('failed to fetch token: serviceaccounts "robot" not found')
+
+    with pytest.raises(VolumeError) as err:
+        volume_payload(SA_POD, KUBE_API_ACCESS, lookup, tokens=tokens)
+    assert str(err.value) == ('[failed to fetch token: serviceaccounts "robot" not found, '
+                              'configmap "kube-root-ca.crt" not found]')
+    # A runner given no token source says so.
+    with pytest.raises(VolumeError, match="kube client is not configured"):
+        volume_payload(SA_POD, {"name": "t", "projected": {"sources": [
+            {"serviceAccountToken": {"path": "token"}}]}}, lookup)
 
 
 def test_empty_dir_has_no_payload() -> None:
