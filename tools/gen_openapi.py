@@ -267,7 +267,7 @@ def operations() -> Obj:
     texts that differ from it (``name of the Pod``)."""
     ops: Obj = {}
     texts: dict[tuple[str, str], str] = {}
-    for item in openapi_spec.paths().values():
+    for item in openapi_spec.paths(described=False).values():
         shared = [p["name"] for p in item["parameters"]]
         for key, op in item.items():
             if key == "parameters":

@@ -306,13 +306,17 @@ def _resource_paths(res: Resource) -> dict[str, Obj]:
     return out
 
 
-def paths(group: str | None = None, version: str | None = None) -> dict[str, Obj]:
-    """The v2 paths of every served resource, or of one group version."""
+def paths(group: str | None = None, version: str | None = None, *, described: bool = True
+          ) -> dict[str, Obj]:
+    """The v2 paths of every served resource, or of one group version.
+
+    ``described=False`` leaves out the client's texts (the generator, which writes them, asks
+    for the paths without reading them)."""
     out: dict[str, Obj] = {}
     for res in resources.RESOURCES:
         if group is None or (res.group, res.version) == (group, version):
             out.update(_resource_paths(res))
-    return {path: _describe(item) for path, item in sorted(out.items())}
+    return {path: _describe(item) if described else item for path, item in sorted(out.items())}
 
 
 # ================================================================================= documents
