@@ -275,9 +275,10 @@ def invalid_error(kind: str, name: str, errors: Sequence[FieldError],
                   group: str = "") -> StatusError:
     """422 Invalid, as apierrors.NewInvalid builds it."""
     causes = [{"reason": e.type.value, "message": e.body(), "field": e.field} for e in errors]
-    details: dict[str, Any] = {"name": name, "kind": kind, "causes": causes}
-    if group:
-        details["group"] = group
+    # StatusDetails' name, group and kind are omitempty: a patch's 422 names no object.
+    details: dict[str, Any] = {k: v for k, v in (("name", name), ("group", group),
+                                                 ("kind", kind)) if v}
+    details["causes"] = causes
     qualified = f"{kind}.{group}" if group else kind
     return StatusError(422, "Invalid",
                        f"{qualified} {go_quote(name)} is invalid: {aggregate_message(errors)}",

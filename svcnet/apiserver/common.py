@@ -197,9 +197,13 @@ def with_type(obj: Obj, served: Served) -> Obj:
     return obj
 
 
-def decode_object(body: Any, served: Served, request: web.Request,
-                  warnings: list[str]) -> Obj:
-    """apiVersion/kind checks, schema decoding, and fieldValidation."""
+def decode_object(body: Any, served: Served, request: web.Request, warnings: list[str], *,
+                  strict: Callable[[StatusError], StatusError] | None = None) -> Obj:
+    """apiVersion/kind checks, schema decoding, and fieldValidation.
+
+    ``strict`` rewrites fieldValidation=Strict's error where upstream words it differently
+    from a decoded body's ``<Kind> in version ... cannot be handled as ...`` (patches).
+    """
     if not isinstance(body, dict):
         raise bad_request(f"{served.kind} in version \"{served.version}\" cannot be handled as "
                           f"a {served.kind}: the body must be a JSON object")
@@ -216,6 +220,8 @@ def decode_object(body: Any, served: Served, request: web.Request,
         mode = request.query.get("fieldValidation", "Warn")
         if mode == "Strict":
             err = strict_error(decoded.unknown_fields)
+            if strict is not None:
+                raise strict(err)
             err.message = (f'{served.kind} in version "{served.version}" cannot be handled as '
                            f"a {served.kind}: {err.message}")
             raise err

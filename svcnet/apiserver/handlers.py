@@ -384,7 +384,12 @@ class Handlers:
             warnings.clear()  # a retry decodes again: its warnings, not twice
             return decode_object(patching.apply_patch(patch_type, current, body,
                                                       served.api_version, served.kind),
-                                 served, request, warnings)
+                                 served, request, warnings, strict=strict)
+
+        def strict(err: StatusError) -> StatusError:
+            if patch_type != "strategic":
+                return err
+            return patching.strict_patch_error(body, err.message)
 
         updated, _ = await served.registry.update_from(
             info.namespace, info.name, patched, dry_run=dry_run,

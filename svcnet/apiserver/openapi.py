@@ -1,31 +1,30 @@
-"""The minimal OpenAPI v3 documents kubectl needs: ``/openapi/v3`` and one per group version.
+"""The OpenAPI documents: ``/openapi/v3`` with one document per group version, and ``/openapi/v2``.
 
-Why they exist at all: before ``create -f``, ``apply`` and ``replace -f``, kubectl asks whether
-the server supports the ``fieldValidation`` query parameter (cli-runtime's
-``queryParamVerifierV3``). It fetches ``/openapi/v3``, follows the ``serverRelativeURL`` of the
-object's group version, and looks for a path whose **PATCH** operation carries
-``x-kubernetes-group-version-kind`` equal to the object's kind and a ``fieldValidation``
-parameter. Without that, kubectl falls back to client-side validation against OpenAPI v2
-(protobuf), and with no v2 either every such command fails unless run with ``--validate=false``.
+What they hold is built by :mod:`svcnet.apiserver.openapi_spec`: paths in upstream's shape from
+the catalogue (``fieldValidation``, ``x-kubernetes-group-version-kind``,
+``x-kubernetes-action``, ``requestBody``, responses) and schemas generated from the official
+Python client's models, with upstream's descriptions. What kubectl does with them:
 
-The verifier stops at the *first* PATCH operation it meets for a kind (Go map order, so any of
-them), and reports "unsupported" if that one lacks the parameter. Hence every PATCH operation
-here, ``/status`` and ``/scale`` included, lists ``fieldValidation``.
-
-What is deliberately missing:
-
-* ``requestBody``. kubectl computes a client-side-apply patch from the OpenAPI v3 schema only
-  when the PATCH operation advertises ``application/strategic-merge-patch+json`` in its
-  ``requestBody``; with the skeletal schemas served here that fails with ``unable to find api
-  field``. Without ``requestBody`` kubectl uses its compiled-in types, which is what we want.
-* Real schemas. ``components.schemas`` holds one stub per kind (type, description and
-  ``x-kubernetes-group-version-kind``) so that the ``$ref`` in responses resolve; ``kubectl
-  explain`` is not supported.
+* ``create -f``, ``apply`` and ``replace -f`` first ask whether the server supports the
+  ``fieldValidation`` query parameter (cli-runtime's ``queryParamVerifierV3``): kubectl fetches
+  ``/openapi/v3``, follows the ``serverRelativeURL`` of the object's group version, and looks for
+  a PATCH operation carrying the object's ``x-kubernetes-group-version-kind`` and the parameter.
+  It stops at the *first* PATCH operation it meets for a kind (Go map order), so every PATCH
+  operation of a kind, ``/status`` and ``/scale`` included, lists it (upstream's all do).
+* Kinds the probe never covers (``kind: List``) are validated client-side against
+  ``/openapi/v2`` (protobuf, :mod:`svcnet.apiserver.openapi_v2`); without it the command fails.
+* Client-side ``apply`` computes its strategic merge patch from the v3 schema, because the PATCH
+  operation advertises ``application/strategic-merge-patch+json`` in its ``requestBody``: the
+  merge keys and strategies (``x-kubernetes-patch-merge-key: port`` on ``Service.spec.ports``)
+  are svcnet's patch schema, the same facts as kubectl's compiled-in types, so the patches are
+  the same.
+* ``kubectl explain`` walks the v3 schemas (``--output plaintext-openapiv2``: the v2 ones).
 
 Caching follows kube-openapi's ``handler3``: each group-version document is served as fixed
 bytes whose ETag is the upper-case hex SHA-512 of those bytes, and the root lists each document
 as ``/openapi/v3/<path>?hash=<etag>``. Clients treat a hashed URL as immutable, so the hash must
-change whenever the content does; computing it from the served bytes guarantees that.
+change whenever the content does; computing it from the served bytes guarantees that. The v2
+document's ETag is computed the same way from its JSON bytes (``handler``), for both forms.
 """
 
 from __future__ import annotations
@@ -34,71 +33,31 @@ import functools
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from svcnet.apiserver import resources
+from aiohttp import web
+
+from svcnet.apiserver import openapi_spec, openapi_v2, resources
 from svcnet.apiserver.discovery import GIT_VERSION
-from svcnet.apiserver.resources import Resource, Subresource
 
 __all__ = [
     "OpenAPIDocument",
+    "OpenAPIV2Document",
+    "add_routes",
     "build_group_version_document",
     "compute_etag",
     "document_for",
     "group_version_documents",
     "group_version_path",
+    "not_modified",
     "root_document",
     "root_document_bytes",
+    "v2_document",
+    "warm",
 ]
 
 Obj = dict[str, Any]
-
-#: Query parameters of each action, as upstream declares them (``pretty`` sits on the path).
-_QUERY_PARAMS: dict[str, tuple[str, ...]] = {
-    "create": ("dryRun", "fieldManager", "fieldValidation"),
-    "update": ("dryRun", "fieldManager", "fieldValidation"),
-    "patch": ("dryRun", "fieldManager", "fieldValidation", "force"),
-    "delete": ("dryRun", "gracePeriodSeconds", "ignoreStoreReadErrorWithClusterBreakingPotential",
-               "orphanDependents", "propagationPolicy"),
-    "get": (),
-    "list": ("allowWatchBookmarks", "continue", "fieldSelector", "labelSelector", "limit",
-             "resourceVersion", "resourceVersionMatch", "sendInitialEvents", "timeoutSeconds",
-             "watch"),
-}
-_PARAM_TYPES: dict[str, str] = {
-    "force": "boolean", "orphanDependents": "boolean", "allowWatchBookmarks": "boolean",
-    "sendInitialEvents": "boolean", "watch": "boolean",
-    "ignoreStoreReadErrorWithClusterBreakingPotential": "boolean",
-    "gracePeriodSeconds": "integer", "limit": "integer", "timeoutSeconds": "integer",
-}
-_PARAM_DESCRIPTIONS: dict[str, str] = {
-    "fieldValidation": "fieldValidation instructs the server on how to handle objects in the "
-                       "request (POST/PUT/PATCH) containing unknown or duplicate fields. Valid "
-                       "values are: Ignore, Warn (the default) and Strict.",
-    "fieldManager": "fieldManager is a name associated with the actor or entity that is making "
-                    "these changes.",
-    "dryRun": "When present, indicates that modifications should not be persisted. The only "
-              "valid value is All.",
-    "force": "Force is going to \"force\" Apply requests. It must be unset for non-apply patch "
-             "requests.",
-}
-_VERB_TO_METHOD = {"get": "get", "list": "get", "create": "post", "update": "put",
-                   "patch": "patch", "delete": "delete"}
-#: Operation id prefix and description of each verb, as upstream words them.
-_VERB_WORDS: dict[str, tuple[str, str]] = {
-    "get": ("read", "read {sub}the specified {kind}"),
-    "list": ("list", "list or watch objects of kind {kind}"),
-    "create": ("create", "create a {kind}"),
-    "update": ("replace", "replace {sub}the specified {kind}"),
-    "patch": ("patch", "partially update {sub}the specified {kind}"),
-    "delete": ("delete", "delete a {kind}"),
-}
-_RESPONSE_CODES: dict[str, tuple[str, ...]] = {
-    "get": ("200",), "list": ("200",), "create": ("200", "201", "202"),
-    "update": ("200", "201"), "patch": ("200", "201"), "delete": ("200", "202")}
-_RESPONSE_TEXT = {"200": "OK", "201": "Created", "202": "Accepted"}
-_ACTIONS = {"get": "get", "list": "list", "create": "post", "update": "put", "patch": "patch",
-            "delete": "delete"}
 
 
 def group_version_path(group: str, version: str) -> str:
@@ -106,137 +65,14 @@ def group_version_path(group: str, version: str) -> str:
     return f"apis/{group}/{version}" if group else f"api/{version}"
 
 
-def _schema_name(group: str, version: str, kind: str) -> str:
-    """Upstream's component name, e.g. ``io.k8s.api.core.v1.Service``."""
-    package = group.removesuffix(".k8s.io") if group else "core"
-    return f"io.k8s.api.{package}.{version}.{kind}"
-
-
-def _group_word(group: str) -> str:
-    """``Core``, ``Apps``, ``Discovery``, ``Coordination``: the group as operation ids spell it."""
-    return "".join(p.capitalize() for p in group.removesuffix(".k8s.io").split(".")) or "Core"
-
-
-def _operation_id(verb: str, res: Resource, *, namespaced: bool, suffix: str = "") -> str:
-    """E.g. ``patchCoreV1NamespacedServiceStatus`` or ``listAppsV1DeploymentForAllNamespaces``."""
-    scope = "Namespaced" if namespaced else ""
-    return (f"{_VERB_WORDS[verb][0]}{_group_word(res.group)}{res.version.capitalize()}"
-            f"{scope}{res.kind}{suffix}")
-
-
-def _param(name: str, location: str = "query") -> Obj:
-    param: Obj = {"name": name, "in": location,
-                  "schema": {"type": _PARAM_TYPES.get(name, "string"), "uniqueItems": True}}
-    if name in _PARAM_DESCRIPTIONS:
-        param["description"] = _PARAM_DESCRIPTIONS[name]
-    if location == "path":
-        param["required"] = True
-    return param
-
-
-def _operation(verb: str, res: Resource, *, operation_id: str,
-               gvk: tuple[str, str, str] | None = None, body_kind: str | None = None,
-               subresource: str = "") -> Obj:
-    """One operation; ``gvk`` is the kind the body is (the parent's unless a subresource's)."""
-    group, version, kind = gvk or (res.group, res.version, res.kind)
-    schema = {"$ref": f"#/components/schemas/{_schema_name(group, version, body_kind or kind)}"}
-    sub = f"{subresource} of " if subresource else ""
-    return {
-        "tags": [f"{_group_word(res.group).lower()}_{res.version}"],
-        "description": _VERB_WORDS[verb][1].format(sub=sub, kind=res.kind),
-        "operationId": operation_id,
-        "parameters": [_param(p) for p in _QUERY_PARAMS[verb]],
-        "responses": {code: {"description": _RESPONSE_TEXT[code],
-                             "content": {"application/json": {"schema": schema}}}
-                      for code in _RESPONSE_CODES[verb]},
-        "x-kubernetes-action": _ACTIONS[verb],
-        "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": kind},
-    }
-
-
-def _has_object_operations(sub: Subresource) -> bool:
-    """Whether a subresource is read and written as a whole object (status, scale).
-
-    Only those get operations here; binding and log have no body worth describing, and kubectl
-    never probes them.
-    """
-    return set(sub.verbs) == {"get", "patch", "update"}
-
-
-def _resource_paths(res: Resource) -> dict[str, Obj]:
-    base = res.path_prefix
-    ns = "/namespaces/{namespace}" if res.namespaced else ""
-    ns_params = [_param("namespace", "path")] if res.namespaced else []
-    pretty = _param("pretty")
-    verbs = set(res.verbs)
-
-    def op(verb: str, **kw: Any) -> Obj:
-        return _operation(verb, res, operation_id=_operation_id(
-            verb, res, namespaced=res.namespaced), **kw)
-
-    paths: dict[str, Obj] = {}
-    collection: Obj = {"parameters": [*ns_params, pretty]}
-    if "list" in verbs:
-        collection["get"] = op("list", body_kind=res.list_kind)
-    if "create" in verbs:
-        collection["post"] = op("create")
-    paths[f"{base}{ns}/{res.resource}"] = collection
-
-    item: Obj = {"parameters": [_param("name", "path"), *ns_params, pretty]}
-    for verb in ("get", "update", "patch", "delete"):
-        if verb in verbs:
-            item[_VERB_TO_METHOD[verb]] = op(verb)
-    paths[f"{base}{ns}/{res.resource}/{{name}}"] = item
-
-    for sub in res.subresources:
-        if not _has_object_operations(sub):
-            continue
-        sub_item: Obj = {"parameters": [_param("name", "path"), *ns_params, pretty]}
-        for verb in ("get", "update", "patch"):
-            sub_item[_VERB_TO_METHOD[verb]] = _operation(
-                verb, res, gvk=res.subresource_gvk(sub), subresource=sub.name,
-                operation_id=_operation_id(verb, res, namespaced=res.namespaced,
-                                           suffix=sub.name.capitalize()))
-        paths[f"{base}{ns}/{res.resource}/{{name}}/{sub.name}"] = sub_item
-
-    if res.namespaced and "list" in verbs:
-        # The all-namespaces list, e.g. /api/v1/services (what `kubectl get svc -A` calls).
-        paths[f"{base}/{res.resource}"] = {"parameters": [pretty], "get": _operation(
-            "list", res, body_kind=res.list_kind, operation_id=_operation_id(
-                "list", res, namespaced=False, suffix="ForAllNamespaces"))}
-    return paths
-
-
-def _schemas(group: str, version: str) -> dict[str, Obj]:
-    schemas: dict[str, Obj] = {}
-
-    def stub(g: str, v: str, kind: str, description: str) -> None:
-        schemas[_schema_name(g, v, kind)] = {
-            "description": description, "type": "object",
-            "x-kubernetes-group-version-kind": [{"group": g, "version": v, "kind": kind}]}
-
-    for res in resources.resources_in(group, version):
-        stub(res.group, res.version, res.kind, f"{res.kind} (schema not published by svcnet)")
-        stub(res.group, res.version, res.list_kind, f"{res.list_kind} is a list of {res.kind}.")
-        for sub in filter(_has_object_operations, res.subresources):
-            sub_group, sub_version, sub_kind = res.subresource_gvk(sub)
-            if sub_kind != res.kind:
-                stub(sub_group, sub_version, sub_kind,
-                     f"{sub_kind} (schema not published by svcnet)")
-    return dict(sorted(schemas.items()))
-
-
 def build_group_version_document(group: str, version: str) -> Obj:
     """The OpenAPI v3 document of one group version, as a dict (empty ``paths`` if unknown)."""
-    paths: dict[str, Obj] = {}
-    for res in resources.resources_in(group, version):
-        paths.update(_resource_paths(res))
-    return {
-        "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": GIT_VERSION.partition("+")[0]},
-        "paths": dict(sorted(paths.items())),
-        "components": {"schemas": _schemas(group, version)},
-    }
+    return openapi_spec.v3_document(group, version, _spec_version())
+
+
+def _spec_version() -> str:
+    """``info.version``: the server's version, as kube-apiserver reports it there."""
+    return GIT_VERSION.partition("+")[0]
 
 
 def compute_etag(body: bytes) -> str:
@@ -295,3 +131,94 @@ def root_document() -> Obj:
 def root_document_bytes() -> bytes:
     """The root document as served (its ETag is :func:`compute_etag` of these bytes)."""
     return _encode(root_document())
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAPIV2Document:
+    """``/openapi/v2`` in both forms; one ETag (of the JSON bytes) for both, as upstream."""
+
+    json_body: bytes
+    #: None when gnostic's descriptor is not available (no kubectl): protobuf is then a 406.
+    protobuf_body: bytes | None
+    etag: str
+
+    @property
+    def etag_header(self) -> str:
+        return f'"{self.etag}"'
+
+
+@functools.cache
+def v2_document() -> OpenAPIV2Document:
+    """The served OpenAPI v2 document (cached: the catalogue is static)."""
+    doc = openapi_spec.v2_document(_spec_version())
+    body = _encode(doc)
+    return OpenAPIV2Document(body, openapi_v2.to_protobuf(doc), compute_etag(body))
+
+
+def warm(data_dir: Path | None = None) -> None:
+    """Build every document now (kube-apiserver has them before it serves): the first
+    ``kubectl apply`` then does not wait about half a second for them. Safe in a thread.
+
+    ``data_dir`` caches gnostic's descriptor read from kubectl (protobuf ``/openapi/v2``)."""
+    if data_dir is not None:
+        openapi_v2.use_data_dir(data_dir)
+        v2_document.cache_clear()
+    group_version_documents()
+    v2_document()
+
+
+def not_modified(if_none_match: str | None, etag_header: str) -> bool:
+    """Whether a GET with this ``If-None-Match`` gets a 304 (Go's ``http.ServeContent``).
+
+    ``*`` or any listed entity tag equal to ours, compared weakly (a ``W/`` prefix ignored).
+    """
+    if not if_none_match:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or etag_header in tags
+
+
+async def _root(request: web.Request) -> web.Response:
+    body = root_document_bytes()
+    headers = {"Cache-Control": "no-cache, private", "ETag": f'"{compute_etag(body)}"'}
+    if not_modified(request.headers.get("If-None-Match"), headers["ETag"]):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, content_type="application/json", headers=headers)
+
+
+async def _group_version(request: web.Request) -> web.Response:
+    doc = document_for(request.match_info["gvpath"])
+    if doc is None:
+        # kube-aggregator's answer for a group version no API service serves: an empty 404.
+        return web.Response(status=404)
+    wanted = request.query.get("hash")
+    if wanted and wanted != doc.etag:
+        # handler3: an outdated hash is sent to the current document's URL.
+        return web.Response(status=301, headers={"Location": doc.server_relative_url})
+    # A hashed URL names immutable content; the bare one must be revalidated.
+    cache = "public, immutable" if wanted else "no-cache, private"
+    headers = {"Cache-Control": cache, "ETag": doc.etag_header, "Vary": "Accept"}
+    if not_modified(request.headers.get("If-None-Match"), doc.etag_header):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=doc.body, content_type="application/json", headers=headers)
+
+
+async def _v2(request: web.Request) -> web.Response:
+    chosen = openapi_v2.negotiate(request.headers.get("Accept"))
+    if chosen is None:
+        return web.Response(status=406, headers={"Vary": "Accept"})
+    doc = v2_document()
+    headers = {"ETag": doc.etag_header, "Vary": "Accept"}
+    if not_modified(request.headers.get("If-None-Match"), doc.etag_header):
+        return web.Response(status=304, headers=headers)
+    body = doc.protobuf_body if chosen.protobuf else doc.json_body
+    if body is None:
+        return web.Response(status=406, headers={"Vary": "Accept"})
+    return web.Response(body=body, headers={**headers, "Content-Type": chosen.content_type})
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    """``/openapi/v2``, ``/openapi/v3`` and ``/openapi/v3/<group version>``."""
+    router.add_get("/openapi/v2", _v2)
+    router.add_get("/openapi/v3", _root)
+    router.add_get(r"/openapi/v3/{gvpath:.+}", _group_version)

@@ -1,6 +1,6 @@
 """The catalogue of resources this API server serves, described once for every consumer.
 
-Discovery (legacy ``/api/v1`` and aggregated v2), the minimal OpenAPI v3 documents and the
+Discovery (legacy ``/api/v1`` and aggregated v2), the OpenAPI documents' paths and the
 Table printers all read this module, so a resource's names, scope, verbs and subresources cannot
 drift apart between them. The facts are those of kube-apiserver 1.33 for the same resources
 (``kubectl get --raw /api/v1`` on a real cluster), trimmed to what svcnet serves: for example

@@ -282,6 +282,7 @@ class APIServer:
         write_private_yaml(self.kubeconfig_path, kubeconfig(self.url, tls.ca_pem(),
                                                             admin_token))
         self._start_controllers()
+        self._tasks.append(asyncio.create_task(asyncio.to_thread(openapi.warm, cfg.data_dir)))
         self._tasks.append(asyncio.create_task(self._repair_loop()))
         self._tasks.append(asyncio.create_task(self._bootstrap_loop(advertise, port)))
         if not _is_loopback(host):
@@ -484,21 +485,6 @@ class APIServer:
                 return await handlers.dispatch(request)
             return web.json_response(doc)
 
-        async def openapi_root(request: web.Request) -> web.Response:
-            return web.Response(body=openapi.root_document_bytes(),
-                                content_type="application/json",
-                                headers={"Cache-Control": "no-cache, private"})
-
-        async def openapi_gv(request: web.Request) -> web.StreamResponse:
-            doc = openapi.document_for(request.match_info["gvpath"])
-            if doc is None:
-                return await handlers.dispatch(request)
-            # A hashed URL names immutable content; the bare one must be revalidated.
-            cache = ("public, immutable" if request.query.get("hash") == doc.etag
-                     else "no-cache, private")
-            return web.Response(body=doc.body, content_type="application/json",
-                                headers={"Cache-Control": cache, "ETag": doc.etag_header})
-
         async def metrics(request: web.Request) -> web.Response:
             # Request counts by resource and code say what the cluster does: for
             # authenticated users only (Kubernetes serves /metrics only to those allowed it).
@@ -524,8 +510,7 @@ class APIServer:
         app.router.add_get("/api/v1", resource_list)
         app.router.add_get(r"/apis/{gv:[^/]+/[^/]+}", resource_list)
         app.router.add_get(r"/apis/{group:[^/]+}", group_doc)
-        app.router.add_get("/openapi/v3", openapi_root)
-        app.router.add_get(r"/openapi/v3/{gvpath:.+}", openapi_gv)
+        openapi.add_routes(app.router)
         app.router.add_route("*", "/{tail:.*}", handlers.dispatch)
         return app
 

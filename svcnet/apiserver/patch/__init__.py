@@ -76,6 +76,7 @@ from svcnet.apiserver.patch.options import (
     PatchType,
     apply_patch_type,
     patch_type_of,
+    strict_patch_error,
     validate_patch_options,
 )
 from svcnet.apiserver.patch.schema import PATCH_META, ListMeta, MapMeta, PatchSchema, patch_schema
@@ -105,6 +106,7 @@ __all__ = [
     "patch_type_of",
     "strategic_merge_patch",
     "strategic_merge_patch_with_schema",
+    "strict_patch_error",
     "validate_patch_options",
 ]
 

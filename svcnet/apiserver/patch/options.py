@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from svcnet.api.errors import (
     FieldError,
+    Path,
     StatusError,
     forbidden,
     invalid,
@@ -16,6 +17,7 @@ from svcnet.api.errors import (
     required,
     too_long,
 )
+from svcnet.apiserver.patch.gofmt import go_fmt
 
 JSON = Any
 Obj = dict[str, Any]
@@ -103,3 +105,14 @@ def validate_patch_options(patch_type: PatchType | str, field_manager: str, *,
 
 GENERIC_422: Final = "the server rejected our request due to an error in our request"
 """The message of ``NewGenericServerResponse``'s 422, which drops the patch error's own."""
+
+
+def strict_patch_error(patch: JSON, detail: str) -> StatusError:
+    """fieldValidation=Strict refusing the result of a strategic merge patch.
+
+    Upstream's ``applyPatchToObject`` (endpoints/handlers/patch.go) answers 422 Invalid on the
+    field ``patch``, whose value is the patch as Go's ``%+v`` prints a map, with no kind or name:
+    kubectl shows ``The request is invalid: patch: Invalid value: "map[...]": strict decoding
+    error: unknown field "spec.foo"``.
+    """
+    return invalid_error("", "", [invalid(Path("patch"), go_fmt(patch), detail)])

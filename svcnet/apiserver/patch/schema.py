@@ -65,6 +65,10 @@ class PatchSchema:
         self._fields: dict[tuple[str, ...], FieldMeta] = {
             _split_path(p): m for p, m in fields.items()}
 
+    def items(self) -> list[tuple[tuple[str, ...], FieldMeta]]:
+        """Every (path, metadata) pair (``tools/gen_openapi.py`` publishes them)."""
+        return list(self._fields.items())
+
     def lookup(self, path: tuple[str, ...]) -> FieldMeta | None:
         return self._fields.get(path)
 

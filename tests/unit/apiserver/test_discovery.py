@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from svcnet.apiserver import discovery, openapi, resources
+from svcnet.apiserver import discovery, openapi, openapi_spec, resources
 from svcnet.apiserver.discovery import (
     AGGREGATED_V2,
     AGGREGATED_V2BETA1,
@@ -442,14 +442,18 @@ def test_every_kind_passes_kubectls_field_validation_probe(res: resources.Resour
         assert _supports_field_validation(doc, gvk, list(order))
 
 
-def test_patch_operations_carry_no_request_body() -> None:
+def test_patch_operations_advertise_upstreams_request_body() -> None:
+    # With complete schemas kubectl computes client-side-apply patches from OpenAPI v3, which
+    # it does only when the PATCH operation lists the strategic merge patch content type.
     for doc_entry in openapi.group_version_documents().values():
         doc = json.loads(doc_entry.body)
         for path, item in doc["paths"].items():
             for method in ("get", "put", "post", "patch", "delete"):
                 if method in item:
-                    assert "requestBody" not in item[method], (path, method)
-                    assert "x-kubernetes-group-version-kind" in item[method]
+                    assert "x-kubernetes-group-version-kind" in item[method], (path, method)
+            if "patch" in item:
+                content = item["patch"]["requestBody"]["content"]
+                assert "application/strategic-merge-patch+json" in content, path
 
 
 def test_every_patch_operation_has_field_validation() -> None:
@@ -477,13 +481,8 @@ def test_openapi_document_shape_and_refs_resolve() -> None:
     schemas = doc["components"]["schemas"]
     for doc_entry in openapi.group_version_documents().values():
         d = json.loads(doc_entry.body)
-        for item in d["paths"].values():
-            for key, op in item.items():
-                if key == "parameters":
-                    continue
-                for response in op["responses"].values():
-                    ref = response["content"]["application/json"]["schema"]["$ref"]
-                    assert ref.removeprefix("#/components/schemas/") in d["components"]["schemas"]
+        for ref in openapi_spec.iter_refs(d["paths"]):
+            assert ref.removeprefix("#/components/schemas/") in d["components"]["schemas"]
     assert schemas["io.k8s.api.core.v1.Service"]["x-kubernetes-group-version-kind"] == [
         {"group": "", "version": "v1", "kind": "Service"}]
     apps = json.loads(openapi.group_version_documents()["apis/apps/v1"].body)

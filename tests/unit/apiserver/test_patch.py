@@ -1107,3 +1107,18 @@ def test_apply_patch_dispatch() -> None:
 def test_go_json_matches_encoding_json() -> None:
     assert go_json({"b": "<&>", "a": 1.0, "c": [True, None]}) == (
         '{"a":1,"b":"\\u003c\\u0026\\u003e","c":[true,null]}')
+
+
+def test_strict_error_of_a_strategic_patch_is_upstreams_422_on_patch() -> None:
+    from svcnet.apiserver.patch import strict_patch_error
+
+    patch = {"spec": {"foo": 1, "ports": [{"port": 80, "x": 1.5}]}, "metadata": {"a": None}}
+    err = strict_patch_error(patch, 'strict decoding error: unknown field "spec.foo"')
+    value = "map[metadata:map[a:<nil>] spec:map[foo:1 ports:[map[port:80 x:1.5]]]]"
+    detail = f'Invalid value: "{value}": strict decoding error: unknown field "spec.foo"'
+    assert err.to_status() == {
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": f' "" is invalid: patch: {detail}', "reason": "Invalid",
+        "details": {"causes": [{"reason": "FieldValueInvalid", "message": detail,
+                                "field": "patch"}]},
+        "code": 422}
