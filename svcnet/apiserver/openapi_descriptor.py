@@ -17,8 +17,9 @@ protobuf form is not available and ``/openapi/v2`` answers it with 406; JSON is 
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
+
+from svcnet.api.kubectl_descriptors import find_kubectl
 
 __all__ = ["CACHE_NAME", "MARKER", "descriptor_bytes", "extract"]
 
@@ -73,7 +74,7 @@ def descriptor_bytes(data_dir: Path | None = None, kubectl: str | None = None) -
     cache = data_dir / CACHE_NAME if data_dir is not None else None
     if cache is not None and cache.is_file():
         return cache.read_bytes()
-    binary = kubectl or shutil.which("kubectl")
+    binary = kubectl or find_kubectl()  # the same kubectl the object codec reads
     if binary is None:
         return None
     try:
