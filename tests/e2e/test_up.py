@@ -425,8 +425,11 @@ def test_rolling_update_of_4_never_drops_below_max_unavailable(home: Path,
             "availableReplicas") != 4:
         assert time.monotonic() < deadline
         time.sleep(0.2)
+    # The watch goes to a file, not a pipe: nothing reads a pipe until the end, and a full
+    # pipe (64 KiB, a dozen pod objects) would stall kubectl and lose the later events.
+    watch_out = open(tmp_path / "watch.json", "w")  # noqa: SIM115 (closed below)
     watcher = subprocess.Popen(["kubectl", "get", "pods", "-l", "app=backend", "-w", "-o",
-                                "json"], env=env, stdout=subprocess.PIPE, text=True)
+                                "json"], env=env, stdout=watch_out, text=True)
     stop = tmp_path / "stop"
     caller = subprocess.Popen(
         [*SVCNET, "exec", "frontend", "--", sys.executable, "-c", CALLER, str(stop)],
@@ -443,7 +446,9 @@ def test_rolling_update_of_4_never_drops_below_max_unavailable(home: Path,
         time.sleep(0.2)
     time.sleep(1)
     watcher.terminate()
-    stream, _ = watcher.communicate(timeout=10)
+    watcher.wait(timeout=10)
+    watch_out.close()
+    stream = (tmp_path / "watch.json").read_text()
     stop.write_text("")
     out, _ = caller.communicate(timeout=30)
     # Replay the watched pod events: available pods (ready, not terminating) over time.
