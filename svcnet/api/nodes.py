@@ -42,7 +42,14 @@ from svcnet.api.names import (
 )
 from svcnet.api.pods import parse_quantity, validate_qualified_name, validate_taint_effect
 
+#: The labels a svcnet node agent puts on its Node: the cluster and the node's index, from which
+#: ``svcnet exec`` and ``svcnet explain`` find the node's and its pods' network namespaces.
+LABEL_CLUSTER: Final = "svcnet.io/cluster"
+LABEL_NODE_INDEX: Final = "svcnet.io/node-index"
+
 __all__ = [
+    "LABEL_CLUSTER",
+    "LABEL_NODE_INDEX",
     "prepare_node_for_create",
     "prepare_node_for_status_update",
     "prepare_node_for_update",

@@ -401,7 +401,7 @@ def exec_(ctx: click.Context, pod: str, command: tuple[str, ...], kubeconfig: Pa
     network namespace, so it sees the pod's IP, routes and cluster DNS.
     """
 
-    from svcnet.api.podlogs import LABEL_CLUSTER, LABEL_NODE_INDEX
+    from svcnet.api.nodes import LABEL_CLUSTER, LABEL_NODE_INDEX
     from svcnet.node.names import ClusterNames
 
     found: dict[str, str] = {}
@@ -470,7 +470,7 @@ def logs(ctx: click.Context, pod: str, container: str, follow: bool, previous: b
 def explain(ctx: click.Context, service: str, node_name: str, kubeconfig: Path | None,
             namespace: str | None) -> None:
     """Show how SERVICE's traffic is handled on a node: frontends, verdicts, backends."""
-    from svcnet.api.podlogs import LABEL_CLUSTER, LABEL_NODE_INDEX
+    from svcnet.api.nodes import LABEL_CLUSTER, LABEL_NODE_INDEX
     from svcnet.node.names import ClusterNames
     from svcnet.proxy.explain import explain as explain_service
     from svcnet.proxy.service import node_info

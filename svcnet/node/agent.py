@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from svcnet.api.errors import StatusError
-from svcnet.api.podlogs import LABEL_CLUSTER, LABEL_NODE_INDEX
+from svcnet.api.nodes import LABEL_CLUSTER, LABEL_NODE_INDEX
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import EventHandler, Informer
 from svcnet.client.kubeconfig import load_kubeconfig
