@@ -53,8 +53,6 @@ def admit_pod_service_account(pod: Mapping[str, Any], account: Mapping[str, Any]
     """The pod as the ServiceAccount admission plugin leaves it (``account``: the pod's
     ServiceAccount if it exists). Returns a new dict."""
     out = copy.deepcopy(dict(pod))
-    if (out.get("metadata") or {}).get("annotations", {}).get("kubernetes.io/config.mirror"):
-        return out  # mirror pods are the kubelet's, not ours to change
     spec = out.setdefault("spec", {})
     name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
     spec["serviceAccountName"] = name

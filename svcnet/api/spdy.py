@@ -25,6 +25,9 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Final
 
+#: The largest decompressed header block accepted (1 MiB, Go's default for HTTP headers).
+MAX_HEADER_BYTES = 1 << 20
+
 VERSION: Final = 3
 FLAG_FIN: Final = 0x01
 MAX_DATA: Final = (1 << 24) - 1
@@ -160,9 +163,13 @@ class Codec:
 
     def _headers(self, block: bytes) -> Headers:
         try:
-            raw = self._inflate.decompress(block)
+            raw = self._inflate.decompress(block, MAX_HEADER_BYTES + 1)
         except zlib.error as e:
             raise SpdyError(f"bad header block: {e}") from None
+        if len(raw) > MAX_HEADER_BYTES or self._inflate.unconsumed_tail:
+            # A small compressed block can inflate to gigabytes: refuse, as Go's framer
+            # refuses header blocks past its limit.
+            raise SpdyError(f"header block larger than {MAX_HEADER_BYTES} bytes")
         out: Headers = {}
         try:
             count = int.from_bytes(raw[:4], "big")

@@ -216,6 +216,8 @@ def authorize(user: User, verb: str, *, group: str, resource: str, namespace: st
         return False
     if group == "" and resource in NODE_GRAPH_RESOURCES:
         return verb in READ_VERBS and node_related
+    if group == "" and resource == "pods" and subresource == "log":
+        return verb == "get" and pod_node == node  # logs may hold secrets: own pods only
     if verb in READ_VERBS:
         return True
     # For create, ``name`` is the name in the request body.

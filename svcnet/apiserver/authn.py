@@ -16,12 +16,18 @@ more than 60 s ago. The user is ``system:serviceaccount:<ns>:<name>`` in the gro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from svcnet.api.errors import StatusError
 from svcnet.apiserver.auth import TokenFile, User, set_current_user, unauthorized
-from svcnet.apiserver.satokens import Claims, TokenIssuer, looks_like_jwt, service_account_groups
+from svcnet.apiserver.satokens import (
+    API_AUDIENCES,
+    Claims,
+    TokenIssuer,
+    looks_like_jwt,
+    service_account_groups,
+)
 from svcnet.registry.generic import Registry
 from svcnet.util.clock import parse_time
 
@@ -53,14 +59,26 @@ class Authenticator:
         self._now = now
 
     async def lookup(self, token: str) -> User | None:
-        """Who ``token`` is, or None."""
+        """Who ``token`` is, for the API server's own audience, or None."""
+        user, _ = await self.review(token, API_AUDIENCES)
+        return user
+
+    async def review(self, token: str, audiences: Sequence[str],
+                     ) -> tuple[User | None, list[str]]:
+        """Who ``token`` is for one of ``audiences``, and which of them it is valid for
+        (TokenReview). Static tokens know no audience: like upstream's audience-agnostic
+        authenticators they are valid for the API server's audiences only."""
         user = self.tokens.lookup(token)
-        if user is not None or not looks_like_jwt(token):
-            return user
-        claims = self.issuer.verify(token)
+        if user is not None:
+            shared = [a for a in audiences if a in API_AUDIENCES]
+            return (user, shared) if shared else (None, [])
+        if not looks_like_jwt(token):
+            return None, []
+        claims = self.issuer.verify(token, tuple(audiences))
         if claims is None or not await self._live(claims):
-            return None
-        return User(claims.username, claims.uid, service_account_groups(claims.namespace))
+            return None, []
+        return (User(claims.username, claims.uid, service_account_groups(claims.namespace)),
+                [a for a in audiences if a in claims.audiences])
 
     async def authenticate(self, authorization: str | None) -> User:
         """The request's user (401 when there is none), remembered for admission."""
@@ -81,6 +99,9 @@ class Authenticator:
             return False
         if (account.get("metadata") or {}).get("uid") != claims.uid:
             return False
+        if claims.secret is not None and not await self._bound_live(
+                "secrets", claims.namespace, claims.secret.name, claims.secret.uid):
+            return False
         if claims.pod is None:
             return True
         if pods is None:
@@ -94,3 +115,15 @@ class Authenticator:
             return False
         deleted = parse_time(meta.get("deletionTimestamp"))
         return deleted is None or self._now() < deleted + _POD_DELETION_GRACE
+
+    async def _bound_live(self, resource: str, namespace: str, name: str, uid: str) -> bool:
+        """The bound object exists with the token's uid and is not being deleted."""
+        registry = self._registry(resource)
+        if registry is None:
+            return False
+        try:
+            obj = await registry.get(namespace, name)
+        except StatusError:
+            return False
+        meta = obj.get("metadata") or {}
+        return meta.get("uid") == uid and not meta.get("deletionTimestamp")

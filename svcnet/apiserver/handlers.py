@@ -177,8 +177,9 @@ class Handlers:
             name = name or (single_object_name(request) if request is not None else "")
             related = bool(name) and await self._node_names_object(
                 user.node_name, info.namespace, served.kind, name)
-        if served.resource == "pods" and served.group == "" and name and verb in (
-                "update", "patch", "delete") and user.node_name is not None:
+        if served.resource == "pods" and served.group == "" and name and (verb in (
+                "update", "patch", "delete") or info.subresource == "log") and \
+                user.node_name is not None:
             with contextlib.suppress(StatusError):
                 pod = await served.registry.get(info.namespace, name)
                 pod_node = (pod.get("spec") or {}).get("nodeName")
@@ -376,7 +377,8 @@ class Handlers:
             dry_run=request.query.getall("dryRun", []),
             field_validation=request.query.get("fieldValidation", ""))
         if patch_type == "apply":
-            return await self._apply(request, info, served, body, manager, dry_run, warnings)
+            return await self._apply(request, info, served, body, manager, dry_run, warnings,
+                                     user)
         manager = manager or user_agent_manager(request)
 
         def patched(current: Obj | None) -> Obj:
@@ -398,12 +400,16 @@ class Handlers:
         return self._respond(request, with_type(updated, served), served, 200, warnings)
 
     async def _apply(self, request: web.Request, info: RequestInfo, served: Served, body: Any,
-                     manager: str, dry_run: bool, warnings: list[str]) -> web.Response:
+                     manager: str, dry_run: bool, warnings: list[str],
+                     user: User) -> web.Response:
         applied = decode_object(body, served, request, warnings)
         force = query_bool(request, "force")
         now = rfc3339(self.ctx.clock.now())
 
         async def before_create() -> None:
+            # An apply that creates is a create: the writer needs that verb too (upstream's
+            # patch handler authorizes create in its create validation).
+            await self.authorize(user, "create", info, served)
             # NamespaceLifecycle refuses a create in a namespace being deleted, apply's too.
             await self.require_namespace(info, served, creating=True, name=info.name)
 

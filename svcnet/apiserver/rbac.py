@@ -29,7 +29,7 @@ from typing import Any
 from svcnet.api.access import as_dict, as_list, as_str
 from svcnet.api.errors import StatusError, go_quote
 from svcnet.api.rbac import GROUP, Attributes, applies_to, breakdown, covers, rule_allows
-from svcnet.apiserver.auth import User, current_user
+from svcnet.apiserver.auth import ADMIN_GROUP, User, current_user
 from svcnet.registry.generic import Registry
 
 __all__ = ["AUTHENTICATED_GROUP", "RBAC", "effective_groups"]
@@ -90,12 +90,21 @@ class RBAC:
         return self._fixed(user, attrs) or await self.rbac_allows(user, attrs)
 
     async def check_escalation(self, resource: str, namespace: str, obj: Mapping[str, Any],
-                               ) -> None:
+                               old: Mapping[str, Any] | None = None) -> None:
         """403 when the writer would grant permissions it does not hold (see the docstring)."""
         user = current_user()
         if user is None:
             return
         name = as_str(as_dict(obj.get("metadata")).get("name"))
+        if resource == "clusterroles" and obj.get("aggregationRule") and (
+                old is None or old.get("aggregationRule") != obj.get("aggregationRule")) and \
+                ADMIN_GROUP not in user.groups:
+            # An aggregation rule grants whatever the roles it selects grant, later: only
+            # cluster admins may set one (clusterrole/policybased, EscalationAllowed).
+            raise StatusError(403, "Forbidden", (
+                f"clusterroles.{GROUP} {go_quote(name)} is forbidden: must have cluster-admin "
+                "privileges to use the aggregationRule"),
+                {"name": name, "group": GROUP, "kind": "clusterroles"})
         requested: list[Rule]
         if resource in ("roles", "clusterroles"):
             requested = [as_dict(r) for r in as_list(obj.get("rules"))]

@@ -38,15 +38,13 @@ from svcnet.apiserver.body import read_body
 from svcnet.apiserver.common import Obj, json_response
 from svcnet.apiserver.rbac import effective_groups
 from svcnet.apiserver.requestinfo import RequestInfo
+from svcnet.apiserver.satokens import API_AUDIENCES
 
 if TYPE_CHECKING:
     from svcnet.apiserver.handlers import Handlers
 
 __all__ = ["REVIEWS", "serve_review", "user_info"]
 
-#: The audiences a token is valid for when the review names none (kube-apiserver's default
-#: ``--api-audiences``, its service-account issuer).
-DEFAULT_AUDIENCES = ("https://kubernetes.default.svc.cluster.local",)
 
 
 def user_info(user: User) -> Obj:
@@ -177,9 +175,9 @@ async def _token(handlers: Handlers, user: User, body: Obj, info: RequestInfo) -
         raise errors.invalid_error("TokenReview", "", [errors.required("spec.token")],
                                    "authentication.k8s.io")
     status: Obj = {"user": {}}
-    subject = await handlers.ctx.authn.lookup(token)
+    wanted = [as_str(a) for a in spec.get("audiences") or []] or list(API_AUDIENCES)
+    subject, audiences = await handlers.ctx.authn.review(token, wanted)
     if subject is not None:
-        audiences = [as_str(a) for a in spec.get("audiences") or []] or list(DEFAULT_AUDIENCES)
         status = {"authenticated": True, "user": user_info(subject), "audiences": audiences}
     return {"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
             "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}

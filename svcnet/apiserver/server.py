@@ -357,9 +357,9 @@ class APIServer:
         except StatusError:
             return None
 
-    async def _check_escalation(self, resource: str, namespace: str,
-                                obj: Mapping[str, Any]) -> None:
-        await self.rbac.check_escalation(resource, namespace, obj)
+    async def _check_escalation(self, resource: str, namespace: str, obj: Mapping[str, Any],
+                                old: Mapping[str, Any] | None) -> None:
+        await self.rbac.check_escalation(resource, namespace, obj, old)
 
     async def _seed_policy(self) -> None:
         """The default ClusterRoles and bindings that are missing (bootstrap_policy.py)."""

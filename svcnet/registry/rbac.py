@@ -2,7 +2,7 @@
 escalation check (pkg/registry/rbac/*/policybased) on every create and update.
 
 The check needs to know who writes and what they may do, which only the API server knows: it
-is given to each strategy as an async callable (``check(resource, namespace, obj)``), raising
+is given to each strategy as an async callable (``check(resource, namespace, obj, old)``), raising
 a 403 StatusError. Without one (tests of the pure pipeline), writes are not checked.
 """
 
@@ -17,7 +17,8 @@ from svcnet.api.errors import FieldError
 from svcnet.registry.generic import BaseStrategy
 
 Obj = dict[str, Any]
-EscalationCheck = Callable[[str, str, Mapping[str, Any]], Awaitable[None]]
+EscalationCheck = Callable[[str, str, Mapping[str, Any], Mapping[str, Any] | None],
+                           Awaitable[None]]
 
 
 class _RBACStrategy(BaseStrategy):
@@ -41,17 +42,17 @@ class _RBACStrategy(BaseStrategy):
             return rbac.validate_binding_update(new, old, self.namespaced)
         return rbac.validate_role_update(new, old, self.namespaced)
 
-    async def _escalation(self, obj: Obj) -> None:
+    async def _escalation(self, obj: Obj, old: Obj | None) -> None:
         if self._check is not None:
             namespace = str((obj.get("metadata") or {}).get("namespace") or "")
-            await self._check(self.resource, namespace, obj)
+            await self._check(self.resource, namespace, obj, old)
 
     async def begin_create(self, op: Operation, obj: Obj) -> Obj:
-        await self._escalation(obj)
+        await self._escalation(obj, None)
         return obj
 
     async def begin_update(self, op: Operation, new: Obj, old: Obj) -> Obj:
-        await self._escalation(new)
+        await self._escalation(new, old)
         return new
 
 

@@ -153,3 +153,48 @@ def test_no_escalation_through_roles_or_bindings(cluster: Cluster) -> None:
                          _body(binding("up", "ClusterRole", "cluster-admin", "nsadmin")),
                          token=token)
     assert code == 403, body
+
+
+def test_only_cluster_admins_set_an_aggregation_rule(cluster: Cluster) -> None:
+    """An aggregation rule grants what the roles it selects grant: a user who may update
+    its own ClusterRole must not turn it into an aggregate of cluster-admin's rules."""
+    token = secrets.token_hex(16)
+    TokenFile(cluster.data_dir / "tokens.csv").add(token, User("bob", "bob-1"))
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "bob-self"},
+            "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
+                       "resourceNames": ["bob-self"], "verbs": ["get", "update", "patch"]}]}
+    assert request(cluster, "POST", f"{RBAC}/clusterroles", _body(role))[0] == 201
+    code, body = request(cluster, "POST", f"{RBAC}/clusterrolebindings", _body({
+        "metadata": {"name": "bob-self"},
+        "roleRef": {"kind": "ClusterRole", "name": "bob-self"},
+        "subjects": [{"kind": "User", "name": "bob"}]}))
+    assert code == 201, body
+    code, current = request(cluster, "GET", f"{RBAC}/clusterroles/bob-self", token=token)
+    assert code == 200, current
+    current["aggregationRule"] = {"clusterRoleSelectors": [
+        {"matchLabels": {"kubernetes.io/bootstrapping": "rbac-defaults"}}]}
+    code, body = request(cluster, "PUT", f"{RBAC}/clusterroles/bob-self", _body(current),
+                         token=token)
+    assert code == 403, body
+    assert body["message"].endswith("must have cluster-admin privileges to use the "
+                                    "aggregationRule")
+
+
+def test_an_apply_that_creates_needs_create(cluster: Cluster) -> None:
+    token = secrets.token_hex(16)
+    TokenFile(cluster.data_dir / "tokens.csv").add(token, User("carol", "carol-1"))
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "patch-only"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["patch"]}]}
+    assert request(cluster, "POST", f"{RBAC}/namespaces/default/roles", _body(role))[0] == 201
+    code, body = request(cluster, "POST", f"{RBAC}/namespaces/default/rolebindings",
+                         _body(binding("carol-patch", "Role", "patch-only", "carol")))
+    assert code == 201, body
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "via-apply"},
+          "data": {"a": "b"}}
+    code, body = request(cluster, "PATCH",
+                         "/api/v1/namespaces/default/configmaps/via-apply?fieldManager=carol",
+                         _body(cm), content_type="application/apply-patch+yaml", token=token)
+    assert code == 403, body
+    assert request(cluster, "GET", "/api/v1/namespaces/default/configmaps/via-apply")[0] == 404

@@ -141,3 +141,35 @@ def test_python_client_token_request(core: client.CoreV1Api, namespace: str) -> 
             spec=client.V1TokenRequestSpec(audiences=["vault"], expiration_seconds=1200)))
     assert answer.status.token.count(".") == 2
     assert answer.spec.audiences == ["vault"]
+
+
+def test_token_review_checks_the_audiences_asked_about(cluster: Cluster, namespace: str) -> None:
+    review = "/apis/authentication.k8s.io/v1/tokenreviews"
+    api_token = token_for(cluster, namespace)[1]["status"]["token"]
+    code, body = request(cluster, "POST", review, _body(
+        {"spec": {"token": api_token, "audiences": ["vault"]}}))
+    assert code == 201 and body["status"] == {"user": {}}, body
+    vault_token = token_for(cluster, namespace, {"audiences": ["vault"]})[1]["status"]["token"]
+    code, body = request(cluster, "POST", review, _body(
+        {"spec": {"token": vault_token, "audiences": ["vault", "other"]}}))
+    assert body["status"]["authenticated"] is True
+    assert body["status"]["audiences"] == ["vault"]
+    code, body = request(cluster, "POST", review, _body({"spec": {"token": cluster.token,
+                                                                  "audiences": ["vault"]}}))
+    assert body["status"] == {"user": {}}, "a static token is for the API server only"
+    code, body = token_for(cluster, namespace, {"audiences": [1]})
+    assert code == 400, body
+
+
+def test_a_secret_bound_token_dies_with_its_secret(cluster: Cluster, namespace: str) -> None:
+    code, secret = request(cluster, "POST", f"/api/v1/namespaces/{namespace}/secrets", _body(
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "anchor"}}))
+    assert code == 201, secret
+    code, answer = token_for(cluster, namespace, {"boundObjectRef": {
+        "kind": "Secret", "apiVersion": "v1", "name": "anchor"}})
+    assert code == 201, answer
+    token = answer["status"]["token"]
+    whoami = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+    assert request(cluster, "POST", whoami, _body({}), token=token)[0] == 201
+    assert request(cluster, "DELETE", f"/api/v1/namespaces/{namespace}/secrets/anchor")[0] == 200
+    assert request(cluster, "POST", whoami, _body({}), token=token)[0] == 401

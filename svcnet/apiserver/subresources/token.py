@@ -37,6 +37,28 @@ _KIND = "TokenRequest"
 _GROUP = "authentication.k8s.io"
 
 
+def _decode_spec(body: Obj) -> Obj:
+    """TokenRequestSpec as Go's decoder takes it: a wrongly typed field is a 400."""
+    spec = body.get("spec") or {}
+    audiences = spec.get("audiences") if isinstance(spec, dict) else None
+    seconds = spec.get("expirationSeconds") if isinstance(spec, dict) else None
+    field = ""
+    if not isinstance(spec, dict):
+        field, go_type = "spec", "v1.TokenRequestSpec"
+    elif audiences is not None and (not isinstance(audiences, list)
+                                    or not all(isinstance(a, str) for a in audiences)):
+        field, go_type = "spec.audiences", "[]string"
+    elif not isinstance(spec.get("boundObjectRef") or {}, dict):
+        field, go_type = "spec.boundObjectRef", "v1.BoundObjectReference"
+    elif seconds is not None and (not isinstance(seconds, int) or isinstance(seconds, bool)):
+        field, go_type = "spec.expirationSeconds", "int64"
+    if field:
+        raise bad_request('TokenRequest in version "v1" cannot be handled as a TokenRequest: '
+                          f"json: cannot unmarshal into Go struct field TokenRequest.{field} "
+                          f"of type {go_type}")
+    return dict(spec)
+
+
 def _validate(spec: Obj) -> None:
     """ValidateTokenRequest."""
     seconds = as_int(spec.get("expirationSeconds"))
@@ -103,7 +125,7 @@ async def serve_token(handlers: Handlers, request: web.Request, info: RequestInf
     if request_ns and request_ns != info.namespace:
         raise bad_request("the namespace of the provided object does not match the namespace "
                           "sent on the request")
-    spec = as_dict(body.get("spec"))
+    spec = _decode_spec(body)
     if spec.get("expirationSeconds") is None:  # absent, or null as Go writes a nil *int64
         spec["expirationSeconds"] = DEFAULT_EXPIRATION
     if not as_list(spec.get("audiences")):

@@ -80,3 +80,13 @@ def test_bad_input() -> None:
     with pytest.raises(spdy.SpdyError):
         spdy.Codec().feed(bytes.fromhex("800300020000000800000001deadbeef"))  # not zlib
     assert spdy.Codec().feed(bytes.fromhex("800300ff00000000")) == []  # unknown: ignored
+
+
+def test_a_header_block_that_inflates_past_the_limit_is_refused() -> None:
+    """A few hundred KiB of zeros deflate to almost nothing: the codec must not inflate them
+    all (a decompression bomb), but refuse the frame."""
+    sender = spdy.Codec()
+    huge = {"x": ["a" * (spdy.MAX_HEADER_BYTES + 10)]}
+    frame = sender.encode(spdy.Frame(spdy.SYN_STREAM, 1, headers=huge))
+    with pytest.raises(spdy.SpdyError, match="header block larger than"):
+        spdy.Codec().feed(frame)

@@ -193,3 +193,15 @@ def test_everyone_may_review_their_own_access(user: User) -> None:
 ])
 def test_bearer_token_scheme_is_case_insensitive(header: str | None, token: str | None) -> None:
     assert bearer_token(header) == token
+
+
+def test_a_node_reads_logs_of_its_own_pods_only() -> None:
+    node = User("system:node:n1", groups=(NODES_GROUP,))
+
+    def may_read(subresource: str, pod_node: str | None) -> bool:
+        return authorize(node, "get", group="", resource="pods", namespace="ns", name="p",
+                         subresource=subresource, pod_node=pod_node)
+    assert may_read("log", "n1")
+    assert not may_read("log", "n2")
+    assert not may_read("log", None)
+    assert may_read("", "n2"), "the pod object itself stays readable"
