@@ -385,9 +385,11 @@ def test_kubectl_port_forward(home: Path, target: str) -> None:
             proc.kill()
 
 
-def test_kubectl_port_forward_to_a_closed_port_says_why(home: Path) -> None:
+@pytest.mark.parametrize("old", [False, True], ids=["websocket", "spdy"])
+def test_kubectl_port_forward_to_a_closed_port_says_why(home: Path, old: bool) -> None:
     port = free_port()
-    with subprocess.Popen(["kubectl", "port-forward", "pod/talker-2", f"{port}:9999"],
+    binary = str(old_kubectl()) if old else "kubectl"
+    with subprocess.Popen([binary, "port-forward", "pod/talker-2", f"{port}:9999"],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           env=env_for(home)) as proc:
         try:
@@ -441,7 +443,8 @@ def test_kubectl_127_exec_over_spdy(home: Path, tmp_path: Path) -> None:
 
 
 def test_kubectl_127_attach_over_spdy(home: Path) -> None:
-    with subprocess.Popen([str(old_kubectl()), "attach", "talker-2"], stdout=subprocess.PIPE,
+    old = str(old_kubectl())
+    with subprocess.Popen([old, "attach", "talker-2"], stdout=subprocess.PIPE,
                           stderr=subprocess.DEVNULL, env=env_for(home)) as proc:
         try:
             assert proc.stdout is not None
@@ -449,6 +452,10 @@ def test_kubectl_127_attach_over_spdy(home: Path) -> None:
             assert ticks == list(range(ticks[0], ticks[0] + 3))
         finally:
             proc.kill()
+    # The node's refusal comes after the upgrade, on the error stream.
+    r = kubectl(home, "attach", "-i", "talker-1", check=False, input=b"", timeout=30,
+                binary=old)
+    assert r.returncode != 0 and b"error: stdin cannot be attached" in r.stderr, r.stderr
 
 
 def test_kubectl_127_port_forward_over_spdy(home: Path) -> None:

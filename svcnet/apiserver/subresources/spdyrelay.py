@@ -31,8 +31,10 @@ would otherwise read them as the next HTTP request) and go out raw on the respon
   has opened them: the node may start writing first), its error channel (a Status) on the
   error stream, as is for v4 and as its message for v2/v3. When the node closes, every
   stream the server writes is finished (FIN: client-go reads stdout/stderr and the error
-  stream to their end), a GOAWAY follows, and the connection is closed once the client has
-  closed its side (or after a grace period), so that nothing unread is reset away.
+  stream to their end), and one the client opens after that is finished as soon as it is
+  answered (a command refused by the node ends before the client has opened all its
+  streams, and client-go waits for each SYN_REPLY); the connection is closed once the client
+  has closed its side (or after a grace period), so that nothing unread is reset away.
 """
 
 from __future__ import annotations
@@ -196,6 +198,7 @@ def error_for_client(protocol: str, payload: bytes) -> bytes:
 
 
 _CHANNEL_STREAMS: Final = {rc.STDOUT: "stdout", rc.STDERR: "stderr", rc.ERROR: "error"}
+_OUTPUTS: Final = tuple(_CHANNEL_STREAMS.values())
 
 
 class ExecBridge:
@@ -211,6 +214,8 @@ class ExecBridge:
         self._types: dict[int, str] = {}
         self._opened: dict[str, asyncio.Future[int]] = {}
         self._resize = ResizeLines()
+        self._ended = False
+        """The node has closed: the output streams are finished."""
 
     def _stream(self, kind: str) -> asyncio.Future[int]:
         return self._opened.setdefault(kind, asyncio.get_running_loop().create_future())
@@ -220,17 +225,19 @@ class ExecBridge:
             await self.conn.write(self.codec.encode(frame))
 
     async def run(self) -> None:
-        await _until_first(self._from_client(), self._from_node())
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await self.send(spdy.Frame(spdy.GOAWAY))
-        # Closing with the client's frames unread would reset the connection and could
-        # lose what it has not read yet: wait for its close.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._drain(), _CLOSE_GRACE)
-
-    async def _drain(self) -> None:
-        while await self.conn.read() is not None:
-            pass
+        client = asyncio.create_task(self._from_client())
+        node = asyncio.create_task(self._from_node())
+        try:
+            done, _ = await asyncio.wait({client, node}, return_when=asyncio.FIRST_COMPLETED)
+            if node in done:
+                # The client closes once it has read every stream to its end; closing first
+                # could reset the connection and lose what it has not read yet. Until then
+                # its frames are still answered (a stream it opens now is finished at once).
+                await asyncio.wait({client}, timeout=_CLOSE_GRACE)
+        finally:
+            for t in (client, node):
+                t.cancel()
+            await asyncio.gather(client, node, return_exceptions=True)
 
     async def _from_client(self) -> None:
         while (data := await self.conn.read()) is not None:
@@ -243,6 +250,8 @@ class ExecBridge:
         if frame.kind == spdy.SYN_STREAM:
             await self.send(spdy.Frame(spdy.SYN_REPLY, frame.stream_id))
             kind = frame.header("streamType")
+            if self._ended and kind in _OUTPUTS:
+                await self.send(spdy.Frame(spdy.DATA, frame.stream_id, spdy.FLAG_FIN))
             self._types[frame.stream_id] = kind
             opened = self._stream(kind)
             if not opened.done():
@@ -273,10 +282,11 @@ class ExecBridge:
             sid = await self._wait_stream(kind)
             if sid is not None and data:
                 await self.send(spdy.Frame(spdy.DATA, sid, data=data))
-        for kind in ("stdout", "stderr", "error"):
-            opened = self._opened.get(kind)
-            if opened is not None and opened.done():
-                await self.send(spdy.Frame(spdy.DATA, opened.result(), spdy.FLAG_FIN))
+        self._ended = True
+        finished = [f.result() for kind in _OUTPUTS
+                    if (f := self._opened.get(kind)) is not None and f.done()]
+        for sid in finished:
+            await self.send(spdy.Frame(spdy.DATA, sid, spdy.FLAG_FIN))
 
     async def _wait_stream(self, kind: str) -> int | None:
         """The client's stream of this type, once it has opened it (None if it never

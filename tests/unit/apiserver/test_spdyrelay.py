@@ -112,11 +112,9 @@ async def test_streams_map_to_the_nodes_channels_and_end_with_the_status() -> No
     def got() -> list[spdy.Frame]:
         return spdy.Codec().feed(bytes(conn.out))
 
-    for _ in range(100):
-        if any(f.kind == spdy.GOAWAY for f in got()):
-            break
-        await asyncio.sleep(0.01)
-    conn.incoming.put_nowait(None)  # the client closes its side
+    await _until_finished(got, 1)
+    assert not run.done()  # the server waits for the client to close
+    conn.incoming.put_nowait(None)
     await asyncio.wait_for(run, 5)
     assert node.sent == [bytes((rc.STDIN,)) + b"input", bytes((rc.CLOSE, rc.STDIN))]
     frames_out = got()
@@ -125,4 +123,36 @@ async def test_streams_map_to_the_nodes_channels_and_end_with_the_status() -> No
     data = [(f.stream_id, f.data, f.fin) for f in frames_out if f.kind == spdy.DATA]
     assert data == [(5, b"out", False), (7, b"err", False), (1, status, False),
                     (5, b"", True), (7, b"", True), (1, b"", True)]
-    assert frames_out[-1].kind == spdy.GOAWAY
+
+
+async def _until_finished(got: Any, sid: int) -> None:
+    for _ in range(200):
+        if any(f.kind == spdy.DATA and f.stream_id == sid and f.fin for f in got()):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"stream {sid} was not finished")
+
+
+async def test_a_stream_opened_after_the_node_ended_is_finished_at_once() -> None:
+    """A command the node refuses ends before the client has opened every stream."""
+    client = spdy.Codec()
+    refusal = json.dumps(rc.failure_status("stdin cannot be attached", "BadRequest", 400))
+    conn = FakeConn([_syn(client, 1, "error")])
+    ended = asyncio.Event()
+    ended.set()
+    node = FakeNode([bytes((rc.ERROR,)) + refusal.encode()], ended)
+    bridge = ExecBridge(cast(Any, conn), cast(Any, node), rc.V4)
+    run = asyncio.create_task(bridge.run())
+
+    def got() -> list[spdy.Frame]:
+        return spdy.Codec().feed(bytes(conn.out))
+
+    await _until_finished(got, 1)
+    conn.incoming.put_nowait(_syn(client, 3, "stdin") + _syn(client, 5, "stdout"))
+    await _until_finished(got, 5)
+    conn.incoming.put_nowait(None)
+    await asyncio.wait_for(run, 5)
+    frames_out = got()
+    assert [f.stream_id for f in frames_out if f.kind == spdy.SYN_REPLY] == [1, 3, 5]
+    assert [(f.stream_id, f.fin) for f in frames_out if f.kind == spdy.DATA] == [
+        (1, False), (1, True), (5, True)]
