@@ -508,7 +508,10 @@ def test_stream_requests_without_a_usable_upgrade_are_refused(home: Path) -> Non
                                           "X-Stream-Protocol-Version": "v9.channel.k8s.io"})
     assert code == 403
     assert status["message"].startswith("unable to upgrade: unable to negotiate protocol: "
-                                        "client supports [v9.channel.k8s.io]")
+                                        "client supports [v9.channel.k8s.io], server accepts")
+    code, status = _raw_post(home, path, {"Connection": "Upgrade", "Upgrade": "SPDY/3.1"})
+    assert code == 400
+    assert status["message"] == "unable to upgrade: X-Stream-Protocol-Version is required"
 
 
 def test_nodes_advertise_their_server(home: Path) -> None:

@@ -14,10 +14,11 @@ kube-apiserver proxies the upgraded connection to the kubelet, which speaks SPDY
 svcnet's node agent speaks WebSocket, so the API server ends the SPDY session here: it dials
 the node first (a failure is still an HTTP error the client can read), then answers ``101
 Switching Protocols`` with ``Upgrade: SPDY/3.1`` and the protocol chosen (the first of the
-client's ``X-Stream-Protocol-Version`` values it supports, in the client's order; none in
-common is 403 with ``X-Accepted-Stream-Protocol-Versions``, as upstream). From then on the
-connection's bytes come through a feed installed as the request's payload parser (aiohttp
-would otherwise read them as the next HTTP request) and go out raw on the response.
+client's ``X-Stream-Protocol-Version`` values it supports, in the client's order; none at
+all is 400, none in common 403 with ``X-Accepted-Stream-Protocol-Versions``, as upstream).
+From then on the connection's bytes come through a feed installed as the request's payload
+parser (aiohttp would otherwise read them as the next HTTP request) and go out raw on the
+response.
 
 * **port-forward** (``portforward.k8s.io``): the node serves SPDY itself, tunnelled in a
   WebSocket (``SPDY/3.1+portforward.k8s.io``, svcnet/node/spdyforward.py), so bytes are
@@ -48,10 +49,12 @@ import aiohttp
 from aiohttp import WSMsgType, web
 
 from svcnet.api import remotecommand as rc, spdy
-from svcnet.api.errors import StatusError
+from svcnet.api.errors import StatusError, bad_request
+from svcnet.apiserver.common import status_response
 
 SPDY_31: Final = "SPDY/3.1"
 PROTOCOL_HEADER: Final = "X-Stream-Protocol-Version"
+ACCEPTED_HEADER: Final = "X-Accepted-Stream-Protocol-Versions"
 SPDY_EXEC_PROTOCOLS: Final = (rc.V4, rc.V3, rc.V2, rc.V1)
 """What the kubelet serves over SPDY for exec and attach (v5 is WebSocket-only)."""
 SPDY_PORT_FORWARD_PROTOCOLS: Final = (rc.PORT_FORWARD_V1,)
@@ -69,16 +72,24 @@ def is_spdy_upgrade(request: web.Request) -> bool:
             and "upgrade" in request.headers.get("Connection", "").lower())
 
 
-def negotiate_stream_protocol(request: web.Request, supported: tuple[str, ...]) -> str:
-    """httpstream.Handshake: the first of the client's versions the server supports."""
+def negotiate_stream_protocol(request: web.Request, supported: tuple[str, ...]
+                              ) -> str | web.Response:
+    """httpstream.Handshake: the first of the client's versions the server supports, or the
+    refusal to answer (400 without any; 403 listing the accepted ones when none is
+    common)."""
     offered = [p.strip() for value in request.headers.getall(PROTOCOL_HEADER, [])
                for p in value.split(",") if p.strip()]
+    if not offered:
+        raise bad_request(f"unable to upgrade: {PROTOCOL_HEADER} is required")
     chosen = rc.negotiate(offered, supported)
-    if chosen is None:
-        raise StatusError(403, "Forbidden", (
-            f"unable to upgrade: unable to negotiate protocol: client supports "
-            f"[{' '.join(offered)}], server supports [{' '.join(supported)}]"))
-    return chosen
+    if chosen is not None:
+        return chosen
+    response = status_response(StatusError(403, "Forbidden", (
+        f"unable to upgrade: unable to negotiate protocol: client supports "
+        f"[{' '.join(offered)}], server accepts [{' '.join(supported)}]")), request)
+    for p in supported:
+        response.headers.add(ACCEPTED_HEADER, p)
+    return response
 
 
 class _Feed:

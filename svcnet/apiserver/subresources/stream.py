@@ -95,6 +95,8 @@ async def _serve_spdy(handlers: Handlers, request: web.Request, info: RequestInf
     forward = info.subresource == "portforward"
     chosen = negotiate_stream_protocol(
         request, SPDY_PORT_FORWARD_PROTOCOLS if forward else SPDY_EXEC_PROTOCOLS)
+    if not isinstance(chosen, str):
+        return chosen  # the refusal
     upstream = await _dial(handlers, node, path, params,
                            [SPDY_PORT_FORWARD if forward else V5])
     try:

@@ -9,7 +9,7 @@ import json
 from typing import Any, cast
 
 import pytest
-from aiohttp import WSMessage, WSMsgType
+from aiohttp import WSMessage, WSMsgType, web
 from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict
 
@@ -37,9 +37,18 @@ def test_the_clients_first_supported_protocol_is_chosen() -> None:
     chosen = negotiate_stream_protocol(_request("v9.channel.k8s.io", rc.V3, rc.V4),
                                        SPDY_EXEC_PROTOCOLS)
     assert chosen == rc.V3
+    refusal = negotiate_stream_protocol(_request(rc.V5), SPDY_EXEC_PROTOCOLS)
+    assert isinstance(refusal, web.Response) and refusal.status == 403
+    assert refusal.headers.getall("X-Accepted-Stream-Protocol-Versions") == list(
+        SPDY_EXEC_PROTOCOLS)
+    assert json.loads(cast(bytes, refusal.body))["message"] == (
+        "unable to upgrade: unable to negotiate protocol: client supports "
+        "[v5.channel.k8s.io], server accepts [v4.channel.k8s.io v3.channel.k8s.io "
+        "v2.channel.k8s.io channel.k8s.io]")
     with pytest.raises(StatusError) as err:
-        negotiate_stream_protocol(_request(rc.V5), SPDY_EXEC_PROTOCOLS)
-    assert err.value.code == 403 and "client supports [v5.channel.k8s.io]" in err.value.message
+        negotiate_stream_protocol(_request(), SPDY_EXEC_PROTOCOLS)
+    assert err.value.code == 400
+    assert err.value.message == "unable to upgrade: X-Stream-Protocol-Version is required"
 
 
 def test_resize_objects_are_cut_at_newlines_wherever_data_frames_end() -> None:
