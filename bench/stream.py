@@ -5,11 +5,12 @@
   stdin until they are back on stdout), p50/p99; `kubectl exec POD -- true` wall time
   (kubectl's own start-up included);
 * port-forward throughput: bytes echoed through `kubectl port-forward` (SPDY in a WebSocket,
-  two hops: kubectl -> API server -> node agent -> pod) and through the Python client's
+  or plain SPDY for a kubectl before 1.30 given as ``--kubectl``: two hops, kubectl -> API
+  server -> node agent -> pod) and through the Python client's
   port-forward (WebSocket channels), against the same echo client run inside the pod's
   network namespace (a direct connection).
 
-Needs root. Run: .venv/bin/python bench/stream.py [--runs 100] [--mib 64]
+Needs root. Run: .venv/bin/python bench/stream.py [--runs 100] [--mib 64] [--kubectl PATH]
 """
 
 from __future__ import annotations
@@ -116,21 +117,21 @@ async def exec_figures(kubeconfig: Path, runs: int) -> dict[str, Any]:
     return out
 
 
-def kubectl_exec(env: dict[str, str], runs: int) -> list[float]:
+def kubectl_exec(env: dict[str, str], runs: int, kubectl: str) -> list[float]:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(["kubectl", "exec", "talker-1", "--", "true"], env=env, check=True,
+        subprocess.run([kubectl, "exec", "talker-1", "--", "true"], env=env, check=True,
                        capture_output=True, timeout=60)
         times.append(time.perf_counter() - start)
     return times
 
 
-def port_forward_rate(env: dict[str, str], total: int) -> float:
+def port_forward_rate(env: dict[str, str], total: int, kubectl: str) -> float:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         local = probe.getsockname()[1]
-    with subprocess.Popen(["kubectl", "port-forward", "pod/talker-1", f"{local}:9000"],
+    with subprocess.Popen([kubectl, "port-forward", "pod/talker-1", f"{local}:9000"],
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env) as pf:
         try:
             assert pf.stdout is not None
@@ -185,6 +186,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--mib", type=int, default=64)
+    parser.add_argument("--kubectl", default="kubectl",
+                        help="the kubectl to time (one before 1.30 speaks plain SPDY)")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="svcnet-bench-stream-"))
     env = dict(os.environ, SVCNET_HOME=str(home))
@@ -197,11 +200,11 @@ def main() -> None:
         figures = asyncio.run(exec_figures(kubeconfig, args.runs))
         print(f"exec `true` over WebSocket, open to exit status: {ms(figures['exec true'])}")
         print(f"interactive round trip on one exec (64 B): {ms(figures['interactive'])}")
-        print(f"kubectl exec POD -- true (wall): {ms(kubectl_exec(kenv, 20))}")
+        print(f"kubectl exec POD -- true (wall): {ms(kubectl_exec(kenv, 20, args.kubectl))}")
         total = args.mib << 20
         direct = echo_rate([*SVCNET, "exec", "talker-1", "--kubeconfig", str(kubeconfig),
                             "--"], "127.0.0.1", 9000, total, env)
-        forwarded = port_forward_rate(kenv, total)
+        forwarded = port_forward_rate(kenv, total, args.kubectl)
         print(f"echo {args.mib} MiB inside the pod (direct): {direct:.0f} MiB/s")
         print(f"echo {args.mib} MiB through kubectl port-forward: {forwarded:.0f} MiB/s "
               f"({forwarded / direct:.0%} of direct)")

@@ -19,6 +19,8 @@ _.supervise
 _.forward_nodeports
 _._bound_port
 _.tc  # dnslib's header flag, set on truncated answers
+_.feed_data  # aiohttp's payload-parser interface (spdyrelay.py's upgraded connection)
+_.feed_eof
 
 # Fields serialised whole (dataclasses.asdict) into `svcnet status`'s state file.
 _.last_exit

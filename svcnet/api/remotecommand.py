@@ -59,6 +59,8 @@ SPDY_PORT_FORWARD: Final = "SPDY/3.1+portforward.k8s.io"
 """kubectl's port-forward: SPDY/3.1 (svcnet/api/spdy.py) tunnelled in the WebSocket's binary
 messages (client-go's tunneling_connection.go)."""
 PORT_FORWARD_PROTOCOLS: Final = (V4, V4_BASE64, BASE64, SPDY_PORT_FORWARD)
+PORT_FORWARD_V1: Final = "portforward.k8s.io"
+"""Plain SPDY port-forward's ``X-Stream-Protocol-Version`` (kubectl before 1.30)."""
 
 
 class ProtocolError(ValueError):

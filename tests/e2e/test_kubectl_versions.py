@@ -3,9 +3,8 @@
 The `kubectl` package installed here is a dispatcher: it runs the `kubectl.1.NN` next to it
 that matches the server's version (1.33 for svcnet), so the rest of the suite drives kubectl
 1.33. Older releases send the same protobuf and read the same OpenAPI, but with older code:
-this runs the everyday commands with the oldest one shipped. (Exec, attach and port-forward
-are not among them: before 1.30 kubectl speaks plain SPDY for those, which svcnet does not
-serve; docs/KUBECTL.md.)
+this runs the everyday commands with the oldest one shipped. (Exec, attach and port-forward,
+which it opens with plain SPDY, are in test_stream.py: they need a cluster with nodes.)
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import fcntl
 import hashlib
+import http.client
 import json
 import os
 import pty
@@ -24,6 +25,7 @@ import sys
 import termios
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +36,7 @@ import yaml
 
 from tests.conftest import require, require_root
 from tests.e2e.streampods import GREETING, manifest
+from tests.e2e.test_kubectl_versions import oldest_kubectl
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,8 +70,8 @@ def env_for(home: Path) -> dict[str, str]:
 
 
 def kubectl(home: Path, *args: str, check: bool = True, input: bytes | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
-    r = subprocess.run(["kubectl", *args], capture_output=True, env=env_for(home),
+            timeout: float = 60, binary: str = "kubectl") -> subprocess.CompletedProcess[bytes]:
+    r = subprocess.run([binary, *args], capture_output=True, env=env_for(home),
                        input=input, timeout=timeout, check=False)
     if check and r.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)}: {r.returncode}\n{r.stderr.decode()}")
@@ -252,9 +255,11 @@ def test_an_idle_exec_session_stays_open(api: Any) -> None:
         release(resp)
 
 
-def test_exec_needs_create_on_pods_exec(home: Path) -> None:
+@pytest.mark.parametrize("old", [False, True], ids=["websocket", "spdy"])
+def test_exec_needs_create_on_pods_exec(home: Path, old: bool) -> None:
     node_kubeconfig = home / NAME / "nodes" / "node-1" / "kubeconfig"
-    r = subprocess.run(["kubectl", "--kubeconfig", str(node_kubeconfig), "exec", "talker-1",
+    binary = str(old_kubectl()) if old else "kubectl"
+    r = subprocess.run([binary, "--kubeconfig", str(node_kubeconfig), "exec", "talker-1",
                         "--", "true"], capture_output=True, text=True, timeout=60,
                        check=False)
     assert r.returncode != 0
@@ -380,9 +385,11 @@ def test_kubectl_port_forward(home: Path, target: str) -> None:
             proc.kill()
 
 
-def test_kubectl_port_forward_to_a_closed_port_says_why(home: Path) -> None:
+@pytest.mark.parametrize("old", [False, True], ids=["websocket", "spdy"])
+def test_kubectl_port_forward_to_a_closed_port_says_why(home: Path, old: bool) -> None:
     port = free_port()
-    with subprocess.Popen(["kubectl", "port-forward", "pod/talker-2", f"{port}:9999"],
+    binary = str(old_kubectl()) if old else "kubectl"
+    with subprocess.Popen([binary, "port-forward", "pod/talker-2", f"{port}:9999"],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           env=env_for(home)) as proc:
         try:
@@ -397,22 +404,114 @@ def test_kubectl_port_forward_to_a_closed_port_says_why(home: Path) -> None:
     assert b"error forwarding port 9999 to pod" in out and b"connection refused" in out
 
 
-def test_unsupported_spdy_upgrade_is_a_clear_400(home: Path) -> None:
+# -- plain SPDY (kubectl before 1.30) ---------------------------------------------------------
+
+
+def old_kubectl() -> Path:
+    old = oldest_kubectl()
+    if old is None or int(old.name.rsplit(".", 1)[1]) >= 30:
+        pytest.skip("no kubectl before 1.30 beside the installed dispatcher")
+    return old
+
+
+def test_kubectl_127_exec_over_spdy(home: Path, tmp_path: Path) -> None:
+    old = str(old_kubectl())
+    for pod in PODS:
+        r = kubectl(home, "exec", pod, "--", "sh", "-c",
+                    "echo $GREETING; echo oops >&2; exit 3", check=False, binary=old)
+        assert r.stdout.decode().splitlines() == [GREETING]
+        assert r.returncode == 3, r.stderr
+        assert b"oops" in r.stderr and b"command terminated with exit code 3" in r.stderr
+    assert kubectl(home, "exec", "talker-1", "--", "true", binary=old).returncode == 0
+    data = os.urandom(2_000_000)
+    r = kubectl(home, "exec", "-i", "talker-2", "--", "sha256sum", input=data, binary=old)
+    assert r.stdout.decode().split()[0] == hashlib.sha256(data).hexdigest()
+    src = tmp_path / "up.bin"
+    src.write_bytes(data)
+    inside = f"/tmp/svcnet-e9-spdy-cp-{os.getpid()}.bin"  # pods share the host's filesystem
+    try:
+        kubectl(home, "cp", str(src), f"talker-1:{inside}", binary=old)
+        kubectl(home, "cp", f"talker-1:{inside}", str(tmp_path / "down.bin"), binary=old)
+        assert (tmp_path / "down.bin").read_bytes() == data
+    finally:
+        Path(inside).unlink(missing_ok=True)
+    out, code = _drive_tty([old, "exec", "-it", "talker-1", "--", "sh"], env_for(home),
+                           [b"stty size; echo $((6*7))\n", b"exit 4\n"], 21, 97)
+    text = out.decode(errors="replace")
+    assert "21 97" in text and "\r\n42\r\n" in text
+    assert code == 4
+
+
+def test_kubectl_127_attach_over_spdy(home: Path) -> None:
+    old = str(old_kubectl())
+    with subprocess.Popen([old, "attach", "talker-2"], stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, env=env_for(home)) as proc:
+        try:
+            assert proc.stdout is not None
+            ticks = [int(proc.stdout.readline().split()[1]) for _ in range(3)]
+            assert ticks == list(range(ticks[0], ticks[0] + 3))
+        finally:
+            proc.kill()
+    # The node's refusal comes after the upgrade, on the error stream.
+    r = kubectl(home, "attach", "-i", "talker-1", check=False, input=b"", timeout=30,
+                binary=old)
+    assert r.returncode != 0 and b"error: stdin cannot be attached" in r.stderr, r.stderr
+
+
+def test_kubectl_127_port_forward_over_spdy(home: Path) -> None:
+    import concurrent.futures
+
+    web, echo = free_port(), free_port()
+    with subprocess.Popen([str(old_kubectl()), "port-forward", "pod/talker-2",
+                           f"{web}:8080", f"{echo}:9000"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          env=env_for(home)) as proc:
+        try:
+            assert proc.stdout is not None
+            assert b"Forwarding from 127.0.0.1" in proc.stdout.readline()
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                bodies = list(pool.map(lambda _: http_get(web), range(32)))
+            assert set(bodies) == {b"hello through port-forward\n"}
+            payload = os.urandom(1_000_000)
+            with socket.create_connection(("127.0.0.1", echo), timeout=10) as s:
+                s.sendall(payload)
+                got = b""
+                while len(got) < len(payload):
+                    got += s.recv(65536)
+            assert got == payload
+        finally:
+            proc.kill()
+
+
+def _raw_post(home: Path, path: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """A POST with exactly these headers (urllib would replace ``Connection``)."""
     cfg = yaml.safe_load((home / NAME / "kubeconfig").read_text())
-    server = cfg["clusters"][0]["cluster"]["server"]
+    server = urllib.parse.urlsplit(cfg["clusters"][0]["cluster"]["server"])
     ca = base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"])
     ctx = ssl.create_default_context(cadata=ca.decode())
     token = cfg["users"][0]["user"]["token"]
-    request = urllib.request.Request(
-        f"{server}/api/v1/namespaces/default/pods/talker-1/exec?command=true", method="POST",
-        headers={"Authorization": f"Bearer {token}", "Connection": "Upgrade",
-                 "Upgrade": "SPDY/3.1"})
-    with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(request, context=ctx, timeout=10)
-    body = err.value.read()
-    err.value.close()
-    assert err.value.code == 400
-    assert "Upgrade request required" in json.loads(body)["message"]
+    conn = http.client.HTTPSConnection(server.hostname or "", server.port, context=ctx,
+                                       timeout=10)
+    try:
+        conn.request("POST", path, headers={"Authorization": f"Bearer {token}", **headers})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def test_stream_requests_without_a_usable_upgrade_are_refused(home: Path) -> None:
+    path = "/api/v1/namespaces/default/pods/talker-1/exec?command=true"
+    code, status = _raw_post(home, path, {})
+    assert code == 400 and status["message"] == "Upgrade request required"
+    code, status = _raw_post(home, path, {"Connection": "Upgrade", "Upgrade": "SPDY/3.1",
+                                          "X-Stream-Protocol-Version": "v9.channel.k8s.io"})
+    assert code == 403
+    assert status["message"].startswith("unable to upgrade: unable to negotiate protocol: "
+                                        "client supports [v9.channel.k8s.io], server accepts")
+    code, status = _raw_post(home, path, {"Connection": "Upgrade", "Upgrade": "SPDY/3.1"})
+    assert code == 400
+    assert status["message"] == "unable to upgrade: X-Stream-Protocol-Version is required"
 
 
 def test_nodes_advertise_their_server(home: Path) -> None:

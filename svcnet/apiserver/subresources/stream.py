@@ -10,6 +10,9 @@ node first, offering exactly the subprotocols the client offered; the node's cho
 one the client then gets, so the protocol is negotiated end to end. After that, messages are
 relayed unchanged in both directions (text frames stay text: base64 protocols) until either
 side closes, and the close goes on to the other side.
+
+A plain SPDY/3.1 upgrade (kubectl before 1.30) is accepted here and relayed over the same
+kind of WebSocket to the node: :mod:`svcnet.apiserver.subresources.spdyrelay`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from svcnet.api.errors import bad_request
 from svcnet.api.remotecommand import (
     PORT_FORWARD_PROTOCOLS,
     SPDY_PORT_FORWARD,
+    V5,
     negotiate,
     offered_protocols,
     parse_ports,
@@ -32,7 +36,16 @@ from svcnet.api.remotecommand import (
 from svcnet.apiserver.common import Served
 from svcnet.apiserver.nodeclient import unreachable, upstream_failure
 from svcnet.apiserver.requestinfo import RequestInfo
-from svcnet.apiserver.subresources.log import node_client, pod_container, pod_node
+from svcnet.apiserver.subresources.log import Obj, node_client, pod_container, pod_node
+from svcnet.apiserver.subresources.spdyrelay import (
+    SPDY_EXEC_PROTOCOLS,
+    SPDY_PORT_FORWARD_PROTOCOLS,
+    ExecBridge,
+    Upgraded,
+    is_spdy_upgrade,
+    negotiate_stream_protocol,
+    relay_port_forward,
+)
 
 if TYPE_CHECKING:
     from svcnet.apiserver.auth import User
@@ -47,32 +60,23 @@ async def serve_stream(handlers: Handlers, request: web.Request, info: RequestIn
     await handlers.authorize(user, "create", info, served)
     pod = await served.registry.get(info.namespace, info.name)
     parts = [info.namespace, info.name]
+    spdy_upgrade = is_spdy_upgrade(request)
     offered = offered_protocols(request.headers.get("Sec-WebSocket-Protocol", ""))
     if info.subresource != "portforward":
         parts.append(pod_container(pod, request.query.get("container", ""), info.name))
-    elif negotiate(offered, PORT_FORWARD_PROTOCOLS) != SPDY_PORT_FORWARD:
+    elif not spdy_upgrade and negotiate(offered, PORT_FORWARD_PROTOCOLS) != SPDY_PORT_FORWARD:
         parse_ports(request.query.getall("ports", []))  # SPDY names ports in its streams
     if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
         raise bad_request(f"cannot {info.subresource} into a container in a completed pod; "
                           f"current phase is {pod['status']['phase']}")
     node = await pod_node(handlers, pod, info.name)
-    if request.headers.get("Upgrade", "").lower() != "websocket":
-        # SPDY (kubectl's fallback when a WebSocket upgrade fails) is not served; the checks
-        # above come first so that the fallback still shows what was wrong.
-        raise bad_request("Upgrade request required: only WebSocket streams are served")
-    client = node_client(handlers)
-    url = client.url(node, STREAM_SUBRESOURCES[info.subresource], *parts)
     params = [(k, v) for k, v in request.query.items() if k != "container"]
-    try:
-        upstream = await client.session.ws_connect(url, params=params, protocols=offered,
-                                                   max_msg_size=0, autoping=True)
-    except aiohttp.WSServerHandshakeError as e:
-        # The node refused the upgrade (its Status body is not readable from here).
-        raise upstream_failure(e.status, f"unable to upgrade connection: node "
-                               f"{node['metadata']['name']} answered {e.status} "
-                               f"({e.message})".encode()) from None
-    except (aiohttp.ClientError, OSError) as e:
-        raise unreachable(str(node["metadata"]["name"]), e) from None
+    path = [STREAM_SUBRESOURCES[info.subresource], *parts]
+    if spdy_upgrade:
+        return await _serve_spdy(handlers, request, info, node, path, params)
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        raise bad_request("Upgrade request required")
+    upstream = await _dial(handlers, node, path, params, offered)
     chosen = upstream.protocol
     ws = web.WebSocketResponse(protocols=(chosen,) if chosen else (), max_msg_size=0)
     try:
@@ -81,6 +85,50 @@ async def serve_stream(handlers: Handlers, request: web.Request, info: RequestIn
     finally:
         await upstream.close()
     return ws
+
+
+async def _serve_spdy(handlers: Handlers, request: web.Request, info: RequestInfo,
+                      node: Obj, path: list[str], params: list[tuple[str, str]]
+                      ) -> web.StreamResponse:
+    """kubectl before 1.30: plain SPDY, ended here and relayed over the node's WebSocket
+    (spdyrelay.py)."""
+    forward = info.subresource == "portforward"
+    chosen = negotiate_stream_protocol(
+        request, SPDY_PORT_FORWARD_PROTOCOLS if forward else SPDY_EXEC_PROTOCOLS)
+    if not isinstance(chosen, str):
+        return chosen  # the refusal
+    upstream = await _dial(handlers, node, path, params,
+                           [SPDY_PORT_FORWARD if forward else V5])
+    try:
+        conn = await Upgraded.accept(request, chosen)
+        try:
+            if forward:
+                await relay_port_forward(conn, upstream)
+            else:
+                await ExecBridge(conn, upstream, chosen).run()
+        finally:
+            conn.close()
+        return conn.response
+    finally:
+        await upstream.close()
+
+
+async def _dial(handlers: Handlers, node: Obj, path: list[str],
+                params: list[tuple[str, str]], protocols: list[str]
+                ) -> aiohttp.ClientWebSocketResponse:
+    """The node's WebSocket for this stream, offering these subprotocols."""
+    client = node_client(handlers)
+    url = client.url(node, *path)
+    try:
+        return await client.session.ws_connect(url, params=params, protocols=protocols,
+                                               max_msg_size=0, autoping=True)
+    except aiohttp.WSServerHandshakeError as e:
+        # The node refused the upgrade (its Status body is not readable from here).
+        raise upstream_failure(e.status, f"unable to upgrade connection: node "
+                               f"{node['metadata']['name']} answered {e.status} "
+                               f"({e.message})".encode()) from None
+    except (aiohttp.ClientError, OSError) as e:
+        raise unreachable(str(node["metadata"]["name"]), e) from None
 
 
 async def relay(client: web.WebSocketResponse, node: aiohttp.ClientWebSocketResponse) -> None:
