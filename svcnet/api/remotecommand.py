@@ -38,6 +38,10 @@ from typing import Any, Final
 
 from svcnet.api.errors import bad_request
 
+#: The largest WebSocket message a stream relay accepts (aiohttp's 0 means unlimited, which
+#: lets one message fill memory): kubectl and the Python client send at most 32 KiB at a time.
+MAX_MESSAGE_BYTES = 4 << 20
+
 STDIN: Final = 0
 STDOUT: Final = 1
 STDERR: Final = 2

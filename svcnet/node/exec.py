@@ -114,7 +114,8 @@ class Channels:
 async def accept(request: web.Request, protocols: tuple[str, ...]) -> Channels:
     if request.headers.get("Upgrade", "").lower() != "websocket":
         raise bad_request("Upgrade request required")
-    ws = web.WebSocketResponse(protocols=protocols, max_msg_size=0, heartbeat=None)
+    ws = web.WebSocketResponse(protocols=protocols, max_msg_size=rc.MAX_MESSAGE_BYTES,
+                               heartbeat=None)
     await ws.prepare(request)
     return Channels(ws)
 

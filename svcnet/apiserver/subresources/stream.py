@@ -26,6 +26,7 @@ from aiohttp import WSMsgType, web
 
 from svcnet.api.errors import bad_request
 from svcnet.api.remotecommand import (
+    MAX_MESSAGE_BYTES,
     PORT_FORWARD_PROTOCOLS,
     SPDY_PORT_FORWARD,
     V5,
@@ -78,7 +79,8 @@ async def serve_stream(handlers: Handlers, request: web.Request, info: RequestIn
         raise bad_request("Upgrade request required")
     upstream = await _dial(handlers, node, path, params, offered)
     chosen = upstream.protocol
-    ws = web.WebSocketResponse(protocols=(chosen,) if chosen else (), max_msg_size=0)
+    ws = web.WebSocketResponse(protocols=(chosen,) if chosen else (),
+                               max_msg_size=MAX_MESSAGE_BYTES)
     try:
         await ws.prepare(request)
         await relay(ws, upstream)
@@ -121,7 +123,7 @@ async def _dial(handlers: Handlers, node: Obj, path: list[str],
     url = client.url(node, *path)
     try:
         return await client.session.ws_connect(url, params=params, protocols=protocols,
-                                               max_msg_size=0, autoping=True)
+                                               max_msg_size=MAX_MESSAGE_BYTES, autoping=True)
     except aiohttp.WSServerHandshakeError as e:
         # The node refused the upgrade (its Status body is not readable from here).
         raise upstream_failure(e.status, f"unable to upgrade connection: node "
