@@ -33,5 +33,14 @@ class FakeHost:
         log = self.logs.get((uid, container))
         return [log] if log is not None else []
 
+    cri: set[str] = field(default_factory=set)
+    """Pods whose log files are in the CRI format."""
+
+    def runtime_of(self, uid: str, container: str) -> FakeRuntime:
+        return self.runtime
+
+    def cri_logs(self, uid: str) -> bool:
+        return uid in self.cri
+
     def exec_context(self, pod: Any, container: Any) -> ProbeContext:
         return ProbeContext("127.0.0.1", None, dict(ENV), None)

@@ -159,11 +159,18 @@ cli.add_command(explain)
               help="The key of --tls-cert-file.")
 @click.option("--port", "server_port", default=10250, show_default=True,
               type=click.IntRange(0, 65535), help="The node server's port on --node-ip.")
+@click.option("--container-runtime-endpoint", default="",
+              help="containerd's CRI socket (unix:///PATH): pods run their images there, "
+                   "except those of RuntimeClass `process`. Default: the process runtime only.")
+@click.option("--cni-conf-dir", type=click.Path(path_type=Path), default=None,
+              help="Where to write the pod network's CNI conflist once the pod CIDR is "
+                   "known (the directory the runtime reads).")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_ip: str,
          pod_cidr: str, state_dir: Path, cluster_dns: tuple[str, ...], no_proxy: bool,
          announce_lb_ips: bool, health_port: int, tls_cert_file: Path | None,
-         tls_private_key_file: Path | None, server_port: int, verbose: bool) -> None:
+         tls_private_key_file: Path | None, server_port: int, container_runtime_endpoint: str,
+         cni_conf_dir: Path | None, verbose: bool) -> None:
     """Run the node agent: register the Node, run its pods, program its data plane."""
     import asyncio
     import logging
@@ -180,7 +187,9 @@ def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_i
                          state_dir=state_dir, cluster_dns=cluster_dns,
                          announce_lb_ips=announce_lb_ips, health_port=health_port,
                          tls_cert_file=tls_cert_file, tls_key_file=tls_private_key_file,
-                         server_port=server_port)
+                         server_port=server_port,
+                         container_runtime_endpoint=container_runtime_endpoint or None,
+                         cni_conf_dir=cni_conf_dir)
     proxy_factory = None
     if not no_proxy:
         from svcnet.node.runner import NodeConfig
@@ -206,18 +215,33 @@ def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_i
 @click.option("--node-grace-period", default=40.0, show_default=True,
               type=click.FloatRange(15.0),
               help="Seconds without a heartbeat before a node is NotReady (nodes renew every 10).")
+@click.option("--container-runtime", type=click.Choice(["auto", "containerd", "process"]),
+              default="auto", show_default=True,
+              help="containerd: one per node, pods run their images (RuntimeClass `process` "
+                   "still runs commands on the host); process: every pod runs its command on "
+                   "the host; auto: containerd when it is installed.")
+@click.option("--registry-mirror", "mirrors", multiple=True, metavar="REGISTRY=URL",
+              help="Pull REGISTRY's images (e.g. docker.io) from URL instead "
+                   "(e.g. http://127.0.0.1:5000), with no fall-back. Repeatable.")
 def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: float,
-       no_localhost_nodeports: bool, node_grace_period: float) -> None:
+       no_localhost_nodeports: bool, node_grace_period: float, container_runtime: str,
+       mirrors: tuple[str, ...]) -> None:
     """Bring up a whole local cluster: control plane, nodes, DNS; apply FILEs (needs root)."""
     import asyncio
     import signal
 
     from svcnet.cluster.down import down as teardown
     from svcnet.cluster.up import UpError, UpOptions, up as bring_up
+    from svcnet.node.containerd import MirrorError, parse_mirror
 
+    try:
+        registry_mirrors = dict(parse_mirror(m) for m in mirrors)
+    except MirrorError as e:
+        raise click.BadParameter(str(e), param_hint="--registry-mirror") from None
     opts = UpOptions(name=name, nodes=nodes, files=files, detach=detach, timeout=timeout,
                      localhost_nodeports=not no_localhost_nodeports,
-                     node_grace=node_grace_period)
+                     node_grace=node_grace_period, container_runtime=container_runtime,
+                     registry_mirrors=registry_mirrors)
     try:
         text = asyncio.run(bring_up(opts, lambda line: click.echo(line, err=True)))
     except UpError as e:

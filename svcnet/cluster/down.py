@@ -19,6 +19,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from svcnet.cluster import runtimes
 from svcnet.cluster.state import Paths, cluster_dir, live_processes, stop_processes
 from svcnet.node.names import ClusterNames
 
@@ -80,6 +81,7 @@ def down(name: str) -> DownReport:
     for link in cluster_links(names):
         subprocess.run(["ip", "link", "del", link], capture_output=True, check=False)
         report.links.append(link)
+    report.processes += runtimes.remove_traces(paths.root, names)
     if paths.root.exists():
         shutil.rmtree(paths.root, ignore_errors=True)
         report.state_removed = True

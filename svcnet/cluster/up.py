@@ -41,7 +41,7 @@ from svcnet.api.errors import StatusError
 from svcnet.apiserver.certs import issue_node_serving
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import GVR, NODES, PODS, SERVICES, RESTClient
-from svcnet.cluster import down as teardown
+from svcnet.cluster import down as teardown, runtimes
 from svcnet.cluster.state import Paths, cluster_dir, live_processes, record_pid
 from svcnet.cluster.supervise import reload_supervisor, write_unit
 from svcnet.cluster.topology import (
@@ -74,6 +74,11 @@ class UpOptions:
     localhost_nodeports: bool = True
     node_grace: float = 40.0
     manifests: list[Obj] = field(default_factory=list)
+    container_runtime: str = "auto"
+    """``containerd`` (one per node), ``process`` (commands on the host), or ``auto``:
+    containerd when it is installed (:func:`svcnet.cluster.runtimes.containerd_available`)."""
+    registry_mirrors: dict[str, str] = field(default_factory=dict)
+    """Registry host → mirror URL (``--registry-mirror``), no fall-back to the registry."""
 
 
 class Progress:
@@ -178,7 +183,8 @@ def dns_manifests(kubeconfig: Path, resolv_conf: Path) -> list[Obj]:
         {"apiVersion": "v1", "kind": "Pod",
          "metadata": {"name": "kube-dns", "namespace": "kube-system",
                       "labels": {"k8s-app": "kube-dns"}},
-         "spec": {"dnsPolicy": "Default", "containers": [{
+         # The DNS server is svcnet's own code on the host's Python: the process runtime.
+         "spec": {"dnsPolicy": "Default", "runtimeClassName": "process", "containers": [{
              "name": "dns", "image": "svcnet/dns",
              "command": [sys.executable, "-m", "svcnet.dns", "--kubeconfig", str(kubeconfig),
                          "--listen", "0.0.0.0:53", "--resolv-conf", str(resolv_conf)],
@@ -374,8 +380,35 @@ async def _start_control_plane(paths: Paths, topo: Topology, opts: UpOptions) ->
     os.chmod(paths.kubeconfig, 0o600)
 
 
+def use_containerd(opts: UpOptions) -> bool:
+    """Whether the nodes get a containerd (raises UpError when asked for and missing)."""
+    if opts.container_runtime == "process":
+        return False
+    missing = runtimes.containerd_available()
+    if missing is not None and opts.container_runtime == "containerd":
+        raise UpError(f"--container-runtime containerd: {missing}")
+    return missing is None
+
+
+def _start_containerds(paths: Paths, topo: Topology, opts: UpOptions) -> None:
+    """One containerd unit per node, then the sandbox image into each."""
+    started = []
+    for node in topo.nodes:
+        cpaths, argv = runtimes.node_containerd(paths.node(node.name) / "containerd",
+                                                node.netns, mirrors=opts.registry_mirrors)
+        write_unit(paths, f"containerd-{node.name}", argv)
+        started.append(cpaths)
+    reload_supervisor(paths)
+    for cpaths in started:
+        try:
+            runtimes.wait_for_socket(cpaths)
+            runtimes.import_sandbox_image(cpaths)
+        except (TimeoutError, RuntimeError) as exc:
+            raise UpError(f"{exc}; see {paths.logs}") from None
+
+
 def _start_node_agents(paths: Paths, topo: Topology, opts: UpOptions,
-                       admin: dict[str, Any]) -> None:
+                       admin: dict[str, Any], containerd: bool) -> None:
     """One agent unit per node, each with a token of its own (nodes write only their own)."""
     for node in topo.nodes:
         token = secrets.token_urlsafe(24)
@@ -387,13 +420,21 @@ def _start_node_agents(paths: Paths, topo: Topology, opts: UpOptions,
         # The node server's certificate for the node's address, from the cluster CA (the
         # API server verifies it when it proxies logs, exec and port-forward).
         cert, key = issue_node_serving(paths.server, node.name, [node.ip], state / "pki")
+        runtime_flags: list[str] = []
+        if containerd:
+            from svcnet.node.containerd import ContainerdPaths
+
+            cpaths = ContainerdPaths(state / "containerd")
+            runtime_flags = ["--container-runtime-endpoint", cpaths.endpoint,
+                             "--cni-conf-dir", str(cpaths.cni_conf)]
         write_unit(paths, node.name, [
             *_svcnet(), "node", "--kubeconfig", str(kcfg), "--name", node.name,
             "--cluster", opts.name, "--node-index", str(node.index), "--node-ip", node.ip,
             "--pod-cidr", node.pod_cidr, "--state-dir", str(state),
             "--cluster-dns", DNS_IP, "--announce-lb-ips",
             "--health-port", str(10255 + node.index),
-            "--tls-cert-file", str(cert), "--tls-private-key-file", str(key)])
+            "--tls-cert-file", str(cert), "--tls-private-key-file", str(key),
+            *runtime_flags])
     reload_supervisor(paths)
 
 
@@ -414,6 +455,7 @@ async def _start_dns(client: RESTClient, paths: Paths, admin: dict[str, Any]) ->
 async def up(opts: UpOptions, echo: Echo) -> str:
     topo = plan_topology(opts.name, opts.nodes)
     check_host(opts, topo)
+    containerd = use_containerd(opts)
     docs = load_files(opts.files)
     paths = Paths(cluster_dir(opts.name))
     progress = Progress(echo)
@@ -430,8 +472,12 @@ async def up(opts: UpOptions, echo: Echo) -> str:
     with progress.step(f"control plane on https://{topo.api_server}"):
         await _start_control_plane(paths, topo, opts)
     admin = yaml.safe_load(paths.kubeconfig.read_text())
-    with progress.step(f"{len(topo.nodes)} node agent(s)"):
-        _start_node_agents(paths, topo, opts, admin)
+    if containerd:
+        with progress.step(f"{len(topo.nodes)} containerd(s), sandbox image imported"):
+            _start_containerds(paths, topo, opts)
+    runtime = "containerd" if containerd else "process"
+    with progress.step(f"{len(topo.nodes)} node agent(s), {runtime} runtime"):
+        _start_node_agents(paths, topo, opts, admin, containerd)
     client = RESTClient.from_kubeconfig(load_kubeconfig(paths.kubeconfig),
                                         user_agent="svcnet-up")
     try:

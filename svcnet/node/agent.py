@@ -113,6 +113,10 @@ class AgentConfig:
     tls_key_file: Path | None = None
     server_port: int = DEFAULT_PORT
     """The node server's port on ``node_ip`` (kubelet's 10250; 0: the kernel picks)."""
+    container_runtime_endpoint: str | None = None
+    """containerd's CRI socket; None: the process runtime only."""
+    cni_conf_dir: Path | None = None
+    """Where the pod network's CNI conflist goes (read by the container runtime)."""
 
 
 class ServiceProxy(Protocol):
@@ -211,6 +215,8 @@ class NodeAgent:
         self.announcer: Announcer | None = None
         self.health_checks: HealthCheckServers | None = None
         self.runner: PodRunner | None = None
+        self._runtime_version = "svcnet://0.1.0"
+        """What the Node reports as its container runtime (``containerd://1.6.20`` with CRI)."""
         self._proxy_factory = proxy_factory
         self.proxy: ServiceProxy | None = None
         self._wake = asyncio.Event()
@@ -236,7 +242,9 @@ class NodeAgent:
             node_index=self.config.node_index, pod_cidr=IPv4Network(cidr),
             host_ip=self.config.node_ip, state_dir=self.config.state_dir,
             cluster_dns=self.config.cluster_dns, cluster_domain=self.config.cluster_domain,
-            allocatable=_capacity())
+            allocatable=_capacity(),
+            container_runtime_endpoint=self.config.container_runtime_endpoint,
+            cni_conf_dir=self.config.cni_conf_dir)
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         self.runner = PodRunner.create(node_config, clock=self.clock,
                                        on_change=lambda _uid: self._wake.set(),
@@ -244,6 +252,10 @@ class NodeAgent:
                                        objects=self.objects.lookup,
                                        tokens=self.tokens.lookup)
         await self.runner.start()
+        if self.runner.cri is not None:
+            name, version = await self.runner.cri.version()
+            self._runtime_version = f"{name}://{version}"
+            await self.post_status()
         await self._serve_node_api(node_config)
         poke = EventHandler(on_add=lambda _o: self._wake.set(),
                             on_update=lambda _o, _n: self._wake.set(),
@@ -336,7 +348,7 @@ class NodeAgent:
             "nodeInfo": {"kubeletVersion": KUBELET_VERSION, "kubeProxyVersion": KUBELET_VERSION,
                          "operatingSystem": "linux", "architecture": _arch(),
                          "osImage": _os_image(), "kernelVersion": platform.release(),
-                         "containerRuntimeVersion": "svcnet://0.1.0", "machineID": "",
+                         "containerRuntimeVersion": self._runtime_version, "machineID": "",
                          "systemUUID": "", "bootID": ""},
         }
 

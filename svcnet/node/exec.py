@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
@@ -44,6 +45,7 @@ from aiohttp import WSMsgType, web
 
 from svcnet.api import remotecommand as rc
 from svcnet.api.errors import StatusError, bad_request
+from svcnet.node.probes import in_container
 from svcnet.node.runtime import ContainerKey, Exited
 from svcnet.node.server import FOLLOW_INTERVAL
 
@@ -139,7 +141,7 @@ class ExecHandlers:
         pod = self.server.pod(request.match_info["ns"], request.match_info["pod"])
         container = self.server.container(pod, request.match_info["container"])
         key = ContainerKey(str(pod["metadata"]["uid"]), str(container["name"]))
-        proc = self.server.runner.runtime.get(key)
+        proc = self.server.runner.runtime_of(key.pod_uid, key.container).get(key)
         if proc is None or not proc.running:
             raise bad_request(f"container {container['name']} is not running")
         return pod, container
@@ -152,9 +154,10 @@ class ExecHandlers:
             return await refuse(request, err)
         ctx = self.server.runner.exec_context(pod, container)
         env = dict(ctx.env)
-        argv = list(opts.command)
-        if ctx.pod_netns:
-            argv = [shutil.which("ip") or "ip", "netns", "exec", ctx.pod_netns, *argv]
+        argv, cwd = in_container(ctx, list(opts.command),
+                                 nsenter=shutil.which("nsenter") or "nsenter",
+                                 ip=shutil.which("ip") or "ip")
+        ctx = dataclasses.replace(ctx, working_dir=cwd)
         chans = await accept(request, rc.EXEC_PROTOCOLS)
         try:
             if opts.tty:
@@ -177,7 +180,8 @@ class ExecHandlers:
         except StatusError as err:
             return await refuse(request, err)
         key = ContainerKey(str(pod["metadata"]["uid"]), str(container["name"]))
-        proc = self.server.runner.runtime.get(key)
+        runtime = self.server.runner.runtime_of(key.pod_uid, key.container)
+        proc = runtime.get(key)
         assert proc is not None and proc.log_path is not None
         path = proc.log_path
         offset = path.stat().st_size if path.exists() else 0
@@ -191,7 +195,7 @@ class ExecHandlers:
                     offset += len(chunk)
                     await chans.send(rc.STDOUT, chunk)
                     continue
-                now = self.server.runner.runtime.get(key)
+                now = runtime.get(key)
                 if now is None or isinstance(now.state, Exited) or now.log_path != path:
                     if now is not None and isinstance(now.state, Exited):
                         code = now.state.exit_code or 0

@@ -741,13 +741,16 @@ def log_files(state_dir: Path, pod_uid: str, container: str) -> list[Path]:
     return sorted((p for p in d.glob("*.log") if p.stem.isdigit()), key=lambda p: int(p.stem))
 
 
-def resolv_conf(pod: Pod, *, nameservers: Sequence[str],
-                cluster_domain: str = "cluster.local") -> str | None:
-    """The pod's ``/etc/resolv.conf`` per ``dnsPolicy``/``dnsConfig``; None: the node's own.
+def dns_config(pod: Pod, *, nameservers: Sequence[str],
+               cluster_domain: str = "cluster.local"
+               ) -> tuple[list[str], list[str], list[str]] | None:
+    """The pod's DNS settings per ``dnsPolicy``/``dnsConfig``, as (nameservers, searches,
+    options); None: the node's own.
 
     ``ClusterFirst`` (the default; ``ClusterFirstWithHostNet`` for host-network pods) points
     at the cluster DNS with Kubernetes' search path and ``ndots:5``; ``None`` uses only
     ``dnsConfig``; ``Default`` (and ``ClusterFirst`` without a cluster DNS) keeps the node's.
+    At most three nameservers count (the resolver's limit).
     """
     spec = mapping_of(pod, "spec")
     policy = spec.get("dnsPolicy") or "ClusterFirst"
@@ -770,10 +773,20 @@ def resolv_conf(pod: Pod, *, nameservers: Sequence[str],
         name = opt.get("name", "")
         options = [o for o in options if o.split(":")[0] != name]
         options.append(f"{name}:{opt['value']}" if opt.get("value") is not None else name)
+    return servers[:3], searches, options
+
+
+def resolv_conf(pod: Pod, *, nameservers: Sequence[str],
+                cluster_domain: str = "cluster.local") -> str | None:
+    """The pod's ``/etc/resolv.conf`` (:func:`dns_config`); None: the node's own."""
+    config = dns_config(pod, nameservers=nameservers, cluster_domain=cluster_domain)
+    if config is None:
+        return None
+    servers, searches, options = config
     lines = []
     if searches:
         lines.append("search " + " ".join(searches))
-    lines += [f"nameserver {s}" for s in servers[:3]]
+    lines += [f"nameserver {s}" for s in servers]
     if options:
         lines.append("options " + " ".join(options))
     return "\n".join(lines) + "\n"

@@ -321,6 +321,20 @@ class ProbeContext:
     root, and working directory) with ``nsenter``, since its volumes exist only there."""
 
 
+def in_container(ctx: ProbeContext, argv: list[str], *, nsenter: str = "nsenter",
+                 ip: str = "ip") -> tuple[list[str], str]:
+    """How a command runs "in" a container (exec probes, ``kubectl exec``): (argv, cwd).
+    With the container's main process known, inside its mount namespace (its image's or
+    volumes' files), root and working directory, and its network; else in the pod's
+    network namespace on the host's files."""
+    if ctx.container_pid is not None:
+        return [nsenter, f"--target={ctx.container_pid}", "--mount", "--uts", "--ipc",
+                "--net", "--root", "--wd", "--", *argv], "/"
+    if ctx.pod_netns is not None:
+        return [ip, "netns", "exec", ctx.pod_netns, *argv], ctx.working_dir or "/"
+    return argv, ctx.working_dir or "/"
+
+
 class ProbeError(Exception):
     pass
 
@@ -446,14 +460,7 @@ class NetnsProbeExecutor:
         return int(parts[1]), location
 
     async def _exec(self, action: ExecAction, ctx: ProbeContext) -> ProbeOutcome:
-        argv = list(action.command)
-        cwd = ctx.working_dir or "/"
-        if ctx.container_pid is not None:
-            argv = [self._nsenter, f"--target={ctx.container_pid}", "--mount", "--net",
-                    "--root", "--wd", "--", *argv]
-            cwd = "/"
-        elif ctx.pod_netns is not None:
-            argv = [self._ip, "netns", "exec", ctx.pod_netns, *argv]
+        argv, cwd = in_container(ctx, list(action.command), nsenter=self._nsenter, ip=self._ip)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,

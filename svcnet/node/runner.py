@@ -35,19 +35,22 @@ and :attr:`SyncResult.retry_after` for the agent's scheduling.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import dataclasses
 import json
 import logging
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network
+from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any
 
 from svcnet.api.errors import go_quote
-from svcnet.node import podenv, pods as podlib, volumes
+from svcnet.node import crispec, podenv, pods as podlib, volumes
 from svcnet.node.atomicwriter import read_payload, write_payload
+from svcnet.node.cri import CriError, CriRuntime, PullError, SandboxSpec, cri_auths
 from svcnet.node.files import atomic_write
 from svcnet.node.ipam import IPAMError, PodIPAM
 from svcnet.node.names import POD_BRIDGE, ClusterNames, PodNetworkNames
@@ -75,6 +78,7 @@ from svcnet.node.runtime import (
     ContainerProcess,
     NetnsProcessRuntime,
     ProcessRuntime,
+    ProcessSpec,
     Running,
 )
 from svcnet.util.clock import Clock, RealClock
@@ -101,6 +105,12 @@ class NodeConfig:
     cluster_domain: str = "cluster.local"
     allocatable: Mapping[str, str] = field(default_factory=dict)
     """The node's allocatable resources: the downward API's default limits."""
+    container_runtime_endpoint: str | None = None
+    """containerd's CRI socket (``unix:///...``): pods run their images there, except those
+    whose RuntimeClass is ``process``. None: every pod runs on the process runtime."""
+    cni_conf_dir: Path | None = None
+    """Where :meth:`PodRunner.start` writes the pod network's CNI conflist (what containerd
+    reads before it reports NetworkReady)."""
 
     @property
     def names(self) -> ClusterNames:
@@ -133,6 +143,26 @@ class _PodMemo:
     volumes_written: dict[str, volumes.Payload] = field(default_factory=dict)
     """The payload last written per API-backed volume (to skip unchanged ones)."""
     warned: set[tuple[str, str]] = field(default_factory=set)
+    image_waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Container → (ErrImagePull | ImagePullBackOff | ErrImageNeverPull, message)."""
+    image_backoff: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Container → (monotonic time the next pull may start, the current back-off)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Sandbox:
+    """A CRI pod sandbox: its id, the pod's address, and what it was made from."""
+
+    id: str
+    ip: IPv4Interface
+    spec: SandboxSpec | None = None
+
+
+IMAGE_BACKOFF_INITIAL = 10.0
+IMAGE_BACKOFF_MAX = 300.0
+"""The kubelet's image pull back-off (``backOffPeriod``, ``MaxContainerBackOff``)."""
+PROCESS_HANDLER = "process"
+"""The RuntimeClass handler of the process runtime (``runtimeClassName: process``)."""
 
 
 def _no_objects(kind: str, namespace: str, name: str) -> None:
@@ -146,7 +176,8 @@ class PodRunner:
                  on_change: Callable[[str], None] | None = None,
                  service_env: Callable[[Pod], Mapping[str, str]] | None = None,
                  objects: Lookup | None = None,
-                 tokens: volumes.TokenLookup | None = None) -> None:
+                 tokens: volumes.TokenLookup | None = None,
+                 cri: CriRuntime | None = None) -> None:
         self.config = config
         self.objects: Lookup = objects or _no_objects
         self.tokens = tokens
@@ -168,7 +199,12 @@ class PodRunner:
         """Container → pid of the run its probe trackers belong to."""
         self._pods: dict[str, Pod] = {}
         self._start_failed = False
+        self.cri = cri
+        self._sandboxes: dict[str, _Sandbox] = {}
+        """Pod UID → its CRI sandbox (pods on the process runtime have none)."""
         runtime.on_exit = self._container_exited
+        if cri is not None:
+            cri.on_exit = self._container_exited
         probes.on_change = self._probe_changed
 
     @classmethod
@@ -180,13 +216,14 @@ class PodRunner:
         """The real thing: iproute2, ``ip netns exec`` processes, probes from the node netns,
         IPAM state in ``STATE/ipam.json``."""
         clock = clock or RealClock()
+        endpoint = config.container_runtime_endpoint
         return cls(
             config, network=IPBatchNetwork(),
             runtime=NetnsProcessRuntime(config.state_dir, clock=clock),
             probes=ProbeManager(NetnsProbeExecutor(config.node_netns), clock),
             ipam=PodIPAM(config.pod_cidr, config.state_dir / "ipam.json"),
             clock=clock, on_change=on_change, service_env=service_env, objects=objects,
-            tokens=tokens)
+            tokens=tokens, cri=CriRuntime(endpoint) if endpoint else None)
 
     # --- lifecycle
 
@@ -194,6 +231,8 @@ class PodRunner:
         """Set up the node's pod network (idempotent) and adopt a previous agent's pods."""
         await self.ensure_node_network()
         await self.runtime.adopt()
+        if self.cri is not None:
+            await self._adopt_cri(self.cri)
         existing = set(await self.network.list_netns(self.config.names.prefix))
         for uid in self.ipam.allocations():
             netns = self.config.pod_names(uid).pod_netns
@@ -205,6 +244,55 @@ class PodRunner:
                 log.info("pod %s: removing half-built network namespace %s", uid, netns)
                 with contextlib.suppress(NetnsNotFound):
                     await self.network.delete_netns(netns)
+
+    async def _adopt_cri(self, cri: CriRuntime) -> None:
+        """Find the pods a previous agent left in containerd: their sandboxes (a pod with
+        two keeps its newest ready one) and containers (by their labels)."""
+        ready: dict[str, list[str]] = {}
+        for sid, uid, is_ready in await cri.sandboxes():
+            if is_ready:
+                ready.setdefault(uid, []).append(sid)
+            else:
+                log.info("pod %s: removing stopped sandbox %s", uid, sid[:12])
+                with contextlib.suppress(CriError):
+                    await cri.remove_sandbox(sid)
+        for uid, sids in ready.items():
+            for stale in sids[1:]:
+                with contextlib.suppress(CriError):
+                    await cri.remove_sandbox(stale)
+            try:
+                ip = await cri.sandbox_ip(sids[0])
+                self._sandboxes[uid] = _Sandbox(
+                    sids[0], IPv4Interface(f"{ip}/{self.config.pod_cidr.prefixlen}"))
+            except (CriError, ValueError) as exc:
+                log.warning("pod %s: sandbox %s unusable (%s): removing it", uid,
+                            sids[0][:12], exc)
+                with contextlib.suppress(CriError):
+                    await cri.remove_sandbox(sids[0])
+        for proc in await cri.adopt():
+            cri.set_log_dir(proc.key, str(podlib.log_path(
+                self.config.state_dir, proc.key.pod_uid, proc.key.container, proc.attempt)))
+
+    def uses_cri(self, pod: Pod) -> bool:
+        """Whether the pod runs on containerd: every pod when the node has it, except those
+        whose RuntimeClass is ``process``."""
+        if self.cri is None:
+            return False
+        return (pod.get("spec") or {}).get("runtimeClassName") != PROCESS_HANDLER
+
+    def _runtime_of(self, key: ContainerKey) -> ProcessRuntime:
+        if self.cri is not None and self.cri.get(key) is not None:
+            return self.cri
+        return self.runtime
+
+    def _all_containers(self) -> list[ContainerProcess]:
+        procs = self.runtime.containers()
+        if self.cri is not None:
+            procs += self.cri.containers()
+        return procs
+
+    def _network_ready(self, uid: str) -> bool:
+        return uid in self._netns_ready or uid in self._sandboxes
 
     async def ensure_node_network(self) -> None:
         node = self.config.node_netns
@@ -226,6 +314,8 @@ class PodRunner:
         self._stopping.clear()
         await self.probes.close()
         await self.runtime.close()
+        if self.cri is not None:
+            await self.cri.close()
 
     # --- events
 
@@ -245,13 +335,15 @@ class PodRunner:
 
     def actual_state(self) -> NodeState:
         by_pod: dict[str, dict[str, ContainerProcess]] = {}
-        for proc in self.runtime.containers():
+        for proc in self._all_containers():
             by_pod.setdefault(proc.key.pod_uid, {})[proc.key.container] = proc
-        uids = set(by_pod) | set(self.ipam.allocations())
+        uids = set(by_pod) | set(self.ipam.allocations()) | set(self._sandboxes)
         pods = {}
         for uid in uids:
             containers = by_pod.get(uid, {})
-            network = self.ipam.get(uid) if uid in self._netns_ready else None
+            sandbox = self._sandboxes.get(uid)
+            network = sandbox.ip if sandbox is not None else (
+                self.ipam.get(uid) if uid in self._netns_ready else None)
             probes = {name: self.probes.status(ContainerKey(uid, name))
                       for name, proc in containers.items() if proc.running}
             pods[uid] = ActualPod(uid, network, containers, probes)
@@ -265,7 +357,7 @@ class PodRunner:
         uid = str(pod.get("metadata", {}).get("uid", ""))
         if podlib.is_host_network(pod):
             return self.config.node_netns
-        return self.config.pod_names(uid).pod_netns if uid in self._netns_ready else None
+        return self.config.pod_names(uid).pod_netns if self._network_ready(uid) else None
 
     def errors(self, uid: str) -> dict[str, str]:
         """The pod's current setup problems, for Events: ``network`` (the kubelet's
@@ -286,6 +378,8 @@ class PodRunner:
         if memo is not None:
             for name, message in memo.config_errors.items():
                 waiting.setdefault(name, ("CreateContainerConfigError", message))
+            for name, reason_message in memo.image_waiting.items():
+                waiting.setdefault(name, reason_message)
         return podlib.pod_status(pod, self.actual_pod(uid), now=self.clock.now(),
                                  host_ip=self.config.host_ip, waiting=waiting)
 
@@ -311,24 +405,38 @@ class PodRunner:
         for uid in plan.teardown_network:
             await self._teardown_network(uid)
         for uid in plan.setup_network:
-            if not await self._setup_network(self._pods[uid]):
+            pod = self._pods[uid]
+            setup = self._setup_sandbox if self.uses_cri(pod) else self._setup_network
+            if not await setup(pod):
                 retry.append(NETWORK_RETRY)
         for pod in desired:
             if not self._sync_volumes(pod):
                 retry.append(NETWORK_RETRY)
+        await self._start_planned(plan, retry)
+        self._register_probes()
+        return SyncResult(plan, min(retry) if retry else None)
+
+    async def _start_planned(self, plan: PodPlan, retry: list[float]) -> None:
         self._start_failed = False
         for start in plan.start:
             pod = self._pods[start.pod_uid]
-            if start.pod_uid not in self._netns_ready and not podlib.is_host_network(pod):
+            cri = self.uses_cri(pod)
+            if cri and podlib.is_host_network(pod) and start.pod_uid not in self._sandboxes:
+                # The planner plans no network for host-network pods; CRI still needs a
+                # sandbox (in the node's network namespace) to hold their containers.
+                await self._setup_sandbox(pod)
+            if not self._network_ready(start.pod_uid) and not (
+                    podlib.is_host_network(pod) and not cri):
                 continue  # its network failed above; the retry will start it
             if self._memo.get(start.pod_uid, _PodMemo()).volumes_missing:
                 continue  # ContainerCreating until its volumes can be set up
-            if not await self._start(pod, start):
+            if cri:
+                if (wait := await self._start_cri(pod, start)) is not None:
+                    retry.append(wait)
+            elif not await self._start(pod, start):
                 retry.append(NETWORK_RETRY)
         if self._start_failed:
             retry.append(0.0)
-        self._register_probes()
-        return SyncResult(plan, min(retry) if retry else None)
 
     # --- network
 
@@ -379,7 +487,38 @@ class PodRunner:
         was half-built by us (we allocated its IP first) and is rebuilt."""
         return self.config.state_dir / "pods" / uid / "network.json"
 
+    async def _setup_sandbox(self, pod: Pod) -> bool:
+        """RunPodSandbox: containerd makes the pod's netns and runs the CNI plugin in it."""
+        assert self.cri is not None
+        uid = str(pod["metadata"]["uid"])
+        memo = self._memo.setdefault(uid, _PodMemo())
+        spec = crispec.sandbox_spec(
+            pod, log_directory=str(self._pod_dir(uid)),
+            cgroup_root=f"/{self.config.node_netns}",
+            nameservers=self.config.cluster_dns, cluster_domain=self.config.cluster_domain)
+        self._pod_dir(uid).mkdir(parents=True, exist_ok=True)
+        try:
+            sid = await self.cri.run_sandbox(spec)
+            ip = await self.cri.sandbox_ip(sid) if not spec.host_network else \
+                self.config.host_ip
+            prefix = self.config.pod_cidr.prefixlen if not spec.host_network else 32
+            self._sandboxes[uid] = _Sandbox(sid, IPv4Interface(f"{ip}/{prefix}"), spec)
+        except (CriError, ValueError) as exc:
+            memo.network_error = f"Failed to create pod sandbox: {exc}"
+            log.warning("pod %s: %s", uid, memo.network_error)
+            self._warn(pod, memo, "FailedCreatePodSandBox", memo.network_error)
+            return False
+        memo.network_error = ""
+        return True
+
     async def _teardown_network(self, uid: str) -> None:
+        if (sandbox := self._sandboxes.pop(uid, None)) is not None and self.cri is not None:
+            try:
+                await self.cri.remove_sandbox(sandbox.id)
+            except CriError as exc:
+                log.warning("pod %s: removing sandbox %s: %s", uid, sandbox.id[:12], exc)
+                self._sandboxes[uid] = sandbox  # the next sync tries again
+            return
         names = self.config.pod_names(uid)
         with contextlib.suppress(NetnsNotFound):
             await self.network.delete_netns(names.pod_netns)
@@ -425,15 +564,101 @@ class PodRunner:
             self._warn(pod, memo, reason, message)
         self._prune_logs(uid, start.container, start.attempt)
         proc = await self.runtime.start(start.key, spec)
+        self._after_start(proc, container, ProbeContext(
+            pod_ip, netns, dict(spec.env), spec.working_dir), spec.mount_plan is not None)
+        return True
+
+    def _after_start(self, proc: ContainerProcess, container: Mapping[str, Any],
+                     ctx: ProbeContext, enter_mounts: bool) -> None:
+        """Probes for a container that started; for one that did not, another sync."""
         if isinstance(proc.state, Running):
-            pid = proc.state.pid if spec.mount_plan is not None else None
-            self._start_probes(proc, container, ProbeContext(pod_ip, netns, dict(spec.env),
-                                                             spec.working_dir, pid))
-            return True
+            if enter_mounts:  # exec probes run in its mount namespace (volumes, image)
+                ctx = dataclasses.replace(ctx, container_pid=proc.state.pid)
+            self._start_probes(proc, container, ctx)
+            return
         # It could not start, and no process exit will ever announce that: ask for another
         # sync straight away, which restarts it or puts it in back-off as the policy says.
         self._start_failed = True
-        return True
+
+    async def _start_cri(self, pod: Pod, start: podlib.StartContainer) -> float | None:
+        """Pull the image (as its policy says, with back-off after failures), then create
+        and start the container in the pod's sandbox. Returns seconds until a retry is
+        due, or None."""
+        assert self.cri is not None
+        uid = start.pod_uid
+        container = self._container_spec(pod, start.container, start.init)
+        sandbox = self._sandboxes[uid]
+        memo = self._memo.setdefault(uid, _PodMemo())
+        image = str(container.get("image", ""))
+        now = self.clock.monotonic()
+        due, delay = memo.image_backoff.get(start.container, (0.0, 0.0))
+        if now < due:
+            memo.image_waiting[start.container] = (
+                "ImagePullBackOff", f'Back-off pulling image "{image}"')
+            return due - now
+        try:
+            resolved = podenv.container_env(
+                pod, container, self.objects, pod_ip=str(sandbox.ip.ip),
+                host_ip=self.config.host_ip, node_name=self.config.node_name,
+                allocatable=self.config.allocatable,
+                service_env=self._service_env(pod) if self._service_env else None)
+            auths = cri_auths(self._pull_secrets(pod), image)
+        except podlib.ConfigError as exc:
+            memo.config_errors[start.container] = str(exc)
+            self._warn(pod, memo, "Failed", f"Error: {exc}")
+            return NETWORK_RETRY
+        memo.config_errors.pop(start.container, None)
+        try:
+            await self.cri.ensure_image(image, crispec.image_pull_policy(container), auths)
+        except (PullError, CriError) as exc:
+            never = "pull policy of Never" in str(exc)
+            delay = min(max(delay * 2, IMAGE_BACKOFF_INITIAL), IMAGE_BACKOFF_MAX)
+            memo.image_backoff[start.container] = (now + delay, delay)
+            reason = "ErrImageNeverPull" if never else "ErrImagePull"
+            memo.image_waiting[start.container] = (reason, str(exc))
+            self._warn(pod, memo, "Failed", f"Failed to pull image \"{image}\": {exc}"
+                       if not never else str(exc))
+            return delay
+        memo.image_backoff.pop(start.container, None)
+        memo.image_waiting.pop(start.container, None)
+        env = {"HOSTNAME": sandbox.spec.hostname if sandbox.spec else str(
+            pod["metadata"].get("name", ""))}
+        env.update(resolved.env)
+        for reason, message in resolved.warnings:
+            self._warn(pod, memo, reason, message)
+        spec_cri = crispec.container_spec(
+            pod, container, resolved.env, sandbox_id=sandbox.id,
+            sandbox=sandbox.spec or crispec.sandbox_spec(
+                pod, log_directory=str(self._pod_dir(uid)),
+                cgroup_root=f"/{self.config.node_netns}",
+                nameservers=self.config.cluster_dns,
+                cluster_domain=self.config.cluster_domain))
+        spec = ProcessSpec(
+            argv=(), env=env, working_dir=container.get("workingDir") or None,
+            log_path=podlib.log_path(self.config.state_dir, uid, start.container,
+                                     start.attempt),
+            attempt=start.attempt, cri=spec_cri,
+            mount_plan=self._mount_plan(pod, container, resolved.env))
+        self._prune_logs(uid, start.container, start.attempt)
+        proc = await self.cri.start(start.key, spec)
+        self._after_start(proc, container, ProbeContext(
+            str(sandbox.ip.ip), self.config.pod_names(uid).pod_netns, dict(env),
+            spec.working_dir), True)
+        return None
+
+    def _pull_secrets(self, pod: Pod) -> list[Mapping[str, Any]]:
+        """The ``.dockerconfigjson`` documents of the pod's ``imagePullSecrets`` (the API
+        server's ServiceAccount admission already added the account's)."""
+        namespace = str(pod["metadata"].get("namespace") or "default")
+        docs = []
+        for ref in (pod.get("spec") or {}).get("imagePullSecrets") or []:
+            name = ref.get("name") if isinstance(ref, Mapping) else None
+            secret = self.objects("Secret", namespace, str(name)) if name else None
+            raw = ((secret or {}).get("data") or {}).get(".dockerconfigjson")
+            if raw:
+                with contextlib.suppress(ValueError):
+                    docs.append(json.loads(base64.b64decode(raw)))
+        return docs
 
     def _warn(self, pod: Pod, memo: _PodMemo, reason: str, message: str) -> None:
         """Queue a Warning Event, once per pod and message (the recorder counts repeats)."""
@@ -522,7 +747,7 @@ class PodRunner:
     def _register_probes(self) -> None:
         """Give probe trackers to running containers that have none for their current run
         (adopted after a restart, or started before their pod spec was known)."""
-        for proc in self.runtime.containers():
+        for proc in self._all_containers():
             state = proc.state
             if not isinstance(state, Running) or self._probed.get(proc.key) == state.pid:
                 continue
@@ -553,11 +778,14 @@ class PodRunner:
             mounts = volumes.container_mounts(pod, container, self._pod_dir(uid), spec.env)
         except podlib.ConfigError:
             return ProbeContext(pod_ip, netns)
-        pid = self._running_pid(uid, str(container.get("name", ""))) if mounts else None
+        cri = self.uses_cri(pod)
+        pid = self._running_pid(uid, str(container.get("name", ""))) if mounts or cri else None
+        if cri and (sandbox := self._sandboxes.get(uid)) is not None:
+            pod_ip = str(sandbox.ip.ip)
         return ProbeContext(pod_ip, netns, dict(spec.env), spec.working_dir, pid)
 
     def _running_pid(self, uid: str, container: str) -> int | None:
-        for proc in self.runtime.containers():
+        for proc in self._all_containers():
             if proc.key.pod_uid == uid and proc.key.container == container and \
                     isinstance(proc.state, Running):
                 return proc.state.pid
@@ -566,6 +794,13 @@ class PodRunner:
     def log_files(self, uid: str, container: str) -> list[Path]:
         return podlib.log_files(self.config.state_dir, uid, container)
 
+    def runtime_of(self, uid: str, container: str) -> ProcessRuntime:
+        """The runtime that holds the container (the process runtime if none does)."""
+        return self._runtime_of(ContainerKey(uid, container))
+
+    def cri_logs(self, uid: str) -> bool:
+        return uid in self._sandboxes
+
     def _stop_in_background(self, key: ContainerKey, grace: float, reason: str) -> None:
         if key in self._stopping:
             return
@@ -573,7 +808,7 @@ class PodRunner:
 
         async def stop() -> None:
             try:
-                await self.runtime.stop(key, grace)
+                await self._runtime_of(key).stop(key, grace)
             except Exception:
                 log.exception("stopping container %s failed", key)
             finally:
@@ -588,14 +823,15 @@ class PodRunner:
             await asyncio.gather(*self._stopping.values(), return_exceptions=True)
 
     async def _forget(self, uid: str) -> None:
-        keys = [p.key for p in self.runtime.containers() if p.key.pod_uid == uid]
+        keys = [p.key for p in self._all_containers() if p.key.pod_uid == uid]
         for key in keys:
             self.probes.stop_container(key)
             self._probed.pop(key, None)
             if (task := self._stopping.get(key)) is not None:
                 await asyncio.gather(task, return_exceptions=True)
-            await self.runtime.stop(key, podlib.ORPHAN_GRACE)
-            await self.runtime.remove(key)
+            runtime = self._runtime_of(key)
+            await runtime.stop(key, podlib.ORPHAN_GRACE)
+            await runtime.remove(key)
         await self._teardown_network(uid)
         self._memo.pop(uid, None)
         self._waiting.pop(uid, None)

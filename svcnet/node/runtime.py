@@ -130,6 +130,9 @@ class ProcessSpec:
     """Mounts to make in the container's mount namespace before argv runs (see
     :mod:`svcnet.node.mounter`): ``{"staging": dir, "mounts": [{"source", "target",
     "read_only", "volume"}...]}``."""
+    cri: object | None = None
+    """For a container runtime (:class:`svcnet.node.cri.CriContainer`): the image, the
+    unmerged command and args, the sandbox; the process runtime ignores it."""
 
     def under_mount(self, path: str) -> bool:
         """Whether ``path`` (absolute) is at or below one of the mount targets: it exists

@@ -45,6 +45,7 @@ from aiohttp import web
 from svcnet.api.errors import StatusError, bad_request
 from svcnet.api.gojson import go_dumps
 from svcnet.api.nodes import KUBELET_CLIENT_CN, KUBELET_CLIENT_GROUP
+from svcnet.node.cri import decode_log
 from svcnet.node.probes import ProbeContext
 from svcnet.node.runtime import ContainerKey, Exited, ProcessRuntime
 from svcnet.util.nsthread import run_in_netns
@@ -128,6 +129,12 @@ class PodHost(Protocol):
     def runtime(self) -> ProcessRuntime: ...
 
     def log_files(self, uid: str, container: str) -> list[Path]: ...
+
+    def runtime_of(self, uid: str, container: str) -> ProcessRuntime: ...
+
+    def cri_logs(self, uid: str) -> bool:
+        """Whether the pod's log files are in the CRI format (containerd writes them)."""
+        ...
 
     def exec_context(self, pod: Pod, container: Mapping[str, Any]) -> ProbeContext: ...
 
@@ -219,9 +226,12 @@ class NodeServer:
             raise bad_request(f'{what} "{container}" in pod "{name}" is waiting to start: '
                               "no logs yet")
         path = files[-1]
-        data = await asyncio.to_thread(path.read_bytes)
-        offset = len(data)
-        data = opts.cut(data)
+        raw = await asyncio.to_thread(path.read_bytes)
+        decode = _decoder(opts) if self.runner.cri_logs(uid) else None
+        if decode is not None:
+            raw = raw[:raw.rfind(b"\n") + 1]  # a line still being written comes next
+        offset = len(raw)
+        data = opts.cut(decode(raw) if decode else raw)
         if not opts.follow or opts.previous:
             return web.Response(body=data, content_type="text/plain")
         response = web.StreamResponse(headers={"Content-Type": "text/plain"})
@@ -231,24 +241,35 @@ class NodeServer:
         with contextlib.suppress(ConnectionResetError):
             await response.write(data)
             await self._follow(response, path, offset, uid, container,
-                               None if opts.limit_bytes is None else opts.limit_bytes - sent)
+                               None if opts.limit_bytes is None else opts.limit_bytes - sent,
+                               decode)
             await response.write_eof()
         return response
 
     async def _follow(self, response: web.StreamResponse, path: Path, offset: int, uid: str,
-                      container: str, budget: int | None) -> None:
+                      container: str, budget: int | None,
+                      decode: Callable[[bytes], bytes] | None = None) -> None:
         """Stream what the container appends until it exits or restarts, the pod goes, or
-        ``budget`` bytes were sent (as ``kubectl logs -f`` ends)."""
+        ``budget`` bytes were sent (as ``kubectl logs -f`` ends). CRI log files are decoded
+        whole lines at a time."""
         key = ContainerKey(uid, container)
         while budget is None or budget > 0:
-            proc = self.runner.runtime.get(key)
+            proc = self.runner.runtime_of(uid, container).get(key)
             finished = proc is None or isinstance(proc.state, Exited) or (
                 proc.log_path is not None and proc.log_path != path)
             chunk = await asyncio.to_thread(_read_from, path, offset)
             if chunk is None:
                 return  # the file is gone (the pod was removed)
-            if chunk:
+            if chunk and decode is not None:
+                consumed = chunk[:chunk.rfind(b"\n") + 1] or (chunk if finished else b"")
+                if not consumed:
+                    await asyncio.sleep(FOLLOW_INTERVAL)
+                    continue
+                offset += len(consumed)
+                chunk = decode(consumed)
+            elif chunk:
                 offset += len(chunk)
+            if chunk:
                 if budget is not None:
                     chunk, budget = chunk[:budget], budget - len(chunk)
                 await response.write(chunk)
@@ -256,6 +277,12 @@ class NodeServer:
             if finished:
                 return
             await asyncio.sleep(FOLLOW_INTERVAL)
+
+
+def _decoder(opts: LogOptions) -> Callable[[bytes], bytes]:
+    def decode(data: bytes) -> bytes:
+        return decode_log(data, timestamps=opts.timestamps)
+    return decode
 
 
 def _read_from(path: Path, offset: int) -> bytes | None:
@@ -275,6 +302,9 @@ class LogOptions:
     previous: bool = False
     tail_lines: int | None = None
     limit_bytes: int | None = None
+    timestamps: bool = False
+    """Prefix each line with its RFC 3339 time (CRI logs only: the process runtime's logs
+    carry no times)."""
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> LogOptions:
@@ -293,7 +323,8 @@ class LogOptions:
                 raise bad_request(f"{name}: must be greater than or equal to 0")
             return n
 
-        return cls(flag("follow"), flag("previous"), number("tailLines"), number("limitBytes"))
+        return cls(flag("follow"), flag("previous"), number("tailLines"), number("limitBytes"),
+                   flag("timestamps"))
 
     def cut(self, data: bytes) -> bytes:
         if self.tail_lines is not None:

@@ -114,6 +114,29 @@ async def test_follow_streams_until_the_container_exits(node: Setup) -> None:
         assert await asyncio.wait_for(r.content.read(), 5) == b""
 
 
+async def test_cri_logs_are_decoded_with_timestamps_and_partial_lines(node: Setup) -> None:
+    """containerd writes ``TIME STREAM TAG MESSAGE`` lines; clients get the output."""
+    path = node.host.logs[("uid-1", "app")]
+    path.write_bytes(b"2026-12-06T20:00:00.1Z stdout F one\n"
+                     b"2026-12-06T20:00:00.2Z stderr P tw\n"
+                     b"2026-12-06T20:00:00.3Z stderr F o\n"
+                     b"2026-12-06T20:00:00.4Z stdout F thr")  # still being written
+    node.host.cri.add("uid-1")
+    url = f"{node.base}/containerLogs/default/web/app"
+    for params, body in (({}, b"one\ntwo\n"), ({"tailLines": "1"}, b"two\n"),
+                         ({"timestamps": "true"},
+                          b"2026-12-06T20:00:00.1Z one\n2026-12-06T20:00:00.2Z two\n")):
+        async with node.client.session.get(url, params=params) as r:
+            assert (r.status, await r.read()) == (200, body)
+    async with node.client.session.get(url, params={"follow": "true"}) as r:
+        assert await r.content.readexactly(8) == b"one\ntwo\n"
+        with open(path, "ab") as f:
+            f.write(b"ee\n2026-12-06T20:00:00.5Z stdout F four\n")
+        assert await r.content.readexactly(11) == b"three\nfour\n"
+        node.host.runtime.exit(ContainerKey("uid-1", "app"), 0)
+        assert await asyncio.wait_for(r.content.read(), 5) == b""
+
+
 async def exec_ws(node: Setup, command: list[str], protocols: list[str], *,
                   stdin: bytes = b"", tty: bool = False, resize: bytes = b"",
                   close: bool = True) -> tuple[str | None, dict[int, bytes]]:

@@ -1,0 +1,167 @@
+"""The local cluster's container runtimes: one containerd per node, started and removed here.
+
+Theory of operation
+-------------------
+A kind or k3s node runs containerd beside the kubelet; a local svcnet node does too, as a
+unit of the cluster's supervisor (``containerd-<node>``), with its own configuration and
+directories (:mod:`svcnet.node.containerd`). Each containerd runs in the machine's root
+network namespace, where a real node's containerd runs: that is where its image pulls go
+out, so a registry or mirror on the host's loopback (``http://127.0.0.1:5000``) is reachable.
+Nothing of the pods' network happens there: the CNI plugin containerd executes is a small
+wrapper that enters the *node's* namespace first (``nsenter --net``), so pod veths hang off
+the node's bridge exactly as with the process runtime.
+
+Containerd is used when ``--container-runtime`` says so, or (``auto``, the default) when
+``containerd``, ``runc``, ``ctr`` and a static busybox (for the sandbox image,
+:func:`svcnet.node.containerd.sandbox_image_archive`) are all installed.
+
+Cleanup (:func:`remove_traces`, called by ``svcnet down`` after the processes are stopped)
+does not trust that containerd shut down cleanly: it kills the shims of the cluster's
+containerds (found by the socket path in their command line, which holds the cluster's own
+directory) and every process in the cluster's cgroups (``/svcnet-<tag>-n<i>/...`` in each
+controller), removes those cgroups, and unmounts whatever containerd mounted under the
+cluster directory (root filesystems, sandbox ``/dev/shm``, netns files).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from svcnet.node.containerd import (
+    ContainerdPaths,
+    mounts_under,
+    sandbox_image_archive,
+    write_config,
+)
+from svcnet.node.names import ClusterNames
+
+__all__ = [
+    "CGROUP_ROOT",
+    "containerd_available",
+    "import_sandbox_image",
+    "node_containerd",
+    "remove_traces",
+    "wait_for_socket",
+]
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+_BUSYBOX = Path("/bin/busybox")
+
+
+def containerd_available() -> str | None:
+    """None when containerd can run pods here, else what is missing."""
+    for tool in ("containerd", "runc", "ctr", "nsenter"):
+        if shutil.which(tool) is None:
+            return f"`{tool}` is not installed (Debian: containerd, runc)"
+    if not _BUSYBOX.is_file():
+        return "no static busybox for the sandbox image (Debian: busybox-static)"
+    return None
+
+
+def _cni_wrapper(path: Path, node_netns: str) -> Path:
+    """The CNI plugin as containerd runs it: the real plugin, inside the node's netns."""
+    plugin = shutil.which("svcnet-cni") or "svcnet-cni"
+    path.write_text(f"#!/bin/sh\n# svcnet: the CNI plugin, in node namespace {node_netns}\n"
+                    f"exec nsenter --net=/run/netns/{node_netns} {plugin} \"$@\"\n")
+    path.chmod(0o755)
+    return path
+
+
+def node_containerd(base: Path, node_netns: str, *,
+                    mirrors: Mapping[str, str] = {}) -> tuple[ContainerdPaths, list[str]]:
+    """Write one node's containerd configuration; returns its paths and the unit's argv."""
+    paths = ContainerdPaths(base)
+    base.mkdir(parents=True, exist_ok=True)
+    wrapper = _cni_wrapper(base / "svcnet-cni-node", node_netns)
+    write_config(paths, mirrors=mirrors, cni_plugin=str(wrapper))
+    containerd = shutil.which("containerd") or "containerd"
+    return paths, [containerd, "--config", str(paths.config)]
+
+
+def wait_for_socket(paths: ContainerdPaths, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not paths.socket.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"containerd did not create {paths.socket}")
+        time.sleep(0.05)
+
+
+def import_sandbox_image(paths: ContainerdPaths) -> None:
+    """Put the sandbox image into the node's containerd (``ctr images import``)."""
+    r = subprocess.run(
+        ["ctr", "--address", str(paths.socket), "--namespace", "k8s.io", "images", "import",
+         "--no-unpack", "-"],
+        input=sandbox_image_archive(_BUSYBOX), capture_output=True, check=False)
+    if r.returncode != 0:
+        raise RuntimeError("importing the sandbox image failed: "
+                           f"{r.stderr.decode(errors='replace').strip()}")
+
+
+def _cgroup_dirs(names: ClusterNames, root: Path = CGROUP_ROOT) -> list[Path]:
+    """The cluster's cgroups (``svcnet-<tag>-n<i>`` and below), deepest first."""
+    found: list[Path] = []
+    candidates = [root, *(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []
+    for controller in candidates:
+        with contextlib.suppress(OSError):
+            for top in controller.iterdir():
+                if top.is_dir() and names.owns_netns(top.name):
+                    found += [Path(d) for d, _, _ in os.walk(top)]
+    return sorted(set(found), key=lambda p: (-len(p.parts), str(p)))
+
+
+def _shim_pids(sockets: Sequence[Path]) -> list[int]:
+    """containerd shims serving one of these containerds (their argv names the socket)."""
+    wanted = {str(s) for s in sockets}
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and b"containerd-shim" in argv[0] and any(
+                a.decode(errors="replace") in wanted for a in argv):
+            pids.append(int(proc.name))
+    return pids
+
+
+def remove_traces(cluster_root: Path, names: ClusterNames) -> list[str]:
+    """Kill what the cluster's containerds left running, remove their cgroups and
+    unmount everything under ``cluster_root``. Returns what was done, for the report."""
+    done: list[str] = []
+    sockets = [p / "containerd" / "containerd.sock"
+               for p in (cluster_root / "nodes").glob("*")] if cluster_root.is_dir() else []
+    for pid in _shim_pids(sockets):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+            done.append(f"containerd-shim {pid}")
+    dirs = _cgroup_dirs(names)
+    for d in dirs:
+        with contextlib.suppress(OSError, ValueError):
+            for member in (d / "cgroup.procs").read_text().split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(member), signal.SIGKILL)
+    for d in dirs:
+        for _ in range(50):  # a killed process leaves its cgroup a moment later
+            try:
+                d.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.02)
+    if dirs:
+        done.append(f"{len(dirs)} cgroup(s)")
+    for point in mounts_under(cluster_root):
+        r = subprocess.run(["umount", "-l", str(point)], capture_output=True, check=False)
+        if r.returncode == 0:
+            done.append(f"unmounted {point}")
+    return done

@@ -1,0 +1,122 @@
+"""A pod and its containers as CRI sees them: pure translations, tested as tables.
+
+Theory of operation
+-------------------
+The kubelet's ``kuberuntime_sandbox.go`` (``generatePodSandboxConfig``) and
+``kuberuntime_container.go`` (``generateContainerConfig``, with ``pkg/kubelet/cm``'s
+``ResourceConfigForPod`` for limits) are followed for the fields svcnet supports:
+
+* the sandbox: the pod's metadata, hostname, DNS (the same :func:`~svcnet.node.pods.dns_config`
+  the process runtime writes to ``resolv.conf``), host network, a shared PID namespace, and
+  a cgroup parent named after the node (``/svcnet-<tag>-n<i>/pod<uid>``), so that ``svcnet
+  down`` can find every cgroup a cluster's containers made;
+* a container: image, ``command``/``args`` with ``$(VAR)`` expanded against the container's
+  environment but *not* merged with the image's entrypoint/cmd (the runtime does that, as
+  Kubernetes defines: ``command`` replaces the entrypoint, ``args`` the cmd), the user and
+  group from the container's ``securityContext`` over the pod's, and limits: memory in
+  bytes, CPU as a CFS quota over a 100 ms period (``MilliCPUToQuota``: at least 1 ms) and
+  shares from the request (``MilliCPUToShares``: at least 2).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from svcnet.api.pods import parse_quantity
+from svcnet.node.cri import CriContainer, SandboxSpec
+from svcnet.node.podenv import expand_vars
+from svcnet.node.pods import dns_config, is_host_network
+
+__all__ = ["container_spec", "cpu_limits", "image_pull_policy", "sandbox_spec"]
+
+Pod = Mapping[str, Any]
+
+_CPU_PERIOD: Final = 100_000
+"""CFS period in microseconds (the kubelet's default ``cpuCFSQuotaPeriod``, 100 ms)."""
+_MIN_QUOTA: Final = 1_000
+_MIN_SHARES: Final = 2
+
+
+def _mapping(obj: Any, key: str) -> Mapping[str, Any]:
+    value = obj.get(key) if isinstance(obj, Mapping) else None
+    return value if isinstance(value, Mapping) else {}
+
+
+def sandbox_spec(pod: Pod, *, log_directory: str, cgroup_root: str,
+                 nameservers: Sequence[str], cluster_domain: str) -> SandboxSpec:
+    meta, spec = _mapping(pod, "metadata"), _mapping(pod, "spec")
+    uid = str(meta.get("uid", ""))
+    dns = dns_config(pod, nameservers=nameservers, cluster_domain=cluster_domain)
+    servers, searches, options = dns if dns is not None else ([], [], [])
+    labels = {str(k): str(v) for k, v in (_mapping(meta, "labels")).items()}
+    return SandboxSpec(
+        uid=uid, name=str(meta.get("name", "")),
+        namespace=str(meta.get("namespace") or "default"),
+        hostname=str(spec.get("hostname") or meta.get("name", ""))[:63],
+        log_directory=log_directory, dns_servers=servers, dns_searches=searches,
+        dns_options=options, host_network=is_host_network(pod),
+        share_pid=bool(spec.get("shareProcessNamespace")),
+        cgroup_parent=f"{cgroup_root.rstrip('/')}/pod{uid}", labels=labels)
+
+
+def image_pull_policy(container: Mapping[str, Any]) -> str:
+    """The container's policy; when unset (a client that skipped defaulting), the API
+    server's default: ``Always`` for ``:latest`` or an untagged image, else
+    ``IfNotPresent``."""
+    policy = container.get("imagePullPolicy")
+    if policy in ("Always", "IfNotPresent", "Never"):
+        return str(policy)
+    image = str(container.get("image", ""))
+    if "@" in image:
+        return "IfNotPresent"
+    last = image.rsplit("/", 1)[-1]
+    tag = last.partition(":")[2]
+    return "Always" if tag in ("", "latest") else "IfNotPresent"
+
+
+def cpu_limits(container: Mapping[str, Any]) -> tuple[int, int, int]:
+    """(CFS quota, period, shares) from ``resources.limits.cpu`` / ``requests.cpu``; zeros
+    for "unset" (the runtime's defaults)."""
+    resources = _mapping(container, "resources")
+    limit = parse_quantity(_mapping(resources, "limits").get("cpu"))
+    request = parse_quantity(_mapping(resources, "requests").get("cpu"))
+    if request is None:
+        request = limit
+    quota = period = shares = 0
+    if limit is not None and limit > 0:
+        quota = max(math.ceil(limit * _CPU_PERIOD), _MIN_QUOTA)
+        period = _CPU_PERIOD
+    if request is not None:
+        shares = max(math.floor(request * 1024), _MIN_SHARES)
+    return quota, period, shares
+
+
+def _memory_limit(container: Mapping[str, Any]) -> int:
+    value = parse_quantity(_mapping(_mapping(container, "resources"), "limits").get("memory"))
+    return math.ceil(value) if value is not None and value > 0 else 0
+
+
+def _id(container: Mapping[str, Any], pod: Pod, field: str) -> int | None:
+    for ctx in (_mapping(container, "securityContext"),
+                _mapping(_mapping(pod, "spec"), "securityContext")):
+        value = ctx.get(field)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def container_spec(pod: Pod, container: Mapping[str, Any], env: Mapping[str, str], *,
+                   sandbox_id: str, sandbox: SandboxSpec) -> CriContainer:
+    """The CRI side of one container run (:class:`~svcnet.node.cri.CriContainer`)."""
+    quota, period, shares = cpu_limits(container)
+    return CriContainer(
+        image=str(container.get("image", "")), sandbox_id=sandbox_id, sandbox=sandbox,
+        command=[expand_vars(str(a), env) for a in container.get("command") or []],
+        args=[expand_vars(str(a), env) for a in container.get("args") or []],
+        run_as_user=_id(container, pod, "runAsUser"),
+        run_as_group=_id(container, pod, "runAsGroup"),
+        memory_limit=_memory_limit(container), cpu_quota=quota, cpu_period=period,
+        cpu_shares=shares, tty=bool(container.get("tty")),
+        stdin=bool(container.get("stdin")))
