@@ -11,6 +11,7 @@ import os
 import tarfile
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -165,7 +166,7 @@ def test_archive_is_an_image_layout() -> None:
 # --- pod → CRI ------------------------------------------------------------------------------
 
 
-POD = {"metadata": {"name": "web-1", "namespace": "shop", "uid": "u-1",
+POD: dict[str, Any] = {"metadata": {"name": "web-1", "namespace": "shop", "uid": "u-1",
                     "labels": {"app": "web"}},
        "spec": {"securityContext": {"runAsUser": 1000, "runAsGroup": 3000},
                 "containers": [{"name": "c", "image": "reg.local/web:1"}]}}
