@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 
 import pytest
 
@@ -16,7 +17,7 @@ REQUIRE = os.environ.get("SVCNET_REQUIRE_ROOT_TESTS") == "1"
 
 
 # Fixtures shared by several test packages.
-pytest_plugins = ["tests.etcd_server"]
+pytest_plugins = ["tests.etcd_server", "tests.registry_server", "tests.containerd_server"]
 
 
 def require(condition: bool, reason: str) -> None:
@@ -37,6 +38,15 @@ def require_binary(name: str) -> str:
     require(path is not None, f"{name} is not installed")
     assert path is not None
     return path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for servers that cannot report the
+    port they bound)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

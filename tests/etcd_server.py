@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_binary
+from tests.conftest import free_port, require_binary
 
 __all__ = ["EtcdServer", "etcd"]
 
@@ -42,13 +41,6 @@ class EtcdServer:
         self._prefixes = itertools.count()
         self._urls: tuple[str, str] | None = None  # (client, peer), fixed once chosen
 
-    @staticmethod
-    def _free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port: int = s.getsockname()[1]
-            return port
-
     def start(self) -> str:
         if self.proc is not None:
             assert self.proc.poll() is None, "the test etcd died"
@@ -59,8 +51,8 @@ class EtcdServer:
             self.dir = Path(tempfile.mkdtemp(prefix="svcnet-etcd-",
                                              dir=shm if shm.is_dir() else None))
         if self._urls is None:
-            self._urls = (f"http://127.0.0.1:{self._free_port()}",
-                          f"http://127.0.0.1:{self._free_port()}")
+            self._urls = (f"http://127.0.0.1:{free_port()}",
+                          f"http://127.0.0.1:{free_port()}")
         client, peer = self._urls
         log = (self.dir / "etcd.log").open("ab")
         self.proc = subprocess.Popen(
