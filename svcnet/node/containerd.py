@@ -248,11 +248,12 @@ def sandbox_image_archive(busybox: Path = Path("/bin/busybox")) -> bytes:
     """The sandbox image as an OCI archive for ``ctr images import``: the static busybox
     sleeping forever as PID 1 (it only holds the pod's namespaces, as ``pause`` does).
     Raises FileNotFoundError without a static busybox (Debian: busybox-static)."""
-    image = oci.build_image(
-        {"bin/busybox": oci.File(busybox.read_bytes(), 0o755),
-         "bin/sleep": oci.Symlink("busybox")},
-        entrypoint=["/bin/sleep", "2147483647"])
-    return oci.archive(image, SANDBOX_IMAGE)
+    if not busybox.is_file():
+        raise FileNotFoundError(f"{busybox}: no static busybox (Debian: busybox-static)")
+    image = oci.build_image({}, base=(oci.busybox_layer(str(busybox)),),
+                            entrypoint=("/bin/sleep", "2147483647"),
+                            labels={"io.kubernetes.pod.sandbox": "svcnet"})
+    return oci.oci_archive(image, SANDBOX_IMAGE)
 
 
 def mounts_under(base: Path, mountinfo: str | None = None) -> list[Path]:

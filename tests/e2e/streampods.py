@@ -43,7 +43,7 @@ GREETING = "hello from the container"
 def talker(name: str, node: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "labels": {"app": "talker"}},
-            "spec": {"nodeName": node, "containers": [{
+            "spec": {"nodeName": node, "runtimeClassName": "process", "containers": [{
                 "name": "talker", "image": "example/talker",
                 "env": [{"name": "GREETING", "value": GREETING}],
                 "ports": [{"containerPort": 8080}],

@@ -34,7 +34,7 @@ MANIFEST = "\n---\n".join(json.dumps(d) for d in [
               "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}},
     *({"apiVersion": "v1", "kind": "Pod",
        "metadata": {"name": f"web-{n}", "labels": {"app": "web"}},
-       "spec": {"nodeName": f"node-{n}", "containers": [{
+       "spec": {"nodeName": f"node-{n}", "runtimeClassName": "process", "containers": [{
            "name": "web", "image": "python",
            "command": ["python3", "-m", "http.server", "8080"],
            "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}]}}

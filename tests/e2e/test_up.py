@@ -144,7 +144,7 @@ def test_pod_to_pod_across_nodes(home: Path) -> None:
     env = dict(os.environ, SVCNET_HOME=str(home))
     pods_yaml = "\n---\n".join(json.dumps(
         {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"cross-{n}"},
-         "spec": {"nodeName": f"node-{n}", "containers": [{
+         "spec": {"nodeName": f"node-{n}", "runtimeClassName": "process", "containers": [{
              "name": "web", "image": "python",
              "command": ["python3", "-m", "http.server", "8080"],
              "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}]}})
@@ -318,6 +318,7 @@ spec:
     metadata: {labels: {app: udp-echo}}
     spec:
       terminationGracePeriodSeconds: 1
+      runtimeClassName: process
       containers:
       - name: echo
         image: python

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from svcnet.node import oci
 from tests import images
 from tests.conftest import require_binary
 from tests.images import DOCKER, OCI, Dir, File, Symlink, build_image, build_layer
@@ -100,7 +101,7 @@ def test_config_and_manifest_describe_the_blobs() -> None:
     assert config["os"] == "linux"
     assert config["config"] == {
         "Entrypoint": ["/srv/app/run.sh"], "Cmd": ["--flag"],
-        "Env": [f"PATH={images.DEFAULT_PATH}", "A=1"], "WorkingDir": "/srv",
+        "Env": [f"PATH={oci.DEFAULT_PATH}", "A=1"], "WorkingDir": "/srv",
         "User": "1000:1000", "ExposedPorts": {"8080/tcp": {}, "53/udp": {}},
         "Labels": {"k": "v"}}
     assert config["rootfs"] == {"type": "layers", "diff_ids": [image.layers[0].diff_id]}
@@ -116,12 +117,12 @@ def test_config_and_manifest_describe_the_blobs() -> None:
     assert image.blobs() == {sha256(image.config): image.config,
                              image.layers[0].digest: image.layers[0].data}
     # OCI: the same blobs, other media types in the manifest.
-    oci = sample(media_types=OCI)
-    assert (oci.config, oci.layers) == (image.config, image.layers)
-    oci_manifest = json.loads(oci.manifest)
+    as_oci = sample(media_types=OCI)
+    assert (as_oci.config, as_oci.layers) == (image.config, image.layers)
+    oci_manifest = json.loads(as_oci.manifest)
     assert (oci_manifest["mediaType"], oci_manifest["config"]["mediaType"],
             oci_manifest["layers"][0]["mediaType"]) == (OCI.manifest, OCI.config, OCI.layer)
-    assert oci.digest != image.digest
+    assert as_oci.digest != image.digest
 
 
 def test_base_layers_come_first_and_are_shared() -> None:
@@ -131,7 +132,7 @@ def test_base_layers_come_first_and_are_shared() -> None:
     assert one.layers[0] is two.layers[0] is base
     assert one.layers[1].digest != two.layers[1].digest
     history = json.loads(one.config)["history"]
-    assert [h["created_by"] for h in history] == ["base", "tests/images.py"]
+    assert [h["created_by"] for h in history] == ["base", "svcnet"]
     only_base = build_image({}, base=[base], cmd=["/bin/tool"])
     assert only_base.layers == (base,)
 
@@ -163,7 +164,7 @@ def test_the_standard_images_share_a_busybox_base() -> None:
         assert image.size < 1_500_000, "busybox-static images are about 1 MB"
     got = {m.name: m for m in members(base)}
     assert got["bin/busybox"].isfile() and got["bin/busybox"].mode == 0o755
-    assert images._is_static_elf(contents(base)["bin/busybox"])
+    assert oci._is_static_elf(contents(base)["bin/busybox"])
     assert got["bin/sh"].linkname == got["usr/bin/id"].linkname == "/bin/busybox"
     assert got["tmp"].mode == 0o1777 and got["etc/passwd"].isfile()
     web = {m.name: m for m in members(v1.layers[1])}
