@@ -184,6 +184,8 @@ class _Tracked:
     state: Running | Exited
     previous: Exited | None = None
     log_path: str = ""
+    ids: dict[int, str] = field(default_factory=dict)
+    image_id: str = ""
 
 
 class CriRuntime:
@@ -317,7 +319,8 @@ class CriRuntime:
     @staticmethod
     def _process(t: _Tracked) -> ContainerProcess:
         return ContainerProcess(t.key, t.attempt, t.state, t.previous,
-                                Path(t.log_path) if t.log_path else None)
+                                Path(t.log_path) if t.log_path else None, dict(t.ids),
+                                t.image_id)
 
     async def start(self, key: ContainerKey, spec: ProcessSpec) -> ContainerProcess:
         cri = spec.cri
@@ -345,7 +348,14 @@ class CriRuntime:
             self._tracked[key] = t
             return self._process(t)
         state = await self._state(cid)
-        t = _Tracked(key, cid, spec.attempt, state, previous, str(spec.log_path))
+        ids = {a: i for a, i in (old.ids if old is not None else {}).items()
+               if a == spec.attempt - 1}
+        ids[spec.attempt] = f"containerd://{cid}"
+        image_id = ""
+        with contextlib.suppress(CriError):
+            image_id = await self.image_id(cri.image)
+        t = _Tracked(key, cid, spec.attempt, state, previous, str(spec.log_path), ids,
+                     image_id)
         self._tracked[key] = t
         if old is not None and old.container_id:
             await self._remove_older(key, keep={cid, old.container_id})
@@ -445,13 +455,17 @@ class CriRuntime:
             runs.sort(key=lambda r: (r[0], r[1].created_at))
             attempt, current = runs[-1]
             state = await self._state(str(current.id))
+            ids = {attempt: f"containerd://{current.id}"}
             previous = None
             if len(runs) > 1:
                 prev = await self._state(str(runs[-2][1].id))
                 previous = prev if isinstance(prev, Exited) else None
-            log_path = ""
+                ids[runs[-2][0]] = f"containerd://{runs[-2][1].id}"
+            image_id = ""
+            with contextlib.suppress(CriError):
+                image_id = await self.image_id(str(current.image.image))
             self._tracked[key] = _Tracked(key, str(current.id), attempt, state, previous,
-                                          log_path)
+                                          "", ids, image_id)
         self._ensure_relister()
         return self.containers()
 

@@ -414,7 +414,8 @@ def _terminated(proc: ContainerProcess, state: Exited, attempt: int) -> dict[str
         out["message"] = message
     out["startedAt"] = rfc3339(state.started_at) if state.started_at else None
     out["finishedAt"] = rfc3339(state.finished_at)
-    out["containerID"] = container_id(proc.key.pod_uid, proc.key.container, attempt)
+    out["containerID"] = proc.ids.get(attempt) or container_id(proc.key.pod_uid,
+                                                                proc.key.container, attempt)
     return out
 
 
@@ -448,9 +449,10 @@ def _container_status(pod: Pod, c: Mapping[str, Any], proc: ContainerProcess | N
     out["ready"] = ready
     out["restartCount"] = proc.attempt if proc is not None else 0
     out["image"] = str(c.get("image", ""))
-    out["imageID"] = ""
+    out["imageID"] = proc.image_id if proc is not None else ""
     if proc is not None:
-        out["containerID"] = container_id(proc.key.pod_uid, name, proc.attempt)
+        out["containerID"] = proc.ids.get(proc.attempt) or container_id(proc.key.pod_uid, name,
+                                                                        proc.attempt)
     out["started"] = started
     return out
 

@@ -172,6 +172,11 @@ class ContainerProcess:
     state: ProcessState
     previous: Exited | None = None
     log_path: Path | None = None
+    ids: Mapping[int, str] = field(default_factory=dict)
+    """A container runtime's ids of this run and the previous one, by attempt
+    (``containerd://<id>``); without them, the pod status shows svcnet's own."""
+    image_id: str = ""
+    """The image the runtime ran, as ``imageID`` shows it (``repo@sha256:...``)."""
 
     @property
     def running(self) -> bool:
