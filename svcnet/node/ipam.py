@@ -118,13 +118,13 @@ class PodIPAM:
     def _allocate(self, uid: str) -> IPv4Interface:
         if (ip := self._by_uid.get(uid)) is not None:
             return self._iface(ip)
-        first = int(self.cidr.network_address) + 2
+        first = int(self.cidr.network_address) + 1
         last = int(self.cidr.broadcast_address) - 1
         size = last - first + 1
         start = first if self._last is None else int(self._last) + 1
         for step in range(size):
             candidate = IPv4Address(first + (start - first + step) % size)
-            if candidate not in self._by_ip:
+            if candidate not in self._by_ip and candidate != self.gateway.ip:
                 self._by_ip[candidate] = uid
                 self._by_uid[uid] = candidate
                 previous_last, self._last = self._last, candidate

@@ -41,11 +41,22 @@ def _emit(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def main() -> int:
-    version = CURRENT_VERSION
+def _requested_version(stdin: bytes) -> str:
+    """The configuration's version for an error about the configuration itself, if it has a
+    version this plugin speaks."""
     try:
-        invocation = invocation_from_env(os.environ)
+        version = json.loads(stdin).get("cniVersion")
+    except (ValueError, AttributeError):
+        return CURRENT_VERSION
+    return version if version in SUPPORTED_VERSIONS else CURRENT_VERSION
+
+
+def main() -> int:
+    version: str | None = None
+    stdin = b""
+    try:
         stdin = b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
+        invocation = invocation_from_env(os.environ)
         if invocation.args is None:
             _emit(version_info())
             return 0
@@ -53,16 +64,15 @@ def main() -> int:
         from svcnet.node.cni.plugin import run
 
         conf = parse_netconf(stdin)
-        if conf.cni_version in SUPPORTED_VERSIONS:
-            version = conf.cni_version
+        version = conf.cni_version if conf.cni_version in SUPPORTED_VERSIONS else CURRENT_VERSION
         result = run(invocation.command, conf, invocation.args)
         if result is not None:
             _emit(result.to_json(version))
         return 0
     except CNIError as exc:
-        _emit(exc.to_json(version))
+        _emit(exc.to_json(_requested_version(stdin) if version is None else version))
         return 1
     except Exception as exc:
         _emit(CNIError(INTERNAL_ERROR, "internal error",
-                       f"{type(exc).__name__}: {exc}").to_json(version))
+                       f"{type(exc).__name__}: {exc}").to_json(version or CURRENT_VERSION))
         return 1
