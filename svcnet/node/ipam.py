@@ -3,20 +3,22 @@
 Theory of operation
 -------------------
 Each node owns one pod CIDR (``10.244.<i>.0/24``). The network address, the broadcast address
-and the gateway (the first host address, ``.1``, held by the node's pod bridge) are never
-handed out, which leaves ``.2``-``.254`` for pods.
+and the gateway (by default the first host address, ``.1``, held by the node's pod bridge) are
+never handed out, which leaves ``.2``-``.254`` for pods.
 
 Allocation is **next-fit**, as CNI's host-local plugin does: the search starts after the last
 address handed out and wraps around, so an address just released (whose old owner may still
 sit in a peer's conntrack table or ARP cache, or in an EndpointSlice an informer has not
-updated yet) is reused as late as possible. Allocation is **idempotent per pod UID**: asking
-again for a pod that has an address returns the same address, which is what makes a sync
-after a crash safe to repeat.
+updated yet) is reused as late as possible. Allocation is **idempotent per owner**: asking
+again for an owner that has an address returns the same address, which is what makes a sync
+(or a CNI ADD) after a crash safe to repeat. An owner is an opaque ID: the pod UID for the
+process runtime, the sandbox (container) ID for pods that containerd runs through the CNI
+plugin (:mod:`svcnet.node.cni`); both kinds share one file per node.
 
 State lives in one small JSON file in the agent's state directory::
 
     {"version": 1, "cidr": "10.244.1.0/24", "last": "10.244.1.7",
-     "allocations": {"10.244.1.5": "<pod uid>", "10.244.1.7": "<pod uid>"}}
+     "allocations": {"10.244.1.5": "<owner>", "10.244.1.7": "<owner>"}}
 
 Every change is written **before** the method returns, atomically (temporary file, fsync,
 rename, fsync of the directory), so after a crash the file is either the old or the new
@@ -25,13 +27,24 @@ order could hand one address to two pods after a crash). A file that cannot be r
 belongs to a different CIDR, is an error rather than a fresh start: silently starting over
 would double-allocate the addresses of every running pod.
 
-The agent is the only writer; this class is not safe for two processes at once.
+**Several processes** write the file: the agent, and a CNI plugin process per pod that
+containerd sets up or tears down, several at once. Every change is a read-modify-write under
+an exclusive ``flock(2)`` on ``<file>.lock`` (as host-local locks its directory): the state is
+re-read from disk under the lock, changed, and written before the lock is dropped, so no two
+owners ever get one address and no change is lost. The lock dies with its holder (a crashed
+plugin never leaves it held). Queries need no lock (a rename replaces the file whole); they
+re-read the file when its identity (inode, size, mtime, ctime) has changed since the last read.
+``flock`` locks belong to an open file, so two instances in one process exclude each other
+too; one instance is not meant to be shared between threads.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable, Iterator, Mapping
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any, Final
@@ -55,26 +68,38 @@ class IPAMStateError(IPAMError):
     """The state file is unreadable or belongs to another CIDR."""
 
 
+_Stamp = tuple[int, int, int, int]
+
+
 class PodIPAM:
-    def __init__(self, cidr: IPv4Network | str, state_file: Path) -> None:
+    def __init__(self, cidr: IPv4Network | str, state_file: Path, *,
+                 gateway: IPv4Address | str | None = None) -> None:
         self.cidr = IPv4Network(cidr)
         if self.cidr.prefixlen > 30:
             raise ValueError(f"pod CIDR {self.cidr} leaves no addresses for pods")
-        self.gateway = IPv4Interface(f"{self.cidr.network_address + 1}/{self.cidr.prefixlen}")
+        gateway_ip = self.cidr.network_address + 1 if gateway is None else IPv4Address(gateway)
+        if gateway_ip not in self.cidr or gateway_ip in (self.cidr.network_address,
+                                                         self.cidr.broadcast_address):
+            raise ValueError(f"gateway {gateway_ip} is not a host address of {self.cidr}")
+        self.gateway = IPv4Interface(f"{gateway_ip}/{self.cidr.prefixlen}")
         self._file = state_file
+        self._lock_file = state_file.with_name(state_file.name + ".lock")
         self._by_ip: dict[IPv4Address, str] = {}
         self._by_uid: dict[str, IPv4Address] = {}
         self._last: IPv4Address | None = None
+        self._stamp: _Stamp | None = None
         self._load()
 
     # --- queries -------------------------------------------------------------------------
 
-    def get(self, uid: str) -> IPv4Interface | None:
-        ip = self._by_uid.get(uid)
+    def get(self, owner: str) -> IPv4Interface | None:
+        self._refresh()
+        ip = self._by_uid.get(owner)
         return None if ip is None else self._iface(ip)
 
     def allocations(self) -> Mapping[str, IPv4Interface]:
-        """Pod UID → address, a snapshot."""
+        """Owner → address, a snapshot."""
+        self._refresh()
         return {uid: self._iface(ip) for uid, ip in self._by_uid.items()}
 
     @property
@@ -84,18 +109,22 @@ class PodIPAM:
     # --- changes -------------------------------------------------------------------------
 
     def allocate(self, uid: str) -> IPv4Interface:
-        """The pod's address: the one it already has, else the next free one (persisted)."""
+        """The owner's address: the one it already has, else the next free one (persisted)."""
         if not uid:
-            raise ValueError("pod uid must not be empty")
+            raise ValueError("owner must not be empty")
+        with self._locked():
+            return self._allocate(uid)
+
+    def _allocate(self, uid: str) -> IPv4Interface:
         if (ip := self._by_uid.get(uid)) is not None:
             return self._iface(ip)
-        first = int(self.cidr.network_address) + 2
+        first = int(self.cidr.network_address) + 1
         last = int(self.cidr.broadcast_address) - 1
         size = last - first + 1
         start = first if self._last is None else int(self._last) + 1
         for step in range(size):
             candidate = IPv4Address(first + (start - first + step) % size)
-            if candidate not in self._by_ip:
+            if candidate not in self._by_ip and candidate != self.gateway.ip:
                 self._by_ip[candidate] = uid
                 self._by_uid[uid] = candidate
                 previous_last, self._last = self._last, candidate
@@ -110,31 +139,63 @@ class PodIPAM:
         raise IPAMExhausted(f"no free pod address in {self.cidr} ({self.capacity} in use)")
 
     def release(self, uid: str) -> IPv4Interface | None:
-        """Free the pod's address (persisted); returns it, or None if it had none."""
-        ip = self._by_uid.pop(uid, None)
-        if ip is None:
-            return None
-        del self._by_ip[ip]
-        self._save()
-        return self._iface(ip)
+        """Free the owner's address (persisted); returns it, or None if it had none."""
+        with self._locked():
+            ip = self._by_uid.pop(uid, None)
+            if ip is None:
+                return None
+            del self._by_ip[ip]
+            self._save()
+            return self._iface(ip)
 
     def retain_only(self, uids: Iterable[str]) -> list[str]:
-        """Release every allocation whose pod is not in ``uids`` (garbage collection after a
-        restart); returns the released UIDs."""
+        """Release every allocation whose owner is not in ``uids`` (garbage collection after a
+        restart: pass every live owner, of every kind, that shares the file); returns the
+        released owners."""
         keep = set(uids)
-        gone = sorted(uid for uid in self._by_uid if uid not in keep)
-        if gone:
-            for uid in gone:
-                del self._by_ip[self._by_uid.pop(uid)]
-            self._save()
-        return gone
+        with self._locked():
+            gone = sorted(uid for uid in self._by_uid if uid not in keep)
+            if gone:
+                for uid in gone:
+                    del self._by_ip[self._by_uid.pop(uid)]
+                self._save()
+            return gone
 
     # --- persistence ---------------------------------------------------------------------
 
     def _iface(self, ip: IPv4Address) -> IPv4Interface:
         return IPv4Interface(f"{ip}/{self.cidr.prefixlen}")
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the file lock, with the state re-read from disk under it."""
+        self._lock_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._load()
+            yield
+        finally:
+            os.close(fd)  # drops the lock
+
+    def _current_stamp(self) -> _Stamp | None:
+        try:
+            st = os.stat(self._file)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def _refresh(self) -> None:
+        if self._current_stamp() != self._stamp:
+            self._load()
+
     def _load(self) -> None:
+        """Replace the in-memory state with the file's (empty if there is none)."""
+        self._by_ip.clear()
+        self._by_uid.clear()
+        self._last = None
+        self._stamp = None  # until the file has been read whole: a bad file is read again
+        stamp = self._current_stamp()
         try:
             raw = self._file.read_text()
         except FileNotFoundError:
@@ -155,6 +216,7 @@ class PodIPAM:
                 self._by_uid[uid] = ip
             if data.get("last") is not None:
                 self._last = IPv4Address(data["last"])
+            self._stamp = stamp
         except IPAMStateError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -172,4 +234,5 @@ class PodIPAM:
             "allocations": {str(ip): self._by_ip[ip] for ip in sorted(self._by_ip)},
         }
         atomic_write(self._file, json.dumps(data, indent=1, sort_keys=True) + "\n")
+        self._stamp = self._current_stamp()
 

@@ -75,6 +75,7 @@ _HASHED_TAG_LEN: Final = 2
 _HOST_VETH_PREFIX: Final = "veth"
 _MAX_NODE_INDEX: Final = 9999
 _TAG_RE: Final = re.compile(r"[a-z0-9]+")
+_PREFIX_RE: Final = re.compile(rf"{re.escape(PREFIX)}([a-z0-9]{{1,{_VERBATIM_TAG_MAX}}})-")
 # What the kernel's dev_valid_name() rejects, plus '%' (a printf template for the kernel) and
 # anything outside printable ASCII, which no name of ours ever needs.
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9._@+=-]+")
@@ -133,6 +134,18 @@ class ClusterNames:
     @classmethod
     def for_cluster(cls, cluster: str) -> ClusterNames:
         return cls(cluster, cluster_tag(cluster))
+
+    @classmethod
+    def for_prefix(cls, prefix: str) -> ClusterNames:
+        """The names of the cluster whose host-global names start with ``prefix``
+        (``svcnet-<tag>-``, what :attr:`prefix` returns), for a process that is told the prefix
+        rather than the cluster (the CNI plugin's ``netnsPrefix``). Every name depends on the
+        tag only; a hashed tag does not give the cluster's name back, so ``cluster`` is the tag.
+        """
+        m = _PREFIX_RE.fullmatch(prefix)
+        if m is None:
+            raise InvalidName(f"{prefix!r} is not a cluster prefix ({PREFIX}<tag>-)")
+        return cls(m[1], m[1])
 
     @property
     def prefix(self) -> str:

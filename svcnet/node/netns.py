@@ -21,6 +21,17 @@ namespace, so a pod costs three processes: ``ip netns add``, the node-side batch
 pair with the pod end already in the pod netns, enslave, hairpin, up), the pod-side batch (lo,
 address, up, default route).
 
+**Which namespace.** A batch's namespace is given by name (``svcnet-t4-n1``: a file in
+``/run/netns``, run as ``ip -n NAME -batch -``) or by absolute path (what a CNI runtime hands
+a plugin as ``CNI_NETNS``, e.g. ``/var/run/netns/cni-…``: ``ip -n`` only takes names, so such a
+batch runs as ``nsenter --net=PATH ip -batch -``, measured as fast as ``ip -n``). The path
+:data:`SELF_NETNS` is the applier's own namespace (``ip -batch -``, no switch): where a CNI
+plugin finds the pod bridge. In ``link add … netns X`` iproute2 takes names and paths alike.
+The appliers are :class:`IPBatchNetwork` (asyncio, for the agent) and :func:`apply_sync` /
+:func:`query_sync` (plain ``subprocess``, for the CNI plugin process, which must not pay for
+importing asyncio on every pod start: that is also why asyncio is imported lazily here); both
+build the same command line (:func:`batch_command`) and classify errors the same way.
+
 Choices that are not obvious:
 
 * **MAC addresses derived from IPs** (``0a:58:`` + the four address bytes, as OVN-Kubernetes
@@ -51,15 +62,16 @@ Errors::
 
 from __future__ import annotations
 
-import asyncio
+import json
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from svcnet.node import names as _names
 from svcnet.node.names import PodNetworkNames, check_name
@@ -67,6 +79,7 @@ from svcnet.util.nsthread import NETNS_RUN_DIR, run_in_netns
 
 __all__ = [
     "ETC_NETNS_DIR",
+    "SELF_NETNS",
     "Batch",
     "CommandFailed",
     "FakeLink",
@@ -82,17 +95,28 @@ __all__ = [
     "NetworkError",
     "Route",
     "VethSpec",
+    "apply_sync",
+    "batch_command",
     "mac_for",
     "plan_bridge",
     "plan_node_network",
     "plan_pod_network",
     "plan_veth",
     "pod_veth_spec",
+    "query_sync",
     "render",
 ]
 
 ETC_NETNS_DIR: Final = Path("/etc/netns")
 """``ip netns exec NS`` bind-mounts every file in ``/etc/netns/NS/`` over ``/etc/<file>``."""
+
+SELF_NETNS: Final = "/proc/self/ns/net"
+"""The namespace of the process that applies a batch (and, in ``link add … netns``, of the
+``ip`` process: the same one)."""
+
+NSENTER: Final = "nsenter"
+
+_NETNS_PATH_RE: Final = re.compile(r"/[A-Za-z0-9._@+=:/-]*")
 
 
 class NetworkError(Exception):
@@ -132,22 +156,43 @@ def _check(name: str) -> str:
         raise InvalidName(str(exc)) from None
 
 
+def _check_netns(netns: str) -> str:
+    """A namespace reference: a name (:func:`check_name`) or an absolute path that an iproute2
+    batch line can hold (no white space)."""
+    if netns.startswith("/"):
+        if not _NETNS_PATH_RE.fullmatch(netns) or "/../" in f"{netns}/":
+            raise InvalidName(f"network namespace path {netns!r} is not usable")
+        return netns
+    return _check(netns)
+
+
 # --- plans (pure) ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """iproute2 batch lines to run in one namespace (``ip -n NETNS -batch -``)."""
+    """iproute2 batch lines to run in one namespace (a name or a path: see the module
+    docstring)."""
 
     netns: str
     commands: tuple[str, ...]
 
 
+def batch_command(netns: str, *, ip: str = "ip", json_output: bool = False) -> list[str]:
+    """The command line that runs a batch (on standard input) in ``netns``."""
+    json_flag = ["-j"] if json_output else []
+    if netns == SELF_NETNS:
+        return [ip, *json_flag, "-batch", "-"]
+    if _check_netns(netns).startswith("/"):
+        return [NSENTER, f"--net={netns}", ip, *json_flag, "-batch", "-"]
+    return [ip, *json_flag, "-n", netns, "-batch", "-"]
+
+
 def render(batches: Sequence[Batch]) -> str:
-    """Batches as text, one ``# ip -n NS -batch -`` header per batch (golden files, logs)."""
+    """Batches as text, one ``# <command line>`` header per batch (golden files, logs)."""
     out: list[str] = []
     for batch in batches:
-        out.append(f"# ip -n {batch.netns} -batch -")
+        out.append("# " + " ".join(batch_command(batch.netns)))
         out.extend(batch.commands)
     return "\n".join(out) + "\n"
 
@@ -163,7 +208,7 @@ class Route:
 @dataclass(frozen=True, slots=True)
 class VethSpec:
     """A veth pair: one end in ``host_netns`` (optionally a bridge port), the other end moved
-    into ``peer_netns`` with an address and routes."""
+    into ``peer_netns`` with an address and routes. Either namespace is a name or a path."""
 
     host_netns: str
     host_name: str
@@ -206,8 +251,8 @@ def plan_veth(spec: VethSpec) -> list[Batch]:
     """The host-side batch (create with the peer already in its netns, enslave, hairpin, up),
     then the peer-side batch (loopback, address, up, routes in the given order)."""
     host, peer = _check(spec.host_name), _check(spec.peer_name)
-    _check(spec.host_netns)
-    _check(spec.peer_netns)
+    _check_netns(spec.host_netns)
+    _check_netns(spec.peer_netns)
     mac_part = f" address {spec.peer_mac}" if spec.peer_mac else ""
     host_cmds = [f"link add {host} type veth peer name {peer}{mac_part} netns {spec.peer_netns}"]
     if spec.bridge is not None:
@@ -301,33 +346,31 @@ class IPBatchNetwork:
         self._etc_dir = etc_dir
 
     def _exists(self, netns: str) -> bool:
-        return (self._run_dir / netns).exists()
+        return _netns_exists(netns, self._run_dir)
 
     def _require(self, netns: str) -> None:
-        if not self._exists(_check(netns)):
+        if not self._exists(netns):
             raise NetnsNotFound(f"network namespace {netns!r} does not exist")
 
     async def _run(self, args: Sequence[str], stdin: str | None = None) -> None:
+        await self._exec([self._ip, *args], stdin)
+
+    async def _exec(self, argv: Sequence[str], stdin: str | None = None) -> None:
+        import asyncio  # not at the top: see the module docstring
+
         proc = await asyncio.create_subprocess_exec(
-            self._ip, *args,
+            *argv,
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         _, err_bytes = await proc.communicate(stdin.encode() if stdin is not None else None)
         if proc.returncode != 0:
-            command = " ".join(["ip", *args])
-            stderr = err_bytes.decode(errors="replace")
-            # In batch mode iproute2 names the failing line ("Command failed -:3").
-            if stdin is not None and (m := re.search(r"Command failed -:(\d+)", stderr)):
-                lines = stdin.splitlines()
-                if 0 < int(m[1]) <= len(lines):
-                    command = f"{command}: {lines[int(m[1]) - 1]}"
-            raise _classify(command, stderr)
+            raise _command_error(argv, stdin, err_bytes.decode(errors="replace"))
 
     async def apply(self, batches: Sequence[Batch]) -> None:
         """Run each batch in its namespace, in order; stop at the first failure."""
         for batch in batches:
             self._require(batch.netns)
-            await self._run(["-n", batch.netns, "-batch", "-"], "\n".join(batch.commands) + "\n")
+            await self._exec(batch_command(batch.netns, ip=self._ip), _batch_input(batch))
 
     async def create_netns(self, name: str) -> None:
         if self._exists(_check(name)):
@@ -377,10 +420,58 @@ class IPBatchNetwork:
         os.replace(tmp, directory / filename)
 
 
+def _netns_exists(netns: str, run_dir: Path = NETNS_RUN_DIR) -> bool:
+    if netns == SELF_NETNS:
+        return True
+    if _check_netns(netns).startswith("/"):
+        return os.path.exists(netns)
+    return (run_dir / netns).exists()
+
+
+def _batch_input(batch: Batch) -> str:
+    return "\n".join(batch.commands) + "\n"
+
+
+def _command_error(argv: Sequence[str], stdin: str | None, stderr: str) -> NetworkError:
+    command = " ".join(["ip", *argv[1:]] if argv and argv[0] != NSENTER else argv)
+    # In batch mode iproute2 names the failing line ("Command failed -:3").
+    if stdin is not None and (m := re.search(r"Command failed -:(\d+)", stderr)):
+        lines = stdin.splitlines()
+        if 0 < int(m[1]) <= len(lines):
+            command = f"{command}: {lines[int(m[1]) - 1]}"
+    return _classify(command, stderr)
+
+
+def _run_sync(argv: Sequence[str], stdin: str) -> str:
+    proc = subprocess.run(argv, input=stdin.encode(), capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise _command_error(argv, stdin, proc.stderr.decode(errors="replace"))
+    return proc.stdout.decode()
+
+
+def apply_sync(batches: Sequence[Batch], *, ip: str = "ip") -> None:
+    """:meth:`IPBatchNetwork.apply` without asyncio, for a short-lived process (the CNI
+    plugin): each batch in its namespace, in order; stop at the first failure."""
+    for batch in batches:
+        if not _netns_exists(batch.netns):
+            raise NetnsNotFound(f"network namespace {batch.netns!r} does not exist")
+        _run_sync(batch_command(batch.netns, ip=ip), _batch_input(batch))
+
+
+def query_sync(netns: str, commands: Sequence[str], *, ip: str = "ip") -> list[Any]:
+    """Run ``show`` commands in ``netns`` as one ``ip -j -batch -``; one parsed JSON value per
+    command (iproute2 prints one JSON array per line)."""
+    if not _netns_exists(netns):
+        raise NetnsNotFound(f"network namespace {netns!r} does not exist")
+    out = _run_sync(batch_command(netns, ip=ip, json_output=True), "\n".join(commands) + "\n")
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
 def _classify(command: str, stderr: str) -> NetworkError:
     text = stderr.strip()
     message = f"{command}: {text or 'failed'}"
-    if "Cannot open network namespace" in text:
+    if "Cannot open network namespace" in text or re.search(
+            r"nsenter: (cannot open|reassociate to namespace)", text):
         return NetnsNotFound(message)
     if "Cannot create namespace file" in text and "File exists" in text:
         return NetnsExists(message)

@@ -26,11 +26,14 @@ What a netns thread is good for:
 A thread inside a namespace keeps that namespace alive after ``ip netns del`` (like any
 process in it), so long-lived :class:`NetnsThread` objects must be closed when their namespace
 is deleted.
+
+``asyncio`` is imported inside the coroutines that need it (they run on a loop, where it is
+loaded already): the CNI plugin (:mod:`svcnet.node.cni`) imports this module through
+:mod:`svcnet.node.netns` on every pod start, and importing asyncio costs ~90 ms there.
 """
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import ctypes
 import os
@@ -106,6 +109,8 @@ class NetnsThread:
     async def call(self, fn: Callable[[], T]) -> T:
         if self._closed:
             raise RuntimeError(f"netns thread for {self.netns} is closed")
+        import asyncio
+
         self._start()
         await asyncio.wrap_future(self._entered)
         fut: concurrent.futures.Future[object] = concurrent.futures.Future()

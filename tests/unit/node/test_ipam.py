@@ -6,9 +6,14 @@ Test address plan: a node's pod CIDR is 10.244.1.0/24 (gateway .1), or the tiny
 
 from __future__ import annotations
 
+import fcntl
 import json
+import multiprocessing
+import os
+import threading
 from ipaddress import IPv4Interface
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,3 +114,76 @@ def test_failed_write_allocates_nothing(state: Path, monkeypatch: pytest.MonkeyP
 def test_tiny_cidr_refused(state: Path) -> None:
     with pytest.raises(ValueError):
         PodIPAM("10.244.1.0/31", state)
+
+
+def test_other_gateway_is_never_handed_out(state: Path) -> None:
+    ipam = PodIPAM("10.244.9.0/29", state, gateway="10.244.9.2")
+    assert ipam.gateway == IPv4Interface("10.244.9.2/29")
+    got = {str(ipam.allocate(u).ip) for u in "abcde"}
+    assert got == {"10.244.9.1", "10.244.9.3", "10.244.9.4", "10.244.9.5", "10.244.9.6"}
+    with pytest.raises(ValueError):
+        PodIPAM("10.244.9.0/29", state, gateway="10.244.9.7")  # broadcast
+
+
+# --- several writers --------------------------------------------------------------------------
+
+
+def test_instances_share_the_file(state: Path) -> None:
+    """Each change re-reads the file under the lock; queries notice a newer file."""
+    a, b = PodIPAM("10.244.1.0/24", state), PodIPAM("10.244.1.0/24", state)
+    ip_a = a.allocate("sandbox-a")
+    ip_b = b.allocate("sandbox-b")  # b had not seen a's allocation
+    assert ip_a != ip_b
+    assert a.get("sandbox-b") == ip_b
+    assert a.release("sandbox-b") == ip_b
+    assert b.get("sandbox-b") is None
+    b.allocate("pod-uid-c")
+    assert a.retain_only(["sandbox-a", "pod-uid-c"]) == []  # a keeps what b added
+    assert set(PodIPAM("10.244.1.0/24", state).allocations()) == {"sandbox-a", "pod-uid-c"}
+    # Next-fit continues from the last address anyone handed out.
+    assert int(a.allocate("d").ip) == int(b.get("pod-uid-c").ip) + 1  # type: ignore[union-attr]
+
+
+def test_changes_wait_for_the_lock(state: Path) -> None:
+    ipam = PodIPAM("10.244.1.0/24", state)
+    state.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state.with_name("ipam.json.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another process, as far as flock is concerned
+    done = threading.Event()
+
+    def allocate() -> None:
+        ipam.allocate("a")
+        done.set()
+
+    worker = threading.Thread(target=allocate)
+    worker.start()
+    try:
+        assert not done.wait(0.3)
+        assert not state.exists()
+    finally:
+        os.close(fd)
+    worker.join(5)
+    assert done.is_set() and ipam.get("a") is not None
+
+
+def _allocate_many(state: str, prefix: str, count: int, start: Any) -> list[str]:
+    ipam = PodIPAM("10.244.1.0/24", Path(state))
+    start.wait()
+    return [str(ipam.allocate(f"{prefix}-{i}").ip) for i in range(count)]
+
+
+def test_concurrent_processes_never_share_an_address(state: Path) -> None:
+    workers, each = 4, 25
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        start = manager.Event()
+        with ctx.Pool(workers) as pool:
+            pending = [pool.apply_async(_allocate_many, (str(state), f"p{w}", each, start))
+                       for w in range(workers)]
+            start.set()
+            results = [r.get(timeout=60) for r in pending]
+    addresses = [ip for result in results for ip in result]
+    assert len(addresses) == len(set(addresses)) == workers * each
+    on_disk = json.loads(state.read_text())["allocations"]
+    assert set(on_disk) == set(addresses)
+    assert len(set(on_disk.values())) == workers * each

@@ -17,6 +17,7 @@ import pytest
 
 from svcnet.node.names import ClusterNames, PodNetworkNames
 from svcnet.node.netns import (
+    SELF_NETNS,
     Batch,
     CommandFailed,
     FakeNetwork,
@@ -28,10 +29,14 @@ from svcnet.node.netns import (
     NetnsNotFound,
     NetworkError,
     Route,
+    apply_sync,
+    batch_command,
     mac_for,
     plan_node_network,
     plan_pod_network,
+    plan_veth,
     pod_veth_spec,
+    query_sync,
     render,
 )
 
@@ -65,6 +70,35 @@ def test_plan_pod_network_golden() -> None:
 def test_plan_node_network_golden() -> None:
     golden("node_network.ip", render(plan_node_network("svcnet-t4-n1",
                                                        IPv4Interface("10.244.1.1/24"))))
+
+
+def test_plan_cni_pod_network_golden() -> None:
+    """The CNI plugin's plan: the host end in the plugin's own netns, the pod end in the
+    namespace the runtime passed by path (CNI_NETNS)."""
+    names = PodNetworkNames(SELF_NETNS, "svcnet0", "/var/run/netns/cni-7c1e2f3a", "vethdk3ztyamwgm",
+                            "eth0")
+    spec = pod_veth_spec(IPv4Interface("10.244.1.5/24"), GW, names)
+    golden("cni_pod_network.ip", render(plan_veth(spec)))
+    no_hairpin = render(plan_veth(replace(spec, hairpin=False)))
+    assert "hairpin" not in no_hairpin and "master svcnet0" in no_hairpin
+
+
+@pytest.mark.parametrize(("netns", "json_output", "command"), [
+    ("svcnet-t4-n1", False, ["ip", "-n", "svcnet-t4-n1", "-batch", "-"]),
+    ("svcnet-t4-n1", True, ["ip", "-j", "-n", "svcnet-t4-n1", "-batch", "-"]),
+    (SELF_NETNS, False, ["ip", "-batch", "-"]),
+    ("/var/run/netns/cni-1", True,
+     ["nsenter", "--net=/var/run/netns/cni-1", "ip", "-j", "-batch", "-"]),
+])
+def test_batch_command(netns: str, json_output: bool, command: list[str]) -> None:
+    assert batch_command(netns, json_output=json_output) == command
+
+
+@pytest.mark.parametrize("netns", ["/run/netns/../../etc/passwd", "/tmp/a b", "relative/path",
+                                   "svcnet-t4-n1234567"])
+def test_batch_command_refuses_unusable_references(netns: str) -> None:
+    with pytest.raises(InvalidName):
+        batch_command(netns)
 
 
 @pytest.mark.parametrize(("pod_ip", "gateway"), [
@@ -178,7 +212,7 @@ def test_invalid_name_is_both_kinds_of_error() -> None:
 
 FAKE_IP = """#!/bin/sh
 # Records its arguments and stdin; fails like iproute2 when FAKE_IP_FAIL names a stderr text.
-{{ echo "ARGS $*"; if [ "$2" = "-batch" ] || [ "$3" = "-batch" ] || [ "$4" = "-batch" ]; then cat; fi; }} >> {log}
+{{ echo "ARGS $*"; if [ "$1" = "-batch" ] || [ "$2" = "-batch" ] || [ "$3" = "-batch" ] || [ "$4" = "-batch" ]; then cat; fi; }} >> {log}
 if [ -f {fail} ]; then cat {fail} >&2; exit 1; fi
 exit 0
 """
@@ -259,3 +293,25 @@ async def test_applier_etc_files_and_delete(
     await net.delete_netns("svcnet-t4-pabcd")
     assert "ARGS netns del svcnet-t4-pabcd" in log.read_text()
     assert not path.parent.exists()
+
+
+def test_sync_applier(stand_in: tuple[IPBatchNetwork, Path, Path, Path], tmp_path: Path) -> None:
+    """apply_sync/query_sync: the asyncio applier's command lines and error classification,
+    with plain subprocesses (for the CNI plugin process)."""
+    _, log, fail, _ = stand_in
+    ip = str(tmp_path / "ip")
+    apply_sync([Batch(SELF_NETNS, ("link set lo up", "link set eth0 up"))], ip=ip)
+    assert log.read_text() == "ARGS -batch -\nlink set lo up\nlink set eth0 up\n"
+    with pytest.raises(NetnsNotFound):
+        apply_sync([Batch(str(tmp_path / "no-such-netns"), ("link set lo up",))], ip=ip)
+    fail.write_text('Cannot find device "eth0"\nCommand failed -:2\n')
+    with pytest.raises(LinkNotFound, match="link set eth0 up"):
+        apply_sync([Batch(SELF_NETNS, ("link set lo up", "link set eth0 up"))], ip=ip)
+
+
+def test_query_sync_parses_one_json_value_per_command(tmp_path: Path) -> None:
+    script = tmp_path / "ip"
+    script.write_text('#!/bin/sh\ncat >/dev/null\necho \'[{"ifname":"eth0"}]\'\necho \'[]\'\n')
+    script.chmod(0o755)
+    assert query_sync(SELF_NETNS, ["addr show dev eth0", "route show default"],
+                      ip=str(script)) == [[{"ifname": "eth0"}], []]
