@@ -7,9 +7,9 @@ unit of the cluster's supervisor (``containerd-<node>``), with its own configura
 directories (:mod:`svcnet.node.containerd`). Each containerd runs in the machine's root
 network namespace, where a real node's containerd runs: that is where its image pulls go
 out, so a registry or mirror on the host's loopback (``http://127.0.0.1:5000``) is reachable.
-Nothing of the pods' network happens there: the CNI plugin containerd executes is a small
-wrapper that enters the *node's* namespace first (``nsenter --net``), so pod veths hang off
-the node's bridge exactly as with the process runtime.
+Nothing of the pods' network happens there: the CNI configuration the node agent writes
+names the node's namespace (``nodeNetns``), where the plugin puts each pod veth's host end,
+on the node's bridge, exactly as for the process runtime.
 
 Containerd is used when ``--container-runtime`` says so, or (``auto``, the default) when
 ``containerd``, ``runc``, ``ctr`` and a static busybox (for the sandbox image,
@@ -65,22 +65,11 @@ def containerd_available() -> str | None:
     return None
 
 
-def _cni_wrapper(path: Path, node_netns: str) -> Path:
-    """The CNI plugin as containerd runs it: the real plugin, inside the node's netns."""
-    plugin = shutil.which("svcnet-cni") or "svcnet-cni"
-    path.write_text(f"#!/bin/sh\n# svcnet: the CNI plugin, in node namespace {node_netns}\n"
-                    f"exec nsenter --net=/run/netns/{node_netns} {plugin} \"$@\"\n")
-    path.chmod(0o755)
-    return path
-
-
-def node_containerd(base: Path, node_netns: str, *,
+def node_containerd(base: Path, *,
                     mirrors: Mapping[str, str] = {}) -> tuple[ContainerdPaths, list[str]]:
     """Write one node's containerd configuration; returns its paths and the unit's argv."""
     paths = ContainerdPaths(base)
-    base.mkdir(parents=True, exist_ok=True)
-    wrapper = _cni_wrapper(base / "svcnet-cni-node", node_netns)
-    write_config(paths, mirrors=mirrors, cni_plugin=str(wrapper))
+    write_config(paths, mirrors=mirrors)
     containerd = shutil.which("containerd") or "containerd"
     return paths, [containerd, "--config", str(paths.config)]
 

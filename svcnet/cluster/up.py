@@ -395,7 +395,7 @@ def _start_containerds(paths: Paths, topo: Topology, opts: UpOptions) -> None:
     started = []
     for node in topo.nodes:
         cpaths, argv = runtimes.node_containerd(paths.node(node.name) / "containerd",
-                                                node.netns, mirrors=opts.registry_mirrors)
+                                                mirrors=opts.registry_mirrors)
         write_unit(paths, f"containerd-{node.name}", argv)
         started.append(cpaths)
     reload_supervisor(paths)

@@ -40,6 +40,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import re
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,9 +63,15 @@ from svcnet.node.netns import (
     Network,
     NetworkError,
     mac_for,
-    pod_veth_spec,
 )
 from svcnet.node.podenv import Lookup
+from svcnet.node.podnetwork import (
+    CONFLIST_NAME,
+    CNIPodNetwork,
+    PodNetwork,
+    PodNetworkError,
+    node_conflist,
+)
 from svcnet.node.pods import ActualPod, NodeState, PodPlan
 from svcnet.node.probes import (
     NetnsProbeExecutor,
@@ -161,6 +168,8 @@ class _Sandbox:
 IMAGE_BACKOFF_INITIAL = 10.0
 IMAGE_BACKOFF_MAX = 300.0
 """The kubelet's image pull back-off (``backOffPeriod``, ``MaxContainerBackOff``)."""
+_SANDBOX_ID = re.compile(r"[0-9a-f]{64}")
+"""A CRI sandbox id (containerd's: 64 hex digits); pod UIDs are UUIDs."""
 PROCESS_HANDLER = "process"
 """The RuntimeClass handler of the process runtime (``runtimeClassName: process``)."""
 
@@ -177,13 +186,16 @@ class PodRunner:
                  service_env: Callable[[Pod], Mapping[str, str]] | None = None,
                  objects: Lookup | None = None,
                  tokens: volumes.TokenLookup | None = None,
-                 cri: CriRuntime | None = None) -> None:
+                 cri: CriRuntime | None = None,
+                 pod_network: PodNetwork | None = None) -> None:
         self.config = config
         self.objects: Lookup = objects or _no_objects
         self.tokens = tokens
         self.events: list[tuple[Pod, str, str]] = []
         """Warnings for the agent to record as Events: (pod, reason, message)."""
         self.network = network
+        self.pod_network: PodNetwork = pod_network or CNIPodNetwork(self.conflist())
+        """Pods' attachments to the node's pod network: the CNI plugin, in-process."""
         self.runtime = runtime
         self.probes = probes
         self.ipam = ipam
@@ -230,10 +242,13 @@ class PodRunner:
     async def start(self) -> None:
         """Set up the node's pod network (idempotent) and adopt a previous agent's pods."""
         await self.ensure_node_network()
+        if self.config.cni_conf_dir is not None:
+            atomic_write(self.config.cni_conf_dir / CONFLIST_NAME, self.conflist())
         await self.runtime.adopt()
         if self.cri is not None:
             await self._adopt_cri(self.cri)
         existing = set(await self.network.list_netns(self.config.names.prefix))
+        half_built: set[str] = set()
         for uid in self.ipam.allocations():
             netns = self.config.pod_names(uid).pod_netns
             if netns not in existing:
@@ -242,8 +257,25 @@ class PodRunner:
                 self._netns_ready.add(uid)
             else:
                 log.info("pod %s: removing half-built network namespace %s", uid, netns)
+                half_built.add(uid)  # keeps its address: the next sync rebuilds it
                 with contextlib.suppress(NetnsNotFound):
                     await self.network.delete_netns(netns)
+        # CNI's garbage collection: an address whose owner (a sandbox, or a pod of the
+        # process runtime with its network or a container) is gone was leaked by a crash.
+        live = self._netns_ready | half_built | {s.id for s in self._sandboxes.values()}
+        live |= {p.key.pod_uid for p in self.runtime.containers()}
+        try:
+            released = await self.pod_network.gc(live)
+        except PodNetworkError as exc:
+            log.warning("pod network garbage collection failed: %s", exc)
+        else:
+            if released:
+                log.info("released the addresses of %d gone pod(s)", len(released))
+
+    def conflist(self) -> str:
+        """The node's CNI configuration: what containerd reads, and the in-process calls."""
+        return node_conflist(self.config.names, self.config.node_netns,
+                             str(self.config.pod_cidr), self.config.state_dir)
 
     async def _adopt_cri(self, cri: CriRuntime) -> None:
         """Find the pods a previous agent left in containerd: their sandboxes (a pod with
@@ -337,7 +369,10 @@ class PodRunner:
         by_pod: dict[str, dict[str, ContainerProcess]] = {}
         for proc in self._all_containers():
             by_pod.setdefault(proc.key.pod_uid, {})[proc.key.container] = proc
-        uids = set(by_pod) | set(self.ipam.allocations()) | set(self._sandboxes)
+        # The IPAM file is shared with the CNI plugin: its CRI owners are sandbox ids, which
+        # containerd, not this runner, releases (DEL on sandbox stop).
+        process_owners = {o for o in self.ipam.allocations() if not _SANDBOX_ID.fullmatch(o)}
+        uids = set(by_pod) | process_owners | set(self._sandboxes)
         pods = {}
         for uid in uids:
             containers = by_pod.get(uid, {})
@@ -445,7 +480,9 @@ class PodRunner:
         names = self.config.pod_names(uid)
         memo = self._memo.setdefault(uid, _PodMemo())
         try:
-            ip = self.ipam.allocate(uid)  # before the netns: see the module docstring
+            # Reserve the address before the netns (see the module docstring); the CNI ADD
+            # below finds it (allocation is idempotent per owner).
+            ip = self.ipam.allocate(uid)
         except IPAMError as exc:
             memo.network_error = str(exc)
             log.warning("pod %s: no IP: %s", uid, exc)
@@ -465,14 +502,18 @@ class PodRunner:
             log.warning("pod %s: network setup failed: %s", uid, exc)
             return False
         try:
-            await self.network.create_veth(pod_veth_spec(ip, self.ipam.gateway.ip, names))
+            result = await self.pod_network.add(uid, names.pod_netns, uid)
+            if result.ip != ip:
+                raise PodNetworkError(f"the CNI plugin gave {result.ip}, reserved was {ip}")
             resolv = podlib.resolv_conf(pod, nameservers=self.config.cluster_dns,
                                         cluster_domain=self.config.cluster_domain)
             if resolv is not None:
                 await self.network.write_etc_file(names.pod_netns, "resolv.conf", resolv)
-        except (NetworkError, OSError, ValueError) as exc:
+        except (NetworkError, PodNetworkError, OSError, ValueError) as exc:
             memo.network_error = str(exc)
             log.warning("pod %s: network setup failed: %s", uid, exc)
+            with contextlib.suppress(PodNetworkError):
+                await self.pod_network.delete(uid, names.pod_netns, uid)
             with contextlib.suppress(NetworkError):
                 await self.network.delete_netns(names.pod_netns)
             return False
@@ -520,6 +561,10 @@ class PodRunner:
                 self._sandboxes[uid] = sandbox  # the next sync tries again
             return
         names = self.config.pod_names(uid)
+        try:
+            await self.pod_network.delete(uid, names.pod_netns, uid)
+        except PodNetworkError as exc:
+            log.warning("pod %s: CNI DEL: %s", uid, exc)
         with contextlib.suppress(NetnsNotFound):
             await self.network.delete_netns(names.pod_netns)
         self._netns_ready.discard(uid)

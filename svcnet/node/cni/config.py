@@ -180,7 +180,8 @@ def netconf_from_conflist(text: str, *, plugin_type: str = PLUGIN_TYPE) -> NetCo
 
 
 def conflist(name: str, subnet: IPv4Network | str, gateway: IPv4Address | str | None,
-             bridge: str, data_dir: Path | str, netns_prefix: str | None) -> str:
+             bridge: str, data_dir: Path | str, netns_prefix: str | None, *,
+             node_netns: str | None = None) -> str:
     """The conflist the agent writes into containerd's CNI conf dir (CNI 1.0.0). Checked by
     the same parser the plugin uses, so a bad argument fails here, not at the first pod."""
     plugin: dict[str, Any] = {"type": PLUGIN_TYPE, "bridge": bridge,
@@ -191,6 +192,8 @@ def conflist(name: str, subnet: IPv4Network | str, gateway: IPv4Address | str | 
     if netns_prefix is not None:
         plugin["netnsPrefix"] = netns_prefix
     plugin["hairpin"] = True
+    if node_netns is not None:
+        plugin["nodeNetns"] = node_netns
     text = json.dumps({"cniVersion": "1.0.0", "name": name, "plugins": [plugin]}, indent=2)
     netconf_from_conflist(text)
     return text + "\n"

@@ -19,6 +19,7 @@ import pytest
 
 from svcnet.node.ipam import PodIPAM
 from svcnet.node.netns import CommandFailed, FakeNetwork
+from svcnet.node.podnetwork import FakePodNetwork
 from svcnet.node.probes import ProbeAction, ProbeContext, ProbeManager, ProbeOutcome
 from svcnet.node.runner import NodeConfig, PodRunner
 from svcnet.node.runtime import ContainerKey, Exited, FakeRuntime, Running
@@ -82,13 +83,15 @@ class Node:
             await self.runner.close()
         self.runtime = (FakeRuntime(self.clock) if self.runtime is None
                         else self.runtime.restarted())
+        ipam = PodIPAM(self.config.pod_cidr, self.config.state_dir / "ipam.json")
         self.runner = PodRunner(
             self.config, network=self.network, runtime=self.runtime,
-            probes=ProbeManager(self.prober, self.clock),
-            ipam=PodIPAM(self.config.pod_cidr, self.config.state_dir / "ipam.json"),
+            probes=ProbeManager(self.prober, self.clock), ipam=ipam,
             clock=self.clock, on_change=self.changes.append,
             objects=lambda kind, ns, name: self.objects.get((kind, ns, name)),
-            tokens=self.token)
+            tokens=self.token,
+            pod_network=FakePodNetwork(self.network, ipam, self.config.names,
+                                       self.config.node_netns))
         await self.runner.start()
         return self.runner
 
