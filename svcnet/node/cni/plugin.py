@@ -268,8 +268,17 @@ def _host_netns(conf: BridgeConf) -> str:
 
 
 def _alias_name(conf: BridgeConf, args: CNIArgs) -> str | None:
+    """The pod netns's contract name, if it needs one: not when the runtime's namespace is
+    that very file (the process runtime's ``ip netns add``)."""
     names = conf.names
-    return None if names is None or args.pod_uid is None else names.pod_netns(args.pod_uid)
+    if names is None or args.pod_uid is None:
+        return None
+    name = names.pod_netns(args.pod_uid)
+    return None if _same_file(alias.alias_path(name), args.netns) else name
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    return bool(b) and os.path.realpath(a) == os.path.realpath(b)
 
 
 def _bridge_add(conf: BridgeConf, args: CNIArgs) -> Result:
@@ -331,6 +340,8 @@ def _delete_pod_link(netns: str, ifname: str) -> None:
 def _drop_alias(name: str, netns: str) -> None:
     """Remove alias ``name`` made for ``netns``, unless it now names another namespace."""
     path = alias.alias_path(name)
+    if _same_file(path, netns):
+        return
     if not alias.is_netns(netns) or alias.same_netns(path, netns) or not alias.is_netns(path):
         alias.detach(name)
 
@@ -342,10 +353,9 @@ def _bridge_del(conf: BridgeConf, args: CNIArgs) -> None:
         _delete_pod_link(netns, args.ifname)
     if record is not None and record.alias is not None:
         _drop_alias(record.alias, record.netns)
-    elif (name := _alias_name(conf, args)) is not None and netns:
-        path = alias.alias_path(name)
-        if os.path.realpath(path) != os.path.realpath(netns) and alias.same_netns(path, netns):
-            alias.detach(name)
+    elif ((name := _alias_name(conf, args)) is not None and netns
+          and alias.same_netns(alias.alias_path(name), netns)):
+        alias.detach(name)
     (_records_dir(conf) / f"{args.container_id}.json").unlink(missing_ok=True)
     _ipam(conf).release(args.container_id)
 
