@@ -305,3 +305,20 @@ async def test_in_process_api_on_a_named_netns(node: Node) -> None:
     finally:
         with contextlib.suppress(OSError):
             subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+
+
+def test_add_rebuilds_a_half_built_network(node: Node) -> None:
+    """An ADD interrupted after ``link add`` (no record yet), or a pod network broken since, is
+    rebuilt by the next ADD with the same address."""
+    netns = node.make_pod_netns("half")
+    uid, cid = "uid-h-" + secrets.token_hex(4), secrets.token_hex(32)
+    first = node.ok("ADD", netns, cid, uid)
+    (node.tmp / "data" / "attachments" / f"{cid}.json").unlink()  # as if ADD died before it
+    again = node.ok("ADD", netns, cid, uid)  # link add: File exists, removed, retried
+    assert again is not None and first is not None
+    assert ip_of(again) == ip_of(first) and again["interfaces"][1] == first["interfaces"][1]
+    subprocess.run(["nsenter", f"--net={netns}", "ip", "link", "del", "eth0"], check=True)
+    rebuilt = node.ok("ADD", netns, cid, uid)  # the record's network fails CHECK: rebuilt
+    assert ip_of(rebuilt) == ip_of(first)
+    assert ping(netns, "10.244.1.1")
+    assert node.ok("CHECK", netns, cid, uid, conf={**node.conf, "prevResult": rebuilt}) is None

@@ -24,11 +24,12 @@ alias, then the record, and releases the address last. A failed ADD undoes what 
 half-built pod is still allocated, and DEL or :func:`gc` (the agent's start, with the live
 sandbox IDs) frees it.
 
-* **ADD is idempotent.** A container with a record for the same namespace and interface whose
-  network passes CHECK gets the recorded result back. Anything else is rebuilt with the same
-  address (allocation is idempotent per owner): an interface left by an interrupted ADD (or a
-  host veth of the pod's previous sandbox, which Kubernetes no longer runs once it creates a
-  new one) makes ``link add`` fail with "File exists", and is deleted before one retry.
+* **ADD is idempotent.** A container with a record for the same namespace and interface, whose
+  address the IPAM still holds and whose network passes CHECK, gets the recorded result back.
+  Anything else is rebuilt with the same address (allocation is idempotent per owner): an
+  interface left by an interrupted ADD (or a host veth of the pod's previous sandbox, which
+  Kubernetes no longer runs once it creates a new one) makes ``link add`` fail with "File
+  exists", and is deleted before one retry.
 * **DEL is tolerant**, as the spec requires: a missing namespace, interface, alias, record or
   address is no error, so DEL twice succeeds. If the namespace still exists the pod's
   interface is deleted there (its host end goes with it); otherwise the kernel removed both
@@ -282,12 +283,13 @@ def _same_file(a: str | Path, b: str | Path) -> bool:
 
 
 def _bridge_add(conf: BridgeConf, args: CNIArgs) -> Result:
+    ipam = _ipam(conf)
     record = _load_record(conf, args.container_id)
-    if record is not None and (record.netns, record.ifname) == (args.netns, args.ifname):
+    if (record is not None and (record.netns, record.ifname) == (args.netns, args.ifname)
+            and ipam.get(args.container_id) == record.result.ip):
         with contextlib.suppress(CNIError):
             _bridge_check(conf, args, record.result)
             return record.result
-    ipam = _ipam(conf)
     ip = ipam.allocate(args.container_id)
     name = _alias_name(conf, args)
     made_alias = False
