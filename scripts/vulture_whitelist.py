@@ -31,3 +31,7 @@ _.next_start_at
 _.chased
 _.formerr
 _.rebuilds
+
+# The CNI spec's well-known error codes, listed whole (svcnet/node/cni/spec.py).
+_.UNSUPPORTED_FIELD
+_.TRY_AGAIN_LATER

@@ -24,11 +24,12 @@ alias, then the record, and releases the address last. A failed ADD undoes what 
 half-built pod is still allocated, and DEL or :func:`gc` (the agent's start, with the live
 sandbox IDs) frees it.
 
-* **ADD is idempotent.** A container with a record for the same namespace and interface whose
-  network passes CHECK gets the recorded result back. Anything else is rebuilt with the same
-  address (allocation is idempotent per owner): an interface left by an interrupted ADD (or a
-  host veth of the pod's previous sandbox, which Kubernetes no longer runs once it creates a
-  new one) makes ``link add`` fail with "File exists", and is deleted before one retry.
+* **ADD is idempotent.** A container with a record for the same namespace and interface, whose
+  address the IPAM still holds and whose network passes CHECK, gets the recorded result back.
+  Anything else is rebuilt with the same address (allocation is idempotent per owner): an
+  interface left by an interrupted ADD (or a host veth of the pod's previous sandbox, which
+  Kubernetes no longer runs once it creates a new one) makes ``link add`` fail with "File
+  exists", and is deleted before one retry.
 * **DEL is tolerant**, as the spec requires: a missing namespace, interface, alias, record or
   address is no error, so DEL twice succeeds. If the namespace still exists the pod's
   interface is deleted there (its host end goes with it); otherwise the kernel removed both
@@ -268,17 +269,27 @@ def _host_netns(conf: BridgeConf) -> str:
 
 
 def _alias_name(conf: BridgeConf, args: CNIArgs) -> str | None:
+    """The pod netns's contract name, if it needs one: not when the runtime's namespace is
+    that very file (the process runtime's ``ip netns add``)."""
     names = conf.names
-    return None if names is None or args.pod_uid is None else names.pod_netns(args.pod_uid)
+    if names is None or args.pod_uid is None:
+        return None
+    name = names.pod_netns(args.pod_uid)
+    return None if _same_file(alias.alias_path(name), args.netns) else name
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    return bool(b) and os.path.realpath(a) == os.path.realpath(b)
 
 
 def _bridge_add(conf: BridgeConf, args: CNIArgs) -> Result:
+    ipam = _ipam(conf)
     record = _load_record(conf, args.container_id)
-    if record is not None and (record.netns, record.ifname) == (args.netns, args.ifname):
+    if (record is not None and (record.netns, record.ifname) == (args.netns, args.ifname)
+            and ipam.get(args.container_id) == record.result.ip):
         with contextlib.suppress(CNIError):
             _bridge_check(conf, args, record.result)
             return record.result
-    ipam = _ipam(conf)
     ip = ipam.allocate(args.container_id)
     name = _alias_name(conf, args)
     made_alias = False
@@ -331,6 +342,8 @@ def _delete_pod_link(netns: str, ifname: str) -> None:
 def _drop_alias(name: str, netns: str) -> None:
     """Remove alias ``name`` made for ``netns``, unless it now names another namespace."""
     path = alias.alias_path(name)
+    if _same_file(path, netns):
+        return
     if not alias.is_netns(netns) or alias.same_netns(path, netns) or not alias.is_netns(path):
         alias.detach(name)
 
@@ -342,10 +355,9 @@ def _bridge_del(conf: BridgeConf, args: CNIArgs) -> None:
         _delete_pod_link(netns, args.ifname)
     if record is not None and record.alias is not None:
         _drop_alias(record.alias, record.netns)
-    elif (name := _alias_name(conf, args)) is not None and netns:
-        path = alias.alias_path(name)
-        if os.path.realpath(path) != os.path.realpath(netns) and alias.same_netns(path, netns):
-            alias.detach(name)
+    elif ((name := _alias_name(conf, args)) is not None and netns
+          and alias.same_netns(alias.alias_path(name), netns)):
+        alias.detach(name)
     (_records_dir(conf) / f"{args.container_id}.json").unlink(missing_ok=True)
     _ipam(conf).release(args.container_id)
 

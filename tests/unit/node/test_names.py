@@ -116,3 +116,18 @@ def test_root_namespace_names() -> None:
     assert names.node_bridge == "svcnet-t4"
     assert names.node_uplink_host(3) == "svcnet-t4-n3"
     assert names.prefix == "svcnet-t4-"
+
+
+@pytest.mark.parametrize("cluster", ["t4", "a", "svcnet", "my-cluster"])
+def test_for_prefix_gives_the_same_names(cluster: str) -> None:
+    names = ClusterNames.for_cluster(cluster)
+    again = ClusterNames.for_prefix(names.prefix)
+    assert again.tag == names.tag
+    assert again.pod_netns("uid-1") == names.pod_netns("uid-1")
+    assert again.node_netns(3) == names.node_netns(3)
+
+
+@pytest.mark.parametrize("prefix", ["svcnet-t4", "svcnet-abc-", "t4-", "svcnet-T4-", ""])
+def test_for_prefix_refuses_other_strings(prefix: str) -> None:
+    with pytest.raises(InvalidName):
+        ClusterNames.for_prefix(prefix)
