@@ -26,6 +26,8 @@ cluster directory (root filesystems, sandbox ``/dev/shm``, netns files).
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import itertools
 import os
 import shutil
 import signal
@@ -105,10 +107,30 @@ def _cgroup_dirs(names: ClusterNames, root: Path = CGROUP_ROOT) -> list[Path]:
     return sorted(set(found), key=lambda p: (-len(p.parts), str(p)))
 
 
-def _shim_pids(sockets: Sequence[Path]) -> list[int]:
-    """containerd shims serving one of these containerds (their argv names the socket)."""
+_SHIM_SOCKETS = Path("/run/containerd/s")
+"""Where containerd 1.6's shims listen, whatever containerd's own state directory."""
+
+
+def shim_socket(address: str, namespace: str, container_id: str) -> Path:
+    """A shim's socket, as containerd 1.6 names it (``runtime/v2/shim``'s SocketAddress: the
+    sha256 of ``<containerd address>/<namespace>/<id>``): a shim killed by force leaves it."""
+    digest = hashlib.sha256(f"{address}/{namespace}/{container_id}".encode()).hexdigest()
+    return _SHIM_SOCKETS / digest
+
+
+def _shim_args(argv: Sequence[bytes]) -> dict[str, str]:
+    out, args = {}, [a.decode(errors="replace") for a in argv[1:]]
+    for flag, value in itertools.pairwise(args):
+        if flag in ("-namespace", "-id", "-address"):
+            out[flag[1:]] = value
+    return out
+
+
+def _shims(sockets: Sequence[Path]) -> list[tuple[int, Path | None]]:
+    """containerd shims serving one of these containerds (their argv names the socket), with
+    their own sockets."""
     wanted = {str(s) for s in sockets}
-    pids = []
+    shims = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -118,8 +140,11 @@ def _shim_pids(sockets: Sequence[Path]) -> list[int]:
             continue
         if argv and b"containerd-shim" in argv[0] and any(
                 a.decode(errors="replace") in wanted for a in argv):
-            pids.append(int(proc.name))
-    return pids
+            args = _shim_args(argv)
+            socket = (shim_socket(args["address"], args["namespace"], args["id"])
+                      if {"address", "namespace", "id"} <= args.keys() else None)
+            shims.append((int(proc.name), socket))
+    return shims
 
 
 def remove_traces(cluster_root: Path, names: ClusterNames) -> list[str]:
@@ -128,10 +153,12 @@ def remove_traces(cluster_root: Path, names: ClusterNames) -> list[str]:
     done: list[str] = []
     sockets = [p / "containerd" / "containerd.sock"
                for p in (cluster_root / "nodes").glob("*")] if cluster_root.is_dir() else []
-    for pid in _shim_pids(sockets):
+    for pid, socket in _shims(sockets):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
             done.append(f"containerd-shim {pid}")
+        if socket is not None:
+            socket.unlink(missing_ok=True)
     dirs = _cgroup_dirs(names)
     for d in dirs:
         with contextlib.suppress(OSError, ValueError):

@@ -42,6 +42,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,12 +237,19 @@ def write_config(paths: ContainerdPaths, *, mirrors: Mapping[str, str] = {},
         d = paths.certs_d / registry
         d.mkdir(exist_ok=True)
         (d / "hosts.toml").write_text(render_hosts_toml(registry))
-    plugin = cni_plugin or shutil.which("svcnet-cni")
+    plugin = cni_plugin or _plugin_executable()
     if plugin:
         for name in ("svcnet-cni", "loopback"):
             link = paths.cni_bin / name
             link.unlink(missing_ok=True)
             link.symlink_to(plugin)
+
+
+def _plugin_executable() -> str | None:
+    """``svcnet-cni`` beside this Python (the virtualenv's bin, which need not be on PATH),
+    else on PATH."""
+    beside = Path(sys.executable).parent / "svcnet-cni"
+    return str(beside) if beside.is_file() else shutil.which("svcnet-cni")
 
 
 def sandbox_image_archive(busybox: Path = Path("/bin/busybox")) -> bytes:

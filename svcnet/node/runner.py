@@ -154,6 +154,9 @@ class _PodMemo:
     """Container → (ErrImagePull | ImagePullBackOff | ErrImageNeverPull, message)."""
     image_backoff: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Container → (monotonic time the next pull may start, the current back-off)."""
+    sandbox_attempt: int = 0
+    """The next sandbox's attempt number (the kubelet counts them: a failed sandbox keeps
+    its name reserved in the runtime until removed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -539,7 +542,7 @@ class PodRunner:
             nameservers=self.config.cluster_dns, cluster_domain=self.config.cluster_domain)
         self._pod_dir(uid).mkdir(parents=True, exist_ok=True)
         try:
-            sid = await self.cri.run_sandbox(spec)
+            sid = await self.cri.run_sandbox(spec, memo.sandbox_attempt)
             ip = await self.cri.sandbox_ip(sid) if not spec.host_network else \
                 self.config.host_ip
             prefix = self.config.pod_cidr.prefixlen if not spec.host_network else 32
@@ -548,6 +551,11 @@ class PodRunner:
             memo.network_error = f"Failed to create pod sandbox: {exc}"
             log.warning("pod %s: %s", uid, memo.network_error)
             self._warn(pod, memo, "FailedCreatePodSandBox", memo.network_error)
+            memo.sandbox_attempt += 1
+            with contextlib.suppress(CriError):  # what the failed attempt left
+                for sid, owner, _ready in await self.cri.sandboxes():
+                    if owner == uid:
+                        await self.cri.remove_sandbox(sid)
             return False
         memo.network_error = ""
         return True
