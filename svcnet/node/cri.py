@@ -199,8 +199,6 @@ class CriRuntime:
         self._rt = rpc.RuntimeServiceStub(self._channel)
         self._img = rpc.ImageServiceStub(self._channel)
         self._tracked: dict[ContainerKey, _Tracked] = {}
-        self._sandbox_of: dict[str, str] = {}
-        """CRI container id → its sandbox id."""
         self._relist_period = relist_period
         self._relister: asyncio.Task[None] | None = None
         self._closed = False
@@ -292,7 +290,8 @@ class CriRuntime:
 
     async def remove_sandbox(self, sandbox_id: str) -> None:
         """Stop (the CNI plugin's DEL runs) and remove a sandbox and its containers; a
-        sandbox already gone is no error."""
+        sandbox already gone is no error. The containers' last states stay known (a finished
+        pod's status shows them) until :meth:`remove`."""
         for name, method, request in (
                 ("StopPodSandbox", self._rt.StopPodSandbox,
                  pb.StopPodSandboxRequest(pod_sandbox_id=sandbox_id)),
@@ -303,9 +302,6 @@ class CriRuntime:
             except CriError as exc:
                 if exc.code != "NOT_FOUND":
                     raise
-        for key in [k for k, t in self._tracked.items() if t.container_id and
-                    self._sandbox_of.get(t.container_id) == sandbox_id]:
-            self._tracked.pop(key, None)
 
     # --- containers (the ProcessRuntime protocol)
 
@@ -338,7 +334,6 @@ class CriRuntime:
                                          pod_sandbox_id=cri.sandbox_id, config=config,
                                          sandbox_config=cri.sandbox.config()))
             cid = str(reply.container_id)
-            self._sandbox_of[cid] = cri.sandbox_id
             await self._call("StartContainer", self._rt.StartContainer,
                              pb.StartContainerRequest(container_id=cid))
         except CriError as exc:
@@ -448,7 +443,6 @@ class CriRuntime:
                 key = ContainerKey(str(uid), str(name))
             except ValueError:
                 continue
-            self._sandbox_of[str(c.id)] = str(c.pod_sandbox_id)
             attempt = int(c.annotations.get(_ANNOTATION_RESTARTS, "0") or 0)
             by_key.setdefault(key, []).append((attempt, c))
         for key, runs in by_key.items():

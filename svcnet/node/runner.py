@@ -852,7 +852,12 @@ class PodRunner:
         return self._runtime_of(ContainerKey(uid, container))
 
     def cri_logs(self, uid: str) -> bool:
-        return uid in self._sandboxes
+        if self.cri is None:
+            return False
+        pod = self._pods.get(uid)
+        if pod is not None:
+            return self.uses_cri(pod)
+        return any(p.key.pod_uid == uid for p in self.cri.containers())
 
     def _stop_in_background(self, key: ContainerKey, grace: float, reason: str) -> None:
         if key in self._stopping:

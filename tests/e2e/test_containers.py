@@ -1,0 +1,305 @@
+"""Pods from container images on a whole `svcnet up` cluster: containerd on each node (CRI), the
+CNI plugin, images from a registry on the host's loopback, with the real kubectl.
+
+What a Kubernetes user does first, and what must hold for it: ``kubectl create deployment`` from
+an image, ``kubectl expose`` it as a NodePort, traffic from the host spread over the containers
+on both nodes (also through a ``docker.io`` mirror, with ``image: web``); a missing image's
+ErrImagePull / ImagePullBackOff and its recovery; CrashLoopBackOff with ``--previous`` logs;
+OOMKilled at a memory limit; a rolling update from :1 to :2 without a failed request; logs,
+``logs -f`` and exec in containers; ``kill -9`` of containerd and of a node agent losing no pod
+and leaking no address.
+
+Needs root, containerd, runc, docker-registry and busybox-static (CI installs them). Cluster
+name "ec", always removed by `svcnet down`; one cluster at a time on the node network. No
+request leaves the machine: every image name is the local registry's or resolves through the
+mirror, which is also the `server` (no fall-back to Docker Hub).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from svcnet.cluster.state import Paths, live_processes
+from tests.conftest import require_binary, require_root
+from tests.images import crash_image, hog_image, user_image, web_image
+from tests.registry_server import RegistryServer
+from tests.waiting import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+NAME = "ec"
+SVCNET = [sys.executable, "-m", "svcnet.cli.main"]
+pytestmark = pytest.mark.root
+
+
+class Cluster:
+    def __init__(self, home: Path, registry: RegistryServer) -> None:
+        self.home, self.registry = home, registry
+        self.paths = Paths(home / NAME)
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, SVCNET_HOME=str(self.home),
+                    KUBECONFIG=str(self.home / NAME / "kubeconfig"),
+                    KUBECACHEDIR=str(self.home / "kcache"))
+
+    def kubectl(self, *args: str, check: bool = True,
+                input: str | None = None) -> subprocess.CompletedProcess[str]:
+        r = subprocess.run(["kubectl", *args], capture_output=True, text=True, env=self.env(),
+                           input=input, timeout=60, check=False)
+        if check and r.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)}: {r.returncode}\n{r.stderr}")
+        return r
+
+    def get(self, *args: str) -> Any:
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def pods(self, selector: str) -> list[dict[str, Any]]:
+        return list(self.get("pods", "-l", selector)["items"])
+
+    def ready(self, selector: str, count: int) -> bool:
+        pods = [p for p in self.pods(selector) if not p["metadata"].get("deletionTimestamp")]
+        return len(pods) == count and all(
+            any(c["type"] == "Ready" and c["status"] == "True"
+                for c in p.get("status", {}).get("conditions", [])) for p in pods)
+
+    def node_port(self, service: str) -> int:
+        return int(self.get("service", service)["spec"]["ports"][0]["nodePort"])
+
+    def waiting_reason(self, pod: str) -> str:
+        statuses = self.get("pod", pod).get("status", {}).get("containerStatuses") or [{}]
+        return str(statuses[0].get("state", {}).get("waiting", {}).get("reason", ""))
+
+    def events(self, pod: str) -> list[tuple[str, str]]:
+        items = self.get("events", "--field-selector", f"involvedObject.name={pod}")["items"]
+        return [(e.get("reason", ""), e.get("message", "")) for e in items]
+
+
+def http_get(url: str, timeout: float = 3.0) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return str(r.read().decode().strip())
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory,
+            registry: RegistryServer) -> Iterator[Cluster]:
+    require_root()
+    for tool in ("containerd", "runc", "ctr", "busybox", "nft"):
+        require_binary(tool)
+    home = tmp_path_factory.mktemp("svcnet-home")
+    c = Cluster(home, registry)
+    registry.push(web_image("v1"), "library/web", "1")  # docker.io/library/web, via the mirror
+    r = subprocess.run([*SVCNET, "up", "--name", NAME, "--detach", "--container-runtime",
+                        "containerd", "--registry-mirror",
+                        f"docker.io=http://{registry.host}"],
+                       capture_output=True, text=True, cwd=ROOT, env=c.env(), timeout=180,
+                       check=False)
+    try:
+        assert r.returncode == 0, r.stdout + r.stderr
+        yield c
+    finally:
+        subprocess.run([*SVCNET, "down", "--name", NAME], cwd=ROOT, env=c.env(), timeout=120,
+                       check=False)
+
+
+def test_deployment_from_an_image_behind_a_nodeport(cluster: Cluster) -> None:
+    repo = cluster.registry.new_repo("web")
+    cluster.registry.push(web_image("v1"), repo, "1")
+    cluster.kubectl("create", "deployment", "web", f"--image={cluster.registry.ref(repo, '1')}",
+                    "--replicas=3")
+    cluster.kubectl("expose", "deployment", "web", "--port", "80", "--target-port", "8080",
+                    "--type", "NodePort")
+    wait_for(lambda: cluster.ready("app=web", 3), "3 web pods Ready", timeout=90,
+             detail=lambda: cluster.kubectl("get", "pods", "-o", "wide").stdout)
+    pods = cluster.pods("app=web")
+    assert {p["spec"]["nodeName"] for p in pods} == {"node-1", "node-2"}
+    status = pods[0]["status"]["containerStatuses"][0]
+    assert status["containerID"].startswith("containerd://")
+    assert status["imageID"].startswith(f"{cluster.registry.host}/{repo}@sha256:")
+    node = cluster.get("node", "node-1")
+    assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+    port = cluster.node_port("web")
+    names = {p["metadata"]["name"] for p in pods}
+    hits: Counter[str] = Counter()
+    deadline = time.monotonic() + 30
+    while set(hits) != names and time.monotonic() < deadline:
+        for ip in ("172.20.0.11", "172.20.0.12", "127.0.0.1"):
+            pod, version = http_get(f"http://{ip}:{port}/").split()
+            assert version == "v1"
+            hits[pod] += 1
+    assert set(hits) == names, hits
+
+
+def test_image_through_the_docker_io_mirror(cluster: Cluster) -> None:
+    cluster.kubectl("run", "mirrored", "--image=web:1", "--port=8080")
+    wait_for(lambda: cluster.ready("run=mirrored", 1), "the mirrored pod Ready", timeout=60,
+             detail=lambda: json.dumps(cluster.get("pod", "mirrored").get("status")))
+    pod = cluster.get("pod", "mirrored")
+    # The image's repository digest (containerd names an image it holds under several
+    # repositories by its first; this content was pulled as 127.0.0.1:PORT/web-0 too).
+    assert pod["status"]["containerStatuses"][0]["imageID"].endswith(
+        "@" + web_image("v1").digest)
+    out = cluster.kubectl("exec", "mirrored", "--", "wget", "-qO-",
+                          "http://127.0.0.1:8080/").stdout
+    assert out.strip() == "mirrored v1"
+
+
+def test_missing_image_backs_off_then_recovers(cluster: Cluster) -> None:
+    repo = cluster.registry.new_repo("late")
+    cluster.kubectl("run", "late", f"--image={cluster.registry.ref(repo, '1')}")
+    wait_for(lambda: cluster.waiting_reason("late") in ("ErrImagePull", "ImagePullBackOff"),
+             "ErrImagePull", timeout=30)
+    wait_for(lambda: cluster.waiting_reason("late") == "ImagePullBackOff", "ImagePullBackOff",
+             timeout=30)
+    assert any(reason == "Failed" and "Failed to pull image" in message
+               for reason, message in cluster.events("late")), cluster.events("late")
+    cluster.registry.push(web_image("v1"), repo, "1")
+    wait_for(lambda: cluster.ready("run=late", 1), "the pod Ready once the image exists",
+             timeout=60, detail=lambda: cluster.waiting_reason("late"))
+
+
+def test_crash_loop_and_previous_logs(cluster: Cluster) -> None:
+    repo = cluster.registry.new_repo("crash")
+    cluster.registry.push(crash_image(), repo, "1")
+    cluster.kubectl("run", "crasher", f"--image={cluster.registry.ref(repo, '1')}")
+    wait_for(lambda: cluster.waiting_reason("crasher") == "CrashLoopBackOff",
+             "CrashLoopBackOff", timeout=60)
+    status = cluster.get("pod", "crasher")["status"]["containerStatuses"][0]
+    assert status["restartCount"] >= 1
+    assert status["lastState"]["terminated"]["exitCode"] == 3
+    assert status["lastState"]["terminated"]["reason"] == "Error"
+    assert cluster.kubectl("logs", "crasher", "--previous").stdout == "crashing\n"
+
+
+def test_memory_limit_kills_with_oomkilled(cluster: Cluster) -> None:
+    repo = cluster.registry.new_repo("hog")
+    cluster.registry.push(hog_image(), repo, "1")
+    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hog"},
+                "spec": {"restartPolicy": "Never", "containers": [{
+                    "name": "hog", "image": cluster.registry.ref(repo, "1"),
+                    "resources": {"limits": {"memory": "48Mi"}}}]}}
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+    def terminated() -> dict[str, Any] | None:
+        statuses = cluster.get("pod", "hog").get("status", {}).get("containerStatuses") or [{}]
+        state = statuses[0].get("state", {}).get("terminated")
+        return state if isinstance(state, dict) else None
+
+    state = wait_for(terminated, "the hog terminated", timeout=60)
+    assert (state["reason"], state["exitCode"]) == ("OOMKilled", 137)
+    assert cluster.get("pod", "hog")["status"]["phase"] == "Failed"
+
+
+def test_image_user_and_logs_follow_and_exec(cluster: Cluster) -> None:
+    repo = cluster.registry.new_repo("user")
+    cluster.registry.push(user_image(), repo, "1")
+    cluster.kubectl("run", "who", "--restart=Never", f"--image={cluster.registry.ref(repo, '1')}")
+    wait_for(lambda: cluster.get("pod", "who")["status"].get("phase") == "Succeeded",
+             "the pod Succeeded", timeout=60)
+    assert cluster.kubectl("logs", "who").stdout == "1000\n"
+    assert cluster.kubectl("logs", "who", "--timestamps").stdout.split()[0].endswith("Z")
+    pod = cluster.pods("app=web")[0]["metadata"]["name"]
+    with subprocess.Popen(["kubectl", "logs", "-f", pod], stdout=subprocess.PIPE, text=True,
+                          env=cluster.env()) as follow:
+        try:
+            time.sleep(1)
+            assert follow.poll() is None  # still following the running container
+        finally:
+            follow.terminate()
+    out = cluster.kubectl("exec", pod, "--", "sh", "-c", "hostname; id -u; ls /www").stdout
+    assert out.split() == [pod, "0", "cgi-bin", "healthz"]
+
+
+def test_rolling_update_fails_no_request(cluster: Cluster) -> None:
+    repo = cluster.registry.new_repo("roll")
+    for version in ("1", "2"):
+        cluster.registry.push(web_image(f"v{version}"), repo, version)
+    ref = cluster.registry.ref(repo, "1")
+    # httpd exits at once on SIGTERM; like any app behind a Service, it keeps serving for a
+    # moment while its endpoint is withdrawn everywhere (a preStop sleep would do the same).
+    manifest = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "roll"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "roll"}},
+                 "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                 "template": {"metadata": {"labels": {"app": "roll"}}, "spec": {
+                     "terminationGracePeriodSeconds": 10,
+                     "containers": [{
+                         "name": "web", "image": ref,
+                         "command": ["/bin/sh", "-c",
+                                     "httpd -f -p 8080 -h /www & pid=$!; "
+                                     "trap 'sleep 2; kill $pid; exit 0' TERM; wait"],
+                         "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080},
+                                            "periodSeconds": 1}}]}}}}
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    cluster.kubectl("expose", "deployment", "roll", "--port", "80", "--target-port", "8080",
+                    "--type", "NodePort")
+    wait_for(lambda: cluster.ready("app=roll", 2), "2 roll pods Ready", timeout=60)
+    port = cluster.node_port("roll")
+    wait_for(lambda: http_get(f"http://172.20.0.11:{port}/").endswith("v1"), "v1 answering")
+    seen: Counter[str] = Counter()
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def call() -> None:
+        while not stop.is_set():
+            try:
+                seen[http_get(f"http://172.20.0.11:{port}/").split()[1]] += 1
+            except (OSError, urllib.error.URLError, IndexError) as exc:
+                failures.append(repr(exc))
+            time.sleep(0.02)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    try:
+        cluster.kubectl("set", "image", "deployment/roll",
+                        f"web={cluster.registry.ref(repo, '2')}")
+        cluster.kubectl("rollout", "status", "deployment/roll", "--timeout=120s")
+        wait_for(lambda: cluster.ready("app=roll", 2), "the rollout's old pods gone",
+                 timeout=60)
+        time.sleep(1)
+    finally:
+        stop.set()
+        caller.join(timeout=10)
+    assert failures == [], failures[:5]
+    assert seen["v1"] > 0 and seen["v2"] > 0, seen
+
+
+def test_kill_9_of_containerd_and_agent_loses_nothing(cluster: Cluster) -> None:
+    before = {p["metadata"]["name"]: p["status"]["containerStatuses"][0]["containerID"]
+              for p in cluster.pods("app=web")}
+    procs = live_processes(cluster.paths)
+    for unit in ("containerd-node-1", "node-1"):
+        os.kill(procs[unit], signal.SIGKILL)
+
+    def restarted() -> bool:
+        now = live_processes(cluster.paths)
+        return all(now.get(u) not in (None, procs[u]) for u in ("containerd-node-1", "node-1"))
+
+    wait_for(restarted, "the supervisor restarting containerd and the agent", timeout=60)
+    time.sleep(3)  # the restarted agent adopts its pods and posts their status again
+    wait_for(lambda: cluster.ready("app=web", 3), "the web pods Ready", timeout=60)
+    after = {p["metadata"]["name"]: p["status"]["containerStatuses"][0]["containerID"]
+             for p in cluster.pods("app=web")}
+    assert after == before  # the same containers: none lost, none restarted
+    port = cluster.node_port("web")
+    answers = {http_get(f"http://172.20.0.11:{port}/").split()[0] for _ in range(30)}
+    assert answers <= set(before)
+    # No address leaked: node-1's IPAM holds exactly its pods' sandboxes and process pods.
+    ipam = json.loads((cluster.paths.node("node-1") / "ipam.json").read_text())
+    pod_ips = {p["status"]["podIP"] for p in cluster.get("pods", "-A")["items"]
+               if p["spec"].get("nodeName") == "node-1" and p["status"].get("podIP")
+               and not p["spec"].get("hostNetwork")
+               and p["status"].get("phase") in ("Running", "Pending")}
+    assert set(ipam["allocations"]) == pod_ips
