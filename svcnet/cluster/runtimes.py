@@ -151,7 +151,7 @@ def remove_traces(cluster_root: Path, names: ClusterNames) -> list[str]:
     """Kill what the cluster's containerds left running, remove their cgroups and
     unmount everything under ``cluster_root``. Returns what was done, for the report."""
     done: list[str] = []
-    sockets = [p / "containerd" / "containerd.sock"
+    sockets = [ContainerdPaths(p / "containerd").socket
                for p in (cluster_root / "nodes").glob("*")] if cluster_root.is_dir() else []
     for pid, socket in _shims(sockets):
         with contextlib.suppress(ProcessLookupError):
@@ -176,6 +176,11 @@ def remove_traces(cluster_root: Path, names: ClusterNames) -> list[str]:
                 time.sleep(0.02)
     if dirs:
         done.append(f"{len(dirs)} cgroup(s)")
+    for node in (cluster_root / "nodes").glob("*") if cluster_root.is_dir() else []:
+        sockets_dir = ContainerdPaths(node / "containerd").socket.parent
+        if sockets_dir.is_dir():
+            shutil.rmtree(sockets_dir, ignore_errors=True)
+            done.append(f"removed {sockets_dir}")
     for point in mounts_under(cluster_root):
         r = subprocess.run(["umount", "-l", str(point)], capture_output=True, check=False)
         if r.returncode == 0:

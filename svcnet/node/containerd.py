@@ -10,14 +10,15 @@ node's loopback), with *everything* it owns under the node's state directory::
 
     STATE/containerd/
       config.toml            rendered by :func:`render_config` (pure, golden-tested)
-      containerd.sock        the CRI endpoint (gRPC); ``.ttrpc`` beside it
       root/  state/          containerd's persistent and runtime state (images, snapshots)
       runc/                  runc's state (not ``/run/containerd/runc``, shared by the host)
       certs.d/<host>/hosts.toml   registry hosts and mirrors (:func:`render_hosts_toml`)
       cni/bin/  cni/net.d/   the CNI plugin links and the conflist the agent writes
 
-so two clusters, a system containerd and the tests never share a file, and ``svcnet down``
-removes it all (after unmounting what containerd mounted under it:
+and its sockets (the CRI endpoint ``containerd.sock``, ``.ttrpc`` beside it) in
+``/run/svcnet/<hash of that directory>/`` (a socket's path is limited to 107 bytes), so two
+clusters, a system containerd and the tests never share a file, and ``svcnet down`` removes it
+all (after unmounting what containerd mounted under it:
 :func:`mounts_under`).
 
 Settings that are not containerd's defaults, and why:
@@ -50,6 +51,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from svcnet.node import oci
+from svcnet.node.names import short_hash
 
 __all__ = [
     "SANDBOX_IMAGE",
@@ -63,6 +65,8 @@ __all__ = [
     "write_config",
 ]
 
+SOCKET_ROOT: Final = Path("/run/svcnet")
+"""Where the nodes' containerd sockets live (see :attr:`ContainerdPaths.socket`)."""
 SANDBOX_IMAGE: Final = "svcnet.local/pause:1"
 """The pod sandbox ("pause") image: built locally, never pulled."""
 
@@ -88,7 +92,9 @@ class ContainerdPaths:
 
     @property
     def socket(self) -> Path:
-        return self.base / "containerd.sock"
+        """In ``/run/svcnet/<hash of base>/``: a Unix socket's path has at most 107 bytes,
+        which a state directory deep in a temporary directory can exceed by itself."""
+        return SOCKET_ROOT / short_hash(str(self.base.resolve()), 12) / "containerd.sock"
 
     @property
     def endpoint(self) -> str:
@@ -225,9 +231,10 @@ def write_config(paths: ContainerdPaths, *, mirrors: Mapping[str, str] = {},
     """Create the directory tree, ``config.toml``, the ``hosts.toml`` files and the CNI
     plugin links (``svcnet-cni`` and ``loopback``, both the one plugin executable)."""
     for d in (paths.base, paths.root, paths.state, paths.runc_root, paths.certs_d,
-              paths.cni_bin, paths.cni_conf):
+              paths.cni_bin, paths.cni_conf, paths.socket.parent):
         d.mkdir(parents=True, exist_ok=True)
     os.chmod(paths.base, 0o700)
+    os.chmod(paths.socket.parent, 0o700)
     paths.config.write_text(render_config(paths))
     for registry, url in mirrors.items():
         d = paths.certs_d / _docker_hub_dir(registry)

@@ -53,8 +53,10 @@ def test_config_golden_and_valid_toml() -> None:
     assert cri["containerd"]["runtimes"]["runc"]["options"]["Root"] == \
         "/state/nodes/node-1/containerd/runc"
     assert cri["registry"]["config_path"] == "/state/nodes/node-1/containerd/certs.d"
-    # Nothing outside the node's directory, and no TCP listeners but the stream server's.
-    assert doc["grpc"]["address"].startswith("/state/nodes/node-1/containerd/")
+    # Nothing outside the node's directory but its sockets (short paths: 107 bytes at
+    # most), and no TCP listeners but the stream server's.
+    assert doc["grpc"]["address"].startswith("/run/svcnet/")
+    assert len(doc["grpc"]["address"]) + len(".ttrpc") < 108
     assert doc["debug"]["address"] == doc["metrics"]["address"] == ""
 
 
@@ -104,7 +106,9 @@ def test_write_config_tree(tmp_path: Path) -> None:
     for name in ("svcnet-cni", "loopback"):
         assert (paths.cni_bin / name).resolve() == plugin
     assert paths.config.read_text() == render_config(paths)
-    assert paths.endpoint == f"unix://{tmp_path}/c/containerd.sock"
+    assert paths.endpoint == f"unix://{paths.socket}"
+    assert paths.socket.parent.is_dir() and paths.socket.parent.stat().st_mode & 0o777 == 0o700
+    paths.socket.parent.rmdir()
 
 
 def test_mounts_under_deepest_first() -> None:
