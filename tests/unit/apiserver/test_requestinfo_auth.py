@@ -126,6 +126,11 @@ def test_forbidden_message() -> None:
     assert err.code == 403 and err.reason == "Forbidden"
     assert err.message == ('services "web" is forbidden: User "system:node:n1" cannot create '
                            'resource "services" in API group "" in the namespace "default"')
+    grouped = forbidden(NODE, "list", "runtimeclasses", "node.k8s.io", "", "")
+    assert grouped.message == ('runtimeclasses.node.k8s.io is forbidden: User "system:node:n1" '
+                               'cannot list resource "runtimeclasses" in API group "node.k8s.io" '
+                               "at the cluster scope")
+    assert grouped.details == {"kind": "runtimeclasses", "group": "node.k8s.io"}
 
 
 def authenticator(tokens: TokenFile, tmp_path: Path) -> Authenticator:
