@@ -49,6 +49,7 @@ KINDS = {
     "v1/ConfigMap": "V1ConfigMap",
     "v1/Secret": "V1Secret",
     "v1/ServiceAccount": "V1ServiceAccount",
+    "node.k8s.io/v1/RuntimeClass": "V1RuntimeClass",
 }
 
 # Kinds served outside the schema decoder (reviews, TokenRequest): required.json describes them
@@ -66,7 +67,7 @@ OTHER_KINDS = {
 # Fields the client types as a bare 'object' that Kubernetes declares as IntOrString.
 INT_OR_STRING = {"targetPort", "port", "maxSurge", "maxUnavailable", "minAvailable"}
 # Resource lists: values are Quantities, which JSON may spell as a string or a number.
-QUANTITY_MAPS = {"limits", "requests", "capacity", "allocatable", "overhead"}
+QUANTITY_MAPS = {"limits", "requests", "capacity", "allocatable", "overhead", "podFixed"}
 # map[string][]byte fields, which JSON carries as base64 strings (the client types them str).
 BYTE_MAPS = {("V1Secret", "data"), ("V1ConfigMap", "binaryData")}
 # int64 fields (everything else that is an integer is int32 in the Go types we serve).

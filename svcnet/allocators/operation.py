@@ -20,6 +20,9 @@ from svcnet.allocators.allocator import Owner, StoreAllocator
 @dataclass
 class Operation:
     dry_run: bool = False
+    #: A create's object name as its request gave it ("" when the server generates it from
+    #: generateName; None when not told): admission errors name an object this way.
+    requested_name: str | None = None
     _taken: list[tuple[StoreAllocator, str, Owner]] = field(default_factory=list)
     _releases: list[tuple[StoreAllocator, str, Owner]] = field(default_factory=list)
     _done: bool = False

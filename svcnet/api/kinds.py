@@ -17,6 +17,7 @@ from svcnet.api import (
     namespaces,
     nodes,
     pods,
+    runtimeclasses,
     serviceaccounts,
     services,
     workloads,
@@ -103,6 +104,9 @@ KINDS: dict[tuple[str, str], Kind] = {
     ("v1", "ServiceAccount"): Kind("v1", "ServiceAccount", "serviceaccounts", True,
                                    serviceaccounts.prepare_service_account,
                                    serviceaccounts.validate_service_account),
+    ("node.k8s.io/v1", "RuntimeClass"): Kind(
+        "node.k8s.io/v1", "RuntimeClass", "runtimeclasses", False, _as_is,
+        runtimeclasses.validate_runtime_class),
     ("discovery.k8s.io/v1", "EndpointSlice"): Kind(
         "discovery.k8s.io/v1", "EndpointSlice", "endpointslices", True, _endpointslice_offline,
         endpointslices.validate_endpointslice),

@@ -276,11 +276,14 @@ def validate_managed_fields(entries: Sequence[Mapping[str, Any]] | None,
 
 def validate_object_meta(meta: Mapping[str, Any] | None, *, requires_namespace: bool,
                          name_fn: NameValidator,
-                         path: PathLike = METADATA) -> list[FieldError]:
+                         path: PathLike = METADATA,
+                         kube_finalizers: bool = True) -> list[FieldError]:
     """ValidateObjectMeta (core wrapper), for creates. Name generation has already happened.
 
     Order: generateName, name, namespace, generation, labels, annotations, ownerReferences,
-    finalizers, managedFields, then core's per-index finalizer-name check.
+    finalizers, managedFields, then core's per-index finalizer-name check, which
+    ``kube_finalizers=False`` leaves out (apimachinery's ValidateObjectMeta, which kinds
+    outside core such as RuntimeClass call).
     """
     p = _p(path)
     m: Mapping[str, Any] = meta or {}
@@ -317,7 +320,8 @@ def validate_object_meta(meta: Mapping[str, Any] | None, *, requires_namespace: 
     finalizers = _list(m, "finalizers")
     errs.extend(validate_finalizers(finalizers, p.child("finalizers")))
     errs.extend(validate_managed_fields(_list(m, "managedFields"), p.child("managedFields")))
-    errs.extend(validate_kube_finalizer_names(finalizers, p.child("finalizers")))
+    if kube_finalizers:
+        errs.extend(validate_kube_finalizer_names(finalizers, p.child("finalizers")))
     return errs
 
 
@@ -358,11 +362,13 @@ def _same_time(a: object, b: object) -> bool:
 
 def validate_object_meta_update(new_meta: Mapping[str, Any] | None,
                                 old_meta: Mapping[str, Any] | None,
-                                path: PathLike = METADATA) -> list[FieldError]:
+                                path: PathLike = METADATA, *,
+                                kube_finalizers: bool = True) -> list[FieldError]:
     """ValidateObjectMetaUpdate (core wrapper).
 
     Note that upstream does *not* re-check the name's format here (it cannot change anyway)
-    nor the finalizers' qualified-name format; only core's bare-finalizer check runs.
+    nor the finalizers' qualified-name format; only core's bare-finalizer check runs (not with
+    ``kube_finalizers=False``: apimachinery's ValidateObjectMetaUpdate).
     """
     p = _p(path)
     new: Mapping[str, Any] = new_meta or {}
@@ -406,5 +412,7 @@ def validate_object_meta_update(new_meta: Mapping[str, Any] | None,
     errs.extend(validate_owner_references(_list(new, "ownerReferences"),
                                           p.child("ownerReferences")))
     errs.extend(validate_managed_fields(_list(new, "managedFields"), p.child("managedFields")))
-    errs.extend(validate_kube_finalizer_names(_list(new, "finalizers"), p.child("finalizers")))
+    if kube_finalizers:
+        errs.extend(validate_kube_finalizer_names(_list(new, "finalizers"),
+                                                  p.child("finalizers")))
     return errs

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -34,13 +33,13 @@ from svcnet.api.errors import (
 )
 from svcnet.api.meta import validate_object_meta, validate_object_meta_update
 from svcnet.api.names import (
-    is_qualified_name,
     is_valid_cidr,
     is_valid_label_value,
     name_is_dns_subdomain,
     parse_cidr_sloppy,
 )
-from svcnet.api.pods import parse_quantity, validate_qualified_name, validate_taint_effect
+from svcnet.api.pods import validate_qualified_name, validate_taint_effect
+from svcnet.api.resourcelists import validate_resource_quantity_value
 
 #: The labels a svcnet node agent puts on its Node: the cluster and the node's index, from which
 #: ``svcnet exec`` and ``svcnet explain`` find the node's and its pods' network namespaces.
@@ -62,12 +61,6 @@ __all__ = [
 POD_CIDR_IMMUTABLE_MSG: Final = "node updates may not change podCIDR except from \"\" to valid"
 PROVIDER_ID_IMMUTABLE_MSG: Final = (
     "node updates may not change providerID except from \"\" to valid")
-
-# helper.IsIntegerResourceName's fixed set (the rest are extended resources).
-_INTEGER_RESOURCES: Final = frozenset({
-    "pods", "resourcequotas", "services", "replicationcontrollers", "secrets", "configmaps",
-    "persistentvolumeclaims", "services.nodeports", "services.loadbalancers",
-})
 
 
 def _strs(values: Sequence[Any]) -> list[str]:
@@ -163,18 +156,8 @@ def _validate_taints(taints: Sequence[Any], path: Path) -> list[FieldError]:
     return errs
 
 
-def _is_integer_resource(name: str) -> bool:
-    """helper.IsIntegerResourceName: the fixed set, plus extended resources."""
-    if name in _INTEGER_RESOURCES:
-        return True
-    native = "/" not in name or "kubernetes.io/" in name
-    if native or name.startswith("requests."):
-        return False
-    return not is_qualified_name("requests." + name)
-
-
 def _validate_resources(node: Mapping[str, Any]) -> list[FieldError]:
-    """ValidateNodeResources: quantities non-negative (and whole for integer resources).
+    """ValidateNodeResources: ValidateResourceQuantityValue of every capacity and allocatable.
 
     The paths are ``status.capacity.<name>`` (a child, not a key), as upstream builds them.
     """
@@ -182,18 +165,7 @@ def _validate_resources(node: Mapping[str, Any]) -> list[FieldError]:
     status = _map(node, "status")
     for field in ("capacity", "allocatable"):
         for name, raw in _map(status, field).items():
-            path = Path("status", field, name)
-            q = parse_quantity(raw)
-            shown = raw if isinstance(raw, str) else str(raw)
-            if q is None:
-                # The decoder rejects unparsable quantities before validation runs.
-                continue
-            if q < 0:
-                errs.append(invalid(path, shown, "must be greater than or equal to 0"))
-            # Quantity.MilliValue() rounds up; the value must be whole.
-            if _is_integer_resource(name) and math.ceil(q * 1000) % 1000 != 0:
-                # Upstream prints the Quantity struct here; its text is what matters.
-                errs.append(invalid(path, GoRaw(shown), "must be an integer"))
+            errs.extend(validate_resource_quantity_value(name, raw, Path("status", field, name)))
     return errs
 
 

@@ -21,9 +21,10 @@ that is absent reads as Go's zero value, because that is what the Go structs hol
 decoding. Paths and messages are upstream's, including its quirks (noted where they occur),
 because clients and people compare them with what a real cluster says.
 
-Left out (accepted as-is, not validated): volume sources' own fields, resources
-(requests/limits), security contexts, affinity, topology spread constraints, ephemeral
-containers' contents, OS-specific rules.
+Left out (accepted as-is, not validated): volume sources' own fields, containers' resources
+(requests/limits; the pod's ``overhead`` is validated, :mod:`svcnet.api.resourcelists`),
+security contexts, affinity, topology spread constraints, ephemeral containers' contents,
+OS-specific rules.
 
 Why this module is long: Pod defaulting and validation mirror upstream's SetDefaults_Pod and
 ValidatePod* one to one, in upstream's order, so they are compared side by side.
@@ -69,10 +70,10 @@ from svcnet.api.names import (
     parse_ip_sloppy,
     regex_error,
 )
+from svcnet.api.resourcelists import parse_quantity, validate_overhead
 
 __all__ = [
     "PodValidationOptions",
-    "parse_quantity",
     "pod_qos_class",
     "prepare_pod_for_create",
     "prepare_pod_for_status_update",
@@ -288,37 +289,7 @@ def _is_http_header_name(value: str) -> list[str]:
 
 
 # =============================================================================================
-# quantities (for QoS and node resources)
-
-_QUANTITY_RE: Final = re.compile(
-    r"([+-]?)([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?")
-_BINARY_SUFFIX: Final = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
-_DECIMAL_SUFFIX: Final = {"n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15,
-                          "E": 18}
-
-
-def parse_quantity(value: object) -> Fraction | None:
-    """resource.ParseQuantity's value, exactly, as a Fraction (None when unparsable)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return Fraction(value)
-    if isinstance(value, float):
-        return Fraction(value)
-    if not isinstance(value, str):
-        return None
-    m = _QUANTITY_RE.fullmatch(value)
-    if m is None:
-        return None
-    sign, number, suffix = m.group(1), m.group(2), m.group(3) or ""
-    q = Fraction(number)
-    if suffix in _BINARY_SUFFIX:
-        q *= 1024 ** _BINARY_SUFFIX[suffix]
-    elif suffix in _DECIMAL_SUFFIX:
-        q *= Fraction(10) ** _DECIMAL_SUFFIX[suffix]
-    elif suffix:
-        q *= Fraction(10) ** int(suffix[1:])
-    return -q if sign == "-" else q
+# quantities (for QoS)
 
 
 def _qos_resources(resources: Mapping[str, Any]) -> dict[str, Fraction]:
@@ -1197,6 +1168,9 @@ def validate_pod_spec(spec: Mapping[str, Any], path: Path,  # noqa: C901 (mirror
     priority_class = _str(spec, "priorityClassName")
     if priority_class:
         errs.extend(_validate_name(priority_class, path.child("priorityClassName")))
+    if _present(spec, "runtimeClassName"):  # ValidateRuntimeClassName
+        errs.extend(_validate_name(_str(spec, "runtimeClassName"),
+                                   path.child("runtimeClassName")))
     if _present(spec, "preemptionPolicy"):
         policy = _str(spec, "preemptionPolicy")
         if not policy:
@@ -1204,6 +1178,8 @@ def validate_pod_spec(spec: Mapping[str, Any], path: Path,  # noqa: C901 (mirror
         elif policy not in PREEMPTION_POLICIES:
             errs.append(not_supported(path.child("preemptionPolicy"), policy,
                                       PREEMPTION_POLICIES))
+    if _present(spec, "overhead"):
+        errs.extend(validate_overhead(_map(spec, "overhead"), path.child("overhead")))
     return errs
 
 

@@ -128,7 +128,9 @@ def forbidden(user: User, verb: str, resource: str, group: str, namespace: str, 
               subresource: str = "", reason: str = "") -> StatusError:
     res = f"{resource}/{subresource}" if subresource else resource
     where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
-    target = f"{resource} {go_quote(name)}" if name else resource
+    # apierrors.NewForbidden names the group resource: "runtimeclasses.node.k8s.io".
+    qualified = f"{resource}.{group}" if group else resource
+    target = f"{qualified} {go_quote(name)}" if name else qualified
     message = (f'{target} is forbidden: User "{user.name}" cannot {verb} resource '
                f'"{res}" in API group "{group}"{where}' + (f": {reason}" if reason else ""))
     details: dict[str, Any] = {"kind": resource}

@@ -10,9 +10,9 @@ advertising a subresource we cannot serve makes clients fail later and more conf
 Ordering matters to clients in two places and is preserved by :data:`RESOURCES`:
 
 * group order is the order of ``/apis`` (upstream lists ``apps`` and ``events.k8s.io`` before
-  ``coordination.k8s.io`` and ``discovery.k8s.io``); kubectl resolves an ambiguous short name
-  (``ev`` is both ``events`` and ``events.events.k8s.io``) to the first group that has it, and
-  the core group always comes first;
+  ``coordination.k8s.io``, ``node.k8s.io`` and ``discovery.k8s.io``); kubectl resolves an
+  ambiguous short name (``ev`` is both ``events`` and ``events.events.k8s.io``) to the first
+  group that has it, and the core group always comes first;
 * within a group version, resources are listed by name, each followed by its subresources, the
   way the upstream ``APIResourceList`` is sorted.
 """
@@ -226,6 +226,8 @@ CATALOGUE: tuple[Resource, ...] = (
     Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", True),
     # -- coordination.k8s.io/v1 ---------------------------------------------------------------
     Resource("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
+    # -- node.k8s.io/v1 -----------------------------------------------------------------------
+    Resource("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", "runtimeclass", False),
     # -- discovery.k8s.io/v1 ------------------------------------------------------------------
     Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", True),
 )

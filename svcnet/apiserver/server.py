@@ -7,7 +7,8 @@ Start-up order matters and is fixed:
 3. repair allocations against the stored Services (a crash may have leaked some: those this
    data directory's server made in an earlier start are freed at once), then seed what
    every cluster has: the four system namespaces and ``default/kubernetes`` (10.96.0.1:443)
-   with endpoints pointing at this server;
+   with endpoints pointing at this server, the default RBAC policy and, once per start, the
+   RuntimeClasses of svcnet's runtimes (``process`` and ``runc``) that are missing;
 4. listen, and only then write ``DATA_DIR/kubeconfig``: its presence means "ready to serve";
 5. run controllers (LoadBalancer IPAM, periodic repair) until SIGTERM/SIGINT; then fail
    ``/readyz`` (its ``shutdown`` check), stop the controllers, stop serving, close the store.
@@ -48,7 +49,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from svcnet.allocators.allocator import Holder
 from svcnet.allocators.ranges import ServiceCIDR
-from svcnet.api import kubectl_descriptors, protobuf, rbac
+from svcnet.api import kubectl_descriptors, protobuf, rbac, runtimeclasses
 from svcnet.api.errors import StatusError
 from svcnet.apiserver import admission, discovery, health, openapi, resources
 from svcnet.apiserver.auth import ADMIN_GROUP, TokenFile, User, fixed_allows
@@ -96,6 +97,7 @@ from svcnet.registry.strategies import (
     NamespaceStrategy,
     NodeStrategy,
     PodStrategy,
+    RuntimeClassStrategy,
 )
 from svcnet.registry.workloads import DeploymentStrategy, ReplicaSetStrategy
 from svcnet.storage import open_store
@@ -252,6 +254,10 @@ class APIServer:
         await repair(self.store, self.allocators, self.lb, clock=self.clock,
                      leak_grace=cfg.leak_grace, holder=self.holder)
         await self._seed(advertise, port)
+        # Once per start, not in the bootstrap loop: a class a user deletes stays deleted
+        # until the next start (api/runtimeclasses.py).
+        await self._create_missing(f"runtimeclasses.{runtimeclasses.GROUP}",
+                                   runtimeclasses.DEFAULT_RUNTIME_CLASSES)
 
         issuer = TokenIssuer(cfg.data_dir / "pki" / "sa.key")
         authn = Authenticator(tokens, issuer, self.registries.get,
@@ -318,7 +324,7 @@ class APIServer:
     def _serve_resources(self) -> list[Served]:
         strategies = {
             ("", "services"): ServiceStrategy(self.allocators, self.lb),
-            ("", "pods"): PodStrategy(self._service_account),
+            ("", "pods"): PodStrategy(self._service_account, self._runtime_class),
             ("", "nodes"): NodeStrategy(),
             ("", "namespaces"): NamespaceStrategy(),
             ("", "endpoints"): EndpointsStrategy(),
@@ -330,6 +336,7 @@ class APIServer:
             ("coordination.k8s.io", "leases"): LeaseStrategy(),
             ("apps", "deployments"): DeploymentStrategy(),
             ("apps", "replicasets"): ReplicaSetStrategy(),
+            (runtimeclasses.GROUP, "runtimeclasses"): RuntimeClassStrategy(),
             (rbac.GROUP, "roles"): RoleStrategy(self._check_escalation),
             (rbac.GROUP, "clusterroles"): ClusterRoleStrategy(self._check_escalation),
             (rbac.GROUP, "rolebindings"): RoleBindingStrategy(self._check_escalation),
@@ -357,21 +364,31 @@ class APIServer:
         except StatusError:
             return None
 
+    async def _runtime_class(self, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.registries[f"runtimeclasses.{runtimeclasses.GROUP}"].get("", name)
+        except StatusError:
+            return None
+
     async def _check_escalation(self, resource: str, namespace: str, obj: Mapping[str, Any],
                                 old: Mapping[str, Any] | None) -> None:
         await self.rbac.check_escalation(resource, namespace, obj, old)
 
+    async def _create_missing(self, key: str, objs: Sequence[Mapping[str, Any]]) -> None:
+        """Create each cluster-scoped object of ``objs`` that does not exist; one that does
+        is left as it is, whatever a user made of it."""
+        registry = self.registries[key]
+        for obj in objs:
+            try:
+                await registry.get("", obj["metadata"]["name"])
+            except StatusError:
+                with contextlib.suppress(StatusError):  # created meanwhile
+                    await registry.create("", dict(obj))
+
     async def _seed_policy(self) -> None:
         """The default ClusterRoles and bindings that are missing (bootstrap_policy.py)."""
-        for key, objs in ((f"clusterroles.{rbac.GROUP}", CLUSTER_ROLES),
-                          (f"clusterrolebindings.{rbac.GROUP}", CLUSTER_ROLE_BINDINGS)):
-            registry = self.registries[key]
-            for obj in objs:
-                try:
-                    await registry.get("", obj["metadata"]["name"])
-                except StatusError:
-                    with contextlib.suppress(StatusError):  # created meanwhile
-                        await registry.create("", obj)
+        await self._create_missing(f"clusterroles.{rbac.GROUP}", CLUSTER_ROLES)
+        await self._create_missing(f"clusterrolebindings.{rbac.GROUP}", CLUSTER_ROLE_BINDINGS)
 
     async def _seed(self, advertise: str, port: int) -> None:
         ns_reg = self.registries["namespaces"]

@@ -347,6 +347,12 @@ _SERVICE_ACCOUNT_COLUMNS = (
                                   "pods running using this ServiceAccount are allowed to use."),
     _AGE,
 )
+_RUNTIME_CLASS_COLUMNS = (
+    _NAME,
+    # Upstream describes it with ObjectMeta's (absent) doc of "handler": empty.
+    Column("Handler"),
+    _AGE,
+)
 #: ``rest.DefaultTableConvertor``: what the apiserver prints for kinds without a printer.
 _DEFAULT_COLUMNS = (
     _NAME,
@@ -775,6 +781,10 @@ def _print_service_account(sa: Obj, now: datetime) -> list[Cell]:
     return [_name(sa), len(_list(sa.get("secrets"))), _age(sa, now)]
 
 
+def _print_runtime_class(rc: Obj, now: datetime) -> list[Cell]:
+    return [_name(rc), _str(rc.get("handler")), _age(rc, now)]
+
+
 def _print_default(obj: Obj, now: datetime) -> list[Cell]:
     created = parse_time(_get(obj, "metadata", "creationTimestamp"))
     # Go formats the zero time when unset; seconds precision in UTC, RFC 3339.
@@ -814,6 +824,7 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
     ("apps", "ReplicaSet"): _Printer(_REPLICA_SET_COLUMNS, _print_replica_set),
     ("events.k8s.io", "Event"): _Printer(_EVENT_COLUMNS, _print_events_k8s_io_event),
     ("coordination.k8s.io", "Lease"): _Printer(_LEASE_COLUMNS, _print_lease),
+    ("node.k8s.io", "RuntimeClass"): _Printer(_RUNTIME_CLASS_COLUMNS, _print_runtime_class),
     ("rbac.authorization.k8s.io", "RoleBinding"): _Printer(_BINDING_COLUMNS, _print_binding),
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): _Printer(_BINDING_COLUMNS,
                                                                    _print_binding),

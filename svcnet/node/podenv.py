@@ -42,7 +42,8 @@ from typing import Any, Final
 from svcnet.api.access import mapping_of
 from svcnet.api.errors import go_quote
 from svcnet.api.podrefs import CONFIG_MAP, SECRET
-from svcnet.api.pods import is_env_var_name, parse_quantity
+from svcnet.api.pods import is_env_var_name
+from svcnet.api.resourcelists import parse_quantity
 
 __all__ = [
     "ConfigError",

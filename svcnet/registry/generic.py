@@ -364,6 +364,7 @@ class Registry:
         if meta.get("resourceVersion"):
             raise errors.bad_request(
                 "resourceVersion should not be set on objects to be created")
+        requested_name = str(meta.get("name") or "")
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = generate_name(str(meta["generateName"]), self.rng)
         # System fields are the server's: a client cannot choose them on create.
@@ -376,7 +377,7 @@ class Registry:
         else:
             meta.pop("generation", None)
         obj = self.strategy.default(obj)
-        op = Operation(dry_run=dry_run)
+        op = Operation(dry_run=dry_run, requested_name=requested_name)
         success = False
         try:
             obj = await self.strategy.begin_create(op, obj)

@@ -12,15 +12,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from svcnet.allocators.operation import Operation
-from svcnet.api import endpointslices, namespaces, nodes, pods
+from svcnet.api import endpointslices, namespaces, nodes, pods, runtimeclasses
 from svcnet.api.errors import FieldError, Path
 from svcnet.api.meta import validate_object_meta, validate_object_meta_update
 from svcnet.api.names import name_is_dns_subdomain
 from svcnet.api.podaccount import admit_pod_service_account
+from svcnet.api.podruntimeclass import admit_pod_runtime_class
 from svcnet.registry.generic import BaseStrategy
 
 #: A ServiceAccount by namespace and name, or None when there is none.
 AccountLookup = Callable[[str, str], Awaitable[dict[str, Any] | None]]
+#: A RuntimeClass by name, or None when there is none.
+RuntimeClassLookup = Callable[[str], Awaitable[dict[str, Any] | None]]
 
 Obj = dict[str, Any]
 _META = Path("metadata")
@@ -31,21 +34,32 @@ class PodStrategy(BaseStrategy):
     resource: ClassVar[str] = "pods"
     has_generation: ClassVar[bool] = True
 
-    def __init__(self, service_account: AccountLookup | None = None) -> None:
+    def __init__(self, service_account: AccountLookup | None = None,
+                 runtime_class: RuntimeClassLookup | None = None) -> None:
         #: How the ServiceAccount admission finds a pod's account (None: no admission).
         self._service_account = service_account
+        #: How the RuntimeClass admission finds a pod's class (None: no admission).
+        self._runtime_class = runtime_class
 
     def default(self, obj: Obj) -> Obj:
         return pods.set_defaults_pod(obj)
 
     async def begin_create(self, op: Operation, obj: Obj) -> Obj:
-        """The ServiceAccount admission (mutating, so before validation)."""
-        if self._service_account is None:
-            return obj
+        """The ServiceAccount and RuntimeClass admissions (mutating, so before validation),
+        in kube-apiserver's plugin order."""
         meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
-        name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
-        account = await self._service_account(str(meta.get("namespace") or ""), str(name))
-        return admit_pod_service_account(obj, account)
+        if self._service_account is not None:
+            name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+            account = await self._service_account(str(meta.get("namespace") or ""), str(name))
+            obj = admit_pod_service_account(obj, account)
+        if self._runtime_class is not None:
+            class_name = spec.get("runtimeClassName")
+            found = None if class_name is None else await self._runtime_class(str(class_name))
+            # Admission names the pod as its request did (upstream admits before generateName).
+            requested = meta.get("name") if op.requested_name is None else op.requested_name
+            obj = admit_pod_runtime_class(
+                obj, found, str(requested or meta.get("generateName") or "Unknown"))
+        return obj
 
     def prepare_for_create(self, obj: Obj) -> Obj:
         return pods.prepare_pod_for_create(obj)
@@ -172,6 +186,20 @@ class EndpointSliceStrategy(BaseStrategy):
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         return endpointslices.validate_endpointslice_update(new, old)
+
+
+class RuntimeClassStrategy(BaseStrategy):
+    kind: ClassVar[str] = "RuntimeClass"
+    resource: ClassVar[str] = "runtimeclasses"
+    group: ClassVar[str] = runtimeclasses.GROUP
+    api_version: ClassVar[str] = runtimeclasses.API_VERSION
+    namespaced: ClassVar[bool] = False
+
+    def validate_create(self, obj: Obj) -> list[FieldError]:
+        return runtimeclasses.validate_runtime_class(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return runtimeclasses.validate_runtime_class_update(new, old)
 
 
 class MetaOnlyStrategy(BaseStrategy):

@@ -240,6 +240,10 @@ _KIND_FIELDS: Final[dict[tuple[str, str], dict[str, FieldMeta]]] = {
     ("v1", "Endpoints"): {
         "subsets": _ATOMIC,
     },
+    ("node.k8s.io/v1", "RuntimeClass"): {
+        "scheduling.nodeSelector": _ATOMIC_MAP,  # +mapType=atomic
+        "scheduling.tolerations": _ATOMIC,  # +listType=atomic
+    },
     ("discovery.k8s.io/v1", "EndpointSlice"): {
         "endpoints": _ATOMIC,
         "ports": _ATOMIC,

@@ -13,7 +13,6 @@ import pytest
 from svcnet.api.errors import ErrorType, FieldError
 from svcnet.api.pods import (
     PodValidationOptions,
-    parse_quantity,
     pod_qos_class,
     prepare_pod_for_create,
     prepare_pod_for_status_update,
@@ -23,6 +22,7 @@ from svcnet.api.pods import (
     validate_pod_status_update,
     validate_pod_update,
 )
+from svcnet.api.resourcelists import parse_quantity
 
 R = ErrorType.REQUIRED
 I = ErrorType.INVALID  # noqa: E741

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from svcnet.api.errors import StatusError
+from svcnet.api.rbac import Attributes, rule_allows
 from svcnet.apiserver.auth import (
     ADMIN_GROUP,
     NODES_GROUP,
@@ -20,6 +21,7 @@ from svcnet.apiserver.auth import (
     rules_for,
 )
 from svcnet.apiserver.authn import Authenticator, bearer_token
+from svcnet.apiserver.bootstrap_policy import CLUSTER_ROLES
 from svcnet.apiserver.requestinfo import RequestInfo, parse_path
 from svcnet.apiserver.satokens import TokenIssuer
 
@@ -91,6 +93,13 @@ NOBODY = User("someone")
                      "", None, True, id="node-own-lease"),
         pytest.param(NODE, "update", "coordination.k8s.io", "leases", "kube-node-lease", "n2",
                      "", None, False, id="node-other-lease"),
+        # system:node reads RuntimeClasses (to run its pods), and writes none.
+        pytest.param(NODE, "get", "node.k8s.io", "runtimeclasses", "", "runc", "", None, True,
+                     id="node-gets-runtimeclasses"),
+        pytest.param(NODE, "watch", "node.k8s.io", "runtimeclasses", "", "", "", None, True,
+                     id="node-watches-runtimeclasses"),
+        pytest.param(NODE, "update", "node.k8s.io", "runtimeclasses", "", "runc", "", None,
+                     False, id="node-cannot-write-runtimeclasses"),
     ],
 )
 def test_authorize(user: User, verb: str, group: str, resource: str, ns: str, name: str,
@@ -117,6 +126,11 @@ def test_forbidden_message() -> None:
     assert err.code == 403 and err.reason == "Forbidden"
     assert err.message == ('services "web" is forbidden: User "system:node:n1" cannot create '
                            'resource "services" in API group "" in the namespace "default"')
+    grouped = forbidden(NODE, "list", "runtimeclasses", "node.k8s.io", "", "")
+    assert grouped.message == ('runtimeclasses.node.k8s.io is forbidden: User "system:node:n1" '
+                               'cannot list resource "runtimeclasses" in API group "node.k8s.io" '
+                               "at the cluster scope")
+    assert grouped.details == {"kind": "runtimeclasses", "group": "node.k8s.io"}
 
 
 def authenticator(tokens: TokenFile, tmp_path: Path) -> Authenticator:
@@ -205,3 +219,14 @@ def test_a_node_reads_logs_of_its_own_pods_only() -> None:
     assert not may_read("log", "n2")
     assert not may_read("log", None)
     assert may_read("", "n2"), "the pod object itself stays readable"
+
+
+@pytest.mark.parametrize("role", ["system:aggregate-to-view", "system:aggregate-to-edit",
+                                  "system:aggregate-to-admin"])
+def test_user_facing_roles_do_not_grant_runtime_classes(role: str) -> None:
+    # As upstream's: RuntimeClasses are cluster policy, not an application's (only
+    # cluster-admin writes them; every node reads them).
+    [found] = [r for r in CLUSTER_ROLES if r["metadata"]["name"] == role]
+    for verb in ("get", "list", "create", "update", "delete"):
+        attrs = Attributes(verb, "node.k8s.io", "runtimeclasses")
+        assert not any(rule_allows(rule, attrs) for rule in found["rules"])

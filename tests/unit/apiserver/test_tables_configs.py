@@ -1,5 +1,6 @@
-"""Tables of ConfigMaps, Secrets and ServiceAccounts: kubectl 1.33's columns and cells
-(printConfigMap, printSecret, printServiceAccount in pkg/printers/internalversion)."""
+"""Tables of ConfigMaps, Secrets, ServiceAccounts and RuntimeClasses: kubectl 1.33's columns
+and cells (printConfigMap, printSecret, printServiceAccount, printRuntimeClass in
+pkg/printers/internalversion)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,12 @@ def test_columns(kind: str, columns: list[str]) -> None:
 ])
 def test_rows(kind: str, obj: Obj, want: list[Any]) -> None:
     assert cells("v1", kind, obj) == want
+
+
+def test_runtime_class_columns_and_rows() -> None:
+    """printRuntimeClass (node.k8s.io/v1): NAME HANDLER AGE, none of them wide."""
+    assert column_names("node.k8s.io/v1", "RuntimeClass") == [
+        ("Name", 0), ("Handler", 0), ("Age", 0)]
+    assert cells("node.k8s.io/v1", "RuntimeClass",
+                 {"metadata": meta("runc"), "handler": "runc"}) == ["runc", "runc", "5m"]
+    assert cells("node.k8s.io/v1", "RuntimeClass", {"metadata": meta("x")}) == ["x", "", "5m"]
