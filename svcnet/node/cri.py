@@ -471,15 +471,15 @@ class CriRuntime:
             t.log_path = path
 
     async def exec_sync(self, key: ContainerKey, cmd: Sequence[str],
-                        timeout: float) -> tuple[int, bytes, bytes]:
-        """Run ``cmd`` in the container (exec probes): (exit code, stdout, stderr)."""
+                        timeout: float) -> tuple[int, bytes]:
+        """Run ``cmd`` in the container (exec probes): (exit code, stdout then stderr)."""
         t = self._tracked.get(key)
         if t is None or not t.container_id:
             raise CriError("ExecSync", "NOT_FOUND", f"container {key} not found")
         reply = await self._call("ExecSync", self._rt.ExecSync, pb.ExecSyncRequest(
             container_id=t.container_id, cmd=list(cmd), timeout=max(int(timeout), 1)),
             timeout=timeout + 10)
-        return int(reply.exit_code), bytes(reply.stdout), bytes(reply.stderr)
+        return int(reply.exit_code), bytes(reply.stdout) + bytes(reply.stderr)
 
     # --- exits (the relister)
 

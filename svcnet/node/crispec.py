@@ -24,7 +24,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from svcnet.api.pods import parse_quantity
+from svcnet.api.resourcelists import parse_quantity
 from svcnet.node.cri import CriContainer, SandboxSpec
 from svcnet.node.podenv import expand_vars
 from svcnet.node.pods import dns_config, is_host_network

@@ -63,7 +63,7 @@ import os
 import shutil
 import socket
 import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from typing import Any, Final, Protocol
@@ -319,6 +319,9 @@ class ProbeContext:
     container_pid: int | None = None
     """Set for a container with volume mounts: exec probes enter its mount namespace (and
     root, and working directory) with ``nsenter``, since its volumes exist only there."""
+    exec_sync: ExecSync | None = None
+    """Set for a container runtime's container: exec probes go through it (CRI
+    ``ExecSync``), as the kubelet's do."""
 
 
 def in_container(ctx: ProbeContext, argv: list[str], *, nsenter: str = "nsenter",
@@ -333,6 +336,10 @@ def in_container(ctx: ProbeContext, argv: list[str], *, nsenter: str = "nsenter"
     if ctx.pod_netns is not None:
         return [ip, "netns", "exec", ctx.pod_netns, *argv], ctx.working_dir or "/"
     return argv, ctx.working_dir or "/"
+
+
+ExecSync = Callable[[list[str]], Awaitable[tuple[int, bytes]]]
+"""Runs a command in a container: (exit code, output)."""
 
 
 class ProbeError(Exception):
@@ -460,6 +467,16 @@ class NetnsProbeExecutor:
         return int(parts[1]), location
 
     async def _exec(self, action: ExecAction, ctx: ProbeContext) -> ProbeOutcome:
+        if ctx.exec_sync is not None:
+            try:
+                code, out = await ctx.exec_sync(list(action.command))
+            except Exception as exc:  # the runtime's error, as the kubelet reports it
+                return ProbeOutcome(False, f"command {list(action.command)} failed: {exc}")
+            text = out[:_MAX_OUTPUT].decode(errors="replace").strip()
+            if code == 0:
+                return ProbeOutcome(True, text)
+            return ProbeOutcome(False, f"command {list(action.command)} exited with "
+                                       f"{code}: {text}".rstrip(": "))
         argv, cwd = in_container(ctx, list(action.command), nsenter=self._nsenter, ip=self._ip)
         try:
             proc = await asyncio.create_subprocess_exec(

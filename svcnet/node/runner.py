@@ -694,10 +694,23 @@ class PodRunner:
             mount_plan=self._mount_plan(pod, container, resolved.env))
         self._prune_logs(uid, start.container, start.attempt)
         proc = await self.cri.start(start.key, spec)
-        self._after_start(proc, container, ProbeContext(
-            str(sandbox.ip.ip), self.config.pod_names(uid).pod_netns, dict(env),
-            spec.working_dir), True)
+        self._after_start(proc, container, self._cri_probe_context(
+            start.key, container, str(sandbox.ip.ip), env, spec.working_dir), True)
         return None
+
+    def _cri_probe_context(self, key: ContainerKey, container: Mapping[str, Any], pod_ip: str,
+                           env: Mapping[str, str], working_dir: str | None) -> ProbeContext:
+        """Exec probes of a CRI container go through ``ExecSync``, bounded by the longest
+        probe timeout of the container (the probe itself is cancelled at its own)."""
+        cri = self.cri
+        assert cri is not None
+        timeout = max((p.timing.timeout for p in container_probes(container)), default=1.0)
+
+        async def exec_sync(argv: list[str]) -> tuple[int, bytes]:
+            return await cri.exec_sync(key, argv, timeout)
+
+        return ProbeContext(pod_ip, self.config.pod_names(key.pod_uid).pod_netns, dict(env),
+                            working_dir, exec_sync=exec_sync)
 
     def _pull_secrets(self, pod: Pod) -> list[Mapping[str, Any]]:
         """The ``.dockerconfigjson`` documents of the pod's ``imagePullSecrets`` (the API
@@ -833,8 +846,12 @@ class PodRunner:
             return ProbeContext(pod_ip, netns)
         cri = self.uses_cri(pod)
         pid = self._running_pid(uid, str(container.get("name", ""))) if mounts or cri else None
-        if cri and (sandbox := self._sandboxes.get(uid)) is not None:
-            pod_ip = str(sandbox.ip.ip)
+        if cri:
+            sandbox = self._sandboxes.get(uid)
+            ctx = self._cri_probe_context(ContainerKey(uid, str(container.get("name", ""))),
+                                          container, str(sandbox.ip.ip) if sandbox else pod_ip,
+                                          spec.env, spec.working_dir)
+            return dataclasses.replace(ctx, container_pid=pid)
         return ProbeContext(pod_ip, netns, dict(spec.env), spec.working_dir, pid)
 
     def _running_pid(self, uid: str, container: str) -> int | None:

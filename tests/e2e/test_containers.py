@@ -241,7 +241,10 @@ def test_rolling_update_fails_no_request(cluster: Cluster) -> None:
                                      "httpd -f -p 8080 -h /www & pid=$!; "
                                      "trap 'sleep 2; kill $pid; exit 0' TERM; wait"],
                          "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080},
-                                            "periodSeconds": 1}}]}}}}
+                                            "periodSeconds": 1},
+                         # Through CRI ExecSync, in the container's own file system.
+                         "livenessProbe": {"exec": {"command": ["test", "-f", "/www/healthz"]},
+                                           "periodSeconds": 1, "failureThreshold": 1}}]}}}}
     cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
     cluster.kubectl("expose", "deployment", "roll", "--port", "80", "--target-port", "8080",
                     "--type", "NodePort")
@@ -274,6 +277,9 @@ def test_rolling_update_fails_no_request(cluster: Cluster) -> None:
         caller.join(timeout=10)
     assert failures == [], failures[:5]
     assert seen["v1"] > 0 and seen["v2"] > 0, seen
+    restarts = [s["restartCount"] for p in cluster.pods("app=roll")
+                for s in p["status"]["containerStatuses"]]
+    assert restarts == [0, 0]  # the exec liveness probe passes
 
 
 def test_kill_9_of_containerd_and_agent_loses_nothing(cluster: Cluster) -> None:

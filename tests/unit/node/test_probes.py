@@ -4,6 +4,7 @@ executor against servers on loopback (``node_netns=None``: the test's own namesp
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -346,6 +347,28 @@ async def test_exec_probe(command: tuple[str, ...], ok: bool, message: str) -> N
     outcome = await NetnsProbeExecutor(None).run(ExecAction(command), CTX)
     assert outcome.ok is ok
     assert message in outcome.message
+
+
+async def test_exec_probe_through_the_runtime() -> None:
+    """A container runtime's container: the command runs through its ExecSync, not here."""
+    calls: list[list[str]] = []
+
+    async def exec_sync(argv: list[str]) -> tuple[int, bytes]:
+        calls.append(argv)
+        return (0, b"fine\n") if argv[0] == "ok" else (3, b"out\nerr\n")
+
+    ctx = dataclasses.replace(CTX, exec_sync=exec_sync)
+    executor = NetnsProbeExecutor(None)
+    assert await executor.run(ExecAction(("ok",)), ctx) == ProbeOutcome(True, "fine")
+    bad = await executor.run(ExecAction(("bad", "x")), ctx)
+    assert bad == ProbeOutcome(False, "command ['bad', 'x'] exited with 3: out\nerr")
+    assert calls == [["ok"], ["bad", "x"]]
+
+    async def broken(argv: list[str]) -> tuple[int, bytes]:
+        raise RuntimeError("container not running")
+
+    lost = await executor.run(ExecAction(("ok",)), dataclasses.replace(CTX, exec_sync=broken))
+    assert not lost.ok and "container not running" in lost.message
 
 
 async def test_exec_probe_timeout_kills_the_command(tmp_path: Any) -> None:
