@@ -279,7 +279,7 @@ def test_rolling_update_fails_no_request(cluster: Cluster) -> None:
     assert seen["v1"] > 0 and seen["v2"] > 0, seen
     restarts = [s["restartCount"] for p in cluster.pods("app=roll")
                 for s in p["status"]["containerStatuses"]]
-    assert restarts == [0, 0]  # the exec liveness probe passes
+    assert set(restarts) == {0}  # the exec liveness probe passes
 
 
 def test_kill_9_of_containerd_and_agent_loses_nothing(cluster: Cluster) -> None:
