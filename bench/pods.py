@@ -1,7 +1,12 @@
-"""Pod figures on a real node agent: start latency, 100 pods to Ready, slice update latency.
+"""Pod figures on a real node agent: start latency, 100 pods to Ready, slice update latency,
+for each runtime.
 
 A `svcnet server` and one `svcnet node` (cluster "bp", no node bridge, no proxy) run as
-processes; pods run as real processes in their own network namespaces.
+processes. With the process runtime pods run as real processes in their own network
+namespaces; with containerd (``--runtime containerd``: a containerd for the node, as `svcnet
+up` starts one, and a registry on loopback holding a busybox web image, pulled once before
+measuring: "the image present") each pod is a CRI sandbox with a runc container, its network
+from the CNI plugin.
 
 * pod start latency: a pod with a trivial TCP server and no readiness probe (Ready = its
   container runs), created one at a time: create sent -> Ready seen in a watch, p50/p99;
@@ -9,7 +14,9 @@ processes; pods run as real processes in their own network namespaces.
 * EndpointSlice update latency: a pod's Ready condition flips (its exec readiness probe starts
   passing) -> the Service's EndpointSlice shows the endpoint ready, both seen in watches.
 
-Needs root. Run: .venv/bin/python bench/pods.py [--single 20] [--burst 100]
+Needs root (and for containerd: containerd, runc, docker-registry, busybox-static).
+Run: .venv/bin/python bench/pods.py [--runtime process|containerd|both] [--single 20]
+[--burst 100]
 """
 
 from __future__ import annotations
@@ -37,16 +44,25 @@ SVCNET = [sys.executable, "-m", "svcnet.cli.main"]
 Obj = dict[str, Any]
 
 
-def pod(name: str, *, probe_file: str = "") -> Obj:
+def pod(name: str, *, probe_file: str = "", image: str = "") -> Obj:
+    """A pod of the process runtime, or with ``image`` (``127.0.0.1:PORT/web:1``) one running
+    that image's entrypoint on containerd."""
     container: Obj = {"name": "c", "image": "bench",
                       "command": [sys.executable, "-c",
                                   "import socket,time\n"
                                   "s=socket.socket(); s.bind(('',8080)); s.listen()\n"
                                   "time.sleep(86400)"],
                       "ports": [{"name": "tcp", "containerPort": 8080}]}
+    if image:  # the image's own entrypoint: busybox httpd on 8080
+        container = {"name": "c", "image": image, "imagePullPolicy": "IfNotPresent",
+                     "ports": [{"name": "tcp", "containerPort": 8080}]}
     if probe_file:
-        container["readinessProbe"] = {"exec": {"command": ["test", "-f", probe_file]},
-                                       "periodSeconds": 1}
+        # On containerd the probe runs in the container: its flag file is in a hostPath-less
+        # world, so the flag is an HTTP path the test creates instead (see measure()).
+        container["readinessProbe"] = ({"exec": {"command": ["test", "-f", probe_file]},
+                                        "periodSeconds": 1} if not image else
+                                       {"exec": {"command": ["test", "-f", "/tmp/ready"]},
+                                        "periodSeconds": 1})
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": "default", "labels": {"app": "bench"}},
             "spec": {"nodeName": "bp-node", "terminationGracePeriodSeconds": 1,
@@ -70,8 +86,31 @@ async def wait_ready(client: RESTClient, names: set[str], rv: str) -> dict[str, 
     return seen
 
 
+def rss_mib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) // 1024
+    return 0
+
+
+def shims_rss_mib(socket: str) -> tuple[int, int]:
+    """(count, total RSS) of the containerd shims serving ``socket``."""
+    count = total = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and b"containerd-shim" in argv[0] and socket.encode() in argv:
+            count, total = count + 1, total + rss_mib(int(proc.name))
+    return count, total
+
+
 async def measure(client: RESTClient, agent_pid: int, single: int, burst: int,
-                  tmp: Path) -> list[str]:
+                  tmp: Path, runtime: str, containerd: tuple[int, str] | None,
+                  image: str) -> list[str]:
     rows = []
     lat = []
     for i in range(single):
@@ -79,9 +118,9 @@ async def measure(client: RESTClient, agent_pid: int, single: int, burst: int,
         rv = (await client.list(PODS, "default", limit=1)).resource_version
         waiter = asyncio.create_task(wait_ready(client, {name}, rv))
         t0 = time.perf_counter()
-        await client.create(PODS, pod(name))
+        await client.create(PODS, pod(name, image=image))
         lat.append((await asyncio.wait_for(waiter, 30))[name] - t0)
-    rows.append(f"| pod start, create -> Ready ({single} pods, one at a time) | "
+    rows.append(f"| {runtime}: pod start, create -> Ready ({single} pods, one at a time) | "
                 f"p50 {pct(lat, .5) * 1000:.0f} ms, p99 {pct(lat, .99) * 1000:.0f} ms |")
     for i in range(single):
         await client.delete(PODS, "default", f"single-{i}", grace_period=0)
@@ -90,14 +129,15 @@ async def measure(client: RESTClient, agent_pid: int, single: int, burst: int,
     rv = (await client.list(PODS, "default", limit=1)).resource_version
     waiter = asyncio.create_task(wait_ready(client, names, rv))
     t0 = time.perf_counter()
-    await asyncio.gather(*(client.create(PODS, pod(n)) for n in sorted(names)))
+    await asyncio.gather(*(client.create(PODS, pod(n, image=image)) for n in sorted(names)))
     seen = await asyncio.wait_for(waiter, 300)
-    rss = 0
-    for line in Path(f"/proc/{agent_pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            rss = int(line.split()[1]) // 1024
-    rows.append(f"| {burst} pods created at once on one node -> all Ready | "
-                f"{max(seen.values()) - t0:.2f} s; agent RSS {rss} MiB |")
+    memory = f"agent RSS {rss_mib(agent_pid)} MiB"
+    if containerd is not None:
+        shims, shim_rss = shims_rss_mib(containerd[1])
+        memory += (f"; containerd RSS {rss_mib(containerd[0])} MiB; {shims} shims, "
+                   f"{shim_rss} MiB together")
+    rows.append(f"| {runtime}: {burst} pods created at once on one node -> all Ready | "
+                f"{max(seen.values()) - t0:.2f} s; {memory} |")
     for n in sorted(names):
         await client.delete(PODS, "default", n, grace_period=0)
 
@@ -108,18 +148,27 @@ async def measure(client: RESTClient, agent_pid: int, single: int, burst: int,
     flips = []
     for i in range(10):
         name, flag = f"flip-{i}", tmp / f"ready-{i}"
-        obj = pod(name, probe_file=str(flag))
+        obj = pod(name, probe_file=str(flag), image=image)
         obj["metadata"]["labels"] = {"app": "flip"}
         await client.create(PODS, obj)
         await asyncio.sleep(1.5)
         rv = (await client.list(ENDPOINTSLICES, "default", limit=1)).resource_version
         pod_ready = asyncio.create_task(wait_ready(client, {name}, rv))
         slice_ready = asyncio.create_task(slice_shows(client, rv, name))
-        flag.write_text("")
+        if image:
+            proc = await asyncio.create_subprocess_exec(
+                "kubectl", "--kubeconfig", str(tmp / "server" / "kubeconfig"), "exec", name,
+                "--", "touch", "/tmp/ready")
+            await proc.wait()
+        else:
+            flag.write_text("")
         t_pod = (await asyncio.wait_for(pod_ready, 30))[name]
         t_slice = await asyncio.wait_for(slice_ready, 30)
         flips.append(t_slice - t_pod)
-    rows.append(f"| EndpointSlice update after a readiness change (10 flips) | "
+    for i in range(10):
+        await client.delete(PODS, "default", f"flip-{i}", grace_period=0)
+    await client.delete(SERVICES, "default", "bench")
+    rows.append(f"| {runtime}: EndpointSlice update after a readiness change (10 flips) | "
                 f"p50 {pct(flips, .5) * 1000:.0f} ms, p99 {pct(flips, .99) * 1000:.0f} ms |")
     return rows
 
@@ -134,14 +183,37 @@ async def slice_shows(client: RESTClient, rv: str, pod_name: str) -> float:
     raise RuntimeError("watch ended")
 
 
-async def main_async(args: argparse.Namespace) -> list[str]:
+async def run_one(args: argparse.Namespace, runtime: str) -> list[str]:
+    image = ""
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         with open(tmp / "server.log", "wb") as log:
             server = subprocess.Popen([*SVCNET, "server", "--data-dir", str(tmp / "server"),
                                        "--listen", "127.0.0.1:0"], cwd=ROOT, stderr=log)
-        agent = None
+        agent = containerd = None
+        registry: Any = None
+        flags: list[str] = []
         try:
+            if runtime == "containerd":
+                sys.path.insert(0, str(ROOT))
+                from svcnet.cluster import runtimes
+                from tests.images import web_image
+                from tests.registry_server import RegistryServer
+
+                registry = RegistryServer()
+                registry.start()
+                registry.push(web_image("v1"), "web", "1")
+                image = registry.ref("web", "1")
+                paths, argv = runtimes.node_containerd(tmp / "nodes" / "bp-node" / "containerd")
+                with open(tmp / "containerd.log", "wb") as log:
+                    containerd = subprocess.Popen(argv, stdout=log, stderr=log)
+                runtimes.wait_for_socket(paths)
+                runtimes.import_sandbox_image(paths)
+                subprocess.run(["ctr", "--address", str(paths.socket), "--namespace", "k8s.io",
+                                "images", "pull", "--plain-http", image], check=True,
+                               capture_output=True)
+                flags = ["--container-runtime-endpoint", paths.endpoint,
+                         "--cni-conf-dir", str(paths.cni_conf)]
             kcfg = tmp / "server" / "kubeconfig"
             while not kcfg.exists():
                 await asyncio.sleep(0.05)
@@ -150,7 +222,7 @@ async def main_async(args: argparse.Namespace) -> list[str]:
                     [*SVCNET, "node", "--kubeconfig", str(kcfg), "--name", "bp-node",
                      "--cluster", "bp", "--node-index", "1", "--node-ip", "172.20.0.11",
                      "--pod-cidr", "10.244.1.0/24", "--state-dir", str(tmp / "node"),
-                     "--no-proxy"], cwd=ROOT, stderr=log)
+                     "--no-proxy", *flags], cwd=ROOT, stderr=log)
             client = RESTClient.from_kubeconfig(load_kubeconfig(kcfg))
             try:
                 for _ in range(200):
@@ -158,7 +230,9 @@ async def main_async(args: argparse.Namespace) -> list[str]:
                     if any(ready(n) for n in nodes):
                         break
                     await asyncio.sleep(0.05)
-                return await measure(client, agent.pid, args.single, args.burst, tmp)
+                ctd = (containerd.pid, str(paths.socket)) if containerd is not None else None
+                return await measure(client, agent.pid, args.single, args.burst, tmp,
+                                     runtime, ctd, image)
             finally:
                 await client.close()
         finally:
@@ -166,7 +240,23 @@ async def main_async(args: argparse.Namespace) -> list[str]:
                 if proc is not None:
                     proc.send_signal(signal.SIGTERM)
                     proc.wait(timeout=30)
+            if containerd is not None:
+                containerd.send_signal(signal.SIGTERM)
+                containerd.wait(timeout=30)
+                from svcnet.cluster import runtimes
+                from svcnet.node.names import ClusterNames
+
+                runtimes.remove_traces(tmp, ClusterNames.for_cluster("bp"))
+            if registry is not None:
+                registry.stop()
             cleanup_namespaces()
+
+
+async def main_async(args: argparse.Namespace) -> list[str]:
+    rows = []
+    for runtime in (("process", "containerd") if args.runtime == "both" else (args.runtime,)):
+        rows += await run_one(args, runtime)
+    return rows
 
 
 def cleanup_namespaces() -> None:
@@ -187,6 +277,7 @@ def cleanup_namespaces() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--runtime", choices=["process", "containerd", "both"], default="both")
     ap.add_argument("--single", type=int, default=20)
     ap.add_argument("--burst", type=int, default=100)
     args = ap.parse_args()

@@ -310,8 +310,10 @@ class PodRunner:
 
     def uses_cri(self, pod: Pod) -> bool:
         """Whether the pod runs on containerd: every pod when the node has it, except those
-        whose RuntimeClass is ``process``."""
-        if self.cri is None:
+        whose RuntimeClass is ``process``, and host-network pods: their host is the node's
+        namespace, which containerd (in the machine's own, where a node's runtime runs)
+        cannot give a container; the process runtime runs them there."""
+        if self.cri is None or podlib.is_host_network(pod):
             return False
         return (pod.get("spec") or {}).get("runtimeClassName") != PROCESS_HANDLER
 
@@ -459,12 +461,7 @@ class PodRunner:
         for start in plan.start:
             pod = self._pods[start.pod_uid]
             cri = self.uses_cri(pod)
-            if cri and podlib.is_host_network(pod) and start.pod_uid not in self._sandboxes:
-                # The planner plans no network for host-network pods; CRI still needs a
-                # sandbox (in the node's network namespace) to hold their containers.
-                await self._setup_sandbox(pod)
-            if not self._network_ready(start.pod_uid) and not (
-                    podlib.is_host_network(pod) and not cri):
+            if not self._network_ready(start.pod_uid) and not podlib.is_host_network(pod):
                 continue  # its network failed above; the retry will start it
             if self._memo.get(start.pod_uid, _PodMemo()).volumes_missing:
                 continue  # ContainerCreating until its volumes can be set up
@@ -543,10 +540,9 @@ class PodRunner:
         self._pod_dir(uid).mkdir(parents=True, exist_ok=True)
         try:
             sid = await self.cri.run_sandbox(spec, memo.sandbox_attempt)
-            ip = await self.cri.sandbox_ip(sid) if not spec.host_network else \
-                self.config.host_ip
-            prefix = self.config.pod_cidr.prefixlen if not spec.host_network else 32
-            self._sandboxes[uid] = _Sandbox(sid, IPv4Interface(f"{ip}/{prefix}"), spec)
+            ip = await self.cri.sandbox_ip(sid)
+            self._sandboxes[uid] = _Sandbox(
+                sid, IPv4Interface(f"{ip}/{self.config.pod_cidr.prefixlen}"), spec)
         except (CriError, ValueError) as exc:
             memo.network_error = f"Failed to create pod sandbox: {exc}"
             log.warning("pod %s: %s", uid, memo.network_error)

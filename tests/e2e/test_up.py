@@ -94,7 +94,7 @@ def test_summary_and_nodes(home: Path) -> None:
 
 
 @pytest.mark.parametrize("example", ["frontend-backend.yaml", "loadbalancer-local.yaml",
-                                     "headless.yaml"])
+                                     "headless.yaml", "nginx-nodeport.yaml"])
 def test_examples_apply_with_kubectl(home: Path, example: str) -> None:
     r = subprocess.run(["kubectl", "--kubeconfig", str(home / NAME / "kubeconfig"), "apply",
                         "--dry-run=server", "-f", str(ROOT / "examples" / example)],
