@@ -1,14 +1,11 @@
 """A throwaway containerd for tests: its own root, state, socket and registry hosts, no systemd.
 
 Theory of operation. ``containerd --config DIR/config.toml`` runs in the foreground as the
-test's child. Everything it keeps is under ``DIR`` (a temp dir): ``root`` (content store,
-overlayfs snapshots, metadata), ``state`` (task bundles), the gRPC socket, ``runc`` (the runc
-root for CRI containers and for :meth:`ContainerdServer.run`'s), ``fifo`` (``ctr``'s stdio
-FIFOs), ``cni`` (empty: no global CNI config is read) and ``certs.d``, the registry hosts
-directory (containerd's docs/hosts.md): :meth:`ContainerdServer.trust` writes
-``certs.d/<host>/hosts.toml`` saying the registry ``host`` speaks plain HTTP, and both ``ctr
---hosts-dir`` and the CRI plugin (``registry.config_path``) read it. The CRI settings are those
-this VM needs: no OOM score below containerd's own, no hugetlb controller.
+test's child, configured as a node's containerd is (:mod:`svcnet.node.containerd`: its
+``root``, ``state``, ``runc`` and ``certs.d`` under ``DIR``, a temp dir; its socket in
+``/run/svcnet/<hash of DIR>/``), plus ``fifo`` for ``ctr``'s stdio FIFOs.
+:meth:`ContainerdServer.trust` writes ``certs.d/<host>/hosts.toml`` saying the registry
+``host`` speaks plain HTTP; both ``ctr --hosts-dir`` and the CRI plugin read it.
 
 What cannot be moved off the host in containerd 1.6: the shims' sockets are
 ``/run/containerd/s/<sha256(socket, namespace, id)>`` (unique per containerd socket, removed
@@ -37,73 +34,12 @@ from pathlib import Path
 
 import pytest
 
+from svcnet.node.containerd import ContainerdPaths, mounts_under, render_hosts_toml, write_config
 from tests.conftest import require_binary, require_root
 
 __all__ = ["ContainerdServer", "containerd"]
 
 NAMESPACE = "k8s.io"  # the CRI plugin's namespace: what ctr sees is what the CRI sees
-
-CONFIG = """\
-version = 2
-root = "{dir}/root"
-state = "{dir}/state"
-disabled_plugins = [
-  "io.containerd.internal.v1.opt",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.tracing.processor.v1.otlp",
-]
-
-[grpc]
-  address = "{dir}/containerd.sock"
-
-[ttrpc]
-  address = "{dir}/containerd.sock.ttrpc"
-
-[plugins."io.containerd.grpc.v1.cri"]
-  restrict_oom_score_adj = true
-  disable_hugetlb_controller = true
-  tolerate_missing_hugetlb_controller = true
-  disable_apparmor = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  netns_mounts_under_state_dir = true
-
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "{dir}/cni/bin"
-    conf_dir = "{dir}/cni/net.d"
-
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        Root = "{dir}/runc"
-
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "{dir}/certs.d"
-"""
-
-HOSTS_TOML = """\
-server = "http://{host}"
-
-[host."http://{host}"]
-  capabilities = ["pull", "resolve", "push"]
-  skip_verify = true
-"""
-
-
-def _mount_points_under(directory: Path) -> list[str]:
-    """Mount points at or below ``directory``, deepest first (mountinfo field 5, unescaped)."""
-    prefix = str(directory).rstrip("/") + "/"
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4].encode().decode("unicode_escape") for line in f if line.strip()]
-    return sorted((p for p in points if (p + "/").startswith(prefix)), key=len, reverse=True)
 
 
 def _read_pid(path: Path) -> int | None:
@@ -135,14 +71,17 @@ class ContainerdServer:
         self._ctr = ""
 
     @property
-    def socket(self) -> Path:
+    def paths(self) -> ContainerdPaths:
         assert self.dir is not None, "containerd is not started"
-        return self.dir / "containerd.sock"
+        return ContainerdPaths(self.dir)
+
+    @property
+    def socket(self) -> Path:
+        return self.paths.socket
 
     @property
     def hosts_dir(self) -> Path:
-        assert self.dir is not None, "containerd is not started"
-        return self.dir / "certs.d"
+        return self.paths.certs_d
 
     def start(self) -> None:
         if self.proc is not None:
@@ -154,10 +93,9 @@ class ContainerdServer:
         require_binary("runc")
         require_binary("containerd-shim-runc-v2")
         self.dir = Path(tempfile.mkdtemp(prefix="svcnet-containerd-"))
-        for sub in ("certs.d", "cni/bin", "cni/net.d", "fifo", "runc"):
-            (self.dir / sub).mkdir(parents=True)
-        config = self.dir / "config.toml"
-        config.write_text(CONFIG.format(dir=self.dir))
+        write_config(self.paths)
+        (self.dir / "fifo").mkdir()
+        config = self.paths.config
         with (self.dir / "containerd.log").open("ab") as log:
             self.proc = subprocess.Popen([binary, "--config", str(config)],
                                          stdin=subprocess.DEVNULL, stdout=log,
@@ -180,7 +118,7 @@ class ContainerdServer:
         """Pull from (and push to) the registry at ``host`` (``127.0.0.1:PORT``) over HTTP."""
         directory = self.hosts_dir / host
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "hosts.toml").write_text(HOSTS_TOML.format(host=host))
+        (directory / "hosts.toml").write_text(render_hosts_toml(host))
 
     def ctr(self, *args: str, check: bool = True, timeout: float = 60,
             input: bytes | None = None) -> subprocess.CompletedProcess[str]:
@@ -253,8 +191,9 @@ class ContainerdServer:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()
         if self.dir is not None:
-            for point in _mount_points_under(self.dir):
-                subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+            for point in mounts_under(self.dir):
+                subprocess.run(["umount", "-l", str(point)], capture_output=True, check=False)
+            shutil.rmtree(self.socket.parent, ignore_errors=True)
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
 

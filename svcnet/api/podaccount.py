@@ -6,6 +6,7 @@ plugin/pkg/admission/serviceaccount/admission.go, the mutating half, as a pure f
 
 * a pod that names no ServiceAccount runs as ``default`` (``spec.serviceAccountName`` and the
   deprecated ``spec.serviceAccount``, which the v1 conversion keeps equal);
+* a pod without ``imagePullSecrets`` gets its ServiceAccount's;
 * unless the pod (or else its ServiceAccount) sets ``automountServiceAccountToken: false``, a
   projected volume ``kube-api-access-<5 random characters>`` is added, holding what an
   in-cluster client reads: a bound token (``token``, 3607 s, which the kubelet refreshes), the
@@ -57,6 +58,13 @@ def admit_pod_service_account(pod: Mapping[str, Any], account: Mapping[str, Any]
     name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
     spec["serviceAccountName"] = name
     spec["serviceAccount"] = name
+    if not spec.get("imagePullSecrets") and account is not None:
+        # The account's pull secrets, when the pod names none (admission.go's
+        # "Copy image pull secrets from the service account").
+        secrets = [dict(ref) for ref in account.get("imagePullSecrets") or []
+                   if isinstance(ref, Mapping)]
+        if secrets:
+            spec["imagePullSecrets"] = secrets
     automount = spec.get("automountServiceAccountToken")
     if automount is None and account is not None:
         automount = account.get("automountServiceAccountToken")

@@ -21,15 +21,18 @@ The kubelet's ``kuberuntime_sandbox.go`` (``generatePodSandboxConfig``) and
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from svcnet.api.errors import go_quote
 from svcnet.api.resourcelists import parse_quantity
 from svcnet.node.cri import CriContainer, SandboxSpec
 from svcnet.node.podenv import expand_vars
 from svcnet.node.pods import dns_config, is_host_network
 
-__all__ = ["container_spec", "cpu_limits", "image_pull_policy", "sandbox_spec"]
+__all__ = ["container_spec", "cpu_limits", "image_pull_policy", "image_reference_problem",
+           "sandbox_spec"]
 
 Pod = Mapping[str, Any]
 
@@ -59,6 +62,35 @@ def sandbox_spec(pod: Pod, *, log_directory: str, cgroup_root: str,
         dns_options=options, host_network=is_host_network(pod),
         share_pid=bool(spec.get("shareProcessNamespace")),
         cgroup_parent=f"{cgroup_root.rstrip('/')}/pod{uid}", labels=labels)
+
+
+# The reference grammar of distribution/reference (regexp.go), which the kubelet parses an
+# image name with before it asks the runtime for it.
+_ALNUM = r"[a-z0-9]+"
+_PATH_COMPONENT = rf"{_ALNUM}(?:(?:[._]|__|-+){_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+_REFERENCE: Final = re.compile(
+    rf"(?P<name>(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+    rf"(?::{_TAG})?(?:@{_DIGEST})?")
+_NAME_MAX: Final = 255
+
+
+def image_reference_problem(image: str) -> str | None:
+    """Why ``image`` is no image reference (the kubelet's ``InvalidImageName``), or None."""
+    match = _REFERENCE.fullmatch(image)
+    prefix = (f"Failed to apply default image tag {go_quote(image)}: couldn't parse image "
+              f"name {go_quote(image)}: invalid reference format")
+    if match is None:
+        lower = _REFERENCE.fullmatch(image.lower())
+        if lower is not None and image:
+            return f"{prefix}: repository name must be lowercase"
+        return prefix
+    if len(match.group("name")) > _NAME_MAX:
+        return f"{prefix}: repository name must not be more than {_NAME_MAX} characters"
+    return None
 
 
 def image_pull_policy(container: Mapping[str, Any]) -> str:

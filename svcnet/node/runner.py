@@ -639,6 +639,10 @@ class PodRunner:
         sandbox = self._sandboxes[uid]
         memo = self._memo.setdefault(uid, _PodMemo())
         image = str(container.get("image", ""))
+        if (problem := crispec.image_reference_problem(image)) is not None:
+            memo.image_waiting[start.container] = ("InvalidImageName", problem)
+            self._warn(pod, memo, "InspectFailed", problem)
+            return None
         now = self.clock.monotonic()
         due, delay = memo.image_backoff.get(start.container, (0.0, 0.0))
         if now < due:

@@ -170,6 +170,54 @@ def test_missing_image_backs_off_then_recovers(cluster: Cluster) -> None:
              timeout=60, detail=lambda: cluster.waiting_reason("late"))
 
 
+def test_invalid_image_name(cluster: Cluster) -> None:
+    cluster.kubectl("run", "badname", "--image=Web:1")
+    wait_for(lambda: cluster.waiting_reason("badname") == "InvalidImageName",
+             "InvalidImageName", timeout=30)
+    status = cluster.get("pod", "badname")["status"]["containerStatuses"][0]
+    assert status["state"]["waiting"]["message"].endswith("repository name must be lowercase")
+
+
+def test_pull_by_digest_with_an_image_pull_secret(cluster: Cluster,
+                                                  registry_auth: RegistryServer) -> None:
+    """A registry that wants credentials: the pod's docker-registry Secret gives them."""
+    repo = registry_auth.new_repo("private")
+    digest = registry_auth.push(web_image("v3"), repo, "1")
+    ref = f"{registry_auth.host}/{repo}@{digest}"
+    cluster.kubectl("run", "nocred", f"--image={ref}")
+    wait_for(lambda: cluster.waiting_reason("nocred") in ("ErrImagePull", "ImagePullBackOff"),
+             "a pull without credentials failing", timeout=30)
+    assert registry_auth.auth is not None
+    user, password = registry_auth.auth
+    cluster.kubectl("create", "secret", "docker-registry", "regcred",
+                    f"--docker-server={registry_auth.host}", f"--docker-username={user}",
+                    f"--docker-password={password}")
+    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "withcred"},
+                "spec": {"imagePullSecrets": [{"name": "regcred"}],
+                         "initContainers": [{"name": "init", "image": ref,
+                                             "command": ["sh", "-c", "echo init ran"]}],
+                         "containers": [
+                             {"name": "web", "image": ref},
+                             {"name": "side", "image": ref,
+                              "command": ["sh", "-c", "echo side; sleep 3600"]}]}}
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    def running() -> bool:
+        st = cluster.get("pod", "withcred").get("status", {})
+        statuses = st.get("containerStatuses") or []
+        return len(statuses) == 2 and all(c.get("ready") for c in statuses)
+
+    wait_for(running, "the pod with credentials Running", timeout=60,
+             detail=lambda: json.dumps(cluster.get("pod", "withcred").get("status")))
+    status = cluster.get("pod", "withcred")["status"]
+    assert status["containerStatuses"][0]["imageID"] == f"{registry_auth.host}/{repo}@{digest}"
+    assert cluster.kubectl("logs", "withcred", "-c", "init").stdout == "init ran\n"
+    assert cluster.kubectl("logs", "withcred", "-c", "side").stdout == "side\n"
+    # Both containers share the pod's network: the side container reaches web on localhost.
+    out = cluster.kubectl("exec", "withcred", "-c", "side", "--", "wget", "-qO-",
+                          "http://127.0.0.1:8080/").stdout
+    assert out == "withcred v3\n"
+
+
 def test_crash_loop_and_previous_logs(cluster: Cluster) -> None:
     repo = cluster.registry.new_repo("crash")
     cluster.registry.push(crash_image(), repo, "1")
@@ -220,6 +268,15 @@ def test_image_user_and_logs_follow_and_exec(cluster: Cluster) -> None:
             follow.terminate()
     out = cluster.kubectl("exec", pod, "--", "sh", "-c", "hostname; id -u; ls /www").stdout
     assert out.split() == [pod, "0", "cgi-bin", "healthz"]
+    with subprocess.Popen(["kubectl", "port-forward", f"pod/{pod}", ":8080"],
+                          stdout=subprocess.PIPE, text=True, env=cluster.env()) as forward:
+        try:
+            assert forward.stdout is not None
+            line = forward.stdout.readline()  # Forwarding from 127.0.0.1:PORT -> 8080
+            local = int(line.split("127.0.0.1:")[1].split()[0])
+            assert http_get(f"http://127.0.0.1:{local}/") == f"{pod} v1"
+        finally:
+            forward.terminate()
 
 
 def test_rolling_update_fails_no_request(cluster: Cluster) -> None:

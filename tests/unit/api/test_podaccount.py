@@ -50,3 +50,12 @@ def test_a_container_with_its_own_credentials_keeps_them() -> None:
     out = admit_pod_service_account({"metadata": {}, "spec": spec}, None)
     assert out["spec"]["containers"][0]["volumeMounts"] == [own]
     assert "volumes" not in out["spec"]
+
+
+def test_the_accounts_image_pull_secrets_unless_the_pod_names_some() -> None:
+    account = {"imagePullSecrets": [{"name": "regcred"}]}
+    assert admit_pod_service_account(pod(), account)["spec"]["imagePullSecrets"] == [
+        {"name": "regcred"}]
+    own = admit_pod_service_account(pod(imagePullSecrets=[{"name": "mine"}]), account)
+    assert own["spec"]["imagePullSecrets"] == [{"name": "mine"}]
+    assert "imagePullSecrets" not in admit_pod_service_account(pod(), {})["spec"]

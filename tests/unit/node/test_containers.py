@@ -188,6 +188,28 @@ def test_image_pull_policy_defaults(container: dict[str, str], want: str) -> Non
     assert crispec.image_pull_policy(container) == want
 
 
+@pytest.mark.parametrize("image", [
+    "web", "web:1", "library/web:latest", "127.0.0.1:5000/a/b:v1.2", "reg.local/web-app_x:1",
+    "web@sha256:" + "a" * 64, "localhost/w:1@sha256:" + "0" * 64, "[::1]:5000/web:1"])
+def test_valid_image_references(image: str) -> None:
+    assert crispec.image_reference_problem(image) is None
+
+
+@pytest.mark.parametrize(("image", "why"), [
+    ("Web:1", "repository name must be lowercase"),
+    ("reg.local/App", "repository name must be lowercase"),
+    ("web:", "invalid reference format"),
+    ("web::1", "invalid reference format"),
+    ("-web", "invalid reference format"),
+    ("web@sha256:abc", "invalid reference format"),
+    ("a/" * 130 + "b", "must not be more than 255 characters"),
+])
+def test_invalid_image_references(image: str, why: str) -> None:
+    problem = crispec.image_reference_problem(image)
+    assert problem is not None and problem.endswith(why)
+    assert problem.startswith(f'Failed to apply default image tag "{image}": couldn')
+
+
 @pytest.mark.parametrize(("policy", "present", "pull"), [
     ("Always", True, True), ("IfNotPresent", True, False), ("IfNotPresent", False, True),
     ("Never", False, False), ("Never", True, False)])
