@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 
 from svcnet.cluster.down import cluster_links, cluster_namespaces
+from svcnet.cluster.runtimes import containerd_available
 from svcnet.cluster.state import Paths, live_processes
 from svcnet.cluster.supervise import read_status
 from svcnet.node.names import ClusterNames
@@ -286,7 +287,11 @@ def test_each_process_killed_in_turn_comes_back_under_traffic(cluster: Cluster,
 def test_down_after_the_supervisor_was_killed_removes_everything(cluster: Cluster) -> None:
     paths = cluster.paths
     live = live_processes(paths)
-    assert set(live) == {"supervisor", "server", "node-1", "node-2", "nodeport-forwarder"}
+    # A containerd per node where it is installed (svcnet up --container-runtime auto).
+    runtimes = ({"containerd-node-1", "containerd-node-2"}
+                if containerd_available() is None else set())
+    assert set(live) == {"supervisor", "server", "node-1", "node-2", "nodeport-forwarder",
+                         *runtimes}
     os.kill(live["supervisor"], signal.SIGKILL)
     wait_for("the supervisor gone", lambda: "supervisor" not in live_processes(paths))
     r = cluster.svcnet("status", "--name", cluster.name, check=False)
