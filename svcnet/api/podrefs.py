@@ -2,7 +2,8 @@
 
 Theory of operation. A pod names ConfigMaps and Secrets in its containers' (and init
 containers') ``env[].valueFrom.configMapKeyRef``/``secretKeyRef`` and ``envFrom`` sources, and in
-its ``configMap``, ``secret`` and ``projected`` volumes — the references
+its ``configMap``, ``secret`` and ``projected`` volumes, and its ``imagePullSecrets`` — the
+references
 ``podutil.VisitPodSecretNames`` / ``VisitPodConfigmapNames`` (pkg/api/v1/pod/util.go) walk for
 the kubelet's managers and the Node authorizer's graph
 (plugin/pkg/auth/authorizer/node/graph_populator.go). The node agent watches exactly these
@@ -68,4 +69,6 @@ def pod_config_references(pod: Mapping[str, Any]) -> set[tuple[str, str]]:
             refs.update(_container_refs(c))
     for vol in _maps(spec.get("volumes")):
         refs.update(_volume_refs(vol))
+    for ref in _maps(spec.get("imagePullSecrets")):
+        refs.update(_named(ref, SECRET))
     return refs

@@ -267,7 +267,7 @@ class CriRuntime:
                 errors.append(exc.details or exc.code)
                 continue
             return str(reply.image_ref)
-        raise PullError(f'failed to pull image "{image}": {errors[-1]}')
+        raise PullError(f'failed to pull image "{image}": {errors[0]}')
 
     # --- sandboxes
 
@@ -583,7 +583,9 @@ def cri_auths(pull_secrets: Iterable[Mapping[str, Any]], image: str) -> list[dic
                 server_host = "docker.io"
             if server_host != host or not isinstance(entry, Mapping):
                 continue
-            auth: dict[str, str] = {"server_address": server_host}
+            # No server_address: containerd 1.6 parses it as a URL and refuses a bare
+            # "host:port"; the credentials are for this one pull anyway.
+            auth: dict[str, str] = {}
             for src, dst in (("username", "username"), ("password", "password"),
                              ("auth", "auth"), ("identitytoken", "identity_token"),
                              ("registrytoken", "registry_token")):

@@ -251,10 +251,8 @@ def test_cri_auths_match_the_registry() -> None:
     docs = [{"auths": {"reg.local:5000": {"username": "u", "password": "p"},
                        "https://index.docker.io/v1/": {
                            "auth": base64.b64encode(b"d:h").decode()}}}]
-    assert cri_auths(docs, "reg.local:5000/app:1") == [
-        {"server_address": "reg.local:5000", "username": "u", "password": "p"}]
-    assert cri_auths(docs, "nginx") == [
-        {"server_address": "docker.io", "auth": base64.b64encode(b"d:h").decode()}]
+    assert cri_auths(docs, "reg.local:5000/app:1") == [{"username": "u", "password": "p"}]
+    assert cri_auths(docs, "nginx") == [{"auth": base64.b64encode(b"d:h").decode()}]
     assert cri_auths(docs, "other.example/app") == []
 
 
