@@ -214,14 +214,11 @@ def internal(path: PathLike, detail: str) -> FieldError:
 
 
 def aggregate_message(errors: Sequence[FieldError]) -> str:
-    """utilerrors.NewAggregate(...).Error(): one error bare, several in brackets, de-duplicated."""
-    seen: list[str] = []
-    for e in errors:
-        s = str(e)
-        if s not in seen:
-            seen.append(s)
+    """utilerrors.NewAggregate(...).Error(): one error bare, several in brackets, de-duplicated
+    (first occurrence kept, in order; a dict, so thousands of errors take linear time)."""
+    seen = dict.fromkeys(str(e) for e in errors)
     if len(seen) == 1:
-        return seen[0]
+        return next(iter(seen))
     return "[" + ", ".join(seen) + "]"
 
 

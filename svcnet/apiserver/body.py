@@ -33,15 +33,17 @@ _READ_CHUNK: Final = 256 * 1024
 YAML_TYPES: Final = frozenset({"application/yaml", "application/apply-patch+yaml"})
 
 
-def too_large() -> StatusError:
+def too_large(limit: int = MAX_BODY_BYTES) -> StatusError:
+    """``NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", limit))``, as
+    ``limitedReadBody`` answers a body over the limit."""
     return StatusError(413, "RequestEntityTooLarge",
-                       "the server has received too large a request entity")
+                       f"Request entity too large: limit is {limit}")
 
 
 async def read_raw(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
     """The whole body, however it arrives; 413 past ``limit`` (before reading, if declared)."""
     if request.content_length is not None and request.content_length > limit:
-        raise too_large()
+        raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -50,7 +52,7 @@ async def read_raw(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
             break
         size += len(chunk)
         if size > limit:
-            raise too_large()
+            raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
