@@ -18,6 +18,7 @@ from svcnet.api.meta import validate_object_meta, validate_object_meta_update
 from svcnet.api.names import name_is_dns_subdomain
 from svcnet.api.podaccount import admit_pod_service_account
 from svcnet.registry.generic import BaseStrategy
+from svcnet.util import offload
 
 #: A ServiceAccount by namespace and name, or None when there is none.
 AccountLookup = Callable[[str, str], Awaitable[dict[str, Any] | None]]
@@ -45,7 +46,7 @@ class PodStrategy(BaseStrategy):
         meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
         name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
         account = await self._service_account(str(meta.get("namespace") or ""), str(name))
-        return admit_pod_service_account(obj, account)
+        return await offload.run(admit_pod_service_account, obj, account)
 
     def prepare_for_create(self, obj: Obj) -> Obj:
         return pods.prepare_pod_for_create(obj)
