@@ -10,6 +10,10 @@ for every verb is the same and short:
 Everything a client can get wrong becomes a Kubernetes Status with a 4xx code; an unexpected
 exception is logged and answered 500 without a traceback in the body.
 
+A request with a large body (or about a large stored object) is *heavy*: its CPU-bound steps,
+decoding, the registry's pure steps and encoding the answer, run on the CPU thread of
+:mod:`svcnet.util.offload`, so that the event loop keeps serving everyone else meanwhile.
+
 Writes computed from the current object (patch, apply, scale) go through the registry's one
 retrying update (:meth:`svcnet.registry.generic.Registry.update_from`) and so through the
 strategy; watches are served by :mod:`.watch`, subresources with REST storage of their own by

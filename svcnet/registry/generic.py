@@ -17,7 +17,13 @@ users): it sees the finished object and may refuse the write with a StatusError.
 Objects are JSON dicts. The store holds them without ``metadata.resourceVersion``; reads set it
 from the key's mod revision, so resourceVersion always equals the store revision of the object's
 last write, as with etcd. Nothing is written when any step fails, and allocations taken for a
-failed write are released (see allocators/operation.py).
+failed write are released (see allocators/operation.py). An object is stored as at most
+:data:`MAX_OBJECT_BYTES` of JSON (413 past it).
+
+The pure steps of a write (decoding, defaulting, preparing, validating, admitting, recording
+managedFields, encoding) are grouped into methods that run through
+:func:`svcnet.util.offload.run`: on the CPU thread for a large object (a stored object counts
+towards the request's size), inline otherwise; allocations and the store stay on the loop.
 
 Why this module is long: Upstream's generic registry Store (create, update, delete with
 finalizers, graceful deletion) in one place, as store.go has it.
