@@ -214,14 +214,11 @@ def internal(path: PathLike, detail: str) -> FieldError:
 
 
 def aggregate_message(errors: Sequence[FieldError]) -> str:
-    """utilerrors.NewAggregate(...).Error(): one error bare, several in brackets, de-duplicated."""
-    seen: list[str] = []
-    for e in errors:
-        s = str(e)
-        if s not in seen:
-            seen.append(s)
+    """utilerrors.NewAggregate(...).Error(): one error bare, several in brackets, de-duplicated
+    (first occurrence kept, in order; a dict, so thousands of errors take linear time)."""
+    seen = dict.fromkeys(str(e) for e in errors)
     if len(seen) == 1:
-        return seen[0]
+        return next(iter(seen))
     return "[" + ", ".join(seen) + "]"
 
 
@@ -271,18 +268,32 @@ def _ordered(d: dict[str, Any], order: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+MAX_REPORTED_ERRORS: Final = 1000
+"""The most validation errors one 422 reports (svcnet's bound; see :func:`invalid_error`)."""
+
+
 def invalid_error(kind: str, name: str, errors: Sequence[FieldError],
                   group: str = "") -> StatusError:
-    """422 Invalid, as apierrors.NewInvalid builds it."""
-    causes = [{"reason": e.type.value, "message": e.body(), "field": e.field} for e in errors]
+    """422 Invalid, as apierrors.NewInvalid builds it: one cause per error, the message the
+    errors' aggregate.
+
+    Up to :data:`MAX_REPORTED_ERRORS` errors, that is all. Kubernetes reports every error,
+    however many: a 3 MiB body of nameless Service ports yields about a million, which would
+    make a 200 MB answer (and Go's aggregate builds its message by repeated concatenation,
+    quadratic in the errors). Here the first errors are reported and the message says how many
+    more there were: ``... is invalid: [<the first 1000>] (and 798999 more errors)``.
+    """
+    shown = errors[:MAX_REPORTED_ERRORS]
+    causes = [{"reason": e.type.value, "message": e.body(), "field": e.field} for e in shown]
     # StatusDetails' name, group and kind are omitempty: a patch's 422 names no object.
     details: dict[str, Any] = {k: v for k, v in (("name", name), ("group", group),
                                                  ("kind", kind)) if v}
     details["causes"] = causes
     qualified = f"{kind}.{group}" if group else kind
-    return StatusError(422, "Invalid",
-                       f"{qualified} {go_quote(name)} is invalid: {aggregate_message(errors)}",
-                       details)
+    message = f"{qualified} {go_quote(name)} is invalid: {aggregate_message(shown)}"
+    if len(errors) > len(shown):
+        message += f" (and {len(errors) - len(shown)} more errors)"
+    return StatusError(422, "Invalid", message, details)
 
 
 def bad_request(message: str) -> StatusError:

@@ -25,6 +25,7 @@ from aiohttp import web
 from svcnet.api.errors import StatusError, bad_request
 from svcnet.api.protobuf import MEDIA_TYPE as PROTOBUF, NotRegistered, ProtobufError, default_codec
 from svcnet.api.yamljson import decode_bytes
+from svcnet.util import offload
 
 MAX_BODY_BYTES: Final = 3 * 1024 * 1024
 """kube-apiserver's limit for a request body."""
@@ -33,15 +34,17 @@ _READ_CHUNK: Final = 256 * 1024
 YAML_TYPES: Final = frozenset({"application/yaml", "application/apply-patch+yaml"})
 
 
-def too_large() -> StatusError:
+def too_large(limit: int = MAX_BODY_BYTES) -> StatusError:
+    """``NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", limit))``, as
+    ``limitedReadBody`` answers a body over the limit."""
     return StatusError(413, "RequestEntityTooLarge",
-                       "the server has received too large a request entity")
+                       f"Request entity too large: limit is {limit}")
 
 
 async def read_raw(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
     """The whole body, however it arrives; 413 past ``limit`` (before reading, if declared)."""
     if request.content_length is not None and request.content_length > limit:
-        raise too_large()
+        raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -50,7 +53,7 @@ async def read_raw(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
             break
         size += len(chunk)
         if size > limit:
-            raise too_large()
+            raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -59,11 +62,14 @@ async def read_body(request: web.Request, kind: tuple[str, str] | None = None) -
     """The request body decoded (JSON, YAML for the YAML types, protobuf), with Kubernetes'
     errors; ``kind`` (version, kind) is what a malformed protobuf body is reported as."""
     raw = await read_raw(request)
+    # A large body makes the request heavy: its decoding and the rest of its CPU-bound work
+    # leave the event loop (svcnet.util.offload).
+    offload.note_size(len(raw))
     ctype = request.content_type
     if "protobuf" in ctype:
-        return _protobuf_body(raw, ctype, kind)
+        return await offload.run(_protobuf_body, raw, ctype, kind)
     try:
-        return decode_bytes(raw, yaml_ok=ctype in YAML_TYPES)
+        return await offload.run(decode_bytes, raw, yaml_ok=ctype in YAML_TYPES)
     except ValueError as e:
         raise bad_request(f"the body of the request could not be decoded: {e}") from None
 

@@ -99,13 +99,27 @@ def protobuf_codec(request: web.Request, api_version: str, kind: str) -> Codec |
 def encoded_response(request: web.Request, obj: Obj, api_version: str, kind: str,
                      status: int = 200, warnings: list[str] | None = None) -> web.Response:
     """``obj`` as JSON, or as protobuf when the client asked for it first."""
+    return encoded_body_response(encode_object(request, obj, api_version, kind), status,
+                                 warnings)
+
+
+def encode_object(request: web.Request, obj: Obj, api_version: str,
+                  kind: str) -> tuple[bytes, str]:
+    """``obj``'s bytes and media type for :func:`encoded_response` (pure: it may run off the
+    event loop, see :mod:`svcnet.util.offload`)."""
     codec = protobuf_codec(request, api_version, kind)
     if codec is None:
-        return json_response(obj, status, warnings)
-    resp = web.Response(body=codec.encode(obj, api_version, kind), status=status,
-                        content_type=PROTOBUF)
+        return json.dumps(obj, separators=(",", ":")).encode(), "application/json"
+    return codec.encode(obj, api_version, kind), PROTOBUF
+
+
+def encoded_body_response(encoded: tuple[bytes, str], status: int = 200,
+                          warnings: list[str] | None = None) -> web.Response:
+    """The answer carrying what :func:`encode_object` made."""
+    body, content_type = encoded
+    resp = web.Response(body=body, status=status, content_type=content_type)
     for w in warnings or []:
-        resp.headers.add("Warning", f'299 - {json.dumps(w)}')
+        resp.headers.add("Warning", warning_header(w))
     return resp
 
 

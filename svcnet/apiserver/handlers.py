@@ -10,6 +10,10 @@ for every verb is the same and short:
 Everything a client can get wrong becomes a Kubernetes Status with a 4xx code; an unexpected
 exception is logged and answered 500 without a traceback in the body.
 
+A request with a large body (or about a large stored object) is *heavy*: its CPU-bound steps,
+decoding, the registry's pure steps and encoding the answer, run on the CPU thread of
+:mod:`svcnet.util.offload`, so that the event loop keeps serving everyone else meanwhile.
+
 Writes computed from the current object (patch, apply, scale) go through the registry's one
 retrying update (:meth:`svcnet.registry.generic.Registry.update_from`) and so through the
 strategy; watches are served by :mod:`.watch`, subresources with REST storage of their own by
@@ -45,6 +49,8 @@ from svcnet.apiserver.common import (
     Served,
     decode_object,
     dry_run_of,
+    encode_object,
+    encoded_body_response,
     encoded_response,
     failure_response,
     include_object,
@@ -70,6 +76,7 @@ from svcnet.apiserver.subresources.token import serve_token
 from svcnet.apiserver.watch import serve_watch
 from svcnet.registry.generic import PROPAGATION_POLICIES, Preconditions
 from svcnet.storage.interface import Compacted, Unavailable
+from svcnet.util import offload
 from svcnet.util.clock import rfc3339
 
 log = logging.getLogger(__name__)
@@ -220,8 +227,8 @@ class Handlers:
             raise errors.namespace_terminating_error(served.resource, name, info.namespace,
                                                      served.group)
 
-    def _respond(self, request: web.Request, obj: Obj, served: Served, status: int = 200,
-                 warnings: list[str] | None = None) -> web.Response:
+    async def _respond(self, request: web.Request, obj: Obj, served: Served,
+                       status: int = 200, warnings: list[str] | None = None) -> web.Response:
         if tables.table_accepted(request.headers.get("Accept", "")):
             meta = obj.get("metadata") or {}
             table = tables.table_for([obj], api_version=served.api_version, kind=served.kind,
@@ -229,7 +236,8 @@ class Handlers:
                                      now=self.ctx.clock.now(),
                                      resource_version=str(meta.get("resourceVersion", "")))
             return json_response(table, status, warnings)
-        return encoded_response(request, obj, served.api_version, served.kind, status, warnings)
+        encoded = await offload.run(encode_object, request, obj, served.api_version, served.kind)
+        return encoded_body_response(encoded, status, warnings)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -237,7 +245,7 @@ class Handlers:
                   user: User) -> web.Response:
         await self.authorize(user, "get", info, served)
         obj = await served.registry.get(info.namespace, info.name)
-        return self._respond(request, obj, served)
+        return await self._respond(request, obj, served)
 
     async def list_collection(self, request: web.Request, info: RequestInfo, served: Served,
                               user: User) -> web.Response:
@@ -328,7 +336,7 @@ class Handlers:
                      user: User) -> web.Response:
         warnings: list[str] = []
         body = await read_body(request, (served.version, served.kind))
-        obj = decode_object(body, served, request, warnings)
+        obj = await offload.run(decode_object, body, served, request, warnings)
         name = str((obj.get("metadata") or {}).get("name") or "")
         await self.authorize(user, "create", info, served, name=name)
         await self.require_namespace(info, served, creating=True, name=name)
@@ -336,7 +344,7 @@ class Handlers:
         created = await served.registry.create(
             info.namespace, obj, dry_run=dry_run_of(request),
             before_write=self.managed_fields(served, manager, "Update", info.subresource))
-        return self._respond(request, with_type(created, served), served, 201, warnings)
+        return await self._respond(request, with_type(created, served), served, 201, warnings)
 
     def managed_fields(self, served: Served, manager: str, operation: str,
                  subresource: str) -> Callable[[Obj | None, Obj], Obj]:
@@ -353,13 +361,13 @@ class Handlers:
         await self.require_namespace(info, served, creating=False)
         warnings: list[str] = []
         body = await read_body(request, (served.version, served.kind))
-        obj = decode_object(body, served, request, warnings)
+        obj = await offload.run(decode_object, body, served, request, warnings)
         manager = request.query.get("fieldManager", "") or user_agent_manager(request)
         updated = await served.registry.update(
             info.namespace, info.name, obj, dry_run=dry_run_of(request),
             status_only=info.subresource == "status",
             before_write=self.managed_fields(served, manager, "Update", info.subresource))
-        return self._respond(request, with_type(updated, served), served, 200, warnings)
+        return await self._respond(request, with_type(updated, served), served, 200, warnings)
 
     async def patch(self, request: web.Request, info: RequestInfo, served: Served,
                     user: User) -> web.Response:
@@ -397,12 +405,12 @@ class Handlers:
             info.namespace, info.name, patched, dry_run=dry_run,
             status_only=info.subresource == "status",
             before_write=self.managed_fields(served, manager, "Update", info.subresource))
-        return self._respond(request, with_type(updated, served), served, 200, warnings)
+        return await self._respond(request, with_type(updated, served), served, 200, warnings)
 
     async def _apply(self, request: web.Request, info: RequestInfo, served: Served, body: Any,
                      manager: str, dry_run: bool, warnings: list[str],
                      user: User) -> web.Response:
-        applied = decode_object(body, served, request, warnings)
+        applied = await offload.run(decode_object, body, served, request, warnings)
         force = query_bool(request, "force")
         now = rfc3339(self.ctx.clock.now())
 
@@ -426,7 +434,7 @@ class Handlers:
             info.namespace, info.name, merged, dry_run=dry_run,
             status_only=info.subresource == "status", allow_create=not info.subresource,
             before_create=before_create)
-        return self._respond(request, with_type(written, served), served,
+        return await self._respond(request, with_type(written, served), served,
                              201 if created else 200, warnings)
 
     async def delete(self, request: web.Request, info: RequestInfo, served: Served,
@@ -438,7 +446,7 @@ class Handlers:
                                                preconditions=opts.preconditions,
                                                dry_run=opts.dry_run, grace_period=opts.grace,
                                                propagation_policy=opts.policy)
-        return self._respond(request, with_type(deleted, served), served)
+        return await self._respond(request, with_type(deleted, served), served)
 
 
     async def delete_collection(self, request: web.Request, info: RequestInfo, served: Served,

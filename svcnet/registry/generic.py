@@ -17,7 +17,13 @@ users): it sees the finished object and may refuse the write with a StatusError.
 Objects are JSON dicts. The store holds them without ``metadata.resourceVersion``; reads set it
 from the key's mod revision, so resourceVersion always equals the store revision of the object's
 last write, as with etcd. Nothing is written when any step fails, and allocations taken for a
-failed write are released (see allocators/operation.py).
+failed write are released (see allocators/operation.py). An object is stored as at most
+:data:`MAX_OBJECT_BYTES` of JSON (413 past it).
+
+The pure steps of a write (decoding, defaulting, preparing, validating, admitting, recording
+managedFields, encoding) are grouped into methods that run through
+:func:`svcnet.util.offload.run`: on the CPU thread for a large object (a stored object counts
+towards the request's size), inline otherwise; allocations and the store stay on the loop.
 
 Why this module is long: Upstream's generic registry Store (create, update, delete with
 finalizers, graceful deletion) in one place, as store.go has it.
@@ -46,6 +52,7 @@ from svcnet.storage.interface import (
     KeyValue,
     Store,
 )
+from svcnet.util import offload
 from svcnet.util.clock import Clock, RealClock, rfc3339
 
 Obj = dict[str, Any]
@@ -242,6 +249,20 @@ def gc_finalizers(existing: list[str], policy: str) -> list[str]:
 _MAX_GRACE_SECONDS = 10**10
 _UPDATE_RETRIES = 5
 
+MAX_OBJECT_BYTES = 3 * 1024 * 1024
+"""The largest object stored, as JSON. Kubernetes' bound is etcd's request limit (1.5 MiB by
+default, in protobuf, which kube-apiserver reckons at half the JSON: hence its 3 MiB body
+limit); a write past it fails there (a 500 "etcdserver: request is too large"). Here it is
+checked before the write, as a 413, and before managedFields are computed when the object
+alone is already too large: defaulting and managedFields can make a 3 MiB body ten times
+larger, and every watcher and list would carry that."""
+
+
+def too_large_to_store(size: int) -> StatusError:
+    return StatusError(413, "RequestEntityTooLarge",
+                       f"Request entity too large: the object would be {size} bytes stored, "
+                       f"the limit is {MAX_OBJECT_BYTES}")
+
 
 class Registry:
     """CRUD for one resource over the store, with the Kubernetes write pipeline."""
@@ -304,7 +325,8 @@ class Registry:
         kv = await self.store.get(self.key(namespace, name))
         if kv is None:
             raise self._not_found(name)
-        return self.decode(kv)
+        offload.note_size(len(kv.value))
+        return await offload.run(self.decode, kv)
 
     async def list(self, namespace: str = "", *, limit: int = 0, start_after: str = "",
                    revision: int = 0) -> ListPage:
@@ -358,6 +380,40 @@ class Registry:
 
     async def create(self, namespace: str, obj: Obj, *, dry_run: bool = False,
                      before_write: BeforeWrite | None = None) -> Obj:
+        # The pure steps run through offload.run: off the event loop for a large object.
+        obj, requested_name = await offload.run(self._new_object, namespace, obj)
+        op = Operation(dry_run=dry_run, requested_name=requested_name)
+        success = False
+        try:
+            obj = await self.strategy.begin_create(op, obj)
+            obj, encoded = await offload.run(self._checked_create, namespace, obj,
+                                             before_write)
+            name = self._name_of(obj)
+            if dry_run:
+                if await self.store.get(self.key(namespace, name)) is not None:
+                    raise errors.already_exists(self.strategy.resource, name,
+                                                self.strategy.group)
+                success = True
+                return obj
+            try:
+                kv = await self.store.create(self.key(namespace, name), encoded)
+            except KeyExists:
+                raise errors.already_exists(self.strategy.resource, name,
+                                            self.strategy.group) from None
+            except BaseException:
+                # Anything else (a timeout, a connection lost after the request went out, a
+                # cancelled request) leaves the write's outcome unknown: it may be stored, and
+                # releasing its allocations could hand them out twice. Repair settles them.
+                op.abandon()
+                raise
+            success = True
+            return await offload.run(self.decode, kv)
+        finally:
+            await op.finish(success)
+
+    def _new_object(self, namespace: str, obj: Obj) -> tuple[Obj, str | None]:
+        """A copy of ``obj`` with the server's system fields, defaulted (create, pure); and
+        the name the request gave (admission names the object so, before generateName)."""
         obj = copy.deepcopy(obj)
         self._check_namespace(namespace, obj)
         meta = _meta(obj)
@@ -376,40 +432,30 @@ class Registry:
             meta["generation"] = 1
         else:
             meta.pop("generation", None)
-        obj = self.strategy.default(obj)
-        op = Operation(dry_run=dry_run, requested_name=requested_name)
-        success = False
-        try:
-            obj = await self.strategy.begin_create(op, obj)
-            obj = self.strategy.prepare_for_create(obj)
-            errs = self.strategy.validate_create(obj)
-            if errs:
-                raise self._invalid(obj, errs)
-            name = self._name_of(obj)
-            self._admit("create", "", namespace, name, None, obj)
-            if before_write is not None:
-                obj = before_write(None, obj)
-            if dry_run:
-                if await self.store.get(self.key(namespace, name)) is not None:
-                    raise errors.already_exists(self.strategy.resource, name,
-                                                self.strategy.group)
-                success = True
-                return obj
-            try:
-                kv = await self.store.create(self.key(namespace, name), self.encode(obj))
-            except KeyExists:
-                raise errors.already_exists(self.strategy.resource, name,
-                                            self.strategy.group) from None
-            except BaseException:
-                # Anything else (a timeout, a connection lost after the request went out, a
-                # cancelled request) leaves the write's outcome unknown: it may be stored, and
-                # releasing its allocations could hand them out twice. Repair settles them.
-                op.abandon()
-                raise
-            success = True
-            return self.decode(kv)
-        finally:
-            await op.finish(success)
+        return self.strategy.default(obj), requested_name
+
+    def _checked_create(self, namespace: str, obj: Obj,
+                        before_write: BeforeWrite | None) -> tuple[Obj, bytes]:
+        """Prepare, validate, admit, record (managedFields) and encode a new object (pure)."""
+        obj = self.strategy.prepare_for_create(obj)
+        errs = self.strategy.validate_create(obj)
+        if errs:
+            raise self._invalid(obj, errs)
+        self._admit("create", "", namespace, self._name_of(obj), None, obj)
+        return self._recorded(None, obj, before_write)
+
+    def _recorded(self, old: Obj | None, new: Obj,
+                  before_write: BeforeWrite | None) -> tuple[Obj, bytes]:
+        """``before_write`` applied and the result encoded, within :data:`MAX_OBJECT_BYTES`
+        (checked first without what ``before_write`` adds, which costs most)."""
+        if before_write is not None:
+            if (size := len(self.encode(new))) > MAX_OBJECT_BYTES:
+                raise too_large_to_store(size)
+            new = before_write(old, new)
+        encoded = self.encode(new)
+        if len(encoded) > MAX_OBJECT_BYTES:
+            raise too_large_to_store(len(encoded))
+        return new, encoded
 
     def _admit(self, operation: str, subresource: str, namespace: str, name: str,
                old: Obj | None, new: Obj) -> None:
@@ -433,7 +479,8 @@ class Registry:
         kv = await self.store.get(self.key(namespace, name))
         if kv is None:
             raise self._not_found(name)
-        old = self.decode(kv)
+        offload.note_size(len(kv.value))
+        old = await offload.run(self.decode, kv)
         if wanted_rv and wanted_rv != str(kv.mod_revision):
             raise errors.conflict(
                 self.strategy.resource, name,
@@ -443,33 +490,22 @@ class Registry:
         success = False
         try:
             if status_only:
-                new = self.strategy.prepare_for_status_update(new, old)
+                new = await offload.run(self.strategy.prepare_for_status_update, new, old)
                 new = await self.strategy.begin_status_update(op, new, old)
-                errs = self.strategy.validate_status_update(new, old)
             else:
-                new = self.strategy.default(new)
-                self._carry_system_fields(new, old)
-                new = self.strategy.prepare_for_update(new, old)
-                if self.strategy.has_generation:
-                    old_gen = int(_meta(old).get("generation") or 1)
-                    _meta(new)["generation"] = (
-                        old_gen + 1 if self.strategy.generation_changed(new, old) else old_gen)
+                new = await offload.run(self._prepared_update, new, old)
                 new = await self.strategy.begin_update(op, new, old)
-                errs = self.strategy.validate_update(new, old)
-            if errs:
-                raise self._invalid(new, errs)
-            self._admit("update", "status" if status_only else "", namespace, name, old, new)
-            _meta(new)["resourceVersion"] = old["metadata"]["resourceVersion"]
-            if _same_ignoring_managed_fields(new, old):
+            checked = await offload.run(self._checked_update, namespace, name, new, old,
+                                        status_only, before_write)
+            if checked is None:
                 success = True  # a no-op keeps the resourceVersion and writes nothing
                 return old
-            if before_write is not None:
-                new = before_write(old, new)
+            new, encoded = checked
             if dry_run:
                 success = True
                 return new
             try:
-                written = await self.store.update(kv.key, self.encode(new), kv.mod_revision)
+                written = await self.store.update(kv.key, encoded, kv.mod_revision)
             except (Conflict, KeyNotFound):
                 raise errors.conflict(
                     self.strategy.resource, name,
@@ -479,10 +515,36 @@ class Registry:
                 op.abandon()  # old or new may be stored: keep both sides' allocations
                 raise
             success = True
-            deleted = await self._delete_if_finalized(old, written)
-            return deleted if deleted is not None else self.decode(written)
+            stored = await offload.run(self.decode, written)
+            deleted = await self._delete_if_finalized(old, stored, written)
+            return deleted if deleted is not None else stored
         finally:
             await op.finish(success)
+
+    def _prepared_update(self, new: Obj, old: Obj) -> Obj:
+        """Default ``new``, carry ``old``'s system fields over, prepare it (pure)."""
+        new = self.strategy.default(new)
+        self._carry_system_fields(new, old)
+        new = self.strategy.prepare_for_update(new, old)
+        if self.strategy.has_generation:
+            old_gen = int(_meta(old).get("generation") or 1)
+            _meta(new)["generation"] = (
+                old_gen + 1 if self.strategy.generation_changed(new, old) else old_gen)
+        return new
+
+    def _checked_update(self, namespace: str, name: str, new: Obj, old: Obj,
+                        status_only: bool, before_write: BeforeWrite | None,
+                        ) -> tuple[Obj, bytes] | None:
+        """Validate, admit, record and encode an update (pure); None for a no-op."""
+        errs = (self.strategy.validate_status_update(new, old) if status_only
+                else self.strategy.validate_update(new, old))
+        if errs:
+            raise self._invalid(new, errs)
+        self._admit("update", "status" if status_only else "", namespace, name, old, new)
+        _meta(new)["resourceVersion"] = old["metadata"]["resourceVersion"]
+        if _same_ignoring_managed_fields(new, old):
+            return None
+        return self._recorded(old, new, before_write)
 
     async def update_from(self, namespace: str, name: str,
                           transform: Callable[[Obj | None], Obj], *, dry_run: bool = False,
@@ -506,8 +568,9 @@ class Registry:
             kv = await self.store.get(self.key(namespace, name))
             if kv is None and not allow_create:
                 raise self._not_found(name)
-            current = self.decode(kv) if kv is not None else None
-            new = transform(copy.deepcopy(current) if current is not None else None)
+            if kv is not None:
+                offload.note_size(len(kv.value))
+            current, new = await offload.run(self._transformed, kv, transform)
             try:
                 if current is None:
                     if before_create is not None:
@@ -529,6 +592,12 @@ class Registry:
         raise errors.conflict(self.strategy.resource, name,
                               "the object kept changing while the update was made",
                               self.strategy.group)
+
+    def _transformed(self, kv: KeyValue | None, transform: Callable[[Obj | None], Obj],
+                     ) -> tuple[Obj | None, Obj]:
+        """The stored object (None: none) and ``transform``'s result for a copy of it."""
+        current = self.decode(kv) if kv is not None else None
+        return current, transform(copy.deepcopy(current) if current is not None else None)
 
     async def guaranteed_update(self, namespace: str, name: str,
                                 mutate: Callable[[Obj], Obj]) -> Obj:
@@ -650,10 +719,10 @@ class Registry:
             return False
         return _meta(old).get("deletionGracePeriodSeconds") in (None, 0)
 
-    async def _delete_if_finalized(self, old: Obj, written: KeyValue) -> Obj | None:
-        """An update after which :meth:`should_delete_during_update` holds deletes the object.
-        Returns the deleted object."""
-        new = self.decode(written)
+    async def _delete_if_finalized(self, old: Obj, new: Obj, written: KeyValue) -> Obj | None:
+        """An update (``new``, stored as ``written``) after which
+        :meth:`should_delete_during_update` holds deletes the object. Returns the deleted
+        object."""
         if not self.should_delete_during_update(old, new):
             return None
         try:

@@ -40,6 +40,7 @@ from svcnet.api.errors import FieldError, StatusError, internal_error, invalid, 
 from svcnet.api.names import ip_family_of
 from svcnet.api.services import is_headless
 from svcnet.storage.interface import Store
+from svcnet.util import offload
 from svcnet.util.clock import Clock
 
 Obj = dict[str, Any]
@@ -236,7 +237,7 @@ class ServiceAllocators:
 
     async def allocate_create(self, op: Operation, svc: Obj) -> Obj:
         """Allocate everything a new Service needs; returns the Service with values filled."""
-        svc = copy.deepcopy(svc)
+        svc = await offload.run(copy.deepcopy, svc)
         owner = owner_of(svc)
         if needs_cluster_ip(svc) and not is_headless(svc):
             await self._allocate_cluster_ips(op, svc, owner, [])
@@ -251,7 +252,7 @@ class ServiceAllocators:
         ``new`` has already been through patch_allocated_values and dropTypeDependentFields,
         so values it still carries over from ``old`` are recognised as already held.
         """
-        new = copy.deepcopy(new)
+        new = await offload.run(copy.deepcopy, new)
         owner = owner_of(old)
         old_ips = held_cluster_ips(old)
         if needs_cluster_ip(new) and not is_headless(new):

@@ -24,6 +24,7 @@ from svcnet.registry.generic import BaseStrategy, Registry
 from svcnet.registry.lb_ipam import LoadBalancerIPAM
 from svcnet.registry.service_alloc import ServiceAllocators, owner_of
 from svcnet.storage.interface import Store
+from svcnet.util import offload
 from svcnet.util.clock import Clock
 
 Obj = dict[str, Any]
@@ -60,15 +61,20 @@ class ServiceStrategy(BaseStrategy):
             raise invalid_error("Service", (svc.get("metadata") or {}).get("name", ""), errs)
         return svc
 
+    def _normalized(self, svc: Obj, old: Obj | None) -> Obj:
+        """The allocation-free part of begin_create/begin_update (pure: it copies a large
+        Service off the event loop, see svcnet.util.offload)."""
+        if old is not None:
+            svc = api.patch_allocated_values(svc, old)
+        svc = api.normalize_cluster_ips(svc, old)
+        return self._families(svc, old)
+
     async def begin_create(self, op: Operation, obj: Obj) -> Obj:
-        obj = api.normalize_cluster_ips(obj, None)
-        obj = self._families(obj, None)
+        obj = await offload.run(self._normalized, obj, None)
         return await self.allocators.allocate_create(op, obj)
 
     async def begin_update(self, op: Operation, new: Obj, old: Obj) -> Obj:
-        new = api.patch_allocated_values(new, old)
-        new = api.normalize_cluster_ips(new, old)
-        new = self._families(new, old)
+        new = await offload.run(self._normalized, new, old)
         new = await self.allocators.allocate_update(op, new, old)
         self._release_lb_ips(op, old, keep=set(ingress_ips(new)))
         return new

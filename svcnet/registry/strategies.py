@@ -19,6 +19,7 @@ from svcnet.api.names import name_is_dns_subdomain
 from svcnet.api.podaccount import admit_pod_service_account
 from svcnet.api.podruntimeclass import admit_pod_runtime_class
 from svcnet.registry.generic import BaseStrategy
+from svcnet.util import offload
 
 #: A ServiceAccount by namespace and name, or None when there is none.
 AccountLookup = Callable[[str, str], Awaitable[dict[str, Any] | None]]
@@ -51,7 +52,7 @@ class PodStrategy(BaseStrategy):
         if self._service_account is not None:
             name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
             account = await self._service_account(str(meta.get("namespace") or ""), str(name))
-            obj = admit_pod_service_account(obj, account)
+            obj = await offload.run(admit_pod_service_account, obj, account)
         if self._runtime_class is not None:
             class_name = spec.get("runtimeClassName")
             found = None if class_name is None else await self._runtime_class(str(class_name))

@@ -26,6 +26,12 @@ class PathElement:
     value: Any = None
     index: int = 0
     _id: tuple[Any, ...] = field(default=(), repr=False)
+    _hash: int = field(default=0, repr=False)
+
+    def __post_init__(self) -> None:
+        # Paths are tuples of elements, hashed element by element in every set operation:
+        # the hash is computed once.
+        object.__setattr__(self, "_hash", hash(self._id))
 
     @classmethod
     def field(cls, name: str) -> PathElement:
@@ -49,7 +55,7 @@ class PathElement:
         return isinstance(other, PathElement) and self._id == other._id
 
     def __hash__(self) -> int:
-        return hash(self._id)
+        return self._hash
 
     def order(self) -> tuple[Any, ...]:
         """smd ``PathElement.Compare``: fields < keys < values < indexes."""
@@ -136,16 +142,26 @@ class FieldSet:
         self._paths: frozenset[FieldPath] = frozenset(p for p in paths if p)
         self._trie: _Node | None = None
 
+    @classmethod
+    def _of(cls, paths: frozenset[FieldPath]) -> FieldSet:
+        """A set of ``paths`` (none empty) as they are: the set algebra of frozensets keeps
+        each path's hash, which building a new frozenset would compute again, element by
+        element (the bulk of recording managedFields for a large object)."""
+        out = cls.__new__(cls)
+        out._paths = paths
+        out._trie = None
+        return out
+
     # -- set algebra ----------------------------------------------------------------------
 
     def union(self, other: FieldSet) -> FieldSet:
-        return FieldSet(self._paths | other._paths)
+        return FieldSet._of(self._paths | other._paths)
 
     def intersection(self, other: FieldSet) -> FieldSet:
-        return FieldSet(self._paths & other._paths)
+        return FieldSet._of(self._paths & other._paths)
 
     def difference(self, other: FieldSet) -> FieldSet:
-        return FieldSet(self._paths - other._paths)
+        return FieldSet._of(self._paths - other._paths)
 
     __or__ = union
     __and__ = intersection
@@ -153,8 +169,12 @@ class FieldSet:
 
     def recursive_difference(self, other: FieldSet) -> FieldSet:
         """Drop every path that is in ``other`` or lies below a member of ``other``."""
-        return FieldSet(p for p in self._paths
-                        if not any(p[:i] in other._paths for i in range(1, len(p) + 1)))
+        if not other._paths:
+            return self
+        heads = {p[0] for p in other._paths}
+        dropped = frozenset(p for p in self._paths if p[0] in heads and any(
+            p[:i] in other._paths for i in range(1, len(p) + 1)))
+        return FieldSet._of(self._paths - dropped) if dropped else self
 
     def ensure_named_fields_are_members(self) -> FieldSet:
         """Also own every field (not list item) that has owned paths below it.
@@ -162,9 +182,9 @@ class FieldSet:
         smd restricts this to struct fields; map entries never have children in the kinds we
         serve, so every field name qualifies.
         """
-        extra = {p[:i] for p in self._paths for i in range(1, len(p))
-                 if p[i - 1].kind == _FIELD}
-        return FieldSet(self._paths | extra)
+        extra = frozenset(p[:i] for p in self._paths for i in range(1, len(p))
+                          if p[i - 1].kind == _FIELD)
+        return FieldSet._of(self._paths | extra)
 
     def __contains__(self, path: object) -> bool:
         return path in self._paths

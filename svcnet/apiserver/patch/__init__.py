@@ -59,9 +59,11 @@ JSON patch (:func:`json_patch`)
     member adds it, negative array indices count from the end, ``test`` of an absent member
     against ``null`` passes. A patch that is not a list of objects is 400; more than 10000
     operations is 413; any operation that fails (missing path, failed ``test``, unknown
-    ``op``) is 422 Invalid with the fixed message ``the server rejected our request due to
-    an error in our request`` -- the apiserver builds it with ``NewGenericServerResponse``,
-    which drops evanphx's message (it is kept here as the exception's ``__cause__``).
+    ``op``, ``copy`` operations adding more than 3 MiB in all, kube-apiserver's
+    ``JSONPatchMaxCopyBytes``) is 422 Invalid with the fixed message ``the server rejected
+    our request due to an error in our request`` -- the apiserver builds it with
+    ``NewGenericServerResponse``, which drops evanphx's message (it is kept here as the
+    exception's ``__cause__``).
 """
 
 from __future__ import annotations

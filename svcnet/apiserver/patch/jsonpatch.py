@@ -11,9 +11,13 @@ from svcnet.api.errors import (
     StatusError,
     bad_request,
 )
-from svcnet.apiserver.patch.gofmt import json_type_name
+from svcnet.apiserver.patch.gofmt import go_json, json_type_name
 from svcnet.apiserver.patch.merge import not_an_object
-from svcnet.apiserver.patch.options import GENERIC_422, MAX_JSON_PATCH_OPERATIONS
+from svcnet.apiserver.patch.options import (
+    GENERIC_422,
+    MAX_JSON_PATCH_COPY_BYTES,
+    MAX_JSON_PATCH_OPERATIONS,
+)
 
 JSON = Any
 Obj = dict[str, Any]
@@ -46,14 +50,34 @@ def json_patch(original: Obj, ops: JSON) -> Obj:
                           "Request entity too large: The allowed maximum operations in a JSON "
                           f"patch is {MAX_JSON_PATCH_OPERATIONS}, got {len(ops)}")
     doc: JSON = copy.deepcopy(original)
+    copied = _Copied()
     for op in ops:
         try:
-            doc = _apply_json_op(doc, op)
+            doc = _apply_json_op(doc, op, copied)
         except _JSONPatchError as e:
             raise StatusError(422, "Invalid", GENERIC_422) from e
     if not isinstance(doc, dict):
         raise not_an_object(doc)
     return doc
+
+
+class _Copied:
+    """The bytes ``copy`` operations have added so far (evanphx's accumulatedCopySize: each
+    copied value counts as long as its JSON); past the limit, the patch fails."""
+
+    __slots__ = ("size",)
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def add(self, value: JSON) -> None:
+        if value is None:
+            return  # a missing member is a nil node, which copies as nothing
+        self.size += len(go_json(value).encode())
+        if self.size > MAX_JSON_PATCH_COPY_BYTES:
+            raise _JSONPatchError(
+                "Unable to complete the copy, the accumulated size increase of copy is "
+                f"{self.size}, exceeding the limit {MAX_JSON_PATCH_COPY_BYTES}")
 
 
 def _op_string(op: Obj, name: str, kind: str) -> str:
@@ -150,7 +174,8 @@ def _json_equal(a: JSON, b: JSON) -> bool:
     return json.dumps(a) == json.dumps(b)
 
 
-def _apply_json_op(doc: JSON, op: Obj) -> JSON:  # noqa: C901 (one branch per RFC 6902 op)
+def _apply_json_op(doc: JSON, op: Obj,  # noqa: C901 (one branch per RFC 6902 op)
+                   copied: _Copied) -> JSON:
     kind = op.get("op")
     if not isinstance(kind, str):
         kind = "unknown"
@@ -195,6 +220,7 @@ def _apply_json_op(doc: JSON, op: Obj) -> JSON:  # noqa: C901 (one branch per RF
         if kind == "move":
             _container_remove(*found)
         else:
+            copied.add(val)  # before copying: a refused copy costs nothing
             val = copy.deepcopy(val)
         path = _op_string(op, "path", kind)
         dest = _find_object(doc, path)

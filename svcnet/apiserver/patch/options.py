@@ -69,6 +69,9 @@ def apply_patch_type(content_type: str | None) -> PatchType:
 patch_type_of = apply_patch_type
 
 MAX_JSON_PATCH_OPERATIONS: Final = 10000
+MAX_JSON_PATCH_COPY_BYTES: Final = 3 * 1024 * 1024
+"""kube-apiserver's ``JSONPatchMaxCopyBytes`` (3 MiB), armed as evanphx's
+``AccumulatedCopySizeLimit``: how much a JSON patch's ``copy`` operations may add in all."""
 FIELD_MANAGER_MAX_LENGTH: Final = 128
 
 

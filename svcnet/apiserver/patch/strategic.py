@@ -2,7 +2,10 @@
 (see the package docstring).
 
 Why this module is long: A literal port of strategicpatch's patch.go, kept whole so it reads
-against upstream.
+against upstream. Where upstream scans a list per item (finding a map by its merge key,
+``index``, ``sort.SliceStable`` with a scanning comparator, ``deduplicateScalars``), the scans
+are lookups in :mod:`.golists` indexes that give the same answers: a patch of n list items
+costs O(n log n), not O(n²) to O(n³).
 """
 
 from __future__ import annotations
@@ -15,6 +18,13 @@ from svcnet.api.errors import (
     bad_request,
 )
 from svcnet.apiserver.patch.gofmt import go_fmt, go_fmt_s, go_type, json_type_name
+from svcnet.apiserver.patch.golists import (
+    GoPanic,
+    Positions,
+    deduplicate,
+    sort_by_position,
+    uncomparable,
+)
 from svcnet.apiserver.patch.options import GENERIC_422
 from svcnet.apiserver.patch.schema import PatchSchema, patch_schema
 
@@ -118,10 +128,13 @@ class _View:
         self.used = len(items)
         self.aliased = True
 
-    def delete(self, idx: int) -> None:
-        if self.aliased:
-            self.items[idx:self.used - 1] = self.items[idx + 1:self.used]
-            self.used -= 1
+    def deleted(self, live: list[Any], tails: list[Any]) -> None:
+        """Deletions were made, each shifting the tail left over the deleted item (Go's
+        ``append(s[:i], s[i+1:]...)``), leaving ``live``; ``tails`` holds the last live item
+        before each deletion, which is what each left behind past the new end."""
+        if self.aliased and tails:
+            self.items = live + tails[::-1]
+            self.used = len(live)
 
     def set(self, idx: int, v: JSON) -> None:
         if self.aliased:
@@ -160,6 +173,8 @@ def strategic_merge_patch_with_schema(original: Obj, patch: JSON, schema: PatchS
                                                  ())
     except _SMPError as e:
         raise e.status() from e
+    except GoPanic as e:
+        raise _SMPError(str(e)).status() from e
 
 
 class _StrategicMerge:
@@ -306,7 +321,7 @@ class _StrategicMerge:
         if kind != "map":
             if is_delete_list:
                 return _delete_from_slice(original, patch), view.items
-            merged = _deduplicate_scalars(original + patch)
+            merged = deduplicate(original + patch, _go_key)
         else:
             if not merge_key:
                 raise _SMPError("cannot merge lists without merge key for string")
@@ -325,18 +340,21 @@ class _StrategicMerge:
                                               merge_key: str, item_spath: tuple[str, ...],
                                               view: _View) -> list[Any]:
         original = list(original)
+        finder = _MapFinder(original, merge_key)
         for v in patch:
             if merge_key not in v:
                 raise _err_no_merge_key(v, merge_key)
-            found = _find_map_in_slice(original, merge_key, v[merge_key])
-            if found is not None:
-                idx, m = found
-                merged = self.merge_map(m, v, item_spath)
+            value = v[merge_key]
+            idx = finder.find(value)
+            if idx >= 0:
+                merged = self.merge_map(original[idx], v, item_spath)
                 original[idx] = merged
                 view.set(idx, merged)
+                finder.merged(idx, value, merged, original)
             else:
                 original.append(v)
                 view.append(v)
+                finder.appended(v)
         return original
 
 
@@ -455,20 +473,62 @@ def _slice_element_kind(*slices: list[Any]) -> str:
     return "map" if prev == _MAP_T else "scalar"
 
 
-def _find_map_in_slice(items: list[Any], key: str, value: JSON) -> tuple[int, Obj] | None:
-    for i, v in enumerate(items):
+class _MapFinder:
+    """``findMapInSliceBasedOnKeyValue`` over one list, O(1) a lookup: the first map whose
+    ``key`` member == the value, or "value for key i is not a map" when the scan would meet
+    a non-map first. The list may grow by :meth:`appended` items."""
+
+    __slots__ = ("_at", "_key", "_n", "_non_map")
+
+    def __init__(self, items: list[Any], key: str) -> None:
+        self._key = key
+        self._at = Positions()
+        self._non_map = -1
+        self._n = 0
+        self._index(items)
+
+    def _index(self, items: list[Any]) -> None:
+        self._at = Positions()
+        self._non_map = -1
+        self._n = 0
+        for v in items:
+            self.appended(v)
+
+    def appended(self, v: JSON) -> None:
         if not isinstance(v, dict):
-            raise _SMPError(f"value for key {i} is not a map")
-        if key in v and _go_eq(v[key], value):
-            return i, v
-    return None
+            if self._non_map < 0:
+                self._non_map = self._n
+        elif self._key in v:
+            self._at.add(self._n, v[self._key])
+        self._n += 1
+
+    def find(self, value: JSON) -> int:
+        pos, panics = self._at.locate(value)
+        if self._non_map >= 0 and (pos < 0 or self._non_map < pos):
+            raise _SMPError(f"value for key {self._non_map} is not a map")
+        if panics:
+            raise uncomparable(go_type(value))
+        return pos
+
+    def merged(self, idx: int, value: JSON, merged: Obj, items: list[Any]) -> None:
+        """The map found at ``idx`` for ``value`` was merged into ``merged``: a patch can only
+        drop its key (``key: null``); should the key change otherwise, index afresh."""
+        if self._key in merged and _go_key(merged[self._key]) == _go_key(value):
+            return
+        self._at.pop_first(value)
+        if self._key in merged:
+            self._index(items)
 
 
 def _merge_slice_with_special_elements(original: list[Any], patch: list[Any], merge_key: str,
                                        view: _View) -> tuple[list[Any], list[Any]]:
+    """``original`` and ``patch`` are lists of maps (``sliceElementType`` said so)."""
     without: list[Any] = []
     replace = False
-    original = list(original)
+    at = Positions((i, v[merge_key]) for i, v in enumerate(original) if merge_key in v)
+    gone = bytearray(len(original))
+    tails: list[Any] = []  # the last live item before each deletion (see _View.deleted)
+    last = len(original) - 1
     for v in patch:
         if _DIRECTIVE not in v:
             without.append(v)
@@ -477,42 +537,29 @@ def _merge_slice_with_special_elements(original: list[Any], patch: list[Any], me
         if directive == _DELETE:
             if merge_key not in v:
                 raise _err_no_merge_key(v, merge_key)
-            while (found := _find_map_in_slice(original, merge_key, v[merge_key])) is not None:
-                del original[found[0]]
-                view.delete(found[0])
+            # Upstream deletes the first match until there is none: every match, in order.
+            for pos in at.take(v[merge_key]):
+                tails.append(original[last])
+                gone[pos] = 1
+                while last >= 0 and gone[last]:
+                    last -= 1
         elif directive == _REPLACE:
             replace = True  # keep going: the other $patch items are still processed
         elif directive == _MERGE:
             raise _SMPError("merging lists cannot yet be specified in the patch")
         else:
             raise _err_bad_patch_type(directive, v)
+    live = [v for v, g in zip(original, gone, strict=True) if not g]
+    view.deleted(live, tails)
     if replace:
         view.detach()
         return without, []
-    return original, without
+    return live, without
 
 
 def _delete_from_slice(current: list[Any], to_delete: list[Any]) -> list[Any]:
     gone = {_go_key(v) for v in to_delete}
     return [v for v in current if _go_key(v) not in gone]
-
-
-def _deduplicate_scalars(s: list[Any]) -> list[Any]:
-    """Upstream's in-place dedup: a duplicate is overwritten by the last element."""
-    s = list(s)
-    length = len(s) - 1
-    i = 0
-    while i < length:
-        j = i + 1
-        while j <= length:
-            if _go_eq(s[i], s[j]):
-                s[j] = s[length]
-                s = s[:length]
-                length -= 1
-                j -= 1
-            j += 1
-        i += 1
-    return s
 
 
 def _partition_primitives(items: list[Any], by: list[Any]) -> tuple[list[Any], list[Any]]:
@@ -528,27 +575,42 @@ def _partition_maps(items: list[Any], by: list[Any],
                     merge_key: str) -> tuple[list[Any], list[Any]]:
     patch: list[Any] = []
     server_only: list[Any] = []
+    finder = _MapFinder(by, merge_key)
     for v in items:
         if not isinstance(v, dict):
             raise _err_bad_arg_type(_MAP_T, v)
         if merge_key not in v:
             raise _err_no_merge_key(v, merge_key)
-        found = _find_map_in_slice(by, merge_key, v[merge_key]) is not None
-        (patch if found else server_only).append(v)
+        (patch if finder.find(v[merge_key]) >= 0 else server_only).append(v)
     return patch, server_only
 
 
-def _index(items: list[Any], v: JSON, merge_key: str, kind: str) -> int:
-    def val(x: JSON) -> JSON:
-        if kind == "map":
-            return x.get(merge_key) if isinstance(x, dict) else None
-        return x
+class _Index:
+    """``index(l, v, mergeKey, kind)`` over one list ``l``, O(1) a lookup: where the first item
+    equal to ``v`` (for maps: whose merge key value equals ``v``'s) is; -1 if none; a GoPanic
+    (returned, for the caller to raise when Go would evaluate it) where the scan panics."""
 
-    target = val(v)
-    for i, x in enumerate(items):
-        if _go_eq(target, val(x)):
-            return i
-    return -1
+    __slots__ = ("_at", "_key")
+
+    def __init__(self, items: list[Any], merge_key: str, kind: str) -> None:
+        self._key = merge_key if kind == "map" else None
+        self._at = Positions(enumerate(map(self._val, items)))
+
+    def _val(self, x: JSON) -> JSON:
+        if self._key is None:
+            return x
+        return x.get(self._key) if isinstance(x, dict) else None
+
+    def of(self, v: JSON) -> int | GoPanic:
+        value = self._val(v)
+        pos, panics = self._at.locate(value)
+        return uncomparable(go_type(value)) if panics else pos
+
+
+def _placed(place: int | GoPanic) -> int:
+    if isinstance(place, GoPanic):
+        raise place
+    return place
 
 
 def _normalize_slice_order(to_sort: list[Any], order: list[Any], merge_key: str,
@@ -562,29 +624,18 @@ def _normalize_slice_order(to_sort: list[Any], order: list[Any], merge_key: str,
                 if merge_key not in item:
                     raise _err_no_merge_key(item, merge_key)
         to_sort, to_delete = _extract_to_delete_items(to_sort)
-    items = list(to_sort)
-
-    def less(a: JSON, b: JSON) -> bool:
-        ia = _index(order, a, merge_key, kind)
-        if ia >= 0:
-            ib = _index(order, b, merge_key, kind)
-            if ib >= 0:
-                return ia < ib
-        return True
-
-    # sort.SliceStable (an insertion sort at these sizes), with upstream's comparator.
-    for i in range(1, len(items)):
-        j = i
-        while j > 0 and less(items[j], items[j - 1]):
-            items[j], items[j - 1] = items[j - 1], items[j]
-            j -= 1
-    return items + to_delete
+    index = _Index(order, merge_key, kind)
+    # sort.SliceStable with upstream's comparator (placed items by place, else "less").
+    return sort_by_position(to_sort, [index.of(v) for v in to_sort]) + to_delete
 
 
 def _merge_sorted_slice(left: list[Any], right: list[Any], server_order: list[Any],
                         merge_key: str, kind: str) -> list[Any]:
     """Interleave server-only items (left) into patch items (right) by server order."""
     out: list[Any] = []
+    index = _Index(server_order, merge_key, kind)
+    left_at = [index.of(v) for v in left]
+    right_at = [index.of(v) for v in right]
     i = j = 0
     while i < len(left) or j < len(right):
         if i >= len(left):
@@ -594,8 +645,8 @@ def _merge_sorted_slice(left: list[Any], right: list[Any], server_order: list[An
             out.append(left[i])
             i += 1
         else:
-            li = _index(server_order, left[i], merge_key, kind)
-            ri = _index(server_order, right[j], merge_key, kind)
+            li = _placed(left_at[i])
+            ri = _placed(right_at[j])
             if li >= 0 and ri >= 0 and li < ri:
                 out.append(left[i])
                 i += 1

@@ -1018,6 +1018,22 @@ def test_json_patch_request_errors(ops: Any, code: int, reason: str, message: st
     assert (ei.value.code, ei.value.reason, ei.value.message) == (code, reason, message)
 
 
+def test_json_patch_copies_may_add_at_most_3_mib() -> None:
+    """kube-apiserver arms evanphx's AccumulatedCopySizeLimit with JSONPatchMaxCopyBytes
+    (3 MiB): without it, each copy of a subtree into itself doubles the document."""
+    doc = {"spec": {"a": "x" * 1000}}
+    doubling = [{"op": "copy", "from": "/spec", "path": f"/spec/b{i}"} for i in range(40)]
+    with pytest.raises(StatusError) as ei:
+        json_patch(doc, doubling)
+    assert (ei.value.code, ei.value.message) == (
+        422, "the server rejected our request due to an error in our request")
+    assert "accumulated size increase of copy" in str(ei.value.__cause__)
+    # Up to the limit copies are fine: 3 MiB of 1 KiB values.
+    out = json_patch(doc, [{"op": "copy", "from": "/spec/a", "path": f"/spec/c{i}"}
+                           for i in range(3000)])
+    assert len(out["spec"]) == 3001
+
+
 def test_json_patch_replacing_the_document_with_an_array_is_invalid() -> None:
     with pytest.raises(StatusError) as ei:
         json_patch({"a": 1}, [{"op": "replace", "path": "", "value": [1]}])
