@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import platform
 import signal
@@ -62,7 +63,7 @@ def pod(name: str, *, probe_file: str = "", image: str = "") -> Obj:
         container["readinessProbe"] = ({"exec": {"command": ["test", "-f", probe_file]},
                                         "periodSeconds": 1} if not image else
                                        {"exec": {"command": ["test", "-f", "/tmp/ready"]},
-                                        "periodSeconds": 1})
+                                        "periodSeconds": 1, "timeoutSeconds": 5})
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": "default", "labels": {"app": "bench"}},
             "spec": {"nodeName": "bp-node", "terminationGracePeriodSeconds": 1,
@@ -126,6 +127,7 @@ async def measure(client: RESTClient, agent_pid: int, single: int, burst: int,
                 f"p50 {pct(lat, .5) * 1000:.0f} ms, p99 {pct(lat, .99) * 1000:.0f} ms |")
     for i in range(single):
         await client.delete(PODS, "default", f"single-{i}", grace_period=0)
+    await node_idle(tmp)
 
     names = {f"burst-{i}" for i in range(burst)}
     rv = (await client.list(PODS, "default", limit=1)).resource_version
@@ -142,6 +144,7 @@ async def measure(client: RESTClient, agent_pid: int, single: int, burst: int,
                 f"{max(seen.values()) - t0:.2f} s; {memory} |")
     for n in sorted(names):
         await client.delete(PODS, "default", n, grace_period=0)
+    await node_idle(tmp)
 
     await client.create(SERVICES, {"apiVersion": "v1", "kind": "Service",
                                    "metadata": {"name": "bench", "namespace": "default"},
@@ -167,13 +170,24 @@ async def measure(client: RESTClient, agent_pid: int, single: int, burst: int,
                     proc = await asyncio.create_subprocess_exec(
                         "ctr", "--address", containerd[1], "--namespace", "k8s.io", "tasks",
                         "exec", "--exec-id", f"flip-{i}", cid, "touch", "/tmp/ready",
-                        stderr=asyncio.subprocess.DEVNULL)
+                        stderr=asyncio.subprocess.PIPE)
+                    _, err = await proc.communicate()
+                    if proc.returncode != 0:
+                        print(f"ctr exec {name}: {err.decode().strip()}", file=sys.stderr)
                     if await proc.wait() == 0:
                         break
                 await asyncio.sleep(0.2)
         else:
             flag.write_text("")
-        t_pod = (await asyncio.wait_for(pod_ready, 30))[name]
+        try:
+            t_pod = (await asyncio.wait_for(pod_ready, 30))[name]
+        except TimeoutError:
+            from svcnet.client.rest import EVENTS
+
+            events = [(e.get("reason"), e.get("message"))
+                      for e in (await client.list(EVENTS, "default")).items
+                      if (e.get("involvedObject") or {}).get("name") == name]
+            raise RuntimeError(f"{name} never became Ready; its events: {events}") from None
         t_slice = await asyncio.wait_for(slice_ready, 30)
         flips.append(t_slice - t_pod)
     for i in range(10):
@@ -182,6 +196,19 @@ async def measure(client: RESTClient, agent_pid: int, single: int, burst: int,
     rows.append(f"| {runtime}: EndpointSlice update after a readiness change (10 flips) | "
                 f"p50 {pct(flips, .5) * 1000:.0f} ms, p99 {pct(flips, .99) * 1000:.0f} ms |")
     return rows
+
+
+async def node_idle(tmp: Path, timeout: float = 300) -> None:
+    """Wait until the node has torn every pod down (its IPAM file holds no address): the
+    next phase then measures itself, not the previous one's cleanup."""
+    ipam = tmp / "node" / "ipam.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            if not json.loads(ipam.read_text()).get("allocations"):
+                return
+        await asyncio.sleep(0.2)
+    raise RuntimeError("the node did not tear its pods down")
 
 
 async def slice_shows(client: RESTClient, rv: str, pod_name: str) -> float:

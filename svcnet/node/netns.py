@@ -184,6 +184,9 @@ def batch_command(netns: str, *, ip: str = "ip", json_output: bool = False) -> l
     if netns == SELF_NETNS:
         return [ip, *json_flag, "-batch", "-"]
     if _check_netns(netns).startswith("/"):
+        path = Path(netns)
+        if path.parent == NETNS_RUN_DIR:  # a named one: ip enters it itself, no nsenter
+            return [ip, *json_flag, "-n", path.name, "-batch", "-"]
         return [NSENTER, f"--net={netns}", ip, *json_flag, "-batch", "-"]
     return [ip, *json_flag, "-n", netns, "-batch", "-"]
 

@@ -42,11 +42,11 @@ import json
 import logging
 import re
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from svcnet.api.errors import go_quote
 from svcnet.node import crispec, podenv, pods as podlib, volumes
@@ -95,6 +95,7 @@ __all__ = ["NodeConfig", "PodRunner", "SyncResult"]
 log = logging.getLogger(__name__)
 
 Pod = Mapping[str, Any]
+T = TypeVar("T")
 NETWORK_RETRY = 5.0
 """Seconds before a failed pod network setup is tried again."""
 
@@ -175,6 +176,22 @@ _SANDBOX_ID = re.compile(r"[0-9a-f]{64}")
 """A CRI sandbox id (containerd's: 64 hex digits); pod UIDs are UUIDs."""
 PROCESS_HANDLER = "process"
 """The RuntimeClass handler of the process runtime (``runtimeClassName: process``)."""
+
+
+CRI_CONCURRENCY = 8
+"""Pods whose CRI calls (sandboxes, pulls, container starts) run at once."""
+
+
+async def _bounded(coros: Iterable[Coroutine[Any, Any, T]],
+                   limit: int = CRI_CONCURRENCY) -> list[T]:
+    """Run ``coros`` concurrently, at most ``limit`` at a time; their results in order."""
+    gate = asyncio.Semaphore(limit)
+
+    async def gated(coro: Coroutine[Any, Any, T]) -> T:
+        async with gate:
+            return await coro
+
+    return list(await asyncio.gather(*(gated(c) for c in coros)))
 
 
 def _no_objects(kind: str, namespace: str, name: str) -> None:
@@ -438,17 +455,30 @@ class PodRunner:
         if (wake := plan.next_wakeup) is not None:
             retry.append(max((wake - now).total_seconds(), 0.0))
 
+        cri_gone = [u for u in plan.forget if u in self._sandboxes or (
+            self.cri is not None and any(p.key.pod_uid == u for p in self.cri.containers()))]
         for uid in plan.forget:
-            await self._forget(uid)
+            if uid not in cri_gone:
+                await self._forget(uid)
+        await _bounded(self._forget(uid) for uid in cri_gone)
         for stop in plan.stop:
             self._stop_in_background(stop.key, stop.grace, stop.reason)
+        # CRI pods are forgotten, and their sandboxes set up and torn down, concurrently
+        # (each is runtime calls and a CNI plugin process: 100 one after another would hold
+        # the sync for a minute), as the kubelet's pod workers do; the process runtime's are
+        # quick and go in order.
+        cri_down = [u for u in plan.teardown_network if u in self._sandboxes]
         for uid in plan.teardown_network:
-            await self._teardown_network(uid)
+            if uid not in cri_down:
+                await self._teardown_network(uid)
+        await _bounded(self._teardown_network(uid) for uid in cri_down)
+        cri_up = [self._pods[u] for u in plan.setup_network if self.uses_cri(self._pods[u])]
         for uid in plan.setup_network:
-            pod = self._pods[uid]
-            setup = self._setup_sandbox if self.uses_cri(pod) else self._setup_network
-            if not await setup(pod):
+            if not self.uses_cri(self._pods[uid]) and not await self._setup_network(
+                    self._pods[uid]):
                 retry.append(NETWORK_RETRY)
+        if not all(await _bounded(self._setup_sandbox(pod) for pod in cri_up)):
+            retry.append(NETWORK_RETRY)
         for pod in desired:
             if not self._sync_volumes(pod):
                 retry.append(NETWORK_RETRY)
@@ -458,18 +488,24 @@ class PodRunner:
 
     async def _start_planned(self, plan: PodPlan, retry: list[float]) -> None:
         self._start_failed = False
+        cri_starts: dict[str, list[podlib.StartContainer]] = {}
         for start in plan.start:
             pod = self._pods[start.pod_uid]
-            cri = self.uses_cri(pod)
             if not self._network_ready(start.pod_uid) and not podlib.is_host_network(pod):
                 continue  # its network failed above; the retry will start it
             if self._memo.get(start.pod_uid, _PodMemo()).volumes_missing:
                 continue  # ContainerCreating until its volumes can be set up
-            if cri:
-                if (wait := await self._start_cri(pod, start)) is not None:
-                    retry.append(wait)
+            if self.uses_cri(pod):
+                cri_starts.setdefault(start.pod_uid, []).append(start)
             elif not await self._start(pod, start):
                 retry.append(NETWORK_RETRY)
+
+        async def start_pod(starts: list[podlib.StartContainer]) -> None:
+            for start in starts:  # a pod's containers in the plan's order
+                if (wait := await self._start_cri(self._pods[start.pod_uid], start)) is not None:
+                    retry.append(wait)
+
+        await _bounded(start_pod(starts) for starts in cri_starts.values())
         if self._start_failed:
             retry.append(0.0)
 
