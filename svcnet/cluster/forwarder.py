@@ -12,13 +12,13 @@ aborted under half-close churn there). UDP NodePorts are not forwarded.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 from svcnet.client.informer import EventHandler, Informer
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import ENDPOINTSLICES, NODES, SERVICES, RESTClient
+from svcnet.util.aio import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +170,7 @@ async def run_forwarder(kubeconfig: str, target: str) -> None:
                 forwarder.targets = local_targets(services.list(), slices.list(), nodes.list())
                 await forwarder.set_ports(tcp_node_ports(services.list()))
             changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), timeout=1.0)
+            await wait_event(changed, 1.0)
     finally:
         await forwarder.close()
         for inf in (services, slices, nodes):

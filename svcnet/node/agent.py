@@ -75,6 +75,7 @@ from svcnet.proxy.service import (
     changed_key,
     slice_service_index,
 )
+from svcnet.util.aio import wait_event
 from svcnet.util.clock import Clock, RealClock, rfc3339
 
 log = logging.getLogger(__name__)
@@ -440,8 +441,7 @@ class NodeAgent:
                 retry = 1.0
             wait = 30.0 if retry is None else retry
             if wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
+                await wait_event(self._wake, wait)
 
     async def sync_pods(self) -> float | None:
         assert self.runner is not None
@@ -586,8 +586,7 @@ class NodeAgent:
                         self.config.node_name, self.services.list(), self.slices.list()))
             except Exception:
                 log.exception("LoadBalancer IP announcement / health checks failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._announce_wake.wait(), timeout=10.0)
+            await wait_event(self._announce_wake, 10.0)
 
 
 def _arch() -> str:
