@@ -319,7 +319,10 @@ async def summary(client: RESTClient, topo: Topology, paths: Paths) -> str:
     nodes = {n["metadata"]["name"]: n for n in (await client.list(NODES)).items}
     for n in topo.nodes:
         state = "Ready" if _ready(nodes.get(n.name, {})) else "NotReady"
-        lines.append(f"  {n.name:<8} {n.ip:<14} pods {n.pod_cidr:<15} {state}")
+        runtime = ((nodes.get(n.name, {}).get("status") or {}).get("nodeInfo") or {}).get(
+            "containerRuntimeVersion", "")
+        lines.append(f"  {n.name:<8} {n.ip:<14} pods {n.pod_cidr:<15} {state:<8} "
+                     f"{runtime}".rstrip())
     services = (await client.list(SERVICES)).items
     from svcnet.client.rest import ENDPOINTSLICES
 
