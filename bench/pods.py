@@ -98,17 +98,10 @@ def rss_mib(pid: int) -> int:
 
 def shims_rss_mib(socket: str) -> tuple[int, int]:
     """(count, total RSS) of the containerd shims serving ``socket``."""
-    count = total = 0
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and b"containerd-shim" in argv[0] and socket.encode() in argv:
-            count, total = count + 1, total + rss_mib(int(proc.name))
-    return count, total
+    from svcnet.cluster.runtimes import shims
+
+    pids = [pid for pid, _ in shims([Path(socket)])]
+    return len(pids), sum(rss_mib(pid) for pid in pids)
 
 
 async def measure(client: RESTClient, agent_pid: int, single: int, burst: int,

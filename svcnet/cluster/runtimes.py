@@ -50,6 +50,7 @@ __all__ = [
     "import_sandbox_image",
     "node_containerd",
     "remove_traces",
+    "shims",
     "wait_for_socket",
 ]
 
@@ -126,7 +127,7 @@ def _shim_args(argv: Sequence[bytes]) -> dict[str, str]:
     return out
 
 
-def _shims(sockets: Sequence[Path]) -> list[tuple[int, Path | None]]:
+def shims(sockets: Sequence[Path]) -> list[tuple[int, Path | None]]:
     """containerd shims serving one of these containerds (their argv names the socket), with
     their own sockets."""
     wanted = {str(s) for s in sockets}
@@ -153,7 +154,7 @@ def remove_traces(cluster_root: Path, names: ClusterNames) -> list[str]:
     done: list[str] = []
     sockets = [ContainerdPaths(p / "containerd").socket
                for p in (cluster_root / "nodes").glob("*")] if cluster_root.is_dir() else []
-    for pid, socket in _shims(sockets):
+    for pid, socket in shims(sockets):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
             done.append(f"containerd-shim {pid}")

@@ -54,6 +54,7 @@ from svcnet.cluster.topology import (
     overlapping_routes,
     plan_topology,
 )
+from svcnet.node.containerd import ContainerdPaths
 
 Obj = dict[str, Any]
 Echo = Callable[[str], None]
@@ -425,8 +426,6 @@ def _start_node_agents(paths: Paths, topo: Topology, opts: UpOptions,
         cert, key = issue_node_serving(paths.server, node.name, [node.ip], state / "pki")
         runtime_flags: list[str] = []
         if containerd:
-            from svcnet.node.containerd import ContainerdPaths
-
             cpaths = ContainerdPaths(state / "containerd")
             runtime_flags = ["--container-runtime-endpoint", cpaths.endpoint,
                              "--cni-conf-dir", str(cpaths.cni_conf)]

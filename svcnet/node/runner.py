@@ -564,15 +564,19 @@ class PodRunner:
         was half-built by us (we allocated its IP first) and is rebuilt."""
         return self.config.state_dir / "pods" / uid / "network.json"
 
+    def _sandbox_spec(self, pod: Pod) -> SandboxSpec:
+        """The pod's sandbox: logs in its directory, cgroups under the node's."""
+        return crispec.sandbox_spec(
+            pod, log_directory=str(self._pod_dir(str(pod["metadata"]["uid"]))),
+            cgroup_root=f"/{self.config.node_netns}",
+            nameservers=self.config.cluster_dns, cluster_domain=self.config.cluster_domain)
+
     async def _setup_sandbox(self, pod: Pod) -> bool:
         """RunPodSandbox: containerd makes the pod's netns and runs the CNI plugin in it."""
         assert self.cri is not None
         uid = str(pod["metadata"]["uid"])
         memo = self._memo.setdefault(uid, _PodMemo())
-        spec = crispec.sandbox_spec(
-            pod, log_directory=str(self._pod_dir(uid)),
-            cgroup_root=f"/{self.config.node_netns}",
-            nameservers=self.config.cluster_dns, cluster_domain=self.config.cluster_domain)
+        spec = self._sandbox_spec(pod)
         self._pod_dir(uid).mkdir(parents=True, exist_ok=True)
         try:
             sid = await self.cri.run_sandbox(spec, memo.sandbox_attempt)
@@ -717,11 +721,7 @@ class PodRunner:
             self._warn(pod, memo, reason, message)
         spec_cri = crispec.container_spec(
             pod, container, resolved.env, sandbox_id=sandbox.id,
-            sandbox=sandbox.spec or crispec.sandbox_spec(
-                pod, log_directory=str(self._pod_dir(uid)),
-                cgroup_root=f"/{self.config.node_netns}",
-                nameservers=self.config.cluster_dns,
-                cluster_domain=self.config.cluster_domain))
+            sandbox=sandbox.spec or self._sandbox_spec(pod))
         spec = ProcessSpec(
             argv=(), env=env, working_dir=container.get("workingDir") or None,
             log_path=podlib.log_path(self.config.state_dir, uid, start.container,
