@@ -42,5 +42,8 @@ class FakeHost:
     def cri_logs(self, uid: str) -> bool:
         return uid in self.cri
 
+    def sandbox(self, uid: str) -> None:
+        return None  # no CRI runtime: port-forward dials the pod itself
+
     def exec_context(self, pod: Any, container: Any) -> ProbeContext:
         return ProbeContext("127.0.0.1", None, dict(ENV), None)

@@ -481,6 +481,34 @@ class CriRuntime:
             timeout=timeout + 10)
         return int(reply.exit_code), bytes(reply.stdout) + bytes(reply.stderr)
 
+    # --- streaming (kubectl exec, attach, port-forward): one-time URLs on the runtime's
+    # streaming server, which svcnet.node.spdyclient then speaks to
+
+    def _container_id(self, key: ContainerKey, call: str) -> str:
+        t = self._tracked.get(key)
+        if t is None or not t.container_id:
+            raise CriError(call, "NOT_FOUND", f"container {key} not found")
+        return t.container_id
+
+    async def exec_url(self, key: ContainerKey, cmd: Sequence[str], *, tty: bool,
+                       stdin: bool, stdout: bool, stderr: bool) -> str:
+        reply = await self._call("Exec", self._rt.Exec, pb.ExecRequest(
+            container_id=self._container_id(key, "Exec"), cmd=list(cmd), tty=tty,
+            stdin=stdin, stdout=stdout, stderr=stderr))
+        return str(reply.url)
+
+    async def attach_url(self, key: ContainerKey, *, tty: bool, stdin: bool, stdout: bool,
+                         stderr: bool) -> str:
+        reply = await self._call("Attach", self._rt.Attach, pb.AttachRequest(
+            container_id=self._container_id(key, "Attach"), tty=tty, stdin=stdin,
+            stdout=stdout, stderr=stderr))
+        return str(reply.url)
+
+    async def port_forward_url(self, sandbox_id: str, ports: Sequence[int] = ()) -> str:
+        reply = await self._call("PortForward", self._rt.PortForward, pb.PortForwardRequest(
+            pod_sandbox_id=sandbox_id, port=list(ports)))
+        return str(reply.url)
+
     # --- exits (the relister)
 
     def _ensure_relister(self) -> None:

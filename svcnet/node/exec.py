@@ -45,6 +45,8 @@ from aiohttp import WSMsgType, web
 
 from svcnet.api import remotecommand as rc
 from svcnet.api.errors import StatusError, bad_request
+from svcnet.node.cri import CriError, CriRuntime
+from svcnet.node.cristreams import remote_command
 from svcnet.node.probes import in_container
 from svcnet.node.runtime import ContainerKey, Exited
 from svcnet.node.server import FOLLOW_INTERVAL
@@ -150,8 +152,13 @@ class ExecHandlers:
         try:
             opts = StreamOptions.from_request(request, need_command=True)
             pod, container = self._target(request)
+            cri = await self._cri_url(pod, container, opts)
         except StatusError as err:
             return await refuse(request, err)
+        if cri is not None:
+            chans = await accept(request, rc.EXEC_PROTOCOLS)
+            await remote_command(chans, opts, cri, _drain_client)
+            return chans.ws
         ctx = self.server.runner.exec_context(pod, container)
         env = dict(ctx.env)
         argv, cwd = in_container(ctx, list(opts.command),
@@ -171,14 +178,39 @@ class ExecHandlers:
         await chans.finish(rc.exit_status(code, list(opts.command)))
         return chans.ws
 
+    async def _cri_url(self, pod: Mapping[str, Any], container: Mapping[str, Any],
+                       opts: StreamOptions, *, attach: bool = False) -> str | None:
+        """The runtime's streaming URL for a CRI container (None: a process-runtime one)."""
+        key = ContainerKey(str(pod["metadata"]["uid"]), str(container["name"]))
+        runtime = self.server.runner.runtime_of(key.pod_uid, key.container)
+        if not isinstance(runtime, CriRuntime):
+            return None
+        try:
+            if attach:
+                return await runtime.attach_url(key, tty=opts.tty, stdin=opts.stdin,
+                                                stdout=opts.stdout, stderr=opts.stderr)
+            return await runtime.exec_url(key, opts.command, tty=opts.tty, stdin=opts.stdin,
+                                          stdout=opts.stdout, stderr=opts.stderr)
+        except CriError as e:
+            what = "attach to" if attach else "exec in"
+            raise StatusError(500, "InternalError",
+                              f"failed to {what} container {key.container}: {e.details}",
+                              ) from None
+
     async def attach(self, request: web.Request) -> web.StreamResponse:
         try:
             opts = StreamOptions.from_request(request, need_command=False)
-            if opts.stdin:
-                raise bad_request("stdin cannot be attached: svcnet containers read /dev/null")
             pod, container = self._target(request)
+            cri = await self._cri_url(pod, container, opts, attach=True)
+            if cri is None and opts.stdin:
+                raise bad_request("stdin cannot be attached: containers of the process "
+                                  "runtime read /dev/null")
         except StatusError as err:
             return await refuse(request, err)
+        if cri is not None:
+            chans = await accept(request, rc.EXEC_PROTOCOLS)
+            await remote_command(chans, opts, cri, _drain_client)
+            return chans.ws
         key = ContainerKey(str(pod["metadata"]["uid"]), str(container["name"]))
         runtime = self.server.runner.runtime_of(key.pod_uid, key.container)
         proc = runtime.get(key)
@@ -186,7 +218,7 @@ class ExecHandlers:
         path = proc.log_path
         offset = path.stat().st_size if path.exists() else 0
         chans = await accept(request, rc.EXEC_PROTOCOLS)
-        reader = asyncio.create_task(_drain_client(chans, lambda data: _noop()))
+        reader = asyncio.create_task(_drain_client(chans, _ignore))
         code = 0
         try:
             while not reader.done():
@@ -207,7 +239,7 @@ class ExecHandlers:
         return chans.ws
 
 
-async def _noop() -> None:
+async def _ignore(*_: object) -> None:
     return None
 
 
@@ -221,8 +253,8 @@ def _read_at(path: Path, offset: int) -> bytes:
 
 
 async def _drain_client(chans: Channels, on_stdin: Callable[[bytes], Awaitable[None]],
-                        on_close_stdin: Callable[[], None] = lambda: None,
-                        on_resize: Callable[[int, int], None] = lambda w, h: None) -> None:
+                        on_close_stdin: Callable[[], Awaitable[None]] = _ignore,
+                        on_resize: Callable[[int, int], Awaitable[None]] = _ignore) -> None:
     """Read the client's messages until it closes: stdin, close signals, resizes."""
     async for msg in chans.ws:
         if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
@@ -234,11 +266,11 @@ async def _drain_client(chans: Channels, on_stdin: Callable[[bytes], Awaitable[N
         if channel == rc.STDIN and data:
             await on_stdin(data)
         elif channel == rc.CLOSE and chans.protocol.close_signal and data[:1] == b"\x00":
-            on_close_stdin()
+            await on_close_stdin()
         elif channel == rc.RESIZE:
             size = rc.parse_resize(data)
             if size is not None:
-                on_resize(*size)
+                await on_resize(*size)
 
 
 def _exit_code(returncode: int) -> int:
@@ -284,7 +316,7 @@ async def _run_pipes(chans: Channels, opts: StreamOptions, argv: list[str],
             with contextlib.suppress(ConnectionError):
                 await proc.stdin.drain()
 
-    def close_stdin() -> None:
+    async def close_stdin() -> None:
         if proc.stdin is not None:
             proc.stdin.close()
 
@@ -339,7 +371,7 @@ async def _run_tty(chans: Channels, argv: list[str], env: dict[str, str],
                 continue
             view = view[n:]
 
-    def resize(columns: int, rows: int) -> None:
+    async def resize(columns: int, rows: int) -> None:
         with contextlib.suppress(OSError):
             set_window_size(master, columns, rows)
 

@@ -904,6 +904,14 @@ class PodRunner:
         """The runtime that holds the container (the process runtime if none does)."""
         return self._runtime_of(ContainerKey(uid, container))
 
+    def sandbox(self, uid: str) -> tuple[CriRuntime, str] | None:
+        """The pod's CRI runtime and sandbox id, if it runs on one (port-forward goes through
+        the runtime's streaming server then)."""
+        sandbox = self._sandboxes.get(uid)
+        if sandbox is None or self.cri is None:
+            return None
+        return self.cri, sandbox.id
+
     def cri_logs(self, uid: str) -> bool:
         if self.cri is None:
             return False

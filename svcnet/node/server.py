@@ -45,7 +45,7 @@ from aiohttp import web
 from svcnet.api.errors import StatusError, bad_request
 from svcnet.api.gojson import go_dumps
 from svcnet.api.nodes import KUBELET_CLIENT_CN, KUBELET_CLIENT_GROUP
-from svcnet.node.cri import decode_log
+from svcnet.node.cri import CriRuntime, decode_log
 from svcnet.node.probes import ProbeContext
 from svcnet.node.runtime import ContainerKey, Exited, ProcessRuntime
 from svcnet.util.nsthread import run_in_netns
@@ -131,6 +131,8 @@ class PodHost(Protocol):
     def log_files(self, uid: str, container: str) -> list[Path]: ...
 
     def runtime_of(self, uid: str, container: str) -> ProcessRuntime: ...
+
+    def sandbox(self, uid: str) -> tuple[CriRuntime, str] | None: ...
 
     def cri_logs(self, uid: str) -> bool:
         """Whether the pod's log files are in the CRI format (containerd writes them)."""

@@ -12,12 +12,13 @@ WebSocket's binary messages as if it were a TCP connection (message boundaries m
 For each local connection it opens two streams with the same ``requestID`` and ``port``
 headers: ``streamType: error`` (which it half-closes at once) and ``streamType: data``. The
 server accepts every stream (SYN_REPLY: kubectl waits for it, and spdystream drops DATA on a
-stream not yet replied), and once both of a pair are there it dials ``127.0.0.1:PORT`` in the
-pod's netns and copies bytes both ways. When the pod's side ends, the data and error streams
-are finished (FIN), which ends kubectl's copy; a dial failure is written on the error stream
-first (kubectl prints it). kubectl's FIN on the data stream half-closes the pod connection;
-its RST_STREAM (it resets the data stream once done) drops it. PINGs (every 10 s) are echoed.
-Many connections share the session concurrently; each pair is one task.
+stream not yet replied), and once both of a pair are there it dials the port (through the
+pod's :class:`~svcnet.node.podconn.Dialer`) and copies bytes both ways. When the pod's side
+ends, the data and error streams are finished (FIN), which ends kubectl's copy; why the
+connection failed, if it did, is written on the error stream first (kubectl prints it).
+kubectl's FIN on the data stream half-closes the pod connection; its RST_STREAM (it resets the
+data stream once done) drops it. PINGs (every 10 s) are echoed. Many connections share the
+session concurrently; each pair is one task.
 """
 
 from __future__ import annotations
@@ -33,11 +34,9 @@ from aiohttp import WSMsgType, web
 from svcnet.api import spdy
 
 if TYPE_CHECKING:
-    from svcnet.node.portforward import PodDialer
+    from svcnet.node.podconn import Dialer, PodConnection
 
 log = logging.getLogger(__name__)
-
-_READ = 64 * 1024
 
 
 @dataclass
@@ -52,7 +51,7 @@ class _Pair:
 class Session:
     """One SPDY session over one WebSocket (see the module docstring)."""
 
-    def __init__(self, ws: web.WebSocketResponse, dialer: PodDialer) -> None:
+    def __init__(self, ws: web.WebSocketResponse, dialer: Dialer) -> None:
         self.ws = ws
         self.dialer = dialer
         self.codec = spdy.Codec()
@@ -122,23 +121,20 @@ class Session:
             pair.task = asyncio.create_task(self._forward(request, pair))
 
     async def _forward(self, request: str, pair: _Pair) -> None:
+        conn: PodConnection | None = None
         try:
+            conn = await self.dialer.dial(pair.port)
+            upload = asyncio.create_task(_upload(pair.inbox, conn))
             try:
-                reader, writer = await self.dialer.dial(pair.port)
-            except OSError as e:
-                await self.send(spdy.Frame(spdy.DATA, pair.error,
-                                           data=str(e.strerror).encode()))
-                return
-            upload = asyncio.create_task(_upload(pair.inbox, writer))
-            try:
-                while data := await reader.read(_READ):
+                while data := await conn.read():
                     await self.send(spdy.Frame(spdy.DATA, pair.data, data=data))
-            except ConnectionError:
-                pass
+                if message := await conn.error():
+                    await self.send(spdy.Frame(spdy.DATA, pair.error, data=message.encode()))
             finally:
                 upload.cancel()
-                writer.close()
         finally:
+            if conn is not None:
+                await conn.close()
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await self.send(spdy.Frame(spdy.DATA, pair.data, spdy.FLAG_FIN))
                 await self.send(spdy.Frame(spdy.DATA, pair.error, spdy.FLAG_FIN))
@@ -147,15 +143,13 @@ class Session:
             self._by_stream.pop(pair.error, None)
 
 
-async def _upload(inbox: asyncio.Queue[bytes | None], writer: asyncio.StreamWriter) -> None:
+async def _upload(inbox: asyncio.Queue[bytes | None], conn: PodConnection) -> None:
     """What kubectl sends on the data stream, to the pod; its FIN half-closes."""
     with contextlib.suppress(ConnectionError):
         while (data := await inbox.get()) is not None:
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
+            await conn.write(data)
+        await conn.write_eof()
 
 
-async def serve_spdy(ws: web.WebSocketResponse, dialer: PodDialer) -> None:
+async def serve_spdy(ws: web.WebSocketResponse, dialer: Dialer) -> None:
     await Session(ws, dialer).run()

@@ -282,6 +282,55 @@ def test_image_user_and_logs_follow_and_exec(cluster: Cluster) -> None:
             forward.terminate()
 
 
+def test_exec_attach_and_port_forward_go_through_the_cri(cluster: Cluster) -> None:
+    """The runtime runs them: exec'd commands live in the container's own cgroup (a command
+    the agent started itself would not), stdin's end reaches them, exit codes come back,
+    attach reaches a container's stdin, and a port nobody listens on gets containerd's
+    reason."""
+    pod = cluster.pods("app=web")[0]
+    name = pod["metadata"]["name"]
+    cid = pod["status"]["containerStatuses"][0]["containerID"].removeprefix("containerd://")
+    assert cid in cluster.kubectl("exec", name, "--", "cat", "/proc/self/cgroup").stdout
+    assert cluster.kubectl("exec", "-i", name, "--", "tr", "a-z", "A-Z",
+                           input="piped through\n").stdout == "PIPED THROUGH\n"
+    r = cluster.kubectl("exec", name, "--", "sh", "-c", "echo bye >&2; exit 3", check=False)
+    assert (r.returncode, r.stderr.splitlines()[0]) == (3, "bye"), r.stderr
+    cluster.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "reader"},
+        "spec": {"restartPolicy": "Never", "containers": [{
+            "name": "reader", "image": cluster.registry.ref("library/web", "1"),
+            "stdin": True, "command": ["sh", "-c", "while read l; do echo got $l; done"]}]}}))
+    wait_for(lambda: cluster.get("pod", "reader")["status"].get("phase") == "Running",
+             "the reader runs", timeout=60)
+    with subprocess.Popen(["kubectl", "attach", "-i", "reader"], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=cluster.env()) as attach:
+        assert attach.stdin is not None and attach.stdout is not None
+        attach.stdin.write("hello\n")
+        attach.stdin.flush()
+        try:
+            assert attach.stdout.readline() == "got hello\n"
+        finally:
+            attach.stdin.close()  # containerd detaches when stdin ends
+            assert attach.wait(timeout=30) == 0, attach.stderr.read() if attach.stderr else ""
+    with subprocess.Popen(["kubectl", "port-forward", f"pod/{name}", ":8080", ":81"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=cluster.env()) as forward:
+        try:
+            assert forward.stdout is not None and forward.stderr is not None
+            local: list[int] = []
+            while len(local) < 2:  # Forwarding from 127.0.0.1:PORT -> 8080, then -> 81
+                line = forward.stdout.readline()
+                if line.startswith("Forwarding from 127.0.0.1:"):
+                    local.append(int(line.split("127.0.0.1:")[1].split()[0]))
+            assert http_get(f"http://127.0.0.1:{local[0]}/") == f"{name} v1"
+            with pytest.raises(OSError):
+                http_get(f"http://127.0.0.1:{local[1]}/")
+        finally:
+            forward.terminate()
+        assert "failed to connect to localhost:81" in forward.stderr.read()
+
+
 def test_rolling_update_fails_no_request(cluster: Cluster) -> None:
     repo = cluster.registry.new_repo("roll")
     for version in ("1", "2"):
