@@ -132,6 +132,12 @@ def key(pod: str = "web", container: str = "app") -> ContainerKey:
     return ContainerKey(f"uid-{pod}", container)
 
 
+def told(runner: PodRunner, event_type: str = "") -> list[tuple[str, str, str, str]]:
+    """The events the runner queued (of one type): (type, reason, message, fieldPath)."""
+    return [(e.type, e.reason, e.message, e.field_path) for e in runner.events
+            if e.type == event_type or not event_type]
+
+
 def cstatus(node: Node, pod: Obj) -> Obj:
     assert node.runner is not None
     status: Obj = node.runner.status(pod)
@@ -208,12 +214,78 @@ async def test_liveness_failure_restarts_the_container(node: Node) -> None:
     await runner.sync([web])
     await node.advance(1.5)
     result = await runner.sync([web])
-    assert [s.reason for s in result.plan.stop] == ["liveness probe failed"]
+    assert [s.message for s in result.plan.stop] == [
+        "Container app failed liveness probe, will be restarted"]
     await runner.wait_stopped()
     await runner.sync([web])
     proc = runtime.get(key())
     assert proc is not None and proc.running and proc.attempt == 1
     assert proc.previous is not None and proc.previous.exit_code == 143
+
+
+APP = "spec.containers{app}"
+CREATED_STARTED = [("Normal", "Created", "Created container: app", APP),
+                   ("Normal", "Started", "Started container app", APP)]
+
+
+async def test_events_of_a_crash_loop(node: Node) -> None:
+    runner, runtime = node.runner, node.runtime
+    assert runner is not None and runtime is not None
+    web = make_pod()
+    await runner.sync([web])
+    assert told(runner) == CREATED_STARTED
+    runner.events.clear()
+    runtime.exit(key(), 1)
+    await runner.sync([web])  # the first restart is immediate: no back-off
+    assert told(runner) == CREATED_STARTED
+    runner.events.clear()
+    runtime.exit(key(), 1)
+    backoff = ("Warning", "BackOff",
+               "Back-off restarting failed container app in pod web_default(uid-web)", APP)
+    await runner.sync([web])
+    await node.advance(5)
+    await runner.sync([web])  # once per back-off step, not per sync
+    assert told(runner) == [backoff]
+    runner.events.clear()
+    await node.advance(5)
+    await runner.sync([web])
+    assert told(runner) == CREATED_STARTED
+    runner.events.clear()
+    runtime.exit(key(), 1)
+    await runner.sync([web])  # the next step (20 s): told again
+    assert told(runner) == [backoff]
+
+
+async def test_events_of_a_liveness_failure(node: Node) -> None:
+    runner, runtime = node.runner, node.runtime
+    assert runner is not None and runtime is not None
+    web = make_pod(fn=lambda p: p["spec"]["containers"][0].update(
+        livenessProbe={"tcpSocket": {"port": 9999}, "periodSeconds": 1, "failureThreshold": 2}))
+    node.prober.failing.add(9999)
+    await runner.sync([web])
+    await node.advance(1.5)
+    await runner.sync([web])
+    await runner.wait_stopped()
+    await runner.sync([web])
+    unhealthy = ("Warning", "Unhealthy", "Liveness probe failed: refused", APP)
+    assert told(runner) == [
+        *CREATED_STARTED, unhealthy, unhealthy,
+        ("Normal", "Killing", "Container app failed liveness probe, will be restarted", APP),
+        *CREATED_STARTED]
+
+
+async def test_events_of_an_init_container_and_a_start_error(node: Node) -> None:
+    runner, runtime = node.runner, node.runtime
+    assert runner is not None and runtime is not None
+    runtime.missing_executables.add("nope")
+    web = make_pod(fn=lambda p: p["spec"].update(initContainers=[
+        {"name": "init", "image": "python:3", "command": ["nope"]}]))
+    await runner.sync([web])
+    init = "spec.initContainers{init}"
+    assert told(runner) == [
+        ("Normal", "Created", "Created container: init", init),
+        ("Warning", "Failed", 'Error: failed to start container process: exec: "nope": '
+                              "executable file not found in $PATH", init)]
 
 
 async def test_deleted_pod_stops_then_finishes(node: Node) -> None:
@@ -224,8 +296,10 @@ async def test_deleted_pod_stops_then_finishes(node: Node) -> None:
     runtime.ignores_sigterm.add(key())
     web["metadata"] |= {"deletionTimestamp": "2026-01-01T00:00:00Z",
                         "deletionGracePeriodSeconds": 5}
+    runner.events.clear()
     result = await runner.sync([web])
     assert result.plan.stop[0].grace == 5
+    assert told(runner) == [("Normal", "Killing", "Stopping container app", APP)]
     await node.advance(5)
     await runner.wait_stopped()
     proc = runtime.get(key())
@@ -308,7 +382,8 @@ async def test_config_error_waits_until_the_object_and_key_exist(node: Node) -> 
         "reason": "CreateContainerConfigError", "message": 'secret "s" not found'}
     assert runner.errors("uid-web") == {"app": 'secret "s" not found'}
     await runner.sync([web])
-    assert [(r, m) for _p, r, m in runner.events] == [("Failed", 'Error: secret "s" not found')]
+    assert told(runner) == [
+        ("Warning", "Failed", 'Error: secret "s" not found', "spec.containers{app}")]
 
     node.objects[("Secret", "default", "s")] = {"data": {"other": "eA=="}}
     await runner.sync([web])
@@ -331,10 +406,10 @@ async def test_env_from_warns_once_about_invalid_names(node: Node) -> None:
     await runner.sync([web])
     assert runtime.specs[key()].env["GOOD"] == "1"
     assert "1bad" not in runtime.specs[key()].env
-    assert [(reason, msg) for _pod, reason, msg in runner.events] == [(
-        "InvalidEnvironmentVariableNames",
+    assert told(runner, "Warning") == [(
+        "Warning", "InvalidEnvironmentVariableNames",
         "Keys [1bad] from the EnvFrom configMap default/cm were skipped since they are "
-        "considered invalid environment variable names.")]
+        "considered invalid environment variable names.", "")]
 
 
 def _with_config_volume(p: Obj) -> None:
@@ -355,7 +430,7 @@ async def test_volumes_are_written_before_start_and_updated(node: Node) -> None:
     assert cstatus(node, web)["state"]["waiting"]["reason"] == "ContainerCreating"
     failed = ('MountVolume.SetUp failed for volume "conf" : configmap "cm" not found')
     assert runner.errors("uid-web") == {"volume conf": failed}
-    assert [(r, m) for _p, r, m in runner.events] == [("FailedMount", failed)]
+    assert told(runner) == [("Warning", "FailedMount", failed, "")]
 
     node.objects[("ConfigMap", "default", "cm")] = {"data": {"a.conf": "one"}}
     await runner.sync([web])
@@ -403,7 +478,7 @@ async def test_token_volume_waits_for_the_token_and_follows_its_renewals(node: N
     assert cstatus(node, web)["state"]["waiting"]["reason"] == "ContainerCreating"
     failed = ('MountVolume.SetUp failed for volume "kube-api-access-abcde" : failed to fetch '
               'token: serviceaccounts "default" not found')
-    assert [(r, m) for _p, r, m in runner.events] == [("FailedMount", failed)]
+    assert told(runner) == [("Warning", "FailedMount", failed, "")]
 
     token_key = TokenKey("default", "default", web["metadata"]["name"], "uid-web", "", 3607)
     node.tokens[token_key] = "jwt-1"
