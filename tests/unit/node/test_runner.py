@@ -25,6 +25,7 @@ from svcnet.node.runner import NodeConfig, PodRunner
 from svcnet.node.runtime import ContainerKey, Exited, FakeRuntime, Running
 from svcnet.node.volumes import TokenKey, VolumeError
 from svcnet.util.clock import FakeClock
+from tests.fakecri import FakeCri, FakeCriState
 
 Obj = dict[str, Any]
 NODE_NETNS = "svcnet-t4-n1"
@@ -64,6 +65,9 @@ class Node:
     """ServiceAccount tokens: what the runner's token lookup sees."""
     runtime: FakeRuntime | None = None
     runner: PodRunner | None = None
+    cri_state: FakeCriState | None = None
+    """Set: pods run on a (fake) CRI runtime."""
+    cri: FakeCri | None = None
 
     def token(self, key: TokenKey) -> str:
         if key not in self.tokens:
@@ -84,12 +88,14 @@ class Node:
         self.runtime = (FakeRuntime(self.clock) if self.runtime is None
                         else self.runtime.restarted())
         ipam = PodIPAM(self.config.pod_cidr, self.config.state_dir / "ipam.json")
+        if self.cri_state is not None:
+            self.cri = FakeCri(self.clock, self.cri_state)
         self.runner = PodRunner(
             self.config, network=self.network, runtime=self.runtime,
             probes=ProbeManager(self.prober, self.clock), ipam=ipam,
             clock=self.clock, on_change=self.changes.append,
             objects=lambda kind, ns, name: self.objects.get((kind, ns, name)),
-            tokens=self.token,
+            tokens=self.token, cri=self.cri,
             pod_network=FakePodNetwork(self.network, ipam, self.config.names,
                                        self.config.node_netns))
         await self.runner.start()
@@ -105,6 +111,15 @@ class Node:
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Node]:
     n = Node(tmp_path)
+    await n.boot()
+    yield n
+    assert n.runner is not None
+    await n.runner.close()
+
+
+@pytest.fixture
+async def cri_node(tmp_path: Path) -> AsyncIterator[Node]:
+    n = Node(tmp_path, cri_state=FakeCriState())
     await n.boot()
     yield n
     assert n.runner is not None
@@ -539,3 +554,101 @@ async def test_missing_executable_shows_start_error(node: Node) -> None:
     assert (term["reason"], term["exitCode"]) == ("StartError", 128)
     assert 'exec: "python3": executable file not found in $PATH' in term["message"]
     assert status["phase"] == "Failed"
+
+
+# --- events on the CRI path (a fake CRI service behind the real CriRuntime) -----------------
+
+
+async def test_cri_events_of_a_pull_and_start(cri_node: Node) -> None:
+    runner, cri = cri_node.runner, cri_node.cri
+    assert runner is not None and cri is not None
+    cri.state.registry["python:3"] = 4_269_694
+    cri.state.pull_seconds = 1.2345
+    await runner.sync([make_pod()])
+    assert told(runner) == [
+        ("Normal", "Pulling", 'Pulling image "python:3"', APP),
+        ("Normal", "Pulled", 'Successfully pulled image "python:3" in 1.234s (1.234s '
+                             "including waiting). Image size: 4269694 bytes.", APP),
+        *CREATED_STARTED]
+    assert cri.state.calls.count("PullImage") == 1
+
+
+async def test_cri_events_of_an_image_already_present(cri_node: Node) -> None:
+    runner, cri = cri_node.runner, cri_node.cri
+    assert runner is not None and cri is not None
+    cri.state.images["python:3"] = 1
+    await runner.sync([make_pod()])
+    assert told(runner) == [
+        ("Normal", "Pulled", 'Container image "python:3" already present on machine', APP),
+        *CREATED_STARTED]
+    assert "PullImage" not in cri.state.calls
+
+
+async def test_cri_events_of_a_crash_loop_and_a_stop(cri_node: Node) -> None:
+    runner, cri = cri_node.runner, cri_node.cri
+    assert runner is not None and cri is not None
+    cri.state.images["python:3"] = 1
+    web = make_pod()
+    present = ("Normal", "Pulled", 'Container image "python:3" already present on machine',
+               APP)
+    await runner.sync([web])
+    for _ in range(2):
+        runner.events.clear()
+        cri.exit(key(), 1)
+        assert await cri.relist() == [key()]
+        await runner.sync([web])
+    assert told(runner) == [("Warning", "BackOff", "Back-off restarting failed container app "
+                                                   "in pod web_default(uid-web)", APP)]
+    runner.events.clear()
+    await cri_node.advance(10)
+    await runner.sync([web])
+    assert told(runner) == [present, *CREATED_STARTED]
+    assert cstatus(cri_node, web)["restartCount"] == 2
+
+    runner.events.clear()
+    web["metadata"] |= {"deletionTimestamp": "2026-01-01T00:00:00Z",
+                        "deletionGracePeriodSeconds": 5}
+    await runner.sync([web])
+    await runner.wait_stopped()
+    assert told(runner) == [("Normal", "Killing", "Stopping container app", APP)]
+    assert (await runner.sync([web])).plan.finished == ("uid-web",)
+
+
+async def test_cri_events_of_a_failed_pull_and_its_back_off(cri_node: Node) -> None:
+    runner, cri = cri_node.runner, cri_node.cri
+    assert runner is not None and cri is not None
+    web = make_pod()
+    result = await runner.sync([web])
+    assert result.retry_after == 10
+    assert told(runner) == [
+        ("Normal", "Pulling", 'Pulling image "python:3"', APP),
+        ("Warning", "Failed", 'Failed to pull image "python:3": rpc error: code = NotFound '
+                              'desc = failed to pull and unpack image "python:3": not found', APP),
+        ("Warning", "Failed", "Error: ErrImagePull", APP)]
+    assert cstatus(cri_node, web)["state"]["waiting"]["reason"] == "ErrImagePull"
+    runner.events.clear()
+    await cri_node.advance(1)
+    await runner.sync([web])
+    await runner.sync([web])  # once per back-off step
+    assert told(runner) == [("Normal", "BackOff", 'Back-off pulling image "python:3"', APP),
+                            ("Warning", "Failed", "Error: ImagePullBackOff", APP)]
+    assert cstatus(cri_node, web)["state"]["waiting"] == {
+        "reason": "ImagePullBackOff", "message": 'Back-off pulling image "python:3"'}
+    runner.events.clear()
+    cri.state.registry["python:3"] = 10
+    await cri_node.advance(10)
+    await runner.sync([web])
+    assert [reason for _type, reason, _message, _path in told(runner)] == [
+        "Pulling", "Pulled", "Created", "Started"]
+
+
+async def test_cri_never_pull_policy_with_the_image_absent(cri_node: Node) -> None:
+    runner = cri_node.runner
+    assert runner is not None
+    web = make_pod(fn=lambda p: p["spec"]["containers"][0].update(imagePullPolicy="Never"))
+    await runner.sync([web])
+    never = 'Container image "python:3" is not present with pull policy of Never'
+    assert told(runner) == [("Warning", "ErrImageNeverPull", never, APP),
+                            ("Warning", "Failed", "Error: ErrImageNeverPull", APP)]
+    assert cstatus(cri_node, web)["state"]["waiting"] == {
+        "reason": "ErrImageNeverPull", "message": never}
