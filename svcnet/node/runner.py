@@ -196,7 +196,8 @@ class _PodMemo:
     image_backoff_told: dict[str, float] = field(default_factory=dict)
     """Container → the end of the image pull back-off its BackOff event was for."""
     image_waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
-    """Container → (ErrImagePull | ImagePullBackOff | ErrImageNeverPull, message)."""
+    """Container → (ErrImagePull | ImagePullBackOff | ErrImageNeverPull | ImageInspectError |
+    InvalidImageName, message)."""
     image_backoff: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Container → (monotonic time the next pull may start, the current back-off)."""
     sandbox_attempt: int = 0
