@@ -59,6 +59,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
+from svcnet.api.goduration import go_duration
+
 MEDIA_TYPE: Final = "application/vnd.kubernetes.protobuf"
 STREAM_MEDIA_TYPE: Final = "application/vnd.kubernetes.protobuf;stream=watch"
 MAGIC: Final = b"k8s\x00"
@@ -137,29 +139,6 @@ def _format_time(seconds: int, nanos: int, micro: bool) -> str:
     return text + "Z"
 
 
-def _format_duration(nanos: int) -> str:
-    """Go's ``time.Duration.String``."""
-    if nanos == 0:
-        return "0s"
-    sign, n = ("-", -nanos) if nanos < 0 else ("", nanos)
-    if n < 1_000_000_000:
-        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
-            if n >= size:
-                return sign + _trim(n, size) + unit
-    hours, rest = divmod(n, 3_600_000_000_000)
-    minutes, rest = divmod(rest, 60_000_000_000)
-    out = f"{hours}h" if hours else ""
-    if hours or minutes:
-        out += f"{minutes}m"
-    return sign + out + _trim(rest, 1_000_000_000) + "s"
-
-
-def _trim(n: int, unit: int) -> str:
-    whole, frac = divmod(n, unit)
-    digits = len(str(unit)) - 1
-    return f"{whole}.{frac:0{digits}d}".rstrip("0").rstrip(".") if frac else str(whole)
-
-
 def _parse_duration(text: Any) -> int:
     if not isinstance(text, str):
         raise ProtobufError(f"cannot encode {text!r} as a duration")
@@ -230,7 +209,7 @@ _WELL_KNOWN: Final[dict[str, _WellKnown]] = {
                       lambda v, m: _time_from_json(v, m, False)),
     f"{_META}.MicroTime": (lambda m: _time_to_json(m, True),
                            lambda v, m: _time_from_json(v, m, True)),
-    f"{_META}.Duration": (lambda m: _format_duration(m.duration),
+    f"{_META}.Duration": (lambda m: go_duration(m.duration),
                           lambda v, m: setattr(m, "duration", _parse_duration(v))),
     f"{_META}.FieldsV1": (lambda m: _raw_to_json(m, "Raw"),
                           lambda v, m: _raw_from_json(v, m, "Raw")),

@@ -1,13 +1,15 @@
 """EventRecorder: core/v1 Events about objects, aggregated the way client-go's recorder does.
 
-A controller calls ``await recorder.warning(svc, "AllocationFailed", "no available IPv4 ...")``.
-The first occurrence creates an Event named ``<object name>.<hex nanoseconds>`` in the object's
+A controller calls ``await recorder.warning(svc, "AllocationFailed", "no available IPv4 ...")``;
+an event about one part of the object names it with ``field_path`` (the kubelet's
+``spec.containers{app}``, which ``kubectl get events -o wide`` lists as SUBOBJECT). The first
+occurrence creates an Event named ``<object name>.<hex nanoseconds>`` in the object's
 namespace, with ``involvedObject`` pointing at the object, ``source.component`` set to our
 component, ``count: 1`` and ``firstTimestamp == lastTimestamp``. Repeats of the *same* event
-(same object, type, reason and message) patch that Event instead: ``count + 1`` and a new
-``lastTimestamp``, which is what ``kubectl describe`` shows as "(x5 over 3m)". The recorder
-remembers the last 4096 distinct events (client-go's LRU size); an Event deleted behind our back
-(404 on the patch) is simply created again.
+(same object and field path, type, reason and message) patch that Event instead: ``count + 1``
+and a new ``lastTimestamp``, which is what ``kubectl describe`` shows as "(x5 over 3m)". The
+recorder remembers the last 4096 distinct events (client-go's LRU size); an Event deleted behind
+our back (404 on the patch) is simply created again.
 
 Recording is best effort, as in client-go: failures are logged and swallowed, because an Event
 is a report about work, never a reason for the work to fail.
@@ -64,18 +66,20 @@ class EventRecorder:
         self._cache_size = cache_size
         self._last_nanos = 0
 
-    async def normal(self, obj: Mapping[str, Any], reason: str, message: str) -> None:
-        await self.event(obj, "Normal", reason, message)
+    async def normal(self, obj: Mapping[str, Any], reason: str, message: str, *,
+                     field_path: str = "") -> None:
+        await self.event(obj, "Normal", reason, message, field_path=field_path)
 
-    async def warning(self, obj: Mapping[str, Any], reason: str, message: str) -> None:
-        await self.event(obj, "Warning", reason, message)
+    async def warning(self, obj: Mapping[str, Any], reason: str, message: str, *,
+                      field_path: str = "") -> None:
+        await self.event(obj, "Warning", reason, message, field_path=field_path)
 
     async def event(self, obj: Mapping[str, Any], event_type: str, reason: str,
-                    message: str) -> None:
+                    message: str, *, field_path: str = "") -> None:
         message = message[:MAX_MESSAGE]
-        involved = _reference(obj)
+        involved = _reference(obj, field_path)
         key = (involved.get("uid", ""), involved.get("namespace", ""), involved["name"],
-               involved["kind"], event_type, reason, message)
+               involved["kind"], field_path, event_type, reason, message)
         now = rfc3339(self._clock.now())
         try:
             seen = self._seen.get(key)
@@ -126,8 +130,9 @@ class EventRecorder:
         return self._last_nanos
 
 
-def _reference(obj: Mapping[str, Any]) -> Obj:
-    """An ObjectReference to ``obj`` (what ``involvedObject`` holds)."""
+def _reference(obj: Mapping[str, Any], field_path: str = "") -> Obj:
+    """An ObjectReference to ``obj`` (what ``involvedObject`` holds), or to the part of it
+    that ``field_path`` names."""
     meta = obj.get("metadata") or {}
     ref: Obj = {"apiVersion": str(obj.get("apiVersion") or "v1"),
                 "kind": str(obj.get("kind") or ""), "name": str(meta.get("name") or "")}
@@ -135,4 +140,6 @@ def _reference(obj: Mapping[str, Any]) -> Obj:
                           ("resourceVersion", "resourceVersion")):
         if meta.get(source):
             ref[field] = str(meta[source])
+    if field_path:
+        ref["fieldPath"] = field_path
     return ref

@@ -22,9 +22,11 @@ The agent runs in the host's network namespace and works on named namespaces onl
 4. **ConfigMaps and Secrets** the pods name (``env``, ``envFrom``, volumes) are watched one
    object at a time (:mod:`svcnet.node.objects`, the kubelet's watch-based managers); a
    change wakes the pod sync, which starts containers waiting for them and rewrites volumes.
-   Warnings the runner reports (``InvalidEnvironmentVariableNames``, ``FailedMount``) are
-   recorded as Events on the pod. The ServiceAccount tokens of projected volumes are
-   requested through the TokenRequest API and renewed before they expire
+   What the runner tells of pods (the kubelet's ``Pulling``, ``Created``, ``Started``,
+   ``Killing``, ``BackOff``, ``Unhealthy``, warnings such as ``FailedMount``) is recorded as
+   Events on the pod as it comes, in order, by a task of its own: a long pull shows
+   ``Pulling`` while it lasts, and probes fail between syncs. The ServiceAccount tokens of
+   projected volumes are requested through the TokenRequest API and renewed before they expire
    (:mod:`svcnet.node.tokens`, the kubelet's token manager).
 5. **Service environment variables** come from a Services informer (``BACKEND_SERVICE_HOST``
    etc., as the kubelet computes them).
@@ -224,6 +226,8 @@ class NodeAgent:
         self.objects = ObjectWatcher(self.client, clock=clock, on_change=self._wake.set)
         self.tokens = TokenManager(self.client, clock=clock)
         self.recorder = EventRecorder(self.client, "kubelet", clock=clock, host=name)
+        self._events_wake = asyncio.Event()
+        self._events_lock = asyncio.Lock()
         self._proxy_runner: BoundedFrequencyRunner | None = None
         self._proxy_changed: set[str] = set()
         self._announce_wake = asyncio.Event()
@@ -252,6 +256,7 @@ class NodeAgent:
                                        service_env=self._service_env,
                                        objects=self.objects.lookup,
                                        tokens=self.tokens.lookup)
+        self.runner.on_event = self._events_wake.set
         await self.runner.start()
         if self.runner.cri is not None:
             name, version = await self.runner.cri.version()
@@ -291,6 +296,7 @@ class NodeAgent:
         if self.config.health_port:
             await self._serve_health()
         self._tasks.append(asyncio.create_task(self._pod_loop()))
+        self._tasks.append(asyncio.create_task(self._event_loop()))
         self._tasks.append(asyncio.create_task(self._lease_loop()))
         self._tasks.append(asyncio.create_task(self._status_loop()))
 
@@ -449,9 +455,7 @@ class NodeAgent:
         await self.objects.track(desired)
         await self.tokens.track(desired)
         result = await self.runner.sync(desired)
-        events, self.runner.events = self.runner.events, []
-        for pod, reason, message in events:
-            await self.recorder.warning({"kind": "Pod", **pod}, reason, message)
+        await self.record_events()
         for pod in desired:
             await self._write_status(pod)
         finished = set(getattr(result.plan, "finished", ()) or ())
@@ -463,6 +467,25 @@ class NodeAgent:
                         PODS, meta.get("namespace", ""), meta["name"],
                         preconditions=Preconditions(uid=meta["uid"]), grace_period=0)
         return result.retry_after
+
+    async def _event_loop(self) -> None:
+        while True:
+            await self._events_wake.wait()
+            self._events_wake.clear()
+            try:
+                await self.record_events()
+            except Exception:
+                log.exception("recording pod events failed")
+
+    async def record_events(self) -> None:
+        """Record the events the runner queued, in their order."""
+        assert self.runner is not None
+        async with self._events_lock:
+            while self.runner.events:
+                events, self.runner.events = self.runner.events, []
+                for e in events:
+                    await self.recorder.event({"kind": "Pod", **e.pod}, e.type, e.reason,
+                                              e.message, field_path=e.field_path)
 
     async def _write_status(self, pod: Obj) -> None:
         assert self.runner is not None

@@ -11,7 +11,8 @@ the ``container-runtime-interface-api`` package:
   and calls the CNI plugin in it (svcnet's, :mod:`svcnet.node.cni`), which also names it
   ``svcnet-<tag>-p<id>`` for the tools; its IP comes back in ``PodSandboxStatus``.
   ``StopPodSandbox`` runs the plugin's DEL; ``RemovePodSandbox`` forgets it.
-* **images** (``ImageStatus``, ``PullImage``), by ``imagePullPolicy``: :func:`should_pull`.
+* **images** (``ImageStatus``, ``PullImage``), by ``imagePullPolicy``: :func:`should_pull`,
+  which the runner asks (it is the kubelet's image manager, and tells the pod's Events).
 * **containers** (``CreateContainer`` + ``StartContainer``) in the sandbox, each labelled as
   the kubelet labels them (``io.kubernetes.pod.uid``, ``io.kubernetes.container.name``) and
   annotated with its restart count, so that a restarted agent finds every pod's containers
@@ -65,6 +66,7 @@ __all__ = [
     "CriError",
     "CriRuntime",
     "PullError",
+    "PulledImage",
     "SandboxSpec",
     "decode_log",
     "should_pull",
@@ -103,6 +105,14 @@ def should_pull(policy: str, present: bool) -> bool:
     if policy == "Never":
         return False
     return not present
+
+
+@dataclass(frozen=True, slots=True)
+class PulledImage:
+    """What :meth:`CriRuntime.pull_image` got: the image's reference and size in bytes."""
+
+    ref: str
+    size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +176,13 @@ class CriContainer:
 
 def _ts(nanos: int) -> datetime | None:
     return datetime.fromtimestamp(nanos / 1e9, UTC) if nanos > 0 else None
+
+
+def _go_code(code: str) -> str:
+    """A gRPC status code's name as Go's ``codes.Code`` prints it (``NOT_FOUND`` →
+    ``NotFound``): what the kubelet's messages show of a runtime's error."""
+    return "Canceled" if code == "CANCELLED" else "".join(
+        w.capitalize() for w in code.split("_"))
 
 
 def _code(exc: grpc.aio.AioRpcError) -> str:
@@ -245,17 +262,14 @@ class CriRuntime:
         digests = list(st.image.repo_digests)
         return str(digests[0]) if digests else str(st.image.id)
 
-    async def ensure_image(self, image: str, policy: str,
-                           auths: Sequence[Mapping[str, str]] = ()) -> str:
-        """Pull ``image`` as ``policy`` says; returns the image reference. Raises
-        :class:`PullError` (``ErrImagePull``) or, for ``Never`` with the image absent,
-        :class:`PullError` with the kubelet's ``ErrImageNeverPull`` message."""
-        present = await self.image_ref(image)
-        if not should_pull(policy, present is not None):
-            if present is None:
-                raise PullError(f'Container image "{image}" is not present with pull policy '
-                                "of Never")
-            return present
+    async def pull_image(self, image: str,
+                         auths: Sequence[Mapping[str, str]] = ()) -> PulledImage:
+        """``PullImage``, with each of ``auths`` in turn and then anonymously, and the pulled
+        image's size (``ImageStatus``, as the kubelet's puller asks it). Raises
+        :class:`PullError` (``ErrImagePull``) with the first attempt's error, worded as the
+        kubelet shows a runtime's (``rpc error: code = NotFound desc = ...``). Whether to pull
+        at all (``imagePullPolicy``, :func:`should_pull`) is the caller's decision: it also
+        tells the pod's Events."""
         errors = []
         for auth in [*auths, {}]:
             request = pb.PullImageRequest(image=pb.ImageSpec(image=image))
@@ -264,10 +278,15 @@ class CriRuntime:
             try:
                 reply = await self._call("PullImage", self._img.PullImage, request)
             except CriError as exc:
-                errors.append(exc.details or exc.code)
+                errors.append(f"rpc error: code = {_go_code(exc.code)} desc = {exc.details}")
                 continue
-            return str(reply.image_ref)
-        raise PullError(f'failed to pull image "{image}": {errors[0]}')
+            size = 0
+            with contextlib.suppress(CriError):
+                st = await self._call("ImageStatus", self._img.ImageStatus,
+                                      pb.ImageStatusRequest(image=pb.ImageSpec(image=image)), 30)
+                size = int(st.image.size) if st.HasField("image") else 0
+            return PulledImage(str(reply.image_ref), size)
+        raise PullError(errors[0])
 
     # --- sandboxes
 

@@ -65,6 +65,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from svcnet.api.access import mapping_of
+from svcnet.api.goduration import go_duration
 from svcnet.node.podenv import ConfigError, EnvResult, Lookup, container_env, expand_vars
 from svcnet.node.probes import ContainerProbeStatus
 from svcnet.node.runtime import (
@@ -92,6 +93,7 @@ __all__ = [
     "container_id",
     "container_process_spec",
     "expand_vars",
+    "format_pod",
     "grace_period",
     "is_host_network",
     "is_terminal_phase",
@@ -159,7 +161,9 @@ class StopContainer:
     pod_uid: str
     container: str
     grace: float
-    reason: str
+    message: str
+    """Why, as the kubelet's ``Killing`` event says it (``Stopping container app``,
+    ``Container app failed liveness probe, will be restarted``)."""
 
     @property
     def key(self) -> ContainerKey:
@@ -213,6 +217,12 @@ def _uid(pod: Pod) -> str:
 def _containers(pod: Pod, key: str = "containers") -> list[Mapping[str, Any]]:
     return [c for c in mapping_of(pod, "spec").get(key) or []
             if isinstance(c, Mapping) and c.get("name")]
+
+
+def format_pod(pod: Pod) -> str:
+    """How the kubelet names a pod in messages (``format.Pod``): ``name_namespace(uid)``."""
+    meta = mapping_of(pod, "metadata")
+    return f"{meta.get('name', '')}_{meta.get('namespace', '')}({_uid(pod)})"
 
 
 def _policy(pod: Pod) -> str:
@@ -299,11 +309,10 @@ class _PlanBuilder:
         if _in_backoff(entry, proc.state.finished_at, self.now):
             assert entry is not None
             until = proc.state.finished_at + timedelta(seconds=entry.delay)
-            meta = pod.get("metadata", {})
+            delay = go_duration(int(entry.delay) * 1_000_000_000)
             self.waiting.append(Waiting(
                 key.pod_uid, name, until, "CrashLoopBackOff",
-                f"back-off {_go_duration(entry.delay)} restarting failed container={name} "
-                f"pod={meta.get('name', '')}_{meta.get('namespace', '')}({key.pod_uid})"))
+                f"back-off {delay} restarting failed container={name} pod={format_pod(pod)}"))
             return
         self.backoff[key] = _next_backoff(entry, proc.state.finished_at)
         self.start.append(StartContainer(key.pod_uid, name, proc.attempt + 1, init))
@@ -339,7 +348,8 @@ def _plan_pod(pod: Pod, ap: ActualPod | None, b: _PlanBuilder) -> None:  # noqa:
 
     if pod.get("metadata", {}).get("deletionTimestamp"):
         grace = grace_period(pod)
-        b.stop.extend(StopContainer(uid, name, grace, "pod deleted") for name in running)
+        b.stop.extend(StopContainer(uid, name, grace, f"Stopping container {name}")
+                      for name in running)
         if not running:
             if has_network and not is_host_network(pod):
                 b.teardown_network.append(uid)
@@ -348,7 +358,7 @@ def _plan_pod(pod: Pod, ap: ActualPod | None, b: _PlanBuilder) -> None:  # noqa:
 
     phase = _phase(pod, ap)
     if is_terminal_phase(phase) or is_terminal_phase(pod.get("status", {}).get("phase")):
-        b.stop.extend(StopContainer(uid, name, grace_period(pod), "pod finished")
+        b.stop.extend(StopContainer(uid, name, grace_period(pod), f"Stopping container {name}")
                       for name in running)
         if not running and has_network and not is_host_network(pod):
             b.teardown_network.append(uid)
@@ -380,12 +390,14 @@ def _plan_pod(pod: Pod, ap: ActualPod | None, b: _PlanBuilder) -> None:  # noqa:
             b.start.append(StartContainer(uid, name, 0))
         elif proc.running:
             probe = statuses.get(name)
+            # The kubelet's words (computePodActions); it restarts unless the policy is Never.
+            then = ", will be restarted" if policy != "Never" else ""
             if probe is not None and probe.startup_failed:
                 b.stop.append(StopContainer(uid, name, _probe_grace(pod, c, "startupProbe"),
-                                            "startup probe failed"))
+                                            f"Container {name} failed startup probe{then}"))
             elif probe is not None and probe.liveness_failed:
                 b.stop.append(StopContainer(uid, name, _probe_grace(pod, c, "livenessProbe"),
-                                            "liveness probe failed"))
+                                            f"Container {name} failed liveness probe{then}"))
         else:
             assert isinstance(proc.state, Exited)
             if _should_restart(policy, proc.state):
@@ -792,10 +804,3 @@ def resolv_conf(pod: Pod, *, nameservers: Sequence[str],
     if options:
         lines.append("options " + " ".join(options))
     return "\n".join(lines) + "\n"
-
-
-def _go_duration(seconds: float) -> str:
-    """Go's time.Duration formatting for whole seconds (10s, 1m20s, 5m0s)."""
-    total = int(seconds)
-    minutes, secs = divmod(total, 60)
-    return f"{minutes}m{secs}s" if minutes else f"{secs}s"

@@ -12,9 +12,10 @@ Three layers, as in the rest of the node package:
    make of the reported result. It never sleeps and never does I/O; tests drive it with plain
    numbers.
 3. :class:`ProbeManager` runs one task per tracker on an injected :class:`Clock`, performs the
-   action through a :class:`ProbeExecutor` under the probe's timeout, and calls ``on_change``
-   whenever a reported result flips. :class:`NetnsProbeExecutor` is the real executor;
-   tests use a fake one and a ``FakeClock``.
+   action through a :class:`ProbeExecutor` under the probe's timeout, calls ``on_failure``
+   for every probe that fails (the kubelet's ``Unhealthy`` event, which comes before the
+   threshold is reached), and ``on_change`` whenever a reported result flips.
+   :class:`NetnsProbeExecutor` is the real executor; tests use a fake one and a ``FakeClock``.
 
 Timing and thresholds (the kubelet's ``prober/worker.go``):
 
@@ -537,16 +538,20 @@ class _Container:
 
 
 ChangeCallback = Callable[[ContainerKey, ProbeKind], None]
+FailureCallback = Callable[[ContainerKey, ProbeKind, str], None]
+"""Called with the failure's message for every failed probe."""
 
 
 class ProbeManager:
     """Runs the probes of running containers; see the module docstring."""
 
     def __init__(self, executor: ProbeExecutor, clock: Clock, *,
-                 on_change: ChangeCallback | None = None) -> None:
+                 on_change: ChangeCallback | None = None,
+                 on_failure: FailureCallback | None = None) -> None:
         self._executor = executor
         self._clock = clock
         self.on_change = on_change
+        self.on_failure = on_failure
         self._containers: dict[ContainerKey, _Container] = {}
 
     def start_container(self, key: ContainerKey, probes: Sequence[ProbeSpec],
@@ -618,6 +623,8 @@ class ProbeManager:
                 await self._clock.sleep(delay)
                 continue
             outcome = await self._probe(tracker.spec, c.ctx)
+            if not outcome.ok and self.on_failure is not None:
+                self.on_failure(c.key, tracker.spec.kind, outcome.message)
             changed = tracker.record(outcome, self._clock.monotonic())
             if tracker.spec.kind is ProbeKind.STARTUP and tracker.result:
                 c.started.set()

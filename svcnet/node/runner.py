@@ -30,6 +30,19 @@ Ordering that matters:
 Every failure that comes from a pod (its spec, its process, its network) is logged and shown
 in its status, never raised: one bad pod must not stop the agent. ``sync`` returns the plan
 and :attr:`SyncResult.retry_after` for the agent's scheduling.
+
+**Events.** What happens to a pod is queued in :attr:`PodRunner.events` as :class:`PodEvent` s,
+in the kubelet's words, for the agent to record (``on_event`` says one was queued: a pull is
+shown while it lasts, and probe failures come between syncs). About a container, they name
+it as the kubelet's ObjectReference does (``spec.containers{app}``). Lifecycle steps are
+told each time they happen (``kuberuntime_container.go``, ``images/image_manager.go``):
+``Pulling``, ``Pulled`` (or ``Container image ... already present on machine``),
+``Created``, ``Started``, ``Killing`` when a container is stopped (pod deleted, liveness or
+startup probe failed); ``Unhealthy`` for every failed probe (``prober.go``, also below the
+failure threshold); ``BackOff`` once per step of a crash-loop or image pull back-off (the
+kubelet repeats it on every sync of the pod; the recorder counts repeats either way). Other
+warnings (a missing ConfigMap, a volume that cannot be set up) are told once per pod and
+message, since every sync would repeat them.
 """
 
 from __future__ import annotations
@@ -44,14 +57,23 @@ import re
 import shutil
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any, TypeVar
 
 from svcnet.api.errors import go_quote
+from svcnet.api.goduration import go_duration
 from svcnet.node import crispec, podenv, pods as podlib, volumes
 from svcnet.node.atomicwriter import read_payload, write_payload
-from svcnet.node.cri import CriError, CriRuntime, PullError, SandboxSpec, cri_auths
+from svcnet.node.cri import (
+    CriError,
+    CriRuntime,
+    PullError,
+    SandboxSpec,
+    cri_auths,
+    should_pull,
+)
 from svcnet.node.files import atomic_write
 from svcnet.node.ipam import IPAMError, PodIPAM
 from svcnet.node.names import POD_BRIDGE, ClusterNames, PodNetworkNames
@@ -81,8 +103,10 @@ from svcnet.node.probes import (
     container_probes,
 )
 from svcnet.node.runtime import (
+    REASON_START_ERROR,
     ContainerKey,
     ContainerProcess,
+    Exited,
     NetnsProcessRuntime,
     ProcessRuntime,
     ProcessSpec,
@@ -90,7 +114,7 @@ from svcnet.node.runtime import (
 )
 from svcnet.util.clock import Clock, RealClock
 
-__all__ = ["NodeConfig", "PodRunner", "SyncResult"]
+__all__ = ["NodeConfig", "PodEvent", "PodRunner", "SyncResult"]
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +156,22 @@ class NodeConfig:
         return self.names.pod_network(self.node_index, uid)
 
 
+NORMAL = "Normal"
+WARNING = "Warning"
+
+
+@dataclass(frozen=True, slots=True)
+class PodEvent:
+    """An Event for the agent to record about a pod (or, with ``field_path``, one of its
+    containers)."""
+
+    pod: Pod
+    type: str
+    reason: str
+    message: str
+    field_path: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class SyncResult:
     plan: PodPlan
@@ -151,8 +191,13 @@ class _PodMemo:
     volumes_written: dict[str, volumes.Payload] = field(default_factory=dict)
     """The payload last written per API-backed volume (to skip unchanged ones)."""
     warned: set[tuple[str, str]] = field(default_factory=set)
+    crash_backoff_told: dict[str, datetime] = field(default_factory=dict)
+    """Container → the end of the crash-loop back-off its BackOff event was for."""
+    image_backoff_told: dict[str, float] = field(default_factory=dict)
+    """Container → the end of the image pull back-off its BackOff event was for."""
     image_waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
-    """Container → (ErrImagePull | ImagePullBackOff | ErrImageNeverPull, message)."""
+    """Container → (ErrImagePull | ImagePullBackOff | ErrImageNeverPull | ImageInspectError |
+    InvalidImageName, message)."""
     image_backoff: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Container → (monotonic time the next pull may start, the current back-off)."""
     sandbox_attempt: int = 0
@@ -194,6 +239,25 @@ async def _bounded(coros: Iterable[Coroutine[Any, Any, T]],
     return list(await asyncio.gather(*(gated(c) for c in coros)))
 
 
+def _field_path(pod: Pod, container: str) -> str:
+    """The kubelet's ``fieldPath`` of a container in its ObjectReference (names are unique
+    across a pod's init and app containers)."""
+    for c in (pod.get("spec") or {}).get("initContainers") or []:
+        if isinstance(c, Mapping) and c.get("name") == container:
+            return f"spec.initContainers{{{container}}}"
+    return f"spec.containers{{{container}}}"
+
+
+def _start_error(proc: ContainerProcess) -> bool:
+    """Whether the runtime could not start the container at all (``StartError``)."""
+    return isinstance(proc.state, Exited) and proc.state.reason == REASON_START_ERROR
+
+
+def _go_millis(seconds: float) -> str:
+    """A duration as the kubelet prints one truncated to milliseconds (``1.234s``)."""
+    return go_duration(round(seconds * 1e9) // 1_000_000 * 1_000_000)
+
+
 def _no_objects(kind: str, namespace: str, name: str) -> None:
     """The lookup of a runner given none: no ConfigMap or Secret exists."""
     return None
@@ -211,8 +275,10 @@ class PodRunner:
         self.config = config
         self.objects: Lookup = objects or _no_objects
         self.tokens = tokens
-        self.events: list[tuple[Pod, str, str]] = []
-        """Warnings for the agent to record as Events: (pod, reason, message)."""
+        self.events: list[PodEvent] = []
+        """Events for the agent to record (see the module docstring)."""
+        self.on_event: Callable[[], None] | None = None
+        """Called when an event was queued."""
         self.network = network
         self.pod_network: PodNetwork = pod_network or CNIPodNetwork(self.conflist())
         """Pods' attachments to the node's pod network: the CNI plugin, in-process."""
@@ -238,6 +304,7 @@ class PodRunner:
         if cri is not None:
             cri.on_exit = self._container_exited
         probes.on_change = self._probe_changed
+        probes.on_failure = self._probe_failed
 
     @classmethod
     def create(cls, config: NodeConfig, *, clock: Clock | None = None,
@@ -381,6 +448,12 @@ class PodRunner:
     def _probe_changed(self, key: ContainerKey, kind: ProbeKind) -> None:
         self._notify(key.pod_uid)
 
+    def _probe_failed(self, key: ContainerKey, kind: ProbeKind, message: str) -> None:
+        if (pod := self._pods.get(key.pod_uid)) is not None:
+            self._event(pod, WARNING, "Unhealthy",
+                        f"{kind.value.capitalize()} probe failed: {message}",
+                        _field_path(pod, key.container))
+
     def _notify(self, uid: str) -> None:
         if self.on_change is not None:
             self.on_change(uid)
@@ -451,6 +524,7 @@ class PodRunner:
         self._waiting = {}
         for w in plan.waiting:
             self._waiting.setdefault(w.pod_uid, {})[w.container] = (w.reason, w.message)
+            self._tell_crash_backoff(w)
         retry: list[float] = []
         if (wake := plan.next_wakeup) is not None:
             retry.append(max((wake - now).total_seconds(), 0.0))
@@ -462,7 +536,7 @@ class PodRunner:
                 await self._forget(uid)
         await _bounded(self._forget(uid) for uid in cri_gone)
         for stop in plan.stop:
-            self._stop_in_background(stop.key, stop.grace, stop.reason)
+            self._stop_in_background(stop)
         # CRI pods are forgotten, and their sandboxes set up and torn down, concurrently
         # (each is runtime calls and a CNI plugin process: 100 one after another would hold
         # the sync for a minute), as the kubelet's pod workers do; the process runtime's are
@@ -646,13 +720,14 @@ class PodRunner:
                 mount_plan=self._mount_plan(pod, container, resolved.env))
         except podlib.ConfigError as exc:
             memo.config_errors[start.container] = str(exc)
-            self._warn(pod, memo, "Failed", f"Error: {exc}")
+            self._warn(pod, memo, "Failed", f"Error: {exc}", _field_path(pod, start.container))
             return False
         memo.config_errors.pop(start.container, None)
         for reason, message in resolved.warnings:
             self._warn(pod, memo, reason, message)
         self._prune_logs(uid, start.container, start.attempt)
         proc = await self.runtime.start(start.key, spec)
+        self._tell_start(pod, proc, created=True)  # an exec that fails comes after creation
         self._after_start(proc, container, ProbeContext(
             pod_ip, netns, dict(spec.env), spec.working_dir), spec.mount_plan is not None)
         return True
@@ -681,14 +756,8 @@ class PodRunner:
         image = str(container.get("image", ""))
         if (problem := crispec.image_reference_problem(image)) is not None:
             memo.image_waiting[start.container] = ("InvalidImageName", problem)
-            self._warn(pod, memo, "InspectFailed", problem)
+            self._warn(pod, memo, "InspectFailed", problem, _field_path(pod, start.container))
             return None
-        now = self.clock.monotonic()
-        due, delay = memo.image_backoff.get(start.container, (0.0, 0.0))
-        if now < due:
-            memo.image_waiting[start.container] = (
-                "ImagePullBackOff", f'Back-off pulling image "{image}"')
-            return due - now
         try:
             resolved = podenv.container_env(
                 pod, container, self.objects, pod_ip=str(sandbox.ip.ip),
@@ -698,22 +767,13 @@ class PodRunner:
             auths = cri_auths(self._pull_secrets(pod), image)
         except podlib.ConfigError as exc:
             memo.config_errors[start.container] = str(exc)
-            self._warn(pod, memo, "Failed", f"Error: {exc}")
+            self._warn(pod, memo, "Failed", f"Error: {exc}", _field_path(pod, start.container))
             return NETWORK_RETRY
         memo.config_errors.pop(start.container, None)
-        try:
-            await self.cri.ensure_image(image, crispec.image_pull_policy(container), auths)
-        except (PullError, CriError) as exc:
-            never = "pull policy of Never" in str(exc)
-            delay = min(max(delay * 2, IMAGE_BACKOFF_INITIAL), IMAGE_BACKOFF_MAX)
-            memo.image_backoff[start.container] = (now + delay, delay)
-            reason = "ErrImageNeverPull" if never else "ErrImagePull"
-            memo.image_waiting[start.container] = (reason, str(exc))
-            self._warn(pod, memo, "Failed", f"Failed to pull image \"{image}\": {exc}"
-                       if not never else str(exc))
-            return delay
-        memo.image_backoff.pop(start.container, None)
-        memo.image_waiting.pop(start.container, None)
+        if (wait := await self._ensure_image(pod, memo, start.container, image,
+                                             crispec.image_pull_policy(container),
+                                             auths)) is not None:
+            return wait
         env = {"HOSTNAME": sandbox.spec.hostname if sandbox.spec else str(
             pod["metadata"].get("name", ""))}
         env.update(resolved.env)
@@ -730,8 +790,74 @@ class PodRunner:
             mount_plan=self._mount_plan(pod, container, resolved.env))
         self._prune_logs(uid, start.container, start.attempt)
         proc = await self.cri.start(start.key, spec)
+        # CreateContainer and StartContainer are one call here: a failed start may have
+        # failed to create, and is told without Created.
+        self._tell_start(pod, proc, created=not _start_error(proc))
         self._after_start(proc, container, self._cri_probe_context(
             start.key, container, str(sandbox.ip.ip), env, spec.working_dir), True)
+        return None
+
+    async def _ensure_image(self, pod: Pod, memo: _PodMemo, name: str, image: str,
+                            policy: str, auths: Sequence[Mapping[str, str]]) -> float | None:
+        """The kubelet's image manager (``EnsureImageExists``): pull the image as its
+        policy says, with a back-off after failures, telling the pod's Events. None when
+        the image is there; else seconds until it is worth trying again."""
+        assert self.cri is not None
+        path = _field_path(pod, name)
+        now = self.clock.monotonic()
+        due, delay = memo.image_backoff.get(name, (0.0, 0.0))
+        if now < due:
+            message = f'Back-off pulling image "{image}"'
+            memo.image_waiting[name] = ("ImagePullBackOff", message)
+            if memo.image_backoff_told.get(name) != due:  # once per back-off step
+                memo.image_backoff_told[name] = due
+                self._event(pod, NORMAL, "BackOff", message, path)
+                self._event(pod, WARNING, "Failed", "Error: ImagePullBackOff", path)
+            return due - now
+        failed: tuple[str, str] | None = None  # the container's waiting reason and message
+        try:
+            present = await self.cri.image_ref(image) is not None
+        except CriError as exc:
+            failed = ("ImageInspectError", f'Failed to inspect image "{image}": {exc}')
+            self._event(pod, WARNING, "InspectFailed", failed[1], path)
+        else:
+            if not should_pull(policy, present) and present:
+                self._event(pod, NORMAL, "Pulled",
+                            f'Container image "{image}" already present on machine', path)
+            elif not should_pull(policy, present):
+                failed = ("ErrImageNeverPull", f'Container image "{image}" is not present '
+                                               "with pull policy of Never")
+                self._event(pod, WARNING, "ErrImageNeverPull", failed[1], path)
+            else:
+                failed = await self._pull(pod, path, image, auths, since=now)
+        if failed is None:
+            memo.image_backoff.pop(name, None)
+            memo.image_waiting.pop(name, None)
+            return None
+        self._event(pod, WARNING, "Failed", f"Error: {failed[0]}", path)
+        delay = min(max(delay * 2, IMAGE_BACKOFF_INITIAL), IMAGE_BACKOFF_MAX)
+        memo.image_backoff[name] = (now + delay, delay)
+        memo.image_waiting[name] = failed
+        return delay
+
+    async def _pull(self, pod: Pod, path: str, image: str, auths: Sequence[Mapping[str, str]],
+                    *, since: float) -> tuple[str, str] | None:
+        """Pull, telling Pulling and then Pulled or Failed; the waiting reason and message
+        if it failed. Pulls are not queued here (the pod's CRI calls are, before), so the
+        time "including waiting" is the pull's and the image lookup's before it."""
+        assert self.cri is not None
+        self._event(pod, NORMAL, "Pulling", f'Pulling image "{image}"', path)
+        started = self.clock.monotonic()
+        try:
+            pulled = await self.cri.pull_image(image, auths)
+        except PullError as exc:
+            self._event(pod, WARNING, "Failed", f'Failed to pull image "{image}": {exc}', path)
+            return ("ErrImagePull", str(exc))
+        end = self.clock.monotonic()
+        self._event(pod, NORMAL, "Pulled",
+                    f'Successfully pulled image "{image}" in {_go_millis(end - started)} '
+                    f"({_go_millis(end - since)} including waiting). Image size: "
+                    f"{pulled.size} bytes.", path)
         return None
 
     def _cri_probe_context(self, key: ContainerKey, container: Mapping[str, Any], pod_ip: str,
@@ -762,11 +888,43 @@ class PodRunner:
                     docs.append(json.loads(base64.b64decode(raw)))
         return docs
 
-    def _warn(self, pod: Pod, memo: _PodMemo, reason: str, message: str) -> None:
-        """Queue a Warning Event, once per pod and message (the recorder counts repeats)."""
+    def _event(self, pod: Pod, event_type: str, reason: str, message: str,
+               field_path: str = "") -> None:
+        """Queue an Event (see the module docstring)."""
+        self.events.append(PodEvent(pod, event_type, reason, message, field_path))
+        if self.on_event is not None:
+            self.on_event()
+
+    def _warn(self, pod: Pod, memo: _PodMemo, reason: str, message: str,
+              field_path: str = "") -> None:
+        """Queue a Warning Event, once per pod and message: for problems every sync finds
+        again (the recorder counts the repeats of other events)."""
         if (reason, message) not in memo.warned:
             memo.warned.add((reason, message))
-            self.events.append((pod, reason, message))
+            self._event(pod, WARNING, reason, message, field_path)
+
+    def _tell_start(self, pod: Pod, proc: ContainerProcess, *, created: bool) -> None:
+        """The kubelet's ``startContainer`` events: Created, then Started or the error."""
+        name = proc.key.container
+        path = _field_path(pod, name)
+        if created:
+            self._event(pod, NORMAL, "Created", f"Created container: {name}", path)
+        if isinstance(proc.state, Exited) and _start_error(proc):
+            self._event(pod, WARNING, "Failed", f"Error: {proc.state.message}", path)
+        else:
+            self._event(pod, NORMAL, "Started", f"Started container {name}", path)
+
+    def _tell_crash_backoff(self, waiting: podlib.Waiting) -> None:
+        """BackOff, once per step of a container's crash-loop back-off."""
+        pod = self._pods.get(waiting.pod_uid)
+        if pod is None or waiting.reason != "CrashLoopBackOff":
+            return
+        memo = self._memo.setdefault(waiting.pod_uid, _PodMemo())
+        if memo.crash_backoff_told.get(waiting.container) != waiting.until:
+            memo.crash_backoff_told[waiting.container] = waiting.until
+            self._event(pod, WARNING, "BackOff",
+                        f"Back-off restarting failed container {waiting.container} in pod "
+                        f"{podlib.format_pod(pod)}", _field_path(pod, waiting.container))
 
     # --- volumes
 
@@ -920,10 +1078,13 @@ class PodRunner:
             return self.uses_cri(pod)
         return any(p.key.pod_uid == uid for p in self.cri.containers())
 
-    def _stop_in_background(self, key: ContainerKey, grace: float, reason: str) -> None:
+    def _stop_in_background(self, plan: podlib.StopContainer) -> None:
+        key, grace = plan.key, plan.grace
         if key in self._stopping:
             return
-        log.info("stopping container %s (%s, grace %gs)", key, reason, grace)
+        log.info("stopping container %s (%s, grace %gs)", key, plan.message, grace)
+        if (pod := self._pods.get(key.pod_uid)) is not None:
+            self._event(pod, NORMAL, "Killing", plan.message, _field_path(pod, key.container))
 
         async def stop() -> None:
             try:

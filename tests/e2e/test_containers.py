@@ -82,9 +82,10 @@ class Cluster:
         statuses = self.get("pod", pod).get("status", {}).get("containerStatuses") or [{}]
         return str(statuses[0].get("state", {}).get("waiting", {}).get("reason", ""))
 
-    def events(self, pod: str) -> list[tuple[str, str]]:
+    def events(self, pod: str) -> list[tuple[str, str, str]]:
+        """The pod's Events: (type, reason, message)."""
         items = self.get("events", "--field-selector", f"involvedObject.name={pod}")["items"]
-        return [(e.get("reason", ""), e.get("message", "")) for e in items]
+        return [(e.get("type", ""), e.get("reason", ""), e.get("message", "")) for e in items]
 
 
 def http_get(url: str, timeout: float = 3.0) -> str:
@@ -164,10 +165,20 @@ def test_missing_image_backs_off_then_recovers(cluster: Cluster) -> None:
     wait_for(lambda: cluster.waiting_reason("late") == "ImagePullBackOff", "ImagePullBackOff",
              timeout=30)
     assert any(reason == "Failed" and "Failed to pull image" in message
-               for reason, message in cluster.events("late")), cluster.events("late")
+               for _type, reason, message in cluster.events("late")), cluster.events("late")
     cluster.registry.push(web_image("v1"), repo, "1")
     wait_for(lambda: cluster.ready("run=late", 1), "the pod Ready once the image exists",
              timeout=60, detail=lambda: cluster.waiting_reason("late"))
+    image = cluster.registry.ref(repo, "1")
+    told = cluster.events("late")
+    assert {("Normal", "Pulling", f'Pulling image "{image}"'),
+            ("Warning", "Failed", "Error: ErrImagePull"),
+            ("Normal", "BackOff", f'Back-off pulling image "{image}"'),
+            ("Normal", "Created", "Created container: late"),
+            ("Normal", "Started", "Started container late")} <= set(told), told
+    assert any(reason == "Pulled" and message.startswith(
+        f'Successfully pulled image "{image}" in ') and message.endswith(" bytes.")
+        for _type, reason, message in told), told
 
 
 def test_invalid_image_name(cluster: Cluster) -> None:
@@ -232,6 +243,10 @@ def test_crash_loop_and_previous_logs(cluster: Cluster) -> None:
     assert status["lastState"]["terminated"]["exitCode"] == 3
     assert status["lastState"]["terminated"]["reason"] == "Error"
     assert cluster.kubectl("logs", "crasher", "--previous").stdout == "crashing\n"
+    pod = cluster.get("pod", "crasher")
+    backoff = ("Warning", "BackOff", "Back-off restarting failed container crasher in pod "
+               f"crasher_{pod['metadata']['namespace']}({pod['metadata']['uid']})")
+    assert backoff in cluster.events("crasher"), cluster.events("crasher")
 
 
 def test_memory_limit_kills_with_oomkilled(cluster: Cluster) -> None:

@@ -147,6 +147,15 @@ def ready_pod(cluster: Cluster, name: str) -> Callable[[], Any]:
     return check
 
 
+def events(cluster: Cluster, pod: str) -> list[tuple[str, str, str, str]]:
+    """The pod's Events: (type, reason, message, fieldPath), oldest first."""
+    items = (get(cluster, "events", "--field-selector", f"involvedObject.name={pod}")
+             or {"items": []})["items"]
+    items.sort(key=lambda e: (e.get("firstTimestamp") or "", e["metadata"]["name"]))
+    return [(e.get("type", ""), e.get("reason", ""), e.get("message", ""),
+             e["involvedObject"].get("fieldPath", "")) for e in items]
+
+
 def http_from_node(ip: str, port: int) -> int:
     code = ("import urllib.request,sys;"
             f"print(urllib.request.urlopen('http://{ip}:{port}/', timeout=5).status)")
@@ -174,6 +183,10 @@ def test_pods_run_report_status_and_feed_endpointslices(cluster: Cluster, agent:
     assert pods[0]["status"]["hostIP"] == "172.20.0.11"
     assert pods[0]["status"]["containerStatuses"][0]["ready"] is True
     assert http_from_node(ips[0], 8081) == 200
+    web = "spec.containers{web}"
+    assert [e for e in events(cluster, "e4-web-1") if e[0] == "Normal"] == [
+        ("Normal", "Created", "Created container: web", web),
+        ("Normal", "Started", "Started container web", web)]
 
     def slice_endpoints() -> Any:
         slices = get(cluster, "endpointslices", "-l", "kubernetes.io/service-name=e4-web")
@@ -192,6 +205,7 @@ def test_pods_run_report_status_and_feed_endpointslices(cluster: Cluster, agent:
     wait_for(lambda: get(cluster, "pod", "e4-web-2") is None, what="pod deleted")
     wait_for(lambda: len(set(netns_list()) - {NAMES.node_netns(1)}) == len(
         netns_before - {NAMES.node_netns(1)}) - 1, what="pod netns removed")
+    assert ("Normal", "Killing", "Stopping container web", web) in events(cluster, "e4-web-2")
 
 
 def test_agent_kill_9_adopts_pods(cluster: Cluster, agent: Agent) -> None:

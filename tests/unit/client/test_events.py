@@ -116,3 +116,18 @@ async def test_cluster_scoped_objects_get_events_in_default() -> None:
     await rec.normal(node, "Ready", "ok")
     assert [a[:3] for a in sink.actions] == [("create", "events", "default")] * 3
     assert "namespace" not in sink.created[0]["involvedObject"]
+
+
+async def test_an_event_about_a_part_of_the_object_names_it() -> None:
+    sink = Sink()
+    rec = EventRecorder(sink, "kubelet", clock=FakeClock())
+    pod = {"kind": "Pod", "metadata": {"namespace": "ns", "name": "web", "uid": "u-2"}}
+    await rec.normal(pod, "Started", "Started container app", field_path="spec.containers{app}")
+    await rec.normal(pod, "Started", "Started container app", field_path="spec.containers{app}")
+    await rec.normal(pod, "Started", "Started container app",
+                     field_path="spec.initContainers{app}")
+    assert [a[0] for a in sink.actions] == ["create", "patch", "create"]
+    assert sink.created[0]["involvedObject"] == {
+        "apiVersion": "v1", "kind": "Pod", "name": "web", "namespace": "ns", "uid": "u-2",
+        "fieldPath": "spec.containers{app}"}
+    assert sink.created[1]["involvedObject"]["fieldPath"] == "spec.initContainers{app}"

@@ -178,20 +178,27 @@ FINISHED = NOW - timedelta(seconds=1)
                  id="reported-terminal-phase-sticks"),
     pytest.param(make_pod(), state(actual(run(), probes={"app": ContainerProbeStatus(
         ready=False, started=True, liveness_failed=True)})),
-        PodPlan(stop=(StopContainer("uid-web", "app", 30, "liveness probe failed"),)),
+        PodPlan(stop=(StopContainer(
+            "uid-web", "app", 30, "Container app failed liveness probe, will be restarted"),)),
         id="liveness-failure-kills"),
+    pytest.param(make_pod(fn=policy("Never")), state(actual(run(), probes={
+        "app": ContainerProbeStatus(ready=False, started=True, liveness_failed=True)})),
+        PodPlan(stop=(StopContainer("uid-web", "app", 30,
+                                    "Container app failed liveness probe"),)),
+        id="liveness-failure-kills-for-good-with-policy-never"),
     pytest.param(make_pod(fn=lambda p: p["spec"]["containers"][0].update(
         startupProbe={"exec": {"command": ["x"]}, "terminationGracePeriodSeconds": 3})),
         state(actual(run(), probes={"app": ContainerProbeStatus(
             ready=False, started=False, startup_failed=True)})),
-        PodPlan(stop=(StopContainer("uid-web", "app", 3, "startup probe failed"),)),
+        PodPlan(stop=(StopContainer(
+            "uid-web", "app", 3, "Container app failed startup probe, will be restarted"),)),
         id="startup-failure-kills-with-probe-grace"),
     pytest.param(make_pod(fn=deleted(5)), state(actual(run())),
-                 PodPlan(stop=(StopContainer("uid-web", "app", 5, "pod deleted"),)),
+                 PodPlan(stop=(StopContainer("uid-web", "app", 5, "Stopping container app"),)),
                  id="deleted-stops-with-deletion-grace"),
     pytest.param(make_pod(fn=both(deleted(None), lambda p: p["spec"].pop(
         "terminationGracePeriodSeconds"))), state(actual(run())),
-        PodPlan(stop=(StopContainer("uid-web", "app", 30, "pod deleted"),)),
+        PodPlan(stop=(StopContainer("uid-web", "app", 30, "Stopping container app"),)),
         id="deleted-default-grace"),
     pytest.param(make_pod(fn=deleted()), state(actual(ended(143))),
                  PodPlan(teardown_network=("uid-web",), finished=("uid-web",)),

@@ -214,6 +214,19 @@ async def test_liveness_failure_holds_and_reports(manager: Any) -> None:
     assert len(executor.calls) == 3  # on hold: no more probes for this run
 
 
+async def test_every_failed_probe_is_reported_below_the_threshold_too(manager: Any) -> None:
+    mgr, executor, clock, changes = manager
+    failures: list[tuple[ContainerKey, ProbeKind, str]] = []
+    mgr.on_failure = lambda k, kind, message: failures.append((k, kind, message))
+    outcomes = iter([FAIL, OK, FAIL, FAIL])
+    executor.scripts[83] = lambda: next(outcomes)
+    mgr.start_container(KEY, [tcp(ProbeKind.READINESS, 83, period=1)], CTX, clock.monotonic())
+    await advance(clock, 3.5)
+    assert len(executor.calls) == 4
+    assert failures == [(KEY, ProbeKind.READINESS, "nope")] * 3
+    assert changes == [(KEY, ProbeKind.READINESS)]  # ready after the success, and no flip back
+
+
 async def test_timeout_counts_as_failure(manager: Any) -> None:
     mgr, executor, clock, _ = manager
     executor.hang.add(82)

@@ -25,6 +25,7 @@ from svcnet.node.runner import NodeConfig, PodRunner
 from svcnet.node.runtime import ContainerKey, Exited, FakeRuntime, Running
 from svcnet.node.volumes import TokenKey, VolumeError
 from svcnet.util.clock import FakeClock
+from tests.fakecri import FakeCri, FakeCriState
 
 Obj = dict[str, Any]
 NODE_NETNS = "svcnet-t4-n1"
@@ -64,6 +65,9 @@ class Node:
     """ServiceAccount tokens: what the runner's token lookup sees."""
     runtime: FakeRuntime | None = None
     runner: PodRunner | None = None
+    cri_state: FakeCriState | None = None
+    """Set: pods run on a (fake) CRI runtime."""
+    cri: FakeCri | None = None
 
     def token(self, key: TokenKey) -> str:
         if key not in self.tokens:
@@ -84,12 +88,14 @@ class Node:
         self.runtime = (FakeRuntime(self.clock) if self.runtime is None
                         else self.runtime.restarted())
         ipam = PodIPAM(self.config.pod_cidr, self.config.state_dir / "ipam.json")
+        if self.cri_state is not None:
+            self.cri = FakeCri(self.clock, self.cri_state)
         self.runner = PodRunner(
             self.config, network=self.network, runtime=self.runtime,
             probes=ProbeManager(self.prober, self.clock), ipam=ipam,
             clock=self.clock, on_change=self.changes.append,
             objects=lambda kind, ns, name: self.objects.get((kind, ns, name)),
-            tokens=self.token,
+            tokens=self.token, cri=self.cri,
             pod_network=FakePodNetwork(self.network, ipam, self.config.names,
                                        self.config.node_netns))
         await self.runner.start()
@@ -105,6 +111,15 @@ class Node:
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Node]:
     n = Node(tmp_path)
+    await n.boot()
+    yield n
+    assert n.runner is not None
+    await n.runner.close()
+
+
+@pytest.fixture
+async def cri_node(tmp_path: Path) -> AsyncIterator[Node]:
+    n = Node(tmp_path, cri_state=FakeCriState())
     await n.boot()
     yield n
     assert n.runner is not None
@@ -130,6 +145,12 @@ def make_pod(name: str = "web", fn: Callable[[Obj], None] | None = None) -> Obj:
 
 def key(pod: str = "web", container: str = "app") -> ContainerKey:
     return ContainerKey(f"uid-{pod}", container)
+
+
+def told(runner: PodRunner, event_type: str = "") -> list[tuple[str, str, str, str]]:
+    """The events the runner queued (of one type): (type, reason, message, fieldPath)."""
+    return [(e.type, e.reason, e.message, e.field_path) for e in runner.events
+            if e.type == event_type or not event_type]
 
 
 def cstatus(node: Node, pod: Obj) -> Obj:
@@ -208,12 +229,78 @@ async def test_liveness_failure_restarts_the_container(node: Node) -> None:
     await runner.sync([web])
     await node.advance(1.5)
     result = await runner.sync([web])
-    assert [s.reason for s in result.plan.stop] == ["liveness probe failed"]
+    assert [s.message for s in result.plan.stop] == [
+        "Container app failed liveness probe, will be restarted"]
     await runner.wait_stopped()
     await runner.sync([web])
     proc = runtime.get(key())
     assert proc is not None and proc.running and proc.attempt == 1
     assert proc.previous is not None and proc.previous.exit_code == 143
+
+
+APP = "spec.containers{app}"
+CREATED_STARTED = [("Normal", "Created", "Created container: app", APP),
+                   ("Normal", "Started", "Started container app", APP)]
+
+
+async def test_events_of_a_crash_loop(node: Node) -> None:
+    runner, runtime = node.runner, node.runtime
+    assert runner is not None and runtime is not None
+    web = make_pod()
+    await runner.sync([web])
+    assert told(runner) == CREATED_STARTED
+    runner.events.clear()
+    runtime.exit(key(), 1)
+    await runner.sync([web])  # the first restart is immediate: no back-off
+    assert told(runner) == CREATED_STARTED
+    runner.events.clear()
+    runtime.exit(key(), 1)
+    backoff = ("Warning", "BackOff",
+               "Back-off restarting failed container app in pod web_default(uid-web)", APP)
+    await runner.sync([web])
+    await node.advance(5)
+    await runner.sync([web])  # once per back-off step, not per sync
+    assert told(runner) == [backoff]
+    runner.events.clear()
+    await node.advance(5)
+    await runner.sync([web])
+    assert told(runner) == CREATED_STARTED
+    runner.events.clear()
+    runtime.exit(key(), 1)
+    await runner.sync([web])  # the next step (20 s): told again
+    assert told(runner) == [backoff]
+
+
+async def test_events_of_a_liveness_failure(node: Node) -> None:
+    runner, runtime = node.runner, node.runtime
+    assert runner is not None and runtime is not None
+    web = make_pod(fn=lambda p: p["spec"]["containers"][0].update(
+        livenessProbe={"tcpSocket": {"port": 9999}, "periodSeconds": 1, "failureThreshold": 2}))
+    node.prober.failing.add(9999)
+    await runner.sync([web])
+    await node.advance(1.5)
+    await runner.sync([web])
+    await runner.wait_stopped()
+    await runner.sync([web])
+    unhealthy = ("Warning", "Unhealthy", "Liveness probe failed: refused", APP)
+    assert told(runner) == [
+        *CREATED_STARTED, unhealthy, unhealthy,
+        ("Normal", "Killing", "Container app failed liveness probe, will be restarted", APP),
+        *CREATED_STARTED]
+
+
+async def test_events_of_an_init_container_and_a_start_error(node: Node) -> None:
+    runner, runtime = node.runner, node.runtime
+    assert runner is not None and runtime is not None
+    runtime.missing_executables.add("nope")
+    web = make_pod(fn=lambda p: p["spec"].update(initContainers=[
+        {"name": "init", "image": "python:3", "command": ["nope"]}]))
+    await runner.sync([web])
+    init = "spec.initContainers{init}"
+    assert told(runner) == [
+        ("Normal", "Created", "Created container: init", init),
+        ("Warning", "Failed", 'Error: failed to start container process: exec: "nope": '
+                              "executable file not found in $PATH", init)]
 
 
 async def test_deleted_pod_stops_then_finishes(node: Node) -> None:
@@ -224,8 +311,10 @@ async def test_deleted_pod_stops_then_finishes(node: Node) -> None:
     runtime.ignores_sigterm.add(key())
     web["metadata"] |= {"deletionTimestamp": "2026-01-01T00:00:00Z",
                         "deletionGracePeriodSeconds": 5}
+    runner.events.clear()
     result = await runner.sync([web])
     assert result.plan.stop[0].grace == 5
+    assert told(runner) == [("Normal", "Killing", "Stopping container app", APP)]
     await node.advance(5)
     await runner.wait_stopped()
     proc = runtime.get(key())
@@ -308,7 +397,8 @@ async def test_config_error_waits_until_the_object_and_key_exist(node: Node) -> 
         "reason": "CreateContainerConfigError", "message": 'secret "s" not found'}
     assert runner.errors("uid-web") == {"app": 'secret "s" not found'}
     await runner.sync([web])
-    assert [(r, m) for _p, r, m in runner.events] == [("Failed", 'Error: secret "s" not found')]
+    assert told(runner) == [
+        ("Warning", "Failed", 'Error: secret "s" not found', "spec.containers{app}")]
 
     node.objects[("Secret", "default", "s")] = {"data": {"other": "eA=="}}
     await runner.sync([web])
@@ -331,10 +421,10 @@ async def test_env_from_warns_once_about_invalid_names(node: Node) -> None:
     await runner.sync([web])
     assert runtime.specs[key()].env["GOOD"] == "1"
     assert "1bad" not in runtime.specs[key()].env
-    assert [(reason, msg) for _pod, reason, msg in runner.events] == [(
-        "InvalidEnvironmentVariableNames",
+    assert told(runner, "Warning") == [(
+        "Warning", "InvalidEnvironmentVariableNames",
         "Keys [1bad] from the EnvFrom configMap default/cm were skipped since they are "
-        "considered invalid environment variable names.")]
+        "considered invalid environment variable names.", "")]
 
 
 def _with_config_volume(p: Obj) -> None:
@@ -355,7 +445,7 @@ async def test_volumes_are_written_before_start_and_updated(node: Node) -> None:
     assert cstatus(node, web)["state"]["waiting"]["reason"] == "ContainerCreating"
     failed = ('MountVolume.SetUp failed for volume "conf" : configmap "cm" not found')
     assert runner.errors("uid-web") == {"volume conf": failed}
-    assert [(r, m) for _p, r, m in runner.events] == [("FailedMount", failed)]
+    assert told(runner) == [("Warning", "FailedMount", failed, "")]
 
     node.objects[("ConfigMap", "default", "cm")] = {"data": {"a.conf": "one"}}
     await runner.sync([web])
@@ -403,7 +493,7 @@ async def test_token_volume_waits_for_the_token_and_follows_its_renewals(node: N
     assert cstatus(node, web)["state"]["waiting"]["reason"] == "ContainerCreating"
     failed = ('MountVolume.SetUp failed for volume "kube-api-access-abcde" : failed to fetch '
               'token: serviceaccounts "default" not found')
-    assert [(r, m) for _p, r, m in runner.events] == [("FailedMount", failed)]
+    assert told(runner) == [("Warning", "FailedMount", failed, "")]
 
     token_key = TokenKey("default", "default", web["metadata"]["name"], "uid-web", "", 3607)
     node.tokens[token_key] = "jwt-1"
@@ -464,3 +554,101 @@ async def test_missing_executable_shows_start_error(node: Node) -> None:
     assert (term["reason"], term["exitCode"]) == ("StartError", 128)
     assert 'exec: "python3": executable file not found in $PATH' in term["message"]
     assert status["phase"] == "Failed"
+
+
+# --- events on the CRI path (a fake CRI service behind the real CriRuntime) -----------------
+
+
+async def test_cri_events_of_a_pull_and_start(cri_node: Node) -> None:
+    runner, cri = cri_node.runner, cri_node.cri
+    assert runner is not None and cri is not None
+    cri.state.registry["python:3"] = 4_269_694
+    cri.state.pull_seconds = 1.2345
+    await runner.sync([make_pod()])
+    assert told(runner) == [
+        ("Normal", "Pulling", 'Pulling image "python:3"', APP),
+        ("Normal", "Pulled", 'Successfully pulled image "python:3" in 1.234s (1.234s '
+                             "including waiting). Image size: 4269694 bytes.", APP),
+        *CREATED_STARTED]
+    assert cri.state.calls.count("PullImage") == 1
+
+
+async def test_cri_events_of_an_image_already_present(cri_node: Node) -> None:
+    runner, cri = cri_node.runner, cri_node.cri
+    assert runner is not None and cri is not None
+    cri.state.images["python:3"] = 1
+    await runner.sync([make_pod()])
+    assert told(runner) == [
+        ("Normal", "Pulled", 'Container image "python:3" already present on machine', APP),
+        *CREATED_STARTED]
+    assert "PullImage" not in cri.state.calls
+
+
+async def test_cri_events_of_a_crash_loop_and_a_stop(cri_node: Node) -> None:
+    runner, cri = cri_node.runner, cri_node.cri
+    assert runner is not None and cri is not None
+    cri.state.images["python:3"] = 1
+    web = make_pod()
+    present = ("Normal", "Pulled", 'Container image "python:3" already present on machine',
+               APP)
+    await runner.sync([web])
+    for _ in range(2):
+        runner.events.clear()
+        cri.exit(key(), 1)
+        assert await cri.relist() == [key()]
+        await runner.sync([web])
+    assert told(runner) == [("Warning", "BackOff", "Back-off restarting failed container app "
+                                                   "in pod web_default(uid-web)", APP)]
+    runner.events.clear()
+    await cri_node.advance(10)
+    await runner.sync([web])
+    assert told(runner) == [present, *CREATED_STARTED]
+    assert cstatus(cri_node, web)["restartCount"] == 2
+
+    runner.events.clear()
+    web["metadata"] |= {"deletionTimestamp": "2026-01-01T00:00:00Z",
+                        "deletionGracePeriodSeconds": 5}
+    await runner.sync([web])
+    await runner.wait_stopped()
+    assert told(runner) == [("Normal", "Killing", "Stopping container app", APP)]
+    assert (await runner.sync([web])).plan.finished == ("uid-web",)
+
+
+async def test_cri_events_of_a_failed_pull_and_its_back_off(cri_node: Node) -> None:
+    runner, cri = cri_node.runner, cri_node.cri
+    assert runner is not None and cri is not None
+    web = make_pod()
+    result = await runner.sync([web])
+    assert result.retry_after == 10
+    assert told(runner) == [
+        ("Normal", "Pulling", 'Pulling image "python:3"', APP),
+        ("Warning", "Failed", 'Failed to pull image "python:3": rpc error: code = NotFound '
+                              'desc = failed to pull and unpack image "python:3": not found', APP),
+        ("Warning", "Failed", "Error: ErrImagePull", APP)]
+    assert cstatus(cri_node, web)["state"]["waiting"]["reason"] == "ErrImagePull"
+    runner.events.clear()
+    await cri_node.advance(1)
+    await runner.sync([web])
+    await runner.sync([web])  # once per back-off step
+    assert told(runner) == [("Normal", "BackOff", 'Back-off pulling image "python:3"', APP),
+                            ("Warning", "Failed", "Error: ImagePullBackOff", APP)]
+    assert cstatus(cri_node, web)["state"]["waiting"] == {
+        "reason": "ImagePullBackOff", "message": 'Back-off pulling image "python:3"'}
+    runner.events.clear()
+    cri.state.registry["python:3"] = 10
+    await cri_node.advance(10)
+    await runner.sync([web])
+    assert [reason for _type, reason, _message, _path in told(runner)] == [
+        "Pulling", "Pulled", "Created", "Started"]
+
+
+async def test_cri_never_pull_policy_with_the_image_absent(cri_node: Node) -> None:
+    runner = cri_node.runner
+    assert runner is not None
+    web = make_pod(fn=lambda p: p["spec"]["containers"][0].update(imagePullPolicy="Never"))
+    await runner.sync([web])
+    never = 'Container image "python:3" is not present with pull policy of Never'
+    assert told(runner) == [("Warning", "ErrImageNeverPull", never, APP),
+                            ("Warning", "Failed", "Error: ErrImageNeverPull", APP)]
+    assert cstatus(cri_node, web)["state"]["waiting"] == {
+        "reason": "ErrImageNeverPull", "message": never}
