@@ -39,6 +39,7 @@ import contextlib
 import fcntl
 import ipaddress
 import json
+import subprocess
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network
@@ -194,6 +195,16 @@ def plan_network(requested: IPv4Network | None, in_use: Sequence[InUse],
 
 
 # --- the thin applier's I/O
+
+
+def machine_in_use() -> list[InUse]:
+    """What this machine's root namespace routes and addresses (:func:`machine_networks`)."""
+    def lines(*args: str) -> list[str]:
+        return subprocess.run(["ip", *args], capture_output=True, text=True,
+                              check=False).stdout.splitlines()
+
+    return machine_networks(lines("-4", "route", "show", "table", "all"),
+                            lines("-4", "-o", "addr", "show"))
 
 
 def recorded_networks(home: Path, exclude: str) -> dict[str, ClusterNetwork]:

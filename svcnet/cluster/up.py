@@ -135,17 +135,11 @@ def check_host(opts: UpOptions) -> None:
                       f"the cluster whose state is in {other}; choose another name")
 
 
-def _lines(*argv: str) -> list[str]:
-    return subprocess.run(list(argv), capture_output=True, text=True,
-                          check=False).stdout.splitlines()
-
-
 def claim_network(opts: UpOptions, paths: Paths) -> Topology:
     """Choose the cluster's networks, record them and build the network, under the machine's
     lock (networks.py): a concurrent ``svcnet up`` sees this cluster's bridge or record."""
     with networks.machine_lock():
-        in_use = networks.machine_networks(_lines("ip", "-4", "route", "show", "table", "all"),
-                                           _lines("ip", "-4", "-o", "addr", "show"))
+        in_use = networks.machine_in_use()
         others = networks.recorded_networks(paths.root.parent, exclude=opts.name)
         try:
             network = networks.plan_network(opts.node_network, in_use, others)
