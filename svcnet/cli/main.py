@@ -289,7 +289,8 @@ def down(name: str) -> None:
     if os.geteuid() != 0:
         raise Failure("svcnet down needs root (it deletes network namespaces)")
     report = teardown(name)
-    freed = f", networks freed ({report.network.describe()})" if report.network else ""
+    freed = (f"; network {report.network.nodes} and pods {report.network.pods} free again"
+             if report.network else "")
     click.echo(f"cluster {name!r} removed: {len(report.processes)} process(es), "
                f"{len(report.namespaces)} namespace(s), {len(report.links)} link(s){freed}")
     if report.foreign_owner:

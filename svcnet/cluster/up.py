@@ -494,8 +494,8 @@ async def up(opts: UpOptions, echo: Echo) -> str:
     os.chmod(paths.root, 0o700)
     with progress.step("network") as step:
         topo = claim_network(opts, paths)
-        step.text = (f"network: {topo.network.describe()}; bridge {topo.bridge} "
-                     f"({topo.gateway}), {len(topo.nodes)} node namespace(s)")
+        step.text = (f"network {topo.network.nodes}, pods {topo.network.pods}: bridge "
+                     f"{topo.bridge} ({topo.gateway}), {len(topo.nodes)} node namespace(s)")
     with progress.step(f"control plane on https://{topo.api_server}"):
         await _start_control_plane(paths, topo, opts)
     admin = yaml.safe_load(paths.kubeconfig.read_text())

@@ -161,7 +161,7 @@ def test_two_clusters_at_once_each_with_its_own_networks(two: tuple[Local, Local
     assert get(urls[a.name]) == a.name
 
     down = a.svcnet("down", "--name", a.name)
-    assert f"networks freed ({na.describe()})" in down.stdout
+    assert f"; network {na.nodes} and pods {na.pods} free again" in down.stdout
     assert a.leftovers() == [] and not (a.home / a.name).exists()
     assert get(urls[b.name]) == b.name
     assert b.svcnet("status", "--name", b.name).returncode == 0
