@@ -5,8 +5,8 @@ is killed ``--rounds`` times in turn; for each kill the script measures
 
 * *restarted*: until the supervisor (or, for the DNS pod, its node agent) runs a new process;
 * *serving*: until it answers again — the API server's ``/readyz``, the node agent's
-  ``/healthz`` (its health port), the DNS pod's address on UDP 53 (from the host, which routes
-  to pod networks), the forwarder's ``127.0.0.1:30080``;
+  ``/healthz`` (port 10256 on its node's address), the DNS pod's address on UDP 53 (from the
+  host, which routes to pod networks), the forwarder's ``127.0.0.1:30080``;
 
 and, for the whole run, the longest failure window of a client asking the frontend's NodePort
 on node 2 every 50 ms.
@@ -35,6 +35,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+
+from svcnet.cluster.networks import read_network
+from svcnet.cluster.state import Paths
 
 ROOT = Path(__file__).resolve().parent.parent
 SVCNET = [sys.executable, "-m", "svcnet.cli.main"]
@@ -88,13 +91,15 @@ def main() -> None:
                     "examples/frontend-backend.yaml"], cwd=ROOT, env=env, check=True,
                    capture_output=True)
     root = home / name
+    network = read_network(Paths(root).network)
+    assert network is not None, "svcnet up recorded no network"
     token = yaml.safe_load((root / "kubeconfig").read_text())["users"][0]["user"]["token"]
     stop = threading.Event()
     client: list[tuple[float, bool]] = []
 
     def nodeport_client() -> None:
         while not stop.is_set():
-            client.append((time.time(), answers("http://172.20.0.12:30080/")))
+            client.append((time.time(), answers(f"http://{network.node_ip(2)}:30080/")))
             time.sleep(0.05)
 
     def component_pid(comp: str) -> int | None:
@@ -117,9 +122,9 @@ def main() -> None:
         return out.strip()
 
     serving: dict[str, Callable[[], bool]] = {
-        "server": lambda: answers("https://172.20.0.1:6443/readyz", token=token),
-        "node-1": lambda: answers("http://127.0.0.1:10256/healthz"),
-        "node-2": lambda: answers("http://127.0.0.1:10257/healthz"),
+        "server": lambda: answers(f"https://{network.gateway}:6443/readyz", token=token),
+        "node-1": lambda: answers(f"http://{network.node_ip(1)}:10256/healthz"),
+        "node-2": lambda: answers(f"http://{network.node_ip(2)}:10256/healthz"),
         "dns": lambda: dns_answers(dns_ip_now[0]),
         "nodeport-forwarder": lambda: answers("http://127.0.0.1:30080/"),
     }

@@ -143,6 +143,9 @@ cli.add_command(explain)
 @click.option("--node-ip", required=True, help="The node's address (status.addresses).")
 @click.option("--pod-cidr", default="",
               help="Ask for this pod CIDR (default: the control plane assigns one).")
+@click.option("--cluster-cidr", default="10.244.0.0/16", show_default=True,
+              help="The cluster's pod network: traffic from it is from a pod (kube-proxy's "
+                   "--cluster-cidr).")
 @click.option("--state-dir", required=True, type=click.Path(path_type=Path),
               help="Where pod state, IPAM and container logs live.")
 @click.option("--cluster-dns", multiple=True, help="Nameserver IP for pods' resolv.conf.")
@@ -150,7 +153,8 @@ cli.add_command(explain)
 @click.option("--announce-lb-ips", is_flag=True,
               help="Answer ARP for LoadBalancer IPs on the uplink (eth0) when elected.")
 @click.option("--health-port", default=0, show_default=True,
-              help="Serve /healthz and /metrics on 127.0.0.1:PORT (0: off).")
+              help="Serve /healthz and /metrics on NODE_IP:PORT, in the node's network "
+                   "namespace unless NODE_IP is loopback (0: off).")
 @click.option("--tls-cert-file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Serving certificate of the node server (logs, exec, port-forward), "
                    "signed by the cluster CA; without it there is no node server.")
@@ -167,8 +171,8 @@ cli.add_command(explain)
                    "known (the directory the runtime reads).")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_ip: str,
-         pod_cidr: str, state_dir: Path, cluster_dns: tuple[str, ...], no_proxy: bool,
-         announce_lb_ips: bool, health_port: int, tls_cert_file: Path | None,
+         pod_cidr: str, cluster_cidr: str, state_dir: Path, cluster_dns: tuple[str, ...],
+         no_proxy: bool, announce_lb_ips: bool, health_port: int, tls_cert_file: Path | None,
          tls_private_key_file: Path | None, server_port: int, container_runtime_endpoint: str,
          cni_conf_dir: Path | None, verbose: bool) -> None:
     """Run the node agent: register the Node, run its pods, program its data plane."""
@@ -196,7 +200,7 @@ def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_i
         from svcnet.proxy.service import NodeProxy
 
         def proxy_factory(nc: NodeConfig) -> NodeProxy:
-            return NodeProxy(nc.node_netns, node_ip=node_ip)
+            return NodeProxy(nc.node_netns, node_ip=node_ip, cluster_cidrs=(cluster_cidr,))
 
     asyncio.run(run_agent(config, proxy_factory=proxy_factory))
 
@@ -223,14 +227,20 @@ def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_i
 @click.option("--registry-mirror", "mirrors", multiple=True, metavar="REGISTRY=URL",
               help="Pull REGISTRY's images (e.g. docker.io) from URL instead "
                    "(e.g. http://127.0.0.1:5000), with no fall-back. Repeatable.")
+@click.option("--node-network", metavar="CIDR", default=None,
+              help="The node network (a private IPv4 /24 or larger). Default: the first of "
+                   "172.20.0.0/24, 172.20.1.0/24, ... that nothing on the machine and no "
+                   "other cluster uses. The pod network is the first free of 10.244.0.0/16, "
+                   "10.245.0.0/16, ...")
 def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: float,
        no_localhost_nodeports: bool, node_grace_period: float, container_runtime: str,
-       mirrors: tuple[str, ...]) -> None:
+       mirrors: tuple[str, ...], node_network: str | None) -> None:
     """Bring up a whole local cluster: control plane, nodes, DNS; apply FILEs (needs root)."""
     import asyncio
     import signal
 
     from svcnet.cluster.down import down as teardown
+    from svcnet.cluster.networks import NetworkError, parse_node_network
     from svcnet.cluster.up import UpError, UpOptions, up as bring_up
     from svcnet.node.containerd import MirrorError, parse_mirror
 
@@ -238,10 +248,14 @@ def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: fl
         registry_mirrors = dict(parse_mirror(m) for m in mirrors)
     except MirrorError as e:
         raise click.BadParameter(str(e), param_hint="--registry-mirror") from None
+    try:
+        network = parse_node_network(node_network) if node_network is not None else None
+    except NetworkError as e:
+        raise Failure(str(e)) from None
     opts = UpOptions(name=name, nodes=nodes, files=files, detach=detach, timeout=timeout,
                      localhost_nodeports=not no_localhost_nodeports,
                      node_grace=node_grace_period, container_runtime=container_runtime,
-                     registry_mirrors=registry_mirrors)
+                     registry_mirrors=registry_mirrors, node_network=network)
     try:
         text = asyncio.run(bring_up(opts, lambda line: click.echo(line, err=True)))
     except UpError as e:
@@ -275,8 +289,13 @@ def down(name: str) -> None:
     if os.geteuid() != 0:
         raise Failure("svcnet down needs root (it deletes network namespaces)")
     report = teardown(name)
+    freed = (f"; network {report.network.nodes} and pods {report.network.pods} free again"
+             if report.network else "")
     click.echo(f"cluster {name!r} removed: {len(report.processes)} process(es), "
-               f"{len(report.namespaces)} namespace(s), {len(report.links)} link(s)")
+               f"{len(report.namespaces)} namespace(s), {len(report.links)} link(s){freed}")
+    if report.foreign_owner:
+        click.echo(f"its kernel names belong to the cluster whose state is in "
+                   f"{report.foreign_owner}: left alone", err=True)
 
 
 @cli.command()

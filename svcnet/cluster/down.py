@@ -6,7 +6,14 @@ start, so this holds after the supervisor crashed too), kills what still runs in
 cluster's own network namespaces (pods), deletes those namespaces (recognised by exact name
 patterns, so another cluster's are never touched) with their ``/etc/netns`` files, deletes the
 cluster's links in the root namespace (the bridge; the host routes go with it), and removes the
-state directory. Running it twice is harmless.
+state directory, with the record of the cluster's networks (which frees them for the next
+``svcnet up``). Running it twice is harmless.
+
+Names are per tag, and two clusters may have the same tag: the same name under two
+``SVCNET_HOME``, or two names that hash to the same 2-character tag (names.py). The bridge's
+alias names the state directory of the cluster that made the names (topology.py): when it is
+another's, ``down`` leaves the namespaces, links and cgroups alone and removes only this
+cluster's processes and state.
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from svcnet.cluster import runtimes
+from svcnet.cluster.networks import ClusterNetwork, read_network
 from svcnet.cluster.state import Paths, cluster_dir, live_processes, stop_processes
+from svcnet.cluster.topology import BRIDGE_ALIAS_PREFIX
 from svcnet.node.names import ClusterNames
 
 
@@ -30,6 +39,11 @@ class DownReport:
     namespaces: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
     state_removed: bool = False
+    network: ClusterNetwork | None = None
+    """The networks the cluster had recorded (now free)."""
+    foreign_owner: str | None = None
+    """The state directory of the cluster that owns the names of this one's tag, when it is
+    another (nothing of its network was touched)."""
 
 
 def _ip(*args: str) -> str:
@@ -56,17 +70,40 @@ def cluster_links(names: ClusterNames) -> list[str]:
     return sorted(links)
 
 
+def bridge_owner(names: ClusterNames) -> str | None:
+    """The state directory in the alias of the bridge of ``names``' tag, if there is such a
+    bridge with such an alias (a bridge made before aliases were set has none)."""
+    try:
+        alias = Path(f"/sys/class/net/{names.node_bridge}/ifalias").read_text().strip()
+    except OSError:
+        return None
+    return alias.removeprefix(BRIDGE_ALIAS_PREFIX) if alias.startswith(BRIDGE_ALIAS_PREFIX) \
+        else None
+
+
+def owner(paths: Paths) -> str:
+    """What the bridge's alias says for the cluster whose state is ``paths``."""
+    return str(paths.root.resolve())
+
+
+def foreign_owner(name: str) -> str | None:
+    """The state directory of another cluster that owns the host-global names of ``name``'s
+    tag (the same name under another ``SVCNET_HOME``, or a name with the same tag), or None."""
+    found = bridge_owner(ClusterNames.for_cluster(name))
+    return found if found not in (None, owner(Paths(cluster_dir(name)))) else None
+
+
 def down(name: str) -> DownReport:
     paths = Paths(cluster_dir(name))
-    names = ClusterNames.for_cluster(name)
-    report = DownReport()
+    report = DownReport(foreign_owner=foreign_owner(name))
+    names = None if report.foreign_owner else ClusterNames.for_cluster(name)
     # The supervisor first (so nobody restarts what follows), then the agents (so nobody
     # restarts pods), then the pods (processes the agents started, in the cluster's
     # namespaces), then the API server: no pod keeps a watch open on it then.
     report.processes = stop_processes(paths, names={"supervisor"})
     recorded = set(live_processes(paths))
     report.processes += stop_processes(paths, names=recorded - {"server"})
-    namespaces = cluster_namespaces(names)
+    namespaces = cluster_namespaces(names) if names is not None else []
     for ns in namespaces:
         for pid in _ip("netns", "pids", ns).split():
             with contextlib.suppress(ProcessLookupError, ValueError):
@@ -78,10 +115,11 @@ def down(name: str) -> DownReport:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
         shutil.rmtree(Path("/etc/netns") / ns, ignore_errors=True)
     report.namespaces = namespaces
-    for link in cluster_links(names):
+    for link in cluster_links(names) if names is not None else []:
         subprocess.run(["ip", "link", "del", link], capture_output=True, check=False)
         report.links.append(link)
     report.processes += runtimes.remove_traces(paths.root, names)
+    report.network = read_network(paths.network)
     if paths.root.exists():
         shutil.rmtree(paths.root, ignore_errors=True)
         report.state_removed = True

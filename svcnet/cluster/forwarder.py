@@ -33,6 +33,8 @@ class _Relay(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer: _Relay | None = None
         self._pending: list[bytes] = []
+        self._eof = False
+        self._lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -47,14 +49,29 @@ class _Relay(asyncio.Protocol):
         peer.transport.write(data)
 
     def flush_to(self, peer: _Relay) -> None:
+        """What arrived before the peer was connected; the peer is closed if this side went
+        away meanwhile (a client that connected and left at once must not leave an idle
+        connection open to the endpoint)."""
         assert peer.transport is not None
         for chunk in self._pending:
             peer.transport.write(chunk)
         self._pending.clear()
+        if self._lost:
+            peer.transport.close()
+        elif self._eof and peer.transport.can_write_eof():
+            peer.transport.write_eof()
 
     def eof_received(self) -> bool:
+        self._eof = True
         peer = self.peer
-        if peer is not None and peer.transport is not None and peer.transport.can_write_eof():
+        if peer is None or peer.transport is None:
+            return True  # flush_to passes the EOF on
+        if peer._eof:
+            # Both directions are done: close both (what is buffered is sent first), or the
+            # two half-closed sockets would stay open for good.
+            peer.transport.close()
+            return False
+        if peer.transport.can_write_eof():
             peer.transport.write_eof()
         return True  # keep our side open for the reply
 
@@ -67,6 +84,7 @@ class _Relay(asyncio.Protocol):
             self.peer.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
         if self.peer is not None and self.peer.transport is not None:
             self.peer.transport.close()
 

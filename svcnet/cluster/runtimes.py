@@ -148,9 +148,10 @@ def shims(sockets: Sequence[Path]) -> list[tuple[int, Path | None]]:
     return shims
 
 
-def remove_traces(cluster_root: Path, names: ClusterNames) -> list[str]:
-    """Kill what the cluster's containerds left running, remove their cgroups and
-    unmount everything under ``cluster_root``. Returns what was done, for the report."""
+def remove_traces(cluster_root: Path, names: ClusterNames | None) -> list[str]:
+    """Kill what the cluster's containerds left running, remove their cgroups (found by the
+    names' patterns; None: the names belong to another cluster, see down.py) and unmount
+    everything under ``cluster_root``. Returns what was done, for the report."""
     done: list[str] = []
     sockets = [ContainerdPaths(p / "containerd").socket
                for p in (cluster_root / "nodes").glob("*")] if cluster_root.is_dir() else []
@@ -160,7 +161,7 @@ def remove_traces(cluster_root: Path, names: ClusterNames) -> list[str]:
             done.append(f"containerd-shim {pid}")
         if socket is not None:
             socket.unlink(missing_ok=True)
-    dirs = _cgroup_dirs(names)
+    dirs = _cgroup_dirs(names) if names is not None else []
     for d in dirs:
         with contextlib.suppress(OSError, ValueError):
             for member in (d / "cgroup.procs").read_text().split():

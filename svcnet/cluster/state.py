@@ -1,8 +1,9 @@
 """Where a local cluster keeps its state, and how its processes are recorded.
 
-``~/.svcnet/<cluster>/`` holds ``cluster.json`` (what ``up`` built), ``kubeconfig`` (admin),
-``server/`` (the API server's data dir), ``nodes/node-<i>/`` (agent state and pod logs),
-``logs/``, ``pids/``, and the supervisor's ``units/`` and ``supervisor.json``. A pid file
+``~/.svcnet/<cluster>/`` holds ``network.json`` (the cluster's node and pod networks, recorded
+before its bridge exists: networks.py), ``cluster.json`` (what ``up`` built), ``kubeconfig``
+(admin), ``server/`` (the API server's data dir), ``nodes/node-<i>/`` (agent state and pod
+logs), ``logs/``, ``pids/``, and the supervisor's ``units/`` and ``supervisor.json``. A pid file
 records the pid *and* the process's start time, so ``down`` signals only the very process
 ``up`` (or the supervisor) started, never a later process that reused the pid.
 """
@@ -12,14 +13,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+_CLUSTER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?")
+
 
 def cluster_dir(name: str) -> Path:
+    """The cluster's state directory. The name is checked first: it becomes a directory that
+    ``svcnet down`` removes, and the alias of the cluster's bridge."""
+    if not _CLUSTER_NAME.fullmatch(name):
+        raise ValueError(f"cluster name {name!r} must be 1-40 characters of a-z, 0-9 and '-', "
+                         f"starting and ending with a letter or digit")
     return Path(os.environ.get("SVCNET_HOME", Path.home() / ".svcnet")) / name
 
 
@@ -30,6 +39,11 @@ class Paths:
     @property
     def kubeconfig(self) -> Path:
         return self.root / "kubeconfig"
+
+    @property
+    def network(self) -> Path:
+        """The cluster's networks, recorded by ``up`` before it creates the bridge."""
+        return self.root / "network.json"
 
     @property
     def config(self) -> Path:

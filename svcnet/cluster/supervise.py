@@ -58,6 +58,7 @@ from svcnet.api.errors import StatusError
 from svcnet.apiserver.tables import human_duration
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import PODS, RESTClient, TransportError
+from svcnet.cluster.networks import read_network
 from svcnet.cluster.state import Paths, cluster_dir, live_processes, record_pid, start_time
 
 log = logging.getLogger(__name__)
@@ -430,7 +431,8 @@ async def _dns_pod(paths: Paths) -> dict[str, Any] | None:
 
 
 def cluster_status(name: str) -> tuple[list[str], str | None]:
-    """``svcnet status``: the supervised processes, and the DNS pod when the API answers."""
+    """``svcnet status``: the supervised processes, the DNS pod when the API answers, and the
+    cluster's networks as recorded (networks.py)."""
     paths = Paths(cluster_dir(name))
     live = live_processes(paths)
     pods: dict[str, dict[str, Any]] = {}
@@ -444,7 +446,11 @@ def cluster_status(name: str) -> tuple[list[str], str | None]:
             pods["dns"] = {"state": "unknown", "last_exit": f"no answer from the API: {e}"}
         else:
             pods["dns"] = pod_row(pod, container_pid(paths, pod) if pod else None)
-    return describe(name, read_status(paths), live, time.time(), pods)
+    lines, problem = describe(name, read_status(paths), live, time.time(), pods)
+    network = read_network(paths.network)
+    if lines and network is not None:
+        lines.append(f"network: {network.describe()}")
+    return lines, problem
 
 
 def run_supervisor(state_dir: Path) -> None:

@@ -2,10 +2,12 @@
 
 Steps, each shown with its duration:
 
-1. checks: root, ``ip`` and ``nft`` present, no cluster of that name running, no host route
-   colliding with the node or pod network; leftovers of a crashed cluster are removed first;
-2. network (topology.py): the node bridge, one netns per node with its uplink and routes;
-3. control plane: ``svcnet server`` on the bridge address (172.20.0.1:6443), detached;
+1. checks: root, ``ip`` and ``nft`` present, no cluster of that name running, no other
+   cluster owning the names of its tag; leftovers of a crashed cluster are removed first;
+2. network: the node and pod networks chosen (networks.py: ``--node-network`` or the first
+   free candidates) and recorded, then (topology.py) the node bridge, one netns per node with
+   its uplink and routes, all under a machine-wide lock so that concurrent runs choose apart;
+3. control plane: ``svcnet server`` on the bridge address (172.20.0.1:6443 by default);
 4. nodes: one ``svcnet node`` per node with its own token (nodes may only write their own
    Node, their pods' status, their Lease);
 5. cluster DNS: the ``kube-system/kube-dns`` Service at 10.96.0.10 and a DNS pod behind it;
@@ -32,6 +34,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -41,24 +44,25 @@ from svcnet.api.errors import StatusError
 from svcnet.apiserver.certs import issue_node_serving
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import GVR, NODES, PODS, SERVICES, RESTClient
-from svcnet.cluster import down as teardown, runtimes
+from svcnet.cluster import down as teardown, networks, runtimes
+from svcnet.cluster.networks import SERVICE_CIDR
 from svcnet.cluster.state import Paths, cluster_dir, live_processes, record_pid
 from svcnet.cluster.supervise import reload_supervisor, write_unit
 from svcnet.cluster.topology import (
     DNS_IP,
-    LB_POOL,
-    SERVICE_CIDR,
     Topology,
     host_batch,
     node_batch,
-    overlapping_routes,
     plan_topology,
 )
 from svcnet.node.containerd import ContainerdPaths
+from svcnet.node.names import ClusterNames
 
 Obj = dict[str, Any]
 Echo = Callable[[str], None]
 DEPLOYMENTS = GVR("apps", "v1", "deployments", "Deployment")
+HEALTH_PORT = 10256
+"""The node agents' /healthz and /metrics, on each node's address (kube-proxy's port)."""
 
 
 class UpError(Exception):
@@ -80,6 +84,9 @@ class UpOptions:
     containerd when it is installed (:func:`svcnet.cluster.runtimes.containerd_available`)."""
     registry_mirrors: dict[str, str] = field(default_factory=dict)
     """Registry host → mirror URL (``--registry-mirror``), no fall-back to the registry."""
+    node_network: IPv4Network | None = None
+    """``--node-network`` (checked by :func:`svcnet.cluster.networks.parse_node_network`);
+    None: the first free candidate."""
 
 
 class Progress:
@@ -95,7 +102,7 @@ class _Step:
     def __init__(self, progress: Progress, text: str) -> None:
         self.progress, self.text = progress, text
 
-    def __enter__(self) -> _Step:
+    def __enter__(self) -> _Step:  # the text may be completed inside the block
         self.t0 = time.monotonic()
         return self
 
@@ -110,7 +117,7 @@ def _run(argv: Sequence[str], stdin: str | None = None) -> None:
         raise UpError(f"{' '.join(argv[:3])} failed: {r.stderr.strip() or r.stdout.strip()}")
 
 
-def check_host(opts: UpOptions, topo: Topology) -> None:
+def check_host(opts: UpOptions) -> None:
     if os.geteuid() != 0:
         raise UpError("svcnet up needs root (it creates network namespaces); run it with sudo")
     for tool in ("ip", "nft"):
@@ -121,12 +128,27 @@ def check_host(opts: UpOptions, topo: Topology) -> None:
     if live_processes(paths):
         raise UpError(f"cluster {opts.name!r} is already up (`svcnet status --name "
                       f"{opts.name}` shows it); run `svcnet down --name {opts.name}` first")
-    routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True,
-                            check=False).stdout.splitlines()
-    clashes = overlapping_routes(routes, topo.bridge)
-    if clashes:
-        raise UpError(f"the node network 172.20.0.0/24 or pod network 10.244.0.0/16 collides "
-                      f"with an existing route: {clashes[0]}")
+    other = teardown.foreign_owner(opts.name)
+    if other is not None:
+        tag = ClusterNames.for_cluster(opts.name).tag
+        raise UpError(f"the kernel names of cluster {opts.name!r} (svcnet-{tag}-…) belong to "
+                      f"the cluster whose state is in {other}; choose another name")
+
+
+def claim_network(opts: UpOptions, paths: Paths) -> Topology:
+    """Choose the cluster's networks, record them and build the network, under the machine's
+    lock (networks.py): a concurrent ``svcnet up`` sees this cluster's bridge or record."""
+    with networks.machine_lock():
+        in_use = networks.machine_in_use()
+        others = networks.recorded_networks(paths.root.parent, exclude=opts.name)
+        try:
+            network = networks.plan_network(opts.node_network, in_use, others)
+        except networks.NetworkError as e:
+            raise UpError(str(e)) from None
+        topo = plan_topology(opts.name, opts.nodes, network, teardown.owner(paths))
+        paths.network.write_text(network.to_json(opts.name))
+        build_network(topo)
+    return topo
 
 
 def build_network(topo: Topology) -> None:
@@ -316,7 +338,7 @@ def _ready(obj: Obj) -> bool:
 
 
 async def summary(client: RESTClient, topo: Topology, paths: Paths) -> str:
-    lines = ["", "Nodes:"]
+    lines = ["", f"Network: {topo.network.describe()}", "", "Nodes:"]
     nodes = {n["metadata"]["name"]: n for n in (await client.list(NODES)).items}
     for n in topo.nodes:
         state = "Ready" if _ready(nodes.get(n.name, {})) else "NotReady"
@@ -371,7 +393,8 @@ async def _start_control_plane(paths: Paths, topo: Topology, opts: UpOptions) ->
     # The supervisor starts the units it finds, then those added later on SIGHUP.
     write_unit(paths, "server", [
         *_svcnet(), "server", "--data-dir", str(paths.server), "--listen",
-        topo.api_server, "--service-cidr", SERVICE_CIDR, "--lb-pool", LB_POOL,
+        topo.api_server, "--service-cidr", str(SERVICE_CIDR), "--lb-pool",
+        topo.network.lb_pool, "--cluster-cidr", str(topo.network.pods),
         "--advertise-address", topo.gateway, "--node-monitor-grace-period",
         str(opts.node_grace)])
     spawn(paths, "supervisor", [*_svcnet(), "_supervise", "--state-dir", str(paths.root)])
@@ -432,9 +455,9 @@ def _start_node_agents(paths: Paths, topo: Topology, opts: UpOptions,
         write_unit(paths, node.name, [
             *_svcnet(), "node", "--kubeconfig", str(kcfg), "--name", node.name,
             "--cluster", opts.name, "--node-index", str(node.index), "--node-ip", node.ip,
-            "--pod-cidr", node.pod_cidr, "--state-dir", str(state),
-            "--cluster-dns", DNS_IP, "--announce-lb-ips",
-            "--health-port", str(10255 + node.index),
+            "--pod-cidr", node.pod_cidr, "--cluster-cidr", str(topo.network.pods),
+            "--state-dir", str(state), "--cluster-dns", DNS_IP, "--announce-lb-ips",
+            "--health-port", str(HEALTH_PORT),
             "--tls-cert-file", str(cert), "--tls-private-key-file", str(key),
             *runtime_flags])
     reload_supervisor(paths)
@@ -455,22 +478,24 @@ async def _start_dns(client: RESTClient, paths: Paths, admin: dict[str, Any]) ->
 
 
 async def up(opts: UpOptions, echo: Echo) -> str:
-    topo = plan_topology(opts.name, opts.nodes)
-    check_host(opts, topo)
+    plan_topology(opts.name, opts.nodes)  # checks the node count before anything else
+    check_host(opts)
     containerd = use_containerd(opts)
     docs = load_files(opts.files)
     paths = Paths(cluster_dir(opts.name))
+    names = ClusterNames.for_cluster(opts.name)
     progress = Progress(echo)
     echo(f"Creating cluster {opts.name!r} with {opts.nodes} node(s)")
-    if paths.root.exists() or teardown.cluster_namespaces(topo.names) or \
-            teardown.cluster_links(topo.names):
+    if paths.root.exists() or teardown.cluster_namespaces(names) or \
+            teardown.cluster_links(names):
         with progress.step("removed leftovers of an earlier run"):
             teardown.down(opts.name)
     paths.root.mkdir(parents=True, exist_ok=True)
     os.chmod(paths.root, 0o700)
-    with progress.step(f"network: bridge {topo.bridge} ({topo.gateway}), "
-                       f"{len(topo.nodes)} node namespace(s)"):
-        build_network(topo)
+    with progress.step("network") as step:
+        topo = claim_network(opts, paths)
+        step.text = (f"network {topo.network.nodes}, pods {topo.network.pods}: bridge "
+                     f"{topo.bridge} ({topo.gateway}), {len(topo.nodes)} node namespace(s)")
     with progress.step(f"control plane on https://{topo.api_server}"):
         await _start_control_plane(paths, topo, opts)
     admin = yaml.safe_load(paths.kubeconfig.read_text())

@@ -67,7 +67,7 @@ from svcnet.node.announcer import Announcer
 from svcnet.node.healthcheck import HealthCheckServers, health_checks
 from svcnet.node.objects import ObjectWatcher
 from svcnet.node.runner import NodeConfig, PodRunner
-from svcnet.node.server import DEFAULT_PORT, NodeServer, ServingConfig
+from svcnet.node.server import DEFAULT_PORT, NodeServer, ServingConfig, listening_socket
 from svcnet.node.tokens import TokenManager
 from svcnet.proxy.changes import ProxySource
 from svcnet.proxy.runner import BoundedFrequencyRunner
@@ -109,7 +109,8 @@ class AgentConfig:
     proxy_full_sync_period: float = 3600.0
     """Longest time without a full proxy sync (the periodic safety net)."""
     health_port: int = 0
-    """Serve /healthz, /livez and /metrics on 127.0.0.1:<port> (kube-proxy's 10256); 0: off."""
+    """Serve /healthz, /livez and /metrics on ``node_ip:<port>`` (kube-proxy's 10256) in the
+    node's netns; 0: off."""
     tls_cert_file: Path | None = None
     """The node server's certificate (kubelet's ``--tls-cert-file``); None: no node server
     (no logs, exec, attach or port-forward for this node's pods)."""
@@ -294,7 +295,7 @@ class NodeAgent:
                 self.nodes.add_handler(own_node)
                 self._tasks.append(asyncio.create_task(self._proxy_loop()))
         if self.config.health_port:
-            await self._serve_health()
+            await self._serve_health(node_config)
         self._tasks.append(asyncio.create_task(self._pod_loop()))
         self._tasks.append(asyncio.create_task(self._event_loop()))
         self._tasks.append(asyncio.create_task(self._lease_loop()))
@@ -529,7 +530,10 @@ class NodeAgent:
                 view(old) != view(new):
             self._queue_proxy()
 
-    async def _serve_health(self) -> None:
+    async def _serve_health(self, node_config: NodeConfig) -> None:
+        """kube-proxy's /healthz, /livez and /metrics on the node's address, in the node's
+        netns (as kube-proxy binds its node's 10256), so that every node and every cluster
+        on the machine has its own; on loopback when the node address is loopback."""
         from aiohttp import web
 
         async def healthz(_r: web.Request) -> web.Response:
@@ -545,9 +549,12 @@ class NodeAgent:
         app.router.add_get("/healthz", healthz)
         app.router.add_get("/livez", healthz)
         app.router.add_get("/metrics", metrics)
+        cfg = self.config
+        sock = await listening_socket(cfg.node_ip, cfg.health_port, None if _loopback(
+            cfg.node_ip) else node_config.node_netns)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", self.config.health_port).start()
+        await web.SockSite(runner, sock).start()
         self._health_runner = runner
 
     async def _serve_node_api(self, node_config: NodeConfig) -> None:
@@ -563,10 +570,9 @@ class NodeAgent:
                              "cannot verify the API server")
         assert self.runner is not None
         self.server = NodeServer(self.runner, lambda ns, name: self.pods.get(f"{ns}/{name}"))
-        loopback = cfg.node_ip.startswith("127.")
         self._server_port = await self.server.start(ServingConfig(
             cfg.tls_cert_file, cfg.tls_key_file, ca.decode("ascii"), cfg.node_ip,
-            cfg.server_port, None if loopback else node_config.node_netns))
+            cfg.server_port, None if _loopback(cfg.node_ip) else node_config.node_netns))
         await self.post_status()
 
     async def _proxy_loop(self) -> None:
@@ -610,6 +616,11 @@ class NodeAgent:
             except Exception:
                 log.exception("LoadBalancer IP announcement / health checks failed; retrying")
             await wait_event(self._announce_wake, 10.0)
+
+
+def _loopback(ip: str) -> bool:
+    """A node on loopback (tests) lives in the host's namespace: its servers listen there."""
+    return ip.startswith("127.")
 
 
 def _arch() -> str:

@@ -90,13 +90,34 @@ def _gratuitous_arp(ifname: str, ip: str) -> None:
         s.send(frame)
 
 
+def uplink_addresses(lines: Iterable[str], node_ip: str,
+                     ) -> tuple[set[str], ipaddress.IPv4Network | None]:
+    """From ``ip -o -4 addr show dev <uplink>``: the announced /32s, and the subnet of the
+    node's own address (None when it is not there). Pure."""
+    found: set[str] = set()
+    subnet = None
+    for line in lines:
+        parts = line.split()
+        if "inet" not in parts or parts.index("inet") + 1 >= len(parts):
+            continue
+        iface = ipaddress.IPv4Interface(parts[parts.index("inet") + 1])
+        if iface.network.prefixlen == 32 and str(iface.ip) != node_ip:
+            found.add(str(iface.ip))
+        elif str(iface.ip) == node_ip:
+            subnet = iface.network
+    return found, subnet
+
+
 class Announcer:
     def __init__(self, netns: str, node_name: str, node_ip: str, *, ifname: str = "eth0",
                  prefix: int = 24) -> None:
         self.netns = netns
         self.node_name = node_name
         self.ifname = ifname
+        self.node_ip = node_ip
         self.subnet = ipaddress.IPv4Network(f"{node_ip}/{prefix}", strict=False)
+        """The node network; ``prefix`` until the uplink's address says (a local cluster's
+        node network may be larger than a /24)."""
         self.announced: set[str] = set()
         self._first = True
         self._thread = NetnsThread(netns)
@@ -110,25 +131,20 @@ class Announcer:
             log.warning("ip -n %s %s: %s", self.netns, " ".join(args), err.decode().strip())
         return proc.returncode == 0
 
-    async def _current(self) -> set[str]:
-        """/32s on the uplink now (a restarted agent must learn what it announced before)."""
+    async def _current(self) -> tuple[set[str], ipaddress.IPv4Network | None]:
+        """/32s on the uplink now (a restarted agent must learn what it announced before),
+        and the subnet of the node's own address there."""
         proc = await asyncio.create_subprocess_exec(
             "ip", "-n", self.netns, "-o", "-4", "addr", "show", "dev", self.ifname,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         out, _ = await proc.communicate()
-        found = set()
-        for line in out.decode().splitlines():
-            parts = line.split()
-            if "inet" in parts:
-                addr = parts[parts.index("inet") + 1]
-                if addr.endswith("/32"):
-                    found.add(addr[:-3])
-        return found
+        return uplink_addresses(out.decode().splitlines(), self.node_ip)
 
     async def sync(self, services: Iterable[Obj], slices: Iterable[Obj],
                    nodes: Iterable[Obj]) -> None:
         if self._first:
-            self.announced = await self._current()
+            self.announced, subnet = await self._current()
+            self.subnet = subnet or self.subnet
             self._first = False
         wanted = announcements(self.node_name, self.subnet, services, slices, nodes)
         for ip in sorted(wanted - self.announced):

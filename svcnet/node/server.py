@@ -141,6 +141,21 @@ class PodHost(Protocol):
     def exec_context(self, pod: Pod, container: Mapping[str, Any]) -> ProbeContext: ...
 
 
+async def listening_socket(host: str, port: int, netns: str | None) -> socket.socket:
+    """A non-blocking TCP socket listening on ``host:port``, created in ``netns`` (None: here);
+    it stays in that namespace whichever thread serves it (nsthread.py)."""
+    def listen() -> socket.socket:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                             socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+        return sock
+
+    return await run_in_netns(netns, listen) if netns else listen()
+
+
 class NodeServer:
     """The routes, over the pod runner and a lookup of this node's pods by name."""
 
@@ -189,16 +204,7 @@ class NodeServer:
     async def start(self, cfg: ServingConfig) -> int:
         """Listen; the port (the kernel's choice when ``cfg.port`` is 0)."""
 
-        def listen() -> socket.socket:
-            sock = socket.socket(socket.AF_INET6 if ":" in cfg.host else socket.AF_INET,
-                                 socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((cfg.host, cfg.port))
-            sock.listen(128)
-            sock.setblocking(False)
-            return sock
-
-        sock = await run_in_netns(cfg.netns, listen) if cfg.netns else listen()
+        sock = await listening_socket(cfg.host, cfg.port, cfg.netns)
         self._app_runner = web.AppRunner(self.app(), handler_cancellation=True,
                                          access_log=None, shutdown_timeout=1.0)
         await self._app_runner.setup()

@@ -10,7 +10,7 @@ OOMKilled at a memory limit; a rolling update from :1 to :2 without a failed req
 and leaking no address.
 
 Needs root, containerd, runc, docker-registry and busybox-static (CI installs them). Cluster
-name "ec", always removed by `svcnet down`; one cluster at a time on the node network. No
+name "ec" plus random hex, on the first free node network, always removed by `svcnet down`. No
 request leaves the machine: every image name is the local registry's or resolves through the
 mirror, which is also the `server` (no fall-back to Docker Hub).
 """
@@ -35,12 +35,13 @@ import pytest
 
 from svcnet.cluster.state import Paths, live_processes
 from tests.conftest import require_binary, require_root
+from tests.e2e.local_clusters import network_of, unique_name
 from tests.images import crash_image, hog_image, user_image, web_image
 from tests.registry_server import RegistryServer
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-NAME = "ec"
+NAME = unique_name("ec")
 SVCNET = [sys.executable, "-m", "svcnet.cli.main"]
 pytestmark = pytest.mark.root
 
@@ -49,6 +50,9 @@ class Cluster:
     def __init__(self, home: Path, registry: RegistryServer) -> None:
         self.home, self.registry = home, registry
         self.paths = Paths(home / NAME)
+
+    def node_ip(self, index: int) -> str:
+        return network_of(self.home, NAME).node_ip(index)
 
     def env(self) -> dict[str, str]:
         return dict(os.environ, SVCNET_HOME=str(self.home),
@@ -136,7 +140,7 @@ def test_deployment_from_an_image_behind_a_nodeport(cluster: Cluster) -> None:
     hits: Counter[str] = Counter()
     deadline = time.monotonic() + 30
     while set(hits) != names and time.monotonic() < deadline:
-        for ip in ("172.20.0.11", "172.20.0.12", "127.0.0.1"):
+        for ip in (cluster.node_ip(1), cluster.node_ip(2), "127.0.0.1"):
             pod, version = http_get(f"http://{ip}:{port}/").split()
             assert version == "v1"
             hits[pod] += 1
@@ -374,7 +378,8 @@ def test_rolling_update_fails_no_request(cluster: Cluster) -> None:
                     "--type", "NodePort")
     wait_for(lambda: cluster.ready("app=roll", 2), "2 roll pods Ready", timeout=60)
     port = cluster.node_port("roll")
-    wait_for(lambda: http_get(f"http://172.20.0.11:{port}/").endswith("v1"), "v1 answering")
+    wait_for(lambda: http_get(f"http://{cluster.node_ip(1)}:{port}/").endswith("v1"),
+             "v1 answering")
     seen: Counter[str] = Counter()
     failures: list[str] = []
     stop = threading.Event()
@@ -382,7 +387,7 @@ def test_rolling_update_fails_no_request(cluster: Cluster) -> None:
     def call() -> None:
         while not stop.is_set():
             try:
-                seen[http_get(f"http://172.20.0.11:{port}/").split()[1]] += 1
+                seen[http_get(f"http://{cluster.node_ip(1)}:{port}/").split()[1]] += 1
             except (OSError, urllib.error.URLError, IndexError) as exc:
                 failures.append(repr(exc))
             time.sleep(0.02)
@@ -424,7 +429,7 @@ def test_kill_9_of_containerd_and_agent_loses_nothing(cluster: Cluster) -> None:
              for p in cluster.pods("app=web")}
     assert after == before  # the same containers: none lost, none restarted
     port = cluster.node_port("web")
-    answers = {http_get(f"http://172.20.0.11:{port}/").split()[0] for _ in range(30)}
+    answers = {http_get(f"http://{cluster.node_ip(1)}:{port}/").split()[0] for _ in range(30)}
     assert answers <= set(before)
     # No address leaked: node-1's IPAM holds the addresses of its live pods (sandboxes and
     # process pods), and nothing but pods' addresses (a pod still terminating may be gone).

@@ -1,6 +1,7 @@
 """A node goes away: after the grace period its LoadBalancer IP moves to another node.
 
-Own cluster ("e8") with a 15 s node grace period. The node that announces the LoadBalancer IP
+Own cluster ("e8" plus random hex, on the first free node network) with a 15 s node grace
+period. The node that announces the LoadBalancer IP
 loses its uplink and its agent (as a crashed machine would); the other node must take the
 address over (gratuitous ARP) and the host keeps reaching the Service.
 """
@@ -21,10 +22,11 @@ import pytest
 
 from svcnet.node.names import ClusterNames
 from tests.conftest import require_root
+from tests.e2e.local_clusters import unique_name
 from tests.waiting import run
 
 ROOT = Path(__file__).resolve().parents[2]
-NAME = "e8"
+NAME = unique_name("e8")
 SVCNET = [sys.executable, "-m", "svcnet.cli.main"]
 pytestmark = pytest.mark.root
 

@@ -2,8 +2,8 @@
 server to the node agents' servers, with the real kubectl and the official Python client, on
 pods of both nodes.
 
-Needs root (a cluster); cluster name "e9", always removed by `svcnet down`. One cluster at a
-time on the node network: do not run it alongside test_up.py.
+Needs root (a cluster); cluster name "e9" plus random hex, on the first free node network,
+always removed by `svcnet down`.
 """
 
 from __future__ import annotations
@@ -35,12 +35,13 @@ import pytest
 import yaml
 
 from tests.conftest import require, require_root
+from tests.e2e.local_clusters import network_of, unique_name
 from tests.e2e.streampods import GREETING, manifest
 from tests.e2e.test_kubectl_versions import oldest_kubectl
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-NAME = "e9"
+NAME = unique_name("e9")
 SVCNET = [sys.executable, "-m", "svcnet.cli.main"]
 PODS = ("talker-1", "talker-2")
 pytestmark = pytest.mark.root
@@ -130,7 +131,8 @@ def test_node_agent_refuses_callers_without_the_api_servers_certificate(home: Pa
     ctx = ssl.create_default_context(cafile=str(ca))
     token = (home / NAME / "server" / "admin.token").read_text().strip()
     request = urllib.request.Request(
-        "https://172.20.0.11:10250/containerLogs/default/talker-1/talker",
+        f"https://{network_of(home, NAME).node_ip(1)}:10250/containerLogs/default/talker-1/"
+        "talker",
         headers={"Authorization": f"Bearer {token}"})
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(request, context=ctx, timeout=10)
@@ -142,7 +144,9 @@ def test_node_agent_refuses_callers_without_the_api_servers_certificate(home: Pa
 
 
 def test_kubectl_exec_runs_in_the_pod_with_its_environment(home: Path) -> None:
-    for pod, ip_prefix in zip(PODS, ("10.244.1.", "10.244.2."), strict=True):
+    net = network_of(home, NAME)
+    prefixes = (net.pod_cidr(i).rsplit(".", 1)[0] + "." for i in (1, 2))
+    for pod, ip_prefix in zip(PODS, prefixes, strict=True):
         r = kubectl(home, "exec", pod, "--", "sh", "-c",
                     "echo $GREETING; hostname -I; echo oops >&2; exit 3", check=False)
         out = r.stdout.decode().splitlines()

@@ -12,16 +12,14 @@ new backend), no client may have seen a failure window longer than ``MAX_WINDOW`
 ``svcnet down`` must remove everything even after the supervisor itself was killed. Last, a
 cluster in the foreground (no ``--detach``) is supervised the same way, and Ctrl-C removes it.
 
-These tests need root and take the node network 172.20.0.0/24 while they run; the cluster name
-is ``hs`` plus random hex, and when another cluster holds the node network the fixture waits
-for it to go.
+These tests need root; the cluster name is ``hs`` plus random hex (local_clusters.py), and the
+cluster gets the first free node network, so it can run next to other clusters.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -40,6 +38,7 @@ from svcnet.cluster.supervise import read_status
 from svcnet.node.names import ClusterNames
 from tests import waiting
 from tests.conftest import require, require_root
+from tests.e2e.local_clusters import network_of, unique_name
 from tests.waiting import run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,17 +146,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     require_root()
     require(subprocess.run(["which", "nft"], capture_output=True, check=False).returncode
             == 0, "nft is not installed")
-    c = Cluster(f"hs{secrets.token_hex(3)}", tmp_path_factory.mktemp("svcnet-home"))
+    c = Cluster(unique_name("hs"), tmp_path_factory.mktemp("svcnet-home"))
     try:
-        # The node network is one per machine: wait while another cluster holds it.
-        deadline = time.monotonic() + 600
-        while True:
-            r = c.svcnet("up", "--name", c.name, "--detach", "-f",
-                         "examples/frontend-backend.yaml", check=False)
-            if r.returncode == 0 or "collides with an existing route" not in r.stderr \
-                    or time.monotonic() > deadline:
-                break
-            time.sleep(5)
+        r = c.svcnet("up", "--name", c.name, "--detach", "-f",
+                     "examples/frontend-backend.yaml", check=False)
         assert r.returncode == 0, r.stdout + r.stderr
         yield c
     finally:
@@ -185,9 +177,10 @@ def failure_windows(log: list[list[Any]]) -> list[tuple[str, float, float]]:
 def test_each_process_killed_in_turn_comes_back_under_traffic(cluster: Cluster,
                                                               tmp_path: Path) -> None:
     backend_ip = cluster.kubectl("get", "svc", "backend")["spec"]["clusterIP"]
+    node_2 = f"http://{network_of(cluster.home, cluster.name).node_ip(2)}:30080/"
     stop = tmp_path / "stop"
     host = subprocess.Popen([sys.executable, "-c", HOST_CLIENT, str(stop),
-                             "http://127.0.0.1:30080/", "http://172.20.0.12:30080/"],
+                             "http://127.0.0.1:30080/", node_2],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pod = subprocess.Popen([*SVCNET, "exec", "frontend", "--", sys.executable, "-c",
                             POD_CLIENT, str(stop), backend_ip], cwd=ROOT, env=cluster.env(),
@@ -243,7 +236,7 @@ def test_each_process_killed_in_turn_comes_back_under_traffic(cluster: Cluster,
         import urllib.request
 
         for _ in range(200):
-            with urllib.request.urlopen("http://172.20.0.12:30080/", timeout=5) as resp:
+            with urllib.request.urlopen(node_2, timeout=5) as resp:
                 seen.add(json.loads(resp.read().decode().split(" -> ", 1)[1])["backend"])
             if seen == names:
                 break
@@ -254,8 +247,7 @@ def test_each_process_killed_in_turn_comes_back_under_traffic(cluster: Cluster,
         pod_out, pod_err = pod.communicate(timeout=60)
     assert host.returncode == 0 and pod.returncode == 0, host_err + pod_err
     log = json.loads(host_out) + json.loads(pod_out.strip().splitlines()[-1])
-    assert {e[1] for e in log} == {"http://127.0.0.1:30080/", "http://172.20.0.12:30080/",
-                                   "clusterip", "dns"}
+    assert {e[1] for e in log} == {"http://127.0.0.1:30080/", node_2, "clusterip", "dns"}
     windows = failure_windows(log)
     by_kill: dict[str, dict[str, float]] = {}
     for target, start, end in windows:
@@ -314,9 +306,8 @@ def test_down_after_the_supervisor_was_killed_removes_everything(cluster: Cluste
 
 
 def test_foreground_mode_supervises_and_ctrl_c_removes_everything(tmp_path: Path) -> None:
-    """Runs after the module's cluster is gone (the node network is one per machine)."""
     require_root()
-    c = Cluster(f"hs{secrets.token_hex(3)}", tmp_path)
+    c = Cluster(unique_name("hs"), tmp_path)
     up = subprocess.Popen([*SVCNET, "up", "--name", c.name], cwd=ROOT, env=c.env(),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -1,12 +1,14 @@
 """Whole clusters made by `svcnet up` and removed by `svcnet down`, driven like a user would.
 
-These tests need root (they create network namespaces and the node bridge) and take the node
-network 172.20.0.0/24 for the time they run, so they use their own cluster name and always end
+These tests need root (they create network namespaces and the node bridge). The cluster has a
+random name (local_clusters.py) and the first free node and pod networks (172.20.0.0/24 and
+10.244.0.0/16 when no other cluster runs), which the tests read from its record; they always end
 with `svcnet down`, which the last test checks leaves nothing behind.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -22,12 +24,14 @@ from typing import Any
 import pytest
 
 from svcnet.cluster.down import cluster_links, cluster_namespaces
-from svcnet.node.names import ClusterNames
+from svcnet.cluster.networks import DEFAULT, ClusterNetwork, machine_in_use
+from svcnet.node.names import ClusterNames, cluster_tag
 from tests.conftest import require, require_root
+from tests.e2e.local_clusters import network_of, tags_in_use, unique_name
 from tests.waiting import run
 
 ROOT = Path(__file__).resolve().parents[2]
-NAME = "e7"
+NAME = unique_name("e7")
 SVCNET = [sys.executable, "-m", "svcnet.cli.main"]
 pytestmark = pytest.mark.root
 
@@ -75,6 +79,15 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         svcnet("down", "--name", NAME, env=env, check=False)
 
 
+def net(home: Path) -> ClusterNetwork:
+    return network_of(home, NAME)
+
+
+def pod_prefix(home: Path) -> str:
+    """The first two octets of the cluster's pod network (a /16): ``10.244.`` by default."""
+    return str(net(home).pods.network_address).rsplit(".", 2)[0] + "."
+
+
 def kubectl(home: Path, *args: str) -> Any:
     env = dict(os.environ, KUBECONFIG=str(home / NAME / "kubeconfig"),
                KUBECACHEDIR=str(home / "kcache"))
@@ -84,8 +97,11 @@ def kubectl(home: Path, *args: str) -> Any:
 
 def test_summary_and_nodes(home: Path) -> None:
     out = (home / "up.stdout").read_text()
-    assert re.search(r"node-1\s+172\.20\.0\.11\s+pods 10\.244\.1\.0/24\s+Ready", out)
-    assert re.search(r"node-2\s+172\.20\.0\.12\s+pods 10\.244\.2\.0/24\s+Ready", out)
+    n = net(home)
+    assert f"Network: {n.describe()}" in out
+    for i in (1, 2):
+        assert re.search(rf"node-{i}\s+{re.escape(n.node_ip(i))}\s+pods "
+                         rf"{re.escape(n.pod_cidr(i))}\s+Ready", out)
     assert re.search(r"default/frontend\s+NodePort\s+\S+\s+80:30080/TCP", out)
     assert "kube-system/kube-dns         ClusterIP     10.96.0.10" in out
     assert f"export KUBECONFIG={home / NAME / 'kubeconfig'}" in out
@@ -105,8 +121,9 @@ def test_examples_apply_with_kubectl(home: Path, example: str) -> None:
 
 
 def test_proxy_health_metrics_and_explain(home: Path) -> None:
-    assert curl("http://127.0.0.1:10256/healthz") == "ok"
-    metrics = curl("http://127.0.0.1:10257/metrics")
+    # Each node agent serves them on its node's address (in the node's netns), port 10256.
+    assert curl(f"http://{net(home).node_ip(1)}:10256/healthz") == "ok"
+    metrics = curl(f"http://{net(home).node_ip(2)}:10256/metrics")
     for name in ("kubeproxy_sync_proxy_rules_duration_seconds_count",
                  "kubeproxy_network_programming_duration_seconds_count",
                  "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
@@ -117,14 +134,14 @@ def test_proxy_health_metrics_and_explain(home: Path) -> None:
                  env=env).stdout
     assert "tcp . 30080" in out and "@lb-count-1:" in out and "chain lb-1:" in out
     svc = kubectl(home, "get", "svc", "frontend")
-    assert f"{svc['spec']['clusterIP']} . tcp . 80 . 0 : 10.244." in out
+    assert f"{svc['spec']['clusterIP']} . tcp . 80 . 0 : {pod_prefix(home)}" in out
 
 
 def test_nodeport_from_host_and_localhost(home: Path) -> None:
-    for host in ("127.0.0.1", "172.20.0.11", "172.20.0.12"):
+    for host in ("127.0.0.1", net(home).node_ip(1), net(home).node_ip(2)):
         answer = curl(f"http://{host}:30080/")
         assert re.fullmatch(r'frontend frontend -> \{"backend": "backend-[a-z0-9]+-[a-z0-9]{5}", '
-                            r'"ip": "10\.244\.\d\.\d+"\}\n', answer), answer
+                            rf'"ip": "{re.escape(pod_prefix(home))}\d\.\d+"\}}\n', answer), answer
 
 
 def test_clusterip_spreads_over_all_backends(home: Path) -> None:
@@ -164,7 +181,7 @@ def test_pod_to_pod_across_nodes(home: Path) -> None:
         assert time.monotonic() < deadline, "cross-node pods not Ready"
         time.sleep(0.2)
     target = pods["cross-2"]["status"]["podIP"]
-    assert target.startswith("10.244.2.")
+    assert ipaddress.ip_address(target) in ipaddress.ip_network(net(home).pod_cidr(2))
     code = ("import urllib.request; "
             f"print(urllib.request.urlopen('http://{target}:8080/', timeout=5).status)")
     assert pod_python("cross-1", code, home) == "200"
@@ -173,14 +190,15 @@ def test_pod_to_pod_across_nodes(home: Path) -> None:
 def test_loadbalancer_ip_from_host_preserves_client_address(home: Path) -> None:
     svc = kubectl(home, "get", "svc", "echo")
     ip = svc["status"]["loadBalancer"]["ingress"][0]["ip"]
-    assert ip.startswith("172.20.0.2")
-    assert curl(f"http://{ip}/").endswith("sees client 172.20.0.1\n")
+    first, last = (ipaddress.IPv4Address(a) for a in net(home).lb_pool.split("-"))
+    assert first <= ipaddress.IPv4Address(ip) <= last
+    assert curl(f"http://{ip}/").endswith(f"sees client {net(home).gateway}\n")
     # healthCheckNodePort: 200 on the node with the endpoint, 503 on the other.
     import urllib.error
 
     port = svc["spec"]["healthCheckNodePort"]
     node = kubectl(home, "get", "pod", "echo")["spec"]["nodeName"]
-    for name, ip_ in (("node-1", "172.20.0.11"), ("node-2", "172.20.0.12")):
+    for name, ip_ in (("node-1", net(home).node_ip(1)), ("node-2", net(home).node_ip(2))):
         try:
             status, body = 200, json.loads(curl(f"http://{ip_}:{port}/"))
         except urllib.error.HTTPError as e:
@@ -529,6 +547,10 @@ def test_readme_quick_start_word_for_word(tmp_path: Path) -> None:
         block = text.split(f"<!-- {part}:begin -->")[1].split(f"<!-- {part}:end -->")[0]
         commands += [line for line in block.splitlines() if line and not line.startswith("```")]
     assert commands[0] == "scripts/up --detach"
+    if any(u.network.overlaps(DEFAULT.nodes) or u.network.overlaps(DEFAULT.pods)
+           for u in machine_in_use()) or cluster_tag("svcnet") in tags_in_use():
+        pytest.skip("the README's commands need the default networks and cluster name, "
+                    "which another cluster holds")
     env = dict(os.environ, SVCNET_HOME=str(tmp_path))
     outputs = []
     try:

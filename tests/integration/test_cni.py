@@ -38,22 +38,13 @@ from svcnet.node.names import ClusterNames, pod_host_veth
 from svcnet.node.netns import apply_sync, mac_for, plan_node_network, query_sync
 from svcnet.util.nsthread import NETNS_RUN_DIR
 from tests.conftest import require, require_binary
+from tests.e2e.local_clusters import unique_name
 
 pytestmark = pytest.mark.root
 
 CNI = Path(sys.executable).parent / "svcnet-cni"
 GATEWAY = IPv4Interface("10.244.1.1/24")
 Obj = dict[str, Any]
-
-
-def free_tag() -> str:
-    existing = set(os.listdir(NETNS_RUN_DIR)) if NETNS_RUN_DIR.exists() else set()
-    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-    while True:
-        tag = secrets.choice(alphabet) + secrets.choice(alphabet)
-        prefix = f"svcnet-{tag}-"
-        if tag != "t4" and not any(name.startswith(prefix) for name in existing):
-            return tag
 
 
 @dataclass
@@ -130,7 +121,7 @@ def node(tmp_path: Path) -> Iterator[Node]:
     for binary in ("ip", "nsenter", "unshare", "umount", "ping"):
         require_binary(binary)
     require(CNI.exists(), f"{CNI} is not installed (pip install -e .)")
-    names = ClusterNames.for_cluster(free_tag())
+    names = ClusterNames.for_cluster(unique_name("cn"))
     text = conflist("svcnet", GATEWAY.network, None, "svcnet0", tmp_path / "data", names.prefix)
     node = Node(tmp_path, names, text)
     try:

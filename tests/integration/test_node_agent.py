@@ -1,8 +1,9 @@
 """`svcnet node` against a real `svcnet server`: pods run in network namespaces, report status,
 feed EndpointSlices, terminate gracefully, and survive an agent restart.
 
-Cluster name "e4": every namespace and link this test makes starts with ``svcnet-e4-``; they are
-all removed at the end, and only processes started here are stopped.
+Cluster name "e4" plus random hex (local_clusters.py): every namespace and link this test makes
+starts with its ``svcnet-<tag>-``; they are all removed at the end, and only processes started
+here are stopped.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from svcnet.apiserver.auth import NODES_GROUP, TokenFile, User
 from svcnet.node.names import POD_BRIDGE, ClusterNames
 from tests.conftest import require_binary, require_root
 from tests.e2e.conftest import ROOT, Cluster
+from tests.e2e.local_clusters import unique_name
 from tests.waiting import run, wait_for
 
 pytestmark = pytest.mark.root
 
-NAMES = ClusterNames.for_cluster("e4")
+CLUSTER = unique_name("e4")
+NAMES = ClusterNames.for_cluster(CLUSTER)
 NODE = "e4-node-1"
 
 
@@ -70,7 +73,7 @@ class Agent:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "svcnet.cli.main", "node", "--kubeconfig",
-                 str(self.kubeconfig), "--name", NODE, "--cluster", "e4", "--node-index", "1",
+                 str(self.kubeconfig), "--name", NODE, "--cluster", CLUSTER, "--node-index", "1",
                  "--node-ip", "172.20.0.11", "--pod-cidr", "10.244.1.0/24", "--state-dir",
                  str(self.state), *(() if self.proxy else ("--no-proxy",)), "-v"],
                 cwd=ROOT, stdout=log, stderr=log)

@@ -1,16 +1,16 @@
 """The pod runner for real: a node netns, pods as processes in their own netns, probes.
 
-Everything lives in namespaces these tests create, all named ``svcnet-t4-*`` (cluster
-``t4``): the node netns ``svcnet-t4-n1`` holds the pod bridge ``svcnet0`` with 10.244.1.1/24,
-and each pod gets a ``svcnet-t4-p<hash>`` netns with one address from 10.244.1.0/24. Nothing
+Everything lives in namespaces these tests create, all named ``svcnet-<tag>-*`` (a cluster
+``t4`` plus random hex, whose tag no other cluster on the machine has: local_clusters.py): the
+node netns ``svcnet-<tag>-n1`` holds the pod bridge ``svcnet0`` with 10.244.1.1/24, and each
+pod gets a ``svcnet-<tag>-p<hash>`` netns with one address from 10.244.1.0/24. Nothing
 is added to the root namespace (no link, no address, no route), and nothing in these
 namespaces routes off the machine: the node netns has no default route at all.
 
 The ``node`` fixture's finalizer runs even when a test fails: it kills the processes the
 test's runtime started (by pid, after checking each pid still has the recorded start time),
-and deletes every ``svcnet-t4-*`` namespace that did not exist before the test, together with
-its ``/etc/netns`` directory. Leftovers of an earlier crashed run with our names are removed
-first.
+and deletes every ``svcnet-<tag>-*`` namespace that did not exist before the test, together
+with its ``/etc/netns`` directory.
 """
 
 from __future__ import annotations
@@ -37,11 +37,13 @@ from svcnet.node.runner import NodeConfig, PodRunner
 from svcnet.node.runtime import ContainerKey, Running, read_proc_stat
 from svcnet.util.nsthread import NETNS_RUN_DIR
 from tests.conftest import require_binary
+from tests.e2e.local_clusters import unique_name
 
 pytestmark = pytest.mark.root
 
 Obj = dict[str, Any]
-NAMES = ClusterNames.for_cluster("t4")
+CLUSTER = unique_name("t4")
+NAMES = ClusterNames.for_cluster(CLUSTER)
 NODE_NETNS = NAMES.node_netns(1)
 ETC_NETNS = Path("/etc/netns")
 
@@ -87,7 +89,7 @@ class Node:
 
     @property
     def config(self) -> NodeConfig:
-        return NodeConfig(cluster="t4", node_name="node-1", node_index=1,
+        return NodeConfig(cluster=CLUSTER, node_name="node-1", node_index=1,
                           pod_cidr=IPv4Network("10.244.1.0/24"), host_ip="172.20.0.11",
                           state_dir=self.tmp / "state", cluster_dns=("10.96.0.10",))
 
