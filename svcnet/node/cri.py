@@ -591,13 +591,16 @@ def _state_of(status: Any, info: Mapping[str, str]) -> Running | Exited:
 _LOG_LINE: Final = re.compile(rb"^(\S+) (stdout|stderr) ([FP]) ?(.*)$", re.DOTALL)
 
 
-def decode_log(data: bytes, *, timestamps: bool = False) -> bytes:
+def decode_log(data: bytes, *, timestamps: bool = False, since: datetime | None = None
+               ) -> bytes:
     """The container's output from a CRI log file (``TIMESTAMP STREAM TAG MESSAGE`` lines;
     tag ``P`` marks a partial line continued by the next, ``F`` a full one), as the kubelet
     serves it (``pkg/kubelet/kuberuntime/logs``): messages joined, with the RFC 3339
-    timestamp first when ``timestamps``. A malformed line is passed through as it is."""
+    timestamp first when ``timestamps``; lines written before ``since`` (``sinceSeconds``,
+    ``sinceTime``) left out. A malformed line is passed through as it is."""
     out = bytearray()
     at_line_start = True
+    skipping = False
     for raw in data.splitlines(keepends=True):
         line = raw.rstrip(b"\n")
         m = _LOG_LINE.match(line)
@@ -606,15 +609,21 @@ def decode_log(data: bytes, *, timestamps: bool = False) -> bytes:
             at_line_start = True
             continue
         stamp, _stream, tag, message = m.groups()
-        if timestamps and at_line_start:
-            out += stamp + b" "
-        out += message
-        if tag == b"F":
-            out += b"\n"
-            at_line_start = True
-        else:
-            at_line_start = False
+        if at_line_start:
+            skipping = since is not None and _written_before(stamp, since)
+            if timestamps and not skipping:
+                out += stamp + b" "
+        if not skipping:
+            out += message + (b"\n" if tag == b"F" else b"")
+        at_line_start = tag == b"F"
     return bytes(out)
+
+
+def _written_before(stamp: bytes, since: datetime) -> bool:
+    try:
+        return datetime.fromisoformat(stamp.decode()) < since
+    except ValueError:
+        return False
 
 
 def cri_auths(pull_secrets: Iterable[Mapping[str, Any]], image: str) -> list[dict[str, str]]:

@@ -37,6 +37,7 @@ import socket
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -48,6 +49,7 @@ from svcnet.api.nodes import KUBELET_CLIENT_CN, KUBELET_CLIENT_GROUP
 from svcnet.node.cri import CriRuntime, decode_log
 from svcnet.node.probes import ProbeContext
 from svcnet.node.runtime import ContainerKey, Exited, ProcessRuntime
+from svcnet.util.clock import parse_time
 from svcnet.util.nsthread import run_in_netns
 
 log = logging.getLogger(__name__)
@@ -289,7 +291,7 @@ class NodeServer:
 
 def _decoder(opts: LogOptions) -> Callable[[bytes], bytes]:
     def decode(data: bytes) -> bytes:
-        return decode_log(data, timestamps=opts.timestamps)
+        return decode_log(data, timestamps=opts.timestamps, since=opts.since)
     return decode
 
 
@@ -313,6 +315,9 @@ class LogOptions:
     timestamps: bool = False
     """Prefix each line with its RFC 3339 time (CRI logs only: the process runtime's logs
     carry no times)."""
+    since: datetime | None = None
+    """Leave out lines written before this (``sinceSeconds`` before now, or ``sinceTime``;
+    CRI logs only, for the same reason)."""
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> LogOptions:
@@ -331,8 +336,13 @@ class LogOptions:
                 raise bad_request(f"{name}: must be greater than or equal to 0")
             return n
 
+        since = None
+        if (seconds := number("sinceSeconds")) is not None:
+            since = datetime.now(UTC) - timedelta(seconds=seconds)
+        elif (when := query.get("sinceTime")) and (since := parse_time(when)) is None:
+            raise bad_request(f"sinceTime: invalid value {when!r}")
         return cls(flag("follow"), flag("previous"), number("tailLines"), number("limitBytes"),
-                   flag("timestamps"))
+                   flag("timestamps"), since)
 
     def cut(self, data: bytes) -> bytes:
         if self.tail_lines is not None:

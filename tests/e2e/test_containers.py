@@ -280,6 +280,11 @@ def test_image_user_and_logs_follow_and_exec(cluster: Cluster) -> None:
              "the pod Succeeded", timeout=60)
     assert cluster.kubectl("logs", "who").stdout == "1000\n"
     assert cluster.kubectl("logs", "who", "--timestamps").stdout.split()[0].endswith("Z")
+    assert cluster.kubectl("logs", "who", "--since=1h").stdout == "1000\n"
+    assert cluster.kubectl("logs", "who", "--since-time=2999-01-01T00:00:00Z").stdout == ""
+    r = cluster.kubectl("get", "--raw", "/api/v1/namespaces/default/pods/who/log?sinceTime=soon",
+                        check=False)
+    assert 'parsing time "soon"' in r.stderr, r.stderr
     pod = cluster.pods("app=web")[0]["metadata"]["name"]
     with subprocess.Popen(["kubectl", "logs", "-f", pod], stdout=subprocess.PIPE, text=True,
                           env=cluster.env()) as follow:

@@ -19,6 +19,7 @@ from svcnet.api.errors import StatusError, bad_request
 from svcnet.apiserver.common import Served, query_bool
 from svcnet.apiserver.nodeclient import NodeClient, unreachable, upstream_failure
 from svcnet.apiserver.requestinfo import RequestInfo
+from svcnet.util.clock import parse_time, rfc3339
 
 if TYPE_CHECKING:
     from svcnet.apiserver.auth import User
@@ -48,6 +49,12 @@ def log_options(request: web.Request, name: str) -> dict[str, str]:
                                       "specified"))
     if found:
         raise errors.invalid_error("PodLogOptions", name, found)
+    if (since := request.query.get("sinceTime")) is not None:
+        when = parse_time(since)
+        if when is None:  # metav1.Time's query form is RFC 3339 (Go's time.Parse)
+            raise bad_request(f'parsing time "{since}" as "2006-01-02T15:04:05Z07:00": '
+                              f'cannot parse "{since}" as "2006"')
+        out["sinceTime"] = rfc3339(when)
     for key in ("follow", "previous", "timestamps"):
         if query_bool(request, key):
             out[key] = "true"

@@ -9,6 +9,7 @@ import json
 import os
 import tarfile
 import tomllib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -265,6 +266,18 @@ def test_decode_log_joins_partials_and_keeps_streams_in_order() -> None:
     assert decode_log(raw, timestamps=True) == (
         b"2026-12-06T20:58:39.1Z hello\n2026-12-06T20:58:39.3Z err\n"
         b"2026-12-06T20:58:39.4Z \n")
+
+
+def test_decode_log_leaves_out_lines_written_before_since() -> None:
+    raw = (b"2026-12-06T20:58:39.1Z stdout P old-\n"
+           b"2026-12-06T20:58:40.2Z stdout F line\n"  # the rest of a line begun before
+           b"2026-12-06T20:58:40.3Z stderr F new\n"
+           b"2026-12-06T20:58:41.123456789Z stdout F newer\n")
+    since = datetime(2026, 12, 6, 20, 58, 40, tzinfo=UTC)
+    assert decode_log(raw, since=since) == b"new\nnewer\n"
+    assert decode_log(raw, since=since, timestamps=True) == (
+        b"2026-12-06T20:58:40.3Z new\n2026-12-06T20:58:41.123456789Z newer\n")
+    assert decode_log(raw, since=since + timedelta(seconds=5)) == b""
 
 
 def test_decode_log_passes_malformed_lines_through() -> None:
