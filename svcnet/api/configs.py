@@ -31,6 +31,7 @@ from svcnet.api.access import map_of
 from svcnet.api.errors import FieldError, Path, forbidden, invalid, required, too_long
 from svcnet.api.gobase64 import decoded_length
 from svcnet.api.gojsonscan import unmarshal_object_error
+from svcnet.api.keypair import key_pair_error
 from svcnet.api.meta import (
     FIELD_IMMUTABLE_ERROR_MSG,
     validate_object_meta,
@@ -225,6 +226,16 @@ def validate_secret(secret: Mapping[str, Any]) -> list[FieldError]:
         errs.append(too_long(_DATA, "", MAX_SECRET_SIZE))
     errs.extend(_type_errors(secret, data))
     return errs
+
+
+def secret_warnings(secret: Mapping[str, Any]) -> list[str]:
+    """warningsForSecret: a ``kubernetes.io/tls`` Secret whose ``tls.crt`` and ``tls.key``
+    are not a key pair is stored, with Go's ``tls.X509KeyPair`` error as a warning."""
+    if secret.get("type") != _TLS:
+        return []
+    data = map_of(secret, "data")
+    problem = key_pair_error(_raw(data.get("tls.crt")), _raw(data.get("tls.key")))
+    return [] if problem is None else [problem]
 
 
 def validate_secret_update(new: Mapping[str, Any], old: Mapping[str, Any],

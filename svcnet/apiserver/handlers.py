@@ -74,6 +74,7 @@ from svcnet.apiserver.subresources.scale import serve_scale
 from svcnet.apiserver.subresources.stream import STREAM_SUBRESOURCES, serve_stream
 from svcnet.apiserver.subresources.token import serve_token
 from svcnet.apiserver.watch import serve_watch
+from svcnet.registry import requestwarnings
 from svcnet.registry.generic import PROPAGATION_POLICIES, Preconditions
 from svcnet.storage.interface import Compacted, Unavailable
 from svcnet.util import offload
@@ -341,9 +342,11 @@ class Handlers:
         await self.authorize(user, "create", info, served, name=name)
         await self.require_namespace(info, served, creating=True, name=name)
         manager = request.query.get("fieldManager", "") or user_agent_manager(request)
-        created = await served.registry.create(
-            info.namespace, obj, dry_run=dry_run_of(request),
-            before_write=self.managed_fields(served, manager, "Update", info.subresource))
+        with requestwarnings.recording() as earned:
+            created = await served.registry.create(
+                info.namespace, obj, dry_run=dry_run_of(request),
+                before_write=self.managed_fields(served, manager, "Update", info.subresource))
+        warnings.extend(earned)
         return await self._respond(request, with_type(created, served), served, 201, warnings)
 
     def managed_fields(self, served: Served, manager: str, operation: str,
@@ -363,10 +366,12 @@ class Handlers:
         body = await read_body(request, (served.version, served.kind))
         obj = await offload.run(decode_object, body, served, request, warnings)
         manager = request.query.get("fieldManager", "") or user_agent_manager(request)
-        updated = await served.registry.update(
-            info.namespace, info.name, obj, dry_run=dry_run_of(request),
-            status_only=info.subresource == "status",
-            before_write=self.managed_fields(served, manager, "Update", info.subresource))
+        with requestwarnings.recording() as earned:
+            updated = await served.registry.update(
+                info.namespace, info.name, obj, dry_run=dry_run_of(request),
+                status_only=info.subresource == "status",
+                before_write=self.managed_fields(served, manager, "Update", info.subresource))
+        warnings.extend(earned)
         return await self._respond(request, with_type(updated, served), served, 200, warnings)
 
     async def patch(self, request: web.Request, info: RequestInfo, served: Served,
@@ -401,10 +406,12 @@ class Handlers:
                 return err
             return patching.strict_patch_error(body, err.message)
 
-        updated, _ = await served.registry.update_from(
-            info.namespace, info.name, patched, dry_run=dry_run,
-            status_only=info.subresource == "status",
-            before_write=self.managed_fields(served, manager, "Update", info.subresource))
+        with requestwarnings.recording() as earned:
+            updated, _ = await served.registry.update_from(
+                info.namespace, info.name, patched, dry_run=dry_run,
+                status_only=info.subresource == "status",
+                before_write=self.managed_fields(served, manager, "Update", info.subresource))
+        warnings.extend(earned)
         return await self._respond(request, with_type(updated, served), served, 200, warnings)
 
     async def _apply(self, request: web.Request, info: RequestInfo, served: Served, body: Any,
@@ -430,10 +437,12 @@ class Handlers:
                     "resourceVersion"]
             return out
 
-        written, created = await served.registry.update_from(
-            info.namespace, info.name, merged, dry_run=dry_run,
-            status_only=info.subresource == "status", allow_create=not info.subresource,
-            before_create=before_create)
+        with requestwarnings.recording() as earned:
+            written, created = await served.registry.update_from(
+                info.namespace, info.name, merged, dry_run=dry_run,
+                status_only=info.subresource == "status", allow_create=not info.subresource,
+                before_create=before_create)
+        warnings.extend(earned)
         return await self._respond(request, with_type(written, served), served,
                              201 if created else 200, warnings)
 

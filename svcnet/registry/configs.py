@@ -48,6 +48,12 @@ class SecretStrategy(BaseStrategy):
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         return configs.validate_secret_update(new, old)
 
+    def warnings_on_create(self, obj: Obj) -> list[str]:
+        return configs.secret_warnings(obj)
+
+    def warnings_on_update(self, new: Obj, old: Obj) -> list[str]:
+        return configs.secret_warnings(new)
+
 
 class ServiceAccountStrategy(BaseStrategy):
     kind: ClassVar[str] = "ServiceAccount"

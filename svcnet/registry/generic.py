@@ -43,6 +43,7 @@ from typing import Any, ClassVar, Protocol
 from svcnet.allocators.operation import Operation
 from svcnet.api import errors
 from svcnet.api.errors import FieldError, StatusError
+from svcnet.registry import requestwarnings
 from svcnet.registry.watchcache import WatchCache, Watcher, with_resource_version
 from svcnet.storage.interface import (
     Conflict,
@@ -88,6 +89,12 @@ class Strategy(Protocol):
     def validate_create(self, obj: Obj) -> list[FieldError]: ...
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]: ...
+
+    def warnings_on_create(self, obj: Obj) -> list[str]:
+        """What the client is warned of about a valid new object (``Warning`` headers)."""
+        ...
+
+    def warnings_on_update(self, new: Obj, old: Obj) -> list[str]: ...
 
     def generation_changed(self, new: Obj, old: Obj) -> bool:
         """Whether the change bumps metadata.generation (a spec change)."""
@@ -139,6 +146,12 @@ class BaseStrategy:
         return []
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return []
+
+    def warnings_on_create(self, obj: Obj) -> list[str]:
+        return []
+
+    def warnings_on_update(self, new: Obj, old: Obj) -> list[str]:
         return []
 
     def generation_changed(self, new: Obj, old: Obj) -> bool:
@@ -441,6 +454,7 @@ class Registry:
         errs = self.strategy.validate_create(obj)
         if errs:
             raise self._invalid(obj, errs)
+        requestwarnings.add(*self.strategy.warnings_on_create(obj))
         self._admit("create", "", namespace, self._name_of(obj), None, obj)
         return self._recorded(None, obj, before_write)
 
@@ -540,6 +554,8 @@ class Registry:
                 else self.strategy.validate_update(new, old))
         if errs:
             raise self._invalid(new, errs)
+        if not status_only:
+            requestwarnings.add(*self.strategy.warnings_on_update(new, old))
         self._admit("update", "status" if status_only else "", namespace, name, old, new)
         _meta(new)["resourceVersion"] = old["metadata"]["resourceVersion"]
         if _same_ignoring_managed_fields(new, old):

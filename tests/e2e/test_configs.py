@@ -441,3 +441,26 @@ def test_owned_config_objects_are_garbage_collected(cluster: Cluster) -> None:
                               "name").stdout
         return "/owned" not in out
     wait_for(gone, what="owned ConfigMap, Secret and ServiceAccount collected")
+
+
+def test_a_tls_secret_whose_key_does_not_match_is_stored_with_a_warning(
+        cluster: Cluster) -> None:
+    """warningsForSecret: Go's tls.X509KeyPair error comes back as a Warning header (kubectl
+    prints it), on create and on update; the Secret is stored all the same."""
+    ns = _namespace(cluster)
+    pki = cluster.data_dir / "pki"
+    crt = base64.b64encode((pki / "apiserver.crt").read_bytes()).decode()
+    ca_key = base64.b64encode((pki / "ca.key").read_bytes()).decode()
+    own_key = base64.b64encode((pki / "apiserver.key").read_bytes()).decode()
+
+    def apply(key: str) -> str:
+        doc = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+               "metadata": {"name": "mismatched", "namespace": ns},
+               "data": {"tls.crt": crt, "tls.key": key}}
+        return cluster.kubectl("apply", "-f", "-", stdin=json.dumps(doc)).stderr
+
+    warning = "Warning: tls: private key does not match public key"
+    assert warning in apply(ca_key)
+    assert _get(cluster, ns, "secret", "mismatched")["data"]["tls.key"] == ca_key
+    assert warning not in apply(own_key)
+    assert warning in apply(ca_key)
