@@ -131,6 +131,9 @@ class SandboxSpec:
     share_pid: bool = False
     cgroup_parent: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
+    privileged: bool = False
+    """Whether any of the pod's containers is (the runtime refuses a privileged container
+    in a sandbox that is not)."""
 
     def config(self, attempt: int = 0) -> Any:
         node_mode = pb.NODE if self.host_network else pb.POD
@@ -147,6 +150,7 @@ class SandboxSpec:
             linux=pb.LinuxPodSandboxConfig(
                 cgroup_parent=self.cgroup_parent,
                 security_context=pb.LinuxSandboxSecurityContext(
+                    privileged=self.privileged,
                     namespace_options=pb.NamespaceOption(
                         network=node_mode, ipc=pb.NODE if self.host_network else pb.POD,
                         pid=pb.POD if self.share_pid else pb.CONTAINER))))
@@ -172,6 +176,12 @@ class CriContainer:
     cpu_shares: int = 0
     tty: bool = False
     stdin: bool = False
+    privileged: bool = False
+    readonly_rootfs: bool = False
+    no_new_privs: bool = False
+    add_capabilities: Sequence[str] = ()
+    drop_capabilities: Sequence[str] = ()
+    supplemental_groups: Sequence[int] = ()
 
 
 def _ts(nanos: int) -> datetime | None:
@@ -251,6 +261,18 @@ class CriRuntime:
         st = await self._call("ImageStatus", self._img.ImageStatus,
                               pb.ImageStatusRequest(image=pb.ImageSpec(image=image)), 30)
         return str(st.image.id) if st.HasField("image") and st.image.id else None
+
+    async def image_user(self, image: str) -> tuple[int | None, str]:
+        """The image's user as the kubelet reads it (``getImageUser``): (uid, "") when
+        numeric, (None, name) when a name, and root when the image names none."""
+        st = await self._call("ImageStatus", self._img.ImageStatus,
+                              pb.ImageStatusRequest(image=pb.ImageSpec(image=image)), 30)
+        if st.HasField("image"):
+            if st.image.HasField("uid"):
+                return int(st.image.uid.value), ""
+            if st.image.username:
+                return None, str(st.image.username)
+        return 0, ""
 
     async def image_id(self, image: str) -> str:
         """What the pod status shows as ``imageID``: the repository digest
@@ -378,7 +400,11 @@ class CriRuntime:
 
     @staticmethod
     def _container_config(key: ContainerKey, spec: ProcessSpec, cri: CriContainer) -> Any:
-        security = pb.LinuxContainerSecurityContext()
+        security = pb.LinuxContainerSecurityContext(
+            privileged=cri.privileged, readonly_rootfs=cri.readonly_rootfs,
+            no_new_privs=cri.no_new_privs, supplemental_groups=list(cri.supplemental_groups),
+            capabilities=pb.Capability(add_capabilities=list(cri.add_capabilities),
+                                       drop_capabilities=list(cri.drop_capabilities)))
         if cri.run_as_user is not None:
             security.run_as_user.value = cri.run_as_user
         if cri.run_as_group is not None:

@@ -29,7 +29,7 @@ from svcnet.api.errors import go_quote
 from svcnet.api.resourcelists import parse_quantity
 from svcnet.node.cri import CriContainer, SandboxSpec
 from svcnet.node.podenv import expand_vars
-from svcnet.node.pods import dns_config, is_host_network
+from svcnet.node.pods import dns_config, format_pod, is_host_network
 
 __all__ = ["container_spec", "cpu_limits", "image_pull_policy", "image_reference_problem",
            "sandbox_spec"]
@@ -61,7 +61,9 @@ def sandbox_spec(pod: Pod, *, log_directory: str, cgroup_root: str,
         log_directory=log_directory, dns_servers=servers, dns_searches=searches,
         dns_options=options, host_network=is_host_network(pod),
         share_pid=bool(spec.get("shareProcessNamespace")),
-        cgroup_parent=f"{cgroup_root.rstrip('/')}/pod{uid}", labels=labels)
+        cgroup_parent=f"{cgroup_root.rstrip('/')}/pod{uid}", labels=labels,
+        privileged=any(is_privileged(c) for key in ("initContainers", "containers")
+                       for c in spec.get(key) or [] if isinstance(c, Mapping)))
 
 
 # The reference grammar of distribution/reference (regexp.go), which the kubelet parses an
@@ -139,10 +141,56 @@ def _id(container: Mapping[str, Any], pod: Pod, field: str) -> int | None:
     return None
 
 
+def _capabilities(container: Mapping[str, Any], which: str) -> list[str]:
+    caps = _mapping(_mapping(container, "securityContext"), "capabilities").get(which)
+    return [str(c) for c in caps] if isinstance(caps, list) else []
+
+
+def supplemental_groups(pod: Pod) -> list[int]:
+    """The pod's ``fsGroup`` then its ``supplementalGroups`` (the kubelet's order)."""
+    ctx = _mapping(_mapping(pod, "spec"), "securityContext")
+    groups = [ctx.get("fsGroup"), *(ctx.get("supplementalGroups") or [])]
+    return [g for g in groups if isinstance(g, int) and not isinstance(g, bool)]
+
+
+def is_privileged(container: Mapping[str, Any]) -> bool:
+    return _mapping(container, "securityContext").get("privileged") is True
+
+
+def run_as_non_root(pod: Pod, container: Mapping[str, Any]) -> bool:
+    """``runAsNonRoot``, the container's over the pod's."""
+    own, pod_ctx = (_mapping(container, "securityContext"),
+                    _mapping(_mapping(pod, "spec"), "securityContext"))
+    return own.get("runAsNonRoot", pod_ctx.get("runAsNonRoot")) is True
+
+
+def run_as_non_root_problem(pod: Pod, container: Mapping[str, Any],
+                            image_user: tuple[int | None, str]) -> str | None:
+    """The kubelet's ``verifyRunAsNonRoot``: why a ``runAsNonRoot`` container may not start
+    as the image's (or its own) user, or None. The pod's setting applies unless the
+    container has its own."""
+    if not run_as_non_root(pod, container):
+        return None
+    where = f'(pod: "{format_pod(pod)}", container: {container.get("name", "")})'
+    user = _id(container, pod, "runAsUser")
+    if user is not None:
+        return None if user != 0 else f"container's runAsUser breaks non-root policy {where}"
+    uid, name = image_user
+    if uid == 0:
+        return f"container has runAsNonRoot and image will run as root {where}"
+    if uid is None and name:
+        return (f"container has runAsNonRoot and image has non-numeric user ({name}), "
+                f"cannot verify user is non-root {where}")
+    return None
+
+
 def container_spec(pod: Pod, container: Mapping[str, Any], env: Mapping[str, str], *,
                    sandbox_id: str, sandbox: SandboxSpec) -> CriContainer:
-    """The CRI side of one container run (:class:`~svcnet.node.cri.CriContainer`)."""
+    """The CRI side of one container run (:class:`~svcnet.node.cri.CriContainer`), its
+    security settings as the kubelet's ``determineEffectiveSecurityContext`` gives them:
+    ``allowPrivilegeEscalation: false`` is ``no_new_privs``."""
     quota, period, shares = cpu_limits(container)
+    ctx = _mapping(container, "securityContext")
     return CriContainer(
         image=str(container.get("image", "")), sandbox_id=sandbox_id, sandbox=sandbox,
         command=[expand_vars(str(a), env) for a in container.get("command") or []],
@@ -151,4 +199,9 @@ def container_spec(pod: Pod, container: Mapping[str, Any], env: Mapping[str, str
         run_as_group=_id(container, pod, "runAsGroup"),
         memory_limit=_memory_limit(container), cpu_quota=quota, cpu_period=period,
         cpu_shares=shares, tty=bool(container.get("tty")),
-        stdin=bool(container.get("stdin")))
+        stdin=bool(container.get("stdin")), privileged=is_privileged(container),
+        readonly_rootfs=ctx.get("readOnlyRootFilesystem") is True,
+        no_new_privs=ctx.get("allowPrivilegeEscalation") is False,
+        add_capabilities=_capabilities(container, "add"),
+        drop_capabilities=_capabilities(container, "drop"),
+        supplemental_groups=supplemental_groups(pod))

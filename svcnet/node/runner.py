@@ -774,6 +774,13 @@ class PodRunner:
                                              crispec.image_pull_policy(container),
                                              auths)) is not None:
             return wait
+        if crispec.run_as_non_root(pod, container) and (
+                problem := crispec.run_as_non_root_problem(
+                    pod, container, await self.cri.image_user(image))) is not None:
+            memo.config_errors[start.container] = problem
+            self._warn(pod, memo, "Failed", f"Error: {problem}",
+                       _field_path(pod, start.container))
+            return NETWORK_RETRY
         env = {"HOSTNAME": sandbox.spec.hostname if sandbox.spec else str(
             pod["metadata"].get("name", ""))}
         env.update(resolved.env)

@@ -272,6 +272,47 @@ def test_memory_limit_kills_with_oomkilled(cluster: Cluster) -> None:
     assert cluster.get("pod", "hog")["status"]["phase"] == "Failed"
 
 
+def test_security_context_reaches_the_container(cluster: Cluster) -> None:
+    """runAsNonRoot refused for a root image (CreateContainerConfigError, as the kubelet);
+    a locked-down container runs with a read-only root, no capabilities, no_new_privs and
+    its supplemental groups; a privileged one gets every capability."""
+    image = cluster.registry.ref("library/web", "1")
+
+    def pod(name: str, pod_ctx: dict[str, Any], own: dict[str, Any]) -> str:
+        return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                           "spec": {"securityContext": pod_ctx, "containers": [{
+                               "name": "web", "image": image, "securityContext": own}]}})
+
+    cluster.kubectl("apply", "-f", "-", input=pod("rootless", {"runAsNonRoot": True}, {}))
+    cluster.kubectl("apply", "-f", "-", input=pod(
+        "locked", {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 3000,
+                   "supplementalGroups": [2000]},
+        {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+         "capabilities": {"drop": ["ALL"]}}))
+    cluster.kubectl("apply", "-f", "-", input=pod("privileged", {}, {"privileged": True}))
+    wait_for(lambda: cluster.waiting_reason("rootless") == "CreateContainerConfigError",
+             "runAsNonRoot refused", timeout=60)
+    message = cluster.get("pod", "rootless")["status"]["containerStatuses"][0]["state"][
+        "waiting"]["message"]
+    assert message.startswith("container has runAsNonRoot and image will run as root"), message
+    wait_for(lambda: cluster.ready("run!=none", len(cluster.pods("run!=none")) - 1)
+             or all(cluster.get("pod", p)["status"].get("phase") == "Running"
+                    for p in ("locked", "privileged")), "both run", timeout=60)
+    status = cluster.kubectl("exec", "locked", "--", "cat", "/proc/self/status").stdout
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    assert fields["CapEff"].strip() == "0000000000000000"
+    assert fields["NoNewPrivs"].strip() == "1"
+    assert fields["Uid"].split()[0] == "1000"
+    assert {"2000", "3000"} <= set(fields["Groups"].split()), fields["Groups"]
+    r = cluster.kubectl("exec", "locked", "--", "touch", "/www/x", check=False)
+    assert r.returncode != 0 and "Read-only file system" in r.stderr, r.stderr
+    privileged = cluster.kubectl("exec", "privileged", "--", "cat", "/proc/self/status").stdout
+    ours = next(line for line in Path("/proc/self/status").read_text().splitlines()
+                if line.startswith("CapBnd:")).split()[1]  # all a container may get here
+    assert f"CapEff:\t{ours}" in privileged, privileged
+    cluster.kubectl("delete", "pod", "rootless", "locked", "privileged", "--wait=false")
+
+
 def test_image_user_and_logs_follow_and_exec(cluster: Cluster) -> None:
     repo = cluster.registry.new_repo("user")
     cluster.registry.push(user_image(), repo, "1")

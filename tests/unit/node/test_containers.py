@@ -245,6 +245,51 @@ def test_container_spec() -> None:
     assert spec.image == "reg.local/web:1" and spec.sandbox_id == "s1"
 
 
+def test_security_settings_as_the_kubelet_passes_them() -> None:
+    pod = {**POD, "spec": {"securityContext": {"fsGroup": 5, "supplementalGroups": [7, 8]},
+                           "initContainers": [{"name": "i", "image": "x",
+                                               "securityContext": {"privileged": True}}],
+                           "containers": [{"name": "c", "image": "x"}]}}
+    sandbox = crispec.sandbox_spec(pod, log_directory="/x", cgroup_root="/r", nameservers=[],
+                                   cluster_domain="cluster.local")
+    assert sandbox.privileged  # one privileged container makes the sandbox privileged
+    assert sandbox.config().linux.security_context.privileged
+    locked = {"name": "c", "image": "x", "securityContext": {
+        "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+        "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]}}}
+    spec = crispec.container_spec(pod, locked, {}, sandbox_id="s", sandbox=sandbox)
+    assert (spec.readonly_rootfs, spec.no_new_privs, spec.privileged) == (True, True, False)
+    assert (spec.add_capabilities, spec.drop_capabilities) == (["NET_BIND_SERVICE"], ["ALL"])
+    assert spec.supplemental_groups == [5, 7, 8]  # fsGroup first, as the kubelet orders them
+    plain = crispec.container_spec(POD, {"name": "c", "image": "x",
+                                         "securityContext": {"allowPrivilegeEscalation": True}},
+                                   {}, sandbox_id="s", sandbox=sandbox)
+    assert (plain.no_new_privs, plain.readonly_rootfs, plain.supplemental_groups) == (
+        False, False, [])
+    assert not crispec.sandbox_spec(POD, log_directory="/x", cgroup_root="/r", nameservers=[],
+                                    cluster_domain="cluster.local").privileged
+
+
+@pytest.mark.parametrize(("pod_ctx", "own", "image_user", "want"), [
+    ({}, {}, (0, ""), None),
+    ({"runAsNonRoot": True}, {}, (1000, ""), None),
+    ({"runAsNonRoot": True}, {}, (0, ""), "container has runAsNonRoot and image will run as "
+                                          'root (pod: "web-1_shop(u-1)", container: c)'),
+    ({"runAsNonRoot": True}, {"runAsNonRoot": False}, (0, ""), None),
+    ({}, {"runAsNonRoot": True, "runAsUser": 0}, (1000, ""),
+     'container\'s runAsUser breaks non-root policy (pod: "web-1_shop(u-1)", container: c)'),
+    ({"runAsNonRoot": True, "runAsUser": 1000}, {}, (0, ""), None),
+    ({"runAsNonRoot": True}, {}, (None, "nobody"),
+     "container has runAsNonRoot and image has non-numeric user (nobody), cannot verify user "
+     'is non-root (pod: "web-1_shop(u-1)", container: c)'),
+])
+def test_run_as_non_root(pod_ctx: dict[str, Any], own: dict[str, Any],
+                         image_user: tuple[int | None, str], want: str | None) -> None:
+    pod = {**POD, "spec": {"securityContext": pod_ctx}}
+    container = {"name": "c", "image": "x", "securityContext": own}
+    assert crispec.run_as_non_root_problem(pod, container, image_user) == want
+
+
 # --- pull secrets and logs ------------------------------------------------------------------
 
 
