@@ -12,14 +12,17 @@ from typing import Any
 
 from svcnet.api import (
     configs,
+    daemonsets,
     endpointslices,
     errors,
     namespaces,
     nodes,
     pods,
+    replicationcontrollers,
     runtimeclasses,
     serviceaccounts,
     services,
+    statefulsets,
     workloads,
 )
 from svcnet.api.errors import FieldError
@@ -86,11 +89,30 @@ def _replicaset_offline(obj: Obj) -> Obj:
     return workloads.prepare_replicaset_for_create(workloads.set_defaults_replicaset(obj))
 
 
+def _daemonset_offline(obj: Obj) -> Obj:
+    return daemonsets.prepare_daemonset_for_create(daemonsets.set_defaults_daemonset(obj))
+
+
+def _statefulset_offline(obj: Obj) -> Obj:
+    return statefulsets.prepare_statefulset_for_create(statefulsets.set_defaults_statefulset(obj))
+
+
+def _rc_offline(obj: Obj) -> Obj:
+    return replicationcontrollers.prepare_rc_for_create(replicationcontrollers.set_defaults_rc(obj))
+
+
 KINDS: dict[tuple[str, str], Kind] = {
     ("apps/v1", "Deployment"): Kind("apps/v1", "Deployment", "deployments", True,
                                     _deployment_offline, workloads.validate_deployment),
     ("apps/v1", "ReplicaSet"): Kind("apps/v1", "ReplicaSet", "replicasets", True,
                                     _replicaset_offline, workloads.validate_replicaset),
+    ("apps/v1", "DaemonSet"): Kind("apps/v1", "DaemonSet", "daemonsets", True,
+                                   _daemonset_offline, daemonsets.validate_daemonset),
+    ("apps/v1", "StatefulSet"): Kind("apps/v1", "StatefulSet", "statefulsets", True,
+                                     _statefulset_offline, statefulsets.validate_statefulset),
+    ("v1", "ReplicationController"): Kind("v1", "ReplicationController",
+                                          "replicationcontrollers", True, _rc_offline,
+                                          replicationcontrollers.validate_rc),
     ("v1", "Service"): Kind("v1", "Service", "services", True, _service_offline,
                             services.validate_service_create),
     ("v1", "Pod"): Kind("v1", "Pod", "pods", True, _pod_offline, _validate_pod),

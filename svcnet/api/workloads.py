@@ -52,7 +52,12 @@ from svcnet.api.errors import (
     not_supported,
     required,
 )
-from svcnet.api.labels import SelectorError, selector_from_label_selector, validate_label_selector
+from svcnet.api.labels import (
+    SelectorError,
+    selector_from_label_selector,
+    selector_from_set,
+    validate_label_selector,
+)
 from svcnet.api.meta import (
     FIELD_IMMUTABLE_ERROR_MSG,
     IS_NEGATIVE_ERROR_MSG,
@@ -123,12 +128,12 @@ _STATUS: Final = Path("status")
 # small accessors: absent or null reads as Go's zero value
 
 
-def _opt_int(d: ObjMap | None, key: str) -> int | None:
+def opt_int(d: ObjMap | None, key: str) -> int | None:
     v = d.get(key) if d else None
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
-def _meta_of(obj: Obj) -> dict[str, Any]:
+def meta_of_mut(obj: Obj) -> dict[str, Any]:
     meta = obj.get("metadata")
     if not isinstance(meta, dict):
         meta = obj["metadata"] = {}
@@ -230,13 +235,13 @@ def set_defaults_deployment(obj: ObjMap) -> Obj:
 # registry strategy steps
 
 
-def _prepare_for_create(obj: ObjMap) -> Obj:
+def prepare_for_create(obj: ObjMap) -> Obj:
     out = copy.deepcopy(dict(obj))
     out["status"] = {}
     return out
 
 
-def _prepare_for_update(new: ObjMap, old: ObjMap) -> Obj:
+def prepare_for_update(new: ObjMap, old: ObjMap) -> Obj:
     out = copy.deepcopy(dict(new))
     out["status"] = copy.deepcopy(old.get("status") or {})
     _fill_resource_version(out, old)
@@ -245,7 +250,7 @@ def _prepare_for_update(new: ObjMap, old: ObjMap) -> Obj:
 
 def _fill_resource_version(new: Obj, old: ObjMap) -> None:
     # AllowUnconditionalUpdate: a write without a resourceVersion applies to the current one.
-    meta = _meta_of(new)
+    meta = meta_of_mut(new)
     if not meta.get("resourceVersion"):
         meta["resourceVersion"] = _map(old, "metadata").get("resourceVersion", "")
 
@@ -254,13 +259,13 @@ _SYSTEM_META: Final = ("uid", "creationTimestamp", "deletionTimestamp",
                        "deletionGracePeriodSeconds", "generation")
 
 
-def _prepare_for_status_update(new: ObjMap, old: ObjMap, *, keep_labels: bool) -> Obj:
+def prepare_for_status_update(new: ObjMap, old: ObjMap, *, keep_labels: bool) -> Obj:
     """The status endpoint: spec (and for a Deployment its labels) come from the stored object;
     the rest of metadata may change, which is how the Deployment controller records the
     ``deployment.kubernetes.io/revision`` annotation with its status writes."""
     out = copy.deepcopy(dict(new))
     out["spec"] = copy.deepcopy(old.get("spec") or {})
-    meta, old_meta = _meta_of(out), _map(old, "metadata")
+    meta, old_meta = meta_of_mut(out), _map(old, "metadata")
     for key in _SYSTEM_META:
         if key in old_meta:
             meta[key] = copy.deepcopy(old_meta[key])
@@ -279,32 +284,32 @@ def _prepare_for_status_update(new: ObjMap, old: ObjMap, *, keep_labels: bool) -
 
 def prepare_deployment_for_create(obj: ObjMap) -> Obj:
     """deploymentStrategy.PrepareForCreate: status is the server's (reset)."""
-    return _prepare_for_create(obj)
+    return prepare_for_create(obj)
 
 
 def prepare_deployment_for_update(new: ObjMap, old: ObjMap) -> Obj:
     """deploymentStrategy.PrepareForUpdate: the main endpoint cannot change status."""
-    return _prepare_for_update(new, old)
+    return prepare_for_update(new, old)
 
 
 def prepare_deployment_for_status_update(new: ObjMap, old: ObjMap) -> Obj:
     """deploymentStatusStrategy.PrepareForUpdate: spec and labels come from the stored object."""
-    return _prepare_for_status_update(new, old, keep_labels=True)
+    return prepare_for_status_update(new, old, keep_labels=True)
 
 
 def prepare_replicaset_for_create(obj: ObjMap) -> Obj:
     """rsStrategy.PrepareForCreate: status is the server's (reset)."""
-    return _prepare_for_create(obj)
+    return prepare_for_create(obj)
 
 
 def prepare_replicaset_for_update(new: ObjMap, old: ObjMap) -> Obj:
     """rsStrategy.PrepareForUpdate: the main endpoint cannot change status."""
-    return _prepare_for_update(new, old)
+    return prepare_for_update(new, old)
 
 
 def prepare_replicaset_for_status_update(new: ObjMap, old: ObjMap) -> Obj:
     """rsStatusStrategy.PrepareForUpdate: spec comes from the stored object."""
-    return _prepare_for_status_update(new, old, keep_labels=False)
+    return prepare_for_status_update(new, old, keep_labels=False)
 
 
 def deployment_generation_changed(new: ObjMap, old: ObjMap) -> bool:
@@ -322,7 +327,7 @@ def replicaset_generation_changed(new: ObjMap, old: ObjMap) -> bool:
 # validation helpers: Go renderings of bad values
 
 
-def _go_int_or_string(value: object) -> GoRaw:
+def go_int_or_string(value: object) -> GoRaw:
     """An intstr.IntOrString as field.Error prints it: through its String() method, bare."""
     if isinstance(value, bool):
         return GoRaw("0")
@@ -331,14 +336,14 @@ def _go_int_or_string(value: object) -> GoRaw:
     return GoRaw(value if isinstance(value, str) else "0")
 
 
-def _go_string_map(value: object) -> GoRaw:
+def go_string_map(value: object) -> GoRaw:
     if not isinstance(value, Mapping):
         return GoRaw("map[string]string(nil)")
     items = ", ".join(f"{go_quote(str(k))}:{go_quote(str(v))}" for k, v in sorted(value.items()))
     return GoRaw("map[string]string{" + items + "}")
 
 
-def _go_label_selector(selector: object) -> GoRaw | str:
+def go_label_selector(selector: object) -> GoRaw | str:
     """A *metav1.LabelSelector as field.Error prints it (``%#v`` of the struct; nil → "null")."""
     if not isinstance(selector, Mapping):
         return GoRaw('"null"')
@@ -357,11 +362,11 @@ def _go_label_selector(selector: object) -> GoRaw | str:
         exprs_text = "[]v1.LabelSelectorRequirement{" + ", ".join(parts) + "}"
     else:
         exprs_text = "[]v1.LabelSelectorRequirement(nil)"
-    return GoRaw(f"v1.LabelSelector{{MatchLabels:{_go_string_map(match_labels)}, "
+    return GoRaw(f"v1.LabelSelector{{MatchLabels:{go_string_map(match_labels)}, "
                  f"MatchExpressions:{exprs_text}}}")
 
 
-def _nonnegative(value: int, path: Path) -> list[FieldError]:
+def nonnegative(value: int, path: Path) -> list[FieldError]:
     return [invalid(path, value, IS_NEGATIVE_ERROR_MSG)] if value < 0 else []
 
 
@@ -376,7 +381,7 @@ def _percent_value(value: object) -> int | None:
     return None
 
 
-def _int_or_percent_value(value: object) -> int:
+def int_or_percent_value(value: object) -> int:
     """getIntOrPercentValue: a percent's number, or IntValue() (Atoi of a string, 0 on error)."""
     pct = _percent_value(value)
     if pct is not None:
@@ -397,22 +402,22 @@ def validate_positive_int_or_percent(value: object, path: Path) -> list[FieldErr
     """ValidatePositiveIntOrPercent (an absent value is the integer 0)."""
     if isinstance(value, str):
         return [] if _PERCENT_RE.fullmatch(value) else [
-            invalid(path, _go_int_or_string(value), _PERCENT_ERR)]
-    return _nonnegative(_int_or_percent_value(value), path)
+            invalid(path, go_int_or_string(value), _PERCENT_ERR)]
+    return nonnegative(int_or_percent_value(value), path)
 
 
-def _not_more_than_100_percent(value: object, path: Path) -> list[FieldError]:
+def not_more_than_100_percent(value: object, path: Path) -> list[FieldError]:
     pct = _percent_value(value)
     if pct is None or pct <= 100:
         return []
-    return [invalid(path, _go_int_or_string(value), "must not be greater than 100%")]
+    return [invalid(path, go_int_or_string(value), "must not be greater than 100%")]
 
 
 # =============================================================================================
 # validation: the template and the specs
 
 
-def _validate_pod_template(template: ObjMap, selector_ok: bool, selector: Any,
+def validate_pod_template(template: ObjMap, selector_ok: bool, selector: Any,
                            path: Path, kind: str) -> list[FieldError]:
     """ValidatePodTemplateSpecForReplicaSet (+ core's ValidatePodTemplateSpec)."""
     errs: list[FieldError] = []
@@ -420,7 +425,7 @@ def _validate_pod_template(template: ObjMap, selector_ok: bool, selector: Any,
     labels = meta.get("labels")
     if selector_ok and not selector.empty() and not selector.matches(
             labels if isinstance(labels, Mapping) else {}):
-        errs.append(invalid(path.child("metadata", "labels"), _go_string_map(labels),
+        errs.append(invalid(path.child("metadata", "labels"), go_string_map(labels),
                             "`selector` does not match template `labels`"))
     annotations = _map(meta, "annotations")
     spec = _map(template, "spec")
@@ -454,15 +459,15 @@ def _validate_selector_and_template(spec: ObjMap, path: Path, kind: str) -> list
         errs.extend(validate_label_selector(raw_selector, sel_path))
         if not raw_selector.get("matchLabels") and not raw_selector.get("matchExpressions"):
             # Upstream says "deployment" for ReplicaSets too.
-            errs.append(invalid(sel_path, _go_label_selector(raw_selector),
+            errs.append(invalid(sel_path, go_label_selector(raw_selector),
                                 "empty selector is invalid for deployment"))
     try:
         selector = selector_from_label_selector(
             raw_selector if isinstance(raw_selector, Mapping) else None)
     except SelectorError:
-        errs.append(invalid(sel_path, _go_label_selector(raw_selector), "invalid label selector"))
+        errs.append(invalid(sel_path, go_label_selector(raw_selector), "invalid label selector"))
         return errs
-    errs.extend(_validate_pod_template(_map(spec, "template"), True, selector,
+    errs.extend(validate_pod_template(_map(spec, "template"), True, selector,
                                        path.child("template"), kind))
     return errs
 
@@ -485,11 +490,11 @@ def _validate_strategy(strategy: ObjMap, path: Path) -> list[FieldError]:
             errs.extend(validate_positive_int_or_percent(unavailable,
                                                          rpath.child("maxUnavailable")))
             errs.extend(validate_positive_int_or_percent(surge, rpath.child("maxSurge")))
-            if _int_or_percent_value(unavailable) == 0 and _int_or_percent_value(surge) == 0:
+            if int_or_percent_value(unavailable) == 0 and int_or_percent_value(surge) == 0:
                 errs.append(invalid(rpath.child("maxUnavailable"),
-                                    _go_int_or_string(unavailable),
+                                    go_int_or_string(unavailable),
                                     "may not be 0 when `maxSurge` is 0"))
-            errs.extend(_not_more_than_100_percent(unavailable, rpath.child("maxUnavailable")))
+            errs.extend(not_more_than_100_percent(unavailable, rpath.child("maxUnavailable")))
     else:
         rolling_text = "(*apps.RollingUpdateDeployment)(nil)" if rolling is None else (
             "&apps.RollingUpdateDeployment{...}")
@@ -501,18 +506,18 @@ def _validate_strategy(strategy: ObjMap, path: Path) -> list[FieldError]:
 
 def _validate_deployment_spec(spec: ObjMap, path: Path) -> list[FieldError]:
     """ValidateDeploymentSpec, in upstream's order."""
-    errs = _nonnegative(_int(spec, "replicas"), path.child("replicas"))
+    errs = nonnegative(_int(spec, "replicas"), path.child("replicas"))
     errs.extend(_validate_selector_and_template(spec, path, "ReplicaSet"))
     errs.extend(_validate_strategy(_map(spec, "strategy"), path.child("strategy")))
     min_ready = _int(spec, "minReadySeconds")
-    errs.extend(_nonnegative(min_ready, path.child("minReadySeconds")))
-    history = _opt_int(spec, "revisionHistoryLimit")
+    errs.extend(nonnegative(min_ready, path.child("minReadySeconds")))
+    history = opt_int(spec, "revisionHistoryLimit")
     if history is not None:
-        errs.extend(_nonnegative(history, path.child("revisionHistoryLimit")))
-    deadline = _opt_int(spec, "progressDeadlineSeconds")
+        errs.extend(nonnegative(history, path.child("revisionHistoryLimit")))
+    deadline = opt_int(spec, "progressDeadlineSeconds")
     if deadline is not None:
         dpath = path.child("progressDeadlineSeconds")
-        errs.extend(_nonnegative(deadline, dpath))
+        errs.extend(nonnegative(deadline, dpath))
         if deadline <= min_ready:
             errs.append(invalid(dpath, deadline, "must be greater than minReadySeconds"))
     return errs
@@ -520,28 +525,28 @@ def _validate_deployment_spec(spec: ObjMap, path: Path) -> list[FieldError]:
 
 def _validate_replicaset_spec(spec: ObjMap, path: Path) -> list[FieldError]:
     """ValidateReplicaSetSpec, in upstream's order."""
-    errs = _nonnegative(_int(spec, "replicas"), path.child("replicas"))
-    errs.extend(_nonnegative(_int(spec, "minReadySeconds"), path.child("minReadySeconds")))
+    errs = nonnegative(_int(spec, "replicas"), path.child("replicas"))
+    errs.extend(nonnegative(_int(spec, "minReadySeconds"), path.child("minReadySeconds")))
     errs.extend(_validate_selector_and_template(spec, path, "ReplicaSet"))
     return errs
 
 
-def _immutable_selector(new: ObjMap, old: ObjMap) -> list[FieldError]:
+def immutable_selector(new: ObjMap, old: ObjMap) -> list[FieldError]:
     new_sel, old_sel = _map(new, "spec").get("selector"), _map(old, "spec").get("selector")
     if semantically_equal(new_sel, old_sel):
         return []
-    return [invalid(_SPEC.child("selector"), _go_label_selector(new_sel),
+    return [invalid(_SPEC.child("selector"), go_label_selector(new_sel),
                     FIELD_IMMUTABLE_ERROR_MSG)]
 
 
-def _validate_create_meta(obj: ObjMap) -> list[FieldError]:
+def validate_create_meta(obj: ObjMap) -> list[FieldError]:
     return validate_object_meta(_map(obj, "metadata"), requires_namespace=True,
                                 name_fn=name_is_dns_subdomain, path=_META)
 
 
 def validate_deployment(obj: ObjMap) -> list[FieldError]:
     """ValidateDeployment (call after defaulting)."""
-    errs = _validate_create_meta(obj)
+    errs = validate_create_meta(obj)
     errs.extend(_validate_deployment_spec(_map(obj, "spec"), _SPEC))
     return errs
 
@@ -550,13 +555,13 @@ def validate_deployment_update(new: ObjMap, old: ObjMap) -> list[FieldError]:
     """ValidateDeploymentUpdate, plus apps/v1's immutable selector (deploymentStrategy)."""
     errs = validate_object_meta_update(_map(new, "metadata"), _map(old, "metadata"), _META)
     errs.extend(_validate_deployment_spec(_map(new, "spec"), _SPEC))
-    errs.extend(_immutable_selector(new, old))
+    errs.extend(immutable_selector(new, old))
     return errs
 
 
 def validate_replicaset(obj: ObjMap) -> list[FieldError]:
     """ValidateReplicaSet (call after defaulting)."""
-    errs = _validate_create_meta(obj)
+    errs = validate_create_meta(obj)
     errs.extend(_validate_replicaset_spec(_map(obj, "spec"), _SPEC))
     return errs
 
@@ -569,7 +574,7 @@ def validate_replicaset_update(new: ObjMap, old: ObjMap) -> list[FieldError]:
     """
     errs = validate_object_meta_update(_map(new, "metadata"), _map(old, "metadata"), _META)
     errs.extend(_validate_replicaset_spec(_map(new, "spec"), _SPEC))
-    errs.extend(_immutable_selector(new, old))
+    errs.extend(immutable_selector(new, old))
     return errs
 
 
@@ -581,11 +586,11 @@ _RS_STATUS_COUNTS: Final = ("replicas", "fullyLabeledReplicas", "readyReplicas",
 _NOT_ABOVE_REPLICAS: Final = "cannot be greater than status.replicas"
 
 
-def _validate_collision_count(new: ObjMap, old: ObjMap) -> list[FieldError]:
-    new_cc, old_cc = _opt_int(new, "collisionCount"), _opt_int(old, "collisionCount")
+def validate_collision_count(new: ObjMap, old: ObjMap) -> list[FieldError]:
+    new_cc, old_cc = opt_int(new, "collisionCount"), opt_int(old, "collisionCount")
     errs: list[FieldError] = []
     if new_cc is not None:
-        errs.extend(_nonnegative(new_cc, _STATUS.child("collisionCount")))
+        errs.extend(nonnegative(new_cc, _STATUS.child("collisionCount")))
     if old_cc is not None and (new_cc is None or new_cc < old_cc):
         errs.append(invalid(_STATUS.child("collisionCount"), new_cc or 0,
                             "cannot be decremented"))
@@ -599,7 +604,7 @@ def validate_deployment_status_update(new: ObjMap, old: ObjMap) -> list[FieldErr
     errs = validate_object_meta_update(_map(new, "metadata"), _map(old, "metadata"), _META)
     status = _map(new, "status")
     for key in _DEPLOYMENT_STATUS_COUNTS:
-        errs.extend(_nonnegative(_int(status, key), _STATUS.child(key)))
+        errs.extend(nonnegative(_int(status, key), _STATUS.child(key)))
     replicas = _int(status, "replicas")
     for key in ("updatedReplicas", "readyReplicas", "availableReplicas"):
         if _int(status, key) > replicas:
@@ -607,7 +612,7 @@ def validate_deployment_status_update(new: ObjMap, old: ObjMap) -> list[FieldErr
     if _int(status, "availableReplicas") > _int(status, "readyReplicas"):
         errs.append(invalid(_STATUS.child("availableReplicas"), _int(status, "availableReplicas"),
                             "cannot be greater than readyReplicas"))
-    errs.extend(_validate_collision_count(status, _map(old, "status")))
+    errs.extend(validate_collision_count(status, _map(old, "status")))
     return errs
 
 
@@ -616,7 +621,7 @@ def validate_replicaset_status_update(new: ObjMap, old: ObjMap) -> list[FieldErr
     errs = validate_object_meta_update(_map(new, "metadata"), _map(old, "metadata"), _META)
     status = _map(new, "status")
     for key in _RS_STATUS_COUNTS:
-        errs.extend(_nonnegative(_int(status, key), _STATUS.child(key)))
+        errs.extend(nonnegative(_int(status, key), _STATUS.child(key)))
     replicas = _int(status, "replicas")
     for key in ("fullyLabeledReplicas", "readyReplicas", "availableReplicas"):
         if _int(status, key) > replicas:
@@ -631,15 +636,19 @@ def validate_replicaset_status_update(new: ObjMap, old: ObjMap) -> list[FieldErr
 # the scale subresource
 
 
-def scale_from_object(obj: ObjMap) -> Obj:
-    """scaleFromDeployment / scaleFromReplicaSet: the ``autoscaling/v1`` Scale of an object.
+def scale_from_object(obj: ObjMap, *, map_selector: bool = False) -> Obj:
+    """scaleFromDeployment / scaleFromReplicaSet / scaleFromRC: the ``autoscaling/v1`` Scale of
+    an object.
 
     ``status.selector`` is the selector in label-query form (``app=web``), as the HPA and
-    ``kubectl scale`` read it.
+    ``kubectl scale`` read it. ``map_selector``: ``spec.selector`` is a plain label map (a
+    core/v1 ReplicationController's), not a LabelSelector.
     """
     meta = _map(obj, "metadata")
+    raw = _map(obj, "spec").get("selector")
     try:
-        selector = str(selector_from_label_selector(_map(obj, "spec").get("selector")))
+        selector = str(selector_from_set(raw if isinstance(raw, Mapping) else None)
+                       if map_selector else selector_from_label_selector(raw))
     except SelectorError:
         selector = ""
     scale_meta = {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
@@ -656,7 +665,7 @@ def validate_scale(scale: ObjMap) -> list[FieldError]:
 
     Report errors as ``invalid_error("Scale", name, errs, "autoscaling")``.
     """
-    errs = _validate_create_meta(scale)
+    errs = validate_create_meta(scale)
     replicas = _int(_map(scale, "spec"), "replicas")
     if replicas < 0:
         errs.append(invalid(_SPEC.child("replicas"), replicas, IS_NEGATIVE_ERROR_MSG))
@@ -673,6 +682,6 @@ def apply_scale(obj: ObjMap, scale: ObjMap) -> Obj:
     spec["replicas"] = _int(_map(scale, "spec"), "replicas")
     rv = _map(scale, "metadata").get("resourceVersion")
     if rv:
-        _meta_of(out)["resourceVersion"] = str(rv)
+        meta_of_mut(out)["resourceVersion"] = str(rv)
     return out
 

@@ -99,7 +99,13 @@ from svcnet.registry.strategies import (
     PodStrategy,
     RuntimeClassStrategy,
 )
-from svcnet.registry.workloads import DeploymentStrategy, ReplicaSetStrategy
+from svcnet.registry.workloads import (
+    DaemonSetStrategy,
+    DeploymentStrategy,
+    ReplicaSetStrategy,
+    ReplicationControllerStrategy,
+    StatefulSetStrategy,
+)
 from svcnet.storage import open_store
 from svcnet.storage.interface import Store
 from svcnet.util.clock import Clock, RealClock
@@ -336,6 +342,9 @@ class APIServer:
             ("coordination.k8s.io", "leases"): LeaseStrategy(),
             ("apps", "deployments"): DeploymentStrategy(),
             ("apps", "replicasets"): ReplicaSetStrategy(),
+            ("apps", "daemonsets"): DaemonSetStrategy(),
+            ("apps", "statefulsets"): StatefulSetStrategy(),
+            ("", "replicationcontrollers"): ReplicationControllerStrategy(),
             (runtimeclasses.GROUP, "runtimeclasses"): RuntimeClassStrategy(),
             (rbac.GROUP, "roles"): RoleStrategy(self._check_escalation),
             (rbac.GROUP, "clusterroles"): ClusterRoleStrategy(self._check_escalation),

@@ -347,6 +347,68 @@ _SERVICE_ACCOUNT_COLUMNS = (
                                   "pods running using this ServiceAccount are allowed to use."),
     _AGE,
 )
+_DAEMON_SET_COLUMNS = (
+    _NAME,
+    Column("Desired", type="integer", description=(
+        "The total number of nodes that should be running the daemon pod (including nodes "
+        "correctly running the daemon pod). More info: "
+        "https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/")),
+    Column("Current", type="integer", description=(
+        "The number of nodes that are running at least 1 daemon pod and are supposed to run "
+        "the daemon pod. More info: "
+        "https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/")),
+    Column("Ready", type="integer", description=(
+        "numberReady is the number of nodes that should be running the daemon pod and have one "
+        "or more of the daemon pod running with a Ready Condition.")),
+    Column("Up-to-date", type="integer", description=(
+        "The total number of nodes that are running updated daemon pod")),
+    Column("Available", type="integer", description=(
+        "The number of nodes that should be running the daemon pod and have one or more of the "
+        "daemon pod running and available (ready for at least spec.minReadySeconds)")),
+    Column("Node Selector", description=(
+        "NodeSelector is a selector which must be true for the pod to fit on a node. Selector "
+        "which must match a node's labels for the pod to be scheduled on that node. More info: "
+        "https://kubernetes.io/docs/concepts/configuration/assign-pod-node/")),
+    _AGE,
+    _CONTAINERS,
+    _IMAGES,
+    Column("Selector", priority=1, description=(
+        "A label query over pods that are managed by the daemon set. Must match in order to be "
+        "controlled. It must match the pod template's labels. More info: "
+        "https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/"
+        "#label-selectors")),
+)
+_STATEFUL_SET_COLUMNS = (
+    _NAME,
+    Column("Ready", description="Number of the pod with ready state"),
+    _AGE,
+    _CONTAINERS,
+    _IMAGES,
+)
+_REPLICATION_CONTROLLER_COLUMNS = (
+    _NAME,
+    Column("Desired", type="integer", description=(
+        "Replicas is the number of desired replicas. This is a pointer to distinguish between "
+        "explicit zero and unspecified. Defaults to 1. More info: "
+        "https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller"
+        "#what-is-a-replicationcontroller")),
+    Column("Current", type="integer", description=(
+        "Replicas is the most recently observed number of replicas. More info: "
+        "https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller"
+        "#what-is-a-replicationcontroller")),
+    Column("Ready", type="integer", description=(
+        "The number of ready replicas for this replication controller.")),
+    _AGE,
+    _CONTAINERS,
+    _IMAGES,
+    Column("Selector", priority=1, description=(
+        "Selector is a label query over pods that should match the Replicas count. If Selector "
+        "is empty, it is defaulted to the labels present on the Pod template. Label keys and "
+        "values that must match in order to be controlled by this replication controller, if "
+        "empty defaulted to labels on Pod template. More info: "
+        "https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/"
+        "#label-selectors")),
+)
 _RUNTIME_CLASS_COLUMNS = (
     _NAME,
     # Upstream describes it with ObjectMeta's (absent) doc of "handler": empty.
@@ -700,6 +762,34 @@ def _print_replica_set(rs: Obj, now: datetime) -> list[Cell]:
             _format_label_selector(spec.get("selector"))]
 
 
+def _print_daemon_set(ds: Obj, now: datetime) -> list[Cell]:
+    """printDaemonSet."""
+    spec, status = _dict(ds.get("spec")), _dict(ds.get("status"))
+    names, images = _containers(ds)
+    return [_name(ds), _int(status.get("desiredNumberScheduled")),
+            _int(status.get("currentNumberScheduled")), _int(status.get("numberReady")),
+            _int(status.get("updatedNumberScheduled")), _int(status.get("numberAvailable")),
+            _format_labels(_get(ds, "spec", "template", "spec", "nodeSelector")),
+            _age(ds, now), names, images, _format_label_selector(spec.get("selector"))]
+
+
+def _print_stateful_set(sts: Obj, now: datetime) -> list[Cell]:
+    """printStatefulSet."""
+    spec, status = _dict(sts.get("spec")), _dict(sts.get("status"))
+    names, images = _containers(sts)
+    return [_name(sts), f"{_int(status.get('readyReplicas'))}/{_int(spec.get('replicas'), 1)}",
+            _age(sts, now), names, images]
+
+
+def _print_replication_controller(rc: Obj, now: datetime) -> list[Cell]:
+    """printReplicationController (the selector is a label map)."""
+    spec, status = _dict(rc.get("spec")), _dict(rc.get("status"))
+    names, images = _containers(rc)
+    return [_name(rc), _int(spec.get("replicas"), 1), _int(status.get("replicas")),
+            _int(status.get("readyReplicas")), _age(rc, now), names, images,
+            _format_labels(spec.get("selector"))]
+
+
 def _core_event(event: Obj) -> Obj:
     """An ``events.k8s.io/v1`` Event in core ``v1`` field names (upstream converts, then prints
     with the core printer)."""
@@ -822,6 +912,10 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
                                                     _print_endpoint_slice),
     ("apps", "Deployment"): _Printer(_DEPLOYMENT_COLUMNS, _print_deployment),
     ("apps", "ReplicaSet"): _Printer(_REPLICA_SET_COLUMNS, _print_replica_set),
+    ("apps", "DaemonSet"): _Printer(_DAEMON_SET_COLUMNS, _print_daemon_set),
+    ("apps", "StatefulSet"): _Printer(_STATEFUL_SET_COLUMNS, _print_stateful_set),
+    ("", "ReplicationController"): _Printer(_REPLICATION_CONTROLLER_COLUMNS,
+                                            _print_replication_controller),
     ("events.k8s.io", "Event"): _Printer(_EVENT_COLUMNS, _print_events_k8s_io_event),
     ("coordination.k8s.io", "Lease"): _Printer(_LEASE_COLUMNS, _print_lease),
     ("node.k8s.io", "RuntimeClass"): _Printer(_RUNTIME_CLASS_COLUMNS, _print_runtime_class),

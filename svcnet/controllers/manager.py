@@ -17,6 +17,7 @@ from typing import Protocol
 
 from svcnet.client.rest import RESTClient
 from svcnet.controllers.clusterroleaggregation import ClusterRoleAggregationController
+from svcnet.controllers.daemonset import DaemonSetController
 from svcnet.controllers.deployment import DeploymentController
 from svcnet.controllers.endpoints import EndpointsController
 from svcnet.controllers.endpointslice import EndpointSliceController
@@ -66,6 +67,8 @@ class ControllerManager:
             EndpointsController.from_client(client, clock=clock),
             ReplicaSetController.from_client(client, clock=clock),
             DeploymentController.from_client(client, clock=clock),
+            ReplicaSetController.for_replication_controllers(client, clock=clock),
+            DaemonSetController.from_client(client, clock=clock),
             GarbageCollector.from_client(client, clock=clock),
             ClusterRoleAggregationController.from_client(client, clock=clock),
             *([RootCACertPublisher(client, config.root_ca_pem, clock=clock)]

@@ -21,7 +21,12 @@ from svcnet.api.access import (
     uid_of as _uid,
 )
 from svcnet.api.errors import StatusError
-from svcnet.api.labels import Selector, SelectorError, selector_from_label_selector
+from svcnet.api.labels import (
+    Selector,
+    SelectorError,
+    selector_from_label_selector,
+    selector_from_set,
+)
 from svcnet.client.controller import RequeueError
 from svcnet.client.events import EventSink
 from svcnet.client.informer import (
@@ -61,6 +66,9 @@ ObjMap = Mapping[str, Any]
 
 REPLICASETS: Final = GVR("apps", "v1", "replicasets", "ReplicaSet")
 DEPLOYMENTS: Final = GVR("apps", "v1", "deployments", "Deployment")
+DAEMONSETS: Final = GVR("apps", "v1", "daemonsets", "DaemonSet")
+STATEFULSETS: Final = GVR("apps", "v1", "statefulsets", "StatefulSet")
+REPLICATIONCONTROLLERS: Final = GVR("", "v1", "replicationcontrollers", "ReplicationController")
 
 
 # =============================================================================================
@@ -83,6 +91,16 @@ def label_selector(obj: ObjMap) -> Selector | None:
         return selector_from_label_selector(_map(obj, "spec").get("selector"))
     except SelectorError:
         return None
+
+
+def map_selector(obj: ObjMap) -> Selector | None:
+    """A ReplicationController's ``spec.selector`` (a label map) as a Selector
+    (``labels.SelectorFromSet``); an empty map selects nothing here, as the RC controller's
+    conversion to a ReplicaSet turns it into a nil selector."""
+    raw = _map(obj, "spec").get("selector")
+    if not isinstance(raw, Mapping) or not raw:
+        return None
+    return selector_from_set({str(k): str(v) for k, v in raw.items()})
 
 
 # =============================================================================================

@@ -51,6 +51,12 @@ the ReplicaSet with upstream's source ``replicaset-controller``.
 The helpers for controller references, claiming and expectations are shared with the
 Deployment controller (which claims ReplicaSets the same way).
 
+**ReplicationControllers** (core/v1) are run by this same class, as upstream's
+``pkg/controller/replication`` runs them through the ReplicaSet controller (converting each RC to
+a ReplicaSet): :meth:`ReplicaSetController.for_replication_controllers` binds it to the
+``replicationcontrollers`` resource, the label-map selector (:func:`map_selector`) and the
+event source ``replication-controller``. The statuses are the same.
+
 Why this module is long: Mirrors upstream's replica_set.go and its pod ranking
 (controller_utils.go) one to one.
 """
@@ -62,7 +68,7 @@ import copy
 import functools
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -78,6 +84,7 @@ from svcnet.api.access import (
     uid_of as _uid,
 )
 from svcnet.api.errors import StatusError, is_namespace_terminating
+from svcnet.api.labels import Selector
 from svcnet.api.names import name_is_dns_subdomain
 from svcnet.client.controller import Controller, InformerController
 from svcnet.client.events import EventRecorder
@@ -91,6 +98,7 @@ from svcnet.client.informer import (
 from svcnet.client.rest import GVR, PODS, Preconditions
 from svcnet.controllers.ownership import (
     REPLICASETS,
+    REPLICATIONCONTROLLERS,
     APIClient,
     WorkloadClient,
     claim,
@@ -98,6 +106,7 @@ from svcnet.controllers.ownership import (
     controller_uid_index,
     ensure_index,
     label_selector,
+    map_selector,
     new_controller_ref,
     parse_time,
     recheck_deletion,
@@ -111,6 +120,7 @@ __all__ = [
     "COMPONENT",
     "CONTROLLER_UID_INDEX",
     "EXPECTATIONS_TIMEOUT",
+    "RC_COMPONENT",
     "ControllerExpectations",
     "ReplicaSetController",
     "calculate_status",
@@ -130,6 +140,7 @@ Obj = dict[str, Any]
 ObjMap = Mapping[str, Any]
 
 COMPONENT: Final = "replicaset-controller"
+RC_COMPONENT: Final = "replication-controller"
 BURST_REPLICAS: Final = 500
 """At most this many creations or deletions per sync (upstream's BurstReplicas)."""
 SLOW_START_INITIAL_BATCH_SIZE: Final = 1
@@ -461,15 +472,21 @@ class ReplicaSetController(InformerController):
     def __init__(self, client: WorkloadClient, *, replicasets: Informer, pods: Informer,
                  clock: Clock | None = None, workers: int = 1,
                  burst_replicas: int = BURST_REPLICAS,
-                 recorder: EventRecorder | None = None) -> None:
+                 recorder: EventRecorder | None = None, gvr: GVR = REPLICASETS,
+                 selector_of: Callable[[ObjMap], Selector | None] = label_selector,
+                 component: str = COMPONENT) -> None:
         self._client = client
+        #: What this instance runs: ReplicaSets, or ReplicationControllers (see the module doc).
+        self.gvr = gvr
+        self._selector_of = selector_of
+        self.component = component
         self.replicasets = replicasets
         self.pods = pods
         self._clock: Clock = clock or RealClock()
         self.burst_replicas = burst_replicas
-        self.recorder = recorder or EventRecorder(client, COMPONENT, clock=self._clock)
+        self.recorder = recorder or EventRecorder(client, component, clock=self._clock)
         self.expectations = ControllerExpectations(self._clock)
-        self.controller = Controller(COMPONENT, self.sync, informers=[replicasets, pods],
+        self.controller = Controller(component, self.sync, informers=[replicasets, pods],
                                      workers=workers, clock=self._clock)
         ensure_index(replicasets, CONTROLLER_UID_INDEX, controller_uid_index)
         self.rs_handler = EventHandler(on_add=self._add_rs, on_update=self._update_rs,
@@ -488,6 +505,18 @@ class ReplicaSetController(InformerController):
         pods = Informer(client, PODS, clock=clock, name="pods")
         return cls(client, replicasets=replicasets, pods=pods, clock=clock, workers=workers)
 
+    @classmethod
+    def for_replication_controllers(cls, client: APIClient, *, clock: Clock | None = None,
+                                    resync_period: float = DEFAULT_RESYNC, workers: int = 1
+                                    ) -> ReplicaSetController:
+        """The ReplicationController manager (NewReplicationManager)."""
+        rcs = Informer(client, REPLICATIONCONTROLLERS, resync_period=resync_period, clock=clock,
+                       name="replicationcontrollers")
+        pods = Informer(client, PODS, clock=clock, name="pods")
+        return cls(client, replicasets=rcs, pods=pods, clock=clock, workers=workers,
+                   gvr=REPLICATIONCONTROLLERS, selector_of=map_selector,
+                   component=RC_COMPONENT)
+
 
     @property
     def informers(self) -> tuple[Informer, ...]:
@@ -499,7 +528,7 @@ class ReplicaSetController(InformerController):
     def _resolve(self, namespace: str, ref: ObjMap) -> Obj | None:
         """resolveControllerRef: the ReplicaSet a controller reference names, if it is the
         same object (uid) we have in the cache."""
-        if ref.get("kind") != REPLICASETS.kind:
+        if ref.get("kind") != self.gvr.kind:
             return None
         rs = self.replicasets.get(f"{namespace}/{ref.get('name')}")
         if rs is None or _uid(rs) != ref.get("uid"):
@@ -510,11 +539,11 @@ class ReplicaSetController(InformerController):
         """GetPodReplicaSets: the ReplicaSets whose (non-empty) selector matches the pod."""
         out = []
         for rs in self.replicasets.by_index(NAMESPACE_INDEX, _namespace(pod)):
-            sel = label_selector(rs)
+            sel = self._selector_of(rs)
             if sel is not None and not sel.empty() and sel.matches(_labels(pod)):
                 out.append(rs)
         if len(out) > 1:
-            log.warning("%s: more than one ReplicaSet selects pod %s: %s", COMPONENT,
+            log.warning("%s: more than one controller selects pod %s: %s", self.component,
                         object_key(pod), ", ".join(_name(r) for r in out))
         return out
 
@@ -599,14 +628,14 @@ class ReplicaSetController(InformerController):
             return
         rs = copy.deepcopy(cached)
         needs_sync = self.expectations.satisfied(key)
-        selector = label_selector(rs)
+        selector = self._selector_of(rs)
         if selector is None:
-            log.warning("%s: %s has an invalid selector", COMPONENT, key)
+            log.warning("%s: %s has an invalid selector", self.component, key)
             return
         ns, _ = split_key(key)
         active = filter_active_pods(self.pods.by_index(NAMESPACE_INDEX, ns))
-        pods = await claim(self._client, PODS, rs, REPLICASETS, selector, active,
-                           recheck_deletion(self._client, REPLICASETS, rs))
+        pods = await claim(self._client, PODS, rs, self.gvr, selector, active,
+                           recheck_deletion(self._client, self.gvr, rs))
         manage_error: Exception | None = None
         if needs_sync and not _terminating(rs):
             try:
@@ -636,7 +665,7 @@ class ReplicaSetController(InformerController):
 
     async def _create_pods(self, key: str, rs: Obj, count: int) -> None:
         self.expectations.expect_creations(key, count)
-        log.info("%s: %s: too few replicas (need %d), creating %d", COMPONENT, key,
+        log.info("%s: %s: too few replicas (need %d), creating %d", self.component, key,
                  spec_replicas(rs), count)
         successes = 0
         error: Exception | None = None
@@ -656,7 +685,7 @@ class ReplicaSetController(InformerController):
             raise error
 
     async def _create_pod(self, rs: Obj) -> None:
-        pod = pod_from_template(rs)
+        pod = pod_from_template(rs, self.gvr)
         try:
             created = await self._client.create(PODS, pod, namespace=_namespace(rs))
         except StatusError as e:
@@ -669,7 +698,7 @@ class ReplicaSetController(InformerController):
     async def _delete_pods(self, key: str, rs: Obj, pods: Sequence[Obj], count: int) -> None:
         related = self._indirectly_related_pods(rs)
         doomed = pods_to_delete(pods, related, count, self._clock.now())
-        log.info("%s: %s: too many replicas (need %d), deleting %d", COMPONENT, key,
+        log.info("%s: %s: too many replicas (need %d), deleting %d", self.component, key,
                  spec_replicas(rs), count)
         self.expectations.expect_deletions(key, [object_key(p) for p in doomed])
         results = await asyncio.gather(*(self._delete_pod_of(key, rs, p) for p in doomed),
@@ -702,7 +731,7 @@ class ReplicaSetController(InformerController):
         ns = _namespace(rs)
         pods = self.pods.by_index(NAMESPACE_INDEX, ns)
         for sibling in self.replicasets.by_index(CONTROLLER_UID_INDEX, str(ref.get("uid"))):
-            sel = label_selector(sibling)
+            sel = self._selector_of(sibling)
             if sel is None:
                 continue
             for pod in pods:
@@ -724,11 +753,11 @@ class ReplicaSetController(InformerController):
                 status["observedGeneration"] = generation
             obj["status"] = status
             try:
-                return await self._client.update(REPLICASETS, obj, subresource="status")
+                return await self._client.update(self.gvr, obj, subresource="status")
             except StatusError as e:
                 if e.code == 404:
                     return rs  # deleted meanwhile: its deletion event ends the story
                 if e.code != 409 or attempt == 1:
                     raise
-                current = await self._client.get(REPLICASETS, _namespace(rs), _name(rs))
+                current = await self._client.get(self.gvr, _namespace(rs), _name(rs))
         return current  # unreachable

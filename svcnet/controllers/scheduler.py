@@ -1,8 +1,11 @@
 """The scheduler: binds pods without ``spec.nodeName`` to a Ready node.
 
 A deliberately small version of kube-scheduler's default profile, enough for Services to have
-somewhere to run: filter nodes (Ready, schedulable, ``nodeSelector`` labels match, no
-NoSchedule/NoExecute taint the pod does not tolerate), then pick the node running the fewest
+somewhere to run: filter nodes (Ready, schedulable unless the pod tolerates the
+``node.kubernetes.io/unschedulable`` taint, ``nodeSelector`` labels and the required node
+affinity match — ``matchExpressions`` on labels and ``matchFields`` on ``metadata.name``, which is
+how DaemonSet pods are pinned to their node —, no NoSchedule/NoExecute taint the pod does not
+tolerate), then pick the node running the fewest
 pods (ties by name, so placement is predictable). The decision is the pure
 :func:`choose_node`; :class:`Scheduler` feeds it from informers and writes the decision through
 the ``pods/binding`` subresource, as kube-scheduler does. A pod no node can take stays Pending
@@ -38,7 +41,8 @@ def node_ready(node: Mapping[str, Any]) -> bool:
     return False
 
 
-def _tolerates(pod: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
+def tolerates(pod: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
+    """Whether one of the pod's tolerations tolerates ``taint``."""
     for t in (pod.get("spec") or {}).get("tolerations") or []:
         if t.get("effect") and t.get("effect") != taint.get("effect"):
             continue
@@ -48,6 +52,54 @@ def _tolerates(pod: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
         if t.get("key") == taint.get("key") and t.get("value", "") == taint.get("value", ""):
             return True
     return False
+
+
+UNSCHEDULABLE_TAINT: Final = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+
+
+def _requirement_matches(req: Mapping[str, Any], value: str | None) -> bool:
+    """One NodeSelectorRequirement against a label's (or field's) value (None: absent)."""
+    op, values = req.get("operator"), [str(v) for v in req.get("values") or []]
+    if op == "In":
+        return value is not None and value in values
+    if op == "NotIn":
+        return value is None or value not in values
+    if op == "Exists":
+        return value is not None
+    if op == "DoesNotExist":
+        return value is None
+    if op in ("Gt", "Lt") and value is not None and len(values) == 1:
+        try:
+            have, want = int(value), int(values[0])
+        except ValueError:
+            return False
+        return have > want if op == "Gt" else have < want
+    return False
+
+
+def _term_matches(term: Mapping[str, Any], labels: Mapping[str, str], name: str) -> bool:
+    exprs, fields = term.get("matchExpressions") or [], term.get("matchFields") or []
+    if not exprs and not fields:
+        return False  # an empty term matches no node
+    return all(_requirement_matches(r, labels.get(str(r.get("key")))) for r in exprs) and all(
+        r.get("key") == "metadata.name" and _requirement_matches(r, name) for r in fields)
+
+
+def node_affinity_matches(pod: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
+    """The pod's ``nodeSelector`` and required node affinity (any of its terms) hold for the
+    node (upstream's NodeAffinity filter, ``GetRequiredNodeAffinity``)."""
+    spec = pod.get("spec") or {}
+    meta = node.get("metadata") or {}
+    labels: Mapping[str, str] = meta.get("labels") or {}
+    selector: Mapping[str, str] = spec.get("nodeSelector") or {}
+    if any(labels.get(k) != v for k, v in selector.items()):
+        return False
+    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution") or {})
+    terms = required.get("nodeSelectorTerms")
+    if not terms:
+        return True
+    return any(_term_matches(t or {}, labels, str(meta.get("name", ""))) for t in terms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,21 +120,19 @@ def needs_scheduling(pod: Mapping[str, Any]) -> bool:
 def choose_node(pod: Mapping[str, Any], nodes: Iterable[Mapping[str, Any]],
                 pods_per_node: Mapping[str, int]) -> Decision:
     """The node to bind ``pod`` to, or why there is none. Pure."""
-    selector: Mapping[str, str] = (pod.get("spec") or {}).get("nodeSelector") or {}
     reasons: dict[str, int] = {}
     candidates: list[tuple[int, str]] = []
     all_nodes = list(nodes)
     for node in all_nodes:
         name = str((node.get("metadata") or {}).get("name", ""))
-        labels = (node.get("metadata") or {}).get("labels") or {}
         spec = node.get("spec") or {}
         if not node_ready(node):
             why = "node(s) were not ready"
-        elif spec.get("unschedulable"):
+        elif spec.get("unschedulable") and not tolerates(pod, UNSCHEDULABLE_TAINT):
             why = "node(s) were unschedulable"
-        elif any(labels.get(k) != v for k, v in selector.items()):
+        elif not node_affinity_matches(pod, node):
             why = "node(s) didn't match Pod's node affinity/selector"
-        elif any(t.get("effect") in ("NoSchedule", "NoExecute") and not _tolerates(pod, t)
+        elif any(t.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(pod, t)
                  for t in spec.get("taints") or []):
             why = "node(s) had untolerated taint"
         else:

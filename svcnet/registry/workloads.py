@@ -1,7 +1,9 @@
-"""Strategies for apps/v1 Deployments and ReplicaSets: wiring of :mod:`svcnet.api.workloads`
-into the generic registry.
+"""Strategies for the workload kinds: apps/v1 Deployments, ReplicaSets, DaemonSets and
+StatefulSets and core/v1 ReplicationControllers; wiring of :mod:`svcnet.api.workloads`,
+:mod:`svcnet.api.daemonsets`, :mod:`svcnet.api.statefulsets` and
+:mod:`svcnet.api.replicationcontrollers` into the generic registry.
 
-Both kinds have a generation (``metadata.generation``, bumped by the registry when
+All these kinds have a generation (``metadata.generation``, bumped by the registry when
 :meth:`generation_changed` says so) that their controllers echo in ``status.observedGeneration``.
 For a Deployment an annotation change counts as a new generation too (upstream's
 deploymentStrategy does this because the Deployment controller copies annotations onto the
@@ -14,13 +16,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from svcnet.api import workloads
+from svcnet.api import daemonsets, replicationcontrollers, statefulsets, workloads
 from svcnet.api.errors import FieldError
 from svcnet.registry.generic import BaseStrategy
 
 Obj = dict[str, Any]
 
-__all__ = ["DeploymentStrategy", "ReplicaSetStrategy"]
+__all__ = ["DaemonSetStrategy", "DeploymentStrategy", "ReplicaSetStrategy",
+           "ReplicationControllerStrategy", "StatefulSetStrategy"]
 
 
 class DeploymentStrategy(BaseStrategy):
@@ -85,3 +88,97 @@ class ReplicaSetStrategy(BaseStrategy):
 
     def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
         return workloads.validate_replicaset_status_update(new, old)
+
+
+class DaemonSetStrategy(BaseStrategy):
+    kind: ClassVar[str] = "DaemonSet"
+    resource: ClassVar[str] = "daemonsets"
+    group: ClassVar[str] = "apps"
+    api_version: ClassVar[str] = "apps/v1"
+    has_generation: ClassVar[bool] = True
+
+    def default(self, obj: Obj) -> Obj:
+        return daemonsets.set_defaults_daemonset(obj)
+
+    def prepare_for_create(self, obj: Obj) -> Obj:
+        return daemonsets.prepare_daemonset_for_create(obj)
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> Obj:
+        return daemonsets.prepare_daemonset_for_update(new, old)
+
+    def generation_changed(self, new: Obj, old: Obj) -> bool:
+        return workloads.replicaset_generation_changed(new, old)
+
+    def validate_create(self, obj: Obj) -> list[FieldError]:
+        return daemonsets.validate_daemonset(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return daemonsets.validate_daemonset_update(new, old)
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
+        return daemonsets.prepare_daemonset_for_status_update(new, old)
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return daemonsets.validate_daemonset_status_update(new, old)
+
+
+class StatefulSetStrategy(BaseStrategy):
+    kind: ClassVar[str] = "StatefulSet"
+    resource: ClassVar[str] = "statefulsets"
+    group: ClassVar[str] = "apps"
+    api_version: ClassVar[str] = "apps/v1"
+    has_generation: ClassVar[bool] = True
+
+    def default(self, obj: Obj) -> Obj:
+        return statefulsets.set_defaults_statefulset(obj)
+
+    def prepare_for_create(self, obj: Obj) -> Obj:
+        return statefulsets.prepare_statefulset_for_create(obj)
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> Obj:
+        return statefulsets.prepare_statefulset_for_update(new, old)
+
+    def generation_changed(self, new: Obj, old: Obj) -> bool:
+        return workloads.replicaset_generation_changed(new, old)
+
+    def validate_create(self, obj: Obj) -> list[FieldError]:
+        return statefulsets.validate_statefulset(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return statefulsets.validate_statefulset_update(new, old)
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
+        return statefulsets.prepare_statefulset_for_status_update(new, old)
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return statefulsets.validate_statefulset_status_update(new, old)
+
+
+class ReplicationControllerStrategy(BaseStrategy):
+    kind: ClassVar[str] = "ReplicationController"
+    resource: ClassVar[str] = "replicationcontrollers"
+    has_generation: ClassVar[bool] = True
+
+    def default(self, obj: Obj) -> Obj:
+        return replicationcontrollers.set_defaults_rc(obj)
+
+    def prepare_for_create(self, obj: Obj) -> Obj:
+        return replicationcontrollers.prepare_rc_for_create(obj)
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> Obj:
+        return replicationcontrollers.prepare_rc_for_update(new, old)
+
+    def generation_changed(self, new: Obj, old: Obj) -> bool:
+        return workloads.replicaset_generation_changed(new, old)
+
+    def validate_create(self, obj: Obj) -> list[FieldError]:
+        return replicationcontrollers.validate_rc(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return replicationcontrollers.validate_rc_update(new, old)
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
+        return replicationcontrollers.prepare_rc_for_status_update(new, old)
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return replicationcontrollers.validate_rc_status_update(new, old)

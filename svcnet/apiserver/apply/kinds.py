@@ -29,6 +29,12 @@ _RESET_FIELDS: Final[dict[tuple[str, str, str], tuple[str, ...]]] = {
     ("apps/v1", "Deployment", "status"): ("spec", "metadata.labels"),
     ("apps/v1", "ReplicaSet", ""): ("status",),
     ("apps/v1", "ReplicaSet", "status"): ("spec",),
+    ("apps/v1", "DaemonSet", ""): ("status",),
+    ("apps/v1", "DaemonSet", "status"): ("spec",),
+    ("apps/v1", "StatefulSet", ""): ("status",),
+    ("apps/v1", "StatefulSet", "status"): ("spec",),
+    ("v1", "ReplicationController", ""): ("status",),
+    ("v1", "ReplicationController", "status"): ("spec",),
 }
 
 # Top-level structs a zero-valued Go object of the kind carries (``creater.New``).
@@ -39,6 +45,9 @@ _ZERO_STRUCTS: Final[dict[tuple[str, str], tuple[str, ...]]] = {
     ("v1", "Namespace"): ("spec", "status"),
     ("apps/v1", "Deployment"): ("spec", "status"),
     ("apps/v1", "ReplicaSet"): ("spec", "status"),
+    ("apps/v1", "DaemonSet"): ("spec", "status"),
+    ("apps/v1", "StatefulSet"): ("spec", "status"),
+    ("v1", "ReplicationController"): ("spec", "status"),
 }
 
 # stripMeta: paths no manager ever owns.

@@ -259,6 +259,22 @@ _KIND_FIELDS: Final[dict[tuple[str, str], dict[str, FieldMeta]]] = {
         **_pod_template("spec.template"),
         **_under("status", _WORKLOAD_STATUS),
     },
+    ("apps/v1", "DaemonSet"): {
+        "spec.selector": _LABEL_SELECTOR,
+        **_pod_template("spec.template"),
+        **_under("status", _WORKLOAD_STATUS),
+    },
+    ("apps/v1", "StatefulSet"): {
+        "spec.selector": _LABEL_SELECTOR,
+        **_pod_template("spec.template"),
+        "spec.volumeClaimTemplates": _ATOMIC,  # +listType=atomic
+        **_under("status", _WORKLOAD_STATUS),
+    },
+    ("v1", "ReplicationController"): {
+        "spec.selector": _ATOMIC_MAP,  # +mapType=atomic
+        **_pod_template("spec.template"),
+        **_under("status", _WORKLOAD_STATUS),
+    },
 }
 
 #: Patch metadata for every kind we serve, keyed by ``(apiVersion, kind)``. ObjectMeta rules

@@ -36,11 +36,14 @@ async def serve_scale(handlers: Handlers, request: web.Request, info: RequestInf
     if verb is None or not info.name:
         raise method_not_allowed()
     await handlers.authorize(user, verb, info, served)
+    # A core/v1 ReplicationController's selector is a label map (scaleFromRC).
+    map_selector = served.group == "" and served.resource == "replicationcontrollers"
     await handlers.require_namespace(info, served, creating=False)
     if verb == "get":
         current = await served.registry.get(info.namespace, info.name)
-        return verb, encoded_response(request, workloads.scale_from_object(current),
-                                      "autoscaling/v1", "Scale")
+        return verb, encoded_response(
+            request, workloads.scale_from_object(current, map_selector=map_selector),
+            "autoscaling/v1", "Scale")
     body = await read_body(request)
     dry_run = dry_run_of(request)
     patch_type = patching.patch_type_of(request.content_type) if verb == "patch" else None
@@ -52,7 +55,7 @@ async def serve_scale(handlers: Handlers, request: web.Request, info: RequestInf
     def scaled(current: Obj | None) -> Obj:
         """The object with the Scale's replicas (the Scale computed from this version)."""
         assert current is not None
-        old_scale = workloads.scale_from_object(current)
+        old_scale = workloads.scale_from_object(current, map_selector=map_selector)
         if patch_type is not None:
             wanted: Any = patching.apply_patch(patch_type, old_scale, body, "autoscaling/v1",
                                                "Scale")
@@ -80,5 +83,6 @@ async def serve_scale(handlers: Handlers, request: web.Request, info: RequestInf
     written, _ = await served.registry.update_from(
         info.namespace, info.name, scaled, dry_run=dry_run,
         before_write=handlers.managed_fields(served, manager, "Update", "scale"))
-    return verb, encoded_response(request, workloads.scale_from_object(written),
-                                  "autoscaling/v1", "Scale")
+    return verb, encoded_response(
+        request, workloads.scale_from_object(written, map_selector=map_selector),
+        "autoscaling/v1", "Scale")

@@ -37,6 +37,9 @@ KUBECTL_NAMES = [
     ("", "events", ["ev"], []),
     ("apps", "deployments", ["deploy"], ["all"]),
     ("apps", "replicasets", ["rs"], ["all"]),
+    ("apps", "daemonsets", ["ds"], ["all"]),
+    ("apps", "statefulsets", ["sts"], ["all"]),
+    ("", "replicationcontrollers", ["rc"], ["all"]),
     ("events.k8s.io", "events", ["ev"], []),
     ("discovery.k8s.io", "endpointslices", [], []),
     ("coordination.k8s.io", "leases", [], []),
@@ -91,7 +94,13 @@ def test_catalogue_lookups() -> None:
     assert deploy.subresource_gvk(status) == ("apps", "v1", "Deployment")
     assert resources.by_kind("events.k8s.io/v1", "Event") is not resources.by_kind("v1", "Event")
     assert resources.by_resource("", "v1", "limitranges") is None
-    assert resources.by_kind("apps/v1", "StatefulSet") is None
+    sts = resources.by_kind("apps/v1", "StatefulSet")
+    assert sts is not None and sts.subresource("scale") is not None
+    ds = resources.by_kind("apps/v1", "DaemonSet")
+    assert ds is not None and ds.subresource("scale") is None  # DaemonSets have no /scale
+    rc = resources.by_kind("v1", "ReplicationController")
+    assert rc is not None and rc.path_prefix == "/api/v1" and rc.subresource("scale") is not None
+    assert resources.by_kind("apps/v1", "ControllerRevision") is None
 
 
 def test_catalogue_is_consistent() -> None:
@@ -193,7 +202,8 @@ def test_legacy_core_resource_list_shape() -> None:
     assert [e["name"] for e in doc["resources"]] == [
         "configmaps", "endpoints", "events", "namespaces", "namespaces/finalize",
         "namespaces/status", "nodes", "nodes/status", "pods", "pods/attach", "pods/binding",
-        "pods/exec", "pods/log", "pods/portforward", "pods/status", "secrets",
+        "pods/exec", "pods/log", "pods/portforward", "pods/status", "replicationcontrollers",
+        "replicationcontrollers/scale", "replicationcontrollers/status", "secrets",
         "serviceaccounts", "serviceaccounts/token", "services", "services/status"]
     assert _legacy_entry("", "v1", "services") == {
         "name": "services", "singularName": "service", "namespaced": True, "kind": "Service",
@@ -253,8 +263,8 @@ def test_aggregated_api_has_only_the_core_group_without_a_name() -> None:
     assert [v["version"] for v in core["versions"]] == ["v1"]
     assert core["versions"][0]["freshness"] == "Current"
     assert [r["resource"] for r in core["versions"][0]["resources"]] == [
-        "configmaps", "endpoints", "events", "namespaces", "nodes", "pods", "secrets",
-        "serviceaccounts", "services"]
+        "configmaps", "endpoints", "events", "namespaces", "nodes", "pods",
+        "replicationcontrollers", "secrets", "serviceaccounts", "services"]
 
 
 def test_aggregated_apis_lists_named_groups_in_order() -> None:

@@ -37,6 +37,7 @@ from svcnet.client.rest import (
     EVENTS,
     GVR,
     NAMESPACES,
+    NODES,
     PODS,
     SECRETS,
     SERVICEACCOUNTS,
@@ -46,7 +47,13 @@ from svcnet.client.rest import (
     Preconditions,
 )
 from svcnet.client.watchstream import WatchEvent
-from svcnet.controllers.ownership import DEPLOYMENTS, REPLICASETS
+from svcnet.controllers.ownership import (
+    DAEMONSETS,
+    DEPLOYMENTS,
+    REPLICASETS,
+    REPLICATIONCONTROLLERS,
+    STATEFULSETS,
+)
 from svcnet.registry.configs import ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy
 from svcnet.registry.generic import Preconditions as RegistryPreconditions, Registry, Strategy
 from svcnet.registry.strategies import (
@@ -54,9 +61,16 @@ from svcnet.registry.strategies import (
     EventStrategy,
     MetaOnlyStrategy,
     NamespaceStrategy,
+    NodeStrategy,
     PodStrategy,
 )
-from svcnet.registry.workloads import DeploymentStrategy, ReplicaSetStrategy
+from svcnet.registry.workloads import (
+    DaemonSetStrategy,
+    DeploymentStrategy,
+    ReplicaSetStrategy,
+    ReplicationControllerStrategy,
+    StatefulSetStrategy,
+)
 from svcnet.storage.memory import MemoryStore
 from svcnet.util.clock import FakeClock, rfc3339
 
@@ -85,7 +99,9 @@ def _strategies() -> dict[GVR, Strategy]:
             DEPLOYMENTS: DeploymentStrategy(), ENDPOINTSLICES: EndpointSliceStrategy(),
             SERVICES: _ServiceLite(), NAMESPACES: NamespaceStrategy(), EVENTS: EventStrategy(),
             CONFIGMAPS: ConfigMapStrategy(), SECRETS: SecretStrategy(),
-            SERVICEACCOUNTS: ServiceAccountStrategy()}
+            SERVICEACCOUNTS: ServiceAccountStrategy(), NODES: NodeStrategy(),
+            DAEMONSETS: DaemonSetStrategy(), STATEFULSETS: StatefulSetStrategy(),
+            REPLICATIONCONTROLLERS: ReplicationControllerStrategy()}
 
 
 class RegistryAPI:

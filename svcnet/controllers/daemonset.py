@@ -1,0 +1,453 @@
+"""The DaemonSet controller: one pod of each DaemonSet on every node that should run it.
+
+Theory of operation (after ``pkg/controller/daemon``: ``daemon_controller.go``'s ``syncDaemonSet``,
+``manage``, ``podsShouldBeOnNode``, ``NodeShouldRunDaemonPod``, ``updateDaemonSetStatus``;
+``update.go``'s ``rollingUpdate``; ``util/daemonset_util.go``'s ``AddOrUpdateDaemonPodTolerations``
+and ``ReplaceDaemonSetPodNodeNameNodeAffinity``)
+-------------------------------------------------------------------------------------------------
+Three informers (DaemonSets, pods, nodes) feed one queue of DaemonSet keys: a DaemonSet's own
+changes, its pods' changes (by controller reference; an orphan → every DaemonSet selecting it)
+and any node change (→ every DaemonSet) enqueue it. :meth:`DaemonSetController.sync` is
+level-triggered:
+
+1. claim the namespace's pods by selector (adopt / release, as the ReplicaSet controller does);
+2. :func:`plan` (pure) walks the nodes. A node *should run* the pod when the template's
+   ``nodeSelector`` and required node affinity match it and every NoSchedule/NoExecute taint of
+   the node is tolerated (by the template's tolerations plus the DaemonSet defaults); a pod
+   already there *may continue* unless a NoExecute taint is not tolerated. Then per node: none
+   and should run → create one; more than one → delete all but the oldest; Failed pods →
+   delete (a new one follows); should not continue → delete them all. Pods on nodes that no
+   longer exist are deleted;
+3. with the ``RollingUpdate`` strategy, pods whose ``controller-revision-hash`` is not the
+   template's current hash are replaced: old pods that are not available go first, then
+   available ones while fewer than ``maxUnavailable`` (an int or a percentage of the desired
+   count, rounded up) nodes lack an available pod. ``maxSurge`` is not implemented (upstream's
+   surge mode); ``OnDelete`` replaces nothing;
+4. creations and deletions wait on expectations, as the ReplicaSet controller's; the status
+   (desired/current/ready/available/updated/misscheduled/unavailable, observedGeneration) is
+   written through ``/status`` when it changed.
+
+A daemon pod is the template's pod (``generateName: <ds>-``, a controller reference) with the
+``controller-revision-hash`` and ``pod-template-generation`` labels, the default tolerations
+(``not-ready``/``unreachable`` NoExecute, ``disk-pressure``/``memory-pressure``/``pid-pressure``/
+``unschedulable`` NoSchedule, and ``network-unavailable`` for host-network pods) and a required
+node affinity term ``matchFields: metadata.name In [<node>]``, which the scheduler
+(:mod:`svcnet.controllers.scheduler`) honours: the pod is bound to its node by the scheduler, as
+upstream. The revision hash is a hash of the template computed here; svcnet serves no
+ControllerRevisions, so there is no revision history (``revisionHistoryLimit`` has no effect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from svcnet.api.access import (
+    int_of as _int,
+    labels_of as _labels,
+    list_of as _list,
+    map_of as _map,
+    meta_of as _meta,
+    name_of as _name,
+    namespace_of as _namespace,
+    uid_of as _uid,
+)
+from svcnet.api.daemonsets import ROLLING_UPDATE, template_generation
+from svcnet.api.errors import StatusError, is_namespace_terminating
+from svcnet.client.controller import Controller, InformerController
+from svcnet.client.events import EventRecorder
+from svcnet.client.informer import NAMESPACE_INDEX, EventHandler, Informer, object_key, split_key
+from svcnet.client.rest import NODES, PODS, Preconditions
+from svcnet.controllers.ownership import (
+    DAEMONSETS,
+    APIClient,
+    WorkloadClient,
+    claim,
+    controller_ref,
+    label_selector,
+    recheck_deletion,
+    terminating as _terminating,
+)
+from svcnet.controllers.replicaset import (
+    ControllerExpectations,
+    is_pod_available,
+    is_pod_ready,
+    pod_from_template,
+)
+from svcnet.controllers.scheduler import node_affinity_matches, tolerates
+from svcnet.util.clock import Clock, RealClock
+
+__all__ = ["COMPONENT", "DaemonSetController", "Plan", "daemon_pod", "plan", "template_hash"]
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+ObjMap = Mapping[str, Any]
+
+COMPONENT: Final = "daemonset-controller"
+REVISION_HASH_LABEL: Final = "controller-revision-hash"
+TEMPLATE_GENERATION_LABEL: Final = "pod-template-generation"
+DEFAULT_RESYNC: Final = 300.0
+_NO_EXECUTE: Final = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+_NO_SCHEDULE: Final = ("node.kubernetes.io/disk-pressure", "node.kubernetes.io/memory-pressure",
+                       "node.kubernetes.io/pid-pressure", "node.kubernetes.io/unschedulable")
+_NETWORK_UNAVAILABLE: Final = "node.kubernetes.io/network-unavailable"
+
+
+# =============================================================================================
+# the daemon pod
+
+
+def template_hash(ds: ObjMap) -> str:
+    """A short stable hash of the pod template (stands in for the ControllerRevision's)."""
+    text = json.dumps(_map(_map(ds, "spec"), "template"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _with_default_tolerations(spec: Obj) -> None:
+    """AddOrUpdateDaemonPodTolerations: the tolerations every daemon pod has."""
+    tolerations = [t for t in _list(spec, "tolerations") if isinstance(t, dict)]
+    wanted = [(k, "NoExecute") for k in _NO_EXECUTE] + [(k, "NoSchedule") for k in _NO_SCHEDULE]
+    if spec.get("hostNetwork"):
+        wanted.append((_NETWORK_UNAVAILABLE, "NoSchedule"))
+    for key, effect in wanted:
+        if not any(t.get("key") == key and t.get("effect") == effect and
+                   t.get("operator") == "Exists" for t in tolerations):
+            tolerations.append({"key": key, "operator": "Exists", "effect": effect})
+    spec["tolerations"] = tolerations
+
+
+def _pinned_to(spec: Obj, node_name: str) -> None:
+    """ReplaceDaemonSetPodNodeNameNodeAffinity: one required term, ``metadata.name`` In
+    [node] (the template's other node affinity terms are replaced, as upstream)."""
+    affinity = spec.get("affinity")
+    if not isinstance(affinity, dict):
+        affinity = spec["affinity"] = {}
+    node_affinity = affinity.get("nodeAffinity")
+    if not isinstance(node_affinity, dict):
+        node_affinity = affinity["nodeAffinity"] = {}
+    node_affinity["requiredDuringSchedulingIgnoredDuringExecution"] = {"nodeSelectorTerms": [
+        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node_name]}]}]}
+
+
+def daemon_pod(ds: ObjMap, node_name: str) -> Obj:
+    """The pod to create for ``ds`` on ``node_name``. Pure."""
+    pod = pod_from_template(ds, DAEMONSETS)
+    labels = pod["metadata"].setdefault("labels", {})
+    labels[REVISION_HASH_LABEL] = template_hash(ds)
+    labels[TEMPLATE_GENERATION_LABEL] = str(template_generation(ds))
+    _with_default_tolerations(pod["spec"])
+    _pinned_to(pod["spec"], node_name)
+    return pod
+
+
+# =============================================================================================
+# pure planning
+
+
+def _node_of(pod: ObjMap) -> str:
+    """The node a daemon pod is on, or is pinned to while it waits for the scheduler."""
+    spec = _map(pod, "spec")
+    if spec.get("nodeName"):
+        return str(spec["nodeName"])
+    terms = _list(_map(_map(_map(spec, "affinity"), "nodeAffinity"),
+                       "requiredDuringSchedulingIgnoredDuringExecution"), "nodeSelectorTerms")
+    for term in terms:
+        for req in _list(term if isinstance(term, dict) else {}, "matchFields"):
+            values = req.get("values") if isinstance(req, dict) else None
+            if req.get("key") == "metadata.name" and isinstance(values, list) and values:
+                return str(values[0])
+    return ""
+
+
+def should_run(ds: ObjMap, node: ObjMap) -> tuple[bool, bool]:
+    """NodeShouldRunDaemonPod: (should run, should continue running). Pure."""
+    probe: Obj = {"spec": copy.deepcopy(_map(_map(_map(ds, "spec"), "template"), "spec"))}
+    _with_default_tolerations(probe["spec"])
+    wanted_node = probe["spec"].get("nodeName")
+    if wanted_node and wanted_node != _name(node):
+        return False, False
+    if not node_affinity_matches(probe, node):
+        return False, False
+    taints = [t for t in _list(_map(node, "spec"), "taints") if isinstance(t, dict)]
+    untolerated = [t for t in taints if t.get("effect") in ("NoSchedule", "NoExecute")
+                   and not tolerates(probe, t)]
+    if any(t.get("effect") == "NoExecute" for t in untolerated):
+        return False, False
+    return not untolerated, True
+
+
+@dataclass
+class Plan:
+    """What one sync of a DaemonSet should do, and the status it observed."""
+
+    create_on: list[str] = field(default_factory=list)
+    delete: list[Obj] = field(default_factory=list)
+    status: Obj = field(default_factory=dict)
+
+
+def _creation_order(pod: ObjMap) -> tuple[str, str]:
+    return (str(_meta(pod).get("creationTimestamp") or ""), _name(pod))
+
+
+def _max_unavailable(ds: ObjMap, desired: int) -> int:
+    raw = _map(_map(_map(ds, "spec"), "updateStrategy"), "rollingUpdate").get("maxUnavailable")
+    if isinstance(raw, str) and raw.endswith("%"):
+        return math.ceil(int(raw[:-1] or 0) * desired / 100)
+    value = raw if isinstance(raw, int) else 1
+    return max(value, 0)
+
+
+def _rolling_deletions(ds: ObjMap, by_node: Mapping[str, list[Obj]], runnable: Sequence[str],
+                       current: str, now: Any) -> list[Obj]:
+    """rollingUpdate: old-hash pods to delete now (see the module doc). Pure."""
+    min_ready = _int(_map(ds, "spec"), "minReadySeconds")
+    unavailable = 0
+    old_available: list[Obj] = []
+    doomed: list[Obj] = []
+    for node in runnable:
+        pods = by_node.get(node, [])
+        available = [p for p in pods if is_pod_available(p, min_ready, now)]
+        if not available:
+            unavailable += 1
+        for pod in pods:
+            if _labels(pod).get(REVISION_HASH_LABEL) == current:
+                continue
+            if pod in available:
+                old_available.append(pod)
+            else:
+                doomed.append(pod)  # not available anyway: replacing it costs nothing
+    budget = _max_unavailable(ds, len(runnable)) - unavailable
+    old_available.sort(key=_creation_order)
+    doomed.extend(old_available[:max(budget, 0)])
+    return doomed
+
+
+def plan(ds: ObjMap, nodes: Iterable[ObjMap], pods: Iterable[ObjMap], now: Any) -> Plan:
+    """podsShouldBeOnNode over every node, the rolling update, and the status. Pure."""
+    out = Plan()
+    by_node: dict[str, list[Obj]] = {}
+    for pod in pods:
+        if not _terminating(pod):
+            by_node.setdefault(_node_of(pod), []).append(dict(pod))
+    current = template_hash(ds)
+    min_ready = _int(_map(ds, "spec"), "minReadySeconds")
+    runnable: list[str] = []
+    counts = dict.fromkeys(("desiredNumberScheduled", "currentNumberScheduled",
+                            "numberMisscheduled", "numberReady", "numberAvailable",
+                            "updatedNumberScheduled"), 0)
+    known: set[str] = set()
+    for node in sorted(nodes, key=_name):
+        name = _name(node)
+        known.add(name)
+        run, keep = should_run(ds, node)
+        here = sorted(by_node.get(name, []), key=_creation_order)
+        if run:
+            counts["desiredNumberScheduled"] += 1
+            if here:
+                counts["currentNumberScheduled"] += 1
+                runnable.append(name)
+        elif here:
+            counts["numberMisscheduled"] += 1
+        failed = [p for p in here if _map(p, "status").get("phase") == "Failed"]
+        alive = [p for p in here if p not in failed]
+        out.delete.extend(failed)
+        if not keep:
+            out.delete.extend(alive)
+            continue
+        if run and not alive:
+            out.create_on.append(name)
+        out.delete.extend(alive[1:])  # duplicates: keep the oldest
+        if alive and run:
+            pod = alive[0]
+            counts["numberReady"] += is_pod_ready(pod)
+            counts["numberAvailable"] += is_pod_available(pod, min_ready, now)
+            counts["updatedNumberScheduled"] += _labels(pod).get(REVISION_HASH_LABEL) == current
+    for node_name, orphaned in by_node.items():
+        if node_name not in known:
+            out.delete.extend(orphaned)  # the node is gone (or the pod was never pinned)
+    strategy = _map(_map(ds, "spec"), "updateStrategy")
+    if strategy.get("type") == ROLLING_UPDATE and not out.create_on:
+        live = {n: [p for p in by_node.get(n, []) if p not in out.delete] for n in runnable}
+        out.delete.extend(p for p in _rolling_deletions(ds, live, runnable, current, now)
+                          if p not in out.delete)
+    counts["numberUnavailable"] = counts["desiredNumberScheduled"] - counts["numberAvailable"]
+    out.status = {k: v for k, v in counts.items() if v}
+    return out
+
+
+def status_changed(ds: ObjMap, status: ObjMap) -> bool:
+    old = _map(ds, "status")
+    keys = set(status) | {k for k in old if k not in ("observedGeneration", "conditions",
+                                                        "collisionCount")}
+    return any(_int(old, k) != _int(status, k) for k in keys) or (
+        _int(old, "observedGeneration") != _int(_meta(ds), "generation"))
+
+
+# =============================================================================================
+# the controller
+
+
+class DaemonSetController(InformerController):
+    """Runs DaemonSets (see the module doc)."""
+
+    def __init__(self, client: WorkloadClient, *, daemonsets: Informer, pods: Informer,
+                 nodes: Informer, clock: Clock | None = None,
+                 recorder: EventRecorder | None = None) -> None:
+        self._client = client
+        self.daemonsets, self.pods, self.nodes = daemonsets, pods, nodes
+        self._clock: Clock = clock or RealClock()
+        self.recorder = recorder or EventRecorder(client, COMPONENT, clock=self._clock)
+        self.expectations = ControllerExpectations(self._clock)
+        self.controller = Controller(COMPONENT, self.sync, informers=[daemonsets, pods, nodes],
+                                     clock=self._clock)
+        daemonsets.add_handler(EventHandler(
+            on_add=self._enqueue, on_update=lambda _o, n: self._enqueue(n),
+            on_delete=self._delete_ds))
+        pods.add_handler(EventHandler(on_add=self._on_pod,
+                                      on_update=lambda _o, n: self._on_pod(n),
+                                      on_delete=self._on_pod_deleted))
+        nodes.add_handler(EventHandler(on_add=self._on_node,
+                                       on_update=lambda _o, n: self._on_node(n),
+                                       on_delete=self._on_node))
+
+    @classmethod
+    def from_client(cls, client: APIClient, *, clock: Clock | None = None,
+                    resync_period: float = DEFAULT_RESYNC) -> DaemonSetController:
+        return cls(client, daemonsets=Informer(client, DAEMONSETS, resync_period=resync_period,
+                                               clock=clock, name="daemonsets"),
+                   pods=Informer(client, PODS, clock=clock, name="pods"),
+                   nodes=Informer(client, NODES, clock=clock, name="nodes"), clock=clock)
+
+    @property
+    def informers(self) -> tuple[Informer, ...]:
+        return (self.daemonsets, self.pods, self.nodes)
+
+    # -- event handlers ---------------------------------------------------------------------
+
+    def _enqueue(self, ds: Obj) -> None:
+        self.queue.add(object_key(ds))
+
+    def _delete_ds(self, ds: Obj) -> None:
+        self.expectations.delete(object_key(ds))
+        self.queue.add(object_key(ds))
+
+    def _owner_key(self, pod: ObjMap) -> str | None:
+        ref = controller_ref(pod)
+        if ref is None or ref.get("kind") != DAEMONSETS.kind:
+            return None
+        ds = self.daemonsets.get(f"{_namespace(pod)}/{ref.get('name')}")
+        return object_key(ds) if ds is not None and _uid(ds) == ref.get("uid") else None
+
+    def _on_pod(self, pod: Obj) -> None:
+        if _terminating(pod):
+            self._on_pod_deleted(pod)
+            return
+        key = self._owner_key(pod)
+        if key is not None:
+            self.expectations.creation_observed(key)
+            self.queue.add(key)
+            return
+        if controller_ref(pod) is None:
+            for ds in self.daemonsets.by_index(NAMESPACE_INDEX, _namespace(pod)):
+                sel = label_selector(ds)
+                if sel is not None and not sel.empty() and sel.matches(_labels(pod)):
+                    self.queue.add(object_key(ds))
+
+    def _on_pod_deleted(self, pod: Obj) -> None:
+        key = self._owner_key(pod)
+        if key is not None:
+            self.expectations.deletion_observed(key, object_key(pod))
+            self.queue.add(key)
+
+    def _on_node(self, _node: Obj) -> None:
+        for ds in self.daemonsets.list():
+            self.queue.add(object_key(ds))
+
+    # -- sync -------------------------------------------------------------------------------
+
+    async def sync(self, key: str) -> None:
+        cached = self.daemonsets.get(key)
+        if cached is None:
+            self.expectations.delete(key)
+            return
+        ds = copy.deepcopy(cached)
+        selector = label_selector(ds)
+        if selector is None or selector.empty():
+            log.warning("%s: %s has an invalid or empty selector", COMPONENT, key)
+            return
+        ns, _ = split_key(key)
+        candidates = self.pods.by_index(NAMESPACE_INDEX, ns)
+        pods = await claim(self._client, PODS, ds, DAEMONSETS, selector, candidates,
+                           recheck_deletion(self._client, DAEMONSETS, ds))
+        the_plan = plan(ds, self.nodes.list(), pods, self._clock.now())
+        if self.expectations.satisfied(key) and not _terminating(ds):
+            await self._apply(key, ds, the_plan)
+        await self._update_status(ds, the_plan.status)
+
+    async def _apply(self, key: str, ds: Obj, the_plan: Plan) -> None:
+        if the_plan.create_on:
+            self.expectations.expect_creations(key, len(the_plan.create_on))
+        elif the_plan.delete:
+            self.expectations.expect_deletions(key, [object_key(p) for p in the_plan.delete])
+        else:
+            return
+        results = await asyncio.gather(
+            *(self._create(key, ds, n) for n in the_plan.create_on),
+            *(self._delete(key, ds, p) for p in the_plan.delete if not the_plan.create_on),
+            return_exceptions=True)
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+
+    async def _create(self, key: str, ds: Obj, node_name: str) -> None:
+        try:
+            created = await self._client.create(PODS, daemon_pod(ds, node_name),
+                                                namespace=_namespace(ds))
+        except StatusError as e:
+            self.expectations.creation_observed(key)
+            if is_namespace_terminating(e):
+                return
+            await self.recorder.warning(ds, "FailedCreate", f"Error creating: {e}")
+            raise
+        await self.recorder.normal(ds, "SuccessfulCreate", f"Created pod: {_name(created)}")
+
+    async def _delete(self, key: str, ds: Obj, pod: Obj) -> None:
+        try:
+            await self._client.delete(PODS, _namespace(pod), _name(pod),
+                                      preconditions=Preconditions(uid=_uid(pod)))
+        except StatusError as e:
+            self.expectations.deletion_observed(key, object_key(pod))
+            if e.code == 404:
+                return
+            await self.recorder.warning(ds, "FailedDelete", f"Error deleting: {e}")
+            raise
+        await self.recorder.normal(ds, "SuccessfulDelete", f"Deleted pod: {_name(pod)}")
+
+    async def _update_status(self, ds: Obj, status: Obj) -> None:
+        if not status_changed(ds, status):
+            return
+        obj = copy.deepcopy(ds)
+        new_status = dict(status)
+        generation = _int(_meta(obj), "generation")
+        if generation:
+            new_status["observedGeneration"] = generation
+        for keep in ("collisionCount", "conditions"):
+            if keep in _map(ds, "status"):
+                new_status[keep] = _map(ds, "status")[keep]
+        obj["status"] = new_status
+        try:
+            await self._client.update(DAEMONSETS, obj, subresource="status")
+        except StatusError as e:
+            if e.code not in (404, 409):
+                raise
+            if e.code == 409:
+                self.queue.add(object_key(ds))  # a newer version is coming: sync it again
+
