@@ -50,6 +50,8 @@ KINDS = {
     "v1/Secret": "V1Secret",
     "v1/ServiceAccount": "V1ServiceAccount",
     "node.k8s.io/v1/RuntimeClass": "V1RuntimeClass",
+    "networking.k8s.io/v1/Ingress": "V1Ingress",
+    "networking.k8s.io/v1/IngressClass": "V1IngressClass",
 }
 
 # Kinds served outside the schema decoder (reviews, TokenRequest): required.json describes them

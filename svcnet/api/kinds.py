@@ -14,6 +14,7 @@ from svcnet.api import (
     configs,
     endpointslices,
     errors,
+    ingresses,
     namespaces,
     nodes,
     pods,
@@ -107,6 +108,12 @@ KINDS: dict[tuple[str, str], Kind] = {
     ("node.k8s.io/v1", "RuntimeClass"): Kind(
         "node.k8s.io/v1", "RuntimeClass", "runtimeclasses", False, _as_is,
         runtimeclasses.validate_runtime_class),
+    ("networking.k8s.io/v1", "Ingress"): Kind(
+        "networking.k8s.io/v1", "Ingress", "ingresses", True,
+        ingresses.prepare_ingress_for_create, ingresses.validate_ingress),
+    ("networking.k8s.io/v1", "IngressClass"): Kind(
+        "networking.k8s.io/v1", "IngressClass", "ingressclasses", False,
+        ingresses.set_defaults_ingress_class, ingresses.validate_ingress_class),
     ("discovery.k8s.io/v1", "EndpointSlice"): Kind(
         "discovery.k8s.io/v1", "EndpointSlice", "endpointslices", True, _endpointslice_offline,
         endpointslices.validate_endpointslice),

@@ -353,6 +353,23 @@ _RUNTIME_CLASS_COLUMNS = (
     Column("Handler"),
     _AGE,
 )
+_INGRESS_COLUMNS = (
+    _NAME,
+    Column("Class", description="The name of the IngressClass resource that should be used "
+                                "for additional configuration"),
+    Column("Hosts", description="Hosts that incoming requests are matched against before the "
+                                "ingress rule"),
+    Column("Address", description="Address is a list containing ingress points for the "
+                                  "load-balancer"),
+    Column("Ports", description="Ports of TLS configurations that open"),
+    _AGE,
+)
+_INGRESS_CLASS_COLUMNS = (
+    _NAME,
+    Column("Controller", description="Controller that is responsible for handling this class"),
+    Column("Parameters", description="A reference to a resource with additional parameters"),
+    _AGE,
+)
 #: ``rest.DefaultTableConvertor``: what the apiserver prints for kinds without a printer.
 _DEFAULT_COLUMNS = (
     _NAME,
@@ -785,6 +802,42 @@ def _print_runtime_class(rc: Obj, now: datetime) -> list[Cell]:
     return [_name(rc), _str(rc.get("handler")), _age(rc, now)]
 
 
+def _ingress_hosts(rules: list[Any]) -> str:
+    """``formatHosts``: the first three rules' hosts, ``+ N more...``, or ``*``."""
+    limit, more = 3, False
+    hosts: list[str] = []
+    for rule in rules:
+        if len(hosts) == limit:
+            more = True
+        host = _str(_get(rule, "host"))
+        if not more and host:
+            hosts.append(host)
+    if not hosts:
+        return "*"
+    text = ",".join(hosts)
+    return f"{text} + {len(rules) - limit} more..." if more else text
+
+
+def _print_ingress(ing: Obj, now: datetime) -> list[Cell]:
+    spec = _dict(ing.get("spec"))
+    class_name = spec.get("ingressClassName")
+    return [_name(ing), class_name if isinstance(class_name, str) else "<none>",
+            _ingress_hosts(_list(spec.get("rules"))),
+            _load_balancer_status(_get(ing, "status", "loadBalancer"), True),
+            "80, 443" if _list(spec.get("tls")) else "80", _age(ing, now)]
+
+
+def _print_ingress_class(ic: Obj, now: datetime) -> list[Cell]:
+    params = _get(ic, "spec", "parameters")
+    shown = "<none>"
+    if isinstance(params, dict):
+        shown = _str(params.get("kind"))
+        if isinstance(params.get("apiGroup"), str):
+            shown += "." + params["apiGroup"]
+        shown += "/" + _str(params.get("name"))
+    return [_name(ic), _str(_get(ic, "spec", "controller")), shown, _age(ic, now)]
+
+
 def _print_default(obj: Obj, now: datetime) -> list[Cell]:
     created = parse_time(_get(obj, "metadata", "creationTimestamp"))
     # Go formats the zero time when unset; seconds precision in UTC, RFC 3339.
@@ -825,6 +878,9 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
     ("events.k8s.io", "Event"): _Printer(_EVENT_COLUMNS, _print_events_k8s_io_event),
     ("coordination.k8s.io", "Lease"): _Printer(_LEASE_COLUMNS, _print_lease),
     ("node.k8s.io", "RuntimeClass"): _Printer(_RUNTIME_CLASS_COLUMNS, _print_runtime_class),
+    ("networking.k8s.io", "Ingress"): _Printer(_INGRESS_COLUMNS, _print_ingress),
+    ("networking.k8s.io", "IngressClass"): _Printer(_INGRESS_CLASS_COLUMNS,
+                                                    _print_ingress_class),
     ("rbac.authorization.k8s.io", "RoleBinding"): _Printer(_BINDING_COLUMNS, _print_binding),
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): _Printer(_BINDING_COLUMNS,
                                                                    _print_binding),
