@@ -21,6 +21,7 @@ from svcnet.api import (
     runtimeclasses,
     serviceaccounts,
     services,
+    volumes,
     workloads,
 )
 from svcnet.api.errors import FieldError
@@ -87,6 +88,14 @@ def _replicaset_offline(obj: Obj) -> Obj:
     return workloads.prepare_replicaset_for_create(workloads.set_defaults_replicaset(obj))
 
 
+def _persistent_volume_offline(obj: Obj) -> Obj:
+    return volumes.prepare_for_create(volumes.set_defaults_persistent_volume(obj))
+
+
+def _persistent_volume_claim_offline(obj: Obj) -> Obj:
+    return volumes.prepare_for_create(volumes.set_defaults_persistent_volume_claim(obj))
+
+
 KINDS: dict[tuple[str, str], Kind] = {
     ("apps/v1", "Deployment"): Kind("apps/v1", "Deployment", "deployments", True,
                                     _deployment_offline, workloads.validate_deployment),
@@ -105,6 +114,13 @@ KINDS: dict[tuple[str, str], Kind] = {
     ("v1", "ServiceAccount"): Kind("v1", "ServiceAccount", "serviceaccounts", True,
                                    serviceaccounts.prepare_service_account,
                                    serviceaccounts.validate_service_account),
+    ("v1", "PersistentVolume"): Kind("v1", "PersistentVolume", "persistentvolumes", False,
+                                     _persistent_volume_offline,
+                                     volumes.validate_persistent_volume),
+    ("v1", "PersistentVolumeClaim"): Kind("v1", "PersistentVolumeClaim",
+                                          "persistentvolumeclaims", True,
+                                          _persistent_volume_claim_offline,
+                                          volumes.validate_persistent_volume_claim),
     ("node.k8s.io/v1", "RuntimeClass"): Kind(
         "node.k8s.io/v1", "RuntimeClass", "runtimeclasses", False, _as_is,
         runtimeclasses.validate_runtime_class),

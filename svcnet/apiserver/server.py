@@ -100,6 +100,7 @@ from svcnet.registry.strategies import (
     PodStrategy,
     RuntimeClassStrategy,
 )
+from svcnet.registry.volumes import PersistentVolumeClaimStrategy, PersistentVolumeStrategy
 from svcnet.registry.workloads import DeploymentStrategy, ReplicaSetStrategy
 from svcnet.storage import open_store
 from svcnet.storage.interface import Store
@@ -340,6 +341,8 @@ class APIServer:
             (runtimeclasses.GROUP, "runtimeclasses"): RuntimeClassStrategy(),
             (ingresses.GROUP, "ingresses"): IngressStrategy(self._ingress_classes),
             (ingresses.GROUP, "ingressclasses"): IngressClassStrategy(),
+            ("", "persistentvolumes"): PersistentVolumeStrategy(),
+            ("", "persistentvolumeclaims"): PersistentVolumeClaimStrategy(),
             (rbac.GROUP, "roles"): RoleStrategy(self._check_escalation),
             (rbac.GROUP, "clusterroles"): ClusterRoleStrategy(self._check_escalation),
             (rbac.GROUP, "rolebindings"): RoleBindingStrategy(self._check_escalation),

@@ -370,6 +370,45 @@ _INGRESS_CLASS_COLUMNS = (
     Column("Parameters", description="A reference to a resource with additional parameters"),
     _AGE,
 )
+_PERSISTENT_VOLUME_COLUMNS = (
+    _NAME,
+    Column("Capacity", description="capacity is the description of the persistent volume's "
+                                   "resources and capacity."),
+    Column("Access Modes", description="accessModes contains all ways the volume can be "
+                                       "mounted."),
+    Column("Reclaim Policy", description="persistentVolumeReclaimPolicy defines what happens "
+                                         "to a persistent volume when released from its "
+                                         "claim."),
+    Column("Status", description="phase indicates if a volume is available, bound to a claim, "
+                                 "or released by a claim."),
+    Column("Claim", description="claimRef is part of a bi-directional binding between "
+                                "PersistentVolume and PersistentVolumeClaim."),
+    Column("StorageClass", description="StorageClass of the pv"),
+    Column("VolumeAttributesClass", description="VolumeAttributesClass of the pv"),
+    Column("Reason", description="reason is a brief CamelCase string that describes any "
+                                 "failure and is meant for machine parsing and tidy display in "
+                                 "the CLI."),
+    _AGE,
+    Column("VolumeMode", priority=1, description="volumeMode defines if a volume is intended "
+                                                 "to be used with a formatted filesystem or to "
+                                                 "remain in raw block state."),
+)
+_PERSISTENT_VOLUME_CLAIM_COLUMNS = (
+    _NAME,
+    Column("Status", description="phase represents the current phase of "
+                                 "PersistentVolumeClaim."),
+    Column("Volume", description="volumeName is the binding reference to the PersistentVolume "
+                                 "backing this claim."),
+    Column("Capacity", description="capacity represents the actual resources of the "
+                                   "underlying volume."),
+    Column("Access Modes", description="accessModes contains the actual access modes the "
+                                       "volume backing the PVC has."),
+    Column("StorageClass", description="StorageClass of the pvc"),
+    Column("VolumeAttributesClass", description="VolumeAttributesClass of the pvc"),
+    _AGE,
+    Column("VolumeMode", priority=1, description="volumeMode defines what type of volume is "
+                                                 "required by the claim."),
+)
 #: ``rest.DefaultTableConvertor``: what the apiserver prints for kinds without a printer.
 _DEFAULT_COLUMNS = (
     _NAME,
@@ -838,6 +877,62 @@ def _print_ingress_class(ic: Obj, now: datetime) -> list[Cell]:
     return [_name(ic), _str(_get(ic, "spec", "controller")), shown, _age(ic, now)]
 
 
+def _access_modes(modes: Any) -> str:
+    """``GetAccessModesAsString``: RWO, ROX, RWX, RWOP in that order, each once."""
+    present = set(_list(modes))
+    return ",".join(short for mode, short in (
+        ("ReadWriteOnce", "RWO"), ("ReadOnlyMany", "ROX"), ("ReadWriteMany", "RWX"),
+        ("ReadWriteOncePod", "RWOP")) if mode in present)
+
+
+def _storage_class(obj: Obj) -> str:
+    """``GetPersistentVolume(Claim)Class``: the beta annotation, then storageClassName."""
+    annotations = _dict(_get(obj, "metadata", "annotations"))
+    if "volume.beta.kubernetes.io/storage-class" in annotations:
+        return _str(annotations["volume.beta.kubernetes.io/storage-class"])
+    return _str(_get(obj, "spec", "storageClassName"))
+
+
+def _phase(obj: Obj) -> str:
+    if _get(obj, "metadata", "deletionTimestamp") is not None:
+        return "Terminating"
+    return _str(_get(obj, "status", "phase"))
+
+
+def _quantity(value: Any) -> str:
+    """``Quantity.String()`` of a stored quantity (printed as given; an absent one is 0)."""
+    return "0" if value is None else str(value)
+
+
+def _print_persistent_volume(pv: Obj, now: datetime) -> list[Cell]:
+    spec = _dict(pv.get("spec"))
+    ref = spec.get("claimRef")
+    claim = (f"{_str(_get(ref, 'namespace'))}/{_str(_get(ref, 'name'))}"
+             if isinstance(ref, dict) else "")
+    vac = spec.get("volumeAttributesClassName")
+    mode = spec.get("volumeMode")
+    return [_name(pv), _quantity(_dict(spec.get("capacity")).get("storage")),
+            _access_modes(spec.get("accessModes")),
+            _str(spec.get("persistentVolumeReclaimPolicy")), _phase(pv), claim,
+            _storage_class(pv), vac if isinstance(vac, str) else "<unset>",
+            _str(_get(pv, "status", "reason")), _age(pv, now),
+            mode if isinstance(mode, str) else "<unset>"]
+
+
+def _print_persistent_volume_claim(pvc: Obj, now: datetime) -> list[Cell]:
+    spec = _dict(pvc.get("spec"))
+    volume = _str(spec.get("volumeName"))
+    capacity = access = ""
+    if volume:
+        access = _access_modes(_get(pvc, "status", "accessModes"))
+        capacity = _quantity(_dict(_get(pvc, "status", "capacity")).get("storage"))
+    vac = spec.get("volumeAttributesClassName")
+    mode = spec.get("volumeMode")
+    return [_name(pvc), _phase(pvc), volume, capacity, access, _storage_class(pvc),
+            vac if isinstance(vac, str) else "<unset>", _age(pvc, now),
+            mode if isinstance(mode, str) else "<unset>"]
+
+
 def _print_default(obj: Obj, now: datetime) -> list[Cell]:
     created = parse_time(_get(obj, "metadata", "creationTimestamp"))
     # Go formats the zero time when unset; seconds precision in UTC, RFC 3339.
@@ -871,6 +966,9 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
     ("", "ConfigMap"): _Printer(_CONFIG_MAP_COLUMNS, _print_config_map),
     ("", "Secret"): _Printer(_SECRET_COLUMNS, _print_secret),
     ("", "ServiceAccount"): _Printer(_SERVICE_ACCOUNT_COLUMNS, _print_service_account),
+    ("", "PersistentVolume"): _Printer(_PERSISTENT_VOLUME_COLUMNS, _print_persistent_volume),
+    ("", "PersistentVolumeClaim"): _Printer(_PERSISTENT_VOLUME_CLAIM_COLUMNS,
+                                            _print_persistent_volume_claim),
     ("discovery.k8s.io", "EndpointSlice"): _Printer(_ENDPOINT_SLICE_COLUMNS,
                                                     _print_endpoint_slice),
     ("apps", "Deployment"): _Printer(_DEPLOYMENT_COLUMNS, _print_deployment),

@@ -43,6 +43,8 @@ KUBECTL_NAMES = [
     ("node.k8s.io", "runtimeclasses", [], []),
     ("networking.k8s.io", "ingresses", ["ing"], []),
     ("networking.k8s.io", "ingressclasses", [], []),
+    ("", "persistentvolumes", ["pv"], []),
+    ("", "persistentvolumeclaims", ["pvc"], []),
 ]
 
 
@@ -195,8 +197,9 @@ def test_legacy_core_resource_list_shape() -> None:
         "APIResourceList", "v1", "v1")
     assert [e["name"] for e in doc["resources"]] == [
         "configmaps", "endpoints", "events", "namespaces", "namespaces/finalize",
-        "namespaces/status", "nodes", "nodes/status", "pods", "pods/attach", "pods/binding",
-        "pods/exec", "pods/log", "pods/portforward", "pods/status", "secrets",
+        "namespaces/status", "nodes", "nodes/status", "persistentvolumeclaims",
+        "persistentvolumeclaims/status", "persistentvolumes", "persistentvolumes/status",
+        "pods", "pods/attach", "pods/binding", "pods/exec", "pods/log", "pods/portforward", "pods/status", "secrets",
         "serviceaccounts", "serviceaccounts/token", "services", "services/status"]
     assert _legacy_entry("", "v1", "services") == {
         "name": "services", "singularName": "service", "namespaced": True, "kind": "Service",
@@ -256,8 +259,8 @@ def test_aggregated_api_has_only_the_core_group_without_a_name() -> None:
     assert [v["version"] for v in core["versions"]] == ["v1"]
     assert core["versions"][0]["freshness"] == "Current"
     assert [r["resource"] for r in core["versions"][0]["resources"]] == [
-        "configmaps", "endpoints", "events", "namespaces", "nodes", "pods", "secrets",
-        "serviceaccounts", "services"]
+        "configmaps", "endpoints", "events", "namespaces", "nodes", "persistentvolumeclaims",
+        "persistentvolumes", "pods", "secrets", "serviceaccounts", "services"]
 
 
 def test_aggregated_apis_lists_named_groups_in_order() -> None:
