@@ -1,8 +1,7 @@
 """PersistentVolumes and PersistentVolumeClaims (core/v1) through a real `svcnet server` (its
 controller manager runs the PV binder) and the real kubectl: a static bind shown Bound by
 ``kubectl get pv,pvc``, a claim with an unmatched class left Pending, release on deletion, the
-protection finalizers, upstream's 422s, and ``kubectl apply --prune`` with kubectl's default
-allowlist as far as this branch serves its kinds.
+protection finalizers, upstream's 422s and ``kubectl explain``.
 
 The session cluster is shared: each test uses its own namespace and volume names, and a class
 name of its own so that no other test's claim can take its volumes.
