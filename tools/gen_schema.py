@@ -53,6 +53,10 @@ KINDS = {
     "v1/Secret": "V1Secret",
     "v1/ServiceAccount": "V1ServiceAccount",
     "node.k8s.io/v1/RuntimeClass": "V1RuntimeClass",
+    "networking.k8s.io/v1/Ingress": "V1Ingress",
+    "networking.k8s.io/v1/IngressClass": "V1IngressClass",
+    "v1/PersistentVolume": "V1PersistentVolume",
+    "v1/PersistentVolumeClaim": "V1PersistentVolumeClaim",
 }
 
 # Kinds served outside the schema decoder (reviews, TokenRequest): required.json describes them

@@ -15,6 +15,7 @@ from svcnet.api import (
     daemonsets,
     endpointslices,
     errors,
+    ingresses,
     namespaces,
     nodes,
     pods,
@@ -23,6 +24,7 @@ from svcnet.api import (
     serviceaccounts,
     services,
     statefulsets,
+    volumes,
     workloads,
 )
 from svcnet.api.errors import FieldError
@@ -101,6 +103,14 @@ def _rc_offline(obj: Obj) -> Obj:
     return replicationcontrollers.prepare_rc_for_create(replicationcontrollers.set_defaults_rc(obj))
 
 
+def _persistent_volume_offline(obj: Obj) -> Obj:
+    return volumes.prepare_for_create(volumes.set_defaults_persistent_volume(obj))
+
+
+def _persistent_volume_claim_offline(obj: Obj) -> Obj:
+    return volumes.prepare_for_create(volumes.set_defaults_persistent_volume_claim(obj))
+
+
 KINDS: dict[tuple[str, str], Kind] = {
     ("apps/v1", "Deployment"): Kind("apps/v1", "Deployment", "deployments", True,
                                     _deployment_offline, workloads.validate_deployment),
@@ -126,9 +136,22 @@ KINDS: dict[tuple[str, str], Kind] = {
     ("v1", "ServiceAccount"): Kind("v1", "ServiceAccount", "serviceaccounts", True,
                                    serviceaccounts.prepare_service_account,
                                    serviceaccounts.validate_service_account),
+    ("v1", "PersistentVolume"): Kind("v1", "PersistentVolume", "persistentvolumes", False,
+                                     _persistent_volume_offline,
+                                     volumes.validate_persistent_volume),
+    ("v1", "PersistentVolumeClaim"): Kind("v1", "PersistentVolumeClaim",
+                                          "persistentvolumeclaims", True,
+                                          _persistent_volume_claim_offline,
+                                          volumes.validate_persistent_volume_claim),
     ("node.k8s.io/v1", "RuntimeClass"): Kind(
         "node.k8s.io/v1", "RuntimeClass", "runtimeclasses", False, _as_is,
         runtimeclasses.validate_runtime_class),
+    ("networking.k8s.io/v1", "Ingress"): Kind(
+        "networking.k8s.io/v1", "Ingress", "ingresses", True,
+        ingresses.prepare_ingress_for_create, ingresses.validate_ingress),
+    ("networking.k8s.io/v1", "IngressClass"): Kind(
+        "networking.k8s.io/v1", "IngressClass", "ingressclasses", False,
+        ingresses.set_defaults_ingress_class, ingresses.validate_ingress_class),
     ("discovery.k8s.io/v1", "EndpointSlice"): Kind(
         "discovery.k8s.io/v1", "EndpointSlice", "endpointslices", True, _endpointslice_offline,
         endpointslices.validate_endpointslice),

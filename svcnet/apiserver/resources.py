@@ -10,9 +10,10 @@ advertising a subresource we cannot serve makes clients fail later and more conf
 Ordering matters to clients in two places and is preserved by :data:`RESOURCES`:
 
 * group order is the order of ``/apis`` (upstream lists ``apps`` and ``events.k8s.io`` before
-  ``coordination.k8s.io``, ``node.k8s.io`` and ``discovery.k8s.io``); kubectl resolves an
-  ambiguous short name (``ev`` is both ``events`` and ``events.events.k8s.io``) to the first
-  group that has it, and the core group always comes first;
+  ``networking.k8s.io``, ``coordination.k8s.io``, ``node.k8s.io`` and ``discovery.k8s.io``);
+  kubectl resolves an ambiguous short name (``ev`` is both ``events`` and
+  ``events.events.k8s.io``) to the first group that has it, and the core group always comes
+  first;
 * within a group version, resources are listed by name, each followed by its subresources, the
   way the upstream ``APIResourceList`` is sorted.
 """
@@ -176,6 +177,11 @@ CATALOGUE: tuple[Resource, ...] = (
                            _status("Namespace"))),
     Resource("", "v1", "Node", "nodes", "node", False, short_names=("no",),
              subresources=(_status("Node"),)),
+    Resource("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims",
+             "persistentvolumeclaim", True, short_names=("pvc",),
+             subresources=(_status("PersistentVolumeClaim"),)),
+    Resource("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", False,
+             short_names=("pv",), subresources=(_status("PersistentVolume"),)),
     Resource("", "v1", "Pod", "pods", "pod", True, short_names=("po",), categories=("all",),
              subresources=(Subresource("attach", "PodAttachOptions", ("create", "get")),
                            Subresource("binding", "Binding", ("create",)),
@@ -224,6 +230,11 @@ CATALOGUE: tuple[Resource, ...] = (
              "selfsubjectrulesreview", False, verbs=("create",), persisted=False),
     Resource("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews",
              "subjectaccessreview", False, verbs=("create",), persisted=False),
+    # -- networking.k8s.io/v1 -----------------------------------------------------------------
+    Resource("networking.k8s.io", "v1", "IngressClass", "ingressclasses", "ingressclass",
+             False),
+    Resource("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", True,
+             short_names=("ing",), subresources=(_status("Ingress"),)),
     # -- rbac.authorization.k8s.io/v1 ---------------------------------------------------------
     Resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings",
              "clusterrolebinding", False),

@@ -49,7 +49,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from svcnet.allocators.allocator import Holder
 from svcnet.allocators.ranges import ServiceCIDR
-from svcnet.api import kubectl_descriptors, protobuf, rbac, runtimeclasses
+from svcnet.api import ingresses, kubectl_descriptors, protobuf, rbac, runtimeclasses
 from svcnet.api.errors import StatusError
 from svcnet.apiserver import admission, discovery, health, openapi, resources
 from svcnet.apiserver.auth import ADMIN_GROUP, TokenFile, User, fixed_allows
@@ -80,6 +80,7 @@ from svcnet.registry.configs import ConfigMapStrategy, SecretStrategy, ServiceAc
 from svcnet.registry.generic import Registry
 from svcnet.registry.lb_ipam import LoadBalancerIPAM
 from svcnet.registry.namespaces import NamespaceRegistry
+from svcnet.registry.networking import IngressClassStrategy, IngressStrategy
 from svcnet.registry.rbac import (
     ClusterRoleBindingStrategy,
     ClusterRoleStrategy,
@@ -99,6 +100,7 @@ from svcnet.registry.strategies import (
     PodStrategy,
     RuntimeClassStrategy,
 )
+from svcnet.registry.volumes import PersistentVolumeClaimStrategy, PersistentVolumeStrategy
 from svcnet.registry.workloads import (
     DaemonSetStrategy,
     DeploymentStrategy,
@@ -346,6 +348,10 @@ class APIServer:
             ("apps", "statefulsets"): StatefulSetStrategy(),
             ("", "replicationcontrollers"): ReplicationControllerStrategy(),
             (runtimeclasses.GROUP, "runtimeclasses"): RuntimeClassStrategy(),
+            (ingresses.GROUP, "ingresses"): IngressStrategy(self._ingress_classes),
+            (ingresses.GROUP, "ingressclasses"): IngressClassStrategy(),
+            ("", "persistentvolumes"): PersistentVolumeStrategy(),
+            ("", "persistentvolumeclaims"): PersistentVolumeClaimStrategy(),
             (rbac.GROUP, "roles"): RoleStrategy(self._check_escalation),
             (rbac.GROUP, "clusterroles"): ClusterRoleStrategy(self._check_escalation),
             (rbac.GROUP, "rolebindings"): RoleBindingStrategy(self._check_escalation),
@@ -378,6 +384,10 @@ class APIServer:
             return await self.registries[f"runtimeclasses.{runtimeclasses.GROUP}"].get("", name)
         except StatusError:
             return None
+
+    async def _ingress_classes(self) -> list[dict[str, Any]]:
+        page = await self.registries[f"ingressclasses.{ingresses.GROUP}"].list("")
+        return page.items
 
     async def _check_escalation(self, resource: str, namespace: str, obj: Mapping[str, Any],
                                 old: Mapping[str, Any] | None) -> None:

@@ -415,6 +415,62 @@ _RUNTIME_CLASS_COLUMNS = (
     Column("Handler"),
     _AGE,
 )
+_INGRESS_COLUMNS = (
+    _NAME,
+    Column("Class", description="The name of the IngressClass resource that should be used "
+                                "for additional configuration"),
+    Column("Hosts", description="Hosts that incoming requests are matched against before the "
+                                "ingress rule"),
+    Column("Address", description="Address is a list containing ingress points for the "
+                                  "load-balancer"),
+    Column("Ports", description="Ports of TLS configurations that open"),
+    _AGE,
+)
+_INGRESS_CLASS_COLUMNS = (
+    _NAME,
+    Column("Controller", description="Controller that is responsible for handling this class"),
+    Column("Parameters", description="A reference to a resource with additional parameters"),
+    _AGE,
+)
+_PERSISTENT_VOLUME_COLUMNS = (
+    _NAME,
+    Column("Capacity", description="capacity is the description of the persistent volume's "
+                                   "resources and capacity."),
+    Column("Access Modes", description="accessModes contains all ways the volume can be "
+                                       "mounted."),
+    Column("Reclaim Policy", description="persistentVolumeReclaimPolicy defines what happens "
+                                         "to a persistent volume when released from its "
+                                         "claim."),
+    Column("Status", description="phase indicates if a volume is available, bound to a claim, "
+                                 "or released by a claim."),
+    Column("Claim", description="claimRef is part of a bi-directional binding between "
+                                "PersistentVolume and PersistentVolumeClaim."),
+    Column("StorageClass", description="StorageClass of the pv"),
+    Column("VolumeAttributesClass", description="VolumeAttributesClass of the pv"),
+    Column("Reason", description="reason is a brief CamelCase string that describes any "
+                                 "failure and is meant for machine parsing and tidy display in "
+                                 "the CLI."),
+    _AGE,
+    Column("VolumeMode", priority=1, description="volumeMode defines if a volume is intended "
+                                                 "to be used with a formatted filesystem or to "
+                                                 "remain in raw block state."),
+)
+_PERSISTENT_VOLUME_CLAIM_COLUMNS = (
+    _NAME,
+    Column("Status", description="phase represents the current phase of "
+                                 "PersistentVolumeClaim."),
+    Column("Volume", description="volumeName is the binding reference to the PersistentVolume "
+                                 "backing this claim."),
+    Column("Capacity", description="capacity represents the actual resources of the "
+                                   "underlying volume."),
+    Column("Access Modes", description="accessModes contains the actual access modes the "
+                                       "volume backing the PVC has."),
+    Column("StorageClass", description="StorageClass of the pvc"),
+    Column("VolumeAttributesClass", description="VolumeAttributesClass of the pvc"),
+    _AGE,
+    Column("VolumeMode", priority=1, description="volumeMode defines what type of volume is "
+                                                 "required by the claim."),
+)
 #: ``rest.DefaultTableConvertor``: what the apiserver prints for kinds without a printer.
 _DEFAULT_COLUMNS = (
     _NAME,
@@ -875,6 +931,98 @@ def _print_runtime_class(rc: Obj, now: datetime) -> list[Cell]:
     return [_name(rc), _str(rc.get("handler")), _age(rc, now)]
 
 
+def _ingress_hosts(rules: list[Any]) -> str:
+    """``formatHosts``: the first three rules' hosts, ``+ N more...``, or ``*``."""
+    limit, more = 3, False
+    hosts: list[str] = []
+    for rule in rules:
+        if len(hosts) == limit:
+            more = True
+        host = _str(_get(rule, "host"))
+        if not more and host:
+            hosts.append(host)
+    if not hosts:
+        return "*"
+    text = ",".join(hosts)
+    return f"{text} + {len(rules) - limit} more..." if more else text
+
+
+def _print_ingress(ing: Obj, now: datetime) -> list[Cell]:
+    spec = _dict(ing.get("spec"))
+    class_name = spec.get("ingressClassName")
+    return [_name(ing), class_name if isinstance(class_name, str) else "<none>",
+            _ingress_hosts(_list(spec.get("rules"))),
+            _load_balancer_status(_get(ing, "status", "loadBalancer"), True),
+            "80, 443" if _list(spec.get("tls")) else "80", _age(ing, now)]
+
+
+def _print_ingress_class(ic: Obj, now: datetime) -> list[Cell]:
+    params = _get(ic, "spec", "parameters")
+    shown = "<none>"
+    if isinstance(params, dict):
+        shown = _str(params.get("kind"))
+        if isinstance(params.get("apiGroup"), str):
+            shown += "." + params["apiGroup"]
+        shown += "/" + _str(params.get("name"))
+    return [_name(ic), _str(_get(ic, "spec", "controller")), shown, _age(ic, now)]
+
+
+def _access_modes(modes: Any) -> str:
+    """``GetAccessModesAsString``: RWO, ROX, RWX, RWOP in that order, each once."""
+    present = set(_list(modes))
+    return ",".join(short for mode, short in (
+        ("ReadWriteOnce", "RWO"), ("ReadOnlyMany", "ROX"), ("ReadWriteMany", "RWX"),
+        ("ReadWriteOncePod", "RWOP")) if mode in present)
+
+
+def _storage_class(obj: Obj) -> str:
+    """``GetPersistentVolume(Claim)Class``: the beta annotation, then storageClassName."""
+    annotations = _dict(_get(obj, "metadata", "annotations"))
+    if "volume.beta.kubernetes.io/storage-class" in annotations:
+        return _str(annotations["volume.beta.kubernetes.io/storage-class"])
+    return _str(_get(obj, "spec", "storageClassName"))
+
+
+def _phase(obj: Obj) -> str:
+    if _get(obj, "metadata", "deletionTimestamp") is not None:
+        return "Terminating"
+    return _str(_get(obj, "status", "phase"))
+
+
+def _quantity(value: Any) -> str:
+    """``Quantity.String()`` of a stored quantity (printed as given; an absent one is 0)."""
+    return "0" if value is None else str(value)
+
+
+def _print_persistent_volume(pv: Obj, now: datetime) -> list[Cell]:
+    spec = _dict(pv.get("spec"))
+    ref = spec.get("claimRef")
+    claim = (f"{_str(_get(ref, 'namespace'))}/{_str(_get(ref, 'name'))}"
+             if isinstance(ref, dict) else "")
+    vac = spec.get("volumeAttributesClassName")
+    mode = spec.get("volumeMode")
+    return [_name(pv), _quantity(_dict(spec.get("capacity")).get("storage")),
+            _access_modes(spec.get("accessModes")),
+            _str(spec.get("persistentVolumeReclaimPolicy")), _phase(pv), claim,
+            _storage_class(pv), vac if isinstance(vac, str) else "<unset>",
+            _str(_get(pv, "status", "reason")), _age(pv, now),
+            mode if isinstance(mode, str) else "<unset>"]
+
+
+def _print_persistent_volume_claim(pvc: Obj, now: datetime) -> list[Cell]:
+    spec = _dict(pvc.get("spec"))
+    volume = _str(spec.get("volumeName"))
+    capacity = access = ""
+    if volume:
+        access = _access_modes(_get(pvc, "status", "accessModes"))
+        capacity = _quantity(_dict(_get(pvc, "status", "capacity")).get("storage"))
+    vac = spec.get("volumeAttributesClassName")
+    mode = spec.get("volumeMode")
+    return [_name(pvc), _phase(pvc), volume, capacity, access, _storage_class(pvc),
+            vac if isinstance(vac, str) else "<unset>", _age(pvc, now),
+            mode if isinstance(mode, str) else "<unset>"]
+
+
 def _print_default(obj: Obj, now: datetime) -> list[Cell]:
     created = parse_time(_get(obj, "metadata", "creationTimestamp"))
     # Go formats the zero time when unset; seconds precision in UTC, RFC 3339.
@@ -908,6 +1056,9 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
     ("", "ConfigMap"): _Printer(_CONFIG_MAP_COLUMNS, _print_config_map),
     ("", "Secret"): _Printer(_SECRET_COLUMNS, _print_secret),
     ("", "ServiceAccount"): _Printer(_SERVICE_ACCOUNT_COLUMNS, _print_service_account),
+    ("", "PersistentVolume"): _Printer(_PERSISTENT_VOLUME_COLUMNS, _print_persistent_volume),
+    ("", "PersistentVolumeClaim"): _Printer(_PERSISTENT_VOLUME_CLAIM_COLUMNS,
+                                            _print_persistent_volume_claim),
     ("discovery.k8s.io", "EndpointSlice"): _Printer(_ENDPOINT_SLICE_COLUMNS,
                                                     _print_endpoint_slice),
     ("apps", "Deployment"): _Printer(_DEPLOYMENT_COLUMNS, _print_deployment),
@@ -919,6 +1070,9 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
     ("events.k8s.io", "Event"): _Printer(_EVENT_COLUMNS, _print_events_k8s_io_event),
     ("coordination.k8s.io", "Lease"): _Printer(_LEASE_COLUMNS, _print_lease),
     ("node.k8s.io", "RuntimeClass"): _Printer(_RUNTIME_CLASS_COLUMNS, _print_runtime_class),
+    ("networking.k8s.io", "Ingress"): _Printer(_INGRESS_COLUMNS, _print_ingress),
+    ("networking.k8s.io", "IngressClass"): _Printer(_INGRESS_CLASS_COLUMNS,
+                                                    _print_ingress_class),
     ("rbac.authorization.k8s.io", "RoleBinding"): _Printer(_BINDING_COLUMNS, _print_binding),
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): _Printer(_BINDING_COLUMNS,
                                                                    _print_binding),

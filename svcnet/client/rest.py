@@ -151,6 +151,9 @@ LEASES: Final = GVR("coordination.k8s.io", "v1", "leases", "Lease")
 CONFIGMAPS: Final = GVR("", "v1", "configmaps", "ConfigMap")
 SECRETS: Final = GVR("", "v1", "secrets", "Secret")
 SERVICEACCOUNTS: Final = GVR("", "v1", "serviceaccounts", "ServiceAccount")
+PERSISTENTVOLUMES: Final = GVR("", "v1", "persistentvolumes", "PersistentVolume",
+                               namespaced=False)
+PERSISTENTVOLUMECLAIMS: Final = GVR("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from svcnet.controllers.replicaset import ReplicaSetController
 from svcnet.controllers.rootcacert import RootCACertPublisher
 from svcnet.controllers.scheduler import Scheduler
 from svcnet.controllers.serviceaccounts import ServiceAccountsController
+from svcnet.controllers.volumebinder import PersistentVolumeBinder
 from svcnet.util.clock import Clock, RealClock
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class ControllerManager:
               if config.root_ca_pem else []),
             ServiceAccountsController.from_client(client, clock=clock),
             NamespaceController.from_client(client, clock=clock),
+            PersistentVolumeBinder.from_client(client, clock=clock),
         ]
 
     def start(self) -> None:

@@ -240,6 +240,17 @@ _KIND_FIELDS: Final[dict[tuple[str, str], dict[str, FieldMeta]]] = {
     ("v1", "Endpoints"): {
         "subsets": _ATOMIC,
     },
+    ("v1", "PersistentVolume"): {
+        "spec.accessModes": _ATOMIC,
+        "spec.mountOptions": _ATOMIC,
+        "spec.claimRef": MapMeta(atomic=True),  # ObjectReference: +structType=atomic
+    },
+    ("v1", "PersistentVolumeClaim"): {
+        "spec.accessModes": _ATOMIC,
+        "spec.selector": _LABEL_SELECTOR,
+        "status.accessModes": _ATOMIC,
+        "status.conditions": _BY_TYPE,
+    },
     ("node.k8s.io/v1", "RuntimeClass"): {
         "scheduling.nodeSelector": _ATOMIC_MAP,  # +mapType=atomic
         "scheduling.tolerations": _ATOMIC,  # +listType=atomic

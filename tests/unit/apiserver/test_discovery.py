@@ -44,6 +44,10 @@ KUBECTL_NAMES = [
     ("discovery.k8s.io", "endpointslices", [], []),
     ("coordination.k8s.io", "leases", [], []),
     ("node.k8s.io", "runtimeclasses", [], []),
+    ("networking.k8s.io", "ingresses", ["ing"], []),
+    ("networking.k8s.io", "ingressclasses", [], []),
+    ("", "persistentvolumes", ["pv"], []),
+    ("", "persistentvolumeclaims", ["pvc"], []),
 ]
 
 
@@ -110,8 +114,8 @@ def test_catalogue_is_consistent() -> None:
     assert len(kinds) == len(set(kinds))
     assert resources.group_versions() == [
         ("", "v1"), ("apps", "v1"), ("events.k8s.io", "v1"), ("authentication.k8s.io", "v1"),
-        ("authorization.k8s.io", "v1"), ("rbac.authorization.k8s.io", "v1"),
-        ("coordination.k8s.io", "v1"), ("node.k8s.io", "v1"),
+        ("authorization.k8s.io", "v1"), ("networking.k8s.io", "v1"),
+        ("rbac.authorization.k8s.io", "v1"), ("coordination.k8s.io", "v1"), ("node.k8s.io", "v1"),
         ("discovery.k8s.io", "v1")]
     for group, version in resources.group_versions():
         names = [r.resource for r in resources.resources_in(group, version)]
@@ -156,7 +160,8 @@ def test_api_group_list() -> None:
     assert doc["apiVersion"] == "v1"
     assert [g["name"] for g in doc["groups"]] == [
         "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io",
-        "rbac.authorization.k8s.io", "coordination.k8s.io", "node.k8s.io", "discovery.k8s.io"]
+        "networking.k8s.io", "rbac.authorization.k8s.io", "coordination.k8s.io", "node.k8s.io",
+        "discovery.k8s.io"]
     slices = doc["groups"][-1]
     assert slices == {"name": "discovery.k8s.io",
                       "versions": [{"groupVersion": "discovery.k8s.io/v1", "version": "v1"}],
@@ -201,9 +206,11 @@ def test_legacy_core_resource_list_shape() -> None:
         "APIResourceList", "v1", "v1")
     assert [e["name"] for e in doc["resources"]] == [
         "configmaps", "endpoints", "events", "namespaces", "namespaces/finalize",
-        "namespaces/status", "nodes", "nodes/status", "pods", "pods/attach", "pods/binding",
-        "pods/exec", "pods/log", "pods/portforward", "pods/status", "replicationcontrollers",
-        "replicationcontrollers/scale", "replicationcontrollers/status", "secrets",
+        "namespaces/status", "nodes", "nodes/status", "persistentvolumeclaims",
+        "persistentvolumeclaims/status", "persistentvolumes", "persistentvolumes/status",
+        "pods", "pods/attach", "pods/binding", "pods/exec", "pods/log", "pods/portforward",
+        "pods/status", "replicationcontrollers", "replicationcontrollers/scale",
+        "replicationcontrollers/status", "secrets",
         "serviceaccounts", "serviceaccounts/token", "services", "services/status"]
     assert _legacy_entry("", "v1", "services") == {
         "name": "services", "singularName": "service", "namespaced": True, "kind": "Service",
@@ -263,15 +270,17 @@ def test_aggregated_api_has_only_the_core_group_without_a_name() -> None:
     assert [v["version"] for v in core["versions"]] == ["v1"]
     assert core["versions"][0]["freshness"] == "Current"
     assert [r["resource"] for r in core["versions"][0]["resources"]] == [
-        "configmaps", "endpoints", "events", "namespaces", "nodes", "pods",
-        "replicationcontrollers", "secrets", "serviceaccounts", "services"]
+        "configmaps", "endpoints", "events", "namespaces", "nodes", "persistentvolumeclaims",
+        "persistentvolumes", "pods", "replicationcontrollers", "secrets", "serviceaccounts",
+        "services"]
 
 
 def test_aggregated_apis_lists_named_groups_in_order() -> None:
     doc = discovery.aggregated_discovery("apis")
     assert [i["metadata"]["name"] for i in doc["items"]] == [
         "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io",
-        "rbac.authorization.k8s.io", "coordination.k8s.io", "node.k8s.io", "discovery.k8s.io"]
+        "networking.k8s.io", "rbac.authorization.k8s.io", "coordination.k8s.io", "node.k8s.io",
+        "discovery.k8s.io"]
 
 
 @pytest.mark.parametrize(("group", "res", "short", "cats"), KUBECTL_NAMES,

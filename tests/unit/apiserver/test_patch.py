@@ -860,7 +860,8 @@ def test_patch_meta_table_is_keyed_by_group_version_kind() -> None:
         ("v1", "Service"), ("v1", "Pod"), ("v1", "Node"), ("v1", "Namespace"),
         ("v1", "Endpoints"), ("v1", "ServiceAccount"), ("discovery.k8s.io/v1", "EndpointSlice"),
         ("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"), ("node.k8s.io/v1", "RuntimeClass"),
-        ("apps/v1", "DaemonSet"), ("apps/v1", "StatefulSet"), ("v1", "ReplicationController")}
+        ("apps/v1", "DaemonSet"), ("apps/v1", "StatefulSet"), ("v1", "ReplicationController"),
+        ("v1", "PersistentVolume"), ("v1", "PersistentVolumeClaim")}
     ports = patch_schema("v1", "Service").list_meta(("spec", "ports"))
     assert (ports.merge_key, ports.map_keys, ports.key_defaults) == (
         "port", ("port", "protocol"), (("protocol", "TCP"),))

@@ -1,0 +1,77 @@
+"""Strategies for networking.k8s.io/v1 Ingresses and IngressClasses: wiring of
+:mod:`svcnet.api.ingresses` into the generic registry.
+
+Both kinds have a generation that spec changes bump (upstream's strategies). A new Ingress
+goes through the DefaultIngressClass admission first (mutating, so before validation), which
+needs the IngressClasses: the strategy is handed a lister for them, as the admission plugin
+is handed an informer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+from svcnet.allocators.operation import Operation
+from svcnet.api import ingresses
+from svcnet.api.errors import FieldError
+from svcnet.registry.generic import BaseStrategy
+
+__all__ = ["ClassLister", "IngressClassStrategy", "IngressStrategy"]
+
+Obj = dict[str, Any]
+#: Every IngressClass (for the DefaultIngressClass admission).
+ClassLister = Callable[[], Awaitable[list[Obj]]]
+
+
+class IngressStrategy(BaseStrategy):
+    kind: ClassVar[str] = "Ingress"
+    resource: ClassVar[str] = "ingresses"
+    group: ClassVar[str] = ingresses.GROUP
+    api_version: ClassVar[str] = ingresses.API_VERSION
+    has_generation: ClassVar[bool] = True
+
+    def __init__(self, classes: ClassLister | None = None) -> None:
+        #: How the admission lists IngressClasses (None: no admission).
+        self._classes = classes
+
+    async def begin_create(self, op: Operation, obj: Obj) -> Obj:
+        if self._classes is None:
+            return obj
+        return ingresses.admit_default_ingress_class(obj, await self._classes())
+
+    def prepare_for_create(self, obj: Obj) -> Obj:
+        return ingresses.prepare_ingress_for_create(obj)
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> Obj:
+        return ingresses.prepare_ingress_for_update(new, old)
+
+    def validate_create(self, obj: Obj) -> list[FieldError]:
+        return ingresses.validate_ingress(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return ingresses.validate_ingress_update(new, old)
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
+        return ingresses.prepare_ingress_for_status_update(new, old)
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return ingresses.validate_ingress_status_update(new, old)
+
+
+class IngressClassStrategy(BaseStrategy):
+    kind: ClassVar[str] = "IngressClass"
+    resource: ClassVar[str] = "ingressclasses"
+    group: ClassVar[str] = ingresses.GROUP
+    api_version: ClassVar[str] = ingresses.API_VERSION
+    namespaced: ClassVar[bool] = False
+    has_generation: ClassVar[bool] = True
+
+    def default(self, obj: Obj) -> Obj:
+        return ingresses.set_defaults_ingress_class(obj)
+
+    def validate_create(self, obj: Obj) -> list[FieldError]:
+        return ingresses.validate_ingress_class(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return ingresses.validate_ingress_class_update(new, old)

@@ -1,0 +1,178 @@
+"""PersistentVolumeBinder against the in-memory API: static binding (smallest fitting volume,
+class, access modes, selector, pre-binding), phases, release and the protection finalizers
+(conventions of ``test_serviceaccounts_controller``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from svcnet.client.informer import Informer
+from svcnet.client.rest import GVR, PERSISTENTVOLUMECLAIMS, PERSISTENTVOLUMES, PODS
+from svcnet.controllers.volumebinder import (
+    PersistentVolumeBinder,
+    find_matching_volume,
+    volume_phase,
+)
+from svcnet.util.clock import FakeClock
+from tests.unit.controllers.test_endpointslice_helpers import T0, FakeAPI, Obj, sync_cache
+
+
+def _pv(name: str, size: str, modes: tuple[str, ...] = ("ReadWriteOnce",), *,
+        cls: str = "", labels: dict[str, str] | None = None, **spec: Any) -> Obj:
+    return {"metadata": {"name": name, "labels": labels or {}},
+            "spec": {"capacity": {"storage": size}, "accessModes": list(modes),
+                     "storageClassName": cls, "hostPath": {"path": f"/data/{name}"},
+                     "persistentVolumeReclaimPolicy": "Retain", "volumeMode": "Filesystem",
+                     **spec},
+            "status": {"phase": "Available"}}
+
+
+def _pvc(name: str, size: str, modes: tuple[str, ...] = ("ReadWriteOnce",), *,
+         ns: str = "app", **spec: Any) -> Obj:
+    return {"metadata": {"name": name, "namespace": ns, "uid": f"uid-{name}"},
+            "spec": {"accessModes": list(modes), "resources": {"requests": {"storage": size}},
+                     "volumeMode": "Filesystem", **spec},
+            "status": {"phase": "Pending"}}
+
+
+def _names(found: Obj | Any) -> str | None:
+    return None if found is None else str(found["metadata"]["name"])
+
+
+def test_smallest_fitting_volume_is_chosen() -> None:
+    volumes = [_pv("big", "10Gi"), _pv("small", "1Gi"), _pv("mid", "5Gi"),
+               _pv("rwx", "2Gi", ("ReadWriteMany",))]
+    assert _names(find_matching_volume(_pvc("c", "2Gi"), volumes)) == "mid"
+    assert _names(find_matching_volume(_pvc("c", "500Mi"), volumes)) == "small"
+    assert _names(find_matching_volume(_pvc("c", "1Gi", ("ReadWriteMany",)), volumes)) == "rwx"
+    assert find_matching_volume(_pvc("c", "20Gi"), volumes) is None
+
+
+def test_class_selector_and_claimed_volumes_filter() -> None:
+    taken = _pv("taken", "1Gi", claimRef={"namespace": "other", "name": "x", "uid": "u"})
+    gold = _pv("gold", "5Gi", labels={"tier": "gold"})
+    fast = _pv("fast", "2Gi", cls="fast")
+    volumes = [taken, gold, fast]
+    assert _names(find_matching_volume(_pvc("c", "1Gi"), volumes)) == "gold"
+    assert _names(find_matching_volume(_pvc("c", "1Gi", storageClassName="fast"),
+                                       volumes)) == "fast"
+    assert find_matching_volume(_pvc("c", "1Gi", storageClassName="slow"), volumes) is None
+    assert find_matching_volume(
+        _pvc("c", "1Gi", selector={"matchLabels": {"tier": "silver"}}), volumes) is None
+    block = _pvc("c", "1Gi", volumeMode="Block")
+    assert find_matching_volume(block, volumes) is None
+
+
+def test_prebound_volume_wins_over_size() -> None:
+    claim = _pvc("c", "1Gi")
+    prebound = _pv("pre", "10Gi", claimRef={"namespace": "app", "name": "c"})
+    assert _names(find_matching_volume(claim, [_pv("small", "1Gi"), prebound])) == "pre"
+    named = _pvc("c", "1Gi", volumeName="big")
+    assert _names(find_matching_volume(named, [_pv("small", "1Gi"), _pv("big", "9Gi")])) == \
+        "big"
+
+
+def test_volume_phase() -> None:
+    claims = {"app/c": {**_pvc("c", "1Gi", volumeName="v")}}
+    assert volume_phase(_pv("v", "1Gi"), claims) == "Available"
+    bound = _pv("v", "1Gi", claimRef={"namespace": "app", "name": "c", "uid": "uid-c"})
+    assert volume_phase(bound, claims) == "Bound"
+    assert volume_phase(bound, {}) == "Released"
+    other = _pv("v", "1Gi", claimRef={"namespace": "app", "name": "c", "uid": "old-uid"})
+    assert volume_phase(other, claims) == "Released"
+
+
+class Env:
+    def __init__(self) -> None:
+        self.clock = FakeClock(T0)
+        self.api = FakeAPI()
+        self.informers = {gvr: Informer(self.api, gvr, clock=self.clock)
+                          for gvr in (PERSISTENTVOLUMES, PERSISTENTVOLUMECLAIMS, PODS)}
+        self.ctrl = PersistentVolumeBinder(
+            self.api, clock=self.clock, volumes=self.informers[PERSISTENTVOLUMES],  # type: ignore[arg-type]
+            claims=self.informers[PERSISTENTVOLUMECLAIMS], pods=self.informers[PODS])
+
+    def put(self, gvr: GVR, *objs: Obj) -> None:
+        for obj in objs:
+            self.api.seed(gvr, obj)
+        self.refresh()
+
+    def refresh(self) -> None:
+        for g, informer in self.informers.items():
+            sync_cache(informer, self.api.items(g))
+
+    def get(self, gvr: GVR, key: str) -> Obj:
+        found = self.api.get(gvr, key)
+        assert found is not None
+        return found
+
+
+@pytest.fixture
+def env() -> Env:
+    return Env()
+
+
+async def test_a_pending_claim_binds_both_ways(env: Env) -> None:
+    env.put(PERSISTENTVOLUMES, _pv("small", "1Gi"), _pv("big", "5Gi"))
+    env.put(PERSISTENTVOLUMECLAIMS, _pvc("data", "2Gi", ("ReadWriteOnce",)))
+    claim_uid = env.get(PERSISTENTVOLUMECLAIMS, "app/data")["metadata"]["uid"]
+    await env.ctrl.sync("pvc:app/data")
+    pv, pvc = env.get(PERSISTENTVOLUMES, "big"), env.get(PERSISTENTVOLUMECLAIMS, "app/data")
+    assert pv["spec"]["claimRef"]["name"] == "data"
+    assert pv["spec"]["claimRef"]["namespace"] == "app"
+    assert pv["spec"]["claimRef"]["uid"] == claim_uid
+    assert pv["status"]["phase"] == "Bound"
+    assert pv["metadata"]["annotations"]["pv.kubernetes.io/bound-by-controller"] == "yes"
+    assert pvc["spec"]["volumeName"] == "big"
+    assert pvc["status"] == {"phase": "Bound", "accessModes": ["ReadWriteOnce"],
+                             "capacity": {"storage": "5Gi"}}
+    assert pvc["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"] == "yes"
+    assert env.get(PERSISTENTVOLUMES, "small")["status"]["phase"] == "Available"
+
+
+async def test_a_claim_with_an_unmatched_class_stays_pending(env: Env) -> None:
+    env.put(PERSISTENTVOLUMES, _pv("v", "5Gi"))
+    env.put(PERSISTENTVOLUMECLAIMS, _pvc("data", "1Gi", storageClassName="standard"))
+    await env.ctrl.sync("pvc:app/data")
+    assert env.api.writes("persistentvolumeclaims") == []
+    assert env.api.writes("persistentvolumes") == []
+
+
+async def test_volume_phases_follow_their_claims(env: Env) -> None:
+    env.put(PERSISTENTVOLUMES, {**_pv("new", "1Gi"), "status": {"phase": "Pending"}})
+    await env.ctrl.sync("pv:new")
+    assert env.get(PERSISTENTVOLUMES, "new")["status"]["phase"] == "Available"
+    env.put(PERSISTENTVOLUMECLAIMS, _pvc("data", "1Gi"))
+    await env.ctrl.sync("pvc:app/data")
+    assert env.get(PERSISTENTVOLUMES, "new")["status"]["phase"] == "Bound"
+    env.api.remove(PERSISTENTVOLUMECLAIMS, "app/data")
+    env.refresh()
+    await env.ctrl.sync("pvc:app/data")  # the deleted claim queues its volume...
+    assert len(env.ctrl.controller.queue) == 1
+    await env.ctrl.sync("pv:new")  # ...which is released
+    assert env.get(PERSISTENTVOLUMES, "new")["status"]["phase"] == "Released"
+
+
+async def test_protection_finalizers_go_when_unused(env: Env) -> None:
+    claim = {**_pvc("data", "1Gi"), "metadata": {
+        **_pvc("data", "1Gi")["metadata"], "deletionTimestamp": "2026-01-01T00:00:00Z",
+        "finalizers": ["kubernetes.io/pvc-protection"]}}
+    pod = {"metadata": {"name": "p", "namespace": "app"}, "status": {"phase": "Running"},
+           "spec": {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}}
+    env.put(PODS, pod)
+    env.put(PERSISTENTVOLUMECLAIMS, claim)
+    await env.ctrl.sync("pvc:app/data")
+    assert env.get(PERSISTENTVOLUMECLAIMS, "app/data")["metadata"]["finalizers"] == [
+        "kubernetes.io/pvc-protection"], "a running pod still uses it"
+    env.api.remove(PODS, "app/p")
+    env.refresh()
+    await env.ctrl.sync("pvc:app/data")
+    assert env.get(PERSISTENTVOLUMECLAIMS, "app/data")["metadata"]["finalizers"] == []
+    volume = _pv("v", "1Gi")
+    volume["metadata"].update(deletionTimestamp="2026-01-01T00:00:00Z",
+                              finalizers=["kubernetes.io/pv-protection"])
+    env.put(PERSISTENTVOLUMES, volume)
+    await env.ctrl.sync("pv:v")
+    assert env.get(PERSISTENTVOLUMES, "v")["metadata"]["finalizers"] == []
