@@ -50,6 +50,8 @@ KINDS = {
     "v1/Secret": "V1Secret",
     "v1/ServiceAccount": "V1ServiceAccount",
     "node.k8s.io/v1/RuntimeClass": "V1RuntimeClass",
+    "batch/v1/Job": "V1Job",
+    "batch/v1/CronJob": "V1CronJob",
 }
 
 # Kinds served outside the schema decoder (reviews, TokenRequest): required.json describes them
@@ -73,7 +75,8 @@ BYTE_MAPS = {("V1Secret", "data"), ("V1ConfigMap", "binaryData")}
 # int64 fields (everything else that is an integer is int32 in the Go types we serve).
 INT64 = {"generation", "observedGeneration", "deletionGracePeriodSeconds",
          "terminationGracePeriodSeconds", "activeDeadlineSeconds", "runAsUser", "runAsGroup",
-         "fsGroup", "count", "seconds", "expirationSeconds", "sizeLimit"}
+         "fsGroup", "count", "seconds", "expirationSeconds", "sizeLimit",
+         "startingDeadlineSeconds"}
 
 
 def convert(type_name: str, field: str, out: dict[str, Any]) -> Any:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from svcnet.api import (
+    batch,
     configs,
     endpointslices,
     errors,
@@ -86,11 +87,26 @@ def _replicaset_offline(obj: Obj) -> Obj:
     return workloads.prepare_replicaset_for_create(workloads.set_defaults_replicaset(obj))
 
 
+def _job_offline(obj: Obj) -> Obj:
+    # The server generates the selector from the uid it assigns; stand in for that uid.
+    obj = batch.set_defaults_job(obj)
+    obj["metadata"].setdefault("uid", "00000000-0000-0000-0000-000000000000")
+    return batch.prepare_job_for_create(obj)
+
+
+def _cronjob_offline(obj: Obj) -> Obj:
+    return batch.prepare_cronjob_for_create(batch.set_defaults_cronjob(obj))
+
+
 KINDS: dict[tuple[str, str], Kind] = {
     ("apps/v1", "Deployment"): Kind("apps/v1", "Deployment", "deployments", True,
                                     _deployment_offline, workloads.validate_deployment),
     ("apps/v1", "ReplicaSet"): Kind("apps/v1", "ReplicaSet", "replicasets", True,
                                     _replicaset_offline, workloads.validate_replicaset),
+    ("batch/v1", "Job"): Kind("batch/v1", "Job", "jobs", True, _job_offline,
+                              batch.validate_job),
+    ("batch/v1", "CronJob"): Kind("batch/v1", "CronJob", "cronjobs", True, _cronjob_offline,
+                                  batch.validate_cronjob),
     ("v1", "Service"): Kind("v1", "Service", "services", True, _service_offline,
                             services.validate_service_create),
     ("v1", "Pod"): Kind("v1", "Pod", "pods", True, _pod_offline, _validate_pod),

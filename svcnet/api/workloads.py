@@ -75,6 +75,8 @@ __all__ = [
     "ROLLING_UPDATE",
     "apply_scale",
     "deployment_generation_changed",
+    "go_label_selector",
+    "go_string_map",
     "normalize",
     "prepare_deployment_for_create",
     "prepare_deployment_for_status_update",
@@ -91,6 +93,7 @@ __all__ = [
     "validate_deployment",
     "validate_deployment_status_update",
     "validate_deployment_update",
+    "validate_pod_template_spec",
     "validate_replicaset",
     "validate_replicaset_status_update",
     "validate_replicaset_update",
@@ -331,14 +334,14 @@ def _go_int_or_string(value: object) -> GoRaw:
     return GoRaw(value if isinstance(value, str) else "0")
 
 
-def _go_string_map(value: object) -> GoRaw:
+def go_string_map(value: object) -> GoRaw:
     if not isinstance(value, Mapping):
         return GoRaw("map[string]string(nil)")
     items = ", ".join(f"{go_quote(str(k))}:{go_quote(str(v))}" for k, v in sorted(value.items()))
     return GoRaw("map[string]string{" + items + "}")
 
 
-def _go_label_selector(selector: object) -> GoRaw | str:
+def go_label_selector(selector: object) -> GoRaw | str:
     """A *metav1.LabelSelector as field.Error prints it (``%#v`` of the struct; nil → "null")."""
     if not isinstance(selector, Mapping):
         return GoRaw('"null"')
@@ -357,7 +360,7 @@ def _go_label_selector(selector: object) -> GoRaw | str:
         exprs_text = "[]v1.LabelSelectorRequirement{" + ", ".join(parts) + "}"
     else:
         exprs_text = "[]v1.LabelSelectorRequirement(nil)"
-    return GoRaw(f"v1.LabelSelector{{MatchLabels:{_go_string_map(match_labels)}, "
+    return GoRaw(f"v1.LabelSelector{{MatchLabels:{go_string_map(match_labels)}, "
                  f"MatchExpressions:{exprs_text}}}")
 
 
@@ -412,21 +415,15 @@ def _not_more_than_100_percent(value: object, path: Path) -> list[FieldError]:
 # validation: the template and the specs
 
 
-def _validate_pod_template(template: ObjMap, selector_ok: bool, selector: Any,
-                           path: Path, kind: str) -> list[FieldError]:
-    """ValidatePodTemplateSpecForReplicaSet (+ core's ValidatePodTemplateSpec)."""
-    errs: list[FieldError] = []
+def validate_pod_template_spec(template: ObjMap, path: Path) -> list[FieldError]:
+    """core's ValidatePodTemplateSpec: the template's labels (reported at ``<path>.labels``),
+    annotations and pod spec; ephemeral containers are forbidden."""
     meta = _map(template, "metadata")
     labels = meta.get("labels")
-    if selector_ok and not selector.empty() and not selector.matches(
-            labels if isinstance(labels, Mapping) else {}):
-        errs.append(invalid(path.child("metadata", "labels"), _go_string_map(labels),
-                            "`selector` does not match template `labels`"))
     annotations = _map(meta, "annotations")
     spec = _map(template, "spec")
     opts = PodValidationOptions()
-    errs.extend(validate_labels(labels if isinstance(labels, Mapping) else None,
-                                path.child("labels")))
+    errs = validate_labels(labels if isinstance(labels, Mapping) else None, path.child("labels"))
     errs.extend(validate_annotations(annotations, path.child("annotations")))
     errs.extend(validate_pod_specific_annotations(annotations, spec, path.child("annotations"),
                                                    opts))
@@ -435,6 +432,22 @@ def _validate_pod_template(template: ObjMap, selector_ok: bool, selector: Any,
     if spec.get("ephemeralContainers"):
         errs.append(forbidden(spec_path.child("ephemeralContainers"),
                               "ephemeral containers not allowed in pod template"))
+    return errs
+
+
+def _validate_pod_template(template: ObjMap, selector_ok: bool, selector: Any,
+                           path: Path, kind: str) -> list[FieldError]:
+    """ValidatePodTemplateSpecForReplicaSet (+ core's ValidatePodTemplateSpec)."""
+    errs: list[FieldError] = []
+    meta = _map(template, "metadata")
+    labels = meta.get("labels")
+    if selector_ok and not selector.empty() and not selector.matches(
+            labels if isinstance(labels, Mapping) else {}):
+        errs.append(invalid(path.child("metadata", "labels"), go_string_map(labels),
+                            "`selector` does not match template `labels`"))
+    errs.extend(validate_pod_template_spec(template, path))
+    spec = _map(template, "spec")
+    spec_path = path.child("spec")
     restart = spec.get("restartPolicy") or ""
     if restart != "Always":
         errs.append(not_supported(spec_path.child("restartPolicy"), restart, ["Always"]))
@@ -454,13 +467,13 @@ def _validate_selector_and_template(spec: ObjMap, path: Path, kind: str) -> list
         errs.extend(validate_label_selector(raw_selector, sel_path))
         if not raw_selector.get("matchLabels") and not raw_selector.get("matchExpressions"):
             # Upstream says "deployment" for ReplicaSets too.
-            errs.append(invalid(sel_path, _go_label_selector(raw_selector),
+            errs.append(invalid(sel_path, go_label_selector(raw_selector),
                                 "empty selector is invalid for deployment"))
     try:
         selector = selector_from_label_selector(
             raw_selector if isinstance(raw_selector, Mapping) else None)
     except SelectorError:
-        errs.append(invalid(sel_path, _go_label_selector(raw_selector), "invalid label selector"))
+        errs.append(invalid(sel_path, go_label_selector(raw_selector), "invalid label selector"))
         return errs
     errs.extend(_validate_pod_template(_map(spec, "template"), True, selector,
                                        path.child("template"), kind))
@@ -530,7 +543,7 @@ def _immutable_selector(new: ObjMap, old: ObjMap) -> list[FieldError]:
     new_sel, old_sel = _map(new, "spec").get("selector"), _map(old, "spec").get("selector")
     if semantically_equal(new_sel, old_sel):
         return []
-    return [invalid(_SPEC.child("selector"), _go_label_selector(new_sel),
+    return [invalid(_SPEC.child("selector"), go_label_selector(new_sel),
                     FIELD_IMMUTABLE_ERROR_MSG)]
 
 

@@ -216,6 +216,11 @@ CATALOGUE: tuple[Resource, ...] = (
              "selfsubjectrulesreview", False, verbs=("create",), persisted=False),
     Resource("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews",
              "subjectaccessreview", False, verbs=("create",), persisted=False),
+    # -- batch/v1 -----------------------------------------------------------------------------
+    Resource("batch", "v1", "CronJob", "cronjobs", "cronjob", True, short_names=("cj",),
+             categories=("all",), subresources=(_status("CronJob"),)),
+    Resource("batch", "v1", "Job", "jobs", "job", True, categories=("all",),
+             subresources=(_status("Job"),)),
     # -- rbac.authorization.k8s.io/v1 ---------------------------------------------------------
     Resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings",
              "clusterrolebinding", False),

@@ -76,6 +76,7 @@ from svcnet.apiserver.satokens import TokenIssuer
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import RESTClient
 from svcnet.controllers.manager import USER_AGENT, ControllerConfig, ControllerManager
+from svcnet.registry.batch import CronJobStrategy, JobStrategy
 from svcnet.registry.configs import ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy
 from svcnet.registry.generic import Registry
 from svcnet.registry.lb_ipam import LoadBalancerIPAM
@@ -336,6 +337,8 @@ class APIServer:
             ("coordination.k8s.io", "leases"): LeaseStrategy(),
             ("apps", "deployments"): DeploymentStrategy(),
             ("apps", "replicasets"): ReplicaSetStrategy(),
+            ("batch", "jobs"): JobStrategy(),
+            ("batch", "cronjobs"): CronJobStrategy(),
             (runtimeclasses.GROUP, "runtimeclasses"): RuntimeClassStrategy(),
             (rbac.GROUP, "roles"): RoleStrategy(self._check_escalation),
             (rbac.GROUP, "clusterroles"): ClusterRoleStrategy(self._check_escalation),
