@@ -7,7 +7,8 @@ Theory of operation (after ``pkg/controller/garbagecollector``: ``garbagecollect
 An object names its owners in ``metadata.ownerReferences`` (apiVersion, kind, name, uid). When
 every owner is gone, the object is garbage. Upstream builds a graph of every resource the
 server has; we watch a fixed set of resources (by default pods, ReplicaSets, Deployments,
-EndpointSlices and Services: the kinds svcnet's controllers create owned objects of; and
+Jobs, CronJobs, EndpointSlices and Services: the kinds svcnet's controllers create owned
+objects of; and
 Namespaces, which a delete may give the ``orphan`` or ``foregroundDeletion`` finalizer) with one
 informer each, indexed by uid and by owner uid, and resolve owners of other kinds (a Node, a
 Namespace) with a GET.
@@ -81,7 +82,9 @@ from svcnet.client.rest import (
 )
 from svcnet.client.workqueue import RateLimitingQueue
 from svcnet.controllers.ownership import (
+    CRONJOBS,
     DEPLOYMENTS,
+    JOBS,
     REPLICASETS,
     APIClient,
     WorkloadClient,
@@ -113,14 +116,14 @@ OWNER_UID_INDEX: Final = "ownerUID"
 ABSENT_OWNER_CACHE_SIZE: Final = 500
 
 DEFAULT_RESOURCES: Final = (PODS, REPLICASETS, DEPLOYMENTS, ENDPOINTSLICES, SERVICES,
-                            CONFIGMAPS, SECRETS, SERVICEACCOUNTS, NAMESPACES)
+                            CONFIGMAPS, SECRETS, SERVICEACCOUNTS, NAMESPACES, JOBS, CRONJOBS)
 """What the collector watches: the owned kinds svcnet creates, their owners, and the kinds
 applications commonly give owners (a Deployment's ConfigMap, say); and
 Namespaces, whose deletion with ``propagationPolicy: Orphan`` (or ``Foreground``) carries the
 collector's finalizer."""
 KNOWN_KINDS: Final = {(g.group, g.kind): g for g in (
     PODS, SERVICES, NODES, NAMESPACES, ENDPOINTS, EVENTS, ENDPOINTSLICES, LEASES,
-    REPLICASETS, DEPLOYMENTS, CONFIGMAPS, SECRETS, SERVICEACCOUNTS)}
+    REPLICASETS, DEPLOYMENTS, CONFIGMAPS, SECRETS, SERVICEACCOUNTS, JOBS, CRONJOBS)}
 """Owner kinds the collector can look up by name, keyed by (group, kind)."""
 
 

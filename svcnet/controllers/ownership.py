@@ -33,7 +33,9 @@ from svcnet.client.rest import GVR, PatchType, Preconditions
 from svcnet.util.clock import parse_time
 
 __all__ = [
+    "CRONJOBS",
     "DEPLOYMENTS",
+    "JOBS",
     "REPLICASETS",
     "APIClient",
     "ClaimPlan",
@@ -61,6 +63,8 @@ ObjMap = Mapping[str, Any]
 
 REPLICASETS: Final = GVR("apps", "v1", "replicasets", "ReplicaSet")
 DEPLOYMENTS: Final = GVR("apps", "v1", "deployments", "Deployment")
+JOBS: Final = GVR("batch", "v1", "jobs", "Job")
+CRONJOBS: Final = GVR("batch", "v1", "cronjobs", "CronJob")
 
 
 # =============================================================================================

@@ -46,7 +46,8 @@ from svcnet.client.rest import (
     Preconditions,
 )
 from svcnet.client.watchstream import WatchEvent
-from svcnet.controllers.ownership import DEPLOYMENTS, REPLICASETS
+from svcnet.controllers.ownership import CRONJOBS, DEPLOYMENTS, JOBS, REPLICASETS
+from svcnet.registry.batch import CronJobStrategy, JobStrategy
 from svcnet.registry.configs import ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy
 from svcnet.registry.generic import Preconditions as RegistryPreconditions, Registry, Strategy
 from svcnet.registry.strategies import (
@@ -85,7 +86,8 @@ def _strategies() -> dict[GVR, Strategy]:
             DEPLOYMENTS: DeploymentStrategy(), ENDPOINTSLICES: EndpointSliceStrategy(),
             SERVICES: _ServiceLite(), NAMESPACES: NamespaceStrategy(), EVENTS: EventStrategy(),
             CONFIGMAPS: ConfigMapStrategy(), SECRETS: SecretStrategy(),
-            SERVICEACCOUNTS: ServiceAccountStrategy()}
+            SERVICEACCOUNTS: ServiceAccountStrategy(), JOBS: JobStrategy(),
+            CRONJOBS: CronJobStrategy()}
 
 
 class RegistryAPI:
@@ -253,7 +255,8 @@ class RegistryAPI:
 
             return self._typed(gvr, await registry.guaranteed_update(namespace, name, mark))
         return self._typed(gvr, await registry.delete(namespace, name, preconditions=pre,
-                                                      grace_period=grace_period))
+                                                      grace_period=grace_period,
+                                                      propagation_policy=propagation_policy))
 
 
 # -- builders --------------------------------------------------------------------------------
