@@ -57,6 +57,8 @@ KINDS = {
     "networking.k8s.io/v1/IngressClass": "V1IngressClass",
     "v1/PersistentVolume": "V1PersistentVolume",
     "v1/PersistentVolumeClaim": "V1PersistentVolumeClaim",
+    "batch/v1/Job": "V1Job",
+    "batch/v1/CronJob": "V1CronJob",
 }
 
 # Kinds served outside the schema decoder (reviews, TokenRequest): required.json describes them
@@ -80,7 +82,8 @@ BYTE_MAPS = {("V1Secret", "data"), ("V1ConfigMap", "binaryData")}
 # int64 fields (everything else that is an integer is int32 in the Go types we serve).
 INT64 = {"generation", "observedGeneration", "deletionGracePeriodSeconds",
          "terminationGracePeriodSeconds", "activeDeadlineSeconds", "runAsUser", "runAsGroup",
-         "fsGroup", "count", "seconds", "expirationSeconds", "sizeLimit"}
+         "fsGroup", "count", "seconds", "expirationSeconds", "sizeLimit",
+         "startingDeadlineSeconds"}
 
 
 def convert(type_name: str, field: str, out: dict[str, Any]) -> Any:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from svcnet.api import (
+    batch,
     configs,
     daemonsets,
     endpointslices,
@@ -111,6 +112,17 @@ def _persistent_volume_claim_offline(obj: Obj) -> Obj:
     return volumes.prepare_for_create(volumes.set_defaults_persistent_volume_claim(obj))
 
 
+def _job_offline(obj: Obj) -> Obj:
+    # The server generates the selector from the uid it assigns; stand in for that uid.
+    obj = batch.set_defaults_job(obj)
+    obj["metadata"].setdefault("uid", "00000000-0000-0000-0000-000000000000")
+    return batch.prepare_job_for_create(obj)
+
+
+def _cronjob_offline(obj: Obj) -> Obj:
+    return batch.prepare_cronjob_for_create(batch.set_defaults_cronjob(obj))
+
+
 KINDS: dict[tuple[str, str], Kind] = {
     ("apps/v1", "Deployment"): Kind("apps/v1", "Deployment", "deployments", True,
                                     _deployment_offline, workloads.validate_deployment),
@@ -123,6 +135,10 @@ KINDS: dict[tuple[str, str], Kind] = {
     ("v1", "ReplicationController"): Kind("v1", "ReplicationController",
                                           "replicationcontrollers", True, _rc_offline,
                                           replicationcontrollers.validate_rc),
+    ("batch/v1", "Job"): Kind("batch/v1", "Job", "jobs", True, _job_offline,
+                              batch.validate_job),
+    ("batch/v1", "CronJob"): Kind("batch/v1", "CronJob", "cronjobs", True, _cronjob_offline,
+                                  batch.validate_cronjob),
     ("v1", "Service"): Kind("v1", "Service", "services", True, _service_offline,
                             services.validate_service_create),
     ("v1", "Pod"): Kind("v1", "Pod", "pods", True, _pod_offline, _validate_pod),

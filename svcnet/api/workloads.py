@@ -80,6 +80,8 @@ __all__ = [
     "ROLLING_UPDATE",
     "apply_scale",
     "deployment_generation_changed",
+    "go_label_selector",
+    "go_string_map",
     "normalize",
     "prepare_deployment_for_create",
     "prepare_deployment_for_status_update",
@@ -96,6 +98,7 @@ __all__ = [
     "validate_deployment",
     "validate_deployment_status_update",
     "validate_deployment_update",
+    "validate_pod_template_spec",
     "validate_replicaset",
     "validate_replicaset_status_update",
     "validate_replicaset_update",
@@ -417,6 +420,26 @@ def not_more_than_100_percent(value: object, path: Path) -> list[FieldError]:
 # validation: the template and the specs
 
 
+def validate_pod_template_spec(template: ObjMap, path: Path) -> list[FieldError]:
+    """core's ValidatePodTemplateSpec: the template's labels (reported at ``<path>.labels``),
+    annotations and pod spec; ephemeral containers are forbidden."""
+    meta = _map(template, "metadata")
+    labels = meta.get("labels")
+    annotations = _map(meta, "annotations")
+    spec = _map(template, "spec")
+    opts = PodValidationOptions()
+    errs = validate_labels(labels if isinstance(labels, Mapping) else None, path.child("labels"))
+    errs.extend(validate_annotations(annotations, path.child("annotations")))
+    errs.extend(validate_pod_specific_annotations(annotations, spec, path.child("annotations"),
+                                                   opts))
+    spec_path = path.child("spec")
+    errs.extend(validate_pod_spec(spec, spec_path, opts))
+    if spec.get("ephemeralContainers"):
+        errs.append(forbidden(spec_path.child("ephemeralContainers"),
+                              "ephemeral containers not allowed in pod template"))
+    return errs
+
+
 def validate_pod_template(template: ObjMap, selector_ok: bool, selector: Any,
                            path: Path, kind: str) -> list[FieldError]:
     """ValidatePodTemplateSpecForReplicaSet (+ core's ValidatePodTemplateSpec)."""
@@ -427,19 +450,9 @@ def validate_pod_template(template: ObjMap, selector_ok: bool, selector: Any,
             labels if isinstance(labels, Mapping) else {}):
         errs.append(invalid(path.child("metadata", "labels"), go_string_map(labels),
                             "`selector` does not match template `labels`"))
-    annotations = _map(meta, "annotations")
+    errs.extend(validate_pod_template_spec(template, path))
     spec = _map(template, "spec")
-    opts = PodValidationOptions()
-    errs.extend(validate_labels(labels if isinstance(labels, Mapping) else None,
-                                path.child("labels")))
-    errs.extend(validate_annotations(annotations, path.child("annotations")))
-    errs.extend(validate_pod_specific_annotations(annotations, spec, path.child("annotations"),
-                                                   opts))
     spec_path = path.child("spec")
-    errs.extend(validate_pod_spec(spec, spec_path, opts))
-    if spec.get("ephemeralContainers"):
-        errs.append(forbidden(spec_path.child("ephemeralContainers"),
-                              "ephemeral containers not allowed in pod template"))
     restart = spec.get("restartPolicy") or ""
     if restart != "Always":
         errs.append(not_supported(spec_path.child("restartPolicy"), restart, ["Always"]))

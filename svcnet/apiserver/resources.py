@@ -230,6 +230,11 @@ CATALOGUE: tuple[Resource, ...] = (
              "selfsubjectrulesreview", False, verbs=("create",), persisted=False),
     Resource("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews",
              "subjectaccessreview", False, verbs=("create",), persisted=False),
+    # -- batch/v1 -----------------------------------------------------------------------------
+    Resource("batch", "v1", "CronJob", "cronjobs", "cronjob", True, short_names=("cj",),
+             categories=("all",), subresources=(_status("CronJob"),)),
+    Resource("batch", "v1", "Job", "jobs", "job", True, categories=("all",),
+             subresources=(_status("Job"),)),
     # -- networking.k8s.io/v1 -----------------------------------------------------------------
     Resource("networking.k8s.io", "v1", "IngressClass", "ingressclasses", "ingressclass",
              False),

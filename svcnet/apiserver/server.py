@@ -76,6 +76,7 @@ from svcnet.apiserver.satokens import TokenIssuer
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import RESTClient
 from svcnet.controllers.manager import USER_AGENT, ControllerConfig, ControllerManager
+from svcnet.registry.batch import CronJobStrategy, JobStrategy
 from svcnet.registry.configs import ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy
 from svcnet.registry.generic import Registry
 from svcnet.registry.lb_ipam import LoadBalancerIPAM
@@ -347,6 +348,8 @@ class APIServer:
             ("apps", "daemonsets"): DaemonSetStrategy(),
             ("apps", "statefulsets"): StatefulSetStrategy(),
             ("", "replicationcontrollers"): ReplicationControllerStrategy(),
+            ("batch", "jobs"): JobStrategy(),
+            ("batch", "cronjobs"): CronJobStrategy(),
             (runtimeclasses.GROUP, "runtimeclasses"): RuntimeClassStrategy(),
             (ingresses.GROUP, "ingresses"): IngressStrategy(self._ingress_classes),
             (ingresses.GROUP, "ingressclasses"): IngressClassStrategy(),

@@ -409,6 +409,36 @@ _REPLICATION_CONTROLLER_COLUMNS = (
         "https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/"
         "#label-selectors")),
 )
+_JOB_SELECTOR = Column("Selector", priority=1, description="A label query over pods that "
+                                                          "should match the pod count.")
+_JOB_COLUMNS = (
+    _NAME,
+    Column("Status", description="Status of the job."),
+    Column("Completions", description="The number of pods which reached phase Succeeded."),
+    Column("Duration", description="Time required to complete the job."),
+    _AGE,
+    _CONTAINERS,
+    _IMAGES,
+    _JOB_SELECTOR,
+)
+_CRON_JOB_COLUMNS = (
+    _NAME,
+    Column("Schedule", description="The schedule in Cron format, see "
+                                   "https://en.wikipedia.org/wiki/Cron."),
+    Column("Timezone", description="The time zone name for the given schedule, see "
+                                   "https://en.wikipedia.org/wiki/List_of_tz_database_time_zones."),
+    Column("Suspend", type="boolean", description="This flag tells the controller to suspend "
+                                                  "subsequent executions, it does not apply to "
+                                                  "already started executions."),
+    Column("Active", type="integer", description="A list of pointers to currently running "
+                                                 "jobs."),
+    Column("Last Schedule", description="Information when was the last time the job was "
+                                        "successfully scheduled."),
+    _AGE,
+    _CONTAINERS,
+    _IMAGES,
+    _JOB_SELECTOR,
+)
 _RUNTIME_CLASS_COLUMNS = (
     _NAME,
     # Upstream describes it with ObjectMeta's (absent) doc of "handler": empty.
@@ -846,6 +876,52 @@ def _print_replication_controller(rc: Obj, now: datetime) -> list[Cell]:
             _format_labels(spec.get("selector"))]
 
 
+def _job_status(job: Obj) -> str:
+    """printJob's STATUS: the first of Complete, Failed, Terminating, Suspended,
+    FailureTarget that applies, else Running."""
+    true = {_str(c.get("type")) for c in map(_dict, _list(_get(job, "status", "conditions")))
+            if c.get("status") == "True"}
+    for ctype in ("Complete", "Failed"):
+        if ctype in true:
+            return ctype
+    if _get(job, "metadata", "deletionTimestamp"):
+        return "Terminating"
+    for ctype in ("Suspended", "FailureTarget"):
+        if ctype in true:
+            return ctype
+    return "Running"
+
+
+def _print_job(job: Obj, now: datetime) -> list[Cell]:
+    spec, status = _dict(job.get("spec")), _dict(job.get("status"))
+    succeeded = _int(status.get("succeeded"))
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{_int(spec.get('completions'))}"
+    elif _int(spec.get("parallelism")) > 1:
+        completions = f"{succeeded}/1 of {_int(spec.get('parallelism'))}"
+    else:
+        completions = f"{succeeded}/1"
+    start = parse_time(status.get("startTime"))
+    end = parse_time(status.get("completionTime"))
+    duration = "" if start is None else human_duration((end or now) - start)
+    names, images = _containers(job)
+    return [_name(job), _job_status(job), completions, duration, _age(job, now), names, images,
+            _format_label_selector(spec.get("selector"))]
+
+
+def _print_cron_job(cj: Obj, now: datetime) -> list[Cell]:
+    spec, status = _dict(cj.get("spec")), _dict(cj.get("status"))
+    job_spec = _dict(_get(cj, "spec", "jobTemplate", "spec"))
+    names, images = _containers({"spec": job_spec})
+    suspend = spec.get("suspend")
+    last = status.get("lastScheduleTime")
+    return [_name(cj), _str(spec.get("schedule")),
+            "<none>" if spec.get("timeZone") is None else _str(spec.get("timeZone")),
+            "<unset>" if suspend is None else ("True" if suspend else "False"),
+            len(_list(status.get("active"))), "<none>" if last is None else since(last, now),
+            _age(cj, now), names, images, _format_label_selector(job_spec.get("selector"))]
+
+
 def _core_event(event: Obj) -> Obj:
     """An ``events.k8s.io/v1`` Event in core ``v1`` field names (upstream converts, then prints
     with the core printer)."""
@@ -1067,6 +1143,8 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
     ("apps", "StatefulSet"): _Printer(_STATEFUL_SET_COLUMNS, _print_stateful_set),
     ("", "ReplicationController"): _Printer(_REPLICATION_CONTROLLER_COLUMNS,
                                             _print_replication_controller),
+    ("batch", "Job"): _Printer(_JOB_COLUMNS, _print_job),
+    ("batch", "CronJob"): _Printer(_CRON_JOB_COLUMNS, _print_cron_job),
     ("events.k8s.io", "Event"): _Printer(_EVENT_COLUMNS, _print_events_k8s_io_event),
     ("coordination.k8s.io", "Lease"): _Printer(_LEASE_COLUMNS, _print_lease),
     ("node.k8s.io", "RuntimeClass"): _Printer(_RUNTIME_CLASS_COLUMNS, _print_runtime_class),

@@ -17,11 +17,13 @@ from typing import Protocol
 
 from svcnet.client.rest import RESTClient
 from svcnet.controllers.clusterroleaggregation import ClusterRoleAggregationController
+from svcnet.controllers.cronjob import CronJobController
 from svcnet.controllers.daemonset import DaemonSetController
 from svcnet.controllers.deployment import DeploymentController
 from svcnet.controllers.endpoints import EndpointsController
 from svcnet.controllers.endpointslice import EndpointSliceController
 from svcnet.controllers.gc import GarbageCollector
+from svcnet.controllers.job import JobController
 from svcnet.controllers.lb_ipam import AddressManager, LoadBalancerIPController
 from svcnet.controllers.namespace import NamespaceController
 from svcnet.controllers.nodes import DEFAULT_GRACE, NodeIPAMController, NodeLifecycleController
@@ -70,6 +72,8 @@ class ControllerManager:
             DeploymentController.from_client(client, clock=clock),
             ReplicaSetController.for_replication_controllers(client, clock=clock),
             DaemonSetController.from_client(client, clock=clock),
+            JobController.from_client(client, clock=clock),
+            CronJobController.from_client(client, clock=clock),
             GarbageCollector.from_client(client, clock=clock),
             ClusterRoleAggregationController.from_client(client, clock=clock),
             *([RootCACertPublisher(client, config.root_ca_pem, clock=clock)]

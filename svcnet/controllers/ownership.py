@@ -38,7 +38,9 @@ from svcnet.client.rest import GVR, PatchType, Preconditions
 from svcnet.util.clock import parse_time
 
 __all__ = [
+    "CRONJOBS",
     "DEPLOYMENTS",
+    "JOBS",
     "REPLICASETS",
     "APIClient",
     "ClaimPlan",
@@ -69,6 +71,8 @@ DEPLOYMENTS: Final = GVR("apps", "v1", "deployments", "Deployment")
 DAEMONSETS: Final = GVR("apps", "v1", "daemonsets", "DaemonSet")
 STATEFULSETS: Final = GVR("apps", "v1", "statefulsets", "StatefulSet")
 REPLICATIONCONTROLLERS: Final = GVR("", "v1", "replicationcontrollers", "ReplicationController")
+JOBS: Final = GVR("batch", "v1", "jobs", "Job")
+CRONJOBS: Final = GVR("batch", "v1", "cronjobs", "CronJob")
 
 
 # =============================================================================================

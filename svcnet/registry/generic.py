@@ -79,6 +79,8 @@ class Strategy(Protocol):
     api_version: ClassVar[str]
     namespaced: ClassVar[bool]
     has_generation: ClassVar[bool]
+    #: The propagation policy of a delete that names none ("": keep the object's finalizers).
+    default_propagation: ClassVar[str]
 
     def default(self, obj: Obj) -> Obj: ...
 
@@ -132,6 +134,7 @@ class BaseStrategy:
     api_version: ClassVar[str] = "v1"
     namespaced: ClassVar[bool] = True
     has_generation: ClassVar[bool] = False
+    default_propagation: ClassVar[str] = ""
 
     def default(self, obj: Obj) -> Obj:
         return obj
@@ -685,7 +688,8 @@ class Registry:
                 except (Conflict, KeyNotFound):
                     continue
                 return self.decode(written)
-            finalizers = gc_finalizers(list(meta.get("finalizers") or []), propagation_policy)
+            finalizers = gc_finalizers(list(meta.get("finalizers") or []),
+                                       propagation_policy or self.strategy.default_propagation)
             grace = self.strategy.deletion_grace(current, grace_period)
             graceful = grace is not None and grace > 0
             if finalizers or graceful:

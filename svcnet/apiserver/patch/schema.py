@@ -286,6 +286,22 @@ _KIND_FIELDS: Final[dict[tuple[str, str], dict[str, FieldMeta]]] = {
         **_pod_template("spec.template"),
         **_under("status", _WORKLOAD_STATUS),
     },
+    ("batch/v1", "Job"): {
+        "spec.selector": _LABEL_SELECTOR,
+        "spec.podFailurePolicy.rules": _ATOMIC,
+        "spec.successPolicy.rules": _ATOMIC,
+        **_pod_template("spec.template"),
+        # +patchMergeKey=type +patchStrategy=merge +listType=atomic
+        "status.conditions": ListMeta("atomic", patch_strategy="merge", merge_key="type"),
+    },
+    ("batch/v1", "CronJob"): {
+        "spec.jobTemplate.spec.selector": _LABEL_SELECTOR,
+        "spec.jobTemplate.spec.podFailurePolicy.rules": _ATOMIC,
+        "spec.jobTemplate.spec.successPolicy.rules": _ATOMIC,
+        **_under("spec.jobTemplate.metadata", _OBJECT_META),
+        **_pod_template("spec.jobTemplate.spec.template"),
+        "status.active": _ATOMIC,
+    },
 }
 
 #: Patch metadata for every kind we serve, keyed by ``(apiVersion, kind)``. ObjectMeta rules

@@ -48,6 +48,8 @@ KUBECTL_NAMES = [
     ("networking.k8s.io", "ingressclasses", [], []),
     ("", "persistentvolumes", ["pv"], []),
     ("", "persistentvolumeclaims", ["pvc"], []),
+    ("batch", "jobs", [], ["all"]),
+    ("batch", "cronjobs", ["cj"], ["all"]),
 ]
 
 
@@ -114,7 +116,7 @@ def test_catalogue_is_consistent() -> None:
     assert len(kinds) == len(set(kinds))
     assert resources.group_versions() == [
         ("", "v1"), ("apps", "v1"), ("events.k8s.io", "v1"), ("authentication.k8s.io", "v1"),
-        ("authorization.k8s.io", "v1"), ("networking.k8s.io", "v1"),
+        ("authorization.k8s.io", "v1"), ("batch", "v1"), ("networking.k8s.io", "v1"),
         ("rbac.authorization.k8s.io", "v1"), ("coordination.k8s.io", "v1"), ("node.k8s.io", "v1"),
         ("discovery.k8s.io", "v1")]
     for group, version in resources.group_versions():
@@ -140,6 +142,10 @@ def test_storage_version_hash_of_events_k8s_io_is_core_event() -> None:
     deploy = resources.by_kind("apps/v1", "Deployment")
     assert deploy is not None
     assert deploy.storage_version_hash == "8aSe+NMegvE="
+    # kube-apiserver 1.33's /apis/batch/v1 reports these.
+    job, cronjob = resources.by_kind("batch/v1", "Job"), resources.by_kind("batch/v1", "CronJob")
+    assert job is not None and job.storage_version_hash == "mudhfqk/qZY="
+    assert cronjob is not None and cronjob.storage_version_hash == "sd5LIXh4Fjs="
 
 
 # ======================================================================= legacy discovery
@@ -159,7 +165,7 @@ def test_api_group_list() -> None:
     assert doc["kind"] == "APIGroupList"
     assert doc["apiVersion"] == "v1"
     assert [g["name"] for g in doc["groups"]] == [
-        "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io",
+        "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "batch",
         "networking.k8s.io", "rbac.authorization.k8s.io", "coordination.k8s.io", "node.k8s.io",
         "discovery.k8s.io"]
     slices = doc["groups"][-1]
@@ -174,7 +180,7 @@ def test_api_group() -> None:
     assert apps is not None
     assert apps["kind"] == "APIGroup"
     assert apps["preferredVersion"] == {"groupVersion": "apps/v1", "version": "v1"}
-    assert discovery.api_group("batch") is None
+    assert discovery.api_group("policy") is None
 
 
 def _legacy_entry(group: str, version: str, name: str) -> Obj:
@@ -241,7 +247,7 @@ def test_legacy_scale_subresource_names_its_group() -> None:
 
 
 def test_unknown_group_version_has_no_resource_list() -> None:
-    assert discovery.api_resource_list("batch", "v1") is None
+    assert discovery.api_resource_list("policy", "v1") is None
     assert discovery.api_resource_list("apps", "v1beta1") is None
 
 
@@ -278,7 +284,7 @@ def test_aggregated_api_has_only_the_core_group_without_a_name() -> None:
 def test_aggregated_apis_lists_named_groups_in_order() -> None:
     doc = discovery.aggregated_discovery("apis")
     assert [i["metadata"]["name"] for i in doc["items"]] == [
-        "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io",
+        "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "batch",
         "networking.k8s.io", "rbac.authorization.k8s.io", "coordination.k8s.io", "node.k8s.io",
         "discovery.k8s.io"]
 
@@ -444,7 +450,7 @@ def test_root_lists_every_group_version_with_matching_hash() -> None:
 
 def test_document_lookup() -> None:
     assert openapi.document_for("/api/v1") is openapi.document_for("api/v1")
-    assert openapi.document_for("apis/batch/v1") is None
+    assert openapi.document_for("apis/policy/v1") is None
 
 
 @pytest.mark.parametrize("res", [r for r in resources.RESOURCES if "patch" in r.verbs],
@@ -526,4 +532,4 @@ def test_hash_follows_content() -> None:
 
 
 def test_unknown_group_version_document_is_empty() -> None:
-    assert openapi.build_group_version_document("batch", "v1")["paths"] == {}
+    assert openapi.build_group_version_document("policy", "v1")["paths"] == {}

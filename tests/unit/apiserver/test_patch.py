@@ -861,7 +861,14 @@ def test_patch_meta_table_is_keyed_by_group_version_kind() -> None:
         ("v1", "Endpoints"), ("v1", "ServiceAccount"), ("discovery.k8s.io/v1", "EndpointSlice"),
         ("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"), ("node.k8s.io/v1", "RuntimeClass"),
         ("apps/v1", "DaemonSet"), ("apps/v1", "StatefulSet"), ("v1", "ReplicationController"),
-        ("v1", "PersistentVolume"), ("v1", "PersistentVolumeClaim")}
+        ("v1", "PersistentVolume"), ("v1", "PersistentVolumeClaim"),
+        ("batch/v1", "Job"), ("batch/v1", "CronJob")}
+    job = patch_schema("batch/v1", "Job")
+    assert job.list_meta(("status", "conditions")).merge_key == "type"
+    assert job.list_meta(("spec", "template", "spec", "containers")).merge_key == "name"
+    cronjob = patch_schema("batch/v1", "CronJob")
+    assert cronjob.list_meta(("spec", "jobTemplate", "spec", "template", "spec",
+                              "containers")).merge_key == "name"
     ports = patch_schema("v1", "Service").list_meta(("spec", "ports"))
     assert (ports.merge_key, ports.map_keys, ports.key_defaults) == (
         "port", ("port", "protocol"), (("protocol", "TCP"),))

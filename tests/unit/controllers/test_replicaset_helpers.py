@@ -48,12 +48,15 @@ from svcnet.client.rest import (
 )
 from svcnet.client.watchstream import WatchEvent
 from svcnet.controllers.ownership import (
+    CRONJOBS,
     DAEMONSETS,
     DEPLOYMENTS,
+    JOBS,
     REPLICASETS,
     REPLICATIONCONTROLLERS,
     STATEFULSETS,
 )
+from svcnet.registry.batch import CronJobStrategy, JobStrategy
 from svcnet.registry.configs import ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy
 from svcnet.registry.generic import Preconditions as RegistryPreconditions, Registry, Strategy
 from svcnet.registry.strategies import (
@@ -101,7 +104,8 @@ def _strategies() -> dict[GVR, Strategy]:
             CONFIGMAPS: ConfigMapStrategy(), SECRETS: SecretStrategy(),
             SERVICEACCOUNTS: ServiceAccountStrategy(), NODES: NodeStrategy(),
             DAEMONSETS: DaemonSetStrategy(), STATEFULSETS: StatefulSetStrategy(),
-            REPLICATIONCONTROLLERS: ReplicationControllerStrategy()}
+            REPLICATIONCONTROLLERS: ReplicationControllerStrategy(), JOBS: JobStrategy(),
+            CRONJOBS: CronJobStrategy()}
 
 
 class RegistryAPI:
@@ -269,7 +273,8 @@ class RegistryAPI:
 
             return self._typed(gvr, await registry.guaranteed_update(namespace, name, mark))
         return self._typed(gvr, await registry.delete(namespace, name, preconditions=pre,
-                                                      grace_period=grace_period))
+                                                      grace_period=grace_period,
+                                                      propagation_policy=propagation_policy))
 
 
 # -- builders --------------------------------------------------------------------------------
