@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Final
 
 from svcnet.api.errors import StatusError, bad_request
 from svcnet.api.gobase64 import Base64Error, canonical_base64
@@ -52,6 +52,40 @@ class Schema:
 def schema() -> Schema:
     raw = json.loads(resources.files("svcnet.api").joinpath("schema.json").read_text())
     return Schema(kinds=raw["kinds"], types=raw["types"])
+
+
+_ZEROS: Final = {"int32": 0, "int64": 0, "string": "", "boolean": False, "number": 0}
+
+
+@cache
+def _status_zeros(api_version: str, kind: str) -> tuple[tuple[str, Any], ...]:
+    """The status type's required (non-``omitempty``) scalar fields and their zero values."""
+    top = schema().type_for(api_version, kind)
+    status_type = schema().types.get(top or "", {}).get("status")
+    if not isinstance(status_type, str):
+        return ()
+    text = resources.files("svcnet.api").joinpath("required.json").read_text()
+    required = json.loads(text)["required"].get(status_type, [])
+    fields = schema().types.get(status_type, {})
+    return tuple((name, _ZEROS[fields[name]]) for name in required
+                 if isinstance(fields.get(name), str) and fields[name] in _ZEROS)
+
+
+def with_status_zeros(obj: dict[str, Any], *, api_version: str, kind: str) -> dict[str, Any]:
+    """``obj`` as Go's encoder writes it: a status struct's non-``omitempty`` numbers (a new
+    DaemonSet's ``currentNumberScheduled: 0``, a ReplicaSet's ``replicas: 0``) are there even
+    at zero, which typed clients (the Python client's models) require. ``obj`` is changed in
+    place when its ``status`` lacks one."""
+    zeros = _status_zeros(api_version, kind)
+    if not zeros:
+        return obj
+    status = obj.get("status")
+    if status is None:
+        status = obj["status"] = {}
+    if isinstance(status, dict):
+        for name, zero in zeros:
+            status.setdefault(name, zero)
+    return obj
 
 
 @dataclass

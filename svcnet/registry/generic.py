@@ -43,6 +43,7 @@ from typing import Any, ClassVar, Protocol
 from svcnet.allocators.operation import Operation
 from svcnet.api import errors
 from svcnet.api.errors import FieldError, StatusError
+from svcnet.api.schema import with_status_zeros
 from svcnet.registry import requestwarnings
 from svcnet.registry.watchcache import WatchCache, Watcher, with_resource_version
 from svcnet.storage.interface import (
@@ -458,8 +459,12 @@ class Registry:
         if errs:
             raise self._invalid(obj, errs)
         requestwarnings.add(*self.strategy.warnings_on_create(obj))
+        self._go_zeros(obj)
         self._admit("create", "", namespace, self._name_of(obj), None, obj)
         return self._recorded(None, obj, before_write)
+
+    def _go_zeros(self, obj: Obj) -> None:
+        with_status_zeros(obj, api_version=self.strategy.api_version, kind=self.strategy.kind)
 
     def _recorded(self, old: Obj | None, new: Obj,
                   before_write: BeforeWrite | None) -> tuple[Obj, bytes]:
@@ -559,6 +564,7 @@ class Registry:
             raise self._invalid(new, errs)
         if not status_only:
             requestwarnings.add(*self.strategy.warnings_on_update(new, old))
+        self._go_zeros(new)
         self._admit("update", "status" if status_only else "", namespace, name, old, new)
         _meta(new)["resourceVersion"] = old["metadata"]["resourceVersion"]
         if _same_ignoring_managed_fields(new, old):

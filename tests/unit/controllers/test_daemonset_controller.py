@@ -97,7 +97,8 @@ async def test_one_pod_per_eligible_node_pinned_by_affinity() -> None:
     await env.ctrl.sync("ns/agent")
     assert (await env.ds())["status"] == {
         "desiredNumberScheduled": 2, "currentNumberScheduled": 2, "numberReady": 2,
-        "numberAvailable": 2, "updatedNumberScheduled": 2, "observedGeneration": 1}
+        "numberAvailable": 2, "updatedNumberScheduled": 2, "observedGeneration": 1,
+        "numberMisscheduled": 0}  # non-omitempty: stored at zero, as Go writes it
 
 
 async def test_node_selector_and_tolerations_choose_the_nodes() -> None:
