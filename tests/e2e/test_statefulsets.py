@@ -2,7 +2,8 @@
 and a StatefulSet ``web`` of 2 ``process`` pods serving HTTP behind a readiness probe. web-0 is
 Ready before web-1 exists (OrderedReady), ``web-0.<svc>.<ns>.svc.cluster.local`` resolves from
 the other pod to web-0's IP (the EndpointSlice hostname served by the cluster DNS), and
-``kubectl scale`` to 1 removes web-1 (the highest ordinal) while ``kubectl get sts`` shows 1/1.
+``kubectl scale`` to 1 removes web-1 (the highest ordinal) while ``kubectl get sts`` shows 1/1;
+deleting the set has the garbage collector remove its last pod.
 
 Needs root (a cluster); cluster name "ss" plus random hex, on the first free node network,
 always removed by `svcnet down`.
@@ -128,7 +129,7 @@ def test_ordered_pods_with_stable_dns_names_scale_down_from_the_top(home: Path) 
 
     def resolves() -> bool:
         out = kubectl(home, "exec", "web-1", "--", "python3", "-c", RESOLVE)
-        return out.strip() == web0["status"]["podIP"]
+        return bool(out.strip() == web0["status"]["podIP"])
 
     wait_for(resolves, timeout=20, what="web-0.nginx resolving to web-0's IP from web-1")
 
@@ -144,3 +145,6 @@ def test_ordered_pods_with_stable_dns_names_scale_down_from_the_top(home: Path) 
     status = json.loads(kubectl(home, "get", "sts", "web", "-o", "json"))["status"]
     assert status["currentRevision"] == status["updateRevision"]
     assert status["currentRevision"].startswith("web-")
+    # Deleting the set (kubectl cascades in the background): the garbage collector takes web-0.
+    kubectl(home, "delete", "sts", "web")
+    wait_for(lambda: not pods(home), timeout=20, what="web-0 collected")
