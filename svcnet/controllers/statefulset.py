@@ -428,6 +428,11 @@ class StatefulSetController(InformerController):
         sts = self._owner(pod)
         if sts is not None:
             self.expectations.creation_observed(object_key(sts))
+        self._enqueue_for(pod, sts)
+
+    def _enqueue_for(self, pod: Obj, sts: Obj | None) -> None:
+        """The pod's controller, or (an orphan) every set in its namespace selecting it."""
+        if sts is not None:
             self.queue.add(object_key(sts))
             return
         if controller_ref(pod) is None:
@@ -437,8 +442,11 @@ class StatefulSetController(InformerController):
                     self.queue.add(object_key(candidate))
 
     def _on_pod_update(self, old: Obj, new: Obj) -> None:
-        self._on_pod(new)
+        if _terminating(new):
+            self._on_pod_deleted(new)
+            return
         sts = self._owner(new)
+        self._enqueue_for(new, sts)
         if sts is None:
             return
         min_ready = _int(_map(sts, "spec"), "minReadySeconds")
@@ -506,8 +514,8 @@ class StatefulSetController(InformerController):
             await self._client.create(PODS, pod, namespace=_namespace(sts))
         except StatusError as e:
             self.expectations.creation_observed(key)
-            if is_namespace_terminating(e):
-                return
+            if is_namespace_terminating(e) or e.code == 409:
+                return  # (409: it exists already; the cache has not caught up)
             await self.recorder.warning(sts, "FailedCreate", f"create {what} failed error: {e}")
             raise
         await self.recorder.normal(sts, "SuccessfulCreate", f"create {what} successful")

@@ -276,3 +276,20 @@ def test_plan_ignores_non_members_and_condemns_out_of_range_ordinals() -> None:
     assert result.status["replicas"] == 4, "members only"
     sts["spec"]["podManagementPolicy"] = "Parallel"
     assert [p["metadata"]["name"] for p in plan(sts, pods, T0).delete] == ["web-4", "web-3"]
+
+
+async def test_expectations_keep_a_stale_cache_from_creating_twice() -> None:
+    env = Env()
+    await env.create(STATEFULSETS, make_sts(1))
+    await env.scale_up_ready(1)
+    await env.edit(replicas=2)
+    await env.catch_up(notify=True)
+    await env.ctrl.sync("ns/web")
+    assert await env.names() == ["web-0", "web-1"]
+    # The informer hears of web-0 changing but not yet of web-1: web-1 is still expected.
+    pods = {p["metadata"]["name"]: p for p in await env.pods()}
+    web0 = {**pods["web-0"], "metadata": {**pods["web-0"]["metadata"], "resourceVersion": "0"}}
+    env.informers[PODS]._replace([web0])
+    await env.ctrl.sync("ns/web")
+    await env.ctrl.sync("ns/web")
+    assert env.api.writes("pods").count(("create", "ns/web-1")) == 1
