@@ -31,6 +31,7 @@ from svcnet.controllers.replicaset import ReplicaSetController
 from svcnet.controllers.rootcacert import RootCACertPublisher
 from svcnet.controllers.scheduler import Scheduler
 from svcnet.controllers.serviceaccounts import ServiceAccountsController
+from svcnet.controllers.statefulset import StatefulSetController
 from svcnet.controllers.volumebinder import PersistentVolumeBinder
 from svcnet.util.clock import Clock, RealClock
 
@@ -72,6 +73,7 @@ class ControllerManager:
             DeploymentController.from_client(client, clock=clock),
             ReplicaSetController.for_replication_controllers(client, clock=clock),
             DaemonSetController.from_client(client, clock=clock),
+            StatefulSetController.from_client(client, clock=clock),
             JobController.from_client(client, clock=clock),
             CronJobController.from_client(client, clock=clock),
             GarbageCollector.from_client(client, clock=clock),

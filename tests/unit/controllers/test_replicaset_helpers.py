@@ -38,6 +38,7 @@ from svcnet.client.rest import (
     GVR,
     NAMESPACES,
     NODES,
+    PERSISTENTVOLUMECLAIMS,
     PODS,
     SECRETS,
     SERVICEACCOUNTS,
@@ -67,6 +68,7 @@ from svcnet.registry.strategies import (
     NodeStrategy,
     PodStrategy,
 )
+from svcnet.registry.volumes import PersistentVolumeClaimStrategy
 from svcnet.registry.workloads import (
     DaemonSetStrategy,
     DeploymentStrategy,
@@ -105,7 +107,7 @@ def _strategies() -> dict[GVR, Strategy]:
             SERVICEACCOUNTS: ServiceAccountStrategy(), NODES: NodeStrategy(),
             DAEMONSETS: DaemonSetStrategy(), STATEFULSETS: StatefulSetStrategy(),
             REPLICATIONCONTROLLERS: ReplicationControllerStrategy(), JOBS: JobStrategy(),
-            CRONJOBS: CronJobStrategy()}
+            CRONJOBS: CronJobStrategy(), PERSISTENTVOLUMECLAIMS: PersistentVolumeClaimStrategy()}
 
 
 class RegistryAPI:

@@ -1,0 +1,150 @@
+"""apps/v1 StatefulSets on a whole `svcnet up` cluster, with the real kubectl: a headless Service
+and a StatefulSet ``web`` of 2 ``process`` pods serving HTTP behind a readiness probe. web-0 is
+Ready before web-1 exists (OrderedReady), ``web-0.<svc>.<ns>.svc.cluster.local`` resolves from
+the other pod to web-0's IP (the EndpointSlice hostname served by the cluster DNS), and
+``kubectl scale`` to 1 removes web-1 (the highest ordinal) while ``kubectl get sts`` shows 1/1;
+deleting the set has the garbage collector remove its last pod.
+
+Needs root (a cluster); cluster name "ss" plus random hex, on the first free node network,
+always removed by `svcnet down`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import require, require_root
+from tests.e2e.local_clusters import unique_name
+from tests.waiting import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+NAME = unique_name("ss")
+SVCNET = [sys.executable, "-m", "svcnet.cli.main"]
+pytestmark = pytest.mark.root
+
+MANIFEST = """apiVersion: v1
+kind: Service
+metadata: {name: nginx}
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports: [{name: web, port: 8080}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: web}
+spec:
+  serviceName: nginx
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      runtimeClassName: process
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: python
+        command: ["python3", "-m", "http.server", "8080"]
+        readinessProbe:
+          httpGet: {path: /, port: 8080}
+          periodSeconds: 1
+"""
+RESOLVE = """import socket
+try:
+    print(socket.gethostbyname("web-0.nginx.default.svc.cluster.local"))
+except OSError as e:
+    print(e)
+"""
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    require_root()
+    require(shutil.which("nft") is not None, "nft is not installed")
+    require(shutil.which("kubectl") is not None, "kubectl is not installed")
+    h = tmp_path_factory.mktemp("svcnet-home")
+    env = dict(os.environ, SVCNET_HOME=str(h))
+    r = subprocess.run([*SVCNET, "up", "--name", NAME, "--detach", "--nodes", "1"],
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=180,
+                       check=False)
+    try:
+        assert r.returncode == 0, r.stdout + r.stderr
+        yield h
+    finally:
+        subprocess.run([*SVCNET, "down", "--name", NAME], cwd=ROOT, env=env, timeout=120,
+                       check=False)
+
+
+def kubectl(home: Path, *args: str, stdin: str | None = None) -> str:
+    env = dict(os.environ, KUBECONFIG=str(home / NAME / "kubeconfig"),
+               KUBECACHEDIR=str(home / "kcache"))
+    r = subprocess.run(["kubectl", *args], capture_output=True, text=True, env=env,
+                       input=stdin, timeout=60, check=False)
+    assert r.returncode == 0, f"kubectl {' '.join(args)}: {r.stderr}"
+    return r.stdout
+
+
+def pods(home: Path) -> dict[str, dict[str, Any]]:
+    items = json.loads(kubectl(home, "get", "pods", "-l", "app=web", "-o", "json"))["items"]
+    return {p["metadata"]["name"]: p for p in items}
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True"
+               for c in pod.get("status", {}).get("conditions") or [])
+
+
+def test_ordered_pods_with_stable_dns_names_scale_down_from_the_top(home: Path) -> None:
+    kubectl(home, "apply", "-f", "-", stdin=MANIFEST)
+    seen: list[tuple[bool, bool]] = []  # (web-0 ready, web-1 exists) at every look
+
+    def both_ready() -> bool:
+        now = pods(home)
+        seen.append((ready(now["web-0"]) if "web-0" in now else False, "web-1" in now))
+        return len(now) == 2 and all(ready(p) for p in now.values())
+
+    wait_for(both_ready, timeout=45, what="web-0 and web-1 Ready")
+    assert all(web0_ready for web0_ready, web1_exists in seen if web1_exists), (
+        f"web-1 existed before web-0 was Ready: {seen}")
+    now = pods(home)
+    web0 = now["web-0"]
+    assert web0["spec"]["hostname"] == "web-0" and web0["spec"]["subdomain"] == "nginx"
+    assert web0["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"] == "web-0"
+    assert web0["metadata"]["labels"]["apps.kubernetes.io/pod-index"] == "0"
+    assert web0["metadata"]["ownerReferences"][0]["kind"] == "StatefulSet"
+    web1_started = now["web-1"]["metadata"]["creationTimestamp"]
+    web0_ready_at = next(c["lastTransitionTime"] for c in web0["status"]["conditions"]
+                         if c["type"] == "Ready")
+    assert web0_ready_at <= web1_started
+
+    def resolves() -> bool:
+        out = kubectl(home, "exec", "web-1", "--", "python3", "-c", RESOLVE)
+        return bool(out.strip() == web0["status"]["podIP"])
+
+    wait_for(resolves, timeout=20, what="web-0.nginx resolving to web-0's IP from web-1")
+
+    kubectl(home, "scale", "sts", "web", "--replicas=1")
+    wait_for(lambda: list(pods(home)) == ["web-0"], timeout=20, what="web-1 removed")
+
+    def one_of_one() -> bool:
+        header, row = kubectl(home, "get", "sts", "web").splitlines()
+        assert header.split() == ["NAME", "READY", "AGE"]
+        return row.split()[:2] == ["web", "1/1"]
+
+    wait_for(one_of_one, timeout=10, what="kubectl get sts showing 1/1")
+    status = json.loads(kubectl(home, "get", "sts", "web", "-o", "json"))["status"]
+    assert status["currentRevision"] == status["updateRevision"]
+    assert status["currentRevision"].startswith("web-")
+    # Deleting the set (kubectl cascades in the background): the garbage collector takes web-0.
+    kubectl(home, "delete", "sts", "web")
+    wait_for(lambda: not pods(home), timeout=20, what="web-0 collected")
