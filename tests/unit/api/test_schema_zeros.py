@@ -18,6 +18,6 @@ def test_new_objects_get_their_zero_status() -> None:
 
 
 def test_kinds_without_required_status_fields_are_left_alone() -> None:
-    svc = {"spec": {}}
+    svc: dict[str, object] = {"spec": {}}
     assert with_status_zeros(svc, api_version="v1", kind="Service") == {"spec": {}}
     assert with_status_zeros({}, api_version="v1", kind="ConfigMap") == {}
