@@ -312,7 +312,7 @@ class DaemonSetController(InformerController):
             on_add=self._enqueue, on_update=lambda _o, n: self._enqueue(n),
             on_delete=self._delete_ds))
         pods.add_handler(EventHandler(on_add=self._on_pod,
-                                      on_update=lambda _o, n: self._on_pod(n),
+                                      on_update=lambda _o, n: self._on_pod(n, created=False),
                                       on_delete=self._on_pod_deleted))
         nodes.add_handler(EventHandler(on_add=self._on_node,
                                        on_update=lambda _o, n: self._on_node(n),
@@ -346,13 +346,16 @@ class DaemonSetController(InformerController):
         ds = self.daemonsets.get(f"{_namespace(pod)}/{ref.get('name')}")
         return object_key(ds) if ds is not None and _uid(ds) == ref.get("uid") else None
 
-    def _on_pod(self, pod: Obj) -> None:
+    def _on_pod(self, pod: Obj, created: bool = True) -> None:
+        """A pod added, or (``created=False``) updated: only an add is a creation observed
+        (counting updates would let a sync act on a cache without its own creations)."""
         if _terminating(pod):
             self._on_pod_deleted(pod)
             return
         key = self._owner_key(pod)
         if key is not None:
-            self.expectations.creation_observed(key)
+            if created:
+                self.expectations.creation_observed(key)
             self.queue.add(key)
             return
         if controller_ref(pod) is None:
