@@ -60,11 +60,11 @@ from svcnet.api.access import (
     uid_of as _uid,
 )
 from svcnet.api.daemonsets import ROLLING_UPDATE, template_generation
-from svcnet.api.errors import StatusError, is_namespace_terminating
+from svcnet.api.errors import StatusError
 from svcnet.client.controller import Controller, InformerController
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import NAMESPACE_INDEX, EventHandler, Informer, object_key, split_key
-from svcnet.client.rest import NODES, PODS, Preconditions
+from svcnet.client.rest import NODES, PODS
 from svcnet.controllers.ownership import (
     DAEMONSETS,
     APIClient,
@@ -75,6 +75,7 @@ from svcnet.controllers.ownership import (
     recheck_deletion,
     terminating as _terminating,
 )
+from svcnet.controllers.podcontrol import PodControl
 from svcnet.controllers.replicaset import (
     ControllerExpectations,
     is_pod_available,
@@ -306,6 +307,7 @@ class DaemonSetController(InformerController):
         self._clock: Clock = clock or RealClock()
         self.recorder = recorder or EventRecorder(client, COMPONENT, clock=self._clock)
         self.expectations = ControllerExpectations(self._clock)
+        self.pod_control = PodControl(client, self.recorder, self.expectations)
         self.controller = Controller(COMPONENT, self.sync, informers=[daemonsets, pods, nodes],
                                      clock=self._clock)
         daemonsets.add_handler(EventHandler(
@@ -403,36 +405,13 @@ class DaemonSetController(InformerController):
         else:
             return
         results = await asyncio.gather(
-            *(self._create(key, ds, n) for n in the_plan.create_on),
-            *(self._delete(key, ds, p) for p in the_plan.delete if not the_plan.create_on),
+            *(self.pod_control.create(key, ds, daemon_pod(ds, n)) for n in the_plan.create_on),
+            *(self.pod_control.delete(key, ds, p) for p in the_plan.delete
+              if not the_plan.create_on),
             return_exceptions=True)
         for r in results:
             if isinstance(r, Exception):
                 raise r
-
-    async def _create(self, key: str, ds: Obj, node_name: str) -> None:
-        try:
-            created = await self._client.create(PODS, daemon_pod(ds, node_name),
-                                                namespace=_namespace(ds))
-        except StatusError as e:
-            self.expectations.creation_observed(key)
-            if is_namespace_terminating(e):
-                return
-            await self.recorder.warning(ds, "FailedCreate", f"Error creating: {e}")
-            raise
-        await self.recorder.normal(ds, "SuccessfulCreate", f"Created pod: {_name(created)}")
-
-    async def _delete(self, key: str, ds: Obj, pod: Obj) -> None:
-        try:
-            await self._client.delete(PODS, _namespace(pod), _name(pod),
-                                      preconditions=Preconditions(uid=_uid(pod)))
-        except StatusError as e:
-            self.expectations.deletion_observed(key, object_key(pod))
-            if e.code == 404:
-                return
-            await self.recorder.warning(ds, "FailedDelete", f"Error deleting: {e}")
-            raise
-        await self.recorder.normal(ds, "SuccessfulDelete", f"Deleted pod: {_name(pod)}")
 
     async def _update_status(self, ds: Obj, status: Obj) -> None:
         if not status_changed(ds, status):

@@ -43,7 +43,6 @@ alone, with a warning in the log).
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 from collections.abc import Mapping, Sequence
@@ -56,16 +55,15 @@ from svcnet.api.access import (
     list_of as _list,
     map_of as _map,
     meta_of as _meta,
-    name_of as _name,
     namespace_of as _namespace,
     uid_of as _uid,
 )
 from svcnet.api.batch import job_condition_true
-from svcnet.api.errors import StatusError, is_namespace_terminating
+from svcnet.api.errors import StatusError
 from svcnet.client.controller import Controller, InformerController
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import NAMESPACE_INDEX, EventHandler, Informer, object_key
-from svcnet.client.rest import PODS, Preconditions
+from svcnet.client.rest import PODS
 from svcnet.controllers.ownership import (
     JOBS,
     APIClient,
@@ -77,13 +75,13 @@ from svcnet.controllers.ownership import (
     recheck_deletion,
     terminating as _terminating,
 )
+from svcnet.controllers.podcontrol import PodControl
 from svcnet.controllers.replicaset import (
     BURST_REPLICAS,
     ControllerExpectations,
     is_pod_ready,
     pod_from_template,
     pods_to_delete,
-    slow_start_batches,
 )
 from svcnet.util.clock import Clock, RealClock, rfc3339
 
@@ -278,6 +276,7 @@ class JobController(InformerController):
         self._clock: Clock = clock or RealClock()
         self.recorder = recorder or EventRecorder(client, COMPONENT, clock=self._clock)
         self.expectations = ControllerExpectations(self._clock)
+        self.pod_control = PodControl(client, self.recorder, self.expectations)
         self.controller = Controller(COMPONENT, self.sync, informers=[jobs, pods],
                                      workers=workers, clock=self._clock)
         jobs.add_handler(EventHandler(on_add=self._add_job, on_update=self._update_job,
@@ -364,8 +363,9 @@ class JobController(InformerController):
         plan = plan_job(job, pods, self._clock.now())
         error: Exception | None = None
         try:
-            await self._delete_pods(key, job, plan.delete)
-            await self._create_pods(key, job, plan.create)
+            await self.pod_control.delete_many(key, job, plan.delete)
+            await self.pod_control.create_many(key, job, plan.create,
+                                               lambda: pod_from_template(job, JOBS))
         except Exception as e:
             error = e
         if plan.status != _map(job, "status"):
@@ -379,52 +379,6 @@ class JobController(InformerController):
             self.queue.add_after(key, max(plan.requeue_after, 0.0) + 0.5)
         if error is not None:
             raise error
-
-    async def _create_pods(self, key: str, job: Obj, count: int) -> None:
-        if count <= 0:
-            return
-        self.expectations.expect_creations(key, count)
-        successes, error = 0, None
-        for size in slow_start_batches(count):
-            results = await asyncio.gather(*(self._create_pod(job) for _ in range(size)),
-                                           return_exceptions=True)
-            failures = [r for r in results if isinstance(r, BaseException)]
-            successes += size - len(failures)
-            if failures:
-                first = failures[0]
-                error = first if isinstance(first, Exception) else RuntimeError(str(first))
-                break
-        for _ in range(count - successes):
-            self.expectations.creation_observed(key)
-        if error is not None:
-            raise error
-
-    async def _create_pod(self, job: Obj) -> None:
-        pod = pod_from_template(job, JOBS)
-        try:
-            created = await self._client.create(PODS, pod, namespace=_namespace(job))
-        except StatusError as e:
-            if is_namespace_terminating(e):
-                return
-            await self.recorder.warning(job, "FailedCreate", f"Error creating: {e}")
-            raise
-        await self.recorder.normal(job, "SuccessfulCreate", f"Created pod: {_name(created)}")
-
-    async def _delete_pods(self, key: str, job: Obj, pods: Sequence[Obj]) -> None:
-        if not pods:
-            return
-        self.expectations.expect_deletions(key, [object_key(p) for p in pods])
-        for pod in pods:
-            try:
-                await self._client.delete(PODS, _namespace(pod), _name(pod),
-                                          preconditions=Preconditions(uid=_uid(pod)))
-            except StatusError as e:
-                self.expectations.deletion_observed(key, object_key(pod))
-                if e.code != 404:
-                    await self.recorder.warning(job, "FailedDelete", f"Error deleting: {e}")
-                    raise
-                continue
-            await self.recorder.normal(job, "SuccessfulDelete", f"Deleted pod: {_name(pod)}")
 
     async def _update_status(self, job: Obj, status: Obj) -> None:
         obj = copy.deepcopy(job)

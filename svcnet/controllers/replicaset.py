@@ -63,7 +63,6 @@ Why this module is long: Mirrors upstream's replica_set.go and its pod ranking
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import functools
 import logging
@@ -83,7 +82,7 @@ from svcnet.api.access import (
     namespace_of as _namespace,
     uid_of as _uid,
 )
-from svcnet.api.errors import StatusError, is_namespace_terminating
+from svcnet.api.errors import StatusError
 from svcnet.api.labels import Selector
 from svcnet.api.names import name_is_dns_subdomain
 from svcnet.client.controller import Controller, InformerController
@@ -95,7 +94,7 @@ from svcnet.client.informer import (
     object_key,
     split_key,
 )
-from svcnet.client.rest import GVR, PODS, Preconditions
+from svcnet.client.rest import GVR, PODS
 from svcnet.controllers.ownership import (
     REPLICASETS,
     REPLICATIONCONTROLLERS,
@@ -113,6 +112,7 @@ from svcnet.controllers.ownership import (
     spec_replicas,
     terminating as _terminating,
 )
+from svcnet.controllers.podcontrol import PodControl, slow_start_batches
 from svcnet.util.clock import Clock, RealClock, rfc3339
 
 __all__ = [
@@ -143,7 +143,6 @@ COMPONENT: Final = "replicaset-controller"
 RC_COMPONENT: Final = "replication-controller"
 BURST_REPLICAS: Final = 500
 """At most this many creations or deletions per sync (upstream's BurstReplicas)."""
-SLOW_START_INITIAL_BATCH_SIZE: Final = 1
 EXPECTATIONS_TIMEOUT: Final = 300.0
 """Seconds after which unmet expectations are ignored (a watch event may have been lost)."""
 CONTROLLER_UID_INDEX: Final = "controllerUID"
@@ -392,18 +391,6 @@ def pod_from_template(owner: ObjMap, gvr: GVR = REPLICASETS) -> Obj:
             "spec": copy.deepcopy(_map(template, "spec"))}
 
 
-def slow_start_batches(count: int, initial: int = SLOW_START_INITIAL_BATCH_SIZE) -> list[int]:
-    """The batch sizes slowStartBatch uses for ``count`` calls: 1, 2, 4, ... (the last cut)."""
-    sizes: list[int] = []
-    remaining = count
-    size = min(remaining, initial)
-    while size > 0:
-        sizes.append(size)
-        remaining -= size
-        size = min(2 * size, remaining)
-    return sizes
-
-
 def _rs_condition(status: ObjMap, ctype: str) -> dict[str, Any] | None:
     for c in _list(status, "conditions"):
         if isinstance(c, dict) and c.get("type") == ctype:
@@ -486,6 +473,7 @@ class ReplicaSetController(InformerController):
         self.burst_replicas = burst_replicas
         self.recorder = recorder or EventRecorder(client, component, clock=self._clock)
         self.expectations = ControllerExpectations(self._clock)
+        self.pod_control = PodControl(client, self.recorder, self.expectations)
         self.controller = Controller(component, self.sync, informers=[replicasets, pods],
                                      workers=workers, clock=self._clock)
         ensure_index(replicasets, CONTROLLER_UID_INDEX, controller_uid_index)
@@ -664,61 +652,17 @@ class ReplicaSetController(InformerController):
             await self._delete_pods(key, rs, pods, min(diff, self.burst_replicas))
 
     async def _create_pods(self, key: str, rs: Obj, count: int) -> None:
-        self.expectations.expect_creations(key, count)
         log.info("%s: %s: too few replicas (need %d), creating %d", self.component, key,
                  spec_replicas(rs), count)
-        successes = 0
-        error: Exception | None = None
-        for size in slow_start_batches(count):
-            results = await asyncio.gather(*(self._create_pod(rs) for _ in range(size)),
-                                           return_exceptions=True)
-            failures = [r for r in results if isinstance(r, BaseException)]
-            successes += size - len(failures)
-            if failures:
-                first = failures[0]
-                error = first if isinstance(first, Exception) else RuntimeError(str(first))
-                break
-        # The creations never attempted (or failed) will not be observed: stop expecting them.
-        for _ in range(count - successes):
-            self.expectations.creation_observed(key)
-        if error is not None:
-            raise error
-
-    async def _create_pod(self, rs: Obj) -> None:
-        pod = pod_from_template(rs, self.gvr)
-        try:
-            created = await self._client.create(PODS, pod, namespace=_namespace(rs))
-        except StatusError as e:
-            if is_namespace_terminating(e):
-                return  # every creation will fail until the namespace is gone
-            await self.recorder.warning(rs, "FailedCreate", f"Error creating: {e}")
-            raise
-        await self.recorder.normal(rs, "SuccessfulCreate", f"Created pod: {_name(created)}")
+        await self.pod_control.create_many(key, rs, count,
+                                           lambda: pod_from_template(rs, self.gvr))
 
     async def _delete_pods(self, key: str, rs: Obj, pods: Sequence[Obj], count: int) -> None:
         related = self._indirectly_related_pods(rs)
         doomed = pods_to_delete(pods, related, count, self._clock.now())
         log.info("%s: %s: too many replicas (need %d), deleting %d", self.component, key,
                  spec_replicas(rs), count)
-        self.expectations.expect_deletions(key, [object_key(p) for p in doomed])
-        results = await asyncio.gather(*(self._delete_pod_of(key, rs, p) for p in doomed),
-                                       return_exceptions=True)
-        for r in results:
-            if isinstance(r, Exception):
-                raise r
-
-    async def _delete_pod_of(self, key: str, rs: Obj, pod: Obj) -> None:
-        try:
-            await self._client.delete(PODS, _namespace(pod), _name(pod),
-                                      preconditions=Preconditions(uid=_uid(pod)))
-        except StatusError as e:
-            # The deletion will not be observed: stop expecting it.
-            self.expectations.deletion_observed(key, object_key(pod))
-            if e.code == 404:
-                return
-            await self.recorder.warning(rs, "FailedDelete", f"Error deleting: {e}")
-            raise
-        await self.recorder.normal(rs, "SuccessfulDelete", f"Deleted pod: {_name(pod)}")
+        await self.pod_control.delete_many(key, rs, doomed)
 
     def _indirectly_related_pods(self, rs: ObjMap) -> list[Obj]:
         """getIndirectlyRelatedPods: the pods of every ReplicaSet with the same controller
