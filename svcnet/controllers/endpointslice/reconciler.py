@@ -33,7 +33,11 @@ reads no clock, never mutates its inputs, and gives the same answer for the same
    of them, then new slices of at most ``max_per_slice``. Nothing is rebalanced.
 7. **Placeholder.** An address type with no endpoints keeps exactly one empty slice
    (``endpoints: []``, ``ports: []``); an existing identical placeholder is left alone.
-8. **Creates become updates.** When a sync would both delete an owned slice and create one of
+8. **Zone hints** (:mod:`~.hints`), per address type, on what is created or updated, before
+   creates become updates: the topology annotation's CPU-proportional hints, else
+   ``trafficDistribution: PreferClose``'s same-zone hints, else none. Unchanged slices whose
+   hints are wrong for the regime in force are rewritten too.
+8a. **Creates become updates.** When a sync would both delete an owned slice and create one of
    the same address type, the new content is written into the old slice instead (names are
    reused, watchers see a MODIFIED rather than DELETED+ADDED).
 9. **Service being deleted.** No creates (garbage collection would race them).
