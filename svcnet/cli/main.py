@@ -132,6 +132,22 @@ cli.add_command(logs)
 cli.add_command(explain)
 
 
+def _node_labels(text: str) -> dict[str, str]:
+    """``--node-labels``: ``k=v,k2=v2``, each key a qualified name, each value a label value."""
+    from svcnet.api.names import is_qualified_name, is_valid_label_value
+
+    labels: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        errors = is_qualified_name(key) + is_valid_label_value(value) if sep else [
+            "expected KEY=VALUE"]
+        if errors:
+            raise click.BadParameter(f"{item!r}: {'; '.join(errors)}",
+                                     param_hint="--node-labels")
+        labels[key] = value
+    return labels
+
+
 @cli.command()
 @click.option("--kubeconfig", required=True, type=click.Path(path_type=Path, exists=True),
               help="Kubeconfig with this node's credentials.")
@@ -169,12 +185,15 @@ cli.add_command(explain)
 @click.option("--cni-conf-dir", type=click.Path(path_type=Path), default=None,
               help="Where to write the pod network's CNI conflist once the pod CIDR is "
                    "known (the directory the runtime reads).")
+@click.option("--node-labels", default="", metavar="KEY=VALUE,...",
+              help="Labels to add when registering the Node (kubelet's flag), e.g. "
+                   "topology.kubernetes.io/zone=a.")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_ip: str,
          pod_cidr: str, cluster_cidr: str, state_dir: Path, cluster_dns: tuple[str, ...],
          no_proxy: bool, announce_lb_ips: bool, health_port: int, tls_cert_file: Path | None,
          tls_private_key_file: Path | None, server_port: int, container_runtime_endpoint: str,
-         cni_conf_dir: Path | None, verbose: bool) -> None:
+         cni_conf_dir: Path | None, node_labels: str, verbose: bool) -> None:
     """Run the node agent: register the Node, run its pods, program its data plane."""
     import asyncio
     import logging
@@ -184,6 +203,7 @@ def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_i
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    labels = _node_labels(node_labels)
     if os.geteuid() != 0:
         raise Failure("svcnet node needs root (it creates network namespaces)")
     config = AgentConfig(kubeconfig=kubeconfig, node_name=node_name, cluster=cluster,
@@ -193,7 +213,7 @@ def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_i
                          tls_cert_file=tls_cert_file, tls_key_file=tls_private_key_file,
                          server_port=server_port,
                          container_runtime_endpoint=container_runtime_endpoint or None,
-                         cni_conf_dir=cni_conf_dir)
+                         cni_conf_dir=cni_conf_dir, labels=labels)
     proxy_factory = None
     if not no_proxy:
         from svcnet.node.runner import NodeConfig
@@ -232,13 +252,17 @@ def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_i
                    "172.20.0.0/24, 172.20.1.0/24, ... that nothing on the machine and no "
                    "other cluster uses. The pod network is the first free of 10.244.0.0/16, "
                    "10.245.0.0/16, ...")
+@click.option("--zones", default="", metavar="ZONE,...",
+              help="Spread the nodes over these zones: node i gets the label "
+                   "topology.kubernetes.io/zone=ZONES[(i-1) % len(ZONES)].")
 def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: float,
        no_localhost_nodeports: bool, node_grace_period: float, container_runtime: str,
-       mirrors: tuple[str, ...], node_network: str | None) -> None:
+       mirrors: tuple[str, ...], node_network: str | None, zones: str) -> None:
     """Bring up a whole local cluster: control plane, nodes, DNS; apply FILEs (needs root)."""
     import asyncio
     import signal
 
+    from svcnet.api.endpointslices import LABEL_TOPOLOGY_ZONE
     from svcnet.cluster.down import down as teardown
     from svcnet.cluster.networks import NetworkError, parse_node_network
     from svcnet.cluster.up import UpError, UpOptions, up as bring_up
@@ -252,10 +276,13 @@ def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: fl
         network = parse_node_network(node_network) if node_network is not None else None
     except NetworkError as e:
         raise Failure(str(e)) from None
+    zone_list = tuple(z.strip() for z in zones.split(",") if z.strip())
+    for zone in zone_list:
+        _node_labels(f"{LABEL_TOPOLOGY_ZONE}={zone}")  # a label value, or an error
     opts = UpOptions(name=name, nodes=nodes, files=files, detach=detach, timeout=timeout,
                      localhost_nodeports=not no_localhost_nodeports,
                      node_grace=node_grace_period, container_runtime=container_runtime,
-                     registry_mirrors=registry_mirrors, node_network=network)
+                     registry_mirrors=registry_mirrors, node_network=network, zones=zone_list)
     try:
         text = asyncio.run(bring_up(opts, lambda line: click.echo(line, err=True)))
     except UpError as e:

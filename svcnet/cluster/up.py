@@ -40,6 +40,7 @@ from typing import Any
 
 import yaml
 
+from svcnet.api.endpointslices import LABEL_TOPOLOGY_ZONE
 from svcnet.api.errors import StatusError
 from svcnet.apiserver.certs import issue_node_serving
 from svcnet.client.kubeconfig import load_kubeconfig
@@ -87,6 +88,13 @@ class UpOptions:
     node_network: IPv4Network | None = None
     """``--node-network`` (checked by :func:`svcnet.cluster.networks.parse_node_network`);
     None: the first free candidate."""
+    zones: Sequence[str] = ()
+    """``--zones``: node i is labelled ``topology.kubernetes.io/zone=zones[(i-1) % len]``."""
+
+
+def node_zone(opts: UpOptions, index: int) -> str | None:
+    """The zone of node ``index`` (from 1), if ``--zones`` was given."""
+    return opts.zones[(index - 1) % len(opts.zones)] if opts.zones else None
 
 
 class Progress:
@@ -448,6 +456,9 @@ def _start_node_agents(paths: Paths, topo: Topology, opts: UpOptions,
         # API server verifies it when it proxies logs, exec and port-forward).
         cert, key = issue_node_serving(paths.server, node.name, [node.ip], state / "pki")
         runtime_flags: list[str] = []
+        zone = node_zone(opts, node.index)
+        if zone is not None:
+            runtime_flags += ["--node-labels", f"{LABEL_TOPOLOGY_ZONE}={zone}"]
         if containerd:
             cpaths = ContainerdPaths(state / "containerd")
             runtime_flags = ["--container-runtime-endpoint", cpaths.endpoint,

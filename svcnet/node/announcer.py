@@ -5,7 +5,9 @@ needed: for each LoadBalancer ingress IP that lies on this node's uplink subnet,
 node is, among the Ready nodes that may serve it (for ``externalTrafficPolicy: Local`` only
 nodes with a ready local endpoint), the one whose ``sha256(node + "#" + ip)`` is smallest. That
 spreads Services over nodes, and when a node goes away (NotReady) the next one in that order
-takes over on its next sync.
+takes over on its next sync. Ingress entries with ``ipMode: Proxy`` are never announced: that
+address belongs to a load balancer that proxies to the nodes (and the proxy programs no
+rules for it, as kube-proxy does not).
 
 The winner adds the IP as a /32 on its uplink, so its kernel answers ARP for it (and the
 Service's nftables rules see a local destination), and sends a gratuitous ARP so the host's
@@ -62,6 +64,8 @@ def announcements(node_name: str, subnet: ipaddress.IPv4Network, services: Itera
         if spec.get("externalTrafficPolicy") == "Local":
             candidates = [n for n in ready_nodes if n in local_nodes.get(key, set())]
         for ing in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
+            if ing.get("ipMode") == "Proxy":
+                continue  # a proxying load balancer owns that address, not the nodes
             ip = ing.get("ip")
             try:
                 if not ip or ipaddress.IPv4Address(ip) not in subnet:

@@ -51,8 +51,8 @@ class Deletion:
         return args
 
 
-def udp_frontends(services: Iterable[Obj], slices: Iterable[Obj], node_name: str
-                  ) -> dict[Frontend, frozenset[str]]:
+def udp_frontends(services: Iterable[Obj], slices: Iterable[Obj], node_name: str,
+                  zone: str | None = None) -> dict[Frontend, frozenset[str]]:
     """Every UDP frontend and the endpoint addresses it may be DNATed to. Pure."""
     by_port = endpoints_by_port(list(slices))
     out: dict[Frontend, set[str]] = {}
@@ -61,7 +61,7 @@ def udp_frontends(services: Iterable[Obj], slices: Iterable[Obj], node_name: str
             if sp.protocol != "UDP":
                 continue
             endpoints = by_port.get(sp.name, ())
-            usable = categorize_endpoints(endpoints, sp, node_name)
+            usable = categorize_endpoints(endpoints, sp, node_name, zone)
             addresses = {e.ip for e in (*usable.cluster, *usable.local)}
             for ip in (sp.cluster_ip, *sp.external_ips, *sp.load_balancer_ips):
                 out.setdefault((ip, sp.port), set()).update(addresses)

@@ -5,6 +5,12 @@ Given the Service, the cluster's EndpointSlices and the Node, build the node's d
 frontends — ClusterIPs, external and LoadBalancer IPs with their ports, NodePorts — and the
 backends they resolve to. Because the ruleset is a pure function of those objects, this is what
 the node's kernel holds after its proxy synced; the CLI can also show the live map elements.
+
+Before the rules, one line per service port says which endpoints this node uses and why
+(:func:`endpoint_lines`): each endpoint with its zone and zone hints, whether the hints are
+followed here (:func:`~svcnet.proxy.topology.can_use_topology`), and the cluster-policy and
+local-policy lists :func:`~svcnet.proxy.topology.categorize_endpoints` picked. LoadBalancer
+ingress IPs with ``ipMode: Proxy`` are listed apart: the proxy programs nothing for them.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from svcnet.proxy import names
-from svcnet.proxy.model import NodeInfo
+from svcnet.proxy.model import EndpointInfo, NodeInfo, endpoints_by_port, service_ports
 from svcnet.proxy.nft.objects import Element, Ruleset
 from svcnet.proxy.ruleset import ProxyConfig, build_ruleset
+from svcnet.proxy.topology import categorize_endpoints
 
 Obj = dict[str, Any]
 
@@ -25,10 +32,49 @@ def frontends(svc: Mapping[str, Any]) -> tuple[set[str], set[str]]:
     spec = svc.get("spec") or {}
     ips = {ip for ip in spec.get("clusterIPs") or [spec.get("clusterIP")] if ip and ip != "None"}
     ips |= set(spec.get("externalIPs") or [])
-    ips |= {i["ip"] for i in ((svc.get("status") or {}).get("loadBalancer") or {}).get(
-        "ingress") or [] if i.get("ip")}
+    ips |= {i["ip"] for i in _ingress(svc) if i.get("ip") and i.get("ipMode") != "Proxy"}
     node_ports = {str(p["nodePort"]) for p in spec.get("ports") or [] if p.get("nodePort")}
     return ips, node_ports
+
+
+def _ingress(svc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    return [i for i in ingress if isinstance(i, Mapping)]
+
+
+def _describe_endpoint(ep: EndpointInfo) -> str:
+    text = str(ep)
+    if ep.zone:
+        text += f" zone={ep.zone}"
+    if ep.zone_hints:
+        text += f" for={','.join(sorted(ep.zone_hints))}"
+    flags = [f for f, on in (("not-ready", not ep.ready), ("terminating", ep.terminating))
+             if on]
+    return text + (f" ({', '.join(flags)})" if flags else "")
+
+
+def endpoint_lines(svc: Obj, slices: Iterable[Obj], node: NodeInfo) -> list[str]:
+    """Which endpoints each service port uses on ``node``, and whether zone hints decided."""
+    by_port = endpoints_by_port(list(slices))
+    lines: list[str] = []
+    for sp in service_ports(svc):
+        endpoints = by_port.get(sp.name, ())
+        cat = categorize_endpoints(endpoints, sp, node.name, node.zone)
+        hinted = any(ep.zone_hints for ep in endpoints)
+        if cat.topology:
+            how = f"zone hints followed for zone {node.zone}"
+        elif hinted:
+            how = (f"zone hints ignored (node zone {node.zone or 'unset'}: every ready "
+                   "endpoint needs a hint and one must be for this zone)")
+        else:
+            how = "no zone hints"
+        lines.append(f"  endpoints of {sp.name} ({sp.protocol.lower()}/{sp.port}), {how}:")
+        lines += [f"    {_describe_endpoint(ep)}" for ep in endpoints] or ["    -"]
+        if sp.uses_cluster_endpoints:
+            lines.append(f"    used (cluster): {', '.join(map(str, cat.cluster)) or '-'}")
+        if sp.uses_local_endpoints:
+            lines.append(f"    used (local): {', '.join(map(str, cat.local)) or '-'}")
+    return lines
 
 
 def _mentions(element: Element, ips: set[str], node_ports: set[str], map_name: str,
@@ -44,7 +90,8 @@ def _mentions(element: Element, ips: set[str], node_ports: set[str], map_name: s
 def explain(svc: Obj, services: Iterable[Obj], slices: Iterable[Obj], node: NodeInfo,
             config: ProxyConfig | None = None) -> list[str]:
     """Lines describing the Service's frontends, verdicts and backends on ``node``."""
-    ruleset: Ruleset = build_ruleset(list(services), list(slices), node, config or ProxyConfig())
+    slices = list(slices)
+    ruleset: Ruleset = build_ruleset(list(services), slices, node, config or ProxyConfig())
     ips, node_ports = frontends(svc)
     meta = svc.get("metadata") or {}
     lines = [f"Service {meta.get('namespace')}/{meta.get('name')} on node {node.name} "
@@ -52,6 +99,11 @@ def explain(svc: Obj, services: Iterable[Obj], slices: Iterable[Obj], node: Node
              f"  frontends: {', '.join(sorted(ips)) or '-'}"
              + (f"; node ports {', '.join(sorted(node_ports))} on "
                 f"{', '.join(node.addresses) or 'the node'}" if node_ports else "")]
+    proxied = sorted(i["ip"] for i in _ingress(svc) if i.get("ip") and i.get("ipMode") == "Proxy")
+    if proxied:
+        lines.append(f"  load balancer IPs with ipMode Proxy (not programmed here: traffic to "
+                     f"them goes through the load balancer): {', '.join(proxied)}")
+    lines += endpoint_lines(svc, slices, node)
     for m in (*ruleset.maps, *ruleset.sets):
         hits = [e for e in m.elements
                 if _mentions(e, ips, node_ports, m.name, node.addresses)]

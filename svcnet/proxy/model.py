@@ -18,7 +18,9 @@ and canonicalised (as kube-proxy's ``ServiceChangeTracker``/``EndpointSliceCache
   endpoint present in two slices (it moves between slices now and then) counts once per
   ``ip:port``, preferring a non-terminating copy. Condition defaults are upstream's: a missing
   ``ready`` or ``serving`` means true, a missing ``terminating`` means false. Only the first
-  address of an endpoint is used (the API allows exactly one for IP address types).
+  address of an endpoint is used (the API allows exactly one for IP address types). Zone
+  hints (``hints.forZones``) are kept as a set of zone names; a change of hints is a change of
+  the endpoint, so the Service is re-planned (:mod:`svcnet.proxy.topology` decides their use).
 * :func:`node_info` — the node's name, zone and the addresses that accept NodePorts.
 
 Identity: a service port is ``(namespace, name, port name, protocol)`` (:class:`ServicePortName`);
@@ -169,6 +171,8 @@ class EndpointInfo:
     terminating: bool = False
     node_name: str | None = None
     zone: str | None = None
+    zone_hints: frozenset[str] = frozenset()
+    """``hints.forZones`` names: the zones whose nodes should use this endpoint."""
 
     def __str__(self) -> str:
         return f"{self.ip}:{self.port}"
@@ -313,6 +317,9 @@ def endpoints_by_port(slices: Iterable[Obj], family: str = "IPv4"
                 conditions = _map(endpoint, "conditions")
                 node = endpoint.get("nodeName")
                 zone = endpoint.get("zone")
+                hinted = frozenset(
+                    z["name"] for z in _list(_map(endpoint, "hints"), "forZones")
+                    if is_mapping(z) and isinstance(z.get("name"), str) and z["name"])
                 info = EndpointInfo(
                     ip=ip,
                     port=number,
@@ -321,6 +328,7 @@ def endpoints_by_port(slices: Iterable[Obj], family: str = "IPv4"
                     terminating=_condition(conditions, "terminating", False),
                     node_name=node if isinstance(node, str) and node else None,
                     zone=zone if isinstance(zone, str) and zone else None,
+                    zone_hints=hinted,
                 )
                 # Prefer a running copy over a terminating one (a reused pod IP, or an
                 # endpoint caught mid-move between slices).

@@ -375,7 +375,7 @@ class _Builder:
     # -- one service port ----------------------------------------------------------------
 
     def add(self, sp: ServicePortInfo, endpoints: Sequence[EndpointInfo]) -> None:
-        cat = categorize_endpoints(endpoints, sp, self.node.name)
+        cat = categorize_endpoints(endpoints, sp, self.node.name, self.node.zone)
         proto, port = sp.protocol.lower(), str(sp.port)
         owner = names.service_port_id(sp.name)
         self._put(CLUSTER_IPS, Element((sp.cluster_ip,)), owner)

@@ -187,7 +187,7 @@ class NodeProxy:
         self._observe_programming(source, keys, full=everything, now=now)
         # Only after the rules changed: a deleted entry must not be re-created to the old
         # endpoint by a packet that still saw the old rules.
-        await self._clean_conntrack(source, keys, info.name, full=everything)
+        await self._clean_conntrack(source, keys, info, full=everything)
         if result.changed or result.adopted:
             kind = ("full" if result.full else "partial") + (
                 ", adopted the table in the kernel" if result.adopted else "") + (
@@ -195,10 +195,10 @@ class NodeProxy:
             log.info("proxy sync (%s) in %.1f ms: %s", kind, result.duration * 1000,
                      dict(result.counts))
 
-    async def _clean_conntrack(self, source: ProxySource, keys: list[str], node_name: str, *,
+    async def _clean_conntrack(self, source: ProxySource, keys: list[str], node: NodeInfo, *,
                                full: bool) -> None:
         udp = {key: udp_frontends([svc] if (svc := source.service(key)) else [],
-                                  source.slices(key), node_name) for key in keys}
+                                  source.slices(key), node.name, node.zone) for key in keys}
         if self._udp is None:
             self._udp = {k: v for k, v in udp.items() if v}
             return

@@ -13,7 +13,10 @@ but decide *which* Services an event concerns:
   ``batch_period`` (default 0) so a rollout's many pod changes collapse into fewer syncs;
 * Node added or deleted, or its ``topology.kubernetes.io/zone`` label changed → the Services of
   the pods on that Node (their endpoints' ``zone``; and pods skipped because their Node was
-  unknown get their chance);
+  unknown get their chance). Also, as upstream's ``checkNodeTopologyDistribution`` (and on a
+  readiness change): the zones' shares of allocatable CPU are recomputed
+  (:func:`~.hints.cpu_ratios_by_zone`) and Services whose topology-annotation hints no longer
+  meet a zone's minimum are queued;
 * EndpointSlice (only those labelled ``managed-by: endpointslice-controller.k8s.io``) changed or
   deleted by someone else → its Service, after at least 1 s (so the controller reverts foreign
   edits without fighting a burst of them). Our own writes are recognised by the
@@ -31,7 +34,9 @@ but decide *which* Services an event concerns:
 3. if the slice cache is older than our own last writes, raise :class:`RequeueError`
    (stale-cache guard) instead of acting;
 4. compute the trigger time (:class:`~.util.TriggerTimeTracker`) and the pure
-   :func:`~.reconciler.plan_slices`;
+   :func:`~.reconciler.plan_slices` (zone hints included, :mod:`~.hints`); remember which
+   Services the topology annotation hinted, and record ``TopologyAwareHintsEnabled`` (the
+   first time) or ``TopologyAwareHintsDisabled`` (with the reason) Events, as upstream;
 5. apply it: creates (``generateName: <svc>-``), then updates (conditional on the
    ``resourceVersion`` they replace), then deletes (conditional on the slice's uid); remember
    each answer's generation, or the expected deletion, in the tracker. A 404/409 means the
@@ -75,10 +80,18 @@ from svcnet.client.workqueue import (
     MaxOfRateLimiter,
     RateLimitingQueue,
 )
+from svcnet.controllers.endpointslice.hints import (
+    HINTS_DISABLED,
+    HINTS_ENABLED,
+    cpu_ratios_by_zone,
+    hints_enabled,
+    service_overloaded,
+)
 from svcnet.controllers.endpointslice.reconciler import (
     CONTROLLER_NAME,
     DEFAULT_MAX_ENDPOINTS_PER_SLICE,
     SlicePlan,
+    address_types_for_service,
     plan_slices,
 )
 from svcnet.controllers.endpointslice.tracker import EndpointSliceTracker, service_key_for_slice
@@ -93,6 +106,7 @@ from svcnet.controllers.endpointslice.util import (
     services_for_pod,
     services_to_update_on_pod_change,
 )
+from svcnet.controllers.scheduler import node_ready
 from svcnet.util.clock import Clock, RealClock
 
 __all__ = [
@@ -201,6 +215,11 @@ class EndpointSliceController(InformerController):
         self.recorder = recorder or EventRecorder(client, EVENT_SOURCE, clock=self._clock)
         self.tracker = EndpointSliceTracker()
         self.trigger_times = TriggerTimeTracker()
+        self.zone_cpu_ratios: dict[str, float] | None = None
+        """:func:`~.hints.cpu_ratios_by_zone` of the Nodes, kept current by Node events."""
+        self.hinted: dict[str, dict[str, Mapping[str, int]]] = {}
+        """Service key → address type → endpoints hinted per zone, for Services whose
+        topology annotation produced hints (upstream TopologyCache's endpointsByService)."""
         queue: RateLimitingQueue[str] = RateLimitingQueue(
             MaxOfRateLimiter(ExponentialFailureRateLimiter(1.0, 1000.0),
                              BucketRateLimiter(10.0, 100, clock=self._clock)),
@@ -281,12 +300,22 @@ class EndpointSliceController(InformerController):
     def _on_node(self, node: Obj) -> None:
         for key in sorted(self._services_on_node(object_key(node))):
             self.queue.add(key)
+        self._check_node_topology()
 
     def _on_node_update(self, old: Obj, new: Obj) -> None:
-        # Only the zone label reaches endpoints (upstream also watches readiness, for
-        # topology hints, which we do not compute).
+        # The zone label reaches endpoints; readiness and zone reach the topology hints.
         if _labels(old).get(LABEL_ZONE) != _labels(new).get(LABEL_ZONE):
             self._on_node(new)
+        elif node_ready(old) != node_ready(new):
+            self._check_node_topology()
+
+    def _check_node_topology(self) -> None:
+        """Upstream ``checkNodeTopologyDistribution``: recompute the zones' CPU shares and
+        resync the hinted Services that no longer fit them."""
+        self.zone_cpu_ratios = cpu_ratios_by_zone(self.nodes.indexer.list())
+        for key, by_type in sorted(self.hinted.items()):
+            if any(service_overloaded(a, self.zone_cpu_ratios) for a in by_type.values()):
+                self.queue.add(key)
 
     def _queue_for_slice(self, eps: Obj) -> None:
         key = service_key_for_slice(eps)
@@ -335,7 +364,9 @@ class EndpointSliceController(InformerController):
             raise RequeueError("EndpointSlice informer cache is out of date")
         trigger_time = self.trigger_times.compute(svc, pods)
         plan = plan_slices(svc, pods, self._node_view, slices,
-                           max_per_slice=self.max_endpoints_per_slice, trigger_time=trigger_time)
+                           max_per_slice=self.max_endpoints_per_slice, trigger_time=trigger_time,
+                           zone_cpu_ratios=self.zone_cpu_ratios)
+        events = self._topology_events(key, svc, plan)
         try:
             await self._apply(key, plan)
             if plan.errors:
@@ -345,6 +376,34 @@ class EndpointSliceController(InformerController):
                 svc, "FailedToUpdateEndpointSlices",
                 f"Error updating Endpoint Slices for Service {key}: {e}")
             raise
+        finally:
+            for event_type, message in events:
+                reason = ("TopologyAwareHintsEnabled" if event_type == "Normal"
+                          else "TopologyAwareHintsDisabled")
+                await self.recorder.event(svc, event_type, reason, message)
+
+    def _topology_events(self, key: str, svc: Obj, plan: SlicePlan) -> list[tuple[str, str]]:
+        """Remember the topology annotation's outcome; the Events it calls for."""
+        events: list[tuple[str, str]] = []
+        if not hints_enabled(svc):
+            for address_type in address_types_for_service(svc):
+                if self.hinted.pop(key, None) is not None:
+                    events.append(("Warning", f"{HINTS_DISABLED}, addressType: {address_type}"))
+            return events
+        for result in plan.topology:
+            by_type = self.hinted.get(key)
+            if result.allocated is None:
+                events += [("Warning", w) for w in result.warnings]
+                if by_type is not None:
+                    by_type.pop(result.address_type, None)
+                    if not by_type:
+                        del self.hinted[key]
+                continue
+            if by_type is None:
+                events.append(("Normal",
+                               f"{HINTS_ENABLED}, addressType: {result.address_type}"))
+            self.hinted.setdefault(key, {})[result.address_type] = result.allocated
+        return events
 
     async def _apply(self, key: str, plan: SlicePlan) -> None:
         ns, _ = split_key(key)
@@ -395,6 +454,7 @@ class EndpointSliceController(InformerController):
         """
         ns, name = split_key(key)
         self.trigger_times.delete_service(ns, name)
+        self.hinted.pop(key, None)
         slices = self._managed_slices(key)
         if not slices:
             # Keep the tracker while deletions are pending: it recognises their events.

@@ -33,7 +33,11 @@ reads no clock, never mutates its inputs, and gives the same answer for the same
    of them, then new slices of at most ``max_per_slice``. Nothing is rebalanced.
 7. **Placeholder.** An address type with no endpoints keeps exactly one empty slice
    (``endpoints: []``, ``ports: []``); an existing identical placeholder is left alone.
-8. **Creates become updates.** When a sync would both delete an owned slice and create one of
+8. **Zone hints** (:mod:`~.hints`), per address type, on what is created or updated, before
+   creates become updates: the topology annotation's CPU-proportional hints, else
+   ``trafficDistribution: PreferClose``'s same-zone hints, else none. Unchanged slices whose
+   hints are wrong for the regime in force are rewritten too.
+8a. **Creates become updates.** When a sync would both delete an owned slice and create one of
    the same address type, the new content is written into the old slice instead (names are
    reused, watchers see a MODIFIED rather than DELETED+ADDED).
 9. **Service being deleted.** No creates (garbage collection would race them).
@@ -65,6 +69,15 @@ from svcnet.api.access import (
     str_of as _str,
 )
 from svcnet.api.names import name_is_dns_subdomain, parse_ip_sloppy
+from svcnet.controllers.endpointslice.hints import (
+    SliceSet,
+    TopologyResult,
+    add_topology_hints,
+    hints_enabled,
+    reconcile_traffic_distribution,
+    remove_hints,
+    uses_traffic_distribution,
+)
 from svcnet.controllers.endpointslice.util import (
     ANNOTATION_LAST_CHANGE_TRIGGER_TIME,
     LABEL_HEADLESS,
@@ -129,6 +142,9 @@ class SlicePlan:
     """Existing slices to delete (copies of those given)."""
     errors: tuple[str, ...] = ()
     """Why the plan leaves something out (pods on unknown Nodes): apply it, then retry."""
+    topology: tuple[TopologyResult, ...] = ()
+    """Per address type, what the topology annotation's hints came to (only for a Service
+    with the annotation; see :mod:`~.hints`)."""
 
 
 # -- small accessors -------------------------------------------------------------------------
@@ -327,13 +343,15 @@ def plan_slices(service: ObjMap, pods: Iterable[ObjMap], nodes_by_name: Mapping[
                 existing_slices: Iterable[ObjMap], *,
                 max_per_slice: int = DEFAULT_MAX_ENDPOINTS_PER_SLICE,
                 trigger_time: datetime | None = None,
-                controller_name: str = CONTROLLER_NAME) -> SlicePlan:
+                controller_name: str = CONTROLLER_NAME,
+                zone_cpu_ratios: Mapping[str, float] | None = None) -> SlicePlan:
     """The slices to create, update and delete for ``service`` (see the module doc).
 
     ``pods`` may include pods the Service does not select (other namespaces, other labels):
     they are ignored. ``existing_slices`` likewise may include slices of other Services or
     other managers. ``trigger_time`` is the value for the last-change-trigger-time annotation
-    on everything written (see :class:`~.util.TriggerTimeTracker`).
+    on everything written (see :class:`~.util.TriggerTimeTracker`). ``zone_cpu_ratios`` is
+    :func:`~.hints.cpu_ratios_by_zone` of the Nodes, for the topology annotation's hints.
     """
     if not 1 <= max_per_slice <= MAX_ENDPOINTS_PER_SLICE_LIMIT:
         raise ValueError(f"max_per_slice must be within 1..{MAX_ENDPOINTS_PER_SLICE_LIMIT}")
@@ -360,10 +378,15 @@ def plan_slices(service: ObjMap, pods: Iterable[ObjMap], nodes_by_name: Mapping[
     update: list[Obj] = []
     delete: list[ObjMap] = []
     errors: dict[str, None] = {}  # ordered set: dual-stack reports a pod once
+    topology: list[TopologyResult] = []
     for address_type in address_types:
         of_type = [s for s in slices if s.get("addressType") == address_type]
         plan = _plan_address_type(service, selected, nodes_by_name, of_type, address_type,
                                   max_per_slice, controller_name, errors)
+        result = _plan_hints(service, of_type, plan, address_type, zone_cpu_ratios)
+        if result is not None:
+            topology.append(result)
+        _reuse_deleted(service, plan, address_type)
         create += plan.create
         update += plan.update
         delete += plan.delete
@@ -376,13 +399,13 @@ def plan_slices(service: ObjMap, pods: Iterable[ObjMap], nodes_by_name: Mapping[
         _set_trigger_time(obj, trigger_time)
     return SlicePlan(tuple(create), tuple(sorted(update, key=_name)),
                      tuple(copy.deepcopy(dict(s)) for s in sorted(delete, key=_name)),
-                     tuple(errors))
+                     tuple(errors), tuple(topology))
 
 
 def _plan_address_type(svc: ObjMap, pods: Sequence[ObjMap], nodes: Mapping[str, ObjMap],
                        slices: Sequence[ObjMap], address_type: str, max_per_slice: int,
                        controller_name: str, errors: dict[str, None]) -> _TypePlan:
-    """Upstream ``reconcileByAddressType`` + ``finalize``'s create-to-update conversion."""
+    """Upstream ``reconcileByAddressType`` up to the hints."""
     delete: list[ObjMap] = []
     existing_by_ports: dict[PortKey, list[ObjMap]] = {}
     for eps in slices:
@@ -434,16 +457,37 @@ def _plan_address_type(svc: ObjMap, pods: Sequence[ObjMap], nodes: Mapping[str, 
             delete = []
         else:
             create.append(placeholder)
+    return _TypePlan(create, update, delete)
 
-    # Reuse slices about to be deleted for slices about to be created (upstream finalize):
-    # only our own, and only of the same address type (addressType is immutable).
+
+def _plan_hints(svc: ObjMap, slices: Sequence[ObjMap], plan: _TypePlan, address_type: str,
+                ratios: Mapping[str, float] | None) -> TopologyResult | None:
+    """Zone hints on what the plan writes, rewriting unchanged slices whose hints are wrong
+    (see :mod:`~.hints`). Returns the topology annotation's outcome, if it is set."""
+    changed = {_name(s) for s in (*plan.update, *plan.delete)}
+    sliceset = SliceSet(plan.create, plan.update,
+                        [s for s in slices if _name(s) not in changed])
+    result = None
+    if hints_enabled(svc):
+        result = add_topology_hints(sliceset, ratios, address_type)
+    elif uses_traffic_distribution(svc):
+        reconcile_traffic_distribution(sliceset)
+    else:
+        remove_hints(sliceset)
+    plan.create, plan.update = sliceset.create, sliceset.update
+    return result
+
+
+def _reuse_deleted(svc: ObjMap, plan: _TypePlan, address_type: str) -> None:
+    """Reuse slices about to be deleted for slices about to be created (upstream finalize):
+    only our own, and only of the same address type (addressType is immutable)."""
     kept: list[ObjMap] = []
-    for eps in delete:
-        if create and owned_by(eps, svc) and eps.get("addressType") == address_type:
-            update.append(_replace_content(eps, create.pop()))
+    for eps in plan.delete:
+        if plan.create and owned_by(eps, svc) and eps.get("addressType") == address_type:
+            plan.update.append(_replace_content(eps, plan.create.pop()))
         else:
             kept.append(eps)
-    return _TypePlan(create, update, kept)
+    plan.delete = kept
 
 
 def _plan_port_group(svc: ObjMap, existing: Sequence[ObjMap], desired: dict[EndpointKey, Obj],  # noqa: C901

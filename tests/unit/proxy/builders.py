@@ -57,7 +57,7 @@ def port(name: str, number: int, protocol: str = "TCP", target: int | str | None
 
 def endpoint(ip: str, *, node: str | None = "node-1", ready: bool | None = True,
              serving: bool | None = None, terminating: bool | None = None,
-             zone: str | None = None) -> Obj:
+             zone: str | None = None, hints: Sequence[str] | None = None) -> Obj:
     conditions: Obj = {}
     if ready is not None:
         conditions["ready"] = ready
@@ -70,6 +70,8 @@ def endpoint(ip: str, *, node: str | None = "node-1", ready: bool | None = True,
         result["nodeName"] = node
     if zone is not None:
         result["zone"] = zone
+    if hints is not None:
+        result["hints"] = {"forZones": [{"name": z} for z in hints]}
     return result
 
 

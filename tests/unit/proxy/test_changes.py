@@ -182,3 +182,24 @@ def test_a_deleted_service_with_slices_left_contributes_nothing() -> None:
     source = StaticSource([], slices)
     assert contribution(source.service("ns/gone"), source.slices("ns/gone"), NODE,
                         ProxyConfig()).elements == {}
+
+
+def test_a_change_of_zone_hints_replans_the_service() -> None:
+    nft = FakeNft()
+    proxier = Proxier(nft)
+    node = replace(NODE, zone="zone-a")
+    svc = make_service("ns", "web", "10.96.0.10")
+
+    def slices(hint_remote: str) -> list[Any]:
+        return [make_slice("ns", "web", [
+            endpoint("10.244.1.5", zone="zone-a", hints=["zone-a"]),
+            endpoint("10.244.2.7", node="node-2", zone="zone-b", hints=[hint_remote])])]
+
+    proxier.sync([svc], slices("zone-b"), node)
+    # Only the same-zone endpoint is used...
+    assert "10.244.2.7" not in nft.dump()
+    # ...until the controller hints the remote one for zone-a too (only the hints changed).
+    result = proxier.sync_source(StaticSource([svc], slices("zone-a")), node, {"ns/web"})
+    assert result.changed and result.fast
+    assert "10.244.2.7 . 8080" in nft.dump()
+    assert nft.dump() == build_ruleset([svc], slices("zone-a"), node).render()

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from svcnet.proxy.explain import explain, frontends
-from tests.unit.proxy.builders import NODE, endpoint, make_service, make_slice, node_port_service
+from tests.unit.proxy.builders import (
+    NODE,
+    endpoint,
+    load_balancer,
+    make_service,
+    make_slice,
+    node_port_service,
+)
 
 
 def test_explain_nodeport_service_shows_verdicts_backends_and_chain() -> None:
@@ -36,3 +45,29 @@ def test_frontends_include_external_and_lb_ips() -> None:
     svc["spec"]["externalIPs"] = ["192.0.2.7"]
     svc["status"] = {"loadBalancer": {"ingress": [{"ip": "172.20.0.200"}]}}
     assert frontends(svc) == ({"10.96.0.50", "192.0.2.7", "172.20.0.200"}, set())
+
+
+def test_explain_shows_zone_hints_and_the_endpoints_used() -> None:
+    svc = make_service("default", "close", "10.96.0.60")
+    eps = [endpoint("10.244.1.5", zone="a", hints=["a"]),
+           endpoint("10.244.2.6", node="node-2", zone="b", hints=["b"])]
+    node_a = replace(NODE, zone="a")
+    lines = explain(svc, [svc], [make_slice("default", "close", eps)], node_a)
+    assert lines[2:5] == [
+        "  endpoints of default/close:http (tcp/80), zone hints followed for zone a:",
+        "    10.244.1.5:8080 zone=a for=a",
+        "    10.244.2.6:8080 zone=b for=b"]
+    assert lines[5] == "    used (cluster): 10.244.1.5:8080"
+    # A node in a zone no endpoint is hinted for uses every endpoint.
+    lines = explain(svc, [svc], [make_slice("default", "close", eps)], replace(NODE, zone="c"))
+    assert "zone hints ignored (node zone c" in lines[2]
+    assert lines[5] == "    used (cluster): 10.244.1.5:8080, 10.244.2.6:8080"
+
+
+def test_explain_proxy_mode_lb_ip_is_not_a_frontend() -> None:
+    svc = make_service("default", "lb", "10.96.0.70", mutate=load_balancer("172.20.0.210"))
+    svc["status"]["loadBalancer"]["ingress"] = [{"ip": "172.20.0.210", "ipMode": "Proxy"}]
+    text = "\n".join(explain(svc, [svc], [make_slice("default", "lb", [endpoint("10.244.1.5")])],
+                             NODE))
+    assert "ipMode Proxy (not programmed here" in text and "172.20.0.210 . tcp" not in text
+    assert frontends(svc)[0] == {"10.96.0.70"}

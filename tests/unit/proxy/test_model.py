@@ -206,6 +206,15 @@ def test_endpoint_order_is_numeric_and_input_independent() -> None:
         "10.244.1.9", "10.244.1.10", "10.244.2.1", "10.244.10.1"]
 
 
+def test_zone_hints_are_read() -> None:
+    odd = endpoint("10.244.1.7")
+    odd["hints"] = {"forZones": [{"name": ""}, "junk", {}]}
+    eps = endpoints_by_port([make_slice("ns", "web", [
+        endpoint("10.244.1.5", zone="a", hints=["a", "b"]), endpoint("10.244.1.6"), odd])])
+    assert [e.zone_hints for e in eps[WEB_HTTP]] == [frozenset({"a", "b"}), frozenset(),
+                                                      frozenset()]
+
+
 def test_endpoint_locality() -> None:
     ep = EndpointInfo("10.244.1.5", 80, node_name="node-1")
     assert ep.is_local("node-1") and not ep.is_local("node-2") and not ep.is_local("")

@@ -225,6 +225,27 @@ def masquerade_all_and_no_cluster_cidr() -> Scenario:
                     config=ProxyConfig(cluster_cidrs=(), masquerade_all=True))
 
 
+@scenario
+def topology_hints() -> Scenario:
+    # This node is in zone-a. "close": every ready endpoint hinted, one for zone-a → only it
+    # (ETP/ITP Local lists are not filtered). "partial": a ready endpoint lacks a hint → all.
+    # "elsewhere": no endpoint hinted for zone-a → all.
+    def eps(hint_a: list[str] | None, hint_b: list[str] | None) -> list[Obj]:
+        return [endpoint("10.244.1.5", zone="zone-a", hints=hint_a),
+                endpoint("10.244.2.7", node="node-2", zone="zone-b", hints=hint_b),
+                endpoint("10.244.2.8", node="node-2", zone="zone-b", ready=False,
+                         hints=["zone-a"])]
+    close = make_service("default", "close", "10.96.8.1", mutate=load_balancer(
+        "172.20.0.205", local=True))
+    partial = make_service("default", "partial", "10.96.8.2")
+    elsewhere = make_service("default", "elsewhere", "10.96.8.3")
+    return Scenario([close, partial, elsewhere], [
+        make_slice("default", "close", eps(["zone-a"], ["zone-b"])),
+        make_slice("default", "partial", eps(["zone-a"], None)),
+        make_slice("default", "elsewhere", eps(["zone-b"], ["zone-b"])),
+    ], node=NodeInfo("node-1", ("172.20.0.11",), "zone-a"))
+
+
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_golden(name: str) -> None:
     ruleset = SCENARIOS[name]().build()

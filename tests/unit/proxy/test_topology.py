@@ -71,3 +71,47 @@ def test_local_means_this_node_by_name() -> None:
     result = categorize_endpoints((unnamed,), svc(itp=True), NODE)
     assert result.local == () and result.has_any
     assert categorize_endpoints((unnamed,), svc(itp=True), "").local == ()
+
+
+# -- zone hints (kube-proxy's canUseTopology) --------------------------------------------------
+
+
+def hinted(code: str, n: int, *zones: str) -> EndpointInfo:
+    base = ep(code, n)
+    return EndpointInfo(base.ip, base.port, base.ready, base.serving, base.terminating,
+                        base.node_name, zones[0] if zones else None, frozenset(zones))
+
+
+A1, B2, A3 = hinted("R", 1, "zone-a"), hinted("r", 2, "zone-b"), hinted("r", 3, "zone-a")
+B2_NO_HINT = ep("r", 2)
+T4_HINT_B = hinted("t", 4, "zone-b")
+N5_NO_HINT = ep("n", 5)
+
+TOPOLOGY_CASES = [
+    # name, service, endpoints, zone, cluster, local, topology
+    ("hints for this zone", svc(), (A1, B2, A3), "zone-a", (A1, A3), (), True),
+    ("other zone", svc(), (A1, B2, A3), "zone-b", (B2,), (), True),
+    ("node without zone", svc(), (A1, B2), None, (A1, B2), (), False),
+    ("no endpoint for this zone", svc(), (A1, B2), "zone-c", (A1, B2), (), False),
+    ("a ready endpoint without hint", svc(), (A1, B2_NO_HINT), "zone-a", (A1, B2_NO_HINT), (),
+     False),
+    ("not-ready endpoints need no hint", svc(), (A1, B2, N5_NO_HINT), "zone-a", (A1,), (),
+     True),
+    ("terminating fallback ignores hints", svc(), (T4_HINT_B,), "zone-a", (T4_HINT_B,), (),
+     False),
+    ("ITP Local is not filtered", svc(itp=True), (A1, B2), "zone-b", (), (A1,), False),
+    ("ETP Local: cluster filtered, local kept", svc(etp=True, external=True),
+     (hinted("R", 1, "zone-b"), A3), "zone-a", (A3,), (hinted("R", 1, "zone-b"),), True),
+]
+
+
+@pytest.mark.parametrize(("service", "endpoints", "zone", "cluster", "local", "topology"),
+                         [c[1:] for c in TOPOLOGY_CASES], ids=[c[0] for c in TOPOLOGY_CASES])
+def test_topology(service: ServicePortInfo, endpoints: tuple[EndpointInfo, ...],
+                  zone: str | None, cluster: tuple[EndpointInfo, ...],
+                  local: tuple[EndpointInfo, ...], topology: bool) -> None:
+    result = categorize_endpoints(endpoints, service, NODE, zone)
+    assert (result.cluster, result.local, result.topology) == (cluster, local, topology)
+    # With topology, local endpoints outside the zone are still reachable (ETP Local).
+    assert set(result.all_reachable) == set(cluster) | set(local)
+    assert result.has_any
