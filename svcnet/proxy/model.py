@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from svcnet.api.access import is_mapping, mapping_of as _map
+from svcnet.api.endpointslices import LABEL_TOPOLOGY_ZONE
 from svcnet.api.names import parse_ip_sloppy
 from svcnet.proxy.nft.objects import ipv4_value
 
@@ -57,7 +58,7 @@ __all__ = [
 LABEL_SERVICE_NAME: Final = "kubernetes.io/service-name"
 LABEL_SERVICE_PROXY_NAME: Final = "service.kubernetes.io/service-proxy-name"
 LABEL_HEADLESS: Final = "service.kubernetes.io/headless"
-LABEL_ZONE: Final = "topology.kubernetes.io/zone"
+LABEL_ZONE: Final = LABEL_TOPOLOGY_ZONE
 ANNOTATION_SOURCE_RANGES: Final = "service.beta.kubernetes.io/load-balancer-source-ranges"
 DEFAULT_STICKY_MAX_AGE_SECONDS: Final = 10800
 SUPPORTED_PROTOCOLS: Final = ("TCP", "UDP", "SCTP")

@@ -27,6 +27,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from svcnet.api.endpointslices import LABEL_TOPOLOGY_ZONE
 from svcnet.client.informer import Informer
 from svcnet.proxy.changes import ProxySource, service_key, slice_service_key
 from svcnet.proxy.conntrack import Conntrack, Frontend, plan_cleanup, udp_frontends
@@ -51,7 +52,7 @@ def node_info(node: Obj, fallback_ip: str = "") -> NodeInfo:
                       if a.get("type") in ("InternalIP", "ExternalIP") and a.get("address"))
     if not addresses and fallback_ip:
         addresses = (fallback_ip,)
-    zone = (meta.get("labels") or {}).get("topology.kubernetes.io/zone")
+    zone = (meta.get("labels") or {}).get(LABEL_TOPOLOGY_ZONE)
     return NodeInfo(str(meta.get("name", "")), addresses, zone)
 
 

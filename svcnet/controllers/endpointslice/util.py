@@ -34,6 +34,7 @@ from svcnet.api.access import (
     mapping_of as _map,
     str_of as _str,
 )
+from svcnet.api.endpointslices import LABEL_TOPOLOGY_ZONE
 from svcnet.api.names import parse_ip_sloppy
 from svcnet.util.clock import parse_time
 
@@ -70,7 +71,7 @@ ObjMap = Mapping[str, Any]
 LABEL_SERVICE_NAME: Final = "kubernetes.io/service-name"
 LABEL_MANAGED_BY: Final = "endpointslice.kubernetes.io/managed-by"
 LABEL_HEADLESS: Final = "service.kubernetes.io/headless"
-LABEL_ZONE: Final = "topology.kubernetes.io/zone"
+LABEL_ZONE: Final = LABEL_TOPOLOGY_ZONE
 ANNOTATION_LAST_CHANGE_TRIGGER_TIME: Final = "endpoints.kubernetes.io/last-change-trigger-time"
 ANNOTATION_OVER_CAPACITY: Final = "endpoints.kubernetes.io/over-capacity"
 
