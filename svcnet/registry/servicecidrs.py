@@ -220,6 +220,8 @@ class ServiceCIDRController:
                 log.info("ServiceCIDR %s: %s not applied: %s", action.name, action.action, e)
                 self._wake.set()
                 break
+        if any(a.action == "remove_finalizer" for a in plan.actions):
+            await self.sync_allocators()  # the range is gone: stop serving it now
         self._blocked = plan.blocked
         return plan
 
