@@ -250,7 +250,9 @@ def _client_method(operation_id: str) -> Any:
     match = re.fullmatch(r"([a-z]+)([A-Z]\w*?V1)(\w*)", operation_id)
     assert match is not None, operation_id
     verb, api, rest = match.groups()
-    name = re.sub(r"(?<!^)([A-Z])", r"_\1", verb + rest).lower()
+    # A run of capitals is one word (``listIPAddress`` is ``list_ip_address``).
+    words = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", verb + rest)
+    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", words).lower()
     return getattr(getattr(client, f"{api}Api"), name)
 
 

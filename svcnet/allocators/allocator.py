@@ -24,6 +24,12 @@ start). A leak whose server is this one but whose instance is not was made by th
 previous, dead, process: no create of it can still be in flight, so repair frees it at once
 instead of waiting out the grace that protects other servers' creates. (So one data directory
 serves one live server at a time, which its kubeconfig and port already require.)
+
+What a record looks like is its allocator's :class:`RecordCodec`: by default a small JSON
+document under ``/registry/allocations/<kind>/``; ClusterIPs use IPAddress objects instead
+(:mod:`svcnet.allocators.ipaddresses`), so that the record *is* the API object and one store
+create both takes the address and publishes it. A record the codec reports as not ``managed``
+(an IPAddress a user made) holds its item like any other, but repair never frees it.
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ import asyncio
 import json
 import random
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from svcnet.allocators.bitmap import Bitmap
 from svcnet.allocators.ranges import Range
@@ -92,6 +99,38 @@ class Allocation:
     allocated_at: str
     revision: int
     holder: Holder | None = None
+    #: False for a record the allocator did not make (repair leaves it alone).
+    managed: bool = True
+
+
+class RecordCodec(Protocol):
+    """Where an allocator's records live and how one is written and read."""
+
+    def prefix(self, kind: str) -> str:
+        """The store prefix of the records of ``kind`` (ending in "/")."""
+        ...
+
+    def encode(self, item: str, owner: Owner, holder: Holder | None, now: datetime) -> bytes:
+        ...
+
+    def decode(self, item: str, value: bytes, revision: int) -> Allocation: ...
+
+
+class JSONRecords:
+    """The default record: ``{"owner": ..., "allocatedAt": ..., "holder": ...}``."""
+
+    def prefix(self, kind: str) -> str:
+        return f"{ALLOCATIONS_PREFIX}{kind}/"
+
+    def encode(self, item: str, owner: Owner, holder: Holder | None, now: datetime) -> bytes:
+        record: dict[str, Any] = {"owner": owner.to_json(), "allocatedAt": rfc3339(now)}
+        if holder is not None:
+            record["holder"] = holder.to_json()
+        return json.dumps(record).encode()
+
+    def decode(self, item: str, value: bytes, revision: int) -> Allocation:
+        rec = _decode(value)
+        return Allocation(item, rec.owner, rec.allocated_at, revision, rec.holder)
 
 
 def _messages(kind: str) -> tuple[str, str]:
@@ -108,12 +147,13 @@ class StoreAllocator:
 
     def __init__(self, store: Store, space: Range, *, name: str | None = None,
                  clock: Clock | None = None, rng: random.Random | None = None,
-                 holder: Holder | None = None) -> None:
+                 holder: Holder | None = None, codec: RecordCodec | None = None) -> None:
         self.store = store
         self.range = space
         self.holder = holder
         self.name = name or space.kind
-        self.prefix = f"{ALLOCATIONS_PREFIX}{space.kind}/"
+        self.codec: RecordCodec = codec or JSONRecords()
+        self.prefix = self.codec.prefix(space.kind)
         self._clock = clock or RealClock()
         self._rng = rng or random.Random()
         self._bitmap: Bitmap | None = None
@@ -136,12 +176,8 @@ class StoreAllocator:
                 bitmap.set(offset)
         self._bitmap = bitmap
 
-    def _record(self, owner: Owner) -> bytes:
-        record: dict[str, Any] = {"owner": owner.to_json(),
-                                  "allocatedAt": rfc3339(self._clock.now())}
-        if self.holder is not None:
-            record["holder"] = self.holder.to_json()
-        return json.dumps(record).encode()
+    def _record(self, item: str, owner: Owner) -> bytes:
+        return self.codec.encode(item, owner, self.holder, self._clock.now())
 
     # -- operations -------------------------------------------------------------------------
 
@@ -155,8 +191,8 @@ class StoreAllocator:
         if offset is None:
             raise NotInRange(not_in_range.format(item=item, range=self.range.describe()))
         try:
-            await self.store.create(self.prefix + self.range.item_at(offset),
-                                    self._record(owner))
+            canonical = self.range.item_at(offset)
+            await self.store.create(self.prefix + canonical, self._record(canonical, owner))
         except KeyExists:
             (await self._cache()).set(offset)
             raise AlreadyAllocated(taken) from None
@@ -182,7 +218,7 @@ class StoreAllocator:
             bitmap.set(offset)
             item = self.range.item_at(offset)
             try:
-                await self.store.create(self.prefix + item, self._record(owner))
+                await self.store.create(self.prefix + item, self._record(item, owner))
             except KeyExists:
                 continue  # someone else holds it; the bit stays set
             except BaseException:
@@ -201,7 +237,8 @@ class StoreAllocator:
                 if offset is not None:
                     (await self._cache()).clear(offset)
                 return False
-            if owner is not None and not _same_owner(_decode(kv.value).owner, owner):
+            held = self.codec.decode(item, kv.value, kv.mod_revision)
+            if owner is not None and not _same_owner(held.owner, owner):
                 return False
             try:
                 await self.store.delete(key, kv.mod_revision)
@@ -221,13 +258,13 @@ class StoreAllocator:
         kv = await self.store.get(self.prefix + self.range.item_at(offset))
         if kv is None:
             return None
-        return _allocation(kv.key[len(self.prefix):], kv.value, kv.mod_revision)
+        return self.codec.decode(kv.key[len(self.prefix):], kv.value, kv.mod_revision)
 
     async def list(self) -> list[Allocation]:
         """Every allocation of this kind in the store (including items outside the range)."""
         out = []
         for kv in (await self.store.list(self.prefix)).items:
-            out.append(_allocation(kv.key[len(self.prefix):], kv.value, kv.mod_revision))
+            out.append(self.codec.decode(kv.key[len(self.prefix):], kv.value, kv.mod_revision))
         return out
 
     async def free(self) -> int:
@@ -252,11 +289,6 @@ def _decode(value: bytes) -> _Record:
                              str(o.get("uid", ""))), str(raw.get("allocatedAt", "")), holder)
     except (ValueError, AttributeError):
         return _Record(Owner("", ""), "")
-
-
-def _allocation(item: str, value: bytes, revision: int) -> Allocation:
-    rec = _decode(value)
-    return Allocation(item, rec.owner, rec.allocated_at, revision, rec.holder)
 
 
 def _same_owner(a: Owner, b: Owner) -> bool:

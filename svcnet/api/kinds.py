@@ -23,6 +23,7 @@ from svcnet.api import (
     replicationcontrollers,
     runtimeclasses,
     serviceaccounts,
+    servicecidrs,
     services,
     statefulsets,
     volumes,
@@ -168,6 +169,12 @@ KINDS: dict[tuple[str, str], Kind] = {
     ("networking.k8s.io/v1", "IngressClass"): Kind(
         "networking.k8s.io/v1", "IngressClass", "ingressclasses", False,
         ingresses.set_defaults_ingress_class, ingresses.validate_ingress_class),
+    ("networking.k8s.io/v1", "ServiceCIDR"): Kind(
+        "networking.k8s.io/v1", "ServiceCIDR", "servicecidrs", False, _as_is,
+        servicecidrs.validate_service_cidr),
+    ("networking.k8s.io/v1", "IPAddress"): Kind(
+        "networking.k8s.io/v1", "IPAddress", "ipaddresses", False, _as_is,
+        servicecidrs.validate_ip_address),
     ("discovery.k8s.io/v1", "EndpointSlice"): Kind(
         "discovery.k8s.io/v1", "EndpointSlice", "endpointslices", True, _endpointslice_offline,
         endpointslices.validate_endpointslice),

@@ -121,6 +121,16 @@ CLUSTER_ROLES: tuple[Obj, ...] = (
         "/readyz", "/version", "/version/"]}]),
     _cluster_role("system:public-info-viewer", [{"verbs": ["get"], "nonResourceURLs": [
         "/healthz", "/livez", "/readyz", "/version", "/version/"]}]),
+    # controller_policy.go's role of the servicecidrs controller (MultiCIDRServiceAllocator).
+    # svcnet runs that controller inside the API server; the role is there for parity.
+    _cluster_role("system:controller:service-cidrs-controller", [
+        _rule(["get", "list", "watch", "patch", "update"], ["networking.k8s.io"],
+              ["servicecidrs"]),
+        _rule(["patch", "update"], ["networking.k8s.io"], ["servicecidrs/finalizers"]),
+        _rule(["patch", "update"], ["networking.k8s.io"], ["servicecidrs/status"]),
+        _rule(READ, ["networking.k8s.io"], ["ipaddresses"]),
+        _rule(["create", "update", "patch"], ["", "events.k8s.io"], ["events"]),
+    ]),
 )
 
 
@@ -131,10 +141,21 @@ def _binding(name: str, role: str, groups: list[str]) -> Obj:
             "subjects": [{"apiGroup": GROUP, "kind": "Group", "name": g} for g in groups]}
 
 
+def _controller_binding(name: str) -> Obj:
+    """A controller role's binding to its kube-system ServiceAccount (addControllerRole)."""
+    return {"apiVersion": f"{GROUP}/v1", "kind": "ClusterRoleBinding",
+            "metadata": _meta(f"system:controller:{name}"),
+            "roleRef": {"apiGroup": GROUP, "kind": "ClusterRole",
+                        "name": f"system:controller:{name}"},
+            "subjects": [{"kind": "ServiceAccount", "name": name,
+                          "namespace": "kube-system"}]}
+
+
 CLUSTER_ROLE_BINDINGS: tuple[Obj, ...] = (
     _binding("cluster-admin", "cluster-admin", ["system:masters"]),
     _binding("system:basic-user", "system:basic-user", ["system:authenticated"]),
     _binding("system:discovery", "system:discovery", ["system:authenticated"]),
     _binding("system:public-info-viewer", "system:public-info-viewer",
              ["system:authenticated", "system:unauthenticated"]),
+    _controller_binding("service-cidrs-controller"),
 )

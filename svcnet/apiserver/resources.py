@@ -240,6 +240,10 @@ CATALOGUE: tuple[Resource, ...] = (
              False),
     Resource("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", True,
              short_names=("ing",), subresources=(_status("Ingress"),)),
+    Resource("networking.k8s.io", "v1", "IPAddress", "ipaddresses", "ipaddress", False,
+             short_names=("ip",)),
+    Resource("networking.k8s.io", "v1", "ServiceCIDR", "servicecidrs", "servicecidr", False,
+             subresources=(_status("ServiceCIDR"),)),
     # -- rbac.authorization.k8s.io/v1 ---------------------------------------------------------
     Resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings",
              "clusterrolebinding", False),

@@ -49,7 +49,14 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from svcnet.allocators.allocator import Holder
 from svcnet.allocators.ranges import ServiceCIDR
-from svcnet.api import ingresses, kubectl_descriptors, protobuf, rbac, runtimeclasses
+from svcnet.api import (
+    ingresses,
+    kubectl_descriptors,
+    protobuf,
+    rbac,
+    runtimeclasses,
+    servicecidrs,
+)
 from svcnet.api.errors import StatusError
 from svcnet.apiserver import admission, discovery, health, openapi, resources
 from svcnet.apiserver.auth import ADMIN_GROUP, TokenFile, User, fixed_allows
@@ -81,7 +88,12 @@ from svcnet.registry.configs import ConfigMapStrategy, SecretStrategy, ServiceAc
 from svcnet.registry.generic import Registry
 from svcnet.registry.lb_ipam import LoadBalancerIPAM
 from svcnet.registry.namespaces import NamespaceRegistry
-from svcnet.registry.networking import IngressClassStrategy, IngressStrategy
+from svcnet.registry.networking import (
+    IngressClassStrategy,
+    IngressStrategy,
+    IPAddressStrategy,
+    ServiceCIDRStrategy,
+)
 from svcnet.registry.rbac import (
     ClusterRoleBindingStrategy,
     ClusterRoleStrategy,
@@ -90,6 +102,7 @@ from svcnet.registry.rbac import (
 )
 from svcnet.registry.repair import repair
 from svcnet.registry.service_alloc import ServiceAllocators
+from svcnet.registry.servicecidrs import ServiceCIDRController
 from svcnet.registry.services import ServiceStrategy
 from svcnet.registry.strategies import (
     EndpointSliceStrategy,
@@ -260,6 +273,13 @@ class APIServer:
         served = self._serve_resources()
         self.rbac = RBAC(self.registries, fixed_allows)
         self.metrics.resources = frozenset(s.resource for s in served)
+        self.service_cidrs = ServiceCIDRController(
+            self.registries[f"servicecidrs.{servicecidrs.GROUP}"],
+            self.registries[f"ipaddresses.{servicecidrs.GROUP}"], self.allocators, self.clock)
+        # The stored ServiceCIDRs, if any, before repair judges what is in range.
+        if (await self.service_cidrs.sync_allocators()) == []:
+            self.allocators.sync_service_cidrs(
+                [servicecidrs.default_service_cidr(cfg.service_cidrs)])
         await repair(self.store, self.allocators, self.lb, clock=self.clock,
                      leak_grace=cfg.leak_grace, holder=self.holder)
         await self._seed(advertise, port)
@@ -299,6 +319,7 @@ class APIServer:
         self._start_controllers()
         self._tasks.append(asyncio.create_task(asyncio.to_thread(openapi.warm, cfg.data_dir)))
         self._tasks.append(asyncio.create_task(self._repair_loop()))
+        self._tasks.append(asyncio.create_task(self.service_cidrs.run()))
         self._tasks.append(asyncio.create_task(self._bootstrap_loop(advertise, port)))
         if not _is_loopback(host):
             log.warning("serving beyond loopback: listening on %s port %d (%s); the kubeconfig "
@@ -353,6 +374,8 @@ class APIServer:
             (runtimeclasses.GROUP, "runtimeclasses"): RuntimeClassStrategy(),
             (ingresses.GROUP, "ingresses"): IngressStrategy(self._ingress_classes),
             (ingresses.GROUP, "ingressclasses"): IngressClassStrategy(),
+            (servicecidrs.GROUP, "servicecidrs"): ServiceCIDRStrategy(),
+            (servicecidrs.GROUP, "ipaddresses"): IPAddressStrategy(),
             ("", "persistentvolumes"): PersistentVolumeStrategy(),
             ("", "persistentvolumeclaims"): PersistentVolumeClaimStrategy(),
             (rbac.GROUP, "roles"): RoleStrategy(self._check_escalation),
@@ -419,6 +442,9 @@ class APIServer:
                 await ns_reg.create("", {"apiVersion": "v1", "kind": "Namespace",
                                          "metadata": {"name": name}})
         await self._seed_policy()
+        # The default ServiceCIDR (defaultservicecidr controller), from the flags.
+        await self._create_missing(f"servicecidrs.{servicecidrs.GROUP}", [
+            servicecidrs.default_service_cidr(self.config.service_cidrs)])
         first_ip = ServiceCIDR.parse(self.config.service_cidrs[0]).item_at(0)
         svc = {"apiVersion": "v1", "kind": "Service",
                "metadata": {"name": "kubernetes", "namespace": "default",

@@ -462,6 +462,20 @@ _INGRESS_CLASS_COLUMNS = (
     Column("Parameters", description="A reference to a resource with additional parameters"),
     _AGE,
 )
+_SERVICE_CIDR_COLUMNS = (
+    _NAME,
+    Column("CIDRs", description="CIDRs defines the IP blocks in CIDR notation (e.g. "
+                                "\"192.168.0.0/24\" or \"2001:db8::/64\") from which to "
+                                "assign service cluster IPs. Max of two CIDRs is allowed, one "
+                                "of each IP family. This field is immutable."),
+    _AGE,
+)
+_IP_ADDRESS_COLUMNS = (
+    _NAME,
+    Column("ParentRef", description="ParentRef references the resource that an IPAddress "
+                                    "is attached to. An IPAddress must reference a parent "
+                                    "object."),
+)
 _PERSISTENT_VOLUME_COLUMNS = (
     _NAME,
     Column("Capacity", description="capacity is the description of the persistent volume's "
@@ -1032,6 +1046,26 @@ def _print_ingress(ing: Obj, now: datetime) -> list[Cell]:
             "80, 443" if _list(spec.get("tls")) else "80", _age(ing, now)]
 
 
+def _print_service_cidr(sc: Obj, now: datetime) -> list[Cell]:
+    cidrs = ",".join(_str(c) for c in _list(_get(sc, "spec", "cidrs")))
+    return [_name(sc), cidrs, _age(sc, now)]
+
+
+def _print_ip_address(ip: Obj, now: datetime) -> list[Cell]:
+    ref = _get(ip, "spec", "parentRef")
+    shown = "<none>"
+    if isinstance(ref, dict):
+        # schema.GroupResource's String(), lower-cased: "services" or "<resource>.<group>".
+        shown = _str(ref.get("resource"))
+        if _str(ref.get("group")):
+            shown += "." + _str(ref.get("group"))
+        shown = shown.lower()
+        if _str(ref.get("namespace")):
+            shown += "/" + _str(ref.get("namespace"))
+        shown += "/" + _str(ref.get("name"))
+    return [_name(ip), shown]
+
+
 def _print_ingress_class(ic: Obj, now: datetime) -> list[Cell]:
     params = _get(ic, "spec", "parameters")
     shown = "<none>"
@@ -1151,6 +1185,8 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
     ("networking.k8s.io", "Ingress"): _Printer(_INGRESS_COLUMNS, _print_ingress),
     ("networking.k8s.io", "IngressClass"): _Printer(_INGRESS_CLASS_COLUMNS,
                                                     _print_ingress_class),
+    ("networking.k8s.io", "ServiceCIDR"): _Printer(_SERVICE_CIDR_COLUMNS, _print_service_cidr),
+    ("networking.k8s.io", "IPAddress"): _Printer(_IP_ADDRESS_COLUMNS, _print_ip_address),
     ("rbac.authorization.k8s.io", "RoleBinding"): _Printer(_BINDING_COLUMNS, _print_binding),
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): _Printer(_BINDING_COLUMNS,
                                                                    _print_binding),

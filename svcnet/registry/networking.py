@@ -1,5 +1,11 @@
-"""Strategies for networking.k8s.io/v1 Ingresses and IngressClasses: wiring of
-:mod:`svcnet.api.ingresses` into the generic registry.
+"""Strategies for networking.k8s.io/v1 Ingresses, IngressClasses, ServiceCIDRs and
+IPAddresses: wiring of :mod:`svcnet.api.ingresses` and :mod:`svcnet.api.servicecidrs` into the
+generic registry.
+
+ServiceCIDRs (pkg/registry/networking/servicecidr/strategy.go) have a status subresource: a
+create starts with an empty status, a spec write keeps the stored status, a status write keeps
+everything else; no generation. IPAddresses (pkg/registry/networking/ipaddress/strategy.go)
+are spec only. Both are cluster-scoped.
 
 Both kinds have a generation that spec changes bump (upstream's strategies). A new Ingress
 goes through the DefaultIngressClass admission first (mutating, so before validation), which
@@ -13,11 +19,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from svcnet.allocators.operation import Operation
-from svcnet.api import ingresses
+from svcnet.api import ingresses, servicecidrs
 from svcnet.api.errors import FieldError
 from svcnet.registry.generic import BaseStrategy
 
-__all__ = ["ClassLister", "IngressClassStrategy", "IngressStrategy"]
+__all__ = ["ClassLister", "IPAddressStrategy", "IngressClassStrategy", "IngressStrategy",
+           "ServiceCIDRStrategy"]
 
 Obj = dict[str, Any]
 #: Every IngressClass (for the DefaultIngressClass admission).
@@ -75,3 +82,42 @@ class IngressClassStrategy(BaseStrategy):
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         return ingresses.validate_ingress_class_update(new, old)
+
+
+class ServiceCIDRStrategy(BaseStrategy):
+    kind: ClassVar[str] = "ServiceCIDR"
+    resource: ClassVar[str] = "servicecidrs"
+    group: ClassVar[str] = servicecidrs.GROUP
+    api_version: ClassVar[str] = servicecidrs.API_VERSION
+    namespaced: ClassVar[bool] = False
+
+    def prepare_for_create(self, obj: Obj) -> Obj:
+        obj["status"] = {}
+        return obj
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> Obj:
+        new["status"] = old.get("status") or {}
+        return new
+
+    def validate_create(self, obj: Obj) -> list[FieldError]:
+        return servicecidrs.validate_service_cidr(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return servicecidrs.validate_service_cidr_update(new, old)
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return servicecidrs.validate_service_cidr_status_update(new, old)
+
+
+class IPAddressStrategy(BaseStrategy):
+    kind: ClassVar[str] = "IPAddress"
+    resource: ClassVar[str] = "ipaddresses"
+    group: ClassVar[str] = servicecidrs.GROUP
+    api_version: ClassVar[str] = servicecidrs.API_VERSION
+    namespaced: ClassVar[bool] = False
+
+    def validate_create(self, obj: Obj) -> list[FieldError]:
+        return servicecidrs.validate_ip_address(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return servicecidrs.validate_ip_address_update(new, old)

@@ -18,6 +18,11 @@ are separate store writes, so a crash between them can leave
 * an **out-of-range** item (the range was reconfigured): reported (``ClusterIPOutOfRange`` /
   ``PortOutOfRange``), left alone.
 
+ClusterIP records are IPAddress objects (pkg/registry/core/service/ipallocator/controller/
+repairip.go reconciles them the same way): an orphan one is deleted, a missing one recreated.
+An IPAddress without the allocator's managed-by label (a user's) is never deleted; a Service
+holding its address is reported as a duplicate.
+
 The plan is computed by a pure function (:func:`plan_repair`) and applied by :func:`repair`.
 Allocations are listed *before* Services, so a Service written in between is seen with its
 allocation already present, never as a leak.
@@ -144,6 +149,11 @@ def plan_repair(services: Iterable[Obj], allocators: Sequence[StoreAllocator],  
             plan.events.append(RepairEvent(
                 owners[0].namespace, owners[0].name, missing,
                 f"{label} {item} is not allocated; repairing"))
+        elif all(record.owner.key() != o.key() for o in owners) and not record.managed:
+            for o in owners:
+                plan.events.append(RepairEvent(
+                    o.namespace, o.name, dup,
+                    f"{label} {item} was assigned to multiple services; please recreate"))
         elif all(record.owner.key() != o.key() for o in owners):
             # The record names an owner that does not hold the item, but a Service does:
             # the record is stale. Hand it to the holder.
@@ -151,7 +161,7 @@ def plan_repair(services: Iterable[Obj], allocators: Sequence[StoreAllocator],  
             plan.create.append((alloc, item, owners[0]))
 
     for (kind, item), record in sorted(records.items()):
-        if (kind, item) in held:
+        if (kind, item) in held or not record.managed:
             continue
         allocated_at = parse_time(record.allocated_at)
         young = allocated_at is not None and now - allocated_at < leak_grace

@@ -16,13 +16,24 @@ Rules reproduced here:
 * healthCheckNodePort: for LoadBalancer with ``externalTrafficPolicy: Local``, from the same pool.
 * On update only the difference is allocated; what the new object no longer holds is released
   after the write commits.
+
+ClusterIP ranges are ServiceCIDR objects (pkg/registry/core/service/ipallocator/
+cidrallocator.go, the MetaAllocator): :meth:`ServiceAllocators.sync_service_cidrs` keeps one
+allocator per CIDR of the stored ServiceCIDRs (the server calls it on every ServiceCIDR change;
+until the first call, the --service-cidr flags' ranges serve). A CIDR is *ready* unless every
+ServiceCIDR naming it is being deleted or reports Ready=False. A new address comes from the
+first ready *top-level* CIDR of the family (one no other CIDR of the set contains), in address
+order, that is not full; a requested address belongs to the largest CIDR containing it and is
+refused ("allocator not ready") if that CIDR is not ready. Every ClusterIP record is an
+IPAddress object (allocators/ipaddresses.py), whichever CIDR it came from.
 """
 
 from __future__ import annotations
 
 import copy
+import ipaddress
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +45,7 @@ from svcnet.allocators.allocator import (
     RangeFull,
     StoreAllocator,
 )
+from svcnet.allocators.ipaddresses import IPAddressRecords
 from svcnet.allocators.operation import Operation
 from svcnet.allocators.ranges import PortRange, ServiceCIDR
 from svcnet.api.errors import FieldError, StatusError, internal_error, invalid, invalid_error
@@ -91,6 +103,39 @@ def _reject(svc: Obj, errors: Sequence[FieldError]) -> StatusError:
     return invalid_error("Service", (svc.get("metadata") or {}).get("name", ""), errors)
 
 
+def cidr_readiness(service_cidrs: Sequence[Obj]) -> dict[str, bool]:
+    """Each CIDR of the ServiceCIDRs (canonical text) and whether it is ready (pure).
+
+    A ServiceCIDR is ready unless it is being deleted or its Ready condition is False (no
+    condition yet counts as ready, as upstream assumes when no controller has run)."""
+    out: dict[str, bool] = {}
+    for obj in service_cidrs:
+        meta = obj.get("metadata") or {}
+        conditions = (obj.get("status") or {}).get("conditions") or []
+        ready = not meta.get("deletionTimestamp") and all(
+            c.get("status") != "False" for c in conditions if c.get("type") == "Ready")
+        for text in (obj.get("spec") or {}).get("cidrs") or []:
+            try:
+                key = str(ipaddress.ip_network(str(text), strict=True))
+            except ValueError:
+                continue
+            out[key] = out.get(key, False) or ready
+    return out
+
+
+def _top_level(allocs: Sequence[StoreAllocator]) -> list[StoreAllocator]:
+    nets = [_network(a) for a in allocs]
+    return [a for a, net in zip(allocs, nets, strict=True)
+            if not any(other != net and other.version == net.version
+                       and net.subnet_of(other) for other in nets)]  # type: ignore[arg-type]
+
+
+def _network(alloc: StoreAllocator) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    space = alloc.range
+    assert isinstance(space, ServiceCIDR)
+    return space.network
+
+
 @dataclass
 class ServiceAllocators:
     """The ClusterIP (per family, one or more CIDRs each) and NodePort allocators."""
@@ -98,34 +143,73 @@ class ServiceAllocators:
     cluster_ips: dict[str, list[StoreAllocator]]
     node_ports: StoreAllocator
     families: tuple[str, ...] = field(init=False)
+    #: How new ClusterIP allocators are made (set by build; None: the set is fixed).
+    make_ip_allocator: Callable[[ServiceCIDR], StoreAllocator] | None = None
+    #: The CIDRs (canonical text) that take no new addresses (their ServiceCIDRs terminate).
+    not_ready: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.families = tuple(self.cluster_ips)
+        for family, allocs in self.cluster_ips.items():
+            self.cluster_ips[family] = sorted(allocs, key=_order)
 
     @classmethod
     def build(cls, store: Store, service_cidrs: Sequence[str], node_port_range: str,
               *, clock: Clock | None = None, rng: random.Random | None = None,
               holder: Holder | None = None) -> ServiceAllocators:
+        def make(cidr: ServiceCIDR) -> StoreAllocator:
+            return StoreAllocator(store, cidr, clock=clock, rng=rng, holder=holder,
+                                  codec=IPAddressRecords())
+
         by_family: dict[str, list[StoreAllocator]] = {}
         for text in service_cidrs:
             cidr = ServiceCIDR.parse(text)
-            by_family.setdefault(cidr.family, []).append(
-                StoreAllocator(store, cidr, clock=clock, rng=rng, holder=holder))
+            by_family.setdefault(cidr.family, []).append(make(cidr))
         if not by_family:
             raise ValueError("at least one service CIDR is required")
         ports = StoreAllocator(store, PortRange.parse(node_port_range), clock=clock, rng=rng,
                                holder=holder)
-        return cls(by_family, ports)
+        return cls(by_family, ports, make_ip_allocator=make)
+
+    def sync_service_cidrs(self, service_cidrs: Sequence[Obj]) -> None:
+        """Serve exactly the CIDRs of ``service_cidrs`` (the stored ServiceCIDRs), keeping
+        the allocators (and their caches) of CIDRs already served."""
+        if self.make_ip_allocator is None:
+            return
+        readiness = cidr_readiness(service_cidrs)
+        current = {a.range.describe(): a for allocs in self.cluster_ips.values()
+                   for a in allocs}
+        by_family: dict[str, list[StoreAllocator]] = {f: [] for f in self.families}
+        for text in readiness:
+            alloc = current.get(text)
+            if alloc is None:
+                try:
+                    alloc = self.make_ip_allocator(ServiceCIDR.parse(text))
+                except ValueError:
+                    continue  # too small to hold an address
+            by_family.setdefault(ip_family_of(text.split("/")[0]) or "IPv4", []).append(alloc)
+        self.cluster_ips = {f: sorted(allocs, key=_order) for f, allocs in by_family.items()}
+        self.not_ready = {text for text, ready in readiness.items() if not ready}
 
     def all(self) -> list[StoreAllocator]:
         return [a for allocs in self.cluster_ips.values() for a in allocs] + [self.node_ports]
 
     def ip_allocator_for(self, ip: str) -> StoreAllocator | None:
+        """The allocator of the largest served CIDR that contains ``ip``."""
         family = ip_family_of(ip)
-        for alloc in self.cluster_ips.get(family or "", []):
-            if alloc.contains(ip):
-                return alloc
-        return None
+        containing = [a for a in self.cluster_ips.get(family or "", []) if a.contains(ip)]
+        return min(containing, key=lambda a: _network(a).prefixlen, default=None)
+
+    def ip_releaser_for(self, ip: str) -> StoreAllocator | None:
+        """An allocator that can free ``ip``'s record: its own, else any ClusterIP one (a
+        record is deleted by its name, whether its CIDR is still served or not)."""
+        alloc = self.ip_allocator_for(ip)
+        if alloc is not None:
+            return alloc
+        return next((a for allocs in self.cluster_ips.values() for a in allocs), None)
+
+    def _ready(self, alloc: StoreAllocator) -> bool:
+        return alloc.range.describe() not in self.not_ready
 
     # -- ClusterIPs -------------------------------------------------------------------------
 
@@ -135,6 +219,10 @@ class ServiceAllocators:
         spec = _spec(svc)
         if requested:
             alloc = self.ip_allocator_for(requested)
+            if alloc is not None and not self._ready(alloc):
+                raise _reject(svc, [invalid(
+                    "spec.clusterIPs", list(spec.get("clusterIPs") or []),
+                    f"failed to allocate IP {requested}: allocator not ready")])
             if alloc is None:
                 ranges = ",".join(a.range.describe() for a in allocs) or "(none)"
                 err: AllocationError = NotInRange(
@@ -148,7 +236,9 @@ class ServiceAllocators:
                     err = e
             raise _reject(svc, [invalid("spec.clusterIPs", list(spec.get("clusterIPs") or []),
                                         f"failed to allocate IP {requested}: {err}")])
-        for alloc in allocs:
+        for alloc in _top_level(allocs):
+            if not self._ready(alloc):
+                continue
             try:
                 return await op.allocate_next(alloc, owner)
             except RangeFull:
@@ -260,7 +350,7 @@ class ServiceAllocators:
         new_ips = held_cluster_ips(new)
         for ip in old_ips:
             if ip not in new_ips:
-                alloc = self.ip_allocator_for(ip)
+                alloc = self.ip_releaser_for(ip)
                 if alloc is not None:
                     op.release_after_commit(alloc, ip, owner)
 
@@ -280,7 +370,7 @@ class ServiceAllocators:
         """Everything a deleted Service held, released once the delete has committed."""
         owner = owner_of(svc)
         for ip in held_cluster_ips(svc):
-            alloc = self.ip_allocator_for(ip)
+            alloc = self.ip_releaser_for(ip)
             if alloc is not None:
                 op.release_after_commit(alloc, ip, owner)
         spec = svc.get("spec") or {}
@@ -289,3 +379,9 @@ class ServiceAllocators:
             ports.add(int(spec["healthCheckNodePort"]))
         for port in sorted(ports):
             op.release_after_commit(self.node_ports, str(port), owner)
+
+
+def _order(alloc: StoreAllocator) -> tuple[int, int]:
+    """Address order, the larger of two CIDRs at one address first (the IP tree's walk)."""
+    net = _network(alloc)
+    return int(net.network_address), net.prefixlen

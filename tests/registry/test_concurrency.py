@@ -43,6 +43,10 @@ async def allocation_records(store: SQLiteStore) -> set[tuple[str, str, str]]:
         kind, item = kv.key.split("/")[-2:]
         owner = json.loads(kv.value)["owner"]
         out.add((kind, item, f"{owner['namespace']}/{owner['name']}"))
+    # ClusterIPs are IPAddress objects (allocators/ipaddresses.py).
+    for kv in (await store.list("/registry/networking.k8s.io/ipaddresses/")).items:
+        ref = json.loads(kv.value)["spec"]["parentRef"]
+        out.add(("clusterip", kv.key.split("/")[-1], f"{ref['namespace']}/{ref['name']}"))
     return out
 
 

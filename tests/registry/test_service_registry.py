@@ -43,6 +43,10 @@ class Env:
         for kv in (await self.store.list("/registry/allocations/")).items:
             kind, item = kv.key.split("/")[-2:]
             out[f"{kind}/{item}"] = json.loads(kv.value)["owner"]["name"]
+        # ClusterIPs are IPAddress objects (allocators/ipaddresses.py).
+        for kv in (await self.store.list("/registry/networking.k8s.io/ipaddresses/")).items:
+            ref = json.loads(kv.value)["spec"]["parentRef"]
+            out[f"clusterip/{kv.key.split('/')[-1]}"] = ref["name"]
         return out
 
 

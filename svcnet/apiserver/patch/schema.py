@@ -255,6 +255,9 @@ _KIND_FIELDS: Final[dict[tuple[str, str], dict[str, FieldMeta]]] = {
         "scheduling.nodeSelector": _ATOMIC_MAP,  # +mapType=atomic
         "scheduling.tolerations": _ATOMIC,  # +listType=atomic
     },
+    ("networking.k8s.io/v1", "ServiceCIDR"): {
+        "spec.cidrs": _ATOMIC,  # +listType=atomic
+    },
     ("discovery.k8s.io/v1", "EndpointSlice"): {
         "endpoints": _ATOMIC,
         "ports": _ATOMIC,

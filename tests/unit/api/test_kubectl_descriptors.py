@@ -183,8 +183,17 @@ _SPECS: dict[str, dict[str, Any]] = {
 }
 
 
+#: Kinds GA in a later Kubernetes than the installed kubectl (1.32 knows them as v1beta1 only):
+#: no protobuf form here, the server answers them in JSON.
+_NEWER_THAN_KUBECTL = {("networking.k8s.io/v1", "ServiceCIDR"),
+                       ("networking.k8s.io/v1", "IPAddress")}
+
+
 @pytest.mark.parametrize("res", RESOURCES, ids=lambda r: f"{r.group or 'core'}/{r.kind}")
 def test_every_served_kind_round_trips(codec: Codec, res: Any) -> None:
+    if (res.api_version, res.kind) in _NEWER_THAN_KUBECTL and not codec.has(res.api_version,
+                                                                           res.kind):
+        pytest.skip(f"the installed kubectl has no protobuf form of {res.api_version} {res.kind}")
     obj = {"apiVersion": res.api_version, "kind": res.kind,
            "metadata": {"name": "x", "namespace": "n", "labels": {"a": "b"}, "uid": "u",
                         "creationTimestamp": "2025-01-01T00:00:00Z", "resourceVersion": "5"},
