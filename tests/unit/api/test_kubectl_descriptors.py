@@ -189,11 +189,16 @@ _NEWER_THAN_KUBECTL = {("networking.k8s.io/v1", "ServiceCIDR"),
                        ("networking.k8s.io/v1", "IPAddress")}
 
 
-@pytest.mark.parametrize("res", RESOURCES, ids=lambda r: f"{r.group or 'core'}/{r.kind}")
+def test_kinds_newer_than_kubectl_have_no_protobuf_form(codec: Codec) -> None:
+    """When the installed kubectl learns them, they join the round trip below."""
+    for api_version, kind in _NEWER_THAN_KUBECTL:
+        assert not codec.has(api_version, kind), (api_version, kind)
+
+
+@pytest.mark.parametrize("res", [r for r in RESOURCES
+                                 if (r.api_version, r.kind) not in _NEWER_THAN_KUBECTL],
+                         ids=lambda r: f"{r.group or 'core'}/{r.kind}")
 def test_every_served_kind_round_trips(codec: Codec, res: Any) -> None:
-    if (res.api_version, res.kind) in _NEWER_THAN_KUBECTL and not codec.has(res.api_version,
-                                                                           res.kind):
-        pytest.skip(f"the installed kubectl has no protobuf form of {res.api_version} {res.kind}")
     obj = {"apiVersion": res.api_version, "kind": res.kind,
            "metadata": {"name": "x", "namespace": "n", "labels": {"a": "b"}, "uid": "u",
                         "creationTimestamp": "2025-01-01T00:00:00Z", "resourceVersion": "5"},
