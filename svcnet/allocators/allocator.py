@@ -226,6 +226,37 @@ class StoreAllocator:
                 raise
             return item
 
+    # -- dry runs: the same answers, nothing written (upstream's dry-run allocator) --------
+
+    async def check(self, item: str) -> None:
+        """What :meth:`allocate` would raise for ``item``, without taking it."""
+        not_in_range, taken = _messages(self.range.kind)
+        offset = self.range.offset_of(item)
+        if offset is None:
+            raise NotInRange(not_in_range.format(item=item, range=self.range.describe()))
+        if await self.store.get(self.prefix + self.range.item_at(offset)) is not None:
+            raise AlreadyAllocated(taken)
+
+    async def peek_next(self, *, allowed: range | None = None) -> str:
+        """An item :meth:`allocate_next` could take now (``RangeFull`` if none), not taken."""
+        bitmap = (await self._cache()).copy()
+        refreshed = False
+        while True:
+            offset = bitmap.next_free(self.range.static_size, self._rng,
+                                      lowest_first=self.range.lowest_first, allowed=allowed)
+            if offset is None:
+                if refreshed:
+                    raise RangeFull("range is full")
+                async with self._lock:
+                    await self.refresh()
+                bitmap = (await self._cache()).copy()
+                refreshed = True
+                continue
+            bitmap.set(offset)
+            item = self.range.item_at(offset)
+            if await self.store.get(self.prefix + item) is None:
+                return item
+
     async def release(self, item: str, owner: Owner | None = None) -> bool:
         """Give an item back. With ``owner``, only if that owner still holds it."""
         offset = self.range.offset_of(item)

@@ -20,6 +20,11 @@ class Bitmap:
         self._bits = 0
         self._count = 0
 
+    def copy(self) -> Bitmap:
+        out = Bitmap(self.size)
+        out._bits, out._count = self._bits, self._count
+        return out
+
     def has(self, offset: int) -> bool:
         return bool(self._bits >> offset & 1)
 

@@ -4,7 +4,9 @@ Kubernetes' rule (portallocator/operation.go): it is better to leak than to doub
 New items are taken *before* the owner is written, so a crash in between leaks them (repair
 collects leaks) but never lets two owners hold one item. Items the write gives up are released
 only *after* the write succeeded, so a failed write leaves the old owner holding everything it
-had. A dry run allocates to check, then rolls back. A write whose outcome is unknown (the store
+had. A dry run writes nothing (upstream's dry-run allocator): it checks that a requested item
+is free and picks a free one without taking it, so no other request ever sees a dry run's
+record (an IPAddress object, for a ClusterIP). A write whose outcome is unknown (the store
 timed out or the connection went away after the request was sent: it may or may not have
 applied it) is *abandoned*: nothing is released either way, and repair settles the records
 against what the store holds.
@@ -28,10 +30,15 @@ class Operation:
     _done: bool = False
 
     async def allocate(self, allocator: StoreAllocator, item: str, owner: Owner) -> None:
+        if self.dry_run:
+            await allocator.check(item)
+            return
         await allocator.allocate(item, owner)
         self._taken.append((allocator, item, owner))
 
     async def allocate_next(self, allocator: StoreAllocator, owner: Owner) -> str:
+        if self.dry_run:
+            return await allocator.peek_next()
         item = await allocator.allocate_next(owner)
         self._taken.append((allocator, item, owner))
         return item

@@ -49,7 +49,7 @@ from svcnet.allocators.ipaddresses import IPAddressRecords
 from svcnet.allocators.operation import Operation
 from svcnet.allocators.ranges import PortRange, ServiceCIDR
 from svcnet.api.errors import FieldError, StatusError, internal_error, invalid, invalid_error
-from svcnet.api.names import ip_family_of
+from svcnet.api.names import ip_family_of, parse_ip_sloppy
 from svcnet.api.services import is_headless
 from svcnet.storage.interface import Store
 from svcnet.util import offload
@@ -95,8 +95,18 @@ def held_node_ports(svc: Obj) -> set[int]:
 
 
 def held_cluster_ips(svc: Obj) -> list[str]:
+    """The ClusterIPs the Service holds, in canonical form (``fd00:10::5`` for a stored
+    ``FD00:10::0005``): the form allocation records and IPAddress objects are named by, so
+    repair matches them however the Service spelled them."""
     spec = svc.get("spec") or {}
-    return [ip for ip in spec.get("clusterIPs") or [] if ip and ip != "None"]
+    return [canonical_ip(ip) for ip in spec.get("clusterIPs") or [] if ip and ip != "None"]
+
+
+def canonical_ip(text: str) -> str:
+    """``text`` as :mod:`ipaddress` writes it (IPv4 with legacy leading zeros read as
+    decimal, as Kubernetes' ParseIPSloppy does); unparsable text is kept as it is."""
+    ip = parse_ip_sloppy(text)
+    return str(ip) if ip is not None else text
 
 
 def _reject(svc: Obj, errors: Sequence[FieldError]) -> StatusError:

@@ -91,3 +91,19 @@ async def test_young_allocations_of_the_running_instance_keep_their_grace() -> N
     result = await repair(store, allocs, clock=clock, leak_grace=timedelta(minutes=3),
                           holder=me)
     assert result.released == []
+
+
+async def test_a_service_spelling_its_ip_another_way_still_holds_it() -> None:
+    """A Service may store a ClusterIP non-canonically (IPv6 upper case, leading zeros): its
+    record is named canonically, and repair must see that the Service holds it (else it
+    would free the address, and another server could hand it out again)."""
+    clock = FakeClock()
+    store = MemoryStore()
+    allocs = ServiceAllocators.build(store, ["fd00:10::/120"], "30000-30099", clock=clock)
+    await allocs.cluster_ips["IPv6"][0].allocate("fd00:10::5", Owner("default", "v6", "u-v6"))
+    await store.create("/registry/services/default/v6", stored_service("v6", "FD00:10::0005"))
+    clock.advance(3600)
+    result = await repair(store, allocs, clock=clock, leak_grace=timedelta(0))
+    assert (result.created, result.released, result.events) == ([], [], [])
+    got = await allocs.cluster_ips["IPv6"][0].get("fd00:10::5")
+    assert got is not None and got.owner.name == "v6"

@@ -137,6 +137,27 @@ async def test_dry_run_allocates_nothing(env: Env) -> None:
     assert not (await env.store.list("/registry/services/")).items
 
 
+async def test_dry_run_writes_nothing_even_for_a_moment(env: Env) -> None:
+    """Upstream's dry-run allocator: no record (an IPAddress object) appears and goes, so no
+    concurrent request can see a dry run holding an address; a taken one is still refused."""
+    taken = await env.registry.create("default", make_service("first"))
+    writes: list[str] = []
+    real_create = env.store.create
+
+    async def counting_create(key: str, value: bytes, *args: Any, **kwargs: Any) -> Any:
+        writes.append(key)
+        return await real_create(key, value, *args, **kwargs)
+
+    env.store.create = counting_create  # type: ignore[method-assign]
+    svc = await env.registry.create("default", make_service(type="NodePort"), dry_run=True)
+    assert svc["spec"]["clusterIP"] != taken["spec"]["clusterIP"]
+    with pytest.raises(StatusError) as e:
+        await env.registry.create("default", make_service(
+            "second", clusterIP=taken["spec"]["clusterIP"]), dry_run=True)
+    assert e.value.code == 422 and "already allocated" in e.value.message
+    assert writes == []
+
+
 async def test_update_without_allocated_fields_keeps_them(env: Env) -> None:
     created = await env.registry.create("default", make_service(type="NodePort"))
     replacement = make_service(type="NodePort", ports=[
