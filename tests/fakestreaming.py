@@ -11,6 +11,7 @@ streams closed). Commands are Python coroutines standing in for a container's pr
 * ``cat``: copies stdin to stdout until stdin ends; exit 0.
 * ``fail CODE``: writes ``oops`` on stderr; exits ``CODE``.
 * ``size``: with a TTY, prints the first resize it gets as ``COLSxROWS``.
+* ``flood BYTES``: writes that many bytes on stdout, as fast as the connection takes them.
 
 Each URL is single-use, as a runtime's tokens are.
 """
@@ -173,6 +174,13 @@ class _Session:
         if argv[:1] == ["fail"]:
             await out("stderr", b"oops\n")
             return int(argv[1])
+        if argv[:1] == ["flood"]:
+            left = int(argv[1])
+            while left > 0:
+                chunk = min(left, 65536)
+                await out("stdout", b"x" * chunk)
+                left -= chunk
+            return 0
         if argv[:1] == ["size"]:
             raw = await self.streams[by_kind["resize"]].inbox.get()
             size = json.loads(raw or b"{}")

@@ -54,8 +54,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_DRAIN_AFTER_STATUS = 2.0
-"""Seconds to wait for output still in flight once the runtime sent the command's Status."""
 _ERROR_AFTER_DATA = 1.0
 """Seconds to wait for a port-forward error stream to end after its data stream did."""
 
@@ -111,8 +109,12 @@ async def _bridge(chans: Channels, opts: StreamOptions, session: SpdyClient,
     tasks = (*pumps, status, client)
     try:
         await asyncio.wait({status, client}, return_when=asyncio.FIRST_COMPLETED)
-        if status.done():
-            await asyncio.wait(pumps, timeout=_DRAIN_AFTER_STATUS)
+        if status.done() and not client.done():
+            # The runtime wrote the Status after the output, and closes the session: the
+            # pumps end once the client has taken what is still buffered, or it leaves.
+            while not client.done() and not all(p.done() for p in pumps):
+                await asyncio.wait({*(p for p in pumps if not p.done()), client},
+                                   return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in tasks:  # the WebSocket's reader must be gone before it is closed
             task.cancel()
@@ -141,6 +143,7 @@ class CriConnection:
 
     def __init__(self, data: ClientStream, error: ClientStream) -> None:
         self._data = data
+        self._error_stream = error
         self._error = asyncio.create_task(error.read_all())
 
     async def read(self) -> bytes:
@@ -153,8 +156,10 @@ class CriConnection:
         await self._data.close_write()
 
     async def close(self) -> None:
-        await self._data.reset()
+        """Both streams reset: the session forgets them (it carries the next connection)."""
         self._error.cancel()
+        await self._data.reset()
+        await self._error_stream.reset()
 
     async def error(self) -> str:
         with contextlib.suppress(TimeoutError, asyncio.CancelledError, ConnectionError):

@@ -16,8 +16,12 @@ other status is a refusal whose body says why), and from then on the connection 
 frames. The client opens streams (odd ids, from 1) with ``SYN_STREAM`` frames whose headers
 say what each stream is for (``streamType``…) and waits for each ``SYN_REPLY``, as client-go
 does. ``DATA`` frames carry the bytes; an empty ``DATA`` with ``FIN`` half-closes a direction;
-``RST_STREAM`` drops a stream; ``PING`` is echoed; ``GOAWAY`` or the connection's end finishes
-every stream. There is no flow control: spdystream does none.
+``RST_STREAM`` drops a stream; ``PING`` is echoed; ``GOAWAY`` stops new streams, and the
+connection's end finishes every stream. There is no SPDY flow control (spdystream does none),
+but there is back-pressure as in Go: a stream buffers at most 1 MiB that its reader has not
+taken, and the session stops reading the connection until it has (the server's TCP window then
+stops the runtime), so a fast container and a slow client never pile up output in the agent.
+Streams finished both ways, or reset, are forgotten.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 from svcnet.api import spdy
+from svcnet.util.bytequeue import ByteQueue
 
 log = logging.getLogger(__name__)
 
@@ -44,25 +49,21 @@ class UpgradeError(Exception):
 
 
 class ClientStream:
-    """One stream the client opened: what the server sends, in order; writes; half-close."""
+    """One stream the client opened: what the server sends, in order (at most
+    :data:`~svcnet.util.bytequeue.DEFAULT_LIMIT` bytes buffered: the session stops reading
+    until they are taken); writes; half-close."""
 
     def __init__(self, session: SpdyClient, stream_id: int) -> None:
         self.session = session
         self.id = stream_id
         self.replied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._inbox = ByteQueue()
         self._ended = False
         self._write_closed = False
 
     async def read(self) -> bytes:
         """The next bytes from the server; ``b""`` once it finished (or reset) the stream."""
-        if self._ended:
-            return b""
-        data = await self._inbox.get()
-        if data is None:
-            self._ended = True
-            return b""
-        return data
+        return await self._inbox.get()
 
     async def read_all(self) -> bytes:
         chunks = []
@@ -83,16 +84,25 @@ class ClientStream:
             self._write_closed = True
             with contextlib.suppress(ConnectionError):
                 await self.session.send(spdy.Frame(spdy.DATA, self.id, spdy.FLAG_FIN))
+            self.session._forget_if_done(self)
 
     async def reset(self) -> None:
+        """Drop the stream both ways (RST_STREAM); the session forgets it."""
+        already = self._write_closed and self._ended
         self._write_closed = True
-        self._deliver(None)
-        with contextlib.suppress(ConnectionError):
-            await self.session.send(spdy.Frame(spdy.RST_STREAM, self.id,
-                                               value=spdy.RST_CANCEL))
+        self._end()
+        self.session._forget(self)
+        if not already:
+            with contextlib.suppress(ConnectionError):
+                await self.session.send(spdy.Frame(spdy.RST_STREAM, self.id,
+                                                   value=spdy.RST_CANCEL))
 
-    def _deliver(self, data: bytes | None) -> None:
-        self._inbox.put_nowait(data)
+    async def _receive(self, data: bytes) -> None:
+        await self._inbox.put(data)
+
+    def _end(self) -> None:
+        self._ended = True
+        self._inbox.close()
 
 
 class SpdyClient:
@@ -108,6 +118,7 @@ class SpdyClient:
         self._next_id = 1
         self._streams: dict[int, ClientStream] = {}
         self._closed = False
+        self._goaway = False
         self._pump = asyncio.create_task(self._read_loop(early), name="spdy client")
 
     @classmethod
@@ -118,6 +129,7 @@ class SpdyClient:
         if parts.scheme != "http" or not parts.hostname:
             raise UpgradeError(f"unsupported streaming URL {url!r}")
         port = parts.port or 80
+        writer: asyncio.StreamWriter | None = None
         try:
             async with asyncio.timeout(timeout):
                 reader, writer = await asyncio.open_connection(parts.hostname, port)
@@ -127,27 +139,29 @@ class SpdyClient:
                         *(f"X-Stream-Protocol-Version: {p}" for p in protocols), "", ""]
                 writer.write("\r\n".join(head).encode("latin-1"))
                 status, headers, early = await _response_head(reader)
-        except (OSError, TimeoutError) as e:
-            raise UpgradeError(f"cannot reach the streaming server at {parts.netloc}: "
-                               f"{e or 'timed out'}") from None
-        if status != 101:
-            body = early
-            with contextlib.suppress(OSError, TimeoutError):
-                async with asyncio.timeout(2):
-                    body += await reader.read(_READ)
-            writer.close()
-            raise UpgradeError(body.decode("utf-8", "replace").strip()
-                               or f"the streaming server answered {status}")
-        chosen = headers.get("x-stream-protocol-version", "")
-        if protocols and chosen not in protocols:
-            writer.close()
-            raise UpgradeError(f"the streaming server chose protocol {chosen!r}, not one of "
-                               f"{list(protocols)}")
+            if status != 101:
+                body = early
+                with contextlib.suppress(OSError, TimeoutError):
+                    async with asyncio.timeout(2):
+                        body += await reader.read(_READ)
+                raise UpgradeError(body.decode("utf-8", "replace").strip()
+                                   or f"the streaming server answered {status}")
+            chosen = headers.get("x-stream-protocol-version", "")
+            if protocols and chosen not in protocols:
+                raise UpgradeError(f"the streaming server chose protocol {chosen!r}, not one "
+                                   f"of {list(protocols)}")
+        except BaseException as e:
+            if writer is not None:
+                writer.close()
+            if isinstance(e, (OSError, TimeoutError)):
+                raise UpgradeError(f"cannot reach the streaming server at {parts.netloc}: "
+                                   f"{e or 'timed out'}") from None
+            raise
         return cls(reader, writer, chosen, early)
 
     async def open(self, headers: Mapping[str, str]) -> ClientStream:
         """A new stream with these headers, once the server replied to it."""
-        if self._closed:
+        if self._closed or self._goaway:
             raise ConnectionError("the SPDY session is closed")
         stream = ClientStream(self, self._next_id)
         self._next_id += 2
@@ -158,8 +172,12 @@ class SpdyClient:
             async with asyncio.timeout(STREAM_REPLY_TIMEOUT):
                 await stream.replied
         except TimeoutError:
+            await stream.reset()
             raise ConnectionError("timed out waiting for the streaming server to accept a "
                                   "stream") from None
+        except ConnectionError:
+            self._forget(stream)
+            raise
         return stream
 
     async def send(self, frame: spdy.Frame) -> None:
@@ -190,10 +208,18 @@ class SpdyClient:
             return
         self._closed = True
         for stream in self._streams.values():
-            stream._deliver(None)
+            stream._end()
             if not stream.replied.done():
                 stream.replied.set_exception(ConnectionError("the SPDY session ended"))
         self._writer.close()
+
+    def _forget(self, stream: ClientStream) -> None:
+        self._streams.pop(stream.id, None)
+
+    def _forget_if_done(self, stream: ClientStream) -> None:
+        """A stream finished both ways is no longer the session's business."""
+        if stream._ended and stream._write_closed:
+            self._forget(stream)
 
     async def _read_loop(self, early: bytes) -> None:
         try:
@@ -214,26 +240,31 @@ class SpdyClient:
         stream = self._streams.get(frame.stream_id)
         if frame.kind == spdy.DATA and stream is not None:
             if frame.data:
-                stream._deliver(frame.data)
+                await stream._receive(frame.data)  # waits while the reader lags: back-pressure
             if frame.fin:
-                stream._deliver(None)
+                stream._end()
+                self._forget_if_done(stream)
         elif frame.kind == spdy.SYN_REPLY and stream is not None:
             if not stream.replied.done():
                 stream.replied.set_result(None)
             if frame.fin:
-                stream._deliver(None)
+                stream._end()
+                self._forget_if_done(stream)
         elif frame.kind == spdy.RST_STREAM and stream is not None:
             if not stream.replied.done():
                 stream.replied.set_exception(ConnectionError("the streaming server reset "
                                                              "the stream"))
-            stream._deliver(None)
+            stream._write_closed = True
+            stream._end()
+            self._forget(stream)
         elif frame.kind == spdy.SYN_STREAM:  # servers open none here: refuse
             await self.send(spdy.Frame(spdy.RST_STREAM, frame.stream_id,
                                        value=spdy.RST_PROTOCOL_ERROR))
         elif frame.kind == spdy.PING:
             await self.send(frame)
         elif frame.kind == spdy.GOAWAY:
-            return False
+            # No new streams; those open carry on until the connection ends (spdystream).
+            self._goaway = True
         return True
 
 

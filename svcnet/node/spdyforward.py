@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from aiohttp import WSMsgType, web
 
 from svcnet.api import spdy
+from svcnet.util.bytequeue import ByteQueue
 
 if TYPE_CHECKING:
     from svcnet.node.podconn import Dialer, PodConnection
@@ -44,7 +45,8 @@ class _Pair:
     port: int = 0
     error: int = 0
     data: int = 0
-    inbox: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    inbox: ByteQueue = field(default_factory=ByteQueue)
+    """What kubectl sent for the pod, not yet written to it (bounded: back-pressure)."""
     task: asyncio.Task[None] | None = None
 
 
@@ -90,9 +92,9 @@ class Session:
             pair = self._by_stream.get(frame.stream_id)
             if pair is not None and frame.stream_id == pair.data:
                 if frame.data:
-                    pair.inbox.put_nowait(frame.data)
+                    await pair.inbox.put(frame.data)  # waits while the pod lags
                 if frame.fin:
-                    pair.inbox.put_nowait(None)
+                    pair.inbox.close()
         elif frame.kind == spdy.RST_STREAM:
             pair = self._by_stream.get(frame.stream_id)
             if pair is not None and pair.task is not None:
@@ -133,6 +135,7 @@ class Session:
             finally:
                 upload.cancel()
         finally:
+            pair.inbox.close()  # what kubectl still sends has nowhere to go: drop it
             if conn is not None:
                 await conn.close()
             with contextlib.suppress(ConnectionError, RuntimeError):
@@ -143,10 +146,10 @@ class Session:
             self._by_stream.pop(pair.error, None)
 
 
-async def _upload(inbox: asyncio.Queue[bytes | None], conn: PodConnection) -> None:
+async def _upload(inbox: ByteQueue, conn: PodConnection) -> None:
     """What kubectl sends on the data stream, to the pod; its FIN half-closes."""
     with contextlib.suppress(ConnectionError):
-        while (data := await inbox.get()) is not None:
+        while data := await inbox.get():
             await conn.write(data)
         await conn.write_eof()
 

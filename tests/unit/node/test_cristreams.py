@@ -18,6 +18,7 @@ from svcnet.api import remotecommand as rc
 from svcnet.node.cristreams import CriDialer, decode_status, remote_command
 from svcnet.node.exec import StreamOptions, _drain_client, accept
 from svcnet.node.spdyclient import SpdyClient, UpgradeError
+from svcnet.util.bytequeue import DEFAULT_LIMIT
 from tests.fakestreaming import FakeStreamingServer
 
 
@@ -124,6 +125,27 @@ async def test_the_upgrade_is_refused_with_the_runtimes_reason(runtime: FakeStre
         await SpdyClient.connect(f"http://127.0.0.1:{await _closed_port()}/exec/x", (rc.V4,))
 
 
+async def test_a_slow_reader_holds_back_the_runtime_not_the_agents_memory(
+        runtime: FakeStreamingServer) -> None:
+    """Back-pressure: 64 MiB of output to a reader that does not read leaves at most the
+    stream's limit (plus what the kernel buffers) in the agent, and all of it arrives later."""
+    total = 64 << 20
+    session = await SpdyClient.connect(runtime.url("exec", command=("flood", str(total)),
+                                                   stderr=False), (rc.V4,))
+    try:
+        error = await session.open({"streamType": "error"})
+        stdout = await session.open({"streamType": "stdout"})
+        await asyncio.sleep(0.5)
+        assert stdout._inbox.size <= DEFAULT_LIMIT + 65536
+        got = 0
+        while data := await stdout.read():
+            got += len(data)
+        assert got == total
+        assert decode_status(await error.read_all())["status"] == "Success"
+    finally:
+        await session.close()
+
+
 def test_decode_status() -> None:
     assert decode_status(b"") == {"metadata": {}, "status": "Success"}
     assert decode_status(b'{"status":"Failure","message":"m"}')["message"] == "m"
@@ -170,6 +192,9 @@ async def test_port_forward_connections_share_one_session(runtime: FakeStreaming
         assert await refused.read() == b""
         assert "failed to connect to localhost" in await refused.error()
         assert (urls, runtime.sessions) == (1, 1)
+        await refused.close()
+        session = dialer._session
+        assert session is not None and session._streams == {}  # finished streams forgotten
     finally:
         await dialer.close()
         pod.close()
