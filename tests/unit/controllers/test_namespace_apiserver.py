@@ -100,10 +100,12 @@ async def test_pods_on_a_node_hold_the_namespace_until_they_are_gone(rest: RESTC
 
 
 async def test_content_left_past_its_grace_is_an_error(rest: RESTClient) -> None:
-    ctl = await setup(rest, pod("slow", node="n1", grace=1))
+    # The grace must outlast the first sync, which deletes every namespaced kind served
+    # (about 25 collections): on a loaded machine that took more than a second.
+    ctl = await setup(rest, pod("slow", node="n1", grace=4))
     await ctl.sync(NS)
     assert ctl.queue.waiting == 1
-    await asyncio.sleep(1.1)
+    await asyncio.sleep(4.1)
     with pytest.raises(RequeueError, match="unexpected items still remain in namespace: "
                                            f"{NS} for gvr: /v1, Resource=pods"):
         await ctl.sync(NS)
