@@ -10,13 +10,25 @@ the tests read back from the cluster's record.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
+import shutil
 import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from svcnet.cluster.networks import ClusterNetwork, read_network
 from svcnet.cluster.state import Paths
 from svcnet.node.names import PREFIX, cluster_tag
+from tests.conftest import require, require_root
+
+ROOT = Path(__file__).resolve().parents[2]
+SVCNET = [sys.executable, "-m", "svcnet.cli.main"]
 
 
 def _ip(*args: str) -> list[str]:
@@ -54,3 +66,52 @@ def network_of(home: Path, name: str) -> ClusterNetwork:
     network = read_network(Paths(home / name).network)
     assert network is not None, f"cluster {name} recorded no network under {home}"
     return network
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    """A `svcnet up` cluster a test module brought up (:func:`local_cluster`): its state
+    under ``home``, its name, and the commands that reach it."""
+
+    home: Path
+    name: str
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.home / self.name / "kubeconfig"
+
+    def svcnet(self, *args: str, check: bool = True, timeout: float = 120
+               ) -> subprocess.CompletedProcess[str]:
+        r = subprocess.run([*SVCNET, *args], capture_output=True, text=True, cwd=ROOT,
+                           env=dict(os.environ, SVCNET_HOME=str(self.home)), timeout=timeout,
+                           check=False)
+        if check and r.returncode != 0:
+            raise AssertionError(f"svcnet {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
+        return r
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> str:
+        """kubectl's output; its stderr is the failure message."""
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig),
+                   KUBECACHEDIR=str(self.home / "kcache"))
+        r = subprocess.run(["kubectl", *args], capture_output=True, text=True, env=env,
+                           input=stdin, timeout=60, check=False)
+        assert r.returncode == 0, f"kubectl {' '.join(args)}: {r.stderr}"
+        return r.stdout
+
+
+@contextlib.contextmanager
+def local_cluster(tmp_path_factory: pytest.TempPathFactory, prefix: str,
+                  *up_args: str) -> Iterator[LocalCluster]:
+    """A cluster named ``<prefix><random hex>`` (root needed), ``svcnet up --detach
+    UP_ARGS...``, always removed by ``svcnet down``."""
+    require_root()
+    require(shutil.which("nft") is not None, "nft is not installed")
+    require(shutil.which("kubectl") is not None, "kubectl is not installed")
+    cluster = LocalCluster(tmp_path_factory.mktemp("svcnet-home"), unique_name(prefix))
+    r = cluster.svcnet("up", "--name", cluster.name, "--detach", *up_args, check=False,
+                       timeout=180)
+    try:
+        assert r.returncode == 0, r.stdout + r.stderr
+        yield cluster
+    finally:
+        cluster.svcnet("down", "--name", cluster.name, check=False)

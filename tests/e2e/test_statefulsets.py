@@ -12,23 +12,14 @@ always removed by `svcnet down`.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import require, require_root
-from tests.e2e.local_clusters import unique_name
+from tests.e2e.local_clusters import LocalCluster, local_cluster
 from tests.waiting import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
-NAME = unique_name("ss")
-SVCNET = [sys.executable, "-m", "svcnet.cli.main"]
 pytestmark = pytest.mark.root
 
 MANIFEST = """apiVersion: v1
@@ -68,34 +59,13 @@ except OSError as e:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    require_root()
-    require(shutil.which("nft") is not None, "nft is not installed")
-    require(shutil.which("kubectl") is not None, "kubectl is not installed")
-    h = tmp_path_factory.mktemp("svcnet-home")
-    env = dict(os.environ, SVCNET_HOME=str(h))
-    r = subprocess.run([*SVCNET, "up", "--name", NAME, "--detach", "--nodes", "1"],
-                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=180,
-                       check=False)
-    try:
-        assert r.returncode == 0, r.stdout + r.stderr
-        yield h
-    finally:
-        subprocess.run([*SVCNET, "down", "--name", NAME], cwd=ROOT, env=env, timeout=120,
-                       check=False)
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    with local_cluster(tmp_path_factory, "ss", "--nodes", "1") as cluster:
+        yield cluster
 
 
-def kubectl(home: Path, *args: str, stdin: str | None = None) -> str:
-    env = dict(os.environ, KUBECONFIG=str(home / NAME / "kubeconfig"),
-               KUBECACHEDIR=str(home / "kcache"))
-    r = subprocess.run(["kubectl", *args], capture_output=True, text=True, env=env,
-                       input=stdin, timeout=60, check=False)
-    assert r.returncode == 0, f"kubectl {' '.join(args)}: {r.stderr}"
-    return r.stdout
-
-
-def pods(home: Path) -> dict[str, dict[str, Any]]:
-    items = json.loads(kubectl(home, "get", "pods", "-l", "app=web", "-o", "json"))["items"]
+def pods(home: LocalCluster) -> dict[str, dict[str, Any]]:
+    items = json.loads(home.kubectl("get", "pods", "-l", "app=web", "-o", "json"))["items"]
     return {p["metadata"]["name"]: p for p in items}
 
 
@@ -104,8 +74,8 @@ def ready(pod: dict[str, Any]) -> bool:
                for c in pod.get("status", {}).get("conditions") or [])
 
 
-def test_ordered_pods_with_stable_dns_names_scale_down_from_the_top(home: Path) -> None:
-    kubectl(home, "apply", "-f", "-", stdin=MANIFEST)
+def test_ordered_pods_with_stable_dns_names_scale_down_from_the_top(home: LocalCluster) -> None:
+    home.kubectl("apply", "-f", "-", stdin=MANIFEST)
     seen: list[tuple[bool, bool]] = []  # (web-0 ready, web-1 exists) at every look
 
     def both_ready() -> bool:
@@ -128,23 +98,23 @@ def test_ordered_pods_with_stable_dns_names_scale_down_from_the_top(home: Path) 
     assert web0_ready_at <= web1_started
 
     def resolves() -> bool:
-        out = kubectl(home, "exec", "web-1", "--", "python3", "-c", RESOLVE)
+        out = home.kubectl("exec", "web-1", "--", "python3", "-c", RESOLVE)
         return bool(out.strip() == web0["status"]["podIP"])
 
     wait_for(resolves, timeout=20, what="web-0.nginx resolving to web-0's IP from web-1")
 
-    kubectl(home, "scale", "sts", "web", "--replicas=1")
+    home.kubectl("scale", "sts", "web", "--replicas=1")
     wait_for(lambda: list(pods(home)) == ["web-0"], timeout=20, what="web-1 removed")
 
     def one_of_one() -> bool:
-        header, row = kubectl(home, "get", "sts", "web").splitlines()
+        header, row = home.kubectl("get", "sts", "web").splitlines()
         assert header.split() == ["NAME", "READY", "AGE"]
         return row.split()[:2] == ["web", "1/1"]
 
     wait_for(one_of_one, timeout=10, what="kubectl get sts showing 1/1")
-    status = json.loads(kubectl(home, "get", "sts", "web", "-o", "json"))["status"]
+    status = json.loads(home.kubectl("get", "sts", "web", "-o", "json"))["status"]
     assert status["currentRevision"] == status["updateRevision"]
     assert status["currentRevision"].startswith("web-")
     # Deleting the set (kubectl cascades in the background): the garbage collector takes web-0.
-    kubectl(home, "delete", "sts", "web")
+    home.kubectl("delete", "sts", "web")
     wait_for(lambda: not pods(home), timeout=20, what="web-0 collected")
