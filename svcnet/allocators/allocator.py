@@ -35,8 +35,10 @@ create both takes the address and publishes it. A record the codec reports as no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -198,9 +200,17 @@ class StoreAllocator:
             raise AlreadyAllocated(taken) from None
         (await self._cache()).set(offset)
 
-    async def allocate_next(self, owner: Owner, *, allowed: range | None = None) -> str:
-        """Take a free item: random in the dynamic band, else the static band, else full."""
-        bitmap = await self._cache()
+    async def _free_offsets(self, allowed: range | None, *,
+                            reserve: bool) -> AsyncGenerator[int, None]:
+        """Offsets worth trying, random in the dynamic band, else the static band; each is
+        marked taken in the bitmap it came from (the cache itself when ``reserve``, so
+        concurrent tasks here try other offsets; else a copy). When none is left the cache is
+        re-read from the store once (another process may have released items); after that,
+        ``RangeFull``."""
+        def bitmap_now(cached: Bitmap) -> Bitmap:
+            return cached if reserve else cached.copy()
+
+        bitmap = bitmap_now(await self._cache())
         refreshed = False
         while True:
             offset = bitmap.next_free(self.range.static_size, self._rng,
@@ -208,23 +218,28 @@ class StoreAllocator:
             if offset is None:
                 if refreshed:
                     raise RangeFull("range is full")
-                # Another process may have released items since our cache was filled.
                 async with self._lock:
                     await self.refresh()
-                bitmap = await self._cache()
+                bitmap = bitmap_now(await self._cache())
                 refreshed = True
                 continue
-            # Reserve locally before awaiting, so concurrent tasks here try other offsets.
             bitmap.set(offset)
-            item = self.range.item_at(offset)
-            try:
-                await self.store.create(self.prefix + item, self._record(item, owner))
-            except KeyExists:
-                continue  # someone else holds it; the bit stays set
-            except BaseException:
-                bitmap.clear(offset)
-                raise
-            return item
+            yield offset
+
+    async def allocate_next(self, owner: Owner, *, allowed: range | None = None) -> str:
+        """Take a free item: random in the dynamic band, else the static band, else full."""
+        async with contextlib.aclosing(self._free_offsets(allowed, reserve=True)) as offsets:
+            async for offset in offsets:
+                item = self.range.item_at(offset)
+                try:
+                    await self.store.create(self.prefix + item, self._record(item, owner))
+                except KeyExists:
+                    continue  # someone else holds it; the bit stays set
+                except BaseException:
+                    (await self._cache()).clear(offset)
+                    raise
+                return item
+        raise AssertionError("unreachable: the offsets end only in RangeFull")
 
     # -- dry runs: the same answers, nothing written (upstream's dry-run allocator) --------
 
@@ -239,23 +254,12 @@ class StoreAllocator:
 
     async def peek_next(self, *, allowed: range | None = None) -> str:
         """An item :meth:`allocate_next` could take now (``RangeFull`` if none), not taken."""
-        bitmap = (await self._cache()).copy()
-        refreshed = False
-        while True:
-            offset = bitmap.next_free(self.range.static_size, self._rng,
-                                      lowest_first=self.range.lowest_first, allowed=allowed)
-            if offset is None:
-                if refreshed:
-                    raise RangeFull("range is full")
-                async with self._lock:
-                    await self.refresh()
-                bitmap = (await self._cache()).copy()
-                refreshed = True
-                continue
-            bitmap.set(offset)
-            item = self.range.item_at(offset)
-            if await self.store.get(self.prefix + item) is None:
-                return item
+        async with contextlib.aclosing(self._free_offsets(allowed, reserve=False)) as offsets:
+            async for offset in offsets:
+                item = self.range.item_at(offset)
+                if await self.store.get(self.prefix + item) is None:
+                    return item
+        raise AssertionError("unreachable: the offsets end only in RangeFull")
 
     async def release(self, item: str, owner: Owner | None = None) -> bool:
         """Give an item back. With ``owner``, only if that owner still holds it."""

@@ -64,7 +64,6 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
@@ -73,7 +72,7 @@ from google.protobuf.descriptor_pb2 import FileDescriptorSet as Descriptors
 from google.protobuf.internal import decoder
 
 from svcnet.api.protobuf import Codec, Shapes, message_name
-from svcnet.api.schema import schema
+from svcnet.api.schema import required_doc, schema
 
 log = logging.getLogger(__name__)
 
@@ -233,8 +232,7 @@ def _option_varints(options: Any) -> dict[int, int]:
 @cache
 def _client() -> tuple[dict[str, str], dict[str, dict[str, Any]], dict[str, list[str]]]:
     """The client's kinds, types (schema.json's and required.json's) and required fields."""
-    text = resources.files("svcnet.api").joinpath("required.json").read_text()
-    doc = json.loads(text)
+    doc = required_doc()
     return ({**schema().kinds, **doc["kinds"]}, {**schema().types, **doc["types"]},
             doc["required"])
 

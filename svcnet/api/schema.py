@@ -58,14 +58,22 @@ _ZEROS: Final = {"int32": 0, "int64": 0, "string": "", "boolean": False, "number
 
 
 @cache
+def required_doc() -> dict[str, Any]:
+    """required.json (tools/gen_schema.py): the client's extra kinds and types, and each
+    type's required (non-``omitempty``) fields."""
+    doc: dict[str, Any] = json.loads(
+        resources.files("svcnet.api").joinpath("required.json").read_text())
+    return doc
+
+
+@cache
 def _status_zeros(api_version: str, kind: str) -> tuple[tuple[str, Any], ...]:
     """The status type's required (non-``omitempty``) scalar fields and their zero values."""
     top = schema().type_for(api_version, kind)
     status_type = schema().types.get(top or "", {}).get("status")
     if not isinstance(status_type, str):
         return ()
-    text = resources.files("svcnet.api").joinpath("required.json").read_text()
-    required = json.loads(text)["required"].get(status_type, [])
+    required = required_doc()["required"].get(status_type, [])
     fields = schema().types.get(status_type, {})
     return tuple((name, _ZEROS[fields[name]]) for name in required
                  if isinstance(fields.get(name), str) and fields[name] in _ZEROS)
