@@ -296,6 +296,22 @@ def status_changed(ds: ObjMap, status: ObjMap) -> bool:
 # the controller
 
 
+def node_update_ignorable(old: ObjMap, new: ObjMap) -> bool:
+    """shouldIgnoreNodeUpdate: nothing a daemon pod's placement depends on changed, only
+    the resourceVersion and the conditions' times (a heartbeat)."""
+
+    def placement(node: ObjMap) -> Obj:
+        out = copy.deepcopy(dict(node))
+        out.setdefault("metadata", {}).pop("resourceVersion", None)
+        status = out.setdefault("status", {})
+        status["conditions"] = sorted(
+            (str(c.get("type")), str(c.get("status")))
+            for c in status.get("conditions") or [] if isinstance(c, Mapping))
+        return out
+
+    return placement(old) == placement(new)
+
+
 class DaemonSetController(InformerController):
     """Runs DaemonSets (see the module doc)."""
 
@@ -317,7 +333,7 @@ class DaemonSetController(InformerController):
                                       on_update=lambda _o, n: self._on_pod(n, created=False),
                                       on_delete=self._on_pod_deleted))
         nodes.add_handler(EventHandler(on_add=self._on_node,
-                                       on_update=lambda _o, n: self._on_node(n),
+                                       on_update=self._on_node_update,
                                        on_delete=self._on_node))
 
     @classmethod
@@ -375,6 +391,10 @@ class DaemonSetController(InformerController):
     def _on_node(self, _node: Obj) -> None:
         for ds in self.daemonsets.list():
             self.queue.add(object_key(ds))
+
+    def _on_node_update(self, old: Obj, new: Obj) -> None:
+        if not node_update_ignorable(old, new):  # heartbeats would wake every set
+            self._on_node(new)
 
     # -- sync -------------------------------------------------------------------------------
 

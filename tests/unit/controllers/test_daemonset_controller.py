@@ -164,3 +164,17 @@ def test_plan_removes_duplicates_failed_pods_and_pods_of_vanished_nodes() -> Non
     assert result.create_on == ["n2"]
     assert result.status["desiredNumberScheduled"] == 2
     assert result.status["numberUnavailable"] == 2
+
+
+def test_a_heartbeat_is_no_reason_to_look_at_every_daemonset() -> None:
+    from svcnet.controllers.daemonset import node_update_ignorable
+
+    def node(rv: str, beat: str, ready: str = "True", **labels: str) -> dict[str, Any]:
+        return {"metadata": {"name": "n1", "resourceVersion": rv, "labels": labels},
+                "status": {"conditions": [{"type": "Ready", "status": ready,
+                                           "lastHeartbeatTime": beat}]}}
+
+    old = node("1", "2026-12-07T00:00:00Z")
+    assert node_update_ignorable(old, node("2", "2026-12-07T00:00:10Z"))
+    assert not node_update_ignorable(old, node("2", "2026-12-07T00:00:10Z", ready="False"))
+    assert not node_update_ignorable(old, node("2", "2026-12-07T00:00:10Z", disk="ssd"))
