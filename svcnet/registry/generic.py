@@ -31,7 +31,6 @@ finalizers, graceful deletion) in one place, as store.go has it.
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 import uuid
@@ -56,6 +55,7 @@ from svcnet.storage.interface import (
 )
 from svcnet.util import offload
 from svcnet.util.clock import Clock, RealClock, rfc3339
+from svcnet.util.jsoncopy import json_copy
 
 Obj = dict[str, Any]
 
@@ -168,9 +168,9 @@ class BaseStrategy:
         return new
 
     def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
-        merged = copy.deepcopy(old)
+        merged = json_copy(old)
         if "status" in new:
-            merged["status"] = copy.deepcopy(new["status"])
+            merged["status"] = json_copy(new["status"])
         else:
             merged.pop("status", None)
         return merged
@@ -431,7 +431,7 @@ class Registry:
     def _new_object(self, namespace: str, obj: Obj) -> tuple[Obj, str | None]:
         """A copy of ``obj`` with the server's system fields, defaulted (create, pure); and
         the name the request gave (admission names the object so, before generateName)."""
-        obj = copy.deepcopy(obj)
+        obj = json_copy(obj)
         self._check_namespace(namespace, obj)
         meta = _meta(obj)
         if meta.get("resourceVersion"):
@@ -489,7 +489,7 @@ class Registry:
     async def update(self, namespace: str, name: str, obj: Obj, *, dry_run: bool = False,
                      status_only: bool = False, before_write: BeforeWrite | None = None) -> Obj:
         """Replace an object. With ``metadata.resourceVersion`` set, it must be current (409)."""
-        new = copy.deepcopy(obj)
+        new = json_copy(obj)
         self._check_namespace(namespace, new)
         meta = _meta(new)
         if meta.get("name") and meta["name"] != name:
@@ -622,7 +622,7 @@ class Registry:
                      ) -> tuple[Obj | None, Obj]:
         """The stored object (None: none) and ``transform``'s result for a copy of it."""
         current = self.decode(kv) if kv is not None else None
-        return current, transform(copy.deepcopy(current) if current is not None else None)
+        return current, transform(json_copy(current) if current is not None else None)
 
     async def guaranteed_update(self, namespace: str, name: str,
                                 mutate: Callable[[Obj], Obj]) -> Obj:
@@ -686,7 +686,7 @@ class Registry:
                 if self.strategy.deletion_grace(current, grace_period) or meta.get(
                         "deletionGracePeriodSeconds") == 0 or dry_run:
                     return current
-                now_final = copy.deepcopy(current)
+                now_final = json_copy(current)
                 _meta(now_final)["deletionGracePeriodSeconds"] = 0
                 try:
                     written = await self.store.update(key, self.encode(now_final),
@@ -731,7 +731,7 @@ class Registry:
     def _mark_deleting(self, current: Obj) -> Obj:
         """markAsDeleting: deletionTimestamp now (if unset) and a grace period of 0 (unlike a
         graceful deletion, this does not bump the generation)."""
-        marked = copy.deepcopy(current)
+        marked = json_copy(current)
         meta = _meta(marked)
         if not meta.get("deletionTimestamp"):
             meta["deletionTimestamp"] = rfc3339(self.clock.now())
@@ -775,7 +775,7 @@ class Registry:
                 due = deadline
             if due <= deadline:
                 return None
-        marked = copy.deepcopy(current)
+        marked = json_copy(current)
         _meta(marked)["deletionTimestamp"] = rfc3339(deadline)
         _meta(marked)["deletionGracePeriodSeconds"] = grace
         if self.strategy.has_generation:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from datetime import datetime
 
@@ -17,6 +16,7 @@ from svcnet.apiserver.apply.kinds import (
     _STRIP,
     _ZERO_STRUCTS,
     _rfc3339,
+    _view_without_managed_fields,
     _with_managed_fields,
     _without_managed_fields,
 )
@@ -42,6 +42,7 @@ from svcnet.apiserver.apply.values import (
 )
 from svcnet.apiserver.apply.walks import _Comparison, _drop_nulls, _Typed, _TypedError
 from svcnet.apiserver.patch import go_json, patch_schema
+from svcnet.util.jsoncopy import json_copy
 
 # The field manager
 # ============================================================================================
@@ -150,18 +151,18 @@ class _FieldManager:
             return self._update(live, new, manager)
         except (_TypedError, ValueError):
             # UpdateNoErrors keeps the live object's managedFields rather than losing them.
-            out = copy.deepcopy(new)
+            out = json_copy(new)
             entries = _meta(live or {}).get("managedFields")
             meta = out.setdefault("metadata", {})
             if entries:
-                meta["managedFields"] = copy.deepcopy(entries)
+                meta["managedFields"] = json_copy(entries)
             else:
                 meta.pop("managedFields", None)
             return out
 
     def _update(self, live: Obj | None, new: Obj, manager: str) -> Obj:
         creating = live is None
-        live_obj = self._zero(new) if live is None else _without_managed_fields(live)
+        live_obj = self._zero(new) if live is None else _view_without_managed_fields(live)
         managed = self._decode_live_or_new(live or {}, new)
         new_obj = _without_managed_fields(new)
         # skipNonApplied: an existing object without managedFields stays untracked.
@@ -258,7 +259,7 @@ class _FieldManager:
         if (av, kd) != (self.api_version, self.kind):
             group, _, version = av.rpartition("/")
             raise bad_request(f"invalid object type: {group}/{version}, Kind={kd}")
-        live_obj: Obj = {} if live is None else copy.deepcopy(live)
+        live_obj: Obj = {} if live is None else json_copy(live)
         try:
             managed = _decode_managed_fields(_meta(live_obj).get("managedFields"))
         except ValueError as e:
@@ -356,7 +357,7 @@ class _FieldManager:
 
 def _build_last_applied(applied: Obj) -> str:
     """The applied configuration minus the annotation, as ``UnstructuredJSONScheme`` encodes."""
-    obj = copy.deepcopy(applied)
+    obj = json_copy(applied)
     annotations = _meta(obj).get("annotations")
     if isinstance(annotations, dict):
         annotations.pop(LAST_APPLIED_ANNOTATION, None)
@@ -364,7 +365,7 @@ def _build_last_applied(applied: Obj) -> str:
 
 
 def _set_last_applied(obj: Obj, value: str) -> Obj:
-    out = copy.deepcopy(obj)
+    out = json_copy(obj)
     meta = out.setdefault("metadata", {})
     annotations = meta.get("annotations")
     if not isinstance(annotations, dict):

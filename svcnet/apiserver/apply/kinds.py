@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from svcnet.apiserver.apply.fieldset import FieldSet, _fp
 from svcnet.apiserver.apply.managers import _encode_managed_fields, _Managed
 from svcnet.apiserver.apply.values import Obj
+from svcnet.util.jsoncopy import json_copy
 
 # Per-kind facts outside the patch table
 # ============================================================================================
@@ -68,23 +68,41 @@ def _rfc3339(now: str | datetime) -> str:
 
 
 def _without_managed_fields(obj: Obj) -> Obj:
-    out = copy.deepcopy(obj)
+    out = json_copy(obj)
     meta = out.get("metadata")
     if isinstance(meta, dict):
         meta.pop("managedFields", None)
     return out
 
 
-def _with_managed_fields(obj: Obj, managed: _Managed) -> Obj:
-    out = copy.deepcopy(obj)
-    entries = _encode_managed_fields(managed)
+def _metadata_view(obj: Obj) -> tuple[Obj, dict[str, Any]]:
+    """A new top level and metadata over ``obj``'s other values (shared, not copied): what a
+    read-only walk, or a result whose input is the caller's own copy, needs."""
+    out = dict(obj)
     meta = out.get("metadata")
+    meta = out["metadata"] = dict(meta) if isinstance(meta, dict) else {}
+    return out, meta
+
+
+def _view_without_managed_fields(obj: Obj) -> Obj:
+    """``obj`` without managedFields, sharing its other values: for reading only."""
+    out, meta = _metadata_view(obj)
+    meta.pop("managedFields", None)
+    if not meta and not isinstance(obj.get("metadata"), dict):
+        del out["metadata"]
+    return out
+
+
+def _with_managed_fields(obj: Obj, managed: _Managed) -> Obj:
+    """``obj`` with ``managed`` encoded as its managedFields. Only the top level and metadata
+    are new: callers pass an object of their own (a copy or a merge result)."""
+    out, meta = _metadata_view(obj)
+    entries = _encode_managed_fields(managed)
     if entries is None:
-        if isinstance(meta, dict):
-            meta.pop("managedFields", None)
+        meta.pop("managedFields", None)
+        if not meta and not isinstance(obj.get("metadata"), dict):
+            del out["metadata"]
         return out
-    if not isinstance(meta, dict):
-        meta = out["metadata"] = {}
     meta["managedFields"] = entries
     return out
 

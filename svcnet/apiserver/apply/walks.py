@@ -173,6 +173,11 @@ class _Typed:
 
     def _compare(self, lhs: JSON, rhs: JSON, spath: tuple[str, ...], path: FieldPath,
                  acc: _Acc) -> None:
+        # Equal values have no differences below them: skip the walk (Python's == first, at C
+        # speed; then smd's own equality, as == takes True for 1).
+        if lhs is not MISSING and rhs is not MISSING and lhs == rhs and _value_eq(lhs, rhs):
+            return
+
         def leaf() -> None:
             if lhs is MISSING:
                 acc.added.add(path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from svcnet.api.errors import (
@@ -12,6 +11,7 @@ from svcnet.api.errors import (
     invalid_error,
 )
 from svcnet.apiserver.patch.gofmt import go_json, json_type_name
+from svcnet.util.jsoncopy import json_copy
 
 JSON = Any
 Obj = dict[str, Any]
@@ -28,9 +28,9 @@ def merge_patch_value(target: JSON, patch: JSON) -> JSON:
     drops ``null`` members of objects nested in arrays that replace a value.
     """
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    doc = copy.deepcopy(target) if isinstance(target, dict) else {}
-    _merge_docs(doc, copy.deepcopy(patch))
+        return json_copy(patch)
+    doc = json_copy(target) if isinstance(target, dict) else {}
+    _merge_docs(doc, json_copy(patch))
     return doc
 
 
@@ -43,11 +43,11 @@ def json_merge_patch(original: Obj, patch: JSON) -> Obj:
     if patch is None or not isinstance(patch, dict | list):
         raise bad_request("Invalid JSON Patch")
     if isinstance(patch, list):
-        arr = copy.deepcopy(patch)
+        arr = json_copy(patch)
         _prune_nulls(arr)
         raise not_an_object(arr)
-    doc = copy.deepcopy(original)
-    _merge_docs(doc, copy.deepcopy(patch))
+    doc = json_copy(original)
+    _merge_docs(doc, json_copy(patch))
     return doc
 
 
