@@ -58,6 +58,7 @@ from svcnet.api import (
     servicecidrs,
 )
 from svcnet.api.errors import StatusError
+from svcnet.api.names import dual_stack_cidrs
 from svcnet.apiserver import admission, discovery, health, openapi, resources
 from svcnet.apiserver.auth import ADMIN_GROUP, TokenFile, User, fixed_allows
 from svcnet.apiserver.authn import Authenticator
@@ -102,7 +103,7 @@ from svcnet.registry.rbac import (
 )
 from svcnet.registry.repair import repair
 from svcnet.registry.service_alloc import ServiceAllocators
-from svcnet.registry.servicecidrs import ServiceCIDRController
+from svcnet.registry.servicecidrs import ServiceCIDRController, ensure_default_service_cidr
 from svcnet.registry.services import ServiceStrategy
 from svcnet.registry.strategies import (
     EndpointSliceStrategy,
@@ -147,6 +148,11 @@ class ServerConfig:
     leak_grace: timedelta = timedelta(seconds=60)
     read_header_timeout: float = READ_HEADER_TIMEOUT
     max_connections: int = MAX_CONNECTIONS
+
+    def __post_init__(self) -> None:
+        # Both take an IPv4,IPv6 pair for dual-stack, primary first (ValueError otherwise).
+        self.service_cidrs = tuple(dual_stack_cidrs(self.service_cidrs, "--service-cidr"))
+        self.cluster_cidr = ",".join(dual_stack_cidrs([self.cluster_cidr], "--cluster-cidr"))
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -443,8 +449,8 @@ class APIServer:
                                          "metadata": {"name": name}})
         await self._seed_policy()
         # The default ServiceCIDR (defaultservicecidr controller), from the flags.
-        await self._create_missing(f"servicecidrs.{servicecidrs.GROUP}", [
-            servicecidrs.default_service_cidr(self.config.service_cidrs)])
+        await ensure_default_service_cidr(self.registries[f"servicecidrs.{servicecidrs.GROUP}"],
+                                          self.config.service_cidrs)
         first_ip = ServiceCIDR.parse(self.config.service_cidrs[0]).item_at(0)
         svc = {"apiVersion": "v1", "kind": "Service",
                "metadata": {"name": "kubernetes", "namespace": "default",
