@@ -271,6 +271,8 @@ def join(servers: str, token: str, token_file: Path | None, node_name: str, node
     from svcnet.api.jointokens import TokenFormatError, parse_join_token
     from svcnet.node.join import (
         JoinError,
+        NoServerAnswered,
+        cached_files,
         join_cluster,
         name_own_netns,
         parse_servers,
@@ -287,7 +289,15 @@ def join(servers: str, token: str, token_file: Path | None, node_name: str, node
         name = node_name or socket.gethostname().lower()
         ip = node_ip or route_source(urls[0])
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        files = asyncio.run(join_cluster(urls, parsed, name, [ip], state_dir))
+        try:
+            files = asyncio.run(join_cluster(urls, parsed, name, [ip], state_dir))
+        except NoServerAnswered as e:
+            cached = cached_files(state_dir)
+            if cached is None:
+                raise
+            click.echo(f"warning: {e}; starting with the credentials of the last join",
+                       err=True)
+            files = cached
         name_own_netns(ClusterNames.for_cluster(opts["cluster"]).node_netns(opts["node_index"]))
     except (JoinError, TokenFormatError) as e:
         raise Failure(str(e)) from None

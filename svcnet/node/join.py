@@ -13,7 +13,9 @@ As a k3s agent starts (k3s pkg/agent/config, pkg/clientaccess), in this order:
    (svcnet/apiserver/join.py). The machine proves it is the same machine on a later join with
    its node password, made once and kept in ``STATE/node-password`` (k3s keeps
    ``/etc/rancher/node/password``).
-3. **Write** ``STATE/kubeconfig`` and ``STATE/pki/node.{crt,key}`` (0600).
+3. **Write** ``STATE/kubeconfig`` and ``STATE/pki/node.{crt,key}`` (0600). When no server
+   answers but an earlier join left these, the agent starts with them (as a k3s agent
+   restarts on its cached credentials) and reaches a server once one is back.
 4. **This network namespace is the node.** The agent addresses its node by the netns name
    ``svcnet-<tag>-n<index>``; here that name is bound to the namespace ``svcnet join`` runs in
    (``ip netns attach``), so the pod bridge, the pods' veths, the nftables data plane and the
@@ -42,11 +44,16 @@ import yaml
 from svcnet.api.jointokens import JoinToken, ca_hash
 from svcnet.util.nsthread import NETNS_RUN_DIR
 
-__all__ = ["JoinError", "NodeFiles", "join_cluster", "name_own_netns", "parse_servers"]
+__all__ = ["JoinError", "NoServerAnswered", "NodeFiles", "cached_files", "join_cluster",
+           "name_own_netns", "parse_servers", "route_source"]
 
 
 class JoinError(Exception):
     """A one-line reason why this machine cannot join."""
+
+
+class NoServerAnswered(JoinError):
+    """No server could be reached (as opposed to one refusing the join)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +144,7 @@ async def join_cluster(servers: Sequence[str], token: JoinToken, node_name: str,
                 errors.append(f"{server}: {e or type(e).__name__}")
                 continue
             return _write_files(state_dir, server, ca, answer, node_name)
-    raise JoinError("no server answered: " + "; ".join(errors))
+    raise NoServerAnswered("no server answered: " + "; ".join(errors))
 
 
 def _write_files(state_dir: Path, server: str, ca: str, answer: dict[str, Any],
@@ -156,6 +163,19 @@ def _write_files(state_dir: Path, server: str, ca: str, answer: dict[str, Any],
     cert, key = state_dir / "pki" / "node.crt", state_dir / "pki" / "node.key"
     _write_private(key, answer["servingKey"])
     _write_private(cert, answer["servingCertificate"])
+    return NodeFiles(kubeconfig, cert, key, server)
+
+
+def cached_files(state_dir: Path) -> NodeFiles | None:
+    """The credentials an earlier join wrote, if all are there."""
+    kubeconfig = state_dir / "kubeconfig"
+    cert, key = state_dir / "pki" / "node.crt", state_dir / "pki" / "node.key"
+    if not (kubeconfig.exists() and cert.exists() and key.exists()):
+        return None
+    try:
+        server = str(yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"])
+    except (yaml.YAMLError, LookupError, TypeError):
+        return None
     return NodeFiles(kubeconfig, cert, key, server)
 
 

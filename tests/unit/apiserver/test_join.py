@@ -148,3 +148,16 @@ async def test_joining_machine_pins_the_ca(server: APIServer, tmp_path: Path) ->
     files = await join_cluster(["https://127.0.0.1:1", server.url], token, "m1", ["10.9.0.2"],
                                state)
     assert files.server == server.url
+
+
+async def test_no_server_answering_leaves_the_last_credentials(server: APIServer,
+                                                               tmp_path: Path) -> None:
+    from svcnet.node.join import NoServerAnswered, cached_files, join_cluster
+
+    token = parse_join_token((server.config.data_dir / "join-token").read_text())
+    state = tmp_path / "node"
+    assert cached_files(state) is None
+    with pytest.raises(NoServerAnswered):
+        await join_cluster(["https://127.0.0.1:1"], token, "m1", ["10.9.0.2"], state)
+    files = await join_cluster([server.url], token, "m1", ["10.9.0.2"], state)
+    assert cached_files(state) == files
