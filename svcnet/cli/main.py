@@ -232,13 +232,18 @@ def _run_agent(opts: dict[str, Any], **fields: Any) -> None:
 @click.option("--tls-private-key-file",
               type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="The key of --tls-cert-file.")
+@click.option("--pod-network-mode", type=click.Choice(["routes", "vxlan"]), default=None,
+              help="Keep routes (or a VXLAN overlay) to the other nodes' pod CIDRs in the "
+                   "node's namespace, from the Node objects. Default: none (routes are "
+                   "someone else's).")
 @_agent_options
 def node(kubeconfig: Path, node_name: str, node_ip: str, pod_cidr: str, state_dir: Path,
-         tls_cert_file: Path | None, tls_private_key_file: Path | None, **opts: Any) -> None:
+         tls_cert_file: Path | None, tls_private_key_file: Path | None,
+         pod_network_mode: str | None, **opts: Any) -> None:
     """Run the node agent: register the Node, run its pods, program its data plane."""
     _run_agent(opts, kubeconfig=kubeconfig, node_name=node_name, node_ip=node_ip,
                pod_cidr=pod_cidr, state_dir=state_dir, tls_cert_file=tls_cert_file,
-               tls_key_file=tls_private_key_file)
+               tls_key_file=tls_private_key_file, pod_network_mode=pod_network_mode or "")
 
 
 @cli.command()

@@ -71,7 +71,13 @@ from svcnet.client.rest import (
 from svcnet.node.announcer import Announcer
 from svcnet.node.healthcheck import HealthCheckServers, health_checks
 from svcnet.node.names import ClusterNames
-from svcnet.node.nodenet import VTEP_MAC_ANNOTATION, NodeNetwork, pod_mtu, vtep_mac
+from svcnet.node.nodenet import (
+    VTEP_MAC_ANNOTATION,
+    NodeNetwork,
+    peer_view,
+    pod_mtu,
+    vtep_mac,
+)
 from svcnet.node.objects import ObjectWatcher
 from svcnet.node.runner import NodeConfig, PodRunner
 from svcnet.node.server import DEFAULT_PORT, NodeServer, ServingConfig, listening_socket
@@ -305,7 +311,7 @@ class NodeAgent:
         if self.node_network is not None:
             self.nodes.add_handler(EventHandler(
                 on_add=lambda _o: self._routes_wake.set(),
-                on_update=lambda _o, _n: self._routes_wake.set(),
+                on_update=self._peer_changed,
                 on_delete=lambda _o: self._routes_wake.set()))
             self._tasks.append(asyncio.create_task(self._pod_network_loop(IPv4Network(cidr))))
         if self._proxy_factory is not None:
@@ -629,6 +635,11 @@ class NodeAgent:
             sync, min_interval=self.config.proxy_min_sync_period,
             max_interval=self.config.proxy_full_sync_period, clock=self.clock)
         await self._proxy_runner.run_forever()
+
+    def _peer_changed(self, old: Obj, new: Obj) -> None:
+        """A Node's pod CIDR, addresses or VTEP MAC feed the pod network; heartbeats not."""
+        if peer_view(old) != peer_view(new):
+            self._routes_wake.set()
 
     async def _pod_network_loop(self, own_cidr: IPv4Network) -> None:
         """Routes (vxlan: and FDB, neighbours) to the other nodes' pods, as Nodes change."""

@@ -48,6 +48,7 @@ __all__ = [
     "Desired",
     "NodeNetwork",
     "Peer",
+    "peer_view",
     "peers_from_nodes",
     "plan",
     "pod_mtu",
@@ -111,6 +112,11 @@ def _internal_ip(node: Mapping[str, Any]) -> IPv4Address | None:
             except ValueError:
                 return None
     return None
+
+
+def peer_view(node: Mapping[str, Any]) -> tuple[object, ...]:
+    """What of a Node the plan reads: a change elsewhere (heartbeats) changes no route."""
+    return (tuple(peers_from_nodes([node], "")), (node.get("metadata") or {}).get("name"))
 
 
 def peers_from_nodes(nodes: Iterable[Mapping[str, Any]], own_name: str) -> list[Peer]:

@@ -131,3 +131,14 @@ def test_pod_veths_take_the_conflists_mtu(tmp_path: Any) -> None:
                                            IPv4Interface("10.0.0.2/24")))[0].commands[0]
     with pytest.raises(Exception, match="mtu"):
         conflist("svcnet", "10.244.1.0/24", None, "svcnet0", tmp_path, None, mtu=20)
+
+
+def test_heartbeats_change_no_peer_view() -> None:
+    from svcnet.node.nodenet import peer_view
+
+    before = node("m2", "192.168.50.12", "10.244.2.0/24", "0e:58:c0:a8:32:0c")
+    beat = {**before, "status": {**before["status"], "conditions": [{"type": "Ready"}]}}
+    assert peer_view(before) == peer_view(beat)
+    moved = node("m2", "192.168.50.99", "10.244.2.0/24", "0e:58:c0:a8:32:0c")
+    assert peer_view(before) != peer_view(moved)
+    assert peer_view(before) != peer_view(node("m2", "192.168.50.12", "10.244.2.0/24"))
