@@ -203,9 +203,10 @@ def wait_for(what: str, check: object, timeout: float, m: Machines) -> None:
     raise AssertionError(f"{what}: not after {timeout}s (last: {last!r})\n{m.logs()}")
 
 
-def join_args(server: Machine, token_file: Path, machine: Machine, mode: str,
+def join_args(servers: Sequence[Machine], token_file: Path, machine: Machine, mode: str,
               state: Path, m: Machines) -> Sequence[str]:
-    return ("join", f"https://{server.address}:6443", "--token-file", str(token_file),
+    urls = ",".join(f"https://{s.address}:6443" for s in servers)
+    return ("join", urls, "--token-file", str(token_file),
             "--node-name", f"m{machine.index}", "--node-ip", machine.address,
             "--pod-network-mode", mode, "--state-dir", str(state), "--cluster", m.cluster,
             "--node-index", str(machine.index), "--cluster-cidr", str(m.pod_network),

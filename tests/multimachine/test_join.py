@@ -1,7 +1,7 @@
 """`svcnet join` across machines (network namespaces standing in for hosts: machines.py).
 
 A `svcnet server` on machine 1, listening on its LAN address; `svcnet join` on machines 1 and
-2 with the token the server wrote. A backend pod on machine 2, a client pod on machine 1:
+2 with the token the server wrote, given a list of servers whose first is down. A backend pod on machine 2, a client pod on machine 1:
 
 * pod to pod across machines (the pod network: routes or VXLAN, svcnet/node/nodenet.py);
 * the client through a ClusterIP Service to the backend on the other machine;
@@ -100,10 +100,12 @@ def _start(m: Machines, mode: str) -> Cluster:
     token = data_dir / "join-token"
     wait_for("the server's kubeconfig and join token",
              lambda: (data_dir / "kubeconfig").exists() and token.exists(), 30, m)
+    # The servers' list starts with one that is down (machine 2 serves nothing on 6443): the
+    # join moves on to the next, and the agent keeps it as the server to fail over to.
     for machine in m.machines:
         m.spawn(machine, f"agent-m{machine.index}",
-                *join_args(server, token, machine, mode, m.workdir / f"node-m{machine.index}",
-                           m))
+                *join_args([m.machines[-1], server], token, machine, mode,
+                           m.workdir / f"node-m{machine.index}", m))
     cluster = Cluster(m, data_dir)
 
     def nodes_ready() -> bool:
