@@ -237,3 +237,15 @@ def test_the_announcer_learns_its_subnet_from_the_uplink() -> None:
              "2: eth0    inet 10.8.0.200/32 scope global eth0\\  valid_lft forever"]
     assert uplink_addresses(lines, "10.8.0.11") == ({"10.8.0.200"}, net("10.8.0.0/16"))
     assert uplink_addresses(lines[1:], "10.8.0.11") == ({"10.8.0.200"}, None)
+
+
+def test_down_leaves_the_hosts_own_namespace_alone(tmp_path: Path) -> None:
+    """`svcnet join` names the machine's own namespace svcnet-<tag>-n<i>: `svcnet down` of a
+    cluster whose names match must not kill every process of the host in it."""
+    from svcnet.cluster.down import is_host_netns
+
+    (tmp_path / "svcnet-b7-p1").write_text("")  # any other namespace's name
+    (tmp_path / "svcnet-b7-n1").symlink_to("/proc/self/ns/net")  # as ip netns attach binds it
+    assert is_host_netns("svcnet-b7-n1", tmp_path)
+    assert not is_host_netns("svcnet-b7-p1", tmp_path)
+    assert not is_host_netns("svcnet-b7-n2", tmp_path)
