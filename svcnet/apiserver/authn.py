@@ -5,7 +5,8 @@ Theory of operation
 kube-apiserver's authenticator union (staging/src/k8s.io/apiserver/pkg/authentication/request/
 union): each authenticator is tried in turn and the first that recognises the token wins.
 Here: the static token file (:class:`svcnet.apiserver.auth.TokenFile`: admin, nodes, the DNS
-reader), then bound ServiceAccount tokens (:mod:`svcnet.apiserver.satokens`).
+reader), then bootstrap and node tokens of joined machines (``extra``:
+:mod:`svcnet.apiserver.join`), then bound ServiceAccount tokens (:mod:`svcnet.apiserver.satokens`).
 
 A ServiceAccount token authenticates only while what it names is live, as upstream's
 validator (pkg/serviceaccount/claims.go ``Validate``) checks: the ServiceAccount exists with
@@ -16,7 +17,7 @@ more than 60 s ago. The user is ``system:serviceaccount:<ns>:<name>`` in the gro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 from svcnet.api.errors import StatusError
@@ -52,8 +53,10 @@ class Authenticator:
 
     def __init__(self, tokens: TokenFile, issuer: TokenIssuer,
                  registry: Callable[[str], Registry | None],
-                 now: Callable[[], datetime]) -> None:
+                 now: Callable[[], datetime],
+                 extra: Callable[[str], Awaitable[User | None]] | None = None) -> None:
         self.tokens = tokens
+        self._extra = extra
         self.issuer = issuer
         self._registry = registry
         self._now = now
@@ -69,6 +72,8 @@ class Authenticator:
         (TokenReview). Static tokens know no audience: like upstream's audience-agnostic
         authenticators they are valid for the API server's audiences only."""
         user = self.tokens.lookup(token)
+        if user is None and self._extra is not None:
+            user = await self._extra(token)
         if user is not None:
             shared = [a for a in audiences if a in API_AUDIENCES]
             return (user, shared) if shared else (None, [])

@@ -160,12 +160,18 @@ def issue_node_serving(data_dir: Path, node_name: str, addresses: list[str],
     addresses) from the cluster CA, written to ``out_dir`` (kubelet's ``--tls-cert-file``
     and ``--tls-private-key-file``)."""
     ensure_private_dir(out_dir)
-    cert_pem, key_pem = _issue(data_dir / "pki", f"system:node:{node_name}",
-                               ("system:nodes",), [node_name, *addresses], server=True)
+    cert_pem, key_pem = node_serving_pem(data_dir, node_name, addresses)
     cert, key = out_dir / "node.crt", out_dir / "node.key"
     _write_private(key, key_pem)
     cert.write_bytes(cert_pem)
     return cert, key
+
+
+def node_serving_pem(data_dir: Path, node_name: str, addresses: list[str]
+                     ) -> tuple[bytes, bytes]:
+    """A node agent's serving certificate and key (PEM), for its name and addresses."""
+    return _issue(data_dir / "pki", f"system:node:{node_name}", ("system:nodes",),
+                  [node_name, *addresses], server=True)
 
 
 def interface_addresses(*, ipv6: bool) -> list[str]:

@@ -78,6 +78,7 @@ from svcnet.apiserver.connections import (
     GatedSite,
 )
 from svcnet.apiserver.handlers import Handlers
+from svcnet.apiserver.join import JoinService, ensure_join_token
 from svcnet.apiserver.nodeclient import NodeClient
 from svcnet.apiserver.rbac import RBAC
 from svcnet.apiserver.satokens import TokenIssuer
@@ -295,8 +296,12 @@ class APIServer:
                                    runtimeclasses.DEFAULT_RUNTIME_CLASSES)
 
         issuer = TokenIssuer(cfg.data_dir / "pki" / "sa.key")
+        join_token = await ensure_join_token(self.registries["secrets"],
+                                             cfg.data_dir / "join-token", self._ca_pem)
+        self.join = JoinService(self.registries["secrets"], cfg.data_dir, self._ca_pem,
+                                self.clock.now)
         authn = Authenticator(tokens, issuer, self.registries.get,
-                              self.clock.now)
+                              self.clock.now, extra=self.join.lookup)
         # Protobuf speaks with the installed kubectl's descriptors (cached in the data dir).
         protobuf.install(kubectl_descriptors.codec_from_kubectl(cfg.data_dir / "protobuf"))
         # Node agents are reached as kube-apiserver reaches kubelets (nodeclient.py).
@@ -322,6 +327,7 @@ class APIServer:
         self.url = f"https://{url_host}:{port}"
         write_private_yaml(self.kubeconfig_path, kubeconfig(self.url, tls.ca_pem(),
                                                             admin_token))
+        print(f"svcnet join {self.url} --token {join_token}", flush=True)
         self._start_controllers()
         self._tasks.append(asyncio.create_task(asyncio.to_thread(openapi.warm, cfg.data_dir)))
         self._tasks.append(asyncio.create_task(self._repair_loop()))
@@ -582,6 +588,7 @@ class APIServer:
         app.router.add_get(r"/apis/{gv:[^/]+/[^/]+}", resource_list)
         app.router.add_get(r"/apis/{group:[^/]+}", group_doc)
         openapi.add_routes(app.router)
+        self.join.add_routes(app.router)
         app.router.add_route("*", "/{tail:.*}", handlers.dispatch)
         return app
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -155,81 +156,168 @@ def _node_labels(text: str) -> dict[str, str]:
     return labels
 
 
-@cli.command()
-@click.option("--kubeconfig", required=True, type=click.Path(path_type=Path, exists=True),
-              help="Kubeconfig with this node's credentials.")
-@click.option("--name", "node_name", required=True, help="Node name to register.")
-@click.option("--cluster", default="svcnet", show_default=True,
-              help="Cluster name (namespaces and links are named svcnet-<tag>-...).")
-@click.option("--node-index", default=1, show_default=True, type=click.IntRange(1, 250),
-              help="This node's number in the cluster (its netns is svcnet-<tag>-n<index>).")
-@click.option("--node-ip", required=True, help="The node's address (status.addresses).")
-@click.option("--pod-cidr", default="",
-              help="Ask for this pod CIDR (default: the control plane assigns one).")
-@click.option("--cluster-cidr", default="10.244.0.0/16", show_default=True,
-              help="The cluster's pod network: traffic from it is from a pod (kube-proxy's "
-                   "--cluster-cidr).")
-@click.option("--state-dir", required=True, type=click.Path(path_type=Path),
-              help="Where pod state, IPAM and container logs live.")
-@click.option("--cluster-dns", multiple=True, help="Nameserver IP for pods' resolv.conf.")
-@click.option("--no-proxy", is_flag=True, help="Do not program the service data plane.")
-@click.option("--announce-lb-ips", is_flag=True,
-              help="Answer ARP for LoadBalancer IPs on the uplink (eth0) when elected.")
-@click.option("--health-port", default=0, show_default=True,
-              help="Serve /healthz and /metrics on NODE_IP:PORT, in the node's network "
-                   "namespace unless NODE_IP is loopback (0: off).")
-@click.option("--tls-cert-file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="Serving certificate of the node server (logs, exec, port-forward), "
-                   "signed by the cluster CA; without it there is no node server.")
-@click.option("--tls-private-key-file",
-              type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="The key of --tls-cert-file.")
-@click.option("--port", "server_port", default=10250, show_default=True,
-              type=click.IntRange(0, 65535), help="The node server's port on --node-ip.")
-@click.option("--container-runtime-endpoint", default="",
-              help="containerd's CRI socket (unix:///PATH): pods run their images there, "
-                   "except those of RuntimeClass `process`. Default: the process runtime only.")
-@click.option("--cni-conf-dir", type=click.Path(path_type=Path), default=None,
-              help="Where to write the pod network's CNI conflist once the pod CIDR is "
-                   "known (the directory the runtime reads).")
-@click.option("--node-labels", default="", metavar="KEY=VALUE,...",
-              help="Labels to add when registering the Node (kubelet's flag), e.g. "
-                   "topology.kubernetes.io/zone=a.")
-@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
-def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_ip: str,
-         pod_cidr: str, cluster_cidr: str, state_dir: Path, cluster_dns: tuple[str, ...],
-         no_proxy: bool, announce_lb_ips: bool, health_port: int, tls_cert_file: Path | None,
-         tls_private_key_file: Path | None, server_port: int, container_runtime_endpoint: str,
-         cni_conf_dir: Path | None, node_labels: str, verbose: bool) -> None:
-    """Run the node agent: register the Node, run its pods, program its data plane."""
+_AGENT_OPTIONS = [
+    click.option("--cluster", default="svcnet", show_default=True,
+                 help="Cluster name (namespaces and links are named svcnet-<tag>-...)."),
+    click.option("--node-index", default=1, show_default=True, type=click.IntRange(1, 250),
+                 help="This node's number on this machine's netns names (svcnet-<tag>-n<index>)."),
+    click.option("--cluster-cidr", default="10.244.0.0/16", show_default=True,
+                 help="The cluster's pod network: traffic from it is from a pod (kube-proxy's "
+                      "--cluster-cidr)."),
+    click.option("--cluster-dns", multiple=True, help="Nameserver IP for pods' resolv.conf."),
+    click.option("--no-proxy", is_flag=True, help="Do not program the service data plane."),
+    click.option("--announce-lb-ips", is_flag=True,
+                 help="Answer ARP for LoadBalancer IPs on the uplink (eth0) when elected."),
+    click.option("--health-port", default=0, show_default=True,
+                 help="Serve /healthz and /metrics on NODE_IP:PORT, in the node's network "
+                      "namespace unless NODE_IP is loopback (0: off)."),
+    click.option("--port", "server_port", default=10250, show_default=True,
+                 type=click.IntRange(0, 65535), help="The node server's port on --node-ip."),
+    click.option("--container-runtime-endpoint", default="",
+                 help="containerd's CRI socket (unix:///PATH): pods run their images there, "
+                      "except those of RuntimeClass `process`. Default: the process runtime "
+                      "only."),
+    click.option("--cni-conf-dir", type=click.Path(path_type=Path), default=None,
+                 help="Where to write the pod network's CNI conflist once the pod CIDR is "
+                      "known (the directory the runtime reads)."),
+    click.option("--node-labels", default="", metavar="KEY=VALUE,...",
+                 help="Labels to add when registering the Node (kubelet's flag), e.g. "
+                      "topology.kubernetes.io/zone=a."),
+    click.option("-v", "--verbose", is_flag=True, help="Log at INFO level."),
+]
+
+
+def _agent_options(f: Any) -> Any:
+    """The options ``svcnet node`` and ``svcnet join`` share (one home for both)."""
+    for option in reversed(_AGENT_OPTIONS):
+        f = option(f)
+    return f
+
+
+def _run_agent(opts: dict[str, Any], **fields: Any) -> None:
+    """Build the agent's configuration from the shared options and ``fields``; run it."""
     import asyncio
     import logging
     import os
 
     from svcnet.node.agent import AgentConfig, run_agent
 
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+    logging.basicConfig(level=logging.INFO if opts["verbose"] else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    labels = _node_labels(node_labels)
+    labels = _node_labels(opts["node_labels"])
     if os.geteuid() != 0:
-        raise Failure("svcnet node needs root (it creates network namespaces)")
-    config = AgentConfig(kubeconfig=kubeconfig, node_name=node_name, cluster=cluster,
-                         node_index=node_index, node_ip=node_ip, pod_cidr=pod_cidr,
-                         state_dir=state_dir, cluster_dns=cluster_dns,
-                         announce_lb_ips=announce_lb_ips, health_port=health_port,
-                         tls_cert_file=tls_cert_file, tls_key_file=tls_private_key_file,
-                         server_port=server_port,
-                         container_runtime_endpoint=container_runtime_endpoint or None,
-                         cni_conf_dir=cni_conf_dir, labels=labels)
+        raise Failure("the node agent needs root (it creates network namespaces)")
+    config = AgentConfig(cluster=opts["cluster"], node_index=opts["node_index"],
+                         cluster_dns=opts["cluster_dns"], announce_lb_ips=opts["announce_lb_ips"],
+                         health_port=opts["health_port"], server_port=opts["server_port"],
+                         container_runtime_endpoint=opts["container_runtime_endpoint"] or None,
+                         cni_conf_dir=opts["cni_conf_dir"], labels=labels, **fields)
     proxy_factory = None
-    if not no_proxy:
+    if not opts["no_proxy"]:
         from svcnet.node.runner import NodeConfig
         from svcnet.proxy.service import NodeProxy
 
         def proxy_factory(nc: NodeConfig) -> NodeProxy:
-            return NodeProxy(nc.node_netns, node_ip=node_ip, cluster_cidrs=(cluster_cidr,))
+            return NodeProxy(nc.node_netns, node_ip=config.node_ip,
+                             cluster_cidrs=(opts["cluster_cidr"],))
 
     asyncio.run(run_agent(config, proxy_factory=proxy_factory))
+
+
+@cli.command()
+@click.option("--kubeconfig", required=True, type=click.Path(path_type=Path, exists=True),
+              help="Kubeconfig with this node's credentials.")
+@click.option("--name", "node_name", required=True, help="Node name to register.")
+@click.option("--node-ip", required=True, help="The node's address (status.addresses).")
+@click.option("--pod-cidr", default="",
+              help="Ask for this pod CIDR (default: the control plane assigns one).")
+@click.option("--state-dir", required=True, type=click.Path(path_type=Path),
+              help="Where pod state, IPAM and container logs live.")
+@click.option("--tls-cert-file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Serving certificate of the node server (logs, exec, port-forward), "
+                   "signed by the cluster CA; without it there is no node server.")
+@click.option("--tls-private-key-file",
+              type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="The key of --tls-cert-file.")
+@click.option("--pod-network-mode", type=click.Choice(["routes", "vxlan"]), default=None,
+              help="Keep routes (or a VXLAN overlay) to the other nodes' pod CIDRs in the "
+                   "node's namespace, from the Node objects. Default: none (routes are "
+                   "someone else's).")
+@_agent_options
+def node(kubeconfig: Path, node_name: str, node_ip: str, pod_cidr: str, state_dir: Path,
+         tls_cert_file: Path | None, tls_private_key_file: Path | None,
+         pod_network_mode: str | None, **opts: Any) -> None:
+    """Run the node agent: register the Node, run its pods, program its data plane."""
+    _run_agent(opts, kubeconfig=kubeconfig, node_name=node_name, node_ip=node_ip,
+               pod_cidr=pod_cidr, state_dir=state_dir, tls_cert_file=tls_cert_file,
+               tls_key_file=tls_private_key_file, pod_network_mode=pod_network_mode or "")
+
+
+@cli.command()
+@click.argument("servers", metavar="URL[,URL...]")
+@click.option("--token", default="", help="The join token (DATA_DIR/join-token on a server).")
+@click.option("--token-file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Read the join token from this file.")
+@click.option("--node-name", default="", help="Node name (default: this machine's hostname).")
+@click.option("--node-ip", default="",
+              help="This machine's address on the node network (default: the source address "
+                   "of the route to the first server).")
+@click.option("--pod-network-mode", type=click.Choice(["routes", "vxlan"]), default="vxlan",
+              show_default=True,
+              help="How pods reach other machines' pods: routes (machines on one subnet) or "
+                   "a VXLAN overlay (any IP network between them).")
+@click.option("--state-dir", default=Path("/var/lib/svcnet/node"), show_default=True,
+              type=click.Path(path_type=Path), help="Credentials, pod state, IPAM, logs.")
+@_agent_options
+def join(servers: str, token: str, token_file: Path | None, node_name: str, node_ip: str,
+         pod_network_mode: str, state_dir: Path, **opts: Any) -> None:
+    """Register THIS machine as a node of the cluster at URL and run its agent.
+
+    Its own network namespace is the node: its interface and address are the node's, pods
+    hang off a bridge in it, the Service data plane is programmed in it. Several URLs (the
+    cluster's servers) are tried in turn, and the agent fails over between them.
+    """
+    import asyncio
+    import socket
+
+    from svcnet.api.jointokens import TokenFormatError, parse_join_token
+    from svcnet.node.join import (
+        JoinError,
+        NoServerAnswered,
+        cached_files,
+        join_cluster,
+        name_own_netns,
+        parse_servers,
+        route_source,
+    )
+    from svcnet.node.names import ClusterNames
+
+    try:
+        text = token_file.read_text() if token_file is not None else token
+        if not text.strip():
+            raise Failure("give the join token with --token or --token-file")
+        parsed = parse_join_token(text)
+        urls = parse_servers(servers)
+        name = node_name or socket.gethostname().lower()
+        ip = node_ip or route_source(urls[0])
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            files = asyncio.run(join_cluster(urls, parsed, name, [ip], state_dir))
+        except NoServerAnswered as e:
+            cached = cached_files(state_dir)
+            if cached is None:
+                raise
+            click.echo(f"warning: {e}; starting with the credentials of the last join",
+                       err=True)
+            files = cached
+        name_own_netns(ClusterNames.for_cluster(opts["cluster"]).node_netns(opts["node_index"]))
+    except (JoinError, TokenFormatError) as e:
+        raise Failure(str(e)) from None
+    click.echo(f"joined {files.server} as node {name} ({ip}); running the agent", err=True)
+    _run_agent(opts, kubeconfig=files.kubeconfig, node_name=name, node_ip=ip,
+               state_dir=state_dir, tls_cert_file=files.cert, tls_key_file=files.key,
+               servers=tuple(u for u in urls if u != files.server),
+               pod_network_mode=pod_network_mode)
 
 
 @cli.command()

@@ -48,10 +48,11 @@ rest client.
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
@@ -90,6 +91,8 @@ __all__ = [
 ]
 
 Obj = dict[str, Any]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_USER_AGENT: Final = "svcnet/0.1.0"
 DEFAULT_TIMEOUT: Final = 30.0
@@ -292,8 +295,13 @@ class RESTClient:
                  ssl_context: ssl.SSLContext | None = None, server_hostname: str = "",
                  user_agent: str = DEFAULT_USER_AGENT, timeout: float = DEFAULT_TIMEOUT,
                  session: aiohttp.ClientSession | None = None,
-                 watch_idle_timeout: float = WATCH_IDLE_TIMEOUT) -> None:
+                 watch_idle_timeout: float = WATCH_IDLE_TIMEOUT,
+                 fallback_servers: Sequence[str] = ()) -> None:
         self.server = server.rstrip("/")
+        self._servers = [self.server, *(s.rstrip("/") for s in fallback_servers
+                                        if s.rstrip("/") != self.server)]
+        """Where requests go in turn when one cannot be reached (k3s's agent load balancer:
+        a failed connection moves the next request to the next server)."""
         self.watch_idle_timeout = watch_idle_timeout
         """Seconds of silence after which a watch with bookmarks counts as dead."""
         self._ssl = ssl_context
@@ -308,11 +316,12 @@ class RESTClient:
 
     @classmethod
     def from_kubeconfig(cls, config: KubeConfig, *, user_agent: str = DEFAULT_USER_AGENT,
-                        timeout: float = DEFAULT_TIMEOUT) -> RESTClient:
+                        timeout: float = DEFAULT_TIMEOUT,
+                        fallback_servers: Sequence[str] = ()) -> RESTClient:
         return cls(config.server, token=config.token,
                    ssl_context=config.ssl_context() if config.is_tls else None,
                    server_hostname=config.tls_server_name, user_agent=user_agent,
-                   timeout=timeout)
+                   timeout=timeout, fallback_servers=fallback_servers)
 
     def __repr__(self) -> str:
         return f"RESTClient({self.server!r})"
@@ -342,6 +351,15 @@ class RESTClient:
             self._owns_session = True
         return self._session
 
+    def _fail_over(self, error: BaseException) -> None:
+        """After a connection failure, send what follows to the next server (if any)."""
+        if len(self._servers) < 2 or not isinstance(
+                error, (aiohttp.ClientConnectionError, OSError, TimeoutError)):
+            return
+        i = self._servers.index(self.server) if self.server in self._servers else -1
+        self.server = self._servers[(i + 1) % len(self._servers)]
+        log.warning("API server unreachable (%s); trying %s", _describe(error), self.server)
+
     # -- plumbing ---------------------------------------------------------------------------
 
     async def exchange(self, method: str, path: str, *,
@@ -364,6 +382,7 @@ class RESTClient:
                 status = resp.status
                 warnings = tuple(resp.headers.getall("Warning", []))
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            self._fail_over(e)
             raise TransportError(f"{method} {path}: {_describe(e)}") from e
         if not 200 <= status < 300:
             raise status_error_from(status, raw)
@@ -553,6 +572,7 @@ class RESTClient:
                 timeout=aiohttp.ClientTimeout(total=None, connect=self._timeout,
                                               sock_read=read_timeout))
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            self._fail_over(e)
             raise TransportError(f"GET {path} (watch): {_describe(e)}") from e
         if not 200 <= resp.status < 300:
             try:

@@ -14,6 +14,11 @@ Names are per tag, and two clusters may have the same tag: the same name under t
 alias names the state directory of the cluster that made the names (topology.py): when it is
 another's, ``down`` leaves the namespaces, links and cgroups alone and removes only this
 cluster's processes and state.
+
+A name of the cluster's pattern may stand for a namespace that is no cluster's own: `svcnet
+join` names the machine's own namespace ``svcnet-<tag>-n<i>`` (node/join.py). ``down`` kills
+nothing in a namespace that is this process's or the host's (pid 1's), and deleting such a name
+only removes the name.
 """
 
 from __future__ import annotations
@@ -56,6 +61,20 @@ def cluster_namespaces(names: ClusterNames) -> list[str]:
         if line.strip() and names.owns_netns(ns := line.split()[0]):
             out.append(ns)
     return sorted(out)
+
+
+def is_host_netns(name: str, run_dir: Path = Path("/run/netns")) -> bool:
+    """Whether the name stands for this process's network namespace or pid 1's."""
+    try:
+        bound = os.stat(run_dir / name)
+    except OSError:
+        return False
+    for own in ("/proc/self/ns/net", "/proc/1/ns/net"):
+        with contextlib.suppress(OSError):
+            st = os.stat(own)
+            if (st.st_dev, st.st_ino) == (bound.st_dev, bound.st_ino):
+                return True
+    return False
 
 
 def cluster_links(names: ClusterNames) -> list[str]:
@@ -105,6 +124,8 @@ def down(name: str) -> DownReport:
     report.processes += stop_processes(paths, names=recorded - {"server"})
     namespaces = cluster_namespaces(names) if names is not None else []
     for ns in namespaces:
+        if is_host_netns(ns):
+            continue
         for pid in _ip("netns", "pids", ns).split():
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid), signal.SIGKILL)

@@ -7,7 +7,8 @@
     │ bridge svcnet-<tag>      │  veth     │ eth0 172.20.0.(10+i)/24               │
     │   172.20.0.1/24  ────────┼───────────┤ svcnet0 (pod bridge) 10.244.i.1/24    │
     │ routes 10.244.i.0/24     │           │ routes 10.244.j.0/24 via 172.20.0.1xj │
-    │   via 172.20.0.(10+i)    │           │ ip_forward=1, table ip svcnet (proxy) │
+    │   via 172.20.0.(10+i)    │           │   (the agent's, from the Nodes)       │
+    │                          │           │ ip_forward=1, table ip svcnet (proxy) │
     └──────────────────────────┘           └───────────────────────────────────────┘
 
 (the addresses of the default networks; a cluster's own come from networks.py). The host gets
@@ -17,7 +18,9 @@ default route, so no packet of the cluster can leave the machine. The bridge's a
 (``svcnet:<state directory>``) says which cluster owns the names of its tag: another cluster
 with the same name under another ``SVCNET_HOME``, or whose name hashes to the same 2-character
 tag (names.py), is refused rather than allowed to take (or remove) those names. Node
-``i`` reaches node ``j``'s pods through node ``j``'s address on the node network. The service
+``i`` reaches node ``j``'s pods through node ``j``'s address on the node network: a route its
+agent keeps from the Node objects (``--pod-network-mode routes``, svcnet/node/nodenet.py), as
+on machines that joined a cluster, so one piece of code routes pods between nodes. The service
 CIDR is routed only inside nodes (by their nftables rules).
 """
 
@@ -99,11 +102,7 @@ def host_batch(topo: Topology) -> list[str]:
 
 
 def node_batch(topo: Topology, node: NodePlan) -> list[str]:
-    """Node-namespace lines: its uplink address, loopback, routes to the other nodes' pods."""
-    lines = ["link set lo up",
-             f"addr add {node.ip}/{topo.network.nodes.prefixlen} dev eth0",
-             "link set eth0 up"]
-    for other in topo.nodes:
-        if other.index != node.index:
-            lines.append(f"route add {other.pod_cidr} via {other.ip} dev eth0")
-    return lines
+    """Node-namespace lines: loopback, its uplink address (what a machine has of itself; the
+    routes to the other nodes' pods are its agent's)."""
+    return ["link set lo up", f"addr add {node.ip}/{topo.network.nodes.prefixlen} dev eth0",
+            "link set eth0 up"]

@@ -468,7 +468,7 @@ def _start_node_agents(paths: Paths, topo: Topology, opts: UpOptions,
             "--cluster", opts.name, "--node-index", str(node.index), "--node-ip", node.ip,
             "--pod-cidr", node.pod_cidr, "--cluster-cidr", str(topo.network.pods),
             "--state-dir", str(state), "--cluster-dns", DNS_IP, "--announce-lb-ips",
-            "--health-port", str(HEALTH_PORT),
+            "--health-port", str(HEALTH_PORT), "--pod-network-mode", "routes",
             "--tls-cert-file", str(cert), "--tls-private-key-file", str(key),
             *runtime_flags])
     reload_supervisor(paths)

@@ -32,6 +32,11 @@ The agent runs in the host's network namespace and works on named namespaces onl
    etc., as the kubelet computes them).
 6. **The service proxy** (nftables, in the node netns) is fed from the same Services informer
    and an EndpointSlices informer, when enabled.
+7. **The pod network across machines** (``pod_network_mode`` routes or vxlan, for nodes that
+   joined as machines: :mod:`svcnet.node.nodenet`) follows the Nodes informer: routes (and for
+   vxlan FDB and neighbour entries) to every other node's pod CIDR. In vxlan mode the Node
+   carries this node's VTEP MAC as an annotation and pods get the overlay's MTU.
+   ``svcnet up``'s nodes have static routes instead (cluster/topology.py).
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ import platform
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -65,6 +70,14 @@ from svcnet.client.rest import (
 )
 from svcnet.node.announcer import Announcer
 from svcnet.node.healthcheck import HealthCheckServers, health_checks
+from svcnet.node.names import ClusterNames
+from svcnet.node.nodenet import (
+    VTEP_MAC_ANNOTATION,
+    NodeNetwork,
+    peer_view,
+    pod_mtu,
+    vtep_mac,
+)
 from svcnet.node.objects import ObjectWatcher
 from svcnet.node.runner import NodeConfig, PodRunner
 from svcnet.node.server import DEFAULT_PORT, NodeServer, ServingConfig, listening_socket
@@ -121,6 +134,10 @@ class AgentConfig:
     """containerd's CRI socket; None: the process runtime only."""
     cni_conf_dir: Path | None = None
     """Where the pod network's CNI conflist goes (read by the container runtime)."""
+    servers: tuple[str, ...] = ()
+    """More API servers to fail over to (``svcnet join URL1,URL2``), after the kubeconfig's."""
+    pod_network_mode: str = ""
+    """``routes`` or ``vxlan`` (svcnet/node/nodenet.py); "": routes are someone else's."""
 
 
 class ServiceProxy(Protocol):
@@ -208,7 +225,8 @@ class NodeAgent:
         self.config = config
         self.clock: Clock = clock or RealClock()
         self.client = client or RESTClient.from_kubeconfig(
-            load_kubeconfig(config.kubeconfig), user_agent=f"svcnet-node/{config.node_name}")
+            load_kubeconfig(config.kubeconfig), user_agent=f"svcnet-node/{config.node_name}",
+            fallback_servers=config.servers)
         name = config.node_name
         self.pods = Informer(self.client, PODS, field_selector=f"spec.nodeName={name}",
                              clock=clock, name="pods")
@@ -232,6 +250,11 @@ class NodeAgent:
         self._proxy_runner: BoundedFrequencyRunner | None = None
         self._proxy_changed: set[str] = set()
         self._announce_wake = asyncio.Event()
+        self._routes_wake = asyncio.Event()
+        self.node_network: NodeNetwork | None = None
+        if config.pod_network_mode:
+            netns = ClusterNames.for_cluster(config.cluster).node_netns(config.node_index)
+            self.node_network = NodeNetwork(netns, config.pod_network_mode, config.node_ip)
         self._tasks: list[asyncio.Task[None]] = []
         self._node: Obj = {}
         self._health_runner: Any = None
@@ -243,6 +266,10 @@ class NodeAgent:
     async def start(self) -> None:
         await self.register()
         cidr = await self.wait_for_pod_cidr()
+        mtu = None
+        if self.node_network is not None:
+            _, link_mtu = await asyncio.to_thread(self.node_network.uplink)
+            mtu = pod_mtu(link_mtu, self.node_network.mode)
         node_config = NodeConfig(
             cluster=self.config.cluster, node_name=self.config.node_name,
             node_index=self.config.node_index, pod_cidr=IPv4Network(cidr),
@@ -250,7 +277,7 @@ class NodeAgent:
             cluster_dns=self.config.cluster_dns, cluster_domain=self.config.cluster_domain,
             allocatable=_capacity(),
             container_runtime_endpoint=self.config.container_runtime_endpoint,
-            cni_conf_dir=self.config.cni_conf_dir)
+            cni_conf_dir=self.config.cni_conf_dir, pod_mtu=mtu)
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         self.runner = PodRunner.create(node_config, clock=self.clock,
                                        on_change=lambda _uid: self._wake.set(),
@@ -281,6 +308,12 @@ class NodeAgent:
         for inf in (self.services, self.slices, self.nodes):
             inf.add_handler(poke_announcer)
         self._tasks.append(asyncio.create_task(self._announce_loop()))
+        if self.node_network is not None:
+            self.nodes.add_handler(EventHandler(
+                on_add=lambda _o: self._routes_wake.set(),
+                on_update=self._peer_changed,
+                on_delete=lambda _o: self._routes_wake.set()))
+            self._tasks.append(asyncio.create_task(self._pod_network_loop(IPv4Network(cidr))))
         if self._proxy_factory is not None:
             self.proxy = self._proxy_factory(node_config)
             if self.proxy is not None:
@@ -334,6 +367,9 @@ class NodeAgent:
         # `svcnet exec` finds pod namespaces by the labels.
         node: Obj = {"apiVersion": "v1", "kind": "Node",
                      "metadata": {"name": cfg.node_name, "labels": labels}, "spec": {}}
+        if cfg.pod_network_mode == "vxlan":
+            node["metadata"]["annotations"] = {
+                VTEP_MAC_ANNOTATION: vtep_mac(IPv4Address(cfg.node_ip))}
         if cfg.pod_cidr:
             node["spec"] = {"podCIDR": cfg.pod_cidr, "podCIDRs": [cfg.pod_cidr]}
         return node
@@ -370,7 +406,8 @@ class NodeAgent:
             self._node = await self.client.get(NODES, "", self.config.node_name)
             labels = {**(self._node["metadata"].get("labels") or {}),
                       **desired["metadata"]["labels"]}
-            patch: Obj = {"metadata": {"labels": labels}}
+            patch: Obj = {"metadata": {"labels": labels, "annotations": desired["metadata"].get(
+                "annotations") or {}}}
             if self.config.pod_cidr and not (self._node.get("spec") or {}).get("podCIDR"):
                 patch["spec"] = desired["spec"]
             self._node = await self.client.patch(NODES, "", self.config.node_name, patch,
@@ -598,6 +635,26 @@ class NodeAgent:
             sync, min_interval=self.config.proxy_min_sync_period,
             max_interval=self.config.proxy_full_sync_period, clock=self.clock)
         await self._proxy_runner.run_forever()
+
+    def _peer_changed(self, old: Obj, new: Obj) -> None:
+        """A Node's pod CIDR, addresses or VTEP MAC feed the pod network; heartbeats not."""
+        if peer_view(old) != peer_view(new):
+            self._routes_wake.set()
+
+    async def _pod_network_loop(self, own_cidr: IPv4Network) -> None:
+        """Routes (vxlan: and FDB, neighbours) to the other nodes' pods, as Nodes change."""
+        assert self.node_network is not None
+        while not self.nodes.has_synced():
+            await self.clock.sleep(0.05)
+        while True:
+            self._routes_wake.clear()
+            retry = 30.0
+            try:
+                await self.node_network.sync(self.nodes.list(), self.config.node_name, own_cidr)
+            except Exception:
+                log.exception("pod network routes failed; retrying")
+                retry = 2.0
+            await wait_event(self._routes_wake, retry)
 
     async def _announce_loop(self) -> None:
         """LoadBalancer IP announcements and healthCheckNodePort servers: both follow

@@ -223,6 +223,8 @@ class VethSpec:
     hairpin: bool = False
     peer_mac: str | None = None
     peer_loopback_up: bool = False
+    mtu: int | None = None
+    """Both ends' MTU (the pod network's, e.g. a VXLAN overlay's); None: the kernel's."""
 
 
 def mac_for(ip: IPv4Address) -> str:
@@ -257,7 +259,9 @@ def plan_veth(spec: VethSpec) -> list[Batch]:
     _check_netns(spec.host_netns)
     _check_netns(spec.peer_netns)
     mac_part = f" address {spec.peer_mac}" if spec.peer_mac else ""
-    host_cmds = [f"link add {host} type veth peer name {peer}{mac_part} netns {spec.peer_netns}"]
+    mtu_part = f" mtu {spec.mtu}" if spec.mtu else ""
+    host_cmds = [f"link add {host}{mtu_part} type veth peer name {peer}{mac_part}{mtu_part} "
+                 f"netns {spec.peer_netns}"]
     if spec.bridge is not None:
         host_cmds.append(f"link set {host} master {_check(spec.bridge)}")
         if spec.hairpin:

@@ -58,11 +58,12 @@ class PodNetwork(Protocol):
         ...
 
 
-def node_conflist(names: ClusterNames, node_netns: str, subnet: str, data_dir: Path) -> str:
+def node_conflist(names: ClusterNames, node_netns: str, subnet: str, data_dir: Path, *,
+                  mtu: int | None = None) -> str:
     """The node's conflist: the CNI plugin on the node's bridge, its IPAM file in the agent's
     state directory (shared with the in-process calls)."""
     return conflist("svcnet", subnet, None, POD_BRIDGE, data_dir, names.prefix,
-                    node_netns=node_netns)
+                    node_netns=node_netns, mtu=mtu)
 
 
 def _args(owner: str, netns: str, pod_uid: str) -> CNIArgs:

@@ -143,6 +143,8 @@ class NodeConfig:
     cni_conf_dir: Path | None = None
     """Where :meth:`PodRunner.start` writes the pod network's CNI conflist (what containerd
     reads before it reports NetworkReady)."""
+    pod_mtu: int | None = None
+    """The pods' veth MTU (a VXLAN overlay's: svcnet/node/nodenet.py); None: the kernel's."""
 
     @property
     def names(self) -> ClusterNames:
@@ -362,7 +364,8 @@ class PodRunner:
     def conflist(self) -> str:
         """The node's CNI configuration: what containerd reads, and the in-process calls."""
         return node_conflist(self.config.names, self.config.node_netns,
-                             str(self.config.pod_cidr), self.config.state_dir)
+                             str(self.config.pod_cidr), self.config.state_dir,
+                             mtu=self.config.pod_mtu)
 
     async def _adopt_cri(self, cri: CriRuntime) -> None:
         """Find the pods a previous agent left in containerd: their sandboxes (a pod with

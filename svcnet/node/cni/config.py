@@ -76,6 +76,8 @@ class BridgeConf(NetConf):
     hairpin: bool = True
     node_netns: str | None = None
     """None: the namespace the plugin runs in."""
+    mtu: int | None = None
+    """The pods' veth MTU (the CNI bridge plugin's ``mtu``); None: the kernel's default."""
 
     @property
     def gateway_ip(self) -> IPv4Address:
@@ -159,9 +161,13 @@ def _bridge_conf(obj: dict[str, Any], version: str, name: str,
     hairpin = obj.get("hairpin", True)
     if not isinstance(hairpin, bool):
         raise _invalid("hairpin", f"{hairpin!r} is not a boolean")
+    mtu = obj.get("mtu")
+    if mtu is not None and (isinstance(mtu, bool) or not isinstance(mtu, int)
+                            or not 576 <= mtu <= 65535):
+        raise _invalid("mtu", f"{mtu!r} is not an MTU (576-65535)")
     return BridgeConf(cni_version=version, name=name, prev_result=prev_result, subnet=subnet,
                       gateway=gateway, data_dir=Path(data_dir), bridge=bridge,
-                      netns_prefix=prefix, hairpin=hairpin, node_netns=node_netns)
+                      netns_prefix=prefix, hairpin=hairpin, node_netns=node_netns, mtu=mtu)
 
 
 def netconf_from_conflist(text: str, *, plugin_type: str = PLUGIN_TYPE) -> NetConf:
@@ -181,7 +187,7 @@ def netconf_from_conflist(text: str, *, plugin_type: str = PLUGIN_TYPE) -> NetCo
 
 def conflist(name: str, subnet: IPv4Network | str, gateway: IPv4Address | str | None,
              bridge: str, data_dir: Path | str, netns_prefix: str | None, *,
-             node_netns: str | None = None) -> str:
+             node_netns: str | None = None, mtu: int | None = None) -> str:
     """The conflist the agent writes into containerd's CNI conf dir (CNI 1.0.0). Checked by
     the same parser the plugin uses, so a bad argument fails here, not at the first pod."""
     plugin: dict[str, Any] = {"type": PLUGIN_TYPE, "bridge": bridge,
@@ -194,6 +200,8 @@ def conflist(name: str, subnet: IPv4Network | str, gateway: IPv4Address | str | 
     plugin["hairpin"] = True
     if node_netns is not None:
         plugin["nodeNetns"] = node_netns
+    if mtu is not None:
+        plugin["mtu"] = mtu
     text = json.dumps({"cniVersion": "1.0.0", "name": name, "plugins": [plugin]}, indent=2)
     netconf_from_conflist(text)
     return text + "\n"

@@ -322,7 +322,8 @@ def _bridge_add(conf: BridgeConf, args: CNIArgs) -> Result:
 def _create_veth(conf: BridgeConf, args: CNIArgs, ip: IPv4Interface, host_veth: str) -> None:
     names = PodNetworkNames(node_netns=_host_netns(conf), bridge=conf.bridge,
                             pod_netns=args.netns, host_veth=host_veth, pod_veth=args.ifname)
-    batches = plan_veth(replace(pod_veth_spec(ip, conf.gateway_ip, names), hairpin=conf.hairpin))
+    batches = plan_veth(replace(pod_veth_spec(ip, conf.gateway_ip, names), hairpin=conf.hairpin,
+                                 mtu=conf.mtu))
     try:
         apply_sync(batches)
     except LinkExists:

@@ -314,3 +314,29 @@ async def test_injected_session_is_used_and_left_open() -> None:
     finally:
         await session.close()
         await server.close()
+
+
+async def test_a_failed_connection_moves_to_the_next_server() -> None:
+    """``fallback_servers`` (svcnet join URL1,URL2): the request that cannot connect fails,
+    the next one goes to the next server; answers with a failure status move nothing."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"  # bound, not listening: refused
+        fake = FakeAPI()
+        fake.put("ns", "web")
+        server = TestServer(fake.app())
+        await server.start_server()
+        live = str(server.make_url("")).rstrip("/")
+        client = RESTClient(dead, token="t0ken", fallback_servers=[live, dead])
+        try:
+            with pytest.raises(TransportError):
+                await client.get(SERVICES, "ns", "web")
+            assert client.server == live
+            assert (await client.get(SERVICES, "ns", "web"))["metadata"]["name"] == "web"
+            fake.fail_next(503, {"kind": "Status", "code": 503}, "application/json")
+            with pytest.raises(StatusError):
+                await client.get(SERVICES, "ns", "web")
+            assert client.server == live
+        finally:
+            await client.close()
+            await server.close()

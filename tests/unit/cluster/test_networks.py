@@ -178,9 +178,9 @@ def test_the_topology_uses_the_cluster_network() -> None:
                          f"addr add 172.20.3.1/24 dev {bridge}"]
     assert lines[-2:] == [f"route add 10.247.1.0/24 via 172.20.3.11 dev {bridge}",
                           f"route add 10.247.2.0/24 via 172.20.3.12 dev {bridge}"]
+    # Routes to the other nodes' pods are the agents' (svcnet/node/nodenet.py, routes mode).
     assert node_batch(topo, topo.nodes[1]) == [
-        "link set lo up", "addr add 172.20.3.12/24 dev eth0", "link set eth0 up",
-        "route add 10.247.1.0/24 via 172.20.3.11 dev eth0"]
+        "link set lo up", "addr add 172.20.3.12/24 dev eth0", "link set eth0 up"]
     wide = plan_topology("mx1", 1, ClusterNetwork(net("10.8.0.0/16"), net("10.244.0.0/16")))
     assert "addr add 10.8.0.11/16 dev eth0" in node_batch(wide, wide.nodes[0])
     assert plan_topology("mx1", 1).network == DEFAULT
@@ -237,3 +237,15 @@ def test_the_announcer_learns_its_subnet_from_the_uplink() -> None:
              "2: eth0    inet 10.8.0.200/32 scope global eth0\\  valid_lft forever"]
     assert uplink_addresses(lines, "10.8.0.11") == ({"10.8.0.200"}, net("10.8.0.0/16"))
     assert uplink_addresses(lines[1:], "10.8.0.11") == ({"10.8.0.200"}, None)
+
+
+def test_down_leaves_the_hosts_own_namespace_alone(tmp_path: Path) -> None:
+    """`svcnet join` names the machine's own namespace svcnet-<tag>-n<i>: `svcnet down` of a
+    cluster whose names match must not kill every process of the host in it."""
+    from svcnet.cluster.down import is_host_netns
+
+    (tmp_path / "svcnet-b7-p1").write_text("")  # any other namespace's name
+    (tmp_path / "svcnet-b7-n1").symlink_to("/proc/self/ns/net")  # as ip netns attach binds it
+    assert is_host_netns("svcnet-b7-n1", tmp_path)
+    assert not is_host_netns("svcnet-b7-p1", tmp_path)
+    assert not is_host_netns("svcnet-b7-n2", tmp_path)
