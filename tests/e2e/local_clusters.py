@@ -14,6 +14,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -59,6 +60,30 @@ def unique_names(prefix: str, count: int = 1) -> list[str]:
 
 def unique_name(prefix: str) -> str:
     return unique_names(prefix)[0]
+
+
+def free_node_port() -> int:
+    """A NodePort (30000-32767) that nothing listens on at the host's loopback now.
+
+    `svcnet up` forwards each TCP NodePort from ``127.0.0.1`` (svcnet/cluster/forwarder.py),
+    so two clusters of one example on one machine would fight for ``127.0.0.1:30080``."""
+    while True:
+        port = 30000 + secrets.randbelow(2768)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+
+
+def example_on_node_port(dest_dir: Path, port: int) -> Path:
+    """examples/frontend-backend.yaml with its frontend's NodePort (30080) moved to ``port``."""
+    text = (ROOT / "examples" / "frontend-backend.yaml").read_text()
+    assert text.count("nodePort: 30080") == 1, "the example's NodePort moved: update the tests"
+    out = dest_dir / "frontend-backend.yaml"
+    out.write_text(text.replace("nodePort: 30080", f"nodePort: {port}"))
+    return out
 
 
 def network_of(home: Path, name: str) -> ClusterNetwork:

@@ -38,13 +38,20 @@ from svcnet.cluster.supervise import read_status
 from svcnet.node.names import ClusterNames
 from tests import waiting
 from tests.conftest import require, require_root
-from tests.e2e.local_clusters import network_of, unique_name
+from tests.e2e.local_clusters import (
+    example_on_node_port,
+    free_node_port,
+    network_of,
+    unique_name,
+)
 from tests.waiting import run
 
 ROOT = Path(__file__).resolve().parents[2]
 SVCNET = [sys.executable, "-m", "svcnet.cli.main"]
 MAX_WINDOW = 6.0
 """Longest time a client may go without an answer while one process is down (seconds)."""
+# The example's frontend NodePort, free on this machine's loopback (local_clusters.py).
+NODE_PORT = free_node_port()
 pytestmark = pytest.mark.root
 
 HOST_CLIENT = r"""
@@ -149,7 +156,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c = Cluster(unique_name("hs"), tmp_path_factory.mktemp("svcnet-home"))
     try:
         r = c.svcnet("up", "--name", c.name, "--detach", "-f",
-                     "examples/frontend-backend.yaml", check=False)
+                     str(example_on_node_port(tmp_path_factory.mktemp("example"), NODE_PORT)),
+                     check=False)
         assert r.returncode == 0, r.stdout + r.stderr
         yield c
     finally:
@@ -177,10 +185,10 @@ def failure_windows(log: list[list[Any]]) -> list[tuple[str, float, float]]:
 def test_each_process_killed_in_turn_comes_back_under_traffic(cluster: Cluster,
                                                               tmp_path: Path) -> None:
     backend_ip = cluster.kubectl("get", "svc", "backend")["spec"]["clusterIP"]
-    node_2 = f"http://{network_of(cluster.home, cluster.name).node_ip(2)}:30080/"
+    node_2 = f"http://{network_of(cluster.home, cluster.name).node_ip(2)}:{NODE_PORT}/"
     stop = tmp_path / "stop"
     host = subprocess.Popen([sys.executable, "-c", HOST_CLIENT, str(stop),
-                             "http://127.0.0.1:30080/", node_2],
+                             f"http://127.0.0.1:{NODE_PORT}/", node_2],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pod = subprocess.Popen([*SVCNET, "exec", "frontend", "--", sys.executable, "-c",
                             POD_CLIENT, str(stop), backend_ip], cwd=ROOT, env=cluster.env(),
@@ -247,7 +255,7 @@ def test_each_process_killed_in_turn_comes_back_under_traffic(cluster: Cluster,
         pod_out, pod_err = pod.communicate(timeout=60)
     assert host.returncode == 0 and pod.returncode == 0, host_err + pod_err
     log = json.loads(host_out) + json.loads(pod_out.strip().splitlines()[-1])
-    assert {e[1] for e in log} == {"http://127.0.0.1:30080/", node_2, "clusterip", "dns"}
+    assert {e[1] for e in log} == {f"http://127.0.0.1:{NODE_PORT}/", node_2, "clusterip", "dns"}
     windows = failure_windows(log)
     by_kill: dict[str, dict[str, float]] = {}
     for target, start, end in windows:

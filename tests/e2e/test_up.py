@@ -27,11 +27,19 @@ from svcnet.cluster.down import cluster_links, cluster_namespaces
 from svcnet.cluster.networks import DEFAULT, ClusterNetwork, machine_in_use
 from svcnet.node.names import ClusterNames, cluster_tag
 from tests.conftest import require, require_root
-from tests.e2e.local_clusters import network_of, tags_in_use, unique_name
+from tests.e2e.local_clusters import (
+    example_on_node_port,
+    free_node_port,
+    network_of,
+    tags_in_use,
+    unique_name,
+)
 from tests.waiting import run
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = unique_name("e7")
+# The example's frontend NodePort, free on this machine's loopback (local_clusters.py).
+NODE_PORT = free_node_port()
 SVCNET = [sys.executable, "-m", "svcnet.cli.main"]
 pytestmark = pytest.mark.root
 
@@ -67,7 +75,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     h = tmp_path_factory.mktemp("svcnet-home")
     env = dict(os.environ, SVCNET_HOME=str(h))
     started = time.monotonic()
-    r = svcnet("up", "--name", NAME, "--detach", "-f", "examples/frontend-backend.yaml",
+    r = svcnet("up", "--name", NAME, "--detach", "-f", str(example_on_node_port(h, NODE_PORT)),
                "-f", "examples/loadbalancer-local.yaml", "-f", "examples/headless.yaml",
                env=env, check=False)
     try:
@@ -102,7 +110,7 @@ def test_summary_and_nodes(home: Path) -> None:
     for i in (1, 2):
         assert re.search(rf"node-{i}\s+{re.escape(n.node_ip(i))}\s+pods "
                          rf"{re.escape(n.pod_cidr(i))}\s+Ready", out)
-    assert re.search(r"default/frontend\s+NodePort\s+\S+\s+80:30080/TCP", out)
+    assert re.search(rf"default/frontend\s+NodePort\s+\S+\s+80:{NODE_PORT}/TCP", out)
     assert "kube-system/kube-dns         ClusterIP     10.96.0.10" in out
     assert f"export KUBECONFIG={home / NAME / 'kubeconfig'}" in out
     nodes = kubectl(home, "get", "nodes")["items"]
@@ -132,14 +140,14 @@ def test_proxy_health_metrics_and_explain(home: Path) -> None:
     env = dict(os.environ, SVCNET_HOME=str(home))
     out = svcnet("explain", "frontend", "--kubeconfig", str(home / NAME / "kubeconfig"),
                  env=env).stdout
-    assert "tcp . 30080" in out and "@lb-count-1:" in out and "chain lb-1:" in out
+    assert f"tcp . {NODE_PORT}" in out and "@lb-count-1:" in out and "chain lb-1:" in out
     svc = kubectl(home, "get", "svc", "frontend")
     assert f"{svc['spec']['clusterIP']} . tcp . 80 . 0 : {pod_prefix(home)}" in out
 
 
 def test_nodeport_from_host_and_localhost(home: Path) -> None:
     for host in ("127.0.0.1", net(home).node_ip(1), net(home).node_ip(2)):
-        answer = curl(f"http://{host}:30080/")
+        answer = curl(f"http://{host}:{NODE_PORT}/")
         assert re.fullmatch(r'frontend frontend -> \{"backend": "backend-[a-z0-9]+-[a-z0-9]{5}", '
                             rf'"ip": "{re.escape(pod_prefix(home))}\d\.\d+"\}}\n', answer), answer
 
@@ -508,7 +516,7 @@ def test_failing_template_stalls_with_progress_deadline(home: Path) -> None:
     assert progressing["reason"] == "ProgressDeadlineExceeded"
     # The old pods keep serving.
     for _ in range(5):
-        assert curl("http://127.0.0.1:30080/").startswith("frontend frontend -> ")
+        assert curl(f"http://127.0.0.1:{NODE_PORT}/").startswith("frontend frontend -> ")
     run(["kubectl", "rollout", "undo", "deployment/backend"], env=env)
 
 
