@@ -165,6 +165,9 @@ def _node_labels(text: str) -> dict[str, str]:
 @click.option("--state-dir", required=True, type=click.Path(path_type=Path),
               help="Where pod state, IPAM and container logs live.")
 @click.option("--cluster-dns", multiple=True, help="Nameserver IP for pods' resolv.conf.")
+@click.option("--resolv-conf", default="/etc/resolv.conf", show_default=True,
+              help="The node's resolv.conf: pods with dnsPolicy Default get its settings, "
+                   "ClusterFirst pods its search domains (the kubelet's flag); '' for none.")
 @click.option("--no-proxy", is_flag=True, help="Do not program the service data plane.")
 @click.option("--announce-lb-ips", is_flag=True,
               help="Answer ARP for LoadBalancer IPs on the uplink (eth0) when elected.")
@@ -191,9 +194,10 @@ def _node_labels(text: str) -> dict[str, str]:
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_ip: str,
          pod_cidr: str, cluster_cidr: str, state_dir: Path, cluster_dns: tuple[str, ...],
-         no_proxy: bool, announce_lb_ips: bool, health_port: int, tls_cert_file: Path | None,
-         tls_private_key_file: Path | None, server_port: int, container_runtime_endpoint: str,
-         cni_conf_dir: Path | None, node_labels: str, verbose: bool) -> None:
+         resolv_conf: str, no_proxy: bool, announce_lb_ips: bool, health_port: int,
+         tls_cert_file: Path | None, tls_private_key_file: Path | None, server_port: int,
+         container_runtime_endpoint: str, cni_conf_dir: Path | None, node_labels: str,
+         verbose: bool) -> None:
     """Run the node agent: register the Node, run its pods, program its data plane."""
     import asyncio
     import logging
@@ -209,6 +213,7 @@ def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_i
     config = AgentConfig(kubeconfig=kubeconfig, node_name=node_name, cluster=cluster,
                          node_index=node_index, node_ip=node_ip, pod_cidr=pod_cidr,
                          state_dir=state_dir, cluster_dns=cluster_dns,
+                         resolv_conf=Path(resolv_conf) if resolv_conf else None,
                          announce_lb_ips=announce_lb_ips, health_port=health_port,
                          tls_cert_file=tls_cert_file, tls_key_file=tls_private_key_file,
                          server_port=server_port,
