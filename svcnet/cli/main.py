@@ -260,9 +260,22 @@ def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_i
 @click.option("--zones", default="", metavar="ZONE,...",
               help="Spread the nodes over these zones: node i gets the label "
                    "topology.kubernetes.io/zone=ZONES[(i-1) % len(ZONES)].")
+@click.option("--egress", is_flag=True,
+              help="Let pods reach the outside through their node: a default route in each "
+                   "node namespace and masquerade to the node's address there (nothing in "
+                   "the host's namespace; docs/EGRESS.md). Cluster DNS then forwards other "
+                   "names to the host's resolvers.")
+@click.option("--egress-gateway", metavar="IP", default=None,
+              help="The nodes' default gateway with --egress: an address on the node "
+                   "network. Default: the node bridge's address on the host.")
+@click.option("--upstream", "upstreams", multiple=True, metavar="ADDR[:PORT]",
+              help="A resolver for names outside the cluster (repeatable). Default: with "
+                   "--egress the host's /etc/resolv.conf nameservers but loopback stubs "
+                   "(127.0.0.53: systemd-resolved's list instead); without, none (SERVFAIL).")
 def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: float,
        no_localhost_nodeports: bool, node_grace_period: float, container_runtime: str,
-       mirrors: tuple[str, ...], node_network: str | None, zones: str) -> None:
+       mirrors: tuple[str, ...], node_network: str | None, zones: str, egress: bool,
+       egress_gateway: str | None, upstreams: tuple[str, ...]) -> None:
     """Bring up a whole local cluster: control plane, nodes, DNS; apply FILEs (needs root)."""
     import asyncio
     import signal
@@ -271,6 +284,7 @@ def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: fl
     from svcnet.cluster.down import down as teardown
     from svcnet.cluster.networks import NetworkError, parse_node_network
     from svcnet.cluster.up import UpError, UpOptions, up as bring_up
+    from svcnet.dns.upstreams import explicit_upstreams
     from svcnet.node.containerd import MirrorError, parse_mirror
 
     try:
@@ -281,13 +295,20 @@ def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: fl
         network = parse_node_network(node_network) if node_network is not None else None
     except NetworkError as e:
         raise Failure(str(e)) from None
+    if egress_gateway is not None and not egress:
+        raise click.BadParameter("needs --egress", param_hint="--egress-gateway")
+    try:
+        upstream_list = explicit_upstreams(upstreams).servers
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--upstream") from None
     zone_list = tuple(z.strip() for z in zones.split(",") if z.strip())
     for zone in zone_list:
         _node_labels(f"{LABEL_TOPOLOGY_ZONE}={zone}")  # a label value, or an error
     opts = UpOptions(name=name, nodes=nodes, files=files, detach=detach, timeout=timeout,
                      localhost_nodeports=not no_localhost_nodeports,
                      node_grace=node_grace_period, container_runtime=container_runtime,
-                     registry_mirrors=registry_mirrors, node_network=network, zones=zone_list)
+                     registry_mirrors=registry_mirrors, node_network=network, zones=zone_list,
+                     egress=egress, egress_gateway=egress_gateway, upstreams=upstream_list)
     try:
         text = asyncio.run(bring_up(opts, lambda line: click.echo(line, err=True)))
     except UpError as e:
