@@ -645,13 +645,16 @@ class PodRunner:
     def _pod_dns(self, pod: Pod, memo: _PodMemo) -> PodDNS:
         """The pod's DNS settings, as the kubelet forms them (dnsconfig.py), from the node's
         resolv.conf read now (the kubelet reads it for every pod too); its warnings become
-        the pod's Events. ValueError when the node's resolv.conf cannot be read."""
+        the pod's Events. ValueError when the node's resolv.conf cannot be read, or has a
+        ``nameserver`` line without an address (the kubelet's parse error)."""
         host: ResolvConf | None = None
         if self.config.resolv_conf is not None:
             try:
                 host = resolvconf.read(self.config.resolv_conf)
             except OSError as exc:
                 raise ValueError(f"reading the node's resolv.conf: {exc}") from exc
+            if host.errors:  # the kubelet fails the pod's sandbox on these too
+                raise ValueError(f"{self.config.resolv_conf}: {'; '.join(host.errors)}")
         dns = pod_dns(pod, host=host, cluster_dns=self.config.cluster_dns,
                       cluster_domain=self.config.cluster_domain,
                       node_ips=(self.config.host_ip,))

@@ -288,6 +288,17 @@ async def test_tcp_client_gets_upstream_answer_refetched_over_tcp(
     assert [t for t, _ in upstream.seen] == ["udp", "udp"]
 
 
+async def test_forwarded_answers_are_cached_for_their_ttl(forwarding: DNSServer,
+                                                         upstream: FakeUpstream) -> None:
+    first = await udp(forwarding, "example.com.")
+    again = await tcp(forwarding, "example.com.")
+    assert addresses(first) == addresses(again) == ["192.0.2.1"]
+    assert len(upstream.seen) == 1  # the second came from the cache, over the other transport
+    assert again.answer[0].ttl <= 60
+    upstream.silent = True  # cached answers do not need the upstream
+    assert addresses(await udp(forwarding, "example.com.")) == ["192.0.2.1"]
+
+
 async def test_externalname_is_resolved_through_upstream(forwarding: DNSServer,
                                                          upstream: FakeUpstream) -> None:
     answer = await stub(forwarding).resolve("ext", "A")

@@ -187,6 +187,12 @@ async def test_pod_dns_from_the_nodes_resolv_conf_with_the_kubelets_warnings(
             ("Warning", "DNSConfigForming", "Nameserver limits were exceeded, some nameservers "
              "have been omitted, the applied nameserver line is: 10.96.0.10 1.1.1.1 8.8.8.8",
              "")]
+        # A node resolv.conf the kubelet cannot parse holds new pods' networks back.
+        host.write_text("nameserver\n")
+        db = make_pod("db")
+        await runner.sync([default, crowded, db])
+        assert node.config.pod_names("uid-db").pod_netns not in node.network.namespaces
+        assert node.runtime is not None and key("db") not in node.runtime.specs
     finally:
         await runner.close()
 
