@@ -400,8 +400,18 @@ def _ready(obj: Obj) -> bool:
                for c in (obj.get("status") or {}).get("conditions") or [])
 
 
-async def summary(client: RESTClient, topo: Topology, paths: Paths) -> str:
-    lines = ["", f"Network: {topo.network.describe()}", "", "Nodes:"]
+def egress_line(egress: EgressPlan | None, upstreams: Sequence[Address]) -> str:
+    """The summary's word on the way out (docs/EGRESS.md)."""
+    dns = ", ".join(map(format_upstream, upstreams)) or "none: other names get SERVFAIL"
+    if egress is None:
+        return f"Egress: off (pods reach nothing outside the cluster); DNS upstreams {dns}"
+    return (f"Egress: via {egress.gateway}, pod traffic masqueraded to the node's address "
+            f"(the host decides what leaves it); DNS upstreams {dns}")
+
+
+async def summary(client: RESTClient, topo: Topology, paths: Paths, egress: str = "") -> str:
+    lines = ["", f"Network: {topo.network.describe()}", *([egress] if egress else []), "",
+             "Nodes:"]
     nodes = {n["metadata"]["name"]: n for n in (await client.list(NODES)).items}
     for n in topo.nodes:
         state = "Ready" if _ready(nodes.get(n.name, {})) else "NotReady"
@@ -611,8 +621,10 @@ async def up(opts: UpOptions, echo: Echo) -> str:
             await wait_node_ports(client, topo, opts)
         (paths.config).write_text(json.dumps({
             "name": opts.name, "nodes": [dataclasses.asdict(n) for n in topo.nodes],
-            "bridge": topo.bridge, "api": f"https://{topo.api_server}"}, indent=2))
-        text = await summary(client, topo, paths)
+            "bridge": topo.bridge, "api": f"https://{topo.api_server}",
+            "egressGateway": egress.gateway if egress is not None else None,
+            "dnsUpstreams": [format_upstream(u) for u in upstreams]}, indent=2))
+        text = await summary(client, topo, paths, egress_line(egress, upstreams))
     finally:
         await client.close()
     echo(f"Cluster {opts.name!r} is up in {time.monotonic() - progress.start:.1f}s.")

@@ -188,6 +188,8 @@ def test_with_egress_a_pod_resolves_and_fetches_from_the_world(
     assert out.get("address") == WEB, out
     assert out.get("page") == f"the world says hello to {node_ip}", out
     assert out.get("connect") == "ok", out
+    up = json.loads((cluster.home / cluster.name / "cluster.json").read_text())
+    assert (up["egressGateway"], up["dnsUpstreams"]) == (world.gateway, [f"{RESOLVER}:53"])
     # The node's resolv.conf (the base of pods' DNS settings) names the upstream.
     assert f"nameserver {RESOLVER}" in (cluster.home / cluster.name /
                                         "node-resolv.conf").read_text()

@@ -11,7 +11,13 @@ import pytest
 from svcnet.cluster import up as uplib
 from svcnet.cluster.egress import EgressError, node_route_lines, plan_egress, ruleset
 from svcnet.cluster.networks import DEFAULT, ClusterNetwork
-from svcnet.cluster.up import UpOptions, dns_manifests, dns_upstreams, node_resolv_conf
+from svcnet.cluster.up import (
+    UpOptions,
+    dns_manifests,
+    dns_upstreams,
+    egress_line,
+    node_resolv_conf,
+)
 from svcnet.dns.upstreams import Upstreams
 from svcnet.util.resolvconf import ResolvConf
 
@@ -70,3 +76,10 @@ def test_dns_pod_gets_the_upstreams_as_flags() -> None:
     pod = dns_manifests(Path("/k"), Path("/r"), [("198.51.100.53", 53), ("2001:db8::1", 5353)])[1]
     command = pod["spec"]["containers"][0]["command"]
     assert command[-4:] == ["--upstream", "198.51.100.53:53", "--upstream", "[2001:db8::1]:5353"]
+
+
+def test_summary_line() -> None:
+    assert egress_line(None, ()) == ("Egress: off (pods reach nothing outside the cluster); "
+                                     "DNS upstreams none: other names get SERVFAIL")
+    assert egress_line(plan_egress(DEFAULT, None), [("192.0.2.53", 53)]).startswith(
+        "Egress: via 172.20.0.1, pod traffic masqueraded")
