@@ -2,24 +2,26 @@
 
 Theory of operation
 -------------------
-The anchor is CoreDNS's ``cache`` plugin as the default Corefile uses it (``cache 30`` in front
-of ``forward . /etc/resolv.conf``), read for behaviour, with RFC 1035 §3.2.1 (TTL), RFC 2308
-(negative caching) and RFC 8767 left out (no serving of stale answers):
+The anchor is CoreDNS's ``cache`` plugin as Kubernetes' default Corefile uses it (``cache 30``
+in front of ``forward . /etc/resolv.conf``: nothing kept longer than 30 seconds), read for
+behaviour, with RFC 1035 §3.2.1 (TTL), RFC 2308 (negative caching) and RFC 8767 left out (no
+serving of stale answers):
 
 * **What is cached.** A reply that came back whole (TC clear) with rcode NOERROR or NXDOMAIN.
   A positive answer lives for the smallest TTL among its answer, authority and additional
-  records (the OPT pseudo-record's "TTL" holds EDNS flags and is skipped), at most
-  :data:`MAX_TTL`. A negative one (NXDOMAIN, or NOERROR without answers: NODATA) lives for its
-  SOA's ``min(TTL, MINIMUM)`` (RFC 2308 §5), at most :data:`MAX_NEGATIVE_TTL`; without an SOA
-  it is not cached (RFC 2308 §5: such answers "SHOULD NOT" be). A TTL of zero means "use
-  once" (RFC 1035 §3.2.1): not cached. SERVFAIL, REFUSED and failures to reach any upstream
+  records (the OPT pseudo-record's "TTL" holds EDNS flags and is skipped); a negative one
+  (NXDOMAIN, or NOERROR without answers: NODATA) for its SOA's ``min(TTL, MINIMUM)`` (RFC 2308
+  §5); either at most ``max_ttl`` (:data:`MAX_TTL`, the Corefile's 30). A negative answer
+  without an SOA is not cached (RFC 2308 §5: such answers "SHOULD NOT" be), nor is a TTL of
+  zero ("use once", RFC 1035 §3.2.1). SERVFAIL, REFUSED and failures to reach any upstream
   are never cached, so a recovering upstream is asked again at once.
 * **The key** is the query's bytes after its 2-byte ID: question (with the client's letter
   case), flags (RD, CD) and EDNS options, everything the reply may depend on.
 * **A hit** is the stored reply with the client's ID and every TTL lowered by the whole
-  seconds the entry has been cached (so clients never keep an answer longer than upstream
-  allowed). The TTL fields' offsets are found once, when the reply is stored, by walking the
-  message; a hit only patches 4-byte fields, with no parsing.
+  seconds the entry has been cached, and to at most what the entry has left (so clients never
+  keep an answer longer than upstream allowed, nor longer than we do). The TTL fields'
+  offsets are found once, when the reply is stored, by walking the message; a hit only
+  patches 4-byte fields, with no parsing.
 * **Bounded.** At most ``capacity`` entries, least recently used evicted first; an expired
   entry is dropped when it is looked up. The clock is injected (tests move it by hand).
 
@@ -37,7 +39,6 @@ from typing import Final
 
 __all__ = [
     "DEFAULT_CAPACITY",
-    "MAX_NEGATIVE_TTL",
     "MAX_TTL",
     "ForwardCache",
     "cache_ttl",
@@ -45,10 +46,8 @@ __all__ = [
 ]
 
 DEFAULT_CAPACITY: Final = 10_000
-MAX_TTL: Final = 3600
-"""CoreDNS cache's cap for positive answers (one hour)."""
-MAX_NEGATIVE_TTL: Final = 1800
-"""CoreDNS cache's cap for denials (NXDOMAIN, NODATA)."""
+MAX_TTL: Final = 30
+"""The longest anything is kept: Kubernetes' default Corefile's ``cache 30``."""
 
 _HEADER: Final = struct.Struct("!HHHHHH")
 _RR_FIXED: Final = struct.Struct("!HHIH")  # type, class, ttl, rdlength
@@ -123,7 +122,7 @@ def _soa_minimum(msg: bytes, rr: _RR) -> int:
     return value
 
 
-def cache_ttl(reply: bytes) -> int:
+def cache_ttl(reply: bytes, max_ttl: int = MAX_TTL) -> int:
     """Seconds ``reply`` may be cached for (module doc); 0: not at all. Malformed: 0."""
     if len(reply) < _HEADER.size:
         return 0
@@ -134,12 +133,12 @@ def cache_ttl(reply: bytes) -> int:
     try:
         records = [r for r in _records(reply) if r.rtype != _TYPE_OPT]
         if rcode == _NOERROR and ancount > 0:
-            return min(*(r.ttl for r in records), MAX_TTL)
+            return min(*(r.ttl for r in records), max_ttl)
         soas = [min(r.ttl, _soa_minimum(reply, r)) for r in records
                 if r.section == 1 and r.rtype == _TYPE_SOA]
     except ValueError:
         return 0
-    return min(*soas, MAX_NEGATIVE_TTL) if soas else 0
+    return min(*soas, max_ttl) if soas else 0
 
 
 @dataclass(slots=True)
@@ -153,9 +152,10 @@ class _Entry:
 class ForwardCache:
     """Upstream replies by query (module doc). ``now`` is a monotonic clock in seconds."""
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY, *,
-                 now: Callable[[], float]) -> None:
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, *, now: Callable[[], float],
+                 max_ttl: int = MAX_TTL) -> None:
         self.capacity = capacity
+        self.max_ttl = max_ttl
         self._now = now
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
 
@@ -167,7 +167,7 @@ class ForwardCache:
         was kept."""
         if self.capacity <= 0:
             return False
-        ttl = cache_ttl(reply)
+        ttl = cache_ttl(reply, self.max_ttl)
         if ttl <= 0:
             return False
         now = self._now()
@@ -189,9 +189,11 @@ class ForwardCache:
             return None
         self._entries.move_to_end(key)
         age = int(now - entry.stored)
+        left = int(entry.expires - now)
         out = bytearray(entry.reply)
         out[:2] = query[:2]
-        if age > 0:
-            for offset, ttl in entry.ttls:
-                _TTL.pack_into(out, offset, max(0, ttl - age))
+        for offset, ttl in entry.ttls:
+            aged = max(0, min(ttl - age, left))
+            if aged != ttl:
+                _TTL.pack_into(out, offset, aged)
         return bytes(out)

@@ -9,7 +9,7 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from svcnet.dns.cache import MAX_NEGATIVE_TTL, MAX_TTL, ForwardCache, cache_ttl
+from svcnet.dns.cache import MAX_TTL, ForwardCache, cache_ttl
 from svcnet.dns.server import DNSCore, Forward
 
 
@@ -49,15 +49,15 @@ def ttls(wire: bytes) -> list[int]:
 
 
 @pytest.mark.parametrize(("kwargs", "want"), [
-    ({"answers": [("example.com.", 300, "A", "192.0.2.1"),
-                  ("example.com.", 60, "A", "192.0.2.2")]}, 60),  # the smallest TTL
+    ({"answers": [("example.com.", 20, "A", "192.0.2.1"),
+                  ("example.com.", 9, "A", "192.0.2.2")]}, 9),  # the smallest TTL
     ({"answers": [("example.com.", 300, "CNAME", "b.example."),
-                  ("b.example.", 60, "A", "192.0.2.2")]}, 60),
+                  ("b.example.", 12, "A", "192.0.2.2")]}, 12),
     ({"answers": [("example.com.", 86400, "A", "192.0.2.1")]}, MAX_TTL),
     ({"answers": [("example.com.", 0, "A", "192.0.2.1")]}, 0),
-    ({"rcode": dns.rcode.NXDOMAIN, "soa": (900, 300)}, 300),  # min(SOA TTL, MINIMUM)
-    ({"rcode": dns.rcode.NXDOMAIN, "soa": (30, 300)}, 30),
-    ({"soa": (86400, 86400)}, MAX_NEGATIVE_TTL),  # NODATA
+    ({"rcode": dns.rcode.NXDOMAIN, "soa": (900, 25)}, 25),  # min(SOA TTL, MINIMUM)
+    ({"rcode": dns.rcode.NXDOMAIN, "soa": (7, 300)}, 7),
+    ({"soa": (86400, 86400)}, MAX_TTL),  # NODATA
     ({"rcode": dns.rcode.NXDOMAIN}, 0),  # no SOA: not cached
     ({"rcode": dns.rcode.SERVFAIL, "soa": (60, 60)}, 0),
     ({"rcode": dns.rcode.REFUSED}, 0),
@@ -74,7 +74,7 @@ def test_malformed_replies_are_not_cached() -> None:
 
 def test_hit_carries_the_clients_id_and_aged_ttls() -> None:
     clock = Clock()
-    cache = ForwardCache(now=clock)
+    cache = ForwardCache(now=clock, max_ttl=3600)
     q = query(qid=1)
     assert cache.put(q, reply(q, answers=[("example.com.", 300, "CNAME", "b.example."),
                                           ("b.example.", 60, "A", "192.0.2.2")]))
@@ -82,9 +82,21 @@ def test_hit_carries_the_clients_id_and_aged_ttls() -> None:
     hit = cache.get(query(qid=77))
     assert hit is not None
     m = dns.message.from_wire(hit)
-    assert m.id == 77 and ttls(hit) == [280, 40]
+    # Aged by 20 s, and none above what the entry has left (39.3 s of the smallest TTL).
+    assert m.id == 77 and ttls(hit) == [39, 39]
     clock.t += 40  # past the smallest TTL: gone
     assert cache.get(query(qid=78)) is None and len(cache) == 0
+
+
+def test_ttls_are_capped_to_what_the_cache_keeps() -> None:
+    clock = Clock()
+    cache = ForwardCache(now=clock)
+    q = query()
+    cache.put(q, reply(q, answers=[("example.com.", 3600, "A", "192.0.2.1")]))
+    hit = cache.get(q)
+    assert hit is not None and ttls(hit) == [MAX_TTL]
+    clock.t += MAX_TTL
+    assert cache.get(q) is None
 
 
 def test_key_is_the_question_with_its_flags() -> None:
@@ -130,12 +142,12 @@ def test_core_answers_repeated_forwards_from_the_cache() -> None:
     q1 = query(qid=5)
     out = core.handle(q1)
     assert isinstance(out, Forward)
-    core.finish_forward(out, reply(q1, answers=[("example.com.", 120, "A", "192.0.2.1")]))
+    core.finish_forward(out, reply(q1, answers=[("example.com.", 25, "A", "192.0.2.1")]))
     clock.t += 10
     again = core.handle(query(qid=6))
     assert isinstance(again, bytes)
     m = dns.message.from_wire(again)
-    assert m.id == 6 and ttls(again) == [110]
+    assert m.id == 6 and ttls(again) == [15]
     assert (core.stats.forwarded, core.stats.forward_cache_hits) == (1, 1)
     # An upstream failure is SERVFAIL now, and asked again next time.
     q2 = query("down.example.", qid=7)
