@@ -165,6 +165,9 @@ _AGENT_OPTIONS = [
                  help="The cluster's pod network: traffic from it is from a pod (kube-proxy's "
                       "--cluster-cidr)."),
     click.option("--cluster-dns", multiple=True, help="Nameserver IP for pods' resolv.conf."),
+    click.option("--resolv-conf", default="/etc/resolv.conf", show_default=True,
+                 help="The node's resolv.conf: pods with dnsPolicy Default get its settings, "
+                      "ClusterFirst pods its search domains (the kubelet's flag); '' for none."),
     click.option("--no-proxy", is_flag=True, help="Do not program the service data plane."),
     click.option("--announce-lb-ips", is_flag=True,
                  help="Answer ARP for LoadBalancer IPs on the uplink (eth0) when elected."),
@@ -209,6 +212,7 @@ def _run_agent(opts: dict[str, Any], **fields: Any) -> None:
         raise Failure("the node agent needs root (it creates network namespaces)")
     config = AgentConfig(cluster=opts["cluster"], node_index=opts["node_index"],
                          cluster_dns=opts["cluster_dns"], announce_lb_ips=opts["announce_lb_ips"],
+                         resolv_conf=Path(opts["resolv_conf"]) if opts["resolv_conf"] else None,
                          health_port=opts["health_port"], server_port=opts["server_port"],
                          container_runtime_endpoint=opts["container_runtime_endpoint"] or None,
                          cni_conf_dir=opts["cni_conf_dir"], labels=labels, **fields)
@@ -350,9 +354,22 @@ def join(servers: str, token: str, token_file: Path | None, node_name: str, node
 @click.option("--zones", default="", metavar="ZONE,...",
               help="Spread the nodes over these zones: node i gets the label "
                    "topology.kubernetes.io/zone=ZONES[(i-1) % len(ZONES)].")
+@click.option("--egress", is_flag=True,
+              help="Let pods reach the outside through their node: a default route in each "
+                   "node namespace and masquerade to the node's address there (nothing in "
+                   "the host's namespace; docs/EGRESS.md). Cluster DNS then forwards other "
+                   "names to the host's resolvers.")
+@click.option("--egress-gateway", metavar="IP", default=None,
+              help="The nodes' default gateway with --egress: an address on the node "
+                   "network. Default: the node bridge's address on the host.")
+@click.option("--upstream", "upstreams", multiple=True, metavar="ADDR[:PORT]",
+              help="A resolver for names outside the cluster (repeatable). Default: with "
+                   "--egress the host's /etc/resolv.conf nameservers but loopback stubs "
+                   "(127.0.0.53: systemd-resolved's list instead); without, none (SERVFAIL).")
 def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: float,
        no_localhost_nodeports: bool, node_grace_period: float, container_runtime: str,
-       mirrors: tuple[str, ...], node_network: str | None, zones: str) -> None:
+       mirrors: tuple[str, ...], node_network: str | None, zones: str, egress: bool,
+       egress_gateway: str | None, upstreams: tuple[str, ...]) -> None:
     """Bring up a whole local cluster: control plane, nodes, DNS; apply FILEs (needs root)."""
     import asyncio
     import signal
@@ -361,6 +378,7 @@ def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: fl
     from svcnet.cluster.down import down as teardown
     from svcnet.cluster.networks import NetworkError, parse_node_network
     from svcnet.cluster.up import UpError, UpOptions, up as bring_up
+    from svcnet.dns.upstreams import explicit_upstreams
     from svcnet.node.containerd import MirrorError, parse_mirror
 
     try:
@@ -371,13 +389,20 @@ def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: fl
         network = parse_node_network(node_network) if node_network is not None else None
     except NetworkError as e:
         raise Failure(str(e)) from None
+    if egress_gateway is not None and not egress:
+        raise click.BadParameter("needs --egress", param_hint="--egress-gateway")
+    try:
+        upstream_list = explicit_upstreams(upstreams).servers
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--upstream") from None
     zone_list = tuple(z.strip() for z in zones.split(",") if z.strip())
     for zone in zone_list:
         _node_labels(f"{LABEL_TOPOLOGY_ZONE}={zone}")  # a label value, or an error
     opts = UpOptions(name=name, nodes=nodes, files=files, detach=detach, timeout=timeout,
                      localhost_nodeports=not no_localhost_nodeports,
                      node_grace=node_grace_period, container_runtime=container_runtime,
-                     registry_mirrors=registry_mirrors, node_network=network, zones=zone_list)
+                     registry_mirrors=registry_mirrors, node_network=network, zones=zone_list,
+                     egress=egress, egress_gateway=egress_gateway, upstreams=upstream_list)
     try:
         text = asyncio.run(bring_up(opts, lambda line: click.echo(line, err=True)))
     except UpError as e:

@@ -10,7 +10,9 @@ Steps, each shown with its duration:
 3. control plane: ``svcnet server`` on the bridge address (172.20.0.1:6443 by default);
 4. nodes: one ``svcnet node`` per node with its own token (nodes may only write their own
    Node, their pods' status, their Lease);
-5. cluster DNS: the ``kube-system/kube-dns`` Service at 10.96.0.10 and a DNS pod behind it;
+5. cluster DNS: the ``kube-system/kube-dns`` Service at 10.96.0.10 and a DNS pod behind it,
+   forwarding other names to ``--upstream``'s resolvers, or with ``--egress`` the host's
+   (egress.py, svcnet/dns/upstreams.py; docs/EGRESS.md);
 6. the user's manifests, applied (server-side apply), then waiting until every node, pod and
    Service endpoint is ready;
 7. the summary: nodes, Services and how to reach each one.
@@ -46,6 +48,13 @@ from svcnet.apiserver.certs import issue_node_serving
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import GVR, NODES, PODS, SERVICES, RESTClient
 from svcnet.cluster import down as teardown, networks, runtimes
+from svcnet.cluster.egress import (
+    EgressError,
+    EgressPlan,
+    node_route_lines,
+    plan_egress,
+    ruleset as egress_ruleset,
+)
 from svcnet.cluster.networks import SERVICE_CIDR
 from svcnet.cluster.state import Paths, cluster_dir, live_processes, record_pid
 from svcnet.cluster.supervise import reload_supervisor, write_unit
@@ -56,8 +65,11 @@ from svcnet.cluster.topology import (
     node_batch,
     plan_topology,
 )
+from svcnet.dns.upstreams import HOST_RESOLV_CONF, Address, format_upstream, host_upstreams
 from svcnet.node.containerd import ContainerdPaths
 from svcnet.node.names import ClusterNames
+from svcnet.util import resolvconf
+from svcnet.util.resolvconf import ResolvConf
 
 Obj = dict[str, Any]
 Echo = Callable[[str], None]
@@ -90,6 +102,13 @@ class UpOptions:
     None: the first free candidate."""
     zones: Sequence[str] = ()
     """``--zones``: node i is labelled ``topology.kubernetes.io/zone=zones[(i-1) % len]``."""
+    egress: bool = False
+    """``--egress``: pods reach the outside through their node (egress.py)."""
+    egress_gateway: str | None = None
+    """``--egress-gateway``: the nodes' default gateway; None: the bridge address."""
+    upstreams: Sequence[Address] = ()
+    """``--upstream``: cluster DNS's resolvers for other names; empty: the host's with
+    ``--egress`` (svcnet/dns/upstreams.py), none without."""
 
 
 def node_zone(opts: UpOptions, index: int) -> str | None:
@@ -143,7 +162,7 @@ def check_host(opts: UpOptions) -> None:
                       f"the cluster whose state is in {other}; choose another name")
 
 
-def claim_network(opts: UpOptions, paths: Paths) -> Topology:
+def claim_network(opts: UpOptions, paths: Paths) -> tuple[Topology, EgressPlan | None]:
     """Choose the cluster's networks, record them and build the network, under the machine's
     lock (networks.py): a concurrent ``svcnet up`` sees this cluster's bridge or record."""
     with networks.machine_lock():
@@ -151,21 +170,54 @@ def claim_network(opts: UpOptions, paths: Paths) -> Topology:
         others = networks.recorded_networks(paths.root.parent, exclude=opts.name)
         try:
             network = networks.plan_network(opts.node_network, in_use, others)
-        except networks.NetworkError as e:
+            topo = plan_topology(opts.name, opts.nodes, network, teardown.owner(paths))
+            egress = plan_egress(network, opts.egress_gateway,
+                                 tuple(n.ip for n in topo.nodes)) if opts.egress else None
+        except (networks.NetworkError, EgressError) as e:
             raise UpError(str(e)) from None
-        topo = plan_topology(opts.name, opts.nodes, network, teardown.owner(paths))
         paths.network.write_text(network.to_json(opts.name))
-        build_network(topo)
-    return topo
+        build_network(topo, egress)
+    return topo, egress
 
 
-def build_network(topo: Topology) -> None:
+def build_network(topo: Topology, egress: EgressPlan | None = None) -> None:
     for node in topo.nodes:
         _run(["ip", "netns", "add", node.netns])
     _run(["ip", "-batch", "-"], "\n".join(host_batch(topo)) + "\n")
     for node in topo.nodes:
-        _run(["ip", "-n", node.netns, "-batch", "-"], "\n".join(node_batch(topo, node)) + "\n")
+        lines = node_batch(topo, node) + (node_route_lines(egress) if egress else [])
+        _run(["ip", "-n", node.netns, "-batch", "-"], "\n".join(lines) + "\n")
         _run(["ip", "netns", "exec", node.netns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        if egress is not None:
+            _run(["ip", "netns", "exec", node.netns, "nft", "-f", "-"], egress_ruleset(egress))
+
+
+def node_resolv_conf(upstreams: Sequence[Address], host: ResolvConf) -> str:
+    """The nodes' resolv.conf (the kubelet's ``--resolv-conf``, the base of pods' DNS
+    settings): the host's search domains and options, and as nameservers the cluster's
+    upstreams that a resolv.conf can name (port 53), since the host's own may be loopback
+    stubs no node can reach. No upstreams: no nameserver (pods with ``dnsPolicy: Default``
+    then fail at once, like everything else that would need a way out)."""
+    lines = ["# svcnet up: the nodes' resolv.conf"]
+    if host.searches:
+        lines.append("search " + " ".join(host.searches))
+    lines += [f"nameserver {h}" for h, port in upstreams if port == 53][:3]
+    if host.options:
+        lines.append("options " + " ".join(host.options))
+    return "\n".join(lines) + "\n"
+
+
+def dns_upstreams(opts: UpOptions, echo: Echo) -> tuple[Address, ...]:
+    """Cluster DNS's upstreams: ``--upstream``'s; else, with egress, the host's usable ones
+    (svcnet/dns/upstreams.py, its notes shown); else none."""
+    if opts.upstreams:
+        return tuple(opts.upstreams)
+    if not opts.egress:
+        return ()
+    chosen = host_upstreams()
+    for note in chosen.notes:
+        echo(f"  ! {note}")
+    return chosen.servers
 
 
 def spawn(paths: Paths, name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
@@ -202,7 +254,9 @@ def _write_private(path: Path, doc: Obj) -> None:
         yaml.safe_dump(doc, f, sort_keys=False)
 
 
-def dns_manifests(kubeconfig: Path, resolv_conf: Path) -> list[Obj]:
+def dns_manifests(kubeconfig: Path, resolv_conf: Path,
+                  upstreams: Sequence[Address] = ()) -> list[Obj]:
+    upstream_args = [a for u in upstreams for a in ("--upstream", format_upstream(u))]
     return [
         {"apiVersion": "v1", "kind": "Service",
          "metadata": {"name": "kube-dns", "namespace": "kube-system",
@@ -218,7 +272,8 @@ def dns_manifests(kubeconfig: Path, resolv_conf: Path) -> list[Obj]:
          "spec": {"dnsPolicy": "Default", "runtimeClassName": "process", "containers": [{
              "name": "dns", "image": "svcnet/dns",
              "command": [sys.executable, "-m", "svcnet.dns", "--kubeconfig", str(kubeconfig),
-                         "--listen", "0.0.0.0:53", "--resolv-conf", str(resolv_conf)],
+                         "--listen", "0.0.0.0:53", "--resolv-conf", str(resolv_conf),
+                         *upstream_args],
              "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
                        {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"}],
              "readinessProbe": {"tcpSocket": {"port": 53}, "periodSeconds": 1}}]}},
@@ -345,8 +400,18 @@ def _ready(obj: Obj) -> bool:
                for c in (obj.get("status") or {}).get("conditions") or [])
 
 
-async def summary(client: RESTClient, topo: Topology, paths: Paths) -> str:
-    lines = ["", f"Network: {topo.network.describe()}", "", "Nodes:"]
+def egress_line(egress: EgressPlan | None, upstreams: Sequence[Address]) -> str:
+    """The summary's word on the way out (docs/EGRESS.md)."""
+    dns = ", ".join(map(format_upstream, upstreams)) or "none: other names get SERVFAIL"
+    if egress is None:
+        return f"Egress: off (pods reach nothing outside the cluster); DNS upstreams {dns}"
+    return (f"Egress: via {egress.gateway}, pod traffic masqueraded to the node's address "
+            f"(the host decides what leaves it); DNS upstreams {dns}")
+
+
+async def summary(client: RESTClient, topo: Topology, paths: Paths, egress: str = "") -> str:
+    lines = ["", f"Network: {topo.network.describe()}", *([egress] if egress else []), "",
+             "Nodes:"]
     nodes = {n["metadata"]["name"]: n for n in (await client.list(NODES)).items}
     for n in topo.nodes:
         state = "Ready" if _ready(nodes.get(n.name, {})) else "NotReady"
@@ -443,8 +508,15 @@ def _start_containerds(paths: Paths, topo: Topology, opts: UpOptions) -> None:
 
 
 def _start_node_agents(paths: Paths, topo: Topology, opts: UpOptions,
-                       admin: dict[str, Any], containerd: bool) -> None:
+                       admin: dict[str, Any], containerd: bool,
+                       upstreams: Sequence[Address]) -> None:
     """One agent unit per node, each with a token of its own (nodes write only their own)."""
+    try:
+        host = resolvconf.read(HOST_RESOLV_CONF)
+    except OSError:
+        host = ResolvConf()
+    node_resolv = paths.root / "node-resolv.conf"
+    node_resolv.write_text(node_resolv_conf(upstreams, host))
     for node in topo.nodes:
         token = secrets.token_urlsafe(24)
         _add_token(paths.server, token, f"system:node:{node.name}", "system:nodes")
@@ -467,25 +539,29 @@ def _start_node_agents(paths: Paths, topo: Topology, opts: UpOptions,
             *_svcnet(), "node", "--kubeconfig", str(kcfg), "--name", node.name,
             "--cluster", opts.name, "--node-index", str(node.index), "--node-ip", node.ip,
             "--pod-cidr", node.pod_cidr, "--cluster-cidr", str(topo.network.pods),
-            "--state-dir", str(state), "--cluster-dns", DNS_IP, "--announce-lb-ips",
+            "--state-dir", str(state), "--cluster-dns", DNS_IP,
+            "--resolv-conf", str(node_resolv), "--announce-lb-ips",
             "--health-port", str(HEALTH_PORT), "--pod-network-mode", "routes",
             "--tls-cert-file", str(cert), "--tls-private-key-file", str(key),
             *runtime_flags])
     reload_supervisor(paths)
 
 
-async def _start_dns(client: RESTClient, paths: Paths, admin: dict[str, Any]) -> None:
-    """Cluster DNS as a pod behind kube-system/kube-dns, reading the API with its own token."""
+async def _start_dns(client: RESTClient, paths: Paths, admin: dict[str, Any],
+                     upstreams: Sequence[Address]) -> None:
+    """Cluster DNS as a pod behind kube-system/kube-dns, reading the API with its own token;
+    names outside the cluster go to ``upstreams`` (none: SERVFAIL at once)."""
     token = secrets.token_urlsafe(24)
     _add_token(paths.server, token, "system:serviceaccount:kube-system:kube-dns",
                "svcnet:readers")
     dns_cfg = paths.root / "dns.kubeconfig"
     _write_private(dns_cfg, _kubeconfig_for(admin, token, "kube-dns"))
     empty_resolv = paths.root / "dns-upstream.conf"
-    # Nodes have no route out of the machine, so names outside the cluster domain are
-    # answered SERVFAIL at once rather than forwarded into a black hole.
-    empty_resolv.write_text("# no upstream resolvers: the cluster has no way out\n")
-    await apply_all(client, dns_manifests(dns_cfg, empty_resolv), lambda _s: None)
+    # Without --egress nodes have no route out of the machine, so names outside the cluster
+    # domain are answered SERVFAIL at once rather than forwarded into a black hole; the
+    # upstreams, when there are any, come as --upstream flags.
+    empty_resolv.write_text("# no upstream resolvers but the --upstream flags\n")
+    await apply_all(client, dns_manifests(dns_cfg, empty_resolv, upstreams), lambda _s: None)
 
 
 async def up(opts: UpOptions, echo: Echo) -> str:
@@ -504,9 +580,12 @@ async def up(opts: UpOptions, echo: Echo) -> str:
     paths.root.mkdir(parents=True, exist_ok=True)
     os.chmod(paths.root, 0o700)
     with progress.step("network") as step:
-        topo = claim_network(opts, paths)
+        topo, egress = claim_network(opts, paths)
         step.text = (f"network {topo.network.nodes}, pods {topo.network.pods}: bridge "
                      f"{topo.bridge} ({topo.gateway}), {len(topo.nodes)} node namespace(s)")
+        if egress is not None:
+            step.text += f", egress via {egress.gateway}"
+    upstreams = dns_upstreams(opts, echo)
     with progress.step(f"control plane on https://{topo.api_server}"):
         await _start_control_plane(paths, topo, opts)
     admin = yaml.safe_load(paths.kubeconfig.read_text())
@@ -515,7 +594,7 @@ async def up(opts: UpOptions, echo: Echo) -> str:
             _start_containerds(paths, topo, opts)
     runtime = "containerd" if containerd else "process"
     with progress.step(f"{len(topo.nodes)} node agent(s), {runtime} runtime"):
-        _start_node_agents(paths, topo, opts, admin, containerd)
+        _start_node_agents(paths, topo, opts, admin, containerd, upstreams)
     client = RESTClient.from_kubeconfig(load_kubeconfig(paths.kubeconfig),
                                         user_agent="svcnet-up")
     try:
@@ -523,8 +602,9 @@ async def up(opts: UpOptions, echo: Echo) -> str:
             # Before any pod exists: the scheduler spreads pods only over nodes that are Ready,
             # so pods applied while one node is still registering would all land on the other.
             await wait_ready(client, topo, [], opts.timeout, with_dns=False)
-        with progress.step(f"cluster DNS at {DNS_IP}"):
-            await _start_dns(client, paths, admin)
+        forwards = ", ".join(map(format_upstream, upstreams)) or "nowhere (SERVFAIL)"
+        with progress.step(f"cluster DNS at {DNS_IP}, other names to {forwards}"):
+            await _start_dns(client, paths, admin, upstreams)
         if docs:
             echo("  applying manifests:")
             applied = await apply_all(client, docs, echo)
@@ -541,8 +621,10 @@ async def up(opts: UpOptions, echo: Echo) -> str:
             await wait_node_ports(client, topo, opts)
         (paths.config).write_text(json.dumps({
             "name": opts.name, "nodes": [dataclasses.asdict(n) for n in topo.nodes],
-            "bridge": topo.bridge, "api": f"https://{topo.api_server}"}, indent=2))
-        text = await summary(client, topo, paths)
+            "bridge": topo.bridge, "api": f"https://{topo.api_server}",
+            "egressGateway": egress.gateway if egress is not None else None,
+            "dnsUpstreams": [format_upstream(u) for u in upstreams]}, indent=2))
+        text = await summary(client, topo, paths, egress_line(egress, upstreams))
     finally:
         await client.close()
     echo(f"Cluster {opts.name!r} is up in {time.monotonic() - progress.start:.1f}s.")

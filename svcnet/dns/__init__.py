@@ -7,6 +7,9 @@ Layers, each usable alone:
 * :mod:`~svcnet.dns.server`: :class:`DNSCore`, the sans-IO message protocol (wire cache,
   FORMERR/NOTIMP/REFUSED, forwarding decisions) over dnslib; :class:`DNSServer`, its asyncio
   UDP + TCP shell; :class:`Upstream`, the forwarder.
+* :mod:`~svcnet.dns.cache`: pure. The forward cache (upstream answers kept for their TTLs).
+* :mod:`~svcnet.dns.upstreams`: pure. ``--upstream`` values, or the host's resolvers without
+  loopback stubs (docs/EGRESS.md).
 * :mod:`~svcnet.dns.service`: :class:`DNSService` (informers → debounced zone rebuilds),
   :class:`ClusterDNS` (server + service) and :func:`run_dns` (run until SIGTERM), which is also
   ``python -m svcnet.dns``.

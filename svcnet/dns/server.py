@@ -27,8 +27,11 @@ of the reply, ``None`` (drop it), or a request for upstream help (:class:`Forwar
    upstream for the target and :meth:`DNSCore.finish_chase` appends what it says, because stub
    resolvers (glibc) do not follow a bare CNAME themselves. Without upstreams, or if upstream
    fails, the CNAME alone is the answer.
-5. **Everything else** is forwarded (:class:`Forward`) to the upstream resolvers if there are
-   any; with none, SERVFAIL at once rather than making clients wait for a timeout.
+5. **Everything else** is answered from the forward cache (:mod:`~svcnet.dns.cache`: upstream
+   replies kept for their TTLs, the TTLs aged on the way out) or forwarded (:class:`Forward`)
+   to the upstream resolvers if there are any; with none, SERVFAIL at once rather than making
+   clients wait for a timeout. When no upstream answers in time the reply is SERVFAIL too
+   (never cached, so the next query asks again).
 
 Replies over UDP are limited to 512 bytes, or the client's EDNS buffer size capped at 1232 (the
 2020 DNS flag day's fragmentation-safe size); a longer reply goes out truncated (TC set, the
@@ -56,13 +59,15 @@ import ipaddress
 import logging
 import secrets
 import struct
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, cast
 
 import dnslib
 
+from svcnet.dns.cache import DEFAULT_CAPACITY as DEFAULT_FORWARD_CACHE_SIZE, ForwardCache
 from svcnet.dns.records import (
     AAAA,
     CNAME,
@@ -79,6 +84,7 @@ from svcnet.dns.records import (
     answer,
     canonical_name,
 )
+from svcnet.util import resolvconf
 
 __all__ = [
     "DEFAULT_CACHE_SIZE",
@@ -131,6 +137,8 @@ class Stats:
     answered: int = 0
     """Answered from the zone (cache misses)."""
     forwarded: int = 0
+    """Sent upstream (forward-cache misses)."""
+    forward_cache_hits: int = 0
     chased: int = 0
     upstream_failures: int = 0
     formerr: int = 0
@@ -226,10 +234,14 @@ class DNSCore:
     """The DNS protocol over a :class:`~svcnet.dns.records.Zone`; no I/O (module doc)."""
 
     def __init__(self, origin: str, *, zone: Zone | None = None, can_forward: bool = False,
-                 cache_size: int = DEFAULT_CACHE_SIZE) -> None:
+                 cache_size: int = DEFAULT_CACHE_SIZE,
+                 forward_cache_size: int = DEFAULT_FORWARD_CACHE_SIZE,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.origin = canonical_name(origin)
         self.can_forward = can_forward
         self.cache_size = cache_size
+        self.forward_cache = ForwardCache(forward_cache_size, now=monotonic)
+        """Upstream answers, kept for their TTLs (svcnet/dns/cache.py)."""
         self.stats = Stats()
         self._cache: dict[bytes, tuple[bytes, bytes]] = {}
         """query[2:] → (reply[2:] for TCP, reply[2:] for UDP, truncated if need be)."""
@@ -355,22 +367,32 @@ class DNSCore:
         if not self.can_forward:
             # Nobody to ask: say so now rather than let the client time out.
             return self._fit(self._reply(parsed, Rcode.SERVFAIL), parsed, tcp)
+        cached = self.forward_cache.get(data)
+        if cached is not None:
+            self.stats.forward_cache_hits += 1
+            return self._upstream_reply(cached, parsed, tcp)
         self.stats.forwarded += 1
         return Forward(data, tcp, parsed.udp_limit, parsed)
 
     def finish_forward(self, fwd: Forward, reply: bytes | None) -> bytes:
-        """The client's reply, from upstream's ``reply`` (None: no usable answer)."""
+        """The client's reply, from upstream's ``reply`` (None: no usable answer), which
+        the forward cache keeps as long as its TTLs allow."""
         if reply is None or len(reply) < HEADER.size:
             self.stats.upstream_failures += 1
             return self._fit(self._reply(fwd.parsed, Rcode.SERVFAIL), fwd.parsed, fwd.tcp)
         out = fwd.query[:2] + reply[2:]  # the client's ID back
-        if fwd.tcp or len(out) <= fwd.udp_limit:
+        self.forward_cache.put(fwd.query, out)
+        return self._upstream_reply(out, fwd.parsed, fwd.tcp)
+
+    def _upstream_reply(self, out: bytes, parsed: _Query, tcp: bool) -> bytes:
+        """An upstream's whole reply, truncated if a UDP client cannot take it."""
+        if tcp or len(out) <= parsed.udp_limit:
             return out
         self.stats.truncated += 1
         try:
-            return _truncate(out, fwd.udp_limit)
+            return _truncate(out, parsed.udp_limit)
         except Exception:
-            return self._fit(self._reply(fwd.parsed, Rcode.SERVFAIL), fwd.parsed, fwd.tcp)
+            return self._fit(self._reply(parsed, Rcode.SERVFAIL), parsed, tcp)
 
     def chase_query(self, chase: Chase) -> bytes:
         """The query to send upstream for ``chase`` (recursion desired; EDNS if the client
@@ -411,17 +433,15 @@ class DNSCore:
 
 
 def parse_resolv_conf(text: str, port: int = 53) -> list[Address]:
-    """The ``nameserver`` addresses of a resolv.conf, in order (resolv.conf(5)); lines that
-    are not IP addresses are skipped, as glibc skips them."""
+    """The ``nameserver`` addresses of a resolv.conf, in order (svcnet/util/resolvconf.py);
+    those that are not IP addresses are skipped, as glibc skips them."""
     out: list[Address] = []
-    for line in text.splitlines():
-        words = line.split("#", 1)[0].split(";", 1)[0].split()
-        if len(words) >= 2 and words[0] == "nameserver":
-            try:
-                ipaddress.ip_address(words[1].split("%", 1)[0])
-            except ValueError:
-                continue
-            out.append((words[1], port))
+    for server in resolvconf.parse(text).nameservers:
+        try:
+            ipaddress.ip_address(server.split("%", 1)[0])
+        except ValueError:
+            continue
+        out.append((server, port))
     return out
 
 
@@ -570,8 +590,9 @@ class DNSServer:
     @classmethod
     def create(cls, zone_name: str, upstreams: Iterable[Address] = (), *,
                forward_timeout: float = DEFAULT_FORWARD_TIMEOUT,
-               cache_size: int = DEFAULT_CACHE_SIZE) -> DNSServer:
-        core = DNSCore(zone_name, cache_size=cache_size)
+               cache_size: int = DEFAULT_CACHE_SIZE,
+               forward_cache_size: int = DEFAULT_FORWARD_CACHE_SIZE) -> DNSServer:
+        core = DNSCore(zone_name, cache_size=cache_size, forward_cache_size=forward_cache_size)
         return cls(core, Upstream(list(upstreams), timeout=forward_timeout))
 
     def set_zone(self, zone: Zone) -> None:

@@ -112,6 +112,9 @@ class AgentConfig:
     state_dir: Path = field(default_factory=lambda: Path("/var/lib/svcnet/node"))
     cluster_dns: tuple[str, ...] = ()
     cluster_domain: str = "cluster.local"
+    resolv_conf: Path | None = Path("/etc/resolv.conf")
+    """The base of pods' DNS settings (the kubelet's ``--resolv-conf``, same default); None:
+    no base (``--resolv-conf=""``), see svcnet/node/dnsconfig.py."""
     labels: Mapping[str, str] = field(default_factory=dict)
     lease_interval: float = 10.0
     status_interval: float = 60.0
@@ -275,6 +278,7 @@ class NodeAgent:
             node_index=self.config.node_index, pod_cidr=IPv4Network(cidr),
             host_ip=self.config.node_ip, state_dir=self.config.state_dir,
             cluster_dns=self.config.cluster_dns, cluster_domain=self.config.cluster_domain,
+            resolv_conf=self.config.resolv_conf,
             allocatable=_capacity(),
             container_runtime_endpoint=self.config.container_runtime_endpoint,
             cni_conf_dir=self.config.cni_conf_dir, pod_mtu=mtu)

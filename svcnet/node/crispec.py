@@ -6,7 +6,7 @@ The kubelet's ``kuberuntime_sandbox.go`` (``generatePodSandboxConfig``) and
 ``kuberuntime_container.go`` (``generateContainerConfig``, with ``pkg/kubelet/cm``'s
 ``ResourceConfigForPod`` for limits) are followed for the fields svcnet supports:
 
-* the sandbox: the pod's metadata, hostname, DNS (the same :func:`~svcnet.node.pods.dns_config`
+* the sandbox: the pod's metadata, hostname, DNS (the same :class:`~svcnet.node.dnsconfig.PodDNS`
   the process runtime writes to ``resolv.conf``), host network, a shared PID namespace, and
   a cgroup parent named after the node (``/svcnet-<tag>-n<i>/pod<uid>``), so that ``svcnet
   down`` can find every cgroup a cluster's containers made;
@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Final
 
 from svcnet.api.errors import go_quote
 from svcnet.api.resourcelists import parse_quantity
 from svcnet.node.cri import CriContainer, SandboxSpec
+from svcnet.node.dnsconfig import PodDNS
 from svcnet.node.podenv import expand_vars
-from svcnet.node.pods import dns_config, format_pod, is_host_network
+from svcnet.node.pods import format_pod, is_host_network
 
 __all__ = ["container_spec", "cpu_limits", "image_pull_policy", "image_reference_problem",
            "sandbox_spec"]
@@ -48,11 +49,10 @@ def _mapping(obj: Any, key: str) -> Mapping[str, Any]:
 
 
 def sandbox_spec(pod: Pod, *, log_directory: str, cgroup_root: str,
-                 nameservers: Sequence[str], cluster_domain: str) -> SandboxSpec:
+                 dns: PodDNS) -> SandboxSpec:
     meta, spec = _mapping(pod, "metadata"), _mapping(pod, "spec")
     uid = str(meta.get("uid", ""))
-    dns = dns_config(pod, nameservers=nameservers, cluster_domain=cluster_domain)
-    servers, searches, options = dns if dns is not None else ([], [], [])
+    servers, searches, options = list(dns.servers), list(dns.searches), list(dns.options)
     labels = {str(k): str(v) for k, v in (_mapping(meta, "labels")).items()}
     return SandboxSpec(
         uid=uid, name=str(meta.get("name", "")),

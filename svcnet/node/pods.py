@@ -44,8 +44,8 @@ ended while adopted after an agent restart) is shown the way the kubelet shows a
 lost: ``ContainerStatusUnknown``, exit code 137.
 
 Also here, because they are pure: the container's argv and environment
-(:func:`container_process_spec`, over :mod:`.podenv`), log paths, and the pod's
-``resolv.conf``.
+(:func:`container_process_spec`, over :mod:`.podenv`) and log paths. The pod's
+``resolv.conf`` is formed in :mod:`.dnsconfig`.
 
 Not supported (documented refusals, not silent ones): native sidecars (init containers with
 ``restartPolicy: Always``) run as ordinary init containers.
@@ -100,7 +100,6 @@ __all__ = [
     "log_path",
     "plan_pods",
     "pod_status",
-    "resolv_conf",
 ]
 
 BACKOFF_INITIAL: Final = 10.0
@@ -753,54 +752,3 @@ def log_files(state_dir: Path, pod_uid: str, container: str) -> list[Path]:
     if not d.is_dir():
         return []
     return sorted((p for p in d.glob("*.log") if p.stem.isdigit()), key=lambda p: int(p.stem))
-
-
-def dns_config(pod: Pod, *, nameservers: Sequence[str],
-               cluster_domain: str = "cluster.local"
-               ) -> tuple[list[str], list[str], list[str]] | None:
-    """The pod's DNS settings per ``dnsPolicy``/``dnsConfig``, as (nameservers, searches,
-    options); None: the node's own.
-
-    ``ClusterFirst`` (the default; ``ClusterFirstWithHostNet`` for host-network pods) points
-    at the cluster DNS with Kubernetes' search path and ``ndots:5``; ``None`` uses only
-    ``dnsConfig``; ``Default`` (and ``ClusterFirst`` without a cluster DNS) keeps the node's.
-    At most three nameservers count (the resolver's limit).
-    """
-    spec = mapping_of(pod, "spec")
-    policy = spec.get("dnsPolicy") or "ClusterFirst"
-    if policy == "ClusterFirst" and spec.get("hostNetwork"):
-        policy = "Default"
-    ns = pod.get("metadata", {}).get("namespace") or "default"
-    servers: list[str] = []
-    searches: list[str] = []
-    options: list[str] = []
-    if policy in ("ClusterFirst", "ClusterFirstWithHostNet") and nameservers:
-        servers = list(nameservers)
-        searches = [f"{ns}.svc.{cluster_domain}", f"svc.{cluster_domain}", cluster_domain]
-        options = ["ndots:5"]
-    elif policy != "None":
-        return None
-    config = spec.get("dnsConfig") or {}
-    servers += [s for s in config.get("nameservers") or [] if s not in servers]
-    searches += [s for s in config.get("searches") or [] if s not in searches]
-    for opt in config.get("options") or []:
-        name = opt.get("name", "")
-        options = [o for o in options if o.split(":")[0] != name]
-        options.append(f"{name}:{opt['value']}" if opt.get("value") is not None else name)
-    return servers[:3], searches, options
-
-
-def resolv_conf(pod: Pod, *, nameservers: Sequence[str],
-                cluster_domain: str = "cluster.local") -> str | None:
-    """The pod's ``/etc/resolv.conf`` (:func:`dns_config`); None: the node's own."""
-    config = dns_config(pod, nameservers=nameservers, cluster_domain=cluster_domain)
-    if config is None:
-        return None
-    servers, searches, options = config
-    lines = []
-    if searches:
-        lines.append("search " + " ".join(searches))
-    lines += [f"nameserver {s}" for s in servers]
-    if options:
-        lines.append("options " + " ".join(options))
-    return "\n".join(lines) + "\n"

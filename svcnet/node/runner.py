@@ -74,6 +74,7 @@ from svcnet.node.cri import (
     cri_auths,
     should_pull,
 )
+from svcnet.node.dnsconfig import PodDNS, pod_dns
 from svcnet.node.files import atomic_write
 from svcnet.node.ipam import IPAMError, PodIPAM
 from svcnet.node.names import POD_BRIDGE, ClusterNames, PodNetworkNames
@@ -112,7 +113,9 @@ from svcnet.node.runtime import (
     ProcessSpec,
     Running,
 )
+from svcnet.util import resolvconf
 from svcnet.util.clock import Clock, RealClock
+from svcnet.util.resolvconf import ResolvConf
 
 __all__ = ["NodeConfig", "PodEvent", "PodRunner", "SyncResult"]
 
@@ -135,6 +138,9 @@ class NodeConfig:
     state_dir: Path
     cluster_dns: tuple[str, ...] = ()
     cluster_domain: str = "cluster.local"
+    resolv_conf: Path | None = None
+    """The node's resolv.conf, the base of pods' DNS settings (the kubelet's
+    ``--resolv-conf``); None: the kubelet's ``--resolv-conf=""`` (dnsconfig.py)."""
     allocatable: Mapping[str, str] = field(default_factory=dict)
     """The node's allocatable resources: the downward API's default limits."""
     container_runtime_endpoint: str | None = None
@@ -618,10 +624,8 @@ class PodRunner:
             result = await self.pod_network.add(uid, names.pod_netns, uid)
             if result.ip != ip:
                 raise PodNetworkError(f"the CNI plugin gave {result.ip}, reserved was {ip}")
-            resolv = podlib.resolv_conf(pod, nameservers=self.config.cluster_dns,
-                                        cluster_domain=self.config.cluster_domain)
-            if resolv is not None:
-                await self.network.write_etc_file(names.pod_netns, "resolv.conf", resolv)
+            await self.network.write_etc_file(names.pod_netns, "resolv.conf",
+                                              self._pod_dns(pod, memo).resolv_conf())
         except (NetworkError, PodNetworkError, OSError, ValueError) as exc:
             memo.network_error = str(exc)
             log.warning("pod %s: network setup failed: %s", uid, exc)
@@ -641,21 +645,42 @@ class PodRunner:
         was half-built by us (we allocated its IP first) and is rebuilt."""
         return self.config.state_dir / "pods" / uid / "network.json"
 
+    def _pod_dns(self, pod: Pod, memo: _PodMemo) -> PodDNS:
+        """The pod's DNS settings, as the kubelet forms them (dnsconfig.py), from the node's
+        resolv.conf read now (the kubelet reads it for every pod too); its warnings become
+        the pod's Events. ValueError when the node's resolv.conf cannot be read, or has a
+        ``nameserver`` line without an address (the kubelet's parse error)."""
+        host: ResolvConf | None = None
+        if self.config.resolv_conf is not None:
+            try:
+                host = resolvconf.read(self.config.resolv_conf)
+            except OSError as exc:
+                raise ValueError(f"reading the node's resolv.conf: {exc}") from exc
+            if host.errors:  # the kubelet fails the pod's sandbox on these too
+                raise ValueError(f"{self.config.resolv_conf}: {'; '.join(host.errors)}")
+        dns = pod_dns(pod, host=host, cluster_dns=self.config.cluster_dns,
+                      cluster_domain=self.config.cluster_domain,
+                      node_ips=(self.config.host_ip,))
+        for reason, message in dns.warnings:
+            self._warn(pod, memo, reason, message)
+        return dns
+
     def _sandbox_spec(self, pod: Pod) -> SandboxSpec:
         """The pod's sandbox: logs in its directory, cgroups under the node's."""
+        uid = str(pod["metadata"]["uid"])
         return crispec.sandbox_spec(
-            pod, log_directory=str(self._pod_dir(str(pod["metadata"]["uid"]))),
+            pod, log_directory=str(self._pod_dir(uid)),
             cgroup_root=f"/{self.config.node_netns}",
-            nameservers=self.config.cluster_dns, cluster_domain=self.config.cluster_domain)
+            dns=self._pod_dns(pod, self._memo.setdefault(uid, _PodMemo())))
 
     async def _setup_sandbox(self, pod: Pod) -> bool:
         """RunPodSandbox: containerd makes the pod's netns and runs the CNI plugin in it."""
         assert self.cri is not None
         uid = str(pod["metadata"]["uid"])
         memo = self._memo.setdefault(uid, _PodMemo())
-        spec = self._sandbox_spec(pod)
         self._pod_dir(uid).mkdir(parents=True, exist_ok=True)
         try:
+            spec = self._sandbox_spec(pod)
             sid = await self.cri.run_sandbox(spec, memo.sandbox_attempt)
             ip = await self.cri.sandbox_ip(sid)
             self._sandboxes[uid] = _Sandbox(

@@ -277,10 +277,26 @@ async def test_tcp_client_gets_upstream_answer_refetched_over_tcp(
     r = await tcp(forwarding, "example.com.")
     assert addresses(r) == ["192.0.2.1"] and not r.flags & dns.flags.TC
     assert [t for t, _ in upstream.seen] == ["udp", "tcp"]
-    # A UDP client gets the truncated answer as it is, and retries over TCP itself.
+    # A UDP client gets the truncated answer as it is, and retries over TCP itself (another
+    # name: example.com's whole answer is in the forward cache now).
+    upstream.records["other.example."] = ["192.0.2.2"]
     upstream.seen.clear()
-    truncated = await udp(forwarding, "example.com.")
+    truncated = await udp(forwarding, "other.example.")
     assert truncated.flags & dns.flags.TC
+    # A truncated answer is not cached: the next UDP query goes upstream again.
+    await udp(forwarding, "other.example.")
+    assert [t for t, _ in upstream.seen] == ["udp", "udp"]
+
+
+async def test_forwarded_answers_are_cached_for_their_ttl(forwarding: DNSServer,
+                                                         upstream: FakeUpstream) -> None:
+    first = await udp(forwarding, "example.com.")
+    again = await tcp(forwarding, "example.com.")
+    assert addresses(first) == addresses(again) == ["192.0.2.1"]
+    assert len(upstream.seen) == 1  # the second came from the cache, over the other transport
+    assert again.answer[0].ttl <= 60
+    upstream.silent = True  # cached answers do not need the upstream
+    assert addresses(await udp(forwarding, "example.com.")) == ["192.0.2.1"]
 
 
 async def test_externalname_is_resolved_through_upstream(forwarding: DNSServer,

@@ -27,6 +27,8 @@ from svcnet.node.containerd import (
     write_config,
 )
 from svcnet.node.cri import cri_auths, decode_log, should_pull
+from svcnet.node.dnsconfig import PodDNS, pod_dns
+from svcnet.util.resolvconf import ResolvConf
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("SVCNET_UPDATE_GOLDEN") == "1"
@@ -147,6 +149,7 @@ def test_sandbox_image_archive_is_importable_layout() -> None:
 # --- pod → CRI ------------------------------------------------------------------------------
 
 
+NO_DNS = PodDNS((), (), ())
 POD: dict[str, Any] = {"metadata": {"name": "web-1", "namespace": "shop", "uid": "u-1",
                     "labels": {"app": "web"}},
        "spec": {"securityContext": {"runAsUser": 1000, "runAsGroup": 3000},
@@ -155,7 +158,7 @@ POD: dict[str, Any] = {"metadata": {"name": "web-1", "namespace": "shop", "uid":
 
 def test_sandbox_spec() -> None:
     spec = crispec.sandbox_spec(POD, log_directory="/s/pods/u-1", cgroup_root="/svcnet-t4-n1",
-                                nameservers=["10.96.0.10"], cluster_domain="cluster.local")
+                                dns=pod_dns(POD, host=None, cluster_dns=["10.96.0.10"]))
     assert (spec.name, spec.namespace, spec.uid, spec.hostname) == ("web-1", "shop", "u-1",
                                                                     "web-1")
     assert spec.dns_servers == ["10.96.0.10"]
@@ -171,9 +174,12 @@ def test_sandbox_spec() -> None:
 
 def test_sandbox_spec_dns_default_and_host_network() -> None:
     pod = {**POD, "spec": {**POD["spec"], "hostNetwork": True}}
+    host = ResolvConf(("192.0.2.53",), ("corp.example",), ("edns0",))
     spec = crispec.sandbox_spec(pod, log_directory="/x", cgroup_root="/r",
-                                nameservers=["10.96.0.10"], cluster_domain="cluster.local")
-    assert spec.host_network and spec.dns_servers == []
+                                dns=pod_dns(pod, host=host, cluster_dns=["10.96.0.10"]))
+    # ClusterFirst on the host network falls back to Default: the node's settings.
+    assert spec.host_network and spec.dns_servers == ["192.0.2.53"]
+    assert (spec.dns_searches, spec.dns_options) == (["corp.example"], ["edns0"])
     assert spec.config().hostname == ""
 
 
@@ -230,8 +236,7 @@ def test_cpu_limits(resources: dict[str, dict[str, str]], want: tuple[int, int, 
 
 
 def test_container_spec() -> None:
-    sandbox = crispec.sandbox_spec(POD, log_directory="/x", cgroup_root="/r",
-                                   nameservers=[], cluster_domain="cluster.local")
+    sandbox = crispec.sandbox_spec(POD, log_directory="/x", cgroup_root="/r", dns=NO_DNS)
     container = {"name": "c", "image": "reg.local/web:1", "command": ["/bin/sh", "-c"],
                  "args": ["echo $(GREETING) $(MISSING)"],
                  "securityContext": {"runAsUser": 0},
@@ -250,8 +255,7 @@ def test_security_settings_as_the_kubelet_passes_them() -> None:
                            "initContainers": [{"name": "i", "image": "x",
                                                "securityContext": {"privileged": True}}],
                            "containers": [{"name": "c", "image": "x"}]}}
-    sandbox = crispec.sandbox_spec(pod, log_directory="/x", cgroup_root="/r", nameservers=[],
-                                   cluster_domain="cluster.local")
+    sandbox = crispec.sandbox_spec(pod, log_directory="/x", cgroup_root="/r", dns=NO_DNS)
     assert sandbox.privileged  # one privileged container makes the sandbox privileged
     assert sandbox.config().linux.security_context.privileged
     locked = {"name": "c", "image": "x", "securityContext": {
@@ -266,8 +270,8 @@ def test_security_settings_as_the_kubelet_passes_them() -> None:
                                    {}, sandbox_id="s", sandbox=sandbox)
     assert (plain.no_new_privs, plain.readonly_rootfs, plain.supplemental_groups) == (
         False, False, [])
-    assert not crispec.sandbox_spec(POD, log_directory="/x", cgroup_root="/r", nameservers=[],
-                                    cluster_domain="cluster.local").privileged
+    assert not crispec.sandbox_spec(POD, log_directory="/x", cgroup_root="/r",
+                                    dns=NO_DNS).privileged
 
 
 @pytest.mark.parametrize(("pod_ctx", "own", "image_user", "want"), [

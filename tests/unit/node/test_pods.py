@@ -32,7 +32,6 @@ from svcnet.node.pods import (
     log_path,
     plan_pods,
     pod_status,
-    resolv_conf,
 )
 from svcnet.node.probes import ContainerProbeStatus
 from svcnet.node.runtime import ContainerKey, ContainerProcess, Exited, Running
@@ -411,21 +410,3 @@ def test_log_path() -> None:
     assert log_path(Path("/s"), "uid-web", "app", 2) == Path("/s/pods/uid-web/app/2.log")
     with pytest.raises(ValueError):
         log_path(Path("/s"), "..", "app", 0)
-
-
-@pytest.mark.parametrize(("spec", "expected"), [
-    pytest.param({}, "search default.svc.cluster.local svc.cluster.local cluster.local\n"
-                     "nameserver 10.96.0.10\noptions ndots:5\n", id="cluster-first"),
-    pytest.param({"dnsPolicy": "Default"}, None, id="default-is-the-nodes"),
-    pytest.param({"hostNetwork": True}, None, id="host-network-cluster-first"),
-    pytest.param({"dnsPolicy": "None", "dnsConfig": {"nameservers": ["1.1.1.1"],
-                                                    "options": [{"name": "ndots", "value": "2"}]}},
-                 "nameserver 1.1.1.1\noptions ndots:2\n", id="none-with-config"),
-    pytest.param({"dnsConfig": {"searches": ["corp"], "options": [{"name": "ndots",
-                                                                   "value": "1"}]}},
-                 "search default.svc.cluster.local svc.cluster.local cluster.local corp\n"
-                 "nameserver 10.96.0.10\noptions ndots:1\n", id="cluster-first-merged"),
-])
-def test_resolv_conf(spec: Obj, expected: str | None) -> None:
-    pod = make_pod(fn=lambda p: p["spec"].update(spec))
-    assert resolv_conf(pod, nameservers=["10.96.0.10"]) == expected

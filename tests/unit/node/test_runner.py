@@ -68,6 +68,8 @@ class Node:
     cri_state: FakeCriState | None = None
     """Set: pods run on a (fake) CRI runtime."""
     cri: FakeCri | None = None
+    resolv_conf: Path | None = None
+    """The node's resolv.conf (NodeConfig.resolv_conf)."""
 
     def token(self, key: TokenKey) -> str:
         if key not in self.tokens:
@@ -79,7 +81,8 @@ class Node:
     def config(self) -> NodeConfig:
         return NodeConfig(cluster="t4", node_name="node-1", node_index=1,
                           pod_cidr=IPv4Network("10.244.1.0/24"), host_ip="172.20.0.11",
-                          state_dir=self.tmp / "state", cluster_dns=("10.96.0.10",))
+                          state_dir=self.tmp / "state", cluster_dns=("10.96.0.10",),
+                          resolv_conf=self.resolv_conf)
 
     async def boot(self) -> PodRunner:
         """Start an agent; a second call is an agent restart over the same machine."""
@@ -157,6 +160,41 @@ def cstatus(node: Node, pod: Obj) -> Obj:
     assert node.runner is not None
     status: Obj = node.runner.status(pod)
     return status["containerStatuses"][0]  # type: ignore[no-any-return]
+
+
+async def test_pod_dns_from_the_nodes_resolv_conf_with_the_kubelets_warnings(
+        tmp_path: Path) -> None:
+    host = tmp_path / "node-resolv.conf"
+    host.write_text("search corp.example\nnameserver 192.0.2.53\noptions edns0\n")
+    node = Node(tmp_path, resolv_conf=host)
+    runner = await node.boot()
+    try:
+        default = make_pod("web", lambda p: p["spec"].update(dnsPolicy="Default"))
+        crowded = make_pod("api", lambda p: p["spec"].update(
+            dnsConfig={"nameservers": ["1.1.1.1", "8.8.8.8", "9.9.9.9"]}))
+        await runner.sync([default, crowded])
+
+        def resolv(uid: str) -> str:
+            return str(node.network.ns(node.config.pod_names(uid).pod_netns).etc[
+                "resolv.conf"])
+
+        assert resolv("uid-web") == host.read_text()
+        assert resolv("uid-api") == (
+            "search default.svc.cluster.local svc.cluster.local cluster.local corp.example\n"
+            "nameserver 10.96.0.10\nnameserver 1.1.1.1\nnameserver 8.8.8.8\n"
+            "options ndots:5\n")
+        assert told(runner, "Warning") == [
+            ("Warning", "DNSConfigForming", "Nameserver limits were exceeded, some nameservers "
+             "have been omitted, the applied nameserver line is: 10.96.0.10 1.1.1.1 8.8.8.8",
+             "")]
+        # A node resolv.conf the kubelet cannot parse holds new pods' networks back.
+        host.write_text("nameserver\n")
+        db = make_pod("db")
+        await runner.sync([default, crowded, db])
+        assert node.config.pod_names("uid-db").pod_netns not in node.network.namespaces
+        assert node.runtime is not None and key("db") not in node.runtime.specs
+    finally:
+        await runner.close()
 
 
 async def test_two_pods_get_network_process_and_readiness(node: Node) -> None:
