@@ -161,7 +161,7 @@ def _node_labels(text: str) -> dict[str, str]:
               help="Ask for this pod CIDR (default: the control plane assigns one).")
 @click.option("--cluster-cidr", default="10.244.0.0/16", show_default=True,
               help="The cluster's pod network: traffic from it is from a pod (kube-proxy's "
-                   "--cluster-cidr).")
+                   "--cluster-cidr); IPV4,IPV6 for dual stack (an ip6 table too).")
 @click.option("--state-dir", required=True, type=click.Path(path_type=Path),
               help="Where pod state, IPAM and container logs live.")
 @click.option("--cluster-dns", multiple=True, help="Nameserver IP for pods' resolv.conf.")
@@ -220,7 +220,8 @@ def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_i
         from svcnet.proxy.service import NodeProxy
 
         def proxy_factory(nc: NodeConfig) -> NodeProxy:
-            return NodeProxy(nc.node_netns, node_ip=node_ip, cluster_cidrs=(cluster_cidr,))
+            return NodeProxy(nc.node_netns, node_ip=node_ip, cluster_cidrs=tuple(
+                c.strip() for c in cluster_cidr.split(",") if c.strip()))
 
     asyncio.run(run_agent(config, proxy_factory=proxy_factory))
 
