@@ -9,9 +9,10 @@ never hand out the same item, whatever their caches believe. Releasing is a dele
 revision at which we read the owner, so we never release an item that meanwhile went to someone
 else.
 
-Each allocator keeps a :class:`~svcnet.allocators.bitmap.Bitmap` of what it believes is taken,
-filled by one list of its prefix and kept up to date by its own writes. The cache only decides
-which offset to *try*: a create that fails marks the bit and the next candidate is tried; a full
+Each allocator keeps a :class:`~svcnet.allocators.bitmap.Bitmap` (for a huge IPv6 range a
+:class:`~svcnet.allocators.bitmap.SparseBitmap`) of what it believes is taken, filled by one list
+of its prefix and kept up to date by its own writes. The cache only decides which offset to
+*try*: a create that fails marks the bit and the next candidate is tried; a full
 cache is re-read from the store before "range is full" is declared, since another process may
 have released items. This is also why allocations are the only place where the store is asked
 to arbitrate, and why the registry follows Kubernetes' rule "leak rather than double-allocate":
@@ -43,7 +44,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from svcnet.allocators.bitmap import Bitmap
+from svcnet.allocators.bitmap import Bitmap, SparseBitmap, new_bitmap
 from svcnet.allocators.ranges import Range
 from svcnet.storage.interface import Conflict, KeyExists, KeyNotFound, Store
 from svcnet.util.clock import Clock, RealClock, rfc3339
@@ -158,12 +159,12 @@ class StoreAllocator:
         self.prefix = self.codec.prefix(space.kind)
         self._clock = clock or RealClock()
         self._rng = rng or random.Random()
-        self._bitmap: Bitmap | None = None
+        self._bitmap: Bitmap | SparseBitmap | None = None
         self._lock = asyncio.Lock()
 
     # -- cache ------------------------------------------------------------------------------
 
-    async def _cache(self) -> Bitmap:
+    async def _cache(self) -> Bitmap | SparseBitmap:
         if self._bitmap is None:
             await self.refresh()
         assert self._bitmap is not None
@@ -171,7 +172,7 @@ class StoreAllocator:
 
     async def refresh(self) -> None:
         """Re-read which items are taken from the store."""
-        bitmap = Bitmap(self.range.size)
+        bitmap = new_bitmap(self.range.size)
         for kv in (await self.store.list(self.prefix)).items:
             offset = self.range.offset_of(kv.key[len(self.prefix):])
             if offset is not None:
@@ -207,7 +208,7 @@ class StoreAllocator:
         concurrent tasks here try other offsets; else a copy). When none is left the cache is
         re-read from the store once (another process may have released items); after that,
         ``RangeFull``."""
-        def bitmap_now(cached: Bitmap) -> Bitmap:
+        def bitmap_now(cached: Bitmap | SparseBitmap) -> Bitmap | SparseBitmap:
             return cached if reserve else cached.copy()
 
         bitmap = bitmap_now(await self._cache())

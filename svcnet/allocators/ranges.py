@@ -18,8 +18,10 @@ from typing import Protocol
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-# The bitmap allocator caps an IPv6 service range at 2^16 addresses, as Kubernetes does.
-_MAX_IPV6_SIZE = 1 << 16
+#: Upstream's IPAddress allocator (ipallocator.go) counts at most 2^64 - 1 addresses and
+#: refuses IPv6 service CIDRs shorter than /64.
+_MAX_SIZE = (1 << 64) - 1
+MIN_IPV6_SERVICE_PREFIX = 64
 
 
 class Range(Protocol):
@@ -66,7 +68,9 @@ def node_port_static_size(range_size: int) -> int:
 
 @dataclass(frozen=True)
 class ServiceCIDR:
-    """A service CIDR. Offsets start at network+1; IPv4 excludes the broadcast address."""
+    """A service CIDR. Offsets start at network+1; IPv4 excludes the broadcast address, IPv6
+    does not (its all-ones address is the last one handed out), as upstream's IPAddress
+    allocator counts them (hostsPerNetwork): a /112 holds 65535 addresses, a /64 2^64 - 1."""
 
     network: IPNetwork
     kind: str = "clusterip"
@@ -79,7 +83,7 @@ class ServiceCIDR:
         if self.network.version == 4:
             usable = max(total - 2, 0)
         else:
-            usable = min(max(total - 1, 0), _MAX_IPV6_SIZE)
+            usable = min(max(total - 1, 0), _MAX_SIZE)
         object.__setattr__(self, "size", usable)
         object.__setattr__(self, "static_size", service_cidr_static_size(total))
 
@@ -88,6 +92,9 @@ class ServiceCIDR:
         net = ipaddress.ip_network(text.strip(), strict=True)
         if net.num_addresses < 4 and net.version == 4:
             raise ValueError(f"service CIDR {text} is too small")
+        if net.version == 6 and net.prefixlen < MIN_IPV6_SERVICE_PREFIX:
+            raise ValueError("shortest allowed prefix length for service CIDR is "
+                             f"{MIN_IPV6_SERVICE_PREFIX}, got {net.prefixlen}")
         return cls(net)
 
     @property

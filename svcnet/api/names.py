@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -360,6 +360,28 @@ def ip_family_of(value: str) -> str | None:
         return "IPv6"
     # Go's net.IP.To4() treats IPv4-mapped IPv6 as IPv4.
     return "IPv4"
+
+
+def dual_stack_cidrs(values: Sequence[str], flag: str) -> list[str]:
+    """A CIDR flag as kube-apiserver's --service-cluster-ip-range and kube-controller-manager's
+    --cluster-cidr take it: comma-separated (here the flag may also be repeated), at most two
+    entries, of different families when two, primary first (validateClusterIPFlags,
+    nodeipam's processCIDRs). Host bits are masked as ParseCIDRSloppy does. Returns the CIDRs'
+    canonical texts; raises ValueError naming ``flag``."""
+    entries = [part.strip() for value in values for part in value.split(",")]
+    if not entries or entries == [""]:
+        raise ValueError(f"{flag} must contain at least one valid cidr")
+    if len(entries) > 2:
+        raise ValueError(f"{flag} must not contain more than two entries")
+    nets: list[IPNetwork] = []
+    for i, text in enumerate(entries):
+        net = parse_cidr_sloppy(text)
+        if net is None:
+            raise ValueError(f"{flag}[{i}] {text!r} is not a valid cidr")
+        nets.append(net)
+    if len(nets) == 2 and nets[0].version == nets[1].version:
+        raise ValueError(f"{flag}[0] and {flag}[1] must be of different IP family")
+    return [str(n) for n in nets]
 
 
 # --------------------------------------------------------------------------------------------

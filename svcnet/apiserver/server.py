@@ -58,6 +58,7 @@ from svcnet.api import (
     servicecidrs,
 )
 from svcnet.api.errors import StatusError
+from svcnet.api.names import dual_stack_cidrs
 from svcnet.apiserver import admission, discovery, health, openapi, resources
 from svcnet.apiserver.auth import ADMIN_GROUP, TokenFile, User, fixed_allows
 from svcnet.apiserver.authn import Authenticator
@@ -147,6 +148,11 @@ class ServerConfig:
     leak_grace: timedelta = timedelta(seconds=60)
     read_header_timeout: float = READ_HEADER_TIMEOUT
     max_connections: int = MAX_CONNECTIONS
+
+    def __post_init__(self) -> None:
+        # Both take an IPv4,IPv6 pair for dual-stack, primary first (ValueError otherwise).
+        self.service_cidrs = tuple(dual_stack_cidrs(self.service_cidrs, "--service-cidr"))
+        self.cluster_cidr = ",".join(dual_stack_cidrs([self.cluster_cidr], "--cluster-cidr"))
 
     @property
     def host_port(self) -> tuple[str, int]:

@@ -72,14 +72,17 @@ def validate(files: tuple[Path, ...], strict: bool) -> None:
               help="sqlite:///PATH (default DATA_DIR/state.db), memory://, "
                    "etcd://HOST:PORT[,HOST:PORT...]/PREFIX.")
 @click.option("--service-cidr", "service_cidrs", multiple=True, default=("10.96.0.0/12",),
-              show_default=True, help="Service CIDR (repeat for dual-stack or extra ranges).")
+              show_default=True,
+              help="Service CIDR, or an IPv4,IPv6 pair (primary first) for dual-stack "
+                   "Services, as kube-apiserver's --service-cluster-ip-range.")
 @click.option("--node-port-range", default="30000-32767", show_default=True)
 @click.option("--lb-pool", "lb_pools", multiple=True,
               help="LoadBalancer pool: [NAME=]A-B or CIDR, comma-separated (repeatable).")
 @click.option("--advertise-address", default="",
               help="Address the kubernetes Service's endpoints point at (default: listen host).")
 @click.option("--cluster-cidr", default="10.244.0.0/16", show_default=True,
-              help="Pod network; each node gets a /24 of it.")
+              help="Pod network, or an IPv4,IPv6 pair for dual-stack; each node gets a /24 "
+                   "of an IPv4 one and a /64 of an IPv6 one.")
 @click.option("--node-monitor-grace-period", "node_grace", default=40.0, show_default=True,
               type=float, help="Seconds without a heartbeat before a node is NotReady.")
 @click.option("--read-header-timeout", default=32.0, show_default=True,
@@ -105,12 +108,16 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url,
-                          service_cidrs=service_cidrs, node_port_range=node_port_range,
-                          lb_pools=lb_pools, advertise_address=advertise_address,
-                          cluster_cidr=cluster_cidr, node_grace=timedelta(seconds=node_grace),
-                          read_header_timeout=read_header_timeout,
-                          max_connections=max_connections)
+    try:
+        config = ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url,
+                              service_cidrs=service_cidrs, node_port_range=node_port_range,
+                              lb_pools=lb_pools, advertise_address=advertise_address,
+                              cluster_cidr=cluster_cidr,
+                              node_grace=timedelta(seconds=node_grace),
+                              read_header_timeout=read_header_timeout,
+                              max_connections=max_connections)
+    except ValueError as e:
+        raise Failure(str(e)) from None
     try:
         config.host_port  # noqa: B018 - validates the address before anything starts
     except ValueError:

@@ -2,7 +2,9 @@
 
 **Node IPAM** (kube-controller-manager's ``nodeipam`` range allocator,
 ``pkg/controller/nodeipam/ipam/range_allocator.go`` and ``cidrset/cidr_set.go``): every Node gets
-a ``spec.podCIDR`` (and ``podCIDRs``), a /24 out of the cluster CIDR (10.244.0.0/16 by default).
+a ``spec.podCIDR`` (and ``podCIDRs``), a /24 out of the cluster CIDR (10.244.0.0/16 by default);
+on a dual-stack cluster (an IPv4,IPv6 pair of cluster CIDRs) also a /64 of the IPv6 one, so
+``podCIDRs`` holds one subnet per family, in the cluster CIDRs' order.
 As upstream, the set of subnets in use is kept in memory (:class:`CIDRSet`) and rebuilt from the
 Nodes themselves: the informer's first list marks every Node's subnet used before any is handed
 out, so the API is the only record and the controller talks to nothing else. A node agent may
@@ -113,15 +115,25 @@ def _pod_cidrs(node: Mapping[str, Any]) -> list[str]:
     return cidrs or ([str(spec["podCIDR"])] if spec.get("podCIDR") else [])
 
 
+#: kube-controller-manager's --node-cidr-mask-size-ipv4 / -ipv6 defaults, by IP version.
+NODE_MASK_SIZES: Final = {4: 24, 6: 64}
+
+
 class NodeIPAMController:
+    """Hands every Node one subnet of each cluster CIDR (``cluster_cidr`` is one CIDR or an
+    IPv4,IPv6 pair, primary first): ``podCIDRs`` in the cluster CIDRs' order, ``podCIDR`` the
+    first. A Node that already has podCIDRs keeps them, however many (as upstream's
+    occupyCIDRs: a node registered with only its IPv4 subnet stays single-stack)."""
+
     def __init__(self, client: RESTClient, cluster_cidr: str = "10.244.0.0/16",
-                 *, node_prefix: int = 24, clock: Clock | None = None,
-                 nodes: Informer | None = None) -> None:
+                 *, clock: Clock | None = None, nodes: Informer | None = None) -> None:
         self._client = client
         self._clock: Clock = clock or RealClock()
-        self.cidrs = CIDRSet(cluster_cidr, node_prefix)
-        # node name -> the subnet this controller (or the node) holds for it
-        self._holders: dict[str, str] = {}
+        self.cidr_sets = [
+            CIDRSet(text, NODE_MASK_SIZES[ipaddress.ip_network(text.strip()).version])
+            for text in cluster_cidr.split(",")]
+        # node name -> the subnets this controller (or the node) holds for it
+        self._holders: dict[str, tuple[str, ...]] = {}
         self.nodes = nodes or Informer(client, NODES, clock=clock, name="nodes")
         self.recorder = EventRecorder(client, IPAM_COMPONENT, clock=self._clock)
         self.controller = Controller(IPAM_COMPONENT, self.sync, informers=[self.nodes],
@@ -139,54 +151,85 @@ class NodeIPAMController:
         await self.controller.stop()
         await self.nodes.stop()
 
+    def describe(self) -> str:
+        return " and ".join(s.describe() for s in self.cidr_sets)
+
+    def _holder_of(self, cidr: str, other_than: str) -> str | None:
+        return next((n for n, held in self._holders.items() if cidr in held and n != other_than),
+                    None)
+
+    def _occupy(self, cidrs: Iterable[str]) -> None:
+        for cidr in cidrs:
+            for cidr_set in self.cidr_sets:
+                cidr_set.occupy(cidr)
+
+    def _release(self, cidrs: Iterable[str], holder: str) -> None:
+        for cidr in cidrs:
+            if self._holder_of(cidr, holder) is None:
+                for cidr_set in self.cidr_sets:
+                    cidr_set.release(cidr)
+
     def _on_add(self, node: Obj) -> None:
-        # Every Node's subnet is marked used as the cache learns of it, so the first list
+        # Every Node's subnets are marked used as the cache learns of them, so the first list
         # has marked all of them before the controller (which waits for the sync) hands any out.
         name = str((node.get("metadata") or {}).get("name", ""))
-        for cidr in _pod_cidrs(node)[:1]:
-            if self._holders.get(name) != cidr and cidr not in self._holders.values():
-                self.cidrs.occupy(cidr)
-                self._holders[name] = cidr
+        cidrs = tuple(_pod_cidrs(node))
+        if cidrs and self._holders.get(name) != cidrs and not any(
+                self._holder_of(c, name) for c in cidrs):
+            self._occupy(cidrs)
+            self._holders[name] = cidrs
         self.controller.queue.add(object_key(node))
 
     def _on_delete(self, node: Obj) -> None:
         name = str((node.get("metadata") or {}).get("name", ""))
         held = self._holders.pop(name, None)
-        if held is not None and held not in self._holders.values():
-            self.cidrs.release(held)
+        if held is not None:
+            self._release(held, name)
+
+    async def _check_own(self, node: Obj, key: str, cidrs: list[str]) -> None:
+        for cidr in cidrs:
+            holder = self._holder_of(cidr, key)
+            if holder is not None:
+                await self.recorder.warning(node, "CIDRNotAvailable",
+                                            f"pod CIDR {cidr} is already used by node {holder}")
+            elif all(s.index_of(cidr) is None for s in self.cidr_sets):
+                await self.recorder.warning(node, "CIDRNotAvailable",
+                                            f"pod CIDR {cidr} of node {key} is not in "
+                                            + self.describe())
+
+    async def _pick(self, node: Obj, key: str) -> tuple[str, ...]:
+        if key in self._holders:
+            return self._holders[key]  # handed out, the Node's update not seen yet
+        picked: list[str] = []
+        for cidr_set in self.cidr_sets:
+            cidr = cidr_set.allocate_next()
+            if cidr is None:
+                for taken, owner in zip(picked, self.cidr_sets, strict=False):
+                    owner.release(taken)
+                await self.recorder.warning(node, "CIDRNotAvailable",
+                                            "no pod CIDR is left in " + cidr_set.describe())
+                raise RequeueError("pod CIDR range is full")
+            picked.append(cidr)
+        self._holders[key] = tuple(picked)
+        return self._holders[key]
 
     async def sync(self, key: str) -> None:
         node = self.nodes.get(key)
         if node is None:
             return
-        cidr = next(iter(_pod_cidrs(node)), "")
-        if cidr:
-            holder = next((n for n, c in self._holders.items() if c == cidr and n != key), None)
-            if holder is not None:
-                await self.recorder.warning(node, "CIDRNotAvailable",
-                                            f"pod CIDR {cidr} is already used by node {holder}")
-            elif self.cidrs.index_of(cidr) is None:
-                await self.recorder.warning(node, "CIDRNotAvailable",
-                                            f"pod CIDR {cidr} of node {key} is not in "
-                                            + self.cidrs.describe())
+        own = _pod_cidrs(node)
+        if own:
+            await self._check_own(node, key, own)
             return
-        if key in self._holders:
-            cidr = self._holders[key]  # handed out, the Node's update not seen yet
-        else:
-            picked = self.cidrs.allocate_next()
-            if picked is None:
-                await self.recorder.warning(node, "CIDRNotAvailable",
-                                            "no pod CIDR is left in " + self.cidrs.describe())
-                raise RequeueError("pod CIDR range is full")
-            cidr = self._holders[key] = picked
+        cidrs = await self._pick(node, key)
         try:
-            await self._client.patch(NODES, "", key, {"spec": {"podCIDR": cidr,
-                                                               "podCIDRs": [cidr]}},
+            await self._client.patch(NODES, "", key, {"spec": {"podCIDR": cidrs[0],
+                                                               "podCIDRs": list(cidrs)}},
                                      patch_type=PatchType.MERGE)
         except StatusError as e:
             if e.code == 404:
                 self._holders.pop(key, None)
-                self.cidrs.release(cidr)
+                self._release(cidrs, key)
                 return
             raise
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from svcnet.allocators.bitmap import Bitmap
+from svcnet.allocators.bitmap import DENSE_LIMIT, Bitmap, SparseBitmap, new_bitmap
 from svcnet.allocators.ranges import (
     AddressPool,
     PortRange,
@@ -26,8 +26,11 @@ from svcnet.allocators.ranges import (
         pytest.param("10.0.0.0/24", 254, 16, "10.0.0.1", "10.0.0.254", id="/24"),
         pytest.param("10.0.0.0/25", 126, 16, "10.0.0.1", "10.0.0.126", id="/25"),
         pytest.param("10.0.0.0/28", 14, 0, "10.0.0.1", "10.0.0.14", id="/28-no-static-band"),
-        pytest.param("fd00::/108", 65536, 256, "fd00::1", "fd00::1:0", id="ipv6-capped"),
+        # IPv6 keeps its all-ones address (upstream's IPAddress allocator, hostsPerNetwork).
+        pytest.param("fd00::/108", (1 << 20) - 1, 256, "fd00::1", "fd00::f:ffff", id="ipv6-/108"),
         pytest.param("fd00::/120", 255, 16, "fd00::1", "fd00::ff", id="ipv6-/120"),
+        pytest.param("fd00:10:96::/64", (1 << 64) - 1, 256, "fd00:10:96::1",
+                     "fd00:10:96:0:ffff:ffff:ffff:ffff", id="ipv6-/64-whole"),
     ],
 )
 def test_service_cidr_sizes_and_bands(cidr: str, size: int, static: int, first: str,
@@ -37,6 +40,11 @@ def test_service_cidr_sizes_and_bands(cidr: str, size: int, static: int, first: 
     assert r.item_at(0) == first
     assert r.item_at(r.size - 1) == last
     assert r.offset_of(first) == 0
+
+
+def test_ipv6_service_cidr_shorter_than_64_refused() -> None:
+    with pytest.raises(ValueError, match="shortest allowed prefix length for service CIDR is 64"):
+        ServiceCIDR.parse("fd00::/63")
 
 
 @pytest.mark.parametrize(
@@ -111,9 +119,13 @@ def test_bad_pools(specs: list[str]) -> None:
         parse_pools(specs)
 
 
-def test_bitmap_prefers_dynamic_band_then_static() -> None:
+BITMAPS = [pytest.param(Bitmap, id="dense"), pytest.param(SparseBitmap, id="sparse")]
+
+
+@pytest.mark.parametrize("make", BITMAPS)
+def test_bitmap_prefers_dynamic_band_then_static(make: type[Bitmap | SparseBitmap]) -> None:
     rng = random.Random(1)
-    bm = Bitmap(32)
+    bm = make(32)
     got = []
     for _ in range(32):
         off = bm.next_free(16, rng)
@@ -126,8 +138,9 @@ def test_bitmap_prefers_dynamic_band_then_static() -> None:
     assert bm.free() == 0 and len(bm) == 32
 
 
-def test_bitmap_lowest_first_and_allowed_span() -> None:
-    bm = Bitmap(10)
+@pytest.mark.parametrize("make", BITMAPS)
+def test_bitmap_lowest_first_and_allowed_span(make: type[Bitmap | SparseBitmap]) -> None:
+    bm = make(10)
     bm.set(0)
     assert bm.next_free(0, random.Random(), lowest_first=True) == 1
     assert bm.next_free(0, random.Random(), allowed=range(5, 7)) == 5
@@ -138,8 +151,28 @@ def test_bitmap_lowest_first_and_allowed_span() -> None:
     assert bm.clear(5) and not bm.clear(5)
 
 
-def test_bitmap_random_start_spreads() -> None:
+@pytest.mark.parametrize("make", BITMAPS)
+def test_bitmap_random_start_spreads(make: type[Bitmap | SparseBitmap]) -> None:
     rng = random.Random(7)
-    firsts = {Bitmap(1000).next_free(16, rng) for _ in range(50)}
+    firsts = {make(1000).next_free(16, rng) for _ in range(50)}
     assert len(firsts) > 40, "random start inside the dynamic band"
     assert all(f is not None and f >= 16 for f in firsts)
+
+
+def test_sparse_bitmap_for_a_whole_ipv6_64() -> None:
+    """A /64 (2^64 - 1 offsets) is served whole: random offsets over the dynamic band, the
+    taken ones skipped, the copy independent; a bit string is only used for small ranges."""
+    size = ServiceCIDR.parse("fd00::/64").size
+    bm = new_bitmap(size)
+    assert isinstance(bm, SparseBitmap) and isinstance(new_bitmap(DENSE_LIMIT), Bitmap)
+    rng = random.Random(5)
+    offsets = [bm.next_free(256, rng) for _ in range(20)]
+    assert all(o is not None and 256 <= o < size for o in offsets)
+    assert max(o for o in offsets if o is not None) > 1 << 60, "spread over the whole /64"
+    bm.set(size - 1)
+    copy = bm.copy()
+    copy.set(size - 2)
+    assert bm.has(size - 1) and not bm.has(size - 2) and bm.free() == size - 1
+    # The scan wraps from the top of the band to its bottom.
+    assert copy._scan(size - 2, size, size - 2) is None
+    assert copy._scan(size - 3, size, size - 2) == size - 3

@@ -12,6 +12,7 @@ from svcnet.api import names
 from svcnet.api.names import (
     CIDR_INVALID_MSG,
     IP_INVALID_MSG,
+    dual_stack_cidrs,
     ip_family_of,
     is_dns1035_label,
     is_dns1123_label,
@@ -313,3 +314,26 @@ def test_regex_error_format() -> None:
     assert regex_error("msg", "re", "x") == "msg (e.g. 'x', regex used for validation is 're')"
     assert regex_error("msg", "re", "x", "y") == (
         "msg (e.g. 'x',  or 'y', regex used for validation is 're')")
+
+
+@pytest.mark.parametrize(("values", "want"), [
+    (["10.96.0.0/12"], ["10.96.0.0/12"]),
+    (["10.96.0.0/12,fd00:10:96::/112"], ["10.96.0.0/12", "fd00:10:96::/112"]),
+    (["fd00:10:96::/112, 10.96.0.0/12"], ["fd00:10:96::/112", "10.96.0.0/12"]),
+    (["10.96.0.0/12", "fd00:10:96::/112"], ["10.96.0.0/12", "fd00:10:96::/112"]),
+    (["10.96.0.5/12"], ["10.96.0.0/12"]),  # ParseCIDRSloppy masks host bits
+])
+def test_dual_stack_cidrs(values: list[str], want: list[str]) -> None:
+    assert dual_stack_cidrs(values, "--service-cidr") == want
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ([""], "--service-cidr must contain at least one valid cidr"),
+    (["10.96.0.0/12,10.0.0.0/24"],
+     "--service-cidr[0] and --service-cidr[1] must be of different IP family"),
+    (["10.96.0.0/12,fd00::/112,10.0.0.0/24"], "--service-cidr must not contain more than two"),
+    (["10.96.0.0/12,nope"], "--service-cidr[1] 'nope' is not a valid cidr"),
+])
+def test_dual_stack_cidrs_refused(values: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        dual_stack_cidrs(values, "--service-cidr")
