@@ -163,9 +163,12 @@ def _node_labels(text: str) -> dict[str, str]:
               help="Cluster name (namespaces and links are named svcnet-<tag>-...).")
 @click.option("--node-index", default=1, show_default=True, type=click.IntRange(1, 250),
               help="This node's number in the cluster (its netns is svcnet-<tag>-n<index>).")
-@click.option("--node-ip", required=True, help="The node's address (status.addresses).")
+@click.option("--node-ip", required=True,
+              help="The node's address (status.addresses), or an IPv4,IPv6 pair (dual stack: "
+                   "NodePorts on both).")
 @click.option("--pod-cidr", default="",
-              help="Ask for this pod CIDR (default: the control plane assigns one).")
+              help="Ask for this pod CIDR, or an IPv4,IPv6 pair (dual stack: pods get an IPv6 "
+                   "address too); default: the control plane assigns them.")
 @click.option("--cluster-cidr", default="10.244.0.0/16", show_default=True,
               help="The cluster's pod network: traffic from it is from a pod (kube-proxy's "
                    "--cluster-cidr); IPV4,IPV6 for dual stack (an ip6 table too).")
@@ -213,8 +216,10 @@ def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_i
     labels = _node_labels(node_labels)
     if os.geteuid() != 0:
         raise Failure("svcnet node needs root (it creates network namespaces)")
+    node_ip, _, node_ip6 = node_ip.partition(",")
     config = AgentConfig(kubeconfig=kubeconfig, node_name=node_name, cluster=cluster,
-                         node_index=node_index, node_ip=node_ip, pod_cidr=pod_cidr,
+                         node_index=node_index, node_ip=node_ip, node_ip6=node_ip6,
+                         pod_cidr=pod_cidr,
                          state_dir=state_dir, cluster_dns=cluster_dns,
                          announce_lb_ips=announce_lb_ips, health_port=health_port,
                          tls_cert_file=tls_cert_file, tls_key_file=tls_private_key_file,

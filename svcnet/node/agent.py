@@ -44,7 +44,7 @@ import platform
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -95,7 +95,10 @@ class AgentConfig:
     cluster: str = "svcnet"
     node_index: int = 1
     node_ip: str = "127.0.0.1"
+    node_ip6: str = ""
+    """The node's IPv6 address on a dual-stack node network (a second InternalIP)."""
     pod_cidr: str = ""
+    """Ask for this pod CIDR, or an IPv4,IPv6 pair (dual stack); "": the control plane's."""
     state_dir: Path = field(default_factory=lambda: Path("/var/lib/svcnet/node"))
     cluster_dns: tuple[str, ...] = ()
     cluster_domain: str = "cluster.local"
@@ -242,10 +245,12 @@ class NodeAgent:
 
     async def start(self) -> None:
         await self.register()
-        cidr = await self.wait_for_pod_cidr()
+        cidrs = await self.wait_for_pod_cidr()
+        cidr6 = next((c for c in cidrs[1:] if ":" in c), None)
         node_config = NodeConfig(
             cluster=self.config.cluster, node_name=self.config.node_name,
-            node_index=self.config.node_index, pod_cidr=IPv4Network(cidr),
+            node_index=self.config.node_index, pod_cidr=IPv4Network(cidrs[0]),
+            pod_cidr6=None if cidr6 is None else IPv6Network(cidr6),
             host_ip=self.config.node_ip, state_dir=self.config.state_dir,
             cluster_dns=self.config.cluster_dns, cluster_domain=self.config.cluster_domain,
             allocatable=_capacity(),
@@ -335,7 +340,8 @@ class NodeAgent:
         node: Obj = {"apiVersion": "v1", "kind": "Node",
                      "metadata": {"name": cfg.node_name, "labels": labels}, "spec": {}}
         if cfg.pod_cidr:
-            node["spec"] = {"podCIDR": cfg.pod_cidr, "podCIDRs": [cfg.pod_cidr]}
+            cidrs = [c.strip() for c in cfg.pod_cidr.split(",") if c.strip()]
+            node["spec"] = {"podCIDR": cidrs[0], "podCIDRs": cidrs}
         return node
 
     def _status(self) -> Obj:
@@ -348,6 +354,8 @@ class NodeAgent:
             # Where the API server reaches this agent's server (server.py), as kubelet says.
             "daemonEndpoints": {"kubeletEndpoint": {"Port": self._server_port}},
             "addresses": [{"type": "InternalIP", "address": self.config.node_ip},
+                          *([{"type": "InternalIP", "address": self.config.node_ip6}]
+                            if self.config.node_ip6 else []),
                           {"type": "Hostname", "address": self.config.node_name}],
             "capacity": capacity, "allocatable": capacity,
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
@@ -382,11 +390,13 @@ class NodeAgent:
                                              {"status": self._status()},
                                              patch_type=PatchType.MERGE, subresource="status")
 
-    async def wait_for_pod_cidr(self) -> str:
+    async def wait_for_pod_cidr(self) -> list[str]:
+        """The Node's podCIDRs (the primary first), once it has any."""
         while True:
-            cidr = str((self._node.get("spec") or {}).get("podCIDR") or "")
+            spec = self._node.get("spec") or {}
+            cidr = str(spec.get("podCIDR") or "")
             if cidr:
-                return cidr
+                return [cidr, *(str(c) for c in spec.get("podCIDRs") or [] if c != cidr)]
             await self.clock.sleep(0.2)
             self._node = await self.client.get(NODES, "", self.config.node_name)
 
