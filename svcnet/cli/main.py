@@ -260,6 +260,11 @@ def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_i
 @click.option("--registry-mirror", "mirrors", multiple=True, metavar="REGISTRY=URL",
               help="Pull REGISTRY's images (e.g. docker.io) from URL instead "
                    "(e.g. http://127.0.0.1:5000), with no fall-back. Repeatable.")
+@click.option("--ip-family", type=click.Choice(["ipv4", "dual"]), default="ipv4",
+              show_default=True,
+              help="dual: the node, pod and service networks get an IPv6 twin (unique local "
+                   "addresses), nodes and pods an address of each family, and Services may be "
+                   "dual-stack (ipFamilyPolicy).")
 @click.option("--node-network", metavar="CIDR", default=None,
               help="The node network (a private IPv4 /24 or larger). Default: the first of "
                    "172.20.0.0/24, 172.20.1.0/24, ... that nothing on the machine and no "
@@ -270,7 +275,8 @@ def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_i
                    "topology.kubernetes.io/zone=ZONES[(i-1) % len(ZONES)].")
 def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: float,
        no_localhost_nodeports: bool, node_grace_period: float, container_runtime: str,
-       mirrors: tuple[str, ...], node_network: str | None, zones: str) -> None:
+       mirrors: tuple[str, ...], ip_family: str, node_network: str | None,
+       zones: str) -> None:
     """Bring up a whole local cluster: control plane, nodes, DNS; apply FILEs (needs root)."""
     import asyncio
     import signal
@@ -295,7 +301,8 @@ def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: fl
     opts = UpOptions(name=name, nodes=nodes, files=files, detach=detach, timeout=timeout,
                      localhost_nodeports=not no_localhost_nodeports,
                      node_grace=node_grace_period, container_runtime=container_runtime,
-                     registry_mirrors=registry_mirrors, node_network=network, zones=zone_list)
+                     registry_mirrors=registry_mirrors, node_network=network, zones=zone_list,
+                     ip_family=ip_family)
     try:
         text = asyncio.run(bring_up(opts, lambda line: click.echo(line, err=True)))
     except UpError as e:

@@ -46,7 +46,6 @@ from svcnet.apiserver.certs import issue_node_serving
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import GVR, NODES, PODS, SERVICES, RESTClient
 from svcnet.cluster import down as teardown, networks, runtimes
-from svcnet.cluster.networks import SERVICE_CIDR
 from svcnet.cluster.state import Paths, cluster_dir, live_processes, record_pid
 from svcnet.cluster.supervise import reload_supervisor, write_unit
 from svcnet.cluster.topology import (
@@ -90,6 +89,9 @@ class UpOptions:
     None: the first free candidate."""
     zones: Sequence[str] = ()
     """``--zones``: node i is labelled ``topology.kubernetes.io/zone=zones[(i-1) % len]``."""
+    ip_family: str = "ipv4"
+    """``--ip-family``: ``ipv4``, or ``dual`` (IPv4 and IPv6 node, pod and service networks:
+    dual-stack Services, pods with an address of each family)."""
 
 
 def node_zone(opts: UpOptions, index: int) -> str | None:
@@ -150,7 +152,8 @@ def claim_network(opts: UpOptions, paths: Paths) -> Topology:
         in_use = networks.machine_in_use()
         others = networks.recorded_networks(paths.root.parent, exclude=opts.name)
         try:
-            network = networks.plan_network(opts.node_network, in_use, others)
+            network = networks.plan_network(opts.node_network, in_use, others,
+                                            dual=opts.ip_family == "dual")
         except networks.NetworkError as e:
             raise UpError(str(e)) from None
         topo = plan_topology(opts.name, opts.nodes, network, teardown.owner(paths))
@@ -166,6 +169,9 @@ def build_network(topo: Topology) -> None:
     for node in topo.nodes:
         _run(["ip", "-n", node.netns, "-batch", "-"], "\n".join(node_batch(topo, node)) + "\n")
         _run(["ip", "netns", "exec", node.netns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        if node.ip6:
+            _run(["ip", "netns", "exec", node.netns, "sysctl", "-qw",
+                  "net.ipv6.conf.all.forwarding=1"])
 
 
 def spawn(paths: Paths, name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
@@ -354,6 +360,8 @@ async def summary(client: RESTClient, topo: Topology, paths: Paths) -> str:
             "containerRuntimeVersion", "")
         lines.append(f"  {n.name:<8} {n.ip:<14} pods {n.pod_cidr:<15} {state:<8} "
                      f"{runtime}".rstrip())
+        if n.ip6:
+            lines.append(f"  {'':<8} {n.ip6:<14} pods {n.pod_cidr6}")
     services = (await client.list(SERVICES)).items
     from svcnet.client.rest import ENDPOINTSLICES
 
@@ -401,8 +409,8 @@ async def _start_control_plane(paths: Paths, topo: Topology, opts: UpOptions) ->
     # The supervisor starts the units it finds, then those added later on SIGHUP.
     write_unit(paths, "server", [
         *_svcnet(), "server", "--data-dir", str(paths.server), "--listen",
-        topo.api_server, "--service-cidr", str(SERVICE_CIDR), "--lb-pool",
-        topo.network.lb_pool, "--cluster-cidr", str(topo.network.pods),
+        topo.api_server, "--service-cidr", topo.network.service_cidrs, "--lb-pool",
+        topo.network.lb_pool, "--cluster-cidr", topo.network.cluster_cidrs,
         "--advertise-address", topo.gateway, "--node-monitor-grace-period",
         str(opts.node_grace)])
     spawn(paths, "supervisor", [*_svcnet(), "_supervise", "--state-dir", str(paths.root)])
@@ -465,8 +473,8 @@ def _start_node_agents(paths: Paths, topo: Topology, opts: UpOptions,
                              "--cni-conf-dir", str(cpaths.cni_conf)]
         write_unit(paths, node.name, [
             *_svcnet(), "node", "--kubeconfig", str(kcfg), "--name", node.name,
-            "--cluster", opts.name, "--node-index", str(node.index), "--node-ip", node.ip,
-            "--pod-cidr", node.pod_cidr, "--cluster-cidr", str(topo.network.pods),
+            "--cluster", opts.name, "--node-index", str(node.index), "--node-ip", node.node_ips,
+            "--pod-cidr", node.pod_cidrs, "--cluster-cidr", topo.network.cluster_cidrs,
             "--state-dir", str(state), "--cluster-dns", DNS_IP, "--announce-lb-ips",
             "--health-port", str(HEALTH_PORT),
             "--tls-cert-file", str(cert), "--tls-private-key-file", str(key),
