@@ -277,7 +277,7 @@ class NodeAgent:
             inf.start()
         if self.config.announce_lb_ips:
             self.announcer = Announcer(node_config.node_netns, self.config.node_name,
-                                       self.config.node_ip)
+                                       self.config.node_ip, node_ip6=self.config.node_ip6)
         if self._proxy_factory is not None:
             self.health_checks = HealthCheckServers(node_config.node_netns)
         poke_announcer = EventHandler(on_add=lambda _o: self._announce_wake.set(),
