@@ -81,6 +81,8 @@ def _canonical_ip(value: object, family: str) -> str | None:
         return None
     if ipv4_value(value) is not None:  # fast path: already a canonical IPv4 address
         return value if family == "IPv4" else None
+    if ipv6_value(value) is not None:  # (and a canonical IPv6 one: both cached)
+        return value if family == "IPv6" else None
     parsed = parse_ip_sloppy(value.strip())
     if parsed is None or _family_of(parsed) != family:
         return None

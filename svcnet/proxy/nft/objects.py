@@ -173,7 +173,7 @@ def _check_ipv4(text: str, prefix: str | None, where: str) -> None:
             raise NftValidationError(f"{where}: {text}/{prefix} has host bits set")
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 18)
 def ipv6_value(text: str) -> int | None:
     """The address as an integer if ``text`` is a *canonical* IPv6 address, else None."""
     if ":" not in text:
