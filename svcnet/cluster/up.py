@@ -330,7 +330,8 @@ async def wait_node_ports(client: RESTClient, topo: Topology, opts: UpOptions) -
                                  == "Local"])
     deadline = time.monotonic() + 30
     for port in sorted(ports):
-        hosts = [] if port in local_only else [n.ip for n in topo.nodes]
+        hosts = [] if port in local_only else [
+            ip for n in topo.nodes for ip in (n.ip, n.ip6) if ip]
         hosts += ["127.0.0.1"] if opts.localhost_nodeports else []
         for host in hosts:
             while True:
@@ -383,8 +384,9 @@ async def summary(client: RESTClient, topo: Topology, paths: Paths) -> str:
             f"{p.get('protocol', 'TCP')}" for p in spec.get("ports") or [])
         lb = ",".join(i.get("ip", "") for i in ((svc.get("status") or {}).get("loadBalancer")
                                                  or {}).get("ingress") or [])
+        cluster_ips = ",".join(spec.get("clusterIPs") or [spec.get("clusterIP", "")])
         lines.append(f"  {key:<28} {spec.get('type', 'ClusterIP'):<13} "
-                     f"{spec.get('clusterIP', ''):<14} {ports:<22} {lb or '-':<14} "
+                     f"{cluster_ips:<14} {ports:<22} {lb or '-':<14} "
                      f"endpoints {ready}")
         if meta["namespace"] in ("kube-system",) or meta["name"] == "kubernetes":
             continue
