@@ -155,12 +155,21 @@ def validate_service_cidr(obj: Mapping[str, Any]) -> list[FieldError]:
 
 def validate_service_cidr_update(new: Mapping[str, Any], old: Mapping[str, Any],
                                  ) -> list[FieldError]:
-    """The strategy's ValidateUpdate: ValidateServiceCIDR, then ValidateServiceCIDRUpdate."""
+    """The strategy's ValidateUpdate: ValidateServiceCIDR, then ValidateServiceCIDRUpdate.
+
+    ``spec.cidrs`` is immutable but for one change (kubernetes/kubernetes#131261): a
+    single-CIDR ServiceCIDR may gain a second CIDR, keeping its first (ValidateServiceCIDR
+    makes sure the second is of the other family) — how the default ServiceCIDR becomes
+    dual-stack when the server's flags do."""
     errs = validate_service_cidr(new)
     errs.extend(validate_object_meta_update(map_of(new, "metadata"), map_of(old, "metadata"),
                                             _META, kube_finalizers=False))
     new_cidrs = list_of(map_of(new, "spec"), "cidrs")
-    if new_cidrs != list_of(map_of(old, "spec"), "cidrs"):
+    old_cidrs = list_of(map_of(old, "spec"), "cidrs")
+    if len(old_cidrs) == 1 and len(new_cidrs) == 2:
+        if new_cidrs[0] != old_cidrs[0]:
+            errs.append(invalid(_CIDRS.index(0), str(new_cidrs[0]), FIELD_IMMUTABLE_ERROR_MSG))
+    elif new_cidrs != old_cidrs:
         errs.append(invalid(_CIDRS, GoRaw("[]string{" + ", ".join(
             go_quote(str(c)) for c in new_cidrs) + "}"), FIELD_IMMUTABLE_ERROR_MSG))
     return errs

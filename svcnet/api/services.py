@@ -88,6 +88,7 @@ __all__ = [
     "init_ip_family_fields",
     "is_externally_accessible",
     "is_headless",
+    "is_matching_prefer_dual_stack",
     "needs_cluster_ip",
     "needs_health_check_node_port",
     "needs_node_ports",
@@ -491,8 +492,10 @@ def patch_allocated_values(new: Mapping[str, Any], old: Mapping[str, Any]) -> di
     return out
 
 
-def _is_matching_prefer_dual_stack(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
-    """alloc.go isMatchingPreferDualStackClusterIPFields: leave such updates alone."""
+def is_matching_prefer_dual_stack(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
+    """alloc.go isMatchingPreferDualStackClusterIPFields: an update of a PreferDualStack
+    Service that keeps its type, clusterIPs and ipFamilies is left alone (neither defaulted
+    nor up- or downgraded when the cluster's dual-stackness changed)."""
     if old is None:
         return False
     spec, ospec = _spec(new), _spec(old)
@@ -529,7 +532,7 @@ def init_ip_family_fields(  # noqa: C901 (mirrors initIPFamilyFields)
     out["spec"] = spec
     if _type(out) == TYPE_EXTERNAL_NAME:
         return out, []
-    if _is_matching_prefer_dual_stack(out, old):
+    if is_matching_prefer_dual_stack(out, old):
         return out, []
     configured = list(cluster_families)
     default_family = configured[0] if configured else IPV4

@@ -103,7 +103,7 @@ from svcnet.registry.rbac import (
 )
 from svcnet.registry.repair import repair
 from svcnet.registry.service_alloc import ServiceAllocators
-from svcnet.registry.servicecidrs import ServiceCIDRController
+from svcnet.registry.servicecidrs import ServiceCIDRController, ensure_default_service_cidr
 from svcnet.registry.services import ServiceStrategy
 from svcnet.registry.strategies import (
     EndpointSliceStrategy,
@@ -449,8 +449,8 @@ class APIServer:
                                          "metadata": {"name": name}})
         await self._seed_policy()
         # The default ServiceCIDR (defaultservicecidr controller), from the flags.
-        await self._create_missing(f"servicecidrs.{servicecidrs.GROUP}", [
-            servicecidrs.default_service_cidr(self.config.service_cidrs)])
+        await ensure_default_service_cidr(self.registries[f"servicecidrs.{servicecidrs.GROUP}"],
+                                          self.config.service_cidrs)
         first_ip = ServiceCIDR.parse(self.config.service_cidrs[0]).item_at(0)
         svc = {"apiVersion": "v1", "kind": "Service",
                "metadata": {"name": "kubernetes", "namespace": "default",

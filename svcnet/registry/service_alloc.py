@@ -15,7 +15,9 @@ Rules reproduced here:
   port *number* (53/TCP + 53/UDP) share one nodePort unless the user gave them different ones.
 * healthCheckNodePort: for LoadBalancer with ``externalTrafficPolicy: Local``, from the same pool.
 * On update only the difference is allocated; what the new object no longer holds is released
-  after the write commits.
+  after the write commits. For ClusterIPs the difference is upstream's four cases
+  (updateClusterIPs): to/from ExternalName, and the dual-stack upgrade (the secondary is
+  allocated, the primary never moves) and downgrade (the secondary is released).
 
 ClusterIP ranges are ServiceCIDR objects (pkg/registry/core/service/ipallocator/
 cidrallocator.go, the MetaAllocator): :meth:`ServiceAllocators.sync_service_cidrs` keeps one
@@ -50,7 +52,7 @@ from svcnet.allocators.operation import Operation
 from svcnet.allocators.ranges import PortRange, ServiceCIDR
 from svcnet.api.errors import FieldError, StatusError, internal_error, invalid, invalid_error
 from svcnet.api.names import ip_family_of, parse_ip_sloppy
-from svcnet.api.services import is_headless
+from svcnet.api.services import is_headless, is_matching_prefer_dual_stack
 from svcnet.storage.interface import Store
 from svcnet.util import offload
 from svcnet.util.clock import Clock
@@ -255,20 +257,53 @@ class ServiceAllocators:
                 continue
         raise internal_error("failed to allocate a serviceIP: range is full")
 
-    async def _allocate_cluster_ips(self, op: Operation, svc: Obj, owner: Owner,
-                                    old_ips: Sequence[str]) -> None:
+    async def _allocate_cluster_ips(self, op: Operation, svc: Obj, owner: Owner) -> None:
+        """allocClusterIPs: one address per family, the requested one or a free one."""
         spec = _spec(svc)
         families = list(spec.get("ipFamilies") or self.families[:1])
         requested = list(spec.get("clusterIPs") or [])
         out: list[str] = []
         for i, family in enumerate(families):
             want = requested[i] if i < len(requested) else ""
-            if want and i < len(old_ips) and old_ips[i] == want:
-                out.append(want)  # already held by this Service
-                continue
             out.append(await self._allocate_ip(op, svc, family, want, owner))
         spec["clusterIPs"] = out
         spec["clusterIP"] = out[0] if out else ""
+
+    def _release_ips(self, op: Operation, ips: Sequence[str], owner: Owner) -> None:
+        for ip in ips:
+            alloc = self.ip_releaser_for(ip)
+            if alloc is not None:
+                op.release_after_commit(alloc, ip, owner)
+
+    async def _update_cluster_ips(self, op: Operation, new: Obj, old: Obj,
+                                  owner: Owner) -> None:
+        """updateClusterIPs: only four updates touch addresses. From ExternalName: allocate
+        them all; to ExternalName: release them all; an upgrade (one family to two): allocate
+        the secondary, the primary stays; a downgrade (two to one): release the secondary.
+        Anything else keeps what the Service holds, so a changed address is left for
+        validation to refuse ("may not change once set"), never allocated."""
+        if is_matching_prefer_dual_stack(new, old):
+            return
+        if not needs_cluster_ip(old):
+            if needs_cluster_ip(new) and not is_headless(new):
+                await self._allocate_cluster_ips(op, new, owner)
+            return
+        if is_headless(old):
+            return
+        old_ips = held_cluster_ips(old)
+        if not needs_cluster_ip(new):
+            self._release_ips(op, old_ips, owner)
+            return
+        spec = _spec(new)
+        old_families = list(_spec(old).get("ipFamilies") or [])
+        families = list(spec.get("ipFamilies") or [])
+        if len(old_families) == 1 and len(families) == 2:
+            ips = list(spec.get("clusterIPs") or [])
+            ips += [""] * (2 - len(ips))
+            ips[1] = await self._allocate_ip(op, new, families[1], ips[1], owner)
+            spec["clusterIPs"] = ips
+        elif len(old_families) == 2 and len(families) == 1:
+            self._release_ips(op, old_ips[1:2], owner)
 
     # -- NodePorts --------------------------------------------------------------------------
 
@@ -340,7 +375,7 @@ class ServiceAllocators:
         svc = await offload.run(copy.deepcopy, svc)
         owner = owner_of(svc)
         if needs_cluster_ip(svc) and not is_headless(svc):
-            await self._allocate_cluster_ips(op, svc, owner, [])
+            await self._allocate_cluster_ips(op, svc, owner)
         await self._allocate_node_ports(op, svc, owner, set())
         if needs_health_check_node_port(svc):
             await self._allocate_health_check(op, svc, owner, 0)
@@ -354,15 +389,7 @@ class ServiceAllocators:
         """
         new = await offload.run(copy.deepcopy, new)
         owner = owner_of(old)
-        old_ips = held_cluster_ips(old)
-        if needs_cluster_ip(new) and not is_headless(new):
-            await self._allocate_cluster_ips(op, new, owner, old_ips)
-        new_ips = held_cluster_ips(new)
-        for ip in old_ips:
-            if ip not in new_ips:
-                alloc = self.ip_releaser_for(ip)
-                if alloc is not None:
-                    op.release_after_commit(alloc, ip, owner)
+        await self._update_cluster_ips(op, new, old, owner)
 
         old_ports = held_node_ports(old)
         old_hc = int((old.get("spec") or {}).get("healthCheckNodePort") or 0)
@@ -379,10 +406,7 @@ class ServiceAllocators:
     def release_all(self, op: Operation, svc: Obj) -> None:
         """Everything a deleted Service held, released once the delete has committed."""
         owner = owner_of(svc)
-        for ip in held_cluster_ips(svc):
-            alloc = self.ip_releaser_for(ip)
-            if alloc is not None:
-                op.release_after_commit(alloc, ip, owner)
+        self._release_ips(op, held_cluster_ips(svc), owner)
         spec = svc.get("spec") or {}
         ports = held_node_ports(svc)
         if spec.get("healthCheckNodePort"):

@@ -14,8 +14,11 @@ Three upstream loops meet here, all driven by ServiceCIDR changes:
   range and in no other ServiceCIDR's (its CIDRs contained in another ServiceCIDR's free it at
   once); once free, the finalizer goes after ``deletion_grace`` (upstream's 10 s, so that every
   API server's allocators have stopped using the range) and the object with it;
-* the default ServiceCIDR (pkg/controlplane/controller/defaultservicecidr): the server creates
-  ``kubernetes`` from its --service-cidr flags when it is missing (server.py's bootstrap).
+* the default ServiceCIDR (pkg/controlplane/controller/defaultservicecidr):
+  :func:`ensure_default_service_cidr`, run by the server's bootstrap, creates ``kubernetes``
+  from its --service-cidr flags when it is missing, and makes a single-stack one dual-stack
+  when the flags became a pair with the same primary; any other difference is left alone
+  (upstream only reports it).
 
 :func:`plan_service_cidrs` decides (pure); :class:`ServiceCIDRController` lists, applies and
 waits: for a ServiceCIDR event, for an IPAddress event while some ServiceCIDR is terminating, or
@@ -35,7 +38,13 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from svcnet.api.errors import StatusError
-from svcnet.api.servicecidrs import IPALLOCATOR_MANAGER, LABEL_MANAGED_BY, SERVICE_CIDR_FINALIZER
+from svcnet.api.servicecidrs import (
+    DEFAULT_SERVICE_CIDR,
+    IPALLOCATOR_MANAGER,
+    LABEL_MANAGED_BY,
+    SERVICE_CIDR_FINALIZER,
+    default_service_cidr,
+)
 from svcnet.registry.generic import Registry
 from svcnet.registry.service_alloc import ServiceAllocators
 from svcnet.util.clock import Clock, parse_time, rfc3339
@@ -174,6 +183,28 @@ def _apply_to(obj: Obj, action: CIDRAction, now: datetime) -> tuple[Obj, bool]:
                             if c.get("type") != "Ready"] + [condition]
     obj["status"] = status
     return obj, True
+
+
+async def ensure_default_service_cidr(cidrs: Registry, flags: Sequence[str]) -> None:
+    """The defaultservicecidr controller's sync: create the default ServiceCIDR from the
+    flags, or upgrade it from single- to dual-stack (same primary, flags now a pair)."""
+    wanted = default_service_cidr(flags)
+    want = list(wanted["spec"]["cidrs"])
+    try:
+        current = await cidrs.get("", DEFAULT_SERVICE_CIDR)
+    except StatusError:
+        with contextlib.suppress(StatusError):  # created meanwhile
+            await cidrs.create("", wanted)
+        return
+    have = list((current.get("spec") or {}).get("cidrs") or [])
+    if len(want) == 2 and len(have) == 1 and have[0] == want[0]:
+        log.info("updating the default ServiceCIDR from single-stack %s to dual-stack %s",
+                 have, want)
+        try:
+            await cidrs.update("", DEFAULT_SERVICE_CIDR,
+                               {**current, "spec": {**current["spec"], "cidrs": want}})
+        except StatusError as e:  # changed meanwhile: the next bootstrap pass tries again
+            log.info("the default ServiceCIDR was not upgraded: %s", e)
 
 
 class ServiceCIDRController:

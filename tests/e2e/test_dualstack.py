@@ -1,163 +1,144 @@
-"""Dual stack on a real cluster: `svcnet up --ip-family dual`, real traffic over both families.
-
-Two backends (one per node) answering on ``[::]:8080`` with their name, a client pod, and
-three Services: ``dual`` (LoadBalancer, RequireDualStack), ``peers`` (headless,
-RequireDualStack) and ``single`` (ClusterIP, SingleStack). The test reaches ``dual`` over
-IPv4 and IPv6 on its ClusterIPs from the pod, on its NodePort at both nodes' addresses of each
-family from the pod and from the host, and on its LoadBalancer IPs from the host (the IPv6 one
-announced by NDP); the headless Service's name has both backends' AAAA records; and
-``single``, updated to PreferDualStack, gets an IPv6 ClusterIP that answers. Needs root; the
-cluster is always removed.
+"""A dual-stack `svcnet server` (``--service-cidr IPv4,IPv6`` and ``--cluster-cidr IPv4,IPv6``)
+through the real kubectl: Service IP families and both ClusterIPs (get -o wide, describe,
+IPAddress objects), the upgrade and downgrade by ``kubectl patch``, a dual pod CIDR per
+Node, and the flag refusals of a bad pair.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.local_clusters import LocalCluster, local_cluster
+from tests.e2e.conftest import ROOT, Cluster, start_server, stop_server
 
-pytestmark = pytest.mark.root
-
-# An IPv6 socket on [::] takes IPv4 connections too (as ::ffff:a.b.c.d).
-SERVER = ("import http.server, socket, sys\n"
-          "class H(http.server.BaseHTTPRequestHandler):\n"
-          "    def do_GET(self):\n"
-          "        body = sys.argv[1].encode()\n"
-          "        self.send_response(200); self.send_header('Content-Length', str(len(body)))\n"
-          "        self.end_headers(); self.wfile.write(body)\n"
-          "    def log_message(self, *a): pass\n"
-          "class S(http.server.ThreadingHTTPServer):\n"
-          "    address_family = socket.AF_INET6\n"
-          "S(('::', 8080), H).serve_forever()\n")
-
-
-def _pod(name: str, node: str, command: list[str], labels: dict[str, str]) -> dict[str, Any]:
-    container: dict[str, Any] = {"name": "main", "image": "python", "command": command}
-    if labels:
-        container["readinessProbe"] = {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "labels": labels},
-            "spec": {"nodeName": node, "runtimeClassName": "process",
-                     "terminationGracePeriodSeconds": 1, "containers": [container]}}
-
-
-def _service(name: str, policy: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
-            "spec": {"selector": {"app": "web"}, "ipFamilyPolicy": policy,
-                     "ports": [{"name": "http", "port": 80, "targetPort": 8080}], **spec}}
-
-
-MANIFEST = [
-    _service("dual", "RequireDualStack", type="LoadBalancer"),
-    _service("peers", "RequireDualStack", clusterIP="None"),
-    _service("single", "SingleStack"),
-    _pod("web-a", "node-1", ["python3", "-c", SERVER, "web-a"], {"app": "web"}),
-    _pod("web-b", "node-2", ["python3", "-c", SERVER, "web-b"], {"app": "web"}),
-    _pod("client", "node-1", ["sleep", "3600"], {}),
-]
-NAMES = {"web-a", "web-b"}
-
-# Fetch each URL (argv) until it answers or 15 s pass; print "url name" or "url error".
-FETCH = ("import sys, time, urllib.request\n"
-         "for url in sys.argv[1:]:\n"
-         "    deadline = time.monotonic() + 15\n"
-         "    while True:\n"
-         "        try:\n"
-         "            body = urllib.request.urlopen(url, timeout=2).read().decode()\n"
-         "        except OSError as e:\n"
-         "            if time.monotonic() < deadline:\n"
-         "                time.sleep(0.2); continue\n"
-         "            body = 'error:' + type(e).__name__\n"
-         "        print(url, body); break\n")
+Obj = dict[str, Any]
+V4, V6 = ipaddress.ip_network("10.96.0.0/16"), ipaddress.ip_network("fd00:10:96::/112")
+PODS = "10.244.0.0/16,fd00:10:244::/56"
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    manifest = tmp_path_factory.mktemp("dual") / "dual.yaml"
-    manifest.write_text("\n---\n".join(json.dumps(doc) for doc in MANIFEST))
-    with local_cluster(tmp_path_factory, "dn", "--ip-family", "dual", "--container-runtime",
-                       "process", "-f", str(manifest)) as cluster:
-        yield cluster
+def dual(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    data_dir = tmp_path_factory.mktemp("dual-server")
+    proc = start_server(data_dir, "--service-cidr", f"{V4},{V6}", "--cluster-cidr", PODS)
+    cache = tmp_path_factory.mktemp("kubecache")
+    try:
+        yield Cluster(data_dir, data_dir / "kubeconfig", proc, cache)
+    finally:
+        assert stop_server(proc) == 0
 
 
-def _url(ip: str, port: int) -> str:
-    return f"http://[{ip}]:{port}/" if ":" in ip else f"http://{ip}:{port}/"
+def _get(cluster: Cluster, *what: str) -> Obj:
+    obj: Obj = json.loads(cluster.kubectl("get", *what, "-o", "json").stdout)
+    return obj
 
 
-def from_pod(home: LocalCluster, urls: list[str]) -> dict[str, str]:
-    out = home.svcnet("exec", "client", "--kubeconfig", str(home.kubeconfig), "--",
-                      sys.executable, "-c", FETCH, *urls, timeout=90).stdout
-    return dict(line.split(" ", 1) for line in out.splitlines())
+def _until(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
 
 
-def from_host(url: str) -> str:
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return str(response.read().decode())
-        except OSError as e:
-            if time.monotonic() > deadline:
-                return f"error:{type(e).__name__}"
-            time.sleep(0.2)
+def _service(name: str, **spec: Any) -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+                       "spec": {"ports": [{"port": 80}], "selector": {"app": name}, **spec}})
 
 
-def _get(home: LocalCluster, *args: str) -> Any:
-    return json.loads(home.kubectl("get", *args, "-o", "json"))
+def _ipaddresses(cluster: Cluster) -> dict[str, str]:
+    return {line.split()[0]: line.split()[1]
+            for line in cluster.kubectl("get", "ipaddresses").stdout.splitlines()[1:]}
 
 
-def test_dual_stack_services_answer_over_both_families(home: LocalCluster) -> None:
-    nodes = {n["metadata"]["name"]: [a["address"] for a in n["status"]["addresses"]
-                                     if a["type"] == "InternalIP"]
-             for n in _get(home, "nodes")["items"]}
-    assert all(len(ips) == 2 and ":" in ips[1] for ips in nodes.values()), nodes
-    web_a = _get(home, "pod", "web-a")["status"]
-    assert [":" in p["ip"] for p in web_a["podIPs"]] == [False, True]
-    assert web_a["podIP"] == web_a["podIPs"][0]["ip"]
-
-    svc = _get(home, "svc", "dual")
-    cluster_ips = svc["spec"]["clusterIPs"]
-    node_port = svc["spec"]["ports"][0]["nodePort"]
-    lb_ips = [i["ip"] for i in svc["status"]["loadBalancer"]["ingress"]]
-    assert [":" in ip for ip in cluster_ips] == [False, True]
-    assert sorted(":" in ip for ip in lb_ips) == [False, True]
-
-    # From a pod: both ClusterIPs, the NodePort on both nodes' addresses of both families.
-    urls = [_url(ip, 80) for ip in cluster_ips]
-    urls += [_url(ip, node_port) for ips in nodes.values() for ip in ips]
-    answers = from_pod(home, urls)
-    assert set(answers) == set(urls) and set(answers.values()) <= NAMES, answers
-
-    # From the host: the NodePort on every node address, both LoadBalancer IPs.
-    for url in [*(_url(ip, node_port) for ips in nodes.values() for ip in ips),
-                *(_url(ip, 80) for ip in lb_ips)]:
-        assert from_host(url) in NAMES, url
-
-    # Headless: the name has each backend's IPv6 address as AAAA (and its IPv4 one as A).
-    pod_ips = {p["status"]["podIPs"][1]["ip"] for p in _get(home, "pods", "-l",
-                                                               "app=web")["items"]}
-    code = ("import socket\n"
-            "name = 'peers.default.svc.cluster.local'\n"
-            "print(sorted({a[4][0] for a in socket.getaddrinfo(name, 80, socket.AF_INET6, "
-            "socket.SOCK_STREAM)}))\n")
-    out = home.svcnet("exec", "client", "--kubeconfig", str(home.kubeconfig), "--",
-                      sys.executable, "-c", code).stdout
-    assert sorted(json.loads(out.replace("'", '"'))) == sorted(pod_ips)
+def test_default_service_cidr_holds_both(dual: Cluster) -> None:
+    rows = [line.split() for line in dual.kubectl("get", "servicecidrs").stdout.splitlines()]
+    assert rows[1][:2] == ["kubernetes", f"{V4},{V6}"]
 
 
-def test_single_stack_to_prefer_dual_stack_adds_an_ipv6_cluster_ip_that_answers(
-        home: LocalCluster) -> None:
-    assert len(_get(home, "svc", "single")["spec"]["clusterIPs"]) == 1
-    home.kubectl("patch", "svc", "single", "-p",
-                 '{"spec": {"ipFamilyPolicy": "PreferDualStack"}}')
-    spec = _get(home, "svc", "single")["spec"]
-    assert spec["ipFamilies"] == ["IPv4", "IPv6"] and len(spec["clusterIPs"]) == 2
-    url = _url(spec["clusterIPs"][1], 80)
-    assert from_pod(home, [url])[url] in NAMES
+def test_dual_stack_service_through_kubectl(dual: Cluster) -> None:
+    dual.kubectl("apply", "-f", "-", stdin=_service("web", ipFamilyPolicy="RequireDualStack"))
+    spec = _get(dual, "service", "web")["spec"]
+    assert spec["ipFamilies"] == ["IPv4", "IPv6"]
+    v4, v6 = spec["clusterIPs"]
+    assert ipaddress.ip_address(v4) in V4 and ipaddress.ip_address(v6) in V6
+    assert spec["clusterIP"] == v4
+
+    # The table's CLUSTER-IP is the primary address (printers.go: clusterIPs[0]).
+    wide = dual.kubectl("get", "service", "web", "-o", "wide").stdout.splitlines()
+    assert wide[0].split()[:3] == ["NAME", "TYPE", "CLUSTER-IP"]
+    assert wide[1].split()[:3] == ["web", "ClusterIP", v4]
+    described = dual.kubectl("describe", "service", "web").stdout
+    for label, value in (("IP Family Policy:", "RequireDualStack"),
+                         ("IP Families:", "IPv4,IPv6"), ("IP:", v4), ("IPs:", f"{v4},{v6}")):
+        assert any(line.split(None, len(label.split()))[-1:] == [value]
+                   and line.startswith(label) for line in described.splitlines()), label
+    assert {v4: "services/default/web", v6: "services/default/web"}.items() <= (
+        _ipaddresses(dual).items())
+
+    # Downgrade by patch: the secondary goes, with its IPAddress.
+    dual.kubectl("patch", "service", "web", "--type=merge", "-p",
+                 json.dumps({"spec": {"ipFamilyPolicy": "SingleStack"}}))
+    spec = _get(dual, "service", "web")["spec"]
+    assert (spec["clusterIPs"], spec["ipFamilies"]) == ([v4], ["IPv4"])
+    _until("the secondary's IPAddress released", lambda: v6 not in _ipaddresses(dual))
+
+    # Upgrade again: the primary stays, a new secondary comes.
+    dual.kubectl("patch", "service", "web", "--type=merge", "-p",
+                 json.dumps({"spec": {"ipFamilyPolicy": "PreferDualStack"}}))
+    spec = _get(dual, "service", "web")["spec"]
+    assert spec["clusterIPs"][0] == v4 and ipaddress.ip_address(spec["clusterIPs"][1]) in V6
+
+    # The primary family cannot change.
+    r = dual.kubectl("patch", "service", "web", "--type=merge", "-p",
+                     json.dumps({"spec": {"ipFamilies": ["IPv6", "IPv4"]}}), check=False)
+    assert r.returncode != 0 and 'The Service "web" is invalid' in r.stderr
+    dual.kubectl("delete", "service", "web")
+    _until("both IPAddresses released", lambda: not any(
+        ref == "services/default/web" for ref in _ipaddresses(dual).values()))
+
+
+def test_ipv6_only_service_and_requested_address(dual: Cluster) -> None:
+    dual.kubectl("apply", "-f", "-", stdin=_service(
+        "six", ipFamilies=["IPv6"], clusterIP="fd00:10:96::53", clusterIPs=["fd00:10:96::53"]))
+    row = dual.kubectl("get", "service", "six").stdout.splitlines()[1].split()
+    assert row[:3] == ["six", "ClusterIP", "fd00:10:96::53"]
+    r = dual.kubectl("apply", "-f", "-", check=False, stdin=_service(
+        "seven", ipFamilies=["IPv6"], clusterIP="fd00:10:97::1", clusterIPs=["fd00:10:97::1"]))
+    assert r.returncode != 0
+    assert ("failed to allocate IP fd00:10:97::1: the provided IP (fd00:10:97::1) is not in "
+            f"the valid range. The range of valid IPs is {V6}") in r.stderr
+
+
+def test_nodes_get_both_pod_cidrs(dual: Cluster) -> None:
+    dual.kubectl("apply", "-f", "-", stdin=json.dumps(
+        {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-x"}}))
+    _until("podCIDRs", lambda: len(_get(dual, "node", "node-x")["spec"].get("podCIDRs") or [])
+           == 2)
+    v4, v6 = _get(dual, "node", "node-x")["spec"]["podCIDRs"]
+    assert ipaddress.ip_network(v4).prefixlen == 24 and ipaddress.ip_network(v6).prefixlen == 64
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--service-cidr", "10.96.0.0/12,10.200.0.0/16"],
+     "--service-cidr[0] and --service-cidr[1] must be of different IP family"),
+    (["--service-cidr", "10.96.0.0/12,fd00::/112,fd01::/112"],
+     "--service-cidr must not contain more than two entries"),
+    (["--service-cidr", "10.96.0.0/12,fd00::/48"],
+     "shortest allowed prefix length for service CIDR is 64, got 48"),
+    (["--cluster-cidr", "10.244.0.0/16,10.245.0.0/16"],
+     "--cluster-cidr[0] and --cluster-cidr[1] must be of different IP family"),
+])
+def test_bad_cidr_pairs_are_refused(tmp_path: Path, flags: list[str], message: str) -> None:
+    r = subprocess.run([sys.executable, "-m", "svcnet.cli.main", "server", "--data-dir",
+                        str(tmp_path), "--listen", "127.0.0.1:0", *flags],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 1
+    assert message in r.stderr

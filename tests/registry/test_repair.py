@@ -107,3 +107,25 @@ async def test_a_service_spelling_its_ip_another_way_still_holds_it() -> None:
     assert (result.created, result.released, result.events) == ([], [], [])
     got = await allocs.cluster_ips["IPv6"][0].get("fd00:10::5")
     assert got is not None and got.owner.name == "v6"
+
+
+async def test_dual_stack_records_repaired_per_family() -> None:
+    """A dual-stack Service's IPv6 address (spelled uncanonically, in a whole /64) is restored
+    like its IPv4 one; an IPv6 leak is released after the grace."""
+    clock = FakeClock()
+    store = MemoryStore()
+    allocs = ServiceAllocators.build(store, ["10.96.0.0/24", "fd00:10:96::/64"], "30000-30099",
+                                     clock=clock)
+    svc = json.loads(stored_service("d", "10.96.0.30"))
+    svc["spec"].update(clusterIPs=["10.96.0.30", "FD00:10:96::0030"],
+                       ipFamilies=["IPv4", "IPv6"], ipFamilyPolicy="RequireDualStack")
+    await store.create("/registry/services/default/d", json.dumps(svc).encode())
+    await allocs.cluster_ips["IPv6"][0].allocate("fd00:10:96:0:ffff:ffff:ffff:ffff",
+                                                  Owner("default", "never-written"))
+    result = await repair(store, allocs, clock=clock, leak_grace=timedelta(seconds=60))
+    assert sorted(result.created) == ["clusterip/10.96.0.30", "clusterip/fd00:10:96::30"]
+    clock.advance(61)
+    result = await repair(store, allocs, clock=clock, leak_grace=timedelta(seconds=60))
+    assert result.released == ["clusterip/fd00:10:96:0:ffff:ffff:ffff:ffff"]
+    got = await allocs.cluster_ips["IPv6"][0].get("fd00:10:96::30")
+    assert got is not None and got.owner.name == "d"

@@ -20,6 +20,7 @@ from svcnet.registry.servicecidrs import (
     TERMINATING_MESSAGE,
     ServiceCIDRController,
     can_delete,
+    ensure_default_service_cidr,
     plan_service_cidrs,
 )
 from svcnet.registry.services import service_registry
@@ -190,3 +191,36 @@ async def test_repair_removes_orphans_restores_missing_and_spares_users(env: Env
     assert result.created == [f"clusterip/{ip}"]
     assert result.released == [f"clusterip/{orphan}"]
     assert await env.ip_names() == sorted([ip, users])
+
+
+async def test_default_service_cidr_created_then_upgraded_to_dual_stack() -> None:
+    """A server restarted with an IPv4,IPv6 pair whose primary is the stored single CIDR makes
+    the default dual-stack; the allocators then serve both families."""
+    store = MemoryStore()
+    clock = FakeClock()
+    cidrs = Registry(store, ServiceCIDRStrategy(), clock=clock)
+    await ensure_default_service_cidr(cidrs, ["10.96.0.0/29"])
+    assert (await cidrs.get("", "kubernetes"))["spec"]["cidrs"] == ["10.96.0.0/29"]
+    await ensure_default_service_cidr(cidrs, ["10.96.0.0/29", "fd00::/120"])
+    assert (await cidrs.get("", "kubernetes"))["spec"]["cidrs"] == ["10.96.0.0/29", "fd00::/120"]
+
+    allocators = ServiceAllocators.build(store, ["10.96.0.0/29", "fd00::/120"], "30000-30099",
+                                         clock=clock)
+    controller = ServiceCIDRController(cidrs, Registry(store, IPAddressStrategy(), clock=clock),
+                                       allocators, clock)
+    await controller.reconcile()
+    assert [a.range.describe() for a in allocators.cluster_ips["IPv6"]] == ["fd00::/120"]
+    services = service_registry(store, allocators)
+    svc = await services.create("default", make_service("web", ipFamilyPolicy="RequireDualStack"))
+    assert svc["spec"]["ipFamilies"] == ["IPv4", "IPv6"]
+
+
+@pytest.mark.parametrize("flags", [
+    pytest.param(["10.97.0.0/29", "fd00::/120"], id="other-primary"),
+    pytest.param(["fd00::/120", "10.96.0.0/29"], id="flipped"),
+])
+async def test_default_service_cidr_other_changes_left_alone(flags: list[str]) -> None:
+    cidrs = Registry(MemoryStore(), ServiceCIDRStrategy(), clock=FakeClock())
+    await ensure_default_service_cidr(cidrs, ["10.96.0.0/29"])
+    await ensure_default_service_cidr(cidrs, flags)
+    assert (await cidrs.get("", "kubernetes"))["spec"]["cidrs"] == ["10.96.0.0/29"]

@@ -70,6 +70,16 @@ def test_service_cidr_cidrs_are_immutable_but_status_may_change() -> None:
     new["spec"]["cidrs"] = ["10.0.0.0/23"]
     assert messages(validate_service_cidr_update(new, old)) == [
         'spec.cidrs: Invalid value: []string{"10.0.0.0/23"}: field is immutable']
+    new["spec"]["cidrs"] = ["10.0.0.0/24", "fd00::/112"]
+    assert validate_service_cidr_update(new, old) == [], "single to dual-stack"
+    new["spec"]["cidrs"] = ["10.0.1.0/24", "fd00::/112"]
+    assert messages(validate_service_cidr_update(new, old)) == [
+        'spec.cidrs[0]: Invalid value: "10.0.1.0/24": field is immutable']
+    dual = copy.deepcopy(old)
+    dual["spec"]["cidrs"] = ["10.0.0.0/24", "fd00::/112"]
+    back = copy.deepcopy(old)
+    assert messages(validate_service_cidr_update(back, dual)) == [
+        'spec.cidrs: Invalid value: []string{"10.0.0.0/24"}: field is immutable'], "no way back"
     status = copy.deepcopy(old)
     status["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
     assert validate_service_cidr_status_update(status, old) == []
