@@ -15,6 +15,12 @@ of the first 27,680):
 * at ``--latency-size`` Services: network programming latency under ``--latency-rate``
   changes/s through the agent's bounded-frequency runner (see :func:`programming_latency`).
 
+Dual stack (``--dual-size``, default off): at that size the same cluster is synced IPv4-only
+(one ``ip`` table) and dual-stack (every Service RequireDualStack with an IPv6 ClusterIP and an
+IPv6 EndpointSlice: an ``ip`` and an ``ip6`` table, one proxier each, as the node agent runs
+them): full sync (build + render + ``nft -f``) and one endpoint removed/added back (in both
+slices of the Service for dual stack), with the dual/IPv4 ratios of the same run.
+
 In the same run, a kube-proxy-style table (per service: a chain with an anonymous
 ``numgen ... vmap``, a chain per endpoint; kube-proxy's nftables layout) is loaded for the
 ``--kube-proxy-sizes`` (default 1k and 5k) and compared with ours at the same size.
@@ -23,7 +29,8 @@ Everything happens in namespaces named ``svcnet-t5-b…``, created here and alwa
 Needs root.
 
 Run: .venv/bin/python bench/proxy.py [--sizes 1000,5000,10000,30000] [--endpoints 5]
-     [--kube-proxy-sizes 1000,5000] [--rounds 10] [--latency-size 10000] [--json]
+     [--kube-proxy-sizes 1000,5000] [--rounds 10] [--latency-size 10000] [--dual-size N]
+     [--json]
 """
 
 from __future__ import annotations
@@ -55,13 +62,16 @@ from svcnet.proxy.ruleset import ProxyConfig
 from svcnet.proxy.runner import BoundedFrequencyRunner
 from svcnet.util.gcpause import gc_paused
 
-NODE = NodeInfo("node-1", ("172.20.0.11",))
+NODE = NodeInfo("node-1", ("172.20.0.11", "fd00:172:20::11"))
+CLUSTER_CIDRS = {"IPv4": ("10.244.0.0/16",), "IPv6": ("fd00:10:244::/48",)}
 Obj = dict[str, Any]
 
 
-def cluster(n: int, endpoints: int, *, first: int = 0) -> tuple[list[Obj], list[Obj]]:
+def cluster(n: int, endpoints: int, *, first: int = 0, dual: bool = False
+            ) -> tuple[list[Obj], list[Obj]]:
     """Services ``first``..``n-1`` with ``endpoints`` endpoints each; every tenth is a
-    NodePort, up to the 2768 ports of the NodePort range (no two Services conflict)."""
+    NodePort, up to the 2768 ports of the NodePort range (no two Services conflict). With
+    ``dual``, every Service also has an IPv6 ClusterIP and an IPv6 EndpointSlice."""
     services: list[Obj] = []
     slices: list[Obj] = []
     for i in range(first, n):
@@ -72,8 +82,9 @@ def cluster(n: int, endpoints: int, *, first: int = 0) -> tuple[list[Obj], list[
         if i % 10 == 0 and i // 10 < 2768:  # (the NodePort range holds 2768 ports)
             svc_type = "NodePort"
             port["nodePort"] = 30000 + i // 10
+        ips = [ip, f"fd00:10:96::{i:x}"] if dual else [ip]
         services.append({"metadata": {"namespace": "bench", "name": name},
-                         "spec": {"type": svc_type, "clusterIP": ip, "clusterIPs": [ip],
+                         "spec": {"type": svc_type, "clusterIP": ip, "clusterIPs": ips,
                                   "ports": [port]}})
         eps = []
         for j in range(endpoints):
@@ -86,6 +97,13 @@ def cluster(n: int, endpoints: int, *, first: int = 0) -> tuple[list[Obj], list[
                        "addressType": "IPv4",
                        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
                        "endpoints": eps})
+        if dual:
+            eps6 = [{**ep, "addresses": [f"fd00:10:244::{i * endpoints + j:x}"]}
+                    for j, ep in enumerate(eps)]
+            slices.append({**slices[-1], "metadata": {
+                "namespace": "bench", "name": f"{name}-y",
+                "labels": {"kubernetes.io/service-name": name}},
+                "addressType": "IPv6", "endpoints": eps6})
     return services, slices
 
 
@@ -276,6 +294,68 @@ async def programming_latency(proxier: Proxier, source: StaticSource, n: int, *,
             "max_ms": latencies[-1] * 1000}
 
 
+def measure_families(n: int, endpoints: int, rounds: int, *, dual: bool) -> dict[str, Any]:
+    """Full sync and one endpoint change of an IPv4-only or a dual-stack cluster of ``n``
+    Services, one proxier per family (see the module docstring)."""
+    services, slices = cluster(n, endpoints, dual=dual)
+    families = ("IPv4", "IPv6") if dual else ("IPv4",)
+    configs = [ProxyConfig(family=f, cluster_cidrs=CLUSTER_CIDRS[f]) for f in families]
+    with gc_paused():
+        start = time.perf_counter()
+        src = StaticSource(services, slices)
+        tables = []
+        for config in configs:
+            index = TableIndex(NODE, config)
+            index.commit(index.compute(src, src.keys()))
+            tables.append(index.ruleset())
+        build = time.perf_counter() - start
+        start = time.perf_counter()
+        text = "".join(plan_sync(None, t).render() for t in tables)
+        render = time.perf_counter() - start
+    result: dict[str, Any] = {"services": n, "dual": dual, "build_s": build, "render_s": render,
+                              "bytes": len(text),
+                              "elements": sum(t.stats()["elements"] for t in tables)}
+    with fresh_netns("d" if dual else "4") as netns:
+        result["load_s"], _ = nft_apply(netns, text)
+        del text
+        runner = NodeNft(netns)
+        proxiers = [Proxier(runner, config) for config in configs]
+        source = StaticSource(services, slices)
+        for proxier in proxiers:
+            assert proxier.sync_source(source, NODE).adopted
+        victim = f"bench/svc-{n // 2}"
+        removed: list[Obj] = []
+        changes = []
+        for r in range(rounds * 2):
+            for s in source.slices_by_key[victim]:
+                if r % 2 == 0:
+                    removed.append(s["endpoints"].pop())
+                else:
+                    s["endpoints"].append(removed.pop(0))
+            start = time.perf_counter()
+            done = [p.sync_source(source, NODE, {victim}) for p in proxiers]
+            changes.append(time.perf_counter() - start)
+            assert all(d.fast and d.changed and not d.full for d in done)
+        runner.close()
+    result.update(change_s=statistics.median(changes), change_max_s=max(changes))
+    return result
+
+
+def print_families(four: dict[str, Any], dual: dict[str, Any]) -> None:
+    print()
+    print(f"| {four['services']} Services × eps | elements | script MB | build + render (s) "
+          "| `nft -f` load (s) | full sync total (s) | one endpoint change, median / max (ms) |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in (("IPv4 only (`ip svcnet`)", four),
+                    ("dual stack (`ip` + `ip6 svcnet`)", dual)):
+        r["total_s"] = r["build_s"] + r["render_s"] + r["load_s"]
+        print(f"| {name} | {r['elements']} | {r['bytes'] / 1e6:.1f} | {r['build_s']:.2f} + "
+              f"{r['render_s']:.2f} | {r['load_s']:.2f} | {r['total_s']:.2f} "
+              f"| {r['change_s'] * 1000:.2f} / {r['change_max_s'] * 1000:.2f} |")
+    print(f"\ndual stack / IPv4 only: full sync {dual['total_s'] / four['total_s']:.2f}×, "
+          f"one endpoint change (both families) {dual['change_s'] / four['change_s']:.2f}×")
+
+
 def measure_kube_proxy(n: int, endpoints: int) -> dict[str, Any]:
     services, slices = cluster(n, endpoints)
     ruleset = kube_proxy_style(services, slices)
@@ -295,6 +375,8 @@ def main() -> None:
     ap.add_argument("--latency-size", type=int, default=10000)
     ap.add_argument("--latency-rate", type=float, default=20.0)
     ap.add_argument("--latency-seconds", type=float, default=15.0)
+    ap.add_argument("--dual-size", type=int, default=0,
+                    help="also compare IPv4-only and dual-stack tables at this size")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -304,8 +386,11 @@ def main() -> None:
             for n in args.sizes.split(",") if n]
     theirs = [measure_kube_proxy(int(n), args.endpoints)
               for n in args.kube_proxy_sizes.split(",") if n]
+    families = [measure_families(args.dual_size, args.endpoints, args.rounds, dual=d)
+                for d in (False, True)] if args.dual_size else []
     if args.json:
-        print(json.dumps({"svcnet": ours, "kube_proxy_style": theirs}, indent=2))
+        print(json.dumps({"svcnet": ours, "kube_proxy_style": theirs,
+                          "families": families}, indent=2))
         return
     nft_version = subprocess.run(["nft", "--version"], capture_output=True, text=True,
                                  check=False).stdout
@@ -340,6 +425,8 @@ def main() -> None:
               f"| {r['adopt_s']:.2f} |")
         print(f"| {r['services']} Services: one Service added "
               f"| {r['service_add_s'] * 1000:.2f} | {r['service_add_max_s'] * 1000:.2f} | |")
+    if families:
+        print_families(*families)
     for r in ours:
         p = r.get("programming")
         if p:

@@ -473,6 +473,7 @@ def explain(ctx: click.Context, service: str, node_name: str, kubeconfig: Path |
     from svcnet.api.nodes import LABEL_CLUSTER, LABEL_NODE_INDEX
     from svcnet.node.names import ClusterNames
     from svcnet.proxy.explain import explain as explain_service
+    from svcnet.proxy.ruleset import ProxyConfig
     from svcnet.proxy.service import node_info
 
     async def work(api: _Api) -> bool:
@@ -488,13 +489,20 @@ def explain(ctx: click.Context, service: str, node_name: str, kubeconfig: Path |
                     None) if node_name else (nodes[0] if nodes else None)
         if node is None:
             raise CommandError(f"error: node {node_name or '(any)'} not found")
-        for line in explain_service(svc, services, slices, node_info(node)):
-            click.echo(line)
+        families = [f for f in _dict(svc.get("spec")).get("ipFamilies") or ["IPv4"]
+                    if f in ("IPv4", "IPv6")]
         labels = _dict(_meta(node).get("labels"))
-        if LABEL_CLUSTER in labels and LABEL_NODE_INDEX in labels:
-            netns = ClusterNames.for_cluster(_str(labels[LABEL_CLUSTER])).node_netns(
-                int(_str(labels[LABEL_NODE_INDEX])))
-            click.echo(f"  live: ip netns exec {netns} nft list table ip svcnet")
+        for family in families:
+            # (The IPv6 cluster CIDR is the agent's flag, not in the API: none is assumed.)
+            config = ProxyConfig() if family == "IPv4" else ProxyConfig(
+                family="IPv6", cluster_cidrs=())
+            for line in explain_service(svc, services, slices, node_info(node), config):
+                click.echo(line)
+            if LABEL_CLUSTER in labels and LABEL_NODE_INDEX in labels:
+                netns = ClusterNames.for_cluster(_str(labels[LABEL_CLUSTER])).node_netns(
+                    int(_str(labels[LABEL_NODE_INDEX])))
+                click.echo(f"  live: ip netns exec {netns} nft list table "
+                           f"{config.syntax.ip} svcnet")
         return True
 
     _run(ctx, kubeconfig, namespace, work)

@@ -163,7 +163,7 @@ _AGENT_OPTIONS = [
                  help="This node's number on this machine's netns names (svcnet-<tag>-n<index>)."),
     click.option("--cluster-cidr", default="10.244.0.0/16", show_default=True,
                  help="The cluster's pod network: traffic from it is from a pod (kube-proxy's "
-                      "--cluster-cidr)."),
+                      "--cluster-cidr); IPV4,IPV6 for dual stack (an ip6 table too)."),
     click.option("--cluster-dns", multiple=True, help="Nameserver IP for pods' resolv.conf."),
     click.option("--resolv-conf", default="/etc/resolv.conf", show_default=True,
                  help="The node's resolv.conf: pods with dnsPolicy Default get its settings, "
@@ -210,6 +210,7 @@ def _run_agent(opts: dict[str, Any], **fields: Any) -> None:
     labels = _node_labels(opts["node_labels"])
     if os.geteuid() != 0:
         raise Failure("the node agent needs root (it creates network namespaces)")
+    fields["node_ip"], _, fields["node_ip6"] = str(fields["node_ip"]).partition(",")
     config = AgentConfig(cluster=opts["cluster"], node_index=opts["node_index"],
                          cluster_dns=opts["cluster_dns"], announce_lb_ips=opts["announce_lb_ips"],
                          resolv_conf=Path(opts["resolv_conf"]) if opts["resolv_conf"] else None,
@@ -222,8 +223,8 @@ def _run_agent(opts: dict[str, Any], **fields: Any) -> None:
         from svcnet.proxy.service import NodeProxy
 
         def proxy_factory(nc: NodeConfig) -> NodeProxy:
-            return NodeProxy(nc.node_netns, node_ip=config.node_ip,
-                             cluster_cidrs=(opts["cluster_cidr"],))
+            return NodeProxy(nc.node_netns, node_ip=config.node_ip, cluster_cidrs=tuple(
+                c.strip() for c in opts["cluster_cidr"].split(",") if c.strip()))
 
     asyncio.run(run_agent(config, proxy_factory=proxy_factory))
 
@@ -232,9 +233,12 @@ def _run_agent(opts: dict[str, Any], **fields: Any) -> None:
 @click.option("--kubeconfig", required=True, type=click.Path(path_type=Path, exists=True),
               help="Kubeconfig with this node's credentials.")
 @click.option("--name", "node_name", required=True, help="Node name to register.")
-@click.option("--node-ip", required=True, help="The node's address (status.addresses).")
+@click.option("--node-ip", required=True,
+              help="The node's address (status.addresses), or an IPv4,IPv6 pair (dual stack: "
+                   "NodePorts on both).")
 @click.option("--pod-cidr", default="",
-              help="Ask for this pod CIDR (default: the control plane assigns one).")
+              help="Ask for this pod CIDR, or an IPv4,IPv6 pair (dual stack: pods get an IPv6 "
+                   "address too); default: the control plane assigns them.")
 @click.option("--state-dir", required=True, type=click.Path(path_type=Path),
               help="Where pod state, IPAM and container logs live.")
 @click.option("--tls-cert-file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
@@ -346,6 +350,11 @@ def join(servers: str, token: str, token_file: Path | None, node_name: str, node
 @click.option("--registry-mirror", "mirrors", multiple=True, metavar="REGISTRY=URL",
               help="Pull REGISTRY's images (e.g. docker.io) from URL instead "
                    "(e.g. http://127.0.0.1:5000), with no fall-back. Repeatable.")
+@click.option("--ip-family", type=click.Choice(["ipv4", "dual"]), default="ipv4",
+              show_default=True,
+              help="dual: the node, pod and service networks get an IPv6 twin (unique local "
+                   "addresses), nodes and pods an address of each family, and Services may be "
+                   "dual-stack (ipFamilyPolicy).")
 @click.option("--node-network", metavar="CIDR", default=None,
               help="The node network (a private IPv4 /24 or larger). Default: the first of "
                    "172.20.0.0/24, 172.20.1.0/24, ... that nothing on the machine and no "
@@ -368,8 +377,8 @@ def join(servers: str, token: str, token_file: Path | None, node_name: str, node
                    "(127.0.0.53: systemd-resolved's list instead); without, none (SERVFAIL).")
 def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: float,
        no_localhost_nodeports: bool, node_grace_period: float, container_runtime: str,
-       mirrors: tuple[str, ...], node_network: str | None, zones: str, egress: bool,
-       egress_gateway: str | None, upstreams: tuple[str, ...]) -> None:
+       mirrors: tuple[str, ...], ip_family: str, node_network: str | None, zones: str,
+       egress: bool, egress_gateway: str | None, upstreams: tuple[str, ...]) -> None:
     """Bring up a whole local cluster: control plane, nodes, DNS; apply FILEs (needs root)."""
     import asyncio
     import signal
@@ -402,7 +411,8 @@ def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: fl
                      localhost_nodeports=not no_localhost_nodeports,
                      node_grace=node_grace_period, container_runtime=container_runtime,
                      registry_mirrors=registry_mirrors, node_network=network, zones=zone_list,
-                     egress=egress, egress_gateway=egress_gateway, upstreams=upstream_list)
+                     egress=egress, egress_gateway=egress_gateway, upstreams=upstream_list,
+                     ip_family=ip_family)
     try:
         text = asyncio.run(bring_up(opts, lambda line: click.echo(line, err=True)))
     except UpError as e:

@@ -18,6 +18,15 @@ The rules, with the defaults as first choice (DESIGN §3):
 * the gateway (bridge address) is the node network's ``.1``, node ``i`` is ``.(10+i)``, the
   LoadBalancer pool ``.200``-``.250``.
 
+**Dual stack** (``svcnet up --ip-family dual``) adds an IPv6 network of each kind, chosen by
+the same rules among unique local candidates: the node network the first free of
+``fd00:172:20::/64``, ``fd00:172:20:1::/64``, ... (bridge ``::1``, node ``i`` ``::(10+i)``
+and the LoadBalancer pool ``::200``-``::250``, written with the digits of their IPv4
+counterparts), the pod network the first free /56 of ``fd00:10:244::/56``,
+``fd00:10:244:100::/56``, ... (node ``i`` gets its ``i``-th /64: ``fd00:10:244:1::/64``), and
+the service CIDR ``fd00:10:96::/112`` for every cluster. None of them has a route out of the
+machine.
+
 "Free" means: no route of the machine (``ip -4 route show table all``) and no address of its
 interfaces (``ip -4 -o addr``, as the subnet it sits in) overlaps it, and no other cluster's
 record (``network.json`` in its state directory, written before its bridge exists) names it.
@@ -42,7 +51,7 @@ import json
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Final
 
@@ -51,6 +60,11 @@ NODE_NETWORKS: Final = tuple(IPv4Network(f"172.20.{k}.0/24") for k in range(256)
 POD_NETWORKS: Final = tuple(IPv4Network(f"10.{k}.0.0/16") for k in range(244, 256))
 """Candidates for the pod network, in order of preference."""
 SERVICE_CIDR: Final = IPv4Network("10.96.0.0/12")
+NODE_NETWORKS6: Final = tuple(IPv6Network(f"fd00:172:20:{k:x}::/64") for k in range(256))
+"""Candidates for the IPv6 node network (dual stack), in order of preference."""
+POD_NETWORKS6: Final = tuple(IPv6Network(f"fd00:10:244:{k:x}00::/56") for k in range(64))
+"""Candidates for the IPv6 pod network (dual stack), in order of preference."""
+SERVICE_CIDR6: Final = IPv6Network("fd00:10:96::/112")
 LOCK_FILE: Final = Path("/run/lock/svcnet-up.lock")
 
 _GATEWAY_OFFSET: Final = 1
@@ -73,36 +87,82 @@ class ClusterNetwork:
 
     nodes: IPv4Network
     pods: IPv4Network
+    nodes6: IPv6Network | None = None
+    """The IPv6 node network (dual stack), None: IPv4 only."""
+    pods6: IPv6Network | None = None
+
+    @property
+    def dual(self) -> bool:
+        return self.nodes6 is not None and self.pods6 is not None
 
     @property
     def gateway(self) -> str:
         """The bridge's address in the root namespace: the API server listens on it."""
         return str(self.nodes.network_address + _GATEWAY_OFFSET)
 
+    @property
+    def gateway6(self) -> str:
+        return _six(self.nodes6, _GATEWAY_OFFSET)
+
     def node_ip(self, index: int) -> str:
         return str(self.nodes.network_address + _NODE_OFFSET + index)
+
+    def node_ip6(self, index: int) -> str:
+        """Node ``index``'s IPv6 address ("" when IPv4 only): ``fd00:172:20::11`` for node 1."""
+        return _six(self.nodes6, _NODE_OFFSET + index)
 
     def pod_cidr(self, index: int) -> str:
         """Node ``index``'s /24 of the pod network (``10.244.<index>.0/24`` by default)."""
         return str(IPv4Network((int(self.pods.network_address) + (index << 8), 24)))
 
+    def pod_cidr6(self, index: int) -> str:
+        """Node ``index``'s /64 of the IPv6 pod network ("" when IPv4 only)."""
+        if self.pods6 is None:
+            return ""
+        return str(IPv6Network((int(self.pods6.network_address) + (index << 64), 64)))
+
     @property
     def lb_pool(self) -> str:
         base = self.nodes.network_address
-        return f"{base + _LB_FIRST}-{base + _LB_LAST}"
+        six = (f",{_six(self.nodes6, _LB_FIRST)}-{_six(self.nodes6, _LB_LAST)}"
+               if self.nodes6 is not None else "")
+        return f"{base + _LB_FIRST}-{base + _LB_LAST}{six}"
+
+    @property
+    def cluster_cidrs(self) -> str:
+        """The pod networks as the server's and agents' ``--cluster-cidr`` (IPv4 first)."""
+        return f"{self.pods},{self.pods6}" if self.pods6 is not None else str(self.pods)
+
+    @property
+    def service_cidrs(self) -> str:
+        """The server's ``--service-cidr``: the IPv4 one, and the IPv6 one on dual stack."""
+        return f"{SERVICE_CIDR},{SERVICE_CIDR6}" if self.dual else str(SERVICE_CIDR)
 
     def describe(self) -> str:
-        return f"nodes {self.nodes}, pods {self.pods}, LoadBalancer pool {self.lb_pool}"
+        six = f" and {self.nodes6}, pods {self.pods6}" if self.dual else ""
+        return f"nodes {self.nodes}, pods {self.pods}{six}, LoadBalancer pool {self.lb_pool}"
 
     def to_json(self, cluster: str) -> str:
-        return json.dumps({"cluster": cluster, "nodeNetwork": str(self.nodes),
-                           "podNetwork": str(self.pods), "gateway": self.gateway,
-                           "lbPool": self.lb_pool}, indent=2)
+        doc = {"cluster": cluster, "nodeNetwork": str(self.nodes),
+               "podNetwork": str(self.pods), "gateway": self.gateway, "lbPool": self.lb_pool}
+        if self.dual:
+            doc |= {"nodeNetwork6": str(self.nodes6), "podNetwork6": str(self.pods6)}
+        return json.dumps(doc, indent=2)
 
     @classmethod
     def from_json(cls, text: str) -> ClusterNetwork:
         doc = json.loads(text)
-        return cls(IPv4Network(doc["nodeNetwork"]), IPv4Network(doc["podNetwork"]))
+        six = doc.get("nodeNetwork6"), doc.get("podNetwork6")
+        return cls(IPv4Network(doc["nodeNetwork"]), IPv4Network(doc["podNetwork"]),
+                   *(IPv6Network(n) if n else None for n in six))
+
+
+def _six(network: IPv6Network | None, offset: int) -> str:
+    """The address ``offset`` into ``network``, written with the decimal digits of ``offset``
+    (node 1 is ``::11`` as it is ``.11`` in IPv4)."""
+    if network is None:
+        return ""
+    return str(network.network_address + int(str(offset), 16))
 
 
 DEFAULT: Final = ClusterNetwork(NODE_NETWORKS[0], POD_NETWORKS[0])
@@ -112,7 +172,7 @@ DEFAULT: Final = ClusterNetwork(NODE_NETWORKS[0], POD_NETWORKS[0])
 class InUse:
     """A network something on the machine already holds, and what (for error messages)."""
 
-    network: IPv4Network
+    network: IPv4Network | IPv6Network
     what: str
 
 
@@ -150,31 +210,37 @@ def machine_networks(route_lines: Iterable[str], addr_lines: Iterable[str]) -> l
         if not parts or parts[0] == "default":
             continue
         with contextlib.suppress(ValueError):
-            out.append(InUse(IPv4Network(parts[0], strict=False), f"the route `{line.strip()}`"))
+            out.append(InUse(ipaddress.ip_network(parts[0], strict=False),
+                             f"the route `{line.strip()}`"))
     for line in addr_lines:
         parts = line.split()
-        if "inet" not in parts or parts.index("inet") + 1 >= len(parts):
+        kind = "inet" if "inet" in parts else "inet6"
+        if kind not in parts or parts.index(kind) + 1 >= len(parts):
             continue
-        addr = parts[parts.index("inet") + 1]
+        addr = parts[parts.index(kind) + 1]
         dev = parts[1].rstrip(":") if len(parts) > 1 else "?"
         with contextlib.suppress(ValueError):
-            iface = ipaddress.IPv4Interface(addr)
-            out.append(InUse(iface.network, f"the address {addr} on {dev}"))
+            iface = ipaddress.ip_interface(addr)
+            if not iface.ip.is_link_local:  # (every interface has one: no conflict)
+                out.append(InUse(iface.network, f"the address {addr} on {dev}"))
     return out
 
 
 def plan_network(requested: IPv4Network | None, in_use: Sequence[InUse],
-                 others: Mapping[str, ClusterNetwork]) -> ClusterNetwork:
+                 others: Mapping[str, ClusterNetwork], *, dual: bool = False
+                 ) -> ClusterNetwork:
     """The cluster's networks: ``requested`` (``--node-network``) or the first free candidate
-    node network, and the first free candidate pod network. Pure."""
+    node network, and the first free candidate pod network; with ``dual``, an IPv6 network
+    of each kind too. Pure."""
     taken = [*in_use,
-             *(InUse(n.nodes, f"cluster {c!r}'s node network {n.nodes}")
-               for c, n in sorted(others.items())),
-             *(InUse(n.pods, f"cluster {c!r}'s pod network {n.pods}")
-               for c, n in sorted(others.items()))]
+             *(InUse(net, f"cluster {c!r}'s {kind} network {net}")
+               for c, n in sorted(others.items())
+               for kind, net in (("node", n.nodes), ("pod", n.pods), ("node", n.nodes6),
+                                 ("pod", n.pods6)) if net is not None)]
 
-    def clash(net: IPv4Network) -> str | None:
-        return next((t.what for t in taken if t.network.overlaps(net)), None)
+    def clash(net: IPv4Network | IPv6Network) -> str | None:
+        return next((t.what for t in taken
+                     if t.network.version == net.version and t.network.overlaps(net)), None)
 
     if requested is not None:
         why = clash(requested)
@@ -191,7 +257,14 @@ def plan_network(requested: IPv4Network | None, in_use: Sequence[InUse],
     if not pods:
         raise NetworkError(f"no free pod network among {POD_NETWORKS[0]}-{POD_NETWORKS[-1]} "
                            f"(each running cluster holds one; `svcnet down` one of them)")
-    return ClusterNetwork(nodes, pods[0])
+    if not dual:
+        return ClusterNetwork(nodes, pods[0])
+    nodes6 = next((n for n in NODE_NETWORKS6 if clash(n) is None), None)
+    pods6 = next((p for p in POD_NETWORKS6 if clash(p) is None), None)
+    if nodes6 is None or pods6 is None:
+        raise NetworkError(f"no free IPv6 {'node' if nodes6 is None else 'pod'} network "
+                           f"among the candidates (fd00:172:20::/48, fd00:10:244::/48)")
+    return ClusterNetwork(nodes, pods[0], nodes6, pods6)
 
 
 # --- the thin applier's I/O
@@ -203,8 +276,10 @@ def machine_in_use() -> list[InUse]:
         return subprocess.run(["ip", *args], capture_output=True, text=True,
                               check=False).stdout.splitlines()
 
-    return machine_networks(lines("-4", "route", "show", "table", "all"),
-                            lines("-4", "-o", "addr", "show"))
+    return machine_networks([*lines("-4", "route", "show", "table", "all"),
+                             *lines("-6", "route", "show", "table", "all")],
+                            [*lines("-4", "-o", "addr", "show"),
+                             *lines("-6", "-o", "addr", "show")])
 
 
 def recorded_networks(home: Path, exclude: str) -> dict[str, ClusterNetwork]:

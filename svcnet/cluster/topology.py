@@ -22,11 +22,18 @@ tag (names.py), is refused rather than allowed to take (or remove) those names. 
 agent keeps from the Node objects (``--pod-network-mode routes``, svcnet/node/nodenet.py), as
 on machines that joined a cluster, so one piece of code routes pods between nodes. The service
 CIDR is routed only inside nodes (by their nftables rules).
+
+On a dual-stack cluster every one of these gets its IPv6 twin (networks.py): the bridge holds
+the IPv6 gateway too, each node an IPv6 address on ``eth0``, and the host and the nodes route
+each node's IPv6 pod /64 via that node's IPv6 address. Addresses are added without duplicate
+address detection (``nodad``): the plan gives each one to exactly one interface, and the
+cluster can use them at once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import IPv6Network
 
 from svcnet.cluster.networks import DEFAULT, ClusterNetwork
 from svcnet.node.names import ClusterNames
@@ -44,6 +51,19 @@ class NodePlan:
     uplink: str
     ip: str
     pod_cidr: str
+    ip6: str = ""
+    """The node's IPv6 address on a dual-stack cluster ("" otherwise)."""
+    pod_cidr6: str = ""
+
+    @property
+    def node_ips(self) -> str:
+        """``--node-ip``: the address, or the IPv4,IPv6 pair."""
+        return f"{self.ip},{self.ip6}" if self.ip6 else self.ip
+
+    @property
+    def pod_cidrs(self) -> str:
+        """``--pod-cidr``: the /24, or the /24,/64 pair."""
+        return f"{self.pod_cidr},{self.pod_cidr6}" if self.pod_cidr6 else self.pod_cidr
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +100,8 @@ def plan_topology(cluster: str, node_count: int, network: ClusterNetwork = DEFAU
     names = ClusterNames.for_cluster(cluster)
     nodes = tuple(
         NodePlan(i, f"node-{i}", names.node_netns(i), names.node_uplink_host(i),
-                 network.node_ip(i), network.pod_cidr(i))
+                 network.node_ip(i), network.pod_cidr(i), network.node_ip6(i),
+                 network.pod_cidr6(i))
         for i in range(1, node_count + 1))
     return Topology(cluster, names, names.node_bridge, network, nodes, owner)
 
@@ -91,6 +112,7 @@ def host_batch(topo: Topology) -> list[str]:
     lines = [f"link add {topo.bridge} type bridge",
              f'link set {topo.bridge} alias "{bridge_alias(topo.owner)}"',
              f"addr add {topo.gateway}/{prefix} dev {topo.bridge}",
+             *_six_address(topo.network.gateway6, topo.network.nodes6, topo.bridge),
              f"link set {topo.bridge} up"]
     for n in topo.nodes:
         lines += [f"link add {n.uplink} type veth peer name eth0 netns {n.netns}",
@@ -98,11 +120,27 @@ def host_batch(topo: Topology) -> list[str]:
                   f"link set {n.uplink} up"]
     for n in topo.nodes:
         lines.append(f"route add {n.pod_cidr} via {n.ip} dev {topo.bridge}")
+        if n.ip6:
+            lines.append(f"route add {n.pod_cidr6} via {n.ip6} dev {topo.bridge}")
     return lines
+
+
+def _six_address(address: str, network: IPv6Network | None, dev: str) -> list[str]:
+    if network is None or not address:
+        return []
+    return [f"addr add {address}/{network.prefixlen} dev {dev} nodad"]
 
 
 def node_batch(topo: Topology, node: NodePlan) -> list[str]:
     """Node-namespace lines: loopback, its uplink address (what a machine has of itself; the
-    routes to the other nodes' pods are its agent's)."""
-    return ["link set lo up", f"addr add {node.ip}/{topo.network.nodes.prefixlen} dev eth0",
-            "link set eth0 up"]
+    IPv4 routes to the other nodes' pods are its agent's, svcnet/node/nodenet.py), and on a
+    dual-stack cluster its IPv6 address and the IPv6 routes to the other nodes' pod /64s (the
+    agent's planner routes IPv4 only, so these stay static)."""
+    lines = ["link set lo up",
+             f"addr add {node.ip}/{topo.network.nodes.prefixlen} dev eth0",
+             *_six_address(node.ip6, topo.network.nodes6, "eth0"),
+             "link set eth0 up"]
+    for other in topo.nodes:
+        if other.index != node.index and other.ip6:
+            lines.append(f"route add {other.pod_cidr6} via {other.ip6} dev eth0")
+    return lines

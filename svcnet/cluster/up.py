@@ -55,7 +55,6 @@ from svcnet.cluster.egress import (
     plan_egress,
     ruleset as egress_ruleset,
 )
-from svcnet.cluster.networks import SERVICE_CIDR
 from svcnet.cluster.state import Paths, cluster_dir, live_processes, record_pid
 from svcnet.cluster.supervise import reload_supervisor, write_unit
 from svcnet.cluster.topology import (
@@ -109,6 +108,9 @@ class UpOptions:
     upstreams: Sequence[Address] = ()
     """``--upstream``: cluster DNS's resolvers for other names; empty: the host's with
     ``--egress`` (svcnet/dns/upstreams.py), none without."""
+    ip_family: str = "ipv4"
+    """``--ip-family``: ``ipv4``, or ``dual`` (IPv4 and IPv6 node, pod and service networks:
+    dual-stack Services, pods with an address of each family)."""
 
 
 def node_zone(opts: UpOptions, index: int) -> str | None:
@@ -169,7 +171,8 @@ def claim_network(opts: UpOptions, paths: Paths) -> tuple[Topology, EgressPlan |
         in_use = networks.machine_in_use()
         others = networks.recorded_networks(paths.root.parent, exclude=opts.name)
         try:
-            network = networks.plan_network(opts.node_network, in_use, others)
+            network = networks.plan_network(opts.node_network, in_use, others,
+                                            dual=opts.ip_family == "dual")
             topo = plan_topology(opts.name, opts.nodes, network, teardown.owner(paths))
             egress = plan_egress(network, opts.egress_gateway,
                                  tuple(n.ip for n in topo.nodes)) if opts.egress else None
@@ -188,6 +191,9 @@ def build_network(topo: Topology, egress: EgressPlan | None = None) -> None:
         lines = node_batch(topo, node) + (node_route_lines(egress) if egress else [])
         _run(["ip", "-n", node.netns, "-batch", "-"], "\n".join(lines) + "\n")
         _run(["ip", "netns", "exec", node.netns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        if node.ip6:
+            _run(["ip", "netns", "exec", node.netns, "sysctl", "-qw",
+                  "net.ipv6.conf.all.forwarding=1"])
         if egress is not None:
             _run(["ip", "netns", "exec", node.netns, "nft", "-f", "-"], egress_ruleset(egress))
 
@@ -379,7 +385,8 @@ async def wait_node_ports(client: RESTClient, topo: Topology, opts: UpOptions) -
                                  == "Local"])
     deadline = time.monotonic() + 30
     for port in sorted(ports):
-        hosts = [] if port in local_only else [n.ip for n in topo.nodes]
+        hosts = [] if port in local_only else [
+            ip for n in topo.nodes for ip in (n.ip, n.ip6) if ip]
         hosts += ["127.0.0.1"] if opts.localhost_nodeports else []
         for host in hosts:
             while True:
@@ -419,6 +426,8 @@ async def summary(client: RESTClient, topo: Topology, paths: Paths, egress: str 
             "containerRuntimeVersion", "")
         lines.append(f"  {n.name:<8} {n.ip:<14} pods {n.pod_cidr:<15} {state:<8} "
                      f"{runtime}".rstrip())
+        if n.ip6:
+            lines.append(f"  {'':<8} {n.ip6:<14} pods {n.pod_cidr6}")
     services = (await client.list(SERVICES)).items
     from svcnet.client.rest import ENDPOINTSLICES
 
@@ -440,8 +449,9 @@ async def summary(client: RESTClient, topo: Topology, paths: Paths, egress: str 
             f"{p.get('protocol', 'TCP')}" for p in spec.get("ports") or [])
         lb = ",".join(i.get("ip", "") for i in ((svc.get("status") or {}).get("loadBalancer")
                                                  or {}).get("ingress") or [])
+        cluster_ips = ",".join(spec.get("clusterIPs") or [spec.get("clusterIP", "")])
         lines.append(f"  {key:<28} {spec.get('type', 'ClusterIP'):<13} "
-                     f"{spec.get('clusterIP', ''):<14} {ports:<22} {lb or '-':<14} "
+                     f"{cluster_ips:<14} {ports:<22} {lb or '-':<14} "
                      f"endpoints {ready}")
         if meta["namespace"] in ("kube-system",) or meta["name"] == "kubernetes":
             continue
@@ -466,8 +476,8 @@ async def _start_control_plane(paths: Paths, topo: Topology, opts: UpOptions) ->
     # The supervisor starts the units it finds, then those added later on SIGHUP.
     write_unit(paths, "server", [
         *_svcnet(), "server", "--data-dir", str(paths.server), "--listen",
-        topo.api_server, "--service-cidr", str(SERVICE_CIDR), "--lb-pool",
-        topo.network.lb_pool, "--cluster-cidr", str(topo.network.pods),
+        topo.api_server, "--service-cidr", topo.network.service_cidrs, "--lb-pool",
+        topo.network.lb_pool, "--cluster-cidr", topo.network.cluster_cidrs,
         "--advertise-address", topo.gateway, "--node-monitor-grace-period",
         str(opts.node_grace)])
     spawn(paths, "supervisor", [*_svcnet(), "_supervise", "--state-dir", str(paths.root)])
@@ -537,8 +547,8 @@ def _start_node_agents(paths: Paths, topo: Topology, opts: UpOptions,
                              "--cni-conf-dir", str(cpaths.cni_conf)]
         write_unit(paths, node.name, [
             *_svcnet(), "node", "--kubeconfig", str(kcfg), "--name", node.name,
-            "--cluster", opts.name, "--node-index", str(node.index), "--node-ip", node.ip,
-            "--pod-cidr", node.pod_cidr, "--cluster-cidr", str(topo.network.pods),
+            "--cluster", opts.name, "--node-index", str(node.index), "--node-ip", node.node_ips,
+            "--pod-cidr", node.pod_cidrs, "--cluster-cidr", topo.network.cluster_cidrs,
             "--state-dir", str(state), "--cluster-dns", DNS_IP,
             "--resolv-conf", str(node_resolv), "--announce-lb-ips",
             "--health-port", str(HEALTH_PORT), "--pod-network-mode", "routes",

@@ -49,7 +49,7 @@ import platform
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -108,7 +108,10 @@ class AgentConfig:
     cluster: str = "svcnet"
     node_index: int = 1
     node_ip: str = "127.0.0.1"
+    node_ip6: str = ""
+    """The node's IPv6 address on a dual-stack node network (a second InternalIP)."""
     pod_cidr: str = ""
+    """Ask for this pod CIDR, or an IPv4,IPv6 pair (dual stack); "": the control plane's."""
     state_dir: Path = field(default_factory=lambda: Path("/var/lib/svcnet/node"))
     cluster_dns: tuple[str, ...] = ()
     cluster_domain: str = "cluster.local"
@@ -268,14 +271,16 @@ class NodeAgent:
 
     async def start(self) -> None:
         await self.register()
-        cidr = await self.wait_for_pod_cidr()
+        cidrs = await self.wait_for_pod_cidr()
+        cidr6 = next((c for c in cidrs[1:] if ":" in c), None)
         mtu = None
         if self.node_network is not None:
             _, link_mtu = await asyncio.to_thread(self.node_network.uplink)
             mtu = pod_mtu(link_mtu, self.node_network.mode)
         node_config = NodeConfig(
             cluster=self.config.cluster, node_name=self.config.node_name,
-            node_index=self.config.node_index, pod_cidr=IPv4Network(cidr),
+            node_index=self.config.node_index, pod_cidr=IPv4Network(cidrs[0]),
+            pod_cidr6=None if cidr6 is None else IPv6Network(cidr6),
             host_ip=self.config.node_ip, state_dir=self.config.state_dir,
             cluster_dns=self.config.cluster_dns, cluster_domain=self.config.cluster_domain,
             resolv_conf=self.config.resolv_conf,
@@ -303,7 +308,7 @@ class NodeAgent:
             inf.start()
         if self.config.announce_lb_ips:
             self.announcer = Announcer(node_config.node_netns, self.config.node_name,
-                                       self.config.node_ip)
+                                       self.config.node_ip, node_ip6=self.config.node_ip6)
         if self._proxy_factory is not None:
             self.health_checks = HealthCheckServers(node_config.node_netns)
         poke_announcer = EventHandler(on_add=lambda _o: self._announce_wake.set(),
@@ -317,7 +322,7 @@ class NodeAgent:
                 on_add=lambda _o: self._routes_wake.set(),
                 on_update=self._peer_changed,
                 on_delete=lambda _o: self._routes_wake.set()))
-            self._tasks.append(asyncio.create_task(self._pod_network_loop(IPv4Network(cidr))))
+            self._tasks.append(asyncio.create_task(self._pod_network_loop(IPv4Network(cidrs[0]))))
         if self._proxy_factory is not None:
             self.proxy = self._proxy_factory(node_config)
             if self.proxy is not None:
@@ -375,7 +380,8 @@ class NodeAgent:
             node["metadata"]["annotations"] = {
                 VTEP_MAC_ANNOTATION: vtep_mac(IPv4Address(cfg.node_ip))}
         if cfg.pod_cidr:
-            node["spec"] = {"podCIDR": cfg.pod_cidr, "podCIDRs": [cfg.pod_cidr]}
+            cidrs = [c.strip() for c in cfg.pod_cidr.split(",") if c.strip()]
+            node["spec"] = {"podCIDR": cidrs[0], "podCIDRs": cidrs}
         return node
 
     def _status(self) -> Obj:
@@ -388,6 +394,8 @@ class NodeAgent:
             # Where the API server reaches this agent's server (server.py), as kubelet says.
             "daemonEndpoints": {"kubeletEndpoint": {"Port": self._server_port}},
             "addresses": [{"type": "InternalIP", "address": self.config.node_ip},
+                          *([{"type": "InternalIP", "address": self.config.node_ip6}]
+                            if self.config.node_ip6 else []),
                           {"type": "Hostname", "address": self.config.node_name}],
             "capacity": capacity, "allocatable": capacity,
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
@@ -423,11 +431,13 @@ class NodeAgent:
                                              {"status": self._status()},
                                              patch_type=PatchType.MERGE, subresource="status")
 
-    async def wait_for_pod_cidr(self) -> str:
+    async def wait_for_pod_cidr(self) -> list[str]:
+        """The Node's podCIDRs (the primary first), once it has any."""
         while True:
-            cidr = str((self._node.get("spec") or {}).get("podCIDR") or "")
+            spec = self._node.get("spec") or {}
+            cidr = str(spec.get("podCIDR") or "")
             if cidr:
-                return cidr
+                return [cidr, *(str(c) for c in spec.get("podCIDRs") or [] if c != cidr)]
             await self.clock.sleep(0.2)
             self._node = await self.client.get(NODES, "", self.config.node_name)
 

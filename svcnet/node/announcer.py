@@ -14,6 +14,13 @@ Service's nftables rules see a local destination), and sends a gratuitous ARP so
 neighbour cache moves to the new node at once after a failover. Losers remove it. The decision
 is the pure :func:`announcements`; :class:`Announcer` applies it with ``ip`` and a raw packet
 socket inside the node namespace.
+
+IPv6 LoadBalancer IPs (a dual-stack node network) work the same way with Neighbor Discovery
+in place of ARP (RFC 4861): the winner adds the IP as a /128 (``nodad``: it is ours by the
+election, and a tentative address would not answer), so its kernel answers neighbour
+solicitations for it, and sends an unsolicited neighbour advertisement with the override flag
+to all nodes (``ff02::1``), which makes the host update a stale neighbour entry at once, the
+role of the gratuitous ARP (MetalLB's NDP responder does both in user space).
 """
 
 from __future__ import annotations
@@ -40,9 +47,14 @@ def _ready(obj: Mapping[str, Any]) -> bool:
                for c in (obj.get("status") or {}).get("conditions") or [])
 
 
-def announcements(node_name: str, subnet: ipaddress.IPv4Network, services: Iterable[Obj],
+Subnet = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def announcements(node_name: str, subnet: Subnet | Iterable[Subnet], services: Iterable[Obj],
                   slices: Iterable[Obj], nodes: Iterable[Obj]) -> set[str]:
-    """The LoadBalancer IPs this node should announce. Pure."""
+    """The LoadBalancer IPs this node should announce: those on ``subnet`` (the node
+    network; on a dual-stack one, its IPv4 and IPv6 subnets). Pure."""
+    subnets = [subnet] if isinstance(subnet, Subnet) else list(subnet)
     ready_nodes = sorted(str(n["metadata"]["name"]) for n in nodes if _ready(n))
     local_nodes: dict[tuple[str, str], set[str]] = {}
     for s in slices:
@@ -68,10 +80,12 @@ def announcements(node_name: str, subnet: ipaddress.IPv4Network, services: Itera
                 continue  # a proxying load balancer owns that address, not the nodes
             ip = ing.get("ip")
             try:
-                if not ip or ipaddress.IPv4Address(ip) not in subnet:
-                    continue
+                address = ipaddress.ip_address(str(ip))
             except ValueError:
                 continue
+            if not any(address.version == n.version and address in n for n in subnets):
+                continue
+            ip = str(address)
             if candidates and _winner(candidates, str(ip)) == node_name:
                 mine.add(str(ip))
     return mine
@@ -94,18 +108,35 @@ def _gratuitous_arp(ifname: str, ip: str) -> None:
         s.send(frame)
 
 
+def _unsolicited_na(ifname: str, ip: str) -> None:
+    """Send "ip is at my MAC" (an unsolicited neighbour advertisement, override set) to all
+    nodes on ``ifname`` (runs inside the node netns; the kernel fills in the checksum)."""
+    with open(f"/sys/class/net/{ifname}/address") as f:
+        mac = bytes.fromhex(f.read().strip().replace(":", ""))
+    # Type 136, code 0, checksum 0, flags: override (0x20000000); target; option 2 (target
+    # link-layer address), length 1 (8 octets).
+    message = (struct.pack("!BBHI", 136, 0, 0, 0x20000000)
+               + socket.inet_pton(socket.AF_INET6, ip) + struct.pack("!BB", 2, 1) + mac)
+    with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex(ifname))
+        s.sendto(message, ("ff02::1", 0, 0, socket.if_nametoindex(ifname)))
+
+
 def uplink_addresses(lines: Iterable[str], node_ip: str,
-                     ) -> tuple[set[str], ipaddress.IPv4Network | None]:
-    """From ``ip -o -4 addr show dev <uplink>``: the announced /32s, and the subnet of the
-    node's own address (None when it is not there). Pure."""
+                     ) -> tuple[set[str], Subnet | None]:
+    """From ``ip -o addr show dev <uplink>``: the announced host addresses (/32 and /128),
+    and the subnet of the node's own address ``node_ip`` (None when it is not there). Pure."""
     found: set[str] = set()
     subnet = None
     for line in lines:
         parts = line.split()
-        if "inet" not in parts or parts.index("inet") + 1 >= len(parts):
+        kind = "inet" if "inet" in parts else "inet6"
+        if kind not in parts or parts.index(kind) + 1 >= len(parts):
             continue
-        iface = ipaddress.IPv4Interface(parts[parts.index("inet") + 1])
-        if iface.network.prefixlen == 32 and str(iface.ip) != node_ip:
+        iface = ipaddress.ip_interface(parts[parts.index(kind) + 1])
+        if iface.network.prefixlen == iface.max_prefixlen and str(iface.ip) != node_ip:
             found.add(str(iface.ip))
         elif str(iface.ip) == node_ip:
             subnet = iface.network
@@ -114,14 +145,18 @@ def uplink_addresses(lines: Iterable[str], node_ip: str,
 
 class Announcer:
     def __init__(self, netns: str, node_name: str, node_ip: str, *, ifname: str = "eth0",
-                 prefix: int = 24) -> None:
+                 prefix: int = 24, node_ip6: str = "") -> None:
         self.netns = netns
         self.node_name = node_name
         self.ifname = ifname
         self.node_ip = node_ip
-        self.subnet = ipaddress.IPv4Network(f"{node_ip}/{prefix}", strict=False)
+        self.node_ip6 = node_ip6
+        self.subnet: Subnet = ipaddress.IPv4Network(f"{node_ip}/{prefix}", strict=False)
         """The node network; ``prefix`` until the uplink's address says (a local cluster's
         node network may be larger than a /24)."""
+        self.subnet6: Subnet | None = (ipaddress.IPv6Network(f"{node_ip6}/64", strict=False)
+                                       if node_ip6 else None)
+        """The IPv6 node network of a dual-stack node (its /64 until the uplink says)."""
         self.announced: set[str] = set()
         self._first = True
         self._thread = NetnsThread(netns)
@@ -135,31 +170,40 @@ class Announcer:
             log.warning("ip -n %s %s: %s", self.netns, " ".join(args), err.decode().strip())
         return proc.returncode == 0
 
-    async def _current(self) -> tuple[set[str], ipaddress.IPv4Network | None]:
-        """/32s on the uplink now (a restarted agent must learn what it announced before),
-        and the subnet of the node's own address there."""
+    async def _current(self) -> tuple[set[str], Subnet | None, Subnet | None]:
+        """/32s and /128s on the uplink now (a restarted agent must learn what it announced
+        before), and the subnets of the node's own addresses there."""
         proc = await asyncio.create_subprocess_exec(
-            "ip", "-n", self.netns, "-o", "-4", "addr", "show", "dev", self.ifname,
+            "ip", "-n", self.netns, "-o", "addr", "show", "dev", self.ifname,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         out, _ = await proc.communicate()
-        return uplink_addresses(out.decode().splitlines(), self.node_ip)
+        lines = out.decode().splitlines()
+        found, subnet = uplink_addresses(lines, self.node_ip)
+        _, subnet6 = uplink_addresses(lines, self.node_ip6) if self.node_ip6 else (set(), None)
+        return found, subnet, subnet6
 
     async def sync(self, services: Iterable[Obj], slices: Iterable[Obj],
                    nodes: Iterable[Obj]) -> None:
         if self._first:
-            self.announced, subnet = await self._current()
+            self.announced, subnet, subnet6 = await self._current()
             self.subnet = subnet or self.subnet
+            self.subnet6 = subnet6 or self.subnet6
             self._first = False
-        wanted = announcements(self.node_name, self.subnet, services, slices, nodes)
+        subnets = [self.subnet, *([self.subnet6] if self.subnet6 is not None else [])]
+        wanted = announcements(self.node_name, subnets, services, slices, nodes)
         for ip in sorted(wanted - self.announced):
-            await self._ip("addr", "replace", f"{ip}/32", "dev", self.ifname)
+            six = ":" in ip
+            await self._ip("addr", "replace", f"{ip}/{128 if six else 32}", "dev", self.ifname,
+                           *(["nodad"] if six else []))
             try:
-                await self._thread.call(functools.partial(_gratuitous_arp, self.ifname, ip))
+                await self._thread.call(functools.partial(
+                    _unsolicited_na if six else _gratuitous_arp, self.ifname, ip))
             except OSError as e:
-                log.warning("gratuitous ARP for %s failed: %s", ip, e)
+                log.warning("announcing %s (%s) failed: %s", ip, "NDP" if six else "ARP", e)
             log.info("announcing %s", ip)
         for ip in sorted(self.announced - wanted):
-            await self._ip("addr", "del", f"{ip}/32", "dev", self.ifname)
+            await self._ip("addr", "del", f"{ip}/{128 if ':' in ip else 32}", "dev",
+                           self.ifname)
             log.info("no longer announcing %s", ip)
         self.announced = wanted
 

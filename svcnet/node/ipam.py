@@ -15,6 +15,13 @@ again for an owner that has an address returns the same address, which is what m
 process runtime, the sandbox (container) ID for pods that containerd runs through the CNI
 plugin (:mod:`svcnet.node.cni`); both kinds share one file per node.
 
+**Dual stack**: a node with an IPv6 pod CIDR (a /64) gives every pod an IPv6 address too,
+derived from its IPv4 one rather than allocated (:func:`pod_ipv6`): the same host offset in
+the IPv6 subnet (``10.244.1.7`` -> ``fd00:10:244:1::7``), the gateway likewise (``::1``). So the
+IPv4 allocation, persisted here, is the only state: the IPv6 address is unique, survives
+restarts and is released with it, and the CNI plugin, the runner and a restarted agent all
+compute the same address without sharing anything more.
+
 State lives in one small JSON file in the agent's state directory::
 
     {"version": 1, "cidr": "10.244.1.0/24", "last": "10.244.1.7",
@@ -45,15 +52,26 @@ import fcntl
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 from pathlib import Path
 from typing import Any, Final
 
 from svcnet.node.files import atomic_write
 
-__all__ = ["IPAMError", "IPAMExhausted", "IPAMStateError", "PodIPAM"]
+__all__ = ["IPAMError", "IPAMExhausted", "IPAMStateError", "PodIPAM", "pod_ipv6"]
 
 _VERSION: Final = 1
+
+
+def pod_ipv6(ip: IPv4Interface | IPv4Address, ipv4_subnet: IPv4Network,
+             ipv6_subnet: IPv6Network) -> IPv6Interface:
+    """The IPv6 address that goes with a pod's (or the gateway's) IPv4 address: the same host
+    offset in the node's IPv6 pod subnet (see the module docstring)."""
+    address = ip.ip if isinstance(ip, IPv4Interface) else ip
+    offset = int(address) - int(ipv4_subnet.network_address)
+    if not 0 < offset < min(ipv4_subnet.num_addresses, ipv6_subnet.num_addresses):
+        raise ValueError(f"{address} is not a host address of {ipv4_subnet}")
+    return IPv6Interface((int(ipv6_subnet.network_address) + offset, ipv6_subnet.prefixlen))
 
 
 class IPAMError(Exception):

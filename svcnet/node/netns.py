@@ -69,7 +69,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -202,10 +202,11 @@ def render(batches: Sequence[Batch]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """A route in the peer namespace: ``destination`` is ``default`` or a CIDR."""
+    """A route in the peer namespace: ``destination`` is ``default`` or a CIDR (``::/0``: the
+    IPv6 default route)."""
 
     destination: str
-    via: IPv4Address | None = None
+    via: IPv4Address | IPv6Address | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +220,9 @@ class VethSpec:
     peer_name: str
     peer_address: IPv4Interface
     routes: tuple[Route, ...] = ()
+    peer_address6: IPv6Interface | None = None
+    """A dual-stack pod's IPv6 address (without duplicate address detection: the node
+    derived it, nobody else holds it, and the pod can use it at once)."""
     bridge: str | None = None
     hairpin: bool = False
     peer_mac: str | None = None
@@ -233,11 +237,13 @@ def mac_for(ip: IPv4Address) -> str:
 
 
 def plan_bridge(netns: str, name: str, address: IPv4Interface, *,
-                mac: str | None = None) -> Batch:
+                mac: str | None = None, address6: IPv6Interface | None = None) -> Batch:
     mac_part = f" address {mac}" if mac else ""
+    six = () if address6 is None else (f"addr add {address6.with_prefixlen} dev {name} nodad",)
     return Batch(netns, (
         f"link add {_check(name)}{mac_part} type bridge",
         f"addr add {address.with_prefixlen} dev {name}",
+        *six,
         f"link set {name} up",
     ))
 
@@ -269,6 +275,8 @@ def plan_veth(spec: VethSpec) -> list[Batch]:
     host_cmds.append(f"link set {host} up")
     peer_cmds = ["link set lo up"] if spec.peer_loopback_up else []
     peer_cmds.append(f"addr add {spec.peer_address.with_prefixlen} dev {peer}")
+    if spec.peer_address6 is not None:
+        peer_cmds.append(f"addr add {spec.peer_address6.with_prefixlen} dev {peer} nodad")
     peer_cmds.append(f"link set {peer} up")
     for route in spec.routes:
         via = f" via {route.via}" if route.via is not None else ""
@@ -277,12 +285,16 @@ def plan_veth(spec: VethSpec) -> list[Batch]:
 
 
 def pod_veth_spec(pod_ip: IPv4Interface, gateway: IPv4Address,
-                  names: PodNetworkNames) -> VethSpec:
+                  names: PodNetworkNames, *, pod_ip6: IPv6Interface | None = None,
+                  gateway6: IPv6Address | None = None) -> VethSpec:
+    """A pod's veth: its address and default route, and on a dual-stack node its IPv6
+    address and IPv6 default route via the bridge's IPv6 gateway too."""
+    six = (Route("::/0", gateway6),) if pod_ip6 is not None and gateway6 is not None else ()
     return VethSpec(
         host_netns=names.node_netns, host_name=names.host_veth, bridge=names.bridge,
         hairpin=True, peer_netns=names.pod_netns, peer_name=names.pod_veth,
         peer_address=pod_ip, peer_mac=mac_for(pod_ip.ip), peer_loopback_up=True,
-        routes=(Route("default", gateway),),
+        routes=(Route("default", gateway), *six), peer_address6=pod_ip6 if six else None,
     )
 
 
@@ -314,7 +326,8 @@ class Network(Protocol):
     async def loopback_up(self, netns: str) -> None: ...
 
     async def create_bridge(self, netns: str, name: str, address: IPv4Interface, *,
-                            mac: str | None = None) -> None: ...
+                            mac: str | None = None,
+                            address6: IPv6Interface | None = None) -> None: ...
 
     async def create_veth(self, spec: VethSpec) -> None: ...
 
@@ -400,8 +413,9 @@ class IPBatchNetwork:
         await self.apply([Batch(netns, ("link set lo up",))])
 
     async def create_bridge(self, netns: str, name: str, address: IPv4Interface, *,
-                            mac: str | None = None) -> None:
-        await self.apply([plan_bridge(netns, name, address, mac=mac)])
+                            mac: str | None = None,
+                            address6: IPv6Interface | None = None) -> None:
+        await self.apply([plan_bridge(netns, name, address, mac=mac, address6=address6)])
 
     async def create_veth(self, spec: VethSpec) -> None:
         self._require(spec.peer_netns)
@@ -588,7 +602,8 @@ class FakeNetwork:
         self._link(netns, "lo").up = True
 
     async def create_bridge(self, netns: str, name: str, address: IPv4Interface, *,
-                            mac: str | None = None) -> None:
+                            mac: str | None = None,
+                            address6: IPv6Interface | None = None) -> None:
         self._enter("create_bridge", netns, name, str(address))
         self._add_link(netns, FakeLink(name, "bridge", mac=mac))
         self._add_address(netns, name, address)
@@ -614,6 +629,9 @@ class FakeNetwork:
             peer_ns.links["lo"].up = True
         self._add_address(spec.peer_netns, spec.peer_name, spec.peer_address)
         for route in spec.routes:
+            if isinstance(route.via, IPv6Address):
+                peer_ns.routes.append(route)  # (IPv6 is not modelled beyond being asked for)
+                continue
             if route.via is not None and peer_ns.connected(route.via) is None:
                 raise CommandFailed("Error: Nexthop has invalid gateway.")
             if any(r.destination == route.destination for r in peer_ns.routes):

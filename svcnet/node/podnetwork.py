@@ -16,6 +16,7 @@ from the same planner spec), so the runner's unit tests see the plugin's effects
 
 from __future__ import annotations
 
+from ipaddress import IPv6Network
 from pathlib import Path
 from typing import Protocol
 
@@ -59,11 +60,11 @@ class PodNetwork(Protocol):
 
 
 def node_conflist(names: ClusterNames, node_netns: str, subnet: str, data_dir: Path, *,
-                  mtu: int | None = None) -> str:
+                  mtu: int | None = None, subnet6: IPv6Network | None = None) -> str:
     """The node's conflist: the CNI plugin on the node's bridge, its IPAM file in the agent's
-    state directory (shared with the in-process calls)."""
+    state directory (shared with the in-process calls); ``subnet6``: dual stack."""
     return conflist("svcnet", subnet, None, POD_BRIDGE, data_dir, names.prefix,
-                    node_netns=node_netns, mtu=mtu)
+                    node_netns=node_netns, mtu=mtu, subnet6=subnet6)
 
 
 def _args(owner: str, netns: str, pod_uid: str) -> CNIArgs:

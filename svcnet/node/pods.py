@@ -60,12 +60,13 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Interface, IPv6Network
 from pathlib import Path
 from typing import Any, Final
 
 from svcnet.api.access import mapping_of
 from svcnet.api.goduration import go_duration
+from svcnet.node.ipam import pod_ipv6
 from svcnet.node.podenv import ConfigError, EnvResult, Lookup, container_env, expand_vars
 from svcnet.node.probes import ContainerProbeStatus
 from svcnet.node.runtime import (
@@ -630,8 +631,23 @@ def _pod_ip(pod: Pod, ap: ActualPod | None, old: Mapping[str, Any], host_ip: str
     return old.get("podIP") or None
 
 
+def _pod_ips(pod: Pod, ap: ActualPod | None, old: Mapping[str, Any], pod_ip: str,
+             pod_cidr6: IPv6Network | None) -> list[dict[str, str]]:
+    """``podIPs``: the pod IP, and on a dual-stack node the IPv6 address that goes with it
+    (:func:`~svcnet.node.ipam.pod_ipv6`)."""
+    ips = [{"ip": pod_ip}]
+    if pod_cidr6 is None or is_host_network(pod):
+        return ips
+    if ap is not None and ap.network is not None:
+        ip6 = pod_ipv6(ap.network, ap.network.network, pod_cidr6)
+        return [*ips, {"ip": str(ip6.ip)}]
+    previous = old.get("podIPs") or []
+    return [*ips, *previous[1:2]] if previous[:1] == ips else ips
+
+
 def pod_status(pod: Pod, ap: ActualPod | None, *, now: datetime, host_ip: str,
-               waiting: Mapping[str, tuple[str, str]] | None = None) -> dict[str, Any]:
+               waiting: Mapping[str, tuple[str, str]] | None = None,
+               pod_cidr6: IPv6Network | None = None) -> dict[str, Any]:
     """The pod's ``status`` as the kubelet would write it.
 
     ``waiting`` maps container names to a (reason, message) to show instead of the state
@@ -692,7 +708,7 @@ def pod_status(pod: Pod, ap: ActualPod | None, *, now: datetime, host_ip: str,
     status["phase"] = phase
     if pod_ip:
         status["podIP"] = pod_ip
-        status["podIPs"] = [{"ip": pod_ip}]
+        status["podIPs"] = _pod_ips(pod, ap, old, pod_ip, pod_cidr6)
     if old.get("qosClass"):
         status["qosClass"] = old["qosClass"]
     status["startTime"] = old.get("startTime") or rfc3339(now)

@@ -58,7 +58,7 @@ import shutil
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from ipaddress import IPv4Interface, IPv4Network
+from ipaddress import IPv4Interface, IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -76,7 +76,7 @@ from svcnet.node.cri import (
 )
 from svcnet.node.dnsconfig import PodDNS, pod_dns
 from svcnet.node.files import atomic_write
-from svcnet.node.ipam import IPAMError, PodIPAM
+from svcnet.node.ipam import IPAMError, PodIPAM, pod_ipv6
 from svcnet.node.names import POD_BRIDGE, ClusterNames, PodNetworkNames
 from svcnet.node.netns import (
     IPBatchNetwork,
@@ -151,6 +151,9 @@ class NodeConfig:
     reads before it reports NetworkReady)."""
     pod_mtu: int | None = None
     """The pods' veth MTU (a VXLAN overlay's: svcnet/node/nodenet.py); None: the kernel's."""
+    pod_cidr6: IPv6Network | None = None
+    """The node's IPv6 pod CIDR (dual stack: every pod gets an IPv6 address too, see
+    :func:`~svcnet.node.ipam.pod_ipv6`); None: IPv4 only."""
 
     @property
     def names(self) -> ClusterNames:
@@ -371,7 +374,7 @@ class PodRunner:
         """The node's CNI configuration: what containerd reads, and the in-process calls."""
         return node_conflist(self.config.names, self.config.node_netns,
                              str(self.config.pod_cidr), self.config.state_dir,
-                             mtu=self.config.pod_mtu)
+                             mtu=self.config.pod_mtu, subnet6=self.config.pod_cidr6)
 
     async def _adopt_cri(self, cri: CriRuntime) -> None:
         """Find the pods a previous agent left in containerd: their sandboxes (a pod with
@@ -429,11 +432,16 @@ class PodRunner:
         with contextlib.suppress(NetnsExists):
             await self.network.create_netns(node)
         await self.network.loopback_up(node)
+        cidr6 = self.config.pod_cidr6
+        gateway6 = None if cidr6 is None else pod_ipv6(self.ipam.gateway, self.config.pod_cidr,
+                                                        cidr6)
         with contextlib.suppress(LinkExists):
             await self.network.create_bridge(
                 node, POD_BRIDGE, self.ipam.gateway,
-                mac=mac_for(self.ipam.gateway.ip))
+                mac=mac_for(self.ipam.gateway.ip), address6=gateway6)
         await self.network.set_sysctl(node, "net.ipv4.ip_forward", "1")
+        if cidr6 is not None:
+            await self.network.set_sysctl(node, "net.ipv6.conf.all.forwarding", "1")
 
     async def close(self) -> None:
         """Stop probing and watching (closing the probe executor); containers keep running
@@ -520,7 +528,8 @@ class PodRunner:
             for name, reason_message in memo.image_waiting.items():
                 waiting.setdefault(name, reason_message)
         return podlib.pod_status(pod, self.actual_pod(uid), now=self.clock.now(),
-                                 host_ip=self.config.host_ip, waiting=waiting)
+                                 host_ip=self.config.host_ip, waiting=waiting,
+                                 pod_cidr6=self.config.pod_cidr6)
 
     # --- sync
 

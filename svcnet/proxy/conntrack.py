@@ -9,10 +9,13 @@ the proxy deletes exactly the entries that point somewhere the ruleset no longer
   entries whose DNAT target is an endpoint that is no longer serving it;
 * for a UDP frontend that disappeared (Service deleted, port removed), all its entries.
 
-Entries are never flushed wholesale. The plan is pure (:func:`plan_cleanup`, over
-``frontend → endpoint set`` snapshots); :class:`Conntrack` runs ``conntrack -D`` with matching
-filters inside the node's namespace. Without the ``conntrack`` tool, cleanup is skipped with a
-warning, and UDP flows to removed endpoints time out as they would without cleanup.
+Each IP family is planned on its own (one snapshot per family, as kube-proxy runs one proxier
+per family): IPv6 deletions run ``conntrack -f ipv6``, so that a NodePort's entries of one
+family are never taken for the other's. Entries are never flushed wholesale. The plan is pure
+(:func:`plan_cleanup`, over ``frontend → endpoint set`` snapshots); :class:`Conntrack` runs
+``conntrack -D`` with matching filters inside the node's namespace. Without the ``conntrack``
+tool, cleanup is skipped with a warning, and UDP flows to removed endpoints time out as they
+would without cleanup.
 """
 
 from __future__ import annotations
@@ -39,10 +42,12 @@ class Deletion:
     frontend: Frontend
     endpoint: str | None
     """The stale DNAT target; None deletes every entry of the frontend."""
+    family: str = "IPv4"
 
     def argv(self) -> list[str]:
         address, port = self.frontend
-        args = ["-D", "-p", "udp"]
+        args = ["-D", "-f", "ipv6"] if self.family == "IPv6" else ["-D"]
+        args += ["-p", "udp"]
         if address:
             args += ["--orig-dst", address]
         args += ["--orig-port-dst", str(port)]
@@ -52,12 +57,13 @@ class Deletion:
 
 
 def udp_frontends(services: Iterable[Obj], slices: Iterable[Obj], node_name: str,
-                  zone: str | None = None) -> dict[Frontend, frozenset[str]]:
-    """Every UDP frontend and the endpoint addresses it may be DNATed to. Pure."""
-    by_port = endpoints_by_port(list(slices))
+                  zone: str | None = None, family: str = "IPv4"
+                  ) -> dict[Frontend, frozenset[str]]:
+    """Every UDP frontend of ``family`` and the endpoint addresses it may be DNATed to. Pure."""
+    by_port = endpoints_by_port(list(slices), family)
     out: dict[Frontend, set[str]] = {}
     for svc in services:
-        for sp in service_ports(svc):
+        for sp in service_ports(svc, family):
             if sp.protocol != "UDP":
                 continue
             endpoints = by_port.get(sp.name, ())
@@ -71,15 +77,17 @@ def udp_frontends(services: Iterable[Obj], slices: Iterable[Obj], node_name: str
 
 
 def plan_cleanup(before: Mapping[Frontend, frozenset[str]],
-                 after: Mapping[Frontend, frozenset[str]]) -> list[Deletion]:
-    """What to delete after ``before`` was replaced by ``after``. Pure."""
+                 after: Mapping[Frontend, frozenset[str]], family: str = "IPv4"
+                 ) -> list[Deletion]:
+    """What to delete after ``before`` was replaced by ``after`` (frontends of ``family``).
+    Pure."""
     plan = []
     for frontend, old in sorted(before.items()):
         new = after.get(frontend)
         if new is None:
-            plan.append(Deletion(frontend, None))
+            plan.append(Deletion(frontend, None, family))
             continue
-        plan += [Deletion(frontend, ep) for ep in sorted(old - new)]
+        plan += [Deletion(frontend, ep, family) for ep in sorted(old - new)]
     return plan
 
 

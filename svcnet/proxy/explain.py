@@ -11,6 +11,8 @@ Before the rules, one line per service port says which endpoints this node uses 
 followed here (:func:`~svcnet.proxy.topology.can_use_topology`), and the cluster-policy and
 local-policy lists :func:`~svcnet.proxy.topology.categorize_endpoints` picked. LoadBalancer
 ingress IPs with ``ipMode: Proxy`` are listed apart: the proxy programs nothing for them.
+A dual-stack Service is explained once per family (``config.family``: the ``ip`` or the
+``ip6`` table, with that family's frontends and endpoints).
 """
 
 from __future__ import annotations
@@ -53,11 +55,12 @@ def _describe_endpoint(ep: EndpointInfo) -> str:
     return text + (f" ({', '.join(flags)})" if flags else "")
 
 
-def endpoint_lines(svc: Obj, slices: Iterable[Obj], node: NodeInfo) -> list[str]:
+def endpoint_lines(svc: Obj, slices: Iterable[Obj], node: NodeInfo,
+                   family: str = "IPv4") -> list[str]:
     """Which endpoints each service port uses on ``node``, and whether zone hints decided."""
-    by_port = endpoints_by_port(list(slices))
+    by_port = endpoints_by_port(list(slices), family)
     lines: list[str] = []
-    for sp in service_ports(svc):
+    for sp in service_ports(svc, family):
         endpoints = by_port.get(sp.name, ())
         cat = categorize_endpoints(endpoints, sp, node.name, node.zone)
         hinted = any(ep.zone_hints for ep in endpoints)
@@ -91,19 +94,23 @@ def explain(svc: Obj, services: Iterable[Obj], slices: Iterable[Obj], node: Node
             config: ProxyConfig | None = None) -> list[str]:
     """Lines describing the Service's frontends, verdicts and backends on ``node``."""
     slices = list(slices)
-    ruleset: Ruleset = build_ruleset(list(services), slices, node, config or ProxyConfig())
+    config = config or ProxyConfig()
+    ruleset: Ruleset = build_ruleset(list(services), slices, node, config)
     ips, node_ports = frontends(svc)
+    six = config.family == "IPv6"
+    ips = {ip for ip in ips if (":" in ip) == six}
+    addresses = [a for a in node.addresses if (":" in a) == six]
     meta = svc.get("metadata") or {}
     lines = [f"Service {meta.get('namespace')}/{meta.get('name')} on node {node.name} "
-             f"(table ip {ruleset.table.name}):",
+             f"(table {ruleset.table.ref}):",
              f"  frontends: {', '.join(sorted(ips)) or '-'}"
              + (f"; node ports {', '.join(sorted(node_ports))} on "
-                f"{', '.join(node.addresses) or 'the node'}" if node_ports else "")]
+                f"{', '.join(addresses) or 'the node'}" if node_ports else "")]
     proxied = sorted(i["ip"] for i in _ingress(svc) if i.get("ip") and i.get("ipMode") == "Proxy")
     if proxied:
         lines.append(f"  load balancer IPs with ipMode Proxy (not programmed here: traffic to "
                      f"them goes through the load balancer): {', '.join(proxied)}")
-    lines += endpoint_lines(svc, slices, node)
+    lines += endpoint_lines(svc, slices, node, config.family)
     for m in (*ruleset.maps, *ruleset.sets):
         hits = [e for e in m.elements
                 if _mentions(e, ips, node_ports, m.name, node.addresses)]

@@ -37,7 +37,7 @@ from typing import Any, Final
 from svcnet.api.access import is_mapping, mapping_of as _map
 from svcnet.api.endpointslices import LABEL_TOPOLOGY_ZONE
 from svcnet.api.names import parse_ip_sloppy
-from svcnet.proxy.nft.objects import ipv4_value
+from svcnet.proxy.nft.objects import ipv4_value, ipv6_value
 
 __all__ = [
     "ANNOTATION_SOURCE_RANGES",
@@ -81,6 +81,8 @@ def _canonical_ip(value: object, family: str) -> str | None:
         return None
     if ipv4_value(value) is not None:  # fast path: already a canonical IPv4 address
         return value if family == "IPv4" else None
+    if ipv6_value(value) is not None:  # (and a canonical IPv6 one: both cached)
+        return value if family == "IPv6" else None
     parsed = parse_ip_sloppy(value.strip())
     if parsed is None or _family_of(parsed) != family:
         return None
@@ -183,7 +185,7 @@ class EndpointInfo:
 
     @property
     def sort_key(self) -> tuple[int, int, str]:
-        return ipv4_value(self.ip) or 0, self.port, self.ip
+        return ipv4_value(self.ip) or ipv6_value(self.ip) or 0, self.port, self.ip
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,11 +4,12 @@ Fixed names (``services``, ``lb-3``, ``service-ips``...) are plain. The only per
 are those of ClientIP session affinity: a chain per service port (``sticky-…``, and
 ``sticky-local-…`` for Local-policy traffic) and a timed set per endpoint (``affinity-…``).
 Like kube-proxy, their names are ``<prefix><HASH>-<namespace>/<name>/<protocol>/<port name>``
-(plus ``__<ip>/<port>`` for an endpoint): readable in ``nft list``, and the 8-character base32
-SHA-256 prefix keeps them unique and tells near-identical names apart at a glance. ``/`` is
-legal inside nft identifiers and cannot occur in namespaces, names or port names, so the parts
-cannot run into each other. Names stay far below the kernel's 256-byte limit (namespace and
-names are at most 63 bytes each); an over-long one is cut and marked with ``...``.
+(plus ``__<ip>/<port>`` for an endpoint, an IPv6 one with ``.`` for ``:``): readable in ``nft
+list``, and the 8-character base32 SHA-256 prefix keeps them unique and tells near-identical
+names apart at a glance. ``/`` is legal inside nft identifiers and cannot occur in namespaces,
+names or port names, so the parts cannot run into each other. Names stay far below the kernel's
+256-byte limit (namespace and names are at most 63 bytes each); an over-long one is cut and
+marked with ``...``.
 """
 
 from __future__ import annotations
@@ -92,4 +93,7 @@ def sticky_local_chain(spn: ServicePortName) -> str:
 
 
 def affinity_set(spn: ServicePortName, endpoint: EndpointInfo) -> str:
-    return "affinity-" + hash_name(f"{service_port_id(spn)}__{endpoint.ip}/{endpoint.port}")
+    # ":" is not legal in an nft name: an IPv6 endpoint is written with "." instead (as
+    # kube-proxy's endpoint chain names do); the hash keeps such names apart all the same.
+    ip = endpoint.ip.replace(":", ".")
+    return "affinity-" + hash_name(f"{service_port_id(spn)}__{ip}/{endpoint.port}")

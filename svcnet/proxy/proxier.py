@@ -197,7 +197,7 @@ class Proxier:
         if not self.adopt or self._adoption_failed or list_json is None:
             return None
         try:
-            listing: str | None = list_json("ip", self.config.table)
+            listing: str | None = list_json(self.config.syntax.ip, self.config.table)
         except NftError:
             return None
         return listing
@@ -258,7 +258,7 @@ class Proxier:
                      if now - since >= self.stale_chain_delay)
         if not due or self.index is None:
             return
-        tx = Transaction(Table("ip", self.config.table))
+        tx = Transaction(Table(self.config.syntax.ip, self.config.table))
         for name in due:
             tx.delete_chain(name)
         try:
@@ -270,7 +270,7 @@ class Proxier:
 
     def cleanup(self) -> None:
         """Remove the table (if it exists) and forget it."""
-        tx = Transaction(Table("ip", self.config.table))
+        tx = Transaction(Table(self.config.syntax.ip, self.config.table))
         tx.add_table()
         tx.delete_table()
         self.runner.apply(tx.render())

@@ -103,6 +103,17 @@ Kubernetes semantics on top of the layout:
   VIP that is local loops back with the VIP as source).
 * **Terminating endpoints** are used only as a fallback, see :mod:`svcnet.proxy.topology`.
 
+**Dual stack** (as kube-proxy's nftables proxier, pkg/proxy/nftables/proxier.go, which runs
+one proxier per family): an IPv6 table ``ip6 svcnet`` with exactly this layout, built from
+the Services' IPv6 ClusterIP, IPv6 external and LoadBalancer IPs, EndpointSlices of
+``addressType: IPv6``, the node's IPv6 addresses and the IPv6 cluster CIDR
+(``ProxyConfig.family``; :class:`FamilySyntax` spells ``ip6 daddr``, ``ipv6_addr``,
+``dnat ip6 to [addr]:port``). ``reject`` in the ``ip6`` family answers with ICMPv6 port
+unreachable. Two tables rather than one ``inet`` table: every set and map is typed by its
+address family, so an ``inet`` table would hold two copies of each anyway, and every rule
+would need a family match; separate tables leave the IPv4 table byte-identical and let each
+family sync (and fail) on its own.
+
 Conflicts (two services claiming the same IP, protocol and port, e.g. a duplicated external IP)
 are resolved deterministically — the first service port in (namespace, name, port, protocol)
 order wins — and reported in :attr:`Ruleset.warnings`. Output is sorted throughout, so equal
@@ -131,7 +142,17 @@ from svcnet.proxy.model import (
     service_ports,
 )
 from svcnet.proxy.nft.adopt import FINGERPRINT_PREFIX
-from svcnet.proxy.nft.objects import Chain, Element, Map, Rule, Ruleset, Set, Table, ipv4_value
+from svcnet.proxy.nft.objects import (
+    Chain,
+    Element,
+    Map,
+    Rule,
+    Ruleset,
+    Set,
+    Table,
+    ipv4_value,
+    ipv6_value,
+)
 from svcnet.proxy.topology import categorize_endpoints
 
 __all__ = ["Contribution", "ProxyConfig", "assemble_contributions", "build_ruleset",
@@ -167,13 +188,7 @@ LOCAL_BACKENDS: Final = "local-backends"
 
 DSTNAT: Final = -100
 SRCNAT: Final = 100
-FRONTEND: Final = "ip daddr . meta l4proto . th dport"
-NODEPORT_FRONTEND: Final = "ip daddr @nodeport-ips meta l4proto . th dport"
-IP_PORT_TYPE: Final = "ipv4_addr . inet_proto . inet_service"
 PORT_TYPE: Final = "inet_proto . inet_service"
-# The backends maps need `typeof` (numgen's integer has no fixed-size named type).
-BACKENDS_KEY: Final = "ip daddr . meta l4proto . th dport . numgen random mod 1"
-BACKENDS_VALUE: Final = "ip daddr . th dport"
 #: lb-<k> chains always exist for k = 1..MIN_LB_CHAINS, and beyond that up to the next power
 #: of two of the largest endpoint count (see "Chains that never change" in the docstring).
 MIN_LB_CHAINS: Final = 8
@@ -185,10 +200,73 @@ CLAIM: Final = "#"
 
 
 @dataclass(frozen=True, slots=True)
+class FamilySyntax:
+    """How one IP family is spelled in its table: the ``ip`` table and the ``ip6`` table
+    have the same layout, with these words and types (kube-proxy's nftables proxier also
+    runs one table per family)."""
+
+    #: The table's family and the match keyword (``ip daddr`` / ``ip6 daddr``).
+    ip: str
+    addr_type: str
+    host_bits: int
+
+    @property
+    def frontend(self) -> str:
+        return f"{self.ip} daddr . meta l4proto . th dport"
+
+    @property
+    def nodeport_frontend(self) -> str:
+        return f"{self.ip} daddr @{NODEPORT_IPS} meta l4proto . th dport"
+
+    @property
+    def ip_port_type(self) -> str:
+        return f"{self.addr_type} . inet_proto . inet_service"
+
+    @property
+    def backends_key(self) -> str:
+        # The backends maps need `typeof` (numgen's integer has no fixed-size named type).
+        return f"{self.frontend} . numgen random mod 1"
+
+    @property
+    def backends_value(self) -> str:
+        return f"{self.ip} daddr . th dport"
+
+    def network(self, cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        """The CIDR, which must be of this family (raises ValueError otherwise)."""
+        net = ipaddress.ip_network(cidr)
+        if net.max_prefixlen != self.host_bits:
+            raise ValueError(f"{cidr} is not an {self.ip} network")
+        return net
+
+    def collapse(self, cidrs: Iterable[str]) -> list[str]:
+        nets = [self.network(c) for c in cidrs]
+        if self.host_bits == 32:
+            return [str(n) for n in ipaddress.collapse_addresses(
+                n for n in nets if isinstance(n, ipaddress.IPv4Network))]
+        return [str(n) for n in ipaddress.collapse_addresses(
+            n for n in nets if isinstance(n, ipaddress.IPv6Network))]
+
+    def host(self, ip: str) -> str:
+        """A source range of exactly ``ip``."""
+        return f"{ip}/{self.host_bits}"
+
+    def target(self, ip: str, port: int) -> str:
+        """A ``dnat to`` address and port."""
+        return f"{ip}:{port}" if self.host_bits == 32 else f"[{ip}]:{port}"
+
+
+#: The spelling of each family (keys: Kubernetes' IPFamily names).
+SYNTAX: Final = {"IPv4": FamilySyntax("ip", "ipv4_addr", 32),
+                 "IPv6": FamilySyntax("ip6", "ipv6_addr", 128)}
+
+
+@dataclass(frozen=True, slots=True)
 class ProxyConfig:
     """Node-level settings of the data plane (a change means a full sync)."""
 
     table: str = "svcnet"
+    #: The IP family this table serves ("IPv4": table ``ip svcnet``, "IPv6": ``ip6 svcnet``).
+    family: str = "IPv4"
     #: Pod CIDRs: the local-traffic detector ("from a pod" vs "from outside the cluster").
     cluster_cidrs: tuple[str, ...] = ("10.244.0.0/16",)
     #: Masquerade all service traffic, not only off-cluster, external and hairpin traffic.
@@ -201,18 +279,20 @@ class ProxyConfig:
     source_ranges_on_nodeports: bool = True
 
     def __post_init__(self) -> None:
+        if self.family not in SYNTAX:
+            raise ValueError(f"unknown IP family {self.family!r}")
         for cidr in (*self.cluster_cidrs, *self.nodeport_cidrs):
-            ipaddress.IPv4Network(cidr)  # raises on anything malformed
+            self.syntax.network(cidr)  # raises on anything malformed or of another family
         if not 0 <= self.masquerade_bit <= 31:
             raise ValueError(f"masquerade_bit {self.masquerade_bit} out of range 0..31")
 
     @property
+    def syntax(self) -> FamilySyntax:
+        return SYNTAX[self.family]
+
+    @property
     def mark(self) -> str:
         return f"0x{1 << self.masquerade_bit:08x}"
-
-
-def _collapse(cidrs: Iterable[str]) -> list[str]:
-    return [str(n) for n in ipaddress.collapse_addresses(ipaddress.IPv4Network(c) for c in cidrs)]
 
 
 def lb_chain_count(largest: int) -> int:
@@ -232,9 +312,13 @@ class _Context:
     cluster_cidrs: tuple[str, ...]
     nodeport_ips: tuple[str, ...]
 
+    @property
+    def syntax(self) -> FamilySyntax:
+        return self.config.syntax
+
     def off_cluster(self) -> str:
         """Match "source outside the cluster CIDRs" (empty text when there are none)."""
-        return f"ip saddr != @{CLUSTER_CIDRS} " if self.cluster_cidrs else ""
+        return f"{self.syntax.ip} saddr != @{CLUSTER_CIDRS} " if self.cluster_cidrs else ""
 
     def cluster_prologue(self) -> list[Rule]:
         """Masquerade for pickers reached through @service-ips/@service-nodeports."""
@@ -252,26 +336,29 @@ class _Context:
         off-cluster sources) and outside traffic under ETP Local (never mark)."""
         mark = f"jump {MARK_FOR_MASQ}"
         if self.config.masquerade_all:
-            return [Rule(f"ip daddr @{CLUSTER_IPS} {mark}")]
+            return [Rule(f"{self.syntax.ip} daddr @{CLUSTER_IPS} {mark}")]
         if self.cluster_cidrs:
-            return [Rule(f"{self.off_cluster()}ip daddr @{CLUSTER_IPS} {mark}")]
+            return [Rule(f"{self.off_cluster()}{self.syntax.ip} daddr @{CLUSTER_IPS} {mark}")]
         return []
 
 
 @lru_cache(maxsize=8)
 def _context(node: NodeInfo, config: ProxyConfig) -> _Context:
-    # Only IPv4 addresses are this table's business (an IPv6 or malformed node address from a
-    # hand-made NodeInfo is ignored rather than fatal).
+    # Only addresses of the table's family are its business (one of the other family, or a
+    # malformed one from a hand-made NodeInfo, is ignored rather than fatal).
+    canonical = ipv4_value if config.family == "IPv4" else ipv6_value
     node = replace(node, addresses=tuple(
-        ip for ip in node.addresses if ipv4_value(ip) is not None))
-    nets = [ipaddress.IPv4Network(c) for c in config.nodeport_cidrs]
+        ip for ip in node.addresses if canonical(ip) is not None))
+    syntax = config.syntax
+    nets = [syntax.network(c) for c in config.nodeport_cidrs]
     nodeport_ips = []
     for ip in node.addresses:
-        addr = ipaddress.IPv4Address(ip)
+        addr = ipaddress.ip_address(ip)
         if addr.is_loopback or (nets and not any(addr in n for n in nets)):
-            continue  # NodePorts are never served on 127.0.0.1 in nftables mode
+            continue  # NodePorts are never served on 127.0.0.1 (or ::1) in nftables mode
         nodeport_ips.append(ip)
-    return _Context(node, config, tuple(_collapse(config.cluster_cidrs)), tuple(nodeport_ips))
+    return _Context(node, config, tuple(syntax.collapse(config.cluster_cidrs)),
+                    tuple(nodeport_ips))
 
 
 class _Builder:
@@ -316,17 +403,19 @@ class _Builder:
         name = (names.sticky_local_chain if local else names.sticky_chain)(sp.name)
         if name not in self.sticky_chains:
             proto = sp.protocol.lower()
+            syntax = self.ctx.syntax
+            ip = syntax.ip
             rules = self.ctx.local_prologue() if local else self.ctx.cluster_prologue()
             targets: list[tuple[str, str]] = []
             for ep in endpoints:
                 aff = names.affinity_set(sp.name, ep)
                 if aff not in self.affinity_sets:
                     self.affinity_sets[aff] = Set(
-                        aff, "ipv4_addr", flags=("dynamic", "timeout"),
+                        aff, syntax.addr_type, flags=("dynamic", "timeout"),
                         timeout=sp.sticky_max_age_seconds)
-                targets.append((aff, f"update @{aff} {{ ip saddr }} meta l4proto {proto} "
-                                     f"dnat ip to {ep.ip}:{ep.port}"))
-            rules += [Rule(f"ip saddr @{aff} {action}") for aff, action in targets]
+                targets.append((aff, f"update @{aff} {{ {ip} saddr }} meta l4proto {proto} "
+                                     f"dnat {ip} to {syntax.target(ep.ip, ep.port)}"))
+            rules += [Rule(f"{ip} saddr @{aff} {action}") for aff, action in targets]
             for i, (_, action) in enumerate(targets):
                 remaining = len(targets) - i
                 pick = f"numgen random mod {remaining} == 0 " if remaining > 1 else ""
@@ -422,12 +511,13 @@ class _Builder:
             guarded += [(ip, proto, str(sp.node_port)) for ip in self.nodeport_ips]
         if not guarded:
             return
-        ranges = _collapse(sp.load_balancer_source_ranges)
-        nets = [ipaddress.IPv4Network(r) for r in ranges]
+        syntax = self.ctx.syntax
+        ranges = syntax.collapse(sp.load_balancer_source_ranges)
+        nets = [syntax.network(r) for r in ranges]
         sources = list(ranges)
-        if any(ipaddress.IPv4Address(ip) in n for ip in self.node.addresses for n in nets):
-            sources += [f"{ip}/32" for ip in sp.load_balancer_ips
-                        if not any(ipaddress.IPv4Address(ip) in n for n in nets)]
+        if any(ipaddress.ip_address(ip) in n for ip in self.node.addresses for n in nets):
+            sources += [syntax.host(ip) for ip in sp.load_balancer_ips
+                        if not any(ipaddress.ip_address(ip) in n for n in nets)]
         for frontend in guarded:
             if self._put(FIREWALL_IPS, Element(frontend), owner):
                 for source in sources:
@@ -464,12 +554,12 @@ def assemble(ctx: _Context, elements: Mapping[str, Mapping[tuple[str, ...], Elem
     counts = range(1, lb_chain_count(largest) + 1)
     chains = _fixed_chains(ctx, counts)
     sets = _sets(ctx, of, counts, affinity_sets)
-    maps = _maps(of)
+    maps = _maps(ctx, of)
     # The fixed part's fingerprint, readable from the kernel (see svcnet.proxy.nft.adopt).
     fingerprint = layout_fingerprint(chains, (*sets, *maps))
     chains[0] = replace(chains[0], rules=(
         Rule(f"jump {SERVICES}", f"{FINGERPRINT_PREFIX}{fingerprint}"),))
-    return Ruleset(Table("ip", ctx.config.table, TABLE_COMMENT), (*chains, *sticky_chains),
+    return Ruleset(Table(ctx.syntax.ip, ctx.config.table, TABLE_COMMENT), (*chains, *sticky_chains),
                    tuple(sets), tuple(maps), tuple(warnings))
 
 
@@ -477,6 +567,8 @@ def _fixed_chains(ctx: _Context, counts: range) -> list[Chain]:
     """The base chains, the dispatch and masquerading chains, and one ``lb-<k>`` (and
     ``lb-local-<k>``) chain per endpoint count in use."""
     mark = ctx.config.mark
+    syntax = ctx.syntax
+    ip, frontend, nodeport_frontend = syntax.ip, syntax.frontend, syntax.nodeport_frontend
     outside = f"{ctx.off_cluster()}fib saddr type != local "
     chains = [
         Chain(NAT_PREROUTING, (Rule(f"jump {SERVICES}"),), "nat", "prerouting", DSTNAT,
@@ -485,29 +577,29 @@ def _fixed_chains(ctx: _Context, counts: range) -> list[Chain]:
         Chain(NAT_POSTROUTING, (Rule(f"jump {MASQUERADING}"),), "nat", "postrouting",
               SRCNAT, "accept"),
         Chain(SERVICES, (
-            Rule(f"{FRONTEND} @{FIREWALL_IPS} {FRONTEND} . ip saddr != @{FIREWALL_ALLOW} "
+            Rule(f"{frontend} @{FIREWALL_IPS} {frontend} . {ip} saddr != @{FIREWALL_ALLOW} "
                  "drop", "loadBalancerSourceRanges"),
             Rule(f"{outside}jump {FROM_OUTSIDE}", "externalTrafficPolicy Local, from outside"),
-            Rule(f"{FRONTEND} @{MASQ_IPS} jump {MARK_FOR_MASQ}",
+            Rule(f"{frontend} @{MASQ_IPS} jump {MARK_FOR_MASQ}",
                  "externalTrafficPolicy Cluster"),
-            Rule(f"{NODEPORT_FRONTEND} @{MASQ_NODEPORTS} jump {MARK_FOR_MASQ}",
+            Rule(f"{nodeport_frontend} @{MASQ_NODEPORTS} jump {MARK_FOR_MASQ}",
                  "externalTrafficPolicy Cluster"),
-            Rule(f"{FRONTEND} vmap @{SERVICE_IPS}"),
-            Rule(f"{NODEPORT_FRONTEND} vmap @{SERVICE_NODEPORTS}"),
-            *(Rule(f"{FRONTEND} @{names.lb_count_set(k)} goto {names.lb_chain(k)}")
+            Rule(f"{frontend} vmap @{SERVICE_IPS}"),
+            Rule(f"{nodeport_frontend} vmap @{SERVICE_NODEPORTS}"),
+            *(Rule(f"{frontend} @{names.lb_count_set(k)} goto {names.lb_chain(k)}")
               for k in counts),
-            Rule(f"{FRONTEND} @{NO_ENDPOINTS} reject", "services without endpoints"),
-            Rule(f"ip daddr @{CLUSTER_IPS} reject", "ClusterIP, unknown port"),
+            Rule(f"{frontend} @{NO_ENDPOINTS} reject", "services without endpoints"),
+            Rule(f"{ip} daddr @{CLUSTER_IPS} reject", "ClusterIP, unknown port"),
         )),
         Chain(FROM_OUTSIDE, (
-            Rule(f"{FRONTEND} vmap @{EXTERNAL_LOCAL_IPS}"),
-            Rule(f"{NODEPORT_FRONTEND} vmap @{EXTERNAL_LOCAL_NODEPORTS}"),
-            *(Rule(f"{FRONTEND} @{names.lb_local_count_set(k)} goto {names.lb_local_chain(k)}")
+            Rule(f"{frontend} vmap @{EXTERNAL_LOCAL_IPS}"),
+            Rule(f"{nodeport_frontend} vmap @{EXTERNAL_LOCAL_NODEPORTS}"),
+            *(Rule(f"{frontend} @{names.lb_local_count_set(k)} goto {names.lb_local_chain(k)}")
               for k in counts),
         )),
         Chain(MARK_FOR_MASQ, (Rule(f"meta mark set meta mark | {mark}"),)),
         Chain(MASQUERADING, (
-            Rule(f"ct status dnat ip saddr . ip daddr @{HAIRPIN} jump {MARK_FOR_MASQ}",
+            Rule(f"ct status dnat {ip} saddr . {ip} daddr @{HAIRPIN} jump {MARK_FOR_MASQ}",
                  "hairpin"),
             Rule(f"meta mark & {mark} == 0x00000000 return"),
             Rule(f"meta mark set meta mark ^ {mark}"),
@@ -518,60 +610,63 @@ def _fixed_chains(ctx: _Context, counts: range) -> list[Chain]:
     for k in counts:
         chains.append(Chain(names.lb_chain(k), (
             *cluster_prologue,
-            Rule(f"dnat ip to {FRONTEND} . numgen random mod {k} map @{BACKENDS}"),
+            Rule(f"dnat {ip} to {frontend} . numgen random mod {k} map @{BACKENDS}"),
         )))
         chains.append(Chain(names.lb_local_chain(k), (
-            Rule(f"dnat ip to {FRONTEND} . numgen random mod {k} map @{LOCAL_BACKENDS}"),
+            Rule(f"dnat {ip} to {frontend} . numgen random mod {k} map @{LOCAL_BACKENDS}"),
         )))
     return chains
 
 
 def _sets(ctx: _Context, of: Callable[[str], tuple[Element, ...]], counts: range,
           affinity_sets: Iterable[Set]) -> list[Set]:
+    addr_type, ip_port_type = ctx.syntax.addr_type, ctx.syntax.ip_port_type
     sets = [
-        Set(CLUSTER_IPS, "ipv4_addr", comment="ClusterIPs of programmed services",
+        Set(CLUSTER_IPS, addr_type, comment="ClusterIPs of programmed services",
             elements=of(CLUSTER_IPS)),
-        Set(NODEPORT_IPS, "ipv4_addr", comment="node addresses serving NodePorts",
+        Set(NODEPORT_IPS, addr_type, comment="node addresses serving NodePorts",
             elements=tuple(Element((ip,)) for ip in ctx.nodeport_ips)),
-        Set(FIREWALL_IPS, IP_PORT_TYPE, comment="frontends with loadBalancerSourceRanges",
+        Set(FIREWALL_IPS, ip_port_type, comment="frontends with loadBalancerSourceRanges",
             elements=of(FIREWALL_IPS)),
-        Set(FIREWALL_ALLOW, f"{IP_PORT_TYPE} . ipv4_addr", flags=("interval",),
+        Set(FIREWALL_ALLOW, f"{ip_port_type} . {addr_type}", flags=("interval",),
             comment="frontend . allowed source range", elements=of(FIREWALL_ALLOW)),
-        Set(MASQ_IPS, IP_PORT_TYPE, comment="external IPs of ETP=Cluster services",
+        Set(MASQ_IPS, ip_port_type, comment="external IPs of ETP=Cluster services",
             elements=of(MASQ_IPS)),
         Set(MASQ_NODEPORTS, PORT_TYPE, comment="NodePorts of ETP=Cluster services",
             elements=of(MASQ_NODEPORTS)),
-        Set(HAIRPIN, "ipv4_addr . ipv4_addr", comment="local endpoint . itself",
+        Set(HAIRPIN, f"{addr_type} . {addr_type}", comment="local endpoint . itself",
             elements=of(HAIRPIN)),
-        Set(NO_ENDPOINTS, IP_PORT_TYPE, comment="frontends of services without endpoints",
+        Set(NO_ENDPOINTS, ip_port_type, comment="frontends of services without endpoints",
             elements=of(NO_ENDPOINTS)),
-        *(Set(names.lb_count_set(k), IP_PORT_TYPE, comment=f"frontends with {k} endpoints",
+        *(Set(names.lb_count_set(k), ip_port_type, comment=f"frontends with {k} endpoints",
               elements=of(names.lb_count_set(k))) for k in counts),
-        *(Set(names.lb_local_count_set(k), IP_PORT_TYPE,
+        *(Set(names.lb_local_count_set(k), ip_port_type,
               comment=f"ETP=Local frontends with {k} local endpoints",
               elements=of(names.lb_local_count_set(k))) for k in counts),
         *affinity_sets,
     ]
     if ctx.cluster_cidrs:
-        sets.append(Set(CLUSTER_CIDRS, "ipv4_addr", flags=("interval",),
+        sets.append(Set(CLUSTER_CIDRS, addr_type, flags=("interval",),
                         comment="pod CIDRs (local traffic)",
                         elements=tuple(Element((c,)) for c in ctx.cluster_cidrs)))
     return sets
 
 
-def _maps(of: Callable[[str], tuple[Element, ...]]) -> list[Map]:
+def _maps(ctx: _Context, of: Callable[[str], tuple[Element, ...]]) -> list[Map]:
+    syntax = ctx.syntax
+    ip_port_type, backends_key = syntax.ip_port_type, syntax.backends_key
     maps = [
-        Map(SERVICE_IPS, IP_PORT_TYPE, comment="ClusterIPs, external IPs, LB IPs",
+        Map(SERVICE_IPS, ip_port_type, comment="ClusterIPs, external IPs, LB IPs",
             elements=of(SERVICE_IPS)),
         Map(SERVICE_NODEPORTS, PORT_TYPE, comment="NodePorts",
             elements=of(SERVICE_NODEPORTS)),
-        Map(EXTERNAL_LOCAL_IPS, IP_PORT_TYPE, comment="ETP=Local, from outside",
+        Map(EXTERNAL_LOCAL_IPS, ip_port_type, comment="ETP=Local, from outside",
             elements=of(EXTERNAL_LOCAL_IPS)),
         Map(EXTERNAL_LOCAL_NODEPORTS, PORT_TYPE, comment="ETP=Local NodePorts, from outside",
             elements=of(EXTERNAL_LOCAL_NODEPORTS)),
-        Map(BACKENDS, BACKENDS_KEY, typeof=True, value=BACKENDS_VALUE,
+        Map(BACKENDS, backends_key, typeof=True, value=syntax.backends_value,
             comment="frontend . slot -> endpoint", elements=of(BACKENDS)),
-        Map(LOCAL_BACKENDS, BACKENDS_KEY, typeof=True, value=BACKENDS_VALUE,
+        Map(LOCAL_BACKENDS, backends_key, typeof=True, value=syntax.backends_value,
             comment="frontend . slot -> node-local endpoint", elements=of(LOCAL_BACKENDS)),
     ]
     return maps
@@ -592,9 +687,10 @@ def build_ruleset(services: Iterable[Mapping[str, Any]],
                   endpoint_slices: Iterable[Mapping[str, Any]],
                   node: NodeInfo, config: ProxyConfig | None = None) -> Ruleset:
     """The table the node's data plane should hold: pure and deterministic."""
-    builder = _Builder(node, config or ProxyConfig())
-    builder.add_ports((sp for svc in services for sp in service_ports(svc)),
-                      endpoints_by_port(endpoint_slices))
+    config = config or ProxyConfig()
+    builder = _Builder(node, config)
+    builder.add_ports((sp for svc in services for sp in service_ports(svc, config.family)),
+                      endpoints_by_port(endpoint_slices, config.family))
     return builder.ruleset()
 
 
@@ -620,7 +716,8 @@ def contribution(service: Mapping[str, Any] | None, endpoint_slices: Iterable[Ma
     if service is None:
         return EMPTY_CONTRIBUTION
     builder = _Builder(node, config)
-    builder.add_ports(service_ports(service), endpoints_by_port(endpoint_slices))
+    builder.add_ports(service_ports(service, config.family),
+                      endpoints_by_port(endpoint_slices, config.family))
     return Contribution(builder.elements, builder.sticky_chains, builder.affinity_sets,
                         frozenset(builder.lb_counts | builder.lb_local_counts),
                         tuple(builder.warnings))

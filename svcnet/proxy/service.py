@@ -8,6 +8,11 @@ and applies in a worker thread, so that the agent's event loop keeps serving pod
 heartbeats meanwhile. Small transactions go through libnftables in-process, big ones through
 an ``nft`` process (:class:`~svcnet.proxy.nft.libnft.NodeNft`).
 
+Dual stack: one :class:`~svcnet.proxy.proxier.Proxier` per IP family of the cluster CIDRs
+(kube-proxy's ``MetaProxier`` over an IPv4 and an IPv6 proxier), each with its own table
+(``ip svcnet``, ``ip6 svcnet``) and its own UDP conntrack snapshot; a sync runs them one after
+the other in the same worker thread.
+
 Health follows kube-proxy's ``ProxierHealthServer``: the proxy is unhealthy when a change has
 been queued for longer than ``health_timeout`` without a successful sync since. Metrics use
 kube-proxy's names, so dashboards built for it read ours: sync duration (full/partial), the
@@ -118,6 +123,15 @@ class ProxyMetrics:
                              registry=r)
 
 
+def cidr_families(cidrs: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """The cluster CIDRs by IP family, IPv4 first (no CIDR at all: an IPv4-only proxy)."""
+    by_family: dict[str, list[str]] = {}
+    for cidr in cidrs:
+        family = "IPv6" if ":" in cidr else "IPv4"
+        by_family.setdefault(family, []).append(cidr)
+    return {f: tuple(by_family[f]) for f in ("IPv4", "IPv6") if f in by_family} or {"IPv4": ()}
+
+
 class NodeProxy:
     def __init__(self, netns: str, *, node_ip: str = "",
                  cluster_cidrs: Sequence[str] = ("10.244.0.0/16",),
@@ -126,13 +140,20 @@ class NodeProxy:
         self.netns = netns
         self.node_ip = node_ip
         self.nft = runner if runner is not None else NodeNft(netns)
-        self.proxier = Proxier(self.nft, ProxyConfig(cluster_cidrs=tuple(cluster_cidrs)))
+        #: One proxier per IP family, the first (IPv4 when there is one) is ``proxier``.
+        self.proxiers = {family: Proxier(self.nft, ProxyConfig(family=family,
+                                                               cluster_cidrs=cidrs))
+                         for family, cidrs in cidr_families(cluster_cidrs).items()}
+        self.proxier = next(iter(self.proxiers.values()))
+        #: The last sync's result of ``proxier`` (``results``: of every family).
         self.last: SyncResult | None = None
+        self.results: dict[str, SyncResult] = {}
         self.metrics = ProxyMetrics()
         self.health_timeout = health_timeout
         self.conntrack = conntrack if conntrack is not None else Conntrack(netns)
-        #: UDP frontends -> endpoint addresses, per Service key (None before the first sync).
-        self._udp: dict[str, dict[Frontend, frozenset[str]]] | None = None
+        #: Per family: UDP frontends -> endpoint addresses, per Service key (None before the
+        #: first sync).
+        self._udp: dict[str, dict[str, dict[Frontend, frozenset[str]]]] | None = None
         self._queued_at: float | None = None
         self._synced_at: float = 0.0
         #: Service key -> its EndpointSlices' names -> resourceVersion (None: no sync yet).
@@ -165,54 +186,79 @@ class NodeProxy:
         rewrite the whole table if ``full``."""
         info = node_info(node, self.node_ip)
         if full:
-            self.proxier.invalidate()  # rewrite the table from scratch (atomically)
+            for proxier in self.proxiers.values():
+                proxier.invalidate()  # rewrite the tables from scratch (atomically)
             changed = None
         queued = self._queued_at
         try:
-            result = await asyncio.to_thread(self.proxier.sync_source, source, info, changed)
+            results = await asyncio.to_thread(self._sync_all, source, info, changed)
         except Exception:
             self.metrics.failures.inc()
             raise
         now = time.time()
-        self.last = result
+        self.results = results
+        self.last = results[self.proxier.config.family]
         self._synced_at = now
         if queued is not None and self._queued_at == queued:
             self._queued_at = None
             self.metrics.pending.set(0)
         self.metrics.last_synced.set(now)
-        self.metrics.sync_duration.observe(result.duration)
-        (self.metrics.full_sync_duration if result.full
-         else self.metrics.partial_sync_duration).observe(result.duration)
+        duration = sum(r.duration for r in results.values())
+        self.metrics.sync_duration.observe(duration)
+        (self.metrics.full_sync_duration if any(r.full for r in results.values())
+         else self.metrics.partial_sync_duration).observe(duration)
         everything = changed is None or self._udp is None
         keys = list(source.keys()) if changed is None or everything else list(changed)
         self._observe_programming(source, keys, full=everything, now=now)
         # Only after the rules changed: a deleted entry must not be re-created to the old
         # endpoint by a packet that still saw the old rules.
         await self._clean_conntrack(source, keys, info, full=everything)
-        if result.changed or result.adopted:
-            kind = ("full" if result.full else "partial") + (
-                ", adopted the table in the kernel" if result.adopted else "") + (
-                ", fast" if result.fast else "")
-            log.info("proxy sync (%s) in %.1f ms: %s", kind, result.duration * 1000,
-                     dict(result.counts))
+        for family, result in results.items():
+            if result.changed or result.adopted:
+                kind = ("full" if result.full else "partial") + (
+                    ", adopted the table in the kernel" if result.adopted else "") + (
+                    ", fast" if result.fast else "")
+                log.info("proxy sync of %s (%s) in %.1f ms: %s", family, kind,
+                         result.duration * 1000, dict(result.counts))
+
+    def _sync_all(self, source: ProxySource, info: NodeInfo,
+                  changed: Collection[str] | None) -> dict[str, SyncResult]:
+        """Sync every family's table; a family that fails does not keep the others from
+        syncing (the first error is raised after all were tried)."""
+        results: dict[str, SyncResult] = {}
+        error: Exception | None = None
+        for family, proxier in self.proxiers.items():
+            try:
+                results[family] = proxier.sync_source(source, info, changed)
+            except Exception as err:
+                error = error or err
+        if error is not None:
+            raise error
+        return results
 
     async def _clean_conntrack(self, source: ProxySource, keys: list[str], node: NodeInfo, *,
                                full: bool) -> None:
-        udp = {key: udp_frontends([svc] if (svc := source.service(key)) else [],
-                                  source.slices(key), node.name, node.zone) for key in keys}
-        if self._udp is None:
-            self._udp = {k: v for k, v in udp.items() if v}
-            return
-        if full:
-            keys = sorted(set(keys) | set(self._udp))
-        before: dict[Frontend, frozenset[str]] = {}
-        after: dict[Frontend, frozenset[str]] = {}
-        for key in keys:
-            before.update(self._udp.pop(key, {}))
-            if udp.get(key):
-                self._udp[key] = udp[key]
-                after.update(udp[key])
-        cleared = await self.conntrack.apply(plan_cleanup(before, after))
+        first = self._udp is None
+        snapshots = self._udp if self._udp is not None else {}
+        cleared = 0
+        for family in self.proxiers:
+            udp = {key: udp_frontends([svc] if (svc := source.service(key)) else [],
+                                      source.slices(key), node.name, node.zone, family)
+                   for key in keys}
+            if first:
+                snapshots[family] = {k: v for k, v in udp.items() if v}
+                continue
+            known = snapshots.setdefault(family, {})
+            family_keys = sorted(set(keys) | set(known)) if full else keys
+            before: dict[Frontend, frozenset[str]] = {}
+            after: dict[Frontend, frozenset[str]] = {}
+            for key in family_keys:
+                before.update(known.pop(key, {}))
+                if udp.get(key):
+                    known[key] = udp[key]
+                    after.update(udp[key])
+            cleared += await self.conntrack.apply(plan_cleanup(before, after, family))
+        self._udp = snapshots
         if cleared:
             log.info("cleared %d stale UDP conntrack entries", cleared)
 

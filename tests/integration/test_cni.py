@@ -35,7 +35,7 @@ from svcnet.node.cni import alias, plugin
 from svcnet.node.cni.config import BridgeConf, conflist, netconf_from_conflist
 from svcnet.node.cni.spec import CNIArgs, version_info
 from svcnet.node.names import ClusterNames, pod_host_veth
-from svcnet.node.netns import apply_sync, mac_for, plan_node_network, query_sync
+from svcnet.node.netns import Batch, apply_sync, mac_for, plan_node_network, query_sync
 from svcnet.util.nsthread import NETNS_RUN_DIR
 from tests.conftest import require, require_binary
 from tests.e2e.local_clusters import unique_name
@@ -313,3 +313,22 @@ def test_add_rebuilds_a_half_built_network(node: Node) -> None:
     assert ip_of(rebuilt) == ip_of(first)
     assert ping(netns, "10.244.1.1")
     assert node.ok("CHECK", netns, cid, uid, conf={**node.conf, "prevResult": rebuilt}) is None
+
+
+def test_dual_stack_add_gives_the_derived_ipv6_address_and_route(node: Node) -> None:
+    apply_sync([Batch(node.netns, ("addr add fd00:10:244:1::1/64 dev svcnet0 nodad",))])
+    conf = {**node.conf, "subnet6": "fd00:10:244:1::/64"}
+    netns_a, netns_b = node.make_pod_netns("a"), node.make_pod_netns("b")
+    results = [node.ok("ADD", netns, secrets.token_hex(32), "uid-" + secrets.token_hex(4),
+                       conf=conf) for netns in (netns_a, netns_b)]
+    six = []
+    for result in results:
+        assert result is not None
+        ip4 = ip_of(result)
+        offset = int(ip4.ip) - int(ip4.network.network_address)
+        assert result["ips"][1] == {"address": f"fd00:10:244:1::{offset:x}/64",
+                                    "gateway": "fd00:10:244:1::1", "interface": 1}
+        assert result["routes"][1] == {"dst": "::/0", "gw": "fd00:10:244:1::1"}
+        six.append(result["ips"][1]["address"].split("/")[0])
+    assert ping(netns_a, "fd00:10:244:1::1")  # usable at once: no duplicate address detection
+    assert ping(netns_a, six[1]) and ping(netns_b, six[0])

@@ -678,3 +678,27 @@ def test_restart_keeps_clients_sticky(topo: Topology) -> None:
     assert remembered()
     after = topo.pods_reached("10.96.0.10", 80, count=10)
     assert set(after) == set(before), (before, after)
+
+
+def test_a_restarted_ipv6_proxier_adopts_the_kernels_ip6_table(topo: Topology) -> None:
+    """The ip6 table reads back as written too (IPv6 elements, prefixes and /128 sources in
+    the kernel's JSON listing), beside the ip table, which it leaves alone."""
+    from tests.unit.proxy.test_ruleset_golden import SCENARIOS
+
+    dual = SCENARIOS["dual-stack-tables"]()
+    six = SCENARIOS["ipv6-only"]()
+    assert dual.second is not None
+    four = topo.proxier(cluster_cidrs=dual.config.cluster_cidrs)
+    four.sync(dual.services, dual.slices, dual.node)
+    first = topo.proxier(family="IPv6", cluster_cidrs=six.config.cluster_cidrs)
+    first.sync(six.services, six.slices, six.node)
+    assert "fd00:10:244:1::5" in topo.nft.list_table("ip6", "svcnet")
+    restarted = topo.proxier(family="IPv6", cluster_cidrs=six.config.cluster_cidrs)
+    result = restarted.sync(six.services, six.slices, six.node)
+    assert result.adopted and not result.full
+    # Only the sticky chain's rules, which cannot be read back, are rewritten.
+    assert set(result.counts) == {"flush chain", "add rule"}, result.counts
+    assert "10.96.0.20" in topo.nft.list_table("ip", "svcnet")
+    restarted.cleanup()
+    with pytest.raises(NftError):
+        topo.nft.list_table("ip6", "svcnet")

@@ -26,13 +26,18 @@ containerd's CRI always adds) has no fields of its own.
 A bad configuration is error 7 (invalid network configuration) naming the field; JSON that
 does not parse is error 6. Unknown fields are ignored, as the spec allows (``ipam``,
 ``capabilities``, ``runtimeConfig`` included: this plugin is its own IPAM).
+
+``subnet6`` (optional, the node's IPv6 podCIDR, a /64 or longer) makes the network dual
+stack: every pod also gets the IPv6 address with its IPv4 address's host offset
+(:func:`~svcnet.node.ipam.pod_ipv6`) and an IPv6 default route via the bridge's address of
+the same offset as the IPv4 gateway.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 from typing import Any, Final
 
@@ -78,10 +83,20 @@ class BridgeConf(NetConf):
     """None: the namespace the plugin runs in."""
     mtu: int | None = None
     """The pods' veth MTU (the CNI bridge plugin's ``mtu``); None: the kernel's default."""
+    subnet6: IPv6Network | None = None
+    """The node's IPv6 pod subnet (dual stack), None: IPv4 only."""
 
     @property
     def gateway_ip(self) -> IPv4Address:
         return self.gateway if self.gateway is not None else self.subnet.network_address + 1
+
+    @property
+    def gateway6_ip(self) -> IPv6Address | None:
+        """The bridge's IPv6 address (the IPv4 gateway's offset in ``subnet6``)."""
+        if self.subnet6 is None:
+            return None
+        offset = int(self.gateway_ip) - int(self.subnet.network_address)
+        return self.subnet6.network_address + offset
 
     @property
     def names(self) -> ClusterNames | None:
@@ -165,9 +180,18 @@ def _bridge_conf(obj: dict[str, Any], version: str, name: str,
     if mtu is not None and (isinstance(mtu, bool) or not isinstance(mtu, int)
                             or not 576 <= mtu <= 65535):
         raise _invalid("mtu", f"{mtu!r} is not an MTU (576-65535)")
+    subnet6 = None
+    if (text6 := _string(obj, "subnet6")) is not None:
+        try:
+            subnet6 = IPv6Network(text6)
+        except ValueError as exc:
+            raise _invalid("subnet6", str(exc)) from None
+        if subnet6.num_addresses < subnet.num_addresses:
+            raise _invalid("subnet6", f"{subnet6} is smaller than {subnet}")
     return BridgeConf(cni_version=version, name=name, prev_result=prev_result, subnet=subnet,
                       gateway=gateway, data_dir=Path(data_dir), bridge=bridge,
-                      netns_prefix=prefix, hairpin=hairpin, node_netns=node_netns, mtu=mtu)
+                      netns_prefix=prefix, hairpin=hairpin, node_netns=node_netns,
+                      subnet6=subnet6, mtu=mtu)
 
 
 def netconf_from_conflist(text: str, *, plugin_type: str = PLUGIN_TYPE) -> NetConf:
@@ -187,7 +211,8 @@ def netconf_from_conflist(text: str, *, plugin_type: str = PLUGIN_TYPE) -> NetCo
 
 def conflist(name: str, subnet: IPv4Network | str, gateway: IPv4Address | str | None,
              bridge: str, data_dir: Path | str, netns_prefix: str | None, *,
-             node_netns: str | None = None, mtu: int | None = None) -> str:
+             node_netns: str | None = None, mtu: int | None = None,
+             subnet6: IPv6Network | str | None = None) -> str:
     """The conflist the agent writes into containerd's CNI conf dir (CNI 1.0.0). Checked by
     the same parser the plugin uses, so a bad argument fails here, not at the first pod."""
     plugin: dict[str, Any] = {"type": PLUGIN_TYPE, "bridge": bridge,
@@ -202,6 +227,8 @@ def conflist(name: str, subnet: IPv4Network | str, gateway: IPv4Address | str | 
         plugin["nodeNetns"] = node_netns
     if mtu is not None:
         plugin["mtu"] = mtu
+    if subnet6 is not None:
+        plugin["subnet6"] = str(IPv6Network(subnet6))
     text = json.dumps({"cniVersion": "1.0.0", "name": name, "plugins": [plugin]}, indent=2)
     netconf_from_conflist(text)
     return text + "\n"

@@ -54,7 +54,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -71,7 +71,7 @@ from svcnet.node.cni.spec import (
     check_version,
 )
 from svcnet.node.files import atomic_write
-from svcnet.node.ipam import IPAMExhausted, IPAMStateError, PodIPAM
+from svcnet.node.ipam import IPAMExhausted, IPAMStateError, PodIPAM, pod_ipv6
 from svcnet.node.names import PodNetworkNames, pod_host_veth
 from svcnet.node.netns import (
     SELF_NETNS,
@@ -106,6 +106,7 @@ T = TypeVar("T")
 IPAM_FILE: Final = "ipam.json"
 _RECORDS: Final = "attachments"
 _DEFAULT_ROUTE: Final = IPv4Network("0.0.0.0/0")
+_DEFAULT_ROUTE6: Final = IPv6Network("::/0")
 _LOOPBACK_MAC: Final = "00:00:00:00:00:00"
 
 
@@ -297,14 +298,16 @@ def _bridge_add(conf: BridgeConf, args: CNIArgs) -> Result:
     try:
         if name is not None:
             made_alias = alias.attach(args.netns, name)
-        _create_veth(conf, args, ip, host_veth)
+        ip6 = _create_veth(conf, args, ip, host_veth)
         (links,) = query_sync(_host_netns(conf), [f"link show dev {host_veth}"])
-        gateway = conf.gateway_ip
+        gateway, gateway6 = conf.gateway_ip, conf.gateway6_ip
+        six_ips = () if ip6 is None else (IPConfig(ip6, gateway6, interface=1),)
+        six_routes = () if gateway6 is None else (Route(_DEFAULT_ROUTE6, gateway6),)
         result = Result(
             interfaces=(Interface(host_veth, str(links[0].get("address", ""))),
                         Interface(args.ifname, mac_for(ip.ip), args.netns)),
-            ips=(IPConfig(ip, gateway, interface=1),),
-            routes=(Route(_DEFAULT_ROUTE, gateway),),
+            ips=(IPConfig(ip, gateway, interface=1), *six_ips),
+            routes=(Route(_DEFAULT_ROUTE, gateway), *six_routes),
         )
         _save_record(conf, args.container_id, _Record(args.netns, args.ifname, name, result))
         return result
@@ -319,11 +322,14 @@ def _bridge_add(conf: BridgeConf, args: CNIArgs) -> Result:
         raise
 
 
-def _create_veth(conf: BridgeConf, args: CNIArgs, ip: IPv4Interface, host_veth: str) -> None:
+def _create_veth(conf: BridgeConf, args: CNIArgs, ip: IPv4Interface,
+                 host_veth: str) -> IPv6Interface | None:
+    """The pod's veth; returns its IPv6 address on a dual-stack network."""
     names = PodNetworkNames(node_netns=_host_netns(conf), bridge=conf.bridge,
                             pod_netns=args.netns, host_veth=host_veth, pod_veth=args.ifname)
-    batches = plan_veth(replace(pod_veth_spec(ip, conf.gateway_ip, names), hairpin=conf.hairpin,
-                                 mtu=conf.mtu))
+    ip6 = None if conf.subnet6 is None else pod_ipv6(ip, conf.subnet, conf.subnet6)
+    spec = pod_veth_spec(ip, conf.gateway_ip, names, pod_ip6=ip6, gateway6=conf.gateway6_ip)
+    batches = plan_veth(replace(spec, hairpin=conf.hairpin, mtu=conf.mtu))
     try:
         apply_sync(batches)
     except LinkExists:
@@ -332,6 +338,7 @@ def _create_veth(conf: BridgeConf, args: CNIArgs, ip: IPv4Interface, host_veth: 
         with contextlib.suppress(LinkNotFound):
             apply_sync([Batch(names.node_netns, (f"link del {host_veth}",))])
         apply_sync(batches)
+    return ip6
 
 
 def _delete_pod_link(netns: str, ifname: str) -> None:
@@ -385,6 +392,8 @@ def _bridge_check(conf: BridgeConf, args: CNIArgs, prev: Result | None = None) -
 
 def _prev_ip(prev: Result, args: CNIArgs) -> IPv4Interface | None:
     for ip in prev.ips:
+        if not isinstance(ip.address, IPv4Interface):
+            continue
         if ip.interface is None or (
                 0 <= ip.interface < len(prev.interfaces)
                 and prev.interfaces[ip.interface].name == args.ifname

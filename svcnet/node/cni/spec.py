@@ -29,7 +29,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+    ip_address,
+    ip_interface,
+    ip_network,
+)
 from typing import Any, Final
 
 from svcnet.node.names import InvalidName, check_name
@@ -192,16 +202,16 @@ class Interface:
 
 @dataclass(frozen=True, slots=True)
 class IPConfig:
-    address: IPv4Interface
-    gateway: IPv4Address | None = None
+    address: IPv4Interface | IPv6Interface
+    gateway: IPv4Address | IPv6Address | None = None
     interface: int | None = None
     """Index into :attr:`Result.interfaces`."""
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    dst: IPv4Network
-    gw: IPv4Address | None = None
+    dst: IPv4Network | IPv6Network
+    gw: IPv4Address | IPv6Address | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,15 +223,22 @@ class Result:
 
     @property
     def ip(self) -> IPv4Interface | None:
-        """The first address (a pod has one)."""
-        return self.ips[0].address if self.ips else None
+        """The IPv4 address (every pod has one; a dual-stack pod has an IPv6 one too)."""
+        return next((c.address for c in self.ips if isinstance(c.address, IPv4Interface)),
+                    None)
+
+    @property
+    def ip6(self) -> IPv6Interface | None:
+        """The IPv6 address of a dual-stack pod (None: IPv4 only)."""
+        return next((c.address for c in self.ips if isinstance(c.address, IPv6Interface)),
+                    None)
 
     def to_json(self, version: str = CURRENT_VERSION) -> dict[str, Any]:
         """The result as the spec's JSON for ``version`` (the configuration's)."""
         before_1 = _version_tuple(version) < (1, 0, 0)
         ips = []
         for ip in self.ips:
-            entry: dict[str, Any] = {"version": "4"} if before_1 else {}
+            entry: dict[str, Any] = {"version": str(ip.address.version)} if before_1 else {}
             entry["address"] = ip.address.with_prefixlen
             if ip.gateway is not None:
                 entry["gateway"] = str(ip.gateway)
@@ -248,11 +265,11 @@ class Result:
                 interfaces=tuple(Interface(str(i["name"]), str(i.get("mac", "")),
                                            str(i.get("sandbox", "")))
                                  for i in obj.get("interfaces") or ()),
-                ips=tuple(IPConfig(IPv4Interface(ip["address"]),
-                                   _opt(IPv4Address, ip.get("gateway")),
+                ips=tuple(IPConfig(ip_interface(ip["address"]),
+                                   _opt(ip_address, ip.get("gateway")),
                                    _opt(int, ip.get("interface")))
                           for ip in obj.get("ips") or ()),
-                routes=tuple(Route(IPv4Network(r["dst"]), _opt(IPv4Address, r.get("gw")))
+                routes=tuple(Route(ip_network(r["dst"]), _opt(ip_address, r.get("gw")))
                              for r in obj.get("routes") or ()),
                 dns=dict(obj.get("dns") or {}),
             )

@@ -103,8 +103,13 @@ def _element(raw: Any, *, vmap: bool, is_map: bool) -> Element:
 
 
 def _canonical(element: Element) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
-    """How the kernel lists an element: a host prefix (/32) is listed as the bare address."""
-    return (tuple(c.removesuffix("/32") for c in element.key), element.value, element.comment)
+    """How the kernel lists an element: a host prefix (/32, /128) is listed as the bare
+    address."""
+    return (tuple(_bare(c) for c in element.key), element.value, element.comment)
+
+
+def _bare(component: str) -> str:
+    return component.removesuffix("/128" if ":" in component else "/32")
 
 
 def adopt(listing_json: str, desired: Ruleset, fixed_chains: Collection[str],

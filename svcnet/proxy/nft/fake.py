@@ -91,7 +91,8 @@ def _json_component(text: str) -> object:
         return int(text)
     if "/" in text:
         addr, _, length = text.partition("/")
-        return addr if length == "32" else {"prefix": {"addr": addr, "len": int(length)}}
+        host = "128" if ":" in addr else "32"
+        return addr if length == host else {"prefix": {"addr": addr, "len": int(length)}}
     return text
 
 

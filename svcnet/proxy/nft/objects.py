@@ -14,10 +14,12 @@ exist in a state ``nft`` would misread:
   same datatypes). A malformed IPv4 literal is the dangerous case: ``nft`` does not reject
   ``10.128.256.1``, it *resolves it through DNS* as a hostname (measured in the project's
   dependency evaluation, §2), so a generator bug would turn into a DNS lookup, a long stall
-  and finally a bogus address. Every IPv4 component must be in canonical dotted-quad form.
+  and finally a bogus address. Every IPv4 component must be in canonical dotted-quad form,
+  every IPv6 one (``ipv6_addr``, the ``ip6`` table's sets) in canonical RFC 5952 form.
 * **Rules** are text (the ``nft`` statement language is too large to model), but the text may
   not contain ``;``, ``#``, quotes or newlines (so a rule cannot smuggle in a second command),
-  and every dotted-quad in it must be a valid IPv4 address or prefix, for the reason above.
+  and every dotted-quad in it must be a valid IPv4 address or prefix, for the reason above
+  (and every bracketed IPv6 literal, ``dnat ip6 to [fd00::5]:80``, a canonical IPv6 address).
 * **Comments** are limited to 128 bytes (``nft``'s limit) without quotes or newlines.
 
 Rendering comes in two shapes, both deterministic:
@@ -59,6 +61,7 @@ __all__ = [
     "Table",
     "element_sort_key",
     "ipv4_value",
+    "ipv6_value",
     "key_datatypes",
     "rule_references",
     "validate_name",
@@ -78,12 +81,16 @@ _REF_SET_RE: Final = re.compile(r"@([A-Za-z_.][A-Za-z0-9_./-]*)")
 _REF_ANY_RE: Final = re.compile(r"\b(?:jump|goto)\s+([^\s,}]+)|@([^\s,}]+)")
 # A run of digits and dots that nft would read as an address (or, if malformed, a hostname).
 _DOTTED_RE: Final = re.compile(r"(?<![\w.])(\d+(?:\.\d+)+)(?:/(\d+))?")
+# An IPv6 literal in a rule is always bracketed (nft's form when a port follows).
+_BRACKETED_RE: Final = re.compile(r"\[([^\]]*)\]")
 _FORBIDDEN_IN_RULE: Final = (";", "#", '"', "\n", "\r", "\t")
 
 # typeof expressions we use, mapped to the datatype of the value they produce.
 _TYPEOF_DATATYPES: Final[Mapping[str, str]] = {
     "ip saddr": "ipv4_addr",
     "ip daddr": "ipv4_addr",
+    "ip6 saddr": "ipv6_addr",
+    "ip6 daddr": "ipv6_addr",
     "meta l4proto": "inet_proto",
     "th dport": "inet_service",
     "th sport": "inet_service",
@@ -94,7 +101,8 @@ _TYPEOF_DATATYPES: Final[Mapping[str, str]] = {
 }
 _NUMGEN_RE: Final = re.compile(r"numgen (?:random|inc) mod \d+(?: offset \d+)?")
 DATATYPES: Final = frozenset(
-    {"ipv4_addr", "inet_proto", "inet_service", "integer", "mark", "verdict"})
+    {"ipv4_addr", "ipv6_addr", "inet_proto", "inet_service", "integer", "mark",
+     "verdict"})
 PROTOCOLS: Final = frozenset({"tcp", "udp", "sctp"})
 
 
@@ -165,10 +173,42 @@ def _check_ipv4(text: str, prefix: str | None, where: str) -> None:
             raise NftValidationError(f"{where}: {text}/{prefix} has host bits set")
 
 
+@lru_cache(maxsize=1 << 18)
+def ipv6_value(text: str) -> int | None:
+    """The address as an integer if ``text`` is a *canonical* IPv6 address, else None."""
+    if ":" not in text:
+        return None
+    try:
+        addr = ipaddress.IPv6Address(text)
+    except ValueError:
+        return None
+    return int(addr) if str(addr) == text else None
+
+
+def _check_ipv6(text: str, prefix: str | None, where: str) -> None:
+    value = ipv6_value(text)
+    if value is None:
+        try:
+            addr = ipaddress.IPv6Address(text)
+        except ValueError:
+            raise NftValidationError(f"{where}: {text!r} is not a valid IPv6 address") from None
+        raise NftValidationError(f"{where}: {text!r} is not in canonical form ({addr})")
+    if prefix is not None:
+        length = int(prefix)
+        if length > 128:
+            raise NftValidationError(f"{where}: bad prefix length /{prefix}")
+        if value & ((1 << (128 - length)) - 1):
+            raise NftValidationError(f"{where}: {text}/{prefix} has host bits set")
+
+
 def check_ipv4_literals(text: str, where: str) -> None:
-    """Every dotted number in ``text`` must be a canonical IPv4 address (or prefix)."""
+    """Every dotted number in ``text`` must be a canonical IPv4 address (or prefix), and
+    every bracketed literal a canonical IPv6 address."""
     for match in _DOTTED_RE.finditer(text):
         _check_ipv4(match.group(1), match.group(2), where)
+    if "[" in text:
+        for match in _BRACKETED_RE.finditer(text):
+            _check_ipv6(match.group(1), None, where)
 
 
 def key_datatypes(spec: str, *, typeof: bool) -> tuple[str, ...]:
@@ -203,21 +243,28 @@ def _component_problem(datatype: str, value: str, interval: bool) -> str | None:
     return None
 
 
+def _check_address(datatype: str, value: str, *, interval: bool, where: str) -> None:
+    """An ``ipv4_addr``/``ipv6_addr`` component: an address, or in an interval set also a
+    prefix or a range."""
+    check = _check_ipv4 if datatype == "ipv4_addr" else _check_ipv6
+    if interval and "/" in value:
+        addr, _, prefix = value.partition("/")
+        if not prefix.isdigit():
+            raise NftValidationError(f"{where}: bad prefix in {value!r}")
+        check(addr, prefix, where)
+    elif interval and "-" in value:
+        low, _, high = value.partition("-")
+        check(low, None, where)
+        check(high, None, where)
+        if int(ipaddress.ip_address(low)) > int(ipaddress.ip_address(high)):
+            raise NftValidationError(f"{where}: empty range {value!r}")
+    else:
+        check(value, None, where)
+
+
 def _check_component(datatype: str, value: str, *, interval: bool, where: str) -> None:
-    if datatype == "ipv4_addr":
-        if interval and "/" in value:
-            addr, _, prefix = value.partition("/")
-            if not prefix.isdigit():
-                raise NftValidationError(f"{where}: bad prefix in {value!r}")
-            _check_ipv4(addr, prefix, where)
-        elif interval and "-" in value:
-            low, _, high = value.partition("-")
-            _check_ipv4(low, None, where)
-            _check_ipv4(high, None, where)
-            if ipaddress.IPv4Address(low) > ipaddress.IPv4Address(high):
-                raise NftValidationError(f"{where}: empty range {value!r}")
-        else:
-            _check_ipv4(value, None, where)
+    if datatype in ("ipv4_addr", "ipv6_addr"):
+        _check_address(datatype, value, interval=interval, where=where)
     elif datatype == "inet_proto":
         if value not in PROTOCOLS:
             raise NftValidationError(f"{where}: unsupported protocol {value!r}")
@@ -244,6 +291,10 @@ def _component_sort_key(value: str) -> tuple[int, int, int, str]:
     if addr is not None:
         tail = value[len(head):]
         return (0, addr, int(tail[1:]) if tail.startswith("/") else 32, value)
+    addr = ipv6_value(head)
+    if addr is not None:
+        tail = value[len(head):]
+        return (0, addr, int(tail[1:]) if tail.startswith("/") else 128, value)
     if value.isdigit():
         return (1, int(value), 0, value)
     return (2, 0, 0, value)

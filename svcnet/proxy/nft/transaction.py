@@ -51,6 +51,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from svcnet.proxy.nft.objects import (
     Chain,
@@ -80,6 +81,10 @@ class Op:
     name: str
     text: str
     count: int = 1
+
+
+#: A well-formed value of each datatype (see Transaction._value_stub).
+_STUBS: Final = {"ipv4_addr": "0.0.0.0", "ipv6_addr": "::", "inet_proto": "tcp"}
 
 
 class Transaction:
@@ -199,8 +204,7 @@ class Transaction:
         if isinstance(s, Map) and not element.value:
             # Borrow a well-formed value so the key can be checked on its own.
             return ("drop",) if s.is_vmap else tuple(
-                "0.0.0.0" if t == "ipv4_addr" else "tcp" if t == "inet_proto" else "0"
-                for t in s.value_types)
+                _STUBS.get(t, "0") for t in s.value_types)
         return element.value
 
     # -- output --------------------------------------------------------------------------

@@ -249,3 +249,60 @@ def test_down_leaves_the_hosts_own_namespace_alone(tmp_path: Path) -> None:
     assert is_host_netns("svcnet-b7-n1", tmp_path)
     assert not is_host_netns("svcnet-b7-p1", tmp_path)
     assert not is_host_netns("svcnet-b7-n2", tmp_path)
+
+
+# What `ip -6 route show table all` and `ip -6 -o addr show` add on a machine whose LAN has
+# a ULA /64 (fd00::/64) and where a dual-stack cluster already holds the first candidates.
+ROUTES6 = """\
+fd00::/64 dev eth0 proto kernel metric 256 pref medium
+fd00:172:20::/64 dev svcnet-c3 proto kernel metric 256 pref medium
+fd00:10:244:1::/64 via fd00:172:20::11 dev svcnet-c3 metric 1024 pref medium
+fe80::/64 dev eth0 proto kernel metric 256 pref medium
+default via fd00::1 dev eth0 metric 1024 pref medium
+local fd00::2 dev eth0 table local proto kernel metric 0 pref medium
+multicast ff00::/8 dev eth0 table local proto kernel metric 256 pref medium
+""".splitlines()
+ADDRS6 = """\
+4: eth0    inet6 fd00::2/64 scope global nodad \\       valid_lft forever preferred_lft forever
+4: eth0    inet6 fe80::fc:ff:fe00:1/64 scope link \\       valid_lft forever preferred_lft forever
+""".splitlines()
+
+
+def test_dual_stack_picks_free_ipv6_networks_beside_the_ipv4_ones() -> None:
+    plain = plan_network(None, [], {}, dual=True)
+    assert (str(plain.nodes6), str(plain.pods6)) == ("fd00:172:20::/64", "fd00:10:244::/56")
+    in_use = machine_networks([*ROUTES, *ROUTES6], [*ADDRS, *ADDRS6])
+    found = {str(u.network) for u in in_use}
+    assert "::/0" not in found and "fd00::/64" in found
+    n = plan_network(None, in_use, {}, dual=True)
+    # IPv4 as before; IPv6 skips what the other cluster routes and the LAN's fd00::/64.
+    assert (str(n.nodes), str(n.pods)) == ("172.20.1.0/24", "10.245.0.0/16")
+    assert (str(n.nodes6), str(n.pods6)) == ("fd00:172:20:1::/64", "fd00:10:244:100::/56")
+    # A recorded dual-stack cluster's IPv6 networks are taken too.
+    assert plan_network(None, [], {"a": plain}, dual=True).nodes6 == n.nodes6
+    assert not plan_network(None, [], {}).dual
+
+
+def test_dual_stack_addresses_and_topology() -> None:
+    n = plan_network(None, [], {}, dual=True)
+    assert (n.gateway6, n.node_ip6(1), n.node_ip6(12)) == (
+        "fd00:172:20::1", "fd00:172:20::11", "fd00:172:20::22")
+    assert (n.pod_cidr6(1), n.pod_cidr6(2)) == ("fd00:10:244:1::/64", "fd00:10:244:2::/64")
+    assert n.lb_pool == "172.20.0.200-172.20.0.250,fd00:172:20::200-fd00:172:20::250"
+    assert n.cluster_cidrs == "10.244.0.0/16,fd00:10:244::/56"
+    assert n.service_cidrs == "10.96.0.0/12,fd00:10:96::/112"
+    assert ClusterNetwork.from_json(n.to_json("dn")) == n
+    assert (DEFAULT.node_ip6(1), DEFAULT.pod_cidr6(1), DEFAULT.cluster_cidrs) == (
+        "", "", "10.244.0.0/16")
+    topo = plan_topology("dn", 2, n, "/root/.svcnet/dn")
+    bridge = topo.bridge
+    assert (topo.nodes[0].node_ips, topo.nodes[0].pod_cidrs) == (
+        "172.20.0.11,fd00:172:20::11", "10.244.1.0/24,fd00:10:244:1::/64")
+    lines = host_batch(topo)
+    assert f"addr add fd00:172:20::1/64 dev {bridge} nodad" in lines
+    assert lines[-1] == f"route add fd00:10:244:2::/64 via fd00:172:20::12 dev {bridge}"
+    assert node_batch(topo, topo.nodes[1]) == [
+        "link set lo up", "addr add 172.20.0.12/24 dev eth0",
+        "addr add fd00:172:20::12/64 dev eth0 nodad", "link set eth0 up",
+        "route add 10.244.1.0/24 via 172.20.0.11 dev eth0",
+        "route add fd00:10:244:1::/64 via fd00:172:20::11 dev eth0"]

@@ -12,7 +12,14 @@ import io
 import json
 import subprocess
 import sys
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +46,7 @@ from svcnet.node.cni.spec import (
     parse_cni_args,
     version_info,
 )
-from svcnet.node.ipam import PodIPAM
+from svcnet.node.ipam import PodIPAM, pod_ipv6
 
 CID = "4f1d0c3b2a19e8d7c6b5a49382716f5e4d3c2b1a0f9e8d7c6b5a493827160f5e"
 POD_UID = "0f8e3c1a-2b9d-4c8e-9a51-7d2f1e0b6c3a"
@@ -256,6 +263,28 @@ def test_conflist(tmp_path: Path) -> None:
                               gateway=IPv4Address("10.244.1.1"), netns_prefix="svcnet-t4-")
     bare = json.loads(conflist("n", "10.244.9.0/24", None, "svcnet0", "/s", None))
     assert "gateway" not in bare["plugins"][0] and "netnsPrefix" not in bare["plugins"][0]
+
+
+def test_dual_stack_conflist_and_pod_ipv6(tmp_path: Path) -> None:
+    text = conflist("svcnet", "10.244.1.0/24", None, "svcnet0", tmp_path, None,
+                    subnet6="fd00:10:244:1::/64")
+    conf = netconf_from_conflist(text)
+    assert isinstance(conf, BridgeConf)
+    assert conf.subnet6 == IPv6Network("fd00:10:244:1::/64")
+    assert conf.gateway6_ip == IPv6Address("fd00:10:244:1::1")
+    assert pod_ipv6(IPv4Interface("10.244.1.200/24"), conf.subnet, IPv6Network(
+        "fd00:10:244:1::/64")) == IPv6Interface("fd00:10:244:1::c8/64")
+    with pytest.raises(ValueError, match="not a host address"):
+        pod_ipv6(IPv4Interface("10.244.2.5/24"), conf.subnet, IPv6Network("fd00::/64"))
+    with pytest.raises(CNIError):  # smaller than the IPv4 subnet: no room for every offset
+        conflist("n", "10.244.1.0/24", None, "svcnet0", tmp_path, None,
+                 subnet6="fd00:10:244:1::/121")
+    # A dual-stack result lists both addresses; .ip stays the IPv4 one.
+    result = Result(ips=(IPConfig(IPv4Interface("10.244.1.5/24")),
+                         IPConfig(IPv6Interface("fd00:10:244:1::5/64"))))
+    again = Result.from_json(result.to_json())
+    assert again == result and again.ip == IPv4Interface("10.244.1.5/24")
+    assert again.ip6 == IPv6Interface("fd00:10:244:1::5/64")
 
 
 def test_conflist_refuses_what_the_plugin_would() -> None:

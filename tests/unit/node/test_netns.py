@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import replace
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from pathlib import Path
 
 import pytest
@@ -79,6 +79,13 @@ def test_plan_cni_pod_network_golden() -> None:
                             "eth0")
     spec = pod_veth_spec(IPv4Interface("10.244.1.5/24"), GW, names)
     golden("cni_pod_network.ip", render(plan_veth(spec)))
+    dual = render(plan_veth(pod_veth_spec(
+        IPv4Interface("10.244.1.5/24"), GW, names, pod_ip6=IPv6Interface("fd00:10:244:1::5/64"),
+        gateway6=IPv6Address("fd00:10:244:1::1"))))
+    assert dual.splitlines()[-4:] == [
+        "addr add fd00:10:244:1::5/64 dev eth0 nodad", "link set eth0 up",
+        "route add default via 10.244.1.1 dev eth0",
+        "route add ::/0 via fd00:10:244:1::1 dev eth0"]
     no_hairpin = render(plan_veth(replace(spec, hairpin=False)))
     assert "hairpin" not in no_hairpin and "master svcnet0" in no_hairpin
 

@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Interface, IPv6Network
 from pathlib import Path
 from typing import Any
 
@@ -345,6 +345,22 @@ def test_status_keeps_pod_ip_after_teardown_and_terminal_phase() -> None:
     pod["status"] = {"phase": "Failed", "podIP": "10.244.1.5"}
     status = pod_status(pod, actual(ended(1), network=False), now=NOW, host_ip=HOST_IP)
     assert (status["phase"], status["podIP"]) == ("Failed", "10.244.1.5")
+
+
+def test_dual_stack_pod_ips_follow_the_ipv4_address() -> None:
+    pod = make_pod()
+    cidr6 = IPv6Network("fd00:10:244:1::/64")
+    status = pod_status(pod, actual(run()), now=NOW, host_ip=HOST_IP, pod_cidr6=cidr6)
+    assert status["podIP"] == str(IP.ip)
+    offset = int(IP.ip) - int(IP.network.network_address)
+    assert status["podIPs"] == [{"ip": str(IP.ip)}, {"ip": f"fd00:10:244:1::{offset:x}"}]
+    # After teardown the last reported pair stays; single stack never gets a second one.
+    pod["status"] = status
+    kept = pod_status(pod, actual(ended(0), network=False), now=NOW, host_ip=HOST_IP,
+                      pod_cidr6=cidr6)
+    assert kept["podIPs"] == status["podIPs"]
+    single = pod_status(make_pod(), actual(run()), now=NOW, host_ip=HOST_IP)
+    assert single["podIPs"] == [{"ip": str(IP.ip)}]
 
 
 def test_readiness_gates() -> None:

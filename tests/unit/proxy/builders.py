@@ -7,6 +7,10 @@ Address plan used by every proxy test (so that a reader can tell roles apart at 
 * nodes: ``node-1`` = 172.20.0.11, ``node-2`` = 172.20.0.12;
 * external IPs: 172.20.0.150-199; LoadBalancer IPs: 172.20.0.200-250;
 * off-cluster clients: 192.0.2.0/24 (TEST-NET-1) and 198.51.100.0/24 (TEST-NET-2).
+
+IPv6 (dual-stack tests): ClusterIPs fd00:10:96::/112, pods fd00:10:244::/56 (``node-1``
+fd00:10:244:1::/64, ``node-2`` fd00:10:244:2::/64), nodes fd00:172:20::11 and ::12, LoadBalancer
+IPs fd00:172:20::200-250, off-cluster clients 2001:db8::/32 (documentation).
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ Obj = dict[str, Any]
 
 NODE = NodeInfo("node-1", ("172.20.0.11",))
 NODE_IP = "172.20.0.11"
+NODE6_IP = "fd00:172:20::11"
+#: node-1 with an address of each family.
+DUAL_NODE = NodeInfo("node-1", (NODE_IP, NODE6_IP))
 
 
 def make_service(namespace: str, name: str, cluster_ip: str,
@@ -34,7 +41,7 @@ def make_service(namespace: str, name: str, cluster_ip: str,
             "type": "ClusterIP",
             "clusterIP": cluster_ip,
             "clusterIPs": [cluster_ip],
-            "ipFamilies": ["IPv4"],
+            "ipFamilies": ["IPv6" if ":" in cluster_ip else "IPv4"],
             "sessionAffinity": "None",
             "internalTrafficPolicy": "Cluster",
             "ports": list(ports) if ports is not None else [
@@ -131,3 +138,15 @@ def many_services(count: int, endpoints_per_service: int = 3, *, namespace: str 
                for j in range(endpoints_per_service)]
         slices.append(make_slice(namespace, name, eps))
     return services, slices
+
+
+def dual_stack(cluster_ip6: str, lb_ip6: str | None = None) -> Callable[[Obj], None]:
+    """Make an IPv4 Service RequireDualStack: a second ClusterIP (and LoadBalancer IP)."""
+    def mutate(svc: Obj) -> None:
+        spec = svc["spec"]
+        spec["clusterIPs"] = [spec["clusterIP"], cluster_ip6]
+        spec["ipFamilies"] = ["IPv4", "IPv6"]
+        spec["ipFamilyPolicy"] = "RequireDualStack"
+        if lb_ip6 is not None:
+            svc["status"]["loadBalancer"]["ingress"].append({"ip": lb_ip6, "ipMode": "VIP"})
+    return mutate

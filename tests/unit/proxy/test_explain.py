@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from svcnet.proxy.explain import explain, frontends
+from svcnet.proxy.ruleset import ProxyConfig
 from tests.unit.proxy.builders import (
+    DUAL_NODE,
     NODE,
     endpoint,
     load_balancer,
@@ -71,3 +73,21 @@ def test_explain_proxy_mode_lb_ip_is_not_a_frontend() -> None:
                              NODE))
     assert "ipMode Proxy (not programmed here" in text and "172.20.0.210 . tcp" not in text
     assert frontends(svc)[0] == {"10.96.0.70"}
+
+
+def test_explain_a_dual_stack_service_per_family() -> None:
+    svc = make_service("default", "web", "10.96.0.20", mutate=node_port_service)
+    svc["spec"]["clusterIPs"].append("fd00:10:96::14")
+    slices = [make_slice("default", "web", [endpoint("10.244.1.5")]),
+              make_slice("default", "web", [endpoint("fd00:10:244:1::5")], suffix="six",
+                         address_type="IPv6")]
+    six = explain(svc, [svc], slices, DUAL_NODE,
+                  ProxyConfig(family="IPv6", cluster_cidrs=("fd00:10:244::/56",)))
+    text = "\n".join(six)
+    assert six[0] == "Service default/web on node node-1 (table ip6 svcnet):"
+    assert "frontends: fd00:10:96::14; node ports 30080 on fd00:172:20::11" in text
+    assert "fd00:10:96::14 . tcp . 80 . 0 : fd00:10:244:1::5 . 8080" in text
+    assert "fd00:172:20::11 . tcp . 30080 . 0 : fd00:10:244:1::5 . 8080" in text
+    assert "10.96.0.20" not in text and "10.244.1.5" not in text
+    four = "\n".join(explain(svc, [svc], slices, DUAL_NODE))
+    assert "table ip svcnet" in four and "fd00" not in four

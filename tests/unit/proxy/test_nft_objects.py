@@ -48,6 +48,31 @@ def test_malformed_addresses_never_reach_nft(key: tuple[str, ...]) -> None:
         Set("s", "ipv4_addr", elements=(Element(key),))
 
 
+@pytest.mark.parametrize("key", [
+    ("FD00::1",),             # not canonical (nft lists it lower-case)
+    ("fd00:0:0::1",),         # not canonical
+    ("fd00::1::2",),
+    ("10.0.0.1",),
+    ("fd00::/8",),            # no prefix outside an interval set
+])
+def test_malformed_ipv6_addresses_never_reach_nft(key: tuple[str, ...]) -> None:
+    with pytest.raises(NftValidationError):
+        Set("s", "ipv6_addr", elements=(Element(key),))
+
+
+def test_ipv6_sets_rules_and_order() -> None:
+    s = Set("s", "ipv6_addr . inet_proto . inet_service",
+            elements=(Element(("fd00::10", "tcp", "80")), Element(("fd00::9", "tcp", "80"))))
+    assert [e.key[0] for e in s.elements] == ["fd00::9", "fd00::10"]  # numeric order
+    Set("r", "ipv6_addr", flags=("interval",), elements=(Element(("fd00:10:244::/56",)),))
+    with pytest.raises(NftValidationError):  # host bits
+        Set("r", "ipv6_addr", flags=("interval",), elements=(Element(("fd00::1/64",)),))
+    Rule("dnat ip6 to [fd00:10:244:1::5]:8080")
+    with pytest.raises(NftValidationError):
+        Rule("dnat ip6 to [fd00:10:244:1:0::5]:8080")
+    assert key_datatypes("ip6 daddr . th dport", typeof=True) == ("ipv6_addr", "inet_service")
+
+
 @pytest.mark.parametrize(("key", "value"), [
     (("10.96.0.1", "tcp", "80"), ("goto lb-1",)),
     (("10.96.0.1", "udp", "65535"), ("drop",)),

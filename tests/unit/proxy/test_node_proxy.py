@@ -11,6 +11,7 @@ from typing import Any
 
 from svcnet.proxy.changes import StaticSource
 from svcnet.proxy.conntrack import Conntrack, Deletion
+from svcnet.proxy.model import NodeInfo
 from svcnet.proxy.nft.fake import FakeNft
 from svcnet.proxy.ruleset import build_ruleset
 from svcnet.proxy.service import TRIGGER_TIME, NodeProxy, changed_key
@@ -99,3 +100,51 @@ def test_changed_key_of_services_and_slices() -> None:
     listed = make_slice("ns", "web", [])  # list items carry no kind
     del listed["kind"]
     assert changed_key(listed) == "ns/web"
+
+
+DUAL_NODE_OBJ: dict[str, Any] = {
+    "metadata": {"name": "node-1"},
+    "status": {"addresses": [{"type": "InternalIP", "address": "172.20.0.11"},
+                             {"type": "InternalIP", "address": "fd00:172:20::11"}]},
+}
+
+
+def test_dual_stack_programs_a_table_per_family_and_cleans_each_familys_flows() -> None:
+    nft, conntrack = FakeNft(), RecordingConntrack()
+    proxy = NodeProxy("test", runner=nft, conntrack=conntrack,
+                      cluster_cidrs=("10.244.0.0/16", "fd00:10:244::/56"))
+    assert set(proxy.proxiers) == {"IPv4", "IPv6"}
+    svc = dns("a", "10.96.0.10")
+    svc["spec"]["clusterIPs"] = ["10.96.0.10", "fd00:10:96::a"]
+    svc["spec"]["ipFamilies"] = ["IPv4", "IPv6"]
+
+    def six(ips: list[str], rv: str) -> dict[str, Any]:
+        s = make_slice("ns", "a", [endpoint(ip) for ip in ips],
+                       [slice_port("dns", 5353, "UDP")], suffix="six", address_type="IPv6")
+        s["metadata"]["resourceVersion"] = rv
+        return s
+
+    slices = [dns_slice("a", ["10.244.1.1"]), six(["fd00:10:244:1::1", "fd00:10:244:1::2"], "1")]
+    asyncio.run(proxy.sync(StaticSource([svc], slices), DUAL_NODE_OBJ))
+    assert proxy.results["IPv4"].full and proxy.results["IPv6"].full
+    v4 = build_ruleset([svc], slices, NODE)
+    v6 = build_ruleset([svc], slices, NODE, proxy.proxiers["IPv6"].config)
+    assert v6.table.ref == "ip6 svcnet"
+    assert "fd00:10:96::a . udp . 53 . 1 : fd00:10:244:1::2 . 5353" in v6.render()
+    assert nft.dump() == v4.render() + build_ruleset(
+        [svc], slices, NodeInfo("node-1", ("fd00:172:20::11",)),
+        proxy.proxiers["IPv6"].config).render()
+
+    # An IPv6 endpoint goes: only the ip6 table changes (incrementally), and only its flows
+    # (conntrack -f ipv6) are deleted.
+    slices[1] = six(["fd00:10:244:1::1"], "2")
+    asyncio.run(proxy.sync(StaticSource([svc], slices), DUAL_NODE_OBJ, {"ns/a"}))
+    assert not proxy.results["IPv4"].changed
+    assert proxy.results["IPv6"].fast and not proxy.results["IPv6"].full
+    assert conntrack.deleted == [Deletion(("fd00:10:96::a", 53), "fd00:10:244:1::2", "IPv6")]
+    assert conntrack.deleted[0].argv()[:3] == ["-D", "-f", "ipv6"]
+
+    # The Service goes: each family's frontend is flushed in its own family.
+    asyncio.run(proxy.sync(StaticSource([], slices), DUAL_NODE_OBJ, {"ns/a"}))
+    assert conntrack.deleted[1:] == [Deletion(("10.96.0.10", 53), None, "IPv4"),
+                                     Deletion(("fd00:10:96::a", 53), None, "IPv6")]

@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 import pytest
 
@@ -26,8 +27,10 @@ from svcnet.proxy.nft.objects import Ruleset
 from svcnet.proxy.nft.transaction import plan_sync
 from svcnet.proxy.ruleset import ProxyConfig, build_ruleset
 from tests.unit.proxy.builders import (
+    DUAL_NODE,
     NODE,
     Obj,
+    dual_stack,
     endpoint,
     load_balancer,
     make_service,
@@ -48,9 +51,16 @@ class Scenario:
     slices: list[Obj]
     node: NodeInfo = NODE
     config: ProxyConfig = field(default_factory=ProxyConfig)
+    #: The other family's table, built from the same objects (dual stack).
+    second: ProxyConfig | None = None
 
     def build(self) -> Ruleset:
         return build_ruleset(self.services, self.slices, self.node, self.config)
+
+    def build_all(self) -> list[Ruleset]:
+        second = [] if self.second is None else [
+            build_ruleset(self.services, self.slices, self.node, self.second)]
+        return [self.build(), *second]
 
 
 def _set(path: str, value: object) -> Callable[[Obj], None]:
@@ -246,10 +256,55 @@ def topology_hints() -> Scenario:
     ], node=NodeInfo("node-1", ("172.20.0.11",), "zone-a"))
 
 
+IPV6: Final = ProxyConfig(family="IPv6", cluster_cidrs=("fd00:10:244::/56",))
+
+
+def _six_eps(*, local_first: bool = True) -> list[Obj]:
+    return [endpoint("fd00:10:244:1::5", node="node-1" if local_first else "node-2"),
+            endpoint("fd00:10:244:2::7", node="node-2")]
+
+
+@scenario
+def ipv6_only() -> Scenario:
+    # The ip6 table: ClusterIP + NodePort on the node's IPv6 address, an ETP=Local LB IP
+    # guarded by an IPv6 source range, ClientIP affinity, a Service without endpoints.
+    def sticky(svc: Obj) -> None:
+        svc["spec"]["sessionAffinity"] = "ClientIP"
+    web = make_service("default", "web", "fd00:10:96::a", mutate=node_port_service)
+    shop = make_service("default", "shop", "fd00:10:96::1:1", mutate=load_balancer(
+        "fd00:172:20::200", local=True, node_port=30090, ranges=["2001:db8::/32"]))
+    sticky_svc = make_service("default", "sticky", "fd00:10:96::2:1", mutate=sticky)
+    empty = make_service("default", "empty", "fd00:10:96::3:1")
+    six = "IPv6"
+    return Scenario([web, shop, sticky_svc, empty], [
+        make_slice("default", "web", _six_eps(), address_type=six),
+        make_slice("default", "shop", _six_eps(), address_type=six),
+        make_slice("default", "sticky", _six_eps(), address_type=six),
+        make_slice("default", "empty", [], address_type=six),
+    ], node=DUAL_NODE, config=IPV6)
+
+
+@scenario
+def dual_stack_tables() -> Scenario:
+    # Both tables from one set of objects: a RequireDualStack LoadBalancer (each family's
+    # ClusterIP, LB IP, NodePort on the node's address of that family, endpoints from the
+    # slice of that addressType), an IPv4-only and an IPv6-only Service.
+    web = make_service("default", "web", "10.96.0.10", mutate=load_balancer("172.20.0.200"))
+    dual_stack("fd00:10:96::a", "fd00:172:20::200")(web)
+    legacy = make_service("default", "legacy", "10.96.0.20")
+    modern = make_service("default", "modern", "fd00:10:96::14")
+    return Scenario([web, legacy, modern], [
+        make_slice("default", "web", _two_eps(), suffix="v4aaa"),
+        make_slice("default", "web", _six_eps(), suffix="v6aaa", address_type="IPv6"),
+        make_slice("default", "legacy", _two_eps()),
+        make_slice("default", "modern", _six_eps(), address_type="IPv6"),
+    ], node=DUAL_NODE, second=IPV6)
+
+
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_golden(name: str) -> None:
-    ruleset = SCENARIOS[name]().build()
-    text = ruleset.render()
+    rulesets = SCENARIOS[name]().build_all()
+    text = "".join(r.render() for r in rulesets)
     path = GOLDEN / f"{name}.nft"
     if UPDATE:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -257,16 +312,18 @@ def test_golden(name: str) -> None:
     assert path.exists(), f"{path} missing: run with SVCNET_UPDATE_GOLDEN=1"
     expected = path.read_text()
     assert text == expected, f"{name}: rendering differs from {path} (SVCNET_UPDATE_GOLDEN=1)"
-    assert not ruleset.problems()
-    assert not ruleset.warnings
+    for ruleset in rulesets:
+        assert not ruleset.problems()
+        assert not ruleset.warnings
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_full_sync_transaction_builds_the_same_table(name: str) -> None:
-    ruleset = SCENARIOS[name]().build()
+    rulesets = SCENARIOS[name]().build_all()
     nft = FakeNft()
-    nft.apply(plan_sync(None, ruleset).render())
-    assert nft.dump() == ruleset.render()
+    for ruleset in rulesets:
+        nft.apply(plan_sync(None, ruleset).render())
+    assert nft.dump() == "".join(r.render() for r in rulesets)
 
 
 def test_every_golden_file_has_a_scenario() -> None:
