@@ -304,5 +304,5 @@ def test_dual_stack_addresses_and_topology() -> None:
     assert node_batch(topo, topo.nodes[1]) == [
         "link set lo up", "addr add 172.20.0.12/24 dev eth0",
         "addr add fd00:172:20::12/64 dev eth0 nodad", "link set eth0 up",
-        "route add 10.244.1.0/24 via 172.20.0.11 dev eth0",
+        # The IPv4 route to node 1's pods is node 2's agent's (svcnet/node/nodenet.py).
         "route add fd00:10:244:1::/64 via fd00:172:20::11 dev eth0"]
