@@ -16,6 +16,7 @@ from svcnet.api.errors import StatusError
 from svcnet.api.kinds import check_object
 from svcnet.api.schema import decode, strict_error
 from svcnet.cli.client_commands import apply, delete, describe, exec_, explain, get, logs
+from svcnet.cli.dashboard import dashboard, top
 from svcnet.cli.manifests import Failure, load_manifests
 
 
@@ -130,6 +131,8 @@ cli.add_command(describe)
 cli.add_command(exec_)
 cli.add_command(logs)
 cli.add_command(explain)
+cli.add_command(dashboard)
+cli.add_command(top)
 
 
 def _node_labels(text: str) -> dict[str, str]:

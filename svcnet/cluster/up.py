@@ -56,6 +56,7 @@ from svcnet.cluster.topology import (
     node_batch,
     plan_topology,
 )
+from svcnet.dashboard.server import DEFAULT_LISTEN
 from svcnet.node.containerd import ContainerdPaths
 from svcnet.node.names import ClusterNames
 
@@ -392,7 +393,9 @@ async def summary(client: RESTClient, topo: Topology, paths: Paths) -> str:
             reach.append(f"  LB IP:       curl -s http://{lb.split(',')[0]}:{port.get('port')}/")
     if reach:
         lines += ["", "Reach them:", *reach]
-    lines += ["", f"export KUBECONFIG={paths.kubeconfig}"]
+    lines += ["", "Dashboard (a live picture of the Services; open the URL it prints):",
+              f"  svcnet dashboard --kubeconfig {paths.kubeconfig}  # http://{DEFAULT_LISTEN}/",
+              "", f"export KUBECONFIG={paths.kubeconfig}"]
     return "\n".join(lines)
 
 
