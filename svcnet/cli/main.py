@@ -169,6 +169,9 @@ def _node_labels(text: str) -> dict[str, str]:
               help="Where pod state, IPAM and container logs live.")
 @click.option("--cluster-dns", multiple=True, help="Nameserver IP for pods' resolv.conf.")
 @click.option("--no-proxy", is_flag=True, help="Do not program the service data plane.")
+@click.option("--no-traffic-counters", is_flag=True,
+              help="Do not count connections per Service endpoint in the data plane (the "
+                   "counts svcnet dashboard and svcnet top services show).")
 @click.option("--announce-lb-ips", is_flag=True,
               help="Answer ARP for LoadBalancer IPs on the uplink (eth0) when elected.")
 @click.option("--health-port", default=0, show_default=True,
@@ -194,7 +197,8 @@ def _node_labels(text: str) -> dict[str, str]:
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_ip: str,
          pod_cidr: str, cluster_cidr: str, state_dir: Path, cluster_dns: tuple[str, ...],
-         no_proxy: bool, announce_lb_ips: bool, health_port: int, tls_cert_file: Path | None,
+         no_proxy: bool, no_traffic_counters: bool, announce_lb_ips: bool, health_port: int,
+         tls_cert_file: Path | None,
          tls_private_key_file: Path | None, server_port: int, container_runtime_endpoint: str,
          cni_conf_dir: Path | None, node_labels: str, verbose: bool) -> None:
     """Run the node agent: register the Node, run its pods, program its data plane."""
@@ -223,7 +227,8 @@ def node(kubeconfig: Path, node_name: str, cluster: str, node_index: int, node_i
         from svcnet.proxy.service import NodeProxy
 
         def proxy_factory(nc: NodeConfig) -> NodeProxy:
-            return NodeProxy(nc.node_netns, node_ip=node_ip, cluster_cidrs=(cluster_cidr,))
+            return NodeProxy(nc.node_netns, node_ip=node_ip, cluster_cidrs=(cluster_cidr,),
+                             traffic_counters=not no_traffic_counters)
 
     asyncio.run(run_agent(config, proxy_factory=proxy_factory))
 

@@ -102,6 +102,14 @@ Kubernetes semantics on top of the layout:
   address is inside a range, the LB IPs are allowed as sources too (traffic from the node to a
   VIP that is local loops back with the VIP as source).
 * **Terminating endpoints** are used only as a fallback, see :mod:`svcnet.proxy.topology`.
+* **Traffic counters** (``ProxyConfig.traffic_counters``, on by default; ``svcnet node
+  --no-traffic-counters``): ``@backends`` and ``@local-backends`` are declared with
+  ``counter``, so every element counts the lookups that found it. Those lookups happen once per
+  new connection (the nat hook sees a connection's first packet only) and are made anyway to
+  pick the endpoint, so the count costs no extra rule, lookup or per-packet work, and the
+  elements the incremental planner writes stay the same (a new element starts at zero). The
+  node agent reads them (:mod:`svcnet.proxy.counters`). Connections of ClientIP-affinity
+  Services are DNATed by their sticky chains, not through the maps, and are not counted.
 
 Conflicts (two services claiming the same IP, protocol and port, e.g. a duplicated external IP)
 are resolved deterministically — the first service port in (namespace, name, port, protocol)
@@ -199,6 +207,8 @@ class ProxyConfig:
     nodeport_cidrs: tuple[str, ...] = ()
     #: Apply loadBalancerSourceRanges to the service's NodePorts as well as its LB IPs.
     source_ranges_on_nodeports: bool = True
+    #: Count new connections per (frontend, endpoint): a counter on each backends element.
+    traffic_counters: bool = True
 
     def __post_init__(self) -> None:
         for cidr in (*self.cluster_cidrs, *self.nodeport_cidrs):
@@ -464,7 +474,7 @@ def assemble(ctx: _Context, elements: Mapping[str, Mapping[tuple[str, ...], Elem
     counts = range(1, lb_chain_count(largest) + 1)
     chains = _fixed_chains(ctx, counts)
     sets = _sets(ctx, of, counts, affinity_sets)
-    maps = _maps(of)
+    maps = _maps(of, ctx.config.traffic_counters)
     # The fixed part's fingerprint, readable from the kernel (see svcnet.proxy.nft.adopt).
     fingerprint = layout_fingerprint(chains, (*sets, *maps))
     chains[0] = replace(chains[0], rules=(
@@ -559,7 +569,7 @@ def _sets(ctx: _Context, of: Callable[[str], tuple[Element, ...]], counts: range
     return sets
 
 
-def _maps(of: Callable[[str], tuple[Element, ...]]) -> list[Map]:
+def _maps(of: Callable[[str], tuple[Element, ...]], counters: bool) -> list[Map]:
     maps = [
         Map(SERVICE_IPS, IP_PORT_TYPE, comment="ClusterIPs, external IPs, LB IPs",
             elements=of(SERVICE_IPS)),
@@ -570,9 +580,10 @@ def _maps(of: Callable[[str], tuple[Element, ...]]) -> list[Map]:
         Map(EXTERNAL_LOCAL_NODEPORTS, PORT_TYPE, comment="ETP=Local NodePorts, from outside",
             elements=of(EXTERNAL_LOCAL_NODEPORTS)),
         Map(BACKENDS, BACKENDS_KEY, typeof=True, value=BACKENDS_VALUE,
-            comment="frontend . slot -> endpoint", elements=of(BACKENDS)),
+            comment="frontend . slot -> endpoint", elements=of(BACKENDS), counter=counters),
         Map(LOCAL_BACKENDS, BACKENDS_KEY, typeof=True, value=BACKENDS_VALUE,
-            comment="frontend . slot -> node-local endpoint", elements=of(LOCAL_BACKENDS)),
+            comment="frontend . slot -> node-local endpoint", elements=of(LOCAL_BACKENDS),
+            counter=counters),
     ]
     return maps
 

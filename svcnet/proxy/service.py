@@ -31,6 +31,7 @@ from svcnet.api.endpointslices import LABEL_TOPOLOGY_ZONE
 from svcnet.client.informer import Informer
 from svcnet.proxy.changes import ProxySource, service_key, slice_service_key
 from svcnet.proxy.conntrack import Conntrack, Frontend, plan_cleanup, udp_frontends
+from svcnet.proxy.counters import COUNTED_MAPS, FRESH, counter_rows
 from svcnet.proxy.model import NodeInfo
 from svcnet.proxy.nft.libnft import NodeNft
 from svcnet.proxy.nft.nft import NftRunner
@@ -122,11 +123,14 @@ class NodeProxy:
     def __init__(self, netns: str, *, node_ip: str = "",
                  cluster_cidrs: Sequence[str] = ("10.244.0.0/16",),
                  health_timeout: float = 60.0, runner: NftRunner | None = None,
-                 conntrack: Conntrack | None = None) -> None:
+                 conntrack: Conntrack | None = None, traffic_counters: bool = True) -> None:
         self.netns = netns
         self.node_ip = node_ip
         self.nft = runner if runner is not None else NodeNft(netns)
-        self.proxier = Proxier(self.nft, ProxyConfig(cluster_cidrs=tuple(cluster_cidrs)))
+        self.config = ProxyConfig(cluster_cidrs=tuple(cluster_cidrs),
+                                  traffic_counters=traffic_counters)
+        self.proxier = Proxier(self.nft, self.config)
+        self._counted: tuple[float, list[list[Any]]] | None = None
         self.last: SyncResult | None = None
         self.metrics = ProxyMetrics()
         self.health_timeout = health_timeout
@@ -153,6 +157,18 @@ class NodeProxy:
 
     def metrics_text(self) -> bytes:
         return generate_latest(self.metrics.registry)
+
+    async def connection_counts(self) -> list[list[Any]] | None:
+        """The data plane's connection counters (svcnet.proxy.counters), None when off."""
+        lister = getattr(self.nft, "process", self.nft)
+        if not self.config.traffic_counters or not hasattr(lister, "list_map_json"):
+            return None
+        now = time.monotonic()
+        if self._counted is None or now - self._counted[0] >= FRESH:
+            listings = await asyncio.to_thread(lambda: [
+                lister.list_map_json("ip", self.config.table, name) for name in COUNTED_MAPS])
+            self._counted = (now, counter_rows(listings))
+        return self._counted[1]
 
     def healthy(self, now: float | None = None) -> bool:
         now = time.time() if now is None else now
