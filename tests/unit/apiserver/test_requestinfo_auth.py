@@ -52,6 +52,11 @@ from svcnet.apiserver.satokens import TokenIssuer
         pytest.param("/version", None, id="not-a-resource"),
         pytest.param("/api/v1", None, id="discovery"),
         pytest.param("/api/v1/namespaces/a/services/b/status/extra", None, id="too-deep"),
+        pytest.param("/api/v1/nodes/n1/proxy/stats/services",
+                     RequestInfo("", "v1", "nodes", name="n1", subresource="proxy",
+                                 path="stats/services"), id="node-proxy"),
+        pytest.param("/api/v1/namespaces/a/nodes/n1/proxy/stats", None,
+                     id="node-proxy-in-a-namespace"),
     ],
 )
 def test_parse_path(path: str, expected: RequestInfo | None) -> None:
