@@ -192,6 +192,12 @@ def test_nodeport_traffic_raises_the_services_rate(page: Any, dashboard: Dashboa
             "(() => { const e = document.querySelector("
             "'[data-service=\"default/frontend\"] text.rate');"
             " return e && parseFloat(e.dataset.rate || '0') > 1; })()", timeout=20000)
+        # The same rates in the terminal.
+        top = cluster.svcnet("top", "services", "--kubeconfig", str(cluster.kubeconfig),
+                             "--interval", "2").stdout
+        frontend = next(line.split() for line in top.splitlines()
+                        if line.split()[:2] == ["default", "frontend"])
+        assert frontend[2] == "NodePort" and float(frontend[3]) > 1, top
     finally:
         stop.set()
         sender.join(10)
