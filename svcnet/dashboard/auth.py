@@ -12,7 +12,8 @@ exchanged for a random session id in an ``HttpOnly``, ``SameSite=Strict`` cookie
 itself never goes back to the browser), and the URL is cleaned of it by a redirect.
 
 Sessions re-check their token every :data:`RECHECK` seconds, so revoking the token (deleting
-its ServiceAccount, say) ends the session at the next request or event-stream check.
+its ServiceAccount, say) ends the session at the next request or event-stream check; a session
+unused for :data:`IDLE` seconds is forgotten.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from svcnet.client.rest import SERVICES, RESTClient, TransportError
 
 COOKIE: Final = "svcnet-dashboard"
 RECHECK: Final = 30.0
+IDLE: Final = 12 * 3600.0
+"""A session unused this long is forgotten (and a new login needs the token again)."""
 
 Verifier = Callable[[str], Awaitable[int]]
 """Checks a token: the HTTP status the API server answered (200, 401, 403, 503...)."""
@@ -58,6 +61,7 @@ def api_verifier(server: str, ssl_context: ssl.SSLContext | None,
 class _Session:
     token: str
     checked: float
+    used: float
 
 
 class Sessions:
@@ -73,8 +77,11 @@ class Sessions:
         code = await self._verify(token)
         if code != 200:
             return code, ""
+        now = self._clock()
+        for stale in [k for k, s in self._sessions.items() if now - s.used >= IDLE]:
+            del self._sessions[stale]
         sid = secrets.token_urlsafe(32)
-        self._sessions[sid] = _Session(token, self._clock())
+        self._sessions[sid] = _Session(token, now, now)
         return 200, sid
 
     async def check(self, sid: str | None) -> int:
@@ -83,6 +90,10 @@ class Sessions:
         session = self._sessions.get(sid or "")
         if session is None:
             return 401
+        if self._clock() - session.used >= IDLE:
+            self._sessions.pop(sid or "", None)
+            return 401
+        session.used = self._clock()
         if self._clock() - session.checked >= RECHECK:
             code = await self._verify(session.token)
             if code != 200:

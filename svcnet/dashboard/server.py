@@ -194,6 +194,10 @@ def _refusal(code: int) -> str:
             f"the API server could not check the token ({code})")
 
 
+def _see_other() -> web.Response:
+    return web.Response(status=303, headers={"Location": "/"})
+
+
 class _Handlers:
     """The routes over one :class:`ClusterView` and one :class:`Sessions`."""
 
@@ -216,7 +220,7 @@ class _Handlers:
         code, sid = await self.sessions.login(token)
         if code != 200:
             return _login_page(code if code in (401, 403) else 401, _refusal(code))
-        response = web.HTTPSeeOther("/")
+        response = _see_other()
         response.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", path="/",
                             secure=self.secure_cookie)
         return response
@@ -236,7 +240,7 @@ class _Handlers:
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
         self.sessions.logout(request.cookies.get(COOKIE))
-        response = web.HTTPSeeOther("/")
+        response = _see_other()
         response.del_cookie(COOKIE, path="/")
         return response
 

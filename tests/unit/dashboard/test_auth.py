@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from svcnet.dashboard.auth import RECHECK, Sessions
+from svcnet.dashboard.auth import IDLE, RECHECK, Sessions
 
 
 class FakeApi:
@@ -40,4 +40,12 @@ async def test_logout_forgets_the_session() -> None:
     sessions = Sessions(FakeApi().verify)
     _, sid = await sessions.login("good")
     sessions.logout(sid)
+    assert await sessions.check(sid) == 401
+
+
+async def test_an_idle_session_is_forgotten() -> None:
+    now = [0.0]
+    sessions = Sessions(FakeApi().verify, clock=lambda: now[0])
+    _, sid = await sessions.login("good")
+    now[0] += IDLE
     assert await sessions.check(sid) == 401
