@@ -105,6 +105,13 @@ NOBODY = User("someone")
                      id="node-watches-runtimeclasses"),
         pytest.param(NODE, "update", "node.k8s.io", "runtimeclasses", "", "runc", "", None,
                      False, id="node-cannot-write-runtimeclasses"),
+        # nodes/proxy reaches any pod's logs on any node: admins (or RBAC) only.
+        pytest.param(ADMIN, "get", "", "nodes", "", "n1", "proxy", None, True,
+                     id="admin-node-proxy"),
+        pytest.param(NODE, "get", "", "nodes", "", "n1", "proxy", None, False,
+                     id="node-no-node-proxy"),
+        pytest.param(User("dns", groups=(READERS_GROUP,)), "get", "", "nodes", "", "n1",
+                     "proxy", None, False, id="reader-no-node-proxy"),
     ],
 )
 def test_authorize(user: User, verb: str, group: str, resource: str, ns: str, name: str,
