@@ -9,10 +9,11 @@ One process, three loops, all on the kubeconfig's credentials:
   :data:`SETTLE` seconds of further events collapse into one, builds the view
   (:func:`svcnet.dashboard.model.build_view`, pure) and hands the JSON to every open event
   stream. A Deployment scaled up shows its new pods as soon as the watch delivers them.
-* **Traffic.** Every :data:`SAMPLE_EVERY` seconds, each node agent's data-plane counters
-  (``/api/v1/nodes/NAME/proxy/stats/services``); :mod:`svcnet.dashboard.traffic` turns two
-  samples into rates per Service and endpoint, which go into the next picture. A node that does
-  not answer (counters off, an older agent) simply has no rates.
+* **Traffic.** Every :data:`SAMPLE_EVERY` seconds while a page is open (no page, no sampling),
+  each node agent's data-plane counters (``/api/v1/nodes/NAME/proxy/stats/services``);
+  :mod:`svcnet.dashboard.traffic` turns two samples into rates per Service and endpoint, which
+  go into the next picture. A node that does not answer (counters off, an older agent) simply
+  has no rates.
 * **Serving** (aiohttp, loopback only): ``/`` the page (static files from the package, no
   build step, nothing fetched from elsewhere), ``/events`` a Server-Sent Events stream of
   pictures, ``/api/view`` the current one, ``/api/explain?service=NS/NAME`` what
@@ -28,7 +29,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import Any, Final
 
@@ -83,6 +84,8 @@ class ClusterView:
         self.view_json = ""
         self._dirty = asyncio.Event()
         self._changed = asyncio.Condition()
+        self._watchers = 0
+        self._watched = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         for informer in self.informers.values():
             informer.add_handler(_marker(self._dirty.set))
@@ -140,8 +143,23 @@ class ClusterView:
         if sample is not None:
             self.tracker.update(name, time.monotonic(), sample)
 
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        """An open page: the counters are sampled only while there is one."""
+        self._watchers += 1
+        self._watched.set()
+        try:
+            yield
+        finally:
+            self._watchers -= 1
+            if not self._watchers:
+                self._watched.clear()
+
     async def _sampler(self) -> None:
         while True:
+            if not self._watched.is_set():
+                self.tracker = RateTracker()  # a pause: the next sample is a new baseline
+                await self._watched.wait()
             nodes = [str(n["metadata"]["name"]) for n in self.objects("nodes")]
             await asyncio.gather(*(self._sample_node(n) for n in nodes))
             self.tracker.forget(nodes)
@@ -258,7 +276,8 @@ class _Handlers:
                                                "Cache-Control": "no-store"})
         await response.prepare(request)
         sent = 0
-        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+        with self.view.watching(), contextlib.suppress(ConnectionError,
+                                                       asyncio.CancelledError):
             while True:
                 if self.view.version > sent:
                     sent = self.view.version
