@@ -2,8 +2,8 @@
 
     sudo .venv/bin/python tools/screenshot.py [--out docs/dashboard.png]
 
-Brings up a throw-away cluster (``svcnet up``, name ``svcnet-shot``-like random, state in a
-temporary directory) with examples/frontend-backend.yaml and examples/loadbalancer-local.yaml,
+Brings up a throw-away cluster (``svcnet up --zones a,b``, a random name ``shot...``, state in
+a temporary directory) with examples/frontend-backend.yaml and examples/loadbalancer-local.yaml,
 sends a few requests per second through the frontend's NodePort and the LoadBalancer IP so
 the rates show, starts ``svcnet dashboard`` on a free loopback port, opens it in Debian's
 headless chromium (Playwright, never a downloaded browser), clicks the backend Service so the
@@ -72,7 +72,7 @@ def main() -> None:
     stop = threading.Event()
     dashboard = None
     try:
-        subprocess.run([*SVCNET, "up", "--name", name, "--detach",
+        subprocess.run([*SVCNET, "up", "--name", name, "--detach", "--zones", "a,b",
                         *(a for f in examples for a in ("-f", f))],
                        env=env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
         kubeconfig = home / name / "kubeconfig"

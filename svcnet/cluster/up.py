@@ -464,8 +464,8 @@ def _start_node_agents(paths: Paths, topo: Topology, opts: UpOptions,
             runtime_flags += ["--node-labels", f"{LABEL_TOPOLOGY_ZONE}={zone}"]
         if containerd:
             cpaths = ContainerdPaths(state / "containerd")
-            runtime_flags = ["--container-runtime-endpoint", cpaths.endpoint,
-                             "--cni-conf-dir", str(cpaths.cni_conf)]
+            runtime_flags += ["--container-runtime-endpoint", cpaths.endpoint,
+                              "--cni-conf-dir", str(cpaths.cni_conf)]
         write_unit(paths, node.name, [
             *_svcnet(), "node", "--kubeconfig", str(kcfg), "--name", node.name,
             "--cluster", opts.name, "--node-index", str(node.index), "--node-ip", node.ip,
