@@ -93,11 +93,16 @@ class ClusterView:
     def objects(self, resource: str) -> list[dict[str, Any]]:
         return self.informers[resource].list()
 
-    async def start(self) -> None:
+    async def start(self, sync_timeout: float = 60.0) -> None:
         for informer in self.informers.values():
             informer.start()
-        for informer in self.informers.values():
-            await informer.wait_for_sync()
+        try:
+            await asyncio.wait_for(asyncio.gather(
+                *(i.wait_for_sync() for i in self.informers.values())), sync_timeout)
+        except TimeoutError:
+            await self.stop()
+            raise RuntimeError(f"could not list the cluster's objects from {self.client.server} "
+                               f"within {sync_timeout:g} s") from None
         self._publish()
         self._tasks = [asyncio.create_task(self._publisher()),
                        asyncio.create_task(self._sampler())]
@@ -333,7 +338,11 @@ async def serve(config: KubeConfig, host: str, port: int, *,
                                       config.ssl_context() if config.is_tls else None,
                                       config.tls_server_name)
     view = ClusterView(client)
-    await view.start()
+    try:
+        await view.start()
+    except RuntimeError:
+        await client.close()
+        raise
     runner = web.AppRunner(make_app(view, Sessions(verify)), handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -78,3 +78,16 @@ def test_listen_is_loopback_only() -> None:
         except ValueError:
             continue
         raise AssertionError(f"{bad} accepted")
+
+
+async def test_an_unreachable_api_server_ends_the_start_with_a_reason() -> None:
+    from svcnet.client.rest import RESTClient
+
+    async with RESTClient("http://127.0.0.1:1") as rest:
+        view = ClusterView(rest)
+        try:
+            await view.start(sync_timeout=0.5)
+        except RuntimeError as e:
+            assert "could not list the cluster's objects from http://127.0.0.1:1" in str(e)
+        else:
+            raise AssertionError("started without an API server")
