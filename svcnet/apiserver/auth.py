@@ -211,6 +211,8 @@ def authorize(user: User, verb: str, *, group: str, resource: str, namespace: st
     bound to the node names the ConfigMap or Secret addressed (for node users reading one)."""
     if ADMIN_GROUP in user.groups or _basic_user(verb, group, resource):
         return True
+    if group == "" and resource == "nodes" and subresource == "proxy":
+        return False  # the node agents' API (logs of any pod): admins, or RBAC, only
     if READERS_GROUP in user.groups:
         return verb in READ_VERBS
     node = user.node_name

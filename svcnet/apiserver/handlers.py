@@ -70,6 +70,7 @@ from svcnet.apiserver.reviews import REVIEWS, serve_review
 from svcnet.apiserver.subresources.binding import serve_binding
 from svcnet.apiserver.subresources.finalize import serve_finalize
 from svcnet.apiserver.subresources.log import serve_log
+from svcnet.apiserver.subresources.nodeproxy import is_node_proxy, serve_node_proxy
 from svcnet.apiserver.subresources.scale import serve_scale
 from svcnet.apiserver.subresources.stream import STREAM_SUBRESOURCES, serve_stream
 from svcnet.apiserver.subresources.token import serve_token
@@ -121,7 +122,8 @@ class Handlers:
             if served is not None and described is not None and described.deprecation_warning:
                 request[DEPRECATION_WARNING] = described.deprecation_warning
             if served is None or (info.subresource and info.subresource not in
-                                  served.subresources) or _misaddressed(request, info, served):
+                                  served.subresources and not is_node_proxy(info)) or \
+                    _misaddressed(request, info, served):
                 raise errors.StatusError(404, "NotFound",
                                          "the server could not find the requested resource")
             verb, response = await self._route(request, info, served, user)
@@ -144,6 +146,8 @@ class Handlers:
     async def _route(self, request: web.Request, info: RequestInfo, served: Served,
                      user: User) -> tuple[str, web.StreamResponse]:
         method = request.method
+        if is_node_proxy(info):
+            return "get", await serve_node_proxy(self, request, info, served, user)
         if info.subresource:
             # A subresource answers only the verbs its REST storage implements (a DELETE of
             # services/x/status is not a delete of the Service): 405 for the rest.

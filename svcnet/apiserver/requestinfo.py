@@ -24,6 +24,8 @@ class RequestInfo:
     namespace: str = ""
     name: str = ""
     subresource: str = ""
+    #: What follows ``nodes/{name}/proxy/`` (upstream's ``Parts`` after the subresource).
+    path: str = ""
 
 
 def parse_path(path: str) -> RequestInfo | None:
@@ -48,6 +50,9 @@ def parse_path(path: str) -> RequestInfo | None:
         ns, rest = rest[1], rest[2:]
     else:
         ns = ""
+    if len(rest) > 3 and rest[0] == "nodes" and rest[2] == "proxy" and not ns:
+        return RequestInfo(group, version, "nodes", name=rest[1], subresource="proxy",
+                           path="/".join(rest[3:]))
     if len(rest) > 3:
         return None
     return RequestInfo(group, version, rest[0], namespace=ns,

@@ -17,6 +17,7 @@ from svcnet.api.errors import StatusError
 from svcnet.api.kinds import check_object
 from svcnet.api.schema import decode, strict_error
 from svcnet.cli.client_commands import apply, delete, describe, exec_, explain, get, logs
+from svcnet.cli.dashboard import dashboard, top
 from svcnet.cli.manifests import Failure, load_manifests
 
 
@@ -138,6 +139,8 @@ cli.add_command(describe)
 cli.add_command(exec_)
 cli.add_command(logs)
 cli.add_command(explain)
+cli.add_command(dashboard)
+cli.add_command(top)
 
 
 def _node_labels(text: str) -> dict[str, str]:
@@ -169,6 +172,9 @@ _AGENT_OPTIONS = [
                  help="The node's resolv.conf: pods with dnsPolicy Default get its settings, "
                       "ClusterFirst pods its search domains (the kubelet's flag); '' for none."),
     click.option("--no-proxy", is_flag=True, help="Do not program the service data plane."),
+    click.option("--no-traffic-counters", is_flag=True,
+                 help="Do not count connections per Service endpoint in the data plane (the "
+                      "counts svcnet dashboard and svcnet top services show)."),
     click.option("--announce-lb-ips", is_flag=True,
                  help="Answer ARP for LoadBalancer IPs on the uplink (eth0) when elected."),
     click.option("--health-port", default=0, show_default=True,
@@ -223,8 +229,9 @@ def _run_agent(opts: dict[str, Any], **fields: Any) -> None:
         from svcnet.proxy.service import NodeProxy
 
         def proxy_factory(nc: NodeConfig) -> NodeProxy:
-            return NodeProxy(nc.node_netns, node_ip=config.node_ip, cluster_cidrs=tuple(
-                c.strip() for c in opts["cluster_cidr"].split(",") if c.strip()))
+            cidrs = tuple(c.strip() for c in opts["cluster_cidr"].split(",") if c.strip())
+            return NodeProxy(nc.node_netns, node_ip=config.node_ip, cluster_cidrs=cidrs,
+                             traffic_counters=not opts["no_traffic_counters"])
 
     asyncio.run(run_agent(config, proxy_factory=proxy_factory))
 

@@ -64,6 +64,7 @@ from svcnet.cluster.topology import (
     node_batch,
     plan_topology,
 )
+from svcnet.dashboard.server import DEFAULT_LISTEN
 from svcnet.dns.upstreams import HOST_RESOLV_CONF, Address, format_upstream, host_upstreams
 from svcnet.node.containerd import ContainerdPaths
 from svcnet.node.names import ClusterNames
@@ -467,7 +468,9 @@ async def summary(client: RESTClient, topo: Topology, paths: Paths, egress: str 
             reach.append(f"  LB IP:       curl -s http://{lb.split(',')[0]}:{port.get('port')}/")
     if reach:
         lines += ["", "Reach them:", *reach]
-    lines += ["", f"export KUBECONFIG={paths.kubeconfig}"]
+    lines += ["", "Dashboard (a live picture of the Services; open the URL it prints):",
+              f"  svcnet dashboard --kubeconfig {paths.kubeconfig}  # http://{DEFAULT_LISTEN}/",
+              "", f"export KUBECONFIG={paths.kubeconfig}"]
     return "\n".join(lines)
 
 
@@ -543,8 +546,8 @@ def _start_node_agents(paths: Paths, topo: Topology, opts: UpOptions,
             runtime_flags += ["--node-labels", f"{LABEL_TOPOLOGY_ZONE}={zone}"]
         if containerd:
             cpaths = ContainerdPaths(state / "containerd")
-            runtime_flags = ["--container-runtime-endpoint", cpaths.endpoint,
-                             "--cni-conf-dir", str(cpaths.cni_conf)]
+            runtime_flags += ["--container-runtime-endpoint", cpaths.endpoint,
+                              "--cni-conf-dir", str(cpaths.cni_conf)]
         write_unit(paths, node.name, [
             *_svcnet(), "node", "--kubeconfig", str(kcfg), "--name", node.name,
             "--cluster", opts.name, "--node-index", str(node.index), "--node-ip", node.node_ips,

@@ -620,11 +620,16 @@ class NodeAgent:
             raise ValueError("the kubeconfig names no certificate authority: the node server "
                              "cannot verify the API server")
         assert self.runner is not None
-        self.server = NodeServer(self.runner, lambda ns, name: self.pods.get(f"{ns}/{name}"))
+        self.server = NodeServer(self.runner, lambda ns, name: self.pods.get(f"{ns}/{name}"),
+                                 self._connection_counts)
         self._server_port = await self.server.start(ServingConfig(
             cfg.tls_cert_file, cfg.tls_key_file, ca.decode("ascii"), cfg.node_ip,
             cfg.server_port, None if _loopback(cfg.node_ip) else node_config.node_netns))
         await self.post_status()
+
+    async def _connection_counts(self) -> list[list[Any]] | None:
+        counts = getattr(self.proxy, "connection_counts", None)
+        return await counts() if counts is not None else None
 
     async def _proxy_loop(self) -> None:
         assert self.proxy is not None

@@ -50,12 +50,8 @@ def _ready(obj: Mapping[str, Any]) -> bool:
 Subnet = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def announcements(node_name: str, subnet: Subnet | Iterable[Subnet], services: Iterable[Obj],
-                  slices: Iterable[Obj], nodes: Iterable[Obj]) -> set[str]:
-    """The LoadBalancer IPs this node should announce: those on ``subnet`` (the node
-    network; on a dual-stack one, its IPv4 and IPv6 subnets). Pure."""
-    subnets = [subnet] if isinstance(subnet, Subnet) else list(subnet)
-    ready_nodes = sorted(str(n["metadata"]["name"]) for n in nodes if _ready(n))
+def _local_nodes(slices: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], set[str]]:
+    """(namespace, service) -> nodes with a ready endpoint of it."""
     local_nodes: dict[tuple[str, str], set[str]] = {}
     for s in slices:
         meta = s.get("metadata") or {}
@@ -66,28 +62,57 @@ def announcements(node_name: str, subnet: Subnet | Iterable[Subnet], services: I
             if (e.get("conditions") or {}).get("ready") is not False and e.get("nodeName"):
                 local_nodes.setdefault((str(meta.get("namespace")), svc), set()).add(
                     str(e["nodeName"]))
+    return local_nodes
+
+
+def _candidates(svc: Mapping[str, Any], ready_nodes: list[str],
+                local_nodes: Mapping[tuple[str, str], set[str]]) -> list[str]:
+    key = (str(svc["metadata"].get("namespace")), str(svc["metadata"]["name"]))
+    if (svc.get("spec") or {}).get("externalTrafficPolicy") == "Local":
+        return [n for n in ready_nodes if n in local_nodes.get(key, set())]
+    return ready_nodes
+
+
+def _canonical(ip: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(str(ip))
+    except ValueError:
+        return None
+
+
+def announcing_node(svc: Mapping[str, Any], ip: str, slices: Iterable[Mapping[str, Any]],
+                    nodes: Iterable[Mapping[str, Any]]) -> str | None:
+    """The node that announces the Service's LoadBalancer IP ``ip`` (whatever subnet it is
+    on), None when no node may: the rule :func:`announcements` applies on every node. Pure."""
+    address = _canonical(ip)
+    if (svc.get("spec") or {}).get("type") != "LoadBalancer" or address is None:
+        return None
+    candidates = _candidates(svc, sorted(str(n["metadata"]["name"]) for n in nodes
+                                         if _ready(n)), _local_nodes(slices))
+    return _winner(candidates, str(address)) if candidates else None
+
+
+def announcements(node_name: str, subnet: Subnet | Iterable[Subnet], services: Iterable[Obj],
+                  slices: Iterable[Obj], nodes: Iterable[Obj]) -> set[str]:
+    """The LoadBalancer IPs this node should announce: those on ``subnet`` (the node
+    network; on a dual-stack one, its IPv4 and IPv6 subnets). Pure."""
+    subnets = [subnet] if isinstance(subnet, Subnet) else list(subnet)
+    ready_nodes = sorted(str(n["metadata"]["name"]) for n in nodes if _ready(n))
+    local_nodes = _local_nodes(slices)
     mine: set[str] = set()
     for svc in services:
-        spec = svc.get("spec") or {}
-        if spec.get("type") != "LoadBalancer":
+        if (svc.get("spec") or {}).get("type") != "LoadBalancer":
             continue
-        key = (str(svc["metadata"].get("namespace")), str(svc["metadata"]["name"]))
-        candidates = ready_nodes
-        if spec.get("externalTrafficPolicy") == "Local":
-            candidates = [n for n in ready_nodes if n in local_nodes.get(key, set())]
+        candidates = _candidates(svc, ready_nodes, local_nodes)
         for ing in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
             if ing.get("ipMode") == "Proxy":
                 continue  # a proxying load balancer owns that address, not the nodes
-            ip = ing.get("ip")
-            try:
-                address = ipaddress.ip_address(str(ip))
-            except ValueError:
+            address = _canonical(ing.get("ip"))
+            if address is None or not any(address.version == n.version and address in n
+                                          for n in subnets):
                 continue
-            if not any(address.version == n.version and address in n for n in subnets):
-                continue
-            ip = str(address)
-            if candidates and _winner(candidates, str(ip)) == node_name:
-                mine.add(str(ip))
+            if candidates and _winner(candidates, str(address)) == node_name:
+                mine.add(str(address))
     return mine
 
 

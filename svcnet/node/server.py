@@ -24,7 +24,9 @@ server, so the rule is that identity.
 Routes (kubelet's): ``GET /containerLogs/{ns}/{pod}/{container}`` (``follow``, ``tailLines``,
 ``previous``, ``limitBytes``), ``GET|POST /exec/{ns}/{pod}/{container}``,
 ``GET|POST /attach/{ns}/{pod}/{container}`` (WebSocket, :mod:`svcnet.node.exec`),
-``GET|POST /portForward/{ns}/{pod}`` (:mod:`svcnet.node.portforward`), ``GET /healthz``.
+``GET|POST /portForward/{ns}/{pod}`` (:mod:`svcnet.node.portforward`), ``GET /healthz``, and
+svcnet's own ``GET /stats/services``: the proxy's connection counters
+(:mod:`svcnet.proxy.counters`; 404 when they are off), as kubelet serves ``/stats/summary``.
 Failures are ``metav1.Status`` JSON, which the API server passes on.
 """
 
@@ -35,7 +37,7 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -161,9 +163,13 @@ async def listening_socket(host: str, port: int, netns: str | None) -> socket.so
 class NodeServer:
     """The routes, over the pod runner and a lookup of this node's pods by name."""
 
-    def __init__(self, runner: PodHost, lookup: Callable[[str, str], Pod | None]) -> None:
+    def __init__(self, runner: PodHost, lookup: Callable[[str, str], Pod | None],
+                 traffic: Callable[[], Awaitable[list[list[Any]] | None]] | None = None,
+                 ) -> None:
         self.runner = runner
         self.lookup = lookup
+        self.traffic = traffic
+        """The proxy's connection counters (svcnet.proxy.counters), for /stats/services."""
         self._app_runner: web.AppRunner | None = None
 
     def pod(self, namespace: str, name: str) -> Pod:
@@ -194,7 +200,14 @@ class NodeServer:
         async def port_forward(request: web.Request) -> web.StreamResponse:
             return await serve_port_forward(self, request)
 
+        async def services_stats(_: web.Request) -> web.Response:
+            rows = await self.traffic() if self.traffic is not None else None
+            if rows is None:
+                raise StatusError(404, "NotFound", "this node does not count connections")
+            return web.json_response({"kind": "ServiceConnections", "connections": rows})
+
         app.router.add_get("/healthz", healthz)
+        app.router.add_get("/stats/services", services_stats)
         app.router.add_get("/containerLogs/{ns}/{pod}/{container}", self.container_logs)
         for method in ("GET", "POST"):
             app.router.add_route(method, "/exec/{ns}/{pod}/{container}", exec_handlers.exec)

@@ -102,6 +102,14 @@ Kubernetes semantics on top of the layout:
   address is inside a range, the LB IPs are allowed as sources too (traffic from the node to a
   VIP that is local loops back with the VIP as source).
 * **Terminating endpoints** are used only as a fallback, see :mod:`svcnet.proxy.topology`.
+* **Traffic counters** (``ProxyConfig.traffic_counters``, on by default; ``svcnet node
+  --no-traffic-counters``): ``@backends`` and ``@local-backends`` are declared with
+  ``counter``, so every element counts the lookups that found it. Those lookups happen once per
+  new connection (the nat hook sees a connection's first packet only) and are made anyway to
+  pick the endpoint, so the count costs no extra rule, lookup or per-packet work, and the
+  elements the incremental planner writes stay the same (a new element starts at zero). The
+  node agent reads them (:mod:`svcnet.proxy.counters`). Connections of ClientIP-affinity
+  Services are DNATed by their sticky chains, not through the maps, and are not counted.
 
 **Dual stack** (as kube-proxy's nftables proxier, pkg/proxy/nftables/proxier.go, which runs
 one proxier per family): an IPv6 table ``ip6 svcnet`` with exactly this layout, built from
@@ -277,6 +285,8 @@ class ProxyConfig:
     nodeport_cidrs: tuple[str, ...] = ()
     #: Apply loadBalancerSourceRanges to the service's NodePorts as well as its LB IPs.
     source_ranges_on_nodeports: bool = True
+    #: Count new connections per (frontend, endpoint): a counter on each backends element.
+    traffic_counters: bool = True
 
     def __post_init__(self) -> None:
         if self.family not in SYNTAX:
@@ -665,9 +675,11 @@ def _maps(ctx: _Context, of: Callable[[str], tuple[Element, ...]]) -> list[Map]:
         Map(EXTERNAL_LOCAL_NODEPORTS, PORT_TYPE, comment="ETP=Local NodePorts, from outside",
             elements=of(EXTERNAL_LOCAL_NODEPORTS)),
         Map(BACKENDS, backends_key, typeof=True, value=syntax.backends_value,
-            comment="frontend . slot -> endpoint", elements=of(BACKENDS)),
+            comment="frontend . slot -> endpoint", elements=of(BACKENDS),
+            counter=ctx.config.traffic_counters),
         Map(LOCAL_BACKENDS, backends_key, typeof=True, value=syntax.backends_value,
-            comment="frontend . slot -> node-local endpoint", elements=of(LOCAL_BACKENDS)),
+            comment="frontend . slot -> node-local endpoint", elements=of(LOCAL_BACKENDS),
+            counter=ctx.config.traffic_counters),
     ]
     return maps
 

@@ -36,6 +36,7 @@ from svcnet.api.endpointslices import LABEL_TOPOLOGY_ZONE
 from svcnet.client.informer import Informer
 from svcnet.proxy.changes import ProxySource, service_key, slice_service_key
 from svcnet.proxy.conntrack import Conntrack, Frontend, plan_cleanup, udp_frontends
+from svcnet.proxy.counters import COUNTED_MAPS, FRESH, counter_rows
 from svcnet.proxy.model import NodeInfo
 from svcnet.proxy.nft.libnft import NodeNft
 from svcnet.proxy.nft.nft import NftRunner
@@ -136,15 +137,17 @@ class NodeProxy:
     def __init__(self, netns: str, *, node_ip: str = "",
                  cluster_cidrs: Sequence[str] = ("10.244.0.0/16",),
                  health_timeout: float = 60.0, runner: NftRunner | None = None,
-                 conntrack: Conntrack | None = None) -> None:
+                 conntrack: Conntrack | None = None, traffic_counters: bool = True) -> None:
         self.netns = netns
         self.node_ip = node_ip
         self.nft = runner if runner is not None else NodeNft(netns)
         #: One proxier per IP family, the first (IPv4 when there is one) is ``proxier``.
         self.proxiers = {family: Proxier(self.nft, ProxyConfig(family=family,
-                                                               cluster_cidrs=cidrs))
+                                                               cluster_cidrs=cidrs,
+                                                               traffic_counters=traffic_counters))
                          for family, cidrs in cidr_families(cluster_cidrs).items()}
         self.proxier = next(iter(self.proxiers.values()))
+        self._counted: tuple[float, list[list[Any]]] | None = None
         #: The last sync's result of ``proxier`` (``results``: of every family).
         self.last: SyncResult | None = None
         self.results: dict[str, SyncResult] = {}
@@ -174,6 +177,20 @@ class NodeProxy:
 
     def metrics_text(self) -> bytes:
         return generate_latest(self.metrics.registry)
+
+    async def connection_counts(self) -> list[list[Any]] | None:
+        """The data plane's connection counters (svcnet.proxy.counters), None when off."""
+        lister = getattr(self.nft, "process", self.nft)
+        configs = [p.config for p in self.proxiers.values()]
+        if not self.proxier.config.traffic_counters or not hasattr(lister, "list_map_json"):
+            return None
+        now = time.monotonic()
+        if self._counted is None or now - self._counted[0] >= FRESH:
+            listings = await asyncio.to_thread(lambda: [
+                lister.list_map_json(c.syntax.ip, c.table, name)
+                for c in configs for name in COUNTED_MAPS])
+            self._counted = (now, counter_rows(listings))
+        return self._counted[1]
 
     def healthy(self, now: float | None = None) -> bool:
         now = time.time() if now is None else now

@@ -349,6 +349,7 @@ class FakeNft:
         flags: tuple[str, ...] = ()
         timeout = size = None
         comment = None
+        counter = False
         for raw in _split_outside_quotes(_braced(rest), ";"):
             part = raw.strip()
             if not part:
@@ -370,6 +371,8 @@ class FakeNft:
                 timeout = int(found.group(1))
             elif word == "size":
                 size = int(arg)
+            elif word == "counter" and not arg:
+                counter = True
             elif word == "comment":
                 comment = arg.strip('"')
             else:
@@ -377,8 +380,9 @@ class FakeNft:
         if key is None:
             raise _Fail(f"{kind} {name}: no type")
         if kind == "map":
-            return Map(name, key, typeof, flags, timeout, size, comment, (), value or "verdict")
-        return Set(name, key, typeof, flags, timeout, size, comment)
+            return Map(name, key, typeof, flags, timeout, size, comment, (), counter,
+                       value or "verdict")
+        return Set(name, key, typeof, flags, timeout, size, comment, (), counter)
 
     def _set(self, table: _FakeTable, verb: str, kind: str, name: str, rest: str) -> None:
         existing = table.sets.get(name)

@@ -81,6 +81,10 @@ class SubprocessNft:
         """``nft list table`` — for tests and debugging."""
         return self._run(["list", "table", family, name], None)
 
+    def list_map_json(self, family: str, table: str, name: str) -> str:
+        """``nft -j list map`` (elements with their counters: svcnet.proxy.counters)."""
+        return self._run(["-j", "list", "map", family, table, name], None)
+
     def list_table_json(self, family: str, name: str) -> str | None:
         """``nft -j list table``, or None if there is no such table. The proxy reads its
         table back only to adopt it (:mod:`svcnet.proxy.nft.adopt`), never on a change."""

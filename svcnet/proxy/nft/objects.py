@@ -448,6 +448,8 @@ class _SetBase:
     size: int | None = None
     comment: str | None = None
     elements: tuple[Element, ...] = field(default=(), compare=True)
+    #: Every element carries a counter, which the kernel bumps on each lookup that finds it.
+    counter: bool = False
 
     kind = "set"
 
@@ -537,6 +539,8 @@ class _SetBase:
             parts.append(f"timeout {self.timeout}s")
         if self.size is not None:
             parts.append(f"size {self.size}")
+        if self.counter:
+            parts.append("counter")
         if self.comment is not None:
             parts.append(f'comment "{self.comment}"')
         return parts

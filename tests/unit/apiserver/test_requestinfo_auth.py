@@ -52,6 +52,11 @@ from svcnet.apiserver.satokens import TokenIssuer
         pytest.param("/version", None, id="not-a-resource"),
         pytest.param("/api/v1", None, id="discovery"),
         pytest.param("/api/v1/namespaces/a/services/b/status/extra", None, id="too-deep"),
+        pytest.param("/api/v1/nodes/n1/proxy/stats/services",
+                     RequestInfo("", "v1", "nodes", name="n1", subresource="proxy",
+                                 path="stats/services"), id="node-proxy"),
+        pytest.param("/api/v1/namespaces/a/nodes/n1/proxy/stats", None,
+                     id="node-proxy-in-a-namespace"),
     ],
 )
 def test_parse_path(path: str, expected: RequestInfo | None) -> None:
@@ -100,6 +105,13 @@ NOBODY = User("someone")
                      id="node-watches-runtimeclasses"),
         pytest.param(NODE, "update", "node.k8s.io", "runtimeclasses", "", "runc", "", None,
                      False, id="node-cannot-write-runtimeclasses"),
+        # nodes/proxy reaches any pod's logs on any node: admins (or RBAC) only.
+        pytest.param(ADMIN, "get", "", "nodes", "", "n1", "proxy", None, True,
+                     id="admin-node-proxy"),
+        pytest.param(NODE, "get", "", "nodes", "", "n1", "proxy", None, False,
+                     id="node-no-node-proxy"),
+        pytest.param(User("dns", groups=(READERS_GROUP,)), "get", "", "nodes", "", "n1",
+                     "proxy", None, False, id="reader-no-node-proxy"),
     ],
 )
 def test_authorize(user: User, verb: str, group: str, resource: str, ns: str, name: str,

@@ -287,3 +287,25 @@ def test_ports_and_log_options_parsing() -> None:
     assert opts.cut(b"a\nbb\nccc\n") == b"bb\nc"
     with pytest.raises(StatusError):
         LogOptions.from_query({"tailLines": "-1"})
+
+
+async def test_stats_services_serves_the_proxys_counters_or_404(tmp_path: Path) -> None:
+    rows = [["10.96.0.20", "tcp", "80", "10.244.1.3", "8080", 7]]
+    answers: list[list[list[Any]] | None] = [rows, None]
+
+    async def traffic() -> list[list[Any]] | None:
+        return answers.pop(0)
+
+    tls = ensure_tls(tmp_path, ["127.0.0.1"])
+    cert, key = issue_node_serving(tmp_path, "n1", ["127.0.0.1"], tmp_path / "node")
+    server = NodeServer(FakeHost(), lambda ns, name: None, traffic)
+    port = await server.start(ServingConfig(cert, key, tls.ca_pem().decode(), "127.0.0.1", 0))
+    client = NodeClient(tls.ca_cert, *ensure_kubelet_client(tmp_path))
+    try:
+        async with client.session.get(f"https://127.0.0.1:{port}/stats/services") as r:
+            assert (r.status, (await r.json())["connections"]) == (200, rows)
+        async with client.session.get(f"https://127.0.0.1:{port}/stats/services") as r:
+            assert r.status == 404  # counters off
+    finally:
+        await client.close()
+        await server.stop()
