@@ -3,7 +3,8 @@
 Two backends (one per node) answering on ``[::]:8080`` with their name, a client pod, and a
 LoadBalancer Service ``web`` (SingleStack by default, so IPv6) on a NodePort free on the
 host's loopback. The test checks that the API sees IPv6 only (Nodes, podCIDRs, pods,
-``default/kubernetes`` and its EndpointSlice, ``kube-system/kube-dns``), that a pod's
+``default/kubernetes`` and its EndpointSlice, ``kube-system/kube-dns``), that a pod reaches
+the API server through ``kubernetes`` over IPv6 (TLS verified for the IPv6 ClusterIP), that a pod's
 resolv.conf names the IPv6 kube-dns address, resolves ``web``'s name to its IPv6 ClusterIP
 (AAAA, no A) and reaches it by name, and that the host reaches the NodePort on every node's
 IPv6 address, through the localhost forwarder, and on the IPv6 LoadBalancer IP (announced by
@@ -13,8 +14,10 @@ cluster is always removed.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,6 +41,14 @@ RESOLVE = ("import json, socket\n"
            "           if line.startswith('nameserver')]\n"
            "print(json.dumps({'servers': servers, 'aaaa': find(socket.AF_INET6),\n"
            "                  'a': find(socket.AF_INET)}))\n")
+# A TLS handshake with the API server through the `kubernetes` Service, verified against the
+# cluster CA (argv[1]) for the Service's IPv6 ClusterIP and its name.
+HANDSHAKE = ("import socket, ssl, sys\n"
+             "ctx = ssl.create_default_context(cafile=sys.argv[1])\n"
+             "for host in sys.argv[2:]:\n"
+             "    with socket.create_connection((host, 443), timeout=5) as s:\n"
+             "        with ctx.wrap_socket(s, server_hostname=host) as t:\n"
+             "            print(host, t.getpeername()[0])\n")
 
 
 def _manifest(node_port: int) -> list[dict[str, Any]]:
@@ -79,6 +90,17 @@ def test_the_api_sees_ipv6_only(home: LocalCluster) -> None:
         "fd00:10:96::a"]
     assert home.kubectl("config", "view", "--minify", "-o",
                         "jsonpath={.clusters[0].cluster.server}").startswith("https://[fd00:")
+
+
+def test_a_pod_reaches_the_api_server_over_ipv6(home: LocalCluster, tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"  # (process-runtime pods see the host's files)
+    ca.write_bytes(base64.b64decode(home.kubectl(
+        "config", "view", "--raw", "--minify", "-o",
+        "jsonpath={.clusters[0].cluster.certificate-authority-data}")))
+    out = run_in_pod(home, "client", HANDSHAKE, str(ca), "fd00:10:96::1",
+                     "kubernetes.default.svc.cluster.local")
+    assert [line.split()[0] for line in out.splitlines()] == [
+        "fd00:10:96::1", "kubernetes.default.svc.cluster.local"], out
 
 
 def test_a_pod_resolves_and_reaches_a_service_over_ipv6(home: LocalCluster) -> None:
