@@ -256,7 +256,9 @@ class APIServer:
         host, port = cfg.host_port
         wildcard = host in WILDCARDS
         advertise = cfg.advertise_address or (_primary_ip() if wildcard else host)
-        sans = [host, advertise, *cfg.extra_sans]
+        # The `kubernetes` Service's ClusterIP of each family (_seed gives it the first).
+        sans = [host, advertise, *(ServiceCIDR.parse(c).item_at(0) for c in cfg.service_cidrs),
+                *cfg.extra_sans]
         if wildcard:
             sans = [a for a in sans if a not in WILDCARDS]
             sans += interface_addresses(ipv6=host == "::")

@@ -19,6 +19,7 @@ from svcnet.api.schema import decode, strict_error
 from svcnet.cli.client_commands import apply, delete, describe, exec_, explain, get, logs
 from svcnet.cli.dashboard import dashboard, top
 from svcnet.cli.manifests import Failure, load_manifests
+from svcnet.util.ipfamily import IP_FAMILIES
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -168,6 +169,11 @@ _AGENT_OPTIONS = [
                  help="The cluster's pod network: traffic from it is from a pod (kube-proxy's "
                       "--cluster-cidr); IPV4,IPV6 for dual stack (an ip6 table too)."),
     click.option("--cluster-dns", multiple=True, help="Nameserver IP for pods' resolv.conf."),
+    click.option("--ip-family", type=click.Choice(IP_FAMILIES), default="dual",
+                 show_default=True,
+                 help="Which of --node-ip's and --pod-cidr's addresses the API sees, the primary "
+                      "first: dual (all given, IPv4 first), ipv4, or ipv6 (an IPv6 single-stack "
+                      "node: the IPv4 ones stay node-internal)."),
     click.option("--resolv-conf", default="/etc/resolv.conf", show_default=True,
                  help="The node's resolv.conf: pods with dnsPolicy Default get its settings, "
                       "ClusterFirst pods its search domains (the kubelet's flag); '' for none."),
@@ -218,7 +224,8 @@ def _run_agent(opts: dict[str, Any], **fields: Any) -> None:
         raise Failure("the node agent needs root (it creates network namespaces)")
     fields["node_ip"], _, fields["node_ip6"] = str(fields["node_ip"]).partition(",")
     config = AgentConfig(cluster=opts["cluster"], node_index=opts["node_index"],
-                         cluster_dns=opts["cluster_dns"], announce_lb_ips=opts["announce_lb_ips"],
+                         cluster_dns=opts["cluster_dns"], ip_family=opts["ip_family"],
+                         announce_lb_ips=opts["announce_lb_ips"],
                          resolv_conf=Path(opts["resolv_conf"]) if opts["resolv_conf"] else None,
                          health_port=opts["health_port"], server_port=opts["server_port"],
                          container_runtime_endpoint=opts["container_runtime_endpoint"] or None,
@@ -230,7 +237,7 @@ def _run_agent(opts: dict[str, Any], **fields: Any) -> None:
 
         def proxy_factory(nc: NodeConfig) -> NodeProxy:
             cidrs = tuple(c.strip() for c in opts["cluster_cidr"].split(",") if c.strip())
-            return NodeProxy(nc.node_netns, node_ip=config.node_ip, cluster_cidrs=cidrs,
+            return NodeProxy(nc.node_netns, node_ip=nc.host_ip, cluster_cidrs=cidrs,
                              traffic_counters=not opts["no_traffic_counters"])
 
     asyncio.run(run_agent(config, proxy_factory=proxy_factory))
@@ -357,11 +364,12 @@ def join(servers: str, token: str, token_file: Path | None, node_name: str, node
 @click.option("--registry-mirror", "mirrors", multiple=True, metavar="REGISTRY=URL",
               help="Pull REGISTRY's images (e.g. docker.io) from URL instead "
                    "(e.g. http://127.0.0.1:5000), with no fall-back. Repeatable.")
-@click.option("--ip-family", type=click.Choice(["ipv4", "dual"]), default="ipv4",
+@click.option("--ip-family", type=click.Choice(IP_FAMILIES), default="ipv4",
               show_default=True,
               help="dual: the node, pod and service networks get an IPv6 twin (unique local "
                    "addresses), nodes and pods an address of each family, and Services may be "
-                   "dual-stack (ipFamilyPolicy).")
+                   "dual-stack (ipFamilyPolicy). ipv6: IPv6 single stack (IPv6 Services, "
+                   "ClusterIPs, pod and node addresses, API server and DNS only).")
 @click.option("--node-network", metavar="CIDR", default=None,
               help="The node network (a private IPv4 /24 or larger). Default: the first of "
                    "172.20.0.0/24, 172.20.1.0/24, ... that nothing on the machine and no "

@@ -27,6 +27,19 @@ counterparts), the pod network the first free /56 of ``fd00:10:244::/56``,
 the service CIDR ``fd00:10:96::/112`` for every cluster. None of them has a route out of the
 machine.
 
+**IPv6 single stack** (``svcnet up --ip-family ipv6``) plans the same networks as dual stack
+but the API sees only the IPv6 ones (svcnet/util/ipfamily.py): the service CIDR is
+``fd00:10:96::/112`` alone, the cluster CIDR the IPv6 pod network alone, the LoadBalancer pool
+the IPv6 range, and the API server is on the bridge's IPv6 address. The IPv4 node and pod
+networks stay as plumbing: the bridge and the nodes' uplinks keep their IPv4 addresses (the
+host's one IPv4 route per node too), and pods an internal IPv4 address from which their IPv6
+one is derived; none of these appears in a Node, Pod, Service or EndpointSlice.
+
+The cluster's fixed Service addresses follow the primary service CIDR: the API server gives
+``default/kubernetes`` its first address (``10.96.0.1``, ``fd00:10:96::1``) as upstream does,
+and ``kube-system/kube-dns`` gets the tenth (``10.96.0.10``, ``fd00:10:96::a``), the address
+kubeadm chooses (:func:`svcnet.dns.service.kube_dns_ip`).
+
 "Free" means: no route of the machine (``ip -4 route show table all``) and no address of its
 interfaces (``ip -4 -o addr``, as the subnet it sits in) overlaps it, and no other cluster's
 record (``network.json`` in its state directory, written before its bridge exists) names it.
@@ -54,6 +67,9 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Final
+
+from svcnet.dns.service import kube_dns_ip
+from svcnet.util.ipfamily import IPFamilies
 
 NODE_NETWORKS: Final = tuple(IPv4Network(f"172.20.{k}.0/24") for k in range(256))
 """Candidates for the node network, in order of preference."""
@@ -90,10 +106,27 @@ class ClusterNetwork:
     nodes6: IPv6Network | None = None
     """The IPv6 node network (dual stack), None: IPv4 only."""
     pods6: IPv6Network | None = None
+    family: str = "ipv4"
+    """``ipv4``, ``dual`` or ``ipv6`` (svcnet/util/ipfamily.py): the networks the API sees."""
 
     @property
     def dual(self) -> bool:
+        """Whether the IPv6 networks exist (dual stack, or IPv6 single stack)."""
         return self.nodes6 is not None and self.pods6 is not None
+
+    @property
+    def families(self) -> IPFamilies:
+        return IPFamilies(self.family)
+
+    @property
+    def api_address(self) -> str:
+        """The bridge's address of the primary family: the API server listens on it."""
+        return self.families.pick([self.gateway, self.gateway6])[0]
+
+    @property
+    def dns_ip(self) -> str:
+        """``kube-system/kube-dns``'s ClusterIP, the pods' nameserver."""
+        return kube_dns_ip(self.service_cidrs.split(",")[0])
 
     @property
     def gateway(self) -> str:
@@ -123,28 +156,33 @@ class ClusterNetwork:
 
     @property
     def lb_pool(self) -> str:
+        """The server's ``--lb-pool``: a range per family the API sees."""
         base = self.nodes.network_address
-        six = (f",{_six(self.nodes6, _LB_FIRST)}-{_six(self.nodes6, _LB_LAST)}"
+        six = (f"{_six(self.nodes6, _LB_FIRST)}-{_six(self.nodes6, _LB_LAST)}"
                if self.nodes6 is not None else "")
-        return f"{base + _LB_FIRST}-{base + _LB_LAST}{six}"
+        return ",".join(self.families.pick([f"{base + _LB_FIRST}-{base + _LB_LAST}", six]))
 
     @property
     def cluster_cidrs(self) -> str:
-        """The pod networks as the server's and agents' ``--cluster-cidr`` (IPv4 first)."""
-        return f"{self.pods},{self.pods6}" if self.pods6 is not None else str(self.pods)
+        """The pod networks as the server's and agents' ``--cluster-cidr`` (primary first)."""
+        return ",".join(self.families.pick([str(self.pods), str(self.pods6 or "")]))
 
     @property
     def service_cidrs(self) -> str:
-        """The server's ``--service-cidr``: the IPv4 one, and the IPv6 one on dual stack."""
-        return f"{SERVICE_CIDR},{SERVICE_CIDR6}" if self.dual else str(SERVICE_CIDR)
+        """The server's ``--service-cidr``: one per family the API sees, primary first."""
+        return ",".join(self.families.pick([str(SERVICE_CIDR), str(SERVICE_CIDR6)]))
 
     def describe(self) -> str:
+        if self.family == "ipv6":
+            return (f"nodes {self.nodes6} (bridge plumbing {self.nodes}), pods {self.pods6} "
+                    f"(internal {self.pods}), LoadBalancer pool {self.lb_pool}")
         six = f" and {self.nodes6}, pods {self.pods6}" if self.dual else ""
         return f"nodes {self.nodes}, pods {self.pods}{six}, LoadBalancer pool {self.lb_pool}"
 
     def to_json(self, cluster: str) -> str:
         doc = {"cluster": cluster, "nodeNetwork": str(self.nodes),
-               "podNetwork": str(self.pods), "gateway": self.gateway, "lbPool": self.lb_pool}
+               "podNetwork": str(self.pods), "gateway": self.gateway, "lbPool": self.lb_pool,
+               "ipFamily": self.family}
         if self.dual:
             doc |= {"nodeNetwork6": str(self.nodes6), "podNetwork6": str(self.pods6)}
         return json.dumps(doc, indent=2)
@@ -153,8 +191,10 @@ class ClusterNetwork:
     def from_json(cls, text: str) -> ClusterNetwork:
         doc = json.loads(text)
         six = doc.get("nodeNetwork6"), doc.get("podNetwork6")
-        return cls(IPv4Network(doc["nodeNetwork"]), IPv4Network(doc["podNetwork"]),
-                   *(IPv6Network(n) if n else None for n in six))
+        family = str(doc.get("ipFamily") or ("dual" if all(six) else "ipv4"))
+        nodes6, pods6 = (IPv6Network(n) if n else None for n in six)
+        return cls(IPv4Network(doc["nodeNetwork"]), IPv4Network(doc["podNetwork"]), nodes6,
+                   pods6, family)
 
 
 def _six(network: IPv6Network | None, offset: int) -> str:
@@ -227,11 +267,12 @@ def machine_networks(route_lines: Iterable[str], addr_lines: Iterable[str]) -> l
 
 
 def plan_network(requested: IPv4Network | None, in_use: Sequence[InUse],
-                 others: Mapping[str, ClusterNetwork], *, dual: bool = False
+                 others: Mapping[str, ClusterNetwork], *, family: str = "ipv4"
                  ) -> ClusterNetwork:
     """The cluster's networks: ``requested`` (``--node-network``) or the first free candidate
-    node network, and the first free candidate pod network; with ``dual``, an IPv6 network
-    of each kind too. Pure."""
+    node network, and the first free candidate pod network; with ``family`` ``dual`` or
+    ``ipv6``, an IPv6 network of each kind too. Pure."""
+    IPFamilies(family)  # (a ValueError for an unknown one)
     taken = [*in_use,
              *(InUse(net, f"cluster {c!r}'s {kind} network {net}")
                for c, n in sorted(others.items())
@@ -257,14 +298,14 @@ def plan_network(requested: IPv4Network | None, in_use: Sequence[InUse],
     if not pods:
         raise NetworkError(f"no free pod network among {POD_NETWORKS[0]}-{POD_NETWORKS[-1]} "
                            f"(each running cluster holds one; `svcnet down` one of them)")
-    if not dual:
+    if family == "ipv4":
         return ClusterNetwork(nodes, pods[0])
     nodes6 = next((n for n in NODE_NETWORKS6 if clash(n) is None), None)
     pods6 = next((p for p in POD_NETWORKS6 if clash(p) is None), None)
     if nodes6 is None or pods6 is None:
         raise NetworkError(f"no free IPv6 {'node' if nodes6 is None else 'pod'} network "
                            f"among the candidates (fd00:172:20::/48, fd00:10:244::/48)")
-    return ClusterNetwork(nodes, pods[0], nodes6, pods6)
+    return ClusterNetwork(nodes, pods[0], nodes6, pods6, family)
 
 
 # --- the thin applier's I/O

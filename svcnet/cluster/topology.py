@@ -28,6 +28,11 @@ the IPv6 gateway too, each node an IPv6 address on ``eth0``, and the host and th
 each node's IPv6 pod /64 via that node's IPv6 address. Addresses are added without duplicate
 address detection (``nodad``): the plan gives each one to exactly one interface, and the
 cluster can use them at once.
+
+An IPv6 single-stack cluster (``--ip-family ipv6``) builds exactly the dual-stack network; what
+differs is what the API sees (:class:`~svcnet.util.ipfamily.IPFamilies`): the API server
+listens on the bridge's IPv6 address, and each node agent is told to show only its IPv6
+address and pod /64 (``--ip-family ipv6``), keeping the IPv4 ones as plumbing.
 """
 
 from __future__ import annotations
@@ -37,8 +42,8 @@ from ipaddress import IPv6Network
 
 from svcnet.cluster.networks import DEFAULT, ClusterNetwork
 from svcnet.node.names import ClusterNames
+from svcnet.util.ipfamily import IPFamilies
 
-DNS_IP = "10.96.0.10"
 API_PORT = 6443
 BRIDGE_ALIAS_PREFIX = "svcnet:"
 
@@ -54,10 +59,19 @@ class NodePlan:
     ip6: str = ""
     """The node's IPv6 address on a dual-stack cluster ("" otherwise)."""
     pod_cidr6: str = ""
+    family: str = "ipv4"
+    """The cluster's ``--ip-family`` (the agent's too): which of these the API sees."""
+
+    @property
+    def api_ips(self) -> list[str]:
+        """The node's addresses as its Node shows them (InternalIPs), the primary first:
+        where NodePorts answer."""
+        return IPFamilies(self.family).pick([self.ip, self.ip6])
 
     @property
     def node_ips(self) -> str:
-        """``--node-ip``: the address, or the IPv4,IPv6 pair."""
+        """``--node-ip``: the address, or the IPv4,IPv6 pair (also on an IPv6 single-stack
+        cluster, whose agents keep the IPv4 one out of the API)."""
         return f"{self.ip},{self.ip6}" if self.ip6 else self.ip
 
     @property
@@ -82,7 +96,13 @@ class Topology:
 
     @property
     def api_server(self) -> str:
-        return f"{self.gateway}:{API_PORT}"
+        """host:port of the API server: the bridge's address of the primary family."""
+        return host_port(self.network.api_address, API_PORT)
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port``, an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def bridge_alias(owner: str) -> str:
@@ -101,7 +121,7 @@ def plan_topology(cluster: str, node_count: int, network: ClusterNetwork = DEFAU
     nodes = tuple(
         NodePlan(i, f"node-{i}", names.node_netns(i), names.node_uplink_host(i),
                  network.node_ip(i), network.pod_cidr(i), network.node_ip6(i),
-                 network.pod_cidr6(i))
+                 network.pod_cidr6(i), network.family)
         for i in range(1, node_count + 1))
     return Topology(cluster, names, names.node_bridge, network, nodes, owner)
 

@@ -7,10 +7,12 @@ Steps, each shown with its duration:
 2. network: the node and pod networks chosen (networks.py: ``--node-network`` or the first
    free candidates) and recorded, then (topology.py) the node bridge, one netns per node with
    its uplink and routes, all under a machine-wide lock so that concurrent runs choose apart;
-3. control plane: ``svcnet server`` on the bridge address (172.20.0.1:6443 by default);
+3. control plane: ``svcnet server`` on the bridge address (172.20.0.1:6443 by default; the
+   IPv6 one, ``[fd00:172:20::1]:6443``, on an IPv6 single-stack cluster);
 4. nodes: one ``svcnet node`` per node with its own token (nodes may only write their own
    Node, their pods' status, their Lease);
-5. cluster DNS: the ``kube-system/kube-dns`` Service at 10.96.0.10 and a DNS pod behind it,
+5. cluster DNS: the ``kube-system/kube-dns`` Service at 10.96.0.10 (``fd00:10:96::a`` on IPv6
+   single stack: networks.py) and a DNS pod behind it,
    forwarding other names to ``--upstream``'s resolvers, or with ``--egress`` the host's
    (egress.py, svcnet/dns/upstreams.py; docs/EGRESS.md);
 6. the user's manifests, applied (server-side apply), then waiting until every node, pod and
@@ -58,13 +60,14 @@ from svcnet.cluster.egress import (
 from svcnet.cluster.state import Paths, cluster_dir, live_processes, record_pid
 from svcnet.cluster.supervise import reload_supervisor, write_unit
 from svcnet.cluster.topology import (
-    DNS_IP,
     Topology,
     host_batch,
+    host_port,
     node_batch,
     plan_topology,
 )
 from svcnet.dashboard.server import DEFAULT_LISTEN
+from svcnet.dns.service import kube_dns_service
 from svcnet.dns.upstreams import HOST_RESOLV_CONF, Address, format_upstream, host_upstreams
 from svcnet.node.containerd import ContainerdPaths
 from svcnet.node.names import ClusterNames
@@ -110,8 +113,9 @@ class UpOptions:
     """``--upstream``: cluster DNS's resolvers for other names; empty: the host's with
     ``--egress`` (svcnet/dns/upstreams.py), none without."""
     ip_family: str = "ipv4"
-    """``--ip-family``: ``ipv4``, or ``dual`` (IPv4 and IPv6 node, pod and service networks:
-    dual-stack Services, pods with an address of each family)."""
+    """``--ip-family``: ``ipv4``; ``dual`` (IPv4 and IPv6 node, pod and service networks:
+    dual-stack Services, pods with an address of each family); or ``ipv6`` (IPv6 single
+    stack: the API sees IPv6 networks only, networks.py)."""
 
 
 def node_zone(opts: UpOptions, index: int) -> str | None:
@@ -173,7 +177,7 @@ def claim_network(opts: UpOptions, paths: Paths) -> tuple[Topology, EgressPlan |
         others = networks.recorded_networks(paths.root.parent, exclude=opts.name)
         try:
             network = networks.plan_network(opts.node_network, in_use, others,
-                                            dual=opts.ip_family == "dual")
+                                            family=opts.ip_family)
             topo = plan_topology(opts.name, opts.nodes, network, teardown.owner(paths))
             egress = plan_egress(network, opts.egress_gateway,
                                  tuple(n.ip for n in topo.nodes)) if opts.egress else None
@@ -261,17 +265,13 @@ def _write_private(path: Path, doc: Obj) -> None:
         yaml.safe_dump(doc, f, sort_keys=False)
 
 
-def dns_manifests(kubeconfig: Path, resolv_conf: Path,
-                  upstreams: Sequence[Address] = ()) -> list[Obj]:
+def dns_manifests(kubeconfig: Path, resolv_conf: Path, upstreams: Sequence[Address] = (),
+                  network: networks.ClusterNetwork = networks.DEFAULT) -> list[Obj]:
+    """The kube-dns Service at the network's DNS address and its pod, listening on every
+    address of the primary family (``[::]`` takes IPv4 too)."""
     upstream_args = [a for u in upstreams for a in ("--upstream", format_upstream(u))]
     return [
-        {"apiVersion": "v1", "kind": "Service",
-         "metadata": {"name": "kube-dns", "namespace": "kube-system",
-                      "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"}},
-         "spec": {"clusterIP": DNS_IP, "selector": {"k8s-app": "kube-dns"},
-                  "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
-                            {"name": "dns-tcp", "port": 53, "protocol": "TCP",
-                             "targetPort": 53}]}},
+        kube_dns_service(network.dns_ip, selector={"k8s-app": "kube-dns"}),
         {"apiVersion": "v1", "kind": "Pod",
          "metadata": {"name": "kube-dns", "namespace": "kube-system",
                       "labels": {"k8s-app": "kube-dns"}},
@@ -279,7 +279,8 @@ def dns_manifests(kubeconfig: Path, resolv_conf: Path,
          "spec": {"dnsPolicy": "Default", "runtimeClassName": "process", "containers": [{
              "name": "dns", "image": "svcnet/dns",
              "command": [sys.executable, "-m", "svcnet.dns", "--kubeconfig", str(kubeconfig),
-                         "--listen", "0.0.0.0:53", "--resolv-conf", str(resolv_conf),
+                         "--listen", "[::]:53" if network.families.ipv6_primary else "0.0.0.0:53",
+                         "--resolv-conf", str(resolv_conf),
                          *upstream_args],
              "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
                        {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"}],
@@ -386,13 +387,12 @@ async def wait_node_ports(client: RESTClient, topo: Topology, opts: UpOptions) -
                                  == "Local"])
     deadline = time.monotonic() + 30
     for port in sorted(ports):
-        hosts = [] if port in local_only else [
-            ip for n in topo.nodes for ip in (n.ip, n.ip6) if ip]
+        hosts = [] if port in local_only else [ip for n in topo.nodes for ip in n.api_ips]
         hosts += ["127.0.0.1"] if opts.localhost_nodeports else []
         for host in hosts:
             while True:
                 try:
-                    _, writer = await asyncio.wait_for(
+                    _, writer = await asyncio.wait_for(  # (IPv6 literals need no brackets)
                         asyncio.open_connection(host, port), timeout=1)
                     writer.close()
                     await writer.wait_closed()
@@ -425,17 +425,18 @@ async def summary(client: RESTClient, topo: Topology, paths: Paths, egress: str 
         state = "Ready" if _ready(nodes.get(n.name, {})) else "NotReady"
         runtime = ((nodes.get(n.name, {}).get("status") or {}).get("nodeInfo") or {}).get(
             "containerRuntimeVersion", "")
-        lines.append(f"  {n.name:<8} {n.ip:<14} pods {n.pod_cidr:<15} {state:<8} "
+        (ip, *more), cidrs = n.api_ips, topo.network.families.pick([n.pod_cidr, n.pod_cidr6])
+        lines.append(f"  {n.name:<8} {ip:<14} pods {cidrs[0]:<15} {state:<8} "
                      f"{runtime}".rstrip())
-        if n.ip6:
-            lines.append(f"  {'':<8} {n.ip6:<14} pods {n.pod_cidr6}")
+        lines += [f"  {'':<8} {ip:<14} pods {cidr}" for ip, cidr in zip(more, cidrs[1:],
+                                                                          strict=False)]
     services = (await client.list(SERVICES)).items
     from svcnet.client.rest import ENDPOINTSLICES
 
     slices = (await client.list(ENDPOINTSLICES)).items
     lines += ["", "Services:"]
     reach: list[str] = []
-    first_node = topo.nodes[0].ip
+    first_node = topo.nodes[0].api_ips[0]
     for svc in sorted(services, key=lambda s: (s["metadata"]["namespace"],
                                                s["metadata"]["name"])):
         meta, spec = svc["metadata"], svc.get("spec") or {}
@@ -462,10 +463,12 @@ async def summary(client: RESTClient, topo: Topology, paths: Paths, egress: str 
         reach.append(f"  from a pod:  svcnet exec <pod> -- curl -s http://{dns}:"
                      f"{port.get('port')}/")
         if port.get("nodePort"):
-            reach.append(f"  NodePort:    curl -s http://{first_node}:{port['nodePort']}/")
+            reach.append(f"  NodePort:    curl -s http://"
+                         f"{host_port(first_node, port['nodePort'])}/")
             reach.append(f"  localhost:   curl -s http://127.0.0.1:{port['nodePort']}/")
         if lb:
-            reach.append(f"  LB IP:       curl -s http://{lb.split(',')[0]}:{port.get('port')}/")
+            reach.append(f"  LB IP:       curl -s http://"
+                         f"{host_port(lb.split(',')[0], port.get('port', 0))}/")
     if reach:
         lines += ["", "Reach them:", *reach]
     lines += ["", "Dashboard (a live picture of the Services; open the URL it prints):",
@@ -481,7 +484,7 @@ async def _start_control_plane(paths: Paths, topo: Topology, opts: UpOptions) ->
         *_svcnet(), "server", "--data-dir", str(paths.server), "--listen",
         topo.api_server, "--service-cidr", topo.network.service_cidrs, "--lb-pool",
         topo.network.lb_pool, "--cluster-cidr", topo.network.cluster_cidrs,
-        "--advertise-address", topo.gateway, "--node-monitor-grace-period",
+        "--advertise-address", topo.network.api_address, "--node-monitor-grace-period",
         str(opts.node_grace)])
     spawn(paths, "supervisor", [*_svcnet(), "_supervise", "--state-dir", str(paths.root)])
     deadline = time.monotonic() + 30
@@ -539,7 +542,7 @@ def _start_node_agents(paths: Paths, topo: Topology, opts: UpOptions,
         _write_private(kcfg, _kubeconfig_for(admin, token, f"system:node:{node.name}"))
         # The node server's certificate for the node's address, from the cluster CA (the
         # API server verifies it when it proxies logs, exec and port-forward).
-        cert, key = issue_node_serving(paths.server, node.name, [node.ip], state / "pki")
+        cert, key = issue_node_serving(paths.server, node.name, node.api_ips, state / "pki")
         runtime_flags: list[str] = []
         zone = node_zone(opts, node.index)
         if zone is not None:
@@ -552,7 +555,8 @@ def _start_node_agents(paths: Paths, topo: Topology, opts: UpOptions,
             *_svcnet(), "node", "--kubeconfig", str(kcfg), "--name", node.name,
             "--cluster", opts.name, "--node-index", str(node.index), "--node-ip", node.node_ips,
             "--pod-cidr", node.pod_cidrs, "--cluster-cidr", topo.network.cluster_cidrs,
-            "--state-dir", str(state), "--cluster-dns", DNS_IP,
+            "--ip-family", opts.ip_family,
+            "--state-dir", str(state), "--cluster-dns", topo.network.dns_ip,
             "--resolv-conf", str(node_resolv), "--announce-lb-ips",
             "--health-port", str(HEALTH_PORT), "--pod-network-mode", "routes",
             "--tls-cert-file", str(cert), "--tls-private-key-file", str(key),
@@ -561,7 +565,7 @@ def _start_node_agents(paths: Paths, topo: Topology, opts: UpOptions,
 
 
 async def _start_dns(client: RESTClient, paths: Paths, admin: dict[str, Any],
-                     upstreams: Sequence[Address]) -> None:
+                     upstreams: Sequence[Address], network: networks.ClusterNetwork) -> None:
     """Cluster DNS as a pod behind kube-system/kube-dns, reading the API with its own token;
     names outside the cluster go to ``upstreams`` (none: SERVFAIL at once)."""
     token = secrets.token_urlsafe(24)
@@ -574,11 +578,14 @@ async def _start_dns(client: RESTClient, paths: Paths, admin: dict[str, Any],
     # domain are answered SERVFAIL at once rather than forwarded into a black hole; the
     # upstreams, when there are any, come as --upstream flags.
     empty_resolv.write_text("# no upstream resolvers but the --upstream flags\n")
-    await apply_all(client, dns_manifests(dns_cfg, empty_resolv, upstreams), lambda _s: None)
+    await apply_all(client, dns_manifests(dns_cfg, empty_resolv, upstreams, network),
+                    lambda _s: None)
 
 
 async def up(opts: UpOptions, echo: Echo) -> str:
     plan_topology(opts.name, opts.nodes)  # checks the node count before anything else
+    if opts.egress and opts.ip_family == "ipv6":
+        raise UpError("--egress masquerades IPv4 only: it does not go with --ip-family ipv6")
     check_host(opts)
     containerd = use_containerd(opts)
     docs = load_files(opts.files)
@@ -594,8 +601,8 @@ async def up(opts: UpOptions, echo: Echo) -> str:
     os.chmod(paths.root, 0o700)
     with progress.step("network") as step:
         topo, egress = claim_network(opts, paths)
-        step.text = (f"network {topo.network.nodes}, pods {topo.network.pods}: bridge "
-                     f"{topo.bridge} ({topo.gateway}), {len(topo.nodes)} node namespace(s)")
+        step.text = (f"network {topo.network.describe()}: bridge {topo.bridge} "
+                     f"({topo.network.api_address}), {len(topo.nodes)} node namespace(s)")
         if egress is not None:
             step.text += f", egress via {egress.gateway}"
     upstreams = dns_upstreams(opts, echo)
@@ -616,8 +623,8 @@ async def up(opts: UpOptions, echo: Echo) -> str:
             # so pods applied while one node is still registering would all land on the other.
             await wait_ready(client, topo, [], opts.timeout, with_dns=False)
         forwards = ", ".join(map(format_upstream, upstreams)) or "nowhere (SERVFAIL)"
-        with progress.step(f"cluster DNS at {DNS_IP}, other names to {forwards}"):
-            await _start_dns(client, paths, admin, upstreams)
+        with progress.step(f"cluster DNS at {topo.network.dns_ip}, other names to {forwards}"):
+            await _start_dns(client, paths, admin, upstreams, topo.network)
         if docs:
             echo("  applying manifests:")
             applied = await apply_all(client, docs, echo)
@@ -628,7 +635,7 @@ async def up(opts: UpOptions, echo: Echo) -> str:
         if opts.localhost_nodeports:
             write_unit(paths, "nodeport-forwarder", [
                 *_svcnet(), "_forward-nodeports", "--kubeconfig", str(paths.kubeconfig),
-                "--target", topo.nodes[0].ip])
+                "--target", topo.nodes[0].api_ips[0]])
             reload_supervisor(paths)
         with progress.step("NodePorts answering"):
             await wait_node_ports(client, topo, opts)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 import time
@@ -73,6 +74,7 @@ __all__ = [
     "RebuildStats",
     "StaticSource",
     "kube_dns_endpoint_slice",
+    "kube_dns_ip",
     "kube_dns_service",
     "run_dns",
     "slice_service_key",
@@ -85,7 +87,17 @@ DEFAULT_DEBOUNCE: Final = 0.05
 THREAD_THRESHOLD: Final = 500
 """Update the zone in a worker thread when this many Services changed at once (the initial sync,
 a relist): ~20 ms of work and more. Below it the thread hop costs more than it saves."""
-KUBE_DNS_IP: Final = "10.96.0.10"
+KUBE_DNS_OFFSET: Final = 10
+"""``kube-system/kube-dns``'s ClusterIP is this far into the primary service CIDR (kubeadm's
+choice: ``10.96.0.10``, ``fd00:10:96::a``)."""
+
+
+def kube_dns_ip(service_cidr: str) -> str:
+    """The kube-dns ClusterIP of a cluster whose primary service CIDR is ``service_cidr``."""
+    return str(ipaddress.ip_network(service_cidr).network_address + KUBE_DNS_OFFSET)
+
+
+KUBE_DNS_IP: Final = kube_dns_ip("10.96.0.0/12")
 
 
 SERVICE_INDEX: Final = "dns-service"

@@ -92,6 +92,7 @@ from svcnet.proxy.service import (
 )
 from svcnet.util.aio import wait_event
 from svcnet.util.clock import Clock, RealClock, rfc3339
+from svcnet.util.ipfamily import IPFamilies, version_of
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,11 @@ class AgentConfig:
     """The node's IPv6 address on a dual-stack node network (a second InternalIP)."""
     pod_cidr: str = ""
     """Ask for this pod CIDR, or an IPv4,IPv6 pair (dual stack); "": the control plane's."""
+    ip_family: str = "dual"
+    """Which of the node's addresses and pod CIDRs the API sees, primary first
+    (svcnet/util/ipfamily.py): ``dual`` shows all that are given (IPv4 first); ``ipv6`` makes
+    an IPv6 single-stack node, whose IPv4 address and pod CIDR (pods' internal addresses)
+    stay out of its Node and its pods' status."""
     state_dir: Path = field(default_factory=lambda: Path("/var/lib/svcnet/node"))
     cluster_dns: tuple[str, ...] = ()
     cluster_domain: str = "cluster.local"
@@ -133,6 +139,19 @@ class AgentConfig:
     tls_cert_file: Path | None = None
     """The node server's certificate (kubelet's ``--tls-cert-file``); None: no node server
     (no logs, exec, attach or port-forward for this node's pods)."""
+
+    @property
+    def families(self) -> IPFamilies:
+        return IPFamilies(self.ip_family)
+
+    @property
+    def api_ips(self) -> list[str]:
+        """The node's InternalIPs, the primary first (its servers listen on that one)."""
+        return self.families.pick([self.node_ip, self.node_ip6]) or [self.node_ip]
+
+    @property
+    def given_pod_cidrs(self) -> list[str]:
+        return [c.strip() for c in self.pod_cidr.split(",") if c.strip()]
     tls_key_file: Path | None = None
     server_port: int = DEFAULT_PORT
     """The node server's port on ``node_ip`` (kubelet's 10250; 0: the kernel picks)."""
@@ -271,17 +290,17 @@ class NodeAgent:
 
     async def start(self) -> None:
         await self.register()
-        cidrs = await self.wait_for_pod_cidr()
-        cidr6 = next((c for c in cidrs[1:] if ":" in c), None)
+        cidr4, cidr6 = node_pod_cidrs(await self.wait_for_pod_cidr(),
+                                      self.config.given_pod_cidrs)
         mtu = None
         if self.node_network is not None:
             _, link_mtu = await asyncio.to_thread(self.node_network.uplink)
             mtu = pod_mtu(link_mtu, self.node_network.mode)
         node_config = NodeConfig(
             cluster=self.config.cluster, node_name=self.config.node_name,
-            node_index=self.config.node_index, pod_cidr=IPv4Network(cidrs[0]),
-            pod_cidr6=None if cidr6 is None else IPv6Network(cidr6),
-            host_ip=self.config.node_ip, state_dir=self.config.state_dir,
+            node_index=self.config.node_index, pod_cidr=cidr4, pod_cidr6=cidr6,
+            families=self.config.families, host_ip=self.config.api_ips[0],
+            state_dir=self.config.state_dir,
             cluster_dns=self.config.cluster_dns, cluster_domain=self.config.cluster_domain,
             resolv_conf=self.config.resolv_conf,
             allocatable=_capacity(),
@@ -322,7 +341,7 @@ class NodeAgent:
                 on_add=lambda _o: self._routes_wake.set(),
                 on_update=self._peer_changed,
                 on_delete=lambda _o: self._routes_wake.set()))
-            self._tasks.append(asyncio.create_task(self._pod_network_loop(IPv4Network(cidrs[0]))))
+            self._tasks.append(asyncio.create_task(self._pod_network_loop(cidr4)))
         if self._proxy_factory is not None:
             self.proxy = self._proxy_factory(node_config)
             if self.proxy is not None:
@@ -379,8 +398,8 @@ class NodeAgent:
         if cfg.pod_network_mode == "vxlan":
             node["metadata"]["annotations"] = {
                 VTEP_MAC_ANNOTATION: vtep_mac(IPv4Address(cfg.node_ip))}
-        if cfg.pod_cidr:
-            cidrs = [c.strip() for c in cfg.pod_cidr.split(",") if c.strip()]
+        cidrs = cfg.families.pick(cfg.given_pod_cidrs)
+        if cidrs:
             node["spec"] = {"podCIDR": cidrs[0], "podCIDRs": cidrs}
         return node
 
@@ -393,9 +412,8 @@ class NodeAgent:
         return {
             # Where the API server reaches this agent's server (server.py), as kubelet says.
             "daemonEndpoints": {"kubeletEndpoint": {"Port": self._server_port}},
-            "addresses": [{"type": "InternalIP", "address": self.config.node_ip},
-                          *([{"type": "InternalIP", "address": self.config.node_ip6}]
-                            if self.config.node_ip6 else []),
+            "addresses": [*({"type": "InternalIP", "address": ip}
+                            for ip in self.config.api_ips),
                           {"type": "Hostname", "address": self.config.node_name}],
             "capacity": capacity, "allocatable": capacity,
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
@@ -601,8 +619,9 @@ class NodeAgent:
         app.router.add_get("/livez", healthz)
         app.router.add_get("/metrics", metrics)
         cfg = self.config
-        sock = await listening_socket(cfg.node_ip, cfg.health_port, None if _loopback(
-            cfg.node_ip) else node_config.node_netns)
+        ip = cfg.api_ips[0]
+        sock = await listening_socket(ip, cfg.health_port, None if _loopback(
+            ip) else node_config.node_netns)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.SockSite(runner, sock).start()
@@ -623,8 +642,8 @@ class NodeAgent:
         self.server = NodeServer(self.runner, lambda ns, name: self.pods.get(f"{ns}/{name}"),
                                  self._connection_counts)
         self._server_port = await self.server.start(ServingConfig(
-            cfg.tls_cert_file, cfg.tls_key_file, ca.decode("ascii"), cfg.node_ip,
-            cfg.server_port, None if _loopback(cfg.node_ip) else node_config.node_netns))
+            cfg.tls_cert_file, cfg.tls_key_file, ca.decode("ascii"), node_config.host_ip,
+            cfg.server_port, None if _loopback(node_config.host_ip) else node_config.node_netns))
         await self.post_status()
 
     async def _connection_counts(self) -> list[list[Any]] | None:
@@ -692,6 +711,18 @@ class NodeAgent:
             except Exception:
                 log.exception("LoadBalancer IP announcement / health checks failed; retrying")
             await wait_event(self._announce_wake, 10.0)
+
+
+def node_pod_cidrs(api: list[str], given: list[str]) -> tuple[IPv4Network, IPv6Network | None]:
+    """The pod runner's IPv4 subnet and IPv6 one (None: IPv4 only) from the Node's podCIDRs
+    (``api``) and the ones the agent was given: an IPv6 single-stack node's IPv4 subnet, the
+    pods' internal addresses, is only in ``given``."""
+    cidr4 = next((c for c in [*api, *given] if version_of(c) == 4), None)
+    if cidr4 is None:
+        raise ValueError(f"pod CIDRs {','.join(api)}: an IPv6-only node needs an IPv4 "
+                         f"--pod-cidr too (its pods' internal addresses, never in the API)")
+    cidr6 = next((c for c in api if version_of(c) == 6), None)
+    return IPv4Network(cidr4), None if cidr6 is None else IPv6Network(cidr6)
 
 
 def _loopback(ip: str) -> bool:

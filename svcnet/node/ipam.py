@@ -22,6 +22,11 @@ IPv4 allocation, persisted here, is the only state: the IPv6 address is unique, 
 restarts and is released with it, and the CNI plugin, the runner and a restarted agent all
 compute the same address without sharing anything more.
 
+**IPv6 single stack** (svcnet/util/ipfamily.py ``ipv6``) keeps that arrangement: the IPv4
+address is still allocated and configured in the pod, as its internal address, but only the
+derived IPv6 one is shown (:func:`api_pod_ips`), so Services, EndpointSlices and DNS see IPv6
+only.
+
 State lives in one small JSON file in the agent's state directory::
 
     {"version": 1, "cidr": "10.244.1.0/24", "last": "10.244.1.7",
@@ -57,8 +62,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from svcnet.node.files import atomic_write
+from svcnet.util.ipfamily import IPFamilies
 
-__all__ = ["IPAMError", "IPAMExhausted", "IPAMStateError", "PodIPAM", "pod_ipv6"]
+__all__ = ["IPAMError", "IPAMExhausted", "IPAMStateError", "PodIPAM", "api_pod_ips", "pod_ipv6"]
 
 _VERSION: Final = 1
 
@@ -72,6 +78,15 @@ def pod_ipv6(ip: IPv4Interface | IPv4Address, ipv4_subnet: IPv4Network,
     if not 0 < offset < min(ipv4_subnet.num_addresses, ipv6_subnet.num_addresses):
         raise ValueError(f"{address} is not a host address of {ipv4_subnet}")
     return IPv6Interface((int(ipv6_subnet.network_address) + offset, ipv6_subnet.prefixlen))
+
+
+def api_pod_ips(ip: IPv4Interface, ipv6_subnet: IPv6Network | None,
+                families: IPFamilies) -> list[str]:
+    """A pod's addresses as its status shows them (``podIPs``, the primary first): of the
+    allocated IPv4 address and the IPv6 one derived from it, those of the families the API
+    sees. On an IPv6 single-stack node the IPv4 address is the pod's internal one only."""
+    six = [] if ipv6_subnet is None else [str(pod_ipv6(ip, ip.network, ipv6_subnet).ip)]
+    return families.pick([str(ip.ip), *six]) or [str(ip.ip)]
 
 
 class IPAMError(Exception):

@@ -66,7 +66,7 @@ from typing import Any, Final
 
 from svcnet.api.access import mapping_of
 from svcnet.api.goduration import go_duration
-from svcnet.node.ipam import pod_ipv6
+from svcnet.node.ipam import api_pod_ips
 from svcnet.node.podenv import ConfigError, EnvResult, Lookup, container_env, expand_vars
 from svcnet.node.probes import ContainerProbeStatus
 from svcnet.node.runtime import (
@@ -78,6 +78,7 @@ from svcnet.node.runtime import (
     Running,
 )
 from svcnet.util.clock import rfc3339
+from svcnet.util.ipfamily import DUAL, IPFamilies
 
 __all__ = [
     "BACKOFF_INITIAL",
@@ -622,32 +623,24 @@ def _pod_conditions(pod: Pod, old: Mapping[str, Any], init_statuses: list[dict[s
     return conditions
 
 
-def _pod_ip(pod: Pod, ap: ActualPod | None, old: Mapping[str, Any], host_ip: str) -> str | None:
-    """The node's address for host-network pods, the pod's own, else the last one reported."""
+def _pod_ips(pod: Pod, ap: ActualPod | None, old: Mapping[str, Any], host_ip: str,
+             pod_cidr6: IPv6Network | None, families: IPFamilies) -> list[str]:
+    """``podIPs``, the primary first: the node's address for host-network pods; the pod's own
+    (:func:`~svcnet.node.ipam.api_pod_ips`: on a dual-stack node the IPv6 address that goes
+    with the IPv4 one too); else the last ones reported."""
     if is_host_network(pod):
-        return host_ip
+        return [host_ip]
     if ap is not None and ap.network is not None:
-        return str(ap.network.ip)
-    return old.get("podIP") or None
-
-
-def _pod_ips(pod: Pod, ap: ActualPod | None, old: Mapping[str, Any], pod_ip: str,
-             pod_cidr6: IPv6Network | None) -> list[dict[str, str]]:
-    """``podIPs``: the pod IP, and on a dual-stack node the IPv6 address that goes with it
-    (:func:`~svcnet.node.ipam.pod_ipv6`)."""
-    ips = [{"ip": pod_ip}]
-    if pod_cidr6 is None or is_host_network(pod):
-        return ips
-    if ap is not None and ap.network is not None:
-        ip6 = pod_ipv6(ap.network, ap.network.network, pod_cidr6)
-        return [*ips, {"ip": str(ip6.ip)}]
-    previous = old.get("podIPs") or []
-    return [*ips, *previous[1:2]] if previous[:1] == ips else ips
+        return api_pod_ips(ap.network, pod_cidr6, families)
+    previous = [str(i.get("ip")) for i in old.get("podIPs") or [] if i.get("ip")]
+    first = old.get("podIP")
+    return previous if previous[:1] == [first] else [first] if first else []
 
 
 def pod_status(pod: Pod, ap: ActualPod | None, *, now: datetime, host_ip: str,
                waiting: Mapping[str, tuple[str, str]] | None = None,
-               pod_cidr6: IPv6Network | None = None) -> dict[str, Any]:
+               pod_cidr6: IPv6Network | None = None,
+               families: IPFamilies = DUAL) -> dict[str, Any]:
     """The pod's ``status`` as the kubelet would write it.
 
     ``waiting`` maps container names to a (reason, message) to show instead of the state
@@ -699,16 +692,16 @@ def pod_status(pod: Pod, ap: ActualPod | None, *, now: datetime, host_ip: str,
         phase = str(old["phase"])
 
     conditions = _pod_conditions(pod, old, init_statuses, statuses, phase, has_network, now)
-    pod_ip = _pod_ip(pod, ap, old, host_ip)
+    pod_ips = _pod_ips(pod, ap, old, host_ip, pod_cidr6, families)
     status: dict[str, Any] = {"conditions": conditions, "containerStatuses": statuses}
     status["hostIP"] = host_ip
     status["hostIPs"] = [{"ip": host_ip}]
     if init_statuses:
         status["initContainerStatuses"] = init_statuses
     status["phase"] = phase
-    if pod_ip:
-        status["podIP"] = pod_ip
-        status["podIPs"] = _pod_ips(pod, ap, old, pod_ip, pod_cidr6)
+    if pod_ips:
+        status["podIP"] = pod_ips[0]
+        status["podIPs"] = [{"ip": ip} for ip in pod_ips]
     if old.get("qosClass"):
         status["qosClass"] = old["qosClass"]
     status["startTime"] = old.get("startTime") or rfc3339(now)

@@ -76,7 +76,7 @@ from svcnet.node.cri import (
 )
 from svcnet.node.dnsconfig import PodDNS, pod_dns
 from svcnet.node.files import atomic_write
-from svcnet.node.ipam import IPAMError, PodIPAM, pod_ipv6
+from svcnet.node.ipam import IPAMError, PodIPAM, api_pod_ips, pod_ipv6
 from svcnet.node.names import POD_BRIDGE, ClusterNames, PodNetworkNames
 from svcnet.node.netns import (
     IPBatchNetwork,
@@ -115,6 +115,7 @@ from svcnet.node.runtime import (
 )
 from svcnet.util import resolvconf
 from svcnet.util.clock import Clock, RealClock
+from svcnet.util.ipfamily import DUAL, IPFamilies
 from svcnet.util.resolvconf import ResolvConf
 
 __all__ = ["NodeConfig", "PodEvent", "PodRunner", "SyncResult"]
@@ -154,6 +155,9 @@ class NodeConfig:
     pod_cidr6: IPv6Network | None = None
     """The node's IPv6 pod CIDR (dual stack: every pod gets an IPv6 address too, see
     :func:`~svcnet.node.ipam.pod_ipv6`); None: IPv4 only."""
+    families: IPFamilies = DUAL
+    """Which of a pod's addresses its status and environment show (``ipv6``: the IPv6 one
+    alone, the IPv4 one stays internal; svcnet/util/ipfamily.py)."""
 
     @property
     def names(self) -> ClusterNames:
@@ -529,7 +533,7 @@ class PodRunner:
                 waiting.setdefault(name, reason_message)
         return podlib.pod_status(pod, self.actual_pod(uid), now=self.clock.now(),
                                  host_ip=self.config.host_ip, waiting=waiting,
-                                 pod_cidr6=self.config.pod_cidr6)
+                                 pod_cidr6=self.config.pod_cidr6, families=self.config.families)
 
     # --- sync
 
@@ -735,12 +739,19 @@ class PodRunner:
                 return dict(c)
         raise KeyError(name)
 
+    def _api_pod_ip(self, uid: str, host_net: bool) -> str:
+        """The pod's primary address as its status shows it ("" before it has one)."""
+        if host_net:
+            return self.config.host_ip
+        ip = self.ipam.get(uid)
+        return "" if ip is None else api_pod_ips(ip, self.config.pod_cidr6,
+                                                 self.config.families)[0]
+
     async def _start(self, pod: Pod, start: podlib.StartContainer) -> bool:
         uid = start.pod_uid
         container = self._container_spec(pod, start.container, start.init)
         host_net = podlib.is_host_network(pod)
-        ip = self.ipam.get(uid)
-        pod_ip = self.config.host_ip if host_net else (str(ip.ip) if ip else "")
+        pod_ip = self._api_pod_ip(uid, host_net)
         netns = self.config.node_netns if host_net else self.config.pod_names(uid).pod_netns
         memo = self._memo.setdefault(uid, _PodMemo())
         try:
@@ -1070,8 +1081,7 @@ class PodRunner:
         container has volumes, its main process (whose mount namespace shows them)."""
         uid = str(pod.get("metadata", {}).get("uid", ""))
         host_net = podlib.is_host_network(pod)
-        ip = self.ipam.get(uid)
-        pod_ip = self.config.host_ip if host_net else (str(ip.ip) if ip else "")
+        pod_ip = self._api_pod_ip(uid, host_net)
         netns = self.config.node_netns if host_net else self.config.pod_names(uid).pod_netns
         try:
             spec = podlib.container_process_spec(

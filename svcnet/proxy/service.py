@@ -125,12 +125,14 @@ class ProxyMetrics:
 
 
 def cidr_families(cidrs: Sequence[str]) -> dict[str, tuple[str, ...]]:
-    """The cluster CIDRs by IP family, IPv4 first (no CIDR at all: an IPv4-only proxy)."""
+    """The cluster CIDRs by IP family, the primary (the first CIDR's) first: an IPv6 cluster
+    CIDR alone makes an IPv6-only proxy, with only the ip6 table (no CIDR at all: an IPv4-only
+    proxy)."""
     by_family: dict[str, list[str]] = {}
     for cidr in cidrs:
         family = "IPv6" if ":" in cidr else "IPv4"
         by_family.setdefault(family, []).append(cidr)
-    return {f: tuple(by_family[f]) for f in ("IPv4", "IPv6") if f in by_family} or {"IPv4": ()}
+    return {f: tuple(c) for f, c in by_family.items()} or {"IPv4": ()}
 
 
 class NodeProxy:
@@ -141,7 +143,7 @@ class NodeProxy:
         self.netns = netns
         self.node_ip = node_ip
         self.nft = runner if runner is not None else NodeNft(netns)
-        #: One proxier per IP family, the first (IPv4 when there is one) is ``proxier``.
+        #: One proxier per IP family, the primary family's first: it is ``proxier``.
         self.proxiers = {family: Proxier(self.nft, ProxyConfig(family=family,
                                                                cluster_cidrs=cidrs,
                                                                traffic_counters=traffic_counters))

@@ -10,13 +10,14 @@ import pytest
 
 from svcnet.cluster import up as uplib
 from svcnet.cluster.egress import EgressError, node_route_lines, plan_egress, ruleset
-from svcnet.cluster.networks import DEFAULT, ClusterNetwork
+from svcnet.cluster.networks import DEFAULT, ClusterNetwork, plan_network
 from svcnet.cluster.up import (
     UpOptions,
     dns_manifests,
     dns_upstreams,
     egress_line,
     node_resolv_conf,
+    up,
 )
 from svcnet.dns.upstreams import Upstreams
 from svcnet.util.resolvconf import ResolvConf
@@ -76,6 +77,23 @@ def test_dns_pod_gets_the_upstreams_as_flags() -> None:
     pod = dns_manifests(Path("/k"), Path("/r"), [("198.51.100.53", 53), ("2001:db8::1", 5353)])[1]
     command = pod["spec"]["containers"][0]["command"]
     assert command[-4:] == ["--upstream", "198.51.100.53:53", "--upstream", "[2001:db8::1]:5353"]
+
+
+def test_ipv6_cluster_dns_service_and_listener() -> None:
+    network = plan_network(None, [], {}, family="ipv6")
+    svc, pod = dns_manifests(Path("/k"), Path("/r"), (), network)
+    assert svc["spec"]["clusterIP"] == "fd00:10:96::a"
+    command = pod["spec"]["containers"][0]["command"]
+    assert command[command.index("--listen") + 1] == "[::]:53"
+    svc4, pod4 = dns_manifests(Path("/k"), Path("/r"))
+    assert svc4["spec"]["clusterIPs"] == ["10.96.0.10"]
+    command = pod4["spec"]["containers"][0]["command"]
+    assert command[command.index("--listen") + 1] == "0.0.0.0:53"
+
+
+async def test_egress_is_refused_on_ipv6_single_stack() -> None:
+    with pytest.raises(uplib.UpError, match="IPv4 only"):
+        await up(UpOptions(name="v6x", egress=True, ip_family="ipv6"), print)
 
 
 def test_summary_line() -> None:

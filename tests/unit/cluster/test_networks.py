@@ -5,6 +5,7 @@ All pure or on temporary files: no root, no network namespace.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from ipaddress import IPv4Network
@@ -269,22 +270,22 @@ ADDRS6 = """\
 
 
 def test_dual_stack_picks_free_ipv6_networks_beside_the_ipv4_ones() -> None:
-    plain = plan_network(None, [], {}, dual=True)
+    plain = plan_network(None, [], {}, family="dual")
     assert (str(plain.nodes6), str(plain.pods6)) == ("fd00:172:20::/64", "fd00:10:244::/56")
     in_use = machine_networks([*ROUTES, *ROUTES6], [*ADDRS, *ADDRS6])
     found = {str(u.network) for u in in_use}
     assert "::/0" not in found and "fd00::/64" in found
-    n = plan_network(None, in_use, {}, dual=True)
+    n = plan_network(None, in_use, {}, family="dual")
     # IPv4 as before; IPv6 skips what the other cluster routes and the LAN's fd00::/64.
     assert (str(n.nodes), str(n.pods)) == ("172.20.1.0/24", "10.245.0.0/16")
     assert (str(n.nodes6), str(n.pods6)) == ("fd00:172:20:1::/64", "fd00:10:244:100::/56")
     # A recorded dual-stack cluster's IPv6 networks are taken too.
-    assert plan_network(None, [], {"a": plain}, dual=True).nodes6 == n.nodes6
+    assert plan_network(None, [], {"a": plain}, family="dual").nodes6 == n.nodes6
     assert not plan_network(None, [], {}).dual
 
 
 def test_dual_stack_addresses_and_topology() -> None:
-    n = plan_network(None, [], {}, dual=True)
+    n = plan_network(None, [], {}, family="dual")
     assert (n.gateway6, n.node_ip6(1), n.node_ip6(12)) == (
         "fd00:172:20::1", "fd00:172:20::11", "fd00:172:20::22")
     assert (n.pod_cidr6(1), n.pod_cidr6(2)) == ("fd00:10:244:1::/64", "fd00:10:244:2::/64")
@@ -306,3 +307,40 @@ def test_dual_stack_addresses_and_topology() -> None:
         "addr add fd00:172:20::12/64 dev eth0 nodad", "link set eth0 up",
         # The IPv4 route to node 1's pods is node 2's agent's (svcnet/node/nodenet.py).
         "route add fd00:10:244:1::/64 via fd00:172:20::11 dev eth0"]
+
+
+def test_ipv6_single_stack_shows_only_the_ipv6_networks() -> None:
+    n = plan_network(None, [], {}, family="ipv6")
+    # The same networks as dual stack (the IPv4 ones as plumbing) ...
+    assert (str(n.nodes), str(n.pods), str(n.nodes6), str(n.pods6)) == (
+        "172.20.0.0/24", "10.244.0.0/16", "fd00:172:20::/64", "fd00:10:244::/56")
+    # ... but what the control plane is given is IPv6 only.
+    assert n.service_cidrs == "fd00:10:96::/112"
+    assert n.cluster_cidrs == "fd00:10:244::/56"
+    assert n.lb_pool == "fd00:172:20::200-fd00:172:20::250"
+    assert (n.api_address, n.dns_ip) == ("fd00:172:20::1", "fd00:10:96::a")
+    assert (DEFAULT.api_address, DEFAULT.dns_ip) == ("172.20.0.1", "10.96.0.10")
+    assert ClusterNetwork.from_json(n.to_json("v6")) == n
+    assert "internal 10.244.0.0/16" in n.describe()
+    # A record written before the family was recorded reads as what it was.
+    dual = plan_network(None, [], {}, family="dual")
+    old = json.loads(dual.to_json("d"))
+    del old["ipFamily"]
+    assert ClusterNetwork.from_json(json.dumps(old)).family == "dual"
+    with pytest.raises(ValueError, match="ipv7"):
+        plan_network(None, [], {}, family="ipv7")
+
+
+def test_ipv6_single_stack_topology() -> None:
+    topo = plan_topology("v6", 2, plan_network(None, [], {}, family="ipv6"), "/root/.svcnet/v6")
+    assert topo.api_server == "[fd00:172:20::1]:6443"
+    node = topo.nodes[1]
+    # The agent gets both addresses and pod CIDRs (the IPv4 ones for plumbing) ...
+    assert (node.node_ips, node.pod_cidrs, node.family) == (
+        "172.20.0.12,fd00:172:20::12", "10.244.2.0/24,fd00:10:244:2::/64", "ipv6")
+    # ... and its Node shows the IPv6 address only: there NodePorts answer.
+    assert node.api_ips == ["fd00:172:20::12"]
+    assert plan_topology("d", 1, plan_network(None, [], {}, family="dual")).nodes[0].api_ips == [
+        "172.20.0.11", "fd00:172:20::11"]
+    assert host_batch(topo)[-1] == (
+        f"route add fd00:10:244:2::/64 via fd00:172:20::12 dev {topo.bridge}")

@@ -11,13 +11,14 @@ import json
 import multiprocessing
 import os
 import threading
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Interface, IPv6Network
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from svcnet.node.ipam import IPAMExhausted, IPAMStateError, PodIPAM
+from svcnet.node.ipam import IPAMExhausted, IPAMStateError, PodIPAM, api_pod_ips
+from svcnet.util.ipfamily import IPFamilies
 
 
 @pytest.fixture
@@ -187,3 +188,13 @@ def test_concurrent_processes_never_share_an_address(state: Path) -> None:
     on_disk = json.loads(state.read_text())["allocations"]
     assert set(on_disk) == set(addresses)
     assert len(set(on_disk.values())) == workers * each
+
+
+def test_api_pod_ips_per_family() -> None:
+    ip, cidr6 = IPv4Interface("10.244.1.7/24"), IPv6Network("fd00:10:244:1::/64")
+    assert api_pod_ips(ip, cidr6, IPFamilies("dual")) == ["10.244.1.7", "fd00:10:244:1::7"]
+    assert api_pod_ips(ip, cidr6, IPFamilies("ipv6")) == ["fd00:10:244:1::7"]
+    assert api_pod_ips(ip, cidr6, IPFamilies("ipv4")) == ["10.244.1.7"]
+    assert api_pod_ips(ip, None, IPFamilies("dual")) == ["10.244.1.7"]
+    # An IPv6 node without an IPv6 subnet (misconfigured) still shows the only address.
+    assert api_pod_ips(ip, None, IPFamilies("ipv6")) == ["10.244.1.7"]

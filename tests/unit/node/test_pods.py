@@ -35,6 +35,7 @@ from svcnet.node.pods import (
 )
 from svcnet.node.probes import ContainerProbeStatus
 from svcnet.node.runtime import ContainerKey, ContainerProcess, Exited, Running
+from svcnet.util.ipfamily import IPFamilies
 
 Obj = dict[str, Any]
 NOW = datetime(2026, 1, 1, 0, 10, tzinfo=UTC)
@@ -361,6 +362,23 @@ def test_dual_stack_pod_ips_follow_the_ipv4_address() -> None:
     assert kept["podIPs"] == status["podIPs"]
     single = pod_status(make_pod(), actual(run()), now=NOW, host_ip=HOST_IP)
     assert single["podIPs"] == [{"ip": str(IP.ip)}]
+
+
+def test_ipv6_single_stack_pod_shows_only_its_ipv6_address() -> None:
+    pod = make_pod()
+    cidr6 = IPv6Network("fd00:10:244:1::/64")
+    offset = int(IP.ip) - int(IP.network.network_address)
+    status = pod_status(pod, actual(run()), now=NOW, host_ip="fd00:172:20::11",
+                        pod_cidr6=cidr6, families=IPFamilies("ipv6"))
+    # The IPv4 address stays the pod's internal one: neither podIP nor podIPs names it.
+    assert status["podIP"] == f"fd00:10:244:1::{offset:x}"
+    assert status["podIPs"] == [{"ip": status["podIP"]}]
+    assert (status["hostIP"], status["hostIPs"]) == ("fd00:172:20::11",
+                                                     [{"ip": "fd00:172:20::11"}])
+    pod["status"] = status
+    kept = pod_status(pod, actual(ended(0), network=False), now=NOW,
+                      host_ip="fd00:172:20::11", pod_cidr6=cidr6, families=IPFamilies("ipv6"))
+    assert kept["podIPs"] == status["podIPs"]
 
 
 def test_readiness_gates() -> None:

@@ -148,3 +148,27 @@ def test_dual_stack_programs_a_table_per_family_and_cleans_each_familys_flows() 
     asyncio.run(proxy.sync(StaticSource([], slices), DUAL_NODE_OBJ, {"ns/a"}))
     assert conntrack.deleted[1:] == [Deletion(("10.96.0.10", 53), None, "IPv4"),
                                      Deletion(("fd00:10:96::a", 53), None, "IPv6")]
+
+
+def test_ipv6_single_stack_programs_only_the_ip6_table() -> None:
+    nft = FakeNft()
+    proxy = NodeProxy("test", runner=nft, conntrack=RecordingConntrack(),
+                      cluster_cidrs=("fd00:10:244::/56",))
+    assert list(proxy.proxiers) == ["IPv6"]
+    assert proxy.proxier.config.family == "IPv6"
+    # IPv6 first when the flag says so (the primary family's proxier is ``proxier``).
+    assert list(NodeProxy("t", runner=FakeNft(), conntrack=RecordingConntrack(),
+                          cluster_cidrs=("fd00:10:244::/56", "10.244.0.0/16")).proxiers) == [
+        "IPv6", "IPv4"]
+    svc = dns("a", "fd00:10:96::a")
+    svc["spec"]["ipFamilies"] = ["IPv6"]
+    slices = [make_slice("ns", "a", [endpoint("fd00:10:244:1::5")],
+                         [slice_port("dns", 5353, "UDP")], address_type="IPv6")]
+    node = {"metadata": {"name": "node-1"},
+            "status": {"addresses": [{"type": "InternalIP", "address": "fd00:172:20::11"}]}}
+    asyncio.run(proxy.sync(StaticSource([svc], slices), node))
+    v6 = build_ruleset([svc], slices, NodeInfo("node-1", ("fd00:172:20::11",)),
+                       proxy.proxier.config)
+    assert "fd00:10:96::a . udp . 53" in v6.render() and "fd00:10:244:1::5" in v6.render()
+    assert nft.dump() == v6.render()
+    assert "table ip svcnet" not in nft.dump()
