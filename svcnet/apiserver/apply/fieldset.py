@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -246,7 +247,25 @@ class FieldSet:
 
     @classmethod
     def from_fields_v1(cls, fields: JSON) -> FieldSet:
-        """Parse ``fieldsV1``; unknown element types are ignored, as smd does."""
+        """Parse ``fieldsV1``; unknown element types are ignored, as smd does.
+
+        Every update of an object parses its stored managedFields again, and they rarely
+        change between two writes: the sets (immutable) of the last :data:`_PARSED_KEPT`
+        distinct texts are kept, keyed by the JSON text of ``fieldsV1``."""
+        if not isinstance(fields, dict):
+            raise ValueError(f"fieldsV1 must be an object, got {json.dumps(fields)}")
+        text = json.dumps(fields, separators=(",", ":"))
+        parsed = _PARSED.get(text)
+        if parsed is None:
+            parsed = cls._parse_fields_v1(fields)
+            with _PARSED_LOCK:  # large objects are recorded on the CPU thread
+                if len(_PARSED) >= _PARSED_KEPT:
+                    del _PARSED[next(iter(_PARSED))]
+                _PARSED[text] = parsed
+        return parsed
+
+    @classmethod
+    def _parse_fields_v1(cls, fields: Obj) -> FieldSet:
         paths: list[FieldPath] = []
 
         def read(obj: JSON, prefix: FieldPath) -> bool:
@@ -267,10 +286,14 @@ class FieldSet:
                     paths.append((*prefix, pe))
             return member or not any_child
 
-        if not isinstance(fields, dict):
-            raise ValueError(f"fieldsV1 must be an object, got {json.dumps(fields)}")
         read(fields, ())
         return cls(paths)
+
+
+_PARSED_KEPT = 4096
+"""Parsed ``fieldsV1`` texts kept by :meth:`FieldSet.from_fields_v1` (oldest out first)."""
+_PARSED: dict[str, FieldSet] = {}
+_PARSED_LOCK = threading.Lock()
 
 
 # ============================================================================================
