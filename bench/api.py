@@ -256,7 +256,7 @@ async def protobuf_vs_json(c: Client, n: int, codec: Codec) -> list[tuple[str, s
     per_round, rounds = 125, 8
     for r in range(rounds):
         for name in ("json", "protobuf"):
-            first = 2 * n + (2 * r + (name == "protobuf")) * per_round
+            first = max(2 * n, n + 500) + (2 * r + (name == "protobuf")) * per_round
 
             async def create(i: int, name: str = name, first: int = first) -> None:
                 svc = service(first + i)
