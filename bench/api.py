@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -101,30 +103,39 @@ async def timed_parallel(n: int, workers: int, fn: Any) -> tuple[float, list[flo
     return time.perf_counter() - start, lat
 
 
-async def run(n: int, watchers: int) -> list[tuple[str, str, str, str]]:
-    rows: list[tuple[str, str, str, str]] = []
+@contextlib.asynccontextmanager
+async def running_server(root: Path = ROOT) -> AsyncIterator[tuple[subprocess.Popen[bytes], Path]]:
+    """A `svcnet server` process run from the source tree ``root`` (SQLite in a temporary data
+    directory), and its data directory once its kubeconfig is written; stopped on exit."""
     with tempfile.TemporaryDirectory() as d:
         data = Path(d)
+        env = {**os.environ, "PYTHONPATH": str(root)}
         with open(data / "server.log", "wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "svcnet.cli.main", "server",
                                      "--data-dir", str(data), "--listen", "127.0.0.1:0"],
-                                    cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+                                    cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=log)
         try:
             while not (data / "kubeconfig").exists():
                 if proc.poll() is not None:
                     raise RuntimeError((data / "server.log").read_text())
                 await asyncio.sleep(0.05)
-            client = Client(data / "kubeconfig")
-            try:
-                rows += await measure(client, n, watchers)
-                codec = kubectl_codec()
-                if codec is not None:
-                    rows += await protobuf_vs_json(client, n, codec)
-            finally:
-                await client.close()
+            yield proc, data
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
+
+
+async def run(n: int, watchers: int) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+    async with running_server() as (_, data):
+        client = Client(data / "kubeconfig")
+        try:
+            rows += await measure(client, n, watchers)
+            codec = kubectl_codec()
+            if codec is not None:
+                rows += await protobuf_vs_json(client, n, codec)
+        finally:
+            await client.close()
     return rows
 
 
@@ -245,7 +256,7 @@ async def protobuf_vs_json(c: Client, n: int, codec: Codec) -> list[tuple[str, s
     per_round, rounds = 125, 8
     for r in range(rounds):
         for name in ("json", "protobuf"):
-            first = 2 * n + (2 * r + (name == "protobuf")) * per_round
+            first = max(2 * n, n + 500) + (2 * r + (name == "protobuf")) * per_round
 
             async def create(i: int, name: str = name, first: int = first) -> None:
                 svc = service(first + i)

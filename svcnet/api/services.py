@@ -43,7 +43,6 @@ Services one to one, in upstream's order, so they are compared side by side.
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -77,6 +76,7 @@ from svcnet.api.names import (
     name_is_dns1035_label,
     parse_ip_sloppy,
 )
+from svcnet.util.jsoncopy import object_copy
 
 __all__ = [
     "ANNOTATION_LOAD_BALANCER_SOURCE_RANGES",
@@ -285,7 +285,7 @@ def set_defaults_service(svc: Mapping[str, Any]) -> dict[str, Any]:  # noqa: C90
     9. LoadBalancer ⇒ status ingress entries with an ip get ipMode VIP (LoadBalancerIPMode).
     Nothing IP/port-allocation related is defaulted here.
     """
-    out: dict[str, Any] = copy.deepcopy(dict(svc))
+    out: dict[str, Any] = object_copy(dict(svc))
     spec_v = out.get("spec")
     spec: dict[str, Any] = spec_v if isinstance(spec_v, dict) else {}
     out["spec"] = spec
@@ -345,17 +345,16 @@ def set_defaults_service(svc: Mapping[str, Any]) -> dict[str, Any]:  # noqa: C90
 
 def prepare_for_create(svc: Mapping[str, Any]) -> dict[str, Any]:
     """strategy.PrepareForCreate: the status a client sends is discarded."""
-    out: dict[str, Any] = copy.deepcopy(dict(svc))
+    out: dict[str, Any] = object_copy(dict(svc))
     out["status"] = {"loadBalancer": {}}
     return out
 
 
 def prepare_for_update(new: Mapping[str, Any], old: Mapping[str, Any]) -> dict[str, Any]:
     """strategy.PrepareForUpdate: status comes from the stored object, then type fix-ups."""
-    out: dict[str, Any] = copy.deepcopy(dict(new))
+    out: dict[str, Any] = dict(new)  # drop_type_dependent_fields copies it all, once
     old_status = old.get("status")
-    out["status"] = (copy.deepcopy(dict(old_status)) if isinstance(old_status, Mapping)
-                     else {"loadBalancer": {}})
+    out["status"] = dict(old_status) if isinstance(old_status, Mapping) else {"loadBalancer": {}}
     return drop_type_dependent_fields(out, old)
 
 
@@ -373,7 +372,7 @@ def drop_type_dependent_fields(new: Mapping[str, Any], old: Mapping[str, Any]) -
     A field that no longer applies after a type change is wiped only if the user did not
     also change it — if they did, validation must see (and reject) their value.
     """
-    out: dict[str, Any] = copy.deepcopy(dict(new))
+    out: dict[str, Any] = object_copy(dict(new))
     spec_v = out.get("spec")
     spec: dict[str, Any] = spec_v if isinstance(spec_v, dict) else {}
     out["spec"] = spec
@@ -433,7 +432,7 @@ def normalize_cluster_ips(new: Mapping[str, Any], old: Mapping[str, Any] | None)
     plural; singular cleared with plural unchanged → plural cleared; singular changed with
     plural unchanged → plural := [singular] (so validation reports the immutability error).
     """
-    out: dict[str, Any] = copy.deepcopy(dict(new))
+    out: dict[str, Any] = object_copy(dict(new))
     spec_v = out.get("spec")
     spec: dict[str, Any] = spec_v if isinstance(spec_v, dict) else {}
     out["spec"] = spec
@@ -463,7 +462,7 @@ def patch_allocated_values(new: Mapping[str, Any], old: Mapping[str, Any]) -> di
     nodePort is filled from the old port *with the same name* unless that value is in use by
     another port in both objects; a zero healthCheckNodePort is copied.
     """
-    out: dict[str, Any] = copy.deepcopy(dict(new))
+    out: dict[str, Any] = object_copy(dict(new))
     spec_v = out.get("spec")
     spec: dict[str, Any] = spec_v if isinstance(spec_v, dict) else {}
     out["spec"] = spec
@@ -526,7 +525,7 @@ def init_ip_family_fields(  # noqa: C901 (mirrors initIPFamilyFields)
     and the errors upstream would answer with 422 (empty when fine). Run after
     :func:`normalize_cluster_ips` (and on update after :func:`patch_allocated_values`).
     """
-    out: dict[str, Any] = copy.deepcopy(dict(svc))
+    out: dict[str, Any] = object_copy(dict(svc))
     spec_v = out.get("spec")
     spec: dict[str, Any] = spec_v if isinstance(spec_v, dict) else {}
     out["spec"] = spec

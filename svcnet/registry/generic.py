@@ -487,8 +487,11 @@ class Registry:
                                            name, old, new))
 
     async def update(self, namespace: str, name: str, obj: Obj, *, dry_run: bool = False,
-                     status_only: bool = False, before_write: BeforeWrite | None = None) -> Obj:
-        """Replace an object. With ``metadata.resourceVersion`` set, it must be current (409)."""
+                     status_only: bool = False, before_write: BeforeWrite | None = None,
+                     read: tuple[KeyValue, Obj] | None = None) -> Obj:
+        """Replace an object. With ``metadata.resourceVersion`` set, it must be current (409).
+        ``read``: the stored object just read, and its decoding (:meth:`update_from`'s read,
+        not read and decoded again; the write is conditional on its revision all the same)."""
         new = json_copy(obj)
         self._check_namespace(namespace, new)
         meta = _meta(new)
@@ -498,11 +501,15 @@ class Registry:
                 f"({meta['name']}) does not match the name on the URL ({name})")
         meta["name"] = name
         wanted_rv = str(meta.get("resourceVersion") or "")
-        kv = await self.store.get(self.key(namespace, name))
-        if kv is None:
-            raise self._not_found(name)
-        offload.note_size(len(kv.value))
-        old = await offload.run(self.decode, kv)
+        if read is not None:
+            kv, old = read
+        else:
+            got = await self.store.get(self.key(namespace, name))
+            if got is None:
+                raise self._not_found(name)
+            kv = got
+            offload.note_size(len(kv.value))
+            old = await offload.run(self.decode, kv)
         if wanted_rv and wanted_rv != str(kv.mod_revision):
             raise errors.conflict(
                 self.strategy.resource, name,
@@ -606,9 +613,10 @@ class Registry:
                 meta = _meta(new)
                 conditional = bool(meta.get("resourceVersion")) and meta["resourceVersion"] != rv
                 meta["resourceVersion"] = meta.get("resourceVersion") or rv
+                assert kv is not None
                 return await self.update(namespace, name, new, dry_run=dry_run,
-                                         status_only=status_only,
-                                         before_write=before_write), False
+                                         status_only=status_only, before_write=before_write,
+                                         read=(kv, current)), False
             except StatusError as e:
                 retry = e.code == 409 and e.reason in ("Conflict", "AlreadyExists") and not (
                     e.details or {}).get("causes")

@@ -32,7 +32,6 @@ IPAddress object (allocators/ipaddresses.py), whichever CIDR it came from.
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 import random
 from collections.abc import Callable, Sequence
@@ -56,6 +55,7 @@ from svcnet.api.services import is_headless, is_matching_prefer_dual_stack
 from svcnet.storage.interface import Store
 from svcnet.util import offload
 from svcnet.util.clock import Clock
+from svcnet.util.jsoncopy import object_copy
 
 Obj = dict[str, Any]
 
@@ -372,7 +372,7 @@ class ServiceAllocators:
 
     async def allocate_create(self, op: Operation, svc: Obj) -> Obj:
         """Allocate everything a new Service needs; returns the Service with values filled."""
-        svc = await offload.run(copy.deepcopy, svc)
+        svc = await offload.run(object_copy, svc)
         owner = owner_of(svc)
         if needs_cluster_ip(svc) and not is_headless(svc):
             await self._allocate_cluster_ips(op, svc, owner)
@@ -387,7 +387,7 @@ class ServiceAllocators:
         ``new`` has already been through patch_allocated_values and dropTypeDependentFields,
         so values it still carries over from ``old`` are recognised as already held.
         """
-        new = await offload.run(copy.deepcopy, new)
+        new = await offload.run(object_copy, new)
         owner = owner_of(old)
         await self._update_cluster_ips(op, new, old, owner)
 

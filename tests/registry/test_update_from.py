@@ -60,6 +60,29 @@ async def test_a_race_is_recomputed_from_the_newer_object(registry: Registry) ->
     assert written["metadata"]["generation"] == 2, "the strategy ran (generation bumped)"
 
 
+async def test_a_delete_between_read_and_write_answers_not_found(registry: Registry) -> None:
+    """The update writes conditionally on the revision update_from read (it does not read
+    again): a delete in between fails that write, and the retry finds nothing."""
+    await registry.create("ns", RS)
+    original_update = registry.update
+
+    async def racing_update(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        if (await registry.store.get(registry.key("ns", "rs"))) is not None:
+            await registry.delete("ns", "rs")
+        return await original_update(*args, **kwargs)
+
+    def bump(current: dict[str, Any] | None) -> dict[str, Any]:
+        assert current is not None
+        current["spec"]["replicas"] += 1
+        return current
+
+    registry.update = racing_update  # type: ignore[method-assign]
+    with pytest.raises(StatusError) as e:
+        await registry.update_from("ns", "rs", bump)
+    assert e.value.code == 404
+    assert await registry.store.get(registry.key("ns", "rs")) is None, "nothing written"
+
+
 async def test_a_named_resource_version_is_a_precondition(registry: Registry) -> None:
     created = await registry.create("ns", RS)
     stale = created["metadata"]["resourceVersion"]

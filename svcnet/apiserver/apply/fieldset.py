@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -230,7 +231,21 @@ class FieldSet:
     # -- FieldsV1 -------------------------------------------------------------------------
 
     def to_fields_v1(self) -> Obj:
-        """The ``fieldsV1`` JSON object, keys in smd's order."""
+        """The ``fieldsV1`` JSON object, keys in smd's order: a new object each time, decoded
+        from the text kept for this set (the last :data:`_KEPT` sets), since most writes
+        record the same sets as the write before (building the trie and sorting it costs
+        several times the decoding)."""
+        text = _ENCODED.get(self._paths)
+        if text is None:
+            text = json.dumps(self._emit_fields_v1(), separators=(",", ":"))
+            with _CACHE_LOCK:  # large objects are recorded on the CPU thread
+                if len(_ENCODED) >= _KEPT:
+                    del _ENCODED[next(iter(_ENCODED))]
+                _ENCODED[self._paths] = text
+        fields: Obj = json.loads(text)
+        return fields
+
+    def _emit_fields_v1(self) -> Obj:
         def emit(node: _Node) -> Obj:
             out: Obj = {}
             for pe in sorted(node.children, key=PathElement.order):
@@ -246,7 +261,25 @@ class FieldSet:
 
     @classmethod
     def from_fields_v1(cls, fields: JSON) -> FieldSet:
-        """Parse ``fieldsV1``; unknown element types are ignored, as smd does."""
+        """Parse ``fieldsV1``; unknown element types are ignored, as smd does.
+
+        Every update of an object parses its stored managedFields again, and they rarely
+        change between two writes: the sets (immutable) of the last :data:`_KEPT` distinct
+        texts are kept, keyed by the JSON text of ``fieldsV1``."""
+        if not isinstance(fields, dict):
+            raise ValueError(f"fieldsV1 must be an object, got {json.dumps(fields)}")
+        text = json.dumps(fields, separators=(",", ":"))
+        parsed = _PARSED.get(text)
+        if parsed is None:
+            parsed = cls._parse_fields_v1(fields)
+            with _CACHE_LOCK:  # large objects are recorded on the CPU thread
+                if len(_PARSED) >= _KEPT:
+                    del _PARSED[next(iter(_PARSED))]
+                _PARSED[text] = parsed
+        return parsed
+
+    @classmethod
+    def _parse_fields_v1(cls, fields: Obj) -> FieldSet:
         paths: list[FieldPath] = []
 
         def read(obj: JSON, prefix: FieldPath) -> bool:
@@ -267,10 +300,17 @@ class FieldSet:
                     paths.append((*prefix, pe))
             return member or not any_child
 
-        if not isinstance(fields, dict):
-            raise ValueError(f"fieldsV1 must be an object, got {json.dumps(fields)}")
         read(fields, ())
         return cls(paths)
+
+
+_KEPT = 4096
+"""Entries of each codec cache below (oldest out first)."""
+_PARSED: dict[str, FieldSet] = {}
+"""``fieldsV1`` text → its set (:meth:`FieldSet.from_fields_v1`)."""
+_ENCODED: dict[frozenset[FieldPath], str] = {}
+"""A set's paths → its ``fieldsV1`` text (:meth:`FieldSet.to_fields_v1`)."""
+_CACHE_LOCK = threading.Lock()
 
 
 # ============================================================================================

@@ -8,7 +8,7 @@ from typing import Any, Final
 from svcnet.apiserver.apply.fieldset import FieldSet, _fp
 from svcnet.apiserver.apply.managers import _encode_managed_fields, _Managed
 from svcnet.apiserver.apply.values import Obj
-from svcnet.util.jsoncopy import json_copy
+from svcnet.util.jsoncopy import object_copy
 
 # Per-kind facts outside the patch table
 # ============================================================================================
@@ -68,7 +68,7 @@ def _rfc3339(now: str | datetime) -> str:
 
 
 def _without_managed_fields(obj: Obj) -> Obj:
-    out = json_copy(obj)
+    out = object_copy(obj)
     meta = out.get("metadata")
     if isinstance(meta, dict):
         meta.pop("managedFields", None)

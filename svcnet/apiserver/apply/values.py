@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Final
 
 from svcnet.api.errors import go_quote
@@ -30,15 +31,34 @@ MISSING: Final = _Missing()
 
 
 def _value_eq(a: JSON, b: JSON) -> bool:
-    """smd ``value.Equals``: ints and floats compare numerically, bools are not numbers."""
+    """smd ``value.Equals``: ints and floats compare numerically, bools are not numbers.
+
+    Containers that Python finds equal (``==`` takes ``True`` for ``1``) and that encode to the
+    same JSON text are equal without a walk in Python: the same text means the same keys in
+    the same order and, for every scalar, the same kind (a bool, an int and a float never
+    print alike) and value. NaN, which equals nothing, has no text here, so it takes the walk.
+    """
+    if type(a) in _CONTAINERS and a == b:
+        try:
+            if json.dumps(a, allow_nan=False) == json.dumps(b, allow_nan=False):
+                return True
+        except (TypeError, ValueError):
+            pass
+    return _walk_eq(a, b)
+
+
+_CONTAINERS: Final = (dict, list)
+
+
+def _walk_eq(a: JSON, b: JSON) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     if isinstance(a, int | float) and isinstance(b, int | float):
         return a == b
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_value_eq(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(_walk_eq(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_value_eq(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(_walk_eq(x, y) for x, y in zip(a, b, strict=True))
     return type(a) is type(b) and bool(a == b)
 
 

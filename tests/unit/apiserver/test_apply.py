@@ -24,6 +24,7 @@ from svcnet.apiserver.apply import (
     server_side_apply,
     update_managed_fields,
 )
+from svcnet.apiserver.apply.values import _value_eq
 
 Obj = dict[str, Any]
 
@@ -524,3 +525,42 @@ def test_inputs_are_never_mutated() -> None:
 def test_update_rejects_apply_operation() -> None:
     with pytest.raises(ValueError, match="server_side_apply"):
         update_managed_fields(None, svc_manifest(), "x", "Apply", "v1", T0)
+
+
+def test_fields_v1_codec_hands_out_private_objects() -> None:
+    """Parsed and encoded fieldsV1 are kept between writes: what a caller gets must still be
+    its own (editing it changes nothing for the next caller)."""
+    fields_v1 = {"f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+                 "f:spec": {"f:ports": {".": {}, PORT80: {".": {}, "f:port": {}}}}}
+    fs = FieldSet.from_fields_v1(copy.deepcopy(fields_v1))
+    again = FieldSet.from_fields_v1(copy.deepcopy(fields_v1))
+    assert again == fs
+    first = fs.to_fields_v1()
+    first["f:spec"]["f:ports"].clear()
+    first["f:extra"] = {}
+    assert fs.to_fields_v1() == fields_v1
+    assert again.to_fields_v1() == fields_v1
+    assert json.dumps(again.to_fields_v1()) == json.dumps(fields_v1)  # key order kept too
+    with pytest.raises(ValueError):
+        FieldSet.from_fields_v1(["not", "an", "object"])
+
+
+def test_value_equality_is_smd_equality_with_or_without_the_fast_path() -> None:
+    assert _value_eq({"a": [1, {"b": "x"}]}, {"a": [1, {"b": "x"}]})
+    assert not _value_eq({"a": True}, {"a": 1})  # Python's == says equal; smd does not
+    assert not _value_eq([False], [0])
+    assert _value_eq({"a": 1}, {"a": 1.0})  # numbers compare numerically
+    assert _value_eq({"x": 1, "y": 2}, {"y": 2, "x": 1})  # key order does not matter
+    nan = float("nan")
+    assert not _value_eq([nan], [nan])
+
+
+def test_update_records_a_bool_replacing_a_number_as_a_change() -> None:
+    live = update_managed_fields(None, {"apiVersion": "v1", "kind": "ConfigMap",
+                                        "metadata": {"name": "c"}, "data": {"k": 1}},
+                                 "first", "Update", "v1", T0)
+    new = copy.deepcopy(live)
+    new["data"]["k"] = True
+    out = update_managed_fields(live, new, "second", "Update", "v1", T1)
+    owners = {e["manager"]: e["fieldsV1"] for e in out["metadata"]["managedFields"]}
+    assert owners == {"first": {"f:data": {}}, "second": {"f:data": {"f:k": {}}}}
