@@ -7,6 +7,7 @@ official Python client use.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -44,6 +45,11 @@ class Cluster:
     @property
     def token(self) -> str:
         return str(self.config["users"][0]["user"]["token"])
+
+    def get_json(self, *what: str) -> dict[str, Any]:
+        """``kubectl get WHAT -o json``, decoded."""
+        obj: dict[str, Any] = json.loads(self.kubectl("get", *what, "-o", "json").stdout)
+        return obj
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True,
                 timeout: float = 60, env: Mapping[str, str] | None = None,

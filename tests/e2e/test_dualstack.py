@@ -10,14 +10,14 @@ import ipaddress
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import ROOT, Cluster, start_server, stop_server
+from tests.waiting import wait_for
 
 Obj = dict[str, Any]
 V4, V6 = ipaddress.ip_network("10.96.0.0/16"), ipaddress.ip_network("fd00:10:96::/112")
@@ -33,19 +33,6 @@ def dual(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield Cluster(data_dir, data_dir / "kubeconfig", proc, cache)
     finally:
         assert stop_server(proc) == 0
-
-
-def _get(cluster: Cluster, *what: str) -> Obj:
-    obj: Obj = json.loads(cluster.kubectl("get", *what, "-o", "json").stdout)
-    return obj
-
-
-def _until(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def _service(name: str, **spec: Any) -> str:
@@ -65,7 +52,7 @@ def test_default_service_cidr_holds_both(dual: Cluster) -> None:
 
 def test_dual_stack_service_through_kubectl(dual: Cluster) -> None:
     dual.kubectl("apply", "-f", "-", stdin=_service("web", ipFamilyPolicy="RequireDualStack"))
-    spec = _get(dual, "service", "web")["spec"]
+    spec = dual.get_json("service", "web")["spec"]
     assert spec["ipFamilies"] == ["IPv4", "IPv6"]
     v4, v6 = spec["clusterIPs"]
     assert ipaddress.ip_address(v4) in V4 and ipaddress.ip_address(v6) in V6
@@ -86,14 +73,14 @@ def test_dual_stack_service_through_kubectl(dual: Cluster) -> None:
     # Downgrade by patch: the secondary goes, with its IPAddress.
     dual.kubectl("patch", "service", "web", "--type=merge", "-p",
                  json.dumps({"spec": {"ipFamilyPolicy": "SingleStack"}}))
-    spec = _get(dual, "service", "web")["spec"]
+    spec = dual.get_json("service", "web")["spec"]
     assert (spec["clusterIPs"], spec["ipFamilies"]) == ([v4], ["IPv4"])
-    _until("the secondary's IPAddress released", lambda: v6 not in _ipaddresses(dual))
+    wait_for(what="the secondary's IPAddress released", fn=lambda: v6 not in _ipaddresses(dual))
 
     # Upgrade again: the primary stays, a new secondary comes.
     dual.kubectl("patch", "service", "web", "--type=merge", "-p",
                  json.dumps({"spec": {"ipFamilyPolicy": "PreferDualStack"}}))
-    spec = _get(dual, "service", "web")["spec"]
+    spec = dual.get_json("service", "web")["spec"]
     assert spec["clusterIPs"][0] == v4 and ipaddress.ip_address(spec["clusterIPs"][1]) in V6
 
     # The primary family cannot change.
@@ -101,7 +88,7 @@ def test_dual_stack_service_through_kubectl(dual: Cluster) -> None:
                      json.dumps({"spec": {"ipFamilies": ["IPv6", "IPv4"]}}), check=False)
     assert r.returncode != 0 and 'The Service "web" is invalid' in r.stderr
     dual.kubectl("delete", "service", "web")
-    _until("both IPAddresses released", lambda: not any(
+    wait_for(what="both IPAddresses released", fn=lambda: not any(
         ref == "services/default/web" for ref in _ipaddresses(dual).values()))
 
 
@@ -120,9 +107,9 @@ def test_ipv6_only_service_and_requested_address(dual: Cluster) -> None:
 def test_nodes_get_both_pod_cidrs(dual: Cluster) -> None:
     dual.kubectl("apply", "-f", "-", stdin=json.dumps(
         {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-x"}}))
-    _until("podCIDRs", lambda: len(_get(dual, "node", "node-x")["spec"].get("podCIDRs") or [])
+    wait_for(what="podCIDRs", fn=lambda: len(dual.get_json("node", "node-x")["spec"].get("podCIDRs") or [])
            == 2)
-    v4, v6 = _get(dual, "node", "node-x")["spec"]["podCIDRs"]
+    v4, v6 = dual.get_json("node", "node-x")["spec"]["podCIDRs"]
     assert ipaddress.ip_network(v4).prefixlen == 24 and ipaddress.ip_network(v6).prefixlen == 64
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import Cluster, start_server, stop_server
+from tests.waiting import wait_for
 
 Obj = dict[str, Any]
 DEFAULT = ipaddress.ip_network("10.96.0.0/28")
@@ -32,19 +33,6 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield Cluster(data_dir, data_dir / "kubeconfig", proc, cache)
     finally:
         assert stop_server(proc) == 0
-
-
-def _get(cluster: Cluster, *what: str) -> Obj:
-    obj: Obj = json.loads(cluster.kubectl("get", *what, "-o", "json").stdout)
-    return obj
-
-
-def _until(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def _ready(obj: Obj) -> str:
@@ -64,8 +52,8 @@ def test_servicecidrs_fill_default_then_extra_and_deletion_waits(small: Cluster)
     out = small.kubectl("get", "servicecidrs").stdout.splitlines()
     assert out[0].split() == ["NAME", "CIDRS", "AGE"]
     assert out[1].split()[:2] == ["kubernetes", str(DEFAULT)]
-    _until("the default ServiceCIDR's finalizer and Ready=True", lambda: (
-        (obj := _get(small, "servicecidr", "kubernetes"))["metadata"].get("finalizers")
+    wait_for(what="the default ServiceCIDR's finalizer and Ready=True", fn=lambda: (
+        (obj := small.get_json("servicecidr", "kubernetes"))["metadata"].get("finalizers")
         == ["networking.k8s.io/service-cidr-finalizer"] and _ready(obj) == "True/"))
     ips = small.kubectl("get", "ipaddresses").stdout.splitlines()
     assert ips[0].split() == ["NAME", "PARENTREF"]
@@ -74,12 +62,12 @@ def test_servicecidrs_fill_default_then_extra_and_deletion_waits(small: Cluster)
     small.kubectl("apply", "-f", "-", stdin=json.dumps({
         "apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR",
         "metadata": {"name": "extra"}, "spec": {"cidrs": [str(EXTRA)]}}))
-    _until("extra Ready", lambda: _ready(_get(small, "servicecidr", "extra")) == "True/")
+    wait_for(what="extra Ready", fn=lambda: _ready(small.get_json("servicecidr", "extra")) == "True/")
 
     names = [f"s{i}" for i in range(15)]
     small.kubectl("create", "-f", "-", stdin=_services(names))
     held = {s["metadata"]["name"]: ipaddress.ip_address(s["spec"]["clusterIP"])
-            for s in _get(small, "services")["items"] if s["metadata"]["name"] in names}
+            for s in small.get_json("services")["items"] if s["metadata"]["name"] in names}
     in_default = [n for n, ip in held.items() if ip in DEFAULT]
     in_extra = sorted(n for n, ip in held.items() if ip in EXTRA)
     assert len(in_default) == 13 and len(in_extra) == 2, held
@@ -87,25 +75,25 @@ def test_servicecidrs_fill_default_then_extra_and_deletion_waits(small: Cluster)
     assert "servicecidr.networking.k8s.io/extra" in both
     for n in in_extra:
         assert f"ipaddress.networking.k8s.io/{held[n]}" in both
-        ip_obj = _get(small, "ipaddress", str(held[n]))
+        ip_obj = small.get_json("ipaddress", str(held[n]))
         assert ip_obj["spec"]["parentRef"] == {"group": "", "resource": "services",
                                                "namespace": "default", "name": n}
         assert ip_obj["metadata"]["labels"]["ipaddress.kubernetes.io/managed-by"] == \
             "ipallocator.k8s.io"
 
     small.kubectl("delete", "servicecidr", "extra", "--wait=false")
-    _until("extra Terminating", lambda: _ready(_get(small, "servicecidr", "extra"))
+    wait_for(what="extra Terminating", fn=lambda: _ready(small.get_json("servicecidr", "extra"))
            == "False/Terminating")
     # Still there: its addresses are in use and in no other ServiceCIDR.
     time.sleep(1)
-    extra = _get(small, "servicecidr", "extra")
+    extra = small.get_json("servicecidr", "extra")
     assert extra["metadata"]["deletionTimestamp"]
     # Neither range hands out addresses now: the default is full, extra is terminating.
     r = small.kubectl("create", "-f", "-", stdin=_services(["late"]), check=False)
     assert r.returncode != 0 and "range is full" in r.stderr, r.stderr
 
     small.kubectl("delete", "service", *in_extra)
-    _until("extra deleted", lambda: small.kubectl(
+    wait_for(what="extra deleted", fn=lambda: small.kubectl(
         "get", "servicecidr", "extra", check=False).returncode != 0, timeout=40)
     for n in in_extra:
         assert small.kubectl("get", "ipaddress", str(held[n]), check=False).returncode != 0
