@@ -14,41 +14,21 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from tests.e2e.local_clusters import LocalCluster, local_cluster
+from tests.e2e.traffic import SERVER, pod
 
 pytestmark = pytest.mark.root
-
-SERVER = ("import http.server, sys\n"
-          "class H(http.server.BaseHTTPRequestHandler):\n"
-          "    def do_GET(self):\n"
-          "        body = sys.argv[1].encode()\n"
-          "        self.send_response(200); self.send_header('Content-Length', str(len(body)))\n"
-          "        self.end_headers(); self.wfile.write(body)\n"
-          "    def log_message(self, *a): pass\n"
-          "http.server.ThreadingHTTPServer(('', 8080), H).serve_forever()\n")
-
-
-def _pod(name: str, node: str, command: list[str], labels: dict[str, str]) -> dict[str, Any]:
-    container: dict[str, Any] = {"name": "main", "image": "python", "command": command}
-    if labels:
-        container["readinessProbe"] = {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "labels": labels},
-            "spec": {"nodeName": node, "runtimeClassName": "process",
-                     "terminationGracePeriodSeconds": 1, "containers": [container]}}
-
 
 MANIFEST = [
     {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "zonal"},
      "spec": {"selector": {"app": "zonal"}, "trafficDistribution": "PreferClose",
               "ports": [{"port": 80, "targetPort": 8080}]}},
-    _pod("zonal-a", "node-1", ["python3", "-c", SERVER, "zone-a"], {"app": "zonal"}),
-    _pod("zonal-b", "node-2", ["python3", "-c", SERVER, "zone-b"], {"app": "zonal"}),
-    _pod("client", "node-1", ["sleep", "3600"], {}),
+    pod("zonal-a", "node-1", ["python3", "-c", SERVER, "zone-a"], {"app": "zonal"}),
+    pod("zonal-b", "node-2", ["python3", "-c", SERVER, "zone-b"], {"app": "zonal"}),
+    pod("client", "node-1", ["sleep", "3600"], {}),
 ]
 
 
