@@ -10,8 +10,13 @@ Start-up order matters and is fixed:
    with endpoints pointing at this server, the default RBAC policy and, once per start, the
    RuntimeClasses of svcnet's runtimes (``process`` and ``runc``) that are missing;
 4. listen, and only then write ``DATA_DIR/kubeconfig``: its presence means "ready to serve";
-5. run controllers (LoadBalancer IPAM, periodic repair) until SIGTERM/SIGINT; then fail
-   ``/readyz`` (its ``shutdown`` check), stop the controllers, stop serving, close the store.
+5. run the controllers while this server leads (client/leaderelection.py, on the Lease
+   ``kube-system/kube-controller-manager``; a lone server takes the free lease at once), and
+   on every server the loops kube-apiserver runs in each instance (periodic allocation
+   repair, the ServiceCIDR controller, the bootstrap loop; their writes are
+   store-arbitrated or idempotent), until SIGTERM/SIGINT; then fail ``/readyz`` (its
+   ``shutdown`` check), stop the controllers and release the lease, stop serving, close the
+   store.
 
 A server told to listen on a wildcard (``0.0.0.0``, ``::``) answers on every address of the
 host: its certificate names all of them, its kubeconfig points at the advertise address (given,
@@ -81,6 +86,7 @@ from svcnet.apiserver.nodeclient import NodeClient
 from svcnet.apiserver.rbac import RBAC
 from svcnet.apiserver.satokens import TokenIssuer
 from svcnet.client.kubeconfig import load_kubeconfig
+from svcnet.client.leaderelection import LeaderElector, LeaseLock
 from svcnet.client.rest import RESTClient
 from svcnet.controllers.manager import USER_AGENT, ControllerConfig, ControllerManager
 from svcnet.registry.batch import CronJobStrategy, JobStrategy
@@ -129,6 +135,8 @@ from svcnet.util.clock import Clock, RealClock
 log = logging.getLogger(__name__)
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+CONTROLLER_LEASE = "kube-controller-manager"
+"""The kube-system Lease whose holder runs the controllers (kube-controller-manager's)."""
 
 
 @dataclass
@@ -145,6 +153,7 @@ class ServerConfig:
     node_grace: timedelta = timedelta(seconds=40)
     repair_interval: float = 180.0
     leak_grace: timedelta = timedelta(seconds=60)
+    leader_elect: bool = True
     read_header_timeout: float = READ_HEADER_TIMEOUT
     max_connections: int = MAX_CONNECTIONS
 
@@ -228,6 +237,7 @@ class APIServer:
         self.connections = ConnectionGate(config.max_connections)
         self._stopping = False
         self.node_client: NodeClient | None = None
+        self.elector: LeaderElector | None = None
 
     @property
     def store(self) -> Store:
@@ -316,7 +326,7 @@ class APIServer:
         self.url = f"https://{url_host}:{port}"
         write_private_yaml(self.kubeconfig_path, kubeconfig(self.url, tls.ca_pem(),
                                                             admin_token))
-        self._start_controllers()
+        await self._start_leading()
         self._tasks.append(asyncio.create_task(asyncio.to_thread(openapi.warm, cfg.data_dir)))
         self._tasks.append(asyncio.create_task(self._repair_loop()))
         self._tasks.append(asyncio.create_task(self.service_cidrs.run()))
@@ -483,16 +493,47 @@ class APIServer:
             obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             await reg.update("default", "kubernetes", obj)
 
-    def _start_controllers(self) -> None:
-        """Controllers talk to this server over HTTPS like any client (DESIGN §1)."""
+    async def _start_leading(self) -> None:
+        """Controllers talk to this server over HTTPS like any client (DESIGN §1), and run
+        only while this server holds the controller-manager Lease (``leader_elect``). The
+        first attempt is made here: a free lease (a lone server) is acquired at once, and the
+        controllers are running when start() returns."""
         client = RESTClient.from_kubeconfig(load_kubeconfig(self.kubeconfig_path),
                                             user_agent=USER_AGENT)
         self._controller_client = client
+        if not self.config.leader_elect:
+            self._start_controllers()
+            return
+        # One identity per data directory (its lock makes it one live process): a server that
+        # restarts after a crash takes its own unexpired lease back at once.
+        identity = f"{socket.gethostname()}_{self.holder.server}"
+        self.elector = LeaderElector(LeaseLock(client, "kube-system", CONTROLLER_LEASE),
+                                     identity, clock=self.clock)
+        leading = await self.elector.try_acquire_or_renew()
+        if leading:
+            self._start_controllers()
+        self._tasks.append(asyncio.create_task(self.elector.run(self._lead, leading=leading)))
+
+    def _start_controllers(self) -> None:
+        assert self._controller_client is not None
         self.controller_manager = ControllerManager(
-            client, self.lb, ControllerConfig(self.config.cluster_cidr, self.config.node_grace,
-                                              self._ca_pem),
+            self._controller_client, self.lb,
+            ControllerConfig(self.config.cluster_cidr, self.config.node_grace, self._ca_pem),
             clock=self.clock)
         self.controller_manager.start()
+
+    async def _lead(self) -> None:
+        """One term as leader: the controllers run until it ends (cancellation)."""
+        if self.controller_manager is None:
+            log.info("leading: starting the controllers")
+            self._start_controllers()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            manager, self.controller_manager = self.controller_manager, None
+            if manager is not None:
+                log.info("no longer leading: stopping the controllers")
+                await manager.stop()
 
     async def _bootstrap_loop(self, advertise: str, port: int) -> None:
         """Keep the system namespaces and default/kubernetes present, as kube-apiserver's

@@ -88,11 +88,14 @@ def validate(files: tuple[Path, ...], strict: bool) -> None:
 @click.option("--max-connections", default=1024, show_default=True,
               type=click.IntRange(min=1),
               help="Open connections; over it the longest-waiting idle one is closed.")
+@click.option("--leader-elect", type=bool, default=True, show_default=True,
+              help="Run the controllers only while holding the kube-system/"
+                   "kube-controller-manager Lease (several servers on one store).")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str, ...],
            node_port_range: str, lb_pools: tuple[str, ...], advertise_address: str,
            cluster_cidr: str, node_grace: float, read_header_timeout: float,
-           max_connections: int, verbose: bool) -> None:
+           max_connections: int, leader_elect: bool, verbose: bool) -> None:
     """Run the API server and controllers until SIGTERM/SIGINT.
 
     Writes DATA_DIR/kubeconfig (https URL, CA, admin token) once it is ready to serve.
@@ -110,7 +113,7 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
                           lb_pools=lb_pools, advertise_address=advertise_address,
                           cluster_cidr=cluster_cidr, node_grace=timedelta(seconds=node_grace),
                           read_header_timeout=read_header_timeout,
-                          max_connections=max_connections)
+                          max_connections=max_connections, leader_elect=leader_elect)
     try:
         config.host_port  # noqa: B018 - validates the address before anything starts
     except ValueError:
