@@ -2,7 +2,9 @@
 
 Start-up order matters and is fixed:
 
-1. open the store; generate (or reuse) the CA, serving certificate and admin token;
+1. open the store; adopt the cluster's CA, ServiceAccount key and tokens from it, or publish
+   this server's (generated, or reused from the data directory) when it is the first
+   (identity.py); make (or reuse) this server's own serving certificate;
 2. build the allocators and one registry per resource;
 3. repair allocations against the stored Services (a crash may have leaked some: those this
    data directory's server made in an earlier start are freed at once), then seed what
@@ -63,7 +65,7 @@ from svcnet.api import (
     servicecidrs,
 )
 from svcnet.api.errors import StatusError
-from svcnet.apiserver import admission, discovery, health, openapi, resources
+from svcnet.apiserver import admission, discovery, health, identity, openapi, resources
 from svcnet.apiserver.auth import ADMIN_GROUP, TokenFile, User, fixed_allows
 from svcnet.apiserver.authn import Authenticator
 from svcnet.apiserver.bootstrap_policy import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES
@@ -256,6 +258,9 @@ class APIServer:
         self._lock = _lock_data_dir(cfg.data_dir)
         if self._store is None:
             self._store = open_store(cfg.resolved_store_url())
+        # The cluster's CA, keys and admin token: this server's if it is the first on the
+        # store, else adopted from the store (identity.py).
+        await identity.join_cluster(self.store, cfg.data_dir)
         host, port = cfg.host_port
         wildcard = host in WILDCARDS
         advertise = cfg.advertise_address or (_primary_ip() if wildcard else host)
@@ -270,6 +275,7 @@ class APIServer:
         tokens = TokenFile(tokens_path)
         if not tokens_path.exists() or admin_token not in tokens_path.read_text():
             tokens.add(admin_token, User("admin", "admin", (ADMIN_GROUP,)))
+        await identity.sync_tokens(self.store, tokens_path)
 
         # Who makes allocations: this data directory's server (a random identity kept there)
         # and this start of it, so that repair can free the leaks of a previous, dead start.
@@ -542,6 +548,7 @@ class APIServer:
             await self.clock.sleep(10)
             try:
                 await self._seed(advertise, port)
+                await identity.sync_tokens(self.store, self.config.data_dir / "tokens.csv")
             except Exception:
                 log.exception("re-seeding system objects failed; retrying")
 

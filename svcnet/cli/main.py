@@ -104,6 +104,7 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
     import logging
     from datetime import timedelta
 
+    from svcnet.apiserver.identity import IdentityConflict
     from svcnet.apiserver.server import DataDirInUse, ServerConfig, run_server
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
@@ -122,7 +123,7 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
         asyncio.run(run_server(config))
     except OSError as e:
         raise Failure(f"cannot serve on {listen}: {e.strerror or e}") from None
-    except (ValueError, DataDirInUse) as e:
+    except (ValueError, DataDirInUse, IdentityConflict) as e:
         raise Failure(str(e)) from None
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from svcnet.apiserver.server import CONTROLLER_LEASE, APIServer, ServerConfig
@@ -73,6 +74,15 @@ async def test_only_the_leader_runs_controllers_and_a_standby_takes_over(
         assert first.controller_manager is not None
         assert second.controller_manager is None
         assert second.elector is not None and not second.elector.is_leader
+        # One cluster: the first server's kubeconfig (CA, admin token) works on the second,
+        # whose serving certificate is its own.
+        config = load_kubeconfig(first.kubeconfig_path)
+        assert config.token == load_kubeconfig(second.kubeconfig_path).token
+        async with RESTClient.from_kubeconfig(replace(config, server=second.url)) as client:
+            lease = await client.get(LEASES, "kube-system", CONTROLLER_LEASE)
+            assert lease["spec"]["holderIdentity"] == first.elector.leader  # type: ignore[union-attr]
+        assert ((tmp_path / "a" / "pki" / "apiserver.crt").read_bytes()
+                != (tmp_path / "b" / "pki" / "apiserver.crt").read_bytes())
         # A clean stop releases the lease: the standby takes over on its next try, within
         # a retry period and its jitter (2 s * 2.2).
         await first.stop()
