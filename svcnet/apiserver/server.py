@@ -9,7 +9,8 @@ Start-up order matters and is fixed:
 3. repair allocations against the stored Services (a crash may have leaked some: those this
    data directory's server made in an earlier start are freed at once), then seed what
    every cluster has: the four system namespaces and ``default/kubernetes`` (10.96.0.1:443)
-   with endpoints pointing at this server, the default RBAC policy and, once per start, the
+   with endpoints pointing at every live server (endpointreconciler.py, once this one
+   listens), the default RBAC policy and, once per start, the
    RuntimeClasses of svcnet's runtimes (``process`` and ``runc``) that are missing;
 4. listen, and only then write ``DATA_DIR/kubeconfig``: its presence means "ready to serve";
 5. run the controllers while this server leads (client/leaderelection.py, on the Lease
@@ -83,6 +84,7 @@ from svcnet.apiserver.connections import (
     ConnectionGate,
     GatedSite,
 )
+from svcnet.apiserver.endpointreconciler import EndpointReconciler, parse_endpoint
 from svcnet.apiserver.handlers import Handlers
 from svcnet.apiserver.nodeclient import NodeClient
 from svcnet.apiserver.rbac import RBAC
@@ -240,6 +242,7 @@ class APIServer:
         self._stopping = False
         self.node_client: NodeClient | None = None
         self.elector: LeaderElector | None = None
+        self.endpoint_reconciler: EndpointReconciler | None = None
 
     @property
     def store(self) -> Store:
@@ -298,7 +301,7 @@ class APIServer:
                 [servicecidrs.default_service_cidr(cfg.service_cidrs)])
         await repair(self.store, self.allocators, self.lb, clock=self.clock,
                      leak_grace=cfg.leak_grace, holder=self.holder)
-        await self._seed(advertise, port)
+        await self._seed(port)
         # Once per start, not in the bootstrap loop: a class a user deletes stays deleted
         # until the next start (api/runtimeclasses.py).
         await self._create_missing(f"runtimeclasses.{runtimeclasses.GROUP}",
@@ -330,13 +333,23 @@ class APIServer:
         url_host = advertise if wildcard else host
         url_host = f"[{url_host}]" if ":" in url_host else url_host
         self.url = f"https://{url_host}:{port}"
+        # default/kubernetes lists every live server (endpointreconciler.py); this one's
+        # address is its advertise address (never a wildcard: resolved above; a loopback
+        # server keeps no lease, since pods could not reach it).
+        self.endpoint_reconciler = EndpointReconciler(
+            self.registries, self.holder.server,
+            parse_endpoint(f"[{advertise}]:{port}"), self.clock)
+        if self.endpoint_reconciler.endpoint is None:
+            log.info("listening on loopback only: default/kubernetes gets no endpoint of "
+                     "this server")
+        await self._reconcile_endpoints()
         write_private_yaml(self.kubeconfig_path, kubeconfig(self.url, tls.ca_pem(),
                                                             admin_token))
         await self._start_leading()
         self._tasks.append(asyncio.create_task(asyncio.to_thread(openapi.warm, cfg.data_dir)))
         self._tasks.append(asyncio.create_task(self._repair_loop()))
         self._tasks.append(asyncio.create_task(self.service_cidrs.run()))
-        self._tasks.append(asyncio.create_task(self._bootstrap_loop(advertise, port)))
+        self._tasks.append(asyncio.create_task(self._bootstrap_loop(port)))
         if not _is_loopback(host):
             log.warning("serving beyond loopback: listening on %s port %d (%s); the kubeconfig "
                         "points at %s", host, port,
@@ -353,6 +366,12 @@ class APIServer:
                 await t
         if self.controller_manager is not None:
             await self.controller_manager.stop()
+        if self.endpoint_reconciler is not None:
+            # Drop out of default/kubernetes now rather than when the lease expires.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(3):
+                    await self.endpoint_reconciler.remove_lease()
+                    await self.endpoint_reconciler.reconcile()
         if self._controller_client is not None:
             await self._controller_client.close()
         if self._runner is not None:
@@ -451,7 +470,7 @@ class APIServer:
         await self._create_missing(f"clusterroles.{rbac.GROUP}", CLUSTER_ROLES)
         await self._create_missing(f"clusterrolebindings.{rbac.GROUP}", CLUSTER_ROLE_BINDINGS)
 
-    async def _seed(self, advertise: str, port: int) -> None:
+    async def _seed(self, port: int) -> None:
         ns_reg = self.registries["namespaces"]
         for name in SYSTEM_NAMESPACES:
             with contextlib.suppress(StatusError):
@@ -470,34 +489,12 @@ class APIServer:
                                    "targetPort": port}]}}
         with contextlib.suppress(StatusError):
             await self.registries["services"].create("default", svc)
-        address = advertise  # never a wildcard: start() resolved that
-        if ipaddress.ip_address(address).is_loopback:
-            # Endpoints may not be loopback addresses (pods could not reach them anyway): a
-            # server only on loopback leaves default/kubernetes without endpoints.
-            log.info("listening on loopback only: default/kubernetes gets no endpoints")
-            return
-        slice_obj: dict[str, Any] = {
-            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": "kubernetes", "namespace": "default",
-                         "labels": {"kubernetes.io/service-name": "kubernetes"}},
-            "addressType": "IPv6" if ":" in address else "IPv4",
-            "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
-            "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
-        endpoints: dict[str, Any] = {"apiVersion": "v1", "kind": "Endpoints",
-                     "metadata": {"name": "kubernetes", "namespace": "default"},
-                     "subsets": [{"addresses": [{"ip": address}],
-                                  "ports": [{"name": "https", "port": port,
-                                             "protocol": "TCP"}]}]}
-        for key, obj in (("endpointslices.discovery.k8s.io", slice_obj),
-                         ("endpoints", endpoints)):
-            reg = self.registries[key]
-            try:
-                current = await reg.get("default", "kubernetes")
-            except StatusError:
-                await reg.create("default", obj)
-                continue
-            obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-            await reg.update("default", "kubernetes", obj)
+        await self._reconcile_endpoints()
+
+    async def _reconcile_endpoints(self) -> None:
+        if self.endpoint_reconciler is not None:
+            await self.endpoint_reconciler.renew_lease()
+            await self.endpoint_reconciler.reconcile()
 
     async def _start_leading(self) -> None:
         """Controllers talk to this server over HTTPS like any client (DESIGN §1), and run
@@ -541,13 +538,13 @@ class APIServer:
                 log.info("no longer leading: stopping the controllers")
                 await manager.stop()
 
-    async def _bootstrap_loop(self, advertise: str, port: int) -> None:
+    async def _bootstrap_loop(self, port: int) -> None:
         """Keep the system namespaces and default/kubernetes present, as kube-apiserver's
         bootstrap controller does: a user who deletes them gets them back within seconds."""
         while True:
             await self.clock.sleep(10)
             try:
-                await self._seed(advertise, port)
+                await self._seed(port)
                 await identity.sync_tokens(self.store, self.config.data_dir / "tokens.csv")
             except Exception:
                 log.exception("re-seeding system objects failed; retrying")
