@@ -27,9 +27,17 @@ applies it):
    resourceVersion read, so of two candidates racing for an expired lease one wins.
 
 The loops: ``acquire`` tries at once, then every ``retry_period`` stretched by a random jitter
-of up to 1.2 times (wait.JitterUntil); ``renew`` runs a round every ``retry_period``, each round
-retrying every ``retry_period`` until ``renew_deadline`` has passed since the round began; a
-round that fails means leadership is lost. ``renew_deadline`` (10 s) is shorter than the lease
+of up to 1.2 times (wait.JitterUntil), with two differences that make a takeover quicker
+without changing when it is allowed: a candidate also watches the Lease (:meth:`Lock.watch`)
+and tries again as soon as it changes, so it observes a renewal when it happens rather than at
+its next poll (the lease then expires, in its eyes, close to 15 s after the holder's last
+renewal instead of up to 4.4 s later); and it tries again just after the observed lease
+expires rather than at the next jittered tick. A dead leader's lease is then taken about 15 s
+after its last renewal (client-go's loop alone: 15 to about 24 s).
+
+``renew`` runs a round every ``retry_period``, each round retrying every ``retry_period``
+until ``renew_deadline`` has passed since the round began; a round that fails means
+leadership is lost. ``renew_deadline`` (10 s) is shorter than the lease
 duration (15 s), so a leader that cannot renew stops acting (its ``lead`` task is cancelled)
 before any other candidate may take the lease over. :meth:`LeaderElector.run` campaigns again
 after losing, where client-go's users exit the process. With ``release_on_cancel`` a leader that
@@ -63,6 +71,8 @@ RENEW_DEADLINE = 10.0
 RETRY_PERIOD = 2.0
 JITTER_FACTOR = 1.2
 """wait.JitterUntil's factor in client-go: a retry waits retry_period * (1 + [0, 1.2))."""
+EXPIRY_MARGIN = 0.05
+"""How long after the observed expiry of another's lease a candidate tries to take it."""
 
 
 def micro_time(dt: datetime) -> str:
@@ -131,6 +141,13 @@ class ElectionCore:
     def lease_valid(self, mono: float) -> bool:
         return self.observed_time + self.observed.lease_duration_seconds > mono
 
+    def expires_in(self, mono: float) -> float | None:
+        """Seconds until the lease another candidate holds expires in this one's eyes (None
+        when no other holds it)."""
+        if not self.observed.holder_identity or self.is_leader:
+            return None
+        return self.observed_time + self.observed.lease_duration_seconds - mono
+
     def observe(self, record: Record, mono: float) -> None:
         """setObservedRecord: remember ``record`` as seen (or written) at ``mono``."""
         self.observed, self.observed_time = record, mono
@@ -173,9 +190,12 @@ class ElectionCore:
 
 
 class Lock(Protocol):
-    """resourcelock.Interface, narrowed: get (None if absent), create, update."""
+    """resourcelock.Interface, narrowed: get (None if absent), create, update; and ``watch``,
+    which sets ``changed`` whenever the lock's object changes, until cancelled."""
 
     def describe(self) -> str: ...
+
+    async def watch(self, changed: asyncio.Event) -> None: ...
 
     async def get(self) -> Record | None: ...
 
@@ -216,6 +236,18 @@ class LeaseLock:
         self._lease = await self.client.update(LEASES, {**self._lease,
                                                         "spec": record.to_spec()})
 
+    async def watch(self, changed: asyncio.Event) -> None:
+        while True:
+            try:
+                async with self.client.watch(LEASES, self.namespace,
+                                             field_selector=f"metadata.name={self.name}",
+                                             allow_bookmarks=False) as events:
+                    async for _ in events:
+                        changed.set()
+            except LockError as e:
+                log.debug("watching %s: %s", self.describe(), e)
+            await asyncio.sleep(1.0)  # the stream ended: watch again (polling goes on)
+
 
 LockError = (StatusError, TransportError, OSError, TimeoutError)
 """What a lock operation may fail with; the attempt then counts as failed."""
@@ -237,6 +269,7 @@ class LeaderElector:
         self.clock = clock or RealClock()
         self._jitter = jitter
         self._reported = ""
+        self._changed: asyncio.Event | None = None
 
     @property
     def is_leader(self) -> bool:
@@ -282,13 +315,31 @@ class LeaderElector:
         """Try until this candidate leads (cancel to give up)."""
         log.info("attempting to acquire leader lease %s", self.lock.describe())
         while True:
+            if self._changed is not None:
+                self._changed.clear()  # a change from now on means: try again at once
             acquired = await self.try_acquire_or_renew()
             self._report()
             if acquired:
                 log.info("successfully acquired lease %s", self.lock.describe())
                 return
-            await self.clock.sleep(
-                self.retry_period * (1 + JITTER_FACTOR * self._jitter()))
+            delay = self.retry_period * (1 + JITTER_FACTOR * self._jitter())
+            expires_in = self.core.expires_in(self.clock.monotonic())
+            if expires_in is not None:
+                delay = min(delay, max(expires_in, 0) + EXPIRY_MARGIN)
+            await self._pause(delay)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if the lock changes meanwhile."""
+        if self._changed is None:
+            await self.clock.sleep(seconds)
+            return
+        waits = [asyncio.ensure_future(self.clock.sleep(seconds)),
+                 asyncio.ensure_future(self._changed.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     async def _renew_round(self) -> bool:
         """PollImmediateUntil: retry every retry_period until renew_deadline has passed."""
@@ -335,6 +386,8 @@ class LeaderElector:
         leadership is lost, then campaign again. Cancelling ``run`` stops ``lead`` and, with
         ``release_on_cancel``, gives the lease up. ``leading``: the caller's own
         :meth:`try_acquire_or_renew` just succeeded, so the first term starts at once."""
+        self._changed = asyncio.Event()
+        watcher = asyncio.create_task(self.lock.watch(self._changed))
         try:
             while True:
                 if not leading:
@@ -348,6 +401,8 @@ class LeaderElector:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
         finally:
+            watcher.cancel()
+            self._changed = None
             if self.release_on_cancel and self.is_leader:
                 await asyncio.shield(self.release())
 

@@ -4,7 +4,7 @@ conditional on a resourceVersion as a Lease is."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
@@ -19,6 +19,7 @@ class Stored:
     record: Record | None = None
     version: int = 0
     down: bool = False  # every call fails (the API server is unreachable)
+    watchers: list[asyncio.Event] = field(default_factory=list)
 
 
 class FakeLock:
@@ -59,6 +60,15 @@ class FakeLock:
         self.stored.version += 1
         self.version = self.stored.version
         self.writes += 1
+        for changed in self.stored.watchers:
+            changed.set()
+
+    async def watch(self, changed: asyncio.Event) -> None:
+        self.stored.watchers.append(changed)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.stored.watchers.remove(changed)
 
 
 async def settle() -> None:
@@ -245,7 +255,17 @@ async def test_cancelling_run_stops_the_work_and_releases_the_lease() -> None:
     assert stored.record.lease_duration_seconds == 1
 
 
-async def test_a_candidate_waits_with_jitter_and_takes_over_an_abandoned_lease() -> None:
+async def takeover_time(clock: FakeClock, leading: asyncio.Event) -> float:
+    waited = 0.0
+    while not leading.is_set():
+        clock.advance(0.05)
+        waited += 0.05
+        await settle()
+        assert waited < 30
+    return waited
+
+
+async def test_a_candidate_takes_an_abandoned_lease_just_after_it_expires() -> None:
     clock, stored = FakeClock(), Stored()
     assert await elector(stored, "a", clock).try_acquire_or_renew()  # then a dies
     b = LeaderElector(FakeLock(stored), "b", clock=clock, jitter=lambda: 1.0)
@@ -257,16 +277,34 @@ async def test_a_candidate_waits_with_jitter_and_takes_over_an_abandoned_lease()
 
     run = asyncio.create_task(b.run(lead))
     await settle()
-    waited = 0.0
-    while not leading.is_set():
-        clock.advance(0.2)
-        waited += 0.2
-        await settle()
-        assert waited < 30
-    # Tries every 2 * (1 + 1.2) = 4.4 s: the first try after 15 s is at 17.6 s.
-    assert 15 < waited <= 17.6 + 0.2
+    # Polls every 2 * (1 + 1.2) = 4.4 s (tries at 13.2 and 17.6 s), but tries again when
+    # the lease it observed at 0 s expires, 15 s later.
+    assert 15 < await takeover_time(clock, leading) <= 15.2
     assert stored.record is not None and stored.record.holder_identity == "b"
     assert stored.record.leader_transitions == 1
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+
+async def test_a_watching_candidate_observes_a_renewal_when_it_happens() -> None:
+    clock, stored = FakeClock(), Stored()
+    a = elector(stored, "a", clock)
+    assert await a.try_acquire_or_renew()
+    b = LeaderElector(FakeLock(stored), "b", clock=clock, jitter=lambda: 1.0)
+    leading = asyncio.Event()
+
+    async def lead() -> None:
+        leading.set()
+        await asyncio.Event().wait()
+
+    run = asyncio.create_task(b.run(lead))
+    await settle()  # b observed a's record at 0 s and polls next at 4.4 s
+    clock.advance(0.5)
+    assert await a.try_acquire_or_renew()  # a's last renewal, at 0.5 s; then a dies
+    await settle()
+    # b saw the renewal at 0.5 s (not at its 4.4 s poll): the lease is b's 15 s later.
+    assert 15.5 - 0.5 < await takeover_time(clock, leading) <= 15.5 - 0.5 + 0.15
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run
