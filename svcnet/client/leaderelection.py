@@ -244,7 +244,7 @@ class LeaseLock:
                                              allow_bookmarks=False) as events:
                     async for _ in events:
                         changed.set()
-            except LockError as e:
+            except Exception as e:  # polling goes on regardless
                 log.debug("watching %s: %s", self.describe(), e)
             await asyncio.sleep(1.0)  # the stream ended: watch again (polling goes on)
 
@@ -402,6 +402,8 @@ class LeaderElector:
                         await task
         finally:
             watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
             self._changed = None
             if self.release_on_cancel and self.is_leader:
                 await asyncio.shield(self.release())
