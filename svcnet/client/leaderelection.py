@@ -346,8 +346,11 @@ class LeaderElector:
         deadline = self.clock.monotonic() + self.renew_deadline
         while True:
             left = deadline - self.clock.monotonic()
+            # asyncio.timeout, not wait_for: before Python 3.12, wait_for loses a cancellation
+            # that arrives as the attempt completes, and the elector would run on.
             try:
-                renewed = await asyncio.wait_for(self.try_acquire_or_renew(), max(left, 0.01))
+                async with asyncio.timeout(max(left, 0.01)):
+                    renewed = await self.try_acquire_or_renew()
             except TimeoutError:
                 renewed = False
             if renewed:
@@ -374,7 +377,17 @@ class LeaderElector:
         if record is None:
             return True
         try:
-            await self.lock.update(record)
+            try:
+                await self.lock.update(record)
+            except StatusError as e:
+                # A renewal cancelled in flight may have been applied: read the lease, and
+                # release it if it is still this candidate's.
+                if e.code != 409:
+                    raise
+                current = await self.lock.get()
+                if current is None or current.holder_identity != self.core.identity:
+                    return True
+                await self.lock.update(record)
         except LockError as e:
             log.warning("failed to release lease %s: %s", self.lock.describe(), e)
             return False

@@ -308,3 +308,24 @@ async def test_a_watching_candidate_observes_a_renewal_when_it_happens() -> None
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run
+
+
+async def test_release_after_a_renewal_it_did_not_see_applied() -> None:
+    """A renewal cancelled in flight may have been written: the release reads the lease and
+    still gives it up (its cached version is stale)."""
+    clock, stored = FakeClock(), Stored()
+    a = elector(stored, "a", clock)
+    assert await a.try_acquire_or_renew()
+    other_view = FakeLock(stored)
+    assert await other_view.get() is not None
+    await other_view.update(Record("a", 15, clock.now(), clock.now(), 0))  # the lost reply
+    assert await a.release()
+    assert stored.record is not None and stored.record.holder_identity == ""
+    # Not released when another holds it by then.
+    b = elector(stored, "b", clock)
+    assert await b.try_acquire_or_renew()
+    a.core.observe(Record("a", 15, None, None, 0), clock.monotonic())  # a still thinks it leads
+    await other_view.get()
+    await other_view.update(Record("b", 15, clock.now(), clock.now(), 1))
+    assert await a.release()
+    assert stored.record.holder_identity == "b"
