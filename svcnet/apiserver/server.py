@@ -509,9 +509,9 @@ class APIServer:
             return
         # One identity per data directory (its lock makes it one live process): a server that
         # restarts after a crash takes its own unexpired lease back at once.
-        identity = f"{socket.gethostname()}_{self.holder.server}"
+        candidate = f"{socket.gethostname()}_{self.holder.server}"
         self.elector = LeaderElector(LeaseLock(client, "kube-system", CONTROLLER_LEASE),
-                                     identity, clock=self.clock)
+                                     candidate, clock=self.clock)
         leading = await self.elector.try_acquire_or_renew()
         if leading:
             self._start_controllers()
