@@ -1,4 +1,5 @@
-"""A throwaway single-member etcd for tests (the contract suite, the server on etcd)."""
+"""Throwaway etcds for tests: one member (the contract suite, the server on etcd), or an
+N-member cluster (the HA control plane's tests)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pytest
 
 from tests.conftest import free_port, require_binary
 
-__all__ = ["EtcdServer", "etcd"]
+__all__ = ["EtcdCluster", "EtcdServer", "etcd"]
 
 
 class EtcdServer:
@@ -108,6 +109,90 @@ class EtcdServer:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
         self._urls = None
+
+
+class EtcdCluster:
+    """An ``n``-member etcd cluster on 127.0.0.1: free client and peer ports per member, data
+    under /dev/shm when there is one. Raft timers are short but not the single member's
+    (heartbeat 50 ms, election 500 ms): members on a loaded two-core machine must not keep
+    electing. :meth:`kill` SIGKILLs one member by its pid (its data and ports stay);
+    :meth:`restart` starts it again; :meth:`stop` ends every member this object started and
+    removes the data."""
+
+    def __init__(self, n: int = 3) -> None:
+        shm = Path("/dev/shm")
+        self.dir = Path(tempfile.mkdtemp(prefix="svcnet-etcd-cluster-",
+                                         dir=shm if shm.is_dir() else None))
+        self.names = [f"svcnet-m{i}" for i in range(n)]
+        self.clients = [f"http://127.0.0.1:{free_port()}" for _ in range(n)]
+        self.peers = [f"http://127.0.0.1:{free_port()}" for _ in range(n)]
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * n
+        self._token = f"svcnet-{os.getpid()}-{time.monotonic_ns()}"
+
+    @property
+    def endpoints(self) -> str:
+        """``host:port,host:port,...``, as an ``etcd://`` store URL names them."""
+        return ",".join(c.removeprefix("http://") for c in self.clients)
+
+    def _spawn(self, i: int) -> None:
+        log = (self.dir / f"{self.names[i]}.log").open("ab")
+        cluster = ",".join(f"{n}={p}" for n, p in zip(self.names, self.peers, strict=True))
+        self.procs[i] = subprocess.Popen(
+            [require_binary("etcd"), "--name", self.names[i],
+             "--data-dir", str(self.dir / self.names[i]),
+             "--listen-client-urls", self.clients[i],
+             "--advertise-client-urls", self.clients[i],
+             "--listen-peer-urls", self.peers[i],
+             "--initial-advertise-peer-urls", self.peers[i],
+             "--initial-cluster", cluster, "--initial-cluster-state", "new",
+             "--initial-cluster-token", self._token, "--heartbeat-interval", "50",
+             "--election-timeout", "500", "--logger", "zap", "--log-level", "warn"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+    def _healthy(self, i: int) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.clients[i]}/health", timeout=1) as response:
+                return bool(json.load(response).get("health") == "true")
+        except OSError:
+            return False
+
+    def _wait_healthy(self, members: list[int]) -> None:
+        deadline = time.monotonic() + 20
+        while not all(self._healthy(i) for i in members):
+            dead = [i for i in members if (p := self.procs[i]) is None or p.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                logs = "\n".join((self.dir / f"{self.names[i]}.log").read_text(
+                    errors="replace")[-1500:] for i in members)
+                self.stop()
+                pytest.fail(f"the etcd cluster did not become healthy:\n{logs}")
+            time.sleep(0.05)
+
+    def start(self) -> str:
+        for i in range(len(self.names)):
+            self._spawn(i)
+        self._wait_healthy(list(range(len(self.names))))
+        return self.endpoints
+
+    def kill(self, i: int) -> None:
+        proc, self.procs[i] = self.procs[i], None
+        assert proc is not None, f"member {i} is not running"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def restart(self, *members: int) -> None:
+        for i in members:
+            assert self.procs[i] is None, "kill() first"
+            self._spawn(i)
+        self._wait_healthy(list(members))
+
+    def stop(self) -> None:
+        for i, proc in enumerate(self.procs):
+            self.procs[i] = None
+            if proc is not None and proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)  # throwaway data: no clean stop needed
+                proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture

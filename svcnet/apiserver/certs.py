@@ -57,18 +57,13 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
-def ensure_tls(data_dir: Path, hosts: list[str]) -> TLSFiles:
-    """The CA and serving certificate in ``data_dir/pki``, created if missing.
-
-    A serving certificate that does not cover every name in ``hosts`` is re-issued from the
-    same CA (so existing kubeconfigs, which pin the CA, keep working).
-    """
+def ensure_ca(data_dir: Path) -> bool:
+    """The cluster CA (``pki/ca.crt``, ``pki/ca.key``), created if missing; True if it was."""
     pki = data_dir / "pki"
     ensure_private_dir(pki)
-    files = TLSFiles(pki / "ca.crt", pki / "apiserver.crt", pki / "apiserver.key")
-    ca_key_path = pki / "ca.key"
+    ca_cert_path, ca_key_path = pki / "ca.crt", pki / "ca.key"
     now = datetime.now(UTC) - timedelta(minutes=5)
-    if not files.ca_cert.exists() or not ca_key_path.exists():
+    if not ca_cert_path.exists() or not ca_key_path.exists():
         ca_key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "svcnet-ca")])
         ca_cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
@@ -82,7 +77,20 @@ def ensure_tls(data_dir: Path, hosts: list[str]) -> TLSFiles:
                        decipher_only=False), critical=True)
                    .sign(ca_key, hashes.SHA256()))
         _write_private(ca_key_path, _key_pem(ca_key))
-        files.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+        ca_cert_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+        return True
+    return False
+
+
+def ensure_tls(data_dir: Path, hosts: list[str]) -> TLSFiles:
+    """The CA and serving certificate in ``data_dir/pki``, created if missing.
+
+    A serving certificate that does not cover every name in ``hosts`` is re-issued from the
+    same CA (so existing kubeconfigs, which pin the CA, keep working).
+    """
+    pki = data_dir / "pki"
+    files = TLSFiles(pki / "ca.crt", pki / "apiserver.crt", pki / "apiserver.key")
+    if ensure_ca(data_dir):
         for stale in (files.cert, files.key):
             stale.unlink(missing_ok=True)
 

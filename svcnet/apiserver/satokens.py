@@ -15,8 +15,8 @@ whether the ServiceAccount (and the bound pod) still exist with the same uid is 
 part, since it needs the store (upstream's validator does the same lookups). A token whose
 pod was deleted stops authenticating once the pod is gone, as upstream's does.
 
-The key lives in one server's data directory: several servers need the same key file (the
-``--service-account-key-file`` of kube-apiserver), which svcnet does not distribute yet.
+The key lives in each server's data directory; servers on one store share it (the
+``--service-account-key-file`` of kube-apiserver) through the store, as identity.py explains.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from svcnet.api.rbac import SERVICE_ACCOUNT_PREFIX, service_account_user
 
 __all__ = ["API_AUDIENCES", "ISSUER", "Bound", "Claims", "TokenIssuer",
-           "service_account_groups"]
+           "ensure_signing_key", "service_account_groups"]
 
 #: kube-apiserver's ``--service-account-issuer`` in kubeadm clusters, also the default audience.
 ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -77,7 +77,8 @@ class Claims:
         return service_account_user(self.namespace, self.name)
 
 
-def _ensure_key(path: Path) -> ec.EllipticCurvePrivateKey:
+def ensure_signing_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    """The ServiceAccount signing key at ``path``, made (0600) if missing."""
     if path.exists():
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(key, ec.EllipticCurvePrivateKey):
@@ -105,7 +106,7 @@ class TokenIssuer:
     """Issues and verifies bound ServiceAccount tokens with one signing key."""
 
     def __init__(self, key_path: Path) -> None:
-        self._key = _ensure_key(key_path)
+        self._key = ensure_signing_key(key_path)
         self._public = self._key.public_key()
         self.key_id = key_id(self._public)
 

@@ -2,16 +2,24 @@
 
 Start-up order matters and is fixed:
 
-1. open the store; generate (or reuse) the CA, serving certificate and admin token;
+1. open the store; adopt the cluster's CA, ServiceAccount key and tokens from it, or publish
+   this server's (generated, or reused from the data directory) when it is the first
+   (identity.py); make (or reuse) this server's own serving certificate;
 2. build the allocators and one registry per resource;
 3. repair allocations against the stored Services (a crash may have leaked some: those this
    data directory's server made in an earlier start are freed at once), then seed what
    every cluster has: the four system namespaces and ``default/kubernetes`` (10.96.0.1:443)
-   with endpoints pointing at this server, the default RBAC policy and, once per start, the
+   with endpoints pointing at every live server (endpointreconciler.py, once this one
+   listens), the default RBAC policy and, once per start, the
    RuntimeClasses of svcnet's runtimes (``process`` and ``runc``) that are missing;
 4. listen, and only then write ``DATA_DIR/kubeconfig``: its presence means "ready to serve";
-5. run controllers (LoadBalancer IPAM, periodic repair) until SIGTERM/SIGINT; then fail
-   ``/readyz`` (its ``shutdown`` check), stop the controllers, stop serving, close the store.
+5. run the controllers while this server leads (client/leaderelection.py, on the Lease
+   ``kube-system/kube-controller-manager``; a lone server takes the free lease at once), and
+   on every server the loops kube-apiserver runs in each instance (periodic allocation
+   repair, the ServiceCIDR controller, the bootstrap loop; their writes are
+   store-arbitrated or idempotent), until SIGTERM/SIGINT; then fail ``/readyz`` (its
+   ``shutdown`` check), stop the controllers and release the lease, stop serving, close the
+   store.
 
 A server told to listen on a wildcard (``0.0.0.0``, ``::``) answers on every address of the
 host: its certificate names all of them, its kubeconfig points at the advertise address (given,
@@ -59,7 +67,7 @@ from svcnet.api import (
 )
 from svcnet.api.errors import StatusError
 from svcnet.api.names import dual_stack_cidrs
-from svcnet.apiserver import admission, discovery, health, openapi, resources
+from svcnet.apiserver import admission, discovery, health, identity, openapi, resources
 from svcnet.apiserver.auth import ADMIN_GROUP, TokenFile, User, fixed_allows
 from svcnet.apiserver.authn import Authenticator
 from svcnet.apiserver.bootstrap_policy import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES
@@ -77,12 +85,14 @@ from svcnet.apiserver.connections import (
     ConnectionGate,
     GatedSite,
 )
+from svcnet.apiserver.endpointreconciler import EndpointReconciler, parse_endpoint
 from svcnet.apiserver.handlers import Handlers
 from svcnet.apiserver.join import JoinService, ensure_join_token
 from svcnet.apiserver.nodeclient import NodeClient
 from svcnet.apiserver.rbac import RBAC
 from svcnet.apiserver.satokens import TokenIssuer
 from svcnet.client.kubeconfig import load_kubeconfig
+from svcnet.client.leaderelection import LeaderElector, LeaseLock
 from svcnet.client.rest import RESTClient
 from svcnet.controllers.manager import USER_AGENT, ControllerConfig, ControllerManager
 from svcnet.registry.batch import CronJobStrategy, JobStrategy
@@ -131,6 +141,8 @@ from svcnet.util.clock import Clock, RealClock
 log = logging.getLogger(__name__)
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+CONTROLLER_LEASE = "kube-controller-manager"
+"""The kube-system Lease whose holder runs the controllers (kube-controller-manager's)."""
 
 
 @dataclass
@@ -147,6 +159,7 @@ class ServerConfig:
     node_grace: timedelta = timedelta(seconds=40)
     repair_interval: float = 180.0
     leak_grace: timedelta = timedelta(seconds=60)
+    leader_elect: bool = True
     read_header_timeout: float = READ_HEADER_TIMEOUT
     max_connections: int = MAX_CONNECTIONS
 
@@ -235,6 +248,8 @@ class APIServer:
         self.connections = ConnectionGate(config.max_connections)
         self._stopping = False
         self.node_client: NodeClient | None = None
+        self.elector: LeaderElector | None = None
+        self.endpoint_reconciler: EndpointReconciler | None = None
 
     @property
     def store(self) -> Store:
@@ -253,6 +268,9 @@ class APIServer:
         self._lock = _lock_data_dir(cfg.data_dir)
         if self._store is None:
             self._store = open_store(cfg.resolved_store_url())
+        # The cluster's CA, keys and admin token: this server's if it is the first on the
+        # store, else adopted from the store (identity.py).
+        await identity.join_cluster(self.store, cfg.data_dir)
         host, port = cfg.host_port
         wildcard = host in WILDCARDS
         advertise = cfg.advertise_address or (_primary_ip() if wildcard else host)
@@ -269,6 +287,7 @@ class APIServer:
         tokens = TokenFile(tokens_path)
         if not tokens_path.exists() or admin_token not in tokens_path.read_text():
             tokens.add(admin_token, User("admin", "admin", (ADMIN_GROUP,)))
+        await identity.sync_tokens(self.store, tokens_path)
 
         # Who makes allocations: this data directory's server (a random identity kept there)
         # and this start of it, so that repair can free the leaks of a previous, dead start.
@@ -291,7 +310,7 @@ class APIServer:
                 [servicecidrs.default_service_cidr(cfg.service_cidrs)])
         await repair(self.store, self.allocators, self.lb, clock=self.clock,
                      leak_grace=cfg.leak_grace, holder=self.holder)
-        await self._seed(advertise, port)
+        await self._seed(port)
         # Once per start, not in the bootstrap loop: a class a user deletes stays deleted
         # until the next start (api/runtimeclasses.py).
         await self._create_missing(f"runtimeclasses.{runtimeclasses.GROUP}",
@@ -327,14 +346,24 @@ class APIServer:
         url_host = advertise if wildcard else host
         url_host = f"[{url_host}]" if ":" in url_host else url_host
         self.url = f"https://{url_host}:{port}"
+        # default/kubernetes lists every live server (endpointreconciler.py); this one's
+        # address is its advertise address (never a wildcard: resolved above; a loopback
+        # server keeps no lease, since pods could not reach it).
+        self.endpoint_reconciler = EndpointReconciler(
+            self.registries, self.holder.server,
+            parse_endpoint(f"[{advertise}]:{port}"), self.clock)
+        if self.endpoint_reconciler.endpoint is None:
+            log.info("listening on loopback only: default/kubernetes gets no endpoint of "
+                     "this server")
+        await self._reconcile_endpoints()
         write_private_yaml(self.kubeconfig_path, kubeconfig(self.url, tls.ca_pem(),
                                                             admin_token))
         print(f"svcnet join {self.url} --token {join_token}", flush=True)
-        self._start_controllers()
+        await self._start_leading()
         self._tasks.append(asyncio.create_task(asyncio.to_thread(openapi.warm, cfg.data_dir)))
         self._tasks.append(asyncio.create_task(self._repair_loop()))
         self._tasks.append(asyncio.create_task(self.service_cidrs.run()))
-        self._tasks.append(asyncio.create_task(self._bootstrap_loop(advertise, port)))
+        self._tasks.append(asyncio.create_task(self._bootstrap_loop(port)))
         if not _is_loopback(host):
             log.warning("serving beyond loopback: listening on %s port %d (%s); the kubeconfig "
                         "points at %s", host, port,
@@ -351,6 +380,12 @@ class APIServer:
                 await t
         if self.controller_manager is not None:
             await self.controller_manager.stop()
+        if self.endpoint_reconciler is not None:
+            # Drop out of default/kubernetes now rather than when the lease expires.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(3):
+                    await self.endpoint_reconciler.remove_lease()
+                    await self.endpoint_reconciler.reconcile()
         if self._controller_client is not None:
             await self._controller_client.close()
         if self._runner is not None:
@@ -449,7 +484,7 @@ class APIServer:
         await self._create_missing(f"clusterroles.{rbac.GROUP}", CLUSTER_ROLES)
         await self._create_missing(f"clusterrolebindings.{rbac.GROUP}", CLUSTER_ROLE_BINDINGS)
 
-    async def _seed(self, advertise: str, port: int) -> None:
+    async def _seed(self, port: int) -> None:
         ns_reg = self.registries["namespaces"]
         for name in SYSTEM_NAMESPACES:
             with contextlib.suppress(StatusError):
@@ -468,53 +503,63 @@ class APIServer:
                                    "targetPort": port}]}}
         with contextlib.suppress(StatusError):
             await self.registries["services"].create("default", svc)
-        address = advertise  # never a wildcard: start() resolved that
-        if ipaddress.ip_address(address).is_loopback:
-            # Endpoints may not be loopback addresses (pods could not reach them anyway): a
-            # server only on loopback leaves default/kubernetes without endpoints.
-            log.info("listening on loopback only: default/kubernetes gets no endpoints")
-            return
-        slice_obj: dict[str, Any] = {
-            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": "kubernetes", "namespace": "default",
-                         "labels": {"kubernetes.io/service-name": "kubernetes"}},
-            "addressType": "IPv6" if ":" in address else "IPv4",
-            "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
-            "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
-        endpoints: dict[str, Any] = {"apiVersion": "v1", "kind": "Endpoints",
-                     "metadata": {"name": "kubernetes", "namespace": "default"},
-                     "subsets": [{"addresses": [{"ip": address}],
-                                  "ports": [{"name": "https", "port": port,
-                                             "protocol": "TCP"}]}]}
-        for key, obj in (("endpointslices.discovery.k8s.io", slice_obj),
-                         ("endpoints", endpoints)):
-            reg = self.registries[key]
-            try:
-                current = await reg.get("default", "kubernetes")
-            except StatusError:
-                await reg.create("default", obj)
-                continue
-            obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-            await reg.update("default", "kubernetes", obj)
+        await self._reconcile_endpoints()
 
-    def _start_controllers(self) -> None:
-        """Controllers talk to this server over HTTPS like any client (DESIGN §1)."""
+    async def _reconcile_endpoints(self) -> None:
+        if self.endpoint_reconciler is not None:
+            await self.endpoint_reconciler.renew_lease()
+            await self.endpoint_reconciler.reconcile()
+
+    async def _start_leading(self) -> None:
+        """Controllers talk to this server over HTTPS like any client (DESIGN §1), and run
+        only while this server holds the controller-manager Lease (``leader_elect``). The
+        first attempt is made here: a free lease (a lone server) is acquired at once, and the
+        controllers are running when start() returns."""
         client = RESTClient.from_kubeconfig(load_kubeconfig(self.kubeconfig_path),
                                             user_agent=USER_AGENT)
         self._controller_client = client
+        if not self.config.leader_elect:
+            self._start_controllers()
+            return
+        # One identity per data directory (its lock makes it one live process): a server that
+        # restarts after a crash takes its own unexpired lease back at once.
+        candidate = f"{socket.gethostname()}_{self.holder.server}"
+        self.elector = LeaderElector(LeaseLock(client, "kube-system", CONTROLLER_LEASE),
+                                     candidate, clock=self.clock)
+        leading = await self.elector.try_acquire_or_renew()
+        if leading:
+            self._start_controllers()
+        self._tasks.append(asyncio.create_task(self.elector.run(self._lead, leading=leading)))
+
+    def _start_controllers(self) -> None:
+        assert self._controller_client is not None
         self.controller_manager = ControllerManager(
-            client, self.lb, ControllerConfig(self.config.cluster_cidr, self.config.node_grace,
-                                              self._ca_pem),
+            self._controller_client, self.lb,
+            ControllerConfig(self.config.cluster_cidr, self.config.node_grace, self._ca_pem),
             clock=self.clock)
         self.controller_manager.start()
 
-    async def _bootstrap_loop(self, advertise: str, port: int) -> None:
+    async def _lead(self) -> None:
+        """One term as leader: the controllers run until it ends (cancellation)."""
+        if self.controller_manager is None:
+            log.info("leading: starting the controllers")
+            self._start_controllers()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            manager, self.controller_manager = self.controller_manager, None
+            if manager is not None:
+                log.info("no longer leading: stopping the controllers")
+                await manager.stop()
+
+    async def _bootstrap_loop(self, port: int) -> None:
         """Keep the system namespaces and default/kubernetes present, as kube-apiserver's
         bootstrap controller does: a user who deletes them gets them back within seconds."""
         while True:
             await self.clock.sleep(10)
             try:
-                await self._seed(advertise, port)
+                await self._seed(port)
+                await identity.sync_tokens(self.store, self.config.data_dir / "tokens.csv")
             except Exception:
                 log.exception("re-seeding system objects failed; retrying")
 

@@ -94,11 +94,14 @@ def validate(files: tuple[Path, ...], strict: bool) -> None:
 @click.option("--max-connections", default=1024, show_default=True,
               type=click.IntRange(min=1),
               help="Open connections; over it the longest-waiting idle one is closed.")
+@click.option("--leader-elect", type=bool, default=True, show_default=True,
+              help="Run the controllers only while holding the kube-system/"
+                   "kube-controller-manager Lease (several servers on one store).")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str, ...],
            node_port_range: str, lb_pools: tuple[str, ...], advertise_address: str,
            cluster_cidr: str, node_grace: float, read_header_timeout: float,
-           max_connections: int, verbose: bool) -> None:
+           max_connections: int, leader_elect: bool, verbose: bool) -> None:
     """Run the API server and controllers until SIGTERM/SIGINT.
 
     Writes DATA_DIR/kubeconfig (https URL, CA, admin token) once it is ready to serve.
@@ -107,6 +110,7 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
     import logging
     from datetime import timedelta
 
+    from svcnet.apiserver.identity import IdentityConflict
     from svcnet.apiserver.server import DataDirInUse, ServerConfig, run_server
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
@@ -118,7 +122,7 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
                               cluster_cidr=cluster_cidr,
                               node_grace=timedelta(seconds=node_grace),
                               read_header_timeout=read_header_timeout,
-                              max_connections=max_connections)
+                              max_connections=max_connections, leader_elect=leader_elect)
     except ValueError as e:
         raise Failure(str(e)) from None
     try:
@@ -129,7 +133,7 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
         asyncio.run(run_server(config))
     except OSError as e:
         raise Failure(f"cannot serve on {listen}: {e.strerror or e}") from None
-    except (ValueError, DataDirInUse) as e:
+    except (ValueError, DataDirInUse, IdentityConflict) as e:
         raise Failure(str(e)) from None
 
 
