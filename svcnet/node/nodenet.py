@@ -235,15 +235,25 @@ def plan_vxlan_device(node_ip: IPv4Address, pod_cidrs: Sequence[IPNetwork],
                       mtu: int) -> list[str]:
     """``ip -batch`` lines creating the VXLAN device (``link add`` fails if it exists: the
     applier runs them only when it does not), with a VTEP address per pod CIDR."""
-    lines = [f"link add {VXLAN_DEVICE} type vxlan id {VXLAN_VNI} local {node_ip} "
-             f"dstport {VXLAN_PORT} nolearning",
-             f"link set {VXLAN_DEVICE} address {vtep_mac(node_ip)} mtu {mtu}"]
+    return [f"link add {VXLAN_DEVICE} type vxlan id {VXLAN_VNI} local {node_ip} "
+            f"dstport {VXLAN_PORT} nolearning",
+            f"link set {VXLAN_DEVICE} address {vtep_mac(node_ip)} mtu {mtu}",
+            *plan_vtep_addresses(pod_cidrs, set()),
+            f"link set {VXLAN_DEVICE} up"]
+
+
+def plan_vtep_addresses(pod_cidrs: Sequence[IPNetwork], present: set[IPAddress]) -> list[str]:
+    """``ip -batch`` lines adding the device's VTEP addresses not ``present`` (a device made
+    before this node had an IPv6 pod CIDR, or by an agent that routed IPv4 only)."""
+    lines = []
     for cidr in sorted(pod_cidrs, key=_key):
+        if vtep_ip(cidr) in present:
+            continue
         if cidr.version == 4:
             lines.append(f"addr add {vtep_ip(cidr)}/32 dev {VXLAN_DEVICE}")
         else:
             lines.append(f"addr add {vtep_ip(cidr)}/128 dev {VXLAN_DEVICE} nodad")
-    return [*lines, f"link set {VXLAN_DEVICE} up"]
+    return lines
 
 
 def diff(desired: Desired, routes: Mapping[IPNetwork, str],
@@ -313,10 +323,16 @@ class NodeNetwork:
         return local_networks(links), mtu
 
     def _ensure_device(self, pod_cidrs: Sequence[IPNetwork], mtu: int) -> None:
-        (links,) = self._query("link show")
-        if any(link.get("ifname") == VXLAN_DEVICE for link in links):
-            return
-        apply_sync([Batch(self.netns, tuple(plan_vxlan_device(self.node_ip, pod_cidrs, mtu)))])
+        (links,) = self._query("addr show")
+        device = next((link for link in links if link.get("ifname") == VXLAN_DEVICE), None)
+        if device is None:
+            lines = plan_vxlan_device(self.node_ip, pod_cidrs, mtu)
+        else:
+            present = {ip_address(a["local"]) for a in device.get("addr_info") or []
+                       if a.get("local")}
+            lines = plan_vtep_addresses(pod_cidrs, present)
+        if lines:
+            apply_sync([Batch(self.netns, tuple(lines))])
 
     def _current(self) -> tuple[dict[IPNetwork, str], dict[IPAddress, str],
                                 dict[str, IPv4Address]]:

@@ -1,11 +1,12 @@
 """The pod network's applier (svcnet/node/nodenet.py) on real kernels, both IP families.
 
 Two node-like namespaces ``svcnet-<tag>-n1`` and ``-n2`` share a veth "LAN" with an IPv4 and an
-IPv6 address each; each has a pod bridge stand-in ``svcnet0`` holding the first address of
-its pod CIDRs (an IPv4 /24 and an IPv6 /64). Both agents' appliers sync from the same dual-stack
+IPv6 address each; each has a pod bridge stand-in ``svcnet0`` holding the gateway addresses
+(``.1``, ``::1``) of its pod CIDRs (an IPv4 /24 and an IPv6 /64). Both agents' appliers sync from the same dual-stack
 Nodes; then node 1's pod-side address reaches node 2's over each family, through a route of
 the agent's (``routes``: via node 2's address of that family; ``vxlan``: over ``svcnet.vx``
-and its IPv4 underlay). A second sync changes nothing; a Node gone takes its routes along.
+and its IPv4 underlay). A second sync changes nothing; a VTEP address missing from the device
+is added back; a Node gone takes its routes along.
 
 Nothing touches the root namespace; the fixture deletes both namespaces even on failure.
 """
@@ -90,6 +91,10 @@ def test_dual_stack_pods_reach_each_other_over_the_agents_routes(nodes: list[str
     gateway = "fd00:10:244:2:: dev svcnet.vx" if mode == "vxlan" else "fd00:77::2 dev eth0"
     assert f"fd00:10:244:2::/64 via {gateway}" in _ip(nodes[0], "-6", "route", "show",
                                                        "proto", "77")
+    if mode == "vxlan":  # a device without its IPv6 VTEP address (an IPv4-only agent's) gains it
+        _ip(nodes[0], "addr", "del", "fd00:10:244:1::/128", "dev", "svcnet.vx")
+        appliers[0].sync_blocking(everyone, "node-1", own[0])
+        assert "fd00:10:244:1::/128" in _ip(nodes[0], "-6", "addr", "show", "dev", "svcnet.vx")
     # Node 2 gone: node 1 drops its routes (and neighbours), both families.
     appliers[0].sync_blocking(everyone[:1], "node-1", own[0])
     routes, neighbours, _ = appliers[0]._current()

@@ -19,6 +19,7 @@ from svcnet.node.nodenet import (
     local_networks,
     peers_from_nodes,
     plan,
+    plan_vtep_addresses,
     plan_vxlan_device,
     pod_mtu,
     vtep_mac,
@@ -265,6 +266,14 @@ def test_the_vxlan_device_holds_a_vtep_address_per_family() -> None:
         f"addr add 10.244.1.0/32 dev {VXLAN_DEVICE}",
         f"addr add fd00:10:244:1::/128 dev {VXLAN_DEVICE} nodad",
         f"link set {VXLAN_DEVICE} up"]
+
+
+def test_an_existing_device_gets_only_the_missing_vtep_addresses() -> None:
+    """A device an IPv4-only agent made gains the IPv6 VTEP address; nothing is added twice."""
+    assert plan_vtep_addresses(OWN46, {IPv4Address("10.244.1.0")}) == [
+        f"addr add fd00:10:244:1::/128 dev {VXLAN_DEVICE} nodad"]
+    assert plan_vtep_addresses(OWN46, {IPv4Address("10.244.1.0"),
+                                       IPv6Address("fd00:10:244:1::")}) == []
 
 
 def test_local_networks_of_both_families() -> None:
