@@ -24,10 +24,11 @@ on machines that joined a cluster, so one piece of code routes pods between node
 CIDR is routed only inside nodes (by their nftables rules).
 
 On a dual-stack cluster every one of these gets its IPv6 twin (networks.py): the bridge holds
-the IPv6 gateway too, each node an IPv6 address on ``eth0``, and the host and the nodes route
-each node's IPv6 pod /64 via that node's IPv6 address. Addresses are added without duplicate
-address detection (``nodad``): the plan gives each one to exactly one interface, and the
-cluster can use them at once.
+the IPv6 gateway too, each node an IPv6 address on ``eth0``, and the host routes each node's
+IPv6 pod /64 via that node's IPv6 address; between nodes the agents route the IPv6 pod /64s
+as they route the IPv4 /24s, from the Nodes' podCIDRs and InternalIPs of the same family.
+Addresses are added without duplicate address detection (``nodad``): the plan gives each one
+to exactly one interface, and the cluster can use them at once.
 
 An IPv6 single-stack cluster (``--ip-family ipv6``) builds exactly the dual-stack network; what
 differs is what the API sees (:class:`~svcnet.util.ipfamily.IPFamilies`): the API server
@@ -152,15 +153,10 @@ def _six_address(address: str, network: IPv6Network | None, dev: str) -> list[st
 
 
 def node_batch(topo: Topology, node: NodePlan) -> list[str]:
-    """Node-namespace lines: loopback, its uplink address (what a machine has of itself; the
-    IPv4 routes to the other nodes' pods are its agent's, svcnet/node/nodenet.py), and on a
-    dual-stack cluster its IPv6 address and the IPv6 routes to the other nodes' pod /64s (the
-    agent's planner routes IPv4 only, so these stay static)."""
-    lines = ["link set lo up",
-             f"addr add {node.ip}/{topo.network.nodes.prefixlen} dev eth0",
-             *_six_address(node.ip6, topo.network.nodes6, "eth0"),
-             "link set eth0 up"]
-    for other in topo.nodes:
-        if other.index != node.index and other.ip6:
-            lines.append(f"route add {other.pod_cidr6} via {other.ip6} dev eth0")
-    return lines
+    """Node-namespace lines: loopback and its uplink addresses (on a dual-stack or IPv6
+    cluster an IPv6 one too): what a machine has of itself. The routes to the other nodes'
+    pods, both families, are its agent's (svcnet/node/nodenet.py)."""
+    return ["link set lo up",
+            f"addr add {node.ip}/{topo.network.nodes.prefixlen} dev eth0",
+            *_six_address(node.ip6, topo.network.nodes6, "eth0"),
+            "link set eth0 up"]

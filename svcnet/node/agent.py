@@ -341,7 +341,10 @@ class NodeAgent:
                 on_add=lambda _o: self._routes_wake.set(),
                 on_update=self._peer_changed,
                 on_delete=lambda _o: self._routes_wake.set()))
-            self._tasks.append(asyncio.create_task(self._pod_network_loop(cidr4)))
+            own_cidrs: list[IPv4Network | IPv6Network] = [cidr4]
+            if cidr6 is not None:
+                own_cidrs.append(cidr6)
+            self._tasks.append(asyncio.create_task(self._pod_network_loop(own_cidrs)))
         if self._proxy_factory is not None:
             self.proxy = self._proxy_factory(node_config)
             if self.proxy is not None:
@@ -679,7 +682,7 @@ class NodeAgent:
         if peer_view(old) != peer_view(new):
             self._routes_wake.set()
 
-    async def _pod_network_loop(self, own_cidr: IPv4Network) -> None:
+    async def _pod_network_loop(self, own_cidrs: list[IPv4Network | IPv6Network]) -> None:
         """Routes (vxlan: and FDB, neighbours) to the other nodes' pods, as Nodes change."""
         assert self.node_network is not None
         while not self.nodes.has_synced():
@@ -688,7 +691,8 @@ class NodeAgent:
             self._routes_wake.clear()
             retry = 30.0
             try:
-                await self.node_network.sync(self.nodes.list(), self.config.node_name, own_cidr)
+                await self.node_network.sync(self.nodes.list(), self.config.node_name,
+                                             own_cidrs)
             except Exception:
                 log.exception("pod network routes failed; retrying")
                 retry = 2.0

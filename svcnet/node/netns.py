@@ -178,9 +178,11 @@ class Batch:
     commands: tuple[str, ...]
 
 
-def batch_command(netns: str, *, ip: str = "ip", json_output: bool = False) -> list[str]:
-    """The command line that runs a batch (on standard input) in ``netns``."""
-    json_flag = ["-j"] if json_output else []
+def batch_command(netns: str, *, ip: str = "ip", json_output: bool = False,
+                  ipv6: bool = False) -> list[str]:
+    """The command line that runs a batch (on standard input) in ``netns``; ``ipv6``: ``ip -6``
+    (``route show`` lists IPv4 routes only otherwise, and a batch line takes no options)."""
+    json_flag = [*(["-6"] if ipv6 else []), *(["-j"] if json_output else [])]
     if netns == SELF_NETNS:
         return [ip, *json_flag, "-batch", "-"]
     if _check_netns(netns).startswith("/"):
@@ -479,12 +481,14 @@ def apply_sync(batches: Sequence[Batch], *, ip: str = "ip") -> None:
         _run_sync(batch_command(batch.netns, ip=ip), _batch_input(batch))
 
 
-def query_sync(netns: str, commands: Sequence[str], *, ip: str = "ip") -> list[Any]:
-    """Run ``show`` commands in ``netns`` as one ``ip -j -batch -``; one parsed JSON value per
-    command (iproute2 prints one JSON array per line)."""
+def query_sync(netns: str, commands: Sequence[str], *, ip: str = "ip",
+               ipv6: bool = False) -> list[Any]:
+    """Run ``show`` commands in ``netns`` as one ``ip -j -batch -`` (``ipv6``: ``ip -6 -j``);
+    one parsed JSON value per command (iproute2 prints one JSON array per line)."""
     if not _netns_exists(netns):
         raise NetnsNotFound(f"network namespace {netns!r} does not exist")
-    out = _run_sync(batch_command(netns, ip=ip, json_output=True), "\n".join(commands) + "\n")
+    out = _run_sync(batch_command(netns, ip=ip, json_output=True, ipv6=ipv6),
+                    "\n".join(commands) + "\n")
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 

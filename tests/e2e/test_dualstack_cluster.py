@@ -69,6 +69,10 @@ def test_dual_stack_services_answer_over_both_families(home: LocalCluster) -> No
     urls += [url(ip, node_port) for ips in nodes.values() for ip in ips]
     answers = from_pod(home, urls)
     assert set(answers) == set(urls) and set(answers.values()) <= NAMES, answers
+    # Pod to pod across nodes, both families: node-1 routes node-2's pod CIDRs as its agent
+    # planned them from the Nodes (svcnet/node/nodenet.py; no static route).
+    direct = [url(p["ip"], 8080) for p in get(home, "pod", "web-b")["status"]["podIPs"]]
+    assert from_pod(home, direct) == dict.fromkeys(direct, "web-b")
 
     # From the host: the NodePort on every node address, both LoadBalancer IPs.
     for target in [*(url(ip, node_port) for ips in nodes.values() for ip in ips),

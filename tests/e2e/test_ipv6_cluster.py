@@ -111,6 +111,11 @@ def test_a_pod_resolves_and_reaches_a_service_over_ipv6(home: LocalCluster) -> N
     by_name, by_ip = url(WEB, 80), url(spec["clusterIP"], 80)
     answers = from_pod(home, [by_name, by_ip])
     assert answers[by_name] in NAMES and answers[by_ip] in NAMES, answers
+    # Pod to pod across nodes (client on node-1, web-b on node-2) over the route node-1's
+    # agent keeps from the Nodes (svcnet/node/nodenet.py).
+    web_b = get(home, "pod", "web-b")["status"]["podIP"]
+    direct = url(web_b, 8080)
+    assert ":" in web_b and from_pod(home, [direct]) == {direct: "web-b"}
 
 
 def test_the_host_reaches_node_ports_and_the_load_balancer_ip(home: LocalCluster) -> None:

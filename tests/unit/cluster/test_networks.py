@@ -304,9 +304,9 @@ def test_dual_stack_addresses_and_topology() -> None:
     assert lines[-1] == f"route add fd00:10:244:2::/64 via fd00:172:20::12 dev {bridge}"
     assert node_batch(topo, topo.nodes[1]) == [
         "link set lo up", "addr add 172.20.0.12/24 dev eth0",
-        "addr add fd00:172:20::12/64 dev eth0 nodad", "link set eth0 up",
-        # The IPv4 route to node 1's pods is node 2's agent's (svcnet/node/nodenet.py).
-        "route add fd00:10:244:1::/64 via fd00:172:20::11 dev eth0"]
+        # No route to node 1's pods, of either family: node 2's agent keeps them from the
+        # Nodes (svcnet/node/nodenet.py).
+        "addr add fd00:172:20::12/64 dev eth0 nodad", "link set eth0 up"]
 
 
 def test_ipv6_single_stack_shows_only_the_ipv6_networks() -> None:
