@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import free_port, require_binary
 
-__all__ = ["EtcdCluster", "EtcdServer", "etcd"]
+__all__ = ["EtcdCluster", "EtcdServer", "etcd", "member_argv"]
 
 
 class EtcdServer:
@@ -111,11 +111,22 @@ class EtcdServer:
         self._urls = None
 
 
+def member_argv(name: str, data_dir: Path, client: str, peer: str, cluster: str,
+                token: str) -> list[str]:
+    """The command of one member of a new etcd cluster (``cluster``: ``name=peer-URL,...``)
+    with raft timers short but not the single member's (heartbeat 50 ms, election 500 ms):
+    members on a loaded two-core machine must not keep electing."""
+    return [require_binary("etcd"), "--name", name, "--data-dir", str(data_dir),
+            "--listen-client-urls", client, "--advertise-client-urls", client,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", cluster, "--initial-cluster-state", "new",
+            "--initial-cluster-token", token, "--heartbeat-interval", "50",
+            "--election-timeout", "500", "--logger", "zap", "--log-level", "warn"]
+
+
 class EtcdCluster:
     """An ``n``-member etcd cluster on 127.0.0.1: free client and peer ports per member, data
-    under /dev/shm when there is one. Raft timers are short but not the single member's
-    (heartbeat 50 ms, election 500 ms): members on a loaded two-core machine must not keep
-    electing. :meth:`kill` SIGKILLs one member by its pid (its data and ports stay);
+    under /dev/shm when there is one, raft timers as :func:`member_argv`'s. :meth:`kill` SIGKILLs one member by its pid (its data and ports stay);
     :meth:`restart` starts it again; :meth:`stop` ends every member this object started and
     removes the data."""
 
@@ -138,15 +149,8 @@ class EtcdCluster:
         log = (self.dir / f"{self.names[i]}.log").open("ab")
         cluster = ",".join(f"{n}={p}" for n, p in zip(self.names, self.peers, strict=True))
         self.procs[i] = subprocess.Popen(
-            [require_binary("etcd"), "--name", self.names[i],
-             "--data-dir", str(self.dir / self.names[i]),
-             "--listen-client-urls", self.clients[i],
-             "--advertise-client-urls", self.clients[i],
-             "--listen-peer-urls", self.peers[i],
-             "--initial-advertise-peer-urls", self.peers[i],
-             "--initial-cluster", cluster, "--initial-cluster-state", "new",
-             "--initial-cluster-token", self._token, "--heartbeat-interval", "50",
-             "--election-timeout", "500", "--logger", "zap", "--log-level", "warn"],
+            member_argv(self.names[i], self.dir / self.names[i], self.clients[i],
+                        self.peers[i], cluster, self._token),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         log.close()
 

@@ -77,9 +77,14 @@ class Machines:
     pod_network: IPv4Network = field(default_factory=lambda: IPv4Network("10.244.0.0/16"))
 
     def spawn(self, machine: Machine, name: str, *args: str) -> subprocess.Popen[bytes]:
+        """``svcnet ARGS`` on ``machine``, logging to ``NAME.log``."""
+        return self.start(machine, name, [*SVCNET, *args])
+
+    def start(self, machine: Machine, name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
+        """Any program on ``machine`` (in its own session), stopped by :meth:`close`."""
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - the child holds it
         with log:
-            proc = subprocess.Popen(machine.argv(*SVCNET, *args), stdout=log, stderr=log,
+            proc = subprocess.Popen(machine.argv(*argv), stdout=log, stderr=log,
                                     stdin=subprocess.DEVNULL, cwd=ROOT,
                                     start_new_session=True)
         self.processes.append(proc)
