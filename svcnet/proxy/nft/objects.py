@@ -157,22 +157,6 @@ def ipv4_value(text: str) -> int | None:
     return value
 
 
-def _check_ipv4(text: str, prefix: str | None, where: str) -> None:
-    value = ipv4_value(text)
-    if value is None:
-        try:
-            addr = ipaddress.IPv4Address(text)
-        except ValueError:
-            raise NftValidationError(f"{where}: {text!r} is not a valid IPv4 address") from None
-        raise NftValidationError(f"{where}: {text!r} is not in canonical form ({addr})")
-    if prefix is not None:
-        length = int(prefix)
-        if length > 32:
-            raise NftValidationError(f"{where}: bad prefix length /{prefix}")
-        if value & ((1 << (32 - length)) - 1):
-            raise NftValidationError(f"{where}: {text}/{prefix} has host bits set")
-
-
 @lru_cache(maxsize=1 << 18)
 def ipv6_value(text: str) -> int | None:
     """The address as an integer if ``text`` is a *canonical* IPv6 address, else None."""
@@ -185,20 +169,32 @@ def ipv6_value(text: str) -> int | None:
     return int(addr) if str(addr) == text else None
 
 
-def _check_ipv6(text: str, prefix: str | None, where: str) -> None:
-    value = ipv6_value(text)
+def _check_ip(text: str, prefix: str | None, where: str, version: int) -> None:
+    """``text`` (with ``prefix``, if any) must be a canonical address of IP ``version`` and
+    a prefix without host bits; else an NftValidationError naming ``where``."""
+    value, kind, bits = ((ipv4_value(text), ipaddress.IPv4Address, 32) if version == 4
+                         else (ipv6_value(text), ipaddress.IPv6Address, 128))
     if value is None:
         try:
-            addr = ipaddress.IPv6Address(text)
+            addr = kind(text)
         except ValueError:
-            raise NftValidationError(f"{where}: {text!r} is not a valid IPv6 address") from None
+            raise NftValidationError(
+                f"{where}: {text!r} is not a valid IPv{version} address") from None
         raise NftValidationError(f"{where}: {text!r} is not in canonical form ({addr})")
     if prefix is not None:
         length = int(prefix)
-        if length > 128:
+        if length > bits:
             raise NftValidationError(f"{where}: bad prefix length /{prefix}")
-        if value & ((1 << (128 - length)) - 1):
+        if value & ((1 << (bits - length)) - 1):
             raise NftValidationError(f"{where}: {text}/{prefix} has host bits set")
+
+
+def _check_ipv4(text: str, prefix: str | None, where: str) -> None:
+    _check_ip(text, prefix, where, 4)
+
+
+def _check_ipv6(text: str, prefix: str | None, where: str) -> None:
+    _check_ip(text, prefix, where, 6)
 
 
 def check_ipv4_literals(text: str, where: str) -> None:
