@@ -11,15 +11,17 @@ the tests read back from the cluster's record.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,6 +77,13 @@ def free_node_port() -> int:
             except OSError:
                 continue
         return port
+
+
+def write_manifest(directory: Path, docs: Iterable[Mapping[str, Any]]) -> Path:
+    """``docs`` as one multi-document manifest in ``directory``, for ``svcnet up -f``."""
+    path = directory / "manifest.yaml"
+    path.write_text("\n---\n".join(json.dumps(doc) for doc in docs))
+    return path
 
 
 def example_on_node_port(dest_dir: Path, port: int) -> Path:

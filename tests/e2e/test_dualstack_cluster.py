@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.local_clusters import LocalCluster, local_cluster
+from tests.e2e.local_clusters import LocalCluster, local_cluster, write_manifest
 from tests.e2e.traffic import backend, from_host, from_pod, get, internal_ips, pod, run_in_pod, url
 
 pytestmark = pytest.mark.root
@@ -43,8 +43,7 @@ NAMES = {"web-a", "web-b"}
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    manifest = tmp_path_factory.mktemp("dual") / "dual.yaml"
-    manifest.write_text("\n---\n".join(json.dumps(doc) for doc in MANIFEST))
+    manifest = write_manifest(tmp_path_factory.mktemp("dual"), MANIFEST)
     with local_cluster(tmp_path_factory, "dn", "--ip-family", "dual", "--container-runtime",
                        "process", "-f", str(manifest)) as cluster:
         yield cluster

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.local_clusters import LocalCluster, free_node_port, local_cluster
+from tests.e2e.local_clusters import LocalCluster, free_node_port, local_cluster, write_manifest
 from tests.e2e.traffic import backend, from_host, from_pod, get, internal_ips, pod, run_in_pod, url
 
 pytestmark = pytest.mark.root
@@ -65,8 +65,7 @@ def _manifest(node_port: int) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    manifest = tmp_path_factory.mktemp("ipv6") / "ipv6.yaml"
-    manifest.write_text("\n---\n".join(json.dumps(doc) for doc in _manifest(free_node_port())))
+    manifest = write_manifest(tmp_path_factory.mktemp("ipv6"), _manifest(free_node_port()))
     with local_cluster(tmp_path_factory, "v6", "--ip-family", "ipv6", "--container-runtime",
                        "process", "-f", str(manifest)) as cluster:
         yield cluster

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.local_clusters import LocalCluster, local_cluster
+from tests.e2e.local_clusters import LocalCluster, local_cluster, write_manifest
 from tests.e2e.traffic import SERVER, pod
 
 pytestmark = pytest.mark.root
@@ -34,8 +34,7 @@ MANIFEST = [
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    manifest = tmp_path_factory.mktemp("zonal") / "zonal.yaml"
-    manifest.write_text("\n---\n".join(json.dumps(doc) for doc in MANIFEST))
+    manifest = write_manifest(tmp_path_factory.mktemp("zonal"), MANIFEST)
     with local_cluster(tmp_path_factory, "tz", "--zones", "a,b", "--container-runtime",
                        "process", "-f", str(manifest)) as cluster:
         yield cluster
