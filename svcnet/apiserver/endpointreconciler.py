@@ -182,8 +182,9 @@ class EndpointReconciler:
                 if (lease["metadata"].get("labels") or {}).get(LEASE_LABEL) == "true"]
         wanted = plan(live_endpoints(ours, self.clock.now()))
         await self._apply(self.endpoints, wanted.endpoints, create=bool(wanted.slices))
+        # Only the slices named kubernetes*: a range read, not all of default's slices.
         existing = {s["metadata"]["name"]: s for s in (await self.slices.list(
-            SERVICE_NAMESPACE)).items
+            SERVICE_NAMESPACE, name_prefix=SERVICE_NAME)).items
             if (s["metadata"].get("labels") or {}).get("kubernetes.io/service-name")
             == SERVICE_NAME}
         for name, obj in wanted.slices.items():

@@ -346,8 +346,12 @@ class Registry:
         return await offload.run(self.decode, kv)
 
     async def list(self, namespace: str = "", *, limit: int = 0, start_after: str = "",
-                   revision: int = 0) -> ListPage:
-        result = await self.store.list(self.list_prefix(namespace), limit=limit,
+                   revision: int = 0, name_prefix: str = "") -> ListPage:
+        """The objects of ``namespace`` (every namespace: ""), or only those whose name starts
+        with ``name_prefix`` (a range read of the store, not a filter over everything)."""
+        if name_prefix and self.strategy.namespaced and not namespace:
+            raise ValueError("a name prefix needs a namespace")
+        result = await self.store.list(self.list_prefix(namespace) + name_prefix, limit=limit,
                                        start_after=start_after, revision=revision)
         items = [self.decode(kv) for kv in result.items]
         cont = result.items[-1].key if result.more and result.items else ""

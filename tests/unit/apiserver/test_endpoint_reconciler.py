@@ -77,6 +77,21 @@ async def test_every_live_server_is_an_endpoint(tmp_path: Path) -> None:
             "192.0.2.1", "192.0.2.2"]
         assert {s["ports"][0]["port"] for s in slices} == {
             int(server.url.rsplit(":", 1)[1]) for server in servers}
+        # A stale slice of ours is deleted; other Services' slices are not ours to touch.
+        slice_reg = first.registries["endpointslices.discovery.k8s.io"]
+        for name, service in (("kubernetes-ipv4-1", "kubernetes"), ("backend-x1", "backend")):
+            await slice_reg.create("default", {
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": name, "namespace": "default",
+                             "labels": {"kubernetes.io/service-name": service}},
+                "addressType": "IPv4", "endpoints": []})
+        assert first.endpoint_reconciler is not None
+        await first.endpoint_reconciler.reconcile()
+        names = {s["metadata"]["name"] for s in (await slice_reg.list("default")).items}
+        assert "kubernetes-ipv4-1" not in names and "backend-x1" in names
+        assert {s["metadata"]["name"] for s in (await slice_reg.list(
+            "default", name_prefix="backend-")).items} == {"backend-x1"}
+
         # Reconciling again changes nothing (no write when nothing differs).
         before = (await first.registries["endpoints"].get(
             "default", "kubernetes"))["metadata"]["resourceVersion"]
