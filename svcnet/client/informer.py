@@ -17,9 +17,16 @@ cache changes.
 * :meth:`Informer.has_synced` turns true once the first complete list is in the cache and every
   handler has been told about it. Controllers wait for it before working, so "missing from the
   cache" really means "does not exist".
-* With ``resync_period`` set, every ``resync_period`` seconds each cached object is delivered
-  again as ``on_update(obj, obj)`` (the *same* object): a safety net for level-triggered
-  controllers, not a change.
+* A handler registered with a resync period (``add_handler(h, resync_period=...)``, or the
+  informer's own ``resync_period`` for handlers that name none) gets every cached object again
+  as ``on_update(obj, obj)`` (the *same* object) every that many seconds: a safety net for
+  level-triggered controllers, not a change. Each handler keeps its own period, so controllers
+  sharing one informer each resync at their own pace (client-go's per-listener resync).
+* **Shared informers.** One informer can feed several controllers (client-go's
+  ``SharedInformerFactory``; :class:`InformerFactory` hands out one informer per resource and
+  selectors), so each change is received and decoded once, not once per controller. Its
+  :meth:`Informer.start` and :meth:`Informer.stop` count their callers: it runs from the first
+  start until as many stops, so each controller keeps starting and stopping "its" informers.
 * Handlers run on the informer's task, in order, and **must return quickly**: they only turn
   events into work-queue keys. A handler that raises is logged and skipped; it cannot stop the
   informer. Cached objects are shared: **never mutate them** (copy first).
@@ -80,6 +87,7 @@ __all__ = [
     "IndexFunc",
     "Indexer",
     "Informer",
+    "InformerFactory",
     "ListerWatcher",
     "namespace_index",
     "object_key",
@@ -138,6 +146,8 @@ class Indexer:
     """Latest object per key, plus named secondary indexes (value → keys).
 
     Only the informer writes it; everything else reads. Always has the ``namespace`` index.
+    An index may be added again with the same function (controllers sharing an informer each
+    ask for the indexes they use); a different function under a taken name is an error.
     """
 
     def __init__(self, indexers: Mapping[str, IndexFunc] | None = None) -> None:
@@ -174,6 +184,11 @@ class Indexer:
         return list(self._indexes[index])
 
     def add_index(self, name: str, func: IndexFunc) -> None:
+        existing = self._index_funcs.get(name)
+        if existing is func:
+            return
+        if existing is not None:
+            raise ValueError(f"index {name!r} already exists with another function")
         self._index_funcs[name] = func
         self._indexes[name] = {}
         for key, obj in self._items.items():
@@ -247,6 +262,15 @@ class ListerWatcher(Protocol):
 
 
 @dataclass(slots=True)
+class _Listener:
+    """A registered handler and its resync schedule (client-go's processorListener)."""
+
+    handler: EventHandler
+    resync_period: float
+    next_resync: float = 0.0
+
+
+@dataclass(slots=True)
 class Backoff:
     """Exponential back-off: ``initial`` doubling up to ``cap``, with up to ``jitter`` of it
     added at random so many clients do not retry in step."""
@@ -289,7 +313,9 @@ class Informer:
         self._watch_timeout = watch_timeout
         self._rng = rng or random.Random()
         self._backoff = backoff or Backoff(jitter=0.5, rng=self._rng)
-        self._handlers: list[EventHandler] = []
+        self._listeners: list[_Listener] = []
+        self._resync_changed = asyncio.Event()
+        self._users = 0
         self._synced = asyncio.Event()
         self._resource_version = ""
         self._progressed_since_list = False
@@ -325,10 +351,15 @@ class Informer:
 
     # -- handlers ---------------------------------------------------------------------------
 
-    def add_handler(self, handler: EventHandler) -> None:
-        """Register ``handler``; if the cache is already filled it first gets ``on_add`` for
-        every cached object, so late handlers see the same world as early ones."""
-        self._handlers.append(handler)
+    def add_handler(self, handler: EventHandler, *, resync_period: float | None = None) -> None:
+        """Register ``handler``, resynced every ``resync_period`` seconds (none: the
+        informer's own period; 0: never); if the cache is already filled it first gets
+        ``on_add`` for every cached object, so late handlers see the same world as early
+        ones."""
+        period = self._resync_period if resync_period is None else resync_period
+        self._listeners.append(_Listener(handler, period, self._clock.monotonic() + period))
+        if period > 0:
+            self._resync_changed.set()
         if handler.on_add is not None:
             for obj in self.indexer.list():
                 self._call(handler.on_add, obj)
@@ -340,28 +371,34 @@ class Informer:
             log.exception("%s: event handler failed", self.name)
 
     def _notify_add(self, obj: Obj) -> None:
-        for h in self._handlers:
-            if h.on_add is not None:
-                self._call(h.on_add, obj)
+        for listener in self._listeners:
+            if listener.handler.on_add is not None:
+                self._call(listener.handler.on_add, obj)
 
     def _notify_update(self, old: Obj, new: Obj) -> None:
-        for h in self._handlers:
-            if h.on_update is not None:
-                self._call(h.on_update, old, new)
+        for listener in self._listeners:
+            if listener.handler.on_update is not None:
+                self._call(listener.handler.on_update, old, new)
 
     def _notify_delete(self, obj: Obj) -> None:
-        for h in self._handlers:
-            if h.on_delete is not None:
-                self._call(h.on_delete, obj)
+        for listener in self._listeners:
+            if listener.handler.on_delete is not None:
+                self._call(listener.handler.on_delete, obj)
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> asyncio.Task[None]:
+        """Run (if not running yet) until every caller of start has called :meth:`stop`."""
+        self._users += 1
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self.run(), name=f"informer-{self.name}")
         return self._task
 
     async def stop(self) -> None:
+        """One caller is done; the last one stops the informer."""
+        self._users = max(0, self._users - 1)
+        if self._users:
+            return
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -372,8 +409,7 @@ class Informer:
         """Reflect (and resync) until cancelled."""
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._reflect())
-            if self._resync_period > 0:
-                tg.create_task(self._resync_loop())
+            tg.create_task(self._resync_loop())
 
     # -- the reflector ----------------------------------------------------------------------
 
@@ -489,9 +525,62 @@ class Informer:
             self._resource_version = rv
 
     async def _resync_loop(self) -> None:
+        """Every handler with a resync period gets the whole cache again once its period is
+        over (client-go wakes at the shortest period and resyncs the listeners that are due)."""
         while True:
-            await self._clock.sleep(self._resync_period)
-            if not self.has_synced():
+            periods = [lsn.resync_period for lsn in self._listeners if lsn.resync_period > 0]
+            if not periods:
+                self._resync_changed.clear()
+                await self._resync_changed.wait()
                 continue
+            step = min(periods)
+            await self._clock.sleep(step)
+            # (A timer may fire a hair early: a listener that is due within 1% of the step is
+            # due now, rather than a whole step late.)
+            now = self._clock.monotonic() + step / 100
+            due = [lsn for lsn in self._listeners
+                   if lsn.resync_period > 0 and now >= lsn.next_resync]
+            if not due or not self.has_synced():
+                continue
+            for lsn in due:
+                lsn.next_resync = self._clock.monotonic() + lsn.resync_period
             for obj in self.indexer.list():
-                self._notify_update(obj, obj)
+                for lsn in due:
+                    if lsn.handler.on_update is not None:
+                        self._call(lsn.handler.on_update, obj, obj)
+
+
+class InformerFactory:
+    """One shared :class:`Informer` per resource, namespace and selectors, over one client.
+
+    After client-go's ``SharedInformerFactory`` (``informers/factory.go``): every controller
+    of a process asks the factory for the informers it reads, so a change is listed, watched
+    and decoded once however many controllers follow the resource, and the caches hold each
+    object once. Controllers register their own handlers (with their own resync periods,
+    :meth:`Informer.add_handler`) and indexes, and start and stop the informers they use as if
+    they were their own (starts and stops are counted, module doc).
+    """
+
+    def __init__(self, client: ListerWatcher, *, clock: Clock | None = None) -> None:
+        self._client = client
+        self._clock = clock
+        self._informers: dict[tuple[GVR, str, str, str], Informer] = {}
+
+    @classmethod
+    def of(cls, informers: InformerFactory | None, client: ListerWatcher, *,
+           clock: Clock | None = None) -> InformerFactory:
+        """``informers``, or a factory of one's own over ``client`` (a controller built alone)."""
+        return informers if informers is not None else cls(client, clock=clock)
+
+    def informer(self, gvr: GVR, *, namespace: str = "", label_selector: str = "",
+                 field_selector: str = "", name: str = "") -> Informer:
+        """The informer of ``gvr`` (in ``namespace``, "" for all) with these selectors, made
+        on first use. ``name`` only labels its log lines (the first caller's wins)."""
+        key = (gvr, namespace, label_selector, field_selector)
+        informer = self._informers.get(key)
+        if informer is None:
+            informer = Informer(self._client, gvr, namespace=namespace,
+                                label_selector=label_selector, field_selector=field_selector,
+                                clock=self._clock, name=name)
+            self._informers[key] = informer
+        return informer

@@ -23,7 +23,7 @@ from svcnet.api.access import as_dict, as_list, as_str
 from svcnet.api.errors import StatusError
 from svcnet.api.labels import selector_from_label_selector
 from svcnet.client.controller import Controller, RequeueError
-from svcnet.client.informer import EventHandler, Informer, object_key
+from svcnet.client.informer import EventHandler, Informer, InformerFactory, object_key
 from svcnet.client.rest import GVR, RESTClient
 from svcnet.util.clock import Clock
 
@@ -65,10 +65,11 @@ class ClusterRoleAggregationController:
                                        on_delete=self._enqueue_all))
 
     @classmethod
-    def from_client(cls, client: RESTClient, *,
-                    clock: Clock | None = None) -> ClusterRoleAggregationController:
-        return cls(client, Informer(client, CLUSTER_ROLES, clock=clock, name="clusterroles"),
-                   clock=clock)
+    def from_client(cls, client: RESTClient, *, clock: Clock | None = None,
+                    informers: InformerFactory | None = None
+                    ) -> ClusterRoleAggregationController:
+        factory = InformerFactory.of(informers, client, clock=clock)
+        return cls(client, factory.informer(CLUSTER_ROLES, name="clusterroles"), clock=clock)
 
     def start(self) -> None:
         self.roles.start()

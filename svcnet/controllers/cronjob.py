@@ -49,7 +49,13 @@ from svcnet.api.cronschedule import ScheduleError, load_zone, parse_schedule
 from svcnet.api.errors import StatusError
 from svcnet.client.controller import Controller, InformerController
 from svcnet.client.events import EventRecorder
-from svcnet.client.informer import NAMESPACE_INDEX, EventHandler, Informer, object_key
+from svcnet.client.informer import (
+    NAMESPACE_INDEX,
+    EventHandler,
+    Informer,
+    InformerFactory,
+    object_key,
+)
 from svcnet.client.rest import Preconditions
 from svcnet.controllers.ownership import (
     CRONJOBS,
@@ -224,7 +230,8 @@ class CronJobController(InformerController):
 
     def __init__(self, client: WorkloadClient, *, cronjobs: Informer, jobs: Informer,
                  clock: Clock | None = None, workers: int = 1,
-                 recorder: EventRecorder | None = None) -> None:
+                 recorder: EventRecorder | None = None,
+                 resync_period: float | None = None) -> None:
         self._client = client
         self.cronjobs = cronjobs
         self.jobs = jobs
@@ -233,18 +240,20 @@ class CronJobController(InformerController):
         self.controller = Controller(COMPONENT, self.sync, informers=[cronjobs, jobs],
                                      workers=workers, clock=self._clock)
         cronjobs.add_handler(EventHandler(on_add=self._queue_obj,
-                                          on_update=lambda _o, n: self._queue_obj(n)))
+                                          on_update=lambda _o, n: self._queue_obj(n)),
+                              resync_period=resync_period)
         jobs.add_handler(EventHandler(on_add=self._queue_owner,
                                       on_update=lambda _o, n: self._queue_owner(n),
                                       on_delete=self._queue_owner))
 
     @classmethod
     def from_client(cls, client: APIClient, *, clock: Clock | None = None,
-                    resync_period: float = DEFAULT_RESYNC) -> CronJobController:
-        cronjobs = Informer(client, CRONJOBS, resync_period=resync_period, clock=clock,
-                            name="cronjobs")
-        jobs = Informer(client, JOBS, clock=clock, name="jobs")
-        return cls(client, cronjobs=cronjobs, jobs=jobs, clock=clock)
+                    resync_period: float = DEFAULT_RESYNC,
+                    informers: InformerFactory | None = None) -> CronJobController:
+        factory = InformerFactory.of(informers, client, clock=clock)
+        return cls(client, cronjobs=factory.informer(CRONJOBS, name="cronjobs"),
+                   jobs=factory.informer(JOBS, name="jobs"), clock=clock,
+                   resync_period=resync_period)
 
     @property
     def informers(self) -> tuple[Informer, ...]:

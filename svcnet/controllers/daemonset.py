@@ -63,7 +63,14 @@ from svcnet.api.daemonsets import ROLLING_UPDATE, template_generation
 from svcnet.api.errors import StatusError
 from svcnet.client.controller import Controller, InformerController
 from svcnet.client.events import EventRecorder
-from svcnet.client.informer import NAMESPACE_INDEX, EventHandler, Informer, object_key, split_key
+from svcnet.client.informer import (
+    NAMESPACE_INDEX,
+    EventHandler,
+    Informer,
+    InformerFactory,
+    object_key,
+    split_key,
+)
 from svcnet.client.rest import NODES, PODS
 from svcnet.controllers.ownership import (
     DAEMONSETS,
@@ -317,7 +324,8 @@ class DaemonSetController(InformerController):
 
     def __init__(self, client: WorkloadClient, *, daemonsets: Informer, pods: Informer,
                  nodes: Informer, clock: Clock | None = None,
-                 recorder: EventRecorder | None = None) -> None:
+                 recorder: EventRecorder | None = None,
+                 resync_period: float | None = None) -> None:
         self._client = client
         self.daemonsets, self.pods, self.nodes = daemonsets, pods, nodes
         self._clock: Clock = clock or RealClock()
@@ -328,7 +336,7 @@ class DaemonSetController(InformerController):
                                      clock=self._clock)
         daemonsets.add_handler(EventHandler(
             on_add=self._enqueue, on_update=lambda _o, n: self._enqueue(n),
-            on_delete=self._delete_ds))
+            on_delete=self._delete_ds), resync_period=resync_period)
         pods.add_handler(EventHandler(on_add=self._on_pod,
                                       on_update=lambda _o, n: self._on_pod(n, created=False),
                                       on_delete=self._on_pod_deleted))
@@ -338,11 +346,13 @@ class DaemonSetController(InformerController):
 
     @classmethod
     def from_client(cls, client: APIClient, *, clock: Clock | None = None,
-                    resync_period: float = DEFAULT_RESYNC) -> DaemonSetController:
-        return cls(client, daemonsets=Informer(client, DAEMONSETS, resync_period=resync_period,
-                                               clock=clock, name="daemonsets"),
-                   pods=Informer(client, PODS, clock=clock, name="pods"),
-                   nodes=Informer(client, NODES, clock=clock, name="nodes"), clock=clock)
+                    resync_period: float = DEFAULT_RESYNC,
+                    informers: InformerFactory | None = None) -> DaemonSetController:
+        factory = InformerFactory.of(informers, client, clock=clock)
+        return cls(client, daemonsets=factory.informer(DAEMONSETS, name="daemonsets"),
+                   pods=factory.informer(PODS, name="pods"),
+                   nodes=factory.informer(NODES, name="nodes"), clock=clock,
+                   resync_period=resync_period)
 
     @property
     def informers(self) -> tuple[Informer, ...]:

@@ -65,6 +65,7 @@ from svcnet.client.informer import (
     NAMESPACE_INDEX,
     EventHandler,
     Informer,
+    InformerFactory,
     ListerWatcher,
     object_key,
     split_key,
@@ -445,7 +446,8 @@ class EndpointsController(InformerController):
 
     def __init__(self, client: EndpointsClient, *, services: Informer, pods: Informer,
                  endpoints: Informer, clock: Clock | None = None, workers: int = 1,
-                 batch_period: float = 0.0, recorder: EventRecorder | None = None) -> None:
+                 batch_period: float = 0.0, recorder: EventRecorder | None = None,
+                 resync_period: float | None = None) -> None:
         self._client = client
         self.services = services
         self.pods = pods
@@ -465,21 +467,21 @@ class EndpointsController(InformerController):
                                         on_delete=self._on_pod)
         self.endpoints_handler = EventHandler(on_add=self._on_endpoints_add,
                                               on_delete=self._on_endpoints_delete)
-        services.add_handler(self.service_handler)
+        services.add_handler(self.service_handler, resync_period=resync_period)
         pods.add_handler(self.pod_handler)
         endpoints.add_handler(self.endpoints_handler)
 
     @classmethod
     def from_client(cls, client: APIClient, *, clock: Clock | None = None,
                     resync_period: float = DEFAULT_RESYNC, workers: int = 1,
-                    batch_period: float = 0.0) -> EndpointsController:
+                    batch_period: float = 0.0,
+                    informers: InformerFactory | None = None) -> EndpointsController:
         """The usual wiring: Service (resyncing), Pod and Endpoints informers over ``client``."""
-        services = Informer(client, SERVICES, resync_period=resync_period, clock=clock,
-                            name="services")
-        pods = Informer(client, PODS, clock=clock, name="pods")
-        endpoints = Informer(client, ENDPOINTS, clock=clock, name="endpoints")
-        return cls(client, services=services, pods=pods, endpoints=endpoints, clock=clock,
-                   workers=workers, batch_period=batch_period)
+        factory = InformerFactory.of(informers, client, clock=clock)
+        return cls(client, services=factory.informer(SERVICES, name="services"),
+                   pods=factory.informer(PODS, name="pods"),
+                   endpoints=factory.informer(ENDPOINTS, name="endpoints"), clock=clock,
+                   workers=workers, batch_period=batch_period, resync_period=resync_period)
 
 
     @property

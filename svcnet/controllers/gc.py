@@ -63,7 +63,7 @@ from svcnet.api.access import (
 )
 from svcnet.api.errors import StatusError
 from svcnet.client.controller import Controller, RequeueError
-from svcnet.client.informer import EventHandler, Informer, object_key
+from svcnet.client.informer import EventHandler, Informer, InformerFactory, object_key
 from svcnet.client.rest import (
     CONFIGMAPS,
     ENDPOINTS,
@@ -260,19 +260,17 @@ class GarbageCollector:
         self.controller = Controller(COMPONENT, self.sync, informers=list(informers.values()),
                                      workers=workers, clock=self._clock)
         for rid, (_, informer) in self.informers.items():
-            for name, func in ((UID_INDEX, uid_index), (OWNER_UID_INDEX, owner_uid_index)):
-                try:
-                    informer.indexer.index_keys(name, "")
-                except KeyError:
-                    informer.indexer.add_index(name, func)
+            informer.indexer.add_index(UID_INDEX, uid_index)
+            informer.indexer.add_index(OWNER_UID_INDEX, owner_uid_index)
             informer.add_handler(self._handler(rid))
 
     @classmethod
     def from_client(cls, client: APIClient, *, resources: Sequence[GVR] = DEFAULT_RESOURCES,
-                    clock: Clock | None = None, workers: int = 1) -> GarbageCollector:
-        informers = {gvr: Informer(client, gvr, clock=clock, name=f"gc-{gvr}")
-                     for gvr in resources}
-        return cls(client, informers, clock=clock, workers=workers)
+                    clock: Clock | None = None, workers: int = 1,
+                    informers: InformerFactory | None = None) -> GarbageCollector:
+        factory = InformerFactory.of(informers, client, clock=clock)
+        return cls(client, {gvr: factory.informer(gvr, name=str(gvr)) for gvr in resources},
+                   clock=clock, workers=workers)
 
     @property
     def queue(self) -> RateLimitingQueue[str]:

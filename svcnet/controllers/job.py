@@ -62,7 +62,13 @@ from svcnet.api.batch import job_condition_true
 from svcnet.api.errors import StatusError
 from svcnet.client.controller import Controller, InformerController
 from svcnet.client.events import EventRecorder
-from svcnet.client.informer import NAMESPACE_INDEX, EventHandler, Informer, object_key
+from svcnet.client.informer import (
+    NAMESPACE_INDEX,
+    EventHandler,
+    Informer,
+    InformerFactory,
+    object_key,
+)
 from svcnet.client.rest import PODS
 from svcnet.controllers.ownership import (
     JOBS,
@@ -269,7 +275,8 @@ class JobController(InformerController):
 
     def __init__(self, client: WorkloadClient, *, jobs: Informer, pods: Informer,
                  clock: Clock | None = None, workers: int = 1,
-                 recorder: EventRecorder | None = None) -> None:
+                 recorder: EventRecorder | None = None,
+                 resync_period: float | None = None) -> None:
         self._client = client
         self.jobs = jobs
         self.pods = pods
@@ -280,16 +287,18 @@ class JobController(InformerController):
         self.controller = Controller(COMPONENT, self.sync, informers=[jobs, pods],
                                      workers=workers, clock=self._clock)
         jobs.add_handler(EventHandler(on_add=self._add_job, on_update=self._update_job,
-                                      on_delete=self._delete_job))
+                                      on_delete=self._delete_job), resync_period=resync_period)
         pods.add_handler(EventHandler(on_add=self._add_pod, on_update=self._update_pod,
                                       on_delete=self._delete_pod))
 
     @classmethod
     def from_client(cls, client: APIClient, *, clock: Clock | None = None,
-                    resync_period: float = DEFAULT_RESYNC) -> JobController:
-        jobs = Informer(client, JOBS, resync_period=resync_period, clock=clock, name="jobs")
-        pods = Informer(client, PODS, clock=clock, name="pods")
-        return cls(client, jobs=jobs, pods=pods, clock=clock)
+                    resync_period: float = DEFAULT_RESYNC,
+                    informers: InformerFactory | None = None) -> JobController:
+        factory = InformerFactory.of(informers, client, clock=clock)
+        return cls(client, jobs=factory.informer(JOBS, name="jobs"),
+                   pods=factory.informer(PODS, name="pods"), clock=clock,
+                   resync_period=resync_period)
 
     @property
     def informers(self) -> tuple[Informer, ...]:

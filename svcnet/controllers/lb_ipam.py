@@ -54,7 +54,7 @@ from svcnet.api.lbips import (
 )
 from svcnet.client.controller import Controller, RequeueError
 from svcnet.client.events import EventRecorder, EventSink
-from svcnet.client.informer import EventHandler, Informer, object_key
+from svcnet.client.informer import EventHandler, Informer, InformerFactory, object_key
 from svcnet.client.rest import GVR, SERVICES, RESTClient
 from svcnet.client.workqueue import RateLimitingQueue
 from svcnet.util.clock import Clock, RealClock
@@ -210,7 +210,8 @@ class LoadBalancerIPController:
 
     def __init__(self, client: ServiceStatusClient, ipam: AddressManager,
                  services: Informer, *, clock: Clock | None = None, workers: int = 1,
-                 recorder: EventRecorder | None = None) -> None:
+                 recorder: EventRecorder | None = None,
+                 resync_period: float | None = None) -> None:
         self._client = client
         self.ipam = ipam
         self.services = services
@@ -223,16 +224,17 @@ class LoadBalancerIPController:
         self.handler = EventHandler(on_add=self._on_add, on_update=self._on_update,
                                     on_delete=self._on_delete)
         """What this controller registered on ``services`` (tests call it directly)."""
-        services.add_handler(self.handler)
+        services.add_handler(self.handler, resync_period=resync_period)
 
     @classmethod
     def from_client(cls, client: RESTClient, ipam: AddressManager, *,
                     clock: Clock | None = None, resync_period: float = DEFAULT_RESYNC,
-                    workers: int = 1) -> LoadBalancerIPController:
+                    workers: int = 1, informers: InformerFactory | None = None
+                    ) -> LoadBalancerIPController:
         """The usual wiring: a Service informer over ``client``, which also does the writes."""
-        informer = Informer(client, SERVICES, resync_period=resync_period, clock=clock,
-                            name="services")
-        return cls(client, ipam, informer, clock=clock, workers=workers)
+        factory = InformerFactory.of(informers, client, clock=clock)
+        return cls(client, ipam, factory.informer(SERVICES, name="services"), clock=clock,
+                   workers=workers, resync_period=resync_period)
 
     @property
     def queue(self) -> RateLimitingQueue[str]:

@@ -1,11 +1,13 @@
 """The controller manager: every control-plane controller, built over one API client.
 
 As kube-controller-manager, it is a client of the API server like any other (DESIGN §1): the
-controllers read through informers and write over HTTPS. The one thing it is handed besides a
-client is the LoadBalancer address bookkeeping (:class:`~.lb_ipam.AddressManager`), whose
-allocations are store-arbitrated by the API server's registry so that no address is handed out
-twice, whichever server's controllers run. Keeping the wiring here, apart from the API server,
-is what lets one process run the controllers only while it holds a leadership lease.
+controllers read through informers, one shared informer per resource for all of them
+(:class:`~svcnet.client.informer.InformerFactory`), and write over HTTPS. The one thing it
+is handed besides a client is the LoadBalancer address bookkeeping
+(:class:`~.lb_ipam.AddressManager`), whose allocations are store-arbitrated by the API
+server's registry so that no address is handed out twice, whichever server's controllers run.
+Keeping the wiring here, apart from the API server, is what lets one process run the
+controllers only while it holds a leadership lease.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
+from svcnet.client.informer import InformerFactory
 from svcnet.client.rest import RESTClient
 from svcnet.controllers.clusterroleaggregation import ClusterRoleAggregationController
 from svcnet.controllers.cronjob import CronJobController
@@ -62,27 +65,35 @@ class ControllerManager:
         config = config or ControllerConfig()
         clock = clock or RealClock()
         self.client = client
+        #: One informer per resource for every controller (client-go's SharedInformerFactory):
+        #: each Service or Pod change reaches this process once, not once per controller.
+        self.informers = informers = InformerFactory(client, clock=clock)
         self.controllers: list[Runnable] = [
-            LoadBalancerIPController.from_client(client, lb_addresses, clock=clock),
-            Scheduler.from_client(client, clock=clock),
-            NodeIPAMController(client, config.cluster_cidr, clock=clock),
-            NodeLifecycleController(client, grace=config.node_grace, clock=clock),
-            EndpointSliceController.from_client(client, clock=clock),
-            EndpointsController.from_client(client, clock=clock),
-            ReplicaSetController.from_client(client, clock=clock),
-            DeploymentController.from_client(client, clock=clock),
-            ReplicaSetController.for_replication_controllers(client, clock=clock),
-            DaemonSetController.from_client(client, clock=clock),
-            StatefulSetController.from_client(client, clock=clock),
-            JobController.from_client(client, clock=clock),
-            CronJobController.from_client(client, clock=clock),
-            GarbageCollector.from_client(client, clock=clock),
-            ClusterRoleAggregationController.from_client(client, clock=clock),
-            *([RootCACertPublisher(client, config.root_ca_pem, clock=clock)]
+            LoadBalancerIPController.from_client(client, lb_addresses, clock=clock,
+                                                 informers=informers),
+            Scheduler.from_client(client, clock=clock, informers=informers),
+            NodeIPAMController(client, config.cluster_cidr, clock=clock, informers=informers),
+            NodeLifecycleController(client, grace=config.node_grace, clock=clock,
+                                    informers=informers),
+            EndpointSliceController.from_client(client, clock=clock, informers=informers),
+            EndpointsController.from_client(client, clock=clock, informers=informers),
+            ReplicaSetController.from_client(client, clock=clock, informers=informers),
+            DeploymentController.from_client(client, clock=clock, informers=informers),
+            ReplicaSetController.for_replication_controllers(client, clock=clock,
+                                                             informers=informers),
+            DaemonSetController.from_client(client, clock=clock, informers=informers),
+            StatefulSetController.from_client(client, clock=clock, informers=informers),
+            JobController.from_client(client, clock=clock, informers=informers),
+            CronJobController.from_client(client, clock=clock, informers=informers),
+            GarbageCollector.from_client(client, clock=clock, informers=informers),
+            ClusterRoleAggregationController.from_client(client, clock=clock,
+                                                         informers=informers),
+            *([RootCACertPublisher(client, config.root_ca_pem, clock=clock,
+                                   informers=informers)]
               if config.root_ca_pem else []),
-            ServiceAccountsController.from_client(client, clock=clock),
-            NamespaceController.from_client(client, clock=clock),
-            PersistentVolumeBinder.from_client(client, clock=clock),
+            ServiceAccountsController.from_client(client, clock=clock, informers=informers),
+            NamespaceController.from_client(client, clock=clock, informers=informers),
+            PersistentVolumeBinder.from_client(client, clock=clock, informers=informers),
         ]
 
     def start(self) -> None:

@@ -55,7 +55,7 @@ from svcnet.client.discovery import (
     server_preferred_namespaced_resources,
     to_gvr,
 )
-from svcnet.client.informer import EventHandler, Informer, object_key
+from svcnet.client.informer import EventHandler, Informer, InformerFactory, object_key
 from svcnet.client.rest import GVR, NAMESPACES, PODS, RESTClient, TransportError
 from svcnet.util.clock import Clock, RealClock, parse_time, rfc3339
 
@@ -217,7 +217,8 @@ class NamespaceController(InformerController):
 
     def __init__(self, client: RESTClient, namespaces: Informer, *,
                  clock: Clock | None = None, workers: int = 2,
-                 grace_period: float = DELETION_GRACE_PERIOD) -> None:
+                 grace_period: float = DELETION_GRACE_PERIOD,
+                 resync_period: float | None = None) -> None:
         self._client = client
         self.namespaces = namespaces
         self._clock: Clock = clock or RealClock()
@@ -226,13 +227,15 @@ class NamespaceController(InformerController):
                                      workers=workers, max_retries=MAX_RETRIES,
                                      clock=self._clock)
         namespaces.add_handler(EventHandler(on_add=self._enqueue,
-                                            on_update=lambda old, new: self._enqueue(new)))
+                                            on_update=lambda old, new: self._enqueue(new)),
+                               resync_period=resync_period)
 
     @classmethod
     def from_client(cls, client: RESTClient, *, clock: Clock | None = None,
-                    ) -> NamespaceController:
-        return cls(client, Informer(client, NAMESPACES, resync_period=RESYNC, clock=clock,
-                                    name="namespaces"), clock=clock)
+                    informers: InformerFactory | None = None) -> NamespaceController:
+        factory = InformerFactory.of(informers, client, clock=clock)
+        return cls(client, factory.informer(NAMESPACES, name="namespaces"), clock=clock,
+                   resync_period=RESYNC)
 
     @property
     def informers(self) -> tuple[Informer, ...]:

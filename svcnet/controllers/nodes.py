@@ -35,7 +35,7 @@ from typing import Any, Final
 from svcnet.api.errors import StatusError
 from svcnet.client.controller import Controller, RequeueError
 from svcnet.client.events import EventRecorder
-from svcnet.client.informer import EventHandler, Informer, object_key
+from svcnet.client.informer import EventHandler, Informer, InformerFactory, object_key
 from svcnet.client.rest import LEASES, NODES, PODS, PatchType, RESTClient
 from svcnet.util.clock import Clock, RealClock, parse_time, rfc3339
 
@@ -126,7 +126,8 @@ class NodeIPAMController:
     occupyCIDRs: a node registered with only its IPv4 subnet stays single-stack)."""
 
     def __init__(self, client: RESTClient, cluster_cidr: str = "10.244.0.0/16",
-                 *, clock: Clock | None = None, nodes: Informer | None = None) -> None:
+                 *, clock: Clock | None = None, nodes: Informer | None = None,
+                 informers: InformerFactory | None = None) -> None:
         self._client = client
         self._clock: Clock = clock or RealClock()
         self.cidr_sets = [
@@ -134,7 +135,8 @@ class NodeIPAMController:
             for text in cluster_cidr.split(",")]
         # node name -> the subnets this controller (or the node) holds for it
         self._holders: dict[str, tuple[str, ...]] = {}
-        self.nodes = nodes or Informer(client, NODES, clock=clock, name="nodes")
+        self.nodes = nodes or InformerFactory.of(informers, client, clock=clock).informer(
+            NODES, name="nodes")
         self.recorder = EventRecorder(client, IPAM_COMPONENT, clock=self._clock)
         self.controller = Controller(IPAM_COMPONENT, self.sync, informers=[self.nodes],
                                      clock=self._clock)
@@ -263,15 +265,16 @@ def stale_nodes(nodes: Iterable[Mapping[str, Any]], leases: Mapping[str, Mapping
 
 class NodeLifecycleController:
     def __init__(self, client: RESTClient, *, grace: timedelta = DEFAULT_GRACE,
-                 period: float = 5.0, clock: Clock | None = None) -> None:
+                 period: float = 5.0, clock: Clock | None = None,
+                 informers: InformerFactory | None = None) -> None:
         self._client = client
         self._clock: Clock = clock or RealClock()
         self.grace = grace
         self.period = period
-        self.nodes = Informer(client, NODES, clock=clock, name="nodes")
-        self.leases = Informer(client, LEASES, namespace=LEASE_NAMESPACE, clock=clock,
-                               name="leases")
-        self.pods = Informer(client, PODS, clock=clock, name="pods")
+        factory = InformerFactory.of(informers, client, clock=clock)
+        self.nodes = factory.informer(NODES, name="nodes")
+        self.leases = factory.informer(LEASES, namespace=LEASE_NAMESPACE, name="leases")
+        self.pods = factory.informer(PODS, name="pods")
         self.recorder = EventRecorder(client, LIFECYCLE_COMPONENT, clock=self._clock)
         self._task: asyncio.Task[None] | None = None
 

@@ -30,7 +30,6 @@ from svcnet.api.labels import (
 from svcnet.client.controller import RequeueError
 from svcnet.client.events import EventSink
 from svcnet.client.informer import (
-    Informer,
     ListerWatcher,
     object_key,
 )
@@ -49,7 +48,6 @@ __all__ = [
     "claim",
     "controller_ref",
     "controller_uid_index",
-    "ensure_index",
     "is_controlled_by",
     "label_selector",
     "new_controller_ref",
@@ -134,14 +132,6 @@ def is_controlled_by(obj: ObjMap, owner: ObjMap) -> bool:
 def controller_uid_index(obj: Obj) -> list[str]:
     ref = controller_ref(obj)
     return [str(ref["uid"])] if ref is not None and ref.get("uid") else []
-
-
-def ensure_index(informer: Informer, name: str, func: Callable[[Obj], list[str]]) -> None:
-    """Add an index unless an informer shared with another controller already has it."""
-    try:
-        informer.indexer.index_keys(name, "")
-    except KeyError:
-        informer.indexer.add_index(name, func)
 
 
 # =============================================================================================

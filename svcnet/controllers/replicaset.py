@@ -91,6 +91,7 @@ from svcnet.client.informer import (
     NAMESPACE_INDEX,
     EventHandler,
     Informer,
+    InformerFactory,
     object_key,
     split_key,
 )
@@ -103,7 +104,6 @@ from svcnet.controllers.ownership import (
     claim,
     controller_ref,
     controller_uid_index,
-    ensure_index,
     label_selector,
     map_selector,
     new_controller_ref,
@@ -461,7 +461,7 @@ class ReplicaSetController(InformerController):
                  burst_replicas: int = BURST_REPLICAS,
                  recorder: EventRecorder | None = None, gvr: GVR = REPLICASETS,
                  selector_of: Callable[[ObjMap], Selector | None] = label_selector,
-                 component: str = COMPONENT) -> None:
+                 component: str = COMPONENT, resync_period: float | None = None) -> None:
         self._client = client
         #: What this instance runs: ReplicaSets, or ReplicationControllers (see the module doc).
         self.gvr = gvr
@@ -476,34 +476,35 @@ class ReplicaSetController(InformerController):
         self.pod_control = PodControl(client, self.recorder, self.expectations)
         self.controller = Controller(component, self.sync, informers=[replicasets, pods],
                                      workers=workers, clock=self._clock)
-        ensure_index(replicasets, CONTROLLER_UID_INDEX, controller_uid_index)
+        replicasets.indexer.add_index(CONTROLLER_UID_INDEX, controller_uid_index)
         self.rs_handler = EventHandler(on_add=self._add_rs, on_update=self._update_rs,
                                        on_delete=self._delete_rs)
         self.pod_handler = EventHandler(on_add=self._add_pod, on_update=self._update_pod,
                                         on_delete=self._delete_pod)
-        replicasets.add_handler(self.rs_handler)
+        replicasets.add_handler(self.rs_handler, resync_period=resync_period)
         pods.add_handler(self.pod_handler)
 
     @classmethod
     def from_client(cls, client: APIClient, *, clock: Clock | None = None,
-                    resync_period: float = DEFAULT_RESYNC, workers: int = 1
-                    ) -> ReplicaSetController:
-        replicasets = Informer(client, REPLICASETS, resync_period=resync_period, clock=clock,
-                               name="replicasets")
-        pods = Informer(client, PODS, clock=clock, name="pods")
-        return cls(client, replicasets=replicasets, pods=pods, clock=clock, workers=workers)
+                    resync_period: float = DEFAULT_RESYNC, workers: int = 1,
+                    informers: InformerFactory | None = None) -> ReplicaSetController:
+        factory = InformerFactory.of(informers, client, clock=clock)
+        return cls(client, replicasets=factory.informer(REPLICASETS, name="replicasets"),
+                   pods=factory.informer(PODS, name="pods"), clock=clock, workers=workers,
+                   resync_period=resync_period)
 
     @classmethod
     def for_replication_controllers(cls, client: APIClient, *, clock: Clock | None = None,
-                                    resync_period: float = DEFAULT_RESYNC, workers: int = 1
+                                    resync_period: float = DEFAULT_RESYNC, workers: int = 1,
+                                    informers: InformerFactory | None = None
                                     ) -> ReplicaSetController:
         """The ReplicationController manager (NewReplicationManager)."""
-        rcs = Informer(client, REPLICATIONCONTROLLERS, resync_period=resync_period, clock=clock,
-                       name="replicationcontrollers")
-        pods = Informer(client, PODS, clock=clock, name="pods")
-        return cls(client, replicasets=rcs, pods=pods, clock=clock, workers=workers,
+        factory = InformerFactory.of(informers, client, clock=clock)
+        return cls(client, replicasets=factory.informer(REPLICATIONCONTROLLERS,
+                                                        name="replicationcontrollers"),
+                   pods=factory.informer(PODS, name="pods"), clock=clock, workers=workers,
                    gvr=REPLICATIONCONTROLLERS, selector_of=map_selector,
-                   component=RC_COMPONENT)
+                   component=RC_COMPONENT, resync_period=resync_period)
 
 
     @property

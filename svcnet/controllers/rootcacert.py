@@ -17,7 +17,7 @@ from svcnet.api.access import mapping_of, name_of, namespace_of, str_of
 from svcnet.api.errors import StatusError, is_namespace_terminating
 from svcnet.api.podaccount import ROOT_CA_CONFIG_MAP
 from svcnet.client.controller import Controller, RequeueError
-from svcnet.client.informer import EventHandler, Informer
+from svcnet.client.informer import EventHandler, InformerFactory
 from svcnet.client.rest import CONFIGMAPS, NAMESPACES, RESTClient
 from svcnet.util.clock import Clock, RealClock
 
@@ -33,13 +33,16 @@ DESCRIPTION: Final = (
 
 
 class RootCACertPublisher:
-    def __init__(self, client: RESTClient, ca_pem: str, *, clock: Clock | None = None) -> None:
+    def __init__(self, client: RESTClient, ca_pem: str, *, clock: Clock | None = None,
+                 informers: InformerFactory | None = None) -> None:
         self._client = client
         self._ca = ca_pem
         clock = clock or RealClock()
-        self.namespaces = Informer(client, NAMESPACES, clock=clock, name="namespaces")
-        self.config_maps = Informer(client, CONFIGMAPS, clock=clock, name="kube-root-ca.crt",
-                                    field_selector=f"metadata.name={ROOT_CA_CONFIG_MAP}")
+        factory = InformerFactory.of(informers, client, clock=clock)
+        self.namespaces = factory.informer(NAMESPACES, name="namespaces")
+        self.config_maps = factory.informer(
+            CONFIGMAPS, name="kube-root-ca.crt",
+            field_selector=f"metadata.name={ROOT_CA_CONFIG_MAP}")
         self.controller = Controller(COMPONENT, self.sync,
                                      informers=[self.namespaces, self.config_maps], clock=clock)
         self.namespaces.add_handler(EventHandler(

@@ -23,7 +23,7 @@ from typing import Any, Final
 from svcnet.api.errors import StatusError
 from svcnet.client.controller import Controller, RequeueError
 from svcnet.client.events import EventRecorder
-from svcnet.client.informer import EventHandler, Informer, object_key, split_key
+from svcnet.client.informer import EventHandler, Informer, InformerFactory, object_key, split_key
 from svcnet.client.rest import NODES, PODS, RESTClient
 from svcnet.util.clock import Clock, RealClock
 
@@ -164,9 +164,11 @@ class Scheduler:
                                        self._on_node(n)))
 
     @classmethod
-    def from_client(cls, client: RESTClient, *, clock: Clock | None = None) -> Scheduler:
-        return cls(client, Informer(client, PODS, clock=clock, name="pods"),
-                   Informer(client, NODES, clock=clock, name="nodes"), clock=clock)
+    def from_client(cls, client: RESTClient, *, clock: Clock | None = None,
+                    informers: InformerFactory | None = None) -> Scheduler:
+        factory = InformerFactory.of(informers, client, clock=clock)
+        return cls(client, factory.informer(PODS, name="pods"),
+                   factory.informer(NODES, name="nodes"), clock=clock)
 
     def start(self) -> None:
         self.pods.start()

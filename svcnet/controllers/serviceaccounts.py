@@ -20,7 +20,7 @@ from typing import Any, Final, Protocol
 from svcnet.api.access import mapping_of, name_of, namespace_of, str_of
 from svcnet.api.errors import StatusError, is_namespace_terminating
 from svcnet.client.controller import Controller
-from svcnet.client.informer import EventHandler, Informer, ListerWatcher
+from svcnet.client.informer import EventHandler, Informer, InformerFactory, ListerWatcher
 from svcnet.client.rest import GVR, NAMESPACES, SERVICEACCOUNTS
 from svcnet.util.clock import Clock, RealClock
 
@@ -46,14 +46,14 @@ class ServiceAccountsController:
 
     def __init__(self, client: AccountsClient, *, names: Sequence[str] = DEFAULT_SERVICE_ACCOUNTS,
                  clock: Clock | None = None, namespaces: Informer | None = None,
-                 accounts: Informer | None = None) -> None:
+                 accounts: Informer | None = None,
+                 informers: InformerFactory | None = None) -> None:
         self._client = client
         self._clock: Clock = clock or RealClock()
         self.names = tuple(names)
-        self.namespaces = namespaces or Informer(client, NAMESPACES, clock=self._clock,
-                                                 name="namespaces")
-        self.accounts = accounts or Informer(client, SERVICEACCOUNTS, clock=self._clock,
-                                             name="serviceaccounts")
+        factory = InformerFactory.of(informers, client, clock=self._clock)
+        self.namespaces = namespaces or factory.informer(NAMESPACES, name="namespaces")
+        self.accounts = accounts or factory.informer(SERVICEACCOUNTS, name="serviceaccounts")
         self.controller = Controller(COMPONENT, self.sync,
                                      informers=[self.namespaces, self.accounts],
                                      clock=self._clock)
@@ -64,8 +64,8 @@ class ServiceAccountsController:
 
     @classmethod
     def from_client(cls, client: AccountsClient, *, clock: Clock | None = None,
-                    ) -> ServiceAccountsController:
-        return cls(client, clock=clock)
+                    informers: InformerFactory | None = None) -> ServiceAccountsController:
+        return cls(client, clock=clock, informers=informers)
 
     def start(self) -> None:
         self.namespaces.start()

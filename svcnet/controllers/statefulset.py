@@ -78,7 +78,14 @@ from svcnet.api.errors import StatusError, is_namespace_terminating
 from svcnet.api.statefulsets import ON_DELETE, PARALLEL, ROLLING_UPDATE
 from svcnet.client.controller import Controller, InformerController
 from svcnet.client.events import EventRecorder
-from svcnet.client.informer import NAMESPACE_INDEX, EventHandler, Informer, object_key, split_key
+from svcnet.client.informer import (
+    NAMESPACE_INDEX,
+    EventHandler,
+    Informer,
+    InformerFactory,
+    object_key,
+    split_key,
+)
 from svcnet.client.rest import PERSISTENTVOLUMECLAIMS, PODS, Preconditions
 from svcnet.controllers.daemonset import REVISION_HASH_LABEL, template_hash
 from svcnet.controllers.ownership import (
@@ -379,7 +386,8 @@ class StatefulSetController(InformerController):
     """Runs StatefulSets (see the module doc)."""
 
     def __init__(self, client: WorkloadClient, *, statefulsets: Informer, pods: Informer,
-                 clock: Clock | None = None, recorder: EventRecorder | None = None) -> None:
+                 clock: Clock | None = None, recorder: EventRecorder | None = None,
+                 resync_period: float | None = None) -> None:
         self._client = client
         self.statefulsets, self.pods = statefulsets, pods
         self._clock: Clock = clock or RealClock()
@@ -389,17 +397,18 @@ class StatefulSetController(InformerController):
                                      clock=self._clock)
         statefulsets.add_handler(EventHandler(
             on_add=self._enqueue, on_update=lambda _o, n: self._enqueue(n),
-            on_delete=self._delete_sts))
+            on_delete=self._delete_sts), resync_period=resync_period)
         pods.add_handler(EventHandler(on_add=self._on_pod, on_update=self._on_pod_update,
                                       on_delete=self._on_pod_deleted))
 
     @classmethod
     def from_client(cls, client: APIClient, *, clock: Clock | None = None,
-                    resync_period: float = DEFAULT_RESYNC) -> StatefulSetController:
-        return cls(client, statefulsets=Informer(client, STATEFULSETS,
-                                                 resync_period=resync_period, clock=clock,
-                                                 name="statefulsets"),
-                   pods=Informer(client, PODS, clock=clock, name="pods"), clock=clock)
+                    resync_period: float = DEFAULT_RESYNC,
+                    informers: InformerFactory | None = None) -> StatefulSetController:
+        factory = InformerFactory.of(informers, client, clock=clock)
+        return cls(client, statefulsets=factory.informer(STATEFULSETS, name="statefulsets"),
+                   pods=factory.informer(PODS, name="pods"), clock=clock,
+                   resync_period=resync_period)
 
     @property
     def informers(self) -> tuple[Informer, ...]:

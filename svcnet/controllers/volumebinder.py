@@ -44,7 +44,7 @@ from svcnet.api.labels import SelectorError, selector_from_label_selector
 from svcnet.api.resourcelists import parse_quantity
 from svcnet.api.volumes import BETA_STORAGE_CLASS, PROTECTION_PV, PROTECTION_PVC
 from svcnet.client.controller import Controller, RequeueError
-from svcnet.client.informer import EventHandler, Informer, object_key
+from svcnet.client.informer import EventHandler, Informer, InformerFactory, object_key
 from svcnet.client.rest import PERSISTENTVOLUMECLAIMS, PERSISTENTVOLUMES, PODS, RESTClient
 from svcnet.util.clock import Clock, RealClock
 
@@ -173,14 +173,15 @@ class PersistentVolumeBinder:
 
     def __init__(self, client: RESTClient, *, clock: Clock | None = None,
                  volumes: Informer | None = None, claims: Informer | None = None,
-                 pods: Informer | None = None) -> None:
+                 pods: Informer | None = None,
+                 informers: InformerFactory | None = None) -> None:
         self._client = client
         clock = clock or RealClock()
-        self.volumes = volumes or Informer(client, PERSISTENTVOLUMES, clock=clock,
-                                           name="persistentvolumes")
-        self.claims = claims or Informer(client, PERSISTENTVOLUMECLAIMS, clock=clock,
-                                         name="persistentvolumeclaims")
-        self.pods = pods or Informer(client, PODS, clock=clock, name="pods")
+        factory = InformerFactory.of(informers, client, clock=clock)
+        self.volumes = volumes or factory.informer(PERSISTENTVOLUMES, name="persistentvolumes")
+        self.claims = claims or factory.informer(PERSISTENTVOLUMECLAIMS,
+                                                 name="persistentvolumeclaims")
+        self.pods = pods or factory.informer(PODS, name="pods")
         self.controller = Controller(COMPONENT, self.sync,
                                      informers=[self.volumes, self.claims, self.pods],
                                      clock=clock)
@@ -193,8 +194,8 @@ class PersistentVolumeBinder:
 
     @classmethod
     def from_client(cls, client: RESTClient, *, clock: Clock | None = None,
-                    ) -> PersistentVolumeBinder:
-        return cls(client, clock=clock)
+                    informers: InformerFactory | None = None) -> PersistentVolumeBinder:
+        return cls(client, clock=clock, informers=informers)
 
     def start(self) -> None:
         for informer in (self.volumes, self.claims, self.pods):

@@ -37,6 +37,7 @@ from svcnet.client.informer import (
     NAMESPACE_INDEX,
     EventHandler,
     Informer,
+    InformerFactory,
     object_key,
 )
 from svcnet.client.rest import PODS, Preconditions
@@ -121,7 +122,8 @@ class DeploymentController(InformerController):
 
     def __init__(self, client: WorkloadClient, *, deployments: Informer,
                  replicasets: Informer, pods: Informer, clock: Clock | None = None,
-                 workers: int = 1, recorder: EventRecorder | None = None) -> None:
+                 workers: int = 1, recorder: EventRecorder | None = None,
+                 resync_period: float | None = None) -> None:
         self._client = client
         self.deployments = deployments
         self.replicasets = replicasets
@@ -135,20 +137,19 @@ class DeploymentController(InformerController):
         self.rs_handler = EventHandler(on_add=self._add_rs, on_update=self._update_rs,
                                        on_delete=self._delete_rs)
         self.pod_handler = EventHandler(on_delete=self._delete_pod)
-        deployments.add_handler(self.deployment_handler)
+        deployments.add_handler(self.deployment_handler, resync_period=resync_period)
         replicasets.add_handler(self.rs_handler)
         pods.add_handler(self.pod_handler)
 
     @classmethod
     def from_client(cls, client: APIClient, *, clock: Clock | None = None,
-                    resync_period: float = DEFAULT_RESYNC, workers: int = 1
-                    ) -> DeploymentController:
-        deployments = Informer(client, DEPLOYMENTS, resync_period=resync_period, clock=clock,
-                               name="deployments")
-        replicasets = Informer(client, REPLICASETS, clock=clock, name="replicasets")
-        pods = Informer(client, PODS, clock=clock, name="pods")
-        return cls(client, deployments=deployments, replicasets=replicasets, pods=pods,
-                   clock=clock, workers=workers)
+                    resync_period: float = DEFAULT_RESYNC, workers: int = 1,
+                    informers: InformerFactory | None = None) -> DeploymentController:
+        factory = InformerFactory.of(informers, client, clock=clock)
+        return cls(client, deployments=factory.informer(DEPLOYMENTS, name="deployments"),
+                   replicasets=factory.informer(REPLICASETS, name="replicasets"),
+                   pods=factory.informer(PODS, name="pods"), clock=clock, workers=workers,
+                   resync_period=resync_period)
 
 
     @property

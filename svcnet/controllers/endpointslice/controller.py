@@ -62,6 +62,7 @@ from svcnet.client.informer import (
     NAMESPACE_INDEX,
     EventHandler,
     Informer,
+    InformerFactory,
     ListerWatcher,
     object_key,
     split_key,
@@ -201,7 +202,8 @@ class EndpointSliceController(InformerController):
                  nodes: Informer, slices: Informer, clock: Clock | None = None,
                  workers: int = 1,
                  max_endpoints_per_slice: int = DEFAULT_MAX_ENDPOINTS_PER_SLICE,
-                 batch_period: float = 0.0, recorder: EventRecorder | None = None) -> None:
+                 batch_period: float = 0.0, recorder: EventRecorder | None = None,
+                 resync_period: float | None = None) -> None:
         if not 1 <= max_endpoints_per_slice <= 1000:
             raise ValueError("max_endpoints_per_slice must be within 1..1000")
         self._client = client
@@ -240,7 +242,7 @@ class EndpointSliceController(InformerController):
         self.slice_handler = EventHandler(on_add=self._on_slice_add,
                                           on_update=self._on_slice_update,
                                           on_delete=self._on_slice_delete)
-        services.add_handler(self.service_handler)
+        services.add_handler(self.service_handler, resync_period=resync_period)
         pods.add_handler(self.pod_handler)
         nodes.add_handler(self.node_handler)
         slices.add_handler(self.slice_handler)
@@ -249,21 +251,22 @@ class EndpointSliceController(InformerController):
     def from_client(cls, client: APIClient, *, clock: Clock | None = None,
                     resync_period: float = DEFAULT_RESYNC, workers: int = 1,
                     max_endpoints_per_slice: int = DEFAULT_MAX_ENDPOINTS_PER_SLICE,
-                    batch_period: float = 0.0) -> EndpointSliceController:
+                    batch_period: float = 0.0,
+                    informers: InformerFactory | None = None) -> EndpointSliceController:
         """The usual wiring: four informers over ``client``, which also does the writes.
 
         Only the Service informer resyncs (every ``resync_period`` seconds): re-syncing every
         Service is the safety net; pod, node and slice resyncs would add nothing to it.
         """
-        services = Informer(client, SERVICES, resync_period=resync_period, clock=clock,
-                            name="services")
-        pods = Informer(client, PODS, clock=clock, name="pods")
-        nodes = Informer(client, NODES, clock=clock, name="nodes")
-        slices = Informer(client, ENDPOINTSLICES, clock=clock, name="endpointslices",
-                          label_selector=f"{LABEL_MANAGED_BY}={CONTROLLER_NAME}")
-        return cls(client, services=services, pods=pods, nodes=nodes, slices=slices,
+        factory = InformerFactory.of(informers, client, clock=clock)
+        return cls(client, services=factory.informer(SERVICES, name="services"),
+                   pods=factory.informer(PODS, name="pods"),
+                   nodes=factory.informer(NODES, name="nodes"),
+                   slices=factory.informer(
+                       ENDPOINTSLICES, name="endpointslices",
+                       label_selector=f"{LABEL_MANAGED_BY}={CONTROLLER_NAME}"),
                    clock=clock, workers=workers, max_endpoints_per_slice=max_endpoints_per_slice,
-                   batch_period=batch_period)
+                   batch_period=batch_period, resync_period=resync_period)
 
 
     @property

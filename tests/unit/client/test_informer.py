@@ -20,10 +20,11 @@ from svcnet.client.informer import (
     EventHandler,
     Indexer,
     Informer,
+    InformerFactory,
     object_key,
     split_key,
 )
-from svcnet.client.rest import SERVICES, RESTClient
+from svcnet.client.rest import PODS, SERVICES, RESTClient
 from tests.unit.client.fakeapi import FakeAPI, SleepWatchingClock, serve
 
 Obj = dict[str, Any]
@@ -392,3 +393,78 @@ async def test_stop_closes_the_watch() -> None:
         await fake.wait_for_watchers()
         await informer.stop()
         await informer.stop()  # idempotent
+
+
+async def test_each_handler_resyncs_at_its_own_period() -> None:
+    fake = FakeAPI()
+    fake.put("ns", "a")
+    fake.put("ns", "b")
+    clock = SleepWatchingClock()
+    async with serve(fake) as client:
+        informer = Informer(client, SERVICES, clock=clock, resync_period=30.0)
+        default, fast, never = Recorder(), Recorder(), Recorder()
+        informer.add_handler(default.handler())  # the informer's own 30 s
+        informer.add_handler(fast.handler(), resync_period=10.0)
+        informer.add_handler(never.handler(), resync_period=0)
+        informer.start()
+        try:
+            for rec in (default, fast, never):
+                await rec.wait_for(2)
+            for tick in (1, 2, 3):
+                await clock.wait_for_sleeps(tick)
+                assert clock.sleeps[-1] == 10.0  # woken at the shortest period
+                clock.advance(10.0)
+                await fast.wait_for(2 + 2 * tick)
+                # Delivered in the same pass as fast's: default's count is final here.
+                assert len(default.events) == (4 if tick == 3 else 2)
+            assert {kind for kind, _, _ in fast.events[2:]} == {"resync"}
+            assert sorted(default.events[2:]) == [("resync", "ns/a", "101"),
+                                                  ("resync", "ns/b", "102")]
+            assert len(never.events) == 2
+        finally:
+            await informer.stop()
+
+
+async def test_a_shared_informer_runs_until_its_last_user_stops() -> None:
+    fake = FakeAPI()
+    clock = SleepWatchingClock()
+    async with serve(fake) as client:
+        informer = Informer(client, SERVICES, clock=clock)
+        rec = Recorder()
+        informer.add_handler(rec.handler())
+        first = informer.start()
+        assert informer.start() is first  # a second user: the same run
+        await fake.wait_for_watchers()
+        await informer.stop()  # one user left: still watching
+        fake.put("ns", "a")
+        assert await rec.wait_for(1) == [("add", "ns/a", "101")]
+        assert not first.done()
+        await informer.stop()
+        assert first.done()
+
+
+def test_an_index_may_be_asked_for_twice_but_not_redefined() -> None:
+    idx = Indexer()
+
+    def by_app(obj: Obj) -> list[str]:
+        return [str(obj["metadata"]["labels"].get("app", ""))]
+
+    idx.add_index("app", by_app)
+    idx.upsert("ns/a", svc("ns", "a", app="web"))
+    idx.add_index("app", by_app)  # a second controller sharing the informer: no change
+    assert idx.index_keys("app", "web") == ["ns/a"]
+    with pytest.raises(ValueError, match="'app' already exists"):
+        idx.add_index("app", lambda obj: [])
+
+
+async def test_factory_hands_out_one_informer_per_resource_and_selectors() -> None:
+    fake = FakeAPI()
+    async with serve(fake) as client:
+        factory = InformerFactory(client)
+        services = factory.informer(SERVICES, name="services")
+        assert factory.informer(SERVICES) is services
+        assert factory.informer(SERVICES, label_selector="app=web") is not services
+        assert factory.informer(SERVICES, namespace="ns") is not services
+        assert factory.informer(PODS) is not services
+        assert InformerFactory.of(factory, client) is factory
+        assert InformerFactory.of(None, client) is not factory

@@ -28,6 +28,7 @@ from svcnet.client.rest import (
 )
 from svcnet.controllers.endpoints import EndpointsController
 from svcnet.controllers.endpointslice import EndpointSliceController
+from svcnet.controllers.lb_ipam import LoadBalancerIPController
 from svcnet.storage.memory import MemoryStore
 from tests.unit.controllers.test_endpointslice_helpers import (
     NODES as NODE_OBJS,
@@ -137,3 +138,26 @@ async def test_slices_and_endpoints_follow_pods_through_the_real_api(client: RES
                 and not (await rest.list(ENDPOINTS, "ns")).items)
 
     await eventually(all_gone)
+
+
+async def test_the_server_controllers_share_one_informer_per_resource(tmp_path: Path) -> None:
+    server = APIServer(ServerConfig(data_dir=tmp_path, listen="127.0.0.1:0"),
+                       store=MemoryStore())
+    await server.start()
+    try:
+        manager = server.controller_manager
+        assert manager is not None
+        services = manager.informers.informer(SERVICES)
+        pods = manager.informers.informer(PODS)
+        followers = [c for c in manager.controllers if getattr(c, "services", None)]
+        assert {type(c) for c in followers} == {EndpointSliceController, EndpointsController,
+                                                LoadBalancerIPController}
+        assert all(c.services is services for c in followers)  # type: ignore[attr-defined]
+        pod_users = [c for c in manager.controllers if getattr(c, "pods", None)]
+        assert len(pod_users) >= 8 and all(c.pods is pods  # type: ignore[attr-defined]
+                                           for c in pod_users)
+        await eventually(services.has_synced)
+        assert services.relists == 1  # listed once for all three
+        await eventually(lambda: services.watches == 1)
+    finally:
+        await server.stop()
