@@ -88,6 +88,7 @@ from svcnet.apiserver.connections import (
 from svcnet.apiserver.endpointreconciler import EndpointReconciler, parse_endpoint
 from svcnet.apiserver.handlers import Handlers
 from svcnet.apiserver.join import JoinService, ensure_join_token
+from svcnet.apiserver.loopback import Loopback
 from svcnet.apiserver.nodeclient import NodeClient
 from svcnet.apiserver.rbac import RBAC
 from svcnet.apiserver.satokens import TokenIssuer
@@ -243,6 +244,7 @@ class APIServer:
         self.url = ""
         self.registries: dict[str, Registry] = {}
         self._controller_client: RESTClient | None = None
+        self.loopback = Loopback()
         self.controller_manager: ControllerManager | None = None
         self._lock: IO[bytes] | None = None
         self.connections = ConnectionGate(config.max_connections)
@@ -343,6 +345,7 @@ class APIServer:
         await site.start()
         if port == 0:
             port = int(self._runner.addresses[0][1])  # the port the kernel chose
+        await self.loopback.serve(self._runner)
         url_host = advertise if wildcard else host
         url_host = f"[{url_host}]" if ":" in url_host else url_host
         self.url = f"https://{url_host}:{port}"
@@ -388,6 +391,7 @@ class APIServer:
                     await self.endpoint_reconciler.reconcile()
         if self._controller_client is not None:
             await self._controller_client.close()
+        await self.loopback.close()
         if self._runner is not None:
             await self._runner.cleanup()
         if self.node_client is not None:
@@ -511,12 +515,14 @@ class APIServer:
             await self.endpoint_reconciler.reconcile()
 
     async def _start_leading(self) -> None:
-        """Controllers talk to this server over HTTPS like any client (DESIGN §1), and run
-        only while this server holds the controller-manager Lease (``leader_elect``). The
-        first attempt is made here: a free lease (a lone server) is acquired at once, and the
-        controllers are running when start() returns."""
-        client = RESTClient.from_kubeconfig(load_kubeconfig(self.kubeconfig_path),
-                                            user_agent=USER_AGENT)
+        """Controllers talk to this server through its REST API like any client (DESIGN §1),
+        over the private loopback socket (loopback.py), and run only while this server holds
+        the controller-manager Lease (``leader_elect``). The first attempt is made here: a
+        free lease (a lone server) is acquired at once, and the controllers are running when
+        start() returns."""
+        token = load_kubeconfig(self.kubeconfig_path).token
+        assert token, "the admin kubeconfig carries a token"
+        client = self.loopback.client(token, user_agent=USER_AGENT)
         self._controller_client = client
         if not self.config.leader_elect:
             self._start_controllers()
