@@ -33,6 +33,7 @@ from tests.etcd_server import EtcdCluster
 
 STORE_TIMEOUT = 3
 TAKEOVER_SECONDS = 20.0
+CM_PATH = "/api/v1/namespaces/default/configmaps"
 
 
 @dataclass
@@ -84,12 +85,17 @@ def servers(tmp_path: Path, etcd_cluster: EtcdCluster) -> Iterator[list[Server]]
                 stop_server(p)
 
 
+def trust(first: Server) -> ssl.SSLContext:
+    """Trusting the cluster's CA, from the *first* server's kubeconfig."""
+    config = first.cluster.config
+    ca = base64.b64decode(config["clusters"][0]["cluster"]["certificate-authority-data"])
+    return ssl.create_default_context(cadata=ca.decode())
+
+
 def request(first: Server, method: str, url: str, body: dict[str, Any] | None = None,
             timeout: float = 15) -> tuple[int, dict[str, Any]]:
     """One request with the *first* server's kubeconfig (CA, token) to ``url``."""
-    config = first.cluster.config
-    ca = base64.b64decode(config["clusters"][0]["cluster"]["certificate-authority-data"])
-    context = ssl.create_default_context(cadata=ca.decode())
+    context = trust(first)
     req = urllib.request.Request(url, method=method, headers={
         "Authorization": f"Bearer {first.cluster.token}", "Content-Type": "application/json"},
         data=json.dumps(body).encode() if body is not None else None)
@@ -98,6 +104,13 @@ def request(first: Server, method: str, url: str, body: dict[str, Any] | None = 
             return resp.status, json.load(resp)
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"{}")
+
+
+def watch_events(first: Server, url: str) -> list[dict[str, Any]]:
+    """The events of a watch the server ends by itself (its timeoutSeconds)."""
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {first.cluster.token}"})
+    with urllib.request.urlopen(req, timeout=15, context=trust(first)) as resp:
+        return [json.loads(line) for line in resp.read().splitlines() if line.strip()]
 
 
 def configmap(name: str) -> dict[str, Any]:
@@ -157,6 +170,17 @@ def test_ha_control_plane(servers: list[Server], etcd_cluster: EtcdCluster) -> N
         out = first.cluster.kubectl("--server", s.url, "get", "ns", "kube-system",
                                     "-o", "name").stdout
         assert out.strip() == "namespace/kube-system"
+
+    # A client's watch resumes on another server from the resourceVersion of a list that
+    # the first server answered: each server watches etcd itself, on one revision counter.
+    code, listed = request(first, "GET", f"{servers[0].url}{CM_PATH}")
+    assert code == 200, listed
+    write_with_retry(first, servers[0].url, "after-list", 10)
+    rv = listed["metadata"]["resourceVersion"]
+    events = watch_events(first, f"{servers[1].url}{CM_PATH}?watch=1&resourceVersion={rv}"
+                                 "&timeoutSeconds=2")
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+        ("ADDED", "after-list")], events
 
     # Exactly one leads.
     holder = lease_holder(first)
