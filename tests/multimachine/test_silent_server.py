@@ -14,13 +14,23 @@ measures, from that moment and through machine 2's server:
 
 Before svcnet/client/rest.py moved on after a timeout and ended what waited on the silent
 server, the Lease renewal waited out the 30 s request timeout and the pod watch its idle
-timeout. Needs root and Debian's etcd; everything is removed whatever happens.
+timeout.
+
+The servers' side: three machines each run an etcd member and the test's own store
+(svcnet/storage/etcd.py) lists all three, machine 1 first (gRPC's pick-first connects there);
+machine 1 goes silent under a stream of reads, and the test measures how long the store cannot
+read (its gRPC keep-alive timeout, which is also the connection's TCP_USER_TIMEOUT, ends the
+connection; gRPC moves to the next member).
+
+Needs root and Debian's etcd; everything is removed whatever happens.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
+import subprocess
 import tempfile
 import time
 import urllib.request
@@ -30,15 +40,19 @@ from pathlib import Path
 import pytest
 import yaml
 
+from svcnet.storage.etcd import EtcdStore
+from svcnet.storage.interface import StorageError
 from tests.conftest import require_binary
 from tests.etcd_server import member_argv
-from tests.multimachine.machines import Machines, join_args, machines, silence, wait_for
+from tests.multimachine.machines import Machine, Machines, join_args, machines, silence, wait_for
 from tests.multimachine.test_join import Cluster
 
 pytestmark = pytest.mark.root
 
 RENEWAL_SECONDS = 20.0
 """The lease period (10 s), a heartbeat timeout (5 s) and some slack."""
+STORE_OUTAGE_SECONDS = 6.0
+"""gRPC's keep-alive timeout (3 s) and some slack; the store's call timeout is 10 s."""
 
 
 def test_an_agent_fails_over_from_a_silent_server(tmp_path: Path) -> None:
@@ -122,3 +136,62 @@ def _pod(node: str) -> dict[str, object]:
                      "terminationGracePeriodSeconds": 1, "containers": [{
                          "name": "main", "image": "python",
                          "command": ["python3", "-c", "import time; time.sleep(600)"]}]}}
+
+
+def test_a_store_leaves_a_silent_etcd_member(tmp_path: Path) -> None:
+    require_binary("etcd")
+    shm = Path("/dev/shm")
+    etcd_data = Path(tempfile.mkdtemp(prefix="svcnet-sil-etcd-",
+                                      dir=shm if shm.is_dir() else None))
+    try:
+        with machines(tmp_path, 3) as m:
+            peers = ",".join(f"svcnet-m{x.index}=http://{x.address}:2380" for x in m.machines)
+            for x in m.machines:
+                m.start(x, f"etcd-m{x.index}", member_argv(
+                    f"svcnet-m{x.index}", etcd_data / f"m{x.index}", f"http://{x.address}:2379",
+                    f"http://{x.address}:2380", peers, f"svcnet-{m.tag}"))
+            endpoints = [f"{x.address}:2379" for x in m.machines]
+            outage = asyncio.run(_store_outage(m, endpoints))
+    finally:
+        shutil.rmtree(etcd_data, ignore_errors=True)
+    print(f"the store's etcd member silent: the store could not read for {outage:.1f} s")
+    assert 1 < outage < STORE_OUTAGE_SECONDS  # more than 1 s: it was connected there
+
+
+async def _store_outage(m: Machines, endpoints: list[str]) -> float:
+    """Seconds from the silence of the member the store is connected to until it reads."""
+    store = EtcdStore(endpoints, "/svcnet-sil/", timeout=10)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # the members elect a leader
+            try:
+                await store.create("k", b"v")
+                break
+            except StorageError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.3)
+        connected = _connected_member(m)
+        silence(connected)
+        silent_at = time.monotonic()
+        while time.monotonic() - silent_at < 30:
+            try:
+                await store.get("k")
+                return time.monotonic() - silent_at
+            except StorageError:
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"the store did not read again in 30 s\n{m.logs()}")
+    finally:
+        await store.close()
+
+
+def _connected_member(m: Machines) -> Machine:
+    """The machine whose etcd member the test's store is connected to (the only connections
+    to port 2379 in the host's namespace are the store's)."""
+    out = subprocess.run(["ss", "-Htn", "state", "established", "dport", "= :2379"],
+                         capture_output=True, text=True, check=True).stdout
+    peers = {line.split()[-1].rsplit(":", 1)[0].strip("[]").removeprefix("::ffff:")
+             for line in out.splitlines() if line.strip()}
+    connected = [x for x in m.machines if x.address in peers]
+    assert len(connected) == 1, out
+    return connected[0]
