@@ -31,6 +31,26 @@ watch by raising its Status as an exception. A watch that receives nothing, not 
 bookmark, for ``watch_idle_timeout`` seconds (with bookmarks; otherwise its timeoutSeconds plus
 a slack) fails with TransportError: a silent stream is a dead one.
 
+Several servers (``fallback_servers``, the servers `svcnet join` lists): requests go to one
+server, the current one, and stay there (a sticky choice, as k3s's agent load balancer). A
+request that cannot connect, or times out, moves the current server to the next one in the
+list, once per failed server: the other requests that were waiting on it fail too and do not
+move it again. A server whose machine vanished from the network (our packets dropped, not
+refused) is noticed as soon as one request times out, rather than each request waiting out its
+own timeout:
+
+* connecting is bounded by :data:`CONNECT_TIMEOUT` (a few SYN retransmissions), not by the
+  request's timeout;
+* a request may carry its own, shorter timeout (``timeout=``: kubelet gives its heartbeat client
+  the node status period as timeout, cmd/kubelet/app/server.go), so heartbeats notice a silent
+  server within seconds while lists keep :data:`DEFAULT_TIMEOUT`;
+* on a move, every request and watch still waiting for an answer fails at once, as if timed
+  out (kubelet's connection-rotating dialer closes all its connections after repeated heartbeat
+  failures, k8s.io/client-go/util/connrotation): their callers retry them, on the new server,
+  instead of each waiting out its own timeout on the silent one;
+* sockets carry TCP keep-alive and ``TCP_USER_TIMEOUT`` (:func:`keepalive_socket`), so a
+  connection to a silent peer also fails without any of the above, in about 30 s.
+
 Error tree::
 
     Exception
@@ -47,6 +67,8 @@ rest client.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import socket
@@ -96,6 +118,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_USER_AGENT: Final = "svcnet/0.1.0"
 DEFAULT_TIMEOUT: Final = 30.0
+CONNECT_TIMEOUT: Final = 4.0
+"""Seconds to establish a TCP connection (Linux sends a SYN at 0, 1 and 3 s): a server whose
+machine is gone drops our SYNs, and nothing is gained by waiting out the request's timeout."""
 DEFAULT_PAGE_SIZE: Final = 500
 WATCH_READ_SLACK: Final = 30.0
 """Seconds a watch may stay silent beyond its timeoutSeconds before we call the peer dead."""
@@ -263,14 +288,48 @@ def _int(value: Any) -> int:
 
 
 def keepalive_socket(addr_info: tuple[Any, ...]) -> socket.socket:
-    """aiohttp socket factory: TCP keep-alive, so a silent dead peer is noticed in ~1 minute."""
+    """aiohttp socket factory: TCP keep-alive (a probe after 15 s idle, then every 5 s) and a
+    30 s ``TCP_USER_TIMEOUT`` (data or probes unacknowledged that long abort the connection),
+    so a connection to a peer that went silent fails in about 30 s, idle or not."""
     family, type_, proto, _, _ = addr_info
     sock = socket.socket(family=family, type=type_, proto=proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for option, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+    for option, value in (("TCP_KEEPIDLE", 15), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3),
+                          ("TCP_USER_TIMEOUT", 30_000)):
         if hasattr(socket, option):  # Linux names; other platforms keep their defaults
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
     return sock
+
+
+class _Waits:
+    """Every wait of one client on a server's answer (a request, a watch's next chunk), so
+    that all can be ended at once, as if they had timed out."""
+
+    def __init__(self) -> None:
+        self._open: set[asyncio.Timeout] = set()
+        self._why = ""
+
+    @contextlib.asynccontextmanager
+    async def abandonable(self) -> AsyncIterator[None]:
+        deadline = asyncio.timeout(None)
+        try:
+            async with deadline:
+                self._open.add(deadline)
+                try:
+                    yield
+                finally:
+                    self._open.discard(deadline)
+        except TimeoutError:
+            if not deadline.expired():  # a timeout of the request's own
+                raise
+            raise TimeoutError(self._why) from None
+
+    def abandon_all(self, why: str) -> None:
+        """End every wait now with TimeoutError(``why``)."""
+        self._why = why
+        now = asyncio.get_running_loop().time()
+        for deadline in self._open:
+            deadline.reschedule(now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +369,7 @@ class RESTClient:
         self._session = session
         self._owns_session = session is None
         self._closed = False
+        self._waits = _Waits()
         self._headers = {"Accept": "application/json", "User-Agent": user_agent}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
@@ -351,38 +411,44 @@ class RESTClient:
             self._owns_session = True
         return self._session
 
-    def _fail_over(self, error: BaseException) -> None:
-        """After a connection failure, send what follows to the next server (if any)."""
-        if len(self._servers) < 2 or not isinstance(
+    def _fail_over(self, error: BaseException, server: str) -> None:
+        """After a request to ``server`` could not connect or timed out, send what follows to
+        the next server (if any), unless another failure moved on from ``server`` already;
+        end every wait on an answer (see the module docstring)."""
+        if len(self._servers) < 2 or server != self.server or not isinstance(
                 error, (aiohttp.ClientConnectionError, OSError, TimeoutError)):
             return
         i = self._servers.index(self.server) if self.server in self._servers else -1
         self.server = self._servers[(i + 1) % len(self._servers)]
         log.warning("API server unreachable (%s); trying %s", _describe(error), self.server)
+        self._waits.abandon_all(f"given up: {server} did not answer, moved on to {self.server}")
 
     # -- plumbing ---------------------------------------------------------------------------
 
     async def exchange(self, method: str, path: str, *,
                        params: Mapping[str, str] | None = None, body: Any = None,
                        content_type: str = "application/json",
-                       accept: str = "application/json") -> Answer:
+                       accept: str = "application/json", timeout: float | None = None) -> Answer:
         """One request, as the server answered it: a 2xx's status, decoded JSON and Warning
-        headers; a failure raises an exception from the error tree."""
+        headers; a failure raises an exception from the error tree. ``timeout`` replaces the
+        client's for this request."""
         session = self._get_session()
+        server = self.server
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         headers = {**self._headers, "Accept": accept}
         if data is not None:
             headers["Content-Type"] = content_type
         try:
-            async with session.request(
-                    method, self.server + path, params=params, data=data, headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=self._timeout),
+            async with self._waits.abandonable(), session.request(
+                    method, server + path, params=params, data=data, headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=timeout or self._timeout,
+                                                  sock_connect=CONNECT_TIMEOUT),
                     server_hostname=self._server_hostname) as resp:
                 raw = await resp.read()
                 status = resp.status
                 warnings = tuple(resp.headers.getall("Warning", []))
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
-            self._fail_over(e)
+            self._fail_over(e, server)
             raise TransportError(f"{method} {path}: {_describe(e)}") from e
         if not 200 <= status < 300:
             raise status_error_from(status, raw)
@@ -394,16 +460,18 @@ class RESTClient:
 
     async def request(self, method: str, path: str, *,
                       params: Mapping[str, str] | None = None, body: Any = None,
-                      content_type: str = "application/json") -> Any:
+                      content_type: str = "application/json",
+                      timeout: float | None = None) -> Any:
         """One request; the decoded JSON answer, or an exception from the error tree."""
         answer = await self.exchange(method, path, params=params, body=body,
-                                     content_type=content_type)
+                                     content_type=content_type, timeout=timeout)
         return answer.body
 
     async def _object(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
-                      body: Any = None, content_type: str = "application/json") -> Obj:
+                      body: Any = None, content_type: str = "application/json",
+                      timeout: float | None = None) -> Obj:
         answer = await self.request(method, path, params=params, body=body,
-                                    content_type=content_type)
+                                    content_type=content_type, timeout=timeout)
         if not isinstance(answer, dict):
             raise TransportError(f"{method} {path}: answer is not a JSON object")
         return answer
@@ -419,8 +487,10 @@ class RESTClient:
 
     # -- reads ------------------------------------------------------------------------------
 
-    async def get(self, gvr: GVR, namespace: str, name: str, *, subresource: str = "") -> Obj:
-        return await self._object("GET", gvr.path(namespace, name, subresource))
+    async def get(self, gvr: GVR, namespace: str, name: str, *, subresource: str = "",
+                  timeout: float | None = None) -> Obj:
+        return await self._object("GET", gvr.path(namespace, name, subresource),
+                                  timeout=timeout)
 
     async def list(self, gvr: GVR, namespace: str = "", *, label_selector: str = "",
                    field_selector: str = "", limit: int = 0, continue_token: str = "",
@@ -476,9 +546,10 @@ class RESTClient:
     # -- writes -----------------------------------------------------------------------------
 
     async def create(self, gvr: GVR, obj: Obj, *, namespace: str | None = None,
-                     dry_run: bool = False, field_manager: str = "") -> Obj:
+                     dry_run: bool = False, field_manager: str = "",
+                     timeout: float | None = None) -> Obj:
         ns = namespace if namespace is not None else _meta(obj).get("namespace", "")
-        return await self._object("POST", gvr.path(ns), body=obj,
+        return await self._object("POST", gvr.path(ns), body=obj, timeout=timeout,
                                   params=self._write_params(dry_run, field_manager))
 
     async def update(self, gvr: GVR, obj: Obj, *, subresource: str = "",
@@ -499,12 +570,13 @@ class RESTClient:
 
     async def patch(self, gvr: GVR, namespace: str, name: str, patch: Any, *,
                     patch_type: PatchType = PatchType.MERGE, subresource: str = "",
-                    dry_run: bool = False, field_manager: str = "", force: bool = False) -> Obj:
+                    dry_run: bool = False, field_manager: str = "", force: bool = False,
+                    timeout: float | None = None) -> Obj:
         params = self._write_params(dry_run, field_manager)
         if force:
             params["force"] = "true"
         return await self._object("PATCH", gvr.path(namespace, name, subresource), body=patch,
-                                  params=params, content_type=patch_type.value)
+                                  params=params, content_type=patch_type.value, timeout=timeout)
 
     async def delete(self, gvr: GVR, namespace: str, name: str, *,
                      preconditions: Preconditions | None = None,
@@ -565,14 +637,17 @@ class RESTClient:
     async def _open_stream(self, path: str, params: Mapping[str, str],
                            read_timeout: float) -> aiohttp.ClientResponse:
         session = self._get_session()
+        server = self.server
         try:
-            resp = await session.get(
-                self.server + path, params=params, headers=self._headers,
-                server_hostname=self._server_hostname,
-                timeout=aiohttp.ClientTimeout(total=None, connect=self._timeout,
-                                              sock_read=read_timeout))
+            async with self._waits.abandonable():
+                resp = await session.get(
+                    server + path, params=params, headers=self._headers,
+                    server_hostname=self._server_hostname,
+                    timeout=aiohttp.ClientTimeout(total=None, connect=self._timeout,
+                                                  sock_connect=CONNECT_TIMEOUT,
+                                                  sock_read=read_timeout))
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
-            self._fail_over(e)
+            self._fail_over(e, server)
             raise TransportError(f"GET {path} (watch): {_describe(e)}") from e
         if not 200 <= resp.status < 300:
             try:
@@ -632,7 +707,8 @@ class Watch:
             while not self._pending:
                 resp = await self._open()
                 try:
-                    chunk = await resp.content.readany()
+                    async with self._client._waits.abandonable():
+                        chunk = await resp.content.readany()
                 except (aiohttp.ClientError, OSError, TimeoutError) as e:
                     raise TransportError(f"watch {self.gvr}: {_describe(e)}") from e
                 if not chunk:  # the server ended the stream (timeoutSeconds or shutdown)

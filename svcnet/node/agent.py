@@ -12,7 +12,12 @@ The agent runs in the host's network namespace and works on named namespaces onl
 2. **Heartbeat**: renew the Lease ``kube-node-lease/<node>`` every ``lease_interval`` seconds
    (the node lifecycle controller marks the node ``Unknown`` when it stops), and re-post
    ``Ready=True`` when the control plane marked the node otherwise, or every
-   ``status_interval`` seconds.
+   ``status_interval`` seconds. As kubelet's heartbeat client (cmd/kubelet/app/server.go,
+   pkg/kubelet/nodelease), heartbeats carry a short timeout of their own
+   (``heartbeat_timeout``) and a failed one is tried again at once, up to five times: the REST
+   client moves to the next listed server after a timeout and ends everything else waiting on
+   the silent one (svcnet/client/rest.py), so a server that vanished from the network costs
+   one heartbeat timeout, not the 30 s request timeout of each request and watch.
 3. **Pods**: an informer on pods with ``spec.nodeName=<node>``; every event, container exit and
    probe change wakes one level-triggered sync: the :class:`~svcnet.node.runner.PodRunner`
    applies the pure plan, then each pod's computed status is written through ``pods/status``
@@ -43,15 +48,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import platform
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from svcnet.api.errors import StatusError
 from svcnet.api.nodes import LABEL_CLUSTER, LABEL_NODE_INDEX
@@ -67,6 +73,7 @@ from svcnet.client.rest import (
     PatchType,
     Preconditions,
     RESTClient,
+    TransportError,
 )
 from svcnet.node.announcer import Announcer
 from svcnet.node.healthcheck import HealthCheckServers, health_checks
@@ -98,6 +105,9 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 LEASE_NAMESPACE: Final = "kube-node-lease"
+_T = TypeVar("_T")
+HEARTBEAT_ATTEMPTS: Final = 5
+"""Tries of one heartbeat in a row (kubelet's maxUpdateRetries / nodeStatusUpdateRetry)."""
 
 KUBELET_VERSION: Final = "v1.33.0-svcnet"
 
@@ -127,6 +137,10 @@ class AgentConfig:
     labels: Mapping[str, str] = field(default_factory=dict)
     lease_interval: float = 10.0
     status_interval: float = 60.0
+    heartbeat_timeout: float = 5.0
+    """Seconds a heartbeat request (Lease renewal, node status) may take. kubelet bounds its
+    heartbeat client's timeout by the status period (10 s); half of it still leaves a loaded
+    server a thousand times what a Lease write takes, and notices a silent one sooner."""
     announce_lb_ips: bool = False
     """Announce LoadBalancer IPs of the node network on the uplink (local clusters)."""
     proxy_min_sync_period: float = 0.05
@@ -225,6 +239,17 @@ def service_env(services: list[Obj], namespace: str) -> dict[str, str]:
             env[f"{prefix}_PORT"] = str(p["port"])
             env[f"{prefix}_ADDR"] = ip
     return env
+
+
+async def _attempts(heartbeat: Callable[[], Awaitable[_T]]) -> _T:
+    """``heartbeat()``, tried again at once after a transport failure (up to
+    :data:`HEARTBEAT_ATTEMPTS` in all): the REST client has moved on to the next server."""
+    for _ in range(HEARTBEAT_ATTEMPTS - 1):
+        try:
+            return await heartbeat()
+        except TransportError as e:
+            log.warning("heartbeat failed, trying again: %s", e)
+    return await heartbeat()
 
 
 def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
@@ -450,7 +475,8 @@ class NodeAgent:
     async def post_status(self) -> None:
         self._node = await self.client.patch(NODES, "", self.config.node_name,
                                              {"status": self._status()},
-                                             patch_type=PatchType.MERGE, subresource="status")
+                                             patch_type=PatchType.MERGE, subresource="status",
+                                             timeout=self.config.heartbeat_timeout)
 
     async def wait_for_pod_cidr(self) -> list[str]:
         """The Node's podCIDRs (the primary first), once it has any."""
@@ -464,22 +490,36 @@ class NodeAgent:
 
     async def renew_lease(self) -> None:
         name = self.config.node_name
+        timeout = self.config.heartbeat_timeout
         spec = {"holderIdentity": name, "leaseDurationSeconds": 40,
                 "renewTime": self.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
         try:
             await self.client.patch(LEASES, LEASE_NAMESPACE, name, {"spec": spec},
-                                    patch_type=PatchType.MERGE)
+                                    patch_type=PatchType.MERGE, timeout=timeout)
         except StatusError as e:
             if e.code != 404:
                 raise
             await self.client.create(LEASES, {
                 "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": name, "namespace": LEASE_NAMESPACE}, "spec": spec})
+                "metadata": {"name": name, "namespace": LEASE_NAMESPACE}, "spec": spec},
+                timeout=timeout)
+
+    async def _update_status(self, since: float) -> bool:
+        """Re-post the status if the control plane marked the node otherwise or the period is
+        up; whether it was posted."""
+        current = await self.client.get(NODES, "", self.config.node_name,
+                                        timeout=self.config.heartbeat_timeout)
+        ready = _condition(current.get("status") or {}, "Ready")
+        if ready.get("status") == "True" and since < self.config.status_interval:
+            return False
+        self._node = current
+        await self.post_status()
+        return True
 
     async def _lease_loop(self) -> None:
         while True:
             try:
-                await self.renew_lease()
+                await _attempts(self.renew_lease)
             except Exception as e:  # the API may be restarting: keep beating
                 log.warning("lease renewal failed: %s", e)
             await self.clock.sleep(self.config.lease_interval)
@@ -490,11 +530,7 @@ class NodeAgent:
             await self.clock.sleep(min(self.config.lease_interval, self.config.status_interval))
             since += min(self.config.lease_interval, self.config.status_interval)
             try:
-                current = await self.client.get(NODES, "", self.config.node_name)
-                ready = _condition(current.get("status") or {}, "Ready")
-                if ready.get("status") != "True" or since >= self.config.status_interval:
-                    self._node = current
-                    await self.post_status()
+                if await _attempts(functools.partial(self._update_status, since)):
                     since = 0.0
             except Exception as e:
                 log.warning("node status update failed: %s", e)

@@ -83,9 +83,10 @@ be confirmed, so nothing waits forever on an etcd that is gone. A call etcd coul
 :class:`Unavailable`; DEADLINE_EXCEEDED and etcd's own "request timed out" raise it with
 ``timeout=True`` (the write may have been applied). gRPC fails calls at once while the channel
 is down (no wait-for-ready) and reconnects with a back-off capped at one second, and keepalive
-pings find a peer that vanished without closing its connections. A watch whose stream fails
-ends with Unavailable (the storage contract: no silent resumption); the consumer re-watches
-from its last revision.
+pings (and the socket's TCP_USER_TIMEOUT, both 3 s) find a peer that vanished without closing
+its connections: a member whose machine left the network costs about 3 s of failed calls. A
+watch whose stream fails ends with Unavailable (the storage contract: no silent resumption);
+the consumer re-watches from its last revision.
 
 Watch streams are read on a thread of their own (:class:`_StreamThread`, over a synchronous
 gRPC channel): ``grpc.aio`` hands a stream over one message per event-loop iteration, and an
@@ -142,10 +143,15 @@ _UNAVAILABLE_CODES = frozenset({
 })
 
 CHANNEL_OPTIONS = (
-    # A silent peer (a dead host, a cut cable: no FIN) is noticed within ~20 s instead of
-    # never; etcd's server accepts pings every 5 s (--grpc-keepalive-min-time).
+    # A silent peer (a dead host, a cut cable: no FIN) is noticed instead of never: a ping
+    # after 10 s without traffic must be answered within 3 s, and gRPC sets the same 3 s as the
+    # socket's TCP_USER_TIMEOUT (gRFC A18), so a call in flight to a member that vanished from
+    # the network fails in about 3 s, not at its deadline, and the channel moves on to the next
+    # member (3.3-3.6 s without reads, 10.4 s with a 10 s ping timeout:
+    # tests/multimachine/test_silent_server.py). etcd's server accepts pings every 5 s
+    # (--grpc-keepalive-min-time).
     ("grpc.keepalive_time_ms", 10_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 3_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
     # Reconnect within a second or so of etcd coming back (gRPC's default backs off to 120 s).

@@ -216,3 +216,17 @@ def join_args(servers: Sequence[Machine], token_file: Path, machine: Machine, mo
             "--pod-network-mode", mode, "--state-dir", str(state), "--cluster", m.cluster,
             "--node-index", str(machine.index), "--cluster-cidr", str(m.pod_network),
             "--port", "10250", "-v")
+
+
+def silence(machine: Machine) -> None:
+    """The machine vanishes from the network: every packet into or out of its namespace is
+    dropped (table ``inet svcnet-silent`` in that namespace, gone with it), so its peers'
+    connections neither answer nor fail, as with a pulled cable. Its processes keep running."""
+    r = subprocess.run(machine.argv("nft", "-f", "-"), capture_output=True, text=True,
+                       check=False, input=(
+                           "table inet svcnet-silent {\n"
+                           "  chain in { type filter hook input priority -400; policy drop; }\n"
+                           "  chain out { type filter hook output priority -400; policy drop; }\n"
+                           "}\n"))
+    if r.returncode != 0:
+        raise RuntimeError(f"nft on {machine.netns}: {r.stderr.strip()}")
