@@ -120,24 +120,31 @@ def _winner(candidates: list[str], ip: str) -> str:
     return min(candidates, key=lambda n: hashlib.sha256(f"{n}#{ip}".encode()).digest())
 
 
+def _mac(s: socket.socket) -> bytes:
+    """The hardware address of the interface a bound packet socket is on. (Not
+    ``/sys/class/net/IF/address``: sysfs shows the interfaces of the namespace it was mounted
+    in, the host's, whatever namespace the reading thread is in.)"""
+    return bytes(s.getsockname()[4])
+
+
 def _gratuitous_arp(ifname: str, ip: str) -> None:
     """Broadcast "ip is at my MAC" on ``ifname`` (runs inside the node netns)."""
-    with open(f"/sys/class/net/{ifname}/address") as f:
-        mac = bytes.fromhex(f.read().strip().replace(":", ""))
     addr = socket.inet_aton(ip)
-    frame = (b"\xff" * 6 + mac + struct.pack("!H", 0x0806)
-             + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 2)  # Ethernet/IPv4, reply
-             + mac + addr + b"\xff" * 6 + addr)
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
         s.bind((ifname, 0))
+        mac = _mac(s)
+        frame = (b"\xff" * 6 + mac + struct.pack("!H", 0x0806)
+                 + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 2)  # Ethernet/IPv4, reply
+                 + mac + addr + b"\xff" * 6 + addr)
         s.send(frame)
 
 
 def _unsolicited_na(ifname: str, ip: str) -> None:
     """Send "ip is at my MAC" (an unsolicited neighbour advertisement, override set) to all
     nodes on ``ifname`` (runs inside the node netns; the kernel fills in the checksum)."""
-    with open(f"/sys/class/net/{ifname}/address") as f:
-        mac = bytes.fromhex(f.read().strip().replace(":", ""))
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as p:
+        p.bind((ifname, 0))
+        mac = _mac(p)
     # Type 136, code 0, checksum 0, flags: override (0x20000000); target; option 2 (target
     # link-layer address), length 1 (8 octets).
     message = (struct.pack("!BBHI", 136, 0, 0, 0x20000000)
