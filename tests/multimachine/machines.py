@@ -216,3 +216,27 @@ def join_args(servers: Sequence[Machine], token_file: Path, machine: Machine, mo
             "--pod-network-mode", mode, "--state-dir", str(state), "--cluster", m.cluster,
             "--node-index", str(machine.index), "--cluster-cidr", str(m.pod_network),
             "--port", "10250", "-v")
+
+
+def lan_host(m: Machines, name: str = "c") -> Machine:
+    """A plain host on the first LAN, running no svcnet part (a client of the LAN): the
+    namespace ``svcnet-<tag>-<name>`` at the LAN's ``.100``; removed by :meth:`Machines.close`
+    (deleting the namespace deletes its veth pair)."""
+    lan = m.machines[0].lan
+    host = Machine(0, f"svcnet-{m.tag}-{name}", str(lan.network_address + 100), lan)
+    ip("netns", "add", host.netns)
+    m.extra_netns.append(host.netns)
+    _plug(host.netns, f"svcnet-{m.tag}{name}", m.bridges[0], f"{host.address}/24")
+    return host
+
+
+def unplug(m: Machines, machine: Machine) -> None:
+    """Take ``machine`` off its LAN (its cable pulled): frames to and from it are dropped, so
+    its peers' packets go unanswered rather than refused."""
+    ip("link", "set", f"svcnet-{m.tag}{machine.index}", "down")
+
+
+def run_in_netns(netns: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """``args`` in the network namespace ``netns`` (e.g. a pod's), as :meth:`Machine.run`."""
+    return subprocess.run(["nsenter", f"--net=/run/netns/{netns}", *args], capture_output=True,
+                          text=True, timeout=timeout, check=False, cwd=ROOT)
