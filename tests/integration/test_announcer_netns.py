@@ -1,14 +1,17 @@
-"""The announcer's gratuitous ARP and unsolicited neighbour advertisement, sent for real from a
-node namespace the way the agent sends them (a :class:`NetnsThread`, no remounted sysfs):
-they must carry the MAC of the node's uplink, not that of the host's interface of the same
-name (``/sys/class/net`` shows the host's whatever thread reads it).
+"""The announcer for real, in a node namespace the way the agent runs it (a
+:class:`NetnsThread`, no remounted sysfs): its gratuitous ARP and unsolicited neighbour
+advertisement carry the MAC of the node's uplink, not that of the host's interface of the
+same name (``/sys/class/net`` shows the host's whatever thread reads it), and the uplink is
+the interface holding the node's address, whatever its name (a joined machine's ``ens3``).
 
-Two namespaces ``svcnet-<tag>-n1`` and ``-n2`` joined by a veth pair, both ends ``eth0``;
-the frames sent in n1 are captured in n2. Everything is removed whatever happens.
+Two namespaces ``svcnet-<tag>-n1`` and ``-n2`` joined by a veth pair, n1's end ``ens3`` with
+192.0.2.1/24, n2's ``eth0``; the frames sent in n1 are captured in n2. Everything is removed
+whatever happens.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import socket
 import subprocess
@@ -17,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from svcnet.node.announcer import _gratuitous_arp, _unsolicited_na
+from svcnet.node.announcer import Announcer, _gratuitous_arp, _unsolicited_na
 from svcnet.node.names import ClusterNames
 from svcnet.util.nsthread import NetnsThread
 from tests.conftest import require_binary, require_root
@@ -42,11 +45,12 @@ def pair() -> Iterator[tuple[str, str]]:
     try:
         for ns in (n1, n2):
             _ip("netns", "add", ns)
-        _ip("-n", n1, "link", "add", "eth0", "address", MAC, "type", "veth", "peer", "name",
+        _ip("-n", n1, "link", "add", "ens3", "address", MAC, "type", "veth", "peer", "name",
             "eth0", "netns", n2)
-        for ns in (n1, n2):
-            _ip("-n", ns, "link", "set", "eth0", "up")
-        _ip("-n", n1, "addr", "add", "2001:db8::1/64", "dev", "eth0", "nodad")  # a source
+        _ip("-n", n1, "link", "set", "ens3", "up")
+        _ip("-n", n2, "link", "set", "eth0", "up")
+        _ip("-n", n1, "addr", "add", "192.0.2.1/24", "dev", "ens3")
+        _ip("-n", n1, "addr", "add", "2001:db8::1/64", "dev", "ens3", "nodad")  # a source
         yield n1, n2
     finally:
         for ns in (n1, n2):
@@ -79,7 +83,7 @@ def test_gratuitous_arp_carries_the_uplinks_mac(pair: tuple[str, str]) -> None:
     sender, receiver = NetnsThread(n1), NetnsThread(n2)
     try:
         with _capture(receiver) as s:
-            sender.call_sync(functools.partial(_gratuitous_arp, "eth0", "192.0.2.9"))
+            sender.call_sync(functools.partial(_gratuitous_arp, "ens3", "192.0.2.9"))
             frame = next(_frames(s, b"\x08\x06"))
     finally:
         sender.close()
@@ -94,7 +98,7 @@ def test_neighbour_advertisement_carries_the_uplinks_mac(pair: tuple[str, str]) 
     sender, receiver = NetnsThread(n1), NetnsThread(n2)
     try:
         with _capture(receiver) as s:
-            sender.call_sync(functools.partial(_unsolicited_na, "eth0", "2001:db8::9"))
+            sender.call_sync(functools.partial(_unsolicited_na, "ens3", "2001:db8::9"))
             # ICMPv6 type 136 (the node's own router solicitations etc. are skipped).
             frame = next(f for f in _frames(s, b"\x86\xdd") if f[20] == 58 and f[54] == 136)
     finally:
@@ -104,3 +108,26 @@ def test_neighbour_advertisement_carries_the_uplinks_mac(pair: tuple[str, str]) 
     assert frame[6:12] == mac
     assert frame[62:78] == socket.inet_pton(socket.AF_INET6, "2001:db8::9")  # the target
     assert frame[78:80] == b"\x02\x01" and frame[80:86] == mac  # target link-layer address
+
+
+def test_the_elected_node_announces_on_the_interface_holding_its_address(
+        pair: tuple[str, str]) -> None:
+    n1, n2 = pair
+    svc = {"metadata": {"name": "web", "namespace": "default"}, "spec": {"type": "LoadBalancer"},
+           "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.9"}]}}}
+    node = {"metadata": {"name": "m1"}, "status": {"conditions": [
+        {"type": "Ready", "status": "True"}]}}
+    announcer, receiver = Announcer(n1, "m1", "192.0.2.1"), NetnsThread(n2)
+    try:
+        with _capture(receiver) as s:
+            asyncio.run(announcer.sync([svc], [], [node]))
+            frame = next(_frames(s, b"\x08\x06"))
+    finally:
+        announcer.close()
+        receiver.close()
+    assert announcer.ifname == "ens3" and announcer.announced == {"192.0.2.9"}
+    out = subprocess.run(["ip", "-n", n1, "-o", "addr", "show", "dev", "ens3"], check=True,
+                         capture_output=True, text=True).stdout
+    assert " 192.0.2.9/32 " in out
+    assert frame[22:28] == bytes.fromhex(MAC.replace(":", ""))
+    assert frame[28:32] == socket.inet_aton("192.0.2.9")
