@@ -186,7 +186,8 @@ _AGENT_OPTIONS = [
                  help="Do not count connections per Service endpoint in the data plane (the "
                       "counts svcnet dashboard and svcnet top services show)."),
     click.option("--announce-lb-ips", is_flag=True,
-                 help="Answer ARP for LoadBalancer IPs on the uplink (eth0) when elected."),
+                 help="Answer ARP for LoadBalancer IPs on the uplink (the interface holding "
+                      "--node-ip) when elected."),
     click.option("--health-port", default=0, show_default=True,
                  help="Serve /healthz and /metrics on NODE_IP:PORT, in the node's network "
                       "namespace unless NODE_IP is loopback (0: off)."),

@@ -9,9 +9,10 @@ takes over on its next sync. Ingress entries with ``ipMode: Proxy`` are never an
 address belongs to a load balancer that proxies to the nodes (and the proxy programs no
 rules for it, as kube-proxy does not).
 
-The winner adds the IP as a /32 on its uplink, so its kernel answers ARP for it (and the
-Service's nftables rules see a local destination), and sends a gratuitous ARP so the host's
-neighbour cache moves to the new node at once after a failover. Losers remove it. The decision
+The winner adds the IP as a /32 on its uplink (the interface holding the node's address), so
+its kernel answers ARP for it (and the Service's nftables rules see a local destination), and
+sends a gratuitous ARP so the host's neighbour cache moves to the new node at once after a
+failover. Losers remove it. The decision
 is the pure :func:`announcements`; :class:`Announcer` applies it with ``ip`` and a raw packet
 socket inside the node namespace.
 
@@ -120,24 +121,31 @@ def _winner(candidates: list[str], ip: str) -> str:
     return min(candidates, key=lambda n: hashlib.sha256(f"{n}#{ip}".encode()).digest())
 
 
+def _mac(s: socket.socket) -> bytes:
+    """The hardware address of the interface a bound packet socket is on. (Not
+    ``/sys/class/net/IF/address``: sysfs shows the interfaces of the namespace it was mounted
+    in, the host's, whatever namespace the reading thread is in.)"""
+    return bytes(s.getsockname()[4])
+
+
 def _gratuitous_arp(ifname: str, ip: str) -> None:
     """Broadcast "ip is at my MAC" on ``ifname`` (runs inside the node netns)."""
-    with open(f"/sys/class/net/{ifname}/address") as f:
-        mac = bytes.fromhex(f.read().strip().replace(":", ""))
     addr = socket.inet_aton(ip)
-    frame = (b"\xff" * 6 + mac + struct.pack("!H", 0x0806)
-             + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 2)  # Ethernet/IPv4, reply
-             + mac + addr + b"\xff" * 6 + addr)
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
         s.bind((ifname, 0))
+        mac = _mac(s)
+        frame = (b"\xff" * 6 + mac + struct.pack("!H", 0x0806)
+                 + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 2)  # Ethernet/IPv4, reply
+                 + mac + addr + b"\xff" * 6 + addr)
         s.send(frame)
 
 
 def _unsolicited_na(ifname: str, ip: str) -> None:
     """Send "ip is at my MAC" (an unsolicited neighbour advertisement, override set) to all
     nodes on ``ifname`` (runs inside the node netns; the kernel fills in the checksum)."""
-    with open(f"/sys/class/net/{ifname}/address") as f:
-        mac = bytes.fromhex(f.read().strip().replace(":", ""))
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as p:
+        p.bind((ifname, 0))
+        mac = _mac(p)
     # Type 136, code 0, checksum 0, flags: override (0x20000000); target; option 2 (target
     # link-layer address), length 1 (8 octets).
     message = (struct.pack("!BBHI", 136, 0, 0, 0x20000000)
@@ -168,12 +176,27 @@ def uplink_addresses(lines: Iterable[str], node_ip: str,
     return found, subnet
 
 
+def uplink_of(lines: Iterable[str], node_ip: str) -> str | None:
+    """From ``ip -o addr show``: the interface holding ``node_ip`` (the uplink), None when
+    none does. Pure."""
+    for line in lines:
+        parts = line.split()
+        for kind in ("inet", "inet6"):
+            if kind in parts[:-1] and len(parts) > 1 and str(ipaddress.ip_interface(
+                    parts[parts.index(kind) + 1]).ip) == node_ip:
+                return parts[1].split("@")[0]
+    return None
+
+
 class Announcer:
-    def __init__(self, netns: str, node_name: str, node_ip: str, *, ifname: str = "eth0",
+    def __init__(self, netns: str, node_name: str, node_ip: str, *, ifname: str = "",
                  prefix: int = 24, node_ip6: str = "") -> None:
         self.netns = netns
         self.node_name = node_name
-        self.ifname = ifname
+        self._find_uplink = not ifname
+        self.ifname = ifname or "eth0"
+        """The uplink: ``ifname``, else the interface holding ``node_ip`` (a joined machine's
+        may be any name), found on the first sync; ``eth0`` until then."""
         self.node_ip = node_ip
         self.node_ip6 = node_ip6
         self.subnet: Subnet = ipaddress.IPv4Network(f"{node_ip}/{prefix}", strict=False)
@@ -199,10 +222,14 @@ class Announcer:
         """/32s and /128s on the uplink now (a restarted agent must learn what it announced
         before), and the subnets of the node's own addresses there."""
         proc = await asyncio.create_subprocess_exec(
-            "ip", "-n", self.netns, "-o", "addr", "show", "dev", self.ifname,
+            "ip", "-n", self.netns, "-o", "addr", "show",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         out, _ = await proc.communicate()
         lines = out.decode().splitlines()
+        if self._find_uplink:
+            self.ifname = uplink_of(lines, self.node_ip) or self.ifname
+        lines = [line for line in lines
+                 if line.split()[1:2] and line.split()[1].split("@")[0] == self.ifname]
         found, subnet = uplink_addresses(lines, self.node_ip)
         _, subnet6 = uplink_addresses(lines, self.node_ip6) if self.node_ip6 else (set(), None)
         return found, subnet, subnet6

@@ -219,14 +219,36 @@ def join_args(servers: Sequence[Machine], token_file: Path, machine: Machine, mo
 
 
 def silence(machine: Machine) -> None:
-    """The machine vanishes from the network: every packet into or out of its namespace is
-    dropped (table ``inet svcnet-silent`` in that namespace, gone with it), so its peers'
-    connections neither answer nor fail, as with a pulled cable. Its processes keep running."""
+    """The machine vanishes from the network, as with a pulled cable: every packet into, out
+    of or through its namespace (its pods'), and every ARP frame, is dropped (tables
+    ``svcnet-silent`` in that namespace, gone with it), so its peers' connections neither
+    answer nor fail and nobody resolves its addresses any more. Its processes keep running."""
+    chains = {"inet": (("inbound", "input"), ("passing", "forward"), ("outbound", "output")),
+              "arp": (("inbound", "input"), ("outbound", "output"))}
+    ruleset = "".join(
+        f"table {family} svcnet-silent {{\n" + "".join(
+            f"  chain {name} {{ type filter hook {hook} priority -400; policy drop; }}\n"
+            for name, hook in hooks) + "}\n"
+        for family, hooks in chains.items())
     r = subprocess.run(machine.argv("nft", "-f", "-"), capture_output=True, text=True,
-                       check=False, input=(
-                           "table inet svcnet-silent {\n"
-                           "  chain in { type filter hook input priority -400; policy drop; }\n"
-                           "  chain out { type filter hook output priority -400; policy drop; }\n"
-                           "}\n"))
+                       check=False, input=ruleset)
     if r.returncode != 0:
         raise RuntimeError(f"nft on {machine.netns}: {r.stderr.strip()}")
+
+
+def lan_host(m: Machines, name: str = "c") -> Machine:
+    """A plain host on the first LAN, running no svcnet part (a client of the LAN): the
+    namespace ``svcnet-<tag>-<name>`` at the LAN's ``.100``; removed by :meth:`Machines.close`
+    (deleting the namespace deletes its veth pair)."""
+    lan = m.machines[0].lan
+    host = Machine(0, f"svcnet-{m.tag}-{name}", str(lan.network_address + 100), lan)
+    ip("netns", "add", host.netns)
+    m.extra_netns.append(host.netns)
+    _plug(host.netns, f"svcnet-{m.tag}{name}", m.bridges[0], f"{host.address}/24")
+    return host
+
+
+def run_in_netns(netns: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """``args`` in the network namespace ``netns`` (e.g. a pod's), as :meth:`Machine.run`."""
+    return subprocess.run(["nsenter", f"--net=/run/netns/{netns}", *args], capture_output=True,
+                          text=True, timeout=timeout, check=False, cwd=ROOT)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from svcnet.node.announcer import announcements, uplink_addresses
+from svcnet.node.announcer import announcements, uplink_addresses, uplink_of
 
 SUBNET = ipaddress.IPv4Network("172.20.0.0/24")
 
@@ -50,3 +50,16 @@ def test_uplink_addresses_of_both_families() -> None:
     assert subnet == SUBNET
     assert uplink_addresses(lines, "fd00:172:20::11")[1] == ipaddress.IPv6Network(
         "fd00:172:20::/64")
+
+
+def test_the_uplink_is_the_interface_holding_the_node_address() -> None:
+    lines = [
+        "1: lo    inet 127.0.0.1/8 scope host lo",
+        "2: ens3    inet 10.0.0.21/24 brd 10.0.0.255 scope global ens3",
+        "2: ens3    inet 10.0.0.200/32 scope global ens3",
+        "5: svcnet.vx    inet 10.244.1.0/32 scope global svcnet.vx",
+        "6: eth0@if9    inet6 fd00::21/64 scope global",
+    ]
+    assert uplink_of(lines, "10.0.0.21") == "ens3"
+    assert uplink_of(lines, "fd00::21") == "eth0"
+    assert uplink_of(lines, "10.0.0.22") is None
