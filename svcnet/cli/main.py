@@ -19,6 +19,7 @@ from svcnet.api.schema import decode, strict_error
 from svcnet.cli.client_commands import apply, delete, describe, exec_, explain, get, logs
 from svcnet.cli.dashboard import dashboard, top
 from svcnet.cli.manifests import Failure, load_manifests
+from svcnet.util.gcpause import tune_for_large_heaps
 from svcnet.util.ipfamily import IP_FAMILIES
 
 
@@ -129,6 +130,7 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
         config.host_port  # noqa: B018 - validates the address before anything starts
     except ValueError:
         raise Failure(f"--listen {listen!r} must be HOST:PORT") from None
+    tune_for_large_heaps()
     try:
         asyncio.run(run_server(config))
     except OSError as e:
@@ -245,6 +247,7 @@ def _run_agent(opts: dict[str, Any], **fields: Any) -> None:
             return NodeProxy(nc.node_netns, node_ip=nc.host_ip, cluster_cidrs=cidrs,
                              traffic_counters=not opts["no_traffic_counters"])
 
+    tune_for_large_heaps()
     asyncio.run(run_agent(config, proxy_factory=proxy_factory))
 
 
