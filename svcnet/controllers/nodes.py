@@ -263,6 +263,20 @@ def stale_nodes(nodes: Iterable[Mapping[str, Any]], leases: Mapping[str, Mapping
     return sorted(out)
 
 
+def pods_to_mark_not_ready(nodes: Iterable[Mapping[str, Any]], pods: Iterable[Obj],
+                           stale: Iterable[str]) -> list[Obj]:
+    """Pods whose Ready condition is not False on a node that is being marked Unknown
+    (``stale``) or already is. Upstream marks them on the node's transition and again on every
+    later pod update (node_lifecycle_controller.go's ``processPod``): a pod that turns Ready on
+    a lost node, whoever wrote that status, is marked not ready again."""
+    lost = set(stale) | {str((n.get("metadata") or {}).get("name", "")) for n in nodes
+                         if (_ready_condition(n) or {}).get("status") == "Unknown"}
+    return [pod for pod in pods
+            if (pod.get("spec") or {}).get("nodeName") in lost and any(
+                c.get("type") == "Ready" and c.get("status") != "False"
+                for c in (pod.get("status") or {}).get("conditions") or [])]
+
+
 class NodeLifecycleController:
     def __init__(self, client: RESTClient, *, grace: timedelta = DEFAULT_GRACE,
                  period: float = 5.0, clock: Clock | None = None,
@@ -309,12 +323,10 @@ class NodeLifecycleController:
         stale = stale_nodes(self.nodes.list(), leases, now, self.grace)
         for name in stale:
             node = self.nodes.get(name)
-            if node is None:
-                continue
-            await self._mark_unknown(node, now)
-            for pod in self.pods.list():
-                if (pod.get("spec") or {}).get("nodeName") == name:
-                    await self._mark_pod_not_ready(pod, now)
+            if node is not None:
+                await self._mark_unknown(node, now)
+        for pod in pods_to_mark_not_ready(self.nodes.list(), self.pods.list(), stale):
+            await self._mark_pod_not_ready(pod, now)
         return stale
 
     async def _mark_unknown(self, node: Obj, now: datetime) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from svcnet.controllers.nodes import CIDRSet, stale_nodes
+from svcnet.controllers.nodes import CIDRSet, pods_to_mark_not_ready, stale_nodes
 from svcnet.controllers.scheduler import choose_node, needs_scheduling
 
 Obj = dict[str, Any]
@@ -124,3 +124,22 @@ def test_cidr_set_hands_out_each_subnet_once_and_wraps() -> None:
     r.release("10.244.1.0/24")
     assert r.allocate_next() == "10.244.1.0/24"
     assert r.allocate_next() is None
+
+
+def test_pods_on_lost_nodes_are_marked_not_ready_again() -> None:
+    def node(name: str, ready: str) -> Obj:
+        return {"metadata": {"name": name},
+                "status": {"conditions": [{"type": "Ready", "status": ready}]}}
+
+    def pod(name: str, node_name: str, ready: str) -> Obj:
+        return {"metadata": {"name": name}, "spec": {"nodeName": node_name},
+                "status": {"conditions": [{"type": "Ready", "status": ready}]}}
+
+    nodes = [node("lost", "Unknown"), node("going", "True"), node("fine", "True")]
+    pods = [pod("a", "lost", "True"),      # turned Ready again on a lost node: marked again
+            pod("b", "lost", "False"),     # already marked: no write
+            pod("c", "going", "True"),     # its node is being marked in this pass
+            pod("d", "fine", "True"),
+            {"metadata": {"name": "e"}, "spec": {"nodeName": "lost"}}]  # no status yet
+    marked = pods_to_mark_not_ready(nodes, pods, ["going"])
+    assert [p["metadata"]["name"] for p in marked] == ["a", "c"]
