@@ -51,11 +51,15 @@ class Tally:
     its in-process controllers (each Service gets an EndpointSlice and an Endpoints object,
     which also carry its labels)."""
     cpu: float = 0.0
+    gc: float | None = 0.0
+    """Seconds the server spent in cyclic garbage collections meanwhile (its
+    ``svcnet_gc_pause_seconds``; None for a revision without that metric)."""
     wall: float = 0.0
     latencies: list[float] = field(default_factory=list)
 
     def row(self, label: str) -> str:
-        return (f"| {label} | {self.cpu / self.writes * 1e3:.2f} | "
+        gc = "-" if self.gc is None else f"{self.gc / self.writes * 1e3:.2f}"
+        return (f"| {label} | {self.cpu / self.writes * 1e3:.2f} | {gc} | "
                 f"{self.server_writes / self.writes:.2f} | "
                 f"{self.writes / self.wall:.0f}/s | {pct(self.latencies, .5) * 1e3:.1f} | "
                 f"{pct(self.latencies, .99) * 1e3:.1f} |")
@@ -73,26 +77,34 @@ class Target:
         """``count`` writes from 16 clients; the CPU counted runs until the server's count of
         writes stops moving (0.3 s apart): the follow-up writes of its controllers belong to
         the batch that caused them."""
-        start = served = await self.served_writes()
+        served, gc_before = await self.scrape()
+        start = served
         before = cpu_seconds(self.pid)
         wall, lat = await timed_parallel(count, CLIENTS, write)
-        while (now := await self.served_writes()) != served:
-            served = now
+        while (now := await self.scrape())[0] != served:
+            served = now[0]
             await asyncio.sleep(0.3)
         tally = self.tallies.setdefault(kind, Tally())
         tally.cpu += cpu_seconds(self.pid) - before
-        tally.server_writes += now - start
+        gc_after = now[1]
+        tally.gc = (None if tally.gc is None or gc_before is None or gc_after is None
+                    else tally.gc + gc_after - gc_before)
+        tally.server_writes += now[0] - start
         tally.wall += wall
         tally.writes += count
         tally.latencies += lat
 
-    async def served_writes(self) -> float:
-        """Successful creates, updates and patches served so far (the server's metrics)."""
+    async def scrape(self) -> tuple[float, float | None]:
+        """From the server's metrics: successful creates, updates and patches served so far,
+        and seconds spent in garbage collections (None if it does not say)."""
         async with self.client.session.get(self.client.url + "/metrics") as resp:
-            text = await resp.text()
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("apiserver_request_total{") and 'code="20' in line
-                   and any(f'verb="{v}"' in line for v in ("create", "update", "patch")))
+            lines = (await resp.text()).splitlines()
+        writes = sum(float(line.rsplit(" ", 1)[1]) for line in lines
+                     if line.startswith("apiserver_request_total{") and 'code="20' in line
+                     and any(f'verb="{v}"' in line for v in ("create", "update", "patch")))
+        gc = [float(line.rsplit(" ", 1)[1]) for line in lines
+              if line.startswith("svcnet_gc_pause_seconds_sum{")]
+        return writes, (sum(gc) if gc else None)
 
 
 async def creates(t: Target, count: int) -> None:
@@ -165,9 +177,9 @@ def main() -> None:
           f"{args.n} Services created then {args.patches} merge patches, in {args.rounds} "
           "alternating rounds per server")
     print()
-    print("| server, write | server CPU ms/write | server writes/write | writes/s | p50 ms "
-          "| p99 ms |")
-    print("|---|---|---|---|---|---|")
+    print("| server, write | server CPU ms/write | of which GC | server writes/write | writes/s "
+          "| p50 ms | p99 ms |")
+    print("|---|---|---|---|---|---|---|")
     for t in targets:
         for kind, tally in t.tallies.items():
             print(tally.row(f"{t.name}, {kind}"))
@@ -176,7 +188,7 @@ def main() -> None:
         for kind in base.tallies:
             b, o = base.tallies[kind], ours.tallies[kind]
             print(f"| **{kind}: base / this tree** | "
-                  f"**{b.cpu / b.writes / (o.cpu / o.writes):.2f}x** | - | "
+                  f"**{b.cpu / b.writes / (o.cpu / o.writes):.2f}x** | - | - | "
                   f"**{(o.writes / o.wall) / (b.writes / b.wall):.2f}x** | - | "
                   f"{pct(b.latencies, .99) / pct(o.latencies, .99):.2f}x |")
 

@@ -138,6 +138,7 @@ from svcnet.registry.workloads import (
 from svcnet.storage import open_store
 from svcnet.storage.interface import Store
 from svcnet.util.clock import Clock, RealClock
+from svcnet.util.gcpause import PauseWatch
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,14 @@ class Metrics:
             "apiserver_request_duration_seconds", "Request latency by verb and resource.",
             ["verb", "resource"], registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60))
+        self.gc_pauses = Histogram(
+            "svcnet_gc_pause_seconds", "Cyclic garbage collections of this process (the "
+            "whole process stops meanwhile), by generation.", ["generation"],
+            registry=self.registry,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        #: Feeds gc_pauses while the server runs (util/gcpause.py).
+        self.gc_watch = PauseWatch(
+            lambda generation, seconds: self.gc_pauses.labels(str(generation)).observe(seconds))
 
     def observe(self, verb: str, resource: str, code: int, seconds: float) -> None:
         verb = verb if verb in METRIC_VERBS else "other"
@@ -338,6 +347,7 @@ class APIServer:
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
                                      shutdown_timeout=2.0)
         await self._runner.setup()
+        self.metrics.gc_watch.start()
         ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_ctx.load_cert_chain(tls.cert, tls.key)
         site = GatedSite(self._runner, host, port, ssl_context=ssl_ctx,
@@ -392,6 +402,7 @@ class APIServer:
         if self._controller_client is not None:
             await self._controller_client.close()
         await self.loopback.close()
+        self.metrics.gc_watch.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         if self.node_client is not None:

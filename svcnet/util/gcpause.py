@@ -24,10 +24,12 @@ object, about every 70,000 net allocations once that generation grew by a quarte
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
-__all__ = ["LARGE_HEAP_THRESHOLDS", "gc_paused", "tune_for_large_heaps"]
+__all__ = ["LARGE_HEAP_THRESHOLDS", "PauseWatch", "gc_paused", "tune_for_large_heaps"]
 
 LARGE_HEAP_THRESHOLDS = (10_000, 10, 100)
 """``gc.set_threshold`` for daemons holding large caches (module doc)."""
@@ -49,3 +51,27 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+class PauseWatch:
+    """Reports each collection's generation and duration to ``observe`` (a metric), from
+    :meth:`start` until :meth:`stop`; the collector's callbacks are process-wide, so a
+    process may hold several, each removed on its own stop."""
+
+    def __init__(self, observe: Callable[[int, float], None]) -> None:
+        self._observe = observe
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self._started:
+            self._observe(int(info.get("generation", 0)), time.perf_counter() - self._started)
+
+    def start(self) -> None:
+        if self._callback not in gc.callbacks:
+            gc.callbacks.append(self._callback)
+
+    def stop(self) -> None:
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)

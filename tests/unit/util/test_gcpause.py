@@ -11,7 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 from svcnet.cli import main as cli_main
-from svcnet.util.gcpause import LARGE_HEAP_THRESHOLDS, gc_paused, tune_for_large_heaps
+from svcnet.util.gcpause import (
+    LARGE_HEAP_THRESHOLDS,
+    PauseWatch,
+    gc_paused,
+    tune_for_large_heaps,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -43,3 +48,20 @@ def test_svcnet_server_runs_with_the_large_heap_thresholds(
                                                "--listen", "127.0.0.1:0"])
     assert result.exit_code == 0, result.output
     assert seen == [LARGE_HEAP_THRESHOLDS]
+
+
+def test_pause_watch_reports_each_collection_until_stopped() -> None:
+    seen: list[tuple[int, float]] = []
+    watch = PauseWatch(lambda generation, seconds: seen.append((generation, seconds)))
+    watch.start()
+    watch.start()  # once only
+    try:
+        with gc_paused():  # no automatic collection in between: only these two
+            gc.collect(1)
+            gc.collect()
+    finally:
+        watch.stop()
+    assert [generation for generation, _ in seen] == [1, 2]
+    assert all(seconds >= 0 for _, seconds in seen)
+    gc.collect()
+    assert len(seen) == 2
