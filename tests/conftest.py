@@ -7,9 +7,13 @@ which case the missing capability is a failure: in CI such tests must run.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import socket
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +62,40 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture
 def _root_required() -> None:
     require_root()
+
+
+@contextlib.contextmanager
+def _flock(path: Path, operation: int) -> Iterator[None]:
+    with open(path, "a") as f:
+        fcntl.flock(f, operation)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _machine_share(request: pytest.FixtureRequest,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """With pytest-xdist workers (scripts/check), a module marked ``machine_exclusive`` runs
+    while no other module of the run does; every other module shares the machine.
+
+    A readers-writer lock over the module's whole life (its module fixtures, e.g. a `svcnet up`
+    cluster, included), from ``flock`` on two files in the run's temp dir, which all workers
+    share: ``share`` (shared by readers, exclusive for the writer) and ``turn``, which a reader
+    passes through before taking ``share`` and the writer holds while it waits and runs, so
+    that readers arriving meanwhile queue behind it instead of starving it. One process (no
+    xdist) needs no lock."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        yield
+        return
+    run_dir = tmp_path_factory.getbasetemp().parent
+    turn, share = run_dir / "svcnet-machine.turn", run_dir / "svcnet-machine.share"
+    if request.node.get_closest_marker("machine_exclusive") is not None:
+        with _flock(turn, fcntl.LOCK_EX), _flock(share, fcntl.LOCK_EX):
+            yield
+        return
+    with contextlib.ExitStack() as held:
+        with _flock(turn, fcntl.LOCK_EX):
+            held.enter_context(_flock(share, fcntl.LOCK_SH))
+        yield

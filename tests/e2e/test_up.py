@@ -24,14 +24,13 @@ from typing import Any
 import pytest
 
 from svcnet.cluster.down import cluster_links, cluster_namespaces
-from svcnet.cluster.networks import DEFAULT, ClusterNetwork, machine_in_use
-from svcnet.node.names import ClusterNames, cluster_tag
+from svcnet.cluster.networks import ClusterNetwork
+from svcnet.node.names import ClusterNames
 from tests.conftest import require, require_root
 from tests.e2e.local_clusters import (
     example_on_node_port,
     free_node_port,
     network_of,
-    tags_in_use,
     unique_name,
 )
 from tests.waiting import run
@@ -544,33 +543,3 @@ def test_down_removes_everything_and_up_after_a_crash_works(home: Path) -> None:
     assert not (home / NAME).exists()
     again = svcnet("down", "--name", NAME, env=env)
     assert "0 process(es), 0 namespace(s), 0 link(s)" in again.stdout
-
-
-def test_readme_quick_start_word_for_word(tmp_path: Path) -> None:
-    """The README's quick start, run as written (its install step finds everything there:
-    CI just ran it through scripts/test)."""
-    text = (ROOT / "README.md").read_text()
-    commands = []
-    for part in ("quickstart", "quickstart-use"):
-        block = text.split(f"<!-- {part}:begin -->")[1].split(f"<!-- {part}:end -->")[0]
-        commands += [line for line in block.splitlines() if line and not line.startswith("```")]
-    assert commands[0] == "scripts/up --detach"
-    if any(u.network.overlaps(DEFAULT.nodes) or u.network.overlaps(DEFAULT.pods)
-           for u in machine_in_use()) or cluster_tag("svcnet") in tags_in_use():
-        pytest.skip("the README's commands need the default networks and cluster name, "
-                    "which another cluster holds")
-    env = dict(os.environ, SVCNET_HOME=str(tmp_path))
-    outputs = []
-    try:
-        for command in commands:
-            r = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
-                               cwd=ROOT, env=env, timeout=180, check=False)
-            assert r.returncode == 0, f"{command}\n{r.stdout}\n{r.stderr}"
-            outputs.append(r.stdout)
-    finally:
-        svcnet("down", env=env, check=False)
-    assert re.match(r'frontend frontend -> \{"backend": "backend-', outputs[1])
-    assert re.match(r'frontend frontend -> \{"backend": "backend-', outputs[2])
-    assert re.match(r'\{"backend": "backend-[a-z0-9]+-[a-z0-9]{5}", "ip": "10\.244\.',
-                    outputs[3])
-    assert outputs[4].startswith("cluster 'svcnet' removed:")
