@@ -33,7 +33,7 @@ from tests.e2e.local_clusters import (
     network_of,
     unique_name,
 )
-from tests.waiting import run
+from tests.waiting import run, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = unique_name("e7")
@@ -374,7 +374,7 @@ spec:
 
 UDP_CLIENT = r"""
 import json, os, socket, sys, time
-stop, replies = sys.argv[1], []
+stop, answered, replies = sys.argv[1], sys.argv[2], []
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("", 40000))  # one source port: one conntrack entry for the whole run
 s.settimeout(0.2)
@@ -382,6 +382,7 @@ while not os.path.exists(stop):
     s.sendto(b"hi", ("udp-echo.default.svc.cluster.local", 9000))
     try:
         replies.append([time.time(), s.recvfrom(512)[0].decode()])
+        open(answered, "a").close()  # the flow is up: the test goes on
     except TimeoutError:
         replies.append([time.time(), None])
     time.sleep(0.1)
@@ -401,13 +402,17 @@ def test_udp_flow_moves_off_a_deleted_endpoint(home: Path, tmp_path: Path) -> No
 
     def run_client(seconds: float, during: Callable[[], None] = lambda: None
                    ) -> list[list[Any]]:
-        stop = tmp_path / "stop"
+        stop, answered = tmp_path / "stop", tmp_path / "answered"
         stop.unlink(missing_ok=True)
+        answered.unlink(missing_ok=True)
         client = subprocess.Popen(
-            [*SVCNET, "exec", "frontend", "--", sys.executable, "-c", UDP_CLIENT, str(stop)],
+            [*SVCNET, "exec", "frontend", "--", sys.executable, "-c", UDP_CLIENT, str(stop),
+             str(answered)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
         try:
-            time.sleep(1.5)
+            # Until the flow has its first answer (on a busy machine the client takes a
+            # while to start), so that there is traffic before ``during``.
+            wait_for(answered.exists, "the UDP client's first answer", timeout=60)
             during()
             time.sleep(seconds)
         finally:
