@@ -21,6 +21,10 @@ After each kill the server is restarted on the same store and the audit reads ev
 
 The writers then carry on against the restarted server with the same books, so allocations made
 after a crash must avoid everything the crash left behind.
+
+Each round writes for a random time, then, with ``min_writes``, until the writers have had that
+many writes acknowledged in the round (at most a minute more), and kills: on a busy machine
+(parallel test workers) a fixed time may see few writes, and a kill then tests little.
 """
 
 from __future__ import annotations
@@ -191,14 +195,19 @@ def _version(obj: dict[str, Any]) -> int:
 
 
 async def _round(data_dir: Path, books: Books, writers: int, seconds: float, seqs: list[list[int]],
-                 rng: random.Random, proc: subprocess.Popen[bytes]) -> None:
+                 rng: random.Random, proc: subprocess.Popen[bytes], min_writes: int) -> None:
     client = _Client(data_dir)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(_writer(client, books, w, seqs[w], stop,
                                          random.Random(rng.random())))
              for w in range(writers)]
     try:
+        enough = books.acknowledged + min_writes
         await asyncio.sleep(seconds)
+        deadline = asyncio.get_running_loop().time() + 60
+        while (books.acknowledged < enough and asyncio.get_running_loop().time() < deadline
+               and not all(t.done() for t in tasks)):
+            await asyncio.sleep(0.05)
         os.kill(proc.pid, signal.SIGKILL)  # mid-flight: requests are on the wire
         await asyncio.wait(tasks, timeout=30)
     finally:
@@ -221,8 +230,11 @@ async def _list(data_dir: Path) -> list[dict[str, Any]]:
 
 
 def run(data_dir: Path, store_args: list[str], *, kills: int, writers: int = 16,
-        seconds: tuple[float, float] = (1.0, 2.5), seed: int = 0) -> list[Audit]:
-    """``kills`` rounds of write → kill -9 → restart → audit; the server is stopped at the end."""
+        seconds: tuple[float, float] = (1.0, 2.5), seed: int = 0, min_writes: int = 0,
+        ) -> list[Audit]:
+    """``kills`` rounds of write → kill -9 → restart → audit; the server is stopped at the end.
+    Each round writes for a time drawn from ``seconds`` and until ``min_writes`` more writes
+    were acknowledged."""
     rng = random.Random(seed)
     books = Books()
     seqs = [[0] for _ in range(writers)]
@@ -231,7 +243,7 @@ def run(data_dir: Path, store_args: list[str], *, kills: int, writers: int = 16,
     try:
         for _ in range(kills):
             asyncio.run(_round(data_dir, books, writers, rng.uniform(*seconds), seqs, rng,
-                               proc))
+                               proc, min_writes))
             proc = start_server(data_dir, *store_args)
             audits.append(audit(books, asyncio.run(_list(data_dir))))
             # What is settled now is known: uncertain requests resolved either way.

@@ -9,6 +9,9 @@ from pathlib import Path
 from tests.e2e import crash_audit
 from tests.etcd_server import EtcdServer
 
+# Writes acknowledged before each kill (crash_audit.run writes until then, time permitting).
+MIN_WRITES = 30
+
 
 def check(audits: list[crash_audit.Audit]) -> None:
     for n, a in enumerate(audits, 1):
@@ -17,12 +20,12 @@ def check(audits: list[crash_audit.Audit]) -> None:
 
 
 def test_kill_9_on_sqlite_loses_nothing(tmp_path: Path) -> None:
-    check(crash_audit.run(tmp_path, [], kills=2, seed=1))
+    check(crash_audit.run(tmp_path, [], kills=2, seed=1, min_writes=MIN_WRITES))
 
 
 def test_kill_9_on_etcd_loses_nothing(tmp_path: Path, etcd: EtcdServer) -> None:
     check(crash_audit.run(tmp_path, ["--store", f"etcd://{etcd.endpoint}/svcnet-crash/"],
-                          kills=2, seed=2))
+                          kills=2, seed=2, min_writes=MIN_WRITES))
 
 
 def test_the_audit_sees_each_kind_of_damage() -> None:

@@ -24,17 +24,16 @@ from typing import Any
 import pytest
 
 from svcnet.cluster.down import cluster_links, cluster_namespaces
-from svcnet.cluster.networks import DEFAULT, ClusterNetwork, machine_in_use
-from svcnet.node.names import ClusterNames, cluster_tag
+from svcnet.cluster.networks import ClusterNetwork
+from svcnet.node.names import ClusterNames
 from tests.conftest import require, require_root
 from tests.e2e.local_clusters import (
     example_on_node_port,
     free_node_port,
     network_of,
-    tags_in_use,
     unique_name,
 )
-from tests.waiting import run
+from tests.waiting import run, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = unique_name("e7")
@@ -375,7 +374,7 @@ spec:
 
 UDP_CLIENT = r"""
 import json, os, socket, sys, time
-stop, replies = sys.argv[1], []
+stop, answered, replies = sys.argv[1], sys.argv[2], []
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("", 40000))  # one source port: one conntrack entry for the whole run
 s.settimeout(0.2)
@@ -383,6 +382,7 @@ while not os.path.exists(stop):
     s.sendto(b"hi", ("udp-echo.default.svc.cluster.local", 9000))
     try:
         replies.append([time.time(), s.recvfrom(512)[0].decode()])
+        open(answered, "a").close()  # the flow is up: the test goes on
     except TimeoutError:
         replies.append([time.time(), None])
     time.sleep(0.1)
@@ -402,13 +402,17 @@ def test_udp_flow_moves_off_a_deleted_endpoint(home: Path, tmp_path: Path) -> No
 
     def run_client(seconds: float, during: Callable[[], None] = lambda: None
                    ) -> list[list[Any]]:
-        stop = tmp_path / "stop"
+        stop, answered = tmp_path / "stop", tmp_path / "answered"
         stop.unlink(missing_ok=True)
+        answered.unlink(missing_ok=True)
         client = subprocess.Popen(
-            [*SVCNET, "exec", "frontend", "--", sys.executable, "-c", UDP_CLIENT, str(stop)],
+            [*SVCNET, "exec", "frontend", "--", sys.executable, "-c", UDP_CLIENT, str(stop),
+             str(answered)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
         try:
-            time.sleep(1.5)
+            # Until the flow has its first answer (on a busy machine the client takes a
+            # while to start), so that there is traffic before ``during``.
+            wait_for(answered.exists, "the UDP client's first answer", timeout=60)
             during()
             time.sleep(seconds)
         finally:
@@ -544,33 +548,3 @@ def test_down_removes_everything_and_up_after_a_crash_works(home: Path) -> None:
     assert not (home / NAME).exists()
     again = svcnet("down", "--name", NAME, env=env)
     assert "0 process(es), 0 namespace(s), 0 link(s)" in again.stdout
-
-
-def test_readme_quick_start_word_for_word(tmp_path: Path) -> None:
-    """The README's quick start, run as written (its install step finds everything there:
-    CI just ran it through scripts/test)."""
-    text = (ROOT / "README.md").read_text()
-    commands = []
-    for part in ("quickstart", "quickstart-use"):
-        block = text.split(f"<!-- {part}:begin -->")[1].split(f"<!-- {part}:end -->")[0]
-        commands += [line for line in block.splitlines() if line and not line.startswith("```")]
-    assert commands[0] == "scripts/up --detach"
-    if any(u.network.overlaps(DEFAULT.nodes) or u.network.overlaps(DEFAULT.pods)
-           for u in machine_in_use()) or cluster_tag("svcnet") in tags_in_use():
-        pytest.skip("the README's commands need the default networks and cluster name, "
-                    "which another cluster holds")
-    env = dict(os.environ, SVCNET_HOME=str(tmp_path))
-    outputs = []
-    try:
-        for command in commands:
-            r = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
-                               cwd=ROOT, env=env, timeout=180, check=False)
-            assert r.returncode == 0, f"{command}\n{r.stdout}\n{r.stderr}"
-            outputs.append(r.stdout)
-    finally:
-        svcnet("down", env=env, check=False)
-    assert re.match(r'frontend frontend -> \{"backend": "backend-', outputs[1])
-    assert re.match(r'frontend frontend -> \{"backend": "backend-', outputs[2])
-    assert re.match(r'\{"backend": "backend-[a-z0-9]+-[a-z0-9]{5}", "ip": "10\.244\.',
-                    outputs[3])
-    assert outputs[4].startswith("cluster 'svcnet' removed:")
