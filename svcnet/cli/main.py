@@ -6,6 +6,8 @@ unless ``--debug``.
 
 from __future__ import annotations
 
+import faulthandler
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -131,6 +133,8 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
     except ValueError:
         raise Failure(f"--listen {listen!r} must be HOST:PORT") from None
     tune_for_large_heaps()
+    # `kill -USR1` prints every thread's stack to stderr, for a server that will not stop.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         asyncio.run(run_server(config))
     except OSError as e:

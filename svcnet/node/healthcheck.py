@@ -87,7 +87,8 @@ class HealthCheckServers:
         for port in sorted(set(self._servers) - set(wanted)):
             self._servers.pop(port).close()
         for port in sorted(set(wanted) - set(self._servers)):
-            sock = await self._thread.call(functools.partial(self._listen, port))
+            sock = await self._thread.call(functools.partial(self._listen, port),
+                                           discard=socket.socket.close)
             self._servers[port] = await asyncio.start_server(
                 functools.partial(self._answer, port), sock=sock)
 

@@ -109,8 +109,9 @@ class PodDialer:
 
     async def dial(self, port: int) -> TcpConnection | Refused:
         """A connection, or why there is none in the kubelet's words."""
-        sock = await (self._thread.call(_socket) if self._thread else
-                      asyncio.to_thread(_socket))
+        # (Made here when there is no namespace to enter: creating a socket does not block.)
+        sock = (await self._thread.call(_socket, discard=socket.socket.close) if self._thread
+                else _socket())
         try:
             await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
         except OSError as e:

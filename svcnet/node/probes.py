@@ -373,7 +373,8 @@ class NetnsProbeExecutor:
         if self._thread is None:
             sock = socket.socket(family, socket.SOCK_STREAM)
         else:
-            sock = await self._thread.call(lambda: socket.socket(family, socket.SOCK_STREAM))
+            sock = await self._thread.call(lambda: socket.socket(family, socket.SOCK_STREAM),
+                                           discard=socket.socket.close)
         sock.setblocking(False)
         return sock
 

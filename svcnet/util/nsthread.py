@@ -36,12 +36,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import ctypes
+import functools
 import os
 import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 __all__ = ["NETNS_RUN_DIR", "NetnsThread", "enter_netns", "run_in_netns"]
 
@@ -65,6 +66,11 @@ def enter_netns(path: Path) -> None:
 
 
 _Work = tuple[Callable[[], object], "concurrent.futures.Future[object]"]
+
+
+def _discard(discard: Callable[[Any], object], fut: concurrent.futures.Future[object]) -> None:
+    if not fut.cancelled() and fut.exception() is None:
+        discard(fut.result())
 
 
 class NetnsThread:
@@ -106,7 +112,11 @@ class NetnsThread:
                 self._started = True
                 self._thread.start()
 
-    async def call(self, fn: Callable[[], T]) -> T:
+    async def call(self, fn: Callable[[], T], *,
+                   discard: Callable[[T], object] | None = None) -> T:
+        """``fn()`` on the thread. If the caller is cancelled once ``fn`` has started, its
+        result is handed to ``discard`` when it comes (e.g. ``socket.close`` for a socket
+        that nobody will receive: it would otherwise be leaked)."""
         if self._closed:
             raise RuntimeError(f"netns thread for {self.netns} is closed")
         import asyncio
@@ -115,7 +125,12 @@ class NetnsThread:
         await asyncio.wrap_future(self._entered)
         fut: concurrent.futures.Future[object] = concurrent.futures.Future()
         self._queue.put((fn, fut))
-        result = await asyncio.wrap_future(fut)
+        try:
+            result = await asyncio.wrap_future(fut)
+        except asyncio.CancelledError:
+            if discard is not None:
+                fut.add_done_callback(functools.partial(_discard, discard))
+            raise
         return result  # type: ignore[return-value]
 
     def call_sync(self, fn: Callable[[], T]) -> T:

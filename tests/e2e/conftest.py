@@ -94,9 +94,16 @@ def stop_server(proc: subprocess.Popen[bytes]) -> int:
         try:
             return proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)  # its threads' stacks into its log, then
+            time.sleep(1)
             proc.kill()
             proc.wait()
-            raise
+            args = [str(a) for a in proc.args] if isinstance(proc.args, list) else []
+            log = (Path(args[args.index("--data-dir") + 1]) / "server.log"
+                   if "--data-dir" in args else None)
+            tail = log.read_text(errors="replace")[-6000:] if log and log.exists() else ""
+            raise AssertionError(f"svcnet server did not stop within 20 s of SIGTERM; its log "
+                                 f"ends:\n{tail}") from None
     return proc.returncode
 
 
