@@ -6,7 +6,9 @@ unless ``--debug``.
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
+import io
 import signal
 import sys
 from pathlib import Path
@@ -133,8 +135,11 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
     except ValueError:
         raise Failure(f"--listen {listen!r} must be HOST:PORT") from None
     tune_for_large_heaps()
-    # `kill -USR1` prints every thread's stack to stderr, for a server that will not stop.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # `kill -USR1` prints every thread's stack to stderr, for a server that will not stop
+    # (the process's own stderr: not there when embedded with a stderr that has no file).
+    if sys.__stderr__ is not None:
+        with contextlib.suppress(ValueError, io.UnsupportedOperation):
+            faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
     try:
         asyncio.run(run_server(config))
     except OSError as e:
