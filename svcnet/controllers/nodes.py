@@ -271,6 +271,8 @@ def pods_to_mark_not_ready(nodes: Iterable[Mapping[str, Any]], pods: Iterable[Ob
     a lost node, whoever wrote that status, is marked not ready again."""
     lost = set(stale) | {str((n.get("metadata") or {}).get("name", "")) for n in nodes
                          if (_ready_condition(n) or {}).get("status") == "Unknown"}
+    if not lost:  # the usual pass: no pod to look at
+        return []
     return [pod for pod in pods
             if (pod.get("spec") or {}).get("nodeName") in lost and any(
                 c.get("type") == "Ready" and c.get("status") != "False"

@@ -49,6 +49,7 @@ def _ready(obj: Mapping[str, Any]) -> bool:
 
 
 Subnet = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 
 def _local_nodes(slices: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], set[str]]:
@@ -157,6 +158,16 @@ def _unsolicited_na(ifname: str, ip: str) -> None:
         s.sendto(message, ("ff02::1", 0, 0, socket.if_nametoindex(ifname)))
 
 
+def _address_line(line: str) -> tuple[str, IPInterface] | None:
+    """One line of ``ip -o addr show``: its interface's name (without ``@peer``) and address;
+    None for a line without one. Pure."""
+    parts = line.split()
+    for kind in ("inet", "inet6"):
+        if kind in parts[:-1]:
+            return parts[1].split("@")[0], ipaddress.ip_interface(parts[parts.index(kind) + 1])
+    return None
+
+
 def uplink_addresses(lines: Iterable[str], node_ip: str,
                      ) -> tuple[set[str], Subnet | None]:
     """From ``ip -o addr show dev <uplink>``: the announced host addresses (/32 and /128),
@@ -164,11 +175,10 @@ def uplink_addresses(lines: Iterable[str], node_ip: str,
     found: set[str] = set()
     subnet = None
     for line in lines:
-        parts = line.split()
-        kind = "inet" if "inet" in parts else "inet6"
-        if kind not in parts or parts.index(kind) + 1 >= len(parts):
+        parsed = _address_line(line)
+        if parsed is None:
             continue
-        iface = ipaddress.ip_interface(parts[parts.index(kind) + 1])
+        iface = parsed[1]
         if iface.network.prefixlen == iface.max_prefixlen and str(iface.ip) != node_ip:
             found.add(str(iface.ip))
         elif str(iface.ip) == node_ip:
@@ -179,12 +189,9 @@ def uplink_addresses(lines: Iterable[str], node_ip: str,
 def uplink_of(lines: Iterable[str], node_ip: str) -> str | None:
     """From ``ip -o addr show``: the interface holding ``node_ip`` (the uplink), None when
     none does. Pure."""
-    for line in lines:
-        parts = line.split()
-        for kind in ("inet", "inet6"):
-            if kind in parts[:-1] and len(parts) > 1 and str(ipaddress.ip_interface(
-                    parts[parts.index(kind) + 1]).ip) == node_ip:
-                return parts[1].split("@")[0]
+    for parsed in map(_address_line, lines):
+        if parsed is not None and str(parsed[1].ip) == node_ip:
+            return parsed[0]
     return None
 
 
@@ -229,7 +236,7 @@ class Announcer:
         if self._find_uplink:
             self.ifname = uplink_of(lines, self.node_ip) or self.ifname
         lines = [line for line in lines
-                 if line.split()[1:2] and line.split()[1].split("@")[0] == self.ifname]
+                 if (parsed := _address_line(line)) is not None and parsed[0] == self.ifname]
         found, subnet = uplink_addresses(lines, self.node_ip)
         _, subnet6 = uplink_addresses(lines, self.node_ip6) if self.node_ip6 else (set(), None)
         return found, subnet, subnet6
