@@ -29,6 +29,7 @@ from svcnet.apiserver.authn import Authenticator
 from svcnet.apiserver.nodeclient import NodeClient
 from svcnet.apiserver.rbac import RBAC
 from svcnet.registry.generic import Registry
+from svcnet.util import jsonbytes
 from svcnet.util.clock import Clock
 
 Obj = dict[str, Any]
@@ -109,7 +110,7 @@ def encode_object(request: web.Request, obj: Obj, api_version: str,
     event loop, see :mod:`svcnet.util.offload`)."""
     codec = protobuf_codec(request, api_version, kind)
     if codec is None:
-        return json.dumps(obj, separators=(",", ":")).encode(), "application/json"
+        return jsonbytes.dumps(obj), "application/json"
     return codec.encode(obj, api_version, kind), PROTOBUF
 
 
@@ -250,7 +251,7 @@ def warning_header(text: str) -> str:
 
 
 def json_response(obj: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
-    resp = web.Response(body=json.dumps(obj, separators=(",", ":")).encode(), status=status,
+    resp = web.Response(body=jsonbytes.dumps(obj), status=status,
                         content_type="application/json")
     for w in warnings or []:
         resp.headers.add("Warning", warning_header(w))

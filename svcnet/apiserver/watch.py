@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import time
@@ -59,6 +58,7 @@ from svcnet.apiserver.query import parse_int64
 from svcnet.apiserver.requestinfo import RequestInfo
 from svcnet.registry.watchcache import CachedEvent, Watcher
 from svcnet.storage.interface import Compacted, EventType, Unavailable, WatchClosed
+from svcnet.util import jsonbytes
 from svcnet.util.memory import release_soon
 
 if TYPE_CHECKING:
@@ -172,8 +172,7 @@ class _Lines:
             return codec.watch_frame(event_type, obj)
         elif cached is not None:
             return cached.line(event_type)
-        return json.dumps({"type": event_type, "object": obj},
-                          separators=(",", ":")).encode() + b"\n"
+        return jsonbytes.dumps({"type": event_type, "object": obj}) + b"\n"
 
     def event_line(self, ev: CachedEvent) -> bytes | None:
         """What this watcher is sent for ``ev``, if anything."""

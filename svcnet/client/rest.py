@@ -86,6 +86,7 @@ from svcnet.api.access import meta_of as _meta
 from svcnet.api.errors import StatusError
 from svcnet.client.kubeconfig import KubeConfig
 from svcnet.client.watchstream import WatchDecodeError, WatchDecoder, WatchEvent
+from svcnet.util import jsonbytes
 
 __all__ = [
     "CONFIGMAPS",
@@ -434,7 +435,7 @@ class RESTClient:
         client's for this request."""
         session = self._get_session()
         server = self.server
-        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        data = None if body is None else jsonbytes.dumps(body)
         headers = {**self._headers, "Accept": accept}
         if data is not None:
             headers["Content-Type"] = content_type
@@ -453,7 +454,7 @@ class RESTClient:
         if not 200 <= status < 300:
             raise status_error_from(status, raw)
         try:
-            doc = json.loads(raw) if raw else {}
+            doc = jsonbytes.loads(raw) if raw else {}
         except ValueError as e:
             raise TransportError(f"{method} {path}: answer is not JSON: {e}") from None
         return Answer(status, doc, warnings)

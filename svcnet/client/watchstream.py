@@ -14,8 +14,9 @@ resourceVersion is gone and the caller must relist).
 
 from __future__ import annotations
 
-import json
 from typing import Any, NamedTuple
+
+from svcnet.util import jsonbytes
 
 __all__ = ["EVENT_TYPES", "MAX_EVENT_BYTES", "WatchDecodeError", "WatchDecoder", "WatchEvent"]
 
@@ -71,7 +72,7 @@ class WatchDecoder:
 
 def _decode(line: bytes) -> WatchEvent:
     try:
-        doc = json.loads(line)
+        doc = jsonbytes.loads(line)
     except ValueError as e:
         raise WatchDecodeError(f"watch event is not JSON: {e}") from None
     if not isinstance(doc, dict):

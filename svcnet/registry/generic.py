@@ -31,7 +31,6 @@ finalizers, graceful deletion) in one place, as store.go has it.
 
 from __future__ import annotations
 
-import json
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -53,7 +52,7 @@ from svcnet.storage.interface import (
     KeyValue,
     Store,
 )
-from svcnet.util import offload
+from svcnet.util import jsonbytes, offload
 from svcnet.util.clock import Clock, RealClock, rfc3339
 from svcnet.util.jsoncopy import json_copy
 
@@ -318,11 +317,11 @@ class Registry:
         ordered: Obj = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
         ordered["metadata"] = meta
         ordered.update((k, v) for k, v in obj.items() if k not in ordered)
-        return json.dumps(ordered, separators=(",", ":"), sort_keys=False).encode()
+        return jsonbytes.dumps(ordered)
 
     @staticmethod
     def decode(kv: KeyValue) -> Obj:
-        obj: Obj = json.loads(kv.value)
+        obj: Obj = jsonbytes.loads(kv.value)
         _meta(obj)["resourceVersion"] = str(kv.mod_revision)
         return obj
 
