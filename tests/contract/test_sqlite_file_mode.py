@@ -26,12 +26,12 @@ def _mode(path: Path) -> int:
 
 
 @pytest.mark.usefixtures("permissive_umask")
-async def test_new_database_and_its_wal_and_shm_are_0600(tmp_path: Path) -> None:
+async def test_new_database_and_its_wal_shm_and_writelock_are_0600(tmp_path: Path) -> None:
     db = tmp_path / "elsewhere" / "state.db"  # not in a 0700 data directory
     db.parent.mkdir(mode=0o755)
     async with SQLiteStore(db) as store:
         await store.create("/registry/x", b"1")
-        files = [db, Path(f"{db}-wal"), Path(f"{db}-shm")]
+        files = [db, Path(f"{db}-wal"), Path(f"{db}-shm"), Path(f"{db}-writelock")]
         assert all(f.exists() for f in files)
         assert {f.name: oct(_mode(f)) for f in files} == {f.name: "0o600" for f in files}
 

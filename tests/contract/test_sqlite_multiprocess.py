@@ -8,15 +8,18 @@ lines instead of sleeping: the pipe is the synchronisation.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import signal
 import sqlite3
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from svcnet.storage.interface import EventType, WatchEvent
+from svcnet.storage.interface import EventType, Unavailable, WatchEvent
 from svcnet.storage.sqlite import SQLiteStore
 
 TIMEOUT = 30.0
@@ -270,3 +273,32 @@ async def test_reopening_keeps_state_history_and_the_revision_counter(tmp_path: 
     assert [(e.type, e.revision) for e in events] == [
         (EventType.ADDED, 3), (EventType.DELETED, 4), (EventType.ADDED, 5)]
     assert again.mod_revision == again.create_revision == 5
+
+
+async def test_a_writer_waits_its_turn_behind_another_for_at_most_busy_timeout(
+        tmp_path: Path) -> None:
+    """Writers take turns through a flock on the file's ``-writelock`` companion (held here
+    through an open file description of its own, as another process holds it)."""
+    path = tmp_path / "state.db"
+    async with SQLiteStore(path, busy_timeout=0.5) as store:
+        await store.create("a", b"1")
+        other = os.open(f"{path}-writelock", os.O_RDWR)
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX)
+            started = time.monotonic()
+            with pytest.raises(Unavailable, match="locked"):
+                await store.create("b", b"1")
+            assert 0.5 <= time.monotonic() - started < 3
+            assert await store.get("b") is None  # nothing half written
+
+            waiting = asyncio.create_task(store.create("c", b"1"))
+            await asyncio.sleep(0.2)
+            assert not waiting.done()
+        finally:
+            fcntl.flock(other, fcntl.LOCK_UN)
+            os.close(other)
+        # The turn comes within a millisecond or so of the other writer's release.
+        started = time.monotonic()
+        kv = await asyncio.wait_for(waiting, 2)
+        assert time.monotonic() - started < 0.1
+        assert (await store.get("c")) == kv
