@@ -39,6 +39,12 @@ class TLSFiles:
     def ca_pem(self) -> bytes:
         return self.ca_cert.read_bytes()
 
+    @classmethod
+    def of(cls, data_dir: Path) -> TLSFiles:
+        """Where ``data_dir`` keeps the CA and the serving certificate."""
+        pki = data_dir / "pki"
+        return cls(pki / "ca.crt", pki / "apiserver.crt", pki / "apiserver.key")
+
 
 def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -89,7 +95,7 @@ def ensure_tls(data_dir: Path, hosts: list[str]) -> TLSFiles:
     same CA (so existing kubeconfigs, which pin the CA, keep working).
     """
     pki = data_dir / "pki"
-    files = TLSFiles(pki / "ca.crt", pki / "apiserver.crt", pki / "apiserver.key")
+    files = TLSFiles.of(data_dir)
     if ensure_ca(data_dir):
         for stale in (files.cert, files.key):
             stale.unlink(missing_ok=True)

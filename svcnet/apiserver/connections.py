@@ -32,7 +32,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
+import socket
 import ssl
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -159,16 +162,27 @@ class GatedRequestHandler(RequestHandler):
 
 
 class GatedSite(web.TCPSite):
-    """A TCP (TLS) listening socket whose connections go through a :class:`ConnectionGate`."""
+    """A TCP (TLS) listening socket whose connections go through a :class:`ConnectionGate`.
 
-    __slots__ = ("_gate", "_header_timeout")
+    ``sockets``: listening sockets to serve instead of binding ``host:port`` (an API worker's,
+    inherited from its server: workers.py). ``shared``: other processes accept from the same
+    sockets, so this one takes one connection each time its loop finds some waiting (asyncio
+    takes up to the listen backlog, its ``backlog`` argument, in one go: the first process
+    to wake would take a whole burst of new connections, and a busy one would take as many
+    as an idle one). The kernel's queue keeps the full backlog (:func:`_listen`)."""
+
+    __slots__ = ("_gate", "_header_timeout", "_inherited", "_more_servers", "_shared")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *,
                  ssl_context: ssl.SSLContext | None, gate: ConnectionGate,
-                 header_timeout: float = READ_HEADER_TIMEOUT) -> None:
+                 header_timeout: float = READ_HEADER_TIMEOUT,
+                 sockets: Sequence[socket.socket] = (), shared: bool = False) -> None:
         super().__init__(runner, host, port, ssl_context=ssl_context, reuse_address=True)
         self._gate = gate
         self._header_timeout = header_timeout
+        self._inherited = tuple(sockets)
+        self._shared = shared or bool(sockets)
+        self._more_servers: list[asyncio.Server] = []
 
     def _protocol(self) -> GatedRequestHandler:
         server = self._runner.server
@@ -181,9 +195,42 @@ class GatedSite(web.TCPSite):
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site with its runner
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._protocol, self._host, self._port, ssl=self._ssl_context,
-            ssl_handshake_timeout=self._header_timeout if self._ssl_context else None,
-            backlog=self._backlog, reuse_address=self._reuse_address)
+        handshake = self._header_timeout if self._ssl_context else None
+        batch = 1 if self._shared else self._backlog
+        if self._inherited:  # an API worker's: the primary's listening sockets (workers.py)
+            servers = [await loop.create_server(
+                self._protocol, sock=sock, ssl=self._ssl_context,
+                ssl_handshake_timeout=handshake, backlog=batch)
+                for sock in self._inherited]
+            self._server = servers[0]
+            self._more_servers = servers[1:]
+        else:
+            self._server = await loop.create_server(
+                self._protocol, self._host, self._port, ssl=self._ssl_context,
+                ssl_handshake_timeout=handshake, backlog=batch,
+                reuse_address=self._reuse_address)
+        if self._shared:
+            for fd in self.listening_fds():
+                _listen(fd, self._backlog)
         sockets = self._server.sockets
         self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
+
+    def listening_fds(self) -> list[int]:
+        """The listening sockets' descriptors (for API workers to inherit)."""
+        servers = [self._server, *self._more_servers] if self._server else []
+        return [s.fileno() for server in servers
+                for s in (server.sockets if isinstance(server, asyncio.Server) else ())]
+
+    async def stop(self) -> None:
+        for server in self._more_servers:
+            server.close()
+        await super().stop()
+
+
+def _listen(fd: int, backlog: int) -> None:
+    """``listen(backlog)`` on the listening socket ``fd`` (again: the kernel's queue length)."""
+    sock = socket.socket(fileno=os.dup(fd))
+    try:
+        sock.listen(backlog)
+    finally:
+        sock.close()

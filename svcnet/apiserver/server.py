@@ -43,6 +43,7 @@ import logging
 import os
 import socket
 import ssl
+import sys
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ from svcnet.apiserver.auth import ADMIN_GROUP, TokenFile, User, fixed_allows
 from svcnet.apiserver.authn import Authenticator
 from svcnet.apiserver.bootstrap_policy import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES
 from svcnet.apiserver.certs import (
+    TLSFiles,
     ensure_kubelet_client,
     ensure_private_dir,
     ensure_tls,
@@ -92,6 +94,7 @@ from svcnet.apiserver.loopback import Loopback
 from svcnet.apiserver.nodeclient import NodeClient
 from svcnet.apiserver.rbac import RBAC
 from svcnet.apiserver.satokens import TokenIssuer
+from svcnet.apiserver.workers import Workers, say_serving, worker_holder_server
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.leaderelection import LeaderElector, LeaseLock
 from svcnet.client.rest import RESTClient
@@ -164,8 +167,18 @@ class ServerConfig:
     leader_elect: bool = True
     read_header_timeout: float = READ_HEADER_TIMEOUT
     max_connections: int = MAX_CONNECTIONS
+    workers: int = 1
+    """Processes serving the API: this one and ``workers - 1`` API workers (workers.py)."""
+    worker_index: int = 0
+    """0 for a server; k for its API worker k, which serves the inherited ``listen_fds``."""
+    listen_fds: Sequence[int] = ()
 
     def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError("--workers must be at least 1")
+        if self.workers > 1 and self.resolved_store_url().startswith("memory:"):
+            raise ValueError("--workers needs a store that processes share (sqlite or etcd), "
+                             "not memory://")
         # Both take an IPv4,IPv6 pair for dual-stack, primary first (ValueError otherwise).
         self.service_cidrs = tuple(dual_stack_cidrs(self.service_cidrs, "--service-cidr"))
         self.cluster_cidr = ",".join(dual_stack_cidrs([self.cluster_cidr], "--cluster-cidr"))
@@ -261,6 +274,12 @@ class APIServer:
         self.node_client: NodeClient | None = None
         self.elector: LeaderElector | None = None
         self.endpoint_reconciler: EndpointReconciler | None = None
+        self.workers: Workers | None = None
+
+    @property
+    def is_worker(self) -> bool:
+        """An API worker of another server process (workers.py)."""
+        return self.config.worker_index > 0
 
     @property
     def store(self) -> Store:
@@ -275,8 +294,9 @@ class APIServer:
         cfg = self.config
         ensure_private_dir(cfg.data_dir)
         # One live server per data directory: its certificates, tokens and allocation
-        # identity are this process's until it stops.
-        self._lock = _lock_data_dir(cfg.data_dir)
+        # identity are this process's (and its API workers') until it stops.
+        if not self.is_worker:
+            self._lock = _lock_data_dir(cfg.data_dir)
         if self._store is None:
             self._store = open_store(cfg.resolved_store_url())
         # The cluster's CA, keys and admin token: this server's if it is the first on the
@@ -291,19 +311,23 @@ class APIServer:
         if wildcard:
             sans = [a for a in sans if a not in WILDCARDS]
             sans += interface_addresses(ipv6=host == "::")
-        tls = ensure_tls(cfg.data_dir, sans)
+        # A worker serves with its server's certificate and tokens, which that server keeps.
+        tls = TLSFiles.of(cfg.data_dir) if self.is_worker else ensure_tls(cfg.data_dir, sans)
         self._ca_pem = tls.ca_pem().decode()
         tokens_path = cfg.data_dir / "tokens.csv"
         admin_token = ensure_token(cfg.data_dir / "admin.token")
         tokens = TokenFile(tokens_path)
-        if not tokens_path.exists() or admin_token not in tokens_path.read_text():
-            tokens.add(admin_token, User("admin", "admin", (ADMIN_GROUP,)))
-        await identity.sync_tokens(self.store, tokens_path)
+        if not self.is_worker:
+            if not tokens_path.exists() or admin_token not in tokens_path.read_text():
+                tokens.add(admin_token, User("admin", "admin", (ADMIN_GROUP,)))
+            await identity.sync_tokens(self.store, tokens_path)
 
         # Who makes allocations: this data directory's server (a random identity kept there)
         # and this start of it, so that repair can free the leaks of a previous, dead start.
-        # (Safe while one process uses the directory: the lock taken first makes sure.)
-        self.holder = Holder(ensure_token(cfg.data_dir / "server-id"), uuid.uuid4().hex)
+        # (Safe while one process uses the directory: the lock taken first makes sure; its API
+        # workers hold in their own names.)
+        self.holder = Holder(worker_holder_server(ensure_token(cfg.data_dir / "server-id"),
+                                                  cfg.worker_index), uuid.uuid4().hex)
         self.allocators = ServiceAllocators.build(self.store, cfg.service_cidrs,
                                                   cfg.node_port_range, clock=self.clock,
                                                   holder=self.holder)
@@ -321,15 +345,16 @@ class APIServer:
                 [servicecidrs.default_service_cidr(cfg.service_cidrs)])
         await repair(self.store, self.allocators, self.lb, clock=self.clock,
                      leak_grace=cfg.leak_grace, holder=self.holder)
-        await self._seed(port)
-        # Once per start, not in the bootstrap loop: a class a user deletes stays deleted
-        # until the next start (api/runtimeclasses.py).
-        await self._create_missing(f"runtimeclasses.{runtimeclasses.GROUP}",
-                                   runtimeclasses.DEFAULT_RUNTIME_CLASSES)
+        if not self.is_worker:
+            await self._seed(port)
+            # Once per start, not in the bootstrap loop: a class a user deletes stays deleted
+            # until the next start (api/runtimeclasses.py).
+            await self._create_missing(f"runtimeclasses.{runtimeclasses.GROUP}",
+                                       runtimeclasses.DEFAULT_RUNTIME_CLASSES)
 
         issuer = TokenIssuer(cfg.data_dir / "pki" / "sa.key")
-        join_token = await ensure_join_token(self.registries["secrets"],
-                                             cfg.data_dir / "join-token", self._ca_pem)
+        join_token = "" if self.is_worker else await ensure_join_token(
+            self.registries["secrets"], cfg.data_dir / "join-token", self._ca_pem)
         self.join = JoinService(self.registries["secrets"], cfg.data_dir, self._ca_pem,
                                 self.clock.now)
         authn = Authenticator(tokens, issuer, self.registries.get,
@@ -351,10 +376,19 @@ class APIServer:
         ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_ctx.load_cert_chain(tls.cert, tls.key)
         site = GatedSite(self._runner, host, port, ssl_context=ssl_ctx,
-                         gate=self.connections, header_timeout=cfg.read_header_timeout)
+                         gate=self.connections, header_timeout=cfg.read_header_timeout,
+                         sockets=[socket.socket(fileno=fd) for fd in cfg.listen_fds],
+                         shared=cfg.workers > 1)
         await site.start()
         if port == 0:
             port = int(self._runner.addresses[0][1])  # the port the kernel chose
+        if self.is_worker:
+            self._tasks.append(asyncio.create_task(asyncio.to_thread(openapi.warm,
+                                                                     cfg.data_dir)))
+            self._tasks.append(asyncio.create_task(self._repair_loop()))
+            self._tasks.append(asyncio.create_task(self.service_cidrs.run()))
+            log.info("API worker %d serving", cfg.worker_index)
+            return
         await self.loopback.serve(self._runner)
         url_host = advertise if wildcard else host
         url_host = f"[{url_host}]" if ":" in url_host else url_host
@@ -369,6 +403,11 @@ class APIServer:
             log.info("listening on loopback only: default/kubernetes gets no endpoint of "
                      "this server")
         await self._reconcile_endpoints()
+        if cfg.workers > 1:
+            listening = site.listening_fds()
+            self.workers = Workers(lambda k: worker_argv(cfg, k, listening), cfg.workers,
+                                   listening)
+            await self.workers.start()
         write_private_yaml(self.kubeconfig_path, kubeconfig(self.url, tls.ca_pem(),
                                                             admin_token))
         print(f"svcnet join {self.url} --token {join_token}", flush=True)
@@ -386,6 +425,8 @@ class APIServer:
 
     async def stop(self) -> None:
         self._stopping = True  # /readyz fails from now on
+        if self.workers is not None:
+            await self.workers.stop()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -701,6 +742,28 @@ def _primary_ip() -> str:
             return "127.0.0.1"
 
 
+def worker_argv(config: ServerConfig, index: int, fds: Sequence[int]) -> list[str]:
+    """The command line of API worker ``index`` of a server run with ``config``, serving the
+    listening sockets ``fds`` it inherits (workers.py)."""
+    argv = [sys.executable, "-m", "svcnet.cli.main", "server",
+            "--data-dir", str(config.data_dir), "--listen", config.listen,
+            "--store", config.resolved_store_url(),
+            "--service-cidr", ",".join(config.service_cidrs),
+            "--node-port-range", config.node_port_range,
+            "--advertise-address", config.advertise_address,
+            "--cluster-cidr", config.cluster_cidr,
+            "--node-monitor-grace-period", str(config.node_grace.total_seconds()),
+            "--read-header-timeout", str(config.read_header_timeout),
+            "--max-connections", str(config.max_connections),
+            "--worker-index", str(index), "--worker-parent", str(os.getpid()),
+            "--listen-fds", ",".join(map(str, fds))]
+    for pool in config.lb_pools:
+        argv += ["--lb-pool", pool]
+    if logging.getLogger().isEnabledFor(logging.INFO):
+        argv.append("--verbose")
+    return argv
+
+
 async def run_server(config: ServerConfig) -> None:
     """Run until SIGTERM/SIGINT, then shut down cleanly."""
     import signal
@@ -714,6 +777,8 @@ async def run_server(config: ServerConfig) -> None:
     server = APIServer(config)
     try:
         await server.start()
+        if server.is_worker:
+            say_serving()
         await stop.wait()
     finally:
         await server.stop()

@@ -102,14 +102,23 @@ def validate(files: tuple[Path, ...], strict: bool) -> None:
 @click.option("--leader-elect", type=bool, default=True, show_default=True,
               help="Run the controllers only while holding the kube-system/"
                    "kube-controller-manager Lease (several servers on one store).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Processes serving the API (on more cores): this one and WORKERS-1 API "
+                   "workers on the same store and listening socket.")
+@click.option("--worker-index", default=0, hidden=True, type=click.IntRange(min=0))
+@click.option("--worker-parent", default=0, hidden=True, type=int)
+@click.option("--listen-fds", default="", hidden=True)
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str, ...],
            node_port_range: str, lb_pools: tuple[str, ...], advertise_address: str,
            cluster_cidr: str, node_grace: float, read_header_timeout: float,
-           max_connections: int, leader_elect: bool, verbose: bool) -> None:
+           max_connections: int, leader_elect: bool, workers: int, worker_index: int,
+           worker_parent: int, listen_fds: str, verbose: bool) -> None:
     """Run the API server and controllers until SIGTERM/SIGINT.
 
     Writes DATA_DIR/kubeconfig (https URL, CA, admin token) once it is ready to serve.
+    (--worker-index, --worker-parent and --listen-fds are how a server starts its API
+    workers: not for use by hand.)
     """
     import asyncio
     import logging
@@ -117,6 +126,10 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
 
     from svcnet.apiserver.identity import IdentityConflict
     from svcnet.apiserver.server import DataDirInUse, ServerConfig, run_server
+    from svcnet.apiserver.workers import die_with_parent
+
+    if worker_index:
+        die_with_parent(worker_parent)
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -127,7 +140,9 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
                               cluster_cidr=cluster_cidr,
                               node_grace=timedelta(seconds=node_grace),
                               read_header_timeout=read_header_timeout,
-                              max_connections=max_connections, leader_elect=leader_elect)
+                              max_connections=max_connections, leader_elect=leader_elect,
+                              workers=workers, worker_index=worker_index,
+                              listen_fds=[int(fd) for fd in listen_fds.split(",") if fd])
     except ValueError as e:
         raise Failure(str(e)) from None
     try:
