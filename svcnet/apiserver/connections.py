@@ -169,7 +169,7 @@ class GatedSite(web.TCPSite):
     sockets, so this one takes one connection each time its loop finds some waiting (asyncio
     takes up to the listen backlog, its ``backlog`` argument, in one go: the first process
     to wake would take a whole burst of new connections, and a busy one would take as many
-    as an idle one). The kernel's queue keeps the full backlog (:func:`_listen`)."""
+    as an idle one). The kernel's queue keeps the full backlog (:func:`relisten`)."""
 
     __slots__ = ("_gate", "_header_timeout", "_inherited", "_more_servers", "_shared")
 
@@ -211,7 +211,7 @@ class GatedSite(web.TCPSite):
                 reuse_address=self._reuse_address)
         if self._shared:
             for fd in self.listening_fds():
-                _listen(fd, self._backlog)
+                relisten(fd, self._backlog)
         sockets = self._server.sockets
         self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
 
@@ -227,8 +227,9 @@ class GatedSite(web.TCPSite):
         await super().stop()
 
 
-def _listen(fd: int, backlog: int) -> None:
-    """``listen(backlog)`` on the listening socket ``fd`` (again: the kernel's queue length)."""
+def relisten(fd: int, backlog: int) -> None:
+    """``listen(backlog)`` on the listening socket ``fd`` again: the kernel's queue length,
+    after asyncio was given a backlog of 1 to accept one connection per wakeup."""
     sock = socket.socket(fileno=os.dup(fd))
     try:
         sock.listen(backlog)

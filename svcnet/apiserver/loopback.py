@@ -12,7 +12,10 @@ Over TLS, every one of those bytes is encrypted and decrypted twice by this one 
 
 So the controllers speak plain HTTP over a Unix socket in Linux's abstract namespace, named
 ``svcnet-apiserver-<128 random bits>``: no file to clean up, gone with the process, and
-reachable only from this network namespace by a process that knows the name. Nothing else
+reachable only from this network namespace by a process that knows the name. A server's API
+workers (workers.py) inherit the listening socket and accept from it too, one connection
+per wakeup as from the TCP socket, so the controllers' connections are spread over every
+process of the server as clients' are. Nothing else
 changes: requests go through the same handlers, and each is authenticated (the admin bearer
 token, as before: a caller who found the name still needs it), authorized, admitted,
 validated and recorded in managedFields like any client's. Only the transport differs, so
@@ -23,11 +26,15 @@ against a remote server (``svcnet.controllers.manager`` takes any client).
 from __future__ import annotations
 
 import secrets
+import socket
 
 import aiohttp
 from aiohttp import web
 
+from svcnet.apiserver.connections import relisten
 from svcnet.client.rest import RESTClient
+
+BACKLOG = 128
 
 __all__ = ["Loopback"]
 
@@ -38,10 +45,24 @@ class Loopback:
     def __init__(self) -> None:
         self.path = f"\0svcnet-apiserver-{secrets.token_hex(16)}"
         self._sessions: list[aiohttp.ClientSession] = []
+        self.sock: socket.socket | None = None
 
-    async def serve(self, runner: web.BaseRunner) -> None:
-        """Serve ``runner``'s application on the socket too (after its main site)."""
-        await web.UnixSite(runner, self.path).start()
+    async def serve(self, runner: web.BaseRunner, *, shared: bool = False,
+                    inherited: int | None = None) -> None:
+        """Serve ``runner``'s application on the socket too (after its main site): a new
+        one, or the one ``inherited`` (a descriptor) from the server of an API worker.
+        ``shared``: other processes accept from it too (one connection per wakeup)."""
+        if inherited is not None:
+            sock = socket.socket(fileno=inherited)
+            shared = True
+        else:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.bind(self.path)
+            sock.listen(BACKLOG)
+        self.sock = sock
+        await web.SockSite(runner, sock, backlog=1 if shared else BACKLOG).start()
+        if shared:
+            relisten(sock.fileno(), BACKLOG)
 
     def client(self, token: str, *, user_agent: str) -> RESTClient:
         """A client of this server through the socket; call from the running loop."""

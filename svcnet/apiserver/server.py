@@ -172,6 +172,8 @@ class ServerConfig:
     worker_index: int = 0
     """0 for a server; k for its API worker k, which serves the inherited ``listen_fds``."""
     listen_fds: Sequence[int] = ()
+    loopback_fd: int | None = None
+    """An API worker's inherited loopback socket (loopback.py)."""
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -383,13 +385,14 @@ class APIServer:
         if port == 0:
             port = int(self._runner.addresses[0][1])  # the port the kernel chose
         if self.is_worker:
+            await self.loopback.serve(self._runner, inherited=cfg.loopback_fd)
             self._tasks.append(asyncio.create_task(asyncio.to_thread(openapi.warm,
                                                                      cfg.data_dir)))
             self._tasks.append(asyncio.create_task(self._repair_loop()))
             self._tasks.append(asyncio.create_task(self.service_cidrs.run()))
             log.info("API worker %d serving", cfg.worker_index)
             return
-        await self.loopback.serve(self._runner)
+        await self.loopback.serve(self._runner, shared=cfg.workers > 1)
         url_host = advertise if wildcard else host
         url_host = f"[{url_host}]" if ":" in url_host else url_host
         self.url = f"https://{url_host}:{port}"
@@ -405,8 +408,10 @@ class APIServer:
         await self._reconcile_endpoints()
         if cfg.workers > 1:
             listening = site.listening_fds()
-            self.workers = Workers(lambda k: worker_argv(cfg, k, listening), cfg.workers,
-                                   listening)
+            assert self.loopback.sock is not None
+            loopback = self.loopback.sock.fileno()
+            self.workers = Workers(lambda k: worker_argv(cfg, k, listening, loopback),
+                                   cfg.workers, [*listening, loopback])
             await self.workers.start()
         write_private_yaml(self.kubeconfig_path, kubeconfig(self.url, tls.ca_pem(),
                                                             admin_token))
@@ -742,9 +747,11 @@ def _primary_ip() -> str:
             return "127.0.0.1"
 
 
-def worker_argv(config: ServerConfig, index: int, fds: Sequence[int]) -> list[str]:
+def worker_argv(config: ServerConfig, index: int, fds: Sequence[int],
+                loopback: int) -> list[str]:
     """The command line of API worker ``index`` of a server run with ``config``, serving the
-    listening sockets ``fds`` it inherits (workers.py)."""
+    listening sockets ``fds`` and the loopback socket ``loopback`` it inherits
+    (workers.py)."""
     argv = [sys.executable, "-m", "svcnet.cli.main", "server",
             "--data-dir", str(config.data_dir), "--listen", config.listen,
             "--store", config.resolved_store_url(),
@@ -756,7 +763,7 @@ def worker_argv(config: ServerConfig, index: int, fds: Sequence[int]) -> list[st
             "--read-header-timeout", str(config.read_header_timeout),
             "--max-connections", str(config.max_connections),
             "--worker-index", str(index), "--worker-parent", str(os.getpid()),
-            "--listen-fds", ",".join(map(str, fds))]
+            "--listen-fds", ",".join(map(str, fds)), "--loopback-fd", str(loopback)]
     for pool in config.lb_pools:
         argv += ["--lb-pool", pool]
     if logging.getLogger().isEnabledFor(logging.INFO):

@@ -62,6 +62,10 @@ allocations against every stored Service, as any server does at start)."""
 _PR_SET_PDEATHSIG: Final = 1
 
 
+class WorkerFailed(Exception):
+    """An API worker did not start serving."""
+
+
 def worker_holder_server(server_id: str, index: int) -> str:
     """The allocation holder's server id of worker ``index`` of server ``server_id``."""
     return server_id if index == 0 else f"{server_id}-w{index}"
@@ -103,7 +107,7 @@ class Workers:
         self._stopping = False
 
     async def start(self) -> None:
-        """Start every worker and return once each serves (RuntimeError if one does not)."""
+        """Start every worker and return once each serves (WorkerFailed if one does not)."""
         await asyncio.gather(*(self._spawn(i) for i in range(1, self._count)))
         self._tasks = [asyncio.create_task(self._supervise(i)) for i in range(1, self._count)]
 
@@ -122,7 +126,7 @@ class Workers:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
-            raise RuntimeError(f"API worker {index} did not start (exit status "
+            raise WorkerFailed(f"API worker {index} did not start (exit status "
                                f"{proc.returncode}; its errors are in this server's log)")
         log.info("API worker %d (pid %d) serving", index, proc.pid)
 
@@ -139,7 +143,7 @@ class Workers:
             try:
                 await self._spawn(index)
                 pause = 1.0
-            except (RuntimeError, OSError) as e:
+            except (WorkerFailed, OSError) as e:
                 log.error("%s", e)
                 pause = min(pause * 2, 30.0)
 

@@ -108,17 +108,19 @@ def validate(files: tuple[Path, ...], strict: bool) -> None:
 @click.option("--worker-index", default=0, hidden=True, type=click.IntRange(min=0))
 @click.option("--worker-parent", default=0, hidden=True, type=int)
 @click.option("--listen-fds", default="", hidden=True)
+@click.option("--loopback-fd", default=None, hidden=True, type=int)
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str, ...],
            node_port_range: str, lb_pools: tuple[str, ...], advertise_address: str,
            cluster_cidr: str, node_grace: float, read_header_timeout: float,
            max_connections: int, leader_elect: bool, workers: int, worker_index: int,
-           worker_parent: int, listen_fds: str, verbose: bool) -> None:
+           worker_parent: int, listen_fds: str, loopback_fd: int | None,
+           verbose: bool) -> None:
     """Run the API server and controllers until SIGTERM/SIGINT.
 
     Writes DATA_DIR/kubeconfig (https URL, CA, admin token) once it is ready to serve.
-    (--worker-index, --worker-parent and --listen-fds are how a server starts its API
-    workers: not for use by hand.)
+    (--worker-index, --worker-parent, --listen-fds and --loopback-fd are how a server starts
+    its API workers: not for use by hand.)
     """
     import asyncio
     import logging
@@ -126,7 +128,7 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
 
     from svcnet.apiserver.identity import IdentityConflict
     from svcnet.apiserver.server import DataDirInUse, ServerConfig, run_server
-    from svcnet.apiserver.workers import die_with_parent
+    from svcnet.apiserver.workers import WorkerFailed, die_with_parent
 
     if worker_index:
         die_with_parent(worker_parent)
@@ -142,7 +144,8 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
                               read_header_timeout=read_header_timeout,
                               max_connections=max_connections, leader_elect=leader_elect,
                               workers=workers, worker_index=worker_index,
-                              listen_fds=[int(fd) for fd in listen_fds.split(",") if fd])
+                              listen_fds=[int(fd) for fd in listen_fds.split(",") if fd],
+                              loopback_fd=loopback_fd)
     except ValueError as e:
         raise Failure(str(e)) from None
     try:
@@ -159,7 +162,7 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
         asyncio.run(run_server(config))
     except OSError as e:
         raise Failure(f"cannot serve on {listen}: {e.strerror or e}") from None
-    except (ValueError, DataDirInUse, IdentityConflict) as e:
+    except (ValueError, DataDirInUse, IdentityConflict, WorkerFailed) as e:
         raise Failure(str(e)) from None
 
 

@@ -57,6 +57,10 @@ class ControllerConfig:
     root_ca_pem: str = ""
 
 
+ENDPOINT_SYNCS = 5
+"""Workers of the EndpointSlice and Endpoints controllers (upstream's defaults)."""
+
+
 class ControllerManager:
     """Builds, starts and stops the controllers, in that order (stopped in reverse)."""
 
@@ -75,8 +79,12 @@ class ControllerManager:
             NodeIPAMController(client, config.cluster_cidr, clock=clock, informers=informers),
             NodeLifecycleController(client, grace=config.node_grace, clock=clock,
                                     informers=informers),
-            EndpointSliceController.from_client(client, clock=clock, informers=informers),
-            EndpointsController.from_client(client, clock=clock, informers=informers),
+            # kube-controller-manager's --concurrent-service-endpoint-syncs and
+            # --concurrent-endpoint-syncs: 5 Services synced at once by each.
+            EndpointSliceController.from_client(client, clock=clock, informers=informers,
+                                                workers=ENDPOINT_SYNCS),
+            EndpointsController.from_client(client, clock=clock, informers=informers,
+                                            workers=ENDPOINT_SYNCS),
             ReplicaSetController.from_client(client, clock=clock, informers=informers),
             DeploymentController.from_client(client, clock=clock, informers=informers),
             ReplicaSetController.for_replication_controllers(client, clock=clock,
