@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final
 
 from svcnet.api.errors import go_quote
 from svcnet.apiserver.patch import go_float
+from svcnet.util import jsonbytes
 
 Obj = dict[str, Any]
 JSON = Any
@@ -36,14 +36,13 @@ def _value_eq(a: JSON, b: JSON) -> bool:
     Containers that Python finds equal (``==`` takes ``True`` for ``1``) and that encode to the
     same JSON text are equal without a walk in Python: the same text means the same keys in
     the same order and, for every scalar, the same kind (a bool, an int and a float never
-    print alike) and value. NaN, which equals nothing, has no text here, so it takes the walk.
+    print alike) and value. NaN, which equals nothing, prints as ``null`` (as infinities do), so
+    a text with a ``null`` in it takes the walk.
     """
     if type(a) in _CONTAINERS and a == b:
-        try:
-            if json.dumps(a, allow_nan=False) == json.dumps(b, allow_nan=False):
-                return True
-        except (TypeError, ValueError):
-            pass
+        text = jsonbytes.dumps(a)
+        if text == jsonbytes.dumps(b) and b"null" not in text:
+            return True
     return _walk_eq(a, b)
 
 

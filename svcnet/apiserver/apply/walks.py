@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from svcnet.api.errors import go_quote
 from svcnet.apiserver.apply.fieldset import _F, FieldPath, FieldSet, PathElement, _Node, path_string
@@ -12,6 +12,9 @@ from svcnet.apiserver.patch import ListMeta, PatchSchema
 
 # Typed walks
 # ============================================================================================
+
+_SCALARS: Final = frozenset({str, int, float, bool})
+"""Types whose equal values (of one type) have no differences below them to walk."""
 
 
 class _TypedError(Exception):
@@ -195,8 +198,10 @@ class _Typed:
             lm = lhs if isinstance(lhs, dict) else {}
             rm = rhs if isinstance(rhs, dict) else {}
             for k in [*lm, *(k for k in rm if k not in lm)]:
-                self._compare(lm.get(k, MISSING), rm.get(k, MISSING), (*spath, k),
-                              (*path, _F(k)), acc)
+                lv, rv = lm.get(k, MISSING), rm.get(k, MISSING)
+                if type(lv) is type(rv) and type(lv) in _SCALARS and lv == rv:
+                    continue  # an unchanged string, number or bool: nothing below to walk
+                self._compare(lv, rv, (*spath, k), (*path, _F(k)), acc)
         elif kind == "list":
             meta = self.schema.list_meta(spath)
             if meta.list_type == "atomic" or (
