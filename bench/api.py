@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,15 +104,18 @@ async def timed_parallel(n: int, workers: int, fn: Any) -> tuple[float, list[flo
 
 
 @contextlib.asynccontextmanager
-async def running_server(root: Path = ROOT) -> AsyncIterator[tuple[subprocess.Popen[bytes], Path]]:
+async def running_server(root: Path = ROOT, args: Sequence[str] = ()
+                         ) -> AsyncIterator[tuple[subprocess.Popen[bytes], Path]]:
     """A `svcnet server` process run from the source tree ``root`` (SQLite in a temporary data
-    directory), and its data directory once its kubeconfig is written; stopped on exit."""
+    directory) with ``args`` added to its command line, and its data directory once its
+    kubeconfig is written; stopped on exit."""
     with tempfile.TemporaryDirectory() as d:
         data = Path(d)
         env = {**os.environ, "PYTHONPATH": str(root)}
         with open(data / "server.log", "wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "svcnet.cli.main", "server",
-                                     "--data-dir", str(data), "--listen", "127.0.0.1:0"],
+                                     "--data-dir", str(data), "--listen", "127.0.0.1:0",
+                                     *args],
                                     cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=log)
         try:
             while not (data / "kubeconfig").exists():

@@ -24,9 +24,10 @@ import platform
 import random
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from api import ROOT, SVC_PATH, Client, running_server, service, timed_parallel  # bench/api.py
 from stats import pct  # bench/stats.py
@@ -108,14 +109,23 @@ class Target:
         return writes, (sum(gc) if gc else None)
 
 
-async def creates(t: Target, count: int) -> None:
+class Loaded(Protocol):
+    """A server the load goes to in batches (this bench's Target, bench/workers.py's)."""
+
+    created: int
+    client: Client
+
+    async def batch(self, kind: str, count: int, write: object) -> None: ...
+
+
+async def creates(t: Loaded, count: int) -> None:
     first = t.created
     t.created += count
     await t.batch("create", count,
                   lambda i: t.client.call("POST", SVC_PATH, service(first + i)))
 
 
-async def patches(t: Target, count: int, n: int, seq: int) -> None:
+async def patches(t: Loaded, count: int, n: int, seq: int) -> None:
     async def patch(i: int) -> None:
         await t.client.call("PATCH", f"{SVC_PATH}/svc-{random.randrange(n)}",
                             {"metadata": {"labels": {"u": f"{seq}-{i}"}}})
@@ -126,7 +136,7 @@ async def patches(t: Target, count: int, n: int, seq: int) -> None:
         t.client.session.headers["Content-Type"] = "application/json"
 
 
-async def measure(targets: list[Target], n: int, n_patches: int, rounds: int) -> None:
+async def measure(targets: Sequence[Loaded], n: int, n_patches: int, rounds: int) -> None:
     chunk = max(1, n // (rounds * 2))
     while any(t.created < n for t in targets):
         for t in targets:
