@@ -112,9 +112,12 @@ class Workers:
         self._tasks = [asyncio.create_task(self._supervise(i)) for i in range(1, self._count)]
 
     async def _spawn(self, index: int) -> None:
-        proc = await asyncio.create_subprocess_exec(
-            *self._argv(index), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, pass_fds=self._fds)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self._argv(index), stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, pass_fds=self._fds)
+        except OSError as e:
+            raise WorkerFailed(f"cannot start API worker {index}: {e}") from e
         self._procs[index] = proc
         assert proc.stdout is not None
         try:
@@ -143,7 +146,7 @@ class Workers:
             try:
                 await self._spawn(index)
                 pause = 1.0
-            except (WorkerFailed, OSError) as e:
+            except WorkerFailed as e:
                 log.error("%s", e)
                 pause = min(pause * 2, 30.0)
 

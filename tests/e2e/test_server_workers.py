@@ -4,6 +4,7 @@
   while they are served), and kubectl works against the one address;
 * writes through both processes at once: every Service gets a distinct ClusterIP, and the
   controllers (the primary's) see the worker's writes: every Service gets its EndpointSlice;
+  on SQLite and on etcd;
 * a worker that dies is started again; the workers stop with their server, and die with it
   when it is SIGKILLed.
 """
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,6 +28,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Cluster, start_server, stop_server
+from tests.etcd_server import EtcdServer
 from tests.waiting import wait_for
 
 SVC_PATH = "/api/v1/namespaces/default/services"
@@ -81,9 +84,14 @@ class API:
             return e.code, json.loads(e.read())
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Cluster]:
-    proc = start_server(tmp_path, "--workers", "2")
+@pytest.fixture(params=["sqlite", "etcd"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+    """A server with one API worker, on the default SQLite store or on etcd."""
+    store: list[str] = []
+    if request.param == "etcd":
+        etcd: EtcdServer = request.getfixturevalue("etcd")
+        store = ["--store", f"etcd://{etcd.endpoint}/svcnet-workers-{uuid.uuid4().hex}/"]
+    proc = start_server(tmp_path, "--workers", "2", *store)
     try:
         yield Cluster(tmp_path, tmp_path / "kubeconfig", proc, tmp_path / "kcache")
     finally:
