@@ -30,12 +30,13 @@ serves through aiohttp and uses its knobs rather than protocol code of its own:
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import math
 import os
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -166,12 +167,10 @@ class GatedSite(web.TCPSite):
 
     ``sockets``: listening sockets to serve instead of binding ``host:port`` (an API worker's,
     inherited from its server: workers.py). ``shared``: other processes accept from the same
-    sockets, so this one takes one connection each time its loop finds some waiting (asyncio
-    takes up to the listen backlog, its ``backlog`` argument, in one go: the first process
-    to wake would take a whole burst of new connections, and a busy one would take as many
-    as an idle one). The kernel's queue keeps the full backlog (:func:`relisten`)."""
+    sockets, through :class:`SharedAcceptor`."""
 
-    __slots__ = ("_gate", "_header_timeout", "_inherited", "_more_servers", "_shared")
+    __slots__ = ("_acceptors", "_gate", "_header_timeout", "_inherited", "_more_servers",
+                 "_shared")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *,
                  ssl_context: ssl.SSLContext | None, gate: ConnectionGate,
@@ -183,6 +182,7 @@ class GatedSite(web.TCPSite):
         self._inherited = tuple(sockets)
         self._shared = shared or bool(sockets)
         self._more_servers: list[asyncio.Server] = []
+        self._acceptors: list[SharedAcceptor] = []
 
     def _protocol(self) -> GatedRequestHandler:
         server = self._runner.server
@@ -196,22 +196,27 @@ class GatedSite(web.TCPSite):
         await web.BaseSite.start(self)  # registers the site with its runner
         loop = asyncio.get_running_loop()
         handshake = self._header_timeout if self._ssl_context else None
-        batch = 1 if self._shared else self._backlog
+        # A shared socket is served by SharedAcceptor, not by asyncio's accept loop.
+        serving = not self._shared
         if self._inherited:  # an API worker's: the primary's listening sockets (workers.py)
             servers = [await loop.create_server(
                 self._protocol, sock=sock, ssl=self._ssl_context,
-                ssl_handshake_timeout=handshake, backlog=batch)
+                ssl_handshake_timeout=handshake, backlog=self._backlog,
+                start_serving=serving)
                 for sock in self._inherited]
             self._server = servers[0]
             self._more_servers = servers[1:]
         else:
             self._server = await loop.create_server(
                 self._protocol, self._host, self._port, ssl=self._ssl_context,
-                ssl_handshake_timeout=handshake, backlog=batch,
-                reuse_address=self._reuse_address)
+                ssl_handshake_timeout=handshake, backlog=self._backlog,
+                reuse_address=self._reuse_address, start_serving=serving)
         if self._shared:
-            for fd in self.listening_fds():
-                relisten(fd, self._backlog)
+            self._acceptors = [
+                SharedAcceptor(fd, self._protocol, backlog=self._backlog,
+                               ssl_context=self._ssl_context, handshake_timeout=handshake,
+                               load=lambda: len(self._gate))
+                for fd in self.listening_fds()]
         sockets = self._server.sockets
         self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
 
@@ -222,16 +227,108 @@ class GatedSite(web.TCPSite):
                 for s in (server.sockets if isinstance(server, asyncio.Server) else ())]
 
     async def stop(self) -> None:
+        for acceptor in self._acceptors:
+            acceptor.close()
         for server in self._more_servers:
             server.close()
         await super().stop()
 
 
-def relisten(fd: int, backlog: int) -> None:
-    """``listen(backlog)`` on the listening socket ``fd`` again: the kernel's queue length,
-    after asyncio was given a backlog of 1 to accept one connection per wakeup."""
-    sock = socket.socket(fileno=os.dup(fd))
-    try:
-        sock.listen(backlog)
-    finally:
-        sock.close()
+ACCEPT_PAUSE = 0.0005
+"""Seconds a process sharing a listening socket stands aside, per connection it holds, after
+taking one (:class:`SharedAcceptor`)."""
+MAX_ACCEPT_PAUSE = 0.01
+
+
+class SharedSockSite(web.SockSite):
+    """A listening socket, shared with other processes, served through
+    :class:`SharedAcceptor` (plain HTTP: the loopback socket, loopback.py)."""
+
+    __slots__ = ("_acceptor",)
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # registers the site with its runner
+        server = self._runner.server
+        assert isinstance(server, web.Server)
+        self._acceptor = SharedAcceptor(self._sock.fileno(), server, backlog=self._backlog,
+                                        ssl_context=None, handshake_timeout=None,
+                                        load=lambda: len(server.connections))
+
+    async def stop(self) -> None:
+        self._acceptor.close()
+        await super().stop()
+
+
+class SharedAcceptor:
+    """Accepts connections from a listening socket that other processes accept from too (an
+    API server and its workers: workers.py), so that they share the connections evenly.
+
+    asyncio's own accept loop takes every connection waiting (up to the backlog) each time
+    the socket is readable, so the first process to wake takes a whole burst: 16 clients
+    connecting at once could all land on one process while another idles, and a busy
+    process takes as many as an idle one. Here a process takes one connection per wakeup,
+    then stands aside for :data:`ACCEPT_PAUSE` seconds per connection it holds (``load()``,
+    and the new one; at most :data:`MAX_ACCEPT_PAUSE`), so the others take the next ones: a
+    burst alternates between them, and the process holding fewer connections takes more.
+    (One process still accepts at least 100 connections a second, more than the TLS
+    handshakes it can make.) The connection becomes a transport through
+    ``loop.connect_accepted_socket`` (TLS included), as asyncio's loop would make it.
+    Running out of descriptors or memory stops accepting for a second, as asyncio does.
+    """
+
+    def __init__(self, fd: int, protocol: Callable[[], asyncio.BaseProtocol], *, backlog: int,
+                 ssl_context: ssl.SSLContext | None, handshake_timeout: float | None,
+                 load: Callable[[], int]) -> None:
+        self._sock = socket.socket(fileno=os.dup(fd))
+        self._sock.setblocking(False)
+        self._sock.listen(backlog)
+        self._protocol = protocol
+        self._ssl = ssl_context
+        self._handshake_timeout = handshake_timeout
+        self._load = load
+        self._loop = asyncio.get_running_loop()
+        self._resume: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop.add_reader(self._sock.fileno(), self._ready)
+
+    def _ready(self) -> None:
+        try:
+            conn, _ = self._sock.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return  # another process took it
+        except OSError as e:
+            if e.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                raise
+            log.warning("cannot accept connections for now: %s", e)
+            self._stand_aside(1.0)
+            return
+        conn.setblocking(False)
+        task = self._loop.create_task(self._connect(conn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._stand_aside(min(ACCEPT_PAUSE * (1 + self._load()), MAX_ACCEPT_PAUSE))
+
+    def _stand_aside(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        self._loop.remove_reader(self._sock.fileno())
+        self._resume = self._loop.call_later(
+            seconds, self._loop.add_reader, self._sock.fileno(), self._ready)
+
+    async def _connect(self, conn: socket.socket) -> None:
+        try:
+            await self._loop.connect_accepted_socket(
+                self._protocol, conn, ssl=self._ssl,
+                ssl_handshake_timeout=self._handshake_timeout)
+        except (OSError, ssl.SSLError, TimeoutError) as e:
+            log.debug("connection dropped during its TLS handshake: %s", e)
+            conn.close()
+
+    def close(self) -> None:
+        """Stop accepting (connections already made are the server's to close)."""
+        if self._resume is not None:
+            self._resume.cancel()
+        self._loop.remove_reader(self._sock.fileno())
+        self._sock.close()
+        for task in self._tasks:
+            task.cancel()

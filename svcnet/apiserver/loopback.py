@@ -13,8 +13,8 @@ Over TLS, every one of those bytes is encrypted and decrypted twice by this one 
 So the controllers speak plain HTTP over a Unix socket in Linux's abstract namespace, named
 ``svcnet-apiserver-<128 random bits>``: no file to clean up, gone with the process, and
 reachable only from this network namespace by a process that knows the name. A server's API
-workers (workers.py) inherit the listening socket and accept from it too, one connection
-per wakeup as from the TCP socket, so the controllers' connections are spread over every
+workers (workers.py) inherit the listening socket and accept from it too, as from the TCP
+socket (connections.SharedAcceptor), so the controllers' connections are spread over every
 process of the server as clients' are. Nothing else
 changes: requests go through the same handlers, and each is authenticated (the admin bearer
 token, as before: a caller who found the name still needs it), authorized, admitted,
@@ -31,7 +31,7 @@ import socket
 import aiohttp
 from aiohttp import web
 
-from svcnet.apiserver.connections import relisten
+from svcnet.apiserver.connections import SharedSockSite
 from svcnet.client.rest import RESTClient
 
 BACKLOG = 128
@@ -60,9 +60,8 @@ class Loopback:
             sock.bind(self.path)
             sock.listen(BACKLOG)
         self.sock = sock
-        await web.SockSite(runner, sock, backlog=1 if shared else BACKLOG).start()
-        if shared:
-            relisten(sock.fileno(), BACKLOG)
+        site = SharedSockSite if shared else web.SockSite
+        await site(runner, sock, backlog=BACKLOG).start()
 
     def client(self, token: str, *, user_agent: str) -> RESTClient:
         """A client of this server through the socket; call from the running loop."""
@@ -72,7 +71,9 @@ class Loopback:
                           session=session)
 
     async def close(self) -> None:
-        """Close every client's connections (the socket closes with the runner)."""
+        """Close every client's connections and the socket."""
         sessions, self._sessions = self._sessions, []
         for session in sessions:
             await session.close()
+        if self.sock is not None:
+            self.sock.close()
