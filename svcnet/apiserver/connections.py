@@ -257,6 +257,7 @@ class SharedSockSite(web.SockSite):
     async def stop(self) -> None:
         self._acceptor.close()
         await super().stop()
+        self._sock.close()  # no asyncio server owns it (web.SockSite's would close it)
 
 
 class SharedAcceptor:

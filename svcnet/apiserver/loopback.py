@@ -71,9 +71,7 @@ class Loopback:
                           session=session)
 
     async def close(self) -> None:
-        """Close every client's connections and the socket."""
+        """Close every client's connections (the socket closes with the runner's site)."""
         sessions, self._sessions = self._sessions, []
         for session in sessions:
             await session.close()
-        if self.sock is not None:
-            self.sock.close()
