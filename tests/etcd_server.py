@@ -90,6 +90,22 @@ class EtcdServer:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
 
+    def freeze(self) -> None:
+        """SIGSTOP the etcd process (it keeps its connections and answers nothing), and wait
+        until the kernel shows it stopped, so that no request sent from now on is answered;
+        :meth:`thaw` continues it."""
+        assert self.proc is not None, "etcd is not running"
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        stat = Path(f"/proc/{self.proc.pid}/stat")
+        deadline = time.monotonic() + 5
+        while stat.read_text().rsplit(")", 1)[1].split()[0] != "T":
+            assert time.monotonic() < deadline, "etcd did not stop on SIGSTOP"
+            time.sleep(0.01)
+
+    def thaw(self) -> None:
+        assert self.proc is not None, "etcd is not running"
+        os.kill(self.proc.pid, signal.SIGCONT)
+
     def restart(self) -> str:
         """Start etcd again after :meth:`kill`, on the same ports and data."""
         assert self.proc is None and self._urls is not None, "kill() first"

@@ -11,8 +11,6 @@ another connection beyond the busy timeout.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -90,14 +88,13 @@ async def test_etcd_down_reads_writes_and_watches_fail_unavailable_then_recover(
 
 async def test_etcd_frozen_calls_time_out_as_unavailable_with_timeout(
         etcd: EtcdServer, etcd_store: EtcdStore) -> None:
-    assert etcd.proc is not None
-    os.kill(etcd.proc.pid, signal.SIGSTOP)
+    etcd.freeze()
     try:
         with pytest.raises(Unavailable) as info:
             await asyncio.wait_for(etcd_store.create("svc/frozen", b"1"), TIMEOUT)
         assert info.value.timeout  # the deadline passed: the write's outcome is unknown
     finally:
-        os.kill(etcd.proc.pid, signal.SIGCONT)
+        etcd.thaw()
     created = await etcd_store.create("svc/thawed", b"1")
     assert (await etcd_store.get("svc/thawed")) == created
 

@@ -23,7 +23,7 @@ import pytest
 from svcnet.node.names import ClusterNames
 from tests.conftest import require_root
 from tests.e2e.local_clusters import unique_name
-from tests.waiting import run
+from tests.waiting import run, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = unique_name("e8")
@@ -70,6 +70,14 @@ def announcer(names: ClusterNames, ip: str) -> int | None:
     return next((i for i in (1, 2) if announces(names, i, ip)), None)
 
 
+def ready_nodes(env: dict[str, str]) -> set[str]:
+    """The nodes of the ready endpoints of Service ``web``."""
+    slices = json.loads(run(["kubectl", "get", "endpointslices", "-l",
+                             "kubernetes.io/service-name=web", "-o", "json"], env=env).stdout)
+    return {str(ep.get("nodeName")) for s in slices["items"] for ep in s.get("endpoints") or []
+            if (ep.get("conditions") or {}).get("ready")}
+
+
 def reachable(ip: str) -> bool:
     try:
         with urllib.request.urlopen(f"http://{ip}/", timeout=2) as resp:
@@ -104,6 +112,11 @@ def test_lb_ip_fails_over_when_its_node_goes_away(home: Path) -> None:
             time.sleep(0.5)
         took = time.monotonic() - down_at
         assert took > 10, "not before the node was declared NotReady"
+        # The same NotReady takes the dead node's pod out of the Service's endpoints (node
+        # lifecycle marks it not ready, then the EndpointSlice follows), which may land just
+        # after the address moved: from then on every request is answered.
+        wait_for(lambda: ready_nodes(env) == {f"node-{other}"},
+                 "the dead node's endpoint to leave the EndpointSlice", timeout=30)
         for _ in range(5):
             assert reachable(ip)
     finally:

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -168,12 +167,12 @@ async def test_etcd_frozen_write_is_504_timeout_then_works(tmp_path: Path,
     log = tmp_path / "server.log"
     assert etcd.proc is not None
     try:
-        os.kill(etcd.proc.pid, signal.SIGSTOP)
+        etcd.freeze()
         try:
             code, headers, status = await asyncio.wait_for(
                 raw_create(tmp_path, service("frozen")), 30)
         finally:
-            os.kill(etcd.proc.pid, signal.SIGCONT)
+            etcd.thaw()
         assert (code, status["reason"], headers.get("Retry-After")) == (504, "Timeout", "1"), \
             status
         assert status["message"].startswith("Timeout: ")
