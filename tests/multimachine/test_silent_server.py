@@ -102,6 +102,11 @@ def _run(m: Machines, etcd_data: Path) -> None:
             c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
 
     wait_for("m2 Ready as a node", node_ready, 30, m)
+    # The agent is up once it heartbeats (its Lease exists): Ready alone is posted earlier in
+    # its start, and a start still waiting on m1 when m1 goes silent waits out the 30 s
+    # request timeout, which is not what this test measures.
+    wait_for("m2's Lease", lambda: cluster.get(*via_m2, "lease", "-n", "kube-node-lease",
+                                               "m2"), 30, m)
     wait_for("the default ServiceAccount", lambda: cluster.get(*via_m2, "sa", "default"), 20, m)
     kubeconfig = yaml.safe_load((state / "kubeconfig").read_text())
     assert kubeconfig["clusters"][0]["cluster"]["server"] == f"https://{m1.address}:6443"
