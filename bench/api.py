@@ -128,6 +128,16 @@ async def running_server(root: Path = ROOT, args: Sequence[str] = ()
             proc.wait(timeout=30)
 
 
+async def served_client(stack: contextlib.AsyncExitStack, root: Path = ROOT,
+                        args: Sequence[str] = ()) -> tuple[int, Client]:
+    """A :func:`running_server` (stopped when ``stack`` closes) and a client of it: its pid
+    and the client."""
+    proc, data = await stack.enter_async_context(running_server(root, args))
+    client = Client(data / "kubeconfig")
+    stack.push_async_callback(client.close)
+    return proc.pid, client
+
+
 async def run(n: int, watchers: int) -> list[tuple[str, str, str, str]]:
     rows: list[tuple[str, str, str, str]] = []
     async with running_server() as (_, data):

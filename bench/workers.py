@@ -21,7 +21,6 @@ Run: .venv/bin/python bench/workers.py [--n 10000] [--patches 8000] [--rounds 4]
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -30,9 +29,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from api import Client, running_server, timed_parallel  # bench/api.py
+from api import Client, served_client, timed_parallel  # bench/api.py
 from stats import pct  # bench/stats.py
-from write_cpu import CLIENTS, cpu_seconds, measure  # bench/write_cpu.py
+from write_cpu import CLIENTS, cpu_seconds, load_arguments, measure  # bench/write_cpu.py
 
 
 def processes(pid: int) -> list[int]:
@@ -102,11 +101,8 @@ async def run(n: int, n_patches: int, rounds: int, workers: int) -> list[Target]
     async with contextlib.AsyncExitStack() as stack:
         targets = []
         for count in (1, workers):
-            proc, data = await stack.enter_async_context(
-                running_server(args=["--workers", str(count)]))
-            client = Client(data / "kubeconfig")
-            stack.push_async_callback(client.close)
-            targets.append(Target(f"--workers {count}", proc.pid, client))
+            pid, client = await served_client(stack, args=["--workers", str(count)])
+            targets.append(Target(f"--workers {count}", pid, client))
         for t in targets:
             await t.quiet()
         await measure(targets, n, n_patches, rounds)
@@ -114,10 +110,7 @@ async def run(n: int, n_patches: int, rounds: int, workers: int) -> list[Target]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=10000, help="Services created (and stored)")
-    ap.add_argument("--patches", type=int, default=8000, help="merge patches after that")
-    ap.add_argument("--rounds", type=int, default=4, help="alternations between servers")
+    ap = load_arguments(patches=8000)
     ap.add_argument("--workers", type=int, default=2, help="processes of the second server")
     args = ap.parse_args()
     targets = asyncio.run(run(args.n, args.patches, args.rounds, args.workers))

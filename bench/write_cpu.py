@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from api import ROOT, SVC_PATH, Client, running_server, service, timed_parallel  # bench/api.py
+from api import ROOT, SVC_PATH, Client, served_client, service, timed_parallel  # bench/api.py
 from stats import pct  # bench/stats.py
 
 CLIENTS = 16
@@ -166,20 +166,24 @@ async def run(n: int, n_patches: int, rounds: int, baseline: str | None) -> list
             roots.insert(0, (f"base {baseline}", stack.enter_context(worktree_of(baseline))))
         targets = []
         for name, root in roots:
-            proc, data = await stack.enter_async_context(running_server(root))
-            client = Client(data / "kubeconfig")
-            stack.push_async_callback(client.close)
-            targets.append(Target(name, proc.pid, client))
+            pid, client = await served_client(stack, root)
+            targets.append(Target(name, pid, client))
         await asyncio.sleep(2)  # let the in-process controllers settle
         await measure(targets, n, n_patches, rounds)
         return targets
 
 
-def main() -> None:
+def load_arguments(patches: int) -> argparse.ArgumentParser:
+    """The options of the load :func:`measure` sends (``patches``: the default count)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=10000, help="Services created (and stored)")
-    ap.add_argument("--patches", type=int, default=2000, help="merge patches after that")
+    ap.add_argument("--patches", type=int, default=patches, help="merge patches after that")
     ap.add_argument("--rounds", type=int, default=4, help="alternations between servers")
+    return ap
+
+
+def main() -> None:
+    ap = load_arguments(patches=2000)
     ap.add_argument("--baseline", help="a git revision to run side by side")
     args = ap.parse_args()
     targets = asyncio.run(run(args.n, args.patches, args.rounds, args.baseline))

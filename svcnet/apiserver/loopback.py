@@ -51,7 +51,7 @@ class Loopback:
                     inherited: int | None = None) -> None:
         """Serve ``runner``'s application on the socket too (after its main site): a new
         one, or the one ``inherited`` (a descriptor) from the server of an API worker.
-        ``shared``: other processes accept from it too (one connection per wakeup)."""
+        ``shared``: other processes accept from it too (connections.SharedAcceptor)."""
         if inherited is not None:
             sock = socket.socket(fileno=inherited)
             shared = True

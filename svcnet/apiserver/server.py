@@ -386,10 +386,7 @@ class APIServer:
             port = int(self._runner.addresses[0][1])  # the port the kernel chose
         if self.is_worker:
             await self.loopback.serve(self._runner, inherited=cfg.loopback_fd)
-            self._tasks.append(asyncio.create_task(asyncio.to_thread(openapi.warm,
-                                                                     cfg.data_dir)))
-            self._tasks.append(asyncio.create_task(self._repair_loop()))
-            self._tasks.append(asyncio.create_task(self.service_cidrs.run()))
+            self._start_loops()
             log.info("API worker %d serving", cfg.worker_index)
             return
         await self.loopback.serve(self._runner, shared=cfg.workers > 1)
@@ -417,9 +414,7 @@ class APIServer:
                                                             admin_token))
         print(f"svcnet join {self.url} --token {join_token}", flush=True)
         await self._start_leading()
-        self._tasks.append(asyncio.create_task(asyncio.to_thread(openapi.warm, cfg.data_dir)))
-        self._tasks.append(asyncio.create_task(self._repair_loop()))
-        self._tasks.append(asyncio.create_task(self.service_cidrs.run()))
+        self._start_loops()
         self._tasks.append(asyncio.create_task(self._bootstrap_loop(port)))
         if not _is_loopback(host):
             log.warning("serving beyond loopback: listening on %s port %d (%s); the kubeconfig "
@@ -427,6 +422,14 @@ class APIServer:
                         "every address of this host" if wildcard else "not only 127.0.0.1",
                         self.url)
         log.info("serving on %s", self.url)
+
+    def _start_loops(self) -> None:
+        """What every serving process runs beside the API: the OpenAPI documents built now,
+        periodic allocation repair, the ServiceCIDR controller."""
+        self._tasks.append(asyncio.create_task(asyncio.to_thread(openapi.warm,
+                                                                 self.config.data_dir)))
+        self._tasks.append(asyncio.create_task(self._repair_loop()))
+        self._tasks.append(asyncio.create_task(self.service_cidrs.run()))
 
     async def stop(self) -> None:
         self._stopping = True  # /readyz fails from now on

@@ -6,9 +6,9 @@ A Python process runs its requests on one core at a time (the GIL), so one `svcn
 answers 16 busy clients at the pace of one core, whatever the machine has; kube-apiserver, in
 Go, spreads its requests over every core by itself. ``--workers N`` starts N-1 *worker*
 processes beside the server (the *primary*), each a whole API server of the same cluster, and
-all of them accept connections from the primary's one listening socket, which the workers
-inherit, the way pre-fork servers (nginx, gunicorn) share one: the kernel hands a new
-connection to whichever process accepts it first, so a busy process takes fewer.
+all of them accept connections from the primary's listening socket and its loopback socket
+(loopback.py), which the workers inherit, the way pre-fork servers (nginx, gunicorn) share
+one; :class:`svcnet.apiserver.connections.SharedAcceptor` spreads the connections evenly.
 
 A worker is what a second server of an HA control plane is (docs/HA.md), on the same store
 and the same data directory: the same CA, serving certificate and tokens; its writes are
@@ -17,11 +17,11 @@ file lock in turn, and each process's watches see the others' writes through its
 file, within ``poll_interval``). It differs from a second server in what it leaves to the
 primary, which keeps doing everything it did alone:
 
-* the data directory's lock, the kubeconfig, the join command and token, the system objects
-  (seeded at start and by the bootstrap loop), and the loopback socket;
-* the controllers (the primary's, on its loopback socket; a worker never stands for the
-  controller-manager Lease) and the ``default/kubernetes`` endpoint lease (one address, one
-  lease);
+* the data directory's lock, the kubeconfig, the join command and token, and the system
+  objects (seeded at start and by the bootstrap loop);
+* the controllers (the primary's, whose connections every process serves; a worker never
+  stands for the controller-manager Lease) and the ``default/kubernetes`` endpoint lease
+  (one address, one lease);
 * allocations: a worker's carry their own holder, the server's id with ``-w<k>`` appended
   (:func:`worker_holder_server`), so the repair at a worker's start frees what its previous
   start leaked, and the primary's periodic repair what a dead worker leaked, after the grace
