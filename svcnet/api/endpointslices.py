@@ -24,7 +24,6 @@ Upstream validates neither ``zone`` nor the ``conditions`` booleans, and neither
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -50,6 +49,7 @@ from svcnet.api.names import (
     name_is_dns_subdomain,
     parse_ip_sloppy,
 )
+from svcnet.util.jsoncopy import json_copy
 
 __all__ = [
     "MAX_ADDRESSES",
@@ -87,7 +87,7 @@ def _dicts(items: Sequence[Any]) -> list[dict[str, Any]]:
 def set_defaults_endpointslice(eps: Mapping[str, Any]) -> dict[str, Any]:
     """v1 defaulting; returns a new dict: every port gets ``name: ""`` and ``protocol: TCP``
     when absent."""
-    out = copy.deepcopy(dict(eps))
+    out = json_copy(dict(eps))
     for port in _list(out, "ports"):
         if isinstance(port, dict):
             if port.get("name") is None:
@@ -106,7 +106,7 @@ def _drop_deprecated_topology(eps: dict[str, Any]) -> None:
 def prepare_endpointslice_for_create(eps: Mapping[str, Any]) -> dict[str, Any]:
     """endpointSliceStrategy.PrepareForCreate: generation 1; v1 writes cannot set
     ``deprecatedTopology`` (it is silently cleared)."""
-    out = copy.deepcopy(dict(eps))
+    out = json_copy(dict(eps))
     meta = out.get("metadata")
     if not isinstance(meta, dict):
         meta = out["metadata"] = {}
@@ -120,7 +120,7 @@ def prepare_endpointslice_for_update(new: Mapping[str, Any],
     """endpointSliceStrategy.PrepareForUpdate: the generation is bumped when anything but
     metadata changed, or the labels changed; ``deprecatedTopology`` is cleared unless the
     endpoints are unchanged."""
-    out = copy.deepcopy(dict(new))
+    out = json_copy(dict(new))
     meta = out.get("metadata")
     if not isinstance(meta, dict):
         meta = out["metadata"] = {}

@@ -91,6 +91,7 @@ from svcnet.controllers.endpointslice.util import (
     should_set_hostname,
 )
 from svcnet.util.clock import Clock, RealClock
+from svcnet.util.jsoncopy import json_copy
 
 __all__ = [
     "COMPONENT",
@@ -386,7 +387,7 @@ def plan_endpoints(service: ObjMap, pods: Iterable[ObjMap], current: ObjMap | No
         if (_normal(_list(current, "subsets")) == _normal(subsets) and have_labels == svc_labels
                 and _capacity_annotation_correct(current)):
             return Skip("up to date")
-        new = copy.deepcopy(dict(current))
+        new = json_copy(dict(current))
     else:
         new = {"apiVersion": "v1", "kind": "Endpoints",
                "metadata": {"name": _str(meta, "name"), "namespace": _str(meta, "namespace")}}

@@ -13,8 +13,9 @@ Namespaces, which a delete may give the ``orphan`` or ``foregroundDeletion`` fin
 informer each, indexed by uid and by owner uid, and resolve owners of other kinds (a Node, a
 Namespace) with a GET.
 
-One queue of ``<resource>|<namespace>/<name>`` keys. An object is queued when it appears or
-changes while it has owners or GC finalizers, and the dependents of an object are queued when
+One queue of ``<resource>|<namespace>/<name>`` keys. An object is queued when it appears, or
+when its owner references, deletion or finalizers change, while it has owners or GC
+finalizers, and the dependents of an object are queued when
 it is deleted. :meth:`GarbageCollector.sync` is level-triggered:
 
 * **a dependent** (has ownerReferences, is not being deleted): classify each reference
@@ -146,6 +147,15 @@ def finalizers(obj: ObjMap) -> list[str]:
 
 def _deleting(obj: ObjMap) -> bool:
     return bool(_meta(obj).get("deletionTimestamp"))
+
+
+def _graph_changed(old: ObjMap, new: ObjMap) -> bool:
+    """Whether an update can change what the collector decides about the object: its owner
+    references, or its deletion and finalizers (graph_builder.go's ``processGraphChanges``
+    acts on ``referencesDiffs`` and on deletion transitions, not on every update: an
+    EndpointSlice rewritten for each change of its Service is not the collector's business)."""
+    return (owner_refs(old) != owner_refs(new) or _deleting(old) != _deleting(new)
+            or finalizers(old) != finalizers(new))
 
 
 def waiting_for_dependents(obj: ObjMap) -> bool:
@@ -324,7 +334,9 @@ class GarbageCollector:
                 # Deleted and re-created between two looks (a relist): the old object's
                 # dependents lost their owner.
                 on_delete(old)
-            on_add(new)
+                on_add(new)
+            elif _graph_changed(old, new):
+                on_add(new)
             # References that went away may have been the last blocking one of an owner that
             # waits for its dependents.
             gone = set(owner_uid_index(old)) - set(owner_uid_index(new))

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from svcnet.util.jsoncopy import object_copy
+import datetime as dt
+from collections import OrderedDict
+from typing import Any
+
+import pytest
+
+from svcnet.util.jsoncopy import json_copy, object_copy
 
 
 def test_object_copy_shares_only_managed_fields() -> None:
@@ -29,3 +35,35 @@ def test_object_copy_without_managed_fields_is_a_deep_copy() -> None:
     out["data"]["k"].append("w")
     out["metadata"]["name"] = "b"
     assert obj == {"metadata": {"name": "a"}, "data": {"k": ["v"]}}
+
+
+def test_json_copy_is_deep_and_keeps_order_and_values() -> None:
+    obj: dict[str, Any] = {"z": 1, "a": [{"b": [1.5, -0.0, 2**63, -(2**63), True, None, "é"]}],
+                           "m": {}}
+    out = json_copy(obj)
+    assert out == obj and list(out) == ["z", "a", "m"]
+    assert out["a"][0]["b"][1] == 0.0 and str(out["a"][0]["b"][1]) == "-0.0"
+    assert [type(v) for v in out["a"][0]["b"]] == [float, float, int, int, bool, type(None),
+                                                   str]
+    out["a"][0]["b"].append(3)
+    out["m"]["n"] = 1
+    assert obj["a"][0]["b"][-1] == "é" and obj["m"] == {}
+
+
+@pytest.mark.parametrize("odd", [2**64, -(2**64), "\ud800", dt.datetime(2026, 1, 1),
+                                 OrderedDict(a=1), 1])
+def test_json_copy_of_what_orjson_refuses_copies_it_as_it_is(odd: object) -> None:
+    """Values orjson would refuse: the copy falls back to a walk that shares scalars (and
+    copies what is a dict or list exactly)."""
+    obj: dict[Any, Any] = {"k": [odd], "n": {"x": 1}}
+    if odd == 1:
+        obj = {1: [odd], "n": {"x": 1}}  # a key that is not a string
+    out = json_copy(obj)
+    assert out == obj
+    (key,) = [k for k in obj if k != "n"]
+    assert out[key][0] is odd and out[key] is not obj[key] and out["n"] is not obj["n"]
+
+
+def test_json_copy_of_a_scalar_is_itself() -> None:
+    for value in ("s", 1, None, 2.5):
+        assert json_copy(value) is value

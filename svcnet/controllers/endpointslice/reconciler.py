@@ -97,6 +97,7 @@ from svcnet.controllers.endpointslice.util import (
     should_pod_be_in_endpoints,
     should_set_hostname,
 )
+from svcnet.util.jsoncopy import json_copy
 
 __all__ = [
     "API_VERSION",
@@ -398,7 +399,7 @@ def plan_slices(service: ObjMap, pods: Iterable[ObjMap], nodes_by_name: Mapping[
     for obj in (*create, *update):
         _set_trigger_time(obj, trigger_time)
     return SlicePlan(tuple(create), tuple(sorted(update, key=_name)),
-                     tuple(copy.deepcopy(dict(s)) for s in sorted(delete, key=_name)),
+                     tuple(json_copy(dict(s)) for s in sorted(delete, key=_name)),
                      tuple(errors), tuple(topology))
 
 
@@ -578,7 +579,7 @@ def _slice_to_fill(candidates: Sequence[ObjMap], count: int, max_per_slice: int
 
 def _with(eps: ObjMap, *, endpoints: Sequence[ObjMap], labels: Obj) -> Obj:
     """A deep copy of ``eps`` with new endpoints and labels."""
-    out = copy.deepcopy(dict(eps))
+    out = json_copy(dict(eps))
     out["endpoints"] = [copy.deepcopy(dict(e)) for e in endpoints]
     meta = out.get("metadata")
     if not isinstance(meta, dict):
@@ -589,7 +590,7 @@ def _with(eps: ObjMap, *, endpoints: Sequence[ObjMap], labels: Obj) -> Obj:
 
 def _replace_content(old: ObjMap, new: Obj) -> Obj:
     """``new``'s content written over ``old`` (its name, uid, resourceVersion)."""
-    out = copy.deepcopy(dict(old))
+    out = json_copy(dict(old))
     meta = out.get("metadata")
     if not isinstance(meta, dict):
         meta = out["metadata"] = {}

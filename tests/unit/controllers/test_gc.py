@@ -110,6 +110,31 @@ async def test_an_owner_missing_from_the_cache_is_asked_for(env: Env) -> None:
     assert env.api.writes("replicasets") == [("create", "ns/web-1")]
 
 
+async def test_only_changes_of_references_deletion_or_finalizers_queue_a_dependent(
+        env: Env) -> None:
+    """graph_builder.go acts on reference diffs and deletion transitions: a dependent
+    rewritten for other reasons (an EndpointSlice following its Service) is not queued."""
+    svc = await env.api.create(SERVICES, {"apiVersion": "v1", "kind": "Service",
+                                          "metadata": {"name": "a", "namespace": "ns"}})
+    pod = await env.api.create(PODS, owned(make_pod("p", {"app": "x"}), svc))
+    await env.step()
+    pod["metadata"]["labels"] = {"app": "y"}
+    pod = await env.api.update(PODS, pod)
+    await env.catch_up(notify=True)
+    assert len(env.gc.queue) == 0, "a label change is not the collector's business"
+    pod["metadata"]["finalizers"] = ["example.com/keep"]
+    pod = await env.api.update(PODS, pod)
+    await env.catch_up(notify=True)
+    assert len(env.gc.queue) == 1, "finalizers changed"
+    await env.step()
+    other = await env.api.create(SERVICES, {"apiVersion": "v1", "kind": "Service",
+                                            "metadata": {"name": "b", "namespace": "ns"}})
+    pod["metadata"]["ownerReferences"].append(ref(other, controller=False))
+    await env.api.update(PODS, pod)
+    await env.catch_up(notify=True)
+    assert len(env.gc.queue) == 1, "owner references changed"
+
+
 async def test_a_recreated_owner_is_not_the_owner(env: Env) -> None:
     d = await env.api.create(DEPLOYMENTS, make_deployment(replicas=1))
     await env.api.create(REPLICASETS, owned(make_replicaset("web-1", labels={"app": "web"}),
