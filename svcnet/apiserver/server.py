@@ -138,7 +138,7 @@ from svcnet.registry.workloads import (
     ReplicationControllerStrategy,
     StatefulSetStrategy,
 )
-from svcnet.storage import open_store
+from svcnet.storage import compactor, open_store
 from svcnet.storage.interface import Store
 from svcnet.util.clock import Clock, RealClock
 from svcnet.util.gcpause import PauseWatch
@@ -163,6 +163,8 @@ class ServerConfig:
     cluster_cidr: str = "10.244.0.0/16"
     node_grace: timedelta = timedelta(seconds=40)
     repair_interval: float = 180.0
+    #: Seconds between compactions of the store's history (0: never; storage/compactor.py).
+    compaction_interval: float = compactor.DEFAULT_INTERVAL
     leak_grace: timedelta = timedelta(seconds=60)
     leader_elect: bool = True
     read_header_timeout: float = READ_HEADER_TIMEOUT
@@ -415,6 +417,9 @@ class APIServer:
         print(f"svcnet join {self.url} --token {join_token}", flush=True)
         await self._start_leading()
         self._start_loops()
+        if cfg.compaction_interval > 0:  # the primary only: one per server is enough
+            self._tasks.append(asyncio.create_task(compactor.Compactor(
+                self.store, cfg.compaction_interval, self.clock).run()))
         self._tasks.append(asyncio.create_task(self._bootstrap_loop(port)))
         if not _is_loopback(host):
             log.warning("serving beyond loopback: listening on %s port %d (%s); the kubeconfig "

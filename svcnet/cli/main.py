@@ -102,6 +102,10 @@ def validate(files: tuple[Path, ...], strict: bool) -> None:
 @click.option("--leader-elect", type=bool, default=True, show_default=True,
               help="Run the controllers only while holding the kube-system/"
                    "kube-controller-manager Lease (several servers on one store).")
+@click.option("--compaction-interval", default=300.0, show_default=True,
+              type=click.FloatRange(min=0),
+              help="Seconds between compactions of the store's history, which keep at least "
+                   "that much of it (kube-apiserver's --etcd-compaction-interval; 0: never).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
               help="Processes serving the API (on more cores): this one and WORKERS-1 API "
                    "workers on the same store and listening socket.")
@@ -113,7 +117,8 @@ def validate(files: tuple[Path, ...], strict: bool) -> None:
 def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str, ...],
            node_port_range: str, lb_pools: tuple[str, ...], advertise_address: str,
            cluster_cidr: str, node_grace: float, read_header_timeout: float,
-           max_connections: int, leader_elect: bool, workers: int, worker_index: int,
+           max_connections: int, leader_elect: bool, compaction_interval: float,
+           workers: int, worker_index: int,
            worker_parent: int, listen_fds: str, loopback_fd: int | None,
            verbose: bool) -> None:
     """Run the API server and controllers until SIGTERM/SIGINT.
@@ -143,6 +148,7 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
                               node_grace=timedelta(seconds=node_grace),
                               read_header_timeout=read_header_timeout,
                               max_connections=max_connections, leader_elect=leader_elect,
+                              compaction_interval=compaction_interval,
                               workers=workers, worker_index=worker_index,
                               listen_fds=[int(fd) for fd in listen_fds.split(",") if fd],
                               loopback_fd=loopback_fd)

@@ -53,6 +53,11 @@ class FakeClock:
         self._sleepers.append((self._mono + seconds, fut))
         await fut
 
+    def sleeping(self) -> int:
+        """How many sleeps are waiting for :meth:`advance` (a test waits for a loop to be
+        back asleep, its step done, instead of sleeping itself)."""
+        return sum(not fut.done() for _, fut in self._sleepers)
+
     def advance(self, seconds: float) -> None:
         from datetime import timedelta
 

@@ -12,6 +12,7 @@ event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from svcnet.storage import open_store
+from svcnet.storage.compactor import COMPACT_KEY, Compactor
 from svcnet.storage.interface import (
     Compacted,
     Conflict,
@@ -35,6 +37,7 @@ from svcnet.storage.interface import (
 )
 from svcnet.storage.memory import MemoryStore
 from svcnet.storage.sqlite import SQLiteStore
+from svcnet.util.clock import FakeClock
 from tests.etcd_server import EtcdServer
 
 TIMEOUT = 5.0
@@ -586,6 +589,63 @@ async def test_compaction_keeps_the_revision_counter(store: Store) -> None:
 
     assert await store.current_revision() == 2
     assert (await store.create("svc/a/2", b"x")).mod_revision == 3
+
+
+async def test_compactors_sharing_a_store_compact_once_per_round(store: Store) -> None:
+    """storage/compactor.py: two servers' compactors; whoever writes the compaction key first
+    in a round compacts, to the revision it noted the round before; the other only notes."""
+    a, b = Compactor(store), Compactor(store)
+    assert await a.round() is None, "the first round compacts nothing (nothing noted yet)"
+    assert await b.round() is None, "b lost the round"
+    round1 = await store.current_revision()
+    assert a.noted == b.noted == round1
+    for i in range(3):
+        await store.create(f"svc/a/{i}", b"1")
+    assert await a.round() == round1
+    assert await store.compact_revision() == round1
+    assert await b.round() is None
+    round2 = await store.current_revision()
+    assert b.noted == round2
+    await store.create("svc/a/later", b"1")
+    assert await b.round() == round2, "b saw a's round, so it can take the next"
+    assert await a.round() is None
+    assert await store.compact_revision() == round2
+    assert (await store.get("svc/a/0")) is not None, "current values stay"
+
+
+async def test_a_restarted_compactor_waits_a_round_before_compacting(store: Store) -> None:
+    first = Compactor(store)
+    await first.round()
+    await store.create("svc/a/x", b"1")
+    restarted = Compactor(store)  # knows nothing of the key's last write
+    assert await restarted.round() is None
+    noted = restarted.noted
+    await store.create("svc/a/y", b"1")
+    assert await restarted.round() == noted
+    assert await store.compact_revision() == noted
+
+
+async def test_the_compaction_loop_runs_every_interval(store: Store) -> None:
+    clock = FakeClock()
+    task = asyncio.create_task(Compactor(store, 300.0, clock).run())
+    try:
+        for _ in range(2):
+            await wait_for_sleepers(clock)
+            clock.advance(300.0)
+        await wait_for_sleepers(clock)
+        noted = int((await store.get(COMPACT_KEY) or pytest.fail("no key")).value)
+        assert noted > 0 and await store.compact_revision() == noted
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def wait_for_sleepers(clock: FakeClock) -> None:
+    """Until the loop sleeps on ``clock`` again (its round is done)."""
+    async with asyncio.timeout(TIMEOUT):
+        while not clock.sleeping():
+            await asyncio.sleep(0.01)
 
 
 # -- concurrency ------------------------------------------------------------------------------
