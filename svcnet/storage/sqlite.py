@@ -71,6 +71,20 @@ anything else a plain StorageError. A write is all or nothing: a failed write's 
 rolled back, and a failed BEGIN or COMMIT (or SQLite rolling the transaction back itself, as it
 may on a full disk) fails every write of the batch with nothing stored and nothing published.
 
+Checkpoints: SQLite copies the WAL's pages back into the database file (a checkpoint, with an
+fsync of the file) by itself in whichever commit finds the WAL past 1000 pages, inside that
+writer's transaction: under a write load, every few seconds one commit took 30-75 ms instead
+of 1, and with it every writer queued behind the write lock. The store turns that off
+(``wal_autocheckpoint=0``) and checkpoints from a thread and connection of its own every
+:data:`CHECKPOINT_INTERVAL`: a ``PASSIVE`` checkpoint, which copies what is committed while
+writers go on appending. SQLite starts the WAL over only when a writer finds it entirely
+copied back, which a steady load never lets happen, so once the WAL holds
+:data:`CHECKPOINT_FRAMES` pages the checkpointer takes the writers' turn (below) and copies
+the few pages written since its pass: writers wait for that short step only, and the next one
+starts the WAL over (unless a reader still needs it, as with SQLite's own checkpoints). Each
+process on the file has its checkpointer; SQLite runs one checkpoint at a time and a busy one
+is simply tried again next pass.
+
 Opening and closing: the constructor does no I/O. The database is opened lazily by the first
 operation, or explicitly (to surface errors early) with ``await store.open()``; ``async with
 SQLiteStore(path) as store:`` opens and closes. ``await store.close()`` is required: it ends
@@ -153,6 +167,13 @@ COMPACT_BATCH = 1000
 
 WRITE_BATCH = 128
 """Most writes one group-commit transaction takes from the queue."""
+
+CHECKPOINT_INTERVAL = 0.1
+"""Seconds between the checkpointer's passes (see the module doc, "Checkpoints")."""
+
+CHECKPOINT_FRAMES = 1000
+"""WAL frames (pages) from which a pass finishes the checkpoint in the writers' turn, so that
+the next write starts the WAL over (SQLite's own ``wal_autocheckpoint`` default)."""
 
 _Events = list[WatchEvent]  # (an alias: inside SQLiteStore, ``list`` is the method)
 _WriteOp = Callable[[sqlite3.Connection, int], tuple[KeyValue, WatchEvent]]
@@ -248,6 +269,12 @@ class SQLiteStore:
         self._busy_timeout = busy_timeout
         self._broadcaster = Broadcaster(watch_buffer)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="svcnet-sqlite")
+        # The checkpointer's thread, connection and -writelock descriptor (flock is per open
+        # file description: its own, so that it and this process's writer exclude each other).
+        self._checkpointer = ThreadPoolExecutor(max_workers=1,
+                                                thread_name_prefix="svcnet-sqlite-checkpoint")
+        self._checkpoint_conn: sqlite3.Connection | None = None
+        self._checkpoint_lock: int | None = None
         # Writes waiting for the worker's next group commit (deque: thread-safe append/pop).
         self._write_queue: deque[tuple[_WriteOp, Future[KeyValue]]] = deque()
         # Worker-thread state.
@@ -263,6 +290,7 @@ class SQLiteStore:
         self._open_rev = 0
         self._published_rev: int | None = None
         self._poll_task: asyncio.Task[None] | None = None
+        self._checkpoint_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -295,6 +323,9 @@ class SQLiteStore:
         if not self._closed:  # close() may have been called while this open was under way
             self._poll_task = self._loop.create_task(self._poll_loop(),
                                                      name=f"sqlite-poll:{self.path}")
+            if str(self.path) != ":memory:":
+                self._checkpoint_task = self._loop.create_task(
+                    self._checkpoint_loop(), name=f"sqlite-checkpoint:{self.path}")
 
     async def close(self) -> None:
         """End watches (WatchClosed), stop polling, close the connection, join the worker."""
@@ -305,10 +336,15 @@ class SQLiteStore:
         if self._open_task is not None:
             with contextlib.suppress(Exception):
                 await self._open_task  # so that a connection being opened gets closed too
-        if self._poll_task is not None:
-            self._poll_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poll_task
+        for task in (self._poll_task, self._checkpoint_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        # Queued behind the pass under way, if any (one thread, FIFO): a short wait.
+        await asyncio.get_running_loop().run_in_executor(self._checkpointer,
+                                                         self._close_checkpointer)
+        self._checkpointer.shutdown(wait=True)
         if self._open_task is not None:
             # Queued jobs run before this one (FIFO), so nothing touches the connection after.
             await asyncio.get_running_loop().run_in_executor(self._executor, self._close_db)
@@ -436,6 +472,41 @@ class SQLiteStore:
                 # Keep polling: a dead poll loop would silently freeze cross-process watches.
                 logger.exception("polling %s for changes failed", self.path)
 
+    async def _checkpoint_loop(self) -> None:
+        assert self._loop is not None
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL)
+            try:
+                # Shielded: a pass is not abandoned halfway (close waits for it, then closes).
+                await asyncio.shield(self._loop.run_in_executor(self._checkpointer,
+                                                                self._checkpoint_sync))
+            except Exception as e:  # a busy or failing file: the next pass tries again
+                logger.debug("checkpointing %s: %s", self.path, e)
+
+    # == checkpointer thread only ================================================================
+
+    def _checkpoint_sync(self) -> None:
+        """One checkpoint pass (module doc, "Checkpoints")."""
+        if self._checkpoint_conn is None:
+            self._checkpoint_conn = sqlite3.connect(self.path, timeout=self._busy_timeout,
+                                                    isolation_level=None)
+            self._checkpoint_conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            self._checkpoint_lock = os.open(f"{self.path}-writelock",
+                                            os.O_RDWR | os.O_CREAT, 0o600)
+        conn = self._checkpoint_conn
+        _busy, frames, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if frames >= CHECKPOINT_FRAMES:
+            with _turn(self._checkpoint_lock, self._busy_timeout):
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+
+    def _close_checkpointer(self) -> None:
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
+            self._checkpoint_conn = None
+        if self._checkpoint_lock is not None:
+            os.close(self._checkpoint_lock)
+            self._checkpoint_lock = None
+
     # == worker thread only below this line ===================================================
 
     def _create_private(self) -> None:
@@ -453,6 +524,8 @@ class SQLiteStore:
             self._set_wal(conn)
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+            if str(self.path) != ":memory:":
+                conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for statement in _SCHEMA:
@@ -520,40 +593,9 @@ class SQLiteStore:
                     conn.execute("ROLLBACK")
                 raise
 
-    @contextlib.contextmanager
-    def _writers_turn(self) -> Iterator[None]:
-        """Wait for this process's turn among the processes writing the file.
-
-        SQLite's own wait for its write lock (the busy handler behind ``busy_timeout``) sleeps
-        1, 2, 5, 10, 15, ... ms between tries, so a write that finds another process's
-        transaction in progress (one fsync: a millisecond or two) waits 3, 8, 18 ms or more.
-        Writers of this store therefore first take an exclusive ``flock`` on the file's
-        ``-writelock`` companion, trying again every 0.1-1 ms: the write lock is then free
-        (or nearly: a process that is not svcnet's may hold it, and SQLite's wait still
-        applies) when BEGIN IMMEDIATE asks for it. The wait is bounded by ``busy_timeout``
-        like SQLite's: past it the write fails with Unavailable, "database is locked".
-        """
-        fd = self._writer_lock
-        if fd is None:
-            yield
-            return
-        deadline = time.monotonic() + self._busy_timeout
-        pause = 0.0001
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise Unavailable(f"sqlite: database is locked (another process has "
-                                      f"been writing for over {self._busy_timeout:g} s)"
-                                      ) from None
-                time.sleep(pause)
-                pause = min(pause * 2, 0.001)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+    def _writers_turn(self) -> contextlib.AbstractContextManager[None]:
+        """This process's writer's turn among the processes writing the file (:func:`_turn`)."""
+        return _turn(self._writer_lock, self._busy_timeout)
 
     @staticmethod
     def _seq(conn: sqlite3.Connection) -> int:
@@ -794,3 +836,38 @@ class SQLiteStore:
             conn.execute("DELETE FROM log WHERE rev > ? AND rev <= ? AND deleted = 1", (lo, hi))
             conn.execute("UPDATE meta SET value = ? WHERE name = 'compact_rev'", (hi,))
         return hi >= target
+
+
+@contextlib.contextmanager
+def _turn(fd: int | None, busy_timeout: float) -> Iterator[None]:
+    """Wait for a turn, by the ``-writelock`` descriptor ``fd``, among the writers of the
+    file (every process's writer, and every checkpointer finishing a checkpoint).
+
+    SQLite's own wait for its write lock (the busy handler behind ``busy_timeout``) sleeps
+    1, 2, 5, 10, 15, ... ms between tries, so a write that finds another process's
+    transaction in progress (one fsync: a millisecond or two) waits 3, 8, 18 ms or more.
+    Writers of this store therefore first take an exclusive ``flock`` on the file's
+    ``-writelock`` companion, trying again every 0.1-1 ms: the write lock is then free
+    (or nearly: a process that is not svcnet's may hold it, and SQLite's wait still
+    applies) when BEGIN IMMEDIATE asks for it. The wait is bounded by ``busy_timeout``
+    like SQLite's: past it the write fails with Unavailable, "database is locked".
+    """
+    if fd is None:
+        yield
+        return
+    deadline = time.monotonic() + busy_timeout
+    pause = 0.0001
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise Unavailable(f"sqlite: database is locked (another process has been "
+                                  f"writing for over {busy_timeout:g} s)") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.001)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
