@@ -8,7 +8,8 @@ The agent runs in the host's network namespace and works on named namespaces onl
 1. **Register**: create (or adopt) the Node object — labels, and the pod CIDR when one was
    given (``svcnet up`` gives node ``i`` ``10.244.<i>.0/24``) — then write its status through
    the status subresource: addresses, capacity, node info, ``Ready=True``. Without a given pod
-   CIDR it waits for the control plane's node IPAM to assign one.
+   CIDR it waits for the control plane's node IPAM to assign one. Tried until it succeeds,
+   with the heartbeat's timeout (below), as kubelet registers.
 2. **Heartbeat**: renew the Lease ``kube-node-lease/<node>`` every ``lease_interval`` seconds
    (the node lifecycle controller marks the node ``Unknown`` when it stops), and re-post
    ``Ready=True`` when the control plane marked the node otherwise, or every
@@ -108,6 +109,9 @@ LEASE_NAMESPACE: Final = "kube-node-lease"
 _T = TypeVar("_T")
 HEARTBEAT_ATTEMPTS: Final = 5
 """Tries of one heartbeat in a row (kubelet's maxUpdateRetries / nodeStatusUpdateRetry)."""
+
+REGISTER_MAX_PAUSE: Final = 7.0
+"""Longest pause between two tries to register (kubelet's registerWithAPIServer: 7 s)."""
 
 KUBELET_VERSION: Final = "v1.33.0-svcnet"
 
@@ -250,6 +254,11 @@ async def _attempts(heartbeat: Callable[[], Awaitable[_T]]) -> _T:
         except TransportError as e:
             log.warning("heartbeat failed, trying again: %s", e)
     return await heartbeat()
+
+
+def _transient(error: StatusError) -> bool:
+    """A refusal that may pass by itself: the server or its store busy or unavailable."""
+    return error.code >= 500 or error.code == 429
 
 
 def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
@@ -455,13 +464,35 @@ class NodeAgent:
         }
 
     async def register(self) -> None:
+        """Register the Node (create or adopt it) and post its status, as kubelet's
+        ``registerWithAPIServer`` (pkg/kubelet/kubelet_node_status.go): tried until it
+        succeeds, 0.1 s doubling to 7 s between tries, each request with the heartbeat's
+        timeout, so a server that went silent costs one such timeout (the REST client then
+        moves to the next listed server), not the 30 s request timeout of each request. A
+        refusal that trying again cannot change (a bad token, an invalid Node) is raised."""
+        pause = 0.1
+        while True:
+            try:
+                await self._register_once()
+                return
+            except (TransportError, StatusError) as e:
+                if isinstance(e, StatusError) and not _transient(e):
+                    raise
+                log.warning("registering node %s failed, trying again in %.1f s: %s",
+                            self.config.node_name, pause, e)
+            await self.clock.sleep(pause)
+            pause = min(pause * 2, REGISTER_MAX_PAUSE)
+
+    async def _register_once(self) -> None:
         desired = self._desired_node()
+        timeout = self.config.heartbeat_timeout
         try:
-            self._node = await self.client.create(NODES, desired)
+            self._node = await self.client.create(NODES, desired, timeout=timeout)
         except StatusError as e:
             if e.code != 409:
                 raise
-            self._node = await self.client.get(NODES, "", self.config.node_name)
+            self._node = await self.client.get(NODES, "", self.config.node_name,
+                                               timeout=timeout)
             labels = {**(self._node["metadata"].get("labels") or {}),
                       **desired["metadata"]["labels"]}
             patch: Obj = {"metadata": {"labels": labels, "annotations": desired["metadata"].get(
@@ -469,7 +500,7 @@ class NodeAgent:
             if self.config.pod_cidr and not (self._node.get("spec") or {}).get("podCIDR"):
                 patch["spec"] = desired["spec"]
             self._node = await self.client.patch(NODES, "", self.config.node_name, patch,
-                                                 patch_type=PatchType.MERGE)
+                                                 patch_type=PatchType.MERGE, timeout=timeout)
         await self.post_status()
 
     async def post_status(self) -> None:
@@ -486,7 +517,14 @@ class NodeAgent:
             if cidr:
                 return [cidr, *(str(c) for c in spec.get("podCIDRs") or [] if c != cidr)]
             await self.clock.sleep(0.2)
-            self._node = await self.client.get(NODES, "", self.config.node_name)
+            try:
+                self._node = await self.client.get(NODES, "", self.config.node_name,
+                                                   timeout=self.config.heartbeat_timeout)
+            except (TransportError, StatusError) as e:
+                if isinstance(e, StatusError) and not _transient(e):
+                    raise
+                log.warning("reading node %s failed, trying again: %s",
+                            self.config.node_name, e)
 
     async def renew_lease(self) -> None:
         name = self.config.node_name
