@@ -53,7 +53,7 @@ from typing import IO, Any
 
 import yaml
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from svcnet.allocators.allocator import Holder
@@ -94,7 +94,14 @@ from svcnet.apiserver.loopback import Loopback
 from svcnet.apiserver.nodeclient import NodeClient
 from svcnet.apiserver.rbac import RBAC
 from svcnet.apiserver.satokens import TokenIssuer
-from svcnet.apiserver.workers import Workers, say_serving, worker_holder_server
+from svcnet.apiserver.workers import (
+    Workers,
+    metrics_text,
+    say_serving,
+    share_metrics,
+    unshare_metrics,
+    worker_holder_server,
+)
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.leaderelection import LeaderElector, LeaseLock
 from svcnet.client.rest import RESTClient
@@ -220,8 +227,8 @@ class Metrics:
             ["verb", "resource"], registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60))
         self.gc_pauses = Histogram(
-            "svcnet_gc_pause_seconds", "Cyclic garbage collections of this process (the "
-            "whole process stops meanwhile), by generation.", ["generation"],
+            "svcnet_gc_pause_seconds", "Cyclic garbage collections of the server's processes "
+            "(each stops meanwhile), by generation.", ["generation"],
             registry=self.registry,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
         #: Feeds gc_pauses while the server runs (util/gcpause.py).
@@ -265,6 +272,7 @@ class APIServer:
         self.clock = clock or RealClock()
         self._store = store
         self.metrics = Metrics()
+        self._metrics_dir: Path | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.url = ""
@@ -301,6 +309,9 @@ class APIServer:
         # identity are this process's (and its API workers') until it stops.
         if not self.is_worker:
             self._lock = _lock_data_dir(cfg.data_dir)
+            if cfg.workers > 1:  # one /metrics for all the processes (workers.py)
+                self._metrics_dir = share_metrics(cfg.data_dir)
+                self.metrics = Metrics()
         if self._store is None:
             self._store = open_store(cfg.resolved_store_url())
         # The cluster's CA, keys and admin token: this server's if it is the first on the
@@ -440,6 +451,9 @@ class APIServer:
         self._stopping = True  # /readyz fails from now on
         if self.workers is not None:
             await self.workers.stop()
+        if self._metrics_dir is not None:
+            unshare_metrics(self._metrics_dir)
+            self._metrics_dir = None
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -687,7 +701,7 @@ class APIServer:
                 await handlers.ctx.authn.authenticate(request.headers.get("Authorization"))
             except StatusError as err:
                 return status_response(err)
-            return web.Response(body=generate_latest(self.metrics.registry),
+            return web.Response(body=metrics_text(self.metrics.registry),
                                 headers={"Content-Type": CONTENT_TYPE_LATEST})
 
         app.router.add_get("/version", version)

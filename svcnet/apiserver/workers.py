@@ -34,7 +34,12 @@ killed with SIGKILL (``PR_SET_PDEATHSIG``, :func:`die_with_parent`); on SIGTERM 
 stops its workers first. A worker that exits on its own is logged and started again after a
 pause that doubles, up to 30 s, while it keeps failing.
 
-Per process: ``/metrics`` (a scrape reaches one of the processes) and ``--max-connections``
+Metrics: whichever process a scrape of ``/metrics`` reaches answers for all of them. The
+primary turns on prometheus_client's multiprocess mode (:func:`share_metrics`) before it makes
+its metrics and starts its workers, which inherit it: each process keeps its values in files
+of its own in a private directory of the data directory (memory-mapped, updated in place), and
+a scrape sums every process's (:func:`metrics_text`), those of workers that exited included,
+so that counters never go back while the primary lives. Per process: ``--max-connections``
 (each process takes that many).
 """
 
@@ -45,10 +50,16 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Final
+
+from prometheus_client import CollectorRegistry, generate_latest, values
+from prometheus_client.multiprocess import MultiProcessCollector
 
 log = logging.getLogger(__name__)
 
@@ -173,3 +184,40 @@ class Workers:
                     with contextlib.suppress(ProcessLookupError):
                         p.kill()
             await asyncio.gather(*(p.wait() for p in running))
+
+
+METRICS_DIR_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+"""Where processes of one server keep their metrics (prometheus_client's multiprocess mode)."""
+
+
+def share_metrics(data_dir: Path) -> Path:
+    """Make the metrics this process creates from now on, and those of the workers it starts
+    (which inherit the environment), one set that :func:`metrics_text` sums; the directory
+    they live in (left by an earlier run: removed). The primary only, under the data
+    directory's lock."""
+    for stale in data_dir.glob("metrics-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    path = Path(tempfile.mkdtemp(prefix="metrics-", dir=data_dir))
+    os.environ[METRICS_DIR_ENV] = str(path)
+    # prometheus_client reads the variable when it is first imported, long before a server
+    # knows it has workers; this is what that import would have chosen.
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    return path
+
+
+def unshare_metrics(path: Path) -> None:
+    """Undo :func:`share_metrics` once the workers are gone."""
+    os.environ.pop(METRICS_DIR_ENV, None)
+    values.ValueClass = values.MutexValue
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def metrics_text(registry: CollectorRegistry) -> bytes:
+    """What ``/metrics`` answers: ``registry``'s metrics, or, when the server's processes
+    share theirs (:func:`share_metrics`), every process's summed."""
+    directory = os.environ.get(METRICS_DIR_ENV)
+    if not directory:
+        return generate_latest(registry)
+    merged = CollectorRegistry()
+    MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]
+    return generate_latest(merged)

@@ -5,6 +5,7 @@
 * writes through both processes at once: every Service gets a distinct ClusterIP, and the
   controllers (the primary's) see the worker's writes: every Service gets its EndpointSlice;
   on SQLite and on etcd;
+* ``/metrics`` answers for every process, whichever process a scrape reaches;
 * a worker that dies is started again; the workers stop with their server, and die with it
   when it is SIGKILLed.
 """
@@ -83,6 +84,16 @@ class API:
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read())
 
+    def created_services(self) -> float:
+        """``apiserver_request_total`` of Service creates answered 201, from /metrics."""
+        req = urllib.request.Request(self.url + "/metrics",
+                                     headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(req, context=self.ssl, timeout=30) as resp:
+            text = resp.read().decode()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("apiserver_request_total{") and 'verb="create"' in line
+                   and 'resource="services"' in line and 'code="201"' in line)
+
 
 @pytest.fixture(params=["sqlite", "etcd"])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
@@ -123,6 +134,14 @@ def test_the_worker_serves_and_the_controllers_see_its_writes(server: Cluster) -
 
     ips = [doc["spec"]["clusterIP"] for _, doc in answers]
     assert len(set(ips)) == 320, "a ClusterIP was handed out twice"
+
+    # /metrics answers for both processes, whichever answers: every scrape counts all 320
+    # creates, though each process served only some of them.
+    for _ in range(6):
+        assert api.created_services() == 320
+    [shared] = server.data_dir.glob("metrics-*")
+    assert {f"counter_{pid}.db" for pid in (server.process.pid, worker)} <= {
+        f.name for f in shared.iterdir()}
     code, listed = api.call("GET", SVC_PATH)
     assert code == 200
     assert {s["metadata"]["name"] for s in listed["items"]} >= {f"w-{i}" for i in range(320)}
