@@ -236,6 +236,7 @@ class Metrics:
             lambda generation, seconds: self.gc_pauses.labels(str(generation)).observe(seconds))
 
     def observe(self, verb: str, resource: str, code: int, seconds: float) -> None:
+        self.gc_watch.drain()
         verb = verb if verb in METRIC_VERBS else "other"
         resource = resource if resource in self.resources or not resource else "other"
         self.requests.labels(verb, resource, str(code)).inc()
@@ -701,6 +702,7 @@ class APIServer:
                 await handlers.ctx.authn.authenticate(request.headers.get("Authorization"))
             except StatusError as err:
                 return status_response(err)
+            self.metrics.gc_watch.drain()
             return web.Response(body=metrics_text(self.metrics.registry),
                                 headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -56,17 +57,31 @@ def gc_paused() -> Iterator[None]:
 class PauseWatch:
     """Reports each collection's generation and duration to ``observe`` (a metric), from
     :meth:`start` until :meth:`stop`; the collector's callbacks are process-wide, so a
-    process may hold several, each removed on its own stop."""
+    process may hold several, each removed on its own stop.
+
+    A collection runs in whichever thread allocated at the wrong moment, possibly while that
+    thread holds the metrics library's lock (prometheus_client's multiprocess mode has one
+    lock for every value, and a collection can start inside an update): observing from the
+    collector's callback could then wait on a lock its own thread holds, forever. So the
+    callback only notes the pause, and :meth:`drain` reports what was noted: call it before
+    each update of the metrics and before reading them."""
 
     def __init__(self, observe: Callable[[int, float], None]) -> None:
         self._observe = observe
         self._started = 0.0
+        self._noted: deque[tuple[int, float]] = deque()  # thread-safe appends and pops
 
     def _callback(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self._started = time.perf_counter()
         elif self._started:
-            self._observe(int(info.get("generation", 0)), time.perf_counter() - self._started)
+            self._noted.append((int(info.get("generation", 0)),
+                                time.perf_counter() - self._started))
+
+    def drain(self) -> None:
+        """Report the collections noted since the last call."""
+        while self._noted:
+            self._observe(*self._noted.popleft())
 
     def start(self) -> None:
         if self._callback not in gc.callbacks:

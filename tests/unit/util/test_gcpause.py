@@ -61,7 +61,10 @@ def test_pause_watch_reports_each_collection_until_stopped() -> None:
             gc.collect()
     finally:
         watch.stop()
+    assert seen == [], "reported only when drained (never from the collector's callback)"
+    watch.drain()
     assert [generation for generation, _ in seen] == [1, 2]
     assert all(seconds >= 0 for _, seconds in seen)
     gc.collect()
+    watch.drain()
     assert len(seen) == 2
