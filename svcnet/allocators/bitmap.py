@@ -14,10 +14,14 @@ IPv6 service CIDRs, which upstream's IPAddress allocator (ipallocator.go) serves
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterator
 
 #: Ranges larger than this keep a set of taken offsets instead of a bit string.
 DENSE_LIMIT = 1 << 24
+
+_NOT_FULL = re.compile(rb"[^\xff]")
+_NOT_EMPTY = re.compile(rb"[^\x00]")
 
 
 def new_bitmap(size: int) -> Bitmap | SparseBitmap:
@@ -104,20 +108,25 @@ class SparseBitmap(_TwoBands):
 
 
 class Bitmap(_TwoBands):
-    __slots__ = ("_bits", "_count", "size")
+    """A dense bit string in a bytearray (bit ``o`` is bit ``o & 7`` of byte ``o >> 3``):
+    every test and change is O(1), and the scan for a clear bit skips full bytes at C speed
+    (a Python int holding the bits, as before, made each of them a copy of the whole string:
+    128 KiB for a /12 service CIDR, several times per allocation)."""
+
+    __slots__ = ("_bytes", "_count", "size")
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._bits = 0
+        self._bytes = bytearray((size + 7) >> 3)
         self._count = 0
 
     def copy(self) -> Bitmap:
         out = Bitmap(self.size)
-        out._bits, out._count = self._bits, self._count
+        out._bytes, out._count = bytearray(self._bytes), self._count
         return out
 
     def has(self, offset: int) -> bool:
-        return bool(self._bits >> offset & 1)
+        return 0 <= offset < self.size and bool(self._bytes[offset >> 3] >> (offset & 7) & 1)
 
     def set(self, offset: int) -> bool:
         """Mark ``offset``; False if it was already marked."""
@@ -125,14 +134,14 @@ class Bitmap(_TwoBands):
             raise IndexError(offset)
         if self.has(offset):
             return False
-        self._bits |= 1 << offset
+        self._bytes[offset >> 3] |= 1 << (offset & 7)
         self._count += 1
         return True
 
     def clear(self, offset: int) -> bool:
         if not self.has(offset):
             return False
-        self._bits &= ~(1 << offset)
+        self._bytes[offset >> 3] &= ~(1 << (offset & 7)) & 0xFF
         self._count -= 1
         return True
 
@@ -143,24 +152,29 @@ class Bitmap(_TwoBands):
         return self._count
 
     def __iter__(self) -> Iterator[int]:
-        bits, offset = self._bits, 0
-        while bits:
-            low = bits & -bits
-            offset = low.bit_length() - 1
-            yield offset
-            bits ^= low
+        for match in _NOT_EMPTY.finditer(self._bytes):
+            byte, base = match.group()[0], match.start() << 3
+            for bit in range(8):
+                if byte >> bit & 1:
+                    yield base + bit
+
+    def _first_clear(self, lo: int, hi: int) -> int | None:
+        """The first clear offset in [lo, hi)."""
+        off = lo
+        while off < hi:
+            if off & 7 == 0:  # at a byte's start: skip the full bytes
+                found = _NOT_FULL.search(self._bytes, off >> 3, (hi + 7) >> 3)
+                if found is None:
+                    return None
+                off = found.start() << 3
+            if not self._bytes[off >> 3] >> (off & 7) & 1:
+                return off if off < hi else None
+            off += 1
+        return None
 
     def _scan(self, lo: int, hi: int, start: int) -> int | None:
         """First clear offset in [lo, hi) at or after ``start``, wrapping once."""
         if hi <= lo:
             return None
-        width = hi - lo
-        # All ones across the window means full: skip the scan.
-        window = (self._bits >> lo) & ((1 << width) - 1)
-        if window == (1 << width) - 1:
-            return None
-        for i in range(width):
-            off = lo + (start - lo + i) % width
-            if not self._bits >> off & 1:
-                return off
-        return None
+        found = self._first_clear(start, hi)
+        return found if found is not None else self._first_clear(lo, start)

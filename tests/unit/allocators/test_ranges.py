@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, strategies as st
 
 from svcnet.allocators.bitmap import DENSE_LIMIT, Bitmap, SparseBitmap, new_bitmap
 from svcnet.allocators.ranges import (
@@ -157,6 +158,34 @@ def test_bitmap_random_start_spreads(make: type[Bitmap | SparseBitmap]) -> None:
     firsts = {make(1000).next_free(16, rng) for _ in range(50)}
     assert len(firsts) > 40, "random start inside the dynamic band"
     assert all(f is not None and f >= 16 for f in firsts)
+
+
+@given(size=st.integers(1, 70), static=st.integers(0, 70), seed=st.integers(0, 2**32),
+       ops=st.lists(st.tuples(st.sampled_from(["set", "clear", "next", "allowed"]),
+                              st.integers(0, 69), st.integers(0, 69)), max_size=80))
+def test_dense_and_sparse_bitmaps_answer_alike(size: int, static: int, seed: int,
+                                               ops: list[tuple[str, int, int]]) -> None:
+    """The bytearray bit string and the set agree on every answer, across byte edges and
+    partial last bytes (sizes not a multiple of 8), with the same random choices."""
+    dense, sparse = Bitmap(size), SparseBitmap(size)
+    rd, rs = random.Random(seed), random.Random(seed)
+    static = min(static, size)
+    for op, a, b in ops:
+        if op == "set" and a < size:
+            assert dense.set(a) == sparse.set(a)
+        elif op == "clear":
+            assert dense.clear(a) == sparse.clear(a)
+        elif op == "next":
+            assert dense.next_free(static, rd) == sparse.next_free(static, rs)
+        elif op == "allowed":
+            lo, hi = min(a, b, size), min(max(a, b), size)
+            assert (dense.next_free(0, rd, allowed=range(lo, hi))
+                    == sparse.next_free(0, rs, allowed=range(lo, hi)))
+        assert len(dense) == len(sparse) and dense.free() == sparse.free()
+    assert list(dense) == list(sparse)
+    assert [dense.has(o) for o in range(-1, size + 1)] == [sparse.has(o)
+                                                           for o in range(-1, size + 1)]
+    assert list(dense.copy()) == list(dense)
 
 
 def test_sparse_bitmap_for_a_whole_ipv6_64() -> None:
