@@ -32,6 +32,7 @@ from svcnet.storage.interface import (
     KeyValue,
     StorageError,
     Store,
+    Unavailable,
     WatchClosed,
     WatchEvent,
 )
@@ -635,6 +636,42 @@ async def test_the_compaction_loop_runs_every_interval(store: Store) -> None:
         await wait_for_sleepers(clock)
         noted = int((await store.get(COMPACT_KEY) or pytest.fail("no key")).value)
         assert noted > 0 and await store.compact_revision() == noted
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_failed_round_is_tried_again_next_interval() -> None:
+    """A store that cannot serve (Unavailable) fails the round, not the loop: the next round
+    goes on from what the compactor knew (a fake beside the real stores: one MemoryStore
+    whose reads fail on cue)."""
+
+    class Failing(MemoryStore):
+        failing = False
+
+        async def get(self, key: str) -> KeyValue | None:
+            if self.failing:
+                raise Unavailable("store down")
+            return await super().get(key)
+
+    store, clock = Failing(), FakeClock()
+    task = asyncio.create_task(Compactor(store, 300.0, clock).run())
+    try:
+        await wait_for_sleepers(clock)
+        clock.advance(300.0)  # round 1: notes the revision
+        await wait_for_sleepers(clock)
+        noted = await store.current_revision()
+        await store.create("svc/a/x", b"1")
+        store.failing = True
+        clock.advance(300.0)  # round 2 fails
+        await wait_for_sleepers(clock)
+        assert await store.compact_revision() == 0
+        store.failing = False
+        clock.advance(300.0)  # round 3 compacts to what round 1 noted
+        await wait_for_sleepers(clock)
+        assert await store.compact_revision() == noted
+        assert not task.done()
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
