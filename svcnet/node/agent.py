@@ -63,7 +63,7 @@ from typing import Any, Final, Protocol, TypeVar
 from svcnet.api.errors import StatusError
 from svcnet.api.nodes import LABEL_CLUSTER, LABEL_NODE_INDEX
 from svcnet.client.events import EventRecorder
-from svcnet.client.informer import EventHandler, Informer
+from svcnet.client.informer import Backoff, EventHandler, Informer
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import (
     ENDPOINTSLICES,
@@ -256,9 +256,10 @@ async def _attempts(heartbeat: Callable[[], Awaitable[_T]]) -> _T:
     return await heartbeat()
 
 
-def _transient(error: StatusError) -> bool:
-    """A refusal that may pass by itself: the server or its store busy or unavailable."""
-    return error.code >= 500 or error.code == 429
+def _transient(error: TransportError | StatusError) -> bool:
+    """A failure that may pass by itself: no answer, or the server or its store busy or
+    unavailable (not a refusal that trying again cannot change)."""
+    return isinstance(error, TransportError) or error.code >= 500 or error.code == 429
 
 
 def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
@@ -470,18 +471,18 @@ class NodeAgent:
         timeout, so a server that went silent costs one such timeout (the REST client then
         moves to the next listed server), not the 30 s request timeout of each request. A
         refusal that trying again cannot change (a bad token, an invalid Node) is raised."""
-        pause = 0.1
+        backoff = Backoff(initial=0.1, cap=REGISTER_MAX_PAUSE)
         while True:
             try:
                 await self._register_once()
                 return
             except (TransportError, StatusError) as e:
-                if isinstance(e, StatusError) and not _transient(e):
+                if not _transient(e):
                     raise
+                pause = backoff.next_delay()
                 log.warning("registering node %s failed, trying again in %.1f s: %s",
                             self.config.node_name, pause, e)
             await self.clock.sleep(pause)
-            pause = min(pause * 2, REGISTER_MAX_PAUSE)
 
     async def _register_once(self) -> None:
         desired = self._desired_node()
@@ -521,7 +522,7 @@ class NodeAgent:
                 self._node = await self.client.get(NODES, "", self.config.node_name,
                                                    timeout=self.config.heartbeat_timeout)
             except (TransportError, StatusError) as e:
-                if isinstance(e, StatusError) and not _transient(e):
+                if not _transient(e):
                     raise
                 log.warning("reading node %s failed, trying again: %s",
                             self.config.node_name, e)

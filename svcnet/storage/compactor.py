@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from svcnet.storage.interface import Conflict, KeyExists, StorageError, Store
+from svcnet.storage.interface import Conflict, KeyExists, KeyValue, StorageError, Store
 from svcnet.util.clock import Clock, RealClock
 
 __all__ = ["COMPACT_KEY", "DEFAULT_INTERVAL", "Compactor"]
@@ -73,14 +73,14 @@ class Compactor:
         current = await self.store.get(COMPACT_KEY)
         at = current.mod_revision if current is not None else 0
         if at != self.seen:
-            await self._lost()
+            await self._lost(current)
             return None
         try:
             value = str(self.noted).encode()
             written = (await self.store.create(COMPACT_KEY, value) if current is None
                        else await self.store.update(COMPACT_KEY, value, at))
         except (KeyExists, Conflict):
-            await self._lost()
+            await self._lost(await self.store.get(COMPACT_KEY))
             return None
         target, self.seen, self.noted = self.noted, written.mod_revision, written.mod_revision
         if not target:
@@ -89,9 +89,9 @@ class Compactor:
         log.info("compaction: history at or below revision %d compacted", target)
         return target
 
-    async def _lost(self) -> None:
-        """Someone else took this round: note where the key and the store are now."""
-        current = await self.store.get(COMPACT_KEY)
+    async def _lost(self, current: KeyValue | None) -> None:
+        """Someone else took this round: note where the key (``current``, as just read) and
+        the store are now."""
         self.seen = current.mod_revision if current is not None else 0
         self.noted = await self.store.current_revision()
 

@@ -292,6 +292,11 @@ class SQLiteStore:
         self._poll_task: asyncio.Task[None] | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
 
+    @property
+    def _on_disk(self) -> bool:
+        """A file (not ``:memory:``): it has a WAL, a -writelock and file modes to keep."""
+        return str(self.path) != ":memory:"
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def open(self) -> None:
@@ -323,7 +328,7 @@ class SQLiteStore:
         if not self._closed:  # close() may have been called while this open was under way
             self._poll_task = self._loop.create_task(self._poll_loop(),
                                                      name=f"sqlite-poll:{self.path}")
-            if str(self.path) != ":memory:":
+            if self._on_disk:
                 self._checkpoint_task = self._loop.create_task(
                     self._checkpoint_loop(), name=f"sqlite-checkpoint:{self.path}")
 
@@ -517,14 +522,14 @@ class SQLiteStore:
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
     def _open_db(self) -> int:
-        if str(self.path) != ":memory:":
+        if self._on_disk:
             self._create_private()
         conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
         try:
             self._set_wal(conn)
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
-            if str(self.path) != ":memory:":
+            if self._on_disk:
                 conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -542,7 +547,7 @@ class SQLiteStore:
         except BaseException:
             conn.close()
             raise
-        if str(self.path) != ":memory:":
+        if self._on_disk:
             self._writer_lock = os.open(f"{self.path}-writelock", os.O_RDWR | os.O_CREAT, 0o600)
         self._conn = conn
         return self._seen_rev
