@@ -17,6 +17,7 @@ _.datagram_received
 _.error_received
 _.supervise
 _.forward_nodeports
+_.etcd_certs
 _.top_services
 _._bound_port
 _.tc  # dnslib's header flag, set on truncated answers

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 import time
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from svcnet.apiserver.certs import EtcdMember, ensure_etcd_pki
+from svcnet.storage import EtcdTLS
 from tests.conftest import free_port, require_binary
 
 __all__ = ["EtcdCluster", "EtcdServer", "etcd", "member_argv"]
@@ -128,11 +131,22 @@ class EtcdServer:
 
 
 def member_argv(name: str, data_dir: Path, client: str, peer: str, cluster: str,
-                token: str) -> list[str]:
+                token: str, *, pki: Path | None = None) -> list[str]:
     """The command of one member of a new etcd cluster (``cluster``: ``name=peer-URL,...``)
     with raft timers short but not the single member's (heartbeat 50 ms, election 500 ms):
-    members on a loaded two-core machine must not keep electing."""
-    return [require_binary("etcd"), "--name", name, "--data-dir", str(data_dir),
+    members on a loaded two-core machine must not keep electing.
+
+    With ``pki`` (``svcnet etcd-certs``'s directory), TLS on both URLs (which must then be
+    https://), and client certificates required on both, as docs/HA.md sets members up."""
+    tls: list[str] = []
+    if pki is not None:
+        ca, own = str(pki / "ca.crt"), pki / name
+        tls = ["--cert-file", str(own / "server.crt"), "--key-file", str(own / "server.key"),
+               "--trusted-ca-file", ca, "--client-cert-auth",
+               "--peer-cert-file", str(own / "peer.crt"),
+               "--peer-key-file", str(own / "peer.key"),
+               "--peer-trusted-ca-file", ca, "--peer-client-cert-auth"]
+    return [require_binary("etcd"), *tls, "--name", name, "--data-dir", str(data_dir),
             "--listen-client-urls", client, "--advertise-client-urls", client,
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
             "--initial-cluster", cluster, "--initial-cluster-state", "new",
@@ -141,38 +155,57 @@ def member_argv(name: str, data_dir: Path, client: str, peer: str, cluster: str,
 
 
 class EtcdCluster:
-    """An ``n``-member etcd cluster on 127.0.0.1: free client and peer ports per member, data
-    under /dev/shm when there is one, raft timers as :func:`member_argv`'s. :meth:`kill` SIGKILLs one member by its pid (its data and ports stay);
-    :meth:`restart` starts it again; :meth:`stop` ends every member this object started and
-    removes the data."""
+    """An ``n``-member etcd cluster on loopback: free client and peer ports per member, data
+    under /dev/shm when there is one, raft timers as :func:`member_argv`'s. :meth:`kill`
+    SIGKILLs one member by its pid (its data and ports stay); :meth:`restart` starts it
+    again; :meth:`stop` ends every member this object started and removes the data.
 
-    def __init__(self, n: int = 3) -> None:
+    With ``tls``, member ``i`` listens on 127.0.0.(2+i) with certificates from `svcnet
+    etcd-certs` naming that address only (and localhost: never dialled here), TLS and client
+    certificates on both URLs; :attr:`tls` is then the store's :class:`EtcdTLS`."""
+
+    def __init__(self, n: int = 3, *, tls: bool = False) -> None:
         shm = Path("/dev/shm")
         self.dir = Path(tempfile.mkdtemp(prefix="svcnet-etcd-cluster-",
                                          dir=shm if shm.is_dir() else None))
         self.names = [f"svcnet-m{i}" for i in range(n)]
-        self.clients = [f"http://127.0.0.1:{free_port()}" for _ in range(n)]
-        self.peers = [f"http://127.0.0.1:{free_port()}" for _ in range(n)]
+        hosts = [f"127.0.0.{2 + i}" if tls else "127.0.0.1" for i in range(n)]
+        scheme = "https" if tls else "http"
+        self.clients = [f"{scheme}://{h}:{free_port(h)}" for h in hosts]
+        self.peers = [f"{scheme}://{h}:{free_port(h)}" for h in hosts]
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * n
         self._token = f"svcnet-{os.getpid()}-{time.monotonic_ns()}"
+        self.pki: Path | None = None
+        self.tls: EtcdTLS | None = None
+        self._context: ssl.SSLContext | None = None
+        if tls:
+            self.pki = self.dir / "pki"
+            ensure_etcd_pki(self.pki, [EtcdMember(name, (host,))
+                                       for name, host in zip(self.names, hosts, strict=True)])
+            self.tls = EtcdTLS(self.pki / "ca.crt", self.pki / "apiserver-etcd-client.crt",
+                               self.pki / "apiserver-etcd-client.key")
+            self._context = ssl.create_default_context(cafile=str(self.tls.ca_file))
+            assert self.tls.cert_file is not None and self.tls.key_file is not None
+            self._context.load_cert_chain(self.tls.cert_file, self.tls.key_file)
 
     @property
     def endpoints(self) -> str:
         """``host:port,host:port,...``, as an ``etcd://`` store URL names them."""
-        return ",".join(c.removeprefix("http://") for c in self.clients)
+        return ",".join(c.split("://", 1)[1] for c in self.clients)
 
     def _spawn(self, i: int) -> None:
         log = (self.dir / f"{self.names[i]}.log").open("ab")
         cluster = ",".join(f"{n}={p}" for n, p in zip(self.names, self.peers, strict=True))
         self.procs[i] = subprocess.Popen(
             member_argv(self.names[i], self.dir / self.names[i], self.clients[i],
-                        self.peers[i], cluster, self._token),
+                        self.peers[i], cluster, self._token, pki=self.pki),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
     def _healthy(self, i: int) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.clients[i]}/health", timeout=1) as response:
+            with urllib.request.urlopen(f"{self.clients[i]}/health", timeout=1,
+                                        context=self._context) as response:
                 return bool(json.load(response).get("health") == "true")
         except OSError:
             return False

@@ -19,11 +19,12 @@ import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 from svcnet.api.nodes import KUBELET_CLIENT_CN, KUBELET_CLIENT_GROUP
 
@@ -65,13 +66,17 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 def ensure_ca(data_dir: Path) -> bool:
     """The cluster CA (``pki/ca.crt``, ``pki/ca.key``), created if missing; True if it was."""
-    pki = data_dir / "pki"
+    return _ensure_ca(data_dir / "pki", "svcnet-ca")
+
+
+def _ensure_ca(pki: Path, common_name: str) -> bool:
+    """A CA in ``pki`` (``ca.crt``, ``ca.key``), created if missing; True if it was."""
     ensure_private_dir(pki)
     ca_cert_path, ca_key_path = pki / "ca.crt", pki / "ca.key"
     now = datetime.now(UTC) - timedelta(minutes=5)
     if not ca_cert_path.exists() or not ca_key_path.exists():
         ca_key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "svcnet-ca")])
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         ca_cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
                    .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
                    .not_valid_before(now).not_valid_after(now + _VALIDITY)
@@ -114,16 +119,23 @@ def ensure_tls(data_dir: Path, hosts: list[str]) -> TLSFiles:
         if set(wanted) <= covered:
             return files
 
-    cert, key_pem = _issue(pki, "kube-apiserver", (), wanted, server=True)
+    cert, key_pem = _issue(pki, "kube-apiserver", (), wanted, SERVING)
     _write_private(files.key, key_pem)
     files.cert.write_bytes(cert)
     return files
 
 
-def _issue(pki: Path, common_name: str, organizations: tuple[str, ...], hosts: list[str], *,
-           server: bool) -> tuple[bytes, bytes]:
-    """(certificate, key) PEM signed by the CA in ``pki``: a serving certificate for
-    ``hosts``, or a client certificate for ``common_name`` in groups ``organizations``."""
+SERVING: Final = (ExtendedKeyUsageOID.SERVER_AUTH,)
+CLIENT: Final = (ExtendedKeyUsageOID.CLIENT_AUTH,)
+PEER: Final = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
+"""Serving and client at once: an etcd member's certificates (it dials its peers, and
+itself through its own client port, with them)."""
+
+
+def _issue(pki: Path, common_name: str, organizations: tuple[str, ...], hosts: list[str],
+           usages: tuple[ObjectIdentifier, ...]) -> tuple[bytes, bytes]:
+    """(certificate, key) PEM signed by the CA in ``pki`` for ``common_name`` in groups
+    ``organizations``, naming ``hosts`` (for serving), with extended key ``usages``."""
     ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     ca_cert = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
@@ -135,9 +147,7 @@ def _issue(pki: Path, common_name: str, organizations: tuple[str, ...], hosts: l
                .issuer_name(ca_cert.subject).public_key(key.public_key())
                .serial_number(x509.random_serial_number())
                .not_valid_before(now).not_valid_after(now + _VALIDITY)
-               .add_extension(x509.ExtendedKeyUsage([
-                   ExtendedKeyUsageOID.SERVER_AUTH if server
-                   else ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))
+               .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False))
     names: list[x509.GeneralName] = []
     for h in hosts:
         try:
@@ -165,7 +175,7 @@ def ensure_kubelet_client(data_dir: Path) -> tuple[Path, Path]:
 def issue_client(data_dir: Path, common_name: str, groups: tuple[str, ...]
                  ) -> tuple[bytes, bytes]:
     """A client certificate (PEM, with its key) for user ``common_name`` in ``groups``."""
-    return _issue(data_dir / "pki", common_name, groups, [], server=False)
+    return _issue(data_dir / "pki", common_name, groups, [], CLIENT)
 
 
 def issue_node_serving(data_dir: Path, node_name: str, addresses: list[str],
@@ -185,7 +195,7 @@ def node_serving_pem(data_dir: Path, node_name: str, addresses: list[str]
                      ) -> tuple[bytes, bytes]:
     """A node agent's serving certificate and key (PEM), for its name and addresses."""
     return _issue(data_dir / "pki", f"system:node:{node_name}", ("system:nodes",),
-                  [node_name, *addresses], server=True)
+                  [node_name, *addresses], SERVING)
 
 
 def interface_addresses(*, ipv6: bool) -> list[str]:
@@ -221,3 +231,61 @@ def ensure_token(path: Path) -> str:
     token = secrets.token_urlsafe(32)
     _write_private(path, (token + "\n").encode())
     return token
+
+
+ETCD_CLIENT_CN: Final = "svcnet-apiserver-etcd-client"
+"""The common name of the API servers' etcd client certificate (kubeadm's is
+``kube-apiserver-etcd-client``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdMember:
+    """An etcd member to issue certificates for: its name and the addresses (or DNS names)
+    clients and peers reach it at."""
+
+    name: str
+    hosts: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> EtcdMember:
+        """``NAME=HOST[,HOST...]``, as ``svcnet etcd-certs --member`` takes it."""
+        name, sep, hosts = text.partition("=")
+        names = tuple(h.strip() for h in hosts.split(",") if h.strip())
+        if not sep or not name.strip() or not names or "/" in name:
+            raise ValueError(f"expected NAME=HOST[,HOST...], got {text!r}")
+        return cls(name.strip(), names)
+
+
+def ensure_etcd_pki(out_dir: Path, members: list[EtcdMember]) -> list[Path]:
+    """An etcd cluster's TLS material in ``out_dir``, as kubeadm lays out its ``etcd/`` PKI;
+    what exists is kept, what is missing is created (so a member can be added later):
+
+    * ``ca.crt``, ``ca.key``: the etcd CA (its own, not the cluster CA: whoever holds a
+      certificate of it may read and write every key);
+    * ``NAME/server.crt|key`` and ``NAME/peer.crt|key`` per member, for its client and peer
+      URLs: serving and client usage (a member dials its peers, and itself through its client
+      port), naming the member's hosts, ``localhost``, 127.0.0.1 and ::1;
+    * ``apiserver-etcd-client.crt|key``: the API servers' client certificate
+      (``--etcd-certfile``, ``--etcd-keyfile``; ``--etcd-cafile`` is ``ca.crt``).
+
+    Returns the files created.
+    """
+    created: list[Path] = []
+    if _ensure_ca(out_dir, "svcnet-etcd-ca"):
+        created.append(out_dir / "ca.crt")
+    wanted: list[tuple[Path, str, list[str], tuple[ObjectIdentifier, ...]]] = [
+        (out_dir / "apiserver-etcd-client", ETCD_CLIENT_CN, [], CLIENT)]
+    for member in members:
+        hosts = list(dict.fromkeys([*member.hosts, "localhost", "127.0.0.1", "::1"]))
+        for kind in ("server", "peer"):
+            wanted.append((out_dir / member.name / kind, member.name, hosts, PEER))
+    for stem, common_name, hosts, usages in wanted:
+        cert, key = stem.with_name(stem.name + ".crt"), stem.with_name(stem.name + ".key")
+        if cert.exists() and key.exists():
+            continue
+        ensure_private_dir(stem.parent)
+        cert_pem, key_pem = _issue(out_dir, common_name, (), hosts, usages)
+        _write_private(key, key_pem)
+        cert.write_bytes(cert_pem)
+        created.append(cert)
+    return created

@@ -145,7 +145,7 @@ from svcnet.registry.workloads import (
     ReplicationControllerStrategy,
     StatefulSetStrategy,
 )
-from svcnet.storage import compactor, open_store
+from svcnet.storage import EtcdTLS, compactor, open_store
 from svcnet.storage.interface import Store
 from svcnet.util.clock import Clock, RealClock
 from svcnet.util.gcpause import PauseWatch
@@ -170,6 +170,8 @@ class ServerConfig:
     cluster_cidr: str = "10.244.0.0/16"
     node_grace: timedelta = timedelta(seconds=40)
     repair_interval: float = 180.0
+    #: TLS towards an etcd store (``--etcd-cafile``, ``--etcd-certfile``, ``--etcd-keyfile``).
+    etcd_tls: EtcdTLS | None = None
     #: Seconds between compactions of the store's history (0: never; storage/compactor.py).
     compaction_interval: float = compactor.DEFAULT_INTERVAL
     leak_grace: timedelta = timedelta(seconds=60)
@@ -187,6 +189,9 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ValueError("--workers must be at least 1")
+        if self.etcd_tls is not None and not self.resolved_store_url().startswith("etcd:"):
+            raise ValueError("--etcd-cafile, --etcd-certfile and --etcd-keyfile are for an "
+                             "etcd:// --store")
         if self.workers > 1 and self.resolved_store_url().startswith("memory:"):
             raise ValueError("--workers needs a store that processes share (sqlite or etcd), "
                              "not memory://")
@@ -314,7 +319,7 @@ class APIServer:
                 self._metrics_dir = share_metrics(cfg.data_dir)
                 self.metrics = Metrics()
         if self._store is None:
-            self._store = open_store(cfg.resolved_store_url())
+            self._store = open_store(cfg.resolved_store_url(), etcd_tls=cfg.etcd_tls)
         # The cluster's CA, keys and admin token: this server's if it is the first on the
         # store, else adopted from the store (identity.py).
         await identity.join_cluster(self.store, cfg.data_dir)
@@ -790,6 +795,12 @@ def worker_argv(config: ServerConfig, index: int, fds: Sequence[int],
             "--listen-fds", ",".join(map(str, fds)), "--loopback-fd", str(loopback)]
     for pool in config.lb_pools:
         argv += ["--lb-pool", pool]
+    if config.etcd_tls is not None:
+        for flag, path in (("--etcd-cafile", config.etcd_tls.ca_file),
+                           ("--etcd-certfile", config.etcd_tls.cert_file),
+                           ("--etcd-keyfile", config.etcd_tls.key_file)):
+            if path is not None:
+                argv += [flag, str(path.resolve())]
     if logging.getLogger().isEnabledFor(logging.INFO):
         argv.append("--verbose")
     return argv

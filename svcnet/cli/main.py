@@ -79,6 +79,13 @@ def validate(files: tuple[Path, ...], strict: bool) -> None:
 @click.option("--store", "store_url", default="",
               help="sqlite:///PATH (default DATA_DIR/state.db), memory://, "
                    "etcd://HOST:PORT[,HOST:PORT...]/PREFIX.")
+@click.option("--etcd-cafile", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TLS towards an etcd:// store: the CA of the members' certificates "
+                   "(default: the system's roots).")
+@click.option("--etcd-certfile", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Client certificate for etcd (with --etcd-keyfile).")
+@click.option("--etcd-keyfile", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Key of --etcd-certfile.")
 @click.option("--service-cidr", "service_cidrs", multiple=True, default=("10.96.0.0/12",),
               show_default=True,
               help="Service CIDR, or an IPv4,IPv6 pair (primary first) for dual-stack "
@@ -114,7 +121,9 @@ def validate(files: tuple[Path, ...], strict: bool) -> None:
 @click.option("--listen-fds", default="", hidden=True)
 @click.option("--loopback-fd", default=None, hidden=True, type=int)
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
-def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str, ...],
+def server(data_dir: Path, listen: str, store_url: str, etcd_cafile: Path | None,
+           etcd_certfile: Path | None, etcd_keyfile: Path | None,
+           service_cidrs: tuple[str, ...],
            node_port_range: str, lb_pools: tuple[str, ...], advertise_address: str,
            cluster_cidr: str, node_grace: float, read_header_timeout: float,
            max_connections: int, leader_elect: bool, compaction_interval: float,
@@ -134,6 +143,7 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
     from svcnet.apiserver.identity import IdentityConflict
     from svcnet.apiserver.server import DataDirInUse, ServerConfig, run_server
     from svcnet.apiserver.workers import WorkerFailed, die_with_parent
+    from svcnet.storage import EtcdTLS
 
     if worker_index:
         die_with_parent(worker_parent)
@@ -141,7 +151,9 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        etcd_tls = EtcdTLS.from_flags(etcd_cafile, etcd_certfile, etcd_keyfile)
         config = ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url,
+                              etcd_tls=etcd_tls,
                               service_cidrs=service_cidrs, node_port_range=node_port_range,
                               lb_pools=lb_pools, advertise_address=advertise_address,
                               cluster_cidr=cluster_cidr,
@@ -170,6 +182,25 @@ def server(data_dir: Path, listen: str, store_url: str, service_cidrs: tuple[str
         raise Failure(f"cannot serve on {listen}: {e.strerror or e}") from None
     except (ValueError, DataDirInUse, IdentityConflict, WorkerFailed) as e:
         raise Failure(str(e)) from None
+
+
+@cli.command(name="etcd-certs")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--member", "members", multiple=True, required=True, metavar="NAME=HOST[,HOST]",
+              help="An etcd member and the addresses (or names) it is reached at "
+                   "(repeatable).")
+def etcd_certs(out_dir: Path, members: tuple[str, ...]) -> None:
+    """Write an etcd cluster's TLS material into OUT_DIR: its CA, each member's server and
+    peer certificates (OUT_DIR/NAME/), and the API servers' client certificate. Files that
+    exist are kept, so a member can be added later (docs/HA.md, "etcd over TLS")."""
+    from svcnet.apiserver.certs import EtcdMember, ensure_etcd_pki
+
+    try:
+        parsed = [EtcdMember.parse(m) for m in members]
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--member") from None
+    for path in ensure_etcd_pki(out_dir, parsed):
+        click.echo(f"wrote {path}")
 
 
 cli.add_command(apply)

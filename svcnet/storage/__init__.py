@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from svcnet.storage.etcdtls import EtcdTLS
 from svcnet.storage.interface import (
     Compacted,
     Conflict,
@@ -31,6 +32,7 @@ from svcnet.storage.sqlite import SQLiteStore
 __all__ = [
     "Compacted",
     "Conflict",
+    "EtcdTLS",
     "EventType",
     "KeyExists",
     "KeyNotFound",
@@ -46,7 +48,7 @@ __all__ = [
 ]
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, etcd_tls: EtcdTLS | None = None) -> Store:
     """A store for ``url``; no I/O happens until the first operation (or ``await open()``).
 
     * ``memory://`` - a fresh :class:`MemoryStore`.
@@ -54,14 +56,18 @@ def open_store(url: str) -> Store:
       Optional query parameters: ``synchronous=FULL|NORMAL`` and ``poll_interval=SECONDS``,
       e.g. ``sqlite:///var/lib/svcnet/state.db?synchronous=NORMAL``.
     * ``etcd://HOST:PORT[,HOST:PORT...]/PREFIX`` - an :class:`EtcdStore` on that etcd cluster
-      (plain gRPC, no TLS), every key stored under ``/PREFIX/``; the prefix is required so the
-      store never spans a whole cluster by accident. Several endpoints must be IP literals.
+      (its members), every key stored under ``/PREFIX/``; the prefix is required so the store
+      never spans a whole cluster by accident. Over TLS with ``etcd_tls``, plain gRPC without.
       Optional query parameter: ``timeout=SECONDS`` per request (default 10),
       e.g. ``etcd://10.0.0.1:2379,10.0.0.2:2379/svcnet?timeout=5``.
 
-    The caller must ``await store.close()``. Raises ValueError for anything else.
+    The caller must ``await store.close()``. Raises ValueError for anything else, and for
+    ``etcd_tls`` with a store that is not etcd.
     """
     parts = urlsplit(url)
+    if etcd_tls is not None and parts.scheme != "etcd":
+        raise ValueError(f"--etcd-cafile, --etcd-certfile and --etcd-keyfile are for an "
+                         f"etcd:// store, not {url!r}")
     params = {k: v[-1] for k, v in parse_qs(parts.query, strict_parsing=bool(parts.query)).items()}
     if parts.scheme == "memory":
         if parts.netloc or parts.path or params:
@@ -93,7 +99,7 @@ def open_store(url: str) -> Store:
             raise ValueError(f"timeout must be positive in {url!r}")
         from svcnet.storage.etcd import EtcdStore  # lazily: grpc is slow to import
 
-        return EtcdStore(endpoints, f"/{prefix}/", timeout=timeout)
+        return EtcdStore(endpoints, f"/{prefix}/", timeout=timeout, tls=etcd_tls)
     raise ValueError(f"unknown store URL scheme {parts.scheme!r} in {url!r} "
                      "(expected memory://, sqlite:///ABSOLUTE/PATH or etcd://HOST:PORT/PREFIX)")
 

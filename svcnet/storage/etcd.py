@@ -95,8 +95,23 @@ then take events in slower than etcd commits them, falling further behind the lo
 lasts. The thread hands each response to the loop as it arrives, so a busy loop takes every
 response that arrived meanwhile in one iteration; unary calls stay on ``grpc.aio``.
 
-Endpoints: one ``host:port`` is a plain gRPC target; several must be IP literals and become
-``ipv4:``/``ipv6:`` targets, where gRPC's pick-first policy fails over between members.
+Endpoints: each member (``host:port``) has channels of its own, opened on first use, and
+calls go to one of them, the *active* member, until a call to it fails as an unreachable or
+unserving member's would (:class:`Unavailable`, a timeout included); the next calls then go
+to the next member, round the list, as clientv3 moves on from an unhealthy endpoint. The
+first call (``open()`` or the first operation) tries each member in turn. A channel per
+member, rather than one gRPC target of every address (gRPC's pick-first), is what lets TLS
+check each member's certificate against that member's own name or address: gRPC verifies
+every connection of a channel against the one authority of its target. A call in flight
+when its member fails is not repeated on another (a write's outcome is unknown): it fails,
+as it would have with pick-first.
+
+TLS: with ``tls`` (:class:`~svcnet.storage.etcdtls.EtcdTLS`, the server's ``--etcd-cafile``,
+``--etcd-certfile``, ``--etcd-keyfile``), every channel is a TLS channel that verifies the
+member against the CA file (the system's roots without one) and presents the client
+certificate, which an etcd run with ``--client-cert-auth`` requires. A refused handshake
+fails the call as UNAVAILABLE, with gRPC's reason (a certificate verify or hostname check
+failure) in the message.
 
 Why this module is long: One backend of the store contract: unary calls, the watch pump and its
 stream thread share the revision bookkeeping.
@@ -106,15 +121,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
+import logging
 import queue
 import threading
 from collections.abc import AsyncGenerator, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
 from aetcd.rpc import kv_pb2, rpc_pb2, rpc_pb2_grpc
 
+from svcnet.storage.etcdtls import EtcdTLS
 from svcnet.storage.interface import (
     Compacted,
     Conflict,
@@ -128,6 +146,8 @@ from svcnet.storage.interface import (
     WatchClosed,
     WatchEvent,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BUFFER = 1024
 """Undelivered live events a watcher may have before it is dropped as too slow."""
@@ -146,7 +166,7 @@ CHANNEL_OPTIONS = (
     # A silent peer (a dead host, a cut cable: no FIN) is noticed instead of never: a ping
     # after 10 s without traffic must be answered within 3 s, and gRPC sets the same 3 s as the
     # socket's TCP_USER_TIMEOUT (gRFC A18), so a call in flight to a member that vanished from
-    # the network fails in about 3 s, not at its deadline, and the channel moves on to the next
+    # the network fails in about 3 s, not at its deadline, and the store moves on to the next
     # member (3.3-3.6 s without reads, 10.4 s with a 10 s ping timeout:
     # tests/multimachine/test_silent_server.py). etcd's server accepts pings every 5 s
     # (--grpc-keepalive-min-time).
@@ -159,7 +179,7 @@ CHANNEL_OPTIONS = (
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1_000),
 )
-"""Options of the one gRPC channel a store uses."""
+"""Options of every gRPC channel a store opens."""
 
 
 def unavailable(what: str, error: grpc.aio.AioRpcError) -> StorageError:
@@ -191,25 +211,73 @@ def _range_end(key: bytes) -> bytes:
     return b"\0"  # empty prefix (or all 0xff): to the end of the key space
 
 
-def _target(endpoints: Sequence[str]) -> str:
-    """A gRPC target for ``host:port`` endpoints (several only as IP literals: pick-first)."""
+def _targets(endpoints: Sequence[str]) -> tuple[str, ...]:
+    """The members' ``host:port`` gRPC targets, each its own channel (module docstring)."""
     if not endpoints:
         raise ValueError("at least one etcd endpoint is needed")
-    if len(endpoints) == 1:
-        return endpoints[0]
-    families = set()
-    for endpoint in endpoints:
-        host = endpoint.rsplit(":", 1)[0].strip("[]")
+    return tuple(endpoints)
+
+
+def credentials(tls: EtcdTLS) -> grpc.ChannelCredentials:
+    """TLS credentials from ``tls``'s files (kube-apiserver's ``--etcd-cafile``,
+    ``--etcd-certfile``, ``--etcd-keyfile``); no CA file: the system's roots."""
+
+    def read(path: Path | None, what: str) -> bytes | None:
+        if path is None:
+            return None
         try:
-            families.add(ipaddress.ip_address(host).version)
-        except ValueError:
-            raise ValueError(
-                f"several etcd endpoints must be IP literals (got {endpoint!r}); "
-                "use one DNS name that resolves to every member instead") from None
-    if len(families) != 1:
-        raise ValueError(f"etcd endpoints mix IPv4 and IPv6: {list(endpoints)}")
-    family = f"ipv{families.pop()}"
-    return f"{family}:{','.join(endpoints)}"
+            return path.read_bytes()
+        except OSError as e:
+            raise StorageError(f"cannot read the etcd {what} {path}: {e.strerror or e}") from e
+
+    return grpc.ssl_channel_credentials(root_certificates=read(tls.ca_file, "CA file"),
+                                        private_key=read(tls.key_file, "key file"),
+                                        certificate_chain=read(tls.cert_file, "certificate"))
+
+
+_TLS_FAILURES = ("Socket closed", "TSI_", "handshake", "Unwrap failed")
+"""What gRPC's reason for a failed connection holds when TLS is what failed."""
+
+
+def _tls_hint(tls: EtcdTLS | None, error: grpc.aio.AioRpcError) -> str:
+    """A hint for a first connection that failed the way a TLS mismatch does: gRPC's reason
+    names the symptom (a closed socket, a corrupt record), not the cause."""
+    if not any(f in (error.details() or "") for f in _TLS_FAILURES):
+        return ""
+    if tls is None:
+        return (" (if the members serve TLS: --etcd-cafile, and --etcd-certfile and "
+                "--etcd-keyfile if they require client certificates)")
+    if tls.cert_file is None:
+        return (" (no client certificate given: members run with --client-cert-auth refuse "
+                "the connection; --etcd-certfile and --etcd-keyfile)")
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Member:
+    """One member's channels: unary calls on ``grpc.aio``, watch streams on a synchronous
+    channel (module docstring)."""
+
+    target: str
+    channel: Any
+    kv: Any
+    watch_channel: Any
+    watch_stub: Any
+
+    @classmethod
+    def open(cls, target: str, creds: grpc.ChannelCredentials | None) -> _Member:
+        if creds is None:
+            channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+            watch_channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+        else:
+            channel = grpc.aio.secure_channel(target, creds, options=CHANNEL_OPTIONS)
+            watch_channel = grpc.secure_channel(target, creds, options=CHANNEL_OPTIONS)
+        return cls(target, channel, rpc_pb2_grpc.KVStub(channel), watch_channel,
+                   rpc_pb2_grpc.WatchStub(watch_channel))
+
+    async def close(self) -> None:
+        self.watch_channel.close()
+        await self.channel.close()
 
 
 _EOF: Any = object()
@@ -362,6 +430,7 @@ class _Watch:
 
     async def _pump(self) -> None:  # noqa: C901 (one branch per response kind)
         store = self.store
+        member: int | None = None  # the member the stream goes to, once open
         try:
             await store._connect()
             base = store._base_revision()
@@ -385,7 +454,9 @@ class _Watch:
             if self.done:
                 return
             key, end = _span(store._full(self.prefix))
-            call = self.call = _StreamThread(store._watch_stub, asyncio.get_running_loop())
+            member = store._active
+            call = self.call = _StreamThread(store._member(member).watch_stub,
+                                             asyncio.get_running_loop())
             await call.write(rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(
                 key=key, range_end=end, start_revision=after_etcd + 1,
                 prev_kv=True)))
@@ -415,7 +486,10 @@ class _Watch:
         except asyncio.CancelledError:
             raise
         except (grpc.aio.AioRpcError, grpc.RpcError) as e:
-            self.finish(unavailable("etcd watch failed", e))
+            error = unavailable("etcd watch failed", e)
+            if member is not None and isinstance(error, Unavailable):
+                store._failed(member, e)
+            self.finish(error)
         except Exception as e:  # surfaced to the consumer, not lost in a task
             self.finish(e)
         finally:
@@ -432,17 +506,17 @@ class EtcdStore:
 
     def __init__(self, endpoints: Sequence[str], prefix: str, *,
                  watch_buffer: int = DEFAULT_BUFFER, revision_base: int | None = 1,
-                 timeout: float = 10.0) -> None:
-        self._target = _target(endpoints)
+                 timeout: float = 10.0, tls: EtcdTLS | None = None) -> None:
+        self._targets = _targets(endpoints)
+        self._tls = tls
         self._prefix = prefix.encode()
         self._probe = self._prefix or b"\0"  # a key for reads that only want a header
         self._watch_buffer = watch_buffer
         self._base = revision_base
         self._timeout = timeout
-        self._channel: Any = None
-        self._kv: Any = None
-        self._watch_stub: Any = None
-        self._watch_channel: Any = None
+        self._members: dict[int, _Member] = {}  # by index in _targets, opened on first use
+        self._active = 0  # the member calls go to (module docstring: "Endpoints")
+        self._connected = False
         self._connect_lock = asyncio.Lock()
         self._last_seen: int | None = None  # etcd revision
         self._watches: set[_Watch] = set()
@@ -455,33 +529,55 @@ class EtcdStore:
     async def open(self) -> None:
         await self._connect()
 
+    def _member(self, index: int) -> _Member:
+        member = self._members.get(index)
+        if member is None:
+            if self._closed:
+                raise StorageError("store is closed")
+            creds = credentials(self._tls) if self._tls is not None else None
+            member = self._members[index] = _Member.open(self._targets[index], creds)
+        return member
+
+    def _failed(self, index: int, error: grpc.RpcError) -> None:
+        """A call to member ``index`` failed as an unreachable or unserving member's would:
+        the next calls go to the next member (once per failure of the active one, however
+        many calls were in flight to it)."""
+        if len(self._targets) > 1 and index == self._active:
+            self._active = (index + 1) % len(self._targets)
+            log.warning("etcd member %s failed (%s); moving to %s", self._targets[index],
+                        error.code().name if isinstance(error, grpc.Call) else error,
+                        self._targets[self._active])
+
     async def _connect(self) -> None:
         if self._closed:
             raise StorageError("store is closed")
-        if self._kv is not None:
+        if self._connected:
             return
         async with self._connect_lock:
-            if self._kv is not None:
+            if self._connected:
                 return
-            channel = grpc.aio.insecure_channel(self._target, options=CHANNEL_OPTIONS)
-            kv = rpc_pb2_grpc.KVStub(channel)
-            try:
-                response = await kv.Range(rpc_pb2.RangeRequest(key=self._probe, count_only=True),
-                                          timeout=self._timeout)
-            except grpc.aio.AioRpcError as e:
-                await channel.close()
-                raise unavailable(f"cannot reach etcd at {self._target}", e) from e
+            # The first call: each member in turn until one answers (a read: safe to repeat).
+            errors = []
+            for _ in self._targets:
+                index = self._active
+                try:
+                    response = await self._member(index).kv.Range(
+                        rpc_pb2.RangeRequest(key=self._probe, count_only=True),
+                        timeout=self._timeout)
+                    break
+                except grpc.aio.AioRpcError as e:
+                    errors.append(e)
+                    self._failed(index, e)
+            else:
+                error = unavailable(f"cannot reach etcd at {', '.join(self._targets)}",
+                                    errors[-1])
+                raise type(error)(f"{error}{_tls_hint(self._tls, errors[-1])}") from errors[-1]
             if self._closed:
-                await channel.close()
                 raise StorageError("store is closed")
             if self._base is None:
                 self._base = int(response.header.revision)
             self._seen(response.header.revision)
-            self._channel = channel
-            # Watch streams run on threads, over a synchronous channel (module docstring).
-            self._watch_channel = grpc.insecure_channel(self._target, options=CHANNEL_OPTIONS)
-            self._watch_stub = rpc_pb2_grpc.WatchStub(self._watch_channel)
-            self._kv = kv
+            self._connected = True
 
     def _base_revision(self) -> int:
         assert self._base is not None, "connect first"
@@ -525,14 +621,19 @@ class EtcdStore:
             except TimeoutError:
                 raise Unavailable(f"etcd did not confirm a watch in {self._timeout:g} s",
                                   timeout=True) from None
+        index = self._active
         try:
-            response = await getattr(self._kv, method)(request, timeout=self._timeout)
+            response = await getattr(self._member(index).kv, method)(request,
+                                                                     timeout=self._timeout)
         except grpc.aio.AioRpcError as e:
             if self._closed:
                 raise StorageError("store is closed") from e
             if e.code() == grpc.StatusCode.OUT_OF_RANGE:
                 raise  # compacted / future revision: the caller maps it
-            raise unavailable(f"etcd {method} failed", e) from e
+            error = unavailable(f"etcd {method} failed", e)
+            if isinstance(error, Unavailable):
+                self._failed(index, e)
+            raise error from e
         self._seen(response.header.revision)
         return response
 
@@ -727,7 +828,5 @@ class EtcdStore:
             for task in late:  # stuck on an unreachable etcd
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        if self._watch_channel is not None:
-            self._watch_channel.close()
-        if self._channel is not None:
-            await self._channel.close()
+        for member in self._members.values():
+            await member.close()

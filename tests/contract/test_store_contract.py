@@ -842,27 +842,30 @@ async def test_open_store_etcd() -> None:
         await raw.close()
 
 
-@pytest.mark.parametrize(("url", "target", "prefix"), [
-    ("etcd://127.0.0.1:2379/svcnet", "127.0.0.1:2379", "/svcnet/"),
-    ("etcd://etcd.kube-system:2379/a/b/", "etcd.kube-system:2379", "/a/b/"),
-    ("etcd://10.0.0.1:2379,10.0.0.2:2379/svcnet?timeout=2.5", "ipv4:10.0.0.1:2379,10.0.0.2:2379",
+@pytest.mark.parametrize(("url", "targets", "prefix"), [
+    ("etcd://127.0.0.1:2379/svcnet", ["127.0.0.1:2379"], "/svcnet/"),
+    ("etcd://etcd.kube-system:2379/a/b/", ["etcd.kube-system:2379"], "/a/b/"),
+    ("etcd://10.0.0.1:2379,10.0.0.2:2379/svcnet?timeout=2.5",
+     ["10.0.0.1:2379", "10.0.0.2:2379"], "/svcnet/"),
+    ("etcd://[fd00::1]:2379,[fd00::2]:2379/svcnet", ["[fd00::1]:2379", "[fd00::2]:2379"],
      "/svcnet/"),
-    ("etcd://[fd00::1]:2379,[fd00::2]:2379/svcnet", "ipv6:[fd00::1]:2379,[fd00::2]:2379",
+    # A channel per member (storage/etcd.py, "Endpoints"): names and mixed families too.
+    ("etcd://a:2379,b:2379/svcnet", ["a:2379", "b:2379"], "/svcnet/"),
+    ("etcd://10.0.0.1:2379,[fd00::1]:2379/svcnet", ["10.0.0.1:2379", "[fd00::1]:2379"],
      "/svcnet/"),
 ])
-def test_open_store_parses_etcd_urls(url: str, target: str, prefix: str) -> None:
+def test_open_store_parses_etcd_urls(url: str, targets: list[str], prefix: str) -> None:
     from svcnet.storage.etcd import EtcdStore
 
     store = open_store(url)  # no I/O until the first operation
     assert isinstance(store, EtcdStore)
-    assert (store._target, store._prefix) == (target, prefix.encode())
+    assert (list(store._targets), store._prefix) == (targets, prefix.encode())
 
 
 @pytest.mark.parametrize("url", [
     "etcd://127.0.0.1:2379", "etcd://127.0.0.1:2379/", "etcd:///svcnet", "etcd://127.0.0.1/svcnet",
     "etcd://127.0.0.1:0/svcnet", "etcd://127.0.0.1:2379/svcnet?tls=1",
-    "etcd://127.0.0.1:2379/svcnet?timeout=0", "etcd://a:2379,b:2379/svcnet",
-    "etcd://10.0.0.1:2379,[fd00::1]:2379/svcnet", "postgres://db/x", "sqlite://relative/state.db", "sqlite:///",
+    "etcd://127.0.0.1:2379/svcnet?timeout=0", "postgres://db/x", "sqlite://relative/state.db", "sqlite:///",
     "sqlite:///tmp/x.db?synchronous=OFF", "sqlite:///tmp/x.db?cache=big", "memory://x", "",
 ])
 def test_open_store_rejects_unknown_urls(url: str) -> None:

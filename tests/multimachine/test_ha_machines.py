@@ -3,9 +3,10 @@
 
 Machines are network namespaces on one LAN (machines.py), with a plain host on the same LAN
 (``lan_host``: no svcnet part) as an outside client. Each machine runs an etcd member on its
-LAN address, a server on the three-member store listening on its LAN address (a LoadBalancer
-pool on the LAN: ``--lb-pool``), and an agent that lists all three servers and announces
-LoadBalancer IPs (``--announce-lb-ips``). Then:
+LAN address (over TLS, client certificates required, as docs/HA.md sets etcd up), a server
+on the three-member store listening on its LAN address (a LoadBalancer pool on the LAN:
+``--lb-pool``), and an agent that lists all three servers and announces LoadBalancer IPs
+(``--announce-lb-ips``). Then:
 
 * kubectl works through each server with the first server's admin kubeconfig (one CA);
 * Services of every type answer from every machine and from the LAN: ``web`` (a Deployment
@@ -40,6 +41,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import sys
 import tempfile
 import time
@@ -51,6 +53,7 @@ from typing import Any
 
 import pytest
 
+from svcnet.apiserver.certs import EtcdMember, ensure_etcd_pki
 from svcnet.node.announcer import announcing_node
 from svcnet.node.names import ClusterNames
 from tests.conftest import require_binary
@@ -157,30 +160,45 @@ def _client(name: str, node: str, url: str, out: Path) -> dict[str, Any]:
                          "command": ["python3", "-c", CLIENT_LOOP, url, str(out)]}]}}
 
 
-def _start_etcd(m: Machines, data: Path) -> str:
-    peers = ",".join(f"svcnet-m{x.index}=http://{x.address}:2380" for x in m.machines)
+def _start_etcd(m: Machines, data: Path) -> tuple[str, list[str]]:
+    """Three members over TLS, as docs/HA.md sets them up: certificates from `svcnet
+    etcd-certs`, each member's naming its own LAN address only (so a store that checked
+    another member's name would be refused), client certificates required. The store's
+    endpoints and the servers' TLS flags."""
+    pki = data / "pki"
+    ensure_etcd_pki(pki, [EtcdMember(f"svcnet-m{x.index}", (str(x.address),))
+                          for x in m.machines])
+    peers = ",".join(f"svcnet-m{x.index}=https://{x.address}:2380" for x in m.machines)
     token = f"svcnet-{m.tag}"
     for x in m.machines:
         m.start(x, f"etcd-m{x.index}", member_argv(
-            f"svcnet-m{x.index}", data / f"m{x.index}", f"http://{x.address}:2379",
-            f"http://{x.address}:2380", peers, token))
+            f"svcnet-m{x.index}", data / f"m{x.index}", f"https://{x.address}:2379",
+            f"https://{x.address}:2380", peers, token, pki=pki))
+    client = [str(pki / "apiserver-etcd-client.crt"), str(pki / "apiserver-etcd-client.key")]
+    context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    context.load_cert_chain(*client)
 
     def healthy() -> bool:
         for x in m.machines:  # the host reaches the LAN through the bridge's address
-            with urllib.request.urlopen(f"http://{x.address}:2379/health", timeout=1) as r:
+            with urllib.request.urlopen(f"https://{x.address}:2379/health", timeout=1,
+                                        context=context) as r:
                 if json.load(r).get("health") != "true":
                     return False
         return True
 
     wait_for("three healthy etcd members", healthy, 20, m)
-    return ",".join(f"{x.address}:2379" for x in m.machines)
+    flags = ["--etcd-cafile", str(pki / "ca.crt"), "--etcd-certfile", client[0],
+             "--etcd-keyfile", client[1]]
+    return ",".join(f"{x.address}:2379" for x in m.machines), flags
 
 
-def _start_servers(m: Machines, endpoints: str, lb_pool: str) -> list[Path]:
+def _start_servers(m: Machines, etcd: tuple[str, list[str]], lb_pool: str) -> list[Path]:
+    endpoints, tls = etcd
     store = f"etcd://{endpoints}/svcnet-ha/?timeout=3"
     dirs = [m.workdir / f"server-m{x.index}" for x in m.machines]
     for x, d in zip(m.machines, dirs, strict=True):
         m.spawn(x, f"server-m{x.index}", "server", "--data-dir", str(d), "--store", store,
+                *tls,
                 "--listen", f"{x.address}:6443", "--advertise-address", x.address,
                 "--cluster-cidr", str(m.pod_network), "--lb-pool", lb_pool,
                 "--node-monitor-grace-period", str(NODE_GRACE_SECONDS))
@@ -308,10 +326,10 @@ class Setup:
     lan_log: Path
 
 
-def _run(m: Machines, tmp_path: Path, endpoints: str) -> None:
+def _run(m: Machines, tmp_path: Path, etcd: tuple[str, list[str]]) -> None:
     first = m.machines[0]
     lb_pool, lb_ip = _lb_pool(m, first)  # the first server leads: its machine announces
-    dirs = _start_servers(m, endpoints, lb_pool)
+    dirs = _start_servers(m, etcd, lb_pool)
     token = dirs[0] / "join-token"
     for x in m.machines:
         m.spawn(x, f"agent-m{x.index}", *join_args(m.machines, token, x, "routes",

@@ -17,10 +17,10 @@ server, the Lease renewal waited out the 30 s request timeout and the pod watch 
 timeout.
 
 The servers' side: three machines each run an etcd member and the test's own store
-(svcnet/storage/etcd.py) lists all three, machine 1 first (gRPC's pick-first connects there);
-machine 1 goes silent under a stream of reads, and the test measures how long the store cannot
-read (its gRPC keep-alive timeout, which is also the connection's TCP_USER_TIMEOUT, ends the
-connection; gRPC moves to the next member).
+(svcnet/storage/etcd.py) lists all three, machine 1 first (the store starts there); the
+machine whose member the store uses goes silent, and the test measures how long the store
+cannot read (its gRPC keep-alive timeout, which is also the connection's TCP_USER_TIMEOUT,
+ends the connection; the store moves to the next member).
 
 Needs root and Debian's etcd; everything is removed whatever happens.
 """
@@ -176,7 +176,7 @@ async def _store_outage(m: Machines, endpoints: list[str]) -> float:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.3)
-        connected = _connected_member(m)
+        connected = _connected_member(m, store)
         silence(connected)
         silent_at = time.monotonic()
         while time.monotonic() - silent_at < 30:
@@ -190,13 +190,16 @@ async def _store_outage(m: Machines, endpoints: list[str]) -> float:
         await store.close()
 
 
-def _connected_member(m: Machines) -> Machine:
-    """The machine whose etcd member the test's store is connected to (the only connections
-    to port 2379 in the host's namespace are the store's)."""
+def _connected_member(m: Machines, store: EtcdStore) -> Machine:
+    """The machine of the etcd member the test's store uses: the one it sends its calls to
+    (storage/etcd.py, "Endpoints"), which it has a connection to (the only connections to port
+    2379 in the host's namespace are the store's; it may also keep an idle one to a member it
+    moved away from while the members elected a leader)."""
     out = subprocess.run(["ss", "-Htn", "state", "established", "dport", "= :2379"],
                          capture_output=True, text=True, check=True).stdout
     peers = {line.split()[-1].rsplit(":", 1)[0].strip("[]").removeprefix("::ffff:")
              for line in out.splitlines() if line.strip()}
-    connected = [x for x in m.machines if x.address in peers]
-    assert len(connected) == 1, out
-    return connected[0]
+    active = store._targets[store._active].rsplit(":", 1)[0]
+    [machine] = [x for x in m.machines if x.address == active]
+    assert active in peers, out
+    return machine
