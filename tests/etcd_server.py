@@ -25,6 +25,16 @@ from tests.conftest import free_port, require_binary
 __all__ = ["EtcdCluster", "EtcdServer", "etcd", "member_argv"]
 
 
+def sigstop(pid: int) -> None:
+    """SIGSTOP ``pid`` and wait until the kernel shows it stopped."""
+    os.kill(pid, signal.SIGSTOP)
+    stat = Path(f"/proc/{pid}/stat")
+    deadline = time.monotonic() + 5
+    while stat.read_text().rsplit(")", 1)[1].split()[0] != "T":
+        assert time.monotonic() < deadline, "etcd did not stop on SIGSTOP"
+        time.sleep(0.01)
+
+
 class EtcdServer:
     """One throwaway single-member ``etcd`` on 127.0.0.1, started on first use.
 
@@ -98,12 +108,7 @@ class EtcdServer:
         until the kernel shows it stopped, so that no request sent from now on is answered;
         :meth:`thaw` continues it."""
         assert self.proc is not None, "etcd is not running"
-        os.kill(self.proc.pid, signal.SIGSTOP)
-        stat = Path(f"/proc/{self.proc.pid}/stat")
-        deadline = time.monotonic() + 5
-        while stat.read_text().rsplit(")", 1)[1].split()[0] != "T":
-            assert time.monotonic() < deadline, "etcd did not stop on SIGSTOP"
-            time.sleep(0.01)
+        sigstop(self.proc.pid)
 
     def thaw(self) -> None:
         assert self.proc is not None, "etcd is not running"
@@ -158,7 +163,8 @@ class EtcdCluster:
     """An ``n``-member etcd cluster on loopback: free client and peer ports per member, data
     under /dev/shm when there is one, raft timers as :func:`member_argv`'s. :meth:`kill`
     SIGKILLs one member by its pid (its data and ports stay); :meth:`restart` starts it
-    again; :meth:`stop` ends every member this object started and removes the data.
+    again; :meth:`freeze` and :meth:`thaw` stop and continue members (SIGSTOP, SIGCONT);
+    :meth:`stop` ends every member this object started and removes the data.
 
     With ``tls``, member ``i`` listens on 127.0.0.(2+i) with certificates from `svcnet
     etcd-certs` naming that address only (and localhost: never dialled here), TLS and client
@@ -233,6 +239,20 @@ class EtcdCluster:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
 
+    def freeze(self, *members: int) -> None:
+        """SIGSTOP ``members`` (they keep their connections and answer nothing, peers
+        included); :meth:`thaw` continues them."""
+        for i in members:
+            proc = self.procs[i]
+            assert proc is not None, f"member {i} is not running"
+            sigstop(proc.pid)
+
+    def thaw(self, *members: int) -> None:
+        for i in members:
+            proc = self.procs[i]
+            assert proc is not None, f"member {i} is not running"
+            os.kill(proc.pid, signal.SIGCONT)
+
     def restart(self, *members: int) -> None:
         for i in members:
             assert self.procs[i] is None, "kill() first"
@@ -244,6 +264,7 @@ class EtcdCluster:
             self.procs[i] = None
             if proc is not None and proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)  # throwaway data: no clean stop needed
+                # (SIGKILL ends a stopped process too.)
                 proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
 

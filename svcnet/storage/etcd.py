@@ -86,7 +86,10 @@ is down (no wait-for-ready) and reconnects with a back-off capped at one second,
 pings (and the socket's TCP_USER_TIMEOUT, both 3 s) find a peer that vanished without closing
 its connections: a member whose machine left the network costs about 3 s of failed calls. A
 watch whose stream fails ends with Unavailable (the storage contract: no silent resumption);
-the consumer re-watches from its last revision.
+the consumer re-watches from its last revision. Watch streams require a leader
+(:data:`REQUIRE_LEADER`): a member cut off from its peers ends them once it has been without a
+leader for three election timeouts, where it would otherwise keep them open and silent while
+the other members go on writing.
 
 Watch streams are read on a thread of their own (:class:`_StreamThread`, over a synchronous
 gRPC channel): ``grpc.aio`` hands a stream over one message per event-loop iteration, and an
@@ -280,6 +283,12 @@ class _Member:
         await self.channel.close()
 
 
+REQUIRE_LEADER: Any = (("hasleader", "true"),)
+"""Watch streams' metadata (clientv3's ``WithRequireLeader``, which kube-apiserver's etcd3
+watcher sets): a member that has lost its leader ends the stream (UNAVAILABLE "no leader",
+after three election timeouts without one) instead of keeping it open with no events while
+the rest of the cluster goes on without it."""
+
 _EOF: Any = object()
 """What :meth:`_StreamThread.read` returns once etcd ended the stream (grpc.aio's EOF)."""
 
@@ -293,7 +302,7 @@ class _StreamThread:
         self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._inbox: asyncio.Queue[Any] = asyncio.Queue()
         self._finished = asyncio.Event()
-        self._call = stub.Watch(self._request_iterator())
+        self._call = stub.Watch(self._request_iterator(), metadata=REQUIRE_LEADER)
         self._thread = threading.Thread(target=self._read, name="svcnet-etcd-watch",
                                         daemon=True)
         self._thread.start()

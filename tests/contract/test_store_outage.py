@@ -20,7 +20,7 @@ import pytest
 from svcnet.storage.etcd import EtcdStore
 from svcnet.storage.interface import EventType, StorageError, Unavailable, WatchEvent
 from svcnet.storage.sqlite import SQLiteStore
-from tests.etcd_server import EtcdServer
+from tests.etcd_server import EtcdCluster, EtcdServer
 
 TIMEOUT = 10.0
 
@@ -108,6 +108,44 @@ async def test_etcd_unreachable_at_open_is_unavailable(etcd: EtcdServer) -> None
             await asyncio.wait_for(store.open(), TIMEOUT)
     finally:
         await store.close()
+
+
+async def test_etcd_watch_ends_when_its_member_loses_the_leader() -> None:
+    """A watch on a member cut off from its peers ends (kube-apiserver's require-leader
+    watches) instead of staying open with no events while the others go on: here the two
+    other members are frozen, so the store's member has no leader (three election timeouts
+    of 0.5 s before etcd ends the stream). Once they are back the store reads and watches
+    again."""
+    cluster = EtcdCluster(3)
+    cluster.start()
+    store = EtcdStore(cluster.endpoints.split(","), "/svcnet-leader/", timeout=2.0)
+    try:
+        first = await store.create("svc/a", b"1")
+        watch = store.watch("svc/", first.mod_revision)
+        await store.create("svc/b", b"2")
+        assert [e.kv.key for e in await take(watch, 1)] == ["svc/b"]
+        cluster.freeze(1, 2)  # the store's member (the first) is alone
+        try:
+            with pytest.raises(Unavailable, match="no leader"):
+                await take(watch, 1)
+        finally:
+            cluster.thaw(1, 2)
+
+        async def back() -> int:
+            while True:
+                try:
+                    return await store.current_revision()
+                except Unavailable:
+                    await asyncio.sleep(0.1)
+
+        revision = await asyncio.wait_for(back(), TIMEOUT * 2)
+        rewatch = store.watch("svc/", revision)
+        await store.create("svc/c", b"3")
+        assert [e.kv.key for e in await take(rewatch, 1)] == ["svc/c"]
+        await rewatch.aclose()
+    finally:
+        await store.close()
+        cluster.stop()
 
 
 # -- SQLite ---------------------------------------------------------------------------------
