@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from svcnet.storage.etcd import EtcdStore
-from svcnet.storage.interface import EventType, StorageError, Unavailable, WatchEvent
+from svcnet.storage.interface import EventType, StorageError, Store, Unavailable, WatchEvent
 from svcnet.storage.sqlite import SQLiteStore
 from tests.etcd_server import EtcdCluster, EtcdServer
 
@@ -29,6 +29,15 @@ async def take(watch: AsyncIterator[WatchEvent], n: int) -> list[WatchEvent]:
     async def collect() -> list[WatchEvent]:
         return [await anext(watch) for _ in range(n)]
     return await asyncio.wait_for(collect(), TIMEOUT)
+
+
+async def back(store: Store) -> int:
+    """The store's revision, once it answers again."""
+    while True:
+        try:
+            return await store.current_revision()
+        except Unavailable:
+            await asyncio.sleep(0.1)
 
 
 # -- etcd -----------------------------------------------------------------------------------
@@ -67,14 +76,7 @@ async def test_etcd_down_reads_writes_and_watches_fail_unavailable_then_recover(
 
     etcd.restart()
 
-    async def back() -> int:
-        while True:
-            try:
-                return await store.current_revision()
-            except Unavailable:
-                await asyncio.sleep(0.1)
-
-    revision = await asyncio.wait_for(back(), TIMEOUT)
+    revision = await asyncio.wait_for(back(store), TIMEOUT)
     # Nothing the outage refused was stored; the store works again, and a re-watch from the
     # last revision seen delivers what was written after it.
     assert await store.get("svc/c") is None
@@ -131,14 +133,7 @@ async def test_etcd_watch_ends_when_its_member_loses_the_leader() -> None:
         finally:
             cluster.thaw(1, 2)
 
-        async def back() -> int:
-            while True:
-                try:
-                    return await store.current_revision()
-                except Unavailable:
-                    await asyncio.sleep(0.1)
-
-        revision = await asyncio.wait_for(back(), TIMEOUT * 2)
+        revision = await asyncio.wait_for(back(store), TIMEOUT * 2)
         rewatch = store.watch("svc/", revision)
         await store.create("svc/c", b"3")
         assert [e.kv.key for e in await take(rewatch, 1)] == ["svc/c"]
