@@ -378,6 +378,13 @@ RETRY_AFTER_SECONDS: Final = 1
 """What a 503/504 for a store outage asks clients to wait (``Retry-After``)."""
 
 
+def store_too_large(message: str) -> StatusError:
+    """413 RequestEntityTooLarge (apierrors.NewRequestEntityTooLargeError) when the store
+    refused a write as too large for it (etcd's --max-request-bytes): the client's object is
+    what is too large, and nothing was written."""
+    return StatusError(413, "RequestEntityTooLarge", f"Request entity too large: {message}")
+
+
 def store_unavailable(message: str, *, timeout: bool = False) -> StatusError:
     """503 ServiceUnavailable (apierrors.NewServiceUnavailable) when the store refused the
     request, or 504 Timeout (apierrors.NewTimeoutError: a write may have been applied) when it

@@ -77,7 +77,7 @@ from svcnet.apiserver.subresources.token import serve_token
 from svcnet.apiserver.watch import serve_watch
 from svcnet.registry import requestwarnings
 from svcnet.registry.generic import PROPAGATION_POLICIES, Preconditions
-from svcnet.storage.interface import Compacted, Unavailable
+from svcnet.storage.interface import Compacted, TooLarge, Unavailable
 from svcnet.util import offload
 from svcnet.util.clock import rfc3339
 
@@ -134,6 +134,10 @@ class Handlers:
             return failure_response(request, e)
         except Unavailable as e:
             err = errors.store_unavailable(str(e), timeout=e.timeout)
+            code = err.code
+            return failure_response(request, err)
+        except TooLarge as e:
+            err = errors.store_too_large(str(e))
             code = err.code
             return failure_response(request, err)
         except Exception:

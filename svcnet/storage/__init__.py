@@ -23,6 +23,7 @@ from svcnet.storage.interface import (
     ListResult,
     StorageError,
     Store,
+    TooLarge,
     WatchClosed,
     WatchEvent,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "SQLiteStore",
     "StorageError",
     "Store",
+    "TooLarge",
     "WatchClosed",
     "WatchEvent",
     "open_store",

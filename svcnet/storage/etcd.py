@@ -145,6 +145,7 @@ from svcnet.storage.interface import (
     KeyValue,
     ListResult,
     StorageError,
+    TooLarge,
     Unavailable,
     WatchClosed,
     WatchEvent,
@@ -156,6 +157,7 @@ DEFAULT_BUFFER = 1024
 """Undelivered live events a watcher may have before it is dropped as too slow."""
 
 _COMPACTED = "compacted"
+_TOO_LARGE = "request is too large"  # etcd's ErrGRPCRequestTooLarge
 _FUTURE = "future revision"
 
 _UNAVAILABLE_CODES = frozenset({
@@ -177,6 +179,11 @@ CHANNEL_OPTIONS = (
     ("grpc.keepalive_timeout_ms", 3_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
+    # Answers of any size: a range over every object of a kind (a watch cache's list of 10k
+    # Services is ~15 MiB) is one message, and gRPC refuses those over 4 MiB by default
+    # (kube-apiserver's client sets math.MaxInt32 too). What etcd takes is its own limit
+    # (--max-request-bytes, 1.5 MiB by default).
+    ("grpc.max_receive_message_length", 2**31 - 1),
     # Reconnect within a second or so of etcd coming back (gRPC's default backs off to 120 s).
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
@@ -639,6 +646,9 @@ class EtcdStore:
                 raise StorageError("store is closed") from e
             if e.code() == grpc.StatusCode.OUT_OF_RANGE:
                 raise  # compacted / future revision: the caller maps it
+            if e.code() == grpc.StatusCode.INVALID_ARGUMENT and _TOO_LARGE in (e.details() or ""):
+                raise TooLarge(f"etcd refused the write as larger than its --max-request-bytes "
+                               f"({e.details()})") from e
             error = unavailable(f"etcd {method} failed", e)
             if isinstance(error, Unavailable):
                 self._failed(index, e)

@@ -84,6 +84,11 @@ class WatchClosed(StorageError):
     """The watch ended without the caller asking (too slow a consumer, or store shut down)."""
 
 
+class TooLarge(StorageError):
+    """The store refused a write as larger than it takes (etcd's ``--max-request-bytes``,
+    1.5 MiB by default, below the API's own 3 MiB): nothing was written (HTTP 413)."""
+
+
 class Unavailable(StorageError):
     """The store cannot serve right now (etcd unreachable, a database that cannot be written:
     disk full, I/O error); the caller may retry later. A refused request changed nothing

@@ -32,6 +32,7 @@ from svcnet.storage.interface import (
     KeyValue,
     StorageError,
     Store,
+    TooLarge,
     Unavailable,
     WatchClosed,
     WatchEvent,
@@ -289,6 +290,18 @@ async def test_paging_at_a_fixed_revision_is_a_consistent_snapshot(store: Store)
     assert rest.revision == first.revision
     assert keys(first.items + rest.items) == [f"svc/ns/{i}" for i in range(6)]
     assert {kv.value for kv in rest.items} == {b"old"}
+
+
+async def test_list_of_more_than_a_grpc_message(store: Store) -> None:
+    """A list is whole however large: 3,000 values of 2 KB (6 MiB, past gRPC's default 4 MiB
+    message limit, which etcd's answers are subject to: a watch cache fills with one list)."""
+    value = b"x" * 2000
+    for start in range(0, 3000, 200):
+        await asyncio.gather(*(store.create(f"big/{i:05d}", value)
+                               for i in range(start, start + 200)))
+    listed = await store.list("big/")
+    assert [kv.key for kv in listed.items] == [f"big/{i:05d}" for i in range(3000)]
+    assert all(kv.value == value for kv in listed.items)
 
 
 async def test_list_at_every_past_revision(store: Store) -> None:
@@ -816,6 +829,28 @@ async def test_open_store(tmp_path: Path, url: str, kind: type) -> None:
         assert isinstance(store, kind)
         await store.create("svc/a/1", b"x")
         assert (await store.list("svc/")).revision == 1
+    finally:
+        await store.close()
+
+
+async def test_etcd_refuses_a_value_past_its_request_limit_whole() -> None:
+    """etcd takes requests up to its --max-request-bytes (1.5 MiB by default; the API's own
+    limit is 3 MiB): a larger value is TooLarge (the API's 413), and nothing is written."""
+    from svcnet.storage.etcd import EtcdStore
+
+    store = EtcdStore([ETCD.start()], ETCD.new_prefix(), revision_base=None)
+    try:
+        kept = await store.create("cm/kept", b"small")
+        revision = await store.current_revision()
+        big = b"x" * 2_000_000
+        with pytest.raises(TooLarge, match="--max-request-bytes"):
+            await store.create("cm/big", big)
+        with pytest.raises(TooLarge):
+            await store.update("cm/kept", big, kept.mod_revision)
+        assert await store.get("cm/big") is None
+        assert await store.get("cm/kept") == kept
+        assert await store.current_revision() == revision
+        assert (await store.create("cm/after", b"x" * 1_000_000)).mod_revision == revision + 1
     finally:
         await store.close()
 
