@@ -503,7 +503,8 @@ class _Watch:
             raise
         except (grpc.aio.AioRpcError, grpc.RpcError) as e:
             error = unavailable("etcd watch failed", e)
-            if member is not None and isinstance(error, Unavailable):
+            # (A stream this side cancelled, the watch being stopped, says nothing of etcd.)
+            if member is not None and not self.done and isinstance(error, Unavailable):
                 store._failed(member, e)
             self.finish(error)
         except Exception as e:  # surfaced to the consumer, not lost in a task
