@@ -1,9 +1,11 @@
 """Waiting for a condition in tests: one home for polling (sync and async), for waiting on an
-informer's cache, and for running a command whose failure shows what it printed."""
+informer's cache, for running a command whose failure shows what it printed, and for counting
+the event loop's turns (:class:`LoopTurns`: does long work let the loop serve others?)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import subprocess
 import time
@@ -68,3 +70,29 @@ def run(args: Sequence[str], *, check: bool = True, timeout: float = 120,
         raise AssertionError(f"{' '.join(args)} failed ({r.returncode}):\n"
                              f"stdout: {r.stdout}\nstderr: {r.stderr}")
     return r
+
+
+class LoopTurns:
+    """Counts the event loop's turns while open (``async with LoopTurns() as turns``): work
+    that gives the loop a turn now and then lets ``turns.count`` grow while it runs; work that
+    holds the loop to the end does not."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        while True:
+            self.count += 1
+            await asyncio.sleep(0)
+
+    async def __aenter__(self) -> LoopTurns:
+        self._task = asyncio.create_task(self._tick())
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task

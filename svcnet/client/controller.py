@@ -25,6 +25,10 @@ every such key is reconciled within that cap, however long the outage lasted. (c
 drops it after ``maxRetries`` and waits for a resync; a Service created just before an outage
 would then wait for the next resync for its EndpointSlice.)
 
+Fairness: a worker gives the event loop a turn after every key (a goroutine needs no such
+thing), so that other work of the process (the API server it may share the loop with, the
+other controllers) goes on while a long queue drains.
+
 Shutdown (:meth:`stop`): the queue is shut down, each worker finishes the key it holds and exits
 (keys still queued are dropped; the next start relists and re-queues everything), and ``run``
 returns; if the caches never synced, the wait for them is cancelled. Cancelling the ``run`` task
@@ -158,7 +162,11 @@ class Controller:
 
     async def _worker(self) -> None:
         while await self.process_next_work_item():
-            pass
+            # A sync that needs no I/O (nothing changed) never suspends, nor does a get()
+            # with keys waiting: without this a queue of 10k such keys (a resync of every
+            # Service) would run on the event loop in one go, over a second in which the
+            # process answers nothing else. One turn of the loop per key.
+            await asyncio.sleep(0)
 
     # -- one item ---------------------------------------------------------------------------
 

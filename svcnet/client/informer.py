@@ -101,6 +101,8 @@ IndexFunc = Callable[[Obj], Iterable[str]]
 NAMESPACE_INDEX: Final = "namespace"
 MIN_WATCH_SECONDS: Final = 1.0
 """A watch that ends sooner than this without any event counts as a failure."""
+RESYNC_CHUNK: Final = 500
+"""Objects a resync hands to its handlers between two turns of the event loop."""
 
 
 def _retry_after(err: Exception) -> float | None:
@@ -544,10 +546,12 @@ class Informer:
                 continue
             for lsn in due:
                 lsn.next_resync = self._clock.monotonic() + lsn.resync_period
-            for obj in self.indexer.list():
+            for i, obj in enumerate(self.indexer.list(), 1):
                 for lsn in due:
                     if lsn.handler.on_update is not None:
                         self._call(lsn.handler.on_update, obj, obj)
+                if i % RESYNC_CHUNK == 0:
+                    await asyncio.sleep(0)  # the loop's other work goes on meanwhile
 
 
 class InformerFactory:

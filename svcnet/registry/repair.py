@@ -46,7 +46,8 @@ from svcnet.allocators.allocator import (
 from svcnet.api.lbips import ingress_ips
 from svcnet.registry.lb_ipam import LoadBalancerIPAM
 from svcnet.registry.service_alloc import ServiceAllocators, held_cluster_ips, owner_of
-from svcnet.storage.interface import Store
+from svcnet.storage.interface import KeyValue, Store
+from svcnet.util import offload
 from svcnet.util.clock import Clock, RealClock, parse_time
 
 Obj = dict[str, Any]
@@ -176,6 +177,14 @@ def plan_repair(services: Iterable[Obj], allocators: Sequence[StoreAllocator],  
     return plan
 
 
+def _plan_listed(listed: Sequence[KeyValue], allocators: Sequence[StoreAllocator],
+                 allocations: dict[str, list[Allocation]], *, now: datetime,
+                 leak_grace: timedelta, holder: Holder | None) -> RepairPlan:
+    """:func:`plan_repair` over stored Services as the store lists them."""
+    return plan_repair((json.loads(kv.value) for kv in listed), allocators, allocations,
+                       now=now, leak_grace=leak_grace, holder=holder)
+
+
 @dataclass
 class RepairResult:
     created: list[str]
@@ -198,9 +207,11 @@ async def repair(store: Store, service_allocators: ServiceAllocators,
             continue
         seen_prefixes.add(a.prefix)
         allocations[a.range.kind] = await a.list()
-    services = [json.loads(kv.value) for kv in (await store.list(SERVICES_PREFIX)).items]
-    plan = plan_repair(services, allocators, allocations, now=clock.now(),
-                       leak_grace=leak_grace, holder=holder)
+    listed = (await store.list(SERVICES_PREFIX)).items
+    # Decoding and comparing every Service is work the size of the cluster (half a second at
+    # 10k Services): off the event loop, which goes on serving meanwhile (util/offload.py).
+    plan = await offload.off_loop(_plan_listed, listed, allocators, allocations,
+                                  now=clock.now(), leak_grace=leak_grace, holder=holder)
     released = []
     for alloc, record in plan.release:
         if await alloc.release(record.item, record.owner):

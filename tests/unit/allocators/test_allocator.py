@@ -21,6 +21,7 @@ from svcnet.allocators.allocator import (
 from svcnet.allocators.operation import Operation
 from svcnet.allocators.ranges import PortRange, ServiceCIDR
 from svcnet.storage.memory import MemoryStore
+from tests.waiting import LoopTurns
 
 A = Owner("default", "a", "uid-a")
 B = Owner("default", "b", "uid-b")
@@ -114,3 +115,20 @@ async def test_dry_run_operation_leaves_nothing() -> None:
     op.release_after_commit(alloc, "30001", A)
     await op.finish(True)
     assert {a.item for a in await alloc.list()} == {"30001"}
+
+
+async def test_reading_every_record_gives_the_loop_turns() -> None:
+    """The repair reads every record (10k ClusterIPs: a few hundred ms of decoding); the
+    event loop, which serves requests, gets a turn every YIELD_EVERY records."""
+    alloc = StoreAllocator(MemoryStore(), PortRange())
+    for i in range(30000, 31200):
+        await alloc.allocate(str(i), Owner("ns", f"s{i}"))
+    async with LoopTurns() as turns:
+        before = turns.count
+        records = await alloc.list()
+        listed = turns.count - before
+        before = turns.count
+        await alloc.refresh()
+        refreshed = turns.count - before
+    assert len(records) == 1200 and await alloc.free() == PortRange().size - 1200
+    assert listed >= 2 and refreshed >= 2, (listed, refreshed)  # 1,200 records: 2 turns

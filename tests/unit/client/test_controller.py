@@ -21,6 +21,7 @@ from svcnet.client.controller import (
 from svcnet.client.rest import TransportError
 from svcnet.client.workqueue import ExponentialFailureRateLimiter, RateLimitingQueue
 from svcnet.util.clock import FakeClock
+from tests.waiting import LoopTurns
 
 
 class Script:
@@ -209,6 +210,25 @@ async def test_a_key_is_never_synced_by_two_workers_at_once() -> None:
     await c.stop()
     assert sorted(calls) == ["ns/a", "ns/a", "ns/b"]
     assert overlaps == []
+
+
+async def test_workers_give_the_loop_a_turn_between_keys() -> None:
+    """A sync that needs no I/O never suspends: 200 of them (a resync's worth of unchanged
+    Services) must not run in one go while the process answers nothing else."""
+    seen: list[int] = []
+    async with LoopTurns() as turns:
+
+        async def sync(key: str) -> None:
+            seen.append(turns.count)
+
+        c = Controller("test", sync, clock=FakeClock())
+        for i in range(200):
+            c.queue.add(f"ns/{i}")
+        c.start()
+        while len(seen) < 200:
+            await asyncio.sleep(0)
+        await c.stop()
+    assert seen[-1] - seen[0] >= 199, "the loop turned between every two keys"
 
 
 async def test_stop_while_caches_never_sync_returns() -> None:

@@ -8,7 +8,7 @@ events (handler calls, open watches, sleeps) instead of sleeping.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,6 +26,7 @@ from svcnet.client.informer import (
 )
 from svcnet.client.rest import PODS, SERVICES, RESTClient
 from tests.unit.client.fakeapi import FakeAPI, SleepWatchingClock, serve
+from tests.waiting import LoopTurns
 
 Obj = dict[str, Any]
 
@@ -351,6 +352,30 @@ async def test_resync_redelivers_every_object_as_an_update_to_itself() -> None:
         clock.advance(30.0)
         assert sorted((await rec.wait_for(4))[2:]) == [("resync", "ns/a", "101"),
                                                        ("resync", "ns/b", "102")]
+
+
+async def test_a_resync_of_many_objects_gives_the_loop_turns() -> None:
+    fake = FakeAPI()
+    for i in range(1200):
+        fake.put("ns", f"s{i}")
+    clock = SleepWatchingClock()
+    async with running(fake, clock) as (informer, _, _), LoopTurns() as turns:
+        await informer.wait_for_sync()
+        seen: list[int] = []
+        asleep = clock.sleeping()
+        informer.add_handler(EventHandler(on_update=lambda old, new: seen.append(turns.count)),
+                             resync_period=30.0)
+
+        async def until(done: Callable[[], bool]) -> None:
+            while not done():
+                await asyncio.sleep(0)
+
+        # The resync loop, now with a period, asleep on the clock (not only about to be).
+        await asyncio.wait_for(until(lambda: clock.sleeping() > asleep), 10)
+        clock.advance(30.0)
+        await asyncio.wait_for(until(lambda: len(seen) >= 1200), 10)
+    # 1,200 objects in chunks of RESYNC_CHUNK (500): the loop turned twice in between.
+    assert len(set(seen)) == 3, sorted(set(seen))
 
 
 async def test_late_handler_gets_the_cache_as_adds_and_bad_handlers_are_contained() -> None:
