@@ -23,9 +23,9 @@ import platform
 import time
 from dataclasses import dataclass, field
 
-from api import ROOT, SVC_PATH, Client, served_client, service, timed_parallel  # bench/api.py
+from api import SVC_PATH, Client, served_client, service, timed_parallel  # bench/api.py
 from stats import pct  # bench/stats.py
-from write_cpu import CLIENTS, worktree_of  # bench/write_cpu.py
+from write_cpu import CLIENTS, trees  # bench/write_cpu.py
 
 PROBE_INTERVAL = 0.02
 SLOW = 0.04
@@ -58,11 +58,8 @@ class Probe:
 
 async def run(n: int, seconds: float, baseline: str | None) -> list[Probe]:
     async with contextlib.AsyncExitStack() as stack:
-        roots = [("this tree", ROOT)]
-        if baseline:
-            roots.insert(0, (f"base {baseline}", stack.enter_context(worktree_of(baseline))))
         probes = []
-        for name, root in roots:
+        for name, root in trees(stack, baseline):
             _, client = await served_client(stack, root)
             probes.append(Probe(name, client, time.monotonic()))
         for p in probes:

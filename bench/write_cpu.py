@@ -159,13 +159,20 @@ def worktree_of(rev: str) -> Iterator[Path]:
                            check=False, capture_output=True)
 
 
+def trees(stack: contextlib.ExitStack | contextlib.AsyncExitStack,
+          baseline: str | None) -> list[tuple[str, Path]]:
+    """The source trees to run side by side: a worktree of ``baseline`` (removed when
+    ``stack`` closes), if given, then this one; each with its label."""
+    roots = [("this tree", ROOT)]
+    if baseline:
+        roots.insert(0, (f"base {baseline}", stack.enter_context(worktree_of(baseline))))
+    return roots
+
+
 async def run(n: int, n_patches: int, rounds: int, baseline: str | None) -> list[Target]:
     async with contextlib.AsyncExitStack() as stack:
-        roots = [("this tree", ROOT)]
-        if baseline:
-            roots.insert(0, (f"base {baseline}", stack.enter_context(worktree_of(baseline))))
         targets = []
-        for name, root in roots:
+        for name, root in trees(stack, baseline):
             pid, client = await served_client(stack, root)
             targets.append(Target(name, pid, client))
         await asyncio.sleep(2)  # let the in-process controllers settle
