@@ -47,12 +47,10 @@ from typing import Any, Protocol
 from svcnet.allocators.bitmap import Bitmap, SparseBitmap, new_bitmap
 from svcnet.allocators.ranges import Range
 from svcnet.storage.interface import Conflict, KeyExists, KeyNotFound, Store
+from svcnet.util.aio import in_turns
 from svcnet.util.clock import Clock, RealClock, rfc3339
 
 ALLOCATIONS_PREFIX = "/registry/allocations/"
-YIELD_EVERY = 500
-"""Records read (at 10k, a pass over all of them takes a few hundred ms) between two turns of
-the event loop, which serves requests meanwhile."""
 
 
 class AllocationError(Exception):
@@ -176,12 +174,11 @@ class StoreAllocator:
     async def refresh(self) -> None:
         """Re-read which items are taken from the store."""
         bitmap = new_bitmap(self.range.size)
-        for i, kv in enumerate((await self.store.list(self.prefix)).items, 1):
+        # (At 10k records a pass takes a few hundred ms: the loop serves requests meanwhile.)
+        async for kv in in_turns((await self.store.list(self.prefix)).items):
             offset = self.range.offset_of(kv.key[len(self.prefix):])
             if offset is not None:
                 bitmap.set(offset)
-            if i % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
         self._bitmap = bitmap
 
     def _record(self, item: str, owner: Owner) -> bytes:
@@ -304,10 +301,8 @@ class StoreAllocator:
     async def list(self) -> list[Allocation]:
         """Every allocation of this kind in the store (including items outside the range)."""
         out = []
-        for i, kv in enumerate((await self.store.list(self.prefix)).items, 1):
+        async for kv in in_turns((await self.store.list(self.prefix)).items):
             out.append(self.codec.decode(kv.key[len(self.prefix):], kv.value, kv.mod_revision))
-            if i % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
         return out
 
     async def free(self) -> int:

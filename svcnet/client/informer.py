@@ -78,6 +78,7 @@ from typing import Any, Final, Protocol
 from svcnet.api.errors import StatusError
 from svcnet.client.rest import GVR, Expired, ObjectList, TransportError
 from svcnet.client.watchstream import WatchEvent
+from svcnet.util.aio import in_turns
 from svcnet.util.clock import Clock, RealClock
 
 __all__ = [
@@ -101,8 +102,6 @@ IndexFunc = Callable[[Obj], Iterable[str]]
 NAMESPACE_INDEX: Final = "namespace"
 MIN_WATCH_SECONDS: Final = 1.0
 """A watch that ends sooner than this without any event counts as a failure."""
-RESYNC_CHUNK: Final = 500
-"""Objects a resync hands to its handlers between two turns of the event loop."""
 
 
 def _retry_after(err: Exception) -> float | None:
@@ -546,12 +545,10 @@ class Informer:
                 continue
             for lsn in due:
                 lsn.next_resync = self._clock.monotonic() + lsn.resync_period
-            for i, obj in enumerate(self.indexer.list(), 1):
+            async for obj in in_turns(self.indexer.list()):  # the loop's other work goes on
                 for lsn in due:
                     if lsn.handler.on_update is not None:
                         self._call(lsn.handler.on_update, obj, obj)
-                if i % RESYNC_CHUNK == 0:
-                    await asyncio.sleep(0)  # the loop's other work goes on meanwhile
 
 
 class InformerFactory:

@@ -526,6 +526,7 @@ class EtcdStore:
                  timeout: float = 10.0, tls: EtcdTLS | None = None) -> None:
         self._targets = _targets(endpoints)
         self._tls = tls
+        self._credentials: grpc.ChannelCredentials | None = None  # of tls, on first use
         self._prefix = prefix.encode()
         self._probe = self._prefix or b"\0"  # a key for reads that only want a header
         self._watch_buffer = watch_buffer
@@ -551,8 +552,10 @@ class EtcdStore:
         if member is None:
             if self._closed:
                 raise StorageError("store is closed")
-            creds = credentials(self._tls) if self._tls is not None else None
-            member = self._members[index] = _Member.open(self._targets[index], creds)
+            if self._tls is not None and self._credentials is None:
+                self._credentials = credentials(self._tls)  # the files, read once
+            member = self._members[index] = _Member.open(self._targets[index],
+                                                         self._credentials)
         return member
 
     def _failed(self, index: int, error: grpc.RpcError) -> None:

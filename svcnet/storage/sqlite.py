@@ -496,8 +496,7 @@ class SQLiteStore:
             self._checkpoint_conn = sqlite3.connect(self.path, timeout=self._busy_timeout,
                                                     isolation_level=None)
             self._checkpoint_conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            self._checkpoint_lock = os.open(f"{self.path}-writelock",
-                                            os.O_RDWR | os.O_CREAT, 0o600)
+            self._checkpoint_lock = self._open_writelock()
         conn = self._checkpoint_conn
         _busy, frames, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         if frames >= CHECKPOINT_FRAMES:
@@ -505,12 +504,8 @@ class SQLiteStore:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     def _close_checkpointer(self) -> None:
-        if self._checkpoint_conn is not None:
-            self._checkpoint_conn.close()
-            self._checkpoint_conn = None
-        if self._checkpoint_lock is not None:
-            os.close(self._checkpoint_lock)
-            self._checkpoint_lock = None
+        _close(self._checkpoint_conn, self._checkpoint_lock)
+        self._checkpoint_conn = self._checkpoint_lock = None
 
     # == worker thread only below this line ===================================================
 
@@ -548,7 +543,7 @@ class SQLiteStore:
             conn.close()
             raise
         if self._on_disk:
-            self._writer_lock = os.open(f"{self.path}-writelock", os.O_RDWR | os.O_CREAT, 0o600)
+            self._writer_lock = self._open_writelock()
         self._conn = conn
         return self._seen_rev
 
@@ -570,12 +565,13 @@ class SQLiteStore:
             return
 
     def _close_db(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        if self._writer_lock is not None:
-            os.close(self._writer_lock)
-            self._writer_lock = None
+        _close(self._conn, self._writer_lock)
+        self._conn = self._writer_lock = None
+
+    def _open_writelock(self) -> int:
+        """A descriptor of the ``-writelock`` companion file (each connection's own: flock
+        is per open file description, see :func:`_turn`)."""
+        return os.open(f"{self.path}-writelock", os.O_RDWR | os.O_CREAT, 0o600)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -841,6 +837,14 @@ class SQLiteStore:
             conn.execute("DELETE FROM log WHERE rev > ? AND rev <= ? AND deleted = 1", (lo, hi))
             conn.execute("UPDATE meta SET value = ? WHERE name = 'compact_rev'", (hi,))
         return hi >= target
+
+
+def _close(conn: sqlite3.Connection | None, lock: int | None) -> None:
+    """Close a connection and its ``-writelock`` descriptor (either may be absent)."""
+    if conn is not None:
+        conn.close()
+    if lock is not None:
+        os.close(lock)
 
 
 @contextlib.contextmanager

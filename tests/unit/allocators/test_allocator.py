@@ -119,7 +119,7 @@ async def test_dry_run_operation_leaves_nothing() -> None:
 
 async def test_reading_every_record_gives_the_loop_turns() -> None:
     """The repair reads every record (10k ClusterIPs: a few hundred ms of decoding); the
-    event loop, which serves requests, gets a turn every YIELD_EVERY records."""
+    event loop, which serves requests, gets a turn every aio.TURN_EVERY records."""
     alloc = StoreAllocator(MemoryStore(), PortRange())
     for i in range(30000, 31200):
         await alloc.allocate(str(i), Owner("ns", f"s{i}"))

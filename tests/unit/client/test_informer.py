@@ -374,7 +374,7 @@ async def test_a_resync_of_many_objects_gives_the_loop_turns() -> None:
         await asyncio.wait_for(until(lambda: clock.sleeping() > asleep), 10)
         clock.advance(30.0)
         await asyncio.wait_for(until(lambda: len(seen) >= 1200), 10)
-    # 1,200 objects in chunks of RESYNC_CHUNK (500): the loop turned twice in between.
+    # 1,200 objects in chunks of aio.TURN_EVERY (500): the loop turned twice in between.
     assert len(set(seen)) == 3, sorted(set(seen))
 
 
