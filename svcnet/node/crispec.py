@@ -29,6 +29,7 @@ from svcnet.api.errors import go_quote
 from svcnet.api.resourcelists import parse_quantity
 from svcnet.node.cri import CriContainer, SandboxSpec
 from svcnet.node.dnsconfig import PodDNS
+from svcnet.node.etchosts import pod_hostname
 from svcnet.node.podenv import expand_vars
 from svcnet.node.pods import format_pod, is_host_network
 
@@ -57,7 +58,7 @@ def sandbox_spec(pod: Pod, *, log_directory: str, cgroup_root: str,
     return SandboxSpec(
         uid=uid, name=str(meta.get("name", "")),
         namespace=str(meta.get("namespace") or "default"),
-        hostname=str(spec.get("hostname") or meta.get("name", ""))[:63],
+        hostname=pod_hostname(pod),
         log_directory=log_directory, dns_servers=servers, dns_searches=searches,
         dns_options=options, host_network=is_host_network(pod),
         share_pid=bool(spec.get("shareProcessNamespace")),

@@ -66,6 +66,7 @@ from typing import Any, Final
 
 from svcnet.api.access import mapping_of
 from svcnet.api.goduration import go_duration
+from svcnet.node.etchosts import pod_hostname
 from svcnet.node.ipam import api_pod_ips
 from svcnet.node.podenv import ConfigError, EnvResult, Lookup, container_env, expand_vars
 from svcnet.node.probes import ContainerProbeStatus
@@ -726,14 +727,12 @@ def container_process_spec(pod: Pod, container: Mapping[str, Any], *, netns: str
     ``env``, the Service variables), computed here unless ``resolved`` already holds them.
     ``argv`` is ``$(VAR)``-expanded against the latter.
     """
-    meta = pod.get("metadata", {})
     if resolved is None:
         resolved = container_env(pod, container, lookup or _no_objects, pod_ip=pod_ip,
                                  host_ip=host_ip, node_name=node_name,
                                  service_env=service_env, allocatable=allocatable)
     env: dict[str, str] = {"PATH": path, "HOME": "/root",
-                           "HOSTNAME": str(mapping_of(pod, "spec").get("hostname")
-                                           or meta.get("name", ""))}
+                           "HOSTNAME": pod_hostname(pod)}
     env.update(resolved.env)
     command = [str(x) for x in container.get("command") or []]
     args = [str(x) for x in container.get("args") or []]

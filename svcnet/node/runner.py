@@ -64,7 +64,7 @@ from typing import Any, TypeVar
 
 from svcnet.api.errors import go_quote
 from svcnet.api.goduration import go_duration
-from svcnet.node import crispec, podenv, pods as podlib, volumes
+from svcnet.node import crispec, etchosts, podenv, pods as podlib, volumes
 from svcnet.node.atomicwriter import read_payload, write_payload
 from svcnet.node.cri import (
     CriError,
@@ -75,6 +75,7 @@ from svcnet.node.cri import (
     should_pull,
 )
 from svcnet.node.dnsconfig import PodDNS, pod_dns
+from svcnet.node.etchosts import pod_hostname
 from svcnet.node.files import atomic_write
 from svcnet.node.ipam import IPAMError, PodIPAM, api_pod_ips, pod_ipv6
 from svcnet.node.names import POD_BRIDGE, ClusterNames, PodNetworkNames
@@ -639,6 +640,9 @@ class PodRunner:
                 raise PodNetworkError(f"the CNI plugin gave {result.ip}, reserved was {ip}")
             await self.network.write_etc_file(names.pod_netns, "resolv.conf",
                                               self._pod_dns(pod, memo).resolv_conf())
+            await self.network.write_etc_file(names.pod_netns, "hosts", etchosts.managed_hosts(
+                pod, api_pod_ips(result.ip, self.config.pod_cidr6, self.config.families),
+                self.config.cluster_domain))
         except (NetworkError, PodNetworkError, OSError, ValueError) as exc:
             memo.network_error = str(exc)
             log.warning("pod %s: network setup failed: %s", uid, exc)
@@ -829,8 +833,7 @@ class PodRunner:
             self._warn(pod, memo, "Failed", f"Error: {problem}",
                        _field_path(pod, start.container))
             return NETWORK_RETRY
-        env = {"HOSTNAME": sandbox.spec.hostname if sandbox.spec else str(
-            pod["metadata"].get("name", ""))}
+        env = {"HOSTNAME": sandbox.spec.hostname if sandbox.spec else pod_hostname(pod)}
         env.update(resolved.env)
         for reason, message in resolved.warnings:
             self._warn(pod, memo, reason, message)
@@ -842,7 +845,8 @@ class PodRunner:
             log_path=podlib.log_path(self.config.state_dir, uid, start.container,
                                      start.attempt),
             attempt=start.attempt, cri=spec_cri,
-            mount_plan=self._mount_plan(pod, container, resolved.env))
+            mount_plan=self._with_hosts_file(pod, sandbox.ip,
+                                             self._mount_plan(pod, container, resolved.env)))
         self._prune_logs(uid, start.container, start.attempt)
         proc = await self.cri.start(start.key, spec)
         # CreateContainer and StartContainer are one call here: a failed start may have
@@ -997,6 +1001,23 @@ class PodRunner:
         return {"staging": str(staging),
                 "mounts": [{"source": m.source, "target": m.target, "read_only": m.read_only,
                             "volume": m.volume} for m in mounts]}
+
+    def _with_hosts_file(self, pod: Pod, ip: IPv4Interface,
+                         plan: dict[str, Any] | None) -> dict[str, Any]:
+        """A CRI container's mount plan with the pod's hosts file (written now, as the
+        kubelet's ``makeHostsMount`` does for each container it creates) mounted at
+        /etc/hosts, unless one of its own mounts goes there."""
+        plan = plan if plan is not None else {"mounts": []}
+        if any(m["target"] == etchosts.HOSTS_PATH for m in plan["mounts"]):
+            return plan
+        path = self._pod_dir(str(pod["metadata"]["uid"])) / "etc-hosts"
+        atomic_write(path, etchosts.managed_hosts(
+            pod, api_pod_ips(ip, self.config.pod_cidr6, self.config.families),
+            self.config.cluster_domain))
+        path.chmod(0o644)
+        return {**plan, "mounts": [*plan["mounts"], {"source": str(path),
+                                                     "target": etchosts.HOSTS_PATH,
+                                                     "read_only": False}]}
 
     def _sync_volumes(self, pod: Pod) -> bool:
         """Write the pod's API-backed volumes (again, if their content changed) and make its

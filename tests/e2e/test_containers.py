@@ -336,6 +336,11 @@ def test_image_user_and_logs_follow_and_exec(cluster: Cluster) -> None:
             follow.terminate()
     out = cluster.kubectl("exec", pod, "--", "sh", "-c", "hostname; id -u; ls /www").stdout
     assert out.split() == [pod, "0", "cgi-bin", "healthz"]
+    # The kubelet-managed hosts file, mounted over the image's /etc/hosts.
+    ip = cluster.get("pod", pod)["status"]["podIP"]
+    hosts = cluster.kubectl("exec", pod, "--", "cat", "/etc/hosts").stdout
+    assert hosts.startswith("# Kubernetes-managed hosts file.\n"), hosts
+    assert hosts.endswith(f"{ip}\t{pod}\n"), hosts
     with subprocess.Popen(["kubectl", "port-forward", f"pod/{pod}", ":8080"],
                           stdout=subprocess.PIPE, text=True, env=cluster.env()) as forward:
         try:

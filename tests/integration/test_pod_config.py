@@ -49,7 +49,7 @@ while True:
 FILES = ["/etc/e4cfg/app.conf", "/etc/e4cfg/greeting", "/e4/secret/password",
          "/e4/podinfo/labels", "/e4/podinfo/name", "/etc/e4cfg-proj/conf",
          "/etc/e4cfg-proj/pw", "/etc/e4cfg-proj/ns", "/etc/e4-greeting", "/e4/scratch/x",
-         "/etc/resolv.conf"]
+         "/etc/resolv.conf", "/etc/hosts"]
 
 
 @pytest.fixture
@@ -114,6 +114,8 @@ def config_pod() -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "e4-cfg-pod", "labels": {"app": "e4-cfg"}},
             "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 1,
+                     "hostname": "e4-host", "subdomain": "e4-sub",
+                     "hostAliases": [{"ip": "192.0.2.7", "hostnames": ["e4-a.test", "e4-b"]}],
                      "dnsPolicy": "None", "dnsConfig": {"nameservers": ["10.96.0.10"],
                                                         "searches": ["e4.test"]},
                      "containers": [container],
@@ -155,6 +157,14 @@ def test_env_and_volumes_from_config_maps_secrets_and_the_downward_api(
     # The pod's resolv.conf (bound over /etc/resolv.conf by `ip netns exec`) survives the
     # overlay put over /etc.
     assert files.pop("/etc/resolv.conf") == "search e4.test\nnameserver 10.96.0.10\n"
+    # So does the kubelet-managed hosts file: its own name at its IP, the host aliases.
+    pod_ip = (get(cluster, "pod", "e4-cfg-pod") or {})["status"]["podIP"]
+    hosts = files.pop("/etc/hosts")
+    assert hosts.startswith("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n")
+    assert hosts.endswith(
+        f"{pod_ip}\te4-host.e4-sub.default.svc.cluster.local\te4-host\n"
+        "\n# Entries added by HostAliases.\n192.0.2.7\te4-a.test\te4-b\n"), hosts
+    assert env["HOSTNAME"] == "e4-host"
     assert files == {
         "/etc/e4cfg/app.conf": "v1", "/etc/e4cfg/greeting": "hello",
         "/e4/secret/password": "s3cret", "/e4/podinfo/labels": 'app="e4-cfg"',

@@ -690,3 +690,51 @@ async def test_cri_never_pull_policy_with_the_image_absent(cri_node: Node) -> No
                             ("Warning", "Failed", "Error: ErrImageNeverPull", APP)]
     assert cstatus(cri_node, web)["state"]["waiting"] == {
         "reason": "ErrImageNeverPull", "message": never}
+
+
+async def test_pods_get_the_kubelets_hosts_file(node: Node) -> None:
+    runner = node.runner
+    assert runner is not None
+    web = make_pod("web", lambda p: p["spec"].update(
+        hostname="w", subdomain="sub",
+        hostAliases=[{"ip": "192.0.2.7", "hostnames": ["alias.test"]}]))
+    await runner.sync([web])
+    hosts = str(node.network.ns(node.config.pod_names("uid-web").pod_netns).etc["hosts"])
+    assert hosts.startswith("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n")
+    assert hosts.endswith("10.244.1.2\tw.sub.default.svc.cluster.local\tw\n\n"
+                          "# Entries added by HostAliases.\n192.0.2.7\talias.test\n")
+    assert node.runtime is not None and node.runtime.specs[key("web")].env["HOSTNAME"] == "w"
+
+
+async def test_cri_containers_mount_the_kubelets_hosts_file(cri_node: Node) -> None:
+    runner, cri = cri_node.runner, cri_node.cri
+    assert runner is not None and cri is not None
+    cri.state.images["python:3"] = 1
+    await runner.sync([make_pod("web", lambda p: p["spec"].update(
+        hostAliases=[{"ip": "192.0.2.7", "hostnames": ["alias.test"]}]))])
+    (container,) = cri.state.containers.values()
+    mounts = {m.container_path: m for m in container.config.mounts}
+    source = Path(mounts["/etc/hosts"].host_path)
+    assert source == cri_node.config.state_dir / "pods" / "uid-web" / "etc-hosts"
+    assert not mounts["/etc/hosts"].readonly
+    assert source.read_text().endswith(
+        "10.244.1.100\tweb\n\n# Entries added by HostAliases.\n192.0.2.7\talias.test\n")
+    assert source.stat().st_mode & 0o777 == 0o644  # read by containers of any user
+    assert {e.key: e.value for e in container.config.envs}["HOSTNAME"] == "web"
+
+
+async def test_a_cri_container_that_mounts_its_own_hosts_file_keeps_it(
+        cri_node: Node) -> None:
+    runner, cri = cri_node.runner, cri_node.cri
+    assert runner is not None and cri is not None
+    cri.state.images["python:3"] = 1
+
+    def own_hosts(p: Obj) -> None:
+        p["spec"]["volumes"] = [{"name": "h", "emptyDir": {}}]
+        p["spec"]["containers"][0]["volumeMounts"] = [{"name": "h", "mountPath": "/etc/hosts"}]
+
+    await runner.sync([make_pod("web", own_hosts)])
+    (container,) = cri.state.containers.values()
+    targets = [m.container_path for m in container.config.mounts]
+    assert targets.count("/etc/hosts") == 1
+    assert not (cri_node.config.state_dir / "pods" / "uid-web" / "etc-hosts").exists()
