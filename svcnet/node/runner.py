@@ -75,7 +75,6 @@ from svcnet.node.cri import (
     should_pull,
 )
 from svcnet.node.dnsconfig import PodDNS, pod_dns
-from svcnet.node.etchosts import pod_hostname
 from svcnet.node.files import atomic_write
 from svcnet.node.ipam import IPAMError, PodIPAM, api_pod_ips, pod_ipv6
 from svcnet.node.names import POD_BRIDGE, ClusterNames, PodNetworkNames
@@ -833,7 +832,7 @@ class PodRunner:
             self._warn(pod, memo, "Failed", f"Error: {problem}",
                        _field_path(pod, start.container))
             return NETWORK_RETRY
-        env = {"HOSTNAME": sandbox.spec.hostname if sandbox.spec else pod_hostname(pod)}
+        env = {"HOSTNAME": sandbox.spec.hostname if sandbox.spec else etchosts.pod_hostname(pod)}
         env.update(resolved.env)
         for reason, message in resolved.warnings:
             self._warn(pod, memo, reason, message)
