@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from svcnet.api.access import mapping_of
+
 __all__ = ["HOSTS_PATH", "managed_hosts", "pod_domain", "pod_hostname"]
 
 HOSTS_PATH: Final = "/etc/hosts"
@@ -41,15 +43,10 @@ _FIXED: Final = ("127.0.0.1\tlocalhost\n"
 _HOSTNAME_MAX: Final = 63
 
 
-def _mapping(obj: Any, key: str) -> Mapping[str, Any]:
-    value = obj.get(key) if isinstance(obj, Mapping) else None
-    return value if isinstance(value, Mapping) else {}
-
-
 def pod_hostname(pod: Mapping[str, Any]) -> str:
     """The pod's hostname: ``spec.hostname`` or its name, at most 63 characters, without a
     trailing ``-`` or ``.`` where it had to be cut."""
-    name = str(_mapping(pod, "spec").get("hostname") or _mapping(pod, "metadata").get("name")
+    name = str(mapping_of(pod, "spec").get("hostname") or mapping_of(pod, "metadata").get("name")
                or "")
     if len(name) <= _HOSTNAME_MAX:
         return name
@@ -59,17 +56,17 @@ def pod_hostname(pod: Mapping[str, Any]) -> str:
 def pod_domain(pod: Mapping[str, Any], cluster_domain: str) -> str:
     """The domain of the pod's hostname: ``<subdomain>.<namespace>.svc.<cluster domain>``
     when it sets ``spec.subdomain``, else empty."""
-    subdomain = str(_mapping(pod, "spec").get("subdomain") or "")
+    subdomain = str(mapping_of(pod, "spec").get("subdomain") or "")
     if not subdomain:
         return ""
-    namespace = str(_mapping(pod, "metadata").get("namespace") or "default")
+    namespace = str(mapping_of(pod, "metadata").get("namespace") or "default")
     return f"{subdomain}.{namespace}.svc.{cluster_domain}"
 
 
 def _alias_lines(pod: Mapping[str, Any]) -> list[str]:
     """``spec.hostAliases`` as hosts lines: the IP, then each hostname, tab-separated."""
     return [str(alias.get("ip") or "") + "\t" + "\t".join(map(str, alias.get("hostnames") or ()))
-            for alias in _mapping(pod, "spec").get("hostAliases") or ()
+            for alias in mapping_of(pod, "spec").get("hostAliases") or ()
             if isinstance(alias, Mapping)]
 
 

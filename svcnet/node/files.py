@@ -8,12 +8,14 @@ from pathlib import Path
 __all__ = ["atomic_write"]
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so that a crash leaves the old or the new content."""
+def atomic_write(path: Path, text: str, *, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``text`` so that a crash leaves the old or the new content; the
+    file has ``mode`` (whatever the umask) from the start."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
+        os.fchmod(fd, mode)
         os.write(fd, text.encode())
         os.fsync(fd)
     finally:

@@ -640,8 +640,7 @@ class PodRunner:
             await self.network.write_etc_file(names.pod_netns, "resolv.conf",
                                               self._pod_dns(pod, memo).resolv_conf())
             await self.network.write_etc_file(names.pod_netns, "hosts", etchosts.managed_hosts(
-                pod, api_pod_ips(result.ip, self.config.pod_cidr6, self.config.families),
-                self.config.cluster_domain))
+                pod, self._pod_ips(result.ip), self.config.cluster_domain))
         except (NetworkError, PodNetworkError, OSError, ValueError) as exc:
             memo.network_error = str(exc)
             log.warning("pod %s: network setup failed: %s", uid, exc)
@@ -747,8 +746,11 @@ class PodRunner:
         if host_net:
             return self.config.host_ip
         ip = self.ipam.get(uid)
-        return "" if ip is None else api_pod_ips(ip, self.config.pod_cidr6,
-                                                 self.config.families)[0]
+        return "" if ip is None else self._pod_ips(ip)[0]
+
+    def _pod_ips(self, ip: IPv4Interface) -> list[str]:
+        """A pod's addresses as its status shows them, from its allocated IPv4 address."""
+        return api_pod_ips(ip, self.config.pod_cidr6, self.config.families)
 
     async def _start(self, pod: Pod, start: podlib.StartContainer) -> bool:
         uid = start.pod_uid
@@ -1010,10 +1012,8 @@ class PodRunner:
         if any(m["target"] == etchosts.HOSTS_PATH for m in plan["mounts"]):
             return plan
         path = self._pod_dir(str(pod["metadata"]["uid"])) / "etc-hosts"
-        atomic_write(path, etchosts.managed_hosts(
-            pod, api_pod_ips(ip, self.config.pod_cidr6, self.config.families),
-            self.config.cluster_domain))
-        path.chmod(0o644)
+        atomic_write(path, etchosts.managed_hosts(pod, self._pod_ips(ip),
+                                                  self.config.cluster_domain), mode=0o644)
         return {**plan, "mounts": [*plan["mounts"], {"source": str(path),
                                                      "target": etchosts.HOSTS_PATH,
                                                      "read_only": False}]}
