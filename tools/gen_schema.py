@@ -61,6 +61,8 @@ KINDS = {
     "v1/PersistentVolumeClaim": "V1PersistentVolumeClaim",
     "batch/v1/Job": "V1Job",
     "batch/v1/CronJob": "V1CronJob",
+    "policy/v1/PodDisruptionBudget": "V1PodDisruptionBudget",
+    "policy/v1/Eviction": "V1Eviction",
 }
 
 # Kinds served outside the schema decoder (reviews, TokenRequest): required.json describes them

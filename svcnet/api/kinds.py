@@ -20,6 +20,7 @@ from svcnet.api import (
     namespaces,
     nodes,
     pods,
+    policy,
     replicationcontrollers,
     runtimeclasses,
     serviceaccounts,
@@ -175,6 +176,9 @@ KINDS: dict[tuple[str, str], Kind] = {
     ("networking.k8s.io/v1", "IPAddress"): Kind(
         "networking.k8s.io/v1", "IPAddress", "ipaddresses", False, _as_is,
         servicecidrs.validate_ip_address),
+    ("policy/v1", "PodDisruptionBudget"): Kind(
+        "policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", True,
+        policy.prepare_pdb_for_create, policy.validate_pdb),
     ("discovery.k8s.io/v1", "EndpointSlice"): Kind(
         "discovery.k8s.io/v1", "EndpointSlice", "endpointslices", True, _endpointslice_offline,
         endpointslices.validate_endpointslice),

@@ -21,6 +21,7 @@ annotations) is unspecified; we iterate keys in sorted order to be deterministic
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -29,9 +30,11 @@ from svcnet.api.errors import (
     GoRaw,
     Path,
     PathLike,
+    duplicate,
     forbidden,
     go_quote,
     invalid,
+    not_supported,
     required,
     too_long,
 )
@@ -39,6 +42,7 @@ from svcnet.api.names import (
     NameValidator,
     is_qualified_name,
     is_valid_label_value,
+    regex_error,
     validate_namespace_name,
 )
 
@@ -415,4 +419,56 @@ def validate_object_meta_update(new_meta: Mapping[str, Any] | None,
     if kube_finalizers:
         errs.extend(validate_kube_finalizer_names(_list(new, "finalizers"),
                                                   p.child("finalizers")))
+    return errs
+
+
+# --------------------------------------------------------------------------------------------
+# metav1.Condition lists (status.conditions of the newer kinds)
+
+CONDITION_STATUSES: Final = ("False", "True", "Unknown")
+_CONDITION_REASON_FMT: Final = "[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?"
+_CONDITION_REASON_RE: Final = re.compile(_CONDITION_REASON_FMT)
+_CONDITION_REASON_MSG: Final = (
+    "a condition reason must start with alphabetic character, optionally followed by a string "
+    "of alphanumeric characters or '_,:', and must end with an alphanumeric character or '_'")
+_MAX_REASON_LEN: Final = 1024
+_MAX_MESSAGE_LEN: Final = 32 * 1024
+
+
+def validate_conditions(conditions: Sequence[Any], path: PathLike) -> list[FieldError]:
+    """metav1 validation's ValidateConditions: each condition's type (a label name, unique),
+    status, observedGeneration, lastTransitionTime, reason and message."""
+    p = _p(path)
+    errs: list[FieldError] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(conditions):
+        c: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        cp = p.index(i)
+        ctype = _str(c, "type")
+        if ctype in seen:
+            errs.append(duplicate(cp.child("type"), ctype))
+        seen.add(ctype)
+        errs.extend(validate_label_name(ctype, cp.child("type")))
+        status = _str(c, "status")
+        if status not in CONDITION_STATUSES:
+            errs.append(not_supported(cp.child("status"), status, CONDITION_STATUSES))
+        generation = c.get("observedGeneration") or 0
+        if isinstance(generation, int) and generation < 0:
+            errs.append(invalid(cp.child("observedGeneration"), generation,
+                                "must be greater than or equal to zero"))
+        if _parse_time(c.get("lastTransitionTime")) is None:
+            errs.append(required(cp.child("lastTransitionTime"), "must be set"))
+        reason = _str(c, "reason")
+        if not reason:
+            errs.append(required(cp.child("reason"), "must be set"))
+        else:
+            if not _CONDITION_REASON_RE.fullmatch(reason):
+                errs.append(invalid(cp.child("reason"), reason, regex_error(
+                    _CONDITION_REASON_MSG, _CONDITION_REASON_FMT, "my_name", "MY_NAME",
+                    "MyName", "ReasonA,ReasonB", "ReasonA:ReasonB")))
+            if len(reason) > _MAX_REASON_LEN:
+                errs.append(too_long(cp.child("reason"), reason, _MAX_REASON_LEN))
+        message = _str(c, "message")
+        if len(message) > _MAX_MESSAGE_LEN:
+            errs.append(too_long(cp.child("message"), message, _MAX_MESSAGE_LEN))
     return errs

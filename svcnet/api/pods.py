@@ -292,6 +292,21 @@ def _is_http_header_name(value: str) -> list[str]:
 # quantities (for QoS)
 
 
+def pod_ready_condition(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """podutil.GetPodReadyCondition: the pod's ``Ready`` condition, if it has one."""
+    status = pod.get("status")
+    for cond in (status.get("conditions") or []) if isinstance(status, Mapping) else []:
+        if isinstance(cond, Mapping) and cond.get("type") == "Ready":
+            return cond
+    return None
+
+
+def is_pod_ready(pod: Mapping[str, Any]) -> bool:
+    """podutil.IsPodReady: the ``Ready`` condition is ``True``."""
+    cond = pod_ready_condition(pod)
+    return cond is not None and cond.get("status") == "True"
+
+
 def _qos_resources(resources: Mapping[str, Any]) -> dict[str, Fraction]:
     out: dict[str, Fraction] = {}
     for name, raw in resources.items():

@@ -27,16 +27,14 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from svcnet.api import errors
-from svcnet.api.errors import StatusError, bad_request
+from svcnet.api.errors import StatusError
 from svcnet.api.podrefs import pod_config_references
 from svcnet.api.rbac import Attributes
-from svcnet.api.schema import decode
 from svcnet.apiserver import patch as patching, resources, tables
 from svcnet.apiserver.apply import server_side_apply, update_managed_fields
 from svcnet.apiserver.auth import NODE_GRAPH_RESOURCES, READ_VERBS, User, authorize, forbidden
@@ -64,10 +62,12 @@ from svcnet.apiserver.common import (
     user_agent_manager,
     with_type,
 )
+from svcnet.apiserver.deleteoptions import delete_options
 from svcnet.apiserver.query import decode_continue, encode_continue, int64_param
 from svcnet.apiserver.requestinfo import RequestInfo, parse_path
 from svcnet.apiserver.reviews import REVIEWS, serve_review
 from svcnet.apiserver.subresources.binding import serve_binding
+from svcnet.apiserver.subresources.eviction import serve_eviction
 from svcnet.apiserver.subresources.finalize import serve_finalize
 from svcnet.apiserver.subresources.log import serve_log
 from svcnet.apiserver.subresources.nodeproxy import is_node_proxy, serve_node_proxy
@@ -76,7 +76,6 @@ from svcnet.apiserver.subresources.stream import STREAM_SUBRESOURCES, serve_stre
 from svcnet.apiserver.subresources.token import serve_token
 from svcnet.apiserver.watch import serve_watch
 from svcnet.registry import requestwarnings
-from svcnet.registry.generic import PROPAGATION_POLICIES, Preconditions
 from svcnet.storage.interface import Compacted, TooLarge, Unavailable
 from svcnet.util import offload
 from svcnet.util.clock import rfc3339
@@ -90,6 +89,7 @@ _Subresource = Callable[["Handlers", web.Request, RequestInfo, Served, User],
 _SUBRESOURCES: dict[str, tuple[str, _Subresource]] = {
     "log": ("get", serve_log),
     "binding": ("create", serve_binding),
+    "eviction": ("create", serve_eviction),
     "token": ("create", serve_token),
     "finalize": ("update", serve_finalize),
     **dict.fromkeys(STREAM_SUBRESOURCES, ("connect", serve_stream)),
@@ -458,7 +458,7 @@ class Handlers:
                      user: User) -> web.Response:
         # NamespaceLifecycle always allows deletes: no namespace check (the object's own 404).
         await self.authorize(user, "delete", info, served)
-        opts = await _delete_options(request)
+        opts = await delete_options(request)
         deleted = await served.registry.delete(info.namespace, info.name,
                                                preconditions=opts.preconditions,
                                                dry_run=opts.dry_run, grace_period=opts.grace,
@@ -471,7 +471,7 @@ class Handlers:
         """Delete every object the selectors match, one by one (as the generic registry)."""
         await self.authorize(user, "deletecollection", info, served)
         label_sel, field_sel = selectors_of(request, served)
-        opts = await _delete_options(request)
+        opts = await delete_options(request)
         page = await served.registry.list(info.namespace)
         deleted = []
         for obj in page.items:
@@ -495,59 +495,6 @@ class Handlers:
                                           "metadata": {"resourceVersion": page.resource_version},
                                           "items": deleted},
                                 served.api_version, served.list_kind)
-
-
-@dataclass(frozen=True, slots=True)
-class _DeleteOptions:
-    preconditions: Preconditions
-    dry_run: bool
-    grace: int | None
-    policy: str
-
-
-async def _delete_options(request: web.Request) -> _DeleteOptions:
-    """A delete's options, from the query and the DeleteOptions body (the body wins)."""
-    pre = Preconditions()
-    dry_run = dry_run_of(request)
-    grace = int64_param(request.query, "gracePeriodSeconds")
-    policy: str | None = request.query.get("propagationPolicy")
-    orphan: bool | None = None
-    if "orphanDependents" in request.query:
-        orphan = request.query["orphanDependents"].lower() == "true"
-    body = await read_body(request) if request.can_read_body else None
-    if body:
-        if not isinstance(body, dict):
-            raise bad_request("DeleteOptions must be a JSON object")
-        # Decoding checks every field's type and range (gracePeriodSeconds: int64).
-        opts = decode(body, api_version="v1", kind="DeleteOptions").obj
-        p = opts.get("preconditions") or {}
-        pre = Preconditions(str(p.get("uid") or ""), str(p.get("resourceVersion") or ""))
-        dry_run = dry_run or "All" in (opts.get("dryRun") or [])
-        if opts.get("gracePeriodSeconds") is not None:
-            grace = int(opts["gracePeriodSeconds"])
-        if opts.get("propagationPolicy") is not None:
-            policy = str(opts["propagationPolicy"])
-        if opts.get("orphanDependents") is not None:
-            orphan = bool(opts["orphanDependents"])
-    return _DeleteOptions(pre, dry_run, grace, _propagation(policy, orphan))
-
-
-def _propagation(policy: str | None, orphan: bool | None) -> str:
-    """ValidateDeleteOptions, and the deprecated orphanDependents as a policy."""
-    errs = []
-    if policy is not None and orphan is not None:
-        errs.append(errors.invalid("propagationPolicy", policy,
-                                   "orphanDependents and deletionPropagation cannot be both set"))
-    if policy is not None and policy not in PROPAGATION_POLICIES:
-        errs.append(errors.not_supported("propagationPolicy", policy,
-                                         ["Foreground", "Background", "Orphan", "nil"]))
-    if errs:
-        raise errors.invalid_error("DeleteOptions", "", errs, "meta.k8s.io")
-    if policy is not None:
-        return policy
-    if orphan is not None:
-        return "Orphan" if orphan else "Background"
-    return ""
 
 
 def _misaddressed(request: web.Request, info: RequestInfo, served: Served) -> bool:

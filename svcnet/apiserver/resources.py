@@ -52,14 +52,15 @@ class Subresource:
     """One ``<resource>/<name>`` endpoint, e.g. ``services/status`` or ``deployments/scale``.
 
     ``group``/``version``/``kind`` name what the subresource accepts and returns, which is not
-    always the parent's kind: ``pods/binding`` takes a ``Binding`` and ``*/scale`` an
-    ``autoscaling/v1 Scale``.
+    always the parent's kind: ``pods/binding`` takes a ``Binding``, ``pods/eviction`` a
+    ``policy/v1 Eviction`` and ``*/scale`` an ``autoscaling/v1 Scale``.
     """
 
     name: str
     kind: str
     verbs: tuple[str, ...]
-    #: None means "the parent's" (true of every subresource except ``*/scale``).
+    #: None means "the parent's" (true of every subresource except ``*/scale``,
+    #: ``pods/eviction`` and ``serviceaccounts/token``).
     group: str | None = None
     version: str | None = None
 
@@ -185,6 +186,8 @@ CATALOGUE: tuple[Resource, ...] = (
     Resource("", "v1", "Pod", "pods", "pod", True, short_names=("po",), categories=("all",),
              subresources=(Subresource("attach", "PodAttachOptions", ("create", "get")),
                            Subresource("binding", "Binding", ("create",)),
+                           Subresource("eviction", "Eviction", ("create",), group="policy",
+                                       version="v1"),
                            Subresource("exec", "PodExecOptions", ("create", "get")),
                            Subresource("log", "Pod", ("get",)),
                            Subresource("portforward", "PodPortForwardOptions",
@@ -244,6 +247,10 @@ CATALOGUE: tuple[Resource, ...] = (
              short_names=("ip",)),
     Resource("networking.k8s.io", "v1", "ServiceCIDR", "servicecidrs", "servicecidr", False,
              subresources=(_status("ServiceCIDR"),)),
+    # -- policy/v1 ----------------------------------------------------------------------------
+    Resource("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets",
+             "poddisruptionbudget", True, short_names=("pdb",),
+             subresources=(_status("PodDisruptionBudget"),)),
     # -- rbac.authorization.k8s.io/v1 ---------------------------------------------------------
     Resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings",
              "clusterrolebinding", False),

@@ -117,6 +117,7 @@ from svcnet.registry.networking import (
     IPAddressStrategy,
     ServiceCIDRStrategy,
 )
+from svcnet.registry.policy import PodDisruptionBudgetStrategy
 from svcnet.registry.rbac import (
     ClusterRoleBindingStrategy,
     ClusterRoleStrategy,
@@ -514,6 +515,7 @@ class APIServer:
             (ingresses.GROUP, "ingressclasses"): IngressClassStrategy(),
             (servicecidrs.GROUP, "servicecidrs"): ServiceCIDRStrategy(),
             (servicecidrs.GROUP, "ipaddresses"): IPAddressStrategy(),
+            ("policy", "poddisruptionbudgets"): PodDisruptionBudgetStrategy(),
             ("", "persistentvolumes"): PersistentVolumeStrategy(),
             ("", "persistentvolumeclaims"): PersistentVolumeClaimStrategy(),
             (rbac.GROUP, "roles"): RoleStrategy(self._check_escalation),

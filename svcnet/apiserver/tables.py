@@ -462,6 +462,16 @@ _INGRESS_CLASS_COLUMNS = (
     Column("Parameters", description="A reference to a resource with additional parameters"),
     _AGE,
 )
+_PDB_COLUMNS = (
+    _NAME,
+    Column("Min Available", description="The minimum number or percentage of available pods "
+                                        "this budget requires."),
+    Column("Max Unavailable", description="The maximum number or percentage of unavailable "
+                                          "pods this budget requires."),
+    Column("Allowed Disruptions", type="integer",
+           description="Calculated number of pods that may be disrupted at this time."),
+    _AGE,
+)
 _SERVICE_CIDR_COLUMNS = (
     _NAME,
     Column("CIDRs", description="CIDRs defines the IP blocks in CIDR notation (e.g. "
@@ -1077,6 +1087,16 @@ def _print_ingress_class(ic: Obj, now: datetime) -> list[Cell]:
     return [_name(ic), _str(_get(ic, "spec", "controller")), shown, _age(ic, now)]
 
 
+def _print_pdb(pdb: Obj, now: datetime) -> list[Cell]:
+    """printPodDisruptionBudget: the int-or-percent bounds (N/A when unset), the allowance."""
+    def bound(key: str) -> str:
+        value = _get(pdb, "spec", key)
+        return "N/A" if value is None or isinstance(value, bool) else str(value)
+    allowed = _get(pdb, "status", "disruptionsAllowed")
+    return [_name(pdb), bound("minAvailable"), bound("maxUnavailable"),
+            allowed if isinstance(allowed, int) else 0, _age(pdb, now)]
+
+
 def _access_modes(modes: Any) -> str:
     """``GetAccessModesAsString``: RWO, ROX, RWX, RWOP in that order, each once."""
     present = set(_list(modes))
@@ -1187,6 +1207,7 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
                                                     _print_ingress_class),
     ("networking.k8s.io", "ServiceCIDR"): _Printer(_SERVICE_CIDR_COLUMNS, _print_service_cidr),
     ("networking.k8s.io", "IPAddress"): _Printer(_IP_ADDRESS_COLUMNS, _print_ip_address),
+    ("policy", "PodDisruptionBudget"): _Printer(_PDB_COLUMNS, _print_pdb),
     ("rbac.authorization.k8s.io", "RoleBinding"): _Printer(_BINDING_COLUMNS, _print_binding),
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): _Printer(_BINDING_COLUMNS,
                                                                    _print_binding),

@@ -23,6 +23,7 @@ from svcnet.controllers.clusterroleaggregation import ClusterRoleAggregationCont
 from svcnet.controllers.cronjob import CronJobController
 from svcnet.controllers.daemonset import DaemonSetController
 from svcnet.controllers.deployment import DeploymentController
+from svcnet.controllers.disruption import DisruptionController
 from svcnet.controllers.endpoints import EndpointsController
 from svcnet.controllers.endpointslice import EndpointSliceController
 from svcnet.controllers.gc import GarbageCollector
@@ -93,6 +94,7 @@ class ControllerManager:
             StatefulSetController.from_client(client, clock=clock, informers=informers),
             JobController.from_client(client, clock=clock, informers=informers),
             CronJobController.from_client(client, clock=clock, informers=informers),
+            DisruptionController.from_client(client, clock=clock, informers=informers),
             GarbageCollector.from_client(client, clock=clock, informers=informers),
             ClusterRoleAggregationController.from_client(client, clock=clock,
                                                          informers=informers),

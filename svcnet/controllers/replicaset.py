@@ -85,6 +85,7 @@ from svcnet.api.access import (
 from svcnet.api.errors import StatusError
 from svcnet.api.labels import Selector
 from svcnet.api.names import name_is_dns_subdomain
+from svcnet.api.pods import is_pod_ready, pod_ready_condition
 from svcnet.client.controller import Controller, InformerController
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import (
@@ -166,25 +167,13 @@ def filter_active_pods(pods: Iterable[ObjMap]) -> list[Obj]:
     return [dict(p) for p in pods if is_pod_active(p)]
 
 
-def _ready_condition(pod: ObjMap) -> dict[str, Any] | None:
-    for c in _list(_map(pod, "status"), "conditions"):
-        if isinstance(c, dict) and c.get("type") == "Ready":
-            return c
-    return None
-
-
-def is_pod_ready(pod: ObjMap) -> bool:
-    c = _ready_condition(pod)
-    return c is not None and c.get("status") == "True"
-
-
 def is_pod_available(pod: ObjMap, min_ready_seconds: int, now: datetime) -> bool:
     """IsPodAvailable: Ready for more than ``minReadySeconds`` (at once when it is 0)."""
     if not is_pod_ready(pod):
         return False
     if min_ready_seconds == 0:
         return True
-    c = _ready_condition(pod) or {}
+    c = pod_ready_condition(pod) or {}
     since = parse_time(c.get("lastTransitionTime"))
     return since is not None and since.timestamp() + min_ready_seconds < now.timestamp()
 
@@ -272,7 +261,7 @@ def _max_restarts(pod: ObjMap) -> int:
 def _ready_time(pod: ObjMap) -> datetime | None:
     if not is_pod_ready(pod):
         return None
-    return parse_time((_ready_condition(pod) or {}).get("lastTransitionTime"))
+    return parse_time((pod_ready_condition(pod) or {}).get("lastTransitionTime"))
 
 
 def _after_or_zero(t1: datetime | None, t2: datetime | None) -> bool:

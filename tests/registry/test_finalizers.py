@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from svcnet.api.errors import StatusError
-from svcnet.apiserver.handlers import _propagation
+from svcnet.apiserver.deleteoptions import _propagation
 from svcnet.registry.generic import Registry
 from svcnet.registry.strategies import PodStrategy
 from svcnet.registry.workloads import ReplicaSetStrategy

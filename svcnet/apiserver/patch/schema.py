@@ -258,6 +258,10 @@ _KIND_FIELDS: Final[dict[tuple[str, str], dict[str, FieldMeta]]] = {
     ("networking.k8s.io/v1", "ServiceCIDR"): {
         "spec.cidrs": _ATOMIC,  # +listType=atomic
     },
+    ("policy/v1", "PodDisruptionBudget"): {
+        "spec.selector": _LABEL_SELECTOR,  # +patchStrategy=replace
+        "status.conditions": _BY_TYPE,  # +patchMergeKey=type +listType=map +listMapKey=type
+    },
     ("discovery.k8s.io/v1", "EndpointSlice"): {
         "endpoints": _ATOMIC,
         "ports": _ATOMIC,

@@ -36,6 +36,7 @@ from svcnet.api.access import (
 )
 from svcnet.api.endpointslices import LABEL_TOPOLOGY_ZONE
 from svcnet.api.names import parse_ip_sloppy
+from svcnet.api.pods import is_pod_ready, pod_ready_condition
 from svcnet.util.clock import parse_time
 
 __all__ = [
@@ -106,20 +107,6 @@ def is_service_ip_set(svc: ObjMap) -> bool:
 
 
 # -- Pods ------------------------------------------------------------------------------------
-
-
-def is_pod_ready(pod: ObjMap) -> bool:
-    for cond in _list(_map(pod, "status"), "conditions"):
-        if isinstance(cond, Mapping) and cond.get("type") == "Ready":
-            return cond.get("status") == "True"
-    return False
-
-
-def _ready_condition(pod: ObjMap) -> ObjMap | None:
-    for cond in _list(_map(pod, "status"), "conditions"):
-        if isinstance(cond, Mapping) and cond.get("type") == "Ready":
-            return cond
-    return None
 
 
 def is_pod_terminal(pod: ObjMap) -> bool:
@@ -296,7 +283,7 @@ def format_rfc3339_nano(dt: datetime) -> str:
 
 
 def _pod_trigger_time(pod: ObjMap) -> datetime | None:
-    cond = _ready_condition(pod)
+    cond = pod_ready_condition(pod)
     return parse_time(cond.get("lastTransitionTime")) if cond is not None else None
 
 

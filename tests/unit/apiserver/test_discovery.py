@@ -117,8 +117,8 @@ def test_catalogue_is_consistent() -> None:
     assert resources.group_versions() == [
         ("", "v1"), ("apps", "v1"), ("events.k8s.io", "v1"), ("authentication.k8s.io", "v1"),
         ("authorization.k8s.io", "v1"), ("batch", "v1"), ("networking.k8s.io", "v1"),
-        ("rbac.authorization.k8s.io", "v1"), ("coordination.k8s.io", "v1"), ("node.k8s.io", "v1"),
-        ("discovery.k8s.io", "v1")]
+        ("policy", "v1"), ("rbac.authorization.k8s.io", "v1"), ("coordination.k8s.io", "v1"),
+        ("node.k8s.io", "v1"), ("discovery.k8s.io", "v1")]
     for group, version in resources.group_versions():
         names = [r.resource for r in resources.resources_in(group, version)]
         assert names == sorted(names), "upstream lists resources by name"
@@ -166,7 +166,7 @@ def test_api_group_list() -> None:
     assert doc["apiVersion"] == "v1"
     assert [g["name"] for g in doc["groups"]] == [
         "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "batch",
-        "networking.k8s.io", "rbac.authorization.k8s.io", "coordination.k8s.io", "node.k8s.io",
+        "networking.k8s.io", "policy", "rbac.authorization.k8s.io", "coordination.k8s.io", "node.k8s.io",
         "discovery.k8s.io"]
     slices = doc["groups"][-1]
     assert slices == {"name": "discovery.k8s.io",
@@ -180,7 +180,7 @@ def test_api_group() -> None:
     assert apps is not None
     assert apps["kind"] == "APIGroup"
     assert apps["preferredVersion"] == {"groupVersion": "apps/v1", "version": "v1"}
-    assert discovery.api_group("policy") is None
+    assert discovery.api_group("autoscaling") is None
 
 
 def _legacy_entry(group: str, version: str, name: str) -> Obj:
@@ -214,7 +214,8 @@ def test_legacy_core_resource_list_shape() -> None:
         "configmaps", "endpoints", "events", "namespaces", "namespaces/finalize",
         "namespaces/status", "nodes", "nodes/status", "persistentvolumeclaims",
         "persistentvolumeclaims/status", "persistentvolumes", "persistentvolumes/status",
-        "pods", "pods/attach", "pods/binding", "pods/exec", "pods/log", "pods/portforward",
+        "pods", "pods/attach", "pods/binding", "pods/eviction", "pods/exec", "pods/log",
+            "pods/portforward",
         "pods/status", "replicationcontrollers", "replicationcontrollers/scale",
         "replicationcontrollers/status", "secrets",
         "serviceaccounts", "serviceaccounts/token", "services", "services/status"]
@@ -227,6 +228,10 @@ def test_legacy_core_resource_list_shape() -> None:
         "name": "services/status", "singularName": "", "namespaced": True, "kind": "Service",
         "verbs": ["get", "patch", "update"]}
     assert _legacy_entry("", "v1", "pods/binding")["kind"] == "Binding"
+    # kubectl drain evicts only when it finds this entry, naming policy/v1 Eviction.
+    assert _legacy_entry("", "v1", "pods/eviction") == {
+        "name": "pods/eviction", "singularName": "", "namespaced": True, "group": "policy",
+        "version": "v1", "kind": "Eviction", "verbs": ["create"]}
     assert _legacy_entry("", "v1", "pods/log")["verbs"] == ["get"]
     for sub, kind in (("exec", "PodExecOptions"), ("attach", "PodAttachOptions"),
                       ("portforward", "PodPortForwardOptions")):
@@ -247,7 +252,7 @@ def test_legacy_scale_subresource_names_its_group() -> None:
 
 
 def test_unknown_group_version_has_no_resource_list() -> None:
-    assert discovery.api_resource_list("policy", "v1") is None
+    assert discovery.api_resource_list("autoscaling", "v2") is None
     assert discovery.api_resource_list("apps", "v1beta1") is None
 
 
@@ -285,7 +290,7 @@ def test_aggregated_apis_lists_named_groups_in_order() -> None:
     doc = discovery.aggregated_discovery("apis")
     assert [i["metadata"]["name"] for i in doc["items"]] == [
         "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "batch",
-        "networking.k8s.io", "rbac.authorization.k8s.io", "coordination.k8s.io", "node.k8s.io",
+        "networking.k8s.io", "policy", "rbac.authorization.k8s.io", "coordination.k8s.io", "node.k8s.io",
         "discovery.k8s.io"]
 
 
@@ -450,7 +455,7 @@ def test_root_lists_every_group_version_with_matching_hash() -> None:
 
 def test_document_lookup() -> None:
     assert openapi.document_for("/api/v1") is openapi.document_for("api/v1")
-    assert openapi.document_for("apis/policy/v1") is None
+    assert openapi.document_for("apis/autoscaling/v2") is None
 
 
 @pytest.mark.parametrize("res", [r for r in resources.RESOURCES if "patch" in r.verbs],
@@ -532,4 +537,4 @@ def test_hash_follows_content() -> None:
 
 
 def test_unknown_group_version_document_is_empty() -> None:
-    assert openapi.build_group_version_document("policy", "v1")["paths"] == {}
+    assert openapi.build_group_version_document("autoscaling", "v2")["paths"] == {}
