@@ -862,7 +862,8 @@ def test_patch_meta_table_is_keyed_by_group_version_kind() -> None:
         ("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"), ("node.k8s.io/v1", "RuntimeClass"),
         ("apps/v1", "DaemonSet"), ("apps/v1", "StatefulSet"), ("v1", "ReplicationController"),
         ("v1", "PersistentVolume"), ("v1", "PersistentVolumeClaim"),
-        ("batch/v1", "Job"), ("batch/v1", "CronJob"), ("networking.k8s.io/v1", "ServiceCIDR")}
+        ("batch/v1", "Job"), ("batch/v1", "CronJob"), ("networking.k8s.io/v1", "ServiceCIDR"),
+        ("networking.k8s.io/v1", "NetworkPolicy")}
     job = patch_schema("batch/v1", "Job")
     assert job.list_meta(("status", "conditions")).merge_key == "type"
     assert job.list_meta(("spec", "template", "spec", "containers")).merge_key == "name"
