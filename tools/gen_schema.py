@@ -55,6 +55,7 @@ KINDS = {
     "node.k8s.io/v1/RuntimeClass": "V1RuntimeClass",
     "networking.k8s.io/v1/Ingress": "V1Ingress",
     "networking.k8s.io/v1/IngressClass": "V1IngressClass",
+    "networking.k8s.io/v1/NetworkPolicy": "V1NetworkPolicy",
     "networking.k8s.io/v1/ServiceCIDR": "V1ServiceCIDR",
     "networking.k8s.io/v1/IPAddress": "V1IPAddress",
     "v1/PersistentVolume": "V1PersistentVolume",

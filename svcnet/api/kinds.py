@@ -18,6 +18,7 @@ from svcnet.api import (
     errors,
     ingresses,
     namespaces,
+    networkpolicies,
     nodes,
     pods,
     policy,
@@ -170,6 +171,9 @@ KINDS: dict[tuple[str, str], Kind] = {
     ("networking.k8s.io/v1", "IngressClass"): Kind(
         "networking.k8s.io/v1", "IngressClass", "ingressclasses", False,
         ingresses.set_defaults_ingress_class, ingresses.validate_ingress_class),
+    ("networking.k8s.io/v1", "NetworkPolicy"): Kind(
+        "networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", True,
+        networkpolicies.set_defaults_network_policy, networkpolicies.validate_network_policy),
     ("networking.k8s.io/v1", "ServiceCIDR"): Kind(
         "networking.k8s.io/v1", "ServiceCIDR", "servicecidrs", False, _as_is,
         servicecidrs.validate_service_cidr),

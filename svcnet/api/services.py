@@ -98,6 +98,7 @@ __all__ = [
     "prepare_for_update",
     "set_defaults_service",
     "uses_node_ports",
+    "validate_legacy_cidr",
     "validate_load_balancer_status",
     "validate_service",
     "validate_service_cluster_ips_related_fields",
@@ -671,7 +672,9 @@ def _validate_legacy_ip(value: str, path: Path, valid_old: Sequence[str]) -> lis
     return [invalid(path, value, msg) for msg in is_valid_ip(value)]
 
 
-def _validate_legacy_cidr(value: str, path: Path, valid_old: Sequence[str]) -> list[FieldError]:
+def validate_legacy_cidr(value: str, path: Path, valid_old: Sequence[str]) -> list[FieldError]:
+    """IsValidCIDRForLegacyField (strict, see :func:`~svcnet.api.names.is_valid_cidr`): values
+    already stored in the old object are grandfathered. Also NetworkPolicies' ipBlocks."""
     if value in valid_old:
         return []
     return [invalid(path, value, msg) for msg in is_valid_cidr(value)]
@@ -1004,7 +1007,7 @@ def validate_service(svc: Mapping[str, Any], *,  # noqa: C901 (mirrors ValidateS
         old_ranges = [v.strip() for v in _strs(ospec, "loadBalancerSourceRanges")]
         for idx, value in enumerate(source_ranges):
             # Historical accident: entries may be space-padded (copied from the annotation).
-            errs.extend(_validate_legacy_cidr(value.strip(), sr_path.index(idx), old_ranges))
+            errs.extend(validate_legacy_cidr(value.strip(), sr_path.index(idx), old_ranges))
     elif ANNOTATION_LOAD_BALANCER_SOURCE_RANGES in annotations:
         ann_path = _META.child("annotations").key(ANNOTATION_LOAD_BALANCER_SOURCE_RANGES)
         if stype != TYPE_LOAD_BALANCER:
@@ -1017,7 +1020,7 @@ def validate_service(svc: Mapping[str, Any], *,  # noqa: C901 (mirrors ValidateS
         val = val.strip()
         if val and old_val != raw:
             for part in val.split(","):
-                errs.extend(_validate_legacy_cidr(part.strip(), ann_path, []))
+                errs.extend(validate_legacy_cidr(part.strip(), ann_path, []))
 
     alloc = spec.get("allocateLoadBalancerNodePorts")
     if alloc is not None and stype != TYPE_LOAD_BALANCER:

@@ -245,6 +245,8 @@ CATALOGUE: tuple[Resource, ...] = (
              short_names=("ing",), subresources=(_status("Ingress"),)),
     Resource("networking.k8s.io", "v1", "IPAddress", "ipaddresses", "ipaddress", False,
              short_names=("ip",)),
+    Resource("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy",
+             True, short_names=("netpol",)),
     Resource("networking.k8s.io", "v1", "ServiceCIDR", "servicecidrs", "servicecidr", False,
              subresources=(_status("ServiceCIDR"),)),
     # -- policy/v1 ----------------------------------------------------------------------------

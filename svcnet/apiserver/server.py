@@ -61,6 +61,7 @@ from svcnet.allocators.ranges import ServiceCIDR
 from svcnet.api import (
     ingresses,
     kubectl_descriptors,
+    networkpolicies,
     protobuf,
     rbac,
     runtimeclasses,
@@ -115,6 +116,7 @@ from svcnet.registry.networking import (
     IngressClassStrategy,
     IngressStrategy,
     IPAddressStrategy,
+    NetworkPolicyStrategy,
     ServiceCIDRStrategy,
 )
 from svcnet.registry.policy import PodDisruptionBudgetStrategy
@@ -513,6 +515,7 @@ class APIServer:
             (runtimeclasses.GROUP, "runtimeclasses"): RuntimeClassStrategy(),
             (ingresses.GROUP, "ingresses"): IngressStrategy(self._ingress_classes),
             (ingresses.GROUP, "ingressclasses"): IngressClassStrategy(),
+            (networkpolicies.GROUP, "networkpolicies"): NetworkPolicyStrategy(),
             (servicecidrs.GROUP, "servicecidrs"): ServiceCIDRStrategy(),
             (servicecidrs.GROUP, "ipaddresses"): IPAddressStrategy(),
             ("policy", "poddisruptionbudgets"): PodDisruptionBudgetStrategy(),

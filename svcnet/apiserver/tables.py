@@ -472,6 +472,17 @@ _PDB_COLUMNS = (
            description="Calculated number of pods that may be disrupted at this time."),
     _AGE,
 )
+_NETWORK_POLICY_COLUMNS = (
+    _NAME,
+    # Upstream describes it with extensions/v1beta1's doc of NetworkPolicySpec.podSelector.
+    Column("Pod-Selector", description=(
+        "Selects the pods to which this NetworkPolicy object applies. The array of ingress "
+        "rules is applied to any pods selected by this field. Multiple network policies can "
+        "select the same set of pods. In this case, the ingress rules for each are combined "
+        "additively. This field is NOT optional and follows standard label selector "
+        "semantics. An empty podSelector matches all pods in this namespace.")),
+    _AGE,
+)
 _SERVICE_CIDR_COLUMNS = (
     _NAME,
     Column("CIDRs", description="CIDRs defines the IP blocks in CIDR notation (e.g. "
@@ -1097,6 +1108,12 @@ def _print_pdb(pdb: Obj, now: datetime) -> list[Cell]:
             allowed if isinstance(allowed, int) else 0, _age(pdb, now)]
 
 
+def _print_network_policy(np: Obj, now: datetime) -> list[Cell]:
+    """printNetworkPolicy: the pod selector as a selector string (``<none>`` matches all)."""
+    return [_name(np), _format_label_selector(_dict(_get(np, "spec", "podSelector"))),
+            _age(np, now)]
+
+
 def _access_modes(modes: Any) -> str:
     """``GetAccessModesAsString``: RWO, ROX, RWX, RWOP in that order, each once."""
     present = set(_list(modes))
@@ -1205,6 +1222,8 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
     ("networking.k8s.io", "Ingress"): _Printer(_INGRESS_COLUMNS, _print_ingress),
     ("networking.k8s.io", "IngressClass"): _Printer(_INGRESS_CLASS_COLUMNS,
                                                     _print_ingress_class),
+    ("networking.k8s.io", "NetworkPolicy"): _Printer(_NETWORK_POLICY_COLUMNS,
+                                                     _print_network_policy),
     ("networking.k8s.io", "ServiceCIDR"): _Printer(_SERVICE_CIDR_COLUMNS, _print_service_cidr),
     ("networking.k8s.io", "IPAddress"): _Printer(_IP_ADDRESS_COLUMNS, _print_ip_address),
     ("policy", "PodDisruptionBudget"): _Printer(_PDB_COLUMNS, _print_pdb),

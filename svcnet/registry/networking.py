@@ -1,6 +1,10 @@
-"""Strategies for networking.k8s.io/v1 Ingresses, IngressClasses, ServiceCIDRs and
-IPAddresses: wiring of :mod:`svcnet.api.ingresses` and :mod:`svcnet.api.servicecidrs` into the
-generic registry.
+"""Strategies for networking.k8s.io/v1 Ingresses, IngressClasses, NetworkPolicies,
+ServiceCIDRs and IPAddresses: wiring of :mod:`svcnet.api.ingresses`,
+:mod:`svcnet.api.networkpolicies` and :mod:`svcnet.api.servicecidrs` into the generic registry.
+
+NetworkPolicies (pkg/registry/networking/networkpolicy/strategy.go) are defaulted (ports' TCP,
+``policyTypes``) on create and update, as decoding defaults them upstream, have a generation
+that spec changes bump, and no status.
 
 ServiceCIDRs (pkg/registry/networking/servicecidr/strategy.go) have a status subresource: a
 create starts with an empty status, a spec write keeps the stored status, a status write keeps
@@ -19,12 +23,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from svcnet.allocators.operation import Operation
-from svcnet.api import ingresses, servicecidrs
+from svcnet.api import ingresses, networkpolicies, servicecidrs
 from svcnet.api.errors import FieldError
 from svcnet.registry.generic import BaseStrategy
 
 __all__ = ["ClassLister", "IPAddressStrategy", "IngressClassStrategy", "IngressStrategy",
-           "ServiceCIDRStrategy"]
+           "NetworkPolicyStrategy", "ServiceCIDRStrategy"]
 
 Obj = dict[str, Any]
 #: Every IngressClass (for the DefaultIngressClass admission).
@@ -82,6 +86,23 @@ class IngressClassStrategy(BaseStrategy):
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         return ingresses.validate_ingress_class_update(new, old)
+
+
+class NetworkPolicyStrategy(BaseStrategy):
+    kind: ClassVar[str] = "NetworkPolicy"
+    resource: ClassVar[str] = "networkpolicies"
+    group: ClassVar[str] = networkpolicies.GROUP
+    api_version: ClassVar[str] = networkpolicies.API_VERSION
+    has_generation: ClassVar[bool] = True
+
+    def default(self, obj: Obj) -> Obj:
+        return networkpolicies.set_defaults_network_policy(obj)
+
+    def validate_create(self, obj: Obj) -> list[FieldError]:
+        return networkpolicies.validate_network_policy(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return networkpolicies.validate_network_policy_update(new, old)
 
 
 class ServiceCIDRStrategy(BaseStrategy):

@@ -255,6 +255,12 @@ _KIND_FIELDS: Final[dict[tuple[str, str], dict[str, FieldMeta]]] = {
         "scheduling.nodeSelector": _ATOMIC_MAP,  # +mapType=atomic
         "scheduling.tolerations": _ATOMIC,  # +listType=atomic
     },
+    ("networking.k8s.io/v1", "NetworkPolicy"): {
+        "spec.podSelector": _LABEL_SELECTOR,
+        "spec.ingress": _ATOMIC,  # +listType=atomic, as are the rules' lists and except
+        "spec.egress": _ATOMIC,
+        "spec.policyTypes": _ATOMIC,
+    },
     ("networking.k8s.io/v1", "ServiceCIDR"): {
         "spec.cidrs": _ATOMIC,  # +listType=atomic
     },

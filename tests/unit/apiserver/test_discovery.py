@@ -46,6 +46,7 @@ KUBECTL_NAMES = [
     ("node.k8s.io", "runtimeclasses", [], []),
     ("networking.k8s.io", "ingresses", ["ing"], []),
     ("networking.k8s.io", "ingressclasses", [], []),
+    ("networking.k8s.io", "networkpolicies", ["netpol"], []),
     ("", "persistentvolumes", ["pv"], []),
     ("", "persistentvolumeclaims", ["pvc"], []),
     ("batch", "jobs", [], ["all"]),

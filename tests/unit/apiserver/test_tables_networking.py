@@ -1,6 +1,6 @@
-"""Tables of Ingresses and IngressClasses: kubectl 1.33's columns and cells (printIngress,
-formatHosts, formatPorts, ingressLoadBalancerStatusStringer, printIngressClass in
-pkg/printers/internalversion)."""
+"""Tables of Ingresses, IngressClasses and NetworkPolicies: kubectl 1.33's columns and cells
+(printIngress, formatHosts, formatPorts, ingressLoadBalancerStatusStringer, printIngressClass,
+printNetworkPolicy in pkg/printers/internalversion)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ def test_columns() -> None:
         ("Name", 0), ("Class", 0), ("Hosts", 0), ("Address", 0), ("Ports", 0), ("Age", 0)]
     assert column_names(V1, "IngressClass") == [
         ("Name", 0), ("Controller", 0), ("Parameters", 0), ("Age", 0)]
+    assert column_names(V1, "NetworkPolicy") == [("Name", 0), ("Pod-Selector", 0), ("Age", 0)]
 
 
 @pytest.mark.parametrize(("spec", "status", "want"), [
@@ -50,3 +51,19 @@ def test_ingress_rows(spec: Obj, status: Obj, want: list[Any]) -> None:
 def test_ingress_class_rows(spec: Obj, parameters: str) -> None:
     obj = {"metadata": meta("nginx", None), "spec": spec}
     assert cells(V1, "IngressClass", obj) == ["nginx", "k8s.io/ingress-nginx", parameters, "5m"]
+
+
+@pytest.mark.parametrize(("spec", "pod_selector"), [
+    # An empty selector (all pods of the namespace), or none at all, prints as <none>.
+    ({"podSelector": {}, "policyTypes": ["Ingress"]}, "<none>"),
+    ({}, "<none>"),
+    ({"podSelector": {"matchLabels": {"role": "db", "app": "shop"}}}, "app=shop,role=db"),
+    ({"podSelector": {"matchLabels": {"app": "shop"}, "matchExpressions": [
+        {"key": "tier", "operator": "In", "values": ["web", "api"]},
+        {"key": "canary", "operator": "DoesNotExist"}]}},
+     "app=shop,!canary,tier in (api,web)"),
+    ({"podSelector": {"matchExpressions": [{"key": "a", "operator": "Is"}]}}, "<error>"),
+])
+def test_network_policy_rows(spec: Obj, pod_selector: str) -> None:
+    obj = {"metadata": meta("deny-all"), "spec": spec}
+    assert cells(V1, "NetworkPolicy", obj) == ["deny-all", pod_selector, "5m"]
