@@ -248,6 +248,9 @@ _AGENT_OPTIONS = [
                  help="The node's resolv.conf: pods with dnsPolicy Default get its settings, "
                       "ClusterFirst pods its search domains (the kubelet's flag); '' for none."),
     click.option("--no-proxy", is_flag=True, help="Do not program the service data plane."),
+    click.option("--no-network-policy", is_flag=True,
+                 help="Do not enforce NetworkPolicies on this node (they are enforced along "
+                      "with the service data plane otherwise)."),
     click.option("--no-traffic-counters", is_flag=True,
                  help="Do not count connections per Service endpoint in the data plane (the "
                       "counts svcnet dashboard and svcnet top services show)."),
@@ -300,7 +303,8 @@ def _run_agent(opts: dict[str, Any], **fields: Any) -> None:
                          resolv_conf=Path(opts["resolv_conf"]) if opts["resolv_conf"] else None,
                          health_port=opts["health_port"], server_port=opts["server_port"],
                          container_runtime_endpoint=opts["container_runtime_endpoint"] or None,
-                         cni_conf_dir=opts["cni_conf_dir"], labels=labels, **fields)
+                         cni_conf_dir=opts["cni_conf_dir"], labels=labels,
+                         network_policy=not opts["no_network_policy"], **fields)
     proxy_factory = None
     if not opts["no_proxy"]:
         from svcnet.node.runner import NodeConfig

@@ -76,6 +76,7 @@ from svcnet.client.rest import (
     RESTClient,
     TransportError,
 )
+from svcnet.netpol.enforcer import PolicyEnforcer
 from svcnet.node.announcer import Announcer
 from svcnet.node.healthcheck import HealthCheckServers, health_checks
 from svcnet.node.names import ClusterNames
@@ -91,6 +92,7 @@ from svcnet.node.runner import NodeConfig, PodRunner
 from svcnet.node.server import DEFAULT_PORT, NodeServer, ServingConfig, listening_socket
 from svcnet.node.tokens import TokenManager
 from svcnet.proxy.changes import ProxySource
+from svcnet.proxy.nft.nft import SubprocessNft
 from svcnet.proxy.runner import BoundedFrequencyRunner
 from svcnet.proxy.service import (
     SERVICE_INDEX,
@@ -151,6 +153,8 @@ class AgentConfig:
     """Least time between two proxy syncs (kube-proxy's minSyncPeriod; bursts coalesce)."""
     proxy_full_sync_period: float = 3600.0
     """Longest time without a full proxy sync (the periodic safety net)."""
+    network_policy: bool = True
+    """Enforce NetworkPolicies on this node (svcnet/netpol/), along with the service proxy."""
     health_port: int = 0
     """Serve /healthz, /livez and /metrics on ``node_ip:<port>`` (kube-proxy's 10256) in the
     node's netns; 0: off."""
@@ -301,6 +305,7 @@ class NodeAgent:
         """What the Node reports as its container runtime (``containerd://1.6.20`` with CRI)."""
         self._proxy_factory = proxy_factory
         self.proxy: ServiceProxy | None = None
+        self.policies: PolicyEnforcer | None = None
         self._wake = asyncio.Event()
         self.objects = ObjectWatcher(self.client, clock=clock, on_change=self._wake.set)
         self.tokens = TokenManager(self.client, clock=clock)
@@ -393,6 +398,12 @@ class NodeAgent:
                 own_node = EventHandler(on_update=self._node_changed)
                 self.nodes.add_handler(own_node)
                 self._tasks.append(asyncio.create_task(self._proxy_loop()))
+                if self.config.network_policy:
+                    self.policies = PolicyEnforcer(
+                        self.client, self.config.node_name,
+                        SubprocessNft(node_config.node_netns),
+                        endpoint_slices=self.slices, clock=self.clock)
+                    self.policies.start()
         if self.config.health_port:
             await self._serve_health(node_config)
         self._tasks.append(asyncio.create_task(self._pod_loop()))
@@ -406,6 +417,8 @@ class NodeAgent:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        if self.policies is not None:
+            await self.policies.stop()
         for inf in (self.pods, self.services, self.slices, self.nodes):
             await inf.stop()
         await self.objects.stop()

@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from ipaddress import IPv4Interface, IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from svcnet.api.errors import go_quote
 from svcnet.api.goduration import go_duration
@@ -121,6 +121,10 @@ from svcnet.util.resolvconf import ResolvConf
 __all__ = ["NodeConfig", "PodEvent", "PodRunner", "SyncResult"]
 
 log = logging.getLogger(__name__)
+
+#: Per-namespace switches that hand bridged IPv4/IPv6 packets to the inet hooks.
+BRIDGE_NETFILTER_SYSCTLS: Final = ("net.bridge.bridge-nf-call-iptables",
+                                   "net.bridge.bridge-nf-call-ip6tables")
 
 Pod = Mapping[str, Any]
 T = TypeVar("T")
@@ -446,6 +450,15 @@ class PodRunner:
         await self.network.set_sysctl(node, "net.ipv4.ip_forward", "1")
         if cidr6 is not None:
             await self.network.set_sysctl(node, "net.ipv6.conf.all.forwarding", "1")
+        # Bridged pod-to-pod packets through the forward hook: Service replies on one node are
+        # un-DNATed, and NetworkPolicies see them (svcnet/netpol/plan.py), as with kube-proxy.
+        for key in BRIDGE_NETFILTER_SYSCTLS:
+            try:
+                await self.network.set_sysctl(node, key, "1")
+            except OSError as e:
+                log.warning("cannot set %s in %s (is br_netfilter loaded?): %s; pods on one "
+                            "node reach each other around Service NAT and NetworkPolicies",
+                            key, node, e)
 
     async def close(self) -> None:
         """Stop probing and watching (closing the probe executor); containers keep running

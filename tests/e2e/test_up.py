@@ -597,6 +597,92 @@ def test_drain_keeps_the_disruption_budget(home: Path) -> None:
     run(["kubectl", "delete", "-f", "-", "--wait=false"], env=env, input=SLEEPERS)
 
 
+def _np_pod(name: str, node: int, labels: dict[str, str], serve: bool = False) -> Any:
+    command = (["python3", "-c", "import http.server as h; h.ThreadingHTTPServer(('', 8080), "
+                "h.BaseHTTPRequestHandler).serve_forever()"] if serve
+               else ["sleep", "3600"])
+    container: dict[str, Any] = {"name": "c", "image": "python", "command": command}
+    if serve:
+        container["ports"] = [{"name": "http", "containerPort": 8080}]
+        container["readinessProbe"] = {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
+            "spec": {"nodeName": f"node-{node}", "runtimeClassName": "process",
+                     "containers": [container]}}
+
+
+def _connects(home: Path, ns: str, pod: str, host: str, port: int) -> bool:
+    """Whether ``pod`` opens a TCP connection to ``host:port`` (a dropped SYN: no)."""
+    code = ("import socket\ns = socket.socket(); s.settimeout(1.5)\n"
+            f"try:\n    s.connect(({host!r}, {port})); print('open')\n"
+            "except OSError as e:\n    print('closed', e)")
+    env = dict(os.environ, SVCNET_HOME=str(home))
+    out = svcnet("exec", pod, "-n", ns, "--kubeconfig", str(home / NAME / "kubeconfig"), "--",
+                 sys.executable, "-c", code, env=env, timeout=60).stdout.strip()
+    return out == "open"
+
+
+def test_network_policies_are_enforced(home: Path) -> None:
+    """Ingress and egress policies, across nodes and on one node, by pod IP and through the
+    Service (the policy sees the endpoint after DNAT), named ports, the DNS allowance; with no
+    policy left the table is gone."""
+    ns = unique_name("np")
+    env = dict(os.environ, KUBECONFIG=str(home / NAME / "kubeconfig"),
+               KUBECACHEDIR=str(home / "kcache"))
+    run(["kubectl", "create", "namespace", ns], env=env)
+    docs = [_np_pod("web", 1, {"app": "web"}, serve=True), _np_pod("friend", 2, {"role": "ok"}),
+            _np_pod("stranger", 1, {"role": "other"}),
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+             "spec": {"selector": {"app": "web"}, "ports": [{"port": 80,
+                                                             "targetPort": "http"}]}}]
+    run(["kubectl", "apply", "-n", ns, "-f", "-"], env=env,
+        input="\n---\n".join(json.dumps(d) for d in docs))
+    wait_for(lambda: all(any(c["type"] == "Ready" and c["status"] == "True" for c in p.get(
+        "status", {}).get("conditions", [])) for p in kubectl(home, "get", "pods", "-n", ns)[
+        "items"]) and len(kubectl(home, "get", "pods", "-n", ns)["items"]) == 3,
+        "the policy test's pods Ready", timeout=60)
+    web_ip = kubectl(home, "get", "pod", "-n", ns, "web")["status"]["podIP"]
+    cluster_ip = kubectl(home, "get", "svc", "-n", ns, "web")["spec"]["clusterIP"]
+    for pod in ("friend", "stranger"):
+        assert _connects(home, ns, pod, web_ip, 8080)
+    allow = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+             "metadata": {"name": "web-from-friends"},
+             "spec": {"podSelector": {"matchLabels": {"app": "web"}},
+                      "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "ok"}}}],
+                                   "ports": [{"port": "http"}]}]}}
+    run(["kubectl", "apply", "-n", ns, "-f", "-"], env=env, input=json.dumps(allow))
+    wait_for(lambda: not _connects(home, ns, "stranger", web_ip, 8080),
+             "the stranger cut off from web (same node)", timeout=20)
+    assert not _connects(home, ns, "stranger", cluster_ip, 80), "nor through the Service"
+    assert _connects(home, ns, "friend", web_ip, 8080), "a friend on another node gets in"
+    assert _connects(home, ns, "friend", cluster_ip, 80), "through the Service too"
+    # Egress: the friend may only resolve names (svcnet's DNS server counts as kube-dns pods).
+    dns_only = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": {"name": "friend-dns-only"},
+                "spec": {"podSelector": {"matchLabels": {"role": "ok"}},
+                         "policyTypes": ["Egress"],
+                         "egress": [{"to": [{"namespaceSelector": {}, "podSelector": {
+                             "matchLabels": {"k8s-app": "kube-dns"}}}],
+                                     "ports": [{"port": 53, "protocol": "UDP"}]}]}}
+    run(["kubectl", "apply", "-n", ns, "-f", "-"], env=env, input=json.dumps(dns_only))
+    wait_for(lambda: not _connects(home, ns, "friend", web_ip, 8080),
+             "the friend's egress cut off", timeout=20)
+    env_home = dict(os.environ, SVCNET_HOME=str(home))
+    resolved = svcnet("exec", "friend", "-n", ns, "--kubeconfig",
+                      str(home / NAME / "kubeconfig"), "--", sys.executable, "-c",
+                      f"import socket; print(socket.gethostbyname('web.{ns}.svc.cluster.local'))",
+                      env=env_home, timeout=60).stdout.strip()
+    assert resolved == cluster_ip
+    run(["kubectl", "delete", "networkpolicy", "-n", ns, "--all"], env=env)
+    wait_for(lambda: _connects(home, ns, "stranger", web_ip, 8080),
+             "everyone back in once the policies are gone", timeout=20)
+    assert _connects(home, ns, "friend", cluster_ip, 80)
+    names = ClusterNames.for_cluster(NAME)
+    for i in (1, 2):
+        tables = run(["ip", "netns", "exec", names.node_netns(i), "nft", "list", "tables"]).stdout
+        assert "svcnet-netpol" not in tables
+    run(["kubectl", "delete", "namespace", ns, "--wait=false"], env=env)
+
+
 def test_down_removes_everything_and_up_after_a_crash_works(home: Path) -> None:
     env = dict(os.environ, SVCNET_HOME=str(home))
     names = ClusterNames.for_cluster(NAME)

@@ -202,7 +202,10 @@ async def test_two_pods_get_network_process_and_readiness(node: Node) -> None:
     assert runner is not None and runtime is not None
     node_ns = node.network.ns(NODE_NETNS)
     assert node_ns.links["svcnet0"].addresses == [IPv4Interface("10.244.1.1/24")]
-    assert node_ns.sysctls == {"net.ipv4.ip_forward": "1"}
+    # Forwarding, and bridged packets through the inet hooks (Service NAT, NetworkPolicies).
+    assert node_ns.sysctls == {"net.ipv4.ip_forward": "1",
+                               "net.bridge.bridge-nf-call-iptables": "1",
+                               "net.bridge.bridge-nf-call-ip6tables": "1"}
 
     web, api = make_pod("web"), make_pod("api")
     result = await runner.sync([web, api])
@@ -232,6 +235,25 @@ async def test_two_pods_get_network_process_and_readiness(node: Node) -> None:
     action, ctx = node.prober.calls[0]
     assert (getattr(action, "port", None), ctx.pod_ip) == (8080, "10.244.1.2")
     assert (await runner.sync([web, api])).plan.empty  # level-triggered: nothing more
+
+
+async def test_a_kernel_without_br_netfilter_is_a_warning_not_a_failure(
+        node: Node, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Without br_netfilter (no /proc/sys/net/bridge) the node still runs pods; the agent says
+    what is lost."""
+    runner = node.runner
+    assert runner is not None
+    real = node.network.set_sysctl
+
+    async def no_bridge(netns: str, key: str, value: str) -> None:
+        if key.startswith("net.bridge."):
+            raise FileNotFoundError(2, "No such file or directory", key)
+        await real(netns, key, value)
+
+    monkeypatch.setattr(node.network, "set_sysctl", no_bridge)
+    await runner.ensure_node_network()
+    assert "is br_netfilter loaded?" in caplog.text
+    assert node.network.ns(NODE_NETNS).sysctls["net.ipv4.ip_forward"] == "1"
 
 
 async def test_crash_loop_back_off(node: Node) -> None:
