@@ -53,6 +53,7 @@ KINDS = {
     "v1/Secret": "V1Secret",
     "v1/ServiceAccount": "V1ServiceAccount",
     "node.k8s.io/v1/RuntimeClass": "V1RuntimeClass",
+    "scheduling.k8s.io/v1/PriorityClass": "V1PriorityClass",
     "networking.k8s.io/v1/Ingress": "V1Ingress",
     "networking.k8s.io/v1/IngressClass": "V1IngressClass",
     "networking.k8s.io/v1/NetworkPolicy": "V1NetworkPolicy",

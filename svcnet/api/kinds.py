@@ -22,6 +22,7 @@ from svcnet.api import (
     nodes,
     pods,
     policy,
+    priorityclasses,
     replicationcontrollers,
     runtimeclasses,
     serviceaccounts,
@@ -165,6 +166,9 @@ KINDS: dict[tuple[str, str], Kind] = {
     ("node.k8s.io/v1", "RuntimeClass"): Kind(
         "node.k8s.io/v1", "RuntimeClass", "runtimeclasses", False, _as_is,
         runtimeclasses.validate_runtime_class),
+    ("scheduling.k8s.io/v1", "PriorityClass"): Kind(
+        "scheduling.k8s.io/v1", "PriorityClass", "priorityclasses", False,
+        priorityclasses.set_defaults_priority_class, priorityclasses.validate_priority_class),
     ("networking.k8s.io/v1", "Ingress"): Kind(
         "networking.k8s.io/v1", "Ingress", "ingresses", True,
         ingresses.prepare_ingress_for_create, ingresses.validate_ingress),

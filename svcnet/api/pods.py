@@ -84,6 +84,7 @@ __all__ = [
     "validate_pod",
     "validate_pod_status_update",
     "validate_pod_update",
+    "validate_preemption_policy",
     "validate_qualified_name",
     "validate_taint_effect",
     "validate_tolerations",
@@ -958,6 +959,16 @@ def validate_taint_effect(effect: str, allow_empty: bool, path: PathLike) -> lis
     return []
 
 
+def validate_preemption_policy(policy: str, path: Path) -> list[FieldError]:
+    """ValidatePreemptionPolicy (a set pointer): ``PreemptLowerPriority`` or ``Never``; an
+    empty one is a Required value. Pods and PriorityClasses share it."""
+    if not policy:
+        return [required(path)]
+    if policy not in PREEMPTION_POLICIES:
+        return [not_supported(path, policy, PREEMPTION_POLICIES)]
+    return []
+
+
 def validate_tolerations(tolerations: Sequence[Any], path: Path) -> list[FieldError]:
     """ValidateTolerations."""
     errs: list[FieldError] = []
@@ -1187,12 +1198,8 @@ def validate_pod_spec(spec: Mapping[str, Any], path: Path,  # noqa: C901 (mirror
         errs.extend(_validate_name(_str(spec, "runtimeClassName"),
                                    path.child("runtimeClassName")))
     if _present(spec, "preemptionPolicy"):
-        policy = _str(spec, "preemptionPolicy")
-        if not policy:
-            errs.append(required(path.child("preemptionPolicy")))
-        elif policy not in PREEMPTION_POLICIES:
-            errs.append(not_supported(path.child("preemptionPolicy"), policy,
-                                      PREEMPTION_POLICIES))
+        errs.extend(validate_preemption_policy(_str(spec, "preemptionPolicy"),
+                                               path.child("preemptionPolicy")))
     if _present(spec, "overhead"):
         errs.extend(validate_overhead(_map(spec, "overhead"), path.child("overhead")))
     return errs

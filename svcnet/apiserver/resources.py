@@ -10,7 +10,8 @@ advertising a subresource we cannot serve makes clients fail later and more conf
 Ordering matters to clients in two places and is preserved by :data:`RESOURCES`:
 
 * group order is the order of ``/apis`` (upstream lists ``apps`` and ``events.k8s.io`` before
-  ``networking.k8s.io``, ``coordination.k8s.io``, ``node.k8s.io`` and ``discovery.k8s.io``);
+  ``networking.k8s.io``, ``scheduling.k8s.io``, ``coordination.k8s.io``, ``node.k8s.io`` and
+  ``discovery.k8s.io``: kube-apiserver's group priorities);
   kubectl resolves an ambiguous short name (``ev`` is both ``events`` and
   ``events.events.k8s.io``) to the first group that has it, and the core group always comes
   first;
@@ -261,6 +262,9 @@ CATALOGUE: tuple[Resource, ...] = (
     Resource("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding",
              True),
     Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", True),
+    # -- scheduling.k8s.io/v1 -----------------------------------------------------------------
+    Resource("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass",
+             False, short_names=("pc",)),
     # -- coordination.k8s.io/v1 ---------------------------------------------------------------
     Resource("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
     # -- node.k8s.io/v1 -----------------------------------------------------------------------

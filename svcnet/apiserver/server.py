@@ -11,7 +11,8 @@ Start-up order matters and is fixed:
    every cluster has: the four system namespaces and ``default/kubernetes`` (10.96.0.1:443)
    with endpoints pointing at every live server (endpointreconciler.py, once this one
    listens), the default RBAC policy and, once per start, the
-   RuntimeClasses of svcnet's runtimes (``process`` and ``runc``) that are missing;
+   RuntimeClasses of svcnet's runtimes (``process`` and ``runc``) and the system
+   PriorityClasses (``system-node-critical``, ``system-cluster-critical``) that are missing;
 4. listen, and only then write ``DATA_DIR/kubeconfig``: its presence means "ready to serve";
 5. run the controllers while this server leads (client/leaderelection.py, on the Lease
    ``kube-system/kube-controller-manager``; a lone server takes the free lease at once), and
@@ -62,6 +63,7 @@ from svcnet.api import (
     ingresses,
     kubectl_descriptors,
     networkpolicies,
+    priorityclasses,
     protobuf,
     rbac,
     runtimeclasses,
@@ -127,6 +129,7 @@ from svcnet.registry.rbac import (
     RoleStrategy,
 )
 from svcnet.registry.repair import repair
+from svcnet.registry.scheduling import PriorityClassRegistry, PriorityClassStrategy
 from svcnet.registry.service_alloc import ServiceAllocators
 from svcnet.registry.servicecidrs import ServiceCIDRController, ensure_default_service_cidr
 from svcnet.registry.services import ServiceStrategy
@@ -375,6 +378,9 @@ class APIServer:
             # until the next start (api/runtimeclasses.py).
             await self._create_missing(f"runtimeclasses.{runtimeclasses.GROUP}",
                                        runtimeclasses.DEFAULT_RUNTIME_CLASSES)
+            # As upstream's scheduling/bootstrap-system-priority-classes start hook.
+            await self._create_missing(f"priorityclasses.{priorityclasses.GROUP}",
+                                       priorityclasses.SYSTEM_PRIORITY_CLASSES)
 
         issuer = TokenIssuer(cfg.data_dir / "pki" / "sa.key")
         join_token = "" if self.is_worker else await ensure_join_token(
@@ -495,7 +501,8 @@ class APIServer:
     def _serve_resources(self) -> list[Served]:
         strategies = {
             ("", "services"): ServiceStrategy(self.allocators, self.lb),
-            ("", "pods"): PodStrategy(self._service_account, self._runtime_class),
+            ("", "pods"): PodStrategy(self._service_account, self._runtime_class,
+                                      self._priority_classes),
             ("", "nodes"): NodeStrategy(),
             ("", "namespaces"): NamespaceStrategy(),
             ("", "endpoints"): EndpointsStrategy(),
@@ -513,6 +520,8 @@ class APIServer:
             ("batch", "jobs"): JobStrategy(),
             ("batch", "cronjobs"): CronJobStrategy(),
             (runtimeclasses.GROUP, "runtimeclasses"): RuntimeClassStrategy(),
+            (priorityclasses.GROUP, "priorityclasses"): PriorityClassStrategy(
+                self._priority_classes),
             (ingresses.GROUP, "ingresses"): IngressStrategy(self._ingress_classes),
             (ingresses.GROUP, "ingressclasses"): IngressClassStrategy(),
             (networkpolicies.GROUP, "networkpolicies"): NetworkPolicyStrategy(),
@@ -534,6 +543,9 @@ class APIServer:
                 continue
             registry = (NamespaceRegistry(self.store, clock=self.clock, admit=admission.admit)
                         if isinstance(strategy, NamespaceStrategy) else
+                        PriorityClassRegistry(self.store, strategy, clock=self.clock,
+                                              admit=admission.admit)
+                        if isinstance(strategy, PriorityClassStrategy) else
                         Registry(self.store, strategy, clock=self.clock, admit=admission.admit))
             self.registries[res.resource if not res.group else
                             f"{res.resource}.{res.group}"] = registry
@@ -553,6 +565,10 @@ class APIServer:
             return await self.registries[f"runtimeclasses.{runtimeclasses.GROUP}"].get("", name)
         except StatusError:
             return None
+
+    async def _priority_classes(self) -> list[dict[str, Any]]:
+        page = await self.registries[f"priorityclasses.{priorityclasses.GROUP}"].list("")
+        return page.items
 
     async def _ingress_classes(self) -> list[dict[str, Any]]:
         page = await self.registries[f"ingressclasses.{ingresses.GROUP}"].list("")

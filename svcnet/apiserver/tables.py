@@ -445,6 +445,19 @@ _RUNTIME_CLASS_COLUMNS = (
     Column("Handler"),
     _AGE,
 )
+#: printPriorityClass (1.32 added PreemptionPolicy, after Age and not wide).
+_PRIORITY_CLASS_COLUMNS = (
+    _NAME,
+    Column("Value", type="integer",
+           description="value represents the integer value of this priority class."),
+    Column("Global-Default", type="boolean",
+           description="globalDefault specifies whether this PriorityClass should be "
+                       "considered as the default priority for pods that do not have any "
+                       "priority class."),
+    _AGE,
+    Column("PreemptionPolicy", description="preemptionPolicy is the Policy for preempting "
+                                           "pods with lower priority."),
+)
 _INGRESS_COLUMNS = (
     _NAME,
     Column("Class", description="The name of the IngressClass resource that should be used "
@@ -1042,6 +1055,11 @@ def _print_runtime_class(rc: Obj, now: datetime) -> list[Cell]:
     return [_name(rc), _str(rc.get("handler")), _age(rc, now)]
 
 
+def _print_priority_class(pc: Obj, now: datetime) -> list[Cell]:
+    return [_name(pc), _int(pc.get("value")), pc.get("globalDefault") is True,
+            _age(pc, now), _str(pc.get("preemptionPolicy"))]
+
+
 def _ingress_hosts(rules: list[Any]) -> str:
     """``formatHosts``: the first three rules' hosts, ``+ N more...``, or ``*``."""
     limit, more = 3, False
@@ -1219,6 +1237,8 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
     ("events.k8s.io", "Event"): _Printer(_EVENT_COLUMNS, _print_events_k8s_io_event),
     ("coordination.k8s.io", "Lease"): _Printer(_LEASE_COLUMNS, _print_lease),
     ("node.k8s.io", "RuntimeClass"): _Printer(_RUNTIME_CLASS_COLUMNS, _print_runtime_class),
+    ("scheduling.k8s.io", "PriorityClass"): _Printer(_PRIORITY_CLASS_COLUMNS,
+                                                     _print_priority_class),
     ("networking.k8s.io", "Ingress"): _Printer(_INGRESS_COLUMNS, _print_ingress),
     ("networking.k8s.io", "IngressClass"): _Printer(_INGRESS_CLASS_COLUMNS,
                                                     _print_ingress_class),

@@ -17,8 +17,10 @@ from svcnet.api.errors import FieldError, Path
 from svcnet.api.meta import validate_object_meta, validate_object_meta_update
 from svcnet.api.names import name_is_dns_subdomain
 from svcnet.api.podaccount import admit_pod_service_account
+from svcnet.api.podpriority import admit_pod_priority, keep_pod_priority
 from svcnet.api.podruntimeclass import admit_pod_runtime_class
 from svcnet.registry.generic import BaseStrategy
+from svcnet.registry.scheduling import PriorityClassLister
 from svcnet.util import offload
 
 #: A ServiceAccount by namespace and name, or None when there is none.
@@ -36,31 +38,43 @@ class PodStrategy(BaseStrategy):
     has_generation: ClassVar[bool] = True
 
     def __init__(self, service_account: AccountLookup | None = None,
-                 runtime_class: RuntimeClassLookup | None = None) -> None:
+                 runtime_class: RuntimeClassLookup | None = None,
+                 priority_classes: PriorityClassLister | None = None) -> None:
         #: How the ServiceAccount admission finds a pod's account (None: no admission).
         self._service_account = service_account
         #: How the RuntimeClass admission finds a pod's class (None: no admission).
         self._runtime_class = runtime_class
+        #: How the Priority admission lists PriorityClasses (None: no admission).
+        self._priority_classes = priority_classes
 
     def default(self, obj: Obj) -> Obj:
         return pods.set_defaults_pod(obj)
 
     async def begin_create(self, op: Operation, obj: Obj) -> Obj:
-        """The ServiceAccount and RuntimeClass admissions (mutating, so before validation),
-        in kube-apiserver's plugin order."""
+        """The ServiceAccount, Priority and RuntimeClass admissions (mutating, so before
+        validation), in kube-apiserver's plugin order."""
         meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+        # Admission names the pod as its request did (upstream admits before generateName).
+        requested = meta.get("name") if op.requested_name is None else op.requested_name
+        pod_name = str(requested or meta.get("generateName") or "Unknown")
         if self._service_account is not None:
             name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
             account = await self._service_account(str(meta.get("namespace") or ""), str(name))
             obj = await offload.run(admit_pod_service_account, obj, account)
+        if self._priority_classes is not None:
+            obj = await offload.run(admit_pod_priority, obj, await self._priority_classes(),
+                                    pod_name)
         if self._runtime_class is not None:
             class_name = spec.get("runtimeClassName")
             found = None if class_name is None else await self._runtime_class(str(class_name))
-            # Admission names the pod as its request did (upstream admits before generateName).
-            requested = meta.get("name") if op.requested_name is None else op.requested_name
-            obj = admit_pod_runtime_class(
-                obj, found, str(requested or meta.get("generateName") or "Unknown"))
+            obj = admit_pod_runtime_class(obj, found, pod_name)
         return obj
+
+    async def begin_update(self, op: Operation, new: Obj, old: Obj) -> Obj:
+        """The Priority admission of an update: a pod keeps its priority."""
+        if self._priority_classes is None:
+            return new
+        return keep_pod_priority(new, old)
 
     def prepare_for_create(self, obj: Obj) -> Obj:
         return pods.prepare_pod_for_create(obj)

@@ -44,6 +44,7 @@ KUBECTL_NAMES = [
     ("discovery.k8s.io", "endpointslices", [], []),
     ("coordination.k8s.io", "leases", [], []),
     ("node.k8s.io", "runtimeclasses", [], []),
+    ("scheduling.k8s.io", "priorityclasses", ["pc"], []),
     ("networking.k8s.io", "ingresses", ["ing"], []),
     ("networking.k8s.io", "ingressclasses", [], []),
     ("networking.k8s.io", "networkpolicies", ["netpol"], []),
@@ -118,8 +119,8 @@ def test_catalogue_is_consistent() -> None:
     assert resources.group_versions() == [
         ("", "v1"), ("apps", "v1"), ("events.k8s.io", "v1"), ("authentication.k8s.io", "v1"),
         ("authorization.k8s.io", "v1"), ("batch", "v1"), ("networking.k8s.io", "v1"),
-        ("policy", "v1"), ("rbac.authorization.k8s.io", "v1"), ("coordination.k8s.io", "v1"),
-        ("node.k8s.io", "v1"), ("discovery.k8s.io", "v1")]
+        ("policy", "v1"), ("rbac.authorization.k8s.io", "v1"), ("scheduling.k8s.io", "v1"),
+        ("coordination.k8s.io", "v1"), ("node.k8s.io", "v1"), ("discovery.k8s.io", "v1")]
     for group, version in resources.group_versions():
         names = [r.resource for r in resources.resources_in(group, version)]
         assert names == sorted(names), "upstream lists resources by name"
@@ -167,8 +168,8 @@ def test_api_group_list() -> None:
     assert doc["apiVersion"] == "v1"
     assert [g["name"] for g in doc["groups"]] == [
         "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "batch",
-        "networking.k8s.io", "policy", "rbac.authorization.k8s.io", "coordination.k8s.io", "node.k8s.io",
-        "discovery.k8s.io"]
+        "networking.k8s.io", "policy", "rbac.authorization.k8s.io", "scheduling.k8s.io",
+        "coordination.k8s.io", "node.k8s.io", "discovery.k8s.io"]
     slices = doc["groups"][-1]
     assert slices == {"name": "discovery.k8s.io",
                       "versions": [{"groupVersion": "discovery.k8s.io/v1", "version": "v1"}],
@@ -291,8 +292,8 @@ def test_aggregated_apis_lists_named_groups_in_order() -> None:
     doc = discovery.aggregated_discovery("apis")
     assert [i["metadata"]["name"] for i in doc["items"]] == [
         "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "batch",
-        "networking.k8s.io", "policy", "rbac.authorization.k8s.io", "coordination.k8s.io", "node.k8s.io",
-        "discovery.k8s.io"]
+        "networking.k8s.io", "policy", "rbac.authorization.k8s.io", "scheduling.k8s.io",
+        "coordination.k8s.io", "node.k8s.io", "discovery.k8s.io"]
 
 
 @pytest.mark.parametrize(("group", "res", "short", "cats"), KUBECTL_NAMES,

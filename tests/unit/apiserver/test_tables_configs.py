@@ -1,6 +1,6 @@
-"""Tables of ConfigMaps, Secrets, ServiceAccounts and RuntimeClasses: kubectl 1.33's columns
-and cells (printConfigMap, printSecret, printServiceAccount, printRuntimeClass in
-pkg/printers/internalversion)."""
+"""Tables of ConfigMaps, Secrets, ServiceAccounts, RuntimeClasses and PriorityClasses: kubectl
+1.33's columns and cells (printConfigMap, printSecret, printServiceAccount, printRuntimeClass,
+printPriorityClass in pkg/printers/internalversion)."""
 
 from __future__ import annotations
 
@@ -44,3 +44,17 @@ def test_runtime_class_columns_and_rows() -> None:
     assert cells("node.k8s.io/v1", "RuntimeClass",
                  {"metadata": meta("runc"), "handler": "runc"}) == ["runc", "runc", "5m"]
     assert cells("node.k8s.io/v1", "RuntimeClass", {"metadata": meta("x")}) == ["x", "", "5m"]
+
+
+def test_priority_class_columns_and_rows() -> None:
+    """printPriorityClass (scheduling.k8s.io/v1): NAME VALUE GLOBAL-DEFAULT AGE
+    PREEMPTIONPOLICY, none of them wide; an integer and a boolean cell."""
+    assert column_names("scheduling.k8s.io/v1", "PriorityClass") == [
+        ("Name", 0), ("Value", 0), ("Global-Default", 0), ("Age", 0), ("PreemptionPolicy", 0)]
+    assert cells("scheduling.k8s.io/v1", "PriorityClass",
+                 {"metadata": meta("system-node-critical"), "value": 2000001000,
+                  "preemptionPolicy": "PreemptLowerPriority"}) == [
+        "system-node-critical", 2000001000, False, "5m", "PreemptLowerPriority"]
+    assert cells("scheduling.k8s.io/v1", "PriorityClass",
+                 {"metadata": meta("d"), "value": 5, "globalDefault": True}) == [
+        "d", 5, True, "5m", ""]
