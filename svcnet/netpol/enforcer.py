@@ -46,7 +46,8 @@ class PolicyEnforcer:
         self.namespaces = Informer(client, NAMESPACES, clock=clock, name="namespaces")
         self.slices = endpoint_slices
         self.runner = BoundedFrequencyRunner(self._sync, min_interval=0.05,
-                                             max_interval=full_sync_interval, clock=clock)
+                                             max_interval=full_sync_interval, clock=clock,
+                                             name="network policy")
         self.applied: str | None = None
         self.syncs = 0
         poke = EventHandler(on_add=lambda _o: self.runner.request(),

@@ -30,10 +30,12 @@ SyncFn = Callable[[bool], Awaitable[None]]
 class BoundedFrequencyRunner:
     def __init__(self, fn: SyncFn, *, min_interval: float = 0.05,
                  max_interval: float = 3600.0, retry_interval: float = 1.0,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, name: str = "proxy") -> None:
         if not 0 <= min_interval <= max_interval:
             raise ValueError("need 0 <= min_interval <= max_interval")
         self.fn = fn
+        #: What the syncs are of, for the log (``proxy``, ``network policy``).
+        self.name = name
         self.min_interval = min_interval
         self.max_interval = max_interval
         self.retry_interval = retry_interval
@@ -86,8 +88,8 @@ class BoundedFrequencyRunner:
                 raise
             except Exception:
                 self.failures += 1
-                log.exception("proxy sync failed; retrying in %.1fs with a full sync",
-                              self.retry_interval)
+                log.exception("%s sync failed; retrying in %.1fs with a full sync",
+                              self.name, self.retry_interval)
                 retry_at = self.clock.monotonic() + self.retry_interval
                 full = True
                 continue
