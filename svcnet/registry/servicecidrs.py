@@ -47,6 +47,7 @@ from svcnet.api.servicecidrs import (
 )
 from svcnet.registry.generic import Registry
 from svcnet.registry.service_alloc import ServiceAllocators
+from svcnet.util.aio import wait_event
 from svcnet.util.clock import Clock, parse_time, rfc3339
 
 log = logging.getLogger(__name__)
@@ -283,8 +284,9 @@ class ServiceCIDRController:
                 except Exception:
                     log.exception("ServiceCIDR reconcile failed; retrying")
                     timeout = 1.0
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                # Not asyncio.wait_for: in 3.11 it can take a cancellation for the timeout
+                # (svcnet/util/aio.py), and then the server's SIGTERM never ends this loop.
+                await wait_event(self._wake, timeout)
         finally:
             for t in watchers:
                 t.cancel()

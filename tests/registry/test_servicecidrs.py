@@ -3,6 +3,7 @@ the in-memory store (the Service registry, the IPAddress and ServiceCIDR registr
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -224,3 +225,16 @@ async def test_default_service_cidr_other_changes_left_alone(flags: list[str]) -
     await ensure_default_service_cidr(cidrs, ["10.96.0.0/29"])
     await ensure_default_service_cidr(cidrs, flags)
     assert (await cidrs.get("", "kubernetes"))["spec"]["cidrs"] == ["10.96.0.0/29"]
+
+
+async def test_run_ends_when_cancelled_as_it_is_woken(env: Env) -> None:
+    """A cancellation that arrives together with a wake-up ends the loop. With
+    ``asyncio.wait_for`` (Python 3.11) the wake-up won and the loop went on, so a server's
+    SIGTERM waited for it forever."""
+    task = asyncio.create_task(env.controller.run())
+    for _ in range(20):  # into its wait for a wake-up
+        await asyncio.sleep(0)
+    env.controller._wake.set()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5)
+    assert task in done and task.cancelled()
