@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any, Final
 
 from svcnet.api.access import labels_of, name_of
@@ -83,13 +84,18 @@ class PolicyEnforcer:
         for informer in (self.namespaces, self.pods, self.policies):
             await informer.stop()
 
-    def plan(self) -> str:
+    def plan(self) -> Callable[[], str]:
+        """The plan of the caches as they are now: a snapshot taken on the event loop (the
+        informers replace objects, never change them), planned by the returned function,
+        which may run in another thread (a second or so at 10k pods)."""
         namespaces = {name_of(ns): dict(labels_of(ns)) for ns in self.namespaces.list()}
-        return plan_table(self.policies.list(), self.pods.list(), namespaces, self.node_name,
-                          extra_peers=dns_peers(self.slices.list()))
+        policies, pods = self.policies.list(), self.pods.list()
+        peers = dns_peers(self.slices.list())
+        return lambda: plan_table(policies, pods, namespaces, self.node_name,
+                                  extra_peers=peers)
 
     async def _sync(self, full: bool) -> None:
-        script = self.plan()
+        script = await asyncio.to_thread(self.plan())
         if script == self.applied and not full:
             return
         await asyncio.to_thread(self.nft.apply, script)

@@ -42,23 +42,27 @@ passes:
 
 The table (``inet svcnet-netpol``) holds a base chain on ``forward`` that sends a local
 isolated pod's packets, by source address for egress and destination address for ingress, to
-that pod's own chain (``egress-<hash>``/``ingress-<hash>``, the hash of ``namespace/name``):
-allowed traffic ``return``s to the base chain (so egress and then ingress are both checked),
-the rest is counted and dropped. The whole table is planned here from the cluster's state and
-replaced in one transaction (``table``; ``delete table``; the new table): a node without any
-isolated pod has no table at all.
+the chain of its policies (``egress-<hash>``/``ingress-<hash>``, the hash of the chain's
+rules: pods with the same policies and ports share one): allowed traffic ``return``s to the
+base chain (so egress and then ingress are both checked), the rest is counted and dropped.
+Peer addresses are named sets (``peers4-<hash>``; ``ports4-<hash>`` for address . protocol .
+port triples), one per distinct content; each rule's peers and address tests are worked out
+once per plan, so the plan grows with the pods and the policies, not their product. The whole
+table is planned here from the cluster's state and replaced in one transaction (``table``;
+``delete table``; the new table): a node without any isolated pod has no table at all.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from svcnet.api.access import labels_of, list_of, map_of, name_of, namespace_of, str_of
-from svcnet.api.labels import SelectorError, selector_from_label_selector
+from svcnet.api.labels import Selector, SelectorError, selector_from_label_selector
 
 __all__ = ["DNS_LABELS", "FAMILY", "TABLE", "PodInfo", "dns_peers", "plan_table", "pod_info"]
 
@@ -137,15 +141,6 @@ def dns_peers(endpoint_slices: Iterable[ObjMap]) -> list[PodInfo]:
 # -- selection -------------------------------------------------------------------------------
 
 
-def _selects(raw: object, labels: Mapping[str, str]) -> bool:
-    """A label selector of a (validated) policy; one that does not parse selects nothing."""
-    try:
-        selector = selector_from_label_selector(raw if isinstance(raw, Mapping) else None)
-    except SelectorError:
-        return False
-    return selector.matches(labels)
-
-
 def _policy_types(policy: ObjMap) -> set[str]:
     spec = map_of(policy, "spec")
     types = {str(t) for t in list_of(spec, "policyTypes")}
@@ -164,37 +159,7 @@ class _Peers:
     blocks: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
 
 
-def _peers(policy: ObjMap, raw_peers: Sequence[Any], pods: Sequence[PodInfo],
-           namespaces: Mapping[str, Mapping[str, str]]) -> _Peers:
-    if not raw_peers:
-        return _Peers(any=True)
-    out = _Peers()
-    seen: set[str] = set()
-    own_ns = namespace_of(policy)
-    for raw in raw_peers:
-        peer: ObjMap = raw if isinstance(raw, Mapping) else {}
-        block = peer.get("ipBlock")
-        if isinstance(block, Mapping):
-            out.blocks.append((str_of(block, "cidr"),
-                               tuple(str(c) for c in list_of(block, "except"))))
-            continue
-        pod_sel, ns_sel = peer.get("podSelector"), peer.get("namespaceSelector")
-        for pod in pods:
-            if ns_sel is None:
-                if pod.namespace != own_ns:
-                    continue
-            elif not _selects(ns_sel, {**namespaces.get(pod.namespace, {}),
-                                       _NAME_LABEL: pod.namespace}):
-                continue
-            if pod_sel is not None and not _selects(pod_sel, pod.labels):
-                continue
-            if pod.key not in seen:
-                seen.add(pod.key)
-                out.pods.append(pod)
-    return out
-
-
-# -- rendering -------------------------------------------------------------------------------
+# -- rendering helpers -------------------------------------------------------------------------
 
 
 def _family(address: str) -> str:
@@ -215,22 +180,8 @@ def _sort_key(value: str) -> tuple[int, Any, str]:
         return 0, 0, value
 
 
-def _address_matches(peers: _Peers, field_: str) -> list[str]:
-    """The address tests of a rule (``[""]``: any address); empty when nothing matches."""
-    if peers.any:
-        return [""]
-    out = []
-    for family in ("ip", "ip6"):
-        addresses = [ip for pod in peers.pods for ip in pod.ips if _family(ip) == family]
-        if addresses:
-            out.append(f"{family} {field_} {_set(addresses)}")
-    for cidr, excepts in peers.blocks:
-        family = _family(cidr)
-        test = f"{family} {field_} {cidr}"
-        if excepts:
-            test += f" {family} {field_} != {_set(excepts)}"
-        out.append(test)
-    return out
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
 
 
 def _numbered(port: ObjMap) -> str | None:
@@ -272,54 +223,166 @@ def _port_matches(ports: Sequence[Any], receiver: PodInfo | None) -> list[str] |
     return out
 
 
-def _named_egress(ports: Sequence[Any], peers: _Peers, pods: Sequence[PodInfo]) -> list[str]:
-    """Egress to named ports: (address . protocol . port) of each peer pod that has one."""
-    candidates = pods if peers.any else peers.pods
-    triples: dict[str, list[str]] = {"ip": [], "ip6": []}
-    for raw in ports:
-        port: ObjMap = raw if isinstance(raw, Mapping) else {}
-        name = port.get("port")
-        if not isinstance(name, str):
-            continue
-        protocol = str(port.get("protocol") or "TCP")
-        l4 = _PROTOCOLS.get(protocol)
-        for pod in candidates:
-            for pname, proto, number in pod.ports:
-                if pname == name and proto == protocol and l4 is not None:
+_SET_TYPES: Final = {("ip", False): "ipv4_addr", ("ip6", False): "ipv6_addr",
+                     ("ip", True): "ipv4_addr . inet_proto . inet_service",
+                     ("ip6", True): "ipv6_addr . inet_proto . inet_service"}
+
+
+class _Planner:
+    """One plan: the cluster's state, and what is worked out once and shared by every pod's
+    chains (parsed selectors, each rule's peers, named sets of peer addresses)."""
+
+    def __init__(self, peers: Sequence[PodInfo],
+                 namespaces: Mapping[str, Mapping[str, str]]) -> None:
+        self.peers = peers
+        self.namespaces = namespaces
+        self._selectors: dict[str, Selector | None] = {}
+        self._rule_peers: dict[tuple[str, str, int, bool], _Peers] = {}
+        self._rule_parts: dict[tuple[str, str, int, bool], _RuleParts] = {}
+        #: name → (type, elements): sets of several addresses, one per distinct content.
+        self.sets: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+    def selects(self, raw: object, labels: Mapping[str, str]) -> bool:
+        """A label selector of a (validated) policy; one that does not parse, or is missing,
+        selects nothing. Parsed once per distinct selector."""
+        key = json.dumps(raw, sort_keys=True)
+        if key not in self._selectors:
+            try:
+                self._selectors[key] = selector_from_label_selector(
+                    raw if isinstance(raw, Mapping) else None)
+            except SelectorError:
+                self._selectors[key] = None
+        selector = self._selectors[key]
+        return selector is not None and selector.matches(labels)
+
+    def rule_peers(self, policy: ObjMap, direction: str, index: int,
+                   raw_peers: Sequence[Any]) -> _Peers:
+        """Whom rule ``index`` of ``policy`` matches, worked out once per plan."""
+        key = (namespace_of(policy), name_of(policy), index, direction == "egress")
+        if key not in self._rule_peers:
+            self._rule_peers[key] = self._peers(namespace_of(policy), raw_peers)
+        return self._rule_peers[key]
+
+    def _peers(self, own_ns: str, raw_peers: Sequence[Any]) -> _Peers:
+        if not raw_peers:
+            return _Peers(any=True)
+        out = _Peers()
+        seen: set[str] = set()
+        for raw in raw_peers:
+            peer: ObjMap = raw if isinstance(raw, Mapping) else {}
+            block = peer.get("ipBlock")
+            if isinstance(block, Mapping):
+                out.blocks.append((str_of(block, "cidr"),
+                                   tuple(str(c) for c in list_of(block, "except"))))
+                continue
+            pod_sel, ns_sel = peer.get("podSelector"), peer.get("namespaceSelector")
+            for pod in self.peers:
+                if ns_sel is None:
+                    if pod.namespace != own_ns:
+                        continue
+                elif not self.selects(ns_sel, {**self.namespaces.get(pod.namespace, {}),
+                                               _NAME_LABEL: pod.namespace}):
+                    continue
+                if pod_sel is not None and not self.selects(pod_sel, pod.labels):
+                    continue
+                if pod.key not in seen:
+                    seen.add(pod.key)
+                    out.pods.append(pod)
+        return out
+
+    def _ref(self, family: str, values: Iterable[str], *, triples: bool = False) -> str:
+        """One address (or triple) as itself, several as a named set shared by every rule
+        that names the same ones."""
+        ordered = sorted(set(values), key=_sort_key)
+        if len(ordered) == 1:
+            return ordered[0] if not triples else "{ " + ordered[0] + " }"
+        name = f"{'peers' if not triples else 'ports'}{'6' if family == 'ip6' else '4'}-" \
+               f"{_digest(*ordered)}"
+        self.sets[name] = (_SET_TYPES[family, triples], tuple(ordered))
+        return f"@{name}"
+
+    def address_matches(self, peers: _Peers, field_: str) -> list[str]:
+        """The address tests of a rule (``[""]``: any address); empty when nothing matches."""
+        if peers.any:
+            return [""]
+        out = []
+        for family in ("ip", "ip6"):
+            addresses = [ip for pod in peers.pods for ip in pod.ips if _family(ip) == family]
+            if addresses:
+                out.append(f"{family} {field_} {self._ref(family, addresses)}")
+        for cidr, excepts in peers.blocks:
+            family = _family(cidr)
+            test = f"{family} {field_} {cidr}"
+            if excepts:
+                test += f" {family} {field_} != {_set(excepts)}"
+            out.append(test)
+        return out
+
+    def named_egress(self, ports: Sequence[Any], peers: _Peers) -> list[str]:
+        """Egress to named ports: (address . protocol . port) of each peer pod that has one."""
+        candidates = self.peers if peers.any else peers.pods
+        triples: dict[str, list[str]] = {"ip": [], "ip6": []}
+        for raw in ports:
+            port: ObjMap = raw if isinstance(raw, Mapping) else {}
+            name, protocol = port.get("port"), str(port.get("protocol") or "TCP")
+            l4 = _PROTOCOLS.get(protocol)
+            if not isinstance(name, str) or l4 is None:
+                continue
+            for pod in candidates:
+                for pname, proto, number in pod.ports:
+                    if pname != name or proto != protocol:
+                        continue
                     for ip in pod.ips:
                         triples[_family(ip)].append(f"{ip} . {l4} . {number}")
-    return [f"{family} daddr . meta l4proto . th dport {{ {', '.join(sorted(set(items)))} }}"
-            for family, items in triples.items() if items]
+        return [f"{family} daddr . meta l4proto . th dport "
+                f"{self._ref(family, items, triples=True)}"
+                for family, items in triples.items() if items]
 
+    def rule_lines(self, direction: str, index: int, rule: ObjMap, policy: ObjMap,
+                   pod: PodInfo) -> list[str]:
+        """The ``return`` rules of one ingress or egress rule, for ``pod``'s chain. All but an
+        ingress rule's named ports are the same for every pod: worked out once per plan."""
+        key = (namespace_of(policy), name_of(policy), index, direction == "egress")
+        parts = self._rule_parts.get(key)
+        if parts is None:
+            parts = self._rule_parts[key] = self._parts(direction, rule, self.rule_peers(
+                policy, direction, index,
+                list_of(rule, "from" if direction == "ingress" else "to")))
+        port_tests = (_port_matches(list_of(rule, "ports"), pod) if parts.per_pod
+                      else parts.ports)
+        if port_tests is None:
+            return list(parts.fixed)
+        return [*parts.fixed, *(" ".join(t for t in (address, port_test, "return") if t)
+                                for address in parts.addresses for port_test in port_tests)]
 
-def _rule_lines(direction: str, rule: ObjMap, policy: ObjMap, pod: PodInfo,
-                pods: Sequence[PodInfo],
-                namespaces: Mapping[str, Mapping[str, str]]) -> list[str]:
-    """The ``return`` rules of one ingress or egress rule, for ``pod``'s chain."""
-    peers = _peers(policy, list_of(rule, "from" if direction == "ingress" else "to"),
-                   pods, namespaces)
-    ports = list_of(rule, "ports")
-    field_ = "saddr" if direction == "ingress" else "daddr"
-    lines: list[str] = []
-    if direction == "egress":
+    def _parts(self, direction: str, rule: ObjMap, peers: _Peers) -> _RuleParts:
+        """A rule's pod-independent parts (see :class:`_RuleParts`)."""
+        ports = list_of(rule, "ports")
+        field_ = "saddr" if direction == "ingress" else "daddr"
+        addresses = self.address_matches(peers, field_)
         named = [p for p in ports if isinstance(p, Mapping) and isinstance(p.get("port"), str)]
+        if direction == "ingress":
+            return _RuleParts([], addresses, None if named else _port_matches(ports, None),
+                              per_pod=bool(named))
         numeric = [p for p in ports if p not in named]
-        lines.extend(f"{test} return" for test in _named_egress(named, peers, pods))
+        fixed = [f"{test} return" for test in self.named_egress(named, peers)]
         if named and not numeric:
-            return lines
-        ports = numeric
-    port_tests = _port_matches(ports, pod if direction == "ingress" else None)
-    if port_tests is None:
-        return lines
-    for address in _address_matches(peers, field_):
-        for port_test in port_tests:
-            lines.append(" ".join(t for t in (address, port_test, "return") if t))
-    return lines
+            return _RuleParts(fixed, addresses, None)
+        return _RuleParts(fixed, addresses, _port_matches(numeric, None))
 
 
-def _chain_name(direction: str, pod: PodInfo) -> str:
-    digest = hashlib.sha256(pod.key.encode()).hexdigest()[:12]
-    return f"{direction}-{digest}"
+@dataclass(frozen=True, slots=True)
+class _RuleParts:
+    """What one rule contributes to every chain that has it, worked out once per plan."""
+
+    #: Finished lines (egress to named ports: address, protocol and port together).
+    fixed: list[str]
+    #: The address tests the port tests combine with (``[""]``: any address).
+    addresses: list[str]
+    #: The port tests (None: no more lines), unless ``per_pod``.
+    ports: list[str] | None
+    #: An ingress rule naming ports: they resolve on each pod receiving.
+    per_pod: bool = False
 
 
 def _vmap(family: str, field_: str, entries: Mapping[str, str]) -> str:
@@ -334,38 +397,52 @@ def plan_table(policies: Iterable[ObjMap], pods: Iterable[ObjMap],
     """The ``nft -f`` script that makes ``node``'s table what the policies ask: the table
     replaced whole in one transaction, or removed when no pod of the node is isolated.
     ``namespaces`` maps each namespace to its labels; ``extra_peers`` are peers that are not
-    pods (svcnet's DNS server, :func:`dns_peers`)."""
+    pods (svcnet's DNS server, :func:`dns_peers`).
+
+    Pods whose chains would be the same (same policies, same resolved ports) share one chain,
+    named by its content; peer addresses go in named sets, one per distinct content, so the
+    script grows with the pods and policies, not with their product."""
     infos = [i for i in (pod_info(p) for p in pods) if i is not None]
-    peers = [*infos, *extra_peers]
-    ordered = sorted(policies, key=lambda p: (namespace_of(p), name_of(p)))
-    chains: list[str] = []
+    planner = _Planner([*infos, *extra_peers], namespaces)
+    by_namespace: dict[str, list[ObjMap]] = {}
+    for policy in sorted(policies, key=lambda p: (namespace_of(p), name_of(p))):
+        by_namespace.setdefault(namespace_of(policy), []).append(policy)
+    chains: dict[str, list[str]] = {}
     dispatch: dict[tuple[str, str], dict[str, str]] = {}
     for pod in sorted((i for i in infos if i.node == node), key=lambda i: i.key):
         for direction, type_name, field_ in (("egress", "Egress", "saddr"),
                                              ("ingress", "Ingress", "daddr")):
-            selecting = [p for p in ordered if namespace_of(p) == pod.namespace
-                         and type_name in _policy_types(p)
-                         and _selects(map_of(p, "spec").get("podSelector", {}), pod.labels)]
+            selecting = [p for p in by_namespace.get(pod.namespace, ())
+                         if type_name in _policy_types(p)
+                         and planner.selects(map_of(p, "spec").get("podSelector", {}),
+                                             pod.labels)]
             if not selecting:
                 continue
-            name = _chain_name(direction, pod)
-            body = [f"\t\t{line}" for policy in selecting
-                    for rule in list_of(map_of(policy, "spec"), direction)
+            body = [line for policy in selecting
+                    for index, rule in enumerate(list_of(map_of(policy, "spec"), direction))
                     if isinstance(rule, Mapping)
-                    for line in _rule_lines(direction, rule, policy, pod, peers, namespaces)]
-            body.append(f'\t\tcounter drop comment "{pod.key}"')
-            chains.append(f"\tchain {name} {{\n" + "\n".join(body) + "\n\t}")
+                    for line in planner.rule_lines(direction, index, rule, policy, pod)]
+            names = " ".join(f"{namespace_of(p)}/{name_of(p)}" for p in selecting)
+            body.append(f'counter drop comment "{names}"')
+            name = f"{direction}-{_digest(*body)}"
+            chains[name] = body
             for ip in pod.ips:
                 dispatch.setdefault((_family(ip), field_), {})[ip] = name
     header = f"table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n"
     if not chains:
         return header
-    base = ["\tchain forward {",
-            "\t\ttype filter hook forward priority filter; policy accept;",
-            "\t\tct state established,related accept"]
+    lines = [f"table {FAMILY} {TABLE} {{"]
+    for name in sorted(planner.sets):
+        kind, elements = planner.sets[name]
+        lines += [f"\tset {name} {{", f"\t\ttype {kind}",
+                  f"\t\telements = {{ {', '.join(elements)} }}", "\t}"]
+    lines += ["\tchain forward {",
+              "\t\ttype filter hook forward priority filter; policy accept;",
+              "\t\tct state established,related accept"]
     for key in (("ip", "saddr"), ("ip6", "saddr"), ("ip", "daddr"), ("ip6", "daddr")):
         if key in dispatch:
-            base.append(_vmap(key[0], key[1], dispatch[key]))
-    base.append("\t}")
-    return header + f"table {FAMILY} {TABLE} {{\n" + "\n".join(base) + "\n" + \
-        "\n".join(chains) + "\n}\n"
+            lines.append(_vmap(key[0], key[1], dispatch[key]))
+    lines.append("\t}")
+    for name in sorted(chains):
+        lines += [f"\tchain {name} {{", *(f"\t\t{line}" for line in chains[name]), "\t}"]
+    return header + "\n".join(lines) + "\n}\n"

@@ -13,7 +13,16 @@ import pytest
 from svcnet.netpol.plan import dns_peers, plan_table
 from svcnet.proxy.nft.nft import SubprocessNft
 from tests.conftest import require_binary, require_root
-from tests.unit.netpol.test_plan import DB, DNS_SLICE, FRIEND, NAMESPACES, NODE, WEB, policy
+from tests.unit.netpol.test_plan import (
+    DB,
+    DNS_SLICE,
+    FRIEND,
+    NAMESPACES,
+    NODE,
+    WEB,
+    pod,
+    policy,
+)
 from tests.waiting import run
 
 pytestmark = pytest.mark.root
@@ -52,18 +61,23 @@ EVERYTHING = [
 
 def test_every_shape_loads_and_replaces_the_table(netns: str) -> None:
     nft = SubprocessNft(netns)
-    script = plan_table(EVERYTHING, [WEB, FRIEND, DB], NAMESPACES, NODE,
+    replica = pod("db-2", {"app": "db"}, ["10.244.1.10", "fd00:10:244:1::a"], ns="data",
+                  ports=(("pg", "TCP", 5432),))
+    script = plan_table(EVERYTHING, [WEB, FRIEND, DB, replica], NAMESPACES, NODE,
                         extra_peers=dns_peers([DNS_SLICE]))
+    # Sets of several addresses, and of several (address . protocol . port) triples.
+    assert "type ipv4_addr . inet_proto . inet_service" in script
     nft.apply(script)
     listed = nft.list_table("inet", "svcnet-netpol")
     assert "hook forward priority filter" in listed
+    # web's chains, and one ingress chain the two db pods share.
     assert listed.count("chain ingress-") == 2 and listed.count("chain egress-") == 1
-    assert "ip daddr . meta l4proto . th dport { 10.244.1.9 . tcp . 5432 } return" in listed
+    assert "10.244.1.9 . tcp . 5432" in listed and "10.244.1.10 . tcp . 5432" in listed
     # Applying again, or a smaller plan, replaces the whole table in one transaction.
     nft.apply(script)
-    smaller = plan_table(EVERYTHING[1:], [WEB, FRIEND, DB], NAMESPACES, NODE)
+    smaller = plan_table(EVERYTHING[1:], [WEB, FRIEND, DB, replica], NAMESPACES, NODE)
     nft.apply(smaller)
-    assert nft.list_table("inet", "svcnet-netpol").count("chain ") == 2
+    assert nft.list_table("inet", "svcnet-netpol").count("chain ") == 2  # forward, db's
     # Nothing isolated: no table at all.
     nft.apply(plan_table([], [WEB], NAMESPACES, NODE))
     tables = run(["ip", "netns", "exec", netns, "nft", "list", "tables"]).stdout

@@ -54,21 +54,31 @@ def test_no_isolated_pod_no_table() -> None:
 
 
 def test_a_typical_ingress_policy_whole() -> None:
+    """Two web pods with the same policies and ports share one chain; their peers (two
+    friends) are a named set; the ipBlock keeps its except."""
+    friend2 = pod("friend-2", {"role": "ok"}, ["10.244.2.8"], node="node-2")
+    web2 = pod("web-2", {"app": "web"}, ["10.244.1.6"], ports=(("http", "TCP", 8080),))
     allow = policy("web", {
         "podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Ingress"],
         "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "ok"}}},
                               {"ipBlock": {"cidr": "172.20.0.0/24",
                                            "except": ["172.20.0.1/32"]}}],
                      "ports": [{"port": "http", "protocol": "TCP"}]}]})
-    assert plan_table([allow], [WEB, FRIEND, DB], NAMESPACES, NODE) == EMPTY + """\
+    assert plan_table([allow], [WEB, web2, FRIEND, friend2, DB], NAMESPACES, NODE) == \
+        EMPTY + """\
 table inet svcnet-netpol {
+\tset peers4-4421bae83184 {
+\t\ttype ipv4_addr
+\t\telements = { 10.244.2.7, 10.244.2.8 }
+\t}
 \tchain forward {
 \t\ttype filter hook forward priority filter; policy accept;
 \t\tct state established,related accept
-\t\tip daddr vmap { 10.244.1.5 : jump ingress-82b3ade9d00c }
+\t\tip daddr vmap { 10.244.1.5 : jump ingress-c588aee89982, 10.244.1.6 : jump \
+ingress-c588aee89982 }
 \t}
-\tchain ingress-82b3ade9d00c {
-\t\tip saddr 10.244.2.7 meta l4proto tcp th dport 8080 return
+\tchain ingress-c588aee89982 {
+\t\tip saddr @peers4-4421bae83184 meta l4proto tcp th dport 8080 return
 \t\tip saddr 172.20.0.0/24 ip saddr != 172.20.0.1/32 meta l4proto tcp th dport 8080 return
 \t\tcounter drop comment "default/web"
 \t}
@@ -79,13 +89,13 @@ table inet svcnet-netpol {
 def test_deny_all_and_allow_all() -> None:
     deny = policy("deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
     script = plan_table([deny], [WEB], NAMESPACES, NODE)
-    assert chain(script, "ingress-") == ['counter drop comment "default/web"']
-    assert chain(script, "egress-") == ['counter drop comment "default/web"']
+    assert chain(script, "ingress-") == ['counter drop comment "default/deny"']
+    assert chain(script, "egress-") == ['counter drop comment "default/deny"']
     assert "ip saddr vmap { 10.244.1.5 : jump egress-" in script
     # An empty rule allows everything (no peers, no ports); the union with deny is allow.
     allow = policy("allow", {"podSelector": {}, "ingress": [{}]})
     assert chain(plan_table([deny, allow], [WEB], NAMESPACES, NODE), "ingress-") == [
-        "return", 'counter drop comment "default/web"']
+        "return", 'counter drop comment "default/allow default/deny"']
 
 
 def test_policy_types_default_from_the_rules() -> None:
@@ -121,8 +131,10 @@ def test_egress_named_ports_resolve_on_each_peer_and_dns_is_a_peer() -> None:
         "ip6 daddr fd00:10:244:1::9 meta l4proto tcp th dport 6379 return",
         "ip daddr . meta l4proto . th dport { 172.20.0.1 . udp . 53 } return",
         "ip daddr 172.20.0.1 meta l4proto tcp th dport 53 return",
-        "ip daddr { 10.244.1.5, 10.244.2.7 } meta l4proto udp return",
-        'counter drop comment "default/web"']
+        "ip daddr @peers4-17b274dc2648 meta l4proto udp return",
+        'counter drop comment "default/out"']
+    assert "set peers4-17b274dc2648 {\n\t\ttype ipv4_addr\n\t\telements = { 10.244.1.5, " \
+        "10.244.2.7 }\n\t}" in script
 
 
 def test_ingress_ports_ranges_and_unknown_names() -> None:
@@ -137,7 +149,7 @@ def test_ingress_ports_ranges_and_unknown_names() -> None:
     assert chain(plan_table([rules], [WEB], NAMESPACES, NODE), "ingress-") == [
         "meta l4proto tcp th dport { 443, 8080 } return",
         "meta l4proto udp th dport 9000-9010 return",
-        'counter drop comment "default/web"']
+        'counter drop comment "default/p"']
 
 
 def test_peers_by_namespace_and_pod_selectors() -> None:
@@ -153,7 +165,7 @@ def test_peers_by_namespace_and_pod_selectors() -> None:
     ]})
     assert chain(plan_table([rules], [WEB, FRIEND, other, DB], NAMESPACES, NODE),
                  "ingress-") == ["ip saddr 10.244.2.7 return", "ip saddr 10.244.1.20 return",
-                                 'counter drop comment "default/web"']
+                                 'counter drop comment "default/p"']
 
 
 def test_pods_that_take_no_part() -> None:
