@@ -25,7 +25,6 @@ import argparse
 import secrets
 import statistics
 import subprocess
-import sys
 import time
 from typing import Any
 
@@ -111,4 +110,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

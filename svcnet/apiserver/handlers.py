@@ -479,10 +479,9 @@ class Handlers:
                 continue
             meta = obj["metadata"]
             try:
-                gone = await served.registry.delete(meta.get("namespace", ""), meta["name"],
-                                                    dry_run=opts.dry_run,
-                                                    grace_period=opts.grace,
-                                                    propagation_policy=opts.policy)
+                gone = await served.registry.delete_in_collection(
+                    meta.get("namespace", ""), meta["name"], dry_run=opts.dry_run,
+                    grace_period=opts.grace, propagation_policy=opts.policy)
             except StatusError as e:
                 if e.code == 404:
                     continue  # deleted meanwhile

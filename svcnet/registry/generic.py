@@ -668,6 +668,17 @@ class Registry:
             meta["uid"] = old_meta.get("uid")
         meta.pop("selfLink", None)
 
+    async def delete_in_collection(self, namespace: str, name: str, *, dry_run: bool = False,
+                                   grace_period: int | None = None,
+                                   propagation_policy: str = "") -> Obj:
+        """What a DELETE of the collection does to each object: this plain delete, not a
+        resource's own :meth:`delete` (upstream's ``Store.DeleteCollection`` calls the
+        store's ``Delete``, so e.g. the system PriorityClasses, which a DELETE of their own
+        refuses, go with their collection, and come back at the next start)."""
+        return await Registry.delete(self, namespace, name, dry_run=dry_run,
+                                     grace_period=grace_period,
+                                     propagation_policy=propagation_policy)
+
     async def delete(self, namespace: str, name: str, *,
                      preconditions: Preconditions | None = None,
                      dry_run: bool = False, grace_period: int | None = None,

@@ -185,3 +185,8 @@ async def test_class_writes_through_the_registry(classes: PriorityClassRegistry)
     await classes.delete("", "a")
     assert [c["metadata"]["name"] for c in (await classes.list("")).items] == [
         "system-cluster-critical", "system-node-critical"]
+    # A DELETE of the whole collection takes them too (upstream's DeleteCollection calls the
+    # store's Delete, not the resource's); the server makes them again at its next start.
+    for name in ("system-cluster-critical", "system-node-critical"):
+        await classes.delete_in_collection("", name)
+    assert (await classes.list("")).items == []
