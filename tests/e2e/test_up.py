@@ -118,7 +118,8 @@ def test_summary_and_nodes(home: Path) -> None:
 
 
 @pytest.mark.parametrize("example", ["frontend-backend.yaml", "loadbalancer-local.yaml",
-                                     "headless.yaml", "nginx-nodeport.yaml"])
+                                     "headless.yaml", "nginx-nodeport.yaml",
+                                     "network-policy.yaml"])
 def test_examples_apply_with_kubectl(home: Path, example: str) -> None:
     r = subprocess.run(["kubectl", "--kubeconfig", str(home / NAME / "kubeconfig"), "apply",
                         "--dry-run=server", "-f", str(ROOT / "examples" / example)],
@@ -676,6 +677,17 @@ def test_network_policies_are_enforced(home: Path) -> None:
     wait_for(lambda: _connects(home, ns, "stranger", web_ip, 8080),
              "everyone back in once the policies are gone", timeout=20)
     assert _connects(home, ns, "friend", cluster_ip, 80)
+    # The README's example over the quick start's apps: the frontend still calls the backend
+    # (the NodePort answers), another pod gets no answer from it.
+    example = ROOT / "examples" / "network-policy.yaml"
+    run(["kubectl", "apply", "-f", str(example)], env=env)
+    backend_ip = kubectl(home, "get", "svc", "backend")["spec"]["clusterIP"]
+    try:
+        wait_for(lambda: not _connects(home, ns, "stranger", backend_ip, 80),
+                 "the backend closed to other pods", timeout=20)
+        assert curl(f"http://127.0.0.1:{NODE_PORT}/").startswith("frontend frontend -> ")
+    finally:
+        run(["kubectl", "delete", "-f", str(example)], env=env)
     names = ClusterNames.for_cluster(NAME)
     for i in (1, 2):
         tables = run(["ip", "netns", "exec", names.node_netns(i), "nft", "list", "tables"]).stdout
