@@ -689,9 +689,13 @@ def test_network_policies_are_enforced(home: Path) -> None:
     finally:
         run(["kubectl", "delete", "-f", str(example)], env=env)
     names = ClusterNames.for_cluster(NAME)
-    for i in (1, 2):
-        tables = run(["ip", "netns", "exec", names.node_netns(i), "nft", "list", "tables"]).stdout
-        assert "svcnet-netpol" not in tables
+
+    def tables() -> str:
+        return "".join(run(["ip", "netns", "exec", names.node_netns(i), "nft", "list",
+                            "tables"]).stdout for i in (1, 2))
+    # The agents resync a moment after the last policy goes: then no node has the table.
+    wait_for(lambda: "svcnet-netpol" not in tables(), "the policy tables gone", timeout=20,
+             detail=tables)
     run(["kubectl", "delete", "namespace", ns, "--wait=false"], env=env)
 
 
