@@ -24,7 +24,7 @@ from typing import Any, Final
 from svcnet.api.access import labels_of, name_of
 from svcnet.client.informer import EventHandler, Informer
 from svcnet.client.rest import GVR, NAMESPACES, PODS, RESTClient
-from svcnet.netpol.plan import dns_peers, plan_table
+from svcnet.netpol.plan import dns_peers, plan_table, pod_info
 from svcnet.proxy.nft.nft import NftRunner
 from svcnet.proxy.runner import BoundedFrequencyRunner
 from svcnet.util.clock import Clock, RealClock
@@ -32,6 +32,7 @@ from svcnet.util.clock import Clock, RealClock
 __all__ = ["NETWORKPOLICIES", "PolicyEnforcer"]
 
 
+Obj = dict[str, Any]
 NETWORKPOLICIES: Final = GVR("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy")
 
 
@@ -51,17 +52,33 @@ class PolicyEnforcer:
                                              name="network policy")
         self.applied: str | None = None
         self.syncs = 0
-        poke = EventHandler(on_add=lambda _o: self.runner.request(),
-                            on_update=lambda _o, _n: self.runner.request(),
-                            on_delete=lambda _o: self.runner.request())
-        for informer in (self.policies, self.pods, self.namespaces):
-            informer.add_handler(poke)
+        def request(_obj: Obj) -> None:
+            self.runner.request()
+
+        self.policies.add_handler(EventHandler(on_add=request,
+                                               on_update=lambda _o, new: request(new),
+                                               on_delete=request))
+        # Pods and namespaces change often in ways that do not matter here (a pod's status
+        # at each probe, say): only what the plan reads asks for a sync.
+        self.pods.add_handler(EventHandler(on_add=request, on_update=self._pod_changed,
+                                           on_delete=request))
+        self.namespaces.add_handler(EventHandler(on_add=request,
+                                                 on_update=self._namespace_changed,
+                                                 on_delete=request))
         self.slices.add_handler(EventHandler(
             on_add=self._slice_changed, on_update=lambda _o, new: self._slice_changed(new),
             on_delete=self._slice_changed))
         self._task: asyncio.Task[None] | None = None
 
-    def _slice_changed(self, eps: dict[str, Any]) -> None:
+    def _pod_changed(self, old: Obj, new: Obj) -> None:
+        if pod_info(old) != pod_info(new):
+            self.runner.request()
+
+    def _namespace_changed(self, old: Obj, new: Obj) -> None:
+        if labels_of(old) != labels_of(new):
+            self.runner.request()
+
+    def _slice_changed(self, eps: Obj) -> None:
         if (eps.get("metadata") or {}).get("namespace") == "kube-system":
             self.runner.request()
 

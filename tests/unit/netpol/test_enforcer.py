@@ -3,6 +3,8 @@ table once, skips an unchanged one, and re-applies on the periodic full sync."""
 
 from __future__ import annotations
 
+import copy
+
 from svcnet.client.informer import Informer
 from svcnet.client.rest import ENDPOINTSLICES, NAMESPACES, PODS
 from svcnet.netpol.enforcer import NETWORKPOLICIES, PolicyEnforcer
@@ -38,3 +40,25 @@ async def test_applies_changes_once_and_everything_on_full_syncs() -> None:
     assert len(nft.scripts) == 3 and nft.scripts[-1] == nft.scripts[-2]
     assert {i.gvr for i in (enforcer.policies, enforcer.pods, enforcer.namespaces)} == {
         NETWORKPOLICIES, PODS, NAMESPACES}
+
+
+def test_only_what_the_plan_reads_asks_for_a_sync() -> None:
+    api, clock = FakeAPI(), FakeClock(T0)
+    enforcer = PolicyEnforcer(api, NODE, Recorder(),  # type: ignore[arg-type]
+                              endpoint_slices=Informer(api, ENDPOINTSLICES, clock=clock),
+                              clock=clock)
+    pending = enforcer.runner._pending
+    probed = copy.deepcopy(WEB)
+    probed["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    enforcer._pod_changed(WEB, probed)
+    assert not pending.is_set(), "a status change the plan does not read"
+    relabelled = copy.deepcopy(WEB)
+    relabelled["metadata"]["labels"] = {"app": "other"}
+    enforcer._pod_changed(WEB, relabelled)
+    assert pending.is_set()
+    pending.clear()
+    ns = {"metadata": {"name": "default", "labels": {"team": "a"}}}
+    enforcer._namespace_changed(ns, {**ns, "status": {"phase": "Active"}})
+    assert not pending.is_set()
+    enforcer._namespace_changed(ns, {"metadata": {"name": "default", "labels": {"team": "b"}}})
+    assert pending.is_set()
