@@ -97,6 +97,13 @@ def protobuf_codec(request: web.Request, api_version: str, kind: str) -> Codec |
     return codec if codec is not None and codec.has(api_version, kind) else None
 
 
+def created_status() -> Obj:
+    """The ``Status`` a create answers when it makes no object to return (``pods/binding``,
+    ``pods/eviction``): the create handler fills in its code, 201."""
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "code": 201}
+
+
 def encoded_response(request: web.Request, obj: Obj, api_version: str, kind: str,
                      status: int = 200, warnings: list[str] | None = None) -> web.Response:
     """``obj`` as JSON, or as protobuf when the client asked for it first."""

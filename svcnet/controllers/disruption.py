@@ -63,6 +63,7 @@ from svcnet.controllers.ownership import (
     REPLICATIONCONTROLLERS,
     STATEFULSETS,
     controller_ref,
+    label_selector,
     spec_replicas,
 )
 from svcnet.util.clock import Clock, RealClock, parse_time, rfc3339
@@ -216,12 +217,8 @@ def fail_safe_status(pdb: ObjMap, message: str, now: datetime) -> Obj:
 
 
 def _pdb_selects(pdb: ObjMap, pod: ObjMap) -> bool:
-    raw = map_of(pdb, "spec").get("selector")
-    try:
-        selector = selector_from_label_selector(raw if isinstance(raw, Mapping) else None)
-    except SelectorError:
-        return False
-    return selector.matches(labels_of(pod))
+    selector = label_selector(pdb)
+    return selector is not None and selector.matches(labels_of(pod))
 
 
 class DisruptionController:

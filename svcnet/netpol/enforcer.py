@@ -51,7 +51,6 @@ class PolicyEnforcer:
                                              max_interval=full_sync_interval, clock=clock,
                                              name="network policy")
         self.applied: str | None = None
-        self.syncs = 0
         def request(_obj: Obj) -> None:
             self.runner.request()
 
@@ -117,4 +116,3 @@ class PolicyEnforcer:
             return
         await asyncio.to_thread(self.nft.apply, script)
         self.applied = script
-        self.syncs += 1

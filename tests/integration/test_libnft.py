@@ -3,32 +3,18 @@ and the node's runner sends small scripts in-process and big ones to an ``nft`` 
 
 from __future__ import annotations
 
-import secrets
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from svcnet.proxy.nft.libnft import LibNft, NodeNft
 from svcnet.proxy.nft.nft import NftError, SubprocessNft
-from tests.conftest import require_binary, require_root
-from tests.waiting import run
+from tests.conftest import require_root
 
 pytestmark = pytest.mark.root
 
 TABLE = "add table ip svcnet\nadd set ip svcnet s { type ipv4_addr ; }\n"
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    require_root()
-    require_binary("nft")
-    name = f"svcnet-t5-l{secrets.token_hex(2)}"
-    run(["ip", "netns", "add", name])
-    try:
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def root_has_our_table() -> bool:

@@ -4,15 +4,10 @@ when nothing is isolated (svcnet/netpol/plan.py's scripts, not a model of them).
 
 from __future__ import annotations
 
-import secrets
-import subprocess
-from collections.abc import Iterator
-
 import pytest
 
 from svcnet.netpol.plan import dns_peers, plan_table
 from svcnet.proxy.nft.nft import SubprocessNft
-from tests.conftest import require_binary, require_root
 from tests.unit.netpol.test_plan import (
     DB,
     DNS_SLICE,
@@ -26,18 +21,6 @@ from tests.unit.netpol.test_plan import (
 from tests.waiting import run
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    require_root()
-    require_binary("nft")
-    name = f"svcnet-t6-p{secrets.token_hex(2)}"
-    run(["ip", "netns", "add", name])
-    try:
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 EVERYTHING = [

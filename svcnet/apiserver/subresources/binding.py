@@ -14,6 +14,7 @@ from svcnet.apiserver.body import read_body
 from svcnet.apiserver.common import (
     Obj,
     Served,
+    created_status,
     dry_run_of,
     encoded_response,
 )
@@ -65,5 +66,4 @@ async def serve_binding(handlers: Handlers, request: web.Request, info: RequestI
         assign(await served.registry.get(info.namespace, info.name))
     else:
         await served.registry.guaranteed_update(info.namespace, info.name, assign)
-    return encoded_response(request, {"kind": "Status", "apiVersion": "v1", "metadata": {},
-                                      "status": "Success", "code": 201}, "v1", "Status", 201)
+    return encoded_response(request, created_status(), "v1", "Status", 201)

@@ -32,7 +32,7 @@ from svcnet.api.access import map_of, name_of, str_of
 from svcnet.api.errors import StatusError, bad_request, go_quote
 from svcnet.api.schema import decode
 from svcnet.apiserver.body import read_body
-from svcnet.apiserver.common import Obj, Served, dry_run_of, encoded_response
+from svcnet.apiserver.common import Obj, Served, created_status, dry_run_of, encoded_response
 from svcnet.apiserver.deleteoptions import DeleteOptions, apply_body
 from svcnet.apiserver.requestinfo import RequestInfo
 from svcnet.registry.generic import Preconditions, Registry
@@ -48,11 +48,6 @@ RETRIES: Final = 20
 RETRY_INTERVAL: Final = 0.5
 _VERSIONS: Final = ("policy/v1", "policy/v1beta1")
 _BUDGETS: Final = (policy.GROUP, "v1", "poddisruptionbudgets")
-
-
-def _success() -> Obj:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-            "code": 201}
 
 
 async def serve_eviction(handlers: Handlers, request: web.Request, info: RequestInfo,
@@ -94,7 +89,7 @@ async def _evict(handlers: Handlers, pods: Registry, info: RequestInfo,
             if e.code == 409 and not options.preconditions.resource_version:
                 continue
             raise
-        return _success()
+        return created_status()
     else:
         raise _conflicts("pods", info.name)
 
@@ -107,7 +102,7 @@ async def _evict(handlers: Handlers, pods: Registry, info: RequestInfo,
                            "subresource does not support.", "code": 500}
     if not budgets:
         await _delete(pods, pod, options, pin=False)
-        return _success()
+        return created_status()
 
     budget = budgets[0]
     if policy.may_evict_unready(budget, pod):
@@ -117,11 +112,11 @@ async def _evict(handlers: Handlers, pods: Registry, info: RequestInfo,
             if e.code == 409 and not options.preconditions.resource_version:
                 raise policy.still_processing(name_of(budget)) from None
             raise
-        return _success()
+        return created_status()
 
     await _take_disruption(handlers, budgets_registry, dict(budget), info.name, options)
     await _delete(pods, pod, options, pin=False)
-    return _success()
+    return created_status()
 
 
 async def _take_disruption(handlers: Handlers, budgets: Registry, budget: dict[str, Any],
