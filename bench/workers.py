@@ -16,7 +16,14 @@ Service's EndpointSlice and Endpoints, which carry its labels) land before the n
 and reports how long that took from the batch's start ("settled in") and the CPU time of all
 the server's processes over it, per client write.
 
+With ``--generator wrk`` the merge patches come from wrk instead of the Python clients (same
+16 connections, same patches, each round as long as the Python round before it took on that
+server; bench/wrkload.py), and with ``--generator both`` each round sends both, one after the
+other, tallied apart: how much of the latency is the Python clients' own CPU on the shared
+cores. Creates always come from the Python clients.
+
 Run: .venv/bin/python bench/workers.py [--n 10000] [--patches 8000] [--rounds 4] [--workers 2]
+                                       [--generator python|wrk|both]
 """
 
 from __future__ import annotations
@@ -26,12 +33,17 @@ import contextlib
 import os
 import platform
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from api import Client, served_client, timed_parallel  # bench/api.py
+import wrkload  # bench/wrkload.py
+from api import SVC_PATH, Client, served_client, timed_parallel  # bench/api.py
 from stats import pct  # bench/stats.py
-from write_cpu import CLIENTS, cpu_seconds, load_arguments, measure  # bench/write_cpu.py
+from write_cpu import CLIENTS, cpu_seconds, fill, load_arguments, patches  # bench/write_cpu.py
+
+#: A batch's own run: (writes, wall seconds, latencies).
+Run = Callable[[], Awaitable[tuple[int, float, list[float]]]]
 
 
 def processes(pid: int) -> list[int]:
@@ -85,9 +97,17 @@ class Target:
         return total
 
     async def batch(self, kind: str, count: int, write: object) -> None:
+        """``count`` writes from the Python clients."""
+        async def run() -> tuple[int, float, list[float]]:
+            wall, lat = await timed_parallel(count, CLIENTS, write)
+            return count, wall, lat
+        await self.record(kind, run)
+
+    async def record(self, kind: str, run: Run) -> None:
+        """Tally ``run``'s writes, and the CPU until the server is quiet again."""
         cpu = self.cpu()
         start = time.perf_counter()
-        wall, lat = await timed_parallel(count, CLIENTS, write)
+        count, wall, lat = await run()
         await self.quiet()
         tally = self.tallies.setdefault(kind, Tally())
         tally.settled += time.perf_counter() - start
@@ -97,7 +117,35 @@ class Target:
         tally.latencies += lat
 
 
-async def run(n: int, n_patches: int, rounds: int, workers: int) -> list[Target]:
+async def python_patches(t: Target, kind: str, count: int, n: int, seq: int) -> float:
+    """``count`` merge patches from the Python clients; the seconds they took."""
+    before = t.tallies[kind].wall if kind in t.tallies else 0.0
+    await patches(t, count, n, seq, kind)
+    return t.tallies[kind].wall - before
+
+
+async def wrk_patches(t: Target, kind: str, seconds: float, n: int, seq: str) -> None:
+    await t.record(kind, lambda: wrkload.patches(
+        t.client.url, t.client.headers["Authorization"], SVC_PATH, n, seq, seconds))
+
+
+async def patch_rounds(targets: Sequence[Target], n: int, n_patches: int, rounds: int,
+                       generator: str) -> None:
+    """Rounds of merge patches, alternating between the servers; a wrk round lasts as long
+    as that server's Python round took (or 4 s a 1000 patches with wrk alone)."""
+    count = n_patches // rounds
+    for r in range(rounds):
+        for t in targets:
+            seconds = count / 250
+            if generator in ("python", "both"):
+                kind = "merge patch" if generator == "python" else "merge patch, Python"
+                seconds = await python_patches(t, kind, count, n, r)
+            if generator in ("wrk", "both"):
+                await wrk_patches(t, "merge patch, wrk", seconds, n, f"w{r}")
+
+
+async def run(n: int, n_patches: int, rounds: int, workers: int,
+              generator: str) -> list[Target]:
     async with contextlib.AsyncExitStack() as stack:
         targets = []
         for count in (1, workers):
@@ -105,18 +153,25 @@ async def run(n: int, n_patches: int, rounds: int, workers: int) -> list[Target]
             targets.append(Target(f"--workers {count}", pid, client))
         for t in targets:
             await t.quiet()
-        await measure(targets, n, n_patches, rounds)
+        await fill(targets, n, rounds)
+        await patch_rounds(targets, n, n_patches, rounds, generator)
         return targets
 
 
 def main() -> None:
     ap = load_arguments(patches=8000)
     ap.add_argument("--workers", type=int, default=2, help="processes of the second server")
+    ap.add_argument("--generator", choices=("python", "wrk", "both"), default="python",
+                    help="what sends the merge patches (bench/wrkload.py)")
     args = ap.parse_args()
-    targets = asyncio.run(run(args.n, args.patches, args.rounds, args.workers))
+    if args.generator != "python" and not wrkload.available():
+        ap.error("--generator wrk needs wrk (Debian package wrk)")
+    targets = asyncio.run(run(args.n, args.patches, args.rounds, args.workers,
+                              args.generator))
     print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"{platform.system()} {platform.release()}; {CLIENTS} clients, {args.n} Services "
-          f"created then {args.patches} merge patches, in {args.rounds} alternating rounds")
+          f"created then {args.patches} merge patches, in {args.rounds} alternating rounds, "
+          f"patches from {args.generator}")
     print()
     print("| server, write | writes/s | p50 ms | p99 ms | settled in, per 1000 writes "
           "| server CPU ms/write (all processes) |")
@@ -132,6 +187,15 @@ def main() -> None:
               f"{pct(b.latencies, .99) / pct(a.latencies, .99):.2f}x | "
               f"{(b.settled / b.writes) / (a.settled / a.writes):.2f}x | "
               f"{(b.cpu / b.writes) / (a.cpu / a.writes):.2f}x |")
+    if args.generator == "both":
+        for t in targets:
+            a, b = t.tallies["merge patch, Python"], t.tallies["merge patch, wrk"]
+            print(f"| **{t.name}: wrk / Python** | "
+                  f"**{(b.writes / b.wall) / (a.writes / a.wall):.2f}x** | "
+                  f"{pct(b.latencies, .5) / pct(a.latencies, .5):.2f}x | "
+                  f"{pct(b.latencies, .99) / pct(a.latencies, .99):.2f}x | "
+                  f"{(b.settled / b.writes) / (a.settled / a.writes):.2f}x | "
+                  f"{(b.cpu / b.writes) / (a.cpu / a.writes):.2f}x |")
 
 
 if __name__ == "__main__":

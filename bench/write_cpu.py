@@ -125,22 +125,27 @@ async def creates(t: Loaded, count: int) -> None:
                   lambda i: t.client.call("POST", SVC_PATH, service(first + i)))
 
 
-async def patches(t: Loaded, count: int, n: int, seq: int) -> None:
+async def patches(t: Loaded, count: int, n: int, seq: int, kind: str = "merge patch") -> None:
     async def patch(i: int) -> None:
         await t.client.call("PATCH", f"{SVC_PATH}/svc-{random.randrange(n)}",
                             {"metadata": {"labels": {"u": f"{seq}-{i}"}}})
     t.client.session.headers["Content-Type"] = "application/merge-patch+json"
     try:
-        await t.batch("merge patch", count, patch)
+        await t.batch(kind, count, patch)
     finally:
         t.client.session.headers["Content-Type"] = "application/json"
 
 
-async def measure(targets: Sequence[Loaded], n: int, n_patches: int, rounds: int) -> None:
+async def fill(targets: Sequence[Loaded], n: int, rounds: int) -> None:
+    """Creates until each target holds ``n`` Services, in alternating chunks."""
     chunk = max(1, n // (rounds * 2))
     while any(t.created < n for t in targets):
         for t in targets:
             await creates(t, min(chunk, n - t.created))
+
+
+async def measure(targets: Sequence[Loaded], n: int, n_patches: int, rounds: int) -> None:
+    await fill(targets, n, rounds)
     for r in range(rounds):
         for t in targets:
             await patches(t, n_patches // rounds, n, r)
