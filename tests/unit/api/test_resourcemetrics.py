@@ -122,7 +122,9 @@ def test_usage_is_the_rate_between_the_last_two_points() -> None:
     storage.store({"n1": _batch(T0, 1_000_000_000)})
     assert storage.pod(WEB) is None and storage.node("n1") is None  # one point only
     storage.store({"n1": _batch(T0 + 15, 4_000_000_000, 9 << 20)})
-    info, [(name, usage)] = storage.pod(WEB) or (None, [("", None)])
+    found = storage.pod(WEB)
+    assert found is not None
+    info, [(name, usage)] = found
     assert name == "app" and usage == ResourceUsage(200_000_000, 9 << 20, T0 + 15, 15)
     assert info == usage
     assert storage.node("n1") == ResourceUsage(400_000_000, 100 << 20, T0 + 15, 15)
