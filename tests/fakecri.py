@@ -53,6 +53,9 @@ class FakeCriState:
     sandboxes: dict[str, _Sandbox] = field(default_factory=dict)
     containers: dict[str, _Container] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
+    usage: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Per container id: (cumulative CPU in ns, working set in bytes) for ListContainerStats
+    (a running container not named here has used nothing)."""
 
 
 class FakeCri(CriRuntime):
@@ -75,6 +78,7 @@ class FakeCri(CriRuntime):
             "StopContainer": self._rpc_stop_container,
             "RemoveContainer": self._rpc_remove_container,
             "ListContainers": self._rpc_list_containers,
+            "ListContainerStats": self._rpc_list_container_stats,
         }
 
     def _nanos(self) -> int:
@@ -187,3 +191,15 @@ class FakeCri(CriRuntime):
                          annotations=c.config.annotations)
             for c in self.state.containers.values()
             if all(c.config.labels.get(k) == v for k, v in selector.items())])
+
+    async def _rpc_list_container_stats(self, request: Any) -> Any:
+        now = self._nanos()
+        return pb.ListContainerStatsResponse(stats=[
+            pb.ContainerStats(
+                attributes=pb.ContainerAttributes(id=c.id, metadata=c.config.metadata,
+                                                  labels=c.config.labels),
+                cpu=pb.CpuUsage(timestamp=now, usage_core_nano_seconds=pb.UInt64Value(
+                    value=self.state.usage.get(c.id, (0, 0))[0])),
+                memory=pb.MemoryUsage(timestamp=now, working_set_bytes=pb.UInt64Value(
+                    value=self.state.usage.get(c.id, (0, 0))[1])))
+            for c in self.state.containers.values() if c.state == pb.CONTAINER_RUNNING])

@@ -102,6 +102,8 @@ def roots() -> list[tuple[str, str]]:
     """(client class, group) of every top-level type, in package-tagging order."""
     out: list[tuple[str, str]] = []
     for res in sorted(resources.CATALOGUE, key=lambda r: r.group != ""):
+        if not res.in_openapi:
+            continue  # metrics.k8s.io: the client has no models for it
         out.append((client_class(res.group, res.kind), res.group))
         if "list" in res.verbs:
             out.append((client_class(res.group, res.list_kind), res.group))
@@ -306,7 +308,8 @@ def generate() -> Obj:
         gvks = gen.definitions[name].setdefault("x-kubernetes-group-version-kind", [])
         if kind == "DeleteOptions":  # registered in every group version (Status in core only)
             gvks += [{"group": g, "version": v, "kind": kind}
-                     for g, v in dict.fromkeys((r.group, r.version) for r in resources.CATALOGUE)]
+                     for g, v in dict.fromkeys((r.group, r.version) for r in resources.CATALOGUE
+                                                   if r.in_openapi)]
         else:
             gvks.append(gvk)
     apply_patch_meta(gen.definitions, kinds)

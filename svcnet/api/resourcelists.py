@@ -21,6 +21,13 @@ as an exact fraction); the decoder already refused text that is no quantity. Whe
 prints a quantity with ``Quantity.String()`` (its canonical form: ``0.5`` is ``500m``) the text
 is printed as given. Go ranges over a map in random order; errors here come in the order of
 sorted names.
+
+Quantities the server computes itself (the resource metrics API's usage) are written in
+``Quantity.String()``'s canonical form (apimachinery's ``CanonicalizeBytes``): a DecimalSI
+quantity without trailing zeros, its exponent a multiple of 3 with its SI suffix
+(:func:`quantity_decimal`: 12345 nanocores is ``12345n``, 250000000 is ``250m``), a BinarySI
+quantity as its largest exact power of 1024 (:func:`quantity_binary`: ``1232Ki``), in
+decimal when no binary suffix divides it exactly or it is under 1024.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ __all__ = [
     "is_integer_resource_name",
     "parse_quantity",
     "quantities_equal",
+    "quantity_binary",
+    "quantity_decimal",
     "validate_container_resource_name",
     "validate_overhead",
     "validate_resource_quantity_value",
@@ -96,6 +105,41 @@ def parse_quantity(value: object) -> Fraction | None:
     elif suffix:
         q *= Fraction(10) ** int(suffix[1:])
     return -q if sign == "-" else q
+
+
+_SI_SUFFIX: Final = {exp: suffix for suffix, exp in _DECIMAL_SUFFIX.items()}
+
+
+def quantity_decimal(value: int, scale: int = 0) -> str:
+    """``resource.NewScaledQuantity(value, scale)`` in DecimalSI, as ``String()`` writes it:
+    ``quantity_decimal(12345, -9)`` is ``12345n``, ``quantity_decimal(1500000, -9)`` is
+    ``1500u``, ``quantity_decimal(2000, -3)`` is ``2``."""
+    if value == 0:
+        return "0"
+    sign, n = ("-", -value) if value < 0 else ("", value)
+    while n % 10 == 0:  # int64Amount.AsCanonicalBytes: drop the factors of ten, then
+        n //= 10        # come back down to an exponent that is a multiple of 3
+        scale += 1
+    n *= 10 ** (scale % 3)
+    scale -= scale % 3
+    if scale in _SI_SUFFIX or scale == 0:
+        return f"{sign}{n}{_SI_SUFFIX.get(scale, '')}"
+    return f"{sign}{n}e{scale}"  # beyond the SI suffixes: DecimalExponent's form
+
+
+def quantity_binary(value: int) -> str:
+    """An integer BinarySI quantity (bytes) as ``String()`` writes it: ``1262592`` is
+    ``1233Ki``, ``2097152`` is ``2Mi``, ``1000`` and ``1500`` stay decimal."""
+    n, power = abs(value), 0
+    if n < 1024:
+        return str(value)
+    while n % 1024 == 0 and power < 6:
+        n //= 1024
+        power += 1
+    if power == 0:
+        return quantity_decimal(value)
+    suffix = {v: k for k, v in _BINARY_SUFFIX.items()}[power]
+    return f"{'-' if value < 0 else ''}{n}{suffix}"
 
 
 def _is_native_resource(name: str) -> bool:

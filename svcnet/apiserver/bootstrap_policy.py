@@ -7,9 +7,10 @@ plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go, reduced to the roles 
 ``view`` (empty shells filled by aggregation from the ``system:aggregate-to-*`` roles and any
 ClusterRole a user labels ``rbac.authorization.k8s.io/aggregate-to-<role>: "true"``), and the
 roles every authenticated user holds (``system:basic-user``, ``system:discovery``,
-``system:public-info-viewer``). The rules are upstream's for the resources they name, including
-resources svcnet does not serve (a role is only data; this keeps the roles identical to a real
-cluster's).
+``system:public-info-viewer``), and metrics-server's ``system:aggregated-metrics-reader``
+(``metrics.k8s.io`` read, aggregated into ``admin``, ``edit`` and ``view``). The rules are
+upstream's for the resources they name, including resources svcnet does not serve (a role is
+only data; this keeps the roles identical to a real cluster's).
 
 The server creates what is missing at start and in its bootstrap loop, as kube-apiserver's
 ``rbac/bootstrap-roles`` post-start hook does; a role a user changed is left alone (upstream
@@ -121,6 +122,11 @@ CLUSTER_ROLES: tuple[Obj, ...] = (
         "/readyz", "/version", "/version/"]}]),
     _cluster_role("system:public-info-viewer", [{"verbs": ["get"], "nonResourceURLs": [
         "/healthz", "/livez", "/readyz", "/version", "/version/"]}]),
+    # metrics-server's manifest (components.yaml): whoever may view may read the resource
+    # metrics, which svcnet serves itself (apiserver/metricsapi.py).
+    _cluster_role("system:aggregated-metrics-reader",
+                  [_rule(READ, ["metrics.k8s.io"], ["pods", "nodes"])],
+                  {f"{AGGREGATE}{role}": "true" for role in ("admin", "edit", "view")}),
     # controller_policy.go's role of the servicecidrs controller (MultiCIDRServiceAllocator).
     # svcnet runs that controller inside the API server; the role is there for parity.
     _cluster_role("system:controller:service-cidrs-controller", [

@@ -23,6 +23,7 @@ from svcnet.api.labels import (
     parse_selector,
     validate_field_selector,
 )
+from svcnet.api.metricsstorage import MetricsStorage
 from svcnet.api.protobuf import MEDIA_TYPE as PROTOBUF, Codec, default_codec
 from svcnet.api.schema import decode, strict_error
 from svcnet.apiserver.authn import Authenticator
@@ -72,6 +73,8 @@ class Context:
     default_watch_timeout: float = 1800.0
     node_client: NodeClient | None = None
     """How pods/log, exec, attach and portforward reach node agents."""
+    metrics: MetricsStorage | None = None
+    """The resource metrics this process serves (metrics.k8s.io; metricsapi.py)."""
 
 
 METHOD_VERBS = {"GET": "get", "PUT": "update", "PATCH": "patch", "POST": "create",

@@ -63,6 +63,7 @@ from svcnet.apiserver.common import (
     with_type,
 )
 from svcnet.apiserver.deleteoptions import delete_options
+from svcnet.apiserver.metricsapi import is_metrics_request, serve_metrics
 from svcnet.apiserver.query import decode_continue, encode_continue, int64_param
 from svcnet.apiserver.requestinfo import RequestInfo, parse_path
 from svcnet.apiserver.reviews import REVIEWS, serve_review
@@ -115,6 +116,10 @@ class Handlers:
             if (info.group, info.resource) in REVIEWS:
                 verb = "create"
                 answer = await serve_review(self, request, info, user)
+                code = answer.status
+                return answer
+            if is_metrics_request(info):
+                verb, answer = await serve_metrics(self, request, info, user, self.ctx.metrics)
                 code = answer.status
                 return answer
             served = self.ctx.served.get((info.group, info.version, info.resource))

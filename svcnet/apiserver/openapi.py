@@ -111,6 +111,8 @@ def group_version_documents() -> dict[str, OpenAPIDocument]:
     """
     docs: dict[str, OpenAPIDocument] = {}
     for group, version in resources.group_versions():
+        if not any(r.in_openapi for r in resources.resources_in(group, version)):
+            continue  # metrics.k8s.io (resources.Resource.in_openapi)
         path = group_version_path(group, version)
         body = _encode(build_group_version_document(group, version))
         docs[path] = OpenAPIDocument(path, body, compute_etag(body))

@@ -314,6 +314,8 @@ def paths(group: str | None = None, version: str | None = None, *, described: bo
     for the paths without reading them)."""
     out: dict[str, Obj] = {}
     for res in resources.RESOURCES:
+        if not res.in_openapi:
+            continue
         if group is None or (res.group, res.version) == (group, version):
             out.update(_resource_paths(res))
     return {path: _describe(item) if described else item for path, item in sorted(out.items())}

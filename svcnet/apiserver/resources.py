@@ -90,6 +90,10 @@ class Resource:
     #: False for the reviews (TokenReview, SelfSubjectAccessReview...): created, answered and
     #: never stored, so discovery gives them no storage version hash.
     persisted: bool = True
+    #: False for ``metrics.k8s.io``: kube-apiserver's OpenAPI does not describe it (behind the
+    #: aggregator, metrics-server would publish its own), and the official client, where the
+    #: definitions come from (tools/gen_openapi.py), has no models for it.
+    in_openapi: bool = True
 
     @property
     def deprecation_warning(self) -> str | None:
@@ -271,6 +275,11 @@ CATALOGUE: tuple[Resource, ...] = (
     Resource("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", "runtimeclass", False),
     # -- discovery.k8s.io/v1 ------------------------------------------------------------------
     Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", True),
+    # -- metrics.k8s.io/v1beta1 (metrics-server's, computed: apiserver/metricsapi.py) ---------
+    Resource("metrics.k8s.io", "v1beta1", "NodeMetrics", "nodes", "node", False,
+             verbs=("get", "list"), persisted=False, in_openapi=False),
+    Resource("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", "pod", True,
+             verbs=("get", "list"), persisted=False, in_openapi=False),
 )
 
 #: API groups in ``/apis`` order; the core group ("") is served under ``/api`` instead.

@@ -70,6 +70,7 @@ from svcnet.api import (
     servicecidrs,
 )
 from svcnet.api.errors import StatusError
+from svcnet.api.metricsstorage import MetricsStorage
 from svcnet.api.names import dual_stack_cidrs
 from svcnet.apiserver import admission, discovery, health, identity, openapi, resources
 from svcnet.apiserver.auth import ADMIN_GROUP, TokenFile, User, fixed_allows
@@ -94,6 +95,7 @@ from svcnet.apiserver.endpointreconciler import EndpointReconciler, parse_endpoi
 from svcnet.apiserver.handlers import Handlers
 from svcnet.apiserver.join import JoinService, ensure_join_token
 from svcnet.apiserver.loopback import Loopback
+from svcnet.apiserver.metricsapi import DEFAULT_RESOLUTION, MetricsScraper
 from svcnet.apiserver.nodeclient import NodeClient
 from svcnet.apiserver.rbac import RBAC
 from svcnet.apiserver.satokens import TokenIssuer
@@ -182,6 +184,8 @@ class ServerConfig:
     compaction_interval: float = compactor.DEFAULT_INTERVAL
     leak_grace: timedelta = timedelta(seconds=60)
     leader_elect: bool = True
+    metric_resolution: float = DEFAULT_RESOLUTION
+    """Seconds between scrapes of the nodes' resource metrics (metricsapi.py)."""
     read_header_timeout: float = READ_HEADER_TIMEOUT
     max_connections: int = MAX_CONNECTIONS
     workers: int = 1
@@ -299,6 +303,9 @@ class APIServer:
         self.elector: LeaderElector | None = None
         self.endpoint_reconciler: EndpointReconciler | None = None
         self.workers: Workers | None = None
+        #: The resource metrics (metrics.k8s.io), fed while this server leads (metricsapi.py).
+        self.resource_metrics = MetricsStorage(config.metric_resolution)
+        self._scraper: asyncio.Task[None] | None = None
 
     @property
     def is_worker(self) -> bool:
@@ -396,7 +403,7 @@ class APIServer:
         ctx = Context(served={(s.group, s.version, s.resource): s for s in served},
                       authn=authn, clock=self.clock, namespaces=self.registries["namespaces"],
                       rbac=self.rbac, on_request=self.metrics.observe,
-                      node_client=self.node_client)
+                      node_client=self.node_client, metrics=self.resource_metrics)
         app = self._app(Handlers(ctx))
         # Open watches (informers of pods that outlive us) must not hold up a shutdown.
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
@@ -474,6 +481,7 @@ class APIServer:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        await self._stop_scraper()
         if self.controller_manager is not None:
             await self.controller_manager.stop()
         if self.endpoint_reconciler is not None:
@@ -650,6 +658,23 @@ class APIServer:
             ControllerConfig(self.config.cluster_cidr, self.config.node_grace, self._ca_pem),
             clock=self.clock)
         self.controller_manager.start()
+        # metrics-server's part, beside the controllers: it needs this server's kubelet client
+        # (metricsapi.py says why it runs here and only while leading).
+        assert self.node_client is not None
+        nodes = self.registries["nodes"]
+
+        async def list_nodes() -> list[dict[str, Any]]:
+            return (await nodes.list("")).items
+
+        self._scraper = asyncio.create_task(MetricsScraper(
+            self.resource_metrics, list_nodes, self.node_client, self.clock).run())
+
+    async def _stop_scraper(self) -> None:
+        scraper, self._scraper = self._scraper, None
+        if scraper is not None:
+            scraper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await scraper
 
     async def _lead(self) -> None:
         """One term as leader: the controllers run until it ends (cancellation)."""
@@ -659,6 +684,7 @@ class APIServer:
         try:
             await asyncio.Event().wait()
         finally:
+            await self._stop_scraper()
             manager, self.controller_manager = self.controller_manager, None
             if manager is not None:
                 log.info("no longer leading: stopping the controllers")

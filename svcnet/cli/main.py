@@ -113,6 +113,10 @@ def validate(files: tuple[Path, ...], strict: bool) -> None:
               type=click.FloatRange(min=0),
               help="Seconds between compactions of the store's history, which keep at least "
                    "that much of it (kube-apiserver's --etcd-compaction-interval; 0: never).")
+@click.option("--metric-resolution", default=15.0, show_default=True,
+              type=click.FloatRange(min=0.1),
+              help="Seconds between scrapes of the nodes' resource metrics for "
+                   "metrics.k8s.io (kubectl top; metrics-server's --metric-resolution).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
               help="Processes serving the API (on more cores): this one and WORKERS-1 API "
                    "workers on the same store and listening socket.")
@@ -127,7 +131,7 @@ def server(data_dir: Path, listen: str, store_url: str, etcd_cafile: Path | None
            node_port_range: str, lb_pools: tuple[str, ...], advertise_address: str,
            cluster_cidr: str, node_grace: float, read_header_timeout: float,
            max_connections: int, leader_elect: bool, compaction_interval: float,
-           workers: int, worker_index: int,
+           metric_resolution: float, workers: int, worker_index: int,
            worker_parent: int, listen_fds: str, loopback_fd: int | None,
            verbose: bool) -> None:
     """Run the API server and controllers until SIGTERM/SIGINT.
@@ -161,6 +165,7 @@ def server(data_dir: Path, listen: str, store_url: str, etcd_cafile: Path | None
                               read_header_timeout=read_header_timeout,
                               max_connections=max_connections, leader_elect=leader_elect,
                               compaction_interval=compaction_interval,
+                              metric_resolution=metric_resolution,
                               workers=workers, worker_index=worker_index,
                               listen_fds=[int(fd) for fd in listen_fds.split(",") if fd],
                               loopback_fd=loopback_fd)
@@ -432,6 +437,9 @@ def join(servers: str, token: str, token_file: Path | None, node_name: str, node
 @click.option("--node-grace-period", default=40.0, show_default=True,
               type=click.FloatRange(15.0),
               help="Seconds without a heartbeat before a node is NotReady (nodes renew every 10).")
+@click.option("--metric-resolution", default=15.0, show_default=True,
+              type=click.FloatRange(min=0.1),
+              help="Seconds between scrapes of the nodes' resource metrics (kubectl top).")
 @click.option("--container-runtime", type=click.Choice(["auto", "containerd", "process"]),
               default="auto", show_default=True,
               help="containerd: one per node, pods run their images (RuntimeClass `process` "
@@ -467,7 +475,8 @@ def join(servers: str, token: str, token_file: Path | None, node_name: str, node
                    "--egress the host's /etc/resolv.conf nameservers but loopback stubs "
                    "(127.0.0.53: systemd-resolved's list instead); without, none (SERVFAIL).")
 def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: float,
-       no_localhost_nodeports: bool, node_grace_period: float, container_runtime: str,
+       no_localhost_nodeports: bool, node_grace_period: float, metric_resolution: float,
+       container_runtime: str,
        mirrors: tuple[str, ...], ip_family: str, node_network: str | None, zones: str,
        egress: bool, egress_gateway: str | None, upstreams: tuple[str, ...]) -> None:
     """Bring up a whole local cluster: control plane, nodes, DNS; apply FILEs (needs root)."""
@@ -500,7 +509,8 @@ def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: fl
         _node_labels(f"{LABEL_TOPOLOGY_ZONE}={zone}")  # a label value, or an error
     opts = UpOptions(name=name, nodes=nodes, files=files, detach=detach, timeout=timeout,
                      localhost_nodeports=not no_localhost_nodeports,
-                     node_grace=node_grace_period, container_runtime=container_runtime,
+                     node_grace=node_grace_period, metric_resolution=metric_resolution,
+                     container_runtime=container_runtime,
                      registry_mirrors=registry_mirrors, node_network=network, zones=zone_list,
                      egress=egress, egress_gateway=egress_gateway, upstreams=upstream_list,
                      ip_family=ip_family)

@@ -88,6 +88,7 @@ from svcnet.node.nodenet import (
     vtep_mac,
 )
 from svcnet.node.objects import ObjectWatcher
+from svcnet.node.resourceusage import ResourceCollector
 from svcnet.node.runner import NodeConfig, PodRunner
 from svcnet.node.server import DEFAULT_PORT, NodeServer, ServingConfig, listening_socket
 from svcnet.node.tokens import TokenManager
@@ -730,8 +731,10 @@ class NodeAgent:
             raise ValueError("the kubeconfig names no certificate authority: the node server "
                              "cannot verify the API server")
         assert self.runner is not None
-        self.server = NodeServer(self.runner, lambda ns, name: self.pods.get(f"{ns}/{name}"),
-                                 self._connection_counts)
+        runner = self.runner
+        usage = ResourceCollector(self.pods.list, runner.runtime_of, lambda: runner.cri)
+        self.server = NodeServer(runner, lambda ns, name: self.pods.get(f"{ns}/{name}"),
+                                 self._connection_counts, usage.sample)
         self._server_port = await self.server.start(ServingConfig(
             cfg.tls_cert_file, cfg.tls_key_file, ca.decode("ascii"), node_config.host_ip,
             cfg.server_port, None if _loopback(node_config.host_ip) else node_config.node_netns))

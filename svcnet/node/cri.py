@@ -508,6 +508,22 @@ class CriRuntime:
         self._ensure_relister()
         return self.containers()
 
+    async def container_stats(self) -> dict[ContainerKey, tuple[int, int, float]]:
+        """Each tracked running container's cumulative CPU (``usage_core_nano_seconds``),
+        working set (``working_set_bytes``) and when the CPU was measured (Unix seconds), from
+        one ``ListContainerStats`` (the kubelet's CRI stats provider)."""
+        reply = await self._call("ListContainerStats", self._rt.ListContainerStats,
+                                 pb.ListContainerStatsRequest(), 30)
+        keys = {t.container_id: key for key, t in self._tracked.items()
+                if isinstance(t.state, Running)}
+        out: dict[ContainerKey, tuple[int, int, float]] = {}
+        for st in reply.stats:
+            key = keys.get(st.attributes.id)
+            if key is not None:
+                out[key] = (int(st.cpu.usage_core_nano_seconds.value),
+                            int(st.memory.working_set_bytes.value), st.cpu.timestamp / 1e9)
+        return out
+
     def set_log_dir(self, key: ContainerKey, path: str) -> None:
         """Tell the runtime where an adopted container's log file is (the runner knows the
         layout)."""

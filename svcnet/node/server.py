@@ -26,7 +26,11 @@ Routes (kubelet's): ``GET /containerLogs/{ns}/{pod}/{container}`` (``follow``, `
 ``GET|POST /attach/{ns}/{pod}/{container}`` (WebSocket, :mod:`svcnet.node.exec`),
 ``GET|POST /portForward/{ns}/{pod}`` (:mod:`svcnet.node.portforward`), ``GET /healthz``, and
 svcnet's own ``GET /stats/services``: the proxy's connection counters
-(:mod:`svcnet.proxy.counters`; 404 when they are off), as kubelet serves ``/stats/summary``.
+(:mod:`svcnet.proxy.counters`; 404 when they are off), as kubelet serves ``/stats/summary``,
+and ``GET /metrics/resource``: the kubelet's resource metrics, the node's and its containers'
+CPU and working set in the Prometheus text format (:mod:`svcnet.node.resourceusage` measures,
+:mod:`svcnet.api.resourcemetrics` writes), which the API server scrapes for
+``metrics.k8s.io``.
 Failures are ``metav1.Status`` JSON, which the API server passes on.
 """
 
@@ -48,6 +52,7 @@ from aiohttp import web
 from svcnet.api.errors import StatusError, bad_request
 from svcnet.api.gojson import go_dumps
 from svcnet.api.nodes import KUBELET_CLIENT_CN, KUBELET_CLIENT_GROUP
+from svcnet.api.resourcemetrics import CONTENT_TYPE, ResourceSample, format_resource_metrics
 from svcnet.node.cri import CriRuntime, decode_log
 from svcnet.node.probes import ProbeContext
 from svcnet.node.runtime import ContainerKey, Exited, ProcessRuntime
@@ -165,11 +170,15 @@ class NodeServer:
 
     def __init__(self, runner: PodHost, lookup: Callable[[str, str], Pod | None],
                  traffic: Callable[[], Awaitable[list[list[Any]] | None]] | None = None,
+                 resources: Callable[[], Awaitable[ResourceSample]] | None = None,
                  ) -> None:
         self.runner = runner
         self.lookup = lookup
         self.traffic = traffic
         """The proxy's connection counters (svcnet.proxy.counters), for /stats/services."""
+        self.resources = resources
+        """The node's and its containers' usage (svcnet.node.resourceusage), for
+        /metrics/resource."""
         self._app_runner: web.AppRunner | None = None
 
     def pod(self, namespace: str, name: str) -> Pod:
@@ -206,8 +215,15 @@ class NodeServer:
                 raise StatusError(404, "NotFound", "this node does not count connections")
             return web.json_response({"kind": "ServiceConnections", "connections": rows})
 
+        async def resource_metrics(_: web.Request) -> web.Response:
+            if self.resources is None:
+                raise StatusError(404, "NotFound", "this node does not measure its usage")
+            text = format_resource_metrics(await self.resources())
+            return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE})
+
         app.router.add_get("/healthz", healthz)
         app.router.add_get("/stats/services", services_stats)
+        app.router.add_get("/metrics/resource", resource_metrics)
         app.router.add_get("/containerLogs/{ns}/{pod}/{container}", self.container_logs)
         for method in ("GET", "POST"):
             app.router.add_route(method, "/exec/{ns}/{pod}/{container}", exec_handlers.exec)

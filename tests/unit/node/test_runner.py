@@ -21,6 +21,7 @@ from svcnet.node.ipam import PodIPAM
 from svcnet.node.netns import CommandFailed, FakeNetwork
 from svcnet.node.podnetwork import FakePodNetwork
 from svcnet.node.probes import ProbeAction, ProbeContext, ProbeManager, ProbeOutcome
+from svcnet.node.resourceusage import ResourceCollector
 from svcnet.node.runner import NodeConfig, PodRunner
 from svcnet.node.runtime import ContainerKey, Exited, FakeRuntime, Running
 from svcnet.node.volumes import TokenKey, VolumeError
@@ -760,3 +761,29 @@ async def test_a_cri_container_that_mounts_its_own_hosts_file_keeps_it(
     targets = [m.container_path for m in container.config.mounts]
     assert targets.count("/etc/hosts") == 1
     assert not (cri_node.config.state_dir / "pods" / "uid-web" / "etc-hosts").exists()
+
+
+async def test_cri_container_usage_comes_from_list_container_stats(cri_node: Node) -> None:
+    """/metrics/resource on the CRI runtime (svcnet/node/resourceusage.py): each running
+    container's usage_core_nano_seconds and working_set_bytes; the node's CPU keeps a
+    container's last figure once it is gone."""
+    runner, cri = cri_node.runner, cri_node.cri
+    assert runner is not None and cri is not None
+    cri.state.registry["python:3"] = 1
+    pod = make_pod()
+    await runner.sync([pod])
+    [cid] = cri.state.containers
+    cri.state.usage[cid] = (7_000_000_000, 3 << 20)
+    collector = ResourceCollector(lambda: [pod], runner.runtime_of, lambda: runner.cri)
+    sample = await collector.sample()
+    [c] = sample.containers
+    assert (c.pod.name, c.container, c.usage.cpu_ns, c.usage.memory) == (
+        "web", "app", 7_000_000_000, 3 << 20)
+    assert c.usage.timestamp == cri_node.clock.now().timestamp()
+    assert sample.node is not None and sample.node.cpu_ns > 7_000_000_000
+    assert "ListContainerStats" in cri.state.calls
+    await runner.sync([])
+    await cri_node.advance(5)
+    after = await collector.sample()
+    assert after.containers == ()
+    assert after.node is not None and after.node.cpu_ns >= sample.node.cpu_ns

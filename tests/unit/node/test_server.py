@@ -18,6 +18,13 @@ import pytest
 
 from svcnet.api import remotecommand as rc, spdy
 from svcnet.api.errors import StatusError
+from svcnet.api.resourcemetrics import (
+    ContainerUsage,
+    PodRef,
+    ResourceSample,
+    Usage,
+    parse_resource_metrics,
+)
 from svcnet.apiserver.certs import (
     ensure_kubelet_client,
     ensure_tls,
@@ -309,3 +316,36 @@ async def test_stats_services_serves_the_proxys_counters_or_404(tmp_path: Path) 
     finally:
         await client.close()
         await server.stop()
+
+
+async def test_metrics_resource_serves_the_kubelets_text_or_404(tmp_path: Path) -> None:
+    sample = ResourceSample(Usage(2_000_000_000, 1 << 20, 1700000000.5), (ContainerUsage(
+        PodRef("default", "web"), "app", Usage(1_000_000_000, 4096, 1700000000.5, 1.0)),))
+
+    async def resources() -> ResourceSample:
+        return sample
+
+    tls = ensure_tls(tmp_path, ["127.0.0.1"])
+    cert, key = issue_node_serving(tmp_path, "n1", ["127.0.0.1"], tmp_path / "node")
+    servers = [NodeServer(FakeHost(), lambda ns, name: None, None, resources),
+               NodeServer(FakeHost(), lambda ns, name: None)]
+    ports = [await s.start(ServingConfig(cert, key, tls.ca_pem().decode(), "127.0.0.1", 0))
+             for s in servers]
+    client = NodeClient(tls.ca_cert, *ensure_kubelet_client(tmp_path))
+    try:
+        async with client.session.get(f"https://127.0.0.1:{ports[0]}/metrics/resource") as r:
+            assert r.status == 200 and r.content_type == "text/plain"
+            batch = parse_resource_metrics(await r.text(), 0.0)
+        assert batch.node == sample.node
+        assert batch.pods == {PodRef("default", "web"): {"app": sample.containers[0].usage}}
+        async with client.session.get(f"https://127.0.0.1:{ports[1]}/metrics/resource") as r:
+            assert r.status == 404
+        # Authenticated as the node's other endpoints: no client certificate is a 401.
+        plain = ssl.create_default_context(cafile=str(tls.ca_cert))
+        async with aiohttp.ClientSession() as anonymous, anonymous.get(
+                f"https://127.0.0.1:{ports[0]}/metrics/resource", ssl=plain) as r:
+            assert r.status == 401
+    finally:
+        await client.close()
+        for s in servers:
+            await s.stop()
