@@ -405,9 +405,9 @@ def validate_hpa_status_update(new: ObjMap, old: ObjMap) -> list[FieldError]:
 
 
 def _empty_status() -> Obj:
-    """A zero HorizontalPodAutoscalerStatus as Go encodes it (desiredReplicas is not
-    omitempty)."""
-    return {"desiredReplicas": 0}
+    """A zero HorizontalPodAutoscalerStatus as Go encodes it: currentMetrics and
+    desiredReplicas are not omitempty (kubectl sends the same)."""
+    return {"currentMetrics": None, "desiredReplicas": 0}
 
 
 def _uses_tolerance(hpa: ObjMap) -> bool:

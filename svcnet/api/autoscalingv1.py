@@ -450,8 +450,7 @@ def to_v2(hpa: ObjMap) -> Obj:
     saved = _json_list(annotations, CURRENT_METRICS_ANNOTATION)
     if saved is not None:
         current = [_status_to_v2(m) for m in saved if isinstance(m, Mapping)]
-    if current:
-        v2_status["currentMetrics"] = current
+    v2_status["currentMetrics"] = current or None  # not omitempty in v2
     if not metrics:
         metrics = [default_cpu_metric()]
     v2_spec["metrics"] = metrics
