@@ -84,18 +84,29 @@ SCALARS: dict[str, Obj] = {
 _REF = "#/definitions/"
 
 
-def client_class(group: str, kind: str) -> str:
-    """The client's model for a kind: ``V1Service``, ``CoreV1Event``, ``AuthenticationV1...``."""
+def client_class(group: str, kind: str, version: str = "v1") -> str:
+    """The client's model for a kind: ``V1Service``, ``CoreV1Event``, ``AuthenticationV1...``,
+    ``V2HorizontalPodAutoscaler``."""
     prefix = (group.split(".", maxsplit=1)[0] or "core").capitalize()
-    for name in (f"{prefix}V1{kind}", f"V1{kind}"):
+    v = version.capitalize()
+    for name in (f"{prefix}{v}{kind}", f"{v}{kind}"):
         if hasattr(models, name):
             return name
-    raise KeyError(f"no client model for {group}/{kind}")
+    raise KeyError(f"no client model for {group}/{version}/{kind}")
+
+
+_VERSIONED = re.compile(r"^[A-Za-z]*?V(\d+)(?=[A-Z])")
 
 
 def go_name(cls_name: str) -> str:
     """``V1ServiceSpec`` → ``ServiceSpec``; ``CoreV1EventSeries`` → ``EventSeries``."""
-    return re.sub(r"^[A-Za-z]*?V1(?=[A-Z])", "", cls_name)
+    return _VERSIONED.sub("", cls_name)
+
+
+def version_of(cls_name: str) -> str:
+    """The API version a model's package has: ``V2MetricSpec`` → ``v2``."""
+    m = _VERSIONED.match(cls_name)
+    return f"v{m.group(1)}" if m else "v1"
 
 
 def roots() -> list[tuple[str, str]]:
@@ -104,9 +115,9 @@ def roots() -> list[tuple[str, str]]:
     for res in sorted(resources.CATALOGUE, key=lambda r: r.group != ""):
         if not res.in_openapi:
             continue  # metrics.k8s.io: the client has no models for it
-        out.append((client_class(res.group, res.kind), res.group))
+        out.append((client_class(res.group, res.kind, res.version), res.group))
         if "list" in res.verbs:
-            out.append((client_class(res.group, res.list_kind), res.group))
+            out.append((client_class(res.group, res.list_kind, res.version), res.group))
         if res.group == "":
             out.append(("V1PodTemplate", ""))  # tags PodTemplateSpec core before apps
         for sub in res.subresources:
@@ -126,7 +137,7 @@ class Generator:
         if cls_name not in self.names:
             short = go_name(cls_name)
             self.names[cls_name] = (f"{META_PACKAGE}.{short}" if short in META
-                                    else definition_name(group, "v1", short))
+                                    else definition_name(group, version_of(cls_name), short))
             self.definitions[self.names[cls_name]] = self.definition(cls_name, group)
         return self.names[cls_name]
 
@@ -249,7 +260,7 @@ def apply_patch_meta(definitions: dict[str, Obj], kinds: dict[str, str]) -> None
 def _client_method(operation_id: str) -> Any:
     """The client's API method for an operation: ``patchCoreV1NamespacedService`` is
     ``CoreV1Api.patch_namespaced_service`` (the client is generated from the same ids)."""
-    match = re.fullmatch(r"([a-z]+)([A-Z]\w*?V1)(\w*)", operation_id)
+    match = re.fullmatch(r"([a-z]+)([A-Z]\w*?V\d+)(\w*)", operation_id)
     assert match is not None, operation_id
     verb, api, rest = match.groups()
     # A run of capitals is one word (``listIPAddress`` is ``list_ip_address``).
@@ -298,7 +309,8 @@ def generate() -> Obj:
     gen = Generator()
     kinds: dict[str, str] = {}
     for cls_name, group in roots():
-        kinds.setdefault(f"{group}/v1/{go_name(cls_name)}", gen.name(cls_name, group))
+        kinds.setdefault(f"{group}/{version_of(cls_name)}/{go_name(cls_name)}",
+                         gen.name(cls_name, group))
     gen.definitions.update(SCALARS)
     for key, name in kinds.items():
         group, version, kind = key.split("/")

@@ -43,6 +43,8 @@ KINDS = {
     "apps/v1/StatefulSet": "V1StatefulSet",
     "v1/ReplicationController": "V1ReplicationController",
     "autoscaling/v1/Scale": "V1Scale",
+    "autoscaling/v1/HorizontalPodAutoscaler": "V1HorizontalPodAutoscaler",
+    "autoscaling/v2/HorizontalPodAutoscaler": "V2HorizontalPodAutoscaler",
     "coordination.k8s.io/v1/Lease": "V1Lease",
     "events.k8s.io/v1/Event": "EventsV1Event",
     "rbac.authorization.k8s.io/v1/Role": "V1Role",

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from svcnet.api import (
+    autoscaling,
+    autoscalingv1,
     batch,
     configs,
     daemonsets,
@@ -175,6 +177,12 @@ KINDS: dict[tuple[str, str], Kind] = {
     ("networking.k8s.io/v1", "IngressClass"): Kind(
         "networking.k8s.io/v1", "IngressClass", "ingressclasses", False,
         ingresses.set_defaults_ingress_class, ingresses.validate_ingress_class),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): Kind(
+        "autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
+        autoscaling.set_defaults_hpa, autoscaling.validate_hpa),
+    ("autoscaling/v1", "HorizontalPodAutoscaler"): Kind(
+        "autoscaling/v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
+        autoscalingv1.set_defaults_hpa_v1, autoscalingv1.validate_hpa_v1),
     ("networking.k8s.io/v1", "NetworkPolicy"): Kind(
         "networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", True,
         networkpolicies.set_defaults_network_policy, networkpolicies.validate_network_policy),

@@ -9,9 +9,13 @@ advertising a subresource we cannot serve makes clients fail later and more conf
 
 Ordering matters to clients in two places and is preserved by :data:`RESOURCES`:
 
-* group order is the order of ``/apis`` (upstream lists ``apps`` and ``events.k8s.io`` before
-  ``networking.k8s.io``, ``scheduling.k8s.io``, ``coordination.k8s.io``, ``node.k8s.io`` and
-  ``discovery.k8s.io``: kube-apiserver's group priorities);
+* group order is the order of ``/apis`` (upstream lists ``apps``, ``events.k8s.io``,
+  ``authentication.k8s.io``, ``authorization.k8s.io`` and ``autoscaling`` before
+  ``batch``, ``networking.k8s.io``, ``scheduling.k8s.io``, ``coordination.k8s.io``,
+  ``node.k8s.io`` and ``discovery.k8s.io``: kube-apiserver's group priorities), and within a
+  group the preferred version first (``autoscaling/v2``, then ``v1``: a version other than the
+  storage one names it in ``storage_group_version`` and is served by
+  :mod:`svcnet.registry.versions`);
   kubectl resolves an ambiguous short name (``ev`` is both ``events`` and
   ``events.events.k8s.io``) to the first group that has it, and the core group always comes
   first;
@@ -238,6 +242,14 @@ CATALOGUE: tuple[Resource, ...] = (
              "selfsubjectrulesreview", False, verbs=("create",), persisted=False),
     Resource("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews",
              "subjectaccessreview", False, verbs=("create",), persisted=False),
+    # -- autoscaling/v2 (the storage version) and autoscaling/v1 -------------------------------
+    Resource("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers",
+             "horizontalpodautoscaler", True, short_names=("hpa",), categories=("all",),
+             subresources=(_status("HorizontalPodAutoscaler"),)),
+    Resource("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers",
+             "horizontalpodautoscaler", True, short_names=("hpa",), categories=("all",),
+             subresources=(_status("HorizontalPodAutoscaler"),),
+             storage_group_version="autoscaling/v2"),
     # -- batch/v1 -----------------------------------------------------------------------------
     Resource("batch", "v1", "CronJob", "cronjobs", "cronjob", True, short_names=("cj",),
              categories=("all",), subresources=(_status("CronJob"),)),

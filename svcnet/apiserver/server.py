@@ -60,6 +60,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from svcnet.allocators.allocator import Holder
 from svcnet.allocators.ranges import ServiceCIDR
 from svcnet.api import (
+    autoscaling,
     ingresses,
     kubectl_descriptors,
     networkpolicies,
@@ -111,6 +112,8 @@ from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.leaderelection import LeaderElector, LeaseLock
 from svcnet.client.rest import RESTClient
 from svcnet.controllers.manager import USER_AGENT, ControllerConfig, ControllerManager
+from svcnet.registry import versions
+from svcnet.registry.autoscaling import HorizontalPodAutoscalerStrategy
 from svcnet.registry.batch import CronJobStrategy, JobStrategy
 from svcnet.registry.configs import ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy
 from svcnet.registry.generic import Registry
@@ -536,6 +539,7 @@ class APIServer:
             (servicecidrs.GROUP, "servicecidrs"): ServiceCIDRStrategy(),
             (servicecidrs.GROUP, "ipaddresses"): IPAddressStrategy(),
             ("policy", "poddisruptionbudgets"): PodDisruptionBudgetStrategy(),
+            (autoscaling.GROUP, "horizontalpodautoscalers"): HorizontalPodAutoscalerStrategy(),
             ("", "persistentvolumes"): PersistentVolumeStrategy(),
             ("", "persistentvolumeclaims"): PersistentVolumeClaimStrategy(),
             (rbac.GROUP, "roles"): RoleStrategy(self._check_escalation),
@@ -549,14 +553,21 @@ class APIServer:
             strategy = strategies.get((res.group, res.resource))
             if strategy is None:
                 continue
-            registry = (NamespaceRegistry(self.store, clock=self.clock, admit=admission.admit)
-                        if isinstance(strategy, NamespaceStrategy) else
-                        PriorityClassRegistry(self.store, strategy, clock=self.clock,
-                                              admit=admission.admit)
-                        if isinstance(strategy, PriorityClassStrategy) else
-                        Registry(self.store, strategy, clock=self.clock, admit=admission.admit))
-            self.registries[res.resource if not res.group else
-                            f"{res.resource}.{res.group}"] = registry
+            key = res.resource if not res.group else f"{res.resource}.{res.group}"
+            converter = versions.CONVERTERS.get((res.api_version, res.kind))
+            registry: Registry
+            if converter is not None:
+                # Another version of a kind stored at the version listed before it.
+                registry = versions.VersionedRegistry(self.registries[key], converter)
+            else:
+                registry = (
+                    NamespaceRegistry(self.store, clock=self.clock, admit=admission.admit)
+                    if isinstance(strategy, NamespaceStrategy) else
+                    PriorityClassRegistry(self.store, strategy, clock=self.clock,
+                                          admit=admission.admit)
+                    if isinstance(strategy, PriorityClassStrategy) else
+                    Registry(self.store, strategy, clock=self.clock, admit=admission.admit))
+                self.registries[key] = registry
             served.append(Served(res.group, res.version, res.resource, res.kind,
                                  res.namespaced, registry,
                                  {s.name: frozenset(s.verbs) for s in res.subresources}))

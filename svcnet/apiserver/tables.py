@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from svcnet.api import autoscalingv1
 from svcnet.api.access import as_dict as _dict, as_int as _int, as_list as _list, as_str as _str
 from svcnet.api.labels import SelectorError, selector_from_label_selector
 from svcnet.apiserver.discovery import parse_accept
@@ -473,6 +474,27 @@ _INGRESS_CLASS_COLUMNS = (
     _NAME,
     Column("Controller", description="Controller that is responsible for handling this class"),
     Column("Parameters", description="A reference to a resource with additional parameters"),
+    _AGE,
+)
+# Upstream describes these with autoscaling/v2beta1's field docs.
+_HPA_COLUMNS = (
+    _NAME,
+    Column("Reference", description="scaleTargetRef points to the target resource to scale, "
+                                    "and is used to the pods for which metrics should be "
+                                    "collected, as well as to actually change the replica "
+                                    "count."),
+    Column("Targets", description="metrics contains the specifications for which to use to "
+                                  "calculate the desired replica count (the maximum replica "
+                                  "count across all metrics will be used)."),
+    Column("MinPods", description="minReplicas is the lower limit for the number of replicas "
+                                  "to which the autoscaler can scale down."),
+    Column("MaxPods", type="integer", description="maxReplicas is the upper limit for the "
+                                                  "number of replicas to which the autoscaler "
+                                                  "can scale up."),
+    Column("Replicas", type="integer", description="currentReplicas is current number of "
+                                                   "replicas of pods managed by this "
+                                                   "autoscaler, as last seen by the "
+                                                   "autoscaler."),
     _AGE,
 )
 _PDB_COLUMNS = (
@@ -1116,6 +1138,76 @@ def _print_ingress_class(ic: Obj, now: datetime) -> list[Cell]:
     return [_name(ic), _str(_get(ic, "spec", "controller")), shown, _age(ic, now)]
 
 
+def _quantity_text(value: Any) -> str:
+    """A quantity as stored (upstream prints the parsed Quantity's canonical String())."""
+    return "<nil>" if value is None else value if isinstance(value, str) else str(value)
+
+
+def _hpa_metric(spec: Obj, status: Obj | None) -> str:
+    """One metric of formatHPAMetrics: ``current/target``, ``<unknown>`` for no current."""
+    kind = _str(spec.get("type"))
+    if kind in ("External", "Object"):
+        src = _dict(spec.get(kind.lower()))
+        target = _dict(src.get("target"))
+        current = _dict(_get(status, kind.lower(), "current")) if status else {}
+        seen = status is not None and isinstance(status.get(kind.lower()), dict)
+        if target.get("averageValue") is not None:
+            now = (_quantity_text(current["averageValue"])
+                   if seen and current.get("averageValue") is not None else "<unknown>")
+            return f"{now}/{_quantity_text(target['averageValue'])} (avg)"
+        now = _quantity_text(current.get("value")) if seen else "<unknown>"
+        return f"{now}/{_quantity_text(target.get('value'))}"
+    if kind == "Pods":
+        target = _dict(_get(spec, "pods", "target"))
+        seen = status is not None and isinstance(status.get("pods"), dict)
+        now = (_quantity_text(_get(status, "pods", "current", "averageValue")) if seen
+               else "<unknown>")
+        return f"{now}/{_quantity_text(target.get('averageValue'))}"
+    if kind in ("Resource", "ContainerResource"):
+        key = "resource" if kind == "Resource" else "containerResource"
+        src = _dict(spec.get(key))
+        target = _dict(src.get("target"))
+        name = _str(src.get("name"))
+        source = _dict(status.get(key)) if status and isinstance(status.get(key), dict) \
+            else None
+        if target.get("averageValue") is not None:
+            now = (_quantity_text(_get(source, "current", "averageValue"))
+                   if source is not None else "<unknown>")
+            return f"{name}: {now}/{_quantity_text(target['averageValue'])}"
+        used = _get(source, "current", "averageUtilization")
+        now = f"{used}%" if isinstance(used, int) else "<unknown>"
+        goal = target.get("averageUtilization")
+        return f"{name}: {now}/{f'{goal}%' if isinstance(goal, int) else '<auto>'}"
+    return "<unknown type>"
+
+
+def format_hpa_metrics(specs: list[Any], statuses: list[Any]) -> str:
+    """formatHPAMetrics: each metric (status i goes with spec i), the first two and
+    ``+ N more...``; ``<none>`` without metrics."""
+    if not specs:
+        return "<none>"
+    shown = [_hpa_metric(_dict(spec), _dict(statuses[i]) if i < len(statuses) else None)
+             for i, spec in enumerate(specs)]
+    if len(shown) > 2:
+        return f"{', '.join(shown[:2])} + {len(shown) - 2} more..."
+    return ", ".join(shown)
+
+
+def _print_hpa(hpa: Obj, now: datetime) -> list[Cell]:
+    """printHorizontalPodAutoscaler (of the autoscaling/v2 form: v1 objects are converted
+    first, as upstream prints its internal version)."""
+    if hpa.get("apiVersion") == autoscalingv1.API_VERSION:
+        hpa = autoscalingv1.to_v2(hpa)
+    ref = _dict(_get(hpa, "spec", "scaleTargetRef"))
+    min_pods = _get(hpa, "spec", "minReplicas")
+    return [_name(hpa), f"{_str(ref.get('kind'))}/{_str(ref.get('name'))}",
+            format_hpa_metrics(_list(_get(hpa, "spec", "metrics")),
+                               _list(_get(hpa, "status", "currentMetrics"))),
+            str(min_pods) if isinstance(min_pods, int) else "<unset>",
+            _int(_get(hpa, "spec", "maxReplicas")),
+            _int(_get(hpa, "status", "currentReplicas")), _age(hpa, now)]
+
+
 def _print_pdb(pdb: Obj, now: datetime) -> list[Cell]:
     """printPodDisruptionBudget: the int-or-percent bounds (N/A when unset), the allowance."""
     def bound(key: str) -> str:
@@ -1247,6 +1339,7 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
     ("networking.k8s.io", "ServiceCIDR"): _Printer(_SERVICE_CIDR_COLUMNS, _print_service_cidr),
     ("networking.k8s.io", "IPAddress"): _Printer(_IP_ADDRESS_COLUMNS, _print_ip_address),
     ("policy", "PodDisruptionBudget"): _Printer(_PDB_COLUMNS, _print_pdb),
+    ("autoscaling", "HorizontalPodAutoscaler"): _Printer(_HPA_COLUMNS, _print_hpa),
     ("rbac.authorization.k8s.io", "RoleBinding"): _Printer(_BINDING_COLUMNS, _print_binding),
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): _Printer(_BINDING_COLUMNS,
                                                                    _print_binding),

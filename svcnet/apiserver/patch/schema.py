@@ -264,6 +264,10 @@ _KIND_FIELDS: Final[dict[tuple[str, str], dict[str, FieldMeta]]] = {
     ("networking.k8s.io/v1", "ServiceCIDR"): {
         "spec.cidrs": _ATOMIC,  # +listType=atomic
     },
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): {
+        # Lists are atomic (the default); conditions +listType=map +listMapKey=type.
+        "status.conditions": _BY_TYPE,
+    },
     ("policy/v1", "PodDisruptionBudget"): {
         "spec.selector": _LABEL_SELECTOR,  # +patchStrategy=replace
         "status.conditions": _BY_TYPE,  # +patchMergeKey=type +listType=map +listMapKey=type

@@ -118,7 +118,8 @@ def test_catalogue_is_consistent() -> None:
     assert len(kinds) == len(set(kinds))
     assert resources.group_versions() == [
         ("", "v1"), ("apps", "v1"), ("events.k8s.io", "v1"), ("authentication.k8s.io", "v1"),
-        ("authorization.k8s.io", "v1"), ("batch", "v1"), ("networking.k8s.io", "v1"),
+        ("authorization.k8s.io", "v1"), ("autoscaling", "v2"), ("autoscaling", "v1"),
+        ("batch", "v1"), ("networking.k8s.io", "v1"),
         ("policy", "v1"), ("rbac.authorization.k8s.io", "v1"), ("scheduling.k8s.io", "v1"),
         ("coordination.k8s.io", "v1"), ("node.k8s.io", "v1"), ("discovery.k8s.io", "v1"),
         ("metrics.k8s.io", "v1beta1")]
@@ -168,9 +169,10 @@ def test_api_group_list() -> None:
     assert doc["kind"] == "APIGroupList"
     assert doc["apiVersion"] == "v1"
     assert [g["name"] for g in doc["groups"]] == [
-        "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "batch",
-        "networking.k8s.io", "policy", "rbac.authorization.k8s.io", "scheduling.k8s.io",
-        "coordination.k8s.io", "node.k8s.io", "discovery.k8s.io", "metrics.k8s.io"]
+        "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io",
+        "autoscaling", "batch", "networking.k8s.io", "policy", "rbac.authorization.k8s.io",
+        "scheduling.k8s.io", "coordination.k8s.io", "node.k8s.io", "discovery.k8s.io",
+        "metrics.k8s.io"]
     slices = doc["groups"][-2]
     assert slices == {"name": "discovery.k8s.io",
                       "versions": [{"groupVersion": "discovery.k8s.io/v1", "version": "v1"}],
@@ -183,7 +185,29 @@ def test_api_group() -> None:
     assert apps is not None
     assert apps["kind"] == "APIGroup"
     assert apps["preferredVersion"] == {"groupVersion": "apps/v1", "version": "v1"}
-    assert discovery.api_group("autoscaling") is None
+    assert discovery.api_group("storage.k8s.io") is None
+    # Two versions: the preferred (storage) one first, as kube-apiserver lists them.
+    autoscaling = discovery.api_group("autoscaling")
+    assert autoscaling is not None
+    assert autoscaling["versions"] == [{"groupVersion": "autoscaling/v2", "version": "v2"},
+                                       {"groupVersion": "autoscaling/v1", "version": "v1"}]
+    assert autoscaling["preferredVersion"] == {"groupVersion": "autoscaling/v2",
+                                               "version": "v2"}
+
+
+def test_autoscaling_versions_share_the_storage_version_hash() -> None:
+    v2, v1 = (_legacy_entry("autoscaling", v, "horizontalpodautoscalers") for v in ("v2", "v1"))
+    assert v1["storageVersionHash"] == v2["storageVersionHash"] == \
+        resources.storage_version_hash("autoscaling", "v2", "HorizontalPodAutoscaler")
+    assert v2["shortNames"] == v1["shortNames"] == ["hpa"]
+    assert v2["categories"] == ["all"]
+    status = _legacy_entry("autoscaling", "v1", "horizontalpodautoscalers/status")
+    assert status["kind"] == "HorizontalPodAutoscaler" and "group" not in status
+    doc = discovery.aggregated_discovery("apis")
+    group = next(i for i in doc["items"] if i["metadata"]["name"] == "autoscaling")
+    assert [v["version"] for v in group["versions"]] == ["v2", "v1"]
+    assert group["versions"][1]["resources"][0]["responseKind"] == {
+        "group": "autoscaling", "version": "v1", "kind": "HorizontalPodAutoscaler"}
 
 
 def _legacy_entry(group: str, version: str, name: str) -> Obj:
@@ -255,7 +279,8 @@ def test_legacy_scale_subresource_names_its_group() -> None:
 
 
 def test_unknown_group_version_has_no_resource_list() -> None:
-    assert discovery.api_resource_list("autoscaling", "v2") is None
+    assert discovery.api_resource_list("autoscaling", "v2beta2") is None
+    assert discovery.api_resource_list("storage.k8s.io", "v1") is None
     assert discovery.api_resource_list("apps", "v1beta1") is None
 
 
@@ -292,9 +317,10 @@ def test_aggregated_api_has_only_the_core_group_without_a_name() -> None:
 def test_aggregated_apis_lists_named_groups_in_order() -> None:
     doc = discovery.aggregated_discovery("apis")
     assert [i["metadata"]["name"] for i in doc["items"]] == [
-        "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "batch",
-        "networking.k8s.io", "policy", "rbac.authorization.k8s.io", "scheduling.k8s.io",
-        "coordination.k8s.io", "node.k8s.io", "discovery.k8s.io", "metrics.k8s.io"]
+        "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io",
+        "autoscaling", "batch", "networking.k8s.io", "policy", "rbac.authorization.k8s.io",
+        "scheduling.k8s.io", "coordination.k8s.io", "node.k8s.io", "discovery.k8s.io",
+        "metrics.k8s.io"]
 
 
 @pytest.mark.parametrize(("group", "res", "short", "cats"), KUBECTL_NAMES,
@@ -458,7 +484,8 @@ def test_root_lists_every_group_version_with_matching_hash() -> None:
 
 def test_document_lookup() -> None:
     assert openapi.document_for("/api/v1") is openapi.document_for("api/v1")
-    assert openapi.document_for("apis/autoscaling/v2") is None
+    assert openapi.document_for("apis/storage.k8s.io/v1") is None
+    assert openapi.document_for("apis/autoscaling/v2") is not None
 
 
 @pytest.mark.parametrize("res", [r for r in resources.RESOURCES if "patch" in r.verbs],
@@ -540,4 +567,4 @@ def test_hash_follows_content() -> None:
 
 
 def test_unknown_group_version_document_is_empty() -> None:
-    assert openapi.build_group_version_document("autoscaling", "v2")["paths"] == {}
+    assert openapi.build_group_version_document("storage.k8s.io", "v1")["paths"] == {}
