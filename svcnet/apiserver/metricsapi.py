@@ -12,13 +12,14 @@ those, a pod or node without usage left out of a list and a 404 on get).
 **Where it runs.** Upstream, metrics-server is a Deployment of its own that scrapes the kubelets
 with its own credentials and is reached through kube-apiserver's aggregation layer. svcnet has
 no aggregator, and the credentials a scraper needs, the kubelet client certificate, are the API
-server's (:mod:`.nodeclient`): so the scraper runs inside the API server, for as long as that
-server leads the controllers (``APIServer._lead``, the controller-manager Lease). A lone
-server always leads, so it always scrapes; of several servers on one store only the leader
-scrapes (the nodes are asked once per resolution, not once per server), and the API
-answers from that process's memory. A process that does not scrape (another server, an API
-worker of ``--workers``) answers 503 ``the server is currently unable to handle the request``,
-what kube-apiserver answers while the metrics APIService is unavailable.
+server's (:mod:`.nodeclient`): so the scraper runs inside the API server, in every serving
+process (each server of an HA control plane, each API worker of ``--workers``), each for
+itself, as each replica of an HA metrics-server Deployment scrapes every node for itself:
+whichever process a request (or the autoscaler's, over the loopback socket) reaches answers
+from its own memory, and the nodes are asked once per resolution per process. A process
+whose scraper is not running (stopping) answers 503 ``the server is currently unable to
+handle the request``, what kube-apiserver answers while the metrics APIService is
+unavailable.
 
 **Scrape.** Every node whose ``Ready`` condition is True, through the node client (the same
 mutually authenticated HTTPS as logs and exec), decoded by

@@ -306,9 +306,8 @@ class APIServer:
         self.elector: LeaderElector | None = None
         self.endpoint_reconciler: EndpointReconciler | None = None
         self.workers: Workers | None = None
-        #: The resource metrics (metrics.k8s.io), fed while this server leads (metricsapi.py).
+        #: The resource metrics (metrics.k8s.io), fed by this process's scraper (metricsapi.py).
         self.resource_metrics = MetricsStorage(config.metric_resolution)
-        self._scraper: asyncio.Task[None] | None = None
 
     @property
     def is_worker(self) -> bool:
@@ -466,11 +465,21 @@ class APIServer:
 
     def _start_loops(self) -> None:
         """What every serving process runs beside the API: the OpenAPI documents built now,
-        periodic allocation repair, the ServiceCIDR controller."""
+        periodic allocation repair, the ServiceCIDR controller, and the resource metrics'
+        scraper (metricsapi.py: each process scrapes for itself, as each replica of an HA
+        metrics-server does)."""
         self._tasks.append(asyncio.create_task(asyncio.to_thread(openapi.warm,
                                                                  self.config.data_dir)))
         self._tasks.append(asyncio.create_task(self._repair_loop()))
         self._tasks.append(asyncio.create_task(self.service_cidrs.run()))
+        assert self.node_client is not None
+        nodes = self.registries["nodes"]
+
+        async def list_nodes() -> list[dict[str, Any]]:
+            return (await nodes.list("")).items
+
+        self._tasks.append(asyncio.create_task(MetricsScraper(
+            self.resource_metrics, list_nodes, self.node_client, self.clock).run()))
 
     async def stop(self) -> None:
         self._stopping = True  # /readyz fails from now on
@@ -484,7 +493,6 @@ class APIServer:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
-        await self._stop_scraper()
         if self.controller_manager is not None:
             await self.controller_manager.stop()
         if self.endpoint_reconciler is not None:
@@ -669,23 +677,6 @@ class APIServer:
             ControllerConfig(self.config.cluster_cidr, self.config.node_grace, self._ca_pem),
             clock=self.clock)
         self.controller_manager.start()
-        # metrics-server's part, beside the controllers: it needs this server's kubelet client
-        # (metricsapi.py says why it runs here and only while leading).
-        assert self.node_client is not None
-        nodes = self.registries["nodes"]
-
-        async def list_nodes() -> list[dict[str, Any]]:
-            return (await nodes.list("")).items
-
-        self._scraper = asyncio.create_task(MetricsScraper(
-            self.resource_metrics, list_nodes, self.node_client, self.clock).run())
-
-    async def _stop_scraper(self) -> None:
-        scraper, self._scraper = self._scraper, None
-        if scraper is not None:
-            scraper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await scraper
 
     async def _lead(self) -> None:
         """One term as leader: the controllers run until it ends (cancellation)."""
@@ -695,7 +686,6 @@ class APIServer:
         try:
             await asyncio.Event().wait()
         finally:
-            await self._stop_scraper()
             manager, self.controller_manager = self.controller_manager, None
             if manager is not None:
                 log.info("no longer leading: stopping the controllers")

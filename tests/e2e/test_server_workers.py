@@ -5,7 +5,8 @@
 * writes through both processes at once: every Service gets a distinct ClusterIP, and the
   controllers (the primary's) see the worker's writes: every Service gets its EndpointSlice;
   on SQLite and on etcd;
-* ``/metrics`` answers for every process, whichever process a scrape reaches;
+* ``/metrics`` answers for every process, whichever process a scrape reaches, and so does
+  ``metrics.k8s.io``;
 * a worker that dies is started again; the workers stop with their server, and die with it
   when it is SIGKILLed.
 """
@@ -145,6 +146,12 @@ def test_the_worker_serves_and_the_controllers_see_its_writes(server: Cluster) -
     code, listed = api.call("GET", SVC_PATH)
     assert code == 200
     assert {s["metadata"]["name"] for s in listed["items"]} >= {f"w-{i}" for i in range(320)}
+
+    # metrics.k8s.io too: each process scrapes the nodes for itself (here there are none),
+    # so no new connection meets a 503.
+    for _ in range(8):
+        code, doc = api.call("GET", "/apis/metrics.k8s.io/v1beta1/nodes")
+        assert (code, doc["kind"], doc["items"]) == (200, "NodeMetricsList", []), doc
 
     # The controllers run in the primary, and reach every Service, wherever it was written.
     def slices_for_all() -> bool:
