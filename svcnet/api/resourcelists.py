@@ -45,6 +45,7 @@ from svcnet.api.names import is_qualified_name
 __all__ = [
     "is_extended_resource_name",
     "is_integer_resource_name",
+    "milli_value",
     "parse_quantity",
     "quantities_equal",
     "quantity_binary",
@@ -140,6 +141,11 @@ def quantity_binary(value: int) -> str:
         return quantity_decimal(value)
     suffix = {v: k for k, v in _BINARY_SUFFIX.items()}[power]
     return f"{'-' if value < 0 else ''}{n}{suffix}"
+
+
+def milli_value(q: Fraction) -> int:
+    """Quantity.MilliValue: thousandths, rounded up (``12345n`` is ``1``)."""
+    return math.ceil(q * 1000)
 
 
 def _is_native_resource(name: str) -> bool:

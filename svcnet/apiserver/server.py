@@ -180,6 +180,9 @@ class ServerConfig:
     extra_sans: Sequence[str] = ()
     cluster_cidr: str = "10.244.0.0/16"
     node_grace: timedelta = timedelta(seconds=40)
+    #: The horizontal pod autoscaler's period and downscale window (controllers only).
+    hpa_sync_period: float = 15.0
+    hpa_downscale_stabilization: timedelta = timedelta(minutes=5)
     repair_interval: float = 180.0
     #: TLS towards an etcd store (``--etcd-cafile``, ``--etcd-certfile``, ``--etcd-keyfile``).
     etcd_tls: EtcdTLS | None = None
@@ -674,7 +677,10 @@ class APIServer:
         assert self._controller_client is not None
         self.controller_manager = ControllerManager(
             self._controller_client, self.lb,
-            ControllerConfig(self.config.cluster_cidr, self.config.node_grace, self._ca_pem),
+            ControllerConfig(self.config.cluster_cidr, self.config.node_grace, self._ca_pem,
+                             hpa_sync_period=self.config.hpa_sync_period,
+                             hpa_downscale_stabilization=(
+                                 self.config.hpa_downscale_stabilization)),
             clock=self.clock)
         self.controller_manager.start()
 

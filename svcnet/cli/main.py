@@ -100,6 +100,12 @@ def validate(files: tuple[Path, ...], strict: bool) -> None:
                    "of an IPv4 one and a /64 of an IPv6 one.")
 @click.option("--node-monitor-grace-period", "node_grace", default=40.0, show_default=True,
               type=float, help="Seconds without a heartbeat before a node is NotReady.")
+@click.option("--horizontal-pod-autoscaler-sync-period", "hpa_sync_period", default=15.0,
+              show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds between two looks of the autoscaler at each HPA.")
+@click.option("--horizontal-pod-autoscaler-downscale-stabilization", "hpa_downscale",
+              default=300.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds of recommendations an HPA's scale-down waits to agree.")
 @click.option("--read-header-timeout", default=32.0, show_default=True,
               type=click.FloatRange(min=0.1),
               help="Seconds a connection may take to send a request head, or stay idle.")
@@ -129,7 +135,8 @@ def server(data_dir: Path, listen: str, store_url: str, etcd_cafile: Path | None
            etcd_certfile: Path | None, etcd_keyfile: Path | None,
            service_cidrs: tuple[str, ...],
            node_port_range: str, lb_pools: tuple[str, ...], advertise_address: str,
-           cluster_cidr: str, node_grace: float, read_header_timeout: float,
+           cluster_cidr: str, node_grace: float, hpa_sync_period: float,
+           hpa_downscale: float, read_header_timeout: float,
            max_connections: int, leader_elect: bool, compaction_interval: float,
            metric_resolution: float, workers: int, worker_index: int,
            worker_parent: int, listen_fds: str, loopback_fd: int | None,
@@ -162,6 +169,8 @@ def server(data_dir: Path, listen: str, store_url: str, etcd_cafile: Path | None
                               lb_pools=lb_pools, advertise_address=advertise_address,
                               cluster_cidr=cluster_cidr,
                               node_grace=timedelta(seconds=node_grace),
+                              hpa_sync_period=hpa_sync_period,
+                              hpa_downscale_stabilization=timedelta(seconds=hpa_downscale),
                               read_header_timeout=read_header_timeout,
                               max_connections=max_connections, leader_elect=leader_elect,
                               compaction_interval=compaction_interval,
@@ -440,6 +449,9 @@ def join(servers: str, token: str, token_file: Path | None, node_name: str, node
 @click.option("--metric-resolution", default=15.0, show_default=True,
               type=click.FloatRange(min=0.1),
               help="Seconds between scrapes of the nodes' resource metrics (kubectl top).")
+@click.option("--horizontal-pod-autoscaler-sync-period", "hpa_sync_period", default=15.0,
+              show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds between the autoscaler's looks at each HPA.")
 @click.option("--container-runtime", type=click.Choice(["auto", "containerd", "process"]),
               default="auto", show_default=True,
               help="containerd: one per node, pods run their images (RuntimeClass `process` "
@@ -476,7 +488,7 @@ def join(servers: str, token: str, token_file: Path | None, node_name: str, node
                    "(127.0.0.53: systemd-resolved's list instead); without, none (SERVFAIL).")
 def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: float,
        no_localhost_nodeports: bool, node_grace_period: float, metric_resolution: float,
-       container_runtime: str,
+       hpa_sync_period: float, container_runtime: str,
        mirrors: tuple[str, ...], ip_family: str, node_network: str | None, zones: str,
        egress: bool, egress_gateway: str | None, upstreams: tuple[str, ...]) -> None:
     """Bring up a whole local cluster: control plane, nodes, DNS; apply FILEs (needs root)."""
@@ -510,7 +522,7 @@ def up(files: tuple[Path, ...], nodes: int, name: str, detach: bool, timeout: fl
     opts = UpOptions(name=name, nodes=nodes, files=files, detach=detach, timeout=timeout,
                      localhost_nodeports=not no_localhost_nodeports,
                      node_grace=node_grace_period, metric_resolution=metric_resolution,
-                     container_runtime=container_runtime,
+                     hpa_sync_period=hpa_sync_period, container_runtime=container_runtime,
                      registry_mirrors=registry_mirrors, node_network=network, zones=zone_list,
                      egress=egress, egress_gateway=egress_gateway, upstreams=upstream_list,
                      ip_family=ip_family)

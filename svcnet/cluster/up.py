@@ -96,6 +96,8 @@ class UpOptions:
     node_grace: float = 40.0
     metric_resolution: float = 15.0
     """Seconds between the server's scrapes of the nodes' resource metrics."""
+    hpa_sync_period: float = 15.0
+    """Seconds between the autoscaler's looks at each HorizontalPodAutoscaler."""
     manifests: list[Obj] = field(default_factory=list)
     container_runtime: str = "auto"
     """``containerd`` (one per node), ``process`` (commands on the host), or ``auto``:
@@ -487,7 +489,8 @@ async def _start_control_plane(paths: Paths, topo: Topology, opts: UpOptions) ->
         topo.api_server, "--service-cidr", topo.network.service_cidrs, "--lb-pool",
         topo.network.lb_pool, "--cluster-cidr", topo.network.cluster_cidrs,
         "--advertise-address", topo.network.api_address, "--node-monitor-grace-period",
-        str(opts.node_grace), "--metric-resolution", str(opts.metric_resolution)])
+        str(opts.node_grace), "--metric-resolution", str(opts.metric_resolution),
+        "--horizontal-pod-autoscaler-sync-period", str(opts.hpa_sync_period)])
     spawn(paths, "supervisor", [*_svcnet(), "_supervise", "--state-dir", str(paths.root)])
     deadline = time.monotonic() + 30
     while not (paths.server / "kubeconfig").exists():

@@ -31,6 +31,9 @@ from svcnet.controllers.job import JobController
 from svcnet.controllers.lb_ipam import AddressManager, LoadBalancerIPController
 from svcnet.controllers.namespace import NamespaceController
 from svcnet.controllers.nodes import DEFAULT_GRACE, NodeIPAMController, NodeLifecycleController
+from svcnet.controllers.podautoscaler import HorizontalController
+from svcnet.controllers.podautoscaler.horizontal import SYNC_PERIOD
+from svcnet.controllers.podautoscaler.normalize import DOWNSCALE_STABILIZATION
 from svcnet.controllers.replicaset import ReplicaSetController
 from svcnet.controllers.rootcacert import RootCACertPublisher
 from svcnet.controllers.scheduler import Scheduler
@@ -56,6 +59,9 @@ class ControllerConfig:
     node_grace: timedelta = DEFAULT_GRACE
     #: The cluster CA bundle published as ``kube-root-ca.crt`` (none: not published).
     root_ca_pem: str = ""
+    #: --horizontal-pod-autoscaler-sync-period and -downscale-stabilization.
+    hpa_sync_period: float = SYNC_PERIOD
+    hpa_downscale_stabilization: timedelta = DOWNSCALE_STABILIZATION
 
 
 ENDPOINT_SYNCS = 5
@@ -95,6 +101,9 @@ class ControllerManager:
             JobController.from_client(client, clock=clock, informers=informers),
             CronJobController.from_client(client, clock=clock, informers=informers),
             DisruptionController.from_client(client, clock=clock, informers=informers),
+            HorizontalController.from_client(
+                client, clock=clock, informers=informers, sync_period=config.hpa_sync_period,
+                downscale_stabilization=config.hpa_downscale_stabilization),
             GarbageCollector.from_client(client, clock=clock, informers=informers),
             ClusterRoleAggregationController.from_client(client, clock=clock,
                                                          informers=informers),

@@ -1,11 +1,13 @@
 """`kubectl top` against a real `svcnet up` cluster: the node agents' ``/metrics/resource``
-scraped by the API server into ``metrics.k8s.io`` (svcnet/apiserver/metricsapi.py).
+scraped by the API server into ``metrics.k8s.io`` (svcnet/apiserver/metricsapi.py), and the
+horizontal pod autoscaler that reads it (svcnet/controllers/podautoscaler/).
 
 A pod that burns about half a core shows a CPU figure well above zero, an idle one near zero,
 every node is listed by ``kubectl top node``, and the raw API answers PodMetrics and
-NodeMetrics in metrics-server's shapes. The cluster scrapes every second
-(``--metric-resolution 1``) and runs the process runtime (no images to pull). Needs root;
-the cluster is always removed.
+NodeMetrics in metrics-server's shapes; `kubectl autoscale` of a busy Deployment scales it up
+to its maximum. The cluster scrapes every second (``--metric-resolution 1``), looks at HPAs
+every 2 s, and runs the process runtime (no images to pull). Needs root; the cluster is
+always removed.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def _pod(name: str, code: str) -> dict[str, object]:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     with local_cluster(tmp_path_factory, "mt", "--container-runtime", "process",
-                       "--metric-resolution", "1") as c:
+                       "--metric-resolution", "1",
+                       "--horizontal-pod-autoscaler-sync-period", "2") as c:
         manifest = write_manifest(c.home, [_pod("burner", BURN), _pod("idler", IDLE)])
         c.kubectl("apply", "-f", str(manifest))
         c.kubectl("wait", "--for=condition=Ready", "pod/burner", "pod/idler", "--timeout=60s")
@@ -120,3 +123,58 @@ def test_raw_pod_and_node_metrics(cluster: LocalCluster) -> None:
     node = json.loads(cluster.kubectl("get", "--raw",
                                       "/apis/metrics.k8s.io/v1beta1/nodes/node-1"))
     assert node["kind"] == "NodeMetrics" and set(node["usage"]) == {"cpu", "memory"}
+
+
+# Busy 20 ms, asleep 80 ms: about 200m, ten times its request of 20m.
+LIGHT_BURN = ("import time\n"
+              "while True:\n"
+              "    end = time.monotonic() + 0.02\n"
+              "    while time.monotonic() < end: pass\n"
+              "    time.sleep(0.08)\n")
+
+
+def test_an_hpa_scales_a_busy_deployment_to_its_maximum(cluster: LocalCluster) -> None:
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "busy"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "busy"}},
+                 "template": {"metadata": {"labels": {"app": "busy"}}, "spec": {
+                     "runtimeClassName": "process", "terminationGracePeriodSeconds": 1,
+                     "containers": [{"name": "main", "image": "python",
+                                     "command": ["python3", "-c", LIGHT_BURN],
+                                     "resources": {"requests": {"cpu": "20m"}}}]}}}}
+    cluster.kubectl("apply", "-f", str(write_manifest(cluster.home, [deployment])))
+    try:
+        cluster.kubectl("autoscale", "deployment", "busy", "--min=1", "--max=3",
+                        "--cpu-percent=50")
+
+        def scaled() -> bool:
+            d = json.loads(cluster.kubectl("get", "deployment", "busy", "-o", "json"))
+            return bool(d["spec"]["replicas"] == 3)
+
+        # ~1000% of the request against 50%: the first rescale goes straight to the maximum
+        # (within the scale-up limit of max(2 x 1, 4)).
+        wait_for(scaled, "the HPA to scale busy to 3", timeout=90, interval=1)
+        hpa = json.loads(cluster.kubectl("get", "hpa", "busy", "-o", "json"))
+        status = hpa["status"]
+        assert status["desiredReplicas"] == 3 and status["lastScaleTime"], status
+        [metric] = status["currentMetrics"]
+        assert metric["resource"]["name"] == "cpu", metric
+        assert metric["resource"]["current"]["averageUtilization"] > 50, metric
+        conditions = {c["type"]: c for c in status["conditions"]}
+        assert conditions["ScalingActive"]["reason"] == "ValidMetricFound", conditions
+        assert conditions["AbleToScale"]["status"] == "True", conditions
+        # The same object as autoscaling/v1 carries the figure in its own field.
+        v1 = json.loads(cluster.kubectl("get", "horizontalpodautoscalers.v1.autoscaling",
+                                        "busy", "-o", "json"))
+        assert v1["apiVersion"] == "autoscaling/v1", v1
+        assert v1["status"]["currentCPUUtilizationPercentage"] > 50, v1["status"]
+        table = cluster.kubectl("get", "hpa", "busy", "--no-headers").split()
+        assert re.fullmatch(r"cpu: \d+%/50%", " ".join(table[2:4])), table
+        events = json.loads(cluster.kubectl(
+            "get", "events", "--field-selector", "involvedObject.name=busy", "-o", "json"))
+        assert any(e["reason"] == "SuccessfulRescale" and e["message"].startswith(
+            "New size: 3; reason: cpu resource utilization (percentage of request) above "
+            "target") for e in events["items"]), [e["message"] for e in events["items"]]
+    finally:
+        cluster.kubectl("delete", "hpa", "busy", "--ignore-not-found")
+        cluster.kubectl("delete", "deployment", "busy", "--ignore-not-found")
