@@ -58,6 +58,7 @@ from svcnet.apiserver.auth import forbidden
 from svcnet.apiserver.common import json_response, matches, query_bool, selectors_of
 from svcnet.apiserver.nodeclient import NodeClient
 from svcnet.apiserver.requestinfo import RequestInfo
+from svcnet.storage.interface import StorageError
 from svcnet.util.clock import Clock
 
 if TYPE_CHECKING:
@@ -122,6 +123,10 @@ class MetricsScraper:
                     await self.scrape_once()
                 except StatusError as e:  # the store could not list the nodes
                     log.warning("listing nodes to scrape failed: %s", e.message)
+                except StorageError as e:  # the store, unavailable or slow: next round
+                    log.warning("listing nodes to scrape failed: %s", e)
+                except Exception:  # a bug: said loudly, and the scraper goes on
+                    log.exception("scraping the nodes failed")
                 await self.clock.sleep(max(0.0, self.storage.resolution
                                            - (time.monotonic() - started)))
         finally:

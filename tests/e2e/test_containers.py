@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from typing import Any
 
 import pytest
 
+from svcnet.api.resourcelists import parse_quantity
 from svcnet.cluster.state import Paths, live_processes
 from tests.conftest import require_binary, require_root
 from tests.e2e.local_clusters import network_of, unique_name
@@ -107,7 +109,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory,
     c = Cluster(home, registry)
     registry.push(web_image("v1"), "library/web", "1")  # docker.io/library/web, via the mirror
     r = subprocess.run([*SVCNET, "up", "--name", NAME, "--detach", "--container-runtime",
-                        "containerd", "--registry-mirror",
+                        "containerd", "--metric-resolution", "2", "--registry-mirror",
                         f"docker.io=http://{registry.host}"],
                        capture_output=True, text=True, cwd=ROOT, env=c.env(), timeout=180,
                        check=False)
@@ -145,6 +147,31 @@ def test_deployment_from_an_image_behind_a_nodeport(cluster: Cluster) -> None:
             assert version == "v1"
             hits[pod] += 1
     assert set(hits) == names, hits
+
+
+def test_top_pod_reads_containerd_stats(cluster: Cluster) -> None:
+    """kubectl top of image containers: the node agents' ListContainerStats through the real
+    containerd (cgroup CPU time and working set), scraped into metrics.k8s.io."""
+    cluster.kubectl("create", "deployment", "topped", "--image=docker.io/library/web:1")
+    wait_for(lambda: cluster.ready("app=topped", 1), "the topped pod Ready", timeout=90)
+
+    def rows() -> list[list[str]] | None:
+        r = cluster.kubectl("top", "pod", "-l", "app=topped", "--no-headers", check=False)
+        found = [line.split() for line in r.stdout.splitlines() if line.strip()]
+        return found if r.returncode == 0 and len(found) == 1 else None
+
+    try:
+        [row] = wait_for(rows, "kubectl top pod to list the pod", timeout=60, interval=1)
+        assert row[0].startswith("topped-") and re.fullmatch(r"\d+m", row[1]), row
+        assert re.fullmatch(r"\d+Mi", row[2]), row
+        raw = json.loads(cluster.kubectl(
+            "get", "--raw", f"/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/{row[0]}"
+        ).stdout)
+        [container] = raw["containers"]
+        memory = parse_quantity(container["usage"]["memory"])
+        assert memory is not None and memory > 0, container
+    finally:
+        cluster.kubectl("delete", "deployment", "topped", "--ignore-not-found")
 
 
 def test_image_through_the_docker_io_mirror(cluster: Cluster) -> None:
