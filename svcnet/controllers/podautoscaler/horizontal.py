@@ -182,13 +182,17 @@ class ResourceMetrics:
 
 
 class _Failed(Exception):
-    """No count from the metrics: the condition's reason, the error, and the metrics'
+    """No count from the metrics: the condition's reason, the error (as the computation
+    returns it), its cause (as the metric's Event and condition say it: the calculator's
+    error, without the computation's "failed to get cpu utilization: "), and the metrics'
     statuses so far (for the whole computation's failure)."""
 
-    def __init__(self, reason: str, message: str, statuses: list[Obj] | None = None) -> None:
+    def __init__(self, reason: str, message: str, statuses: list[Obj] | None = None, *,
+                 cause: str = "") -> None:
         super().__init__(message)
         self.reason = reason
         self.statuses = statuses
+        self.cause = cause or message
 
 
 class HorizontalController:
@@ -386,7 +390,7 @@ class HorizontalController:
                 proposal, name, statuses[i] = await self._one_metric(
                     namespace_of(hpa), selector_text, metric, current, pods, now)
             except _Failed as e:
-                await self.recorder.warning(hpa, e.reason, str(e))
+                await self.recorder.warning(hpa, e.reason, e.cause)
                 failures.append(e)
                 continue
             if best == 0 or proposal > best:
@@ -394,7 +398,8 @@ class HorizontalController:
         if failures and (len(failures) >= len(specs) or best < current):
             first = failures[0]
             set_condition(status, "ScalingActive", "False", first.reason,
-                          f"the HPA was unable to compute the replica count: {first}", now)
+                          f"the HPA was unable to compute the replica count: {first.cause}",
+                          now)
             raise _Failed(first.reason, f"invalid metrics ({len(failures)} invalid out of "
                           f"{len(specs)}), first error is: {first}", statuses)
         set_condition(status, "ScalingActive", "True", "ValidMetricFound",
@@ -413,16 +418,17 @@ class HorizontalController:
                                                current, pods, now)
         if mtype in ("Pods", "Object"):
             name = str_of(map_of(map_of(metric, mtype.lower()), "metric"), "name")
+            cause = (f"unable to get metric {name}: unable to fetch metrics from custom metrics "
+                     "API: no custom metrics API (custom.metrics.k8s.io) registered")
             raise _Failed(f"FailedGet{mtype}Metric",
-                          f"unable to get metric {name}: unable to fetch metrics from custom "
-                          "metrics API: no custom metrics API (custom.metrics.k8s.io) "
-                          "registered")
+                          f"failed to get {mtype.lower()} metric value: {cause}", cause=cause)
         if mtype == "External":
             name = str_of(map_of(map_of(metric, "external"), "metric"), "name")
+            cause = (f"unable to get external metric {namespace}/{name}: unable to fetch "
+                     "metrics from external metrics API: no external metrics API "
+                     "(external.metrics.k8s.io) registered")
             raise _Failed("FailedGetExternalMetric",
-                          f"unable to get external metric {namespace}/{name}: unable to "
-                          "fetch metrics from external metrics API: no external metrics API "
-                          "(external.metrics.k8s.io) registered")
+                          f"failed to get {name} external metric: {cause}", cause=cause)
         raise _Failed("InvalidMetricSourceType", f'unknown metric source type "{mtype}"')
 
     async def _resource_metric(self, namespace: str, selector: str, mtype: str,
@@ -450,7 +456,8 @@ class HorizontalController:
                 raise MetricError("invalid resource metric source: neither a utilization "
                                   "target nor a value target was set")
         except MetricError as e:
-            raise _Failed(failed, f"failed to get {resource} utilization: {e}") from None
+            raise _Failed(failed, f"failed to get {resource} utilization: {e}",
+                          cause=str(e)) from None
         current_value: Obj = {"averageValue": quantity_decimal(proposal.average, -3)}
         if proposal.utilization is not None:
             current_value["averageUtilization"] = proposal.utilization

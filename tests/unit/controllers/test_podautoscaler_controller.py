@@ -178,16 +178,17 @@ async def test_without_metrics_nothing_changes_and_the_condition_says_why(env: E
     s = env.status()
     assert (s["currentReplicas"], s["desiredReplicas"]) == (3, 0)
     assert s["currentMetrics"] == [{"type": ""}]
-    inner = ("failed to get cpu utilization: unable to get metrics for resource cpu: unable to "
-             "fetch metrics from resource metrics API: the server could not find the requested "
-             "resource (get pods.metrics.k8s.io)")
+    cause = ("unable to get metrics for resource cpu: unable to fetch metrics from resource "
+             "metrics API: the server could not find the requested resource (get "
+             "pods.metrics.k8s.io)")
     assert env.condition("ScalingActive") == (
         "False", "FailedGetResourceMetric", f"the HPA was unable to compute the replica count: "
-                                            f"{inner}")
+                                            f"{cause}")
     assert env.condition("AbleToScale")[:2] == ("True", "SucceededGetScale")
-    assert ("Warning", "FailedGetResourceMetric", inner) in env.events()
+    assert ("Warning", "FailedGetResourceMetric", cause) in env.events()
     assert ("Warning", "FailedComputeMetricsReplicas",
-            f"invalid metrics (1 invalid out of 1), first error is: {inner}") in env.events()
+            "invalid metrics (1 invalid out of 1), first error is: failed to get cpu "
+            f"utilization: {cause}") in env.events()
 
 
 async def test_bounds_apply_before_metrics(env: Env) -> None:
