@@ -31,6 +31,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from svcnet.api.goduration import parse_go_duration
+
 __all__ = ["Schedule", "ScheduleError", "load_zone", "parse_schedule"]
 
 _MONTHS: Final = {m: i + 1 for i, m in enumerate(
@@ -57,9 +59,6 @@ _DESCRIPTORS: Final = {
     "@hourly": "0 * * * *",
 }
 _EVERY: Final = "@every "
-_DURATION_UNITS: Final = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
-                          "m": 60.0, "h": 3600.0}
-_DURATION_PART: Final = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
 _SEARCH_YEARS: Final = 5
 
 
@@ -201,21 +200,14 @@ def _field(text: str, b: _Bounds) -> _Field:
 
 def _parse_go_duration(text: str) -> timedelta:
     """time.ParseDuration for the positive durations ``@every`` takes."""
-    rest, seconds = text, 0.0
-    if rest in ("0", "+0"):
-        return timedelta(0)
-    if rest.startswith("+"):
-        rest = rest[1:]
-    if not rest:
-        raise ScheduleError(f'failed to parse duration {text}: time: invalid duration "{text}"')
-    while rest:
-        m = _DURATION_PART.match(rest)
-        if m is None or m.group(1) in ("", "."):
-            raise ScheduleError(
-                f'failed to parse duration {text}: time: invalid duration "{text}"')
-        seconds += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        rest = rest[m.end():]
-    return timedelta(seconds=seconds)
+    try:
+        if text.startswith("-"):
+            raise ValueError(text)
+        nanos = parse_go_duration(text)
+    except ValueError:
+        raise ScheduleError(
+            f'failed to parse duration {text}: time: invalid duration "{text}"') from None
+    return timedelta(microseconds=nanos / 1000)
 
 
 def parse_schedule(spec: str) -> Schedule:

@@ -59,7 +59,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
-from svcnet.api.goduration import go_duration
+from svcnet.api.goduration import go_duration, parse_go_duration
 
 MEDIA_TYPE: Final = "application/vnd.kubernetes.protobuf"
 STREAM_MEDIA_TYPE: Final = "application/vnd.kubernetes.protobuf;stream=watch"
@@ -101,9 +101,6 @@ def message_name(api_version: str, kind: str) -> str:
 
 _RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?"
                       r"([Zz]|[+-]\d{2}:\d{2})$")
-_DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
-_DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
-                   "m": 60_000_000_000, "h": 3_600_000_000_000}
 
 
 def _parse_time(text: Any) -> tuple[int, int]:
@@ -142,18 +139,10 @@ def _format_time(seconds: int, nanos: int, micro: bool) -> str:
 def _parse_duration(text: Any) -> int:
     if not isinstance(text, str):
         raise ProtobufError(f"cannot encode {text!r} as a duration")
-    body, sign = (text[1:], -1) if text.startswith("-") else (text.lstrip("+"), 1)
-    if body == "0":
-        return 0
-    total, pos = 0.0, 0
-    for m in _DURATION_PART.finditer(body):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(body) or not body:
-        raise ProtobufError(f"time: invalid duration {text!r}")
-    return sign * round(total)
+    try:
+        return parse_go_duration(text)
+    except ValueError:
+        raise ProtobufError(f"time: invalid duration {text!r}") from None
 
 
 def _time_to_json(msg: Message, micro: bool) -> Any:

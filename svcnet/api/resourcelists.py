@@ -129,17 +129,16 @@ def quantity_decimal(value: int, scale: int = 0) -> str:
 
 
 def quantity_binary(value: int) -> str:
-    """An integer BinarySI quantity (bytes) as ``String()`` writes it: ``1262592`` is
-    ``1233Ki``, ``2097152`` is ``2Mi``, ``1000`` and ``1500`` stay decimal."""
+    """An integer BinarySI quantity (bytes) as ``String()`` writes it (CanonicalizeBytes):
+    below 1024 in DecimalSI (``1000`` is ``1k``), else the largest power of 1024 that divides
+    it (``1262592`` is ``1233Ki``, ``2097152`` is ``2Mi``), or plain digits (``1500000``)."""
+    if -1024 < value < 1024:
+        return quantity_decimal(value)
     n, power = abs(value), 0
-    if n < 1024:
-        return str(value)
     while n % 1024 == 0 and power < 6:
         n //= 1024
         power += 1
-    if power == 0:
-        return quantity_decimal(value)
-    suffix = {v: k for k, v in _BINARY_SUFFIX.items()}[power]
+    suffix = {v: k for k, v in _BINARY_SUFFIX.items()}.get(power, "")
     return f"{'-' if value < 0 else ''}{n}{suffix}"
 
 

@@ -27,6 +27,7 @@ has a zero CPU or memory figure (an incomplete point would give a wrong rate).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -172,6 +173,8 @@ def parse_resource_metrics(text: str, default_time: float) -> MetricsBatch:
     containers: dict[PodRef, dict[str, _Partial]] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
+            if not math.isfinite(s.value) or s.value < 0:
+                continue  # not a usage (metrics-server's decoder drops such points too)
             when = float(s.timestamp) if s.timestamp is not None else default_time
             if s.name in ("node_cpu_usage_seconds_total", "node_memory_working_set_bytes"):
                 if s.name.startswith("node_cpu"):

@@ -104,6 +104,9 @@ class MetricsScraper:
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError, StatusError) as e:
             log.warning("scraping node %s failed: %s", name, e)
             return None
+        except Exception:  # one node's odd answer must not cost the others' round
+            log.exception("scraping node %s failed", name)
+            return None
 
     async def scrape_once(self) -> None:
         nodes = [n for n in await self.nodes() if _ready(n)]
@@ -118,7 +121,7 @@ class MetricsScraper:
         self.storage.active = True
         try:
             while True:
-                started = time.monotonic()
+                started = self.clock.monotonic()
                 try:
                     await self.scrape_once()
                 except StatusError as e:  # the store could not list the nodes
@@ -128,7 +131,7 @@ class MetricsScraper:
                 except Exception:  # a bug: said loudly, and the scraper goes on
                     log.exception("scraping the nodes failed")
                 await self.clock.sleep(max(0.0, self.storage.resolution
-                                           - (time.monotonic() - started)))
+                                           - (self.clock.monotonic() - started)))
         finally:
             self.storage.active = False
             self.storage.store({})

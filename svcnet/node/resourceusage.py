@@ -43,7 +43,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -126,13 +126,21 @@ class CpuLedger:
         self.retired = 0
         self._last: dict[tuple[ContainerKey, float | None], int] = {}
 
-    def total(self, live: Mapping[tuple[ContainerKey, float | None], int]) -> int:
-        """``live``: CPU ns per (container, start time) read now."""
+    def total(self, live: Mapping[tuple[ContainerKey, float | None], int],
+              running: Collection[tuple[ContainerKey, float | None]] = ()) -> int:
+        """``live``: CPU ns per (container, start time) read now; ``running``: containers the
+        runtime says still run, read now or not (one missing from a stats answer keeps its
+        last reading: retiring it would count it twice once it is read again)."""
+        kept = dict(live)
         for key, cpu in self._last.items():
-            if key not in live:
+            if key in kept:
+                continue
+            if key in running:
+                kept[key] = cpu
+            else:
                 self.retired += cpu
-        self._last = dict(live)
-        return self.retired + sum(live.values())
+        self._last = kept
+        return self.retired + sum(kept.values())
 
 
 class ResourceCollector:
@@ -196,7 +204,8 @@ class ResourceCollector:
             containers.append(ContainerUsage(ref, name, Usage(cpu, memory, when, start)))
         if agent is None or error:
             return ResourceSample(None, tuple(containers), error=True)
-        node_cpu = agent.cpu_ns(children=False) + self.ledger.total(live)
+        node_cpu = agent.cpu_ns(children=False) + self.ledger.total(
+            live, {(key, state.started_at.timestamp()) for _, _, key, state, _ in running})
         node_memory = agent.rss_bytes + sum(c.usage.memory for c in containers)
         return ResourceSample(Usage(node_cpu, node_memory, now), tuple(containers))
 

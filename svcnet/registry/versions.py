@@ -158,10 +158,13 @@ class VersionedRegistry(Registry):
     async def update(self, namespace: str, name: str, obj: Obj, *, dry_run: bool = False,
                      status_only: bool = False, before_write: BeforeWrite | None = None,
                      read: tuple[KeyValue, Obj] | None = None) -> Obj:
+        # ``read``: what the caller read, as a KeyValue and its object (in the served version,
+        # as this registry answers it); the stored form is what the inner update compares.
+        stored_read = None if read is None else (read[0], self.convert.to_storage(read[1]))
         updated = await self.inner.update(namespace, name, self.convert.to_storage(obj),
                                           dry_run=dry_run, status_only=status_only,
                                           before_write=self._before_write(before_write),
-                                          read=read)
+                                          read=stored_read)
         return self.convert.out(updated)
 
     async def update_from(self, namespace: str, name: str,

@@ -49,7 +49,7 @@ from svcnet.api.access import (
     str_of,
 )
 from svcnet.api.errors import StatusError
-from svcnet.api.labels import SelectorError, parse_selector
+from svcnet.api.labels import Selector, SelectorError, parse_selector
 from svcnet.api.resourcelists import milli_value, parse_quantity, quantity_decimal
 from svcnet.client.controller import Controller
 from svcnet.client.discovery import parse_group_version
@@ -183,9 +183,9 @@ class ResourceMetrics:
 
 class _Failed(Exception):
     """No count from the metrics: the condition's reason, the error (as the computation
-    returns it), its cause (as the metric's Event and condition say it: the calculator's
-    error, without the computation's "failed to get cpu utilization: "), and the metrics'
-    statuses so far (for the whole computation's failure)."""
+    returns it), its cause (as the metric's Event and condition say it: the same, except for
+    Pods, Object and External metrics, whose calculator's error the computation wraps once
+    more), and the metrics' statuses so far (for the whole computation's failure)."""
 
     def __init__(self, reason: str, message: str, statuses: list[Obj] | None = None, *,
                  cause: str = "") -> None:
@@ -212,13 +212,16 @@ class HorizontalController:
         self.targets: ScaleClient = targets or ScaleTargets(client)
         self.metrics: MetricsClient = metrics or ResourceMetrics(client)
         self.recommender = Recommender(downscale_stabilization)
+        #: Each HPA's target selector as last seen (upstream's hpaSelectors), to refuse two
+        #: HPAs over the same pods.
+        self._selectors: dict[str, Selector] = {}
         self.controller = Controller("horizontal-pod-autoscaler", self.sync, clock=self._clock,
                                      informers=[self.hpas, self.pods])
         self.hpas.add_handler(EventHandler(
             on_add=lambda obj: self.controller.queue.add(object_key(obj)),
             on_update=lambda _old, new: self.controller.queue.add_after(object_key(new),
                                                                         self.sync_period),
-            on_delete=lambda obj: self.recommender.forget(object_key(obj))))
+            on_delete=lambda obj: self._forget(object_key(obj))))
 
     @classmethod
     def from_client(cls, client: RESTClient, *, clock: Clock | None = None,
@@ -243,12 +246,16 @@ class HorizontalController:
     async def sync(self, key: str) -> None:
         hpa = self.hpas.get(key)
         if hpa is None:
-            self.recommender.forget(key)
+            self._forget(key)
             return
         try:
             await self.reconcile(key, hpa)
         finally:
             self.controller.queue.add_after(key, self.sync_period)
+
+    def _forget(self, key: str) -> None:
+        self.recommender.forget(key)
+        self._selectors.pop(key, None)
 
     async def reconcile(self, key: str, hpa: ObjMap) -> None:
         """reconcileAutoscaler."""
@@ -377,8 +384,19 @@ class HorizontalController:
             await self.recorder.warning(hpa, "InvalidSelector", message)
             set_condition(status, "ScalingActive", "False", "InvalidSelector", message, now)
             raise _Failed("InvalidSelector", message) from None
+        key = f"{namespace_of(hpa)}/{name_of(hpa)}"
+        self._selectors[key] = selector
         pods = [p for p in self.pods.by_index(NAMESPACE_INDEX, namespace_of(hpa))
                 if selector.matches(labels_of(p))]
+        selecting = sorted({other for p in pods for other, sel in self._selectors.items()
+                            if other.split("/", 1)[0] == namespace_of(hpa)
+                            and sel.matches(labels_of(p))})
+        if len(selecting) > 1:
+            message = (f"pods by selector {selector_text} are controlled by multiple HPAs: "
+                       f"[{' '.join(selecting)}]")
+            await self.recorder.warning(hpa, "AmbiguousSelector", message)
+            set_condition(status, "ScalingActive", "False", "AmbiguousSelector", message, now)
+            raise _Failed("AmbiguousSelector", message)
         current = int_of(map_of(scale, "spec"), "replicas")
         specs = [m for m in list_of(map_of(hpa, "spec"), "metrics") if isinstance(m, Mapping)]
         specs = specs or list(_DEFAULT_METRICS)
@@ -438,26 +456,28 @@ class HorizontalController:
         container = str_of(source, "container") if mtype == "ContainerResource" else ""
         target = map_of(source, "target")
         failed = f"FailedGet{mtype}Metric"
-        label = f"{resource} container resource" if container else f"{resource} resource"
         identity: Obj = {"name": resource, **({"container": container} if container else {})}
         average = parse_quantity(target.get("averageValue"))
-        utilization = target.get("averageUtilization")
+        raw_utilization = target.get("averageUtilization")
+        utilization = raw_utilization if isinstance(raw_utilization, int) else None
+        if average is None and utilization is None:
+            raise _Failed(failed, "invalid resource metric source: neither an average "
+                          "utilization target nor an average value (usage) target was set")
         try:
             metrics = await self._pod_metrics(namespace, selector, resource, container)
             if average is not None:
                 proposal: Proposal = average_value_replicas(
                     current, milli_value(average), resource, pods, metrics, now)
-                name = label
-            elif isinstance(utilization, int):
-                proposal = resource_replicas(current, utilization, resource, pods, metrics, now,
-                                             container)
-                name = f"{label} utilization (percentage of request)"
+                name = f"{resource} resource"
             else:
-                raise MetricError("invalid resource metric source: neither a utilization "
-                                  "target nor a value target was set")
+                assert utilization is not None
+                proposal = resource_replicas(current, utilization, resource, pods, metrics,
+                                             now, container)
+                kind = "container resource" if container else "resource"
+                name = f"{resource} {kind} utilization (percentage of request)"
         except MetricError as e:
-            raise _Failed(failed, f"failed to get {resource} utilization: {e}",
-                          cause=str(e)) from None
+            what = "usage" if average is not None else "utilization"
+            raise _Failed(failed, f"failed to get {resource} {what}: {e}") from None
         current_value: Obj = {"averageValue": quantity_decimal(proposal.average, -3)}
         if proposal.utilization is not None:
             current_value["averageUtilization"] = proposal.utilization

@@ -40,7 +40,7 @@ def test_quantity_decimal_is_the_canonical_form(value: int, scale: int, text: st
 
 
 @pytest.mark.parametrize(("value", "text"), [
-    (0, "0"), (1000, "1000"), (1024, "1Ki"), (1_262_592, "1233Ki"), (2_097_152, "2Mi"),
+    (0, "0"), (1000, "1k"), (1_500_000, "1500000"), (1024, "1Ki"), (1_262_592, "1233Ki"), (2_097_152, "2Mi"),
     (12_345_678, "12345678"), (3 << 30, "3Gi")])
 def test_quantity_binary_takes_the_largest_exact_suffix(value: int, text: str) -> None:
     assert quantity_binary(value) == text
@@ -103,6 +103,17 @@ def test_zero_figures_drop_the_node_or_the_whole_pod() -> None:
     assert batch.node is None
     assert list(batch.pods) == [PodRef("n", "q")]
     assert batch.pods[PodRef("n", "q")]["a"] == Usage(2_000_000_000, 8192, 55.0)  # scrape time
+
+
+def test_non_finite_or_negative_figures_are_not_usage() -> None:
+    text = (
+        "node_cpu_usage_seconds_total +Inf 1000\n"
+        "node_memory_working_set_bytes 4096 1000\n"
+        'container_cpu_usage_seconds_total{container="a",namespace="n",pod="p"} NaN 1000\n'
+        'container_memory_working_set_bytes{container="a",namespace="n",pod="p"} 4096 1000\n'
+        'container_cpu_usage_seconds_total{container="a",namespace="n",pod="q"} 2 1000\n'
+        'container_memory_working_set_bytes{container="a",namespace="n",pod="q"} -1 1000\n')
+    assert parse_resource_metrics(text, T0) == MetricsBatch()
 
 
 def test_garbage_is_a_value_error() -> None:

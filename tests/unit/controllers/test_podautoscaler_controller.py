@@ -178,17 +178,16 @@ async def test_without_metrics_nothing_changes_and_the_condition_says_why(env: E
     s = env.status()
     assert (s["currentReplicas"], s["desiredReplicas"]) == (3, 0)
     assert s["currentMetrics"] == [{"type": ""}]
-    cause = ("unable to get metrics for resource cpu: unable to fetch metrics from resource "
-             "metrics API: the server could not find the requested resource (get "
-             "pods.metrics.k8s.io)")
+    error = ("failed to get cpu utilization: unable to get metrics for resource cpu: unable "
+             "to fetch metrics from resource metrics API: the server could not find the "
+             "requested resource (get pods.metrics.k8s.io)")
     assert env.condition("ScalingActive") == (
         "False", "FailedGetResourceMetric", f"the HPA was unable to compute the replica count: "
-                                            f"{cause}")
+                                            f"{error}")
     assert env.condition("AbleToScale")[:2] == ("True", "SucceededGetScale")
-    assert ("Warning", "FailedGetResourceMetric", cause) in env.events()
+    assert ("Warning", "FailedGetResourceMetric", error) in env.events()
     assert ("Warning", "FailedComputeMetricsReplicas",
-            "invalid metrics (1 invalid out of 1), first error is: failed to get cpu "
-            f"utilization: {cause}") in env.events()
+            f"invalid metrics (1 invalid out of 1), first error is: {error}") in env.events()
 
 
 async def test_bounds_apply_before_metrics(env: Env) -> None:
@@ -250,3 +249,25 @@ async def test_a_new_hpa_is_looked_at_at_once_then_every_period(env: Env) -> Non
     assert (len(queue), queue.waiting) == (0, 1)
     env.clock.advance(15)
     assert await queue.get() == "ns/web"
+
+
+async def test_two_hpas_over_the_same_pods_are_refused(env: Env) -> None:
+    env.deployment(2)
+    web_pods(env, 900, 900)
+    second = hpa()
+    second["metadata"] = {"name": "web2", "namespace": "ns", "uid": "hpa2-uid"}
+    env.put(HORIZONTALPODAUTOSCALERS, hpa(), second)
+    await env.ctrl.sync("ns/web")
+    assert env.replicas() == 4, "alone, the first scales"
+    await env.ctrl.sync("ns/web2")
+    stored = env.api.get(HORIZONTALPODAUTOSCALERS, "ns/web2")
+    assert stored is not None
+    [active] = [c for c in stored["status"]["conditions"] if c["type"] == "ScalingActive"]
+    message = "pods by selector app=web are controlled by multiple HPAs: [ns/web ns/web2]"
+    assert (active["status"], active["reason"], active["message"]) == (
+        "False", "AmbiguousSelector", message)
+    assert ("Warning", "AmbiguousSelector", message) in env.events()
+    env.put(HORIZONTALPODAUTOSCALERS)
+    await env.ctrl.sync("ns/web")
+    assert env.condition("ScalingActive")[1] == "AmbiguousSelector", "the first stops too"
+    assert env.replicas() == 4
