@@ -1,4 +1,5 @@
-"""The ConfigMaps and Secrets a pod names: what its node reads, and all that it may read.
+"""The ConfigMaps, Secrets and PersistentVolumeClaims a pod names: what its node reads, and
+all that it may read.
 
 Theory of operation. A pod names ConfigMaps and Secrets in its containers' (and init
 containers') ``env[].valueFrom.configMapKeyRef``/``secretKeyRef`` and ``envFrom`` sources, and in
@@ -9,6 +10,11 @@ the kubelet's managers and the Node authorizer's graph
 (plugin/pkg/auth/authorizer/node/graph_populator.go). The node agent watches exactly these
 objects (svcnet/node/objects.py); the API server lets a node read a ConfigMap or Secret only
 when a pod bound to it names it (svcnet/apiserver/auth.py).
+
+The claims of its ``persistentVolumeClaim`` volumes (:func:`pod_claim_names`) are the graph's
+``pvc -> pod`` edges (``AddPod``); a PersistentVolume is related to a node through the claim
+its ``spec.claimRef`` names (``AddPV``'s ``pv -> pvc``), so a node may read the volume bound to
+a claim one of its pods names, and no other.
 """
 
 from __future__ import annotations
@@ -16,10 +22,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
-__all__ = ["CONFIG_MAP", "SECRET", "pod_config_references"]
+__all__ = ["CONFIG_MAP", "PERSISTENT_VOLUME", "PERSISTENT_VOLUME_CLAIM", "SECRET",
+           "pod_claim_names", "pod_config_references"]
 
 CONFIG_MAP: Final = "ConfigMap"
 SECRET: Final = "Secret"
+PERSISTENT_VOLUME_CLAIM: Final = "PersistentVolumeClaim"
+PERSISTENT_VOLUME: Final = "PersistentVolume"
 _ENV_FROM: Final = (("configMapRef", CONFIG_MAP), ("secretRef", SECRET))
 _ENV_REFS: Final = (("configMapKeyRef", CONFIG_MAP), ("secretKeyRef", SECRET))
 _PROJECTED: Final = (("configMap", CONFIG_MAP, "name"), ("secret", SECRET, "name"))
@@ -72,3 +81,14 @@ def pod_config_references(pod: Mapping[str, Any]) -> set[tuple[str, str]]:
     for ref in _maps(spec.get("imagePullSecrets")):
         refs.update(_named(ref, SECRET))
     return refs
+
+
+def pod_claim_names(pod: Mapping[str, Any]) -> set[str]:
+    """The ``claimName`` of every ``persistentVolumeClaim`` volume of the pod (the claims are in
+    the pod's namespace)."""
+    spec = pod.get("spec")
+    if not isinstance(spec, Mapping):
+        return set()
+    return {name for vol in _maps(spec.get("volumes"))
+            for _kind, name in _named(vol.get("persistentVolumeClaim"),
+                                      PERSISTENT_VOLUME_CLAIM, "claimName")}

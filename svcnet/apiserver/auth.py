@@ -13,16 +13,23 @@ writes into those objects, is in admission.py; :func:`current_user` tells it who
 * every authenticated user may review its own access (``kubectl auth can-i``, ``whoami``) and
   get the discovery, health and version URLs (:data:`BASIC_USER_RULES`, :data:`PUBLIC_URLS`);
 * ``system:masters`` may do anything;
-* ``system:nodes`` members (user ``system:node:<name>``) may read everything but ConfigMaps
-  and Secrets, and write only their own Node (and its status), the status of pods bound to
-  them, pod deletion for pods bound to them (finishing graceful deletion), their own Lease in
-  ``kube-node-lease``, and Events. Everything else is 403.
-* ConfigMaps and Secrets, as the Node authorizer's graph has it
-  (plugin/pkg/auth/authorizer/node/node_authorizer.go): a node may get, list and watch one
-  only when a pod bound to it names it (svcnet/api/podrefs.py), and list/watch only one
-  object at a time (``fieldSelector=metadata.name=<name>``); the handler works out that
+* ``system:nodes`` members (user ``system:node:<name>``) may read everything but ConfigMaps,
+  Secrets, PersistentVolumeClaims and PersistentVolumes, and write only their own Node (and
+  its status), the status of pods bound to them, pod deletion for pods bound to them
+  (finishing graceful deletion), their own Lease in ``kube-node-lease``, and Events.
+  Everything else is 403.
+* ConfigMaps, Secrets, PersistentVolumeClaims and PersistentVolumes, as the Node authorizer's
+  graph has it (plugin/pkg/auth/authorizer/node/node_authorizer.go, graph.go): a node may get,
+  list and watch one only when a pod bound to it names it (a ConfigMap or Secret its
+  containers or volumes name, a claim its ``persistentVolumeClaim`` volumes name:
+  svcnet/api/podrefs.py) or, for a PersistentVolume, when its ``spec.claimRef`` names such a
+  claim (``node <- pod <- pvc <- pv``); and list/watch only one object at a time
+  (``fieldSelector=metadata.name=<name>``), never a subresource; the handler works out that
   relationship (``node_related``). Otherwise 403, with the authorizer's reason ``no
-  relationship found between node '<node>' and this object``.
+  relationship found between node '<node>' and this object``. Upstream lets a node only
+  *get* claims and volumes (the kubelet gets them again on each pass of its volume
+  populator); svcnet's node agent watches the one object instead (svcnet/node/objects.py),
+  which shows it nothing a get would not.
 """
 
 from __future__ import annotations
@@ -45,8 +52,10 @@ NODE_USER_PREFIX = "system:node:"
 READERS_GROUP = "svcnet:readers"
 """Read-only users (the cluster DNS pod): get, list and watch everything, write nothing."""
 READ_VERBS = frozenset({"get", "list", "watch"})
-NODE_GRAPH_RESOURCES = frozenset({"configmaps", "secrets"})
-"""Core resources a node reads only when a pod bound to it names the object."""
+NODE_GRAPH_RESOURCES = frozenset({"configmaps", "secrets", "persistentvolumeclaims",
+                                  "persistentvolumes"})
+"""Core resources a node reads only when a pod bound to it names the object (for a
+PersistentVolume: names the claim the volume's ``claimRef`` names)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +217,8 @@ def authorize(user: User, verb: str, *, group: str, resource: str, namespace: st
               ) -> bool:
     """Whether ``user`` may do ``verb``. ``pod_node`` is the nodeName of the pod addressed
     (for node users writing pod status or deleting a pod); ``node_related`` whether a pod
-    bound to the node names the ConfigMap or Secret addressed (for node users reading one)."""
+    bound to the node names the ConfigMap, Secret or claim addressed, or the claim of the
+    PersistentVolume addressed (for node users reading one)."""
     if ADMIN_GROUP in user.groups or _basic_user(verb, group, resource):
         return True
     if group == "" and resource == "nodes" and subresource == "proxy":
@@ -219,7 +229,7 @@ def authorize(user: User, verb: str, *, group: str, resource: str, namespace: st
     if node is None:
         return False
     if group == "" and resource in NODE_GRAPH_RESOURCES:
-        return verb in READ_VERBS and node_related
+        return verb in READ_VERBS and not subresource and node_related
     if group == "" and resource == "pods" and subresource == "log":
         return verb == "get" and pod_node == node  # logs may hold secrets: own pods only
     if verb in READ_VERBS:

@@ -26,14 +26,19 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 
 from svcnet.api import errors
 from svcnet.api.errors import StatusError
-from svcnet.api.podrefs import pod_config_references
+from svcnet.api.podrefs import (
+    PERSISTENT_VOLUME,
+    PERSISTENT_VOLUME_CLAIM,
+    pod_claim_names,
+    pod_config_references,
+)
 from svcnet.api.rbac import Attributes
 from svcnet.apiserver import patch as patching, resources, tables
 from svcnet.apiserver.apply import server_side_apply, update_managed_fields
@@ -218,11 +223,29 @@ class Handlers:
 
     async def _node_names_object(self, node: str, namespace: str, kind: str,
                                  name: str) -> bool:
-        """Whether a pod bound to ``node`` names ConfigMap/Secret ``namespace/name``."""
+        """Whether a pod bound to ``node`` names ConfigMap/Secret/PersistentVolumeClaim
+        ``namespace/name``, or the claim PersistentVolume ``name``'s ``claimRef`` names (the
+        Node authorizer's ``node <- pod <- pvc <- pv``)."""
         pods = self.ctx.served.get(("", "v1", "pods"))
+        if kind == PERSISTENT_VOLUME:
+            volumes = self.ctx.served.get(("", "v1", "persistentvolumes"))
+            if volumes is None:
+                return False
+            try:
+                pv = await volumes.registry.get("", name)
+            except StatusError:
+                return False
+            ref = (pv.get("spec") or {}).get("claimRef")
+            if not isinstance(ref, Mapping) or not ref.get("name"):
+                return False
+            namespace, kind, name = (str(ref.get("namespace") or ""), PERSISTENT_VOLUME_CLAIM,
+                                     str(ref["name"]))
         if pods is None or not namespace:
             return False
         page = await pods.registry.list(namespace)
+        if kind == PERSISTENT_VOLUME_CLAIM:
+            return any((p.get("spec") or {}).get("nodeName") == node
+                       and name in pod_claim_names(p) for p in page.items)
         return any((p.get("spec") or {}).get("nodeName") == node
                    and (kind, name) in pod_config_references(p) for p in page.items)
 

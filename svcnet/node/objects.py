@@ -1,4 +1,5 @@
-"""The ConfigMaps and Secrets a node's pods use, watched one object at a time.
+"""The ConfigMaps, Secrets, PersistentVolumeClaims and PersistentVolumes a node's pods use,
+watched one object at a time.
 
 Theory of operation
 -------------------
@@ -9,6 +10,15 @@ references (``env``, ``envFrom``, volumes), one informer lists and watches exact
 when the first pod naming it is seen and stops when the last one is gone. A node therefore
 asks the API server only for objects its own pods name, which is also all that upstream's
 Node authorizer lets it read.
+
+Claims are watched the same way: the claim of each ``persistentVolumeClaim`` volume, and the
+PersistentVolume a watched claim is bound to (its ``spec.volumeName``, once its informer has
+it). The kubelet's volume populator instead gets both again on every pass
+(pkg/kubelet/volumemanager/populator/desired_state_of_world_populator.go); a watch makes a
+claim that binds, or a volume that changes, wake the pod loop at once rather than at the next
+retry. The volume's reference follows the claim: :meth:`ObjectWatcher.track` works out the
+claims' volumes after the claims' informers have synced (a second round), and a claim that
+binds later wakes the pod loop, whose next ``track`` starts the volume's informer.
 
 :meth:`ObjectWatcher.track` is called with the node's pods before every pod sync; it starts
 the informers of new references and waits (a bounded time) for them to sync, so a lookup
@@ -30,9 +40,22 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from svcnet.api.podrefs import CONFIG_MAP, SECRET, pod_config_references
+from svcnet.api.podrefs import (
+    CONFIG_MAP,
+    PERSISTENT_VOLUME,
+    PERSISTENT_VOLUME_CLAIM,
+    SECRET,
+    pod_claim_names,
+    pod_config_references,
+)
 from svcnet.client.informer import EventHandler, Informer, ListerWatcher
-from svcnet.client.rest import CONFIGMAPS, GVR, SECRETS
+from svcnet.client.rest import (
+    CONFIGMAPS,
+    GVR,
+    PERSISTENTVOLUMECLAIMS,
+    PERSISTENTVOLUMES,
+    SECRETS,
+)
 from svcnet.node.podenv import ObjectUnavailable
 from svcnet.node.pods import is_terminal_phase
 from svcnet.util.clock import Clock
@@ -44,7 +67,9 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 Ref = tuple[str, str, str]
 """(kind, namespace, name)."""
-_GVRS: Final[Mapping[str, GVR]] = {CONFIG_MAP: CONFIGMAPS, SECRET: SECRETS}
+_GVRS: Final[Mapping[str, GVR]] = {
+    CONFIG_MAP: CONFIGMAPS, SECRET: SECRETS, PERSISTENT_VOLUME_CLAIM: PERSISTENTVOLUMECLAIMS,
+    PERSISTENT_VOLUME: PERSISTENTVOLUMES}
 SYNC_WAIT: Final = 5.0
 """Longest wait, per pod sync, for the informers of newly referenced objects."""
 
@@ -58,11 +83,18 @@ def needs_config(pod: Mapping[str, Any]) -> bool:
 
 
 def pod_references(pod: Mapping[str, Any]) -> set[Ref]:
-    """Every ConfigMap and Secret the pod's containers and volumes name."""
+    """Every ConfigMap, Secret and PersistentVolumeClaim the pod's containers and volumes
+    name (a claim's volume is known only from the claim: :meth:`ObjectWatcher.track`)."""
     if not needs_config(pod):
         return set()
     namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
-    return {(kind, namespace, name) for kind, name in pod_config_references(pod)}
+    refs = {(kind, namespace, name) for kind, name in pod_config_references(pod)}
+    refs.update((PERSISTENT_VOLUME_CLAIM, namespace, name) for name in pod_claim_names(pod))
+    return refs
+
+
+def _key(namespace: str, name: str) -> str:
+    return f"{namespace}/{name}" if namespace else name
 
 
 class ObjectWatcher:
@@ -82,19 +114,39 @@ class ObjectWatcher:
     def lookup(self, kind: str, namespace: str, name: str) -> Obj | None:
         informer = self._informers.get((kind, namespace, name))
         if informer is None or not informer.has_synced():
-            raise ObjectUnavailable(f"{kind.lower()} {namespace}/{name} is not known to the "
-                                    "node yet (cannot list and watch it)")
-        return informer.get(f"{namespace}/{name}")
+            raise ObjectUnavailable(f"{kind.lower()} {_key(namespace, name)} is not known to "
+                                    "the node yet (cannot list and watch it)")
+        return informer.get(_key(namespace, name))
+
+    def _claimed_volumes(self, wanted: set[Ref]) -> set[Ref]:
+        """The PersistentVolumes the watched claims among ``wanted`` are bound to."""
+        out: set[Ref] = set()
+        for kind, namespace, name in wanted:
+            informer = self._informers.get((kind, namespace, name))
+            if kind != PERSISTENT_VOLUME_CLAIM or informer is None or \
+                    not informer.has_synced():
+                continue
+            claim = informer.get(_key(namespace, name)) or {}
+            if volume := str((claim.get("spec") or {}).get("volumeName") or ""):
+                out.add((PERSISTENT_VOLUME, "", volume))
+        return out
 
     def _changed(self, *_objs: Obj) -> None:
         if self._on_change is not None:
             self._on_change()
 
     async def track(self, pods: Iterable[Mapping[str, Any]]) -> None:
-        """Watch exactly the objects ``pods`` reference (see the module docstring)."""
+        """Watch exactly the objects ``pods`` reference, and the volumes of their claims (see
+        the module docstring)."""
         wanted: set[Ref] = set()
         for pod in pods:
             wanted |= pod_references(pod)
+        await self._watch(wanted | self._claimed_volumes(wanted))
+        if volumes := self._claimed_volumes(wanted) - set(self._informers):
+            # Claims seen for the first time just now: their volumes in a second round.
+            await self._watch(set(self._informers) | volumes)
+
+    async def _watch(self, wanted: set[Ref]) -> None:
         for ref in sorted(set(self._informers) - wanted):
             if (task := self._sync_tasks.pop(ref, None)) is not None:
                 task.cancel()
@@ -104,7 +156,7 @@ class ObjectWatcher:
             kind, namespace, name = ref
             informer = Informer(self._client, _GVRS[kind], namespace=namespace,
                                 field_selector=f"metadata.name={name}", clock=self._clock,
-                                name=f"{kind.lower()} {namespace}/{name}")
+                                name=f"{kind.lower()} {_key(namespace, name)}")
             informer.add_handler(EventHandler(on_add=self._changed,
                                               on_update=self._changed,
                                               on_delete=self._changed))
@@ -116,7 +168,7 @@ class ObjectWatcher:
             # A slower one still wakes the pod loop when it syncs (_announce_sync).
             _done, pending = await asyncio.wait(new, timeout=self._sync_wait)
             if pending:
-                log.warning("%d referenced ConfigMaps/Secrets not synced after %gs",
+                log.warning("%d referenced objects not synced after %gs",
                             len(pending), self._sync_wait)
 
     async def _announce_sync(self, informer: Informer) -> None:

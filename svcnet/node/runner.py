@@ -64,7 +64,7 @@ from typing import Any, Final, TypeVar
 
 from svcnet.api.errors import go_quote
 from svcnet.api.goduration import go_duration
-from svcnet.node import crispec, etchosts, podenv, pods as podlib, volumes
+from svcnet.node import crispec, etchosts, hostpath, podenv, pods as podlib, volumes
 from svcnet.node.atomicwriter import read_payload, write_payload
 from svcnet.node.cri import (
     CriError,
@@ -209,6 +209,10 @@ class _PodMemo:
     """Volumes never set up: the pod's containers wait for them."""
     volumes_written: dict[str, volumes.Payload] = field(default_factory=dict)
     """The payload last written per API-backed volume (to skip unchanged ones)."""
+    host_volumes: dict[str, volumes.HostSource] = field(default_factory=dict)
+    """hostPath and claim volumes whose host path was set up, by volume name: set up once,
+    as the kubelet sets a volume up once for the pod, and what later (re)starts of its
+    containers mount even if the claim changes meanwhile."""
     warned: set[tuple[str, str]] = field(default_factory=set)
     crash_backoff_told: dict[str, datetime] = field(default_factory=dict)
     """Container → the end of the crash-loop back-off its BackOff event was for."""
@@ -1007,7 +1011,8 @@ class PodRunner:
     def _mount_plan(self, pod: Pod, container: Mapping[str, Any],
                     env: Mapping[str, str]) -> dict[str, Any] | None:
         uid = str(pod["metadata"]["uid"])
-        mounts = volumes.container_mounts(pod, container, self._pod_dir(uid), env)
+        mounts = volumes.container_mounts(pod, container, self._pod_dir(uid), env,
+                                          self.objects, self._host_volumes(uid))
         if not mounts:
             return None
         staging = self._pod_dir(uid) / "mounts" / str(container["name"])
@@ -1015,6 +1020,10 @@ class PodRunner:
         return {"staging": str(staging),
                 "mounts": [{"source": m.source, "target": m.target, "read_only": m.read_only,
                             "volume": m.volume} for m in mounts]}
+
+    def _host_volumes(self, uid: str) -> Mapping[str, volumes.HostSource]:
+        memo = self._memo.get(uid)
+        return memo.host_volumes if memo is not None else {}
 
     def _with_hosts_file(self, pod: Pod, ip: IPv4Interface,
                          plan: dict[str, Any] | None) -> dict[str, Any]:
@@ -1032,10 +1041,12 @@ class PodRunner:
                                                      "read_only": False}]}
 
     def _sync_volumes(self, pod: Pod) -> bool:
-        """Write the pod's API-backed volumes (again, if their content changed) and make its
-        emptyDirs; False if one failed. A volume that never could be set up keeps the pod's
-        containers waiting (``volumes_missing``); one that was, and fails later (its
-        ConfigMap deleted), keeps its last content, as a mounted kubelet volume does."""
+        """Write the pod's API-backed volumes (again, if their content changed), make its
+        emptyDirs, and check (or create) the host paths of its hostPath volumes and bound
+        claims (:mod:`.hostpath`); False if one failed. A volume that never could be set up
+        keeps the pod's containers waiting (``volumes_missing``); one that was, and fails
+        later (its ConfigMap deleted), keeps its last content, as a mounted kubelet volume
+        does."""
         uid = str(pod.get("metadata", {}).get("uid", ""))
         if pod.get("metadata", {}).get("deletionTimestamp") or podlib.is_terminal_phase(
                 (pod.get("status") or {}).get("phase")):
@@ -1047,6 +1058,9 @@ class PodRunner:
         memo = self._memo.setdefault(uid, _PodMemo())
         for vol in specs:
             name = str(vol["name"])
+            if volumes.volume_kind(vol) in volumes.HOST_VOLUMES:
+                self._set_up_host_volume(pod, memo, vol)
+                continue
             target = volumes.volume_dir(self._pod_dir(uid), vol)
             try:
                 payload = volumes.volume_payload(pod, vol, self.objects,
@@ -1071,6 +1085,44 @@ class PodRunner:
             memo.volume_errors.pop(name, None)
             memo.volumes_missing.discard(name)
         return not memo.volume_errors
+
+    def _set_up_host_volume(self, pod: Pod, memo: _PodMemo, vol: Mapping[str, Any]) -> None:
+        """A hostPath volume or a claim: its host path checked (made, for the ``OrCreate``
+        types) before the containers start, each time the pod syncs as the kubelet's
+        reconciler does until it is mounted. A claim that is not usable yet keeps them
+        waiting with the volume populator's message, in the Event the kubelet's pod sync
+        records (``Unable to attach or mount volumes: ...``); a failed check with the
+        plugin's, as ``MountVolume.SetUp`` (or ``NewMounter``) failed."""
+        uid = str(pod.get("metadata", {}).get("uid", ""))
+        name = str(vol["name"])
+        if name in memo.host_volumes:
+            return  # set up: containers (re)start with it, as with a mounted kubelet volume
+        spec_name = name
+        try:
+            source = volumes.host_source(pod, vol, self.objects)
+            assert source is not None
+            spec_name = source.spec_name
+            hostpath.set_up(source)
+        except volumes.ClaimError as exc:
+            message = (f"Unable to attach or mount volumes: unmounted volumes=[{name}], "
+                       f"unattached volumes=[], failed to process volumes=[{name}]: {exc}")
+        except hostpath.NewMounterError as exc:
+            message = (f"MountVolume.NewMounter initialization failed for volume "
+                       f"{go_quote(spec_name)} : {exc}")
+        except (podlib.ConfigError, OSError) as exc:
+            message = f"MountVolume.SetUp failed for volume {go_quote(spec_name)} : {exc}"
+        else:
+            memo.volume_errors.pop(name, None)
+            memo.volumes_missing.discard(name)
+            memo.host_volumes[name] = source
+            if source.plugin == volumes.HOST_PATH and source.type:
+                log.info("pod %s: volume %s: %s checked", uid, name, source.path)
+            return
+        if memo.volume_errors.get(name) != message:
+            log.warning("pod %s: %s", uid, message)
+            self._warn(pod, memo, "FailedMount", message)
+        memo.volume_errors[name] = message
+        memo.volumes_missing.add(name)
 
     def _prune_logs(self, uid: str, container: str, attempt: int) -> None:
         """Keep the logs of this run and the previous one (``kubectl logs --previous``)."""
@@ -1122,7 +1174,8 @@ class PodRunner:
                 pod_ip=pod_ip, host_ip=self.config.host_ip, node_name=self.config.node_name,
                 lookup=self.objects, allocatable=self.config.allocatable,
                 service_env=self._service_env(pod) if self._service_env else None)
-            mounts = volumes.container_mounts(pod, container, self._pod_dir(uid), spec.env)
+            mounts = volumes.container_mounts(pod, container, self._pod_dir(uid), spec.env,
+                                              self.objects, self._host_volumes(uid))
         except podlib.ConfigError:
             return ProbeContext(pod_ip, netns)
         cri = self.uses_cri(pod)

@@ -34,6 +34,20 @@ again (atomically) whenever a later sync computes a different one: that is how a
 update reaches a running container. ``emptyDir`` volumes are plain directories (mode 0777, on
 the state directory's filesystem even for ``medium: Memory``).
 
+Two kinds mount a path of the host rather than a directory of the pod; :func:`host_source`
+says which path (a :class:`HostSource`), :mod:`.hostpath` checks and creates it before the
+containers start, and :func:`container_mounts` binds it:
+
+* ``hostPath`` (pkg/volume/hostpath): the source's ``path``, checked against its ``type``;
+* ``persistentVolumeClaim``: the claim, in the pod's namespace, must exist, not be being
+  deleted, be ``Bound`` with a ``spec.volumeName``, and that PersistentVolume's ``claimRef``
+  must name the claim (its uid); then the volume's ``hostPath`` (with its ``type``) or
+  ``local.path`` is the source, read-only when the pod's source says ``readOnly``. Each failure
+  is a :class:`ClaimError` with the message of the kubelet's volume populator
+  (pkg/kubelet/volumemanager/populator/desired_state_of_world_populator.go:
+  ``error processing PVC ns/data: PVC is not bound``), and a volume of another source (nfs,
+  csi, ...) one naming the source. A volume of ``volumeMode: Block`` cannot be mounted.
+
 :func:`container_mounts` turns a container's ``volumeMounts`` into :class:`Mount` s (host
 source, container target, read-only) for :mod:`.mounter`, which makes them in the container's
 private mount namespace. Mounts are sorted by target depth, as runc does, so a mount inside
@@ -50,7 +64,7 @@ from typing import Any, Final
 
 from svcnet.api.access import mapping_of
 from svcnet.api.errors import go_quote
-from svcnet.api.podrefs import CONFIG_MAP, SECRET
+from svcnet.api.podrefs import CONFIG_MAP, PERSISTENT_VOLUME, PERSISTENT_VOLUME_CLAIM, SECRET
 from svcnet.node.podenv import (
     ConfigError,
     Lookup,
@@ -64,12 +78,16 @@ from svcnet.node.podenv import (
 __all__ = [
     "DEFAULT_MODE",
     "DEFAULT_TOKEN_EXPIRATION",
+    "HOST_VOLUMES",
+    "ClaimError",
     "FileProjection",
+    "HostSource",
     "Mount",
     "TokenKey",
     "TokenLookup",
     "VolumeError",
     "container_mounts",
+    "host_source",
     "pod_token_keys",
     "volume_dir",
     "volume_kind",
@@ -84,6 +102,10 @@ PLUGINS: Final = {
     "emptyDir": "kubernetes.io~empty-dir",
 }
 API_VOLUMES: Final = frozenset({"configMap", "secret", "downwardAPI", "projected"})
+HOST_VOLUMES: Final = frozenset({"hostPath", "persistentVolumeClaim"})
+"""Volume kinds whose source is a path of the host (:func:`host_source`)."""
+HOST_PATH: Final = "hostPath"
+LOCAL: Final = "local"
 DEFAULT_TOKEN_EXPIRATION: Final = 3600
 """A ``serviceAccountToken`` source's ``expirationSeconds`` when none is given (the API
 default)."""
@@ -91,6 +113,27 @@ default)."""
 
 class VolumeError(ConfigError):
     """A volume cannot be set up (the kubelet's ``FailedMount``)."""
+
+
+class ClaimError(VolumeError):
+    """A ``persistentVolumeClaim`` volume's claim or volume is not usable (yet): the message
+    of the kubelet's volume populator, ``error processing PVC <ns>/<claim>: ...``."""
+
+
+@dataclass(frozen=True, slots=True)
+class HostSource:
+    """The host path a ``hostPath`` or ``persistentVolumeClaim`` volume mounts."""
+
+    path: str
+    plugin: str
+    """``hostPath`` or ``local``: which plugin's checks :mod:`.hostpath` applies."""
+    type: str = ""
+    """A ``hostPath``'s ``type`` (``""``: no check)."""
+    read_only: bool = False
+    """The pod's ``persistentVolumeClaim.readOnly``."""
+    spec_name: str = ""
+    """The name the kubelet's messages give the volume: the pod's volume's, or for a claim
+    the PersistentVolume's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +169,10 @@ class TokenKey:
 
 TokenLookup = Callable[[TokenKey], str]
 """``tokens(key)``: the token, or :class:`VolumeError` with the kubelet's message."""
+
+
+def _no_claims(kind: str, namespace: str, name: str) -> Obj | None:
+    return None
 
 
 def _no_tokens(key: TokenKey) -> str:
@@ -333,11 +380,96 @@ def volume_payload(pod: Obj, volume: Obj, lookup: Lookup,
         raise VolumeError(str(exc)) from exc
 
 
+def _mounted(pod: Obj, volume: str) -> bool:
+    """Whether some container of the pod has ``volume`` in its ``volumeMounts``."""
+    spec = mapping_of(pod, "spec")
+    return any(isinstance(vm, Mapping) and vm.get("name") == volume
+               for key in ("initContainers", "containers", "ephemeralContainers")
+               for c in spec.get(key) or [] if isinstance(c, Mapping)
+               for vm in c.get("volumeMounts") or [])
+
+
+def _claim_source(pod: Obj, volume: Obj, source: Obj, lookup: Lookup) -> HostSource:
+    """getPVCExtractPV and getPVSpec: the bound volume of the claim, as a host path."""
+    namespace = str(mapping_of(pod, "metadata").get("namespace") or "default")
+    claim_name = str(source.get("claimName") or "")
+
+    def error(message: str) -> ClaimError:
+        return ClaimError(f"error processing PVC {namespace}/{claim_name}: {message}")
+
+    try:
+        claim = lookup(PERSISTENT_VOLUME_CLAIM, namespace, claim_name)
+    except ConfigError as exc:
+        raise error(f"failed to fetch PVC from API server: {exc}") from exc
+    if claim is None:
+        raise error("failed to fetch PVC from API server: persistentvolumeclaims "
+                    f"{go_quote(claim_name)} not found")
+    if mapping_of(claim, "metadata").get("deletionTimestamp"):
+        raise error("PVC is being deleted")
+    if mapping_of(claim, "status").get("phase") != "Bound":
+        raise error("PVC is not bound")
+    pv_name = str(mapping_of(claim, "spec").get("volumeName") or "")
+    if not pv_name:
+        raise error("PVC has empty pvc.Spec.VolumeName")
+    try:
+        pv = lookup(PERSISTENT_VOLUME, "", pv_name)
+    except ConfigError as exc:
+        raise error(f"failed to fetch PV {pv_name} from API server: {exc}") from exc
+    if pv is None:
+        raise error(f"failed to fetch PV {pv_name} from API server: persistentvolumes "
+                    f"{go_quote(pv_name)} not found")
+    spec = mapping_of(pv, "spec")
+    ref = spec.get("claimRef")
+    if not isinstance(ref, Mapping):
+        raise error(f"found PV object {pv_name} but it has a nil pv.Spec.ClaimRef indicating "
+                    "it is not yet bound to the claim")
+    claim_uid = str(mapping_of(claim, "metadata").get("uid") or "")
+    if str(ref.get("uid") or "") != claim_uid:
+        raise error(f"found PV object {pv_name} but its pv.Spec.ClaimRef.UID "
+                    f"{ref.get('uid') or ''} does not point to claim.UID {claim_uid}")
+    mode = str(spec.get("volumeMode") or "Filesystem")
+    if mode != "Filesystem":
+        if _mounted(pod, str(volume.get("name"))):
+            raise error(f"volume {volume.get('name')} has volumeMode {mode}, but is "
+                        "specified in volumeMounts")
+        raise error(f"PersistentVolume {go_quote(pv_name)}: {mode} volumes are not supported "
+                    "by svcnet")
+    read_only = bool(source.get("readOnly"))
+    if isinstance(host := spec.get(HOST_PATH), Mapping):
+        return HostSource(str(host.get("path") or ""), HOST_PATH, str(host.get("type") or ""),
+                          read_only, pv_name)
+    if isinstance(local := spec.get(LOCAL), Mapping):
+        return HostSource(str(local.get("path") or ""), LOCAL, "", read_only, pv_name)
+    kind = next((k for k, v in spec.items() if isinstance(v, Mapping) and k not in (
+        "capacity", "claimRef", "nodeAffinity", "mountOptions")), "its")
+    raise error(f"PersistentVolume {go_quote(pv_name)}: {kind} volumes are not supported by "
+                "svcnet (only hostPath and local)")
+
+
+def host_source(pod: Obj, volume: Obj, lookup: Lookup) -> HostSource | None:
+    """The host path a ``hostPath`` or ``persistentVolumeClaim`` volume mounts (None: the
+    volume is of another kind). Raises :class:`ClaimError` while a claim is not usable."""
+    kind = volume_kind(volume)
+    source = volume.get(kind)
+    if kind not in HOST_VOLUMES:
+        return None
+    if not isinstance(source, Mapping):
+        source = {}
+    if kind == HOST_PATH:
+        return HostSource(str(source.get("path") or ""), HOST_PATH,
+                          str(source.get("type") or ""), False, str(volume.get("name")))
+    return _claim_source(pod, volume, source, lookup)
+
+
 def container_mounts(pod: Obj, container: Obj, pod_dir: Path,
-                     env: Mapping[str, str] | None = None) -> list[Mount]:
+                     env: Mapping[str, str] | None = None,
+                     lookup: Lookup | None = None,
+                     host_sources: Mapping[str, HostSource] | None = None) -> list[Mount]:
     """The container's ``volumeMounts`` as host source → container target, sorted by the
-    target's depth; ``subPathExpr`` is expanded against the container's ``env``. Raises
-    :class:`VolumeError` for what svcnet cannot mount."""
+    target's depth; ``subPathExpr`` is expanded against the container's ``env``; the host
+    path of a hostPath or claim volume from ``host_sources`` (by volume name: what was set
+    up), else :func:`host_source` over ``lookup``. Raises :class:`VolumeError` for what svcnet
+    cannot mount."""
     volumes = {str(v.get("name")): v for v in mapping_of(pod, "spec").get("volumes") or []
                if isinstance(v, Mapping)}
     mounts: list[Mount] = []
@@ -350,10 +482,15 @@ def container_mounts(pod: Obj, container: Obj, pod_dir: Path,
             raise VolumeError(f"cannot find volume {go_quote(name)} to mount into container "
                               f"{go_quote(str(container.get('name')))}")
         kind = volume_kind(volume)
-        if kind not in PLUGINS:
+        host = (host_sources or {}).get(name) if kind in HOST_VOLUMES else None
+        host = host or host_source(pod, volume, lookup or _no_claims)
+        if host is not None:
+            source = root = Path(host.path)
+        elif kind not in PLUGINS:
             raise VolumeError(f"volume {go_quote(name)}: {kind} volumes are not supported by "
                               "svcnet")
-        source = root = volume_dir(pod_dir, volume)
+        else:
+            source = root = volume_dir(pod_dir, volume)
         sub = str(vm.get("subPath") or "")
         if not sub and vm.get("subPathExpr"):
             sub = expand_vars(str(vm["subPathExpr"]), env or {})
@@ -367,6 +504,7 @@ def container_mounts(pod: Obj, container: Obj, pod_dir: Path,
             source = source / rel
         target = str(PurePosixPath("/") / str(vm.get("mountPath") or ""))
         # API data volumes are always read-only in the container (ReadOnlyAPIDataVolumes).
-        read_only = bool(vm.get("readOnly")) or kind in API_VOLUMES
+        read_only = bool(vm.get("readOnly")) or kind in API_VOLUMES or (
+            host is not None and host.read_only)
         mounts.append(Mount(str(source), target, read_only, str(root)))
     return sorted(mounts, key=lambda m: len(PurePosixPath(m.target).parts))

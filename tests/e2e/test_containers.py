@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -338,6 +339,50 @@ def test_security_context_reaches_the_container(cluster: Cluster) -> None:
                 if line.startswith("CapBnd:")).split()[1]  # all a container may get here
     assert f"CapEff:\t{ours}" in privileged, privileged
     cluster.kubectl("delete", "pod", "rootless", "locked", "privileged", "--wait=false")
+
+
+def test_host_path_and_claim_volumes_in_a_container(cluster: Cluster, tmp_path: Path) -> None:
+    """A hostPath volume (DirectoryOrCreate) and a claim bound by the PV binder to a static
+    hostPath PersistentVolume, mounted read-only, through containerd's CRI mounts: the
+    container writes to the one, reads the other and cannot write it; the host sees the
+    file."""
+    host, pv_path = tmp_path / "svcnet-hp" / "made", tmp_path / "svcnet-pv"
+    try:
+        pv_path.mkdir()
+        (pv_path / "kept.txt").write_text("from the host\n")
+        pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": NAME}, "spec": {
+            "capacity": {"storage": "1Gi"}, "accessModes": ["ReadOnlyMany"],
+            "storageClassName": NAME, "hostPath": {"path": str(pv_path), "type": "Directory"}}}
+        claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                 "metadata": {"name": "ctr-claim"}, "spec": {
+                     "accessModes": ["ReadOnlyMany"], "storageClassName": NAME,
+                     "resources": {"requests": {"storage": "1Gi"}}}}
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "volumes"}, "spec": {
+            "restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+            "volumes": [
+                {"name": "host", "hostPath": {"path": str(host), "type": "DirectoryOrCreate"}},
+                {"name": "claim", "persistentVolumeClaim": {"claimName": "ctr-claim",
+                                                            "readOnly": True}}],
+            "containers": [{
+                "name": "main", "image": cluster.registry.ref("library/web", "1"),
+                "args": ["echo from the container > /host/out.txt; cat /claim/kept.txt; "
+                         "touch /claim/x 2>/dev/null || echo claim read-only"],
+                "volumeMounts": [{"name": "host", "mountPath": "/host"},
+                                 {"name": "claim", "mountPath": "/claim"}]}]}}
+        for doc in (pv, claim, pod):
+            cluster.kubectl("apply", "-f", "-", input=json.dumps(doc))
+        wait_for(lambda: cluster.get("pod", "volumes")["status"].get("phase") == "Succeeded",
+                 "the pod to succeed", timeout=60,
+                 detail=lambda: str(cluster.events("volumes")))
+        assert cluster.kubectl("logs", "volumes").stdout == "from the host\nclaim read-only\n"
+        assert (host / "out.txt").read_text() == "from the container\n"
+        assert not (pv_path / "x").exists()
+        cluster.kubectl("delete", "pod", "volumes", "--wait=false")
+        cluster.kubectl("delete", "pvc", "ctr-claim", "--wait=false")
+        cluster.kubectl("delete", "pv", NAME, "--wait=false")
+    finally:
+        shutil.rmtree(tmp_path / "svcnet-hp", ignore_errors=True)
+        shutil.rmtree(pv_path, ignore_errors=True)
 
 
 def test_image_user_and_logs_follow_and_exec(cluster: Cluster) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from svcnet.api.podrefs import pod_config_references
+from svcnet.api.podrefs import pod_claim_names, pod_config_references
 
 
 def test_every_kind_of_reference() -> None:
@@ -20,3 +20,13 @@ def test_every_kind_of_reference() -> None:
         ("ConfigMap", "cm-init"), ("Secret", "s-env"), ("Secret", "s-vol"),
         ("ConfigMap", "cm-proj"), ("Secret", "regcred")}
     assert pod_config_references({"spec": None}) == set()
+
+
+def test_the_claims_of_persistent_volume_claim_volumes() -> None:
+    pod = {"spec": {"volumes": [
+        {"name": "a", "persistentVolumeClaim": {"claimName": "data"}},
+        {"name": "b", "persistentVolumeClaim": {"claimName": "logs", "readOnly": True}},
+        {"name": "c", "persistentVolumeClaim": {}}, {"name": "d", "emptyDir": {}}]}}
+    assert pod_claim_names(pod) == {"data", "logs"}
+    assert pod_config_references(pod) == set()
+    assert pod_claim_names({"spec": None}) == set()

@@ -120,15 +120,18 @@ def test_authorize(user: User, verb: str, group: str, resource: str, ns: str, na
                      subresource=sub, pod_node=pod_node) is allowed
 
 
-@pytest.mark.parametrize("resource", ["secrets", "configmaps"])
+@pytest.mark.parametrize("resource", ["secrets", "configmaps", "persistentvolumeclaims",
+                                      "persistentvolumes"])
 @pytest.mark.parametrize(("verb", "related", "allowed"), [
     ("get", True, True), ("list", True, True), ("watch", True, True),
     ("get", False, False), ("list", False, False),
-    ("update", True, False), ("create", True, False)])
+    ("update", True, False), ("create", True, False), ("delete", True, False)])
 def test_node_reads_config_objects_only_of_its_pods(resource: str, verb: str, related: bool,
                                                    allowed: bool) -> None:
     assert authorize(NODE, verb, group="", resource=resource, namespace="default", name="x",
                      subresource="", node_related=related) is allowed
+    assert authorize(NODE, verb, group="", resource=resource, namespace="default", name="x",
+                     subresource="status", node_related=related) is False
     assert authorize(User("admin", "", (ADMIN_GROUP,)), verb, group="", resource=resource,
                      namespace="default", name="x", subresource="") is True
 

@@ -28,11 +28,14 @@ class FakeObjects:
         self.watches: list[tuple[str, str, str, asyncio.Queue[WatchEvent]]] = []
         self.lists: list[tuple[str, str, str]] = []
 
-    def put(self, resource: str, namespace: str, name: str, data: dict[str, str]) -> None:
+    def put(self, resource: str, namespace: str, name: str, data: dict[str, str],
+            **fields: Any) -> None:
         self.rev += 1
         etype = "MODIFIED" if (resource, namespace, name) in self.objects else "ADDED"
-        obj = {"metadata": {"name": name, "namespace": namespace,
-                            "resourceVersion": str(self.rev)}, "data": data}
+        meta = {"name": name, "resourceVersion": str(self.rev)}
+        if namespace:
+            meta["namespace"] = namespace
+        obj = {"metadata": meta, "data": data, **fields}
         self.objects[(resource, namespace, name)] = obj
         for res, ns, sel, queue in self.watches:
             if (res, ns, sel) == (resource, namespace, f"metadata.name={name}"):
@@ -76,10 +79,53 @@ def pod(name: str, *, cm: str = "", secret: str = "", deleted: bool = False) -> 
     return {"metadata": meta, "spec": {"containers": [container], "volumes": volumes}}
 
 
+def claiming(name: str, claim: str) -> Obj:
+    p = pod(name)
+    p["spec"]["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]
+    return p
+
+
 def test_pod_references() -> None:
     assert pod_references(pod("a", cm="c", secret="s")) == {
         ("ConfigMap", "ns", "c"), ("Secret", "ns", "s")}
     assert pod_references(pod("a", cm="c", deleted=True)) == set()
+    assert pod_references(claiming("a", "data")) == {("PersistentVolumeClaim", "ns", "data")}
+
+
+async def test_a_claim_is_watched_and_then_the_volume_it_is_bound_to() -> None:
+    api = FakeObjects()
+    api.put("persistentvolumes", "", "pv1", {}, spec={"hostPath": {"path": "/x"}})
+    api.put("persistentvolumes", "", "pv2", {}, spec={"hostPath": {"path": "/y"}})
+    woken: list[int] = []
+    watcher = ObjectWatcher(api, on_change=lambda: woken.append(1))
+    try:
+        await watcher.track([claiming("a", "data")])
+        assert watcher.watched() == {("PersistentVolumeClaim", "ns", "data")}
+        assert watcher.lookup("PersistentVolumeClaim", "ns", "data") is None
+
+        await eventually(lambda: len(api.watches) == 1)
+        woken.clear()
+        api.put("persistentvolumeclaims", "ns", "data", {}, spec={"volumeName": "pv1"},
+                status={"phase": "Bound"})
+        await eventually(lambda: bool(woken))  # the claim bound: the pod loop wakes
+        await watcher.track([claiming("a", "data")])
+        assert watcher.watched() == {("PersistentVolumeClaim", "ns", "data"),
+                                     ("PersistentVolume", "", "pv1")}
+        assert ("persistentvolumes", "", "metadata.name=pv1") in api.lists
+        pv = watcher.lookup("PersistentVolume", "", "pv1")
+        assert pv is not None and pv["spec"]["hostPath"] == {"path": "/x"}
+
+        # A claim already bound when first seen: its volume is watched in the same track.
+        api.put("persistentvolumeclaims", "ns", "other", {}, spec={"volumeName": "pv2"},
+                status={"phase": "Bound"})
+        await watcher.track([claiming("b", "other")])
+        assert watcher.watched() == {("PersistentVolumeClaim", "ns", "other"),
+                                     ("PersistentVolume", "", "pv2")}
+        assert watcher.lookup("PersistentVolume", "", "pv2") is not None
+        await watcher.track([])
+        assert watcher.watched() == set()
+    finally:
+        await watcher.stop()
 
 
 async def test_one_watch_per_referenced_object_and_wake_ups() -> None:

@@ -787,3 +787,125 @@ async def test_cri_container_usage_comes_from_list_container_stats(cri_node: Nod
     after = await collector.sample()
     assert after.containers == ()
     assert after.node is not None and after.node.cpu_ns >= sample.node.cpu_ns
+
+
+async def test_a_host_path_volume_is_checked_then_bound_read_only_if_asked(
+        node: Node) -> None:
+    runner, runtime = node.runner, node.runtime
+    assert runner is not None and runtime is not None
+    made, logs = node.tmp / "host" / "made", node.tmp / "host" / "logs"
+
+    def with_host_paths(p: Obj) -> None:
+        p["spec"]["volumes"] = [
+            {"name": "made", "hostPath": {"path": str(made), "type": "DirectoryOrCreate"}},
+            {"name": "logs", "hostPath": {"path": str(logs), "type": "Directory"}}]
+        p["spec"]["containers"][0]["volumeMounts"] = [
+            {"name": "made", "mountPath": "/data"},
+            {"name": "logs", "mountPath": "/logs", "readOnly": True}]
+
+    web = make_pod(fn=with_host_paths)
+    await runner.sync([web])
+    assert made.is_dir()
+    assert runtime.get(key()) is None
+    assert cstatus(node, web)["state"]["waiting"]["reason"] == "ContainerCreating"
+    failed = f'MountVolume.SetUp failed for volume "logs" : hostPath {logs} doesn\'t exist'
+    assert runner.errors("uid-web") == {"volume logs": failed}
+    await runner.sync([web])
+    assert told(runner) == [("Warning", "FailedMount", failed, "")]  # told once
+
+    logs.mkdir()
+    await runner.sync([web])
+    assert runner.errors("uid-web") == {}
+    plan = runtime.specs[key()].mount_plan
+    assert plan is not None
+    assert [(m["source"], m["target"], m["read_only"]) for m in plan["mounts"]] == [
+        (str(made), "/data", False), (str(logs), "/logs", True)]
+
+
+def _claiming(p: Obj) -> None:
+    p["spec"]["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]
+    p["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+
+
+def _bind(node: Node, path: Path, pv_type: str = "DirectoryOrCreate") -> None:
+    node.objects[("PersistentVolumeClaim", "default", "data")] = {
+        "metadata": {"name": "data", "namespace": "default", "uid": "c-1"},
+        "spec": {"volumeName": "pv-1"}, "status": {"phase": "Bound"}}
+    node.objects[("PersistentVolume", "", "pv-1")] = {
+        "metadata": {"name": "pv-1"}, "spec": {
+            "claimRef": {"namespace": "default", "name": "data", "uid": "c-1"},
+            "hostPath": {"path": str(path), "type": pv_type}}}
+
+
+async def test_a_claim_waits_until_bound_then_mounts_its_volume(node: Node) -> None:
+    runner, runtime = node.runner, node.runtime
+    assert runner is not None and runtime is not None
+    web = make_pod(fn=_claiming)
+    await runner.sync([web])
+    assert runtime.get(key()) is None
+    assert cstatus(node, web)["state"]["waiting"]["reason"] == "ContainerCreating"
+    missing = ("Unable to attach or mount volumes: unmounted volumes=[data], unattached "
+               "volumes=[], failed to process volumes=[data]: error processing PVC "
+               'default/data: failed to fetch PVC from API server: persistentvolumeclaims '
+               '"data" not found')
+    assert runner.errors("uid-web") == {"volume data": missing}
+
+    node.objects[("PersistentVolumeClaim", "default", "data")] = {
+        "metadata": {"name": "data", "namespace": "default", "uid": "c-1"},
+        "spec": {}, "status": {"phase": "Pending"}}
+    await runner.sync([web])
+    pending = missing.split("error processing", maxsplit=1)[0] + \
+        "error processing PVC default/data: PVC is not bound"
+    assert runner.errors("uid-web") == {"volume data": pending}
+    assert runtime.get(key()) is None
+
+    path = node.tmp / "pv" / "one"
+    _bind(node, path)
+    await runner.sync([web])
+    assert runner.errors("uid-web") == {}
+    assert path.is_dir(), "the volume's DirectoryOrCreate made it"
+    plan = runtime.specs[key()].mount_plan
+    assert plan is not None and [(m["source"], m["target"], m["read_only"])
+                                 for m in plan["mounts"]] == [(str(path), "/data", False)]
+    assert [e[1] for e in told(runner, "Warning")] == ["FailedMount", "FailedMount"]
+
+    # Set up once: a restart mounts the same volume even if the claim went meanwhile.
+    del node.objects[("PersistentVolumeClaim", "default", "data")]
+    runtime.exit(key(), 1)
+    await runner.sync([web])
+    assert runtime.calls.count(("start", key())) == 2
+    plan = runtime.specs[key()].mount_plan
+    assert plan is not None and plan["mounts"][0]["source"] == str(path)
+
+
+async def test_a_claims_volume_type_check_names_the_persistent_volume(node: Node) -> None:
+    runner = node.runner
+    assert runner is not None
+    _bind(node, node.tmp / "absent", "Directory")
+    await runner.sync([make_pod(fn=_claiming)])
+    assert runner.errors("uid-web") == {"volume data": (
+        f'MountVolume.SetUp failed for volume "pv-1" : hostPath {node.tmp}/absent '
+        "doesn't exist")}
+
+
+async def test_cri_containers_mount_host_paths_and_claims(cri_node: Node) -> None:
+    runner, cri = cri_node.runner, cri_node.cri
+    assert runner is not None and cri is not None
+    cri.state.images["python:3"] = 1
+    path = cri_node.tmp / "pv"
+    _bind(cri_node, path)
+
+    def volumes(p: Obj) -> None:
+        _claiming(p)
+        p["spec"]["volumes"][0]["persistentVolumeClaim"]["readOnly"] = True
+        p["spec"]["volumes"].append({"name": "sock", "hostPath": {
+            "path": str(cri_node.tmp / "f"), "type": "FileOrCreate"}})
+        p["spec"]["containers"][0]["volumeMounts"].append(
+            {"name": "sock", "mountPath": "/run/f"})
+
+    await runner.sync([make_pod("web", volumes)])
+    (container,) = cri.state.containers.values()
+    mounts = {m.container_path: (m.host_path, m.readonly) for m in container.config.mounts}
+    assert mounts["/data"] == (str(path), True)
+    assert mounts["/run/f"] == (str(cri_node.tmp / "f"), False)
+    assert (cri_node.tmp / "f").is_file() and path.is_dir()

@@ -190,10 +190,10 @@ def test_container_mounts_sorted_read_only_and_sub_paths() -> None:
     with pytest.raises(VolumeError, match=r"must not contain '\.\.'"):
         container_mounts(pod, {"name": "app", "volumeMounts": [
             {"name": "data", "mountPath": "/d", "subPath": "../x"}]}, Path("/p"))
-    with pytest.raises(VolumeError, match="hostPath volumes are not supported"):
-        container_mounts({"spec": {"volumes": [{"name": "h", "hostPath": {"path": "/"}}]}},
-                         {"name": "app", "volumeMounts": [{"name": "h", "mountPath": "/h"}]},
-                         Path("/p"))
+    with pytest.raises(VolumeError, match='volume "n": nfs volumes are not supported'):
+        container_mounts({"spec": {"volumes": [
+            {"name": "n", "nfs": {"server": "s", "path": "/"}}]}},
+            {"name": "app", "volumeMounts": [{"name": "n", "mountPath": "/n"}]}, Path("/p"))
 
 
 # --- the atomic writer ------------------------------------------------------------------------
