@@ -56,6 +56,7 @@ KINDS = {
     "v1/ServiceAccount": "V1ServiceAccount",
     "node.k8s.io/v1/RuntimeClass": "V1RuntimeClass",
     "scheduling.k8s.io/v1/PriorityClass": "V1PriorityClass",
+    "storage.k8s.io/v1/StorageClass": "V1StorageClass",
     "networking.k8s.io/v1/Ingress": "V1Ingress",
     "networking.k8s.io/v1/IngressClass": "V1IngressClass",
     "networking.k8s.io/v1/NetworkPolicy": "V1NetworkPolicy",

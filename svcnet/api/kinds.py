@@ -31,6 +31,7 @@ from svcnet.api import (
     servicecidrs,
     services,
     statefulsets,
+    storageclasses,
     volumes,
     workloads,
 )
@@ -174,6 +175,9 @@ KINDS: dict[tuple[str, str], Kind] = {
     ("networking.k8s.io/v1", "Ingress"): Kind(
         "networking.k8s.io/v1", "Ingress", "ingresses", True,
         ingresses.prepare_ingress_for_create, ingresses.validate_ingress),
+    ("storage.k8s.io/v1", "StorageClass"): Kind(
+        "storage.k8s.io/v1", "StorageClass", "storageclasses", False,
+        storageclasses.set_defaults_storage_class, storageclasses.validate_storage_class),
     ("networking.k8s.io/v1", "IngressClass"): Kind(
         "networking.k8s.io/v1", "IngressClass", "ingressclasses", False,
         ingresses.set_defaults_ingress_class, ingresses.validate_ingress_class),

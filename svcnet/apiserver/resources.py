@@ -11,7 +11,8 @@ Ordering matters to clients in two places and is preserved by :data:`RESOURCES`:
 
 * group order is the order of ``/apis`` (upstream lists ``apps``, ``events.k8s.io``,
   ``authentication.k8s.io``, ``authorization.k8s.io`` and ``autoscaling`` before
-  ``batch``, ``networking.k8s.io``, ``scheduling.k8s.io``, ``coordination.k8s.io``,
+  ``batch``, ``networking.k8s.io``, ``policy``, ``rbac.authorization.k8s.io``,
+  ``storage.k8s.io``, ``scheduling.k8s.io``, ``coordination.k8s.io``,
   ``node.k8s.io`` and ``discovery.k8s.io``: kube-apiserver's group priorities), and within a
   group the preferred version first (``autoscaling/v2``, then ``v1``: a version other than the
   storage one names it in ``storage_group_version`` and is served by
@@ -278,6 +279,9 @@ CATALOGUE: tuple[Resource, ...] = (
     Resource("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding",
              True),
     Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", True),
+    # -- storage.k8s.io/v1 --------------------------------------------------------------------
+    Resource("storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", False,
+             short_names=("sc",)),
     # -- scheduling.k8s.io/v1 -----------------------------------------------------------------
     Resource("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass",
              False, short_names=("pc",)),

@@ -11,8 +11,9 @@ Start-up order matters and is fixed:
    every cluster has: the four system namespaces and ``default/kubernetes`` (10.96.0.1:443)
    with endpoints pointing at every live server (endpointreconciler.py, once this one
    listens), the default RBAC policy and, once per start, the
-   RuntimeClasses of svcnet's runtimes (``process`` and ``runc``) and the system
-   PriorityClasses (``system-node-critical``, ``system-cluster-critical``) that are missing;
+   RuntimeClasses of svcnet's runtimes (``process`` and ``runc``), the system
+   PriorityClasses (``system-node-critical``, ``system-cluster-critical``) and the default
+   StorageClass (``standard``) that are missing;
 4. listen, and only then write ``DATA_DIR/kubeconfig``: its presence means "ready to serve";
 5. run the controllers while this server leads (client/leaderelection.py, on the Lease
    ``kube-system/kube-controller-manager``; a lone server takes the free lease at once), and
@@ -69,6 +70,7 @@ from svcnet.api import (
     rbac,
     runtimeclasses,
     servicecidrs,
+    storageclasses,
 )
 from svcnet.api.errors import StatusError
 from svcnet.api.metricsstorage import MetricsStorage
@@ -148,7 +150,11 @@ from svcnet.registry.strategies import (
     PodStrategy,
     RuntimeClassStrategy,
 )
-from svcnet.registry.volumes import PersistentVolumeClaimStrategy, PersistentVolumeStrategy
+from svcnet.registry.volumes import (
+    PersistentVolumeClaimStrategy,
+    PersistentVolumeStrategy,
+    StorageClassStrategy,
+)
 from svcnet.registry.workloads import (
     DaemonSetStrategy,
     DeploymentStrategy,
@@ -393,6 +399,9 @@ class APIServer:
             # As upstream's scheduling/bootstrap-system-priority-classes start hook.
             await self._create_missing(f"priorityclasses.{priorityclasses.GROUP}",
                                        priorityclasses.SYSTEM_PRIORITY_CLASSES)
+            # svcnet's default class, as kind and k3s ship theirs (api/storageclasses.py).
+            await self._create_missing(f"storageclasses.{storageclasses.GROUP}",
+                                       [storageclasses.DEFAULT_STORAGE_CLASS])
 
         issuer = TokenIssuer(cfg.data_dir / "pki" / "sa.key")
         join_token = "" if self.is_worker else await ensure_join_token(
@@ -552,7 +561,9 @@ class APIServer:
             ("policy", "poddisruptionbudgets"): PodDisruptionBudgetStrategy(),
             (autoscaling.GROUP, "horizontalpodautoscalers"): HorizontalPodAutoscalerStrategy(),
             ("", "persistentvolumes"): PersistentVolumeStrategy(),
-            ("", "persistentvolumeclaims"): PersistentVolumeClaimStrategy(),
+            ("", "persistentvolumeclaims"): PersistentVolumeClaimStrategy(
+                self._storage_classes),
+            (storageclasses.GROUP, "storageclasses"): StorageClassStrategy(),
             (rbac.GROUP, "roles"): RoleStrategy(self._check_escalation),
             (rbac.GROUP, "clusterroles"): ClusterRoleStrategy(self._check_escalation),
             (rbac.GROUP, "rolebindings"): RoleBindingStrategy(self._check_escalation),
@@ -598,6 +609,10 @@ class APIServer:
 
     async def _priority_classes(self) -> list[dict[str, Any]]:
         page = await self.registries[f"priorityclasses.{priorityclasses.GROUP}"].list("")
+        return page.items
+
+    async def _storage_classes(self) -> list[dict[str, Any]]:
+        page = await self.registries[f"storageclasses.{storageclasses.GROUP}"].list("")
         return page.items
 
     async def _ingress_classes(self) -> list[dict[str, Any]]:

@@ -38,6 +38,7 @@ from typing import Any
 from svcnet.api import autoscalingv1
 from svcnet.api.access import as_dict as _dict, as_int as _int, as_list as _list, as_str as _str
 from svcnet.api.labels import SelectorError, selector_from_label_selector
+from svcnet.api.storageclasses import is_default_class
 from svcnet.apiserver.discovery import parse_accept
 from svcnet.util.clock import parse_time
 
@@ -458,6 +459,22 @@ _PRIORITY_CLASS_COLUMNS = (
     _AGE,
     Column("PreemptionPolicy", description="preemptionPolicy is the Policy for preempting "
                                            "pods with lower priority."),
+)
+#: printStorageClass (AllowVolumeExpansion is declared a string column but holds a bool).
+_STORAGE_CLASS_COLUMNS = (
+    _NAME,
+    Column("Provisioner", description="provisioner indicates the type of the provisioner."),
+    Column("ReclaimPolicy", description="reclaimPolicy controls the reclaimPolicy for "
+                                        "dynamically provisioned PersistentVolumes of this "
+                                        "storage class. Defaults to Delete."),
+    Column("VolumeBindingMode", description="volumeBindingMode indicates how "
+                                            "PersistentVolumeClaims should be provisioned and "
+                                            "bound.  When unset, VolumeBindingImmediate is "
+                                            "used. This field is only honored by servers that "
+                                            "enable the VolumeScheduling feature."),
+    Column("AllowVolumeExpansion", description="allowVolumeExpansion shows whether the "
+                                               "storage class allow volume expand."),
+    _AGE,
 )
 _INGRESS_COLUMNS = (
     _NAME,
@@ -1082,6 +1099,16 @@ def _print_priority_class(pc: Obj, now: datetime) -> list[Cell]:
             _age(pc, now), _str(pc.get("preemptionPolicy"))]
 
 
+def _print_storage_class(sc: Obj, now: datetime) -> list[Cell]:
+    name = _name(sc)
+    if is_default_class(sc):
+        name += " (default)"
+    policy, mode = sc.get("reclaimPolicy"), sc.get("volumeBindingMode")
+    return [name, _str(sc.get("provisioner")), "Delete" if policy is None else _str(policy),
+            "Immediate" if mode is None else _str(mode),
+            sc.get("allowVolumeExpansion") is True, _age(sc, now)]
+
+
 def _ingress_hosts(rules: list[Any]) -> str:
     """``formatHosts``: the first three rules' hosts, ``+ N more...``, or ``*``."""
     limit, more = 3, False
@@ -1331,6 +1358,7 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
     ("node.k8s.io", "RuntimeClass"): _Printer(_RUNTIME_CLASS_COLUMNS, _print_runtime_class),
     ("scheduling.k8s.io", "PriorityClass"): _Printer(_PRIORITY_CLASS_COLUMNS,
                                                      _print_priority_class),
+    ("storage.k8s.io", "StorageClass"): _Printer(_STORAGE_CLASS_COLUMNS, _print_storage_class),
     ("networking.k8s.io", "Ingress"): _Printer(_INGRESS_COLUMNS, _print_ingress),
     ("networking.k8s.io", "IngressClass"): _Printer(_INGRESS_CLASS_COLUMNS,
                                                     _print_ingress_class),

@@ -183,6 +183,8 @@ SERVICEACCOUNTS: Final = GVR("", "v1", "serviceaccounts", "ServiceAccount")
 PERSISTENTVOLUMES: Final = GVR("", "v1", "persistentvolumes", "PersistentVolume",
                                namespaced=False)
 PERSISTENTVOLUMECLAIMS: Final = GVR("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
+STORAGECLASSES: Final = GVR("storage.k8s.io", "v1", "storageclasses", "StorageClass",
+                            namespaced=False)
 
 
 @dataclass(frozen=True, slots=True)

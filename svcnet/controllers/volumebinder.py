@@ -1,34 +1,54 @@
 """The PersistentVolume binder: static binding of claims to volumes, release of volumes whose
-claim is gone, and the storage-object-in-use protection finalizers.
+claim is gone, handing claims of a class with a provisioner to that provisioner, and the
+storage-object-in-use protection finalizers.
 
 Theory of operation, after kube-controller-manager's ``persistentvolume-binder-controller``
-(``pkg/controller/volume/persistentvolume/pv_controller.go``, its static-binding part, and
-``index.go``'s ``findMatchingVolume``) and the ``pvc-protection`` / ``pv-protection``
-controllers (``pkg/controller/volume/{pvc,pv}protection``). Work keys are ``pvc:<ns>/<name>``
-and ``pv:<name>``; every change of a claim queues it, every change of a volume queues the
-volume and the claim it names, and a pod's change queues the claims it mounts (protection).
+(``pkg/controller/volume/persistentvolume/pv_controller.go``: ``syncUnboundClaim``,
+``assignDefaultStorageClass``, ``provisionClaim``/``setClaimProvisioner``; ``index.go``'s
+``findMatchingVolume``) and the ``pvc-protection`` / ``pv-protection`` controllers
+(``pkg/controller/volume/{pvc,pv}protection``). Work keys are ``pvc:<ns>/<name>`` and
+``pv:<name>``; every change of a claim queues it, every change of a volume queues the volume
+and the claim it names, a pod's change queues the claims it mounts (protection), and a new or
+changed StorageClass queues the Pending claims.
 
-Planning is pure (:func:`find_matching_volume`, :func:`claim_ref`, :func:`volume_phase`); the
-controller applies the plan with ordinary API writes, in upstream's order, each step
-re-reading nothing but the informers:
+Planning is pure (:func:`find_matching_volume`, :func:`unbound_claim_action`,
+:func:`claim_ref`, :func:`volume_phase`); the controller applies the plan with ordinary API
+writes, in upstream's order, each step re-reading nothing but the informers:
 
 * a Pending claim (not being deleted) without a ``volumeName`` gets the smallest volume that
   is not bound elsewhere (no ``claimRef``, or one naming this claim), not being deleted, of the
-  claim's class (``storageClassName``, or the beta annotation; none means ``""``: svcnet has no
-  default StorageClass) and volume mode, with every requested access mode, at least the
-  requested ``storage`` and labels matching the claim's selector; a volume pre-bound to the
-  claim by ``claimRef`` wins over size. A claim with ``volumeName`` binds to that volume only.
-  Binding writes the volume's ``spec.claimRef`` (and ``pv.kubernetes.io/bound-by-controller``),
-  its ``status.phase: Bound``, the claim's ``spec.volumeName`` (and ``bind-completed`` /
+  claim's class (``storageClassName``, or the beta annotation; none means ``""``) and volume
+  mode, with every requested access mode, at least the requested ``storage`` and labels
+  matching the claim's selector; a volume pre-bound to the claim by ``claimRef`` wins over
+  size. A claim with ``volumeName`` binds to that volume only. A claim whose class binds
+  ``WaitForFirstConsumer`` (delayed binding) only binds a volume pre-bound to it: choosing a
+  volume is the scheduler's, once a pod uses the claim, as upstream. Binding writes the
+  volume's ``spec.claimRef`` (and ``pv.kubernetes.io/bound-by-controller``), its
+  ``status.phase: Bound``, the claim's ``spec.volumeName`` (and ``bind-completed`` /
   ``bound-by-controller``), then the claim's status (``Bound``, the volume's access modes and
-  capacity). A claim with a class and no matching volume stays Pending, as on a cluster
-  without a provisioner: there is no dynamic provisioning;
+  capacity);
+* a claim that found no volume (:func:`unbound_claim_action`): one that asks for no class at
+  all gets the default StorageClass, if there is one (the retroactive default, for claims made
+  before a default class existed); one of a delayed-binding class whose pod has not been
+  placed (no ``volume.kubernetes.io/selected-node``) waits; one of an existing class with a
+  provisioner is left to that provisioner, marked with ``volume.kubernetes.io/
+  storage-provisioner`` and its beta twin, as upstream marks a claim for an external
+  provisioner (which then creates a volume pre-bound to the claim, and the binder binds it).
+  svcnet has no in-tree volume plugins: a class whose provisioner is ``kubernetes.io/...``
+  (``kubernetes.io/no-provisioner`` for local volumes) is never marked. Any other claim stays
+  Pending until a matching volume appears. The binder itself never creates nor deletes
+  volumes;
 * a volume is ``Available`` without a claim, ``Bound`` while its claim exists with its UID
-  and ``Released`` once that claim is gone, whatever its reclaim policy: svcnet neither
-  recycles nor deletes storage;
+  and ``Released`` once that claim is gone, whatever its reclaim policy: the binder neither
+  recycles nor deletes storage (a provisioner deletes the volumes of ``Delete`` it made);
 * a claim being deleted loses ``kubernetes.io/pvc-protection`` once no running pod of its
   namespace mounts it; a volume being deleted loses ``kubernetes.io/pv-protection`` once it is
   not ``Bound``.
+
+Not done as upstream: no Events (``WaitForFirstConsumer``, ``ExternalProvisioning``,
+``FailedBinding``), no periodic resync (the informers' events drive every sync), and nothing
+in svcnet sets ``volume.kubernetes.io/selected-node`` (upstream's scheduler does, in its
+VolumeBinding plugin).
 """
 
 from __future__ import annotations
@@ -42,14 +62,28 @@ from svcnet.api.access import list_of, map_of, str_of
 from svcnet.api.errors import StatusError
 from svcnet.api.labels import SelectorError, selector_from_label_selector
 from svcnet.api.resourcelists import parse_quantity
+from svcnet.api.storageclasses import (
+    ANN_BETA_STORAGE_PROVISIONER,
+    ANN_SELECTED_NODE,
+    ANN_STORAGE_PROVISIONER,
+    WAIT_FOR_FIRST_CONSUMER,
+    claim_has_class,
+    default_storage_class,
+)
 from svcnet.api.volumes import BETA_STORAGE_CLASS, PROTECTION_PV, PROTECTION_PVC
 from svcnet.client.controller import Controller, RequeueError
 from svcnet.client.informer import EventHandler, Informer, InformerFactory, object_key
-from svcnet.client.rest import PERSISTENTVOLUMECLAIMS, PERSISTENTVOLUMES, PODS, RESTClient
+from svcnet.client.rest import (
+    PERSISTENTVOLUMECLAIMS,
+    PERSISTENTVOLUMES,
+    PODS,
+    STORAGECLASSES,
+    RESTClient,
+)
 from svcnet.util.clock import Clock, RealClock
 
 __all__ = ["COMPONENT", "PersistentVolumeBinder", "claim_ref", "find_matching_volume",
-           "volume_phase"]
+           "is_delay_binding", "unbound_claim_action", "volume_phase"]
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +145,10 @@ def _matches(claim: Mapping[str, Any], pv: Mapping[str, Any]) -> bool:
     return True
 
 
-def find_matching_volume(claim: Mapping[str, Any],
-                         volumes: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The volume a claim binds to (index.go's findMatchingVolume, static binding only)."""
+def find_matching_volume(claim: Mapping[str, Any], volumes: Iterable[Mapping[str, Any]],
+                         *, delay_binding: bool = False) -> Mapping[str, Any] | None:
+    """The volume a claim binds to (index.go's findMatchingVolume, without a node: with
+    ``delay_binding`` only a volume pre-bound to the claim)."""
     wanted = str_of(map_of(claim, "spec"), "volumeName")
     smallest: Mapping[str, Any] | None = None
     for pv in sorted(volumes, key=lambda v: str_of(_meta(v), "name")):
@@ -124,6 +159,8 @@ def find_matching_volume(claim: Mapping[str, Any],
             continue
         if wanted and str_of(_meta(pv), "name") != wanted:
             continue
+        if delay_binding and not ref and not wanted:
+            continue  # the scheduler's to choose, once a pod uses the claim
         if not _matches(claim, pv):
             continue
         if ref or wanted:
@@ -132,6 +169,34 @@ def find_matching_volume(claim: Mapping[str, Any],
                 map_of(map_of(smallest, "spec"), "capacity")):
             smallest = pv
     return smallest
+
+
+def is_delay_binding(claim: Mapping[str, Any],
+                     classes: Mapping[str, Mapping[str, Any]]) -> bool:
+    """IsDelayBindingMode: the claim's class exists and binds ``WaitForFirstConsumer``."""
+    found = classes.get(_class_of(claim)) if _class_of(claim) else None
+    return found is not None and found.get("volumeBindingMode") == WAIT_FOR_FIRST_CONSUMER
+
+
+def unbound_claim_action(claim: Mapping[str, Any],
+                         classes: Mapping[str, Mapping[str, Any]]) -> tuple[str, str]:
+    """What syncUnboundClaim does with a claim no volume matched, by class name:
+    ``("assign-class", <default class>)``, ``("wait", "")`` (delayed binding, no node yet),
+    ``("provision", <provisioner>)`` (mark it for that provisioner, if not yet) or
+    ``("pending", "")``."""
+    if not claim_has_class(claim):
+        found = default_storage_class(classes.values())
+        if found is not None:
+            return "assign-class", str_of(_meta(found), "name")
+    if is_delay_binding(claim, classes) and ANN_SELECTED_NODE not in map_of(
+            _meta(claim), "annotations"):
+        return "wait", ""
+    name = _class_of(claim)
+    sc = classes.get(name) if name else None
+    provisioner = str_of(sc, "provisioner") if sc is not None else ""
+    if provisioner and not provisioner.startswith("kubernetes.io/"):
+        return "provision", provisioner
+    return "pending", ""
 
 
 def claim_ref(claim: Mapping[str, Any]) -> Obj:
@@ -173,7 +238,7 @@ class PersistentVolumeBinder:
 
     def __init__(self, client: RESTClient, *, clock: Clock | None = None,
                  volumes: Informer | None = None, claims: Informer | None = None,
-                 pods: Informer | None = None,
+                 pods: Informer | None = None, classes: Informer | None = None,
                  informers: InformerFactory | None = None) -> None:
         self._client = client
         clock = clock or RealClock()
@@ -182,8 +247,10 @@ class PersistentVolumeBinder:
         self.claims = claims or factory.informer(PERSISTENTVOLUMECLAIMS,
                                                  name="persistentvolumeclaims")
         self.pods = pods or factory.informer(PODS, name="pods")
+        self.classes = classes or factory.informer(STORAGECLASSES, name="storageclasses")
         self.controller = Controller(COMPONENT, self.sync,
-                                     informers=[self.volumes, self.claims, self.pods],
+                                     informers=[self.volumes, self.claims, self.pods,
+                                                self.classes],
                                      clock=clock)
         self.claims.add_handler(EventHandler.for_keys(lambda k: self._add("pvc", k)))
         self.volumes.add_handler(EventHandler(
@@ -191,6 +258,9 @@ class PersistentVolumeBinder:
             on_delete=self._volume_changed))
         self.pods.add_handler(EventHandler(
             on_update=lambda _o, new: self._pod_changed(new), on_delete=self._pod_changed))
+        self.classes.add_handler(EventHandler(
+            on_add=lambda _c: self._queue_pending_claims(),
+            on_update=lambda _o, _n: self._queue_pending_claims()))
 
     @classmethod
     def from_client(cls, client: RESTClient, *, clock: Clock | None = None,
@@ -198,13 +268,13 @@ class PersistentVolumeBinder:
         return cls(client, clock=clock, informers=informers)
 
     def start(self) -> None:
-        for informer in (self.volumes, self.claims, self.pods):
+        for informer in (self.volumes, self.claims, self.pods, self.classes):
             informer.start()
         self.controller.start()
 
     async def stop(self) -> None:
         await self.controller.stop()
-        for informer in (self.pods, self.claims, self.volumes):
+        for informer in (self.classes, self.pods, self.claims, self.volumes):
             await informer.stop()
 
     def _add(self, kind: str, key: str) -> None:
@@ -217,9 +287,12 @@ class PersistentVolumeBinder:
             self._add("pvc", _claim_key(ref))
         else:
             # A volume became available: pending claims may bind now.
-            for claim in self.claims.list():
-                if str_of(map_of(claim, "status"), "phase") == "Pending":
-                    self._add("pvc", object_key(claim))
+            self._queue_pending_claims()
+
+    def _queue_pending_claims(self) -> None:
+        for claim in self.claims.list():
+            if str_of(map_of(claim, "status"), "phase") == "Pending":
+                self._add("pvc", object_key(claim))
 
     def _pod_changed(self, pod: Obj) -> None:
         for key in _claims_of_pod(pod):
@@ -279,13 +352,31 @@ class PersistentVolumeBinder:
             return
         volume = str_of(spec, "volumeName")
         pv: Mapping[str, Any] | None
+        classes = {str_of(_meta(c), "name"): c for c in self.classes.list()}
         if volume and map_of(meta, "annotations").get(ANN_BIND_COMPLETED):
             pv = self.volumes.get(volume)
         else:
-            pv = find_matching_volume(claim, self.volumes.list())
-        if pv is None:
-            return  # no volume yet: stays Pending (no dynamic provisioning)
-        await self._bind(claim, pv)
+            pv = find_matching_volume(claim, self.volumes.list(),
+                                      delay_binding=is_delay_binding(claim, classes))
+        if pv is not None:
+            await self._bind(claim, pv)
+        elif not volume:
+            await self._no_volume(claim, classes)
+
+    async def _no_volume(self, claim: Obj, classes: Mapping[str, Mapping[str, Any]]) -> None:
+        """syncUnboundClaim without a volume: the default class, or the provisioner's turn."""
+        action, value = unbound_claim_action(claim, classes)
+        meta = _meta(claim)
+        if action == "assign-class":
+            await self._client.update(PERSISTENTVOLUMECLAIMS, {
+                **claim, "spec": {**map_of(claim, "spec"), "storageClassName": value}})
+        elif action == "provision" and map_of(meta, "annotations").get(
+                ANN_BETA_STORAGE_PROVISIONER) != value:
+            annotations = {**map_of(meta, "annotations"), ANN_BETA_STORAGE_PROVISIONER: value,
+                           ANN_STORAGE_PROVISIONER: value}
+            await self._client.update(PERSISTENTVOLUMECLAIMS, {
+                **claim, "metadata": {**meta, "annotations": annotations}})
+        # "wait" and "pending": stays Pending until a volume or a pod's node comes
 
     async def _bind(self, claim: Obj, pv: Mapping[str, Any]) -> None:
         """bindVolumeToClaim, bindClaimToVolume and updateClaimStatus, in that order."""

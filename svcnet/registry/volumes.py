@@ -1,23 +1,34 @@
-"""Strategies for core/v1 PersistentVolumes and PersistentVolumeClaims: wiring of
-:mod:`svcnet.api.volumes` into the generic registry.
+"""Strategies for core/v1 PersistentVolumes and PersistentVolumeClaims and storage.k8s.io/v1
+StorageClasses: wiring of :mod:`svcnet.api.volumes` and :mod:`svcnet.api.storageclasses` into
+the generic registry.
 
-Neither kind has a generation. A new object goes through the StorageObjectInUseProtection
-admission first (the protection finalizer, which the binder's protection half removes once the
-object is no longer in use: :mod:`svcnet.controllers.volumebinder`).
+None of the kinds has a generation. A new claim goes through the DefaultStorageClass admission
+(``plugin/pkg/admission/storage/storageclass/setdefault``: a claim that asks for no class gets
+the default one; the strategy is handed a lister of the stored classes, as the plugin is handed
+an informer, and lists only for a claim without a class), then, as every new claim or volume,
+the StorageObjectInUseProtection one (the protection finalizer, which the binder's protection
+half removes once the object is no longer in use: :mod:`svcnet.controllers.volumebinder`),
+kube-apiserver's plugin order. StorageClasses (``pkg/registry/storage/storageclass``) are
+cluster-scoped, defaulted on create and update, and validated on update by the create rules
+and the update rules both.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from svcnet.allocators.operation import Operation
-from svcnet.api import volumes
+from svcnet.api import storageclasses, volumes
 from svcnet.api.errors import FieldError
 from svcnet.registry.generic import BaseStrategy
 
-__all__ = ["PersistentVolumeClaimStrategy", "PersistentVolumeStrategy"]
+__all__ = ["PersistentVolumeClaimStrategy", "PersistentVolumeStrategy", "StorageClassLister",
+           "StorageClassStrategy"]
 
 Obj = dict[str, Any]
+#: Every stored StorageClass (for the DefaultStorageClass admission).
+StorageClassLister = Callable[[], Awaitable[list[Obj]]]
 
 
 class _VolumeStrategy(BaseStrategy):
@@ -60,6 +71,16 @@ class PersistentVolumeClaimStrategy(_VolumeStrategy):
     resource: ClassVar[str] = "persistentvolumeclaims"
     finalizer: ClassVar[str] = volumes.PROTECTION_PVC
 
+    def __init__(self, storage_classes: StorageClassLister | None = None) -> None:
+        #: How the DefaultStorageClass admission lists classes (None: no admission).
+        self._storage_classes = storage_classes
+
+    async def begin_create(self, op: Operation, obj: Obj) -> Obj:
+        """DefaultStorageClass, then StorageObjectInUseProtection."""
+        if self._storage_classes is not None and not storageclasses.claim_has_class(obj):
+            obj = storageclasses.admit_claim_default_class(obj, await self._storage_classes())
+        return await super().begin_create(op, obj)
+
     def default(self, obj: Obj) -> Obj:
         return volumes.set_defaults_persistent_volume_claim(obj)
 
@@ -68,3 +89,20 @@ class PersistentVolumeClaimStrategy(_VolumeStrategy):
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         return volumes.validate_persistent_volume_claim_update(new, old)
+
+
+class StorageClassStrategy(BaseStrategy):
+    kind: ClassVar[str] = "StorageClass"
+    resource: ClassVar[str] = "storageclasses"
+    group: ClassVar[str] = storageclasses.GROUP
+    api_version: ClassVar[str] = storageclasses.API_VERSION
+    namespaced: ClassVar[bool] = False
+
+    def default(self, obj: Obj) -> Obj:
+        return storageclasses.set_defaults_storage_class(obj)
+
+    def validate_create(self, obj: Obj) -> list[FieldError]:
+        return storageclasses.validate_storage_class(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return storageclasses.validate_storage_class_update(new, old)

@@ -251,6 +251,10 @@ _KIND_FIELDS: Final[dict[tuple[str, str], dict[str, FieldMeta]]] = {
         "status.accessModes": _ATOMIC,
         "status.conditions": _BY_TYPE,
     },
+    ("storage.k8s.io/v1", "StorageClass"): {
+        "mountOptions": _ATOMIC,  # +listType=atomic
+        "allowedTopologies": _ATOMIC,  # +listType=atomic, as are the terms' lists
+    },
     ("node.k8s.io/v1", "RuntimeClass"): {
         "scheduling.nodeSelector": _ATOMIC_MAP,  # +mapType=atomic
         "scheduling.tolerations": _ATOMIC,  # +listType=atomic

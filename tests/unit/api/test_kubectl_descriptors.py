@@ -53,6 +53,7 @@ def test_kubectl_holds_the_descriptors_of_every_served_group(found: kd.Extracted
                    "k8s.io/api/authentication/v1/generated.proto",
                    "k8s.io/api/authorization/v1/generated.proto",
                    "k8s.io/api/autoscaling/v1/generated.proto",
+                   "k8s.io/api/storage/v1/generated.proto",
                    "k8s.io/apimachinery/pkg/apis/meta/v1/generated.proto",
                    "k8s.io/apimachinery/pkg/util/intstr/generated.proto",
                    "k8s.io/apimachinery/pkg/api/resource/generated.proto"):

@@ -45,6 +45,7 @@ KUBECTL_NAMES = [
     ("coordination.k8s.io", "leases", [], []),
     ("node.k8s.io", "runtimeclasses", [], []),
     ("scheduling.k8s.io", "priorityclasses", ["pc"], []),
+    ("storage.k8s.io", "storageclasses", ["sc"], []),
     ("networking.k8s.io", "ingresses", ["ing"], []),
     ("networking.k8s.io", "ingressclasses", [], []),
     ("networking.k8s.io", "networkpolicies", ["netpol"], []),
@@ -120,7 +121,8 @@ def test_catalogue_is_consistent() -> None:
         ("", "v1"), ("apps", "v1"), ("events.k8s.io", "v1"), ("authentication.k8s.io", "v1"),
         ("authorization.k8s.io", "v1"), ("autoscaling", "v2"), ("autoscaling", "v1"),
         ("batch", "v1"), ("networking.k8s.io", "v1"),
-        ("policy", "v1"), ("rbac.authorization.k8s.io", "v1"), ("scheduling.k8s.io", "v1"),
+        ("policy", "v1"), ("rbac.authorization.k8s.io", "v1"), ("storage.k8s.io", "v1"),
+        ("scheduling.k8s.io", "v1"),
         ("coordination.k8s.io", "v1"), ("node.k8s.io", "v1"), ("discovery.k8s.io", "v1"),
         ("metrics.k8s.io", "v1beta1")]
     for group, version in resources.group_versions():
@@ -171,7 +173,8 @@ def test_api_group_list() -> None:
     assert [g["name"] for g in doc["groups"]] == [
         "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io",
         "autoscaling", "batch", "networking.k8s.io", "policy", "rbac.authorization.k8s.io",
-        "scheduling.k8s.io", "coordination.k8s.io", "node.k8s.io", "discovery.k8s.io",
+        "storage.k8s.io", "scheduling.k8s.io", "coordination.k8s.io", "node.k8s.io",
+        "discovery.k8s.io",
         "metrics.k8s.io"]
     slices = doc["groups"][-2]
     assert slices == {"name": "discovery.k8s.io",
@@ -185,7 +188,7 @@ def test_api_group() -> None:
     assert apps is not None
     assert apps["kind"] == "APIGroup"
     assert apps["preferredVersion"] == {"groupVersion": "apps/v1", "version": "v1"}
-    assert discovery.api_group("storage.k8s.io") is None
+    assert discovery.api_group("certificates.k8s.io") is None
     # Two versions: the preferred (storage) one first, as kube-apiserver lists them.
     autoscaling = discovery.api_group("autoscaling")
     assert autoscaling is not None
@@ -280,7 +283,7 @@ def test_legacy_scale_subresource_names_its_group() -> None:
 
 def test_unknown_group_version_has_no_resource_list() -> None:
     assert discovery.api_resource_list("autoscaling", "v2beta2") is None
-    assert discovery.api_resource_list("storage.k8s.io", "v1") is None
+    assert discovery.api_resource_list("certificates.k8s.io", "v1") is None
     assert discovery.api_resource_list("apps", "v1beta1") is None
 
 
@@ -319,7 +322,8 @@ def test_aggregated_apis_lists_named_groups_in_order() -> None:
     assert [i["metadata"]["name"] for i in doc["items"]] == [
         "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io",
         "autoscaling", "batch", "networking.k8s.io", "policy", "rbac.authorization.k8s.io",
-        "scheduling.k8s.io", "coordination.k8s.io", "node.k8s.io", "discovery.k8s.io",
+        "storage.k8s.io", "scheduling.k8s.io", "coordination.k8s.io", "node.k8s.io",
+        "discovery.k8s.io",
         "metrics.k8s.io"]
 
 
@@ -484,7 +488,7 @@ def test_root_lists_every_group_version_with_matching_hash() -> None:
 
 def test_document_lookup() -> None:
     assert openapi.document_for("/api/v1") is openapi.document_for("api/v1")
-    assert openapi.document_for("apis/storage.k8s.io/v1") is None
+    assert openapi.document_for("apis/certificates.k8s.io/v1") is None
     assert openapi.document_for("apis/autoscaling/v2") is not None
 
 
@@ -567,4 +571,4 @@ def test_hash_follows_content() -> None:
 
 
 def test_unknown_group_version_document_is_empty() -> None:
-    assert openapi.build_group_version_document("storage.k8s.io", "v1")["paths"] == {}
+    assert openapi.build_group_version_document("certificates.k8s.io", "v1")["paths"] == {}

@@ -1,6 +1,7 @@
-"""Tables of ConfigMaps, Secrets, ServiceAccounts, RuntimeClasses and PriorityClasses: kubectl
-1.33's columns and cells (printConfigMap, printSecret, printServiceAccount, printRuntimeClass,
-printPriorityClass in pkg/printers/internalversion)."""
+"""Tables of ConfigMaps, Secrets, ServiceAccounts, RuntimeClasses, PriorityClasses and
+StorageClasses: kubectl 1.33's columns and cells (printConfigMap, printSecret,
+printServiceAccount, printRuntimeClass, printPriorityClass, printStorageClass in
+pkg/printers/internalversion)."""
 
 from __future__ import annotations
 
@@ -58,3 +59,29 @@ def test_priority_class_columns_and_rows() -> None:
     assert cells("scheduling.k8s.io/v1", "PriorityClass",
                  {"metadata": meta("d"), "value": 5, "globalDefault": True}) == [
         "d", 5, True, "5m", ""]
+
+
+def test_storage_class_columns_and_rows() -> None:
+    """printStorageClass (storage.k8s.io/v1): NAME PROVISIONER RECLAIMPOLICY
+    VOLUMEBINDINGMODE ALLOWVOLUMEEXPANSION AGE; ``(default)`` after a default class's name
+    (GA or beta annotation, "true" exactly); unset policy and mode shown as their defaults."""
+    assert column_names("storage.k8s.io/v1", "StorageClass") == [
+        ("Name", 0), ("Provisioner", 0), ("ReclaimPolicy", 0), ("VolumeBindingMode", 0),
+        ("AllowVolumeExpansion", 0), ("Age", 0)]
+    default = {"metadata": {**meta("standard"), "annotations": {
+        "storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "svcnet.io/local-path", "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer"}
+    assert cells("storage.k8s.io/v1", "StorageClass", default) == [
+        "standard (default)", "svcnet.io/local-path", "Delete", "WaitForFirstConsumer", False,
+        "5m"]
+    beta = {"metadata": {**meta("old"), "annotations": {
+        "storageclass.beta.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "p.io/x", "reclaimPolicy": "Retain", "volumeBindingMode": "Immediate",
+        "allowVolumeExpansion": True}
+    assert cells("storage.k8s.io/v1", "StorageClass", beta) == [
+        "old (default)", "p.io/x", "Retain", "Immediate", True, "5m"]
+    not_default = {"metadata": {**meta("x"), "annotations": {
+        "storageclass.kubernetes.io/is-default-class": "false"}}, "provisioner": "p.io/x"}
+    assert cells("storage.k8s.io/v1", "StorageClass", not_default) == [
+        "x", "p.io/x", "Delete", "Immediate", False, "5m"]

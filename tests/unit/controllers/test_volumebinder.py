@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
+from svcnet.api.storageclasses import DEFAULT_STORAGE_CLASS
 from svcnet.client.informer import Informer
-from svcnet.client.rest import GVR, PERSISTENTVOLUMECLAIMS, PERSISTENTVOLUMES, PODS
+from svcnet.client.rest import GVR, PERSISTENTVOLUMECLAIMS, PERSISTENTVOLUMES, PODS, STORAGECLASSES
 from svcnet.controllers.volumebinder import (
     PersistentVolumeBinder,
     find_matching_volume,
+    unbound_claim_action,
     volume_phase,
 )
 from svcnet.util.clock import FakeClock
@@ -89,10 +91,12 @@ class Env:
         self.clock = FakeClock(T0)
         self.api = FakeAPI()
         self.informers = {gvr: Informer(self.api, gvr, clock=self.clock)
-                          for gvr in (PERSISTENTVOLUMES, PERSISTENTVOLUMECLAIMS, PODS)}
+                          for gvr in (PERSISTENTVOLUMES, PERSISTENTVOLUMECLAIMS, PODS,
+                                      STORAGECLASSES)}
         self.ctrl = PersistentVolumeBinder(
             self.api, clock=self.clock, volumes=self.informers[PERSISTENTVOLUMES],  # type: ignore[arg-type]
-            claims=self.informers[PERSISTENTVOLUMECLAIMS], pods=self.informers[PODS])
+            claims=self.informers[PERSISTENTVOLUMECLAIMS], pods=self.informers[PODS],
+            classes=self.informers[STORAGECLASSES])
 
     def put(self, gvr: GVR, *objs: Obj) -> None:
         for obj in objs:
@@ -176,3 +180,83 @@ async def test_protection_finalizers_go_when_unused(env: Env) -> None:
     env.put(PERSISTENTVOLUMES, volume)
     await env.ctrl.sync("pv:v")
     assert env.get(PERSISTENTVOLUMES, "v")["metadata"]["finalizers"] == []
+
+
+# -- StorageClasses: delayed binding, provisioners, the retroactive default -------------------
+
+WAIT: Obj = {"metadata": {"name": "local"}, "provisioner": "svcnet.io/local-path",
+             "volumeBindingMode": "WaitForFirstConsumer", "reclaimPolicy": "Delete"}
+NOW: Obj = {"metadata": {"name": "fast"}, "provisioner": "example.com/fast",
+            "volumeBindingMode": "Immediate", "reclaimPolicy": "Delete"}
+NO_PROVISIONER: Obj = {"metadata": {"name": "manual"}, "provisioner": "kubernetes.io/no-provisioner",
+                       "volumeBindingMode": "WaitForFirstConsumer"}
+CLASSES: dict[str, Obj] = {c["metadata"]["name"]: c for c in (WAIT, NOW, NO_PROVISIONER)}
+
+
+def test_delayed_binding_only_takes_a_prebound_volume() -> None:
+    claim = _pvc("c", "1Gi", storageClassName="local")
+    free = _pv("free", "1Gi", cls="local")
+    assert _names(find_matching_volume(claim, [free])) == "free"
+    assert find_matching_volume(claim, [free], delay_binding=True) is None
+    prebound = _pv("made", "1Gi", cls="local", claimRef={"namespace": "app", "name": "c"})
+    assert _names(find_matching_volume(claim, [free, prebound], delay_binding=True)) == "made"
+
+
+@pytest.mark.parametrize(("claim", "action"), [
+    (_pvc("c", "1Gi", storageClassName="local"), ("wait", "")),
+    ({**_pvc("c", "1Gi", storageClassName="local"), "metadata": {
+        "name": "c", "namespace": "app",
+        "annotations": {"volume.kubernetes.io/selected-node": "node-1"}}},
+     ("provision", "svcnet.io/local-path")),
+    (_pvc("c", "1Gi", storageClassName="fast"), ("provision", "example.com/fast")),
+    (_pvc("c", "1Gi", storageClassName="missing"), ("pending", "")),
+    (_pvc("c", "1Gi", storageClassName=""), ("pending", "")),
+    (_pvc("c", "1Gi", storageClassName="manual"), ("wait", "")),
+    ({**_pvc("c", "1Gi", storageClassName="manual"), "metadata": {
+        "name": "c", "namespace": "app",
+        "annotations": {"volume.kubernetes.io/selected-node": "node-1"}}}, ("pending", "")),
+    (_pvc("c", "1Gi"), ("pending", "")),  # no class, and no default class here
+], ids=["wait-for-node", "node-selected", "immediate", "unknown-class", "no-class",
+        "no-provisioner-waits", "no-provisioner-never-marked", "no-default"])
+def test_unbound_claim_action(claim: Obj, action: tuple[str, str]) -> None:
+    assert unbound_claim_action(claim, CLASSES) == action
+
+
+def test_a_claim_without_a_class_gets_the_default_one() -> None:
+    classes = {**CLASSES, "standard": DEFAULT_STORAGE_CLASS}
+    assert unbound_claim_action(_pvc("c", "1Gi"), classes) == ("assign-class", "standard")
+    assert unbound_claim_action(_pvc("c", "1Gi", storageClassName=""), classes) == (
+        "pending", "")
+
+
+async def test_claims_are_left_to_their_provisioner(env: Env) -> None:
+    env.put(STORAGECLASSES, WAIT, NOW, DEFAULT_STORAGE_CLASS)
+    env.put(PERSISTENTVOLUMES, _pv("free", "5Gi", cls="local"))
+    env.put(PERSISTENTVOLUMECLAIMS, _pvc("waits", "1Gi", storageClassName="local"),
+            _pvc("now", "1Gi", storageClassName="fast"), _pvc("none", "1Gi"))
+    await env.ctrl.sync("pvc:app/waits")
+    assert env.api.writes("persistentvolumeclaims") == []
+    assert env.api.writes("persistentvolumes") == [], "delayed binding: the free volume waits"
+    await env.ctrl.sync("pvc:app/now")
+    annotations = env.get(PERSISTENTVOLUMECLAIMS, "app/now")["metadata"]["annotations"]
+    assert annotations == {"volume.beta.kubernetes.io/storage-provisioner": "example.com/fast",
+                           "volume.kubernetes.io/storage-provisioner": "example.com/fast"}
+    writes = len(env.api.writes("persistentvolumeclaims"))
+    env.refresh()
+    await env.ctrl.sync("pvc:app/now")
+    assert len(env.api.writes("persistentvolumeclaims")) == writes, "marked once"
+    await env.ctrl.sync("pvc:app/none")
+    assert env.get(PERSISTENTVOLUMECLAIMS, "app/none")["spec"]["storageClassName"] == "standard"
+    # The provisioner's volume, pre-bound to the claim, is bound by the binder.
+    env.put(PERSISTENTVOLUMES, _pv("pvc-made", "1Gi", cls="fast", claimRef={
+        "namespace": "app", "name": "now",
+        "uid": env.get(PERSISTENTVOLUMECLAIMS, "app/now")["metadata"]["uid"]}))
+    await env.ctrl.sync("pvc:app/now")
+    assert env.get(PERSISTENTVOLUMECLAIMS, "app/now")["spec"]["volumeName"] == "pvc-made"
+    assert env.get(PERSISTENTVOLUMES, "pvc-made")["status"]["phase"] == "Bound"
+
+
+async def test_a_new_class_queues_pending_claims(env: Env) -> None:
+    env.put(PERSISTENTVOLUMECLAIMS, _pvc("data", "1Gi"))
+    env.ctrl.classes._notify_add(DEFAULT_STORAGE_CLASS)
+    assert len(env.ctrl.controller.queue) == 1
