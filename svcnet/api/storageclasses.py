@@ -89,6 +89,7 @@ __all__ = [
     "GROUP",
     "IMMEDIATE",
     "LOCAL_PATH_PROVISIONER",
+    "LOCAL_PATH_ROOT_ANNOTATION",
     "WAIT_FOR_FIRST_CONSUMER",
     "admit_claim_default_class",
     "claim_has_class",
@@ -120,6 +121,8 @@ WAIT_FOR_FIRST_CONSUMER: Final = "WaitForFirstConsumer"
 DEFAULT_STORAGE_CLASS_NAME: Final = "standard"
 #: The provisioner of svcnet's built-in class (node-local directories).
 LOCAL_PATH_PROVISIONER: Final = "svcnet.io/local-path"
+#: A Node's directory for local-path volumes, set by its agent (svcnet/controllers/localpath.py).
+LOCAL_PATH_ROOT_ANNOTATION: Final = "svcnet.io/local-path-root"
 
 _RECLAIM_POLICIES: Final = ("Delete", "Retain")
 _BINDING_MODES: Final = (IMMEDIATE, WAIT_FOR_FIRST_CONSUMER)

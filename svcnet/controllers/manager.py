@@ -29,6 +29,7 @@ from svcnet.controllers.endpointslice import EndpointSliceController
 from svcnet.controllers.gc import GarbageCollector
 from svcnet.controllers.job import JobController
 from svcnet.controllers.lb_ipam import AddressManager, LoadBalancerIPController
+from svcnet.controllers.localpath import LocalPathProvisioner
 from svcnet.controllers.namespace import NamespaceController
 from svcnet.controllers.nodes import DEFAULT_GRACE, NodeIPAMController, NodeLifecycleController
 from svcnet.controllers.podautoscaler import HorizontalController
@@ -113,6 +114,7 @@ class ControllerManager:
             ServiceAccountsController.from_client(client, clock=clock, informers=informers),
             NamespaceController.from_client(client, clock=clock, informers=informers),
             PersistentVolumeBinder.from_client(client, clock=clock, informers=informers),
+            LocalPathProvisioner.from_client(client, clock=clock, informers=informers),
         ]
 
     def start(self) -> None:

@@ -5,26 +5,46 @@ somewhere to run: filter nodes (Ready, schedulable unless the pod tolerates the
 ``node.kubernetes.io/unschedulable`` taint, ``nodeSelector`` labels and the required node
 affinity match — ``matchExpressions`` on labels and ``matchFields`` on ``metadata.name``, which is
 how DaemonSet pods are pinned to their node —, no NoSchedule/NoExecute taint the pod does not
-tolerate), then pick the node running the fewest
+tolerate, and the volume binding below), then pick the node running the fewest
 pods (ties by name, so placement is predictable). The decision is the pure
 :func:`choose_node`; :class:`Scheduler` feeds it from informers and writes the decision through
 the ``pods/binding`` subresource, as kube-scheduler does. A pod no node can take stays Pending
 with a ``FailedScheduling`` Warning event and is retried with back-off, and at once whenever a
-node changes.
+node, a claim or a volume changes.
+
+Volume binding (upstream's VolumeBinding plugin, cut down; :func:`pod_volumes`): every
+``persistentVolumeClaim`` the pod names must exist and not be being deleted; a bound claim's
+volume restricts the pod to the nodes its ``nodeAffinity`` allows ("node(s) had volume node
+affinity conflict"); an unbound claim of a class that binds ``Immediate`` (or of no class)
+keeps the pod Pending ("pod has unbound immediate PersistentVolumeClaims") until the PV binder
+binds it; an unbound claim of a ``WaitForFirstConsumer`` class is decided by the pod's node:
+before binding the pod, the scheduler writes that node into the claim's
+``volume.kubernetes.io/selected-node`` annotation, which the class's provisioner waits for
+(svcnet/controllers/localpath.py). Upstream also waits, before binding the pod, until such
+claims are bound; here the pod is bound at once and its node agent waits for the claim.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from svcnet.api.errors import StatusError
+from svcnet.api.storageclasses import ANN_SELECTED_NODE, WAIT_FOR_FIRST_CONSUMER
 from svcnet.client.controller import Controller, RequeueError
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import EventHandler, Informer, InformerFactory, object_key, split_key
-from svcnet.client.rest import NODES, PODS, RESTClient
+from svcnet.client.rest import (
+    NODES,
+    PERSISTENTVOLUMECLAIMS,
+    PERSISTENTVOLUMES,
+    PODS,
+    STORAGECLASSES,
+    PatchType,
+    RESTClient,
+)
 from svcnet.util.clock import Clock, RealClock
 
 log = logging.getLogger(__name__)
@@ -103,6 +123,68 @@ def node_affinity_matches(pod: Mapping[str, Any], node: Mapping[str, Any]) -> bo
 
 
 @dataclass(frozen=True, slots=True)
+class PodVolumes:
+    """What a pod's claims ask of its node (:func:`pod_volumes`)."""
+
+    error: str = ""
+    """Why no node can take the pod now ("" if some may)."""
+    bound: tuple[Mapping[str, Any], ...] = ()
+    """The volumes of its bound claims: their node affinity must hold."""
+    delayed: tuple[Mapping[str, Any], ...] = ()
+    """Its unbound claims of WaitForFirstConsumer classes: told the chosen node."""
+
+
+Lookup = Callable[[str], "Mapping[str, Any] | None"]
+
+
+def pod_volumes(pod: Mapping[str, Any], claim_of: Lookup, volume_of: Lookup,
+                class_of: Lookup) -> PodVolumes:
+    """The pod's claims (``claim_of`` takes ``namespace/name``), their volumes and classes
+    (by name): upstream's VolumeBinding PreFilter. Pure."""
+    namespace = str((pod.get("metadata") or {}).get("namespace") or "")
+    bound: list[Mapping[str, Any]] = []
+    delayed: list[Mapping[str, Any]] = []
+    for volume in (pod.get("spec") or {}).get("volumes") or []:
+        source = (volume or {}).get("persistentVolumeClaim")
+        if not isinstance(source, Mapping):
+            continue
+        name = str(source.get("claimName") or "")
+        claim = claim_of(f"{namespace}/{name}")
+        if claim is None:
+            return PodVolumes(error=f'persistentvolumeclaim "{name}" not found')
+        if (claim.get("metadata") or {}).get("deletionTimestamp"):
+            return PodVolumes(error=f'persistentvolumeclaim "{name}" is being deleted')
+        volume_name = str((claim.get("spec") or {}).get("volumeName") or "")
+        if volume_name:
+            pv = volume_of(volume_name)
+            if pv is None:
+                return PodVolumes(error=f'pvc {name} bound to non-existent pv {volume_name}')
+            bound.append(pv)
+            continue
+        class_name = str((claim.get("spec") or {}).get("storageClassName") or "")
+        storage_class = class_of(class_name) if class_name else None
+        if storage_class is None or storage_class.get("volumeBindingMode") != \
+                WAIT_FOR_FIRST_CONSUMER:
+            return PodVolumes(error="pod has unbound immediate PersistentVolumeClaims")
+        delayed.append(claim)
+    return PodVolumes(bound=tuple(bound), delayed=tuple(delayed))
+
+
+def volumes_fit(volumes: PodVolumes, node: Mapping[str, Any]) -> bool:
+    """Every bound volume's required node affinity holds for ``node`` (VolumeBinding
+    Filter's ``checkBoundClaims``)."""
+    meta = node.get("metadata") or {}
+    labels: Mapping[str, str] = meta.get("labels") or {}
+    for pv in volumes.bound:
+        terms = ((((pv.get("spec") or {}).get("nodeAffinity") or {}).get("required") or {})
+                 .get("nodeSelectorTerms"))
+        if terms and not any(_term_matches(t or {}, labels, str(meta.get("name", "")))
+                             for t in terms):
+            return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     node: str | None
     reason: str
@@ -118,11 +200,14 @@ def needs_scheduling(pod: Mapping[str, Any]) -> bool:
 
 
 def choose_node(pod: Mapping[str, Any], nodes: Iterable[Mapping[str, Any]],
-                pods_per_node: Mapping[str, int]) -> Decision:
+                pods_per_node: Mapping[str, int],
+                volumes: PodVolumes | None = None) -> Decision:
     """The node to bind ``pod`` to, or why there is none. Pure."""
     reasons: dict[str, int] = {}
     candidates: list[tuple[int, str]] = []
     all_nodes = list(nodes)
+    if volumes is not None and volumes.error:
+        return Decision(None, f"0/{len(all_nodes)} nodes are available: {volumes.error}.")
     for node in all_nodes:
         name = str((node.get("metadata") or {}).get("name", ""))
         spec = node.get("spec") or {}
@@ -135,6 +220,8 @@ def choose_node(pod: Mapping[str, Any], nodes: Iterable[Mapping[str, Any]],
         elif any(t.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(pod, t)
                  for t in spec.get("taints") or []):
             why = "node(s) had untolerated taint"
+        elif volumes is not None and not volumes_fit(volumes, node):
+            why = "node(s) had volume node affinity conflict"
         else:
             candidates.append((pods_per_node.get(name, 0), name))
             continue
@@ -148,13 +235,18 @@ def choose_node(pod: Mapping[str, Any], nodes: Iterable[Mapping[str, Any]],
 
 class Scheduler:
     def __init__(self, client: RESTClient, pods: Informer, nodes: Informer, *,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None,
+                 storage: tuple[Informer, Informer, Informer] | None = None) -> None:
+        """``storage``: the claims, volumes and StorageClasses informers (none: pods' claims
+        are not looked at)."""
         self._client = client
         self.pods = pods
         self.nodes = nodes
+        self.storage = storage
         self._clock: Clock = clock or RealClock()
         self.recorder = EventRecorder(client, COMPONENT, clock=self._clock)
-        self.controller = Controller(COMPONENT, self.sync, informers=[pods, nodes],
+        self.controller = Controller(COMPONENT, self.sync,
+                                     informers=[pods, nodes, *(storage or ())],
                                      clock=self._clock)
         self._bound: dict[str, str] = {}
         """pod key → node we bound it to, until the cache shows the binding."""
@@ -162,23 +254,35 @@ class Scheduler:
                                       self._on_pod(n)))
         nodes.add_handler(EventHandler(on_add=self._on_node, on_update=lambda _o, n:
                                        self._on_node(n)))
+        for informer in (storage or ())[:2]:  # a claim or volume came or changed
+            informer.add_handler(EventHandler(on_add=self._on_node, on_update=lambda _o, n:
+                                              self._on_node(n)))
 
     @classmethod
     def from_client(cls, client: RESTClient, *, clock: Clock | None = None,
                     informers: InformerFactory | None = None) -> Scheduler:
         factory = InformerFactory.of(informers, client, clock=clock)
+        storage = (factory.informer(PERSISTENTVOLUMECLAIMS, name="persistentvolumeclaims"),
+                   factory.informer(PERSISTENTVOLUMES, name="persistentvolumes"),
+                   factory.informer(STORAGECLASSES, name="storageclasses"))
         return cls(client, factory.informer(PODS, name="pods"),
-                   factory.informer(NODES, name="nodes"), clock=clock)
+                   factory.informer(NODES, name="nodes"), clock=clock, storage=storage)
 
     def start(self) -> None:
-        self.pods.start()
-        self.nodes.start()
+        for informer in (self.pods, self.nodes, *(self.storage or ())):
+            informer.start()
         self.controller.start()
 
     async def stop(self) -> None:
         await self.controller.stop()
-        await self.pods.stop()
-        await self.nodes.stop()
+        for informer in (self.pods, self.nodes, *(self.storage or ())):
+            await informer.stop()
+
+    def _pod_volumes(self, pod: Obj) -> PodVolumes | None:
+        if self.storage is None:
+            return None
+        claims, volumes, classes = self.storage
+        return pod_volumes(pod, claims.get, volumes.get, classes.get)
 
     def _on_pod(self, pod: Obj) -> None:
         if needs_scheduling(pod):
@@ -206,11 +310,14 @@ class Scheduler:
             return
         if key in self._bound:
             raise RequeueError("waiting for the cache to show the binding")
-        decision = choose_node(pod, self.nodes.list(), self._pods_per_node())
+        volumes = self._pod_volumes(pod)
+        decision = choose_node(pod, self.nodes.list(), self._pods_per_node(), volumes)
         if decision.node is None:
             await self.recorder.warning(pod, "FailedScheduling", decision.reason)
             raise RequeueError(decision.reason)
         namespace, name = split_key(key)
+        for claim in volumes.delayed if volumes is not None else ():
+            await self._select_node(claim, decision.node)
         binding = {"apiVersion": "v1", "kind": "Binding",
                    "metadata": {"name": name, "namespace": namespace},
                    "target": {"apiVersion": "v1", "kind": "Node", "name": decision.node}}
@@ -226,3 +333,13 @@ class Scheduler:
         self._bound[key] = decision.node
         await self.recorder.normal(
             pod, "Scheduled", f"Successfully assigned {namespace}/{name} to {decision.node}")
+
+    async def _select_node(self, claim: Mapping[str, Any], node: str) -> None:
+        """VolumeBinding's PreBind for a delayed claim: its provisioner's node."""
+        meta = claim.get("metadata") or {}
+        if (meta.get("annotations") or {}).get(ANN_SELECTED_NODE) == node:
+            return
+        await self._client.patch(
+            PERSISTENTVOLUMECLAIMS, str(meta.get("namespace", "")), str(meta.get("name", "")),
+            {"metadata": {"annotations": {ANN_SELECTED_NODE: node}}},
+            patch_type=PatchType.MERGE)

@@ -62,6 +62,7 @@ from typing import Any, Final, Protocol, TypeVar
 
 from svcnet.api.errors import StatusError
 from svcnet.api.nodes import LABEL_CLUSTER, LABEL_NODE_INDEX
+from svcnet.api.storageclasses import LOCAL_PATH_ROOT_ANNOTATION
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import Backoff, EventHandler, Informer
 from svcnet.client.kubeconfig import load_kubeconfig
@@ -445,11 +446,14 @@ class NodeAgent:
                   "kubernetes.io/arch": _arch(), LABEL_CLUSTER: cfg.cluster,
                   LABEL_NODE_INDEX: str(cfg.node_index), **cfg.labels}
         # `svcnet exec` finds pod namespaces by the labels.
-        node: Obj = {"apiVersion": "v1", "kind": "Node",
-                     "metadata": {"name": cfg.node_name, "labels": labels}, "spec": {}}
+        # Where local-path volumes of this node go (svcnet/controllers/localpath.py): under
+        # the agent's state, so that they leave with the node's state.
+        annotations = {LOCAL_PATH_ROOT_ANNOTATION: str(cfg.state_dir / "local-path")}
         if cfg.pod_network_mode == "vxlan":
-            node["metadata"]["annotations"] = {
-                VTEP_MAC_ANNOTATION: vtep_mac(IPv4Address(cfg.node_ip))}
+            annotations[VTEP_MAC_ANNOTATION] = vtep_mac(IPv4Address(cfg.node_ip))
+        node: Obj = {"apiVersion": "v1", "kind": "Node",
+                     "metadata": {"name": cfg.node_name, "labels": labels,
+                                  "annotations": annotations}, "spec": {}}
         cidrs = cfg.families.pick(cfg.given_pod_cidrs)
         if cidrs:
             node["spec"] = {"podCIDR": cidrs[0], "podCIDRs": cidrs}
