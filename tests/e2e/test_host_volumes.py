@@ -78,10 +78,14 @@ def _succeeded(cluster: LocalCluster, pod: str) -> None:
              timeout=60, interval=0.5)
 
 
-def _failed_mounts(cluster: LocalCluster, pod: str) -> list[str]:
+def _events(cluster: LocalCluster, pod: str, reason: str) -> list[str]:
     events = json.loads(cluster.kubectl(
         "get", "events", "--field-selector", f"involvedObject.name={pod}", "-o", "json"))
-    return [e["message"] for e in events["items"] if e["reason"] == "FailedMount"]
+    return [e["message"] for e in events["items"] if e["reason"] == reason]
+
+
+def _failed_mounts(cluster: LocalCluster, pod: str) -> list[str]:
+    return _events(cluster, pod, "FailedMount")
 
 
 def _waiting_reason(cluster: LocalCluster, pod: str) -> str:
@@ -131,12 +135,23 @@ def test_a_claim_bound_to_a_static_volume_outlives_its_pods(cluster: LocalCluste
                           "storageClassName": cls,
                           "hostPath": {"path": str(pv_path), "type": "DirectoryOrCreate"}}}])
     claim_volume = {"name": "data", "persistentVolumeClaim": {"claimName": claim}}
-    _apply(cluster, [_pod("pvc-writer", ["python3", "-c", WRITE_AND_TRY_READ_ONLY,
-                                         "kept.txt", "written by the first pod"],
-                          [claim_volume, {"name": "ro", "persistentVolumeClaim": {
-                              "claimName": claim, "readOnly": True}}],
-                          [{"name": "data", "mountPath": "/data"},
-                           {"name": "ro", "mountPath": "/ro"}])])
+    # The scheduler keeps a pod whose claim is missing Pending (VolumeBinding)...
+    _apply(cluster, [_pod("pvc-pending", ["true"], [claim_volume],
+                          [{"name": "data", "mountPath": "/data"}])])
+    scheduling = '0/2 nodes are available: persistentvolumeclaim "data" not found.'
+    wait_for(lambda: scheduling in _events(cluster, "pvc-pending", "FailedScheduling"),
+             "the FailedScheduling event of the missing claim", timeout=30, interval=0.5)
+    assert not json.loads(cluster.kubectl("get", "pod", "pvc-pending", "-o", "json"))[
+        "spec"].get("nodeName")
+    cluster.kubectl("delete", "pod", "pvc-pending", "--wait=false")
+    # ...and a pod bound to a node by its spec reaches the node, which waits for the claim.
+    writer = _pod("pvc-writer", ["python3", "-c", WRITE_AND_TRY_READ_ONLY, "kept.txt",
+                                 "written by the first pod"],
+                  [claim_volume, {"name": "ro", "persistentVolumeClaim": {
+                      "claimName": claim, "readOnly": True}}],
+                  [{"name": "data", "mountPath": "/data"}, {"name": "ro", "mountPath": "/ro"}])
+    writer["spec"]["nodeName"] = "node-1"
+    _apply(cluster, [writer])
     not_found = ('error processing PVC default/data: failed to fetch PVC from API server: '
                  'persistentvolumeclaims "data" not found')
     wait_for(lambda: any(not_found in m for m in _failed_mounts(cluster, "pvc-writer")),
