@@ -92,6 +92,7 @@ __all__ = [
     "LOCAL_PATH_ROOT_ANNOTATION",
     "WAIT_FOR_FIRST_CONSUMER",
     "admit_claim_default_class",
+    "claim_class",
     "claim_has_class",
     "default_storage_class",
     "is_default_class",
@@ -286,6 +287,15 @@ def default_storage_class(classes: Iterable[Mapping[str, Any]]) -> Mapping[str, 
                                       and str_of(meta, "name") < str_of(best, "name")):
             found = sc
     return found
+
+
+def claim_class(obj: Mapping[str, Any]) -> str:
+    """GetPersistentVolume(Claim)Class: the beta annotation first, then
+    ``spec.storageClassName`` ("" for none)."""
+    annotations = map_of(map_of(obj, "metadata"), "annotations")
+    if BETA_STORAGE_CLASS in annotations:
+        return str(annotations[BETA_STORAGE_CLASS])
+    return str_of(map_of(obj, "spec"), "storageClassName")
 
 
 def claim_has_class(claim: Mapping[str, Any]) -> bool:

@@ -399,9 +399,7 @@ class APIServer:
             # As upstream's scheduling/bootstrap-system-priority-classes start hook.
             await self._create_missing(f"priorityclasses.{priorityclasses.GROUP}",
                                        priorityclasses.SYSTEM_PRIORITY_CLASSES)
-            # svcnet's default class, as kind and k3s ship theirs (api/storageclasses.py).
-            await self._create_missing(f"storageclasses.{storageclasses.GROUP}",
-                                       [storageclasses.DEFAULT_STORAGE_CLASS])
+            await self._seed_default_storage_class()
 
         issuer = TokenIssuer(cfg.data_dir / "pki" / "sa.key")
         join_token = "" if self.is_worker else await ensure_join_token(
@@ -633,6 +631,14 @@ class APIServer:
             except StatusError:
                 with contextlib.suppress(StatusError):  # created meanwhile
                     await registry.create("", dict(obj))
+
+    async def _seed_default_storage_class(self) -> None:
+        """svcnet's default class, as kind and k3s ship theirs (api/storageclasses.py), unless
+        another class is the default now: a user who replaced it keeps theirs."""
+        key = f"storageclasses.{storageclasses.GROUP}"
+        if storageclasses.default_storage_class(
+                (await self.registries[key].list("")).items) is None:
+            await self._create_missing(key, [storageclasses.DEFAULT_STORAGE_CLASS])
 
     async def _seed_policy(self) -> None:
         """The default ClusterRoles and bindings that are missing (bootstrap_policy.py)."""

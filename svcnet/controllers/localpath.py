@@ -24,7 +24,10 @@ sig-storage-lib-external-provisioner):
   ``Delete`` has its directory removed on its node by a helper pod (as upstream's provisioner
   does: ``kube-system/delete-pvc-<uid>``, runtime class ``process``, so that it runs ``rm``
   on the node's filesystem whatever the node's container runtime), then the volume itself is
-  deleted; a failed helper is reported on the volume and tried again;
+  deleted. Only the directory this provisioner would have made for the volume on its node is
+  ever removed (:func:`deletable_path`: a volume edited or made by hand with the
+  provisioner's annotation gets a ``VolumeFailedDelete`` Event instead). A failed helper is
+  reported on the volume and retried with the controller's back-off (15 tries);
 * the Events (``Provisioning``, ``ProvisioningSucceeded``, ``ProvisioningFailed``,
   ``VolumeFailedDelete``) say what happened, with the library's texts.
 
@@ -45,6 +48,7 @@ from svcnet.api.storageclasses import (
     LOCAL_PATH_PROVISIONER,
     LOCAL_PATH_ROOT_ANNOTATION,
     WAIT_FOR_FIRST_CONSUMER,
+    claim_class,
 )
 from svcnet.client.controller import Controller, RequeueError
 from svcnet.client.events import EventRecorder
@@ -59,7 +63,8 @@ from svcnet.client.rest import (
 )
 from svcnet.util.clock import Clock, RealClock
 
-__all__ = ["COMPONENT", "LocalPathProvisioner", "ProvisionError", "helper_pod", "volume_for"]
+__all__ = ["COMPONENT", "LocalPathProvisioner", "ProvisionError", "deletable_path", "helper_pod",
+           "volume_for", "volume_path"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +83,28 @@ class ProvisionError(Exception):
 
 def volume_name(claim: ObjMap) -> str:
     return f"pvc-{meta_of(claim).get('uid', '')}"
+
+
+def volume_path(root: str, volume: str, namespace: str, claim: str) -> str:
+    """Where a volume's directory is: ``<root>/<volume>_<namespace>_<claim>``."""
+    return f"{root.rstrip('/')}/{volume}_{namespace}_{claim}"
+
+
+def deletable_path(volume: ObjMap, node: ObjMap | None) -> str:
+    """The directory a helper pod may remove for ``volume``: the one this provisioner would
+    have made for it on its node. Raises :class:`ProvisionError` for anything else (a volume
+    edited, or made by hand with the provisioner's annotation), so that a helper never runs
+    ``rm -rf`` on a path it did not make."""
+    spec = map_of(volume, "spec")
+    ref = map_of(spec, "claimRef")
+    path = str_of(map_of(spec, "hostPath"), "path")
+    root = str(annotations_of(node).get(LOCAL_PATH_ROOT_ANNOTATION) or "") if node else ""
+    expected = volume_path(root, name_of(volume), str_of(ref, "namespace"),
+                           str_of(ref, "name")) if root else ""
+    if not expected or path != expected or not path.startswith("/") or ".." in path.split("/"):
+        raise ProvisionError(f"refusing to delete {path!r}: not a directory this "
+                             f"provisioner made on node {volume_node(volume)!r}")
+    return path
 
 
 def volume_for(claim: ObjMap, storage_class: ObjMap, node: ObjMap) -> Obj:
@@ -100,7 +127,7 @@ def volume_for(claim: ObjMap, storage_class: ObjMap, node: ObjMap) -> Obj:
         "persistentVolumeReclaimPolicy": str_of(storage_class, "reclaimPolicy") or "Delete",
         "storageClassName": name_of(storage_class),
         "volumeMode": "Filesystem",
-        "hostPath": {"path": f"{root.rstrip('/')}/{name}_{namespace_of(claim)}_{name_of(claim)}",
+        "hostPath": {"path": volume_path(root, name, namespace_of(claim), name_of(claim)),
                      "type": "DirectoryOrCreate"},
         "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
             {"key": HOSTNAME_LABEL, "operator": "In", "values": [name_of(node)]}]}]}},
@@ -126,9 +153,9 @@ def volume_node(volume: ObjMap) -> str:
     return ""
 
 
-def helper_pod(volume: ObjMap) -> Obj:
-    """The pod that removes a released volume's directory on its node."""
-    path = str_of(map_of(map_of(volume, "spec"), "hostPath"), "path")
+def helper_pod(volume: ObjMap, path: str) -> Obj:
+    """The pod that removes a released volume's directory (``path``, from
+    :func:`deletable_path`) on its node."""
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": f"delete-{name_of(volume)}", "namespace": HELPER_NAMESPACE,
                          "labels": {"app": "local-path-helper"}},
@@ -160,6 +187,8 @@ class LocalPathProvisioner:
         self.volumes.add_handler(EventHandler.for_keys(lambda k: queue.add(f"volume:{k}")))
         self.pods.add_handler(EventHandler(
             on_update=lambda _old, new: self._helper_changed(new)))
+        self.nodes.add_handler(EventHandler(  # a node that says where its volumes go
+            on_add=self._node_changed, on_update=lambda _old, new: self._node_changed(new)))
 
     @classmethod
     def from_client(cls, client: RESTClient, *, clock: Clock | None = None,
@@ -175,6 +204,12 @@ class LocalPathProvisioner:
         await self.controller.stop()
         for informer in (self.pods, self.nodes, self.classes, self.volumes, self.claims):
             await informer.stop()
+
+    def _node_changed(self, node: ObjMap) -> None:
+        for claim in self.claims.list():
+            if annotations_of(claim).get(ANN_SELECTED_NODE) == name_of(node) and not map_of(
+                    claim, "spec").get("volumeName"):
+                self.controller.queue.add(f"claim:{namespace_of(claim)}/{name_of(claim)}")
 
     def _helper_changed(self, pod: ObjMap) -> None:
         name = name_of(pod)
@@ -195,7 +230,7 @@ class LocalPathProvisioner:
         if claim is None or map_of(claim, "spec").get("volumeName") or meta_of(claim).get(
                 "deletionTimestamp"):
             return
-        class_name = str_of(map_of(claim, "spec"), "storageClassName")
+        class_name = claim_class(claim)
         storage_class = self.classes.get(class_name) if class_name else None
         if storage_class is None or storage_class.get("provisioner") != LOCAL_PATH_PROVISIONER:
             return
@@ -248,8 +283,14 @@ class LocalPathProvisioner:
                 or meta_of(volume).get("deletionTimestamp")):
             return
         if helper is None:
+            node = self.nodes.get(volume_node(volume)) if volume_node(volume) else None
             try:
-                await self._client.create(PODS, helper_pod(volume))
+                path = deletable_path(volume, node)
+            except ProvisionError as e:
+                await self.recorder.warning(volume, "VolumeFailedDelete", str(e))
+                return
+            try:
+                await self._client.create(PODS, helper_pod(volume, path))
             except StatusError as e:
                 if e.code != 409:
                     raise

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from svcnet.api.errors import StatusError
-from svcnet.api.storageclasses import ANN_SELECTED_NODE, WAIT_FOR_FIRST_CONSUMER
+from svcnet.api.storageclasses import ANN_SELECTED_NODE, WAIT_FOR_FIRST_CONSUMER, claim_class
 from svcnet.client.controller import Controller, RequeueError
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import EventHandler, Informer, InformerFactory, object_key, split_key
@@ -161,7 +161,7 @@ def pod_volumes(pod: Mapping[str, Any], claim_of: Lookup, volume_of: Lookup,
                 return PodVolumes(error=f'pvc {name} bound to non-existent pv {volume_name}')
             bound.append(pv)
             continue
-        class_name = str((claim.get("spec") or {}).get("storageClassName") or "")
+        class_name = claim_class(claim)
         storage_class = class_of(class_name) if class_name else None
         if storage_class is None or storage_class.get("volumeBindingMode") != \
                 WAIT_FOR_FIRST_CONSUMER:
@@ -170,18 +170,28 @@ def pod_volumes(pod: Mapping[str, Any], claim_of: Lookup, volume_of: Lookup,
     return PodVolumes(bound=tuple(bound), delayed=tuple(delayed))
 
 
-def volumes_fit(volumes: PodVolumes, node: Mapping[str, Any]) -> bool:
-    """Every bound volume's required node affinity holds for ``node`` (VolumeBinding
-    Filter's ``checkBoundClaims``)."""
+def volume_node_affinity_matches(pv: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
+    """The volume's required node affinity holds for ``node`` (CheckNodeAffinity)."""
     meta = node.get("metadata") or {}
     labels: Mapping[str, str] = meta.get("labels") or {}
-    for pv in volumes.bound:
-        terms = ((((pv.get("spec") or {}).get("nodeAffinity") or {}).get("required") or {})
-                 .get("nodeSelectorTerms"))
-        if terms and not any(_term_matches(t or {}, labels, str(meta.get("name", "")))
-                             for t in terms):
-            return False
-    return True
+    terms = ((((pv.get("spec") or {}).get("nodeAffinity") or {}).get("required") or {})
+             .get("nodeSelectorTerms"))
+    return not terms or any(_term_matches(t or {}, labels, str(meta.get("name", "")))
+                            for t in terms)
+
+
+def volumes_fit(volumes: PodVolumes, node: Mapping[str, Any]) -> bool:
+    """Every bound volume's node affinity holds for ``node`` (VolumeBinding Filter's
+    ``checkBoundClaims``)."""
+    return all(volume_node_affinity_matches(pv, node) for pv in volumes.bound)
+
+
+def selected_node_fits(volumes: PodVolumes, node: Mapping[str, Any]) -> bool:
+    """Every delayed claim that a node was chosen for already is on ``node``
+    (FindPodVolumes' fast path)."""
+    name = str((node.get("metadata") or {}).get("name", ""))
+    return all(str(((c.get("metadata") or {}).get("annotations") or {}).get(
+        ANN_SELECTED_NODE) or name) == name for c in volumes.delayed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +232,8 @@ def choose_node(pod: Mapping[str, Any], nodes: Iterable[Mapping[str, Any]],
             why = "node(s) had untolerated taint"
         elif volumes is not None and not volumes_fit(volumes, node):
             why = "node(s) had volume node affinity conflict"
+        elif volumes is not None and not selected_node_fits(volumes, node):
+            why = "node(s) didn't find available persistent volumes to bind"
         else:
             candidates.append((pods_per_node.get(name, 0), name))
             continue
@@ -250,11 +262,13 @@ class Scheduler:
                                      clock=self._clock)
         self._bound: dict[str, str] = {}
         """pod key → node we bound it to, until the cache shows the binding."""
+        self._selected: dict[str, str] = {}
+        """claim key → node we chose for it, until the cache shows the annotation."""
         pods.add_handler(EventHandler(on_add=self._on_pod, on_update=lambda _o, n:
                                       self._on_pod(n)))
         nodes.add_handler(EventHandler(on_add=self._on_node, on_update=lambda _o, n:
                                        self._on_node(n)))
-        for informer in (storage or ())[:2]:  # a claim or volume came or changed
+        for informer in storage or ():  # a claim, volume or class came or changed
             informer.add_handler(EventHandler(on_add=self._on_node, on_update=lambda _o, n:
                                               self._on_node(n)))
 
@@ -282,7 +296,21 @@ class Scheduler:
         if self.storage is None:
             return None
         claims, volumes, classes = self.storage
-        return pod_volumes(pod, claims.get, volumes.get, classes.get)
+
+        def claim_of(key: str) -> Mapping[str, Any] | None:
+            """The cached claim, with the node this scheduler chose for it until the cache
+            shows that choice (as ``_bound`` does for pods)."""
+            claim = claims.get(key)
+            chosen = self._selected.get(key)
+            if claim is None or chosen is None:
+                return claim
+            meta = claim.get("metadata") or {}
+            if (meta.get("annotations") or {}).get(ANN_SELECTED_NODE):
+                self._selected.pop(key, None)
+                return claim
+            return {**claim, "metadata": {**meta, "annotations": {
+                **(meta.get("annotations") or {}), ANN_SELECTED_NODE: chosen}}}
+        return pod_volumes(pod, claim_of, volumes.get, classes.get)
 
     def _on_pod(self, pod: Obj) -> None:
         if needs_scheduling(pod):
@@ -339,7 +367,9 @@ class Scheduler:
         meta = claim.get("metadata") or {}
         if (meta.get("annotations") or {}).get(ANN_SELECTED_NODE) == node:
             return
+        namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
         await self._client.patch(
-            PERSISTENTVOLUMECLAIMS, str(meta.get("namespace", "")), str(meta.get("name", "")),
+            PERSISTENTVOLUMECLAIMS, namespace, name,
             {"metadata": {"annotations": {ANN_SELECTED_NODE: node}}},
             patch_type=PatchType.MERGE)
+        self._selected[f"{namespace}/{name}"] = node

@@ -21,8 +21,11 @@ writes, in upstream's order, each step re-reading nothing but the informers:
   mode, with every requested access mode, at least the requested ``storage`` and labels
   matching the claim's selector; a volume pre-bound to the claim by ``claimRef`` wins over
   size. A claim with ``volumeName`` binds to that volume only. A claim whose class binds
-  ``WaitForFirstConsumer`` (delayed binding) only binds a volume pre-bound to it: choosing a
-  volume is the scheduler's, once a pod uses the claim, as upstream. Binding writes the
+  ``WaitForFirstConsumer`` (delayed binding) binds a volume pre-bound to it, or, once the
+  scheduler has written the node of its first pod into ``volume.kubernetes.io/selected-node``,
+  the smallest matching volume whose node affinity admits that node (upstream's scheduler
+  chooses that volume in its VolumeBinding plugin; svcnet's scheduler only chooses the node,
+  and the binder the volume). Binding writes the
   volume's ``spec.claimRef`` (and ``pv.kubernetes.io/bound-by-controller``), its
   ``status.phase: Bound``, the claim's ``spec.volumeName`` (and ``bind-completed`` /
   ``bound-by-controller``), then the claim's status (``Bound``, the volume's access modes and
@@ -46,9 +49,7 @@ writes, in upstream's order, each step re-reading nothing but the informers:
   not ``Bound``.
 
 Not done as upstream: no Events (``WaitForFirstConsumer``, ``ExternalProvisioning``,
-``FailedBinding``), no periodic resync (the informers' events drive every sync), and nothing
-in svcnet sets ``volume.kubernetes.io/selected-node`` (upstream's scheduler does, in its
-VolumeBinding plugin).
+``FailedBinding``) and no periodic resync (the informers' events drive every sync).
 """
 
 from __future__ import annotations
@@ -67,19 +68,22 @@ from svcnet.api.storageclasses import (
     ANN_SELECTED_NODE,
     ANN_STORAGE_PROVISIONER,
     WAIT_FOR_FIRST_CONSUMER,
+    claim_class,
     claim_has_class,
     default_storage_class,
 )
-from svcnet.api.volumes import BETA_STORAGE_CLASS, PROTECTION_PV, PROTECTION_PVC
+from svcnet.api.volumes import PROTECTION_PV, PROTECTION_PVC
 from svcnet.client.controller import Controller, RequeueError
 from svcnet.client.informer import EventHandler, Informer, InformerFactory, object_key
 from svcnet.client.rest import (
+    NODES,
     PERSISTENTVOLUMECLAIMS,
     PERSISTENTVOLUMES,
     PODS,
     STORAGECLASSES,
     RESTClient,
 )
+from svcnet.controllers.scheduler import volume_node_affinity_matches
 from svcnet.util.clock import Clock, RealClock
 
 __all__ = ["COMPONENT", "PersistentVolumeBinder", "claim_ref", "find_matching_volume",
@@ -95,14 +99,6 @@ ANN_BIND_COMPLETED: Final = "pv.kubernetes.io/bind-completed"
 
 def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:
     return map_of(obj, "metadata")
-
-
-def _class_of(obj: Mapping[str, Any]) -> str:
-    """GetPersistentVolume(Claim)Class: the beta annotation first."""
-    annotations = map_of(_meta(obj), "annotations")
-    if BETA_STORAGE_CLASS in annotations:
-        return str(annotations[BETA_STORAGE_CLASS])
-    return str_of(map_of(obj, "spec"), "storageClassName")
 
 
 def _storage(resources: Mapping[str, Any]) -> Fraction:
@@ -124,7 +120,7 @@ def _refers_to(ref: Mapping[str, Any], claim: Mapping[str, Any]) -> bool:
 def _matches(claim: Mapping[str, Any], pv: Mapping[str, Any]) -> bool:
     """checkVolumeSatisfyClaim, plus the selector and class filters of findMatchingVolume."""
     spec, pv_spec = map_of(claim, "spec"), map_of(pv, "spec")
-    if _class_of(pv) != _class_of(claim):
+    if claim_class(pv) != claim_class(claim):
         return False
     if (str_of(pv_spec, "volumeMode") or "Filesystem") != (str_of(spec, "volumeMode")
                                                             or "Filesystem"):
@@ -146,9 +142,12 @@ def _matches(claim: Mapping[str, Any], pv: Mapping[str, Any]) -> bool:
 
 
 def find_matching_volume(claim: Mapping[str, Any], volumes: Iterable[Mapping[str, Any]],
-                         *, delay_binding: bool = False) -> Mapping[str, Any] | None:
-    """The volume a claim binds to (index.go's findMatchingVolume, without a node: with
-    ``delay_binding`` only a volume pre-bound to the claim)."""
+                         *, delay_binding: bool = False,
+                         node: Mapping[str, Any] | None = None) -> Mapping[str, Any] | None:
+    """The volume a claim binds to (index.go's findMatchingVolume). With ``delay_binding``,
+    a volume pre-bound to the claim, or, once the scheduler chose the claim's ``node`` (its
+    selected-node annotation), the smallest matching volume whose node affinity admits that
+    node (what upstream's scheduler picks in its VolumeBinding plugin)."""
     wanted = str_of(map_of(claim, "spec"), "volumeName")
     smallest: Mapping[str, Any] | None = None
     for pv in sorted(volumes, key=lambda v: str_of(_meta(v), "name")):
@@ -159,8 +158,9 @@ def find_matching_volume(claim: Mapping[str, Any], volumes: Iterable[Mapping[str
             continue
         if wanted and str_of(_meta(pv), "name") != wanted:
             continue
-        if delay_binding and not ref and not wanted:
-            continue  # the scheduler's to choose, once a pod uses the claim
+        if delay_binding and not ref and not wanted and (
+                node is None or not volume_node_affinity_matches(pv, node)):
+            continue  # no node chosen yet, or not a volume of that node
         if not _matches(claim, pv):
             continue
         if ref or wanted:
@@ -174,7 +174,7 @@ def find_matching_volume(claim: Mapping[str, Any], volumes: Iterable[Mapping[str
 def is_delay_binding(claim: Mapping[str, Any],
                      classes: Mapping[str, Mapping[str, Any]]) -> bool:
     """IsDelayBindingMode: the claim's class exists and binds ``WaitForFirstConsumer``."""
-    found = classes.get(_class_of(claim)) if _class_of(claim) else None
+    found = classes.get(claim_class(claim)) if claim_class(claim) else None
     return found is not None and found.get("volumeBindingMode") == WAIT_FOR_FIRST_CONSUMER
 
 
@@ -191,7 +191,7 @@ def unbound_claim_action(claim: Mapping[str, Any],
     if is_delay_binding(claim, classes) and ANN_SELECTED_NODE not in map_of(
             _meta(claim), "annotations"):
         return "wait", ""
-    name = _class_of(claim)
+    name = claim_class(claim)
     sc = classes.get(name) if name else None
     provisioner = str_of(sc, "provisioner") if sc is not None else ""
     if provisioner and not provisioner.startswith("kubernetes.io/"):
@@ -239,6 +239,7 @@ class PersistentVolumeBinder:
     def __init__(self, client: RESTClient, *, clock: Clock | None = None,
                  volumes: Informer | None = None, claims: Informer | None = None,
                  pods: Informer | None = None, classes: Informer | None = None,
+                 nodes: Informer | None = None,
                  informers: InformerFactory | None = None) -> None:
         self._client = client
         clock = clock or RealClock()
@@ -248,9 +249,10 @@ class PersistentVolumeBinder:
                                                  name="persistentvolumeclaims")
         self.pods = pods or factory.informer(PODS, name="pods")
         self.classes = classes or factory.informer(STORAGECLASSES, name="storageclasses")
+        self.nodes = nodes or factory.informer(NODES, name="nodes")
         self.controller = Controller(COMPONENT, self.sync,
                                      informers=[self.volumes, self.claims, self.pods,
-                                                self.classes],
+                                                self.classes, self.nodes],
                                      clock=clock)
         self.claims.add_handler(EventHandler.for_keys(lambda k: self._add("pvc", k)))
         self.volumes.add_handler(EventHandler(
@@ -268,13 +270,13 @@ class PersistentVolumeBinder:
         return cls(client, clock=clock, informers=informers)
 
     def start(self) -> None:
-        for informer in (self.volumes, self.claims, self.pods, self.classes):
+        for informer in (self.volumes, self.claims, self.pods, self.classes, self.nodes):
             informer.start()
         self.controller.start()
 
     async def stop(self) -> None:
         await self.controller.stop()
-        for informer in (self.classes, self.pods, self.claims, self.volumes):
+        for informer in (self.nodes, self.classes, self.pods, self.claims, self.volumes):
             await informer.stop()
 
     def _add(self, kind: str, key: str) -> None:
@@ -356,8 +358,10 @@ class PersistentVolumeBinder:
         if volume and map_of(meta, "annotations").get(ANN_BIND_COMPLETED):
             pv = self.volumes.get(volume)
         else:
+            selected = str(map_of(meta, "annotations").get(ANN_SELECTED_NODE) or "")
             pv = find_matching_volume(claim, self.volumes.list(),
-                                      delay_binding=is_delay_binding(claim, classes))
+                                      delay_binding=is_delay_binding(claim, classes),
+                                      node=self.nodes.get(selected) if selected else None)
         if pv is not None:
             await self._bind(claim, pv)
         elif not volume:

@@ -37,6 +37,18 @@ def _get(cluster: LocalCluster, *args: str) -> Any:
     return json.loads(cluster.kubectl("get", *args, "-o", "json"))
 
 
+def ready_pod(cluster: LocalCluster, not_uid: str) -> None:
+    """Wait until db-0 exists (other than the incarnation ``not_uid``) and is Ready (listed
+    by label: a get of the name fails while the set has not made it yet)."""
+    def ready() -> bool:
+        pods = [p for p in _get(cluster, "pods", "-l", "app=db")["items"]
+                if p["metadata"]["name"] == "db-0" and p["metadata"]["uid"] != not_uid]
+        return any(c["type"] == "Ready" and c["status"] == "True"
+                   for p in pods for c in p["status"].get("conditions") or [])
+
+    wait_for(ready, "db-0 Ready", timeout=90, interval=0.5)
+
+
 def test_a_statefulset_keeps_its_data_on_a_provisioned_volume(cluster: LocalCluster) -> None:
     classes = _get(cluster, "storageclass")["items"]
     default = [c for c in classes if (c["metadata"].get("annotations") or {}).get(
@@ -57,7 +69,7 @@ def test_a_statefulset_keeps_its_data_on_a_provisioned_volume(cluster: LocalClus
                         "accessModes": ["ReadWriteOnce"],
                         "resources": {"requests": {"storage": "1Gi"}}}}]}}
     cluster.kubectl("apply", "-f", str(write_manifest(cluster.home, [sts])))
-    cluster.kubectl("wait", "--for=condition=Ready", "pod/db-0", "--timeout=90s")
+    ready_pod(cluster, "")
     claim = _get(cluster, "pvc", "data-db-0")
     assert claim["spec"]["storageClassName"] == "standard", claim
     assert claim["status"]["phase"] == "Bound", claim
@@ -75,9 +87,7 @@ def test_a_statefulset_keeps_its_data_on_a_provisioned_volume(cluster: LocalClus
     # The pod goes; its successor finds what it wrote.
     first_uid = pod["metadata"]["uid"]
     cluster.kubectl("delete", "pod", "db-0", "--wait=true")
-    wait_for(lambda: _get(cluster, "pod", "db-0")["metadata"]["uid"] != first_uid,
-             "db-0 to come back", timeout=60)
-    cluster.kubectl("wait", "--for=condition=Ready", "pod/db-0", "--timeout=90s")
+    ready_pod(cluster, first_uid)
     wait_for(lambda: len(list(directory.glob("seen-by-db-0-*"))) == 2,
              "the new pod to see the old pod's files", timeout=30)
 
@@ -93,5 +103,6 @@ def test_a_statefulset_keeps_its_data_on_a_provisioned_volume(cluster: LocalClus
 
     wait_for(volume_gone, "the released volume to be deleted", timeout=90)
     assert not directory.exists(), "the helper pod removed the directory"
-    assert not _get(cluster, "pods", "-n", "kube-system", "-l", "app=local-path-helper")[
-        "items"], "the helper pod is gone too"
+    wait_for(lambda: not _get(cluster, "pods", "-n", "kube-system", "-l",
+                              "app=local-path-helper")["items"],
+             "the helper pod to be gone too", timeout=30)

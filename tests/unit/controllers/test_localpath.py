@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from svcnet.api.storageclasses import LOCAL_PATH_ROOT_ANNOTATION
-from svcnet.controllers.localpath import ProvisionError, helper_pod, volume_for, volume_node
+from svcnet.controllers.localpath import (
+    ProvisionError,
+    deletable_path,
+    helper_pod,
+    volume_for,
+    volume_node,
+)
 from svcnet.controllers.scheduler import PodVolumes, choose_node, pod_volumes
 from tests.unit.controllers.test_scheduler_nodes import node
 
@@ -95,7 +101,8 @@ def test_volume_for_a_claim_on_its_node() -> None:
                                 "namespace": "ns", "name": "data", "uid": "uid-data",
                                 "resourceVersion": "7"}
     assert volume_node(pv) == "n1"
-    helper = helper_pod(pv)
+    assert deletable_path(pv, host) == "/state/local-path/pvc-uid-data_ns_data"
+    helper = helper_pod(pv, deletable_path(pv, host))
     assert helper["metadata"]["name"] == "delete-pvc-uid-data"
     assert helper["spec"]["nodeName"] == "n1"
     assert helper["spec"]["runtimeClassName"] == "process"
@@ -112,3 +119,36 @@ def test_volume_for_refuses_what_it_cannot_make() -> None:
     block["spec"]["volumeMode"] = "Block"
     with pytest.raises(ProvisionError, match="Filesystem volumes only"):
         volume_for(block, STANDARD, host)
+
+
+def test_only_the_provisioners_own_directory_is_ever_deleted() -> None:
+    host = node("n1")
+    host["metadata"]["annotations"] = {LOCAL_PATH_ROOT_ANNOTATION: "/state/local-path"}
+    pv = volume_for(claim("data"), STANDARD, host)
+    edited = {**pv, "spec": {**pv["spec"], "hostPath": {"path": "/home"}}}
+    with pytest.raises(ProvisionError, match="refusing to delete '/home'"):
+        deletable_path(edited, host)
+    unpinned = {**pv, "spec": {k: v for k, v in pv["spec"].items() if k != "nodeAffinity"}}
+    with pytest.raises(ProvisionError, match="on node ''"):
+        deletable_path(unpinned, None)
+    with pytest.raises(ProvisionError):
+        deletable_path(pv, node("n1"))  # a node that no longer says where its volumes go
+
+
+def test_a_claim_whose_node_was_chosen_stays_on_it() -> None:
+    chosen = claim("later")
+    chosen["metadata"]["annotations"] = {"volume.kubernetes.io/selected-node": "b"}
+    got = pod_volumes(pod_with("later"), *lookups([chosen], []))
+    nodes = [node("a"), node("b")]
+    assert choose_node(pod_with("later"), nodes, {"b": 9}, got).node == "b"
+    assert choose_node(pod_with("later"), nodes[:1], {}, got).reason == (
+        "0/1 nodes are available: 1 node(s) didn't find available persistent volumes to "
+        "bind.")
+
+
+def test_the_beta_class_annotation_counts() -> None:
+    beta = claim("old", cls="")
+    del beta["spec"]["storageClassName"]
+    beta["metadata"]["annotations"] = {"volume.beta.kubernetes.io/storage-class": "standard"}
+    got = pod_volumes(pod_with("old"), *lookups([beta], []))
+    assert got.error == "" and len(got.delayed) == 1

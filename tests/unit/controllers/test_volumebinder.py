@@ -202,6 +202,22 @@ def test_delayed_binding_only_takes_a_prebound_volume() -> None:
     assert _names(find_matching_volume(claim, [free, prebound], delay_binding=True)) == "made"
 
 
+def test_delayed_binding_takes_a_volume_of_the_selected_node() -> None:
+    """Once the scheduler chose the claim's node, a static volume that node may use binds
+    (the local PVs of a no-provisioner class); one pinned elsewhere does not."""
+    claim = _pvc("c", "1Gi", storageClassName="local")
+    def pinned(name: str, host: str) -> Obj:
+        return {**_pv(name, "1Gi", cls="local"), "spec": {
+            **_pv(name, "1Gi", cls="local")["spec"], "nodeAffinity": {"required": {
+                "nodeSelectorTerms": [{"matchExpressions": [{
+                    "key": "kubernetes.io/hostname", "operator": "In", "values": [host]}]}]}}}}
+    node_1 = {"metadata": {"name": "node-1", "labels": {"kubernetes.io/hostname": "node-1"}}}
+    volumes = [pinned("on-2", "node-2"), pinned("on-1", "node-1")]
+    assert _names(find_matching_volume(claim, volumes, delay_binding=True,
+                                       node=node_1)) == "on-1"
+    assert find_matching_volume(claim, volumes[:1], delay_binding=True, node=node_1) is None
+
+
 @pytest.mark.parametrize(("claim", "action"), [
     (_pvc("c", "1Gi", storageClassName="local"), ("wait", "")),
     ({**_pvc("c", "1Gi", storageClassName="local"), "metadata": {
