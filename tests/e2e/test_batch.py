@@ -58,9 +58,21 @@ def complete(home: LocalCluster, job: str) -> bool:
                for c in status.get("conditions") or [])
 
 
+def seen(home: LocalCluster, job: str) -> str:
+    """What a wait for ``job`` saw: its pods and their Events (a failure explains itself)."""
+    return (home.kubectl("get", "job", job, "-o", "wide")
+            + home.kubectl("get", "pods", "-l", f"batch.kubernetes.io/job-name={job}", "-o",
+                           "wide")
+            + home.kubectl("get", "events", "--sort-by=.lastTimestamp", "-o",
+                           "custom-columns=OBJ:.involvedObject.name,REASON:.reason,"
+                           "MESSAGE:.message"))
+
+
 def test_a_job_runs_to_completion_and_a_cronjob_is_instantiated(home: LocalCluster) -> None:
     home.kubectl("apply", "-f", "-", stdin=JOB)
-    wait_for(lambda: complete(home, "hello"), timeout=40, what="job hello Complete")
+    # 60 s: a loaded CI machine once took more than 40 (alone it takes about 5).
+    wait_for(lambda: complete(home, "hello"), timeout=60, what="job hello Complete",
+             detail=lambda: seen(home, "hello"))
     assert home.kubectl("logs", "job/hello").strip() == "hi from hello"
     header, row = home.kubectl("get", "jobs", "hello").splitlines()
     assert header.split() == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
@@ -76,7 +88,8 @@ def test_a_job_runs_to_completion_and_a_cronjob_is_instantiated(home: LocalClust
                               "LAST", "SCHEDULE", "AGE"]
     assert row.split()[:7] == ["yearly", "0", "0", "1", "1", "*", "<none>"]
     home.kubectl("create", "job", "manual", "--from=cronjob/yearly")
-    wait_for(lambda: complete(home, "manual"), timeout=40, what="job manual Complete")
+    wait_for(lambda: complete(home, "manual"), timeout=60, what="job manual Complete",
+             detail=lambda: seen(home, "manual"))
     assert home.kubectl("logs", "job/manual").strip() == "hi from yearly"
     manual = json.loads(home.kubectl("get", "job", "manual", "-o", "json"))
     assert manual["metadata"]["ownerReferences"][0]["name"] == "yearly"
