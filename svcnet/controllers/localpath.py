@@ -50,9 +50,9 @@ from svcnet.api.storageclasses import (
     WAIT_FOR_FIRST_CONSUMER,
     claim_class,
 )
-from svcnet.client.controller import Controller, RequeueError
+from svcnet.client.controller import Controller, InformerController, RequeueError
 from svcnet.client.events import EventRecorder
-from svcnet.client.informer import EventHandler, InformerFactory
+from svcnet.client.informer import EventHandler, Informer, InformerFactory
 from svcnet.client.rest import (
     NODES,
     PERSISTENTVOLUMECLAIMS,
@@ -166,7 +166,7 @@ def helper_pod(volume: ObjMap, path: str) -> Obj:
                                      "command": ["rm", "-rf", "--", path]}]}}
 
 
-class LocalPathProvisioner:
+class LocalPathProvisioner(InformerController):
     def __init__(self, client: RESTClient, *, clock: Clock | None = None,
                  informers: InformerFactory | None = None,
                  recorder: EventRecorder | None = None) -> None:
@@ -195,15 +195,9 @@ class LocalPathProvisioner:
                     informers: InformerFactory | None = None) -> LocalPathProvisioner:
         return cls(client, clock=clock, informers=informers)
 
-    def start(self) -> None:
-        for informer in (self.claims, self.volumes, self.classes, self.nodes, self.pods):
-            informer.start()
-        self.controller.start()
-
-    async def stop(self) -> None:
-        await self.controller.stop()
-        for informer in (self.pods, self.nodes, self.classes, self.volumes, self.claims):
-            await informer.stop()
+    @property
+    def informers(self) -> tuple[Informer, ...]:
+        return (self.claims, self.volumes, self.classes, self.nodes, self.pods)
 
     def _node_changed(self, node: ObjMap) -> None:
         for claim in self.claims.list():

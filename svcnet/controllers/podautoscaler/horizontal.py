@@ -51,10 +51,16 @@ from svcnet.api.access import (
 from svcnet.api.errors import StatusError
 from svcnet.api.labels import Selector, SelectorError, parse_selector
 from svcnet.api.resourcelists import milli_value, parse_quantity, quantity_decimal
-from svcnet.client.controller import Controller
+from svcnet.client.controller import Controller, InformerController
 from svcnet.client.discovery import parse_group_version
 from svcnet.client.events import EventRecorder
-from svcnet.client.informer import NAMESPACE_INDEX, EventHandler, InformerFactory, object_key
+from svcnet.client.informer import (
+    NAMESPACE_INDEX,
+    EventHandler,
+    Informer,
+    InformerFactory,
+    object_key,
+)
 from svcnet.client.rest import GVR, PODS, RESTClient, TransportError
 from svcnet.controllers.podautoscaler.normalize import DOWNSCALE_STABILIZATION, Recommender
 from svcnet.controllers.podautoscaler.replicas import (
@@ -195,7 +201,7 @@ class _Failed(Exception):
         self.cause = cause or message
 
 
-class HorizontalController:
+class HorizontalController(InformerController):
     def __init__(self, client: RESTClient, *, clock: Clock | None = None,
                  informers: InformerFactory | None = None,
                  recorder: EventRecorder | None = None, sync_period: float = SYNC_PERIOD,
@@ -231,15 +237,9 @@ class HorizontalController:
         return cls(client, clock=clock, informers=informers, sync_period=sync_period,
                    downscale_stabilization=downscale_stabilization)
 
-    def start(self) -> None:
-        self.hpas.start()
-        self.pods.start()
-        self.controller.start()
-
-    async def stop(self) -> None:
-        await self.controller.stop()
-        await self.pods.stop()
-        await self.hpas.stop()
+    @property
+    def informers(self) -> tuple[Informer, ...]:
+        return (self.hpas, self.pods)
 
     # -- sync -------------------------------------------------------------------------------
 
