@@ -83,12 +83,13 @@ def pod_config_references(pod: Mapping[str, Any]) -> set[tuple[str, str]]:
     return refs
 
 
-def pod_claim_names(pod: Mapping[str, Any]) -> set[str]:
-    """The ``claimName`` of every ``persistentVolumeClaim`` volume of the pod (the claims are in
-    the pod's namespace)."""
+def pod_claim_names(pod: Mapping[str, Any]) -> list[str]:
+    """The ``claimName`` of every ``persistentVolumeClaim`` volume of the pod, in the order of
+    its volumes, each once (the claims are in the pod's namespace)."""
     spec = pod.get("spec")
     if not isinstance(spec, Mapping):
-        return set()
-    return {name for vol in _maps(spec.get("volumes"))
-            for _kind, name in _named(vol.get("persistentVolumeClaim"),
-                                      PERSISTENT_VOLUME_CLAIM, "claimName")}
+        return []
+    return list(dict.fromkeys(
+        name for vol in _maps(spec.get("volumes"))
+        for _kind, name in _named(vol.get("persistentVolumeClaim"), PERSISTENT_VOLUME_CLAIM,
+                                  "claimName")))

@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from svcnet.api.access import int_of, labels_of, list_of, map_of, name_of, namespace_of, str_of
+from svcnet.api.conditions import set_status_condition
 from svcnet.api.errors import (
     OMIT,
     FieldError,
@@ -59,7 +60,7 @@ __all__ = [
     "UNHEALTHY_POD_EVICTION_POLICIES", "can_ignore_budgets", "covering_budgets",
     "enforces_resource_version", "may_evict_unready",
     "prepare_pdb_for_create", "prepare_pdb_for_status_update", "prepare_pdb_for_update",
-    "set_disruption_allowed_condition", "set_status_condition", "still_processing",
+    "set_disruption_allowed_condition", "still_processing",
     "take_disruption", "too_many_requests", "validate_pdb", "validate_pdb_status_update",
     "validate_pdb_update",
 ]
@@ -162,22 +163,6 @@ def prepare_pdb_for_status_update(new: ObjMap, old: ObjMap) -> Obj:
 
 
 # -- the DisruptionAllowed condition ------------------------------------------------------------
-
-
-def set_status_condition(status: Obj, condition: Obj, now: datetime) -> None:
-    """meta.SetStatusCondition on ``status.conditions``: a new type is added; an existing one
-    takes the new status, reason, message and observedGeneration, and its transition time
-    moves only when its status changes."""
-    conditions = [c for c in list_of(status, "conditions") if isinstance(c, dict)]
-    for c in conditions:
-        if c.get("type") == condition["type"]:
-            if c.get("status") != condition["status"] or not c.get("lastTransitionTime"):
-                c["lastTransitionTime"] = rfc3339(now)
-            c.update(condition)
-            break
-    else:
-        conditions.append({**condition, "lastTransitionTime": rfc3339(now)})
-    status["conditions"] = conditions
 
 
 def set_disruption_allowed_condition(status: Obj, now: datetime, *, reason: str = "",

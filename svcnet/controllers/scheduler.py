@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from svcnet.api.errors import StatusError
+from svcnet.api.podrefs import pod_claim_names
 from svcnet.api.storageclasses import ANN_SELECTED_NODE, WAIT_FOR_FIRST_CONSUMER, claim_class
 from svcnet.client.controller import Controller, RequeueError
 from svcnet.client.events import EventRecorder
@@ -144,11 +145,7 @@ def pod_volumes(pod: Mapping[str, Any], claim_of: Lookup, volume_of: Lookup,
     namespace = str((pod.get("metadata") or {}).get("namespace") or "")
     bound: list[Mapping[str, Any]] = []
     delayed: list[Mapping[str, Any]] = []
-    for volume in (pod.get("spec") or {}).get("volumes") or []:
-        source = (volume or {}).get("persistentVolumeClaim")
-        if not isinstance(source, Mapping):
-            continue
-        name = str(source.get("claimName") or "")
+    for name in pod_claim_names(pod):
         claim = claim_of(f"{namespace}/{name}")
         if claim is None:
             return PodVolumes(error=f'persistentvolumeclaim "{name}" not found')

@@ -62,6 +62,7 @@ from typing import Any, Final
 from svcnet.api.access import list_of, map_of, str_of
 from svcnet.api.errors import StatusError
 from svcnet.api.labels import SelectorError, selector_from_label_selector
+from svcnet.api.podrefs import pod_claim_names
 from svcnet.api.resourcelists import parse_quantity
 from svcnet.api.storageclasses import (
     ANN_BETA_STORAGE_PROVISIONER,
@@ -224,9 +225,7 @@ def volume_phase(pv: Mapping[str, Any], claims: Mapping[str, Mapping[str, Any]])
 
 def _claims_of_pod(pod: Mapping[str, Any]) -> list[str]:
     namespace = str_of(_meta(pod), "namespace")
-    return [f"{namespace}/{str_of(map_of(v, 'persistentVolumeClaim'), 'claimName')}"
-            for v in list_of(map_of(pod, "spec"), "volumes")
-            if isinstance(v, dict) and isinstance(v.get("persistentVolumeClaim"), dict)]
+    return [f"{namespace}/{name}" for name in pod_claim_names(pod)]
 
 
 def _without(finalizers: list[Any], name: str) -> list[Any]:

@@ -48,6 +48,7 @@ from svcnet.api.access import (
     namespace_of,
     str_of,
 )
+from svcnet.api.conditions import set_status_condition
 from svcnet.api.errors import StatusError
 from svcnet.api.labels import Selector, SelectorError, parse_selector
 from svcnet.api.resourcelists import milli_value, parse_quantity, quantity_decimal
@@ -93,17 +94,9 @@ _DEFAULT_METRICS: Final = ({"type": "Resource", "resource": {
 
 def set_condition(status: Obj, ctype: str, value: str, reason: str, message: str,
                   now: datetime) -> None:
-    """setConditionInList: the condition of that type, added if absent; its
-    ``lastTransitionTime`` moves only when its status changes."""
-    conditions = status.setdefault("conditions", [])
-    found = next((c for c in conditions if isinstance(c, dict) and c.get("type") == ctype),
-                 None)
-    if found is None:
-        found = {"type": ctype}
-        conditions.append(found)
-    if found.get("status") != value:
-        found["lastTransitionTime"] = rfc3339(now)
-    found.update({"status": value, "reason": reason, "message": message})
+    """setConditionInList: api.conditions' rule for the autoscaler's conditions."""
+    set_status_condition(status, {"type": ctype, "status": value, "reason": reason,
+                                  "message": message}, now)
 
 
 class ScaleClient(Protocol):

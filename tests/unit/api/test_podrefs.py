@@ -26,7 +26,8 @@ def test_the_claims_of_persistent_volume_claim_volumes() -> None:
     pod = {"spec": {"volumes": [
         {"name": "a", "persistentVolumeClaim": {"claimName": "data"}},
         {"name": "b", "persistentVolumeClaim": {"claimName": "logs", "readOnly": True}},
-        {"name": "c", "persistentVolumeClaim": {}}, {"name": "d", "emptyDir": {}}]}}
-    assert pod_claim_names(pod) == {"data", "logs"}
+        {"name": "c", "persistentVolumeClaim": {}}, {"name": "d", "emptyDir": {}},
+        {"name": "e", "persistentVolumeClaim": {"claimName": "data"}}]}}
+    assert pod_claim_names(pod) == ["data", "logs"]  # in the volumes' order, each once
     assert pod_config_references(pod) == set()
-    assert pod_claim_names({"spec": None}) == set()
+    assert pod_claim_names({"spec": None}) == []
