@@ -38,6 +38,7 @@ KINDS = {
     "v1/DeleteOptions": "V1DeleteOptions",
     "discovery.k8s.io/v1/EndpointSlice": "V1EndpointSlice",
     "apps/v1/Deployment": "V1Deployment",
+    "apps/v1/ControllerRevision": "V1ControllerRevision",
     "apps/v1/ReplicaSet": "V1ReplicaSet",
     "apps/v1/DaemonSet": "V1DaemonSet",
     "apps/v1/StatefulSet": "V1StatefulSet",

@@ -214,6 +214,8 @@ CATALOGUE: tuple[Resource, ...] = (
     Resource("", "v1", "Service", "services", "service", True, short_names=("svc",),
              categories=("all",), subresources=(_status("Service"),)),
     # -- apps/v1 ------------------------------------------------------------------------------
+    Resource("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision",
+             True),
     Resource("apps", "v1", "DaemonSet", "daemonsets", "daemonset", True,
              short_names=("ds",), categories=("all",), subresources=(_status("DaemonSet"),)),
     Resource("apps", "v1", "Deployment", "deployments", "deployment", True,

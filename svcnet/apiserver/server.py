@@ -156,6 +156,7 @@ from svcnet.registry.volumes import (
     StorageClassStrategy,
 )
 from svcnet.registry.workloads import (
+    ControllerRevisionStrategy,
     DaemonSetStrategy,
     DeploymentStrategy,
     ReplicaSetStrategy,
@@ -543,6 +544,7 @@ class APIServer:
             ("coordination.k8s.io", "leases"): LeaseStrategy(),
             ("apps", "deployments"): DeploymentStrategy(),
             ("apps", "replicasets"): ReplicaSetStrategy(),
+            ("apps", "controllerrevisions"): ControllerRevisionStrategy(),
             ("apps", "daemonsets"): DaemonSetStrategy(),
             ("apps", "statefulsets"): StatefulSetStrategy(),
             ("", "replicationcontrollers"): ReplicationControllerStrategy(),

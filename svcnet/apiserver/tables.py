@@ -387,6 +387,13 @@ _STATEFUL_SET_COLUMNS = (
     _CONTAINERS,
     _IMAGES,
 )
+_CONTROLLER_REVISION_COLUMNS = (
+    _NAME,
+    Column("Controller", description="Controller of the object"),
+    Column("Revision", description="Revision indicates the revision of the state represented "
+           "by Data."),
+    _AGE,
+)
 _REPLICATION_CONTROLLER_COLUMNS = (
     _NAME,
     Column("Desired", type="integer", description=(
@@ -954,6 +961,21 @@ def _print_stateful_set(sts: Obj, now: datetime) -> list[Cell]:
             _age(sts, now), names, images]
 
 
+def _print_controller_revision(rev: Obj, now: datetime) -> list[Cell]:
+    """printControllerRevision: CONTROLLER is the controller reference as
+    ``<kind>.<group>/<name>`` in lower case (formatResourceName), or ``<none>``."""
+    controller = "<none>"
+    for ref in map(_dict, _list(_get(rev, "metadata", "ownerReferences"))):
+        if ref.get("controller") is True:
+            group = _str(ref.get("apiVersion")).rpartition("/")[0]
+            kind = f"{_str(ref.get('kind'))}.{group}" if group else _str(ref.get("kind"))
+            controller = f"{kind.lower()}/{_str(ref.get('name'))}"
+            break
+    revision = rev.get("revision")
+    return [_name(rev), controller, revision if isinstance(revision, int) else 0,
+            _age(rev, now)]
+
+
 def _print_replication_controller(rc: Obj, now: datetime) -> list[Cell]:
     """printReplicationController (the selector is a label map)."""
     spec, status = _dict(rc.get("spec")), _dict(rc.get("status"))
@@ -1345,6 +1367,8 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
                                             _print_persistent_volume_claim),
     ("discovery.k8s.io", "EndpointSlice"): _Printer(_ENDPOINT_SLICE_COLUMNS,
                                                     _print_endpoint_slice),
+    ("apps", "ControllerRevision"): _Printer(_CONTROLLER_REVISION_COLUMNS,
+                                             _print_controller_revision),
     ("apps", "Deployment"): _Printer(_DEPLOYMENT_COLUMNS, _print_deployment),
     ("apps", "ReplicaSet"): _Printer(_REPLICA_SET_COLUMNS, _print_replica_set),
     ("apps", "DaemonSet"): _Printer(_DAEMON_SET_COLUMNS, _print_daemon_set),

@@ -33,16 +33,16 @@ A daemon pod is the template's pod (``generateName: <ds>-``, a controller refere
 ``unschedulable`` NoSchedule, and ``network-unavailable`` for host-network pods) and a required
 node affinity term ``matchFields: metadata.name In [<node>]``, which the scheduler
 (:mod:`svcnet.controllers.scheduler`) honours: the pod is bound to its node by the scheduler, as
-upstream. The revision hash is a hash of the template computed here; svcnet serves no
-ControllerRevisions, so there is no revision history (``revisionHistoryLimit`` has no effect).
+upstream. Each sync first brings the set's history up to date (:mod:`svcnet.controllers.history`:
+a ControllerRevision per template, ``revisionHistoryLimit`` of them kept besides those pods
+run), so ``kubectl rollout history`` and ``kubectl rollout undo`` work; the pods'
+``controller-revision-hash`` is the current revision's hash.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import hashlib
-import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -72,7 +72,15 @@ from svcnet.client.informer import (
     split_key,
 )
 from svcnet.client.rest import NODES, PODS
+from svcnet.controllers.history import (
+    HASH_LABEL,
+    live_names,
+    owner_key,
+    sync_history,
+    template_hash,
+)
 from svcnet.controllers.ownership import (
+    CONTROLLERREVISIONS,
     DAEMONSETS,
     APIClient,
     WorkloadClient,
@@ -100,7 +108,7 @@ Obj = dict[str, Any]
 ObjMap = Mapping[str, Any]
 
 COMPONENT: Final = "daemonset-controller"
-REVISION_HASH_LABEL: Final = "controller-revision-hash"
+REVISION_HASH_LABEL: Final = HASH_LABEL
 TEMPLATE_GENERATION_LABEL: Final = "pod-template-generation"
 DEFAULT_RESYNC: Final = 300.0
 _NO_EXECUTE: Final = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
@@ -111,12 +119,6 @@ _NETWORK_UNAVAILABLE: Final = "node.kubernetes.io/network-unavailable"
 
 # =============================================================================================
 # the daemon pod
-
-
-def template_hash(ds: ObjMap) -> str:
-    """A short stable hash of the pod template (stands in for the ControllerRevision's)."""
-    text = json.dumps(_map(_map(ds, "spec"), "template"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
 def _with_default_tolerations(spec: Obj) -> None:
@@ -323,16 +325,18 @@ class DaemonSetController(InformerController):
     """Runs DaemonSets (see the module doc)."""
 
     def __init__(self, client: WorkloadClient, *, daemonsets: Informer, pods: Informer,
-                 nodes: Informer, clock: Clock | None = None,
+                 nodes: Informer, revisions: Informer, clock: Clock | None = None,
                  recorder: EventRecorder | None = None,
                  resync_period: float | None = None) -> None:
         self._client = client
         self.daemonsets, self.pods, self.nodes = daemonsets, pods, nodes
+        self.revisions = revisions
         self._clock: Clock = clock or RealClock()
         self.recorder = recorder or EventRecorder(client, COMPONENT, clock=self._clock)
         self.expectations = ControllerExpectations(self._clock)
         self.pod_control = PodControl(client, self.recorder, self.expectations)
-        self.controller = Controller(COMPONENT, self.sync, informers=[daemonsets, pods, nodes],
+        self.controller = Controller(COMPONENT, self.sync,
+                                     informers=[daemonsets, pods, nodes, revisions],
                                      clock=self._clock)
         daemonsets.add_handler(EventHandler(
             on_add=self._enqueue, on_update=lambda _o, n: self._enqueue(n),
@@ -343,6 +347,9 @@ class DaemonSetController(InformerController):
         nodes.add_handler(EventHandler(on_add=self._on_node,
                                        on_update=self._on_node_update,
                                        on_delete=self._on_node))
+        revisions.add_handler(EventHandler(on_add=self._on_revision,
+                                           on_update=lambda _o, n: self._on_revision(n),
+                                           on_delete=self._on_revision))
 
     @classmethod
     def from_client(cls, client: APIClient, *, clock: Clock | None = None,
@@ -351,17 +358,23 @@ class DaemonSetController(InformerController):
         factory = InformerFactory.of(informers, client, clock=clock)
         return cls(client, daemonsets=factory.informer(DAEMONSETS, name="daemonsets"),
                    pods=factory.informer(PODS, name="pods"),
-                   nodes=factory.informer(NODES, name="nodes"), clock=clock,
-                   resync_period=resync_period)
+                   nodes=factory.informer(NODES, name="nodes"),
+                   revisions=factory.informer(CONTROLLERREVISIONS, name="controllerrevisions"),
+                   clock=clock, resync_period=resync_period)
 
     @property
     def informers(self) -> tuple[Informer, ...]:
-        return (self.daemonsets, self.pods, self.nodes)
+        return (self.daemonsets, self.pods, self.nodes, self.revisions)
 
     # -- event handlers ---------------------------------------------------------------------
 
     def _enqueue(self, ds: Obj) -> None:
         self.queue.add(object_key(ds))
+
+    def _on_revision(self, revision: Obj) -> None:
+        key = owner_key(revision, DAEMONSETS.kind)
+        if key is not None and self.daemonsets.get(key) is not None:
+            self.queue.add(key)
 
     def _delete_ds(self, ds: Obj) -> None:
         self.expectations.delete(object_key(ds))
@@ -422,10 +435,15 @@ class DaemonSetController(InformerController):
         candidates = self.pods.by_index(NAMESPACE_INDEX, ns)
         pods = await claim(self._client, PODS, ds, DAEMONSETS, selector, candidates,
                            recheck_deletion(self._client, DAEMONSETS, ds))
+        if not _terminating(ds):
+            # May raise ds's status.collisionCount, and with it the hash the plan uses.
+            await sync_history(self._client, self.revisions, ds, DAEMONSETS,
+                               live_names(ds, pods, label_is_name=False))
         the_plan = plan(ds, self.nodes.list(), pods, self._clock.now())
         if self.expectations.satisfied(key) and not _terminating(ds):
             await self._apply(key, ds, the_plan)
-        await self._update_status(ds, the_plan.status)
+        await self._update_status(ds, the_plan.status,
+                                  _int(_map(cached, "status"), "collisionCount"))
 
     async def _apply(self, key: str, ds: Obj, the_plan: Plan) -> None:
         if the_plan.create_on:
@@ -443,8 +461,9 @@ class DaemonSetController(InformerController):
             if isinstance(r, Exception):
                 raise r
 
-    async def _update_status(self, ds: Obj, status: Obj) -> None:
-        if not status_changed(ds, status):
+    async def _update_status(self, ds: Obj, status: Obj, stored_collisions: int) -> None:
+        if not status_changed(ds, status) and (
+                _int(_map(ds, "status"), "collisionCount") == stored_collisions):
             return
         obj = copy.deepcopy(ds)
         new_status = dict(status)

@@ -7,8 +7,9 @@ Theory of operation (after ``pkg/controller/garbagecollector``: ``garbagecollect
 An object names its owners in ``metadata.ownerReferences`` (apiVersion, kind, name, uid). When
 every owner is gone, the object is garbage. Upstream builds a graph of every resource the
 server has; we watch a fixed set of resources (by default pods, ReplicaSets, Deployments,
-Jobs, CronJobs, DaemonSets, StatefulSets, ReplicationControllers, EndpointSlices and
-Services: the kinds svcnet's controllers create owned objects of, and their owners; and
+Jobs, CronJobs, DaemonSets, StatefulSets, ReplicationControllers, ControllerRevisions,
+EndpointSlices and Services: the kinds svcnet's controllers create owned objects of, and their
+owners; and
 Namespaces, which a delete may give the ``orphan`` or ``foregroundDeletion`` finalizer) with one
 informer each, indexed by uid and by owner uid, and resolve owners of other kinds (a Node, a
 Namespace) with a GET.
@@ -83,6 +84,7 @@ from svcnet.client.rest import (
 )
 from svcnet.client.workqueue import RateLimitingQueue
 from svcnet.controllers.ownership import (
+    CONTROLLERREVISIONS,
     CRONJOBS,
     DAEMONSETS,
     DEPLOYMENTS,
@@ -121,7 +123,8 @@ ABSENT_OWNER_CACHE_SIZE: Final = 500
 
 DEFAULT_RESOURCES: Final = (PODS, REPLICASETS, DEPLOYMENTS, ENDPOINTSLICES, SERVICES,
                             CONFIGMAPS, SECRETS, SERVICEACCOUNTS, NAMESPACES, DAEMONSETS,
-                            STATEFULSETS, REPLICATIONCONTROLLERS, JOBS, CRONJOBS)
+                            STATEFULSETS, REPLICATIONCONTROLLERS, JOBS, CRONJOBS,
+                            CONTROLLERREVISIONS)
 """What the collector watches: the owned kinds svcnet creates, their owners, and the kinds
 applications commonly give owners (a Deployment's ConfigMap, say); and
 Namespaces, whose deletion with ``propagationPolicy: Orphan`` (or ``Foreground``) carries the

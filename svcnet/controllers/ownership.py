@@ -37,6 +37,7 @@ from svcnet.client.rest import GVR, PatchType, Preconditions
 from svcnet.util.clock import parse_time
 
 __all__ = [
+    "CONTROLLERREVISIONS",
     "CRONJOBS",
     "DEPLOYMENTS",
     "JOBS",
@@ -67,6 +68,7 @@ ObjMap = Mapping[str, Any]
 REPLICASETS: Final = GVR("apps", "v1", "replicasets", "ReplicaSet")
 DEPLOYMENTS: Final = GVR("apps", "v1", "deployments", "Deployment")
 DAEMONSETS: Final = GVR("apps", "v1", "daemonsets", "DaemonSet")
+CONTROLLERREVISIONS: Final = GVR("apps", "v1", "controllerrevisions", "ControllerRevision")
 STATEFULSETS: Final = GVR("apps", "v1", "statefulsets", "StatefulSet")
 REPLICATIONCONTROLLERS: Final = GVR("", "v1", "replicationcontrollers", "ReplicationController")
 JOBS: Final = GVR("batch", "v1", "jobs", "Job")

@@ -42,13 +42,14 @@ and ``spec.subdomain`` the set's ``serviceName`` (the cluster DNS serves
 ``matchLabels``, no owner: the ``Retain`` retention policy, svcnet's only one) just before the
 pod; an existing claim is used as it is.
 
-Revisions: svcnet serves no ControllerRevisions. A revision's name is ``<set>-<hash>``, the hash
-being the DaemonSet controller's :func:`~svcnet.controllers.daemonset.template_hash` of the pod
-template; ``updateRevision`` is the current template's, ``currentRevision`` the status's until a
-rolling update completes (every pod updated and Ready). Without a revision history the old
-template cannot be rebuilt, so a pod missing below the partition is recreated from the *current*
-template (upstream recreates it at ``currentRevision``); ``revisionHistoryLimit`` has no effect.
-Not implemented: ``maxUnavailable`` (an alpha gate upstream), the ``Delete`` claim retention
+Revisions: each sync first brings the set's history up to date
+(:mod:`svcnet.controllers.history`: a ControllerRevision ``<set>-<hash>`` per template,
+``revisionHistoryLimit`` of them kept besides those pods run, the current and the update
+revision). ``updateRevision`` is the current template's, ``currentRevision`` the status's until
+a rolling update completes (every pod updated and Ready). A missing pod below the partition
+(with ``RollingUpdate``) is made from the ``currentRevision``'s template and labelled with it,
+as upstream's ``newVersionedStatefulSetPod``; the others from the set's template. Not
+implemented: ``maxUnavailable`` (an alpha gate upstream), the ``Delete`` claim retention
 policies (claims are always kept), repairing the identity or storage of adopted pods, and the
 stale-claim check of ``PodClaimIsStale``.
 """
@@ -87,8 +88,16 @@ from svcnet.client.informer import (
     split_key,
 )
 from svcnet.client.rest import PERSISTENTVOLUMECLAIMS, PODS, Preconditions
-from svcnet.controllers.daemonset import REVISION_HASH_LABEL, template_hash
+from svcnet.controllers.history import (
+    HASH_LABEL as REVISION_HASH_LABEL,
+    live_names,
+    owner_key,
+    revision_name as _revision_name,
+    sync_history,
+    template_of,
+)
 from svcnet.controllers.ownership import (
+    CONTROLLERREVISIONS,
     STATEFULSETS,
     APIClient,
     WorkloadClient,
@@ -145,7 +154,7 @@ def start_ordinal(sts: ObjMap) -> int:
 
 def revision_name(sts: ObjMap) -> str:
     """The name of the revision of the set's current template (a ControllerRevision's name)."""
-    return f"{_name(sts)}-{template_hash(sts)}"
+    return _revision_name(sts)
 
 
 def claim_name(template: ObjMap, sts: ObjMap, ordinal: int) -> str:
@@ -172,15 +181,16 @@ def persistent_volume_claims(sts: ObjMap, ordinal: int) -> list[Obj]:
     return claims
 
 
-def stateful_pod(sts: ObjMap, ordinal: int) -> Obj:
-    """newStatefulSetPod + the revision label: the pod for ``ordinal``. Pure."""
+def stateful_pod(sts: ObjMap, ordinal: int, revision: str = "") -> Obj:
+    """newStatefulSetPod + the revision label (``revision``, by default the set's template's):
+    the pod for ``ordinal``. Pure."""
     pod = pod_from_template(sts, STATEFULSETS)
     name = f"{_name(sts)}-{ordinal}"
     meta = pod["metadata"]
     meta["name"] = name
     labels = meta.setdefault("labels", {})
     labels.update({POD_NAME_LABEL: name, POD_INDEX_LABEL: str(ordinal),
-                   REVISION_HASH_LABEL: revision_name(sts)})
+                   REVISION_HASH_LABEL: revision or revision_name(sts)})
     spec = pod["spec"]
     spec["hostname"] = name
     service = _map(sts, "spec").get("serviceName")
@@ -249,7 +259,24 @@ class _Walk:
     now: datetime
     monotonic: bool
     min_ready: int
+    current_set: ObjMap
+    """The set at its ``currentRevision`` (its template from that revision)."""
+    current: str
     out: Plan = field(default_factory=Plan)
+
+    def new_pod(self, ordinal: int) -> Obj:
+        """newVersionedStatefulSetPod: below the partition (RollingUpdate) the current
+        revision's pod, else the update revision's."""
+        spec = _map(self.sts, "spec")
+        strategy = _map(spec, "updateStrategy")
+        rolling = strategy.get("rollingUpdate")
+        below = start_ordinal(self.sts) + (
+            _int(rolling, "partition") if isinstance(rolling, Mapping) else
+            _int(_map(self.sts, "status"), "currentReplicas")
+            if strategy.get("type", ROLLING_UPDATE) == ROLLING_UPDATE else 0)
+        if ordinal < below:
+            return stateful_pod(self.current_set, ordinal, self.current)
+        return stateful_pod(self.sts, ordinal)
 
 
 def compute_status(sts: ObjMap, pods: Iterable[ObjMap], current: str, update: str,
@@ -281,7 +308,7 @@ def _process_replica(walk: _Walk, ordinal: int, pod: ObjMap | None) -> bool:
     """processReplica: True to stop the walk (monotonic) here."""
     if pod is None:
         walk.out.claims.extend(persistent_volume_claims(walk.sts, ordinal))
-        walk.out.create.append(stateful_pod(walk.sts, ordinal))
+        walk.out.create.append(walk.new_pod(ordinal))
         return walk.monotonic
     if _phase(pod) in ("Failed", "Succeeded"):
         if not _terminating(pod):
@@ -318,13 +345,18 @@ def _rolling_update(walk: _Walk, replicas: Sequence[ObjMap | None], update: str)
             return
 
 
-def plan(sts: ObjMap, pods: Iterable[ObjMap], now: datetime) -> Plan:
-    """updateStatefulSet over the set's member pods (see the module doc). Pure."""
+def plan(sts: ObjMap, pods: Iterable[ObjMap], now: datetime,
+         current_template: ObjMap | None = None) -> Plan:
+    """updateStatefulSet over the set's member pods (see the module doc); ``current_template``
+    is the ``currentRevision``'s (None: the set's own). Pure."""
     spec = _map(sts, "spec")
     update = revision_name(sts)
     current = str(_map(sts, "status").get("currentRevision") or update)
+    current_set = sts if current_template is None else {
+        **sts, "spec": {**spec, "template": current_template}}
     walk = _Walk(sts, now, spec.get("podManagementPolicy") != PARALLEL,
-                 _int(spec, "minReadySeconds"))
+                 _int(spec, "minReadySeconds"), current_set,
+                 current if current_template is not None else update)
     start, count = start_ordinal(sts), spec_replicas(sts)
     replicas: list[ObjMap | None] = [None] * count
     condemned: list[ObjMap] = []
@@ -386,20 +418,25 @@ class StatefulSetController(InformerController):
     """Runs StatefulSets (see the module doc)."""
 
     def __init__(self, client: WorkloadClient, *, statefulsets: Informer, pods: Informer,
-                 clock: Clock | None = None, recorder: EventRecorder | None = None,
+                 revisions: Informer, clock: Clock | None = None,
+                 recorder: EventRecorder | None = None,
                  resync_period: float | None = None) -> None:
         self._client = client
-        self.statefulsets, self.pods = statefulsets, pods
+        self.statefulsets, self.pods, self.revisions = statefulsets, pods, revisions
         self._clock: Clock = clock or RealClock()
         self.recorder = recorder or EventRecorder(client, COMPONENT, clock=self._clock)
         self.expectations = ControllerExpectations(self._clock)
-        self.controller = Controller(COMPONENT, self.sync, informers=[statefulsets, pods],
+        self.controller = Controller(COMPONENT, self.sync,
+                                     informers=[statefulsets, pods, revisions],
                                      clock=self._clock)
         statefulsets.add_handler(EventHandler(
             on_add=self._enqueue, on_update=lambda _o, n: self._enqueue(n),
             on_delete=self._delete_sts), resync_period=resync_period)
         pods.add_handler(EventHandler(on_add=self._on_pod, on_update=self._on_pod_update,
                                       on_delete=self._on_pod_deleted))
+        revisions.add_handler(EventHandler(on_add=self._on_revision,
+                                           on_update=lambda _o, n: self._on_revision(n),
+                                           on_delete=self._on_revision))
 
     @classmethod
     def from_client(cls, client: APIClient, *, clock: Clock | None = None,
@@ -407,17 +444,23 @@ class StatefulSetController(InformerController):
                     informers: InformerFactory | None = None) -> StatefulSetController:
         factory = InformerFactory.of(informers, client, clock=clock)
         return cls(client, statefulsets=factory.informer(STATEFULSETS, name="statefulsets"),
-                   pods=factory.informer(PODS, name="pods"), clock=clock,
-                   resync_period=resync_period)
+                   pods=factory.informer(PODS, name="pods"),
+                   revisions=factory.informer(CONTROLLERREVISIONS, name="controllerrevisions"),
+                   clock=clock, resync_period=resync_period)
 
     @property
     def informers(self) -> tuple[Informer, ...]:
-        return (self.statefulsets, self.pods)
+        return (self.statefulsets, self.pods, self.revisions)
 
     # -- event handlers ---------------------------------------------------------------------
 
     def _enqueue(self, sts: Obj) -> None:
         self.queue.add(object_key(sts))
+
+    def _on_revision(self, revision: Obj) -> None:
+        key = owner_key(revision, STATEFULSETS.kind)
+        if key is not None and self.statefulsets.get(key) is not None:
+            self.queue.add(key)
 
     def _delete_sts(self, sts: Obj) -> None:
         self.expectations.delete(object_key(sts))
@@ -485,10 +528,19 @@ class StatefulSetController(InformerController):
         candidates = [p for p in self.pods.by_index(NAMESPACE_INDEX, ns) if is_member(sts, p)]
         pods = await claim(self._client, PODS, sts, STATEFULSETS, selector, candidates,
                            recheck_deletion(self._client, STATEFULSETS, sts))
-        the_plan = plan(sts, pods, self._clock.now())
+        current_template = None
+        if not _terminating(sts):
+            current = str(_map(sts, "status").get("currentRevision") or "")
+            # May raise sts's status.collisionCount, and with it the update revision's name.
+            history = await sync_history(self._client, self.revisions, sts, STATEFULSETS,
+                                         live_names(sts, pods, label_is_name=True) | {current})
+            found = next((r for r in history.revisions if _name(r) == current), None)
+            if found is not None and current != revision_name(sts):
+                current_template = template_of(found)
+        the_plan = plan(sts, pods, self._clock.now(), current_template)
         if self.expectations.satisfied(key):
             await self._apply(key, sts, the_plan)
-        await self._update_status(sts, the_plan.status)
+        await self._update_status(sts, the_plan.status, cached)
 
     async def _apply(self, key: str, sts: Obj, the_plan: Plan) -> None:
         if the_plan.create:
@@ -542,8 +594,10 @@ class StatefulSetController(InformerController):
             raise
         await self.recorder.normal(sts, "SuccessfulDelete", f"delete {what} successful")
 
-    async def _update_status(self, sts: Obj, status: Obj) -> None:
-        if not status_changed(sts, status):
+    async def _update_status(self, sts: Obj, status: Obj, stored: ObjMap) -> None:
+        """Write ``status`` unless ``stored`` (the set as the cache has it: ``sts`` may carry
+        a raised collisionCount) has it already."""
+        if not status_changed(stored, status):
             return
         obj = copy.deepcopy(sts)
         obj["status"] = status_object(sts, status)

@@ -16,14 +16,20 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from svcnet.api import daemonsets, replicationcontrollers, statefulsets, workloads
+from svcnet.api import (
+    controllerrevisions,
+    daemonsets,
+    replicationcontrollers,
+    statefulsets,
+    workloads,
+)
 from svcnet.api.errors import FieldError
 from svcnet.registry.generic import BaseStrategy
 
 Obj = dict[str, Any]
 
-__all__ = ["DaemonSetStrategy", "DeploymentStrategy", "ReplicaSetStrategy",
-           "ReplicationControllerStrategy", "StatefulSetStrategy"]
+__all__ = ["ControllerRevisionStrategy", "DaemonSetStrategy", "DeploymentStrategy",
+           "ReplicaSetStrategy", "ReplicationControllerStrategy", "StatefulSetStrategy"]
 
 
 class DeploymentStrategy(BaseStrategy):
@@ -152,6 +158,21 @@ class StatefulSetStrategy(BaseStrategy):
 
     def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
         return statefulsets.validate_statefulset_status_update(new, old)
+
+
+class ControllerRevisionStrategy(BaseStrategy):
+    """No defaulting, no generation, no status: only validation (upstream's strategy)."""
+
+    kind: ClassVar[str] = "ControllerRevision"
+    resource: ClassVar[str] = "controllerrevisions"
+    group: ClassVar[str] = "apps"
+    api_version: ClassVar[str] = "apps/v1"
+
+    def validate_create(self, obj: Obj) -> list[FieldError]:
+        return controllerrevisions.validate_controller_revision(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return controllerrevisions.validate_controller_revision_update(new, old)
 
 
 class ReplicationControllerStrategy(BaseStrategy):

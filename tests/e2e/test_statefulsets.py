@@ -115,6 +115,32 @@ def test_ordered_pods_with_stable_dns_names_scale_down_from_the_top(home: LocalC
     status = json.loads(home.kubectl("get", "sts", "web", "-o", "json"))["status"]
     assert status["currentRevision"] == status["updateRevision"]
     assert status["currentRevision"].startswith("web-")
-    # Deleting the set (kubectl cascades in the background): the garbage collector takes web-0.
+
+    # A new template, its history, and a rollback to the first one (ControllerRevisions).
+    first = status["currentRevision"]
+    home.kubectl("set", "env", "sts/web", "MODE=two")
+    home.kubectl("rollout", "status", "sts/web", "--timeout=60s")
+    env = pods(home)["web-0"]["spec"]["containers"][0].get("env")
+    assert env == [{"name": "MODE", "value": "two"}], env
+    history = home.kubectl("rollout", "history", "sts/web").split()
+    assert history[history.index("REVISION"):] == [
+        "REVISION", "CHANGE-CAUSE", "1", "<none>", "2", "<none>"], history
+    revisions = home.kubectl("get", "controllerrevisions").splitlines()
+    assert revisions[0].split() == ["NAME", "CONTROLLER", "REVISION", "AGE"]
+    assert sorted(r.split()[1:3] for r in revisions[1:]) == [
+        ["statefulset.apps/web", "1"], ["statefulset.apps/web", "2"]], revisions
+    home.kubectl("rollout", "undo", "sts/web")
+    home.kubectl("rollout", "status", "sts/web", "--timeout=60s")
+    wait_for(lambda: "env" not in pods(home)["web-0"]["spec"]["containers"][0], timeout=30,
+             what="web-0 back at the first template")
+    status = json.loads(home.kubectl("get", "sts", "web", "-o", "json"))["status"]
+    assert status["currentRevision"] == status["updateRevision"] == first
+    numbers = json.loads(home.kubectl("get", "controllerrevisions", "-o", "json"))["items"]
+    assert {r["metadata"]["name"]: r["revision"] for r in numbers}[first] == 3
+
+    # Deleting the set (kubectl cascades in the background): the garbage collector takes web-0
+    # and the set's revisions.
     home.kubectl("delete", "sts", "web")
     wait_for(lambda: not pods(home), timeout=20, what="web-0 collected")
+    wait_for(lambda: not json.loads(home.kubectl("get", "controllerrevisions", "-o", "json"))[
+        "items"], timeout=20, what="the revisions collected")

@@ -109,7 +109,9 @@ def test_catalogue_lookups() -> None:
     assert ds is not None and ds.subresource("scale") is None  # DaemonSets have no /scale
     rc = resources.by_kind("v1", "ReplicationController")
     assert rc is not None and rc.path_prefix == "/api/v1" and rc.subresource("scale") is not None
-    assert resources.by_kind("apps/v1", "ControllerRevision") is None
+    revisions = resources.by_kind("apps/v1", "ControllerRevision")
+    assert revisions is not None and not revisions.subresources and revisions.namespaced
+    assert resources.by_kind("v1", "PodTemplate") is None  # not served
 
 
 def test_catalogue_is_consistent() -> None:

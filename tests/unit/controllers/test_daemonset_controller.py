@@ -9,7 +9,7 @@ from typing import Any
 
 from svcnet.client.rest import NODES, PODS
 from svcnet.controllers.daemonset import DaemonSetController, daemon_pod, plan, template_hash
-from svcnet.controllers.ownership import DAEMONSETS
+from svcnet.controllers.ownership import CONTROLLERREVISIONS, DAEMONSETS
 from svcnet.controllers.scheduler import choose_node
 from tests.unit.controllers.test_replicaset_helpers import T0, Obj, World
 
@@ -36,9 +36,10 @@ def make_ds(**spec: Any) -> Obj:
 
 class Env(World):
     def __init__(self) -> None:
-        super().__init__((PODS, DAEMONSETS, NODES))
+        super().__init__((PODS, DAEMONSETS, NODES, CONTROLLERREVISIONS))
         self.ctrl = DaemonSetController(self.api, daemonsets=self.informers[DAEMONSETS],
                                         pods=self.informers[PODS], nodes=self.informers[NODES],
+                                        revisions=self.informers[CONTROLLERREVISIONS],
                                         clock=self.clock)
 
     async def ds(self) -> Obj:
@@ -178,3 +179,26 @@ def test_a_heartbeat_is_no_reason_to_look_at_every_daemonset() -> None:
     assert node_update_ignorable(old, node("2", "2026-12-07T00:00:10Z"))
     assert not node_update_ignorable(old, node("2", "2026-12-07T00:00:10Z", ready="False"))
     assert not node_update_ignorable(old, node("2", "2026-12-07T00:00:10Z", disk="ssd"))
+
+
+async def test_each_template_gets_a_revision_whose_hash_the_pods_carry() -> None:
+    env = Env()
+    await _nodes(env)
+    await env.create(DAEMONSETS, make_ds())
+    await env.ctrl.sync("ns/agent")
+    first = await env.api.items(CONTROLLERREVISIONS, "ns")
+    assert [(r["revision"], r["metadata"]["labels"]["controller-revision-hash"]) for r in first] \
+        == [(1, template_hash(await env.ds()))]
+    assert {p["metadata"]["labels"]["controller-revision-hash"] for p in await env.pods()} == {
+        first[0]["metadata"]["labels"]["controller-revision-hash"]}
+    ds = await env.ds()
+    ds["spec"]["template"]["spec"]["containers"][0]["image"] = "agent:2"
+    await env.api.update(DAEMONSETS, ds)
+    await env.catch_up(notify=True)
+    await env.ctrl.sync("ns/agent")
+    revisions = sorted(await env.api.items(CONTROLLERREVISIONS, "ns"),
+                       key=lambda r: r["revision"])
+    assert [r["revision"] for r in revisions] == [1, 2]
+    assert revisions[1]["metadata"]["name"] == f"agent-{template_hash(await env.ds())}"
+    assert revisions[1]["data"]["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        "agent:2")

@@ -49,6 +49,7 @@ from svcnet.client.rest import (
 )
 from svcnet.client.watchstream import WatchEvent
 from svcnet.controllers.ownership import (
+    CONTROLLERREVISIONS,
     CRONJOBS,
     DAEMONSETS,
     DEPLOYMENTS,
@@ -70,6 +71,7 @@ from svcnet.registry.strategies import (
 )
 from svcnet.registry.volumes import PersistentVolumeClaimStrategy
 from svcnet.registry.workloads import (
+    ControllerRevisionStrategy,
     DaemonSetStrategy,
     DeploymentStrategy,
     ReplicaSetStrategy,
@@ -106,6 +108,7 @@ def _strategies() -> dict[GVR, Strategy]:
             CONFIGMAPS: ConfigMapStrategy(), SECRETS: SecretStrategy(),
             SERVICEACCOUNTS: ServiceAccountStrategy(), NODES: NodeStrategy(),
             DAEMONSETS: DaemonSetStrategy(), STATEFULSETS: StatefulSetStrategy(),
+            CONTROLLERREVISIONS: ControllerRevisionStrategy(),
             REPLICATIONCONTROLLERS: ReplicationControllerStrategy(), JOBS: JobStrategy(),
             CRONJOBS: CronJobStrategy(), PERSISTENTVOLUMECLAIMS: PersistentVolumeClaimStrategy()}
 

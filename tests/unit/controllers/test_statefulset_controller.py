@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from svcnet.client.rest import PERSISTENTVOLUMECLAIMS, PODS
-from svcnet.controllers.ownership import STATEFULSETS
+from svcnet.controllers.ownership import CONTROLLERREVISIONS, STATEFULSETS
 from svcnet.controllers.statefulset import StatefulSetController, plan, revision_name, stateful_pod
 from tests.unit.controllers.test_replicaset_helpers import T0, Obj, World
 
@@ -25,9 +25,11 @@ def make_sts(replicas: int = 3, **spec: Any) -> Obj:
 
 class Env(World):
     def __init__(self) -> None:
-        super().__init__((PODS, STATEFULSETS))
+        super().__init__((PODS, STATEFULSETS, CONTROLLERREVISIONS))
         self.ctrl = StatefulSetController(self.api, statefulsets=self.informers[STATEFULSETS],
-                                          pods=self.informers[PODS], clock=self.clock)
+                                          pods=self.informers[PODS],
+                                          revisions=self.informers[CONTROLLERREVISIONS],
+                                          clock=self.clock)
 
     async def sts(self) -> Obj:
         return await self.api.get(STATEFULSETS, "ns", "web")
@@ -293,3 +295,49 @@ async def test_expectations_keep_a_stale_cache_from_creating_twice() -> None:
     await env.ctrl.sync("ns/web")
     await env.ctrl.sync("ns/web")
     assert env.api.writes("pods").count(("create", "ns/web-1")) == 1
+
+
+async def test_revisions_are_kept_and_a_pod_below_the_partition_comes_back_at_its_revision(
+) -> None:
+    env = Env()
+    await env.create(STATEFULSETS, make_sts(updateStrategy={
+        "type": "RollingUpdate", "rollingUpdate": {"partition": 2}}))
+    await env.scale_up_ready(3)
+    old_rev = revision_name(await env.sts())
+    await env.set_image("web:2")
+    new_rev = revision_name(await env.sts())
+    for _ in range(4):
+        await env.sync()
+        await env.mark_ready()
+    revisions = {r["metadata"]["name"]: r for r in await env.api.items(CONTROLLERREVISIONS,
+                                                                      "ns")}
+    assert {n: r["revision"] for n, r in revisions.items()} == {old_rev: 1, new_rev: 2}
+    assert revisions[new_rev]["metadata"]["ownerReferences"][0]["kind"] == "StatefulSet"
+    pods = {p["metadata"]["name"]: p for p in await env.pods()}
+    assert pods["web-2"]["metadata"]["labels"]["controller-revision-hash"] == new_rev
+    # web-0 is lost: below the partition, it is made again from the current revision.
+    await env.api.registries[PODS].delete("ns", "web-0")
+    await env.sync()
+    pods = {p["metadata"]["name"]: p for p in await env.pods()}
+    assert pods["web-0"]["metadata"]["labels"]["controller-revision-hash"] == old_rev
+    assert pods["web-0"]["spec"]["containers"][0]["image"] == "web:1"
+    # Back to the first template (a rollback): its revision is renumbered, none is added.
+    await env.set_image("web:1")
+    await env.sync()
+    numbers = {r["metadata"]["name"]: r["revision"]
+               for r in await env.api.items(CONTROLLERREVISIONS, "ns")}
+    assert numbers == {old_rev: 3, new_rev: 2}
+
+
+async def test_revision_history_limit_prunes_revisions_no_pod_runs() -> None:
+    env = Env()
+    await env.create(STATEFULSETS, make_sts(1, revisionHistoryLimit=1))
+    await env.scale_up_ready(1)
+    for image in ("web:2", "web:3", "web:4"):
+        await env.set_image(image)
+        await env.sync()
+    names = {r["metadata"]["name"] for r in await env.api.items(CONTROLLERREVISIONS, "ns")}
+    pod_rev = (await env.pods())[0]["metadata"]["labels"]["controller-revision-hash"]
+    current = revision_name(await env.sts())
+    assert current in names and pod_rev in names, "the update revision and the pod's stay"
+    assert len(names - {current, pod_rev}) <= 1, f"at most one more: {names}"
