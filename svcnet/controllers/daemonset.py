@@ -21,9 +21,13 @@ level-triggered:
 3. with the ``RollingUpdate`` strategy, pods whose ``controller-revision-hash`` is not the
    template's current hash are replaced: old pods that are not available go first, then
    available ones while fewer than ``maxUnavailable`` (an int or a percentage of the desired
-   count, rounded up) nodes lack an available pod. ``maxSurge`` is not implemented (upstream's
-   surge mode); ``OnDelete`` replaces nothing;
-4. creations and deletions wait on expectations, as the ReplicaSet controller's; the status
+   count, rounded up) nodes lack an available pod. With ``maxSurge`` (upstream's surge mode,
+   ``maxUnavailable`` then 0) a new pod starts beside the old one first: at once where the old
+   one is unavailable, on up to ``maxSurge`` nodes at a time elsewhere, and the old pod goes
+   when the new one is available; a node then keeps at most its oldest new and oldest old pod.
+   ``OnDelete`` replaces nothing;
+4. creations and deletions (made together, as upstream's syncNodes) wait on expectations, as
+   the ReplicaSet controller's; the status
    (desired/current/ready/available/updated/misscheduled/unavailable, observedGeneration) is
    written through ``/status`` when it changed.
 
@@ -207,12 +211,73 @@ def _creation_order(pod: ObjMap) -> tuple[str, str]:
     return (str(_meta(pod).get("creationTimestamp") or ""), _name(pod))
 
 
-def _max_unavailable(ds: ObjMap, desired: int) -> int:
-    raw = _map(_map(_map(ds, "spec"), "updateStrategy"), "rollingUpdate").get("maxUnavailable")
+def _scaled(ds: ObjMap, key: str, desired: int, default: int) -> int:
+    """GetScaledValueFromIntOrPercent (rounded up) of ``rollingUpdate.<key>``."""
+    raw = _map(_map(_map(ds, "spec"), "updateStrategy"), "rollingUpdate").get(key, default)
     if isinstance(raw, str) and raw.endswith("%"):
         return math.ceil(int(raw[:-1] or 0) * desired / 100)
-    value = raw if isinstance(raw, int) else 1
-    return max(value, 0)
+    return max(raw if isinstance(raw, int) and not isinstance(raw, bool) else default, 0)
+
+
+def update_counts(ds: ObjMap, desired: int) -> tuple[int, int]:
+    """updatedDesiredNodeCounts: (maxSurge, maxUnavailable) for ``desired`` nodes; both 0
+    (which validation refuses) reads as maxUnavailable 1, so an update cannot stall."""
+    if _map(_map(ds, "spec"), "updateStrategy").get("type") != ROLLING_UPDATE:
+        return 0, 0
+    surge, unavailable = _scaled(ds, "maxSurge", desired, 0), _scaled(
+        ds, "maxUnavailable", desired, 1)
+    return surge, unavailable if surge or unavailable else 1
+
+
+def _max_unavailable(ds: ObjMap, desired: int) -> int:
+    return update_counts(ds, desired)[1]
+
+
+def _surge_update(ds: ObjMap, by_node: Mapping[str, list[Obj]], runs: Mapping[str, bool],
+                  current: str, desired: int, now: Any) -> tuple[list[str], list[Obj]]:
+    """rollingUpdate with maxSurge: (nodes to create a new pod on, old pods to delete). A new
+    pod goes next to an old one that is unavailable at once, and next to available ones up
+    to maxSurge at a time; an old pod goes once the new one beside it is available; an old
+    pod on a node it should no longer run on goes only while enough others are available.
+    Pure."""
+    max_surge = update_counts(ds, desired)[0]
+    min_ready = _int(_map(ds, "spec"), "minReadySeconds")
+    delete: list[Obj] = []
+    not_running_here: list[Obj] = []
+    candidates: list[str] = []
+    allowed: list[str] = []
+    surging = available = 0
+    for node in sorted(by_node):
+        pods = by_node[node]
+        new = [p for p in pods if _labels(p).get(REVISION_HASH_LABEL) == current]
+        old = [p for p in pods if p not in new]
+        if len(new) > 1 or len(old) > 1:
+            surging += 1  # the manage step prunes this node first
+            continue
+        new_pod = new[0] if new else None
+        old_pod = old[0] if old else None
+        shown = old_pod if old_pod is not None else new_pod
+        if shown is not None and is_pod_available(shown, min_ready, now):
+            available += 1
+        if old_pod is None:
+            continue
+        if new_pod is None:
+            if not is_pod_available(old_pod, min_ready, now):
+                if runs.get(node):
+                    allowed.append(node)
+                else:
+                    delete.append(old_pod)
+            elif not runs.get(node):
+                not_running_here.append(old_pod)
+            elif surging < max_surge:
+                candidates.append(node)
+        elif is_pod_available(new_pod, min_ready, now):
+            delete.append(old_pod)
+        else:
+            surging += 1
+    delete.extend(not_running_here[:max(available - desired, 0)])
+    remaining = min(max(max_surge - surging, 0), len(candidates))
+    return allowed + candidates[:remaining], delete
 
 
 def _rolling_deletions(ds: ObjMap, by_node: Mapping[str, list[Obj]], runnable: Sequence[str],
@@ -249,7 +314,9 @@ def plan(ds: ObjMap, nodes: Iterable[ObjMap], pods: Iterable[ObjMap], now: Any) 
             by_node.setdefault(_node_of(pod), []).append(dict(pod))
     current = template_hash(ds)
     min_ready = _int(_map(ds, "spec"), "minReadySeconds")
+    surge = update_counts(ds, sum(1 for n in nodes if should_run(ds, n)[0]))[0] > 0
     runnable: list[str] = []
+    runs: dict[str, bool] = {}
     counts = dict.fromkeys(("desiredNumberScheduled", "currentNumberScheduled",
                             "numberMisscheduled", "numberReady", "numberAvailable",
                             "updatedNumberScheduled"), 0)
@@ -258,6 +325,7 @@ def plan(ds: ObjMap, nodes: Iterable[ObjMap], pods: Iterable[ObjMap], now: Any) 
         name = _name(node)
         known.add(name)
         run, keep = should_run(ds, node)
+        runs[name] = run
         here = sorted(by_node.get(name, []), key=_creation_order)
         if run:
             counts["desiredNumberScheduled"] += 1
@@ -274,7 +342,13 @@ def plan(ds: ObjMap, nodes: Iterable[ObjMap], pods: Iterable[ObjMap], now: Any) 
             continue
         if run and not alive:
             out.create_on.append(name)
-        out.delete.extend(alive[1:])  # duplicates: keep the oldest
+        if surge:  # duplicates: keep the oldest new pod and the oldest old one
+            firsts = [next((p for p in alive if (_labels(p).get(REVISION_HASH_LABEL) == current)
+                            is new), None) for new in (True, False)]
+            out.delete.extend(p for p in alive if not any(p is f for f in firsts))
+            alive = [p for p in alive if any(p is f for f in firsts)]
+        else:
+            out.delete.extend(alive[1:])  # duplicates: keep the oldest
         if alive and run:
             pod = alive[0]
             counts["numberReady"] += is_pod_ready(pod)
@@ -284,10 +358,14 @@ def plan(ds: ObjMap, nodes: Iterable[ObjMap], pods: Iterable[ObjMap], now: Any) 
         if node_name not in known:
             out.delete.extend(orphaned)  # the node is gone (or the pod was never pinned)
     strategy = _map(_map(ds, "spec"), "updateStrategy")
-    if strategy.get("type") == ROLLING_UPDATE and not out.create_on:
-        live = {n: [p for p in by_node.get(n, []) if p not in out.delete] for n in runnable}
-        out.delete.extend(p for p in _rolling_deletions(ds, live, runnable, current, now)
-                          if p not in out.delete)
+    if strategy.get("type") == ROLLING_UPDATE and not out.create_on and not out.delete:
+        if surge:
+            placed = {n: pods for n, pods in by_node.items() if n in known}
+            out.create_on, out.delete = _surge_update(
+                ds, placed, runs, current, counts["desiredNumberScheduled"], now)
+        else:
+            live = {n: by_node.get(n, []) for n in runnable}
+            out.delete.extend(_rolling_deletions(ds, live, runnable, current, now))
     counts["numberUnavailable"] = counts["desiredNumberScheduled"] - counts["numberAvailable"]
     out.status = {k: v for k, v in counts.items() if v}
     return out
@@ -446,16 +524,13 @@ class DaemonSetController(InformerController):
                                   _int(_map(cached, "status"), "collisionCount"))
 
     async def _apply(self, key: str, ds: Obj, the_plan: Plan) -> None:
-        if the_plan.create_on:
-            self.expectations.expect_creations(key, len(the_plan.create_on))
-        elif the_plan.delete:
-            self.expectations.expect_deletions(key, [object_key(p) for p in the_plan.delete])
-        else:
+        if not (the_plan.create_on or the_plan.delete):
             return
+        self.expectations.expect(key, len(the_plan.create_on),
+                                 [object_key(p) for p in the_plan.delete])
         results = await asyncio.gather(
             *(self.pod_control.create(key, ds, daemon_pod(ds, n)) for n in the_plan.create_on),
-            *(self.pod_control.delete(key, ds, p) for p in the_plan.delete
-              if not the_plan.create_on),
+            *(self.pod_control.delete(key, ds, p) for p in the_plan.delete),
             return_exceptions=True)
         for r in results:
             if isinstance(r, Exception):

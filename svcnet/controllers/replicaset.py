@@ -218,11 +218,15 @@ class ControllerExpectations:
         return (exp.add, exp.delete) if exp is not None else (0, 0)
 
     def expect_creations(self, key: str, count: int) -> None:
-        self._items[key] = _Expectation(count, 0, self._clock.monotonic())
+        self.expect(key, count, ())
 
     def expect_deletions(self, key: str, pod_keys: Iterable[str]) -> None:
+        self.expect(key, 0, pod_keys)
+
+    def expect(self, key: str, creations: int, pod_keys: Iterable[str]) -> None:
+        """SetExpectations: ``creations`` pods to see created and ``pod_keys`` deleted."""
         keys = set(pod_keys)
-        self._items[key] = _Expectation(0, len(keys), self._clock.monotonic(), keys)
+        self._items[key] = _Expectation(creations, len(keys), self._clock.monotonic(), keys)
 
     def creation_observed(self, key: str) -> None:
         exp = self._items.get(key)

@@ -77,6 +77,22 @@ def test_daemonset_and_replication_controller(cluster: Cluster) -> None:
                               '{"spec":{"selector":{"matchLabels":{"app":"x"}}}}', check=False)
         assert bad.returncode != 0 and "field is immutable" in bad.stderr
 
+        # History (ControllerRevisions): a new image is revision 2, undo goes back to 1's.
+        cluster.kubectl("set", "image", "ds/ps-agent", "agent=agent:2")
+
+        def history() -> list[str]:
+            out = cluster.kubectl("rollout", "history", "ds/ps-agent").stdout.split()
+            return out[out.index("REVISION") + 2::2]
+
+        wait_for(lambda: history() == ["1", "2"], "revisions 1 and 2", detail=lambda: str(
+            cluster.kubectl("get", "controllerrevisions", "-o", "wide").stdout))
+        r = cluster.kubectl("rollout", "undo", "ds/ps-agent")
+        assert r.stdout.strip() == "daemonset.apps/ps-agent rolled back", r.stdout
+        image = json.loads(cluster.kubectl("get", "ds", "ps-agent", "-o", "json").stdout)[
+            "spec"]["template"]["spec"]["containers"][0]["image"]
+        assert image == "agent:1"
+        wait_for(lambda: history() == ["2", "3"], "revision 1 renumbered 3")
+
         r = cluster.kubectl("apply", "-f", "-", stdin=RC)
         assert r.stdout.strip() == "replicationcontroller/ps-rc created"
         wait_for(lambda: len(pods(cluster, "ps-rc")) == 2, "2 RC pods")

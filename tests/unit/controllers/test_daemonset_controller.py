@@ -202,3 +202,40 @@ async def test_each_template_gets_a_revision_whose_hash_the_pods_carry() -> None
     assert revisions[1]["metadata"]["name"] == f"agent-{template_hash(await env.ds())}"
     assert revisions[1]["data"]["spec"]["template"]["spec"]["containers"][0]["image"] == (
         "agent:2")
+
+
+def test_plan_with_max_surge_starts_new_pods_beside_old_ones_before_removing_them() -> None:
+    """upstream's surge mode (maxSurge 1, maxUnavailable 0): never fewer available pods."""
+    ds = make_ds(updateStrategy={"type": "RollingUpdate",
+                                 "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}})
+    ds["metadata"]["uid"] = "u1"
+    old_ds = copy.deepcopy(ds)
+    old_ds["spec"]["template"]["spec"]["containers"][0]["image"] = "agent:0"
+    nodes = [make_node("n1"), make_node("n2"), make_node("n3")]
+    ready = {"phase": "Running", "conditions": [
+        {"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+
+    def pod(name: str, node: str, *, new: bool = False, available: bool = True) -> Obj:
+        p = copy.deepcopy(daemon_pod(ds if new else old_ds, node))
+        p["metadata"].update(name=name, creationTimestamp=f"2026-01-0{1 + new}T00:00:00Z")
+        p["spec"]["nodeName"] = node
+        p["status"] = copy.deepcopy(ready) if available else {"phase": "Pending"}
+        return p
+
+    olds = [pod(f"old-{n}", n) for n in ("n1", "n2", "n3")]
+    first = plan(ds, nodes, olds, T0)
+    assert (first.create_on, first.delete) == (["n1"], []), "one surge pod, nothing deleted"
+    waiting = plan(ds, nodes, [*olds, pod("new-n1", "n1", new=True, available=False)], T0)
+    assert (waiting.create_on, waiting.delete) == ([], []), "the surge pod is not available"
+    progressed = plan(ds, nodes, [*olds, pod("new-n1", "n1", new=True)], T0)
+    assert [p["metadata"]["name"] for p in progressed.delete] == ["old-n1"]
+    assert progressed.create_on == ["n2"], "n1's surge is done: the next node's starts"
+    assert progressed.status["numberAvailable"] == 3 and "numberUnavailable" not in (
+        progressed.status)
+    broken = plan(ds, nodes, [pod("old-n1", "n1"), pod("old-n2", "n2", available=False),
+                              pod("old-n3", "n3")], T0)
+    assert broken.create_on == ["n2", "n1"], "an unavailable old pod is replaced at once"
+    extra = [*olds, pod("new-n1", "n1", new=True), pod("new2-n1", "n1", new=True)]
+    pruned = plan(ds, nodes, extra, T0)
+    assert [p["metadata"]["name"] for p in pruned.delete] == ["new2-n1"], (
+        "surge keeps the oldest new and the oldest old pod on a node")
