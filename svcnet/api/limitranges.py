@@ -49,6 +49,8 @@ from svcnet.api.meta import validate_object_meta, validate_object_meta_update
 from svcnet.api.names import is_qualified_name, name_is_dns_subdomain
 from svcnet.api.resourcelists import (
     HUGE_PAGES_PREFIX,
+    format_quantity,
+    is_binary_quantity,
     is_extended_resource_name,
     parse_quantity,
     quantity_string,
@@ -345,6 +347,11 @@ def pod_requests_and_limits(spec: Mapping[str, Any]) -> tuple[dict[str, Fraction
     return requests, limits
 
 
+def _shown_list(values: Mapping[str, Fraction], binary: set[str]) -> dict[str, str]:
+    """Summed quantities as Quantity.String() writes them (BinarySI when the pod's are)."""
+    return {k: format_quantity(v, binary=k in binary) for k, v in values.items()}
+
+
 def _default_requirements(limit_range: Mapping[str, Any]) -> tuple[Obj, Obj]:
     """defaultContainerResourceRequirements: the Container items' defaultRequest and
     default."""
@@ -391,7 +398,12 @@ def _pod_violations(pod: Mapping[str, Any], limit_range: Mapping[str, Any]) -> l
                 out.extend(_bounds(item, TYPE_CONTAINER, req, lim))
         elif item.get("type") == TYPE_POD:
             requests, limits = pod_requests_and_limits(spec)
-            out.extend(_bounds(item, TYPE_POD, requests, limits))
+            binary = {k for c in [*(spec.get("containers") or []),
+                                  *(spec.get("initContainers") or [])]
+                      for values in _resources(c) for k, v in values.items()
+                      if is_binary_quantity(v)}
+            out.extend(_bounds(item, TYPE_POD, _shown_list(requests, binary),
+                               _shown_list(limits, binary)))
     return out
 
 

@@ -50,7 +50,15 @@ from fractions import Fraction
 from typing import Any, Final
 
 from svcnet.api.access import map_of, meta_of, name_of
-from svcnet.api.errors import FieldError, Path, forbidden_error, invalid, required
+from svcnet.api.errors import (
+    FieldError,
+    GoRaw,
+    Path,
+    forbidden_error,
+    go_quote,
+    invalid,
+    required,
+)
 from svcnet.api.limitranges import pod_requests_and_limits
 from svcnet.api.meta import validate_object_meta, validate_object_meta_update
 from svcnet.api.names import name_is_dns_subdomain
@@ -145,13 +153,20 @@ def _standard_hard(spec: ObjMap) -> list[str]:
     return [k for k in sorted(spec.get("hard") or {}) if _is_standard_quota_resource(k)]
 
 
+def _scopes_value(scopes: Sequence[object]) -> GoRaw:
+    """A ``[]core.ResourceQuotaScope`` as field.Invalid prints it (``%#v``)."""
+    return GoRaw("[]core.ResourceQuotaScope{" + ", ".join(go_quote(str(s)) for s in scopes)
+                 + "}")
+
+
 def _validate_scopes(spec: ObjMap, path: Path) -> list[FieldError]:
-    scopes = [str(s) for s in spec.get("scopes") or []]
-    if not scopes:
+    raw = [str(s) for s in spec.get("scopes") or []]
+    if not raw:
         return []
+    scopes = _scopes_value(raw)
     errs: list[FieldError] = []
     scopes_path = path.child("scopes")
-    for scope in scopes:
+    for scope in raw:
         if scope not in SCOPES:
             errs.append(invalid(scopes_path, scopes, "unsupported scope"))
         for name in _standard_hard(spec):
@@ -159,7 +174,7 @@ def _validate_scopes(spec: ObjMap, path: Path) -> list[FieldError]:
                 errs.append(invalid(scopes_path, scopes, "unsupported scope applied to "
                                                          "resource"))
     errs.extend(invalid(scopes_path, scopes, "conflicting scopes")
-                for pair in _CONFLICTS if pair <= set(scopes))
+                for pair in _CONFLICTS if pair <= set(raw))
     return errs
 
 
@@ -232,7 +247,7 @@ def validate_resource_quota_update(new: ObjMap, old: ObjMap) -> list[FieldError]
             *_validate_scopes(spec, path), *_validate_scope_selector(spec, path)]
     new_scopes = {str(s) for s in spec.get("scopes") or []}
     if new_scopes != {str(s) for s in map_of(old, "spec").get("scopes") or []}:
-        errs.append(invalid(path.child("scopes"), list(spec.get("scopes") or []),
+        errs.append(invalid(path.child("scopes"), _scopes_value(spec.get("scopes") or []),
                             "field is immutable"))
     return errs
 
