@@ -177,25 +177,20 @@ def _validate_ordering(k: str, path: Path, mn: object, mx: object, df: object, d
     """The per-resource checks of ValidateLimitRange, in upstream's order."""
     errs: list[FieldError] = []
     s = quantity_string
-    if mn is not None and mx is not None and _q(mn) > _q(mx):
-        errs.append(invalid(path.child("min").key(k), _shown(mn),
-                            f"min value {s(mn)} is greater than max value {s(mx)}"))
-    if dr is not None and mn is not None and _q(mn) > _q(dr):
-        errs.append(invalid(path.child("defaultRequest").key(k), _shown(dr),
-                            f"min value {s(mn)} is greater than default request value {s(dr)}"))
-    if dr is not None and mx is not None and _q(dr) > _q(mx):
-        errs.append(invalid(path.child("defaultRequest").key(k), _shown(dr),
-                            f"default request value {s(dr)} is greater than max value {s(mx)}"))
-    if dr is not None and df is not None and _q(dr) > _q(df):
-        errs.append(invalid(path.child("defaultRequest").key(k), _shown(dr),
-                            f"default request value {s(dr)} is greater than default limit "
-                            f"value {s(df)}"))
-    if df is not None and mn is not None and _q(mn) > _q(df):
-        errs.append(invalid(path.child("default").key(k), _shown(mn),
-                            f"min value {s(mn)} is greater than default value {s(df)}"))
-    if df is not None and mx is not None and _q(df) > _q(mx):
-        errs.append(invalid(path.child("default").key(k), _shown(mx),
-                            f"default value {s(df)} is greater than max value {s(mx)}"))
+    # (field reported, lower, upper, value reported, message): lower must not exceed upper.
+    pairs = (("min", mn, mx, mn, "min value {a} is greater than max value {b}"),
+             ("defaultRequest", mn, dr, dr, "min value {a} is greater than default request "
+                                            "value {b}"),
+             ("defaultRequest", dr, mx, dr, "default request value {a} is greater than max "
+                                            "value {b}"),
+             ("defaultRequest", dr, df, dr, "default request value {a} is greater than "
+                                            "default limit value {b}"),
+             ("default", mn, df, mn, "min value {a} is greater than default value {b}"),
+             ("default", df, mx, mx, "default value {a} is greater than max value {b}"))
+    for field, lower, upper, shown, message in pairs:
+        if lower is not None and upper is not None and _q(lower) > _q(upper):
+            errs.append(invalid(path.child(field).key(k), _shown(shown),
+                                message.format(a=s(lower), b=s(upper))))
     if ratio is not None and _q(ratio) < 1:
         errs.append(invalid(path.child("maxLimitRequestRatio").key(k), _shown(ratio),
                             f"ratio {s(ratio)} is less than 1"))
@@ -261,29 +256,29 @@ def _min_constraint(limit_type: str, name: str, enforced: object, requests: Mapp
     return None
 
 
+def _above_max(limit_type: str, name: str, enforced: object, values: Mapping[str, Any],
+               what: str) -> str | None:
+    if name in values and _q(values[name]) > _q(enforced):
+        return (f"maximum {name} usage per {limit_type} is {quantity_string(enforced)}, but "
+                f"{what} is {quantity_string(values[name])}")
+    return None
+
+
 def _max_constraint(limit_type: str, name: str, enforced: object, requests: Mapping[str, Any],
                     limits: Mapping[str, Any]) -> str | None:
-    e = quantity_string(enforced)
     if name not in limits:
-        return f"maximum {name} usage per {limit_type} is {e}.  No limit is specified"
-    if _q(limits[name]) > _q(enforced):
-        return (f"maximum {name} usage per {limit_type} is {e}, but limit is "
-                f"{quantity_string(limits[name])}")
-    if name in requests and _q(requests[name]) > _q(enforced):
-        return (f"maximum {name} usage per {limit_type} is {e}, but request is "
-                f"{quantity_string(requests[name])}")
-    return None
+        return (f"maximum {name} usage per {limit_type} is {quantity_string(enforced)}.  No "
+                f"limit is specified")
+    return (_above_max(limit_type, name, enforced, limits, "limit")
+            or _above_max(limit_type, name, enforced, requests, "request"))
 
 
 def _max_request_constraint(limit_type: str, name: str, enforced: object,
                             requests: Mapping[str, Any]) -> str | None:
-    e = quantity_string(enforced)
     if name not in requests:
-        return f"maximum {name} usage per {limit_type} is {e}.  No request is specified"
-    if _q(requests[name]) > _q(enforced):
-        return (f"maximum {name} usage per {limit_type} is {e}, but request is "
-                f"{quantity_string(requests[name])}")
-    return None
+        return (f"maximum {name} usage per {limit_type} is {quantity_string(enforced)}.  No "
+                f"request is specified")
+    return _above_max(limit_type, name, enforced, requests, "request")
 
 
 def _ratio_constraint(limit_type: str, name: str, enforced: object,

@@ -79,6 +79,7 @@ __all__ = [
     "calculate_status",
     "charge",
     "count_name",
+    "increases_usage",
     "matches_scopes",
     "pretty",
     "tracked_resources",
@@ -511,6 +512,15 @@ class Charge:
     (by quota name), or nothing to write."""
 
     used: dict[str, dict[str, str]]
+
+
+def increases_usage(group: str, resource: str, new: ObjMap, old: ObjMap, now: datetime
+                    ) -> bool:
+    """Whether an update counts for more than the object it replaces (nothing to charge
+    otherwise: the admission need not read the quotas)."""
+    before = usage(group, resource, old, now)
+    return any(v > before.get(k, Fraction(0)) for k, v in usage(group, resource, new,
+                                                                now).items())
 
 
 def charge(quotas: Sequence[ObjMap], group: str, resource: str, name: str, obj: ObjMap,

@@ -13,7 +13,9 @@ that then fails leaves the quota over-counted until the quota controller recalcu
 as upstream. A dry run is checked and charges nothing. Status updates, subresources and
 cluster-scoped objects are not charged; of updates only Services' and claims' are (a pod's
 resources cannot change, and object counts only grow on create), as upstream's evaluators
-handle them.
+handle them, and only those that count for more than the object they replace: the quotas are
+not read for the others (upstream reads them from an informer, and would still refuse such an
+update when a matching quota's usage is unknown; here it passes).
 """
 
 from __future__ import annotations
@@ -42,8 +44,11 @@ class QuotaAdmission:
     async def charge(self, attrs: AdmissionAttributes, dry_run: bool) -> None:
         if not attrs.namespace or attrs.subresource:
             return
-        if attrs.operation == "update" and (attrs.group, attrs.resource) not in _CHARGED_UPDATES:
-            return
+        if attrs.operation == "update" and (
+                (attrs.group, attrs.resource) not in _CHARGED_UPDATES or attrs.old is None
+                or not resourcequotas.increases_usage(attrs.group, attrs.resource, attrs.new,
+                                                      attrs.old, self._clock.now())):
+            return  # e.g. a Service patched without a new port or type: nothing to charge
         registry = self._quotas()
         for _ in range(_RETRIES):
             quotas = (await registry.list(attrs.namespace)).items
