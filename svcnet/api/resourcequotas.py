@@ -80,6 +80,7 @@ __all__ = [
     "charge",
     "count_name",
     "increases_usage",
+    "is_counted",
     "matches_scopes",
     "pretty",
     "tracked_resources",
@@ -523,10 +524,15 @@ def increases_usage(group: str, resource: str, new: ObjMap, old: ObjMap, now: da
                                                                 now).items())
 
 
+def is_counted(group: str, resource: str) -> bool:
+    """Whether quotas count objects of this resource at all (not Events)."""
+    return (group, resource) not in _IGNORED
+
+
 def charge(quotas: Sequence[ObjMap], group: str, resource: str, name: str, obj: ObjMap,
            old: ObjMap | None, now: datetime) -> Charge:
     """CheckRequest over ``quotas`` for a create (``old`` None) or an update. Raises the 403."""
-    if (group, resource) in _IGNORED:
+    if not is_counted(group, resource):
         return Charge({})
     qualified = f"{resource}.{group}" if group else resource
     interesting: list[ObjMap] = []

@@ -10,7 +10,8 @@ Another write that charged the quota in between (in this process, another API wo
 compare-and-swap; the quotas are then read again and the check repeated, so two writes never
 both take the last unit of a quota. The object is stored only after its charge is; a write
 that then fails leaves the quota over-counted until the quota controller recalculates it,
-as upstream. A dry run is checked and charges nothing. Status updates, subresources and
+as upstream. A dry run is checked and charges nothing. Events are never counted, so their
+creates read no quota. Status updates, subresources and
 cluster-scoped objects are not charged; of updates only Services' and claims' are (a pod's
 resources cannot change, and object counts only grow on create), as upstream's evaluators
 handle them, and only those that count for more than the object they replace: the quotas are
@@ -42,7 +43,8 @@ class QuotaAdmission:
         self._clock = clock
 
     async def charge(self, attrs: AdmissionAttributes, dry_run: bool) -> None:
-        if not attrs.namespace or attrs.subresource:
+        if (not attrs.namespace or attrs.subresource
+                or not resourcequotas.is_counted(attrs.group, attrs.resource)):
             return
         if attrs.operation == "update" and (
                 (attrs.group, attrs.resource) not in _CHARGED_UPDATES or attrs.old is None
