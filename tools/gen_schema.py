@@ -32,6 +32,8 @@ KINDS = {
     "v1/Pod": "V1Pod",
     "v1/Node": "V1Node",
     "v1/Namespace": "V1Namespace",
+    "v1/LimitRange": "V1LimitRange",
+    "v1/ResourceQuota": "V1ResourceQuota",
     "v1/Endpoints": "V1Endpoints",
     "v1/Event": "CoreV1Event",
     "v1/Binding": "V1Binding",

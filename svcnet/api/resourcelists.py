@@ -43,6 +43,8 @@ from svcnet.api.meta import IS_NEGATIVE_ERROR_MSG
 from svcnet.api.names import is_qualified_name
 
 __all__ = [
+    "format_quantity",
+    "is_binary_quantity",
     "is_extended_resource_name",
     "is_integer_resource_name",
     "milli_value",
@@ -50,8 +52,10 @@ __all__ = [
     "quantities_equal",
     "quantity_binary",
     "quantity_decimal",
+    "quantity_string",
     "validate_container_resource_name",
     "validate_overhead",
+    "validate_resource_name",
     "validate_resource_quantity_value",
 ]
 
@@ -142,6 +146,29 @@ def quantity_binary(value: int) -> str:
     return f"{'-' if value < 0 else ''}{n}{suffix}"
 
 
+def format_quantity(value: Fraction, *, binary: bool = False) -> str:
+    """A quantity's value as ``Quantity.String()`` writes it: a whole number of bytes in
+    BinarySI (:func:`quantity_binary`) when ``binary``, else DecimalSI to the nano, rounded up
+    as apimachinery rounds (:func:`quantity_decimal`)."""
+    if binary and value.denominator == 1:
+        return quantity_binary(int(value))
+    return quantity_decimal(math.ceil(value * 10**9), -9)
+
+
+def is_binary_quantity(raw: object) -> bool:
+    """Whether a quantity's text is in BinarySI (``64Mi``): the format its sums keep."""
+    return isinstance(raw, str) and raw.rstrip("0123456789.").endswith("i")
+
+
+def quantity_string(raw: object) -> str:
+    """``Quantity.String()`` of a quantity as given: its canonical form (``2000m`` is ``2``,
+    ``1024Mi`` is ``1Gi``); text that is no quantity is returned as it is."""
+    q = parse_quantity(raw)
+    if q is None:
+        return _shown(raw)
+    return format_quantity(q, binary=is_binary_quantity(raw))
+
+
 def milli_value(q: Fraction) -> int:
     """Quantity.MilliValue: thousandths, rounded up (``12345n`` is ``1``)."""
     return math.ceil(q * 1000)
@@ -194,15 +221,23 @@ def validate_resource_quantity_value(name: str, raw: object, path: Path) -> list
     return errs
 
 
-def validate_container_resource_name(name: str, path: Path) -> list[FieldError]:
-    """validateContainerResourceName, after validateResourceName."""
+def validate_resource_name(name: str, path: Path) -> list[FieldError]:
+    """validateResourceName: a qualified name; an unprefixed one a standard resource."""
     errs = [invalid(path, name, m) for m in is_qualified_name(name)]  # ValidateQualifiedName
     if errs:
         return errs
+    if "/" not in name and not _is_standard_resource_name(name):
+        errs.append(invalid(path, name, "must be a standard resource type or fully qualified"))
+    return errs
+
+
+def validate_container_resource_name(name: str, path: Path) -> list[FieldError]:
+    """validateContainerResourceName, after validateResourceName."""
+    errs = [invalid(path, name, m) for m in is_qualified_name(name)]
+    if errs:
+        return errs
+    errs = validate_resource_name(name, path)
     if "/" not in name:
-        if not _is_standard_resource_name(name):
-            errs.append(invalid(path, name, "must be a standard resource type or fully "
-                                            "qualified"))
         if name not in _STANDARD_CONTAINER_RESOURCES and not _is_huge_page(name):
             errs.append(invalid(path, name, "must be a standard resource for containers"))
     elif not _is_native_resource(name) and not is_extended_resource_name(name):

@@ -100,6 +100,7 @@ from svcnet.apiserver.join import JoinService, ensure_join_token
 from svcnet.apiserver.loopback import Loopback
 from svcnet.apiserver.metricsapi import DEFAULT_RESOLUTION, MetricsScraper
 from svcnet.apiserver.nodeclient import NodeClient
+from svcnet.apiserver.quota import QuotaAdmission
 from svcnet.apiserver.rbac import RBAC
 from svcnet.apiserver.satokens import TokenIssuer
 from svcnet.apiserver.workers import (
@@ -118,7 +119,7 @@ from svcnet.registry import versions
 from svcnet.registry.autoscaling import HorizontalPodAutoscalerStrategy
 from svcnet.registry.batch import CronJobStrategy, JobStrategy
 from svcnet.registry.configs import ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy
-from svcnet.registry.generic import Registry
+from svcnet.registry.generic import Registry, Strategy
 from svcnet.registry.lb_ipam import LoadBalancerIPAM
 from svcnet.registry.namespaces import NamespaceRegistry
 from svcnet.registry.networking import (
@@ -129,6 +130,7 @@ from svcnet.registry.networking import (
     ServiceCIDRStrategy,
 )
 from svcnet.registry.policy import PodDisruptionBudgetStrategy
+from svcnet.registry.quotas import LimitRangeStrategy, ResourceQuotaStrategy
 from svcnet.registry.rbac import (
     ClusterRoleBindingStrategy,
     ClusterRoleStrategy,
@@ -190,6 +192,8 @@ class ServerConfig:
     #: The horizontal pod autoscaler's period and downscale window (controllers only).
     hpa_sync_period: float = 15.0
     hpa_downscale_stabilization: timedelta = timedelta(minutes=5)
+    #: The resource quota controller's full recalculation period (controllers only).
+    quota_sync_period: float = 300.0
     repair_interval: float = 180.0
     #: TLS towards an etcd store (``--etcd-cafile``, ``--etcd-certfile``, ``--etcd-keyfile``).
     etcd_tls: EtcdTLS | None = None
@@ -529,10 +533,11 @@ class APIServer:
     # -- wiring -----------------------------------------------------------------------------
 
     def _serve_resources(self) -> list[Served]:
-        strategies = {
+        quota = QuotaAdmission(lambda: self.registries["resourcequotas"], self.clock)
+        strategies: dict[tuple[str, str], Strategy] = {
             ("", "services"): ServiceStrategy(self.allocators, self.lb),
             ("", "pods"): PodStrategy(self._service_account, self._runtime_class,
-                                      self._priority_classes),
+                                      self._priority_classes, self._limit_ranges),
             ("", "nodes"): NodeStrategy(),
             ("", "namespaces"): NamespaceStrategy(),
             ("", "endpoints"): EndpointsStrategy(),
@@ -562,7 +567,9 @@ class APIServer:
             (autoscaling.GROUP, "horizontalpodautoscalers"): HorizontalPodAutoscalerStrategy(),
             ("", "persistentvolumes"): PersistentVolumeStrategy(),
             ("", "persistentvolumeclaims"): PersistentVolumeClaimStrategy(
-                self._storage_classes),
+                self._storage_classes, self._limit_ranges),
+            ("", "limitranges"): LimitRangeStrategy(),
+            ("", "resourcequotas"): ResourceQuotaStrategy(),
             (storageclasses.GROUP, "storageclasses"): StorageClassStrategy(),
             (rbac.GROUP, "roles"): RoleStrategy(self._check_escalation),
             (rbac.GROUP, "clusterroles"): ClusterRoleStrategy(self._check_escalation),
@@ -588,7 +595,8 @@ class APIServer:
                     PriorityClassRegistry(self.store, strategy, clock=self.clock,
                                           admit=admission.admit)
                     if isinstance(strategy, PriorityClassStrategy) else
-                    Registry(self.store, strategy, clock=self.clock, admit=admission.admit))
+                    Registry(self.store, strategy, clock=self.clock, admit=admission.admit,
+                             charge=quota.charge if strategy.namespaced else None))
                 self.registries[key] = registry
             served.append(Served(res.group, res.version, res.resource, res.kind,
                                  res.namespaced, registry,
@@ -610,6 +618,9 @@ class APIServer:
     async def _priority_classes(self) -> list[dict[str, Any]]:
         page = await self.registries[f"priorityclasses.{priorityclasses.GROUP}"].list("")
         return page.items
+
+    async def _limit_ranges(self, namespace: str) -> list[dict[str, Any]]:
+        return (await self.registries["limitranges"].list(namespace)).items
 
     async def _storage_classes(self) -> list[dict[str, Any]]:
         page = await self.registries[f"storageclasses.{storageclasses.GROUP}"].list("")
@@ -703,7 +714,8 @@ class APIServer:
             ControllerConfig(self.config.cluster_cidr, self.config.node_grace, self._ca_pem,
                              hpa_sync_period=self.config.hpa_sync_period,
                              hpa_downscale_stabilization=(
-                                 self.config.hpa_downscale_stabilization)),
+                                 self.config.hpa_downscale_stabilization),
+                             quota_sync_period=self.config.quota_sync_period),
             clock=self.clock)
         self.controller_manager.start()
 

@@ -38,6 +38,7 @@ from typing import Any
 from svcnet.api import autoscalingv1
 from svcnet.api.access import as_dict as _dict, as_int as _int, as_list as _list, as_str as _str
 from svcnet.api.labels import SelectorError, selector_from_label_selector
+from svcnet.api.resourcelists import quantity_string
 from svcnet.api.storageclasses import is_default_class
 from svcnet.apiserver.discovery import parse_accept
 from svcnet.util.clock import parse_time
@@ -594,6 +595,15 @@ _PERSISTENT_VOLUME_CLAIM_COLUMNS = (
     _AGE,
     Column("VolumeMode", priority=1, description="volumeMode defines what type of volume is "
                                                  "required by the claim."),
+)
+#: printResourceQuota.
+_RESOURCE_QUOTA_COLUMNS = (
+    _NAME,
+    _AGE,
+    Column("Request", description="Request represents a minimum amount of cpu/memory that a "
+                                  "container may consume."),
+    Column("Limit", description="Limits control the maximum amount of cpu/memory that a "
+                                "container may use independent of contention on the node."),
 )
 #: ``rest.DefaultTableConvertor``: what the apiserver prints for kinds without a printer.
 _DEFAULT_COLUMNS = (
@@ -1329,6 +1339,21 @@ def _print_persistent_volume_claim(pvc: Obj, now: datetime) -> list[Cell]:
             mode if isinstance(mode, str) else "<unset>"]
 
 
+def _print_resource_quota(quota: Obj, now: datetime) -> list[Cell]:
+    """``<resource>: <used>/<hard>`` for each hard resource in name order, those named
+    ``limits.*`` in the LIMIT column, the rest in REQUEST."""
+    status = _dict(quota.get("status"))
+    hard, used = _dict(status.get("hard")), _dict(status.get("used"))
+    request: list[str] = []
+    limit: list[str] = []
+    for name in sorted(hard):
+        pieces = name.split(".")
+        column = limit if len(pieces) > 1 and pieces[0] == "limits" else request
+        shown = quantity_string(used[name]) if name in used else "0"
+        column.append(f"{name}: {shown}/{quantity_string(hard[name])}")
+    return [_name(quota), _age(quota, now), ", ".join(request), ", ".join(limit)]
+
+
 def _print_default(obj: Obj, now: datetime) -> list[Cell]:
     created = parse_time(_get(obj, "metadata", "creationTimestamp"))
     # Go formats the zero time when unset; seconds precision in UTC, RFC 3339.
@@ -1363,6 +1388,9 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
     ("", "Secret"): _Printer(_SECRET_COLUMNS, _print_secret),
     ("", "ServiceAccount"): _Printer(_SERVICE_ACCOUNT_COLUMNS, _print_service_account),
     ("", "PersistentVolume"): _Printer(_PERSISTENT_VOLUME_COLUMNS, _print_persistent_volume),
+    # printLimitRange prints what the default convertor prints.
+    ("", "LimitRange"): _Printer(_DEFAULT_COLUMNS, _print_default),
+    ("", "ResourceQuota"): _Printer(_RESOURCE_QUOTA_COLUMNS, _print_resource_quota),
     ("", "PersistentVolumeClaim"): _Printer(_PERSISTENT_VOLUME_CLAIM_COLUMNS,
                                             _print_persistent_volume_claim),
     ("discovery.k8s.io", "EndpointSlice"): _Printer(_ENDPOINT_SLICE_COLUMNS,

@@ -106,6 +106,9 @@ def validate(files: tuple[Path, ...], strict: bool) -> None:
 @click.option("--horizontal-pod-autoscaler-downscale-stabilization", "hpa_downscale",
               default=300.0, show_default=True, type=click.FloatRange(min=0),
               help="Seconds of recommendations an HPA's scale-down waits to agree.")
+@click.option("--resource-quota-sync-period", "quota_sync_period", default=300.0,
+              show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds between two recalculations of each ResourceQuota's usage.")
 @click.option("--read-header-timeout", default=32.0, show_default=True,
               type=click.FloatRange(min=0.1),
               help="Seconds a connection may take to send a request head, or stay idle.")
@@ -136,7 +139,7 @@ def server(data_dir: Path, listen: str, store_url: str, etcd_cafile: Path | None
            service_cidrs: tuple[str, ...],
            node_port_range: str, lb_pools: tuple[str, ...], advertise_address: str,
            cluster_cidr: str, node_grace: float, hpa_sync_period: float,
-           hpa_downscale: float, read_header_timeout: float,
+           hpa_downscale: float, quota_sync_period: float, read_header_timeout: float,
            max_connections: int, leader_elect: bool, compaction_interval: float,
            metric_resolution: float, workers: int, worker_index: int,
            worker_parent: int, listen_fds: str, loopback_fd: int | None,
@@ -171,6 +174,7 @@ def server(data_dir: Path, listen: str, store_url: str, etcd_cafile: Path | None
                               node_grace=timedelta(seconds=node_grace),
                               hpa_sync_period=hpa_sync_period,
                               hpa_downscale_stabilization=timedelta(seconds=hpa_downscale),
+                              quota_sync_period=quota_sync_period,
                               read_header_timeout=read_header_timeout,
                               max_connections=max_connections, leader_elect=leader_elect,
                               compaction_interval=compaction_interval,

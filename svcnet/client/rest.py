@@ -179,6 +179,7 @@ ENDPOINTSLICES: Final = GVR("discovery.k8s.io", "v1", "endpointslices", "Endpoin
 LEASES: Final = GVR("coordination.k8s.io", "v1", "leases", "Lease")
 CONFIGMAPS: Final = GVR("", "v1", "configmaps", "ConfigMap")
 SECRETS: Final = GVR("", "v1", "secrets", "Secret")
+RESOURCEQUOTAS: Final = GVR("", "v1", "resourcequotas", "ResourceQuota")
 SERVICEACCOUNTS: Final = GVR("", "v1", "serviceaccounts", "ServiceAccount")
 PERSISTENTVOLUMES: Final = GVR("", "v1", "persistentvolumes", "PersistentVolume",
                                namespaced=False)

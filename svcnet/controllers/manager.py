@@ -36,6 +36,10 @@ from svcnet.controllers.podautoscaler import HorizontalController
 from svcnet.controllers.podautoscaler.horizontal import SYNC_PERIOD
 from svcnet.controllers.podautoscaler.normalize import DOWNSCALE_STABILIZATION
 from svcnet.controllers.replicaset import ReplicaSetController
+from svcnet.controllers.resourcequota import (
+    SYNC_PERIOD as QUOTA_SYNC_PERIOD,
+    ResourceQuotaController,
+)
 from svcnet.controllers.rootcacert import RootCACertPublisher
 from svcnet.controllers.scheduler import Scheduler
 from svcnet.controllers.serviceaccounts import ServiceAccountsController
@@ -63,6 +67,8 @@ class ControllerConfig:
     #: --horizontal-pod-autoscaler-sync-period and -downscale-stabilization.
     hpa_sync_period: float = SYNC_PERIOD
     hpa_downscale_stabilization: timedelta = DOWNSCALE_STABILIZATION
+    #: --resource-quota-sync-period.
+    quota_sync_period: float = QUOTA_SYNC_PERIOD
 
 
 ENDPOINT_SYNCS = 5
@@ -113,6 +119,8 @@ class ControllerManager:
               if config.root_ca_pem else []),
             ServiceAccountsController.from_client(client, clock=clock, informers=informers),
             NamespaceController.from_client(client, clock=clock, informers=informers),
+            ResourceQuotaController.from_client(client, clock=clock, informers=informers,
+                                                sync_period=config.quota_sync_period),
             PersistentVolumeBinder.from_client(client, clock=clock, informers=informers),
             LocalPathProvisioner.from_client(client, clock=clock, informers=informers),
         ]

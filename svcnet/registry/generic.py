@@ -225,6 +225,11 @@ class AdmissionAttributes:
 Admit = Callable[[AdmissionAttributes], None]
 """Validating admission: raises a StatusError to refuse a write."""
 
+Charge = Callable[[AdmissionAttributes, bool], Awaitable[None]]
+"""Validating admission that writes (the ResourceQuota admission's charge): the last step
+before a create or an update (not a status update) is stored, given the write and whether it
+is a dry run; raises a StatusError to refuse it."""
+
 
 def _same_ignoring_managed_fields(a: Obj, b: Obj) -> bool:
     def strip(o: Obj) -> Obj:
@@ -286,10 +291,11 @@ class Registry:
     def __init__(self, store: Store, strategy: Strategy, *, clock: Clock | None = None,
                  rng: random.Random | None = None,
                  uid_factory: Callable[[], str] | None = None,
-                 admit: Admit | None = None) -> None:
+                 admit: Admit | None = None, charge: Charge | None = None) -> None:
         self.store = store
         self.strategy = strategy
         self.admit = admit
+        self.charge = charge
         self.clock = clock or RealClock()
         self.rng = rng or random.Random()
         self.new_uid = uid_factory or (lambda: str(uuid.uuid4()))
@@ -409,6 +415,9 @@ class Registry:
             obj, encoded = await offload.run(self._checked_create, namespace, obj,
                                              before_write)
             name = self._name_of(obj)
+            if self.charge is not None:
+                await self.charge(self._attributes("create", namespace, name, None, obj),
+                                  dry_run)
             if dry_run:
                 if await self.store.get(self.key(namespace, name)) is not None:
                     raise errors.already_exists(self.strategy.resource, name,
@@ -482,12 +491,15 @@ class Registry:
             raise too_large_to_store(len(encoded))
         return new, encoded
 
+    def _attributes(self, operation: str, namespace: str, name: str, old: Obj | None,
+                    new: Obj, subresource: str = "") -> AdmissionAttributes:
+        return AdmissionAttributes(operation, self.strategy.group, self.strategy.resource,
+                                   subresource, namespace, name, old, new)
+
     def _admit(self, operation: str, subresource: str, namespace: str, name: str,
                old: Obj | None, new: Obj) -> None:
         if self.admit is not None:
-            self.admit(AdmissionAttributes(operation, self.strategy.group,
-                                           self.strategy.resource, subresource, namespace,
-                                           name, old, new))
+            self.admit(self._attributes(operation, namespace, name, old, new, subresource))
 
     async def update(self, namespace: str, name: str, obj: Obj, *, dry_run: bool = False,
                      status_only: bool = False, before_write: BeforeWrite | None = None,
@@ -533,6 +545,8 @@ class Registry:
                 success = True  # a no-op keeps the resourceVersion and writes nothing
                 return old
             new, encoded = checked
+            if self.charge is not None and not status_only:
+                await self.charge(self._attributes("update", namespace, name, old, new), dry_run)
             if dry_run:
                 success = True
                 return new

@@ -14,12 +14,14 @@ from typing import Any, ClassVar
 from svcnet.allocators.operation import Operation
 from svcnet.api import endpointslices, namespaces, nodes, pods, runtimeclasses
 from svcnet.api.errors import FieldError, Path
+from svcnet.api.limitranges import check_pod_limits, default_pod_limits
 from svcnet.api.meta import validate_object_meta, validate_object_meta_update
 from svcnet.api.names import name_is_dns_subdomain
 from svcnet.api.podaccount import admit_pod_service_account
 from svcnet.api.podpriority import admit_pod_priority, keep_pod_priority
 from svcnet.api.podruntimeclass import admit_pod_runtime_class
 from svcnet.registry.generic import BaseStrategy
+from svcnet.registry.quotas import LimitRangeLister
 from svcnet.registry.scheduling import PriorityClassLister
 from svcnet.util import offload
 
@@ -39,24 +41,32 @@ class PodStrategy(BaseStrategy):
 
     def __init__(self, service_account: AccountLookup | None = None,
                  runtime_class: RuntimeClassLookup | None = None,
-                 priority_classes: PriorityClassLister | None = None) -> None:
+                 priority_classes: PriorityClassLister | None = None,
+                 limit_ranges: LimitRangeLister | None = None) -> None:
         #: How the ServiceAccount admission finds a pod's account (None: no admission).
         self._service_account = service_account
         #: How the RuntimeClass admission finds a pod's class (None: no admission).
         self._runtime_class = runtime_class
         #: How the Priority admission lists PriorityClasses (None: no admission).
         self._priority_classes = priority_classes
+        #: How the LimitRanger admission lists a namespace's LimitRanges (None: no admission).
+        self._limit_ranges = limit_ranges
 
     def default(self, obj: Obj) -> Obj:
         return pods.set_defaults_pod(obj)
 
     async def begin_create(self, op: Operation, obj: Obj) -> Obj:
-        """The ServiceAccount, Priority and RuntimeClass admissions (mutating, so before
-        validation), in kube-apiserver's plugin order."""
-        meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+        """The LimitRanger, ServiceAccount, Priority and RuntimeClass admissions (mutating, so
+        before validation), in kube-apiserver's plugin order, then the LimitRanger's
+        validating half (which upstream runs after the pod's validation)."""
+        meta = obj.get("metadata") or {}
         # Admission names the pod as its request did (upstream admits before generateName).
         requested = meta.get("name") if op.requested_name is None else op.requested_name
         pod_name = str(requested or meta.get("generateName") or "Unknown")
+        limit_ranges = (await self._limit_ranges(str(meta.get("namespace") or ""))
+                        if self._limit_ranges is not None else [])
+        obj = default_pod_limits(obj, limit_ranges)
+        spec = obj.get("spec") or {}
         if self._service_account is not None:
             name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
             account = await self._service_account(str(meta.get("namespace") or ""), str(name))
@@ -68,6 +78,7 @@ class PodStrategy(BaseStrategy):
             class_name = spec.get("runtimeClassName")
             found = None if class_name is None else await self._runtime_class(str(class_name))
             obj = admit_pod_runtime_class(obj, found, pod_name)
+        check_pod_limits(obj, limit_ranges, pod_name)
         return obj
 
     async def begin_update(self, op: Operation, new: Obj, old: Obj) -> Obj:

@@ -19,9 +19,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from svcnet.allocators.operation import Operation
-from svcnet.api import storageclasses, volumes
+from svcnet.api import limitranges, storageclasses, volumes
 from svcnet.api.errors import FieldError
 from svcnet.registry.generic import BaseStrategy
+from svcnet.registry.quotas import LimitRangeLister
 
 __all__ = ["PersistentVolumeClaimStrategy", "PersistentVolumeStrategy", "StorageClassLister",
            "StorageClassStrategy"]
@@ -71,12 +72,22 @@ class PersistentVolumeClaimStrategy(_VolumeStrategy):
     resource: ClassVar[str] = "persistentvolumeclaims"
     finalizer: ClassVar[str] = volumes.PROTECTION_PVC
 
-    def __init__(self, storage_classes: StorageClassLister | None = None) -> None:
+    def __init__(self, storage_classes: StorageClassLister | None = None,
+                 limit_ranges: LimitRangeLister | None = None) -> None:
         #: How the DefaultStorageClass admission lists classes (None: no admission).
         self._storage_classes = storage_classes
+        #: How the LimitRanger admission lists a namespace's LimitRanges (None: none).
+        self._limit_ranges = limit_ranges
 
     async def begin_create(self, op: Operation, obj: Obj) -> Obj:
-        """DefaultStorageClass, then StorageObjectInUseProtection."""
+        """LimitRanger (its checks: claims get no defaults), DefaultStorageClass, then
+        StorageObjectInUseProtection."""
+        if self._limit_ranges is not None:
+            meta = obj.get("metadata") or {}
+            requested = meta.get("name") if op.requested_name is None else op.requested_name
+            limitranges.admit_claim_limits(
+                obj, await self._limit_ranges(str(meta.get("namespace") or "")),
+                str(requested or meta.get("generateName") or "Unknown"))
         if self._storage_classes is not None and not storageclasses.claim_has_class(obj):
             obj = storageclasses.admit_claim_default_class(obj, await self._storage_classes())
         return await super().begin_create(op, obj)

@@ -173,6 +173,26 @@ def test_the_worker_serves_and_the_controllers_see_its_writes(server: Cluster) -
         code, doc = api.call("GET", f"{SVC_PATH}/w-{i}")
         assert (code, doc["metadata"]["labels"]["u"]) == (200, str(i))
 
+    # A ResourceQuota holds across both processes: 12 pods created at once, each on a
+    # connection of its own, against pods: 5; the quota's resourceVersion precondition lets
+    # exactly 5 through, whichever process admitted them.
+    ns = f"quota-{uuid.uuid4().hex[:8]}"
+    assert api.call("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})[0] == 201
+    quotas = f"/api/v1/namespaces/{ns}/resourcequotas"
+    assert api.call("POST", quotas, {"metadata": {"name": "q"},
+                                     "spec": {"hard": {"pods": "5"}}})[0] == 201
+    wait_for(lambda: api.call("GET", f"{quotas}/q")[1].get("status", {}).get("used")
+             == {"pods": "0"}, "the quota controller's status", timeout=30)
+    pod = {"metadata": {"generateName": "p-"},
+           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda _: api.call("POST", f"/api/v1/namespaces/{ns}/pods",
+                                                   pod), range(12)))
+    assert sorted(code for code, _ in answers) == [201] * 5 + [403] * 7, answers
+    assert all("exceeded quota: q, requested: pods=1, used: pods=5, limited: pods=5"
+               in doc["message"] for code, doc in answers if code == 403), answers
+    assert api.call("GET", f"{quotas}/q")[1]["status"]["used"] == {"pods": "5"}
+
 
 def test_a_dead_worker_is_replaced_and_workers_die_with_their_server(tmp_path: Path) -> None:
     proc = start_server(tmp_path, "--workers", "2")

@@ -40,6 +40,8 @@ KUBECTL_NAMES = [
     ("apps", "daemonsets", ["ds"], ["all"]),
     ("apps", "statefulsets", ["sts"], ["all"]),
     ("", "replicationcontrollers", ["rc"], ["all"]),
+    ("", "limitranges", ["limits"], []),
+    ("", "resourcequotas", ["quota"], []),
     ("events.k8s.io", "events", ["ev"], []),
     ("discovery.k8s.io", "endpointslices", [], []),
     ("coordination.k8s.io", "leases", [], []),
@@ -102,7 +104,10 @@ def test_catalogue_lookups() -> None:
     assert status is not None
     assert deploy.subresource_gvk(status) == ("apps", "v1", "Deployment")
     assert resources.by_kind("events.k8s.io/v1", "Event") is not resources.by_kind("v1", "Event")
-    assert resources.by_resource("", "v1", "limitranges") is None
+    assert resources.by_resource("", "v1", "podtemplates") is None
+    quota = resources.by_resource("", "v1", "resourcequotas")
+    assert quota is not None and quota.short_names == ("quota",)
+    assert quota.subresource("status") is not None
     sts = resources.by_kind("apps/v1", "StatefulSet")
     assert sts is not None and sts.subresource("scale") is not None
     ds = resources.by_kind("apps/v1", "DaemonSet")
@@ -243,13 +248,13 @@ def test_legacy_core_resource_list_shape() -> None:
     assert (doc["kind"], doc["apiVersion"], doc["groupVersion"]) == (
         "APIResourceList", "v1", "v1")
     assert [e["name"] for e in doc["resources"]] == [
-        "configmaps", "endpoints", "events", "namespaces", "namespaces/finalize",
+        "configmaps", "endpoints", "events", "limitranges", "namespaces", "namespaces/finalize",
         "namespaces/status", "nodes", "nodes/status", "persistentvolumeclaims",
         "persistentvolumeclaims/status", "persistentvolumes", "persistentvolumes/status",
         "pods", "pods/attach", "pods/binding", "pods/eviction", "pods/exec", "pods/log",
             "pods/portforward",
         "pods/status", "replicationcontrollers", "replicationcontrollers/scale",
-        "replicationcontrollers/status", "secrets",
+        "replicationcontrollers/status", "resourcequotas", "resourcequotas/status", "secrets",
         "serviceaccounts", "serviceaccounts/token", "services", "services/status"]
     assert _legacy_entry("", "v1", "services") == {
         "name": "services", "singularName": "service", "namespaced": True, "kind": "Service",
@@ -314,9 +319,9 @@ def test_aggregated_api_has_only_the_core_group_without_a_name() -> None:
     assert [v["version"] for v in core["versions"]] == ["v1"]
     assert core["versions"][0]["freshness"] == "Current"
     assert [r["resource"] for r in core["versions"][0]["resources"]] == [
-        "configmaps", "endpoints", "events", "namespaces", "nodes", "persistentvolumeclaims",
-        "persistentvolumes", "pods", "replicationcontrollers", "secrets", "serviceaccounts",
-        "services"]
+        "configmaps", "endpoints", "events", "limitranges", "namespaces", "nodes",
+        "persistentvolumeclaims", "persistentvolumes", "pods", "replicationcontrollers",
+        "resourcequotas", "secrets", "serviceaccounts", "services"]
 
 
 def test_aggregated_apis_lists_named_groups_in_order() -> None:

@@ -1,0 +1,77 @@
+"""The ResourceQuota admission's charge: a write's usage added to its namespace's quotas in
+the store before the write itself is stored.
+
+Theory of operation, after ``plugin/pkg/admission/resourcequota/controller.go``: the
+pure check (:func:`svcnet.api.resourcequotas.charge`) runs over the namespace's quotas as
+read now; when it admits the write and the write counts against some of them, each such
+quota's new ``status.used`` is written with the quota's resourceVersion as a precondition.
+Another write that charged the quota in between (in this process, another API worker of
+``--workers`` or another server on the same store) makes that write fail on the store's
+compare-and-swap; the quotas are then read again and the check repeated, so two writes never
+both take the last unit of a quota. The object is stored only after its charge is; a write
+that then fails leaves the quota over-counted until the quota controller recalculates it,
+as upstream. A dry run is checked and charges nothing. Events are never counted, so their
+creates read no quota. Status updates, subresources and
+cluster-scoped objects are not charged; of updates only Services' and claims' are (a pod's
+resources cannot change, and object counts only grow on create), as upstream's evaluators
+handle them, and only those that count for more than the object they replace: the quotas are
+not read for the others (upstream reads them from an informer, and would still refuse such an
+update when a matching quota's usage is unknown; here it passes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from svcnet.api import errors, resourcequotas
+from svcnet.api.errors import StatusError
+from svcnet.registry.generic import AdmissionAttributes, Registry
+from svcnet.util import offload
+from svcnet.util.clock import Clock
+
+__all__ = ["QuotaAdmission"]
+
+_RETRIES = 10
+#: Resources whose updates are charged (the evaluators that handle updates).
+_CHARGED_UPDATES = frozenset({("", "services"), ("", "persistentvolumeclaims")})
+
+
+class QuotaAdmission:
+    def __init__(self, quotas: Callable[[], Registry], clock: Clock) -> None:
+        #: The ResourceQuota registry (looked up late: it is built with the others).
+        self._quotas = quotas
+        self._clock = clock
+
+    async def charge(self, attrs: AdmissionAttributes, dry_run: bool) -> None:
+        if (not attrs.namespace or attrs.subresource
+                or not resourcequotas.is_counted(attrs.group, attrs.resource)):
+            return
+        if attrs.operation == "update" and (
+                (attrs.group, attrs.resource) not in _CHARGED_UPDATES or attrs.old is None
+                or not resourcequotas.increases_usage(attrs.group, attrs.resource, attrs.new,
+                                                      attrs.old, self._clock.now())):
+            return  # e.g. a Service patched without a new port or type: nothing to charge
+        registry = self._quotas()
+        for _ in range(_RETRIES):
+            quotas = (await registry.list(attrs.namespace)).items
+            if not quotas:
+                return
+            result = await offload.run(resourcequotas.charge, quotas, attrs.group,
+                                       attrs.resource, attrs.name, attrs.new, attrs.old,
+                                       self._clock.now())
+            if dry_run or not result.used:
+                return
+            by_name = {q["metadata"]["name"]: q for q in quotas}
+            try:
+                for name, used in result.used.items():
+                    await registry.update(attrs.namespace, name,
+                                          resourcequotas.with_used(by_name[name], used),
+                                          status_only=True)
+            except StatusError as e:
+                if e.code in (404, 409):
+                    continue  # charged (or deleted) meanwhile: read and check again
+                raise
+            return
+        raise errors.conflict("resourcequotas", attrs.namespace,
+                              "the quotas of the namespace kept changing while this write was "
+                              "charged; please try again")
