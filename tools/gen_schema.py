@@ -89,6 +89,11 @@ OTHER_KINDS = {
 INT_OR_STRING = {"targetPort", "port", "maxSurge", "maxUnavailable", "minAvailable"}
 # Resource lists: values are Quantities, which JSON may spell as a string or a number.
 QUANTITY_MAPS = {"limits", "requests", "capacity", "allocatable", "overhead", "podFixed"}
+# ResourceList fields whose names say nothing alone (a LimitRange item's bounds, a quota's).
+TYPED_QUANTITY_MAPS = {("V1ResourceQuotaSpec", "hard"), ("V1ResourceQuotaStatus", "hard"),
+                       ("V1ResourceQuotaStatus", "used")} | {
+    ("V1LimitRangeItem", f) for f in ("min", "max", "default", "defaultRequest",
+                                      "maxLimitRequestRatio")}
 # map[string][]byte fields, which JSON carries as base64 strings (the client types them str).
 BYTE_MAPS = {("V1Secret", "data"), ("V1ConfigMap", "binaryData")}
 # int64 fields (everything else that is an integer is int32 in the Go types we serve).
@@ -134,6 +139,9 @@ def walk(name: str, out: dict[str, Any]) -> None:
         json_name = cls.attribute_map[attr]
         if (name, json_name) in BYTE_MAPS:
             fields[json_name] = {"map": "bytes"}
+            continue
+        if (name, json_name) in TYPED_QUANTITY_MAPS:
+            fields[json_name] = {"map": "quantity"}
             continue
         fields[json_name] = convert(t, json_name, out)
     out[name] = fields

@@ -322,19 +322,32 @@ def _sum_into(total: dict[str, Fraction], values: Mapping[str, Any]) -> None:
 
 def pod_requests_and_limits(spec: Mapping[str, Any]) -> tuple[dict[str, Fraction],
                                                               dict[str, Fraction]]:
-    """resourcehelper.PodRequests and PodLimits: the containers' sum, at least each init
-    container's, plus the overhead (added to a limit only where the pod has that limit)."""
+    """resourcehelper.PodRequests and PodLimits: the containers' sum plus the sidecars' (init
+    containers with ``restartPolicy: Always``), at least each other init container's own
+    plus the sidecars started before it, plus the overhead (added to a limit only where the
+    pod has that limit)."""
     requests: dict[str, Fraction] = {}
     limits: dict[str, Fraction] = {}
     for container in spec.get("containers") or []:
         req, lim = _resources(container)
         _sum_into(requests, req)
         _sum_into(limits, lim)
-    for container in spec.get("initContainers") or []:
-        req, lim = _resources(container)
-        for total, values in ((requests, req), (limits, lim)):
-            for name, raw in values.items():
-                total[name] = max(total.get(name, Fraction(0)), _q(raw))
+    for total, which in ((requests, 0), (limits, 1)):
+        sidecars: dict[str, Fraction] = {}
+        init_peak: dict[str, Fraction] = {}
+        for container in spec.get("initContainers") or []:
+            values = _resources(container)[which]
+            if container.get("restartPolicy") == "Always":
+                _sum_into(total, values)
+                _sum_into(sidecars, values)
+                needs = dict(sidecars)
+            else:
+                needs = dict(sidecars)
+                _sum_into(needs, values)
+            for name, value in needs.items():
+                init_peak[name] = max(init_peak.get(name, Fraction(0)), value)
+        for name, value in init_peak.items():
+            total[name] = max(total.get(name, Fraction(0)), value)
     for name, raw in (spec.get("overhead") or {}).items():
         requests[name] = requests.get(name, Fraction(0)) + _q(raw)
         if name in limits:

@@ -255,9 +255,12 @@ def validate_resource_quota_update(new: ObjMap, old: ObjMap) -> list[FieldError]
 
 
 def validate_resource_quota_status_update(new: ObjMap, old: ObjMap) -> list[FieldError]:
-    """ValidateResourceQuotaStatusUpdate."""
-    return [*validate_object_meta_update(new.get("metadata"), old.get("metadata")),
-            *_validate_status(map_of(new, "status"))]
+    """ValidateResourceQuotaStatusUpdate: a status write must name the version it replaces
+    (a blind write could undo the admission's charges)."""
+    errs = validate_object_meta_update(new.get("metadata"), old.get("metadata"))
+    if not map_of(new, "metadata").get("resourceVersion"):
+        errs.append(required(Path("resourceVersion")))
+    return [*errs, *_validate_status(map_of(new, "status"))]
 
 
 # ---------------------------------------------------------------------------- quantities

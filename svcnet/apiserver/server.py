@@ -308,6 +308,7 @@ class APIServer:
         self._metrics_dir: Path | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._quota_admission: QuotaAdmission | None = None
         self.url = ""
         self.registries: dict[str, Registry] = {}
         self._controller_client: RESTClient | None = None
@@ -480,13 +481,15 @@ class APIServer:
 
     def _start_loops(self) -> None:
         """What every serving process runs beside the API: the OpenAPI documents built now,
-        periodic allocation repair, the ServiceCIDR controller, and the resource metrics'
-        scraper (metricsapi.py: each process scrapes for itself, as each replica of an HA
-        metrics-server does)."""
+        periodic allocation repair, the ServiceCIDR controller, the quota admission's index of
+        namespaces with quotas (quota.py), and the resource metrics' scraper (metricsapi.py:
+        each process scrapes for itself, as each replica of an HA metrics-server does)."""
         self._tasks.append(asyncio.create_task(asyncio.to_thread(openapi.warm,
                                                                  self.config.data_dir)))
         self._tasks.append(asyncio.create_task(self._repair_loop()))
         self._tasks.append(asyncio.create_task(self.service_cidrs.run()))
+        assert self._quota_admission is not None
+        self._tasks.append(asyncio.create_task(self._quota_admission.run()))
         assert self.node_client is not None
         nodes = self.registries["nodes"]
 
@@ -533,7 +536,8 @@ class APIServer:
     # -- wiring -----------------------------------------------------------------------------
 
     def _serve_resources(self) -> list[Served]:
-        quota = QuotaAdmission(lambda: self.registries["resourcequotas"], self.clock)
+        quota = self._quota_admission = QuotaAdmission(
+            lambda: self.registries["resourcequotas"], self.clock)
         strategies: dict[tuple[str, str], Strategy] = {
             ("", "services"): ServiceStrategy(self.allocators, self.lb),
             ("", "pods"): PodStrategy(self._service_account, self._runtime_class,

@@ -3,6 +3,7 @@ TestValidateLimitRange and plugin/pkg/admission/limitranger's admission_test.go 
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from svcnet.api.limitranges import (
     admit_claim_limits,
     check_pod_limits,
     default_pod_limits,
+    pod_requests_and_limits,
     set_defaults_limit_range,
     validate_limit_range,
     validate_limit_range_update,
@@ -181,3 +183,19 @@ def test_claims_are_bounded_by_their_request() -> None:
     with pytest.raises(StatusError, match=r"\[minimum storage usage per PersistentVolumeClaim "
                                           r"is 1Gi.  No request is specified, maximum"):
         admit_claim_limits(claim, [lr], "c")
+
+
+def test_pod_requests_count_sidecars_with_the_containers() -> None:
+    """resourcehelper.PodRequests: a sidecar (init container, restartPolicy Always) runs beside
+    the containers, so it adds to their sum; a plain init container needs its own plus the
+    sidecars started before it."""
+    def c(cpu: str, **extra: Any) -> Obj:
+        return {"name": "x", "resources": {"requests": {"cpu": cpu}, "limits": {"cpu": cpu}},
+                **extra}
+    spec = {"containers": [c("600m")],
+            "initContainers": [c("100m"), c("600m", restartPolicy="Always"), c("1")]}
+    requests, limits = pod_requests_and_limits(spec)
+    assert requests["cpu"] == limits["cpu"] == Fraction(8, 5), "max(600m + 600m, 600m + 1)"
+    requests, _ = pod_requests_and_limits({"containers": [c("600m")],
+                                           "initContainers": [c("600m", restartPolicy="Always")]})
+    assert requests["cpu"] == Fraction(6, 5)

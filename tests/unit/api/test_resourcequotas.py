@@ -6,6 +6,7 @@ registries on one store (two API processes)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -21,8 +22,10 @@ from svcnet.api.resourcequotas import (
     tracked_resources,
     usage,
     validate_resource_quota,
+    validate_resource_quota_status_update,
     validate_resource_quota_update,
 )
+from svcnet.api.schema import decode
 from svcnet.apiserver.quota import QuotaAdmission
 from svcnet.apiserver.tables import table_for
 from svcnet.registry.generic import Registry
@@ -277,3 +280,113 @@ async def test_two_processes_never_overcommit_a_quota() -> None:
     results = await asyncio.gather(*(create(i) for i in range(8)))
     assert sum(results) == 3
     assert (await quotas.get("foo", "q"))["status"]["used"] == {"pods": "3"}
+
+
+def test_quantities_decode_as_quantities_bare_numbers_included() -> None:
+    """``hard``/``used`` and a LimitRange item's bounds are ResourceLists: a YAML number is a
+    quantity (upstream accepts ``pods: 10``) and text that is not one is refused on decode."""
+    quota = decode({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q"},
+                    "spec": {"hard": {"pods": 10, "requests.cpu": 1.5}}},
+                   api_version="v1", kind="ResourceQuota")
+    assert quota.obj["spec"]["hard"] == {"pods": "10", "requests.cpu": "1.5"}
+    limits = decode({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "l"},
+                     "spec": {"limits": [{"type": "Container", "default": {"cpu": 1},
+                                          "max": {"memory": "1Gi"}}]}},
+                    api_version="v1", kind="LimitRange")
+    assert limits.obj["spec"]["limits"][0]["default"] == {"cpu": "1"}
+    for bad in ({"spec": {"hard": {"pods": "abc"}}},
+                {"spec": {"limits": [{"type": "Container", "default": {"cpu": "lots"}}]}}):
+        kind = "ResourceQuota" if "hard" in bad["spec"] else "LimitRange"
+        try:
+            decode({"apiVersion": "v1", "kind": kind, "metadata": {"name": "x"}, **bad},
+                   api_version="v1", kind=kind)
+        except StatusError as e:
+            assert e.code == 400 and "resource.Quantity" in str(e), str(e)
+        else:
+            raise AssertionError(f"{bad} decoded")
+
+
+async def test_a_conflict_on_one_quota_does_not_charge_the_others_twice() -> None:
+    """Quota a takes the charge, b's write conflicts once (another writer charged it): only b
+    is read and charged again (upstream's updatedFailedQuotas)."""
+    store = MemoryStore()
+    quotas = Registry(store, ResourceQuotaStrategy())
+    for name in ("a", "b"):
+        await quotas.create("foo", {"metadata": {"name": name},
+                                    "spec": {"hard": {"pods": "5"}}})
+        current = await quotas.get("foo", name)
+        current["status"] = {"hard": {"pods": "5"}, "used": {"pods": "0"}}
+        await quotas.update("foo", name, current, status_only=True)
+    real_update = quotas.update
+    conflicts = {"b": 1}
+
+    async def update(namespace: str, name: str, obj: Obj, **kw: Any) -> Obj:
+        if conflicts.get(name):
+            conflicts[name] -= 1
+            other = await quotas.get(namespace, name)  # someone else charges b meanwhile
+            other["status"]["used"] = {"pods": "1"}
+            await real_update(namespace, name, other, status_only=True)
+        return await real_update(namespace, name, obj, **kw)
+
+    quotas.update = update  # type: ignore[method-assign]
+    pods = Registry(store, PodStrategy(),
+                    charge=QuotaAdmission(lambda: quotas, RealClock()).charge)
+    await pods.create("foo", {"metadata": {"name": "p"}, "spec": {
+        "containers": [{"name": "c", "image": "busybox"}]}})
+    used = {n: (await quotas.get("foo", n))["status"]["used"] for n in ("a", "b")}
+    assert used == {"a": {"pods": "1"}, "b": {"pods": "2"}}
+
+
+def test_a_status_update_names_the_version_it_replaces() -> None:
+    old = _quota({"pods": "2"}, used={"pods": "0"})
+    new = _quota({"pods": "2"}, used={"pods": "1"})
+    assert validate_resource_quota_status_update(new, old) == []
+    del new["metadata"]["resourceVersion"]
+    assert [str(e) for e in validate_resource_quota_status_update(new, old)] == [
+        'metadata.resourceVersion: Invalid value: "": must be specified for an update',
+        "resourceVersion: Required value"]
+
+
+async def test_namespaces_without_quotas_are_not_read_once_the_index_is_known() -> None:
+    """QuotaAdmission.run keeps the count of quotas per namespace from a watch: a write in a
+    namespace without quotas reads nothing; a quota created later is seen and charged."""
+    store = MemoryStore()
+    quotas = Registry(store, ResourceQuotaStrategy())
+    admission = QuotaAdmission(lambda: quotas, RealClock())
+    reads: list[str] = []
+    real_list = quotas.list
+
+    async def counting_list(namespace: str = "", **kw: Any) -> Any:
+        reads.append(namespace)
+        return await real_list(namespace, **kw)
+
+    quotas.list = counting_list  # type: ignore[method-assign]
+    pods = Registry(store, PodStrategy(), charge=admission.charge)
+    pod = {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    await pods.create("foo", {"metadata": {"name": "before"}, **pod})
+    assert reads == ["foo"], "no index yet: the quotas are read"
+    task = asyncio.create_task(admission.run())
+    try:
+        for _ in range(100):
+            if admission._counts is not None:
+                break
+            await asyncio.sleep(0.01)
+        reads.clear()
+        await pods.create("foo", {"metadata": {"name": "p0"}, **pod})
+        assert reads == [], "no quota in foo: nothing read"
+        await quotas.create("foo", {"metadata": {"name": "q"}, "spec": {"hard": {"pods": "1"}},
+                                    "status": {}})
+        current = await quotas.get("foo", "q")
+        current["status"] = {"hard": {"pods": "1"}, "used": {"pods": "0"}}
+        await quotas.update("foo", "q", current, status_only=True)
+        for _ in range(100):
+            if admission._counts is not None and admission._counts["foo"]:
+                break
+            await asyncio.sleep(0.01)
+        await pods.create("foo", {"metadata": {"name": "p1"}, **pod})
+        with pytest.raises(StatusError, match="exceeded quota"):
+            await pods.create("foo", {"metadata": {"name": "p2"}, **pod})
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
