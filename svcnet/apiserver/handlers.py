@@ -414,7 +414,8 @@ class Handlers:
                     user: User) -> web.Response:
         await self.authorize(user, "patch", info, served)
         await self.require_namespace(info, served, creating=False)
-        patch_type = patching.patch_type_of(request.content_type)
+        # Custom resources have no strategic merge metadata: upstream's route refuses it (415).
+        patch_type = patching.patch_type_of(request.content_type, strategic=not served.custom)
         body = await read_body(request)
         dry_run = dry_run_of(request)
         warnings: list[str] = []
