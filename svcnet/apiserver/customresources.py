@@ -16,7 +16,8 @@ and served at any served version with that version's ``apiVersion`` (conversion 
 Requests for a CRD that is not established, or for a version it does not serve, are 404s.
 
 Discovery reads :attr:`CustomResources.resources` (names, short names, categories, verbs, the
-``status`` subresource); Tables use the version's ``additionalPrinterColumns``
+``status`` subresource), ``/openapi/v3`` their documents (:meth:`openapi_documents`: the
+schemas ``kubectl explain`` reads); Tables use the version's ``additionalPrinterColumns``
 (:func:`svcnet.apiserver.tables.set_custom_columns`). The body of a request is decoded by the
 version's schema: ``metadata`` as ObjectMeta, the rest pruned
 (:func:`svcnet.api.crschema.decode_custom_resource`), so unknown fields are reported as
@@ -34,7 +35,7 @@ from svcnet.api import crds
 from svcnet.api.access import list_of, map_of, str_of
 from svcnet.api.crschema import decode_custom_resource
 from svcnet.api.schema import Decoded
-from svcnet.apiserver import tables
+from svcnet.apiserver import openapi, tables
 from svcnet.apiserver.common import Served
 from svcnet.apiserver.resources import ALL_VERBS, Resource, Subresource
 from svcnet.registry.customresources import custom_resource_strategy
@@ -86,6 +87,8 @@ class CustomResources:
         self._admit = admit
         self._registries: dict[str, Registry] = {}
         self._by_crd: dict[str, list[Resource]] = {}
+        self._schemas: dict[tuple[str, str, str], Mapping[str, Any]] = {}
+        self._openapi: dict[str, openapi.OpenAPIDocument] | None = None
         #: What discovery lists besides the built-in catalogue.
         self.resources: tuple[Resource, ...] = ()
 
@@ -151,12 +154,14 @@ class CustomResources:
                 {s.name: frozenset(s.verbs) for s in res.subresources}, decoder=decoder)
             tables.set_custom_columns(res.api_version, res.kind,
                                       crds.printer_columns(crd, res.version))
+            self._schemas[(res.group, res.version, res.resource)] = schema
         self._by_crd[name] = resources
         self._publish()
 
     def remove(self, name: str, *, keep_registry: bool = False) -> None:
         for res in self._by_crd.pop(name, []):
             self._served.pop((res.group, res.version, res.resource), None)
+            self._schemas.pop((res.group, res.version, res.resource), None)
             tables.set_custom_columns(res.api_version, res.kind, None)
         if not keep_registry:
             self._registries.pop(name, None)
@@ -164,3 +169,13 @@ class CustomResources:
 
     def _publish(self) -> None:
         self.resources = tuple(r for rs in self._by_crd.values() for r in rs)
+        self._openapi = None
+
+    def openapi_documents(self) -> dict[str, openapi.OpenAPIDocument]:
+        """The OpenAPI v3 documents of the custom resources' group versions (built on first
+        use after a change)."""
+        if self._openapi is None:
+            self._openapi = openapi.custom_documents(
+                [(r, dict(self._schemas.get((r.group, r.version, r.resource)) or {}))
+                 for r in self.resources])
+        return self._openapi

@@ -820,7 +820,7 @@ class APIServer:
         app.router.add_get("/api/v1", resource_list)
         app.router.add_get(r"/apis/{gv:[^/]+/[^/]+}", resource_list)
         app.router.add_get(r"/apis/{group:[^/]+}", group_doc)
-        openapi.add_routes(app.router)
+        openapi.add_routes(app.router, self.custom.openapi_documents)
         self.join.add_routes(app.router)
         app.router.add_route("*", "/{tail:.*}", handlers.dispatch)
         return app

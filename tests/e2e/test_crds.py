@@ -90,6 +90,8 @@ def test_crd_lifecycle(server: Cluster, tmp_path: Path) -> None:
     assert server.kubectl("get", "crd", CRD_NAME, "--no-headers").stdout.split()[0] == CRD_NAME
     resources = server.kubectl("api-resources", f"--api-group={GROUP}").stdout.splitlines()
     assert resources[1].split() == ["widgets", "wdg", f"{GROUP}/v1", "true", "Widget"]
+    explained = server.kubectl("explain", "widgets.spec").stdout
+    assert "size\t<integer> -required-" in explained and "enum: red, blue" in explained
     custom, ext, api = _apis(server)
     try:
         crd = ext.read_custom_resource_definition(CRD_NAME)
@@ -109,6 +111,7 @@ def test_crd_lifecycle(server: Cluster, tmp_path: Path) -> None:
         first = next(events)
         assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "w1")
         stream.stop()
+        events.close()  # its connection released now, not by the garbage collector
         rows = server.kubectl("get", "wdg").stdout.splitlines()
         assert rows[0].split() == ["NAME", "SIZE", "READY", "AGE"]
         assert rows[1].split()[:2] == ["w1", "3"]
@@ -141,6 +144,12 @@ def test_crd_lifecycle(server: Cluster, tmp_path: Path) -> None:
         assert 'strict decoding error: unknown field "spec.bogus"' in r.stderr
         r = server.kubectl("patch", "wdg", "w1", "-p", '{"spec":{"size":5}}', check=False)
         assert "application/strategic-merge-patch+json is not supported" in r.stderr
+        # Client-side apply of an existing object sends a merge patch (the OpenAPI document
+        # offers no strategic merge for it).
+        applied = _widget("w1", size=4)
+        applied["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
+        assert server.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(
+            applied)).stdout.strip() == f"widget.{GROUP}/w1 configured"
 
         # The garbage collector: a ConfigMap owned by a Widget goes with it, and a Widget
         # owned by a ConfigMap with that.
