@@ -66,6 +66,12 @@ class Served:
         """A custom resource (of a CustomResourceDefinition)."""
         return self.decoder is not None
 
+    @property
+    def retyped(self) -> bool:
+        """A custom resource served at a version other than its storage version: stored
+        bytes carry the storage apiVersion, so they are never sent as they are."""
+        return self.custom and self.registry.strategy.api_version != self.api_version
+
 
 @dataclass
 class Context:

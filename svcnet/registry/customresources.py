@@ -119,6 +119,8 @@ class CustomResourceStrategy(BaseStrategy):
 
     def default(self, obj: Obj) -> Obj:
         crschema.apply_defaults(obj, self.schema)
+        # Stored at the storage version whatever version it came in at (conversion None).
+        obj["apiVersion"] = self.api_version
         return obj
 
     def prepare_for_create(self, obj: Obj) -> Obj:

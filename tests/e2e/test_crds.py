@@ -25,6 +25,13 @@ Obj = dict[str, Any]
 GROUP = f"t{uuid.uuid4().hex[:8]}.example.com"
 CRD_NAME = f"widgets.{GROUP}"
 
+SCHEMA: Obj = {"openAPIV3Schema": {"type": "object", "properties": {
+    "spec": {"type": "object", "required": ["size"], "properties": {
+        "size": {"type": "integer", "minimum": 1, "maximum": 10},
+        "color": {"type": "string", "enum": ["red", "blue"], "default": "red"}}},
+    "status": {"type": "object", "properties": {"conditions": {
+        "type": "array", "items": {"type": "object", "properties": {
+            "type": {"type": "string"}, "status": {"type": "string"}}}}}}}}}
 CRD: Obj = {
     "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
     "metadata": {"name": CRD_NAME},
@@ -39,16 +46,8 @@ CRD: Obj = {
                      {"name": "Ready", "type": "string",
                       "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
                      {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}],
-                 "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                     "spec": {"type": "object", "required": ["size"], "properties": {
-                         "size": {"type": "integer", "minimum": 1, "maximum": 10},
-                         "color": {"type": "string", "enum": ["red", "blue"],
-                                   "default": "red"}}},
-                     "status": {"type": "object", "properties": {"conditions": {
-                         "type": "array", "items": {
-                             "type": "object", "properties": {
-                                 "type": {"type": "string"},
-                                 "status": {"type": "string"}}}}}}}}}}]}}
+                 "schema": SCHEMA},
+                 {"name": "v1beta1", "served": True, "storage": False, "schema": SCHEMA}]}}
 
 
 def _widget(name: str, **spec: Any) -> Obj:
@@ -108,6 +107,8 @@ def test_crd_lifecycle(server: Cluster, tmp_path: Path) -> None:
             GROUP, "v1", "default", "widgets", _widget("w1", size=3, bogus=True))
         assert created["spec"] == {"size": 3, "color": "red"}
         assert created["metadata"]["generation"] == 1
+        older = custom.get_namespaced_custom_object(GROUP, "v1beta1", "default", "widgets", "w1")
+        assert (older["apiVersion"], older["spec"]) == (f"{GROUP}/v1beta1", created["spec"])
         first = next(events)
         assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "w1")
         stream.stop()
