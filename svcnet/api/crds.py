@@ -466,15 +466,23 @@ def _int_or_string_branch(schema: Mapping[str, Any]) -> bool:
     return schema.get("type") in ("integer", "string") and len(schema) == 1
 
 
+def _typed_extension(schema: Mapping[str, Any], path: Path, key: str, type_name: str,
+                     allowed: Sequence[str], errs: list[FieldError]) -> Any:
+    """An extension only for ``type_name`` nodes, one of ``allowed``; its value."""
+    value = schema.get(key)
+    if value is not None:
+        if schema.get("type") != type_name:
+            errs.append(invalid(path.child(key), value,
+                                f"must only be used if type is {type_name}"))
+        elif value not in allowed:
+            errs.append(not_supported(path.child(key), value, allowed))
+    return value
+
+
 def _list_extensions(schema: Mapping[str, Any], path: Path, errs: list[FieldError]) -> None:
-    list_type = schema.get("x-kubernetes-list-type")
-    type_name = schema.get("type")
+    list_type = _typed_extension(schema, path, "x-kubernetes-list-type", "array", _LIST_TYPES,
+                                 errs)
     if list_type is not None:
-        lpath = path.child("x-kubernetes-list-type")
-        if type_name != "array":
-            errs.append(invalid(lpath, list_type, "must only be used if type is array"))
-        elif list_type not in _LIST_TYPES:
-            errs.append(not_supported(lpath, list_type, _LIST_TYPES))
         items = map_of(schema, "items")
         if list_type == "set" and items.get("type") in ("object", "array"):
             errs.append(invalid(path.child("items", "type"), items.get("type"),
@@ -496,13 +504,7 @@ def _list_extensions(schema: Mapping[str, Any], path: Path, errs: list[FieldErro
     elif "x-kubernetes-list-map-keys" in schema:
         errs.append(forbidden(path.child("x-kubernetes-list-map-keys"),
                               "must be empty if x-kubernetes-list-type is not map"))
-    map_type = schema.get("x-kubernetes-map-type")
-    if map_type is not None:
-        mpath = path.child("x-kubernetes-map-type")
-        if type_name != "object":
-            errs.append(invalid(mpath, map_type, "must only be used if type is object"))
-        elif map_type not in _MAP_TYPES:
-            errs.append(not_supported(mpath, map_type, _MAP_TYPES))
+    _typed_extension(schema, path, "x-kubernetes-map-type", "object", _MAP_TYPES, errs)
 
 
 # ------------------------------------------------------------------------- reading a CRD
@@ -576,32 +578,25 @@ def accepted_names(crd: Mapping[str, Any], others: Sequence[Mapping[str, Any]]
         kinds.update(str(n) for n in (taken.get("kind"), taken.get("listKind")) if n)
     accepted: dict[str, Any] = dict(previous) if previous else {}
     reason, message = "NoConflicts", "no conflicts found"
-    plural, singular = str_of(names, "plural"), str_of(names, "singular")
-    if plural in resources:
-        reason, message = "PluralConflict", f'"{plural}" is already in use'
-    else:
-        accepted["plural"] = plural
-    if singular in resources:
-        reason, message = "SingularConflict", f'"{singular}" is already in use'
-    else:
-        accepted["singular"] = singular
-    shorts = [str(s) for s in list_of(names, "shortNames")]
-    clash = next((s for s in shorts if s in resources), None)
-    if clash is not None:
-        reason, message = "ShortNamesConflict", f'"{clash}" is already in use'
-    elif shorts:
-        accepted["shortNames"] = shorts
-    else:
-        accepted.pop("shortNames", None)
-    kind, list_kind = str_of(names, "kind"), str_of(names, "listKind")
-    if kind in kinds:
-        reason, message = "KindConflict", f'"{kind}" is already in use'
-    else:
-        accepted["kind"] = kind
-    if list_kind in kinds:
-        reason, message = "ListKindConflict", f'"{list_kind}" is already in use'
-    else:
-        accepted["listKind"] = list_kind
+    # In the controller's order; each conflict overwrites the reason, the last one stands.
+    for key, taken_names, conflict in (("plural", resources, "PluralConflict"),
+                                       ("singular", resources, "SingularConflict"),
+                                       ("kind", kinds, "KindConflict"),
+                                       ("listKind", kinds, "ListKindConflict")):
+        if key == "kind":  # short names are checked between singular and kind
+            shorts = [str(s) for s in list_of(names, "shortNames")]
+            clash = next((s for s in shorts if s in resources), None)
+            if clash is not None:
+                reason, message = "ShortNamesConflict", f'"{clash}" is already in use'
+            elif shorts:
+                accepted["shortNames"] = shorts
+            else:
+                accepted.pop("shortNames", None)
+        wanted = str_of(names, key)
+        if wanted in taken_names:
+            reason, message = conflict, f'"{wanted}" is already in use'
+        else:
+            accepted[key] = wanted
     categories = list_of(names, "categories")
     if categories:
         accepted["categories"] = list(categories)

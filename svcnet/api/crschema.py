@@ -343,15 +343,20 @@ def _validate_number(value: float, schema: Schema, path: Path, errs: list[FieldE
                                              f"{_go_number(multiple)}"))
 
 
+def _count_bounds(count: int, schema: Schema, path: Path, suffix: str, noun: str,
+                  errs: list[FieldError]) -> None:
+    """``max<suffix>`` (TooMany, as upstream converts it) and ``min<suffix>``."""
+    most = schema.get(f"max{suffix}")
+    if isinstance(most, int) and count > most:
+        errs.append(too_many(path, count, most))
+    least = schema.get(f"min{suffix}")
+    if isinstance(least, int) and count < least:
+        errs.append(invalid(path, count, f"{path} in body should have at least {least} {noun}"))
+
+
 def _validate_array(value: list[Any], schema: Schema, path: Path,
                     errs: list[FieldError]) -> None:
-    max_items = schema.get("maxItems")
-    if isinstance(max_items, int) and len(value) > max_items:
-        errs.append(too_many(path, len(value), max_items))
-    min_items = schema.get("minItems")
-    if isinstance(min_items, int) and len(value) < min_items:
-        errs.append(invalid(path, len(value),
-                            f"{path} in body should have at least {min_items} items"))
+    _count_bounds(len(value), schema, path, "Items", "items", errs)
     if schema.get("uniqueItems") is True or schema.get("x-kubernetes-list-type") == "set":
         seen: list[Any] = []
         for i, item in enumerate(value):
@@ -367,13 +372,7 @@ def _validate_array(value: list[Any], schema: Schema, path: Path,
 
 def _validate_object(value: dict[str, Any], schema: Schema, path: Path,
                      errs: list[FieldError]) -> None:
-    max_props = schema.get("maxProperties")
-    if isinstance(max_props, int) and len(value) > max_props:
-        errs.append(too_many(path, len(value), max_props))
-    min_props = schema.get("minProperties")
-    if isinstance(min_props, int) and len(value) < min_props:
-        errs.append(invalid(path, len(value),
-                            f"{path} in body should have at least {min_props} properties"))
+    _count_bounds(len(value), schema, path, "Properties", "properties", errs)
     for name in schema.get("required") or ():
         if isinstance(name, str) and name not in value:
             errs.append(required(path.child(name)))

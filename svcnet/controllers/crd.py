@@ -99,11 +99,13 @@ class CustomResourceDefinitionController(InformerController):
         now = rfc3339(self._clock.now())
         wanted = crds.with_naming_status(crd, self.crds.list(), now)
         if wanted.get("status") != crd.get("status"):
-            await self._write_status(wanted)
+            await self._write(wanted, subresource="status")
 
-    async def _write_status(self, crd: Obj) -> None:
+    async def _write(self, crd: Obj, *, subresource: str = "") -> None:
+        """PUT ``crd`` (or its ``subresource``); a conflict retries the key, a CRD gone is
+        done."""
         try:
-            await self._client.update_status(CUSTOMRESOURCEDEFINITIONS, crd)
+            await self._client.update(CUSTOMRESOURCEDEFINITIONS, crd, subresource=subresource)
         except StatusError as e:
             if e.code == 409:
                 raise RequeueError(f"{name_of(crd)} changed meanwhile") from e
@@ -121,7 +123,7 @@ class CustomResourceDefinitionController(InformerController):
             crds.set_condition(marked, "Terminating", "True", "InstanceDeletionInProgress",
                                "CustomResource deletion is in progress",
                                rfc3339(self._clock.now()))
-            await self._write_status(marked)
+            await self._write(marked, subresource="status")
             return  # the update brings the key back
         gvr = served_gvr(crd)
         if gvr is not None:
@@ -150,10 +152,4 @@ class CustomResourceDefinitionController(InformerController):
         done["metadata"] = dict(meta_of(crd))
         done["metadata"]["finalizers"] = [f for f in list_of(meta_of(crd), "finalizers")
                                           if f != crds.FINALIZER]
-        try:
-            await self._client.update(CUSTOMRESOURCEDEFINITIONS, done)
-        except StatusError as e:
-            if e.code == 409:
-                raise RequeueError(f"{name_of(crd)} changed meanwhile") from e
-            if e.code != 404:
-                raise
+        await self._write(done)
