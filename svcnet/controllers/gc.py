@@ -11,7 +11,10 @@ Jobs, CronJobs, DaemonSets, StatefulSets, ReplicationControllers, EndpointSlices
 Services: the kinds svcnet's controllers create owned objects of, and their owners; and
 Namespaces, which a delete may give the ``orphan`` or ``foregroundDeletion`` finalizer) with one
 informer each, indexed by uid and by owner uid, and resolve owners of other kinds (a Node, a
-Namespace) with a GET.
+Namespace) with a GET. Custom resources join in: the objects of every established CRD get an
+informer of their own while the CRD exists (:meth:`GarbageCollector.follow_custom_resources`),
+and an owner of a kind the collector does not know is found through discovery
+(:func:`svcnet.client.discovery.resource_for_kind`).
 
 One queue of ``<resource>|<namespace>/<name>`` keys. An object is queued when it appears, or
 when its owner references, deletion or finalizers change, while it has owners or GC
