@@ -79,6 +79,8 @@ __all__ = [
     "prepare_for_status_update",
     "prepare_for_update",
     "printer_columns",
+    "scale_of",
+    "scale_paths",
     "set_condition",
     "set_defaults",
     "storage_version",
@@ -87,6 +89,7 @@ __all__ = [
     "validate_structural",
     "version_schema",
     "with_naming_status",
+    "with_scale",
 ]
 
 Obj = dict[str, Any]
@@ -342,13 +345,18 @@ def _validate_version(version: Mapping[str, Any], path: Path) -> list[FieldError
     scale = subresources.get("scale")
     if isinstance(scale, Mapping):
         scale_path = path.child("subresources", "scale")
-        for key in ("specReplicasPath", "statusReplicasPath"):
+        for key, under, need in (("specReplicasPath", ("spec",), True),
+                                 ("statusReplicasPath", ("status",), True),
+                                 ("labelSelectorPath", ("spec", "status"), False)):
             value = str_of(scale, key)
+            m = _SIMPLE_PATH.match(value)
             if not value:
-                errs.append(required(scale_path.child(key)))
-            elif not _SIMPLE_PATH.match(value):
-                errs.append(invalid(scale_path.child(key), value,
-                                    "should be a json path under either .spec or .status"))
+                if need:
+                    errs.append(required(scale_path.child(key)))
+            elif m is None or m.group(1) not in under:
+                errs.append(invalid(scale_path.child(key), value, "should be a json path under "
+                                    + " or ".join(f".{u}" for u in under).replace(
+                                        ".spec or", "either .spec or")))
     for i, entry in enumerate(list_of(version, "additionalPrinterColumns")):
         errs.extend(_validate_column(entry if isinstance(entry, Mapping) else {},
                                      path.child("additionalPrinterColumns").index(i)))
@@ -665,4 +673,64 @@ def with_naming_status(crd: Mapping[str, Any], others: Sequence[Mapping[str, Any
     elif not established(crd):
         set_condition(out, "Established", "False", "NotAccepted",
                       "not all names are accepted", now)
+    return out
+
+
+# ------------------------------------------------------------------------------ /scale
+
+
+def scale_paths(crd: Mapping[str, Any], version: str) -> tuple[str, str, str] | None:
+    """``subresources.scale`` of ``version``: (specReplicasPath, statusReplicasPath,
+    labelSelectorPath, "" when none), or None when the version has no scale subresource."""
+    for v in list_of(map_of(crd, "spec"), "versions"):
+        if isinstance(v, Mapping) and v.get("name") == version:
+            scale = map_of(map_of(v, "subresources"), "scale")
+            if "scale" in map_of(v, "subresources"):
+                return (str_of(scale, "specReplicasPath"), str_of(scale, "statusReplicasPath"),
+                        str_of(scale, "labelSelectorPath"))
+    return None
+
+
+def _path_value(obj: Any, path: str) -> Any:
+    found = json_path_results(obj, path) if path else []
+    return found[0] if found else None
+
+
+def scale_of(obj: Mapping[str, Any], paths: tuple[str, str, str]) -> Obj:
+    """The ``autoscaling/v1`` Scale of a custom resource (apiextensions' scale REST): the
+    replicas at the spec and status paths (0 when unset), the selector string at the label
+    selector path."""
+    spec_path, status_path, selector_path = paths
+    meta = map_of(obj, "metadata")
+    status: Obj = {"replicas": _int_value(_path_value(obj, status_path))}
+    selector = _path_value(obj, selector_path)
+    if isinstance(selector, str) and selector:
+        status["selector"] = selector
+    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                              "creationTimestamp") if k in meta},
+            "spec": {"replicas": _int_value(_path_value(obj, spec_path))}, "status": status}
+
+
+def _int_value(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def with_scale(obj: Mapping[str, Any], scale: Mapping[str, Any],
+               paths: tuple[str, str, str]) -> Obj:
+    """``obj`` with the Scale's replicas written at the spec replicas path (a simple
+    ``.spec.a.b`` path, as validation demands); a Scale naming a resourceVersion makes the
+    write conditional on it."""
+    out = copy.deepcopy(dict(obj))
+    node = out
+    *parents, leaf = paths[0].lstrip(".").split(".")
+    for name in parents:
+        child = node.get(name)
+        if not isinstance(child, dict):
+            child = node[name] = {}
+        node = child
+    node[leaf] = _int_value(map_of(scale, "spec").get("replicas"))
+    rv = map_of(scale, "metadata").get("resourceVersion")
+    if rv:
+        out.setdefault("metadata", {})["resourceVersion"] = str(rv)
     return out

@@ -52,6 +52,9 @@ class Served:
     decoder: Callable[[Obj], Decoded] | None = None
     """How a body becomes an object when the built-in schema does not know the kind (custom
     resources: :mod:`svcnet.apiserver.customresources`)."""
+    scale_paths: tuple[str, str, str] | None = None
+    """A custom resource's ``/scale``: its spec replicas, status replicas and label selector
+    paths (:func:`svcnet.api.crds.scale_paths`)."""
 
     @property
     def api_version(self) -> str:

@@ -16,12 +16,13 @@ and served at any served version with that version's ``apiVersion`` (conversion 
 Requests for a CRD that is not established, or for a version it does not serve, are 404s.
 
 Discovery reads :attr:`CustomResources.resources` (names, short names, categories, verbs, the
-``status`` subresource), ``/openapi/v3`` their documents (:meth:`openapi_documents`: the
-schemas ``kubectl explain`` reads); Tables use the version's ``additionalPrinterColumns``
-(:func:`svcnet.apiserver.tables.set_custom_columns`). The body of a request is decoded by the
-version's schema: ``metadata`` as ObjectMeta, the rest pruned
-(:func:`svcnet.api.crschema.decode_custom_resource`), so unknown fields are reported as
-fieldValidation asks.
+``status`` and ``scale`` subresources), ``/openapi/v3`` their documents
+(:meth:`openapi_documents`: the schemas ``kubectl explain`` reads); Tables use the
+version's ``additionalPrinterColumns`` (:func:`svcnet.apiserver.tables.set_custom_columns`).
+The body of a request is decoded by the version's schema: ``metadata`` as ObjectMeta, the
+rest pruned (:func:`svcnet.api.crschema.decode_custom_resource`), so unknown fields are
+reported as fieldValidation asks. ``/scale``, when declared, reads and writes the replicas at
+the paths the CRD names.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from svcnet.api.crschema import decode_custom_resource
 from svcnet.api.schema import Decoded
 from svcnet.apiserver import openapi, tables
 from svcnet.apiserver.common import Served
-from svcnet.apiserver.resources import ALL_VERBS, Resource, Subresource
+from svcnet.apiserver.resources import ALL_VERBS, Resource, Subresource, scale_subresource
 from svcnet.registry.customresources import custom_resource_strategy
 from svcnet.registry.generic import Admit, Registry
 from svcnet.storage.interface import EventType, Store
@@ -62,8 +63,9 @@ def _resources_of(crd: Mapping[str, Any]) -> list[Resource]:
         if not isinstance(version, Mapping) or version.get("served") is not True:
             continue
         subresources = map_of(version, "subresources")
-        subs = ((Subresource("status", str_of(names, "kind"), _STATUS_VERBS),)
-                if "status" in subresources else ())
+        subs = ((*((scale_subresource(),) if "scale" in subresources else ()),
+                 *((Subresource("status", str_of(names, "kind"), _STATUS_VERBS),)
+                   if "status" in subresources else ())))
         out.append(Resource(group, str_of(version, "name"), str_of(names, "kind"),
                             str_of(names, "plural"), str_of(names, "singular"),
                             spec.get("scope") == "Namespaced",
@@ -151,7 +153,8 @@ class CustomResources:
 
             self._served[(res.group, res.version, res.resource)] = Served(
                 res.group, res.version, res.resource, res.kind, res.namespaced, registry,
-                {s.name: frozenset(s.verbs) for s in res.subresources}, decoder=decoder)
+                {s.name: frozenset(s.verbs) for s in res.subresources}, decoder=decoder,
+                scale_paths=crds.scale_paths(crd, res.version))
             tables.set_custom_columns(res.api_version, res.kind,
                                       crds.printer_columns(crd, res.version))
             self._schemas[(res.group, res.version, res.resource)] = schema

@@ -43,6 +43,7 @@ __all__ = [
     "group_order",
     "group_versions",
     "resources_in",
+    "scale_subresource",
     "storage_version_hash",
     "version_priority",
 ]
@@ -174,7 +175,7 @@ def _status(kind: str) -> Subresource:
     return Subresource("status", kind, _STATUS_VERBS)
 
 
-def _scale() -> Subresource:
+def scale_subresource() -> Subresource:
     return Subresource("scale", "Scale", _STATUS_VERBS, group="autoscaling", version="v1")
 
 
@@ -208,7 +209,7 @@ CATALOGUE: tuple[Resource, ...] = (
                            _status("Pod"))),
     Resource("", "v1", "ReplicationController", "replicationcontrollers",
              "replicationcontroller", True, short_names=("rc",), categories=("all",),
-             subresources=(_scale(), _status("ReplicationController"))),
+             subresources=(scale_subresource(), _status("ReplicationController"))),
     Resource("", "v1", "Secret", "secrets", "secret", True),
     Resource("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True,
              short_names=("sa",),
@@ -221,13 +222,13 @@ CATALOGUE: tuple[Resource, ...] = (
              short_names=("ds",), categories=("all",), subresources=(_status("DaemonSet"),)),
     Resource("apps", "v1", "Deployment", "deployments", "deployment", True,
              short_names=("deploy",), categories=("all",),
-             subresources=(_scale(), _status("Deployment"))),
+             subresources=(scale_subresource(), _status("Deployment"))),
     Resource("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True,
              short_names=("rs",), categories=("all",),
-             subresources=(_scale(), _status("ReplicaSet"))),
+             subresources=(scale_subresource(), _status("ReplicaSet"))),
     Resource("apps", "v1", "StatefulSet", "statefulsets", "statefulset", True,
              short_names=("sts",), categories=("all",),
-             subresources=(_scale(), _status("StatefulSet"))),
+             subresources=(scale_subresource(), _status("StatefulSet"))),
     # -- events.k8s.io/v1 ---------------------------------------------------------------------
     Resource("events.k8s.io", "v1", "Event", "events", "event", True, short_names=("ev",),
              storage_group_version="v1"),

@@ -28,8 +28,9 @@ CRD_NAME = f"widgets.{GROUP}"
 SCHEMA: Obj = {"openAPIV3Schema": {"type": "object", "properties": {
     "spec": {"type": "object", "required": ["size"], "properties": {
         "size": {"type": "integer", "minimum": 1, "maximum": 10},
+        "replicas": {"type": "integer"},
         "color": {"type": "string", "enum": ["red", "blue"], "default": "red"}}},
-    "status": {"type": "object", "properties": {"conditions": {
+    "status": {"type": "object", "properties": {"replicas": {"type": "integer"}, "conditions": {
         "type": "array", "items": {"type": "object", "properties": {
             "type": {"type": "string"}, "status": {"type": "string"}}}}}}}}}
 CRD: Obj = {
@@ -40,7 +41,9 @@ CRD: Obj = {
                        "shortNames": ["wdg"], "categories": ["all"]},
              "versions": [{
                  "name": "v1", "served": True, "storage": True,
-                 "subresources": {"status": {}},
+                 "subresources": {"status": {}, "scale": {
+                     "specReplicasPath": ".spec.replicas",
+                     "statusReplicasPath": ".status.replicas"}},
                  "additionalPrinterColumns": [
                      {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
                      {"name": "Ready", "type": "string",
@@ -129,6 +132,13 @@ def test_crd_lifecycle(server: Cluster, tmp_path: Path) -> None:
         assert (status["spec"]["size"], status["metadata"]["generation"]) == (4, 2)
         assert server.kubectl("get", "wdg", "w1", "--no-headers").stdout.split()[:3] == [
             "w1", "4", "True"]
+
+        # /scale: kubectl scale writes spec.replicas through it.
+        assert server.kubectl("scale", "wdg", "w1", "--replicas=3").stdout.strip() == \
+            f"widget.{GROUP}/w1 scaled"
+        scale = custom.get_namespaced_custom_object_scale(GROUP, "v1", "default", "widgets",
+                                                          "w1")
+        assert (scale["kind"], scale["spec"]) == ("Scale", {"replicas": 3})
 
         # Validation: a 422 with upstream's field paths.
         with pytest.raises(ApiException) as bad:

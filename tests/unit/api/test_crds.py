@@ -194,3 +194,29 @@ def test_json_path(path: str, expected: list[Any]) -> None:
            "status": {"conditions": [{"type": "Synced", "status": "False"},
                                      {"type": "Ready", "status": "True"}]}}
     assert crds.json_path_results(obj, path) == expected
+
+
+def test_scale_subresource() -> None:
+    crd = _crd(versions=[{"name": "v1", "served": True, "storage": True,
+                          "schema": {"openAPIV3Schema": {"type": "object"}},
+                          "subresources": {"scale": {
+                              "specReplicasPath": ".spec.replicas",
+                              "statusReplicasPath": ".spec.count",
+                              "labelSelectorPath": ".status.selector"}}}])
+    assert [str(e) for e in crds.validate_crd(crd)] == [
+        'spec.versions[0].subresources.scale.statusReplicasPath: Invalid value: ".spec.count": '
+        "should be a json path under .status"]
+    paths = crds.scale_paths(crd, "v1")
+    assert paths == (".spec.replicas", ".spec.count", ".status.selector")
+    assert crds.scale_paths(_crd(), "v1") is None
+    obj = {"metadata": {"name": "w", "namespace": "ns", "resourceVersion": "7", "labels": {}},
+           "spec": {"replicas": 2}, "status": {"selector": "app=w"}}
+    assert crds.scale_of(obj, (".spec.replicas", ".status.replicas", ".status.selector")) == {
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": "w", "namespace": "ns", "resourceVersion": "7"},
+        "spec": {"replicas": 2}, "status": {"replicas": 0, "selector": "app=w"}}
+    scaled = crds.with_scale({"metadata": {"name": "w"}}, {"spec": {"replicas": 5},
+                                                          "metadata": {"resourceVersion": "9"}},
+                             (".spec.nested.replicas", ".status.replicas", ""))
+    assert scaled == {"metadata": {"name": "w", "resourceVersion": "9"},
+                      "spec": {"nested": {"replicas": 5}}}
