@@ -17,7 +17,7 @@ stored at the one ``storage`` version and checked against that version's structu
   the status (:func:`prepare_for_create`, :func:`prepare_for_update`);
 * ``pkg/apis/apiextensions/validation/validation.go``: the name (a DNS subdomain equal to
   ``spec.names.plural+"."+spec.group``), the group (a DNS subdomain with a dot), the scope,
-  versions (DNS-1035 names, unique, exactly one storage version, at least one served), names
+  versions (DNS-1035 names, unique, exactly one storage version), names
   (plural, singular, kind, listKind, shortNames, categories; kind and listKind differ), a
   schema for every version (v1 requires one), structural schemas (:func:`validate_structural`:
   a type on every node, ``object`` at the root, ``items`` for arrays, ``properties`` and
@@ -285,8 +285,6 @@ def _validate_versions(spec: Mapping[str, Any]) -> list[FieldError]:
     errs: list[FieldError] = []
     versions = [v if isinstance(v, Mapping) else {} for v in list_of(spec, "versions")]
     vpath = _SPEC.child("versions")
-    if not versions:
-        errs.append(required(vpath, "must have exactly one version marked as storage version"))
     seen: set[str] = set()
     unique = True
     for i, version in enumerate(versions):
@@ -299,12 +297,9 @@ def _validate_versions(spec: Mapping[str, Any]) -> list[FieldError]:
         errs.extend(_validate_version(version, vpath.index(i)))
     if not unique:
         errs.append(invalid(vpath, OMIT, "must contain unique version names"))
-    if versions and sum(1 for v in versions if v.get("storage") is True) != 1:
+    if sum(1 for v in versions if v.get("storage") is True) != 1:
         errs.append(invalid(vpath, OMIT,
                             "must have exactly one version marked as storage version"))
-    if versions and not any(v.get("served") is True for v in versions):
-        errs.append(invalid(vpath, OMIT,
-                            "must have at least one version marked as served"))
     return errs
 
 

@@ -97,8 +97,9 @@ def test_versions() -> None:
         'spec.versions[0].name: Invalid value: "V1": a DNS-1035 label must consist of lower '
         "case alphanumeric characters or '-', start with an alphabetic character, and end "
         "with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for "
-        "validation is '[a-z]([-a-z0-9]*[a-z0-9])?')",
-        "spec.versions: Invalid value: must have at least one version marked as served"]
+        "validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"]
+    assert _messages(_crd(versions=[])) == [
+        "spec.versions: Invalid value: must have exactly one version marked as storage version"]
 
 
 def test_structural_schema() -> None:
