@@ -153,6 +153,15 @@ def test_crd_lifecycle(server: Cluster, tmp_path: Path) -> None:
         r = server.kubectl("apply", "-f", "-", check=False, stdin=yaml.safe_dump(
             _widget("w3", size=2, bogus=1)))
         assert 'strict decoding error: unknown field "spec.bogus"' in r.stderr
+        # fieldValidation=Warn prunes and warns; server-side apply records its manager.
+        r = server.kubectl("apply", "--validate=warn", "-f", "-", stdin=yaml.safe_dump(
+            _widget("w3", size=2, bogus=1)))
+        assert 'unknown field "spec.bogus"' in r.stderr
+        server.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=crd-test",
+                       "-f", "-", stdin=yaml.safe_dump(_widget("w3", size=5)))
+        w3 = custom.get_namespaced_custom_object(GROUP, "v1", "default", "widgets", "w3")
+        assert w3["spec"] == {"size": 5, "color": "red"}
+        assert "crd-test" in [m["manager"] for m in w3["metadata"]["managedFields"]]
         r = server.kubectl("patch", "wdg", "w1", "-p", '{"spec":{"size":5}}', check=False)
         assert "application/strategic-merge-patch+json is not supported" in r.stderr
         # Client-side apply of an existing object sends a merge patch (the OpenAPI document
