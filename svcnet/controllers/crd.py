@@ -16,8 +16,11 @@ One informer on CRDs, one queue of CRD names, over the API like any client:
   finalizer (added by the first DELETE: :mod:`svcnet.registry.customresources`) gets the
   ``Terminating`` condition (``InstanceDeletionInProgress``), then every object of its kind is
   deleted through the API, in every namespace; while some remain (they have finalizers of
-  their own) the key is retried. Once none is left the finalizer is removed, and the server
-  deletes the CRD (``InstanceDeletionCompleted`` is not written: the object is gone).
+  their own) the CRD is looked at again every second, for as long as that takes. Once none
+  is left the finalizer is removed, and the server deletes the CRD
+  (``InstanceDeletionCompleted`` is not written: the object is gone). A CRD that serves no
+  version cannot reach its objects through the API: its finalizer is removed at once and
+  its stored objects stay (upstream deletes them from storage directly).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ __all__ = ["CustomResourceDefinitionController", "served_gvr"]
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
+#: Seconds between looks at a deleted CRD's objects that are still going.
+_CLEANUP_RECHECK = 1.0
 
 
 def served_gvr(crd: Mapping[str, Any]) -> GVR | None:
@@ -146,8 +151,12 @@ class CustomResourceDefinitionController(InformerController):
                         raise
                     remaining -= 1
             if remaining:
-                raise RequeueError(f"{name_of(crd)}: {remaining} custom resources still "
-                                   "being deleted")
+                # Objects with finalizers of their own may take long: look again in a while,
+                # however long (a retry budget would give up on the CRD).
+                log.info("%s: %d custom resources still being deleted", name_of(crd),
+                         remaining)
+                self.controller.queue.add_after(name_of(crd), _CLEANUP_RECHECK)
+                return
         done = dict(crd)
         done["metadata"] = dict(meta_of(crd))
         done["metadata"]["finalizers"] = [f for f in list_of(meta_of(crd), "finalizers")

@@ -207,8 +207,21 @@ def test_crd_lifecycle(server: Cluster, tmp_path: Path) -> None:
     server.process = start_server(server.data_dir)
     assert server.kubectl("get", "wdg", "w1", "-o", "jsonpath={.spec.size}").stdout == "4"
 
-    # Deleting the CRD deletes its objects first; a new CRD of the same name starts empty.
-    server.kubectl("delete", "crd", CRD_NAME, "--timeout=30s")
+    # Deleting the CRD deletes its objects first: one held by a finalizer holds the CRD
+    # (Terminating) until it goes; a new CRD of the same name starts empty.
+    held = _widget("held", size=1)
+    held["metadata"]["finalizers"] = ["example.com/hold"]
+    server.kubectl("create", "-f", "-", stdin=yaml.safe_dump(held))
+    server.kubectl("delete", "crd", CRD_NAME, "--wait=false")
+    _wait("the held widget to be marked", lambda: server.kubectl(
+        "get", "wdg", "held", "-o", "jsonpath={.metadata.deletionTimestamp}").stdout != "")
+    terminating = server.get_json("crd", CRD_NAME)
+    assert {(c["type"], c["status"], c["reason"]) for c in terminating["status"][
+        "conditions"]} >= {("Terminating", "True", "InstanceDeletionInProgress")}
+    assert server.kubectl("get", "wdg", "-o", "name").stdout.split() == [f"widget.{GROUP}/held"]
+    server.kubectl("patch", "wdg", "held", "--type=merge", "-p",
+                   '{"metadata":{"finalizers":null}}')
+    server.kubectl("wait", "--for=delete", f"crd/{CRD_NAME}", "--timeout=30s")
     assert "NotFound" in server.kubectl("get", "crd", CRD_NAME, check=False).stderr
     server.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(CRD))
     server.kubectl("wait", "--for", "condition=established", f"crd/{CRD_NAME}",
