@@ -60,6 +60,7 @@ KINDS = {
     "node.k8s.io/v1/RuntimeClass": "V1RuntimeClass",
     "scheduling.k8s.io/v1/PriorityClass": "V1PriorityClass",
     "storage.k8s.io/v1/StorageClass": "V1StorageClass",
+    "apiextensions.k8s.io/v1/CustomResourceDefinition": "V1CustomResourceDefinition",
     "networking.k8s.io/v1/Ingress": "V1Ingress",
     "networking.k8s.io/v1/IngressClass": "V1IngressClass",
     "networking.k8s.io/v1/NetworkPolicy": "V1NetworkPolicy",
@@ -100,7 +101,9 @@ BYTE_MAPS = {("V1Secret", "data"), ("V1ConfigMap", "binaryData")}
 INT64 = {"generation", "observedGeneration", "deletionGracePeriodSeconds",
          "terminationGracePeriodSeconds", "activeDeadlineSeconds", "runAsUser", "runAsGroup",
          "fsGroup", "count", "seconds", "expirationSeconds", "sizeLimit",
-         "startingDeadlineSeconds"}
+         "startingDeadlineSeconds",
+         # JSONSchemaProps' bounds (a CRD's schemas).
+         "maxLength", "minLength", "maxItems", "minItems", "maxProperties", "minProperties"}
 
 
 def convert(type_name: str, field: str, out: dict[str, Any]) -> Any:
@@ -115,6 +118,8 @@ def convert(type_name: str, field: str, out: dict[str, Any]) -> Any:
         return {"map": convert(m.group(1), field, out)}
     if t == "str":
         return "string"
+    if t == "bytes":  # []byte (a conversion webhook's caBundle): base64 in JSON
+        return "bytes"
     if t == "int":
         return "int64" if field in INT64 else "int32"
     if t == "bool":

@@ -25,7 +25,7 @@ from svcnet.api.labels import (
 )
 from svcnet.api.metricsstorage import MetricsStorage
 from svcnet.api.protobuf import MEDIA_TYPE as PROTOBUF, Codec, default_codec
-from svcnet.api.schema import decode, strict_error
+from svcnet.api.schema import Decoded, decode, strict_error
 from svcnet.apiserver.authn import Authenticator
 from svcnet.apiserver.nodeclient import NodeClient
 from svcnet.apiserver.rbac import RBAC
@@ -49,6 +49,12 @@ class Served:
     registry: Registry
     subresources: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """The verbs each subresource answers (discovery's, from :mod:`resources`)."""
+    decoder: Callable[[Obj], Decoded] | None = None
+    """How a body becomes an object when the built-in schema does not know the kind (custom
+    resources: :mod:`svcnet.apiserver.customresources`)."""
+    scale_paths: tuple[str, str, str] | None = None
+    """A custom resource's ``/scale``: its spec replicas, status replicas and label selector
+    paths (:func:`svcnet.api.crds.scale_paths`)."""
 
     @property
     def api_version(self) -> str:
@@ -57,6 +63,17 @@ class Served:
     @property
     def list_kind(self) -> str:
         return f"{self.kind}List"
+
+    @property
+    def custom(self) -> bool:
+        """A custom resource (of a CustomResourceDefinition)."""
+        return self.decoder is not None
+
+    @property
+    def retyped(self) -> bool:
+        """A custom resource served at a version other than its storage version: stored
+        bytes carry the storage apiVersion, so they are never sent as they are."""
+        return self.custom and self.registry.strategy.api_version != self.api_version
 
 
 @dataclass
@@ -240,7 +257,8 @@ def decode_object(body: Any, served: Served, request: web.Request, warnings: lis
     if kind != served.kind:
         raise bad_request(f"the kind in the data ({kind}) does not match the expected kind "
                           f"({served.kind})")
-    decoded = decode(body, api_version=served.api_version, kind=served.kind)
+    decoded = (served.decoder(body) if served.decoder is not None else
+               decode(body, api_version=served.api_version, kind=served.kind))
     if decoded.unknown_fields:
         mode = request.query.get("fieldValidation", "Warn")
         if mode == "Strict":

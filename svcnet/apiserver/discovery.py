@@ -29,6 +29,7 @@ What kubectl needs from either form (found by experiment: docs/KUBECTL.md):
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,23 +176,24 @@ def api_versions(server_address: str | None = None) -> Obj:
     return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": cidrs}
 
 
-def _group_entry(group: str) -> Obj:
+def _group_entry(group: str, extra: Sequence[Resource]) -> Obj:
     versions = [{"groupVersion": f"{group}/{v}", "version": v}
-                for g, v in resources.group_versions() if g == group]
+                for g, v in resources.group_versions(extra) if g == group]
     return {"name": group, "versions": versions, "preferredVersion": versions[0]}
 
 
-def api_group_list() -> Obj:
-    """``GET /apis`` (legacy): every named group with its versions and preferred version."""
+def api_group_list(extra: Sequence[Resource] = ()) -> Obj:
+    """``GET /apis`` (legacy): every named group with its versions and preferred version;
+    ``extra``: the custom resources served now."""
     return {"kind": "APIGroupList", "apiVersion": "v1",
-            "groups": [_group_entry(g) for g in resources.GROUP_ORDER]}
+            "groups": [_group_entry(g, extra) for g in resources.group_order(extra)]}
 
 
-def api_group(group: str) -> Obj | None:
+def api_group(group: str, extra: Sequence[Resource] = ()) -> Obj | None:
     """``GET /apis/<group>``: one ``APIGroup``, or None when the group is not served."""
-    if group not in resources.GROUP_ORDER:
+    if group not in resources.group_order(extra):
         return None
-    return {"kind": "APIGroup", "apiVersion": "v1", **_group_entry(group)}
+    return {"kind": "APIGroup", "apiVersion": "v1", **_group_entry(group, extra)}
 
 
 def _legacy_entries(res: Resource) -> list[Obj]:
@@ -218,13 +220,13 @@ def _legacy_entries(res: Resource) -> list[Obj]:
     return entries
 
 
-def api_resource_list(group: str, version: str) -> Obj | None:
+def api_resource_list(group: str, version: str, extra: Sequence[Resource] = ()) -> Obj | None:
     """``GET /api/v1`` or ``GET /apis/<group>/<version>``; None when not served.
 
     Subresources follow their resource as ``<resource>/<subresource>`` entries with an empty
     ``singularName``, exactly as upstream lists ``services/status``.
     """
-    served = list(resources.resources_in(group, version))
+    served = list(resources.resources_in(group, version, extra))
     if not served:
         return None
     gv = f"{group}/{version}" if group else version
@@ -257,17 +259,18 @@ def _aggregated_resource(res: Resource) -> Obj:
     return entry
 
 
-def _aggregated_group(group: str) -> Obj:
+def _aggregated_group(group: str, extra: Sequence[Resource]) -> Obj:
     # The core group's metadata has no name; named groups carry theirs.
     metadata: Obj = {"name": group} if group else {}
     versions = [{"version": v, "resources": [_aggregated_resource(r)
-                                             for r in resources.resources_in(group, v)],
+                                             for r in resources.resources_in(group, v, extra)],
                  "freshness": "Current"}
-                for g, v in resources.group_versions() if g == group]
+                for g, v in resources.group_versions(extra) if g == group]
     return {"metadata": metadata, "versions": versions}
 
 
-def aggregated_discovery(root: str, version: str = "v2") -> Obj:
+def aggregated_discovery(root: str, version: str = "v2",
+                         extra: Sequence[Resource] = ()) -> Obj:
     """The ``APIGroupDiscoveryList`` for ``/api`` (``root="api"``) or ``/apis`` (``"apis"``).
 
     ``version`` is the negotiated ``apidiscovery.k8s.io`` version (``v2`` or ``v2beta1``, whose
@@ -278,9 +281,9 @@ def aggregated_discovery(root: str, version: str = "v2") -> Obj:
         raise ValueError(f"aggregated discovery root must be 'api' or 'apis', not {root!r}")
     if version not in _AGGREGATED:
         raise ValueError(f"unknown aggregated discovery version {version!r}")
-    groups = [""] if root == "api" else list(resources.GROUP_ORDER)
+    groups = [""] if root == "api" else list(resources.group_order(extra))
     return {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{version}",
-            "metadata": {}, "items": [_aggregated_group(g) for g in groups]}
+            "metadata": {}, "items": [_aggregated_group(g, extra) for g in groups]}
 
 
 # ---------------------------------------------------------------------------------- version

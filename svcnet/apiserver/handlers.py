@@ -282,6 +282,8 @@ class Handlers:
                   user: User) -> web.Response:
         await self.authorize(user, "get", info, served)
         obj = await served.registry.get(info.namespace, info.name)
+        if served.retyped:
+            obj = with_type(obj, served)
         return await self._respond(request, obj, served)
 
     async def list_collection(self, request: web.Request, info: RequestInfo, served: Served,
@@ -297,7 +299,8 @@ class Handlers:
         as_table = tables.table_accepted(request.headers.get("Accept", ""))
         as_protobuf = not as_table and protobuf_codec(request, served.api_version,
                                                       served.list_kind) is not None
-        if label_sel is None and field_sel is None and not as_table and not as_protobuf:
+        if label_sel is None and field_sel is None and not as_table and not as_protobuf \
+                and not served.retyped:
             return await self._list_raw(served, info, limit, start, revision, bool(token))
         items: list[Obj] = []
         cont = ""
@@ -414,7 +417,8 @@ class Handlers:
                     user: User) -> web.Response:
         await self.authorize(user, "patch", info, served)
         await self.require_namespace(info, served, creating=False)
-        patch_type = patching.patch_type_of(request.content_type)
+        # Custom resources have no strategic merge metadata: upstream's route refuses it (415).
+        patch_type = patching.patch_type_of(request.content_type, strategic=not served.custom)
         body = await read_body(request)
         dry_run = dry_run_of(request)
         warnings: list[str] = []

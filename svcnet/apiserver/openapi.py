@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ __all__ = [
     "add_routes",
     "build_group_version_document",
     "compute_etag",
+    "custom_documents",
     "document_for",
     "group_version_documents",
     "group_version_path",
@@ -124,15 +126,31 @@ def document_for(path: str) -> OpenAPIDocument | None:
     return group_version_documents().get(path.strip("/"))
 
 
-def root_document() -> Obj:
-    """``GET /openapi/v3``: each group version with its hashed ``serverRelativeURL``."""
+def root_document(extra: Mapping[str, OpenAPIDocument] | None = None) -> Obj:
+    """``GET /openapi/v3``: each group version with its hashed ``serverRelativeURL``
+    (``extra``: the custom resources' documents, :func:`custom_documents`)."""
+    docs = {**group_version_documents(), **(extra or {})}
     return {"paths": {path: {"serverRelativeURL": doc.server_relative_url}
-                      for path, doc in sorted(group_version_documents().items())}}
+                      for path, doc in sorted(docs.items())}}
 
 
-def root_document_bytes() -> bytes:
+def root_document_bytes(extra: Mapping[str, OpenAPIDocument] | None = None) -> bytes:
     """The root document as served (its ETag is :func:`compute_etag` of these bytes)."""
-    return _encode(root_document())
+    return _encode(root_document(extra))
+
+
+def custom_documents(served: Sequence[tuple[resources.Resource, Obj]]
+                     ) -> dict[str, OpenAPIDocument]:
+    """The documents of custom resources' group versions, from each served (resource, its
+    version's schema) (openapi_spec.custom_v3_document)."""
+    by_gv: dict[str, list[tuple[resources.Resource, Obj]]] = {}
+    for res, schema in served:
+        by_gv.setdefault(group_version_path(res.group, res.version), []).append((res, schema))
+    docs = {}
+    for path, members in by_gv.items():
+        body = _encode(openapi_spec.custom_v3_document(members, _spec_version()))
+        docs[path] = OpenAPIDocument(path, body, compute_etag(body))
+    return docs
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,16 +198,18 @@ def not_modified(if_none_match: str | None, etag_header: str) -> bool:
     return "*" in tags or etag_header in tags
 
 
-async def _root(request: web.Request) -> web.Response:
-    body = root_document_bytes()
+async def _root(request: web.Request, extra: Mapping[str, OpenAPIDocument]) -> web.Response:
+    body = root_document_bytes(extra)
     headers = {"Cache-Control": "no-cache, private", "ETag": f'"{compute_etag(body)}"'}
     if not_modified(request.headers.get("If-None-Match"), headers["ETag"]):
         return web.Response(status=304, headers=headers)
     return web.Response(body=body, content_type="application/json", headers=headers)
 
 
-async def _group_version(request: web.Request) -> web.Response:
-    doc = document_for(request.match_info["gvpath"])
+async def _group_version(request: web.Request,
+                         extra: Mapping[str, OpenAPIDocument]) -> web.Response:
+    path = request.match_info["gvpath"]
+    doc = document_for(path) or extra.get(path.strip("/"))
     if doc is None:
         # kube-aggregator's answer for a group version no API service serves: an empty 404.
         return web.Response(status=404)
@@ -219,8 +239,17 @@ async def _v2(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={**headers, "Content-Type": chosen.content_type})
 
 
-def add_routes(router: web.UrlDispatcher) -> None:
-    """``/openapi/v2``, ``/openapi/v3`` and ``/openapi/v3/<group version>``."""
+def add_routes(router: web.UrlDispatcher,
+               custom: Callable[[], Mapping[str, OpenAPIDocument]] = dict) -> None:
+    """``/openapi/v2``, ``/openapi/v3`` and ``/openapi/v3/<group version>``; ``custom``: the
+    custom resources' v3 documents now (they change with the CRDs)."""
+
+    async def root(request: web.Request) -> web.Response:
+        return await _root(request, custom())
+
+    async def group_version(request: web.Request) -> web.Response:
+        return await _group_version(request, custom())
+
     router.add_get("/openapi/v2", _v2)
-    router.add_get("/openapi/v3", _root)
-    router.add_get(r"/openapi/v3/{gvpath:.+}", _group_version)
+    router.add_get("/openapi/v3", root)
+    router.add_get(r"/openapi/v3/{gvpath:.+}", group_version)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib import resources as package_files
 from typing import Any
 
@@ -41,8 +41,9 @@ Obj = dict[str, Any]
 DATA_FILE = "openapi_schemas.json"
 _DEF = "#/definitions/"
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1."
+_STRATEGIC = "application/strategic-merge-patch+json"
 _PATCH_TYPES = ("application/apply-patch+yaml", "application/json-patch+json",
-                "application/merge-patch+json", "application/strategic-merge-patch+json")
+                "application/merge-patch+json", _STRATEGIC)
 _PRODUCES = ["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"]
 _WRITE = ("dryRun", "fieldManager", "fieldValidation")
 _QUERY: dict[str, tuple[str, ...]] = {
@@ -378,12 +379,20 @@ def _v3_schema(schema: Obj) -> Obj:
 
 def v3_document(group: str, version: str, spec_version: str) -> Obj:
     """The OpenAPI v3 document of one group version, as kube-apiserver serves it."""
+    return _v3_document(paths(group, version), {}, spec_version)
+
+
+def _v3_document(v2_paths: Obj, extra_definitions: Obj, spec_version: str) -> Obj:
+    """A v3 document of these (v2-shaped) paths, with the definitions they reach (the package
+    data's, and ``extra_definitions``)."""
     gv_paths = {path: {key: [_v3_param(p) for p in value] if key == "parameters"
                        else _v3_operation(value) for key, value in item.items()}
-                for path, item in paths(group, version).items()}
-    definitions = schema_data()["definitions"]
+                for path, item in v2_paths.items()}
+    definitions = {**schema_data()["definitions"], **extra_definitions}
     reached = ref_closure(gv_paths, {"definitions": definitions}, prefixes=(_DEF,))
-    schemas = {name: _v3_schema(definitions[name]) for name in sorted(reached["definitions"])}
+    schemas = {name: (definitions[name] if name in extra_definitions
+                      else _v3_schema(definitions[name]))
+               for name in sorted(reached["definitions"])}
     text = json.dumps({"paths": gv_paths, "schemas": schemas}).replace(
         f'"{_DEF}', '"#/components/schemas/')
     body = json.loads(text)
@@ -395,3 +404,42 @@ def v3_document(group: str, version: str, spec_version: str) -> Obj:
             "type": "apiKey", "description": "Bearer Token authentication",
             "name": "authorization", "in": "header"}}},
     }
+
+
+def custom_v3_document(served: Sequence[tuple[Resource, Obj]], spec_version: str) -> Obj:
+    """The v3 document of one group version of custom resources: each (resource, its
+    version's ``openAPIV3Schema``), as apiextensions-apiserver's ``builder`` publishes them:
+    the paths of the resource, and the kind's schema with ``apiVersion``, ``kind`` and
+    ``metadata`` (ObjectMeta) added and its ``x-kubernetes-group-version-kind``, and the list
+    kind's (what ``kubectl explain`` reads)."""
+    out_paths: Obj = {}
+    definitions: Obj = {}
+    for res, schema in served:
+        out_paths.update(_resource_paths(res))
+        gvk = [{"group": res.group, "kind": res.kind, "version": res.version}]
+        common = {"apiVersion": {"type": "string", "description": _API_VERSION_TEXT},
+                  "kind": {"type": "string", "description": _KIND_TEXT}}
+        kind_schema = json.loads(json.dumps(schema))
+        kind_schema["properties"] = {**common, "metadata": {"$ref": _DEF + _META + "ObjectMeta"},
+                                     **(kind_schema.get("properties") or {})}
+        kind_schema["x-kubernetes-group-version-kind"] = gvk
+        definitions[definition_name(res.group, res.version, res.kind)] = kind_schema
+        definitions[definition_name(res.group, res.version, res.list_kind)] = {
+            "type": "object", "required": ["items"],
+            "description": f"{res.list_kind} is a list of {res.kind}",
+            "properties": {**common, "items": {"type": "array", "items": {
+                "$ref": _DEF + definition_name(res.group, res.version, res.kind)}},
+                "metadata": {"$ref": _DEF + _META + "ListMeta"}},
+            "x-kubernetes-group-version-kind": [
+                {"group": res.group, "kind": res.list_kind, "version": res.version}]}
+    for item in out_paths.values():  # no strategic merge patch for custom resources
+        for op in item.values():
+            if isinstance(op, dict) and "consumes" in op:
+                op["consumes"] = [c for c in op["consumes"] if c != _STRATEGIC]
+    return _v3_document({p: _describe(item) for p, item in sorted(out_paths.items())},
+                        definitions, spec_version)
+
+
+_API_VERSION_TEXT = ("APIVersion defines the versioned schema of this representation of an "
+                     "object.")
+_KIND_TEXT = "Kind is a string value representing the REST resource this object represents."

@@ -12,7 +12,7 @@ Ordering matters to clients in two places and is preserved by :data:`RESOURCES`:
 * group order is the order of ``/apis`` (upstream lists ``apps``, ``events.k8s.io``,
   ``authentication.k8s.io``, ``authorization.k8s.io`` and ``autoscaling`` before
   ``batch``, ``networking.k8s.io``, ``policy``, ``rbac.authorization.k8s.io``,
-  ``storage.k8s.io``, ``scheduling.k8s.io``, ``coordination.k8s.io``,
+  ``storage.k8s.io``, ``apiextensions.k8s.io``, ``scheduling.k8s.io``, ``coordination.k8s.io``,
   ``node.k8s.io`` and ``discovery.k8s.io``: kube-apiserver's group priorities), and within a
   group the preferred version first (``autoscaling/v2``, then ``v1``: a version other than the
   storage one names it in ``storage_group_version`` and is served by
@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -39,9 +40,12 @@ __all__ = [
     "Subresource",
     "by_kind",
     "by_resource",
+    "group_order",
     "group_versions",
     "resources_in",
+    "scale_subresource",
     "storage_version_hash",
+    "version_priority",
 ]
 
 #: The verbs of a fully served collection, in the (alphabetical) order upstream reports them.
@@ -171,7 +175,7 @@ def _status(kind: str) -> Subresource:
     return Subresource("status", kind, _STATUS_VERBS)
 
 
-def _scale() -> Subresource:
+def scale_subresource() -> Subresource:
     return Subresource("scale", "Scale", _STATUS_VERBS, group="autoscaling", version="v1")
 
 
@@ -207,7 +211,7 @@ CATALOGUE: tuple[Resource, ...] = (
                            _status("Pod"))),
     Resource("", "v1", "ReplicationController", "replicationcontrollers",
              "replicationcontroller", True, short_names=("rc",), categories=("all",),
-             subresources=(_scale(), _status("ReplicationController"))),
+             subresources=(scale_subresource(), _status("ReplicationController"))),
     Resource("", "v1", "ResourceQuota", "resourcequotas", "resourcequota", True,
              short_names=("quota",), subresources=(_status("ResourceQuota"),)),
     Resource("", "v1", "Secret", "secrets", "secret", True),
@@ -224,13 +228,13 @@ CATALOGUE: tuple[Resource, ...] = (
              short_names=("ds",), categories=("all",), subresources=(_status("DaemonSet"),)),
     Resource("apps", "v1", "Deployment", "deployments", "deployment", True,
              short_names=("deploy",), categories=("all",),
-             subresources=(_scale(), _status("Deployment"))),
+             subresources=(scale_subresource(), _status("Deployment"))),
     Resource("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True,
              short_names=("rs",), categories=("all",),
-             subresources=(_scale(), _status("ReplicaSet"))),
+             subresources=(scale_subresource(), _status("ReplicaSet"))),
     Resource("apps", "v1", "StatefulSet", "statefulsets", "statefulset", True,
              short_names=("sts",), categories=("all",),
-             subresources=(_scale(), _status("StatefulSet"))),
+             subresources=(scale_subresource(), _status("StatefulSet"))),
     # -- events.k8s.io/v1 ---------------------------------------------------------------------
     Resource("events.k8s.io", "v1", "Event", "events", "event", True, short_names=("ev",),
              storage_group_version="v1"),
@@ -288,6 +292,10 @@ CATALOGUE: tuple[Resource, ...] = (
     # -- storage.k8s.io/v1 --------------------------------------------------------------------
     Resource("storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", False,
              short_names=("sc",)),
+    # -- apiextensions.k8s.io/v1 --------------------------------------------------------------
+    Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition",
+             "customresourcedefinitions", "customresourcedefinition", False,
+             short_names=("crd", "crds"), subresources=(_status("CustomResourceDefinition"),)),
     # -- scheduling.k8s.io/v1 -----------------------------------------------------------------
     Resource("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass",
              False, short_names=("pc",)),
@@ -340,16 +348,36 @@ def by_kind(api_version: str, kind: str) -> Resource | None:
     return _BY_KIND.get((api_version, kind))
 
 
-def group_versions() -> list[tuple[str, str]]:
-    """Every served (group, version), core first, then groups in ``/apis`` order."""
-    return list(dict.fromkeys((r.group, r.version) for r in
-                              sorted(RESOURCES, key=lambda r: _group_rank(r.group))))
+def group_versions(extra: Sequence[Resource] = ()) -> list[tuple[str, str]]:
+    """Every served (group, version), core first, then groups in ``/apis`` order; ``extra``
+    (custom resources) after the built-in groups, as :func:`group_order` puts them."""
+    order = group_order(extra)
+    return list(dict.fromkeys((r.group, r.version) for r in sorted(
+        (*RESOURCES, *sorted(extra, key=lambda r: version_priority(r.version))),
+        key=lambda r: -1 if r.group == "" else order.index(r.group))))
 
 
-def resources_in(group: str, version: str) -> Iterator[Resource]:
+def group_order(extra: Sequence[Resource] = ()) -> tuple[str, ...]:
+    """:data:`GROUP_ORDER`, then the groups only ``extra`` has, by name (custom resources'
+    groups: upstream gives them all the same priority, then orders by name)."""
+    return GROUP_ORDER + tuple(sorted({r.group for r in extra} - set(GROUP_ORDER)))
+
+
+def resources_in(group: str, version: str, extra: Sequence[Resource] = ()
+                 ) -> Iterator[Resource]:
     """The resources of one group version, in discovery order."""
-    return (r for r in RESOURCES if r.group == group and r.version == version)
+    return (r for r in (*RESOURCES, *sorted(extra, key=lambda r: r.resource))
+            if r.group == group and r.version == version)
 
 
-def _group_rank(group: str) -> int:
-    return -1 if group == "" else GROUP_ORDER.index(group)
+_KUBE_VERSION = re.compile(r"^v([1-9][0-9]*)(?:(alpha|beta)([1-9][0-9]*))?$")
+
+
+def version_priority(version: str) -> tuple[int, int, int, str]:
+    """Kubernetes' version order (``version.CompareKubeAwareVersionStrings``) as a sort key:
+    GA before beta before alpha, higher numbers first, then other names alphabetically."""
+    m = _KUBE_VERSION.match(version)
+    if m is None:
+        return (3, 0, 0, version)
+    stage = {None: 0, "beta": 1, "alpha": 2}[m.group(2)]
+    return (stage, -int(m.group(1)), -int(m.group(3) or 0), "")

@@ -62,6 +62,7 @@ from svcnet.allocators.allocator import Holder
 from svcnet.allocators.ranges import ServiceCIDR
 from svcnet.api import (
     autoscaling,
+    crds,
     ingresses,
     kubectl_descriptors,
     networkpolicies,
@@ -94,6 +95,7 @@ from svcnet.apiserver.connections import (
     ConnectionGate,
     GatedSite,
 )
+from svcnet.apiserver.customresources import CustomResources
 from svcnet.apiserver.endpointreconciler import EndpointReconciler, parse_endpoint
 from svcnet.apiserver.handlers import Handlers
 from svcnet.apiserver.join import JoinService, ensure_join_token
@@ -119,6 +121,10 @@ from svcnet.registry import versions
 from svcnet.registry.autoscaling import HorizontalPodAutoscalerStrategy
 from svcnet.registry.batch import CronJobStrategy, JobStrategy
 from svcnet.registry.configs import ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy
+from svcnet.registry.customresources import (
+    CustomResourceDefinitionRegistry,
+    CustomResourceDefinitionStrategy,
+)
 from svcnet.registry.generic import Registry, Strategy
 from svcnet.registry.lb_ipam import LoadBalancerIPAM
 from svcnet.registry.namespaces import NamespaceRegistry
@@ -422,6 +428,12 @@ class APIServer:
                       authn=authn, clock=self.clock, namespaces=self.registries["namespaces"],
                       rbac=self.rbac, on_request=self.metrics.observe,
                       node_client=self.node_client, metrics=self.resource_metrics)
+        # The custom resources of the stored CRDs, then of every change to them (each process
+        # follows the store itself: customresources.py).
+        self.custom = CustomResources(self.store,
+                                      self.registries[f"customresourcedefinitions.{crds.GROUP}"],
+                                      ctx.served, clock=self.clock, admit=admission.admit)
+        await self.custom.load()
         app = self._app(Handlers(ctx))
         # Open watches (informers of pods that outlive us) must not hold up a shutdown.
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
@@ -490,6 +502,7 @@ class APIServer:
         self._tasks.append(asyncio.create_task(self.service_cidrs.run()))
         assert self._quota_admission is not None
         self._tasks.append(asyncio.create_task(self._quota_admission.run()))
+        self._tasks.append(asyncio.create_task(self.custom.run()))
         assert self.node_client is not None
         nodes = self.registries["nodes"]
 
@@ -575,6 +588,7 @@ class APIServer:
             ("", "limitranges"): LimitRangeStrategy(),
             ("", "resourcequotas"): ResourceQuotaStrategy(),
             (storageclasses.GROUP, "storageclasses"): StorageClassStrategy(),
+            (crds.GROUP, "customresourcedefinitions"): CustomResourceDefinitionStrategy(),
             (rbac.GROUP, "roles"): RoleStrategy(self._check_escalation),
             (rbac.GROUP, "clusterroles"): ClusterRoleStrategy(self._check_escalation),
             (rbac.GROUP, "rolebindings"): RoleBindingStrategy(self._check_escalation),
@@ -599,6 +613,9 @@ class APIServer:
                     PriorityClassRegistry(self.store, strategy, clock=self.clock,
                                           admit=admission.admit)
                     if isinstance(strategy, PriorityClassStrategy) else
+                    CustomResourceDefinitionRegistry(self.store, strategy, clock=self.clock,
+                                                     admit=admission.admit)
+                    if isinstance(strategy, CustomResourceDefinitionStrategy) else
                     Registry(self.store, strategy, clock=self.clock, admit=admission.admit,
                              charge=quota.charge if strategy.namespaced else None))
                 self.registries[key] = registry
@@ -778,17 +795,19 @@ class APIServer:
                                        discovery.api_versions(request.host or None))
 
         async def apis_root(request: web.Request) -> web.Response:
-            return _discovery_response(request, "apis", discovery.api_group_list())
+            return _discovery_response(request, "apis",
+                                       discovery.api_group_list(self.custom.resources),
+                                       self.custom.resources)
 
         async def resource_list(request: web.Request) -> web.StreamResponse:
             group, _, version = request.match_info.get("gv", "/v1").rpartition("/")
-            doc = discovery.api_resource_list(group, version)
+            doc = discovery.api_resource_list(group, version, self.custom.resources)
             if doc is None:
                 return await handlers.dispatch(request)
             return web.json_response(doc)
 
         async def group_doc(request: web.Request) -> web.StreamResponse:
-            doc = discovery.api_group(request.match_info["group"])
+            doc = discovery.api_group(request.match_info["group"], self.custom.resources)
             if doc is None:
                 return await handlers.dispatch(request)
             return web.json_response(doc)
@@ -819,19 +838,19 @@ class APIServer:
         app.router.add_get("/api/v1", resource_list)
         app.router.add_get(r"/apis/{gv:[^/]+/[^/]+}", resource_list)
         app.router.add_get(r"/apis/{group:[^/]+}", group_doc)
-        openapi.add_routes(app.router)
+        openapi.add_routes(app.router, self.custom.openapi_documents)
         self.join.add_routes(app.router)
         app.router.add_route("*", "/{tail:.*}", handlers.dispatch)
         return app
 
 
-def _discovery_response(request: web.Request, root: str, legacy: dict[str, Any]
-                        ) -> web.Response:
+def _discovery_response(request: web.Request, root: str, legacy: dict[str, Any],
+                        extra: Sequence[resources.Resource] = ()) -> web.Response:
     fmt = discovery.negotiate_discovery(request.headers.get("Accept"))
     if fmt.version is None:
         return web.json_response(legacy)
     # The exact aggregated Content-Type is required: kubectl reads anything else as legacy.
-    body = json.dumps(discovery.aggregated_discovery(root, fmt.version))
+    body = json.dumps(discovery.aggregated_discovery(root, fmt.version, extra))
     return web.Response(body=body.encode(), headers={"Content-Type": fmt.content_type})
 
 

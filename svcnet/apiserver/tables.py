@@ -30,12 +30,13 @@ they share the column and age helpers.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
-from svcnet.api import autoscalingv1
+from svcnet.api import autoscalingv1, crds
 from svcnet.api.access import as_dict as _dict, as_int as _int, as_list as _list, as_str as _str
 from svcnet.api.labels import SelectorError, selector_from_label_selector
 from svcnet.api.resourcelists import quantity_string
@@ -1428,8 +1429,51 @@ _DEFAULT_PRINTER = _Printer(_DEFAULT_COLUMNS, _print_default)
 
 
 def _printer(api_version: str, kind: str) -> _Printer:
+    custom = _CUSTOM_PRINTERS.get((api_version, kind))
+    if custom is not None:
+        return custom
     group = api_version.rpartition("/")[0]
     return _PRINTERS.get((group, kind), _DEFAULT_PRINTER)
+
+
+#: The printers of custom resources, by (apiVersion, kind) (:func:`set_custom_columns`).
+_CUSTOM_PRINTERS: dict[tuple[str, str], _Printer] = {}
+_CUSTOM_AGE: Final = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp",
+                      "description": _AGE.description}
+
+
+def set_custom_columns(api_version: str, kind: str,
+                       columns: Sequence[Mapping[str, Any]] | None) -> None:
+    """Print a custom resource version with its CRD's ``additionalPrinterColumns`` (None: no
+    longer served), as apiextensions' ``tableconvertor``: NAME, then each column (a CRD that
+    declares none gets upstream's default, ``Age`` from ``.metadata.creationTimestamp``);
+    a ``date`` cell is printed as an age, a ``string`` one as text, the others as found, and
+    a path that finds nothing gives an empty cell."""
+    if columns is None:
+        _CUSTOM_PRINTERS.pop((api_version, kind), None)
+        return
+    declared = list(columns) or [_CUSTOM_AGE]
+    definitions = (_NAME, *(Column(_str(c.get("name")), type=_str(c.get("type")) or "string",
+                                   format=_str(c.get("format")), priority=_int(c.get("priority")),
+                                   description=_str(c.get("description")))
+                            for c in declared))
+
+    def cells(obj: Obj, now: datetime) -> list[Cell]:
+        row: list[Cell] = [_name(obj)]
+        for column in declared:
+            found = crds.json_path_results(obj, _str(column.get("jsonPath")))
+            value = found[0] if found else None
+            if value is None:
+                row.append(None)
+            elif column.get("type") == "date":
+                row.append(since(value, now))
+            elif column.get("type") == "string":
+                row.append(value if isinstance(value, str) else json.dumps(value))
+            else:
+                row.append(value)
+        return row
+
+    _CUSTOM_PRINTERS[(api_version, kind)] = _Printer(definitions, cells)
 
 
 def columns_for(api_version: str, kind: str) -> tuple[Column, ...]:

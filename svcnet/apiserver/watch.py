@@ -170,8 +170,10 @@ class _Lines:
                 return cached.encoded(f"protobuf:{event_type}", lambda: codec.watch_frame(
                     event_type, with_type(dict(cached.obj), self.served)))
             return codec.watch_frame(event_type, obj)
-        elif cached is not None:
+        elif cached is not None and not self.served.retyped:
             return cached.line(event_type)
+        elif cached is not None:
+            obj = with_type(dict(cached.obj), self.served)
         return jsonbytes.dumps({"type": event_type, "object": obj}) + b"\n"
 
     def event_line(self, ev: CachedEvent) -> bytes | None:

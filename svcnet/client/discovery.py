@@ -22,8 +22,9 @@ from typing import Any, Protocol
 from svcnet.api.errors import StatusError
 from svcnet.client.rest import GVR, TransportError
 
-__all__ = ["DiscoveredResource", "GroupDiscoveryFailed", "GroupVersionParseError",
-           "parse_group_version", "server_preferred_namespaced_resources", "to_gvr"]
+__all__ = ["DiscoveredResource", "GroupDiscoveryFailed", "GroupVersionParseError", "Requester",
+           "parse_group_version", "resource_for_kind", "server_preferred_namespaced_resources",
+           "to_gvr"]
 
 Obj = dict[str, Any]
 
@@ -112,3 +113,22 @@ async def server_preferred_namespaced_resources(
         except (StatusError, TransportError) as e:  # reported; the other groups still count
             failed[gv] = e
     return found, (GroupDiscoveryFailed(failed) if failed else None)
+
+
+async def resource_for_kind(client: Requester, api_version: str, kind: str) -> GVR | None:
+    """The resource whose objects are ``api_version``/``kind`` (a RESTMapper's one lookup),
+    from that group version's ``APIResourceList``; None when the server serves no such kind
+    (the group version is not served, or does not have it)."""
+    group, version = parse_group_version(api_version)
+    path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    try:
+        doc = await client.request("GET", path)
+    except StatusError as e:
+        if e.code == 404:
+            return None
+        raise
+    for r in (doc or {}).get("resources") or []:
+        name = str(r.get("name") or "")
+        if name and "/" not in name and r.get("kind") == kind:
+            return GVR(group, version, name, kind, namespaced=bool(r.get("namespaced")))
+    return None

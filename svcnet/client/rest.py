@@ -186,6 +186,9 @@ PERSISTENTVOLUMES: Final = GVR("", "v1", "persistentvolumes", "PersistentVolume"
 PERSISTENTVOLUMECLAIMS: Final = GVR("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
 STORAGECLASSES: Final = GVR("storage.k8s.io", "v1", "storageclasses", "StorageClass",
                             namespaced=False)
+CUSTOMRESOURCEDEFINITIONS: Final = GVR("apiextensions.k8s.io", "v1",
+                                       "customresourcedefinitions", "CustomResourceDefinition",
+                                       namespaced=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,10 @@ EndpointSlices and Services: the kinds svcnet's controllers create owned objects
 owners; and
 Namespaces, which a delete may give the ``orphan`` or ``foregroundDeletion`` finalizer) with one
 informer each, indexed by uid and by owner uid, and resolve owners of other kinds (a Node, a
-Namespace) with a GET.
+Namespace) with a GET. Custom resources join in: the objects of every established CRD get an
+informer of their own while the CRD exists (:meth:`GarbageCollector.follow_custom_resources`),
+and an owner of a kind the collector does not know is found through discovery
+(:func:`svcnet.client.discovery.resource_for_kind`).
 
 One queue of ``<resource>|<namespace>/<name>`` keys. An object is queued when it appears, or
 when its owner references, deletion or finalizers change, while it has owners or GC
@@ -50,11 +53,12 @@ when the last finalizer is removed). The collector's side of all three is here.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from svcnet.api.access import (
     list_of as _list,
@@ -63,11 +67,20 @@ from svcnet.api.access import (
     namespace_of as _namespace,
     uid_of as _uid,
 )
+from svcnet.api.crds import established as crd_established
 from svcnet.api.errors import StatusError
 from svcnet.client.controller import Controller, RequeueError
-from svcnet.client.informer import EventHandler, Informer, InformerFactory, object_key
+from svcnet.client.discovery import Requester, resource_for_kind
+from svcnet.client.informer import (
+    EventHandler,
+    Informer,
+    InformerFactory,
+    ListerWatcher,
+    object_key,
+)
 from svcnet.client.rest import (
     CONFIGMAPS,
+    CUSTOMRESOURCEDEFINITIONS,
     ENDPOINTS,
     ENDPOINTSLICES,
     EVENTS,
@@ -83,6 +96,7 @@ from svcnet.client.rest import (
     Preconditions,
 )
 from svcnet.client.workqueue import RateLimitingQueue
+from svcnet.controllers.crd import served_gvr
 from svcnet.controllers.ownership import (
     CONTROLLERREVISIONS,
     CRONJOBS,
@@ -96,6 +110,12 @@ from svcnet.controllers.ownership import (
     WorkloadClient,
 )
 from svcnet.util.clock import Clock, RealClock
+
+
+class GCClient(APIClient, Requester, Protocol):
+    """What :meth:`GarbageCollector.from_client` needs: reads, watches, writes, and discovery
+    requests (RESTClient fits)."""
+
 
 __all__ = [
     "COMPONENT",
@@ -264,8 +284,15 @@ class GarbageCollector:
     """Deletes dependents of deleted owners (see the module doc)."""
 
     def __init__(self, client: WorkloadClient, informers: Mapping[GVR, Informer], *,
-                 clock: Clock | None = None, workers: int = 1) -> None:
+                 clock: Clock | None = None, workers: int = 1,
+                 discovery: Requester | None = None) -> None:
         self._client = client
+        #: How owners of kinds outside :data:`KNOWN_KINDS` (custom resources) are found.
+        self._discovery = discovery
+        self._lister: ListerWatcher | None = None
+        self._crds: Informer | None = None
+        self._started = False
+        self._stopping: set[asyncio.Task[None]] = set()
         self._clock: Clock = clock or RealClock()
         self.informers: dict[str, tuple[GVR, Informer]] = {
             str(gvr): (gvr, informer) for gvr, informer in informers.items()}
@@ -278,25 +305,63 @@ class GarbageCollector:
             informer.add_handler(self._handler(rid))
 
     @classmethod
-    def from_client(cls, client: APIClient, *, resources: Sequence[GVR] = DEFAULT_RESOURCES,
+    def from_client(cls, client: GCClient, *, resources: Sequence[GVR] = DEFAULT_RESOURCES,
                     clock: Clock | None = None, workers: int = 1,
                     informers: InformerFactory | None = None) -> GarbageCollector:
         factory = InformerFactory.of(informers, client, clock=clock)
-        return cls(client, {gvr: factory.informer(gvr, name=str(gvr)) for gvr in resources},
-                   clock=clock, workers=workers)
+        gc = cls(client, {gvr: factory.informer(gvr, name=str(gvr)) for gvr in resources},
+                 clock=clock, workers=workers, discovery=client)
+        gc.follow_custom_resources(factory.informer(CUSTOMRESOURCEDEFINITIONS,
+                                                    name="customresourcedefinitions"), client)
+        return gc
+
+    def follow_custom_resources(self, crds: Informer, lister: ListerWatcher) -> None:
+        """Watch the objects of every established CRD too (upstream's GC monitors every
+        deletable resource discovery lists), each with an informer of its own, started when
+        its CRD is seen and stopped when the CRD is gone."""
+        self._crds, self._lister = crds, lister
+        crds.add_handler(EventHandler(on_add=self._crd_changed,
+                                      on_update=lambda _old, new: self._crd_changed(new),
+                                      on_delete=self._crd_gone))
+
+    def _crd_changed(self, crd: Obj) -> None:
+        gvr = served_gvr(crd) if crd_established(crd) else None
+        if gvr is None or str(gvr) in self.informers or self._lister is None:
+            return
+        rid = str(gvr)
+        informer = Informer(self._lister, gvr, clock=self._clock, name=rid)
+        informer.indexer.add_index(UID_INDEX, uid_index)
+        informer.indexer.add_index(OWNER_UID_INDEX, owner_uid_index)
+        informer.add_handler(self._handler(rid))
+        self.informers[rid] = (gvr, informer)
+        if self._started:
+            informer.start()
+
+    def _crd_gone(self, crd: Obj) -> None:
+        gvr = served_gvr(crd)
+        entry = self.informers.pop(str(gvr), None) if gvr is not None else None
+        if entry is not None and self._started:
+            task = asyncio.get_running_loop().create_task(entry[1].stop())
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
 
     @property
     def queue(self) -> RateLimitingQueue[str]:
         return self.controller.queue
 
     def start(self) -> None:
-        for _, informer in self.informers.values():
+        self._started = True
+        if self._crds is not None:
+            self._crds.start()
+        for _, informer in list(self.informers.values()):
             informer.start()
         self.controller.start()
 
     async def stop(self) -> None:
         await self.controller.stop()
-        for _, informer in self.informers.values():
+        if self._crds is not None:
+            await self._crds.stop()
+        for _, informer in list(self.informers.values()):
             await informer.stop()
 
     def has_synced(self) -> bool:
@@ -418,6 +483,9 @@ class GarbageCollector:
             return found[1]
         gvr = KNOWN_KINDS.get((_group_of(str(ref.get("apiVersion") or "")),
                                str(ref.get("kind") or "")))
+        if gvr is None and self._discovery is not None:  # a custom resource, say
+            gvr = await resource_for_kind(self._discovery, str(ref.get("apiVersion") or ""),
+                                          str(ref.get("kind") or ""))
         if gvr is None:
             log.debug("%s: cannot look up owner kind %s/%s", COMPONENT, ref.get("apiVersion"),
                       ref.get("kind"))

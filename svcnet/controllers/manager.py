@@ -20,6 +20,7 @@ from typing import Protocol
 from svcnet.client.informer import InformerFactory
 from svcnet.client.rest import RESTClient
 from svcnet.controllers.clusterroleaggregation import ClusterRoleAggregationController
+from svcnet.controllers.crd import CustomResourceDefinitionController
 from svcnet.controllers.cronjob import CronJobController
 from svcnet.controllers.daemonset import DaemonSetController
 from svcnet.controllers.deployment import DeploymentController
@@ -123,6 +124,8 @@ class ControllerManager:
                                                 sync_period=config.quota_sync_period),
             PersistentVolumeBinder.from_client(client, clock=clock, informers=informers),
             LocalPathProvisioner.from_client(client, clock=clock, informers=informers),
+            CustomResourceDefinitionController.from_client(client, clock=clock,
+                                                           informers=informers),
         ]
 
     def start(self) -> None:

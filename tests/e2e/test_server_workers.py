@@ -193,6 +193,8 @@ def test_the_worker_serves_and_the_controllers_see_its_writes(server: Cluster) -
                in doc["message"] for code, doc in answers if code == 403), answers
     assert api.call("GET", f"{quotas}/q")[1]["status"]["used"] == {"pods": "5"}
 
+    _custom_resources_served_everywhere(api)
+
 
 def test_a_dead_worker_is_replaced_and_workers_die_with_their_server(tmp_path: Path) -> None:
     proc = start_server(tmp_path, "--workers", "2")
@@ -231,3 +233,35 @@ def test_workers_need_a_shared_store(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "--workers needs a store that processes share" in result.stderr, result.stderr
     assert not (tmp_path / "kubeconfig").exists()
+
+
+def _custom_resources_served_everywhere(api: API) -> None:
+    """Each process learns of CRDs from its own watch of the store: a CRD written through
+    one is served by both, and stops being served by both when it goes."""
+    group = f"w{uuid.uuid4().hex[:8]}.example.com"
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": f"gizmos.{group}"},
+           "spec": {"group": group, "scope": "Namespaced",
+                    "names": {"plural": "gizmos", "kind": "Gizmo"},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                        "openAPIV3Schema": {"type": "object",
+                                            "x-kubernetes-preserve-unknown-fields": True}}}]}}
+    code, doc = api.call("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+    assert code == 201, doc
+    path = f"/apis/{group}/v1/namespaces/default/gizmos"
+
+    def served_by_all() -> bool:  # new connections: both processes answer in turn
+        return all(api.call("GET", path)[0] == 200 for _ in range(8))
+
+    wait_for(served_by_all, "both processes to serve the custom resource", timeout=20)
+    for i in range(8):
+        code, doc = api.call("POST", path, {"apiVersion": f"{group}/v1", "kind": "Gizmo",
+                                            "metadata": {"name": f"g{i}"}, "spec": {"i": i}})
+        assert code == 201, doc
+    code, listed = api.call("GET", path)
+    assert {g["metadata"]["name"] for g in listed["items"]} == {f"g{i}" for i in range(8)}
+    code, doc = api.call("DELETE", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+                                   f"gizmos.{group}")
+    assert code == 200, doc
+    wait_for(lambda: all(api.call("GET", path)[0] == 404 for _ in range(8)),
+             "both processes to stop serving it", timeout=30)

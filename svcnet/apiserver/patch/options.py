@@ -47,18 +47,21 @@ _CONTENT_TYPES: Final = {
 _BY_CONTENT_TYPE: Final = {v: k for k, v in _CONTENT_TYPES.items()}
 
 
-def apply_patch_type(content_type: str | None) -> PatchType:
+def apply_patch_type(content_type: str | None, *, strategic: bool = True) -> PatchType:
     """Map a PATCH ``Content-Type`` to its patch type, or raise 415 UnsupportedMediaType.
 
     Like ``PatchResource``, parameters after the first ``;`` are dropped and the rest is
     compared exactly; the message lists the types in the order the route declares them.
+    ``strategic=False``: a kind without strategic merge metadata (custom resources), whose
+    route does not list that type.
     """
     ct = content_type or ""
     if (idx := ct.find(";")) > 0:
         ct = ct[:idx]
     pt = _BY_CONTENT_TYPE.get(ct)
-    if pt is None:
-        accepted = ", ".join(_CONTENT_TYPES[t] for t in PatchType)
+    if pt is None or (pt == PatchType.STRATEGIC and not strategic):
+        accepted = ", ".join(_CONTENT_TYPES[t] for t in PatchType
+                             if strategic or t != PatchType.STRATEGIC)
         raise StatusError(415, "UnsupportedMediaType",
                           "the body of the request was in an unknown format - accepted media "
                           f"types include: {accepted}")

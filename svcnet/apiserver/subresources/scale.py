@@ -1,4 +1,6 @@
-"""``<resource>/scale``: ScaleREST (pkg/registry/apps/deployment/storage/storage.go)."""
+"""``<resource>/scale``: ScaleREST (pkg/registry/apps/deployment/storage/storage.go), and a
+custom resource's (apiextensions' ``customresource`` ScaleREST: the replicas and selector at the
+paths its CRD names)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from svcnet.api import errors, workloads
+from svcnet.api import crds, errors, workloads
 from svcnet.api.errors import StatusError, bad_request
 from svcnet.api.schema import decode
 from svcnet.apiserver import patch as patching
@@ -39,11 +41,15 @@ async def serve_scale(handlers: Handlers, request: web.Request, info: RequestInf
     # A core/v1 ReplicationController's selector is a label map (scaleFromRC).
     map_selector = served.group == "" and served.resource == "replicationcontrollers"
     await handlers.require_namespace(info, served, creating=False)
+    paths = served.scale_paths  # a custom resource's, from its CRD
+
+    def scale_of(obj: Obj) -> Obj:
+        return (crds.scale_of(obj, paths) if paths is not None
+                else workloads.scale_from_object(obj, map_selector=map_selector))
+
     if verb == "get":
         current = await served.registry.get(info.namespace, info.name)
-        return verb, encoded_response(
-            request, workloads.scale_from_object(current, map_selector=map_selector),
-            "autoscaling/v1", "Scale")
+        return verb, encoded_response(request, scale_of(current), "autoscaling/v1", "Scale")
     body = await read_body(request)
     dry_run = dry_run_of(request)
     patch_type = patching.patch_type_of(request.content_type) if verb == "patch" else None
@@ -55,7 +61,7 @@ async def serve_scale(handlers: Handlers, request: web.Request, info: RequestInf
     def scaled(current: Obj | None) -> Obj:
         """The object with the Scale's replicas (the Scale computed from this version)."""
         assert current is not None
-        old_scale = workloads.scale_from_object(current, map_selector=map_selector)
+        old_scale = scale_of(current)
         if patch_type is not None:
             wanted: Any = patching.apply_patch(patch_type, old_scale, body, "autoscaling/v1",
                                                "Scale")
@@ -78,11 +84,10 @@ async def serve_scale(handlers: Handlers, request: web.Request, info: RequestInf
         if errs:
             raise errors.invalid_error("Scale", info.name, errs, "autoscaling")
         # A Scale naming a resourceVersion is a precondition on the object's.
-        return workloads.apply_scale(current, scale)
+        return (crds.with_scale(current, scale, paths) if paths is not None
+                else workloads.apply_scale(current, scale))
 
     written, _ = await served.registry.update_from(
         info.namespace, info.name, scaled, dry_run=dry_run,
         before_write=handlers.managed_fields(served, manager, "Update", "scale"))
-    return verb, encoded_response(
-        request, workloads.scale_from_object(written, map_selector=map_selector),
-        "autoscaling/v1", "Scale")
+    return verb, encoded_response(request, scale_of(written), "autoscaling/v1", "Scale")

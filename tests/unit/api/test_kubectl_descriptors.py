@@ -187,7 +187,9 @@ _SPECS: dict[str, dict[str, Any]] = {
 #: Kinds GA in a later Kubernetes than the installed kubectl (1.32 knows them as v1beta1 only):
 #: no protobuf form here, the server answers them in JSON.
 _NEWER_THAN_KUBECTL = {("networking.k8s.io/v1", "ServiceCIDR"),
-                       ("networking.k8s.io/v1", "IPAddress")}
+                       ("networking.k8s.io/v1", "IPAddress"),
+                       # kubectl links no apiextensions types: CRDs are answered in JSON.
+                       ("apiextensions.k8s.io/v1", "CustomResourceDefinition")}
 
 
 def test_kinds_newer_than_kubectl_have_no_protobuf_form(codec: Codec) -> None:

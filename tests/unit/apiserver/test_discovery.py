@@ -129,7 +129,7 @@ def test_catalogue_is_consistent() -> None:
         ("authorization.k8s.io", "v1"), ("autoscaling", "v2"), ("autoscaling", "v1"),
         ("batch", "v1"), ("networking.k8s.io", "v1"),
         ("policy", "v1"), ("rbac.authorization.k8s.io", "v1"), ("storage.k8s.io", "v1"),
-        ("scheduling.k8s.io", "v1"),
+        ("apiextensions.k8s.io", "v1"), ("scheduling.k8s.io", "v1"),
         ("coordination.k8s.io", "v1"), ("node.k8s.io", "v1"), ("discovery.k8s.io", "v1"),
         ("metrics.k8s.io", "v1beta1")]
     for group, version in resources.group_versions():
@@ -180,7 +180,7 @@ def test_api_group_list() -> None:
     assert [g["name"] for g in doc["groups"]] == [
         "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io",
         "autoscaling", "batch", "networking.k8s.io", "policy", "rbac.authorization.k8s.io",
-        "storage.k8s.io", "scheduling.k8s.io", "coordination.k8s.io", "node.k8s.io",
+        "storage.k8s.io", "apiextensions.k8s.io", "scheduling.k8s.io", "coordination.k8s.io", "node.k8s.io",
         "discovery.k8s.io",
         "metrics.k8s.io"]
     slices = doc["groups"][-2]
@@ -329,7 +329,7 @@ def test_aggregated_apis_lists_named_groups_in_order() -> None:
     assert [i["metadata"]["name"] for i in doc["items"]] == [
         "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io",
         "autoscaling", "batch", "networking.k8s.io", "policy", "rbac.authorization.k8s.io",
-        "storage.k8s.io", "scheduling.k8s.io", "coordination.k8s.io", "node.k8s.io",
+        "storage.k8s.io", "apiextensions.k8s.io", "scheduling.k8s.io", "coordination.k8s.io", "node.k8s.io",
         "discovery.k8s.io",
         "metrics.k8s.io"]
 
@@ -579,3 +579,36 @@ def test_hash_follows_content() -> None:
 
 def test_unknown_group_version_document_is_empty() -> None:
     assert openapi.build_group_version_document("certificates.k8s.io", "v1")["paths"] == {}
+
+
+def test_custom_resources_join_discovery_after_the_built_in_groups() -> None:
+    """CRDs' resources (svcnet/apiserver/customresources.py): their groups after the built-in
+    ones, by name; their versions in Kubernetes' order (GA, beta, alpha); the preferred one
+    first; aggregated discovery too; and /openapi/v3 documents for them."""
+    extra = [resources.Resource("b.example.com", v, "Widget", "widgets", "widget", True,
+                                short_names=("wd",), categories=("all",),
+                                storage_group_version="b.example.com/v1")
+             for v in ("v1alpha1", "v1", "v2beta1")]
+    extra.append(resources.Resource("a.example.com", "v1", "Gadget", "gadgets", "gadget",
+                                    False))
+    groups = [g["name"] for g in discovery.api_group_list(extra)["groups"]]
+    assert groups[-2:] == ["a.example.com", "b.example.com"]
+    group = discovery.api_group("b.example.com", extra)
+    assert group is not None
+    assert [v["version"] for v in group["versions"]] == ["v1", "v2beta1", "v1alpha1"]
+    assert group["preferredVersion"]["version"] == "v1"
+    listed = discovery.api_resource_list("b.example.com", "v2beta1", extra)
+    assert listed is not None and listed["resources"][0]["shortNames"] == ["wd"]
+    agg = discovery.aggregated_discovery("apis", "v2", extra)
+    assert agg["items"][-1]["metadata"]["name"] == "b.example.com"
+    docs = openapi.custom_documents([(extra[1], {"type": "object", "properties": {
+        "spec": {"type": "object"}}})])
+    doc = json.loads(docs["apis/b.example.com/v1"].body)
+    schema = doc["components"]["schemas"]["io.k8s.api.b.v1.Widget"]
+    assert schema["x-kubernetes-group-version-kind"] == [
+        {"group": "b.example.com", "kind": "Widget", "version": "v1"}]
+    assert set(schema["properties"]) == {"apiVersion", "kind", "metadata", "spec"}
+    patch = doc["paths"]["/apis/b.example.com/v1/namespaces/{namespace}/widgets/{name}"][
+        "patch"]
+    assert "application/strategic-merge-patch+json" not in patch["requestBody"]["content"]
+    assert "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta" in doc["components"]["schemas"]

@@ -20,6 +20,7 @@ from svcnet.apiserver.tables import (
     columns_for,
     human_duration,
     negotiate_table,
+    set_custom_columns,
     table_accepted,
     table_for,
 )
@@ -871,3 +872,35 @@ NEGOTIATION_CASES = [
 def test_table_negotiation(accept: str | None, version: str | None) -> None:
     assert negotiate_table(accept) == version
     assert table_accepted(accept) is (version is not None)
+
+
+def test_custom_resource_printer_columns() -> None:
+    """additionalPrinterColumns (svcnet/apiserver/tables.py set_custom_columns): NAME, then
+    each column; a date as an age; nothing found is an empty cell; no columns is Age."""
+    now = datetime(2026, 1, 1, 1, 0, tzinfo=UTC)
+    obj = {"metadata": {"name": "w", "creationTimestamp": "2026-01-01T00:00:00Z"},
+           "spec": {"size": 3, "tags": ["a"]},
+           "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    set_custom_columns("x.example.com/v1", "Widget", [
+        {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+        {"name": "Ready", "type": "string",
+         "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+        {"name": "Tags", "type": "string", "jsonPath": ".spec.tags", "priority": 1},
+        {"name": "Missing", "type": "string", "jsonPath": ".spec.none"},
+        {"name": "Created", "type": "date", "jsonPath": ".metadata.creationTimestamp"}])
+    try:
+        table = table_for([obj], api_version="x.example.com/v1", kind="Widget", now=now,
+                          resource_version="1")
+        assert [(c["name"], c["type"], c["priority"]) for c in table["columnDefinitions"]] == [
+            ("Name", "string", 0), ("Size", "integer", 0), ("Ready", "string", 0),
+            ("Tags", "string", 1), ("Missing", "string", 0), ("Created", "date", 0)]
+        assert table["rows"][0]["cells"] == ["w", 3, "True", '["a"]', None, "60m"]
+        set_custom_columns("x.example.com/v1", "Widget", [])
+        table = table_for([obj], api_version="x.example.com/v1", kind="Widget", now=now,
+                          resource_version="1")
+        assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Age"]
+    finally:
+        set_custom_columns("x.example.com/v1", "Widget", None)
+    default = table_for([obj], api_version="x.example.com/v1", kind="Widget", now=now,
+                        resource_version="1")
+    assert [c["name"] for c in default["columnDefinitions"]] == ["Name", "Created At"]

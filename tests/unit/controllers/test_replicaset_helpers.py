@@ -164,6 +164,11 @@ class RegistryAPI:
         obj["kind"] = gvr.kind
         return obj
 
+    async def request(self, method: str, path: str, *, params: Any = None, body: Any = None,
+                      content_type: str = "application/json") -> Any:
+        """Discovery: no custom resources here."""
+        raise StatusError(404, "NotFound", "the server could not find the requested resource")
+
     async def get(self, gvr: GVR, namespace: str, name: str, *, subresource: str = "") -> Obj:
         return self._typed(gvr, await self.registries[gvr].get(namespace, name))
 
