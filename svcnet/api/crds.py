@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
 from svcnet.api.access import list_of, map_of, str_of
@@ -197,7 +197,69 @@ def validate_crd(crd: Mapping[str, Any]) -> list[FieldError]:
     errs.extend(_validate_spec(spec))
     errs.extend(_validate_names(map_of(map_of(crd, "status"), "acceptedNames"),
                                 Path("status", "acceptedNames")))
+    errs.extend(validate_api_approval(crd, None))
     return errs
+
+
+API_APPROVED_ANNOTATION: Final = "api-approved.kubernetes.io"
+_APPROVAL_MISSING: Final = (f'protected groups must have approval annotation '
+                            f'"{API_APPROVED_ANNOTATION}", see '
+                            "https://github.com/kubernetes/enhancements/pull/1111")
+_APPROVAL_INVALID: Final = (f'protected groups must have approval annotation '
+                            f'"{API_APPROVED_ANNOTATION}" with either a URL or a reason starting '
+                            'with "unapproved", see '
+                            "https://github.com/kubernetes/enhancements/pull/1111")
+
+
+def is_protected_group(group: str) -> bool:
+    """IsProtectedCommunityGroup: Kubernetes' own API groups."""
+    return group in ("k8s.io", "kubernetes.io") or group.endswith((".k8s.io", ".kubernetes.io"))
+
+
+def _approval_state(crd: Mapping[str, Any]) -> str:
+    """GetAPIApprovalState: missing, bypassed ("unapproved..."), approved (a URL), invalid."""
+    value = map_of(map_of(crd, "metadata"), "annotations").get(API_APPROVED_ANNOTATION)
+    if value is None:
+        return "missing"
+    text = str(value)
+    if text.startswith("unapproved"):
+        return "bypassed"
+    scheme, sep, rest = text.partition("://")
+    if sep and scheme.isalpha() and rest and not any(c.isspace() for c in text):
+        return "approved"
+    return "invalid"
+
+
+def validate_api_approval(new: Mapping[str, Any],
+                          old: Mapping[str, Any] | None) -> list[FieldError]:
+    """validateAPIApproval: a CRD in a protected group (``*.k8s.io``, ``*.kubernetes.io``)
+    carries the ``api-approved.kubernetes.io`` annotation, a URL or a reason starting with
+    "unapproved"; an update that leaves the state as it was is never refused."""
+    if not is_protected_group(str_of(map_of(new, "spec"), "group")):
+        return []
+    state = _approval_state(new)
+    if old is not None and _approval_state(old) == state:
+        return []
+    path = _META.child("annotations").key(API_APPROVED_ANNOTATION)
+    if state == "missing":
+        return [required(path, _APPROVAL_MISSING)]
+    if state == "invalid":
+        return [invalid(path, map_of(map_of(new, "metadata"), "annotations").get(
+            API_APPROVED_ANNOTATION), _APPROVAL_INVALID)]
+    return []
+
+
+def validate_not_built_in(crd: Mapping[str, Any],
+                          built_in: Collection[tuple[str, str]]) -> list[FieldError]:
+    """A CRD may not name a resource the server serves itself (``built_in``: group and plural
+    pairs). Upstream's built-in handlers answer first, which leaves such a CRD unreachable;
+    here it is refused, so that it cannot shadow (or, on deletion, empty) a built-in resource."""
+    spec = map_of(crd, "spec")
+    group, plural = str_of(spec, "group"), str_of(map_of(spec, "names"), "plural")
+    if (group, plural) not in built_in:
+        return []
+    return [forbidden(_SPEC.child("names", "plural"),
+                      f'"{plural}.{group}" is a resource this API server serves itself')]
 
 
 def validate_crd_update(new: Mapping[str, Any], old: Mapping[str, Any]) -> list[FieldError]:
@@ -222,6 +284,7 @@ def validate_crd_update(new: Mapping[str, Any], old: Mapping[str, Any]) -> list[
     errs.extend(_validate_names(map_of(map_of(new, "status"), "acceptedNames"),
                                 Path("status", "acceptedNames")))
     errs.extend(_validate_stored_versions(new))
+    errs.extend(validate_api_approval(new, old))
     return errs
 
 

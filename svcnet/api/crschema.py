@@ -39,15 +39,18 @@ import base64
 import copy
 import datetime as _dt
 import ipaddress
+import json
 import math
 import re
 import uuid
 from collections.abc import Callable, Mapping
+from fractions import Fraction
 from typing import Any, Final
 
 from svcnet.api.errors import (
     FieldError,
     Path,
+    bad_request,
     duplicate,
     invalid,
     not_supported,
@@ -103,6 +106,11 @@ def _prune(value: Any, schema: Schema, path: str, keep_object_fields: bool,
         embedded = keep_object_fields or schema.get("x-kubernetes-embedded-resource") is True
         for key in list(value):
             sub = props.get(key)
+            if embedded and key in _OBJECT_FIELDS:
+                # apiVersion, kind and metadata of the object (or of an embedded one) are
+                # ObjectMeta's business, never the schema's: controller-gen declares
+                # `metadata: {type: object}` in every CRD, which must not empty it.
+                continue
             if isinstance(sub, Mapping):
                 _prune(value[key], sub, _path_text(path, key), False, pruned)
             elif extra is not None:
@@ -336,11 +344,30 @@ def _validate_number(value: float, schema: Schema, path: Path, errs: list[FieldE
             errs.append(invalid(path, value, f"{path} in body should be less than or equal to "
                                              f"{_go_number(maximum)}"))
     multiple = schema.get("multipleOf")
-    if isinstance(multiple, (int, float)) and multiple > 0:
+    if isinstance(multiple, (int, float)) and multiple > 0 and not _is_multiple(value, multiple):
+        errs.append(invalid(path, value, f"{path} in body should be a multiple of "
+                                         f"{_go_number(multiple)}"))
+
+
+def _is_multiple(value: int | float, multiple: int | float) -> bool:
+    """go-openapi's MultipleOf: the quotient is an integer (to 1e-9, as floats go); exact for
+    numbers too large for a float."""
+    try:
         quotient = value / multiple
-        if not math.isclose(quotient, round(quotient), rel_tol=0, abs_tol=1e-9):
-            errs.append(invalid(path, value, f"{path} in body should be a multiple of "
-                                             f"{_go_number(multiple)}"))
+    except OverflowError:
+        quotient = math.inf
+    if math.isfinite(quotient):
+        return math.isclose(quotient, round(quotient), rel_tol=0, abs_tol=1e-9)
+    try:
+        return (Fraction(value) / Fraction(multiple)).denominator == 1
+    except (OverflowError, ValueError):  # an infinite or NaN value
+        return False
+
+
+def _canonical(value: Any) -> str:
+    """JSON text with sorted keys: equal exactly when Go's DeepEqual of the decoded values is
+    (``1`` and ``true`` differ, ``1`` and ``1.0`` too)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _count_bounds(count: int, schema: Schema, path: Path, suffix: str, noun: str,
@@ -358,12 +385,23 @@ def _validate_array(value: list[Any], schema: Schema, path: Path,
                     errs: list[FieldError]) -> None:
     _count_bounds(len(value), schema, path, "Items", "items", errs)
     if schema.get("uniqueItems") is True or schema.get("x-kubernetes-list-type") == "set":
-        seen: list[Any] = []
+        seen: set[str] = set()
         for i, item in enumerate(value):
-            if item in seen:
+            text = _canonical(item)
+            if text in seen:
                 errs.append(duplicate(path.index(i), item))
-            else:
-                seen.append(item)
+            seen.add(text)
+    keys = schema.get("x-kubernetes-list-map-keys")
+    if schema.get("x-kubernetes-list-type") == "map" and isinstance(keys, list):
+        seen_keys: set[str] = set()
+        for i, item in enumerate(value):
+            if not isinstance(item, Mapping):
+                continue
+            key = {str(k): item[k] for k in keys if k in item}
+            text = _canonical(key)
+            if text in seen_keys:
+                errs.append(duplicate(path.index(i), key))
+            seen_keys.add(text)
     items = _items(schema)
     if items is not None:
         for i, item in enumerate(value):
@@ -405,11 +443,34 @@ def _validate_combinators(value: Any, schema: Schema, path: Path,
                                          "(not)"))
 
 
+MAX_DEPTH: Final = 200
+"""How deep a custom resource may nest: every pass over it (pruning, defaulting, validation,
+managedFields) walks it recursively, and the body decoder takes up to 1,024 levels."""
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests (iteratively: it is what guards the recursive walks)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        children = current.values() if isinstance(current, Mapping) else (
+            current if isinstance(current, list) else ())
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, Mapping | list))
+    return deepest
+
+
 def decode_custom_resource(body: Mapping[str, Any], schema: Schema, *, api_version: str,
                            kind: str) -> Decoded:
     """A custom resource as its version's codec reads it: ``metadata`` decoded as ObjectMeta
     (a wrong type is a 400, as for every kind), then everything pruned by the schema. The
     unknown fields of both are reported (``metadata.foo``, ``spec.bar``)."""
+    if _depth(body) > MAX_DEPTH:
+        raise bad_request(f"the object is nested more than {MAX_DEPTH} levels deep")
     obj = copy.deepcopy(dict(body))
     unknown: list[str] = []
     meta = obj.get("metadata")

@@ -71,9 +71,10 @@ class Served:
 
     @property
     def retyped(self) -> bool:
-        """A custom resource served at a version other than its storage version: stored
-        bytes carry the storage apiVersion, so they are never sent as they are."""
-        return self.custom and self.registry.strategy.api_version != self.api_version
+        """A custom resource: its stored bytes carry the apiVersion of the storage version
+        when they were written, which need not be the version served now (nor the storage
+        version now, once the CRD moved it), so they are never sent as they are."""
+        return self.custom
 
 
 @dataclass

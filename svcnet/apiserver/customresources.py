@@ -40,7 +40,7 @@ from svcnet.apiserver import openapi, tables
 from svcnet.apiserver.common import Served
 from svcnet.apiserver.resources import ALL_VERBS, Resource, Subresource, scale_subresource
 from svcnet.registry.customresources import custom_resource_strategy
-from svcnet.registry.generic import Admit, Registry
+from svcnet.registry.generic import Admit, Charge, Registry
 from svcnet.storage.interface import EventType, Store
 from svcnet.util.clock import Clock
 
@@ -81,13 +81,20 @@ class CustomResources:
 
     def __init__(self, store: Store, crd_registry: Registry,
                  served: dict[tuple[str, str, str], Served], *, clock: Clock,
-                 admit: Admit | None = None) -> None:
+                 admit: Admit | None = None, charge: Charge | None = None) -> None:
         self._store = store
         self._crds = crd_registry
         self._served = served
+        #: The built-in resources' keys: never taken over, never removed (a CRD stored
+        #: before the strategy refused such names stays unserved).
+        self._built_in = frozenset(served)
         self._clock = clock
         self._admit = admit
+        #: The ResourceQuota admission's charge (``count/<plural>.<group>``), for namespaced
+        #: custom resources.
+        self._charge = charge
         self._registries: dict[str, Registry] = {}
+        self._closing: set[asyncio.Task[None]] = set()
         self._by_crd: dict[str, list[Resource]] = {}
         self._schemas: dict[tuple[str, str, str], Mapping[str, Any]] = {}
         self._openapi: dict[str, openapi.OpenAPIDocument] | None = None
@@ -138,11 +145,13 @@ class CustomResources:
         strategy = custom_resource_strategy(crd)
         registry = self._registries.get(name)
         if registry is None:  # group and plural are immutable: the same keys for good
-            registry = Registry(self._store, strategy, clock=self._clock, admit=self._admit)
+            registry = Registry(self._store, strategy, clock=self._clock, admit=self._admit,
+                                charge=self._charge if strategy.namespaced else None)
             self._registries[name] = registry
         else:
             registry.strategy = strategy
-        resources = _resources_of(crd)
+        resources = [r for r in _resources_of(crd)
+                     if (r.group, r.version, r.resource) not in self._built_in]
         for res in resources:
             schema = crds.version_schema(crd, res.version)
 
@@ -167,7 +176,13 @@ class CustomResources:
             self._schemas.pop((res.group, res.version, res.resource), None)
             tables.set_custom_columns(res.api_version, res.kind, None)
         if not keep_registry:
-            self._registries.pop(name, None)
+            registry = self._registries.pop(name, None)
+            if registry is not None:
+                # Its open watches end (upstream destroys the CRD's storage): a client
+                # watching the resource of a deleted CRD must not receive a new one's events.
+                task = asyncio.get_running_loop().create_task(registry.watch_cache.close())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
         self._publish()
 
     def _publish(self) -> None:

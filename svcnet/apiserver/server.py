@@ -432,7 +432,9 @@ class APIServer:
         # follows the store itself: customresources.py).
         self.custom = CustomResources(self.store,
                                       self.registries[f"customresourcedefinitions.{crds.GROUP}"],
-                                      ctx.served, clock=self.clock, admit=admission.admit)
+                                      ctx.served, clock=self.clock, admit=admission.admit,
+                                      charge=self._quota_admission.charge
+                                      if self._quota_admission is not None else None)
         await self.custom.load()
         app = self._app(Handlers(ctx))
         # Open watches (informers of pods that outlive us) must not hold up a shutdown.
@@ -588,7 +590,8 @@ class APIServer:
             ("", "limitranges"): LimitRangeStrategy(),
             ("", "resourcequotas"): ResourceQuotaStrategy(),
             (storageclasses.GROUP, "storageclasses"): StorageClassStrategy(),
-            (crds.GROUP, "customresourcedefinitions"): CustomResourceDefinitionStrategy(),
+            (crds.GROUP, "customresourcedefinitions"): CustomResourceDefinitionStrategy(
+                {(r.group, r.resource) for r in resources.RESOURCES}),
             (rbac.GROUP, "roles"): RoleStrategy(self._check_escalation),
             (rbac.GROUP, "clusterroles"): ClusterRoleStrategy(self._check_escalation),
             (rbac.GROUP, "rolebindings"): RoleBindingStrategy(self._check_escalation),

@@ -23,7 +23,7 @@ upstream's ``crdHandler``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
 from svcnet.allocators.operation import Operation
@@ -50,6 +50,10 @@ class CustomResourceDefinitionStrategy(BaseStrategy):
     namespaced: ClassVar[bool] = False
     has_generation: ClassVar[bool] = True
 
+    def __init__(self, built_in: Collection[tuple[str, str]] = ()) -> None:
+        #: The (group, plural) pairs the server serves itself: no CRD may take one.
+        self.built_in = frozenset(built_in)
+
     def default(self, obj: Obj) -> Obj:
         return crds.set_defaults(obj)
 
@@ -63,7 +67,7 @@ class CustomResourceDefinitionStrategy(BaseStrategy):
         return crds.prepare_for_status_update(new, old)
 
     def validate_create(self, obj: Obj) -> list[FieldError]:
-        return crds.validate_crd(obj)
+        return [*crds.validate_crd(obj), *crds.validate_not_built_in(obj, self.built_in)]
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         return crds.validate_crd_update(new, old)

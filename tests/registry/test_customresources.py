@@ -12,6 +12,7 @@ import pytest
 
 from svcnet.api import crds
 from svcnet.api.errors import StatusError
+from svcnet.apiserver.resources import RESOURCES
 from svcnet.registry.customresources import (
     CustomResourceDefinitionRegistry,
     CustomResourceDefinitionStrategy,
@@ -111,3 +112,20 @@ async def test_custom_resource_rules() -> None:
         await registry.create("ns", {"metadata": {"name": "late"}, "spec": {}})
     assert (refused.value.code, refused.value.message) == (
         405, "create not allowed while custom resource definition is terminating")
+
+
+async def test_the_server_refuses_a_crd_for_a_resource_it_serves_itself() -> None:
+    """Even approved, roles.rbac.authorization.k8s.io cannot be a CRD: it would shadow the
+    built-in Roles (and deleting it would delete them all)."""
+    registry = Registry(MemoryStore(), CustomResourceDefinitionStrategy(
+        {(r.group, r.resource) for r in RESOURCES}))
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "roles.rbac.authorization.k8s.io",
+                        "annotations": {"api-approved.kubernetes.io": "unapproved, test"}},
+           "spec": {"group": "rbac.authorization.k8s.io", "scope": "Namespaced",
+                    "names": {"plural": "roles", "kind": "Role"},
+                    "versions": [{"name": "v1", "served": True, "storage": True,
+                                  "schema": {"openAPIV3Schema": {"type": "object"}}}]}}
+    with pytest.raises(StatusError) as info:
+        await registry.create("", crd)
+    assert info.value.code == 422 and "serves itself" in str(info.value)

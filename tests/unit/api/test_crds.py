@@ -221,3 +221,30 @@ def test_scale_subresource() -> None:
                              (".spec.nested.replicas", ".status.replicas", ""))
     assert scaled == {"metadata": {"name": "w", "resourceVersion": "9"},
                       "spec": {"nested": {"replicas": 5}}}
+
+
+def test_protected_groups_need_the_api_approval_annotation() -> None:
+    crd = _crd(group="rbac.authorization.k8s.io", names={"plural": "widgets", "kind": "Widget"})
+    crd["metadata"]["name"] = "widgets.rbac.authorization.k8s.io"
+    key = 'metadata.annotations[api-approved.kubernetes.io]'
+    assert _messages(crd) == [
+        f'{key}: Required value: protected groups must have approval annotation '
+        '"api-approved.kubernetes.io", see https://github.com/kubernetes/enhancements/pull/1111']
+    crd["metadata"]["annotations"] = {"api-approved.kubernetes.io": "soon"}
+    assert [e.field for e in crds.validate_crd(crd)] == [key]
+    for ok in ("unapproved, experimental", "https://github.com/kubernetes/kubernetes/pull/1"):
+        crd["metadata"]["annotations"] = {"api-approved.kubernetes.io": ok}
+        assert _messages(crd) == []
+    old = copy.deepcopy(crd)
+    del old["metadata"]["annotations"]
+    del crd["metadata"]["annotations"]
+    assert crds.validate_api_approval(crd, old) == [], "an unchanged state is never refused"
+    assert crds.validate_api_approval(_crd(), None) == [], "example.com is not protected"
+
+
+def test_a_crd_may_not_take_a_built_in_resource() -> None:
+    crd = _crd(group="example.com", names={"plural": "widgets", "kind": "Widget"})
+    assert crds.validate_not_built_in(crd, {("apps", "deployments")}) == []
+    assert [str(e) for e in crds.validate_not_built_in(crd, {("example.com", "widgets")})] == [
+        'spec.names.plural: Forbidden: "widgets.example.com" is a resource this API server '
+        "serves itself"]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from svcnet.api import crschema
-from svcnet.api.errors import StatusError
+from svcnet.api.errors import Path, StatusError
 
 Obj = dict[str, Any]
 
@@ -120,3 +120,55 @@ def test_decode_reports_metadata_and_pruned_fields() -> None:
         crschema.decode_custom_resource({"metadata": {"name": 3}}, SCHEMA,
                                         api_version="example.com/v1", kind="Widget")
     assert err.value.code == 400
+
+
+def test_a_schema_declaring_metadata_does_not_prune_it() -> None:
+    """controller-gen writes `metadata: {type: object}` into every CRD (cert-manager,
+    Prometheus operator, Argo CD): the object's metadata, and an embedded resource's, are
+    ObjectMeta's, never pruned by the schema (upstream's pruning skips them)."""
+    schema = {"type": "object", "properties": {
+        "apiVersion": {"type": "string"}, "kind": {"type": "string"},
+        "metadata": {"type": "object"},
+        "spec": {"type": "object", "properties": {"tpl": {
+            "type": "object", "x-kubernetes-embedded-resource": True,
+            "properties": {"metadata": {"type": "object"}, "spec": {"type": "object"}}}}}}}
+    body = {"apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "w", "namespace": "ns", "labels": {"a": "b"},
+                         "finalizers": ["example.com/f"]},
+            "spec": {"tpl": {"apiVersion": "v1", "kind": "Pod",
+                             "metadata": {"name": "p", "labels": {"x": "y"}},
+                             "spec": {}}}}
+    decoded = crschema.decode_custom_resource(body, schema, api_version="example.com/v1",
+                                              kind="Widget")
+    assert decoded.unknown_fields == []
+    assert decoded.obj["metadata"] == body["metadata"]
+    assert decoded.obj["spec"]["tpl"]["metadata"] == {"name": "p", "labels": {"x": "y"}}
+
+
+def test_multiple_of_huge_numbers_and_list_uniqueness_without_errors_of_python() -> None:
+    """No 500 on a number too large for a float; `1` and `true` are not duplicates (Go's
+    DeepEqual), equal objects are; a map list refuses a repeated key."""
+    even = {"type": "integer", "multipleOf": 2}
+    assert [(e.field, e.detail) for e in crschema.validate(10**400 + 1, even, Path("n"))] == [
+        ("n", "n in body should be a multiple of 2")]
+    assert crschema.validate(10**400, even, Path("n")) == []
+    as_set = {"type": "array", "x-kubernetes-list-type": "set"}
+    assert crschema.validate([1, True, 1.0], as_set) == []
+    assert [e.field for e in crschema.validate([{"a": 1}, {"a": 1}], as_set)] == ["[1]"]
+    as_map = {"type": "array", "x-kubernetes-list-type": "map",
+              "x-kubernetes-list-map-keys": ["name"],
+              "items": {"type": "object", "properties": {"name": {"type": "string"}}}}
+    dup = crschema.validate([{"name": "a"}, {"name": "b"}, {"name": "a"}], as_map)
+    assert [(e.field, e.value) for e in dup] == [("[2]", {"name": "a"})]
+
+
+def test_a_custom_resource_nested_too_deep_is_a_400() -> None:
+    deep: Obj = {}
+    node = deep
+    for _ in range(crschema.MAX_DEPTH + 5):
+        node["x"] = {}
+        node = node["x"]
+    with pytest.raises(StatusError) as info:
+        crschema.decode_custom_resource({"metadata": {"name": "w"}, "spec": deep}, SCHEMA,
+                                        api_version="example.com/v1", kind="Widget")
+    assert info.value.code == 400 and "nested more than" in str(info.value)
