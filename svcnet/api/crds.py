@@ -51,6 +51,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
 from svcnet.api.access import list_of, map_of, str_of
+from svcnet.api.crschema import pattern_error
 from svcnet.api.errors import (
     OMIT,
     FieldError,
@@ -475,12 +476,9 @@ def _structural(schema: Mapping[str, Any], path: Path, errs: list[FieldError], *
         errs.append(forbidden(path.child("additionalProperties"),
                               "additionalProperties and properties are mutual exclusive"))
     pattern = schema.get("pattern")
-    if isinstance(pattern, str):
-        try:
-            re.compile(pattern)
-        except re.error as e:
-            errs.append(invalid(path.child("pattern"), pattern,
-                                f"must be a valid regular expression: {e}"))
+    if isinstance(pattern, str) and (problem := pattern_error(pattern)) is not None:
+        errs.append(invalid(path.child("pattern"), pattern,
+                            f"must be a valid regular expression: {problem}"))
     for key, sub in map_of(schema, "properties").items():
         if isinstance(sub, Mapping):
             _structural(sub, path.child("properties").key(key), errs)

@@ -38,6 +38,7 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as _dt
+import functools
 import ipaddress
 import json
 import math
@@ -46,6 +47,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from fractions import Fraction
 from typing import Any, Final
+
+import re2
 
 from svcnet.api.errors import (
     FieldError,
@@ -238,6 +241,9 @@ def _is_byte(v: str) -> bool:
     return True
 
 
+_RE2_OPTIONS: Final = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a bad pattern is the caller's error, not a log line
+
 _MAC: Final = re.compile(r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$")
 _EMAIL: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -303,6 +309,30 @@ def _enum_text(value: Any) -> str:
         value, (int, float)) and not isinstance(value, bool) else str(value).lower()
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> Any:
+    return re2.compile(pattern, _RE2_OPTIONS)
+
+
+def compile_pattern(pattern: str) -> Any:
+    """A schema's ``pattern`` compiled as Go's regexp compiles it (RE2 syntax, linear-time
+    matching); None when it is not a valid one."""
+    try:
+        return _compiled(pattern)
+    except re2.error:
+        return None
+
+
+def pattern_error(pattern: str) -> str | None:
+    """Why ``pattern`` is not a valid RE2 regular expression (None: it is)."""
+    try:
+        _compiled(pattern)
+    except re2.error as e:
+        detail = e.args[0] if e.args else e
+        return detail.decode() if isinstance(detail, bytes) else str(detail)
+    return None
+
+
 def _validate_string(value: str, schema: Schema, path: Path, errs: list[FieldError]) -> None:
     length = len(value)
     max_length = schema.get("maxLength")
@@ -314,11 +344,9 @@ def _validate_string(value: str, schema: Schema, path: Path, errs: list[FieldErr
                             f"{path} in body should be at least {min_length} chars long"))
     pattern = schema.get("pattern")
     if isinstance(pattern, str):
-        try:
-            matched = re.search(pattern, value) is not None
-        except re.error:
-            matched = True  # the CRD's validation refuses patterns that do not compile
-        if not matched:
+        compiled = compile_pattern(pattern)
+        # (the CRD's validation refuses patterns that do not compile)
+        if compiled is not None and compiled.search(value) is None:
             errs.append(invalid(path, value, f"{path} in body should match '{pattern}'"))
     fmt = schema.get("format")
     check = _FORMATS.get(fmt) if isinstance(fmt, str) else None

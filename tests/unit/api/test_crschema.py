@@ -172,3 +172,15 @@ def test_a_custom_resource_nested_too_deep_is_a_400() -> None:
         crschema.decode_custom_resource({"metadata": {"name": "w"}, "spec": deep}, SCHEMA,
                                         api_version="example.com/v1", kind="Widget")
     assert info.value.code == 400 and "nested more than" in str(info.value)
+
+
+def test_patterns_are_go_regular_expressions_matched_in_linear_time() -> None:
+    """RE2, as Go's regexp: Unicode classes work, lookarounds are not valid, and a pattern that
+    backtracks exponentially in Python's engine answers at once."""
+    letters = {"type": "string", "pattern": r"^\p{L}+$"}
+    assert crschema.validate("héllo", letters, Path("s")) == []
+    assert [e.field for e in crschema.validate("h3llo", letters, Path("s"))] == ["s"]
+    assert crschema.pattern_error("(?=a)") is not None
+    assert crschema.pattern_error(r"^[a-z]([-a-z0-9]*[a-z0-9])?$") is None
+    nested = {"type": "string", "pattern": r"^(a+)+$"}
+    assert [e.field for e in crschema.validate("a" * 64 + "!", nested, Path("s"))] == ["s"]
