@@ -68,7 +68,7 @@ from svcnet.cli.session import (
     _run,
     _source_name,
 )
-from svcnet.client.rest import GVR, SECRETS
+from svcnet.client.rest import GVR, LIMITRANGES, RESOURCEQUOTAS, SECRETS
 
 __all__ = [
     "apply",
@@ -332,7 +332,9 @@ async def _describe_one(api: _Api, r: Resource, obj: Obj) -> str:
     meta = _meta(obj)
     name, ns = _str(meta.get("name")), _str(meta.get("namespace"))
     if (r.group, r.kind) == ("", "Namespace"):
-        return describe_namespace(obj)
+        quotas = (await api.client.list_all(RESOURCEQUOTAS, name)).items
+        limit_ranges = (await api.client.list_all(LIMITRANGES, name)).items
+        return describe_namespace(obj, quotas, limit_ranges)
     if (r.group, r.kind) == ("", "Secret"):
         return describe_secret(obj)
     events = await _events_about(api, r, obj)

@@ -13,6 +13,7 @@ from svcnet.api.access import (
     as_list as _list,
     as_text as _str,
 )
+from svcnet.api.resourcelists import quantity_string
 from svcnet.apiserver.tables import since as _since
 from svcnet.cli.printing import _cell_text, tabwrite
 from svcnet.util.clock import parse_time
@@ -207,8 +208,66 @@ def describe_service(svc: Obj, slices: Sequence[Obj], events: Sequence[Obj] | No
     return w.text()
 
 
-def describe_namespace(ns: Obj) -> str:
-    """``kubectl describe namespace`` (svcnet serves no quotas or limit ranges to list)."""
+_QUOTA_SCOPE_HELP = {
+    "Terminating": "Matches all pods that have an active deadline. These pods have a limited "
+                   "lifespan on a node before being actively terminated by the system.",
+    "NotTerminating": "Matches all pods that do not have an active deadline. These pods usually "
+                      "include long running pods whose container command is not expected to "
+                      "terminate.",
+    "BestEffort": "Matches all pods that do not have resource requirements set. These pods "
+                  "have a best effort quality of service.",
+    "NotBestEffort": "Matches all pods that have at least one resource requirement set. These "
+                     "pods have a burstable or guaranteed quality of service.",
+}
+_LIMIT_RANGE_FIELDS = ("min", "max", "defaultRequest", "default", "maxLimitRequestRatio")
+
+
+def _describe_quotas(w: _Describer, quotas: list[Obj]) -> None:
+    """DescribeResourceQuotas: each quota's scopes and its used/hard per resource."""
+    if not quotas:
+        w.write(0, "No resource quota.\n")
+        return
+    w.write(0, "Resource Quotas\n")
+    for q in sorted(quotas, key=lambda q: _str(_dict(q.get("metadata")).get("name"))):
+        w.write(1, f"Name:\t{_str(_dict(q.get('metadata')).get('name'))}\n")
+        scopes = sorted(_str(s) for s in _list(_dict(q.get("spec")).get("scopes")))
+        if scopes:
+            w.write(1, f"Scopes:\t{', '.join(scopes)}\n")
+            for scope in scopes:
+                if scope in _QUOTA_SCOPE_HELP:
+                    w.write(1, f"* {_QUOTA_SCOPE_HELP[scope]}\n")
+        w.write(1, "Resource\tUsed\tHard\n")
+        w.write(1, "--------\t---\t---\n")
+        status = _dict(q.get("status"))
+        hard, used = _dict(status.get("hard")), _dict(status.get("used"))
+        for name in sorted(hard):
+            shown = quantity_string(used[name]) if name in used else "0"
+            w.write(1, f"{name}\t{shown}\t{quantity_string(hard[name])}\n")
+
+
+def _describe_limit_ranges(w: _Describer, limit_ranges: list[Obj]) -> None:
+    """DescribeLimitRanges: one row per limit type and resource, ``-`` where unset (kubectl
+    walks a Go map, in no fixed order; here by resource name)."""
+    if not limit_ranges:
+        w.write(0, "No LimitRange resource.\n")
+        return
+    w.write(0, "Resource Limits\n Type\tResource\tMin\tMax\tDefault Request\t"
+               "Default Limit\tMax Limit/Request Ratio\n")
+    w.write(0, " ----\t--------\t---\t---\t---------------\t-------------\t"
+               "-----------------------\n")
+    for limit_range in limit_ranges:
+        for item in map(_dict, _list(_dict(limit_range.get("spec")).get("limits"))):
+            values = [_dict(item.get(f)) for f in _LIMIT_RANGE_FIELDS]
+            for name in sorted({k for v in values for k in v}):
+                cells = "\t".join(quantity_string(v[name]) if name in v else "-"
+                                  for v in values)
+                w.write(0, f" {_str(item.get('type'))}\t{name}\t{cells}\n")
+
+
+def describe_namespace(ns: Obj, quotas: list[Obj] | None = None,
+                       limit_ranges: list[Obj] | None = None) -> str:
+    """``kubectl describe namespace``: with the namespace's ResourceQuotas and LimitRanges
+    when they were read (None: left out, as kubectl does when it cannot list them)."""
     meta = _dict(ns.get("metadata"))
     w = _Describer()
     w.write(0, f"Name:\t{_str(meta.get('name'))}\n")
@@ -225,6 +284,12 @@ def describe_namespace(ns: Obj) -> str:
             w.write(1, f"{_str(c.get('type'))}\t{_str(c.get('status'))}\t"
                        f"{_rfc1123z(c.get('lastTransitionTime'))}\t{_str(c.get('reason'))}\t"
                        f"{_str(c.get('message'))}\n")
+    if quotas is not None:
+        w.write(0, "\n")
+        _describe_quotas(w, quotas)
+    if limit_ranges is not None:
+        w.write(0, "\n")
+        _describe_limit_ranges(w, limit_ranges)
     return w.text()
 
 

@@ -180,6 +180,7 @@ LEASES: Final = GVR("coordination.k8s.io", "v1", "leases", "Lease")
 CONFIGMAPS: Final = GVR("", "v1", "configmaps", "ConfigMap")
 SECRETS: Final = GVR("", "v1", "secrets", "Secret")
 RESOURCEQUOTAS: Final = GVR("", "v1", "resourcequotas", "ResourceQuota")
+LIMITRANGES: Final = GVR("", "v1", "limitranges", "LimitRange")
 SERVICEACCOUNTS: Final = GVR("", "v1", "serviceaccounts", "ServiceAccount")
 PERSISTENTVOLUMES: Final = GVR("", "v1", "persistentvolumes", "PersistentVolume",
                                namespaced=False)

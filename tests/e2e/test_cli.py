@@ -260,7 +260,11 @@ def test_describe_other_kinds(cluster: Cluster) -> None:
     assert ns_text == ("Name:         kube-system\n"
                        "Labels:       kubernetes.io/metadata.name=kube-system\n"
                        "Annotations:  <none>\n"
-                       "Status:       Active\n")
+                       "Status:       Active\n"
+                       "\n"
+                       "No resource quota.\n"
+                       "\n"
+                       "No LimitRange resource.\n")
     event_text = ok(cluster, "describe", "ev", "cli-desc.1")
     assert "Reason:" in event_text and "Involved Object:\n" in event_text
 
@@ -447,10 +451,37 @@ def test_help(command: str) -> None:
 def test_same_output_as_kubectl(cluster: Cluster) -> None:
     require_binary("kubectl")
     describe_fixture(cluster)
+    # A namespace with a quota (with a scope) and a limit range: describe ns lists both.
+    limited = textwrap.dedent("""\
+        apiVersion: v1
+        kind: Namespace
+        metadata: {name: cli-limited}
+        ---
+        apiVersion: v1
+        kind: ResourceQuota
+        metadata: {name: compute, namespace: cli-limited}
+        spec:
+          hard: {pods: "4", requests.cpu: "2", limits.memory: 1Gi}
+          scopes: [NotBestEffort]
+        ---
+        apiVersion: v1
+        kind: LimitRange
+        metadata: {name: defaults, namespace: cli-limited}
+        spec:
+          limits:
+          - {type: Container, max: {cpu: "2"}, min: {cpu: 50m}, default: {cpu: 500m},
+             defaultRequest: {cpu: 100m}, maxLimitRequestRatio: {cpu: "4"}}
+          - {type: Pod, max: {memory: 2Gi}}
+        """)
+    ok(cluster, "apply", "-f", "-", stdin=limited)
+    wait_for(lambda: json.loads(cluster.kubectl(
+        "get", "quota", "compute", "-n", "cli-limited", "-o", "json").stdout).get(
+        "status", {}).get("used"), "the quota controller's status of cli-limited/compute")
     differences = []
     for args in (("describe", "svc", "cli-desc"),
                  ("describe", "endpointslice", "cli-desc-1"),
                  ("describe", "ns", "default"),
+                 ("describe", "ns", "cli-limited"),
                  ("get", "svc", "cli-desc", "-o", "yaml"),
                  ("get", "svc", "cli-desc", "-o", "json"),
                  ("get", "svc", "-l", "suite=cli", "-o", "name"),
