@@ -25,7 +25,10 @@ Obj = dict[str, Any]
 GROUP = f"t{uuid.uuid4().hex[:8]}.example.com"
 CRD_NAME = f"widgets.{GROUP}"
 
+# As controller-gen writes them: apiVersion, kind and metadata declared at the root.
 SCHEMA: Obj = {"openAPIV3Schema": {"type": "object", "properties": {
+    "apiVersion": {"type": "string"}, "kind": {"type": "string"},
+    "metadata": {"type": "object"},
     "spec": {"type": "object", "required": ["size"], "properties": {
         "size": {"type": "integer", "minimum": 1, "maximum": 10},
         "replicas": {"type": "integer"},
