@@ -23,6 +23,7 @@ _._bound_port
 _.tc  # dnslib's header flag, set on truncated answers
 _.feed_data  # aiohttp's payload-parser interface (spdyrelay.py's upgraded connection)
 _.feed_eof
+_.log_errors  # RE2's option, read by the library (svcnet/api/crschema.py)
 
 # Fields serialised whole (dataclasses.asdict) into `svcnet status`'s state file.
 _.last_exit

@@ -87,7 +87,7 @@ class CustomResources:
         self._served = served
         #: The built-in resources' keys: never taken over, never removed (a CRD stored
         #: before the strategy refused such names stays unserved).
-        self._built_in = frozenset(served)
+        self._built_in = frozenset((group, resource) for group, _v, resource in served)
         self._clock = clock
         self._admit = admit
         #: The ResourceQuota admission's charge (``count/<plural>.<group>``), for namespaced
@@ -150,8 +150,7 @@ class CustomResources:
             self._registries[name] = registry
         else:
             registry.strategy = strategy
-        resources = [r for r in _resources_of(crd)
-                     if (r.group, r.version, r.resource) not in self._built_in]
+        resources = [r for r in _resources_of(crd) if (r.group, r.resource) not in self._built_in]
         for res in resources:
             schema = crds.version_schema(crd, res.version)
 

@@ -48,7 +48,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -76,6 +75,7 @@ from svcnet.client.informer import (
     split_key,
 )
 from svcnet.client.rest import NODES, PODS
+from svcnet.controllers.deployment.util import scaled_value_from_int_or_percent
 from svcnet.controllers.history import (
     HASH_LABEL,
     live_names,
@@ -151,11 +151,12 @@ def _pinned_to(spec: Obj, node_name: str) -> None:
         {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node_name]}]}]}
 
 
-def daemon_pod(ds: ObjMap, node_name: str) -> Obj:
-    """The pod to create for ``ds`` on ``node_name``. Pure."""
+def daemon_pod(ds: ObjMap, node_name: str, revision_hash: str = "") -> Obj:
+    """The pod to create for ``ds`` on ``node_name``, of the revision with ``revision_hash``
+    (by default the template's own hash). Pure."""
     pod = pod_from_template(ds, DAEMONSETS)
     labels = pod["metadata"].setdefault("labels", {})
-    labels[REVISION_HASH_LABEL] = template_hash(ds)
+    labels[REVISION_HASH_LABEL] = revision_hash or template_hash(ds)
     labels[TEMPLATE_GENERATION_LABEL] = str(template_generation(ds))
     _with_default_tolerations(pod["spec"])
     _pinned_to(pod["spec"], node_name)
@@ -202,6 +203,8 @@ def should_run(ds: ObjMap, node: ObjMap) -> tuple[bool, bool]:
 class Plan:
     """What one sync of a DaemonSet should do, and the status it observed."""
 
+    revision: str = ""
+    """The current revision's hash: new pods' ``controller-revision-hash``."""
     create_on: list[str] = field(default_factory=list)
     delete: list[Obj] = field(default_factory=list)
     status: Obj = field(default_factory=dict)
@@ -214,9 +217,10 @@ def _creation_order(pod: ObjMap) -> tuple[str, str]:
 def _scaled(ds: ObjMap, key: str, desired: int, default: int) -> int:
     """GetScaledValueFromIntOrPercent (rounded up) of ``rollingUpdate.<key>``."""
     raw = _map(_map(_map(ds, "spec"), "updateStrategy"), "rollingUpdate").get(key, default)
-    if isinstance(raw, str) and raw.endswith("%"):
-        return math.ceil(int(raw[:-1] or 0) * desired / 100)
-    return max(raw if isinstance(raw, int) and not isinstance(raw, bool) else default, 0)
+    try:
+        return max(scaled_value_from_int_or_percent(raw, desired, round_up=True), 0)
+    except ValueError:  # validation refuses it
+        return default
 
 
 def update_counts(ds: ObjMap, desired: int) -> tuple[int, int]:
@@ -231,6 +235,21 @@ def update_counts(ds: ObjMap, desired: int) -> tuple[int, int]:
 
 def _max_unavailable(ds: ObjMap, desired: int) -> int:
     return update_counts(ds, desired)[1]
+
+
+def _surge_survivors(alive: list[Obj], current: str, min_ready: int, now: Any,
+                     delete: list[Obj]) -> list[Obj]:
+    """podsShouldBeOnNode in surge mode: a node keeps its oldest new pod and its oldest old
+    one, and the old one only while it is ready and the new one not yet available; the
+    rest go to ``delete``. ``alive`` is oldest first."""
+    new_pod, old_pod = (next((p for p in alive if (_labels(p).get(REVISION_HASH_LABEL)
+                                                   == current) is new), None)
+                        for new in (True, False))
+    if new_pod is not None and old_pod is not None and (
+            not is_pod_ready(old_pod) or is_pod_available(new_pod, min_ready, now)):
+        old_pod = None  # replaced: not ready any more, or its successor is available
+    delete.extend(p for p in alive if p is not new_pod and p is not old_pod)
+    return [p for p in alive if p is new_pod or p is old_pod]
 
 
 def _surge_update(ds: ObjMap, by_node: Mapping[str, list[Obj]], runs: Mapping[str, bool],
@@ -305,26 +324,29 @@ def _rolling_deletions(ds: ObjMap, by_node: Mapping[str, list[Obj]], runnable: S
     return doomed
 
 
-def plan(ds: ObjMap, nodes: Iterable[ObjMap], pods: Iterable[ObjMap], now: Any) -> Plan:
-    """podsShouldBeOnNode over every node, the rolling update, and the status. Pure."""
-    out = Plan()
+def plan(ds: ObjMap, nodes: Iterable[ObjMap], pods: Iterable[ObjMap], now: Any,
+         revision_hash: str = "") -> Plan:
+    """podsShouldBeOnNode over every node, the rolling update, and the status, for the
+    current revision ``revision_hash`` (the one the history chose; by default the template's
+    own hash). Pure."""
+    out = Plan(revision=revision_hash or template_hash(ds))
     by_node: dict[str, list[Obj]] = {}
     for pod in pods:
         if not _terminating(pod):
             by_node.setdefault(_node_of(pod), []).append(dict(pod))
-    current = template_hash(ds)
+    current = out.revision
     min_ready = _int(_map(ds, "spec"), "minReadySeconds")
-    surge = update_counts(ds, sum(1 for n in nodes if should_run(ds, n)[0]))[0] > 0
+    decided = [(node, *should_run(ds, node)) for node in sorted(nodes, key=_name)]
+    surge = update_counts(ds, sum(1 for _node, run, _keep in decided if run))[0] > 0
     runnable: list[str] = []
     runs: dict[str, bool] = {}
     counts = dict.fromkeys(("desiredNumberScheduled", "currentNumberScheduled",
                             "numberMisscheduled", "numberReady", "numberAvailable",
                             "updatedNumberScheduled"), 0)
     known: set[str] = set()
-    for node in sorted(nodes, key=_name):
+    for node, run, keep in decided:
         name = _name(node)
         known.add(name)
-        run, keep = should_run(ds, node)
         runs[name] = run
         here = sorted(by_node.get(name, []), key=_creation_order)
         if run:
@@ -342,11 +364,8 @@ def plan(ds: ObjMap, nodes: Iterable[ObjMap], pods: Iterable[ObjMap], now: Any) 
             continue
         if run and not alive:
             out.create_on.append(name)
-        if surge:  # duplicates: keep the oldest new pod and the oldest old one
-            firsts = [next((p for p in alive if (_labels(p).get(REVISION_HASH_LABEL) == current)
-                            is new), None) for new in (True, False)]
-            out.delete.extend(p for p in alive if not any(p is f for f in firsts))
-            alive = [p for p in alive if any(p is f for f in firsts)]
+        if surge:
+            alive = _surge_survivors(alive, current, min_ready, now, out.delete)
         else:
             out.delete.extend(alive[1:])  # duplicates: keep the oldest
         if alive and run:
@@ -513,11 +532,14 @@ class DaemonSetController(InformerController):
         candidates = self.pods.by_index(NAMESPACE_INDEX, ns)
         pods = await claim(self._client, PODS, ds, DAEMONSETS, selector, candidates,
                            recheck_deletion(self._client, DAEMONSETS, ds))
+        revision_hash = ""
         if not _terminating(ds):
-            # May raise ds's status.collisionCount, and with it the hash the plan uses.
-            await sync_history(self._client, self.revisions, ds, DAEMONSETS,
-                               live_names(ds, pods, label_is_name=False))
-        the_plan = plan(ds, self.nodes.list(), pods, self._clock.now())
+            # The current revision, whose hash the pods carry (made now, or an older equal
+            # one: a rollback); may raise ds's status.collisionCount.
+            history = await sync_history(self._client, self.revisions, ds, DAEMONSETS,
+                                         live_names(ds, pods, label_is_name=False))
+            revision_hash = str(_labels(history.current).get(HASH_LABEL) or "")
+        the_plan = plan(ds, self.nodes.list(), pods, self._clock.now(), revision_hash)
         if self.expectations.satisfied(key) and not _terminating(ds):
             await self._apply(key, ds, the_plan)
         await self._update_status(ds, the_plan.status,
@@ -529,7 +551,8 @@ class DaemonSetController(InformerController):
         self.expectations.expect(key, len(the_plan.create_on),
                                  [object_key(p) for p in the_plan.delete])
         results = await asyncio.gather(
-            *(self.pod_control.create(key, ds, daemon_pod(ds, n)) for n in the_plan.create_on),
+            *(self.pod_control.create(key, ds, daemon_pod(ds, n, the_plan.revision))
+              for n in the_plan.create_on),
             *(self.pod_control.delete(key, ds, p) for p in the_plan.delete),
             return_exceptions=True)
         for r in results:

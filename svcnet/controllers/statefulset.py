@@ -262,6 +262,7 @@ class _Walk:
     current_set: ObjMap
     """The set at its ``currentRevision`` (its template from that revision)."""
     current: str
+    update: str
     out: Plan = field(default_factory=Plan)
 
     def new_pod(self, ordinal: int) -> Obj:
@@ -276,7 +277,7 @@ class _Walk:
             if strategy.get("type", ROLLING_UPDATE) == ROLLING_UPDATE else 0)
         if ordinal < below:
             return stateful_pod(self.current_set, ordinal, self.current)
-        return stateful_pod(self.sts, ordinal)
+        return stateful_pod(self.sts, ordinal, self.update)
 
 
 def compute_status(sts: ObjMap, pods: Iterable[ObjMap], current: str, update: str,
@@ -346,17 +347,19 @@ def _rolling_update(walk: _Walk, replicas: Sequence[ObjMap | None], update: str)
 
 
 def plan(sts: ObjMap, pods: Iterable[ObjMap], now: datetime,
-         current_template: ObjMap | None = None) -> Plan:
+         current_template: ObjMap | None = None, update_revision: str = "") -> Plan:
     """updateStatefulSet over the set's member pods (see the module doc); ``current_template``
-    is the ``currentRevision``'s (None: the set's own). Pure."""
+    is the ``currentRevision``'s (None: the set's own), ``update_revision`` the name of the
+    revision the history chose for the set's template (by default :func:`revision_name`).
+    Pure."""
     spec = _map(sts, "spec")
-    update = revision_name(sts)
+    update = update_revision or revision_name(sts)
     current = str(_map(sts, "status").get("currentRevision") or update)
     current_set = sts if current_template is None else {
         **sts, "spec": {**spec, "template": current_template}}
     walk = _Walk(sts, now, spec.get("podManagementPolicy") != PARALLEL,
                  _int(spec, "minReadySeconds"), current_set,
-                 current if current_template is not None else update)
+                 current if current_template is not None else update, update)
     start, count = start_ordinal(sts), spec_replicas(sts)
     replicas: list[ObjMap | None] = [None] * count
     condemned: list[ObjMap] = []
@@ -528,16 +531,18 @@ class StatefulSetController(InformerController):
         candidates = [p for p in self.pods.by_index(NAMESPACE_INDEX, ns) if is_member(sts, p)]
         pods = await claim(self._client, PODS, sts, STATEFULSETS, selector, candidates,
                            recheck_deletion(self._client, STATEFULSETS, sts))
-        current_template = None
+        current_template, update = None, ""
         if not _terminating(sts):
             current = str(_map(sts, "status").get("currentRevision") or "")
-            # May raise sts's status.collisionCount, and with it the update revision's name.
+            # The update revision (made now, or an older equal one: a rollback); may raise
+            # sts's status.collisionCount.
             history = await sync_history(self._client, self.revisions, sts, STATEFULSETS,
                                          live_names(sts, pods, label_is_name=True) | {current})
+            update = _name(history.current)
             found = next((r for r in history.revisions if _name(r) == current), None)
-            if found is not None and current != revision_name(sts):
+            if found is not None and current != update:
                 current_template = template_of(found)
-        the_plan = plan(sts, pods, self._clock.now(), current_template)
+        the_plan = plan(sts, pods, self._clock.now(), current_template, update)
         if self.expectations.satisfied(key):
             await self._apply(key, sts, the_plan)
         await self._update_status(sts, the_plan.status, cached)

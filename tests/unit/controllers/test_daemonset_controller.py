@@ -229,13 +229,20 @@ def test_plan_with_max_surge_starts_new_pods_beside_old_ones_before_removing_the
     assert (waiting.create_on, waiting.delete) == ([], []), "the surge pod is not available"
     progressed = plan(ds, nodes, [*olds, pod("new-n1", "n1", new=True)], T0)
     assert [p["metadata"]["name"] for p in progressed.delete] == ["old-n1"]
-    assert progressed.create_on == ["n2"], "n1's surge is done: the next node's starts"
+    assert progressed.create_on == [], "the rolling step waits for this deletion"
     assert progressed.status["numberAvailable"] == 3 and "numberUnavailable" not in (
         progressed.status)
+    next_node = plan(ds, nodes, [*olds[1:], pod("new-n1", "n1", new=True)], T0)
+    assert (next_node.create_on, next_node.delete) == (["n2"], []), "then n2's surge starts"
+    unready_old = [pod("old-n1", "n1", available=False), pod("new-n1", "n1", new=True,
+                                                            available=False), *olds[1:]]
+    assert [p["metadata"]["name"] for p in plan(ds, nodes, unready_old, T0).delete] == [
+        "old-n1"], "an old pod that is not ready goes at once beside its successor"
     broken = plan(ds, nodes, [pod("old-n1", "n1"), pod("old-n2", "n2", available=False),
                               pod("old-n3", "n3")], T0)
     assert broken.create_on == ["n2", "n1"], "an unavailable old pod is replaced at once"
-    extra = [*olds, pod("new-n1", "n1", new=True), pod("new2-n1", "n1", new=True)]
+    extra = [*olds, pod("new-n1", "n1", new=True, available=False),
+             pod("new2-n1", "n1", new=True, available=False)]
     pruned = plan(ds, nodes, extra, T0)
     assert [p["metadata"]["name"] for p in pruned.delete] == ["new2-n1"], (
         "surge keeps the oldest new and the oldest old pod on a node")

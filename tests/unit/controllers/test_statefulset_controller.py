@@ -341,3 +341,13 @@ async def test_revision_history_limit_prunes_revisions_no_pod_runs() -> None:
     current = revision_name(await env.sts())
     assert current in names and pod_rev in names, "the update revision and the pod's stay"
     assert len(names - {current, pod_rev}) <= 1, f"at most one more: {names}"
+
+
+def test_the_plan_labels_pods_with_the_revision_the_history_chose() -> None:
+    """After a rollback the history's revision for the template may be an older one, hashed
+    with an older collision count: pods and status name it, not a recomputed name."""
+    sts = make_sts(1)
+    sts["metadata"]["uid"] = "u1"
+    out = plan(sts, [], T0, None, "web-older")
+    assert out.create[0]["metadata"]["labels"]["controller-revision-hash"] == "web-older"
+    assert out.status["updateRevision"] == "web-older"
