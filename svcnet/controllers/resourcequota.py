@@ -39,7 +39,6 @@ from svcnet.client.informer import (
 )
 from svcnet.client.rest import (
     CONFIGMAPS,
-    GVR,
     PERSISTENTVOLUMECLAIMS,
     PODS,
     RESOURCEQUOTAS,
@@ -47,6 +46,7 @@ from svcnet.client.rest import (
     SERVICES,
     RESTClient,
 )
+from svcnet.controllers.ownership import REPLICATIONCONTROLLERS
 from svcnet.util.clock import Clock, RealClock
 
 __all__ = ["SYNC_PERIOD", "ResourceQuotaController"]
@@ -57,9 +57,6 @@ Obj = dict[str, Any]
 
 SYNC_PERIOD: Final = 300.0
 """--resource-quota-sync-period (5m)."""
-
-REPLICATIONCONTROLLERS: Final = GVR("", "v1", "replicationcontrollers",
-                                    "ReplicationController")
 
 
 class ResourceQuotaController(InformerController):
@@ -111,6 +108,8 @@ class ResourceQuotaController(InformerController):
     def _on_update(self, pair: tuple[str, str]) -> Callable[[Obj, Obj], None]:
         """An update of a tracked object replenishes when it counts differently now."""
         def changed(old: Obj, new: Obj) -> None:
+            if not self.quotas.by_index(NAMESPACE_INDEX, namespace_of(new)):
+                return  # no quota to replenish: skip the usage (every Service patch comes here)
             now = self._clock.now()
             if usage(*pair, old, now) != usage(*pair, new, now):
                 self._replenish(namespace_of(new))

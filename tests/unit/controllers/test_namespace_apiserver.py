@@ -7,38 +7,18 @@ The server's own controllers are stopped, so each pass is the test's call of
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from svcnet.api.errors import StatusError
-from svcnet.apiserver.server import APIServer, ServerConfig
 from svcnet.client.controller import RequeueError
 from svcnet.client.informer import Informer
-from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import ENDPOINTSLICES, NAMESPACES, PODS, SERVICES, RESTClient
 from svcnet.controllers.namespace import NamespaceController
-from svcnet.storage.memory import MemoryStore
 
 Obj = dict[str, Any]
 NS = "doomed"
-
-
-@pytest.fixture
-async def rest(tmp_path: Path) -> AsyncIterator[RESTClient]:
-    server = APIServer(ServerConfig(data_dir=tmp_path, listen="127.0.0.1:0"),
-                       store=MemoryStore())
-    await server.start()
-    assert server.controller_manager is not None
-    await server.controller_manager.stop()
-    client = RESTClient.from_kubeconfig(load_kubeconfig(server.kubeconfig_path))
-    try:
-        yield client
-    finally:
-        await client.close()
-        await server.stop()
 
 
 def pod(name: str, *, node: str = "", grace: int = 30, finalizers: tuple[str, ...] = ()

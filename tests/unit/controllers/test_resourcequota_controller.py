@@ -4,36 +4,14 @@ server's own controllers stopped, so each sync is the test's call)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from svcnet.apiserver.server import APIServer, ServerConfig
-from svcnet.client.kubeconfig import load_kubeconfig
-from svcnet.client.rest import GVR, NAMESPACES, PODS, RESOURCEQUOTAS, SERVICES, RESTClient
+from svcnet.client.rest import NAMESPACES, PODS, RESOURCEQUOTAS, SERVICES, RESTClient
+from svcnet.controllers.ownership import DEPLOYMENTS
 from svcnet.controllers.resourcequota import ResourceQuotaController
-from svcnet.storage.memory import MemoryStore
 
 Obj = dict[str, Any]
 NS = "team"
-DEPLOYMENTS = GVR("apps", "v1", "deployments", "Deployment")
-
-
-@pytest.fixture
-async def rest(tmp_path: Path) -> AsyncIterator[RESTClient]:
-    server = APIServer(ServerConfig(data_dir=tmp_path, listen="127.0.0.1:0"),
-                       store=MemoryStore())
-    await server.start()
-    assert server.controller_manager is not None
-    await server.controller_manager.stop()
-    client = RESTClient.from_kubeconfig(load_kubeconfig(server.kubeconfig_path))
-    try:
-        yield client
-    finally:
-        await client.close()
-        await server.stop()
 
 
 def _pod(name: str, cpu: str) -> Obj:
