@@ -8,26 +8,52 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import importlib
 import io
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
 from svcnet import __version__
 from svcnet.api.errors import StatusError
-from svcnet.api.kinds import check_object
-from svcnet.api.schema import decode, strict_error
-from svcnet.cli.client_commands import apply, delete, describe, exec_, explain, get, logs
-from svcnet.cli.dashboard import dashboard, top
 from svcnet.cli.manifests import Failure, load_manifests
 from svcnet.util.gcpause import tune_for_large_heaps
 from svcnet.util.ipfamily import IP_FAMILIES
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose client commands (``get``, ``apply``, ``dashboard``...) are imported only
+    when one of them runs or is listed: they bring the REST client, the printers and the
+    dashboard, more than half of the CLI's start-up, which ``svcnet up`` or ``svcnet node``
+    (and a ``svcnet get`` the dashboard) do not need."""
+
+    #: Command name -> "module:attribute" of its click command.
+    LAZY: ClassVar[dict[str, str]] = {
+        **{name: f"svcnet.cli.client_commands:{attr}" for name, attr in (
+            ("apply", "apply"), ("get", "get"), ("delete", "delete"),
+            ("describe", "describe"), ("exec", "exec_"), ("logs", "logs"),
+            ("explain", "explain"))},
+        "dashboard": "svcnet.cli.dashboard:dashboard",
+        "top": "svcnet.cli.dashboard:top",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.LAZY.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command) and command.name == cmd_name, target
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="svcnet")
 @click.option("--debug", is_flag=True, help="Show tracebacks on failure.")
 @click.pass_context
@@ -49,6 +75,9 @@ def validate(files: tuple[Path, ...], strict: bool) -> None:
     without contacting any server. Allocation-time checks (is a requested ClusterIP or
     NodePort free?) need a server and are not made here.
     """
+    from svcnet.api.kinds import check_object  # every kind's validation: imported here only
+    from svcnet.api.schema import decode, strict_error
+
     failed = 0
     for path in files:
         for obj in load_manifests(path):
@@ -220,16 +249,6 @@ def etcd_certs(out_dir: Path, members: tuple[str, ...]) -> None:
     for path in ensure_etcd_pki(out_dir, parsed):
         click.echo(f"wrote {path}")
 
-
-cli.add_command(apply)
-cli.add_command(get)
-cli.add_command(delete)
-cli.add_command(describe)
-cli.add_command(exec_)
-cli.add_command(logs)
-cli.add_command(explain)
-cli.add_command(dashboard)
-cli.add_command(top)
 
 
 def _node_labels(text: str) -> dict[str, str]:

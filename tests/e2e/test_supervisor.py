@@ -72,7 +72,8 @@ print(json.dumps(log))
 POD_CLIENT = r"""
 import json, os, sys, time, urllib.request
 import dns.resolver
-stop, cluster_ip, log = sys.argv[1], sys.argv[2], []
+stop, started, cluster_ip, log = sys.argv[1], sys.argv[2], sys.argv[3], []
+open(started, "w").close()
 r = dns.resolver.Resolver(configure=False)
 r.nameservers = ["10.96.0.10"]
 r.lifetime = 2
@@ -186,12 +187,12 @@ def test_each_process_killed_in_turn_comes_back_under_traffic(cluster: Cluster,
                                                               tmp_path: Path) -> None:
     backend_ip = cluster.kubectl("get", "svc", "backend")["spec"]["clusterIP"]
     node_2 = f"http://{network_of(cluster.home, cluster.name).node_ip(2)}:{NODE_PORT}/"
-    stop = tmp_path / "stop"
+    stop, started = tmp_path / "stop", tmp_path / "pod-client-started"
     host = subprocess.Popen([sys.executable, "-c", HOST_CLIENT, str(stop),
                              f"http://127.0.0.1:{NODE_PORT}/", node_2],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pod = subprocess.Popen([*SVCNET, "exec", "frontend", "--", sys.executable, "-c",
-                            POD_CLIENT, str(stop), backend_ip], cwd=ROOT, env=cluster.env(),
+                            POD_CLIENT, str(stop), str(started), backend_ip], cwd=ROOT, env=cluster.env(),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     killed: dict[str, tuple[int, float]] = {}
 
@@ -205,6 +206,10 @@ def test_each_process_killed_in_turn_comes_back_under_traffic(cluster: Cluster,
         time.sleep(2)  # traffic against the recovered cluster before the next kill
 
     try:
+        # `svcnet exec` asks the API server for the pod before it starts the client: kill
+        # nothing until it has (on a loaded machine that took more than 2 s).
+        wait_for("the client in the pod started", started.exists,
+                 detail=lambda: f"svcnet exec exit code: {pod.poll()}")
         time.sleep(2)
         for comp in ("server", "node-1", "node-2", "dns", "nodeport-forwarder"):
             if comp == "dns":
