@@ -60,6 +60,10 @@ KINDS = {
     "node.k8s.io/v1/RuntimeClass": "V1RuntimeClass",
     "scheduling.k8s.io/v1/PriorityClass": "V1PriorityClass",
     "storage.k8s.io/v1/StorageClass": "V1StorageClass",
+    "admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration":
+        "V1ValidatingWebhookConfiguration",
+    "admissionregistration.k8s.io/v1/MutatingWebhookConfiguration":
+        "V1MutatingWebhookConfiguration",
     "apiextensions.k8s.io/v1/CustomResourceDefinition": "V1CustomResourceDefinition",
     "networking.k8s.io/v1/Ingress": "V1Ingress",
     "networking.k8s.io/v1/IngressClass": "V1IngressClass",

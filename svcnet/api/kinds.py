@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from svcnet.api import (
+    admissionregistration,
     autoscaling,
     autoscalingv1,
     batch,
@@ -180,6 +181,16 @@ KINDS: dict[tuple[str, str], Kind] = {
     ("node.k8s.io/v1", "RuntimeClass"): Kind(
         "node.k8s.io/v1", "RuntimeClass", "runtimeclasses", False, _as_is,
         runtimeclasses.validate_runtime_class),
+    (admissionregistration.API_VERSION, admissionregistration.VALIDATING_KIND): Kind(
+        admissionregistration.API_VERSION, admissionregistration.VALIDATING_KIND,
+        "validatingwebhookconfigurations", False,
+        admissionregistration.set_defaults_validating_webhook_configuration,
+        admissionregistration.validate_validating_webhook_configuration),
+    (admissionregistration.API_VERSION, admissionregistration.MUTATING_KIND): Kind(
+        admissionregistration.API_VERSION, admissionregistration.MUTATING_KIND,
+        "mutatingwebhookconfigurations", False,
+        admissionregistration.set_defaults_mutating_webhook_configuration,
+        admissionregistration.validate_mutating_webhook_configuration),
     ("scheduling.k8s.io/v1", "PriorityClass"): Kind(
         "scheduling.k8s.io/v1", "PriorityClass", "priorityclasses", False,
         priorityclasses.set_defaults_priority_class, priorityclasses.validate_priority_class),

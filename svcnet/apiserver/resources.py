@@ -12,8 +12,9 @@ Ordering matters to clients in two places and is preserved by :data:`RESOURCES`:
 * group order is the order of ``/apis`` (upstream lists ``apps``, ``events.k8s.io``,
   ``authentication.k8s.io``, ``authorization.k8s.io`` and ``autoscaling`` before
   ``batch``, ``networking.k8s.io``, ``policy``, ``rbac.authorization.k8s.io``,
-  ``storage.k8s.io``, ``apiextensions.k8s.io``, ``scheduling.k8s.io``, ``coordination.k8s.io``,
-  ``node.k8s.io`` and ``discovery.k8s.io``: kube-apiserver's group priorities), and within a
+  ``storage.k8s.io``, ``admissionregistration.k8s.io``, ``apiextensions.k8s.io``,
+  ``scheduling.k8s.io``, ``coordination.k8s.io``, ``node.k8s.io`` and ``discovery.k8s.io``:
+  kube-apiserver's group priorities), and within a
   group the preferred version first (``autoscaling/v2``, then ``v1``: a version other than the
   storage one names it in ``storage_group_version`` and is served by
   :mod:`svcnet.registry.versions`);
@@ -292,6 +293,11 @@ CATALOGUE: tuple[Resource, ...] = (
     # -- storage.k8s.io/v1 --------------------------------------------------------------------
     Resource("storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", False,
              short_names=("sc",)),
+    # -- admissionregistration.k8s.io/v1 ------------------------------------------------------
+    Resource("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration",
+             "mutatingwebhookconfigurations", "mutatingwebhookconfiguration", False),
+    Resource("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration",
+             "validatingwebhookconfigurations", "validatingwebhookconfiguration", False),
     # -- apiextensions.k8s.io/v1 --------------------------------------------------------------
     Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition",
              "customresourcedefinitions", "customresourcedefinition", False,

@@ -61,6 +61,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from svcnet.allocators.allocator import Holder
 from svcnet.allocators.ranges import ServiceCIDR
 from svcnet.api import (
+    admissionregistration,
     autoscaling,
     crds,
     ingresses,
@@ -105,6 +106,7 @@ from svcnet.apiserver.nodeclient import NodeClient
 from svcnet.apiserver.quota import QuotaAdmission
 from svcnet.apiserver.rbac import RBAC
 from svcnet.apiserver.satokens import TokenIssuer
+from svcnet.apiserver.webhookconfigs import WebhookConfigurations
 from svcnet.apiserver.workers import (
     Workers,
     metrics_text,
@@ -118,6 +120,10 @@ from svcnet.client.leaderelection import LeaderElector, LeaseLock
 from svcnet.client.rest import RESTClient
 from svcnet.controllers.manager import USER_AGENT, ControllerConfig, ControllerManager
 from svcnet.registry import versions
+from svcnet.registry.admissionregistration import (
+    MutatingWebhookConfigurationStrategy,
+    ValidatingWebhookConfigurationStrategy,
+)
 from svcnet.registry.autoscaling import HorizontalPodAutoscalerStrategy
 from svcnet.registry.batch import CronJobStrategy, JobStrategy
 from svcnet.registry.configs import ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy
@@ -317,6 +323,14 @@ class APIServer:
         self._quota_admission: QuotaAdmission | None = None
         self.url = ""
         self.registries: dict[str, Registry] = {}
+        #: This process's view of the webhook configurations (webhookconfigs.py), for the
+        #: admission webhook dispatcher; kept from the store by a task of _start_loops.
+        self.webhook_configs = WebhookConfigurations(
+            lambda: self.registries[
+                f"validatingwebhookconfigurations.{admissionregistration.GROUP}"],
+            lambda: self.registries[
+                f"mutatingwebhookconfigurations.{admissionregistration.GROUP}"],
+            self.clock)
         self._controller_client: RESTClient | None = None
         self.loopback = Loopback()
         self.controller_manager: ControllerManager | None = None
@@ -496,7 +510,8 @@ class APIServer:
     def _start_loops(self) -> None:
         """What every serving process runs beside the API: the OpenAPI documents built now,
         periodic allocation repair, the ServiceCIDR controller, the quota admission's index of
-        namespaces with quotas (quota.py), and the resource metrics' scraper (metricsapi.py:
+        namespaces with quotas (quota.py), the view of the webhook configurations
+        (webhookconfigs.py), and the resource metrics' scraper (metricsapi.py:
         each process scrapes for itself, as each replica of an HA metrics-server does)."""
         self._tasks.append(asyncio.create_task(asyncio.to_thread(openapi.warm,
                                                                  self.config.data_dir)))
@@ -504,6 +519,7 @@ class APIServer:
         self._tasks.append(asyncio.create_task(self.service_cidrs.run()))
         assert self._quota_admission is not None
         self._tasks.append(asyncio.create_task(self._quota_admission.run()))
+        self._tasks.append(asyncio.create_task(self.webhook_configs.run()))
         self._tasks.append(asyncio.create_task(self.custom.run()))
         assert self.node_client is not None
         nodes = self.registries["nodes"]
@@ -590,6 +606,10 @@ class APIServer:
             ("", "limitranges"): LimitRangeStrategy(),
             ("", "resourcequotas"): ResourceQuotaStrategy(),
             (storageclasses.GROUP, "storageclasses"): StorageClassStrategy(),
+            (admissionregistration.GROUP, "validatingwebhookconfigurations"):
+                ValidatingWebhookConfigurationStrategy(),
+            (admissionregistration.GROUP, "mutatingwebhookconfigurations"):
+                MutatingWebhookConfigurationStrategy(),
             (crds.GROUP, "customresourcedefinitions"): CustomResourceDefinitionStrategy(
                 {(r.group, r.resource) for r in resources.RESOURCES}),
             (rbac.GROUP, "roles"): RoleStrategy(self._check_escalation),

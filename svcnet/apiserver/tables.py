@@ -469,6 +469,13 @@ _PRIORITY_CLASS_COLUMNS = (
     Column("PreemptionPolicy", description="preemptionPolicy is the Policy for preempting "
                                            "pods with lower priority."),
 )
+#: printValidatingWebhook and printMutatingWebhook: the number of webhooks.
+_WEBHOOK_CONFIGURATION_COLUMNS = (
+    _NAME,
+    Column("Webhooks", type="integer", description="Webhooks indicates the number of webhooks "
+                                                   "registered in this configuration"),
+    _AGE,
+)
 #: printStorageClass (AllowVolumeExpansion is declared a string column but holds a bool).
 _STORAGE_CLASS_COLUMNS = (
     _NAME,
@@ -1132,6 +1139,10 @@ def _print_priority_class(pc: Obj, now: datetime) -> list[Cell]:
             _age(pc, now), _str(pc.get("preemptionPolicy"))]
 
 
+def _print_webhook_configuration(config: Obj, now: datetime) -> list[Cell]:
+    return [_name(config), len(_list(config.get("webhooks"))), _age(config, now)]
+
+
 def _print_storage_class(sc: Obj, now: datetime) -> list[Cell]:
     name = _name(sc)
     if is_default_class(sc):
@@ -1411,6 +1422,10 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
     ("node.k8s.io", "RuntimeClass"): _Printer(_RUNTIME_CLASS_COLUMNS, _print_runtime_class),
     ("scheduling.k8s.io", "PriorityClass"): _Printer(_PRIORITY_CLASS_COLUMNS,
                                                      _print_priority_class),
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"): _Printer(
+        _WEBHOOK_CONFIGURATION_COLUMNS, _print_webhook_configuration),
+    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"): _Printer(
+        _WEBHOOK_CONFIGURATION_COLUMNS, _print_webhook_configuration),
     ("storage.k8s.io", "StorageClass"): _Printer(_STORAGE_CLASS_COLUMNS, _print_storage_class),
     ("networking.k8s.io", "Ingress"): _Printer(_INGRESS_COLUMNS, _print_ingress),
     ("networking.k8s.io", "IngressClass"): _Printer(_INGRESS_CLASS_COLUMNS,

@@ -204,6 +204,15 @@ def _pod_template(prefix: str) -> dict[str, FieldMeta]:
     return {**_under(f"{prefix}.metadata", _OBJECT_META), **_under(f"{prefix}.spec", _POD_SPEC)}
 
 
+_WEBHOOKS: Final[dict[str, FieldMeta]] = {
+    "webhooks": _merge_by("name"),
+    "webhooks[].rules": _ATOMIC,
+    "webhooks[].namespaceSelector": _LABEL_SELECTOR,
+    "webhooks[].objectSelector": _LABEL_SELECTOR,
+    "webhooks[].admissionReviewVersions": _ATOMIC,
+    "webhooks[].matchConditions": _merge_by("name"),
+}
+
 _WORKLOAD_STATUS: Final[dict[str, FieldMeta]] = {"conditions": _BY_TYPE}
 
 _KIND_FIELDS: Final[dict[tuple[str, str], dict[str, FieldMeta]]] = {
@@ -255,6 +264,10 @@ _KIND_FIELDS: Final[dict[tuple[str, str], dict[str, FieldMeta]]] = {
         "mountOptions": _ATOMIC,  # +listType=atomic
         "allowedTopologies": _ATOMIC,  # +listType=atomic, as are the terms' lists
     },
+    # admissionregistration/v1 types.go: webhooks +patchMergeKey=name +listType=map; in each,
+    # matchConditions the same, rules and admissionReviewVersions +listType=atomic.
+    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"): _WEBHOOKS,
+    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"): _WEBHOOKS,
     ("node.k8s.io/v1", "RuntimeClass"): {
         "scheduling.nodeSelector": _ATOMIC_MAP,  # +mapType=atomic
         "scheduling.tolerations": _ATOMIC,  # +listType=atomic

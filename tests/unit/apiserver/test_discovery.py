@@ -129,7 +129,8 @@ def test_catalogue_is_consistent() -> None:
         ("authorization.k8s.io", "v1"), ("autoscaling", "v2"), ("autoscaling", "v1"),
         ("batch", "v1"), ("networking.k8s.io", "v1"),
         ("policy", "v1"), ("rbac.authorization.k8s.io", "v1"), ("storage.k8s.io", "v1"),
-        ("apiextensions.k8s.io", "v1"), ("scheduling.k8s.io", "v1"),
+        ("admissionregistration.k8s.io", "v1"), ("apiextensions.k8s.io", "v1"),
+        ("scheduling.k8s.io", "v1"),
         ("coordination.k8s.io", "v1"), ("node.k8s.io", "v1"), ("discovery.k8s.io", "v1"),
         ("metrics.k8s.io", "v1beta1")]
     for group, version in resources.group_versions():
@@ -180,7 +181,8 @@ def test_api_group_list() -> None:
     assert [g["name"] for g in doc["groups"]] == [
         "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io",
         "autoscaling", "batch", "networking.k8s.io", "policy", "rbac.authorization.k8s.io",
-        "storage.k8s.io", "apiextensions.k8s.io", "scheduling.k8s.io", "coordination.k8s.io", "node.k8s.io",
+        "storage.k8s.io", "admissionregistration.k8s.io", "apiextensions.k8s.io",
+        "scheduling.k8s.io", "coordination.k8s.io", "node.k8s.io",
         "discovery.k8s.io",
         "metrics.k8s.io"]
     slices = doc["groups"][-2]
@@ -329,7 +331,8 @@ def test_aggregated_apis_lists_named_groups_in_order() -> None:
     assert [i["metadata"]["name"] for i in doc["items"]] == [
         "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io",
         "autoscaling", "batch", "networking.k8s.io", "policy", "rbac.authorization.k8s.io",
-        "storage.k8s.io", "apiextensions.k8s.io", "scheduling.k8s.io", "coordination.k8s.io", "node.k8s.io",
+        "storage.k8s.io", "admissionregistration.k8s.io", "apiextensions.k8s.io",
+        "scheduling.k8s.io", "coordination.k8s.io", "node.k8s.io",
         "discovery.k8s.io",
         "metrics.k8s.io"]
 

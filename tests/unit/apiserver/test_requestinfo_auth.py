@@ -238,13 +238,16 @@ def test_a_node_reads_logs_of_its_own_pods_only() -> None:
 
 @pytest.mark.parametrize("role", ["system:aggregate-to-view", "system:aggregate-to-edit",
                                   "system:aggregate-to-admin"])
-@pytest.mark.parametrize(("group", "resource"), [("node.k8s.io", "runtimeclasses"),
-                                                 ("scheduling.k8s.io", "priorityclasses"),
-                                                 ("storage.k8s.io", "storageclasses")])
+@pytest.mark.parametrize(("group", "resource"), [
+    ("node.k8s.io", "runtimeclasses"), ("scheduling.k8s.io", "priorityclasses"),
+    ("storage.k8s.io", "storageclasses"),
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations")])
 def test_user_facing_roles_do_not_grant_cluster_classes(role: str, group: str,
                                                         resource: str) -> None:
-    # As upstream's: RuntimeClasses, PriorityClasses and StorageClasses are cluster policy,
-    # not an application's (only cluster-admin writes them).
+    # As upstream's: RuntimeClasses, PriorityClasses, StorageClasses and webhook
+    # configurations are cluster policy, not an application's (only cluster-admin writes
+    # them).
     [found] = [r for r in CLUSTER_ROLES if r["metadata"]["name"] == role]
     for verb in ("get", "list", "create", "update", "delete"):
         attrs = Attributes(verb, group, resource)
