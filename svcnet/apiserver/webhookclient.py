@@ -189,6 +189,11 @@ def webhook_url(config: ClientConfig, timeout_seconds: int) -> str:
 # Errors, as Go's client says them
 
 
+_UNKNOWN_AUTHORITY: Final = frozenset({2, 7, 18, 19, 20, 21})
+"""OpenSSL's verify codes for "no trusted issuer": unable to get the issuer (2, 20, 21),
+self-signed (18, 19), or a CA of the issuer's name that did not sign it (7)."""
+
+
 def _transport_reason(url: str, exc: BaseException) -> str:
     return f"Post {go_quote(url)}: {_go_error(exc)}"
 
@@ -201,7 +206,7 @@ def _go_error(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         cert_error = exc.certificate_error
         if isinstance(cert_error, ssl.SSLCertVerificationError):
-            if cert_error.verify_code in (19, 20, 21):  # no trusted issuer, self-signed
+            if cert_error.verify_code in _UNKNOWN_AUTHORITY:
                 return ("tls: failed to verify certificate: x509: certificate signed by "
                         "unknown authority")
             return f"tls: failed to verify certificate: x509: {cert_error.verify_message}"
