@@ -30,6 +30,7 @@ from svcnet.apiserver.webhooks import (
     GroupVersionKind,
     GroupVersionResource,
     WebhookAttributes,
+    convert_served,
 )
 from svcnet.registry import requestwarnings
 
@@ -327,7 +328,8 @@ async def test_patch_that_does_not_apply_is_a_500_even_when_ignored(
                                                   failurePolicy="Ignore")),))
     with pytest.raises(StatusError) as e:
         await d.mutate(pod_create())
-    assert e.value.code == 500 and e.value.message.startswith("Internal error occurred: ")
+    assert (e.value.code, e.value.message) == (
+        500, "Internal error occurred: Unable to remove nonexistent key: nosuch: missing value")
 
 
 async def test_non_json_patch_type(server: WebhookServer,
@@ -344,6 +346,63 @@ async def test_non_json_patch_type(server: WebhookServer,
     assert (e.value.code, e.value.reason) == (500, "InternalError")
     assert e.value.message == ('Internal error occurred: failed calling webhook '
                                '"merge.example.com": unsupported patch type "JSONMergePatch"')
+
+
+async def test_in_tree_changes_between_rounds_reinvoke(
+        server: WebhookServer, make: Callable[..., WebhookDispatcher]) -> None:
+    saw: list[Obj] = []
+    server.behaviours["/first"] = label_patcher("first", "1", log=saw)
+    d = make(mutating=(configuration("m", webhook("first.example.com",
+                                                  url_client(server, "/first"),
+                                                  reinvocationPolicy="IfNeeded")),))
+    # Its own change does not call a webhook again...
+    await d.mutate(pod_create())
+    assert len(saw) == 1
+
+    # ...but the server's own admissions changing the object after it does.
+    def in_tree(obj: Obj) -> Obj:
+        out = json.loads(json.dumps(obj))
+        out["metadata"]["labels"]["in-tree"] = "yes"
+        return out
+    saw.clear()
+    out = await d.mutate(pod_create(), rerun_in_tree=in_tree)
+    assert [o["metadata"]["labels"].get("in-tree") for o in saw] == [None, "yes"]
+    assert out is not None and out["metadata"]["labels"]["in-tree"] == "yes"
+
+
+HPA_V2: Obj = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+               "metadata": {"name": "h", "namespace": "web", "labels": {"app": "web"}},
+               "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                           "name": "d"},
+                        "minReplicas": 1, "maxReplicas": 3,
+                        "metrics": [{"type": "Resource", "resource": {
+                            "name": "cpu", "target": {"type": "Utilization",
+                                                      "averageUtilization": 50}}}]}}
+
+
+async def test_an_equivalent_version_is_sent_and_converted_back(
+        server: WebhookServer, make: Callable[..., WebhookDispatcher]) -> None:
+    saw: list[Obj] = []
+    server.behaviours["/label"] = label_patcher("seen", "v2", log=saw)
+    v2_only = webhook("v2.example.com", url_client(server, "/label"), rules=[{
+        "operations": ["CREATE"], "apiGroups": ["autoscaling"], "apiVersions": ["v2"],
+        "resources": ["horizontalpodautoscalers"], "scope": "*"}])
+    d = make(mutating=(configuration("m", v2_only),))
+    v1 = convert_served(HPA_V2, GroupVersionKind("autoscaling", "v1", "HorizontalPodAutoscaler"))
+    attrs = WebhookAttributes("CREATE",
+                              GroupVersionResource("autoscaling", "v1", "horizontalpodautoscalers"),
+                              "", GroupVersionKind("autoscaling", "v1", "HorizontalPodAutoscaler"),
+                              "web", "h", v1, None)
+    out = await d.mutate(attrs)
+    (review,) = server.calls("/label")
+    assert review["request"]["kind"]["version"] == "v2"
+    assert review["request"]["requestKind"]["version"] == "v1"
+    assert saw[0]["spec"]["metrics"] == HPA_V2["spec"]["metrics"]
+    assert out is not None and out["apiVersion"] == "autoscaling/v1"
+    assert out["spec"]["targetCPUUtilizationPercentage"] == 50
+    assert out["metadata"]["labels"] == {"app": "web", "seen": "v2"}
+    exact = make(mutating=(configuration("m", {**v2_only, "matchPolicy": "Exact"}),))
+    assert await exact.mutate(attrs) is attrs.object
 
 
 # -- failures ---------------------------------------------------------------------------------
