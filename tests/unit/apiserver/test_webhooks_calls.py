@@ -361,7 +361,7 @@ async def test_in_tree_changes_between_rounds_reinvoke(
 
     # ...but the server's own admissions changing the object after it does.
     def in_tree(obj: Obj) -> Obj:
-        out = json.loads(json.dumps(obj))
+        out: Obj = json.loads(json.dumps(obj))
         out["metadata"]["labels"]["in-tree"] = "yes"
         return out
     saw.clear()
