@@ -40,7 +40,7 @@ from svcnet.apiserver import openapi, tables
 from svcnet.apiserver.common import Served
 from svcnet.apiserver.resources import ALL_VERBS, Resource, Subresource, scale_subresource
 from svcnet.registry.customresources import custom_resource_strategy
-from svcnet.registry.generic import Admit, Charge, Registry
+from svcnet.registry.generic import AdmissionWebhooks, Admit, Charge, Registry
 from svcnet.storage.interface import EventType, Store
 from svcnet.util.clock import Clock
 
@@ -81,7 +81,8 @@ class CustomResources:
 
     def __init__(self, store: Store, crd_registry: Registry,
                  served: dict[tuple[str, str, str], Served], *, clock: Clock,
-                 admit: Admit | None = None, charge: Charge | None = None) -> None:
+                 admit: Admit | None = None, charge: Charge | None = None,
+                 webhooks: AdmissionWebhooks | None = None) -> None:
         self._store = store
         self._crds = crd_registry
         self._served = served
@@ -93,6 +94,7 @@ class CustomResources:
         #: The ResourceQuota admission's charge (``count/<plural>.<group>``), for namespaced
         #: custom resources.
         self._charge = charge
+        self._webhooks = webhooks
         self._registries: dict[str, Registry] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._by_crd: dict[str, list[Resource]] = {}
@@ -146,7 +148,8 @@ class CustomResources:
         registry = self._registries.get(name)
         if registry is None:  # group and plural are immutable: the same keys for good
             registry = Registry(self._store, strategy, clock=self._clock, admit=self._admit,
-                                charge=self._charge if strategy.namespaced else None)
+                                charge=self._charge if strategy.namespaced else None,
+                                webhooks=self._webhooks)
             self._registries[name] = registry
         else:
             registry.strategy = strategy

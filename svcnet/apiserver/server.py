@@ -106,6 +106,7 @@ from svcnet.apiserver.nodeclient import NodeClient
 from svcnet.apiserver.quota import QuotaAdmission
 from svcnet.apiserver.rbac import RBAC
 from svcnet.apiserver.satokens import TokenIssuer
+from svcnet.apiserver.webhookadmission import WebhookAdmission
 from svcnet.apiserver.webhookconfigs import WebhookConfigurations
 from svcnet.apiserver.workers import (
     Workers,
@@ -331,6 +332,10 @@ class APIServer:
             lambda: self.registries[
                 f"mutatingwebhookconfigurations.{admissionregistration.GROUP}"],
             self.clock)
+        #: The admission webhooks every registry calls (webhookadmission.py).
+        self.webhook_admission = WebhookAdmission(
+            self.webhook_configs, lambda key: self.registries[key],
+            lambda: self.custom.resources)
         self._controller_client: RESTClient | None = None
         self.loopback = Loopback()
         self.controller_manager: ControllerManager | None = None
@@ -448,7 +453,8 @@ class APIServer:
                                       self.registries[f"customresourcedefinitions.{crds.GROUP}"],
                                       ctx.served, clock=self.clock, admit=admission.admit,
                                       charge=self._quota_admission.charge
-                                      if self._quota_admission is not None else None)
+                                      if self._quota_admission is not None else None,
+                                      webhooks=self.webhook_admission)
         await self.custom.load()
         app = self._app(Handlers(ctx))
         # Open watches (informers of pods that outlive us) must not hold up a shutdown.
@@ -552,6 +558,7 @@ class APIServer:
                     await self.endpoint_reconciler.reconcile()
         if self._controller_client is not None:
             await self._controller_client.close()
+        await self.webhook_admission.close()
         await self.loopback.close()
         self.metrics.gc_watch.stop()
         if self._runner is not None:
@@ -626,20 +633,23 @@ class APIServer:
             key = res.resource if not res.group else f"{res.resource}.{res.group}"
             converter = versions.CONVERTERS.get((res.api_version, res.kind))
             registry: Registry
+            admit, webhooks = admission.admit, self.webhook_admission
             if converter is not None:
                 # Another version of a kind stored at the version listed before it.
                 registry = versions.VersionedRegistry(self.registries[key], converter)
             else:
                 registry = (
-                    NamespaceRegistry(self.store, clock=self.clock, admit=admission.admit)
+                    NamespaceRegistry(self.store, clock=self.clock, admit=admit,
+                                      webhooks=webhooks)
                     if isinstance(strategy, NamespaceStrategy) else
-                    PriorityClassRegistry(self.store, strategy, clock=self.clock,
-                                          admit=admission.admit)
+                    PriorityClassRegistry(self.store, strategy, clock=self.clock, admit=admit,
+                                          webhooks=webhooks)
                     if isinstance(strategy, PriorityClassStrategy) else
                     CustomResourceDefinitionRegistry(self.store, strategy, clock=self.clock,
-                                                     admit=admission.admit)
+                                                     admit=admit, webhooks=webhooks)
                     if isinstance(strategy, CustomResourceDefinitionStrategy) else
-                    Registry(self.store, strategy, clock=self.clock, admit=admission.admit,
+                    Registry(self.store, strategy, clock=self.clock, admit=admit,
+                             webhooks=webhooks,
                              charge=quota.charge if strategy.namespaced else None))
                 self.registries[key] = registry
             served.append(Served(res.group, res.version, res.resource, res.kind,

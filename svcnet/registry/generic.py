@@ -212,14 +212,17 @@ BeforeWrite = Callable[[Obj | None, Obj], Obj]
 class AdmissionAttributes:
     """One write, as validating admission sees it (k8s.io/apiserver admission.Attributes)."""
 
-    operation: str  # "create" | "update"
+    operation: str  # "create" | "update" | "delete"
     group: str
     resource: str
     subresource: str  # "status" for status updates, else ""
     namespace: str
     name: str
     old: Obj | None
-    new: Obj
+    new: Obj  # for a delete, the object deleted (as ``old``)
+    #: The version and kind the registry stores (webhooks are sent objects at a version).
+    version: str = ""
+    kind: str = ""
 
 
 Admit = Callable[[AdmissionAttributes], None]
@@ -229,6 +232,28 @@ Charge = Callable[[AdmissionAttributes, bool], Awaitable[None]]
 """Validating admission that writes (the ResourceQuota admission's charge): the last step
 before a create or an update (not a status update) is stored, given the write and whether it
 is a dry run; raises a StatusError to refuse it."""
+
+
+class AdmissionWebhooks(Protocol):
+    """The server's admission webhooks, as the write pipeline calls them (the registry knows
+    no users and no HTTP): ``mutate`` after defaulting, before the write is prepared and
+    validated (upstream's mutating admission: the object as the client sent it, defaulted);
+    ``validate`` after validation and the in-process admission, before the quota charge and
+    the store. The properties say, without awaiting anything, whether any webhook of the
+    kind may be called at all: with none configured a write costs nothing more."""
+
+    @property
+    def mutating(self) -> bool: ...
+
+    @property
+    def validating(self) -> bool: ...
+
+    async def mutate(self, attrs: AdmissionAttributes, dry_run: bool) -> Obj:
+        """The object the webhooks made of ``attrs.new`` (that very object when none
+        changed it); raises a StatusError to refuse the write."""
+        ...
+
+    async def validate(self, attrs: AdmissionAttributes, dry_run: bool) -> None: ...
 
 
 def _same_ignoring_managed_fields(a: Obj, b: Obj) -> bool:
@@ -291,11 +316,13 @@ class Registry:
     def __init__(self, store: Store, strategy: Strategy, *, clock: Clock | None = None,
                  rng: random.Random | None = None,
                  uid_factory: Callable[[], str] | None = None,
-                 admit: Admit | None = None, charge: Charge | None = None) -> None:
+                 admit: Admit | None = None, charge: Charge | None = None,
+                 webhooks: AdmissionWebhooks | None = None) -> None:
         self.store = store
         self.strategy = strategy
         self.admit = admit
         self.charge = charge
+        self.webhooks = webhooks
         self.clock = clock or RealClock()
         self.rng = rng or random.Random()
         self.new_uid = uid_factory or (lambda: str(uuid.uuid4()))
@@ -406,6 +433,8 @@ class Registry:
 
     async def create(self, namespace: str, obj: Obj, *, dry_run: bool = False,
                      before_write: BeforeWrite | None = None) -> Obj:
+        if self.webhooks is not None and self.webhooks.mutating:
+            obj = await self._mutated("create", namespace, None, obj, dry_run)
         # The pure steps run through offload.run: off the event loop for a large object.
         obj, requested_name = await offload.run(self._new_object, namespace, obj)
         op = Operation(dry_run=dry_run, requested_name=requested_name)
@@ -415,6 +444,10 @@ class Registry:
             obj, encoded = await offload.run(self._checked_create, namespace, obj,
                                              before_write)
             name = self._name_of(obj)
+            if self.webhooks is not None and self.webhooks.validating:
+                await self.webhooks.validate(
+                    self._attributes("create", namespace, requested_name or "", None, obj),
+                    dry_run)
             if self.charge is not None:
                 await self.charge(self._attributes("create", namespace, name, None, obj),
                                   dry_run)
@@ -493,8 +526,28 @@ class Registry:
 
     def _attributes(self, operation: str, namespace: str, name: str, old: Obj | None,
                     new: Obj, subresource: str = "") -> AdmissionAttributes:
-        return AdmissionAttributes(operation, self.strategy.group, self.strategy.resource,
-                                   subresource, namespace, name, old, new)
+        strategy = self.strategy
+        return AdmissionAttributes(operation, strategy.group, strategy.resource, subresource,
+                                   namespace, name, old, new,
+                                   strategy.api_version.rpartition("/")[2], strategy.kind)
+
+    async def _mutated(self, operation: str, namespace: str, old: Obj | None, new: Obj,
+                       dry_run: bool, subresource: str = "") -> Obj:
+        """``new`` (a request's object: create, update) defaulted and given to the mutating
+        webhooks; what they made of it. As upstream, the server's system fields, the name
+        and generateName are set after this (so a create's review names no generated name),
+        and what a webhook wrote is defaulted again."""
+        assert self.webhooks is not None
+        new = await offload.run(self._defaulted, namespace, new)
+        mutated = await self.webhooks.mutate(self._attributes(
+            operation, namespace, self._name_of(new), old, new, subresource), dry_run)
+        return new if mutated is new else await offload.run(self._defaulted, namespace,
+                                                            mutated)
+
+    def _defaulted(self, namespace: str, obj: Obj) -> Obj:
+        obj = json_copy(obj)
+        self._check_namespace(namespace, obj)
+        return self.strategy.default(obj)
 
     def _admit(self, operation: str, subresource: str, namespace: str, name: str,
                old: Obj | None, new: Obj) -> None:
@@ -530,6 +583,10 @@ class Registry:
                 self.strategy.resource, name,
                 "the object has been modified; please apply your changes to the latest "
                 "version and try again", self.strategy.group)
+        if self.webhooks is not None and self.webhooks.mutating:
+            new = await self._mutated("update", namespace, old, new, dry_run,
+                                      "status" if status_only else "")
+            _meta(new)["name"] = name
         op = Operation(dry_run=dry_run)
         success = False
         try:
@@ -545,6 +602,10 @@ class Registry:
                 success = True  # a no-op keeps the resourceVersion and writes nothing
                 return old
             new, encoded = checked
+            if self.webhooks is not None and self.webhooks.validating:
+                await self.webhooks.validate(self._attributes(
+                    "update", namespace, name, old, new, "status" if status_only else ""),
+                    dry_run)
             if self.charge is not None and not status_only:
                 await self.charge(self._attributes("update", namespace, name, old, new), dry_run)
             if dry_run:
@@ -708,6 +769,7 @@ class Registry:
         finalizer deletes it.
         """
         key = self.key(namespace, name)
+        admitted = False
         for _ in range(10):
             kv = await self.store.get(key)
             if kv is None:
@@ -715,6 +777,7 @@ class Registry:
             current = self.decode(kv)
             if preconditions is not None:
                 self._check_preconditions(current, preconditions)
+            admitted = admitted or await self._admit_delete(namespace, name, current, dry_run)
             meta = _meta(current)
             if meta.get("deletionTimestamp") and meta.get("finalizers"):
                 # Already deleting; finalizers cannot change any more. A delete that may not
@@ -763,6 +826,21 @@ class Registry:
         raise errors.conflict(self.strategy.resource, name,
                               "the object kept changing while being deleted",
                               self.strategy.group)
+
+    async def _admit_delete(self, namespace: str, name: str, current: Obj,
+                            dry_run: bool) -> bool:
+        """The admission webhooks of a delete (upstream's deleteValidation: once, after the
+        preconditions, with the object as it is; a mutating webhook cannot change it).
+        True: admitted."""
+        webhooks = self.webhooks
+        if webhooks is None or not (webhooks.mutating or webhooks.validating):
+            return True
+        attrs = self._attributes("delete", namespace, name, current, current)
+        if webhooks.mutating:
+            await webhooks.mutate(attrs, dry_run)
+        if webhooks.validating:
+            await webhooks.validate(attrs, dry_run)
+        return True
 
     def _mark_deleting(self, current: Obj) -> Obj:
         """markAsDeleting: deletionTimestamp now (if unset) and a grace period of 0 (unlike a

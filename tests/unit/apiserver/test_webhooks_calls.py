@@ -12,17 +12,15 @@ import asyncio
 import base64
 import json
 import socket
-import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from svcnet.api.errors import StatusError
-from svcnet.apiserver.certs import TLSFiles, ensure_ca, ensure_tls
+from svcnet.apiserver.certs import ensure_ca
 from svcnet.apiserver.webhookclient import endpoint_resolver, pick_endpoint, webhook_url
 from svcnet.apiserver.webhookdispatch import WebhookDispatcher
 from svcnet.apiserver.webhooks import (
@@ -33,95 +31,25 @@ from svcnet.apiserver.webhooks import (
     convert_served,
 )
 from svcnet.registry import requestwarnings
-
-Obj = dict[str, Any]
-Behaviour = Callable[[Obj], Awaitable[tuple[int, Any]]]
-
-SERVICE_HOST = "hook.webhooks.svc"
-
-
-@dataclass
-class WebhookServer:
-    """The webhook backend: behaviours by path, and what it was sent."""
-
-    port: int = 0
-    ca_pem: bytes = b""
-    behaviours: dict[str, Behaviour] = field(default_factory=dict)
-    received: list[tuple[str, Obj]] = field(default_factory=list)
-    hosts: list[str] = field(default_factory=list)
-    queries: list[str] = field(default_factory=list)
-
-    def url(self, path: str) -> str:
-        return f"https://127.0.0.1:{self.port}{path}"
-
-    def calls(self, path: str) -> list[Obj]:
-        return [review for p, review in self.received if p == path]
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        review = await request.json()
-        self.received.append((request.path, review))
-        self.hosts.append(request.headers.get("Host", ""))
-        self.queries.append(request.query_string)
-        status, body = await self.behaviours[request.path](review)
-        if isinstance(body, (bytes, str)):
-            return web.Response(status=status, body=body, content_type="text/plain")
-        return web.json_response(body, status=status)
-
-
-def reply(review: Obj, **response: Any) -> Obj:
-    response.setdefault("uid", review["request"]["uid"])
-    return {"apiVersion": review["apiVersion"], "kind": "AdmissionReview",
-            "response": response}
-
-
-def patch_of(*ops: Obj) -> str:
-    return base64.b64encode(json.dumps(list(ops)).encode()).decode()
-
-
-async def allow(review: Obj) -> tuple[int, Any]:
-    return 200, reply(review, allowed=True)
+from tests.unit.apiserver.webhook_backend import (
+    SERVICE_HOST,
+    Behaviour,
+    Obj,
+    WebhookServer,
+    allow,
+    configuration,
+    patch_of,
+    reply,
+    serving_webhooks,
+    url_client,
+    webhook,
+)
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[WebhookServer]:
-    files: TLSFiles = ensure_tls(tmp_path, ["127.0.0.1", SERVICE_HOST])
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(files.cert, files.key)
-    backend = WebhookServer(ca_pem=files.ca_pem())
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", backend.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    backend.port = sock.getsockname()[1]
-    await web.SockSite(runner, sock, ssl_context=ctx).start()
-    yield backend
-    await runner.cleanup()
-    sock.close()
-
-
-def webhook(name: str, client: Obj, **fields: Any) -> Obj:
-    """A defaulted webhook: every pod write, Fail, timeout 10 s, review v1."""
-    out: Obj = {"name": name, "clientConfig": client,
-                "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": [""],
-                           "apiVersions": ["v1"], "resources": ["pods"], "scope": "*"}],
-                "failurePolicy": "Fail", "matchPolicy": "Equivalent",
-                "namespaceSelector": {}, "objectSelector": {}, "sideEffects": "None",
-                "timeoutSeconds": 10, "admissionReviewVersions": ["v1"]}
-    out.update(fields)
-    return out
-
-
-def url_client(server: WebhookServer, path: str, ca: bytes | None = None) -> Obj:
-    return {"url": server.url(path),
-            "caBundle": base64.b64encode(server.ca_pem if ca is None else ca).decode()}
-
-
-def configuration(name: str, *hooks: Obj, kind: str = "") -> Obj:
-    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
-            "metadata": {"name": name, "uid": f"uid-{name}", "resourceVersion": "1"},
-            "webhooks": list(hooks)}
+    async with serving_webhooks(tmp_path) as backend:
+        yield backend
 
 
 async def no_service(namespace: str, name: str, port: int) -> tuple[str, int]:
