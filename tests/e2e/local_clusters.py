@@ -125,12 +125,17 @@ class LocalCluster:
 
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
         """kubectl's output; its stderr is the failure message."""
-        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig),
-                   KUBECACHEDIR=str(self.home / "kcache"))
-        r = subprocess.run(["kubectl", *args], capture_output=True, text=True, env=env,
-                           input=stdin, timeout=60, check=False)
+        r = self.kubectl_run(*args, stdin=stdin)
         assert r.returncode == 0, f"kubectl {' '.join(args)}: {r.stderr}"
         return r.stdout
+
+    def kubectl_run(self, *args: str, stdin: str | None = None
+                    ) -> subprocess.CompletedProcess[str]:
+        """kubectl, whatever its exit code (for the failures a test expects)."""
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig),
+                   KUBECACHEDIR=str(self.home / "kcache"))
+        return subprocess.run(["kubectl", *args], capture_output=True, text=True, env=env,
+                              input=stdin, timeout=60, check=False)
 
 
 @contextlib.contextmanager
