@@ -63,7 +63,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from svcnet.api import autoscaling, autoscalingv1
@@ -585,7 +585,6 @@ class AdmissionResponse:
     patch_type: str = ""
     result: Obj | None = None
     warnings: tuple[str, ...] = ()
-    audit_annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 class CallFailed(Exception):
@@ -676,12 +675,13 @@ def verify_response(version: str, uid: str, mutating: bool, review: object) -> A
     patch_type = _typed(response, "patchType", str, "string")
     result = _typed(response, "status", dict, "v1.Status")
     warnings = _typed(response, "warnings", list, "[]string") or []
-    annotations = _typed(response, "auditAnnotations", dict, "map[string]string") or {}
+    # Audit annotations are checked as upstream decodes them; svcnet keeps no audit log.
+    _typed(response, "auditAnnotations", dict, "map[string]string")
     if version == "v1beta1":
         # Neither the kind nor the uid were verified in v1beta1; a patch is a JSON patch.
         return AdmissionResponse(allowed, patch if mutating else b"",
                                  "JSONPatch" if mutating and patch else "", result,
-                                 tuple(str(w) for w in warnings), annotations)
+                                 tuple(str(w) for w in warnings))
     got_uid = _typed(response, "uid", str, "types.UID") or ""
     if got_uid != uid:
         raise InvalidResponse(f"expected response.uid={go_quote(uid)}, got {go_quote(got_uid)}")
@@ -705,7 +705,7 @@ def verify_response(version: str, uid: str, mutating: bool, review: object) -> A
             raise InvalidResponse("validating webhook may not return response.patchType")
         patch = b""
     return AdmissionResponse(allowed, patch, patch_type or "", result,
-                             tuple(str(w) for w in warnings), annotations)
+                             tuple(str(w) for w in warnings))
 
 
 def denied(webhook: str, result: Mapping[str, Any] | None) -> StatusError:
