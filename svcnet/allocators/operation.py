@@ -25,6 +25,9 @@ class Operation:
     #: A create's object name as its request gave it ("" when the server generates it from
     #: generateName; None when not told): admission errors name an object this way.
     requested_name: str | None = None
+    #: Whether the strategy's in-process mutating admission already ran (before the
+    #: webhooks; registry/generic.py).
+    admitted: bool = False
     _taken: list[tuple[StoreAllocator, str, Owner]] = field(default_factory=list)
     _releases: list[tuple[StoreAllocator, str, Owner]] = field(default_factory=list)
     _done: bool = False

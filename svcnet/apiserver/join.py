@@ -67,6 +67,7 @@ from svcnet.apiserver.auth import NODE_USER_PREFIX, NODES_GROUP, User
 from svcnet.apiserver.authn import bearer_token
 from svcnet.apiserver.certs import node_serving_pem
 from svcnet.apiserver.common import status_response
+from svcnet.apiserver.webhookadmission import without_webhooks
 from svcnet.registry.generic import Registry
 from svcnet.util.clock import parse_time
 
@@ -267,11 +268,12 @@ class JoinService:
                                  "labels": {"svcnet.io/node": name[:63]}},
                     "data": {"node-name": _b64(name), "password-hash": _b64(hashed),
                              "token-hash": _b64(_sha(secret))}}
-        if existing is None:
-            await self._secrets.create(NAMESPACE, doc)
-        else:
-            doc["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
-            await self._secrets.update(NAMESPACE, doc["metadata"]["name"], doc)
+        with without_webhooks():  # the server's own records (webhookadmission.py)
+            if existing is None:
+                await self._secrets.create(NAMESPACE, doc)
+            else:
+                doc["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+                await self._secrets.update(NAMESPACE, doc["metadata"]["name"], doc)
         self._cache.clear()  # the old token of this node is no longer valid
         cert, key = node_serving_pem(self._data_dir, name, addresses)
         log.info("%s joined node %s (%s)", user.name, name, ", ".join(addresses))

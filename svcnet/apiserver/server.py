@@ -106,7 +106,7 @@ from svcnet.apiserver.nodeclient import NodeClient
 from svcnet.apiserver.quota import QuotaAdmission
 from svcnet.apiserver.rbac import RBAC
 from svcnet.apiserver.satokens import TokenIssuer
-from svcnet.apiserver.webhookadmission import WebhookAdmission
+from svcnet.apiserver.webhookadmission import WebhookAdmission, without_webhooks
 from svcnet.apiserver.webhookconfigs import WebhookConfigurations
 from svcnet.apiserver.workers import (
     Workers,
@@ -423,18 +423,20 @@ class APIServer:
                      leak_grace=cfg.leak_grace, holder=self.holder)
         if not self.is_worker:
             await self._seed(port)
-            # Once per start, not in the bootstrap loop: a class a user deletes stays deleted
-            # until the next start (api/runtimeclasses.py).
-            await self._create_missing(f"runtimeclasses.{runtimeclasses.GROUP}",
-                                       runtimeclasses.DEFAULT_RUNTIME_CLASSES)
-            # As upstream's scheduling/bootstrap-system-priority-classes start hook.
-            await self._create_missing(f"priorityclasses.{priorityclasses.GROUP}",
-                                       priorityclasses.SYSTEM_PRIORITY_CLASSES)
-            await self._seed_default_storage_class()
+            with without_webhooks():  # the server's own objects (webhookadmission.py)
+                # Once per start, not in the bootstrap loop: a class a user deletes stays
+                # deleted until the next start (api/runtimeclasses.py).
+                await self._create_missing(f"runtimeclasses.{runtimeclasses.GROUP}",
+                                           runtimeclasses.DEFAULT_RUNTIME_CLASSES)
+                # As upstream's scheduling/bootstrap-system-priority-classes start hook.
+                await self._create_missing(f"priorityclasses.{priorityclasses.GROUP}",
+                                           priorityclasses.SYSTEM_PRIORITY_CLASSES)
+                await self._seed_default_storage_class()
 
         issuer = TokenIssuer(cfg.data_dir / "pki" / "sa.key")
-        join_token = "" if self.is_worker else await ensure_join_token(
-            self.registries["secrets"], cfg.data_dir / "join-token", self._ca_pem)
+        with without_webhooks():
+            join_token = "" if self.is_worker else await ensure_join_token(
+                self.registries["secrets"], cfg.data_dir / "join-token", self._ca_pem)
         self.join = JoinService(self.registries["secrets"], cfg.data_dir, self._ca_pem,
                                 self.clock.now)
         authn = Authenticator(tokens, issuer, self.registries.get,
@@ -552,7 +554,7 @@ class APIServer:
             await self.controller_manager.stop()
         if self.endpoint_reconciler is not None:
             # Drop out of default/kubernetes now rather than when the lease expires.
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception), without_webhooks():
                 async with asyncio.timeout(3):
                     await self.endpoint_reconciler.remove_lease()
                     await self.endpoint_reconciler.reconcile()
@@ -713,6 +715,12 @@ class APIServer:
         await self._create_missing(f"clusterrolebindings.{rbac.GROUP}", CLUSTER_ROLE_BINDINGS)
 
     async def _seed(self, port: int) -> None:
+        """The system namespaces, policy, default ServiceCIDR, ``default/kubernetes`` and its
+        endpoints, present; written without webhooks (webhookadmission.py)."""
+        with without_webhooks():
+            await self._seed_objects(port)
+
+    async def _seed_objects(self, port: int) -> None:
         ns_reg = self.registries["namespaces"]
         for name in SYSTEM_NAMESPACES:
             with contextlib.suppress(StatusError):
@@ -735,8 +743,9 @@ class APIServer:
 
     async def _reconcile_endpoints(self) -> None:
         if self.endpoint_reconciler is not None:
-            await self.endpoint_reconciler.renew_lease()
-            await self.endpoint_reconciler.reconcile()
+            with without_webhooks():
+                await self.endpoint_reconciler.renew_lease()
+                await self.endpoint_reconciler.reconcile()
 
     async def _start_leading(self) -> None:
         """Controllers talk to this server through its REST API like any client (DESIGN §1),

@@ -22,14 +22,23 @@ write awaits nothing more.
 
 Writes the server makes itself (controllers run over the loopback and are users; only seeding
 and bootstrap have none) are sent as ``system:apiserver``, as the dispatcher does for no user.
+The server's own bookkeeping is written :func:`without_webhooks`: its lease in
+``kube-system`` and the ``default/kubernetes`` endpoints (upstream writes its lease straight to
+storage), the objects it seeds at start, and the node join Secrets. A webhook that fails or
+hangs on such writes (a ``*/*`` rule whose pod is not back after a restart) must not keep the
+server from starting, from renewing its lease, or nodes from joining; the cluster's
+administrator could otherwise not reach the API to remove it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from svcnet.api.errors import StatusError
+from svcnet.api import schema
+from svcnet.api.errors import StatusError, internal_error
 from svcnet.apiserver.auth import current_user
 from svcnet.apiserver.resources import Resource
 from svcnet.apiserver.webhookclient import endpoint_resolver
@@ -43,6 +52,37 @@ __all__ = ["WebhookAdmission"]
 Obj = dict[str, Any]
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+_internal: contextvars.ContextVar[bool] = contextvars.ContextVar("svcnet_internal_write",
+                                                                default=False)
+
+
+@contextlib.contextmanager
+def without_webhooks() -> Iterator[None]:
+    """The writes made inside (by this task and the tasks it starts) call no webhook."""
+    token = _internal.set(True)
+    try:
+        yield
+    finally:
+        _internal.reset(token)
+
+
+def decoded(obj: Obj, attrs: AdmissionAttributes) -> Obj:
+    """A patched object of a built-in kind decoded as a request body is (unknown fields
+    dropped, wrong types refused), as upstream decodes a webhook's result into its typed
+    object; a result that does not decode is upstream's 500. Custom resources are kept as
+    patched."""
+    if not isinstance(obj, dict):
+        raise internal_error("a mutating webhook's patch made the object a JSON "
+                             f"{type(obj).__name__}, not an object")
+    api_version = f"{attrs.group}/{attrs.version}" if attrs.group else attrs.version
+    type_name = schema.schema().type_for(api_version, attrs.kind)
+    if type_name is None:
+        return obj
+    try:
+        return schema.decode_as(obj, type_name, kind=attrs.kind, api_version=api_version).obj
+    except StatusError as e:
+        raise internal_error(e.message) from None
 
 
 class WebhookAdmission:
@@ -66,17 +106,23 @@ class WebhookAdmission:
     @property
     def mutating(self) -> bool:
         configs = self._configs
-        return not configs.ready or (not configs.empty and bool(configs.mutating()))
+        if configs.ready and configs.empty:
+            return False
+        return not _internal.get() and (not configs.ready or bool(configs.mutating()))
 
     @property
     def validating(self) -> bool:
         configs = self._configs
-        return not configs.ready or (not configs.empty and bool(configs.validating()))
+        if configs.ready and configs.empty:
+            return False
+        return not _internal.get() and (not configs.ready or bool(configs.validating()))
 
     async def mutate(self, attrs: AdmissionAttributes, dry_run: bool) -> Obj:
         await self._read_unless_ready()
         out = await self.dispatcher.mutate(self._webhook_attributes(attrs, dry_run))
-        return attrs.new if out is None else out
+        if out is None or out is attrs.new:
+            return attrs.new
+        return decoded(out, attrs)
 
     async def validate(self, attrs: AdmissionAttributes, dry_run: bool) -> None:
         await self._read_unless_ready()

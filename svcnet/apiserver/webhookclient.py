@@ -335,10 +335,16 @@ class WebhookClient:
         async with self.session.post(target, data=body, headers=dict(headers), ssl=ctx,
                                      server_hostname=server_hostname,
                                      allow_redirects=False) as resp:
-            data = await resp.content.read(MAX_RESPONSE_BYTES + 1)
-            if len(data) > MAX_RESPONSE_BYTES:
-                raise TransportError(f"the webhook's answer is larger than "
-                                     f"{MAX_RESPONSE_BYTES} bytes")
+            # The whole body, as it arrives (read(n) returns what one read got), bounded.
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in resp.content.iter_any():
+                size += len(chunk)
+                if size > MAX_RESPONSE_BYTES:
+                    raise TransportError(f"the webhook's answer is larger than "
+                                         f"{MAX_RESPONSE_BYTES} bytes")
+                chunks.append(chunk)
+            data = b"".join(chunks)
             if not 200 <= resp.status <= 206:
                 raise TransportError(_failed_answer(resp.status, resp.content_type, data))
             try:

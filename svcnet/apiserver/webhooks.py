@@ -186,11 +186,11 @@ class WebhookAttributes:
            dry_run: bool = False, options: Mapping[str, Any] | None = None,
            user: User | None = None) -> WebhookAttributes:
         """The registry's admission attributes (create or update), served at ``version`` as
-        ``kind``. For a Namespace, ``namespace`` is its own name on update, as upstream's
-        request info has it (on create there is no name in the path yet)."""
+        ``kind``. For a Namespace, ``namespace`` is its own name, as upstream's request info
+        has it (and its create handler sets it for a create)."""
         operation = attrs.operation.upper()
         namespace = attrs.namespace
-        if attrs.group == "" and attrs.resource == "namespaces" and operation != "CREATE":
+        if attrs.group == "" and attrs.resource == "namespaces":
             namespace = attrs.name
         return cls(operation, GroupVersionResource(attrs.group, version, attrs.resource),
                    attrs.subresource, GroupVersionKind(attrs.group, version, kind), namespace,
@@ -714,7 +714,9 @@ def denied(webhook: str, result: Mapping[str, Any] | None) -> StatusError:
     message; ``... denied the request without explanation`` when neither)."""
     status = dict(result or {})
     code = status.get("code")
-    if not isinstance(code, int) or isinstance(code, bool) or code < 400:
+    # Upstream keeps a code past 599 (Go's http server then refuses to write it); an HTTP
+    # status it is not, so it is a 400 here.
+    if not isinstance(code, int) or isinstance(code, bool) or not 400 <= code <= 599:
         code = 400
     denied_by = f"admission webhook {go_quote(webhook)} denied the request"
     message = status.get("message") if isinstance(status.get("message"), str) else ""

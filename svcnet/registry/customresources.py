@@ -90,6 +90,9 @@ class CustomResourceDefinitionRegistry(Registry):
             meta = map_of(current, "metadata")
             if not meta.get("deletionTimestamp") and crds.FINALIZER not in list_of(
                     meta, "finalizers"):
+                # Admitted before anything changes (upstream's update that adds the
+                # finalizer calls the delete's admission, and so does the delete after it).
+                await self._admit_delete(namespace, name, current, dry_run)
                 now = rfc3339(self.clock.now())
 
                 def add_finalizer(crd: Obj) -> Obj:

@@ -102,6 +102,13 @@ class Strategy(Protocol):
         """Whether the change bumps metadata.generation (a spec change)."""
         ...
 
+    async def admit_create(self, op: Operation, obj: Obj) -> Obj:
+        """The in-process mutating admission of a create (upstream's plugins that run before
+        the mutating webhooks: a pod's ServiceAccount, LimitRanger defaults, Priority,
+        RuntimeClass). Called before the webhooks when there are some; otherwise
+        :meth:`begin_create` runs it (``op.admitted`` says whether it ran). Default: none."""
+        ...
+
     async def begin_create(self, op: Operation, obj: Obj) -> Obj:
         """Allocate what a new object needs (inside ``op``); default: nothing."""
         ...
@@ -159,6 +166,9 @@ class BaseStrategy:
 
     def generation_changed(self, new: Obj, old: Obj) -> bool:
         return new.get("spec") != old.get("spec")
+
+    async def admit_create(self, op: Operation, obj: Obj) -> Obj:
+        return obj
 
     async def begin_create(self, op: Operation, obj: Obj) -> Obj:
         return obj
@@ -313,6 +323,10 @@ def too_large_to_store(size: int) -> StatusError:
 class Registry:
     """CRUD for one resource over the store, with the Kubernetes write pipeline."""
 
+    #: The subresource admission sees this registry's updates as (a registry that writes a
+    #: subresource, ``namespaces/finalize``); status updates are ``status``.
+    SUBRESOURCE: ClassVar[str] = ""
+
     def __init__(self, store: Store, strategy: Strategy, *, clock: Clock | None = None,
                  rng: random.Random | None = None,
                  uid_factory: Callable[[], str] | None = None,
@@ -433,11 +447,14 @@ class Registry:
 
     async def create(self, namespace: str, obj: Obj, *, dry_run: bool = False,
                      before_write: BeforeWrite | None = None) -> Obj:
+        op: Operation | None = None
         if self.webhooks is not None and self.webhooks.mutating:
-            obj = await self._mutated("create", namespace, None, obj, dry_run)
+            op = Operation(dry_run=dry_run, requested_name=self._name_of(obj))
+            obj = await self._mutated("create", namespace, None, obj, dry_run, op=op)
         # The pure steps run through offload.run: off the event loop for a large object.
         obj, requested_name = await offload.run(self._new_object, namespace, obj)
-        op = Operation(dry_run=dry_run, requested_name=requested_name)
+        if op is None:
+            op = Operation(dry_run=dry_run, requested_name=requested_name)
         success = False
         try:
             obj = await self.strategy.begin_create(op, obj)
@@ -446,8 +463,7 @@ class Registry:
             name = self._name_of(obj)
             if self.webhooks is not None and self.webhooks.validating:
                 await self.webhooks.validate(
-                    self._attributes("create", namespace, requested_name or "", None, obj),
-                    dry_run)
+                    self._attributes("create", namespace, name, None, obj), dry_run)
             if self.charge is not None:
                 await self.charge(self._attributes("create", namespace, name, None, obj),
                                   dry_run)
@@ -524,6 +540,9 @@ class Registry:
             raise too_large_to_store(len(encoded))
         return new, encoded
 
+    def _subresource(self, status_only: bool) -> str:
+        return "status" if status_only else self.SUBRESOURCE
+
     def _attributes(self, operation: str, namespace: str, name: str, old: Obj | None,
                     new: Obj, subresource: str = "") -> AdmissionAttributes:
         strategy = self.strategy
@@ -532,13 +551,18 @@ class Registry:
                                    strategy.api_version.rpartition("/")[2], strategy.kind)
 
     async def _mutated(self, operation: str, namespace: str, old: Obj | None, new: Obj,
-                       dry_run: bool, subresource: str = "") -> Obj:
-        """``new`` (a request's object: create, update) defaulted and given to the mutating
-        webhooks; what they made of it. As upstream, the server's system fields, the name
-        and generateName are set after this (so a create's review names no generated name),
-        and what a webhook wrote is defaulted again."""
+                       dry_run: bool, subresource: str = "", op: Operation | None = None
+                       ) -> Obj:
+        """``new`` (a request's object: create, update) defaulted, admitted by the in-process
+        mutating admission (a create's: ``op``), and given to the mutating webhooks; what
+        they made of it. As upstream, the server's system fields, the name and generateName
+        are set after this (so a create's review names no generated name), and what a
+        webhook wrote is decoded and defaulted again."""
         assert self.webhooks is not None
         new = await offload.run(self._defaulted, namespace, new)
+        if op is not None:
+            new = await self.strategy.admit_create(op, new)
+            op.admitted = True
         mutated = await self.webhooks.mutate(self._attributes(
             operation, namespace, self._name_of(new), old, new, subresource), dry_run)
         return new if mutated is new else await offload.run(self._defaulted, namespace,
@@ -585,7 +609,7 @@ class Registry:
                 "version and try again", self.strategy.group)
         if self.webhooks is not None and self.webhooks.mutating:
             new = await self._mutated("update", namespace, old, new, dry_run,
-                                      "status" if status_only else "")
+                                      self._subresource(status_only))
             _meta(new)["name"] = name
         op = Operation(dry_run=dry_run)
         success = False
@@ -604,7 +628,7 @@ class Registry:
             new, encoded = checked
             if self.webhooks is not None and self.webhooks.validating:
                 await self.webhooks.validate(self._attributes(
-                    "update", namespace, name, old, new, "status" if status_only else ""),
+                    "update", namespace, name, old, new, self._subresource(status_only)),
                     dry_run)
             if self.charge is not None and not status_only:
                 await self.charge(self._attributes("update", namespace, name, old, new), dry_run)
@@ -650,7 +674,7 @@ class Registry:
         if not status_only:
             requestwarnings.add(*self.strategy.warnings_on_update(new, old))
         self._go_zeros(new)
-        self._admit("update", "status" if status_only else "", namespace, name, old, new)
+        self._admit("update", self._subresource(status_only), namespace, name, old, new)
         _meta(new)["resourceVersion"] = old["metadata"]["resourceVersion"]
         if _same_ignoring_managed_fields(new, old):
             return None

@@ -54,12 +54,16 @@ class _NamespaceWrites(Registry):
         return finalized(new) and super().should_delete_during_update(old, new)
 
 
+class _NamespaceFinalizeWrites(_NamespaceWrites):
+    SUBRESOURCE = "finalize"
+
+
 class NamespaceRegistry(_NamespaceWrites):
     """Namespaces: :class:`Registry` with the two-step delete and :meth:`finalize`."""
 
     def __init__(self, store: Store, **kwargs: Any) -> None:
         super().__init__(store, NamespaceStrategy(), **kwargs)
-        self._finalize = _NamespaceWrites(store, NamespaceFinalizeStrategy(), **kwargs)
+        self._finalize = _NamespaceFinalizeWrites(store, NamespaceFinalizeStrategy(), **kwargs)
 
     async def finalize(self, name: str, obj: Obj, *, dry_run: bool = False,
                        before_write: BeforeWrite | None = None) -> Obj:
@@ -74,6 +78,7 @@ class NamespaceRegistry(_NamespaceWrites):
         if name in IMMORTAL_NAMESPACES:
             raise errors.forbidden_error("namespaces", name, "this namespace may not be deleted")
         key = self.key("", name)
+        admitted = False
         for _ in range(_DELETE_RETRIES):
             kv = await self.store.get(key)
             if kv is None:
@@ -88,6 +93,9 @@ class NamespaceRegistry(_NamespaceWrites):
                 return await super().delete(namespace, name, preconditions=preconditions,
                                             dry_run=dry_run, grace_period=grace_period,
                                             propagation_policy=propagation_policy)
+            # Admission sees the delete as it marks the namespace (the final delete, once
+            # finalized, is admitted by the generic delete above).
+            admitted = admitted or await self._admit_delete("", name, current, dry_run)
             existing = list(meta.get("finalizers") or [])
             wanted = gc_finalizers(existing, propagation_policy)
             marked = mark_terminating(current, rfc3339(self.clock.now()),

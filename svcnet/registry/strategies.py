@@ -55,16 +55,37 @@ class PodStrategy(BaseStrategy):
     def default(self, obj: Obj) -> Obj:
         return pods.set_defaults_pod(obj)
 
+    async def admit_create(self, op: Operation, obj: Obj) -> Obj:
+        return (await self._admit(op, obj))[0]
+
     async def begin_create(self, op: Operation, obj: Obj) -> Obj:
         """The LimitRanger, ServiceAccount, Priority and RuntimeClass admissions (mutating, so
-        before validation), in kube-apiserver's plugin order, then the LimitRanger's
-        validating half (which upstream runs after the pod's validation)."""
-        meta = obj.get("metadata") or {}
+        before validation, and before the webhooks when there are some: :meth:`admit_create`),
+        in kube-apiserver's plugin order, then the LimitRanger's validating half (which
+        upstream runs after the pod's validation)."""
+        if op.admitted:
+            limit_ranges = await self._limit_ranges_of(obj)
+        else:
+            obj, limit_ranges = await self._admit(op, obj)
+        check_pod_limits(obj, limit_ranges, self._pod_name(op, obj))
+        return obj
+
+    @staticmethod
+    def _pod_name(op: Operation, obj: Obj) -> str:
         # Admission names the pod as its request did (upstream admits before generateName).
+        meta = obj.get("metadata") or {}
         requested = meta.get("name") if op.requested_name is None else op.requested_name
-        pod_name = str(requested or meta.get("generateName") or "Unknown")
-        limit_ranges = (await self._limit_ranges(str(meta.get("namespace") or ""))
-                        if self._limit_ranges is not None else [])
+        return str(requested or meta.get("generateName") or "Unknown")
+
+    async def _limit_ranges_of(self, obj: Obj) -> list[Obj]:
+        namespace = str((obj.get("metadata") or {}).get("namespace") or "")
+        return (await self._limit_ranges(namespace)
+                if self._limit_ranges is not None else [])
+
+    async def _admit(self, op: Operation, obj: Obj) -> tuple[Obj, list[Obj]]:
+        meta = obj.get("metadata") or {}
+        pod_name = self._pod_name(op, obj)
+        limit_ranges = await self._limit_ranges_of(obj)
         obj = default_pod_limits(obj, limit_ranges)
         spec = obj.get("spec") or {}
         if self._service_account is not None:
@@ -78,8 +99,7 @@ class PodStrategy(BaseStrategy):
             class_name = spec.get("runtimeClassName")
             found = None if class_name is None else await self._runtime_class(str(class_name))
             obj = admit_pod_runtime_class(obj, found, pod_name)
-        check_pod_limits(obj, limit_ranges, pod_name)
-        return obj
+        return obj, limit_ranges
 
     async def begin_update(self, op: Operation, new: Obj, old: Obj) -> Obj:
         """The Priority admission of an update: a pod keeps its priority."""

@@ -15,7 +15,7 @@ import pytest
 from svcnet.api.errors import StatusError
 from svcnet.apiserver.server import APIServer, ServerConfig
 from svcnet.client.kubeconfig import load_kubeconfig
-from svcnet.client.rest import CONFIGMAPS, GVR, NAMESPACES, PatchType, RESTClient
+from svcnet.client.rest import CONFIGMAPS, GVR, NAMESPACES, PODS, PatchType, RESTClient
 from svcnet.storage.memory import MemoryStore
 from tests.unit.apiserver.webhook_backend import (
     Obj,
@@ -201,8 +201,10 @@ async def test_a_failing_webhook_fails_writes_unless_ignored_and_never_its_own_k
     _, client = api
     gone = url_client(backend, "/validate")
     gone["url"] = "https://127.0.0.1:1/validate"  # nothing listens there
+    every = [{"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"],
+              "resources": ["*/*"], "scope": "*"}]
     await add(client, VALIDATING, "broken.example.com",
-              webhook("broken.example.com", gone, rules=CONFIGMAP_RULE, timeoutSeconds=2))
+              webhook("broken.example.com", gone, rules=every, timeoutSeconds=2))
     for _ in range(100):
         try:
             await client.create(CONFIGMAPS, configmap("probe"))
@@ -229,9 +231,6 @@ async def test_a_failing_webhook_fails_writes_unless_ignored_and_never_its_own_k
             await asyncio.sleep(0.05)
     else:
         raise AssertionError("failurePolicy Ignore never let the write through")
-    # Namespaces are written through the same pipeline.
-    await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
-                                     "metadata": {"name": "hooked"}})
 
 
 async def test_without_configurations_a_write_awaits_no_webhook_step(
@@ -244,3 +243,94 @@ async def test_without_configurations_a_write_awaits_no_webhook_step(
     assert not server.webhook_admission.mutating
     assert not server.webhook_admission.validating
     await client.create(CONFIGMAPS, configmap("plain"))
+
+
+async def test_validating_reviews_name_a_generated_name(
+        backend: WebhookServer, api: tuple[APIServer, RESTClient]) -> None:
+    _, client = api
+    backend.behaviours["/validate"] = refuse_labelled
+    await add(client, VALIDATING, "deny.example.com",
+              webhook("deny.example.com", url_client(backend, "/validate"),
+                      rules=CONFIGMAP_RULE))
+    await eventually_refused(client, "warmup")
+    generated = configmap("")
+    generated["metadata"] = {"generateName": "gen-", "namespace": "default"}
+    made = await client.create(CONFIGMAPS, generated)
+    name = made["metadata"]["name"]
+    assert name.startswith("gen-")
+    assert last_call(backend, "/validate", name)["name"] == name
+
+
+async def test_namespace_deletes_are_admitted_and_finalize_is_its_own_subresource(
+        backend: WebhookServer, api: tuple[APIServer, RESTClient]) -> None:
+    """A policy refusing every namespace UPDATE does not hold deletions up: the namespace
+    controller's finalize is ``namespaces/finalize``, which a ``namespaces`` rule does not
+    match (upstream's rule matching); the DELETE itself is sent to the webhook."""
+    _, client = api
+
+    async def refuse_updates(review: Obj) -> tuple[int, Any]:
+        allowed = review["request"]["operation"] != "UPDATE"
+        return 200, reply(review, allowed=allowed, status={"message": "no updates"})
+
+    backend.behaviours["/ns"] = refuse_updates
+    await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
+                                     "metadata": {"name": "doomed"}})
+    await add(client, VALIDATING, "ns.example.com",
+              webhook("ns.example.com", url_client(backend, "/ns"),
+                      rules=[{"operations": ["UPDATE", "DELETE"], "apiGroups": [""],
+                              "apiVersions": ["v1"], "resources": ["namespaces"],
+                              "scope": "*"}]))
+    for _ in range(100):
+        try:
+            await client.patch(NAMESPACES, "", "doomed", {"metadata": {"labels": {"a": "b"}}})
+        except StatusError as e:
+            assert e.message.endswith("denied the request: no updates")
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the webhook never refused an update")
+    await client.delete(NAMESPACES, "", "doomed")
+    delete = last_call(backend, "/ns", "doomed")
+    assert (delete["operation"], delete["namespace"]) == ("DELETE", "doomed")
+    for _ in range(200):
+        try:
+            await client.get(NAMESPACES, "", "doomed")
+        except StatusError as e:
+            assert e.code == 404
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the namespace was never finalized")
+
+
+async def test_a_pods_own_admissions_run_before_the_mutating_webhooks(
+        backend: WebhookServer, api: tuple[APIServer, RESTClient]) -> None:
+    """As upstream's plugin order: the webhook is sent the pod with its ServiceAccount
+    token volume (what injectors copy into their sidecars)."""
+    _, client = api
+    backend.behaviours["/mutate"] = allow
+    pod_rule = [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                 "resources": ["pods"], "scope": "*"}]
+    await add(client, MUTATING, "pods.example.com",
+              webhook("pods.example.com", url_client(backend, "/mutate"), rules=pod_rule,
+                      reinvocationPolicy="Never"))
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "", "namespace": "default"},
+           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    for i in range(100):
+        pod["metadata"]["name"] = f"p{i}"
+        try:
+            await client.create(PODS, pod)
+        except StatusError:  # the default ServiceAccount is not made yet
+            await asyncio.sleep(0.05)
+            continue
+        if any(c["request"]["object"]["metadata"]["name"] == f"p{i}"
+               for c in backend.calls("/mutate")):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the pod webhook was never called")
+    sent = last_call(backend, "/mutate", f"p{i}")["object"]
+    (volume,) = sent["spec"]["volumes"]
+    assert volume["name"].startswith("kube-api-access-")
+    stored = await client.get(PODS, "default", f"p{i}")
+    assert stored["spec"]["volumes"] == sent["spec"]["volumes"]  # added once

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from svcnet.api.errors import StatusError
+from svcnet.apiserver import webhookclient
 from svcnet.apiserver.certs import ensure_ca
 from svcnet.apiserver.webhookclient import endpoint_resolver, pick_endpoint, webhook_url
 from svcnet.apiserver.webhookdispatch import WebhookDispatcher
@@ -197,6 +198,37 @@ async def test_mutating_patch_applied(server: WebhookServer,
     out = await d.mutate(attrs)
     assert out is not None and out["metadata"]["labels"] == {"app": "web", "injected": "yes"}
     assert attrs.object == POD  # the given object is not changed in place
+
+
+async def test_a_large_answer_in_many_reads_is_read_whole(
+        server: WebhookServer, make: Callable[..., WebhookDispatcher]) -> None:
+    """A sidecar injector's patch is tens of KB, which arrives in several reads (a 2 MB
+    annotation here): the answer is read to its end, not what the first read got."""
+    big = "x" * (2 << 20)
+
+    async def annotate(review: Obj) -> tuple[int, Any]:
+        return 200, reply(review, allowed=True, patchType="JSONPatch", patch=patch_of(
+            {"op": "add", "path": "/metadata/annotations", "value": {"big": big}}))
+
+    server.behaviours["/big"] = annotate
+    d = make(mutating=(configuration("m", webhook("big.example.com",
+                                                  url_client(server, "/big"))),))
+    out = await d.mutate(pod_create())
+    assert out is not None and out["metadata"]["annotations"] == {"big": big}
+
+
+async def test_an_answer_past_the_limit_is_a_failed_call(
+        server: WebhookServer, make: Callable[..., WebhookDispatcher],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(webhookclient, "MAX_RESPONSE_BYTES", 1 << 20)
+    server.behaviours["/big"] = lambda review: asyncio.sleep(0, (200, reply(
+        review, allowed=True, warnings=["w" * (2 << 20)])))
+    d = make(validating=(configuration("v", webhook("big.example.com",
+                                                    url_client(server, "/big"))),))
+    with pytest.raises(StatusError) as e:
+        await d.validate(pod_create())
+    assert e.value.code == 500
+    assert "larger than 1048576 bytes" in e.value.message
 
 
 async def test_no_patch_returns_the_object_itself(
