@@ -101,14 +101,21 @@ async def eventually_refused(client: RESTClient, name: str) -> StatusError:
     raise AssertionError("the webhook never refused")
 
 
-async def test_validating_webhook_refuses_creates_updates_and_deletes(
-        backend: WebhookServer, api: tuple[APIServer, RESTClient]) -> None:
-    _, client = api
+async def deny_labelled(client: RESTClient, backend: WebhookServer,
+                        probe: str = "warmup") -> StatusError:
+    """A validating webhook refusing ConfigMaps labelled deny=yes, in force: the refusal of
+    a create named ``probe``."""
     backend.behaviours["/validate"] = refuse_labelled
     await add(client, VALIDATING, "deny.example.com",
               webhook("deny.example.com", url_client(backend, "/validate"),
                       rules=CONFIGMAP_RULE))
-    e = await eventually_refused(client, "refused")
+    return await eventually_refused(client, probe)
+
+
+async def test_validating_webhook_refuses_creates_updates_and_deletes(
+        backend: WebhookServer, api: tuple[APIServer, RESTClient]) -> None:
+    _, client = api
+    e = await deny_labelled(client, backend, "refused")
     assert (e.code, e.reason) == (403, "Forbidden")
     assert e.message == ('admission webhook "deny.example.com" denied the request: '
                          "configmaps labelled deny=yes")
@@ -149,11 +156,7 @@ async def test_validating_webhook_refuses_creates_updates_and_deletes(
 async def test_dry_run_reaches_a_webhook_without_side_effects_and_stores_nothing(
         backend: WebhookServer, api: tuple[APIServer, RESTClient]) -> None:
     _, client = api
-    backend.behaviours["/validate"] = refuse_labelled
-    await add(client, VALIDATING, "deny.example.com",
-              webhook("deny.example.com", url_client(backend, "/validate"),
-                      rules=CONFIGMAP_RULE))
-    await eventually_refused(client, "warmup")
+    await deny_labelled(client, backend)
     await client.create(CONFIGMAPS, configmap("dry"), dry_run=True)
     assert last_call(backend, "/validate", "dry")["dryRun"] is True
     with pytest.raises(StatusError):
@@ -248,11 +251,7 @@ async def test_without_configurations_a_write_awaits_no_webhook_step(
 async def test_validating_reviews_name_a_generated_name(
         backend: WebhookServer, api: tuple[APIServer, RESTClient]) -> None:
     _, client = api
-    backend.behaviours["/validate"] = refuse_labelled
-    await add(client, VALIDATING, "deny.example.com",
-              webhook("deny.example.com", url_client(backend, "/validate"),
-                      rules=CONFIGMAP_RULE))
-    await eventually_refused(client, "warmup")
+    await deny_labelled(client, backend)
     generated = configmap("")
     generated["metadata"] = {"generateName": "gen-", "namespace": "default"}
     made = await client.create(CONFIGMAPS, generated)
