@@ -313,8 +313,9 @@ async def test_a_pods_own_admissions_run_before_the_mutating_webhooks(
     await add(client, MUTATING, "pods.example.com",
               webhook("pods.example.com", url_client(backend, "/mutate"), rules=pod_rule,
                       reinvocationPolicy="Never"))
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "", "namespace": "default"},
-           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    pod: Obj = {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "", "namespace": "default"},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
     for i in range(100):
         pod["metadata"]["name"] = f"p{i}"
         try:
