@@ -10,8 +10,8 @@ models reachable from the catalogue (:mod:`svcnet.apiserver.resources`) back int
 definitions named as upstream names them (``io.k8s.api.core.v1.ServiceSpec``):
 
 * integer widths, IntOrString, Quantity and bytes follow ``tools/gen_schema.py``'s heuristics
-  (its ``INT64``, ``INT_OR_STRING``, ``QUANTITY_MAPS`` sets), ``datetime`` is ``Time`` (or
-  ``MicroTime`` for the fields in :data:`MICRO_TIME`);
+  (its ``INT32``, ``INT64``, ``INT_OR_STRING``, ``QUANTITY_MAPS`` sets), ``datetime`` is
+  ``Time`` (or ``MicroTime`` for the fields in :data:`MICRO_TIME`);
 * a field whose type is one object has no description in the client (``Service.spec``); it
   gets its type's description instead, so ``kubectl explain`` never says "<no description>";
 * a type's Go package is that of the first kind (catalogue order, core first) that reaches it,
@@ -44,7 +44,7 @@ from kubernetes import client
 from kubernetes.client import models
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gen_schema import INT64, INT_OR_STRING, QUANTITY_MAPS
+from gen_schema import INT32, INT64, INT_OR_STRING, QUANTITY_MAPS
 
 from svcnet.apiserver import openapi_spec, resources
 from svcnet.apiserver.openapi_spec import definition_name
@@ -152,6 +152,8 @@ class Generator:
             json_name = cls.attribute_map[attr]
             field = fields[json_name]
             prop = self.convert(type_name, json_name, group)
+            if (cls_name, json_name) in INT32:
+                prop["format"] = "int32"
             if field.description:
                 prop["description"] = field.description
             elif "$ref" in prop and prop["$ref"].removeprefix(_REF) in self.definitions:

@@ -65,6 +65,7 @@ KINDS = {
     "admissionregistration.k8s.io/v1/MutatingWebhookConfiguration":
         "V1MutatingWebhookConfiguration",
     "apiextensions.k8s.io/v1/CustomResourceDefinition": "V1CustomResourceDefinition",
+    "certificates.k8s.io/v1/CertificateSigningRequest": "V1CertificateSigningRequest",
     "networking.k8s.io/v1/Ingress": "V1Ingress",
     "networking.k8s.io/v1/IngressClass": "V1IngressClass",
     "networking.k8s.io/v1/NetworkPolicy": "V1NetworkPolicy",
@@ -101,6 +102,9 @@ TYPED_QUANTITY_MAPS = {("V1ResourceQuotaSpec", "hard"), ("V1ResourceQuotaStatus"
                                       "maxLimitRequestRatio")}
 # map[string][]byte fields, which JSON carries as base64 strings (the client types them str).
 BYTE_MAPS = {("V1Secret", "data"), ("V1ConfigMap", "binaryData")}
+# int32 fields whose name is an int64 elsewhere (a CSR's expirationSeconds is *int32, a
+# TokenRequest's int64).
+INT32 = {("V1CertificateSigningRequestSpec", "expirationSeconds")}
 # int64 fields (everything else that is an integer is int32 in the Go types we serve).
 INT64 = {"generation", "observedGeneration", "deletionGracePeriodSeconds",
          "terminationGracePeriodSeconds", "activeDeadlineSeconds", "runAsUser", "runAsGroup",
@@ -151,6 +155,9 @@ def walk(name: str, out: dict[str, Any]) -> None:
             continue
         if (name, json_name) in TYPED_QUANTITY_MAPS:
             fields[json_name] = {"map": "quantity"}
+            continue
+        if (name, json_name) in INT32:
+            fields[json_name] = "int32"
             continue
         fields[json_name] = convert(t, json_name, out)
     out[name] = fields

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -26,17 +27,34 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 _BLOCK = re.compile(rb"-----BEGIN ([^\r\n-]*)-----\r?\n(.*?)-----END \1-----", re.DOTALL)
 
 
-def _blocks(data: bytes) -> list[tuple[str, bytes]]:
-    """(type, DER) of each PEM block, in order (one whose base64 is malformed is skipped,
-    as Go's decoder skips past it)."""
-    out: list[tuple[str, bytes]] = []
+@dataclass(frozen=True, slots=True)
+class PemBlock:
+    """One block of encoding/pem: its type, its DER bytes, and whether it had headers."""
+
+    type: str
+    der: bytes
+    has_headers: bool = False
+
+
+def pem_blocks(data: bytes) -> list[PemBlock]:
+    """The PEM blocks of ``data``, in order, as Go's ``pem.Decode`` finds them one after
+    another (a block whose base64 is malformed is skipped, as Go's decoder skips past it)."""
+    out: list[PemBlock] = []
     for m in _BLOCK.finditer(data):
-        body = b"".join(line for line in m.group(2).splitlines() if b":" not in line)
+        lines = m.group(2).splitlines()
+        body = b"".join(line for line in lines if b":" not in line)
         try:
-            out.append((m.group(1).decode("latin-1"), base64.b64decode(body, validate=True)))
+            der = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
             continue
+        out.append(PemBlock(m.group(1).decode("latin-1"), der,
+                            any(b":" in line for line in lines)))
     return out
+
+
+def _blocks(data: bytes) -> list[tuple[str, bytes]]:
+    """(type, DER) of each PEM block, in order."""
+    return [(b.type, b.der) for b in pem_blocks(data)]
 
 
 def _go_list(items: list[str]) -> str:

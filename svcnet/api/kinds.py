@@ -15,6 +15,7 @@ from svcnet.api import (
     autoscaling,
     autoscalingv1,
     batch,
+    certificates,
     configs,
     controllerrevisions,
     daemonsets,
@@ -191,6 +192,9 @@ KINDS: dict[tuple[str, str], Kind] = {
         "mutatingwebhookconfigurations", False,
         admissionregistration.set_defaults_mutating_webhook_configuration,
         admissionregistration.validate_mutating_webhook_configuration),
+    (certificates.API_VERSION, certificates.KIND): Kind(
+        certificates.API_VERSION, certificates.KIND, "certificatesigningrequests", False,
+        _as_is, certificates.validate_csr),
     ("scheduling.k8s.io/v1", "PriorityClass"): Kind(
         "scheduling.k8s.io/v1", "PriorityClass", "priorityclasses", False,
         priorityclasses.set_defaults_priority_class, priorityclasses.validate_priority_class),

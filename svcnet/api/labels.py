@@ -860,6 +860,7 @@ FIELD_LABELS: Final[Mapping[str, frozenset[str]]] = {
     "Service": frozenset({"metadata.name", "metadata.namespace", "spec.clusterIP", "spec.type"}),
     "EndpointSlice": frozenset({"metadata.name", "metadata.namespace"}),
     "Secret": frozenset({"metadata.name", "metadata.namespace", "type"}),
+    "CertificateSigningRequest": frozenset({"metadata.name", "spec.signerName"}),
 }
 
 def _namespaced_meta_fields(obj: Mapping[str, Any]) -> dict[str, str]:
@@ -872,6 +873,12 @@ def _secret_fields(secret: Mapping[str, Any]) -> dict[str, str]:
     return fields
 
 
+def _csr_fields(csr: Mapping[str, Any]) -> dict[str, str]:
+    fields = _meta_fields(csr, False)
+    fields["spec.signerName"] = _go_string((csr.get("spec") or {}).get("signerName"))
+    return fields
+
+
 _SELECTABLE: Final[Mapping[str, Callable[[Mapping[str, Any]], dict[str, str]]]] = {
     "Pod": _pod_fields,
     "Node": _node_fields,
@@ -879,6 +886,7 @@ _SELECTABLE: Final[Mapping[str, Callable[[Mapping[str, Any]], dict[str, str]]]] 
     "Service": _service_fields,
     "EndpointSlice": _namespaced_meta_fields,
     "Secret": _secret_fields,
+    "CertificateSigningRequest": _csr_fields,
 }
 
 # Kinds without their own conversion function get DefaultMetaV1FieldSelectorConversion.

@@ -7,10 +7,13 @@ plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go, reduced to the roles 
 ``view`` (empty shells filled by aggregation from the ``system:aggregate-to-*`` roles and any
 ClusterRole a user labels ``rbac.authorization.k8s.io/aggregate-to-<role>: "true"``), and the
 roles every authenticated user holds (``system:basic-user``, ``system:discovery``,
-``system:public-info-viewer``), and metrics-server's ``system:aggregated-metrics-reader``
-(``metrics.k8s.io`` read, aggregated into ``admin``, ``edit`` and ``view``). The rules are
-upstream's for the resources they name, including resources svcnet does not serve (a role is
-only data; this keeps the roles identical to a real cluster's).
+``system:public-info-viewer``), metrics-server's ``system:aggregated-metrics-reader``
+(``metrics.k8s.io`` read, aggregated into ``admin``, ``edit`` and ``view``), the
+``system:certificates.k8s.io:*-approver`` roles (``approve`` on one signer each) and the roles
+of the controllers svcnet runs (``system:controller:<name>``, bound to their kube-system
+ServiceAccounts). The rules are upstream's for the resources they name, including resources
+svcnet does not serve (a role is only data; this keeps the roles identical to a real
+cluster's).
 
 The server creates what is missing at start and in its bootstrap loop, as kube-apiserver's
 ``rbac/bootstrap-roles`` post-start hook does; a role a user changed is left alone (upstream
@@ -31,10 +34,16 @@ READ = ["get", "list", "watch"]
 WRITE = ["create", "delete", "deletecollection", "patch", "update"]
 READ_WRITE = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
 AGGREGATE = f"{GROUP}/aggregate-to-"
+CERTIFICATES = "certificates.k8s.io"
 
 
 def _rule(verbs: list[str], groups: list[str], resources: list[str]) -> Obj:
     return {"verbs": list(verbs), "apiGroups": list(groups), "resources": list(resources)}
+
+
+def _named_rule(verbs: list[str], groups: list[str], resources: list[str],
+                names: list[str]) -> Obj:
+    return {**_rule(verbs, groups, resources), "resourceNames": list(names)}
 
 
 def _meta(name: str, labels: dict[str, str] | None = None) -> Obj:
@@ -127,6 +136,28 @@ CLUSTER_ROLES: tuple[Obj, ...] = (
     _cluster_role("system:aggregated-metrics-reader",
                   [_rule(READ, ["metrics.k8s.io"], ["pods", "nodes"])],
                   {f"{AGGREGATE}{role}": "true" for role in ("admin", "edit", "view")}),
+    # policy.go's approver roles: whoever is bound to one may approve requests for its
+    # signer (the CertificateApproval admission checks ``approve`` on ``signers``).
+    *(_cluster_role(f"system:certificates.k8s.io:{name}-approver", [
+        _named_rule(["approve"], [CERTIFICATES], ["signers"], [f"kubernetes.io/{name}"])])
+      for name in ("kube-apiserver-client", "kube-apiserver-client-kubelet",
+                   "kubelet-serving", "legacy-unknown")),
+    # controller_policy.go's role of the certificate controller (the signer and cleaner of
+    # svcnet/controllers/certificates.py, which run as the controller manager's identity: the
+    # role is there for parity, as the servicecidrs one below).
+    _cluster_role("system:controller:certificate-controller", [
+        _rule(["get", "list", "watch", "delete"], [CERTIFICATES],
+              ["certificatesigningrequests"]),
+        _rule(["update"], [CERTIFICATES],
+              ["certificatesigningrequests/status", "certificatesigningrequests/approval"]),
+        _named_rule(["approve"], [CERTIFICATES], ["signers"],
+                    ["kubernetes.io/kube-apiserver-client-kubelet"]),
+        _named_rule(["sign"], [CERTIFICATES], ["signers"], [
+            "kubernetes.io/legacy-unknown", "kubernetes.io/kube-apiserver-client",
+            "kubernetes.io/kube-apiserver-client-kubelet", "kubernetes.io/kubelet-serving"]),
+        _rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"]),
+        _rule(["create", "update", "patch"], ["", "events.k8s.io"], ["events"]),
+    ]),
     # controller_policy.go's role of the servicecidrs controller (MultiCIDRServiceAllocator).
     # svcnet runs that controller inside the API server; the role is there for parity.
     _cluster_role("system:controller:service-cidrs-controller", [
@@ -163,5 +194,6 @@ CLUSTER_ROLE_BINDINGS: tuple[Obj, ...] = (
     _binding("system:discovery", "system:discovery", ["system:authenticated"]),
     _binding("system:public-info-viewer", "system:public-info-viewer",
              ["system:authenticated", "system:unauthenticated"]),
+    _controller_binding("certificate-controller"),
     _controller_binding("service-cidrs-controller"),
 )

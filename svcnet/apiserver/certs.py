@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,8 +25,10 @@ from typing import Final
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
+from svcnet.api.certificates import X509Usages
 from svcnet.api.nodes import KUBELET_CLIENT_CN, KUBELET_CLIENT_GROUP
 
 _VALIDITY = timedelta(days=3650)
@@ -158,6 +161,74 @@ def _issue(pki: Path, common_name: str, organizations: tuple[str, ...], hosts: l
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
     return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
+
+def sign_public_key(data_dir: Path, public_key: CertificatePublicKeyTypes, subject: x509.Name,
+                    *, key_usage: frozenset[str], extended_usages: Sequence[ObjectIdentifier],
+                    not_before: datetime, not_after: datetime,
+                    sans: x509.SubjectAlternativeName | None = None) -> bytes:
+    """A certificate (PEM) for ``public_key`` and ``subject``, signed by the cluster CA of
+    ``data_dir`` (``pki/ca.crt``, ``pki/ca.key``), valid from ``not_before`` to ``not_after``.
+
+    What a CertificateSigningRequest signer issues, the way Go's ``x509.CreateCertificate``
+    makes it from kube-controller-manager's template (authority.go, policies.go): a random
+    serial, the CA's subject as issuer, BasicConstraints CA:false (critical), the KeyUsage
+    flags ``key_usage`` names (cryptography's field names: ``digital_signature``,
+    ``key_encipherment``, ...; critical; none: no extension), the ``extended_usages`` (none:
+    no extension) and the request's subject alternative names (critical when the subject is
+    empty). No other extension of the request is copied. The caller decides the window (the
+    signing policy: :func:`svcnet.api.certificates.validity_window`). ValueError for
+    ``encipher_only``/``decipher_only`` without ``key_agreement`` (which Go would encode).
+    """
+    pki = data_dir / "pki"
+    ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    ca_cert = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_cert.subject)
+               .public_key(public_key).serial_number(x509.random_serial_number())
+               .not_valid_before(not_before).not_valid_after(not_after)
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None),
+                              critical=True))
+    if key_usage:
+        flags = {f: f in key_usage for f in (
+            "digital_signature", "content_commitment", "key_encipherment",
+            "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign",
+            "encipher_only", "decipher_only")}
+        builder = builder.add_extension(x509.KeyUsage(**flags), critical=True)
+    if extended_usages:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(extended_usages)),
+                                        critical=False)
+    if sans is not None and len(sans):
+        builder = builder.add_extension(sans, critical=len(subject) == 0)
+    return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
+def ca_not_after(data_dir: Path) -> datetime:
+    """When the cluster CA of ``data_dir`` expires (nothing it signs outlives it)."""
+    cert = x509.load_pem_x509_certificate((data_dir / "pki" / "ca.crt").read_bytes())
+    return cert.not_valid_after_utc
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterCA:
+    """The cluster CA of a data directory as the CSR signer uses it
+    (:class:`svcnet.controllers.certificates.CertificateAuthority`)."""
+
+    data_dir: Path
+
+    def not_after(self) -> datetime:
+        return ca_not_after(self.data_dir)
+
+    def sign(self, request: x509.CertificateSigningRequest, usages: X509Usages,
+             not_before: datetime, not_after: datetime) -> bytes:
+        try:
+            sans: x509.SubjectAlternativeName | None = request.extensions.get_extension_for_class(
+                x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            sans = None
+        return sign_public_key(self.data_dir, request.public_key(), request.subject,
+                               key_usage=usages.key_usage, extended_usages=usages.extended,
+                               not_before=not_before, not_after=not_after, sans=sans)
 
 
 def ensure_kubelet_client(data_dir: Path) -> tuple[Path, Path]:

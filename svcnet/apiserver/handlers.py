@@ -406,7 +406,7 @@ class Handlers:
         obj = await offload.run(decode_object, body, served, request, warnings)
         manager = request.query.get("fieldManager", "") or user_agent_manager(request)
         with requestwarnings.recording() as earned:
-            updated = await served.registry.update(
+            updated = await served.registry.for_subresource(info.subresource).update(
                 info.namespace, info.name, obj, dry_run=dry_run_of(request),
                 status_only=info.subresource == "status",
                 before_write=self.managed_fields(served, manager, "Update", info.subresource))
@@ -447,7 +447,7 @@ class Handlers:
             return patching.strict_patch_error(body, err.message)
 
         with requestwarnings.recording() as earned:
-            updated, _ = await served.registry.update_from(
+            updated, _ = await served.registry.for_subresource(info.subresource).update_from(
                 info.namespace, info.name, patched, dry_run=dry_run,
                 status_only=info.subresource == "status",
                 before_write=self.managed_fields(served, manager, "Update", info.subresource))
@@ -478,7 +478,8 @@ class Handlers:
             return out
 
         with requestwarnings.recording() as earned:
-            written, created = await served.registry.update_from(
+            registry = served.registry.for_subresource(info.subresource)
+            written, created = await registry.update_from(
                 info.namespace, info.name, merged, dry_run=dry_run,
                 status_only=info.subresource == "status", allow_create=not info.subresource,
                 before_create=before_create)

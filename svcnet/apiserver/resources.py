@@ -11,11 +11,11 @@ Ordering matters to clients in two places and is preserved by :data:`RESOURCES`:
 
 * group order is the order of ``/apis`` (upstream lists ``apps``, ``events.k8s.io``,
   ``authentication.k8s.io``, ``authorization.k8s.io`` and ``autoscaling`` before
-  ``batch``, ``networking.k8s.io``, ``policy``, ``rbac.authorization.k8s.io``,
-  ``storage.k8s.io``, ``admissionregistration.k8s.io``, ``apiextensions.k8s.io``,
-  ``scheduling.k8s.io``, ``coordination.k8s.io``, ``node.k8s.io`` and ``discovery.k8s.io``:
-  kube-apiserver's group priorities), and within a
-  group the preferred version first (``autoscaling/v2``, then ``v1``: a version other than the
+  ``batch``, ``certificates.k8s.io``, ``networking.k8s.io``, ``policy``,
+  ``rbac.authorization.k8s.io``, ``storage.k8s.io``, ``admissionregistration.k8s.io``,
+  ``apiextensions.k8s.io``, ``scheduling.k8s.io``, ``coordination.k8s.io``, ``node.k8s.io``
+  and ``discovery.k8s.io``: kube-apiserver's group priorities), and within a group the
+  preferred version first (``autoscaling/v2``, then ``v1``: a version other than the
   storage one names it in ``storage_group_version`` and is served by
   :mod:`svcnet.registry.versions`);
   kubectl resolves an ambiguous short name (``ev`` is both ``events`` and
@@ -267,6 +267,12 @@ CATALOGUE: tuple[Resource, ...] = (
              categories=("all",), subresources=(_status("CronJob"),)),
     Resource("batch", "v1", "Job", "jobs", "job", True, categories=("all",),
              subresources=(_status("Job"),)),
+    # -- certificates.k8s.io/v1 ---------------------------------------------------------------
+    Resource("certificates.k8s.io", "v1", "CertificateSigningRequest",
+             "certificatesigningrequests", "certificatesigningrequest", False,
+             short_names=("csr",),
+             subresources=(Subresource("approval", "CertificateSigningRequest", _STATUS_VERBS),
+                           _status("CertificateSigningRequest"))),
     # -- networking.k8s.io/v1 -----------------------------------------------------------------
     Resource("networking.k8s.io", "v1", "IngressClass", "ingressclasses", "ingressclass",
              False),

@@ -63,6 +63,7 @@ from svcnet.allocators.ranges import ServiceCIDR
 from svcnet.api import (
     admissionregistration,
     autoscaling,
+    certificates,
     crds,
     ingresses,
     kubectl_descriptors,
@@ -77,11 +78,13 @@ from svcnet.api import (
 from svcnet.api.errors import StatusError
 from svcnet.api.metricsstorage import MetricsStorage
 from svcnet.api.names import dual_stack_cidrs
+from svcnet.api.rbac import Attributes
 from svcnet.apiserver import admission, discovery, health, identity, openapi, resources
-from svcnet.apiserver.auth import ADMIN_GROUP, TokenFile, User, fixed_allows
+from svcnet.apiserver.auth import ADMIN_GROUP, TokenFile, User, current_user, fixed_allows
 from svcnet.apiserver.authn import Authenticator
 from svcnet.apiserver.bootstrap_policy import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES
 from svcnet.apiserver.certs import (
+    ClusterCA,
     TLSFiles,
     ensure_kubelet_client,
     ensure_private_dir,
@@ -104,7 +107,7 @@ from svcnet.apiserver.loopback import Loopback
 from svcnet.apiserver.metricsapi import DEFAULT_RESOLUTION, MetricsScraper
 from svcnet.apiserver.nodeclient import NodeClient
 from svcnet.apiserver.quota import QuotaAdmission
-from svcnet.apiserver.rbac import RBAC
+from svcnet.apiserver.rbac import RBAC, effective_groups
 from svcnet.apiserver.satokens import TokenIssuer
 from svcnet.apiserver.webhookadmission import WebhookAdmission, without_webhooks
 from svcnet.apiserver.webhookconfigs import WebhookConfigurations
@@ -127,6 +130,10 @@ from svcnet.registry.admissionregistration import (
 )
 from svcnet.registry.autoscaling import HorizontalPodAutoscalerStrategy
 from svcnet.registry.batch import CronJobStrategy, JobStrategy
+from svcnet.registry.certificates import (
+    CertificateSigningRequestRegistry,
+    CertificateSigningRequestStrategy,
+)
 from svcnet.registry.configs import ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy
 from svcnet.registry.customresources import (
     CustomResourceDefinitionRegistry,
@@ -309,6 +316,15 @@ def write_private_yaml(path: Path, doc: dict[str, Any]) -> None:
     with os.fdopen(fd, "w") as f:
         yaml.safe_dump(doc, f, sort_keys=False)
     os.replace(tmp, path)
+
+
+def _requestor() -> certificates.Requestor | None:
+    """The writing user as a CSR's requestor (user.Info: its groups as authorizers see them,
+    ``system:authenticated`` included); None for the server's own writes."""
+    user = current_user()
+    if user is None:
+        return None
+    return certificates.Requestor(user.name, user.uid, effective_groups(user))
 
 
 class APIServer:
@@ -615,6 +631,9 @@ class APIServer:
             ("", "limitranges"): LimitRangeStrategy(),
             ("", "resourcequotas"): ResourceQuotaStrategy(),
             (storageclasses.GROUP, "storageclasses"): StorageClassStrategy(),
+            (certificates.GROUP, "certificatesigningrequests"):
+                CertificateSigningRequestStrategy(_requestor, self._authorize_signer,
+                                                  self.clock),
             (admissionregistration.GROUP, "validatingwebhookconfigurations"):
                 ValidatingWebhookConfigurationStrategy(),
             (admissionregistration.GROUP, "mutatingwebhookconfigurations"):
@@ -650,6 +669,9 @@ class APIServer:
                     CustomResourceDefinitionRegistry(self.store, strategy, clock=self.clock,
                                                      admit=admit, webhooks=webhooks)
                     if isinstance(strategy, CustomResourceDefinitionStrategy) else
+                    CertificateSigningRequestRegistry(self.store, strategy, clock=self.clock,
+                                                      admit=admit, webhooks=webhooks)
+                    if isinstance(strategy, CertificateSigningRequestStrategy) else
                     Registry(self.store, strategy, clock=self.clock, admit=admit,
                              webhooks=webhooks,
                              charge=quota.charge if strategy.namespaced else None))
@@ -685,6 +707,14 @@ class APIServer:
     async def _ingress_classes(self) -> list[dict[str, Any]]:
         page = await self.registries[f"ingressclasses.{ingresses.GROUP}"].list("")
         return page.items
+
+    async def _authorize_signer(self, verb: str, signer_name: str) -> bool:
+        """Whether the writing user may ``verb`` the ``signers`` resource ``signer_name``
+        (the certificates admission plugins' authorizer check; the server's own writes
+        may)."""
+        user = current_user()
+        return user is None or await self.rbac.allowed(user, Attributes(
+            verb, certificates.GROUP, "signers", name=signer_name))
 
     async def _check_escalation(self, resource: str, namespace: str, obj: Mapping[str, Any],
                                 old: Mapping[str, Any] | None) -> None:
@@ -778,7 +808,8 @@ class APIServer:
                              hpa_sync_period=self.config.hpa_sync_period,
                              hpa_downscale_stabilization=(
                                  self.config.hpa_downscale_stabilization),
-                             quota_sync_period=self.config.quota_sync_period),
+                             quota_sync_period=self.config.quota_sync_period,
+                             signing_authority=ClusterCA(self.config.data_dir)),
             clock=self.clock)
         self.controller_manager.start()
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from svcnet.api import autoscalingv1, crds
+from svcnet.api import autoscalingv1, certificates, crds
 from svcnet.api.access import as_dict as _dict, as_int as _int, as_list as _list, as_str as _str
 from svcnet.api.labels import SelectorError, selector_from_label_selector
 from svcnet.api.resourcelists import quantity_string
@@ -475,6 +475,22 @@ _WEBHOOK_CONFIGURATION_COLUMNS = (
     Column("Webhooks", type="integer", description="Webhooks indicates the number of webhooks "
                                                    "registered in this configuration"),
     _AGE,
+)
+#: printCertificateSigningRequest.
+_CSR_COLUMNS = (
+    _NAME,
+    _AGE,
+    Column("SignerName", description=(
+        "signerName indicates the requested signer, and is a qualified name.")),
+    Column("Requestor", description=(
+        'request contains an x509 certificate signing request encoded in a "CERTIFICATE '
+        'REQUEST" PEM block. When serialized as JSON or YAML, the data is additionally '
+        "base64-encoded.")),
+    Column("RequestedDuration", description=(
+        "expirationSeconds is the requested duration of validity of the issued certificate.")),
+    Column("Condition", description=(
+        'conditions applied to the request. Known conditions are "Approved", "Denied", and '
+        '"Failed".')),
 )
 #: printStorageClass (AllowVolumeExpansion is declared a string column but holds a bool).
 _STORAGE_CLASS_COLUMNS = (
@@ -1143,6 +1159,15 @@ def _print_webhook_configuration(config: Obj, now: datetime) -> list[Cell]:
     return [_name(config), len(_list(config.get("webhooks"))), _age(config, now)]
 
 
+def _print_certificate_signing_request(csr: Obj, now: datetime) -> list[Cell]:
+    spec = _dict(csr.get("spec"))
+    seconds = spec.get("expirationSeconds")
+    duration = human_duration(timedelta(seconds=seconds)) if isinstance(seconds, int) \
+        and not isinstance(seconds, bool) else "<none>"
+    return [_name(csr), _age(csr, now), _str(spec.get("signerName")) or "<none>",
+            _str(spec.get("username")), duration, certificates.condition_summary(csr)]
+
+
 def _print_storage_class(sc: Obj, now: datetime) -> list[Cell]:
     name = _name(sc)
     if is_default_class(sc):
@@ -1427,6 +1452,8 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
     ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"): _Printer(
         _WEBHOOK_CONFIGURATION_COLUMNS, _print_webhook_configuration),
     ("storage.k8s.io", "StorageClass"): _Printer(_STORAGE_CLASS_COLUMNS, _print_storage_class),
+    ("certificates.k8s.io", "CertificateSigningRequest"): _Printer(
+        _CSR_COLUMNS, _print_certificate_signing_request),
     ("networking.k8s.io", "Ingress"): _Printer(_INGRESS_COLUMNS, _print_ingress),
     ("networking.k8s.io", "IngressClass"): _Printer(_INGRESS_CLASS_COLUMNS,
                                                     _print_ingress_class),

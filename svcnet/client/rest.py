@@ -190,6 +190,9 @@ STORAGECLASSES: Final = GVR("storage.k8s.io", "v1", "storageclasses", "StorageCl
 CUSTOMRESOURCEDEFINITIONS: Final = GVR("apiextensions.k8s.io", "v1",
                                        "customresourcedefinitions", "CustomResourceDefinition",
                                        namespaced=False)
+CERTIFICATESIGNINGREQUESTS: Final = GVR("certificates.k8s.io", "v1",
+                                        "certificatesigningrequests",
+                                        "CertificateSigningRequest", namespaced=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from svcnet.client.informer import InformerFactory
 from svcnet.client.rest import RESTClient
+from svcnet.controllers.certificates import CertificateAuthority, CSRCleaner, CSRSigner
 from svcnet.controllers.clusterroleaggregation import ClusterRoleAggregationController
 from svcnet.controllers.crd import CustomResourceDefinitionController
 from svcnet.controllers.cronjob import CronJobController
@@ -70,6 +71,9 @@ class ControllerConfig:
     hpa_downscale_stabilization: timedelta = DOWNSCALE_STABILIZATION
     #: --resource-quota-sync-period.
     quota_sync_period: float = QUOTA_SYNC_PERIOD
+    #: The CA that signs approved CertificateSigningRequests of the built-in signers
+    #: (--cluster-signing-cert-file/-key-file; none: requests are approved but not issued).
+    signing_authority: CertificateAuthority | None = None
 
 
 ENDPOINT_SYNCS = 5
@@ -119,6 +123,9 @@ class ControllerManager:
                                    informers=informers)]
               if config.root_ca_pem else []),
             ServiceAccountsController.from_client(client, clock=clock, informers=informers),
+            *([CSRSigner(client, config.signing_authority, clock=clock, informers=informers)]
+              if config.signing_authority is not None else []),
+            CSRCleaner(client, clock=clock, informers=informers),
             NamespaceController.from_client(client, clock=clock, informers=informers),
             ResourceQuotaController.from_client(client, clock=clock, informers=informers,
                                                 sync_period=config.quota_sync_period),

@@ -331,9 +331,13 @@ class Registry:
                  rng: random.Random | None = None,
                  uid_factory: Callable[[], str] | None = None,
                  admit: Admit | None = None, charge: Charge | None = None,
-                 webhooks: AdmissionWebhooks | None = None) -> None:
+                 webhooks: AdmissionWebhooks | None = None, subresource: str = "") -> None:
         self.store = store
         self.strategy = strategy
+        #: The subresource this registry's updates write (a REST type of a subresource with
+        #: its own strategy, such as ``certificatesigningrequests/approval``; "" for the
+        #: resource): what admission is told.
+        self.subresource = subresource
         self.admit = admit
         self.charge = charge
         self.webhooks = webhooks
@@ -381,6 +385,12 @@ class Registry:
     def _invalid(self, obj: Obj, errs: list[FieldError]) -> StatusError:
         return errors.invalid_error(self.strategy.kind, self._name_of(obj), errs,
                                     self.strategy.group)
+
+    def for_subresource(self, subresource: str) -> Registry:
+        """The registry whose update strategy writes ``subresource`` (upstream's REST type of
+        a subresource with a strategy of its own): this one, unless a resource has such a
+        subresource besides ``status`` (which :meth:`update` serves with ``status_only``)."""
+        return self
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -546,7 +556,8 @@ class Registry:
     def _attributes(self, operation: str, namespace: str, name: str, old: Obj | None,
                     new: Obj, subresource: str = "") -> AdmissionAttributes:
         strategy = self.strategy
-        return AdmissionAttributes(operation, strategy.group, strategy.resource, subresource,
+        return AdmissionAttributes(operation, strategy.group, strategy.resource,
+                                   subresource or self.subresource,
                                    namespace, name, old, new,
                                    strategy.api_version.rpartition("/")[2], strategy.kind)
 

@@ -430,5 +430,5 @@ def test_openapi_v3_etag_304_and_unknown_group_version(api: client.ApiClient) ->
     moved = get_raw(api, "/openapi/v3/api/v1?hash=0123")
     assert moved.status == 200 and moved.data == first.data
 
-    unknown = get_raw(api, "/openapi/v3/apis/certificates.k8s.io/v1")
+    unknown = get_raw(api, "/openapi/v3/apis/flowcontrol.apiserver.k8s.io/v1")
     assert (unknown.status, unknown.data) == (404, b"")

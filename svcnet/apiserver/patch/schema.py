@@ -281,6 +281,13 @@ _KIND_FIELDS: Final[dict[tuple[str, str], dict[str, FieldMeta]]] = {
     ("networking.k8s.io/v1", "ServiceCIDR"): {
         "spec.cidrs": _ATOMIC,  # +listType=atomic
     },
+    ("certificates.k8s.io/v1", "CertificateSigningRequest"): {
+        # types.go: usages and groups +listType=atomic, extra's values atomic; conditions
+        # +listType=map +listMapKey=type without a patch strategy.
+        "spec.usages": _ATOMIC,
+        "spec.groups": _ATOMIC,
+        "status.conditions": _ssa_map("type"),
+    },
     ("autoscaling/v2", "HorizontalPodAutoscaler"): {
         # Lists are atomic (the default); conditions +listType=map +listMapKey=type.
         "status.conditions": _BY_TYPE,

@@ -127,7 +127,7 @@ def test_catalogue_is_consistent() -> None:
     assert resources.group_versions() == [
         ("", "v1"), ("apps", "v1"), ("events.k8s.io", "v1"), ("authentication.k8s.io", "v1"),
         ("authorization.k8s.io", "v1"), ("autoscaling", "v2"), ("autoscaling", "v1"),
-        ("batch", "v1"), ("networking.k8s.io", "v1"),
+        ("batch", "v1"), ("certificates.k8s.io", "v1"), ("networking.k8s.io", "v1"),
         ("policy", "v1"), ("rbac.authorization.k8s.io", "v1"), ("storage.k8s.io", "v1"),
         ("admissionregistration.k8s.io", "v1"), ("apiextensions.k8s.io", "v1"),
         ("scheduling.k8s.io", "v1"),
@@ -180,7 +180,8 @@ def test_api_group_list() -> None:
     assert doc["apiVersion"] == "v1"
     assert [g["name"] for g in doc["groups"]] == [
         "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io",
-        "autoscaling", "batch", "networking.k8s.io", "policy", "rbac.authorization.k8s.io",
+        "autoscaling", "batch", "certificates.k8s.io", "networking.k8s.io", "policy",
+        "rbac.authorization.k8s.io",
         "storage.k8s.io", "admissionregistration.k8s.io", "apiextensions.k8s.io",
         "scheduling.k8s.io", "coordination.k8s.io", "node.k8s.io",
         "discovery.k8s.io",
@@ -197,7 +198,7 @@ def test_api_group() -> None:
     assert apps is not None
     assert apps["kind"] == "APIGroup"
     assert apps["preferredVersion"] == {"groupVersion": "apps/v1", "version": "v1"}
-    assert discovery.api_group("certificates.k8s.io") is None
+    assert discovery.api_group("flowcontrol.apiserver.k8s.io") is None
     # Two versions: the preferred (storage) one first, as kube-apiserver lists them.
     autoscaling = discovery.api_group("autoscaling")
     assert autoscaling is not None
@@ -292,7 +293,7 @@ def test_legacy_scale_subresource_names_its_group() -> None:
 
 def test_unknown_group_version_has_no_resource_list() -> None:
     assert discovery.api_resource_list("autoscaling", "v2beta2") is None
-    assert discovery.api_resource_list("certificates.k8s.io", "v1") is None
+    assert discovery.api_resource_list("flowcontrol.apiserver.k8s.io", "v1") is None
     assert discovery.api_resource_list("apps", "v1beta1") is None
 
 
@@ -330,7 +331,8 @@ def test_aggregated_apis_lists_named_groups_in_order() -> None:
     doc = discovery.aggregated_discovery("apis")
     assert [i["metadata"]["name"] for i in doc["items"]] == [
         "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io",
-        "autoscaling", "batch", "networking.k8s.io", "policy", "rbac.authorization.k8s.io",
+        "autoscaling", "batch", "certificates.k8s.io", "networking.k8s.io", "policy",
+        "rbac.authorization.k8s.io",
         "storage.k8s.io", "admissionregistration.k8s.io", "apiextensions.k8s.io",
         "scheduling.k8s.io", "coordination.k8s.io", "node.k8s.io",
         "discovery.k8s.io",
@@ -498,7 +500,7 @@ def test_root_lists_every_group_version_with_matching_hash() -> None:
 
 def test_document_lookup() -> None:
     assert openapi.document_for("/api/v1") is openapi.document_for("api/v1")
-    assert openapi.document_for("apis/certificates.k8s.io/v1") is None
+    assert openapi.document_for("apis/flowcontrol.apiserver.k8s.io/v1") is None
     assert openapi.document_for("apis/autoscaling/v2") is not None
 
 
@@ -581,7 +583,8 @@ def test_hash_follows_content() -> None:
 
 
 def test_unknown_group_version_document_is_empty() -> None:
-    assert openapi.build_group_version_document("certificates.k8s.io", "v1")["paths"] == {}
+    assert openapi.build_group_version_document(
+        "flowcontrol.apiserver.k8s.io", "v1")["paths"] == {}
 
 
 def test_custom_resources_join_discovery_after_the_built_in_groups() -> None:

@@ -432,7 +432,7 @@ async def test_routes_redirect_revalidate_and_refuse() -> None:
         assert await fresh.read() == doc.body
         same = await http.get("/openapi/v3/api/v1", headers={"If-None-Match": doc.etag_header})
         assert same.status == 304
-        assert (await http.get("/openapi/v3/apis/certificates.k8s.io/v1")).status == 404
+        assert (await http.get("/openapi/v3/apis/flowcontrol.apiserver.k8s.io/v1")).status == 404
         v2 = await http.get("/openapi/v2", headers={"Accept": "text/html"})
         assert v2.status == 406
         root = await http.get("/openapi/v3")

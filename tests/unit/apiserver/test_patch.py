@@ -866,7 +866,8 @@ def test_patch_meta_table_is_keyed_by_group_version_kind() -> None:
         ("policy/v1", "PodDisruptionBudget"), ("networking.k8s.io/v1", "NetworkPolicy"),
         ("autoscaling/v2", "HorizontalPodAutoscaler"), ("storage.k8s.io/v1", "StorageClass"),
         ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
-        ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")}
+        ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
+        ("certificates.k8s.io/v1", "CertificateSigningRequest")}
     job = patch_schema("batch/v1", "Job")
     assert job.list_meta(("status", "conditions")).merge_key == "type"
     assert job.list_meta(("spec", "template", "spec", "containers")).merge_key == "name"
