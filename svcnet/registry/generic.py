@@ -323,10 +323,6 @@ def too_large_to_store(size: int) -> StatusError:
 class Registry:
     """CRUD for one resource over the store, with the Kubernetes write pipeline."""
 
-    #: The subresource admission sees this registry's updates as (a registry that writes a
-    #: subresource, ``namespaces/finalize``); status updates are ``status``.
-    SUBRESOURCE: ClassVar[str] = ""
-
     def __init__(self, store: Store, strategy: Strategy, *, clock: Clock | None = None,
                  rng: random.Random | None = None,
                  uid_factory: Callable[[], str] | None = None,
@@ -335,8 +331,8 @@ class Registry:
         self.store = store
         self.strategy = strategy
         #: The subresource this registry's updates write (a REST type of a subresource with
-        #: its own strategy, such as ``certificatesigningrequests/approval``; "" for the
-        #: resource): what admission is told.
+        #: its own strategy, such as ``certificatesigningrequests/approval`` or
+        #: ``namespaces/finalize``; "" for the resource): what admission is told.
         self.subresource = subresource
         self.admit = admit
         self.charge = charge
@@ -551,7 +547,7 @@ class Registry:
         return new, encoded
 
     def _subresource(self, status_only: bool) -> str:
-        return "status" if status_only else self.SUBRESOURCE
+        return "status" if status_only else self.subresource
 
     def _attributes(self, operation: str, namespace: str, name: str, old: Obj | None,
                     new: Obj, subresource: str = "") -> AdmissionAttributes:

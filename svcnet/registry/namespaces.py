@@ -54,16 +54,13 @@ class _NamespaceWrites(Registry):
         return finalized(new) and super().should_delete_during_update(old, new)
 
 
-class _NamespaceFinalizeWrites(_NamespaceWrites):
-    SUBRESOURCE = "finalize"
-
-
 class NamespaceRegistry(_NamespaceWrites):
     """Namespaces: :class:`Registry` with the two-step delete and :meth:`finalize`."""
 
     def __init__(self, store: Store, **kwargs: Any) -> None:
         super().__init__(store, NamespaceStrategy(), **kwargs)
-        self._finalize = _NamespaceFinalizeWrites(store, NamespaceFinalizeStrategy(), **kwargs)
+        self._finalize = _NamespaceWrites(store, NamespaceFinalizeStrategy(),
+                                          subresource="finalize", **kwargs)
 
     async def finalize(self, name: str, obj: Obj, *, dry_run: bool = False,
                        before_write: BeforeWrite | None = None) -> Obj:
