@@ -53,7 +53,7 @@ from typing import Any, Final
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 from svcnet.api.access import as_dict, as_list, as_str, map_of
@@ -205,9 +205,17 @@ def parse_csr(pem: bytes) -> x509.CertificateSigningRequest:
     if not blocks or blocks[0].type != "CERTIFICATE REQUEST":
         raise CSRError("PEM block type must be CERTIFICATE REQUEST")
     try:
-        return x509.load_der_x509_csr(blocks[0].der)
+        csr = x509.load_der_x509_csr(blocks[0].der)
+        # cryptography parses these when first read; Go's ParseCertificateRequest at once,
+        # so a request whose subject or extensions do not parse is refused here, not when
+        # the signer reads them.
+        for attribute in csr.subject:
+            _ = attribute.value
+        for extension in csr.extensions:
+            _ = extension.value
     except (ValueError, UnsupportedAlgorithm):
         raise CSRError("x509: malformed certificate request") from None
+    return csr
 
 
 def check_signature(csr: x509.CertificateSigningRequest) -> None:
@@ -217,17 +225,18 @@ def check_signature(csr: x509.CertificateSigningRequest) -> None:
         key = csr.public_key()
     except (ValueError, UnsupportedAlgorithm):
         raise CSRError("x509: cannot verify signature: algorithm unimplemented") from None
+    # Go verifies RSA, ECDSA and Ed25519 signatures only (a DSA one, valid or not, is
+    # unimplemented).
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+                      | ed25519.Ed25519PublicKey):
+        raise CSRError("x509: cannot verify signature: algorithm unimplemented")
     if valid:
         return
     if isinstance(key, rsa.RSAPublicKey):
         raise CSRError("crypto/rsa: verification error")
     if isinstance(key, ec.EllipticCurvePublicKey):
         raise CSRError("x509: ECDSA verification failure")
-    if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-        raise CSRError("x509: Ed25519 verification failure")
-    if isinstance(key, dsa.DSAPublicKey):
-        raise CSRError("x509: cannot verify signature: algorithm unimplemented")
-    raise CSRError("x509: signature verification failure")
+    raise CSRError("x509: Ed25519 verification failure")
 
 
 def _go_bytes(value: object) -> GoRaw:
@@ -562,8 +571,13 @@ def prepare_for_status_update(new: ObjMap, old: ObjMap, now: datetime) -> Obj:
 
 def prepare_for_approval_update(new: ObjMap, old: ObjMap, now: datetime) -> Obj:
     """csrApprovalStrategy.PrepareForUpdate: only the conditions change (timestamps filled);
-    the rest of the status is the stored one."""
+    the spec and the rest of the status are the stored ones (an approver may not rewrite the
+    request it approves: its signer, subject or requestor)."""
     out = dict(new)
+    if "spec" in old:
+        out["spec"] = old["spec"]
+    else:
+        out.pop("spec", None)
     status = dict(map_of(old, "status"))
     conditions = _with_timestamps(_conditions(new), old, now)
     if conditions:
@@ -624,8 +638,9 @@ def _organizations(csr: x509.CertificateSigningRequest) -> list[str]:
 
 
 def _common_name(csr: x509.CertificateSigningRequest) -> str:
+    # Go's pkix.Name keeps the last CommonName of a subject that has several.
     names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(names[0].value) if names else ""
+    return str(names[-1].value) if names else ""
 
 
 def _sans(csr: x509.CertificateSigningRequest) -> x509.SubjectAlternativeName | None:

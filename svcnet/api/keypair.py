@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import re
 from dataclasses import dataclass
 
@@ -24,7 +25,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-_BLOCK = re.compile(rb"-----BEGIN ([^\r\n-]*)-----\r?\n(.*?)-----END \1-----", re.DOTALL)
+_BEGIN = re.compile(rb"-----BEGIN ([^\r\n-]*)-----\r?\n")
+_END = re.compile(rb"-----END ([^\r\n-]*)-----")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,15 +41,30 @@ class PemBlock:
 def pem_blocks(data: bytes) -> list[PemBlock]:
     """The PEM blocks of ``data``, in order, as Go's ``pem.Decode`` finds them one after
     another (a block whose base64 is malformed is skipped, as Go's decoder skips past it)."""
+    # One pass for the END lines, then each BEGIN line's END found by bisection: linear in
+    # the input (a search for each BEGIN's END to the end of the input, as a lazy regular
+    # expression does, took minutes for a request of many BEGIN lines without END).
+    ends: dict[bytes, list[int]] = {}
+    for end_line in _END.finditer(data):
+        ends.setdefault(end_line.group(1), []).append(end_line.start())
     out: list[PemBlock] = []
-    for m in _BLOCK.finditer(data):
-        lines = m.group(2).splitlines()
+    pos = 0
+    while (m := _BEGIN.search(data, pos)) is not None:
+        kind = m.group(1)
+        candidates = ends.get(kind, [])
+        i = bisect.bisect_left(candidates, m.end())
+        if i == len(candidates):
+            pos = m.start() + 1
+            continue
+        end = candidates[i]
+        pos = end + len(b"-----END ") + len(kind) + len(b"-----")
+        lines = data[m.end():end].splitlines()
         body = b"".join(line for line in lines if b":" not in line)
         try:
             der = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
             continue
-        out.append(PemBlock(m.group(1).decode("latin-1"), der,
+        out.append(PemBlock(kind.decode("latin-1"), der,
                             any(b":" in line for line in lines)))
     return out
 

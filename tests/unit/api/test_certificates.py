@@ -242,6 +242,8 @@ def test_approval_changes_only_the_conditions_and_stamps_them() -> None:
     new = with_conditions(csr(signer="example.com/other"),
                           cond("Custom", lastUpdateTime=None), cond("Approved"))
     out = csrs.prepare_for_approval_update(new, old, NOW)
+    # An approver cannot rewrite what it approves (signer, request, requestor).
+    assert out["spec"] == old["spec"] and out["spec"]["signerName"] != "example.com/other"
     assert out["status"]["certificate"] == old["status"]["certificate"]
     custom, approved = out["status"]["conditions"]
     # The lastTransitionTime of a condition of the same type and status is kept.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import time
 
 import pytest
 from cryptography import x509
@@ -11,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from svcnet.api.configs import secret_warnings
-from svcnet.api.keypair import key_pair_error
+from svcnet.api.keypair import key_pair_error, pem_blocks
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
@@ -92,3 +94,24 @@ def test_secret_warnings(rsa_key: rsa.RSAPrivateKey) -> None:
     assert secret_warnings(secret("kubernetes.io/tls", _cert(rsa_key), _key(other))) == [
         "tls: private key does not match public key"]
     assert secret_warnings(secret("Opaque", b"", b"")) == []
+
+
+def test_begin_lines_without_end_cost_linear_time() -> None:
+    """Each BEGIN's END is found without a search to the end of the input per BEGIN (a lazy
+    regular expression took 11 s for 8,000 such lines, and a request of 3 MiB could hold a
+    server for most of an hour): 200,000 of them, several types, in well under a second."""
+    data = b"".join(b"-----BEGIN T%d-----\n" % (i % 7) for i in range(200_000))
+    block = b"-----BEGIN X-----\n" + base64.b64encode(b"der") + b"\n-----END X-----\n"
+    started = time.monotonic()
+    blocks = pem_blocks(data + block)
+    assert time.monotonic() - started < 5
+    assert [(b.type, b.der) for b in blocks] == [("X", b"der")]
+
+
+def test_blocks_in_order_and_a_begin_without_end_skipped() -> None:
+    def pem(kind: str, der: bytes) -> bytes:
+        return (f"-----BEGIN {kind}-----\n".encode() + base64.b64encode(der)
+                + f"\n-----END {kind}-----\n".encode())
+    data = b"-----BEGIN LOST-----\n" + pem("A", b"a") + pem("B", b"b") + pem("A", b"c")
+    assert [(b.type, b.der) for b in pem_blocks(data)] == [("A", b"a"), ("B", b"b"),
+                                                            ("A", b"c")]

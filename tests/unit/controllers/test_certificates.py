@@ -160,7 +160,14 @@ async def test_approval_and_signing_need_the_verbs_on_the_signer(cluster: Cluste
                         "name": "system:certificates.k8s.io:kube-apiserver-client-approver"},
             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
                           "name": "carol"}]})
-        done = await carol.update(CSRS, approved(created), subresource="approval")
+        # An approval that rewrites the request keeps the stored one (signer, subject and
+        # requestor are not the approver's to choose).
+        forged = approved(created)
+        forged["spec"] = {**created["spec"], "username": "admin", "groups": ["system:masters"],
+                          "request": base64.b64encode(
+                              request_pem("admin", "system:masters")).decode()}
+        done = await carol.update(CSRS, forged, subresource="approval")
+        assert done["spec"] == created["spec"] and csrs.is_approved(done)
         issued = {**done, "status": {**done["status"], "certificate": base64.b64encode(
             request_pem("x")).decode()}}
         with pytest.raises(StatusError) as unsigned:
@@ -253,6 +260,9 @@ async def test_a_request_its_signer_refuses_fails(cluster: Cluster) -> None:
         got = await cluster.admin.get(CSRS, "", "eve")
         await _until_cached(signer, "eve", lambda o: csrs.has_true_condition(o, csrs.FAILED))
         await signer.sync("eve")  # failed: left alone
+        again = await cluster.admin.get(CSRS, "", "eve")
+        assert len(csrs.find_conditions(again, csrs.FAILED)) == 1
+        assert not (again.get("status") or {}).get("certificate")
     finally:
         for informer in signer.informers:
             await informer.stop()
