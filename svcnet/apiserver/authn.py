@@ -1,10 +1,13 @@
-"""Authentication: who a bearer token is, from the token file or as a ServiceAccount.
+"""Authentication: who a client certificate or a bearer token is.
 
 Theory of operation
 -------------------
 kube-apiserver's authenticator union (staging/src/k8s.io/apiserver/pkg/authentication/request/
-union): each authenticator is tried in turn and the first that recognises the token wins.
-Here: the static token file (:class:`svcnet.apiserver.auth.TokenFile`: admin, nodes, the DNS
+union): each authenticator is tried in turn and the first that recognises the request wins;
+one that fails (a certificate that does not verify) is passed over. First the TLS client
+certificate, if the client presented one (:mod:`svcnet.apiserver.clientcerts`: signed by the
+cluster CA, the CommonName is the user and each Organization a group), then the bearer token:
+the static token file (:class:`svcnet.apiserver.auth.TokenFile`: admin, nodes, the DNS
 reader), then bootstrap and node tokens of joined machines (``extra``:
 :mod:`svcnet.apiserver.join`), then bound ServiceAccount tokens (:mod:`svcnet.apiserver.satokens`).
 
@@ -22,6 +25,7 @@ from datetime import datetime, timedelta
 
 from svcnet.api.errors import StatusError
 from svcnet.apiserver.auth import TokenFile, User, set_current_user, unauthorized
+from svcnet.apiserver.clientcerts import X509Authenticator
 from svcnet.apiserver.satokens import (
     API_AUDIENCES,
     Claims,
@@ -49,14 +53,16 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 class Authenticator:
-    """The token file, then ServiceAccount tokens."""
+    """Client certificates, then the token file, joined machines' and ServiceAccount tokens."""
 
     def __init__(self, tokens: TokenFile, issuer: TokenIssuer,
                  registry: Callable[[str], Registry | None],
                  now: Callable[[], datetime],
-                 extra: Callable[[str], Awaitable[User | None]] | None = None) -> None:
+                 extra: Callable[[str], Awaitable[User | None]] | None = None,
+                 certificates: X509Authenticator | None = None) -> None:
         self.tokens = tokens
         self._extra = extra
+        self._certificates = certificates
         self.issuer = issuer
         self._registry = registry
         self._now = now
@@ -85,10 +91,16 @@ class Authenticator:
         return (User(claims.username, claims.uid, service_account_groups(claims.namespace)),
                 [a for a in audiences if a in claims.audiences])
 
-    async def authenticate(self, authorization: str | None) -> User:
-        """The request's user (401 when there is none), remembered for admission."""
-        token = bearer_token(authorization)
-        user = await self.lookup(token) if token else None
+    async def authenticate(self, authorization: str | None,
+                           certificate: bytes | None = None) -> User:
+        """The request's user (401 when there is none), remembered for admission: the
+        client certificate's (DER, from the TLS handshake), else the bearer token's."""
+        user = None
+        if certificate is not None and self._certificates is not None:
+            user = self._certificates.user(certificate)
+        if user is None:
+            token = bearer_token(authorization)
+            user = await self.lookup(token) if token else None
         if user is None:
             raise unauthorized()
         set_current_user(user)

@@ -6,6 +6,10 @@ On first start the server creates a CA, a serving certificate for every address 
 `kubernetes` Service names and 10.96.0.1), and an admin bearer token. Later starts reuse
 them, so kubeconfigs stay valid across restarts. Keys and tokens are written 0600 inside a
 0700 directory.
+
+The same CA signs what the CertificateSigningRequest signer issues (:class:`ClusterCA`) and
+the client certificates :func:`issue_client` makes for users, both through
+:func:`sign_public_key`; the API server authenticates them (clientcerts.py).
 """
 
 from __future__ import annotations
@@ -243,10 +247,24 @@ def ensure_kubelet_client(data_dir: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def issue_client(data_dir: Path, common_name: str, groups: tuple[str, ...]
+def issue_client(data_dir: Path, common_name: str, groups: Sequence[str] = (), *,
+                 lifetime: timedelta = _VALIDITY, not_before: datetime | None = None,
                  ) -> tuple[bytes, bytes]:
-    """A client certificate (PEM, with its key) for user ``common_name`` in ``groups``."""
-    return _issue(data_dir / "pki", common_name, groups, [], CLIENT)
+    """A client certificate and its new key (PEM) for user ``common_name`` in ``groups``,
+    from the cluster CA of ``data_dir``: what kubeadm's ``kubeconfig user --client-name``
+    makes, and what kube-apiserver's x509 authenticator (clientcerts.py) reads: the
+    CommonName is the user, each Organization a group. Valid from ``not_before`` (default:
+    five minutes ago, for clocks a little behind) for ``lifetime``, but not past the CA.
+    The signing is :func:`sign_public_key`'s."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = not_before or datetime.now(UTC) - timedelta(minutes=5)
+    subject = x509.Name([*(x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups),
+                         x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    cert = sign_public_key(data_dir, key.public_key(), subject,
+                           key_usage=frozenset({"digital_signature"}), extended_usages=CLIENT,
+                           not_before=start,
+                           not_after=min(start + lifetime, ca_not_after(data_dir)))
+    return cert, _key_pem(key)
 
 
 def issue_node_serving(data_dir: Path, node_name: str, addresses: list[str],

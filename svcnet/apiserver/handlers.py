@@ -44,6 +44,7 @@ from svcnet.apiserver import patch as patching, resources, tables
 from svcnet.apiserver.apply import server_side_apply, update_managed_fields
 from svcnet.apiserver.auth import NODE_GRAPH_RESOURCES, READ_VERBS, User, authorize, forbidden
 from svcnet.apiserver.body import read_body
+from svcnet.apiserver.clientcerts import peer_certificate
 from svcnet.apiserver.common import (
     DEPRECATION_WARNING,
     METHOD_VERBS,
@@ -117,7 +118,8 @@ class Handlers:
                 raise errors.StatusError(404, "NotFound",
                                          "the server could not find the requested resource")
             resource = info.resource
-            user = await self.ctx.authn.authenticate(request.headers.get("Authorization"))
+            user = await self.ctx.authn.authenticate(request.headers.get("Authorization"),
+                                                     peer_certificate(request))
             if (info.group, info.resource) in REVIEWS:
                 verb = "create"
                 answer = await serve_review(self, request, info, user)

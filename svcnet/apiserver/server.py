@@ -44,7 +44,6 @@ import json
 import logging
 import os
 import socket
-import ssl
 import sys
 import uuid
 from collections.abc import Mapping, Sequence
@@ -92,6 +91,7 @@ from svcnet.apiserver.certs import (
     ensure_token,
     interface_addresses,
 )
+from svcnet.apiserver.clientcerts import X509Authenticator, peer_certificate, serving_context
 from svcnet.apiserver.common import Context, Served, add_deprecation_warning, status_response
 from svcnet.apiserver.connections import (
     MAX_CONNECTIONS,
@@ -456,7 +456,8 @@ class APIServer:
         self.join = JoinService(self.registries["secrets"], cfg.data_dir, self._ca_pem,
                                 self.clock.now)
         authn = Authenticator(tokens, issuer, self.registries.get,
-                              self.clock.now, extra=self.join.lookup)
+                              self.clock.now, extra=self.join.lookup,
+                              certificates=X509Authenticator(tls.ca_pem(), self.clock.now))
         # Protobuf speaks with the installed kubectl's descriptors (cached in the data dir).
         protobuf.install(kubectl_descriptors.codec_from_kubectl(cfg.data_dir / "protobuf"))
         # Node agents are reached as kube-apiserver reaches kubelets (nodeclient.py).
@@ -480,8 +481,8 @@ class APIServer:
                                      shutdown_timeout=2.0)
         await self._runner.setup()
         self.metrics.gc_watch.start()
-        ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ssl_ctx.load_cert_chain(tls.cert, tls.key)
+        # Clients may present a certificate of the cluster CA (clientcerts.py).
+        ssl_ctx = serving_context(tls.cert, tls.key, tls.ca_cert)
         site = GatedSite(self._runner, host, port, ssl_context=ssl_ctx,
                          gate=self.connections, header_timeout=cfg.read_header_timeout,
                          sockets=[socket.socket(fileno=fd) for fd in cfg.listen_fds],
@@ -889,7 +890,8 @@ class APIServer:
             # Request counts by resource and code say what the cluster does: for
             # authenticated users only (Kubernetes serves /metrics only to those allowed it).
             try:
-                await handlers.ctx.authn.authenticate(request.headers.get("Authorization"))
+                await handlers.ctx.authn.authenticate(request.headers.get("Authorization"),
+                                                      peer_certificate(request))
             except StatusError as err:
                 return status_response(err)
             self.metrics.gc_watch.drain()

@@ -7,6 +7,7 @@
   on SQLite and on etcd;
 * ``/metrics`` answers for every process, whichever process a scrape reaches, and so does
   ``metrics.k8s.io``;
+* every process authenticates client certificates of the cluster CA;
 * a worker that dies is started again; the workers stop with their server, and die with it
   when it is SIGKILLed.
 """
@@ -29,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from svcnet.apiserver.certs import issue_client
 from tests.e2e.conftest import Cluster, start_server, stop_server
 from tests.etcd_server import EtcdServer
 from tests.waiting import wait_for
@@ -194,6 +196,31 @@ def test_the_worker_serves_and_the_controllers_see_its_writes(server: Cluster) -
     assert api.call("GET", f"{quotas}/q")[1]["status"]["used"] == {"pods": "5"}
 
     _custom_resources_served_everywhere(api)
+    _client_certificates_everywhere(server)
+
+
+def _client_certificates_everywhere(server: Cluster) -> None:
+    """16 connections at once with a client certificate and no token, spread over both
+    processes (as the creates above): each is the certificate's user."""
+    pair = server.data_dir / "client-jane"
+    pair.mkdir(exist_ok=True)
+    cert_pem, key_pem = issue_client(server.data_dir, "jane", ["dev"])
+    (pair / "tls.crt").write_bytes(cert_pem)
+    (pair / "tls.key").write_bytes(key_pem)
+    ctx = ssl.create_default_context(cafile=str(server.data_dir / "pki" / "ca.crt"))
+    ctx.load_cert_chain(pair / "tls.crt", pair / "tls.key")
+    review = json.dumps({"apiVersion": "authentication.k8s.io/v1",
+                         "kind": "SelfSubjectReview"}).encode()
+
+    def whoami(_: int) -> str:
+        req = urllib.request.Request(
+            server.url + "/apis/authentication.k8s.io/v1/selfsubjectreviews", data=review,
+            method="POST", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
+            return str(json.loads(resp.read())["status"]["userInfo"]["username"])
+
+    with ThreadPoolExecutor(16) as pool:
+        assert list(pool.map(whoami, range(16))) == ["jane"] * 16
 
 
 def test_a_dead_worker_is_replaced_and_workers_die_with_their_server(tmp_path: Path) -> None:

@@ -1,0 +1,249 @@
+"""Client-certificate (x509) authentication, as kube-apiserver's ``--client-ca-file`` does it.
+
+Theory of operation
+-------------------
+Followed: staging/src/k8s.io/apiserver/pkg/authentication/request/x509/x509.go (the
+authenticator and ``CommonNameUserConversion``), pkg/kubeapiserver/authenticator/config.go (the
+union tries it before bearer tokens) and k8s.io/apiserver/pkg/server/secure_serving.go (the
+TLS layer only *requests* a certificate: ``tls.RequestClientCert``).
+
+**The TLS layer asks, the authenticator judges.** Every process that terminates TLS for the
+API (the server, its ``--workers``, whichever of them takes a connection from the shared
+socket: connections.py) serves with :func:`serving_context`. It asks each client for an
+optional certificate. A client without one is served as before (a bearer token, or 401). One
+with a certificate gets through the handshake whatever the certificate is, as with Go's
+``RequestClientCert``: OpenSSL still checks that the client holds the certificate's key (the
+handshake's CertificateVerify), but not who signed it or when it expires. Python's ``ssl`` has
+no switch for that, so :func:`_accept_any_client_certificate` replaces the chain verification
+of the context's ``SSL_CTX`` with a callback that accepts (what nginx's ``ssl_verify_client
+optional_no_ca`` achieves), through ctypes on CPython's ``_ssl`` module. Where that is not
+possible (another Python, an ``_ssl`` that hides OpenSSL's symbols) the server says so in its
+log and OpenSSL verifies the chain in the handshake against the cluster CA, ignoring only the
+validity dates (``X509_V_FLAG_NO_CHECK_TIME``): then a certificate of another CA fails the
+handshake instead of being answered 401; an expired one is still a 401.
+
+Nothing may trust the peer certificate of an API connection without :class:`X509Authenticator`:
+it checks, for each request, what Go's ``x509.Verify`` checks with the cluster CA as the only
+root and client auth as the usage (``DefaultVerifyOptions``): the certificate is signed by the
+CA (directly: Python 3.11's ``ssl`` does not show the intermediates a client sends, so a chain
+through an intermediate CA is not accepted), now is within its validity and the CA's, and its
+extended key usages, if it has any, include client auth (or any). The user is then
+``CommonNameUserConversion``'s: the subject's CommonName is the name, each Organization a
+group, no uid (``system:authenticated`` is added by authorization, as for every user:
+rbac.py's ``effective_groups``). A certificate without a CommonName authenticates nobody and
+is no error. A certificate that fails a check is an error, which upstream's union authenticator
+logs and passes over: the request's bearer token is tried next, and without one it is 401
+Unauthorized, the user-visible answer of kube-apiserver (whose Go clients, told the acceptable
+CAs, do not even send another CA's certificate). Node agents and the server's own controllers
+authenticate with tokens (the controllers over the plain-HTTP loopback, which has no TLS), so
+they are unaffected.
+
+**Cost.** A request without a certificate pays one look at its transport's extra information
+(:func:`peer_certificate`: about 0.35 µs). One with a certificate pays the DER encoding of it
+and a cache lookup (about 2 µs): what does not depend on the time (signature, usages, the
+user) is worked out once per certificate (:attr:`X509Authenticator.CACHE_SIZE` kept), the
+validity window is compared with the clock on every request.
+"""
+
+from __future__ import annotations
+
+import _ssl
+import ctypes
+import logging
+import ssl
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+from aiohttp import web
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from svcnet.apiserver.auth import User
+
+__all__ = ["CertificateRejected", "X509Authenticator", "peer_certificate", "serving_context",
+           "user_of"]
+
+log = logging.getLogger(__name__)
+
+_X509_V_FLAG_NO_CHECK_TIME: Final = 0x200000
+"""OpenSSL's flag (1.1.0 and later) to verify a chain without looking at the dates."""
+
+
+def serving_context(cert: Path, key: Path, client_ca: Path) -> ssl.SSLContext:
+    """The API's TLS context: serves ``cert``/``key`` and asks clients for an optional
+    certificate, which :class:`X509Authenticator` judges (see the module doc)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    ctx.load_verify_locations(client_ca)
+    ctx.verify_flags |= _X509_V_FLAG_NO_CHECK_TIME
+    if not _accept_any_client_certificate(ctx):
+        log.warning("cannot make TLS accept any client certificate on this Python: a "
+                    "certificate not signed by the cluster CA fails the TLS handshake rather "
+                    "than getting 401 Unauthorized")
+    return ctx
+
+
+_CertVerifyCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+
+
+def _accept(store_ctx: int | None, arg: int | None) -> int:
+    """OpenSSL's certificate verification, replaced: every chain is good for the handshake
+    (the authenticator judges it). No verification runs, so none leaves errors on OpenSSL's
+    error queue either (which the next read of the connection would take for its own)."""
+    return 1
+
+
+_ACCEPT: Final = _CertVerifyCallback(_accept)  # module-level: OpenSSL keeps calling it
+
+
+def _accept_any_client_certificate(ctx: ssl.SSLContext) -> bool:
+    """Replace the chain verification of ``ctx``'s ``SSL_CTX`` with :func:`_accept`
+    (``SSL_CTX_set_cert_verify_callback``); False (``ctx`` unchanged) where that cannot be
+    done safely.
+
+    CPython's ``_ssl`` context object starts, after the object header, with its ``SSL_CTX``
+    pointer (Modules/_ssl.c ``PySSLContext``, so since ``SSLContext`` appeared); the pointer read
+    there is used only once OpenSSL agrees that it is the context's, by reporting the verify
+    modes this context is given."""
+    if sys.implementation.name != "cpython":
+        return False
+    try:
+        libssl = ctypes.CDLL(_ssl.__file__)  # resolves in the libssl that _ssl uses
+        get_mode = libssl.SSL_CTX_get_verify_mode
+        set_callback = libssl.SSL_CTX_set_cert_verify_callback
+    except (OSError, AttributeError):
+        return False
+    get_mode.argtypes, get_mode.restype = [ctypes.c_void_p], ctypes.c_int
+    set_callback.argtypes = [ctypes.c_void_p, _CertVerifyCallback, ctypes.c_void_p]
+    set_callback.restype = None
+    pointer = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
+    if not pointer:
+        return False
+    mode = ctx.verify_mode
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    agrees = get_mode(pointer) == 0x03  # SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    agrees = agrees and get_mode(pointer) == 0x01  # SSL_VERIFY_PEER
+    ctx.verify_mode = mode
+    if not agrees:
+        return False
+    set_callback(pointer, _ACCEPT, None)
+    return True
+
+
+def peer_certificate(request: web.BaseRequest) -> bytes | None:
+    """The DER certificate the client of ``request`` presented in the TLS handshake, if any
+    (None on the plain-HTTP loopback)."""
+    transport = request.transport
+    if transport is None or transport.get_extra_info("peercert") is None:
+        return None  # asyncio's "peercert" is None when the client sent none
+    sslobj = transport.get_extra_info("ssl_object")
+    return sslobj.getpeercert(binary_form=True) if sslobj is not None else None
+
+
+class CertificateRejected(Exception):
+    """A client certificate that does not verify (the message is Go's x509 error)."""
+
+
+def user_of(cert: x509.Certificate) -> User | None:
+    """``CommonNameUserConversion``: CommonName the name, each Organization a group; None
+    without a CommonName."""
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    name = str(names[0].value) if names else ""
+    if not name:
+        return None
+    groups = tuple(str(o.value) for o in
+                   cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
+    return User(name, "", groups)
+
+
+_CLIENT_USAGES: Final = frozenset({ExtendedKeyUsageOID.CLIENT_AUTH,
+                                   ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE})
+
+
+def _check_issued_for_clients(cert: x509.Certificate, ca: x509.Certificate) -> None:
+    """What ``x509.Verify`` checks that does not depend on the time: signed by ``ca``, and
+    usable for client auth. CertificateRejected with Go's message otherwise."""
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        raise CertificateRejected("x509: certificate signed by unknown authority") from None
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return  # Go: a certificate without extended key usages is good for any
+    if not _CLIENT_USAGES & set(usages):
+        raise CertificateRejected("x509: certificate specifies an incompatible key usage")
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A certificate that verifies while now is in [not_before, not_after]."""
+
+    user: User | None
+    not_before: datetime
+    not_after: datetime
+
+
+def _go_time(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class X509Authenticator:
+    """Who a client certificate says the client is, if the cluster CA signed it."""
+
+    CACHE_SIZE: Final = 1024
+    """Certificates whose time-independent checks are remembered (oldest dropped first)."""
+
+    def __init__(self, ca_pem: bytes, now: Callable[[], datetime]) -> None:
+        self._ca = x509.load_pem_x509_certificate(ca_pem)
+        self._now = now
+        #: By DER: the verified certificate, or why it does not verify.
+        self._checked: dict[bytes, _Verified | str] = {}
+
+    def verify(self, der: bytes) -> User | None:
+        """The user of certificate ``der`` (None: it names nobody), or CertificateRejected."""
+        checked = self._checked.get(der)
+        if checked is None:
+            checked = self._check(der)
+            if len(self._checked) >= self.CACHE_SIZE:
+                del self._checked[next(iter(self._checked))]
+            self._checked[der] = checked
+        if isinstance(checked, str):
+            raise CertificateRejected(checked)
+        now = self._now()
+        if now > checked.not_after:
+            raise CertificateRejected(
+                "x509: certificate has expired or is not yet valid: current time "
+                f"{_go_time(now)} is after {_go_time(checked.not_after)}")
+        if now < checked.not_before:
+            raise CertificateRejected(
+                "x509: certificate has expired or is not yet valid: current time "
+                f"{_go_time(now)} is before {_go_time(checked.not_before)}")
+        return checked.user
+
+    def user(self, der: bytes) -> User | None:
+        """:meth:`verify`, with a rejection logged (as upstream's union logs it) as None."""
+        try:
+            return self.verify(der)
+        except CertificateRejected as e:
+            log.debug("client certificate not accepted: %s", e)
+            return None
+
+    def _check(self, der: bytes) -> _Verified | str:
+        try:
+            cert = x509.load_der_x509_certificate(der)
+            _check_issued_for_clients(cert, self._ca)
+            user = user_of(cert)
+        except CertificateRejected as e:
+            return str(e)
+        except ValueError as e:  # undecodable: OpenSSL took it, cryptography does not
+            return f"x509: malformed certificate: {e}"
+        return _Verified(user, max(cert.not_valid_before_utc, self._ca.not_valid_before_utc),
+                         min(cert.not_valid_after_utc, self._ca.not_valid_after_utc))
