@@ -10,17 +10,14 @@ TLS layer only *requests* a certificate: ``tls.RequestClientCert``).
 **The TLS layer asks, the authenticator judges.** Every process that terminates TLS for the
 API (the server, its ``--workers``, whichever of them takes a connection from the shared
 socket: connections.py) serves with :func:`serving_context`. It asks each client for an
-optional certificate. A client without one is served as before (a bearer token, or 401). One
-with a certificate gets through the handshake whatever the certificate is, as with Go's
-``RequestClientCert``: OpenSSL still checks that the client holds the certificate's key (the
-handshake's CertificateVerify), but not who signed it or when it expires. Python's ``ssl`` has
-no switch for that, so :func:`_accept_any_client_certificate` replaces the chain verification
-of the context's ``SSL_CTX`` with a callback that accepts (what nginx's ``ssl_verify_client
-optional_no_ca`` achieves), through ctypes on CPython's ``_ssl`` module. Where that is not
-possible (another Python, an ``_ssl`` that hides OpenSSL's symbols) the server says so in its
-log and OpenSSL verifies the chain in the handshake against the cluster CA, ignoring only the
-validity dates (``X509_V_FLAG_NO_CHECK_TIME``): then a certificate of another CA fails the
-handshake instead of being answered 401; an expired one is still a 401.
+optional certificate. A client without one is served as before (a bearer token, or 401). A
+certificate is verified in the handshake against the cluster CA without looking at its dates
+(``X509_V_FLAG_NO_CHECK_TIME``), so an expired certificate of the cluster's CA reaches the
+authenticator and is answered 401, as kube-apiserver answers it. Go's server only *requests*
+a certificate (``tls.RequestClientCert``) and judges it in the authenticator; Python's ``ssl``
+cannot ask for a certificate without verifying its chain, so a certificate of another CA
+fails the handshake here (kubectl: ``Unable to connect to the server``), where kube-apiserver, which
+tells Go clients the CAs it accepts, is sent none and answers the anonymous user.
 
 Nothing may trust the peer certificate of an API connection without :class:`X509Authenticator`:
 it checks, for each request, what Go's ``x509.Verify`` checks with the cluster CA as the only
@@ -47,11 +44,8 @@ validity window is compared with the clock on every request.
 
 from __future__ import annotations
 
-import _ssl
-import ctypes
 import logging
 import ssl
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,59 +76,7 @@ def serving_context(cert: Path, key: Path, client_ca: Path) -> ssl.SSLContext:
     ctx.verify_mode = ssl.CERT_OPTIONAL
     ctx.load_verify_locations(client_ca)
     ctx.verify_flags |= _X509_V_FLAG_NO_CHECK_TIME
-    if not _accept_any_client_certificate(ctx):
-        log.warning("cannot make TLS accept any client certificate on this Python: a "
-                    "certificate not signed by the cluster CA fails the TLS handshake rather "
-                    "than getting 401 Unauthorized")
     return ctx
-
-
-_CertVerifyCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
-
-
-def _accept(store_ctx: int | None, arg: int | None) -> int:
-    """OpenSSL's certificate verification, replaced: every chain is good for the handshake
-    (the authenticator judges it). No verification runs, so none leaves errors on OpenSSL's
-    error queue either (which the next read of the connection would take for its own)."""
-    return 1
-
-
-_ACCEPT: Final = _CertVerifyCallback(_accept)  # module-level: OpenSSL keeps calling it
-
-
-def _accept_any_client_certificate(ctx: ssl.SSLContext) -> bool:
-    """Replace the chain verification of ``ctx``'s ``SSL_CTX`` with :func:`_accept`
-    (``SSL_CTX_set_cert_verify_callback``); False (``ctx`` unchanged) where that cannot be
-    done safely.
-
-    CPython's ``_ssl`` context object starts, after the object header, with its ``SSL_CTX``
-    pointer (Modules/_ssl.c ``PySSLContext``, so since ``SSLContext`` appeared); the pointer read
-    there is used only once OpenSSL agrees that it is the context's, by reporting the verify
-    modes this context is given."""
-    if sys.implementation.name != "cpython":
-        return False
-    try:
-        libssl = ctypes.CDLL(_ssl.__file__)  # resolves in the libssl that _ssl uses
-        get_mode = libssl.SSL_CTX_get_verify_mode
-        set_callback = libssl.SSL_CTX_set_cert_verify_callback
-    except (OSError, AttributeError):
-        return False
-    get_mode.argtypes, get_mode.restype = [ctypes.c_void_p], ctypes.c_int
-    set_callback.argtypes = [ctypes.c_void_p, _CertVerifyCallback, ctypes.c_void_p]
-    set_callback.restype = None
-    pointer = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
-    if not pointer:
-        return False
-    mode = ctx.verify_mode
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    agrees = get_mode(pointer) == 0x03  # SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
-    ctx.verify_mode = ssl.CERT_OPTIONAL
-    agrees = agrees and get_mode(pointer) == 0x01  # SSL_VERIFY_PEER
-    ctx.verify_mode = mode
-    if not agrees:
-        return False
-    set_callback(pointer, _ACCEPT, None)
-    return True
 
 
 def peer_certificate(request: web.BaseRequest) -> bytes | None:
