@@ -633,14 +633,27 @@ def subject_restriction_error(obj: ObjMap) -> str | None:
 # -- the built-in signers ----------------------------------------------------------------------
 
 
+def subject_organizations(subject: x509.Name) -> list[str]:
+    """The Organizations of a subject as Go's ``pkix.Name`` reads them (empty ones skipped):
+    the groups of a client certificate, what the signers check."""
+    return [str(a.value) for a in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+            if a.value]
+
+
+def subject_common_name(subject: x509.Name) -> str:
+    """The CommonName of a subject as Go's ``pkix.Name`` reads it: the last non-empty one of
+    a subject that has several (so the signers' checks and the authenticated user agree)."""
+    names = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+             if a.value]
+    return names[-1] if names else ""
+
+
 def _organizations(csr: x509.CertificateSigningRequest) -> list[str]:
-    return [str(a.value) for a in csr.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+    return subject_organizations(csr.subject)
 
 
 def _common_name(csr: x509.CertificateSigningRequest) -> str:
-    # Go's pkix.Name keeps the last CommonName of a subject that has several.
-    names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(names[-1].value) if names else ""
+    return subject_common_name(csr.subject)
 
 
 def _sans(csr: x509.CertificateSigningRequest) -> x509.SubjectAlternativeName | None:

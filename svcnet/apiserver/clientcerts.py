@@ -17,7 +17,10 @@ authenticator and is answered 401, as kube-apiserver answers it. Go's server onl
 a certificate (``tls.RequestClientCert``) and judges it in the authenticator; Python's ``ssl``
 cannot ask for a certificate without verifying its chain, so a certificate of another CA
 fails the handshake here (kubectl: ``Unable to connect to the server``), where kube-apiserver, which
-tells Go clients the CAs it accepts, is sent none and answers the anonymous user.
+tells Go clients the CAs it accepts, is sent none and answers the anonymous user. The
+handshake (OpenSSL's ``ssl_client`` purpose) also refuses what the authenticator's usage check
+would: extended key usages without client auth (one with only "any" too, which Go accepts),
+or a key usage without digitalSignature and keyAgreement.
 
 Nothing may trust the peer certificate of an API connection without :class:`X509Authenticator`:
 it checks, for each request, what Go's ``x509.Verify`` checks with the cluster CA as the only
@@ -55,8 +58,9 @@ from typing import Final
 from aiohttp import web
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from svcnet.api import certificates
 from svcnet.apiserver.auth import User
 
 __all__ = ["CertificateRejected", "X509Authenticator", "peer_certificate", "serving_context",
@@ -76,6 +80,9 @@ def serving_context(cert: Path, key: Path, client_ca: Path) -> ssl.SSLContext:
     ctx.verify_mode = ssl.CERT_OPTIONAL
     ctx.load_verify_locations(client_ca)
     ctx.verify_flags |= _X509_V_FLAG_NO_CHECK_TIME
+    # Go's server never renegotiates; a renegotiation would change the peer certificate
+    # under a connection whose requests were authenticated by the first one.
+    ctx.options |= ssl.OP_NO_RENEGOTIATION
     return ctx
 
 
@@ -96,13 +103,10 @@ class CertificateRejected(Exception):
 def user_of(cert: x509.Certificate) -> User | None:
     """``CommonNameUserConversion``: CommonName the name, each Organization a group; None
     without a CommonName."""
-    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    name = str(names[0].value) if names else ""
+    name = certificates.subject_common_name(cert.subject)
     if not name:
         return None
-    groups = tuple(str(o.value) for o in
-                   cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
-    return User(name, "", groups)
+    return User(name, "", tuple(certificates.subject_organizations(cert.subject)))
 
 
 _CLIENT_USAGES: Final = frozenset({ExtendedKeyUsageOID.CLIENT_AUTH,
@@ -185,7 +189,7 @@ class X509Authenticator:
             user = user_of(cert)
         except CertificateRejected as e:
             return str(e)
-        except ValueError as e:  # undecodable: OpenSSL took it, cryptography does not
+        except Exception as e:  # undecodable: OpenSSL took it, cryptography does not
             return f"x509: malformed certificate: {e}"
         return _Verified(user, max(cert.not_valid_before_utc, self._ca.not_valid_before_utc),
                          min(cert.not_valid_after_utc, self._ca.not_valid_after_utc))

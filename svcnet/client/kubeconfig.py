@@ -63,8 +63,11 @@ class KubeConfig:
     def is_tls(self) -> bool:
         return self.server.startswith("https://")
 
-    def ssl_context(self) -> ssl.SSLContext:
-        """A client context that trusts the configured CA (or the system store if none)."""
+    def ssl_context(self, *, client_cert: bool = True) -> ssl.SSLContext:
+        """A client context that trusts the configured CA (or the system store if none),
+        presenting the kubeconfig's client certificate unless ``client_cert`` is False (a
+        request made with someone else's token must not authenticate as this user: the
+        server tries a client certificate before the bearer token)."""
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
         if self.ca_pem is not None:
             # cadata replaces nothing: the system roots stay, as with kubectl's CA bundle.
@@ -72,7 +75,7 @@ class KubeConfig:
         if self.insecure_skip_tls_verify:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
-        if self.client_cert_pem is not None and self.client_key_pem is not None:
+        if client_cert and self.client_cert_pem is not None and self.client_key_pem is not None:
             _load_client_pair(ctx, self.client_cert_pem, self.client_key_pem)
         return ctx
 

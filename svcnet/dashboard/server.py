@@ -334,9 +334,10 @@ async def serve(config: KubeConfig, host: str, port: int, *,
                 stop: asyncio.Event | None = None) -> None:
     """Run until ``stop`` is set (or forever); ``announce`` gets the URL once serving."""
     client = RESTClient.from_kubeconfig(config, user_agent="svcnet-dashboard")
-    verify = verifier or api_verifier(config.server,
-                                      config.ssl_context() if config.is_tls else None,
-                                      config.tls_server_name)
+    # A visitor's token is checked as that visitor: without the dashboard's own certificate.
+    verify = verifier or api_verifier(
+        config.server, config.ssl_context(client_cert=False) if config.is_tls else None,
+        config.tls_server_name)
     view = ClusterView(client)
     try:
         await view.start()

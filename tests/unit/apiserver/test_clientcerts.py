@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from svcnet.api import certificates
 from svcnet.apiserver.auth import User
 from svcnet.apiserver.certs import ensure_ca, ensure_tls, issue_client, sign_public_key
 from svcnet.apiserver.clientcerts import (
@@ -70,6 +71,19 @@ def _signed(data_dir: Path, subject: x509.Name,
             not_before: datetime = NOW - timedelta(days=1),
             not_after: datetime = NOW + timedelta(days=1)) -> bytes:
     return _der(_signed_pair(data_dir, subject, usages, not_before, not_after)[0])
+
+
+def test_several_common_names_name_the_last_as_go_and_the_signers_read_them(
+        tmp_path: Path) -> None:
+    """A subject CN=admin, CN=system:node:n1 is system:node:n1 to the kubelet-client signer's
+    check and to the authenticator alike (Go's pkix.Name keeps the last)."""
+    ensure_ca(tmp_path)
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
+                         x509.NameAttribute(NameOID.COMMON_NAME, "admin"),
+                         x509.NameAttribute(NameOID.COMMON_NAME, "system:node:n1")])
+    cert = x509.load_der_x509_certificate(_signed(tmp_path, subject))
+    assert user_of(cert) == User("system:node:n1", "", ("system:nodes",))
+    assert certificates.subject_common_name(subject) == "system:node:n1"
 
 
 @pytest.mark.parametrize(("cn", "orgs", "expected"), [
