@@ -71,29 +71,40 @@ class CertificateAuthority(Protocol):
         ...
 
 
-# -- the signer -------------------------------------------------------------------------------
+class _RequestsController(InformerController):
+    """A controller of CertificateSigningRequests by name, over their informer."""
 
-
-class CSRSigner(InformerController):
-    """The ``csrsigning`` controllers of the built-in signers, as one."""
-
-    def __init__(self, client: RESTClient, authority: CertificateAuthority, *,
-                 cert_ttl: timedelta = DEFAULT_CERT_TTL, clock: Clock | None = None,
-                 informers: InformerFactory | None = None) -> None:
+    def __init__(self, name: str, client: RESTClient, clock: Clock | None,
+                 informers: InformerFactory | None) -> None:
         self._client = client
-        self._authority = authority
-        self._cert_ttl = cert_ttl
         self._clock = clock or RealClock()
         factory = InformerFactory.of(informers, client, clock=self._clock)
         self.requests = factory.informer(CERTIFICATESIGNINGREQUESTS,
                                          name="certificatesigningrequests")
-        self.controller = Controller("csrsigning", self.sync, informers=[self.requests],
+        self.controller = Controller(name, self.sync, informers=[self.requests],
                                      clock=self._clock)
         self.requests.add_handler(EventHandler.for_keys(self.controller.queue.add))
 
     @property
     def informers(self) -> tuple[Informer, ...]:
         return (self.requests,)
+
+    async def sync(self, name: str) -> None:
+        raise NotImplementedError
+
+
+# -- the signer -------------------------------------------------------------------------------
+
+
+class CSRSigner(_RequestsController):
+    """The ``csrsigning`` controllers of the built-in signers, as one."""
+
+    def __init__(self, client: RESTClient, authority: CertificateAuthority, *,
+                 cert_ttl: timedelta = DEFAULT_CERT_TTL, clock: Clock | None = None,
+                 informers: InformerFactory | None = None) -> None:
+        super().__init__("csrsigning", client, clock, informers)
+        self._authority = authority
+        self._cert_ttl = cert_ttl
 
     async def sync(self, name: str) -> None:
         csr = self.requests.get(name)
@@ -173,23 +184,12 @@ def cleanup_deadline(csr: ObjMap) -> datetime | None:
     return min(deadlines, default=None)
 
 
-class CSRCleaner(InformerController):
+class CSRCleaner(_RequestsController):
     """The ``csrcleaner`` controller."""
 
     def __init__(self, client: RESTClient, *, clock: Clock | None = None,
                  informers: InformerFactory | None = None) -> None:
-        self._client = client
-        self._clock = clock or RealClock()
-        factory = InformerFactory.of(informers, client, clock=self._clock)
-        self.requests = factory.informer(CERTIFICATESIGNINGREQUESTS,
-                                         name="certificatesigningrequests")
-        self.controller = Controller("csrcleaner", self.sync, informers=[self.requests],
-                                     clock=self._clock)
-        self.requests.add_handler(EventHandler.for_keys(self.controller.queue.add))
-
-    @property
-    def informers(self) -> tuple[Informer, ...]:
-        return (self.requests,)
+        super().__init__("csrcleaner", client, clock, informers)
 
     async def sync(self, name: str) -> None:
         csr = self.requests.get(name)
