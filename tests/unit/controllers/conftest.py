@@ -14,17 +14,25 @@ from svcnet.storage.memory import MemoryStore
 
 
 @pytest.fixture
-async def rest(tmp_path: Path) -> AsyncIterator[RESTClient]:
-    """A client of a server on an in-memory store whose own controllers are stopped, so
-    each controller pass is the test's call."""
+async def quiet_server(tmp_path: Path) -> AsyncIterator[APIServer]:
+    """A server on an in-memory store whose own controllers are stopped, so each controller
+    pass is the test's call."""
     server = APIServer(ServerConfig(data_dir=tmp_path, listen="127.0.0.1:0"),
                        store=MemoryStore())
     await server.start()
-    assert server.controller_manager is not None
-    await server.controller_manager.stop()
-    client = RESTClient.from_kubeconfig(load_kubeconfig(server.kubeconfig_path))
+    try:
+        assert server.controller_manager is not None
+        await server.controller_manager.stop()
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def rest(quiet_server: APIServer) -> AsyncIterator[RESTClient]:
+    """An admin client of :func:`quiet_server`."""
+    client = RESTClient.from_kubeconfig(load_kubeconfig(quiet_server.kubeconfig_path))
     try:
         yield client
     finally:
         await client.close()
-        await server.stop()

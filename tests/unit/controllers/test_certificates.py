@@ -25,11 +25,10 @@ from svcnet.api import certificates as csrs
 from svcnet.api.errors import StatusError
 from svcnet.apiserver.auth import TokenFile, User
 from svcnet.apiserver.certs import ClusterCA
-from svcnet.apiserver.server import APIServer, ServerConfig
+from svcnet.apiserver.server import APIServer
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import CERTIFICATESIGNINGREQUESTS as CSRS, GVR, RESTClient
 from svcnet.controllers.certificates import CSRCleaner, CSRSigner, cleanup_deadline
-from svcnet.storage.memory import MemoryStore
 from svcnet.util.clock import FakeClock, rfc3339
 
 Obj = dict[str, Any]
@@ -74,18 +73,8 @@ class Cluster:
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    server = APIServer(ServerConfig(data_dir=tmp_path, listen="127.0.0.1:0"),
-                       store=MemoryStore())
-    await server.start()
-    assert server.controller_manager is not None
-    await server.controller_manager.stop()
-    admin = RESTClient.from_kubeconfig(load_kubeconfig(server.kubeconfig_path))
-    try:
-        yield Cluster(server, admin, tmp_path)
-    finally:
-        await admin.close()
-        await server.stop()
+async def cluster(quiet_server: APIServer, rest: RESTClient) -> AsyncIterator[Cluster]:
+    yield Cluster(quiet_server, rest, quiet_server.config.data_dir)
 
 
 async def grant(admin: RESTClient, user: str, rules: list[Obj]) -> None:
