@@ -16,6 +16,11 @@ Service's EndpointSlice and Endpoints, which carry its labels) land before the n
 and reports how long that took from the batch's start ("settled in") and the CPU time of all
 the server's processes over it, per client write.
 
+With ``--baseline REV`` the first server is instead one process of the tree at REV (a temporary
+``git worktree``, as bench/write_cpu.py runs one): issue 13's comparison with the tree before
+its work (3372ca8) measured side by side on the same machine in one run, rather than against
+figures of another day.
+
 With ``--generator wrk`` the merge patches come from wrk instead of the Python clients (same
 16 connections, same patches, each round as long as the Python round before it took on that
 server; bench/wrkload.py), and with ``--generator both`` each round sends both, one after the
@@ -23,7 +28,7 @@ other, tallied apart: how much of the latency is the Python clients' own CPU on 
 cores. Creates always come from the Python clients.
 
 Run: .venv/bin/python bench/workers.py [--n 10000] [--patches 8000] [--rounds 4] [--workers 2]
-                                       [--generator python|wrk|both]
+                                       [--generator python|wrk|both] [--baseline REV]
 """
 
 from __future__ import annotations
@@ -40,7 +45,14 @@ from pathlib import Path
 import wrkload  # bench/wrkload.py
 from api import SVC_PATH, Client, served_client, timed_parallel  # bench/api.py
 from stats import pct  # bench/stats.py
-from write_cpu import CLIENTS, cpu_seconds, fill, load_arguments, patches  # bench/write_cpu.py
+from write_cpu import (  # bench/write_cpu.py
+    CLIENTS,
+    cpu_seconds,
+    fill,
+    load_arguments,
+    patches,
+    worktree_of,
+)
 
 #: A batch's own run: (writes, wall seconds, latencies).
 Run = Callable[[], Awaitable[tuple[int, float, list[float]]]]
@@ -145,12 +157,17 @@ async def patch_rounds(targets: Sequence[Target], n: int, n_patches: int, rounds
 
 
 async def run(n: int, n_patches: int, rounds: int, workers: int,
-              generator: str) -> list[Target]:
+              generator: str, baseline: str | None) -> list[Target]:
     async with contextlib.AsyncExitStack() as stack:
         targets = []
-        for count in (1, workers):
-            pid, client = await served_client(stack, args=["--workers", str(count)])
-            targets.append(Target(f"--workers {count}", pid, client))
+        if baseline:
+            pid, client = await served_client(stack, stack.enter_context(worktree_of(baseline)))
+            targets.append(Target(f"base {baseline}", pid, client))
+        else:
+            pid, client = await served_client(stack, args=["--workers", "1"])
+            targets.append(Target("--workers 1", pid, client))
+        pid, client = await served_client(stack, args=["--workers", str(workers)])
+        targets.append(Target(f"--workers {workers}", pid, client))
         for t in targets:
             await t.quiet()
         await fill(targets, n, rounds)
@@ -163,11 +180,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="processes of the second server")
     ap.add_argument("--generator", choices=("python", "wrk", "both"), default="python",
                     help="what sends the merge patches (bench/wrkload.py)")
+    ap.add_argument("--baseline", help="run the first server, one process, from this git "
+                    "revision instead of this tree")
     args = ap.parse_args()
     if args.generator != "python" and not wrkload.available():
         ap.error("--generator wrk needs wrk (Debian package wrk)")
     targets = asyncio.run(run(args.n, args.patches, args.rounds, args.workers,
-                              args.generator))
+                              args.generator, args.baseline))
     print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"{platform.system()} {platform.release()}; {CLIENTS} clients, {args.n} Services "
           f"created then {args.patches} merge patches, in {args.rounds} alternating rounds, "
@@ -182,7 +201,7 @@ def main() -> None:
     one, more = targets
     for kind in one.tallies:
         a, b = one.tallies[kind], more.tallies[kind]
-        print(f"| **{kind}: {more.name} / --workers 1** | "
+        print(f"| **{kind}: {more.name} / {one.name}** | "
               f"**{(b.writes / b.wall) / (a.writes / a.wall):.2f}x** | - | "
               f"{pct(b.latencies, .99) / pct(a.latencies, .99):.2f}x | "
               f"{(b.settled / b.writes) / (a.settled / a.writes):.2f}x | "
