@@ -29,8 +29,8 @@ answers every question, without a general JSON-schema engine:
   ``maxItems`` and ``maxProperties`` become Required, NotSupported, TooLong and TooMany errors,
   as upstream converts them.
 
-Not covered: ``x-kubernetes-validations`` (CEL rules are not evaluated), and ``pattern`` is read
-as a Python regular expression (upstream's is Go's RE2: the common subset agrees).
+CEL rules (``x-kubernetes-validations``) are not this module's: :mod:`svcnet.api.crcel` compiles
+them at CRD write and evaluates them after these checks (the custom resource strategy runs both).
 """
 
 from __future__ import annotations
