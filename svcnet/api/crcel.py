@@ -437,7 +437,8 @@ def _to_cel(value: Any, schema: Schema, *, root: bool = False) -> Any:
     """``value`` as CEL data typed by ``schema`` (see the module docstring)."""
     if isinstance(value, dict):
         props = schema.get("properties")
-        if isinstance(props, Mapping) and props:
+        if root or (isinstance(props, Mapping) and props):
+            props = props if isinstance(props, Mapping) else {}
             out: dict[str, Any] = {}
             for key, item in value.items():
                 sub = props.get(key)
