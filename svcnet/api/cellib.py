@@ -15,7 +15,8 @@ libraries, written here as Python overloads the runtime calls:
   ``lastIndexOf``;
 * regex (``regex.go``): ``find``, ``findAll`` (RE2, through google-re2);
 * URLs (``urls.go``): ``url``, ``isURL``, ``getScheme``, ``getHost``, ``getHostname``,
-  ``getPort``, ``getEscapedPath``, ``getQuery``;
+  ``getPort``, ``getEscapedPath``, ``getQuery`` (accepted as Go's url.ParseRequestURI accepts,
+  through :mod:`svcnet.api.gourl`);
 * quantities (``quantity.go``): ``quantity``, ``isQuantity``, ``sign``, ``isInteger``,
   ``asInteger``, ``asApproximateFloat``, ``add``, ``sub``, ``isLessThan``,
   ``isGreaterThan``, ``compareTo`` (values read by :mod:`svcnet.api.resourcelists`);
@@ -47,6 +48,8 @@ import re2
 from cel_expr_python import cel
 from cel_expr_python.ext import ext_bindings, ext_optional, ext_strings
 
+from svcnet.api.errors import go_quote
+from svcnet.api.gourl import GoURL, URLError, parse_url
 from svcnet.api.resourcelists import format_quantity, is_binary_quantity, parse_quantity
 
 __all__ = ["CelLibraryError", "cel", "environment"]
@@ -149,58 +152,54 @@ def _find_all(text: str, pattern: str, limit: int = -1) -> list[str]:
 # -------------------------------------------------------------------------------------- URLs
 
 
-def _parse_url(text: str) -> urllib.parse.SplitResult | None:
-    """url.ParseRequestURI's acceptance: an absolute URI or an absolute path."""
-    if not text or any(c in text for c in " \t\r\n"):
-        return None
+def _parse_url(text: str) -> tuple[GoURL, urllib.parse.SplitResult] | None:
+    """url.ParseRequestURI's acceptance (Go's url.Parse, :mod:`svcnet.api.gourl`, of an
+    absolute URI or an absolute path), with the path and query split apart."""
     try:
-        parts = urllib.parse.urlsplit(text)
-        _ = parts.port
-    except ValueError:
+        url = parse_url(text)
+        parts = urllib.parse.urlsplit(text, allow_fragments=False)
+    except (URLError, ValueError):
         return None
-    if parts.fragment or "#" in text:
+    if not url.scheme and not text.startswith("/"):
         return None
-    if not parts.scheme and not text.startswith("/"):
-        return None
-    return parts
+    return url, parts
 
 
 def _url(text: str) -> dict[str, str]:
     if _parse_url(text) is None:
-        raise CelLibraryError(f"URL parse error during conversion from string: parse "
-                              f"{text!r}: invalid URI for request")
+        raise CelLibraryError("URL parse error during conversion from string: parse "
+                              f"{go_quote(text)}: invalid URI for request")
     return {_URL: text}
 
 
-def _url_part(part: Callable[[urllib.parse.SplitResult], Any]) -> Callable[[Any], Any]:
+def _url_part(part: Callable[[GoURL, urllib.parse.SplitResult], Any]) -> Callable[[Any], Any]:
     def call(value: Any) -> Any:
-        parts = _parse_url(_text(value, _URL))
-        if parts is None:  # (only url() makes these)
+        parsed = _parse_url(_text(value, _URL))
+        if parsed is None:  # (only url() makes these)
             raise CelLibraryError("invalid URL")
-        return part(parts)
+        return part(*parsed)
     return call
 
 
-def _host(parts: urllib.parse.SplitResult) -> str:
-    host = parts.netloc.rpartition("@")[2]
-    return host
+def _host(url: GoURL, _: urllib.parse.SplitResult) -> str:
+    return url.host
 
 
-def _hostname(parts: urllib.parse.SplitResult) -> str:
-    host = _host(parts)
+def _hostname(url: GoURL, _: urllib.parse.SplitResult) -> str:
+    host = url.host
     if host.startswith("["):
         return host[1:host.find("]")]
     return host.rpartition(":")[0] if ":" in host else host
 
 
-def _port(parts: urllib.parse.SplitResult) -> str:
-    host = _host(parts)
+def _port(url: GoURL, _: urllib.parse.SplitResult) -> str:
+    host = url.host
     tail = host[host.find("]") + 1:] if host.startswith("[") else host
     return tail.rpartition(":")[2] if ":" in tail else ""
 
 
-def _query(parts: urllib.parse.SplitResult) -> dict[str, list[str]]:
-    return urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+def _query(url: GoURL, _: urllib.parse.SplitResult) -> dict[str, list[str]]:
+    return urllib.parse.parse_qs(url.raw_query, keep_blank_values=True)
 
 
 # -------------------------------------------------------------------------------- quantities
@@ -344,12 +343,12 @@ def _functions() -> list[Any]:
         f("url", [o("string_to_url", _OBJ, [_S], _url, member=False)]),
         f("isURL", [o("is_url_string", _B, [_S], lambda s: _parse_url(s) is not None,
                       member=False)]),
-        f("getScheme", [o("url_get_scheme", _S, [_OBJ], _url_part(lambda p: p.scheme))]),
+        f("getScheme", [o("url_get_scheme", _S, [_OBJ], _url_part(lambda u, _: u.scheme))]),
         f("getHost", [o("url_get_host", _S, [_OBJ], _url_part(_host))]),
         f("getHostname", [o("url_get_hostname", _S, [_OBJ], _url_part(_hostname))]),
         f("getPort", [o("url_get_port", _S, [_OBJ], _url_part(_port))]),
         f("getEscapedPath", [o("url_get_escaped_path", _S, [_OBJ],
-                               _url_part(lambda p: p.path))]),
+                               _url_part(lambda _, p: p.path))]),
         f("getQuery", [o("url_get_query", cel.Type.Map(_S, cel.Type.List(_S)), [_OBJ],
                          _url_part(_query))]),
         # quantities
