@@ -37,12 +37,16 @@ objects) and ``k8s.io/apiserver/pkg/cel`` (``types.go``, ``escaping.go``, ``libr
 
 Bound: the runtime stops a rule after 10,000 comprehension iterations (upstream's per-call
 cost limit is in cost units: a different measure); that is reported as upstream reports an
-exceeded cost limit, and no further rule runs for that object. Not done: upstream's static
-cost estimation at CRD write (``estimated rule cost exceeds budget``), its per-object runtime
-budget, validation ratcheting (unchanged values are validated again), ``x-kubernetes-list-type:
-set``/``map`` equality semantics in rules, compile-time checks of field names under an object
-(``self.nosuchfield`` fails when evaluated, not when the CRD is written), and column numbers of
-compile errors in ``optionalOldSelf`` rules (which are compiled inside a ``cel.bind``).
+exceeded cost limit, and no further rule runs for that object. Ratcheting (upstream's
+CRDValidationRatcheting, on by default): on update, a rule without ``oldSelf`` that fails on a
+value equal to its correlated old value (or, for list items that do not correlate, inside an
+unchanged ancestor) is no error (upstream makes it a warning; these are dropped). Not done:
+upstream's static cost estimation at CRD write (``estimated rule cost exceeds budget``), its
+per-object runtime budget, ratcheting of the schema's other validations (crschema), a
+warning for a ratcheted failure, ``x-kubernetes-list-type: set``/``map`` equality semantics,
+compile-time checks of field names under an object (``self.nosuchfield`` fails when evaluated,
+not when the CRD is written), and column numbers of compile errors in ``optionalOldSelf`` rules
+(which are compiled inside a ``cel.bind``).
 """
 
 from __future__ import annotations
@@ -509,11 +513,15 @@ def validate(tree: RuleTree | None, obj: Any, old: Any = None) -> list[FieldErro
     return [replace(e, field="<nil>") if not e.field else e for e in errs]
 
 
-def _walk(node: RuleTree, value: Any, old: Any, path: Path, errs: list[FieldError]) -> None:
+def _walk(node: RuleTree, value: Any, old: Any, path: Path, errs: list[FieldError], *,
+          parent_unchanged: bool = False) -> None:
+    """``old`` is the value's correlated old value (None: none). ``parent_unchanged``: the
+    nearest correlated ancestor equals its old value (what ratchets an uncorrelated node)."""
     if value is None:
         return
+    unchanged = value == old if old is not None else parent_unchanged
     if node.rules:
-        _run_rules(node, value, old, path, errs)
+        _run_rules(node, value, old, path, errs, unchanged=unchanged)
     if isinstance(value, dict):
         old_map = old if isinstance(old, dict) else {}
         map_type = node.schema.get("x-kubernetes-map-type")
@@ -521,16 +529,17 @@ def _walk(node: RuleTree, value: Any, old: Any, path: Path, errs: list[FieldErro
         for key, sub in node.properties.items():
             if key in value:
                 _walk(sub, value[key], old_map.get(key) if correlatable else None,
-                      path.child(key), errs)
+                      path.child(key), errs, parent_unchanged=unchanged)
         if node.additional is not None:
             for key, item in value.items():
                 if key not in node.schema.get("properties", {}):
                     _walk(node.additional, item, old_map.get(key) if correlatable else None,
-                          path.key(key), errs)
+                          path.key(key), errs, parent_unchanged=unchanged)
     elif isinstance(value, list) and node.items is not None:
         old_items = _correlated_items(node.schema, old)
         for i, item in enumerate(value):
-            _walk(node.items, item, old_items(item), path.index(i), errs)
+            _walk(node.items, item, old_items(item), path.index(i), errs,
+                  parent_unchanged=unchanged)
 
 
 def _correlated_items(schema: Schema, old: Any) -> Any:
@@ -551,8 +560,8 @@ def _correlated_items(schema: Schema, old: Any) -> Any:
     return find
 
 
-def _run_rules(node: RuleTree, value: Any, old: Any, path: Path,
-               errs: list[FieldError]) -> None:
+def _run_rules(node: RuleTree, value: Any, old: Any, path: Path, errs: list[FieldError], *,
+               unchanged: bool) -> None:
     schema = node.schema
     type_name = str(schema.get("type") or "")
     self_value = _to_cel(value, schema, root=node.root)
@@ -593,6 +602,8 @@ def _run_rules(node: RuleTree, value: Any, old: Any, path: Path,
                                                  f"macro signature for rule: "
                                                  f"{rule.error_string()}"))
             continue
+        if unchanged and not rule.transition:
+            continue  # ratcheting: an unchanged value keeps passing (upstream warns)
         errs.append(_failure(rule, value, path, type_name, data))
 
 

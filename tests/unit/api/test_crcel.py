@@ -224,6 +224,23 @@ def test_optional_old_self_runs_on_create_too() -> None:
     assert _errors(schema, {"size": 2}, {"size": 3}) == ["size: Invalid value: 2: may only grow"]
 
 
+def test_unchanged_values_ratchet_on_update() -> None:
+    small = {**INT, "x-kubernetes-validations": [{"rule": "self < 10"}]}
+    schema = {"type": "object", "properties": {
+        "a": small, "b": small,
+        "tags": {"type": "array", "items": {**STR, "x-kubernetes-validations": [
+            {"rule": "self.size() < 3"}]}}}}
+    old = {"a": 50, "b": 1, "tags": ["long"]}
+    # a rule added after the object was stored does not block updates of other fields
+    assert _errors(schema, {"a": 50, "b": 2, "tags": ["long"]}, old) == []
+    assert _errors(schema, {"a": 51, "b": 2, "tags": ["long", "x"]}, old) == [
+        "a: Invalid value: 51: failed rule: self < 10",
+        'tags[0]: Invalid value: "long": failed rule: self.size() < 3']
+    assert _errors(schema, {"a": 50, "b": 2, "tags": ["long"]}) == [
+        "a: Invalid value: 50: failed rule: self < 10",
+        'tags[0]: Invalid value: "long": failed rule: self.size() < 3']
+
+
 # ------------------------------------------------- messages, fieldPath, reason
 
 
