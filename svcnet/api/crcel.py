@@ -34,6 +34,9 @@ objects) and ``k8s.io/apiserver/pkg/cel`` (``types.go``, ``escaping.go``, ``libr
   (omitted for objects and arrays) and ``message``, the ``messageExpression``'s result or
   ``failed rule: <rule>``; ``reason`` makes it Forbidden, Required or Duplicate. An
   evaluation error is ``Invalid value: "<type>": no such key: x evaluating rule: <rule>``.
+  Rules do not run when the object's other validations found a missing, unsupported, too long,
+  too many or mistyped value (upstream's ``hasBlockingErr``): one error says so instead, and
+  values outside the schema's bounds never reach a rule.
 
 Bound: the runtime stops a rule after 10,000 comprehension iterations (upstream's per-call
 cost limit is in cost units: a different measure); that is reported as upstream reports an
@@ -57,13 +60,14 @@ import datetime as _dt
 import functools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from svcnet.api.cellib import cel, environment
 from svcnet.api.errors import (
     OMIT,
+    ErrorType,
     FieldError,
     GoRaw,
     Path,
@@ -502,10 +506,23 @@ def _evaluate(program: Any, data: dict[str, Any]) -> tuple[Any, str | None]:
     return result.value(), None
 
 
-def validate(tree: RuleTree | None, obj: Any, old: Any = None) -> list[FieldError]:
-    """The field errors of ``obj``'s rules (``old``: the stored object, on update)."""
+#: Errors of the other validations that keep the rules from running (strategy.go's
+#: hasBlockingErr): the value may not have the types the rules were compiled for.
+_BLOCKING: Final = frozenset((ErrorType.NOT_SUPPORTED, ErrorType.REQUIRED, ErrorType.TOO_LONG,
+                              ErrorType.TOO_MANY, ErrorType.TYPE_INVALID))
+
+
+def validate(tree: RuleTree | None, obj: Any, old: Any = None, *,
+             other_errors: Sequence[FieldError] = ()) -> list[FieldError]:
+    """The field errors of ``obj``'s rules (``old``: the stored object, on update).
+    ``other_errors``, the object's metadata and schema errors: some of them mean the rules are
+    not run, which one error says instead."""
     if tree is None:
         return []
+    if any(e.type in _BLOCKING for e in other_errors):
+        return [invalid("<nil>", None, "some validation rules were not checked because the "
+                                       "object was invalid; correct the existing errors to "
+                                       "complete validation")]
     errs: list[FieldError] = []
     with contextlib.suppress(_Stop):  # (its error is in errs)
         _walk(tree, obj, old, Path(), errs)

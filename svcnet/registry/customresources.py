@@ -154,21 +154,23 @@ class CustomResourceStrategy(BaseStrategy):
                               "terminating")
         return obj
 
-    def _validate(self, obj: Obj, old: Obj | None = None) -> list[FieldError]:
-        errs = crschema.validate(obj, self.schema)
+    def _validate(self, errs: list[FieldError], obj: Obj,
+                  old: Obj | None = None) -> list[FieldError]:
+        """``errs`` (the metadata's) with the schema's errors and then the rules'."""
+        errs = errs + crschema.validate(obj, self.schema)
         if self.rules is not None:
-            errs.extend(crcel.validate(self.rules, obj, old))
+            errs.extend(crcel.validate(self.rules, obj, old, other_errors=errs))
         return errs
 
     def validate_create(self, obj: Obj) -> list[FieldError]:
         errs = validate_object_meta(map_of(obj, "metadata"), requires_namespace=self.namespaced,
                                     name_fn=name_is_dns_subdomain, kube_finalizers=False)
-        return errs + self._validate(obj)
+        return self._validate(errs, obj)
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         errs = validate_object_meta_update(map_of(new, "metadata"), map_of(old, "metadata"),
                                            kube_finalizers=False)
-        return errs + self._validate(new, old)
+        return self._validate(errs, new, old)
 
     def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
         return self.validate_update(new, old)

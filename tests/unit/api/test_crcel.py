@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from svcnet.api import crcel, crds
+from svcnet.api import crcel, crds, crschema
 from svcnet.api.errors import ErrorType, Path
 
 Obj = dict[str, Any]
@@ -304,6 +304,25 @@ def test_a_library_error_is_an_evaluation_error() -> None:
     [err] = _errors(schema, {"u": "not a url"})
     assert err.startswith('<nil>: Invalid value: "object": URL parse error during conversion')
     assert err.endswith(" evaluating rule: url(self.u).getHost() == ''")
+
+
+def test_rules_do_not_run_beside_blocking_schema_errors() -> None:
+    schema = _obj([{"rule": "self.s.size() > 100"}],
+                  s={**STR, "maxLength": 3}, n={**INT, "minimum": 5})
+    tree = crcel.rules_for(schema)
+    too_long = crschema.validate({"s": "abcd"}, schema)
+    assert [e.type for e in too_long] == [ErrorType.TOO_LONG]
+    assert [str(e) for e in crcel.validate(tree, {"s": "abcd"}, other_errors=too_long)] == [
+        '<nil>: Invalid value: "null": some validation rules were not checked because the '
+        "object was invalid; correct the existing errors to complete validation"]
+    mistyped = crschema.validate({"s": 1}, schema)
+    assert [e.type for e in mistyped] == [ErrorType.TYPE_INVALID]
+    assert len(crcel.validate(tree, {"s": 1}, other_errors=mistyped)) == 1
+    # a plain Invalid (minimum) does not block
+    below = crschema.validate({"s": "ab", "n": 1}, schema)
+    assert [e.type for e in below] == [ErrorType.INVALID]
+    assert [str(e) for e in crcel.validate(tree, {"s": "ab", "n": 1}, other_errors=below)] == [
+        "<nil>: Invalid value: failed rule: self.s.size() > 100"]
 
 
 # ----------------------------------------------------------------------- bounds
