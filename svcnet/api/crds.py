@@ -39,8 +39,10 @@ Differences: conversion strategy ``Webhook`` is refused (Forbidden at
 ``spec.conversion.strategy``: svcnet calls no conversion webhooks), so every version of a kind
 holds the same fields and objects are served at any served version by rewriting ``apiVersion``
 (the ``None`` strategy). The errors about ``spec.versions`` as a whole print no value
-(upstream prints the Go slice). Defaults in a schema are not checked against the schema, and
-``x-kubernetes-validations`` (CEL) rules are accepted but not evaluated.
+(upstream prints the Go slice). Defaults in a schema are not checked against the schema.
+``x-kubernetes-validations`` (CEL) rules of every version are checked and compiled when the CRD
+is written (:func:`svcnet.api.crcel.compile_schema`; a rule that does not compile refuses the
+CRD with upstream's path and message), and evaluated on writes of its objects.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
+from svcnet.api import crcel
 from svcnet.api.access import list_of, map_of, str_of
 from svcnet.api.crschema import pattern_error
 from svcnet.api.errors import (
@@ -399,7 +402,10 @@ def _validate_version(version: Mapping[str, Any], path: Path) -> list[FieldError
     if not schema:
         errs.append(required(spath, "schemas are required"))
     else:
-        errs.extend(validate_structural(schema, spath))
+        structural = validate_structural(schema, spath)
+        errs.extend(structural)
+        if not structural:  # (upstream compiles rules of valid schemas only)
+            errs.extend(crcel.compile_schema(schema, spath)[1])
     subresources = map_of(version, "subresources")
     scale = subresources.get("scale")
     if isinstance(scale, Mapping):

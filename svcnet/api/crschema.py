@@ -26,11 +26,11 @@ answers every question, without a general JSON-schema engine:
   ``required``, ``minProperties``/``maxProperties``, ``x-kubernetes-int-or-string``, ``allOf``,
   ``anyOf``, ``oneOf``, ``not``. Messages are kube-openapi's (``spec.size in body should be
   greater than or equal to 1``) at upstream's paths; ``required``, ``enum``, ``maxLength``,
-  ``maxItems`` and ``maxProperties`` become Required, NotSupported, TooLong and TooMany errors,
-  as upstream converts them.
+  ``maxItems``, ``maxProperties`` and ``type`` become Required, NotSupported, TooLong, TooMany
+  and TypeInvalid errors, as upstream converts them.
 
-Not covered: ``x-kubernetes-validations`` (CEL rules are not evaluated), and ``pattern`` is read
-as a Python regular expression (upstream's is Go's RE2: the common subset agrees).
+CEL rules (``x-kubernetes-validations``) are not this module's: :mod:`svcnet.api.crcel` compiles
+them at CRD write and evaluates them after these checks (the custom resource strategy runs both).
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from typing import Any, Final
 import re2
 
 from svcnet.api.errors import (
+    ErrorType,
     FieldError,
     Path,
     bad_request,
@@ -272,8 +273,10 @@ def validate(value: Any, schema: Schema, path: Path | None = None) -> list[Field
 
 
 def _type_error(path: Path, type_name: str, value: Any) -> FieldError:
+    """A TypeInvalid error (as upstream converts kube-openapi's InvalidTypeCode)."""
     actual = _json_type(value)
-    return invalid(path, actual, f"{path} in body must be of type {type_name}: \"{actual}\"")
+    return FieldError(ErrorType.TYPE_INVALID, str(path), actual,
+                      f"{path} in body must be of type {type_name}: \"{actual}\"")
 
 
 def _validate(value: Any, schema: Schema, path: Path, errs: list[FieldError]) -> None:

@@ -17,8 +17,10 @@ metadata bumps (and but ``status`` when the status subresource is on: then a mai
 the stored status and a ``/status`` write changes only the status), ObjectMeta validated (a
 DNS-subdomain name) and the object validated and defaulted against the storage version's
 schema (:mod:`svcnet.api.crschema`; pruning happens when the request is decoded, where the
-pruned fields are reported). While its CRD is terminating, new objects are refused (405, as
-upstream's ``crdHandler``).
+pruned fields are reported), then against its ``x-kubernetes-validations`` rules
+(:mod:`svcnet.api.crcel`, compiled once per schema; an update's and a ``/status`` write's
+transition rules see the stored object as ``oldSelf``). While its CRD is terminating, new
+objects are refused (405, as upstream's ``crdHandler``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
 from svcnet.allocators.operation import Operation
-from svcnet.api import crds, crschema
+from svcnet.api import crcel, crds, crschema
 from svcnet.api.access import list_of, map_of, str_of
 from svcnet.api.errors import FieldError, StatusError
 from svcnet.api.meta import validate_object_meta, validate_object_meta_update
@@ -122,6 +124,8 @@ class CustomResourceStrategy(BaseStrategy):
             if isinstance(v, Mapping) and v.get("name") == version:
                 subresources = map_of(v, "subresources")
         self.status_enabled = "status" in subresources
+        #: The schema's CEL rules, compiled (once per schema: crcel caches them); None: none.
+        self.rules = crcel.rules_for(self.schema)
         self.terminating = bool(map_of(crd, "metadata").get("deletionTimestamp"))
 
     def default(self, obj: Obj) -> Obj:
@@ -150,18 +154,23 @@ class CustomResourceStrategy(BaseStrategy):
                               "terminating")
         return obj
 
-    def _validate(self, obj: Obj) -> list[FieldError]:
-        return crschema.validate(obj, self.schema)
+    def _validate(self, errs: list[FieldError], obj: Obj,
+                  old: Obj | None = None) -> list[FieldError]:
+        """``errs`` (the metadata's) with the schema's errors and then the rules'."""
+        errs = errs + crschema.validate(obj, self.schema)
+        if self.rules is not None:
+            errs.extend(crcel.validate(self.rules, obj, old, other_errors=errs))
+        return errs
 
     def validate_create(self, obj: Obj) -> list[FieldError]:
         errs = validate_object_meta(map_of(obj, "metadata"), requires_namespace=self.namespaced,
                                     name_fn=name_is_dns_subdomain, kube_finalizers=False)
-        return errs + self._validate(obj)
+        return self._validate(errs, obj)
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         errs = validate_object_meta_update(map_of(new, "metadata"), map_of(old, "metadata"),
                                            kube_finalizers=False)
-        return errs + self._validate(new)
+        return self._validate(errs, new, old)
 
     def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
         return self.validate_update(new, old)

@@ -1,8 +1,8 @@
 """CustomResourceDefinitions and custom resources through a real `svcnet server` (its own, so it
 can be restarted), the real kubectl and the official Python client (ApiextensionsV1Api,
 CustomObjectsApi): a CRD with a schema, a status subresource and printer columns; its objects
-created, listed as a Table, watched, patched, validated (422 with field paths), pruned and
-defaulted; a namespace's objects gone with it; the CRD's objects gone with it; a restart keeps
+created, listed as a Table, watched, patched, validated (422 with field paths, a CEL rule's
+too), pruned and defaulted; a namespace's objects gone with it; the CRD's objects gone with it; a restart keeps
 serving them; owner references are honoured both ways by the garbage collector."""
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ SCHEMA: Obj = {"openAPIV3Schema": {"type": "object", "properties": {
     "spec": {"type": "object", "required": ["size"], "properties": {
         "size": {"type": "integer", "minimum": 1, "maximum": 10},
         "replicas": {"type": "integer"},
-        "color": {"type": "string", "enum": ["red", "blue"], "default": "red"}}},
+        "color": {"type": "string", "enum": ["red", "blue"], "default": "red"}},
+        "x-kubernetes-validations": [{"rule": "!has(self.replicas) || self.replicas <= "
+                                              "self.size * 10",
+                                      "message": "replicas may not exceed ten times size"}]},
     "status": {"type": "object", "properties": {"replicas": {"type": "integer"}, "conditions": {
         "type": "array", "items": {"type": "object", "properties": {
             "type": {"type": "string"}, "status": {"type": "string"}}}}}}}}}
@@ -152,10 +155,19 @@ def test_crd_lifecycle(server: Cluster, tmp_path: Path) -> None:
         assert [(c["field"], c["message"]) for c in causes] == [
             ("spec.size", "Invalid value: 11: spec.size in body should be less than or equal "
                           "to 10"),
-            ("spec.color", 'Unsupported value: "green": supported values: "red", "blue"')]
+            ("spec.color", 'Unsupported value: "green": supported values: "red", "blue"'),
+            # the unsupported color keeps the CEL rules from running, as upstream says
+            ("<nil>", 'Invalid value: "null": some validation rules were not checked because '
+                      "the object was invalid; correct the existing errors to complete "
+                      "validation")]
         r = server.kubectl("apply", "-f", "-", check=False, stdin=yaml.safe_dump(
             _widget("w3", size=2, bogus=1)))
         assert 'strict decoding error: unknown field "spec.bogus"' in r.stderr
+        # A CEL rule (x-kubernetes-validations) refuses what it does not hold for.
+        r = server.kubectl("apply", "-f", "-", check=False, stdin=yaml.safe_dump(
+            _widget("w4", size=1, replicas=11)))
+        assert ('The Widget "w4" is invalid: spec: Invalid value: replicas may not exceed ten '
+                "times size") in r.stderr
         # fieldValidation=Warn prunes and warns; server-side apply records its manager.
         r = server.kubectl("apply", "--validate=warn", "-f", "-", stdin=yaml.safe_dump(
             _widget("w3", size=2, bogus=1)))
