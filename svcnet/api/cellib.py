@@ -28,8 +28,9 @@ The runtime cannot hold an opaque Python value, so a URL, a quantity, an IP and 
 CEL maps with one marker key (``{"kubernetes.URL": "https://x"}``): the functions above take
 and return them, ``==`` compares their canonical text, and ``type()`` says ``map``, not
 ``kubernetes.URL``. Not here: the authorizer library, ``format.*`` (named formats),
-``sets.*``, two-variable comprehensions, semver, cross-type numeric comparisons between
-literals (``1 < 1.5`` is a compile error; between fields of a ``dyn`` value they work), and
+``sets.*``, two-variable comprehensions, semver, cross-type numeric ordering of two
+literals (``1 < 1.5`` is a compile error; a rule that orders a value of the schema against a
+number of the other type compiles with that value typed ``dyn``: :mod:`svcnet.api.crcel`), and
 upstream's cost model: the runtime's own bound is 10,000 comprehension iterations per
 evaluation (see :mod:`svcnet.api.crcel`).
 """

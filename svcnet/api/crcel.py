@@ -19,8 +19,12 @@ objects) and ``k8s.io/apiserver/pkg/cel`` (``types.go``, ``escaping.go``, ``libr
   int-or-string and preserved-unknown values ``dyn`` maps / ``dyn``. A compile error is
   upstream's ``compilation failed: ERROR: <input>:1:3: ...`` (the C++ checker's text is
   cel-go's) at ``...x-kubernetes-validations[i].rule``; the result must be a bool (``dyn``
-  passes), a ``messageExpression`` a string. A rule that names ``oldSelf`` is a transition
-  rule, refused under the items of a list that is not ``x-kubernetes-list-type: map``.
+  passes), a ``messageExpression`` a string. Kubernetes' environment orders numbers across
+  types (``self <= 1`` on a ``number``: cel-go's CrossTypeNumericComparisons), the C++ checker
+  does not: a rule whose only compile errors are such orderings is compiled again with the
+  node's values typed ``dyn``, which the runtime orders across types. A rule that names
+  ``oldSelf`` is a transition rule, refused under the items of a list that is not
+  ``x-kubernetes-list-type: map``.
   Compiled trees are cached by the schema's JSON text (:func:`rules_for`), so a CRD's rules
   compile once, whatever number of writes; a schema without rules costs one walk at CRD write.
 * :func:`validate` walks a custom resource beside its tree. At each node with rules it turns
@@ -158,7 +162,7 @@ def _env_without_old(type_text: str) -> Any:
     return environment({"self": _TYPES[type_text]})
 
 
-_TYPES: dict[str, Any] = {}
+_TYPES: dict[str, Any] = {"dyn": cel.Type.DYN}
 
 
 def _wrap_optional(rule: str) -> str:
@@ -289,22 +293,45 @@ def _check_rule(rule: Mapping[str, Any], schema: Schema, path: Path) -> list[Fie
     return errs
 
 
+_CROSS_NUMERIC: Final = re.compile(
+    r"found no matching overload for '_(?:<|<=|>|>=)_' applied to "
+    r"'\((?:int|uint|double), (?:int|uint|double)\)'")
+
+
+def _only_cross_numeric(e: RuntimeError) -> bool:
+    """Whether every issue of a failed compilation is an ordering of two numbers of different
+    types (``self <= 1`` on a ``number``), which Kubernetes' environment allows (cel-go's
+    CrossTypeNumericComparisons) and the C++ checker does not."""
+    text = str(e)
+    return text.count("ERROR: ") == len(_CROSS_NUMERIC.findall(text)) > 0
+
+
+def _program(text: str, type_text: str, optional_old: bool) -> tuple[Any, bool]:
+    """``text`` compiled for values of ``type_text``, and whether it is a transition rule
+    (it compiles only with ``oldSelf``); RuntimeError if it does not compile."""
+    if "oldSelf" in text:
+        try:
+            return _env_without_old(type_text).compile(text), False
+        except RuntimeError:
+            return (_env(type_text, True).compile(_wrap_optional(text)) if optional_old
+                    else _env(type_text, False).compile(text)), True
+    return _env_without_old(type_text).compile(text), False
+
+
 def _compile_rule(rule: Mapping[str, Any], schema: Schema, type_text: str, path: Path,
                   uncorrelatable: Path | None, errs: list[FieldError]) -> _Rule | None:
     text = str(rule.get("rule") or "").strip()
     optional_old = rule.get("optionalOldSelf") is True
     rule_path = path.child("rule")
-    transition = False
     try:
-        if "oldSelf" not in text:
-            program = _env_without_old(type_text).compile(text)
-        else:
-            try:
-                program = _env_without_old(type_text).compile(text)
-            except RuntimeError:
-                transition = True
-                program = (_env(type_text, True).compile(_wrap_optional(text)) if optional_old
-                           else _env(type_text, False).compile(text))
+        try:
+            program, transition = _program(text, type_text, optional_old)
+        except RuntimeError as e:
+            if not _only_cross_numeric(e):
+                raise
+            # The node's values typed dyn instead: the runtime orders numbers across types.
+            type_text = "dyn"
+            program, transition = _program(text, type_text, optional_old)
     except RuntimeError as e:
         errs.append(invalid(rule_path, _rule_value(rule), f"compilation failed: {_issues(e)}"))
         return None

@@ -96,6 +96,23 @@ def test_compile_errors_are_cel_go_s_at_upstream_paths() -> None:
     assert len(errs) == 4
 
 
+def test_numbers_of_different_types_are_ordered_as_kubernetes_does() -> None:
+    # Kubernetes' environment allows <, <=, >, >= across int and double (cel-go's
+    # CrossTypeNumericComparisons); == and != across them stay compile errors, as in cel-go.
+    schema = _obj([], w={**NUM, "x-kubernetes-validations": [{"rule": "self <= 1"}]},
+                  n={**INT, "x-kubernetes-validations": [{"rule": "self > 0.5"}]},
+                  l={"type": "array", "items": NUM,
+                     "x-kubernetes-validations": [{"rule": "self.all(x, x >= 0)"}]})
+    assert _errors(schema, {"w": 0.5, "n": 1, "l": [0, 2.5]}) == []
+    assert _errors(schema, {"w": 2, "n": 0, "l": [-1]}) == [
+        "w: Invalid value: 2: failed rule: self <= 1",
+        "n: Invalid value: 0: failed rule: self > 0.5",
+        "l: Invalid value: failed rule: self.all(x, x >= 0)"]
+    [error] = _compile_errors(_obj([], w={**NUM, "x-kubernetes-validations": [
+        {"rule": "self <= 1 && self != 3"}]}))
+    assert "found no matching overload for '_!=_' applied to '(double, int)'" in error
+
+
 def test_static_checks_of_rule_objects() -> None:
     base = "spec.versions[0].schema.openAPIV3Schema.x-kubernetes-validations"
     errs = _compile_errors(_obj([
