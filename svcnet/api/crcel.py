@@ -68,7 +68,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from svcnet.api.cellib import cel, environment
+from svcnet.api.cellib import BudgetExceeded, cel, compile_issues, environment, evaluate
 from svcnet.api.errors import (
     OMIT,
     ErrorType,
@@ -168,13 +168,6 @@ _TYPES: dict[str, Any] = {"dyn": cel.Type.DYN}
 def _wrap_optional(rule: str) -> str:
     return (f"cel.bind(oldSelf, {_OLD_LIST}.size() == 0 ? optional.none() : "
             f"optional.of({_OLD_LIST}[0]), {rule})")
-
-
-def _issues(e: Exception) -> str:
-    """The checker's text without the status code around it (cel-go's issues.String())."""
-    text = str(e)
-    text = re.sub(r"^[A-Z_]+: ", "", text)
-    return re.sub(r" \[[A-Z_]+\]$", "", text)
 
 
 # ------------------------------------------------------------------------------- compilation
@@ -333,7 +326,8 @@ def _compile_rule(rule: Mapping[str, Any], schema: Schema, type_text: str, path:
             type_text = "dyn"
             program, transition = _program(text, type_text, optional_old)
     except RuntimeError as e:
-        errs.append(invalid(rule_path, _rule_value(rule), f"compilation failed: {_issues(e)}"))
+        errs.append(invalid(rule_path, _rule_value(rule),
+                            f"compilation failed: {compile_issues(e)}"))
         return None
     if program.return_type() not in (cel.Type.BOOL, cel.Type.DYN):
         errs.append(invalid(rule_path, _rule_value(rule),
@@ -346,7 +340,7 @@ def _compile_rule(rule: Mapping[str, Any], schema: Schema, type_text: str, path:
             message_program = _env(type_text, False).compile(message_expression)
         except RuntimeError as e:
             errs.append(invalid(path.child("messageExpression"), _rule_value(rule),
-                                f"messageExpression compilation failed: {_issues(e)}"))
+                                f"messageExpression compilation failed: {compile_issues(e)}"))
             return None
         if message_program.return_type() not in (cel.Type.STRING, cel.Type.DYN):
             errs.append(invalid(path.child("messageExpression"), _rule_value(rule),
@@ -496,43 +490,6 @@ def _to_cel(value: Any, schema: Schema, *, root: bool = False) -> Any:
     return _scalar(value, schema)
 
 
-class _Stop(Exception):
-    """No further rule runs for this object (upstream's exhausted cost budget)."""
-
-
-_GO_ERRORS: Final = (
-    (re.compile(r'^Key not found in map : "?(.*?)"?$'), r"no such key: \1"),
-    (re.compile(r"^divide by zero$"), "division by zero"),
-    (re.compile(r"^Index error: index=(-?\d+) size=\d+$"), r"index out of bounds: \1"),
-    (re.compile(r"^No matching overloads found.*$"), "no such overload"),
-)
-
-
-def _go_error(text: str) -> str:
-    """A runtime error's text as cel-go words it, where they differ."""
-    text = re.sub(r"^[A-Z_]+: ", "", text)
-    for pattern, replacement in _GO_ERRORS:
-        if pattern.match(text):
-            return pattern.sub(replacement, text)
-    return text
-
-
-def _evaluate(program: Any, data: dict[str, Any]) -> tuple[Any, str | None]:
-    """(result, None) or (None, the error's text); _Stop past the iteration budget."""
-    try:
-        result = program.eval(data=data)
-    except RuntimeError as e:
-        if "Iteration budget exceeded" in str(e):
-            raise _Stop from e
-        return None, _go_error(str(e))
-    if result.type() == cel.Type.ERROR:
-        text = str(result.value())
-        if "Iteration budget exceeded" in text:
-            raise _Stop
-        return None, _go_error(text)
-    return result.value(), None
-
-
 #: Errors of the other validations that keep the rules from running (strategy.go's
 #: hasBlockingErr): the value may not have the types the rules were compiled for.
 _BLOCKING: Final = frozenset((ErrorType.NOT_SUPPORTED, ErrorType.REQUIRED, ErrorType.TOO_LONG,
@@ -551,7 +508,7 @@ def validate(tree: RuleTree | None, obj: Any, old: Any = None, *,
                                        "object was invalid; correct the existing errors to "
                                        "complete validation")]
     errs: list[FieldError] = []
-    with contextlib.suppress(_Stop):  # (its error is in errs)
+    with contextlib.suppress(BudgetExceeded):  # (its error is in errs)
         _walk(tree, obj, old, Path(), errs)
     # Rules of the resource's root report at a nil field path, which Go prints as "<nil>".
     return [replace(e, field="<nil>") if not e.field else e for e in errs]
@@ -622,8 +579,8 @@ def _run_rules(node: RuleTree, value: Any, old: Any, path: Path, errs: list[Fiel
             else:
                 data["oldSelf"] = old_value
         try:
-            result, error = _evaluate(rule.program, data)
-        except _Stop:
+            result, error = evaluate(rule.program, data)
+        except BudgetExceeded:
             errs.append(invalid(path, type_name, f"'{_COST_EXCEEDED}': no further validation "
                                                  "rules will be run due to call cost exceeds "
                                                  f"limit for rule: {rule.error_string()}"))
@@ -657,8 +614,8 @@ def _failure(rule: _Rule, value: Any, path: Path, type_name: str,
     if rule.message_program is not None:
         message_data = {k: v for k, v in data.items() if k in ("self", "oldSelf")}
         try:
-            text, error = _evaluate(rule.message_program, message_data)
-        except _Stop:
+            text, error = evaluate(rule.message_program, message_data)
+        except BudgetExceeded:
             text, error = None, "cost"
         if error is None and isinstance(text, str):
             trimmed = text.strip()
