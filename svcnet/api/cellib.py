@@ -1,4 +1,5 @@
-"""Kubernetes' CEL libraries for CRD validation rules, on the CEL C++ runtime (cel-expr-python).
+"""Kubernetes' CEL libraries for CRD validation rules and webhooks' match conditions, on the
+CEL C++ runtime (cel-expr-python).
 
 Theory of operation
 -------------------
