@@ -515,6 +515,8 @@ def evaluate(program: Any, data: dict[str, Any]) -> tuple[Any, str | None]:
         if "Iteration budget exceeded" in str(e):
             raise BudgetExceeded from e
         return None, go_error(str(e))
+    except Exception as e:  # a value or an overload the runtime could not handle: no 500
+        return None, str(e) or type(e).__name__
     if result.type() == cel.Type.ERROR:
         text = str(result.value())
         if "Iteration budget exceeded" in text:
