@@ -32,7 +32,8 @@ return them, ``==`` compares their canonical text, and ``type()`` says ``map``, 
 ``.resource(...)``, ``.check(...)``, ``.allowed()``...) is declared when asked for
 (``environment(..., authorizer=True)``, admission webhooks' ``matchConditions``) so that
 expressions using it compile, but every call is an evaluation error: svcnet's authorizer reads
-RBAC objects asynchronously and cannot be called from inside an evaluation. Shared here:
+RBAC objects asynchronously and cannot be called from inside an evaluation (matchConditions
+do not evaluate such an expression: :mod:`svcnet.api.matchconditions`). Shared here:
 :func:`compile_issues` and :func:`evaluate` (errors worded as cel-go's). Not here: ``format.*``
 (named formats), ``sets.*``, two-variable comprehensions, semver, cross-type numeric ordering
 of two literals (``1 < 1.5`` is a compile error; a rule that orders a value of the schema

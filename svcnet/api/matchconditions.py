@@ -15,21 +15,26 @@ CEL runtime and Kubernetes' libraries are :mod:`svcnet.api.cellib`.
   is declared as a ``bool`` variable of that qualified name so that it may be a condition by
   itself), ``namespaceObject`` (``dyn``, always
   null for webhooks), ``authorizer`` and ``authorizer.requestResource`` with the authorizer
-  library (declared so that expressions compile; a call is an evaluation error, see
-  :mod:`svcnet.api.cellib`).
+  library (declared so that expressions compile; svcnet's authorizer is asynchronous and
+  cannot be called from inside an evaluation, so a condition that names ``authorizer`` is
+  not evaluated and counts as true: the webhook is called unless another condition is false,
+  which is what happened before conditions were evaluated, rather than refusing every
+  matched write under ``failurePolicy: Fail``).
 * :func:`validate_expression` is the write-time check: a compile error is ``Invalid value:
   "<expression>": compilation failed: ERROR: <input>:1:3: ...``, a result type other than
   ``bool`` (``dyn`` included, as upstream compares the output type with ``bool`` exactly) is
   ``must evaluate to bool``.
 * :func:`compile_conditions` turns a webhook's conditions into :class:`MatchCondition` values;
-  programs are cached by expression text, so a configuration's conditions compile once however
-  often configurations are re-read. A stored expression that no longer compiles evaluates to
+  programs of expressions up to 4 KiB are cached by text (256 of them), so a configuration's
+  conditions compile once however often configurations are re-read; the write-time check
+  compiles without the cache, so refused and dry-run configurations leave nothing behind.
+  A stored expression that no longer compiles evaluates to
   the error ``compilation error: ...``, as upstream's filter reports it.
 * :func:`match` is the matcher: any condition false, the webhook is skipped (errors or not);
   otherwise any error follows the webhook's ``failurePolicy``: ``Fail`` returns the error (the
   dispatcher refuses the request with upstream's 403), ``Ignore`` skips the webhook; all true
   calls it. An evaluation error reads ``expression '<expression>' resulted in error: <error>``;
-  several are joined as Go's aggregate error prints them (``[e1, e2]``).
+  several are joined as Go's aggregate error prints them (``[e1, e2]``, each message once).
 
 Bound: the runtime stops an expression after 10,000 comprehension iterations (upstream's cost
 budget is in cost units); that is an evaluation error.
@@ -74,7 +79,16 @@ def _environment() -> Any:
                         "authorizer.requestResource": AUTHORIZER_TYPE}, authorizer=True)
 
 
-@functools.lru_cache(maxsize=1024)
+_CACHED_UP_TO: Final = 4096
+"""Expressions up to this long are compiled once and cached (:func:`_cached`); a longer one (a
+compiled program of a large literal takes megabytes) is compiled each time it is needed."""
+
+
+@functools.lru_cache(maxsize=256)
+def _cached(expression: str) -> Any:
+    return _compile(expression)
+
+
 def _compile(expression: str) -> Any:
     """The program of ``expression``; raises :class:`CompileError` (CompileCELExpression)."""
     try:
@@ -104,6 +118,9 @@ class MatchCondition:
     expression: str
     program: Any = None
     error: str = ""
+    #: It calls the authorizer library, which svcnet cannot evaluate: taken as true, so the
+    #: webhook is called (as before conditions were evaluated) unless another one is false.
+    uses_authorizer: bool = False
 
 
 def compile_conditions(raw: Iterable[Any]) -> tuple[MatchCondition, ...]:
@@ -114,7 +131,9 @@ def compile_conditions(raw: Iterable[Any]) -> tuple[MatchCondition, ...]:
         name = str(condition.get("name") or "")
         expression = str(condition.get("expression") or "").strip()
         try:
-            out.append(MatchCondition(name, expression, _compile(expression)))
+            compiled = _cached if len(expression) <= _CACHED_UP_TO else _compile
+            out.append(MatchCondition(name, expression, compiled(expression),
+                                      uses_authorizer="authorizer" in expression))
         except CompileError as e:
             out.append(MatchCondition(name, expression, error=f"compilation error: {e}"))
     return tuple(out)
@@ -133,6 +152,8 @@ def _one(condition: MatchCondition, data: dict[str, Any]) -> tuple[bool | None, 
     """A condition's value (None: an error, whose text is second)."""
     if condition.program is None:
         return None, condition.error
+    if condition.uses_authorizer:
+        return True, ""
     try:
         result, error = evaluate(condition.program, data)
     except BudgetExceeded:
@@ -159,6 +180,7 @@ def match(conditions: Sequence[MatchCondition], *, obj: Any, old: Any,
         elif value is False:
             return MatchResult(False, failed_condition=condition.name)
     if errors:
+        errors = list(dict.fromkeys(errors))  # Go's aggregate prints each message once
         if failure_policy == "Ignore":
             return MatchResult(False)
         return MatchResult(False, error=errors[0] if len(errors) == 1

@@ -58,10 +58,17 @@ def test_a_delete_has_no_object() -> None:
                    old=POD) == MatchResult(True)
 
 
-def test_authorizer_checks_are_evaluation_errors() -> None:
-    result = verdict("authorizer.requestResource.check('get').allowed()")
-    assert result.error == ("expression 'authorizer.requestResource.check('get').allowed()' "
-                            "resulted in error: authorizer checks are not supported by svcnet")
+def test_authorizer_conditions_count_as_true_and_others_still_decide() -> None:
+    # svcnet cannot run authorizer checks inside an evaluation: such a condition is not a
+    # refusal of every matched write, it lets the webhook be called (module docstring).
+    check = "authorizer.requestResource.check('get').allowed()"
+    assert verdict(check) == MatchResult(True)
+    assert verdict(check, "request.operation == 'DELETE'") == \
+        MatchResult(False, failed_condition="c1")
+
+
+def test_the_same_error_twice_is_printed_once() -> None:
+    assert verdict(ERROR, ERROR).error == ERROR_TEXT
 
 
 def test_a_stored_expression_that_no_longer_compiles_is_an_error() -> None:
@@ -74,6 +81,11 @@ def test_compiled_once_per_expression() -> None:
     (a,) = compile_conditions([{"name": "a", "expression": " request.dryRun "}])
     (b,) = compile_conditions([{"name": "b", "expression": "request.dryRun"}])
     assert a.program is b.program and a.expression == "request.dryRun"
+    # A long one (a compiled large literal takes megabytes) is not kept.
+    long = "request.name in [" + ", ".join(f"'n{i}'" for i in range(600)) + "]"
+    (c,) = compile_conditions([{"name": "c", "expression": long}])
+    (d,) = compile_conditions([{"name": "d", "expression": long}])
+    assert c.program is not None and c.program is not d.program
 
 
 def test_validate_expression() -> None:
