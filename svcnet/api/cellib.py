@@ -1,4 +1,5 @@
-"""Kubernetes' CEL libraries for CRD validation rules, on the CEL C++ runtime (cel-expr-python).
+"""Kubernetes' CEL libraries for CRD validation rules and webhooks' match conditions, on the
+CEL C++ runtime (cel-expr-python).
 
 Theory of operation
 -------------------
@@ -24,15 +25,21 @@ libraries, written here as Python overloads the runtime calls:
   ``isUnspecified``, ``isLinkLocalMulticast``, ``isLinkLocalUnicast``, ``isGlobalUnicast``,
   ``cidr``, ``isCIDR``, ``containsIP``, ``containsCIDR``, ``prefixLength``, ``masked``.
 
-The runtime cannot hold an opaque Python value, so a URL, a quantity, an IP and a CIDR are
-CEL maps with one marker key (``{"kubernetes.URL": "https://x"}``): the functions above take
-and return them, ``==`` compares their canonical text, and ``type()`` says ``map``, not
-``kubernetes.URL``. Not here: the authorizer library, ``format.*`` (named formats),
-``sets.*``, two-variable comprehensions, semver, cross-type numeric ordering of two
-literals (``1 < 1.5`` is a compile error; a rule that orders a value of the schema against a
-number of the other type compiles with that value typed ``dyn``: :mod:`svcnet.api.crcel`), and
-upstream's cost model: the runtime's own bound is 10,000 comprehension iterations per
-evaluation (see :mod:`svcnet.api.crcel`).
+The runtime cannot hold an opaque Python value, so a URL, a quantity, an IP and a CIDR are CEL
+maps with one marker key (``{"kubernetes.URL": "https://x"}``): the functions above take and
+return them, ``==`` compares their canonical text, and ``type()`` says ``map``, not
+``kubernetes.URL``. The authorizer library (``authz.go``: ``authorizer.group(...)``,
+``.resource(...)``, ``.check(...)``, ``.allowed()``...) is declared when asked for
+(``environment(..., authorizer=True)``, admission webhooks' ``matchConditions``) so that
+expressions using it compile, but every call is an evaluation error: svcnet's authorizer reads
+RBAC objects asynchronously and cannot be called from inside an evaluation (matchConditions
+do not evaluate such an expression: :mod:`svcnet.api.matchconditions`). Shared here:
+:func:`compile_issues` and :func:`evaluate` (errors worded as cel-go's). Not here: ``format.*``
+(named formats), ``sets.*``, two-variable comprehensions, semver, cross-type numeric ordering
+of two literals (``1 < 1.5`` is a compile error; a rule that orders a value of the schema
+against a number of the other type compiles with that value typed ``dyn``:
+:mod:`svcnet.api.crcel`), and upstream's cost model: the runtime's own bound is 10,000
+comprehension iterations per evaluation (see :mod:`svcnet.api.crcel`).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import itertools
+import re
 import urllib.parse
 from collections.abc import Callable, Sequence
 from fractions import Fraction
@@ -53,7 +61,8 @@ from svcnet.api.errors import go_quote
 from svcnet.api.gourl import GoURL, URLError, parse_url
 from svcnet.api.resourcelists import format_quantity, is_binary_quantity, parse_quantity
 
-__all__ = ["CelLibraryError", "cel", "environment"]
+__all__ = ["BudgetExceeded", "CelLibraryError", "cel", "compile_issues", "environment",
+           "evaluate", "go_error"]
 
 _URL: Final = "kubernetes.URL"
 _QUANTITY: Final = "kubernetes.Quantity"
@@ -422,12 +431,97 @@ def _is_global_unicast(value: Any) -> bool:
 
 _KUBERNETES: Final = cel.CelExtension("kubernetes", _functions())
 
+#: The authorizer library's receivers (an Authorizer, a PathCheck, a GroupCheck, a
+#: ResourceCheck, a Decision) are all this type: see the module docstring.
+AUTHORIZER_TYPE: Final = _OBJ
+AUTHORIZER_UNSUPPORTED: Final = "authorizer checks are not supported by svcnet"
 
-def environment(variables: dict[str, Any]) -> Any:
-    """A CEL environment with Kubernetes' libraries and ``variables`` (name to cel.Type)."""
+
+def _no_authorizer(*_: Any) -> Any:
+    raise CelLibraryError(AUTHORIZER_UNSUPPORTED)
+
+
+def _authorizer_functions() -> list[Any]:
+    f = cel.FunctionDecl
+    o = _overload
+    one_string = [("path", "authorizer_path"), ("group", "authorizer_group"),
+                  ("resource", "groupcheck_resource"), ("subresource", "resourcecheck_subresource"),
+                  ("namespace", "resourcecheck_namespace"), ("name", "resourcecheck_name"),
+                  ("check", "authorizer_check"), ("fieldSelector", "resourcecheck_field_selector"),
+                  ("labelSelector", "resourcecheck_label_selector")]
+    no_argument = [("allowed", "decision_allowed", _B), ("errored", "decision_errored", _B),
+                   ("reason", "decision_reason", _S), ("error", "decision_error", _S)]
+    return [
+        *[f(name, [o(oid, _OBJ, [_OBJ, _S], _no_authorizer)]) for name, oid in one_string],
+        f("serviceAccount", [o("authorizer_serviceaccount", _OBJ, [_OBJ, _S, _S],
+                               _no_authorizer)]),
+        *[f(name, [o(oid, result, [_OBJ], _no_authorizer)]) for name, oid, result in no_argument],
+    ]
+
+
+_AUTHORIZER: Final = cel.CelExtension("kubernetes.authz", _authorizer_functions())
+
+
+def environment(variables: dict[str, Any], *, authorizer: bool = False) -> Any:
+    """A CEL environment with Kubernetes' libraries and ``variables`` (name to cel.Type);
+    ``authorizer``: with the authorizer library's functions (module docstring)."""
     # Kubernetes' libraries last: an extension adds overloads to a function an earlier one
     # declared (the lists' indexOf beside the strings').
-    return cel.NewEnv(variables=variables,
-                      extensions=[ext_strings.ExtStrings(version=2), ext_optional.ExtOptional(),
-                                  ext_bindings.ExtBindings(), _KUBERNETES])
+    extensions = [ext_strings.ExtStrings(version=2), ext_optional.ExtOptional(),
+                  ext_bindings.ExtBindings(), _KUBERNETES]
+    if authorizer:
+        extensions.append(_AUTHORIZER)
+    return cel.NewEnv(variables=variables, extensions=extensions)
+
+
+# ------------------------------------------------------------------------ compile, evaluate
+
+
+def compile_issues(e: Exception) -> str:
+    """A failed compilation's text without the status code around it (cel-go's
+    issues.String(): ``ERROR: <input>:1:3: ...``)."""
+    text = str(e)
+    text = re.sub(r"^[A-Z_]+: ", "", text)
+    return re.sub(r" \[[A-Z_]+\]$", "", text)
+
+
+class BudgetExceeded(Exception):
+    """An evaluation went past the runtime's bound of comprehension iterations (upstream's
+    exhausted cost budget)."""
+
+
+_GO_ERRORS: Final = (
+    (re.compile(r'^Key not found in map : "?(.*?)"?$'), r"no such key: \1"),
+    (re.compile(r"^divide by zero$"), "division by zero"),
+    (re.compile(r"^Index error: index=(-?\d+) size=\d+$"), r"index out of bounds: \1"),
+    (re.compile(r"^No matching overloads found.*$"), "no such overload"),
+)
+
+
+def go_error(text: str) -> str:
+    """A runtime error's text as cel-go words it, where they differ."""
+    text = re.sub(r"^[A-Z_]+: ", "", text)
+    for pattern, replacement in _GO_ERRORS:
+        if pattern.match(text):
+            return pattern.sub(replacement, text)
+    return text
+
+
+def evaluate(program: Any, data: dict[str, Any]) -> tuple[Any, str | None]:
+    """(result, None) or (None, the error's text as cel-go words it); raises
+    :class:`BudgetExceeded` past the iteration bound."""
+    try:
+        result = program.eval(data=data)
+    except RuntimeError as e:
+        if "Iteration budget exceeded" in str(e):
+            raise BudgetExceeded from e
+        return None, go_error(str(e))
+    except Exception as e:  # a value or an overload the runtime could not handle: no 500
+        return None, str(e) or type(e).__name__
+    if result.type() == cel.Type.ERROR:
+        text = str(result.value())
+        if "Iteration budget exceeded" in text:
+            raise BudgetExceeded
+        return None, go_error(text)
+    return result.value(), None
 

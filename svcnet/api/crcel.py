@@ -42,9 +42,17 @@ objects) and ``k8s.io/apiserver/pkg/cel`` (``types.go``, ``escaping.go``, ``libr
   too many or mistyped value (upstream's ``hasBlockingErr``): one error says so instead, and
   values outside the schema's bounds never reach a rule.
 
-Bound: the runtime stops a rule after 10,000 comprehension iterations (upstream's per-call
+Bounds: the runtime stops a rule after 10,000 comprehension iterations (upstream's per-call
 cost limit is in cost units: a different measure); that is reported as upstream reports an
-exceeded cost limit, and no further rule runs for that object. Ratcheting (upstream's
+exceeded cost limit, and no further rule runs for that object. The rules of one object get
+:data:`OBJECT_CPU_BUDGET` of CPU in all (upstream's per-object budget, in time rather than cost
+units, so the same object could pass on an idle machine and not on a loaded one, though CPU
+time moves far less with load than wall time): no further rule starts past it. What neither
+bounds is the work of one rule that builds large values in each iteration
+(``self.l.map(x, self.l + self.l)``): upstream refuses such a rule at CRD write from its
+estimated cost unless ``maxItems``/``maxLength`` bound the values, which is not done here, so
+a CRD author can write a rule whose evaluation on a large object takes seconds of the
+server's event loop. Ratcheting (upstream's
 CRDValidationRatcheting, on by default): on update, a rule without ``oldSelf`` that fails on a
 value equal to its correlated old value (or, for list items that do not correlate, inside an
 unchanged ancestor) is no error (upstream makes it a warning; these are dropped). Not done:
@@ -64,11 +72,14 @@ import datetime as _dt
 import functools
 import json
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from svcnet.api.cellib import cel, environment
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from svcnet.api.cellib import BudgetExceeded, cel, compile_issues, environment, evaluate
 from svcnet.api.errors import (
     OMIT,
     ErrorType,
@@ -98,6 +109,9 @@ _ESCAPABLE: Final = re.compile(r"[a-zA-Z_.\-/][a-zA-Z0-9_.\-/]*")
 _NEWLINE: Final = re.compile(r"[\n\r]")
 _OLD_LIST: Final = "__svcnet_old_self__"
 _COST_EXCEEDED: Final = "operation cancelled: actual cost limit exceeded"
+OBJECT_CPU_BUDGET: Final = 1.0
+"""Seconds of CPU the rules of one object may take in all (upstream's per-object cost budget,
+in time rather than cost units): past it no further rule runs, and one error says so."""
 
 
 def escape(name: str) -> str | None:
@@ -168,13 +182,6 @@ _TYPES: dict[str, Any] = {"dyn": cel.Type.DYN}
 def _wrap_optional(rule: str) -> str:
     return (f"cel.bind(oldSelf, {_OLD_LIST}.size() == 0 ? optional.none() : "
             f"optional.of({_OLD_LIST}[0]), {rule})")
-
-
-def _issues(e: Exception) -> str:
-    """The checker's text without the status code around it (cel-go's issues.String())."""
-    text = str(e)
-    text = re.sub(r"^[A-Z_]+: ", "", text)
-    return re.sub(r" \[[A-Z_]+\]$", "", text)
 
 
 # ------------------------------------------------------------------------------- compilation
@@ -319,7 +326,8 @@ def _program(text: str, type_text: str, optional_old: bool) -> tuple[Any, bool]:
 
 
 def _compile_rule(rule: Mapping[str, Any], schema: Schema, type_text: str, path: Path,
-                  uncorrelatable: Path | None, errs: list[FieldError]) -> _Rule | None:
+                  uncorrelatable: Path | None, errs: list[FieldError],
+                  preexisting: frozenset[str]) -> _Rule | None:
     text = str(rule.get("rule") or "").strip()
     optional_old = rule.get("optionalOldSelf") is True
     rule_path = path.child("rule")
@@ -333,7 +341,9 @@ def _compile_rule(rule: Mapping[str, Any], schema: Schema, type_text: str, path:
             type_text = "dyn"
             program, transition = _program(text, type_text, optional_old)
     except RuntimeError as e:
-        errs.append(invalid(rule_path, _rule_value(rule), f"compilation failed: {_issues(e)}"))
+        if text not in preexisting:
+            errs.append(invalid(rule_path, _rule_value(rule),
+                                f"compilation failed: {compile_issues(e)}"))
         return None
     if program.return_type() not in (cel.Type.BOOL, cel.Type.DYN):
         errs.append(invalid(rule_path, _rule_value(rule),
@@ -345,8 +355,10 @@ def _compile_rule(rule: Mapping[str, Any], schema: Schema, type_text: str, path:
         try:
             message_program = _env(type_text, False).compile(message_expression)
         except RuntimeError as e:
-            errs.append(invalid(path.child("messageExpression"), _rule_value(rule),
-                                f"messageExpression compilation failed: {_issues(e)}"))
+            if message_expression not in preexisting:
+                errs.append(invalid(path.child("messageExpression"), _rule_value(rule),
+                                    f"messageExpression compilation failed: "
+                                    f"{compile_issues(e)}"))
             return None
         if message_program.return_type() not in (cel.Type.STRING, cel.Type.DYN):
             errs.append(invalid(path.child("messageExpression"), _rule_value(rule),
@@ -365,36 +377,40 @@ def _compile_rule(rule: Mapping[str, Any], schema: Schema, type_text: str, path:
                  field_path, program, message_program, transition, optional_old)
 
 
-def compile_schema(schema: Schema, path: Path | None = None
+def compile_schema(schema: Schema, path: Path | None = None, *,
+                   preexisting: frozenset[str] = frozenset()
                    ) -> tuple[RuleTree | None, list[FieldError]]:
     """Every rule of ``schema`` compiled (None: it has none), and the errors of those that do
-    not compile or whose rule objects are invalid, at ``path`` (the openAPIV3Schema's)."""
+    not compile or whose rule objects are invalid, at ``path`` (the openAPIV3Schema's).
+    ``preexisting``: rule and messageExpression texts the stored CRD already has (on update),
+    whose compile errors are not reported (:func:`rule_texts`)."""
     errs: list[FieldError] = []
-    tree = _compile(schema, path or Path(), None, errs, root=True)
+    tree = _compile(schema, path or Path(), None, errs, preexisting, root=True)
     return tree, errs
 
 
 def _compile(schema: Schema, path: Path, uncorrelatable: Path | None, errs: list[FieldError],
-             *, root: bool = False) -> RuleTree | None:
+             preexisting: frozenset[str], *, root: bool = False) -> RuleTree | None:
     node = RuleTree(schema, root=root)
     props = schema.get("properties")
     if isinstance(props, Mapping):
         for key, sub in props.items():
             if isinstance(sub, Mapping):
-                child = _compile(sub, path.child("properties").key(key), uncorrelatable, errs)
+                child = _compile(sub, path.child("properties").key(key), uncorrelatable, errs,
+                                 preexisting)
                 if child is not None:
                     node.properties[key] = child
     extra = schema.get("additionalProperties")
     if isinstance(extra, Mapping):
         node.additional = _compile(extra, path.child("additionalProperties"), uncorrelatable,
-                                   errs)
+                                   errs, preexisting)
     items = schema.get("items")
     if isinstance(items, Mapping):
         items_path = path.child("items")
         correlatable = schema.get("x-kubernetes-list-type") == "map"
         node.items = _compile(items, items_path,
                               uncorrelatable if correlatable or uncorrelatable else items_path,
-                              errs)
+                              errs, preexisting)
     rules = schema.get("x-kubernetes-validations")
     if isinstance(rules, list) and rules:
         type_obj, type_text = _type_of(schema)
@@ -407,12 +423,37 @@ def _compile(schema: Schema, path: Path, uncorrelatable: Path | None, errs: list
             if problems:
                 continue
             compiled = _compile_rule(rule, schema, type_text, vpath.index(i), uncorrelatable,
-                                     errs)
+                                     errs, preexisting)
             if compiled is not None:
                 node.rules.append(compiled)
     if not (node.rules or node.properties or node.additional or node.items):
         return None
     return node
+
+
+def rule_texts(value: Any) -> frozenset[str]:
+    """Every rule and messageExpression text in ``value`` (a stored CRD). On update these do
+    not have to compile, as upstream compiles stored expressions leniently: a CRD stored with
+    a rule this server cannot compile (one written before rules were compiled, or using a
+    library svcnet lacks) can still be updated, have its finalizer removed and be deleted;
+    such a rule is not evaluated."""
+    found: set[str] = set()
+
+    def walk(v: Any) -> None:
+        if isinstance(v, Mapping):
+            rules = v.get("x-kubernetes-validations")
+            for rule in rules if isinstance(rules, list) else ():
+                if isinstance(rule, Mapping):
+                    found.update(str(rule.get(k) or "").strip()
+                                 for k in ("rule", "messageExpression"))
+            for item in v.values():
+                walk(item)
+        elif isinstance(v, list):
+            for item in v:
+                walk(item)
+    walk(value)
+    found.discard("")
+    return frozenset(found)
 
 
 def _has_rules(schema: Any) -> bool:
@@ -442,6 +483,8 @@ def _cached(schema_text: str) -> RuleTree | None:
 
 _DURATION: Final = re.compile(r"([-+]?)((?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+")
 _DURATION_PART: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_MAX_DURATION: Final = (2**63 - 1) / 1e9
+"""The longest Go ``time.Duration``, in seconds."""
 _UNITS: Final = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
                  "h": 3600.0}
 
@@ -458,12 +501,21 @@ def _scalar(value: Any, schema: Schema) -> Any:
             if fmt == "byte":
                 return base64.b64decode(value)
             if fmt in ("date-time", "date"):
+                # protobuf's well-known types: the runtime takes them anywhere in a value
+                # (datetime and timedelta only as the whole of ``self``)
                 parsed = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-                return parsed if parsed.tzinfo else parsed.replace(tzinfo=_dt.UTC)
+                stamp = timestamp_pb2.Timestamp()
+                stamp.FromDatetime(parsed if parsed.tzinfo else parsed.replace(tzinfo=_dt.UTC))
+                return stamp
             if fmt == "duration" and _DURATION.fullmatch(value):
                 seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(value))
-                return _dt.timedelta(seconds=-seconds if value.startswith("-") else seconds)
-        except ValueError:
+                if seconds > _MAX_DURATION:  # beyond Go's time.Duration: not a duration
+                    return value
+                duration = duration_pb2.Duration()
+                duration.FromNanoseconds(round((-seconds if value.startswith("-") else seconds)
+                                               * 1e9))
+                return duration
+        except (ValueError, OverflowError):
             return value
     return value
 
@@ -472,14 +524,19 @@ def _to_cel(value: Any, schema: Schema, *, root: bool = False) -> Any:
     """``value`` as CEL data typed by ``schema`` (see the module docstring)."""
     if isinstance(value, dict):
         props = schema.get("properties")
-        if root or (isinstance(props, Mapping) and props):
+        # A resource (the root, or an embedded one) shows its apiVersion, kind and the name of
+        # its metadata, whatever its schema says (upstream's WithTypeAndObjectMeta).
+        resource = root or schema.get("x-kubernetes-embedded-resource") is True
+        if resource or (isinstance(props, Mapping) and props):
             props = props if isinstance(props, Mapping) else {}
             out: dict[str, Any] = {}
             for key, item in value.items():
                 sub = props.get(key)
-                if root and key in ("apiVersion", "kind"):
+                if item is None:
+                    continue  # a null (nullable) property is absent, as upstream reads it
+                if resource and key in ("apiVersion", "kind"):
                     out[key] = item
-                elif root and key == "metadata" and isinstance(item, dict):
+                elif resource and key == "metadata" and isinstance(item, dict):
                     out[key] = {k: item[k] for k in ("name", "generateName") if k in item}
                 elif isinstance(sub, Mapping) and (name := escape(key)) is not None:
                     out[name] = _to_cel(item, sub)
@@ -494,43 +551,6 @@ def _to_cel(value: Any, schema: Schema, *, root: bool = False) -> Any:
             return [_to_cel(item, items) for item in value]
         return value
     return _scalar(value, schema)
-
-
-class _Stop(Exception):
-    """No further rule runs for this object (upstream's exhausted cost budget)."""
-
-
-_GO_ERRORS: Final = (
-    (re.compile(r'^Key not found in map : "?(.*?)"?$'), r"no such key: \1"),
-    (re.compile(r"^divide by zero$"), "division by zero"),
-    (re.compile(r"^Index error: index=(-?\d+) size=\d+$"), r"index out of bounds: \1"),
-    (re.compile(r"^No matching overloads found.*$"), "no such overload"),
-)
-
-
-def _go_error(text: str) -> str:
-    """A runtime error's text as cel-go words it, where they differ."""
-    text = re.sub(r"^[A-Z_]+: ", "", text)
-    for pattern, replacement in _GO_ERRORS:
-        if pattern.match(text):
-            return pattern.sub(replacement, text)
-    return text
-
-
-def _evaluate(program: Any, data: dict[str, Any]) -> tuple[Any, str | None]:
-    """(result, None) or (None, the error's text); _Stop past the iteration budget."""
-    try:
-        result = program.eval(data=data)
-    except RuntimeError as e:
-        if "Iteration budget exceeded" in str(e):
-            raise _Stop from e
-        return None, _go_error(str(e))
-    if result.type() == cel.Type.ERROR:
-        text = str(result.value())
-        if "Iteration budget exceeded" in text:
-            raise _Stop
-        return None, _go_error(text)
-    return result.value(), None
 
 
 #: Errors of the other validations that keep the rules from running (strategy.go's
@@ -551,21 +571,22 @@ def validate(tree: RuleTree | None, obj: Any, old: Any = None, *,
                                        "object was invalid; correct the existing errors to "
                                        "complete validation")]
     errs: list[FieldError] = []
-    with contextlib.suppress(_Stop):  # (its error is in errs)
-        _walk(tree, obj, old, Path(), errs)
+    with contextlib.suppress(BudgetExceeded):  # (its error is in errs)
+        _walk(tree, obj, old, Path(), errs, time.thread_time() + OBJECT_CPU_BUDGET)
     # Rules of the resource's root report at a nil field path, which Go prints as "<nil>".
     return [replace(e, field="<nil>") if not e.field else e for e in errs]
 
 
-def _walk(node: RuleTree, value: Any, old: Any, path: Path, errs: list[FieldError], *,
-          parent_unchanged: bool = False) -> None:
+def _walk(node: RuleTree, value: Any, old: Any, path: Path, errs: list[FieldError],
+          deadline: float, *, parent_unchanged: bool = False) -> None:
     """``old`` is the value's correlated old value (None: none). ``parent_unchanged``: the
-    nearest correlated ancestor equals its old value (what ratchets an uncorrelated node)."""
+    nearest correlated ancestor equals its old value (what ratchets an uncorrelated node).
+    ``deadline``: this thread's CPU time (``time.thread_time``) past which no rule runs."""
     if value is None:
         return
     unchanged = value == old if old is not None else parent_unchanged
     if node.rules:
-        _run_rules(node, value, old, path, errs, unchanged=unchanged)
+        _run_rules(node, value, old, path, errs, deadline, unchanged=unchanged)
     if isinstance(value, dict):
         old_map = old if isinstance(old, dict) else {}
         map_type = node.schema.get("x-kubernetes-map-type")
@@ -573,16 +594,16 @@ def _walk(node: RuleTree, value: Any, old: Any, path: Path, errs: list[FieldErro
         for key, sub in node.properties.items():
             if key in value:
                 _walk(sub, value[key], old_map.get(key) if correlatable else None,
-                      path.child(key), errs, parent_unchanged=unchanged)
+                      path.child(key), errs, deadline, parent_unchanged=unchanged)
         if node.additional is not None:
             for key, item in value.items():
                 if key not in node.schema.get("properties", {}):
                     _walk(node.additional, item, old_map.get(key) if correlatable else None,
-                          path.key(key), errs, parent_unchanged=unchanged)
+                          path.key(key), errs, deadline, parent_unchanged=unchanged)
     elif isinstance(value, list) and node.items is not None:
         old_items = _correlated_items(node.schema, old)
         for i, item in enumerate(value):
-            _walk(node.items, item, old_items(item), path.index(i), errs,
+            _walk(node.items, item, old_items(item), path.index(i), errs, deadline,
                   parent_unchanged=unchanged)
 
 
@@ -604,8 +625,8 @@ def _correlated_items(schema: Schema, old: Any) -> Any:
     return find
 
 
-def _run_rules(node: RuleTree, value: Any, old: Any, path: Path, errs: list[FieldError], *,
-               unchanged: bool) -> None:
+def _run_rules(node: RuleTree, value: Any, old: Any, path: Path, errs: list[FieldError],
+               deadline: float, *, unchanged: bool) -> None:
     schema = node.schema
     type_name = str(schema.get("type") or "")
     self_value = _to_cel(value, schema, root=node.root)
@@ -613,6 +634,11 @@ def _run_rules(node: RuleTree, value: Any, old: Any, path: Path, errs: list[Fiel
     for rule in node.rules:
         if rule.transition and old is None and not rule.optional_old_self:
             continue
+        if time.thread_time() > deadline:
+            errs.append(invalid(path, type_name, "validation failed due to running out of cost "
+                                                 "budget, no further validation rules will be "
+                                                 "run"))
+            raise BudgetExceeded
         data: dict[str, Any] = {"self": self_value}
         if rule.transition:
             if old_value is None and old is not None:
@@ -622,8 +648,8 @@ def _run_rules(node: RuleTree, value: Any, old: Any, path: Path, errs: list[Fiel
             else:
                 data["oldSelf"] = old_value
         try:
-            result, error = _evaluate(rule.program, data)
-        except _Stop:
+            result, error = evaluate(rule.program, data)
+        except BudgetExceeded:
             errs.append(invalid(path, type_name, f"'{_COST_EXCEEDED}': no further validation "
                                                  "rules will be run due to call cost exceeds "
                                                  f"limit for rule: {rule.error_string()}"))
@@ -657,8 +683,8 @@ def _failure(rule: _Rule, value: Any, path: Path, type_name: str,
     if rule.message_program is not None:
         message_data = {k: v for k, v in data.items() if k in ("self", "oldSelf")}
         try:
-            text, error = _evaluate(rule.message_program, message_data)
-        except _Stop:
+            text, error = evaluate(rule.message_program, message_data)
+        except BudgetExceeded:
             text, error = None, "cost"
         if error is None and isinstance(text, str):
             trimmed = text.strip()

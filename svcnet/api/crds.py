@@ -271,7 +271,7 @@ def validate_crd_update(new: Mapping[str, Any], old: Mapping[str, Any]) -> list[
     errs = validate_object_meta_update(map_of(new, "metadata"), map_of(old, "metadata"), _META,
                                        kube_finalizers=False)
     spec, old_spec = map_of(new, "spec"), map_of(old, "spec")
-    errs.extend(_validate_spec(spec))
+    errs.extend(_validate_spec(spec, crcel.rule_texts(old_spec)))
     names, old_names = map_of(spec, "names"), map_of(old_spec, "names")
     if established(old):
         if spec.get("scope") != old_spec.get("scope"):
@@ -311,9 +311,11 @@ def _validate_stored_versions(crd: Mapping[str, Any]) -> list[FieldError]:
             if v not in versions]
 
 
-def _validate_spec(spec: Mapping[str, Any]) -> list[FieldError]:
+def _validate_spec(spec: Mapping[str, Any],
+                   preexisting: frozenset[str] = frozenset()) -> list[FieldError]:
+    """``preexisting``: the stored CRD's rule texts, on update (crcel.rule_texts)."""
     errs = _validate_group_scope(spec)
-    errs.extend(_validate_versions(spec))
+    errs.extend(_validate_versions(spec, preexisting))
     names = map_of(spec, "names")
     npath = _SPEC.child("names")
     for key in ("plural", "singular", "kind", "listKind"):
@@ -348,7 +350,8 @@ def _validate_group_scope(spec: Mapping[str, Any]) -> list[FieldError]:
     return errs
 
 
-def _validate_versions(spec: Mapping[str, Any]) -> list[FieldError]:
+def _validate_versions(spec: Mapping[str, Any],
+                       preexisting: frozenset[str]) -> list[FieldError]:
     errs: list[FieldError] = []
     versions = [v if isinstance(v, Mapping) else {} for v in list_of(spec, "versions")]
     vpath = _SPEC.child("versions")
@@ -361,7 +364,7 @@ def _validate_versions(spec: Mapping[str, Any]) -> list[FieldError]:
         seen.add(name)
         if msgs := is_dns1035_label(name):
             errs.append(invalid(vpath.index(i).child("name"), name, _join(msgs)))
-        errs.extend(_validate_version(version, vpath.index(i)))
+        errs.extend(_validate_version(version, vpath.index(i), preexisting))
     if not unique:
         errs.append(invalid(vpath, OMIT, "must contain unique version names"))
     if sum(1 for v in versions if v.get("storage") is True) != 1:
@@ -395,7 +398,8 @@ def _validate_names(names: Mapping[str, Any], path: Path) -> list[FieldError]:
     return errs
 
 
-def _validate_version(version: Mapping[str, Any], path: Path) -> list[FieldError]:
+def _validate_version(version: Mapping[str, Any], path: Path,
+                      preexisting: frozenset[str]) -> list[FieldError]:
     errs: list[FieldError] = []
     schema = map_of(map_of(version, "schema"), "openAPIV3Schema")
     spath = path.child("schema", "openAPIV3Schema")
@@ -405,7 +409,7 @@ def _validate_version(version: Mapping[str, Any], path: Path) -> list[FieldError
         structural = validate_structural(schema, spath)
         errs.extend(structural)
         if not structural:  # (upstream compiles rules of valid schemas only)
-            errs.extend(crcel.compile_schema(schema, spath)[1])
+            errs.extend(crcel.compile_schema(schema, spath, preexisting=preexisting)[1])
     subresources = map_of(version, "subresources")
     scale = subresources.get("scale")
     if isinstance(scale, Mapping):

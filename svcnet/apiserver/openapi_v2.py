@@ -59,6 +59,13 @@ def use_data_dir(path: Path) -> None:
     _pool.cache_clear()
 
 
+_made_pools: list[Any] = []
+"""Every pool :func:`_pool` made, kept alive for the process's life (one per data directory
+given, so a handful at most): a message of gnostic's classes lives in its pool's tables, and
+freeing the pool while another thread still fills such a message (a second in-process server's
+:func:`use_data_dir` during the first one's warm-up) crashes protobuf's C extension."""
+
+
 @functools.cache
 def _pool() -> Any:
     from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool
@@ -74,6 +81,7 @@ def _pool() -> Any:
         pool.FindMessageTypeByName(f"{_PACKAGE}.Document")
     except (DecodeError, TypeError, KeyError):
         return None  # not gnostic's descriptor (a damaged cache): no protobuf, as without it
+    _made_pools.append(pool)
     return pool
 
 

@@ -86,6 +86,7 @@ from svcnet.apiserver.webhooks import (
     dry_run_unsupported,
     find_invocation,
     is_exempt,
+    match_conditions,
     namespace_selector_matches,
     needs_namespace_labels,
     object_selector_matches,
@@ -187,7 +188,8 @@ class WebhookDispatcher:
     async def _should_call(self, hook: Webhook, attrs: WebhookAttributes,
                            memo: _Matching) -> Invocation | None:
         """ShouldCallHook: the invocation, None, or a StatusError raised (a selector that
-        does not parse, a namespace that does not exist)."""
+        does not parse, a namespace that does not exist, a match condition's evaluation
+        error under ``failurePolicy: Fail``)."""
         invocation = find_invocation(hook, attrs, self._equivalents)
         if invocation is None:
             return None
@@ -201,7 +203,11 @@ class WebhookDispatcher:
             return None
         if not object_selector_matches(hook, attrs):
             return None
-        return invocation  # matchConditions are not evaluated: see webhooks.py
+        if hook.match_conditions and not match_conditions(
+                invocation, attrs, self._at(attrs.object, invocation.kind),
+                self._at(attrs.old_object, invocation.kind)):
+            return None
+        return invocation
 
     def _at(self, obj: Obj | None, kind: GroupVersionKind) -> Obj | None:
         return None if obj is None else self._convert(obj, kind)

@@ -40,9 +40,14 @@ Whether a webhook is called for a write (:class:`WebhookAttributes`):
   cluster-scoped object other than a Namespace always passes; an unknown namespace is the
   namespace's 404 (upstream's backwards-compatible answer);
 * ``objectSelector`` matches the labels of the new object or of the old one;
-* ``matchConditions`` (CEL) are *not evaluated*: a webhook that has them is called as if they
-  all held (svcnet has no CEL; calling is the safe side for a validating webhook, and a
-  mutating webhook is expected to be idempotent). This differs from upstream.
+* ``matchConditions`` (CEL, compiled once when a configuration is parsed:
+  :mod:`svcnet.api.matchconditions`) hold, evaluated last as upstream's ShouldCallHook does
+  (:func:`match_conditions`), with ``object`` and ``oldObject`` at the version the webhook is
+  called at and ``request`` the AdmissionRequest the review would carry (without ``uid``,
+  ``object`` and ``oldObject``, as upstream's ``CreateAdmissionRequest``). A false condition
+  skips the webhook; an evaluation error under ``failurePolicy: Fail`` refuses the request
+  with upstream's 403 (``<resource> "<name>" is forbidden: expression '...' resulted in
+  error: ...``), under ``Ignore`` skips it. ``authorizer`` checks are evaluation errors.
 
 Rules are checked before the selectors here (upstream checks the selectors first): the result
 is the same, as upstream reports a selector error only for a webhook whose rules match, and
@@ -67,9 +72,17 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from svcnet.api import autoscaling, autoscalingv1
-from svcnet.api.errors import StatusError, bad_request, go_quote, internal_error, not_found
+from svcnet.api.errors import (
+    StatusError,
+    bad_request,
+    forbidden_error,
+    go_quote,
+    internal_error,
+    not_found,
+)
 from svcnet.api.gobase64 import canonical_base64
 from svcnet.api.labels import EVERYTHING, Selector, SelectorError, selector_from_label_selector
+from svcnet.api.matchconditions import MatchCondition, compile_conditions, match
 from svcnet.apiserver.auth import User
 from svcnet.apiserver.resources import RESOURCES, Resource
 from svcnet.registry.generic import AdmissionAttributes
@@ -98,6 +111,7 @@ __all__ = [
     "dry_run_unsupported",
     "find_invocation",
     "is_exempt",
+    "match_conditions",
     "namespace_selector_matches",
     "needs_namespace_labels",
     "object_selector_matches",
@@ -293,7 +307,7 @@ class Webhook:
     timeout_seconds: int = 10
     admission_review_versions: tuple[str, ...] = ("v1",)
     reinvoke_if_needed: bool = False
-    has_match_conditions: bool = False
+    match_conditions: tuple[MatchCondition, ...] = ()
     #: A selector that does not parse (upstream's GetParsed*Selector error): reported as an
     #: internal error when the webhook's rules match.
     selector_error: str = ""
@@ -357,7 +371,7 @@ def parse_webhooks(configuration: Mapping[str, Any], *, mutating: bool) -> list[
             timeout_seconds=int(raw.get("timeoutSeconds") or 10),
             admission_review_versions=_strings(raw.get("admissionReviewVersions")),
             reinvoke_if_needed=mutating and raw.get("reinvocationPolicy") == "IfNeeded",
-            has_match_conditions=bool(raw.get("matchConditions")),
+            match_conditions=compile_conditions(raw.get("matchConditions") or ()),
             selector_error=selector_error))
     return out
 
@@ -551,6 +565,36 @@ def admission_review(invocation: Invocation, attrs: WebhookAttributes, uid: str,
                      version: str, obj: Obj | None, old: Obj | None) -> Obj:
     """CreateV1AdmissionReview / CreateV1beta1AdmissionReview: the request for
     ``invocation``, with ``obj`` and ``old`` already at the invocation's version."""
+    request = _admission_request(invocation, attrs, uid)
+    request["object"] = obj
+    request["oldObject"] = old
+    request["dryRun"] = attrs.dry_run
+    request["options"] = attrs.options
+    return {"kind": "AdmissionReview", "apiVersion": f"admission.k8s.io/{version}",
+            "request": request}
+
+
+def match_conditions(invocation: Invocation, attrs: WebhookAttributes, obj: Obj | None,
+                     old: Obj | None) -> bool:
+    """Whether the webhook's ``matchConditions`` let it be called (matcher.go), with ``obj``
+    and ``old`` at the invocation's version; raises upstream's 403 when an evaluation error
+    meets ``failurePolicy: Fail``. A webhook without conditions matches."""
+    hook = invocation.webhook
+    if not hook.match_conditions:
+        return True
+    request = _admission_request(invocation, attrs, "")
+    request["dryRun"] = attrs.dry_run
+    request["options"] = attrs.options
+    result = match(hook.match_conditions, obj=obj, old=old, request=request,
+                   failure_policy=hook.failure_policy)
+    if result.error:
+        raise forbidden_error(attrs.resource.resource, attrs.name, result.error,
+                              attrs.resource.group)
+    return result.matches
+
+
+def _admission_request(invocation: Invocation, attrs: WebhookAttributes, uid: str) -> Obj:
+    """An AdmissionRequest's fields up to ``userInfo``, in upstream's order."""
     request: Obj = {
         "uid": uid,
         "kind": invocation.kind.to_json(),
@@ -568,12 +612,7 @@ def admission_review(invocation: Invocation, attrs: WebhookAttributes, uid: str,
         request["namespace"] = attrs.namespace
     request["operation"] = attrs.operation
     request["userInfo"] = user_info(attrs.user)
-    request["object"] = obj
-    request["oldObject"] = old
-    request["dryRun"] = attrs.dry_run
-    request["options"] = attrs.options
-    return {"kind": "AdmissionReview", "apiVersion": f"admission.k8s.io/{version}",
-            "request": request}
+    return request
 
 
 @dataclass(frozen=True, slots=True)

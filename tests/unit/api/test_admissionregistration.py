@@ -254,8 +254,40 @@ CASES: list[tuple[str, list[Obj], list[str]]] = [
     ("at most 64 match conditions",
      [hook(matchConditions=[{"name": f"c{i}", "expression": "true"} for i in range(65)])],
      [f"{W0}.matchConditions: Too many: 65: must have at most 64 items"]),
-    ("CEL is not compiled: a syntax error passes",
-     [hook(matchConditions=[{"name": "x", "expression": "object.x in [1, 2, "}])], []),
+    ("a match condition that does not compile (trimmed, as upstream shows it)",
+     [hook(matchConditions=[{"name": "x", "expression": "object.x in [1, 2, "}])],
+     [f'{W0}.matchConditions[0].expression: Invalid value: "object.x in [1, 2,": compilation '
+      "failed: ERROR: <input>:1:19: Syntax error: missing ']' at '<EOF>'\n"
+      " | object.x in [1, 2,\n | ..................^"]),
+    ("a match condition of an undeclared variable",
+     [hook(matchConditions=[{"name": "x", "expression": "params == null"}])],
+     [f'{W0}.matchConditions[0].expression: Invalid value: "params == null": compilation '
+      "failed: ERROR: <input>:1:1: undeclared reference to 'params' (in container '')\n"
+      " | params == null\n | ^"]),
+    ("a match condition must be a bool (dyn is not)",
+     [hook(matchConditions=[{"name": "a", "expression": "object.metadata.name"},
+                            {"name": "b", "expression": "object.spec.enabled"},
+                            {"name": "c", "expression": "request.operation"}])],
+     [f'{W0}.matchConditions[0].expression: Invalid value: "object.metadata.name": '
+      "must evaluate to bool",
+      f'{W0}.matchConditions[1].expression: Invalid value: "object.spec.enabled": '
+      "must evaluate to bool",
+      f'{W0}.matchConditions[2].expression: Invalid value: "request.operation": '
+      "must evaluate to bool"]),
+    ("match conditions in upstream's environment compile",
+     [hook(matchConditions=[
+         {"name": "a", "expression": "!(request.userInfo.username == 'system:kube-scheduler')"},
+         {"name": "b", "expression": "has(object.metadata.labels) && "
+                                     "object.metadata.labels['app'] == 'web'"},
+         {"name": "c", "expression": "oldObject == null || request.operation == 'UPDATE'"},
+         {"name": "d", "expression": "request.dryRun"},
+         {"name": "e", "expression": "'system:masters' in request.userInfo.groups"},
+         {"name": "f", "expression": "authorizer.group('').resource('pods')"
+                                     ".namespace('default').check('create').allowed()"},
+         {"name": "g", "expression": "authorizer.requestResource.check('get').allowed()"},
+         {"name": "h", "expression": "object.metadata.name.startsWith('x') && "
+                                     "quantity('1Gi').isGreaterThan(quantity('1Mi'))"}])],
+     []),
 ]
 
 

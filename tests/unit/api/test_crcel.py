@@ -364,3 +364,72 @@ def test_rules_compile_once_per_schema_and_a_schema_without_rules_has_no_tree() 
     schema = _obj([{"rule": "self.i > 0"}], i=INT)
     assert crcel.rules_for(schema) is crcel.rules_for(dict(schema))
     assert crcel.rules_for({"type": "object", "properties": {"i": INT}}) is None
+
+
+# ------------------------------------------------------------------ review mends (H1-H4, M1, M2)
+
+
+def test_dates_and_durations_inside_objects_and_lists_are_typed() -> None:
+    stamp, span = {**STR, "format": "date-time"}, {**STR, "format": "duration"}
+    schema = _obj([{"rule": "self.a < self.b && self.d > duration('1s') && "
+                            "self.l.all(x, x > timestamp('2020-01-01T00:00:00Z'))"}],
+                  a=stamp, b=stamp, d=span, l={"type": "array", "items": stamp})
+    ok = {"a": "2024-01-01T00:00:00Z", "b": "2024-06-01T00:00:00Z", "d": "90s",
+          "l": ["2021-01-01T00:00:00Z"]}
+    assert _errors(schema, ok) == []
+    assert len(_errors(schema, {**ok, "d": "500ms"})) == 1
+    assert len(_errors(schema, {**ok, "l": ["2019-01-01T00:00:00Z"]})) == 1
+
+
+def test_a_duration_beyond_go_s_range_is_an_evaluation_error_not_a_crash() -> None:
+    schema = _obj([{"rule": "self.d > duration('1s')"}], d={**STR, "format": "duration"})
+    # Not a duration (Go's time.ParseDuration refuses it too): the string reaches the rule.
+    assert _errors(schema, {"d": "99999999999999h"}) == [
+        "<nil>: Invalid value: \"object\": 'no such overload': call arguments did not match a "
+        "supported operator, function or macro signature for rule: self.d > duration('1s')"]
+
+
+def test_an_embedded_resource_shows_its_kind_and_name() -> None:
+    template = {"type": "object", "x-kubernetes-embedded-resource": True,
+                "properties": {"spec": {"type": "object"}},
+                "x-kubernetes-validations": [
+                    {"rule": "self.kind == 'Pod' && self.metadata.name == 'a' && "
+                             "!has(self.metadata.labels)"}]}
+    schema = _obj([], template=template)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "labels": {"x": "y"}},
+           "spec": {}}
+    assert _errors(schema, {"template": pod}) == []
+    assert len(_errors(schema, {"template": {**pod, "kind": "Job"}})) == 1
+
+
+def test_a_null_property_is_absent() -> None:
+    schema = _obj([{"rule": "!has(self.x) || self.x.size() > 0"}],
+                  x={**STR, "nullable": True})
+    assert _errors(schema, {"x": None}) == []
+    assert len(_errors(schema, {"x": ""})) == 1
+
+
+def test_the_rules_of_one_object_share_a_cpu_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    schema = _obj([{"rule": "self.i > 5"}, {"rule": "self.i > 6"}], i=INT)
+    monkeypatch.setattr(crcel, "OBJECT_CPU_BUDGET", -1.0)  # spent before the first rule
+    assert _errors(schema, {"i": 1}) == [
+        '<nil>: Invalid value: "object": validation failed due to running out of cost budget, '
+        "no further validation rules will be run"]
+
+
+def test_a_stored_rule_that_does_not_compile_does_not_block_updates_of_its_crd() -> None:
+    def crd(*rules: str) -> Obj:
+        schema = {"type": "object", "properties": {"spec": _obj(
+            [{"rule": r} for r in rules], replicas=INT)}}
+        return crds.set_defaults({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com", "resourceVersion": "1"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                     "names": {"plural": "widgets", "kind": "Widget"},
+                     "versions": [{"name": "v1", "served": True, "storage": True,
+                                   "schema": {"openAPIV3Schema": schema}}]}})
+    stored = crd("sets.contains([1], [1])")  # a library svcnet lacks
+    assert crds.validate_crd(stored) != []  # refused as a new CRD
+    assert crds.validate_crd_update(crd("sets.contains([1], [1])"), stored) == []
+    [error] = crds.validate_crd_update(crd("sets.contains([1], [1])", "self.nope("), stored)
+    assert "compilation failed" in error.detail

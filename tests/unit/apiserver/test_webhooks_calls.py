@@ -175,6 +175,70 @@ async def test_selectors_decide_who_is_called(server: WebhookServer,
     assert server.received == []
 
 
+def conditions(*expressions: str) -> list[Obj]:
+    return [{"name": f"c{i}", "expression": e} for i, e in enumerate(expressions)]
+
+
+async def test_match_conditions_decide_who_is_called(
+        server: WebhookServer, make: Callable[..., WebhookDispatcher]) -> None:
+    server.behaviours["/allow"] = allow
+    d = make(validating=(configuration("v", webhook(
+        "skip.example.com", url_client(server, "/skip"),
+        matchConditions=conditions("request.operation == 'CREATE'",
+                                   "object.metadata.labels.app == 'db'")), webhook(
+        "call.example.com", url_client(server, "/allow"),
+        matchConditions=conditions(
+            "!(request.userInfo.username == 'system:kube-scheduler')",
+            "has(object.metadata.labels) && object.metadata.labels.app == 'web'",
+            "oldObject == null && request.namespace == 'web' && !request.dryRun",
+            "request.resource.resource == 'pods' && request.kind.kind == 'Pod'",
+            "request.options.kind == 'CreateOptions'"))),))
+    await d.validate(pod_create())
+    assert server.calls("/skip") == []  # its second condition is false: not called
+    assert len(server.calls("/allow")) == 1
+
+
+async def test_a_match_condition_error_fails_closed_under_fail(
+        server: WebhookServer, make: Callable[..., WebhookDispatcher]) -> None:
+    server.behaviours["/allow"] = allow
+    d = make(validating=(configuration("v", webhook(
+        "err.example.com", url_client(server, "/allow"),
+        matchConditions=conditions("true", "object.spec.nosuch == 1"))),))
+    with pytest.raises(StatusError) as e:
+        await d.validate(pod_create())
+    assert (e.value.code, e.value.reason) == (403, "Forbidden")
+    assert e.value.message == ('pods "p" is forbidden: expression \'object.spec.nosuch == 1\' '
+                               "resulted in error: no such key: nosuch")
+    assert server.received == []
+
+
+async def test_a_match_condition_error_is_skipped_under_ignore_or_beside_a_false_one(
+        server: WebhookServer, make: Callable[..., WebhookDispatcher]) -> None:
+    server.behaviours["/allow"] = allow
+    d = make(mutating=(configuration("m", webhook(
+        "ignored.example.com", url_client(server, "/allow"), failurePolicy="Ignore",
+        matchConditions=conditions("object.spec.nosuch == 1")), webhook(
+        "false.example.com", url_client(server, "/allow"),
+        matchConditions=conditions("object.spec.nosuch == 1", "false"))),))
+    attrs = pod_create()
+    assert await d.mutate(attrs) is attrs.object
+    assert server.received == []
+
+
+async def test_mutating_match_conditions_see_the_object_as_patched(
+        server: WebhookServer, make: Callable[..., WebhookDispatcher]) -> None:
+    server.behaviours["/label"] = label_patcher("injected", "yes")
+    server.behaviours["/allow"] = allow
+    d = make(mutating=(configuration("a", webhook("label.example.com",
+                                                  url_client(server, "/label"))),
+                       configuration("b", webhook(
+                           "after.example.com", url_client(server, "/allow"),
+                           matchConditions=conditions(
+                               "object.metadata.labels.injected == 'yes'")))))
+    await d.mutate(pod_create())
+    assert len(server.calls("/allow")) == 1
+
+
 # -- mutating ---------------------------------------------------------------------------------
 
 def label_patcher(key: str, value: str, *, log: list[Obj] | None = None) -> Behaviour:

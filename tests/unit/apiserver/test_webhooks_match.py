@@ -21,6 +21,7 @@ from svcnet.apiserver.webhooks import (
     GroupVersionKind,
     GroupVersionResource,
     InvalidResponse,
+    Invocation,
     ServedEquivalents,
     UndecodableResponse,
     Webhook,
@@ -30,6 +31,7 @@ from svcnet.apiserver.webhooks import (
     denied,
     find_invocation,
     is_exempt,
+    match_conditions,
     namespace_selector_matches,
     needs_namespace_labels,
     object_selector_matches,
@@ -302,7 +304,8 @@ def test_parse_webhooks_keeps_order_and_identity() -> None:
     assert (a.uid, b.uid) == ("c/a.example.com/0", "c/b.example.com/1")
     assert a.client.is_service and a.client.service_port == 8443
     assert a.client.ca_bundle == b"PEM"
-    assert a.reinvoke_if_needed and a.has_match_conditions
+    assert a.reinvoke_if_needed and [c.name for c in a.match_conditions] == ["x"]
+    assert b.match_conditions == ()
     assert b.ignores_failures and not b.reinvoke_if_needed
     # Validating webhooks are never reinvoked.
     assert not parse_webhooks(config, mutating=False)[0].reinvoke_if_needed
@@ -456,3 +459,27 @@ def test_review_round_trips_through_json() -> None:
     assert invocation is not None
     review = admission_review(invocation, a, "u", "v1", a.object, None)
     assert json.loads(json.dumps(review)) == review
+
+
+# -- matchConditions --------------------------------------------------------------------------
+
+def test_match_conditions_see_the_invocation_and_the_request() -> None:
+    """``request`` carries the version the webhook is called at as ``kind``/``resource`` and
+    the client's as ``requestKind``/``requestResource``, as the review does."""
+    h = hook(matchConditions=[
+        {"name": "a", "expression": "request.kind.version == 'v2' && "
+                                    "request.requestKind.version == 'v' && "
+                                    "request.resource.version == 'v2' && request.uid == ''"},
+        {"name": "b", "expression": "request.userInfo.username == 'system:apiserver' && "
+                                    "object.spec.x == 1 && request.operation == 'CREATE'"}])
+    a = attrs(obj={"spec": {"x": 1}})
+    invocation = Invocation(h, GroupVersionResource("g", "v2", "r"), "",
+                            GroupVersionKind("g", "v2", "kr"))
+    assert match_conditions(invocation, a, a.object, None)
+    assert not match_conditions(invocation, a, {"spec": {"x": 2}}, None)
+    with pytest.raises(StatusError) as e:
+        match_conditions(invocation, a, {"spec": {}}, None)
+    assert (e.value.code, e.value.message) == (
+        403, "r.g \"name\" is forbidden: expression 'request.userInfo.username == "
+             "'system:apiserver' && object.spec.x == 1 && request.operation == 'CREATE'' "
+             "resulted in error: no such key: x")
