@@ -67,6 +67,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -86,6 +87,8 @@ from svcnet.api.matchconditions import MatchCondition, compile_conditions, match
 from svcnet.apiserver.auth import User
 from svcnet.apiserver.resources import RESOURCES, Resource
 from svcnet.registry.generic import AdmissionAttributes
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ADMISSION_GROUP",
@@ -590,6 +593,9 @@ def match_conditions(invocation: Invocation, attrs: WebhookAttributes, obj: Obj 
     if result.error:
         raise forbidden_error(attrs.resource.resource, attrs.name, result.error,
                               attrs.resource.group)
+    if result.failed_condition:
+        log.debug("webhook %s not called: its matchCondition %r is false", hook.name,
+                  result.failed_condition)
     return result.matches
 
 
