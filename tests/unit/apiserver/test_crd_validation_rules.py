@@ -20,7 +20,7 @@ from svcnet.client.rest import CUSTOMRESOURCEDEFINITIONS, GVR, RESTClient
 from svcnet.storage.memory import MemoryStore
 
 Obj = dict[str, Any]
-WIDGETS = GVR("example.com", "v1", "widgets", "Widget")
+WIDGETS = GVR("cel.example.com", "v1", "widgets", "Widget")
 
 SPEC: Obj = {
     "type": "object",
@@ -35,8 +35,8 @@ SPEC: Obj = {
 
 def _crd(spec_schema: Obj) -> Obj:
     return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": "widgets.example.com"},
-            "spec": {"group": "example.com", "scope": "Namespaced",
+            "metadata": {"name": "widgets.cel.example.com"},
+            "spec": {"group": "cel.example.com", "scope": "Namespaced",
                      "names": {"plural": "widgets", "kind": "Widget"},
                      "versions": [{"name": "v1", "served": True, "storage": True,
                                    "schema": {"openAPIV3Schema": {
@@ -45,7 +45,7 @@ def _crd(spec_schema: Obj) -> Obj:
 
 
 def _widget(name: str, **spec: Any) -> Obj:
-    return {"apiVersion": "example.com/v1", "kind": "Widget",
+    return {"apiVersion": "cel.example.com/v1", "kind": "Widget",
             "metadata": {"name": name, "namespace": "default"}, "spec": spec}
 
 
@@ -97,7 +97,7 @@ async def test_rules_refuse_a_crd_and_custom_resources_with_upstream_causes(
     assert invalid.value.details["causes"] == [{
         "reason": "FieldValueInvalid", "message": "Invalid value: min must not exceed max",
         "field": "spec.min"}]
-    assert invalid.value.message == ('Widget.example.com "bad" is invalid: spec.min: Invalid '
+    assert invalid.value.message == ('Widget.cel.example.com "bad" is invalid: spec.min: Invalid '
                                      "value: min must not exceed max")
 
     # The transition rule compares with the stored object on update.

@@ -736,13 +736,15 @@ def test_lease_rows() -> None:
 
 
 def test_default_table_for_unknown_kind() -> None:
-    cols = columns_for("example.com/v1", "Widget")
+    # A kind no test serves: in-process servers of other test modules (CRD tests serve
+    # example.com's Widget) register their custom resources' columns process-wide.
+    version, kind = "unprinted.example/v1", "Unprinted"
+    cols = columns_for(version, kind)
     assert [(c.name, c.type, c.format) for c in cols] == [("Name", "string", "name"),
                                                           ("Created At", "date", "")]
     widget = {"metadata": {"name": "w", "creationTimestamp": "2025-11-27T18:00:00+01:00"}}
-    assert cells("example.com/v1", "Widget", widget) == ["w", "2025-11-27T17:00:00Z"]
-    assert cells("example.com/v1", "Widget", {"metadata": {"name": "z"}}) == [
-        "z", "0001-01-01T00:00:00Z"]
+    assert cells(version, kind, widget) == ["w", "2025-11-27T17:00:00Z"]
+    assert cells(version, kind, {"metadata": {"name": "z"}}) == ["z", "0001-01-01T00:00:00Z"]
 
 
 # ======================================================================== Table structure
